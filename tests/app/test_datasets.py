@@ -1,0 +1,202 @@
+"""Reading dataset cases from JSONL, JSON and CSV files, and the errors for broken files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from themis.app import datasets as datasets_module
+from themis.app.datasets import load_cases
+from themis.core.errors import ConfigError
+from themis.core.spec import Case, DatasetSpec
+
+ROWS: list[dict[str, Any]] = [
+    {"id": "q1", "question": "1+1", "answer": 2},
+    {"id": "q2", "question": "2+2", "answer": 4},
+    {"id": "q3", "question": "3+3", "answer": 6},
+]
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def jsonl(rows: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(row) + "\n" for row in rows)
+
+
+def spec(path: str | None = "rows.jsonl", **changes: Any) -> DatasetSpec:
+    return DatasetSpec(name="d", path=path, **changes)
+
+
+def inline(path: str | None, *cases: Case) -> DatasetSpec:
+    # `cast`: mypy types the core's `converter=tuple` field as an unsolvable `Iterable[_T_co]`.
+    return DatasetSpec(name="d", path=path, cases=cast(Any, cases))
+
+
+def failure(dataset: DatasetSpec, base_dir: Path) -> str:
+    with pytest.raises(ConfigError) as raised:
+        load_cases(dataset, base_dir)
+    message = str(raised.value)
+    assert "\n" not in message
+    return message
+
+
+def test_public_api_is_pinned() -> None:
+    assert sorted(datasets_module.__all__) == ["load_cases", "resolve_path"]
+
+
+def test_jsonl_rows_become_cases_in_file_order(tmp_path: Path) -> None:
+    write(tmp_path, "rows.jsonl", "\n" + jsonl(ROWS[:2]).replace("\n", "\n  \n", 1))
+    assert load_cases(spec(), tmp_path) == (
+        Case(id="q1", fields=ROWS[0], expected="2"),
+        Case(id="q2", fields=ROWS[1], expected="4"),
+    )
+
+
+def test_json_array_and_csv_give_the_same_ids_and_expected(tmp_path: Path) -> None:
+    write(tmp_path, "rows.json", json.dumps(ROWS))
+    header = "id,question,answer\n"
+    write(
+        tmp_path,
+        "rows.csv",
+        header + "".join(f"{r['id']},{r['question']},{r['answer']}\n" for r in ROWS),
+    )
+    from_json = load_cases(spec("rows.json"), tmp_path)
+    from_csv = load_cases(spec("rows.csv"), tmp_path)
+    assert [(c.id, c.expected) for c in from_json] == [("q1", "2"), ("q2", "4"), ("q3", "6")]
+    assert [(c.id, c.expected) for c in from_csv] == [(c.id, c.expected) for c in from_json]
+    # CSV values stay strings; every column is a field.
+    assert from_csv[0].fields == {"id": "q1", "question": "1+1", "answer": "2"}
+
+
+def test_csv_quoted_newlines_and_bom(tmp_path: Path) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_bytes('\ufeffid,text\r\n1,"two\r\nlines"\r\n'.encode())
+    (case,) = load_cases(spec("rows.csv"), tmp_path)
+    assert case.fields == {"id": "1", "text": "two\r\nlines"}
+
+
+def test_custom_fields_limit_and_absent_expected(tmp_path: Path) -> None:
+    rows = [{"key": 10, "q": "a"}, {"key": 11, "q": "b", "gold": None}, {"key": 12, "q": "c"}]
+    write(tmp_path, "rows.jsonl", jsonl(rows))
+    cases = load_cases(spec(id_field="key", expected_field="gold", limit=2), tmp_path)
+    assert cases == (
+        Case(id="10", fields=rows[0], expected=None),
+        Case(id="11", fields=rows[1], expected=None),
+    )
+
+
+def test_row_index_is_the_id_when_no_row_has_one(tmp_path: Path) -> None:
+    write(tmp_path, "rows.jsonl", jsonl([{"q": "a"}, {"q": "b"}]))
+    assert [case.id for case in load_cases(spec(), tmp_path)] == ["0", "1"]
+
+
+def test_inline_cases_are_returned_as_they_are(tmp_path: Path) -> None:
+    cases = (Case(id="x", fields={"q": 1}, expected="1"),)
+    assert load_cases(inline(None, *cases), tmp_path) == cases
+
+
+def test_relative_paths_resolve_against_base_dir(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    write(tmp_path / "sub", "rows.jsonl", jsonl(ROWS[:1]))
+    assert len(load_cases(spec("sub/rows.jsonl"), tmp_path)) == 1
+    absolute = str(tmp_path / "sub" / "rows.jsonl")
+    assert len(load_cases(spec(absolute), Path("/nonexistent"))) == 1
+
+
+def test_spec_level_errors(tmp_path: Path) -> None:
+    both = inline("rows.jsonl", Case(id="x"))
+    assert failure(both, tmp_path) == (
+        "path: cannot be combined with inline cases; give one or the other"
+    )
+    assert failure(spec(None), tmp_path) == "path: missing; give a dataset file or inline cases"
+    with pytest.raises(ValueError, match=r"limit: must be an integer >= 1, got 0"):
+        spec(limit=0)
+    assert failure(spec("rows.txt"), tmp_path) == (
+        f"path: unsupported dataset format '.txt' for {tmp_path.resolve() / 'rows.txt'}"
+        " (use .jsonl, .json or .csv)"
+    )
+    assert failure(spec("absent.jsonl"), tmp_path) == (
+        f"path: file not found: {tmp_path.resolve() / 'absent.jsonl'}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        (
+            "rows.jsonl",
+            '{"id": "a"}\n\n{"id": }\n',
+            "path: {file} line 3: invalid JSON: Expecting value (column 8)",
+        ),
+        (
+            "rows.jsonl",
+            '{"id": "a"}\n[1]\n',
+            "path: {file} line 2: expected a JSON object, got list",
+        ),
+        ("rows.jsonl", '{"id": "a"}\n{"q": 1}\n', "id_field: 'id' missing in {file} line 2"),
+        ("rows.jsonl", '{"id": "a"}\n{"id": ""}\n', "id_field: empty 'id' in {file} line 2"),
+        ("rows.jsonl", '{"id": null}\n', "id_field: empty 'id' in {file} line 1"),
+        (
+            "rows.jsonl",
+            '{"id": "a"}\n{"id": "b"}\n\n{"id": "a"}\n',
+            "path: duplicate case id 'a' in {file} (line 1 and line 4)",
+        ),
+        (
+            "rows.jsonl",
+            '{"id": 1}\n{"id": "1"}\n',
+            "path: duplicate case id '1' in {file} (line 1 and line 2)",
+        ),
+        ("rows.jsonl", "\n\n", "path: no cases in {file}"),
+        (
+            "rows.jsonl",
+            '{"id": "a", "x": NaN}\n',
+            "path: {file} line 1: invalid JSON: NaN is not allowed",
+        ),
+        (
+            "rows.json",
+            '[{"id": "a", "x": -Infinity}]',
+            "path: {file}: invalid JSON: -Infinity is not allowed",
+        ),
+        ("rows.json", '{"id": "a"}', "path: {file}: expected a JSON array of objects, got dict"),
+        ("rows.json", '[{"id": "a"}, 3]', "path: {file} item 1: expected a JSON object, got int"),
+        (
+            "rows.json",
+            '[\n  {"id": "a"},\n  {"id" "b"}\n]',
+            "path: {file}: invalid JSON: Expecting ':' delimiter (line 3, column 9)",
+        ),
+        ("rows.csv", "id,q\n1,a\n2\n", "path: {file} line 3: expected 2 values, got 1"),
+        ("rows.csv", "id,q\n1,a,extra\n", "path: {file} line 2: expected 2 values, got 3"),
+        ("rows.csv", "id,q,q\n1,a,b\n", "path: {file} line 1: duplicate column 'q'"),
+        ("rows.csv", "", "path: no cases in {file}"),
+        ("rows.csv", "id,q\n", "path: no cases in {file}"),
+    ],
+)
+def test_broken_files_name_file_and_line(
+    tmp_path: Path, name: str, text: str, expected: str
+) -> None:
+    file = write(tmp_path, name, text).resolve()
+    assert failure(spec(name), tmp_path) == expected.format(file=file)
+
+
+def test_non_utf8_file(tmp_path: Path) -> None:
+    (tmp_path / "rows.jsonl").write_bytes(b'{"id": "caf\xe9"}\n')
+    file = (tmp_path / "rows.jsonl").resolve()
+    assert failure(spec(), tmp_path) == f"path: {file}: not UTF-8 text (byte 11)"
+
+
+def test_duplicates_beyond_the_limit_still_fail(tmp_path: Path) -> None:
+    write(tmp_path, "rows.jsonl", jsonl([{"id": "a"}, {"id": "b"}, {"id": "a"}]))
+    assert "duplicate case id 'a'" in failure(spec(limit=1), tmp_path)
+
+
+def test_jsonl_keeps_line_separators_inside_strings(tmp_path: Path) -> None:
+    row = {"id": "a", "text": "one\u2028two"}
+    write(tmp_path, "rows.jsonl", json.dumps(row, ensure_ascii=False) + "\r\n")
+    assert load_cases(spec(), tmp_path)[0].fields == row

@@ -1,0 +1,176 @@
+"""What only the DuckDB store promises: a durable file, its layout, and clear errors when the file
+is newer, locked by another process or not a store at all."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+import trio
+
+from tests.contract.test_store_contract import SAMPLE_EVENTS, answers, make_snapshot
+from themis.adapters.stores.duckdb import SCHEMA_VERSION, DuckDBStore
+from themis.core.errors import SequenceConflict, StoreError
+from themis.core.events import RunStarted, ScoreCompleted
+from themis.core.stages import Stage
+
+HOLD_FILE = (
+    "import duckdb, sys, time\n"
+    "con = duckdb.connect(sys.argv[1])\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "store.duckdb"
+
+
+@pytest.fixture
+def holder(path: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process that holds `path` open read-write, as a running Themis would."""
+    DuckDBStore(path).close()
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLD_FILE, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "ready"
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def test_reopened_file_store_has_the_same_events_and_snapshot(path: Path) -> None:
+    store = DuckDBStore(path)
+    store.save_snapshot(make_snapshot("run-a"))
+    store.append("run-a", 1, SAMPLE_EVENTS)
+    store.close()
+    reopened = DuckDBStore(str(path))
+    try:
+        assert reopened.read("run-a") == list(enumerate(SAMPLE_EVENTS, start=1))
+        assert reopened.load_snapshot("run-a") == make_snapshot("run-a")
+        with pytest.raises(SequenceConflict):
+            reopened.append("run-a", 1, answers(1))
+    finally:
+        reopened.close()
+
+
+def test_a_new_store_records_its_schema_version_and_layout(path: Path) -> None:
+    DuckDBStore(path).close()
+    with duckdb.connect(str(path)) as con:
+        version = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+        columns = con.execute(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_name = 'events' ORDER BY ordinal_position"
+        ).fetchall()
+    assert version == [(str(SCHEMA_VERSION),)]
+    assert [name for (name,) in columns] == [
+        "run_id", "seq", "kind", "trial_key", "stage", "recorded_at", "payload",
+    ]  # fmt: skip
+
+
+def test_event_rows_fill_the_query_columns(path: Path) -> None:
+    store = DuckDBStore(path)
+    store.append("run-a", 1, [RunStarted(at=10.0, planned=2)])
+    store.append("run-a", 2, [ScoreCompleted(at=11.5, trial_id="t", trial_key="k", scores={})])
+    store.close()
+    with duckdb.connect(str(path)) as con:
+        rows = con.execute(
+            "SELECT run_id, seq, kind, trial_key, stage, recorded_at FROM events ORDER BY seq"
+        ).fetchall()
+    assert rows == [
+        ("run-a", 1, "run_started", None, None, 10.0),
+        ("run-a", 2, "score_completed", "k", Stage.SCORE.value, 11.5),
+    ]
+
+
+def test_a_store_with_a_newer_schema_version_is_refused(path: Path) -> None:
+    DuckDBStore(path).close()
+    newer = SCHEMA_VERSION + 1
+    with duckdb.connect(str(path)) as con:
+        con.execute("UPDATE meta SET value = $1 WHERE key = 'schema_version'", [str(newer)])
+    expected = (
+        f"{path}: store schema version {newer} is newer than this Themis supports "
+        f"({SCHEMA_VERSION}); upgrade Themis"
+    )
+    with pytest.raises(StoreError) as raised:
+        DuckDBStore(path)
+    assert str(raised.value) == expected
+
+
+@pytest.mark.slow
+def test_a_file_held_by_another_process_names_its_pid(
+    path: Path, holder: subprocess.Popen[str]
+) -> None:
+    with pytest.raises(StoreError) as raised:
+        DuckDBStore(path)
+    assert str(raised.value) == (
+        f"{path} is in use by another Themis process (PID {holder.pid}); "
+        "wait for it to finish or use another store"
+    )
+
+
+def test_a_file_that_is_not_a_duckdb_database_is_refused(path: Path) -> None:
+    path.write_text('{"this": "is json, not a store"}\n' * 200)
+    with pytest.raises(StoreError, match="not a Themis store") as raised:
+        DuckDBStore(path)
+    assert str(path) in str(raised.value)
+
+
+def test_other_open_errors_are_one_line_store_errors(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dir" / "s.duckdb"
+    with pytest.raises(StoreError) as raised:
+        DuckDBStore(missing)
+    assert str(missing) in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_closed_store_raises_store_error(path: Path) -> None:
+    store = DuckDBStore(path)
+    store.close()
+    with pytest.raises(StoreError, match=str(path)):
+        store.read("run-a")
+
+
+def test_conflict_message_names_the_taken_seq(path: Path) -> None:
+    store = DuckDBStore(path)
+    try:
+        store.append("run-a", 1, answers(3))
+        with pytest.raises(SequenceConflict, match=r"run run-a: seq 3 is already stored"):
+            store.append("run-a", 3, answers(2))
+    finally:
+        store.close()
+
+
+def test_append_and_read_from_worker_threads(path: Path) -> None:
+    store = DuckDBStore(path)
+    events = answers(30)
+    threads: set[int] = set()
+
+    def append(first_seq: int) -> None:
+        threads.add(threading.get_ident())
+        store.append("run-a", first_seq, events[first_seq - 1 : first_seq + 9])
+
+    async def main() -> None:
+        for first_seq in (1, 11, 21):
+            await trio.to_thread.run_sync(append, first_seq)
+        assert await trio.to_thread.run_sync(store.read, "run-a") == list(
+            enumerate(events, start=1)
+        )
+
+    try:
+        trio.run(main)
+        assert threading.get_ident() not in threads
+        assert store.read("run-a", after_seq=29) == [(30, events[29])]
+    finally:
+        store.close()

@@ -1,0 +1,284 @@
+"""The `StorePort` contract, run against every store adapter; each adapter supplies only its
+constructor (`make_store`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+
+from themis.adapters.stores import DuckDBStore, MemoryStore
+from themis.core.errors import SequenceConflict
+from themis.core.events import (
+    EVENT_TYPES,
+    Event,
+    GenerationCompleted,
+    GenerationFailed,
+    ParseCompleted,
+    RunCompleted,
+    RunStarted,
+    ScoreCompleted,
+)
+from themis.core.runtime import RateLimit, RuntimeConfig
+from themis.core.snapshot import RunSnapshot, RunSummary
+from themis.core.spec import (
+    Case,
+    DatasetSpec,
+    ExperimentSpec,
+    GenerationParams,
+    MetricSpec,
+    ModelSpec,
+    ParserSpec,
+    PromptSpec,
+)
+from themis.core.stages import Stage
+from themis.ports.store import StorePort
+
+# One of each event type, every field away from its default (checked below).
+SAMPLE_EVENTS: tuple[Event, ...] = (
+    RunStarted(at=1_700_000_000.25, planned=12, until_stage=Stage.PARSE),
+    GenerationCompleted(
+        at=1_700_000_001.5,
+        trial_key="a1b2c3",
+        text="The answer is 42.\nÜnïcødé ✓ \x00 \ud800",
+        finish_reason="stop",
+        input_tokens=31,
+        output_tokens=7,
+        latency_s=0.125,
+        served_model="gpt-4o-mini-2024-07-18",
+        attempts=2,
+    ),
+    GenerationFailed(
+        at=1_700_000_002.0, trial_key="d4e5f6", error_kind="rate_limit", message="429", attempts=3
+    ),
+    ParseCompleted(
+        at=1_700_000_003.0, trial_id="t-1", trial_key="a1b2c3", answer="42", error="partial"
+    ),
+    ScoreCompleted(
+        at=1_700_000_004.0,
+        trial_id="t-1",
+        trial_key="a1b2c3",
+        scores={"exact_match": 1.0, "numeric_match": 0.5, "contains": 0.0},
+    ),
+    RunCompleted(at=1_700_000_005.0, completed_through_stage=Stage.PARSE),
+)
+
+
+def answers(count: int, start: int = 0) -> list[Event]:
+    """`count` distinct generation events."""
+    return [
+        GenerationCompleted(at=1_700_000_000.0 + i, trial_key=f"trial-{i}", text=f"answer {i}")
+        for i in range(start, start + count)
+    ]
+
+
+def make_spec(name: str = "arith") -> ExperimentSpec:
+    """A realistic experiment: two datasets, two models, two prompts, a regex parser, metrics."""
+    return ExperimentSpec(
+        seed=1234,
+        samples=3,
+        name=name,
+        datasets=(
+            DatasetSpec(
+                name="inline",
+                id_field="qid",
+                expected_field="gold",
+                limit=2,
+                cases=(
+                    Case(id="c1", fields={"question": "2+2?", "tags": ["easy"]}, expected="4"),
+                    Case(id="c2", fields={"question": "7*6?", "meta": {"level": 2}}),
+                ),
+            ),
+            DatasetSpec(name="gsm8k", path="data/gsm8k.jsonl"),
+        ),
+        models=(
+            ModelSpec(
+                name="small",
+                model="gpt-4o-mini",
+                provider="openai",
+                params=GenerationParams(temperature=0.7, top_p=0.9, max_tokens=64, stop=("\n",)),
+                options={"skill": 0.8},
+            ),
+            ModelSpec(name="fake", model="scripted", params=GenerationParams(seed=7)),
+        ),
+        prompts=(
+            PromptSpec(name="plain", template="Q: {{ question }}\nA:"),
+            PromptSpec(name="cot", template="{{ question }} Think.", system="Be terse."),
+        ),
+        parser=ParserSpec(name="regex", pattern=r"(-?\d+)", group=1),
+        metrics=(MetricSpec(name="exact_match"), MetricSpec(name="numeric_match", tolerance=0.01)),
+    )
+
+
+def make_snapshot(
+    run_id: str = "run-a", created_at: float = 1_700_000_000.0, name: str | None = None
+) -> RunSnapshot:
+    """A snapshot of `make_spec` with non-default runtime settings and provenance."""
+    runtime = RuntimeConfig(
+        max_concurrent_tasks=8,
+        stage_concurrency={"generate": 4, "score": 2},
+        provider_concurrency={"openai": 3},
+        provider_rate_limits={
+            "openai": RateLimit(requests_per_minute=500.0, tokens_per_minute=90_000.0),
+            "anthropic": RateLimit(requests_per_minute=50.0),
+        },
+        store_batch_size=250,
+        existing_run_policy="rerun",
+    )
+    return RunSnapshot(
+        run_id=run_id,
+        created_at=created_at,
+        spec=make_spec(name=name or f"spec of {run_id}"),
+        runtime=runtime,
+        provenance={"themis": "0.1.0", "git": "abc123"},
+    )
+
+
+def field_types(event: Event) -> tuple[type, ...]:
+    """The runtime types of an event's fields (equality alone lets a str pass for a `Stage`)."""
+    return tuple(type(getattr(event, field.name)) for field in attrs.fields(type(event)))
+
+
+def test_samples_cover_every_event_type_and_field() -> None:
+    assert [type(event) for event in SAMPLE_EVENTS] == list(EVENT_TYPES)
+    for event in SAMPLE_EVENTS:
+        for field in attrs.fields(type(event)):
+            assert getattr(event, field.name) != field.default, (type(event), field.name)
+
+
+class StoreContract:
+    """The tests every `StorePort` adapter must pass."""
+
+    def make_store(self, tmp_path: Path) -> StorePort:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[StorePort]:
+        store = self.make_store(tmp_path)
+        yield store
+        store.close()
+
+    def test_read_returns_appended_events_in_seq_order(self, store: StorePort) -> None:
+        events = answers(5)
+        store.append("run-a", 4, events[3:])
+        store.append("run-a", 1, events[:3])
+        assert store.read("run-a") == list(enumerate(events, start=1))
+
+    def test_read_after_seq_returns_only_later_events(self, store: StorePort) -> None:
+        events = answers(5)
+        store.append("run-a", 1, events)
+        assert store.read("run-a", after_seq=3) == [(4, events[3]), (5, events[4])]
+        assert store.read("run-a", after_seq=5) == []
+        assert store.read("unknown-run") == []
+
+    def test_empty_append_writes_nothing(self, store: StorePort) -> None:
+        store.append("run-a", 1, [])
+        assert store.read("run-a") == []
+
+    def test_appending_a_stored_seq_conflicts_and_writes_nothing(self, store: StorePort) -> None:
+        first, rejected = answers(3), answers(3, start=10)
+        store.append("run-a", 1, first)
+        with pytest.raises(SequenceConflict, match="run-a"):
+            store.append("run-a", 3, rejected)  # seq 3 is taken; seqs 4 and 5 are not
+        assert store.read("run-a") == list(enumerate(first, start=1))
+        store.append("run-a", 4, rejected)  # the failed batch left the store usable
+        assert [seq for seq, _ in store.read("run-a")] == [1, 2, 3, 4, 5, 6]
+
+    def test_batch_overlapping_stored_seqs_in_its_middle_writes_nothing(
+        self, store: StorePort
+    ) -> None:
+        stored = answers(2, start=50)
+        store.append("run-a", 5, stored)
+        with pytest.raises(SequenceConflict):
+            store.append("run-a", 1, answers(8))  # seqs 1..8: 5 and 6 are taken
+        assert store.read("run-a") == [(5, stored[0]), (6, stored[1])]
+
+    def test_the_same_event_twice_in_one_batch_is_two_rows(self, store: StorePort) -> None:
+        event = answers(1)[0]
+        store.append("run-a", 1, [event, event])
+        assert store.read("run-a") == [(1, event), (2, event)]
+
+    def test_events_of_two_runs_stay_separate(self, store: StorePort) -> None:
+        run_a, run_b = answers(3), answers(2, start=100)
+        store.append("run-a", 1, run_a)
+        store.append("run-b", 1, run_b)  # the same seqs in another run do not conflict
+        assert store.read("run-a") == list(enumerate(run_a, start=1))
+        assert store.read("run-b") == list(enumerate(run_b, start=1))
+
+    def test_every_event_type_round_trips_with_all_fields(self, store: StorePort) -> None:
+        store.append("run-a", 1, SAMPLE_EVENTS)
+        read = [event for _, event in store.read("run-a")]
+        assert read == list(SAMPLE_EVENTS)
+        assert [field_types(event) for event in read] == [field_types(e) for e in SAMPLE_EVENTS]
+
+    def test_snapshot_round_trips(self, store: StorePort) -> None:
+        snapshot = make_snapshot()
+        store.save_snapshot(snapshot)
+        loaded = store.load_snapshot("run-a")
+        assert loaded == snapshot
+        assert loaded is not None
+        assert isinstance(loaded.spec.datasets, tuple)
+        assert isinstance(loaded.runtime.provider_rate_limits["openai"], RateLimit)
+
+    def test_saving_a_snapshot_again_replaces_it(self, store: StorePort) -> None:
+        store.save_snapshot(make_snapshot())
+        newer = attrs.evolve(make_snapshot(), provenance={"resumed": "yes"})
+        store.save_snapshot(newer)
+        assert store.load_snapshot("run-a") == newer
+        assert [summary.run_id for summary in store.runs()] == ["run-a"]
+
+    def test_load_snapshot_of_unknown_run_is_none(self, store: StorePort) -> None:
+        store.save_snapshot(make_snapshot())
+        assert store.load_snapshot("run-zzz") is None
+
+    def test_runs_lists_snapshots_oldest_first_with_event_counts(self, store: StorePort) -> None:
+        for run_id, created_at, name in (
+            ("run-b", 2.0, "a"),
+            ("run-a", 2.0, "b"),
+            ("run-c", 1.0, "c"),
+        ):
+            store.save_snapshot(make_snapshot(run_id, created_at, name))
+        store.append("run-a", 1, answers(3))
+        store.append("run-c", 1, answers(1))
+        store.append("no-snapshot", 1, answers(2))
+        assert store.runs() == [
+            RunSummary(run_id="run-c", name="c", created_at=1.0, event_count=1),
+            RunSummary(run_id="run-a", name="b", created_at=2.0, event_count=3),
+            RunSummary(run_id="run-b", name="a", created_at=2.0, event_count=0),
+        ]
+
+    def test_runs_of_an_empty_store_is_empty(self, store: StorePort) -> None:
+        assert store.runs() == []
+
+    def test_delete_run_removes_its_events_and_snapshot_only(self, store: StorePort) -> None:
+        kept = answers(2, start=7)
+        for run_id in ("run-a", "run-b"):
+            store.save_snapshot(make_snapshot(run_id))
+        store.append("run-a", 1, answers(3))
+        store.append("run-b", 1, kept)
+        store.delete_run("run-a")
+        store.delete_run("never-stored")
+        assert store.read("run-a") == []
+        assert store.load_snapshot("run-a") is None
+        assert [summary.run_id for summary in store.runs()] == ["run-b"]
+        assert store.read("run-b") == list(enumerate(kept, start=1))
+        assert store.load_snapshot("run-b") == make_snapshot("run-b")
+        store.append("run-a", 1, answers(1))  # a rerun starts again from seq 1
+        assert len(store.read("run-a")) == 1
+
+
+class TestMemoryStore(StoreContract):
+    def make_store(self, tmp_path: Path) -> StorePort:
+        return MemoryStore()
+
+
+class TestDuckDBStoreInMemory(StoreContract):
+    def make_store(self, tmp_path: Path) -> StorePort:
+        return DuckDBStore(":memory:")
+
+
+class TestDuckDBStoreFile(StoreContract):
+    def make_store(self, tmp_path: Path) -> StorePort:
+        return DuckDBStore(tmp_path / "s.duckdb")

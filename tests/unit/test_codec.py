@@ -1,0 +1,166 @@
+"""The event and snapshot codec: lossless round trips, stable tags, and refusals as `StoreError`."""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.contract.test_store_contract import SAMPLE_EVENTS, field_types, make_snapshot
+from themis.adapters.codec import (
+    SNAPSHOT_SCHEMA_VERSION,
+    decode_event,
+    decode_snapshot,
+    encode_event,
+    encode_snapshot,
+    event_kinds,
+)
+from themis.core.errors import StoreError
+from themis.core.events import EVENT_TYPES, Event, RunStarted
+from themis.core.stages import Stage
+
+FINITE_OR_INFINITE = st.floats(allow_nan=False)
+SIMPLE: dict[Any, st.SearchStrategy[Any]] = {
+    str: st.text(),
+    int: st.integers(),
+    float: FINITE_OR_INFINITE,
+    Stage: st.sampled_from(Stage),
+}
+
+
+def strategy_for(annotation: Any) -> st.SearchStrategy[Any]:
+    """Values of a field type; an event field of a new type fails here until it is added."""
+    if annotation in SIMPLE:
+        return SIMPLE[annotation]
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (types.UnionType, typing.Union):
+        return st.one_of([st.none() if arg is type(None) else strategy_for(arg) for arg in args])
+    if origin is Mapping:
+        return st.dictionaries(strategy_for(args[0]), strategy_for(args[1]), max_size=4)
+    raise NotImplementedError(f"no strategy for field type {annotation!r}")
+
+
+def event_strategy(cls: type[Event]) -> st.SearchStrategy[Event]:
+    fields = attrs.fields(attrs.resolve_types(cls))
+    return st.builds(cls, **{field.name: strategy_for(field.type) for field in fields})
+
+
+EVENTS = st.one_of([event_strategy(cls) for cls in EVENT_TYPES])
+
+
+@given(EVENTS)
+def test_every_event_round_trips(event: Event) -> None:
+    decoded = decode_event(type(event).kind, encode_event(event))
+    assert decoded == event
+    assert field_types(decoded) == field_types(event)
+
+
+@given(EVENTS)
+def test_payload_carries_the_schema_version_but_not_the_tag(event: Event) -> None:
+    payload = json.loads(encode_event(event))
+    assert payload.pop("v") == type(event).schema_version
+    assert set(payload) == {field.name for field in attrs.fields(type(event))}
+
+
+def test_tags_are_the_stable_strings() -> None:
+    assert event_kinds() == (
+        "run_started",
+        "generation_completed",
+        "generation_failed",
+        "parse_completed",
+        "score_completed",
+        "run_completed",
+    )
+    assert [cls.kind for cls in EVENT_TYPES] == list(event_kinds())
+
+
+GOLDEN_PAYLOADS = (
+    '{"at":1700000000.25,"planned":12,"until_stage":"parse","v":1}',
+    '{"at":1700000001.5,"trial_key":"a1b2c3",'
+    '"text":"The answer is 42.\\n\\u00dcn\\u00efc\\u00f8d\\u00e9 \\u2713 \\u0000 \\ud800",'
+    '"finish_reason":"stop","input_tokens":31,"output_tokens":7,"latency_s":0.125,'
+    '"served_model":"gpt-4o-mini-2024-07-18","attempts":2,"v":1}',
+    '{"at":1700000002.0,"trial_key":"d4e5f6","error_kind":"rate_limit","message":"429",'
+    '"attempts":3,"v":1}',
+    '{"at":1700000003.0,"trial_id":"t-1","trial_key":"a1b2c3","answer":"42","error":"partial",'
+    '"v":1}',
+    '{"at":1700000004.0,"trial_id":"t-1","trial_key":"a1b2c3",'
+    '"scores":{"exact_match":1.0,"numeric_match":0.5,"contains":0.0},"v":1}',
+    '{"at":1700000005.0,"completed_through_stage":"parse","v":1}',
+)
+
+
+@pytest.mark.parametrize(
+    ("event", "golden"),
+    list(zip(SAMPLE_EVENTS, GOLDEN_PAYLOADS, strict=True)),
+    ids=[type(event).kind for event in SAMPLE_EVENTS],
+)
+def test_payloads_match_the_stored_format(event: Event, golden: str) -> None:
+    assert encode_event(event) == golden
+    assert decode_event(type(event).kind, golden) == event
+
+
+def test_a_payload_from_a_newer_schema_is_refused() -> None:
+    payload = json.loads(encode_event(RunStarted(at=1.0, planned=3)))
+    payload["v"] = RunStarted.schema_version + 1
+    with pytest.raises(
+        StoreError, match=r"schema version 2, newer than this Themis supports \(1\)"
+    ):
+        decode_event("run_started", json.dumps(payload))
+
+
+def test_an_unknown_kind_is_refused() -> None:
+    with pytest.raises(StoreError, match="unknown event kind 'judge_completed'"):
+        decode_event("judge_completed", '{"at":1.0,"v":1}')
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "not json",
+        "[1, 2]",
+        '{"at": 1.0, "planned": 3}',
+        '{"at": 1.0, "v": 1}',
+        '{"at": 1.0, "planned": 3, "v": "1"}',
+        '{"at": 1.0, "planned": 3, "until_stage": "cook", "v": 1}',
+    ],
+)
+def test_a_malformed_payload_is_a_store_error(payload: str) -> None:
+    with pytest.raises(StoreError, match="malformed 'run_started' event payload"):
+        decode_event("run_started", payload)
+
+
+def test_encoding_a_non_event_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="not an event type"):
+        encode_event(object())  # type: ignore[arg-type]
+
+
+def test_snapshot_round_trips_with_nested_specs() -> None:
+    snapshot = make_snapshot()
+    text = encode_snapshot(snapshot)
+    decoded = decode_snapshot(text)
+    assert decoded == snapshot
+    assert decoded.spec.models[0].params.stop == ("\n",)
+    assert decoded.spec.datasets[0].cases[1].fields == {"question": "7*6?", "meta": {"level": 2}}
+    assert json.loads(text)["v"] == SNAPSHOT_SCHEMA_VERSION
+
+
+def test_a_snapshot_from_a_newer_schema_is_refused() -> None:
+    payload = json.loads(encode_snapshot(make_snapshot()))
+    payload["v"] = SNAPSHOT_SCHEMA_VERSION + 1
+    with pytest.raises(StoreError, match="run snapshot payload has schema version"):
+        decode_snapshot(json.dumps(payload))
+
+
+def test_a_snapshot_that_fails_validation_is_a_store_error() -> None:
+    payload = json.loads(encode_snapshot(make_snapshot()))
+    payload["spec"]["samples"] = 0
+    with pytest.raises(StoreError, match="malformed run snapshot payload"):
+        decode_snapshot(json.dumps(payload))

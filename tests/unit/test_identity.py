@@ -1,0 +1,278 @@
+"""Identity: every field is classified once, runtime never moves `run_id`, identity always does."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import attrs
+import pytest
+
+import themis.core.runtime
+import themis.core.spec
+from tests.unit.builders import small_spec
+from themis.core import planner
+from themis.core.identity import (
+    FIELD_CLASSES,
+    FieldClass,
+    canonical_json,
+    classification,
+    digest,
+    identity_view,
+)
+from themis.core.planner import compile_run, plan
+from themis.core.runtime import RateLimit, RuntimeConfig
+from themis.core.snapshot import RunSnapshot
+from themis.core.spec import (
+    Case,
+    DatasetSpec,
+    ExperimentSpec,
+    GenerationParams,
+    ModelSpec,
+    ParserSpec,
+    PromptSpec,
+)
+
+CLASSIFIED_MODULES: tuple[ModuleType, ...] = (themis.core.spec, themis.core.runtime)
+
+# compile_run(small_spec()).run_id, pinned: if this changes, every stored run loses its cache.
+PINNED_RUN_ID = "401e28ed786aa9ae30ab46a0af7d0120e40c8caa10220e8fe25670d673146a0c"
+
+
+def _attrs_classes(module: ModuleType) -> list[type]:
+    return [
+        member
+        for _, member in inspect.getmembers(module, inspect.isclass)
+        if attrs.has(member) and member.__module__ == module.__name__
+    ]
+
+
+DISCOVERED = [cls for module in CLASSIFIED_MODULES for cls in _attrs_classes(module)]
+
+
+# --- classification completeness --------------------------------------------------------------
+
+
+def test_discovery_finds_the_known_classes() -> None:
+    names = {cls.__name__ for cls in DISCOVERED}
+    assert {"ExperimentSpec", "DatasetSpec", "Case", "ModelSpec", "RuntimeConfig"} <= names
+    assert {"RateLimit", "GenerationParams", "PromptSpec", "ParserSpec", "MetricSpec"} <= names
+
+
+@pytest.mark.parametrize("cls", DISCOVERED, ids=lambda cls: cls.__name__)
+def test_every_field_is_classified(cls: type) -> None:
+    assert cls in FIELD_CLASSES, f"{cls.__name__} has no entry in FIELD_CLASSES"
+    fields = set(attrs.fields_dict(cls))
+    missing = fields - set(FIELD_CLASSES[cls])
+    assert not missing, f"{cls.__name__}: unclassified field(s) {sorted(missing)}"
+    for name in fields:
+        assert isinstance(classification(cls, name), FieldClass)
+
+
+@pytest.mark.parametrize("cls", list(FIELD_CLASSES), ids=lambda cls: cls.__name__)
+def test_table_has_no_stale_entries(cls: type) -> None:
+    assert cls in DISCOVERED, (
+        f"FIELD_CLASSES names {cls.__name__}, which is not a spec/config class"
+    )
+    stale = set(FIELD_CLASSES[cls]) - set(attrs.fields_dict(cls))
+    assert not stale, f"{cls.__name__}: FIELD_CLASSES lists removed field(s) {sorted(stale)}"
+
+
+def test_unclassified_lookup_fails_loudly() -> None:
+    with pytest.raises(KeyError):
+        classification(ExperimentSpec, "no_such_field")
+
+
+# --- runtime and provenance never change run_id -----------------------------------------------
+
+RUNTIME_CHANGES: dict[str, Any] = {
+    "max_concurrent_tasks": 4,
+    "stage_concurrency": {"generate": 2},
+    "provider_concurrency": {"fake": 3},
+    "provider_rate_limits": {"fake": RateLimit(requests_per_minute=60, tokens_per_minute=1000)},
+    "generation_retry_attempts": 9,
+    "generation_retry_delay": 0.1,
+    "generation_retry_backoff": 3.0,
+    "judge_retry_attempts": 9,
+    "judge_retry_delay": 0.1,
+    "judge_retry_backoff": 3.0,
+    "store_retry_attempts": 9,
+    "store_retry_delay": 0.1,
+    "store_batch_size": 10,
+    "store_flush_interval": 0.1,
+    "existing_run_policy": "rerun",
+    "progress": "off",
+}
+
+
+def test_compile_run_takes_no_runtime() -> None:
+    parameters = inspect.signature(compile_run).parameters
+    assert list(parameters) == ["spec"]
+
+
+@pytest.mark.parametrize("name", sorted(attrs.fields_dict(RuntimeConfig)))
+def test_runtime_change_keeps_run_id(name: str) -> None:
+    assert name in RUNTIME_CHANGES, f"add a changed value for RuntimeConfig.{name} to this test"
+    spec = small_spec()
+    baseline = compile_run(spec).run_id
+    runtime = attrs.evolve(RuntimeConfig(), **{name: RUNTIME_CHANGES[name]})
+    assert getattr(runtime, name) != getattr(RuntimeConfig(), name)
+    assert classification(RuntimeConfig, name) is FieldClass.RUNTIME
+    assert identity_view(runtime) == {}
+    snapshot = RunSnapshot(run_id=baseline, created_at=0.0, spec=spec, runtime=runtime)
+    assert compile_run(snapshot.spec).run_id == baseline
+
+
+def test_rate_limit_fields_are_runtime() -> None:
+    assert identity_view(RateLimit(requests_per_minute=1, tokens_per_minute=2)) == {}
+
+
+def _with_dataset(spec: ExperimentSpec, **changes: Any) -> ExperimentSpec:
+    return attrs.evolve(spec, datasets=(attrs.evolve(spec.datasets[0], **changes),))
+
+
+PROVENANCE_CHANGES: dict[str, Callable[[ExperimentSpec], ExperimentSpec]] = {
+    "name": lambda spec: attrs.evolve(spec, name="renamed"),
+    "dataset.path": lambda spec: _with_dataset(spec, path="data/arith.jsonl"),
+    "dataset.id_field": lambda spec: _with_dataset(spec, id_field="qid"),
+    "dataset.expected_field": lambda spec: _with_dataset(spec, expected_field="target"),
+    "dataset.limit": lambda spec: _with_dataset(spec, limit=2),
+}
+
+
+@pytest.mark.parametrize("change", PROVENANCE_CHANGES.values(), ids=list(PROVENANCE_CHANGES))
+def test_provenance_change_keeps_run_id(change: Callable[[ExperimentSpec], ExperimentSpec]) -> None:
+    spec = small_spec()
+    changed = change(spec)
+    assert changed != spec
+    assert compile_run(changed).run_id == compile_run(spec).run_id
+
+
+def test_provenance_is_not_in_the_identity_document() -> None:
+    experiment = compile_run(small_spec()).identity["experiment"]
+    assert "name" not in experiment
+    assert set(experiment["datasets"][0]) == {"name", "cases"}
+
+
+# --- identity changes alter run_id ------------------------------------------------------------
+
+
+def _with_model(spec: ExperimentSpec, index: int, **changes: Any) -> ExperimentSpec:
+    models = list(spec.models)
+    models[index] = attrs.evolve(models[index], **changes)
+    return attrs.evolve(spec, models=tuple(models))
+
+
+def _with_params(spec: ExperimentSpec, index: int, **changes: Any) -> ExperimentSpec:
+    return _with_model(spec, index, params=attrs.evolve(spec.models[index].params, **changes))
+
+
+def _with_expected(spec: ExperimentSpec, expected: str) -> ExperimentSpec:
+    dataset = spec.datasets[0]
+    first = attrs.evolve(dataset.cases[0], expected=expected)
+    return _with_dataset(spec, cases=(first, *dataset.cases[1:]))
+
+
+IDENTITY_CHANGES: dict[str, Callable[[ExperimentSpec], ExperimentSpec]] = {
+    "seed": lambda spec: attrs.evolve(spec, seed=8),
+    "samples": lambda spec: attrs.evolve(spec, samples=3),
+    "prompt template": lambda spec: attrs.evolve(
+        spec, prompts=(attrs.evolve(spec.prompts[0], template="{{ a }}+{{ b }}"), spec.prompts[1])
+    ),
+    "prompt system": lambda spec: attrs.evolve(
+        spec, prompts=(spec.prompts[0], attrs.evolve(spec.prompts[1], system="Be terse."))
+    ),
+    "model max_tokens": lambda spec: _with_params(spec, 0, max_tokens=512),
+    "temperature": lambda spec: _with_params(spec, 1, temperature=0.8),
+    "model id": lambda spec: _with_model(spec, 0, model="fake-1b"),
+    "model options": lambda spec: _with_model(spec, 1, options={"skill": 0.6}),
+    "case expected": lambda spec: _with_expected(spec, "999"),
+    "metric tolerance": lambda spec: attrs.evolve(
+        spec, metrics=(spec.metrics[0], attrs.evolve(spec.metrics[1], tolerance=0.5))
+    ),
+    "parser name": lambda spec: attrs.evolve(spec, parser=ParserSpec(name="strip")),
+    "added model": lambda spec: attrs.evolve(
+        spec, models=(*spec.models, ModelSpec(name="m3", model="fake-3"))
+    ),
+}
+
+
+@pytest.mark.parametrize("change", IDENTITY_CHANGES.values(), ids=list(IDENTITY_CHANGES))
+def test_identity_change_alters_run_id(change: Callable[[ExperimentSpec], ExperimentSpec]) -> None:
+    spec = small_spec()
+    assert compile_run(change(spec)).run_id != compile_run(spec).run_id
+
+
+def test_run_id_is_pinned() -> None:
+    compiled = compile_run(small_spec())
+    assert compiled.run_id == PINNED_RUN_ID
+    assert compiled.run_id == digest(compiled.identity)
+    assert compile_run(small_spec()).run_id == compiled.run_id
+
+
+# --- canonical JSON and the trial-key fast path -----------------------------------------------
+
+
+def test_canonical_json_is_key_order_independent() -> None:
+    forward = {"b": 1, "a": {"y": [1, {"q": 2, "p": 3}], "x": "é"}}
+    backward = {"a": {"x": "é", "y": [1, {"p": 3, "q": 2}]}, "b": 1}
+    assert list(forward) != list(backward)
+    assert canonical_json(forward) == canonical_json(backward)
+    assert canonical_json(forward) == '{"a":{"x":"é","y":[1,{"p":3,"q":2}]},"b":1}'
+    assert digest(forward) == digest(backward)
+
+
+def test_canonical_json_refuses_nan() -> None:
+    with pytest.raises(ValueError, match="JSON compliant"):
+        canonical_json({"x": float("nan")})
+
+
+def _awkward_spec() -> ExperimentSpec:
+    """Quotes, backslashes, newlines, non-ASCII, nested options and float params."""
+    return ExperimentSpec(
+        seed=3,
+        samples=3,
+        datasets=(
+            DatasetSpec(
+                name="awkward",
+                cases=(
+                    Case(id="q1", fields={"text": 'say "hi"\\n\tthere', "n": 1.5}, expected="hi"),
+                    Case(id="q2", fields={"text": "héllo — 世界 \u2028", "n": -0.1}, expected=None),
+                ),
+            ),
+        ),
+        models=(
+            ModelSpec(
+                name="a",
+                model="m/a",
+                provider="openai",
+                params=GenerationParams(
+                    temperature=0.1, top_p=0.95, max_tokens=7, stop=("\n", "#")
+                ),
+                options={"z": {"deep": [1, 2.5, None]}, "a": True},
+            ),
+            ModelSpec(name="b", model="m/b", params=GenerationParams(seed=41)),
+        ),
+        prompts=(
+            PromptSpec(name="p1", template="{{ text }} / {{ n }} / {{ id }}"),
+            PromptSpec(name="p2", template="Q: {{ text }}\n", system='System "{{ n }}"'),
+        ),
+    )
+
+
+@pytest.mark.parametrize("spec", [small_spec(), _awkward_spec()], ids=["small", "awkward"])
+def test_plan_trial_key_matches_reference_function(spec: ExperimentSpec) -> None:
+    models = {model.name: model for model in spec.models}
+    trials = list(plan(compile_run(spec)))
+    assert len(trials) == compile_run(spec).trial_count
+    for trial in trials:
+        model = models[trial.model]
+        seed = trial.request.params.seed
+        assert seed is not None
+        expected = planner.trial_key(
+            model, trial.request.messages, model.params, trial.sample, seed
+        )
+        assert trial.trial_key == expected
+        assert trial.request.trial_key == trial.trial_key

@@ -1,0 +1,259 @@
+"""The planner: lazy, deterministic trial plans; `pending` as the set difference with the log."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+
+import attrs
+import pytest
+
+from tests.unit.builders import cases, completed, done, failed, parsed, small_spec
+from themis.core.planner import PendingTrial, TrialPlan, compile_run, pending, plan, sample_seed
+from themis.core.prompting import PromptError
+from themis.core.spec import (
+    Case,
+    DatasetSpec,
+    ExperimentSpec,
+    GenerationParams,
+    ModelSpec,
+    PromptSpec,
+)
+from themis.core.stages import Stage
+from themis.core.state import RunState, project
+
+ALL_STAGES = (Stage.GENERATE, Stage.PARSE, Stage.SCORE)
+
+
+def _trials(spec: ExperimentSpec | None = None) -> list[TrialPlan]:
+    return list(plan(compile_run(spec or small_spec())))
+
+
+# --- plan --------------------------------------------------------------------------------------
+
+
+def test_plan_is_deterministic() -> None:
+    compiled = compile_run(small_spec())
+    first, second = list(plan(compiled)), list(plan(compiled))
+    assert first == second
+    assert first == _trials(small_spec())  # and so is compiling again
+
+
+def test_plan_is_lazy_for_a_million_trials() -> None:
+    spec = ExperimentSpec(
+        seed=1,
+        samples=10,
+        datasets=(DatasetSpec(name="big", cases=cases(1000)),),
+        models=tuple(ModelSpec(name=f"m{index}", model=f"fake-{index}") for index in range(10)),
+        prompts=tuple(
+            PromptSpec(name=f"p{index}", template=f"{index}: {{{{ a }}}} + {{{{ b }}}}")
+            for index in range(10)
+        ),
+    )
+    compiled = compile_run(spec)
+    assert compiled.trial_count == 1_000_000
+    trials = plan(compiled)
+    assert isinstance(trials, Iterator)
+    started = time.perf_counter()
+    first = next(trials)
+    elapsed = time.perf_counter() - started
+    assert elapsed < 0.5, f"the first plan took {elapsed:.3f} s: plan() is not lazy"
+    assert (first.dataset, first.case_id, first.prompt, first.model, first.sample) == (
+        "big",
+        "c0",
+        "p0",
+        "m0",
+        0,
+    )
+
+
+def test_count_equals_trial_count() -> None:
+    spec = small_spec(
+        datasets=(DatasetSpec(name="d1", cases=cases(3)), DatasetSpec(name="d2", cases=cases(2)))
+    )
+    compiled = compile_run(spec)
+    assert compiled.trial_count == 5 * 2 * 2 * 2
+    assert sum(1 for _ in plan(compiled)) == compiled.trial_count
+
+
+def test_order_is_dataset_case_prompt_model_sample() -> None:
+    spec = small_spec(
+        datasets=(
+            DatasetSpec(name="d1", cases=cases(2, prefix="x")),
+            DatasetSpec(name="d2", cases=cases(1, prefix="y")),
+        ),
+    )
+    got = [(t.dataset, t.case_id, t.prompt, t.model, t.sample) for t in _trials(spec)]
+    expected = [
+        (dataset, case, prompt, model, sample)
+        for dataset, case in (("d1", "x0"), ("d1", "x1"), ("d2", "y0"))
+        for prompt, model, sample in itertools.product(("plain", "sys"), ("m1", "m2"), (0, 1))
+    ]
+    assert got == expected
+
+
+def test_trial_ids_are_unique() -> None:
+    trials = _trials()
+    assert len({trial.trial_id for trial in trials}) == len(trials) == 16
+
+
+def test_identical_renderings_share_a_trial_key_but_not_a_trial_id() -> None:
+    twins = (
+        Case(id="first", fields={"a": 1, "b": 2}, expected="3"),
+        Case(id="second", fields={"a": 1, "b": 2}, expected="3"),
+    )
+    spec = small_spec(
+        datasets=(DatasetSpec(name="d", cases=twins),),
+        models=(ModelSpec(name="m", model="fake"),),
+        prompts=(PromptSpec(name="p", template="{{ a }} + {{ b }}"),),
+        samples=1,
+    )
+    one, two = _trials(spec)
+    assert one.trial_key == two.trial_key
+    assert one.trial_id != two.trial_id
+    assert one.request.messages == two.request.messages
+
+
+def test_rendered_request_carries_messages_params_and_reference() -> None:
+    trial = next(t for t in _trials() if t.prompt == "sys" and t.model == "m2")
+    assert [(m.role, m.content) for m in trial.request.messages] == [
+        ("system", "Be brief."),
+        ("user", "What is 0 plus 0?"),
+    ]
+    assert trial.request.model == "fake-2"
+    assert trial.request.options == {"skill": 0.5}
+    assert trial.request.params.temperature == 0.7
+    assert trial.request.reference == trial.expected == "0"
+
+
+def test_derived_seeds_differ_per_sample_and_per_run_seed() -> None:
+    spec = small_spec(samples=5)
+    seeds = {
+        (trial.model, trial.sample): trial.request.params.seed
+        for trial in _trials(spec)
+        if trial.case_id == "c0" and trial.prompt == "plain"
+    }
+    per_sample = [seeds[("m1", sample)] for sample in range(5)]
+    assert len(set(per_sample)) == 5
+    assert all(isinstance(seed, int) and 0 <= seed < 2**31 for seed in per_sample)
+    assert [seeds[("m2", sample)] for sample in range(5)] == per_sample
+    other = attrs.evolve(spec, seed=spec.seed + 1)
+    assert sample_seed(other, GenerationParams(), 0) != per_sample[0]
+    # Distinct seeds mean distinct generations, so samples never share a trial key.
+    keys = [t.trial_key for t in _trials(spec) if t.case_id == "c0" and t.model == "m1"]
+    assert len(set(keys)) == len(keys)
+
+
+def test_explicit_seed_gives_seed_plus_sample() -> None:
+    spec = small_spec(
+        samples=3, models=(ModelSpec(name="m", model="fake", params=GenerationParams(seed=100)),)
+    )
+    seeds = [
+        t.request.params.seed for t in _trials(spec) if t.case_id == "c0" and t.prompt == "plain"
+    ]
+    assert seeds == [100, 101, 102]
+
+
+# --- pending -----------------------------------------------------------------------------------
+
+
+def _pending(
+    trials: list[TrialPlan], state: RunState, until: Stage = Stage.SCORE
+) -> list[PendingTrial]:
+    return list(pending(trials, state, until))
+
+
+def test_pending_yields_every_stage_for_an_empty_state() -> None:
+    trials = _trials()
+    work = _pending(trials, RunState())
+    assert [item.plan for item in work] == trials
+    assert all(item.stages == ALL_STAGES for item in work)
+
+
+def test_pending_yields_parse_and_score_when_generated() -> None:
+    trials = _trials()
+    state = project([completed(trials[0])])
+    work = _pending(trials, state)
+    assert work[0].plan == trials[0]
+    assert work[0].stages == (Stage.PARSE, Stage.SCORE)
+    assert all(item.stages == ALL_STAGES for item in work[1:])
+    assert len(work) == len(trials)
+
+
+def test_pending_yields_score_only_when_parsed() -> None:
+    trials = _trials()
+    state = project([completed(trials[0]), parsed(trials[0], "42")])
+    assert _pending(trials[:1], state) == [PendingTrial(plan=trials[0], stages=(Stage.SCORE,))]
+
+
+def test_pending_yields_nothing_for_a_scored_trial() -> None:
+    trials = _trials()
+    state = project(done(trials[0], 1.0))
+    work = _pending(trials, state)
+    assert trials[0] not in [item.plan for item in work]
+    assert len(work) == len(trials) - 1
+
+
+def test_pending_respects_until_stage() -> None:
+    trials = _trials()
+    state = project([completed(trials[0])])
+    work = _pending(trials, state, Stage.GENERATE)
+    assert [item.plan for item in work] == trials[1:]
+    assert all(item.stages == (Stage.GENERATE,) for item in work)
+    parse_only = _pending(trials[:2], state, Stage.PARSE)
+    assert [item.stages for item in parse_only] == [(Stage.PARSE,), (Stage.GENERATE, Stage.PARSE)]
+
+
+def test_pending_retries_a_failed_generation() -> None:
+    trials = _trials()
+    state = project([failed(trials[0])])
+    assert _pending(trials[:1], state) == [PendingTrial(plan=trials[0], stages=ALL_STAGES)]
+    recovered = project([failed(trials[0]), completed(trials[0])])
+    assert _pending(trials[:1], recovered)[0].stages == (Stage.PARSE, Stage.SCORE)
+
+
+def test_a_shared_generation_serves_both_twins() -> None:
+    twins = (Case(id="x", fields={"a": 1, "b": 1}), Case(id="y", fields={"a": 1, "b": 1}))
+    spec = small_spec(datasets=(DatasetSpec(name="d", cases=twins),), samples=1)
+    trials = [t for t in _trials(spec) if t.prompt == "plain" and t.model == "m1"]
+    state = project([completed(trials[0])])
+    assert [item.stages for item in _pending(trials, state)] == [(Stage.PARSE, Stage.SCORE)] * 2
+
+
+# --- template errors ---------------------------------------------------------------------------
+
+
+def test_missing_field_names_prompt_field_and_case() -> None:
+    spec = small_spec(
+        datasets=(
+            DatasetSpec(
+                name="arith",
+                cases=(Case(id="ok", fields={"a": 1, "b": 2}), Case(id="short", fields={"a": 1})),
+            ),
+        ),
+    )
+    with pytest.raises(PromptError) as raised:
+        compile_run(spec)
+    message = str(raised.value)
+    assert "'plain'" in message
+    assert " b " in message
+    assert "'short'" in message
+    assert "'arith'" in message
+
+
+def test_missing_field_in_system_message_is_caught() -> None:
+    prompt = PromptSpec(name="persona", template="{{ a }}", system="You are {{ persona }}.")
+    with pytest.raises(PromptError, match=r"'persona' uses field\(s\) persona .*case 'c0'"):
+        compile_run(small_spec(prompts=(prompt,)))
+
+
+def test_template_syntax_error_names_the_prompt() -> None:
+    prompt = PromptSpec(name="broken", template="{{ a + }}")
+    with pytest.raises(PromptError, match="'broken': template syntax error"):
+        compile_run(small_spec(prompts=(prompt,)))
+
+
+def test_case_id_is_available_to_templates() -> None:
+    spec = small_spec(prompts=(PromptSpec(name="p", template="[{{ id }}] {{ a }}"),))
+    assert _trials(spec)[0].request.messages[0].content == "[c0] 0"

@@ -1,0 +1,133 @@
+"""The report: failures count as 0 and in `failed`, pending trials stay out of the means."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.unit.builders import cases, completed, done, failed, parsed, scored, small_spec
+from themis.core.events import RunCompleted, RunStarted
+from themis.core.planner import CompiledRun, TrialPlan, compile_run, plan
+from themis.core.report import Report, ReportRow, build_report, run_status
+from themis.core.spec import DatasetSpec, MetricSpec, ModelSpec, PromptSpec
+from themis.core.stages import Stage
+from themis.core.state import RunState, project
+
+
+def _compiled(case_count: int = 4, models: int = 1) -> CompiledRun:
+    return compile_run(
+        small_spec(
+            samples=1,
+            datasets=(DatasetSpec(name="d", cases=cases(case_count)),),
+            models=tuple(
+                ModelSpec(name=f"m{index}", model=f"fake-{index}") for index in range(models)
+            ),
+            prompts=(PromptSpec(name="p", template="{{ a }} + {{ b }}"),),
+            metrics=(MetricSpec(name="exact_match"),),
+        )
+    )
+
+
+def _report(compiled: CompiledRun, events: list[Any]) -> tuple[Report, list[TrialPlan]]:
+    return build_report(compiled, project(events)), list(plan(compiled))
+
+
+def _row(report: Report, model: str = "m0", metric: str = "exact_match") -> ReportRow:
+    (row,) = [r for r in report.rows if r.model == model and r.metric == metric]
+    return row
+
+
+def test_failed_generations_count_as_zero_and_as_failed() -> None:
+    compiled = _compiled()
+    trials = list(plan(compiled))
+    events = [
+        *done(trials[0], 1.0),
+        *done(trials[1], 1.0),
+        *done(trials[2], 1.0),
+        failed(trials[3]),
+    ]
+    report = build_report(compiled, project(events))
+    row = _row(report)
+    assert row.mean == pytest.approx(0.75)
+    assert row.n == 4
+    assert row.failed == 1
+    assert row.unparsed == 0
+    assert (report.planned, report.scored, report.failed, report.pending) == (4, 3, 1, 0)
+
+
+def test_pending_trials_stay_out_of_the_means() -> None:
+    compiled = _compiled()
+    trials = list(plan(compiled))
+    events = [*done(trials[0], 1.0), *done(trials[1], 0.0), completed(trials[2])]
+    report = build_report(compiled, project(events))
+    row = _row(report)
+    assert row.mean == pytest.approx(0.5)
+    assert row.n == 2
+    assert row.failed == 0
+    assert (report.planned, report.scored, report.failed, report.pending) == (4, 2, 0, 2)
+
+
+def test_a_retried_failure_that_succeeded_is_not_failed() -> None:
+    compiled = _compiled(case_count=1)
+    (trial,) = plan(compiled)
+    report = build_report(compiled, project([failed(trial), completed(trial)]))
+    assert (report.failed, report.pending) == (0, 1)
+    assert _row(report).n == 0
+
+
+def test_unparsed_answers_are_counted() -> None:
+    compiled = _compiled()
+    trials = list(plan(compiled))
+    events = [
+        *done(trials[0], 1.0),
+        completed(trials[1], "no idea"),
+        parsed(trials[1], None),
+        scored(trials[1], {"exact_match": 0.0}),
+    ]
+    row = _row(build_report(compiled, project(events)))
+    assert row.unparsed == 1
+    assert row.n == 2
+    assert row.mean == pytest.approx(0.5)
+
+
+def test_a_group_with_only_pending_trials_keeps_its_row() -> None:
+    compiled = _compiled(case_count=2, models=2)
+    trials = [t for t in plan(compiled) if t.model == "m0"]
+    report = build_report(compiled, project([e for t in trials for e in done(t, 1.0)]))
+    assert [(r.model, r.n, r.mean) for r in report.rows] == [("m0", 2, 1.0), ("m1", 0, None)]
+    assert _row(report, "m1").ci_method == "none"
+
+
+def test_rows_cover_every_group_and_metric() -> None:
+    compiled = compile_run(small_spec())
+    report = build_report(compiled, RunState())
+    keys = [(r.dataset, r.model, r.prompt, r.metric) for r in report.rows]
+    assert keys == [
+        ("arith", model, prompt, metric)
+        for prompt in ("plain", "sys")
+        for model in ("m1", "m2")
+        for metric in ("exact_match", "numeric_match")
+    ]
+    assert report.run_id == compiled.run_id
+    assert report.name == "experiment"
+    assert (report.planned, report.pending) == (16, 16)
+
+
+def test_a_metric_missing_from_a_score_counts_as_zero() -> None:
+    compiled = compile_run(small_spec(samples=1, models=small_spec().models[:1]))
+    trial = next(iter(plan(compiled)))
+    report = build_report(compiled, project([*done(trial, 1.0, metrics=("exact_match",))]))
+    row = next(r for r in report.rows if r.prompt == trial.prompt and r.metric == "numeric_match")
+    assert (row.n, row.mean) == (1, 0.0)
+
+
+def test_status() -> None:
+    compiled = _compiled()
+    assert build_report(compiled, RunState()).status == "planned"
+    started = [RunStarted(at=0.0, planned=4)]
+    assert build_report(compiled, project(started)).status == "incomplete"
+    finished = project([*started, RunCompleted(at=1.0, completed_through_stage=Stage.SCORE)])
+    report = build_report(compiled, finished)
+    assert report.status == run_status(finished) == "completed"
+    assert report.completed_through_stage is Stage.SCORE

@@ -1,0 +1,199 @@
+"""The fold's laws (ARCHITECTURE §4), as hypothesis properties over logs of a small random run."""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Sequence
+
+import pytest
+from hypothesis import find, given, settings
+from hypothesis import strategies as st
+
+from tests.unit.builders import small_spec
+from themis.core.events import (
+    Event,
+    GenerationCompleted,
+    GenerationFailed,
+    ParseCompleted,
+    RunCompleted,
+    RunStarted,
+    ScoreCompleted,
+)
+from themis.core.planner import compile_run, plan
+from themis.core.report import build_report
+from themis.core.spec import Case, DatasetSpec, ModelSpec, PromptSpec
+from themis.core.stages import Stage
+from themis.core.state import RunState, evolve, project
+
+LAWS = settings(max_examples=100, deadline=None, derandomize=True, database=None)
+
+# Six trials over four generations: c0 and twin render identically, so they share trial keys.
+COMPILED = compile_run(
+    small_spec(
+        samples=1,
+        datasets=(
+            DatasetSpec(
+                name="d",
+                cases=(
+                    Case(id="c0", fields={"a": 1, "b": 2}, expected="3"),
+                    Case(id="twin", fields={"a": 1, "b": 2}, expected="3"),
+                    Case(id="c1", fields={"a": 2, "b": 2}, expected="4"),
+                ),
+            ),
+        ),
+        models=(ModelSpec(name="m1", model="fake-1"), ModelSpec(name="m2", model="fake-2")),
+        prompts=(PromptSpec(name="p", template="{{ a }} + {{ b }}"),),
+    )
+)
+TRIALS = list(plan(COMPILED))
+METRICS = [metric.name for metric in COMPILED.spec.metrics]
+assert len(TRIALS) == 6
+assert len({trial.trial_key for trial in TRIALS}) == 4
+
+times = st.integers(min_value=0, max_value=5).map(float)
+answers = st.sampled_from(["3", "4", "three", ""])
+stages = st.sampled_from([Stage.GENERATE, Stage.PARSE, Stage.SCORE])
+trials = st.sampled_from(TRIALS)
+
+generation_completed = st.builds(
+    GenerationCompleted,
+    at=times,
+    trial_key=trials.map(lambda trial: trial.trial_key),
+    text=answers,
+    finish_reason=st.sampled_from([None, "stop", "length"]),
+    output_tokens=st.none() | st.integers(min_value=0, max_value=9),
+    attempts=st.integers(min_value=1, max_value=3),
+)
+generation_failed = st.builds(
+    GenerationFailed,
+    at=times,
+    trial_key=trials.map(lambda trial: trial.trial_key),
+    error_kind=st.sampled_from(["server", "timeout", "rate_limit"]),
+    message=st.sampled_from(["boom", "slow"]),
+    attempts=st.integers(min_value=1, max_value=3),
+)
+parse_completed = st.builds(
+    lambda trial, at, answer: ParseCompleted(
+        at=at,
+        trial_id=trial.trial_id,
+        trial_key=trial.trial_key,
+        answer=answer,
+        error=None if answer is not None else "no number in response",
+    ),
+    trials,
+    times,
+    st.none() | answers,
+)
+score_completed = st.builds(
+    lambda trial, at, values: ScoreCompleted(
+        at=at,
+        trial_id=trial.trial_id,
+        trial_key=trial.trial_key,
+        scores=dict(zip(METRICS, values, strict=True)),
+    ),
+    trials,
+    times,
+    st.lists(st.sampled_from([0.0, 0.5, 1.0]), min_size=len(METRICS), max_size=len(METRICS)),
+)
+run_started = st.builds(
+    RunStarted, at=times, planned=st.integers(min_value=0, max_value=8), until_stage=stages
+)
+run_completed = st.builds(RunCompleted, at=times, completed_through_stage=stages)
+
+events_st = st.one_of(
+    generation_completed,
+    generation_failed,
+    parse_completed,
+    score_completed,
+    run_started,
+    run_completed,
+)
+logs = st.lists(events_st, max_size=24)
+
+
+def _subject(event: Event) -> str:
+    """Independent subjects: a generation (shared by twins) with its trials' results, or the run."""
+    return getattr(event, "trial_key", None) or "run"
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        GenerationCompleted,
+        GenerationFailed,
+        ParseCompleted,
+        ScoreCompleted,
+        RunStarted,
+        RunCompleted,
+    ],
+)
+def test_generated_logs_cover_every_event_kind(kind: type) -> None:
+    # Guard against a strategy that silently stops producing some kind of event.
+    found = find(events_st, lambda event: isinstance(event, kind), settings=LAWS)
+    assert isinstance(found, kind)
+
+
+@LAWS
+@given(logs)
+def test_fold_is_deterministic(events: list[Event]) -> None:
+    once = project(events)
+    assert project(events) == once
+    assert project(iter(events)) == once
+    assert build_report(COMPILED, project(events)) == build_report(COMPILED, once)
+
+
+@LAWS
+@given(logs)
+def test_prefix_composition(events: list[Event]) -> None:
+    whole = project(events)
+    for split in range(len(events) + 1):
+        assert evolve(project(events[:split]), events[split:]) == whole, f"split at {split}"
+
+
+@LAWS
+@given(logs)
+def test_duplicate_delivery_is_a_no_op(events: list[Event]) -> None:
+    whole = project(events)
+    assert project(events + events) == whole
+    for original, event in enumerate(events):
+        for position in range(original + 1, len(events) + 1):
+            redelivered = [*events[:position], event, *events[position:]]
+            assert project(redelivered) == whole, f"copy of #{original} inserted at {position}"
+
+
+def _interleave(events: Sequence[Event], order: Sequence[str]) -> list[Event]:
+    queues: dict[str, deque[Event]] = defaultdict(deque)
+    for event in events:
+        queues[_subject(event)].append(event)
+    return [queues[subject].popleft() for subject in order]
+
+
+@LAWS
+@given(logs, st.data())
+def test_arrival_order_of_independent_trials_does_not_matter(
+    events: list[Event], data: st.DataObject
+) -> None:
+    subjects = [_subject(event) for event in events]
+    order = data.draw(st.permutations(subjects), label="arrival order")
+    arrived = _interleave(events, order)
+    assert sorted(map(repr, arrived)) == sorted(map(repr, events))
+    state = project(events)
+    assert project(arrived) == state
+    assert build_report(COMPILED, project(arrived)) == build_report(COMPILED, state)
+
+
+def test_completion_outranks_failure_in_either_order() -> None:
+    key = TRIALS[0].trial_key
+    done = GenerationCompleted(at=1.0, trial_key=key, text="3")
+    failure = GenerationFailed(at=2.0, trial_key=key, error_kind="server", message="500")
+    orders: list[list[Event]] = [[done, failure], [failure, done]]
+    for events in orders:
+        state = project(events)
+        assert state.failed_generation(key) is None
+        assert key not in state.failed_keys
+        assert state.generations[key] == done
+
+
+def test_empty_log_projects_to_the_initial_state() -> None:
+    assert project([]) == RunState()
+    assert evolve(RunState(), []) == RunState()

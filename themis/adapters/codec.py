@@ -1,0 +1,135 @@
+"""JSON codec for events and run snapshots, built once per class with cattrs.
+
+An event payload holds the event's fields plus `"v"`, its class's `schema_version`; the event's
+stable `kind` tag travels beside the payload (the store's `kind` column), never the class name.
+Payloads written by a newer Themis, unknown kinds and malformed text raise `StoreError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, Final
+
+import cattrs
+from attrs import frozen
+from cattrs.gen import make_dict_unstructure_fn
+
+from themis.core.errors import StoreError
+from themis.core.events import EVENT_TYPES, Event
+from themis.core.snapshot import RunSnapshot
+
+__all__ = [
+    "SNAPSHOT_SCHEMA_VERSION",
+    "VERSION_KEY",
+    "decode_event",
+    "decode_snapshot",
+    "encode_event",
+    "encode_snapshot",
+    "event_kinds",
+]
+
+VERSION_KEY: Final = "v"
+SNAPSHOT_SCHEMA_VERSION: Final = 1
+
+# Validation happens in the attrs classes themselves; cattrs' detailed mode only adds overhead.
+_CONVERTER = cattrs.Converter(detailed_validation=False)
+# ASCII output keeps lone surrogates (possible in model text) storable as UTF-8.
+_ENCODE: Final = json.JSONEncoder(separators=(",", ":")).encode
+_DECODE: Final = json.JSONDecoder().decode
+_DECODE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, cattrs.BaseValidationError)
+
+
+@frozen
+class _ClassCodec:
+    """The pre-built hooks for one class and the schema version its payloads carry."""
+
+    cls: type[Any]
+    version: int
+    unstructure: Callable[[Any], dict[str, Any]]
+    structure: Callable[[Any, Any], Any]
+
+
+def _class_codec(cls: type[Any], version: int) -> _ClassCodec:
+    return _ClassCodec(
+        cls=cls,
+        version=version,
+        unstructure=make_dict_unstructure_fn(cls, _CONVERTER),
+        structure=_CONVERTER.get_structure_hook(cls),
+    )
+
+
+def _event_codecs() -> dict[str, _ClassCodec]:
+    codecs: dict[str, _ClassCodec] = {}
+    for cls in EVENT_TYPES:
+        if cls.kind in codecs:
+            raise RuntimeError(f"event kind {cls.kind!r} is used by two classes")
+        codecs[cls.kind] = _class_codec(cls, cls.schema_version)
+    return codecs
+
+
+_BY_KIND: Final = _event_codecs()
+_BY_TYPE: Final = {codec.cls: codec for codec in _BY_KIND.values()}
+_SNAPSHOT: Final = _class_codec(RunSnapshot, SNAPSHOT_SCHEMA_VERSION)
+
+
+def event_kinds() -> tuple[str, ...]:
+    """The stable tags this codec can decode, in `EVENT_TYPES` order."""
+    return tuple(_BY_KIND)
+
+
+def _encode(codec: _ClassCodec, value: Any) -> str:
+    payload = codec.unstructure(value)
+    payload[VERSION_KEY] = codec.version
+    return _ENCODE(payload)
+
+
+def _decode(codec: _ClassCodec, label: str, text: str) -> Any:
+    try:
+        payload = _DECODE(text)
+        version = payload.pop(VERSION_KEY)
+    except _DECODE_ERRORS as error:
+        raise StoreError(f"malformed {label} payload: {error}") from error
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise StoreError(f"malformed {label} payload: schema version {version!r} is not an integer")
+    if version > codec.version:
+        raise StoreError(
+            f"{label} payload has schema version {version}, newer than this Themis supports "
+            f"({codec.version}); upgrade Themis"
+        )
+    # Older versions decode as-is while every change only adds fields with defaults.
+    try:
+        return codec.structure(payload, codec.cls)
+    except _DECODE_ERRORS as error:
+        raise StoreError(f"malformed {label} payload: {error}") from error
+
+
+def encode_event(event: Event) -> str:
+    """The event's JSON payload (fields plus `"v"`); its kind is stored separately."""
+    codec = _BY_TYPE.get(type(event))
+    if codec is None:
+        raise TypeError(f"not an event type: {type(event).__qualname__}")
+    return _encode(codec, event)
+
+
+def decode_event(kind: str, payload: str) -> Event:
+    """The event of kind `kind` that `payload` encodes; `StoreError` if it cannot be read."""
+    codec = _BY_KIND.get(kind)
+    if codec is None:
+        known = ", ".join(_BY_KIND)
+        raise StoreError(
+            f"unknown event kind {kind!r} (this Themis knows: {known}); upgrade Themis"
+        )
+    event: Event = _decode(codec, f"{kind!r} event", payload)
+    return event
+
+
+def encode_snapshot(snapshot: RunSnapshot) -> str:
+    """The snapshot as JSON, nested specs, tuples, mappings and enums included."""
+    return _encode(_SNAPSHOT, snapshot)
+
+
+def decode_snapshot(text: str) -> RunSnapshot:
+    """The snapshot `text` encodes; `StoreError` if it cannot be read."""
+    snapshot: RunSnapshot = _decode(_SNAPSHOT, "run snapshot", text)
+    return snapshot

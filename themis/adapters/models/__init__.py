@@ -1,0 +1,1 @@
+"""Model adapters: implementations of `ModelPort`."""

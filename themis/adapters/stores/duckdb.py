@@ -1,0 +1,213 @@
+"""`DuckDBStore`: the event log and run snapshots in one DuckDB file (or `":memory:"`).
+
+DuckDB errors never leave this module; they are translated at the boundary:
+
+    duckdb.Error
+     ├─ ConstraintException "Duplicate key" on append ─> SequenceConflict
+     ├─ IOException "Conflicting lock ... (PID n)"      ─> StoreError naming the path and PID
+     ├─ IOException "not a valid DuckDB database file"  ─> StoreError naming the path
+     └─ anything else                                   ─> StoreError("<path>: <first line>")
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any, Final
+
+import duckdb
+
+from themis.adapters.codec import decode_event, decode_snapshot, encode_event, encode_snapshot
+from themis.core.errors import SequenceConflict, StoreError
+from themis.core.events import Event, subject_key
+from themis.core.snapshot import RunSnapshot, RunSummary
+
+__all__ = ["SCHEMA_VERSION", "DuckDBStore"]
+
+SCHEMA_VERSION: Final = 1
+
+_META = "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)"
+_TABLES: Final = (
+    "CREATE TABLE IF NOT EXISTS runs ("
+    " run_id VARCHAR PRIMARY KEY, name VARCHAR, created_at DOUBLE, snapshot VARCHAR)",
+    "CREATE TABLE IF NOT EXISTS events ("
+    " run_id VARCHAR, seq BIGINT, kind VARCHAR, trial_key VARCHAR, stage VARCHAR,"
+    " recorded_at DOUBLE, payload VARCHAR, PRIMARY KEY (run_id, seq))",
+)
+# One statement per batch: list parameters unnested column by column (never row by row).
+_INSERT_EVENTS: Final = (
+    "INSERT INTO events SELECT $1, unnest($2::BIGINT[]), unnest($3::VARCHAR[]),"
+    " unnest($4::VARCHAR[]), unnest($5::VARCHAR[]), unnest($6::DOUBLE[]), unnest($7::VARCHAR[])"
+)
+_READ_EVENTS: Final = (
+    "SELECT seq, kind, payload FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq"
+)
+_RUNS: Final = (
+    "SELECT r.run_id, r.name, r.created_at, count(e.seq) FROM runs r"
+    " LEFT JOIN events e ON e.run_id = r.run_id"
+    " GROUP BY r.run_id, r.name, r.created_at ORDER BY r.created_at, r.run_id"
+)
+_LOCK_PID = re.compile(r"Conflicting lock is held in .*\(PID (\d+)\)")
+_DUPLICATE_SEQ = re.compile(r"Duplicate key .*seq: (-?\d+)")
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _open_error(path: str, error: duckdb.Error) -> StoreError:
+    message = str(error)
+    if match := _LOCK_PID.search(message):
+        return StoreError(
+            f"{path} is in use by another Themis process (PID {match.group(1)}); "
+            "wait for it to finish or use another store"
+        )
+    if "not a valid DuckDB database file" in message:
+        return StoreError(f"{path} is not a Themis store (not a DuckDB database file)")
+    return StoreError(f"{path}: cannot open store: {_first_line(error)}")
+
+
+def _rollback(con: Any) -> None:
+    # A failed statement or commit may already have ended the transaction.
+    with suppress(duckdb.Error):
+        con.execute("ROLLBACK")
+
+
+class DuckDBStore:
+    """A `StorePort` on one DuckDB connection, used by one caller at a time from any thread."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._path = str(path)
+        self._lock = threading.Lock()
+        try:
+            self._con: Any = duckdb.connect(self._path)
+        except duckdb.Error as error:
+            raise _open_error(self._path, error) from error
+        try:
+            with self._transaction():
+                self._create_schema()
+        except BaseException:
+            self._con.close()
+            raise
+
+    def _create_schema(self) -> None:
+        self._con.execute(_META)
+        row = self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            self._con.execute(
+                "INSERT INTO meta VALUES ('schema_version', $1)", [str(SCHEMA_VERSION)]
+            )
+        else:
+            try:
+                stored = int(row[0])
+            except (TypeError, ValueError):
+                raise StoreError(
+                    f"{self._path}: store schema version {row[0]!r} is not an integer"
+                ) from None
+            if stored > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self._path}: store schema version {stored} is newer than this Themis "
+                    f"supports ({SCHEMA_VERSION}); upgrade Themis"
+                )
+        for statement in _TABLES:
+            self._con.execute(statement)
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """The connection, held exclusively, with DuckDB errors turned into `StoreError`."""
+        with self._lock:
+            try:
+                yield self._con
+            except duckdb.Error as error:
+                raise StoreError(f"{self._path}: {_first_line(error)}") from error
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        """`_connection` inside one transaction: committed on success, rolled back on any error."""
+        with self._connection() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+                con.execute("COMMIT")
+            except BaseException:
+                _rollback(con)
+                raise
+
+    def append(self, run_id: str, first_seq: int, events: Sequence[Event]) -> None:
+        """Store `events` as seqs `first_seq, first_seq + 1, ...` in one statement; all or none."""
+        if not events:
+            return
+        columns: list[Any] = [
+            run_id,
+            list(range(first_seq, first_seq + len(events))),
+            [type(event).kind for event in events],
+            [subject_key(event) for event in events],
+            [None if (stage := type(event).stage) is None else stage.value for event in events],
+            [event.at for event in events],
+            [encode_event(event) for event in events],
+        ]
+        try:
+            with self._transaction() as con:
+                con.execute(_INSERT_EVENTS, columns)
+        except StoreError as error:
+            cause = error.__cause__
+            if isinstance(cause, duckdb.ConstraintException) and "Duplicate key" in str(cause):
+                match = _DUPLICATE_SEQ.search(str(cause))
+                seq = match.group(1) if match else f"in {first_seq}..{first_seq + len(events) - 1}"
+                raise SequenceConflict(
+                    f"{self._path}: run {run_id}: seq {seq} is already stored; "
+                    "another writer got there first"
+                ) from cause
+            raise
+
+    def read(self, run_id: str, after_seq: int = 0) -> list[tuple[int, Event]]:
+        """The run's `(seq, event)` pairs after `after_seq`, in seq order."""
+        with self._connection() as con:
+            rows = con.execute(_READ_EVENTS, [run_id, after_seq]).fetchall()
+        events: list[tuple[int, Event]] = []
+        for seq, kind, payload in rows:
+            try:
+                events.append((seq, decode_event(kind, payload)))
+            except StoreError as error:
+                raise StoreError(f"{self._path}: run {run_id} seq {seq}: {error}") from error
+        return events
+
+    def save_snapshot(self, snapshot: RunSnapshot) -> None:
+        """Keep `snapshot` as its run's one snapshot, replacing any earlier one."""
+        row = [snapshot.run_id, snapshot.spec.name, snapshot.created_at, encode_snapshot(snapshot)]
+        with self._connection() as con:
+            con.execute("INSERT OR REPLACE INTO runs VALUES ($1, $2, $3, $4)", row)
+
+    def load_snapshot(self, run_id: str) -> RunSnapshot | None:
+        """The run's snapshot, or `None` if none was saved."""
+        with self._connection() as con:
+            row = con.execute("SELECT snapshot FROM runs WHERE run_id = $1", [run_id]).fetchone()
+        if row is None:
+            return None
+        try:
+            return decode_snapshot(row[0])
+        except StoreError as error:
+            raise StoreError(f"{self._path}: run {run_id}: {error}") from error
+
+    def runs(self) -> list[RunSummary]:
+        """One summary per saved snapshot, oldest first (ties by run id)."""
+        with self._connection() as con:
+            rows = con.execute(_RUNS).fetchall()
+        return [
+            RunSummary(run_id=run_id, name=name, created_at=created_at, event_count=count)
+            for run_id, name, created_at, count in rows
+        ]
+
+    def delete_run(self, run_id: str) -> None:
+        """Remove the run's events and snapshot in one transaction; unknown runs are ignored."""
+        with self._transaction() as con:
+            con.execute("DELETE FROM events WHERE run_id = $1", [run_id])
+            con.execute("DELETE FROM runs WHERE run_id = $1", [run_id])
+
+    def close(self) -> None:
+        """Release the connection (and the file lock); later calls raise `StoreError`."""
+        with self._connection() as con:
+            con.close()

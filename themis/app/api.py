@@ -1,0 +1,132 @@
+"""The Python API for embedding Themis in research code: `Experiment` and friends.
+
+Every call is a plain synchronous function that starts trio itself, so it works from a script,
+a test or a notebook cell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+from returns.result import Failure, Result
+
+from themis.app.config import LoadedConfig, config_from_mapping, load_config
+from themis.app.interpreter import ProgressCallback
+from themis.app.runs import RunResult, list_runs, report_run, run_experiment
+from themis.app.wiring import model_ports, open_store, system_clock
+from themis.core.errors import ConfigError
+from themis.core.planner import CompiledRun, TrialPlan, compile_run, plan
+from themis.core.report import Report
+from themis.core.runtime import RuntimeConfig
+from themis.core.snapshot import RunSummary
+from themis.core.spec import ExperimentSpec
+from themis.core.stages import Stage
+from themis.ports.clock import ClockPort
+from themis.ports.model import ModelPort
+from themis.ports.store import StorePort
+
+StoreLike = str | Path | StorePort
+
+
+class Experiment:
+    """An experiment compiled to its `run_id`, ready to run against a store."""
+
+    def __init__(
+        self,
+        spec: ExperimentSpec,
+        runtime: RuntimeConfig | None = None,
+        *,
+        source: Path | None = None,
+    ):
+        self.spec = spec
+        self.runtime = runtime or RuntimeConfig()
+        self.source = source
+        self.compiled: CompiledRun = compile_run(spec)
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, overrides: Sequence[str] = ()) -> Experiment:
+        """Load a TOML or JSON config; `overrides` are `KEY=VALUE` strings like `--set`."""
+        loaded = _unwrap(load_config(path, overrides))
+        return cls(loaded.spec, loaded.runtime, source=loaded.source)
+
+    @classmethod
+    def from_spec(
+        cls, spec: ExperimentSpec | Mapping[str, Any], runtime: RuntimeConfig | None = None
+    ) -> Experiment:
+        """Build from an `ExperimentSpec`, or from a mapping shaped like a config file."""
+        if isinstance(spec, ExperimentSpec):
+            return cls(spec, runtime)
+        loaded = _unwrap(config_from_mapping(spec, base_dir=Path.cwd(), source_name="<mapping>"))
+        return cls(loaded.spec, runtime or loaded.runtime)
+
+    @property
+    def run_id(self) -> str:
+        return self.compiled.run_id
+
+    def plan(self) -> Iterator[TrialPlan]:
+        """Every trial of the run, lazily, in the order it is planned."""
+        return plan(self.compiled)
+
+    def run(
+        self,
+        store: StoreLike = "themis.duckdb",
+        *,
+        runtime: RuntimeConfig | None = None,
+        until_stage: Stage | str = Stage.SCORE,
+        models: Mapping[str, ModelPort] | None = None,
+        clock: ClockPort | None = None,
+        on_progress: ProgressCallback | None = None,
+        **runtime_changes: Any,
+    ) -> RunResult:
+        """Run (or reuse, or resume) this experiment in `store` and return its report.
+
+        `models` maps provider names to your own `ModelPort`s; keyword arguments such as
+        `max_concurrent_tasks=8` change runtime settings (never the `run_id`).
+        """
+        effective = attrs.evolve(runtime or self.runtime, **runtime_changes)
+        clock = clock or system_clock()
+        ports = model_ports(self.spec, clock, models)
+        opened = open_store(store)
+        try:
+            return run_experiment(
+                self.compiled,
+                effective,
+                opened,
+                models=ports,
+                clock=clock,
+                until_stage=Stage(until_stage),
+                on_progress=on_progress,
+                extra_provenance={"config": str(self.source)} if self.source else None,
+            )
+        finally:
+            if opened is not store:
+                opened.close()
+
+
+def load_report(run_id: str, store: StoreLike = "themis.duckdb") -> Report:
+    """The report of a stored run (`run_id` may be a unique prefix)."""
+    opened = open_store(store)
+    try:
+        return report_run(opened, run_id)
+    finally:
+        if opened is not store:
+            opened.close()
+
+
+def runs(store: StoreLike = "themis.duckdb") -> list[RunSummary]:
+    """Every run in the store, oldest first."""
+    opened = open_store(store)
+    try:
+        return list_runs(opened)
+    finally:
+        if opened is not store:
+            opened.close()
+
+
+def _unwrap(result: Result[LoadedConfig, ConfigError]) -> LoadedConfig:
+    if isinstance(result, Failure):
+        raise result.failure()
+    return result.unwrap()

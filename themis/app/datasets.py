@@ -1,0 +1,175 @@
+"""Reading a dataset's cases from a JSONL, JSON or CSV file (or taking its inline cases).
+
+Errors are `ConfigError`s whose message starts with the `DatasetSpec` field to fix (`path: ...`,
+`id_field: ...`), like the core's validators, so the config loader can prefix `datasets[i].`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from themis.core.errors import ConfigError
+from themis.core.spec import Case, DatasetSpec
+
+__all__ = ["load_cases", "resolve_path"]
+
+# A row of a dataset file and where it is, for messages: ("line 3", {...}).
+Row = tuple[str, dict[str, Any]]
+
+
+def resolve_path(path: str, base_dir: Path) -> Path:
+    """`path` as written in a config, made absolute against the config file's directory."""
+    return (base_dir / Path(path).expanduser()).resolve()
+
+
+def load_cases(dataset: DatasetSpec, base_dir: Path) -> tuple[Case, ...]:
+    """The dataset's cases in file order, at most `limit`; inline cases are returned as they are.
+
+    Raises `ConfigError` when the file is missing, unreadable or malformed, or ids are missing or
+    repeated.
+    """
+    if dataset.path is None:
+        if not dataset.cases:
+            raise ConfigError("path: missing; give a dataset file or inline cases")
+        return dataset.cases
+    if dataset.cases:
+        raise ConfigError("path: cannot be combined with inline cases; give one or the other")
+    limit = dataset.limit
+    file = resolve_path(dataset.path, base_dir)
+    reader = _READERS.get(file.suffix.lower())
+    if reader is None:
+        raise ConfigError(
+            f"path: unsupported dataset format {file.suffix or '(none)'!r} for {file}"
+            " (use .jsonl, .json or .csv)"
+        )
+    rows = reader(_read(file), file)
+    if not rows:
+        raise ConfigError(f"path: no cases in {file}")
+    cases = _cases(rows, dataset, file)
+    return cases if limit is None else cases[:limit]
+
+
+def _read(file: Path) -> str:
+    try:
+        return file.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"path: file not found: {file}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"path: is a directory, not a file: {file}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"path: {file}: not UTF-8 text (byte {error.start})") from None
+    except OSError as error:
+        raise ConfigError(f"path: cannot read {file}: {error.strerror}") from None
+
+
+def _cases(rows: list[Row], dataset: DatasetSpec, file: Path) -> tuple[Case, ...]:
+    id_field = dataset.id_field
+    # A file with no id column at all is numbered by row; a column missing from some rows is a typo.
+    by_index = not any(id_field in row for _, row in rows)
+    seen: dict[str, str] = {}
+    cases: list[Case] = []
+    for index, (where, row) in enumerate(rows):
+        if by_index:
+            case_id = str(index)
+        elif id_field not in row:
+            raise ConfigError(f"id_field: {id_field!r} missing in {file} {where}")
+        else:
+            case_id = "" if row[id_field] is None else str(row[id_field])
+        if not case_id.strip():
+            raise ConfigError(f"id_field: empty {id_field!r} in {file} {where}")
+        if case_id in seen:
+            raise ConfigError(
+                f"path: duplicate case id {case_id!r} in {file} ({seen[case_id]} and {where})"
+            )
+        seen[case_id] = where
+        raw_expected = row.get(dataset.expected_field)
+        expected = None if raw_expected is None else str(raw_expected)
+        cases.append(Case(id=case_id, fields=row, expected=expected))
+    return tuple(cases)
+
+
+def _object(value: Any, where: str, file: Path) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"path: {file} {where}: expected a JSON object, got {type(value).__name__}"
+        )
+    return value
+
+
+class _NotJson(ValueError):
+    """NaN and Infinity are not JSON and would break the canonical JSON that ids are hashed from."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise _NotJson(f"{name} is not allowed")
+
+
+def _jsonl_rows(text: str, file: Path) -> list[Row]:
+    rows: list[Row] = []
+    # Split on "\n" only: JSON strings may hold U+2028, which `str.splitlines` would cut.
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"line {number}"
+        try:
+            value = json.loads(line, parse_constant=_reject_constant)
+        except json.JSONDecodeError as error:
+            raise ConfigError(
+                f"path: {file} {where}: invalid JSON: {error.msg} (column {error.colno})"
+            ) from None
+        except _NotJson as error:
+            raise ConfigError(f"path: {file} {where}: invalid JSON: {error}") from None
+        rows.append((where, _object(value, where, file)))
+    return rows
+
+
+def _json_rows(text: str, file: Path) -> list[Row]:
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as error:
+        raise ConfigError(
+            f"path: {file}: invalid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
+        ) from None
+    except _NotJson as error:
+        raise ConfigError(f"path: {file}: invalid JSON: {error}") from None
+    if not isinstance(value, list):
+        raise ConfigError(
+            f"path: {file}: expected a JSON array of objects, got {type(value).__name__}"
+        )
+    return [(f"item {i}", _object(item, f"item {i}", file)) for i, item in enumerate(value)]
+
+
+def _csv_rows(text: str, file: Path) -> list[Row]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if header is None:
+            return []
+        duplicates = sorted({name for name in header if header.count(name) > 1})
+        if duplicates:
+            raise ConfigError(f"path: {file} line 1: duplicate column {duplicates[0]!r}")
+        rows: list[Row] = []
+        for values in reader:
+            if not values:
+                continue
+            where = f"line {reader.line_num}"
+            if len(values) != len(header):
+                raise ConfigError(
+                    f"path: {file} {where}: expected {len(header)} values, got {len(values)}"
+                )
+            rows.append((where, dict(zip(header, values, strict=True))))
+    except csv.Error as error:
+        raise ConfigError(f"path: {file} line {reader.line_num}: invalid CSV: {error}") from None
+    return rows
+
+
+_READERS: dict[str, Callable[[str, Path], list[Row]]] = {
+    ".jsonl": _jsonl_rows,
+    ".json": _json_rows,
+    ".csv": _csv_rows,
+}

@@ -1,0 +1,252 @@
+"""The effect interpreter: runs pending trials through the ports, concurrently, under trio.
+
+Shape: a nursery of trial tasks, admitted by a global `CapacityLimiter` (`max_concurrent_tasks`)
+as the lazy plan is consumed, with per-stage and per-provider limiters around the work itself;
+every event goes through one bounded channel to a single `EventWriter` task, which group-commits
+batches to the store and keeps the projection current. On cancellation the writer's final flush
+is shielded, so what was produced before an interrupt is not lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from math import inf
+
+import trio
+from attrs import define, frozen
+
+from themis.app.writer import EventWriter
+from themis.core.events import (
+    Event,
+    GenerationCompleted,
+    GenerationFailed,
+    ParseCompleted,
+    RunCompleted,
+    RunStarted,
+    ScoreCompleted,
+)
+from themis.core.generation import ModelCallError
+from themis.core.planner import CompiledRun, PendingTrial, TrialPlan
+from themis.core.retry import RetryPolicy, retry_delay
+from themis.core.runtime import RuntimeConfig
+from themis.core.scoring import parse_answer, score_answer
+from themis.core.stages import Stage
+from themis.core.state import RunState
+from themis.ports.clock import ClockPort
+from themis.ports.model import ModelPort
+
+
+@define
+class ProgressCounts:
+    """Live counters the interpreter bumps and a display reads on its own schedule."""
+
+    total: int
+    done: int = 0
+    failed: int = 0
+    model_calls: int = 0
+
+
+ProgressCallback = Callable[[ProgressCounts], None]
+
+
+@frozen
+class ExecutionResult:
+    state: RunState
+    counts: ProgressCounts
+    completed: bool
+
+
+class _Limiters:
+    """The limiters around each stage and provider; unset means unlimited."""
+
+    def __init__(self, runtime: RuntimeConfig) -> None:
+        self.stages = {
+            stage: trio.CapacityLimiter(runtime.stage_concurrency.get(stage.value, inf))
+            for stage in Stage
+        }
+        self._provider_limits = runtime.provider_concurrency
+        self._providers: dict[str, trio.CapacityLimiter] = {}
+
+    def provider(self, name: str) -> trio.CapacityLimiter:
+        limiter = self._providers.get(name)
+        if limiter is None:
+            limiter = trio.CapacityLimiter(self._provider_limits.get(name, inf))
+            self._providers[name] = limiter
+        return limiter
+
+
+class _Run:
+    """One execution's shared context; each trial task is a method call on it."""
+
+    def __init__(
+        self,
+        state: RunState,
+        runtime: RuntimeConfig,
+        models: Mapping[str, ModelPort],
+        clock: ClockPort,
+        send: trio.MemorySendChannel[Event],
+        counts: ProgressCounts,
+        compiled: CompiledRun,
+    ) -> None:
+        self.state = state
+        self.models = models
+        self.clock = clock
+        self.send = send
+        self.counts = counts
+        self.limiters = _Limiters(runtime)
+        self.retry = RetryPolicy(
+            runtime.generation_retry_attempts,
+            runtime.generation_retry_delay,
+            runtime.generation_retry_backoff,
+        )
+        self.parser = compiled.spec.parser
+        self.metrics = compiled.spec.metrics
+        self.generated: dict[str, GenerationCompleted | GenerationFailed] = {}
+        self.in_flight: dict[str, trio.Event] = {}
+
+    async def trial(self, item: PendingTrial, admission: trio.CapacityLimiter) -> None:
+        try:
+            await self._trial(item)
+        finally:
+            admission.release_on_behalf_of(item.plan.trial_id)
+
+    async def _trial(self, item: PendingTrial) -> None:
+        trial = item.plan
+        if Stage.GENERATE in item.stages:
+            outcome = await self._generation(trial)
+        else:
+            outcome = self.state.generations[trial.trial_key]
+        if isinstance(outcome, GenerationFailed):
+            self.counts.failed += 1
+            return
+        parse = self.state.parses.get(trial.trial_id)
+        if Stage.PARSE in item.stages or parse is None:
+            async with self.limiters.stages[Stage.PARSE]:
+                answer = parse_answer(self.parser, outcome.text)
+                parse = ParseCompleted(
+                    at=self.clock.now(),
+                    trial_id=trial.trial_id,
+                    trial_key=trial.trial_key,
+                    answer=answer.value_or(None),
+                    error=answer.swap().value_or(None),
+                )
+            await self.send.send(parse)
+        if Stage.SCORE in item.stages:
+            async with self.limiters.stages[Stage.SCORE]:
+                scores = {
+                    m.name: score_answer(m, parse.answer, trial.expected) for m in self.metrics
+                }
+            await self.send.send(
+                ScoreCompleted(
+                    at=self.clock.now(),
+                    trial_id=trial.trial_id,
+                    trial_key=trial.trial_key,
+                    scores=scores,
+                )
+            )
+        self.counts.done += 1
+
+    async def _generation(self, trial: TrialPlan) -> GenerationCompleted | GenerationFailed:
+        key = trial.trial_key
+        while key in self.in_flight:  # another trial of this run sends the identical request
+            await self.in_flight[key].wait()
+        known = self.generated.get(key)
+        if known is not None:
+            return known
+        done = self.in_flight[key] = trio.Event()
+        try:
+            outcome = await self._call_model(trial)
+            self.generated[key] = outcome
+            await self.send.send(outcome)
+            return outcome
+        finally:
+            del self.in_flight[key]
+            done.set()
+
+    async def _call_model(self, trial: TrialPlan) -> GenerationCompleted | GenerationFailed:
+        request = trial.request
+        model = self.models[request.provider]
+        attempt = 0
+        while True:
+            attempt += 1
+            started = self.clock.monotonic()
+            try:
+                async with (
+                    self.limiters.stages[Stage.GENERATE],
+                    self.limiters.provider(request.provider),
+                ):
+                    self.counts.model_calls += 1
+                    response = await model.generate(request)
+            except ModelCallError as error:
+                delay = retry_delay(self.retry, attempt, error.kind, error.retry_after_s)
+                if delay is None:
+                    return GenerationFailed(
+                        at=self.clock.now(),
+                        trial_key=request.trial_key,
+                        error_kind=error.kind,
+                        message=error.message,
+                        attempts=attempt,
+                    )
+                await self.clock.sleep(delay)
+                continue
+            return GenerationCompleted(
+                at=self.clock.now(),
+                trial_key=request.trial_key,
+                text=response.text,
+                finish_reason=response.finish_reason,
+                input_tokens=response.input_tokens,
+                output_tokens=response.output_tokens,
+                latency_s=self.clock.monotonic() - started,
+                served_model=response.served_model,
+                attempts=attempt,
+            )
+
+
+async def execute(
+    compiled: CompiledRun,
+    state: RunState,
+    work: Iterable[PendingTrial],
+    *,
+    total: int,
+    runtime: RuntimeConfig,
+    models: Mapping[str, ModelPort],
+    clock: ClockPort,
+    writer: EventWriter,
+    until_stage: Stage = Stage.SCORE,
+    on_progress: ProgressCallback | None = None,
+    progress_interval: float = 0.25,
+) -> ExecutionResult:
+    """Run `work` to the end (or until cancelled) and return the state the log now shows."""
+    counts = ProgressCounts(total=total)
+    send, receive = trio.open_memory_channel[Event](runtime.store_batch_size)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer.run, receive)
+        if on_progress is not None:
+            nursery.start_soon(_report_progress, on_progress, counts, progress_interval)
+        async with send:
+            await send.send(
+                RunStarted(at=clock.now(), planned=compiled.trial_count, until_stage=until_stage)
+            )
+            run = _Run(state, runtime, models, clock, send, counts, compiled)
+            admission = trio.CapacityLimiter(runtime.max_concurrent_tasks)
+            async with trio.open_nursery() as trials:
+                for item in work:
+                    await admission.acquire_on_behalf_of(item.plan.trial_id)
+                    trials.start_soon(run.trial, item, admission)
+            await send.send(RunCompleted(at=clock.now(), completed_through_stage=until_stage))
+        await writer.closed.wait()
+        nursery.cancel_scope.cancel()
+    if on_progress is not None:
+        on_progress(counts)
+    return ExecutionResult(state=writer.state(), counts=counts, completed=True)
+
+
+async def _report_progress(
+    callback: ProgressCallback, counts: ProgressCounts, interval: float
+) -> None:
+    while True:
+        callback(counts)
+        await trio.sleep(interval)
+
+
+__all__ = ["ExecutionResult", "ProgressCounts", "execute"]

@@ -1,0 +1,53 @@
+"""A terminal progress bar fed by the interpreter's counters a few times a second.
+
+The interpreter only bumps integers; this display reads them on its own schedule, so drawing
+never sits on the trials' path.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from themis.app.interpreter import ProgressCounts
+
+
+class ProgressBar:
+    """A rich bar of trials done, failures, rate and ETA; redrawn only by `update`."""
+
+    def __init__(self, console: Console, description: str) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("failed {task.fields[failed]}"),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            console=console,
+            auto_refresh=False,
+            transient=False,
+        )
+        self._task = self._progress.add_task(description, total=None, failed=0, rate="")
+
+    def update(self, counts: ProgressCounts) -> None:
+        finished = counts.done + counts.failed
+        speed = self._progress.tasks[0].speed
+        rate = f"{speed:,.0f} trials/s" if speed else ""
+        self._progress.update(
+            self._task, total=counts.total, completed=finished, failed=counts.failed, rate=rate
+        )
+        self._progress.refresh()
+
+    def __enter__(self) -> ProgressBar:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._progress.stop()

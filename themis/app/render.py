@@ -1,0 +1,124 @@
+"""Turning reports and run lists into what users read: rich tables and stable JSON."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from rich.table import Table
+
+from themis.app.runs import RunResult
+from themis.core.report import Report
+from themis.core.snapshot import RunSummary
+
+
+def _number(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def report_table(report: Report) -> Table:
+    """Dataset × model × prompt × metric rows with mean, 95% CI, n and failures."""
+    title = f"{report.name} · run {report.run_id[:12]} · {report.status}"
+    if report.completed_through_stage is not None:
+        title += f" through {report.completed_through_stage.value}"
+    table = Table(title=title, title_justify="left")
+    for column in ("dataset", "model", "prompt", "metric"):
+        table.add_column(column)
+    for column in ("mean", "95% CI", "n", "failed", "unparsed"):
+        table.add_column(column, justify="right")
+    for row in report.rows:
+        ci = (
+            "—"
+            if row.ci_low is None or row.ci_high is None
+            else f"[{row.ci_low:.3f}, {row.ci_high:.3f}]"
+        )
+        table.add_row(
+            row.dataset,
+            row.model,
+            row.prompt,
+            row.metric,
+            _number(row.mean),
+            ci,
+            str(row.n),
+            str(row.failed),
+            str(row.unparsed),
+        )
+    table.caption = (
+        f"trials: {report.planned} planned, {report.scored} scored, "
+        f"{report.failed} failed, {report.pending} pending"
+    )
+    table.caption_justify = "left"
+    return table
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    """The report as plain JSON-ready data (the `--json` / `--format json` shape)."""
+    return {
+        "run_id": report.run_id,
+        "name": report.name,
+        "status": report.status,
+        "completed_through_stage": (
+            report.completed_through_stage.value if report.completed_through_stage else None
+        ),
+        "trials": {
+            "planned": report.planned,
+            "scored": report.scored,
+            "failed": report.failed,
+            "pending": report.pending,
+        },
+        "results": [
+            {
+                "dataset": row.dataset,
+                "model": row.model,
+                "prompt": row.prompt,
+                "metric": row.metric,
+                "mean": row.mean,
+                "ci_low": row.ci_low,
+                "ci_high": row.ci_high,
+                "n": row.n,
+                "failed": row.failed,
+                "unparsed": row.unparsed,
+                "ci_method": row.ci_method,
+            }
+            for row in report.rows
+        ],
+    }
+
+
+def run_json(result: RunResult) -> dict[str, Any]:
+    """`themis run --json`: the report plus what this invocation did."""
+    return {
+        **report_json(result.report),
+        "reused": result.reused,
+        "trials_executed": result.trials_executed,
+        "model_calls": result.model_calls,
+    }
+
+
+def _when(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def runs_table(summaries: list[RunSummary]) -> Table:
+    table = Table(title="runs", title_justify="left")
+    table.add_column("run_id")
+    table.add_column("name")
+    table.add_column("created")
+    table.add_column("events", justify="right")
+    for summary in summaries:
+        table.add_row(
+            summary.run_id[:16], summary.name, _when(summary.created_at), str(summary.event_count)
+        )
+    return table
+
+
+def runs_json(summaries: list[RunSummary]) -> list[dict[str, Any]]:
+    return [
+        {
+            "run_id": summary.run_id,
+            "name": summary.name,
+            "created_at": _when(summary.created_at),
+            "events": summary.event_count,
+        }
+        for summary in summaries
+    ]

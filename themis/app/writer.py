@@ -1,0 +1,124 @@
+"""The single writer: the only task that appends to the event log.
+
+It group-commits: a batch is written when it holds `store_batch_size` events or when
+`store_flush_interval` seconds have passed since its first event, whichever comes first. Appends
+run in a worker thread so the store's I/O never stalls the trials. A failed append is retried
+`store_retry_attempts` times; when the writer is cancelled, its final flush is shielded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import trio
+
+from themis.core.errors import SequenceConflict, StoreError
+from themis.core.events import Event
+from themis.core.runtime import RuntimeConfig
+from themis.core.state import Projection, RunState
+from themis.ports.clock import ClockPort
+from themis.ports.store import StorePort
+
+
+class EventWriter:
+    """Writes one run's events in order from `next_seq`, and folds them as it goes."""
+
+    def __init__(
+        self,
+        store: StorePort,
+        run_id: str,
+        *,
+        next_seq: int,
+        state: RunState,
+        runtime: RuntimeConfig,
+        clock: ClockPort,
+    ) -> None:
+        self._store = store
+        self._run_id = run_id
+        self._next_seq = next_seq
+        self._projection = Projection(state)
+        self._batch_size = runtime.store_batch_size
+        self._interval = runtime.store_flush_interval
+        self._attempts = runtime.store_retry_attempts
+        self._retry_delay = runtime.store_retry_delay
+        self._clock = clock
+        self.closed = trio.Event()
+        self.written = 0
+
+    @property
+    def next_seq(self) -> int:
+        return self._next_seq
+
+    def state(self) -> RunState:
+        return self._projection.state()
+
+    async def run(self, receive: trio.MemoryReceiveChannel[Event]) -> None:
+        batch: list[Event] = []
+        try:
+            async with receive:
+                open_ = True
+                while open_:
+                    try:
+                        batch.append(await receive.receive())
+                    except trio.EndOfChannel:
+                        break
+                    open_ = await self._fill(receive, batch)
+                    await self._flush(batch)
+                    batch = []
+        except trio.Cancelled:
+            with trio.CancelScope(shield=True):
+                _drain(receive, batch)
+                await self._flush(batch)
+            raise
+        finally:
+            self.closed.set()
+
+    async def _fill(self, receive: trio.MemoryReceiveChannel[Event], batch: list[Event]) -> bool:
+        """Add to `batch` until it is full or the interval since its first event is over."""
+        deadline = self._clock.monotonic() + self._interval
+        while len(batch) < self._batch_size:
+            try:
+                batch.append(receive.receive_nowait())
+                continue
+            except trio.WouldBlock:
+                pass
+            except trio.EndOfChannel:
+                return False
+            wait = deadline - self._clock.monotonic()
+            if wait <= 0:
+                return True
+            with trio.move_on_after(wait):
+                try:
+                    batch.append(await receive.receive())
+                except trio.EndOfChannel:
+                    return False
+        return True
+
+    async def _flush(self, batch: Sequence[Event]) -> None:
+        if not batch:
+            return
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await trio.to_thread.run_sync(
+                    self._store.append, self._run_id, self._next_seq, batch
+                )
+                break
+            except SequenceConflict:
+                raise
+            except StoreError:
+                if attempt >= self._attempts:
+                    raise
+                await self._clock.sleep(self._retry_delay)
+        self._next_seq += len(batch)
+        self.written += len(batch)
+        self._projection.apply(batch)
+
+
+def _drain(receive: trio.MemoryReceiveChannel[Event], batch: list[Event]) -> None:
+    while True:
+        try:
+            batch.append(receive.receive_nowait())
+        except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+            return

@@ -1,0 +1,128 @@
+"""What makes two runs the same run.
+
+Every field of every spec and config class is classified here, once: `identity` fields decide
+results and go into `run_id` and trial keys; `runtime` fields only change how a run executes;
+`provenance` fields are recorded beside the run but never hashed. A test fails when a field is
+missing from this table, so a new knob cannot silently change (or fail to change) identity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+import attrs
+
+from themis.core.runtime import RateLimit, RuntimeConfig
+from themis.core.spec import (
+    Case,
+    DatasetSpec,
+    ExperimentSpec,
+    GenerationParams,
+    MetricSpec,
+    ModelSpec,
+    ParserSpec,
+    PromptSpec,
+)
+
+
+class FieldClass(StrEnum):
+    IDENTITY = "identity"
+    RUNTIME = "runtime"
+    PROVENANCE = "provenance"
+
+
+ID, RT, PV = FieldClass.IDENTITY, FieldClass.RUNTIME, FieldClass.PROVENANCE
+
+FIELD_CLASSES: Mapping[type, Mapping[str, FieldClass]] = {
+    ExperimentSpec: {
+        "seed": ID,
+        "samples": ID,
+        "datasets": ID,
+        "models": ID,
+        "prompts": ID,
+        "parser": ID,
+        "metrics": ID,
+        "name": PV,
+    },
+    DatasetSpec: {
+        "name": ID,
+        "cases": ID,
+        # The loader options only shape `cases`, whose content is already identity.
+        "path": PV,
+        "id_field": PV,
+        "expected_field": PV,
+        "limit": PV,
+    },
+    Case: {"id": ID, "fields": ID, "expected": ID},
+    ModelSpec: {"name": ID, "model": ID, "provider": ID, "params": ID, "options": ID},
+    GenerationParams: {"temperature": ID, "top_p": ID, "max_tokens": ID, "stop": ID, "seed": ID},
+    PromptSpec: {"name": ID, "template": ID, "system": ID},
+    ParserSpec: {"name": ID, "pattern": ID, "group": ID},
+    MetricSpec: {"name": ID, "tolerance": ID, "case_sensitive": ID},
+    RuntimeConfig: {
+        "max_concurrent_tasks": RT,
+        "stage_concurrency": RT,
+        "provider_concurrency": RT,
+        "provider_rate_limits": RT,
+        "generation_retry_attempts": RT,
+        "generation_retry_delay": RT,
+        "generation_retry_backoff": RT,
+        "judge_retry_attempts": RT,
+        "judge_retry_delay": RT,
+        "judge_retry_backoff": RT,
+        "store_retry_attempts": RT,
+        "store_retry_delay": RT,
+        "store_batch_size": RT,
+        "store_flush_interval": RT,
+        "existing_run_policy": RT,
+        "progress": RT,
+    },
+    RateLimit: {"requests_per_minute": RT, "tokens_per_minute": RT},
+}
+
+
+def classification(cls: type, name: str) -> FieldClass:
+    """The class of `cls.name`; a `KeyError` here means the table above is incomplete."""
+    return FIELD_CLASSES[cls][name]
+
+
+def identity_view(value: Any) -> Any:
+    """The JSON-ready projection of `value` that keeps only identity fields, recursively."""
+    if attrs.has(type(value)):
+        table = FIELD_CLASSES[type(value)]
+        return {
+            attribute.name: identity_view(getattr(value, attribute.name))
+            for attribute in attrs.fields(type(value))
+            if table[attribute.name] is FieldClass.IDENTITY
+        }
+    if isinstance(value, Mapping):
+        return {str(key): identity_view(item) for key, item in value.items()}
+    if isinstance(value, tuple | list):
+        return [identity_view(item) for item in value]
+    return value
+
+
+def canonical_json(value: Any) -> str:
+    """One byte-stable JSON text per value: sorted keys, no spaces, UTF-8, no NaN."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def digest(value: Any) -> str:
+    """The sha256 hex digest of `value`'s canonical JSON."""
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+
+
+def short_digest(value: Any, length: int = 32) -> str:
+    """A shorter content address (128 bits by default) for keys stored once per trial."""
+    return text_digest(canonical_json(value), length)
+
+
+def text_digest(text: str, length: int = 32) -> str:
+    """The first `length` hex digits of the sha256 of `text` (already canonical JSON)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]

@@ -1,0 +1,213 @@
+"""Compile an experiment to a stable `run_id` and plan its trials lazily and deterministically.
+
+A trial is one (dataset case, model, prompt variant, sample). Its `trial_key` addresses the
+generation by content (model identity, rendered request, parameters, sample index, seed), so the
+same request is the same key in any run of a store; its `trial_id` names the trial's place in
+this run (two cases that render identically share a generation but are scored separately).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import attrs
+from attrs import frozen
+
+from themis.core.identity import canonical_json, digest, identity_view, short_digest, text_digest
+from themis.core.prompting import Message, PromptError, render, template_fields
+from themis.core.scoring import METRIC_VERSIONS, PARSER_VERSIONS
+from themis.core.spec import ExperimentSpec, GenerationParams, ModelSpec
+from themis.core.stages import EXECUTED_STAGES, Stage
+from themis.core.state import RunState
+
+IDENTITY_FORMAT = 1  # bump when the identity document's shape changes
+
+
+@frozen
+class ModelRequest:
+    """Everything a model adapter needs for one call.
+
+    `reference` is the case's expected answer; it is never sent to an endpoint, and exists so
+    that scripted models can answer right with a given probability.
+    """
+
+    trial_key: str
+    provider: str
+    model: str
+    messages: tuple[Message, ...]
+    params: GenerationParams
+    options: Mapping[str, Any]
+    sample: int
+    reference: str | None = None
+
+
+@frozen
+class TrialPlan:
+    """One unit of work: which case, model, prompt and sample, and the request to send."""
+
+    trial_id: str
+    trial_key: str
+    dataset: str
+    case_id: str
+    model: str
+    prompt: str
+    sample: int
+    expected: str | None
+    request: ModelRequest
+
+
+@frozen
+class CompiledRun:
+    """An experiment with its identity fixed: the spec, its identity document and `run_id`."""
+
+    run_id: str
+    spec: ExperimentSpec
+    identity: Mapping[str, Any]
+
+    @property
+    def trial_count(self) -> int:
+        spec = self.spec
+        cases = sum(len(dataset.cases) for dataset in spec.datasets)
+        return cases * len(spec.models) * len(spec.prompts) * spec.samples
+
+
+def compile_run(spec: ExperimentSpec) -> CompiledRun:
+    """Fix the run's identity; fails with `PromptError` if a template needs a field a case lacks."""
+    _check_templates(spec)
+    identity = {
+        "format": IDENTITY_FORMAT,
+        "experiment": identity_view(spec),
+        "implementations": {
+            "parser": {spec.parser.name: PARSER_VERSIONS[spec.parser.name]},
+            "metrics": {metric.name: METRIC_VERSIONS[metric.name] for metric in spec.metrics},
+        },
+    }
+    return CompiledRun(run_id=digest(identity), spec=spec, identity=identity)
+
+
+def _check_templates(spec: ExperimentSpec) -> None:
+    for prompt in spec.prompts:
+        needed = template_fields(prompt) - {"id"}
+        for dataset in spec.datasets:
+            for case in dataset.cases:
+                missing = needed - case.fields.keys()
+                if missing:
+                    raise PromptError(
+                        f"prompt {prompt.name!r} uses field(s) {', '.join(sorted(missing))} that "
+                        f"case {case.id!r} of dataset {dataset.name!r} does not have"
+                    )
+
+
+def sample_seed(spec: ExperimentSpec, params: GenerationParams, sample: int) -> int:
+    """The seed sent with `sample`: the model's seed plus the index, else one from the run seed."""
+    if params.seed is not None:
+        return params.seed + sample
+    return int(digest([spec.seed, sample])[:8], 16) & 0x7FFFFFFF
+
+
+def _model_identity(model: ModelSpec) -> str:
+    return canonical_json(
+        {"model": model.model, "options": identity_view(model.options), "provider": model.provider}
+    )
+
+
+def trial_key(
+    model: ModelSpec,
+    messages: tuple[Message, ...],
+    params: GenerationParams,
+    sample: int,
+    seed: int,
+) -> str:
+    """The content address of one generation (see the module docstring)."""
+    return short_digest(
+        {
+            "messages": [[message.role, message.content] for message in messages],
+            "model": {
+                "model": model.model,
+                "options": identity_view(model.options),
+                "provider": model.provider,
+            },
+            "params": identity_view(params),
+            "sample": sample,
+            "seed": seed,
+        }
+    )
+
+
+def plan(compiled: CompiledRun) -> Iterator[TrialPlan]:
+    """Yield every trial of the run, in a fixed order: dataset, case, prompt, model, sample."""
+    spec = compiled.spec
+    model_json = {model.name: _model_identity(model) for model in spec.models}
+    params_json = {model.name: canonical_json(identity_view(model.params)) for model in spec.models}
+    seeds = {
+        (model.name, sample): sample_seed(spec, model.params, sample)
+        for model in spec.models
+        for sample in range(spec.samples)
+    }
+    for dataset in spec.datasets:
+        for case in dataset.cases:
+            for prompt in spec.prompts:
+                messages = render(prompt, case)
+                messages_json = canonical_json([[m.role, m.content] for m in messages])
+                for model in spec.models:
+                    for sample in range(spec.samples):
+                        seed = seeds[(model.name, sample)]
+                        # Same bytes as canonical_json of trial_key's document, built from parts.
+                        document = (
+                            f'{{"messages":{messages_json},"model":{model_json[model.name]},'
+                            f'"params":{params_json[model.name]},"sample":{sample},"seed":{seed}}}'
+                        )
+                        key = text_digest(document)
+                        trial_id = short_digest(
+                            [dataset.name, case.id, prompt.name, model.name, sample]
+                        )
+                        params = attrs.evolve(model.params, seed=seed)
+                        yield TrialPlan(
+                            trial_id=trial_id,
+                            trial_key=key,
+                            dataset=dataset.name,
+                            case_id=case.id,
+                            model=model.name,
+                            prompt=prompt.name,
+                            sample=sample,
+                            expected=case.expected,
+                            request=ModelRequest(
+                                trial_key=key,
+                                provider=model.provider,
+                                model=model.model,
+                                messages=messages,
+                                params=params,
+                                options=model.options,
+                                sample=sample,
+                                reference=case.expected,
+                            ),
+                        )
+
+
+@frozen
+class PendingTrial:
+    """A planned trial and the stages the log does not yet show done for it."""
+
+    plan: TrialPlan
+    stages: tuple[Stage, ...]
+
+
+def pending(
+    plans: Iterable[TrialPlan], state: RunState, until_stage: Stage = Stage.SCORE
+) -> Iterator[PendingTrial]:
+    """Yield exactly the work the log does not show done, through `until_stage`."""
+    wanted = tuple(stage for stage in EXECUTED_STAGES if stage.order <= until_stage.order)
+    for trial in plans:
+        stages: list[Stage] = []
+        for stage in wanted:
+            if stage is Stage.GENERATE:
+                done = trial.trial_key in state.generations
+            elif stage is Stage.PARSE:
+                done = not stages and trial.trial_id in state.parses
+            else:
+                done = not stages and trial.trial_id in state.scores
+            if not done:
+                stages.append(stage)
+        if stages:
+            yield PendingTrial(plan=trial, stages=tuple(stages))

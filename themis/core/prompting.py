@@ -1,0 +1,62 @@
+"""Rendering prompt variants for a case: Jinja2 templates, strict about missing fields.
+
+Rendering is pure computation, so it lives in the core (ADR-0001 allows jinja2 here).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import jinja2
+from attrs import frozen
+from jinja2 import meta
+
+from themis.core.spec import Case, PromptSpec
+
+_ENV = jinja2.Environment(
+    undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
+)
+
+
+@frozen
+class Message:
+    """One chat message of a rendered request."""
+
+    role: str
+    content: str
+
+
+class PromptError(ValueError):
+    """A prompt template that cannot render (bad syntax, or a field the cases do not have)."""
+
+
+@lru_cache(maxsize=256)
+def _template(source: str) -> jinja2.Template:
+    return _ENV.from_string(source)
+
+
+def template_fields(prompt: PromptSpec) -> frozenset[str]:
+    """The case fields a prompt variant refers to (template and system message)."""
+    names: set[str] = set()
+    for source in (prompt.template, prompt.system or ""):
+        try:
+            names |= meta.find_undeclared_variables(_ENV.parse(source))
+        except jinja2.TemplateSyntaxError as error:
+            raise PromptError(
+                f"prompt {prompt.name!r}: template syntax error: {error.message}"
+            ) from error
+    return frozenset(names)
+
+
+def render(prompt: PromptSpec, case: Case) -> tuple[Message, ...]:
+    """The messages for `case` under `prompt`: an optional system message, then the user turn."""
+    variables = dict(case.fields)
+    variables.setdefault("id", case.id)
+    try:
+        user = _template(prompt.template).render(variables)
+        messages = [Message("user", user)]
+        if prompt.system:
+            messages.insert(0, Message("system", _template(prompt.system).render(variables)))
+    except jinja2.TemplateError as error:
+        raise PromptError(f"prompt {prompt.name!r}, case {case.id!r}: {error}") from error
+    return tuple(messages)

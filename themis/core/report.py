@@ -1,0 +1,113 @@
+"""The run report: per dataset × model × prompt × metric, the mean with its 95% CI and n.
+
+A trial whose generation failed counts as a 0 for every metric and is also counted in `failed`,
+so failures lower the mean visibly instead of silently shrinking n. Trials still pending are
+left out of the means and counted in the report's `pending`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from attrs import frozen
+
+from themis.core.planner import CompiledRun, plan
+from themis.core.stages import Stage
+from themis.core.state import RunState
+from themis.core.stats import estimate
+
+
+@frozen
+class ReportRow:
+    dataset: str
+    model: str
+    prompt: str
+    metric: str
+    mean: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+    failed: int
+    unparsed: int
+    ci_method: str
+
+
+@frozen
+class Report:
+    run_id: str
+    name: str
+    status: str
+    completed_through_stage: Stage | None
+    planned: int
+    scored: int
+    failed: int
+    pending: int
+    rows: tuple[ReportRow, ...]
+
+
+def run_status(state: RunState) -> str:
+    """`completed` once a `RunCompleted` is logged, `incomplete` if started, else `planned`."""
+    if state.completed_through_stage is not None:
+        return "completed"
+    return "incomplete" if state.started else "planned"
+
+
+def build_report(compiled: CompiledRun, state: RunState) -> Report:
+    """Aggregate `state` over the run's plan (see the module docstring for how failures count)."""
+    spec = compiled.spec
+    metrics = [metric.name for metric in spec.metrics]
+    by_group: dict[tuple[str, str, str], dict[str, dict[str, list[float]]]] = defaultdict(
+        lambda: {metric: defaultdict(list) for metric in metrics}
+    )
+    failed_by_group: dict[tuple[str, str, str], int] = defaultdict(int)
+    unparsed_by_group: dict[tuple[str, str, str], int] = defaultdict(int)
+    planned = scored = failed = pending = 0
+    for trial in plan(compiled):
+        planned += 1
+        group = (trial.dataset, trial.model, trial.prompt)
+        scores = state.scores.get(trial.trial_id)
+        if scores is not None:
+            scored += 1
+            parse = state.parses.get(trial.trial_id)
+            if parse is not None and parse.answer is None:
+                unparsed_by_group[group] += 1
+            for metric in metrics:
+                by_group[group][metric][trial.case_id].append(scores.scores.get(metric, 0.0))
+        elif state.failed_generation(trial.trial_key) is not None:
+            failed += 1
+            failed_by_group[group] += 1
+            for metric in metrics:
+                by_group[group][metric][trial.case_id].append(0.0)
+        else:
+            pending += 1
+            by_group[group]
+    rows = []
+    for (dataset, model, prompt), per_metric in by_group.items():
+        for metric in metrics:
+            result = estimate(per_metric[metric])
+            rows.append(
+                ReportRow(
+                    dataset=dataset,
+                    model=model,
+                    prompt=prompt,
+                    metric=metric,
+                    mean=result.mean,
+                    ci_low=result.ci_low,
+                    ci_high=result.ci_high,
+                    n=result.n,
+                    failed=failed_by_group[(dataset, model, prompt)],
+                    unparsed=unparsed_by_group[(dataset, model, prompt)],
+                    ci_method=result.method,
+                )
+            )
+    return Report(
+        run_id=compiled.run_id,
+        name=spec.name,
+        status=run_status(state),
+        completed_through_stage=state.completed_through_stage,
+        planned=planned,
+        scored=scored,
+        failed=failed,
+        pending=pending,
+        rows=tuple(rows),
+    )

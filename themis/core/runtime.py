@@ -1,0 +1,80 @@
+"""How a run executes: concurrency, limits, retries, store batching. Never part of `run_id`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+from attrs import field, frozen
+
+from themis.core.stages import Stage
+from themis.core.validation import check_choice, check_non_negative, check_positive_int
+
+EXISTING_RUN_POLICIES = ("auto", "error", "rerun")
+PROGRESS_MODES = ("auto", "on", "off")
+
+
+def _check_positive_values(
+    instance: Any, attribute: attrs.Attribute[Any], value: Mapping[str, int]
+) -> None:
+    for key, limit in value.items():
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"{attribute.name}.{key}: must be an integer >= 1, got {limit!r}")
+
+
+def _check_stage_keys(
+    instance: Any, attribute: attrs.Attribute[Any], value: Mapping[str, int]
+) -> None:
+    _check_positive_values(instance, attribute, value)
+    known = {stage.value for stage in Stage}
+    for key in value:
+        if key not in known:
+            raise ValueError(
+                f"{attribute.name}: unknown stage {key!r} (stages: {', '.join(sorted(known))})"
+            )
+
+
+def _optional_positive(instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+    ):
+        raise ValueError(f"{attribute.name}: must be a number > 0, got {value!r}")
+
+
+@frozen
+class RateLimit:
+    """A provider's quota: requests and tokens per minute; `None` means unlimited."""
+
+    requests_per_minute: float | None = field(default=None, validator=_optional_positive)
+    tokens_per_minute: float | None = field(default=None, validator=_optional_positive)
+
+
+def _dict(value: Mapping[str, Any] | None) -> dict[str, Any]:
+    return dict(value or {})
+
+
+@frozen
+class RuntimeConfig:
+    """Execution settings; changing any of them keeps the run's identity (`run_id`)."""
+
+    max_concurrent_tasks: int = field(default=32, validator=check_positive_int)
+    stage_concurrency: Mapping[str, int] = field(
+        factory=dict, converter=_dict, validator=_check_stage_keys
+    )
+    provider_concurrency: Mapping[str, int] = field(
+        factory=dict, converter=_dict, validator=_check_positive_values
+    )
+    provider_rate_limits: Mapping[str, RateLimit] = field(factory=dict, converter=_dict)
+    generation_retry_attempts: int = field(default=3, validator=check_positive_int)
+    generation_retry_delay: float = field(default=1.0, validator=check_non_negative)
+    generation_retry_backoff: float = field(default=2.0, validator=check_non_negative)
+    judge_retry_attempts: int = field(default=3, validator=check_positive_int)
+    judge_retry_delay: float = field(default=1.0, validator=check_non_negative)
+    judge_retry_backoff: float = field(default=2.0, validator=check_non_negative)
+    store_retry_attempts: int = field(default=3, validator=check_positive_int)
+    store_retry_delay: float = field(default=0.5, validator=check_non_negative)
+    store_batch_size: int = field(default=1000, validator=check_positive_int)
+    store_flush_interval: float = field(default=0.5, validator=check_non_negative)
+    existing_run_policy: str = field(default="auto", validator=check_choice(EXISTING_RUN_POLICIES))
+    progress: str = field(default="auto", validator=check_choice(PROGRESS_MODES))

@@ -1,0 +1,170 @@
+"""The experiment a researcher describes: datasets × models × prompts × samples, parse and score.
+
+Every class here is frozen and does no I/O; `themis.app.config` builds them from files. Which
+field shapes results (identity), only execution (runtime) or only the record (provenance) is
+declared once, in `themis.core.identity.FIELD_CLASSES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+from attrs import field, frozen
+
+from themis.core.validation import (
+    check_choice,
+    check_json,
+    check_non_empty,
+    check_optional_positive_int,
+    check_positive_int,
+    check_unique,
+)
+
+JsonValue = Any
+
+
+def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return dict(value or {})
+
+
+# One converter per element type: `converter=tuple` would leave mypy unable to type __init__.
+def _strings(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _cases(value: Iterable[Case]) -> tuple[Case, ...]:
+    return tuple(value)
+
+
+def _datasets(value: Iterable[DatasetSpec]) -> tuple[DatasetSpec, ...]:
+    return tuple(value)
+
+
+def _models(value: Iterable[ModelSpec]) -> tuple[ModelSpec, ...]:
+    return tuple(value)
+
+
+def _prompts(value: Iterable[PromptSpec]) -> tuple[PromptSpec, ...]:
+    return tuple(value)
+
+
+def _metrics(value: Iterable[MetricSpec]) -> tuple[MetricSpec, ...]:
+    return tuple(value)
+
+
+@frozen
+class Case:
+    """One dataset row: a stable id, the fields templates may use, and the expected answer."""
+
+    id: str = field(validator=check_non_empty)
+    fields: Mapping[str, JsonValue] = field(
+        factory=dict, converter=_frozen_mapping, validator=check_json
+    )
+    expected: str | None = None
+
+
+@frozen
+class DatasetSpec:
+    """A named set of cases, read from `path` (JSONL, JSON or CSV) or given inline as `cases`."""
+
+    name: str = field(validator=check_non_empty)
+    path: str | None = None
+    id_field: str = "id"
+    expected_field: str = "answer"
+    limit: int | None = field(default=None, validator=check_optional_positive_int)
+    cases: tuple[Case, ...] = field(default=(), converter=_cases)
+
+
+@frozen
+class GenerationParams:
+    """Sampling parameters sent with every request; `seed=None` derives one per sample."""
+
+    temperature: float = 0.0
+    top_p: float | None = None
+    max_tokens: int = field(default=256, validator=check_positive_int)
+    stop: tuple[str, ...] = field(default=(), converter=_strings)
+    seed: int | None = None
+
+
+@frozen
+class ModelSpec:
+    """A model under test: a label, the provider that serves it, its model id and parameters.
+
+    `options` are provider-specific settings that shape answers (for the scripted `fake` provider:
+    `skill`, `failure_rate`, `latency_s`).
+    """
+
+    name: str = field(validator=check_non_empty)
+    model: str = field(validator=check_non_empty)
+    provider: str = "fake"
+    params: GenerationParams = field(factory=GenerationParams)
+    options: Mapping[str, JsonValue] = field(
+        factory=dict, converter=_frozen_mapping, validator=check_json
+    )
+
+
+@frozen
+class PromptSpec:
+    """A prompt variant: a Jinja2 template over a case's fields, and an optional system message."""
+
+    name: str = field(validator=check_non_empty)
+    template: str = field(validator=check_non_empty)
+    system: str | None = None
+
+
+PARSER_NAMES = ("raw", "strip", "number", "regex", "choice")
+METRIC_NAMES = ("exact_match", "numeric_match", "contains")
+
+
+@frozen
+class ParserSpec:
+    """How an answer is pulled out of a response (`number`, `regex` with `pattern`/`group`, ...)."""
+
+    name: str = field(default="strip", validator=check_choice(PARSER_NAMES))
+    pattern: str | None = None
+    group: int = 1
+
+
+@frozen
+class MetricSpec:
+    """A per-trial score in [0, 1] comparing the parsed answer with the case's expected answer."""
+
+    name: str = field(validator=check_choice(METRIC_NAMES))
+    tolerance: float = 1e-6
+    case_sensitive: bool = False
+
+
+def _check_unique_names(
+    instance: Any, attribute: attrs.Attribute[Any], value: tuple[Any, ...]
+) -> None:
+    check_unique(attribute.name, [item.name for item in value])
+
+
+@frozen
+class ExperimentSpec:
+    """The whole experiment: compiled to one `run_id` by `themis.core.planner.compile_run`."""
+
+    seed: int
+    samples: int = field(validator=check_positive_int)
+    datasets: tuple[DatasetSpec, ...] = field(converter=_datasets, validator=_check_unique_names)
+    models: tuple[ModelSpec, ...] = field(converter=_models, validator=_check_unique_names)
+    prompts: tuple[PromptSpec, ...] = field(converter=_prompts, validator=_check_unique_names)
+    parser: ParserSpec = field(factory=ParserSpec)
+    metrics: tuple[MetricSpec, ...] = field(
+        default=(MetricSpec(name="exact_match"),),
+        converter=_metrics,
+        validator=_check_unique_names,
+    )
+    name: str = "experiment"
+
+    def __attrs_post_init__(self) -> None:
+        for label, items in (
+            ("datasets", self.datasets),
+            ("models", self.models),
+            ("prompts", self.prompts),
+            ("metrics", self.metrics),
+        ):
+            if not items:
+                raise ValueError(f"{label}: at least one is required")

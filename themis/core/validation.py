@@ -1,0 +1,84 @@
+"""Small attrs validators whose messages name the offending value."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import attrs
+
+
+def check_non_empty(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{attribute.name}: must be a non-empty string, got {value!r}")
+
+
+def check_positive_int(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{attribute.name}: must be an integer >= 1, got {value!r}")
+
+
+def check_non_negative(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"{attribute.name}: must be a number >= 0, got {value!r}")
+
+
+def check_choice(choices: Iterable[str]) -> Callable[[Any, attrs.Attribute[Any], str], None]:
+    allowed = tuple(choices)
+
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+        if value not in allowed:
+            raise ValueError(
+                f"{attribute.name}: must be one of {', '.join(allowed)}; got {value!r}"
+            )
+
+    return check
+
+
+def check_unique(label: str, names: Iterable[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{label}: name {name!r} is used twice")
+        seen.add(name)
+
+
+def check_optional_positive_int(
+    instance: Any, attribute: attrs.Attribute[Any], value: int | None
+) -> None:
+    if value is not None:
+        check_positive_int(instance, attribute, value)
+
+
+def check_json(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """Free-form values must be plain JSON (finite numbers, string keys): they are hashed."""
+    problem = _json_problem(value)
+    if problem is not None:
+        raise ValueError(f"{attribute.name}: {problem}")
+
+
+def _json_problem(value: Any, where: str = "") -> str | None:
+    if value is None or isinstance(value, str | bool | int):
+        return None
+    if isinstance(value, float):
+        return (
+            None
+            if math.isfinite(value)
+            else f"{where or 'value'} must be a finite number, got {value!r}"
+        )
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            problem = _json_problem(item, f"{where}[{index}]")
+            if problem:
+                return problem
+        return None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{where or 'value'} has a non-string key {key!r}"
+            problem = _json_problem(item, f"{where}.{key}" if where else key)
+            if problem:
+                return problem
+        return None
+    return f"{where or 'value'} must be JSON data, got {type(value).__name__}"

@@ -1,0 +1,7 @@
+"""The ports: the only ways the application reaches the outside. Protocols, nothing else."""
+
+from themis.ports.clock import ClockPort
+from themis.ports.model import ModelPort
+from themis.ports.store import StorePort
+
+__all__ = ["ClockPort", "ModelPort", "StorePort"]
