@@ -16,9 +16,10 @@ from returns.result import Failure, Result
 from themis.app.config import LoadedConfig, config_from_mapping, load_config
 from themis.app.interpreter import ProgressCallback
 from themis.app.runs import RunResult, list_runs, report_run, run_experiment
-from themis.app.wiring import model_ports, open_store, system_clock
+from themis.app.wiring import check_models, model_ports, opened_store, system_clock
 from themis.core.errors import ConfigError
 from themis.core.planner import CompiledRun, TrialPlan, compile_run, plan
+from themis.core.prompting import PromptError
 from themis.core.report import Report
 from themis.core.runtime import RuntimeConfig
 from themis.core.snapshot import RunSummary
@@ -44,7 +45,10 @@ class Experiment:
         self.spec = spec
         self.runtime = runtime or RuntimeConfig()
         self.source = source
-        self.compiled: CompiledRun = compile_run(spec)
+        try:
+            self.compiled: CompiledRun = compile_run(spec)
+        except PromptError as error:  # a template that needs a field the cases lack: bad config
+            raise ConfigError(f"{source or '<spec>'}: prompts: {error}") from None
 
     @classmethod
     def from_file(cls, path: str | Path, *, overrides: Sequence[str] = ()) -> Experiment:
@@ -86,44 +90,39 @@ class Experiment:
         `models` maps provider names to your own `ModelPort`s; keyword arguments such as
         `max_concurrent_tasks=8` change runtime settings (never the `run_id`).
         """
-        effective = attrs.evolve(runtime or self.runtime, **runtime_changes)
-        clock = clock or system_clock()
-        ports = model_ports(self.spec, clock, models)
-        opened = open_store(store)
         try:
+            effective = attrs.evolve(runtime or self.runtime, **runtime_changes)
+            stage = Stage(until_stage)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"run: {error}") from None
+        clock = clock or system_clock()
+        try:
+            check_models(self.spec, models or {})
+        except ConfigError as error:  # name the config file, as every other config error does
+            raise ConfigError(f"{self.source}: {error}" if self.source else str(error)) from None
+        with model_ports(self.spec, clock, models) as ports, opened_store(store) as opened:
             return run_experiment(
                 self.compiled,
                 effective,
                 opened,
                 models=ports,
                 clock=clock,
-                until_stage=Stage(until_stage),
+                until_stage=stage,
                 on_progress=on_progress,
                 extra_provenance={"config": str(self.source)} if self.source else None,
             )
-        finally:
-            if opened is not store:
-                opened.close()
 
 
 def load_report(run_id: str, store: StoreLike = "themis.duckdb") -> Report:
     """The report of a stored run (`run_id` may be a unique prefix)."""
-    opened = open_store(store)
-    try:
+    with opened_store(store) as opened:
         return report_run(opened, run_id)
-    finally:
-        if opened is not store:
-            opened.close()
 
 
 def runs(store: StoreLike = "themis.duckdb") -> list[RunSummary]:
     """Every run in the store, oldest first."""
-    opened = open_store(store)
-    try:
+    with opened_store(store) as opened:
         return list_runs(opened)
-    finally:
-        if opened is not store:
-            opened.close()
 
 
 def _unwrap(result: Result[LoadedConfig, ConfigError]) -> LoadedConfig:

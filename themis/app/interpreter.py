@@ -10,7 +10,6 @@ is shielded, so what was produced before an interrupt is not lost.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from math import inf
 
 import trio
 from attrs import define, frozen
@@ -56,23 +55,39 @@ class ExecutionResult:
     completed: bool
 
 
+class _Unlimited:
+    """An async context manager that admits everyone at once, with no scheduling cost."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+
+_UNLIMITED = _Unlimited()
+Limit = trio.CapacityLimiter | _Unlimited
+
+
 class _Limiters:
-    """The limiters around each stage and provider; unset means unlimited."""
+    """The limiters around each stage and provider; an unset limit costs nothing."""
 
     def __init__(self, runtime: RuntimeConfig) -> None:
-        self.stages = {
-            stage: trio.CapacityLimiter(runtime.stage_concurrency.get(stage.value, inf))
-            for stage in Stage
+        self.stages: dict[Stage, Limit] = {
+            stage: _limit(runtime.stage_concurrency.get(stage.value)) for stage in Stage
         }
         self._provider_limits = runtime.provider_concurrency
-        self._providers: dict[str, trio.CapacityLimiter] = {}
+        self._providers: dict[str, Limit] = {}
 
-    def provider(self, name: str) -> trio.CapacityLimiter:
+    def provider(self, name: str) -> Limit:
         limiter = self._providers.get(name)
         if limiter is None:
-            limiter = trio.CapacityLimiter(self._provider_limits.get(name, inf))
-            self._providers[name] = limiter
+            limiter = self._providers[name] = _limit(self._provider_limits.get(name))
         return limiter
+
+
+def _limit(capacity: int | None) -> Limit:
+    return _UNLIMITED if capacity is None else trio.CapacityLimiter(capacity)
 
 
 class _Run:
@@ -84,7 +99,7 @@ class _Run:
         runtime: RuntimeConfig,
         models: Mapping[str, ModelPort],
         clock: ClockPort,
-        send: trio.MemorySendChannel[Event],
+        send: trio.MemorySendChannel[list[Event]],
         counts: ProgressCounts,
         compiled: CompiledRun,
     ) -> None:
@@ -106,37 +121,43 @@ class _Run:
 
     async def trial(self, item: PendingTrial, admission: trio.CapacityLimiter) -> None:
         try:
-            await self._trial(item)
+            events: list[Event] = []
+            await self._trial(item, events)
+            if events:  # one send for the trial's parse and score (see `_generation`)
+                await self.send.send(events)
         finally:
             admission.release_on_behalf_of(item.plan.trial_id)
 
-    async def _trial(self, item: PendingTrial) -> None:
+    async def _trial(self, item: PendingTrial, events: list[Event]) -> None:
         trial = item.plan
         if Stage.GENERATE in item.stages:
-            outcome = await self._generation(trial)
+            outcome = await self._generation(trial, events)
         else:
             outcome = self.state.generations[trial.trial_key]
         if isinstance(outcome, GenerationFailed):
             self.counts.failed += 1
             return
+        if Stage.PARSE not in item.stages and Stage.SCORE not in item.stages:  # until generate
+            self.counts.done += 1
+            return
         parse = self.state.parses.get(trial.trial_id)
         if Stage.PARSE in item.stages or parse is None:
             async with self.limiters.stages[Stage.PARSE]:
                 answer = parse_answer(self.parser, outcome.text)
-                parse = ParseCompleted(
-                    at=self.clock.now(),
-                    trial_id=trial.trial_id,
-                    trial_key=trial.trial_key,
-                    answer=answer.value_or(None),
-                    error=answer.swap().value_or(None),
-                )
-            await self.send.send(parse)
+            parse = ParseCompleted(
+                at=self.clock.now(),
+                trial_id=trial.trial_id,
+                trial_key=trial.trial_key,
+                answer=answer.value_or(None),
+                error=answer.swap().value_or(None),
+            )
+            events.append(parse)
         if Stage.SCORE in item.stages:
             async with self.limiters.stages[Stage.SCORE]:
                 scores = {
                     m.name: score_answer(m, parse.answer, trial.expected) for m in self.metrics
                 }
-            await self.send.send(
+            events.append(
                 ScoreCompleted(
                     at=self.clock.now(),
                     trial_id=trial.trial_id,
@@ -146,9 +167,12 @@ class _Run:
             )
         self.counts.done += 1
 
-    async def _generation(self, trial: TrialPlan) -> GenerationCompleted | GenerationFailed:
+    async def _generation(
+        self, trial: TrialPlan, events: list[Event]
+    ) -> GenerationCompleted | GenerationFailed:
+        """Call the model once per `trial_key`; a twin trial waits for and reuses the result."""
         key = trial.trial_key
-        while key in self.in_flight:  # another trial of this run sends the identical request
+        while key in self.in_flight:
             await self.in_flight[key].wait()
         known = self.generated.get(key)
         if known is not None:
@@ -157,7 +181,9 @@ class _Run:
         try:
             outcome = await self._call_model(trial)
             self.generated[key] = outcome
-            await self.send.send(outcome)
+            # Sent now, not with the trial's other events: a twin may reuse it as soon as it is
+            # no longer in flight, and its parse must not reach the log before this generation.
+            await self.send.send([outcome])
             return outcome
         finally:
             del self.in_flight[key]
@@ -218,14 +244,14 @@ async def execute(
 ) -> ExecutionResult:
     """Run `work` to the end (or until cancelled) and return the state the log now shows."""
     counts = ProgressCounts(total=total)
-    send, receive = trio.open_memory_channel[Event](runtime.store_batch_size)
+    send, receive = trio.open_memory_channel[list[Event]](max(1, runtime.store_batch_size // 3))
     async with trio.open_nursery() as nursery:
         nursery.start_soon(writer.run, receive)
         if on_progress is not None:
             nursery.start_soon(_report_progress, on_progress, counts, progress_interval)
         async with send:
             await send.send(
-                RunStarted(at=clock.now(), planned=compiled.trial_count, until_stage=until_stage)
+                [RunStarted(at=clock.now(), planned=compiled.trial_count, until_stage=until_stage)]
             )
             run = _Run(state, runtime, models, clock, send, counts, compiled)
             admission = trio.CapacityLimiter(runtime.max_concurrent_tasks)
@@ -233,7 +259,7 @@ async def execute(
                 for item in work:
                     await admission.acquire_on_behalf_of(item.plan.trial_id)
                     trials.start_soon(run.trial, item, admission)
-            await send.send(RunCompleted(at=clock.now(), completed_through_stage=until_stage))
+            await send.send([RunCompleted(at=clock.now(), completed_through_stage=until_stage)])
         await writer.closed.wait()
         nursery.cancel_scope.cancel()
     if on_progress is not None:

@@ -6,8 +6,8 @@ import functools
 import platform
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TypeVar
 from importlib import metadata
+from typing import TypeVar
 
 import trio
 from attrs import frozen

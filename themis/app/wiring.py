@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from themis.adapters.clocks import SystemClock
@@ -33,6 +34,17 @@ def open_store(location: str | Path | StorePort | None = None) -> StorePort:
     return location
 
 
+@contextmanager
+def opened_store(location: str | Path | StorePort | None) -> Iterator[StorePort]:
+    """`open_store`, closing the store afterwards only if it was opened here."""
+    store = open_store(location)
+    try:
+        yield store
+    finally:
+        if store is not location:
+            store.close()
+
+
 def system_clock() -> ClockPort:
     return SystemClock()
 
@@ -52,17 +64,28 @@ def check_models(spec: ExperimentSpec, overrides: Mapping[str, ModelPort]) -> No
             raise ConfigError(f"models.{model.name}.options: {problem}")
 
 
+@contextmanager
 def model_ports(
     spec: ExperimentSpec, clock: ClockPort, overrides: Mapping[str, ModelPort] | None = None
-) -> dict[str, ModelPort]:
-    """One port per provider the experiment uses; `overrides` supplies or replaces providers."""
+) -> Iterator[dict[str, ModelPort]]:
+    """One port per provider the experiment uses; `overrides` supplies or replaces providers.
+
+    Ports built here are closed on exit; ports passed in belong to the caller.
+    """
     overrides = dict(overrides or {})
     check_models(spec, overrides)
     ports: dict[str, ModelPort] = {}
-    for provider in {model.provider for model in spec.models}:
-        if provider in overrides:
-            ports[provider] = overrides[provider]
-        else:
+    built: list[ScriptedModel] = []
+    try:
+        for provider in sorted({model.provider for model in spec.models}):
+            if provider in overrides:
+                ports[provider] = overrides[provider]
+                continue
             journal = os.environ.get(FAKE_JOURNAL_ENV)
-            ports[provider] = ScriptedModel(clock, journal=Path(journal) if journal else None)
-    return ports
+            model = ScriptedModel(clock, journal=Path(journal) if journal else None)
+            built.append(model)
+            ports[provider] = model
+        yield ports
+    finally:
+        for model in built:
+            model.close()

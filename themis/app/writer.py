@@ -52,14 +52,15 @@ class EventWriter:
     def state(self) -> RunState:
         return self._projection.state()
 
-    async def run(self, receive: trio.MemoryReceiveChannel[Event]) -> None:
+    async def run(self, receive: trio.MemoryReceiveChannel[list[Event]]) -> None:
+        """Write what `receive` delivers (each item: one trial's events) until it closes."""
         batch: list[Event] = []
         try:
             async with receive:
                 open_ = True
                 while open_:
                     try:
-                        batch.append(await receive.receive())
+                        batch.extend(await receive.receive())
                     except trio.EndOfChannel:
                         break
                     open_ = await self._fill(receive, batch)
@@ -73,12 +74,14 @@ class EventWriter:
         finally:
             self.closed.set()
 
-    async def _fill(self, receive: trio.MemoryReceiveChannel[Event], batch: list[Event]) -> bool:
+    async def _fill(
+        self, receive: trio.MemoryReceiveChannel[list[Event]], batch: list[Event]
+    ) -> bool:
         """Add to `batch` until it is full or the interval since its first event is over."""
         deadline = self._clock.monotonic() + self._interval
         while len(batch) < self._batch_size:
             try:
-                batch.append(receive.receive_nowait())
+                batch.extend(receive.receive_nowait())
                 continue
             except trio.WouldBlock:
                 pass
@@ -89,7 +92,7 @@ class EventWriter:
                 return True
             with trio.move_on_after(wait):
                 try:
-                    batch.append(await receive.receive())
+                    batch.extend(await receive.receive())
                 except trio.EndOfChannel:
                     return False
         return True
@@ -116,9 +119,9 @@ class EventWriter:
         self._projection.apply(batch)
 
 
-def _drain(receive: trio.MemoryReceiveChannel[Event], batch: list[Event]) -> None:
+def _drain(receive: trio.MemoryReceiveChannel[list[Event]], batch: list[Event]) -> None:
     while True:
         try:
-            batch.append(receive.receive_nowait())
+            batch.extend(receive.receive_nowait())
         except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
             return

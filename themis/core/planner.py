@@ -136,35 +136,42 @@ def trial_key(
 
 
 def plan(compiled: CompiledRun) -> Iterator[TrialPlan]:
-    """Yield every trial of the run, in a fixed order: dataset, case, prompt, model, sample."""
+    """Yield every trial of the run, in a fixed order: dataset, case, prompt, model, sample.
+
+    The hot loop builds both keys' canonical JSON from pieces encoded once per level; the bytes
+    equal `canonical_json` of the documents in `trial_key` and `trial_id_of` (a test pins this).
+    """
     spec = compiled.spec
-    model_json = {model.name: _model_identity(model) for model in spec.models}
-    params_json = {model.name: canonical_json(identity_view(model.params)) for model in spec.models}
-    seeds = {
-        (model.name, sample): sample_seed(spec, model.params, sample)
+    samples = range(spec.samples)
+    models = [
+        (
+            model,
+            _model_identity(model),
+            canonical_json(identity_view(model.params)),
+            canonical_json(model.name),
+            [attrs.evolve(model.params, seed=sample_seed(spec, model.params, i)) for i in samples],
+        )
         for model in spec.models
-        for sample in range(spec.samples)
-    }
+    ]
     for dataset in spec.datasets:
+        dataset_json = canonical_json(dataset.name)
         for case in dataset.cases:
+            case_json = canonical_json(case.id)
             for prompt in spec.prompts:
+                prompt_json = canonical_json(prompt.name)
                 messages = render(prompt, case)
                 messages_json = canonical_json([[m.role, m.content] for m in messages])
-                for model in spec.models:
-                    for sample in range(spec.samples):
-                        seed = seeds[(model.name, sample)]
-                        # Same bytes as canonical_json of trial_key's document, built from parts.
-                        document = (
-                            f'{{"messages":{messages_json},"model":{model_json[model.name]},'
-                            f'"params":{params_json[model.name]},"sample":{sample},"seed":{seed}}}'
+                for model, model_json, params_json, name_json, sample_params in models:
+                    for sample in samples:
+                        params = sample_params[sample]
+                        key = text_digest(
+                            f'{{"messages":{messages_json},"model":{model_json},'
+                            f'"params":{params_json},"sample":{sample},"seed":{params.seed}}}'
                         )
-                        key = text_digest(document)
-                        trial_id = short_digest(
-                            [dataset.name, case.id, prompt.name, model.name, sample]
-                        )
-                        params = attrs.evolve(model.params, seed=seed)
                         yield TrialPlan(
-                            trial_id=trial_id,
+                            trial_id=text_digest(
+                                f"[{dataset_json},{case_json},{prompt_json},{name_json},{sample}]"
+                            ),
                             trial_key=key,
                             dataset=dataset.name,
                             case_id=case.id,
@@ -183,6 +190,11 @@ def plan(compiled: CompiledRun) -> Iterator[TrialPlan]:
                                 reference=case.expected,
                             ),
                         )
+
+
+def trial_id_of(dataset: str, case_id: str, prompt: str, model: str, sample: int) -> str:
+    """The id of a trial's place in its run (see the module docstring)."""
+    return short_digest([dataset, case_id, prompt, model, sample])
 
 
 @frozen
