@@ -7,6 +7,8 @@ backoffs cost no wall time and every timing assertion is exact.
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Callable, Sequence
 
 import pytest
 import trio
@@ -28,6 +30,7 @@ from themis.app.interpreter import execute
 from themis.app.runs import load_state
 from themis.app.writer import EventWriter
 from themis.core.events import (
+    Event,
     GenerationCompleted,
     GenerationFailed,
     ParseCompleted,
@@ -36,7 +39,7 @@ from themis.core.events import (
     ScoreCompleted,
 )
 from themis.core.generation import ModelCallError, ModelResponse
-from themis.core.planner import ModelRequest, compile_run, pending, plan
+from themis.core.planner import CompiledRun, ModelRequest, compile_run, pending, plan
 from themis.core.runtime import RuntimeConfig
 from themis.core.spec import Case
 
@@ -258,13 +261,14 @@ def _store_sizes_seen_during_a_slow_run(flush_interval: float) -> tuple[list[int
 
     class Watching(CountingModel):
         async def generate(self, request: ModelRequest) -> ModelResponse:
-            # The writer appends in a worker thread, and the mock clock may jump while that thread
-            # runs. With one thread token, reading the store in a thread too queues the read
-            # behind any append already started, so what it sees does not depend on a race.
-            trio.to_thread.current_default_thread_limiter().total_tokens = 1
             response = await super().generate(request)
-            records = await trio.to_thread.run_sync(store.read, compiled.run_id)
-            seen.append(len(records))
+            # The writer appends in a worker thread, and the mock clock may jump past the append
+            # while that thread runs. Yield until no worker thread is out (virtual time cannot
+            # move while this task is runnable), so what the read sees does not depend on a race.
+            threads = trio.to_thread.current_default_thread_limiter()
+            while threads.borrowed_tokens:
+                await trio.sleep(0)
+            seen.append(len(store.read(compiled.run_id)))
             return response
 
     runtime = RuntimeConfig(
@@ -294,62 +298,111 @@ def test_without_the_interval_the_batch_waits_until_the_end() -> None:
 # ---------------------------------------------------------------- cancellation
 
 
-def test_cancelling_execute_flushes_what_was_produced_and_keeps_the_log_consistent() -> None:
-    count, stop_after = 12, 5
-    compiled = compile_run(make_spec(count))
-    store = MemoryStore()
+class GatedStore(MemoryStore):
+    """A `MemoryStore` whose append number `gated` blocks (in the writer's thread) on `gate`."""
+
+    def __init__(self, gated: int) -> None:
+        super().__init__()
+        self.gated = gated
+        self.gate = threading.Event()
+        self.started = 0
+
+    def append(self, run_id: str, first_seq: int, events: Sequence[Event]) -> None:
+        self.started += 1
+        if self.started == self.gated:
+            assert self.gate.wait(timeout=10), "the test never opened the gate"
+        super().append(run_id, first_seq, events)
+
+
+def _execute_until_call(
+    compiled: CompiledRun,
+    store: MemoryStore,
+    runtime: RuntimeConfig,
+    *,
+    stop_at: int,
+    on_stop: Callable[[], None] = lambda: None,
+) -> EventWriter:
+    """`execute` with 1 s model calls, cancelled from inside model call `stop_at`."""
     clock = FakeClock()
-    # A huge batch and interval: nothing would reach the store but for the shielded final flush.
-    runtime = RuntimeConfig(
-        max_concurrent_tasks=2, store_batch_size=10_000, store_flush_interval=1e6
-    )
     state, next_seq = load_state(store, compiled.run_id)
     writer = EventWriter(
         store, compiled.run_id, next_seq=next_seq, state=state, runtime=runtime, clock=clock
     )
-    finished: list[bool] = []
 
     async def main() -> None:
         with trio.CancelScope() as scope:
 
             class Cancelling(CountingModel):
                 async def before(self, request: ModelRequest) -> None:
-                    if self.calls > stop_after:
+                    if self.calls == stop_at:
+                        on_stop()
                         scope.cancel()
 
             await execute(
                 compiled,
                 state,
                 pending(plan(compiled), state),
-                total=count,
+                total=compiled.trial_count,
                 runtime=runtime,
                 models={"fake": Cancelling(latency=1.0)},
                 clock=clock,
                 writer=writer,
             )
-            finished.append(True)
+            pytest.fail("execute returned although it was cancelled")
         assert scope.cancelled_caught
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
-
-    assert not finished
     assert writer.closed.is_set()
+    return writer
+
+
+def _assert_interrupted_then_resumed(
+    compiled: CompiledRun, store: MemoryStore, writer: EventWriter, *, committed: int
+) -> None:
     events = events_of(store, compiled.run_id)
     assert_consistent_prefix(store, compiled.run_id)
     assert len(of_type(events, RunStarted)) == 1
     assert not of_type(events, RunCompleted)
-    # Two at a time, 1 s each: calls 1-4 finished before call 6 started; call 5 was cut off.
-    assert len(of_type(events, GenerationCompleted)) == 4
-    assert len(of_type(events, ScoreCompleted)) == 4
+    assert len(of_type(events, GenerationCompleted)) == committed
+    assert len(of_type(events, ScoreCompleted)) == committed
     assert writer.next_seq == len(events) + 1
 
     # Resuming with a fresh model calls it only for the trials that were not committed.
     resumed_model = CountingModel(latency=1.0)
     result = run_virtual(compiled, resumed_model, store)
-    assert resumed_model.calls == count - 4
+    count = compiled.trial_count
+    assert resumed_model.calls == count - committed
     assert result.report.scored == count
     assert_consistent_prefix(store, compiled.run_id)
     assert len(of_type(events_of(store, compiled.run_id), ScoreCompleted)) == count
+
+
+def test_cancelling_execute_flushes_the_pending_batch() -> None:
+    compiled = compile_run(make_spec(12))
+    store = MemoryStore()
+    # A huge batch and interval: nothing would reach the store but for the shielded final flush.
+    runtime = RuntimeConfig(
+        max_concurrent_tasks=2, store_batch_size=10_000, store_flush_interval=1e6
+    )
+
+    writer = _execute_until_call(compiled, store, runtime, stop_at=6)
+
+    # Two at a time, 1 s each: calls 1-4 finished before call 6 started; call 5 was cut off.
+    _assert_interrupted_then_resumed(compiled, store, writer, committed=4)
+
+
+def test_cancelling_execute_during_an_append_keeps_what_waits_in_the_channel() -> None:
+    compiled = compile_run(make_spec(12))
+    # The second append (trial 1's generation) blocks until call 6, so everything trials 1-4
+    # send after it waits in the channel when the cancellation arrives.
+    store = GatedStore(gated=2)
+    runtime = RuntimeConfig(
+        max_concurrent_tasks=2, store_batch_size=10_000, store_flush_interval=0.0
+    )
+
+    writer = _execute_until_call(compiled, store, runtime, stop_at=6, on_stop=store.gate.set)
+
+    _assert_interrupted_then_resumed(compiled, store, writer, committed=4)
 
 
 def test_interleaved_trials_keep_each_trial_s_events_in_order() -> None:

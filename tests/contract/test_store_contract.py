@@ -18,8 +18,10 @@ from themis.core.events import (
     GenerationFailed,
     ParseCompleted,
     RunCompleted,
+    RunResumed,
     RunStarted,
     ScoreCompleted,
+    StageReset,
 )
 from themis.core.runtime import RateLimit, RuntimeConfig
 from themis.core.snapshot import RunSnapshot, RunSummary
@@ -49,20 +51,33 @@ SAMPLE_EVENTS: tuple[Event, ...] = (
         latency_s=0.125,
         served_model="gpt-4o-mini-2024-07-18",
         attempts=2,
+        cache_hit=True,
+        source_run="r-source",
     ),
     GenerationFailed(
         at=1_700_000_002.0, trial_key="d4e5f6", error_kind="rate_limit", message="429", attempts=3
     ),
     ParseCompleted(
-        at=1_700_000_003.0, trial_id="t-1", trial_key="a1b2c3", answer="42", error="partial"
+        at=1_700_000_003.0,
+        trial_id="t-1",
+        trial_key="a1b2c3",
+        answer="42",
+        error="partial",
+        epoch=1,
     ),
     ScoreCompleted(
         at=1_700_000_004.0,
         trial_id="t-1",
         trial_key="a1b2c3",
         scores={"exact_match": 1.0, "numeric_match": 0.5, "contains": 0.0},
+        epoch=1,
     ),
-    RunCompleted(at=1_700_000_005.0, completed_through_stage=Stage.PARSE),
+    RunCompleted(at=1_700_000_005.0, completed_through_stage=Stage.PARSE, epoch=1),
+    StageReset(at=1_700_000_006.0, reset_stage=Stage.SCORE, epoch=2),
+    RunResumed(
+        at=1_700_000_007.0,
+        changes={"max_concurrent_tasks": {"old": 32, "new": 8}, "stage_concurrency": {"old": {}}},
+    ),
 )
 
 

@@ -23,7 +23,7 @@ from themis.adapters.codec import (
     event_kinds,
 )
 from themis.core.errors import StoreError
-from themis.core.events import EVENT_TYPES, Event, RunStarted
+from themis.core.events import EVENT_TYPES, Event, ParseCompleted, RunStarted
 from themis.core.stages import Stage
 
 FINITE_OR_INFINITE = st.floats(allow_nan=False)
@@ -31,7 +31,14 @@ SIMPLE: dict[Any, st.SearchStrategy[Any]] = {
     str: st.text(),
     int: st.integers(),
     float: FINITE_OR_INFINITE,
+    bool: st.booleans(),
     Stage: st.sampled_from(Stage),
+    # Free JSON values (a resumed run's old/new runtime values).
+    Any: st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+        max_leaves=6,
+    ),
 }
 
 
@@ -77,6 +84,8 @@ def test_tags_are_the_stable_strings() -> None:
         "parse_completed",
         "score_completed",
         "run_completed",
+        "stage_reset",
+        "run_resumed",
     )
     assert [cls.kind for cls in EVENT_TYPES] == list(event_kinds())
 
@@ -86,15 +95,27 @@ GOLDEN_PAYLOADS = (
     '{"at":1700000001.5,"trial_key":"a1b2c3",'
     '"text":"The answer is 42.\\n\\u00dcn\\u00efc\\u00f8d\\u00e9 \\u2713 \\u0000 \\ud800",'
     '"finish_reason":"stop","input_tokens":31,"output_tokens":7,"latency_s":0.125,'
-    '"served_model":"gpt-4o-mini-2024-07-18","attempts":2,"v":1}',
+    '"served_model":"gpt-4o-mini-2024-07-18","attempts":2,"cache_hit":true,'
+    '"source_run":"r-source","v":1}',
     '{"at":1700000002.0,"trial_key":"d4e5f6","error_kind":"rate_limit","message":"429",'
     '"attempts":3,"v":1}',
     '{"at":1700000003.0,"trial_id":"t-1","trial_key":"a1b2c3","answer":"42","error":"partial",'
-    '"v":1}',
+    '"epoch":1,"v":1}',
     '{"at":1700000004.0,"trial_id":"t-1","trial_key":"a1b2c3",'
-    '"scores":{"exact_match":1.0,"numeric_match":0.5,"contains":0.0},"v":1}',
-    '{"at":1700000005.0,"completed_through_stage":"parse","v":1}',
+    '"scores":{"exact_match":1.0,"numeric_match":0.5,"contains":0.0},"epoch":1,"v":1}',
+    '{"at":1700000005.0,"completed_through_stage":"parse","epoch":1,"v":1}',
+    '{"at":1700000006.0,"reset_stage":"score","epoch":2,"v":1}',
+    '{"at":1700000007.0,"changes":{"max_concurrent_tasks":{"old":32,"new":8},'
+    '"stage_concurrency":{"old":{}}},"v":1}',
 )
+
+
+def test_payloads_written_before_a_field_was_added_still_decode() -> None:
+    """Fields added later have defaults, so older rows of the same schema version still read."""
+    old = '{"at":3.0,"trial_id":"t","trial_key":"k","answer":"42","error":null,"v":1}'
+    assert decode_event("parse_completed", old) == ParseCompleted(
+        at=3.0, trial_id="t", trial_key="k", answer="42"
+    )
 
 
 @pytest.mark.parametrize(

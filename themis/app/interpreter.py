@@ -150,6 +150,7 @@ class _Run:
                 trial_key=trial.trial_key,
                 answer=answer.value_or(None),
                 error=answer.swap().value_or(None),
+                epoch=self.state.epoch,
             )
             events.append(parse)
         if Stage.SCORE in item.stages:
@@ -163,6 +164,7 @@ class _Run:
                     trial_id=trial.trial_id,
                     trial_key=trial.trial_key,
                     scores=scores,
+                    epoch=self.state.epoch,
                 )
             )
         self.counts.done += 1
@@ -259,7 +261,13 @@ async def execute(
                 for item in work:
                     await admission.acquire_on_behalf_of(item.plan.trial_id)
                     trials.start_soon(run.trial, item, admission)
-            await send.send([RunCompleted(at=clock.now(), completed_through_stage=until_stage)])
+            await send.send(
+                [
+                    RunCompleted(
+                        at=clock.now(), completed_through_stage=until_stage, epoch=state.epoch
+                    )
+                ]
+            )
         await writer.closed.wait()
         nursery.cancel_scope.cancel()
     if on_progress is not None:

@@ -56,22 +56,22 @@ class EventWriter:
         """Write what `receive` delivers (each item: one trial's events) until it closes."""
         batch: list[Event] = []
         try:
-            async with receive:
-                open_ = True
-                while open_:
-                    try:
-                        batch.extend(await receive.receive())
-                    except trio.EndOfChannel:
-                        break
-                    open_ = await self._fill(receive, batch)
-                    await self._flush(batch)
-                    batch = []
+            open_ = True
+            while open_:
+                try:
+                    batch.extend(await receive.receive())
+                except trio.EndOfChannel:
+                    break
+                open_ = await self._fill(receive, batch)
+                await self._flush(batch)
+                batch = []
         except trio.Cancelled:
             with trio.CancelScope(shield=True):
-                _drain(receive, batch)
+                _drain(receive, batch)  # before `receive` is closed, or what it holds is lost
                 await self._flush(batch)
             raise
         finally:
+            receive.close()
             self.closed.set()
 
     async def _fill(

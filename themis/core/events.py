@@ -8,7 +8,7 @@ from the `ClockPort`, never read here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from attrs import field, frozen
 
@@ -47,6 +47,8 @@ class GenerationCompleted:
     latency_s: float = 0.0
     served_model: str | None = None
     attempts: int = 1
+    cache_hit: bool = False
+    source_run: str | None = None
 
 
 @frozen
@@ -75,6 +77,7 @@ class ParseCompleted:
     trial_key: str
     answer: str | None
     error: str | None = None
+    epoch: int = 0
 
 
 @frozen
@@ -88,6 +91,7 @@ class ScoreCompleted:
     trial_id: str
     trial_key: str
     scores: Mapping[str, float] = field(converter=_scores)
+    epoch: int = 0
 
 
 @frozen
@@ -99,6 +103,39 @@ class RunCompleted:
     schema_version: ClassVar[int] = 1
     at: float
     completed_through_stage: Stage
+    epoch: int = 0
+
+
+@frozen
+class StageReset:
+    """`replay --stage`: results of `reset_stage` and later stages from before `epoch` are void.
+
+    Epochs number the resets (1, 2, ...) and every result carries the epoch it was computed in,
+    so the fold stays order-independent: a result counts iff its epoch is at least the latest
+    reset epoch of its stage.
+    """
+
+    kind: ClassVar[str] = "stage_reset"
+    stage: ClassVar[Stage | None] = None
+    schema_version: ClassVar[int] = 1
+    at: float
+    reset_stage: Stage
+    epoch: int
+
+
+def _changes(value: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Mapping[str, Any]]:
+    return {key: dict(change) for key, change in value.items()}
+
+
+@frozen
+class RunResumed:
+    """Execution continued with different runtime settings: each field's `old` and `new` value."""
+
+    kind: ClassVar[str] = "run_resumed"
+    stage: ClassVar[Stage | None] = None
+    schema_version: ClassVar[int] = 1
+    at: float
+    changes: Mapping[str, Mapping[str, Any]] = field(converter=_changes)
 
 
 Event = (
@@ -108,6 +145,8 @@ Event = (
     | ParseCompleted
     | ScoreCompleted
     | RunCompleted
+    | StageReset
+    | RunResumed
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = (
@@ -117,6 +156,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     ParseCompleted,
     ScoreCompleted,
     RunCompleted,
+    StageReset,
+    RunResumed,
 )
 
 

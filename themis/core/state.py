@@ -19,15 +19,23 @@ from themis.core.events import (
     GenerationFailed,
     ParseCompleted,
     RunCompleted,
+    RunResumed,
     RunStarted,
     ScoreCompleted,
+    StageReset,
 )
-from themis.core.stages import Stage
+from themis.core.stages import EXECUTED_STAGES, Stage
 
 
 @frozen
 class RunState:
-    """The projection of one run's events."""
+    """The projection of one run's events.
+
+    `parses` and `scores` hold only results that still count (see `StageReset`);
+    `reset_epochs` maps a stage to the epoch of the latest reset that voided it, `completions`
+    maps each `RunCompleted` stage to the highest epoch it was completed in, and
+    `completed_through_stage` is derived from the two.
+    """
 
     started: bool = False
     planned: int = 0
@@ -35,7 +43,24 @@ class RunState:
     generation_failures: Mapping[str, GenerationFailed] = field(factory=dict)
     parses: Mapping[str, ParseCompleted] = field(factory=dict)
     scores: Mapping[str, ScoreCompleted] = field(factory=dict)
-    completed_through_stage: Stage | None = None
+    epoch: int = 0
+    reset_epochs: Mapping[Stage, int] = field(factory=dict)
+    completions: Mapping[Stage, int] = field(factory=dict)
+    resumes: tuple[RunResumed, ...] = ()
+
+    @property
+    def completed_through_stage(self) -> Stage | None:
+        """The furthest stage every stage up to which a `RunCompleted` still certifies."""
+        through: Stage | None = None
+        for stage in EXECUTED_STAGES:
+            certified = any(
+                done.order >= stage.order and epoch >= self.reset_epochs.get(stage, 0)
+                for done, epoch in self.completions.items()
+            )
+            if not certified:
+                break
+            through = stage
+        return through
 
     def failed_generation(self, trial_key: str) -> GenerationFailed | None:
         """The failure recorded for `trial_key`, unless a later attempt succeeded."""
@@ -63,11 +88,14 @@ class Projection:
         state = state or RunState()
         self._started = state.started
         self._planned = state.planned
-        self._through = state.completed_through_stage
         self._generations = dict(state.generations)
         self._failures = dict(state.generation_failures)
         self._parses = dict(state.parses)
         self._scores = dict(state.scores)
+        self._epoch = state.epoch
+        self._reset_epochs = dict(state.reset_epochs)
+        self._completions = dict(state.completions)
+        self._resumes = list(state.resumes)
 
     def apply(self, events: Iterable[Event]) -> None:
         generations, failures = self._generations, self._failures
@@ -76,28 +104,47 @@ class Projection:
             if isinstance(event, GenerationCompleted):
                 generations.setdefault(event.trial_key, event)
             elif isinstance(event, ParseCompleted):
-                parses.setdefault(event.trial_id, event)
+                held = parses.get(event.trial_id)
+                if held is None or event.epoch > held.epoch:
+                    parses[event.trial_id] = event
             elif isinstance(event, ScoreCompleted):
-                scores.setdefault(event.trial_id, event)
+                held_score = scores.get(event.trial_id)
+                if held_score is None or event.epoch > held_score.epoch:
+                    scores[event.trial_id] = event
             elif isinstance(event, GenerationFailed):
                 failures.setdefault(event.trial_key, event)
-            elif isinstance(event, RunStarted):
-                self._started = True
-                self._planned = max(self._planned, event.planned)
-            elif isinstance(event, RunCompleted):
-                through = self._through
-                if through is None or event.completed_through_stage.order > through.order:
-                    self._through = event.completed_through_stage
+            else:
+                self._apply_run_event(event)
+
+    def _apply_run_event(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self._started = True
+            self._planned = max(self._planned, event.planned)
+        elif isinstance(event, RunCompleted):
+            stage = event.completed_through_stage
+            self._completions[stage] = max(self._completions.get(stage, -1), event.epoch)
+        elif isinstance(event, StageReset):
+            self._epoch = max(self._epoch, event.epoch)
+            for stage in Stage:
+                if stage.order >= event.reset_stage.order:
+                    self._reset_epochs[stage] = max(self._reset_epochs.get(stage, 0), event.epoch)
+        elif isinstance(event, RunResumed) and event not in self._resumes:
+            self._resumes.append(event)
 
     def state(self) -> RunState:
+        parse_floor = self._reset_epochs.get(Stage.PARSE, 0)
+        score_floor = self._reset_epochs.get(Stage.SCORE, 0)
         return RunState(
             started=self._started,
             planned=self._planned,
             generations=dict(self._generations),
             generation_failures=dict(self._failures),
-            parses=dict(self._parses),
-            scores=dict(self._scores),
-            completed_through_stage=self._through,
+            parses={k: v for k, v in self._parses.items() if v.epoch >= parse_floor},
+            scores={k: v for k, v in self._scores.items() if v.epoch >= score_floor},
+            epoch=self._epoch,
+            reset_epochs=dict(self._reset_epochs),
+            completions=dict(self._completions),
+            resumes=tuple(sorted(self._resumes, key=lambda resumed: resumed.at)),
         )
 
 
