@@ -28,6 +28,8 @@ from themis import (
 
 PUBLIC_API = [
     "Case",
+    "CaseNotFound",
+    "ConfigComparison",
     "ConfigError",
     "DatasetSpec",
     "Experiment",
@@ -41,13 +43,23 @@ PUBLIC_API = [
     "Report",
     "ReportRow",
     "RunExists",
+    "RunManifest",
     "RunNotFound",
     "RunResult",
     "RuntimeConfig",
     "Stage",
     "StoreError",
+    "StoreLocked",
     "ThemisError",
+    "diff_configs",
+    "get_evaluation_execution",
+    "get_execution_state",
+    "get_run_progress",
+    "get_run_snapshot",
     "load_report",
+    "quickcheck",
+    "replay",
+    "resume",
     "runs",
 ]
 

@@ -5,9 +5,26 @@ concurrently, records every fact in an append-only event log and answers later q
 (reports, resume) by re-projecting that log.
 """
 
-from themis.app.api import Experiment, load_report, runs
+from themis.app.api import Experiment, load_report, replay, resume, runs
+from themis.app.inspection import (
+    get_evaluation_execution,
+    get_execution_state,
+    get_run_progress,
+    get_run_snapshot,
+    quickcheck,
+)
+from themis.app.lifecycle import ConfigComparison, diff_configs
 from themis.app.runs import RunResult
-from themis.core.errors import ConfigError, RunExists, RunNotFound, StoreError, ThemisError
+from themis.core.errors import (
+    CaseNotFound,
+    ConfigError,
+    RunExists,
+    RunNotFound,
+    StoreError,
+    StoreLocked,
+    ThemisError,
+)
+from themis.core.manifest import RunManifest
 from themis.core.report import Report, ReportRow
 from themis.core.runtime import RateLimit, RuntimeConfig
 from themis.core.spec import (
@@ -24,6 +41,8 @@ from themis.core.stages import Stage
 
 __all__ = [
     "Case",
+    "CaseNotFound",
+    "ConfigComparison",
     "ConfigError",
     "DatasetSpec",
     "Experiment",
@@ -37,12 +56,22 @@ __all__ = [
     "Report",
     "ReportRow",
     "RunExists",
+    "RunManifest",
     "RunNotFound",
     "RunResult",
     "RuntimeConfig",
     "Stage",
     "StoreError",
+    "StoreLocked",
     "ThemisError",
+    "diff_configs",
+    "get_evaluation_execution",
+    "get_execution_state",
+    "get_run_progress",
+    "get_run_snapshot",
     "load_report",
+    "quickcheck",
+    "replay",
+    "resume",
     "runs",
 ]

@@ -255,6 +255,16 @@ BAD = [
     ),
     (
         "max_concurrent_tasks = 16",
+        "checkpoint_interval = -1",
+        "runtime.checkpoint_interval: must be an integer >= 0, got -1",
+    ),
+    (
+        "max_concurrent_tasks = 16",
+        'reuse_generations = "no"',
+        "runtime.reuse_generations: expected true or false, got 'no'",
+    ),
+    (
+        "max_concurrent_tasks = 16",
         "[runtime.stage_concurrency]\ngenerate = 0",
         "runtime.stage_concurrency.generate: must be an integer >= 1, got 0",
     ),

@@ -15,7 +15,7 @@ import trio
 
 from tests.contract.test_store_contract import SAMPLE_EVENTS, answers, make_snapshot
 from themis.adapters.stores.duckdb import SCHEMA_VERSION, DuckDBStore
-from themis.core.errors import SequenceConflict, StoreError
+from themis.core.errors import SequenceConflict, StoreError, StoreLocked
 from themis.core.events import RunStarted, ScoreCompleted
 from themis.core.stages import Stage
 
@@ -112,8 +112,10 @@ def test_a_store_with_a_newer_schema_version_is_refused(path: Path) -> None:
 def test_a_file_held_by_another_process_names_its_pid(
     path: Path, holder: subprocess.Popen[str]
 ) -> None:
-    with pytest.raises(StoreError) as raised:
+    with pytest.raises(StoreLocked) as raised:
         DuckDBStore(path)
+    assert isinstance(raised.value, StoreError)
+    assert (raised.value.pid, raised.value.path) == (holder.pid, str(path))
     assert str(raised.value) == (
         f"{path} is in use by another Themis process (PID {holder.pid}); "
         "wait for it to finish or use another store"
@@ -174,3 +176,13 @@ def test_append_and_read_from_worker_threads(path: Path) -> None:
         assert store.read("run-a", after_seq=29) == [(30, events[29])]
     finally:
         store.close()
+
+
+def test_path_names_where_the_store_lives(path: Path) -> None:
+    store = DuckDBStore(path)
+    memory = DuckDBStore(":memory:")
+    try:
+        assert (store.path, memory.path) == (str(path), ":memory:")
+    finally:
+        store.close()
+        memory.close()

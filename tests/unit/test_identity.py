@@ -23,7 +23,7 @@ from themis.core.identity import (
     identity_view,
 )
 from themis.core.planner import compile_run, plan
-from themis.core.runtime import RateLimit, RuntimeConfig
+from themis.core.runtime import Price, RateLimit, RuntimeConfig
 from themis.core.snapshot import RunSnapshot
 from themis.core.spec import (
     Case,
@@ -102,8 +102,23 @@ RUNTIME_CHANGES: dict[str, Any] = {
     "store_retry_delay": 0.1,
     "store_batch_size": 10,
     "store_flush_interval": 0.1,
+    "checkpoint_interval": 0,
+    "reuse_generations": False,
     "existing_run_policy": "rerun",
     "progress": "off",
+    "breaker_failure_threshold": 2,
+    "breaker_recovery_timeout": 5.0,
+    "call_timeout": None,
+    "idle_timeout": 300.0,
+    "max_retry_delay": 10.0,
+    "model_prices": {"fake-1": Price(input_per_1k=0.003, output_per_1k=0.015)},
+    "max_cost_per_trial": 0.5,
+    "max_cost_per_run": 100.0,
+    "token_warning_threshold": 0.5,
+    "token_error_threshold": None,
+    "context_windows": {"fake-1": 8192},
+    "assumed_output_tokens": 64,
+    "assumed_latency_s": 0.5,
 }
 
 
@@ -127,6 +142,10 @@ def test_runtime_change_keeps_run_id(name: str) -> None:
 
 def test_rate_limit_fields_are_runtime() -> None:
     assert identity_view(RateLimit(requests_per_minute=1, tokens_per_minute=2)) == {}
+
+
+def test_price_fields_are_runtime() -> None:
+    assert identity_view(Price(input_per_1k=1.0, output_per_1k=2.0)) == {}
 
 
 def _with_dataset(spec: ExperimentSpec, **changes: Any) -> ExperimentSpec:

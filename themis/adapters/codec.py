@@ -1,8 +1,10 @@
-"""JSON codec for events and run snapshots, built once per class with cattrs.
+"""JSON codec for events, run snapshots and reports, built once per class with cattrs.
 
 An event payload holds the event's fields plus `"v"`, its class's `schema_version`; the event's
 stable `kind` tag travels beside the payload (the store's `kind` column), never the class name.
 Payloads written by a newer Themis, unknown kinds and malformed text raise `StoreError`.
+
+Checkpoints have a codec of their own, built for speed: `themis.adapters.checkpoint_codec`.
 """
 
 from __future__ import annotations
@@ -17,20 +19,25 @@ from cattrs.gen import make_dict_unstructure_fn
 
 from themis.core.errors import StoreError
 from themis.core.events import EVENT_TYPES, Event
+from themis.core.report import Report
 from themis.core.snapshot import RunSnapshot
 
 __all__ = [
+    "REPORT_SCHEMA_VERSION",
     "SNAPSHOT_SCHEMA_VERSION",
     "VERSION_KEY",
     "decode_event",
+    "decode_report",
     "decode_snapshot",
     "encode_event",
+    "encode_report",
     "encode_snapshot",
     "event_kinds",
 ]
 
 VERSION_KEY: Final = "v"
 SNAPSHOT_SCHEMA_VERSION: Final = 1
+REPORT_SCHEMA_VERSION: Final = 1
 
 # Validation happens in the attrs classes themselves; cattrs' detailed mode only adds overhead.
 _CONVERTER = cattrs.Converter(detailed_validation=False)
@@ -71,6 +78,7 @@ def _event_codecs() -> dict[str, _ClassCodec]:
 _BY_KIND: Final = _event_codecs()
 _BY_TYPE: Final = {codec.cls: codec for codec in _BY_KIND.values()}
 _SNAPSHOT: Final = _class_codec(RunSnapshot, SNAPSHOT_SCHEMA_VERSION)
+_REPORT: Final = _class_codec(Report, REPORT_SCHEMA_VERSION)
 
 
 def event_kinds() -> tuple[str, ...]:
@@ -133,3 +141,14 @@ def decode_snapshot(text: str) -> RunSnapshot:
     """The snapshot `text` encodes; `StoreError` if it cannot be read."""
     snapshot: RunSnapshot = _decode(_SNAPSHOT, "run snapshot", text)
     return snapshot
+
+
+def encode_report(report: Report) -> str:
+    """The report as JSON (a checkpoint caches it beside the state it was computed from)."""
+    return _encode(_REPORT, report)
+
+
+def decode_report(text: str) -> Report:
+    """The report `text` encodes; `StoreError` if it cannot be read."""
+    report: Report = _decode(_REPORT, "report", text)
+    return report

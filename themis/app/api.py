@@ -15,9 +15,11 @@ from returns.result import Failure, Result
 
 from themis.app.config import LoadedConfig, config_from_mapping, load_config
 from themis.app.interpreter import ProgressCallback
-from themis.app.runs import RunResult, list_runs, report_run, run_experiment
+from themis.app.resume import check_same_run, replay_run, stored_compiled, stored_runtime
+from themis.app.runs import RunResult, list_runs, report_run, resolve_run_id, run_experiment
 from themis.app.wiring import check_models, model_ports, opened_store, system_clock
 from themis.core.errors import ConfigError
+from themis.core.manifest import RunManifest, build_manifest
 from themis.core.planner import CompiledRun, TrialPlan, compile_run, plan
 from themis.core.prompting import PromptError
 from themis.core.report import Report
@@ -66,6 +68,19 @@ class Experiment:
         loaded = _unwrap(config_from_mapping(spec, base_dir=Path.cwd(), source_name="<mapping>"))
         return cls(loaded.spec, runtime or loaded.runtime)
 
+    @classmethod
+    def from_store(
+        cls, run_id: str, store: StoreLike = "themis.duckdb", *, overrides: Sequence[str] = ()
+    ) -> Experiment:
+        """The experiment of a stored run (id or unique prefix), with the runtime it last used.
+
+        `overrides` may change `runtime.*` settings only (`KEY=VALUE`, like `--set`).
+        """
+        with opened_store(store) as opened:
+            snapshot, _ = stored_compiled(opened, run_id)
+            runtime = stored_runtime(opened, snapshot.run_id, overrides)
+        return cls(snapshot.spec, runtime)
+
     @property
     def run_id(self) -> str:
         return self.compiled.run_id
@@ -73,6 +88,10 @@ class Experiment:
     def plan(self) -> Iterator[TrialPlan]:
         """Every trial of the run, lazily, in the order it is planned."""
         return plan(self.compiled)
+
+    def manifest(self) -> RunManifest:
+        """What the run will do: trials per stage, dataset, model and prompt (no store needed)."""
+        return build_manifest(self.compiled)
 
     def run(
         self,
@@ -111,6 +130,100 @@ class Experiment:
                 on_progress=on_progress,
                 extra_provenance={"config": str(self.source)} if self.source else None,
             )
+
+    def resume(
+        self,
+        store: StoreLike = "themis.duckdb",
+        *,
+        until_stage: Stage | str = Stage.SCORE,
+        models: Mapping[str, ModelPort] | None = None,
+        clock: ClockPort | None = None,
+        on_progress: ProgressCallback | None = None,
+        **runtime_changes: Any,
+    ) -> RunResult:
+        """Continue this experiment's stored run; fails if the store does not hold it."""
+        with opened_store(store) as opened:
+            resolve_run_id(opened, self.run_id)
+            return self.run(
+                opened,
+                until_stage=until_stage,
+                models=models,
+                clock=clock,
+                on_progress=on_progress,
+                existing_run_policy="auto",
+                **runtime_changes,
+            )
+
+    def replay(
+        self,
+        stage: Stage | str,
+        store: StoreLike = "themis.duckdb",
+        *,
+        models: Mapping[str, ModelPort] | None = None,
+        clock: ClockPort | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> RunResult:
+        """Recompute `stage` (parse or score) and later stages of the stored run; no model call."""
+        return replay(
+            self.run_id, stage, store, models=models, clock=clock, on_progress=on_progress
+        )
+
+
+def resume(
+    run_id: str,
+    store: StoreLike = "themis.duckdb",
+    *,
+    config: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    until_stage: Stage | str = Stage.SCORE,
+    models: Mapping[str, ModelPort] | None = None,
+    clock: ClockPort | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> RunResult:
+    """Continue a stored run by id (or unique prefix).
+
+    Without `config`, the stored experiment runs with the runtime it last used and `overrides`
+    may change `runtime.*` only; with `config`, that file's runtime applies and its identity must
+    match the stored run's (a different identity is a different run, and is refused).
+    """
+    if config is None:
+        experiment = Experiment.from_store(run_id, store, overrides=overrides)
+    else:
+        loaded = _unwrap(load_config(config, overrides))
+        with opened_store(store) as opened:
+            snapshot, _ = stored_compiled(opened, run_id)
+        check_same_run(snapshot, loaded)
+        experiment = Experiment(loaded.spec, loaded.runtime, source=loaded.source)
+    return experiment.resume(
+        store, until_stage=until_stage, models=models, clock=clock, on_progress=on_progress
+    )
+
+
+def replay(
+    run_id: str,
+    stage: Stage | str,
+    store: StoreLike = "themis.duckdb",
+    *,
+    overrides: Sequence[str] = (),
+    models: Mapping[str, ModelPort] | None = None,
+    clock: ClockPort | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> RunResult:
+    """Void `stage` and later stages of a stored run and recompute them from its generations."""
+    try:
+        replayed = Stage(stage)
+    except ValueError:
+        raise ConfigError(f"replay: unknown stage {stage!r}") from None
+    with opened_store(store) as opened:
+        return replay_run(
+            opened,
+            run_id,
+            replayed,
+            clock=clock or system_clock(),
+            models=models,
+            overrides=overrides,
+            on_progress=on_progress,
+        )
 
 
 def load_report(run_id: str, store: StoreLike = "themis.duckdb") -> Report:

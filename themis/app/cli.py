@@ -18,9 +18,13 @@ import typer
 from rich.console import Console
 
 from themis.app.api import Experiment, load_report, runs
+from themis.app.api import replay as replay_run
+from themis.app.api import resume as resume_run
+from themis.app.interpreter import ProgressCallback
 from themis.app.progress import ProgressBar
 from themis.app.render import report_json, report_table, run_json, runs_json, runs_table
-from themis.core.errors import ThemisError
+from themis.app.runs import RunResult
+from themis.core.errors import StoreLocked, ThemisError
 from themis.core.stages import Stage
 
 app = typer.Typer(
@@ -94,26 +98,113 @@ def run(
     """Run an experiment (or reuse / resume its stored run) and print its report."""
     with _errors():
         experiment = Experiment.from_file(config, overrides=set_ or [])
-        stderr = _stderr()
-        mode = experiment.runtime.progress
-        show = not quiet and mode != "off" and (mode == "on" or stderr.is_terminal)
-        bar = ProgressBar(stderr, f"run {experiment.run_id[:12]}") if show else None
-        with bar or nullcontext():
-            result = experiment.run(
-                store, until_stage=Stage(until_stage.value), on_progress=bar.update if bar else None
-            )
-        if as_json:
-            _print_json(run_json(result))
-            return
-        out = _stdout()
-        if result.reused:
-            out.print(f"run {result.run_id[:12]}: reused the stored run (0 model calls)")
-        else:
-            out.print(
-                f"run {result.run_id[:12]}: executed {result.trials_executed} trials "
-                f"({result.model_calls} model calls)"
-            )
-        out.print(report_table(result.report))
+        _execute(
+            experiment.run_id,
+            experiment.runtime.progress,
+            lambda progress: experiment.run(
+                store, until_stage=Stage(until_stage.value), on_progress=progress
+            ),
+            as_json=as_json,
+            quiet=quiet,
+        )
+
+
+@app.command()
+def resume(
+    run_id: Annotated[str, typer.Argument(help="A run id or a unique prefix of one.")],
+    store: StoreOption = Path("themis.duckdb"),
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Resume with this config's runtime (same identity only)."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a value: KEY=VALUE (runtime.* without --config)."),
+    ] = None,
+    until_stage: Annotated[
+        UntilStage, typer.Option("--until-stage", help="Stop after this stage.")
+    ] = UntilStage.SCORE,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Continue a stored run: execute only what its log does not show done."""
+    with _errors():
+        location = _existing_store(store)
+        experiment = Experiment.from_store(run_id, location)
+        _execute(
+            experiment.run_id,
+            experiment.runtime.progress,
+            lambda progress: resume_run(
+                run_id,
+                location,
+                config=config,
+                overrides=set_ or [],
+                until_stage=Stage(until_stage.value),
+                on_progress=progress,
+            ),
+            as_json=as_json,
+            quiet=quiet,
+        )
+
+
+class ReplayStage(StrEnum):
+    PARSE = "parse"
+    SCORE = "score"
+
+
+@app.command()
+def replay(
+    run_id: Annotated[str, typer.Argument(help="A run id or a unique prefix of one.")],
+    stage: Annotated[ReplayStage, typer.Option("--stage", help="The first stage to recompute.")],
+    store: StoreOption = Path("themis.duckdb"),
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a runtime value: runtime.KEY=VALUE. Repeatable."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Recompute a stage and the later ones from the stored generations (no model call)."""
+    with _errors():
+        location = _existing_store(store)
+        experiment = Experiment.from_store(run_id, location, overrides=set_ or [])
+        _execute(
+            experiment.run_id,
+            experiment.runtime.progress,
+            lambda progress: replay_run(
+                run_id, stage.value, location, overrides=set_ or [], on_progress=progress
+            ),
+            as_json=as_json,
+            quiet=quiet,
+        )
+
+
+def _execute(
+    run_id: str,
+    progress_mode: str,
+    action: Callable[[ProgressCallback | None], RunResult],
+    *,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Run `action` under a progress bar (on a terminal) and print its result."""
+    stderr = _stderr()
+    show = not quiet and progress_mode != "off" and (progress_mode == "on" or stderr.is_terminal)
+    bar = ProgressBar(stderr, f"run {run_id[:12]}") if show else None
+    with bar or nullcontext():
+        result = action(bar.update if bar else None)
+    if as_json:
+        _print_json(run_json(result))
+        return
+    out = _stdout()
+    if result.reused:
+        out.print(f"run {result.run_id[:12]}: reused the stored run (0 model calls)")
+    else:
+        out.print(
+            f"run {result.run_id[:12]}: executed {result.trials_executed} trials "
+            f"({result.model_calls} model calls)"
+        )
+    out.print(report_table(result.report))
 
 
 @app.command()
@@ -140,18 +231,33 @@ def list_runs(
 ) -> None:
     """List the runs in a store, oldest first."""
     with _errors():
-        summaries = _with_store(store, runs)
+        try:
+            summaries = _with_store(store, runs)
+        except StoreLocked as locked:  # a run in progress holds it: list what that run publishes
+            cli_inspect.print_live_runs(locked, as_json=as_json)
+            return
         if as_json:
             _print_json(runs_json(summaries))
         else:
             _stdout().print(runs_table(summaries))
 
 
-def _with_store(store: Path, action: Callable[[Path], T]) -> T:
+def _existing_store(store: Path) -> Path:
+    """`store`, which must exist: reading commands never create an empty store."""
     if not store.exists():
         raise ThemisError(f"{store}: no such store (run an experiment first, or pass --store)")
-    return action(store)
+    return store
+
+
+def _with_store(store: Path, action: Callable[[Path], T]) -> T:
+    return action(_existing_store(store))
 
 
 def main() -> None:
     app()
+
+
+from themis.app import (  # noqa: E402  (modules that register more commands on `app`)
+    cli_inspect,  # `inspect` and `quickcheck`
+    cli_lifecycle,  # noqa: F401  (`plan` and `diff`)
+)

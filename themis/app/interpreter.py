@@ -9,8 +9,9 @@ is shielded, so what was produced before an interrupt is not lost.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
+import attrs
 import trio
 from attrs import define, frozen
 
@@ -37,15 +38,26 @@ from themis.ports.model import ModelPort
 
 @define
 class ProgressCounts:
-    """Live counters the interpreter bumps and a display reads on its own schedule."""
+    """Live counters the interpreter bumps and a display reads on its own schedule.
+
+    `done` and `failed` count trials of this execution (through its last stage, or failed at
+    generation); `generated`, `parsed`, `unparsed` and `scored` count the trials whose stage
+    this execution completed, for live per-stage progress (`themis.app.live`).
+    """
 
     total: int
     done: int = 0
     failed: int = 0
     model_calls: int = 0
+    generated: int = 0
+    parsed: int = 0
+    unparsed: int = 0
+    scored: int = 0
 
 
 ProgressCallback = Callable[[ProgressCounts], None]
+# Generations other runs of the store completed, by trial key: `(source run id, the event)`.
+Reusable = Mapping[str, tuple[str, GenerationCompleted]]
 
 
 @frozen
@@ -102,8 +114,10 @@ class _Run:
         send: trio.MemorySendChannel[list[Event]],
         counts: ProgressCounts,
         compiled: CompiledRun,
+        reusable: Reusable | None = None,
     ) -> None:
         self.state = state
+        self.reusable: Reusable = reusable or {}
         self.models = models
         self.clock = clock
         self.send = send
@@ -137,6 +151,8 @@ class _Run:
         if isinstance(outcome, GenerationFailed):
             self.counts.failed += 1
             return
+        if Stage.GENERATE in item.stages:
+            self.counts.generated += 1
         if Stage.PARSE not in item.stages and Stage.SCORE not in item.stages:  # until generate
             self.counts.done += 1
             return
@@ -153,6 +169,10 @@ class _Run:
                 epoch=self.state.epoch,
             )
             events.append(parse)
+            if parse.answer is None:
+                self.counts.unparsed += 1
+            else:
+                self.counts.parsed += 1
         if Stage.SCORE in item.stages:
             async with self.limiters.stages[Stage.SCORE]:
                 scores = {
@@ -167,12 +187,17 @@ class _Run:
                     epoch=self.state.epoch,
                 )
             )
+            self.counts.scored += 1
         self.counts.done += 1
 
     async def _generation(
         self, trial: TrialPlan, events: list[Event]
     ) -> GenerationCompleted | GenerationFailed:
-        """Call the model once per `trial_key`; a twin trial waits for and reuses the result."""
+        """Call the model once per `trial_key`; a twin trial waits for and reuses the result.
+
+        A generation another run completed (`reusable`) is recorded as a cache hit instead of
+        a call: the original event with `cache_hit`, `source_run` and the time of reuse.
+        """
         key = trial.trial_key
         while key in self.in_flight:
             await self.in_flight[key].wait()
@@ -181,7 +206,15 @@ class _Run:
             return known
         done = self.in_flight[key] = trio.Event()
         try:
-            outcome = await self._call_model(trial)
+            reused = self.reusable.get(key)
+            outcome: GenerationCompleted | GenerationFailed
+            if reused is not None:
+                source_run, original = reused
+                outcome = attrs.evolve(
+                    original, at=self.clock.now(), cache_hit=True, source_run=source_run
+                )
+            else:
+                outcome = await self._call_model(trial)
             self.generated[key] = outcome
             # Sent now, not with the trial's other events: a twin may reuse it as soon as it is
             # no longer in flight, and its parse must not reach the log before this generation.
@@ -243,8 +276,13 @@ async def execute(
     until_stage: Stage = Stage.SCORE,
     on_progress: ProgressCallback | None = None,
     progress_interval: float = 0.25,
+    preamble: Sequence[Event] = (),
+    reusable: Reusable | None = None,
 ) -> ExecutionResult:
-    """Run `work` to the end (or until cancelled) and return the state the log now shows."""
+    """Run `work` to the end (or until cancelled) and return the state the log now shows.
+
+    `reusable` holds generations of other runs to record as cache hits instead of calling.
+    """
     counts = ProgressCounts(total=total)
     send, receive = trio.open_memory_channel[list[Event]](max(1, runtime.store_batch_size // 3))
     async with trio.open_nursery() as nursery:
@@ -252,10 +290,11 @@ async def execute(
         if on_progress is not None:
             nursery.start_soon(_report_progress, on_progress, counts, progress_interval)
         async with send:
-            await send.send(
-                [RunStarted(at=clock.now(), planned=compiled.trial_count, until_stage=until_stage)]
+            started = RunStarted(
+                at=clock.now(), planned=compiled.trial_count, until_stage=until_stage
             )
-            run = _Run(state, runtime, models, clock, send, counts, compiled)
+            await send.send([*preamble, started])
+            run = _Run(state, runtime, models, clock, send, counts, compiled, reusable)
             admission = trio.CapacityLimiter(runtime.max_concurrent_tasks)
             async with trio.open_nursery() as trials:
                 for item in work:

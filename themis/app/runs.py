@@ -5,22 +5,27 @@ from __future__ import annotations
 import functools
 import platform
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from importlib import metadata
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import attrs
 import trio
 from attrs import frozen
 
+from themis.app.checkpoints import fold_from_checkpoint, fresh_report, remember
 from themis.app.interpreter import ProgressCallback, execute
+from themis.app.live import publishing
+from themis.app.reuse import find_reusable
 from themis.app.writer import EventWriter
 from themis.core.errors import RunExists, RunNotFound, StoreError, ThemisError
+from themis.core.events import Event, RunResumed
 from themis.core.planner import CompiledRun, PendingTrial, compile_run, pending, plan
 from themis.core.report import Report, build_report, run_status
 from themis.core.runtime import RuntimeConfig
 from themis.core.snapshot import RunSnapshot, RunSummary
 from themis.core.stages import Stage
-from themis.core.state import RunState, project
+from themis.core.state import RunState
 from themis.ports.clock import ClockPort
 from themis.ports.model import ModelPort
 from themis.ports.store import StorePort
@@ -53,10 +58,9 @@ def provenance() -> dict[str, str]:
 
 
 def load_state(store: StorePort, run_id: str) -> tuple[RunState, int]:
-    """The run's state and the seq its next event gets."""
-    records = store.read(run_id)
-    next_seq = records[-1][0] + 1 if records else 1
-    return project(event for _, event in records), next_seq
+    """The run's state and the seq its next event gets: its last checkpoint plus the events
+    logged after it (see `themis.app.checkpoints`)."""
+    return fold_from_checkpoint(store, run_id)
 
 
 def run_experiment(
@@ -76,8 +80,22 @@ def run_experiment(
     `trio_clock` (e.g. `trio.testing.MockClock`) lets tests run the whole use case in virtual time.
     """
     run_id = compiled.run_id
+    if runtime.existing_run_policy == "auto" and (
+        cached := fresh_report(store, compiled, until_stage)
+    ):  # complete, and nothing logged since its checkpoint: no state or snapshot to decode
+        summary, report = cached
+        return RunResult(
+            run_id=run_id,
+            status=report.status,
+            completed_through_stage=summary.completed_through_stage,
+            report=report,
+            reused=True,
+            trials_executed=0,
+            model_calls=0,
+        )
     if store.load_snapshot(run_id) is not None:
-        if runtime.existing_run_policy == "error":
+        # A run that is only planned (`themis plan`: a snapshot, no events) has not run yet.
+        if runtime.existing_run_policy == "error" and load_state(store, run_id)[0].started:
             raise RunExists(
                 f"run {run_id[:12]} already exists in the store (existing_run_policy = 'error'); "
                 "use 'auto' to reuse or resume it, or 'rerun' to start it again"
@@ -95,34 +113,122 @@ def run_experiment(
         store.save_snapshot(snapshot)
     state, next_seq = load_state(store, run_id)
     if state.is_complete_through(until_stage):
-        return _result(compiled, state, reused=True, executed=0, calls=0)
-    writer = EventWriter(
-        store, run_id, next_seq=next_seq, state=state, runtime=runtime, clock=clock
-    )
+        result = _result(compiled, state, reused=True, executed=0, calls=0)
+        remember(store, run_id, next_seq - 1, state, result.report)  # the next reuse is cheap
+        return result
+    preamble: tuple[Event, ...] = ()
     work: Iterable[PendingTrial]
     if state.started:
+        changes = runtime_changes(last_runtime(store, run_id, state), runtime)
+        preamble = (RunResumed(at=clock.now(), changes=changes),) if changes else ()
         work = list(pending(plan(compiled), state, until_stage))
         total = len(work)
     else:  # a fresh run: keep the plan lazy, every trial is pending
         work, total = pending(plan(compiled), state, until_stage), compiled.trial_count
-    outcome = _run_trio(
-        functools.partial(
-            execute,
-            compiled,
-            state,
-            work,
-            total=total,
-            runtime=runtime,
-            models=models,
-            clock=clock,
-            writer=writer,
-            until_stage=until_stage,
-            on_progress=on_progress,
-        ),
-        trio_clock,
+    return execute_work(
+        compiled,
+        store,
+        state,
+        next_seq,
+        work,
+        total=total,
+        runtime=runtime,
+        models=models,
+        clock=clock,
+        until_stage=until_stage,
+        on_progress=on_progress,
+        trio_clock=trio_clock,
+        preamble=preamble,
     )
+
+
+def execute_work(
+    compiled: CompiledRun,
+    store: StorePort,
+    state: RunState,
+    next_seq: int,
+    work: Iterable[PendingTrial],
+    *,
+    total: int,
+    runtime: RuntimeConfig,
+    models: Mapping[str, ModelPort],
+    clock: ClockPort,
+    until_stage: Stage,
+    on_progress: ProgressCallback | None,
+    trio_clock: trio.abc.Clock | None,
+    preamble: Sequence[Event] = (),
+) -> RunResult:
+    """Run `work` through the interpreter, logging `preamble` first, and report the result.
+
+    Generations other runs of the store completed are reused (`themis.app.reuse`); the final
+    state is checkpointed with its report, so that reusing the run later decodes neither.
+    """
+    work, reusable = find_reusable(store, compiled.run_id, work, runtime)
+    writer = EventWriter(
+        store, compiled.run_id, next_seq=next_seq, state=state, runtime=runtime, clock=clock
+    )
+    with publishing(  # live progress beside a file store, for `inspect` from other processes
+        store,
+        compiled,
+        state,
+        until_stage=until_stage,
+        clock=clock,
+        on_progress=on_progress,
+        preamble=preamble,
+    ) as progress:
+        outcome = _run_trio(
+            functools.partial(
+                execute,
+                compiled,
+                state,
+                work,
+                total=total,
+                runtime=runtime,
+                models=models,
+                clock=clock,
+                writer=writer,
+                until_stage=until_stage,
+                on_progress=progress,
+                preamble=preamble,
+                reusable=reusable,
+            ),
+            trio_clock,
+        )
     counts = outcome.counts
-    return _result(compiled, outcome.state, reused=False, executed=total, calls=counts.model_calls)
+    result = _result(
+        compiled, outcome.state, reused=False, executed=total, calls=counts.model_calls
+    )
+    remember(store, compiled.run_id, writer.next_seq - 1, outcome.state, result.report)
+    return result
+
+
+def runtime_document(runtime: RuntimeConfig) -> dict[str, Any]:
+    """A runtime config as plain JSON data, one key per field."""
+    return attrs.asdict(runtime, recurse=True)
+
+
+def last_runtime(store: StorePort, run_id: str, state: RunState) -> dict[str, Any]:
+    """The runtime the run last executed with: its snapshot's, updated by each `RunResumed`."""
+    snapshot = store.load_snapshot(run_id)
+    document = runtime_document(snapshot.runtime) if snapshot else {}
+    for resumed in state.resumes:
+        for name, change in resumed.changes.items():
+            document[name] = change.get("new")
+    return document
+
+
+def runtime_changes(last: Mapping[str, Any], runtime: RuntimeConfig) -> dict[str, dict[str, Any]]:
+    """Each runtime field whose value differs from `last`, as `{"old": ..., "new": ...}`.
+
+    `existing_run_policy` is left out: it only decides how a stored run is met (resume always
+    sets it to `auto`), never how the run executes.
+    """
+    new = runtime_document(runtime)
+    return {
+        name: {"old": last.get(name), "new": value}
+        for name, value in new.items()
+        if last.get(name) != value and name != "existing_run_policy"
+    }
 
 
 def _run_trio(main: Callable[[], Awaitable[T]], clock: trio.abc.Clock | None) -> T:
@@ -186,6 +292,9 @@ def report_run(store: StorePort, run_id_or_prefix: str) -> Report:
     """The report of a stored run, from its log alone."""
     run_id = resolve_run_id(store, run_id_or_prefix)
     _, compiled = load_compiled(store, run_id)
+    cached = fresh_report(store, compiled)
+    if cached is not None:
+        return cached[1]
     state, _ = load_state(store, run_id)
     return build_report(compiled, state)
 

@@ -45,6 +45,13 @@ def opened_store(location: str | Path | StorePort | None) -> Iterator[StorePort]
             store.close()
 
 
+def store_file(store: StorePort) -> Path | None:
+    """The file behind `store` if it is a DuckDB file (live progress is published beside it)."""
+    if isinstance(store, DuckDBStore) and store.path != ":memory:":
+        return Path(store.path)
+    return None
+
+
 def system_clock() -> ClockPort:
     return SystemClock()
 

@@ -4,6 +4,11 @@ It group-commits: a batch is written when it holds `store_batch_size` events or 
 `store_flush_interval` seconds have passed since its first event, whichever comes first. Appends
 run in a worker thread so the store's I/O never stalls the trials. A failed append is retried
 `store_retry_attempts` times; when the writer is cancelled, its final flush is shielded.
+
+Every `checkpoint_interval` events (0: never) the writer also saves a projection checkpoint, the
+state it has folded so far, so that reopening an interrupted run folds only the events after it.
+A checkpoint is a cache: failing to save one never fails the run. The checkpoint of a finished
+run, with its report, is saved by the use case (`themis.app.runs`), which has the report.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from collections.abc import Sequence
 
 import trio
 
+from themis.core.checkpoint import Checkpoint
 from themis.core.errors import SequenceConflict, StoreError
 from themis.core.events import Event
 from themis.core.runtime import RuntimeConfig
@@ -41,6 +47,8 @@ class EventWriter:
         self._interval = runtime.store_flush_interval
         self._attempts = runtime.store_retry_attempts
         self._retry_delay = runtime.store_retry_delay
+        self._checkpoint_interval = runtime.checkpoint_interval
+        self._checkpointed = next_seq - 1  # the seq `state` is folded through
         self._clock = clock
         self.closed = trio.Event()
         self.written = 0
@@ -65,6 +73,8 @@ class EventWriter:
                 open_ = await self._fill(receive, batch)
                 await self._flush(batch)
                 batch = []
+                if open_:  # the final state is checkpointed with its report by the use case
+                    await self._maybe_checkpoint()
         except trio.Cancelled:
             with trio.CancelScope(shield=True):
                 _drain(receive, batch)  # before `receive` is closed, or what it holds is lost
@@ -117,6 +127,18 @@ class EventWriter:
         self._next_seq += len(batch)
         self.written += len(batch)
         self._projection.apply(batch)
+
+    async def _maybe_checkpoint(self) -> None:
+        """Save a checkpoint if `checkpoint_interval` events were written since the last one."""
+        seq = self._next_seq - 1
+        if not self._checkpoint_interval or seq - self._checkpointed < self._checkpoint_interval:
+            return
+        self._checkpointed = seq
+        checkpoint = Checkpoint(seq=seq, state=self._projection.state())
+        try:
+            await trio.to_thread.run_sync(self._store.save_checkpoint, self._run_id, checkpoint)
+        except StoreError:
+            return  # a cache: the next interval tries again, and the log is intact
 
 
 def _drain(receive: trio.MemoryReceiveChannel[list[Event]], batch: list[Event]) -> None:

@@ -23,5 +23,25 @@ class StoreError(ThemisError):
     """The store cannot be opened or written (locked by another process, newer schema, ...)."""
 
 
+class StoreLocked(StoreError):
+    """Another process holds the store open (a DuckDB file admits one process at a time).
+
+    `pid` is the holder's process id, so a reader can turn to what that process publishes.
+    """
+
+    def __init__(self, path: str, pid: int, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or f"{path} is in use by another Themis process (PID {pid}); "
+            "wait for it to finish or use another store"
+        )
+        self.path = path
+        self.pid = pid
+
+
+class CaseNotFound(ThemisError):
+    """A case id that no dataset of the run has."""
+
+
 class SequenceConflict(StoreError):
     """An append reused a `(run_id, seq)` that is already stored: another writer got there first."""

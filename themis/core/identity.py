@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from themis.core.runtime import RateLimit, RuntimeConfig
+from themis.core.runtime import Price, RateLimit, RuntimeConfig
 from themis.core.spec import (
     Case,
     DatasetSpec,
@@ -78,10 +78,26 @@ FIELD_CLASSES: Mapping[type, Mapping[str, FieldClass]] = {
         "store_retry_delay": RT,
         "store_batch_size": RT,
         "store_flush_interval": RT,
+        "checkpoint_interval": RT,
+        "reuse_generations": RT,
         "existing_run_policy": RT,
         "progress": RT,
+        "breaker_failure_threshold": RT,
+        "breaker_recovery_timeout": RT,
+        "call_timeout": RT,
+        "idle_timeout": RT,
+        "max_retry_delay": RT,
+        "model_prices": RT,
+        "max_cost_per_trial": RT,
+        "max_cost_per_run": RT,
+        "token_warning_threshold": RT,
+        "token_error_threshold": RT,
+        "context_windows": RT,
+        "assumed_output_tokens": RT,
+        "assumed_latency_s": RT,
     },
     RateLimit: {"requests_per_minute": RT, "tokens_per_minute": RT},
+    Price: {"input_per_1k": RT, "output_per_1k": RT},
 }
 
 

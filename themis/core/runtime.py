@@ -9,7 +9,14 @@ import attrs
 from attrs import field, frozen
 
 from themis.core.stages import Stage
-from themis.core.validation import check_choice, check_non_negative, check_positive_int
+from themis.core.validation import (
+    check_bool,
+    check_choice,
+    check_non_negative,
+    check_non_negative_int,
+    check_optional_positive_int,
+    check_positive_int,
+)
 
 EXISTING_RUN_POLICIES = ("auto", "error", "rerun")
 PROGRESS_MODES = ("auto", "on", "off")
@@ -50,6 +57,27 @@ class RateLimit:
     tokens_per_minute: float | None = field(default=None, validator=_optional_positive)
 
 
+def _positive(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if value is None:
+        raise ValueError(f"{attribute.name}: must be a number > 0, got None")
+    _optional_positive(instance, attribute, value)
+
+
+def _optional_non_negative(
+    instance: Any, attribute: attrs.Attribute[Any], value: float | None
+) -> None:
+    if value is not None:
+        check_non_negative(instance, attribute, value)
+
+
+@frozen
+class Price:
+    """What a model's provider charges per 1,000 input and output tokens, in one currency."""
+
+    input_per_1k: float = field(validator=check_non_negative)
+    output_per_1k: float = field(validator=check_non_negative)
+
+
 def _dict(value: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(value or {})
 
@@ -76,5 +104,27 @@ class RuntimeConfig:
     store_retry_delay: float = field(default=0.5, validator=check_non_negative)
     store_batch_size: int = field(default=1000, validator=check_positive_int)
     store_flush_interval: float = field(default=0.5, validator=check_non_negative)
+    # Events between the writer's periodic checkpoints; 0 = only when the run finishes.
+    checkpoint_interval: int = field(default=50_000, validator=check_non_negative_int)
+    # Take a generation another run of the store completed (same trial key) instead of calling.
+    reuse_generations: bool = field(default=True, validator=check_bool)
     existing_run_policy: str = field(default="auto", validator=check_choice(EXISTING_RUN_POLICIES))
     progress: str = field(default="auto", validator=check_choice(PROGRESS_MODES))
+    # Runtime controls (themis.core.ratelimit / breaker / budget / tokens). Defaults never limit
+    # by surprise: no price, no cost limit and no context window means that check is off.
+    breaker_failure_threshold: int = field(default=5, validator=check_positive_int)
+    breaker_recovery_timeout: float = field(default=30.0, validator=_positive)
+    call_timeout: float | None = field(default=120.0, validator=_optional_positive)
+    idle_timeout: float | None = field(default=None, validator=_optional_positive)
+    max_retry_delay: float = field(default=60.0, validator=check_non_negative)
+    model_prices: Mapping[str, Price] = field(factory=dict, converter=_dict)
+    max_cost_per_trial: float | None = field(default=None, validator=_optional_non_negative)
+    max_cost_per_run: float | None = field(default=None, validator=_optional_non_negative)
+    # Shares of a model's context window; `None` turns that preflight check off.
+    token_warning_threshold: float | None = field(default=0.8, validator=_optional_positive)
+    token_error_threshold: float | None = field(default=1.0, validator=_optional_positive)
+    context_windows: Mapping[str, int] = field(
+        factory=dict, converter=_dict, validator=_check_positive_values
+    )
+    assumed_output_tokens: int | None = field(default=None, validator=check_optional_positive_int)
+    assumed_latency_s: float = field(default=2.0, validator=check_non_negative)

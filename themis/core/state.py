@@ -51,16 +51,7 @@ class RunState:
     @property
     def completed_through_stage(self) -> Stage | None:
         """The furthest stage every stage up to which a `RunCompleted` still certifies."""
-        through: Stage | None = None
-        for stage in EXECUTED_STAGES:
-            certified = any(
-                done.order >= stage.order and epoch >= self.reset_epochs.get(stage, 0)
-                for done, epoch in self.completions.items()
-            )
-            if not certified:
-                break
-            through = stage
-        return through
+        return completed_through(self.completions, self.reset_epochs)
 
     def failed_generation(self, trial_key: str) -> GenerationFailed | None:
         """The failure recorded for `trial_key`, unless a later attempt succeeded."""
@@ -75,6 +66,23 @@ class RunState:
     def is_complete_through(self, stage: Stage) -> bool:
         done = self.completed_through_stage
         return done is not None and done.order >= stage.order
+
+
+def completed_through(
+    completions: Mapping[Stage, int], reset_epochs: Mapping[Stage, int]
+) -> Stage | None:
+    """The furthest stage such that it and every earlier stage are certified by a `RunCompleted`
+    of a stage at least as far, recorded in an epoch no older than the stage's latest reset."""
+    through: Stage | None = None
+    for stage in EXECUTED_STAGES:
+        certified = any(
+            done.order >= stage.order and epoch >= reset_epochs.get(stage, 0)
+            for done, epoch in completions.items()
+        )
+        if not certified:
+            break
+        through = stage
+    return through
 
 
 class Projection:

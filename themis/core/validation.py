@@ -19,6 +19,16 @@ def check_positive_int(instance: Any, attribute: attrs.Attribute[Any], value: in
         raise ValueError(f"{attribute.name}: must be an integer >= 1, got {value!r}")
 
 
+def check_non_negative_int(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{attribute.name}: must be an integer >= 0, got {value!r}")
+
+
+def check_bool(instance: Any, attribute: attrs.Attribute[Any], value: bool) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{attribute.name}: must be true or false, got {value!r}")
+
+
 def check_non_negative(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         raise ValueError(f"{attribute.name}: must be a number >= 0, got {value!r}")

@@ -1,10 +1,10 @@
-"""`DuckDBStore`: the event log and run snapshots in one DuckDB file (or `":memory:"`).
+"""`DuckDBStore`: event log, run snapshots and checkpoints in one DuckDB file (or `":memory:"`).
 
 DuckDB errors never leave this module; they are translated at the boundary:
 
     duckdb.Error
      ├─ ConstraintException "Duplicate key" on append ─> SequenceConflict
-     ├─ IOException "Conflicting lock ... (PID n)"      ─> StoreError naming the path and PID
+     ├─ IOException "Conflicting lock ... (PID n)"      ─> StoreLocked(path, pid)
      ├─ IOException "not a valid DuckDB database file"  ─> StoreError naming the path
      └─ anything else                                   ─> StoreError("<path>: <first line>")
 """
@@ -20,14 +20,21 @@ from typing import Any, Final
 
 import duckdb
 
+from themis.adapters.checkpoint_codec import (
+    decode_checkpoint,
+    decode_checkpoint_summary,
+    encode_checkpoint,
+)
 from themis.adapters.codec import decode_event, decode_snapshot, encode_event, encode_snapshot
-from themis.core.errors import SequenceConflict, StoreError
-from themis.core.events import Event, subject_key
+from themis.core.checkpoint import Checkpoint, CheckpointSummary
+from themis.core.errors import SequenceConflict, StoreError, StoreLocked
+from themis.core.events import Event, GenerationCompleted, subject_key
 from themis.core.snapshot import RunSnapshot, RunSummary
 
 __all__ = ["SCHEMA_VERSION", "DuckDBStore"]
 
-SCHEMA_VERSION: Final = 1
+# 1: meta, runs, events. 2: + checkpoints (a version-1 file is migrated in place on open).
+SCHEMA_VERSION: Final = 2
 
 _META = "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)"
 _TABLES: Final = (
@@ -36,6 +43,8 @@ _TABLES: Final = (
     "CREATE TABLE IF NOT EXISTS events ("
     " run_id VARCHAR, seq BIGINT, kind VARCHAR, trial_key VARCHAR, stage VARCHAR,"
     " recorded_at DOUBLE, payload VARCHAR, PRIMARY KEY (run_id, seq))",
+    "CREATE TABLE IF NOT EXISTS checkpoints ("
+    " run_id VARCHAR PRIMARY KEY, seq BIGINT, summary VARCHAR, state VARCHAR, report VARCHAR)",
 )
 # One statement per batch: list parameters unnested column by column (never row by row).
 _INSERT_EVENTS: Final = (
@@ -44,6 +53,14 @@ _INSERT_EVENTS: Final = (
 )
 _READ_EVENTS: Final = (
     "SELECT seq, kind, payload FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq"
+)
+# One query for many keys; a key several runs hold resolves to the earliest-created run's
+# earliest seq (runs without a snapshot last).
+_FIND_GENERATIONS: Final = (
+    "SELECT e.trial_key, e.run_id, e.payload FROM events e LEFT JOIN runs r ON r.run_id = e.run_id"
+    " WHERE e.kind = $1 AND e.run_id <> $2 AND e.trial_key IN (SELECT unnest($3::VARCHAR[]))"
+    " QUALIFY row_number() OVER ("
+    "  PARTITION BY e.trial_key ORDER BY r.created_at NULLS LAST, e.run_id, e.seq) = 1"
 )
 _RUNS: Final = (
     "SELECT r.run_id, r.name, r.created_at, count(e.seq) FROM runs r"
@@ -61,10 +78,7 @@ def _first_line(error: BaseException) -> str:
 def _open_error(path: str, error: duckdb.Error) -> StoreError:
     message = str(error)
     if match := _LOCK_PID.search(message):
-        return StoreError(
-            f"{path} is in use by another Themis process (PID {match.group(1)}); "
-            "wait for it to finish or use another store"
-        )
+        return StoreLocked(path, int(match.group(1)))
     if "not a valid DuckDB database file" in message:
         return StoreError(f"{path} is not a Themis store (not a DuckDB database file)")
     return StoreError(f"{path}: cannot open store: {_first_line(error)}")
@@ -93,6 +107,11 @@ class DuckDBStore:
             self._con.close()
             raise
 
+    @property
+    def path(self) -> str:
+        """Where the store lives: a file path, or `":memory:"`."""
+        return self._path
+
     def _create_schema(self) -> None:
         self._con.execute(_META)
         row = self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -111,6 +130,10 @@ class DuckDBStore:
                 raise StoreError(
                     f"{self._path}: store schema version {stored} is newer than this Themis "
                     f"supports ({SCHEMA_VERSION}); upgrade Themis"
+                )
+            if stored < SCHEMA_VERSION:  # every migration so far only adds tables (below)
+                self._con.execute(
+                    "UPDATE meta SET value = $1 WHERE key = 'schema_version'", [str(SCHEMA_VERSION)]
                 )
         for statement in _TABLES:
             self._con.execute(statement)
@@ -175,6 +198,14 @@ class DuckDBStore:
                 raise StoreError(f"{self._path}: run {run_id} seq {seq}: {error}") from error
         return events
 
+    def last_seq(self, run_id: str) -> int:
+        """The highest seq stored for the run; 0 when it has none."""
+        with self._connection() as con:
+            row = con.execute(
+                "SELECT coalesce(max(seq), 0) FROM events WHERE run_id = $1", [run_id]
+            ).fetchone()
+        return int(row[0])
+
     def save_snapshot(self, snapshot: RunSnapshot) -> None:
         """Keep `snapshot` as its run's one snapshot, replacing any earlier one."""
         row = [snapshot.run_id, snapshot.spec.name, snapshot.created_at, encode_snapshot(snapshot)]
@@ -192,6 +223,58 @@ class DuckDBStore:
         except StoreError as error:
             raise StoreError(f"{self._path}: run {run_id}: {error}") from error
 
+    def save_checkpoint(self, run_id: str, checkpoint: Checkpoint) -> None:
+        """Keep `checkpoint` as the run's one checkpoint, replacing any earlier one."""
+        encoded = encode_checkpoint(checkpoint)
+        row = [run_id, checkpoint.seq, encoded.summary, encoded.state, encoded.report]
+        with self._connection() as con:
+            con.execute("INSERT OR REPLACE INTO checkpoints VALUES ($1, $2, $3, $4, $5)", row)
+
+    def load_checkpoint(self, run_id: str) -> Checkpoint | None:
+        """The run's checkpoint, or `None` if none was saved (or another Themis format wrote it)."""
+        with self._connection() as con:
+            row = con.execute(
+                "SELECT seq, summary, state, report FROM checkpoints WHERE run_id = $1", [run_id]
+            ).fetchone()
+        if row is None:
+            return None
+        try:
+            return decode_checkpoint(*row)
+        except StoreError as error:
+            raise StoreError(f"{self._path}: run {run_id}: {error}") from error
+
+    def load_checkpoint_summary(self, run_id: str) -> CheckpointSummary | None:
+        """The summary of the run's checkpoint, without reading its state column."""
+        with self._connection() as con:
+            row = con.execute(
+                "SELECT seq, summary, report FROM checkpoints WHERE run_id = $1", [run_id]
+            ).fetchone()
+        if row is None:
+            return None
+        try:
+            return decode_checkpoint_summary(*row)
+        except StoreError as error:
+            raise StoreError(f"{self._path}: run {run_id}: {error}") from error
+
+    def find_generations(
+        self, trial_keys: Sequence[str], exclude_run: str
+    ) -> dict[str, tuple[str, GenerationCompleted]]:
+        """Completed generations of `trial_keys` in other runs: the earliest-created run's first."""
+        if not trial_keys:
+            return {}
+        parameters = [GenerationCompleted.kind, exclude_run, list(trial_keys)]
+        with self._connection() as con:
+            rows = con.execute(_FIND_GENERATIONS, parameters).fetchall()
+        found: dict[str, tuple[str, GenerationCompleted]] = {}
+        for trial_key, run_id, payload in rows:
+            try:
+                event = decode_event(GenerationCompleted.kind, payload)
+            except StoreError as error:
+                raise StoreError(f"{self._path}: run {run_id}: {error}") from error
+            if isinstance(event, GenerationCompleted):
+                found[trial_key] = (run_id, event)
+        return found
+
     def runs(self) -> list[RunSummary]:
         """One summary per saved snapshot, oldest first (ties by run id)."""
         with self._connection() as con:
@@ -202,10 +285,11 @@ class DuckDBStore:
         ]
 
     def delete_run(self, run_id: str) -> None:
-        """Remove the run's events and snapshot in one transaction; unknown runs are ignored."""
+        """Remove the run's events, snapshot and checkpoint at once; unknown runs are ignored."""
         with self._transaction() as con:
             con.execute("DELETE FROM events WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM runs WHERE run_id = $1", [run_id])
+            con.execute("DELETE FROM checkpoints WHERE run_id = $1", [run_id])
 
     def close(self) -> None:
         """Release the connection (and the file lock); later calls raise `StoreError`."""

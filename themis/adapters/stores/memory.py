@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from themis.core.checkpoint import Checkpoint, CheckpointSummary
 from themis.core.errors import SequenceConflict
-from themis.core.events import Event
+from themis.core.events import Event, GenerationCompleted
 from themis.core.snapshot import RunSnapshot, RunSummary
 
 __all__ = ["MemoryStore"]
@@ -18,6 +19,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._events: dict[str, dict[int, Event]] = {}
         self._snapshots: dict[str, RunSnapshot] = {}
+        self._checkpoints: dict[str, Checkpoint] = {}
 
     def append(self, run_id: str, first_seq: int, events: Sequence[Event]) -> None:
         """Store `events` as seqs `first_seq, first_seq + 1, ...`; all or none."""
@@ -37,6 +39,10 @@ class MemoryStore:
         stored = self._events.get(run_id, {})
         return [(seq, stored[seq]) for seq in sorted(stored) if seq > after_seq]
 
+    def last_seq(self, run_id: str) -> int:
+        """The highest seq stored for the run; 0 when it has none."""
+        return max(self._events.get(run_id, {}), default=0)
+
     def save_snapshot(self, snapshot: RunSnapshot) -> None:
         """Keep `snapshot` as its run's one snapshot, replacing any earlier one."""
         self._snapshots[snapshot.run_id] = snapshot
@@ -44,6 +50,39 @@ class MemoryStore:
     def load_snapshot(self, run_id: str) -> RunSnapshot | None:
         """The run's snapshot, or `None` if none was saved."""
         return self._snapshots.get(run_id)
+
+    def save_checkpoint(self, run_id: str, checkpoint: Checkpoint) -> None:
+        """Keep `checkpoint` as the run's one checkpoint, replacing any earlier one."""
+        self._checkpoints[run_id] = checkpoint
+
+    def load_checkpoint(self, run_id: str) -> Checkpoint | None:
+        """The run's checkpoint, or `None` if none was saved."""
+        return self._checkpoints.get(run_id)
+
+    def load_checkpoint_summary(self, run_id: str) -> CheckpointSummary | None:
+        """The summary of the run's checkpoint, or `None` if none was saved."""
+        checkpoint = self._checkpoints.get(run_id)
+        return None if checkpoint is None else checkpoint.summary
+
+    def find_generations(
+        self, trial_keys: Sequence[str], exclude_run: str
+    ) -> dict[str, tuple[str, GenerationCompleted]]:
+        """Completed generations of `trial_keys` in other runs: the earliest-created run's first."""
+        wanted = set(trial_keys)
+        found: dict[str, tuple[str, GenerationCompleted]] = {}
+        for run_id in sorted(self._events, key=self._creation_order):
+            if run_id == exclude_run:
+                continue
+            stored = self._events[run_id]
+            for seq in sorted(stored):
+                event = stored[seq]
+                if isinstance(event, GenerationCompleted) and event.trial_key in wanted:
+                    found.setdefault(event.trial_key, (run_id, event))
+        return found
+
+    def _creation_order(self, run_id: str) -> tuple[bool, float, str]:
+        snapshot = self._snapshots.get(run_id)  # runs without a snapshot come last
+        return (snapshot is None, 0.0 if snapshot is None else snapshot.created_at, run_id)
 
     def runs(self) -> list[RunSummary]:
         """One summary per saved snapshot, oldest first (ties by run id)."""
@@ -59,9 +98,10 @@ class MemoryStore:
         return sorted(summaries, key=lambda summary: (summary.created_at, summary.run_id))
 
     def delete_run(self, run_id: str) -> None:
-        """Forget the run's events and snapshot; unknown runs are ignored."""
+        """Forget the run's events, snapshot and checkpoint; unknown runs are ignored."""
         self._events.pop(run_id, None)
         self._snapshots.pop(run_id, None)
+        self._checkpoints.pop(run_id, None)
 
     def close(self) -> None:
         """Nothing to release; present for the port."""

@@ -1,0 +1,252 @@
+"""Projection checkpoints in the use cases: a finished run is checkpointed with its report, reuse
+decides from the summary alone, a reopen folds only what follows the checkpoint, and a
+checkpoint never changes an answer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import attrs
+import duckdb
+import pytest
+
+from tests.app.doubles import CountingModel, even_only, events_of, make_spec, run_virtual
+from themis.adapters.stores.duckdb import DuckDBStore
+from themis.adapters.stores.memory import MemoryStore
+from themis.app.runs import load_state, report_run
+from themis.core.checkpoint import Checkpoint
+from themis.core.errors import StoreError
+from themis.core.events import Event, RunCompleted, ScoreCompleted, StageReset
+from themis.core.planner import ModelRequest, compile_run
+from themis.core.report import build_report
+from themis.core.runtime import RuntimeConfig
+from themis.core.snapshot import RunSnapshot
+from themis.core.stages import Stage
+from themis.core.state import project
+
+
+class RecordingStore(MemoryStore):
+    """Records checkpoint saves and reads; `sealed` makes every full decode an error."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.saved: list[Checkpoint] = []
+        self.reads_after: list[int] = []
+        self.sealed = False
+
+    def save_checkpoint(self, run_id: str, checkpoint: Checkpoint) -> None:
+        self.saved.append(checkpoint)
+        super().save_checkpoint(run_id, checkpoint)
+
+    def read(self, run_id: str, after_seq: int = 0) -> list[tuple[int, Event]]:
+        assert not self.sealed, "read the log"
+        self.reads_after.append(after_seq)
+        return super().read(run_id, after_seq)
+
+    def load_checkpoint(self, run_id: str) -> Checkpoint | None:
+        assert not self.sealed, "decoded the whole checkpoint"
+        return super().load_checkpoint(run_id)
+
+    def load_snapshot(self, run_id: str) -> RunSnapshot | None:
+        assert not self.sealed, "decoded the snapshot"
+        return super().load_snapshot(run_id)
+
+
+class Interrupting(CountingModel):
+    def __init__(self, at: int) -> None:
+        super().__init__(latency=1.0, answer=even_only)
+        self.at = at
+
+    async def before(self, request: ModelRequest) -> None:
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+
+
+def test_a_finished_run_is_checkpointed_at_its_last_seq_with_its_report() -> None:
+    compiled = compile_run(make_spec(6))
+    store = RecordingStore()
+
+    result = run_virtual(compiled, CountingModel(answer=even_only), store)
+
+    checkpoint = store.load_checkpoint(compiled.run_id)
+    assert checkpoint is not None
+    events = events_of(store, compiled.run_id)
+    assert checkpoint.seq == len(events) == store.last_seq(compiled.run_id)
+    assert checkpoint.state == project(events)
+    assert checkpoint.report == result.report == build_report(compiled, project(events))
+    assert [saved.seq for saved in store.saved] == [len(events)]  # default interval: only the end
+
+
+def test_reusing_a_completed_run_decodes_neither_state_nor_snapshot() -> None:
+    compiled = compile_run(make_spec(5))
+    store = RecordingStore()
+    first = run_virtual(compiled, CountingModel(answer=even_only), store)
+    store.sealed = True
+    model = CountingModel()
+
+    again = run_virtual(compiled, model, store)
+
+    assert again.reused
+    assert (model.calls, again.model_calls, again.trials_executed) == (0, 0, 0)
+    assert again.report == first.report
+    assert (again.status, again.completed_through_stage) == ("completed", Stage.SCORE)
+
+
+def test_a_reused_report_carries_the_name_it_is_reached_under() -> None:
+    spec = make_spec(3)
+    store = MemoryStore()
+    run_virtual(compile_run(spec), CountingModel(), store)
+    renamed = compile_run(attrs.evolve(spec, name="renamed"))  # the name is provenance
+
+    again = run_virtual(renamed, CountingModel(), store)
+
+    assert again.reused
+    assert again.report.name == "renamed"
+    assert again.report == build_report(renamed, load_state(store, renamed.run_id)[0])
+
+
+def test_a_run_complete_only_through_generate_is_not_reused_for_score() -> None:
+    compiled = compile_run(make_spec(4))
+    store = MemoryStore()
+    run_virtual(compiled, CountingModel(), store, until_stage=Stage.GENERATE)
+    model = CountingModel()
+
+    result = run_virtual(compiled, model, store)
+
+    assert not result.reused
+    assert (model.calls, result.trials_executed) == (0, 4)
+    assert result.completed_through_stage is Stage.SCORE
+    assert run_virtual(compiled, model, store, until_stage=Stage.GENERATE).reused
+
+
+def test_events_logged_after_the_checkpoint_are_folded_not_ignored() -> None:
+    compiled = compile_run(make_spec(4))
+    store = RecordingStore()
+    first = run_virtual(compiled, CountingModel(answer=even_only), store)
+    seq = store.last_seq(compiled.run_id)
+    # As `replay --stage score` would: void the scores, recorded after the checkpoint.
+    store.append(compiled.run_id, seq + 1, [StageReset(at=1.0, reset_stage=Stage.SCORE, epoch=1)])
+    store.reads_after.clear()
+    model = CountingModel()
+
+    again = run_virtual(compiled, model, store)
+
+    assert not again.reused
+    assert store.reads_after[0] == seq  # only the events after the checkpoint were read
+    assert (model.calls, again.trials_executed) == (0, 4)
+    rescored = [e for e in events_of(store, compiled.run_id)[seq:] if isinstance(e, ScoreCompleted)]
+    assert {score.epoch for score in rescored} == {1}
+    assert again.report == first.report
+    final = store.load_checkpoint(compiled.run_id)
+    assert final is not None
+    assert final.seq == store.last_seq(compiled.run_id)
+
+
+@pytest.mark.parametrize("interval", [0, 7])
+def test_the_writer_checkpoints_every_interval_and_a_reopen_folds_only_the_rest(
+    interval: int,
+) -> None:
+    count = 16
+    compiled = compile_run(make_spec(count))
+    runtime = RuntimeConfig(
+        max_concurrent_tasks=2,
+        store_batch_size=3,
+        store_flush_interval=0.01,
+        checkpoint_interval=interval,
+    )
+    store = RecordingStore()
+
+    with pytest.raises(KeyboardInterrupt):
+        run_virtual(compiled, Interrupting(at=12), store, runtime=runtime)
+
+    events = events_of(store, compiled.run_id)
+    seqs = [saved.seq for saved in store.saved]
+    if interval == 0:
+        assert seqs == []
+    else:
+        assert seqs
+        assert all(b - a >= interval for a, b in zip([0, *seqs], seqs, strict=False))
+        for saved in store.saved:  # each is the fold of the log's prefix, without a report
+            assert saved.state == project(events[: saved.seq])
+            assert saved.report is None
+    store.reads_after.clear()
+
+    state, next_seq = load_state(store, compiled.run_id)
+
+    assert (state, next_seq) == (project(events), len(events) + 1)
+    assert store.reads_after == [seqs[-1] if seqs else 0]
+    resumed = run_virtual(compiled, CountingModel(latency=1.0, answer=even_only), store)
+    fresh = run_virtual(compiled, CountingModel(answer=even_only), MemoryStore())
+    assert resumed.report == fresh.report
+
+
+class BrokenCheckpoints(MemoryStore):
+    def save_checkpoint(self, run_id: str, checkpoint: Checkpoint) -> None:
+        raise StoreError("checkpoint disk on fire")
+
+
+def test_a_checkpoint_that_cannot_be_saved_costs_only_speed() -> None:
+    compiled = compile_run(make_spec(6))
+    store = BrokenCheckpoints()
+    runtime = RuntimeConfig(store_batch_size=2, store_flush_interval=0.0, checkpoint_interval=2)
+
+    first = run_virtual(compiled, CountingModel(answer=even_only), store, runtime=runtime)
+    again = run_virtual(compiled, CountingModel(), store, runtime=runtime)
+
+    assert first.status == "completed"
+    assert store.load_checkpoint(compiled.run_id) is None
+    assert again.reused
+    assert again.report == first.report
+
+
+def test_a_checkpoint_ahead_of_its_log_is_ignored() -> None:
+    compiled = compile_run(make_spec(3))
+    store = MemoryStore()
+    run_virtual(compiled, CountingModel(), store)
+    events = events_of(store, compiled.run_id)
+    bogus = Checkpoint(seq=len(events) + 5, state=project(events[:2]))
+    store.save_checkpoint(compiled.run_id, bogus)
+
+    assert load_state(store, compiled.run_id) == (project(events), len(events) + 1)
+
+
+def test_a_store_without_checkpoints_is_reused_and_checkpointed_on_the_way(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.duckdb"
+    compiled = compile_run(make_spec(4))
+    store = DuckDBStore(path)
+    first = run_virtual(compiled, CountingModel(answer=even_only), store)
+    store.close()
+    with duckdb.connect(str(path)) as con:  # as a store written before checkpoints existed
+        con.execute("DELETE FROM checkpoints")
+    store = DuckDBStore(path)
+    try:
+        assert store.load_checkpoint_summary(compiled.run_id) is None
+
+        again = run_virtual(compiled, CountingModel(), store)
+
+        assert again.reused
+        assert again.report == first.report
+        summary = store.load_checkpoint_summary(compiled.run_id)
+        assert summary is not None
+        assert summary.report == first.report
+        assert report_run(store, compiled.run_id[:8]) == first.report
+    finally:
+        store.close()
+
+
+def test_report_uses_the_cached_report_only_while_it_is_current() -> None:
+    compiled = compile_run(make_spec(4))
+    store = RecordingStore()
+    first = run_virtual(compiled, CountingModel(answer=even_only), store)
+    store.reads_after.clear()
+    assert report_run(store, compiled.run_id) == first.report
+    assert store.reads_after == []  # answered from the checkpoint's cached report
+
+    seq = store.last_seq(compiled.run_id)
+    late: Sequence[Event] = [RunCompleted(at=9.0, completed_through_stage=Stage.GENERATE)]
+    store.append(compiled.run_id, seq + 1, late)
+    assert report_run(store, compiled.run_id) == first.report
+    assert store.reads_after == [seq]  # folded from the checkpoint instead

@@ -1,0 +1,338 @@
+"""Live progress beside a file store: what a running process publishes, and what readers trust."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+import trio.testing
+
+from tests.app.doubles import CountingModel, even_only, make_spec
+from tests.holders import dead_pid
+from tests.unit.builders import done
+from themis.adapters.clocks import FakeClock
+from themis.adapters.stores.duckdb import DuckDBStore
+from themis.adapters.stores.memory import MemoryStore
+from themis.app.interpreter import ProgressCounts
+from themis.app.live import (
+    LiveRecord,
+    ProgressPublisher,
+    pid_alive,
+    progress_directory,
+    publishing,
+    read_live,
+)
+from themis.app.runs import run_experiment
+from themis.core.events import Event, GenerationFailed, RunResumed, RunStarted
+from themis.core.inspection import StageCounts
+from themis.core.planner import CompiledRun, compile_run, plan
+from themis.core.runtime import RuntimeConfig
+from themis.core.snapshot import RunSnapshot
+from themis.core.stages import Stage
+from themis.core.state import RunState, project
+
+
+class StepClock:
+    """A `ClockPort` the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.time = 1_700_000_000.0
+
+    def now(self) -> float:
+        return self.time
+
+    def monotonic(self) -> float:
+        return self.time
+
+    async def sleep(self, seconds: float) -> None:
+        self.time += seconds
+
+
+COMPILED = compile_run(make_spec(6))
+
+
+def _snapshot(compiled: CompiledRun = COMPILED) -> RunSnapshot:
+    return RunSnapshot(
+        run_id=compiled.run_id,
+        created_at=1_600_000_000.0,
+        spec=compiled.spec,
+        runtime=RuntimeConfig(max_concurrent_tasks=3),
+        provenance={"python": "3.11"},
+    )
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    """A DuckDB store file holding `COMPILED`'s snapshot, closed."""
+    path = tmp_path / "s.duckdb"
+    with closing(DuckDBStore(path)) as store:
+        store.save_snapshot(_snapshot())
+    return path
+
+
+def _start(
+    directory: Path,
+    clock: StepClock,
+    state: RunState | None = None,
+    *,
+    preamble: Sequence[Event] = (),
+    interval: float = 0.5,
+) -> ProgressPublisher:
+    return ProgressPublisher.start(
+        directory,
+        compiled=COMPILED,
+        snapshot=_snapshot(),
+        state=state or RunState(),
+        until_stage=Stage.SCORE,
+        clock=clock,
+        preamble=preamble,
+        interval=interval,
+    )
+
+
+def _only(path: Path) -> LiveRecord:
+    records = read_live(path)
+    assert len(records) == 1, records
+    return records[0]
+
+
+def _dead_pid() -> int:
+    pid = dead_pid()
+    assert not pid_alive(pid)
+    return pid
+
+
+def test_a_memory_store_publishes_nothing() -> None:
+    def callback(counts: ProgressCounts) -> None:
+        raise AssertionError("not called here")
+
+    store = MemoryStore()
+    store.save_snapshot(_snapshot())
+    with publishing(
+        store, COMPILED, RunState(), until_stage=Stage.SCORE, clock=StepClock(), on_progress=None
+    ) as progress:
+        assert progress is None
+    with publishing(
+        store,
+        COMPILED,
+        RunState(),
+        until_stage=Stage.SCORE,
+        clock=StepClock(),
+        on_progress=callback,
+    ) as chained:
+        assert chained is callback
+
+
+def test_the_record_is_published_at_start_refreshed_and_removed_at_the_end(
+    store_path: Path,
+) -> None:
+    clock = StepClock()
+    seen: list[int] = []
+    with closing(DuckDBStore(store_path)) as store:  # noqa: SIM117
+        with publishing(
+            store,
+            COMPILED,
+            RunState(),
+            until_stage=Stage.SCORE,
+            clock=clock,
+            on_progress=lambda counts: seen.append(counts.done),
+        ) as progress:
+            assert progress is not None
+            first = _only(store_path)
+            clock.time += 1.0
+            progress(ProgressCounts(total=6, done=2, generated=3, parsed=2, scored=2))
+            second = _only(store_path)
+
+    assert not progress_directory(store_path).exists()
+    assert seen == [2]
+    assert (first.pid, first.run_id, first.status, first.until_stage) == (
+        os.getpid(),
+        COMPILED.run_id,
+        "running",
+        Stage.SCORE,
+    )
+    assert first.state.stages == tuple(
+        StageCounts(stage, 6, 0, 0, 6) for stage in (Stage.GENERATE, Stage.PARSE, Stage.SCORE)
+    )
+    assert first.snapshot.identity is None  # only the summary travels; the document can be big
+    assert first.snapshot.runtime["max_concurrent_tasks"] == 3
+    assert first.snapshot.summary.trials == 6
+    assert second.updated_at == first.updated_at + 1.0
+    assert [(c.done, c.pending) for c in second.state.stages] == [(3, 3), (2, 4), (2, 4)]
+    live = second.live_state()
+    assert live.live is not None
+    assert (live.live.pid, live.status) == (os.getpid(), "running")
+
+
+def test_the_record_is_removed_when_the_execution_fails(store_path: Path) -> None:
+    during: list[LiveRecord] = []
+
+    def fail_while_publishing(store: DuckDBStore) -> None:
+        with publishing(
+            store,
+            COMPILED,
+            RunState(),
+            until_stage=Stage.SCORE,
+            clock=StepClock(),
+            on_progress=None,
+        ):
+            during.extend(read_live(store_path))
+            raise RuntimeError("boom")
+
+    with closing(DuckDBStore(store_path)) as store, pytest.raises(RuntimeError, match="boom"):
+        fail_while_publishing(store)
+
+    assert [record.run_id for record in during] == [COMPILED.run_id]
+    assert read_live(store_path) == []
+    assert not progress_directory(store_path).exists()
+
+
+def test_refreshes_are_throttled(tmp_path: Path) -> None:
+    store = tmp_path / "x.duckdb"
+    clock = StepClock()
+    publisher = _start(progress_directory(store), clock, interval=0.5)
+    publisher(ProgressCounts(total=6, generated=1))
+    clock.time += 0.2
+    publisher(ProgressCounts(total=6, generated=2))  # too soon: skipped
+    skipped = _only(store)
+    clock.time += 0.4
+    publisher(ProgressCounts(total=6, generated=3))
+
+    assert skipped.state.stages[0].done == 1
+    assert _only(store).state.stages[0].done == 3
+
+
+def test_a_resumed_execution_counts_on_from_the_stored_state(tmp_path: Path) -> None:
+    trials = list(plan(COMPILED))
+    failure = GenerationFailed(
+        at=1.0, trial_key=trials[5].trial_key, error_kind="server", message="500"
+    )
+    state = project(
+        [
+            RunStarted(at=0.0, planned=6),
+            *[event for trial in trials[:3] for event in done(trial, 1.0)],
+            failure,
+        ]
+    )
+    resumed = RunResumed(at=2.0, changes={"max_concurrent_tasks": {"old": 3, "new": 1}})
+    store = tmp_path / "x.duckdb"
+    clock = StepClock()
+    publisher = _start(progress_directory(store), clock, state, preamble=[resumed])
+    started = _only(store)
+    clock.time += 1
+    # this execution: the failed trial is retried and fails again, one more trial is scored
+    publisher(ProgressCounts(total=3, done=1, failed=1, generated=1, parsed=1, scored=1))
+    now = _only(store)
+
+    assert [(c.done, c.failed, c.pending) for c in started.state.stages] == [
+        (3, 1, 2),
+        (3, 1, 2),
+        (3, 1, 2),
+    ]
+    assert [(c.done, c.failed, c.pending) for c in now.state.stages] == [
+        (4, 1, 1),
+        (4, 1, 1),
+        (4, 1, 1),
+    ]
+    assert [change.field for change in now.state.lineage] == ["max_concurrent_tasks"]
+    assert now.snapshot.runtime["max_concurrent_tasks"] == 1
+
+
+def test_readers_ignore_dead_processes_other_pids_and_unreadable_files(store_path: Path) -> None:
+    directory = progress_directory(store_path)
+    publisher = _start(directory, StepClock())
+    text = (directory / f"{COMPILED.run_id}.json").read_text()
+    dead = json.loads(text) | {"pid": _dead_pid(), "run_id": "dead"}
+    (directory / "dead.json").write_text(json.dumps(dead))
+    (directory / "junk.json").write_text("{not json")
+    (directory / "future.json").write_text(json.dumps(json.loads(text) | {"format": 99}))
+
+    records = read_live(store_path)
+
+    assert [record.run_id for record in records] == [COMPILED.run_id]
+    assert read_live(store_path, pid=os.getpid()) == records
+    assert read_live(store_path, pid=os.getpid() + 1_000_000) == []
+    publisher.close()
+    assert directory.is_dir()  # the other files are not this publisher's to remove
+
+
+def test_a_new_publisher_sweeps_away_records_of_dead_processes(tmp_path: Path) -> None:
+    directory = tmp_path / "p"
+    _start(directory, StepClock())
+    record = json.loads((directory / f"{COMPILED.run_id}.json").read_text())
+    (directory / "stale.json").write_text(json.dumps(record | {"pid": _dead_pid()}))
+    (directory / "alive.json").write_text(json.dumps(record | {"pid": os.getppid()}))
+
+    _start(directory, StepClock())
+
+    assert sorted(path.name for path in directory.glob("*.json")) == sorted(
+        ["alive.json", f"{COMPILED.run_id}.json"]
+    )
+
+
+def test_pid_alive() -> None:
+    assert pid_alive(os.getpid())
+    assert not pid_alive(0)
+    assert not pid_alive(-5)
+    assert not pid_alive(_dead_pid())
+
+
+def test_run_experiment_publishes_while_it_runs_and_cleans_up(store_path: Path) -> None:
+    compiled = compile_run(make_spec(12))
+    seen: list[LiveRecord] = []
+
+    def watch(counts: ProgressCounts) -> None:
+        seen.extend(read_live(store_path))
+
+    store = DuckDBStore(store_path)
+    try:
+        result = run_experiment(
+            compiled,
+            RuntimeConfig(max_concurrent_tasks=2),
+            store,
+            models={"fake": CountingModel(latency=0.3)},
+            clock=FakeClock(),
+            on_progress=watch,
+            trio_clock=trio.testing.MockClock(autojump_threshold=0),
+        )
+    finally:
+        store.close()
+
+    assert result.status == "completed"
+    assert seen, "the progress callback never saw a record"
+    assert {(r.run_id, r.pid, r.status) for r in seen} == {
+        (compiled.run_id, os.getpid(), "running")
+    }
+    done_counts = [r.state.stages[-1].done for r in seen]
+    assert done_counts == sorted(done_counts)
+    assert 0 < done_counts[-1] <= 12
+    assert not progress_directory(store_path).exists()
+
+
+@pytest.mark.parametrize(
+    ("until_stage", "expected"),
+    [(Stage.SCORE, (6, 3, 3, 6, 6)), (Stage.GENERATE, (6, 0, 0, 0, 6))],
+)
+def test_the_interpreter_counts_each_stage_it_completes(
+    until_stage: Stage, expected: tuple[int, ...]
+) -> None:
+    compiled = compile_run(make_spec(6, parser="number"))
+    seen: list[ProgressCounts] = []
+
+    run_experiment(
+        compiled,
+        RuntimeConfig(),
+        MemoryStore(),
+        models={"fake": CountingModel(answer=even_only)},  # odd cases answer "wrong"
+        clock=FakeClock(),
+        until_stage=until_stage,
+        on_progress=seen.append,
+        trio_clock=trio.testing.MockClock(autojump_threshold=0),
+    )
+
+    final = seen[-1]
+    assert (final.generated, final.parsed, final.unparsed, final.scored, final.done) == expected

@@ -1,0 +1,371 @@
+"""The `StorePort` contract for checkpoints, `last_seq` and cross-run generation lookup, run
+against every store adapter (each supplies only its constructor); then what only the DuckDB file
+promises: checkpoints survive a reopen, and a version-1 store is migrated in place."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import duckdb
+import pytest
+
+from tests.contract.test_store_contract import SAMPLE_EVENTS, answers, field_types, make_snapshot
+from themis.adapters.codec import encode_event, encode_snapshot
+from themis.adapters.stores import DuckDBStore, MemoryStore
+from themis.adapters.stores.duckdb import SCHEMA_VERSION
+from themis.core.checkpoint import Checkpoint, CheckpointSummary
+from themis.core.events import (
+    Event,
+    GenerationCompleted,
+    GenerationFailed,
+    ParseCompleted,
+    RunCompleted,
+    RunResumed,
+    RunStarted,
+    ScoreCompleted,
+    StageReset,
+    subject_key,
+)
+from themis.core.report import Report, ReportRow
+from themis.core.stages import Stage
+from themis.core.state import RunState, project
+from themis.ports.store import StorePort
+
+
+def realistic_events(trials: int = 6) -> list[Event]:
+    """A run that generated, failed, parsed and scored, was completed, had its score stage
+    reset and rescored in epoch 1, and was resumed twice with other runtime settings."""
+    events: list[Event] = [RunStarted(at=1.0, planned=trials + 1, until_stage=Stage.SCORE)]
+    for i in range(trials):
+        key, trial = f"key-{i}", f"trial-{i}"
+        events.append(
+            GenerationCompleted(
+                at=10.0 + i,
+                trial_key=key,
+                text=f"The answer is {i}." if i else 'Ünïcødé ✓ \x00 \ud800\n"quoted"',
+                finish_reason="stop" if i % 2 else None,
+                input_tokens=12 + i,
+                output_tokens=None if i == 3 else 4,
+                latency_s=0.25 * i,
+                served_model="fake-1",
+                attempts=1 + i % 2,
+                cache_hit=i == 2,
+                source_run="run-older" if i == 2 else None,
+            )
+        )
+        events.append(
+            ParseCompleted(
+                at=20.0 + i,
+                trial_id=trial,
+                trial_key=key,
+                answer=None if i == 4 else str(i),
+                error="no number" if i == 4 else None,
+            )
+        )
+        events.append(
+            ScoreCompleted(at=30.0 + i, trial_id=trial, trial_key=key, scores={"exact_match": 0.0})
+        )
+    events += [
+        GenerationFailed(
+            at=40.0, trial_key="key-failed", error_kind="server", message="500", attempts=3
+        ),
+        RunCompleted(at=50.0, completed_through_stage=Stage.SCORE),
+        RunResumed(at=55.0, changes={"max_concurrent_tasks": {"old": 32, "new": 8}}),
+        StageReset(at=60.0, reset_stage=Stage.SCORE, epoch=1),
+        RunResumed(at=65.0, changes={"stage_concurrency": {"old": {}, "new": {"score": 2}}}),
+    ]
+    events += [
+        ScoreCompleted(
+            at=70.0 + i,
+            trial_id=f"trial-{i}",
+            trial_key=f"key-{i}",
+            scores={"exact_match": float(i % 2), "numeric_match": 1.0},
+            epoch=1,
+        )
+        for i in range(trials)
+    ]
+    events.append(RunCompleted(at=80.0, completed_through_stage=Stage.SCORE, epoch=1))
+    return events
+
+
+def make_report(run_id: str = "run-a") -> Report:
+    return Report(
+        run_id=run_id,
+        name="arith",
+        status="completed",
+        completed_through_stage=Stage.SCORE,
+        planned=7,
+        scored=6,
+        failed=1,
+        pending=0,
+        rows=(
+            ReportRow("d", "m", "p", "exact_match", 0.5, 0.1, 0.9, 7, 1, 1, "t-cluster"),
+            ReportRow("d", "m", "p", "numeric_match", None, None, None, 0, 0, 0, "none"),
+        ),
+    )
+
+
+def realistic_checkpoint(run_id: str = "run-a") -> Checkpoint:
+    events = realistic_events()
+    return Checkpoint(seq=len(events), state=project(events), report=make_report(run_id))
+
+
+def state_field_types(state: RunState) -> list[tuple[type, ...]]:
+    maps = (state.generations, state.generation_failures, state.parses, state.scores)
+    return [field_types(event) for held in maps for event in held.values()]
+
+
+def test_the_realistic_state_exercises_every_part_of_run_state() -> None:
+    state = realistic_checkpoint().state
+    for field in attrs.fields(RunState):
+        assert getattr(state, field.name) != field.default, field.name
+    assert state.reset_epochs == {Stage.SCORE: 1, Stage.JUDGE: 1}
+    assert state.completions == {Stage.SCORE: 1}
+    assert state.completed_through_stage is Stage.SCORE
+    assert {score.epoch for score in state.scores.values()} == {1}
+    assert len(state.resumes) == 2
+
+
+class CheckpointContract:
+    """The checkpoint, `last_seq` and `find_generations` tests every `StorePort` must pass."""
+
+    def make_store(self, tmp_path: Path) -> StorePort:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[StorePort]:
+        store = self.make_store(tmp_path)
+        yield store
+        store.close()
+
+    # ------------------------------------------------------------ checkpoints
+
+    def test_a_checkpoint_round_trips_with_every_fact_and_type(self, store: StorePort) -> None:
+        checkpoint = realistic_checkpoint()
+        store.save_checkpoint("run-a", checkpoint)
+        loaded = store.load_checkpoint("run-a")
+        assert loaded == checkpoint
+        assert loaded is not None
+        assert state_field_types(loaded.state) == state_field_types(checkpoint.state)
+        assert all(isinstance(stage, Stage) for stage in loaded.state.reset_epochs)
+        assert isinstance(loaded.state.resumes, tuple)
+
+    def test_empty_and_reportless_checkpoints_round_trip(self, store: StorePort) -> None:
+        store.save_checkpoint("run-a", Checkpoint(seq=0, state=RunState()))
+        assert store.load_checkpoint("run-a") == Checkpoint(seq=0, state=RunState())
+        state = project(answers(3))
+        store.save_checkpoint("run-b", Checkpoint(seq=3, state=state))
+        assert store.load_checkpoint("run-b") == Checkpoint(seq=3, state=state, report=None)
+
+    def test_the_summary_loads_alone_and_agrees_with_the_checkpoint(self, store: StorePort) -> None:
+        checkpoint = realistic_checkpoint()
+        store.save_checkpoint("run-a", checkpoint)
+        summary = store.load_checkpoint_summary("run-a")
+        assert summary == checkpoint.summary
+        assert summary == CheckpointSummary(
+            seq=checkpoint.seq,
+            started=True,
+            planned=7,
+            epoch=1,
+            reset_epochs={Stage.SCORE: 1, Stage.JUDGE: 1},
+            completions={Stage.SCORE: 1},
+            report=make_report(),
+        )
+        assert summary.completed_through_stage is Stage.SCORE
+        assert summary.is_complete_through(Stage.PARSE)
+
+    def test_saving_a_checkpoint_again_replaces_it(self, store: StorePort) -> None:
+        store.save_checkpoint("run-a", realistic_checkpoint())
+        later = Checkpoint(seq=99, state=project(answers(2)))
+        store.save_checkpoint("run-a", later)
+        assert store.load_checkpoint("run-a") == later
+        summary = store.load_checkpoint_summary("run-a")
+        assert summary is not None
+        assert (summary.seq, summary.report, summary.completed_through_stage) == (99, None, None)
+
+    def test_runs_without_a_checkpoint_have_none(self, store: StorePort) -> None:
+        store.save_checkpoint("run-a", realistic_checkpoint())
+        store.append("run-b", 1, answers(2))
+        assert store.load_checkpoint("run-b") is None
+        assert store.load_checkpoint_summary("run-b") is None
+
+    def test_delete_run_removes_its_checkpoint_only(self, store: StorePort) -> None:
+        for run_id in ("run-a", "run-b"):
+            store.save_snapshot(make_snapshot(run_id))
+            store.save_checkpoint(run_id, realistic_checkpoint(run_id))
+        store.delete_run("run-a")
+        assert store.load_checkpoint("run-a") is None
+        assert store.load_checkpoint_summary("run-a") is None
+        assert store.load_checkpoint("run-b") == realistic_checkpoint("run-b")
+
+    # ------------------------------------------------------------ last_seq
+
+    def test_last_seq_is_the_highest_stored_seq(self, store: StorePort) -> None:
+        assert store.last_seq("run-a") == 0
+        store.append("run-a", 1, answers(3))
+        store.append("run-b", 1, answers(9))
+        assert store.last_seq("run-a") == 3
+        store.append("run-a", 7, answers(2))
+        assert store.last_seq("run-a") == 8
+        store.delete_run("run-a")
+        assert store.last_seq("run-a") == 0
+
+    # ------------------------------------------------------------ find_generations
+
+    def test_find_generations_returns_completed_ones_of_other_runs(self, store: StorePort) -> None:
+        store.save_snapshot(make_snapshot("run-old", created_at=1.0))
+        store.append("run-old", 1, SAMPLE_EVENTS)  # one completed (a1b2c3), one failed (d4e5f6)
+        store.append("run-new", 1, answers(2))
+        found = store.find_generations(
+            ["a1b2c3", "d4e5f6", "trial-0", "never-made"], exclude_run="run-new"
+        )
+        assert found == {"a1b2c3": ("run-old", SAMPLE_EVENTS[1])}
+        (_, event) = found["a1b2c3"]
+        assert field_types(event) == field_types(SAMPLE_EVENTS[1])
+        assert store.find_generations(["trial-0"], exclude_run="run-old") == {
+            "trial-0": ("run-new", answers(1)[0])
+        }
+        assert store.find_generations([], exclude_run="run-new") == {}
+
+    def test_find_generations_picks_the_earliest_created_run_then_seq(
+        self, store: StorePort
+    ) -> None:
+        def made(text: str, key: str = "k") -> GenerationCompleted:
+            return GenerationCompleted(at=1.0, trial_key=key, text=text)
+
+        store.save_snapshot(make_snapshot("run-b", created_at=2.0))
+        store.save_snapshot(make_snapshot("run-a", created_at=2.0))
+        store.save_snapshot(make_snapshot("run-c", created_at=3.0))
+        store.append("run-c", 1, [made("from c"), made("c only", key="c")])
+        store.append("run-b", 1, [made("from b"), made("b, later seq", key="x"), made("b", "x")])
+        store.append("run-a", 5, [made("a, seq 5", key="x")])
+        store.append("run-a", 1, [made("from a")])
+        store.append("no-snapshot", 1, [made("orphan"), made("orphan only", key="o")])
+        found = store.find_generations(["k", "x", "c", "o"], exclude_run="run-z")
+        assert found == {
+            "k": ("run-a", made("from a")),  # created at 2.0 like run-b: ties go by run id
+            "x": ("run-a", made("a, seq 5", key="x")),
+            "c": ("run-c", made("c only", key="c")),
+            "o": ("no-snapshot", made("orphan only", key="o")),  # runs without snapshot last
+        }
+        assert store.find_generations(["k"], exclude_run="run-a") == {
+            "k": ("run-b", made("from b"))
+        }
+
+    def test_find_generations_forgets_deleted_runs(self, store: StorePort) -> None:
+        store.save_snapshot(make_snapshot("run-a"))
+        store.append("run-a", 1, answers(2))
+        store.delete_run("run-a")
+        assert store.find_generations(["trial-0", "trial-1"], exclude_run="run-b") == {}
+
+    def test_find_generations_answers_many_keys_at_once(self, store: StorePort) -> None:
+        made = answers(2_500)
+        store.append("run-a", 1, made)
+        keys = [f"trial-{i}" for i in range(0, 5_000, 2)]
+        found = store.find_generations(keys, exclude_run="run-b")
+        assert found == {f"trial-{i}": ("run-a", made[i]) for i in range(0, 2_500, 2)}
+
+
+class TestMemoryStore(CheckpointContract):
+    def make_store(self, tmp_path: Path) -> StorePort:
+        return MemoryStore()
+
+
+class TestDuckDBStoreInMemory(CheckpointContract):
+    def make_store(self, tmp_path: Path) -> StorePort:
+        return DuckDBStore(":memory:")
+
+
+class TestDuckDBStoreFile(CheckpointContract):
+    def make_store(self, tmp_path: Path) -> StorePort:
+        return DuckDBStore(tmp_path / "s.duckdb")
+
+
+# ---------------------------------------------------------------- DuckDB file only
+
+VERSION_1_TABLES = (
+    "CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+    "INSERT INTO meta VALUES ('schema_version', '1')",
+    "CREATE TABLE runs (run_id VARCHAR PRIMARY KEY, name VARCHAR, created_at DOUBLE,"
+    " snapshot VARCHAR)",
+    "CREATE TABLE events (run_id VARCHAR, seq BIGINT, kind VARCHAR, trial_key VARCHAR,"
+    " stage VARCHAR, recorded_at DOUBLE, payload VARCHAR, PRIMARY KEY (run_id, seq))",
+)
+
+
+def test_checkpoints_survive_reopening_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    store = DuckDBStore(path)
+    store.save_checkpoint("run-a", realistic_checkpoint())
+    store.close()
+    reopened = DuckDBStore(path)
+    try:
+        assert reopened.load_checkpoint("run-a") == realistic_checkpoint()
+        assert reopened.load_checkpoint_summary("run-a") == realistic_checkpoint().summary
+    finally:
+        reopened.close()
+
+
+def test_a_version_1_store_is_migrated_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "v1.duckdb"
+    events = realistic_events()
+    snapshot = make_snapshot("run-a")
+    with duckdb.connect(str(path)) as con:  # a file as Themis with schema version 1 left it
+        for statement in VERSION_1_TABLES:
+            con.execute(statement)
+        con.execute(
+            "INSERT INTO runs VALUES ($1, $2, $3, $4)",
+            ["run-a", snapshot.spec.name, snapshot.created_at, encode_snapshot(snapshot)],
+        )
+        for seq, event in enumerate(events, start=1):
+            stage = type(event).stage
+            con.execute(
+                "INSERT INTO events VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                [
+                    "run-a",
+                    seq,
+                    type(event).kind,
+                    subject_key(event),
+                    None if stage is None else stage.value,
+                    event.at,
+                    encode_event(event),
+                ],
+            )
+
+    migrated = DuckDBStore(path)
+    try:
+        assert migrated.read("run-a") == list(enumerate(events, start=1))
+        assert migrated.load_snapshot("run-a") == snapshot
+        assert migrated.load_checkpoint("run-a") is None
+        checkpoint = Checkpoint(seq=len(events), state=project(events), report=make_report())
+        migrated.save_checkpoint("run-a", checkpoint)
+        assert migrated.load_checkpoint("run-a") == checkpoint
+    finally:
+        migrated.close()
+    with duckdb.connect(str(path)) as con:
+        version = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+        tables = con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    assert SCHEMA_VERSION == 2
+    assert version == [("2",)]
+    assert ("checkpoints",) in tables
+
+
+def test_the_checkpoint_table_keeps_summary_state_and_report_apart(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    store = DuckDBStore(path)
+    store.save_checkpoint("run-a", realistic_checkpoint())
+    store.close()
+    with duckdb.connect(str(path)) as con:
+        columns = con.execute(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_name = 'checkpoints' ORDER BY ordinal_position"
+        ).fetchall()
+        (seq, summary, state, report) = con.execute(
+            "SELECT seq, length(summary), length(state), report FROM checkpoints"
+        ).fetchone()
+    assert [name for (name,) in columns] == ["run_id", "seq", "summary", "state", "report"]
+    assert seq == len(realistic_events())
+    assert summary < 300 < state  # the summary is small; the state holds every trial
+    assert '"exact_match"' in report

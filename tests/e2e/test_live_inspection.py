@@ -1,0 +1,172 @@
+"""Inspecting a store while a real `themis run` holds it, from other processes, as a user would.
+
+The run is the demo slowed down (0.1 s per model call, two at a time: about 15 s), so that
+several inspecting processes can start while it runs. They must answer from the progress the
+run publishes, never block on or disturb it; after it finishes, they read the store again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_cli_subprocess import _themis
+from themis import Experiment
+
+pytestmark = pytest.mark.slow
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+TRIALS = 288
+SLOW = (
+    "models.strong.options.latency_s=0.1",
+    "models.weak.options.latency_s=0.1",
+    "runtime.max_concurrent_tasks=2",
+)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    return tmp_path
+
+
+def _env() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if key != "THEMIS_FAKE_JOURNAL"}
+
+
+def _themis_in(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_themis(), *args],
+        cwd=cwd,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+        check=False,
+    )
+
+
+def _json(completed: subprocess.CompletedProcess[str]) -> Any:
+    assert completed.returncode == 0, completed.stderr
+    return json.loads(completed.stdout)
+
+
+def _wait_for(path: Path, runner: subprocess.Popen[str], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert runner.poll() is None, "the run ended before publishing any progress"
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def test_inspect_quickcheck_and_runs_answer_live_while_a_run_holds_the_store(
+    workdir: Path,
+) -> None:
+    config = workdir / "examples" / "demo.toml"
+    run_id = Experiment.from_file(config, overrides=SLOW).run_id
+    overrides = [argument for value in SLOW for argument in ("--set", value)]
+    runner = subprocess.Popen(
+        [_themis(), "run", "examples/demo.toml", *overrides, "--json", "--quiet"],
+        cwd=workdir,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+    )
+    try:
+        _wait_for(workdir / "themis.duckdb.progress" / f"{run_id}.json", runner)
+        first = _json(_themis_in(workdir, "inspect", "state", run_id[:8], "--json"))
+        checked = _json(_themis_in(workdir, "quickcheck", "--json"))
+        snapshot = _json(_themis_in(workdir, "inspect", "snapshot", run_id[:8], "--json"))
+        listed = _json(_themis_in(workdir, "runs", "--json"))
+        table = _themis_in(workdir, "inspect", "state", run_id[:8])
+        evaluation = _themis_in(workdir, "inspect", "evaluation", run_id[:8], "--case", "arith-01")
+        time.sleep(1.0)
+        later = _json(_themis_in(workdir, "inspect", "state", run_id[:8], "--json"))
+        still_running = runner.poll() is None
+        out, err = runner.communicate(timeout=120)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.communicate()
+
+    pid = runner.pid
+    assert still_running, "the run finished before the live checks were done; slow it down"
+    assert runner.returncode == 0, err
+    assert json.loads(out)["trials"] == {  # the run was not disturbed
+        "planned": TRIALS,
+        "scored": TRIALS,
+        "failed": 0,
+        "pending": 0,
+    }
+
+    assert (first["run_id"], first["status"], first["live"]["pid"]) == (run_id, "running", pid)
+    score = first["stages"]["score"]
+    assert score["planned"] == TRIALS
+    assert score["done"] + score["failed"] + score["pending"] == TRIALS
+    assert score["done"] < TRIALS
+    assert later["stages"]["score"]["done"] > score["done"]  # live counts move on
+    assert [(row["run_id"], row["status"]) for row in checked["runs"]] == [(run_id, "running")]
+    assert checked["live"]["pid"] == pid
+    assert (snapshot["run_id"], snapshot["live"]["pid"], snapshot["identity"]) == (
+        run_id,
+        pid,
+        None,
+    )
+    assert snapshot["summary"]["trials"] == TRIALS
+    assert snapshot["runtime"]["max_concurrent_tasks"] == 2
+    assert [(entry["run_id"], entry["live"]["pid"]) for entry in listed] == [(run_id, pid)]
+    assert table.returncode == 0, table.stderr
+    assert f"live from PID {pid}; store is in use" in table.stdout
+    assert evaluation.returncode == 2
+    assert evaluation.stdout == ""
+    assert evaluation.stderr.startswith("error: themis.duckdb is in use by a running Themis")
+    assert f"(PID {pid})" in evaluation.stderr
+    assert len(evaluation.stderr.splitlines()) == 1
+
+    # finished: the progress is gone and the same commands read the store
+    assert not (workdir / "themis.duckdb.progress").exists()
+    _assert_read_from_the_store(workdir, run_id)
+
+
+def _assert_read_from_the_store(workdir: Path, run_id: str) -> None:
+    after = _json(_themis_in(workdir, "inspect", "state", run_id[:8], "--json"))
+    after_check = _json(_themis_in(workdir, "quickcheck", "--json"))
+    after_snapshot = _json(_themis_in(workdir, "inspect", "snapshot", run_id[:8], "--json"))
+    case = _json(
+        _themis_in(workdir, "inspect", "evaluation", run_id[:8], "--case", "arith-01", "--json")
+    )
+    assert (after["status"], after["live"], after["stages"]["score"]["done"]) == (
+        "completed",
+        None,
+        TRIALS,
+    )
+    assert after_check == {
+        "live": None,
+        "runs": [
+            {
+                "run_id": run_id,
+                "name": "demo-arithmetic",
+                "status": "completed",
+                "completed_through_stage": "score",
+                "stage": "score",
+                "planned": TRIALS,
+                "done": TRIALS,
+                "failed": 0,
+                "pending": 0,
+                "live": None,
+            }
+        ],
+    }
+    assert after_snapshot["identity"] is not None
+    assert after_snapshot["live"] is None
+    assert len(case["trials"]) == 12

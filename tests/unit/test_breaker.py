@@ -1,0 +1,229 @@
+"""Circuit-breaker transitions: open on an outage, wait while open, one probe, recover."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from themis.core.breaker import (
+    Admission,
+    Breaker,
+    BreakerState,
+    admit,
+    honor_pause,
+    record_failure,
+    record_success,
+)
+from themis.core.retry import RETRYABLE_KINDS, TERMINAL_KINDS
+
+CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
+
+
+def fresh(threshold: int = 3, recovery: float = 30.0) -> Breaker:
+    return Breaker(failure_threshold=threshold, recovery_timeout=recovery)
+
+
+def failing(breaker: Breaker, times: int, now: float = 0.0, kind: str = "server") -> Breaker:
+    for _ in range(times):
+        breaker, _ = record_failure(breaker, kind, now)
+    return breaker
+
+
+def opened_at(now: float, threshold: int = 3, recovery: float = 30.0) -> Breaker:
+    breaker = failing(fresh(threshold, recovery), threshold, now)
+    assert breaker.state is OPEN
+    return breaker
+
+
+def test_closed_admits_everything() -> None:
+    _, admission = admit(fresh(), 0.0)
+    assert admission == Admission(wait=0.0)
+    assert admission.go
+    assert not admission.probe
+
+
+def test_opens_after_threshold_consecutive_retryable_failures() -> None:
+    breaker = failing(fresh(threshold=3), 2, now=1.0)
+    assert (breaker.state, breaker.failures) == (CLOSED, 2)
+    breaker, transition = record_failure(breaker, "timeout", 2.0)
+    assert breaker.state is OPEN
+    assert breaker.opened_at == 2.0
+    assert transition is not None
+    assert (transition.before, transition.after, transition.at) == (CLOSED, OPEN, 2.0)
+    assert "3 consecutive failures (timeout)" in transition.reason
+
+
+def test_a_success_resets_the_consecutive_count() -> None:
+    breaker = failing(fresh(threshold=3), 2)
+    breaker, transition = record_success(breaker, 1.0)
+    assert (breaker.failures, transition) == (0, None)
+    breaker = failing(breaker, 2)
+    assert breaker.state is CLOSED
+
+
+@pytest.mark.parametrize("kind", sorted(TERMINAL_KINDS))
+def test_terminal_failures_never_trip_it(kind: str) -> None:
+    breaker = failing(fresh(threshold=1), 50, kind=kind)
+    assert breaker == fresh(threshold=1)
+
+
+def test_open_spends_nothing_until_the_recovery_timeout() -> None:
+    breaker = opened_at(10.0, recovery=30.0)
+    for now in (10.0, 15.0, 25.0, 39.999):
+        breaker, admission = admit(breaker, now)
+        assert not admission.go
+        assert admission.wait == pytest.approx(40.0 - now)
+        assert breaker.state is OPEN
+
+
+def test_half_open_admits_exactly_one_probe() -> None:
+    breaker = opened_at(0.0, recovery=30.0)
+    breaker, first = admit(breaker, 30.0)
+    assert first.go
+    assert first.probe
+    assert first.transition is not None
+    assert (first.transition.before, first.transition.after) == (OPEN, HALF_OPEN)
+    assert breaker.state is HALF_OPEN
+    admissions = []
+    for now in (30.0, 31.0, 45.0, 59.9):
+        breaker, admission = admit(breaker, now)
+        admissions.append(admission)
+    assert not any(admission.go for admission in admissions)
+    assert [admission.wait for admission in admissions] == pytest.approx([30.0, 29.0, 15.0, 0.1])
+
+
+def test_probe_success_closes() -> None:
+    breaker, _ = admit(opened_at(0.0), 30.0)
+    breaker, transition = record_success(breaker, 31.0)
+    assert breaker == fresh()
+    assert transition is not None
+    assert (transition.before, transition.after, transition.reason) == (
+        HALF_OPEN,
+        CLOSED,
+        "probe succeeded",
+    )
+    _, admission = admit(breaker, 31.0)
+    assert admission.go
+    assert not admission.probe
+
+
+def test_probe_failure_reopens_with_a_fresh_timeout() -> None:
+    breaker, _ = admit(opened_at(0.0), 30.0)
+    breaker, transition = record_failure(breaker, "connection", 32.0)
+    assert breaker.state is OPEN
+    assert breaker.opened_at == 32.0
+    assert transition is not None
+    assert (transition.before, transition.after) == (HALF_OPEN, OPEN)
+    _, admission = admit(breaker, 40.0)
+    assert admission.wait == pytest.approx(22.0)
+
+
+def test_a_terminal_probe_answer_frees_the_probe_slot() -> None:
+    breaker, _ = admit(opened_at(0.0), 30.0)
+    breaker, transition = record_failure(breaker, "bad_request", 31.0)
+    assert transition is None
+    assert breaker.state is HALF_OPEN
+    breaker, admission = admit(breaker, 31.0)
+    assert admission.go
+    assert admission.probe
+
+
+def test_a_lost_probe_is_replaced_after_another_recovery_timeout() -> None:
+    breaker, _ = admit(opened_at(0.0), 30.0)  # the probe's caller is never heard from again
+    breaker, admission = admit(breaker, 60.0)
+    assert admission.go
+    assert admission.probe
+    assert admission.transition is None
+
+
+def test_late_outcomes_while_open_change_nothing() -> None:
+    breaker = opened_at(0.0)
+    assert record_success(breaker, 5.0) == (breaker, None)
+    assert record_failure(breaker, "server", 5.0) == (breaker, None)
+
+
+def test_a_shared_pause_holds_every_caller_in_any_state() -> None:
+    breaker = honor_pause(fresh(), until=50.0)
+    breaker, admission = admit(breaker, 20.0)
+    assert admission.wait == 30.0
+    assert breaker.state is CLOSED
+    assert honor_pause(breaker, until=40.0) == breaker  # the later pause wins
+    assert honor_pause(breaker, until=70.0).paused_until == 70.0
+    _, admission = admit(breaker, 50.0)
+    assert admission.go
+    held = honor_pause(opened_at(0.0, recovery=10.0), until=25.0)
+    held, admission = admit(held, 12.0)
+    assert admission.wait == 13.0
+    assert held.state is OPEN
+
+
+def test_validation() -> None:
+    with pytest.raises(ValueError, match="failure_threshold"):
+        Breaker(failure_threshold=0, recovery_timeout=1.0)
+    with pytest.raises(ValueError, match="recovery_timeout"):
+        Breaker(failure_threshold=1, recovery_timeout=0.0)
+
+
+outcomes = st.lists(
+    st.tuples(
+        st.floats(min_value=0, max_value=20, allow_nan=False),
+        st.sampled_from(["admit", "success", *sorted(RETRYABLE_KINDS), *sorted(TERMINAL_KINDS)]),
+    ),
+    max_size=80,
+)
+
+
+@given(
+    threshold=st.integers(min_value=1, max_value=5),
+    recovery=st.floats(min_value=0.5, max_value=30, allow_nan=False),
+    steps=outcomes,
+)
+def test_an_outage_costs_at_most_threshold_plus_one_probe_per_recovery(
+    threshold: int, recovery: float, steps: list[tuple[float, str]]
+) -> None:
+    """Against a dead endpoint, admitted calls are bounded: the threshold before opening, then
+    at most one probe per recovery timeout, and never a call while OPEN."""
+    breaker = fresh(threshold, recovery)
+    now = 0.0
+    admitted: list[float] = []
+    for gap, action in steps:
+        now += gap
+        if action != "admit":
+            continue  # a dead endpoint: every admitted call fails, see below
+        state_before = breaker.state
+        breaker, admission = admit(breaker, now)
+        assert admission.wait >= 0
+        if state_before is OPEN and admission.go:
+            assert admission.probe
+        if admission.go:
+            admitted.append(now)
+            breaker, _ = record_failure(breaker, "server", now)
+    probes = admitted[threshold:]
+    for earlier, later in itertools.pairwise(probes):
+        assert later - earlier >= recovery * (1 - 1e-12)  # rounding of opened_at + recovery
+
+
+@given(steps=outcomes)
+def test_transitions_follow_the_state_diagram(steps: list[tuple[float, str]]) -> None:
+    allowed = {(CLOSED, OPEN), (OPEN, HALF_OPEN), (HALF_OPEN, CLOSED), (HALF_OPEN, OPEN)}
+    breaker = fresh(threshold=2, recovery=5.0)
+    now = 0.0
+    for gap, action in steps:
+        now += gap
+        before = breaker.state
+        if action == "admit":
+            breaker, admission = admit(breaker, now)
+            transition = admission.transition
+        elif action == "success":
+            breaker, transition = record_success(breaker, now)
+        else:
+            breaker, transition = record_failure(breaker, action, now)
+        if transition is None:
+            assert breaker.state is before
+        else:
+            assert (transition.before, transition.after) in allowed
+            assert (transition.before, transition.after) == (before, breaker.state)
+        assert (breaker.opened_at is not None) == (breaker.state is OPEN)

@@ -1,0 +1,113 @@
+"""The checkpoint codec: lossless round trips of any folded state, compact columns, stale
+checkpoints read as absent, malformed ones refused as `StoreError`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.contract.test_store_checkpoints import make_report, realistic_checkpoint
+from tests.contract.test_store_contract import field_types
+from tests.unit.test_codec import EVENTS
+from themis.adapters.checkpoint_codec import (
+    decode_checkpoint,
+    decode_checkpoint_summary,
+    encode_checkpoint,
+)
+from themis.core.checkpoint import Checkpoint
+from themis.core.errors import StoreError
+from themis.core.events import Event, GenerationCompleted
+from themis.core.state import RunState, project
+
+
+def round_trip(checkpoint: Checkpoint) -> Checkpoint | None:
+    encoded = encode_checkpoint(checkpoint)
+    return decode_checkpoint(checkpoint.seq, encoded.summary, encoded.state, encoded.report)
+
+
+def types_of(state: RunState) -> list[tuple[type, ...]]:
+    maps = (state.generations, state.generation_failures, state.parses, state.scores)
+    return [field_types(event) for held in maps for event in held.values()]
+
+
+@settings(max_examples=60)
+@given(st.lists(EVENTS, max_size=12), st.booleans())
+def test_any_folded_state_round_trips(events: list[Event], with_report: bool) -> None:
+    checkpoint = Checkpoint(
+        seq=len(events), state=project(events), report=make_report() if with_report else None
+    )
+    decoded = round_trip(checkpoint)
+    assert decoded == checkpoint
+    assert decoded is not None
+    assert types_of(decoded.state) == types_of(checkpoint.state)
+
+
+def test_repeated_values_are_stored_once_without_losing_types() -> None:
+    generations = [
+        GenerationCompleted(at=float(i), trial_key=f"k{i}", text="same", latency_s=-0.0)
+        for i in range(3)
+    ] + [GenerationCompleted(at=3.0, trial_key="k3", text="same", latency_s=0.0)]
+    checkpoint = Checkpoint(seq=4, state=project(generations))
+    encoded = encode_checkpoint(checkpoint)
+    columns = json.loads(encoded.state)["generations"]["columns"]
+    assert {"all": "same"} in columns  # text
+    assert {"all": False} in columns  # cache_hit
+    assert [-0.0, -0.0, -0.0, 0.0] in columns  # floats are never merged: 0.0 == -0.0
+    decoded = round_trip(checkpoint)
+    assert decoded is not None
+    assert [str(event.latency_s) for event in decoded.state.generations.values()] == [
+        "-0.0",
+        "-0.0",
+        "-0.0",
+        "0.0",
+    ]
+
+
+def test_the_state_text_is_columnar_and_smaller_than_one_object_per_event() -> None:
+    checkpoint = realistic_checkpoint()
+    encoded = encode_checkpoint(checkpoint)
+    document = json.loads(encoded.state)
+    assert document["generations"]["n"] == len(checkpoint.state.generations)
+    assert "trial_key" not in encoded.state  # field names are positions, not per-event keys
+
+
+@pytest.mark.parametrize("part", ["summary", "state"])
+def test_a_checkpoint_of_another_format_reads_as_absent(part: str) -> None:
+    checkpoint = realistic_checkpoint()
+    encoded = encode_checkpoint(checkpoint)
+    texts = {"summary": encoded.summary, "state": encoded.state}
+    document = json.loads(texts[part])
+    document["format"] = "0:older"
+    texts[part] = json.dumps(document)
+    assert decode_checkpoint(checkpoint.seq, texts["summary"], texts["state"], None) is None
+    if part == "summary":
+        assert decode_checkpoint_summary(checkpoint.seq, texts["summary"], None) is None
+
+
+@pytest.mark.parametrize(
+    ("summary", "state"),
+    [
+        ("not json", None),
+        ('{"format": "FORMAT"}', None),  # fields missing
+        (None, "[]"),
+        (None, '{"format": "FORMAT", "resumes": [], "generations": {"n": 2, "columns": []}}'),
+    ],
+)
+def test_malformed_checkpoints_are_store_errors(summary: str | None, state: str | None) -> None:
+    encoded = encode_checkpoint(realistic_checkpoint())
+    fmt = json.loads(encoded.summary)["format"]
+    summary = (summary or encoded.summary).replace("FORMAT", fmt)
+    state = (state or encoded.state).replace("FORMAT", fmt)
+    with pytest.raises(StoreError, match="malformed checkpoint"):
+        decode_checkpoint(3, summary, state, encoded.report)
+
+
+def test_a_column_of_the_wrong_length_is_refused() -> None:
+    encoded = encode_checkpoint(realistic_checkpoint())
+    document = json.loads(encoded.state)
+    document["parses"]["columns"][0] = document["parses"]["columns"][0][:-1]
+    with pytest.raises(StoreError, match="malformed checkpoint state"):
+        decode_checkpoint(3, encoded.summary, json.dumps(document), None)

@@ -1,0 +1,300 @@
+"""Config diffs: every change is classified identity / runtime / provenance, named items are matched
+by name and cases by id, and `same_run` holds exactly when both configs compile to one `run_id`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.unit.builders import cases, small_spec
+from themis.core.diffing import ConfigDiff, FieldChange, diff_configs, diff_runtime, diff_specs
+from themis.core.identity import FieldClass
+from themis.core.planner import compile_run
+from themis.core.runtime import RateLimit, RuntimeConfig
+from themis.core.spec import Case, DatasetSpec, ExperimentSpec, MetricSpec, ModelSpec, PromptSpec
+
+ID, RT, PV = FieldClass.IDENTITY, FieldClass.RUNTIME, FieldClass.PROVENANCE
+Config = tuple[ExperimentSpec, RuntimeConfig]
+Change = Callable[[Config], Config]
+
+
+def _base() -> Config:
+    return small_spec(), RuntimeConfig()
+
+
+def _spec(change: Callable[[ExperimentSpec], ExperimentSpec]) -> Change:
+    return lambda config: (change(config[0]), config[1])
+
+
+def _runtime(**values: object) -> Change:
+    return lambda config: (config[0], attrs.evolve(config[1], **values))
+
+
+def _model(index: int, **values: object) -> Callable[[ExperimentSpec], ExperimentSpec]:
+    def change(spec: ExperimentSpec) -> ExperimentSpec:
+        models = list(spec.models)
+        models[index] = attrs.evolve(models[index], **values)
+        return attrs.evolve(spec, models=models)
+
+    return change
+
+
+def _dataset(**values: object) -> Callable[[ExperimentSpec], ExperimentSpec]:
+    return lambda spec: attrs.evolve(spec, datasets=[attrs.evolve(spec.datasets[0], **values)])
+
+
+def _reversed(field_name: str) -> Callable[[ExperimentSpec], ExperimentSpec]:
+    return lambda spec: attrs.evolve(spec, **{field_name: tuple(getattr(spec, field_name))[::-1]})
+
+
+def _triples(diff: ConfigDiff | tuple[FieldChange, ...]) -> list[tuple[str, FieldClass]]:
+    changes = diff.changes if isinstance(diff, ConfigDiff) else diff
+    return [(change.path, change.field_class) for change in changes]
+
+
+# --- classification ----------------------------------------------------------------------------
+
+
+def test_equal_configs_have_no_changes_and_are_the_same_run() -> None:
+    diff = diff_configs(_base(), _base())
+
+    assert diff.changes == ()
+    assert diff.same_run
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (_spec(lambda s: attrs.evolve(s, seed=8)), [("seed", ID)]),
+        (_spec(lambda s: attrs.evolve(s, samples=3)), [("samples", ID)]),
+        (_spec(lambda s: attrs.evolve(s, name="renamed")), [("name", PV)]),
+        (_spec(_dataset(path="elsewhere.jsonl")), [("datasets.arith.path", PV)]),
+        (
+            _spec(_dataset(id_field="key", limit=2)),
+            [("datasets.arith.id_field", PV), ("datasets.arith.limit", PV)],
+        ),
+        (_spec(_model(1, options={"skill": 0.6})), [("models.m2.options.skill", ID)]),
+        (_spec(_model(0, model="fake-9")), [("models.m1.model", ID)]),
+        (
+            _spec(_model(1, params=attrs.evolve(small_spec().models[1].params, top_p=None))),
+            [("models.m2.params.top_p", ID)],
+        ),
+        (_runtime(max_concurrent_tasks=3), [("runtime.max_concurrent_tasks", RT)]),
+        (
+            _runtime(provider_rate_limits={"fake": RateLimit(requests_per_minute=60)}),
+            [("runtime.provider_rate_limits.fake", RT)],
+        ),
+        (_runtime(existing_run_policy="rerun"), [("runtime.existing_run_policy", RT)]),
+    ],
+    ids=[
+        "seed",
+        "samples",
+        "name",
+        "dataset-path",
+        "loader-options",
+        "option",
+        "model-id",
+        "param",
+        "concurrency",
+        "rate-limit",
+        "policy",
+    ],
+)
+def test_each_change_is_classified(change: Change, expected: list[tuple[str, FieldClass]]) -> None:
+    diff = diff_configs(_base(), change(_base()))
+
+    assert _triples(diff) == expected
+    assert diff.same_run is all(field_class is not ID for _, field_class in expected)
+
+
+def test_a_runtime_change_inside_a_mapping_keeps_the_runtime_class() -> None:
+    old = RuntimeConfig(provider_rate_limits={"fake": RateLimit(requests_per_minute=60)})
+    new = RuntimeConfig(provider_rate_limits={"fake": RateLimit(requests_per_minute=30)})
+
+    changes = diff_runtime(old, new)
+
+    assert _triples(changes) == [("runtime.provider_rate_limits.fake.requests_per_minute", RT)]
+    assert (changes[0].old, changes[0].new) == (60, 30)
+
+
+def test_changes_carry_plain_old_and_new_values() -> None:
+    old, new = small_spec(), _model(1, options={"skill": 0.5, "latency_s": 0.1})(small_spec())
+
+    (change,) = diff_specs(old, new)
+
+    assert change == FieldChange("models.m2.options.latency_s", ID, "<absent>", 0.1)
+
+
+def test_an_int_and_a_float_differ_exactly_when_the_run_id_does() -> None:
+    as_int = _model(0, options={"skill": 1})(small_spec())
+    as_float = _model(0, options={"skill": 1.0})(small_spec())
+
+    changes = diff_specs(as_int, as_float)
+
+    assert _triples(changes) == [("models.m1.options.skill", ID)]
+    assert compile_run(as_int).run_id != compile_run(as_float).run_id
+
+
+# --- named items and cases ---------------------------------------------------------------------
+
+
+def test_named_items_are_matched_by_name_not_position() -> None:
+    spec = small_spec()
+    inserted = attrs.evolve(
+        spec, prompts=(PromptSpec(name="new", template="{{ a }}?"), *spec.prompts)
+    )
+
+    changes = diff_specs(spec, inserted)
+
+    assert _triples(changes) == [("prompts.new", ID)]  # the others keep their relative order
+    assert changes[0].old == "<absent>"
+    assert changes[0].new == {"name": "new", "template": "{{ a }}?", "system": None}
+
+
+def test_a_removed_and_an_added_model_are_two_changes() -> None:
+    spec = small_spec()
+    renamed = _model(0, name="m1b")(spec)
+
+    assert _triples(diff_specs(spec, renamed)) == [("models.m1", ID), ("models.m1b", ID)]
+
+
+@pytest.mark.parametrize("field_name", ["models", "prompts", "metrics"])
+def test_a_new_order_of_the_same_items_is_one_identity_change(field_name: str) -> None:
+    spec = small_spec()
+    reordered = _reversed(field_name)(spec)
+
+    (change,) = diff_specs(spec, reordered)
+
+    names = [item.name for item in getattr(spec, field_name)]
+    assert (change.path, change.field_class) == (field_name, ID)
+    assert (change.old, change.new) == (names, names[::-1])
+    assert compile_run(spec).run_id != compile_run(reordered).run_id
+
+
+def test_a_changed_case_is_named_by_its_id() -> None:
+    spec = small_spec()
+    edited = list(spec.datasets[0].cases)
+    edited[1] = attrs.evolve(edited[1], expected="999")
+
+    (change,) = diff_specs(spec, _dataset(cases=edited)(spec))
+
+    assert change == FieldChange("datasets.arith.cases[c1].expected", ID, "3", "999")
+
+
+def test_many_case_changes_are_summarised() -> None:
+    spec = small_spec(datasets=(DatasetSpec(name="d", cases=cases(20)),))
+    # c0 removed, c1..c7 changed, c8..c19 kept, c20 and c21 added
+    edited = [attrs.evolve(case, expected="x") for case in cases(22)[1:8]] + list(cases(22)[8:])
+    new = small_spec(datasets=(DatasetSpec(name="d", cases=edited),))
+
+    changes = diff_specs(spec, new)
+
+    detailed = [change for change in changes if change.path != "datasets.d.cases"]
+    (summary,) = [change for change in changes if change.path == "datasets.d.cases"]
+    assert [change.path for change in detailed] == [
+        f"datasets.d.cases[c{index}].expected" for index in range(1, 6)
+    ]
+    assert (summary.old, summary.new) == ("20 cases", "21 cases (7 changed, 2 added, 1 removed)")
+    assert all(change.field_class is ID for change in changes)
+
+
+def test_reordered_cases_are_reported_as_such() -> None:
+    spec = small_spec(datasets=(DatasetSpec(name="d", cases=cases(3)),))
+    reordered = small_spec(datasets=(DatasetSpec(name="d", cases=cases(3)[::-1]),))
+
+    (change,) = diff_specs(spec, reordered)
+
+    assert (change.path, change.old) == ("datasets.d.cases", "3 cases")
+    assert change.new == "3 cases (0 changed, 0 added, 0 removed, reordered)"
+
+
+# --- same_run iff equal run_ids ----------------------------------------------------------------
+
+CHANGES: dict[str, Change] = {
+    "seed": _spec(lambda s: attrs.evolve(s, seed=s.seed + 1)),
+    "name": _spec(lambda s: attrs.evolve(s, name=s.name + "!")),
+    "samples": _spec(lambda s: attrs.evolve(s, samples=s.samples + 1)),
+    "dataset-path": _spec(_dataset(path="moved.jsonl")),
+    "dataset-limit": _spec(_dataset(limit=5)),
+    "case-expected": _spec(
+        lambda s: _dataset(cases=[attrs.evolve(s.datasets[0].cases[0], expected="0!")])(s)
+    ),
+    "case-added": _spec(  # a fresh id each time: the change composes with itself
+        lambda s: _dataset(
+            cases=[
+                *s.datasets[0].cases,
+                Case(id=f"z{len(s.datasets[0].cases)}", fields={"a": 1, "b": 2}),
+            ]
+        )(s)
+    ),
+    "cases-reversed": _spec(lambda s: _dataset(cases=s.datasets[0].cases[::-1])(s)),
+    "option-int": _spec(_model(0, options={"skill": 1})),
+    "option-float": _spec(_model(0, options={"skill": 1.0})),
+    "model-id": _spec(_model(0, model="fake-other")),
+    "models-reversed": _spec(_reversed("models")),
+    "prompts-reversed": _spec(_reversed("prompts")),
+    "template": _spec(
+        lambda s: attrs.evolve(
+            s, prompts=[attrs.evolve(s.prompts[0], template="{{ b }} + {{ a }}"), *s.prompts[1:]]
+        )
+    ),
+    "metric-tolerance": _spec(
+        lambda s: attrs.evolve(s, metrics=[MetricSpec(name="exact_match", tolerance=0.5)])
+    ),
+    "model-added": _spec(
+        lambda s: attrs.evolve(
+            s, models=[*s.models, ModelSpec(name=f"m{len(s.models) + 1}", model="fake-3")]
+        )
+    ),
+    "concurrency": _runtime(max_concurrent_tasks=2),
+    "batch": _runtime(store_batch_size=10, store_flush_interval=0.01),
+    "progress": _runtime(progress="off"),
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    old=st.lists(st.sampled_from(sorted(CHANGES)), max_size=4),
+    new=st.lists(st.sampled_from(sorted(CHANGES)), max_size=4),
+)
+def test_same_run_holds_iff_the_run_ids_are_equal(old: list[str], new: list[str]) -> None:
+    a, b = _base(), _base()
+    for name in old:
+        a = CHANGES[name](a)
+    for name in new:
+        b = CHANGES[name](b)
+
+    diff = diff_configs(a, b)
+
+    same_ids = compile_run(a[0]).run_id == compile_run(b[0]).run_id
+    assert diff.same_run is same_ids, _triples(diff)
+    assert diff_configs(b, a).same_run is same_ids
+    if old == new:
+        assert diff.changes == ()
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["concurrency", "name", "dataset-path"],
+        ["seed"],
+        ["models-reversed", "models-reversed"],
+        ["option-int"],
+        ["option-int", "option-float"],
+        ["cases-reversed"],
+        ["batch", "progress"],
+    ],
+)
+def test_same_run_on_chosen_change_lists(names: list[str]) -> None:
+    changed = _base()
+    for name in names:
+        changed = CHANGES[name](changed)
+
+    diff = diff_configs(_base(), changed)
+
+    assert diff.same_run is (compile_run(_base()[0]).run_id == compile_run(changed[0]).run_id)
+    assert bool(diff.of_class(ID)) is not diff.same_run

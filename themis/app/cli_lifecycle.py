@@ -1,0 +1,97 @@
+"""`themis plan` and `themis diff`: look at a run, or at two configs, before running anything.
+
+Registered on `themis.app.cli.app` when that module imports this one. Errors follow the CLI's
+contract: one `error:` line on stderr, exit status 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from themis.app.api import Experiment
+from themis.app.cli import _errors, _print_json, _stdout, app
+from themis.app.lifecycle import diff_configs, plan_run
+from themis.app.render_lifecycle import (
+    diff_json,
+    diff_lines,
+    plan_header,
+    plan_json,
+    plan_stage_line,
+    plan_store_line,
+    plan_table,
+)
+from themis.app.wiring import DEFAULT_STORE
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", help="Override a config value: KEY=VALUE (dotted key, TOML value). Repeatable."
+    ),
+]
+
+
+@app.command("plan")
+def plan_command(
+    config: Annotated[Path, typer.Argument(help="Experiment config (.toml or .json).")],
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            "--store",
+            help=(
+                f"The run store (default: {DEFAULT_STORE}, used only if it exists). Saves the "
+                "run's snapshot there, creating the store if needed."
+            ),
+        ),
+    ] = None,
+    set_: SetOption = None,
+    save: Annotated[
+        bool,
+        typer.Option("--save/--no-save", help="Save the compiled run (no events) in the store."),
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+) -> None:
+    """Compile a config and print its run manifest: run_id, trials per stage and per group."""
+    with _errors():
+        experiment = Experiment.from_file(config, overrides=set_ or [])
+        location = store if store is not None else Path(DEFAULT_STORE)
+        existed = location.exists()
+        # Only a store the user named may be created; the default one is used when it exists.
+        use = existed or (store is not None and save)
+        result = plan_run(experiment, location if use else None, save=save)
+        if as_json:
+            _print_json(plan_json(result, str(location), store_existed=existed))
+            return
+        out = _stdout()
+        manifest = result.manifest
+        for line in plan_header(manifest):
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
+        out.print(plan_table(manifest))
+        for line in (
+            plan_stage_line(manifest),
+            plan_store_line(result, str(location), store_existed=existed),
+        ):
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("diff")
+def diff_command(
+    config_a: Annotated[Path, typer.Argument(help="The first config (A).")],
+    config_b: Annotated[Path, typer.Argument(help="The second config (B).")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a value of B: KEY=VALUE. Repeatable."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the differences as JSON.")] = False,
+) -> None:
+    """Show what differs between two configs (identity, runtime, provenance) and if runs differ."""
+    with _errors():
+        comparison = diff_configs(config_a, config_b, overrides_b=set_ or [])
+        if as_json:
+            _print_json(diff_json(comparison))
+            return
+        out = _stdout()
+        for line in diff_lines(comparison, set_ or []):
+            out.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -1,0 +1,164 @@
+"""Use cases that inspect runs: snapshot, execution state, one case's trials, progress, quickcheck.
+
+Each first reads the store. When another process holds the store (`StoreLocked`: a DuckDB file
+admits one process at a time), the views that a running process publishes beside the store
+(`themis.app.live`) answer instead, marked `live` with that process's PID; only
+`get_evaluation_execution`, which needs the full log, then fails, asking to retry later.
+Every `run_id` argument may be a unique prefix (at least 4 characters).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from themis.app.api import StoreLike
+from themis.app.live import LiveRecord, read_live
+from themis.app.runs import load_compiled, load_state, resolve_run_id
+from themis.app.wiring import opened_store
+from themis.core.errors import RunNotFound, StoreLocked
+from themis.core.inspection import (
+    EvaluationExecution,
+    ExecutionState,
+    RunProgress,
+    RunSnapshotView,
+    evaluation_execution,
+    execution_state,
+    run_progress,
+    snapshot_view,
+)
+from themis.ports.store import StorePort
+
+__all__ = [
+    "get_evaluation_execution",
+    "get_execution_state",
+    "get_run_progress",
+    "get_run_snapshot",
+    "live_runs",
+    "published_runs",
+    "quickcheck",
+]
+
+T = TypeVar("T")
+DEFAULT_STORE = "themis.duckdb"
+
+
+def get_run_snapshot(run_id: str, store: StoreLike = DEFAULT_STORE) -> RunSnapshotView:
+    """What the run is: identity, runtime settings in effect, provenance and runtime lineage."""
+
+    def stored(opened: StorePort) -> RunSnapshotView:
+        resolved = resolve_run_id(opened, run_id)
+        snapshot, compiled = load_compiled(opened, resolved)
+        state, _ = load_state(opened, resolved)
+        return snapshot_view(snapshot, compiled, state)
+
+    return _answer(store, stored, lambda locked: _live_run(locked, run_id).live_snapshot())
+
+
+def get_execution_state(run_id: str, store: StoreLike = DEFAULT_STORE) -> ExecutionState:
+    """Per-stage counts, failure reasons, status and runtime lineage of a run."""
+
+    def stored(opened: StorePort) -> ExecutionState:
+        return _stored_state(opened, resolve_run_id(opened, run_id))
+
+    return _answer(store, stored, lambda locked: _live_run(locked, run_id).live_state())
+
+
+def get_evaluation_execution(
+    run_id: str, case_id: str, store: StoreLike = DEFAULT_STORE
+) -> EvaluationExecution:
+    """Every trial of one case: messages, response, parse, scores and failures."""
+
+    def stored(opened: StorePort) -> EvaluationExecution:
+        resolved = resolve_run_id(opened, run_id)
+        _, compiled = load_compiled(opened, resolved)
+        state, _ = load_state(opened, resolved)
+        return evaluation_execution(compiled, state, case_id)
+
+    def live(locked: StoreLocked) -> EvaluationExecution:
+        raise StoreLocked(
+            locked.path,
+            locked.pid,
+            f"{locked.path} is in use by a running Themis process (PID {locked.pid}); "
+            "a case's trials are read from the full log: retry when that run finishes",
+        )
+
+    return _answer(store, stored, live)
+
+
+def get_run_progress(run_id: str, store: StoreLike = DEFAULT_STORE) -> RunProgress:
+    """A running run's live progress, or the stored state's counts when nothing runs it."""
+
+    def stored(opened: StorePort) -> RunProgress:
+        return run_progress(_stored_state(opened, resolve_run_id(opened, run_id)))
+
+    def live(locked: StoreLocked) -> RunProgress:
+        record = _live_run(locked, run_id)
+        return run_progress(record.live_state(), record.until_stage)
+
+    return _answer(store, stored, live)
+
+
+def quickcheck(store: StoreLike = DEFAULT_STORE) -> list[RunProgress]:
+    """One line per run of the store, oldest first (only the running runs while it is locked)."""
+
+    def stored(opened: StorePort) -> list[RunProgress]:
+        return [run_progress(_stored_state(opened, summary.run_id)) for summary in opened.runs()]
+
+    return _answer(store, stored, live_runs)
+
+
+def live_runs(locked: StoreLocked) -> list[RunProgress]:
+    """The progress of every run the process holding the store publishes, oldest first."""
+    return [
+        run_progress(record.live_state(), record.until_stage) for record in published_runs(locked)
+    ]
+
+
+def _stored_state(opened: StorePort, run_id: str) -> ExecutionState:
+    _, compiled = load_compiled(opened, run_id)
+    state, _ = load_state(opened, run_id)
+    return execution_state(compiled, state)
+
+
+def _answer(
+    store: StoreLike, stored: Callable[[StorePort], T], live: Callable[[StoreLocked], T]
+) -> T:
+    try:
+        with opened_store(store) as opened:
+            return stored(opened)
+    except StoreLocked as locked:
+        return live(locked)
+
+
+def published_runs(locked: StoreLocked) -> list[LiveRecord]:
+    """What the process holding the store publishes; `StoreLocked` if it publishes nothing."""
+    records = read_live(Path(locked.path), pid=locked.pid)
+    if not records:
+        raise StoreLocked(
+            locked.path,
+            locked.pid,
+            f"{locked.path} is in use by another Themis process (PID {locked.pid}), which "
+            "publishes no live progress (yet); retry in a moment or when it finishes",
+        )
+    return records
+
+
+def _live_run(locked: StoreLocked, prefix: str) -> LiveRecord:
+    if len(prefix) < 4:
+        raise RunNotFound(f"run id {prefix!r} is too short: give at least 4 characters")
+    records = published_runs(locked)
+    matches = [record for record in records if record.run_id.startswith(prefix)]
+    if len(matches) > 1:
+        raise RunNotFound(
+            f"run id {prefix!r} is ambiguous: it matches {len(matches)} runs; give more characters"
+        )
+    if not matches:
+        raise StoreLocked(
+            locked.path,
+            locked.pid,
+            f"{locked.path} is in use by another Themis process (PID {locked.pid}), which is "
+            f"not running run {prefix!r}; retry when it finishes",
+        )
+    return matches[0]

@@ -1,0 +1,197 @@
+"""Resume and replay: continue a stored run, or recompute its downstream stages from the log.
+
+Resume is `run` from the stored snapshot: the planner yields only what the log does not show
+done. A runtime that differs from the one the run last used is recorded as `RunResumed`; a config
+whose identity differs is a different run and is refused. Replay appends a `StageReset` and
+recomputes that stage and the later ones from the stored generations, with model calls forbidden.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+from returns.result import Failure
+
+from themis.app.config import LoadedConfig, runtime_from_mapping
+from themis.app.interpreter import ProgressCallback
+from themis.app.overrides import apply_override, parse_override
+from themis.app.runs import (
+    RunResult,
+    execute_work,
+    last_runtime,
+    load_compiled,
+    load_state,
+    resolve_run_id,
+    run_experiment,
+    runtime_changes,
+)
+from themis.core.diffing import diff_specs
+from themis.core.errors import ConfigError, ThemisError
+from themis.core.events import RunResumed, StageReset
+from themis.core.generation import ModelResponse
+from themis.core.identity import FieldClass
+from themis.core.planner import CompiledRun, ModelRequest, compile_run, pending, plan
+from themis.core.runtime import RuntimeConfig
+from themis.core.snapshot import RunSnapshot
+from themis.core.stages import Stage
+from themis.core.state import evolve
+from themis.ports.clock import ClockPort
+from themis.ports.model import ModelPort
+from themis.ports.store import StorePort
+
+REPLAYABLE = (Stage.PARSE, Stage.SCORE)
+
+
+class ModelCallForbidden(ThemisError):
+    """A replay reached a model call; replays recompute downstream stages only."""
+
+
+class ForbiddenModel:
+    """A `ModelPort` for replays: any call is a bug, reported as one, never made."""
+
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        raise ModelCallForbidden(
+            f"replay tried to call model {request.model!r} (trial {request.trial_key[:12]}); "
+            "replays never call models"
+        )
+
+
+def stored_runtime(store: StorePort, run_id: str, overrides: Sequence[str] = ()) -> RuntimeConfig:
+    """The runtime the run last used, with `runtime.*` overrides (`--set`) applied."""
+    state, _ = load_state(store, run_id)
+    document: dict[str, Any] = {"runtime": last_runtime(store, run_id, state)}
+    for text in overrides:
+        parsed = parse_override(text)
+        if isinstance(parsed, Failure):
+            raise parsed.failure()
+        path, value = parsed.unwrap()
+        if path[0] != "runtime":
+            raise ConfigError(
+                f"--set {text}: without --config only runtime.* settings can change; "
+                "a different experiment is a different run (use `themis run` with its config)"
+            )
+        apply_override(document, path, value, text)
+    runtime = runtime_from_mapping(document["runtime"], f"run {run_id[:12]}")
+    if isinstance(runtime, Failure):
+        raise runtime.failure()
+    return runtime.unwrap()
+
+
+def check_same_run(snapshot: RunSnapshot, config: LoadedConfig) -> None:
+    """Refuse a config whose identity differs from the stored run's, naming the fields."""
+    candidate = compile_run(config.spec)
+    if candidate.run_id == snapshot.run_id:
+        return
+    changed = [
+        change.path
+        for change in diff_specs(snapshot.spec, config.spec)
+        if change.field_class is FieldClass.IDENTITY
+    ]
+    fields = ", ".join(changed) or "implementation versions"
+    raise ConfigError(
+        f"{config.source}: differs from run {snapshot.run_id[:12]} in identity fields ({fields}); "
+        f"it is a different run ({candidate.run_id[:12]}): start it with `themis run`"
+    )
+
+
+def resume_run(
+    store: StorePort,
+    run_id: str,
+    *,
+    models: Mapping[str, ModelPort],
+    clock: ClockPort,
+    config: LoadedConfig | None = None,
+    overrides: Sequence[str] = (),
+    until_stage: Stage = Stage.SCORE,
+    on_progress: ProgressCallback | None = None,
+) -> RunResult:
+    """Continue a stored run: only what the log does not show done is executed."""
+    run_id = resolve_run_id(store, run_id)
+    snapshot, compiled = load_compiled(store, run_id)
+    if config is not None:
+        check_same_run(snapshot, config)
+        runtime = config.runtime
+    else:
+        runtime = stored_runtime(store, run_id, overrides)
+    return run_experiment(
+        compiled,
+        _reuse_policy(runtime),
+        store,
+        models=models,
+        clock=clock,
+        until_stage=until_stage,
+        on_progress=on_progress,
+    )
+
+
+def stored_compiled(store: StorePort, run_id: str) -> tuple[RunSnapshot, CompiledRun]:
+    """The snapshot and compiled run of a stored run (`run_id` may be a unique prefix)."""
+    return load_compiled(store, resolve_run_id(store, run_id))
+
+
+def replay_run(
+    store: StorePort,
+    run_id: str,
+    stage: Stage,
+    *,
+    clock: ClockPort,
+    models: Mapping[str, ModelPort] | None = None,
+    overrides: Sequence[str] = (),
+    on_progress: ProgressCallback | None = None,
+) -> RunResult:
+    """Void `stage` and later stages, then recompute them from the stored generations."""
+    if stage not in REPLAYABLE:
+        raise ConfigError(
+            f"replay --stage {stage.value}: only {', '.join(s.value for s in REPLAYABLE)} "
+            "can be replayed (the other stages are not built yet)"
+        )
+    snapshot, compiled = stored_compiled(store, run_id)
+    runtime = _reuse_policy(stored_runtime(store, snapshot.run_id, overrides))
+    state, next_seq = load_state(store, snapshot.run_id)
+    if not state.generations:
+        raise ThemisError(
+            f"run {snapshot.run_id[:12]} has no stored generations to replay from; "
+            "run it (or resume it) first"
+        )
+    ungenerated = sum(  # never attempted; a replay would certify the run complete without them
+        1
+        for item in pending(plan(compiled), state, Stage.GENERATE)
+        if item.plan.trial_key not in state.generation_failures
+    )
+    if ungenerated:
+        raise ThemisError(
+            f"run {snapshot.run_id[:12]} has {ungenerated} trials not generated yet; "
+            f"resume it first (`themis resume {snapshot.run_id[:12]}`), then replay"
+        )
+    changes = runtime_changes(last_runtime(store, snapshot.run_id, state), runtime)
+    resumed = (RunResumed(at=clock.now(), changes=changes),) if changes else ()
+    reset = StageReset(at=clock.now(), reset_stage=stage, epoch=state.epoch + 1)
+    reset_state = evolve(state, [reset])
+    work = [
+        item
+        for item in pending(plan(compiled), reset_state, Stage.SCORE)
+        if Stage.GENERATE not in item.stages  # trials without a generation stay as they are
+    ]
+    providers = {model.provider for model in compiled.spec.models}
+    return execute_work(
+        compiled,
+        store,
+        reset_state,
+        next_seq,
+        work,
+        total=len(work),
+        runtime=runtime,
+        models=models or dict.fromkeys(providers, ForbiddenModel()),
+        clock=clock,
+        until_stage=Stage.SCORE,
+        on_progress=on_progress,
+        trio_clock=None,
+        preamble=(*resumed, reset),
+    )
+
+
+def _reuse_policy(runtime: RuntimeConfig) -> RuntimeConfig:
+    """Resume and replay always continue the stored run, whatever the config's policy says."""
+    return attrs.evolve(runtime, existing_run_policy="auto")

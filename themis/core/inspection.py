@@ -1,0 +1,382 @@
+"""Pure views of a run for inspection: its snapshot, its execution state, one case's trials.
+
+Each view is a function of the compiled run and the state the log folds to (plus, for the
+snapshot, what the store keeps beside the log); none reads a store, a file or a clock. The app
+layer fetches the inputs, or, while another process holds the store, rebuilds the same views
+from that process's published progress and marks them `live`.
+
+Stage counts: every planned trial passes through every executed stage. At a stage a trial is
+`done` (its result is recorded), `failed` (it failed at this stage or upstream of it, so the
+stage has nothing to show for it) or `pending`. A generation failure is therefore `failed` at
+every stage; an answer that did not parse is `failed` at `parse` but still scored (as 0), so
+the `score` counts equal the report's scored / failed / pending.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+from attrs import field, frozen
+
+from themis.core.errors import CaseNotFound
+from themis.core.events import GenerationCompleted, GenerationFailed, ParseCompleted, ScoreCompleted
+from themis.core.planner import CompiledRun, plan
+from themis.core.prompting import Message
+from themis.core.report import run_status
+from themis.core.snapshot import RunSnapshot
+from themis.core.stages import EXECUTED_STAGES, Stage
+from themis.core.state import RunState
+
+PARSE_ERROR = "parse_error"  # the failure kind of an answer that did not parse
+_SUMMARY_LENGTH = 120
+_CLOSE_IDS = 3
+
+
+def _dict(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    return dict(value)
+
+
+@frozen
+class StageCounts:
+    """One stage's trials: `planned == done + failed + pending`."""
+
+    stage: Stage
+    planned: int
+    done: int
+    failed: int
+    pending: int
+
+
+@frozen
+class Tally:
+    """Per-trial facts counted over the plan, from which every stage's counts follow."""
+
+    planned: int
+    generated: int = 0
+    generation_failed: int = 0
+    parsed: int = 0
+    unparsed: int = 0
+    scored: int = 0
+
+    def stages(self) -> tuple[StageCounts, ...]:
+        done_failed = {
+            Stage.GENERATE: (self.generated, self.generation_failed),
+            Stage.PARSE: (self.parsed, self.generation_failed + self.unparsed),
+            Stage.SCORE: (self.scored, self.generation_failed),
+        }
+        return tuple(
+            StageCounts(
+                stage=stage,
+                planned=self.planned,
+                done=done,
+                failed=failed,
+                pending=max(0, self.planned - done - failed),
+            )
+            for stage, (done, failed) in done_failed.items()
+        )
+
+
+@frozen
+class FailureReason:
+    """How many trials failed at `stage` for one reason (`kind` plus a one-line message)."""
+
+    stage: Stage
+    kind: str
+    message: str
+    count: int
+
+
+@frozen
+class RuntimeChange:
+    """One runtime setting changed when the run resumed at `at`."""
+
+    at: float
+    field: str
+    old: Any
+    new: Any
+
+
+@frozen
+class LiveSource:
+    """A view rebuilt from the progress a running process publishes, not read from the store."""
+
+    pid: int
+    updated_at: float
+
+
+@frozen
+class ExecutionState:
+    """Where a run stands: per-stage counts, why trials failed, and runtime changes so far."""
+
+    run_id: str
+    name: str
+    status: str
+    completed_through_stage: Stage | None
+    planned: int
+    stages: tuple[StageCounts, ...]
+    failures: tuple[FailureReason, ...] = ()
+    lineage: tuple[RuntimeChange, ...] = ()
+    live: LiveSource | None = None
+
+    def counts(self, stage: Stage) -> StageCounts:
+        for counts in self.stages:
+            if counts.stage is stage:
+                return counts
+        raise KeyError(stage)
+
+
+@frozen
+class RunProgress:
+    """One line about a run: its status and its counts at `stage` (what `quickcheck` lists)."""
+
+    run_id: str
+    name: str
+    status: str
+    completed_through_stage: Stage | None
+    stage: Stage
+    planned: int
+    done: int
+    failed: int
+    pending: int
+    live: LiveSource | None = None
+
+
+@frozen
+class DatasetSummary:
+    name: str
+    cases: int
+
+
+@frozen
+class ModelSummary:
+    name: str
+    provider: str
+    model: str
+
+
+@frozen
+class IdentitySummary:
+    """The run's shape at a glance: names and sizes, not contents."""
+
+    datasets: tuple[DatasetSummary, ...]
+    models: tuple[ModelSummary, ...]
+    prompts: tuple[str, ...]
+    samples: int
+    parser: str
+    metrics: tuple[str, ...]
+    trials: int
+
+
+@frozen
+class RunSnapshotView:
+    """What the run is: identity (full document from the store; `None` when live), runtime
+    settings in effect (the snapshot's, updated by every resume), provenance and lineage."""
+
+    run_id: str
+    name: str
+    created_at: float
+    summary: IdentitySummary
+    identity: Mapping[str, Any] | None
+    runtime: Mapping[str, Any] = field(converter=_dict)
+    provenance: Mapping[str, str] = field(factory=dict, converter=_dict)
+    lineage: tuple[RuntimeChange, ...] = ()
+    live: LiveSource | None = None
+
+
+@frozen
+class TrialExecution:
+    """One trial of a case: the request sent and every recorded result of it."""
+
+    trial_id: str
+    trial_key: str
+    dataset: str
+    model: str
+    prompt: str
+    sample: int
+    messages: tuple[Message, ...]
+    expected: str | None
+    generation: GenerationCompleted | None
+    failure: GenerationFailed | None
+    parse: ParseCompleted | None
+    score: ScoreCompleted | None
+
+    @property
+    def status(self) -> str:
+        if self.score is not None:
+            return "scored"
+        if self.failure is not None:
+            return "failed"
+        if self.parse is not None:
+            return "parsed"
+        return "generated" if self.generation is not None else "pending"
+
+
+@frozen
+class EvaluationExecution:
+    """Every trial of one case across datasets, models, prompts and samples."""
+
+    run_id: str
+    case_id: str
+    trials: tuple[TrialExecution, ...]
+
+
+def lineage(state: RunState) -> tuple[RuntimeChange, ...]:
+    """Every runtime change the log records, oldest first, one entry per field."""
+    return tuple(
+        RuntimeChange(at=resumed.at, field=name, old=change.get("old"), new=change.get("new"))
+        for resumed in state.resumes
+        for name, change in sorted(resumed.changes.items())
+    )
+
+
+def summarise(message: str) -> str:
+    """A failure message as one short line, so that equal causes group together."""
+    line = " ".join((message.strip().splitlines() or [""])[0].split())
+    if len(line) <= _SUMMARY_LENGTH:
+        return line
+    return line[: _SUMMARY_LENGTH - 1] + "…"
+
+
+def tally(compiled: CompiledRun, state: RunState) -> tuple[Tally, tuple[FailureReason, ...]]:
+    """Count `state`'s facts over the run's plan, and group failures by stage and reason."""
+    planned = generated = generation_failed = parsed = unparsed = scored = 0
+    reasons: Counter[tuple[Stage, str, str]] = Counter()
+    for trial in plan(compiled):
+        planned += 1
+        failure = state.failed_generation(trial.trial_key)
+        if failure is not None:
+            generation_failed += 1
+            reasons[Stage.GENERATE, failure.error_kind, summarise(failure.message)] += 1
+            continue
+        generated += trial.trial_key in state.generations
+        parse = state.parses.get(trial.trial_id)
+        if parse is not None and parse.answer is None:
+            unparsed += 1
+            reasons[Stage.PARSE, PARSE_ERROR, summarise(parse.error or "no answer")] += 1
+        elif parse is not None:
+            parsed += 1
+        scored += trial.trial_id in state.scores
+    failures = tuple(
+        FailureReason(stage=stage, kind=kind, message=message, count=count)
+        for (stage, kind, message), count in sorted(
+            reasons.items(), key=lambda item: (item[0][0].order, -item[1], item[0][1:])
+        )
+    )
+    counted = Tally(planned, generated, generation_failed, parsed, unparsed, scored)
+    return counted, failures
+
+
+def execution_state(compiled: CompiledRun, state: RunState) -> ExecutionState:
+    """The run's per-stage counts, failure reasons, status and runtime lineage."""
+    counted, failures = tally(compiled, state)
+    return ExecutionState(
+        run_id=compiled.run_id,
+        name=compiled.spec.name,
+        status=run_status(state),
+        completed_through_stage=state.completed_through_stage,
+        planned=counted.planned,
+        stages=counted.stages(),
+        failures=failures,
+        lineage=lineage(state),
+    )
+
+
+def run_progress(view: ExecutionState, stage: Stage | None = None) -> RunProgress:
+    """`view` as one line, counted at `stage` (default: the completed stage, else the last)."""
+    at = stage or view.completed_through_stage or EXECUTED_STAGES[-1]
+    counts = view.counts(at)
+    return RunProgress(
+        run_id=view.run_id,
+        name=view.name,
+        status=view.status,
+        completed_through_stage=view.completed_through_stage,
+        stage=at,
+        planned=counts.planned,
+        done=counts.done,
+        failed=counts.failed,
+        pending=counts.pending,
+        live=view.live,
+    )
+
+
+def identity_summary(compiled: CompiledRun) -> IdentitySummary:
+    spec = compiled.spec
+    return IdentitySummary(
+        datasets=tuple(DatasetSummary(d.name, len(d.cases)) for d in spec.datasets),
+        models=tuple(ModelSummary(m.name, m.provider, m.model) for m in spec.models),
+        prompts=tuple(prompt.name for prompt in spec.prompts),
+        samples=spec.samples,
+        parser=spec.parser.name,
+        metrics=tuple(metric.name for metric in spec.metrics),
+        trials=compiled.trial_count,
+    )
+
+
+def effective_runtime(snapshot: RunSnapshot, state: RunState) -> dict[str, Any]:
+    """The snapshot's runtime settings as plain data, with every resume's changes applied."""
+    document = attrs.asdict(snapshot.runtime, recurse=True)
+    for change in lineage(state):
+        document[change.field] = change.new
+    return document
+
+
+def snapshot_view(snapshot: RunSnapshot, compiled: CompiledRun, state: RunState) -> RunSnapshotView:
+    """The stored run as a researcher asks about it: what it is, how it runs, where from."""
+    return RunSnapshotView(
+        run_id=compiled.run_id,
+        name=compiled.spec.name,
+        created_at=snapshot.created_at,
+        summary=identity_summary(compiled),
+        identity=compiled.identity,
+        runtime=effective_runtime(snapshot, state),
+        provenance=snapshot.provenance,
+        lineage=lineage(state),
+    )
+
+
+def evaluation_execution(
+    compiled: CompiledRun, state: RunState, case_id: str
+) -> EvaluationExecution:
+    """Every trial of case `case_id`; `CaseNotFound` (with close ids) if no dataset has it."""
+    known = [case.id for dataset in compiled.spec.datasets for case in dataset.cases]
+    if case_id not in known:
+        raise CaseNotFound(_unknown_case(compiled.run_id, case_id, known))
+    trials = tuple(
+        TrialExecution(
+            trial_id=trial.trial_id,
+            trial_key=trial.trial_key,
+            dataset=trial.dataset,
+            model=trial.model,
+            prompt=trial.prompt,
+            sample=trial.sample,
+            messages=trial.request.messages,
+            expected=trial.expected,
+            generation=state.generations.get(trial.trial_key),
+            failure=state.failed_generation(trial.trial_key),
+            parse=state.parses.get(trial.trial_id),
+            score=state.scores.get(trial.trial_id),
+        )
+        for trial in plan(compiled)
+        if trial.case_id == case_id
+    )
+    return EvaluationExecution(run_id=compiled.run_id, case_id=case_id, trials=trials)
+
+
+def _unknown_case(run_id: str, case_id: str, known: list[str]) -> str:
+    unique = list(dict.fromkeys(known))
+    close = difflib.get_close_matches(case_id, unique, n=_CLOSE_IDS, cutoff=0.6)
+    if close:
+        hint = "did you mean " + ", ".join(repr(name) for name in close) + "?"
+    elif unique:
+        hint = "e.g. " + ", ".join(repr(name) for name in unique[:_CLOSE_IDS])
+    else:
+        hint = "it has none"
+    count = len(unique)
+    return (
+        f"run {run_id[:12]} has no case {case_id!r} "
+        f"({count} case{'s' if count != 1 else ''}; {hint})"
+    )
