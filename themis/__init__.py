@@ -24,9 +24,10 @@ from themis.core.errors import (
     StoreLocked,
     ThemisError,
 )
+from themis.core.estimate import Estimate, ModelEstimate
 from themis.core.manifest import RunManifest
 from themis.core.report import Report, ReportRow
-from themis.core.runtime import RateLimit, RuntimeConfig
+from themis.core.runtime import Price, RateLimit, RuntimeConfig
 from themis.core.spec import (
     Case,
     DatasetSpec,
@@ -45,12 +46,15 @@ __all__ = [
     "ConfigComparison",
     "ConfigError",
     "DatasetSpec",
+    "Estimate",
     "Experiment",
     "ExperimentSpec",
     "GenerationParams",
     "MetricSpec",
+    "ModelEstimate",
     "ModelSpec",
     "ParserSpec",
+    "Price",
     "PromptSpec",
     "RateLimit",
     "Report",

@@ -6,6 +6,7 @@ a test or a notebook cell.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from themis.app.resume import check_same_run, replay_run, stored_compiled, store
 from themis.app.runs import RunResult, list_runs, report_run, resolve_run_id, run_experiment
 from themis.app.wiring import check_models, model_ports, opened_store, system_clock
 from themis.core.errors import ConfigError
+from themis.core.estimate import Assumptions, Estimate
+from themis.core.estimate import estimate as estimate_run
 from themis.core.manifest import RunManifest, build_manifest
 from themis.core.planner import CompiledRun, TrialPlan, compile_run, plan
 from themis.core.prompting import PromptError
@@ -92,6 +95,29 @@ class Experiment:
     def manifest(self) -> RunManifest:
         """What the run will do: trials per stage, dataset, model and prompt (no store needed)."""
         return build_manifest(self.compiled)
+
+    def estimate(
+        self,
+        *,
+        runtime: RuntimeConfig | None = None,
+        retry_allowance: float = 0.0,
+        **runtime_changes: Any,
+    ) -> Estimate:
+        """What the run would take: trials, tokens and, from the runtime's prices, rate limits
+        and concurrency, cost and time. Computed from the plan alone: no model is called and no
+        store is opened.
+
+        `retry_allowance` is the share of calls assumed to be repeated (0.1: 10% more); keyword
+        arguments such as `assumed_output_tokens=64` change runtime settings, as for `run`.
+        """
+        try:
+            effective = attrs.evolve(runtime or self.runtime, **runtime_changes)
+            if not math.isfinite(retry_allowance):
+                raise ValueError(f"retry_allowance: must be a finite number, got {retry_allowance}")
+            assumptions = Assumptions.from_runtime(effective, retry_allowance=retry_allowance)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"estimate: {error}") from None
+        return estimate_run(self.compiled, assumptions)
 
     def run(
         self,

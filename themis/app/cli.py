@@ -259,5 +259,5 @@ def main() -> None:
 
 from themis.app import (  # noqa: E402  (modules that register more commands on `app`)
     cli_inspect,  # `inspect` and `quickcheck`
-    cli_lifecycle,  # noqa: F401  (`plan` and `diff`)
+    cli_lifecycle,  # noqa: F401  (`plan`, `estimate` and `diff`)
 )

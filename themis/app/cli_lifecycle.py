@@ -1,4 +1,5 @@
-"""`themis plan` and `themis diff`: look at a run, or at two configs, before running anything.
+"""`themis plan`, `themis estimate` and `themis diff`: look at a run, what it would take, or at two
+configs, before running anything.
 
 Registered on `themis.app.cli.app` when that module imports this one. Errors follow the CLI's
 contract: one `error:` line on stderr, exit status 2.
@@ -14,6 +15,12 @@ import typer
 from themis.app.api import Experiment
 from themis.app.cli import _errors, _print_json, _stdout, app
 from themis.app.lifecycle import diff_configs, plan_run
+from themis.app.render_estimate import (
+    estimate_header,
+    estimate_json,
+    estimate_lines,
+    estimate_table,
+)
 from themis.app.render_lifecycle import (
     diff_json,
     diff_lines,
@@ -73,6 +80,38 @@ def plan_command(
             plan_stage_line(manifest),
             plan_store_line(result, str(location), store_existed=existed),
         ):
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("estimate")
+def estimate_command(
+    config: Annotated[Path, typer.Argument(help="Experiment config (.toml or .json).")],
+    set_: SetOption = None,
+    retry_allowance: Annotated[
+        float,
+        typer.Option(
+            "--retry-allowance", help="Share of calls assumed to be repeated (0.1: 10% more)."
+        ),
+    ] = 0.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the estimate as JSON.")] = False,
+) -> None:
+    """Estimate a run: trials, tokens and, with prices or rate limits, cost and time.
+
+    Nothing is called and no store is opened: the figures come from the plan and the runtime
+    settings (model_prices, provider_rate_limits, concurrency, assumed_output_tokens,
+    assumed_latency_s).
+    """
+    with _errors():
+        experiment = Experiment.from_file(config, overrides=set_ or [])
+        result = experiment.estimate(retry_allowance=retry_allowance)
+        if as_json:
+            _print_json(estimate_json(result, experiment.spec.name))
+            return
+        out = _stdout()
+        for line in estimate_header(result, experiment.spec.name):
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
+        out.print(estimate_table(result))
+        for line in estimate_lines(result):
             out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 

@@ -5,10 +5,13 @@ It group-commits: a batch is written when it holds `store_batch_size` events or 
 run in a worker thread so the store's I/O never stalls the trials. A failed append is retried
 `store_retry_attempts` times; when the writer is cancelled, its final flush is shielded.
 
-Every `checkpoint_interval` events (0: never) the writer also saves a projection checkpoint, the
-state it has folded so far, so that reopening an interrupted run folds only the events after it.
-A checkpoint is a cache: failing to save one never fails the run. The checkpoint of a finished
-run, with its report, is saved by the use case (`themis.app.runs`), which has the report.
+The writer also saves projection checkpoints, the state it has folded so far, so that reopening
+an interrupted run folds only the events after the last one. Saving one costs O(state), so the
+gap between two grows with the log: at least `checkpoint_interval` events (0: no periodic
+checkpoints) and at least as many as the previous one covered, which keeps the total cost linear
+in the run's events (a fixed gap would make it quadratic: ADR 0006). A checkpoint is a cache:
+failing to save one never fails the run. The checkpoint of a finished run, with its report, is
+saved by the use case (`themis.app.runs`), which has the report.
 """
 
 from __future__ import annotations
@@ -129,9 +132,10 @@ class EventWriter:
         self._projection.apply(batch)
 
     async def _maybe_checkpoint(self) -> None:
-        """Save a checkpoint if `checkpoint_interval` events were written since the last one."""
+        """Save a checkpoint if the gap since the last one is long enough (module docstring)."""
         seq = self._next_seq - 1
-        if not self._checkpoint_interval or seq - self._checkpointed < self._checkpoint_interval:
+        gap = max(self._checkpoint_interval, self._checkpointed)
+        if not self._checkpoint_interval or seq - self._checkpointed < gap:
             return
         self._checkpointed = seq
         checkpoint = Checkpoint(seq=seq, state=self._projection.state())

@@ -104,7 +104,8 @@ class RuntimeConfig:
     store_retry_delay: float = field(default=0.5, validator=check_non_negative)
     store_batch_size: int = field(default=1000, validator=check_positive_int)
     store_flush_interval: float = field(default=0.5, validator=check_non_negative)
-    # Events between the writer's periodic checkpoints; 0 = only when the run finishes.
+    # Least events between the writer's periodic checkpoints (the gap also grows with the log);
+    # 0 = checkpoint only when the run finishes.
     checkpoint_interval: int = field(default=50_000, validator=check_non_negative_int)
     # Take a generation another run of the store completed (same trial key) instead of calling.
     reuse_generations: bool = field(default=True, validator=check_bool)
