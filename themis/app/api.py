@@ -16,7 +16,13 @@ from returns.result import Failure, Result
 
 from themis.app.config import LoadedConfig, config_from_mapping, load_config
 from themis.app.interpreter import ProgressCallback
-from themis.app.resume import check_same_run, replay_run, stored_compiled, stored_runtime
+from themis.app.resume import (
+    check_same_run,
+    replay_run,
+    replay_with_config,
+    stored_compiled,
+    stored_runtime,
+)
 from themis.app.runs import RunResult, list_runs, report_run, resolve_run_id, run_experiment
 from themis.app.wiring import check_models, model_ports, opened_store, system_clock
 from themis.core.errors import ConfigError
@@ -185,14 +191,34 @@ class Experiment:
         stage: Stage | str,
         store: StoreLike = "themis.duckdb",
         *,
+        source_run: str | None = None,
         models: Mapping[str, ModelPort] | None = None,
         clock: ClockPort | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> RunResult:
-        """Recompute `stage` (parse or score) and later stages of the stored run; no model call."""
-        return replay(
-            self.run_id, stage, store, models=models, clock=clock, on_progress=on_progress
+        """Recompute `stage` (parse or score) and later stages; no model is called.
+
+        Without `source_run`, this experiment's stored run is replayed in place. With it, this
+        experiment may differ from the source run in its parser or metrics (ADR 0008): it
+        becomes a new run whose generations all come from the store.
+        """
+        if source_run is None:
+            return replay(
+                self.run_id, stage, store, models=models, clock=clock, on_progress=on_progress
+            )
+        loaded = LoadedConfig(
+            spec=self.spec, runtime=self.runtime, source=self.source or Path("<spec>")
         )
+        with opened_store(store) as opened:
+            return replay_with_config(
+                opened,
+                source_run,
+                _stage(stage),
+                loaded,
+                clock=clock or system_clock(),
+                models=models,
+                on_progress=on_progress,
+            )
 
 
 def resume(
@@ -230,16 +256,30 @@ def replay(
     stage: Stage | str,
     store: StoreLike = "themis.duckdb",
     *,
+    config: str | Path | None = None,
     overrides: Sequence[str] = (),
     models: Mapping[str, ModelPort] | None = None,
     clock: ClockPort | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> RunResult:
-    """Void `stage` and later stages of a stored run and recompute them from its generations."""
-    try:
-        replayed = Stage(stage)
-    except ValueError:
-        raise ConfigError(f"replay: unknown stage {stage!r}") from None
+    """Void `stage` and later stages of a stored run and recompute them from its generations.
+
+    With `config` (and `overrides` applied to it), the replay may change the parser or the
+    metrics: the result is a new run derived from `run_id` (see `Experiment.replay`).
+    """
+    replayed = _stage(stage)
+    if config is not None:
+        loaded = _unwrap(load_config(config, overrides))
+        with opened_store(store) as opened:
+            return replay_with_config(
+                opened,
+                run_id,
+                replayed,
+                loaded,
+                clock=clock or system_clock(),
+                models=models,
+                on_progress=on_progress,
+            )
     with opened_store(store) as opened:
         return replay_run(
             opened,
@@ -262,6 +302,13 @@ def runs(store: StoreLike = "themis.duckdb") -> list[RunSummary]:
     """Every run in the store, oldest first."""
     with opened_store(store) as opened:
         return list_runs(opened)
+
+
+def _stage(stage: Stage | str) -> Stage:
+    try:
+        return Stage(stage)
+    except ValueError:
+        raise ConfigError(f"replay: unknown stage {stage!r}") from None
 
 
 def _unwrap(result: Result[LoadedConfig, ConfigError]) -> LoadedConfig:

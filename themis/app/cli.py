@@ -157,9 +157,15 @@ def replay(
     run_id: Annotated[str, typer.Argument(help="A run id or a unique prefix of one.")],
     stage: Annotated[ReplayStage, typer.Option("--stage", help="The first stage to recompute.")],
     store: StoreOption = Path("themis.duckdb"),
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", help="Replay under this config: it may change the parser or metrics."
+        ),
+    ] = None,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Override a runtime value: runtime.KEY=VALUE. Repeatable."),
+        typer.Option("--set", help="Override a value: KEY=VALUE (runtime.* without --config)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -167,12 +173,20 @@ def replay(
     """Recompute a stage and the later ones from the stored generations (no model call)."""
     with _errors():
         location = _existing_store(store)
-        experiment = Experiment.from_store(run_id, location, overrides=set_ or [])
+        if config is None:
+            experiment = Experiment.from_store(run_id, location, overrides=set_ or [])
+        else:
+            experiment = Experiment.from_file(config, overrides=set_ or [])
         _execute(
             experiment.run_id,
             experiment.runtime.progress,
             lambda progress: replay_run(
-                run_id, stage.value, location, overrides=set_ or [], on_progress=progress
+                run_id,
+                stage.value,
+                location,
+                config=config,
+                overrides=set_ or [],
+                on_progress=progress,
             ),
             as_json=as_json,
             quiet=quiet,

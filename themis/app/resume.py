@@ -192,6 +192,67 @@ def replay_run(
     )
 
 
+# What a replay from each stage may change: the identity fields downstream of that stage.
+_REPLAY_MAY_CHANGE = {Stage.PARSE: ("parser", "metrics"), Stage.SCORE: ("metrics",)}
+
+
+def replay_with_config(
+    store: StorePort,
+    run_id: str,
+    stage: Stage,
+    config: LoadedConfig,
+    *,
+    clock: ClockPort,
+    models: Mapping[str, ModelPort] | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> RunResult:
+    """Replay `stage` under a config that changes only what comes after it (ADR 0008).
+
+    The same identity replays in place. A changed parser or metric is a new run (a new
+    `run_id`), derived from the source: every generation is reused from the store by trial
+    key, none is generated, and the snapshot's provenance names the source run.
+    """
+    if stage not in REPLAYABLE:
+        replay_run(store, run_id, stage, clock=clock)  # raises the one-line error
+    source, _ = stored_compiled(store, run_id)
+    compiled = compile_run(config.spec)
+    if compiled.run_id == source.run_id:
+        return replay_run(store, run_id, stage, clock=clock, models=models, on_progress=on_progress)
+    allowed = _REPLAY_MAY_CHANGE[stage]
+    upstream = [
+        change.path
+        for change in diff_specs(source.spec, config.spec)
+        if change.field_class is FieldClass.IDENTITY and change.path.split(".")[0] not in allowed
+    ]
+    if upstream:
+        raise ConfigError(
+            f"{config.source}: replay --stage {stage.value} may change only "
+            f"{' and '.join(allowed)}, but this config also changes {', '.join(upstream)}; "
+            "that is a new experiment: run it with `themis run`"
+        )
+    keys = list(dict.fromkeys(trial.trial_key for trial in plan(compiled)))
+    stored = store.find_generations(keys, exclude_run=compiled.run_id)
+    derived_state, _ = load_state(store, compiled.run_id)
+    missing = [key for key in keys if key not in stored and key not in derived_state.generations]
+    if missing:
+        raise ThemisError(
+            f"{len(missing)} of {len(keys)} generations of {compiled.run_id[:12]} are not in the "
+            f"store (run {source.run_id[:12]} is incomplete?); resume the source run first"
+        )
+    runtime = attrs.evolve(config.runtime, reuse_generations=True, existing_run_policy="auto")
+    providers = {model.provider for model in compiled.spec.models}
+    return run_experiment(
+        compiled,
+        runtime,
+        store,
+        models=models or dict.fromkeys(providers, ForbiddenModel()),
+        clock=clock,
+        until_stage=Stage.SCORE,
+        on_progress=on_progress,
+        extra_provenance={"derived_from": source.run_id, "replayed_stage": stage.value},
+    )
+
+
 def _reuse_policy(runtime: RuntimeConfig) -> RuntimeConfig:
     """Resume and replay always continue the stored run, whatever the config's policy says."""
     return attrs.evolve(runtime, existing_run_policy="auto")

@@ -1,0 +1,118 @@
+"""Replay under a changed parser or metric: a new run derived from the source, no model call."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import themis
+from themis.adapters.stores.duckdb import DuckDBStore
+from themis.app.cli import app
+from themis.core.errors import ConfigError, ThemisError
+from themis.core.events import GenerationCompleted
+
+DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.toml"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    return tmp_path / "s.duckdb"
+
+
+@pytest.fixture
+def source(store: Path) -> themis.RunResult:
+    return themis.Experiment.from_file(DEMO).run(store)
+
+
+def test_a_changed_metric_is_a_derived_run_made_without_model_calls(
+    store: Path, source: themis.RunResult
+) -> None:
+    result = themis.replay(
+        source.run_id[:8],
+        "score",
+        store,
+        config=DEMO,
+        overrides=["metrics.exact_match.case_sensitive=true"],
+    )
+    assert result.run_id != source.run_id
+    assert result.model_calls == 0
+    assert result.status == "completed"
+    opened = DuckDBStore(store)
+    try:
+        events = [event for _, event in opened.read(result.run_id)]
+        snapshot = opened.load_snapshot(result.run_id)
+    finally:
+        opened.close()
+    generations = [event for event in events if isinstance(event, GenerationCompleted)]
+    assert len(generations) == 288
+    assert all(event.cache_hit and event.source_run == source.run_id for event in generations)
+    assert snapshot is not None
+    assert snapshot.provenance["derived_from"] == source.run_id
+    assert snapshot.provenance["replayed_stage"] == "score"
+    # Numbers: the demo's answers are numbers, so case sensitivity changes nothing.
+    assert [row.mean for row in result.report.rows] == [row.mean for row in source.report.rows]
+
+
+def test_a_changed_parser_may_replay_from_parse_and_changes_the_numbers(
+    store: Path, source: themis.RunResult
+) -> None:
+    experiment = themis.Experiment.from_file(DEMO, overrides=["parser.name=strip"])
+    result = experiment.replay("parse", store, source_run=source.run_id)
+    assert result.model_calls == 0
+    assert result.run_id == experiment.run_id != source.run_id
+    # "The answer is 68." is not the bare number once only stripped: every trial scores 0.
+    assert all(row.mean == 0.0 for row in result.report.rows)
+
+
+def test_a_parser_change_is_refused_when_replaying_only_score(
+    store: Path, source: themis.RunResult
+) -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"may change only metrics, but this config also "
+        r"changes parser\.name",
+    ):
+        themis.replay(source.run_id, "score", store, config=DEMO, overrides=["parser.name=strip"])
+
+
+def test_an_upstream_change_is_refused_as_a_new_experiment(
+    store: Path, source: themis.RunResult
+) -> None:
+    with pytest.raises(ConfigError, match=r"also changes seed; that is a new experiment"):
+        themis.replay(source.run_id, "parse", store, config=DEMO, overrides=["seed=1"])
+
+
+def test_the_same_identity_replays_in_place(store: Path, source: themis.RunResult) -> None:
+    result = themis.replay(source.run_id, "score", store, config=DEMO)
+    assert result.run_id == source.run_id
+    assert result.model_calls == 0
+
+
+def test_missing_source_generations_are_reported_before_anything_runs(store: Path) -> None:
+    flaky = ["models.weak.options.failure_rate=0.3", "runtime.generation_retry_attempts=1"]
+    failing = themis.Experiment.from_file(DEMO, overrides=flaky).run(store)
+    assert failing.report.failed > 0
+    derived = themis.Experiment.from_file(
+        DEMO, overrides=[*flaky, "metrics.exact_match.case_sensitive=true"]
+    )
+    before = [summary.run_id for summary in themis.runs(store)]
+    with pytest.raises(ThemisError, match=r"of 288 generations of .* are not in the store"):
+        derived.replay("score", store, source_run=failing.run_id)
+    assert [summary.run_id for summary in themis.runs(store)] == before  # nothing was created
+
+
+def test_the_cli_replays_under_a_changed_metric(store: Path, source: themis.RunResult) -> None:
+    args = ["replay", source.run_id[:8], "--stage", "score", "--store", str(store)]
+    changed = ["--config", str(DEMO), "--set", "metrics.numeric_match.tolerance=0.5"]
+    result = CliRunner().invoke(app, [*args, *changed, "--json"])
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["run_id"] != source.run_id
+    assert payload["model_calls"] == 0
+    refused = CliRunner().invoke(app, [*args, "--config", str(DEMO), "--set", "samples=1"])
+    assert refused.exit_code == 2
+    assert refused.stderr.count("\n") == 1
+    assert "also changes samples" in refused.stderr
