@@ -2,6 +2,7 @@
 
 from themis.ports.clock import ClockPort
 from themis.ports.model import ModelPort
+from themis.ports.provider_state import ProviderStatePort
 from themis.ports.store import StorePort
 
-__all__ = ["ClockPort", "ModelPort", "StorePort"]
+__all__ = ["ClockPort", "ModelPort", "ProviderStatePort", "StorePort"]

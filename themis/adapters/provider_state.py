@@ -1,0 +1,159 @@
+"""`ProviderStatePort` adapters: `FileProviderState` shares a machine's processes' provider
+deadlines through small files; `MemoryProviderState` keeps them in one process (tests, memory
+stores). Both merge with `themis.core.provider_state.merge` and never read the clock.
+
+Files of `FileProviderState(directory)`, per provider (ADR 0009):
+
+    <directory>/<slug>-<hash>.json   the state: {"version", "provider", "open_until", ...}
+    <directory>/<slug>-<hash>.lock   empty; `flock`ed exclusively around read-merge-write
+
+`<slug>` is a readable, lower-case `[a-z0-9_-]` rendering of the provider name and `<hash>` the
+first 16 hex digits of its SHA-256, so any name (slashes, dots, unicode, case variants on a
+case-insensitive file system) maps to a distinct, safe file name. The state file is replaced
+atomically (a temp file in the same directory, then `os.replace`), so readers need no lock and
+never see half a file; the lock lives in its own file because replacing the state file would
+swap the inode a lock on it holds. Errors: a read swallows every `OSError` and every malformed
+file (→ `None`); a publish turns `OSError` into `ProviderStateError` (a `StoreError`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from themis.core.provider_state import ProviderStateError, SharedProviderState, merge
+
+if sys.platform != "win32":
+    import fcntl
+
+__all__ = ["FORMAT_VERSION", "FileProviderState", "MemoryProviderState", "file_stem"]
+
+FORMAT_VERSION = 1
+_SLUG_UNSAFE = re.compile(r"[^a-z0-9_-]+")
+_SLUG_LENGTH = 48
+
+
+def file_stem(provider: str) -> str:
+    """The file name (without suffix) that stands for `provider`: safe, distinct, readable."""
+    slug = _SLUG_UNSAFE.sub("_", provider.lower()).strip("_")[:_SLUG_LENGTH] or "provider"
+    digest = hashlib.sha256(provider.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{slug}-{digest}"
+
+
+def _encode(provider: str, state: SharedProviderState) -> str:
+    return json.dumps(
+        {
+            "version": FORMAT_VERSION,
+            "provider": provider,
+            "open_until": state.open_until,
+            "paused_until": state.paused_until,
+            "updated_at": state.updated_at,
+            "updated_by": state.updated_by,
+        }
+    )
+
+
+def _decode(text: str, provider: str) -> SharedProviderState | None:
+    """The state in `text`, or `None` when it is not a well-formed record of `provider`."""
+    try:
+        data: Any = json.loads(text)
+        if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
+            return None
+        if data.get("provider") != provider:
+            return None
+        return SharedProviderState(
+            open_until=data["open_until"],
+            paused_until=data["paused_until"],
+            updated_at=data["updated_at"],
+            updated_by=data["updated_by"],
+        )
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return None
+
+
+class FileProviderState:
+    """Provider deadlines in `directory`, shared by every process on the machine that uses it.
+
+    The directory is created on the first publish. Publishing holds an exclusive `flock` for one
+    read-merge-write (microseconds); reading takes no lock. POSIX only: on Windows, `publish`
+    raises `ProviderStateError` and wiring should use `MemoryProviderState` instead.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def read(self, provider: str) -> SharedProviderState | None:
+        return self._load(provider, file_stem(provider))
+
+    def publish(self, provider: str, update: SharedProviderState) -> SharedProviderState:
+        stem = file_stem(provider)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with self._locked(stem):
+                current = self._load(provider, stem)
+                merged = update if current is None else merge(current, update)
+                if merged != current:
+                    self._write(stem, _encode(provider, merged))
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise ProviderStateError(
+                f"cannot write the shared provider state of {provider!r} in "
+                f"{self.directory}: {reason}"
+            ) from error
+        return merged
+
+    def _load(self, provider: str, stem: str) -> SharedProviderState | None:
+        try:
+            text = (self.directory / f"{stem}.json").read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+        return _decode(text, provider)
+
+    @contextlib.contextmanager
+    def _locked(self, stem: str) -> Iterator[None]:
+        if sys.platform == "win32":
+            raise ProviderStateError("shared provider state needs POSIX file locks (fcntl)")
+        handle = os.open(self.directory / f"{stem}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(handle)  # releases the lock
+
+    def _write(self, stem: str, text: str) -> None:
+        handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=f".{stem}.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as file:
+                file.write(text)
+            os.replace(temporary, self.directory / f"{stem}.json")
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+
+
+class MemoryProviderState:
+    """Provider deadlines in a dict, with the file adapter's merge; shared within one process."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, SharedProviderState] = {}
+        self._lock = threading.Lock()  # the interpreter may publish from worker threads
+
+    def read(self, provider: str) -> SharedProviderState | None:
+        return self._states.get(provider)
+
+    def publish(self, provider: str, update: SharedProviderState) -> SharedProviderState:
+        with self._lock:
+            current = self._states.get(provider)
+            merged = update if current is None else merge(current, update)
+            self._states[provider] = merged
+            return merged

@@ -1,0 +1,149 @@
+"""What Themis processes on one machine share about a provider: its OPEN window and its pause.
+
+Each process keeps its own `Breaker` per provider (`themis.core.breaker`). When one process
+opens its breaker, or is told by a 429 to pause, it publishes the moment until which the provider
+should be left alone; the others read that, wait until then, and afterwards let their own probe
+through. Only those two deadlines are shared (ADR 0009):
+
+    SharedProviderState
+    ├── open_until     the end of the latest OPEN window any process published
+    └── paused_until   the latest Retry-After pause any process published
+
+`merge` is a join: field-wise maximum, so it is commutative, associative and idempotent, and
+publishing is safe in any order and any number of times. A deadline in the past is harmless; it
+just asks for no wait. All times are epoch seconds (`ClockPort.now()`), the one clock the
+processes of a machine agree on.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import attrs
+from attrs import field, frozen
+
+from themis.core.breaker import Breaker, BreakerState, Transition, honor_pause
+from themis.core.errors import StoreError
+from themis.core.validation import check_non_negative_int
+
+__all__ = [
+    "ProviderStateError",
+    "SharedProviderState",
+    "adopt",
+    "merge",
+    "publication",
+    "wait_for",
+]
+
+
+class ProviderStateError(StoreError):
+    """The shared provider state cannot be written (an unwritable or missing directory, ...)."""
+
+
+def _check_time(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(
+            f"{attribute.name}: must be a finite number of epoch seconds, got {value!r}"
+        )
+
+
+def _check_optional_time(
+    instance: Any, attribute: attrs.Attribute[Any], value: float | None
+) -> None:
+    if value is not None:
+        _check_time(instance, attribute, value)
+
+
+@frozen
+class SharedProviderState:
+    """One provider's shared deadlines, and who last published (`updated_at`, `updated_by` pid)."""
+
+    open_until: float | None = field(default=None, validator=_check_optional_time)
+    paused_until: float | None = field(default=None, validator=_check_optional_time)
+    updated_at: float = field(default=0.0, validator=_check_time)
+    updated_by: int = field(default=0, validator=check_non_negative_int)
+
+
+def _later(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)
+
+
+def merge(a: SharedProviderState, b: SharedProviderState) -> SharedProviderState:
+    """The join of two states: the later OPEN window, the later pause, the later publisher.
+
+    Publishers are ordered by `(updated_at, updated_by)`, so the result does not depend on the
+    argument order.
+    """
+    latest = max((a.updated_at, a.updated_by), (b.updated_at, b.updated_by))
+    return SharedProviderState(
+        open_until=_later(a.open_until, b.open_until),
+        paused_until=_later(a.paused_until, b.paused_until),
+        updated_at=latest[0],
+        updated_by=latest[1],
+    )
+
+
+def wait_for(state: SharedProviderState | None, now: float) -> float:
+    """Seconds to wait at `now` before calling the provider (0 when nothing holds it back)."""
+    if state is None:
+        return 0.0
+    deadline = _later(state.open_until, state.paused_until)
+    return 0.0 if deadline is None else max(0.0, deadline - now)
+
+
+def publication(
+    breaker: Breaker, transition: Transition | None, *, pid: int
+) -> SharedProviderState | None:
+    """What to publish after `transition` of `breaker`: its OPEN window when it just opened.
+
+    Other transitions (and none) publish nothing: a recovery needs no announcement, because the
+    published window simply ends, and each process then probes for itself.
+    """
+    if transition is None or transition.after is not BreakerState.OPEN:
+        return None
+    assert breaker.opened_at is not None
+    return SharedProviderState(
+        open_until=breaker.opened_at + breaker.recovery_timeout,
+        updated_at=transition.at,
+        updated_by=pid,
+    )
+
+
+def adopt(
+    breaker: Breaker, shared: SharedProviderState | None, now: float
+) -> tuple[Breaker, Transition | None]:
+    """`breaker` after honouring what other processes published, as seen at `now`.
+
+    A pause is kept as the breaker's pause. An OPEN window still running at `now` opens the
+    breaker (or lengthens its window) so that it ends exactly at `open_until`; from then on the
+    breaker's own recovery applies, and it admits one probe of this process. A CLOSED or
+    HALF_OPEN breaker that opens this way yields a `Transition` for the interpreter to log.
+    """
+    if shared is None:
+        return breaker, None
+    if shared.paused_until is not None and shared.paused_until > now:
+        breaker = honor_pause(breaker, shared.paused_until)
+    if shared.open_until is None or shared.open_until <= now:
+        return breaker, None
+    opened_at = shared.open_until - breaker.recovery_timeout
+    if breaker.state is BreakerState.OPEN:
+        assert breaker.opened_at is not None
+        if breaker.opened_at >= opened_at:
+            return breaker, None
+        return attrs.evolve(breaker, opened_at=opened_at), None
+    transition = Transition(
+        at=now,
+        before=breaker.state,
+        after=BreakerState.OPEN,
+        reason=f"open in another process until {shared.open_until:.3f} "
+        f"(last published by PID {shared.updated_by})",
+    )
+    opened = attrs.evolve(
+        breaker, state=BreakerState.OPEN, failures=0, opened_at=opened_at, probe_at=None
+    )
+    return opened, transition
