@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit venv bench clean
+.PHONY: demo demo-real test lint unit venv bench clean
 
 venv: $(STAMP)
 
@@ -16,13 +16,18 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/themis run examples/demo.toml --store themis.duckdb
 
+# A short experiment on a real model (SmolLM2-135M, fetched once into .cache/) served by
+# llama.cpp on 127.0.0.1; see scripts/demo_real.py.
+demo-real: $(STAMP)
+	$(BIN)/python scripts/demo_real.py
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory lint
 
 lint: $(STAMP)
-	$(BIN)/ruff check themis tests bench
-	$(BIN)/ruff format --check themis tests bench
+	$(BIN)/ruff check themis tests bench scripts
+	$(BIN)/ruff format --check themis tests bench scripts
 	$(BIN)/mypy --strict themis
 	$(BIN)/lint-imports
 

@@ -32,6 +32,7 @@ PUBLIC_API = [
     "ConfigComparison",
     "ConfigError",
     "DatasetSpec",
+    "Endpoint",
     "Estimate",
     "Experiment",
     "ExperimentSpec",

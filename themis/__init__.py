@@ -15,6 +15,7 @@ from themis.app.inspection import (
 )
 from themis.app.lifecycle import ConfigComparison, diff_configs
 from themis.app.runs import RunResult
+from themis.core.endpoint import Endpoint
 from themis.core.errors import (
     CaseNotFound,
     ConfigError,
@@ -46,6 +47,7 @@ __all__ = [
     "ConfigComparison",
     "ConfigError",
     "DatasetSpec",
+    "Endpoint",
     "Estimate",
     "Experiment",
     "ExperimentSpec",

@@ -105,7 +105,10 @@ def test_transient_failures_are_retried_with_exponential_backoff() -> None:
     compiled = compile_run(make_spec(1))
     model = FailingModel([ModelCallError("server", "500"), ModelCallError("server", "502")])
     runtime = RuntimeConfig(
-        generation_retry_attempts=5, generation_retry_delay=1.5, generation_retry_backoff=3.0
+        generation_retry_attempts=5,
+        generation_retry_delay=1.5,
+        generation_retry_backoff=3.0,
+        retry_jitter=0.0,
     )
     store = MemoryStore()
 
@@ -159,7 +162,10 @@ def test_exhausted_retries_fail_the_trial_and_count_as_zero() -> None:
     model = Down()
     store = MemoryStore()
     runtime = RuntimeConfig(
-        generation_retry_attempts=4, generation_retry_delay=0.5, generation_retry_backoff=2.0
+        generation_retry_attempts=4,
+        generation_retry_delay=0.5,
+        generation_retry_backoff=2.0,
+        retry_jitter=0.0,
     )
     mock_clock = trio.testing.MockClock(autojump_threshold=0)
 

@@ -113,7 +113,13 @@ def test_the_fake_provider_failure_rate_fails_trials_after_retries() -> None:
     model = ScriptedModel(FakeClock())
     mock_clock = trio.testing.MockClock(autojump_threshold=0)
     store = MemoryStore()
-    runtime = RuntimeConfig(generation_retry_attempts=2, generation_retry_delay=1.0)
+    # 10 failures in a row: a breaker that opened after 5 would hold the retries back.
+    runtime = RuntimeConfig(
+        generation_retry_attempts=2,
+        generation_retry_delay=1.0,
+        retry_jitter=0.0,
+        breaker_failure_threshold=10,
+    )
 
     result = run_virtual(compiled, model, store, runtime=runtime, mock_clock=mock_clock)
 

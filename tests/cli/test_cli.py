@@ -215,8 +215,8 @@ BAD_CONFIGS: list[tuple[str, Callable[[Path], str] | None, list[str]]] = [
     ),
     (
         "unknown-provider.toml",
-        lambda demo: _edit(demo, 'provider = "fake"', 'provider = "openai"'),
-        ["models.strong.provider", "'openai'"],
+        lambda demo: _edit(demo, 'provider = "fake"', 'provider = "nosuch"'),
+        ["models.strong.provider", "'nosuch'", "runtime.endpoints.nosuch"],
     ),
     (
         "bad-fake-option.toml",

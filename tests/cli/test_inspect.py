@@ -75,6 +75,10 @@ def test_state_json_counts_every_stage_of_a_complete_run(
         "failures": [],
         "lineage": [],
         "live": None,
+        "spend": None,
+        "pause": None,
+        "preflight_warnings": 0,
+        "recovered": 0,
     }
 
 
@@ -251,6 +255,15 @@ def test_evaluation_shows_failures(
             "kind": "server",
             "message": "scripted failure of fake-weak",
             "attempts": 1,
+            "retries": [
+                {
+                    "attempt": 1,
+                    "kind": "server",
+                    "status": None,
+                    "delay_s": None,
+                    "retry_after_s": None,
+                }
+            ],
         }
         assert (trial["generation"], trial["parse"], trial["scores"]) == (None, None, None)
 

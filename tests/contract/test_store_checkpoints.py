@@ -21,7 +21,9 @@ from themis.core.events import (
     GenerationCompleted,
     GenerationFailed,
     ParseCompleted,
+    PreflightWarned,
     RunCompleted,
+    RunPaused,
     RunResumed,
     RunStarted,
     ScoreCompleted,
@@ -29,15 +31,20 @@ from themis.core.events import (
     subject_key,
 )
 from themis.core.report import Report, ReportRow
+from themis.core.retry import RetryRecord
 from themis.core.stages import Stage
 from themis.core.state import RunState, project
 from themis.ports.store import StorePort
 
 
 def realistic_events(trials: int = 6) -> list[Event]:
-    """A run that generated, failed, parsed and scored, was completed, had its score stage
-    reset and rescored in epoch 1, and was resumed twice with other runtime settings."""
-    events: list[Event] = [RunStarted(at=1.0, planned=trials + 1, until_stage=Stage.SCORE)]
+    """A run that generated (one request warned by preflight, one recovered after a retry),
+    failed, parsed and scored, was paused by its budget, completed on resume, had its score
+    stage reset and rescored in epoch 1, and was resumed twice with other runtime settings."""
+    events: list[Event] = [
+        RunStarted(at=1.0, planned=trials + 1, until_stage=Stage.SCORE, execution=1),
+        PreflightWarned(at=2.0, trial_key="key-1", required_tokens=900, context_window=1000),
+    ]
     for i in range(trials):
         key, trial = f"key-{i}", f"trial-{i}"
         events.append(
@@ -53,6 +60,7 @@ def realistic_events(trials: int = 6) -> list[Event]:
                 attempts=1 + i % 2,
                 cache_hit=i == 2,
                 source_run="run-older" if i == 2 else None,
+                retries=(RetryRecord(1, "rate_limit", 429, 2.0, 2.0),) if i == 1 else (),
             )
         )
         events.append(
@@ -71,6 +79,8 @@ def realistic_events(trials: int = 6) -> list[Event]:
         GenerationFailed(
             at=40.0, trial_key="key-failed", error_kind="server", message="500", attempts=3
         ),
+        RunPaused(at=45.0, reason="cost_limit", spent=1.25, execution=1),
+        RunStarted(at=46.0, planned=trials + 1, until_stage=Stage.SCORE, execution=2),
         RunCompleted(at=50.0, completed_through_stage=Stage.SCORE),
         RunResumed(at=55.0, changes={"max_concurrent_tasks": {"old": 32, "new": 8}}),
         StageReset(at=60.0, reset_stage=Stage.SCORE, epoch=1),

@@ -13,16 +13,21 @@ from themis.adapters.stores import DuckDBStore, MemoryStore
 from themis.core.errors import SequenceConflict
 from themis.core.events import (
     EVENT_TYPES,
+    BreakerTransitioned,
     Event,
     GenerationCompleted,
     GenerationFailed,
+    GenerationRetried,
     ParseCompleted,
+    PreflightWarned,
     RunCompleted,
+    RunPaused,
     RunResumed,
     RunStarted,
     ScoreCompleted,
     StageReset,
 )
+from themis.core.retry import RetryRecord
 from themis.core.runtime import RateLimit, RuntimeConfig
 from themis.core.snapshot import RunSnapshot, RunSummary
 from themis.core.spec import (
@@ -40,7 +45,7 @@ from themis.ports.store import StorePort
 
 # One of each event type, every field away from its default (checked below).
 SAMPLE_EVENTS: tuple[Event, ...] = (
-    RunStarted(at=1_700_000_000.25, planned=12, until_stage=Stage.PARSE),
+    RunStarted(at=1_700_000_000.25, planned=12, until_stage=Stage.PARSE, execution=2),
     GenerationCompleted(
         at=1_700_000_001.5,
         trial_key="a1b2c3",
@@ -53,9 +58,24 @@ SAMPLE_EVENTS: tuple[Event, ...] = (
         attempts=2,
         cache_hit=True,
         source_run="r-source",
+        response_id="chatcmpl-9",
+        system_fingerprint="fp_44709d6fcb",
+        retries=(
+            RetryRecord(attempt=1, kind="rate_limit", status=429, delay=2.0, retry_after_s=2),
+        ),
     ),
     GenerationFailed(
-        at=1_700_000_002.0, trial_key="d4e5f6", error_kind="rate_limit", message="429", attempts=3
+        at=1_700_000_002.0,
+        trial_key="d4e5f6",
+        error_kind="cost_limit",
+        message="the call cost 0.2, over max_cost_per_trial = 0.1",
+        attempts=3,
+        retries=(
+            RetryRecord(attempt=1, kind="server", status=503, delay=1.5),
+            RetryRecord(attempt=2, kind="timeout", delay=3.0),
+        ),
+        input_tokens=1200,
+        output_tokens=64,
     ),
     ParseCompleted(
         at=1_700_000_003.0,
@@ -78,6 +98,27 @@ SAMPLE_EVENTS: tuple[Event, ...] = (
         at=1_700_000_007.0,
         changes={"max_concurrent_tasks": {"old": 32, "new": 8}, "stage_concurrency": {"old": {}}},
     ),
+    GenerationRetried(
+        at=1_700_000_008.0,
+        trial_key="a1b2c3",
+        attempt=1,
+        error_kind="rate_limit",
+        message="429 Too Many Requests",
+        status=429,
+        delay_s=2.0,
+        retry_after_s=2.0,
+    ),
+    PreflightWarned(
+        at=1_700_000_009.0, trial_key="a1b2c3", required_tokens=7000, context_window=8192
+    ),
+    BreakerTransitioned(
+        at=1_700_000_010.0,
+        provider="openai",
+        before="closed",
+        after="open",
+        reason="5 consecutive failures (server)",
+    ),
+    RunPaused(at=1_700_000_011.0, reason="cost_limit", spent=12.5, execution=2),
 )
 
 

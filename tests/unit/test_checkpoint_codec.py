@@ -21,6 +21,7 @@ from themis.adapters.checkpoint_codec import (
 from themis.core.checkpoint import Checkpoint
 from themis.core.errors import StoreError
 from themis.core.events import Event, GenerationCompleted
+from themis.core.retry import RetryRecord
 from themis.core.state import RunState, project
 
 
@@ -65,6 +66,21 @@ def test_repeated_values_are_stored_once_without_losing_types() -> None:
         "-0.0",
         "0.0",
     ]
+
+
+def test_retry_histories_are_stored_as_rows_and_empty_ones_once() -> None:
+    history = (
+        RetryRecord(attempt=1, kind="rate_limit", status=429, delay=2.0, retry_after_s=2.0),
+        RetryRecord(attempt=2, kind="server", status=503, delay=None),
+    )
+    plain = [GenerationCompleted(at=float(i), trial_key=f"k{i}", text="x") for i in range(3)]
+    recovered = GenerationCompleted(at=3.0, trial_key="k3", text="x", retries=history)
+    rows = [[1, "rate_limit", 429, 2.0, 2.0], [2, "server", 503, None, None]]
+    for events, column in [(plain, {"all": None}), ([*plain, recovered], [None] * 3 + [rows])]:
+        checkpoint = Checkpoint(seq=len(events), state=project(events))
+        columns = json.loads(encode_checkpoint(checkpoint).state)["generations"]["columns"]
+        assert column in columns
+        assert round_trip(checkpoint) == checkpoint
 
 
 def test_the_state_text_is_columnar_and_smaller_than_one_object_per_event() -> None:
@@ -117,4 +133,4 @@ def test_a_column_of_the_wrong_length_is_refused() -> None:
 def test_every_state_table_decodes_without_calling_init_per_event() -> None:
     """The measured decode speed depends on it; a validator or init hook added to an event class
     silently falls back to `__init__` (still correct, ~3.5x slower) and fails this test."""
-    assert [table.slots is not None for table in checkpoint_codec._TABLES] == [True] * 4
+    assert [table.slots is not None for table in checkpoint_codec._TABLES] == [True] * 5

@@ -51,6 +51,11 @@ def strategy_for(annotation: Any) -> st.SearchStrategy[Any]:
         return st.one_of([st.none() if arg is type(None) else strategy_for(arg) for arg in args])
     if origin is Mapping:
         return st.dictionaries(strategy_for(args[0]), strategy_for(args[1]), max_size=4)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return st.lists(strategy_for(args[0]), max_size=3).map(tuple)
+    if attrs.has(annotation):  # a value class inside an event (a retry record)
+        fields = attrs.fields(attrs.resolve_types(annotation))
+        return st.builds(annotation, **{field.name: strategy_for(field.type) for field in fields})
     raise NotImplementedError(f"no strategy for field type {annotation!r}")
 
 
@@ -86,19 +91,28 @@ def test_tags_are_the_stable_strings() -> None:
         "run_completed",
         "stage_reset",
         "run_resumed",
+        "generation_retried",
+        "preflight_warned",
+        "breaker_transitioned",
+        "run_paused",
     )
     assert [cls.kind for cls in EVENT_TYPES] == list(event_kinds())
 
 
 GOLDEN_PAYLOADS = (
-    '{"at":1700000000.25,"planned":12,"until_stage":"parse","v":1}',
+    '{"at":1700000000.25,"planned":12,"until_stage":"parse","execution":2,"v":1}',
     '{"at":1700000001.5,"trial_key":"a1b2c3",'
     '"text":"The answer is 42.\\n\\u00dcn\\u00efc\\u00f8d\\u00e9 \\u2713 \\u0000 \\ud800",'
     '"finish_reason":"stop","input_tokens":31,"output_tokens":7,"latency_s":0.125,'
     '"served_model":"gpt-4o-mini-2024-07-18","attempts":2,"cache_hit":true,'
-    '"source_run":"r-source","v":1}',
-    '{"at":1700000002.0,"trial_key":"d4e5f6","error_kind":"rate_limit","message":"429",'
-    '"attempts":3,"v":1}',
+    '"source_run":"r-source","response_id":"chatcmpl-9","system_fingerprint":"fp_44709d6fcb",'
+    '"retries":[{"attempt":1,"kind":"rate_limit","status":429,"delay":2.0,"retry_after_s":2}],'
+    '"v":1}',
+    '{"at":1700000002.0,"trial_key":"d4e5f6","error_kind":"cost_limit",'
+    '"message":"the call cost 0.2, over max_cost_per_trial = 0.1","attempts":3,'
+    '"retries":[{"attempt":1,"kind":"server","status":503,"delay":1.5,"retry_after_s":null},'
+    '{"attempt":2,"kind":"timeout","status":null,"delay":3.0,"retry_after_s":null}],'
+    '"input_tokens":1200,"output_tokens":64,"v":1}',
     '{"at":1700000003.0,"trial_id":"t-1","trial_key":"a1b2c3","answer":"42","error":"partial",'
     '"epoch":1,"v":1}',
     '{"at":1700000004.0,"trial_id":"t-1","trial_key":"a1b2c3",'
@@ -107,6 +121,12 @@ GOLDEN_PAYLOADS = (
     '{"at":1700000006.0,"reset_stage":"score","epoch":2,"v":1}',
     '{"at":1700000007.0,"changes":{"max_concurrent_tasks":{"old":32,"new":8},'
     '"stage_concurrency":{"old":{}}},"v":1}',
+    '{"at":1700000008.0,"trial_key":"a1b2c3","attempt":1,"error_kind":"rate_limit",'
+    '"message":"429 Too Many Requests","status":429,"delay_s":2.0,"retry_after_s":2.0,"v":1}',
+    '{"at":1700000009.0,"trial_key":"a1b2c3","required_tokens":7000,"context_window":8192,"v":1}',
+    '{"at":1700000010.0,"provider":"openai","before":"closed","after":"open",'
+    '"reason":"5 consecutive failures (server)","v":1}',
+    '{"at":1700000011.0,"reason":"cost_limit","spent":12.5,"execution":2,"v":1}',
 )
 
 

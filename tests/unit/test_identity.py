@@ -10,12 +10,15 @@ from typing import Any
 import attrs
 import pytest
 
+import themis.core.endpoint
 import themis.core.runtime
 import themis.core.spec
 from tests.unit.builders import small_spec
 from themis.core import planner
+from themis.core.endpoint import Endpoint
 from themis.core.identity import (
     FIELD_CLASSES,
+    OMITTED_AT_DEFAULT,
     FieldClass,
     canonical_json,
     classification,
@@ -35,7 +38,11 @@ from themis.core.spec import (
     PromptSpec,
 )
 
-CLASSIFIED_MODULES: tuple[ModuleType, ...] = (themis.core.spec, themis.core.runtime)
+CLASSIFIED_MODULES: tuple[ModuleType, ...] = (
+    themis.core.spec,
+    themis.core.runtime,
+    themis.core.endpoint,
+)
 
 # compile_run(small_spec()).run_id, pinned: if this changes, every stored run loses its cache.
 PINNED_RUN_ID = "401e28ed786aa9ae30ab46a0af7d0120e40c8caa10220e8fe25670d673146a0c"
@@ -111,6 +118,7 @@ RUNTIME_CHANGES: dict[str, Any] = {
     "call_timeout": None,
     "idle_timeout": 300.0,
     "max_retry_delay": 10.0,
+    "retry_jitter": 0.0,
     "model_prices": {"fake-1": Price(input_per_1k=0.003, output_per_1k=0.015)},
     "max_cost_per_trial": 0.5,
     "max_cost_per_run": 100.0,
@@ -119,6 +127,16 @@ RUNTIME_CHANGES: dict[str, Any] = {
     "context_windows": {"fake-1": 8192},
     "assumed_output_tokens": 64,
     "assumed_latency_s": 0.5,
+    "endpoints": {
+        "openai": Endpoint(
+            base_url="http://127.0.0.1:8000/v1",
+            path="/chat",
+            api_key="${LOCAL_KEY}",
+            headers={"X-Org": "${ORG}"},
+            anthropic_version="2024-01-01",
+            http2=True,
+        )
+    },
 }
 
 
@@ -146,6 +164,14 @@ def test_rate_limit_fields_are_runtime() -> None:
 
 def test_price_fields_are_runtime() -> None:
     assert identity_view(Price(input_per_1k=1.0, output_per_1k=2.0)) == {}
+
+
+def test_endpoint_fields_are_runtime() -> None:
+    endpoint = RUNTIME_CHANGES["endpoints"]["openai"]
+    for name in attrs.fields_dict(Endpoint):
+        assert getattr(endpoint, name) != getattr(Endpoint(), name), name
+        assert classification(Endpoint, name) is FieldClass.RUNTIME
+    assert identity_view(endpoint) == {}
 
 
 def _with_dataset(spec: ExperimentSpec, **changes: Any) -> ExperimentSpec:
@@ -207,6 +233,9 @@ IDENTITY_CHANGES: dict[str, Callable[[ExperimentSpec], ExperimentSpec]] = {
     "temperature": lambda spec: _with_params(spec, 1, temperature=0.8),
     "model id": lambda spec: _with_model(spec, 0, model="fake-1b"),
     "model options": lambda spec: _with_model(spec, 1, options={"skill": 0.6}),
+    "model api": lambda spec: _with_model(spec, 0, api="completions"),
+    "logprobs": lambda spec: _with_params(spec, 0, logprobs=0),
+    "n": lambda spec: _with_params(spec, 1, n=2),
     "case expected": lambda spec: _with_expected(spec, "999"),
     "metric tolerance": lambda spec: attrs.evolve(
         spec, metrics=(spec.metrics[0], attrs.evolve(spec.metrics[1], tolerance=0.5))
@@ -222,6 +251,21 @@ IDENTITY_CHANGES: dict[str, Callable[[ExperimentSpec], ExperimentSpec]] = {
 def test_identity_change_alters_run_id(change: Callable[[ExperimentSpec], ExperimentSpec]) -> None:
     spec = small_spec()
     assert compile_run(change(spec)).run_id != compile_run(spec).run_id
+
+
+@pytest.mark.parametrize(
+    ("cls", "name"),
+    [(cls, name) for cls, names in OMITTED_AT_DEFAULT.items() for name in sorted(names)],
+)
+def test_fields_added_later_are_left_out_only_at_their_default(cls: type, name: str) -> None:
+    """ADR 0002 amendment 1: a field added after format 1 keeps older run_ids at its default."""
+    assert classification(cls, name) is FieldClass.IDENTITY
+    default = attrs.fields_dict(cls)[name].default
+    model = ModelSpec(name="m", model="x")
+    value = model if cls is ModelSpec else model.params
+    assert name not in identity_view(value)
+    changed = attrs.evolve(value, **{name: "chat" if default is None and name == "api" else 1})
+    assert identity_view(changed)[name] == getattr(changed, name)
 
 
 def test_run_id_is_pinned() -> None:

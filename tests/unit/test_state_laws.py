@@ -11,16 +11,21 @@ from hypothesis import strategies as st
 
 from tests.unit.builders import small_spec
 from themis.core.events import (
+    BreakerTransitioned,
     Event,
     GenerationCompleted,
     GenerationFailed,
+    GenerationRetried,
     ParseCompleted,
+    PreflightWarned,
     RunCompleted,
+    RunPaused,
     RunStarted,
     ScoreCompleted,
 )
 from themis.core.planner import compile_run, plan
 from themis.core.report import build_report
+from themis.core.retry import RetryRecord
 from themis.core.spec import Case, DatasetSpec, ModelSpec, PromptSpec
 from themis.core.stages import Stage
 from themis.core.state import RunState, evolve, project
@@ -63,6 +68,7 @@ generation_completed = st.builds(
     finish_reason=st.sampled_from([None, "stop", "length"]),
     output_tokens=st.none() | st.integers(min_value=0, max_value=9),
     attempts=st.integers(min_value=1, max_value=3),
+    retries=st.sampled_from([(), (RetryRecord(1, "rate_limit", 429, 2.0, 2.0),)]),
 )
 generation_failed = st.builds(
     GenerationFailed,
@@ -95,10 +101,45 @@ score_completed = st.builds(
     times,
     st.lists(st.sampled_from([0.0, 0.5, 1.0]), min_size=len(METRICS), max_size=len(METRICS)),
 )
+executions = st.integers(min_value=0, max_value=3)
 run_started = st.builds(
-    RunStarted, at=times, planned=st.integers(min_value=0, max_value=8), until_stage=stages
+    RunStarted,
+    at=times,
+    planned=st.integers(min_value=0, max_value=8),
+    until_stage=stages,
+    execution=executions,
 )
 run_completed = st.builds(RunCompleted, at=times, completed_through_stage=stages)
+run_paused = st.builds(
+    RunPaused,
+    at=times,
+    reason=st.just("cost_limit"),
+    spent=st.sampled_from([None, 0.5]),
+    execution=executions,
+)
+generation_retried = st.builds(
+    GenerationRetried,
+    at=times,
+    trial_key=trials.map(lambda trial: trial.trial_key),
+    attempt=st.integers(min_value=1, max_value=3),
+    error_kind=st.sampled_from(["server", "rate_limit"]),
+    message=st.just("boom"),
+)
+preflight_warned = st.builds(
+    PreflightWarned,
+    at=times,
+    trial_key=trials.map(lambda trial: trial.trial_key),
+    required_tokens=st.integers(min_value=800, max_value=900),
+    context_window=st.just(1000),
+)
+breaker_transitioned = st.builds(
+    BreakerTransitioned,
+    at=times,
+    provider=st.just("fake"),
+    before=st.sampled_from(["closed", "open"]),
+    after=st.sampled_from(["open", "half_open"]),
+    reason=st.just("why"),
+)
 
 events_st = st.one_of(
     generation_completed,
@@ -107,6 +148,10 @@ events_st = st.one_of(
     score_completed,
     run_started,
     run_completed,
+    run_paused,
+    generation_retried,
+    preflight_warned,
+    breaker_transitioned,
 )
 logs = st.lists(events_st, max_size=24)
 
@@ -125,6 +170,10 @@ def _subject(event: Event) -> str:
         ScoreCompleted,
         RunStarted,
         RunCompleted,
+        RunPaused,
+        GenerationRetried,
+        PreflightWarned,
+        BreakerTransitioned,
     ],
 )
 def test_generated_logs_cover_every_event_kind(kind: type) -> None:
@@ -197,3 +246,16 @@ def test_completion_outranks_failure_in_either_order() -> None:
 def test_empty_log_projects_to_the_initial_state() -> None:
     assert project([]) == RunState()
     assert evolve(RunState(), []) == RunState()
+
+
+def test_a_pause_holds_until_a_later_execution_starts() -> None:
+    first = RunStarted(at=1.0, planned=1, execution=1)
+    paused = RunPaused(at=2.0, reason="cost_limit", spent=1.5, execution=1)
+    assert project([first, paused]).paused
+    assert build_report(COMPILED, project([first, paused])).status == "paused"
+    resumed = RunStarted(at=0.5, planned=1, execution=2)  # a clock may restart: order by number
+    for events in ([first, paused, resumed], [resumed, first, paused]):
+        state = project(events)
+        assert not state.paused
+        assert state.pause == paused
+        assert build_report(COMPILED, state).status == "incomplete"

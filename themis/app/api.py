@@ -15,6 +15,7 @@ import attrs
 from returns.result import Failure, Result
 
 from themis.app.config import LoadedConfig, config_from_mapping, load_config
+from themis.app.controls import process_registry
 from themis.app.interpreter import ProgressCallback
 from themis.app.resume import (
     check_same_run,
@@ -25,6 +26,7 @@ from themis.app.resume import (
 )
 from themis.app.runs import RunResult, list_runs, report_run, resolve_run_id, run_experiment
 from themis.app.wiring import check_models, model_ports, opened_store, system_clock
+from themis.core.controls import ModelPreflight, preflight_summary
 from themis.core.errors import ConfigError
 from themis.core.estimate import Assumptions, Estimate
 from themis.core.estimate import estimate as estimate_run
@@ -125,6 +127,11 @@ class Experiment:
             raise ConfigError(f"estimate: {error}") from None
         return estimate_run(self.compiled, assumptions)
 
+    def preflight(self, runtime: RuntimeConfig | None = None) -> tuple[ModelPreflight, ...]:
+        """Per model with a context window (`runtime.context_windows`): how many distinct
+        requests would warn or fail the preflight check. Empty without context windows."""
+        return preflight_summary(self.compiled, runtime or self.runtime)
+
     def run(
         self,
         store: StoreLike = "themis.duckdb",
@@ -146,12 +153,17 @@ class Experiment:
             stage = Stage(until_stage)
         except (TypeError, ValueError) as error:
             raise ConfigError(f"run: {error}") from None
+        # On the system clock, executions of this process share providers' limits and breakers.
+        registry = process_registry() if clock is None else None
         clock = clock or system_clock()
         try:
-            check_models(self.spec, models or {})
+            check_models(self.spec, models or {}, effective)
         except ConfigError as error:  # name the config file, as every other config error does
             raise ConfigError(f"{self.source}: {error}" if self.source else str(error)) from None
-        with model_ports(self.spec, clock, models) as ports, opened_store(store) as opened:
+        with (
+            model_ports(self.spec, clock, models, effective) as ports,
+            opened_store(store) as opened,
+        ):
             return run_experiment(
                 self.compiled,
                 effective,
@@ -161,6 +173,7 @@ class Experiment:
                 until_stage=stage,
                 on_progress=on_progress,
                 extra_provenance={"config": str(self.source)} if self.source else None,
+                registry=registry,
             )
 
     def resume(

@@ -23,6 +23,7 @@ from themis.app.api import resume as resume_run
 from themis.app.interpreter import ProgressCallback
 from themis.app.progress import ProgressBar
 from themis.app.render import report_json, report_table, run_json, runs_json, runs_table
+from themis.app.render_controls import preflight_lines
 from themis.app.runs import RunResult
 from themis.core.errors import StoreLocked, ThemisError
 from themis.core.stages import Stage
@@ -98,6 +99,10 @@ def run(
     """Run an experiment (or reuse / resume its stored run) and print its report."""
     with _errors():
         experiment = Experiment.from_file(config, overrides=set_ or [])
+        runtime = experiment.runtime  # before executing: requests near their context window
+        warning, error = runtime.token_warning_threshold, runtime.token_error_threshold
+        for line in preflight_lines(experiment.preflight(), warning, error):
+            _stderr().print(line, markup=False, highlight=False, soft_wrap=True)
         _execute(
             experiment.run_id,
             experiment.runtime.progress,
@@ -207,6 +212,15 @@ def _execute(
     bar = ProgressBar(stderr, f"run {run_id[:12]}") if show else None
     with bar or nullcontext():
         result = action(bar.update if bar else None)
+    if result.status == "paused":
+        _stderr().print(
+            f"run {result.run_id[:12]} paused: its budget (runtime.max_cost_per_run) is spent; "
+            f"raise it and resume: themis resume {result.run_id[:12]} "
+            "--set runtime.max_cost_per_run=AMOUNT",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     if as_json:
         _print_json(run_json(result))
         return

@@ -13,9 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from returns.result import Success
+
 from themis.app.api import StoreLike
+from themis.app.config import runtime_from_mapping
 from themis.app.live import LiveRecord, read_live
-from themis.app.runs import load_compiled, load_state, resolve_run_id
+from themis.app.runs import last_runtime, load_compiled, load_state, resolve_run_id
 from themis.app.wiring import opened_store
 from themis.core.errors import RunNotFound, StoreLocked
 from themis.core.inspection import (
@@ -119,7 +122,16 @@ def live_runs(locked: StoreLocked) -> list[RunProgress]:
 def _stored_state(opened: StorePort, run_id: str) -> ExecutionState:
     _, compiled = load_compiled(opened, run_id)
     state, _ = load_state(opened, run_id)
-    return execution_state(compiled, state)
+    runtime = runtime_from_mapping(last_runtime(opened, run_id, state), f"run {run_id[:12]}")
+    if not isinstance(runtime, Success):  # a runtime this Themis cannot read: no prices
+        return execution_state(compiled, state)
+    settings = runtime.unwrap()
+    return execution_state(
+        compiled,
+        state,
+        prices=settings.model_prices,
+        max_cost_per_run=settings.max_cost_per_run,
+    )
 
 
 def _answer(

@@ -17,6 +17,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from themis.app.render_controls import controls_json, controls_lines, retries_cell, retries_json
 from themis.core.inspection import (
     EvaluationExecution,
     ExecutionState,
@@ -170,6 +171,7 @@ def state_json(view: ExecutionState) -> dict[str, Any]:
         ],
         "lineage": _lineage_json(view.lineage),
         "live": _live_json(view.live),
+        **controls_json(view),
     }
 
 
@@ -202,6 +204,7 @@ def state_render(view: ExecutionState) -> RenderableType:
         parts.append(Text("failures: none"))
     else:
         parts.append(Text("failures: listed once the run finishes (live counts only)"))
+    parts.extend(Text(line) for line in controls_lines(view))
     parts.append(_lineage_table(view.lineage))
     return Group(*parts)
 
@@ -233,10 +236,16 @@ def _trial_json(trial: TrialExecution) -> dict[str, Any]:
             "attempts": generation.attempts,
             "cache_hit": generation.cache_hit,
             "source_run": generation.source_run,
+            "retries": retries_json(generation.retries),
         },
         "failure": None
         if failure is None
-        else {"kind": failure.error_kind, "message": failure.message, "attempts": failure.attempts},
+        else {
+            "kind": failure.error_kind,
+            "message": failure.message,
+            "attempts": failure.attempts,
+            "retries": retries_json(failure.retries),
+        },
         "parse": None if parse is None else {"answer": parse.answer, "error": parse.error},
         "scores": None if score is None else dict(score.scores),
     }
@@ -284,9 +293,13 @@ def evaluation_render(view: EvaluationExecution) -> RenderableType:
     table = Table(title=title, title_justify="left")
     for column in ("model", "prompt", "sample", "status", "response", "answer", "scores"):
         table.add_column(column, justify="right" if column == "sample" else "left")
-    for column in ("finish", "tokens in/out", "latency", "attempts", "served", "cache"):
+    histories = [retries_cell(trial.generation, trial.failure) for trial in view.trials]
+    columns = ["finish", "tokens in/out", "latency", "attempts", "served", "cache"]
+    if any(histories):  # a transient recovery or a hard failure after retries
+        columns.insert(4, "retries")
+    for column in columns:
         table.add_column(column, justify="right" if column in ("latency", "attempts") else "left")
-    for trial in view.trials:
+    for trial, history in zip(view.trials, histories, strict=True):
         generation, failure, parse = trial.generation, trial.failure, trial.parse
         if failure is not None:
             response = f"{failure.error_kind}: {_short(failure.message)}"
@@ -294,7 +307,7 @@ def evaluation_render(view: EvaluationExecution) -> RenderableType:
             response = "" if generation is None else _short(generation.text)
         answer = "" if parse is None else (parse.answer or f"({parse.error or 'no answer'})")
         calls = failure.attempts if failure else generation.attempts if generation else None
-        table.add_row(
+        cells = [
             trial.model,
             trial.prompt,
             str(trial.sample),
@@ -308,11 +321,13 @@ def evaluation_render(view: EvaluationExecution) -> RenderableType:
             else f"{generation.input_tokens or '—'}/{generation.output_tokens or '—'}",
             "" if generation is None else f"{generation.latency_s:.3f}s",
             "" if calls is None else str(calls),
+            *([history] if any(histories) else []),
             "" if generation is None else generation.served_model or "—",
             ""
             if generation is None or not generation.cache_hit
             else f"hit {(generation.source_run or '')[:12]}".strip(),
-        )
+        ]
+        table.add_row(*cells)
     return Group(_messages(view), table)
 
 

@@ -14,9 +14,11 @@ import trio
 from attrs import frozen
 
 from themis.app.checkpoints import fold_from_checkpoint, fresh_report, remember
+from themis.app.controls import ProviderRegistry
 from themis.app.interpreter import ProgressCallback, execute
 from themis.app.live import publishing
 from themis.app.reuse import find_reusable
+from themis.app.wiring import shared_provider_state
 from themis.app.writer import EventWriter
 from themis.core.errors import RunExists, RunNotFound, StoreError, ThemisError
 from themis.core.events import Event, RunResumed
@@ -74,10 +76,13 @@ def run_experiment(
     on_progress: ProgressCallback | None = None,
     extra_provenance: Mapping[str, str] | None = None,
     trio_clock: trio.abc.Clock | None = None,
+    registry: ProviderRegistry | None = None,
 ) -> RunResult:
     """Execute what the log does not show done, honouring `existing_run_policy`.
 
     `trio_clock` (e.g. `trio.testing.MockClock`) lets tests run the whole use case in virtual time.
+    `registry` holds provider rate limits and breakers shared with other executions (e.g.
+    `themis.app.controls.process_registry()`); by default the execution has its own.
     """
     run_id = compiled.run_id
     if runtime.existing_run_policy == "auto" and (
@@ -139,6 +144,7 @@ def run_experiment(
         on_progress=on_progress,
         trio_clock=trio_clock,
         preamble=preamble,
+        registry=registry,
     )
 
 
@@ -157,6 +163,7 @@ def execute_work(
     on_progress: ProgressCallback | None,
     trio_clock: trio.abc.Clock | None,
     preamble: Sequence[Event] = (),
+    registry: ProviderRegistry | None = None,
 ) -> RunResult:
     """Run `work` through the interpreter, logging `preamble` first, and report the result.
 
@@ -191,12 +198,15 @@ def execute_work(
                 on_progress=progress,
                 preamble=preamble,
                 reusable=reusable,
+                registry=registry,
+                shared=shared_provider_state(store),
             ),
             trio_clock,
         )
     counts = outcome.counts
+    executed = total if outcome.completed else counts.done + counts.failed  # paused: fewer
     result = _result(
-        compiled, outcome.state, reused=False, executed=total, calls=counts.model_calls
+        compiled, outcome.state, reused=False, executed=executed, calls=counts.model_calls
     )
     remember(store, compiled.run_id, writer.next_seq - 1, outcome.state, result.report)
     return result

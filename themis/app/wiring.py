@@ -1,24 +1,49 @@
-"""The one place that names concrete adapters: which store, which models, which clock."""
+"""The one place that names concrete adapters: which store, which models, which clock.
+
+Providers: `fake` (the scripted model), `openai` (OpenAI-compatible HTTP) and `anthropic`
+(Messages API), plus any other name that `[runtime.endpoints.NAME]` gives an endpoint, served by
+the adapter of the API its models name (`api = "chat" | "completions" | "messages"`).
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from themis.adapters.clocks import SystemClock
+from themis.adapters.models.anthropic import AnthropicModel
+from themis.adapters.models.http import HttpModel
+from themis.adapters.models.openai import OpenAICompatibleModel
 from themis.adapters.models.scripted import ScriptedModel, check_options
+from themis.adapters.provider_state import FileProviderState
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.memory import MemoryStore
+from themis.core.endpoint import Endpoint
 from themis.core.errors import ConfigError
-from themis.core.spec import ExperimentSpec
+from themis.core.runtime import RuntimeConfig
+from themis.core.spec import ExperimentSpec, ModelSpec
 from themis.ports.clock import ClockPort
 from themis.ports.model import ModelPort
+from themis.ports.provider_state import ProviderStatePort
 from themis.ports.store import StorePort
 
 DEFAULT_STORE = "themis.duckdb"
-PROVIDERS = ("fake",)
+PROVIDERS = ("fake", "openai", "anthropic")
+# Built-in HTTP providers: their own API and the variable their key is read from by default.
+HTTP_PROVIDERS: Mapping[str, tuple[str, str]] = {
+    "openai": ("chat", "${OPENAI_API_KEY}"),
+    "anthropic": ("messages", "${ANTHROPIC_API_KEY}"),
+}
+# Body fields Themis fills from the spec; a model's `options` may not replace them.
+RESERVED_BODY_FIELDS = frozenset(
+    {
+        "model", "messages", "prompt", "system", "temperature", "top_p", "max_tokens", "stop",
+        "stop_sequences", "seed", "n", "logprobs", "top_logprobs", "stream",
+    }
+)  # fmt: skip
 # Where the fake provider journals its calls (one JSON line per call), for tests that count them.
 FAKE_JOURNAL_ENV = "THEMIS_FAKE_JOURNAL"
 
@@ -52,44 +77,165 @@ def store_file(store: StorePort) -> Path | None:
     return None
 
 
+def shared_provider_state(store: StorePort) -> ProviderStatePort | None:
+    """Where executions on `store` share breaker windows and Retry-After pauses with other
+    processes (ADR 0009): `<store>.providers/` beside a DuckDB file; nowhere for other stores."""
+    path = store_file(store)
+    return None if path is None else FileProviderState(Path(f"{path}.providers"))
+
+
 def system_clock() -> ClockPort:
     return SystemClock()
 
 
-def check_models(spec: ExperimentSpec, overrides: Mapping[str, ModelPort]) -> None:
-    """Fail before any call if a model names a provider nobody serves, or bad fake options."""
+def _by_provider(spec: ExperimentSpec) -> dict[str, list[ModelSpec]]:
+    grouped: dict[str, list[ModelSpec]] = {}
     for model in spec.models:
-        if model.provider in overrides:
+        grouped.setdefault(model.provider, []).append(model)
+    return dict(sorted(grouped.items()))
+
+
+def check_models(
+    spec: ExperimentSpec,
+    overrides: Mapping[str, ModelPort],
+    runtime: RuntimeConfig | None = None,
+) -> None:
+    """Fail before any call if a model names a provider nobody serves, if its settings cannot
+    work (options, API, endpoint), or if an environment variable its endpoint needs is unset.
+    """
+    runtime = runtime or RuntimeConfig()
+    if "fake" in runtime.endpoints:
+        raise ConfigError("runtime.endpoints.fake: the built-in fake provider has no endpoint")
+    for provider, models in _by_provider(spec).items():
+        if provider in overrides:
             continue
-        if model.provider not in PROVIDERS:
+        if provider == "fake":
+            for model in models:
+                problem = check_options(model.options)
+                if problem is not None:
+                    raise ConfigError(f"models.{model.name}.options: {problem}")
+                if model.api is not None:
+                    raise ConfigError(f"models.{model.name}.api: the fake provider has no API")
+            continue
+        if provider not in HTTP_PROVIDERS and provider not in runtime.endpoints:
             raise ConfigError(
-                f"models.{model.name}.provider: unknown provider {model.provider!r} "
-                f"(available: {', '.join(PROVIDERS)})"
+                f"models.{models[0].name}.provider: unknown provider {provider!r} (available: "
+                f"{', '.join(PROVIDERS)}, or any name given an endpoint in "
+                f"[runtime.endpoints.{provider}])"
             )
-        problem = check_options(model.options)
-        if problem is not None:
-            raise ConfigError(f"models.{model.name}.options: {problem}")
+        _http_model(provider, models, runtime, SystemClock()).check_environment()
+
+
+def _api(model: ModelSpec) -> str:
+    if model.api is not None:
+        return model.api
+    if model.provider in HTTP_PROVIDERS:
+        return HTTP_PROVIDERS[model.provider][0]
+    raise ConfigError(
+        f"models.{model.name}.api: provider {model.provider!r} is not built in; say which API "
+        "it serves: chat, completions or messages"
+    )
+
+
+def _family(api: str) -> str:
+    return "anthropic" if api == "messages" else "openai"
+
+
+def _check_http_models(provider: str, models: Sequence[ModelSpec], endpoint: Endpoint) -> str:
+    """The API family (`openai` or `anthropic`) of a provider's models, or `ConfigError`."""
+    apis = {model.name: _api(model) for model in models}
+    family = provider if provider in HTTP_PROVIDERS else _family(apis[models[0].name])
+    for name, api in apis.items():
+        if _family(api) != family:
+            served = "the messages API" if family == "anthropic" else "the chat/completions APIs"
+            raise ConfigError(
+                f"models.{name}.api: provider {provider!r} serves {served}, not {api!r}; "
+                "give this model a provider of its own"
+            )
+    if endpoint.path is not None and len(set(apis.values())) > 1:
+        raise ConfigError(
+            f"runtime.endpoints.{provider}.path: one path cannot serve both the chat and the "
+            "completions API; leave it unset or give the models separate providers"
+        )
+    if provider not in HTTP_PROVIDERS and endpoint.base_url is None:
+        raise ConfigError(f"runtime.endpoints.{provider}.base_url: required for this provider")
+    if endpoint.http2 and importlib.util.find_spec("h2") is None:
+        raise ConfigError(
+            f"runtime.endpoints.{provider}.http2: needs the h2 package (pip install 'httpx[http2]')"
+        )
+    for model in models:
+        for key in model.options:
+            if key in RESERVED_BODY_FIELDS:
+                raise ConfigError(
+                    f"models.{model.name}.options.{key}: Themis sets this request field itself "
+                    "(from params and the prompt); it cannot be an option"
+                )
+        if family == "anthropic":
+            for name in ("n", "logprobs"):
+                if getattr(model.params, name) is not None:
+                    raise ConfigError(
+                        f"models.{model.name}.params.{name}: the Anthropic Messages API has no "
+                        f"{name}"
+                    )
+    return family
+
+
+def _pool_size(runtime: RuntimeConfig, provider: str) -> int:
+    """Connections to keep: as many calls as the run lets be in flight for `provider`."""
+    limits = [runtime.max_concurrent_tasks]
+    for limit in (
+        runtime.provider_concurrency.get(provider),
+        runtime.stage_concurrency.get("generate"),
+    ):
+        if limit is not None:
+            limits.append(limit)
+    return min(limits)
+
+
+def _http_model(
+    provider: str, models: Sequence[ModelSpec], runtime: RuntimeConfig, clock: ClockPort
+) -> HttpModel:
+    endpoint = runtime.endpoints.get(provider, Endpoint())
+    family = _check_http_models(provider, models, endpoint)
+    adapter = AnthropicModel if family == "anthropic" else OpenAICompatibleModel
+    return adapter(
+        provider,
+        endpoint,
+        clock=clock,
+        max_connections=_pool_size(runtime, provider),
+        timeout=runtime.call_timeout,
+        default_api_key=HTTP_PROVIDERS[provider][1] if provider in HTTP_PROVIDERS else None,
+    )
 
 
 @contextmanager
 def model_ports(
-    spec: ExperimentSpec, clock: ClockPort, overrides: Mapping[str, ModelPort] | None = None
+    spec: ExperimentSpec,
+    clock: ClockPort,
+    overrides: Mapping[str, ModelPort] | None = None,
+    runtime: RuntimeConfig | None = None,
 ) -> Iterator[dict[str, ModelPort]]:
     """One port per provider the experiment uses; `overrides` supplies or replaces providers.
 
-    Ports built here are closed on exit; ports passed in belong to the caller.
+    Ports built here are closed on exit (an HTTP port's connections are closed by the end of
+    the trio run that opened them); ports passed in belong to the caller.
     """
     overrides = dict(overrides or {})
-    check_models(spec, overrides)
+    runtime = runtime or RuntimeConfig()
+    check_models(spec, overrides, runtime)
     ports: dict[str, ModelPort] = {}
-    built: list[ScriptedModel] = []
+    built: list[ScriptedModel | HttpModel] = []
     try:
-        for provider in sorted({model.provider for model in spec.models}):
+        for provider, models in _by_provider(spec).items():
             if provider in overrides:
                 ports[provider] = overrides[provider]
                 continue
-            journal = os.environ.get(FAKE_JOURNAL_ENV)
-            model = ScriptedModel(clock, journal=Path(journal) if journal else None)
+            model: ScriptedModel | HttpModel
+            if provider == "fake":
+                journal = os.environ.get(FAKE_JOURNAL_ENV)
+                model = ScriptedModel(clock, journal=Path(journal) if journal else None)
+            else:
+                model = _http_model(provider, models, runtime, clock)
             built.append(model)
             ports[provider] = model
         yield ports

@@ -69,6 +69,13 @@ def hold(ledger: Ledger, estimate: float | None) -> Ledger:
     return ledger if estimate is None else attrs.evolve(ledger, reserved=ledger.reserved + estimate)
 
 
+def release(ledger: Ledger, estimate: float | None) -> Ledger:
+    """Release the `estimate` held for a call that was not made (or cost nothing knowable)."""
+    if estimate is None:
+        return ledger
+    return attrs.evolve(ledger, reserved=max(0.0, ledger.reserved - estimate))
+
+
 def settle(ledger: Ledger, estimate: float | None, cost: float | None) -> Ledger:
     """Release the `estimate` held for a call, then charge what it really cost."""
     released = (

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from attrs import field, frozen
 
+from themis.core.retry import RetryRecord
 from themis.core.stages import Stage
 
 
@@ -21,7 +22,11 @@ def _scores(value: Mapping[str, float]) -> Mapping[str, float]:
 
 @frozen
 class RunStarted:
-    """Execution began (or resumed) with `planned` trials, aiming to finish `until_stage`."""
+    """Execution began (or resumed) with `planned` trials, aiming to finish `until_stage`.
+
+    `execution` numbers the executions of a run (1, 2, ...; 0 in logs written before they were
+    numbered), so that a `RunPaused` can tell whether a later execution superseded it.
+    """
 
     kind: ClassVar[str] = "run_started"
     stage: ClassVar[Stage | None] = None
@@ -29,6 +34,7 @@ class RunStarted:
     at: float
     planned: int
     until_stage: Stage = Stage.SCORE
+    execution: int = 0
 
 
 @frozen
@@ -49,11 +55,21 @@ class GenerationCompleted:
     attempts: int = 1
     cache_hit: bool = False
     source_run: str | None = None
+    # Provenance the endpoint reported: its id for this response and its backend fingerprint.
+    response_id: str | None = None
+    system_fingerprint: str | None = None
+    # The failed attempts before the one that answered (a transient recovery when not empty).
+    retries: tuple[RetryRecord, ...] = ()
 
 
 @frozen
 class GenerationFailed:
-    """Every attempt at the request addressed by `trial_key` failed; `error_kind` classifies why."""
+    """The request addressed by `trial_key` failed for good; `error_kind` classifies why.
+
+    `retries` holds every failed attempt, the last one included (its `delay` is `None`).
+    `attempts` is 0 when no call was made (e.g. `preflight`). A call that answered but was
+    refused afterwards (`cost_limit`) keeps the usage it reported, so its cost still counts.
+    """
 
     kind: ClassVar[str] = "generation_failed"
     stage: ClassVar[Stage | None] = Stage.GENERATE
@@ -63,6 +79,43 @@ class GenerationFailed:
     error_kind: str
     message: str
     attempts: int = 1
+    retries: tuple[RetryRecord, ...] = ()
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+@frozen
+class GenerationRetried:
+    """Attempt `attempt` at `trial_key` failed with `error_kind` and is retried after `delay_s`.
+
+    `retry_after_s` is the server's own hint, when it gave one (it then decided `delay_s`).
+    """
+
+    kind: ClassVar[str] = "generation_retried"
+    stage: ClassVar[Stage | None] = Stage.GENERATE
+    schema_version: ClassVar[int] = 1
+    at: float
+    trial_key: str
+    attempt: int
+    error_kind: str
+    message: str
+    status: int | None = None
+    delay_s: float = 0.0
+    retry_after_s: float | None = None
+
+
+@frozen
+class PreflightWarned:
+    """The request of `trial_key` needs `required_tokens`, over the warning share of its model's
+    `context_window` (the call was still made)."""
+
+    kind: ClassVar[str] = "preflight_warned"
+    stage: ClassVar[Stage | None] = Stage.GENERATE
+    schema_version: ClassVar[int] = 1
+    at: float
+    trial_key: str
+    required_tokens: int
+    context_window: int
 
 
 @frozen
@@ -123,6 +176,34 @@ class StageReset:
     epoch: int
 
 
+@frozen
+class BreakerTransitioned:
+    """The circuit breaker of `provider` went from state `before` to `after`, for `reason`."""
+
+    kind: ClassVar[str] = "breaker_transitioned"
+    stage: ClassVar[Stage | None] = None
+    schema_version: ClassVar[int] = 1
+    at: float
+    provider: str
+    before: str
+    after: str
+    reason: str
+
+
+@frozen
+class RunPaused:
+    """Execution `execution` stopped dispatching for `reason` (e.g. `cost_limit`), with `spent`
+    so far; its calls in flight finished first. Resuming (with a raised limit) continues it."""
+
+    kind: ClassVar[str] = "run_paused"
+    stage: ClassVar[Stage | None] = None
+    schema_version: ClassVar[int] = 1
+    at: float
+    reason: str
+    spent: float | None = None
+    execution: int = 0
+
+
 def _changes(value: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Mapping[str, Any]]:
     return {key: dict(change) for key, change in value.items()}
 
@@ -147,6 +228,10 @@ Event = (
     | RunCompleted
     | StageReset
     | RunResumed
+    | GenerationRetried
+    | PreflightWarned
+    | BreakerTransitioned
+    | RunPaused
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = (
@@ -158,6 +243,10 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     RunCompleted,
     StageReset,
     RunResumed,
+    GenerationRetried,
+    PreflightWarned,
+    BreakerTransitioned,
+    RunPaused,
 )
 
 

@@ -14,6 +14,8 @@ class ModelResponse:
     input_tokens: int | None = None
     output_tokens: int | None = None
     served_model: str | None = None
+    response_id: str | None = None
+    system_fingerprint: str | None = None
 
 
 class ModelCallError(Exception):
@@ -23,8 +25,16 @@ class ModelCallError(Exception):
     the log only ever see owned kinds, never a transport's exception types.
     """
 
-    def __init__(self, kind: str, message: str, *, retry_after_s: float | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        *,
+        retry_after_s: float | None = None,
+        status: int | None = None,
+    ) -> None:
         super().__init__(f"{kind}: {message}")
         self.kind = kind
         self.message = message
         self.retry_after_s = retry_after_s
+        self.status = status  # the HTTP status that failed the call, if there was one

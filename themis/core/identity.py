@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 
+from themis.core.endpoint import Endpoint
 from themis.core.runtime import Price, RateLimit, RuntimeConfig
 from themis.core.spec import (
     Case,
@@ -58,8 +59,16 @@ FIELD_CLASSES: Mapping[type, Mapping[str, FieldClass]] = {
         "limit": PV,
     },
     Case: {"id": ID, "fields": ID, "expected": ID},
-    ModelSpec: {"name": ID, "model": ID, "provider": ID, "params": ID, "options": ID},
-    GenerationParams: {"temperature": ID, "top_p": ID, "max_tokens": ID, "stop": ID, "seed": ID},
+    ModelSpec: {"name": ID, "model": ID, "provider": ID, "params": ID, "options": ID, "api": ID},
+    GenerationParams: {
+        "temperature": ID,
+        "top_p": ID,
+        "max_tokens": ID,
+        "stop": ID,
+        "seed": ID,
+        "logprobs": ID,
+        "n": ID,
+    },
     PromptSpec: {"name": ID, "template": ID, "system": ID},
     ParserSpec: {"name": ID, "pattern": ID, "group": ID},
     MetricSpec: {"name": ID, "tolerance": ID, "case_sensitive": ID},
@@ -87,6 +96,7 @@ FIELD_CLASSES: Mapping[type, Mapping[str, FieldClass]] = {
         "call_timeout": RT,
         "idle_timeout": RT,
         "max_retry_delay": RT,
+        "retry_jitter": RT,
         "model_prices": RT,
         "max_cost_per_trial": RT,
         "max_cost_per_run": RT,
@@ -95,9 +105,27 @@ FIELD_CLASSES: Mapping[type, Mapping[str, FieldClass]] = {
         "context_windows": RT,
         "assumed_output_tokens": RT,
         "assumed_latency_s": RT,
+        "endpoints": RT,
+    },
+    Endpoint: {
+        "base_url": RT,
+        "path": RT,
+        "api_key": RT,
+        "headers": RT,
+        "anthropic_version": RT,
+        "http2": RT,
     },
     RateLimit: {"requests_per_minute": RT, "tokens_per_minute": RT},
     Price: {"input_per_1k": RT, "output_per_1k": RT},
+}
+
+
+# Identity fields added after identity format 1 that are left out of the identity document while
+# they hold their default, so that every run compiled before they existed keeps its `run_id` and
+# trial keys (ADR 0002, amendment 1). Only ever add to this table; never remove from it.
+OMITTED_AT_DEFAULT: Mapping[type, frozenset[str]] = {
+    ModelSpec: frozenset({"api"}),
+    GenerationParams: frozenset({"logprobs", "n"}),
 }
 
 
@@ -110,10 +138,14 @@ def identity_view(value: Any) -> Any:
     """The JSON-ready projection of `value` that keeps only identity fields, recursively."""
     if attrs.has(type(value)):
         table = FIELD_CLASSES[type(value)]
+        omitted = OMITTED_AT_DEFAULT.get(type(value), frozenset())
         return {
             attribute.name: identity_view(getattr(value, attribute.name))
             for attribute in attrs.fields(type(value))
             if table[attribute.name] is FieldClass.IDENTITY
+            and not (
+                attribute.name in omitted and getattr(value, attribute.name) == attribute.default
+            )
         }
     if isinstance(value, Mapping):
         return {str(key): identity_view(item) for key, item in value.items()}

@@ -22,11 +22,19 @@ from typing import Any
 import attrs
 from attrs import field, frozen
 
+from themis.core.controls import Spend, spend_summary
 from themis.core.errors import CaseNotFound
-from themis.core.events import GenerationCompleted, GenerationFailed, ParseCompleted, ScoreCompleted
+from themis.core.events import (
+    GenerationCompleted,
+    GenerationFailed,
+    ParseCompleted,
+    RunPaused,
+    ScoreCompleted,
+)
 from themis.core.planner import CompiledRun, plan
 from themis.core.prompting import Message
 from themis.core.report import run_status
+from themis.core.runtime import Price
 from themis.core.snapshot import RunSnapshot
 from themis.core.stages import EXECUTED_STAGES, Stage
 from themis.core.state import RunState
@@ -110,7 +118,12 @@ class LiveSource:
 
 @frozen
 class ExecutionState:
-    """Where a run stands: per-stage counts, why trials failed, and runtime changes so far."""
+    """Where a run stands: per-stage counts, why trials failed, and runtime changes so far.
+
+    Runtime controls: `spend` at the configured prices (`None`: no price), `pause` while the
+    run is paused (e.g. by its budget), `preflight_warnings` (requests near their model's
+    context window) and `recovered` (generations that succeeded after retried failures).
+    """
 
     run_id: str
     name: str
@@ -121,6 +134,10 @@ class ExecutionState:
     failures: tuple[FailureReason, ...] = ()
     lineage: tuple[RuntimeChange, ...] = ()
     live: LiveSource | None = None
+    spend: Spend | None = None
+    pause: RunPaused | None = None
+    preflight_warnings: int = 0
+    recovered: int = 0
 
     def counts(self, stage: Stage) -> StageCounts:
         for counts in self.stages:
@@ -270,9 +287,17 @@ def tally(compiled: CompiledRun, state: RunState) -> tuple[Tally, tuple[FailureR
     return counted, failures
 
 
-def execution_state(compiled: CompiledRun, state: RunState) -> ExecutionState:
-    """The run's per-stage counts, failure reasons, status and runtime lineage."""
+def execution_state(
+    compiled: CompiledRun,
+    state: RunState,
+    *,
+    prices: Mapping[str, Price] | None = None,
+    max_cost_per_run: float | None = None,
+) -> ExecutionState:
+    """The run's per-stage counts, failure reasons, status, runtime lineage and controls
+    (its spend at `prices`, when given)."""
     counted, failures = tally(compiled, state)
+    spend = spend_summary(compiled, state, prices, max_cost_per_run) if prices else None
     return ExecutionState(
         run_id=compiled.run_id,
         name=compiled.spec.name,
@@ -282,6 +307,10 @@ def execution_state(compiled: CompiledRun, state: RunState) -> ExecutionState:
         stages=counted.stages(),
         failures=failures,
         lineage=lineage(state),
+        spend=spend,
+        pause=state.pause if state.paused else None,
+        preflight_warnings=len(state.preflight_warnings),
+        recovered=sum(1 for generation in state.generations.values() if generation.retries),
     )
 
 

@@ -29,7 +29,8 @@ class ModelRequest:
     """Everything a model adapter needs for one call.
 
     `reference` is the case's expected answer; it is never sent to an endpoint, and exists so
-    that scripted models can answer right with a given probability.
+    that scripted models can answer right with a given probability. `api` is the model's
+    `ModelSpec.api` (`None`: the provider's own API).
     """
 
     trial_key: str
@@ -40,6 +41,7 @@ class ModelRequest:
     options: Mapping[str, Any]
     sample: int
     reference: str | None = None
+    api: str | None = None
 
 
 @frozen
@@ -100,16 +102,32 @@ def _check_templates(spec: ExperimentSpec) -> None:
 
 
 def sample_seed(spec: ExperimentSpec, params: GenerationParams, sample: int) -> int:
-    """The seed sent with `sample`: the model's seed plus the index, else one from the run seed."""
+    """The seed sent with `sample`: the model's seed plus the index, else one from the run seed.
+
+    With `params.n`, the samples that share one request share its seed: that of the group's
+    first sample.
+    """
+    if params.n is not None:
+        sample -= sample % params.n
     if params.seed is not None:
         return params.seed + sample
     return int(digest([spec.seed, sample])[:8], 16) & 0x7FFFFFFF
 
 
+def _model_document(model: ModelSpec) -> dict[str, Any]:
+    """The model's part of a trial key; `api` only when set, so older keys stay unchanged."""
+    document = {
+        "model": model.model,
+        "options": identity_view(model.options),
+        "provider": model.provider,
+    }
+    if model.api is not None:
+        document["api"] = model.api
+    return document
+
+
 def _model_identity(model: ModelSpec) -> str:
-    return canonical_json(
-        {"model": model.model, "options": identity_view(model.options), "provider": model.provider}
-    )
+    return canonical_json(_model_document(model))
 
 
 def trial_key(
@@ -123,11 +141,7 @@ def trial_key(
     return short_digest(
         {
             "messages": [[message.role, message.content] for message in messages],
-            "model": {
-                "model": model.model,
-                "options": identity_view(model.options),
-                "provider": model.provider,
-            },
+            "model": _model_document(model),
             "params": identity_view(params),
             "sample": sample,
             "seed": seed,
@@ -188,6 +202,7 @@ def plan(compiled: CompiledRun) -> Iterator[TrialPlan]:
                                 options=model.options,
                                 sample=sample,
                                 reference=case.expected,
+                                api=model.api,
                             ),
                         )
 

@@ -46,7 +46,10 @@ class Report:
 
 
 def run_status(state: RunState) -> str:
-    """`completed` once a `RunCompleted` is logged, `incomplete` if started, else `planned`."""
+    """`paused` while the latest execution is paused (`RunPaused`, e.g. a cost limit), then
+    `completed` once a `RunCompleted` is logged, `incomplete` if started, else `planned`."""
+    if state.paused:
+        return "paused"
     if state.completed_through_stage is not None:
         return "completed"
     return "incomplete" if state.started else "planned"

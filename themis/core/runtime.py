@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 from attrs import field, frozen
 
+from themis.core.endpoint import Endpoint
 from themis.core.stages import Stage
 from themis.core.validation import (
     check_bool,
@@ -70,6 +71,11 @@ def _optional_non_negative(
         check_non_negative(instance, attribute, value)
 
 
+def _share(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError(f"{attribute.name}: must be a number within [0, 1], got {value!r}")
+
+
 @frozen
 class Price:
     """What a model's provider charges per 1,000 input and output tokens, in one currency."""
@@ -118,6 +124,8 @@ class RuntimeConfig:
     call_timeout: float | None = field(default=120.0, validator=_optional_positive)
     idle_timeout: float | None = field(default=None, validator=_optional_positive)
     max_retry_delay: float = field(default=60.0, validator=check_non_negative)
+    # Each computed retry delay is shortened by up to this share, seeded by the run and trial.
+    retry_jitter: float = field(default=0.5, validator=_share)
     model_prices: Mapping[str, Price] = field(factory=dict, converter=_dict)
     max_cost_per_trial: float | None = field(default=None, validator=_optional_non_negative)
     max_cost_per_run: float | None = field(default=None, validator=_optional_non_negative)
@@ -129,3 +137,5 @@ class RuntimeConfig:
     )
     assumed_output_tokens: int | None = field(default=None, validator=check_optional_positive_int)
     assumed_latency_s: float = field(default=2.0, validator=check_non_negative)
+    # Where each provider is reached (base URL, `${ENV_VAR}` credentials, headers), by provider.
+    endpoints: Mapping[str, Endpoint] = field(factory=dict, converter=_dict)

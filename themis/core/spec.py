@@ -13,10 +13,13 @@ from typing import Any
 import attrs
 from attrs import field, frozen
 
+from themis.core.endpoint import API_NAMES
 from themis.core.validation import (
     check_choice,
     check_json,
     check_non_empty,
+    check_optional_choice,
+    check_optional_non_negative_int,
     check_optional_positive_int,
     check_positive_int,
     check_unique,
@@ -79,13 +82,21 @@ class DatasetSpec:
 
 @frozen
 class GenerationParams:
-    """Sampling parameters sent with every request; `seed=None` derives one per sample."""
+    """Sampling parameters sent with every request; `seed=None` derives one per sample.
+
+    `logprobs` asks for token log-probabilities (`k` top alternatives per token; 0: the chosen
+    tokens only). `n` opts into one request per `n` samples (the API's `n`): samples
+    `g*n .. g*n+n-1` share one call and its seed, each taking one of its choices. Left unset
+    (the default), every sample is its own request.
+    """
 
     temperature: float = 0.0
     top_p: float | None = None
     max_tokens: int = field(default=256, validator=check_positive_int)
     stop: tuple[str, ...] = field(default=(), converter=_strings)
     seed: int | None = None
+    logprobs: int | None = field(default=None, validator=check_optional_non_negative_int)
+    n: int | None = field(default=None, validator=check_optional_positive_int)
 
 
 @frozen
@@ -93,7 +104,10 @@ class ModelSpec:
     """A model under test: a label, the provider that serves it, its model id and parameters.
 
     `options` are provider-specific settings that shape answers (for the scripted `fake` provider:
-    `skill`, `failure_rate`, `latency_s`).
+    `skill`, `failure_rate`, `latency_s`; for HTTP providers: vendor fields added to the request
+    body as they are, e.g. `top_k`). `api` is the provider API the model is called through
+    (`chat`, `completions` or `messages`); unset, the provider's own (chat for OpenAI, messages
+    for Anthropic). Where the provider is reached is runtime (`RuntimeConfig.endpoints`).
     """
 
     name: str = field(validator=check_non_empty)
@@ -103,6 +117,7 @@ class ModelSpec:
     options: Mapping[str, JsonValue] = field(
         factory=dict, converter=_frozen_mapping, validator=check_json
     )
+    api: str | None = field(default=None, validator=check_optional_choice(API_NAMES))
 
 
 @frozen
@@ -168,3 +183,9 @@ class ExperimentSpec:
         ):
             if not items:
                 raise ValueError(f"{label}: at least one is required")
+        for model in self.models:
+            if model.params.n is not None and model.params.n > self.samples:
+                raise ValueError(
+                    f"models: model {model.name!r} asks for n = {model.params.n} samples per "
+                    f"request, more than samples = {self.samples}"
+                )

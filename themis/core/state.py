@@ -18,7 +18,9 @@ from themis.core.events import (
     GenerationCompleted,
     GenerationFailed,
     ParseCompleted,
+    PreflightWarned,
     RunCompleted,
+    RunPaused,
     RunResumed,
     RunStarted,
     ScoreCompleted,
@@ -34,7 +36,11 @@ class RunState:
     `parses` and `scores` hold only results that still count (see `StageReset`);
     `reset_epochs` maps a stage to the epoch of the latest reset that voided it, `completions`
     maps each `RunCompleted` stage to the highest epoch it was completed in, and
-    `completed_through_stage` is derived from the two.
+    `completed_through_stage` is derived from the two. `executions` is the highest execution
+    number a `RunStarted` carries and `pause` the `RunPaused` of the latest paused execution:
+    the run is paused while no later execution started. Retries and breaker transitions are
+    log-only facts (the retry history travels on the generation events); `preflight_warnings`
+    holds the first preflight warning of each trial key.
     """
 
     started: bool = False
@@ -47,6 +53,14 @@ class RunState:
     reset_epochs: Mapping[Stage, int] = field(factory=dict)
     completions: Mapping[Stage, int] = field(factory=dict)
     resumes: tuple[RunResumed, ...] = ()
+    executions: int = 0
+    pause: RunPaused | None = None
+    preflight_warnings: Mapping[str, PreflightWarned] = field(factory=dict)
+
+    @property
+    def paused(self) -> bool:
+        """Whether the latest execution paused (and none started since)."""
+        return self.pause is not None and self.pause.execution >= self.executions
 
     @property
     def completed_through_stage(self) -> Stage | None:
@@ -104,6 +118,9 @@ class Projection:
         self._reset_epochs = dict(state.reset_epochs)
         self._completions = dict(state.completions)
         self._resumes = list(state.resumes)
+        self._executions = state.executions
+        self._pause = state.pause
+        self._warnings = dict(state.preflight_warnings)
 
     def apply(self, events: Iterable[Event]) -> None:
         generations, failures = self._generations, self._failures
@@ -121,6 +138,8 @@ class Projection:
                     scores[event.trial_id] = event
             elif isinstance(event, GenerationFailed):
                 failures.setdefault(event.trial_key, event)
+            elif isinstance(event, PreflightWarned):
+                self._warnings.setdefault(event.trial_key, event)
             else:
                 self._apply_run_event(event)
 
@@ -128,6 +147,11 @@ class Projection:
         if isinstance(event, RunStarted):
             self._started = True
             self._planned = max(self._planned, event.planned)
+            self._executions = max(self._executions, event.execution)
+        elif isinstance(event, RunPaused):
+            held = self._pause
+            if held is None or event.execution > held.execution:
+                self._pause = event
         elif isinstance(event, RunCompleted):
             stage = event.completed_through_stage
             self._completions[stage] = max(self._completions.get(stage, -1), event.epoch)
@@ -153,6 +177,9 @@ class Projection:
             reset_epochs=dict(self._reset_epochs),
             completions=dict(self._completions),
             resumes=tuple(sorted(self._resumes, key=lambda resumed: resumed.at)),
+            executions=self._executions,
+            pause=self._pause,
+            preflight_warnings=dict(self._warnings),
         )
 
 

@@ -61,6 +61,25 @@ def check_optional_positive_int(
         check_positive_int(instance, attribute, value)
 
 
+def check_optional_non_negative_int(
+    instance: Any, attribute: attrs.Attribute[Any], value: int | None
+) -> None:
+    if value is not None:
+        check_non_negative_int(instance, attribute, value)
+
+
+def check_optional_choice(
+    choices: Iterable[str],
+) -> Callable[[Any, attrs.Attribute[Any], str | None], None]:
+    check = check_choice(choices)
+
+    def check_optional(instance: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+        if value is not None:
+            check(instance, attribute, value)
+
+    return check_optional
+
+
 def check_json(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     """Free-form values must be plain JSON (finite numbers, string keys): they are hashed."""
     problem = _json_problem(value)

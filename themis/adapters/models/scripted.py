@@ -4,6 +4,17 @@ It answers right with probability `skill` (reading the request's `reference`, wh
 adapters never send), fails with probability `failure_rate`, and takes `latency_s` of clock time
 (virtual under trio's MockClock). Tests can instead pass `script`, a function of the request
 that returns a response or raises `ModelCallError`. Every call can be journaled to a file.
+
+Fault options, to script what real endpoints do (all counted per request, i.e. per trial key,
+or timed from the model's first call, so a run is repeatable):
+
+    fail_first_n      the first n calls of each request fail
+    status            the HTTP status of those failures (default 503: `server`; 429: `rate_limit`)
+    retry_after_s     the Retry-After hint the failures carry
+    hang_s            the first `hang_first_n` (default 1) calls of each request take this many
+                      seconds more (to trip `call_timeout` or `idle_timeout`)
+    outage_start_s,   every call that starts in [start, end) seconds after the first call fails
+    outage_end_s      with `status` (a provider outage, for the circuit breaker)
 """
 
 from __future__ import annotations
@@ -16,9 +27,14 @@ from typing import Any
 
 from themis.core.generation import ModelCallError, ModelResponse
 from themis.core.planner import ModelRequest
+from themis.core.retry import classify_status
 from themis.ports.clock import ClockPort
 
-OPTIONS = {"skill": float, "failure_rate": float, "latency_s": float}
+PROBABILITIES = ("skill", "failure_rate")
+SECONDS = ("latency_s", "retry_after_s", "hang_s", "outage_start_s", "outage_end_s")
+COUNTS = ("fail_first_n", "hang_first_n")
+OPTIONS = (*PROBABILITIES, *SECONDS, *COUNTS, "status")
+DEFAULT_STATUS = 503
 Script = Callable[[ModelRequest], ModelResponse]
 
 
@@ -27,10 +43,17 @@ def check_options(options: Mapping[str, Any]) -> str | None:
     for key, value in options.items():
         if key not in OPTIONS:
             return f"unknown option {key!r} (the fake provider knows {', '.join(OPTIONS)})"
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        if key in COUNTS or key == "status":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                return f"option {key!r} must be an integer >= 0, got {value!r}"
+        elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             return f"option {key!r} must be a number >= 0, got {value!r}"
-        if key != "latency_s" and value > 1:
+        if key in PROBABILITIES and value > 1:
             return f"option {key!r} is a probability and must be <= 1, got {value!r}"
+        if key == "status" and not 400 <= value <= 599:
+            return f"option 'status' must be an HTTP error status (400..599), got {value!r}"
+    if options.get("outage_end_s", 0) < options.get("outage_start_s", 0):
+        return "option 'outage_end_s' must not be before 'outage_start_s'"
     return None
 
 
@@ -43,6 +66,17 @@ def _wrong_answer(reference: str | None, rng: random.Random) -> str:
     return "I am not sure."
 
 
+def _scripted_failure(options: Mapping[str, Any], why: str) -> ModelCallError:
+    status = int(options.get("status", DEFAULT_STATUS))
+    retry_after = options.get("retry_after_s")
+    return ModelCallError(
+        classify_status(status).value,
+        f"HTTP {status}: {why}",
+        status=status,
+        retry_after_s=None if retry_after is None else float(retry_after),
+    )
+
+
 class ScriptedModel:
     """A `ModelPort` whose every answer is a pure function of the request (see module docstring)."""
 
@@ -52,19 +86,23 @@ class ScriptedModel:
         self._clock = clock
         self._script = script
         self._journal = journal.open("a", encoding="utf-8") if journal is not None else None
+        self._calls_by_key: dict[str, int] = {}
+        self._first_call: float | None = None
         self.calls = 0
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
         self.calls += 1
-        if self._journal is not None:
-            self._journal.write(
-                json.dumps({"trial_key": request.trial_key, "model": request.model}) + "\n"
-            )
-            self._journal.flush()
         options = request.options
-        latency = float(options.get("latency_s", 0.0))
-        if latency:
-            await self._clock.sleep(latency)
+        if self._journal is not None:
+            entry = {
+                "trial_key": request.trial_key,
+                "model": request.model,
+                "at": self._clock.now(),
+            }
+            self._journal.write(json.dumps(entry) + "\n")
+            self._journal.flush()
+        if options:
+            await self._faults(request, options)
         if self._script is not None:
             return self._script(request)
         rng = random.Random(f"{request.trial_key}:{request.params.seed}")
@@ -84,6 +122,25 @@ class ScriptedModel:
             output_tokens=4,
             served_model=request.model,
         )
+
+    async def _faults(self, request: ModelRequest, options: Mapping[str, Any]) -> None:
+        """Apply the fault options and `latency_s` to this call (module docstring)."""
+        now = self._clock.monotonic()
+        if self._first_call is None:
+            self._first_call = now
+        call = self._calls_by_key[request.trial_key] = (
+            self._calls_by_key.get(request.trial_key, 0) + 1
+        )
+        start, end = options.get("outage_start_s"), options.get("outage_end_s")
+        if end is not None and float(start or 0.0) <= now - self._first_call < float(end):
+            raise _scripted_failure(options, f"{request.model} is down (scripted outage)")
+        if call <= int(options.get("fail_first_n", 0)):
+            raise _scripted_failure(options, f"scripted failure {call} of {request.model}")
+        delay = float(options.get("latency_s", 0.0))
+        if call <= int(options.get("hang_first_n", 1)):
+            delay += float(options.get("hang_s", 0.0))
+        if delay:
+            await self._clock.sleep(delay)
 
     def close(self) -> None:
         if self._journal is not None:

@@ -1,0 +1,129 @@
+"""Efficiency of Themis over real HTTP: N trials against the fake endpoint at a fixed latency.
+
+The fake server (tests/fakeserver, its own process) holds every answer `latency` seconds; Themis
+runs N single-sample trials (one OpenAI-compatible chat model, a `number` parser, one metric, a
+durable DuckDB store) with C calls in flight. A perfect client needs ceil(N/C) waves of
+`latency`, so efficiency = ceil(N/C) × latency / wall. Each C runs in a fresh process, so CPU
+seconds and peak RSS are that run's own.
+
+Usage: `python bench/http_efficiency.py [--trials 10000] [--latency 0.05] [C ...]` (default C:
+64 256). Targets on this 2-core machine: >= 0.90 at C=64 and >= 0.75 at C=256.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def child(trials: int, concurrency: int, base_url: str, store: str) -> None:
+    import themis
+    from themis.core.endpoint import Endpoint
+
+    spec = themis.ExperimentSpec(
+        seed=1,
+        samples=1,
+        datasets=[
+            themis.DatasetSpec(
+                name="sums",
+                cases=[
+                    themis.Case(id=f"q{i}", fields={"a": i, "b": i + 1}, expected=str(2 * i + 1))
+                    for i in range(trials)
+                ],
+            )
+        ],
+        models=[
+            themis.ModelSpec(
+                name="m",
+                provider="local",
+                api="chat",
+                model="bench",
+                params=themis.GenerationParams(max_tokens=16),
+            )
+        ],
+        prompts=[themis.PromptSpec(name="p", template="What is {{ a }} + {{ b }}?")],
+        parser=themis.ParserSpec(name="number"),
+        metrics=[themis.MetricSpec(name="numeric_match")],
+    )
+    runtime = themis.RuntimeConfig(
+        max_concurrent_tasks=concurrency,
+        provider_concurrency={"local": concurrency},
+        reuse_generations=False,
+        progress="off",
+        endpoints={"local": Endpoint(base_url=base_url)},
+    )
+    experiment = themis.Experiment.from_spec(spec, runtime)
+    cpu, started = time.process_time(), time.perf_counter()
+    result = experiment.run(store=store)
+    wall = time.perf_counter() - started
+    print(
+        json.dumps(
+            {
+                "wall_s": wall,
+                "cpu_s": time.process_time() - cpu,
+                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "scored": result.report.scored,
+                "model_calls": result.model_calls,
+            }
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--trials", type=int, default=10_000)
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("concurrency", type=int, nargs="*", default=[64, 256])
+    args = parser.parse_args()
+    from tests.fakeserver import start_fake_server
+
+    rows = []
+    with start_fake_server(latency=args.latency) as server, tempfile.TemporaryDirectory() as tmp:
+        server.control(journal=False)
+        for concurrency in args.concurrency:
+            store = str(Path(tmp) / f"c{concurrency}.duckdb")
+            command = [
+                sys.executable,
+                __file__,
+                "--child",
+                str(args.trials),
+                str(concurrency),
+                server.openai_base_url,
+                store,
+            ]
+            before = server.stats()["calls"]
+            output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+            measured = json.loads(output.strip().splitlines()[-1])
+            ideal = math.ceil(args.trials / concurrency) * args.latency
+            row = {
+                "trials": args.trials,
+                "concurrency": concurrency,
+                "latency_s": args.latency,
+                "wall_s": round(measured["wall_s"], 2),
+                "ideal_s": round(ideal, 2),
+                "efficiency": round(ideal / measured["wall_s"], 3),
+                "trials_per_s": round(args.trials / measured["wall_s"]),
+                "cpu_s": round(measured["cpu_s"], 2),
+                "peak_rss_mib": round(measured["peak_rss_mib"]),
+                "http_calls": server.stats()["calls"] - before,
+                "scored": measured["scored"],
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5])
+    else:
+        main()

@@ -1,0 +1,181 @@
+"""Rate-limit accuracy: achieved vs configured requests/min and tokens/min, in virtual time.
+
+Each scenario runs the real use case (`run_experiment`: interpreter, provider gate, pure sliding-
+window buckets, writer, in-memory store) under `trio.testing.MockClock(autojump_threshold=0)`,
+so minutes of throttling take milliseconds of wall time and every call time is exact. The model
+records when each call starts and the tokens it reports; the benchmark then prints, per
+scenario, the configured limit, the most any 60 s window of call starts achieved, and the mean
+rate over the run (calls or tokens divided by the run's minutes, counting the last one whole).
+
+Usage: `python bench/ratelimit_accuracy.py`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import attrs
+import trio
+import trio.testing
+
+from themis.adapters.clocks import FakeClock
+from themis.adapters.stores.memory import MemoryStore
+from themis.app.runs import run_experiment
+from themis.core.generation import ModelResponse
+from themis.core.planner import ModelRequest, compile_run
+from themis.core.runtime import RateLimit, RuntimeConfig
+from themis.core.spec import (
+    Case,
+    DatasetSpec,
+    ExperimentSpec,
+    GenerationParams,
+    MetricSpec,
+    ModelSpec,
+    ParserSpec,
+    PromptSpec,
+)
+from themis.core.tokens import count_messages
+
+WINDOW = 60.0
+
+
+@attrs.frozen
+class Scenario:
+    name: str
+    trials: int
+    limit: RateLimit
+    latency: float = 0.5
+    concurrency: int = 64
+    max_tokens: int = 256
+    usage_share: float = 1.0  # reported usage as a share of the estimate (prompt + max_tokens)
+
+
+SCENARIOS = (
+    Scenario("60 RPM, 600 calls", 600, RateLimit(requests_per_minute=60)),
+    Scenario("500 RPM, 5,000 calls of 2 s", 5000, RateLimit(500), latency=2.0, concurrency=256),
+    Scenario("0.5 RPM (one call per 2 min)", 6, RateLimit(requests_per_minute=0.5)),
+    Scenario("10k TPM, usage = estimate", 400, RateLimit(tokens_per_minute=10_000)),
+    Scenario(
+        "10k TPM, usage = 25% of estimate",
+        400,
+        RateLimit(tokens_per_minute=10_000),
+        usage_share=0.25,
+    ),
+    Scenario(
+        "100 RPM + 20k TPM, usage = estimate",
+        1000,
+        RateLimit(requests_per_minute=100, tokens_per_minute=20_000),
+    ),
+)
+
+
+class Recorder:
+    """Answers after `latency` virtual seconds, reporting `usage_share` of the estimated tokens."""
+
+    def __init__(self, latency: float, usage_share: float) -> None:
+        self.latency = latency
+        self.usage_share = usage_share
+        self.starts: list[float] = []
+        self.tokens: list[int] = []
+
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        self.starts.append(trio.current_time())
+        estimate = count_messages(request.messages) + request.params.max_tokens
+        used = max(1, round(estimate * self.usage_share))
+        self.tokens.append(used)
+        await trio.sleep(self.latency)
+        return ModelResponse(text="1", input_tokens=used - 1, output_tokens=1)
+
+
+def most_in_a_window(times: Sequence[float], amounts: Sequence[int]) -> int:
+    """The largest sum of `amounts` whose `times` fall within one window `[t, t + 60)`."""
+    pairs = sorted(zip(times, amounts, strict=True))
+    best = total = start = 0
+    for at, amount in pairs:
+        total += amount
+        while pairs[start][0] <= at - WINDOW:
+            total -= pairs[start][1]
+            start += 1
+        best = max(best, total)
+    return best
+
+
+def mean_per_minute(times: Sequence[float], amounts: Sequence[int]) -> float:
+    minutes = (max(times) - min(times)) / WINDOW + 1.0
+    return sum(amounts) / minutes
+
+
+def spec(scenario: Scenario) -> ExperimentSpec:
+    cases = tuple(Case(id=str(i), fields={"n": i}, expected="1") for i in range(scenario.trials))
+    return ExperimentSpec(
+        name=scenario.name,
+        seed=1,
+        samples=1,
+        datasets=(DatasetSpec(name="d", cases=cases),),
+        models=(
+            ModelSpec(
+                name="m", model="bench", params=GenerationParams(max_tokens=scenario.max_tokens)
+            ),
+        ),
+        prompts=(PromptSpec(name="p", template="Question {{ n }}: what is 1?"),),
+        parser=ParserSpec(name="number"),
+        metrics=(MetricSpec(name="exact_match"),),
+    )
+
+
+def run(scenario: Scenario) -> dict[str, object]:
+    model = Recorder(scenario.latency, scenario.usage_share)
+    runtime = RuntimeConfig(
+        max_concurrent_tasks=scenario.concurrency,
+        provider_rate_limits={"fake": scenario.limit},
+        progress="off",
+    )
+    mock = trio.testing.MockClock(autojump_threshold=0)
+    started = time.perf_counter()
+    result = run_experiment(
+        compile_run(spec(scenario)),
+        runtime,
+        MemoryStore(),
+        models={"fake": model},
+        clock=FakeClock(),
+        trio_clock=mock,
+    )
+    wall = time.perf_counter() - started
+    assert result.report.scored == scenario.trials, result.report
+    ones = [1] * len(model.starts)
+    return {
+        "scenario": scenario.name,
+        "rpm": scenario.limit.requests_per_minute,
+        "rpm_max": most_in_a_window(model.starts, ones),
+        "rpm_mean": mean_per_minute(model.starts, ones),
+        "tpm": scenario.limit.tokens_per_minute,
+        "tpm_max": most_in_a_window(model.starts, model.tokens),
+        "tpm_mean": mean_per_minute(model.starts, model.tokens),
+        "virtual_s": mock.current_time(),
+        "wall_s": wall,
+    }
+
+
+def _limit(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.6g}"
+
+
+def main() -> None:
+    header = (
+        f"{'scenario':<38} {'RPM':>6} {'max/60s':>8} {'mean':>8} "
+        f"{'TPM':>8} {'max/60s':>8} {'mean':>9} {'virtual':>9} {'wall':>6}"
+    )
+    print(header)
+    for scenario in SCENARIOS:
+        row = run(scenario)
+        print(
+            f"{row['scenario']!s:<38} {_limit(row['rpm'])!s:>6} {row['rpm_max']!s:>8} "
+            f"{row['rpm_mean']:>8.2f} {_limit(row['tpm'])!s:>8} {row['tpm_max']!s:>8} "
+            f"{row['tpm_mean']:>9.1f} {row['virtual_s']:>8.1f}s {row['wall_s']:>5.2f}s",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

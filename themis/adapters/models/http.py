@@ -1,0 +1,287 @@
+"""What the HTTP model adapters share: a pooled client per run, secrets, and the error boundary.
+
+One connection pool per provider endpoint and trio run (`pool.ClientPool`: a few small
+`httpx.AsyncClient`s): it holds as many keep-alive connections as the run lets calls be in
+flight for that provider, is opened by the first call of a run and closed (inside that run) when
+the run's main task ends. Secrets are resolved from the environment at every call and never
+kept, logged or put in a message.
+
+Every failure leaves as a `ModelCallError` whose `kind` is one of the retry taxonomy's
+(`themis.core.retry`):
+
+    outcome of the call                                   kind
+    ├── httpx.TimeoutException (connect, read, write)     timeout
+    ├── httpx.TransportError (refused, reset, dropped)    connection
+    ├── HTTP 4xx / 5xx                                    classify_status(status, body):
+    │                                                       rate_limit, server, timeout (408),
+    │                                                       retryable (409), auth, bad_request,
+    │                                                       context_length, content_filter,
+    │                                                       quota_exhausted
+    └── 2xx whose body is not the API's JSON              server (retryable; "malformed ...")
+
+A server's wait hint (`Retry-After` seconds or date, `retry-after-ms`, `x-ratelimit-reset-*`)
+travels as `retry_after_s`; the HTTP status as `status`. Messages are one line, at most a few
+hundred characters, with every resolved secret replaced by `***`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import json
+import os
+import ssl
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import httpx
+import trio
+
+from themis.adapters.models.pool import ClientPool
+from themis.core.endpoint import Endpoint, MissingVariable, references, substitute
+from themis.core.errors import ConfigError
+from themis.core.generation import ModelCallError, ModelResponse
+from themis.core.planner import ModelRequest
+from themis.core.retry import FailureKind, classify_status, retry_after_from_headers
+from themis.ports.clock import ClockPort
+
+__all__ = ["HttpModel", "MalformedResponse", "int_or_none", "str_or_none"]
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("themis")
+    except importlib.metadata.PackageNotFoundError:
+        return "dev"
+
+
+_USER_AGENT = f"themis/{_version()}"
+_DETAIL_CHARS = 300
+_HINT_CHARS = 4000
+
+
+class MalformedResponse(ValueError):
+    """A 2xx body that is not what the API documents (raised by parsers, mapped to `server`)."""
+
+
+def int_or_none(value: Any) -> int | None:
+    """A token count from a response body, or `None` when absent or not an integer."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+class HttpModel:
+    """A `ModelPort` over HTTP; subclasses say how to build a request and read its answer."""
+
+    default_base_url: ClassVar[str] = ""
+    default_paths: ClassVar[Mapping[str, str]] = {}
+
+    def __init__(
+        self,
+        provider: str,
+        endpoint: Endpoint,
+        *,
+        clock: ClockPort,
+        max_connections: int,
+        timeout: float | None,
+        default_api_key: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.provider = provider
+        self.endpoint = endpoint
+        self.base_url = (endpoint.base_url or self.default_base_url).rstrip("/")
+        if not self.base_url:
+            raise ConfigError(f"runtime.endpoints.{provider}.base_url: required for this provider")
+        self.api_key = endpoint.api_key or default_api_key
+        self.max_connections = max_connections
+        self.timeout = timeout
+        self._clock = clock
+        self._environ: Mapping[str, str] = os.environ if environ is None else environ
+        self._transport = transport  # tests only (httpx.MockTransport); None: the network
+        self._pools: dict[trio.lowlevel.TrioToken, ClientPool] = {}
+        self._ssl_context: ssl.SSLContext | None = None  # built once: loading CAs takes ~14 ms
+
+    # --- secrets --------------------------------------------------------------------------------
+
+    def variables(self) -> tuple[str, ...]:
+        """The environment variables this adapter reads at every call."""
+        names = references(self.api_key or "")
+        for text in self.endpoint.headers.values():
+            names += references(text)
+        return tuple(dict.fromkeys(names))
+
+    def check_environment(self) -> None:
+        """`ConfigError` (one line) naming the first referenced variable that is not set."""
+        for name in self.variables():
+            if not self._environ.get(name):
+                raise self._missing(name)
+
+    def _missing(self, name: str) -> ConfigError:
+        field = "api_key" if self.api_key == f"${{{name}}}" else "headers"
+        return ConfigError(
+            f"runtime.endpoints.{self.provider}.{field}: environment variable {name} is not set "
+            f"(the {self.provider} provider needs it to authenticate)"
+        )
+
+    def _resolve(self, text: str) -> str:
+        try:
+            return substitute(text, lambda name: self._environ.get(name) or None)
+        except MissingVariable as missing:
+            raise self._missing(missing.name) from None
+
+    def resolved_headers(self) -> dict[str, str]:
+        """The endpoint's extra headers with their references resolved (done at call time)."""
+        return {name: self._resolve(value) for name, value in self.endpoint.headers.items()}
+
+    def resolved_key(self) -> str | None:
+        return None if self.api_key is None else self._resolve(self.api_key)
+
+    def redact(self, text: str) -> str:
+        """`text` with the value of every variable this adapter references replaced by `***`."""
+        for name in self.variables():
+            value = self._environ.get(name)
+            if value and len(value) >= 4:
+                text = text.replace(value, "***")
+        return text
+
+    # --- the client ------------------------------------------------------------------------------
+
+    def url(self, api: str) -> str:
+        return self.base_url + (self.endpoint.path or self.default_paths[api])
+
+    def _make_client(self, connections: int) -> httpx.AsyncClient:
+        if self._ssl_context is None:
+            self._ssl_context = httpx.create_ssl_context(trust_env=False)
+        return httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            # Calls wait for a pooled connection as long as needed: the run's limiters already
+            # bound how many are in flight, so that wait is never a failure.
+            timeout=httpx.Timeout(self.timeout, pool=None),
+            http2=self.endpoint.http2,
+            headers={"user-agent": _USER_AGENT},
+            follow_redirects=False,
+            trust_env=False,
+            verify=self._ssl_context,
+            transport=self._transport,
+        )
+
+    def _pool(self) -> ClientPool:
+        token = trio.lowlevel.current_trio_token()
+        pool = self._pools.get(token)
+        if pool is None:
+            pool = self._pools[token] = ClientPool(self.max_connections, self._make_client)
+            trio.lowlevel.spawn_system_task(
+                self._close_when_run_ends, token, pool, name=f"close {self.provider} clients"
+            )
+        return pool
+
+    async def _close_when_run_ends(self, token: trio.lowlevel.TrioToken, pool: ClientPool) -> None:
+        """A system task: trio cancels it when the run's main task ends; it then closes the pool."""
+        try:
+            await trio.sleep_forever()
+        finally:
+            self._pools.pop(token, None)
+            # A system task must not raise; the sockets are closed whatever aclose reports.
+            with trio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await pool.aclose()
+
+    def close(self) -> None:
+        """Nothing to do outside a run: each run's pool is closed when that run ends."""
+
+    # --- one call --------------------------------------------------------------------------------
+
+    def request_headers(self) -> dict[str, str]:
+        """Headers of one call; subclasses add their authentication."""
+        return self.resolved_headers()
+
+    async def post(self, api: str, body: Mapping[str, Any]) -> Any:
+        """POST `body` as JSON to the `api` path; the decoded JSON of a 2xx answer.
+
+        Every other outcome raises `ModelCallError` (see the module docstring).
+        """
+        headers = self.request_headers()
+        try:
+            with self._pool().lease() as client:
+                response = await client.post(self.url(api), json=body, headers=headers)
+        except httpx.TimeoutException as error:
+            raise self._failure(
+                FailureKind.TIMEOUT, f"no answer in time ({type(error).__name__})"
+            ) from None
+        except httpx.TransportError as error:
+            raise self._failure(
+                FailureKind.CONNECTION, f"{type(error).__name__}: {error}".rstrip(": ")
+            ) from None
+        if response.status_code >= 400:
+            raise self._status_failure(response)
+        if response.status_code >= 300:  # redirects are not followed: the base URL is wrong
+            location = response.headers.get("location", "?")
+            raise self._failure(
+                FailureKind.BAD_REQUEST,
+                f"HTTP {response.status_code} redirect to {location}: set the endpoint's "
+                "base_url to the address that answers",
+                status=response.status_code,
+            )
+        try:
+            return json.loads(response.content)
+        except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
+            raise self._failure(
+                FailureKind.SERVER,
+                f"malformed response: HTTP {response.status_code} with a body that is not JSON "
+                f"({error})",
+                status=response.status_code,
+            ) from None
+
+    def malformed(self, problem: str) -> ModelCallError:
+        """The error for a 2xx JSON body without the fields the API promises."""
+        return self._failure(FailureKind.SERVER, f"malformed response: {problem}")
+
+    def _failure(
+        self,
+        kind: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+    ) -> ModelCallError:
+        text = " ".join(self.redact(f"{self.provider}: {message}").split())
+        return ModelCallError(str(kind), text, status=status, retry_after_s=retry_after_s)
+
+    def _status_failure(self, response: httpx.Response) -> ModelCallError:
+        status = response.status_code
+        body = response.content[:_HINT_CHARS].decode("utf-8", errors="replace")
+        kind = classify_status(status, body) if status <= 599 else FailureKind.SERVER
+        detail = _error_detail(body)
+        return self._failure(
+            kind,
+            f"HTTP {status}" + (f": {detail}" if detail else ""),
+            status=status,
+            retry_after_s=retry_after_from_headers(response.headers, self._clock.now()),
+        )
+
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        raise NotImplementedError
+
+
+def _error_detail(body: str) -> str:
+    """The human part of an error body: `error.message` (OpenAI, Anthropic) or its first chars."""
+    detail = body
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, Mapping):
+        error = data.get("error")
+        if isinstance(error, Mapping):
+            parts = [str(error.get(key)) for key in ("type", "code") if error.get(key)]
+            message = str(error.get("message") or "")
+            detail = f"{message} ({', '.join(parts)})" if parts else message
+        elif isinstance(error, str):
+            detail = error
+        elif isinstance(data.get("message"), str):
+            detail = data["message"]
+    detail = " ".join(detail.split())
+    return detail if len(detail) <= _DETAIL_CHARS else detail[: _DETAIL_CHARS - 3] + "..."

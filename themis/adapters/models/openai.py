@@ -1,0 +1,141 @@
+"""OpenAI-compatible endpoints: `/chat/completions` and `/completions` (OpenAI, vLLM, llama.cpp,
+Ollama, TGI, LiteLLM, ...).
+
+Every generation parameter of the spec is sent: `temperature`, `max_tokens`, `seed` (each
+sample's own), `top_p` and `stop` when set, `logprobs` when asked (chat: `logprobs: true` plus
+`top_logprobs: k` for k > 0; completions: `logprobs: k`), and `n` only when the model opts into
+it. The model's `options` are added to the body as they are (vendor parameters such as `top_k`).
+The completions API gets the messages joined into one prompt: each message's content, separated
+by a blank line (system first).
+
+From the answer: the text, `finish_reason`, `usage` (prompt and completion tokens), the served
+`model`, the response `id` and `system_fingerprint`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from themis.adapters.models.http import HttpModel, MalformedResponse, int_or_none, str_or_none
+from themis.adapters.models.nsampling import SharedChoices
+from themis.core.generation import ModelResponse
+from themis.core.planner import ModelRequest
+
+__all__ = ["OpenAICompatibleModel", "build_body", "parse_choices", "prompt_text"]
+
+
+def prompt_text(request: ModelRequest) -> str:
+    """The completions API's prompt: the messages' contents, separated by blank lines."""
+    return "\n\n".join(message.content for message in request.messages)
+
+
+def build_body(request: ModelRequest, api: str, n: int | None = None) -> dict[str, Any]:
+    """The JSON body of one call to the `chat` or `completions` API."""
+    params = request.params
+    body: dict[str, Any] = {"model": request.model}
+    if api == "completions":
+        body["prompt"] = prompt_text(request)
+    else:
+        body["messages"] = [
+            {"role": message.role, "content": message.content} for message in request.messages
+        ]
+    body["temperature"] = params.temperature
+    body["max_tokens"] = params.max_tokens
+    if params.seed is not None:
+        body["seed"] = params.seed
+    if params.top_p is not None:
+        body["top_p"] = params.top_p
+    if params.stop:
+        body["stop"] = list(params.stop)
+    if params.logprobs is not None:
+        if api == "completions":
+            body["logprobs"] = params.logprobs
+        else:
+            body["logprobs"] = True
+            if params.logprobs:
+                body["top_logprobs"] = params.logprobs
+    if n is not None:
+        body["n"] = n
+    body.update(request.options)
+    return body
+
+
+def _text(choice: Mapping[str, Any], api: str) -> str:
+    if api == "completions":
+        text = choice.get("text")
+    else:
+        message = choice.get("message")
+        if not isinstance(message, Mapping):
+            raise MalformedResponse("a choice has no message")
+        text = message.get("content")
+        if text is None:  # a refusal or a tool call: no text, which is an answer
+            text = message.get("refusal") or ""
+    if not isinstance(text, str):
+        raise MalformedResponse("a choice has no text")
+    return text
+
+
+def parse_choices(data: Any, api: str) -> list[ModelResponse]:
+    """One `ModelResponse` per choice, in choice order; each carries the whole call's usage."""
+    if not isinstance(data, Mapping):
+        raise MalformedResponse(f"expected a JSON object, got {type(data).__name__}")
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise MalformedResponse("no choices")
+    usage = data.get("usage")
+    usage = usage if isinstance(usage, Mapping) else {}
+    ordered = sorted(
+        choices,
+        key=lambda choice: choice.get("index", 0) if isinstance(choice, Mapping) else 0,
+    )
+    responses = []
+    for choice in ordered:
+        if not isinstance(choice, Mapping):
+            raise MalformedResponse("a choice is not an object")
+        responses.append(
+            ModelResponse(
+                text=_text(choice, api),
+                finish_reason=str_or_none(choice.get("finish_reason")),
+                input_tokens=int_or_none(usage.get("prompt_tokens")),
+                output_tokens=int_or_none(usage.get("completion_tokens")),
+                served_model=str_or_none(data.get("model")),
+                response_id=str_or_none(data.get("id")),
+                system_fingerprint=str_or_none(data.get("system_fingerprint")),
+            )
+        )
+    return responses
+
+
+class OpenAICompatibleModel(HttpModel):
+    """A `ModelPort` for an OpenAI-compatible endpoint (see the module docstring)."""
+
+    default_base_url: ClassVar[str] = "https://api.openai.com/v1"
+    default_paths: ClassVar[Mapping[str, str]] = {
+        "chat": "/chat/completions",
+        "completions": "/completions",
+    }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._shared = SharedChoices()
+
+    def request_headers(self) -> dict[str, str]:
+        headers = self.resolved_headers()
+        key = self.resolved_key()
+        if key is not None and not any(name.lower() == "authorization" for name in headers):
+            headers["authorization"] = f"Bearer {key}"
+        return headers
+
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        if request.params.n is not None:
+            return await self._shared.take(request, self._call)
+        return (await self._call(request, None))[0]
+
+    async def _call(self, request: ModelRequest, n: int | None) -> Sequence[ModelResponse]:
+        api = request.api or "chat"
+        data = await self.post(api, build_body(request, api, n))
+        try:
+            return parse_choices(data, api)
+        except MalformedResponse as problem:
+            raise self.malformed(str(problem)) from None

@@ -1,0 +1,279 @@
+"""One trial's model call under every runtime control: the call-policy loop.
+
+For each request, in order:
+
+1. Preflight (when the model has a context window): over `token_error_threshold` the trial
+   fails with `preflight` and no call is made; over `token_warning_threshold` a
+   `PreflightWarned` is logged and the call goes ahead.
+2. A request larger than its provider's tokens per minute can never be granted: it fails with
+   `token_limit`, again without a call.
+3. Each attempt waits for the provider's breaker and buckets (`ProviderGate`; waiting is never
+   an attempt), then calls the model under the timeouts. A failure is classified by the
+   adapter (`ModelCallError.kind`); `retry_delay` decides whether and when to try again (a
+   Retry-After hint wins), and each retried attempt is logged as `GenerationRetried`. The
+   history also travels on the final `GenerationCompleted` or `GenerationFailed`, so a
+   transient recovery and a hard failure look different.
+4. A response is charged to the run's budget; one that cost more than `max_cost_per_trial`
+   fails the trial with `cost_limit` (keeping its usage, so the spend still counts it).
+
+Timeouts (`call_timeout`, `idle_timeout`) are watched by `themis.app.watch.CallWatch`; a call
+it cancels is a `timeout`, retried as one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+
+from themis.app.budgeting import RunBudget
+from themis.app.controls import ProviderGate, ProviderRegistry
+from themis.app.limiters import Limiters
+from themis.app.watch import CallWatch
+from themis.core.breaker import Transition
+from themis.core.budget import COST_LIMIT
+from themis.core.controls import ModelControls, check_request
+from themis.core.events import (
+    BreakerTransitioned,
+    Event,
+    GenerationCompleted,
+    GenerationFailed,
+    GenerationRetried,
+    PreflightWarned,
+)
+from themis.core.generation import ModelCallError, ModelResponse
+from themis.core.planner import ModelRequest, TrialPlan
+from themis.core.retry import FailureKind, RetryPolicy, RetryRecord, retry_delay
+from themis.core.runtime import RuntimeConfig
+from themis.core.spec import ExperimentSpec
+from themis.core.stages import Stage
+from themis.core.tokens import PREFLIGHT, Verdict, count_messages
+from themis.ports.clock import ClockPort
+from themis.ports.model import ModelPort
+from themis.ports.provider_state import ProviderStatePort
+
+__all__ = ["TOKEN_LIMIT", "ModelCaller"]
+
+TOKEN_LIMIT = "token_limit"
+Emit = Callable[[list[Event]], Awaitable[None]]
+Outcome = GenerationCompleted | GenerationFailed
+
+
+class ModelCaller:
+    """Makes the model calls of one execution (see the module docstring)."""
+
+    def __init__(
+        self,
+        spec: ExperimentSpec,
+        runtime: RuntimeConfig,
+        *,
+        models: Mapping[str, ModelPort],
+        clock: ClockPort,
+        limiters: Limiters,
+        registry: ProviderRegistry,
+        controls: Mapping[str, ModelControls],
+        budget: RunBudget,
+        emit: Emit,
+        on_call: Callable[[], None],
+        shared: ProviderStatePort | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.models = models
+        self.clock = clock
+        self.limiters = limiters
+        self.registry = registry
+        self.controls = controls
+        self.budget = budget
+        self.emit = emit
+        self.on_call = on_call
+        self.shared = shared
+        self.retry = RetryPolicy(
+            runtime.generation_retry_attempts,
+            runtime.generation_retry_delay,
+            runtime.generation_retry_backoff,
+            max_delay=runtime.max_retry_delay,
+            jitter=runtime.retry_jitter,
+            seed=spec.seed,
+        )
+        self.gates: dict[str, ProviderGate] = {}
+        self.watch = CallWatch(clock, runtime.call_timeout, runtime.idle_timeout)
+
+    def gate(self, provider: str) -> ProviderGate:
+        gate = self.gates.get(provider)
+        if gate is None:
+            state = self.registry.state(provider, self.runtime)
+            gate = ProviderGate(provider, state, self.clock, self._emit, self.shared)
+            self.gates[provider] = gate
+        return gate
+
+    async def _emit(self, provider: str, transition: Transition) -> None:
+        await self.emit(
+            [
+                BreakerTransitioned(
+                    at=self.clock.now(),
+                    provider=provider,
+                    before=transition.before.value,
+                    after=transition.after.value,
+                    reason=transition.reason,
+                )
+            ]
+        )
+
+    def _refused(self, request: ModelRequest, kind: str, message: str) -> GenerationFailed:
+        return GenerationFailed(
+            at=self.clock.now(),
+            trial_key=request.trial_key,
+            error_kind=kind,
+            message=message,
+            attempts=0,
+        )
+
+    async def generate(self, trial: TrialPlan, held: float | None) -> Outcome:
+        """Call the model for `trial` (holding the cost estimate `held`) until it answers or
+        fails for good."""
+        request = trial.request
+        gate = self.gate(request.provider)
+        window = self.controls[trial.model].context_window
+        prompt = count_messages(request.messages) if window or not gate.unlimited else 0
+        tokens = prompt + request.params.max_tokens
+        if window is not None:
+            verdict = check_request(request, window, self.runtime, prompt)
+            if verdict.verdict is Verdict.FAIL:
+                self.budget.release(held)
+                return self._refused(
+                    request,
+                    PREFLIGHT,
+                    f"the request needs {tokens} tokens (prompt {prompt} + max_tokens "
+                    f"{request.params.max_tokens}), {verdict.share or 0:.0%} of the context "
+                    f"window of {window} of model {trial.model!r}, over token_error_threshold "
+                    f"{self.runtime.token_error_threshold}; no call was made",
+                )
+            if verdict.verdict is Verdict.WARN:
+                warned = PreflightWarned(self.clock.now(), request.trial_key, tokens, window)
+                await self.emit([warned])
+        if not gate.unlimited and not gate.admissible(tokens):
+            self.budget.release(held)
+            limit = self.runtime.provider_rate_limits[request.provider].tokens_per_minute
+            return self._refused(
+                request,
+                TOKEN_LIMIT,
+                f"the request needs {tokens} tokens (prompt + max_tokens), more than provider "
+                f"{request.provider!r} allows per minute ({limit:g}); raise its "
+                "tokens_per_minute or lower max_tokens",
+            )
+        return await self._attempts(trial, gate, tokens, held)
+
+    async def _attempts(
+        self, trial: TrialPlan, gate: ProviderGate, tokens: int, held: float | None
+    ) -> Outcome:
+        request = trial.request
+        model = self.models[request.provider]
+        retries: list[RetryRecord] = []
+        clock = self.clock
+        attempt = 0
+        while True:
+            attempt += 1
+            if not gate.free():  # free: no rate limit, breaker closed
+                await gate.wait_closed()
+            async with (
+                self.limiters.stages[Stage.GENERATE],
+                self.limiters.provider(request.provider),
+            ):
+                granted = None if gate.free() else await gate.acquire(tokens)
+                self.on_call()
+                started = clock.monotonic()
+                try:
+                    response = await self._invoke(model, request)
+                    error = None
+                except ModelCallError as failure:
+                    error = failure
+                ended = clock.monotonic()
+            if error is None:
+                await gate.succeeded()
+                gate.correct(granted, tokens, _usage(response))
+                return self._answered(trial, response, attempt, retries, ended - started, held)
+            kind = str(error.kind)  # an adapter may raise with a `FailureKind`
+            await gate.failed(kind, error.retry_after_s)
+            key = request.trial_key
+            delay = retry_delay(self.retry, attempt, kind, error.retry_after_s, key=key)
+            retries.append(RetryRecord(attempt, kind, error.status, delay, error.retry_after_s))
+            if delay is None:
+                self.budget.release(held)
+                return GenerationFailed(
+                    at=self.clock.now(),
+                    trial_key=key,
+                    error_kind=kind,
+                    message=error.message,
+                    attempts=attempt,
+                    retries=tuple(retries),
+                )
+            await self.emit(
+                [
+                    GenerationRetried(
+                        at=self.clock.now(),
+                        trial_key=key,
+                        attempt=attempt,
+                        error_kind=kind,
+                        message=error.message,
+                        status=error.status,
+                        delay_s=delay,
+                        retry_after_s=error.retry_after_s,
+                    )
+                ]
+            )
+            await self.clock.sleep(delay)
+
+    async def _invoke(self, model: ModelPort, request: ModelRequest) -> ModelResponse:
+        """One call, in a scope the `CallWatch` cancels on `call_timeout` or `idle_timeout`."""
+        watch = self.watch
+        if not watch.active:
+            return await model.generate(request)
+        scope = watch.start()
+        try:
+            with scope:
+                return await model.generate(request)
+        finally:
+            why = watch.end(scope)
+        raise ModelCallError(FailureKind.TIMEOUT.value, why or "cancelled")
+
+    def _answered(
+        self,
+        trial: TrialPlan,
+        response: ModelResponse,
+        attempt: int,
+        retries: list[RetryRecord],
+        latency: float,
+        held: float | None,
+    ) -> Outcome:
+        key = trial.trial_key
+        cost = self.budget.cost(trial, response, held)
+        if self.budget.checking and self.budget.over_trial_limit(cost):
+            return GenerationFailed(
+                at=self.clock.now(),
+                trial_key=key,
+                error_kind=COST_LIMIT,
+                message=f"the call cost {cost:.6g}, over max_cost_per_trial = "
+                f"{self.budget.guard.max_cost_per_trial:g}",
+                attempts=attempt,
+                retries=tuple(retries),
+                input_tokens=response.input_tokens,
+                output_tokens=response.output_tokens,
+            )
+        return GenerationCompleted(
+            at=self.clock.now(),
+            trial_key=key,
+            text=response.text,
+            finish_reason=response.finish_reason,
+            input_tokens=response.input_tokens,
+            output_tokens=response.output_tokens,
+            latency_s=latency,
+            served_model=response.served_model,
+            attempts=attempt,
+            response_id=response.response_id,
+            system_fingerprint=response.system_fingerprint,
+            retries=tuple(retries),
+        )
+
+
+def _usage(response: ModelResponse) -> int | None:
+    if response.input_tokens is None or response.output_tokens is None:
+        return None
+    return response.input_tokens + response.output_tokens

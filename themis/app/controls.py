@@ -1,0 +1,276 @@
+"""Per-provider rate limits and circuit breakers, applied around every model call.
+
+The decisions are pure (`themis.core.ratelimit`, `themis.core.breaker`); this module keeps their
+state and waits as they say:
+
+- `ProviderRegistry` holds one `ProviderState` per provider name: its token buckets and its
+  breaker. One registry serves a whole process (`process_registry`), so the executions and
+  models of a process that call one provider share its quota and its breaker. Every change is
+  made under a lock in one synchronous step, so executions in other threads (each with its own
+  trio run) can share it too. Times are the `ClockPort`'s monotonic seconds, so only executions
+  on one clock may share a registry; an execution given no registry gets a fresh one.
+- `ProviderGate` is one execution's door to one provider: `acquire` waits while the breaker is
+  OPEN (or a Retry-After pause holds), then reserves the call's request and tokens and sleeps
+  until the grant. Reservations are first in, first out, so callers are served in arrival
+  order. Breaker transitions are handed to `emit` (the interpreter logs them as events) and wake
+  the waiters of this execution at once; other executions notice at their next look (at most
+  `POLL_S` later).
+
+Other processes on the machine (ADR 0009): a gate given a `ProviderStatePort` adopts the OPEN
+windows and Retry-After pauses they published (looking at most every `POLL_S`) and publishes its
+own. Token buckets are not shared across processes (each process has its own limits).
+
+A provider with no rate limit and a CLOSED breaker costs a few attribute checks per call.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Awaitable, Callable
+
+import trio
+from attrs import frozen
+
+from themis.core.breaker import (
+    Breaker,
+    BreakerState,
+    Transition,
+    admit,
+    honor_pause,
+    record_failure,
+    record_success,
+)
+from themis.core.provider_state import (
+    ProviderStateError,
+    SharedProviderState,
+    adopt,
+    publication,
+)
+from themis.core.ratelimit import ProviderLimits, call_admissible, correct_call, reserve_call
+from themis.core.runtime import RateLimit, RuntimeConfig
+from themis.ports.clock import ClockPort
+from themis.ports.provider_state import ProviderStatePort
+
+__all__ = ["POLL_S", "ProviderGate", "ProviderRegistry", "ProviderState", "process_registry"]
+
+POLL_S = 1.0  # the longest a waiter sleeps (or a look at other processes' state waits)
+
+
+@frozen
+class _Settings:
+    limit: RateLimit | None
+    failure_threshold: int
+    recovery_timeout: float
+
+
+class ProviderState:
+    """One provider's buckets and breaker: pure values, replaced under `lock`."""
+
+    def __init__(self, settings: _Settings) -> None:
+        self.settings = settings
+        self.limits = ProviderLimits.from_rate_limit(settings.limit)
+        self.unlimited = self.limits.requests is None and self.limits.tokens is None
+        self.breaker = Breaker(settings.failure_threshold, settings.recovery_timeout)
+        self.lock = threading.Lock()
+
+
+class ProviderRegistry:
+    """The `ProviderState` of each provider, shared by every execution that uses the registry.
+
+    A provider configured differently by a later execution (other limits or breaker settings)
+    gets a fresh state; executions still using the old one keep it.
+    """
+
+    def __init__(self) -> None:
+        self._states: dict[str, ProviderState] = {}
+        self._lock = threading.Lock()
+
+    def state(self, provider: str, runtime: RuntimeConfig) -> ProviderState:
+        settings = _Settings(
+            runtime.provider_rate_limits.get(provider),
+            runtime.breaker_failure_threshold,
+            runtime.breaker_recovery_timeout,
+        )
+        with self._lock:
+            held = self._states.get(provider)
+            if held is None or held.settings != settings:
+                held = self._states[provider] = ProviderState(settings)
+            return held
+
+    def clear(self) -> None:
+        """Forget every provider's state (a fresh start, e.g. between tests)."""
+        with self._lock:
+            self._states.clear()
+
+
+_PROCESS = ProviderRegistry()
+
+
+def process_registry() -> ProviderRegistry:
+    """The registry of this process, for executions on the system clock."""
+    return _PROCESS
+
+
+Emit = Callable[[str, Transition], Awaitable[None]]
+
+
+class ProviderGate:
+    """One execution's access to one provider (see the module docstring).
+
+    Breaker times are epoch seconds (`ClockPort.now()`, the clock other processes share);
+    bucket times are monotonic seconds. `shared`, when given, is read at most every `POLL_S`
+    (then only when a call starts) and published to when the breaker opens or a Retry-After
+    pause begins (ADR 0009); a publish that fails turns sharing off for the execution.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        state: ProviderState,
+        clock: ClockPort,
+        emit: Emit,
+        shared: ProviderStatePort | None = None,
+    ) -> None:
+        self.name = name
+        self._state = state
+        self._clock = clock
+        self._emit = emit
+        self._changed = trio.Event()
+        self._shared = shared
+        self._next_look = -math.inf
+
+    @property
+    def unlimited(self) -> bool:
+        return self._state.unlimited
+
+    def admissible(self, tokens: int) -> bool:
+        """Whether a call of `tokens` tokens can ever pass this provider's buckets."""
+        return call_admissible(self._state.limits, tokens)
+
+    def free(self) -> bool:
+        """Whether a call may start now without asking: no rate limit, breaker CLOSED, and no
+        look at the shared state due."""
+        now = self._clock.now()
+        return self._state.unlimited and self._closed(now) and now < self._next_look
+
+    def _closed(self, now: float) -> bool:
+        breaker = self._state.breaker
+        return breaker.state is BreakerState.CLOSED and (
+            breaker.paused_until is None or breaker.paused_until <= now
+        )
+
+    async def _look(self, now: float) -> None:
+        """Adopt what other processes published, when a look is due."""
+        if now < self._next_look:
+            return
+        self._next_look = now + POLL_S
+        if self._shared is None:
+            self._next_look = math.inf
+            return
+        seen = self._shared.read(self.name)
+        if seen is None:
+            return
+        state = self._state
+        with state.lock:
+            state.breaker, transition = adopt(state.breaker, seen, now)
+        if transition is not None:
+            await self._changed_by(transition)
+
+    async def wait_closed(self) -> None:
+        """Wait while the breaker is OPEN or paused; takes no probe and reserves nothing."""
+        while True:
+            now = self._clock.now()
+            await self._look(now)
+            breaker = self._state.breaker
+            if self._closed(now) or breaker.state is BreakerState.HALF_OPEN:
+                return
+            wait = (breaker.paused_until or now) - now
+            if breaker.opened_at is not None:
+                wait = max(wait, breaker.opened_at + breaker.recovery_timeout - now)
+            if wait <= 0:
+                return
+            await self._wait(wait)
+
+    async def acquire(self, tokens: int) -> float | None:
+        """Wait until the breaker admits a call and the buckets grant it; return the grant time
+        (`None` when the provider is unlimited). Waiting here is never an attempt."""
+        state = self._state
+        while True:
+            now = self._clock.now()
+            await self._look(now)
+            probe = False
+            if not self._closed(now):
+                with state.lock:
+                    state.breaker, admission = admit(state.breaker, now)
+                if admission.transition is not None:
+                    await self._changed_by(admission.transition)
+                if not admission.go:
+                    await self._wait(admission.wait)
+                    continue
+                probe = admission.probe
+            if state.unlimited:
+                return None
+            moment = self._clock.monotonic()
+            with state.lock:
+                state.limits, wait = reserve_call(state.limits, tokens, moment)
+            if wait > 0:
+                await self._clock.sleep(wait)
+                if not probe and not self._closed(self._clock.now()):
+                    continue  # opened or paused meanwhile: the grant goes unused
+            return moment + wait
+
+    def correct(self, granted_at: float | None, estimated: int, actual: int | None) -> None:
+        """Charge the tokens a response reported instead of the estimate."""
+        if granted_at is None or actual is None or self._state.limits.tokens is None:
+            return
+        state = self._state
+        with state.lock:
+            state.limits = correct_call(state.limits, granted_at, estimated, actual)
+
+    async def succeeded(self) -> None:
+        breaker = self._state.breaker
+        if breaker.state is BreakerState.CLOSED and not breaker.failures:
+            return
+        state = self._state
+        with state.lock:
+            state.breaker, transition = record_success(state.breaker, self._clock.now())
+        if transition is not None:
+            await self._changed_by(transition)
+
+    async def failed(self, kind: str, retry_after_s: float | None) -> None:
+        """Count a failure; a Retry-After hint holds every caller of the provider until then."""
+        state = self._state
+        now = self._clock.now()
+        with state.lock:
+            state.breaker, transition = record_failure(state.breaker, kind, now)
+            if retry_after_s:
+                state.breaker = honor_pause(state.breaker, now + retry_after_s)
+            breaker = state.breaker
+        if transition is not None:
+            self._publish(publication(breaker, transition, pid=os.getpid()))
+            await self._changed_by(transition)
+        if retry_after_s:
+            pause = now + retry_after_s
+            self._publish(
+                SharedProviderState(paused_until=pause, updated_at=now, updated_by=os.getpid())
+            )
+
+    def _publish(self, update: SharedProviderState | None) -> None:
+        if self._shared is None or update is None:
+            return
+        try:
+            self._shared.publish(self.name, update)
+        except ProviderStateError:
+            self._shared = None  # sharing is an optimisation: never fail a run over it
+
+    async def _changed_by(self, transition: Transition) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+        await self._emit(self.name, transition)
+
+    async def _wait(self, seconds: float) -> None:
+        # At least a microsecond: a float remainder must not spin without time passing.
+        with trio.move_on_after(min(max(seconds, 1e-6), POLL_S)):
+            await self._changed.wait()

@@ -1,0 +1,208 @@
+"""One execution's trials: the shared context each trial task runs in, and its counters.
+
+A trial generates (once per trial key: a twin waits for and reuses the result; another run's
+generation is reused as a cache hit), then parses and scores, sending each trial's events to
+the writer. Model calls and their runtime controls are `themis.app.calls.ModelCaller`'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import attrs
+import trio
+from attrs import define
+
+from themis.app.budgeting import RunBudget
+from themis.app.calls import ModelCaller
+from themis.app.controls import ProviderRegistry
+from themis.app.limiters import Limiters
+from themis.core.controls import model_controls
+from themis.core.events import (
+    Event,
+    GenerationCompleted,
+    GenerationFailed,
+    ParseCompleted,
+    ScoreCompleted,
+)
+from themis.core.planner import CompiledRun, PendingTrial, TrialPlan
+from themis.core.runtime import RuntimeConfig
+from themis.core.scoring import parse_answer, score_answer
+from themis.core.stages import Stage
+from themis.core.state import RunState
+from themis.ports.clock import ClockPort
+from themis.ports.model import ModelPort
+from themis.ports.provider_state import ProviderStatePort
+
+__all__ = ["ProgressCallback", "ProgressCounts", "Reusable", "TrialRunner"]
+
+
+@define
+class ProgressCounts:
+    """Live counters the interpreter bumps and a display reads on its own schedule.
+
+    `done` and `failed` count trials of this execution (through its last stage, or failed at
+    generation); `generated`, `parsed`, `unparsed` and `scored` count the trials whose stage
+    this execution completed, for live per-stage progress (`themis.app.live`).
+    """
+
+    total: int
+    done: int = 0
+    failed: int = 0
+    model_calls: int = 0
+    generated: int = 0
+    parsed: int = 0
+    unparsed: int = 0
+    scored: int = 0
+
+
+ProgressCallback = Callable[[ProgressCounts], None]
+# Generations other runs of the store completed, by trial key: `(source run id, the event)`.
+Reusable = Mapping[str, tuple[str, GenerationCompleted]]
+
+
+class TrialRunner:
+    """One execution's shared context; each trial task is a method call on it."""
+
+    def __init__(
+        self,
+        state: RunState,
+        runtime: RuntimeConfig,
+        models: Mapping[str, ModelPort],
+        clock: ClockPort,
+        send: trio.MemorySendChannel[list[Event]],
+        counts: ProgressCounts,
+        compiled: CompiledRun,
+        reusable: Reusable | None = None,
+        registry: ProviderRegistry | None = None,
+        shared: ProviderStatePort | None = None,
+    ) -> None:
+        self.state = state
+        self.reusable: Reusable = reusable or {}
+        self.clock = clock
+        self.send = send
+        self.counts = counts
+        self.limiters = Limiters(runtime)
+        controls = model_controls(compiled.spec, runtime)
+        self.budget = RunBudget(compiled, state, runtime, controls)
+        self.caller = ModelCaller(
+            compiled.spec,
+            runtime,
+            models=models,
+            clock=clock,
+            limiters=self.limiters,
+            registry=registry or ProviderRegistry(),
+            controls=controls,
+            budget=self.budget,
+            emit=send.send,
+            on_call=self._counted_call,
+            shared=shared,
+        )
+        self.parser = compiled.spec.parser
+        self.metrics = compiled.spec.metrics
+        self.generated: dict[str, GenerationCompleted | GenerationFailed] = {}
+        self.in_flight: dict[str, trio.Event] = {}
+
+    def _counted_call(self) -> None:
+        self.counts.model_calls += 1
+
+    async def trial(
+        self, item: PendingTrial, admission: trio.CapacityLimiter, held: float | None = None
+    ) -> None:
+        try:
+            events: list[Event] = []
+            await self._trial(item, events, held)
+            if events:  # one send for the trial's parse and score (see `_generation`)
+                await self.send.send(events)
+        finally:
+            admission.release_on_behalf_of(item.plan.trial_id)
+
+    async def _trial(self, item: PendingTrial, events: list[Event], held: float | None) -> None:
+        trial = item.plan
+        if Stage.GENERATE in item.stages:
+            outcome = await self._generation(trial, held)
+        else:
+            outcome = self.state.generations[trial.trial_key]
+        if isinstance(outcome, GenerationFailed):
+            self.counts.failed += 1
+            return
+        if Stage.GENERATE in item.stages:
+            self.counts.generated += 1
+        if Stage.PARSE not in item.stages and Stage.SCORE not in item.stages:  # until generate
+            self.counts.done += 1
+            return
+        parse = self.state.parses.get(trial.trial_id)
+        if Stage.PARSE in item.stages or parse is None:
+            async with self.limiters.stages[Stage.PARSE]:
+                answer = parse_answer(self.parser, outcome.text)
+            parse = ParseCompleted(
+                at=self.clock.now(),
+                trial_id=trial.trial_id,
+                trial_key=trial.trial_key,
+                answer=answer.value_or(None),
+                error=answer.swap().value_or(None),
+                epoch=self.state.epoch,
+            )
+            events.append(parse)
+            if parse.answer is None:
+                self.counts.unparsed += 1
+            else:
+                self.counts.parsed += 1
+        if Stage.SCORE in item.stages:
+            async with self.limiters.stages[Stage.SCORE]:
+                scores = {
+                    m.name: score_answer(m, parse.answer, trial.expected) for m in self.metrics
+                }
+            events.append(
+                ScoreCompleted(
+                    at=self.clock.now(),
+                    trial_id=trial.trial_id,
+                    trial_key=trial.trial_key,
+                    scores=scores,
+                    epoch=self.state.epoch,
+                )
+            )
+            self.counts.scored += 1
+        self.counts.done += 1
+
+    async def _generation(
+        self, trial: TrialPlan, held: float | None
+    ) -> GenerationCompleted | GenerationFailed:
+        """Call the model once per `trial_key`; a twin trial waits for and reuses the result.
+
+        A generation another run completed (`reusable`) is recorded as a cache hit instead of
+        a call: the original event with `cache_hit`, `source_run` and the time of reuse (and
+        no retry history: this run made no attempt). `held` is the cost estimate the budget
+        holds for this trial's call, released when no call is made.
+        """
+        key = trial.trial_key
+        while key in self.in_flight:
+            await self.in_flight[key].wait()
+        known = self.generated.get(key)
+        if known is not None:
+            self.budget.release(held)
+            return known
+        done = self.in_flight[key] = trio.Event()
+        try:
+            reused = self.reusable.get(key)
+            outcome: GenerationCompleted | GenerationFailed
+            if reused is not None:
+                self.budget.release(held)
+                source_run, original = reused
+                outcome = attrs.evolve(
+                    original,
+                    at=self.clock.now(),
+                    cache_hit=True,
+                    source_run=source_run,
+                    retries=(),
+                )
+            else:
+                outcome = await self.caller.generate(trial, held)
+            self.generated[key] = outcome
+            # Sent now, not with the trial's other events: a twin may reuse it as soon as it is
+            # no longer in flight, and its parse must not reach the log before this generation.
+            await self.send.send([outcome])
+            return outcome
+        finally:
+            del self.in_flight[key]
+            done.set()

@@ -1,0 +1,97 @@
+"""Timeouts of model calls: `call_timeout` per call, and `idle_timeout` for a stuck run.
+
+Every call runs in a cancel scope that `CallWatch.run`, one task per execution, cancels:
+
+- when the call has run for `call_timeout` seconds (what `trio.fail_after` does, but one task
+  watches every call: calls share one timeout, so their deadlines come in the order they
+  started, and a scope without a deadline of its own is cheaper per call);
+- when no call has ended for `idle_timeout` seconds while calls are in flight: every call in
+  flight is cancelled. Time spent with no call in flight (waiting for a breaker or a rate
+  limit) is not idleness.
+
+Either way the caller gets the reason from `end` and treats the call as a `timeout`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import trio
+
+from themis.ports.clock import ClockPort
+
+__all__ = ["CallWatch"]
+
+
+class CallWatch:
+    """The calls in flight of one execution, oldest first, and why any of them was cancelled."""
+
+    def __init__(
+        self, clock: ClockPort, call_timeout: float | None, idle_timeout: float | None
+    ) -> None:
+        self._clock = clock
+        self._call_timeout = call_timeout
+        self._idle_timeout = idle_timeout
+        self.active = call_timeout is not None or idle_timeout is not None
+        self._calls: dict[trio.CancelScope, float] = {}  # scope -> start, in start order
+        self._why: dict[trio.CancelScope, str] = {}
+        self._last_progress = 0.0
+        self._wake: trio.Event | None = None
+        self._sleep: trio.CancelScope | None = None
+
+    def start(self) -> trio.CancelScope:
+        """The scope to run one call in; pass it to `end` when the call is over."""
+        now = self._clock.monotonic()
+        if not self._calls:
+            self._last_progress = now  # the idle clock runs only while calls are in flight
+        scope = trio.CancelScope()
+        self._calls[scope] = now
+        if self._wake is not None:
+            self._wake.set()
+        return scope
+
+    def end(self, scope: trio.CancelScope) -> str | None:
+        """The call in `scope` is over: why it was cancelled, or `None` if it was not."""
+        del self._calls[scope]
+        self._last_progress = self._clock.monotonic()
+        if not self._calls and self._sleep is not None:
+            self._sleep.cancel()  # nothing left to time: no timer may outlive the calls
+        return self._why.pop(scope, None)
+
+    def _cancel(self, scope: trio.CancelScope, why: str) -> None:
+        if scope not in self._why:
+            self._why[scope] = why
+            scope.cancel()
+
+    async def run(self) -> None:
+        """Cancel what is due, then sleep until the next deadline (or the next call)."""
+        while True:
+            now = self._clock.monotonic()
+            due = math.inf
+            if self._call_timeout is not None:
+                due = self._expire(now, self._call_timeout)
+            if self._idle_timeout is not None and self._calls:
+                idle_due = self._last_progress + self._idle_timeout
+                if idle_due <= now:
+                    why = f"no call ended for idle_timeout = {self._idle_timeout:g} s"
+                    for scope in list(self._calls):
+                        self._cancel(scope, why)
+                    self._last_progress = now
+                    idle_due = now + self._idle_timeout
+                due = min(due, idle_due)
+            if due == math.inf:
+                self._wake = trio.Event()
+                await self._wake.wait()
+                self._wake = None
+            else:
+                with trio.CancelScope() as self._sleep:
+                    await self._clock.sleep(due - now)
+                self._sleep = None
+
+    def _expire(self, now: float, timeout: float) -> float:
+        """Cancel the calls older than `timeout`; the deadline of the oldest one left."""
+        for scope, started in list(self._calls.items()):
+            if started + timeout > now:
+                return started + timeout
+            self._cancel(scope, f"no answer within call_timeout = {timeout:g} s")
+        return math.inf
