@@ -17,6 +17,7 @@ from returns.result import Failure, Result
 from themis.app.config import LoadedConfig, config_from_mapping, load_config
 from themis.app.controls import process_registry
 from themis.app.interpreter import ProgressCallback
+from themis.app.provenance import config_provenance
 from themis.app.resume import (
     check_same_run,
     replay_run,
@@ -172,7 +173,7 @@ class Experiment:
                 clock=clock,
                 until_stage=stage,
                 on_progress=on_progress,
-                extra_provenance={"config": str(self.source)} if self.source else None,
+                extra_provenance=config_provenance(self.source) if self.source else None,
                 registry=registry,
             )
 

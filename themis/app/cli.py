@@ -22,7 +22,7 @@ from themis.app.api import replay as replay_run
 from themis.app.api import resume as resume_run
 from themis.app.interpreter import ProgressCallback
 from themis.app.progress import ProgressBar
-from themis.app.render import report_json, report_table, run_json, runs_json, runs_table
+from themis.app.render import report_json, report_render, run_json, runs_json, runs_table
 from themis.app.render_controls import preflight_lines
 from themis.app.runs import RunResult
 from themis.core.errors import StoreLocked, ThemisError
@@ -232,7 +232,7 @@ def _execute(
             f"run {result.run_id[:12]}: executed {result.trials_executed} trials "
             f"({result.model_calls} model calls)"
         )
-    out.print(report_table(result.report))
+    out.print(report_render(result.report))
 
 
 @app.command()
@@ -249,7 +249,7 @@ def report(
         if format_ is ReportFormat.JSON:
             _print_json(report_json(result))
         else:
-            _stdout().print(report_table(result))
+            _stdout().print(report_render(result))
 
 
 @app.command("runs")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
+from rich.console import Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from themis.app.runs import RunResult
-from themis.core.report import Report
+from themis.core.report import Report, ServedModel
 from themis.core.snapshot import RunSummary
 
 
@@ -51,6 +54,41 @@ def report_table(report: Report) -> Table:
     return table
 
 
+def report_render(report: Report) -> RenderableType:
+    """The report table, then a line per model whose served model differs from the request."""
+    warnings = [Text(line) for line in served_model_warnings(report.served)]
+    return Group(report_table(report), *warnings)
+
+
+def served_model_warnings(served: Sequence[ServedModel]) -> list[str]:
+    """One line per model whose answers came from another model id, or from several."""
+    lines = []
+    for model in served:
+        if not (model.differs or model.changed):
+            continue
+        ids = ", ".join(f"{name} ({count})" for name, count in sorted(model.served.items()))
+        what = "changed during the run" if model.changed else "differs from the request"
+        lines.append(
+            f"warning: model {model.model!r} requested {model.requested!r}, "
+            f"served by {ids}: the served model {what}"
+        )
+    return lines
+
+
+def served_json(served: Sequence[ServedModel]) -> list[dict[str, Any]]:
+    """Per model: the requested id, generation counts per served id, and whether they differ."""
+    return [
+        {
+            "model": model.model,
+            "requested": model.requested,
+            "served": dict(sorted(model.served.items())),
+            "differs": model.differs,
+            "changed": model.changed,
+        }
+        for model in served
+    ]
+
+
 def report_json(report: Report) -> dict[str, Any]:
     """The report as plain JSON-ready data (the `--json` / `--format json` shape)."""
     return {
@@ -82,6 +120,7 @@ def report_json(report: Report) -> dict[str, Any]:
             }
             for row in report.rows
         ],
+        "served_models": served_json(report.served),
     }
 
 

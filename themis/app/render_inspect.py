@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rich import box
@@ -17,6 +17,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from themis.app.render import served_json, served_model_warnings
 from themis.app.render_controls import controls_json, controls_lines, retries_cell, retries_json
 from themis.core.inspection import (
     EvaluationExecution,
@@ -27,6 +28,7 @@ from themis.core.inspection import (
     RuntimeChange,
     TrialExecution,
 )
+from themis.core.report import ServedModel
 from themis.core.stages import Stage
 
 _RESPONSE_WIDTH = 48
@@ -107,6 +109,7 @@ def snapshot_json(view: RunSnapshotView) -> dict[str, Any]:
         "runtime": dict(view.runtime),
         "provenance": dict(view.provenance),
         "lineage": _lineage_json(view.lineage),
+        "served_models": served_json(view.served),
         "live": _live_json(view.live),
     }
 
@@ -137,8 +140,23 @@ def snapshot_render(view: RunSnapshotView) -> RenderableType:
         identity,
         _key_values("runtime settings", sorted(view.runtime.items())),
         _key_values("provenance", sorted(view.provenance.items())),
+        _key_values("served models", _served_rows(view.served)),
+        *(Text(line) for line in served_model_warnings(view.served)),
         _lineage_table(view.lineage),
     )
+
+
+def _served_rows(served: Sequence[ServedModel]) -> list[tuple[str, str]]:
+    """`model: requested → served id (count), ...` for every model that has answered."""
+    return [
+        (
+            model.model,
+            f"requested {model.requested}; served "
+            + ", ".join(f"{name} ({count})" for name, count in sorted(model.served.items())),
+        )
+        for model in served
+        if model.served
+    ]
 
 
 # ---- execution state -----------------------------------------------------------------------

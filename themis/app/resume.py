@@ -17,6 +17,7 @@ from returns.result import Failure
 from themis.app.config import LoadedConfig, runtime_from_mapping
 from themis.app.interpreter import ProgressCallback
 from themis.app.overrides import apply_override, parse_override
+from themis.app.provenance import config_provenance
 from themis.app.runs import (
     RunResult,
     execute_work,
@@ -249,7 +250,11 @@ def replay_with_config(
         clock=clock,
         until_stage=Stage.SCORE,
         on_progress=on_progress,
-        extra_provenance={"derived_from": source.run_id, "replayed_stage": stage.value},
+        extra_provenance={
+            **(config_provenance(config.source) if config.source.is_file() else {}),
+            "derived_from": source.run_id,
+            "replayed_stage": stage.value,
+        },
     )
 
 

@@ -33,7 +33,7 @@ from themis.core.events import (
 )
 from themis.core.planner import CompiledRun, plan
 from themis.core.prompting import Message
-from themis.core.report import run_status
+from themis.core.report import ServedModel, build_report, run_status
 from themis.core.runtime import Price
 from themis.core.snapshot import RunSnapshot
 from themis.core.stages import EXECUTED_STAGES, Stage
@@ -134,6 +134,7 @@ class ExecutionState:
     failures: tuple[FailureReason, ...] = ()
     lineage: tuple[RuntimeChange, ...] = ()
     live: LiveSource | None = None
+    served: tuple[ServedModel, ...] = ()
     spend: Spend | None = None
     pause: RunPaused | None = None
     preflight_warnings: int = 0
@@ -202,6 +203,7 @@ class RunSnapshotView:
     provenance: Mapping[str, str] = field(factory=dict, converter=_dict)
     lineage: tuple[RuntimeChange, ...] = ()
     live: LiveSource | None = None
+    served: tuple[ServedModel, ...] = ()
 
 
 @frozen
@@ -364,6 +366,7 @@ def snapshot_view(snapshot: RunSnapshot, compiled: CompiledRun, state: RunState)
         runtime=effective_runtime(snapshot, state),
         provenance=snapshot.provenance,
         lineage=lineage(state),
+        served=build_report(compiled, state).served,
     )
 
 

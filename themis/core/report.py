@@ -7,9 +7,10 @@ left out of the means and counted in the report's `pending`.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Mapping
 
-from attrs import frozen
+from attrs import field, frozen
 
 from themis.core.planner import CompiledRun, plan
 from themis.core.stages import Stage
@@ -32,6 +33,33 @@ class ReportRow:
     ci_method: str
 
 
+def _counts(value: Mapping[str, int]) -> Mapping[str, int]:
+    return dict(value)
+
+
+@frozen
+class ServedModel:
+    """Which model ids actually answered for one configured model, with generation counts.
+
+    Endpoints may serve another model than the one asked for (an alias, a silent upgrade), or
+    change it mid-run; results are only reproducible if that is seen.
+    """
+
+    model: str
+    requested: str
+    served: Mapping[str, int] = field(converter=_counts)
+
+    @property
+    def differs(self) -> bool:
+        """Some generation came from a model id other than the requested one."""
+        return any(served != self.requested for served in self.served)
+
+    @property
+    def changed(self) -> bool:
+        """More than one model id answered within the run."""
+        return len(self.served) > 1
+
+
 @frozen
 class Report:
     run_id: str
@@ -43,6 +71,7 @@ class Report:
     failed: int
     pending: int
     rows: tuple[ReportRow, ...]
+    served: tuple[ServedModel, ...] = ()
 
 
 def run_status(state: RunState) -> str:
@@ -65,9 +94,13 @@ def build_report(compiled: CompiledRun, state: RunState) -> Report:
     failed_by_group: dict[tuple[str, str, str], int] = defaultdict(int)
     unparsed_by_group: dict[tuple[str, str, str], int] = defaultdict(int)
     planned = scored = failed = pending = 0
+    served: dict[str, Counter[str]] = {model.name: Counter() for model in spec.models}
     for trial in plan(compiled):
         planned += 1
         group = (trial.dataset, trial.model, trial.prompt)
+        generation = state.generations.get(trial.trial_key)
+        if generation is not None and generation.served_model:
+            served[trial.model][generation.served_model] += 1
         scores = state.scores.get(trial.trial_id)
         if scores is not None:
             scored += 1
@@ -113,4 +146,8 @@ def build_report(compiled: CompiledRun, state: RunState) -> Report:
         failed=failed,
         pending=pending,
         rows=tuple(rows),
+        served=tuple(
+            ServedModel(model=model.name, requested=model.model, served=dict(served[model.name]))
+            for model in spec.models
+        ),
     )
