@@ -19,32 +19,9 @@ SIZES = (1_000, 10_000, 100_000)
 
 
 def one(n: int, store: Path) -> dict[str, float]:
-    from themis import Experiment
-    from themis.core.spec import (
-        Case,
-        DatasetSpec,
-        ExperimentSpec,
-        MetricSpec,
-        ModelSpec,
-        ParserSpec,
-        PromptSpec,
-    )
+    from resume import experiment as synthetic  # the shared N-trial experiment shape
 
-    cases = [
-        Case(id=str(i), fields={"question": f"What is {i} + 1?"}, expected=str(i + 1))
-        for i in range(n)
-    ]
-    spec = ExperimentSpec(
-        name=f"overhead-{n}",
-        seed=1,
-        samples=1,
-        datasets=[DatasetSpec(name="synthetic", cases=cases)],
-        models=[ModelSpec(name="fake", model="fake", options={"skill": 0.7})],
-        prompts=[PromptSpec(name="p", template="{{ question }}")],
-        parser=ParserSpec(name="number"),
-        metrics=[MetricSpec(name="numeric_match"), MetricSpec(name="exact_match")],
-    )
-    experiment = Experiment.from_spec(spec)
+    experiment = synthetic(n)
     started = time.perf_counter()
     result = experiment.run(store, max_concurrent_tasks=256)
     wall = time.perf_counter() - started
