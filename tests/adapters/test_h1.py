@@ -1,0 +1,283 @@
+"""The lean HTTP/1.1 client (`themis.adapters.models.h1`) as a contract: keep-alive, stale
+connections, `Connection: close`, timeouts and malformed answers, each as httpx's error type.
+
+Against the fake endpoint (tests/fakeserver) where it can show the behaviour, and against a
+scripted byte-level server (`scripted`, below) for answers no real server should send.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import trio
+
+from tests.fakeserver import FakeServer, start_fake_server
+from themis.adapters.models.h1 import H1Pool, H1Response, H1Transport
+
+T = TypeVar("T")
+BODY = json.dumps(
+    {"model": "m", "messages": [{"role": "user", "content": "What is 2 + 3?"}], "seed": 1}
+).encode()
+JSON = [(b"content-type", b"application/json")]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeServer]:
+    with start_fake_server() as running:
+        yield running
+
+
+@pytest.fixture
+def fake(server: FakeServer) -> FakeServer:
+    server.reset()
+    return server
+
+
+def pool_for(server: FakeServer, *, size: int = 2, timeout: float | None = 5.0) -> H1Pool:
+    return H1Pool("127.0.0.1", server.port, size=size, timeout=timeout)
+
+
+def target(server: FakeServer) -> bytes:
+    return (httpx.URL(server.openai_base_url).path + "/chat/completions").encode()
+
+
+def run(main: Callable[[], Awaitable[T]]) -> T:
+    return trio.run(main)
+
+
+def calls(pool: H1Pool, server: FakeServer, count: int, **headers: str) -> list[H1Response]:
+    extra = [(name.encode(), value.encode()) for name, value in headers.items()]
+
+    async def main() -> list[H1Response]:
+        try:
+            return [
+                await pool.request(b"POST", target(server), JSON + extra, BODY)
+                for _ in range(count)
+            ]
+        finally:
+            await pool.aclose()
+
+    return run(main)
+
+
+def answer_text(response: H1Response) -> str:
+    text: str = json.loads(response.content)["choices"][0]["message"]["content"]
+    return text
+
+
+# --- against the fake endpoint -----------------------------------------------------------------
+
+
+def test_keep_alive_reuses_one_connection(fake: FakeServer) -> None:
+    before = fake.stats()["connections_opened"]
+    pool = pool_for(fake)
+    answers = calls(pool, fake, 5)
+    assert [answer.status for answer in answers] == [200] * 5
+    assert answer_text(answers[0]) == "The answer is 5."
+    assert pool.connections_opened == 1
+    assert fake.stats()["connections_opened"] - before == 1
+    assert (b"content-type", b"application/json") in answers[0].headers  # names lower-case
+
+
+def test_the_request_carries_host_length_and_our_headers(fake: FakeServer) -> None:
+    calls(pool_for(fake), fake, 1, authorization="Bearer k")
+    (call,) = fake.journal()
+    headers = {name.lower(): value for name, value in call["headers"].items()}
+    assert headers["host"] == f"127.0.0.1:{fake.port}"
+    assert headers["content-length"] == str(len(BODY))
+    assert headers["authorization"] == "Bearer k"
+    assert call["body"]["seed"] == 1
+
+
+def test_connection_close_is_honoured(fake: FakeServer) -> None:
+    pool = pool_for(fake)
+    answers = calls(pool, fake, 3, connection="close")  # the server answers `connection: close`
+    assert [answer.status for answer in answers] == [200] * 3
+    assert pool.connections_opened == 3
+
+
+def test_a_written_request_is_never_resent_by_the_transport(fake: FakeServer) -> None:
+    # The first call leaves a keep-alive connection; the second is read by the server, which
+    # hangs up without answering: it may have been processed (and billed), so the transport
+    # reports it instead of sending it again; the caller's retry policy decides, visibly.
+    fake.control(script=[{"fault": {"kind": "drop"}, "times": 1, "match": "second"}])
+    pool = pool_for(fake)
+    second = BODY.replace(b"2 +", b"second 2 +")
+
+    async def main() -> list[int]:
+        first = await pool.request(b"POST", target(fake), JSON, BODY)
+        with pytest.raises(httpx.RemoteProtocolError):
+            await pool.request(b"POST", target(fake), JSON, second)
+        third = await pool.request(b"POST", target(fake), JSON, BODY)
+        await pool.aclose()
+        return [first.status, third.status]
+
+    assert run(main) == [200, 200]
+    assert fake.stats()["calls"] == 3  # first, the dropped second (once), third
+    assert pool.connections_opened == 2
+
+
+def test_a_fresh_connection_dropped_is_not_retried(fake: FakeServer) -> None:
+    fake.control(script=[{"fault": {"kind": "drop"}, "times": 2}])
+    with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
+        calls(pool_for(fake), fake, 1)
+    assert fake.stats()["calls"] == 1
+
+
+def test_a_hang_is_a_read_timeout(fake: FakeServer) -> None:
+    fake.control(script=[{"fault": {"kind": "hang"}, "times": 1}])
+    started = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):
+        calls(pool_for(fake, timeout=0.3), fake, 1)
+    assert 0.3 <= time.monotonic() - started < 3.0
+
+
+def test_a_refused_connection_is_a_connect_error() -> None:
+    with start_fake_server() as gone:
+        port = gone.port
+    with pytest.raises(httpx.ConnectError):
+        run(lambda: H1Pool("127.0.0.1", port, size=1, timeout=2.0).request(b"GET", b"/", [], b""))
+
+
+def test_at_most_size_requests_are_in_flight(fake: FakeServer) -> None:
+    fake.control(latency_s=0.02)
+    pool = pool_for(fake, size=3)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            for _ in range(12):
+                nursery.start_soon(pool.request, b"POST", target(fake), JSON, BODY)
+        await pool.aclose()
+
+    run(main)
+    assert fake.stats()["max_in_flight"] <= 3
+    assert pool.connections_opened == 3
+
+
+def test_the_transport_serves_an_httpx_client(fake: FakeServer) -> None:
+    async def main() -> httpx.Response:
+        async with httpx.AsyncClient(transport=H1Transport(size=2, timeout=5.0)) as client:
+            return await client.post(
+                fake.openai_base_url + "/chat/completions", json=json.loads(BODY)
+            )
+
+    response = run(main)
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"] == "The answer is 5."
+
+
+# --- against a scripted server -----------------------------------------------------------------
+
+
+def scripted(answers: list[bytes], *, close_after: bool = False) -> Callable[..., Any]:
+    """Run `client(port)` against a server answering each request with the next of `answers`
+    (one connection at a time; closes the connection after each answer if `close_after`)."""
+
+    def go(client: Callable[[int], Awaitable[T]]) -> tuple[T, int]:
+        accepted = 0
+
+        async def handle(stream: trio.SocketStream) -> None:
+            nonlocal accepted
+            accepted += 1
+            async with stream:
+                if not answers:
+                    await trio.sleep_forever()  # a server that never answers
+                while answers:
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        chunk = await stream.receive_some()
+                        if not chunk:
+                            return
+                        data += chunk
+                    await stream.send_all(answers.pop(0))
+                    if close_after:
+                        return
+
+        async def main() -> T:
+            async with trio.open_nursery() as nursery:
+                (listener,) = await nursery.start(
+                    functools.partial(trio.serve_tcp, handle, 0, host="127.0.0.1")
+                )
+                try:
+                    return await client(listener.socket.getsockname()[1])
+                finally:
+                    nursery.cancel_scope.cancel()
+
+        try:
+            return trio.run(main), accepted
+        except BaseExceptionGroup as group:  # the client's error, out of the test's nursery
+            (error,) = group.exceptions
+            raise error from None
+
+    return go
+
+
+def one(port: int, *, timeout: float = 2.0, requests: int = 1) -> Awaitable[list[H1Response]]:
+    async def main() -> list[H1Response]:
+        pool = H1Pool("127.0.0.1", port, size=1, timeout=timeout)
+        try:
+            results = []
+            for _ in range(requests):
+                results.append(await pool.request(b"POST", b"/x", JSON, b"{}"))
+                await trio.sleep(0.05)  # lets a server's FIN arrive before the next checkout
+            return results
+        finally:
+            await pool.aclose()
+
+    return main()
+
+
+OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"
+
+
+def test_an_idle_connection_the_server_closed_is_replaced() -> None:
+    answers, accepted = scripted([OK, OK], close_after=True)(lambda port: one(port, requests=2))
+    assert [answer.content for answer in answers] == [b"{}", b"{}"]
+    assert accepted == 2
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HELLO\r\n\r\n",
+        b"HTTP/1.1 2xx OK\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n{}",  # closed mid-body
+        b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n{}",
+    ],
+    ids=["garbage", "status", "header", "truncated", "length", "chunk-size", "coding"],
+)
+def test_a_malformed_answer_is_a_remote_protocol_error(answer: bytes) -> None:
+    with pytest.raises(httpx.RemoteProtocolError):
+        scripted([answer], close_after=True)(one)
+
+
+def test_chunked_bodies_informational_answers_and_read_until_close() -> None:
+    chunked = (
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b'3;ext=1\r\n{"a\r\n4\r\n": 1\r\n1\r\n}\r\n0\r\ntrailer: x\r\n\r\n'
+    )
+    (answer,), _ = scripted([chunked])(one)
+    assert (answer.status, json.loads(answer.content)) == (200, {"a": 1})
+    (answer,), _ = scripted([b'HTTP/1.0 200 OK\r\n\r\n{"b": 2}'], close_after=True)(one)
+    assert json.loads(answer.content) == {"b": 2}
+
+
+def test_a_silent_server_is_a_read_timeout() -> None:
+    with pytest.raises(httpx.ReadTimeout):
+        scripted([])(lambda port: one(port, timeout=0.2))
+
+
+def test_headers_that_would_inject_are_refused() -> None:
+    pool = H1Pool("127.0.0.1", 9, size=1, timeout=1.0)
+    with pytest.raises(httpx.LocalProtocolError):
+        run(lambda: pool.request(b"POST", b"/", [(b"x-a", b"1\r\nx-b: 2")], b""))
