@@ -8,8 +8,15 @@ import pytest
 
 from tests.unit.builders import cases, completed, done, failed, parsed, scored, small_spec
 from themis.core.events import RunCompleted, RunStarted
-from themis.core.planner import CompiledRun, TrialPlan, compile_run, plan
-from themis.core.report import Report, ReportRow, build_report, run_status
+from themis.core.planner import (
+    CompiledRun,
+    PlanRecord,
+    TrialPlan,
+    compile_run,
+    plan,
+    trial_refs,
+)
+from themis.core.report import Report, ReportRow, build_report, run_status, served_models
 from themis.core.spec import DatasetSpec, MetricSpec, ModelSpec, PromptSpec
 from themis.core.stages import Stage
 from themis.core.state import RunState, project
@@ -131,3 +138,50 @@ def test_status() -> None:
     report = build_report(compiled, finished)
     assert report.status == run_status(finished) == "completed"
     assert report.completed_through_stage is Stage.SCORE
+
+
+def test_a_recorded_plan_builds_the_same_report_without_planning_again() -> None:
+    compiled = compile_run(
+        small_spec(
+            samples=2,
+            datasets=(
+                DatasetSpec(name="d", cases=cases(3)),
+                DatasetSpec(name="e", cases=cases(2)),
+            ),
+            models=(ModelSpec(name="m0", model="fake-0"), ModelSpec(name="m1", model="fake-1")),
+            prompts=(
+                PromptSpec(name="p", template="{{ a }} + {{ b }}"),
+                PromptSpec(name="q", template="{{ b }} - {{ a }}"),
+            ),
+            metrics=(MetricSpec(name="exact_match"),),
+        )
+    )
+    trials = list(plan(compiled))
+    events = [*done(trials[0], 1.0), *done(trials[5], 0.0), failed(trials[7])]
+    state = project(events)
+    record = PlanRecord()
+    assert list(record.tap(plan(compiled))) == trials
+    assert record.complete
+    assert [ref.trial_key for ref in trial_refs(compiled, record)] == [
+        trial.trial_key for trial in trials
+    ]
+    assert list(trial_refs(compiled, record)) == list(trial_refs(compiled))
+    assert build_report(compiled, state, record) == build_report(compiled, state)
+
+
+def test_a_partly_read_plan_record_is_not_used() -> None:
+    compiled = _compiled()
+    record = PlanRecord()
+    tapped = record.tap(plan(compiled))
+    next(tapped)
+    assert not record.complete
+    record.trial_ids[0] = record.trial_keys[0] = "bogus"  # would show if it were used
+    assert list(trial_refs(compiled, record)) == list(trial_refs(compiled))
+
+
+def test_served_models_without_generations_needs_no_plan() -> None:
+    compiled = _compiled(models=2)
+    assert served_models(compiled, RunState()) == build_report(compiled, RunState()).served
+    trials = list(plan(compiled))
+    state = project(list(done(trials[0], 1.0)))
+    assert served_models(compiled, state) == build_report(compiled, state).served

@@ -282,14 +282,17 @@ def publishing(
     clock: ClockPort,
     on_progress: ProgressCallback | None,
     preamble: Sequence[Event] = (),
+    snapshot: RunSnapshot | None = None,
 ) -> Iterator[ProgressCallback | None]:
     """`on_progress`, chained with a `ProgressPublisher` when `store` is a file.
 
     The publisher's record is removed on exit, whether the execution finished, failed or was
-    interrupted. Stores without a file (memory) publish nothing.
+    interrupted. Stores without a file (memory) publish nothing. `snapshot`: the run's stored
+    snapshot, if the caller has it at hand (else it is loaded).
     """
     path = store_file(store)
-    snapshot = store.load_snapshot(compiled.run_id) if path is not None else None
+    if path is not None and snapshot is None:
+        snapshot = store.load_snapshot(compiled.run_id)
     if path is None or snapshot is None:
         yield on_progress
         return

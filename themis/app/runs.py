@@ -22,7 +22,14 @@ from themis.app.wiring import shared_provider_state
 from themis.app.writer import EventWriter
 from themis.core.errors import RunExists, RunNotFound, StoreError, ThemisError
 from themis.core.events import Event, RunResumed
-from themis.core.planner import CompiledRun, PendingTrial, compile_run, pending, plan
+from themis.core.planner import (
+    CompiledRun,
+    PendingTrial,
+    PlanRecord,
+    compile_run,
+    pending,
+    plan,
+)
 from themis.core.report import Report, build_report, run_status
 from themis.core.runtime import RuntimeConfig
 from themis.core.snapshot import RunSnapshot, RunSummary
@@ -98,7 +105,8 @@ def run_experiment(
             trials_executed=0,
             model_calls=0,
         )
-    if store.load_snapshot(run_id) is not None:
+    snapshot = store.load_snapshot(run_id)
+    if snapshot is not None:
         # A run that is only planned (`themis plan`: a snapshot, no events) has not run yet.
         if runtime.existing_run_policy == "error" and load_state(store, run_id)[0].started:
             raise RunExists(
@@ -107,7 +115,8 @@ def run_experiment(
             )
         if runtime.existing_run_policy == "rerun":
             store.delete_run(run_id)
-    if store.load_snapshot(run_id) is None:
+            snapshot = store.load_snapshot(run_id)
+    if snapshot is None:
         snapshot = RunSnapshot(
             run_id=run_id,
             created_at=clock.now(),
@@ -123,13 +132,15 @@ def run_experiment(
         return result
     preamble: tuple[Event, ...] = ()
     work: Iterable[PendingTrial]
+    record = PlanRecord()  # the plan's keys as the execution reads it, for the report
+    plans = record.tap(plan(compiled))
     if state.started:
         changes = runtime_changes(last_runtime(store, run_id, state), runtime)
         preamble = (RunResumed(at=clock.now(), changes=changes),) if changes else ()
-        work = list(pending(plan(compiled), state, until_stage))
+        work = list(pending(plans, state, until_stage))
         total = len(work)
     else:  # a fresh run: keep the plan lazy, every trial is pending
-        work, total = pending(plan(compiled), state, until_stage), compiled.trial_count
+        work, total = pending(plans, state, until_stage), compiled.trial_count
     return execute_work(
         compiled,
         store,
@@ -145,6 +156,8 @@ def run_experiment(
         trio_clock=trio_clock,
         preamble=preamble,
         registry=registry,
+        snapshot=snapshot,
+        record=record,
     )
 
 
@@ -164,11 +177,16 @@ def execute_work(
     trio_clock: trio.abc.Clock | None,
     preamble: Sequence[Event] = (),
     registry: ProviderRegistry | None = None,
+    snapshot: RunSnapshot | None = None,
+    record: PlanRecord | None = None,
 ) -> RunResult:
     """Run `work` through the interpreter, logging `preamble` first, and report the result.
 
     Generations other runs of the store completed are reused (`themis.app.reuse`); the final
     state is checkpointed with its report, so that reusing the run later decodes neither.
+    `snapshot` is the run's stored snapshot when the caller has it (else it is loaded for live
+    progress); `record`, filled as `work` reads the whole plan, spares planning it again for
+    the report.
     """
     work, reusable = find_reusable(store, compiled.run_id, work, runtime)
     writer = EventWriter(
@@ -182,6 +200,7 @@ def execute_work(
         clock=clock,
         on_progress=on_progress,
         preamble=preamble,
+        snapshot=snapshot,
     ) as progress:
         outcome = _run_trio(
             functools.partial(
@@ -206,7 +225,12 @@ def execute_work(
     counts = outcome.counts
     executed = total if outcome.completed else counts.done + counts.failed  # paused: fewer
     result = _result(
-        compiled, outcome.state, reused=False, executed=executed, calls=counts.model_calls
+        compiled,
+        outcome.state,
+        reused=False,
+        executed=executed,
+        calls=counts.model_calls,
+        record=record,
     )
     remember(store, compiled.run_id, writer.next_seq - 1, outcome.state, result.report)
     return result
@@ -256,9 +280,15 @@ def _run_trio(main: Callable[[], Awaitable[T]], clock: trio.abc.Clock | None) ->
 
 
 def _result(
-    compiled: CompiledRun, state: RunState, *, reused: bool, executed: int, calls: int
+    compiled: CompiledRun,
+    state: RunState,
+    *,
+    reused: bool,
+    executed: int,
+    calls: int,
+    record: PlanRecord | None = None,
 ) -> RunResult:
-    report = build_report(compiled, state)
+    report = build_report(compiled, state, record)
     return RunResult(
         run_id=compiled.run_id,
         status=run_status(state),

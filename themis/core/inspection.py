@@ -33,7 +33,7 @@ from themis.core.events import (
 )
 from themis.core.planner import CompiledRun, plan
 from themis.core.prompting import Message
-from themis.core.report import ServedModel, build_report, run_status
+from themis.core.report import ServedModel, run_status, served_models
 from themis.core.runtime import Price
 from themis.core.snapshot import RunSnapshot
 from themis.core.stages import EXECUTED_STAGES, Stage
@@ -366,7 +366,7 @@ def snapshot_view(snapshot: RunSnapshot, compiled: CompiledRun, state: RunState)
         runtime=effective_runtime(snapshot, state),
         provenance=snapshot.provenance,
         lineage=lineage(state),
-        served=build_report(compiled, state).served,
+        served=served_models(compiled, state),
     )
 
 

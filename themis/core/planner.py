@@ -9,7 +9,7 @@ this run (two cases that render identically share a generation but are scored se
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 from attrs import frozen
@@ -205,6 +205,70 @@ def plan(compiled: CompiledRun) -> Iterator[TrialPlan]:
                                 api=model.api,
                             ),
                         )
+
+
+class TrialRef(NamedTuple):
+    """Where one planned trial belongs, and its two keys: what a report needs of a `TrialPlan`."""
+
+    dataset: str
+    case_id: str
+    prompt: str
+    model: str
+    trial_id: str
+    trial_key: str
+
+
+class PlanRecord:
+    """The keys of every trial a plan yielded, in plan order, taken while the run consumes it.
+
+    Building the report after a run then needs no second pass of the planner (which renders
+    every prompt again): the places come from the spec's loops, the keys from this record.
+    """
+
+    def __init__(self) -> None:
+        self.trial_ids: list[str] = []
+        self.trial_keys: list[str] = []
+        self.complete = False
+
+    def tap(self, plans: Iterable[TrialPlan]) -> Iterator[TrialPlan]:
+        """Yield `plans` unchanged, recording each trial's keys; `complete` once exhausted."""
+        self.trial_ids, self.trial_keys, self.complete = [], [], False
+        add_id, add_key = self.trial_ids.append, self.trial_keys.append
+        for trial in plans:
+            add_id(trial.trial_id)
+            add_key(trial.trial_key)
+            yield trial
+        self.complete = True
+
+
+def trial_refs(compiled: CompiledRun, record: PlanRecord | None = None) -> Iterator[TrialRef]:
+    """Every trial of the run as a `TrialRef`, in `plan` order.
+
+    From `record` when it holds the whole plan of `compiled` (no rendering), else from `plan`.
+    """
+    if record is None or not record.complete or len(record.trial_ids) != compiled.trial_count:
+        for trial in plan(compiled):
+            yield TrialRef(
+                trial.dataset,
+                trial.case_id,
+                trial.prompt,
+                trial.model,
+                trial.trial_id,
+                trial.trial_key,
+            )
+        return
+    spec = compiled.spec
+    ids, keys = record.trial_ids, record.trial_keys
+    index = 0
+    for dataset in spec.datasets:
+        for case in dataset.cases:
+            for prompt in spec.prompts:
+                for model in spec.models:
+                    for _ in range(spec.samples):
+                        yield TrialRef(
+                            dataset.name, case.id, prompt.name, model.name, ids[index], keys[index]
+                        )
+                        index += 1
 
 
 def trial_id_of(dataset: str, case_id: str, prompt: str, model: str, sample: int) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from attrs import field, frozen
 
-from themis.core.planner import CompiledRun, plan
+from themis.core.planner import CompiledRun, PlanRecord, trial_refs
 from themis.core.stages import Stage
 from themis.core.state import RunState
 from themis.core.stats import estimate
@@ -84,8 +84,13 @@ def run_status(state: RunState) -> str:
     return "incomplete" if state.started else "planned"
 
 
-def build_report(compiled: CompiledRun, state: RunState) -> Report:
-    """Aggregate `state` over the run's plan (see the module docstring for how failures count)."""
+def build_report(
+    compiled: CompiledRun, state: RunState, record: PlanRecord | None = None
+) -> Report:
+    """Aggregate `state` over the run's plan (see the module docstring for how failures count).
+
+    `record`: the plan's keys as an execution consumed it, to spare planning it again.
+    """
     spec = compiled.spec
     metrics = [metric.name for metric in spec.metrics]
     by_group: dict[tuple[str, str, str], dict[str, dict[str, list[float]]]] = defaultdict(
@@ -95,7 +100,7 @@ def build_report(compiled: CompiledRun, state: RunState) -> Report:
     unparsed_by_group: dict[tuple[str, str, str], int] = defaultdict(int)
     planned = scored = failed = pending = 0
     served: dict[str, Counter[str]] = {model.name: Counter() for model in spec.models}
-    for trial in plan(compiled):
+    for trial in trial_refs(compiled, record):
         planned += 1
         group = (trial.dataset, trial.model, trial.prompt)
         generation = state.generations.get(trial.trial_key)
@@ -150,4 +155,14 @@ def build_report(compiled: CompiledRun, state: RunState) -> Report:
             ServedModel(model=model.name, requested=model.model, served=dict(served[model.name]))
             for model in spec.models
         ),
+    )
+
+
+def served_models(compiled: CompiledRun, state: RunState) -> tuple[ServedModel, ...]:
+    """The report's `served` alone; without planning when `state` has no generation at all."""
+    if state.generations:
+        return build_report(compiled, state).served
+    return tuple(
+        ServedModel(model=model.name, requested=model.model, served={})
+        for model in compiled.spec.models
     )
