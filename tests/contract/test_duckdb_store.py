@@ -4,7 +4,6 @@ is newer, locked by another process or not a store at all."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,17 +13,11 @@ import pytest
 import trio
 
 from tests.contract.test_store_contract import SAMPLE_EVENTS, answers, make_snapshot
+from tests.holders import holding
 from themis.adapters.stores.duckdb import SCHEMA_VERSION, DuckDBStore
 from themis.core.errors import SequenceConflict, StoreError, StoreLocked
 from themis.core.events import RunStarted, ScoreCompleted
 from themis.core.stages import Stage
-
-HOLD_FILE = (
-    "import duckdb, sys, time\n"
-    "con = duckdb.connect(sys.argv[1])\n"
-    "print('ready', flush=True)\n"
-    "time.sleep(60)\n"
-)
 
 
 @pytest.fixture
@@ -36,18 +29,8 @@ def path(tmp_path: Path) -> Path:
 def holder(path: Path) -> Iterator[subprocess.Popen[str]]:
     """Another process that holds `path` open read-write, as a running Themis would."""
     DuckDBStore(path).close()
-    process = subprocess.Popen(
-        [sys.executable, "-c", HOLD_FILE, str(path)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert process.stdout is not None
-        assert process.stdout.readline().strip() == "ready"
+    with holding(path) as process:
         yield process
-    finally:
-        process.kill()
-        process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
 
 
 def test_reopened_file_store_has_the_same_events_and_snapshot(path: Path) -> None:
