@@ -53,6 +53,13 @@ class UntilStage(StrEnum):
     SCORE = "score"
 
 
+UntilStageOption = Annotated[
+    UntilStage, typer.Option("--until-stage", help="Stop after this stage.")
+]
+ResultJsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
+
 def _stdout() -> Console:
     console = Console(soft_wrap=False)
     if not console.is_terminal:  # files and pipes get full rows, not a guessed 80 columns
@@ -90,11 +97,9 @@ def run(
             "--set", help="Override a config value: KEY=VALUE (dotted key, TOML value). Repeatable."
         ),
     ] = None,
-    until_stage: Annotated[
-        UntilStage, typer.Option("--until-stage", help="Stop after this stage.")
-    ] = UntilStage.SCORE,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    until_stage: UntilStageOption = UntilStage.SCORE,
+    as_json: ResultJsonOption = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Run an experiment (or reuse / resume its stored run) and print its report."""
     with _errors():
@@ -126,11 +131,9 @@ def resume(
         list[str] | None,
         typer.Option("--set", help="Override a value: KEY=VALUE (runtime.* without --config)."),
     ] = None,
-    until_stage: Annotated[
-        UntilStage, typer.Option("--until-stage", help="Stop after this stage.")
-    ] = UntilStage.SCORE,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    until_stage: UntilStageOption = UntilStage.SCORE,
+    as_json: ResultJsonOption = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Continue a stored run: execute only what its log does not show done."""
     with _errors():
@@ -172,8 +175,8 @@ def replay(
         list[str] | None,
         typer.Option("--set", help="Override a value: KEY=VALUE (runtime.* without --config)."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    as_json: ResultJsonOption = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Recompute a stage and the later ones from the stored generations (no model call)."""
     with _errors():
