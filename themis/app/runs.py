@@ -30,7 +30,7 @@ from themis.core.planner import (
     pending,
     plan,
 )
-from themis.core.report import Report, build_report, run_status
+from themis.core.report import Report, build_report
 from themis.core.runtime import RuntimeConfig
 from themis.core.snapshot import RunSnapshot, RunSummary
 from themis.core.stages import Stage
@@ -46,13 +46,22 @@ T = TypeVar("T")
 class RunResult:
     """What one `run` call did and what the run now reports."""
 
-    run_id: str
-    status: str
-    completed_through_stage: Stage | None
     report: Report
     reused: bool
     trials_executed: int
     model_calls: int
+
+    @property
+    def run_id(self) -> str:
+        return self.report.run_id
+
+    @property
+    def status(self) -> str:
+        return self.report.status
+
+    @property
+    def completed_through_stage(self) -> Stage | None:
+        return self.report.completed_through_stage
 
 
 def provenance() -> dict[str, str]:
@@ -95,11 +104,8 @@ def run_experiment(
     if runtime.existing_run_policy == "auto" and (
         cached := fresh_report(store, compiled, until_stage)
     ):  # complete, and nothing logged since its checkpoint: no state or snapshot to decode
-        summary, report = cached
+        _, report = cached
         return RunResult(
-            run_id=run_id,
-            status=report.status,
-            completed_through_stage=summary.completed_through_stage,
             report=report,
             reused=True,
             trials_executed=0,
@@ -288,12 +294,8 @@ def _result(
     calls: int,
     record: PlanRecord | None = None,
 ) -> RunResult:
-    report = build_report(compiled, state, record)
     return RunResult(
-        run_id=compiled.run_id,
-        status=run_status(state),
-        completed_through_stage=state.completed_through_stage,
-        report=report,
+        report=build_report(compiled, state, record),
         reused=reused,
         trials_executed=executed,
         model_calls=calls,
