@@ -157,14 +157,15 @@ def test_an_interrupted_run_resumes_to_the_report_of_an_uninterrupted_one(
     store = MemoryStore()
 
     with pytest.raises(KeyboardInterrupt):
-        run_virtual(compiled, Interrupting(at=8), store, runtime=runtime)
+        run_virtual(compiled, Interrupting(at=9), store, runtime=runtime)
 
     events = events_of(store, compiled.run_id)
     assert_consistent_prefix(store, compiled.run_id)
     assert not of_type(events, RunCompleted)
     assert len(of_type(events, RunStarted)) == 1
     committed = {event.trial_key for event in of_type(events, GenerationCompleted)}
-    # Three at a time, 1 s each: calls 1-6 had finished when call 8 raised.
+    # Three at a time, 1 s each: calls 1-6 had finished when call 9, the last of the third
+    # wave, raised (each worker records its trial before it starts the next call).
     assert len(committed) == 6
     assert len(of_type(events, ScoreCompleted)) == 6
 

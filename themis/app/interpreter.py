@@ -1,12 +1,13 @@
 """The effect interpreter: runs pending trials through the ports, concurrently, under trio.
 
-Shape: a nursery of trial tasks, admitted by a global `CapacityLimiter` (`max_concurrent_tasks`)
-as the lazy plan is consumed, with per-stage and per-provider limiters around the work itself;
+Shape: a nursery of `max_concurrent_tasks` workers that take trials from the lazy plan in plan
+order, one at a time each (the global concurrency limit; ADR 0014), with per-stage and
+per-provider limiters around the work itself;
 every event goes through one bounded channel to a single `EventWriter` task, which group-commits
 batches to the store and keeps the projection current. On cancellation the writer's final flush
 is shielded, so what was produced before an interrupt is not lost.
 
-Each trial task is `themis.app.trials.TrialRunner.trial`; its model calls go through
+Each trial is `themis.app.trials.TrialRunner.trial`; its model calls go through
 `themis.app.calls.ModelCaller` (preflight, rate limits, breaker, timeouts, retries, per-trial
 cost). The run budget is checked here, before each trial is dispatched: once `max_cost_per_run`
 would be exceeded, no further trial starts, the ones in flight finish, and the execution ends
@@ -88,7 +89,7 @@ async def execute(
             )
             if run.caller.watch.active:
                 nursery.start_soon(run.caller.watch.run)
-            paused = await _dispatch(run, work, trio.CapacityLimiter(runtime.max_concurrent_tasks))
+            paused = await _dispatch(run, work, min(runtime.max_concurrent_tasks, max(1, total)))
             end: Event = (
                 RunPaused(
                     at=clock.now(),
@@ -109,26 +110,38 @@ async def execute(
     return ExecutionResult(state=writer.state(), counts=counts, completed=not paused)
 
 
-async def _dispatch(
-    run: TrialRunner, work: Iterable[PendingTrial], admission: trio.CapacityLimiter
-) -> bool:
-    """Start a task per trial as admission allows; `True` when the run budget stopped it.
+async def _dispatch(run: TrialRunner, work: Iterable[PendingTrial], workers: int) -> bool:
+    """Run `work` on `workers` workers; `True` when the run budget stopped it.
 
-    A trial that will call a model is started only if the budget admits its estimated cost
-    (which it then holds until the call is settled); once one is refused, none is started.
+    Each worker takes the next trial of the plan when it is free, so trials start in plan
+    order and the plan is read no faster than they start. A trial that will call a model is
+    taken only if the budget admits its estimated cost (which it then holds until the call is
+    settled); once one is refused, no worker takes another and the trials in flight finish.
+    A worker per slot instead of a task per trial: spawning a task and acquiring a limiter
+    for each trial cost more CPU than the rest of the trial's orchestration (ADR 0014).
     """
     budget = run.budget
-    async with trio.open_nursery() as trials:
-        for item in work:
-            await admission.acquire_on_behalf_of(item.plan.trial_id)
+    items = iter(work)
+    paused = False
+
+    async def worker() -> None:
+        nonlocal paused
+        while not paused:
+            item = next(items, None)
+            if item is None:
+                return
             held = None
             if budget.pausing and _calls_model(run, item):
                 go, held = budget.dispatch(item.plan)
                 if not go:
-                    admission.release_on_behalf_of(item.plan.trial_id)
-                    return True  # the trials in flight finish before the nursery exits
-            trials.start_soon(run.trial, item, admission, held)
-    return False
+                    paused = True
+                    return
+            await run.trial(item, held)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(workers):
+            nursery.start_soon(worker)
+    return paused
 
 
 def _calls_model(run: TrialRunner, item: PendingTrial) -> bool:

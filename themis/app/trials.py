@@ -16,7 +16,7 @@ from attrs import define
 from themis.app.budgeting import RunBudget
 from themis.app.calls import ModelCaller
 from themis.app.controls import ProviderRegistry
-from themis.app.limiters import Limiters
+from themis.app.limiters import Limiters, deliver
 from themis.core.controls import model_controls
 from themis.core.events import (
     Event,
@@ -106,16 +106,12 @@ class TrialRunner:
     def _counted_call(self) -> None:
         self.counts.model_calls += 1
 
-    async def trial(
-        self, item: PendingTrial, admission: trio.CapacityLimiter, held: float | None = None
-    ) -> None:
-        try:
-            events: list[Event] = []
-            await self._trial(item, events, held)
-            if events:  # one send for the trial's parse and score (see `_generation`)
-                await self.send.send(events)
-        finally:
-            admission.release_on_behalf_of(item.plan.trial_id)
+    async def trial(self, item: PendingTrial, held: float | None = None) -> None:
+        """Run one trial's pending stages; its parse and score go to the writer in one send."""
+        events: list[Event] = []
+        await self._trial(item, events, held)
+        if events:
+            await deliver(self.send, events)
 
     async def _trial(self, item: PendingTrial, events: list[Event], held: float | None) -> None:
         trial = item.plan
@@ -201,7 +197,7 @@ class TrialRunner:
             self.generated[key] = outcome
             # Sent now, not with the trial's other events: a twin may reuse it as soon as it is
             # no longer in flight, and its parse must not reach the log before this generation.
-            await self.send.send([outcome])
+            await deliver(self.send, [outcome])
             return outcome
         finally:
             del self.in_flight[key]

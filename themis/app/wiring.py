@@ -203,7 +203,9 @@ def _http_model(
         endpoint,
         clock=clock,
         max_connections=_pool_size(runtime, provider),
-        timeout=runtime.call_timeout,
+        # Every call runs under the interpreter's `CallWatch` (call_timeout, idle_timeout): a
+        # socket timeout as long as call_timeout would only bound it again, at a cost per call.
+        timeout=None,
         default_api_key=HTTP_PROVIDERS[provider][1] if provider in HTTP_PROVIDERS else None,
     )
 

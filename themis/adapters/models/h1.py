@@ -119,7 +119,12 @@ class H1Pool:
         """One exchange; the answer's status, headers (lower-case names) and decoded body."""
         data = _request_bytes(method, target, [*self._headers, *headers], body)
         head = method == b"HEAD"
-        async with self._slots:
+        slots = self._slots
+        try:
+            slots.acquire_nowait()  # `acquire` would yield to the scheduler even with a slot free
+        except trio.WouldBlock:
+            await slots.acquire()
+        try:
             connection = self._checkout()
             if connection is not None:
                 try:
@@ -128,6 +133,8 @@ class H1Pool:
                     pass
             connection = await self._connect()  # a fresh connection never raises `_Stale`
             return await self._exchange(connection, data, head=head, reused=False)
+        finally:
+            slots.release()
 
     def _checkout(self) -> _Connection | None:
         idle = self._idle
@@ -225,7 +232,10 @@ class H1Pool:
             try:
                 sent = sock.send(view)
             except BlockingIOError:
-                with trio.move_on_after(timeout if timeout is not None else math.inf):
+                if timeout is None:
+                    await trio.lowlevel.wait_writable(sock)
+                    continue
+                with trio.move_on_after(timeout):
                     await trio.lowlevel.wait_writable(sock)
                     continue
                 raise httpx.WriteTimeout("the request could not be sent in time") from None
@@ -346,28 +356,33 @@ class _Reader:
 
     def __init__(self, sock: socket.socket, timeout: float | None, *, reused: bool) -> None:
         self.sock = sock
-        self.timeout = math.inf if timeout is None else timeout
+        self.timeout = timeout
         self.reused = reused
         self.received = False
         self.buffer = bytearray()
 
     async def _more(self) -> bool:
         """Append what arrives next to the buffer; False at EOF."""
+        if self.timeout is None:  # a cancel scope costs ~5 us: none unless there is a deadline
+            return await self._receive()
         with trio.move_on_after(self.timeout):
-            while True:
-                await trio.lowlevel.wait_readable(self.sock)
-                try:
-                    chunk = self.sock.recv(_RECEIVE)
-                except BlockingIOError:
-                    continue
-                except OSError as error:
-                    raise httpx.ReadError(str(error) or type(error).__name__) from None
-                if not chunk:
-                    return False
-                self.received = True
-                self.buffer += chunk
-                return True
+            return await self._receive()
         raise httpx.ReadTimeout("no answer in time")
+
+    async def _receive(self) -> bool:
+        while True:
+            await trio.lowlevel.wait_readable(self.sock)
+            try:
+                chunk = self.sock.recv(_RECEIVE)
+            except BlockingIOError:
+                continue
+            except OSError as error:
+                raise httpx.ReadError(str(error) or type(error).__name__) from None
+            if not chunk:
+                return False
+            self.received = True
+            self.buffer += chunk
+            return True
 
     async def line(self, limit: int, what: str) -> bytes:
         """Up to the next CRLF (consumed, not returned)."""

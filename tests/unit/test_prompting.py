@@ -1,0 +1,78 @@
+"""Prompt rendering: the fast path for plain `{{ name }}` templates equals Jinja2's output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jinja2
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from themis.core.prompting import PromptError, _substitutions, render
+from themis.core.spec import Case, PromptSpec
+
+JINJA = jinja2.Environment(
+    undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
+)
+
+values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=5,
+)
+texts = st.text(alphabet=st.characters(blacklist_characters="{}%#"), max_size=20)
+
+
+@given(
+    before=texts,
+    between=texts,
+    after=texts,
+    a=values,
+    b=values,
+)
+def test_a_plain_template_renders_as_jinja2_does(
+    before: str, between: str, after: str, a: Any, b: Any
+) -> None:
+    template = f"{before}{{{{ a }}}}{between}{{{{b}}}}{after}"
+    assert _substitutions(template) is not None
+    case = Case(id="c", fields={"a": a, "b": b})
+    (message,) = render(PromptSpec(name="p", template=template), case)
+    assert message.content == JINJA.from_string(template).render(a=a, b=b, id="c")
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ a | upper }}",
+        "{% if a %}yes{% endif %}",
+        "{{ a[0] }}",
+        "{{ a }}{# note #}\r\nline\n",
+        "{% raw %}{{ a }}{% endraw %} {{ a }}",
+        "{{ range(2) | list }} {{ id }}",
+    ],
+)
+def test_every_other_template_still_renders_as_jinja2_does(template: str) -> None:
+    case = Case(id="c", fields={"a": "x"})
+    (message,) = render(PromptSpec(name="p", template=template), case)
+    assert message.content == JINJA.from_string(template).render(a="x", id="c")
+
+
+def test_a_name_that_is_an_environment_global_renders_as_jinja2_does() -> None:
+    case = Case(id="c", fields={})
+    (message,) = render(PromptSpec(name="p", template="{{ range }}"), case)
+    assert message.content == JINJA.from_string("{{ range }}").render(id="c")
+
+
+def test_an_undefined_field_names_the_prompt_the_case_and_the_field() -> None:
+    with pytest.raises(PromptError, match=r"prompt 'p', case 'c0': 'missing' is undefined"):
+        render(PromptSpec(name="p", template="Hi {{ missing }}"), Case(id="c0", fields={}))
+
+
+def test_the_system_message_takes_the_fast_path_too() -> None:
+    prompt = PromptSpec(name="p", template="{{ q }}", system="You are {{ role }}.")
+    messages = render(prompt, Case(id="c", fields={"q": "2+2?", "role": "terse"}))
+    assert [(m.role, m.content) for m in messages] == [
+        ("system", "You are terse."),
+        ("user", "2+2?"),
+    ]
