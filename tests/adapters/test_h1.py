@@ -145,6 +145,56 @@ def test_a_refused_connection_is_a_connect_error() -> None:
         run(lambda: H1Pool("127.0.0.1", port, size=1, timeout=2.0).request(b"GET", b"/", [], b""))
 
 
+def test_a_host_name_is_resolved_once_per_pool(
+    fake: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resolved: list[str] = []
+    getaddrinfo = trio.socket.getaddrinfo
+
+    async def counting(host: str, *args: Any, **kwargs: Any) -> Any:
+        resolved.append(host)
+        return await getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(trio.socket, "getaddrinfo", counting)
+    pool = H1Pool("localhost", fake.port, size=3, timeout=5.0)
+
+    async def main() -> list[H1Response]:
+        async with trio.open_nursery() as nursery:
+            answers: list[H1Response] = []
+
+            async def call() -> None:
+                answers.append(await pool.request(b"POST", target(fake), JSON, BODY))
+
+            for _ in range(3):
+                nursery.start_soon(call)
+        await pool.aclose()
+        return answers
+
+    assert [answer.status for answer in run(main)] == [200] * 3
+    assert pool.connections_opened == 3
+    assert resolved == ["localhost"]
+
+
+def test_the_next_address_is_tried_when_one_refuses(
+    fake: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with start_fake_server() as gone:
+        dead = gone.port
+    import socket
+
+    addresses = [(socket.AF_INET, ("127.0.0.1", dead)), (socket.AF_INET, ("127.0.0.1", fake.port))]
+
+    async def two(*args: Any, **kwargs: Any) -> Any:
+        return [(family, socket.SOCK_STREAM, 6, "", address) for family, address in addresses]
+
+    monkeypatch.setattr(trio.socket, "getaddrinfo", two)
+    (answer,) = calls(H1Pool("example.test", 80, size=1, timeout=5.0), fake, 1)
+    assert answer.status == 200
+    addresses.pop()  # now every address refuses
+    with pytest.raises(httpx.ConnectError, match=f"127.0.0.1:{dead}"):
+        run(lambda: H1Pool("example.test", 80, size=1, timeout=5.0).request(b"GET", b"/", [], b""))
+
+
 def test_at_most_size_requests_are_in_flight(fake: FakeServer) -> None:
     fake.control(latency_s=0.02)
     pool = pool_for(fake, size=3)
@@ -248,16 +298,36 @@ def test_an_idle_connection_the_server_closed_is_replaced() -> None:
         b"HELLO\r\n\r\n",
         b"HTTP/1.1 2xx OK\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nx-a: 1\r\n folded: 2\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nx-a: 1\x002\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nx-a: 1\rx-b: 2\r\n\r\n",
         b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n{}",  # closed mid-body
         b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n{}",
         b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
         b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n{}",
     ],
-    ids=["garbage", "status", "header", "truncated", "length", "chunk-size", "coding"],
+    ids=[
+        "garbage",
+        "status",
+        "header",
+        "folded-header",
+        "nul-in-value",
+        "bare-cr",
+        "truncated",
+        "length",
+        "chunk-size",
+        "coding",
+    ],
 )
 def test_a_malformed_answer_is_a_remote_protocol_error(answer: bytes) -> None:
     with pytest.raises(httpx.RemoteProtocolError):
         scripted([answer], close_after=True)(one)
+
+
+def test_header_names_are_lower_cased_and_values_trimmed() -> None:
+    answer = b"HTTP/1.1 200 OK\r\nX-Thing:\t a b \t\r\nContent-Length: 2\r\nEmpty:\r\n\r\n{}"
+    (response,), _ = scripted([answer], close_after=True)(one)
+    assert response.headers == [(b"x-thing", b"a b"), (b"content-length", b"2"), (b"empty", b"")]
 
 
 def test_chunked_bodies_informational_answers_and_read_until_close() -> None:

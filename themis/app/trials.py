@@ -197,7 +197,8 @@ class TrialRunner:
             self.generated[key] = outcome
             # Sent now, not with the trial's other events: a twin may reuse it as soon as it is
             # no longer in flight, and its parse must not reach the log before this generation.
-            await deliver(self.send, [outcome])
+            sent: list[Event] = [outcome]
+            await deliver(self.send, sent)
             return outcome
         finally:
             del self.in_flight[key]

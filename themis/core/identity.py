@@ -154,11 +154,15 @@ def identity_view(value: Any) -> Any:
     return value
 
 
+# Built once: `json.dumps` with options builds an encoder per call, a third of a small dump's cost.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
+
+
 def canonical_json(value: Any) -> str:
     """One byte-stable JSON text per value: sorted keys, no spaces, UTF-8, no NaN."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+    return _CANONICAL(value)
 
 
 def digest(value: Any) -> str:

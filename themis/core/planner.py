@@ -289,6 +289,10 @@ def pending(
 ) -> Iterator[PendingTrial]:
     """Yield exactly the work the log does not show done, through `until_stage`."""
     wanted = tuple(stage for stage in EXECUTED_STAGES if stage.order <= until_stage.order)
+    if not (state.generations or state.parses or state.scores):  # nothing done: every stage
+        for trial in plans:
+            yield PendingTrial(trial, wanted)
+        return
     for trial in plans:
         stages: list[Stage] = []
         for stage in wanted:

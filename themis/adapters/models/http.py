@@ -60,6 +60,8 @@ def _version() -> str:
 
 _USER_AGENT = f"themis/{_version()}"
 _DETAIL_CHARS = 300
+# A request body as JSON (built once: `json.dumps` with options builds an encoder per call).
+_ENCODE_BODY = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 _HINT_CHARS = 4000
 
 
@@ -275,7 +277,7 @@ class HttpModel:
         target = self._targets.get(api)
         if target is None:
             target = self._targets[api] = httpx.URL(self.url(api)).raw_path  # percent-encoded
-        content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        content = _ENCODE_BODY(body)
         answer = await pool.request(
             b"POST",
             target,
