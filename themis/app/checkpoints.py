@@ -18,7 +18,7 @@ from themis.core.planner import CompiledRun
 from themis.core.report import Report
 from themis.core.stages import Stage
 from themis.core.state import RunState, evolve
-from themis.ports.store import StorePort
+from themis.ports.store import CheckpointStore, StorePort
 
 __all__ = ["fold_from_checkpoint", "fresh_report", "remember"]
 
@@ -53,7 +53,7 @@ def fresh_report(
 
 
 def remember(
-    store: StorePort, run_id: str, seq: int, state: RunState, report: Report | None
+    store: CheckpointStore, run_id: str, seq: int, state: RunState, report: Report | None
 ) -> None:
     """Checkpoint `state` (folded through `seq`) with its report; a failure loses only a cache."""
     with suppress(StoreError):

@@ -40,7 +40,7 @@ from themis.core.stages import Stage
 from themis.core.state import evolve
 from themis.ports.clock import ClockPort
 from themis.ports.model import ModelPort
-from themis.ports.store import StorePort
+from themis.ports.store import RunCatalog, StorePort
 
 REPLAYABLE = (Stage.PARSE, Stage.SCORE)
 
@@ -127,7 +127,7 @@ def resume_run(
     )
 
 
-def stored_compiled(store: StorePort, run_id: str) -> tuple[RunSnapshot, CompiledRun]:
+def stored_compiled(store: RunCatalog, run_id: str) -> tuple[RunSnapshot, CompiledRun]:
     """The snapshot and compiled run of a stored run (`run_id` may be a unique prefix)."""
     return load_compiled(store, resolve_run_id(store, run_id))
 

@@ -37,7 +37,7 @@ from themis.core.stages import Stage
 from themis.core.state import RunState
 from themis.ports.clock import ClockPort
 from themis.ports.model import ModelPort
-from themis.ports.store import StorePort
+from themis.ports.store import RunCatalog, StorePort
 
 T = TypeVar("T")
 
@@ -302,7 +302,7 @@ def _result(
     )
 
 
-def resolve_run_id(store: StorePort, prefix: str) -> str:
+def resolve_run_id(store: RunCatalog, prefix: str) -> str:
     """The one stored run whose id starts with `prefix` (at least 4 characters)."""
     if len(prefix) < 4:
         raise RunNotFound(f"run id {prefix!r} is too short: give at least 4 characters")
@@ -316,7 +316,7 @@ def resolve_run_id(store: StorePort, prefix: str) -> str:
     return matches[0]
 
 
-def load_compiled(store: StorePort, run_id: str) -> tuple[RunSnapshot, CompiledRun]:
+def load_compiled(store: RunCatalog, run_id: str) -> tuple[RunSnapshot, CompiledRun]:
     """The stored snapshot and its recompiled run; refuses a snapshot whose identity drifted."""
     snapshot = store.load_snapshot(run_id)
     if snapshot is None:

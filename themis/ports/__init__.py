@@ -3,6 +3,15 @@
 from themis.ports.clock import ClockPort
 from themis.ports.model import ModelPort
 from themis.ports.provider_state import ProviderStatePort
-from themis.ports.store import StorePort
+from themis.ports.store import CheckpointStore, EventLog, GenerationIndex, RunCatalog, StorePort
 
-__all__ = ["ClockPort", "ModelPort", "ProviderStatePort", "StorePort"]
+__all__ = [
+    "CheckpointStore",
+    "ClockPort",
+    "EventLog",
+    "GenerationIndex",
+    "ModelPort",
+    "ProviderStatePort",
+    "RunCatalog",
+    "StorePort",
+]

@@ -1,19 +1,22 @@
-"""`StorePort`: the append-only event log, each run's compiled snapshot and its checkpoint.
+"""The store's ports: the append-only event log, the catalog of runs, checkpoints, and the
+index of generations across runs. A store adapter is all four (`StorePort`); a use case that
+needs only one asks for that one.
 
 Contract (one suite in `tests/contract` runs it against every adapter):
-- `append` writes `events` as seqs `first_seq, first_seq + 1, ...` of `run_id`, all or none;
-  a seq already stored raises `SequenceConflict` and writes nothing.
-- `read` returns a run's `(seq, event)` pairs after `after_seq`, in seq order.
-- `save_snapshot` / `load_snapshot` keep one `RunSnapshot` per run; `runs` lists them.
-- `last_seq` is the highest seq stored for a run (0 when it has none).
-- `save_checkpoint` keeps one `Checkpoint` per run (a later save replaces it); `load_checkpoint`
-  returns it whole, `load_checkpoint_summary` only its `CheckpointSummary` (seq, run-level facts,
-  cached report) without decoding the state, so "nothing to do" is decided in constant time.
-- `find_generations` answers, in one call for many trial keys, which of them another run of the
-  store completed: `{trial_key: (run_id, GenerationCompleted)}`. Several candidates resolve to
-  the earliest-created run (ties by run id), then its earliest seq.
-- `delete_run` removes a run's events, snapshot and checkpoint (used by
+- `EventLog.append` writes `events` as seqs `first_seq, first_seq + 1, ...` of `run_id`, all or
+  none; a seq already stored raises `SequenceConflict` and writes nothing. `read` returns a
+  run's `(seq, event)` pairs after `after_seq`, in seq order; `last_seq` is the highest seq
+  stored for a run (0 when it has none).
+- `RunCatalog.save_snapshot` / `load_snapshot` keep one `RunSnapshot` per run; `runs` lists
+  them; `delete_run` removes a run's events, snapshot and checkpoint (used by
   `existing_run_policy = "rerun"`).
+- `CheckpointStore.save_checkpoint` keeps one `Checkpoint` per run (a later save replaces it);
+  `load_checkpoint` returns it whole, `load_checkpoint_summary` only its `CheckpointSummary`
+  (seq, run-level facts, cached report) without decoding the state, so "nothing to do" is
+  decided in constant time.
+- `GenerationIndex.find_generations` answers, in one call for many trial keys, which of them
+  another run of the store completed: `{trial_key: (run_id, GenerationCompleted)}`. Several
+  candidates resolve to the earliest-created run (ties by run id), then its earliest seq.
 """
 
 from __future__ import annotations
@@ -25,17 +28,33 @@ from themis.core.checkpoint import Checkpoint, CheckpointSummary
 from themis.core.events import Event, GenerationCompleted
 from themis.core.snapshot import RunSnapshot, RunSummary
 
+__all__ = ["CheckpointStore", "EventLog", "GenerationIndex", "RunCatalog", "StorePort"]
 
-class StorePort(Protocol):
+
+class EventLog(Protocol):
+    """Each run's events, in seq order, appended and never changed."""
+
     def append(self, run_id: str, first_seq: int, events: Sequence[Event]) -> None: ...
 
     def read(self, run_id: str, after_seq: int = 0) -> list[tuple[int, Event]]: ...
 
     def last_seq(self, run_id: str) -> int: ...
 
+
+class RunCatalog(Protocol):
+    """The runs a store holds: each one's compiled snapshot."""
+
     def save_snapshot(self, snapshot: RunSnapshot) -> None: ...
 
     def load_snapshot(self, run_id: str) -> RunSnapshot | None: ...
+
+    def runs(self) -> list[RunSummary]: ...
+
+    def delete_run(self, run_id: str) -> None: ...
+
+
+class CheckpointStore(Protocol):
+    """One projection checkpoint per run: a cache of its folded state and report."""
 
     def save_checkpoint(self, run_id: str, checkpoint: Checkpoint) -> None: ...
 
@@ -43,12 +62,16 @@ class StorePort(Protocol):
 
     def load_checkpoint_summary(self, run_id: str) -> CheckpointSummary | None: ...
 
+
+class GenerationIndex(Protocol):
+    """Completed generations of every run, found by trial key (cross-run reuse)."""
+
     def find_generations(
         self, trial_keys: Sequence[str], exclude_run: str
     ) -> dict[str, tuple[str, GenerationCompleted]]: ...
 
-    def runs(self) -> list[RunSummary]: ...
 
-    def delete_run(self, run_id: str) -> None: ...
+class StorePort(EventLog, RunCatalog, CheckpointStore, GenerationIndex, Protocol):
+    """A whole store, as an adapter provides it; `close` releases it."""
 
     def close(self) -> None: ...
