@@ -134,6 +134,27 @@ def test_every_parameter_arrives_exactly_as_configured(fake: FakeServer, api: st
     assert response.response_id.endswith(f"-{call['seq']:08d}")
 
 
+@pytest.mark.parametrize("api", ["chat", "completions"])
+@pytest.mark.parametrize("top", [0, 2])
+def test_logprobs_come_back_per_token_with_their_alternatives(
+    fake: FakeServer, api: str, top: int
+) -> None:
+    response = generate(openai(fake), request(params=GenerationParams(logprobs=top), api=api))
+
+    assert response.text == "The answer is 42."
+    assert response.logprobs is not None
+    assert [token.token for token in response.logprobs] == ["The", " answer", " is", " 42."]
+    assert {token.logprob for token in response.logprobs} == {-0.25}
+    for token in response.logprobs:
+        assert token.top == ((token.token, -0.25), ("<alt1>", -1.5))[:top]
+
+
+def test_without_logprobs_asked_none_come_back(fake: FakeServer) -> None:
+    response = generate(openai(fake), request())
+    assert "logprobs" not in fake.journal()[0]["body"]
+    assert response.logprobs is None
+
+
 def test_usage_and_the_served_model_come_from_the_answer(fake: FakeServer) -> None:
     fake.control(served_model="fake-model-2026-01-01", system_fingerprint="fp_x")
     response = generate(openai(fake), request(params=GenerationParams(max_tokens=2, seed=1)))

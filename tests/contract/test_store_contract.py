@@ -27,6 +27,7 @@ from themis.core.events import (
     ScoreCompleted,
     StageReset,
 )
+from themis.core.generation import TokenLogprob
 from themis.core.retry import RetryRecord
 from themis.core.runtime import RateLimit, RuntimeConfig
 from themis.core.snapshot import RunSnapshot, RunSummary
@@ -62,6 +63,10 @@ SAMPLE_EVENTS: tuple[Event, ...] = (
         system_fingerprint="fp_44709d6fcb",
         retries=(
             RetryRecord(attempt=1, kind="rate_limit", status=429, delay=2.0, retry_after_s=2),
+        ),
+        logprobs=(
+            TokenLogprob("The", -0.0123, (("The", -0.0123), (" A", -4.5))),
+            TokenLogprob(" answer", 0.0),
         ),
     ),
     GenerationFailed(

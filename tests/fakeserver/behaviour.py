@@ -3,7 +3,9 @@
 Answers are a pure function of the request: the last `A op B` arithmetic in the prompt gives
 "The answer is N." (else an echo), usage counts words, `max_tokens` truncates (finish `length`),
 `stop` cuts, `n` gives `n` choices (choice i > 0 starts with "Choice i: "), the served model is
-the requested one unless `served_model` says otherwise.
+the requested one unless `served_model` says otherwise. `logprobs` (chat: `true` with
+`top_logprobs: k`; completions: `k`) gives each choice's token logprobs with k alternatives per
+token, in the API's shape (values: `token_logprobs`).
 
 Faults (a `fault` is `{"kind": "status" | "drop" | "hang" | "malformed" | "delay", ...}`;
 `status` takes `status`, `retry_after`, `retry_after_ms`, `headers`, `body`; `delay` and `hang`
@@ -29,7 +31,7 @@ from typing import Any
 
 from tests.fakeserver.wire import Exchange, Request
 
-__all__ = ["FakeEndpoint", "answer_text"]
+__all__ = ["FakeEndpoint", "answer_text", "token_logprobs"]
 
 _EXPR = re.compile(r"(-?\d+(?:\.\d+)?)\s*([-+*/x×])\s*(-?\d+(?:\.\d+)?)")
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
@@ -359,7 +361,7 @@ class FakeEndpoint:
                         else {"text": text}
                     ),
                     "finish_reason": finish,
-                    "logprobs": _logprobs(text, chat) if data.get("logprobs") else None,
+                    "logprobs": _logprobs(text, chat, data),
                 }
                 for index, (text, finish) in enumerate(choices)
             ],
@@ -372,8 +374,39 @@ class FakeEndpoint:
         return _ENCODE(document).encode()
 
 
-def _logprobs(text: str, chat: bool) -> dict[str, Any]:
-    tokens = text.split()
+def _logprobs(text: str, chat: bool, data: dict[str, Any]) -> dict[str, Any] | None:
+    """The answer's logprobs when asked (`None` otherwise): see `token_logprobs`."""
+    asked = data.get("logprobs")
+    if chat and asked is not True:
+        return None
+    if not chat and (isinstance(asked, bool) or not isinstance(asked, int)):
+        return None
+    top = int(data.get("top_logprobs") or 0) if chat else asked
+    tokens = token_logprobs(text, top)
     if chat:
-        return {"content": [{"token": t, "logprob": -0.25, "top_logprobs": []} for t in tokens]}
-    return {"tokens": tokens, "token_logprobs": [-0.25] * len(tokens)}
+        return {
+            "content": [
+                {
+                    "token": token,
+                    "logprob": logprob,
+                    "top_logprobs": [{"token": t, "logprob": lp} for t, lp in alternatives],
+                }
+                for token, logprob, alternatives in tokens
+            ]
+        }
+    return {
+        "tokens": [token for token, _, _ in tokens],
+        "token_logprobs": [logprob for _, logprob, _ in tokens],
+        "top_logprobs": [dict(alternatives) for _, _, alternatives in tokens],
+    }
+
+
+def token_logprobs(text: str, top: int) -> list[tuple[str, float, list[tuple[str, float]]]]:
+    """The fake's `(token, logprob, alternatives)` for `text`: a token is a word with the spaces
+    before it (so they join back into `text`), logprob -0.25 at every position; the `top`
+    alternatives are the token itself (-0.25), then `<alt1>` (-1.5), `<alt2>` (-2.5), ..."""
+    alternatives = [(f"<alt{i}>", -0.5 - i) for i in range(1, top)]
+    return [
+        (token, -0.25, [(token, -0.25), *alternatives][:top])
+        for token in re.findall(r"\s*\S+", text)
+    ]

@@ -21,6 +21,7 @@ from themis.adapters.checkpoint_codec import (
 from themis.core.checkpoint import Checkpoint
 from themis.core.errors import StoreError
 from themis.core.events import Event, GenerationCompleted
+from themis.core.generation import TokenLogprob
 from themis.core.retry import RetryRecord
 from themis.core.state import RunState, project
 
@@ -81,6 +82,30 @@ def test_retry_histories_are_stored_as_rows_and_empty_ones_once() -> None:
         columns = json.loads(encode_checkpoint(checkpoint).state)["generations"]["columns"]
         assert column in columns
         assert round_trip(checkpoint) == checkpoint
+
+
+def test_token_logprobs_are_stored_as_rows_and_survive_a_round_trip() -> None:
+    logprobs = (
+        TokenLogprob("The", -0.5, (("The", -0.5), (" A", -2.0))),
+        TokenLogprob(" end", 0.0),
+    )
+    plain = [GenerationCompleted(at=float(i), trial_key=f"k{i}", text="x") for i in range(2)]
+    asked = [
+        GenerationCompleted(at=2.0, trial_key="k2", text="The end", logprobs=logprobs),
+        GenerationCompleted(at=3.0, trial_key="k3", text="", logprobs=()),
+    ]
+    rows = [["The", -0.5, [["The", -0.5], [" A", -2.0]]], [" end", 0.0, []]]
+    for events, column in [(plain, {"all": None}), ([*plain, *asked], [None, None, rows, []])]:
+        checkpoint = Checkpoint(seq=len(events), state=project(events))
+        columns = json.loads(encode_checkpoint(checkpoint).state)["generations"]["columns"]
+        assert columns[-1] == column
+        decoded = round_trip(checkpoint)
+        assert decoded == checkpoint
+    assert decoded is not None
+    kept = decoded.state.generations
+    assert (kept["k0"].logprobs, kept["k3"].logprobs) == (None, ())  # none asked vs none given
+    assert kept["k2"].logprobs == logprobs
+    assert type(kept["k2"].logprobs[0].top[0]) is tuple
 
 
 def test_the_state_text_is_columnar_and_smaller_than_one_object_per_event() -> None:

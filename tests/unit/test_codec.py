@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -23,7 +24,8 @@ from themis.adapters.codec import (
     event_kinds,
 )
 from themis.core.errors import StoreError
-from themis.core.events import EVENT_TYPES, Event, ParseCompleted, RunStarted
+from themis.core.events import EVENT_TYPES, Event, GenerationCompleted, ParseCompleted, RunStarted
+from themis.core.generation import TokenLogprob
 from themis.core.stages import Stage
 
 FINITE_OR_INFINITE = st.floats(allow_nan=False)
@@ -53,7 +55,9 @@ def strategy_for(annotation: Any) -> st.SearchStrategy[Any]:
         return st.dictionaries(strategy_for(args[0]), strategy_for(args[1]), max_size=4)
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         return st.lists(strategy_for(args[0]), max_size=3).map(tuple)
-    if attrs.has(annotation):  # a value class inside an event (a retry record)
+    if origin is tuple:  # a fixed-length tuple (a logprob alternative: token and logprob)
+        return st.tuples(*map(strategy_for, args))
+    if attrs.has(annotation):  # a value class inside an event (a retry record, a token logprob)
         fields = attrs.fields(attrs.resolve_types(annotation))
         return st.builds(annotation, **{field.name: strategy_for(field.type) for field in fields})
     raise NotImplementedError(f"no strategy for field type {annotation!r}")
@@ -107,7 +111,8 @@ GOLDEN_PAYLOADS = (
     '"served_model":"gpt-4o-mini-2024-07-18","attempts":2,"cache_hit":true,'
     '"source_run":"r-source","response_id":"chatcmpl-9","system_fingerprint":"fp_44709d6fcb",'
     '"retries":[{"attempt":1,"kind":"rate_limit","status":429,"delay":2.0,"retry_after_s":2}],'
-    '"v":1}',
+    '"logprobs":[{"token":"The","logprob":-0.0123,"top":[["The",-0.0123],[" A",-4.5]]},'
+    '{"token":" answer","logprob":0.0,"top":[]}],"v":1}',
     '{"at":1700000002.0,"trial_key":"d4e5f6","error_kind":"cost_limit",'
     '"message":"the call cost 0.2, over max_cost_per_trial = 0.1","attempts":3,'
     '"retries":[{"attempt":1,"kind":"server","status":503,"delay":1.5,"retry_after_s":null},'
@@ -136,6 +141,34 @@ def test_payloads_written_before_a_field_was_added_still_decode() -> None:
     assert decode_event("parse_completed", old) == ParseCompleted(
         at=3.0, trial_id="t", trial_key="k", answer="42"
     )
+
+
+def test_a_generation_written_before_logprobs_existed_decodes_without_them() -> None:
+    old = '{"at":1.0,"trial_key":"k","text":"42","response_id":"r","retries":[],"v":1}'
+    decoded = decode_event("generation_completed", old)
+    assert decoded == GenerationCompleted(at=1.0, trial_key="k", text="42", response_id="r")
+    assert isinstance(decoded, GenerationCompleted)
+    assert decoded.logprobs is None
+
+
+def test_token_logprobs_round_trip_as_tuples_of_floats() -> None:
+    logprobs = (
+        TokenLogprob("The", -0.5, (("The", -0.5), (" A", -math.inf))),
+        TokenLogprob(" end", 0.0),
+    )
+    event = GenerationCompleted(at=1.0, trial_key="k", text="The end", logprobs=logprobs)
+    payload = json.loads(encode_event(event))
+    assert payload["logprobs"] == [
+        {"token": "The", "logprob": -0.5, "top": [["The", -0.5], [" A", -math.inf]]},
+        {"token": " end", "logprob": 0.0, "top": []},
+    ]
+    decoded = decode_event("generation_completed", encode_event(event))
+    assert isinstance(decoded, GenerationCompleted)
+    assert decoded.logprobs == logprobs
+    assert decoded.logprobs is not None
+    assert type(decoded.logprobs[0].top) is tuple
+    assert type(decoded.logprobs[0].top[1]) is tuple
+    assert type(decoded.logprobs[1].logprob) is float
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,8 @@ A checkpoint is a cache of the fold, so it is encoded for speed rather than for 
 - a column holding one repeated string, integer, boolean or null is stored once, as
   `{"all": value}`; a retry history is a list of `[attempt, kind, status, delay,
   retry_after_s]` rows, or null when empty (so a column of histories without retries is
-  `{"all": null}`);
+  `{"all": null}`); token log-probabilities are a list of `[token, logprob, [[token, logprob],
+  ...]]` rows, or null when there are none (`[]` when the endpoint returned an empty list);
 - decoding builds the events of a class without validators or init hooks by setting its slots
   column by column (through each field's converter) instead of calling `__init__` per event:
   the values are those `__init__` would store, ~3.5x faster (measured on 100,000 generations);
@@ -48,6 +49,7 @@ from themis.core.events import (
     RunResumed,
     ScoreCompleted,
 )
+from themis.core.generation import TokenLogprob
 from themis.core.report import Report, ReportRow
 from themis.core.retry import RetryRecord
 from themis.core.state import RunState
@@ -99,7 +101,26 @@ def _decode_retries(rows: list[list[Any]] | None) -> tuple[RetryRecord, ...]:
     return tuple(RetryRecord(*row) for row in rows)
 
 
-_FIELD_CODECS: Final = {"retries": (_encode_retries, _decode_retries)}
+def _encode_logprobs(logprobs: tuple[TokenLogprob, ...] | None) -> list[list[Any]] | None:
+    if logprobs is None:
+        return None
+    return [[token.token, token.logprob, token.top] for token in logprobs]
+
+
+def _decode_logprobs(rows: list[list[Any]] | None) -> tuple[TokenLogprob, ...] | None:
+    if rows is None:
+        return None
+    return tuple(
+        TokenLogprob(token, float(logprob), tuple((text, float(value)) for text, value in top))
+        for token, logprob, top in rows
+    )
+
+
+_FieldCodec = tuple[Callable[[Any], Any], Callable[[Any], Any]]
+_FIELD_CODECS: Final[dict[str, _FieldCodec]] = {
+    "retries": (_encode_retries, _decode_retries),
+    "logprobs": (_encode_logprobs, _decode_logprobs),
+}
 
 
 def _table(attribute: str, cls: type[Any], key: str) -> _Table:
@@ -135,7 +156,7 @@ _TABLES: Final = (
 def _fingerprint() -> str:
     """`CHECKPOINT_FORMAT` plus a digest of the field names of every class a checkpoint holds."""
     classes = (*(table.cls for table in _TABLES), RetryRecord, RunResumed, RunPaused, Report)
-    classes = (*classes, ReportRow)
+    classes = (*classes, ReportRow, TokenLogprob)
     shapes = {cls.__name__: [field.name for field in attrs.fields(cls)] for cls in classes}
     digest = hashlib.sha256(json.dumps(shapes, sort_keys=True).encode()).hexdigest()[:16]
     return f"{CHECKPOINT_FORMAT}:{digest}"

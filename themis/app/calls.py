@@ -270,6 +270,7 @@ class ModelCaller:
             response_id=response.response_id,
             system_fingerprint=response.system_fingerprint,
             retries=tuple(retries),
+            logprobs=response.logprobs,
         )
 
 

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from themis.app.render import served_json, served_model_warnings
 from themis.app.render_controls import controls_json, controls_lines, retries_cell, retries_json
+from themis.core.generation import TokenLogprob
 from themis.core.inspection import (
     EvaluationExecution,
     ExecutionState,
@@ -230,6 +231,19 @@ def state_render(view: ExecutionState) -> RenderableType:
 # ---- one case ------------------------------------------------------------------------------
 
 
+def _logprobs_json(logprobs: tuple[TokenLogprob, ...] | None) -> list[dict[str, Any]] | None:
+    if logprobs is None:
+        return None
+    return [
+        {
+            "token": token.token,
+            "logprob": token.logprob,
+            "top": [{"token": text, "logprob": value} for text, value in token.top],
+        }
+        for token in logprobs
+    ]
+
+
 def _trial_json(trial: TrialExecution) -> dict[str, Any]:
     generation, failure, parse, score = trial.generation, trial.failure, trial.parse, trial.score
     return {
@@ -251,10 +265,13 @@ def _trial_json(trial: TrialExecution) -> dict[str, Any]:
             "output_tokens": generation.output_tokens,
             "latency_s": generation.latency_s,
             "served_model": generation.served_model,
+            "response_id": generation.response_id,
+            "system_fingerprint": generation.system_fingerprint,
             "attempts": generation.attempts,
             "cache_hit": generation.cache_hit,
             "source_run": generation.source_run,
             "retries": retries_json(generation.retries),
+            "logprobs": _logprobs_json(generation.logprobs),
         },
         "failure": None
         if failure is None

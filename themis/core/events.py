@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from attrs import field, frozen
 
+from themis.core.generation import TokenLogprob
 from themis.core.retry import RetryRecord
 from themis.core.stages import Stage
 
@@ -39,7 +40,11 @@ class RunStarted:
 
 @frozen
 class GenerationCompleted:
-    """A model answered the request addressed by `trial_key`."""
+    """A model answered the request addressed by `trial_key`.
+
+    `logprobs` holds the answer's token log-probabilities when the model's params asked for them
+    (`logprobs = k`) and the endpoint returned them; `None` otherwise.
+    """
 
     kind: ClassVar[str] = "generation_completed"
     stage: ClassVar[Stage | None] = Stage.GENERATE
@@ -60,6 +65,7 @@ class GenerationCompleted:
     system_fingerprint: str | None = None
     # The failed attempts before the one that answered (a transient recovery when not empty).
     retries: tuple[RetryRecord, ...] = ()
+    logprobs: tuple[TokenLogprob, ...] | None = None
 
 
 @frozen

@@ -6,8 +6,25 @@ from attrs import frozen
 
 
 @frozen
+class TokenLogprob:
+    """One token of an answer, its log-probability, and the endpoint's top alternatives there.
+
+    `top` holds `(token, logprob)` pairs in the order the endpoint gave them (with OpenAI, the
+    most likely first, usually the chosen token among them); it is empty when none were asked.
+    """
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@frozen
 class ModelResponse:
-    """A model's answer to one request, with what the endpoint reported about it."""
+    """A model's answer to one request, with what the endpoint reported about it.
+
+    `logprobs` holds one `TokenLogprob` per answer token the endpoint gave a log-probability for,
+    when the request asked for them and the endpoint returned them; `None` otherwise.
+    """
 
     text: str
     finish_reason: str | None = None
@@ -16,6 +33,7 @@ class ModelResponse:
     served_model: str | None = None
     response_id: str | None = None
     system_fingerprint: str | None = None
+    logprobs: tuple[TokenLogprob, ...] | None = None
 
 
 class ModelCallError(Exception):

@@ -9,17 +9,23 @@ The completions API gets the messages joined into one prompt: each message's con
 by a blank line (system first).
 
 From the answer: the text, `finish_reason`, `usage` (prompt and completion tokens), the served
-`model`, the response `id` and `system_fingerprint`.
+`model`, the response `id` and `system_fingerprint`, and each choice's `logprobs` (chat:
+`logprobs.content`, one object per token with its `top_logprobs`; completions: the parallel
+lists `tokens`, `token_logprobs` and `top_logprobs`, a `{token: logprob}` object per position).
+A token whose log-probability is `null` (the completions API's first prompt token under `echo`)
+is left out, as is an alternative whose log-probability is `null`; a shape the API does not
+document (a string for a number, a list too short, a NaN) is a malformed answer.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from themis.adapters.models.http import HttpModel, MalformedResponse, int_or_none, str_or_none
 from themis.adapters.models.nsampling import SharedChoices
-from themis.core.generation import ModelResponse
+from themis.core.generation import ModelResponse, TokenLogprob
 from themis.core.planner import ModelRequest
 
 __all__ = ["OpenAICompatibleModel", "build_body", "parse_choices", "prompt_text"]
@@ -76,6 +82,100 @@ def _text(choice: Mapping[str, Any], api: str) -> str:
     return text
 
 
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise MalformedResponse(f"logprobs: {where} is not a number: {value!r:.40}")
+    return float(value)
+
+
+def _token(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise MalformedResponse(f"logprobs: {where} is not a string: {value!r:.40}")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise MalformedResponse(f"logprobs: {where} is not a list")
+    return value
+
+
+def _chat_top(entries: Any, where: str) -> tuple[tuple[str, float], ...]:
+    top = []
+    for index, entry in enumerate(_list(entries, where)):
+        at = f"{where}[{index}]"
+        if not isinstance(entry, Mapping):
+            raise MalformedResponse(f"logprobs: {at} is not an object")
+        if entry.get("logprob") is not None:
+            token = _token(entry.get("token"), f"{at}.token")
+            top.append((token, _number(entry["logprob"], f"{at}.logprob")))
+    return tuple(top)
+
+
+def _chat_logprobs(logprobs: Mapping[str, Any]) -> tuple[TokenLogprob, ...] | None:
+    content = logprobs.get("content")
+    if content is None:  # e.g. a refusal: its tokens are under `refusal`, not the answer's
+        return None
+    tokens = []
+    for index, entry in enumerate(_list(content, "content")):
+        at = f"content[{index}]"
+        if not isinstance(entry, Mapping):
+            raise MalformedResponse(f"logprobs: {at} is not an object")
+        if entry.get("logprob") is None:
+            continue
+        token = _token(entry.get("token"), f"{at}.token")
+        logprob = _number(entry["logprob"], f"{at}.logprob")
+        top = entry.get("top_logprobs")
+        alternatives = () if top is None else _chat_top(top, f"{at}.top_logprobs")
+        tokens.append(TokenLogprob(token, logprob, alternatives))
+    return tuple(tokens)
+
+
+def _completion_top(entry: Any, where: str) -> tuple[tuple[str, float], ...]:
+    if entry is None:
+        return ()
+    if not isinstance(entry, Mapping):
+        raise MalformedResponse(f"logprobs: {where} is not an object")
+    return tuple(
+        (str(token), _number(logprob, f"{where}[{token!r}]"))
+        for token, logprob in entry.items()
+        if logprob is not None
+    )
+
+
+def _completion_logprobs(logprobs: Mapping[str, Any]) -> tuple[TokenLogprob, ...]:
+    tokens = _list(logprobs.get("tokens"), "tokens")
+    values = _list(logprobs.get("token_logprobs"), "token_logprobs")
+    tops = logprobs.get("top_logprobs")
+    tops = [None] * len(tokens) if tops is None else _list(tops, "top_logprobs")
+    if not len(tokens) == len(values) == len(tops):
+        raise MalformedResponse(
+            f"logprobs: {len(tokens)} tokens, {len(values)} token_logprobs and "
+            f"{len(tops)} top_logprobs"
+        )
+    return tuple(
+        TokenLogprob(
+            _token(token, f"tokens[{index}]"),
+            _number(value, f"token_logprobs[{index}]"),
+            _completion_top(top, f"top_logprobs[{index}]"),
+        )
+        for index, (token, value, top) in enumerate(zip(tokens, values, tops, strict=True))
+        if value is not None
+    )
+
+
+def _choice_logprobs(choice: Mapping[str, Any], api: str) -> tuple[TokenLogprob, ...] | None:
+    """The choice's token log-probabilities; `None` when it has none (see the module docstring)."""
+    logprobs = choice.get("logprobs")
+    if logprobs is None:
+        return None
+    if not isinstance(logprobs, Mapping):
+        raise MalformedResponse("a choice's logprobs is not an object")
+    if api == "completions":
+        return _completion_logprobs(logprobs)
+    return _chat_logprobs(logprobs)
+
+
 def parse_choices(data: Any, api: str) -> list[ModelResponse]:
     """One `ModelResponse` per choice, in choice order; each carries the whole call's usage."""
     if not isinstance(data, Mapping):
@@ -102,6 +202,7 @@ def parse_choices(data: Any, api: str) -> list[ModelResponse]:
                 served_model=str_or_none(data.get("model")),
                 response_id=str_or_none(data.get("id")),
                 system_fingerprint=str_or_none(data.get("system_fingerprint")),
+                logprobs=_choice_logprobs(choice, api),
             )
         )
     return responses
