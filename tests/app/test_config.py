@@ -422,9 +422,31 @@ def test_overrides_may_set_valid_keys_absent_from_the_file(project: Path) -> Non
     assert result.runtime.stage_concurrency == {"generate": 4}
 
 
+def test_off_unsets_an_optional_number_in_the_file_and_with_set(project: Path) -> None:
+    text = EXAMPLE.replace("[runtime]", '[runtime]\ncall_timeout = "off"\nidle_timeout = 30', 1)
+    assert "call_timeout" in text
+    result = loaded(write(project, text))
+    assert (result.runtime.call_timeout, result.runtime.idle_timeout) == (None, 30.0)
+    result = loaded(
+        write(project, EXAMPLE), ("runtime.call_timeout=off", "runtime.idle_timeout=off")
+    )
+    assert (result.runtime.call_timeout, result.runtime.idle_timeout) == (None, None)
+    result = loaded(write(project, EXAMPLE), ("models.strong.params.seed=off",))
+    assert result.spec.models[0].params.seed is None
+    assert RuntimeConfig().call_timeout == 120.0  # the default stays on
+
+
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
+        (
+            "runtime.call_timeout=of",
+            "{file}: runtime.call_timeout: expected a finite number or \"off\", got 'of'",
+        ),
+        (
+            "runtime.idle_timeout=true",
+            '{file}: runtime.idle_timeout: expected a finite number or "off", got True',
+        ),
         ("runtime.x=1", "{file}: runtime.x: unknown key (known: "),
         ("samples=two", "{file}: samples: expected int, got 'two'"),
         ("runtime.max_concurrent_tasks=0", "{file}: runtime.max_concurrent_tasks: must be an"),

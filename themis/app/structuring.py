@@ -12,7 +12,8 @@ import difflib
 import math
 from collections.abc import Callable, Mapping
 from functools import cache
-from typing import Any, TypeVar, get_args, get_origin
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 import attrs
 import cattrs
@@ -112,6 +113,35 @@ def _is_homogeneous_tuple(cls: Any) -> bool:
     return get_origin(cls) is tuple and len(args) == 2 and args[1] is Ellipsis
 
 
+OFF = "off"  # TOML has no null: `key = "off"` unsets an optional number (e.g. call_timeout)
+
+
+def _optional_number(cls: Any) -> type | None:
+    """`int` or `float` when `cls` is `int | None` or `float | None`; else `None`."""
+    args = set(get_args(cls))
+    if get_origin(cls) in (Union, UnionType) and len(args) == 2 and type(None) in args:
+        (number,) = args - {type(None)}
+        if number in (int, float):
+            return number  # type: ignore[no-any-return]
+    return None
+
+
+def _off_or_number(cls: Any, converter: cattrs.Converter) -> StructureHook:
+    number = _optional_number(cls)
+    strict = _strict_int if number is int else _strict_float
+    label = "int" if number is int else "a finite number"
+
+    def hook(value: Any, target: Any) -> Any:
+        if value is None or value == OFF:
+            return None
+        try:
+            return strict(value, target)
+        except _WrongType:
+            raise _WrongType(f'expected {label} or "{OFF}", got {_type_name(value)}') from None
+
+    return hook
+
+
 @cache
 def _converter() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=True)
@@ -119,6 +149,9 @@ def _converter() -> cattrs.Converter:
     converter.register_structure_hook(float, _strict_float)
     converter.register_structure_hook(str, _strict_str)
     converter.register_structure_hook(bool, _strict_bool)
+    converter.register_structure_hook_factory(
+        lambda cls: _optional_number(cls) is not None, _off_or_number
+    )
     converter.register_structure_hook_factory(
         is_mapping, _requires(Mapping, "a table", mapping_structure_factory)
     )
