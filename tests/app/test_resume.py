@@ -27,6 +27,7 @@ from themis.adapters.stores.memory import MemoryStore
 from themis.app.config import LoadedConfig
 from themis.app.resume import ForbiddenModel, ModelCallForbidden, replay_run, resume_run
 from themis.app.runs import RunResult, last_runtime, load_state
+from themis.core import planner as planner_module
 from themis.core.errors import ConfigError, RunExists, RunNotFound, ThemisError
 from themis.core.events import (
     GenerationCompleted,
@@ -189,6 +190,30 @@ def test_replay_score_rescores_from_stored_parses_without_any_model_call(supplie
     assert {score.epoch for score in state.scores.values()} == {1}
     assert state.completed_through_stage is Stage.SCORE
     assert_consistent_prefix(store, compiled.run_id)
+
+
+def test_a_replay_of_a_file_store_renders_each_prompt_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Planning renders every prompt: the replay's checks, its work, its live progress and its
+    report share one pass of the plan."""
+    compiled = compile_run(make_spec(COUNT))
+    store = DuckDBStore(tmp_path / "replay.duckdb")
+    try:
+        run_virtual(compiled, CountingModel(answer=even_only), store)
+        rendered: list[str] = []
+        render = planner_module.render
+
+        def counting(prompt: Any, case: Any) -> Any:
+            rendered.append(case.id)
+            return render(prompt, case)
+
+        monkeypatch.setattr(planner_module, "render", counting)
+        result = _replay(store, compiled.run_id, Stage.SCORE)
+    finally:
+        store.close()
+    assert sorted(rendered) == sorted(trial.case_id for trial in plan(compiled))
+    assert result.report.scored == COUNT
 
 
 def test_the_forbidden_model_refuses_a_call_with_one_line() -> None:
@@ -451,8 +476,8 @@ def test_resume_with_a_changed_runtime_records_the_changes_and_accumulates_linea
     assert second.changes == {"max_concurrent_tasks": {"old": 4, "new": 2}}
     state, _ = load_state(store, run_id)
     assert state.resumes == (first, second)
-    assert last_runtime(store, run_id, state)["max_concurrent_tasks"] == 2
-    assert last_runtime(store, run_id, state)["store_batch_size"] == 7
+    assert last_runtime(store.load_snapshot(run_id), state)["max_concurrent_tasks"] == 2
+    assert last_runtime(store.load_snapshot(run_id), state)["store_batch_size"] == 7
     assert result.completed_through_stage is Stage.SCORE
 
 

@@ -25,7 +25,14 @@ from themis.app.resume import (
     stored_compiled,
     stored_runtime,
 )
-from themis.app.runs import RunResult, list_runs, report_run, resolve_run_id, run_experiment
+from themis.app.runs import (
+    RunResult,
+    list_runs,
+    load_state,
+    report_run,
+    resolve_run_id,
+    run_experiment,
+)
 from themis.app.wiring import check_models, model_ports, opened_store, system_clock
 from themis.core.controls import ModelPreflight, preflight_summary
 from themis.core.errors import ConfigError
@@ -90,7 +97,8 @@ class Experiment:
         """
         with opened_store(store) as opened:
             snapshot, _ = stored_compiled(opened, run_id)
-            runtime = stored_runtime(opened, snapshot.run_id, overrides)
+            state, _ = load_state(opened, snapshot.run_id)
+            runtime = stored_runtime(snapshot, state, overrides)
         return cls(snapshot.spec, runtime)
 
     @property

@@ -120,9 +120,9 @@ def live_runs(locked: StoreLocked) -> list[RunProgress]:
 
 
 def _stored_state(opened: StorePort, run_id: str) -> ExecutionState:
-    _, compiled = load_compiled(opened, run_id)
+    snapshot, compiled = load_compiled(opened, run_id)
     state, _ = load_state(opened, run_id)
-    runtime = runtime_from_mapping(last_runtime(opened, run_id, state), f"run {run_id[:12]}")
+    runtime = runtime_from_mapping(last_runtime(snapshot, state), f"run {run_id[:12]}")
     if not isinstance(runtime, Success):  # a runtime this Themis cannot read: no prices
         return execution_state(compiled, state)
     settings = runtime.unwrap()

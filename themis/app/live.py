@@ -39,7 +39,7 @@ from themis.core.inspection import (
     snapshot_view,
     tally,
 )
-from themis.core.planner import CompiledRun
+from themis.core.planner import CompiledRun, PlanRecord
 from themis.core.snapshot import RunSnapshot
 from themis.core.stages import Stage
 from themis.core.state import RunState, evolve
@@ -177,13 +177,21 @@ class ProgressPublisher:
         clock: ClockPort,
         preamble: Sequence[Event] = (),
         interval: float = 0.5,
+        plan_record: PlanRecord | None = None,
     ) -> ProgressPublisher:
-        """Sweep away records of dead processes, then publish the execution's starting point."""
+        """Sweep away records of dead processes, then publish the execution's starting point.
+
+        `plan_record`: the plan's keys, when the caller has already read the whole plan.
+        """
         resumed = evolve(state, [event for event in preamble if isinstance(event, RunResumed)])
         started = state.started or bool(state.generations or state.generation_failures)
-        base = tally(compiled, state)[0] if started else Tally(planned=compiled.trial_count)
+        base = (
+            tally(compiled, state, plan_record)[0]
+            if started
+            else Tally(planned=compiled.trial_count)
+        )
         now = clock.now()
-        view = snapshot_view(snapshot, compiled, resumed)
+        view = snapshot_view(snapshot, compiled, resumed, plan_record)
         record = LiveRecord(
             format=PROGRESS_FORMAT,
             pid=os.getpid(),
@@ -283,12 +291,14 @@ def publishing(
     on_progress: ProgressCallback | None,
     preamble: Sequence[Event] = (),
     snapshot: RunSnapshot | None = None,
+    plan_record: PlanRecord | None = None,
 ) -> Iterator[ProgressCallback | None]:
     """`on_progress`, chained with a `ProgressPublisher` when `store` is a file.
 
     The publisher's record is removed on exit, whether the execution finished, failed or was
     interrupted. Stores without a file (memory) publish nothing. `snapshot`: the run's stored
-    snapshot, if the caller has it at hand (else it is loaded).
+    snapshot, if the caller has it at hand (else it is loaded); `plan_record`: the plan's keys, if
+    the caller has already read the whole plan (else the starting counts plan it again).
     """
     path = store_file(store)
     if path is not None and snapshot is None:
@@ -304,6 +314,7 @@ def publishing(
         until_stage=until_stage,
         clock=clock,
         preamble=preamble,
+        plan_record=plan_record,
     )
 
     def both(counts: ProgressCounts) -> None:

@@ -33,11 +33,11 @@ from themis.core.errors import ConfigError, ThemisError
 from themis.core.events import RunResumed, StageReset
 from themis.core.generation import ModelResponse
 from themis.core.identity import FieldClass
-from themis.core.planner import CompiledRun, ModelRequest, compile_run, pending, plan
+from themis.core.planner import CompiledRun, ModelRequest, PlanRecord, compile_run, pending, plan
 from themis.core.runtime import RuntimeConfig
 from themis.core.snapshot import RunSnapshot
 from themis.core.stages import Stage
-from themis.core.state import evolve
+from themis.core.state import RunState, evolve
 from themis.ports.clock import ClockPort
 from themis.ports.model import ModelPort
 from themis.ports.store import RunCatalog, StorePort
@@ -59,10 +59,13 @@ class ForbiddenModel:
         )
 
 
-def stored_runtime(store: StorePort, run_id: str, overrides: Sequence[str] = ()) -> RuntimeConfig:
-    """The runtime the run last used, with `runtime.*` overrides (`--set`) applied."""
-    state, _ = load_state(store, run_id)
-    document: dict[str, Any] = {"runtime": last_runtime(store, run_id, state)}
+def stored_runtime(
+    snapshot: RunSnapshot, state: RunState, overrides: Sequence[str] = ()
+) -> RuntimeConfig:
+    """The runtime the run last used (`state`: its log folded), with `runtime.*` overrides
+    (`--set`) applied."""
+    run_id = snapshot.run_id
+    document: dict[str, Any] = {"runtime": last_runtime(snapshot, state)}
     for text in overrides:
         parsed = parse_override(text)
         if isinstance(parsed, Failure):
@@ -115,7 +118,7 @@ def resume_run(
         check_same_run(snapshot, config)
         runtime = config.runtime
     else:
-        runtime = stored_runtime(store, run_id, overrides)
+        runtime = stored_runtime(snapshot, load_state(store, run_id)[0], overrides)
     return run_experiment(
         compiled,
         _reuse_policy(runtime),
@@ -149,16 +152,18 @@ def replay_run(
             "can be replayed (the other stages are not built yet)"
         )
     snapshot, compiled = stored_compiled(store, run_id)
-    runtime = _reuse_policy(stored_runtime(store, snapshot.run_id, overrides))
     state, next_seq = load_state(store, snapshot.run_id)
+    runtime = _reuse_policy(stored_runtime(snapshot, state, overrides))
     if not state.generations:
         raise ThemisError(
             f"run {snapshot.run_id[:12]} has no stored generations to replay from; "
             "run it (or resume it) first"
         )
+    record = PlanRecord()  # planned once: the checks, the work and the report share it
+    plans = list(record.tap(plan(compiled)))
     ungenerated = sum(  # never attempted; a replay would certify the run complete without them
         1
-        for item in pending(plan(compiled), state, Stage.GENERATE)
+        for item in pending(plans, state, Stage.GENERATE)
         if item.plan.trial_key not in state.generation_failures
     )
     if ungenerated:
@@ -166,13 +171,13 @@ def replay_run(
             f"run {snapshot.run_id[:12]} has {ungenerated} trials not generated yet; "
             f"resume it first (`themis resume {snapshot.run_id[:12]}`), then replay"
         )
-    changes = runtime_changes(last_runtime(store, snapshot.run_id, state), runtime)
+    changes = runtime_changes(last_runtime(snapshot, state), runtime)
     resumed = (RunResumed(at=clock.now(), changes=changes),) if changes else ()
     reset = StageReset(at=clock.now(), reset_stage=stage, epoch=state.epoch + 1)
     reset_state = evolve(state, [reset])
     work = [
         item
-        for item in pending(plan(compiled), reset_state, Stage.SCORE)
+        for item in pending(plans, reset_state, Stage.SCORE)
         if Stage.GENERATE not in item.stages  # trials without a generation stay as they are
     ]
     providers = {model.provider for model in compiled.spec.models}
@@ -190,6 +195,8 @@ def replay_run(
         on_progress=on_progress,
         trio_clock=None,
         preamble=(*resumed, reset),
+        snapshot=snapshot,
+        record=record,
     )
 
 

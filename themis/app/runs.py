@@ -141,7 +141,7 @@ def run_experiment(
     record = PlanRecord()  # the plan's keys as the execution reads it, for the report
     plans = record.tap(plan(compiled))
     if state.started:
-        changes = runtime_changes(last_runtime(store, run_id, state), runtime)
+        changes = runtime_changes(last_runtime(snapshot, state), runtime)
         preamble = (RunResumed(at=clock.now(), changes=changes),) if changes else ()
         work = list(pending(plans, state, until_stage))
         total = len(work)
@@ -207,6 +207,7 @@ def execute_work(
         on_progress=on_progress,
         preamble=preamble,
         snapshot=snapshot,
+        plan_record=record,
     ) as progress:
         outcome = _run_trio(
             functools.partial(
@@ -247,9 +248,8 @@ def runtime_document(runtime: RuntimeConfig) -> dict[str, Any]:
     return attrs.asdict(runtime, recurse=True)
 
 
-def last_runtime(store: StorePort, run_id: str, state: RunState) -> dict[str, Any]:
+def last_runtime(snapshot: RunSnapshot | None, state: RunState) -> dict[str, Any]:
     """The runtime the run last executed with: its snapshot's, updated by each `RunResumed`."""
-    snapshot = store.load_snapshot(run_id)
     document = runtime_document(snapshot.runtime) if snapshot else {}
     for resumed in state.resumes:
         for name, change in resumed.changes.items():

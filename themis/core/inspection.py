@@ -31,7 +31,7 @@ from themis.core.events import (
     RunPaused,
     ScoreCompleted,
 )
-from themis.core.planner import CompiledRun, plan
+from themis.core.planner import CompiledRun, PlanRecord, plan, trial_refs
 from themis.core.prompting import Message
 from themis.core.report import ServedModel, run_status, served_models
 from themis.core.runtime import Price
@@ -260,11 +260,16 @@ def summarise(message: str) -> str:
     return line[: _SUMMARY_LENGTH - 1] + "…"
 
 
-def tally(compiled: CompiledRun, state: RunState) -> tuple[Tally, tuple[FailureReason, ...]]:
-    """Count `state`'s facts over the run's plan, and group failures by stage and reason."""
+def tally(
+    compiled: CompiledRun, state: RunState, record: PlanRecord | None = None
+) -> tuple[Tally, tuple[FailureReason, ...]]:
+    """Count `state`'s facts over the run's plan, and group failures by stage and reason.
+
+    `record`: the plan's keys if the caller has read the whole plan (see `trial_refs`).
+    """
     planned = generated = generation_failed = parsed = unparsed = scored = 0
     reasons: Counter[tuple[Stage, str, str]] = Counter()
-    for trial in plan(compiled):
+    for trial in trial_refs(compiled, record):
         planned += 1
         failure = state.failed_generation(trial.trial_key)
         if failure is not None:
@@ -355,7 +360,9 @@ def effective_runtime(snapshot: RunSnapshot, state: RunState) -> dict[str, Any]:
     return document
 
 
-def snapshot_view(snapshot: RunSnapshot, compiled: CompiledRun, state: RunState) -> RunSnapshotView:
+def snapshot_view(
+    snapshot: RunSnapshot, compiled: CompiledRun, state: RunState, record: PlanRecord | None = None
+) -> RunSnapshotView:
     """The stored run as a researcher asks about it: what it is, how it runs, where from."""
     return RunSnapshotView(
         run_id=compiled.run_id,
@@ -366,7 +373,7 @@ def snapshot_view(snapshot: RunSnapshot, compiled: CompiledRun, state: RunState)
         runtime=effective_runtime(snapshot, state),
         provenance=snapshot.provenance,
         lineage=lineage(state),
-        served=served_models(compiled, state),
+        served=served_models(compiled, state, record),
     )
 
 

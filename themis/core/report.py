@@ -158,10 +158,12 @@ def build_report(
     )
 
 
-def served_models(compiled: CompiledRun, state: RunState) -> tuple[ServedModel, ...]:
+def served_models(
+    compiled: CompiledRun, state: RunState, record: PlanRecord | None = None
+) -> tuple[ServedModel, ...]:
     """The report's `served` alone; without planning when `state` has no generation at all."""
     if state.generations:
-        return build_report(compiled, state).served
+        return build_report(compiled, state, record).served
     return tuple(
         ServedModel(model=model.name, requested=model.model, served={})
         for model in compiled.spec.models
