@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
@@ -25,18 +25,6 @@ BODY = json.dumps(
     {"model": "m", "messages": [{"role": "user", "content": "What is 2 + 3?"}], "seed": 1}
 ).encode()
 JSON = [(b"content-type", b"application/json")]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeServer]:
-    with start_fake_server() as running:
-        yield running
-
-
-@pytest.fixture
-def fake(server: FakeServer) -> FakeServer:
-    server.reset()
-    return server
 
 
 def pool_for(server: FakeServer, *, size: int = 2, timeout: float | None = 5.0) -> H1Pool:

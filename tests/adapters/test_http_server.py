@@ -8,7 +8,7 @@ becomes at the boundary.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
@@ -27,18 +27,6 @@ from themis.core.spec import GenerationParams
 
 T = TypeVar("T")
 KEY = "sk-test-0123456789"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeServer]:
-    with start_fake_server() as running:
-        yield running
-
-
-@pytest.fixture
-def fake(server: FakeServer) -> FakeServer:
-    server.reset()
-    return server
 
 
 def openai(server: FakeServer, *, timeout: float = 5.0, connections: int = 4) -> HttpModel:

@@ -109,6 +109,19 @@ class CountingModel:
         """Hook for subclasses: runs at the start of every call, after it is counted."""
 
 
+class Interrupting(CountingModel):
+    """Raises `KeyboardInterrupt` (as Ctrl-C would inside a model call) at the start of call
+    number `at`; before that, answers `even_only` after `latency` virtual seconds."""
+
+    def __init__(self, at: int, *, latency: float = 0.0) -> None:
+        super().__init__(latency=latency, answer=even_only)
+        self.at = at
+
+    async def before(self, request: ModelRequest) -> None:
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+
+
 class CountingStore(MemoryStore):
     """A `MemoryStore` that records the size of every `append` that succeeded."""
 

@@ -11,14 +11,21 @@ import attrs
 import duckdb
 import pytest
 
-from tests.app.doubles import CountingModel, even_only, events_of, make_spec, run_virtual
+from tests.app.doubles import (
+    CountingModel,
+    Interrupting,
+    even_only,
+    events_of,
+    make_spec,
+    run_virtual,
+)
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.memory import MemoryStore
 from themis.app.runs import load_state, report_run
 from themis.core.checkpoint import Checkpoint
 from themis.core.errors import StoreError
 from themis.core.events import Event, RunCompleted, ScoreCompleted, StageReset
-from themis.core.planner import ModelRequest, compile_run
+from themis.core.planner import compile_run
 from themis.core.report import build_report
 from themis.core.runtime import RuntimeConfig
 from themis.core.snapshot import RunSnapshot
@@ -51,16 +58,6 @@ class RecordingStore(MemoryStore):
     def load_snapshot(self, run_id: str) -> RunSnapshot | None:
         assert not self.sealed, "decoded the snapshot"
         return super().load_snapshot(run_id)
-
-
-class Interrupting(CountingModel):
-    def __init__(self, at: int) -> None:
-        super().__init__(latency=1.0, answer=even_only)
-        self.at = at
-
-    async def before(self, request: ModelRequest) -> None:
-        if self.calls == self.at:
-            raise KeyboardInterrupt
 
 
 def test_a_finished_run_is_checkpointed_at_its_last_seq_with_its_report() -> None:
@@ -158,7 +155,7 @@ def test_the_writer_checkpoints_at_growing_intervals_and_a_reopen_folds_only_the
     store = RecordingStore()
 
     with pytest.raises(KeyboardInterrupt):
-        run_virtual(compiled, Interrupting(at=12), store, runtime=runtime)
+        run_virtual(compiled, Interrupting(at=12, latency=1.0), store, runtime=runtime)
 
     events = events_of(store, compiled.run_id)
     seqs = [saved.seq for saved in store.saved]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 import themis
-from themis.adapters.models.scripted import ScriptedModel
-from themis.adapters.stores.duckdb import DuckDBStore
-from themis.adapters.stores.memory import MemoryStore
+from tests.tripwires import Tripwire
 from themis.core.tokens import TOKENIZER
+
+pytestmark = pytest.mark.usefixtures("tripwires")  # no model is built or called, no store opened
 
 PARAMS = themis.GenerationParams(max_tokens=5)
 # Prompt "Say {n}." is 6 characters -> 2 tokens -> 3 + 4 + 2 = 9 tokens for each of 3 cases.
@@ -26,26 +26,6 @@ SPEC = themis.ExperimentSpec(
     prompts=[themis.PromptSpec(name="p", template="Say {{ n }}.")],
     parser=themis.ParserSpec(name="number"),
 )
-
-
-class Tripwire(Exception):
-    pass
-
-
-@pytest.fixture(autouse=True)
-def tripwires(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Building or calling a model, or opening a store, fails the test."""
-
-    def trip(*args: object, **kwargs: object) -> None:
-        raise Tripwire
-
-    for target, name in (
-        (ScriptedModel, "__init__"),
-        (ScriptedModel, "generate"),
-        (DuckDBStore, "__init__"),
-        (MemoryStore, "__init__"),
-    ):
-        monkeypatch.setattr(target, name, trip)
 
 
 def test_estimate_counts_tokens_from_the_plan_alone() -> None:

@@ -4,15 +4,12 @@ endpoint over real HTTP, recorded on each `GenerationCompleted` in the store, an
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import themis
-from tests.fakeserver import FakeServer, start_fake_server
+from tests.fakeserver import FakeServer
 from themis.adapters.stores import DuckDBStore
 from themis.app.render_inspect import evaluation_json
 from themis.core.endpoint import Endpoint
@@ -30,12 +27,6 @@ from themis.core.spec import (
 
 TOKENS = ["The", " answer", " is", " 3."]  # the fake's answer to "What is 1 + 2?"
 ASKED = tuple(TokenLogprob(token, -0.25, ((token, -0.25), ("<alt1>", -1.5))) for token in TOKENS)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeServer]:
-    with start_fake_server() as running:
-        yield running
 
 
 def model(name: str, api: str, logprobs: int | None) -> ModelSpec:

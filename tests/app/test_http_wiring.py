@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import pytest
 from returns.result import Failure, Success
 
 import themis
-from tests.fakeserver import FakeServer, start_fake_server
+from tests.fakeserver import FakeServer
 from themis.adapters.clocks import SystemClock
 from themis.adapters.models.anthropic import AnthropicModel
 from themis.adapters.models.openai import OpenAICompatibleModel
@@ -189,12 +188,6 @@ def test_a_provider_overridden_in_python_needs_no_endpoint() -> None:
 
 
 # --- secrets before any call -------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeServer]:
-    with start_fake_server() as running:
-        yield running
 
 
 def test_a_missing_variable_fails_the_run_before_any_call(

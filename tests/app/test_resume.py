@@ -13,6 +13,7 @@ import trio
 import themis
 from tests.app.doubles import (
     CountingModel,
+    Interrupting,
     assert_consistent_prefix,
     even_only,
     events_of,
@@ -59,18 +60,6 @@ class RaisingModel:
     async def generate(self, request: ModelRequest) -> ModelResponse:
         self.calls += 1
         raise AssertionError(f"model called for {request.trial_key}")
-
-
-class Interrupting(CountingModel):
-    """Raises `KeyboardInterrupt` (as Ctrl-C would) at the start of call number `at`."""
-
-    def __init__(self, at: int) -> None:
-        super().__init__(answer=even_only)
-        self.at = at
-
-    async def before(self, request: ModelRequest) -> None:
-        if self.calls == self.at:
-            raise KeyboardInterrupt
 
 
 class InterruptingClock(FakeClock):

@@ -10,6 +10,7 @@ import themis
 from tests.app.doubles import (
     CountingModel,
     FlakyStore,
+    Interrupting,
     assert_consistent_prefix,
     even_only,
     events_of,
@@ -135,18 +136,6 @@ def test_the_fake_provider_failure_rate_fails_trials_after_retries() -> None:
 # ---------------------------------------------------------------- interrupt and resume
 
 
-class Interrupting(CountingModel):
-    """Raises `KeyboardInterrupt` on call `at` (as Ctrl-C would inside a model call)."""
-
-    def __init__(self, at: int) -> None:
-        super().__init__(latency=1.0, answer=even_only)
-        self.at = at
-
-    async def before(self, request: ModelRequest) -> None:
-        if self.calls == self.at:
-            raise KeyboardInterrupt
-
-
 @pytest.mark.parametrize("flush_interval", [0.01, 1e6], ids=["flushing", "batching"])
 def test_an_interrupted_run_resumes_to_the_report_of_an_uninterrupted_one(
     flush_interval: float,
@@ -157,7 +146,7 @@ def test_an_interrupted_run_resumes_to_the_report_of_an_uninterrupted_one(
     store = MemoryStore()
 
     with pytest.raises(KeyboardInterrupt):
-        run_virtual(compiled, Interrupting(at=9), store, runtime=runtime)
+        run_virtual(compiled, Interrupting(at=9, latency=1.0), store, runtime=runtime)
 
     events = events_of(store, compiled.run_id)
     assert_consistent_prefix(store, compiled.run_id)

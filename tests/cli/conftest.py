@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from tests.cli.helpers import Invoke
+from tests.cli.helpers import Invoke, output_json
 from themis.app.cli import app
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -59,8 +58,7 @@ def run_json(invoke: Invoke, store: Path) -> Callable[..., dict[str, Any]]:
 
     def run(config: Path, *extra: object) -> dict[str, Any]:
         result = invoke("run", config, "--store", store, "--json", *extra)
-        assert result.exit_code == 0, result.output
-        data: dict[str, Any] = json.loads(result.stdout)
+        data: dict[str, Any] = output_json(result)
         return data
 
     return run

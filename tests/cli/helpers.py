@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from typer.testing import Result
 
@@ -19,3 +22,25 @@ def one_error_line(result: Result, *, code: int = 2) -> str:
     assert lines[0].startswith("error: ")
     assert "Traceback" not in result.output
     return lines[0]
+
+
+def output_json(result: Result) -> Any:
+    """The JSON `result` printed, after asserting it exited 0."""
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def trimmed(output: str) -> str:
+    """`output` without the trailing spaces of its lines (rich pads titles and captions)."""
+    return "\n".join(line.rstrip() for line in output.splitlines())
+
+
+def assert_no_such_store(invoke: Invoke, directory: Path, command: tuple[str, ...]) -> str:
+    """`command --store DIRECTORY/missing.duckdb`, where there is no store: assert it fails with
+    one error line naming the store as missing, and creates none; return the line."""
+    missing = directory / "missing.duckdb"
+    line = one_error_line(invoke(*command, "--store", missing))
+    assert "missing.duckdb" in line
+    assert "no such store" in line
+    assert not missing.exists()
+    return line

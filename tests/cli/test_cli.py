@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli.helpers import Invoke, one_error_line
+from tests.cli.helpers import Invoke, assert_no_such_store, one_error_line
 
 RunJson = Callable[..., dict[str, Any]]
 
@@ -171,13 +171,7 @@ def test_runs_lists_the_run(demo: Path, store: Path, run_json: RunJson, invoke: 
 def test_a_missing_store_is_one_error_line_and_is_not_created(
     tmp_path: Path, invoke: Invoke, command: tuple[str, ...]
 ) -> None:
-    missing = tmp_path / "missing.duckdb"
-
-    line = one_error_line(invoke(*command, "--store", missing))
-
-    assert "missing.duckdb" in line
-    assert "no such store" in line
-    assert not missing.exists()
+    assert_no_such_store(invoke, tmp_path, command)
 
 
 def _edit(demo: Path, old: str, new: str) -> str:

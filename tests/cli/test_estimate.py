@@ -3,16 +3,12 @@ computed by hand; the table and the JSON; no model call and no store; one-line e
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.cli.helpers import Invoke, one_error_line
-from themis.adapters.models.scripted import ScriptedModel
-from themis.adapters.stores.duckdb import DuckDBStore
-from themis.adapters.stores.memory import MemoryStore
+from tests.cli.helpers import Invoke, one_error_line, output_json, trimmed
+from tests.tripwires import Tripwire
 
 TRIALS = 24 * 2 * 2 * 3  # the demo: cases x models x prompts x samples
 STRONG_PRICE = "runtime.model_prices.strong={input_per_1k=0.5,output_per_1k=1.5}"
@@ -53,10 +49,6 @@ max_concurrent_tasks = 3
 TINY_PRICE = "runtime.model_prices.m={input_per_1k=1.0,output_per_1k=2.0}"
 
 
-class Tripwire(Exception):
-    """Raised by every model and store constructor, and by every model call."""
-
-
 @pytest.fixture
 def tiny(tmp_path: Path) -> Path:
     config = tmp_path / "tiny.toml"
@@ -64,37 +56,11 @@ def tiny(tmp_path: Path) -> Path:
     return config
 
 
-@pytest.fixture
-def tripwires(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No model may be built or called, and no store opened (DuckDB or memory)."""
-
-    def trip(*args: object, **kwargs: object) -> Any:
-        raise Tripwire
-
-    for target, name in (
-        (ScriptedModel, "__init__"),
-        (ScriptedModel, "generate"),
-        (DuckDBStore, "__init__"),
-        (MemoryStore, "__init__"),
-    ):
-        monkeypatch.setattr(target, name, trip)
-
-
-def _json(result: Any) -> dict[str, Any]:
-    assert result.exit_code == 0, result.output
-    data: dict[str, Any] = json.loads(result.stdout)
-    return data
-
-
-def _text(output: str) -> str:
-    return "\n".join(line.rstrip() for line in output.splitlines())
-
-
 # --- the tiny config, by hand --------------------------------------------------------------------
 
 
 def test_tiny_json_matches_the_hand_computation(tiny: Path, invoke: Invoke) -> None:
-    data = _json(invoke("estimate", tiny, "--json"))
+    data = output_json(invoke("estimate", tiny, "--json"))
 
     assert (data["name"], data["trials"], data["model_calls"]) == ("tiny", 4, 4)
     assert data["stages"] == {"generate": 4, "parse": 4, "score": 4}
@@ -121,7 +87,7 @@ def test_tiny_json_matches_the_hand_computation(tiny: Path, invoke: Invoke) -> N
 
 
 def test_tiny_with_price_rate_limit_and_retries(tiny: Path, invoke: Invoke) -> None:
-    data = _json(
+    data = output_json(
         invoke(
             "estimate",
             tiny,
@@ -149,7 +115,7 @@ def test_tiny_with_price_rate_limit_and_retries(tiny: Path, invoke: Invoke) -> N
 
 
 def test_tiny_output_and_latency_assumptions(tiny: Path, invoke: Invoke) -> None:
-    data = _json(
+    data = output_json(
         invoke(
             "estimate",
             tiny,
@@ -174,7 +140,7 @@ def test_tiny_table(tiny: Path, invoke: Invoke) -> None:
     result = invoke("estimate", tiny, "--set", TINY_PRICE)
 
     assert result.exit_code == 0, result.output
-    lines = _text(result.stdout).splitlines()
+    lines = trimmed(result.stdout).splitlines()
     assert lines[0].startswith("run_id ")
     assert lines[1:] == [
         "tiny · 4 trials · stages: generate 4 model calls · parse 4 trials · score 4 trials",
@@ -203,8 +169,8 @@ def test_tiny_table(tiny: Path, invoke: Invoke) -> None:
 
 
 def test_demo_json_without_prices(demo: Path, invoke: Invoke) -> None:
-    data = _json(invoke("estimate", demo, "--json"))
-    plan = _json(invoke("plan", demo, "--no-save", "--json"))
+    data = output_json(invoke("estimate", demo, "--json"))
+    plan = output_json(invoke("plan", demo, "--no-save", "--json"))
 
     assert data["run_id"] == plan["run_id"]
     assert (data["trials"], data["model_calls"]) == (TRIALS, TRIALS)
@@ -237,8 +203,8 @@ def test_demo_json_without_prices(demo: Path, invoke: Invoke) -> None:
 
 
 def test_demo_json_with_prices_and_rate_limits(demo: Path, invoke: Invoke) -> None:
-    one = _json(invoke("estimate", demo, "--json", "--set", STRONG_PRICE))
-    both = _json(
+    one = output_json(invoke("estimate", demo, "--json", "--set", STRONG_PRICE))
+    both = output_json(
         invoke(
             "estimate",
             demo,
@@ -277,13 +243,13 @@ def test_demo_table_names_each_model_and_the_totals(demo: Path, invoke: Invoke) 
 
     assert plain.exit_code == 0, plain.output
     assert priced.exit_code == 0, priced.output
-    text = _text(plain.stdout)
+    text = trimmed(plain.stdout)
     assert "demo-arithmetic · 288 trials · stages: generate 288 model calls" in text
     assert "│ strong │ fake     │         144 │        6,762 │         4,608 │    — │" in text
     assert "│ total  │          │         288 │       13,524 │         9,216 │    — │" in text
     assert "cost: not estimated (no runtime.model_prices for these models)" in text
     assert "time: at least 36.0s (limited by concurrency: 16 calls at once; 2s per call)" in text
-    priced_text = _text(priced.stdout)
+    priced_text = trimmed(priced.stdout)
     strong = "│ strong │ fake     │         144 │        6,762 │         4,608 │ 10.2930 │"
     assert strong in priced_text
     assert "cost: no total; no price for weak (set runtime.model_prices.<model>)" in priced_text
@@ -301,7 +267,7 @@ def test_estimate_calls_no_model_and_opens_no_store(
     before = sorted(demo.parent.rglob("*"))
 
     table = invoke("estimate", demo)
-    data = _json(invoke("estimate", demo, "--json", "--set", STRONG_PRICE))
+    data = output_json(invoke("estimate", demo, "--json", "--set", STRONG_PRICE))
 
     assert table.exit_code == 0, table.output
     assert data["model_calls"] == TRIALS

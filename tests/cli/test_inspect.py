@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
-from tests.cli.helpers import Invoke, one_error_line
+from tests.cli.helpers import Invoke, assert_no_such_store, one_error_line, output_json, trimmed
 from tests.holders import holding, live_record, publish_as
 
 RunJson = Callable[..., dict[str, Any]]
@@ -26,14 +25,8 @@ FLAKY = (
 )
 
 
-def _text(output: str) -> str:
-    return "\n".join(line.rstrip() for line in output.splitlines())
-
-
 def _json(invoke: Invoke, *args: object) -> Any:
-    result = invoke(*args)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return output_json(invoke(*args))
 
 
 def _row(table: str, first: str) -> list[str]:
@@ -49,7 +42,7 @@ def _table(invoke: Invoke, *args: object) -> str:
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
-    return _text(result.stdout)
+    return trimmed(result.stdout)
 
 
 # ---------------------------------------------------------------- inspect state
@@ -391,12 +384,9 @@ def test_an_unknown_run_is_one_error_line(
 def test_a_missing_store_is_one_error_line_and_is_not_created(
     tmp_path: Path, invoke: Invoke, command: tuple[str, ...]
 ) -> None:
-    missing = tmp_path / "missing.duckdb"
-
-    line = one_error_line(invoke(*command, "--store", missing))
+    line = assert_no_such_store(invoke, tmp_path, command)
 
     assert "missing.duckdb: no such store" in line
-    assert not missing.exists()
 
 
 # ---------------------------------------------------------------- while another process holds it

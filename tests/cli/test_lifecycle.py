@@ -11,21 +11,11 @@ from typing import Any
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
-from tests.cli.helpers import Invoke, one_error_line
+from tests.cli.helpers import Invoke, one_error_line, output_json, trimmed
 from themis.adapters.stores.duckdb import DuckDBStore
 
 RunJson = Callable[..., dict[str, Any]]
 TRIALS = 24 * 2 * 2 * 3  # the demo: cases x models x prompts x samples
-
-
-def _json(result: Any) -> dict[str, Any]:
-    assert result.exit_code == 0, result.output
-    data: dict[str, Any] = json.loads(result.stdout)
-    return data
-
-
-def _text(output: str) -> str:
-    return "\n".join(line.rstrip() for line in output.splitlines())
 
 
 def _twins_config(tmp_path: Path) -> Path:
@@ -66,7 +56,7 @@ name = "number"
 
 
 def test_plan_json_counts_the_demo(demo: Path, store: Path, invoke: Invoke) -> None:
-    data = _json(invoke("plan", demo, "--store", store, "--json"))
+    data = output_json(invoke("plan", demo, "--store", store, "--json"))
 
     assert len(data["run_id"]) == 64
     assert (data["name"], data["seed"], data["samples"]) == ("demo-arithmetic", 2024, 3)
@@ -86,7 +76,7 @@ def test_plan_json_counts_the_demo(demo: Path, store: Path, invoke: Invoke) -> N
 def test_plan_run_id_is_the_run_id_of_run(
     demo: Path, store: Path, invoke: Invoke, run_json: RunJson
 ) -> None:
-    planned = _json(invoke("plan", demo, "--store", store, "--json", "--set", "seed=5"))
+    planned = output_json(invoke("plan", demo, "--store", store, "--json", "--set", "seed=5"))
     ran = run_json(demo, "--set", "seed=5", "--set", "runtime.max_concurrent_tasks=2")
 
     assert planned["run_id"] == ran["run_id"]
@@ -98,7 +88,7 @@ def test_twins_share_a_model_call_in_the_plan_and_in_the_run(
 ) -> None:
     config = _twins_config(tmp_path)
 
-    planned = _json(invoke("plan", config, "--store", store, "--json"))
+    planned = output_json(invoke("plan", config, "--store", store, "--json"))
     ran = run_json(config)
 
     assert planned["stages"] == {"generate": 3, "parse": 4, "score": 4}
@@ -110,8 +100,8 @@ def test_twins_share_a_model_call_in_the_plan_and_in_the_run(
 def test_plan_with_a_named_store_saves_the_run_once(
     demo: Path, store: Path, invoke: Invoke
 ) -> None:
-    first = _json(invoke("plan", demo, "--store", store, "--json"))
-    second = _json(invoke("plan", demo, "--store", store, "--json"))
+    first = output_json(invoke("plan", demo, "--store", store, "--json"))
+    second = output_json(invoke("plan", demo, "--store", store, "--json"))
     listed = json.loads(invoke("runs", "--store", store, "--json").stdout)
 
     assert first["store"] == {"path": str(store), "exists": True, "saved": True, "run": None}
@@ -132,7 +122,7 @@ def test_plan_reports_a_partly_done_run(
 ) -> None:
     run_json(demo, "--until-stage", "generate")
 
-    data = _json(invoke("plan", demo, "--store", store, "--json"))
+    data = output_json(invoke("plan", demo, "--store", store, "--json"))
     table = invoke("plan", demo, "--store", store)
 
     assert data["store"]["saved"] is False
@@ -169,7 +159,7 @@ def test_plan_never_creates_the_default_store(
 ) -> None:
     monkeypatch.chdir(demo.parent)
 
-    data = _json(invoke("plan", demo, "--json"))
+    data = output_json(invoke("plan", demo, "--json"))
     table = invoke("plan", demo)
 
     assert data["store"] == {"path": "themis.duckdb", "exists": False, "saved": False, "run": None}
@@ -183,7 +173,7 @@ def test_plan_uses_the_default_store_when_it_exists(
     monkeypatch.chdir(demo.parent)
     assert invoke("run", demo, "--set", "seed=1", "--quiet").exit_code == 0
 
-    data = _json(invoke("plan", demo, "--json"))
+    data = output_json(invoke("plan", demo, "--json"))
 
     assert data["store"]["saved"] is True
     store = DuckDBStore(demo.parent / "themis.duckdb")
@@ -195,7 +185,7 @@ def test_plan_uses_the_default_store_when_it_exists(
 
 
 def test_no_save_writes_nothing(demo: Path, store: Path, invoke: Invoke) -> None:
-    absent = _json(invoke("plan", demo, "--store", store, "--no-save", "--json"))
+    absent = output_json(invoke("plan", demo, "--store", store, "--no-save", "--json"))
     invoke("run", demo, "--store", store, "--set", "seed=1", "--quiet")
     present = invoke("plan", demo, "--store", store, "--no-save")
 
@@ -215,8 +205,8 @@ def test_plan_table(
 
     assert first.exit_code == 0, first.output
     assert first.stderr == ""
-    assert _text(first.stdout) == snapshot(name="saved")
-    assert _text(second.stdout).splitlines()[-1] == (
+    assert trimmed(first.stdout) == snapshot(name="saved")
+    assert trimmed(second.stdout).splitlines()[-1] == (
         f"store s.duckdb: run stored, planned: 0 scored, 0 failed, {TRIALS} pending; "
         f"{TRIALS} model calls to go"
     )
@@ -263,7 +253,7 @@ def test_a_config_diffed_with_itself_is_the_same_run(demo: Path, invoke: Invoke)
 
 
 def test_diff_json_classifies_overrides_of_b(demo: Path, store: Path, invoke: Invoke) -> None:
-    data = _json(
+    data = output_json(
         invoke(
             "diff",
             demo,
@@ -277,7 +267,7 @@ def test_diff_json_classifies_overrides_of_b(demo: Path, store: Path, invoke: In
             "models.weak.options.skill=0.6",
         )
     )
-    plan_b = _json(
+    plan_b = output_json(
         invoke("plan", demo, "--json", "--no-save", "--set", "models.weak.options.skill=0.6")
     )
 
@@ -290,7 +280,7 @@ def test_diff_json_classifies_overrides_of_b(demo: Path, store: Path, invoke: In
 
 
 def test_runtime_and_provenance_changes_keep_the_run(demo: Path, invoke: Invoke) -> None:
-    data = _json(invoke("diff", demo, demo, "--json", "--set", "runtime.store_batch_size=10"))
+    data = output_json(invoke("diff", demo, demo, "--json", "--set", "runtime.store_batch_size=10"))
 
     assert data["same_run"] is True
     assert data["a"]["run_id"] == data["b"]["run_id"]
@@ -310,7 +300,7 @@ def test_diff_table(demo: Path, invoke: Invoke, snapshot: SnapshotAssertion) -> 
 
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
-    assert _text(result.stdout.replace(str(demo.parent), "<dir>")) == snapshot
+    assert trimmed(result.stdout.replace(str(demo.parent), "<dir>")) == snapshot
 
 
 @pytest.mark.parametrize(

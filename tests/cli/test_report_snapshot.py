@@ -12,11 +12,7 @@ from pathlib import Path
 
 from syrupy.assertion import SnapshotAssertion
 
-from tests.cli.helpers import Invoke
-
-
-def _text(output: str) -> str:
-    return "\n".join(line.rstrip() for line in output.splitlines())
+from tests.cli.helpers import Invoke, trimmed
 
 
 def test_run_table(demo: Path, store: Path, invoke: Invoke, snapshot: SnapshotAssertion) -> None:
@@ -25,8 +21,8 @@ def test_run_table(demo: Path, store: Path, invoke: Invoke, snapshot: SnapshotAs
 
     assert first.exit_code == 0, first.output
     assert second.exit_code == 0, second.output
-    assert _text(first.stdout) == snapshot(name="executed")
-    assert _text(second.stdout) == snapshot(name="reused")
+    assert trimmed(first.stdout) == snapshot(name="executed")
+    assert trimmed(second.stdout) == snapshot(name="reused")
 
 
 def test_report_table(demo: Path, store: Path, invoke: Invoke, snapshot: SnapshotAssertion) -> None:
@@ -40,5 +36,5 @@ def test_report_table(demo: Path, store: Path, invoke: Invoke, snapshot: Snapsho
     assert partial.exit_code == 0, partial.output
     assert finished.exit_code == 0, finished.output
     assert complete.exit_code == 0, complete.output
-    assert _text(partial.stdout) == snapshot(name="through-generate")
-    assert _text(complete.stdout) == snapshot(name="complete")
+    assert trimmed(partial.stdout) == snapshot(name="through-generate")
+    assert trimmed(complete.stdout) == snapshot(name="complete")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli.helpers import Invoke, one_error_line
+from tests.cli.helpers import Invoke, assert_no_such_store, one_error_line, output_json
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.core.events import Event, RunResumed, ScoreCompleted, StageReset
 
@@ -65,9 +65,7 @@ def cli_json(invoke: Invoke) -> Json:
     """`themis ARGS... --json`, asserted successful, as parsed JSON."""
 
     def run(*args: object) -> dict[str, Any]:
-        result = invoke(*args, "--json")
-        assert result.exit_code == 0, result.output
-        data: dict[str, Any] = json.loads(result.stdout)
+        data: dict[str, Any] = output_json(invoke(*args, "--json"))
         return data
 
     return run
@@ -270,10 +268,4 @@ def test_replay_of_an_unknown_stage_is_a_usage_error(
 def test_a_missing_store_is_one_error_line_and_is_not_created(
     tmp_path: Path, invoke: Invoke, command: tuple[str, ...]
 ) -> None:
-    missing = tmp_path / "missing.duckdb"
-
-    line = one_error_line(invoke(*command, "--store", missing))
-
-    assert "missing.duckdb" in line
-    assert "no such store" in line
-    assert not missing.exists()
+    assert_no_such_store(invoke, tmp_path, command)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import duckdb
 import pytest
 
 from tests.cli.helpers import Invoke
-from tests.fakeserver import FakeServer, start_fake_server
+from tests.fakeserver import FakeServer
 
 CANARY = "sk-canary-3c1f0a9d7e5b42f8"
 TRACE = "trace-canary-11aa22bb33cc"
@@ -57,12 +56,6 @@ base_url = "{base_url}"
 api_key = "${{THEMIS_CANARY_KEY}}"
 headers = {{ X-Trace-Token = "${{THEMIS_CANARY_TRACE}}" }}
 """
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeServer]:
-    with start_fake_server() as running:
-        yield running
 
 
 def _leaks(text: str) -> list[str]:

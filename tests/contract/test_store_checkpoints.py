@@ -4,16 +4,15 @@ promises: checkpoints survive a reopen, and a version-1 store is migrated in pla
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
 import duckdb
-import pytest
 
+from tests.contract.stores import OnDuckDBFile, OnDuckDBInMemory, OnMemoryStore, StoreFixture
 from tests.contract.test_store_contract import SAMPLE_EVENTS, answers, field_types, make_snapshot
 from themis.adapters.codec import encode_event, encode_snapshot
-from themis.adapters.stores import DuckDBStore, MemoryStore
+from themis.adapters.stores import DuckDBStore
 from themis.adapters.stores.duckdb import SCHEMA_VERSION
 from themis.core.checkpoint import Checkpoint, CheckpointSummary
 from themis.core.events import (
@@ -138,17 +137,8 @@ def test_the_realistic_state_exercises_every_part_of_run_state() -> None:
     assert len(state.resumes) == 2
 
 
-class CheckpointContract:
+class CheckpointContract(StoreFixture):
     """The checkpoint, `last_seq` and `find_generations` tests every `StorePort` must pass."""
-
-    def make_store(self, tmp_path: Path) -> StorePort:
-        raise NotImplementedError
-
-    @pytest.fixture
-    def store(self, tmp_path: Path) -> Iterator[StorePort]:
-        store = self.make_store(tmp_path)
-        yield store
-        store.close()
 
     # ------------------------------------------------------------ checkpoints
 
@@ -278,19 +268,16 @@ class CheckpointContract:
         assert found == {f"trial-{i}": ("run-a", made[i]) for i in range(0, 2_500, 2)}
 
 
-class TestMemoryStore(CheckpointContract):
-    def make_store(self, tmp_path: Path) -> StorePort:
-        return MemoryStore()
+class TestMemoryStore(OnMemoryStore, CheckpointContract):
+    pass
 
 
-class TestDuckDBStoreInMemory(CheckpointContract):
-    def make_store(self, tmp_path: Path) -> StorePort:
-        return DuckDBStore(":memory:")
+class TestDuckDBStoreInMemory(OnDuckDBInMemory, CheckpointContract):
+    pass
 
 
-class TestDuckDBStoreFile(CheckpointContract):
-    def make_store(self, tmp_path: Path) -> StorePort:
-        return DuckDBStore(tmp_path / "s.duckdb")
+class TestDuckDBStoreFile(OnDuckDBFile, CheckpointContract):
+    pass
 
 
 # ---------------------------------------------------------------- DuckDB file only

@@ -1,15 +1,12 @@
 """The `StorePort` contract, run against every store adapter; each adapter supplies only its
-constructor (`make_store`)."""
+constructor (`make_store`, in tests/contract/stores.py)."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
-from pathlib import Path
 
 import attrs
 import pytest
 
-from themis.adapters.stores import DuckDBStore, MemoryStore
+from tests.contract.stores import OnDuckDBFile, OnDuckDBInMemory, OnMemoryStore, StoreFixture
 from themis.core.errors import SequenceConflict
 from themis.core.events import (
     EVENT_TYPES,
@@ -209,17 +206,8 @@ def test_samples_cover_every_event_type_and_field() -> None:
             assert getattr(event, field.name) != field.default, (type(event), field.name)
 
 
-class StoreContract:
+class StoreContract(StoreFixture):
     """The tests every `StorePort` adapter must pass."""
-
-    def make_store(self, tmp_path: Path) -> StorePort:
-        raise NotImplementedError
-
-    @pytest.fixture
-    def store(self, tmp_path: Path) -> Iterator[StorePort]:
-        store = self.make_store(tmp_path)
-        yield store
-        store.close()
 
     def test_read_returns_appended_events_in_seq_order(self, store: StorePort) -> None:
         events = answers(5)
@@ -330,16 +318,13 @@ class StoreContract:
         assert len(store.read("run-a")) == 1
 
 
-class TestMemoryStore(StoreContract):
-    def make_store(self, tmp_path: Path) -> StorePort:
-        return MemoryStore()
+class TestMemoryStore(OnMemoryStore, StoreContract):
+    pass
 
 
-class TestDuckDBStoreInMemory(StoreContract):
-    def make_store(self, tmp_path: Path) -> StorePort:
-        return DuckDBStore(":memory:")
+class TestDuckDBStoreInMemory(OnDuckDBInMemory, StoreContract):
+    pass
 
 
-class TestDuckDBStoreFile(StoreContract):
-    def make_store(self, tmp_path: Path) -> StorePort:
-        return DuckDBStore(tmp_path / "s.duckdb")
+class TestDuckDBStoreFile(OnDuckDBFile, StoreContract):
+    pass

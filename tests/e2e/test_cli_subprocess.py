@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
+
+from tests.cli_process import json_stdout, run_themis, themis_env, themis_json
 
 pytestmark = pytest.mark.slow
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DEMO_TRIALS = 288
-
-
-def _themis() -> str:
-    """The console script beside the running interpreter (this checkout's install), else PATH's."""
-    beside = Path(sys.executable).parent / "themis"
-    found = str(beside) if beside.is_file() else shutil.which("themis")
-    assert found is not None, "the `themis` console script is not installed (pip install -e .)"
-    return found
 
 
 @pytest.fixture
@@ -33,26 +24,9 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _run(
-    cwd: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    environment = {key: value for key, value in os.environ.items() if key != "THEMIS_FAKE_JOURNAL"}
-    return subprocess.run(
-        [_themis(), *args],
-        cwd=cwd,
-        env={**environment, **(env or {})},
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=120,
-        check=False,
-    )
-
-
-def _json(completed: subprocess.CompletedProcess[str]) -> dict[str, Any]:
-    assert completed.returncode == 0, completed.stderr
-    data: dict[str, Any] = json.loads(completed.stdout)
-    return data
+def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`themis ARGS...` in `cwd`, with no model-call journal whatever this process has set."""
+    return run_themis(cwd, *args, env=themis_env(without=["THEMIS_FAKE_JOURNAL"]))
 
 
 def _lines(path: Path) -> int:
@@ -61,11 +35,11 @@ def _lines(path: Path) -> int:
 
 def test_the_demo_runs_then_is_reused_from_the_default_store(workdir: Path) -> None:
     journal = workdir / "calls.jsonl"
-    env = {"THEMIS_FAKE_JOURNAL": str(journal)}
+    env = themis_env(THEMIS_FAKE_JOURNAL=str(journal))
 
-    first = _json(_run(workdir, "run", "examples/demo.toml", "--json", env=env))
+    first = themis_json(workdir, "run", "examples/demo.toml", "--json", env=env)
     calls_after_first = _lines(journal)
-    second = _json(_run(workdir, "run", "examples/demo.toml", "--json", env=env))
+    second = themis_json(workdir, "run", "examples/demo.toml", "--json", env=env)
 
     assert (workdir / "themis.duckdb").is_file()
     assert first["reused"] is False
@@ -82,9 +56,9 @@ def test_the_demo_runs_then_is_reused_from_the_default_store(workdir: Path) -> N
 
 
 def test_report_and_runs_read_the_default_store(workdir: Path) -> None:
-    ran = _json(_run(workdir, "run", "examples/demo.toml", "--json", "--quiet"))
+    ran = json_stdout(_run(workdir, "run", "examples/demo.toml", "--json", "--quiet"))
 
-    report = _json(_run(workdir, "report", ran["run_id"][:8], "--format", "json"))
+    report = json_stdout(_run(workdir, "report", ran["run_id"][:8], "--format", "json"))
     listed = _run(workdir, "runs", "--json")
 
     assert report["results"] == ran["results"]

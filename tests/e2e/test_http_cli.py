@@ -10,18 +10,16 @@ calls no trial whose generation was committed.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import themis
-from tests.e2e.test_cli_subprocess import _themis
+from tests.cli_process import json_stdout, run_themis, themis_env, themis_path
 from tests.fakeserver import FakeServer, start_fake_server
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.core.events import GenerationCompleted
@@ -75,18 +73,6 @@ api_key = "${{THEMIS_E2E_KEY}}"
 """
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeServer]:
-    with start_fake_server() as running:
-        yield running
-
-
-@pytest.fixture
-def fake(server: FakeServer) -> FakeServer:
-    server.reset()
-    return server
-
-
 def _project(directory: Path, server: FakeServer, cases: int = 12, concurrency: int = 8) -> Path:
     rows = [{"id": f"q{i}", "a": i, "b": 2 * i + 1, "answer": str(3 * i + 1)} for i in range(cases)]
     (directory / "sums.jsonl").write_text(
@@ -100,27 +86,13 @@ def _project(directory: Path, server: FakeServer, cases: int = 12, concurrency: 
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "THEMIS_E2E_KEY": KEY}
-
-
-def _themis_run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [_themis(), *args],
-        cwd=cwd,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=120,
-        check=False,
-    )
+    return themis_env(THEMIS_E2E_KEY=KEY)
 
 
 def _json(cwd: Path, *args: str) -> dict[str, Any]:
-    completed = _themis_run(cwd, *args)
-    assert completed.returncode == 0, completed.stderr
+    completed = run_themis(cwd, *args, env=_env())
+    data: dict[str, Any] = json_stdout(completed)
     assert KEY not in completed.stdout + completed.stderr
-    data: dict[str, Any] = json.loads(completed.stdout)
     return data
 
 
@@ -268,7 +240,7 @@ def test_kill_9_mid_run_then_resume_elsewhere_calls_no_committed_trial(
         for trial in experiment.plan()
     }
     store = tmp_path / "s.duckdb"
-    command = [_themis(), "run", config.name, "--store", str(store), "--quiet"]
+    command = [themis_path(), "run", config.name, "--store", str(store), "--quiet"]
     with (tmp_path / "stderr").open("wb") as stderr:
         process = subprocess.Popen(
             command, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=stderr

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 import themis
-from tests.e2e.test_cli_subprocess import _themis
+from tests.cli_process import themis_env, themis_json, themis_path
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.core.events import GenerationCompleted
 
@@ -96,22 +96,11 @@ def _write_experiment(directory: Path) -> Path:
 
 
 def _env(journal: Path) -> dict[str, str]:
-    return {**os.environ, "THEMIS_FAKE_JOURNAL": str(journal)}
+    return themis_env(THEMIS_FAKE_JOURNAL=str(journal))
 
 
 def _themis_json(cwd: Path, journal: Path, *args: str) -> dict[str, Any]:
-    completed = subprocess.run(
-        [_themis(), *args],
-        cwd=cwd,
-        env=_env(journal),
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=TIMEOUT_S,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    data: dict[str, Any] = json.loads(completed.stdout)
+    data: dict[str, Any] = themis_json(cwd, *args, env=_env(journal), timeout=TIMEOUT_S)
     return data
 
 
@@ -211,7 +200,7 @@ def test_kill_9_then_the_same_command_resumes_exactly(
     assert len(every_key) == experiment.manifest().generations < TRIALS  # twins share a call
     rng = random.Random(seed)
     store = tmp_path / "s.duckdb"
-    command = [_themis(), "run", "kill.toml", "--store", str(store), "--quiet"]
+    command = [themis_path(), "run", "kill.toml", "--store", str(store), "--quiet"]
     committed: set[str] = set()
     timings = []
     for kill in range(1 + seed % 2):

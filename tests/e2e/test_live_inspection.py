@@ -8,16 +8,14 @@ run publishes, never block on or disturb it; after it finishes, they read the st
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.e2e.test_cli_subprocess import _themis
+from tests.cli_process import json_stdout, run_themis, themis_env, themis_path
 from themis import Experiment
 
 pytestmark = pytest.mark.slow
@@ -38,25 +36,11 @@ def workdir(tmp_path: Path) -> Path:
 
 
 def _env() -> dict[str, str]:
-    return {key: value for key, value in os.environ.items() if key != "THEMIS_FAKE_JOURNAL"}
+    return themis_env(without=["THEMIS_FAKE_JOURNAL"])
 
 
 def _themis_in(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [_themis(), *args],
-        cwd=cwd,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=60,
-        check=False,
-    )
-
-
-def _json(completed: subprocess.CompletedProcess[str]) -> Any:
-    assert completed.returncode == 0, completed.stderr
-    return json.loads(completed.stdout)
+    return run_themis(cwd, *args, env=_env(), timeout=60)
 
 
 def _wait_for(path: Path, runner: subprocess.Popen[str], timeout: float = 30.0) -> None:
@@ -74,7 +58,7 @@ def test_inspect_quickcheck_and_runs_answer_live_while_a_run_holds_the_store(
     run_id = Experiment.from_file(config, overrides=SLOW).run_id
     overrides = [argument for value in SLOW for argument in ("--set", value)]
     runner = subprocess.Popen(
-        [_themis(), "run", "examples/demo.toml", *overrides, "--json", "--quiet"],
+        [themis_path(), "run", "examples/demo.toml", *overrides, "--json", "--quiet"],
         cwd=workdir,
         env=_env(),
         stdout=subprocess.PIPE,
@@ -84,14 +68,14 @@ def test_inspect_quickcheck_and_runs_answer_live_while_a_run_holds_the_store(
     )
     try:
         _wait_for(workdir / "themis.duckdb.progress" / f"{run_id}.json", runner)
-        first = _json(_themis_in(workdir, "inspect", "state", run_id[:8], "--json"))
-        checked = _json(_themis_in(workdir, "quickcheck", "--json"))
-        snapshot = _json(_themis_in(workdir, "inspect", "snapshot", run_id[:8], "--json"))
-        listed = _json(_themis_in(workdir, "runs", "--json"))
+        first = json_stdout(_themis_in(workdir, "inspect", "state", run_id[:8], "--json"))
+        checked = json_stdout(_themis_in(workdir, "quickcheck", "--json"))
+        snapshot = json_stdout(_themis_in(workdir, "inspect", "snapshot", run_id[:8], "--json"))
+        listed = json_stdout(_themis_in(workdir, "runs", "--json"))
         table = _themis_in(workdir, "inspect", "state", run_id[:8])
         evaluation = _themis_in(workdir, "inspect", "evaluation", run_id[:8], "--case", "arith-01")
         time.sleep(1.0)
-        later = _json(_themis_in(workdir, "inspect", "state", run_id[:8], "--json"))
+        later = json_stdout(_themis_in(workdir, "inspect", "state", run_id[:8], "--json"))
         still_running = runner.poll() is None
         out, err = runner.communicate(timeout=120)
     finally:
@@ -139,10 +123,10 @@ def test_inspect_quickcheck_and_runs_answer_live_while_a_run_holds_the_store(
 
 
 def _assert_read_from_the_store(workdir: Path, run_id: str) -> None:
-    after = _json(_themis_in(workdir, "inspect", "state", run_id[:8], "--json"))
-    after_check = _json(_themis_in(workdir, "quickcheck", "--json"))
-    after_snapshot = _json(_themis_in(workdir, "inspect", "snapshot", run_id[:8], "--json"))
-    case = _json(
+    after = json_stdout(_themis_in(workdir, "inspect", "state", run_id[:8], "--json"))
+    after_check = json_stdout(_themis_in(workdir, "quickcheck", "--json"))
+    after_snapshot = json_stdout(_themis_in(workdir, "inspect", "snapshot", run_id[:8], "--json"))
+    case = json_stdout(
         _themis_in(workdir, "inspect", "evaluation", run_id[:8], "--case", "arith-01", "--json")
     )
     assert (after["status"], after["live"], after["stages"]["score"]["done"]) == (

@@ -11,16 +11,13 @@ repeat a number, so a correct client scores 1.0 under the `number` parser.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.test_cli_subprocess import _themis
+from tests.cli_process import themis_env, themis_json
 from tests.servers.llmock_server import LLMock, start_llmock
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.core.events import GenerationCompleted, GenerationFailed
@@ -89,18 +86,8 @@ generation_retry_delay = 0.2
 def _run(tmp_path: Path, config: str, store: str = "store.duckdb") -> dict[str, Any]:
     path = tmp_path / "llmock.toml"
     path.write_text(config, encoding="utf-8")
-    completed = subprocess.run(
-        [_themis(), "run", str(path), "--store", str(tmp_path / store), "--json", "--quiet"],
-        cwd=tmp_path,
-        env={**os.environ, **KEYS},
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=180,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    result: dict[str, Any] = json.loads(completed.stdout)
+    command = ("run", path, "--store", tmp_path / store, "--json", "--quiet")
+    result: dict[str, Any] = themis_json(tmp_path, *command, env=themis_env(**KEYS), timeout=180)
     return result
 
 

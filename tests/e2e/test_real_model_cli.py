@@ -9,15 +9,12 @@ About 4 s a run on one thread: keep cases few and `max_tokens` small.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.test_cli_subprocess import _themis
+from tests.cli_process import themis_json
 from tests.servers.real_model import SERVED_MODEL
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.core.events import GenerationCompleted
@@ -64,28 +61,9 @@ base_url = "http://127.0.0.1:9/v1"  # replaced by --set with the test server's a
 
 
 def _run(directory: Path, store: str, base_url: str) -> dict[str, Any]:
-    completed = subprocess.run(
-        [
-            _themis(),
-            "run",
-            "real.toml",
-            "--store",
-            store,
-            "--set",
-            f"runtime.endpoints.local.base_url={base_url}",
-            "--json",
-            "--quiet",
-        ],
-        cwd=directory,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=300,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    result: dict[str, Any] = json.loads(completed.stdout)
+    endpoint = f"runtime.endpoints.local.base_url={base_url}"
+    command = ("run", "real.toml", "--store", store, "--set", endpoint, "--json", "--quiet")
+    result: dict[str, Any] = themis_json(directory, *command, timeout=300)
     return result
 
 
@@ -99,17 +77,8 @@ def _generations(store: Path, run_id: str) -> dict[str, GenerationCompleted]:
 
 
 def _inspect(directory: Path, store: str, run_id: str, case: str) -> dict[str, Any]:
-    completed = subprocess.run(
-        [_themis(), "inspect", "evaluation", run_id, "--case", case, "--store", store, "--json"],
-        cwd=directory,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=60,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    found: dict[str, Any] = json.loads(completed.stdout)
+    command = ("inspect", "evaluation", run_id, "--case", case, "--store", store, "--json")
+    found: dict[str, Any] = themis_json(directory, *command, timeout=60)
     return found
 
 

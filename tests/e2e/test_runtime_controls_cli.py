@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import signal
 import subprocess
 import time
@@ -20,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_cli_subprocess import _themis
+from tests.cli_process import json_stdout, run_themis, themis_env, themis_path
 
 pytestmark = pytest.mark.slow
 
@@ -81,24 +80,15 @@ class Cli:
         self.journal = directory / "calls.jsonl"
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "THEMIS_FAKE_JOURNAL": str(self.journal)}
+        return themis_env(THEMIS_FAKE_JOURNAL=str(self.journal))
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [_themis(), *args, "--store", str(self.store)],
-            cwd=self.directory,
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            timeout=TIMEOUT_S,
-            check=False,
+        return run_themis(
+            self.directory, *args, "--store", self.store, env=self.env(), timeout=TIMEOUT_S
         )
 
     def json(self, *args: str) -> dict[str, Any]:
-        completed = self.run(*args, "--json")
-        assert completed.returncode == 0, completed.stderr
-        data: dict[str, Any] = json.loads(completed.stdout)
+        data: dict[str, Any] = json_stdout(self.run(*args, "--json"))
         return data
 
     def calls(self) -> list[dict[str, Any]]:
@@ -155,7 +145,7 @@ def test_429s_with_retry_after_are_retried_when_the_server_says(cli: Cli) -> Non
 def test_requests_per_minute_are_never_exceeded(cli: Cli) -> None:
     config = _write(cli.directory, {}, _cases(5))
     command = [
-        _themis(),
+        themis_path(),
         "run",
         str(config),
         "--store",
@@ -185,14 +175,14 @@ def test_requests_per_minute_are_never_exceeded(cli: Cli) -> None:
         process.kill()
         process.wait(timeout=TIMEOUT_S)
     assert process.returncode == 130
-    state = cli.json("inspect", "state", json.loads(_plan(cli, config))["run_id"])
+    state = cli.json("inspect", "state", _run_id(cli, config))
     assert state["stages"]["generate"]["done"] == 3
 
 
-def _plan(cli: Cli, config: Path) -> str:
-    completed = cli.run("plan", str(config), "--no-save", "--json")
-    assert completed.returncode == 0, completed.stderr
-    return completed.stdout
+def _run_id(cli: Cli, config: Path) -> str:
+    """The run id `themis plan` gives `config` (without saving the plan)."""
+    run_id: str = cli.json("plan", str(config), "--no-save")["run_id"]
+    return run_id
 
 
 def test_a_request_over_the_token_limit_fails_without_a_call(cli: Cli) -> None:
@@ -302,7 +292,7 @@ def test_a_run_budget_pauses_the_run_and_resume_with_a_raised_limit_finishes(cli
 
     assert paused.returncode == 0, paused.stderr
     assert "paused: its budget (runtime.max_cost_per_run) is spent" in paused.stderr
-    run_id = json.loads(_plan(cli, config))["run_id"]
+    run_id = _run_id(cli, config)
     state = cli.json("inspect", "state", run_id)
     assert state["status"] == "paused"
     assert state["pause"] == {"reason": "cost_limit", "spent": 3.0}
