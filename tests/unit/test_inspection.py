@@ -9,6 +9,7 @@ import pytest
 
 from tests.unit.builders import completed, done, parsed, scored, small_spec
 from themis.core.errors import CaseNotFound
+from themis.core.evaluation_view import evaluation_execution
 from themis.core.events import GenerationFailed, RunCompleted, RunResumed, RunStarted
 from themis.core.inspection import (
     PARSE_ERROR,
@@ -16,7 +17,6 @@ from themis.core.inspection import (
     RuntimeChange,
     StageCounts,
     Tally,
-    evaluation_execution,
     execution_state,
     run_progress,
     snapshot_view,
@@ -216,10 +216,23 @@ def test_evaluation_execution_gathers_every_trial_of_the_case() -> None:
         for sample in (0, 1)
     }
     for trial, planned in zip(view.trials, expected_trials, strict=True):
+        assert trial.trial_key == planned.trial_key  # planned alone, keyed as in the whole plan
         assert trial.messages == planned.request.messages
         assert trial.expected == "3"
     sys_prompt = next(t for t in view.trials if t.prompt == "sys")
     assert [m.role for m in sys_prompt.messages] == ["system", "user"]
+
+
+def test_a_case_in_two_datasets_shows_its_trials_of_both() -> None:
+    spec = small_spec()
+    other = attrs.evolve(spec.datasets[0], name="again")
+    compiled = compile_run(attrs.evolve(spec, datasets=(spec.datasets[0], other)))
+
+    view = evaluation_execution(compiled, project([]), "c1")
+
+    planned = [(t.trial_id, t.trial_key) for t in plan(compiled) if t.case_id == "c1"]
+    assert [(t.trial_id, t.trial_key) for t in view.trials] == planned
+    assert {t.dataset for t in view.trials} == {"arith", "again"}
 
 
 def test_evaluation_execution_attaches_each_recorded_fact() -> None:

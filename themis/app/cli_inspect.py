@@ -22,9 +22,8 @@ from themis.app.inspection import (
     quickcheck,
 )
 from themis.app.live import LiveRecord
+from themis.app.render_evaluation import evaluation_json, evaluation_render
 from themis.app.render_inspect import (
-    evaluation_json,
-    evaluation_render,
     live_note,
     quickcheck_json,
     quickcheck_render,

@@ -21,12 +21,11 @@ from themis.app.live import LiveRecord, read_live
 from themis.app.runs import last_runtime, load_compiled, load_state, resolve_run_id
 from themis.app.wiring import opened_store
 from themis.core.errors import RunNotFound, StoreLocked
+from themis.core.evaluation_view import EvaluationExecution, evaluation_execution
 from themis.core.inspection import (
-    EvaluationExecution,
     ExecutionState,
     RunProgress,
     RunSnapshotView,
-    evaluation_execution,
     execution_state,
     run_progress,
     snapshot_view,

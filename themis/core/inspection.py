@@ -1,4 +1,5 @@
-"""Pure views of a run for inspection: its snapshot, its execution state, one case's trials.
+"""Pure views of a run for inspection: its snapshot and its execution state (one case's trials:
+`themis.core.evaluation_view`).
 
 Each view is a function of the compiled run and the state the log folds to (plus, for the
 snapshot, what the store keeps beside the log); none reads a store, a file or a clock. The app
@@ -14,7 +15,6 @@ the `score` counts equal the report's scored / failed / pending.
 
 from __future__ import annotations
 
-import difflib
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -23,16 +23,10 @@ import attrs
 from attrs import field, frozen
 
 from themis.core.controls import Spend, spend_summary
-from themis.core.errors import CaseNotFound
 from themis.core.events import (
-    GenerationCompleted,
-    GenerationFailed,
-    ParseCompleted,
     RunPaused,
-    ScoreCompleted,
 )
-from themis.core.planner import CompiledRun, PlanRecord, plan, trial_refs
-from themis.core.prompting import Message
+from themis.core.planner import CompiledRun, PlanRecord, trial_refs
 from themis.core.report import ServedModel, run_status, served_models
 from themis.core.runtime import Price
 from themis.core.snapshot import RunSnapshot
@@ -41,7 +35,6 @@ from themis.core.state import RunState
 
 PARSE_ERROR = "parse_error"  # the failure kind of an answer that did not parse
 _SUMMARY_LENGTH = 120
-_CLOSE_IDS = 3
 
 
 def _dict(value: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -206,43 +199,6 @@ class RunSnapshotView:
     served: tuple[ServedModel, ...] = ()
 
 
-@frozen
-class TrialExecution:
-    """One trial of a case: the request sent and every recorded result of it."""
-
-    trial_id: str
-    trial_key: str
-    dataset: str
-    model: str
-    prompt: str
-    sample: int
-    messages: tuple[Message, ...]
-    expected: str | None
-    generation: GenerationCompleted | None
-    failure: GenerationFailed | None
-    parse: ParseCompleted | None
-    score: ScoreCompleted | None
-
-    @property
-    def status(self) -> str:
-        if self.score is not None:
-            return "scored"
-        if self.failure is not None:
-            return "failed"
-        if self.parse is not None:
-            return "parsed"
-        return "generated" if self.generation is not None else "pending"
-
-
-@frozen
-class EvaluationExecution:
-    """Every trial of one case across datasets, models, prompts and samples."""
-
-    run_id: str
-    case_id: str
-    trials: tuple[TrialExecution, ...]
-
-
 def lineage(state: RunState) -> tuple[RuntimeChange, ...]:
     """Every runtime change the log records, oldest first, one entry per field."""
     return tuple(
@@ -374,48 +330,4 @@ def snapshot_view(
         provenance=snapshot.provenance,
         lineage=lineage(state),
         served=served_models(compiled, state, record),
-    )
-
-
-def evaluation_execution(
-    compiled: CompiledRun, state: RunState, case_id: str
-) -> EvaluationExecution:
-    """Every trial of case `case_id`; `CaseNotFound` (with close ids) if no dataset has it."""
-    known = [case.id for dataset in compiled.spec.datasets for case in dataset.cases]
-    if case_id not in known:
-        raise CaseNotFound(_unknown_case(compiled.run_id, case_id, known))
-    trials = tuple(
-        TrialExecution(
-            trial_id=trial.trial_id,
-            trial_key=trial.trial_key,
-            dataset=trial.dataset,
-            model=trial.model,
-            prompt=trial.prompt,
-            sample=trial.sample,
-            messages=trial.request.messages,
-            expected=trial.expected,
-            generation=state.generations.get(trial.trial_key),
-            failure=state.failed_generation(trial.trial_key),
-            parse=state.parses.get(trial.trial_id),
-            score=state.scores.get(trial.trial_id),
-        )
-        for trial in plan(compiled)
-        if trial.case_id == case_id
-    )
-    return EvaluationExecution(run_id=compiled.run_id, case_id=case_id, trials=trials)
-
-
-def _unknown_case(run_id: str, case_id: str, known: list[str]) -> str:
-    unique = list(dict.fromkeys(known))
-    close = difflib.get_close_matches(case_id, unique, n=_CLOSE_IDS, cutoff=0.6)
-    if close:
-        hint = "did you mean " + ", ".join(repr(name) for name in close) + "?"
-    elif unique:
-        hint = "e.g. " + ", ".join(repr(name) for name in unique[:_CLOSE_IDS])
-    else:
-        hint = "it has none"
-    count = len(unique)
-    return (
-        f"run {run_id[:12]} has no case {case_id!r} "
-        f"({count} case{'s' if count != 1 else ''}; {hint})"
     )

@@ -1,0 +1,158 @@
+"""`themis inspect evaluation`: every trial of one case, as a table for people and as JSON.
+
+The JSON holds every recorded fact of each trial (messages, the generation with its usage,
+provenance, retries and token log-probabilities, the failure, the parse and the scores); the
+table shortens responses to one line and shows retries only when some trial had them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+
+from themis.app.render_controls import retries_cell, retries_json
+from themis.app.render_inspect import view_title
+from themis.core.evaluation_view import EvaluationExecution, TrialExecution
+from themis.core.generation import TokenLogprob
+
+__all__ = ["evaluation_json", "evaluation_render"]
+
+_RESPONSE_WIDTH = 48
+
+
+def _logprobs_json(logprobs: tuple[TokenLogprob, ...] | None) -> list[dict[str, Any]] | None:
+    if logprobs is None:
+        return None
+    return [
+        {
+            "token": token.token,
+            "logprob": token.logprob,
+            "top": [{"token": text, "logprob": value} for text, value in token.top],
+        }
+        for token in logprobs
+    ]
+
+
+def _trial_json(trial: TrialExecution) -> dict[str, Any]:
+    generation, failure, parse, score = trial.generation, trial.failure, trial.parse, trial.score
+    return {
+        "dataset": trial.dataset,
+        "model": trial.model,
+        "prompt": trial.prompt,
+        "sample": trial.sample,
+        "trial_id": trial.trial_id,
+        "trial_key": trial.trial_key,
+        "status": trial.status,
+        "expected": trial.expected,
+        "messages": [{"role": m.role, "content": m.content} for m in trial.messages],
+        "generation": None
+        if generation is None
+        else {
+            "text": generation.text,
+            "finish_reason": generation.finish_reason,
+            "input_tokens": generation.input_tokens,
+            "output_tokens": generation.output_tokens,
+            "latency_s": generation.latency_s,
+            "served_model": generation.served_model,
+            "response_id": generation.response_id,
+            "system_fingerprint": generation.system_fingerprint,
+            "attempts": generation.attempts,
+            "cache_hit": generation.cache_hit,
+            "source_run": generation.source_run,
+            "retries": retries_json(generation.retries),
+            "logprobs": _logprobs_json(generation.logprobs),
+        },
+        "failure": None
+        if failure is None
+        else {
+            "kind": failure.error_kind,
+            "message": failure.message,
+            "attempts": failure.attempts,
+            "retries": retries_json(failure.retries),
+        },
+        "parse": None if parse is None else {"answer": parse.answer, "error": parse.error},
+        "scores": None if score is None else dict(score.scores),
+    }
+
+
+def evaluation_json(view: EvaluationExecution) -> dict[str, Any]:
+    return {
+        "run_id": view.run_id,
+        "case_id": view.case_id,
+        "trials": [_trial_json(trial) for trial in view.trials],
+    }
+
+
+def _short(text: str, width: int = _RESPONSE_WIDTH) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _scores(scores: Mapping[str, float]) -> str:
+    return " ".join(f"{name}={value:g}" for name, value in scores.items())
+
+
+def _messages(view: EvaluationExecution) -> RenderableType:
+    """Each distinct rendered request once (they depend on dataset and prompt, not the model)."""
+    seen: dict[tuple[str, str], TrialExecution] = {}
+    for trial in view.trials:
+        seen.setdefault((trial.dataset, trial.prompt), trial)
+    table = Table(title="messages", title_justify="left", show_lines=True)
+    for column in ("dataset", "prompt", "role", "content"):
+        table.add_column(column)
+    for (dataset, prompt), trial in seen.items():
+        for message in trial.messages:
+            table.add_row(dataset, prompt, message.role, message.content)
+    return table
+
+
+def evaluation_render(view: EvaluationExecution) -> RenderableType:
+    expected = sorted({trial.expected for trial in view.trials if trial.expected is not None})
+    title = view_title(
+        f"case {view.case_id}",
+        f"run {view.run_id[:12]}",
+        f"expected {', '.join(expected) or '—'}",
+        live=None,
+    )
+    table = Table(title=title, title_justify="left")
+    for column in ("model", "prompt", "sample", "status", "response", "answer", "scores"):
+        table.add_column(column, justify="right" if column == "sample" else "left")
+    histories = [retries_cell(trial.generation, trial.failure) for trial in view.trials]
+    columns = ["finish", "tokens in/out", "latency", "attempts", "served", "cache"]
+    if any(histories):  # a transient recovery or a hard failure after retries
+        columns.insert(4, "retries")
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("latency", "attempts") else "left")
+    for trial, history in zip(view.trials, histories, strict=True):
+        generation, failure, parse = trial.generation, trial.failure, trial.parse
+        if failure is not None:
+            response = f"{failure.error_kind}: {_short(failure.message)}"
+        else:
+            response = "" if generation is None else _short(generation.text)
+        answer = "" if parse is None else (parse.answer or f"({parse.error or 'no answer'})")
+        calls = failure.attempts if failure else generation.attempts if generation else None
+        cells = [
+            trial.model,
+            trial.prompt,
+            str(trial.sample),
+            trial.status,
+            response,
+            answer,
+            "" if trial.score is None else _scores(trial.score.scores),
+            "" if generation is None else generation.finish_reason or "—",
+            ""
+            if generation is None
+            else f"{generation.input_tokens or '—'}/{generation.output_tokens or '—'}",
+            "" if generation is None else f"{generation.latency_s:.3f}s",
+            "" if calls is None else str(calls),
+            *([history] if any(histories) else []),
+            "" if generation is None else generation.served_model or "—",
+            ""
+            if generation is None or not generation.cache_hit
+            else f"hit {(generation.source_run or '')[:12]}".strip(),
+        ]
+        table.add_row(*cells)
+    return Group(_messages(view), table)

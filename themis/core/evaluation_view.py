@@ -1,0 +1,118 @@
+"""One case of a run as inspection shows it: every trial of the case, its request and results.
+
+Pure, like `themis.core.inspection`: a function of the compiled run and its folded state. Only
+the case's own trials are planned (their keys depend on the case, prompt, model and sample,
+never on the other cases), so looking at one case of a 100,000-case run renders its prompts
+alone.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import attrs
+from attrs import frozen
+
+from themis.core.errors import CaseNotFound
+from themis.core.events import (
+    GenerationCompleted,
+    GenerationFailed,
+    ParseCompleted,
+    ScoreCompleted,
+)
+from themis.core.planner import CompiledRun, plan
+from themis.core.prompting import Message
+from themis.core.state import RunState
+
+__all__ = ["EvaluationExecution", "TrialExecution", "evaluation_execution"]
+
+_CLOSE_IDS = 3
+
+
+@frozen
+class TrialExecution:
+    """One trial of a case: the request sent and every recorded result of it."""
+
+    trial_id: str
+    trial_key: str
+    dataset: str
+    model: str
+    prompt: str
+    sample: int
+    messages: tuple[Message, ...]
+    expected: str | None
+    generation: GenerationCompleted | None
+    failure: GenerationFailed | None
+    parse: ParseCompleted | None
+    score: ScoreCompleted | None
+
+    @property
+    def status(self) -> str:
+        if self.score is not None:
+            return "scored"
+        if self.failure is not None:
+            return "failed"
+        if self.parse is not None:
+            return "parsed"
+        return "generated" if self.generation is not None else "pending"
+
+
+@frozen
+class EvaluationExecution:
+    """Every trial of one case across datasets, models, prompts and samples."""
+
+    run_id: str
+    case_id: str
+    trials: tuple[TrialExecution, ...]
+
+
+def evaluation_execution(
+    compiled: CompiledRun, state: RunState, case_id: str
+) -> EvaluationExecution:
+    """Every trial of case `case_id`; `CaseNotFound` (with close ids) if no dataset has it."""
+    known = [case.id for dataset in compiled.spec.datasets for case in dataset.cases]
+    if case_id not in known:
+        raise CaseNotFound(_unknown_case(compiled.run_id, case_id, known))
+    spec = compiled.spec
+    only = attrs.evolve(
+        spec,
+        datasets=tuple(
+            attrs.evolve(dataset, cases=tuple(c for c in dataset.cases if c.id == case_id))
+            for dataset in spec.datasets
+            if any(case.id == case_id for case in dataset.cases)
+        ),
+    )
+    trials = tuple(
+        TrialExecution(
+            trial_id=trial.trial_id,
+            trial_key=trial.trial_key,
+            dataset=trial.dataset,
+            model=trial.model,
+            prompt=trial.prompt,
+            sample=trial.sample,
+            messages=trial.request.messages,
+            expected=trial.expected,
+            generation=state.generations.get(trial.trial_key),
+            failure=state.failed_generation(trial.trial_key),
+            parse=state.parses.get(trial.trial_id),
+            score=state.scores.get(trial.trial_id),
+        )
+        for trial in plan(attrs.evolve(compiled, spec=only))
+    )
+    return EvaluationExecution(run_id=compiled.run_id, case_id=case_id, trials=trials)
+
+
+def _unknown_case(run_id: str, case_id: str, known: list[str]) -> str:
+    unique = list(dict.fromkeys(known))
+    close = difflib.get_close_matches(case_id, unique, n=_CLOSE_IDS, cutoff=0.6)
+    if close:
+        hint = "did you mean " + ", ".join(repr(name) for name in close) + "?"
+    elif unique:
+        hint = "e.g. " + ", ".join(repr(name) for name in unique[:_CLOSE_IDS])
+    else:
+        hint = "it has none"
+    count = len(unique)
+    return (
+        f"run {run_id[:12]} has no case {case_id!r} "
+        f"({count} case{'s' if count != 1 else ''}; {hint})"
+    )
