@@ -16,7 +16,7 @@ from tests.contract.test_store_contract import SAMPLE_EVENTS, answers, make_snap
 from tests.holders import holding
 from themis.adapters.stores.duckdb import SCHEMA_VERSION, DuckDBStore
 from themis.core.errors import SequenceConflict, StoreError, StoreLocked
-from themis.core.events import RunStarted, ScoreCompleted
+from themis.core.events import RunCompleted, RunStarted, ScoreCompleted
 from themis.core.stages import Stage
 
 
@@ -118,6 +118,26 @@ def test_other_open_errors_are_one_line_store_errors(tmp_path: Path) -> None:
         DuckDBStore(missing)
     assert str(missing) in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+def test_an_executions_end_folds_the_write_ahead_log_in_the_background(path: Path) -> None:
+    store = DuckDBStore(path)
+    store.save_snapshot(make_snapshot("run-a"))
+    store.append("run-a", 1, SAMPLE_EVENTS[:-1])
+    wal = Path(f"{path}.wal")
+    assert wal.exists()  # not folded yet: the execution goes on
+    assert wal.stat().st_size > 0
+    ended = RunCompleted(at=9.0, completed_through_stage=Stage.SCORE, epoch=0)
+    store.append("run-a", len(SAMPLE_EVENTS), [ended])
+    folding = store._folding
+    assert folding is not None
+    folding.join(timeout=30)
+    assert not wal.exists() or wal.stat().st_size == 0
+    assert [event for _, event in store.read("run-a")][-1] == ended  # reads wait for the fold
+    store.close()
+    reopened = DuckDBStore(path)
+    assert len(reopened.read("run-a")) == len(SAMPLE_EVENTS)
+    reopened.close()
 
 
 def test_a_closed_store_raises_store_error(path: Path) -> None:

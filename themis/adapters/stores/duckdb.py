@@ -7,6 +7,11 @@ DuckDB errors never leave this module; they are translated at the boundary:
      ├─ IOException "Conflicting lock ... (PID n)"      ─> StoreLocked(path, pid)
      ├─ IOException "not a valid DuckDB database file"  ─> StoreError naming the path
      └─ anything else                                   ─> StoreError("<path>: <first line>")
+
+When a batch ends an execution (`RunCompleted`, `RunPaused`), the write-ahead log is folded into
+the file (`CHECKPOINT`) in a background thread: that work (~70 ms for 10,000 trials) would
+otherwise come at `close`, after the report; in the background it overlaps the use case's
+report and checkpoint encoding (calls meanwhile wait for the connection; `close` waits for it).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from themis.adapters.checkpoint_codec import (
 from themis.adapters.codec import decode_event, decode_snapshot, encode_event, encode_snapshot
 from themis.core.checkpoint import Checkpoint, CheckpointSummary
 from themis.core.errors import SequenceConflict, StoreError, StoreLocked
-from themis.core.events import Event, GenerationCompleted, subject_key
+from themis.core.events import Event, GenerationCompleted, RunCompleted, RunPaused, subject_key
 from themis.core.snapshot import RunSnapshot, RunSummary
 
 __all__ = ["SCHEMA_VERSION", "DuckDBStore"]
@@ -96,6 +101,7 @@ class DuckDBStore:
     def __init__(self, path: str | Path) -> None:
         self._path = str(path)
         self._lock = threading.Lock()
+        self._folding: threading.Thread | None = None
         try:
             self._con: Any = duckdb.connect(self._path)
         except duckdb.Error as error:
@@ -175,6 +181,8 @@ class DuckDBStore:
         try:
             with self._transaction() as con:
                 con.execute(_INSERT_EVENTS, columns)
+            if isinstance(events[-1], RunCompleted | RunPaused) and self._path != ":memory:":
+                self._fold_wal_in_background()
         except StoreError as error:
             cause = error.__cause__
             if isinstance(cause, duckdb.ConstraintException) and "Duplicate key" in str(cause):
@@ -293,7 +301,24 @@ class DuckDBStore:
             con.execute("DELETE FROM runs WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM checkpoints WHERE run_id = $1", [run_id])
 
+    def _fold_wal_in_background(self) -> None:
+        """`CHECKPOINT` in a thread (see the module docstring); a failure leaves the log in the
+        write-ahead file, where the next checkpoint (or `close`) folds it."""
+
+        previous = self._folding
+
+        def fold() -> None:
+            if previous is not None:
+                previous.join()  # `close` joins the last one only
+            with self._lock, suppress(duckdb.Error):
+                self._con.execute("CHECKPOINT")
+
+        self._folding = threading.Thread(target=fold, name="themis-duckdb-checkpoint")
+        self._folding.start()
+
     def close(self) -> None:
         """Release the connection (and the file lock); later calls raise `StoreError`."""
+        if self._folding is not None:
+            self._folding.join()
         with self._connection() as con:
             con.close()
