@@ -1,0 +1,299 @@
+"""The `ModelPort` contract, run against every adapter: the scripted model, and the
+OpenAI-compatible (chat and completions) and Anthropic adapters over HTTP against our fake server
+(tests/fakeserver).
+
+Each adapter supplies only how to build it and how to make a call fail with a given kind: the
+scripted model through its fault options, the HTTP adapters through the fake server's faults.
+Every adapter here answers "What is a + b?" with a + b (the scripted model from the request's
+`reference`, the fake server from the prompt), which is what lets a test tell answers apart.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from typing import Any, ClassVar
+
+import attrs
+import pytest
+import trio
+
+from tests.fakeserver import FakeServer
+from themis.adapters.clocks import FakeClock, SystemClock
+from themis.adapters.models.anthropic import AnthropicModel
+from themis.adapters.models.openai import OpenAICompatibleModel
+from themis.adapters.models.scripted import ScriptedModel
+from themis.core.endpoint import Endpoint
+from themis.core.generation import ModelCallError, ModelResponse
+from themis.core.planner import ModelRequest
+from themis.core.prompting import Message
+from themis.core.retry import FailureKind
+from themis.core.spec import GenerationParams
+from themis.ports.model import ModelPort
+
+KEY = "sk-contract-0123456789"
+CONCURRENT = 8
+KINDS = {kind.value for kind in FailureKind}
+Failing = tuple[ModelPort, ModelRequest]
+
+
+def ask(a: int, b: int, *, api: str | None) -> ModelRequest:
+    """A deterministic request (temperature 0, a seed) for `a + b`, its sum as the reference."""
+    return ModelRequest(
+        trial_key=f"trial-{a}-{b}",
+        provider="contract",
+        model="contract-model",
+        messages=(Message("system", "Be brief."), Message("user", f"What is {a} + {b}?")),
+        params=GenerationParams(temperature=0.0, seed=7),
+        options={},
+        sample=0,
+        reference=str(a + b),
+        api=api,
+    )
+
+
+def numbers(text: str) -> list[str]:
+    return re.findall(r"-?\d+", text)
+
+
+def generate(model: ModelPort, request: ModelRequest) -> ModelResponse:
+    return trio.run(model.generate, request)
+
+
+def failure(model: ModelPort, request: ModelRequest) -> ModelCallError:
+    with pytest.raises(ModelCallError) as raised:
+        generate(model, request)
+    return raised.value
+
+
+class ModelContract:
+    """The tests every `ModelPort` adapter must pass."""
+
+    api: ClassVar[str | None] = None  # the API the requests name (`ModelRequest.api`)
+    # The kinds `failing` can make a call fail with: at least `rate_limit` and `server`.
+    failure_kinds: ClassVar[Collection[FailureKind]] = ()
+
+    def make_model(self) -> ModelPort:
+        raise NotImplementedError
+
+    def failing(
+        self, kind: FailureKind, request: ModelRequest, *, retry_after_s: float | None = None
+    ) -> Failing:
+        """An adapter and a version of `request` whose first call fails with `kind` (one of
+        `failure_kinds`), carrying `retry_after_s` as the server's wait hint, and whose later
+        calls answer."""
+        raise NotImplementedError
+
+    @pytest.fixture
+    def model(self) -> ModelPort:
+        return self.make_model()
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        """A test taking `kind` runs once for each of this adapter's `failure_kinds` (a hook
+        pytest calls on the test class, so it follows the contract into any module)."""
+        if "kind" in metafunc.fixturenames:
+            metafunc.parametrize("kind", sorted(self.failure_kinds), ids=str)
+
+    def ask(self, a: int, b: int) -> ModelRequest:
+        return ask(a, b, api=self.api)
+
+    # --- answers --------------------------------------------------------------------------------
+
+    def test_an_answer_is_a_response_of_plain_values(self, model: ModelPort) -> None:
+        response = generate(model, self.ask(19, 23))
+        assert type(response) is ModelResponse
+        assert type(response.text) is str
+        assert numbers(response.text)[-1:] == ["42"]
+        for count in (response.input_tokens, response.output_tokens):
+            assert count is None or (type(count) is int and count >= 0)
+        for text in (
+            response.finish_reason,
+            response.served_model,
+            response.response_id,
+            response.system_fingerprint,
+        ):
+            assert text is None or type(text) is str
+        assert response.logprobs is None  # not asked for
+
+    def test_the_same_request_gets_the_same_answer_in_a_run_and_across_runs(
+        self, model: ModelPort
+    ) -> None:
+        request = self.ask(19, 23)
+
+        async def twice() -> list[str]:
+            return [(await model.generate(request)).text for _ in range(2)]
+
+        texts = trio.run(twice) + trio.run(twice)
+        assert texts == [texts[0]] * 4
+
+    def test_the_messages_reach_the_model(self, model: ModelPort) -> None:
+        request = self.ask(19, 23)
+        other = attrs.evolve(
+            request,
+            messages=(
+                Message("system", "Be brief, and answer with one number only."),
+                Message("user", "Please add these two numbers for me. What is 2 + 3?"),
+            ),
+        )
+        first, second = generate(model, request), generate(model, other)
+        # Only the messages differ: the answer, or at least what it used of the prompt, follows.
+        assert (first.text, first.input_tokens) != (second.text, second.input_tokens)
+
+    def test_concurrent_calls_each_get_their_own_answer(self, model: ModelPort) -> None:
+        requests = [self.ask(10 * index, index) for index in range(1, CONCURRENT + 1)]
+        texts: dict[int, str] = {}
+
+        async def one(index: int) -> None:
+            texts[index] = (await model.generate(requests[index])).text
+
+        async def main() -> None:
+            async with trio.open_nursery() as nursery:
+                for index in range(CONCURRENT):
+                    nursery.start_soon(one, index)
+
+        trio.run(main)
+        assert {index: numbers(text)[-1:] for index, text in texts.items()} == {
+            index: [request.reference] for index, request in enumerate(requests)
+        }
+
+    # --- failures -------------------------------------------------------------------------------
+
+    def test_a_failure_is_a_model_call_error_of_its_kind_and_the_next_call_answers(
+        self, kind: FailureKind
+    ) -> None:
+        model, request = self.failing(kind, self.ask(19, 23))
+        outcomes: list[ModelCallError | ModelResponse] = []
+
+        async def main() -> None:
+            for _ in range(2):
+                try:
+                    outcomes.append(await model.generate(request))
+                except ModelCallError as error:
+                    outcomes.append(error)
+
+        trio.run(main)  # anything but a ModelCallError (a transport's exception) escapes here
+        error, answer = outcomes
+        assert isinstance(error, ModelCallError)
+        assert error.kind in KINDS
+        assert error.kind == kind
+        assert error.retry_after_s is None  # no hint was given, and none is made up
+        assert isinstance(answer, ModelResponse)
+        assert numbers(answer.text)[-1:] == ["42"]
+
+    @pytest.mark.parametrize("hinted", [FailureKind.RATE_LIMIT, FailureKind.SERVER], ids=str)
+    def test_the_servers_wait_hint_travels_with_the_failure(self, hinted: FailureKind) -> None:
+        model, request = self.failing(hinted, self.ask(19, 23), retry_after_s=2.0)
+        error = failure(model, request)
+        assert (error.kind, error.retry_after_s) == (hinted, 2.0)
+
+
+# --- the adapters -------------------------------------------------------------------------------
+
+# The HTTP status the scripted model fails with to give each kind (`classify_status`).
+SCRIPTED_STATUS: Mapping[FailureKind, int] = {
+    FailureKind.RATE_LIMIT: 429,
+    FailureKind.SERVER: 503,
+    FailureKind.TIMEOUT: 408,
+    FailureKind.RETRYABLE: 409,
+    FailureKind.AUTH: 401,
+    FailureKind.BAD_REQUEST: 400,
+    FailureKind.QUOTA_EXHAUSTED: 402,
+}
+
+
+class TestScriptedModel(ModelContract):
+    failure_kinds = SCRIPTED_STATUS.keys()  # not connection, context_length, content_filter
+
+    def make_model(self) -> ModelPort:
+        return ScriptedModel(FakeClock())
+
+    def failing(
+        self, kind: FailureKind, request: ModelRequest, *, retry_after_s: float | None = None
+    ) -> Failing:
+        options: dict[str, Any] = {"fail_first_n": 1, "status": SCRIPTED_STATUS[kind]}
+        if retry_after_s is not None:
+            options["retry_after_s"] = retry_after_s
+        return self.make_model(), attrs.evolve(request, options=options)
+
+
+# The fake server's fault for each kind (tests/fakeserver/behaviour.py); `timeout` is a hang.
+SERVER_FAULT: Mapping[FailureKind, Mapping[str, Any]] = {
+    FailureKind.RATE_LIMIT: {"kind": "status", "status": 429},
+    FailureKind.SERVER: {"kind": "status", "status": 503},
+    FailureKind.TIMEOUT: {"kind": "hang"},
+    FailureKind.CONNECTION: {"kind": "drop"},
+    FailureKind.RETRYABLE: {"kind": "status", "status": 409},
+    FailureKind.AUTH: {"kind": "status", "status": 401},
+    FailureKind.BAD_REQUEST: {"kind": "status", "status": 400, "body": "bad seed"},
+    FailureKind.CONTEXT_LENGTH: {
+        "kind": "status",
+        "status": 400,
+        "body": "This model's maximum context length is 4096 tokens",
+    },
+    FailureKind.CONTENT_FILTER: {
+        "kind": "status",
+        "status": 400,
+        "body": "The response was filtered (content_filter)",
+    },
+    FailureKind.QUOTA_EXHAUSTED: {
+        "kind": "status",
+        "status": 429,
+        "body": "You exceeded your current quota (insufficient_quota)",
+    },
+}
+HANG_TIMEOUT_S = 0.3
+
+
+class OnFakeServer(ModelContract):
+    """An HTTP adapter against the shared fake server, reset for each test (`fake`)."""
+
+    server: FakeServer
+    failure_kinds = SERVER_FAULT.keys()
+
+    def build(self, server: FakeServer, *, timeout: float) -> ModelPort:
+        raise NotImplementedError
+
+    @pytest.fixture(autouse=True)
+    def _on_fake_server(self, fake: FakeServer) -> None:
+        self.server = fake
+
+    def make_model(self) -> ModelPort:
+        return self.build(self.server, timeout=5.0)
+
+    def failing(
+        self, kind: FailureKind, request: ModelRequest, *, retry_after_s: float | None = None
+    ) -> Failing:
+        fault = dict(SERVER_FAULT[kind])
+        if retry_after_s is not None:
+            fault["retry_after"] = retry_after_s
+        self.server.control(script=[{"fault": fault, "times": 1}])
+        timeout = HANG_TIMEOUT_S if kind is FailureKind.TIMEOUT else 5.0
+        return self.build(self.server, timeout=timeout), request
+
+
+class TestOpenAIChat(OnFakeServer):
+    def build(self, server: FakeServer, *, timeout: float) -> ModelPort:
+        return OpenAICompatibleModel(
+            "local",
+            Endpoint(base_url=server.openai_base_url, api_key="${KEY}"),
+            clock=SystemClock(),
+            max_connections=3,
+            timeout=timeout,
+            environ={"KEY": KEY},
+        )
+
+
+class TestOpenAICompletions(TestOpenAIChat):
+    api = "completions"
+
+
+class TestAnthropic(OnFakeServer):
+    def build(self, server: FakeServer, *, timeout: float) -> ModelPort:
+        return AnthropicModel(
+            "claude",
+            Endpoint(base_url=server.anthropic_base_url, api_key="${KEY}"),
+            clock=SystemClock(),
+            max_connections=3,
+            timeout=timeout,
+            environ={"KEY": KEY},
+        )
