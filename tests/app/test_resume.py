@@ -27,7 +27,8 @@ from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.memory import MemoryStore
 from themis.app.config import LoadedConfig
 from themis.app.resume import ForbiddenModel, ModelCallForbidden, replay_run, resume_run
-from themis.app.runs import RunResult, last_runtime, load_state
+from themis.app.runs import RunResult, load_state
+from themis.app.runtime_lineage import last_runtime
 from themis.core import planner as planner_module
 from themis.core.errors import ConfigError, RunExists, RunNotFound, ThemisError
 from themis.core.events import (

@@ -18,7 +18,8 @@ from returns.result import Success
 from themis.app.api import StoreLike
 from themis.app.config import runtime_from_mapping
 from themis.app.live import LiveRecord, read_live
-from themis.app.runs import last_runtime, load_compiled, load_state, resolve_run_id
+from themis.app.runs import load_compiled, load_state, resolve_run_id
+from themis.app.runtime_lineage import last_runtime
 from themis.app.wiring import opened_store
 from themis.core.errors import RunNotFound, StoreLocked
 from themis.core.evaluation_view import EvaluationExecution, evaluation_execution

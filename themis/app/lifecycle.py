@@ -14,7 +14,8 @@ from pathlib import Path
 from attrs import frozen
 
 from themis.app.api import Experiment, StoreLike
-from themis.app.runs import load_state, provenance
+from themis.app.provenance import environment_provenance
+from themis.app.runs import load_state
 from themis.app.wiring import opened_store, system_clock
 from themis.core import diffing
 from themis.core.diffing import ConfigDiff, FieldChange
@@ -73,7 +74,7 @@ def plan_run(
                     spec=experiment.spec,
                     runtime=experiment.runtime,
                     provenance={
-                        **provenance(),
+                        **environment_provenance(),
                         **({"config": str(experiment.source)} if experiment.source else {}),
                     },
                 )

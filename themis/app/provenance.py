@@ -1,4 +1,5 @@
-"""Where a run's config came from: its path, content hash and, in a git checkout, the commit.
+"""Where a run came from: its config's path, content hash and (in a git checkout) commit, and
+the versions and platform it ran on.
 
 Recorded beside the run's identity (never inside it), so a result can be traced to the exact
 config text and the code state of the repository it lives in.
@@ -7,7 +8,10 @@ config text and the code state of the repository it lives in.
 from __future__ import annotations
 
 import hashlib
+import platform
 import subprocess
+import sys
+from importlib import metadata
 from pathlib import Path
 
 GIT_TIMEOUT_S = 5.0
@@ -44,3 +48,14 @@ def _git(directory: Path, *args: str) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
+
+
+def environment_provenance() -> dict[str, str]:
+    """Versions and platform recorded beside (never inside) the run's identity."""
+    record = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for package in ("themis", "duckdb", "trio", "attrs", "cattrs", "jinja2"):
+        try:
+            record[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return record

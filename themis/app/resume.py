@@ -21,13 +21,12 @@ from themis.app.provenance import config_provenance
 from themis.app.runs import (
     RunResult,
     execute_work,
-    last_runtime,
     load_compiled,
     load_state,
     resolve_run_id,
     run_experiment,
-    runtime_changes,
 )
+from themis.app.runtime_lineage import last_runtime, runtime_changes
 from themis.core.diffing import diff_specs
 from themis.core.errors import ConfigError, ThemisError
 from themis.core.events import RunResumed, StageReset

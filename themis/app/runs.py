@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import functools
-import platform
-import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from importlib import metadata
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import attrs
 import trio
 from attrs import frozen
 
@@ -17,7 +13,9 @@ from themis.app.checkpoints import fold_from_checkpoint, fresh_report, remember
 from themis.app.controls import ProviderRegistry
 from themis.app.interpreter import ProgressCallback, execute
 from themis.app.live import publishing
+from themis.app.provenance import environment_provenance
 from themis.app.reuse import find_reusable
+from themis.app.runtime_lineage import last_runtime, runtime_changes
 from themis.app.wiring import shared_provider_state
 from themis.app.writer import EventWriter
 from themis.core.errors import RunExists, RunNotFound, StoreError, ThemisError
@@ -62,17 +60,6 @@ class RunResult:
     @property
     def completed_through_stage(self) -> Stage | None:
         return self.report.completed_through_stage
-
-
-def provenance() -> dict[str, str]:
-    """Versions and platform recorded beside (never inside) the run's identity."""
-    record = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for package in ("themis", "duckdb", "trio", "attrs", "cattrs", "jinja2"):
-        try:
-            record[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
-    return record
 
 
 def load_state(store: StorePort, run_id: str) -> tuple[RunState, int]:
@@ -128,7 +115,7 @@ def run_experiment(
             created_at=clock.now(),
             spec=compiled.spec,
             runtime=runtime,
-            provenance={**provenance(), **(extra_provenance or {})},
+            provenance={**environment_provenance(), **(extra_provenance or {})},
         )
         store.save_snapshot(snapshot)
     state, next_seq = load_state(store, run_id)
@@ -241,34 +228,6 @@ def execute_work(
     )
     remember(store, compiled.run_id, writer.next_seq - 1, outcome.state, result.report)
     return result
-
-
-def runtime_document(runtime: RuntimeConfig) -> dict[str, Any]:
-    """A runtime config as plain JSON data, one key per field."""
-    return attrs.asdict(runtime, recurse=True)
-
-
-def last_runtime(snapshot: RunSnapshot | None, state: RunState) -> dict[str, Any]:
-    """The runtime the run last executed with: its snapshot's, updated by each `RunResumed`."""
-    document = runtime_document(snapshot.runtime) if snapshot else {}
-    for resumed in state.resumes:
-        for name, change in resumed.changes.items():
-            document[name] = change.get("new")
-    return document
-
-
-def runtime_changes(last: Mapping[str, Any], runtime: RuntimeConfig) -> dict[str, dict[str, Any]]:
-    """Each runtime field whose value differs from `last`, as `{"old": ..., "new": ...}`.
-
-    `existing_run_policy` is left out: it only decides how a stored run is met (resume always
-    sets it to `auto`), never how the run executes.
-    """
-    new = runtime_document(runtime)
-    return {
-        name: {"old": last.get(name), "new": value}
-        for name, value in new.items()
-        if last.get(name) != value and name != "existing_run_policy"
-    }
 
 
 def _run_trio(main: Callable[[], Awaitable[T]], clock: trio.abc.Clock | None) -> T:
