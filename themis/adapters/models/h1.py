@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import collections
 import errno
+import math
 import os
 import socket
 from typing import Any, NamedTuple
@@ -150,11 +151,8 @@ class H1Pool:
 
     async def _connect(self) -> _Connection:
         try:
-            if self.timeout is None:
-                sock = await self._open()
-            else:
-                with trio.fail_after(self.timeout):
-                    sock = await self._open()
+            with trio.fail_after(self.timeout if self.timeout is not None else math.inf):
+                sock = await self._open()  # once per connection: the scope's cost is no matter
         except trio.TooSlowError:
             raise httpx.ConnectTimeout(
                 f"no connection to {self.host}:{self.port} in time"
@@ -238,10 +236,7 @@ class H1Pool:
             try:
                 sent = sock.send(view)
             except BlockingIOError:
-                if timeout is None:
-                    await trio.lowlevel.wait_writable(sock)
-                    continue
-                with trio.move_on_after(timeout):
+                with trio.move_on_after(timeout if timeout is not None else math.inf):
                     await trio.lowlevel.wait_writable(sock)
                     continue
                 raise httpx.WriteTimeout("the request could not be sent in time") from None
