@@ -55,7 +55,8 @@ def is_retryable(kind: str) -> bool:
 
 
 # Phrases providers put in error bodies, lower-cased. Checked in this order: quota, then context
-# length, then content filter.
+# length, then content filter. `docs/reference/endpoint-errors.md` lists the real messages of each
+# server they cover (a test classifies every row of that table).
 _HINTS: tuple[tuple[FailureKind, tuple[str, ...]], ...] = (
     (
         K.QUOTA_EXHAUSTED,
@@ -67,13 +68,23 @@ _HINTS: tuple[tuple[FailureKind, tuple[str, ...]], ...] = (
             "context_length_exceeded",
             "context length",
             "context window",
+            "context size",  # llama.cpp: "... exceeds the available context size ..."
             "prompt is too long",
             "too many tokens",
+            "`max_new_tokens` must be <=",  # TGI: inputs + max_new_tokens over the limit
+            "`inputs` must have less than",  # TGI: the prompt alone over the limit
         ),
     ),
     (
         K.CONTENT_FILTER,
-        ("content_filter", "content management policy", "content_policy_violation", "safety"),
+        (
+            "content_filter",
+            "content management policy",
+            "content filtering policy",
+            "content_policy_violation",
+            "flagged as potentially violating",
+            "safety",
+        ),
     ),
 )
 
