@@ -22,17 +22,24 @@ from themis.core.stages import Stage
 
 HOLD_FILE = (
     "import duckdb, sys, time\n"
-    "con = duckdb.connect(sys.argv[1])\n"
+    "con = duckdb.connect(sys.argv[1], read_only=sys.argv[2] == 'ro')\n"
     "print('ready', flush=True)\n"
-    "time.sleep(60)\n"
+    "time.sleep(float(sys.argv[3]))\n"
+    "con.close()\n"
 )
 
 
 @contextmanager
-def holding(path: Path) -> Iterator[subprocess.Popen[str]]:
-    """A process that holds the store file at `path` open read-write, as a running run does."""
+def holding(
+    path: Path, *, read_only: bool = False, seconds: float = 60.0
+) -> Iterator[subprocess.Popen[str]]:
+    """A process that holds the store file at `path` open for `seconds`: read-write, as a
+    running run does, or `read_only`, as an inspection does."""
+    mode = "ro" if read_only else "rw"
     process = subprocess.Popen(
-        [sys.executable, "-c", HOLD_FILE, str(path)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", HOLD_FILE, str(path), mode, str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert process.stdout is not None

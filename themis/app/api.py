@@ -95,7 +95,7 @@ class Experiment:
 
         `overrides` may change `runtime.*` settings only (`KEY=VALUE`, like `--set`).
         """
-        with opened_store(store) as opened:
+        with opened_store(store, read_only=True) as opened:
             snapshot, _ = stored_compiled(opened, run_id)
             state, _ = load_state(opened, snapshot.run_id)
             runtime = stored_runtime(snapshot, state, overrides)
@@ -264,7 +264,7 @@ def resume(
         experiment = Experiment.from_store(run_id, store, overrides=overrides)
     else:
         loaded = _unwrap(load_config(config, overrides))
-        with opened_store(store) as opened:
+        with opened_store(store, read_only=True) as opened:
             snapshot, _ = stored_compiled(opened, run_id)
         check_same_run(snapshot, loaded)
         experiment = Experiment(loaded.spec, loaded.runtime, source=loaded.source)
@@ -316,13 +316,13 @@ def replay(
 
 def load_report(run_id: str, store: StoreLike = "themis.duckdb") -> Report:
     """The report of a stored run (`run_id` may be a unique prefix)."""
-    with opened_store(store) as opened:
+    with opened_store(store, read_only=True) as opened:
         return report_run(opened, run_id)
 
 
 def runs(store: StoreLike = "themis.duckdb") -> list[RunSummary]:
     """Every run in the store, oldest first."""
-    with opened_store(store) as opened:
+    with opened_store(store, read_only=True) as opened:
         return list_runs(opened)
 
 

@@ -138,7 +138,7 @@ def _answer(
     store: StoreLike, stored: Callable[[StorePort], T], live: Callable[[StoreLocked], T]
 ) -> T:
     try:
-        with opened_store(store) as opened:
+        with opened_store(store, read_only=True) as opened:
             return stored(opened)
     except StoreLocked as locked:
         return live(locked)

@@ -48,21 +48,33 @@ RESERVED_BODY_FIELDS = frozenset(
 FAKE_JOURNAL_ENV = "THEMIS_FAKE_JOURNAL"
 
 
-def open_store(location: str | Path | StorePort | None = None) -> StorePort:
-    """A store from a path (`*.duckdb` file, `:memory:`), or the given store as it is."""
+def open_store(
+    location: str | Path | StorePort | None = None, *, read_only: bool = False
+) -> StorePort:
+    """A store from a path (`*.duckdb` file, `:memory:`), or the given store as it is.
+
+    `read_only`: for reading an existing store only (report, inspect, runs). Nothing is written,
+    so a store on read-only media can be read and a missing file is an error; another process
+    holding the store fails at once (`StoreLocked`: readers answer from its live progress),
+    whereas a writer waits a moment for it.
+    """
     if location is None:
-        return DuckDBStore(DEFAULT_STORE)
+        location = DEFAULT_STORE
     if isinstance(location, str | Path):
         if str(location) == "memory":
             return MemoryStore()
+        if read_only:
+            return DuckDBStore(location, read_only=True, lock_wait=0.0)
         return DuckDBStore(location)
     return location
 
 
 @contextmanager
-def opened_store(location: str | Path | StorePort | None) -> Iterator[StorePort]:
+def opened_store(
+    location: str | Path | StorePort | None, *, read_only: bool = False
+) -> Iterator[StorePort]:
     """`open_store`, closing the store afterwards only if it was opened here."""
-    store = open_store(location)
+    store = open_store(location, read_only=read_only)
     try:
         yield store
     finally:

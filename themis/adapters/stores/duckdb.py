@@ -8,6 +8,9 @@ DuckDB errors never leave this module; they are translated at the boundary:
      ├─ IOException "not a valid DuckDB database file"  ─> StoreError naming the path
      └─ anything else                                   ─> StoreError("<path>: <first line>")
 
+Opening (the wait for a lock, refusing another program's database, read-only opens, schema
+migration) is `themis.adapters.stores.duckdb_open`'s.
+
 When a batch ends an execution (`RunCompleted`, `RunPaused`), the write-ahead log is folded into
 the file (`CHECKPOINT`) in a background thread: that work (~70 ms for 10,000 trials) would
 otherwise come at `close`, after the report; in the background it overlaps the use case's
@@ -31,26 +34,14 @@ from themis.adapters.checkpoint_codec import (
     encode_checkpoint,
 )
 from themis.adapters.codec import decode_event, decode_snapshot, encode_event, encode_snapshot
+from themis.adapters.stores.duckdb_open import LOCK_WAIT_S, SCHEMA_VERSION, connect, prepare_schema
 from themis.core.checkpoint import Checkpoint, CheckpointSummary
-from themis.core.errors import SequenceConflict, StoreError, StoreLocked
+from themis.core.errors import SequenceConflict, StoreError
 from themis.core.events import Event, GenerationCompleted, RunCompleted, RunPaused, subject_key
 from themis.core.snapshot import RunSnapshot, RunSummary
 
 __all__ = ["SCHEMA_VERSION", "DuckDBStore"]
 
-# 1: meta, runs, events. 2: + checkpoints (a version-1 file is migrated in place on open).
-SCHEMA_VERSION: Final = 2
-
-_META = "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)"
-_TABLES: Final = (
-    "CREATE TABLE IF NOT EXISTS runs ("
-    " run_id VARCHAR PRIMARY KEY, name VARCHAR, created_at DOUBLE, snapshot VARCHAR)",
-    "CREATE TABLE IF NOT EXISTS events ("
-    " run_id VARCHAR, seq BIGINT, kind VARCHAR, trial_key VARCHAR, stage VARCHAR,"
-    " recorded_at DOUBLE, payload VARCHAR, PRIMARY KEY (run_id, seq))",
-    "CREATE TABLE IF NOT EXISTS checkpoints ("
-    " run_id VARCHAR PRIMARY KEY, seq BIGINT, summary VARCHAR, state VARCHAR, report VARCHAR)",
-)
 # One statement per batch: list parameters unnested column by column (never row by row).
 _INSERT_EVENTS: Final = (
     "INSERT INTO events SELECT $1, unnest($2::BIGINT[]), unnest($3::VARCHAR[]),"
@@ -72,21 +63,11 @@ _RUNS: Final = (
     " LEFT JOIN events e ON e.run_id = r.run_id"
     " GROUP BY r.run_id, r.name, r.created_at ORDER BY r.created_at, r.run_id"
 )
-_LOCK_PID = re.compile(r"Conflicting lock is held in .*\(PID (\d+)\)")
 _DUPLICATE_SEQ = re.compile(r"Duplicate key .*seq: (-?\d+)")
 
 
 def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
-
-
-def _open_error(path: str, error: duckdb.Error) -> StoreError:
-    message = str(error)
-    if match := _LOCK_PID.search(message):
-        return StoreLocked(path, int(match.group(1)))
-    if "not a valid DuckDB database file" in message:
-        return StoreError(f"{path} is not a Themis store (not a DuckDB database file)")
-    return StoreError(f"{path}: cannot open store: {_first_line(error)}")
 
 
 def _rollback(con: Any) -> None:
@@ -98,17 +79,21 @@ def _rollback(con: Any) -> None:
 class DuckDBStore:
     """A `StorePort` on one DuckDB connection, used by one caller at a time from any thread."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self, path: str | Path, *, read_only: bool = False, lock_wait: float = LOCK_WAIT_S
+    ) -> None:
+        """Open (or create) the store at `path`; see `themis.adapters.stores.duckdb_open`.
+
+        `read_only` opens an existing store without writing anything (nor taking the write
+        lock); `lock_wait` is how long to wait for another process to release the file.
+        """
         self._path = str(path)
         self._lock = threading.Lock()
         self._folding: threading.Thread | None = None
+        self._con: Any = connect(self._path, read_only=read_only, lock_wait=lock_wait)
         try:
-            self._con: Any = duckdb.connect(self._path)
-        except duckdb.Error as error:
-            raise _open_error(self._path, error) from error
-        try:
-            with self._transaction():
-                self._create_schema()
+            with self._connection() as con:
+                prepare_schema(con, self._path, read_only=read_only)
         except BaseException:
             self._con.close()
             raise
@@ -117,32 +102,6 @@ class DuckDBStore:
     def path(self) -> str:
         """Where the store lives: a file path, or `":memory:"`."""
         return self._path
-
-    def _create_schema(self) -> None:
-        self._con.execute(_META)
-        row = self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is None:
-            self._con.execute(
-                "INSERT INTO meta VALUES ('schema_version', $1)", [str(SCHEMA_VERSION)]
-            )
-        else:
-            try:
-                stored = int(row[0])
-            except (TypeError, ValueError):
-                raise StoreError(
-                    f"{self._path}: store schema version {row[0]!r} is not an integer"
-                ) from None
-            if stored > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self._path}: store schema version {stored} is newer than this Themis "
-                    f"supports ({SCHEMA_VERSION}); upgrade Themis"
-                )
-            if stored < SCHEMA_VERSION:  # every migration so far only adds tables (below)
-                self._con.execute(
-                    "UPDATE meta SET value = $1 WHERE key = 'schema_version'", [str(SCHEMA_VERSION)]
-                )
-        for statement in _TABLES:
-            self._con.execute(statement)
 
     @contextmanager
     def _connection(self) -> Iterator[Any]:

@@ -1,0 +1,146 @@
+"""Opening a DuckDB file as a Themis store: the lock wait, the schema, and what is refused.
+
+- A file another process holds (`Conflicting lock ... (PID n)`) is retried for up to
+  `lock_wait` seconds (an inspection holds a store for milliseconds), then `StoreLocked`.
+- A database with tables but no Themis `meta` table is another program's: it is refused
+  before anything is written to it (`not a Themis store`), read-write or not.
+- Read-only opens (what `report`, `inspect`, `quickcheck` and `runs` need) never create or
+  migrate tables, so a store on read-only media can be read, and a missing file is an error.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from contextlib import suppress
+from typing import Any, Final
+
+import duckdb
+
+from themis.core.errors import StoreError, StoreLocked
+
+__all__ = ["LOCK_WAIT_S", "SCHEMA_VERSION", "connect", "open_error", "prepare_schema"]
+
+# 1: meta, runs, events. 2: + checkpoints (a version-1 file is migrated in place on open).
+SCHEMA_VERSION: Final = 2
+# How long an open waits for another process to release the file before `StoreLocked`.
+LOCK_WAIT_S: Final = 2.0
+
+_META: Final = "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)"
+_TABLES: Final = (
+    "CREATE TABLE IF NOT EXISTS runs ("
+    " run_id VARCHAR PRIMARY KEY, name VARCHAR, created_at DOUBLE, snapshot VARCHAR)",
+    "CREATE TABLE IF NOT EXISTS events ("
+    " run_id VARCHAR, seq BIGINT, kind VARCHAR, trial_key VARCHAR, stage VARCHAR,"
+    " recorded_at DOUBLE, payload VARCHAR, PRIMARY KEY (run_id, seq))",
+    "CREATE TABLE IF NOT EXISTS checkpoints ("
+    " run_id VARCHAR PRIMARY KEY, seq BIGINT, summary VARCHAR, state VARCHAR, report VARCHAR)",
+)
+_USER_TABLES: Final = (
+    "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+    " UNION ALL SELECT view_name FROM duckdb_views()"
+    " WHERE database_name = current_database() AND NOT internal"
+)
+_LOCK_PID = re.compile(r"Conflicting lock is held in .*\(PID (\d+)\)")
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def open_error(path: str, error: duckdb.Error) -> StoreError:
+    """The Themis error for a failed `duckdb.connect` of `path`."""
+    message = str(error)
+    if match := _LOCK_PID.search(message):
+        return StoreLocked(path, int(match.group(1)))
+    if "not a valid DuckDB database file" in message:
+        return StoreError(f"{path} is not a Themis store (not a DuckDB database file)")
+    return StoreError(f"{path}: cannot open store: {_first_line(error)}")
+
+
+def connect(path: str, *, read_only: bool, lock_wait: float) -> Any:
+    """A connection to `path`, waiting up to `lock_wait` seconds while another process holds it."""
+    if read_only and path != ":memory:" and not _exists(path):
+        raise StoreError(f"{path}: no such store")
+    deadline = time.monotonic() + lock_wait
+    pause = 0.005
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only and path != ":memory:")
+        except duckdb.Error as error:
+            failure = open_error(path, error)
+            if not isinstance(failure, StoreLocked) or time.monotonic() + pause > deadline:
+                raise failure from error
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
+
+def _exists(path: str) -> bool:
+    try:
+        with open(path, "rb"):
+            return True
+    except FileNotFoundError:
+        return False
+    except OSError:  # unreadable: let DuckDB say why
+        return True
+
+
+def prepare_schema(con: Any, path: str, *, read_only: bool) -> None:
+    """Check that `con` holds a Themis store this version reads, and (read-write) create or
+    migrate its tables. Refuses another program's database before writing anything."""
+    tables = {name for (name,) in con.execute(_USER_TABLES).fetchall()}
+    if tables and "meta" not in tables:
+        shown = ", ".join(sorted(tables)[:3]) + (", ..." if len(tables) > 3 else "")
+        raise StoreError(
+            f"{path} is not a Themis store (a DuckDB database with other tables: {shown}); "
+            "it was left untouched: pass another --store"
+        )
+    if not tables and read_only:
+        raise StoreError(f"{path} is not a Themis store (an empty DuckDB database)")
+    stored = _stored_version(con, path) if tables else None
+    if tables and stored is None:
+        raise StoreError(
+            f"{path} is not a Themis store (its meta table has no schema_version); "
+            "it was left untouched: pass another --store"
+        )
+    if stored is not None and stored > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path}: store schema version {stored} is newer than this Themis "
+            f"supports ({SCHEMA_VERSION}); upgrade Themis"
+        )
+    if read_only:
+        if stored is not None and stored < SCHEMA_VERSION:
+            raise StoreError(
+                f"{path}: store schema version {stored} needs an upgrade, which a read-only "
+                "open cannot make; resume one of its runs once where the store is writable"
+            )
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(_META)
+        if stored is None:
+            con.execute("INSERT INTO meta VALUES ('schema_version', $1)", [str(SCHEMA_VERSION)])
+        elif stored < SCHEMA_VERSION:  # every migration so far only adds tables (below)
+            con.execute(
+                "UPDATE meta SET value = $1 WHERE key = 'schema_version'", [str(SCHEMA_VERSION)]
+            )
+        for statement in _TABLES:
+            con.execute(statement)
+        con.execute("COMMIT")
+    except BaseException:
+        with suppress(duckdb.Error):  # a failed statement may already have ended it
+            con.execute("ROLLBACK")
+        raise
+
+
+def _stored_version(con: Any, path: str) -> int | None:
+    try:
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except duckdb.Error:  # a `meta` table of another shape: another program's
+        return None
+    if row is None:
+        return None
+    try:
+        return int(row[0])
+    except (TypeError, ValueError):
+        raise StoreError(f"{path}: store schema version {row[0]!r} is not an integer") from None
