@@ -21,6 +21,7 @@ from themis.core.events import (
     GenerationFailed,
     ParseCompleted,
     PreflightWarned,
+    ReductionCompleted,
     RunCompleted,
     RunPaused,
     RunResumed,
@@ -96,6 +97,20 @@ def realistic_events(trials: int = 6) -> list[Event]:
         for i in range(trials)
     ]
     events.append(RunCompleted(at=80.0, completed_through_stage=Stage.SCORE, epoch=1))
+    events += [
+        ReductionCompleted(
+            at=85.0,
+            group_id="group-a",
+            reducer="majority",
+            trial_key="key-0",
+            sample=0,
+            text="0",
+            votes={"0": 2, "1": 1},
+        ),
+        ReductionCompleted(
+            at=86.0, group_id="group-b", reducer="majority", trial_key=None, sample=None, text=None
+        ),
+    ]
     return events
 
 
@@ -122,7 +137,13 @@ def realistic_checkpoint(run_id: str = "run-a") -> Checkpoint:
 
 
 def state_field_types(state: RunState) -> list[tuple[type, ...]]:
-    maps = (state.generations, state.generation_failures, state.parses, state.scores)
+    maps = (
+        state.generations,
+        state.generation_failures,
+        state.parses,
+        state.scores,
+        state.reductions,
+    )
     return [field_types(event) for held in maps for event in held.values()]
 
 
@@ -172,6 +193,7 @@ class CheckpointContract(StoreFixture):
             reset_epochs={Stage.SCORE: 1, Stage.JUDGE: 1},
             completions={Stage.SCORE: 1},
             report=make_report(),
+            reduced=True,
         )
         assert summary.completed_through_stage is Stage.SCORE
         assert summary.is_complete_through(Stage.PARSE)

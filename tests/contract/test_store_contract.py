@@ -17,6 +17,7 @@ from themis.core.events import (
     GenerationRetried,
     ParseCompleted,
     PreflightWarned,
+    ReductionCompleted,
     RunCompleted,
     RunPaused,
     RunResumed,
@@ -121,6 +122,16 @@ SAMPLE_EVENTS: tuple[Event, ...] = (
         reason="5 consecutive failures (server)",
     ),
     RunPaused(at=1_700_000_011.0, reason="cost_limit", spent=12.5, execution=2),
+    ReductionCompleted(
+        at=1_700_000_012.0,
+        group_id="g-1",
+        reducer="majority",
+        trial_key="a1b2c3",
+        sample=0,
+        text="42",
+        votes={"42": 2, "41": 1},
+        epoch=1,
+    ),
 )
 
 

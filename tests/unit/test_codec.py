@@ -99,6 +99,7 @@ def test_tags_are_the_stable_strings() -> None:
         "preflight_warned",
         "breaker_transitioned",
         "run_paused",
+        "reduction_completed",
     )
     assert [cls.kind for cls in EVENT_TYPES] == list(event_kinds())
 
@@ -132,6 +133,8 @@ GOLDEN_PAYLOADS = (
     '{"at":1700000010.0,"provider":"openai","before":"closed","after":"open",'
     '"reason":"5 consecutive failures (server)","v":1}',
     '{"at":1700000011.0,"reason":"cost_limit","spent":12.5,"execution":2,"v":1}',
+    '{"at":1700000012.0,"group_id":"g-1","reducer":"majority","trial_key":"a1b2c3","sample":0,'
+    '"text":"42","votes":{"42":2,"41":1},"epoch":1,"v":1}',
 )
 
 

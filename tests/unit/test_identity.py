@@ -36,6 +36,7 @@ from themis.core.spec import (
     ModelSpec,
     ParserSpec,
     PromptSpec,
+    ReducerSpec,
 )
 
 CLASSIFIED_MODULES: tuple[ModuleType, ...] = (
@@ -260,12 +261,18 @@ def test_identity_change_alters_run_id(change: Callable[[ExperimentSpec], Experi
 def test_fields_added_later_are_left_out_only_at_their_default(cls: type, name: str) -> None:
     """ADR 0002 amendment 1: a field added after format 1 keeps older run_ids at its default."""
     assert classification(cls, name) is FieldClass.IDENTITY
-    default = attrs.fields_dict(cls)[name].default
     model = ModelSpec(name="m", model="x")
-    value = model if cls is ModelSpec else model.params
+    values = {ModelSpec: model, GenerationParams: model.params, ExperimentSpec: small_spec()}
+    changes = {
+        "api": "chat",
+        "reducer": ReducerSpec(name="first"),
+        "pass_at_k": (1,),
+        "majority_at_k": (2,),
+    }
+    value = values[cls]
     assert name not in identity_view(value)
-    changed = attrs.evolve(value, **{name: "chat" if default is None and name == "api" else 1})
-    assert identity_view(changed)[name] == getattr(changed, name)
+    changed = attrs.evolve(value, **{name: changes.get(name, 1)})
+    assert identity_view(changed)[name] == identity_view(getattr(changed, name))
 
 
 def test_run_id_is_pinned() -> None:

@@ -18,12 +18,14 @@ from themis.core.events import (
     GenerationRetried,
     ParseCompleted,
     PreflightWarned,
+    ReductionCompleted,
     RunCompleted,
     RunPaused,
     RunStarted,
     ScoreCompleted,
 )
 from themis.core.planner import compile_run, plan
+from themis.core.reduction import plan_groups
 from themis.core.report import build_report
 from themis.core.retry import RetryRecord
 from themis.core.spec import Case, DatasetSpec, ModelSpec, PromptSpec
@@ -54,6 +56,9 @@ TRIALS = list(plan(COMPILED))
 METRICS = [metric.name for metric in COMPILED.spec.metrics]
 assert len(TRIALS) == 6
 assert len({trial.trial_key for trial in TRIALS}) == 4
+
+GROUPS = list(plan_groups(COMPILED))
+groups = st.sampled_from(GROUPS)
 
 times = st.integers(min_value=0, max_value=5).map(float)
 answers = st.sampled_from(["3", "4", "three", ""])
@@ -100,6 +105,41 @@ score_completed = st.builds(
     trials,
     times,
     st.lists(st.sampled_from([0.0, 0.5, 1.0]), min_size=len(METRICS), max_size=len(METRICS)),
+)
+reduction_completed = st.builds(
+    lambda group, at, text, epoch: ReductionCompleted(
+        at=at,
+        group_id=group.group_id,
+        reducer="majority",
+        trial_key=None if text is None else group.members[0].trial_key,
+        sample=None if text is None else 0,
+        text=text,
+        votes={} if text is None else {text: 1},
+        epoch=epoch,
+    ),
+    groups,
+    times,
+    st.none() | answers,
+    st.integers(min_value=0, max_value=1),
+)
+reduced_parse = st.builds(
+    lambda group, at, answer: ParseCompleted(
+        at=at, trial_id=group.group_id, trial_key=group.members[0].trial_key, answer=answer
+    ),
+    groups,
+    times,
+    st.none() | answers,
+)
+reduced_score = st.builds(
+    lambda group, at, value: ScoreCompleted(
+        at=at,
+        trial_id=group.group_id,
+        trial_key=group.members[0].trial_key,
+        scores=dict.fromkeys(METRICS, value),
+    ),
+    groups,
+    times,
+    st.sampled_from([0.0, 1.0]),
 )
 executions = st.integers(min_value=0, max_value=3)
 run_started = st.builds(
@@ -152,12 +192,22 @@ events_st = st.one_of(
     generation_retried,
     preflight_warned,
     breaker_transitioned,
+    reduction_completed,
+    reduced_parse,
+    reduced_score,
 )
 logs = st.lists(events_st, max_size=24)
 
 
+_GROUP_IDS = frozenset(group.group_id for group in GROUPS)
+
+
 def _subject(event: Event) -> str:
-    """Independent subjects: a generation (shared by twins) with its trials' results, or the run."""
+    """Independent subjects: a generation (shared by twins) with its trials' results, a group's
+    reduction with its candidate's results, or the run."""
+    group = getattr(event, "group_id", None) or getattr(event, "trial_id", None)
+    if group in _GROUP_IDS:
+        return group
     return getattr(event, "trial_key", None) or "run"
 
 
@@ -174,11 +224,14 @@ def _subject(event: Event) -> str:
         GenerationRetried,
         PreflightWarned,
         BreakerTransitioned,
+        ReductionCompleted,
     ],
 )
 def test_generated_logs_cover_every_event_kind(kind: type) -> None:
     # Guard against a strategy that silently stops producing some kind of event.
-    found = find(events_st, lambda event: isinstance(event, kind), settings=LAWS)
+    found = find(
+        events_st, lambda event: isinstance(event, kind), settings=settings(LAWS, max_examples=500)
+    )
     assert isinstance(found, kind)
 
 

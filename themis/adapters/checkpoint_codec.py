@@ -45,6 +45,7 @@ from themis.core.events import (
     GenerationFailed,
     ParseCompleted,
     PreflightWarned,
+    ReductionCompleted,
     RunPaused,
     RunResumed,
     ScoreCompleted,
@@ -150,6 +151,7 @@ _TABLES: Final = (
     _table("parses", ParseCompleted, "trial_id"),
     _table("scores", ScoreCompleted, "trial_id"),
     _table("preflight_warnings", PreflightWarned, "trial_key"),
+    _table("reductions", ReductionCompleted, "group_id"),
 )
 
 
@@ -184,6 +186,7 @@ def encode_checkpoint(checkpoint: Checkpoint) -> EncodedCheckpoint:
         "epoch": state.epoch,
         "reset_epochs": {stage.value: epoch for stage, epoch in state.reset_epochs.items()},
         "completions": {stage.value: epoch for stage, epoch in state.completions.items()},
+        "reduced": state.has_reduce_stage,
     }
     document: dict[str, Any] = {
         "format": _FORMAT,
@@ -217,6 +220,7 @@ def decode_checkpoint_summary(
             reset_epochs=document["reset_epochs"],
             completions=document["completions"],
             report=None if report is None else decode_report(report),
+            reduced=document["reduced"],
         )
     except _DECODE_ERRORS as error:
         raise StoreError(f"malformed checkpoint summary: {error}") from error

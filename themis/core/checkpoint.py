@@ -32,10 +32,11 @@ class CheckpointSummary:
     reset_epochs: Mapping[Stage, int] = field(factory=dict, converter=_stage_epochs)
     completions: Mapping[Stage, int] = field(factory=dict, converter=_stage_epochs)
     report: Report | None = None
+    reduced: bool = False
 
     @property
     def completed_through_stage(self) -> Stage | None:
-        return completed_through(self.completions, self.reset_epochs)
+        return completed_through(self.completions, self.reset_epochs, self.reduced)
 
     def is_complete_through(self, stage: Stage) -> bool:
         done = self.completed_through_stage
@@ -61,4 +62,5 @@ class Checkpoint:
             reset_epochs=state.reset_epochs,
             completions=state.completions,
             report=self.report,
+            reduced=state.has_reduce_stage,
         )

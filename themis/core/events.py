@@ -124,6 +124,33 @@ class PreflightWarned:
     context_window: int
 
 
+def _votes(value: Mapping[str, int]) -> Mapping[str, int]:
+    return dict(value)
+
+
+@frozen
+class ReductionCompleted:
+    """The samples of group `group_id` (one dataset case × model × prompt) were reduced by
+    `reducer` to one candidate: sample `sample`'s generation (`trial_key`, `text`), or to none
+    when no sample answered. `votes` holds the majority vote's counts per parsed answer.
+
+    The reduced candidate's parse and score are `ParseCompleted`/`ScoreCompleted` events whose
+    `trial_id` is the `group_id`.
+    """
+
+    kind: ClassVar[str] = "reduction_completed"
+    stage: ClassVar[Stage | None] = Stage.REDUCE
+    schema_version: ClassVar[int] = 1
+    at: float
+    group_id: str
+    reducer: str
+    trial_key: str | None
+    sample: int | None
+    text: str | None
+    votes: Mapping[str, int] = field(factory=dict, converter=_votes)
+    epoch: int = 0
+
+
 @frozen
 class ParseCompleted:
     """The answer parsed from trial `trial_id`'s generation, or why there was none."""
@@ -238,6 +265,7 @@ Event = (
     | PreflightWarned
     | BreakerTransitioned
     | RunPaused
+    | ReductionCompleted
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = (
@@ -253,6 +281,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     PreflightWarned,
     BreakerTransitioned,
     RunPaused,
+    ReductionCompleted,
 )
 
 

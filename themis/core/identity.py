@@ -27,6 +27,7 @@ from themis.core.spec import (
     ModelSpec,
     ParserSpec,
     PromptSpec,
+    ReducerSpec,
 )
 
 
@@ -48,7 +49,11 @@ FIELD_CLASSES: Mapping[type, Mapping[str, FieldClass]] = {
         "parser": ID,
         "metrics": ID,
         "name": PV,
+        "reducer": ID,
+        "pass_at_k": ID,
+        "majority_at_k": ID,
     },
+    ReducerSpec: {"name": ID, "metric": ID},
     DatasetSpec: {
         "name": ID,
         "cases": ID,
@@ -124,6 +129,7 @@ FIELD_CLASSES: Mapping[type, Mapping[str, FieldClass]] = {
 # they hold their default, so that every run compiled before they existed keeps its `run_id` and
 # trial keys (ADR 0002, amendment 1). Only ever add to this table; never remove from it.
 OMITTED_AT_DEFAULT: Mapping[type, frozenset[str]] = {
+    ExperimentSpec: frozenset({"reducer", "pass_at_k", "majority_at_k"}),
     ModelSpec: frozenset({"api"}),
     GenerationParams: frozenset({"logprobs", "n"}),
 }

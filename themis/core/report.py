@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from attrs import field, frozen
 
 from themis.core.planner import CompiledRun, PlanRecord, trial_refs
+from themis.core.report_sampling import SampleResult, sampled_rows
 from themis.core.stages import Stage
 from themis.core.state import RunState
 from themis.core.stats import estimate
@@ -100,7 +101,11 @@ def build_report(
     unparsed_by_group: dict[tuple[str, str, str], int] = defaultdict(int)
     planned = scored = failed = pending = 0
     served: dict[str, Counter[str]] = {model.name: Counter() for model in spec.models}
-    for trial in trial_refs(compiled, record):
+    sampled = bool(spec.pass_at_k or spec.majority_at_k or spec.reducer)
+    samples: dict[tuple[str, str, str], dict[str, list[SampleResult]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    for index, trial in enumerate(trial_refs(compiled, record)):
         planned += 1
         group = (trial.dataset, trial.model, trial.prompt)
         generation = state.generations.get(trial.trial_key)
@@ -114,11 +119,16 @@ def build_report(
                 unparsed_by_group[group] += 1
             for metric in metrics:
                 by_group[group][metric][trial.case_id].append(scores.scores.get(metric, 0.0))
+            if sampled:
+                answer = None if parse is None else parse.answer
+                samples[group][trial.case_id].append((index % spec.samples, answer, scores.scores))
         elif state.failed_generation(trial.trial_key) is not None:
             failed += 1
             failed_by_group[group] += 1
             for metric in metrics:
                 by_group[group][metric][trial.case_id].append(0.0)
+            if sampled:
+                samples[group][trial.case_id].append((index % spec.samples, None, {}))
         else:
             pending += 1
             by_group[group]
@@ -141,6 +151,31 @@ def build_report(
                     ci_method=result.method,
                 )
             )
+        if sampled:
+            group = (dataset, model, prompt)
+            for row in sampled_rows(
+                spec,
+                state,
+                group,
+                samples[group],
+                failed_by_group[group],
+                unparsed_by_group[group],
+            ):
+                rows.append(
+                    ReportRow(
+                        dataset=dataset,
+                        model=model,
+                        prompt=prompt,
+                        metric=row.label,
+                        mean=row.estimate.mean,
+                        ci_low=row.estimate.ci_low,
+                        ci_high=row.estimate.ci_high,
+                        n=row.estimate.n,
+                        failed=row.failed,
+                        unparsed=row.unparsed,
+                        ci_method=row.estimate.method,
+                    )
+                )
     return Report(
         run_id=compiled.run_id,
         name=spec.name,

@@ -130,6 +130,7 @@ class PromptSpec:
 
 
 PARSER_NAMES = ("raw", "strip", "number", "regex", "choice")
+REDUCER_NAMES = ("first", "majority", "best_of")
 METRIC_NAMES = ("exact_match", "numeric_match", "contains")
 
 
@@ -149,6 +150,23 @@ class MetricSpec:
     name: str = field(validator=check_choice(METRIC_NAMES))
     tolerance: float = 1e-6
     case_sensitive: bool = False
+
+
+@frozen
+class ReducerSpec:
+    """How the samples of one (dataset, case, model, prompt) become one reduced candidate.
+
+    `first`: the lowest-indexed sample that answered; `majority`: a vote over the samples' parsed
+    answers (ties go to the answer given first); `best_of`: the sample scoring highest on
+    `metric` (ties go to the lowest index).
+    """
+
+    name: str = field(validator=check_choice(REDUCER_NAMES))
+    metric: str | None = None
+
+
+def _ks(value: Iterable[int]) -> tuple[int, ...]:
+    return tuple(value)
 
 
 def _check_unique_names(
@@ -173,6 +191,9 @@ class ExperimentSpec:
         validator=_check_unique_names,
     )
     name: str = "experiment"
+    reducer: ReducerSpec | None = None
+    pass_at_k: tuple[int, ...] = field(default=(), converter=_ks)
+    majority_at_k: tuple[int, ...] = field(default=(), converter=_ks)
 
     def __attrs_post_init__(self) -> None:
         for label, items in (
@@ -189,3 +210,25 @@ class ExperimentSpec:
                     f"models: model {model.name!r} asks for n = {model.params.n} samples per "
                     f"request, more than samples = {self.samples}"
                 )
+        self._check_sampling()
+
+    def _check_sampling(self) -> None:
+        metric_names = [metric.name for metric in self.metrics]
+        for label, ks in (("pass_at_k", self.pass_at_k), ("majority_at_k", self.majority_at_k)):
+            for index, k in enumerate(ks):
+                if not 1 <= k <= self.samples:
+                    raise ValueError(
+                        f"{label}: k = {k} must be between 1 and samples = {self.samples}"
+                    )
+                if k in ks[:index]:
+                    raise ValueError(f"{label}: k = {k} is listed twice")
+        reducer = self.reducer
+        if reducer is None:
+            return
+        if reducer.name == "best_of" and reducer.metric not in metric_names:
+            raise ValueError(
+                f"reducer: best_of needs metric = one of the experiment's metrics "
+                f"({', '.join(metric_names)}), got {reducer.metric!r}"
+            )
+        if reducer.name != "best_of" and reducer.metric is not None:
+            raise ValueError(f"reducer: metric is only used by best_of, not by {reducer.name!r}")

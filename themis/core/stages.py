@@ -19,5 +19,7 @@ class Stage(StrEnum):
 
 _ORDER = {stage: index for index, stage in enumerate(Stage)}
 
-# The stages this version executes; `reduce` and `judge` are planned but not yet built.
+# The stages every run executes; `judge` is planned but not yet built.
 EXECUTED_STAGES: tuple[Stage, ...] = (Stage.GENERATE, Stage.PARSE, Stage.SCORE)
+# The stages a run may execute, in order: `reduce` runs only when the experiment has a reducer.
+PIPELINE_STAGES: tuple[Stage, ...] = (Stage.GENERATE, Stage.REDUCE, Stage.PARSE, Stage.SCORE)

@@ -19,6 +19,7 @@ from themis.core.events import (
     GenerationFailed,
     ParseCompleted,
     PreflightWarned,
+    ReductionCompleted,
     RunCompleted,
     RunPaused,
     RunResumed,
@@ -26,14 +27,15 @@ from themis.core.events import (
     ScoreCompleted,
     StageReset,
 )
-from themis.core.stages import EXECUTED_STAGES, Stage
+from themis.core.stages import EXECUTED_STAGES, PIPELINE_STAGES, Stage
 
 
 @frozen
 class RunState:
     """The projection of one run's events.
 
-    `parses` and `scores` hold only results that still count (see `StageReset`);
+    `parses`, `scores` and `reductions` hold only results that still count (see `StageReset`);
+    a reduced candidate's parse and score sit in `parses` and `scores` under its group id;
     `reset_epochs` maps a stage to the epoch of the latest reset that voided it, `completions`
     maps each `RunCompleted` stage to the highest epoch it was completed in, and
     `completed_through_stage` is derived from the two. `executions` is the highest execution
@@ -49,6 +51,7 @@ class RunState:
     generation_failures: Mapping[str, GenerationFailed] = field(factory=dict)
     parses: Mapping[str, ParseCompleted] = field(factory=dict)
     scores: Mapping[str, ScoreCompleted] = field(factory=dict)
+    reductions: Mapping[str, ReductionCompleted] = field(factory=dict)
     epoch: int = 0
     reset_epochs: Mapping[Stage, int] = field(factory=dict)
     completions: Mapping[Stage, int] = field(factory=dict)
@@ -65,7 +68,13 @@ class RunState:
     @property
     def completed_through_stage(self) -> Stage | None:
         """The furthest stage every stage up to which a `RunCompleted` still certifies."""
-        return completed_through(self.completions, self.reset_epochs)
+        return completed_through(self.completions, self.reset_epochs, self.has_reduce_stage)
+
+    @property
+    def has_reduce_stage(self) -> bool:
+        """Whether the log shows the run reducing (a reduction that counts, or a completion
+        through `reduce` itself); runs without a reducer never report `reduce` as done."""
+        return bool(self.reductions) or Stage.REDUCE in self.completions
 
     def failed_generation(self, trial_key: str) -> GenerationFailed | None:
         """The failure recorded for `trial_key`, unless a later attempt succeeded."""
@@ -83,12 +92,15 @@ class RunState:
 
 
 def completed_through(
-    completions: Mapping[Stage, int], reset_epochs: Mapping[Stage, int]
+    completions: Mapping[Stage, int], reset_epochs: Mapping[Stage, int], reduced: bool = False
 ) -> Stage | None:
     """The furthest stage such that it and every earlier stage are certified by a `RunCompleted`
-    of a stage at least as far, recorded in an epoch no older than the stage's latest reset."""
+    of a stage at least as far, recorded in an epoch no older than the stage's latest reset.
+
+    `reduce` is one of the stages only when `reduced` (see `RunState.has_reduce_stage`).
+    """
     through: Stage | None = None
-    for stage in EXECUTED_STAGES:
+    for stage in PIPELINE_STAGES if reduced else EXECUTED_STAGES:
         certified = any(
             done.order >= stage.order and epoch >= reset_epochs.get(stage, 0)
             for done, epoch in completions.items()
@@ -114,6 +126,7 @@ class Projection:
         self._failures = dict(state.generation_failures)
         self._parses = dict(state.parses)
         self._scores = dict(state.scores)
+        self._reductions = dict(state.reductions)
         self._epoch = state.epoch
         self._reset_epochs = dict(state.reset_epochs)
         self._completions = dict(state.completions)
@@ -136,6 +149,10 @@ class Projection:
                 held_score = scores.get(event.trial_id)
                 if held_score is None or event.epoch > held_score.epoch:
                     scores[event.trial_id] = event
+            elif isinstance(event, ReductionCompleted):
+                held_reduction = self._reductions.get(event.group_id)
+                if held_reduction is None or event.epoch > held_reduction.epoch:
+                    self._reductions[event.group_id] = event
             elif isinstance(event, GenerationFailed):
                 failures.setdefault(event.trial_key, event)
             elif isinstance(event, PreflightWarned):
@@ -166,6 +183,7 @@ class Projection:
     def state(self) -> RunState:
         parse_floor = self._reset_epochs.get(Stage.PARSE, 0)
         score_floor = self._reset_epochs.get(Stage.SCORE, 0)
+        reduce_floor = self._reset_epochs.get(Stage.REDUCE, 0)
         return RunState(
             started=self._started,
             planned=self._planned,
@@ -173,6 +191,7 @@ class Projection:
             generation_failures=dict(self._failures),
             parses={k: v for k, v in self._parses.items() if v.epoch >= parse_floor},
             scores={k: v for k, v in self._scores.items() if v.epoch >= score_floor},
+            reductions={k: v for k, v in self._reductions.items() if v.epoch >= reduce_floor},
             epoch=self._epoch,
             reset_epochs=dict(self._reset_epochs),
             completions=dict(self._completions),

@@ -1,0 +1,108 @@
+"""The report's rows over samples: pass@k, majority@k and the reduced candidates' scores.
+
+Each is one value per case, so its 95% CI comes from the case-level values (`stats.estimate`).
+Labels name the aggregate and the metric it is taken over: `pass@10(execution)`,
+`majority@5(exact_match)`, and `majority(exact_match)` for the `majority` reducer's candidates.
+A generation that failed for good counts as an incorrect sample, as in the per-sample rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+
+from attrs import frozen
+
+from themis.core.reduction import group_id_of
+from themis.core.sampling import majority_at_k, pass_at_k
+from themis.core.spec import ExperimentSpec
+from themis.core.state import RunState
+from themis.core.stats import Estimate, estimate
+
+# (sample index, parsed answer, scores by metric) of one settled sample of a case.
+SampleResult = tuple[int, str | None, Mapping[str, float]]
+
+
+@frozen
+class SampledRow:
+    """One aggregate over one metric for a (dataset, model, prompt) group."""
+
+    label: str
+    estimate: Estimate
+    failed: int
+    unparsed: int
+
+
+def pass_label(k: int, metric: str) -> str:
+    return f"pass@{k}({metric})"
+
+
+def majority_label(k: int, metric: str) -> str:
+    return f"majority@{k}({metric})"
+
+
+def reduced_label(reducer: str, metric: str) -> str:
+    return f"{reducer}({metric})"
+
+
+def sampled_rows(
+    spec: ExperimentSpec,
+    state: RunState,
+    group: tuple[str, str, str],
+    cases: Mapping[str, Sequence[SampleResult]],
+    failed: int,
+    unparsed: int,
+) -> Iterator[SampledRow]:
+    """The sampled rows of `group` = (dataset, model, prompt), metric by metric.
+
+    `cases` holds each case's settled samples; `failed` and `unparsed` are the group's
+    per-sample counts, reported beside pass@k and majority@k.
+    """
+    for metric in (metric.name for metric in spec.metrics):
+        for k in spec.pass_at_k:
+            values = {
+                case: [
+                    pass_at_k(
+                        len(samples), sum(1 for *_, s in samples if s.get(metric, 0.0) >= 1.0), k
+                    )
+                ]
+                for case, samples in cases.items()
+                if len(samples) >= k
+            }
+            yield SampledRow(pass_label(k, metric), estimate(values), failed, unparsed)
+        for k in spec.majority_at_k:
+            majority: dict[str, list[float]] = {}
+            for case, samples in cases.items():
+                value = majority_at_k(
+                    [(index, answer, scores.get(metric, 0.0)) for index, answer, scores in samples],
+                    k,
+                )
+                if value is not None:
+                    majority[case] = [value]
+            yield SampledRow(majority_label(k, metric), estimate(majority), failed, unparsed)
+        if spec.reducer is not None:
+            yield _reduced_row(spec.reducer.name, metric, state, group, cases)
+
+
+def _reduced_row(
+    reducer: str,
+    metric: str,
+    state: RunState,
+    group: tuple[str, str, str],
+    cases: Mapping[str, Sequence[SampleResult]],
+) -> SampledRow:
+    dataset, model, prompt = group
+    values: dict[str, list[float]] = {}
+    failed = unparsed = 0
+    for case in cases:
+        group_id = group_id_of(dataset, case, prompt, model)
+        score = state.scores.get(group_id)
+        if score is None:
+            continue
+        values[case] = [score.scores.get(metric, 0.0)]
+        reduction = state.reductions.get(group_id)
+        if reduction is not None and reduction.trial_key is None:
+            failed += 1
+        parse = state.parses.get(group_id)
+        if parse is not None and parse.answer is None:
+            unparsed += 1
+    return SampledRow(reduced_label(reducer, metric), estimate(values), failed, unparsed)
