@@ -4,13 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-real test lint unit venv bench clean
+.PHONY: demo demo-real test lint unit venv bench docs docs-serve clean
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,docs]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -24,6 +24,7 @@ demo-real: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory docs
 
 lint: $(STAMP)
 	$(BIN)/ruff check themis tests bench scripts
@@ -34,8 +35,16 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit tests/contract
 
+# The documentation site (docs/ -> site/); --strict turns every warning (a broken link, a page
+# missing from the build, an undescribed config field) into a failure.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+docs-serve: $(STAMP)
+	$(BIN)/mkdocs serve
+
 bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site

@@ -1,0 +1,166 @@
+"""Every code block of README.md and docs/ runs as a reader would run it, so no example can rot.
+
+The conventions (also in docs/development.md):
+
+- ```python blocks are executed in order, one namespace per page, with the current directory a
+  fresh temporary directory holding a copy of `examples/` (so `examples/...` paths work and
+  `themis.duckdb` is a store of the page's own);
+- in ```console blocks each line starting with `$ themis ` is run in-process in that directory
+  (a trailing backslash continues it); it must exit 0, or 2 when the output shown under it
+  starts with `error:`. Other `$` lines (`make demo`) are not run;
+- ```toml, ```text, ```json and other named blocks are not run; a bare or ```sh block is refused,
+  since it would look runnable without being run;
+- `<!-- docs-test: skip -->` on the line before a block skips it (e.g. it needs a real server).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from typer.testing import CliRunner
+
+from scripts.docs_reference import cli_app
+
+REPO = Path(__file__).resolve().parents[2]
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+SKIP = "<!-- docs-test: skip -->"
+REFUSED_LANGUAGES = {"", "sh", "bash", "shell", "zsh"}
+_FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})(?P<lang>[\w+-]*)\s*$")
+# The CLI's environment in every example: no forced colour or terminal, a fixed width.
+CLI_ENV: dict[str, str | None] = {"COLUMNS": "160", "FORCE_COLOR": None, "NO_COLOR": None}
+
+
+@attrs.frozen
+class Block:
+    """One fenced code block: its language, its lines and where it starts (1-based)."""
+
+    lang: str
+    lines: tuple[str, ...]
+    line: int
+    skip: bool
+
+
+def code_blocks(text: str) -> list[Block]:
+    """The fenced blocks of a Markdown text, in order."""
+    lines = text.splitlines()
+    blocks: list[Block] = []
+    index = 0
+    while index < len(lines):
+        opening = _FENCE.match(lines[index])
+        if opening is None:
+            index += 1
+            continue
+        fence, indent = opening["fence"], opening["indent"]
+        end = index + 1
+        while end < len(lines) and not lines[end].strip().startswith(fence):
+            end += 1
+        before = [line.strip() for line in lines[:index] if line.strip()]
+        body = (
+            textwrap.dedent("\n".join(lines[index + 1 : end])).splitlines()
+            if indent
+            else lines[index + 1 : end]
+        )
+        blocks.append(
+            Block(opening["lang"], tuple(body), index + 1, bool(before) and before[-1] == SKIP)
+        )
+        index = end + 1
+    return blocks
+
+
+def commands(block: Block) -> list[tuple[int, list[str], bool]]:
+    """Each `$ themis` command of a console block: its line, its arguments, whether it must fail."""
+    found: list[tuple[int, list[str], bool]] = []
+    lines = list(block.lines)
+    index = 0
+    while index < len(lines):
+        start, line = index, lines[index]
+        index += 1
+        if not line.startswith("$ themis "):
+            continue
+        while line.endswith("\\") and index < len(lines):
+            line = line[:-1] + " " + lines[index].strip()
+            index += 1
+        shown = lines[index] if index < len(lines) else ""
+        arguments = shlex.split(line[len("$ themis ") :], comments=True)
+        found.append((block.line + 1 + start, arguments, shown.startswith("error:")))
+    return found
+
+
+def _page_id(page: Path) -> str:
+    return str(page.relative_to(REPO))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_page_id)
+def test_every_code_block_runs(
+    page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    monkeypatch.chdir(tmp_path)
+    name = _page_id(page)
+    namespace: dict[str, Any] = {"__name__": "__docs__"}
+    runner = CliRunner()
+    app = cli_app()
+    for block in code_blocks(page.read_text(encoding="utf-8")):
+        where = f"{name}:{block.line}"
+        assert block.lang not in REFUSED_LANGUAGES, (
+            f"{where}: a ```{block.lang} block is never run; use ```console with `$ themis ...` "
+            "lines, or ```text for output"
+        )
+        if block.skip:
+            continue
+        if block.lang == "python":
+            source = "\n".join(block.lines) + "\n"
+            exec(compile(source, where, "exec"), namespace)
+        elif block.lang == "console":
+            for line, arguments, must_fail in commands(block):
+                result = runner.invoke(app, arguments, env=CLI_ENV)
+                expected = 2 if must_fail else 0
+                assert result.exit_code == expected, (
+                    f"{name}:{line}: `themis {' '.join(arguments)}` exited {result.exit_code}, "
+                    f"expected {expected}\n{result.output}{result.exception or ''}"
+                )
+    capsys.readouterr()  # what the examples print is theirs to show, not the test's
+
+
+def test_the_readme_stays_short() -> None:
+    assert len((REPO / "README.md").read_text(encoding="utf-8").splitlines()) <= 200
+
+
+def test_blocks_commands_and_skips_are_found() -> None:
+    text = "\n".join(
+        [
+            "# Page",
+            "```python",
+            "x = 1",
+            "```",
+            SKIP,
+            "```console",
+            "$ themis run a.toml",
+            "```",
+            "```console",
+            "$ make demo",
+            "$ themis run examples/demo.toml \\",
+            "    --set seed=7   # a comment",
+            "$ themis report abcd --store 'a b.duckdb'",
+            "error: no run 'abcd'",
+            "```",
+        ]
+    )
+    python, skipped, console = code_blocks(text)
+
+    assert (python.lang, python.lines, python.line, python.skip) == ("python", ("x = 1",), 2, False)
+    assert skipped.skip
+    assert not console.skip
+    assert commands(console) == [
+        (11, ["run", "examples/demo.toml", "--set", "seed=7"], False),
+        (13, ["report", "abcd", "--store", "a b.duckdb"], True),
+    ]
+    assert os.sep not in _page_id(REPO / "README.md")
