@@ -25,7 +25,7 @@ from themis.core.identity import (
     digest,
     identity_view,
 )
-from themis.core.planner import compile_run, plan
+from themis.core.planner import compile_run, compile_stored, plan
 from themis.core.runtime import Price, RateLimit, RuntimeConfig
 from themis.core.snapshot import RunSnapshot
 from themis.core.spec import (
@@ -46,7 +46,9 @@ CLASSIFIED_MODULES: tuple[ModuleType, ...] = (
 )
 
 # compile_run(small_spec()).run_id, pinned: if this changes, every stored run loses its cache.
-PINNED_RUN_ID = "401e28ed786aa9ae30ab46a0af7d0120e40c8caa10220e8fe25670d673146a0c"
+PINNED_RUN_ID = "7541ed4d415c7ab1fcb1af6b571c9d69fccf41e25a75837d5b66b8d3929c53c8"
+# The same spec compiled before issue 9 (number parser, exact_match and numeric_match v1).
+PINNED_V1_RUN_ID = "401e28ed786aa9ae30ab46a0af7d0120e40c8caa10220e8fe25670d673146a0c"
 
 
 def _attrs_classes(module: ModuleType) -> list[type]:
@@ -262,16 +264,24 @@ def test_fields_added_later_are_left_out_only_at_their_default(cls: type, name: 
     """ADR 0002 amendment 1: a field added after format 1 keeps older run_ids at its default."""
     assert classification(cls, name) is FieldClass.IDENTITY
     model = ModelSpec(name="m", model="x")
-    values = {ModelSpec: model, GenerationParams: model.params, ExperimentSpec: small_spec()}
+    values: dict[type, Any] = {
+        ModelSpec: model,
+        GenerationParams: model.params,
+        ExperimentSpec: small_spec(),
+        ParserSpec: ParserSpec(name="choice"),
+    }
     changes = {
         "api": "chat",
         "reducer": ReducerSpec(name="first"),
         "pass_at_k": (1,),
         "majority_at_k": (2,),
+        "choices": 4,
+        "choices_field": "options",
     }
     value = values[cls]
     assert name not in identity_view(value)
     changed = attrs.evolve(value, **{name: changes.get(name, 1)})
+    assert getattr(changed, name) != attrs.fields_dict(cls)[name].default
     assert identity_view(changed)[name] == identity_view(getattr(changed, name))
 
 
@@ -280,6 +290,20 @@ def test_run_id_is_pinned() -> None:
     assert compiled.run_id == PINNED_RUN_ID
     assert compiled.run_id == digest(compiled.identity)
     assert compile_run(small_spec()).run_id == compiled.run_id
+    assert compiled.outdated == ()
+
+
+def test_a_run_compiled_with_older_parser_versions_still_loads() -> None:
+    """Stored runs stay readable after a version bump, and say which versions they used."""
+    stored = compile_stored(small_spec(), PINNED_V1_RUN_ID)
+    assert stored is not None
+    assert stored.run_id == PINNED_V1_RUN_ID
+    assert stored.outdated == (
+        "number v1 (now v2)",
+        "exact_match v1 (now v2)",
+        "numeric_match v1 (now v2)",
+    )
+    assert compile_stored(small_spec(), "0" * 64) is None
 
 
 # --- canonical JSON and the trial-key fast path -----------------------------------------------

@@ -35,7 +35,7 @@ from themis.app.runs import (
 )
 from themis.app.wiring import check_models, model_ports, opened_store, system_clock
 from themis.core.controls import ModelPreflight, preflight_summary
-from themis.core.errors import ConfigError
+from themis.core.errors import ConfigError, SpecError
 from themis.core.estimate import Assumptions, Estimate
 from themis.core.estimate import estimate as estimate_run
 from themis.core.manifest import RunManifest, build_manifest
@@ -70,6 +70,8 @@ class Experiment:
             self.compiled: CompiledRun = compile_run(spec)
         except PromptError as error:  # a template that needs a field the cases lack: bad config
             raise ConfigError(f"{source or '<spec>'}: prompts: {error}") from None
+        except SpecError as error:  # e.g. a choice count a case lacks
+            raise ConfigError(f"{source or '<spec>'}: {error}") from None
 
     @classmethod
     def from_file(cls, path: str | Path, *, overrides: Sequence[str] = ()) -> Experiment:

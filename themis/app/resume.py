@@ -113,6 +113,7 @@ def resume_run(
     """Continue a stored run: only what the log does not show done is executed."""
     run_id = resolve_run_id(store, run_id)
     snapshot, compiled = load_compiled(store, run_id)
+    refuse_outdated(compiled, "resume")
     if config is not None:
         check_same_run(snapshot, config)
         runtime = config.runtime
@@ -127,6 +128,17 @@ def resume_run(
         until_stage=until_stage,
         on_progress=on_progress,
     )
+
+
+def refuse_outdated(compiled: CompiledRun, action: str) -> None:
+    """A run parsed or scored by an older parser/metric version is read, never extended: its
+    numbers would mix two versions under one `run_id`."""
+    if compiled.outdated:
+        raise ThemisError(
+            f"cannot {action} run {compiled.run_id[:12]}: it was compiled with "
+            f"{', '.join(compiled.outdated)}; run its config again (a new run_id, reusing the "
+            "stored generations)"
+        )
 
 
 def stored_compiled(store: RunCatalog, run_id: str) -> tuple[RunSnapshot, CompiledRun]:
@@ -151,6 +163,7 @@ def replay_run(
             "can be replayed (the other stages are not built yet)"
         )
     snapshot, compiled = stored_compiled(store, run_id)
+    refuse_outdated(compiled, "replay")
     state, next_seq = load_state(store, snapshot.run_id)
     runtime = _reuse_policy(stored_runtime(snapshot, state, overrides))
     if not state.generations:

@@ -25,6 +25,7 @@ from themis.core.planner import (
     PendingTrial,
     PlanRecord,
     compile_run,
+    compile_stored,
     pending,
     plan,
 )
@@ -280,10 +281,11 @@ def load_compiled(store: RunCatalog, run_id: str) -> tuple[RunSnapshot, Compiled
     snapshot = store.load_snapshot(run_id)
     if snapshot is None:
         raise RunNotFound(f"no run {run_id!r} in the store (see `themis runs`)")
-    compiled = compile_run(snapshot.spec)
-    if compiled.run_id != run_id:
+    compiled = compile_stored(snapshot.spec, run_id)
+    if compiled is None:
         raise StoreError(
-            f"run {run_id[:12]}: its stored spec compiles to {compiled.run_id[:12]} "
+            f"run {run_id[:12]}: its stored spec compiles to "
+            f"{compile_run(snapshot.spec).run_id[:12]} "
             "with this Themis version"
         )
     return snapshot, compiled

@@ -130,7 +130,7 @@ class TrialRunner:
         parse = self.state.parses.get(trial.trial_id)
         if Stage.PARSE in item.stages or parse is None:
             async with self.limiters.stages[Stage.PARSE]:
-                answer = parse_answer(self.parser, outcome.text)
+                answer = parse_answer(self.parser, outcome.text, trial.choices)
             parse = ParseCompleted(
                 at=self.clock.now(),
                 trial_id=trial.trial_id,

@@ -11,6 +11,10 @@ class ConfigError(ThemisError):
     """A config file or value that cannot be used; the message names the file, key and value."""
 
 
+class SpecError(ThemisError):
+    """An experiment whose parts do not fit its cases (e.g. a choice count a case lacks)."""
+
+
 class RunNotFound(ThemisError):
     """No stored run matches the given id or prefix."""
 

@@ -75,7 +75,7 @@ FIELD_CLASSES: Mapping[type, Mapping[str, FieldClass]] = {
         "n": ID,
     },
     PromptSpec: {"name": ID, "template": ID, "system": ID},
-    ParserSpec: {"name": ID, "pattern": ID, "group": ID},
+    ParserSpec: {"name": ID, "pattern": ID, "group": ID, "choices": ID, "choices_field": ID},
     MetricSpec: {"name": ID, "tolerance": ID, "case_sensitive": ID},
     RuntimeConfig: {
         "max_concurrent_tasks": RT,
@@ -132,6 +132,7 @@ OMITTED_AT_DEFAULT: Mapping[type, frozenset[str]] = {
     ExperimentSpec: frozenset({"reducer", "pass_at_k", "majority_at_k"}),
     ModelSpec: frozenset({"api"}),
     GenerationParams: frozenset({"logprobs", "n"}),
+    ParserSpec: frozenset({"choices", "choices_field"}),
 }
 
 

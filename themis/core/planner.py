@@ -8,15 +8,17 @@ this run (two cases that render identically share a generation but are scored se
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import attrs
 from attrs import frozen
 
+from themis.core.errors import SpecError
 from themis.core.identity import canonical_json, digest, identity_view, short_digest, text_digest
 from themis.core.prompting import Message, PromptError, render, template_fields
-from themis.core.scoring import METRIC_VERSIONS, PARSER_VERSIONS
+from themis.core.scoring import METRIC_VERSIONS, PARSER_VERSIONS, choice_count
 from themis.core.spec import ExperimentSpec, GenerationParams, ModelSpec
 from themis.core.stages import EXECUTED_STAGES, Stage
 from themis.core.state import RunState
@@ -57,6 +59,7 @@ class TrialPlan:
     sample: int
     expected: str | None
     request: ModelRequest
+    choices: int | None = None  # the case's number of choices, for the `choice` parser
 
 
 @frozen
@@ -68,6 +71,18 @@ class CompiledRun:
     identity: Mapping[str, Any]
 
     @property
+    def outdated(self) -> tuple[str, ...]:
+        """Parsers and metrics this run was compiled with at an older version than today's."""
+        implementations = self.identity["implementations"]
+        current = {**PARSER_VERSIONS, **METRIC_VERSIONS}
+        return tuple(
+            f"{name} v{version} (now v{current[name]})"
+            for table in (implementations["parser"], implementations["metrics"])
+            for name, version in table.items()
+            if version != current[name]
+        )
+
+    @property
     def trial_count(self) -> int:
         spec = self.spec
         cases = sum(len(dataset.cases) for dataset in spec.datasets)
@@ -75,17 +90,54 @@ class CompiledRun:
 
 
 def compile_run(spec: ExperimentSpec) -> CompiledRun:
-    """Fix the run's identity; fails with `PromptError` if a template needs a field a case lacks."""
+    """Fix the run's identity; fails with `PromptError` if a template needs a field a case lacks,
+    and with `SpecError` if the `choice` parser cannot know a case's number of choices."""
+    return _compile(spec, {})
+
+
+def _compile(spec: ExperimentSpec, versions: Mapping[str, int]) -> CompiledRun:
+    """`compile_run` with `versions` of parsers and metrics instead of today's (stored runs)."""
     _check_templates(spec)
+    _check_choices(spec)
+    current = {**PARSER_VERSIONS, **METRIC_VERSIONS, **versions}
     identity = {
         "format": IDENTITY_FORMAT,
         "experiment": identity_view(spec),
         "implementations": {
-            "parser": {spec.parser.name: PARSER_VERSIONS[spec.parser.name]},
-            "metrics": {metric.name: METRIC_VERSIONS[metric.name] for metric in spec.metrics},
+            "parser": {spec.parser.name: current[spec.parser.name]},
+            "metrics": {metric.name: current[metric.name] for metric in spec.metrics},
         },
     }
     return CompiledRun(run_id=digest(identity), spec=spec, identity=identity)
+
+
+def compile_stored(spec: ExperimentSpec, run_id: str) -> CompiledRun | None:
+    """`spec` compiled to `run_id` with today's or an older parser/metric version, else `None`.
+
+    A run stored before a version bump stays readable: its events hold its parses and scores.
+    """
+    names = [spec.parser.name, *(metric.name for metric in spec.metrics)]
+    current = {**PARSER_VERSIONS, **METRIC_VERSIONS}
+    for versions in itertools.product(*(range(current[name], 0, -1) for name in names)):
+        compiled = _compile(spec, dict(zip(names, versions, strict=True)))
+        if compiled.run_id == run_id:
+            return compiled
+    return None
+
+
+def _check_choices(spec: ExperimentSpec) -> None:
+    parser = spec.parser
+    if parser.name != "choice" or parser.choices is not None:
+        return
+    for dataset in spec.datasets:
+        for case in dataset.cases:
+            if choice_count(parser, case) is None:
+                raise SpecError(
+                    f"parser.choices_field: case {case.id!r} of dataset {dataset.name!r} has no "
+                    f"field {parser.choices_field!r} holding its choices (a list of 2 to 26 "
+                    "options, or their count); set parser.choices_field, or parser.choices for "
+                    "every case"
+                )
 
 
 def _check_templates(spec: ExperimentSpec) -> None:
@@ -171,6 +223,7 @@ def plan(compiled: CompiledRun) -> Iterator[TrialPlan]:
         dataset_json = canonical_json(dataset.name)
         for case in dataset.cases:
             case_json = canonical_json(case.id)
+            choices = choice_count(spec.parser, case)
             for prompt in spec.prompts:
                 prompt_json = canonical_json(prompt.name)
                 messages = render(prompt, case)
@@ -193,6 +246,7 @@ def plan(compiled: CompiledRun) -> Iterator[TrialPlan]:
                             prompt=prompt.name,
                             sample=sample,
                             expected=case.expected,
+                            choices=choices,
                             request=ModelRequest(
                                 trial_key=key,
                                 provider=model.provider,

@@ -6,26 +6,22 @@ or scored yields a new `run_id` instead of silently different numbers under the 
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
+from decimal import Decimal
 from functools import lru_cache
 
 from returns.result import Failure, Result, Success
 
-from themis.core.spec import MetricSpec, ParserSpec
+from themis.core.choice_grammar import MAX_CHOICES, parse_choice
+from themis.core.number_grammar import canonical, parse_number, read_number
+from themis.core.spec import Case, MetricSpec, ParserSpec
 
-PARSER_VERSIONS: dict[str, int] = {"raw": 1, "strip": 1, "number": 1, "regex": 1, "choice": 1}
-METRIC_VERSIONS: dict[str, int] = {"exact_match": 1, "numeric_match": 1, "contains": 1}
-
-_NUMBER = re.compile(r"-?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?")
-# Most explicit first: "answer is (B)", "(B)", a line that is just "B" / "B." / "B)".
-_CHOICES = (
-    re.compile(r"answer\s*(?:is|:)?\s*:?\s*\(?([A-J])\b", re.IGNORECASE),
-    re.compile(r"\(([A-J])\)"),
-    re.compile(r"^\s*([A-J])\s*[.):]?\s*$", re.MULTILINE),
-    re.compile(r"\b([B-HJ])\b"),
-)
+# number 2 / choice 2: the grammars of `number_grammar` and `choice_grammar` (issue 9).
+# exact_match 2 / numeric_match 2: numbers compare by value, as `number_grammar.read_number`
+# reads them.
+PARSER_VERSIONS: dict[str, int] = {"raw": 1, "strip": 1, "number": 2, "regex": 1, "choice": 2}
+METRIC_VERSIONS: dict[str, int] = {"exact_match": 2, "numeric_match": 2, "contains": 1}
 
 
 @lru_cache(maxsize=64)
@@ -34,30 +30,39 @@ def _compiled(pattern: str) -> re.Pattern[str]:
 
 
 def normalize_number(text: str) -> str | None:
-    """`'1,234.50'` → `'1234.5'`; `None` when `text` is not a number."""
-    try:
-        value = float(text.replace(",", "").strip())
-    except ValueError:
-        return None
-    if not math.isfinite(value):
-        return None
-    if value == int(value) and abs(value) < 1e15:
-        return str(int(value))
-    return repr(value)
+    """`'1,234.50'` → `'1234.5'`; `None` when `text` is not one number."""
+    value = read_number(text)
+    return None if value is None else canonical(value)
 
 
-def parse_answer(spec: ParserSpec, text: str) -> Result[str, str]:
-    """Pull the answer out of `text`, or say why there is none."""
+def choice_count(spec: ParserSpec, case: Case) -> int | None:
+    """How many choices the `choice` parser reads for `case`: `spec.choices`, else the case's
+    `choices_field` (a list of options, or a count); `None` for other parsers or when unknown."""
+    if spec.name != "choice":
+        return None
+    if spec.choices is not None:
+        return spec.choices
+    value = case.fields.get(spec.choices_field)
+    if isinstance(value, list | tuple):
+        count = len(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        count = value
+    else:
+        return None
+    return count if 2 <= count <= MAX_CHOICES else None
+
+
+def parse_answer(spec: ParserSpec, text: str, choices: int | None = None) -> Result[str, str]:
+    """Pull the answer out of `text`, or say why there is none.
+
+    `choices`: the item's number of choices, for the `choice` parser (else `spec.choices`).
+    """
     if spec.name == "raw":
         return Success(text)
     if spec.name == "strip":
         return Success(text.strip())
     if spec.name == "number":
-        matches = _NUMBER.findall(text)
-        if not matches:
-            return Failure("no number in response")
-        normalized = normalize_number(matches[-1])
-        return Success(normalized) if normalized is not None else Failure("no number in response")
+        return parse_number(text)
     if spec.name == "regex":
         if spec.pattern is None:
             return Failure("regex parser needs a pattern")
@@ -69,27 +74,27 @@ def parse_answer(spec: ParserSpec, text: str) -> Result[str, str]:
         except IndexError:
             return Failure(f"pattern {spec.pattern!r} has no group {spec.group}")
     if spec.name == "choice":
-        for pattern in _CHOICES:
-            choice = pattern.search(text)
-            if choice:
-                return Success(choice.group(1).upper())
-        return Failure("no choice letter in response")
+        count = choices if choices is not None else spec.choices
+        if count is None:
+            return Failure("the choice parser needs the item's number of choices")
+        return parse_choice(text, count)
     return Failure(f"unknown parser {spec.name!r}")
 
 
 def _exact(spec: MetricSpec, answer: str, expected: str) -> float:
+    got, want = read_number(answer), read_number(expected)
+    if got is not None and want is not None:  # "40,000" and "40000" are one number
+        return float(got == want)
     if spec.case_sensitive:
         return float(answer.strip() == expected.strip())
     return float(answer.strip().casefold() == expected.strip().casefold())
 
 
 def _numeric(spec: MetricSpec, answer: str, expected: str) -> float:
-    try:
-        got = float(answer.replace(",", ""))
-        want = float(expected.replace(",", ""))
-    except ValueError:
+    got, want = read_number(answer), read_number(expected)
+    if got is None or want is None:
         return 0.0
-    return float(abs(got - want) <= spec.tolerance)
+    return float(abs(got - want) <= Decimal(repr(spec.tolerance)))
 
 
 def _contains(spec: MetricSpec, answer: str, expected: str) -> float:

@@ -19,6 +19,7 @@ from themis.core.validation import (
     check_json,
     check_non_empty,
     check_optional_choice,
+    check_optional_choice_count,
     check_optional_non_negative_int,
     check_optional_positive_int,
     check_positive_int,
@@ -136,11 +137,24 @@ METRIC_NAMES = ("exact_match", "numeric_match", "contains")
 
 @frozen
 class ParserSpec:
-    """How an answer is pulled out of a response (`number`, `regex` with `pattern`/`group`, ...)."""
+    """How an answer is pulled out of a response (`number`, `regex` with `pattern`/`group`, ...).
+
+    The `choice` parser needs each item's number of choices: `choices` fixes it for every case;
+    unset, each case's `choices_field` holds it (a list of the options, or their count).
+    """
 
     name: str = field(default="strip", validator=check_choice(PARSER_NAMES))
     pattern: str | None = None
     group: int = 1
+    choices: int | None = field(default=None, validator=check_optional_choice_count)
+    choices_field: str = field(default="choices", validator=check_non_empty)
+
+    def __attrs_post_init__(self) -> None:
+        if self.name != "choice" and (self.choices is not None or self.choices_field != "choices"):
+            raise ValueError(
+                "choices: only the choice parser takes a number of choices "
+                f"(parser is {self.name!r})"
+            )
 
 
 @frozen

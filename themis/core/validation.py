@@ -68,6 +68,16 @@ def check_optional_non_negative_int(
         check_non_negative_int(instance, attribute, value)
 
 
+def check_optional_choice_count(
+    instance: Any, attribute: attrs.Attribute[Any], value: int | None
+) -> None:
+    """A multiple-choice item has 2 to 26 choices (the letters A to Z)."""
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or not 2 <= value <= 26
+    ):
+        raise ValueError(f"{attribute.name}: must be an integer from 2 to 26, got {value!r}")
+
+
 def check_optional_choice(
     choices: Iterable[str],
 ) -> Callable[[Any, attrs.Attribute[Any], str | None], None]:

@@ -1,0 +1,110 @@
+"""The `number` parser's grammar and the number reading metrics share, row by row."""
+
+from __future__ import annotations
+
+import pytest
+from returns.result import Failure, Success
+
+from themis.core.number_grammar import parse_number, read_number
+from themis.core.scoring import score_answer
+from themis.core.spec import MetricSpec
+
+NONE = "no number in response"
+
+# (response, the canonical number read, or the reason it is unparsed)
+TABLE: list[tuple[str, str]] = [
+    ("42", "42"),
+    ("It is -7.", "-7"),
+    ("x = -0.25", "-0.25"),
+    ("−12", "-12"),  # U+2212 minus sign
+    ("about .5", "0.5"),
+    ("3.0", "3"),
+    ("3.14", "3.14"),
+    ("0.0", "0"),
+    ("1e5", "100000"),
+    ("40,000", "40000"),
+    ("Total: 1,000,000", "1000000"),
+    ("1.000.000", "1000000"),  # dot groups, two or more of them
+    ("1.000", "1"),  # one dot group is a decimal point
+    ("$1,234.50", "1234.5"),
+    ("45%", "45"),
+    ("12km", "12"),
+    ("The answer is 40,000 dollars", "40000"),
+    ("3/4", "0.75"),
+    ("first 2, then 5, finally 11", "11"),
+    ("12 apples and -3 pears", "-3"),
+    ("10 - 5 = 5", "5"),  # a spaced minus is an operator
+    ("#### 72", "72"),
+    ("The answer is 12. It took 3 steps.", "12"),
+    ("It costs 5 dollars. Answer: -3", "-3"),
+    ("Answer: 18\n\nSteps: 1, 2", "18"),
+    ("\\boxed{42}", "42"),
+    ("so 3 + 4 = \\boxed{7}, not 8", "7"),
+    ("\\boxed{\\frac{1}{2}}", "0.5"),
+    ("\\boxed{1,000}", "1000"),
+    ("25.11.2024 was day 7", "7"),  # a date is not a number
+    ("at 3:45 we had 9", "9"),  # nor a clock time
+    ("Released 2024-11-25, version 3", "3"),
+    ("3-5 hours", "5 is one end of a range, not one number"),
+    ("3 to 5", "5 is one end of a range, not one number"),
+    ("between 10–20 apples", "20 is one end of a range, not one number"),
+    ("2024-11-25", NONE),
+    ("", NONE),
+    ("no digits here", NONE),
+    ("minus - sign", NONE),
+    ("\\boxed{x+1}", "\\boxed{x+1} holds no single number"),
+    ("1/0", "'1/0' is not a number"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), TABLE)
+def test_number_table(text: str, expected: str) -> None:
+    read = parse_number(text)
+    if expected == NONE or not expected.lstrip("-").replace(".", "").isdigit():
+        assert read == Failure(expected)
+    else:
+        assert read == Success(expected)
+
+
+def test_the_table_is_long_enough() -> None:
+    assert len(TABLE) >= 30
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("40,000", "40000"),
+        ("40000.0", "40000"),
+        ("$40,000", "40000"),
+        (" 7 ", "7"),
+        ("-3.", "-3"),
+        ("45%", "45"),
+        ("1.000.000", "1000000"),
+        ("\\frac{3}{4}", "0.75"),
+    ],
+)
+def test_read_number_takes_a_whole_string(text: str, value: str) -> None:
+    read = read_number(text)
+    assert read is not None
+    assert read == read_number(value)
+
+
+@pytest.mark.parametrize("text", ["Paris", "5 apples", "3-5", "3 to 5", "", "1 2"])
+def test_read_number_refuses_anything_but_one_number(text: str) -> None:
+    assert read_number(text) is None
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [("40000", "40,000"), ("40,000", "40000"), ("1000000", "1.000.000"), ("0.5", ".50")],
+)
+def test_exact_match_and_numeric_match_agree_on_numbers_written_two_ways(
+    answer: str, expected: str
+) -> None:
+    assert score_answer(MetricSpec(name="exact_match"), answer, expected) == 1.0
+    assert score_answer(MetricSpec(name="numeric_match"), answer, expected) == 1.0
+
+
+def test_exact_match_still_compares_text_that_is_not_a_number() -> None:
+    assert score_answer(MetricSpec(name="exact_match"), "5 apples", "5 pears") == 0.0
+    assert score_answer(MetricSpec(name="exact_match"), "40001", "40,000") == 0.0

@@ -1,0 +1,128 @@
+"""The `number` parser's grammar, and the one reading of a number every metric shares.
+
+`LITERAL` is what a number looks like: an optional sign (`-`, `+` or `−`, only where it cannot be
+a hyphen: not right after a digit or a letter), then digits with comma groups (`40,000`), or
+with two or more dot groups (`1.000.000`), or plain (`1000`, `3.5`, `.5`), an optional decimal
+part after comma groups, an optional exponent (`1e5`), or a fraction of two integers (`3/4`).
+A single dot group (`1.000`) is a decimal point; a decimal comma (`3,5`) is not read.
+
+From a response, `parse_number` reads the answer in this order: the content of the last
+`\\boxed{...}`; else the number after the last `####` or answer marker (`answer is`, `Answer:`);
+else the last number in the text. Dates (`2024-11-25`, `11/25/2024`) and clock times (`3:45`)
+are skipped, not read as numbers. A number that is one end of a range (`3-5`, `3–5`, `3 to 5`)
+is no single answer: the parse fails and says so. Currency signs before and units or `%` after
+a number are ignored: `$1,234.50` reads 1234.5 and `45%` reads 45. In `\boxed{}`, `\frac{a}{b}`
+is the fraction a/b.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+
+from returns.result import Failure, Result, Success
+
+_SIGN = r"(?P<sign>(?<![\w.,])[-+−])?"
+_MAGNITUDE = (
+    r"(?P<magnitude>"
+    r"\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,]*\d)"  # 40,000 / 1,234.5
+    r"|\d{1,3}(?:\.\d{3}){2,}(?![.\d]*\d)"  # 1.000.000
+    r"|\d+/\d+(?![/\d])"  # 3/4
+    r"|\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"  # 1000 / 3.5 / 1e5
+    r"|\.\d+(?:[eE][-+]?\d+)?"  # .5
+    r")"
+)
+LITERAL = _SIGN + r"(?<![\w.])" + _MAGNITUDE + r"(?!\d)"
+_NUMBER = re.compile(LITERAL)
+_SKIPPED = re.compile(
+    r"\b\d{4}-\d{1,2}-\d{1,2}\b"  # ISO date
+    r"|\b\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b"  # 11/25/2024, 25.11.2024, 25-11-2024
+    r"|\b\d{1,2}:\d{2}(?::\d{2})?\b"  # 3:45, 12:30:15
+)
+_RANGE_JOIN = re.compile(r"[ \t]*(?:-|–|—|to)[ \t]*", re.IGNORECASE)
+_BOXED = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
+_FRAC = re.compile(r"\\d?frac\{\s*(\d+)\s*\}\{\s*(\d+)\s*\}")
+_MARKER = re.compile(r"####|(?i:\banswer(?:[ \t]+is)?[ \t]*:?)")
+# A whole-string number: spaces, a currency sign before, a `%` or a full stop after; no words.
+_WHOLE = re.compile(r"\s*[$€£¥]?\s*" + LITERAL + r"\s*%?\s*\.?\s*")
+
+
+def _value(match: re.Match[str]) -> Decimal | None:
+    magnitude = match.group("magnitude")
+    if "/" in magnitude:
+        numerator, denominator = magnitude.split("/")
+        if int(denominator) == 0:
+            return None
+        fraction = Fraction(int(numerator), int(denominator))
+        value = Decimal(fraction.numerator) / Decimal(fraction.denominator)
+    else:
+        grouped = magnitude.count(".") > 1
+        digits = magnitude.replace(",", "").replace(".", "") if grouped else magnitude
+        try:
+            value = Decimal(digits.replace(",", ""))
+        except InvalidOperation:
+            return None
+    return -value if match.group("sign") in ("-", "−") else value
+
+
+def canonical(value: Decimal) -> str:
+    """One spelling per value: `40000`, `1234.5`, `-0.25` (no exponent, no trailing zeros)."""
+    if value == 0:
+        return "0"
+    return format(value.normalize(), "f")
+
+
+def read_number(text: str) -> Decimal | None:
+    """The value of `text` when the whole of it is one number (see `LITERAL`), else `None`.
+
+    Metrics use this on both the answer and the expected value, so "40,000", "40000", "$40,000"
+    and "40000.0" are one number everywhere.
+    """
+    plain = _FRAC.sub(r"\1/\2", text.replace("\\!", "").replace("\\,", ""))
+    found = _WHOLE.fullmatch(plain)
+    return None if found is None else _value(found)
+
+
+def _numbers(text: str) -> list[re.Match[str]]:
+    skipped = [span.span() for span in _SKIPPED.finditer(text)]
+    return [
+        match
+        for match in _NUMBER.finditer(text)
+        if not any(start <= match.start() < end for start, end in skipped)
+    ]
+
+
+def _in_range(text: str, numbers: list[re.Match[str]], index: int) -> bool:
+    def joined(left: re.Match[str], right: re.Match[str]) -> bool:
+        between = text[left.end() : right.start("magnitude")]
+        return _RANGE_JOIN.fullmatch(between) is not None
+
+    before = index > 0 and joined(numbers[index - 1], numbers[index])
+    after = index + 1 < len(numbers) and joined(numbers[index], numbers[index + 1])
+    return before or after
+
+
+def parse_number(text: str) -> Result[str, str]:
+    """The answer number of a response in canonical form, or why there is none."""
+    boxed = _BOXED.findall(text)
+    if boxed:
+        value = read_number(boxed[-1])
+        if value is None:
+            return Failure(f"\\boxed{{{boxed[-1]}}} holds no single number")
+        return Success(canonical(value))
+    source, chosen = text, -1
+    markers = list(_MARKER.finditer(text))
+    if markers and _numbers(text[markers[-1].end() :]):
+        source, chosen = text[markers[-1].end() :], 0  # the first number after the last marker
+    numbers = _numbers(source)
+    if not numbers:
+        return Failure("no number in response")
+    index = chosen % len(numbers)
+    match = numbers[index]
+    if _in_range(source, numbers, index):
+        return Failure(f"{match.group(0).strip()} is one end of a range, not one number")
+    value = _value(match)
+    if value is None:
+        return Failure(f"{match.group(0)!r} is not a number")
+    return Success(canonical(value))
