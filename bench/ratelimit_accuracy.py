@@ -21,7 +21,7 @@ import trio.testing
 
 from themis.adapters.clocks import FakeClock
 from themis.adapters.stores.memory import MemoryStore
-from themis.app.runs import run_experiment
+from themis.app.usecases.runs import run_experiment
 from themis.core.generation import ModelResponse
 from themis.core.planner import ModelRequest, compile_run
 from themis.core.runtime import RateLimit, RuntimeConfig

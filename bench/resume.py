@@ -80,7 +80,7 @@ def reuse(n: int, store: Path) -> dict[str, Any]:
 def load(n: int, store_path: Path) -> dict[str, Any]:
     from themis.adapters.checkpoint_codec import decode_checkpoint, encode_checkpoint
     from themis.adapters.stores.duckdb import DuckDBStore
-    from themis.app.runs import load_state
+    from themis.app.usecases.runs import load_state
     from themis.core.state import project
 
     run_id = experiment(n).run_id

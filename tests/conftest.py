@@ -8,7 +8,7 @@ import pytest
 
 from tests.fakeserver import FakeServer, start_fake_server
 from tests.tripwires import arm_tripwires
-from themis.app.controls import process_registry
+from themis.app.execution.provider_gates import process_registry
 
 
 @pytest.fixture(autouse=True)

@@ -16,8 +16,8 @@ from typing import Any
 
 from themis.adapters.clocks import FakeClock
 from themis.adapters.stores.duckdb import DuckDBStore
-from themis.app.live import ProgressPublisher, progress_directory
-from themis.app.runs import load_compiled, load_state
+from themis.app.execution.live import ProgressPublisher, progress_directory
+from themis.app.usecases.runs import load_compiled, load_state
 from themis.core.stages import Stage
 
 HOLD_FILE = (

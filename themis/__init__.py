@@ -6,15 +6,15 @@ concurrently, records every fact in an append-only event log and answers later q
 """
 
 from themis.app.api import Experiment, load_report, replay, resume, runs
-from themis.app.inspection import (
+from themis.app.usecases.inspect_runs import (
     get_evaluation_execution,
     get_execution_state,
     get_run_progress,
     get_run_snapshot,
     quickcheck,
 )
-from themis.app.lifecycle import ConfigComparison, diff_configs
-from themis.app.runs import RunResult
+from themis.app.usecases.lifecycle import ConfigComparison, diff_configs
+from themis.app.usecases.runs import RunResult
 from themis.core.endpoint import Endpoint
 from themis.core.errors import (
     CaseNotFound,

@@ -14,7 +14,7 @@ import trio.testing
 
 from themis.adapters.clocks import FakeClock
 from themis.adapters.stores.memory import MemoryStore
-from themis.app.runs import RunResult, run_experiment
+from themis.app.usecases.runs import RunResult, run_experiment
 from themis.core.errors import StoreError
 from themis.core.events import (
     Event,

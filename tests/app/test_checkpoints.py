@@ -21,7 +21,7 @@ from tests.app.doubles import (
 )
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.memory import MemoryStore
-from themis.app.runs import load_state, report_run
+from themis.app.usecases.runs import load_state, report_run
 from themis.core.checkpoint import Checkpoint
 from themis.core.errors import StoreError
 from themis.core.events import Event, RunCompleted, ScoreCompleted, StageReset

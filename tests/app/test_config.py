@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from returns.result import Failure
 
-from themis.app import config as config_module
-from themis.app.config import (
+from themis.app.config import loading as config_module
+from themis.app.config.loading import (
     LoadedConfig,
     config_from_mapping,
     load_config,

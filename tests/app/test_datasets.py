@@ -8,8 +8,8 @@ from typing import Any, cast
 
 import pytest
 
-from themis.app import datasets as datasets_module
-from themis.app.datasets import load_cases
+from themis.app.config import datasets as datasets_module
+from themis.app.config.datasets import load_cases
 from themis.core.errors import ConfigError
 from themis.core.spec import Case, DatasetSpec
 

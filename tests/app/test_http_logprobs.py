@@ -11,7 +11,7 @@ from typing import Any
 import themis
 from tests.fakeserver import FakeServer
 from themis.adapters.stores import DuckDBStore
-from themis.app.render_evaluation import evaluation_json
+from themis.app.render.evaluation import evaluation_json
 from themis.core.endpoint import Endpoint
 from themis.core.events import GenerationCompleted
 from themis.core.generation import TokenLogprob

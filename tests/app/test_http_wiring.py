@@ -20,7 +20,7 @@ from tests.fakeserver import FakeServer
 from themis.adapters.clocks import SystemClock
 from themis.adapters.models.anthropic import AnthropicModel
 from themis.adapters.models.openai import OpenAICompatibleModel
-from themis.app.config import config_from_mapping, load_config
+from themis.app.config.loading import config_from_mapping, load_config
 from themis.app.wiring import check_models, model_ports
 from themis.core.endpoint import Endpoint
 from themis.core.errors import ConfigError

@@ -26,9 +26,9 @@ from tests.app.doubles import (
 )
 from themis.adapters.clocks import FakeClock
 from themis.adapters.stores.memory import MemoryStore
-from themis.app.interpreter import execute
-from themis.app.runs import load_state
-from themis.app.writer import EventWriter
+from themis.app.execution.interpreter import execute
+from themis.app.execution.writer import EventWriter
+from themis.app.usecases.runs import load_state
 from themis.core.events import (
     Event,
     GenerationCompleted,

@@ -17,8 +17,8 @@ from tests.unit.builders import done
 from themis.adapters.clocks import FakeClock
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.memory import MemoryStore
-from themis.app.interpreter import ProgressCounts
-from themis.app.live import (
+from themis.app.execution.interpreter import ProgressCounts
+from themis.app.execution.live import (
     LiveRecord,
     ProgressPublisher,
     pid_alive,
@@ -26,7 +26,7 @@ from themis.app.live import (
     publishing,
     read_live,
 )
-from themis.app.runs import run_experiment
+from themis.app.usecases.runs import run_experiment
 from themis.core.events import Event, GenerationFailed, RunResumed, RunStarted
 from themis.core.inspection import StageCounts
 from themis.core.planner import CompiledRun, compile_run, plan

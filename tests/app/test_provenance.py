@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import themis
-from themis.app.provenance import config_provenance
+from themis.app.usecases.provenance import config_provenance
 
 DEMO = Path(__file__).resolve().parents[2] / "examples"
 

@@ -25,10 +25,10 @@ from themis.adapters.clocks import FakeClock
 from themis.adapters.models.scripted import ScriptedModel
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.memory import MemoryStore
-from themis.app.config import LoadedConfig
-from themis.app.resume import ForbiddenModel, ModelCallForbidden, replay_run, resume_run
-from themis.app.runs import RunResult, load_state
-from themis.app.runtime_lineage import last_runtime
+from themis.app.config.loading import LoadedConfig
+from themis.app.usecases.resume import ForbiddenModel, ModelCallForbidden, replay_run, resume_run
+from themis.app.usecases.runs import RunResult, load_state
+from themis.app.usecases.runtime_lineage import last_runtime
 from themis.core import planner as planner_module
 from themis.core.errors import ConfigError, RunExists, RunNotFound, ThemisError
 from themis.core.events import (

@@ -22,7 +22,7 @@ from themis.adapters.clocks import FakeClock
 from themis.adapters.models.scripted import ScriptedModel
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.memory import MemoryStore
-from themis.app.reuse import LOOKUP_CHUNK, find_reusable
+from themis.app.usecases.reuse import LOOKUP_CHUNK, find_reusable
 from themis.core.events import Event, GenerationCompleted
 from themis.core.planner import compile_run, pending, plan
 from themis.core.runtime import RuntimeConfig

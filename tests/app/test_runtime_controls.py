@@ -24,10 +24,10 @@ from tests.app.doubles import (
 from themis.adapters.clocks import FakeClock
 from themis.adapters.models.scripted import ScriptedModel
 from themis.adapters.stores.memory import MemoryStore
-from themis.app.controls import ProviderRegistry
-from themis.app.interpreter import execute
-from themis.app.render_controls import retries_cell
-from themis.app.writer import EventWriter
+from themis.app.execution.interpreter import execute
+from themis.app.execution.provider_gates import ProviderRegistry
+from themis.app.execution.writer import EventWriter
+from themis.app.render.runtime_controls import retries_cell
 from themis.core.events import (
     GenerationCompleted,
     GenerationFailed,

@@ -17,7 +17,7 @@ from themis.adapters.clocks import FakeClock
 from themis.adapters.models.scripted import ScriptedModel
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.memory import MemoryStore
-from themis.app.controls import process_registry
+from themis.app.execution.provider_gates import process_registry
 from themis.core.breaker import BreakerState
 from themis.core.events import (
     BreakerTransitioned,

@@ -7,7 +7,7 @@ import pytest
 
 from tests.app.doubles import CountingModel, events_of, make_spec, of_type, run_virtual
 from themis.adapters.stores.memory import MemoryStore
-from themis.app.render_controls import controls_lines
+from themis.app.render.runtime_controls import controls_lines
 from themis.core.controls import ModelPreflight, preflight_summary
 from themis.core.events import (
     GenerationCompleted,

@@ -14,18 +14,18 @@ from typing import Any
 import attrs
 from returns.result import Failure, Result
 
-from themis.app.config import LoadedConfig, config_from_mapping, load_config
-from themis.app.controls import process_registry
-from themis.app.interpreter import ProgressCallback
-from themis.app.provenance import config_provenance
-from themis.app.resume import (
+from themis.app.config.loading import LoadedConfig, config_from_mapping, load_config
+from themis.app.execution.interpreter import ProgressCallback
+from themis.app.execution.provider_gates import process_registry
+from themis.app.usecases.provenance import config_provenance
+from themis.app.usecases.resume import (
     check_same_run,
     replay_run,
     replay_with_config,
     stored_compiled,
     stored_runtime,
 )
-from themis.app.runs import (
+from themis.app.usecases.runs import (
     RunResult,
     list_runs,
     load_state,

@@ -1,7 +1,7 @@
 """The experiment a researcher describes: datasets × models × prompts × samples, parse and score.
 
-Every class here is frozen and does no I/O; `themis.app.config` builds them from files. Which
-field shapes results (identity), only execution (runtime) or only the record (provenance) is
+Every class here is frozen and does no I/O; `themis.app.config.loading` builds them from files.
+Which field shapes results (identity), only execution (runtime) or only the record (provenance) is
 declared once, in `themis.core.identity.FIELD_CLASSES`.
 """
 

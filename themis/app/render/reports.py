@@ -10,7 +10,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from themis.app.runs import RunResult
+from themis.app.usecases.runs import RunResult
 from themis.core.report import Report, ServedModel
 from themis.core.snapshot import RunSummary
 

@@ -18,9 +18,9 @@ import attrs
 from attrs import frozen
 from returns.result import Failure, Result, Success
 
-from themis.app.datasets import load_cases
-from themis.app.overrides import apply_override, parse_override
-from themis.app.structuring import structure
+from themis.app.config.datasets import load_cases
+from themis.app.config.overrides import apply_override, parse_override
+from themis.app.config.structuring import structure
 from themis.core.errors import ConfigError
 from themis.core.runtime import RuntimeConfig
 from themis.core.spec import DatasetSpec, ExperimentSpec

@@ -2,7 +2,7 @@
 
 Each first reads the store. When another process holds the store (`StoreLocked`: a DuckDB file
 admits one process at a time), the views that a running process publishes beside the store
-(`themis.app.live`) answer instead, marked `live` with that process's PID; only
+(`themis.app.execution.live`) answer instead, marked `live` with that process's PID; only
 `get_evaluation_execution`, which needs the full log, then fails, asking to retry later.
 Every `run_id` argument may be a unique prefix (at least 4 characters).
 """
@@ -16,10 +16,10 @@ from typing import TypeVar
 from returns.result import Success
 
 from themis.app.api import StoreLike
-from themis.app.config import runtime_from_mapping
-from themis.app.live import LiveRecord, read_live
-from themis.app.runs import load_compiled, load_state, resolve_run_id
-from themis.app.runtime_lineage import last_runtime
+from themis.app.config.loading import runtime_from_mapping
+from themis.app.execution.live import LiveRecord, read_live
+from themis.app.usecases.runs import load_compiled, load_state, resolve_run_id
+from themis.app.usecases.runtime_lineage import last_runtime
 from themis.app.wiring import opened_store
 from themis.core.errors import RunNotFound, StoreLocked
 from themis.core.evaluation_view import EvaluationExecution, evaluation_execution

@@ -1,8 +1,8 @@
 """`themis plan`, `themis estimate` and `themis diff`: look at a run, what it would take, or at two
 configs, before running anything.
 
-Registered on `themis.app.cli.app` when that module imports this one. Errors follow the CLI's
-contract: one `error:` line on stderr, exit status 2.
+Registered on `themis.app.cli.run_commands.app` when that module imports this one. Errors follow
+the CLI's contract: one `error:` line on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -13,15 +13,14 @@ from typing import Annotated
 import typer
 
 from themis.app.api import Experiment
-from themis.app.cli import _errors, _print_json, _stdout, app
-from themis.app.lifecycle import diff_configs, plan_run
-from themis.app.render_estimate import (
+from themis.app.cli.run_commands import _errors, _print_json, _stdout, app
+from themis.app.render.estimate import (
     estimate_header,
     estimate_json,
     estimate_lines,
     estimate_table,
 )
-from themis.app.render_lifecycle import (
+from themis.app.render.plan_and_diff import (
     diff_json,
     diff_lines,
     plan_header,
@@ -30,6 +29,7 @@ from themis.app.render_lifecycle import (
     plan_store_line,
     plan_table,
 )
+from themis.app.usecases.lifecycle import diff_configs, plan_run
 from themis.app.wiring import DEFAULT_STORE
 
 SetOption = Annotated[

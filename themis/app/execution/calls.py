@@ -16,18 +16,18 @@ For each request, in order:
 4. A response is charged to the run's budget; one that cost more than `max_cost_per_trial`
    fails the trial with `cost_limit` (keeping its usage, so the spend still counts it).
 
-Timeouts (`call_timeout`, `idle_timeout`) are watched by `themis.app.watch.CallWatch`; a call
-it cancels is a `timeout`, retried as one.
+Timeouts (`call_timeout`, `idle_timeout`) are watched by `themis.app.execution.watch.CallWatch`; a
+call it cancels is a `timeout`, retried as one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 
-from themis.app.budgeting import RunBudget
-from themis.app.controls import ProviderGate, ProviderRegistry
-from themis.app.limiters import Limiters
-from themis.app.watch import CallWatch
+from themis.app.execution.budgeting import RunBudget
+from themis.app.execution.limiters import Limiters
+from themis.app.execution.provider_gates import ProviderGate, ProviderRegistry
+from themis.app.execution.watch import CallWatch
 from themis.core.breaker import Transition
 from themis.core.budget import COST_LIMIT
 from themis.core.controls import ModelControls, check_request

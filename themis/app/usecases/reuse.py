@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from themis.app.interpreter import Reusable
+from themis.app.execution.interpreter import Reusable
 from themis.core.events import GenerationCompleted
 from themis.core.planner import PendingTrial
 from themis.core.runtime import RuntimeConfig

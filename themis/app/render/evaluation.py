@@ -13,8 +13,8 @@ from typing import Any
 from rich.console import Group, RenderableType
 from rich.table import Table
 
-from themis.app.render_controls import retries_cell, retries_json
-from themis.app.render_inspect import view_title
+from themis.app.render.inspect_views import view_title
+from themis.app.render.runtime_controls import retries_cell, retries_json
 from themis.core.evaluation_view import EvaluationExecution, TrialExecution
 from themis.core.generation import TokenLogprob
 

@@ -27,7 +27,7 @@ import attrs
 import cattrs
 from attrs import frozen
 
-from themis.app.interpreter import ProgressCallback, ProgressCounts
+from themis.app.execution.interpreter import ProgressCallback, ProgressCounts
 from themis.app.wiring import store_file
 from themis.core.events import Event, RunResumed
 from themis.core.inspection import (

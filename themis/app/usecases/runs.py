@@ -9,15 +9,15 @@ from typing import TypeVar
 import trio
 from attrs import frozen
 
-from themis.app.checkpoints import fold_from_checkpoint, fresh_report, remember
-from themis.app.controls import ProviderRegistry
-from themis.app.interpreter import ProgressCallback, execute
-from themis.app.live import publishing
-from themis.app.provenance import environment_provenance
-from themis.app.reuse import find_reusable
-from themis.app.runtime_lineage import last_runtime, runtime_changes
+from themis.app.execution.interpreter import ProgressCallback, execute
+from themis.app.execution.live import publishing
+from themis.app.execution.provider_gates import ProviderRegistry
+from themis.app.execution.writer import EventWriter
+from themis.app.usecases.checkpoints import fold_from_checkpoint, fresh_report, remember
+from themis.app.usecases.provenance import environment_provenance
+from themis.app.usecases.reuse import find_reusable
+from themis.app.usecases.runtime_lineage import last_runtime, runtime_changes
 from themis.app.wiring import shared_provider_state
-from themis.app.writer import EventWriter
 from themis.core.errors import RunExists, RunNotFound, StoreError, ThemisError
 from themis.core.events import Event, RunResumed
 from themis.core.planner import (
@@ -65,7 +65,7 @@ class RunResult:
 
 def load_state(store: StorePort, run_id: str) -> tuple[RunState, int]:
     """The run's state and the seq its next event gets: its last checkpoint plus the events
-    logged after it (see `themis.app.checkpoints`)."""
+    logged after it (see `themis.app.usecases.checkpoints`)."""
     return fold_from_checkpoint(store, run_id)
 
 
@@ -86,7 +86,7 @@ def run_experiment(
 
     `trio_clock` (e.g. `trio.testing.MockClock`) lets tests run the whole use case in virtual time.
     `registry` holds provider rate limits and breakers shared with other executions (e.g.
-    `themis.app.controls.process_registry()`); by default the execution has its own.
+    `themis.app.execution.provider_gates.process_registry()`); by default the execution has its own.
     """
     run_id = compiled.run_id
     if runtime.existing_run_policy == "auto" and (
@@ -176,8 +176,8 @@ def execute_work(
 ) -> RunResult:
     """Run `work` through the interpreter, logging `preamble` first, and report the result.
 
-    Generations other runs of the store completed are reused (`themis.app.reuse`); the final
-    state is checkpointed with its report, so that reusing the run later decodes neither.
+    Generations other runs of the store completed are reused (`themis.app.usecases.reuse`); the
+    final state is checkpointed with its report, so that reusing the run later decodes neither.
     `snapshot` is the run's stored snapshot when the caller has it (else it is loaded for live
     progress); `record`, filled as `work` reads the whole plan, spares planning it again for
     the report.

@@ -14,11 +14,11 @@ from typing import Any
 import attrs
 from returns.result import Failure
 
-from themis.app.config import LoadedConfig, runtime_from_mapping
-from themis.app.interpreter import ProgressCallback
-from themis.app.overrides import apply_override, parse_override
-from themis.app.provenance import config_provenance
-from themis.app.runs import (
+from themis.app.config.loading import LoadedConfig, runtime_from_mapping
+from themis.app.config.overrides import apply_override, parse_override
+from themis.app.execution.interpreter import ProgressCallback
+from themis.app.usecases.provenance import config_provenance
+from themis.app.usecases.runs import (
     RunResult,
     execute_work,
     load_compiled,
@@ -26,7 +26,7 @@ from themis.app.runs import (
     resolve_run_id,
     run_experiment,
 )
-from themis.app.runtime_lineage import last_runtime, runtime_changes
+from themis.app.usecases.runtime_lineage import last_runtime, runtime_changes
 from themis.core.diffing import diff_specs
 from themis.core.errors import ConfigError, ThemisError
 from themis.core.events import RunResumed, StageReset

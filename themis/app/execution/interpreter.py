@@ -7,11 +7,11 @@ every event goes through one bounded channel to a single `EventWriter` task, whi
 batches to the store and keeps the projection current. On cancellation the writer's final flush
 is shielded, so what was produced before an interrupt is not lost.
 
-Each trial is `themis.app.trials.TrialRunner.trial`; its model calls go through
-`themis.app.calls.ModelCaller` (preflight, rate limits, breaker, timeouts, retries, per-trial
-cost). The run budget is checked here, before each trial is dispatched: once `max_cost_per_run`
-would be exceeded, no further trial starts, the ones in flight finish, and the execution ends
-with `RunPaused` instead of `RunCompleted`.
+Each trial is `themis.app.execution.trials.TrialRunner.trial`; its model calls go through
+`themis.app.execution.calls.ModelCaller` (preflight, rate limits, breaker, timeouts, retries,
+per-trial cost). The run budget is checked here, before each trial is dispatched: once
+`max_cost_per_run` would be exceeded, no further trial starts, the ones in flight finish, and
+the execution ends with `RunPaused` instead of `RunCompleted`.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from collections.abc import Iterable, Mapping, Sequence
 import trio
 from attrs import frozen
 
-from themis.app.controls import ProviderRegistry
-from themis.app.trials import ProgressCallback, ProgressCounts, Reusable, TrialRunner
-from themis.app.writer import EventWriter
+from themis.app.execution.provider_gates import ProviderRegistry
+from themis.app.execution.trials import ProgressCallback, ProgressCounts, Reusable, TrialRunner
+from themis.app.execution.writer import EventWriter
 from themis.core.budget import COST_LIMIT
 from themis.core.events import Event, RunCompleted, RunPaused, RunStarted
 from themis.core.planner import CompiledRun, PendingTrial

@@ -20,11 +20,11 @@ from rich.console import Console
 from themis.app.api import Experiment, load_report, runs
 from themis.app.api import replay as replay_run
 from themis.app.api import resume as resume_run
-from themis.app.interpreter import ProgressCallback
-from themis.app.progress import ProgressBar
-from themis.app.render import report_json, report_render, run_json, runs_json, runs_table
-from themis.app.render_controls import preflight_lines
-from themis.app.runs import RunResult
+from themis.app.execution.interpreter import ProgressCallback
+from themis.app.render.progress_bar import ProgressBar
+from themis.app.render.reports import report_json, report_render, run_json, runs_json, runs_table
+from themis.app.render.runtime_controls import preflight_lines
+from themis.app.usecases.runs import RunResult
 from themis.core.errors import StoreLocked, ThemisError
 from themis.core.stages import Stage
 
@@ -265,7 +265,7 @@ def list_runs(
         try:
             summaries = _with_store(store, runs)
         except StoreLocked as locked:  # a run in progress holds it: list what that run publishes
-            cli_inspect.print_live_runs(locked, as_json=as_json)
+            inspect_commands.print_live_runs(locked, as_json=as_json)
             return
         if as_json:
             _print_json(runs_json(summaries))
@@ -288,7 +288,7 @@ def main() -> None:
     app()
 
 
-from themis.app import (  # noqa: E402  (modules that register more commands on `app`)
-    cli_inspect,  # `inspect` and `quickcheck`
-    cli_lifecycle,  # noqa: F401  (`plan`, `estimate` and `diff`)
+from themis.app.cli import (  # noqa: E402  (modules that register more commands on `app`)
+    inspect_commands,  # `inspect` and `quickcheck`
+    lifecycle_commands,  # noqa: F401  (`plan`, `estimate` and `diff`)
 )

@@ -11,7 +11,7 @@ gap between two grows with the log: at least `checkpoint_interval` events (0: no
 checkpoints) and at least as many as the previous one covered, which keeps the total cost linear
 in the run's events (a fixed gap would make it quadratic: ADR 0006). A checkpoint is a cache:
 failing to save one never fails the run. The checkpoint of a finished run, with its report, is
-saved by the use case (`themis.app.runs`), which has the report.
+saved by the use case (`themis.app.usecases.runs`), which has the report.
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ from pathlib import Path
 from attrs import frozen
 
 from themis.app.api import Experiment, StoreLike
-from themis.app.provenance import environment_provenance
-from themis.app.runs import load_state
+from themis.app.usecases.provenance import environment_provenance
+from themis.app.usecases.runs import load_state
 from themis.app.wiring import opened_store, system_clock
 from themis.core import diffing
 from themis.core.diffing import ConfigDiff, FieldChange

@@ -11,7 +11,7 @@ from types import TracebackType
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from themis.app.interpreter import ProgressCounts
+from themis.app.execution.interpreter import ProgressCounts
 
 
 class ProgressBar:

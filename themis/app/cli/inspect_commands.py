@@ -13,17 +13,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from themis.app.cli import _errors, _existing_store, _print_json, _stdout, app
-from themis.app.inspection import (
-    get_evaluation_execution,
-    get_execution_state,
-    get_run_snapshot,
-    published_runs,
-    quickcheck,
-)
-from themis.app.live import LiveRecord
-from themis.app.render_evaluation import evaluation_json, evaluation_render
-from themis.app.render_inspect import (
+from themis.app.cli.run_commands import _errors, _existing_store, _print_json, _stdout, app
+from themis.app.execution.live import LiveRecord
+from themis.app.render.evaluation import evaluation_json, evaluation_render
+from themis.app.render.inspect_views import (
     live_note,
     quickcheck_json,
     quickcheck_render,
@@ -32,6 +25,13 @@ from themis.app.render_inspect import (
     state_json,
     state_render,
     when,
+)
+from themis.app.usecases.inspect_runs import (
+    get_evaluation_execution,
+    get_execution_state,
+    get_run_snapshot,
+    published_runs,
+    quickcheck,
 )
 from themis.core.errors import StoreLocked
 

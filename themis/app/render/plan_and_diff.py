@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.table import Table
 
-from themis.app.lifecycle import ConfigComparison, PlanResult, StoredRun
+from themis.app.usecases.lifecycle import ConfigComparison, PlanResult, StoredRun
 from themis.core.diffing import ABSENT, FieldChange
 from themis.core.identity import FieldClass
 from themis.core.manifest import GroupCount, RunManifest

@@ -2,7 +2,7 @@
 
 A trial generates (once per trial key: a twin waits for and reuses the result; another run's
 generation is reused as a cache hit), then parses and scores, sending each trial's events to
-the writer. Model calls and their runtime controls are `themis.app.calls.ModelCaller`'s.
+the writer. Model calls and their runtime controls are `themis.app.execution.calls.ModelCaller`'s.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import attrs
 import trio
 from attrs import define
 
-from themis.app.budgeting import RunBudget
-from themis.app.calls import ModelCaller
-from themis.app.controls import ProviderRegistry
-from themis.app.limiters import Limiters, deliver
+from themis.app.execution.budgeting import RunBudget
+from themis.app.execution.calls import ModelCaller
+from themis.app.execution.limiters import Limiters, deliver
+from themis.app.execution.provider_gates import ProviderRegistry
 from themis.core.controls import model_controls
 from themis.core.events import (
     Event,
@@ -43,7 +43,7 @@ class ProgressCounts:
 
     `done` and `failed` count trials of this execution (through its last stage, or failed at
     generation); `generated`, `parsed`, `unparsed` and `scored` count the trials whose stage
-    this execution completed, for live per-stage progress (`themis.app.live`).
+    this execution completed, for live per-stage progress (`themis.app.execution.live`).
     """
 
     total: int

@@ -1,0 +1,1 @@
+"""Experiment configs: loading TOML, `--set` overrides, structuring into specs, dataset files."""

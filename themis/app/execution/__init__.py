@@ -1,0 +1,1 @@
+"""The effect interpreter: trials, model calls and their runtime controls, the single writer."""
