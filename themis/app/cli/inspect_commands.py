@@ -1,4 +1,4 @@
-"""`themis inspect snapshot|state|evaluation` and `themis quickcheck`, registered on `app`.
+"""`themis inspect snapshot|state|evaluation` and `themis quickcheck`.
 
 Each reads the store; while another process runs against it (the store is locked), the views
 that process publishes answer instead and say so (`live from PID n; store is in use`).
@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from themis.app.cli.run_commands import _errors, _existing_store, _print_json, _stdout, app
+from themis.app.cli.shared import errors, existing_store, print_json, stdout
 from themis.app.execution.live import LiveRecord
 from themis.app.render.evaluation import evaluation_json, evaluation_render
 from themis.app.render.inspect_views import (
@@ -35,48 +35,36 @@ from themis.app.usecases.inspect_runs import (
 )
 from themis.core.errors import StoreLocked
 
-inspect_app = typer.Typer(
-    name="inspect",
-    help="Inspect a run: its snapshot, its execution state, or one case's trials.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-app.add_typer(inspect_app, name="inspect")
-
 RunIdArgument = Annotated[str, typer.Argument(help="A run id or a unique prefix of one.")]
 StoreOption = Annotated[Path, typer.Option("--store", help="The run store (a DuckDB file).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print as JSON.")]
 DEFAULT_STORE = Path("themis.duckdb")
 
 
-@inspect_app.command("snapshot")
 def inspect_snapshot(
     run_id: RunIdArgument, store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False
 ) -> None:
     """Identity, runtime settings, provenance and runtime changes of a run."""
-    with _errors():
-        view = get_run_snapshot(run_id, _existing_store(store))
+    with errors():
+        view = get_run_snapshot(run_id, existing_store(store))
         if as_json:
-            _print_json(snapshot_json(view))
+            print_json(snapshot_json(view))
         else:
-            _stdout().print(snapshot_render(view))
+            stdout().print(snapshot_render(view))
 
 
-@inspect_app.command("state")
 def inspect_state(
     run_id: RunIdArgument, store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False
 ) -> None:
     """Per-stage planned / done / failed / pending counts, failure reasons and status."""
-    with _errors():
-        view = get_execution_state(run_id, _existing_store(store))
+    with errors():
+        view = get_execution_state(run_id, existing_store(store))
         if as_json:
-            _print_json(state_json(view))
+            print_json(state_json(view))
         else:
-            _stdout().print(state_render(view))
+            stdout().print(state_render(view))
 
 
-@inspect_app.command("evaluation")
 def inspect_evaluation(
     run_id: RunIdArgument,
     case: Annotated[str, typer.Option("--case", help="The case id to show.")],
@@ -84,30 +72,29 @@ def inspect_evaluation(
     as_json: JsonOption = False,
 ) -> None:
     """Every trial of one case: messages, response, parse, scores and failures."""
-    with _errors():
-        view = get_evaluation_execution(run_id, case, _existing_store(store))
+    with errors():
+        view = get_evaluation_execution(run_id, case, existing_store(store))
         if as_json:
-            _print_json(evaluation_json(view))
+            print_json(evaluation_json(view))
         else:
-            _stdout().print(evaluation_render(view))
+            stdout().print(evaluation_render(view))
 
 
-@app.command("quickcheck")
 def quickcheck_command(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> None:
     """One line per run: status, completed stage and trial counts."""
-    with _errors():
-        rows = quickcheck(_existing_store(store))
+    with errors():
+        rows = quickcheck(existing_store(store))
         if as_json:
-            _print_json(quickcheck_json(rows))
+            print_json(quickcheck_json(rows))
         else:
-            _stdout().print(quickcheck_render(rows))
+            stdout().print(quickcheck_render(rows))
 
 
 def print_live_runs(locked: StoreLocked, *, as_json: bool) -> None:
     """`themis runs` while the store is locked: the runs its holder publishes, marked live."""
     records = published_runs(locked)
     if as_json:
-        _print_json([_live_run_json(record) for record in records])
+        print_json([_live_run_json(record) for record in records])
         return
     table = Table(title=f"runs ({live_note(records[0].source)})", title_justify="left")
     for column in ("run_id", "name", "created", "status"):
@@ -116,7 +103,7 @@ def print_live_runs(locked: StoreLocked, *, as_json: bool) -> None:
         table.add_row(
             record.run_id[:16], record.name, when(record.snapshot.created_at), record.status
         )
-    _stdout().print(table)
+    stdout().print(table)
 
 
 def _live_run_json(record: LiveRecord) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """`themis plan`, `themis estimate` and `themis diff`: look at a run, what it would take, or at two
 configs, before running anything.
 
-Registered on `themis.app.cli.run_commands.app` when that module imports this one. Errors follow
-the CLI's contract: one `error:` line on stderr, exit status 2.
+Errors follow the CLI's contract (`themis.app.cli.shared.errors`): one `error:` line on stderr,
+exit status 2.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from themis.app.api import Experiment
-from themis.app.cli.run_commands import _errors, _print_json, _stdout, app
+from themis.app.cli.shared import errors, print_json, stdout
 from themis.app.render.estimate import (
     estimate_header,
     estimate_json,
@@ -40,7 +40,6 @@ SetOption = Annotated[
 ]
 
 
-@app.command("plan")
 def plan_command(
     config: Annotated[Path, typer.Argument(help="Experiment config (.toml or .json).")],
     store: Annotated[
@@ -61,7 +60,7 @@ def plan_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
 ) -> None:
     """Compile a config and print its run manifest: run_id, trials per stage and per group."""
-    with _errors():
+    with errors():
         experiment = Experiment.from_file(config, overrides=set_ or [])
         location = store if store is not None else Path(DEFAULT_STORE)
         existed = location.exists()
@@ -69,9 +68,9 @@ def plan_command(
         use = existed or (store is not None and save)
         result = plan_run(experiment, location if use else None, save=save)
         if as_json:
-            _print_json(plan_json(result, str(location), store_existed=existed))
+            print_json(plan_json(result, str(location), store_existed=existed))
             return
-        out = _stdout()
+        out = stdout()
         manifest = result.manifest
         for line in plan_header(manifest):
             out.print(line, markup=False, highlight=False, soft_wrap=True)
@@ -83,7 +82,6 @@ def plan_command(
             out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-@app.command("estimate")
 def estimate_command(
     config: Annotated[Path, typer.Argument(help="Experiment config (.toml or .json).")],
     set_: SetOption = None,
@@ -101,13 +99,13 @@ def estimate_command(
     settings (model_prices, provider_rate_limits, concurrency, assumed_output_tokens,
     assumed_latency_s).
     """
-    with _errors():
+    with errors():
         experiment = Experiment.from_file(config, overrides=set_ or [])
         result = experiment.estimate(retry_allowance=retry_allowance)
         if as_json:
-            _print_json(estimate_json(result, experiment.spec.name))
+            print_json(estimate_json(result, experiment.spec.name))
             return
-        out = _stdout()
+        out = stdout()
         for line in estimate_header(result, experiment.spec.name):
             out.print(line, markup=False, highlight=False, soft_wrap=True)
         out.print(estimate_table(result))
@@ -115,7 +113,6 @@ def estimate_command(
             out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-@app.command("diff")
 def diff_command(
     config_a: Annotated[Path, typer.Argument(help="The first config (A).")],
     config_b: Annotated[Path, typer.Argument(help="The second config (B).")],
@@ -126,11 +123,11 @@ def diff_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the differences as JSON.")] = False,
 ) -> None:
     """Show what differs between two configs (identity, runtime, provenance) and if runs differ."""
-    with _errors():
+    with errors():
         comparison = diff_configs(config_a, config_b, overrides_b=set_ or [])
         if as_json:
-            _print_json(diff_json(comparison))
+            print_json(diff_json(comparison))
             return
-        out = _stdout()
+        out = stdout()
         for line in diff_lines(comparison, set_ or []):
             out.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -1,4 +1,4 @@
-"""The `themis` command line: run experiments, report on runs, list a store's runs.
+"""`themis run|resume|replay|report|runs`: run experiments, report on runs, list a store's runs.
 
 Every expected failure (bad config, unknown run, locked store) prints one `error:` line to
 stderr and exits with status 2; an interrupt exits 130 and keeps every committed event.
@@ -6,40 +6,34 @@ stderr and exits with status 2; an interrupt exits 130 and keeps every committed
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from themis.app.api import Experiment, load_report, runs
 from themis.app.api import replay as replay_run
 from themis.app.api import resume as resume_run
+from themis.app.cli import inspect_commands
+from themis.app.cli.shared import (
+    StoreOption,
+    errors,
+    existing_store,
+    print_json,
+    stderr,
+    stdout,
+    with_store,
+)
 from themis.app.execution.interpreter import ProgressCallback
 from themis.app.render.progress_bar import ProgressBar
 from themis.app.render.reports import report_json, report_render, run_json, runs_json, runs_table
 from themis.app.render.runtime_controls import preflight_lines
 from themis.app.usecases.runs import RunResult
-from themis.core.errors import StoreLocked, ThemisError
+from themis.core.errors import StoreLocked
 from themis.core.stages import Stage
-
-app = typer.Typer(
-    name="themis",
-    help="Reproducible LLM evaluations: compile once, run concurrently, answer from the log.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-StoreOption = Annotated[
-    Path, typer.Option("--store", help="The run store (a DuckDB file).", show_default=True)
-]
-T = TypeVar("T")
 
 
 class ReportFormat(StrEnum):
@@ -60,34 +54,6 @@ ResultJsonOption = Annotated[bool, typer.Option("--json", help="Print the result
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
 
-def _stdout() -> Console:
-    console = Console(soft_wrap=False)
-    if not console.is_terminal:  # files and pipes get full rows, not a guessed 80 columns
-        console = Console(soft_wrap=False, width=160)
-    return console
-
-
-def _stderr() -> Console:
-    return Console(stderr=True)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except ThemisError as error:
-        _stderr().print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        _stderr().print("interrupted: committed work is kept; run the same command again to resume")
-        raise typer.Exit(130) from None
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-
-
-@app.command()
 def run(
     config: Annotated[Path, typer.Argument(help="Experiment config (.toml or .json).")],
     store: StoreOption = Path("themis.duckdb"),
@@ -102,12 +68,12 @@ def run(
     quiet: QuietOption = False,
 ) -> None:
     """Run an experiment (or reuse / resume its stored run) and print its report."""
-    with _errors():
+    with errors():
         experiment = Experiment.from_file(config, overrides=set_ or [])
         runtime = experiment.runtime  # before executing: requests near their context window
         warning, error = runtime.token_warning_threshold, runtime.token_error_threshold
         for line in preflight_lines(experiment.preflight(), warning, error):
-            _stderr().print(line, markup=False, highlight=False, soft_wrap=True)
+            stderr().print(line, markup=False, highlight=False, soft_wrap=True)
         _execute(
             experiment.run_id,
             experiment.runtime.progress,
@@ -119,7 +85,6 @@ def run(
         )
 
 
-@app.command()
 def resume(
     run_id: Annotated[str, typer.Argument(help="A run id or a unique prefix of one.")],
     store: StoreOption = Path("themis.duckdb"),
@@ -136,8 +101,8 @@ def resume(
     quiet: QuietOption = False,
 ) -> None:
     """Continue a stored run: execute only what its log does not show done."""
-    with _errors():
-        location = _existing_store(store)
+    with errors():
+        location = existing_store(store)
         experiment = Experiment.from_store(run_id, location)
         _execute(
             experiment.run_id,
@@ -160,7 +125,6 @@ class ReplayStage(StrEnum):
     SCORE = "score"
 
 
-@app.command()
 def replay(
     run_id: Annotated[str, typer.Argument(help="A run id or a unique prefix of one.")],
     stage: Annotated[ReplayStage, typer.Option("--stage", help="The first stage to recompute.")],
@@ -179,8 +143,8 @@ def replay(
     quiet: QuietOption = False,
 ) -> None:
     """Recompute a stage and the later ones from the stored generations (no model call)."""
-    with _errors():
-        location = _existing_store(store)
+    with errors():
+        location = existing_store(store)
         if config is None:
             experiment = Experiment.from_store(run_id, location, overrides=set_ or [])
         else:
@@ -210,13 +174,13 @@ def _execute(
     quiet: bool,
 ) -> None:
     """Run `action` under a progress bar (on a terminal) and print its result."""
-    stderr = _stderr()
-    show = not quiet and progress_mode != "off" and (progress_mode == "on" or stderr.is_terminal)
-    bar = ProgressBar(stderr, f"run {run_id[:12]}") if show else None
+    console = stderr()
+    show = not quiet and progress_mode != "off" and (progress_mode == "on" or console.is_terminal)
+    bar = ProgressBar(console, f"run {run_id[:12]}") if show else None
     with bar or nullcontext():
         result = action(bar.update if bar else None)
     if result.status == "paused":
-        _stderr().print(
+        stderr().print(
             f"run {result.run_id[:12]} paused: its budget (runtime.max_cost_per_run) is spent; "
             f"raise it and resume: themis resume {result.run_id[:12]} "
             "--set runtime.max_cost_per_run=AMOUNT",
@@ -225,9 +189,9 @@ def _execute(
             soft_wrap=True,
         )
     if as_json:
-        _print_json(run_json(result))
+        print_json(run_json(result))
         return
-    out = _stdout()
+    out = stdout()
     if result.reused:
         out.print(f"run {result.run_id[:12]}: reused the stored run (0 model calls)")
     else:
@@ -238,7 +202,6 @@ def _execute(
     out.print(report_render(result.report))
 
 
-@app.command()
 def report(
     run_id: Annotated[str, typer.Argument(help="A run id or a unique prefix of one.")],
     store: StoreOption = Path("themis.duckdb"),
@@ -247,48 +210,26 @@ def report(
     ] = ReportFormat.TABLE,
 ) -> None:
     """Print the report of a stored run."""
-    with _errors():
-        result = _with_store(store, lambda location: load_report(run_id, location))
+    with errors():
+        result = with_store(store, lambda location: load_report(run_id, location))
         if format_ is ReportFormat.JSON:
-            _print_json(report_json(result))
+            print_json(report_json(result))
         else:
-            _stdout().print(report_render(result))
+            stdout().print(report_render(result))
 
 
-@app.command("runs")
 def list_runs(
     store: StoreOption = Path("themis.duckdb"),
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """List the runs in a store, oldest first."""
-    with _errors():
+    with errors():
         try:
-            summaries = _with_store(store, runs)
+            summaries = with_store(store, runs)
         except StoreLocked as locked:  # a run in progress holds it: list what that run publishes
             inspect_commands.print_live_runs(locked, as_json=as_json)
             return
         if as_json:
-            _print_json(runs_json(summaries))
+            print_json(runs_json(summaries))
         else:
-            _stdout().print(runs_table(summaries))
-
-
-def _existing_store(store: Path) -> Path:
-    """`store`, which must exist: reading commands never create an empty store."""
-    if not store.exists():
-        raise ThemisError(f"{store}: no such store (run an experiment first, or pass --store)")
-    return store
-
-
-def _with_store(store: Path, action: Callable[[Path], T]) -> T:
-    return action(_existing_store(store))
-
-
-def main() -> None:
-    app()
-
-
-from themis.app.cli import (  # noqa: E402  (modules that register more commands on `app`)
-    inspect_commands,  # `inspect` and `quickcheck`
-    lifecycle_commands,  # noqa: F401  (`plan`, `estimate` and `diff`)
-)
+            stdout().print(runs_table(summaries))
