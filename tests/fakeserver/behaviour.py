@@ -14,6 +14,8 @@ take `seconds`), chosen per call, first match wins:
 - `script`: FIFO entries `{"fault": {...}, "times": k, "match": "text in the body"}`;
 - `rates`: `[{"fault": {...}, "rate": p}]`, drawn from a hash of (seed, request body, attempt)
   so a run is repeatable; `max_faults_per_request` caps the faults one distinct body receives.
+  A rule with `"every_attempt": true` is drawn once per body: the bodies it picks fail on every
+  attempt, whatever the cap (requests that always fail).
 `require_key` turns on authentication (a wrong key is answered 401 echoing the key it got, as
 some providers do). Every model call goes to the journal (`GET /_journal`) and `GET /_stats`.
 """
@@ -243,10 +245,13 @@ class FakeEndpoint:
             fault: dict[str, Any] = entry["fault"]
             return fault
         cap = self.settings["max_faults_per_request"]
-        if cap is not None and self.faults_given[key] >= cap:
-            return None
+        capped = cap is not None and self.faults_given[key] >= cap
         for index, rule in enumerate(self.settings["rates"]):
-            if _fraction(self.settings["seed"], index, key, attempt) < float(rule["rate"]):
+            every = bool(rule.get("every_attempt"))
+            if capped and not every:
+                continue
+            draw = _fraction(self.settings["seed"], index, key, "all" if every else attempt)
+            if draw < float(rule["rate"]):
                 self.faults_given[key] += 1
                 chosen: dict[str, Any] = rule["fault"]
                 return chosen

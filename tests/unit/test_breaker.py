@@ -1,4 +1,4 @@
-"""Circuit-breaker transitions: open on an outage, wait while open, one probe, recover."""
+"""Circuit-breaker transitions: open on a failure rate, wait while open, a fresh probe, recover."""
 
 from __future__ import annotations
 
@@ -9,13 +9,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from themis.core.breaker import (
+    REPEAT_GRACE_S,
     Admission,
     Breaker,
     BreakerState,
     admit,
+    hold,
     honor_pause,
     record_failure,
     record_success,
+    window_counts,
 )
 from themis.core.retry import RETRYABLE_KINDS, TERMINAL_KINDS
 
@@ -45,23 +48,63 @@ def test_closed_admits_everything() -> None:
     assert not admission.probe
 
 
-def test_opens_after_threshold_consecutive_retryable_failures() -> None:
+def succeeding(breaker: Breaker, times: int, now: float = 0.0) -> Breaker:
+    for _ in range(times):
+        breaker, _ = record_success(breaker, now)
+    return breaker
+
+
+def test_opens_once_threshold_requests_fail_at_the_failure_rate() -> None:
     breaker = failing(fresh(threshold=3), 2, now=1.0)
-    assert (breaker.state, breaker.failures) == (CLOSED, 2)
+    assert breaker.state is CLOSED
+    assert window_counts(breaker, 1.0) == (2, 0)
     breaker, transition = record_failure(breaker, "timeout", 2.0)
     assert breaker.state is OPEN
     assert breaker.opened_at == 2.0
     assert transition is not None
     assert (transition.before, transition.after, transition.at) == (CLOSED, OPEN, 2.0)
-    assert "3 consecutive failures (timeout)" in transition.reason
+    assert "3 requests failed in 30 s, 100% of 3 outcomes (last: timeout)" in transition.reason
 
 
-def test_a_success_resets_the_consecutive_count() -> None:
-    breaker = failing(fresh(threshold=3), 2)
-    breaker, transition = record_success(breaker, 1.0)
-    assert (breaker.failures, transition) == (0, None)
-    breaker = failing(breaker, 2)
+def test_failures_in_a_row_among_many_successes_do_not_open_it() -> None:
+    """The issue's case: 64 calls in flight and a few percent of transient errors make five
+    failures in a row routine; consecutive counting opened the breaker 16 times in one run."""
+    breaker = succeeding(fresh(threshold=5), 60, now=1.0)
+    breaker = failing(breaker, 20, now=2.0)  # 20 in a row, 25% of the window's outcomes
     assert breaker.state is CLOSED
+    breaker = failing(breaker, 40, now=3.0)  # now 60 of 120: the rate is reached
+    assert breaker.state is OPEN
+
+
+def test_a_requests_repeated_failures_never_open_it() -> None:
+    """A request that always fails is that request's problem: its retries count nothing."""
+    breaker = fresh(threshold=2)
+    breaker, _ = record_failure(breaker, "server", 0.0)  # its first attempt
+    for attempt in range(50):
+        breaker, transition = record_failure(breaker, "server", 0.1 * attempt, repeat=True)
+        assert transition is None
+    assert breaker.state is CLOSED
+    assert window_counts(breaker, 5.0) == (1, 0)
+
+
+def test_the_window_slides() -> None:
+    breaker = failing(fresh(threshold=3), 2, now=0.0)
+    breaker = failing(breaker, 2, now=40.0)  # the first two have left the 30 s window
+    assert breaker.state is CLOSED
+    assert window_counts(breaker, 40.0) == (2, 0)
+    assert len(breaker.slots) == 1
+    breaker, _ = record_failure(breaker, "server", 41.0)
+    assert breaker.state is OPEN
+
+
+def test_off_never_opens_but_still_honours_a_pause() -> None:
+    breaker = failing(Breaker(failure_threshold=None, recovery_timeout=1.0), 100)
+    assert breaker.state is CLOSED
+    assert breaker.slots == ()
+    _, admission = admit(breaker, 0.0)
+    assert admission.go
+    _, admission = admit(honor_pause(breaker, until=5.0), 1.0)
+    assert admission.wait == 4.0
 
 
 @pytest.mark.parametrize("kind", sorted(TERMINAL_KINDS))
@@ -112,7 +155,7 @@ def test_probe_success_closes() -> None:
 
 def test_probe_failure_reopens_with_a_fresh_timeout() -> None:
     breaker, _ = admit(opened_at(0.0), 30.0)
-    breaker, transition = record_failure(breaker, "connection", 32.0)
+    breaker, transition = record_failure(breaker, "connection", 32.0, probe=True)
     assert breaker.state is OPEN
     assert breaker.opened_at == 32.0
     assert transition is not None
@@ -123,12 +166,62 @@ def test_probe_failure_reopens_with_a_fresh_timeout() -> None:
 
 def test_a_terminal_probe_answer_frees_the_probe_slot() -> None:
     breaker, _ = admit(opened_at(0.0), 30.0)
-    breaker, transition = record_failure(breaker, "bad_request", 31.0)
+    breaker, transition = record_failure(breaker, "bad_request", 31.0, probe=True)
     assert transition is None
     assert breaker.state is HALF_OPEN
     breaker, admission = admit(breaker, 31.0)
     assert admission.go
     assert admission.probe
+
+
+def test_the_probe_is_a_request_that_has_not_failed_before() -> None:
+    breaker = opened_at(0.0, recovery=30.0)
+    breaker, retry = admit(breaker, 30.0, repeat=True)  # a retry asks first: it waits
+    assert not retry.go
+    assert retry.transition is not None
+    assert breaker.state is HALF_OPEN
+    assert retry.wait == pytest.approx(REPEAT_GRACE_S)
+    breaker, fresh_call = admit(breaker, 30.5)
+    assert fresh_call.go
+    assert fresh_call.probe
+    assert fresh_call.transition is None
+
+
+def test_hold_tells_a_caller_how_long_to_wait_without_changing_anything() -> None:
+    breaker = opened_at(0.0, recovery=30.0)
+    assert hold(breaker, 10.0) == 20.0
+    assert hold(breaker, 10.0, repeat=True) == 20.0 + REPEAT_GRACE_S  # fresh ones go first
+    assert hold(breaker, 30.0) == 0.0
+    probing, _ = admit(breaker, 31.0)
+    assert hold(probing, 35.0) == pytest.approx(26.0)  # the probe is out
+    assert hold(fresh(), 0.0) == 0.0
+    assert hold(honor_pause(fresh(), 9.0), 1.0) == 8.0
+
+
+def test_a_repeated_request_probes_when_no_fresh_one_comes() -> None:
+    breaker, _ = admit(opened_at(0.0, recovery=30.0), 30.0, repeat=True)
+    breaker, admission = admit(breaker, 30.0 + REPEAT_GRACE_S, repeat=True)
+    assert admission.go
+    assert admission.probe
+    # Its failure may be its own: the slot is freed, the breaker stays half-open ...
+    breaker, transition = record_failure(breaker, "server", 32.0, repeat=True, probe=True)
+    assert transition is None
+    assert breaker.state is HALF_OPEN
+    breaker, admission = admit(breaker, 32.0, repeat=True)
+    assert admission.probe
+    # ... but a second such failure is the endpoint's.
+    breaker, transition = record_failure(breaker, "server", 33.0, repeat=True, probe=True)
+    assert transition is not None
+    assert breaker.state is OPEN
+    assert breaker.opened_at == 33.0
+
+
+def test_a_repeated_requests_failure_while_probing_is_its_own() -> None:
+    breaker, _ = admit(opened_at(0.0, recovery=30.0), 30.0)
+    assert record_failure(breaker, "server", 31.0, repeat=True) == (breaker, None)
+    breaker, transition = record_failure(breaker, "server", 31.0)  # a fresh one's is not
+    assert transition is not None
+    assert breaker.state is OPEN
 
 
 def test_a_lost_probe_is_replaced_after_another_recovery_timeout() -> None:
@@ -165,6 +258,10 @@ def test_validation() -> None:
         Breaker(failure_threshold=0, recovery_timeout=1.0)
     with pytest.raises(ValueError, match="recovery_timeout"):
         Breaker(failure_threshold=1, recovery_timeout=0.0)
+    with pytest.raises(ValueError, match="failure_rate"):
+        Breaker(failure_threshold=1, recovery_timeout=1.0, failure_rate=0.0)
+    with pytest.raises(ValueError, match="window"):
+        Breaker(failure_threshold=1, recovery_timeout=1.0, window=-1.0)
 
 
 outcomes = st.lists(
@@ -200,7 +297,7 @@ def test_an_outage_costs_at_most_threshold_plus_one_probe_per_recovery(
             assert admission.probe
         if admission.go:
             admitted.append(now)
-            breaker, _ = record_failure(breaker, "server", now)
+            breaker, _ = record_failure(breaker, "server", now, probe=admission.probe)
     probes = admitted[threshold:]
     for earlier, later in itertools.pairwise(probes):
         assert later - earlier >= recovery * (1 - 1e-12)  # rounding of opened_at + recovery
@@ -227,3 +324,39 @@ def test_transitions_follow_the_state_diagram(steps: list[tuple[float, str]]) ->
             assert (transition.before, transition.after) in allowed
             assert (transition.before, transition.after) == (before, breaker.state)
         assert (breaker.opened_at is not None) == (breaker.state is OPEN)
+
+
+@given(
+    threshold=st.integers(min_value=1, max_value=5),
+    rate=st.floats(min_value=0.05, max_value=1.0),
+    steps=st.lists(
+        st.tuples(
+            st.floats(min_value=0, max_value=5, allow_nan=False),
+            st.sampled_from(["success", "fresh", "repeat"]),
+        ),
+        max_size=120,
+    ),
+)
+def test_it_opens_only_when_the_window_shows_the_rate(
+    threshold: int, rate: float, steps: list[tuple[float, str]]
+) -> None:
+    """CLOSED turns OPEN exactly when a fresh failure brings the window's distinct failed
+    requests to the threshold and the rate; repeated failures never do."""
+    breaker = Breaker(failure_threshold=threshold, recovery_timeout=30.0, failure_rate=rate)
+    now = 0.0
+    for gap, action in steps:
+        now += gap
+        if breaker.state is not CLOSED:
+            return
+        if action == "success":
+            breaker, transition = record_success(breaker, now)
+            assert transition is None
+            continue
+        before = window_counts(breaker, now)
+        breaker, transition = record_failure(breaker, "server", now, repeat=action == "repeat")
+        if action == "repeat":
+            assert transition is None
+            continue
+        failed, succeeded = before[0] + 1, before[1]
+        opens = failed >= threshold and failed >= rate * (failed + succeeded)
+        assert (transition is not None) == opens

@@ -120,15 +120,16 @@ def adopt(
     """`breaker` after honouring what other processes published, as seen at `now`.
 
     A pause is kept as the breaker's pause. An OPEN window still running at `now` opens the
-    breaker (or lengthens its window) so that it ends exactly at `open_until`; from then on the
-    breaker's own recovery applies, and it admits one probe of this process. A CLOSED or
-    HALF_OPEN breaker that opens this way yields a `Transition` for the interpreter to log.
+    breaker, unless it is off (or lengthens its window), so that it ends exactly at
+    `open_until`; from then on the breaker's own recovery applies, and it admits one probe of
+    this process. A CLOSED or HALF_OPEN breaker that opens this way yields a `Transition` for
+    the interpreter to log.
     """
     if shared is None:
         return breaker, None
     if shared.paused_until is not None and shared.paused_until > now:
         breaker = honor_pause(breaker, shared.paused_until)
-    if shared.open_until is None or shared.open_until <= now:
+    if not breaker.enabled or shared.open_until is None or shared.open_until <= now:
         return breaker, None
     opened_at = shared.open_until - breaker.recovery_timeout
     if breaker.state is BreakerState.OPEN:
@@ -144,6 +145,11 @@ def adopt(
         f"(last published by PID {shared.updated_by})",
     )
     opened = attrs.evolve(
-        breaker, state=BreakerState.OPEN, failures=0, opened_at=opened_at, probe_at=None
+        breaker,
+        state=BreakerState.OPEN,
+        slots=(),
+        opened_at=opened_at,
+        probe_at=None,
+        half_open_at=None,
     )
     return opened, transition

@@ -71,6 +71,11 @@ def _optional_non_negative(
         check_non_negative(instance, attribute, value)
 
 
+def _rate(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise ValueError(f"{attribute.name}: must be a number within (0, 1], got {value!r}")
+
+
 def _share(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
         raise ValueError(f"{attribute.name}: must be a number within [0, 1], got {value!r}")
@@ -119,11 +124,19 @@ class RuntimeConfig:
     progress: str = field(default="auto", validator=check_choice(PROGRESS_MODES))
     # Runtime controls (themis.core.ratelimit / breaker / budget / tokens). Defaults never limit
     # by surprise: no price, no cost limit and no context window means that check is off.
-    breaker_failure_threshold: int = field(default=5, validator=check_positive_int)
+    # The breaker opens when, over `breaker_window` seconds, at least `breaker_failure_threshold`
+    # distinct requests failed and they make at least `breaker_failure_rate` of the outcomes;
+    # `None` ("off") turns it off.
+    breaker_failure_threshold: int | None = field(default=5, validator=check_optional_positive_int)
+    breaker_failure_rate: float = field(default=0.5, validator=_rate)
+    breaker_window: float = field(default=30.0, validator=_positive)
     breaker_recovery_timeout: float = field(default=30.0, validator=_positive)
     call_timeout: float | None = field(default=120.0, validator=_optional_positive)
     idle_timeout: float | None = field(default=None, validator=_optional_positive)
     max_retry_delay: float = field(default=60.0, validator=check_non_negative)
+    # The longest server wait hint (Retry-After) honoured; a longer one fails the trial, with
+    # the hint recorded. `None` ("off"): honour any hint.
+    max_retry_after: float | None = field(default=600.0, validator=_optional_non_negative)
     # Each computed retry delay is shortened by up to this share, seeded by the run and trial.
     retry_jitter: float = field(default=0.5, validator=_share)
     model_prices: Mapping[str, Price] = field(factory=dict, converter=_dict)

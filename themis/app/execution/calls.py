@@ -126,9 +126,12 @@ class ModelCaller:
             attempts=0,
         )
 
-    async def generate(self, trial: TrialPlan, held: float | None) -> Outcome:
+    async def generate(
+        self, trial: TrialPlan, held: float | None, *, failed_before: bool = False
+    ) -> Outcome:
         """Call the model for `trial` (holding the cost estimate `held`) until it answers or
-        fails for good."""
+        fails for good. `failed_before`: its request failed in an earlier execution (the
+        breaker counts a request's failures once, and never probes with it while it can help)."""
         request = trial.request
         gate = self.gate(request.provider)
         window = self.controls[trial.model].context_window
@@ -159,10 +162,15 @@ class ModelCaller:
                 f"{request.provider!r} allows per minute ({limit:g}); raise its "
                 "tokens_per_minute or lower max_tokens",
             )
-        return await self._attempts(trial, gate, tokens, held)
+        return await self._attempts(trial, gate, tokens, held, failed_before)
 
     async def _attempts(
-        self, trial: TrialPlan, gate: ProviderGate, tokens: int, held: float | None
+        self,
+        trial: TrialPlan,
+        gate: ProviderGate,
+        tokens: int,
+        held: float | None,
+        failed_before: bool,
     ) -> Outcome:
         request = trial.request
         model = self.models[request.provider]
@@ -171,13 +179,16 @@ class ModelCaller:
         attempt = 0
         while True:
             attempt += 1
+            repeat = failed_before or attempt > 1
             if not gate.free():  # free: no rate limit, breaker closed
-                await gate.wait_closed()
+                await gate.wait_closed(repeat=repeat)
             async with (
                 self.limiters.stages[Stage.GENERATE],
                 self.limiters.provider(request.provider),
             ):
-                granted = None if gate.free() else await gate.acquire(tokens)
+                granted, probe = (
+                    (None, False) if gate.free() else await gate.acquire(tokens, repeat=repeat)
+                )
                 self.on_call()
                 started = clock.monotonic()
                 try:
@@ -191,7 +202,7 @@ class ModelCaller:
                 gate.correct(granted, tokens, _usage(response))
                 return self._answered(trial, response, attempt, retries, ended - started, held)
             kind = str(error.kind)  # an adapter may raise with a `FailureKind`
-            await gate.failed(kind, error.retry_after_s)
+            await gate.failed(kind, error.retry_after_s, repeat=repeat, probe=probe)
             key = request.trial_key
             delay = retry_delay(self.retry, attempt, kind, error.retry_after_s, key=key)
             retries.append(RetryRecord(attempt, kind, error.status, delay, error.retry_after_s))

@@ -38,6 +38,7 @@ from themis.core.breaker import (
     BreakerState,
     Transition,
     admit,
+    hold,
     honor_pause,
     record_failure,
     record_success,
@@ -61,8 +62,10 @@ POLL_S = 1.0  # the longest a waiter sleeps (or a look at other processes' state
 @frozen
 class _Settings:
     limit: RateLimit | None
-    failure_threshold: int
+    failure_threshold: int | None
     recovery_timeout: float
+    failure_rate: float
+    window: float
 
 
 class ProviderState:
@@ -72,7 +75,12 @@ class ProviderState:
         self.settings = settings
         self.limits = ProviderLimits.from_rate_limit(settings.limit)
         self.unlimited = self.limits.requests is None and self.limits.tokens is None
-        self.breaker = Breaker(settings.failure_threshold, settings.recovery_timeout)
+        self.breaker = Breaker(
+            settings.failure_threshold,
+            settings.recovery_timeout,
+            failure_rate=settings.failure_rate,
+            window=settings.window,
+        )
         self.lock = threading.Lock()
 
 
@@ -92,6 +100,8 @@ class ProviderRegistry:
             runtime.provider_rate_limits.get(provider),
             runtime.breaker_failure_threshold,
             runtime.breaker_recovery_timeout,
+            runtime.breaker_failure_rate,
+            runtime.breaker_window,
         )
         with self._lock:
             held = self._states.get(provider)
@@ -178,24 +188,22 @@ class ProviderGate:
         if transition is not None:
             await self._changed_by(transition)
 
-    async def wait_closed(self) -> None:
-        """Wait while the breaker is OPEN or paused; takes no probe and reserves nothing."""
+    async def wait_closed(self, *, repeat: bool = False) -> None:
+        """Wait while the breaker holds callers back (`hold`: OPEN, paused, a probe out, or a
+        probe left to fresh requests); takes no probe and reserves nothing."""
         while True:
             now = self._clock.now()
             await self._look(now)
-            breaker = self._state.breaker
-            if self._closed(now) or breaker.state is BreakerState.HALF_OPEN:
-                return
-            wait = (breaker.paused_until or now) - now
-            if breaker.opened_at is not None:
-                wait = max(wait, breaker.opened_at + breaker.recovery_timeout - now)
+            wait = hold(self._state.breaker, now, repeat=repeat)
             if wait <= 0:
                 return
             await self._wait(wait)
 
-    async def acquire(self, tokens: int) -> float | None:
+    async def acquire(self, tokens: int, *, repeat: bool = False) -> tuple[float | None, bool]:
         """Wait until the breaker admits a call and the buckets grant it; return the grant time
-        (`None` when the provider is unlimited). Waiting here is never an attempt."""
+        (`None` when the provider is unlimited) and whether the call is the breaker's probe.
+        `repeat`: the call's request failed before (it probes only when no fresh one does).
+        Waiting here is never an attempt."""
         state = self._state
         while True:
             now = self._clock.now()
@@ -203,7 +211,7 @@ class ProviderGate:
             probe = False
             if not self._closed(now):
                 with state.lock:
-                    state.breaker, admission = admit(state.breaker, now)
+                    state.breaker, admission = admit(state.breaker, now, repeat=repeat)
                 if admission.transition is not None:
                     await self._changed_by(admission.transition)
                 if not admission.go:
@@ -211,7 +219,7 @@ class ProviderGate:
                     continue
                 probe = admission.probe
             if state.unlimited:
-                return None
+                return None, probe
             moment = self._clock.monotonic()
             with state.lock:
                 state.limits, wait = reserve_call(state.limits, tokens, moment)
@@ -219,7 +227,7 @@ class ProviderGate:
                 await self._clock.sleep(wait)
                 if not probe and not self._closed(self._clock.now()):
                     continue  # opened or paused meanwhile: the grant goes unused
-            return moment + wait
+            return moment + wait, probe
 
     def correct(self, granted_at: float | None, estimated: int, actual: int | None) -> None:
         """Charge the tokens a response reported instead of the estimate."""
@@ -230,21 +238,30 @@ class ProviderGate:
             state.limits = correct_call(state.limits, granted_at, estimated, actual)
 
     async def succeeded(self) -> None:
-        breaker = self._state.breaker
-        if breaker.state is BreakerState.CLOSED and not breaker.failures:
-            return
         state = self._state
+        if not state.breaker.enabled and state.breaker.state is BreakerState.CLOSED:
+            return
         with state.lock:
             state.breaker, transition = record_success(state.breaker, self._clock.now())
         if transition is not None:
             await self._changed_by(transition)
 
-    async def failed(self, kind: str, retry_after_s: float | None) -> None:
-        """Count a failure; a Retry-After hint holds every caller of the provider until then."""
+    async def failed(
+        self,
+        kind: str,
+        retry_after_s: float | None,
+        *,
+        repeat: bool = False,
+        probe: bool = False,
+    ) -> None:
+        """Count a failure (`repeat`: its request had failed before; `probe`: the call was the
+        breaker's probe); a Retry-After hint holds every caller of the provider until then."""
         state = self._state
         now = self._clock.now()
         with state.lock:
-            state.breaker, transition = record_failure(state.breaker, kind, now)
+            state.breaker, transition = record_failure(
+                state.breaker, kind, now, repeat=repeat, probe=probe
+            )
             if retry_after_s:
                 state.breaker = honor_pause(state.breaker, now + retry_after_s)
             breaker = state.breaker

@@ -193,7 +193,8 @@ class TrialRunner:
                     retries=(),
                 )
             else:
-                outcome = await self.caller.generate(trial, held)
+                failed_before = key in self.state.generation_failures
+                outcome = await self.caller.generate(trial, held, failed_before=failed_before)
             self.generated[key] = outcome
             # Sent now, not with the trial's other events: a twin may reuse it as soon as it is
             # no longer in flight, and its parse must not reach the log before this generation.

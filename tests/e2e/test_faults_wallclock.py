@@ -1,0 +1,132 @@
+"""Runtime controls in real time against our fault-injecting server (tests/fakeserver): the
+`themis` CLI in a subprocess, 64 calls in flight, faults drawn per request and attempt.
+
+The breaker tells an outage from transient errors and from requests that always fail.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli_process import themis_json
+from tests.fakeserver import FakeServer
+from themis.adapters.stores.duckdb import DuckDBStore
+from themis.core.events import BreakerTransitioned, Event
+
+pytestmark = pytest.mark.slow
+
+CONFIG = """
+name = "faults"
+seed = 3
+samples = 1
+
+[[datasets]]
+name = "sums"
+path = "sums.jsonl"
+
+[[models]]
+name = "m"
+provider = "local"
+api = "chat"
+model = "fake-served"
+params = {{ max_tokens = 16 }}
+
+[[prompts]]
+name = "ask"
+template = "What is {{{{ a }}}} + {{{{ b }}}}?"
+
+[parser]
+name = "number"
+
+[[metrics]]
+name = "numeric_match"
+
+[runtime]
+max_concurrent_tasks = 64
+generation_retry_attempts = {attempts}
+generation_retry_delay = 0.02
+retry_jitter = 0.0
+call_timeout = {call_timeout}
+store_flush_interval = 0.05
+
+[runtime.endpoints.local]
+base_url = "{base_url}"
+"""
+
+MIXED = [
+    {"rate": 0.05, "fault": {"kind": "drop"}},
+    {"rate": 0.03, "fault": {"kind": "hang", "seconds": 5}},
+    {"rate": 0.15, "fault": {"kind": "status", "status": 429}},
+    {"rate": 0.15, "fault": {"kind": "status", "status": 500}},
+]
+
+
+def _project(
+    directory: Path,
+    server: FakeServer,
+    cases: int,
+    *,
+    attempts: int = 3,
+    call_timeout: float = 5.0,
+) -> Path:
+    rows = [{"id": f"q{i}", "a": i, "b": 1, "answer": str(i + 1)} for i in range(cases)]
+    (directory / "sums.jsonl").write_text(
+        "".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8"
+    )
+    config = directory / "faults.toml"
+    text = CONFIG.format(
+        base_url=server.openai_base_url, attempts=attempts, call_timeout=call_timeout
+    )
+    config.write_text(text, encoding="utf-8")
+    return config
+
+
+def _events(store: Path, run_id: str) -> list[Event]:
+    opened = DuckDBStore(store)
+    try:
+        return [event for _, event in opened.read(run_id)]
+    finally:
+        opened.close()
+
+
+def _run(directory: Path, config: Path) -> tuple[dict[str, Any], list[Event]]:
+    store = directory / "s.duckdb"
+    result: dict[str, Any] = themis_json(
+        directory, "run", config.name, "--store", str(store), "--json", timeout=300
+    )
+    return result, _events(store, result["run_id"])
+
+
+def test_transient_faults_at_64_in_flight_never_open_the_breaker(
+    fake: FakeServer, tmp_path: Path
+) -> None:
+    """5 % dropped connections, 3 % hangs and 30 % 429/500 on first attempts, each recovering on
+    its retry: five failures in a row are routine at 64 in flight, and are not an outage."""
+    fake.control(latency_s=0.01, rates=MIXED, max_faults_per_request=1)
+    # Hangs end at call_timeout; spare attempts absorb a loaded machine's slow answers.
+    config = _project(tmp_path, fake, 400, attempts=5, call_timeout=0.5)
+
+    result, events = _run(tmp_path, config)
+
+    assert (result["status"], result["trials"]["failed"]) == ("completed", 0)
+    assert result["model_calls"] > 500  # about 38 % of the requests were retried
+    assert not [event for event in events if isinstance(event, BreakerTransitioned)]
+
+
+def test_requests_that_always_fail_never_open_the_breaker(fake: FakeServer, tmp_path: Path) -> None:
+    fake.control(
+        latency_s=0.01,
+        rates=[{"rate": 0.02, "every_attempt": True, "fault": {"kind": "status", "status": 500}}],
+    )
+    config = _project(tmp_path, fake, 400)
+
+    result, events = _run(tmp_path, config)
+
+    failed = result["trials"]["failed"]
+    assert 2 <= failed <= 20
+    assert result["model_calls"] >= 400 + 2 * failed  # each bad request: three attempts
+    assert not [event for event in events if isinstance(event, BreakerTransitioned)]
