@@ -33,6 +33,7 @@ OUTAGE = {"outage_start_s": 0.0, "outage_end_s": 100.0, "status": 503}
 BREAKER = RuntimeConfig(
     provider_concurrency={"fake": 1},
     breaker_failure_threshold=3,
+    breaker_min_calls=3,
     breaker_recovery_timeout=30.0,
     generation_retry_attempts=6,
     generation_retry_delay=1.0,
@@ -188,7 +189,9 @@ def test_waiting_for_the_breaker_is_not_idleness() -> None:
 
 
 def test_experiments_of_one_process_share_a_provider_s_breaker() -> None:
-    runtime = attrs.evolve(BREAKER, generation_retry_attempts=1, breaker_failure_threshold=2)
+    runtime = attrs.evolve(
+        BREAKER, generation_retry_attempts=1, breaker_failure_threshold=2, breaker_min_calls=2
+    )
     down = themis.Experiment.from_spec(make_spec(2, options={"failure_rate": 1.0}), runtime)
 
     down.run(store="memory")  # the system clock: the process-wide registry

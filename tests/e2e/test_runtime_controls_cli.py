@@ -210,6 +210,8 @@ def test_an_outage_opens_the_breaker_and_the_run_completes_after_it(cli: Cli) ->
         "--set",
         "runtime.breaker_failure_threshold=2",
         "--set",
+        "runtime.breaker_min_calls=2",
+        "--set",
         "runtime.breaker_recovery_timeout=0.6",
         "--set",
         "runtime.generation_retry_attempts=6",

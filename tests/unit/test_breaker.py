@@ -26,7 +26,10 @@ CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.H
 
 
 def fresh(threshold: int = 3, recovery: float = 30.0) -> Breaker:
-    return Breaker(failure_threshold=threshold, recovery_timeout=recovery)
+    """A breaker opened by `threshold` failures alone: any count of outcomes, half of them."""
+    return Breaker(
+        failure_threshold=threshold, recovery_timeout=recovery, failure_rate=0.5, min_calls=1
+    )
 
 
 def failing(breaker: Breaker, times: int, now: float = 0.0, kind: str = "server") -> Breaker:
@@ -85,6 +88,19 @@ def test_a_requests_repeated_failures_never_open_it() -> None:
         assert transition is None
     assert breaker.state is CLOSED
     assert window_counts(breaker, 5.0) == (1, 0)
+
+
+def test_too_few_outcomes_never_open_it() -> None:
+    """Eight of the first ten outcomes failed: a run's first instants are too noisy to judge."""
+    breaker = Breaker(failure_threshold=5, recovery_timeout=30.0)  # 20 calls, 80 %
+    breaker = failing(succeeding(breaker, 2), 8)
+    assert breaker.state is CLOSED
+    breaker = failing(succeeding(breaker, 2), 7)  # 15 of 19: still too few
+    assert breaker.state is CLOSED
+    breaker, transition = record_failure(breaker, "server", 0.0)  # 16 of 20
+    assert breaker.state is OPEN
+    assert transition is not None
+    assert "16 requests failed in 30 s, 80% of 20 outcomes" in transition.reason
 
 
 def test_the_window_slides() -> None:
@@ -260,6 +276,8 @@ def test_validation() -> None:
         Breaker(failure_threshold=1, recovery_timeout=0.0)
     with pytest.raises(ValueError, match="failure_rate"):
         Breaker(failure_threshold=1, recovery_timeout=1.0, failure_rate=0.0)
+    with pytest.raises(ValueError, match="min_calls"):
+        Breaker(failure_threshold=1, recovery_timeout=1.0, min_calls=0)
     with pytest.raises(ValueError, match="window"):
         Breaker(failure_threshold=1, recovery_timeout=1.0, window=-1.0)
 
@@ -328,6 +346,7 @@ def test_transitions_follow_the_state_diagram(steps: list[tuple[float, str]]) ->
 
 @given(
     threshold=st.integers(min_value=1, max_value=5),
+    min_calls=st.integers(min_value=1, max_value=30),
     rate=st.floats(min_value=0.05, max_value=1.0),
     steps=st.lists(
         st.tuples(
@@ -338,11 +357,13 @@ def test_transitions_follow_the_state_diagram(steps: list[tuple[float, str]]) ->
     ),
 )
 def test_it_opens_only_when_the_window_shows_the_rate(
-    threshold: int, rate: float, steps: list[tuple[float, str]]
+    threshold: int, min_calls: int, rate: float, steps: list[tuple[float, str]]
 ) -> None:
     """CLOSED turns OPEN exactly when a fresh failure brings the window's distinct failed
     requests to the threshold and the rate; repeated failures never do."""
-    breaker = Breaker(failure_threshold=threshold, recovery_timeout=30.0, failure_rate=rate)
+    breaker = Breaker(
+        failure_threshold=threshold, recovery_timeout=30.0, failure_rate=rate, min_calls=min_calls
+    )
     now = 0.0
     for gap, action in steps:
         now += gap
@@ -358,5 +379,6 @@ def test_it_opens_only_when_the_window_shows_the_rate(
             assert transition is None
             continue
         failed, succeeded = before[0] + 1, before[1]
-        opens = failed >= threshold and failed >= rate * (failed + succeeded)
+        outcomes = failed + succeeded
+        opens = failed >= threshold and outcomes >= min_calls and failed >= rate * outcomes
         assert (transition is not None) == opens

@@ -119,6 +119,7 @@ RUNTIME_CHANGES: dict[str, Any] = {
     "breaker_failure_threshold": 2,
     "breaker_failure_rate": 0.2,
     "breaker_window": 5.0,
+    "breaker_min_calls": 3,
     "breaker_recovery_timeout": 5.0,
     "call_timeout": None,
     "idle_timeout": 300.0,

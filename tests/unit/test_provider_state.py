@@ -33,7 +33,7 @@ states = st.builds(
 
 
 def fresh(threshold: int = 2, recovery: float = 30.0) -> Breaker:
-    return Breaker(failure_threshold=threshold, recovery_timeout=recovery)
+    return Breaker(failure_threshold=threshold, recovery_timeout=recovery, min_calls=1)
 
 
 def shared(

@@ -6,10 +6,11 @@
       └──────(probe succeeds)── HALF_OPEN ◀────────────────────────────────────────────┘
                                    │ probe fails: back to OPEN, with a fresh recovery_timeout
 
-The rule: the breaker opens when, over the last `window` seconds, at least `failure_threshold`
-distinct requests failed AND they are at least `failure_rate` of the outcomes counted (failed
-requests plus successful calls). A request counts once: when its retry fails again
-(`repeat=True`), that says something about the request, not the endpoint, so it adds nothing.
+The rule: the breaker opens when, over the last `window` seconds, at least `min_calls` outcomes
+were counted (failed requests plus successful calls), at least `failure_threshold` distinct
+requests failed, AND they are at least `failure_rate` of those outcomes. A request counts once:
+when its retry fails again (`repeat=True`), that says something about the request, not the
+endpoint, so it adds nothing.
 Why a rate and not N failures in a row: with 64 calls in flight and a few percent of transient
 errors, five failures in a row are routine, and each opening stalled a healthy run for a whole
 `recovery_timeout`. A request that always fails (bad input the server chokes on) fails on every
@@ -44,6 +45,7 @@ import attrs
 from attrs import field, frozen
 
 from themis.core.retry import is_retryable
+from themis.core.validation import check_positive_int
 
 __all__ = [
     "REPEAT_GRACE_S",
@@ -98,8 +100,9 @@ class Breaker:
 
     failure_threshold: int | None = field(validator=_check_threshold)
     recovery_timeout: float = field(validator=_check_positive)
-    failure_rate: float = field(default=0.5, validator=_check_rate)
+    failure_rate: float = field(default=0.8, validator=_check_rate)
     window: float = field(default=30.0, validator=_check_positive)
+    min_calls: int = field(default=20, validator=check_positive_int)
     state: BreakerState = BreakerState.CLOSED
     slots: tuple[tuple[float, int, int], ...] = ()
     opened_at: float | None = None
@@ -245,7 +248,12 @@ def record_failure(
     failed, succeeded = window_counts(attrs.evolve(breaker, slots=slots), now)
     threshold = breaker.failure_threshold
     assert threshold is not None
-    if failed >= threshold and failed >= breaker.failure_rate * (failed + succeeded):
+    outcomes = failed + succeeded
+    if (
+        failed >= threshold
+        and outcomes >= breaker.min_calls
+        and failed >= breaker.failure_rate * outcomes
+    ):
         share = failed / (failed + succeeded)
         transition = _move(
             breaker,

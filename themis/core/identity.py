@@ -99,6 +99,7 @@ FIELD_CLASSES: Mapping[type, Mapping[str, FieldClass]] = {
         "breaker_failure_threshold": RT,
         "breaker_failure_rate": RT,
         "breaker_window": RT,
+        "breaker_min_calls": RT,
         "breaker_recovery_timeout": RT,
         "call_timeout": RT,
         "idle_timeout": RT,

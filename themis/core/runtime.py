@@ -124,12 +124,13 @@ class RuntimeConfig:
     progress: str = field(default="auto", validator=check_choice(PROGRESS_MODES))
     # Runtime controls (themis.core.ratelimit / breaker / budget / tokens). Defaults never limit
     # by surprise: no price, no cost limit and no context window means that check is off.
-    # The breaker opens when, over `breaker_window` seconds, at least `breaker_failure_threshold`
-    # distinct requests failed and they make at least `breaker_failure_rate` of the outcomes;
-    # `None` ("off") turns it off.
+    # The breaker opens when, over `breaker_window` seconds, at least `breaker_min_calls`
+    # outcomes were seen, at least `breaker_failure_threshold` distinct requests failed, and they
+    # make at least `breaker_failure_rate` of the outcomes; `None` ("off") turns it off.
     breaker_failure_threshold: int | None = field(default=5, validator=check_optional_positive_int)
-    breaker_failure_rate: float = field(default=0.5, validator=_rate)
+    breaker_failure_rate: float = field(default=0.8, validator=_rate)
     breaker_window: float = field(default=30.0, validator=_positive)
+    breaker_min_calls: int = field(default=20, validator=check_positive_int)
     breaker_recovery_timeout: float = field(default=30.0, validator=_positive)
     call_timeout: float | None = field(default=120.0, validator=_optional_positive)
     idle_timeout: float | None = field(default=None, validator=_optional_positive)

@@ -66,6 +66,7 @@ class _Settings:
     recovery_timeout: float
     failure_rate: float
     window: float
+    min_calls: int
 
 
 class ProviderState:
@@ -80,6 +81,7 @@ class ProviderState:
             settings.recovery_timeout,
             failure_rate=settings.failure_rate,
             window=settings.window,
+            min_calls=settings.min_calls,
         )
         self.lock = threading.Lock()
 
@@ -102,6 +104,7 @@ class ProviderRegistry:
             runtime.breaker_recovery_timeout,
             runtime.breaker_failure_rate,
             runtime.breaker_window,
+            runtime.breaker_min_calls,
         )
         with self._lock:
             held = self._states.get(provider)
