@@ -4,7 +4,8 @@ The conventions (also in docs/development.md):
 
 - ```python blocks are executed in order, one namespace per page, with the current directory a
   fresh temporary directory holding a copy of `examples/` (so `examples/...` paths work and
-  `themis.duckdb` is a store of the page's own);
+  `themis.duckdb` is a store of the page's own). A ```text block right after one (nothing but
+  blank lines between) is what it prints, and must match it line for line;
 - in ```console blocks each line starting with `$ themis ` is run in-process in that directory
   (a trailing backslash continues it); it must exit 0, or 2 when the output shown under it
   starts with `error:`. Other `$` lines (`make demo`) are not run;
@@ -15,6 +16,8 @@ The conventions (also in docs/development.md):
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import shlex
@@ -40,12 +43,14 @@ CLI_ENV: dict[str, str | None] = {"COLUMNS": "160", "FORCE_COLOR": None, "NO_COL
 
 @attrs.frozen
 class Block:
-    """One fenced code block: its language, its lines and where it starts (1-based)."""
+    """One fenced code block: its language, its lines, where it starts (1-based), whether it is
+    to be skipped, and whether it follows the previous block with only blank lines between."""
 
     lang: str
     lines: tuple[str, ...]
     line: int
     skip: bool
+    follows: bool = False
 
 
 def code_blocks(text: str) -> list[Block]:
@@ -53,6 +58,7 @@ def code_blocks(text: str) -> list[Block]:
     lines = text.splitlines()
     blocks: list[Block] = []
     index = 0
+    previous_end: int | None = None
     while index < len(lines):
         opening = _FENCE.match(lines[index])
         if opening is None:
@@ -68,9 +74,12 @@ def code_blocks(text: str) -> list[Block]:
             if indent
             else lines[index + 1 : end]
         )
-        blocks.append(
-            Block(opening["lang"], tuple(body), index + 1, bool(before) and before[-1] == SKIP)
+        skip = bool(before) and before[-1] == SKIP
+        follows = previous_end is not None and not any(
+            line.strip() for line in lines[previous_end + 1 : index]
         )
+        blocks.append(Block(opening["lang"], tuple(body), index + 1, skip, follows))
+        previous_end = end
         index = end + 1
     return blocks
 
@@ -99,16 +108,16 @@ def _page_id(page: Path) -> str:
 
 
 @pytest.mark.parametrize("page", PAGES, ids=_page_id)
-def test_every_code_block_runs(
-    page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_every_code_block_runs(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     shutil.copytree(REPO / "examples", tmp_path / "examples")
     monkeypatch.chdir(tmp_path)
     name = _page_id(page)
     namespace: dict[str, Any] = {"__name__": "__docs__"}
     runner = CliRunner()
     app = cli_app()
-    for block in code_blocks(page.read_text(encoding="utf-8")):
+    blocks = code_blocks(page.read_text(encoding="utf-8"))
+    for index, block in enumerate(blocks):
+        following = blocks[index + 1] if index + 1 < len(blocks) else None
         where = f"{name}:{block.line}"
         assert block.lang not in REFUSED_LANGUAGES, (
             f"{where}: a ```{block.lang} block is never run; use ```console with `$ themis ...` "
@@ -117,8 +126,14 @@ def test_every_code_block_runs(
         if block.skip:
             continue
         if block.lang == "python":
-            source = "\n".join(block.lines) + "\n"
-            exec(compile(source, where, "exec"), namespace)
+            printed = io.StringIO()
+            with contextlib.redirect_stdout(printed):
+                exec(compile("\n".join(block.lines) + "\n", where, "exec"), namespace)
+            if following is not None and following.lang == "text" and following.follows:
+                shown = [line.rstrip() for line in following.lines]
+                assert [line.rstrip() for line in printed.getvalue().splitlines()] == shown, (
+                    f"{where}: prints something else than the text block under it"
+                )
         elif block.lang == "console":
             for line, arguments, must_fail in commands(block):
                 result = runner.invoke(app, arguments, env=CLI_ENV)
@@ -127,7 +142,6 @@ def test_every_code_block_runs(
                     f"{name}:{line}: `themis {' '.join(arguments)}` exited {result.exit_code}, "
                     f"expected {expected}\n{result.output}{result.exception or ''}"
                 )
-    capsys.readouterr()  # what the examples print is theirs to show, not the test's
 
 
 def test_the_readme_stays_short() -> None:
@@ -152,13 +166,18 @@ def test_blocks_commands_and_skips_are_found() -> None:
             "$ themis report abcd --store 'a b.duckdb'",
             "error: no run 'abcd'",
             "```",
+            "",
+            "```text",
+            "shown",
+            "```",
         ]
     )
-    python, skipped, console = code_blocks(text)
+    python, skipped, console, shown = code_blocks(text)
 
     assert (python.lang, python.lines, python.line, python.skip) == ("python", ("x = 1",), 2, False)
     assert skipped.skip
     assert not console.skip
+    assert (skipped.follows, console.follows, shown.follows) == (False, True, True)
     assert commands(console) == [
         (11, ["run", "examples/demo.toml", "--set", "seed=7"], False),
         (13, ["report", "abcd", "--store", "a b.duckdb"], True),
