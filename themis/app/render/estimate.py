@@ -1,6 +1,6 @@
 """What `themis estimate` prints: a table per model with the lines around it, and stable JSON.
 
-The JSON is documented in the README ("Estimating cost and time"); its keys only ever grow.
+The JSON is documented in docs/how-to/plan-and-estimate.md; its keys only ever grow.
 Costs are in whatever currency `runtime.model_prices` uses; times are in seconds.
 """
 
