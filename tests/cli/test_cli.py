@@ -228,6 +228,18 @@ BAD_CONFIGS: list[tuple[str, Callable[[Path], str] | None, list[str]]] = [
         ["prompts", "'direct'", "syntax"],
     ),
     ("does-not-exist.toml", None, ["file not found"]),
+    *(
+        (
+            f"reserved-header-{header.lower()}.toml",
+            # the header name as given, any case: the lean HTTP client writes these itself
+            lambda demo, header=header: (
+                demo.read_text(encoding="utf-8")
+                + f'\n[runtime.endpoints.fake]\nheaders = {{ {header} = "1" }}\n'
+            ),
+            [f"runtime.endpoints.fake.headers.{header}", "reserved"],
+        )
+        for header in ("Host", "content-length", "TRANSFER-ENCODING", "Connection")
+    ),
 ]
 
 
@@ -260,6 +272,7 @@ def test_a_bad_config_is_one_error_line_naming_file_and_key(
         ("runtime.max_concurrent_tasks=0", ["runtime.max_concurrent_tasks", "demo.toml"]),
         ("runtime.colour=1", ["runtime.colour", "unknown key"]),
         ("seed", ["--set seed", "KEY=VALUE"]),
+        ("runtime.endpoints.fake.headers.Host=x", ["runtime.endpoints.fake.headers.Host"]),
     ],
 )
 def test_a_bad_override_is_one_error_line(

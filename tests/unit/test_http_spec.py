@@ -132,6 +132,10 @@ def test_a_credential_header_must_use_a_reference(name: str) -> None:
         ({"base_url": "http://${HOST}/v1"}, "base_url: may not contain"),
         ({"path": "chat/completions"}, "path: must start with '/'"),
         ({"headers": {"bad header": "x"}}, "not a valid header name"),
+        ({"headers": {"Host": "x"}}, "headers.Host: reserved"),
+        ({"headers": {"CONTENT-LENGTH": "3"}}, "headers.CONTENT-LENGTH: reserved"),
+        ({"headers": {"transfer-encoding": "chunked"}}, "headers.transfer-encoding: reserved"),
+        ({"headers": {"Connection": "close"}}, "headers.Connection: reserved"),
     ],
 )
 def test_endpoint_settings_are_validated(changes: dict[str, object], message: str) -> None:

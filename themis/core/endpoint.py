@@ -5,10 +5,11 @@ authenticate; it never changes what a model answers, so it never changes `run_id
 change answers (the model id, which API of the provider is called, the sampling parameters and
 vendor body fields) lives in `ModelSpec`.
 
-Secrets are never written down: `api_key` must be exactly one `${ENV_VAR}` reference, and a
-header whose name looks like a credential must take its value from one. The HTTP adapters
-resolve the references when they make a call, so the store, the snapshot and every report only
-ever hold the references.
+`headers` may not set `Host`, `Content-Length`, `Transfer-Encoding` or `Connection`: the HTTP
+client writes those itself. Secrets are never written down: `api_key` must be exactly one
+`${ENV_VAR}` reference, and a header whose name looks like a credential must take its value
+from one. The HTTP adapters resolve the references when they make a call, so the store, the
+snapshot and every report only ever hold the references.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from themis.core.validation import check_bool, check_non_empty
 
 __all__ = [
     "API_NAMES",
+    "RESERVED_HEADERS",
     "Endpoint",
     "MissingVariable",
     "is_reference",
@@ -36,6 +38,9 @@ _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _REFERENCE = re.compile(r"\$\{(" + _NAME + r")\}")
 # Header names that carry credentials; their values must come from `${ENV_VAR}` references.
 _SECRET_WORDS = ("authorization", "api-key", "api_key", "apikey", "token", "secret", "cookie")
+# Header names that frame the message or name the origin: the HTTP client writes them itself, and
+# a second copy from the config would make a request with duplicate or conflicting framing.
+RESERVED_HEADERS = ("host", "content-length", "transfer-encoding", "connection")
 
 
 class MissingVariable(LookupError):
@@ -107,6 +112,11 @@ def _check_headers(
             raise ValueError(f"{attribute.name}.{name}: must be a string")
         if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", name):
             raise ValueError(f"{attribute.name}: {name!r} is not a valid header name")
+        if name.lower() in RESERVED_HEADERS:
+            raise ValueError(
+                f"{attribute.name}.{name}: reserved, Themis writes this header itself "
+                "(Host, Content-Length, Transfer-Encoding and Connection may not be set)"
+            )
         if _secret_header(name) and not references(text):
             raise ValueError(
                 f"{attribute.name}.{name}: a credential header must take its secret from an "

@@ -3,14 +3,15 @@
 Why not httpx's own pool: with hundreds of calls in flight, httpx + httpcore + h11 cost ~0.6 ms
 of CPU per request (request and response models, two sends per request, O(size) pool
 bookkeeping, the body read through several async iterators); this client costs ~0.04-0.06 ms
-(bench/RESULTS.md, "Themis over HTTP"). The framing (`themis.adapters.models.h1_wire`) is
-written by hand rather than done by h11, whose event machinery alone measured ~55 us per
-request. Used for plain-HTTP endpoints only (local servers: vLLM, llama.cpp, Ollama, the fake
-endpoint); `https://` and HTTP/2 stay on httpx.
+(bench/RESULTS.md, "Themis over HTTP"). The answer is framed by llhttp through httptools
+(`themis.adapters.models.h1_wire`): ~4 us per answer, where h11's event machinery measured
+~55-70 us. Used for plain-HTTP endpoints only (local servers: vLLM, llama.cpp, Ollama, the fake
+endpoint); `https://` and HTTP/2 stay on httpx. The model adapters only POST.
 
-- One send per request (head and body in one buffer); the answer read straight off the socket.
-  Bodies: `content-length`, `transfer-encoding: chunked`, or until the server closes; 1xx
-  answers are skipped; `content-encoding` gzip or deflate is undone (we ask for neither).
+- One send per request (head and body in one buffer); the answer fed to the parser as it comes
+  off the socket. Bodies: `content-length`, `transfer-encoding: chunked`, or until the server
+  closes; 1xx answers are skipped; `content-encoding` gzip or deflate is undone (we ask for
+  neither).
 - Keep-alive: idle connections wait in a deque (LIFO: the most recently used first), at most
   `size` of them; at most `size` requests are in flight (callers beyond wait their turn).
 - An idle connection the server has closed (readable at checkout: EOF or stray bytes) is
@@ -18,8 +19,8 @@ endpoint); `https://` and HTTP/2 stay on httpx.
   once by a fresh one. Once a request has been written it is never sent again here: a server that
   then hangs up without answering may have processed (and billed) it, so the failure goes to the
   caller's retry policy, where every resend is a logged attempt.
-- `Connection: close` from the server (or HTTP/1.0, or a body that runs to EOF) closes the
-  connection after the answer.
+- `Connection: close` from the server (or HTTP/1.0, a body that runs to EOF, or bytes after
+  the answer) closes the connection after the answer.
 - Failures are httpx's exception types, so callers map them as they map httpx's:
   `ConnectTimeout` / `WriteTimeout` / `ReadTimeout` (`timeout` seconds per socket wait, as
   httpx counts them), `ConnectError`, `WriteError`, `ReadError`, `RemoteProtocolError` (a
@@ -39,9 +40,9 @@ from typing import Any, NamedTuple
 import httpx
 import trio
 
-from themis.adapters.models.h1_wire import Reader, header_lines, request_bytes
+from themis.adapters.models.h1_wire import Reader, decode_content, header_lines, request_bytes
 
-__all__ = ["H1Pool", "H1Response", "H1Transport"]
+__all__ = ["H1Pool", "H1Response"]
 
 _NO_WAIT = socket.MSG_PEEK | socket.MSG_DONTWAIT
 
@@ -111,12 +112,11 @@ class H1Pool:
         self._resolving = trio.Lock()
         self._closed = False
 
-    async def request(
-        self, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes
+    async def post(
+        self, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes
     ) -> H1Response:
-        """One exchange; the answer's status, headers (lower-case names) and decoded body."""
-        data = request_bytes(method, target, self._head_lines, headers, body)
-        head = method == b"HEAD"
+        """One POST; the answer's status, headers (lower-case names) and decoded body."""
+        data = request_bytes(target, self._head_lines, headers, body)
         slots = self._slots
         try:
             slots.acquire_nowait()  # `acquire` would yield to the scheduler even with a slot free
@@ -126,11 +126,11 @@ class H1Pool:
             connection = self._checkout()
             if connection is not None:
                 try:
-                    return await self._exchange(connection, data, head=head, reused=True)
+                    return await self._exchange(connection, data, reused=True)
                 except _Stale:
                     pass
             connection = await self._connect()  # a fresh connection never raises `_Stale`
-            return await self._exchange(connection, data, head=head, reused=False)
+            return await self._exchange(connection, data, reused=False)
         finally:
             slots.release()
 
@@ -203,12 +203,10 @@ class H1Pool:
         self._addresses = None
         raise failure
 
-    async def _exchange(
-        self, connection: _Connection, data: bytes, *, head: bool, reused: bool
-    ) -> H1Response:
+    async def _exchange(self, connection: _Connection, data: bytes, *, reused: bool) -> H1Response:
         done = False
         try:
-            response = await self._send_and_receive(connection, data, head=head, reused=reused)
+            response = await self._send_and_receive(connection, data, reused=reused)
             done = True
             return response
         finally:
@@ -216,17 +214,18 @@ class H1Pool:
                 connection.close()
 
     async def _send_and_receive(
-        self, connection: _Connection, data: bytes, *, head: bool, reused: bool
+        self, connection: _Connection, data: bytes, *, reused: bool
     ) -> H1Response:
         sock = connection.sock
         await self._send(sock, data, reused=reused)
-        reader = Reader(sock, self.timeout)
-        status, headers, content, keep_alive = await reader.answer(head=head)
-        if keep_alive and not reader.buffer:
+        answer = await Reader(sock, self.timeout).answer()
+        if answer.keep_alive:
             self._checkin(connection)
-        else:  # Connection: close, HTTP/1.0, or bytes after the answer nobody asked for
+        else:  # Connection: close, HTTP/1.0, a body to EOF, or bytes after the answer
             connection.close()
-        return H1Response(status, headers, content)
+        return H1Response(
+            answer.status, answer.headers, decode_content(answer.headers, answer.content)
+        )
 
     async def _send(self, sock: socket.socket, data: bytes, *, reused: bool) -> None:
         """One write unless the socket buffer is full."""
@@ -250,47 +249,3 @@ class H1Pool:
         self._closed = True
         while self._idle:
             self._idle.pop().close()
-
-
-class H1Transport(httpx.AsyncBaseTransport):
-    """`H1Pool` behind httpx's transport interface: one pool per `http://` origin.
-
-    For code that wants httpx's `Request`/`Response` API over the lean client; the model adapters
-    call `H1Pool.request` directly (a call then skips httpx's request and response models).
-    """
-
-    def __init__(self, *, size: int, timeout: float | None) -> None:
-        self.size = size
-        self.timeout = timeout
-        self.pools: dict[tuple[str, int], H1Pool] = {}
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        if url.scheme != "http":
-            raise httpx.UnsupportedProtocol(f"H1Transport speaks http:// only, not {url.scheme}")
-        key = (url.host, url.port or 80)
-        pool = self.pools.get(key)
-        if pool is None:
-            pool = self.pools[key] = H1Pool(key[0], key[1], size=self.size, timeout=self.timeout)
-        body = await request.aread()
-        headers = [
-            (name.lower(), value)
-            for name, value in request.headers.raw
-            if name.lower() not in (b"host", b"content-length", b"transfer-encoding")
-        ]
-        answer = await pool.request(request.method.encode("ascii"), url.raw_path, headers, body)
-        return httpx.Response(
-            answer.status,
-            headers=[
-                (name, value)
-                for name, value in answer.headers
-                if name not in (b"content-encoding", b"transfer-encoding")
-            ],
-            content=answer.content,
-            request=request,
-        )
-
-    async def aclose(self) -> None:
-        for pool in self.pools.values():
-            await pool.aclose()
-        self.pools.clear()

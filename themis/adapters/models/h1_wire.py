@@ -1,12 +1,15 @@
 """HTTP/1.1 framing for the lean client (`themis.adapters.models.h1`), sans pool.
 
-The request written as one buffer (head and body), its header lines checked so that no value
-can inject another; the answer read straight off a non-blocking socket: a strict status line
-and header lines (one regex for all of them), 1xx answers skipped, the body framed by
-`content-length`, `transfer-encoding: chunked` or the server closing, `content-encoding` gzip
-or deflate undone. Every failure is one of httpx's exception types (`RemoteProtocolError` for
-a malformed answer, `ReadError`, `ReadTimeout`, `LocalProtocolError`), as `h1` promises.
-Written by hand: h11's event machinery measured ~55 us per request, this ~10 us.
+The request is written as one buffer (head and body), its header lines checked so that no value
+can inject another. The answer is framed by llhttp (Node's parser, through httptools) in its
+strict mode, fed straight from a non-blocking socket: status line and header grammar, chunk
+sizes and extensions, trailers, `content-length` (one, digits only; none beside
+`transfer-encoding`), bare CR or LF, obs-fold. On top of it (`Answer._check_head`): HTTP/1.0 or
+1.1 only, a status of at least 100, `chunked` as the only transfer-coding, a head of at most
+64 KiB. 1xx answers are skipped; a body without framing runs until the server closes;
+`content-encoding` gzip or deflate is undone. Every failure is one of httpx's exception types
+(`RemoteProtocolError` for a malformed answer, `ReadError`, `ReadTimeout`,
+`LocalProtocolError`), as `h1` promises. ADR 0013 says why llhttp rather than h11 or our own.
 """
 
 from __future__ import annotations
@@ -15,46 +18,35 @@ import re
 import socket
 import zlib
 
+import httptools
 import httpx
 import trio
 
 __all__ = [
+    "Answer",
     "Reader",
-    "body_framing",
     "decode_content",
     "header_lines",
-    "parse_head",
     "request_bytes",
 ]
 
 _RECEIVE = 65536  # bytes asked of one recv
-_MAX_HEAD = 65536  # bytes of status line and headers
+_MAX_HEAD = 65536  # bytes of status line and headers (and of trailers)
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
-_STATUS = re.compile(rb"(HTTP/1\.[01]) ([1-9][0-9][0-9])(?: [^\r\n]*)?")
-_HEADER_LINES = re.compile(rb"(?:[-!#$%&'*+.^_`|~0-9A-Za-z]+:[^\r\n\x00]*\r\n)*")
 _VALUE_FORBIDDEN = re.compile(rb"[\x00\r\n]")
+_VERSIONS = ("1.1", "1.0")
 
 
 def request_bytes(
-    method: bytes,
-    target: bytes,
-    head_lines: bytes,
-    headers: list[tuple[bytes, bytes]],
-    body: bytes,
+    target: bytes, head_lines: bytes, headers: list[tuple[bytes, bytes]], body: bytes
 ) -> bytes:
-    """The request, head and body in one buffer (names and values checked: no injection).
+    """A POST, head and body in one buffer (names and values checked: no injection).
 
     `head_lines` are the pool's own header lines, checked when the pool was made.
     """
-    if (
-        not _TOKEN.fullmatch(method)
-        or not target
-        or _VALUE_FORBIDDEN.search(target)
-        or b" " in target
-    ):
-        raise httpx.LocalProtocolError(f"bad request line {method!r} {target!r}")
-    return b"%s %s HTTP/1.1\r\n%s%scontent-length: %d\r\n\r\n%s" % (
-        method,
+    if not target or _VALUE_FORBIDDEN.search(target) or b" " in target:
+        raise httpx.LocalProtocolError(f"bad request target {target!r}")
+    return b"POST %s HTTP/1.1\r\n%s%scontent-length: %d\r\n\r\n%s" % (
         target,
         head_lines,
         header_lines(headers),
@@ -73,48 +65,143 @@ def header_lines(headers: list[tuple[bytes, bytes]]) -> bytes:
     return b"".join(lines)
 
 
-def parse_head(head: bytes) -> tuple[bytes, int, list[tuple[bytes, bytes]]]:
-    """The version, status and headers (lower-case names) of a response head (no final CRLF)."""
-    status_line, _, rest = head.partition(b"\r\n")
-    status = _STATUS.fullmatch(status_line)
-    if status is None:
-        raise httpx.RemoteProtocolError(f"malformed status line {status_line[:100]!r}")
-    headers = []
-    if rest:
-        if _HEADER_LINES.fullmatch(rest + b"\r\n") is None:  # one check for every line
-            bad = next(
-                line for line in rest.split(b"\r\n") if not _HEADER_LINES.fullmatch(line + b"\r\n")
-            )
-            raise httpx.RemoteProtocolError(f"malformed header line {bad[:100]!r}")
-        for line in rest.split(b"\r\n"):
-            name, _, value = line.partition(b":")
-            headers.append((name.lower(), value.strip(b" \t")))
-    return status.group(1), int(status.group(2)), headers
+class _Surplus(Exception):
+    """Another answer began after the final one: bytes nobody asked for."""
 
 
-def body_framing(
-    version: bytes, headers: list[tuple[bytes, bytes]]
-) -> tuple[bool, int | None, bool]:
-    """Whether the connection may be kept, the content-length if any, and whether the body is
-    chunked: from the answer's version and headers (conflicting or unknown framing refused)."""
-    keep_alive = version == b"HTTP/1.1"
-    length: int | None = None
-    chunked = False
-    for name, value in headers:
-        if name == b"connection":
-            tokens = {token.strip().lower() for token in value.split(b",")}
-            if b"close" in tokens:
-                keep_alive = False
-        elif name == b"transfer-encoding":
-            codings = [token.strip().lower() for token in value.split(b",")]
-            if codings[-1:] != [b"chunked"] or chunked:
-                raise httpx.RemoteProtocolError(f"unsupported transfer-encoding {value!r}")
-            chunked = True
-        elif name == b"content-length":
-            if not value.strip().isdigit() or (length is not None and int(value) != length):
-                raise httpx.RemoteProtocolError(f"bad content-length {value!r}")
-            length = int(value)
-    return keep_alive, length, chunked
+class Answer:
+    """One response to one request, fed the bytes as they arrive (`feed`, then `end` at EOF).
+
+    Sans-IO: `Reader` feeds it from a socket, the framing tests feed it bytes. When `complete`,
+    `status`, `headers` (lower-case names, values without surrounding blanks; 1xx answers and
+    trailers dropped), `content` (still content-encoded) and `keep_alive` (HTTP/1.1, no
+    `Connection: close`, framed by length or chunks, nothing after the answer) are the answer's.
+    """
+
+    __slots__ = (
+        "_extra_header_bytes",
+        "_framed",
+        "_head_bytes",
+        "_in_head",
+        "_parser",
+        "_parts",
+        "_started",
+        "complete",
+        "headers",
+        "keep_alive",
+        "status",
+    )
+
+    def __init__(self) -> None:
+        self._parser = httptools.HttpResponseParser(self)
+        self._started = False
+        self._in_head = True
+        self._head_bytes = 0
+        self._extra_header_bytes = 0
+        self._framed = False
+        self._parts: list[bytes] = []
+        self.complete = False
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.keep_alive = False
+
+    @property
+    def content(self) -> bytes:
+        return b"".join(self._parts)
+
+    def feed(self, data: bytes) -> bool:
+        """Parse the next bytes of the answer; whether the final answer is now complete."""
+        if not self._started and data:
+            self._started = True
+            if data[:1] != b"H":  # llhttp skips blank lines before a status line: we do not
+                raise _malformed(f"malformed status line {data[:100]!r}")
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            raise httpx.RemoteProtocolError("the server switched protocols (101)") from None
+        except httptools.HttpParserError as error:
+            if not self.complete:
+                raise _protocol_error(error) from None
+            self.keep_alive = False  # bytes after the answer: the connection is not reused
+        if self._in_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > _MAX_HEAD:
+                raise _malformed(f"response head longer than {_MAX_HEAD} bytes")
+        return self.complete
+
+    def end(self) -> None:
+        """The server closed the connection: the end of a body without framing, else an error."""
+        if self.complete:
+            return
+        if not self._started:
+            raise _malformed("Server disconnected without sending a response.")
+        if self._in_head or self._framed:
+            where = "the response head" if self._in_head else "the body"
+            raise _malformed(f"the server closed the connection in {where}")
+        self.complete = True  # the body ran until the server closed
+        self.keep_alive = False
+
+    # --- llhttp's callbacks (an exception here makes `feed_data` raise) -----------------------
+
+    def on_message_begin(self) -> None:
+        if self.complete:
+            raise _Surplus
+        self._in_head = True
+        self._head_bytes = 0
+        self.headers = []
+        self._parts = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._in_head:
+            self.headers.append((name.lower(), value.strip(b" \t")))
+        else:  # a trailer: read and dropped, but not without end
+            self._extra_header_bytes += len(name) + len(value)
+            if self._extra_header_bytes > _MAX_HEAD:
+                raise _malformed(f"trailers longer than {_MAX_HEAD} bytes")
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        parser = self._parser
+        self.status = status = parser.get_status_code()
+        self._check_head(parser.get_http_version(), status)
+        self.keep_alive = self._framed and parser.should_keep_alive()
+        if parser.get_http_version() != "1.1":
+            self.keep_alive = False
+
+    def on_body(self, body: bytes) -> None:
+        self._parts.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.status >= 200:  # 100 Continue, 103 Early Hints, ...: the answer follows
+            self.complete = True
+
+    def _check_head(self, version: str, status: int) -> None:
+        """What llhttp lets through and we do not: other versions, other transfer-codings."""
+        if version not in _VERSIONS:
+            raise _malformed(f"unsupported HTTP version {version!r}")
+        if status < 100:
+            raise _malformed(f"malformed status {status}")
+        codings = [value for name, value in self.headers if name == b"transfer-encoding"]
+        if codings and (len(codings) > 1 or codings[0].lower() != b"chunked"):
+            raise _malformed(f"unsupported transfer-encoding {b', '.join(codings)!r}")
+        self._framed = (
+            bool(codings)
+            or status < 200
+            or status in (204, 304)
+            or any(name == b"content-length" for name, _ in self.headers)
+        )
+
+
+def _malformed(message: str) -> httpx.RemoteProtocolError:
+    return httpx.RemoteProtocolError(message)
+
+
+def _protocol_error(error: httptools.HttpParserError) -> httpx.RemoteProtocolError:
+    """Our own error raised in a callback, or llhttp's reason as a `RemoteProtocolError`."""
+    cause = error.__context__
+    if isinstance(cause, httpx.RemoteProtocolError):
+        return cause
+    return httpx.RemoteProtocolError(f"malformed response: {error}")
 
 
 def decode_content(headers: list[tuple[bytes, bytes]], content: bytes) -> bytes:
@@ -136,122 +223,37 @@ def decode_content(headers: list[tuple[bytes, bytes]], content: bytes) -> bytes:
 
 
 class Reader:
-    """One answer read off a socket, `timeout` seconds per wait (httpx's read timeout).
+    """One answer read off a socket, `timeout` seconds per wait (httpx's read timeout)."""
 
-    What is left in `buffer` after `answer` are bytes nobody asked for.
-    """
-
-    __slots__ = ("buffer", "received", "sock", "timeout")
+    __slots__ = ("sock", "timeout")
 
     def __init__(self, sock: socket.socket, timeout: float | None) -> None:
         self.sock = sock
         self.timeout = timeout
-        self.received = False
-        self.buffer = bytearray()
 
-    async def answer(self, *, head: bool) -> tuple[int, list[tuple[bytes, bytes]], bytes, bool]:
-        """The final answer's status, headers, decoded body, and whether the connection may be
-        kept (1xx answers before it are skipped). `head`: the request was a HEAD (no body)."""
-        while True:
-            version, status, headers = parse_head(await self.head())
-            if status >= 200:
-                break
-            if status == 101:
-                raise httpx.RemoteProtocolError("the server switched protocols (101)")
-            # 100 Continue, 103 Early Hints, ...: the answer follows
-        keep_alive, length, chunked = body_framing(version, headers)
-        if head or status in (204, 304):
-            content = b""
-        elif chunked:
-            content = await self.chunked()
-        elif length is not None:
-            content = await self.exactly(length)
-        else:  # the body runs until the server closes the connection
-            content = await self.until_closed()
-            keep_alive = False
-        return status, headers, decode_content(headers, content), keep_alive
+    async def answer(self) -> Answer:
+        """The final answer, complete (1xx answers before it skipped)."""
+        answer = Answer()
+        while chunk := await self._next():
+            if answer.feed(chunk):
+                return answer
+        answer.end()
+        return answer
 
-    async def _more(self) -> bool:
-        """Append what arrives next to the buffer; False at EOF."""
+    async def _next(self) -> bytes:
+        """What arrives next (b"" at EOF)."""
         if self.timeout is None:  # a cancel scope costs ~5 us: none unless there is a deadline
             return await self._receive()
         with trio.move_on_after(self.timeout):
             return await self._receive()
         raise httpx.ReadTimeout("no answer in time")
 
-    async def _receive(self) -> bool:
+    async def _receive(self) -> bytes:
         while True:
             await trio.lowlevel.wait_readable(self.sock)
             try:
-                chunk = self.sock.recv(_RECEIVE)
+                return self.sock.recv(_RECEIVE)
             except BlockingIOError:
                 continue
             except OSError as error:
                 raise httpx.ReadError(str(error) or type(error).__name__) from None
-            if not chunk:
-                return False
-            self.received = True
-            self.buffer += chunk
-            return True
-
-    async def line(self, limit: int, what: str) -> bytes:
-        """Up to the next CRLF (consumed, not returned)."""
-        searched = 0
-        while (end := self.buffer.find(b"\r\n", searched)) < 0:
-            if len(self.buffer) > limit:
-                raise httpx.RemoteProtocolError(f"{what} longer than {limit} bytes")
-            searched = max(0, len(self.buffer) - 1)
-            if not await self._more():
-                raise self._closed(what)
-        line = bytes(self.buffer[:end])
-        del self.buffer[: end + 2]
-        return line
-
-    async def head(self) -> bytes:
-        """The status line and headers, up to the blank line (consumed, not returned)."""
-        searched = 0
-        while (end := self.buffer.find(b"\r\n\r\n", searched)) < 0:
-            if len(self.buffer) > _MAX_HEAD:
-                raise httpx.RemoteProtocolError(f"response head longer than {_MAX_HEAD} bytes")
-            searched = max(0, len(self.buffer) - 3)
-            if not await self._more():
-                raise self._closed("the response head")
-        head = bytes(self.buffer[:end])
-        del self.buffer[: end + 4]
-        return head
-
-    async def exactly(self, size: int) -> bytes:
-        while len(self.buffer) < size:
-            if not await self._more():
-                raise self._closed("the body")
-        content = bytes(self.buffer[:size])
-        del self.buffer[:size]
-        return content
-
-    async def chunked(self) -> bytes:
-        parts: list[bytes] = []
-        while True:
-            size_line = (await self.line(1024, "a chunk size line")).split(b";", 1)[0].strip()
-            try:
-                size = int(size_line, 16)
-            except ValueError:
-                raise httpx.RemoteProtocolError(f"bad chunk size {size_line[:20]!r}") from None
-            if size == 0:
-                while await self.line(_MAX_HEAD, "the trailers"):
-                    pass  # trailers are read and dropped
-                return b"".join(parts)
-            parts.append(await self.exactly(size))
-            if await self.line(2, "a chunk end"):
-                raise httpx.RemoteProtocolError("a chunk longer than its size")
-
-    async def until_closed(self) -> bytes:
-        while await self._more():
-            pass
-        content = bytes(self.buffer)
-        self.buffer.clear()
-        return content
-
-    def _closed(self, what: str) -> httpx.RemoteProtocolError:
-        if not self.received:
-            return httpx.RemoteProtocolError("Server disconnected without sending a response.")
-        return httpx.RemoteProtocolError(f"the server closed the connection in {what}")

@@ -278,8 +278,7 @@ class HttpModel:
         if target is None:
             target = self._targets[api] = httpx.URL(self.url(api)).raw_path  # percent-encoded
         content = _ENCODE_BODY(body)
-        answer = await pool.request(
-            b"POST",
+        answer = await pool.post(
             target,
             [
                 (b"content-type", b"application/json"),
