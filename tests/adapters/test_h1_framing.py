@@ -107,31 +107,16 @@ def status_line(draw: st.DrawFn, response: Response, status: int, eol: bytes) ->
     return version + b" " + code + reason + eol
 
 
+# How a chunk size may be written: right (hex, either case, leading zeros) and wrong.
+SIZE_FORMS = {"hex": b"%x", "HEX": b"%X", "zeros": b"00%x", "0x": b"0x%x", "plus": b"+%x"}
+SIZE_FORMS |= {"minus": b"-%x", "lead-blank": b" %x", "blank": b"%x ", "overflow": b"1%017d"}
+
+
 def chunk_size(draw: st.DrawFn, response: Response, size: int) -> bytes:
-    form = draw(
-        st.sampled_from(
-            ["hex"] * 24
-            + ["HEX", "zeros", "0x", "plus", "minus", "lead-blank", "blank", "overflow"]
-        )
-    )
-    if form == "HEX":
-        return b"%X" % size
-    if form == "zeros":
-        return b"00%x" % size
-    if form == "0x":
-        return b"0x%x" % size
-    if form == "plus":
-        return b"+%x" % size
-    if form == "minus":
-        return b"-%x" % size
-    if form == "lead-blank":
-        return b" %x" % size
+    form = draw(st.sampled_from(["hex"] * 24 + sorted(SIZE_FORMS)))
     if form == "blank":
         response.stricter.add("blank-after-size")
-        return b"%x " % size
-    if form == "overflow":
-        return b"1" + b"0" * 17
-    return b"%x" % size
+    return SIZE_FORMS[form] % (0 if form == "overflow" else size)
 
 
 @st.composite
