@@ -265,9 +265,16 @@ def h11_reads(data: bytes) -> Outcome | None:
         return None
 
 
-def ours_reads(data: bytes, cuts: list[int]) -> Outcome | None:
-    """What `Answer` makes of `data` fed in pieces cut at `cuts`, as `Reader` feeds it."""
+OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"
+
+
+def ours_reads(data: bytes, cuts: list[int], *, after_one: bool = False) -> Outcome | None:
+    """What `Answer` makes of `data` fed in pieces cut at `cuts`, as `Reader` feeds it;
+    `after_one`: on a connection whose parser has already read one answer."""
     answer = Answer()
+    if after_one:
+        assert answer.feed(OK)
+        answer.start()
     bounds = [0, *sorted({cut % (len(data) + 1) for cut in cuts}), len(data)]
     try:
         for start, end in itertools.pairwise(bounds):
@@ -300,6 +307,7 @@ def test_the_framing_agrees_with_h11(response: Response, cuts: list[int]) -> Non
     data = response.data
     reference = h11_reads(data)
     ours = ours_reads(data, cuts)
+    assert ours_reads(data, cuts, after_one=True) == ours  # the parser serves answers in turn
     if reference is None:
         assert ours is None, f"accepted what h11 refuses: {data!r}"
         return

@@ -40,7 +40,13 @@ from typing import Any, NamedTuple
 import httpx
 import trio
 
-from themis.adapters.models.h1_wire import Reader, decode_content, header_lines, request_bytes
+from themis.adapters.models.h1_wire import (
+    Answer,
+    Reader,
+    decode_content,
+    header_lines,
+    request_bytes,
+)
 
 __all__ = ["H1Pool", "H1Response"]
 
@@ -58,10 +64,11 @@ class _Stale(Exception):
 
 
 class _Connection:
-    __slots__ = ("sock",)
+    __slots__ = ("answers", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        self.answers = Answer()  # one parser for the connection's answers, in turn
 
     def usable(self) -> bool:
         """Still open as far as we can tell without waiting: nothing to read, no EOF."""
@@ -218,7 +225,7 @@ class H1Pool:
     ) -> H1Response:
         sock = connection.sock
         await self._send(sock, data, reused=reused)
-        answer = await Reader(sock, self.timeout).answer()
+        answer = await Reader(sock, self.timeout).answer(connection.answers)
         if answer.keep_alive:
             self._checkin(connection)
         else:  # Connection: close, HTTP/1.0, a body to EOF, or bytes after the answer

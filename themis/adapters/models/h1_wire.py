@@ -35,6 +35,7 @@ _MAX_HEAD = 65536  # bytes of status line and headers (and of trailers)
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 _VALUE_FORBIDDEN = re.compile(rb"[\x00\r\n]")
 _VERSIONS = ("1.1", "1.0")
+_FRAMING = frozenset((b"content-length", b"transfer-encoding"))
 
 
 def request_bytes(
@@ -70,22 +71,25 @@ class _Surplus(Exception):
 
 
 class Answer:
-    """One response to one request, fed the bytes as they arrive (`feed`, then `end` at EOF).
+    """The answers to the requests sent on one connection, fed the bytes as they arrive.
 
-    Sans-IO: `Reader` feeds it from a socket, the framing tests feed it bytes. When `complete`,
-    `status`, `headers` (lower-case names, values without surrounding blanks; 1xx answers and
-    trailers dropped), `content` (still content-encoded) and `keep_alive` (HTTP/1.1, no
-    `Connection: close`, framed by length or chunks, nothing after the answer) are the answer's.
+    Sans-IO: `Reader` feeds it from a socket (`start`, then `feed` until complete, `end` at EOF),
+    the framing tests feed it bytes. When `complete`, `status`, `headers` (lower-case names,
+    values without surrounding blanks; 1xx answers and trailers dropped), `content` (still
+    content-encoded) and `keep_alive` (HTTP/1.1, no `Connection: close`, framed by length or
+    chunks, nothing after the answer) are the answer's. One parser serves a keep-alive
+    connection's answers in turn (making one costs ~1.5 us).
     """
 
     __slots__ = (
-        "_extra_header_bytes",
         "_framed",
+        "_framing",
         "_head_bytes",
         "_in_head",
         "_parser",
         "_parts",
         "_started",
+        "_trailer_bytes",
         "complete",
         "headers",
         "keep_alive",
@@ -94,16 +98,15 @@ class Answer:
 
     def __init__(self) -> None:
         self._parser = httptools.HttpResponseParser(self)
+        self.start()
+
+    def start(self) -> None:
+        """Ready for the next answer (after a complete one that kept the connection)."""
         self._started = False
-        self._in_head = True
-        self._head_bytes = 0
-        self._extra_header_bytes = 0
-        self._framed = False
-        self._parts: list[bytes] = []
+        self._trailer_bytes = 0
         self.complete = False
-        self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
         self.keep_alive = False
+        self.on_message_begin()
 
     @property
     def content(self) -> bytes:
@@ -118,7 +121,7 @@ class Answer:
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            raise httpx.RemoteProtocolError("the server switched protocols (101)") from None
+            raise _malformed("the server switched protocols (101)") from None
         except httptools.HttpParserError as error:
             if not self.complete:
                 raise _protocol_error(error) from None
@@ -148,25 +151,41 @@ class Answer:
             raise _Surplus
         self._in_head = True
         self._head_bytes = 0
-        self.headers = []
-        self._parts = []
+        self._framed = False
+        self._framing: list[tuple[bytes, bytes]] = []
+        self._parts: list[bytes] = []
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
         if self._in_head:
-            self.headers.append((name.lower(), value.strip(b" \t")))
+            self.headers.append((name, value.strip(b" \t")))
+            if name in _FRAMING:
+                self._framing.append((name, value))
         else:  # a trailer: read and dropped, but not without end
-            self._extra_header_bytes += len(name) + len(value)
-            if self._extra_header_bytes > _MAX_HEAD:
+            self._trailer_bytes += len(name) + len(value)
+            if self._trailer_bytes > _MAX_HEAD:
                 raise _malformed(f"trailers longer than {_MAX_HEAD} bytes")
 
     def on_headers_complete(self) -> None:
+        """What llhttp lets through and we do not: other versions, other transfer-codings."""
         self._in_head = False
         parser = self._parser
         self.status = status = parser.get_status_code()
-        self._check_head(parser.get_http_version(), status)
-        self.keep_alive = self._framed and parser.should_keep_alive()
-        if parser.get_http_version() != "1.1":
-            self.keep_alive = False
+        version = parser.get_http_version()
+        if version not in _VERSIONS:
+            raise _malformed(f"unsupported HTTP version {version!r}")
+        if status < 100:
+            raise _malformed(f"malformed status {status}")
+        if self._framing:
+            codings = [value for name, value in self._framing if name == b"transfer-encoding"]
+            if codings and (len(codings) > 1 or codings[0].strip().lower() != b"chunked"):
+                raise _malformed(f"unsupported transfer-encoding {b', '.join(codings)!r}")
+            self._framed = True
+        else:
+            self._framed = status < 200 or status in (204, 304)
+        self.keep_alive = self._framed and version == "1.1" and parser.should_keep_alive()
 
     def on_body(self, body: bytes) -> None:
         self._parts.append(body)
@@ -174,22 +193,6 @@ class Answer:
     def on_message_complete(self) -> None:
         if self.status >= 200:  # 100 Continue, 103 Early Hints, ...: the answer follows
             self.complete = True
-
-    def _check_head(self, version: str, status: int) -> None:
-        """What llhttp lets through and we do not: other versions, other transfer-codings."""
-        if version not in _VERSIONS:
-            raise _malformed(f"unsupported HTTP version {version!r}")
-        if status < 100:
-            raise _malformed(f"malformed status {status}")
-        codings = [value for name, value in self.headers if name == b"transfer-encoding"]
-        if codings and (len(codings) > 1 or codings[0].lower() != b"chunked"):
-            raise _malformed(f"unsupported transfer-encoding {b', '.join(codings)!r}")
-        self._framed = (
-            bool(codings)
-            or status < 200
-            or status in (204, 304)
-            or any(name == b"content-length" for name, _ in self.headers)
-        )
 
 
 def _malformed(message: str) -> httpx.RemoteProtocolError:
@@ -231,9 +234,9 @@ class Reader:
         self.sock = sock
         self.timeout = timeout
 
-    async def answer(self) -> Answer:
-        """The final answer, complete (1xx answers before it skipped)."""
-        answer = Answer()
+    async def answer(self, answer: Answer) -> Answer:
+        """`answer` (the connection's) made complete by what arrives (1xx answers skipped)."""
+        answer.start()
         while chunk := await self._next():
             if answer.feed(chunk):
                 return answer
