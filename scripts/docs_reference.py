@@ -34,7 +34,7 @@ from themis.core.spec import ExperimentSpec
 
 REPO = Path(__file__).resolve().parents[1]
 DESCRIPTIONS = REPO / "docs" / "reference" / "config-fields.toml"
-HELP_COLUMNS = "100"
+HELP_COLUMNS = "80"
 
 
 class UndocumentedField(Exception):
@@ -203,7 +203,7 @@ def _commands(group: Any, prefix: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
 
 
 def cli() -> str:
-    """Every command's `--help`, as the terminal shows it at 100 columns."""
+    """Every command's `--help`, as an 80-column terminal shows it."""
     import typer
     from typer.testing import CliRunner
 
