@@ -82,6 +82,7 @@ def error(path: str | Path, overrides: tuple[str, ...] = ()) -> str:
 def test_public_api_is_pinned() -> None:
     assert sorted(config_module.__all__) == [
         "LoadedConfig",
+        "check_config",
         "config_from_mapping",
         "load_config",
         "parse_override",
@@ -118,9 +119,9 @@ def test_float_field_accepts_an_int(project: Path) -> None:
 
 
 def test_rate_limit_tables_become_rate_limits(project: Path) -> None:
-    text = EXAMPLE + "[runtime.provider_rate_limits.openai]\nrequests_per_minute = 60\n"
+    text = EXAMPLE + "[runtime.provider_rate_limits.fake]\nrequests_per_minute = 60\n"
     limits = loaded(write(project, text)).runtime.provider_rate_limits
-    assert limits == {"openai": RateLimit(requests_per_minute=60.0)}
+    assert limits == {"fake": RateLimit(requests_per_minute=60.0)}
 
 
 def test_runtime_defaults_when_the_table_is_absent(project: Path) -> None:
@@ -220,7 +221,8 @@ BAD = [
     (
         'name = "number"',
         'name = "nmber"',
-        "parser.name: must be one of raw, strip, number, regex, choice; got 'nmber'",
+        "parser.name: must be one of raw, strip, number, regex, choice; got 'nmber'"
+        " (did you mean 'number'?)",
     ),
     ('name = "numeric_match"', "name = 1", "metrics[0].name: expected str, got 1"),
     (
@@ -271,8 +273,7 @@ BAD = [
     (
         "max_concurrent_tasks = 16",
         "[runtime.stage_concurrency]\ngenerat = 2",
-        "runtime.stage_concurrency: unknown stage 'generat'"
-        " (stages: generate, judge, parse, reduce, score)",
+        "runtime.stage_concurrency.generat: no stage is named 'generat' (did you mean 'generate'?)",
     ),
     (
         "max_concurrent_tasks = 16",

@@ -7,11 +7,9 @@ import time
 from collections.abc import Iterator
 
 import attrs
-import pytest
 
 from tests.unit.builders import cases, completed, done, failed, parsed, small_spec
 from themis.core.planner import PendingTrial, TrialPlan, compile_run, pending, plan, sample_seed
-from themis.core.prompting import PromptError
 from themis.core.spec import (
     Case,
     DatasetSpec,
@@ -224,7 +222,9 @@ def test_a_shared_generation_serves_both_twins() -> None:
 # --- template errors ---------------------------------------------------------------------------
 
 
-def test_missing_field_names_prompt_field_and_case() -> None:
+def test_a_prompt_that_cannot_render_still_compiles_and_plans_failing_trials() -> None:
+    # A new config is refused by the checks (tests/unit/test_checks.py); a stored run that holds
+    # such a prompt must still compile and plan, each of its trials carrying the reason.
     spec = small_spec(
         datasets=(
             DatasetSpec(
@@ -233,25 +233,30 @@ def test_missing_field_names_prompt_field_and_case() -> None:
             ),
         ),
     )
-    with pytest.raises(PromptError) as raised:
-        compile_run(spec)
-    message = str(raised.value)
-    assert "'plain'" in message
-    assert " b " in message
-    assert "'short'" in message
-    assert "'arith'" in message
+    trials = _trials(spec)
+    broken = [trial for trial in trials if trial.problem is not None]
+    assert {(trial.case_id, trial.prompt) for trial in broken} == {
+        ("short", "plain"),
+        ("short", "sys"),
+    }
+    assert all("'b' is undefined" in str(trial.problem) for trial in broken)
+    assert all(trial.request.messages == () for trial in broken)
+    assert all(
+        trial.problem is None and trial.request.messages for trial in trials[: len(trials) // 2]
+    )
+    assert len({trial.trial_key for trial in broken}) == len(broken)  # keys stay distinct
+    assert _trials(spec) == trials  # and deterministic
 
 
-def test_missing_field_in_system_message_is_caught() -> None:
-    prompt = PromptSpec(name="persona", template="{{ a }}", system="You are {{ persona }}.")
-    with pytest.raises(PromptError, match=r"'persona' uses field\(s\) persona .*case 'c0'"):
-        compile_run(small_spec(prompts=(prompt,)))
-
-
-def test_template_syntax_error_names_the_prompt() -> None:
-    prompt = PromptSpec(name="broken", template="{{ a + }}")
-    with pytest.raises(PromptError, match="'broken': template syntax error"):
-        compile_run(small_spec(prompts=(prompt,)))
+def test_a_template_that_raises_fails_its_trials_with_the_error() -> None:
+    prompt = PromptSpec(name="divide", template="{{ a // 0 }}")
+    trials = _trials(small_spec(prompts=(prompt,)))
+    assert trials
+    assert all(
+        trial.problem == f"prompt 'divide', case {trial.case_id!r}: ZeroDivisionError: "
+        "integer division or modulo by zero"
+        for trial in trials
+    )
 
 
 def test_case_id_is_available_to_templates() -> None:

@@ -14,7 +14,12 @@ from typing import Any
 import attrs
 from returns.result import Failure, Result
 
-from themis.app.config.loading import LoadedConfig, config_from_mapping, load_config
+from themis.app.config.loading import (
+    LoadedConfig,
+    check_config,
+    config_from_mapping,
+    load_config,
+)
 from themis.app.execution.interpreter import ProgressCallback
 from themis.app.execution.provider_gates import process_registry
 from themis.app.usecases.provenance import config_provenance
@@ -34,18 +39,18 @@ from themis.app.usecases.runs import (
     run_experiment,
 )
 from themis.app.wiring import check_models, model_ports, opened_store, system_clock
+from themis.core.checks import RUNTIME_CHECKS
 from themis.core.controls import ModelPreflight, preflight_summary
-from themis.core.errors import ConfigError, SpecError
+from themis.core.errors import ConfigError
 from themis.core.estimate import Assumptions, Estimate
 from themis.core.estimate import estimate as estimate_run
 from themis.core.manifest import RunManifest, build_manifest
 from themis.core.planner import CompiledRun, TrialPlan, compile_run, plan
-from themis.core.prompting import PromptError
 from themis.core.report import Report
 from themis.core.runtime import RuntimeConfig
 from themis.core.snapshot import RunSummary
 from themis.core.spec import ExperimentSpec
-from themis.core.stages import Stage
+from themis.core.stages import EXECUTED_STAGES, Stage
 from themis.ports.clock import ClockPort
 from themis.ports.model import ModelPort
 from themis.ports.store import StorePort
@@ -62,22 +67,26 @@ class Experiment:
         runtime: RuntimeConfig | None = None,
         *,
         source: Path | None = None,
+        check: bool = True,
     ):
+        """`check=False` skips the compile-time checks (`themis.core.checks`): for a config
+        `load_config` already checked, and for a stored run, which is read as it was stored."""
         self.spec = spec
         self.runtime = runtime or RuntimeConfig()
         self.source = source
-        try:
-            self.compiled: CompiledRun = compile_run(spec)
-        except PromptError as error:  # a template that needs a field the cases lack: bad config
-            raise ConfigError(f"{source or '<spec>'}: prompts: {error}") from None
-        except SpecError as error:  # e.g. a choice count a case lacks
-            raise ConfigError(f"{source or '<spec>'}: {error}") from None
+        if check:
+            check_config(spec, self.runtime, self._source_name)
+        self.compiled: CompiledRun = compile_run(spec)
+
+    @property
+    def _source_name(self) -> str:
+        return str(self.source or "<spec>")
 
     @classmethod
     def from_file(cls, path: str | Path, *, overrides: Sequence[str] = ()) -> Experiment:
         """Load a TOML or JSON config; `overrides` are `KEY=VALUE` strings like `--set`."""
-        loaded = _unwrap(load_config(path, overrides))
-        return cls(loaded.spec, loaded.runtime, source=loaded.source)
+        loaded = _unwrap(load_config(path, overrides))  # checked as it loads
+        return cls(loaded.spec, loaded.runtime, source=loaded.source, check=False)
 
     @classmethod
     def from_spec(
@@ -87,7 +96,9 @@ class Experiment:
         if isinstance(spec, ExperimentSpec):
             return cls(spec, runtime)
         loaded = _unwrap(config_from_mapping(spec, base_dir=Path.cwd(), source_name="<mapping>"))
-        return cls(loaded.spec, runtime or loaded.runtime)
+        if runtime is not None:  # the mapping was checked with its own runtime as it loaded
+            check_config(loaded.spec, runtime, "<mapping>", RUNTIME_CHECKS)
+        return cls(loaded.spec, runtime or loaded.runtime, check=False)
 
     @classmethod
     def from_store(
@@ -101,7 +112,9 @@ class Experiment:
             snapshot, _ = stored_compiled(opened, run_id)
             state, _ = load_state(opened, snapshot.run_id)
             runtime = stored_runtime(snapshot, state, overrides)
-        return cls(snapshot.spec, runtime)
+        if overrides:  # names the overrides bring in must exist like a config's
+            check_config(snapshot.spec, runtime, f"run {snapshot.run_id[:12]}", RUNTIME_CHECKS)
+        return cls(snapshot.spec, runtime, check=False)
 
     @property
     def run_id(self) -> str:
@@ -161,9 +174,11 @@ class Experiment:
         """
         try:
             effective = attrs.evolve(runtime or self.runtime, **runtime_changes)
-            stage = Stage(until_stage)
         except (TypeError, ValueError) as error:
             raise ConfigError(f"run: {error}") from None
+        stage = executed_stage(until_stage)
+        if effective != self.runtime:  # the experiment's own runtime was checked when built
+            check_config(self.spec, effective, self._source_name, RUNTIME_CHECKS)
         # On the system clock, executions of this process share providers' limits and breakers.
         registry = process_registry() if clock is None else None
         clock = clock or system_clock()
@@ -269,7 +284,7 @@ def resume(
         with opened_store(store, read_only=True) as opened:
             snapshot, _ = stored_compiled(opened, run_id)
         check_same_run(snapshot, loaded)
-        experiment = Experiment(loaded.spec, loaded.runtime, source=loaded.source)
+        experiment = Experiment(loaded.spec, loaded.runtime, source=loaded.source, check=False)
     return experiment.resume(
         store, until_stage=until_stage, models=models, clock=clock, on_progress=on_progress
     )
@@ -326,6 +341,15 @@ def runs(store: StoreLike = "themis.duckdb") -> list[RunSummary]:
     """Every run in the store, oldest first."""
     with opened_store(store, read_only=True) as opened:
         return list_runs(opened)
+
+
+def executed_stage(stage: Stage | str) -> Stage:
+    """`stage` as a `Stage` a run can stop after; `reduce` and `judge` are not built yet."""
+    for executed in EXECUTED_STAGES:
+        if stage == executed:
+            return executed
+    names = ", ".join(executed.value for executed in EXECUTED_STAGES)
+    raise ConfigError(f"until_stage: must be one of {names}; got {stage!r}")
 
 
 def _stage(stage: Stage | str) -> Stage:

@@ -15,15 +15,15 @@ from typing import Any, NamedTuple
 import attrs
 from attrs import frozen
 
-from themis.core.errors import SpecError
 from themis.core.identity import canonical_json, digest, identity_view, short_digest, text_digest
-from themis.core.prompting import Message, PromptError, render, template_fields
+from themis.core.prompting import Message, PromptError, render
 from themis.core.scoring import METRIC_VERSIONS, PARSER_VERSIONS, choice_count
-from themis.core.spec import ExperimentSpec, GenerationParams, ModelSpec
+from themis.core.spec import Case, ExperimentSpec, GenerationParams, ModelSpec, PromptSpec
 from themis.core.stages import EXECUTED_STAGES, Stage
 from themis.core.state import RunState
 
 IDENTITY_FORMAT = 1  # bump when the identity document's shape changes
+UNRENDERABLE = "unrenderable"  # the `error_kind` of a trial whose prompt does not render
 
 
 @frozen
@@ -60,6 +60,10 @@ class TrialPlan:
     expected: str | None
     request: ModelRequest
     choices: int | None = None  # the case's number of choices, for the `choice` parser
+    # Why the trial cannot be attempted (its prompt does not render for its case), else None: such
+    # a trial fails with this reason and no call. The checks refuse it in a new config; a stored
+    # run may still hold one, and must stay readable.
+    problem: str | None = None
 
 
 @frozen
@@ -90,15 +94,13 @@ class CompiledRun:
 
 
 def compile_run(spec: ExperimentSpec) -> CompiledRun:
-    """Fix the run's identity; fails with `PromptError` if a template needs a field a case lacks,
-    and with `SpecError` if the `choice` parser cannot know a case's number of choices."""
+    """Fix the run's identity. Checks nothing: a stored run must always compile as it was stored;
+    a new config is checked first (`themis.core.checks`)."""
     return _compile(spec, {})
 
 
 def _compile(spec: ExperimentSpec, versions: Mapping[str, int]) -> CompiledRun:
     """`compile_run` with `versions` of parsers and metrics instead of today's (stored runs)."""
-    _check_templates(spec)
-    _check_choices(spec)
     current = {**PARSER_VERSIONS, **METRIC_VERSIONS, **versions}
     identity = {
         "format": IDENTITY_FORMAT,
@@ -123,34 +125,6 @@ def compile_stored(spec: ExperimentSpec, run_id: str) -> CompiledRun | None:
         if compiled.run_id == run_id:
             return compiled
     return None
-
-
-def _check_choices(spec: ExperimentSpec) -> None:
-    parser = spec.parser
-    if parser.name != "choice" or parser.choices is not None:
-        return
-    for dataset in spec.datasets:
-        for case in dataset.cases:
-            if choice_count(parser, case) is None:
-                raise SpecError(
-                    f"parser.choices_field: case {case.id!r} of dataset {dataset.name!r} has no "
-                    f"field {parser.choices_field!r} holding its choices (a list of 2 to 26 "
-                    "options, or their count); set parser.choices_field, or parser.choices for "
-                    "every case"
-                )
-
-
-def _check_templates(spec: ExperimentSpec) -> None:
-    for prompt in spec.prompts:
-        needed = template_fields(prompt) - {"id"}
-        for dataset in spec.datasets:
-            for case in dataset.cases:
-                missing = needed - case.fields.keys()
-                if missing:
-                    raise PromptError(
-                        f"prompt {prompt.name!r} uses field(s) {', '.join(sorted(missing))} that "
-                        f"case {case.id!r} of dataset {dataset.name!r} does not have"
-                    )
 
 
 def sample_seed(spec: ExperimentSpec, params: GenerationParams, sample: int) -> int:
@@ -226,8 +200,7 @@ def plan(compiled: CompiledRun) -> Iterator[TrialPlan]:
             choices = choice_count(spec.parser, case)
             for prompt in spec.prompts:
                 prompt_json = canonical_json(prompt.name)
-                messages = render(prompt, case)
-                messages_json = canonical_json([[m.role, m.content] for m in messages])
+                messages, problem, messages_json = _rendered(prompt, case)
                 for model, model_json, params_json, name_json, sample_params in models:
                     for sample in samples:
                         params = sample_params[sample]
@@ -258,7 +231,18 @@ def plan(compiled: CompiledRun) -> Iterator[TrialPlan]:
                                 reference=case.expected,
                                 api=model.api,
                             ),
+                            problem=problem,
                         )
+
+
+def _rendered(prompt: PromptSpec, case: Case) -> tuple[tuple[Message, ...], str | None, str]:
+    """The case's messages under `prompt`, why they cannot be rendered, and their part of the
+    trial key (an unrenderable prompt's key is addressed by its reason: it never collides)."""
+    try:
+        messages = render(prompt, case)
+    except PromptError as error:
+        return (), str(error), canonical_json({"unrenderable": str(error)})
+    return messages, None, canonical_json([[m.role, m.content] for m in messages])
 
 
 class TrialRef(NamedTuple):

@@ -70,7 +70,8 @@ def _render(source: str, variables: dict[str, Any]) -> str:
 
 
 def template_fields(prompt: PromptSpec) -> frozenset[str]:
-    """The case fields a prompt variant refers to (template and system message)."""
+    """The case fields a prompt variant refers to (template and system message); Jinja2's
+    globals (`range`, `dict`, ...) are not fields."""
     names: set[str] = set()
     for source in (prompt.template, prompt.system or ""):
         try:
@@ -79,7 +80,7 @@ def template_fields(prompt: PromptSpec) -> frozenset[str]:
             raise PromptError(
                 f"prompt {prompt.name!r}: template syntax error: {error.message}"
             ) from error
-    return frozenset(names)
+    return frozenset(names - _ENV.globals.keys())
 
 
 def render(prompt: PromptSpec, case: Case) -> tuple[Message, ...]:
@@ -91,6 +92,14 @@ def render(prompt: PromptSpec, case: Case) -> tuple[Message, ...]:
         messages = [Message("user", user)]
         if prompt.system:
             messages.insert(0, Message("system", _render(prompt.system, variables)))
-    except jinja2.TemplateError as error:
-        raise PromptError(f"prompt {prompt.name!r}, case {case.id!r}: {error}") from error
+    except Exception as error:  # a template may raise anything: `{{ 1 // 0 }}`, `{{ x + 1 }}`
+        raise PromptError(f"prompt {prompt.name!r}, case {case.id!r}: {_why(error)}") from error
     return tuple(messages)
+
+
+def _why(error: Exception) -> str:
+    """One line saying why a render failed; Jinja2's own errors already read as sentences."""
+    text = " ".join(str(error).split())
+    if isinstance(error, jinja2.TemplateError):
+        return text or type(error).__name__
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -17,6 +17,7 @@ from themis.core.validation import (
     check_non_negative_int,
     check_optional_positive_int,
     check_positive_int,
+    unknown_name,
 )
 
 EXISTING_RUN_POLICIES = ("auto", "error", "rerun")
@@ -35,12 +36,10 @@ def _check_stage_keys(
     instance: Any, attribute: attrs.Attribute[Any], value: Mapping[str, int]
 ) -> None:
     _check_positive_values(instance, attribute, value)
-    known = {stage.value for stage in Stage}
+    known = [stage.value for stage in Stage]
     for key in value:
         if key not in known:
-            raise ValueError(
-                f"{attribute.name}: unknown stage {key!r} (stages: {', '.join(sorted(known))})"
-            )
+            raise ValueError(f"{attribute.name}.{key}: {unknown_name('stage', key, known)}")
 
 
 def _optional_positive(instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:

@@ -66,13 +66,19 @@ def parse_answer(spec: ParserSpec, text: str, choices: int | None = None) -> Res
     if spec.name == "regex":
         if spec.pattern is None:
             return Failure("regex parser needs a pattern")
-        found = _compiled(spec.pattern).search(text)
+        try:  # refused when a config compiles; a stored run may still hold a bad one
+            found = _compiled(spec.pattern).search(text)
+        except re.error as error:
+            return Failure(f"invalid pattern {spec.pattern!r}: {error}")
         if found is None:
             return Failure(f"pattern {spec.pattern!r} did not match")
         try:
-            return Success(found.group(spec.group).strip())
+            value = found.group(spec.group)
         except IndexError:
             return Failure(f"pattern {spec.pattern!r} has no group {spec.group}")
+        if value is None:  # an alternative without that group matched
+            return Failure(f"group {spec.group} of pattern {spec.pattern!r} did not match")
+        return Success(value.strip())
     if spec.name == "choice":
         count = choices if choices is not None else spec.choices
         if count is None:

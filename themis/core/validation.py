@@ -1,7 +1,9 @@
-"""Small attrs validators whose messages name the offending value."""
+"""Small attrs validators whose messages name the offending value, and the did-you-mean hint
+every check of a name uses (`unknown_name`)."""
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -34,13 +36,29 @@ def check_non_negative(instance: Any, attribute: attrs.Attribute[Any], value: fl
         raise ValueError(f"{attribute.name}: must be a number >= 0, got {value!r}")
 
 
+def unknown_name(kind: str, value: str, known: Iterable[str]) -> str:
+    """`no <kind> is named 'x' (did you mean 'y'?)`, or the known names when none is close."""
+    names = sorted(set(known))
+    close = difflib.get_close_matches(value, names, n=1) if isinstance(value, str) else []
+    if close:
+        hint = f"did you mean {close[0]!r}?"
+    elif names:
+        hint = "known: " + ", ".join(repr(name) for name in names[:10])
+        hint += ", ..." if len(names) > 10 else ""
+    else:
+        hint = f"there is no {kind}"
+    return f"no {kind} is named {value!r} ({hint})"
+
+
 def check_choice(choices: Iterable[str]) -> Callable[[Any, attrs.Attribute[Any], str], None]:
     allowed = tuple(choices)
 
     def check(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
         if value not in allowed:
+            close = difflib.get_close_matches(value, allowed, n=1) if isinstance(value, str) else []
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(
-                f"{attribute.name}: must be one of {', '.join(allowed)}; got {value!r}"
+                f"{attribute.name}: must be one of {', '.join(allowed)}; got {value!r}{hint}"
             )
 
     return check

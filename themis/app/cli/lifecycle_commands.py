@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from themis.app.api import Experiment
-from themis.app.cli.shared import errors, print_json, stdout
+from themis.app.cli.shared import errors, print_json, print_warnings, stdout
 from themis.app.render.estimate import (
     estimate_header,
     estimate_json,
@@ -62,6 +62,7 @@ def plan_command(
     """Compile a config and print its run manifest: run_id, trials per stage and per group."""
     with errors():
         experiment = Experiment.from_file(config, overrides=set_ or [])
+        print_warnings(experiment.spec)
         location = store if store is not None else Path(DEFAULT_STORE)
         existed = location.exists()
         # Only a store the user named may be created; the default one is used when it exists.

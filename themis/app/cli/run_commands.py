@@ -23,13 +23,21 @@ from themis.app.cli.shared import (
     errors,
     existing_store,
     print_json,
+    print_warnings,
     stderr,
     stdout,
     with_store,
 )
 from themis.app.execution.interpreter import ProgressCallback
 from themis.app.render.progress_bar import ProgressBar
-from themis.app.render.reports import report_json, report_render, run_json, runs_json, runs_table
+from themis.app.render.reports import (
+    counted,
+    report_json,
+    report_render,
+    run_json,
+    runs_json,
+    runs_table,
+)
 from themis.app.render.runtime_controls import preflight_lines
 from themis.app.usecases.runs import RunResult
 from themis.core.errors import StoreLocked
@@ -70,6 +78,7 @@ def run(
     """Run an experiment (or reuse / resume its stored run) and print its report."""
     with errors():
         experiment = Experiment.from_file(config, overrides=set_ or [])
+        print_warnings(experiment.spec)
         runtime = experiment.runtime  # before executing: requests near their context window
         warning, error = runtime.token_warning_threshold, runtime.token_error_threshold
         for line in preflight_lines(experiment.preflight(), warning, error):
@@ -196,8 +205,8 @@ def _execute(
         out.print(f"run {result.run_id[:12]}: reused the stored run (0 model calls)")
     else:
         out.print(
-            f"run {result.run_id[:12]}: executed {result.trials_executed} trials "
-            f"({result.model_calls} model calls)"
+            f"run {result.run_id[:12]}: executed {counted(result.trials_executed, 'trial')} "
+            f"({counted(result.model_calls, 'model call')})"
         )
     out.print(report_render(result.report))
 

@@ -13,7 +13,9 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from themis.core.checks import config_warnings
 from themis.core.errors import ThemisError
+from themis.core.spec import ExperimentSpec
 
 StoreOption = Annotated[
     Path, typer.Option("--store", help="The run store (a DuckDB file).", show_default=True)
@@ -42,6 +44,12 @@ def errors() -> Iterator[None]:
     except KeyboardInterrupt:
         stderr().print("interrupted: committed work is kept; run the same command again to resume")
         raise typer.Exit(130) from None
+
+
+def print_warnings(spec: ExperimentSpec) -> None:
+    """What the config's checks say before planning, though it is not wrong (a huge run)."""
+    for line in config_warnings(spec):
+        stderr().print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:

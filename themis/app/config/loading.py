@@ -1,7 +1,8 @@
 """Loading an experiment config (TOML or JSON) into the core's `ExperimentSpec` and `RuntimeConfig`.
 
 The steps are: read and parse the file, apply `--set` overrides to the raw tables, structure them
-strictly into the attrs classes, then read each dataset's cases relative to the config file.
+strictly into the attrs classes, read each dataset's cases relative to the config file, then run
+the compile-time checks (`themis.core.checks`) on the whole.
 Every expected failure is a `Failure(ConfigError)` whose message is one line naming the file, the
 key path and the value; nothing here raises for bad input.
 """
@@ -21,12 +22,14 @@ from returns.result import Failure, Result, Success
 from themis.app.config.datasets import load_cases
 from themis.app.config.overrides import apply_override, parse_override
 from themis.app.config.structuring import structure
+from themis.core.checks import ALL_CHECKS, Check, config_problems
 from themis.core.errors import ConfigError
 from themis.core.runtime import RuntimeConfig
 from themis.core.spec import DatasetSpec, ExperimentSpec
 
 __all__ = [
     "LoadedConfig",
+    "check_config",
     "config_from_mapping",
     "load_config",
     "parse_override",
@@ -78,6 +81,20 @@ def config_from_mapping(
         )
     except ConfigError as error:
         return Failure(error)
+
+
+def check_config(
+    spec: ExperimentSpec,
+    runtime: RuntimeConfig,
+    source_name: str,
+    checks: Sequence[Check] = ALL_CHECKS,
+) -> None:
+    """Refuse a config that fails a compile-time check (`themis.core.checks`): a one-line
+    `ConfigError` naming the file, the key and the value of its first problem."""
+    problems = config_problems(spec, runtime, checks)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigError(f"{source_name}: {problems[0]}{more}")
 
 
 def runtime_from_mapping(data: Any, source_name: str) -> Result[RuntimeConfig, ConfigError]:
@@ -134,6 +151,7 @@ def _build(data: Any, *, base_dir: Path, source_name: str, source: Path) -> Load
         for index, dataset in enumerate(spec.datasets)
     )
     spec = attrs.evolve(spec, datasets=datasets)
+    check_config(spec, runtime.unwrap(), source_name)
     return LoadedConfig(spec=spec, runtime=runtime.unwrap(), source=source)
 
 

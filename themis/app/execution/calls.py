@@ -40,7 +40,7 @@ from themis.core.events import (
     PreflightWarned,
 )
 from themis.core.generation import ModelCallError, ModelResponse
-from themis.core.planner import ModelRequest, TrialPlan
+from themis.core.planner import UNRENDERABLE, ModelRequest, TrialPlan
 from themis.core.retry import FailureKind, RetryPolicy, RetryRecord, retry_delay
 from themis.core.runtime import RuntimeConfig
 from themis.core.spec import ExperimentSpec
@@ -133,6 +133,9 @@ class ModelCaller:
         fails for good. `failed_before`: its request failed in an earlier execution (the
         breaker counts a request's failures once, and never probes with it while it can help)."""
         request = trial.request
+        if trial.problem is not None:  # a stored run's prompt that does not render: no call
+            self.budget.release(held)
+            return self._refused(request, UNRENDERABLE, trial.problem)
         gate = self.gate(request.provider)
         window = self.controls[trial.model].context_window
         prompt = count_messages(request.messages) if window or not gate.unlimited else 0

@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 from rich.table import Table
 
+from themis.app.render import counted
 from themis.core.estimate import Assumptions, Estimate, ModelEstimate, duration
 from themis.core.runtime import Price, RateLimit
 
@@ -124,10 +125,13 @@ def format_duration(seconds: float) -> str:
 def estimate_header(result: Estimate, name: str) -> list[str]:
     """The lines above the table: the run, then trials per stage."""
     stages = " · ".join(
-        f"{stage} {count} {'model calls' if stage == 'generate' else 'trials'}"
+        f"{stage} {counted(count, 'model call' if stage == 'generate' else 'trial')}"
         for stage, count in result.stage_trials.items()
     )
-    return [f"run_id {result.run_id}", f"{name} · {result.trials} trials · stages: {stages}"]
+    return [
+        f"run_id {result.run_id}",
+        f"{name} · {counted(result.trials, 'trial')} · stages: {stages}",
+    ]
 
 
 def estimate_table(result: Estimate) -> Table:

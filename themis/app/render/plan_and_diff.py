@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.table import Table
 
+from themis.app.render.reports import counted
 from themis.app.usecases.lifecycle import ConfigComparison, PlanResult, StoredRun
 from themis.core.diffing import ABSENT, FieldChange
 from themis.core.identity import FieldClass
@@ -105,7 +106,7 @@ def plan_table(manifest: RunManifest) -> Table:
 def plan_stage_line(manifest: RunManifest) -> str:
     """Trials per executed stage; `generate` counts distinct requests (twins share one)."""
     return "stages: " + " · ".join(
-        f"{stage.value} {count} {'model calls' if stage is Stage.GENERATE else 'trials'}"
+        f"{stage.value} {counted(count, 'model call' if stage is Stage.GENERATE else 'trial')}"
         for stage, count in manifest.stages.items()
     )
 
@@ -118,7 +119,8 @@ def plan_store_line(result: PlanResult, store: str, *, store_existed: bool) -> s
         status = stored.status + (f" through {through.value}" if through else "")
         return (
             f"store {store}: run stored, {status}: {stored.scored} scored, {stored.failed} "
-            f"failed, {stored.pending} pending; {stored.remaining_generations} model calls to go"
+            f"failed, {stored.pending} pending; "
+            f"{counted(stored.remaining_generations, 'model call')} to go"
         )
     if result.saved:
         return f"store {store}: new run; snapshot saved (status planned, no events)"

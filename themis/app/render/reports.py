@@ -15,6 +15,11 @@ from themis.core.report import Report, ServedModel
 from themis.core.snapshot import RunSummary
 
 
+def counted(count: int, noun: str) -> str:
+    """`1 trial`, `2 trials`: a count with its noun in the right number."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _number(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 

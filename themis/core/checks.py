@@ -1,0 +1,235 @@
+"""Compile-time checks of a config: every name it refers to and every value it sets.
+
+One mechanism for all of them: a check is a function of the experiment and its runtime that
+yields `Problem`s (the key to fix and a one-line message naming the value, with a did-you-mean
+when a name is misspelled). `config_problems` runs them before a store is created or a model is
+called, and the application reports the first problem as a `ConfigError` naming the file.
+Stored runs are not checked again: they are read as stored (a trial whose prompt does not render
+or whose answer cannot be parsed fails with its reason). docs/reference/config-checks.md lists
+every check.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+
+from attrs import fields, frozen
+
+from themis.core.prompting import PromptError, render, template_fields
+from themis.core.runtime import RuntimeConfig
+from themis.core.scoring import MAX_CHOICES, choice_count
+from themis.core.spec import DatasetSpec, ExperimentSpec, ParserSpec, PromptSpec
+from themis.core.validation import unknown_name
+
+__all__ = [
+    "ALL_CHECKS",
+    "LARGE_RUN_TRIALS",
+    "MAX_SAMPLES",
+    "RUNTIME_CHECKS",
+    "Problem",
+    "config_problems",
+    "config_warnings",
+]
+
+MAX_SAMPLES = 10_000  # samples per case, model and prompt; more is a typo, not an experiment
+LARGE_RUN_TRIALS = 1_000_000  # a run planning more trials is announced before it is planned
+# The parser settings each builtin parser reads; any other setting away from its default is a
+# mistake (it would be silently ignored).
+PARSER_SETTINGS: dict[str, frozenset[str]] = {
+    "regex": frozenset({"pattern", "group"}),
+    "choice": frozenset({"choices", "choices_field"}),
+}
+
+
+@frozen
+class Problem:
+    """One thing to fix: `key` is where in the config, `message` says what, naming the value."""
+
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}"
+
+
+Check = Callable[[ExperimentSpec, RuntimeConfig], Iterator[Problem]]
+
+
+def _model_tables(spec: ExperimentSpec, runtime: RuntimeConfig) -> Iterator[Problem]:
+    """`model_prices` and `context_windows` are keyed by a model's label or its model id."""
+    names = [model.name for model in spec.models] + [model.model for model in spec.models]
+    for table in ("model_prices", "context_windows"):
+        for key in getattr(runtime, table):
+            if key not in names:
+                yield Problem(f"runtime.{table}", unknown_name("model", key, names))
+
+
+def _provider_tables(spec: ExperimentSpec, runtime: RuntimeConfig) -> Iterator[Problem]:
+    """Provider limits and endpoints are keyed by the providers the models name."""
+    providers = [model.provider for model in spec.models]
+    for table in ("provider_rate_limits", "provider_concurrency", "endpoints"):
+        for key in getattr(runtime, table):
+            if key not in providers:
+                yield Problem(f"runtime.{table}", unknown_name("provider", key, providers))
+
+
+def _expected_fields(spec: ExperimentSpec, runtime: RuntimeConfig) -> Iterator[Problem]:
+    """A file's `expected_field` must be a column some row has, or every trial scores 0."""
+    for index, dataset in enumerate(spec.datasets):
+        if dataset.path is None or any(dataset.expected_field in c.fields for c in dataset.cases):
+            continue
+        columns = _columns(dataset)
+        kind = f"column of {dataset.path}"
+        yield Problem(
+            f"datasets[{index}].expected_field", unknown_name(kind, dataset.expected_field, columns)
+        )
+
+
+def _columns(dataset: DatasetSpec) -> set[str]:
+    columns: set[str] = set()
+    for case in dataset.cases:
+        columns.update(case.fields)
+    return columns
+
+
+def _prompts(spec: ExperimentSpec, runtime: RuntimeConfig) -> Iterator[Problem]:
+    """Each prompt renders, and renders to something, for every case (the first failure each)."""
+    for index, prompt in enumerate(spec.prompts):
+        problem = _prompt_problem(prompt, spec.datasets)
+        if problem is not None:
+            yield Problem(f"prompts[{index}]", problem)
+
+
+def _prompt_problem(prompt: PromptSpec, datasets: Iterable[DatasetSpec]) -> str | None:
+    try:
+        needed = template_fields(prompt) - {"id"}
+    except PromptError as error:
+        return str(error)
+    for dataset in datasets:
+        for case in dataset.cases:
+            try:
+                messages = render(prompt, case)
+            except PromptError as error:
+                missing = needed - case.fields.keys()
+                if not missing:
+                    return str(error)
+                name = sorted(missing)[0]  # most likely a misspelled field: say which is meant
+                kind = f"field of case {case.id!r} of dataset {dataset.name!r}"
+                return f"prompt {prompt.name!r}: {unknown_name(kind, name, case.fields)}"
+            for message in messages:
+                if not message.content.strip():
+                    part = "system message" if message.role == "system" else "template"
+                    return (
+                        f"prompt {prompt.name!r}: its {part} renders empty for case {case.id!r} "
+                        f"of dataset {dataset.name!r}"
+                    )
+    return None
+
+
+def _parser(spec: ExperimentSpec, runtime: RuntimeConfig) -> Iterator[Problem]:
+    """The parser's settings: a valid regex with the group it names; no setting it ignores."""
+    parser = spec.parser
+    used = PARSER_SETTINGS.get(parser.name, frozenset())
+    for setting in fields(ParserSpec):
+        value = getattr(parser, setting.name)
+        if setting.name != "name" and setting.name not in used and value != setting.default:
+            yield Problem(
+                f"parser.{setting.name}",
+                f"the {parser.name!r} parser does not use it (got {value!r}); "
+                f"only {_users(setting.name)} does",
+            )
+    if parser.name == "regex":
+        yield from _regex(parser)
+    if parser.name == "choice" and parser.choices is None:
+        yield from _choice_counts(parser, spec.datasets)
+
+
+def _users(setting: str) -> str:
+    users = [name for name, used in PARSER_SETTINGS.items() if setting in used]
+    return " or ".join(repr(name) for name in users) or "no parser"
+
+
+def _regex(parser: ParserSpec) -> Iterator[Problem]:
+    if parser.pattern is None:
+        yield Problem("parser.pattern", "missing: the 'regex' parser needs a pattern")
+        return
+    try:
+        compiled = re.compile(parser.pattern, re.DOTALL)
+    except re.error as error:
+        yield Problem("parser.pattern", f"invalid regular expression {parser.pattern!r}: {error}")
+        return
+    if not 0 <= parser.group <= compiled.groups:
+        yield Problem(
+            "parser.group",
+            f"pattern {parser.pattern!r} has {compiled.groups} group(s); "
+            f"there is no group {parser.group}",
+        )
+
+
+def _choice_counts(parser: ParserSpec, datasets: Iterable[DatasetSpec]) -> Iterator[Problem]:
+    """Without a fixed `choices`, every case must say how many choices it has."""
+    for dataset in datasets:
+        for case in dataset.cases:
+            if choice_count(parser, case) is None:
+                field = parser.choices_field
+                if field in case.fields:
+                    found = f"its {field!r} is {case.fields[field]!r}"
+                else:
+                    found = unknown_name("field", field, case.fields)
+                yield Problem(
+                    "parser.choices_field",
+                    f"case {case.id!r} of dataset {dataset.name!r} does not give its number of "
+                    f"choices ({found}; a list of 2 to {MAX_CHOICES} options, or their count); "
+                    "set parser.choices_field, or parser.choices for every case",
+                )
+                return
+
+
+def _values(spec: ExperimentSpec, runtime: RuntimeConfig) -> Iterator[Problem]:
+    """Numbers that parse but make no sense: sampling parameters, tolerances, sample counts."""
+    if spec.samples > MAX_SAMPLES:
+        yield Problem("samples", f"must be at most {MAX_SAMPLES:,}, got {spec.samples:,}")
+    for index, model in enumerate(spec.models):
+        params = model.params
+        if params.temperature < 0:
+            yield Problem(
+                f"models[{index}].params.temperature", f"must be >= 0, got {params.temperature}"
+            )
+        if params.top_p is not None and not 0 < params.top_p <= 1:
+            yield Problem(
+                f"models[{index}].params.top_p", f"must be within (0, 1], got {params.top_p}"
+            )
+    for index, metric in enumerate(spec.metrics):
+        if metric.tolerance < 0:
+            yield Problem(f"metrics[{index}].tolerance", f"must be >= 0, got {metric.tolerance}")
+
+
+# Cheap checks first; the prompt check renders every case once per prompt.
+RUNTIME_CHECKS: tuple[Check, ...] = (_model_tables, _provider_tables)
+ALL_CHECKS: tuple[Check, ...] = (
+    _values,
+    _parser,
+    *RUNTIME_CHECKS,
+    _expected_fields,
+    _prompts,
+)
+
+
+def config_problems(
+    spec: ExperimentSpec, runtime: RuntimeConfig, checks: Iterable[Check] = ALL_CHECKS
+) -> tuple[Problem, ...]:
+    """Every problem `checks` find, in order; empty when the config is fine."""
+    return tuple(problem for check in checks for problem in check(spec, runtime))
+
+
+def config_warnings(spec: ExperimentSpec) -> tuple[str, ...]:
+    """Things worth saying before a run is planned, though not wrong: a very large run."""
+    cases = sum(len(dataset.cases) for dataset in spec.datasets)
+    trials = cases * len(spec.models) * len(spec.prompts) * spec.samples
+    if trials <= LARGE_RUN_TRIALS:
+        return ()
+    return (
+        f"this run plans {trials:,} trials ({cases:,} cases x {len(spec.models)} models x "
+        f"{len(spec.prompts)} prompts x {spec.samples:,} samples); planning them takes a while",
+    )
