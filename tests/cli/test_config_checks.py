@@ -10,7 +10,7 @@ import pytest
 from tests.cli.helpers import Invoke, one_error_line
 
 PROMPT = 'template = "Answer with a number only.\\n{{ question }}"'
-PARSER = 'name = "number"      # the last number in the response'
+PARSER = 'name = "number"      # the answer number (docs/reference/parsers-and-metrics.md)'
 
 # (what is changed in examples/demo.toml: old text → new text, or an appended table; the error)
 CASES = {
