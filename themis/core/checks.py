@@ -16,9 +16,10 @@ from collections.abc import Callable, Iterable, Iterator
 
 from attrs import fields, frozen
 
+from themis.core.choice_grammar import MAX_CHOICES
 from themis.core.prompting import PromptError, render, template_fields
 from themis.core.runtime import RuntimeConfig
-from themis.core.scoring import MAX_CHOICES, choice_count
+from themis.core.scoring import choice_count
 from themis.core.spec import DatasetSpec, ExperimentSpec, ParserSpec, PromptSpec
 from themis.core.validation import unknown_name
 

@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 from rich.table import Table
 
-from themis.app.render import counted
+from themis.app.render.reports import counted
 from themis.core.estimate import Assumptions, Estimate, ModelEstimate, duration
 from themis.core.runtime import Price, RateLimit
 
