@@ -222,3 +222,19 @@ def test_a_very_large_run_is_announced_with_its_trial_count() -> None:
         f"this run plans {8 * samples:,} trials (2 cases x 2 models x 2 prompts x {samples:,} "
         "samples)"
     )
+
+
+def test_the_choice_parser_needs_every_case_to_give_its_number_of_choices() -> None:
+    rows = (
+        Case(id="q0", fields={"a": 1, "b": 2, "choices": ["x", "y", "z"]}),
+        Case(id="q1", fields={"a": 1, "b": 2, "choice": ["x", "y"]}),
+    )
+    spec = small_spec(
+        datasets=(DatasetSpec(name="quiz", cases=rows),), parser=ParserSpec(name="choice")
+    )
+    assert problems(spec) == [
+        "parser.choices_field: case 'q1' of dataset 'quiz' has no field 'choices' holding its "
+        "choices (did you mean 'choice'?): a list of 2 to 26 options, or their count; set "
+        "parser.choices_field, or parser.choices for every case"
+    ]
+    assert problems(attrs.evolve(spec, parser=ParserSpec(name="choice", choices=4))) == []

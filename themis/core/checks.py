@@ -21,7 +21,7 @@ from themis.core.prompting import PromptError, render, template_fields
 from themis.core.runtime import RuntimeConfig
 from themis.core.scoring import choice_count
 from themis.core.spec import DatasetSpec, ExperimentSpec, ParserSpec, PromptSpec
-from themis.core.validation import unknown_name
+from themis.core.validation import close_name, unknown_name
 
 __all__ = [
     "ALL_CHECKS",
@@ -170,21 +170,24 @@ def _regex(parser: ParserSpec) -> Iterator[Problem]:
 
 def _choice_counts(parser: ParserSpec, datasets: Iterable[DatasetSpec]) -> Iterator[Problem]:
     """Without a fixed `choices`, every case must say how many choices it has."""
+    field = parser.choices_field
     for dataset in datasets:
         for case in dataset.cases:
-            if choice_count(parser, case) is None:
-                field = parser.choices_field
-                if field in case.fields:
-                    found = f"its {field!r} is {case.fields[field]!r}"
-                else:
-                    found = unknown_name("field", field, case.fields)
-                yield Problem(
-                    "parser.choices_field",
-                    f"case {case.id!r} of dataset {dataset.name!r} does not give its number of "
-                    f"choices ({found}; a list of 2 to {MAX_CHOICES} options, or their count); "
-                    "set parser.choices_field, or parser.choices for every case",
-                )
-                return
+            if choice_count(parser, case) is not None:
+                continue
+            where = f"case {case.id!r} of dataset {dataset.name!r}"
+            if field in case.fields:
+                found = f"{where} has {field!r} = {case.fields[field]!r}, not its choices"
+            else:
+                close = close_name(field, case.fields)
+                hint = f" (did you mean {close!r}?)" if close else ""
+                found = f"{where} has no field {field!r} holding its choices{hint}"
+            yield Problem(
+                "parser.choices_field",
+                f"{found}: a list of 2 to {MAX_CHOICES} options, or their count; set "
+                "parser.choices_field, or parser.choices for every case",
+            )
+            return
 
 
 def _values(spec: ExperimentSpec, runtime: RuntimeConfig) -> Iterator[Problem]:

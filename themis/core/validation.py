@@ -36,12 +36,18 @@ def check_non_negative(instance: Any, attribute: attrs.Attribute[Any], value: fl
         raise ValueError(f"{attribute.name}: must be a number >= 0, got {value!r}")
 
 
+def close_name(value: str, known: Iterable[str]) -> str | None:
+    """The known name `value` is most likely a misspelling of, if any is close."""
+    close = difflib.get_close_matches(value, list(known), n=1) if isinstance(value, str) else []
+    return close[0] if close else None
+
+
 def unknown_name(kind: str, value: str, known: Iterable[str]) -> str:
     """`no <kind> is named 'x' (did you mean 'y'?)`, or the known names when none is close."""
     names = sorted(set(known))
-    close = difflib.get_close_matches(value, names, n=1) if isinstance(value, str) else []
-    if close:
-        hint = f"did you mean {close[0]!r}?"
+    close = close_name(value, names)
+    if close is not None:
+        hint = f"did you mean {close!r}?"
     elif names:
         hint = "known: " + ", ".join(repr(name) for name in names[:10])
         hint += ", ..." if len(names) > 10 else ""
@@ -55,8 +61,8 @@ def check_choice(choices: Iterable[str]) -> Callable[[Any, attrs.Attribute[Any],
 
     def check(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
         if value not in allowed:
-            close = difflib.get_close_matches(value, allowed, n=1) if isinstance(value, str) else []
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            close = close_name(value, allowed)
+            hint = f" (did you mean {close!r}?)" if close else ""
             raise ValueError(
                 f"{attribute.name}: must be one of {', '.join(allowed)}; got {value!r}{hint}"
             )
