@@ -8,7 +8,8 @@ The conventions (also in docs/development.md):
   blank lines between) is what it prints, and must match it line for line;
 - in ```console blocks each line starting with `$ themis ` is run in-process in that directory
   (a trailing backslash continues it); it must exit 0, or 2 when the output shown under it
-  starts with `error:`. Other `$` lines (`make demo`) are not run;
+  starts with `error:`, or N when its comment says `# ... exit status N`. Other `$` lines
+  (`make demo`) are not run;
 - ```toml, ```text, ```json and other named blocks are not run; a bare or ```sh block is refused,
   since it would look runnable without being run;
 - `<!-- docs-test: skip -->` on the line before a block skips it (e.g. it needs a real server).
@@ -36,6 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 SKIP = "<!-- docs-test: skip -->"
 REFUSED_LANGUAGES = {"", "sh", "bash", "shell", "zsh"}
+_EXIT_STATUS = re.compile(r"#.*\bexit status (\d+)")
 _FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})(?P<lang>[\w+-]*)\s*$")
 # The CLI's environment in every example: no forced colour or terminal, a fixed width.
 CLI_ENV: dict[str, str | None] = {"COLUMNS": "160", "FORCE_COLOR": None, "NO_COLOR": None}
@@ -84,9 +86,9 @@ def code_blocks(text: str) -> list[Block]:
     return blocks
 
 
-def commands(block: Block) -> list[tuple[int, list[str], bool]]:
-    """Each `$ themis` command of a console block: its line, its arguments, whether it must fail."""
-    found: list[tuple[int, list[str], bool]] = []
+def commands(block: Block) -> list[tuple[int, list[str], int]]:
+    """Each `$ themis` command of a console block: its line, its arguments, its exit status."""
+    found: list[tuple[int, list[str], int]] = []
     lines = list(block.lines)
     index = 0
     while index < len(lines):
@@ -99,7 +101,9 @@ def commands(block: Block) -> list[tuple[int, list[str], bool]]:
             index += 1
         shown = lines[index] if index < len(lines) else ""
         arguments = shlex.split(line[len("$ themis ") :], comments=True)
-        found.append((block.line + 1 + start, arguments, shown.startswith("error:")))
+        stated = _EXIT_STATUS.search(line)
+        status = int(stated[1]) if stated else 2 if shown.startswith("error:") else 0
+        found.append((block.line + 1 + start, arguments, status))
     return found
 
 
@@ -135,12 +139,12 @@ def test_every_code_block_runs(page: Path, tmp_path: Path, monkeypatch: pytest.M
                     f"{where}: prints something else than the text block under it"
                 )
         elif block.lang == "console":
-            for line, arguments, must_fail in commands(block):
+            for line, arguments, expected in commands(block):
                 result = runner.invoke(app, arguments, env=CLI_ENV)
-                expected = 2 if must_fail else 0
                 assert result.exit_code == expected, (
                     f"{name}:{line}: `themis {' '.join(arguments)}` exited {result.exit_code}, "
-                    f"expected {expected}\n{result.output}{result.exception or ''}"
+                    f"expected {expected} (a command meant to end otherwise says so in a comment: "
+                    f"`$ themis ...  # exit status N`)\n{result.output}{result.exception or ''}"
                 )
 
 
@@ -165,6 +169,7 @@ def test_blocks_commands_and_skips_are_found() -> None:
             "    --set seed=7   # a comment",
             "$ themis report abcd --store 'a b.duckdb'",
             "error: no run 'abcd'",
+            "$ themis run examples/demo.toml  # pauses: exit status 3",
             "```",
             "",
             "```text",
@@ -179,7 +184,8 @@ def test_blocks_commands_and_skips_are_found() -> None:
     assert not console.skip
     assert (skipped.follows, console.follows, shown.follows) == (False, True, True)
     assert commands(console) == [
-        (11, ["run", "examples/demo.toml", "--set", "seed=7"], False),
-        (13, ["report", "abcd", "--store", "a b.duckdb"], True),
+        (11, ["run", "examples/demo.toml", "--set", "seed=7"], 0),
+        (13, ["report", "abcd", "--store", "a b.duckdb"], 2),
+        (15, ["run", "examples/demo.toml"], 3),
     ]
     assert os.sep not in _page_id(REPO / "README.md")
