@@ -5,7 +5,10 @@ Changing what `import themis` exports must change `PUBLIC_API` below, deliberate
 
 from __future__ import annotations
 
+import ast
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,16 +32,26 @@ from themis import (
 PUBLIC_API = [
     "Case",
     "CaseNotFound",
+    "ClockPort",
     "ConfigComparison",
     "ConfigError",
     "DatasetSpec",
+    "DuckDBStore",
     "Endpoint",
     "Estimate",
     "Experiment",
     "ExperimentSpec",
+    "FailureKind",
+    "FakeClock",
     "GenerationParams",
+    "MemoryStore",
+    "Message",
     "MetricSpec",
+    "ModelCallError",
     "ModelEstimate",
+    "ModelPort",
+    "ModelRequest",
+    "ModelResponse",
     "ModelSpec",
     "ParserSpec",
     "Price",
@@ -51,10 +64,13 @@ PUBLIC_API = [
     "RunNotFound",
     "RunResult",
     "RuntimeConfig",
+    "ScriptedModel",
     "Stage",
     "StoreError",
     "StoreLocked",
+    "SystemClock",
     "ThemisError",
+    "TokenLogprob",
     "diff_configs",
     "get_evaluation_execution",
     "get_execution_state",
@@ -81,6 +97,63 @@ def test_every_exported_name_resolves(name: str) -> None:
 
     assert exported is not None
     assert getattr(exported, "__module__", "").startswith("themis.")
+
+
+def test_the_lazy_table_says_what_the_type_checkers_imports_say() -> None:
+    tree = ast.parse(Path(themis.__file__).read_text(encoding="utf-8"))
+    (guarded,) = [node for node in tree.body if isinstance(node, ast.If)]  # if TYPE_CHECKING:
+    imported = {
+        alias.name: node.module
+        for node in guarded.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+
+    assert imported == themis._HOME_OF
+    assert sorted(imported) == PUBLIC_API
+
+
+def test_import_themis_loads_no_engine() -> None:
+    # `import themis` stays cheap: trio, httpx, DuckDB and the app load on first use of a name.
+    code = (
+        "import sys, themis; print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'trio', 'httpx', 'duckdb', 'jinja2', 'attrs', 'httptools'}), "
+        "sorted(m for m in sys.modules if m.startswith('themis.')))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+
+    assert loaded.strip() == "[] []"
+
+
+def test_a_fake_model_clock_and_store_from_the_top_level_package() -> None:
+    # What the docs tell users to build a deterministic test from, without deep imports.
+    class Echo:
+        """The expected answer, after one 503 per request (retried: `server` is retryable)."""
+
+        def __init__(self) -> None:
+            self.calls: dict[str, int] = {}
+
+        async def generate(self, request: themis.ModelRequest) -> themis.ModelResponse:
+            assert isinstance(request.messages[0], themis.Message)
+            self.calls[request.trial_key] = self.calls.get(request.trial_key, 0) + 1
+            if self.calls[request.trial_key] == 1:
+                raise themis.ModelCallError(themis.FailureKind.SERVER, "once", status=503)
+            return themis.ModelResponse(text=f"The answer is {request.reference}.")
+
+    model: themis.ModelPort = Echo()
+    store = themis.MemoryStore()
+    result = Experiment.from_spec(_spec()).run(
+        store,
+        models={"fake": model},
+        clock=themis.FakeClock(),
+        generation_retry_delay=0,
+        progress="off",
+    )
+
+    assert [(row.model, row.mean) for row in result.report.rows] == [("good", 1.0), ("poor", 1.0)]
+    assert [summary.run_id for summary in themis.runs(store=store)] == [result.run_id]
 
 
 def _spec() -> ExperimentSpec:

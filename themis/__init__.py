@@ -3,57 +3,140 @@
 Describe an experiment once; Themis compiles it to a stable `run_id`, runs every trial
 concurrently, records every fact in an append-only event log and answers later questions
 (reports, resume) by re-projecting that log.
+
+Everything a user is told to use is importable from here: the experiment and its use cases, the
+spec and runtime classes, the ports a model or clock implements (`ModelPort`, `ClockPort`) with
+what crosses them (`ModelRequest`, `Message`, `ModelResponse`, `TokenLogprob`, `ModelCallError`,
+`FailureKind`), the stores (`MemoryStore`, `DuckDBStore`), the clocks (`FakeClock`,
+`SystemClock`), the scripted model and the errors. Each name is imported on first use, so
+`import themis` itself loads nothing else (the engine pulls in trio, httpx and DuckDB).
 """
 
-from themis.app.api import Experiment, load_report, replay, resume, runs
-from themis.app.usecases.inspect_runs import (
-    get_evaluation_execution,
-    get_execution_state,
-    get_run_progress,
-    get_run_snapshot,
-    quickcheck,
-)
-from themis.app.usecases.lifecycle import ConfigComparison, diff_configs
-from themis.app.usecases.runs import RunResult
-from themis.core.endpoint import Endpoint
-from themis.core.errors import (
-    CaseNotFound,
-    ConfigError,
-    RunExists,
-    RunNotFound,
-    StoreError,
-    StoreLocked,
-    ThemisError,
-)
-from themis.core.estimate import Estimate, ModelEstimate
-from themis.core.manifest import RunManifest
-from themis.core.report import Report, ReportRow
-from themis.core.runtime import Price, RateLimit, RuntimeConfig
-from themis.core.spec import (
-    Case,
-    DatasetSpec,
-    ExperimentSpec,
-    GenerationParams,
-    MetricSpec,
-    ModelSpec,
-    ParserSpec,
-    PromptSpec,
-)
-from themis.core.stages import Stage
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from themis.adapters.clocks import FakeClock, SystemClock
+    from themis.adapters.models.scripted import ScriptedModel
+    from themis.adapters.stores.duckdb import DuckDBStore
+    from themis.adapters.stores.memory import MemoryStore
+    from themis.app.api import Experiment, load_report, replay, resume, runs
+    from themis.app.usecases.inspect_runs import (
+        get_evaluation_execution,
+        get_execution_state,
+        get_run_progress,
+        get_run_snapshot,
+        quickcheck,
+    )
+    from themis.app.usecases.lifecycle import ConfigComparison, diff_configs
+    from themis.app.usecases.runs import RunResult
+    from themis.core.endpoint import Endpoint
+    from themis.core.errors import (
+        CaseNotFound,
+        ConfigError,
+        RunExists,
+        RunNotFound,
+        StoreError,
+        StoreLocked,
+        ThemisError,
+    )
+    from themis.core.estimate import Estimate, ModelEstimate
+    from themis.core.generation import ModelCallError, ModelResponse, TokenLogprob
+    from themis.core.manifest import RunManifest
+    from themis.core.planner import ModelRequest
+    from themis.core.prompting import Message
+    from themis.core.report import Report, ReportRow
+    from themis.core.retry import FailureKind
+    from themis.core.runtime import Price, RateLimit, RuntimeConfig
+    from themis.core.spec import (
+        Case,
+        DatasetSpec,
+        ExperimentSpec,
+        GenerationParams,
+        MetricSpec,
+        ModelSpec,
+        ParserSpec,
+        PromptSpec,
+    )
+    from themis.core.stages import Stage
+    from themis.ports.clock import ClockPort
+    from themis.ports.model import ModelPort
+
+# Where each exported name lives (the imports above, for type checkers, say the same).
+_HOMES = {
+    "themis.adapters.clocks": ("FakeClock", "SystemClock"),
+    "themis.adapters.models.scripted": ("ScriptedModel",),
+    "themis.adapters.stores.duckdb": ("DuckDBStore",),
+    "themis.adapters.stores.memory": ("MemoryStore",),
+    "themis.app.api": ("Experiment", "load_report", "replay", "resume", "runs"),
+    "themis.app.usecases.inspect_runs": (
+        "get_evaluation_execution",
+        "get_execution_state",
+        "get_run_progress",
+        "get_run_snapshot",
+        "quickcheck",
+    ),
+    "themis.app.usecases.lifecycle": ("ConfigComparison", "diff_configs"),
+    "themis.app.usecases.runs": ("RunResult",),
+    "themis.core.endpoint": ("Endpoint",),
+    "themis.core.errors": (
+        "CaseNotFound",
+        "ConfigError",
+        "RunExists",
+        "RunNotFound",
+        "StoreError",
+        "StoreLocked",
+        "ThemisError",
+    ),
+    "themis.core.estimate": ("Estimate", "ModelEstimate"),
+    "themis.core.generation": ("ModelCallError", "ModelResponse", "TokenLogprob"),
+    "themis.core.manifest": ("RunManifest",),
+    "themis.core.planner": ("ModelRequest",),
+    "themis.core.prompting": ("Message",),
+    "themis.core.report": ("Report", "ReportRow"),
+    "themis.core.retry": ("FailureKind",),
+    "themis.core.runtime": ("Price", "RateLimit", "RuntimeConfig"),
+    "themis.core.spec": (
+        "Case",
+        "DatasetSpec",
+        "ExperimentSpec",
+        "GenerationParams",
+        "MetricSpec",
+        "ModelSpec",
+        "ParserSpec",
+        "PromptSpec",
+    ),
+    "themis.core.stages": ("Stage",),
+    "themis.ports.clock": ("ClockPort",),
+    "themis.ports.model": ("ModelPort",),
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
     "Case",
     "CaseNotFound",
+    "ClockPort",
     "ConfigComparison",
     "ConfigError",
     "DatasetSpec",
+    "DuckDBStore",
     "Endpoint",
     "Estimate",
     "Experiment",
     "ExperimentSpec",
+    "FailureKind",
+    "FakeClock",
     "GenerationParams",
+    "MemoryStore",
+    "Message",
     "MetricSpec",
+    "ModelCallError",
     "ModelEstimate",
+    "ModelPort",
+    "ModelRequest",
+    "ModelResponse",
     "ModelSpec",
     "ParserSpec",
     "Price",
@@ -66,10 +149,13 @@ __all__ = [
     "RunNotFound",
     "RunResult",
     "RuntimeConfig",
+    "ScriptedModel",
     "Stage",
     "StoreError",
     "StoreLocked",
+    "SystemClock",
     "ThemisError",
+    "TokenLogprob",
     "diff_configs",
     "get_evaluation_execution",
     "get_execution_state",
@@ -81,3 +167,17 @@ __all__ = [
     "resume",
     "runs",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """An exported name, imported from its home on first use and then kept here."""
+    home = _HOME_OF.get(name)
+    if home is None:
+        raise AttributeError(f"module 'themis' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*__all__, *(name for name in globals() if name.startswith("__"))})
