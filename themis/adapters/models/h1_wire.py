@@ -4,12 +4,13 @@ The request is written as one buffer (head and body), its header lines checked s
 can inject another. The answer is framed by llhttp (Node's parser, through httptools) in its
 strict mode, fed straight from a non-blocking socket: status line and header grammar, chunk
 sizes and extensions, trailers, `content-length` (one, digits only; none beside
-`transfer-encoding`), bare CR or LF, obs-fold. On top of it (`Answer._check_head`): HTTP/1.0 or
-1.1 only, a status of at least 100, `chunked` as the only transfer-coding, a head of at most
-64 KiB. 1xx answers are skipped; a body without framing runs until the server closes;
-`content-encoding` gzip or deflate is undone. Every failure is one of httpx's exception types
-(`RemoteProtocolError` for a malformed answer, `ReadError`, `ReadTimeout`,
-`LocalProtocolError`), as `h1` promises. ADR 0013 says why llhttp rather than h11 or our own.
+`transfer-encoding`), bare CR or LF, obs-fold. On top of it (`Answer.on_headers_complete`):
+HTTP/1.0 or 1.1 only, a status of at least 100, `chunked` as the only transfer-coding, no body
+framing on a 1xx, a head of at most 64 KiB. 1xx answers are skipped; a body without framing
+runs until the server closes; `content-encoding` gzip or deflate is undone. Every failure is one
+of httpx's exception types (`RemoteProtocolError` for a malformed answer, `ReadError`,
+`ReadTimeout`, `LocalProtocolError`), as `h1` promises. ADR 0013 says why llhttp rather than
+h11 or our own.
 """
 
 from __future__ import annotations
@@ -182,6 +183,9 @@ class Answer:
             codings = [value for name, value in self._framing if name == b"transfer-encoding"]
             if codings and (len(codings) > 1 or codings[0].strip().lower() != b"chunked"):
                 raise _malformed(f"unsupported transfer-encoding {b', '.join(codings)!r}")
+            if status < 200 and (codings or any(v.strip() != b"0" for _, v in self._framing)):
+                # A 1xx has no body (RFC 9110 8.6), but llhttp would read one (but for a 100)
+                raise _malformed(f"an informational answer ({status}) framing a body")
             self._framed = True
         else:
             self._framed = status < 200 or status in (204, 304)
