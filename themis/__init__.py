@@ -22,7 +22,15 @@ if TYPE_CHECKING:
     from themis.adapters.models.scripted import ScriptedModel
     from themis.adapters.stores.duckdb import DuckDBStore
     from themis.adapters.stores.memory import MemoryStore
-    from themis.app.api import Experiment, load_report, replay, resume, runs
+    from themis.app.api import (
+        Experiment,
+        clear_provider_holds,
+        load_report,
+        provider_holds,
+        replay,
+        resume,
+        runs,
+    )
     from themis.app.usecases.inspect_runs import (
         get_evaluation_execution,
         get_execution_state,
@@ -47,6 +55,7 @@ if TYPE_CHECKING:
     from themis.core.manifest import RunManifest
     from themis.core.planner import ModelRequest
     from themis.core.prompting import Message
+    from themis.core.provider_state import ProviderHold
     from themis.core.report import Report, ReportRow
     from themis.core.retry import FailureKind
     from themis.core.runtime import Price, RateLimit, RuntimeConfig
@@ -70,7 +79,15 @@ _HOMES = {
     "themis.adapters.models.scripted": ("ScriptedModel",),
     "themis.adapters.stores.duckdb": ("DuckDBStore",),
     "themis.adapters.stores.memory": ("MemoryStore",),
-    "themis.app.api": ("Experiment", "load_report", "replay", "resume", "runs"),
+    "themis.app.api": (
+        "Experiment",
+        "clear_provider_holds",
+        "load_report",
+        "provider_holds",
+        "replay",
+        "resume",
+        "runs",
+    ),
     "themis.app.usecases.inspect_runs": (
         "get_evaluation_execution",
         "get_execution_state",
@@ -95,6 +112,7 @@ _HOMES = {
     "themis.core.manifest": ("RunManifest",),
     "themis.core.planner": ("ModelRequest",),
     "themis.core.prompting": ("Message",),
+    "themis.core.provider_state": ("ProviderHold",),
     "themis.core.report": ("Report", "ReportRow"),
     "themis.core.retry": ("FailureKind",),
     "themis.core.runtime": ("Price", "RateLimit", "RuntimeConfig"),
@@ -141,6 +159,7 @@ __all__ = [
     "ParserSpec",
     "Price",
     "PromptSpec",
+    "ProviderHold",
     "RateLimit",
     "Report",
     "ReportRow",
@@ -156,12 +175,14 @@ __all__ = [
     "SystemClock",
     "ThemisError",
     "TokenLogprob",
+    "clear_provider_holds",
     "diff_configs",
     "get_evaluation_execution",
     "get_execution_state",
     "get_run_progress",
     "get_run_snapshot",
     "load_report",
+    "provider_holds",
     "quickcheck",
     "replay",
     "resume",

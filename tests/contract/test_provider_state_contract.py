@@ -91,6 +91,28 @@ class ProviderStateContract:
         for index, name in enumerate(NAMES):
             assert port.read(name) == state(open_until=float(index), pid=index)
 
+    def test_entries_list_every_provider(self, port: ProviderStatePort) -> None:
+        assert port.entries() == []
+        for index, name in enumerate(NAMES):
+            port.publish(name, state(paused_until=float(index), pid=index))
+        assert sorted(port.entries()) == sorted(
+            (name, state(paused_until=float(index), pid=index)) for index, name in enumerate(NAMES)
+        )
+
+    def test_clear_removes_one_provider_or_all(self, port: ProviderStatePort) -> None:
+        port.publish("local @ http://a", state(paused_until=100.0))
+        port.publish("local @ http://b", state(paused_until=200.0))
+        port.publish("openai", state(open_until=50.0))
+        assert port.clear("local @ http://a") == ["local @ http://a"]
+        assert port.read("local @ http://a") is None
+        assert port.clear("local @ http://a") == []  # nothing left to clear
+        assert port.read("local @ http://b") == state(paused_until=200.0)
+        assert sorted(port.clear()) == ["local @ http://b", "openai"]
+        assert port.entries() == []
+        # A cleared provider starts afresh: an older deadline is no longer merged in.
+        port.publish("openai", state(open_until=10.0))
+        assert port.read("openai") == state(open_until=10.0)
+
 
 class TestMemoryProviderState(ProviderStateContract):
     def make_port(self, tmp_path: Path) -> ProviderStatePort:

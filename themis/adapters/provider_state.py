@@ -62,15 +62,17 @@ def _encode(provider: str, state: SharedProviderState) -> str:
     )
 
 
-def _decode(text: str, provider: str) -> SharedProviderState | None:
-    """The state in `text`, or `None` when it is not a well-formed record of `provider`."""
+def _decode(text: str, provider: str | None) -> tuple[str, SharedProviderState] | None:
+    """The provider and state in `text`, or `None` when it is not a well-formed record (of
+    `provider`, when given)."""
     try:
         data: Any = json.loads(text)
         if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
             return None
-        if data.get("provider") != provider:
+        named = data.get("provider")
+        if not isinstance(named, str) or (provider is not None and named != provider):
             return None
-        return SharedProviderState(
+        return named, SharedProviderState(
             open_until=data["open_until"],
             paused_until=data["paused_until"],
             updated_at=data["updated_at"],
@@ -111,12 +113,47 @@ class FileProviderState:
             ) from error
         return merged
 
+    def entries(self) -> list[tuple[str, SharedProviderState]]:
+        found = []
+        for path in sorted(self.directory.glob("*.json")) if self.directory.is_dir() else ():
+            entry = self._entry(path)
+            if entry is not None:
+                found.append(entry)
+        return found
+
+    def clear(self, provider: str | None = None) -> list[str]:
+        if provider is not None:
+            names = [provider] if self.read(provider) is not None else []
+        else:
+            names = [name for name, _ in self.entries()]
+        removed = []
+        for name in names:
+            stem = file_stem(name)
+            try:
+                with self._locked(stem):
+                    (self.directory / f"{stem}.json").unlink(missing_ok=True)
+            except OSError as error:
+                raise ProviderStateError(
+                    f"cannot clear the shared provider state of {name!r} in "
+                    f"{self.directory}: {error.strerror or error}"
+                ) from error
+            removed.append(name)
+        return removed
+
+    def _entry(self, path: Path) -> tuple[str, SharedProviderState] | None:
+        try:
+            entry = _decode(path.read_text(encoding="utf-8"), None)
+        except (OSError, UnicodeDecodeError):
+            return None
+        return entry if entry is not None and path.stem == file_stem(entry[0]) else None
+
     def _load(self, provider: str, stem: str) -> SharedProviderState | None:
         try:
             text = (self.directory / f"{stem}.json").read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             return None
-        return _decode(text, provider)
+        entry = _decode(text, provider)
+        return None if entry is None else entry[1]
 
     @contextlib.contextmanager
     def _locked(self, stem: str) -> Iterator[None]:
@@ -157,3 +194,12 @@ class MemoryProviderState:
             merged = update if current is None else merge(current, update)
             self._states[provider] = merged
             return merged
+
+    def entries(self) -> list[tuple[str, SharedProviderState]]:
+        with self._lock:
+            return sorted(self._states.items())
+
+    def clear(self, provider: str | None = None) -> list[str]:
+        with self._lock:
+            names = sorted(self._states) if provider is None else [provider]
+            return [name for name in names if self._states.pop(name, None) is not None]

@@ -23,6 +23,7 @@ from themis.app.config.loading import (
 from themis.app.execution.interpreter import ProgressCallback
 from themis.app.execution.provider_gates import process_registry
 from themis.app.usecases.provenance import config_provenance
+from themis.app.usecases.provider_holds import active_holds, clear_holds
 from themis.app.usecases.resume import (
     check_same_run,
     replay_run,
@@ -38,7 +39,13 @@ from themis.app.usecases.runs import (
     resolve_run_id,
     run_experiment,
 )
-from themis.app.wiring import check_models, model_ports, opened_store, system_clock
+from themis.app.wiring import (
+    check_models,
+    model_ports,
+    opened_store,
+    provider_state_of,
+    system_clock,
+)
 from themis.core.checks import RUNTIME_CHECKS
 from themis.core.controls import ModelPreflight, preflight_summary
 from themis.core.errors import ConfigError
@@ -46,6 +53,7 @@ from themis.core.estimate import Assumptions, Estimate
 from themis.core.estimate import estimate as estimate_run
 from themis.core.manifest import RunManifest, build_manifest
 from themis.core.planner import CompiledRun, TrialPlan, compile_run, plan
+from themis.core.provider_state import ProviderHold
 from themis.core.report import Report
 from themis.core.runtime import RuntimeConfig
 from themis.core.snapshot import RunSummary
@@ -350,6 +358,23 @@ def executed_stage(stage: Stage | str) -> Stage:
             return executed
     names = ", ".join(executed.value for executed in EXECUTED_STAGES)
     raise ConfigError(f"until_stage: must be one of {names}; got {stage!r}")
+
+
+def provider_holds(
+    store: StoreLike = "themis.duckdb", providers: Sequence[str] | None = None
+) -> tuple[ProviderHold, ...]:
+    """The Retry-After pauses and open breaker windows that runs on `store` share and that
+    still hold calls back now (only those of `providers`, when given). Never opens the store."""
+    return active_holds(provider_state_of(store), system_clock().now(), providers)
+
+
+def clear_provider_holds(
+    store: StoreLike = "themis.duckdb", provider: str | None = None
+) -> list[str]:
+    """Clear the shared pauses and breaker windows of `provider` (`None`: of every provider)
+    beside `store`, so later runs do not wait for them; returns the `provider @ endpoint` keys
+    cleared."""
+    return clear_holds(provider_state_of(store), provider)
 
 
 def _stage(stage: Stage | str) -> Stage:

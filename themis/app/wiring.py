@@ -96,6 +96,15 @@ def shared_provider_state(store: StorePort) -> ProviderStatePort | None:
     return None if path is None else FileProviderState(Path(f"{path}.providers"))
 
 
+def provider_state_of(location: str | Path | StorePort) -> ProviderStatePort | None:
+    """`shared_provider_state` of a store given by path (never opening it) or as a port."""
+    if isinstance(location, str | Path):
+        if str(location) in ("memory", ":memory:"):
+            return None
+        return FileProviderState(Path(f"{location}.providers"))
+    return shared_provider_state(location)
+
+
 def system_clock() -> ClockPort:
     return SystemClock()
 

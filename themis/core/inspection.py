@@ -27,6 +27,7 @@ from themis.core.events import (
     RunPaused,
 )
 from themis.core.planner import CompiledRun, PlanRecord, trial_refs
+from themis.core.provider_state import ProviderHold
 from themis.core.report import ServedModel, run_status, served_models
 from themis.core.runtime import Price
 from themis.core.snapshot import RunSnapshot
@@ -115,7 +116,8 @@ class ExecutionState:
 
     Runtime controls: `spend` at the configured prices (`None`: no price), `pause` while the
     run is paused (e.g. by its budget), `preflight_warnings` (requests near their model's
-    context window) and `recovered` (generations that succeeded after retried failures).
+    context window), `recovered` (generations that succeeded after retried failures) and
+    `holds` (what holds calls back: Retry-After pauses, open breakers, rate limits).
     """
 
     run_id: str
@@ -132,6 +134,7 @@ class ExecutionState:
     pause: RunPaused | None = None
     preflight_warnings: int = 0
     recovered: int = 0
+    holds: tuple[ProviderHold, ...] = ()
 
     def counts(self, stage: Stage) -> StageCounts:
         for counts in self.stages:

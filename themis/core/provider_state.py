@@ -18,6 +18,7 @@ processes of a machine agree on.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -28,11 +29,16 @@ from themis.core.errors import StoreError
 from themis.core.validation import check_non_negative_int
 
 __all__ = [
+    "ProviderHold",
     "ProviderStateError",
     "SharedProviderState",
     "adopt",
+    "bounded",
+    "holds",
     "merge",
     "publication",
+    "scope_key",
+    "split_scope",
     "wait_for",
 ]
 
@@ -153,3 +159,67 @@ def adopt(
         half_open_at=None,
     )
     return opened, transition
+
+
+# --- scopes and holds: what is shared is a provider AT an endpoint ------------------------------
+
+_AT = " @ "
+
+
+def scope_key(provider: str, endpoint: str | None) -> str:
+    """The key a provider's state is kept under: its name, and the endpoint it calls if known.
+
+    A pause one server asked for must not hold another server that a config names alike
+    (two OpenAI-compatible servers both called `local`, or one moved to a new address).
+    """
+    return provider if not endpoint else f"{provider}{_AT}{endpoint}"
+
+
+def split_scope(key: str) -> tuple[str, str | None]:
+    """`(provider, endpoint)` of a `scope_key`."""
+    provider, at, endpoint = key.partition(_AT)
+    return (provider, endpoint) if at else (key, None)
+
+
+def bounded(state: SharedProviderState, longest: float | None) -> SharedProviderState:
+    """`state` with deadlines no later than `longest` seconds after it was published
+    (`updated_at`; `None`: as published).
+
+    A reader's own cap: a pause published by an older Themis or another configuration can never
+    hold this process longer than it would honour a server's hint itself. Measured from the
+    publication, not from the reading, so the cap does not slide forward with every look.
+    """
+    if longest is None:
+        return state
+    limit = state.updated_at + longest
+    return attrs.evolve(
+        state,
+        open_until=None if state.open_until is None else min(state.open_until, limit),
+        paused_until=None if state.paused_until is None else min(state.paused_until, limit),
+    )
+
+
+@frozen
+class ProviderHold:
+    """Something that holds calls to a provider back until `until` (epoch seconds): a
+    Retry-After `pause`, an `open` breaker, a `probe` out, or a `rate_limit` grant. `by`: the
+    PID that published a shared hold (`None`: this process)."""
+
+    provider: str
+    endpoint: str | None
+    kind: str
+    until: float
+    by: int | None = None
+
+
+def holds(
+    states: Iterable[tuple[str, SharedProviderState]], now: float
+) -> tuple[ProviderHold, ...]:
+    """The shared holds still running at `now`, one per provider scope and kind, by end time."""
+    found: list[ProviderHold] = []
+    for key, state in states:
+        provider, endpoint = split_scope(key)
+        for kind, until in (("pause", state.paused_until), ("open", state.open_until)):
+            if until is not None and until > now:
+                found.append(ProviderHold(provider, endpoint, kind, until, state.updated_by))
+    return tuple(sorted(found, key=lambda hold: (hold.until, hold.provider, hold.kind)))

@@ -12,7 +12,9 @@ Failure taxonomy (`FailureKind`):
 The delay before retry n is `delay * backoff ** (n - 1)`, capped at `max_delay`, then shortened
 by up to `jitter` of itself. The jitter fraction comes from a hash of `(seed, key, attempt)`, so
 virtual-time runs are reproducible. A server's own hint (`Retry-After`, `retry_after_s`) replaces
-the computed delay and is honoured as given.
+the computed delay and is honoured as given, up to `max_hint` seconds: a server that asks for
+longer (an hour, a day) gets no retry, and the trial fails at once with the hint recorded, so a
+run never waits in silence for as long as a server says.
 """
 
 from __future__ import annotations
@@ -126,7 +128,8 @@ class RetryPolicy:
     """`attempts` calls at most; the n-th retry waits `delay * backoff ** (n - 1)` seconds.
 
     Capped at `max_delay` (`None`: uncapped), then shortened by up to `jitter` (0..1) of
-    itself, deterministically from `seed`.
+    itself, deterministically from `seed`. A server's hint longer than `max_hint` (`None`: any
+    hint is honoured) ends the retries.
     """
 
     attempts: int = field(validator=check_positive_int)
@@ -135,6 +138,7 @@ class RetryPolicy:
     max_delay: float | None = None
     jitter: float = 0.0
     seed: int = 0
+    max_hint: float | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.max_delay is not None and not self.max_delay >= 0:
@@ -175,8 +179,17 @@ def retry_delay(
     if not is_retryable(kind) or attempt >= policy.attempts:
         return None
     if retry_after_s is not None:
-        return max(0.0, retry_after_s)
+        return None if hint_too_long(policy, retry_after_s) else max(0.0, retry_after_s)
     return backoff_delay(policy, attempt, key)
+
+
+def hint_too_long(policy: RetryPolicy, retry_after_s: float | None) -> bool:
+    """Whether a server's wait hint is longer than the policy honours (`max_hint`)."""
+    return (
+        retry_after_s is not None
+        and policy.max_hint is not None
+        and retry_after_s > policy.max_hint
+    )
 
 
 @frozen

@@ -7,6 +7,9 @@ Contract (one suite in `tests/contract` runs it against every adapter):
   window, the later pause) and returns it, atomically with respect to every other publisher of
   the same adapter. A corrupt stored state counts as absent and is overwritten. It raises
   `ProviderStateError` when the state cannot be written.
+- `entries` lists every usable stored state as `(provider, state)`; `clear(provider)` removes
+  what is stored for one provider (`None`: for all) and returns the names it removed. Clearing
+  is the one way a deadline ends early (a user's decision: `themis providers clear`).
 - Providers are independent; any string names one.
 - Adapters never read the clock: every time comes in the published state.
 """
@@ -22,3 +25,7 @@ class ProviderStatePort(Protocol):
     def read(self, provider: str) -> SharedProviderState | None: ...
 
     def publish(self, provider: str, update: SharedProviderState) -> SharedProviderState: ...
+
+    def entries(self) -> list[tuple[str, SharedProviderState]]: ...
+
+    def clear(self, provider: str | None = None) -> list[str]: ...

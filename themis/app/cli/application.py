@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from themis.app.cli import inspect_commands, lifecycle_commands, run_commands
+from themis.app.cli import inspect_commands, lifecycle_commands, provider_commands, run_commands
 
 app = typer.Typer(
     name="themis",
@@ -25,6 +25,13 @@ inspect_app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+providers_app = typer.Typer(
+    name="providers",
+    help="Provider pauses and breaker windows shared by runs on a store: list or clear them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 
 app.command()(run_commands.run)
 app.command()(run_commands.resume)
@@ -36,6 +43,9 @@ inspect_app.command("snapshot")(inspect_commands.inspect_snapshot)
 inspect_app.command("state")(inspect_commands.inspect_state)
 inspect_app.command("evaluation")(inspect_commands.inspect_evaluation)
 app.command("quickcheck")(inspect_commands.quickcheck_command)
+app.add_typer(providers_app, name="providers")
+providers_app.command("list")(provider_commands.providers_list)
+providers_app.command("clear")(provider_commands.providers_clear)
 app.command("plan")(lifecycle_commands.plan_command)
 app.command("estimate")(lifecycle_commands.estimate_command)
 app.command("diff")(lifecycle_commands.diff_command)

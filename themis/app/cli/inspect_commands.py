@@ -63,6 +63,8 @@ def inspect_state(
             print_json(state_json(view))
         else:
             stdout().print(state_render(view))
+            if any(hold.by is not None for hold in view.holds):
+                stdout().print(f"to clear shared pauses: themis providers clear --store {store}")
 
 
 def inspect_evaluation(

@@ -18,6 +18,7 @@ from themis.app.api import Experiment, load_report, runs
 from themis.app.api import replay as replay_run
 from themis.app.api import resume as resume_run
 from themis.app.cli import inspect_commands
+from themis.app.cli.provider_commands import inherited_lines
 from themis.app.cli.shared import (
     StoreOption,
     errors,
@@ -81,7 +82,11 @@ def run(
         print_warnings(experiment.spec)
         runtime = experiment.runtime  # before executing: requests near their context window
         warning, error = runtime.token_warning_threshold, runtime.token_error_threshold
-        for line in preflight_lines(experiment.preflight(), warning, error):
+        providers = {model.provider for model in experiment.compiled.spec.models}
+        for line in [
+            *preflight_lines(experiment.preflight(), warning, error),
+            *inherited_lines(store, providers),
+        ]:
             stderr().print(line, markup=False, highlight=False, soft_wrap=True)
         _execute(
             experiment.run_id,
@@ -113,6 +118,9 @@ def resume(
     with errors():
         location = existing_store(store)
         experiment = Experiment.from_store(run_id, location)
+        providers = {model.provider for model in experiment.compiled.spec.models}
+        for line in inherited_lines(store, providers):
+            stderr().print(line, markup=False, highlight=False, soft_wrap=True)
         _execute(
             experiment.run_id,
             experiment.runtime.progress,

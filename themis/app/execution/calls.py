@@ -41,7 +41,8 @@ from themis.core.events import (
 )
 from themis.core.generation import ModelCallError, ModelResponse
 from themis.core.planner import UNRENDERABLE, ModelRequest, TrialPlan
-from themis.core.retry import FailureKind, RetryPolicy, RetryRecord, retry_delay
+from themis.core.provider_state import ProviderHold, scope_key
+from themis.core.retry import FailureKind, RetryPolicy, RetryRecord, hint_too_long, retry_delay
 from themis.core.runtime import RuntimeConfig
 from themis.core.spec import ExperimentSpec
 from themis.core.stages import Stage
@@ -92,6 +93,7 @@ class ModelCaller:
             max_delay=runtime.max_retry_delay,
             jitter=runtime.retry_jitter,
             seed=spec.seed,
+            max_hint=runtime.max_retry_after,
         )
         self.gates: dict[str, ProviderGate] = {}
         self.watch = CallWatch(clock, runtime.call_timeout, runtime.idle_timeout)
@@ -99,10 +101,27 @@ class ModelCaller:
     def gate(self, provider: str) -> ProviderGate:
         gate = self.gates.get(provider)
         if gate is None:
-            state = self.registry.state(provider, self.runtime)
-            gate = ProviderGate(provider, state, self.clock, self._emit, self.shared)
+            # The endpoint an HTTP adapter calls: pauses and breakers belong to it, not to
+            # every server a config may call by the same provider name.
+            endpoint = getattr(self.models.get(provider), "base_url", None)
+            scope = scope_key(provider, endpoint if isinstance(endpoint, str) else None)
+            state = self.registry.state(provider, self.runtime, scope)
+            gate = ProviderGate(
+                provider,
+                state,
+                self.clock,
+                self._emit,
+                self.shared,
+                scope=scope,
+                longest=self.runtime.max_retry_after,
+            )
             self.gates[provider] = gate
         return gate
+
+    def holds(self) -> tuple[ProviderHold, ...]:
+        """What holds this execution's calls back now (pauses, open breakers, rate limits)."""
+        now = self.clock.now()
+        return tuple(hold for gate in self.gates.values() for hold in gate.holds(now))
 
     async def _emit(self, provider: str, transition: Transition) -> None:
         await self.emit(
@@ -205,17 +224,26 @@ class ModelCaller:
                 gate.correct(granted, tokens, _usage(response))
                 return self._answered(trial, response, attempt, retries, ended - started, held)
             kind = str(error.kind)  # an adapter may raise with a `FailureKind`
-            await gate.failed(kind, error.retry_after_s, repeat=repeat, probe=probe)
+            hint = error.retry_after_s
+            too_long = hint_too_long(self.retry, hint)
+            # A hint beyond max_retry_after pauses nobody: this trial fails, the others go on.
+            await gate.failed(kind, None if too_long else hint, repeat=repeat, probe=probe)
             key = request.trial_key
-            delay = retry_delay(self.retry, attempt, kind, error.retry_after_s, key=key)
-            retries.append(RetryRecord(attempt, kind, error.status, delay, error.retry_after_s))
+            delay = retry_delay(self.retry, attempt, kind, hint, key=key)
+            retries.append(RetryRecord(attempt, kind, error.status, delay, hint))
             if delay is None:
                 self.budget.release(held)
+                message = error.message
+                if too_long:
+                    message += (
+                        f" (the server asked to wait {hint:g} s, longer than max_retry_after"
+                        f" = {self.retry.max_hint:g} s)"
+                    )
                 return GenerationFailed(
                     at=self.clock.now(),
                     trial_key=key,
                     error_kind=kind,
-                    message=error.message,
+                    message=message,
                     attempts=attempt,
                     retries=tuple(retries),
                 )

@@ -16,7 +16,7 @@ the execution ends with `RunPaused` instead of `RunCompleted`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import trio
 from attrs import frozen
@@ -27,6 +27,7 @@ from themis.app.execution.writer import EventWriter
 from themis.core.budget import COST_LIMIT
 from themis.core.events import Event, RunCompleted, RunPaused, RunStarted
 from themis.core.planner import CompiledRun, PendingTrial
+from themis.core.provider_state import ProviderHold
 from themis.core.runtime import RuntimeConfig
 from themis.core.stages import Stage
 from themis.core.state import RunState
@@ -71,10 +72,15 @@ async def execute(
     """
     counts = ProgressCounts(total=total)
     send, receive = trio.open_memory_channel[list[Event]](max(1, runtime.store_batch_size // 3))
+    run = TrialRunner(
+        state, runtime, models, clock, send, counts, compiled, reusable, registry, shared
+    )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(writer.run, receive)
         if on_progress is not None:
-            nursery.start_soon(_report_progress, on_progress, counts, progress_interval)
+            nursery.start_soon(
+                _report_progress, on_progress, counts, progress_interval, run.caller.holds
+            )
         async with send:
             execution = state.executions + 1
             started = RunStarted(
@@ -84,9 +90,6 @@ async def execute(
                 execution=execution,
             )
             await send.send([*preamble, started])
-            run = TrialRunner(
-                state, runtime, models, clock, send, counts, compiled, reusable, registry, shared
-            )
             if run.caller.watch.active:
                 nursery.start_soon(run.caller.watch.run)
             paused = await _dispatch(run, work, min(runtime.max_concurrent_tasks, max(1, total)))
@@ -150,9 +153,13 @@ def _calls_model(run: TrialRunner, item: PendingTrial) -> bool:
 
 
 async def _report_progress(
-    callback: ProgressCallback, counts: ProgressCounts, interval: float
+    callback: ProgressCallback,
+    counts: ProgressCounts,
+    interval: float,
+    holds: Callable[[], tuple[ProviderHold, ...]],
 ) -> None:
     while True:
+        counts.holds = holds()
         callback(counts)
         await trio.sleep(interval)
 

@@ -239,7 +239,7 @@ class ProgressPublisher:
                 record,
                 updated_at=self._clock.now(),
                 model_calls=counts.model_calls,
-                state=attrs.evolve(record.state, stages=current.stages()),
+                state=attrs.evolve(record.state, stages=current.stages(), holds=counts.holds),
             )
         )
 

@@ -44,10 +44,13 @@ from themis.core.breaker import (
     record_success,
 )
 from themis.core.provider_state import (
+    ProviderHold,
     ProviderStateError,
     SharedProviderState,
     adopt,
+    bounded,
     publication,
+    split_scope,
 )
 from themis.core.ratelimit import ProviderLimits, call_admissible, correct_call, reserve_call
 from themis.core.runtime import RateLimit, RuntimeConfig
@@ -97,7 +100,12 @@ class ProviderRegistry:
         self._states: dict[str, ProviderState] = {}
         self._lock = threading.Lock()
 
-    def state(self, provider: str, runtime: RuntimeConfig) -> ProviderState:
+    def state(
+        self, provider: str, runtime: RuntimeConfig, scope: str | None = None
+    ) -> ProviderState:
+        """The state of `provider` (configured by `runtime`) at `scope` (default: its name;
+        `themis.core.provider_state.scope_key` adds the endpoint it calls)."""
+        key = scope or provider
         settings = _Settings(
             runtime.provider_rate_limits.get(provider),
             runtime.breaker_failure_threshold,
@@ -107,9 +115,9 @@ class ProviderRegistry:
             runtime.breaker_min_calls,
         )
         with self._lock:
-            held = self._states.get(provider)
+            held = self._states.get(key)
             if held is None or held.settings != settings:
-                held = self._states[provider] = ProviderState(settings)
+                held = self._states[key] = ProviderState(settings)
             return held
 
     def clear(self) -> None:
@@ -135,7 +143,10 @@ class ProviderGate:
     Breaker times are epoch seconds (`ClockPort.now()`, the clock other processes share);
     bucket times are monotonic seconds. `shared`, when given, is read at most every `POLL_S`
     (then only when a call starts) and published to when the breaker opens or a Retry-After
-    pause begins (ADR 0009); a publish that fails turns sharing off for the execution.
+    pause begins (ADR 0009), under `scope` (the provider at its endpoint); a publish that fails
+    turns sharing off for the execution. What it reads is cut to `longest` seconds from now
+    (`max_retry_after`), so no published deadline holds this process longer than it would wait
+    for a server's own hint.
     """
 
     def __init__(
@@ -145,8 +156,14 @@ class ProviderGate:
         clock: ClockPort,
         emit: Emit,
         shared: ProviderStatePort | None = None,
+        *,
+        scope: str | None = None,
+        longest: float | None = None,
     ) -> None:
         self.name = name
+        self.scope = scope or name
+        self._longest = longest
+        self.rate_limited_until = -math.inf  # epoch time of the latest delayed grant
         self._state = state
         self._clock = clock
         self._emit = emit
@@ -182,12 +199,12 @@ class ProviderGate:
         if self._shared is None:
             self._next_look = math.inf
             return
-        seen = self._shared.read(self.name)
+        seen = self._shared.read(self.scope)
         if seen is None:
             return
         state = self._state
         with state.lock:
-            state.breaker, transition = adopt(state.breaker, seen, now)
+            state.breaker, transition = adopt(state.breaker, bounded(seen, self._longest), now)
         if transition is not None:
             await self._changed_by(transition)
 
@@ -227,10 +244,28 @@ class ProviderGate:
             with state.lock:
                 state.limits, wait = reserve_call(state.limits, tokens, moment)
             if wait > 0:
+                self.rate_limited_until = max(self.rate_limited_until, self._clock.now() + wait)
                 await self._clock.sleep(wait)
                 if not probe and not self._closed(self._clock.now()):
                     continue  # opened or paused meanwhile: the grant goes unused
             return moment + wait, probe
+
+    def holds(self, now: float) -> list[ProviderHold]:
+        """What holds this provider's calls back at `now`, for the progress display."""
+        provider, endpoint = split_scope(self.scope)
+        breaker = self._state.breaker
+        found = []
+        if breaker.paused_until is not None and breaker.paused_until > now:
+            found.append(ProviderHold(provider, endpoint, "pause", breaker.paused_until))
+        if breaker.opened_at is not None:
+            until = breaker.opened_at + breaker.recovery_timeout
+            found.append(ProviderHold(provider, endpoint, "open", until))
+        elif breaker.probe_at is not None:
+            until = breaker.probe_at + breaker.recovery_timeout
+            found.append(ProviderHold(provider, endpoint, "probe", until))
+        if self.rate_limited_until > now:
+            found.append(ProviderHold(provider, endpoint, "rate_limit", self.rate_limited_until))
+        return found
 
     def correct(self, granted_at: float | None, estimated: int, actual: int | None) -> None:
         """Charge the tokens a response reported instead of the estimate."""
@@ -281,7 +316,7 @@ class ProviderGate:
         if self._shared is None or update is None:
             return
         try:
-            self._shared.publish(self.name, update)
+            self._shared.publish(self.scope, update)
         except ProviderStateError:
             self._shared = None  # sharing is an optimisation: never fail a run over it
 

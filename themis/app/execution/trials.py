@@ -26,6 +26,7 @@ from themis.core.events import (
     ScoreCompleted,
 )
 from themis.core.planner import CompiledRun, PendingTrial, TrialPlan
+from themis.core.provider_state import ProviderHold
 from themis.core.runtime import RuntimeConfig
 from themis.core.scoring import parse_answer, score_answer
 from themis.core.stages import Stage
@@ -54,6 +55,7 @@ class ProgressCounts:
     parsed: int = 0
     unparsed: int = 0
     scored: int = 0
+    holds: tuple[ProviderHold, ...] = ()  # refreshed before each progress report
 
 
 ProgressCallback = Callable[[ProgressCounts], None]

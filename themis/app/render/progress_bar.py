@@ -1,17 +1,30 @@
 """A terminal progress bar fed by the interpreter's counters a few times a second.
 
 The interpreter only bumps integers; this display reads them on its own schedule, so drawing
-never sits on the trials' path.
+never sits on the trials' path. While calls wait (a Retry-After pause, an open breaker, a rate
+limit), the bar says for what and until when.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import TracebackType
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from themis.app.execution.interpreter import ProgressCounts
+from themis.app.render.runtime_controls import hold_text
+from themis.core.provider_state import ProviderHold
+
+
+def waiting_text(holds: Sequence[ProviderHold]) -> str:
+    """What the run waits for and until when (the hold that ends last), or nothing."""
+    if not holds:
+        return ""
+    latest = max(holds, key=lambda hold: hold.until)
+    more = f" (+{len(holds) - 1} more)" if len(holds) > 1 else ""
+    return f"waiting: {hold_text(latest, clock=True)}{more}"
 
 
 class ProgressBar:
@@ -25,18 +38,24 @@ class ProgressBar:
             TextColumn("failed {task.fields[failed]}"),
             TextColumn("{task.fields[rate]}"),
             TimeRemainingColumn(),
+            TextColumn("{task.fields[waiting]}"),
             console=console,
             auto_refresh=False,
             transient=False,
         )
-        self._task = self._progress.add_task(description, total=None, failed=0, rate="")
+        self._task = self._progress.add_task(description, total=None, failed=0, rate="", waiting="")
 
     def update(self, counts: ProgressCounts) -> None:
         finished = counts.done + counts.failed
         speed = self._progress.tasks[0].speed
         rate = f"{speed:,.0f} trials/s" if speed else ""
         self._progress.update(
-            self._task, total=counts.total, completed=finished, failed=counts.failed, rate=rate
+            self._task,
+            total=counts.total,
+            completed=finished,
+            failed=counts.failed,
+            rate=rate,
+            waiting=waiting_text(counts.holds),
         )
         self._progress.refresh()
 

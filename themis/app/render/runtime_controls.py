@@ -7,15 +7,32 @@ hard failure (every attempt failed, the last one for good): in a table, each fai
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
 from themis.core.controls import ModelPreflight
 from themis.core.events import GenerationCompleted, GenerationFailed
 from themis.core.inspection import ExecutionState
+from themis.core.provider_state import ProviderHold
 from themis.core.retry import RetryRecord
 
-__all__ = ["controls_json", "controls_lines", "preflight_lines", "retries_cell", "retries_json"]
+__all__ = [
+    "controls_json",
+    "controls_lines",
+    "hold_text",
+    "holds_json",
+    "preflight_lines",
+    "retries_cell",
+    "retries_json",
+]
+
+_HOLD_KINDS = {
+    "pause": "paused by a server's Retry-After",
+    "open": "circuit breaker open",
+    "probe": "circuit breaker probing",
+    "rate_limit": "rate limit",
+}
 
 
 def retries_json(retries: Iterable[RetryRecord]) -> list[dict[str, Any]]:
@@ -47,6 +64,32 @@ def retries_cell(generation: GenerationCompleted | None, failure: GenerationFail
     return " → ".join([*map(_attempt, generation.retries), "ok"])
 
 
+def hold_text(hold: ProviderHold, *, clock: bool = False) -> str:
+    """`provider 'local' (http://…): paused by a server's Retry-After until 14:05:03 UTC`;
+    `clock`: the time of day only (for a progress line)."""
+    until = _utc(hold.until, "%H:%M:%S UTC" if clock else "%Y-%m-%d %H:%M:%S UTC")
+    where = f"provider {hold.provider!r}" + ("" if hold.endpoint is None else f" ({hold.endpoint})")
+    by = "" if hold.by is None else f" (published by PID {hold.by})"
+    return f"{where}: {_HOLD_KINDS.get(hold.kind, hold.kind)} until {until}{by}"
+
+
+def _utc(epoch: float, form: str = "%Y-%m-%d %H:%M:%S UTC") -> str:
+    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime(form)
+
+
+def holds_json(holds: Iterable[ProviderHold]) -> list[dict[str, Any]]:
+    return [
+        {
+            "provider": hold.provider,
+            "endpoint": hold.endpoint,
+            "kind": hold.kind,
+            "until": _utc(hold.until),
+            "published_by": hold.by,
+        }
+        for hold in holds
+    ]
+
+
 def controls_json(view: ExecutionState) -> dict[str, Any]:
     spend, pause = view.spend, view.pause
     return {
@@ -61,6 +104,7 @@ def controls_json(view: ExecutionState) -> dict[str, Any]:
         "pause": None if pause is None else {"reason": pause.reason, "spent": pause.spent},
         "preflight_warnings": view.preflight_warnings,
         "recovered": view.recovered,
+        "holds": holds_json(view.holds),
     }
 
 
@@ -88,6 +132,7 @@ def controls_lines(view: ExecutionState) -> list[str]:
     if view.preflight_warnings:
         requests = _count(view.preflight_warnings, "request")
         lines.append(f"preflight warnings: {requests} near the context window")
+    lines.extend(f"waiting: {hold_text(hold)}" for hold in view.holds)
     return lines
 
 

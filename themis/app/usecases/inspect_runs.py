@@ -13,14 +13,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import attrs
 from returns.result import Success
 
 from themis.app.api import StoreLike
 from themis.app.config.loading import runtime_from_mapping
 from themis.app.execution.live import LiveRecord, read_live
+from themis.app.usecases.provider_holds import active_holds
 from themis.app.usecases.runs import load_compiled, load_state, resolve_run_id
 from themis.app.usecases.runtime_lineage import last_runtime
-from themis.app.wiring import opened_store
+from themis.app.wiring import opened_store, provider_state_of, system_clock
 from themis.core.errors import RunNotFound, StoreLocked
 from themis.core.evaluation_view import EvaluationExecution, evaluation_execution
 from themis.core.inspection import (
@@ -60,12 +62,18 @@ def get_run_snapshot(run_id: str, store: StoreLike = DEFAULT_STORE) -> RunSnapsh
 
 
 def get_execution_state(run_id: str, store: StoreLike = DEFAULT_STORE) -> ExecutionState:
-    """Per-stage counts, failure reasons, status and runtime lineage of a run."""
+    """Per-stage counts, failure reasons, status and runtime lineage of a run, and what holds
+    calls back now: the running process's waits (live) and the pauses and breaker windows
+    shared beside the store."""
 
     def stored(opened: StorePort) -> ExecutionState:
         return _stored_state(opened, resolve_run_id(opened, run_id))
 
-    return _answer(store, stored, lambda locked: _live_run(locked, run_id).live_state())
+    state = _answer(store, stored, lambda locked: _live_run(locked, run_id).live_state())
+    shared = active_holds(provider_state_of(store), system_clock().now())
+    seen = {(hold.provider, hold.endpoint, hold.kind) for hold in state.holds}
+    extra = [hold for hold in shared if (hold.provider, hold.endpoint, hold.kind) not in seen]
+    return attrs.evolve(state, holds=(*state.holds, *extra)) if extra else state
 
 
 def get_evaluation_execution(

@@ -1,0 +1,68 @@
+"""`themis providers list|clear`, and how shared Retry-After pauses show: when a run starts
+under one, and in `inspect state`."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from tests.cli.helpers import Invoke, output_json
+from themis.adapters.provider_state import FileProviderState
+from themis.core.provider_state import SharedProviderState, scope_key
+
+LOCAL = scope_key("local", "http://127.0.0.1:9/v1")
+
+
+def _pause(store: Path, key: str, seconds: float) -> float:
+    now = time.time()
+    until = now + seconds
+    state = SharedProviderState(paused_until=until, updated_at=now, updated_by=4242)
+    FileProviderState(Path(f"{store}.providers")).publish(key, state)
+    return until
+
+
+def test_list_and_clear(invoke: Invoke, store: Path) -> None:
+    _pause(store, LOCAL, 300.0)
+
+    listed = invoke("providers", "list", "--store", store)
+    assert listed.exit_code == 0, listed.output
+    assert "provider 'local' (http://127.0.0.1:9/v1): paused by a server's Retry-After until" in (
+        listed.stdout
+    )
+    assert "(published by PID 4242)" in listed.stdout
+    (hold,) = output_json(invoke("providers", "list", "--store", store, "--json"))["holds"]
+    assert (hold["provider"], hold["endpoint"], hold["kind"]) == (
+        "local",
+        "http://127.0.0.1:9/v1",
+        "pause",
+    )
+    assert hold["until"].endswith(" UTC")
+
+    cleared = invoke("providers", "clear", "--store", store, "--provider", "local")
+    assert cleared.exit_code == 0, cleared.output
+    assert cleared.stdout.strip() == f"cleared {LOCAL}"
+    assert "no provider is paused" in invoke("providers", "list", "--store", store).stdout
+    assert invoke("providers", "clear", "--store", store).stdout.strip() == "nothing to clear"
+
+
+def test_a_run_under_a_shared_pause_says_so_and_inspect_state_shows_it(
+    invoke: Invoke, demo: Path, store: Path
+) -> None:
+    _pause(store, "fake", 1.0)  # the demo's provider: the run waits for it
+    _pause(store, LOCAL, 300.0)  # another provider: not this run's concern
+
+    ran = invoke("run", demo, "--store", store, "--json")
+
+    assert ran.exit_code == 0, ran.output
+    lines = [line for line in ran.stderr.splitlines() if line.startswith("waiting:")]
+    assert len(lines) == 1, ran.stderr
+    assert lines[0].startswith("waiting: provider 'fake': paused by a server's Retry-After until")
+    assert f"to clear it: themis providers clear --store {store}" in ran.stderr
+    run_id = json.loads(ran.stdout)["run_id"]
+
+    state = invoke("inspect", "state", run_id[:8], "--store", store)
+    assert "waiting: provider 'local' (http://127.0.0.1:9/v1): paused by" in state.stdout
+    assert f"to clear shared pauses: themis providers clear --store {store}" in state.stdout
+    holds = output_json(invoke("inspect", "state", run_id[:8], "--store", store, "--json"))
+    assert [hold["provider"] for hold in holds["holds"]] == ["local"]
