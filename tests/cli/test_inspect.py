@@ -72,6 +72,7 @@ def test_state_json_counts_every_stage_of_a_complete_run(
         "pause": None,
         "preflight_warnings": 0,
         "recovered": 0,
+        "holds": [],
     }
 
 
