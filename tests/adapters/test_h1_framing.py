@@ -316,6 +316,7 @@ def normal(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     [],
 )
 def test_the_framing_agrees_with_h11(response: Response, cuts: list[int]) -> None:
+    assert response.stricter <= STRICTER.keys()
     data = response.data
     reference = h11_reads(data)
     ours = ours_reads(data, cuts)
