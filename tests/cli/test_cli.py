@@ -47,7 +47,13 @@ def test_run_twice_reuses_the_stored_run(demo: Path, run_json: RunJson) -> None:
     assert second["name"] == "demo-arithmetic"
     assert second["status"] == "completed"
     assert second["completed_through_stage"] == "score"
-    assert second["trials"] == {"planned": TRIALS, "scored": TRIALS, "failed": 0, "pending": 0}
+    assert second["trials"] == {
+        "planned": TRIALS,
+        "scored": TRIALS,
+        "failed": 0,
+        "pending": 0,
+        "truncated": 0,
+    }
 
 
 def test_run_reports_every_cell_with_a_confidence_interval(demo: Path, run_json: RunJson) -> None:

@@ -66,6 +66,7 @@ def test_state_json_counts_every_stage_of_a_complete_run(
             for stage in STAGES
         },
         "failures": [],
+        "truncated": 0,
         "lineage": [],
         "live": None,
         "spend": None,

@@ -103,7 +103,13 @@ def test_resume_finishes_a_generate_only_run_without_model_calls(
         0,
     )
     assert resumed["completed_through_stage"] == "score"
-    assert resumed["trials"] == {"planned": CASES, "scored": CASES, "failed": 0, "pending": 0}
+    assert resumed["trials"] == {
+        "planned": CASES,
+        "scored": CASES,
+        "failed": 0,
+        "pending": 0,
+        "truncated": 0,
+    }
     assert (again["reused"], again["model_calls"]) == (True, 0)
     fresh = cli_json("run", tiny, "--store", tmp_path / "fresh.duckdb")
     assert _report(resumed) == _report(fresh)

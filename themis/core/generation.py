@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from attrs import frozen
 
+# `finish_reason`s that say the answer was cut at `max_tokens`: OpenAI-style `length`, and
+# Anthropic's `max_tokens`. A cut answer is parsed and scored as it is, and counted as truncated.
+TRUNCATED_REASONS = frozenset({"length", "max_tokens"})
+
+
+def is_truncated(finish_reason: str | None) -> bool:
+    """Whether a generation ended because it reached `max_tokens`."""
+    return finish_reason in TRUNCATED_REASONS
+
 
 @frozen
 class TokenLogprob:

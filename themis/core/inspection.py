@@ -26,6 +26,7 @@ from themis.core.controls import Spend, spend_summary
 from themis.core.events import (
     RunPaused,
 )
+from themis.core.generation import is_truncated
 from themis.core.planner import CompiledRun, PlanRecord, trial_refs
 from themis.core.provider_state import ProviderHold
 from themis.core.report import ServedModel, run_status, served_models
@@ -63,6 +64,7 @@ class Tally:
     parsed: int = 0
     unparsed: int = 0
     scored: int = 0
+    truncated: int = 0  # generations cut at `max_tokens`, parsed and scored as they are
 
     def stages(self) -> tuple[StageCounts, ...]:
         done_failed = {
@@ -117,7 +119,8 @@ class ExecutionState:
     Runtime controls: `spend` at the configured prices (`None`: no price), `pause` while the
     run is paused (e.g. by its budget), `preflight_warnings` (requests near their model's
     context window), `recovered` (generations that succeeded after retried failures) and
-    `holds` (what holds calls back: Retry-After pauses, open breakers, rate limits).
+    `holds` (what holds calls back: Retry-After pauses, open breakers, rate limits);
+    `truncated`: trials whose generation was cut at `max_tokens`.
     """
 
     run_id: str
@@ -135,6 +138,7 @@ class ExecutionState:
     preflight_warnings: int = 0
     recovered: int = 0
     holds: tuple[ProviderHold, ...] = ()
+    truncated: int = 0
 
     def counts(self, stage: Stage) -> StageCounts:
         for counts in self.stages:
@@ -226,7 +230,7 @@ def tally(
 
     `record`: the plan's keys if the caller has read the whole plan (see `trial_refs`).
     """
-    planned = generated = generation_failed = parsed = unparsed = scored = 0
+    planned = generated = generation_failed = parsed = unparsed = scored = truncated = 0
     reasons: Counter[tuple[Stage, str, str]] = Counter()
     for trial in trial_refs(compiled, record):
         planned += 1
@@ -235,7 +239,10 @@ def tally(
             generation_failed += 1
             reasons[Stage.GENERATE, failure.error_kind, summarise(failure.message)] += 1
             continue
-        generated += trial.trial_key in state.generations
+        generation = state.generations.get(trial.trial_key)
+        if generation is not None:
+            generated += 1
+            truncated += is_truncated(generation.finish_reason)
         parse = state.parses.get(trial.trial_id)
         if parse is not None and parse.answer is None:
             unparsed += 1
@@ -249,7 +256,7 @@ def tally(
             reasons.items(), key=lambda item: (item[0][0].order, -item[1], item[0][1:])
         )
     )
-    counted = Tally(planned, generated, generation_failed, parsed, unparsed, scored)
+    counted = Tally(planned, generated, generation_failed, parsed, unparsed, scored, truncated)
     return counted, failures
 
 
@@ -277,6 +284,7 @@ def execution_state(
         pause=state.pause if state.paused else None,
         preflight_warnings=len(state.preflight_warnings),
         recovered=sum(1 for generation in state.generations.values() if generation.retries),
+        truncated=counted.truncated,
     )
 
 

@@ -2,7 +2,8 @@
 
 A trial whose generation failed counts as a 0 for every metric and is also counted in `failed`,
 so failures lower the mean visibly instead of silently shrinking n. Trials still pending are
-left out of the means and counted in the report's `pending`.
+left out of the means and counted in the report's `pending`. Trials whose answer was cut at
+`max_tokens` are scored as they are and counted in `truncated`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 
 from attrs import field, frozen
 
+from themis.core.generation import is_truncated
 from themis.core.planner import CompiledRun, PlanRecord, trial_refs
 from themis.core.report_sampling import SampleResult, sampled_rows
 from themis.core.stages import Stage
@@ -32,6 +34,7 @@ class ReportRow:
     failed: int
     unparsed: int
     ci_method: str
+    truncated: int = 0
 
 
 def _counts(value: Mapping[str, int]) -> Mapping[str, int]:
@@ -73,6 +76,7 @@ class Report:
     pending: int
     rows: tuple[ReportRow, ...]
     served: tuple[ServedModel, ...] = ()
+    truncated: int = 0
 
 
 def run_status(state: RunState) -> str:
@@ -99,6 +103,7 @@ def build_report(
     )
     failed_by_group: dict[tuple[str, str, str], int] = defaultdict(int)
     unparsed_by_group: dict[tuple[str, str, str], int] = defaultdict(int)
+    truncated_by_group: dict[tuple[str, str, str], int] = defaultdict(int)
     planned = scored = failed = pending = 0
     served: dict[str, Counter[str]] = {model.name: Counter() for model in spec.models}
     sampled = bool(spec.pass_at_k or spec.majority_at_k or spec.reducer)
@@ -109,8 +114,11 @@ def build_report(
         planned += 1
         group = (trial.dataset, trial.model, trial.prompt)
         generation = state.generations.get(trial.trial_key)
-        if generation is not None and generation.served_model:
-            served[trial.model][generation.served_model] += 1
+        if generation is not None:
+            if generation.served_model:
+                served[trial.model][generation.served_model] += 1
+            if is_truncated(generation.finish_reason):
+                truncated_by_group[group] += 1
         scores = state.scores.get(trial.trial_id)
         if scores is not None:
             scored += 1
@@ -149,6 +157,7 @@ def build_report(
                     failed=failed_by_group[(dataset, model, prompt)],
                     unparsed=unparsed_by_group[(dataset, model, prompt)],
                     ci_method=result.method,
+                    truncated=truncated_by_group[(dataset, model, prompt)],
                 )
             )
         if sampled:
@@ -174,6 +183,7 @@ def build_report(
                         failed=row.failed,
                         unparsed=row.unparsed,
                         ci_method=row.estimate.method,
+                        truncated=truncated_by_group[group],
                     )
                 )
     return Report(
@@ -186,6 +196,7 @@ def build_report(
         failed=failed,
         pending=pending,
         rows=tuple(rows),
+        truncated=sum(truncated_by_group.values()),
         served=tuple(
             ServedModel(model=model.name, requested=model.model, served=dict(served[model.name]))
             for model in spec.models

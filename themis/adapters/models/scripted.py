@@ -2,7 +2,9 @@
 
 It answers right with probability `skill` (reading the request's `reference`, which real
 adapters never send), fails with probability `failure_rate`, and takes `latency_s` of clock time
-(virtual under trio's MockClock). Tests can instead pass `script`, a function of the request
+(virtual under trio's MockClock). Its answer is the 4 words "The answer is X."; with
+`max_tokens` below 4 (a word per token) it is cut there, with `finish_reason = "length"`, as a
+real model's answer is. Tests can instead pass `script`, a function of the request
 that returns a response or raises `ModelCallError`. Every call can be journaled to a file.
 
 Fault options, to script what real endpoints do (all counted per request, i.e. per trial key,
@@ -115,11 +117,14 @@ class ScriptedModel:
             else _wrong_answer(request.reference, rng)
         )
         prompt_words = sum(len(message.content.split()) for message in request.messages)
+        words = f"The answer is {answer}.".split(" ")
+        cut = len(words) > request.params.max_tokens
+        words = words[: request.params.max_tokens]
         return ModelResponse(
-            text=f"The answer is {answer}.",
-            finish_reason="stop",
+            text=" ".join(words),
+            finish_reason="length" if cut else "stop",
             input_tokens=prompt_words,
-            output_tokens=4,
+            output_tokens=len(words),
             served_model=request.model,
         )
 

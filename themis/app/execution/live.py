@@ -232,6 +232,7 @@ class ProgressPublisher:
             parsed=base.parsed + counts.parsed,
             unparsed=base.unparsed + counts.unparsed,
             scored=base.scored + counts.scored,
+            truncated=base.truncated,
         )
         record = self._record
         self._write(

@@ -183,6 +183,7 @@ def state_json(view: ExecutionState) -> dict[str, Any]:
             }
             for reason in view.failures
         ],
+        "truncated": view.truncated,
         "lineage": _lineage_json(view.lineage),
         "live": _live_json(view.live),
         **controls_json(view),
@@ -218,6 +219,10 @@ def state_render(view: ExecutionState) -> RenderableType:
         parts.append(Text("failures: none"))
     else:
         parts.append(Text("failures: listed once the run finishes (live counts only)"))
+    if view.truncated:
+        parts.append(
+            Text(f"truncated: {view.truncated} generations cut at max_tokens (scored as cut)")
+        )
     parts.extend(Text(line) for line in controls_lines(view))
     parts.append(_lineage_table(view.lineage))
     return Group(*parts)

@@ -25,14 +25,18 @@ def _number(value: float | None) -> str:
 
 
 def report_table(report: Report) -> Table:
-    """Dataset × model × prompt × metric rows with mean, 95% CI, n and failures."""
+    """Dataset × model × prompt × metric rows with mean, 95% CI (and which interval), n, and
+    the trials that failed, were unparsed, or were cut at `max_tokens`."""
     title = f"{report.name} · run {report.run_id[:12]} · {report.status}"
     if report.completed_through_stage is not None:
         title += f" through {report.completed_through_stage.value}"
     table = Table(title=title, title_justify="left")
     for column in ("dataset", "model", "prompt", "metric"):
         table.add_column(column)
-    for column in ("mean", "95% CI", "n", "failed", "unparsed"):
+    for column in ("mean", "95% CI"):
+        table.add_column(column, justify="right")
+    table.add_column("interval")
+    for column in ("n", "failed", "unparsed", "truncated"):
         table.add_column(column, justify="right")
     for row in report.rows:
         ci = (
@@ -47,13 +51,16 @@ def report_table(report: Report) -> Table:
             row.metric,
             _number(row.mean),
             ci,
+            row.ci_method,
             str(row.n),
             str(row.failed),
             str(row.unparsed),
+            str(row.truncated),
         )
     table.caption = (
         f"trials: {report.planned} planned, {report.scored} scored, "
-        f"{report.failed} failed, {report.pending} pending"
+        f"{report.failed} failed, {report.pending} pending, {report.truncated} truncated "
+        "(cut at max_tokens)"
     )
     table.caption_justify = "left"
     return table
@@ -108,6 +115,7 @@ def report_json(report: Report) -> dict[str, Any]:
             "scored": report.scored,
             "failed": report.failed,
             "pending": report.pending,
+            "truncated": report.truncated,
         },
         "results": [
             {
@@ -121,6 +129,7 @@ def report_json(report: Report) -> dict[str, Any]:
                 "n": row.n,
                 "failed": row.failed,
                 "unparsed": row.unparsed,
+                "truncated": row.truncated,
                 "ci_method": row.ci_method,
             }
             for row in report.rows
