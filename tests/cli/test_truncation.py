@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tests.cli.helpers import Invoke, output_json, trimmed
 from tests.cli.test_cli import RunJson
-from themis.app.runs import load_state
+from themis.app.usecases.runs import load_state
 from themis.app.wiring import opened_store
 
 # The scripted model's answer is "The answer is N." (4 words, a word per token): with
