@@ -34,6 +34,7 @@ from themis.core.generation import ModelResponse
 from themis.core.planner import ModelRequest, compile_run, plan
 from themis.core.runtime import RuntimeConfig
 from themis.core.stages import Stage
+from themis.core.stats import wilson
 
 
 def _even_script(request: ModelRequest) -> ModelResponse:
@@ -85,7 +86,10 @@ def test_a_run_records_every_stage_of_every_trial_and_reports_the_script() -> No
     (row,) = report.rows
     assert row.mean == 0.5
     assert row.n == 20
-    assert row.ci_method == "t-cluster"  # two samples per case: clustered by case
+    # Two 0/1 samples per case, and both samples of a case agree: the 20 trials are worth
+    # n_eff = p(1-p) / (s^2 / k) = 0.25 / ((2.5 / 9) / 10) = 9 independent ones.
+    assert row.ci_method == "wilson-deff"
+    assert (row.ci_low, row.ci_high) == pytest.approx(wilson(4.5, 9), abs=1e-12)
     assert row.failed == 0
     assert row.unparsed == 0
 
