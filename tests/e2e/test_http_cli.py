@@ -115,7 +115,13 @@ def test_a_clean_run_gives_the_expected_report(fake: FakeServer, tmp_path: Path)
     result = _run(tmp_path, config)
 
     assert result["status"] == "completed"
-    assert result["trials"] == {"planned": 24, "scored": 24, "failed": 0, "pending": 0}
+    assert result["trials"] == {
+        "planned": 24,
+        "scored": 24,
+        "failed": 0,
+        "pending": 0,
+        "truncated": 0,
+    }
     [row] = result["results"]
     assert (row["mean"], row["n"], row["failed"], row["unparsed"]) == (1.0, 24, 0, 0)
     assert result["model_calls"] == 24
@@ -150,7 +156,13 @@ def test_30_percent_429_and_500_are_retried_to_completion(fake: FakeServer, tmp_
     config = _project(tmp_path, fake, cases=40)
     result = _run(tmp_path, config)
 
-    assert result["trials"] == {"planned": 80, "scored": 80, "failed": 0, "pending": 0}
+    assert result["trials"] == {
+        "planned": 80,
+        "scored": 80,
+        "failed": 0,
+        "pending": 0,
+        "truncated": 0,
+    }
     outcomes = fake.stats()["by_outcome"]
     assert outcomes["ok"] == 80
     assert outcomes.get("429", 0) > 0
@@ -183,7 +195,13 @@ def test_dropped_connections_and_hangs_time_out_and_recover(
     started = time.monotonic()
     result = _run(tmp_path, config)
 
-    assert result["trials"] == {"planned": 40, "scored": 40, "failed": 0, "pending": 0}
+    assert result["trials"] == {
+        "planned": 40,
+        "scored": 40,
+        "failed": 0,
+        "pending": 0,
+        "truncated": 0,
+    }
     outcomes = fake.stats()["by_outcome"]
     assert outcomes.get("drop", 0) > 0
     assert outcomes.get("hang", 0) > 0
@@ -276,7 +294,13 @@ def test_kill_9_mid_run_then_resume_elsewhere_calls_no_committed_trial(
     assert len(after) == len(set(after)) == resumed["model_calls"]
     assert committed | set(after) == set(key_of.values())
     assert resumed["run_id"] == experiment.run_id
-    assert resumed["trials"] == {"planned": 300, "scored": 300, "failed": 0, "pending": 0}
+    assert resumed["trials"] == {
+        "planned": 300,
+        "scored": 300,
+        "failed": 0,
+        "pending": 0,
+        "truncated": 0,
+    }
     snapshot = _json(
         tmp_path, "inspect", "snapshot", experiment.run_id, "--store", str(store), "--json"
     )

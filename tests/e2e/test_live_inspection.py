@@ -91,6 +91,7 @@ def test_inspect_quickcheck_and_runs_answer_live_while_a_run_holds_the_store(
         "scored": TRIALS,
         "failed": 0,
         "pending": 0,
+        "truncated": 0,
     }
 
     assert (first["run_id"], first["status"], first["live"]["pid"]) == (run_id, "running", pid)

@@ -26,6 +26,7 @@ from themis.app.usecases.provenance import config_provenance
 from themis.app.usecases.provider_holds import active_holds, clear_holds
 from themis.app.usecases.resume import (
     check_same_run,
+    refuse_outdated,
     replay_run,
     replay_with_config,
     stored_compiled,
@@ -285,6 +286,8 @@ def resume(
     may change `runtime.*` only; with `config`, that file's runtime applies and its identity must
     match the stored run's (a different identity is a different run, and is refused).
     """
+    with opened_store(store, read_only=True) as opened:
+        refuse_outdated(stored_compiled(opened, run_id)[1], "resume")
     if config is None:
         experiment = Experiment.from_store(run_id, store, overrides=overrides)
     else:
