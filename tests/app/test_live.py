@@ -336,3 +336,14 @@ def test_the_interpreter_counts_each_stage_it_completes(
 
     final = seen[-1]
     assert (final.generated, final.parsed, final.unparsed, final.scored, final.done) == expected
+
+
+def test_truncated_generations_are_counted_live(tmp_path: Path) -> None:
+    store = tmp_path / "x.duckdb"
+    clock = StepClock()
+    publisher = _start(progress_directory(store), clock, interval=0.5)
+    assert _only(store).state.truncated == 0
+    clock.time += 1
+    publisher(ProgressCounts(total=6, generated=3, truncated=2))
+
+    assert _only(store).state.truncated == 2

@@ -210,6 +210,7 @@ class ProgressPublisher:
                 planned=base.planned,
                 stages=base.stages(),
                 lineage=lineage(resumed),
+                truncated=base.truncated,
             ),
             snapshot=attrs.evolve(view, identity=None),  # the full document can be large
         )
@@ -232,7 +233,7 @@ class ProgressPublisher:
             parsed=base.parsed + counts.parsed,
             unparsed=base.unparsed + counts.unparsed,
             scored=base.scored + counts.scored,
-            truncated=base.truncated,
+            truncated=base.truncated + counts.truncated,
         )
         record = self._record
         self._write(
@@ -240,7 +241,12 @@ class ProgressPublisher:
                 record,
                 updated_at=self._clock.now(),
                 model_calls=counts.model_calls,
-                state=attrs.evolve(record.state, stages=current.stages(), holds=counts.holds),
+                state=attrs.evolve(
+                    record.state,
+                    stages=current.stages(),
+                    holds=counts.holds,
+                    truncated=current.truncated,
+                ),
             )
         )
 

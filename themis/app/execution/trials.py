@@ -25,6 +25,7 @@ from themis.core.events import (
     ParseCompleted,
     ScoreCompleted,
 )
+from themis.core.generation import is_truncated
 from themis.core.planner import CompiledRun, PendingTrial, TrialPlan
 from themis.core.provider_state import ProviderHold
 from themis.core.runtime import RuntimeConfig
@@ -44,7 +45,8 @@ class ProgressCounts:
 
     `done` and `failed` count trials of this execution (through its last stage, or failed at
     generation); `generated`, `parsed`, `unparsed` and `scored` count the trials whose stage
-    this execution completed, for live per-stage progress (`themis.app.execution.live`).
+    this execution completed, for live per-stage progress (`themis.app.execution.live`);
+    `truncated` the generations it completed that were cut at `max_tokens`.
     """
 
     total: int
@@ -55,6 +57,7 @@ class ProgressCounts:
     parsed: int = 0
     unparsed: int = 0
     scored: int = 0
+    truncated: int = 0
     holds: tuple[ProviderHold, ...] = ()  # refreshed before each progress report
 
 
@@ -126,6 +129,7 @@ class TrialRunner:
             return
         if Stage.GENERATE in item.stages:
             self.counts.generated += 1
+            self.counts.truncated += is_truncated(outcome.finish_reason)
         if Stage.PARSE not in item.stages and Stage.SCORE not in item.stages:  # until generate
             self.counts.done += 1
             return
