@@ -157,10 +157,14 @@ def test_runs_lists_the_run(demo: Path, store: Path, run_json: RunJson, invoke: 
     assert ran["run_id"][:16] in table.stdout
     assert "demo-arithmetic" in table.stdout
     assert listed.exit_code == 0, listed.output
-    entries = json.loads(listed.stdout)
-    assert [(entry["run_id"], entry["name"]) for entry in entries] == [
-        (ran["run_id"], "demo-arithmetic")
+    listing = json.loads(listed.stdout)
+    checked = json.loads(invoke("quickcheck", "--store", store, "--json").stdout)
+    assert listing.keys() == checked.keys() == {"live", "runs"}  # one shape for both
+    entries = listing["runs"]
+    assert [(e["run_id"], e["name"], e["status"]) for e in entries] == [
+        (ran["run_id"], "demo-arithmetic", "completed")
     ]
+    assert entries[0]["completed_through_stage"] == "score"
     assert entries[0]["events"] > TRIALS
     assert entries[0]["created_at"].endswith(" UTC")
 

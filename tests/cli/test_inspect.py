@@ -424,8 +424,9 @@ def test_a_locked_store_is_answered_live_and_says_so(
         (run_id, "running", 100)
     ]
     assert note in checked_table
-    assert [(entry["run_id"], entry["events"]) for entry in listed] == [(run_id, None)]
-    assert listed[0]["live"]["pid"] == holder.pid
+    assert [(entry["run_id"], entry["events"]) for entry in listed["runs"]] == [(run_id, None)]
+    assert listed["live"]["pid"] == holder.pid
+    assert listed["live"] == checked["live"]  # one shape with quickcheck's
     assert note in listed_table
     line = one_error_line(evaluation)
     assert f"(PID {holder.pid})" in line

@@ -63,7 +63,7 @@ def test_report_and_runs_read_the_default_store(workdir: Path) -> None:
 
     assert report["results"] == ran["results"]
     assert listed.returncode == 0, listed.stderr
-    assert [entry["run_id"] for entry in json.loads(listed.stdout)] == [ran["run_id"]]
+    assert [entry["run_id"] for entry in json.loads(listed.stdout)["runs"]] == [ran["run_id"]]
 
 
 def test_a_bad_config_exits_2_with_one_stderr_line(workdir: Path) -> None:

@@ -109,7 +109,8 @@ def test_inspect_quickcheck_and_runs_answer_live_while_a_run_holds_the_store(
     )
     assert snapshot["summary"]["trials"] == TRIALS
     assert snapshot["runtime"]["max_concurrent_tasks"] == 2
-    assert [(entry["run_id"], entry["live"]["pid"]) for entry in listed] == [(run_id, pid)]
+    assert listed["live"]["pid"] == pid
+    assert [(entry["run_id"], entry["status"]) for entry in listed["runs"]] == [(run_id, "running")]
     assert table.returncode == 0, table.stderr
     assert f"live from PID {pid}; store is in use" in table.stdout
     assert evaluation.returncode == 2

@@ -7,11 +7,34 @@ import-time side effects and of imports back into this one.
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from themis.app.cli import inspect_commands, lifecycle_commands, provider_commands, run_commands
 
+
+def _flags_without_type(params: list[Any]) -> list[Any]:
+    """Flags take no value, so `--help` shows none for them (typer would print `<bool>`)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _flags_without_type(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _flags_without_type(super().get_params(ctx))
+
+
 app = typer.Typer(
+    cls=_Group,
     name="themis",
     help="Reproducible LLM evaluations: compile once, run concurrently, answer from the log.",
     no_args_is_help=True,
@@ -19,6 +42,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 inspect_app = typer.Typer(
+    cls=_Group,
     name="inspect",
     help="Inspect a run: its snapshot, its execution state, or one case's trials.",
     no_args_is_help=True,
@@ -26,6 +50,7 @@ inspect_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 providers_app = typer.Typer(
+    cls=_Group,
     name="providers",
     help="Provider pauses and breaker windows shared by runs on a store: list or clear them.",
     no_args_is_help=True,
@@ -33,22 +58,22 @@ providers_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-app.command()(run_commands.run)
-app.command()(run_commands.resume)
-app.command()(run_commands.replay)
-app.command()(run_commands.report)
-app.command("runs")(run_commands.list_runs)
+app.command(cls=_Command)(run_commands.run)
+app.command(cls=_Command)(run_commands.resume)
+app.command(cls=_Command)(run_commands.replay)
+app.command(cls=_Command)(run_commands.report)
+app.command("runs", cls=_Command)(run_commands.list_runs)
 app.add_typer(inspect_app, name="inspect")
-inspect_app.command("snapshot")(inspect_commands.inspect_snapshot)
-inspect_app.command("state")(inspect_commands.inspect_state)
-inspect_app.command("evaluation")(inspect_commands.inspect_evaluation)
-app.command("quickcheck")(inspect_commands.quickcheck_command)
+inspect_app.command("snapshot", cls=_Command)(inspect_commands.inspect_snapshot)
+inspect_app.command("state", cls=_Command)(inspect_commands.inspect_state)
+inspect_app.command("evaluation", cls=_Command)(inspect_commands.inspect_evaluation)
+app.command("quickcheck", cls=_Command)(inspect_commands.quickcheck_command)
 app.add_typer(providers_app, name="providers")
-providers_app.command("list")(provider_commands.providers_list)
-providers_app.command("clear")(provider_commands.providers_clear)
-app.command("plan")(lifecycle_commands.plan_command)
-app.command("estimate")(lifecycle_commands.estimate_command)
-app.command("diff")(lifecycle_commands.diff_command)
+providers_app.command("list", cls=_Command)(provider_commands.providers_list)
+providers_app.command("clear", cls=_Command)(provider_commands.providers_clear)
+app.command("plan", cls=_Command)(lifecycle_commands.plan_command)
+app.command("estimate", cls=_Command)(lifecycle_commands.estimate_command)
+app.command("diff", cls=_Command)(lifecycle_commands.diff_command)
 
 
 def main() -> None:

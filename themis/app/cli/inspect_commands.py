@@ -96,7 +96,8 @@ def print_live_runs(locked: StoreLocked, *, as_json: bool) -> None:
     """`themis runs` while the store is locked: the runs its holder publishes, marked live."""
     records = published_runs(locked)
     if as_json:
-        print_json([_live_run_json(record) for record in records])
+        live = {"pid": records[0].pid, "updated_at": when(records[0].updated_at)}
+        print_json({"live": live, "runs": [_live_run_json(record) for record in records]})
         return
     table = Table(title=f"runs ({live_note(records[0].source)})", title_justify="left")
     for column in ("run_id", "name", "created", "status"):
@@ -114,5 +115,6 @@ def _live_run_json(record: LiveRecord) -> dict[str, Any]:
         "name": record.name,
         "created_at": when(record.snapshot.created_at),
         "events": None,
-        "live": {"pid": record.pid, "updated_at": when(record.updated_at)},
+        "status": record.status,
+        "completed_through_stage": None,
     }

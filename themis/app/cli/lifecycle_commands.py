@@ -35,7 +35,9 @@ from themis.app.wiring import DEFAULT_STORE
 SetOption = Annotated[
     list[str] | None,
     typer.Option(
-        "--set", help="Override a config value: KEY=VALUE (dotted key, TOML value). Repeatable."
+        "--set",
+        metavar="KEY=VALUE",
+        help="Override a config value: KEY=VALUE (dotted key, TOML value). Repeatable.",
     ),
 ]
 
@@ -119,7 +121,9 @@ def diff_command(
     config_b: Annotated[Path, typer.Argument(help="The second config (B).")],
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Override a value of B: KEY=VALUE. Repeatable."),
+        typer.Option(
+            "--set", metavar="KEY=VALUE", help="Override a value of B: KEY=VALUE. Repeatable."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the differences as JSON.")] = False,
 ) -> None:

@@ -40,6 +40,7 @@ from themis.app.render.reports import (
     runs_table,
 )
 from themis.app.render.runtime_controls import preflight_lines
+from themis.app.usecases.inspect_runs import quickcheck
 from themis.app.usecases.runs import RunResult
 from themis.core.errors import StoreLocked
 from themis.core.stages import Stage
@@ -69,7 +70,9 @@ def run(
     set_: Annotated[
         list[str] | None,
         typer.Option(
-            "--set", help="Override a config value: KEY=VALUE (dotted key, TOML value). Repeatable."
+            "--set",
+            metavar="KEY=VALUE",
+            help="Override a config value: KEY=VALUE (dotted key, TOML value). Repeatable.",
         ),
     ] = None,
     until_stage: UntilStageOption = UntilStage.SCORE,
@@ -108,7 +111,11 @@ def resume(
     ] = None,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Override a value: KEY=VALUE (runtime.* without --config)."),
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="Override a value: KEY=VALUE (runtime.* without --config).",
+        ),
     ] = None,
     until_stage: UntilStageOption = UntilStage.SCORE,
     as_json: ResultJsonOption = False,
@@ -154,7 +161,11 @@ def replay(
     ] = None,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Override a value: KEY=VALUE (runtime.* without --config)."),
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="Override a value: KEY=VALUE (runtime.* without --config).",
+        ),
     ] = None,
     as_json: ResultJsonOption = False,
     quiet: QuietOption = False,
@@ -247,6 +258,6 @@ def list_runs(
             inspect_commands.print_live_runs(locked, as_json=as_json)
             return
         if as_json:
-            print_json(runs_json(summaries))
+            print_json(runs_json(summaries, quickcheck(existing_store(store))))
         else:
             stdout().print(runs_table(summaries))

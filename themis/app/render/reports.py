@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from themis.app.usecases.runs import RunResult
+from themis.core.inspection import RunProgress
 from themis.core.report import Report, ServedModel
 from themis.core.snapshot import RunSummary
 
@@ -165,13 +166,30 @@ def runs_table(summaries: list[RunSummary]) -> Table:
     return table
 
 
-def runs_json(summaries: list[RunSummary]) -> list[dict[str, Any]]:
-    return [
-        {
-            "run_id": summary.run_id,
-            "name": summary.name,
-            "created_at": _when(summary.created_at),
-            "events": summary.event_count,
-        }
-        for summary in summaries
-    ]
+def runs_json(summaries: list[RunSummary], progress: Sequence[RunProgress]) -> dict[str, Any]:
+    """`themis runs --json`: the shape of `quickcheck --json` (an object: `live`, then `runs`),
+    each run with its status beside when it was created and how many events it logged."""
+    by_run = {row.run_id: row for row in progress}
+    return {
+        "live": None,
+        "runs": [
+            {
+                "run_id": summary.run_id,
+                "name": summary.name,
+                "created_at": _when(summary.created_at),
+                "events": summary.event_count,
+                **_status(by_run.get(summary.run_id)),
+            }
+            for summary in summaries
+        ],
+    }
+
+
+def _status(progress: RunProgress | None) -> dict[str, Any]:
+    if progress is None:  # a run that started after the list was read
+        return {"status": None, "completed_through_stage": None}
+    through = progress.completed_through_stage
+    return {
+        "status": progress.status,
+        "completed_through_stage": through.value if through else None,
+    }
