@@ -102,7 +102,7 @@ def test_plan_with_a_named_store_saves_the_run_once(
 ) -> None:
     first = output_json(invoke("plan", demo, "--store", store, "--json"))
     second = output_json(invoke("plan", demo, "--store", store, "--json"))
-    listed = json.loads(invoke("runs", "--store", store, "--json").stdout)
+    listed = json.loads(invoke("runs", "--store", store, "--json").stdout)["runs"]
 
     assert first["store"] == {"path": str(store), "exists": True, "saved": True, "run": None}
     assert second["store"]["saved"] is False
@@ -192,7 +192,7 @@ def test_no_save_writes_nothing(demo: Path, store: Path, invoke: Invoke) -> None
     assert absent["store"] == {"path": str(store), "exists": False, "saved": False, "run": None}
     assert present.exit_code == 0, present.output
     assert "the run is not in the store; nothing saved (--no-save)" in present.stdout
-    assert len(json.loads(invoke("runs", "--store", store, "--json").stdout)) == 1
+    assert len(json.loads(invoke("runs", "--store", store, "--json").stdout)["runs"]) == 1
 
 
 def test_plan_table(
