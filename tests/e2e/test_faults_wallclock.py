@@ -1,7 +1,8 @@
 """Runtime controls in real time against our fault-injecting server (tests/fakeserver): the
 `themis` CLI in a subprocess, 64 calls in flight, faults drawn per request and attempt.
 
-The breaker tells an outage from transient errors and from requests that always fail.
+The breaker tells an outage from transient errors and from requests that always fail; a rate
+limit is paced, as the server's own clock sees it.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ generation_retry_delay = 0.02
 retry_jitter = 0.0
 call_timeout = {call_timeout}
 store_flush_interval = 0.05
+{extra}
 
 [runtime.endpoints.local]
 base_url = "{base_url}"
@@ -72,6 +74,7 @@ def _project(
     *,
     attempts: int = 3,
     call_timeout: float = 5.0,
+    extra: str = "",
 ) -> Path:
     rows = [{"id": f"q{i}", "a": i, "b": 1, "answer": str(i + 1)} for i in range(cases)]
     (directory / "sums.jsonl").write_text(
@@ -79,7 +82,7 @@ def _project(
     )
     config = directory / "faults.toml"
     text = CONFIG.format(
-        base_url=server.openai_base_url, attempts=attempts, call_timeout=call_timeout
+        base_url=server.openai_base_url, attempts=attempts, call_timeout=call_timeout, extra=extra
     )
     config.write_text(text, encoding="utf-8")
     return config
@@ -130,3 +133,30 @@ def test_requests_that_always_fail_never_open_the_breaker(fake: FakeServer, tmp_
     assert 2 <= failed <= 20
     assert result["model_calls"] >= 400 + 2 * failed  # each bad request: three attempts
     assert not [event for event in events if isinstance(event, BreakerTransitioned)]
+
+
+def _most_within(times: list[float], window: float) -> int:
+    ordered = sorted(times)
+    best = start = 0
+    for end, at in enumerate(ordered):
+        while ordered[start] <= at - window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def test_a_rate_limit_is_paced_at_the_server(fake: FakeServer, tmp_path: Path) -> None:
+    """600 requests per minute with a burst of 12, 64 calls in flight: the server receives 10 a
+    second, never more than 12 in any second (on main the first 50 arrived at once)."""
+    fake.control(latency_s=0.01)
+    limit = "provider_rate_limits = { local = { requests_per_minute = 600, burst = 12 } }"
+    config = _project(tmp_path, fake, 50, extra=limit)
+
+    result, _ = _run(tmp_path, config)
+
+    assert (result["status"], result["trials"]["failed"]) == ("completed", 0)
+    arrivals = [call["t"] for call in fake.journal()]
+    assert len(arrivals) == 50
+    assert _most_within(arrivals, 1.0) <= 12
+    assert _most_within(arrivals, 60.0) <= 600
+    assert max(arrivals) - min(arrivals) >= 3.5  # (50 - 12) requests at 10 a second

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from themis.core.ratelimit import (
+    SEND_SLACK_S,
     ProviderLimits,
     TokenBucket,
     admissible,
@@ -275,12 +276,12 @@ def test_the_stricter_bucket_decides_the_wait() -> None:
     limits = ProviderLimits.from_rate_limit(RateLimit(requests_per_minute=2, tokens_per_minute=100))
     limits, _ = reserve_call(limits, 90, now=0.0)  # tokens nearly spent
     limits, wait = reserve_call(limits, 20, now=1.0)
-    assert wait == 59.0  # tokens, not requests, hold it
+    assert wait == pytest.approx(59.0 + SEND_SLACK_S)  # tokens, not requests, hold it
     limits, wait = reserve_call(limits, 1, now=61.0)
     assert wait == 0.0
-    # Requests were granted at t=60 and t=61; a third must wait for the first to leave.
+    # Requests were granted at t=60.25 and t=61; a third must wait for the first to leave.
     limits, wait = reserve_call(limits, 1, now=62.0)
-    assert 62.0 + wait == 120.0
+    assert 62.0 + wait == pytest.approx(60.0 + SEND_SLACK_S + 60.0 + SEND_SLACK_S)
 
 
 def test_correct_call_refunds_tokens_only() -> None:

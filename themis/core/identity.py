@@ -124,7 +124,7 @@ FIELD_CLASSES: Mapping[type, Mapping[str, FieldClass]] = {
         "anthropic_version": RT,
         "http2": RT,
     },
-    RateLimit: {"requests_per_minute": RT, "tokens_per_minute": RT},
+    RateLimit: {"requests_per_minute": RT, "tokens_per_minute": RT, "burst": RT},
     Price: {"input_per_1k": RT, "output_per_1k": RT},
 }
 

@@ -16,6 +16,16 @@ one check at the grant time cover every window. The log is bounded (`max_grants`
 grow longer, the two grants closest in time merge at the later one's time. That holds the earlier
 tokens a little longer, so the bucket can only get stricter, never looser. Amounts are token or
 request counts; keep them integral so that sums stay exact in floating point.
+
+Requests are also paced (`ProviderLimits`): a window log alone lets a whole minute's quota go
+in the first fraction of a second (600 requests in 0.13 s at 600 per minute), which arrives at
+the server as one burst, and calls that leave a little after their grant (a connection still
+opening) then spill into the next window at the server. So a request also needs a `Pacer` slot
+(a continuously refilled bucket of `burst` requests, refilled at `requests_per_minute / 60` per
+second: the generic cell rate algorithm) and a place in a 1 s log of capacity `burst`, and the
+minute's log counts each request for `SEND_SLACK_S` more than 60 s, the time a granted request
+may take to reach the server. The server then sees at most the limit in any 60 s and at most
+`burst` in any second, as long as requests leave within `SEND_SLACK_S` of their grant.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from attrs import field, frozen
 from themis.core.runtime import RateLimit
 
 DEFAULT_MAX_GRANTS = 512
+SEND_SLACK_S = 0.25  # how long after its grant a request is assumed to reach the server
 
 
 def _positive(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -51,15 +62,44 @@ class TokenBucket:
     max_grants: int = field(default=DEFAULT_MAX_GRANTS, validator=_positive)
 
 
-def per_minute(limit: float, max_grants: int = DEFAULT_MAX_GRANTS) -> TokenBucket:
-    """A bucket for `limit` units per minute.
+def per_minute(
+    limit: float, max_grants: int = DEFAULT_MAX_GRANTS, slack: float = 0.0
+) -> TokenBucket:
+    """A bucket for `limit` units per minute, each counted `slack` seconds longer.
 
     Below one unit per minute the 60 s guarantee cannot hold for a whole request. Such a limit
     becomes one unit per `60 / limit` seconds, which keeps the long-run rate exact.
     """
     if limit >= 1:
-        return TokenBucket(capacity=float(limit), window=60.0, max_grants=max_grants)
-    return TokenBucket(capacity=1.0, window=60.0 / limit, max_grants=max_grants)
+        return TokenBucket(capacity=float(limit), window=60.0 + slack, max_grants=max_grants)
+    return TokenBucket(capacity=1.0, window=60.0 / limit + slack, max_grants=max_grants)
+
+
+@frozen
+class Pacer:
+    """Requests spaced `interval` seconds apart in the long run, `burst` of them at once at
+    most: a bucket of `burst` refilled continuously (GCRA). `due` is the theoretical time of
+    the next request; a request may go `(burst - 1) * interval` before it."""
+
+    interval: float = field(validator=_positive)
+    burst: int = field(validator=_positive)
+    due: float = -math.inf
+
+
+def pace_earliest(pacer: Pacer, now: float) -> float:
+    """The first time, no earlier than `now`, at which the pacer lets a request go."""
+    return max(now, pacer.due - (pacer.burst - 1) * pacer.interval)
+
+
+def pace_record(pacer: Pacer, at: float) -> Pacer:
+    """`pacer` after a request went at `at` (no earlier than `pace_earliest`)."""
+    return attrs.evolve(pacer, due=max(pacer.due, at) + pacer.interval)
+
+
+def default_burst(requests_per_minute: float) -> int:
+    """The requests one second may carry when the config does not say: one second's share of
+    the limit, rounded up, plus one."""
+    return math.ceil(requests_per_minute / 60.0) + 1
 
 
 def outstanding(bucket: TokenBucket, at: float) -> float:
@@ -163,11 +203,14 @@ class ProviderLimits:
     """A provider's request and token buckets; `None` means that dimension is unlimited.
 
     A call costs one request and `call_tokens(prompt_tokens, max_tokens)` tokens. Both are
-    granted at the same moment.
+    granted at the same moment. With a request limit, a request also needs its `pace` slot and
+    a place in the `second` log (at most `burst` in any second).
     """
 
     requests: TokenBucket | None = None
     tokens: TokenBucket | None = None
+    pace: Pacer | None = None
+    second: TokenBucket | None = None
 
     @classmethod
     def from_rate_limit(
@@ -177,9 +220,16 @@ class ProviderLimits:
         if limit is None:
             return cls()
         rpm, tpm = limit.requests_per_minute, limit.tokens_per_minute
+        if rpm is None:
+            return cls(tokens=None if tpm is None else per_minute(tpm, max_grants, SEND_SLACK_S))
+        burst = limit.burst if limit.burst is not None else default_burst(rpm)
         return cls(
-            requests=None if rpm is None else per_minute(rpm, max_grants),
-            tokens=None if tpm is None else per_minute(tpm, max_grants),
+            requests=per_minute(rpm, max_grants, SEND_SLACK_S),
+            tokens=None if tpm is None else per_minute(tpm, max_grants, SEND_SLACK_S),
+            pace=Pacer(interval=60.0 / rpm, burst=burst),
+            second=TokenBucket(
+                capacity=float(burst), window=1.0 + SEND_SLACK_S, max_grants=max_grants
+            ),
         )
 
 
@@ -198,12 +248,16 @@ def call_admissible(limits: ProviderLimits, tokens: int) -> bool:
 def reserve_call(limits: ProviderLimits, tokens: int, now: float) -> tuple[ProviderLimits, float]:
     """Reserve one request and `tokens` tokens. Returns the new limits and the wait.
 
-    The grant time is the later of the two buckets' earliest times. Both buckets only free up
-    as time passes, so it fits both.
+    The grant time is the latest of every bucket's and the pacer's earliest time. Each only
+    frees up as time passes, so it fits them all.
     """
     moment = now
     if limits.requests is not None:
         moment = max(moment, earliest(limits.requests, 1, now))
+    if limits.second is not None:
+        moment = max(moment, earliest(limits.second, 1, now))
+    if limits.pace is not None:
+        moment = max(moment, pace_earliest(limits.pace, now))
     if limits.tokens is not None:
         moment = max(moment, earliest(limits.tokens, tokens, now))
     wait = wait_until(now, moment)
@@ -212,6 +266,8 @@ def reserve_call(limits: ProviderLimits, tokens: int, now: float) -> tuple[Provi
         ProviderLimits(
             requests=None if limits.requests is None else record(limits.requests, 1, at),
             tokens=None if limits.tokens is None else record(limits.tokens, tokens, at),
+            pace=None if limits.pace is None else pace_record(limits.pace, at),
+            second=None if limits.second is None else record(limits.second, 1, at),
         ),
         wait,
     )

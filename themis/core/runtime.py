@@ -49,12 +49,30 @@ def _optional_positive(instance: Any, attribute: attrs.Attribute[Any], value: fl
         raise ValueError(f"{attribute.name}: must be a number > 0, got {value!r}")
 
 
+def _check_burst(instance: Any, attribute: attrs.Attribute[Any], value: int | None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{attribute.name}: must be an integer >= 1, got {value!r}")
+    rpm = instance.requests_per_minute
+    if rpm is not None and value < rpm / 60.0:
+        raise ValueError(
+            f"{attribute.name}: {value} requests per second can never reach "
+            f"requests_per_minute = {rpm:g}; give at least {rpm / 60.0:g}"
+        )
+
+
 @frozen
 class RateLimit:
-    """A provider's quota: requests and tokens per minute; `None` means unlimited."""
+    """A provider's quota: requests and tokens per minute; `None` means unlimited.
+
+    Requests are paced at `requests_per_minute / 60` per second, with at most `burst` in any
+    second (`None`: one second's share rounded up, plus one).
+    """
 
     requests_per_minute: float | None = field(default=None, validator=_optional_positive)
     tokens_per_minute: float | None = field(default=None, validator=_optional_positive)
+    burst: int | None = field(default=None, validator=_check_burst)
 
 
 def _positive(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
