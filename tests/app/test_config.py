@@ -279,7 +279,7 @@ BAD = [
         "max_concurrent_tasks = 16",
         "[runtime.provider_rate_limits.openai]\nrpm = 1",
         "runtime.provider_rate_limits.openai.rpm: unknown key"
-        " (known: requests_per_minute, tokens_per_minute)",
+        " (known: requests_per_minute, tokens_per_minute, burst)",
     ),
     (
         "max_concurrent_tasks = 16",
