@@ -7,18 +7,34 @@ records when each call starts and the tokens it reports; the benchmark then prin
 scenario, the configured limit, the most any 60 s window of call starts achieved, and the mean
 rate over the run (calls or tokens divided by the run's minutes, counting the last one whole).
 
-Usage: `python bench/ratelimit_accuracy.py`.
+With `--wall-clock` it instead runs one real run (`Experiment.run`: HTTP adapter, DuckDB store,
+system clock) against our fake server (tests/fakeserver) in real time, and counts at the server:
+the journal's arrival times give the most requests the server saw in any 60 s and in any 1 s,
+against the configured `requests_per_minute` and `burst`.
+
+Usage: `python bench/ratelimit_accuracy.py` (virtual time) or `python bench/ratelimit_accuracy.py
+--wall-clock [--rpm 1200] [--burst N] [--requests 1500] [--concurrency 64]` (real time: about
+`requests / rpm` minutes).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import attrs
 import trio
 import trio.testing
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import themis
+from tests.fakeserver import start_fake_server
 from themis.adapters.clocks import FakeClock
 from themis.adapters.stores.memory import MemoryStore
 from themis.app.usecases.runs import run_experiment
@@ -88,13 +104,13 @@ class Recorder:
         return ModelResponse(text="1", input_tokens=used - 1, output_tokens=1)
 
 
-def most_in_a_window(times: Sequence[float], amounts: Sequence[int]) -> int:
-    """The largest sum of `amounts` whose `times` fall within one window `[t, t + 60)`."""
+def most_in_a_window(times: Sequence[float], amounts: Sequence[int], window: float = WINDOW) -> int:
+    """The largest sum of `amounts` whose `times` fall within one window `[t, t + window)`."""
     pairs = sorted(zip(times, amounts, strict=True))
     best = total = start = 0
     for at, amount in pairs:
         total += amount
-        while pairs[start][0] <= at - WINDOW:
+        while pairs[start][0] <= at - window:
             total -= pairs[start][1]
             start += 1
         best = max(best, total)
@@ -148,6 +164,7 @@ def run(scenario: Scenario) -> dict[str, object]:
         "scenario": scenario.name,
         "rpm": scenario.limit.requests_per_minute,
         "rpm_max": most_in_a_window(model.starts, ones),
+        "rps_max": most_in_a_window(model.starts, ones, 1.0),
         "rpm_mean": mean_per_minute(model.starts, ones),
         "tpm": scenario.limit.tokens_per_minute,
         "tpm_max": most_in_a_window(model.starts, model.tokens),
@@ -161,9 +178,89 @@ def _limit(value: float | None) -> str:
     return "—" if value is None else f"{value:,.6g}"
 
 
+WALL_CONFIG = """
+name = "ratelimit-wall-clock"
+seed = 1
+samples = 1
+
+[[datasets]]
+name = "d"
+path = "cases.jsonl"
+
+[[models]]
+name = "m"
+provider = "local"
+api = "chat"
+model = "fake-served"
+params = {{ max_tokens = 16 }}
+
+[[prompts]]
+name = "p"
+template = "Question {{{{ n }}}}: what is 1?"
+
+[parser]
+name = "number"
+
+[[metrics]]
+name = "exact_match"
+
+[runtime]
+max_concurrent_tasks = {concurrency}
+progress = "off"
+provider_rate_limits = {{ local = {{ requests_per_minute = {rpm}{burst} }} }}
+
+[runtime.endpoints.local]
+base_url = "{base_url}"
+"""
+
+
+def wall_clock(rpm: float, burst: int | None, requests: int, concurrency: int) -> None:
+    """One real-time run against the fake server; the server's arrival times are counted."""
+    with start_fake_server() as server, tempfile.TemporaryDirectory() as folder:
+        server.control(latency_s=0.05)
+        directory = Path(folder)
+        rows = [{"id": str(i), "n": i, "answer": "1"} for i in range(requests)]
+        (directory / "cases.jsonl").write_text(
+            "".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8"
+        )
+        config = directory / "wall.toml"
+        config.write_text(
+            WALL_CONFIG.format(
+                concurrency=concurrency,
+                rpm=rpm,
+                burst="" if burst is None else f", burst = {burst}",
+                base_url=server.openai_base_url,
+            ),
+            encoding="utf-8",
+        )
+        started = time.perf_counter()
+        result = themis.Experiment.from_file(config).run(directory / "s.duckdb")
+        wall = time.perf_counter() - started
+        arrivals = [call["t"] for call in server.journal()]
+    ones = [1] * len(arrivals)
+    shown_burst = "default" if burst is None else str(burst)
+    print(
+        f"wall clock: {requests} requests at {rpm:g}/min (burst {shown_burst}), "
+        f"{concurrency} in flight, {wall:.1f} s, {result.model_calls} calls"
+    )
+    print(f"  server saw at most {most_in_a_window(arrivals, ones)} in any 60 s (limit {rpm:g})")
+    print(f"  server saw at most {most_in_a_window(arrivals, ones, 1.0)} in any 1 s")
+    print(f"  mean {mean_per_minute(arrivals, ones):.1f}/min over the run")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(prog="python bench/ratelimit_accuracy.py")
+    parser.add_argument("--wall-clock", action="store_true")
+    parser.add_argument("--rpm", type=float, default=1200.0)
+    parser.add_argument("--burst", type=int, default=None)
+    parser.add_argument("--requests", type=int, default=1500)
+    parser.add_argument("--concurrency", type=int, default=64)
+    args = parser.parse_args()
+    if args.wall_clock:
+        wall_clock(args.rpm, args.burst, args.requests, args.concurrency)
+        return
     header = (
-        f"{'scenario':<38} {'RPM':>6} {'max/60s':>8} {'mean':>8} "
+        f"{'scenario':<38} {'RPM':>6} {'max/60s':>8} {'max/1s':>7} {'mean':>8} "
         f"{'TPM':>8} {'max/60s':>8} {'mean':>9} {'virtual':>9} {'wall':>6}"
     )
     print(header)
@@ -171,6 +268,7 @@ def main() -> None:
         row = run(scenario)
         print(
             f"{row['scenario']!s:<38} {_limit(row['rpm'])!s:>6} {row['rpm_max']!s:>8} "
+            f"{row['rps_max']!s:>7} "
             f"{row['rpm_mean']:>8.2f} {_limit(row['tpm'])!s:>8} {row['tpm_max']!s:>8} "
             f"{row['tpm_mean']:>9.1f} {row['virtual_s']:>8.1f}s {row['wall_s']:>5.2f}s",
             flush=True,

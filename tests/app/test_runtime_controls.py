@@ -35,9 +35,8 @@ from themis.core.events import (
 )
 from themis.core.generation import ModelCallError, ModelResponse
 from themis.core.planner import CompiledRun, ModelRequest, compile_run, pending, plan
-from themis.core.ratelimit import SEND_SLACK_S
 from themis.core.retry import RetryRecord
-from themis.core.runtime import RateLimit, RuntimeConfig
+from themis.core.runtime import SEND_SLACK_S, RateLimit, RuntimeConfig
 from themis.core.state import RunState
 from themis.core.tokens import count_messages
 from themis.ports.model import ModelPort

@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from themis.core.ratelimit import (
-    SEND_SLACK_S,
     ProviderLimits,
     TokenBucket,
     admissible,
@@ -26,7 +25,7 @@ from themis.core.ratelimit import (
     reserve_call,
     wait_until,
 )
-from themis.core.runtime import RateLimit
+from themis.core.runtime import SEND_SLACK_S, RateLimit
 
 
 def heaviest_window(grants: list[tuple[float, float]], window: float) -> float:

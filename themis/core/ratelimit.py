@@ -36,10 +36,9 @@ from typing import Any
 import attrs
 from attrs import field, frozen
 
-from themis.core.runtime import RateLimit
+from themis.core.runtime import SEND_SLACK_S, RateLimit, least_burst
 
 DEFAULT_MAX_GRANTS = 512
-SEND_SLACK_S = 0.25  # how long after its grant a request is assumed to reach the server
 
 
 def _positive(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -97,9 +96,9 @@ def pace_record(pacer: Pacer, at: float) -> Pacer:
 
 
 def default_burst(requests_per_minute: float) -> int:
-    """The requests one second may carry when the config does not say: one second's share of
-    the limit, rounded up, plus one."""
-    return math.ceil(requests_per_minute / 60.0) + 1
+    """The requests one second may carry when the config does not say: the least that lets the
+    limit through (`least_burst`), rounded up, plus one."""
+    return math.ceil(least_burst(requests_per_minute)) + 1
 
 
 def outstanding(bucket: TokenBucket, at: float) -> float:

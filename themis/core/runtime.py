@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,16 +50,27 @@ def _optional_positive(instance: Any, attribute: attrs.Attribute[Any], value: fl
         raise ValueError(f"{attribute.name}: must be a number > 0, got {value!r}")
 
 
+# How long after its grant a request is assumed to reach the server: each request counts against
+# its minute and its second that much longer (`themis.core.ratelimit`).
+SEND_SLACK_S = 0.25
+
+
+def least_burst(requests_per_minute: float) -> float:
+    """The smallest `burst` that lets `requests_per_minute` through: a second's share, over a
+    second that counts `SEND_SLACK_S` longer."""
+    return requests_per_minute / 60.0 * (1.0 + SEND_SLACK_S)
+
+
 def _check_burst(instance: Any, attribute: attrs.Attribute[Any], value: int | None) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{attribute.name}: must be an integer >= 1, got {value!r}")
     rpm = instance.requests_per_minute
-    if rpm is not None and value < rpm / 60.0:
+    if rpm is not None and value < least_burst(rpm):
         raise ValueError(
             f"{attribute.name}: {value} requests per second can never reach "
-            f"requests_per_minute = {rpm:g}; give at least {rpm / 60.0:g}"
+            f"requests_per_minute = {rpm:g}; give at least {math.ceil(least_burst(rpm))}"
         )
 
 
@@ -67,7 +79,7 @@ class RateLimit:
     """A provider's quota: requests and tokens per minute; `None` means unlimited.
 
     Requests are paced at `requests_per_minute / 60` per second, with at most `burst` in any
-    second (`None`: one second's share rounded up, plus one).
+    second (`None`: `least_burst` rounded up, plus one).
     """
 
     requests_per_minute: float | None = field(default=None, validator=_optional_positive)
