@@ -221,7 +221,7 @@ BAD = [
     (
         'name = "number"',
         'name = "nmber"',
-        "parser.name: must be one of raw, strip, number, regex, choice; got 'nmber'"
+        "parser.name: must be one of raw, strip, number, regex, choice, code; got 'nmber'"
         " (did you mean 'number'?)",
     ),
     ('name = "numeric_match"', "name = 1", "metrics[0].name: expected str, got 1"),

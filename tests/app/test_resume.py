@@ -350,7 +350,7 @@ def test_an_interrupted_replay_finishes_to_the_uninterrupted_report(finish: str)
     assert_consistent_prefix(store, compiled.run_id)
 
 
-@pytest.mark.parametrize("stage", [Stage.GENERATE, Stage.REDUCE, Stage.JUDGE])
+@pytest.mark.parametrize("stage", [Stage.GENERATE, Stage.JUDGE])
 def test_replay_of_a_stage_that_cannot_be_replayed_is_a_config_error(stage: Stage) -> None:
     compiled, store, _ = _completed(2)
     size = len(store.read(compiled.run_id))
@@ -360,8 +360,16 @@ def test_replay_of_a_stage_that_cannot_be_replayed_is_a_config_error(stage: Stag
 
     message = str(raised.value)
     assert stage.value in message
-    assert "parse, score" in message
+    assert "reduce, parse, score" in message
     assert "\n" not in message
+    assert len(store.read(compiled.run_id)) == size
+
+
+def test_replay_of_reduce_without_a_reducer_is_a_config_error() -> None:
+    compiled, store, _ = _completed(2)
+    size = len(store.read(compiled.run_id))
+    with pytest.raises(ConfigError, match="has no reducer; replay parse or score instead"):
+        _replay(store, compiled.run_id, Stage.REDUCE, RaisingModel())
     assert len(store.read(compiled.run_id)) == size
 
 

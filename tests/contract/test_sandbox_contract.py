@@ -19,11 +19,9 @@ from themis.adapters.sandbox import SubprocessSandbox, probe_isolation
 from themis.core.execution import (
     CommandOutcome,
     SandboxCommand,
-    SandboxLimits,
-    SkipWhen,
-    ValidationRule,
     validation_flow,
 )
+from themis.core.spec import SandboxLimits, SkipWhen, ValidationRule
 from themis.ports.sandbox import SandboxPort
 
 LIMITS = SandboxLimits(cpu_s=5, memory_mb=512, processes=32, file_size_mb=4, output_bytes=256)

@@ -17,6 +17,7 @@ from themis.adapters.stores.duckdb import SCHEMA_VERSION
 from themis.core.checkpoint import Checkpoint, CheckpointSummary
 from themis.core.events import (
     Event,
+    ExecutionCompleted,
     GenerationCompleted,
     GenerationFailed,
     ParseCompleted,
@@ -30,6 +31,7 @@ from themis.core.events import (
     StageReset,
     subject_key,
 )
+from themis.core.execution import CommandOutcome, StageRun
 from themis.core.report import Report, ReportRow
 from themis.core.retry import RetryRecord
 from themis.core.stages import Stage
@@ -110,6 +112,16 @@ def realistic_events(trials: int = 6) -> list[Event]:
         ReductionCompleted(
             at=86.0, group_id="group-b", reducer="majority", trial_key=None, sample=None, text=None
         ),
+        ExecutionCompleted(
+            at=87.0,
+            trial_id="trial-0",
+            trial_key="key-0",
+            passed=False,
+            failed_stage=1,
+            runs=(StageRun(1, "python3 x.py", CommandOutcome(1, 0.5, stderr="Traceback")),),
+            epoch=1,
+        ),
+        ExecutionCompleted(at=88.0, trial_id="trial-1", trial_key="key-1", passed=True, epoch=1),
     ]
     return events
 
@@ -143,6 +155,7 @@ def state_field_types(state: RunState) -> list[tuple[type, ...]]:
         state.parses,
         state.scores,
         state.reductions,
+        state.code_executions,
     )
     return [field_types(event) for held in maps for event in held.values()]
 

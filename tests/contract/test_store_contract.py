@@ -12,6 +12,7 @@ from themis.core.events import (
     EVENT_TYPES,
     BreakerTransitioned,
     Event,
+    ExecutionCompleted,
     GenerationCompleted,
     GenerationFailed,
     GenerationRetried,
@@ -25,6 +26,7 @@ from themis.core.events import (
     ScoreCompleted,
     StageReset,
 )
+from themis.core.execution import CommandOutcome, StageRun
 from themis.core.generation import TokenLogprob
 from themis.core.retry import RetryRecord
 from themis.core.runtime import RateLimit, RuntimeConfig
@@ -130,6 +132,23 @@ SAMPLE_EVENTS: tuple[Event, ...] = (
         sample=0,
         text="42",
         votes={"42": 2, "41": 1},
+        epoch=1,
+    ),
+    ExecutionCompleted(
+        at=1_700_000_013.0,
+        trial_id="t-1",
+        trial_key="a1b2c3",
+        passed=False,
+        skipped=True,  # a codec sample: every field away from its default
+        failed_stage=2,
+        runs=(
+            StageRun(1, "python3 -m py_compile sol.py", CommandOutcome(0, 0.05)),
+            StageRun(
+                2,
+                "python3 sol.py",
+                CommandOutcome(None, 3.0, timed_out=True, stdout="…tail", stderr="err"),
+            ),
+        ),
         epoch=1,
     ),
 )

@@ -158,4 +158,4 @@ def test_a_column_of_the_wrong_length_is_refused() -> None:
 def test_every_state_table_decodes_without_calling_init_per_event() -> None:
     """The measured decode speed depends on it; a validator or init hook added to an event class
     silently falls back to `__init__` (still correct, ~3.5x slower) and fails this test."""
-    assert [table.slots is not None for table in checkpoint_codec._TABLES] == [True] * 6
+    assert [table.slots is not None for table in checkpoint_codec._TABLES] == [True] * 7

@@ -100,6 +100,7 @@ def test_tags_are_the_stable_strings() -> None:
         "breaker_transitioned",
         "run_paused",
         "reduction_completed",
+        "execution_completed",
     )
     assert [cls.kind for cls in EVENT_TYPES] == list(event_kinds())
 
@@ -135,6 +136,12 @@ GOLDEN_PAYLOADS = (
     '{"at":1700000011.0,"reason":"cost_limit","spent":12.5,"execution":2,"v":1}',
     '{"at":1700000012.0,"group_id":"g-1","reducer":"majority","trial_key":"a1b2c3","sample":0,'
     '"text":"42","votes":{"42":2,"41":1},"epoch":1,"v":1}',
+    '{"at":1700000013.0,"trial_id":"t-1","trial_key":"a1b2c3","passed":false,"skipped":true,'
+    '"failed_stage":2,"runs":[{"stage":1,"command":"python3 -m py_compile sol.py","outcome":'
+    '{"exit_code":0,"duration_s":0.05,"timed_out":false,"signal":null,"stdout":"","stderr":"",'
+    '"error":null}},{"stage":2,"command":"python3 sol.py","outcome":{"exit_code":null,'
+    '"duration_s":3.0,"timed_out":true,"signal":null,"stdout":"\\u2026tail","stderr":"err",'
+    '"error":null}}],"epoch":1,"v":1}',
 )
 
 

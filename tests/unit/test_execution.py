@@ -9,13 +9,12 @@ import pytest
 from themis.core.execution import (
     CommandOutcome,
     ExecutionVerdict,
-    SkipWhen,
-    ValidationRule,
     placeholders,
     render_command,
     render_file,
     validation_flow,
 )
+from themis.core.spec import SkipWhen, ValidationRule
 
 OK = CommandOutcome(exit_code=0, duration_s=0.1)
 FAIL = CommandOutcome(exit_code=1, duration_s=0.1, stderr="boom")

@@ -33,10 +33,14 @@ from themis.core.spec import (
     DatasetSpec,
     ExperimentSpec,
     GenerationParams,
+    MetricSpec,
     ModelSpec,
     ParserSpec,
     PromptSpec,
     ReducerSpec,
+    SandboxLimits,
+    SkipWhen,
+    ValidationRule,
 )
 
 CLASSIFIED_MODULES: tuple[ModuleType, ...] = (
@@ -268,11 +272,14 @@ def test_fields_added_later_are_left_out_only_at_their_default(cls: type, name: 
     """ADR 0002 amendment 1: a field added after format 1 keeps older run_ids at its default."""
     assert classification(cls, name) is FieldClass.IDENTITY
     model = ModelSpec(name="m", model="x")
+    rule = ValidationRule(stage=1, command="python3 sol.py")
+    execution = MetricSpec(name="execution", rules=(rule,))
     values: dict[type, Any] = {
         ModelSpec: model,
         GenerationParams: model.params,
         ExperimentSpec: small_spec(),
-        ParserSpec: ParserSpec(name="choice"),
+        ParserSpec: ParserSpec(name="code") if name == "language" else ParserSpec(name="choice"),
+        MetricSpec: MetricSpec(name="exact_match") if name == "rules" else execution,
     }
     changes = {
         "api": "chat",
@@ -281,11 +288,18 @@ def test_fields_added_later_are_left_out_only_at_their_default(cls: type, name: 
         "majority_at_k": (2,),
         "choices": 4,
         "choices_field": "options",
+        "language": "python",
+        "files": {"sol.py": "{answer}"},
+        "skip_when": SkipWhen(command="true"),
+        "limits": SandboxLimits(cpu_s=3),
     }
     value = values[cls]
     assert name not in identity_view(value)
-    changed = attrs.evolve(value, **{name: changes.get(name, 1)})
-    assert getattr(changed, name) != attrs.fields_dict(cls)[name].default
+    changed = execution if name == "rules" else attrs.evolve(value, **{name: changes.get(name, 1)})
+    default = attrs.fields_dict(cls)[name].default
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        default = default.factory()
+    assert getattr(changed, name) != default
     assert identity_view(changed)[name] == identity_view(getattr(changed, name))
 
 

@@ -13,6 +13,7 @@ from tests.unit.builders import small_spec
 from themis.core.events import (
     BreakerTransitioned,
     Event,
+    ExecutionCompleted,
     GenerationCompleted,
     GenerationFailed,
     GenerationRetried,
@@ -24,6 +25,7 @@ from themis.core.events import (
     RunStarted,
     ScoreCompleted,
 )
+from themis.core.execution import CommandOutcome, StageRun
 from themis.core.planner import compile_run, plan
 from themis.core.reduction import plan_groups
 from themis.core.report import build_report
@@ -141,6 +143,21 @@ reduced_score = st.builds(
     times,
     st.sampled_from([0.0, 1.0]),
 )
+execution_completed = st.builds(
+    lambda trial, at, passed, epoch: ExecutionCompleted(
+        at=at,
+        trial_id=trial.trial_id,
+        trial_key=trial.trial_key,
+        passed=passed,
+        failed_stage=None if passed else 1,
+        runs=(StageRun(1, "python3 x.py", CommandOutcome(0 if passed else 1, 0.5)),),
+        epoch=epoch,
+    ),
+    trials,
+    times,
+    st.booleans(),
+    st.integers(min_value=0, max_value=1),
+)
 executions = st.integers(min_value=0, max_value=3)
 run_started = st.builds(
     RunStarted,
@@ -195,6 +212,7 @@ events_st = st.one_of(
     reduction_completed,
     reduced_parse,
     reduced_score,
+    execution_completed,
 )
 logs = st.lists(events_st, max_size=24)
 
@@ -225,6 +243,7 @@ def _subject(event: Event) -> str:
         PreflightWarned,
         BreakerTransitioned,
         ReductionCompleted,
+        ExecutionCompleted,
     ],
 )
 def test_generated_logs_cover_every_event_kind(kind: type) -> None:

@@ -41,6 +41,7 @@ from themis.adapters.codec import decode_event, decode_report, encode_event, enc
 from themis.core.checkpoint import Checkpoint, CheckpointSummary
 from themis.core.errors import StoreError
 from themis.core.events import (
+    ExecutionCompleted,
     GenerationCompleted,
     GenerationFailed,
     ParseCompleted,
@@ -50,6 +51,7 @@ from themis.core.events import (
     RunResumed,
     ScoreCompleted,
 )
+from themis.core.execution import CommandOutcome, StageRun
 from themis.core.generation import TokenLogprob
 from themis.core.report import Report, ReportRow
 from themis.core.retry import RetryRecord
@@ -117,10 +119,35 @@ def _decode_logprobs(rows: list[list[Any]] | None) -> tuple[TokenLogprob, ...] |
     )
 
 
+def _encode_runs(runs: tuple[StageRun, ...]) -> list[list[Any]]:
+    return [
+        [
+            run.stage,
+            run.command,
+            run.outcome.exit_code,
+            run.outcome.duration_s,
+            run.outcome.timed_out,
+            run.outcome.signal,
+            run.outcome.stdout,
+            run.outcome.stderr,
+            run.outcome.error,
+        ]
+        for run in runs
+    ]
+
+
+def _decode_runs(rows: list[list[Any]]) -> tuple[StageRun, ...]:
+    return tuple(
+        StageRun(stage, command, CommandOutcome(code, float(duration), *rest))
+        for stage, command, code, duration, *rest in rows
+    )
+
+
 _FieldCodec = tuple[Callable[[Any], Any], Callable[[Any], Any]]
 _FIELD_CODECS: Final[dict[str, _FieldCodec]] = {
     "retries": (_encode_retries, _decode_retries),
     "logprobs": (_encode_logprobs, _decode_logprobs),
+    "runs": (_encode_runs, _decode_runs),
 }
 
 
@@ -152,13 +179,14 @@ _TABLES: Final = (
     _table("scores", ScoreCompleted, "trial_id"),
     _table("preflight_warnings", PreflightWarned, "trial_key"),
     _table("reductions", ReductionCompleted, "group_id"),
+    _table("code_executions", ExecutionCompleted, "trial_id"),
 )
 
 
 def _fingerprint() -> str:
     """`CHECKPOINT_FORMAT` plus a digest of the field names of every class a checkpoint holds."""
     classes = (*(table.cls for table in _TABLES), RetryRecord, RunResumed, RunPaused, Report)
-    classes = (*classes, ReportRow, TokenLogprob)
+    classes = (*classes, ReportRow, TokenLogprob, StageRun, CommandOutcome)
     shapes = {cls.__name__: [field.name for field in attrs.fields(cls)] for cls in classes}
     digest = hashlib.sha256(json.dumps(shapes, sort_keys=True).encode()).hexdigest()[:16]
     return f"{CHECKPOINT_FORMAT}:{digest}"

@@ -7,6 +7,7 @@ the adapter of the API its models name (`api = "chat" | "completions" | "message
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -19,6 +20,7 @@ from themis.adapters.models.http import HttpModel
 from themis.adapters.models.openai import OpenAICompatibleModel
 from themis.adapters.models.scripted import ScriptedModel, check_options
 from themis.adapters.provider_state import FileProviderState
+from themis.adapters.sandbox import SubprocessSandbox, probe_isolation
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.memory import MemoryStore
 from themis.core.endpoint import Endpoint
@@ -28,6 +30,7 @@ from themis.core.spec import ExperimentSpec, ModelSpec
 from themis.ports.clock import ClockPort
 from themis.ports.model import ModelPort
 from themis.ports.provider_state import ProviderStatePort
+from themis.ports.sandbox import SandboxPort
 from themis.ports.store import StorePort
 
 DEFAULT_STORE = "themis.duckdb"
@@ -265,3 +268,25 @@ def model_ports(
     finally:
         for model in built:
             model.close()
+
+
+@functools.cache
+def _isolation() -> str | None:
+    return probe_isolation()
+
+
+def sandbox_for(spec: ExperimentSpec) -> SandboxPort | None:
+    """The sandbox the experiment's `execution` metric runs candidates in; `None` without one.
+
+    Isolation is probed once per process (ADR 0017).
+    """
+    for metric in spec.metrics:
+        if metric.name == "execution":
+            return SubprocessSandbox(metric.limits, isolate=_isolation() is None)
+    return None
+
+
+def sandbox_gaps(spec: ExperimentSpec) -> tuple[str, ...]:
+    """What the experiment's sandbox cannot enforce on this machine (for the preflight output)."""
+    sandbox = sandbox_for(spec)
+    return () if sandbox is None else sandbox.gaps

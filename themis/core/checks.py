@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable, Iterator
 from attrs import fields, frozen
 
 from themis.core.choice_grammar import MAX_CHOICES
+from themis.core.execution import template_problem
+from themis.core.planner import ANSWER_FIELD
 from themis.core.prompting import PromptError, render, template_fields
 from themis.core.runtime import RuntimeConfig
 from themis.core.scoring import choice_count
@@ -40,6 +42,7 @@ LARGE_RUN_TRIALS = 1_000_000  # a run planning more trials is announced before i
 PARSER_SETTINGS: dict[str, frozenset[str]] = {
     "regex": frozenset({"pattern", "group"}),
     "choice": frozenset({"choices", "choices_field"}),
+    "code": frozenset({"language"}),
 }
 
 
@@ -209,6 +212,38 @@ def _values(spec: ExperimentSpec, runtime: RuntimeConfig) -> Iterator[Problem]:
             yield Problem(f"metrics[{index}].tolerance", f"must be >= 0, got {metric.tolerance}")
 
 
+def _executions(spec: ExperimentSpec, runtime: RuntimeConfig) -> Iterator[Problem]:
+    """An execution metric's files and commands render for every case (the first failure)."""
+    for index, metric in enumerate(spec.metrics):
+        if metric.name != "execution":
+            continue
+        for dataset in spec.datasets:
+            for case in dataset.cases:
+                problem = template_problem(metric, case.fields.keys())
+                if problem is not None:
+                    key, _, message = problem.partition(": ")
+                    where = f"case {case.id!r} of dataset {dataset.name!r}"
+                    yield Problem(f"metrics[{index}].{key}", f"{message} ({where})")
+                    return
+
+
+def _answer_fields(spec: ExperimentSpec, runtime: RuntimeConfig) -> Iterator[Problem]:
+    """A scripted model's `answer_field` is a field of every case."""
+    for index, model in enumerate(spec.models):
+        name = model.options.get(ANSWER_FIELD)
+        if name is None:
+            continue
+        for dataset in spec.datasets:
+            for case in dataset.cases:
+                if not isinstance(name, str) or name not in case.fields:
+                    kind = f"field of case {case.id!r} of dataset {dataset.name!r}"
+                    yield Problem(
+                        f"models[{index}].options.{ANSWER_FIELD}",
+                        unknown_name(kind, str(name), case.fields),
+                    )
+                    return
+
+
 # Cheap checks first; the prompt check renders every case once per prompt.
 RUNTIME_CHECKS: tuple[Check, ...] = (_model_tables, _provider_tables)
 ALL_CHECKS: tuple[Check, ...] = (
@@ -217,6 +252,8 @@ ALL_CHECKS: tuple[Check, ...] = (
     *RUNTIME_CHECKS,
     _expected_fields,
     _prompts,
+    _executions,
+    _answer_fields,
 )
 
 

@@ -15,16 +15,19 @@ from attrs import frozen
 
 from themis.core.errors import CaseNotFound
 from themis.core.events import (
+    ExecutionCompleted,
     GenerationCompleted,
     GenerationFailed,
     ParseCompleted,
+    ReductionCompleted,
     ScoreCompleted,
 )
 from themis.core.planner import CompiledRun, plan
 from themis.core.prompting import Message
+from themis.core.reduction import plan_groups
 from themis.core.state import RunState
 
-__all__ = ["EvaluationExecution", "TrialExecution", "evaluation_execution"]
+__all__ = ["EvaluationExecution", "GroupExecution", "TrialExecution", "evaluation_execution"]
 
 _CLOSE_IDS = 3
 
@@ -45,6 +48,7 @@ class TrialExecution:
     failure: GenerationFailed | None
     parse: ParseCompleted | None
     score: ScoreCompleted | None
+    execution: ExecutionCompleted | None = None
 
     @property
     def status(self) -> str:
@@ -58,12 +62,29 @@ class TrialExecution:
 
 
 @frozen
+class GroupExecution:
+    """The reduce stage of one case × model × prompt: the reduction, its candidate's parse,
+    score and code execution."""
+
+    group_id: str
+    dataset: str
+    model: str
+    prompt: str
+    reduction: ReductionCompleted | None
+    parse: ParseCompleted | None
+    score: ScoreCompleted | None
+    execution: ExecutionCompleted | None
+
+
+@frozen
 class EvaluationExecution:
-    """Every trial of one case across datasets, models, prompts and samples."""
+    """Every trial of one case across datasets, models, prompts and samples, and the case's
+    reduced candidates when the experiment has a reducer."""
 
     run_id: str
     case_id: str
     trials: tuple[TrialExecution, ...]
+    groups: tuple[GroupExecution, ...] = ()
 
 
 def evaluation_execution(
@@ -96,10 +117,28 @@ def evaluation_execution(
             failure=state.failed_generation(trial.trial_key),
             parse=state.parses.get(trial.trial_id),
             score=state.scores.get(trial.trial_id),
+            execution=state.code_executions.get(trial.trial_id),
         )
         for trial in plan(attrs.evolve(compiled, spec=only))
     )
-    return EvaluationExecution(run_id=compiled.run_id, case_id=case_id, trials=trials)
+    groups: tuple[GroupExecution, ...] = ()
+    if spec.reducer is not None:
+        groups = tuple(
+            GroupExecution(
+                group_id=group.group_id,
+                dataset=group.dataset,
+                model=group.model,
+                prompt=group.prompt,
+                reduction=state.reductions.get(group.group_id),
+                parse=state.parses.get(group.group_id),
+                score=state.scores.get(group.group_id),
+                execution=state.code_executions.get(group.group_id),
+            )
+            for group in plan_groups(attrs.evolve(compiled, spec=only))
+        )
+    return EvaluationExecution(
+        run_id=compiled.run_id, case_id=case_id, trials=trials, groups=groups
+    )
 
 
 def _unknown_case(run_id: str, case_id: str, known: list[str]) -> str:

@@ -7,11 +7,12 @@ from the `ClockPort`, never read here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from attrs import field, frozen
 
+from themis.core.execution import StageRun
 from themis.core.generation import TokenLogprob
 from themis.core.retry import RetryRecord
 from themis.core.stages import Stage
@@ -151,6 +152,30 @@ class ReductionCompleted:
     epoch: int = 0
 
 
+def _stage_runs(value: Iterable[StageRun]) -> tuple[StageRun, ...]:
+    return tuple(value)
+
+
+@frozen
+class ExecutionCompleted:
+    """The `execution` metric ran the candidate of `trial_id` (a trial, or a group's reduced
+    candidate): whether every validation stage passed, whether skip-when skipped it, the first
+    stage that failed, and every command it ran with its exit code, duration, timeout and output
+    tails (the skip-when check as stage 0). Its score is in the `ScoreCompleted` beside it."""
+
+    kind: ClassVar[str] = "execution_completed"
+    stage: ClassVar[Stage | None] = Stage.SCORE
+    schema_version: ClassVar[int] = 1
+    at: float
+    trial_id: str
+    trial_key: str
+    passed: bool
+    skipped: bool = False
+    failed_stage: int | None = None
+    runs: tuple[StageRun, ...] = field(default=(), converter=_stage_runs)
+    epoch: int = 0
+
+
 @frozen
 class ParseCompleted:
     """The answer parsed from trial `trial_id`'s generation, or why there was none."""
@@ -266,6 +291,7 @@ Event = (
     | BreakerTransitioned
     | RunPaused
     | ReductionCompleted
+    | ExecutionCompleted
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = (
@@ -282,6 +308,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     BreakerTransitioned,
     RunPaused,
     ReductionCompleted,
+    ExecutionCompleted,
 )
 
 

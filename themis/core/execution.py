@@ -20,50 +20,15 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Callable, Generator, Iterable, Mapping
-from typing import Any
+from pathlib import PurePosixPath
 
 from attrs import field, frozen
 
-from themis.core.validation import check_non_empty, check_positive_int
+from themis.core.spec import MetricSpec, SkipWhen, ValidationRule
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 WORKSPACE = "workspace"
 ANSWER = "answer"
-
-
-def _positive(instance: Any, attribute: Any, value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
-
-
-@frozen
-class ValidationRule:
-    """One check of a candidate: a shell command run in its workspace at `stage`."""
-
-    stage: int = field(validator=check_positive_int)
-    command: str = field(validator=check_non_empty)
-    timeout_s: float = field(default=10.0, validator=_positive)
-
-
-@frozen
-class SkipWhen:
-    """A shell command whose exit 0 skips the validation (see the module docstring)."""
-
-    command: str = field(validator=check_non_empty)
-    timeout_s: float = field(default=10.0, validator=_positive)
-
-
-@frozen
-class SandboxLimits:
-    """What one command may use: CPU seconds, address space, processes (its own uid's, when
-    isolated), the size of any file it writes (its output included), and how much of the end
-    of its stdout and stderr is kept."""
-
-    cpu_s: int = field(default=10, validator=check_positive_int)
-    memory_mb: int = field(default=1024, validator=check_positive_int)
-    processes: int = field(default=64, validator=check_positive_int)
-    file_size_mb: int = field(default=16, validator=check_positive_int)
-    output_bytes: int = field(default=2048, validator=check_positive_int)
 
 
 @frozen
@@ -144,6 +109,29 @@ def render_command(template: str, values: Mapping[str, str]) -> str:
 
 def render_file(template: str, values: Mapping[str, str]) -> str:
     return render(template, values, str)
+
+
+def template_problem(metric: MetricSpec, fields: Iterable[str]) -> str | None:
+    """Why `metric`'s files or commands cannot render for a case with `fields`, else `None`."""
+    known = {*fields, ANSWER, WORKSPACE}
+    for name, template in metric.files.items():
+        path = PurePosixPath(name)
+        if path.is_absolute() or ".." in path.parts or not path.parts:
+            return f"files: {name!r} must be a relative path inside the workspace"
+        missing = placeholders(template) - known
+        if missing:
+            return f"files.{name}: uses {', '.join(sorted(missing))}, which the case does not have"
+    commands = [rule.command for rule in metric.rules]
+    if metric.skip_when is not None:
+        commands.append(metric.skip_when.command)
+    for command in commands:
+        missing = placeholders(command) - known
+        if missing:
+            return (
+                f"rules: {command!r} uses {', '.join(sorted(missing))}, which the case does not "
+                "have"
+            )
+    return None
 
 
 def validation_flow(

@@ -28,6 +28,9 @@ from themis.core.spec import (
     ParserSpec,
     PromptSpec,
     ReducerSpec,
+    SandboxLimits,
+    SkipWhen,
+    ValidationRule,
 )
 
 
@@ -59,6 +62,7 @@ FIELD_CLASSES: Mapping[type, Mapping[str, FieldClass]] = {
         "cases": ID,
         # The loader options only shape `cases`, whose content is already identity.
         "path": PV,
+        "package": PV,
         "id_field": PV,
         "expected_field": PV,
         "limit": PV,
@@ -75,8 +79,33 @@ FIELD_CLASSES: Mapping[type, Mapping[str, FieldClass]] = {
         "n": ID,
     },
     PromptSpec: {"name": ID, "template": ID, "system": ID},
-    ParserSpec: {"name": ID, "pattern": ID, "group": ID, "choices": ID, "choices_field": ID},
-    MetricSpec: {"name": ID, "tolerance": ID, "case_sensitive": ID},
+    ParserSpec: {
+        "language": ID,
+        "name": ID,
+        "pattern": ID,
+        "group": ID,
+        "choices": ID,
+        "choices_field": ID,
+    },
+    MetricSpec: {
+        "name": ID,
+        "tolerance": ID,
+        "case_sensitive": ID,
+        "files": ID,
+        "rules": ID,
+        "skip_when": ID,
+        "limits": ID,
+    },
+    ValidationRule: {"stage": ID, "command": ID, "timeout_s": ID},
+    SkipWhen: {"command": ID, "timeout_s": ID},
+    # The limits decide which candidates pass; how much output is kept decides nothing.
+    SandboxLimits: {
+        "cpu_s": ID,
+        "memory_mb": ID,
+        "processes": ID,
+        "file_size_mb": ID,
+        "output_bytes": RT,
+    },
     RuntimeConfig: {
         "max_concurrent_tasks": RT,
         "stage_concurrency": RT,
@@ -135,14 +164,22 @@ FIELD_CLASSES: Mapping[type, Mapping[str, FieldClass]] = {
 OMITTED_AT_DEFAULT: Mapping[type, frozenset[str]] = {
     ExperimentSpec: frozenset({"reducer", "pass_at_k", "majority_at_k"}),
     ModelSpec: frozenset({"api"}),
+    MetricSpec: frozenset({"files", "rules", "skip_when", "limits"}),
     GenerationParams: frozenset({"logprobs", "n"}),
-    ParserSpec: frozenset({"choices", "choices_field"}),
+    ParserSpec: frozenset({"choices", "choices_field", "language"}),
 }
 
 
 def classification(cls: type, name: str) -> FieldClass:
     """The class of `cls.name`; a `KeyError` here means the table above is incomplete."""
     return FIELD_CLASSES[cls][name]
+
+
+def _default(attribute: attrs.Attribute[Any]) -> Any:
+    default: Any = attribute.default
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        return default.factory()
+    return default
 
 
 def identity_view(value: Any) -> Any:
@@ -155,7 +192,7 @@ def identity_view(value: Any) -> Any:
             for attribute in attrs.fields(type(value))
             if table[attribute.name] is FieldClass.IDENTITY
             and not (
-                attribute.name in omitted and getattr(value, attribute.name) == attribute.default
+                attribute.name in omitted and getattr(value, attribute.name) == _default(attribute)
             )
         }
     if isinstance(value, Mapping):

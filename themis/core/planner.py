@@ -127,6 +127,19 @@ def compile_stored(spec: ExperimentSpec, run_id: str) -> CompiledRun | None:
     return None
 
 
+ANSWER_FIELD = "answer_field"  # a `fake` model option: answer with this case field, verbatim
+
+
+def reference_of(model: ModelSpec, case: Case) -> str | None:
+    """What a scripted model answers when right: the case's expected answer, or the text of
+    the field its `answer_field` option names (e.g. a reference solution to run)."""
+    name = model.options.get(ANSWER_FIELD)
+    if not isinstance(name, str):
+        return case.expected
+    value = case.fields.get(name)
+    return value if value is None or isinstance(value, str) else canonical_json(value)
+
+
 def sample_seed(spec: ExperimentSpec, params: GenerationParams, sample: int) -> int:
     """The seed sent with `sample`: the model's seed plus the index, else one from the run seed.
 
@@ -202,6 +215,7 @@ def plan(compiled: CompiledRun) -> Iterator[TrialPlan]:
                 prompt_json = canonical_json(prompt.name)
                 messages, problem, messages_json = _rendered(prompt, case)
                 for model, model_json, params_json, name_json, sample_params in models:
+                    reference = reference_of(model, case)
                     for sample in samples:
                         params = sample_params[sample]
                         key = text_digest(
@@ -228,7 +242,7 @@ def plan(compiled: CompiledRun) -> Iterator[TrialPlan]:
                                 params=params,
                                 options=model.options,
                                 sample=sample,
-                                reference=case.expected,
+                                reference=reference,
                                 api=model.api,
                             ),
                             problem=problem,

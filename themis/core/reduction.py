@@ -9,10 +9,11 @@ expected answer, so replaying it from the log gives the same candidate.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from attrs import frozen
 
+from themis.core.events import GenerationCompleted, GenerationFailed
 from themis.core.identity import short_digest
 from themis.core.planner import CompiledRun, PlanRecord, trial_refs
 from themis.core.sampling import vote
@@ -86,18 +87,29 @@ def plan_groups(compiled: CompiledRun, record: PlanRecord | None = None) -> Iter
             members = []
 
 
-def settled(group: GroupPlan, state: RunState) -> bool:
-    """Whether every member's generation is in the log, completed or failed for good."""
-    return all(
-        member.trial_key in state.generations or member.trial_key in state.generation_failures
-        for member in group.members
-    )
+Outcome = GenerationCompleted | GenerationFailed
+
+
+def stored_outcome(state: RunState) -> Callable[[str], Outcome | None]:
+    """A trial key's generation as `state` holds it: completed, else failed, else `None`."""
+
+    def outcome(trial_key: str) -> Outcome | None:
+        return state.generations.get(trial_key) or state.generation_failures.get(trial_key)
+
+    return outcome
 
 
 def pending_groups(
-    groups: Iterable[GroupPlan], state: RunState, until_stage: Stage = Stage.SCORE
+    groups: Iterable[GroupPlan],
+    state: RunState,
+    until_stage: Stage = Stage.SCORE,
+    outcome: Callable[[str], Outcome | None] | None = None,
 ) -> Iterator[PendingGroup]:
-    """The settled groups with reduce work left through `until_stage` (cf. `planner.pending`)."""
+    """The settled groups with reduce work left through `until_stage` (cf. `planner.pending`).
+
+    Settled: every member's generation is known (`outcome`, by default what `state` holds).
+    """
+    outcome = outcome or stored_outcome(state)
     wanted = tuple(stage for stage in GROUP_STAGES if stage.order <= until_stage.order)
     for group in groups:
         stages: list[Stage] = []
@@ -110,7 +122,7 @@ def pending_groups(
                 done = not stages and group.group_id in state.scores
             if not done:
                 stages.append(stage)
-        if stages and settled(group, state):
+        if stages and all(outcome(member.trial_key) is not None for member in group.members):
             yield PendingGroup(group, tuple(stages))
 
 

@@ -106,7 +106,12 @@ def build_report(
     truncated_by_group: dict[tuple[str, str, str], int] = defaultdict(int)
     planned = scored = failed = pending = 0
     served: dict[str, Counter[str]] = {model.name: Counter() for model in spec.models}
-    sampled = bool(spec.pass_at_k or spec.majority_at_k or spec.reducer)
+    sampled = bool(
+        spec.pass_at_k
+        or spec.majority_at_k
+        or spec.reducer
+        or any(metric.rules for metric in spec.metrics)
+    )
     samples: dict[tuple[str, str, str], dict[str, list[SampleResult]]] = defaultdict(
         lambda: defaultdict(list)
     )

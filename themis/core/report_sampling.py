@@ -2,7 +2,8 @@
 
 Each is one value per case, so its 95% CI comes from the case-level values (`stats.estimate`).
 Labels name the aggregate and the metric it is taken over: `pass@10(execution)`,
-`majority@5(exact_match)`, and `majority(exact_match)` for the `majority` reducer's candidates.
+`majority@5(exact_match)`, and `majority(exact_match)` for the `majority` reducer's candidates;
+`execution:stage2` is the share of samples whose every validation rule of stage 2 passed.
 A generation that failed for good counts as an incorrect sample, as in the per-sample rows.
 """
 
@@ -32,6 +33,11 @@ class SampledRow:
     unparsed: int
 
 
+def stage_key(metric: str, stage: int) -> str:
+    """The sub-score (and report row) of one validation stage of an execution metric."""
+    return f"{metric}:stage{stage}"
+
+
 def pass_label(k: int, metric: str) -> str:
     return f"pass@{k}({metric})"
 
@@ -57,7 +63,15 @@ def sampled_rows(
     `cases` holds each case's settled samples; `failed` and `unparsed` are the group's
     per-sample counts, reported beside pass@k and majority@k.
     """
-    for metric in (metric.name for metric in spec.metrics):
+    for spec_metric in spec.metrics:
+        metric = spec_metric.name
+        for stage in sorted({rule.stage for rule in spec_metric.rules}):
+            key = stage_key(metric, stage)
+            rates = {
+                case: [scores.get(key, 0.0) for *_, scores in samples]
+                for case, samples in cases.items()
+            }
+            yield SampledRow(key, estimate(rates), failed, unparsed)
         for k in spec.pass_at_k:
             values = {
                 case: [

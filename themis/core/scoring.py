@@ -20,8 +20,22 @@ from themis.core.spec import Case, MetricSpec, ParserSpec
 # number 2 / choice 2: the grammars of `number_grammar` and `choice_grammar` (issue 9).
 # exact_match 2 / numeric_match 2: numbers compare by value, as `number_grammar.read_number`
 # reads them.
-PARSER_VERSIONS: dict[str, int] = {"raw": 1, "strip": 1, "number": 2, "regex": 1, "choice": 2}
-METRIC_VERSIONS: dict[str, int] = {"exact_match": 2, "numeric_match": 2, "contains": 1}
+PARSER_VERSIONS: dict[str, int] = {
+    "raw": 1,
+    "strip": 1,
+    "number": 2,
+    "regex": 1,
+    "choice": 2,
+    "code": 1,
+}
+METRIC_VERSIONS: dict[str, int] = {
+    "exact_match": 2,
+    "numeric_match": 2,
+    "contains": 1,
+    "execution": 1,
+}
+# A fenced block: its info string's first word (the language, may be empty) and its body.
+_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:^[ \t]*```|\Z)", re.DOTALL | re.M)
 
 
 @lru_cache(maxsize=64)
@@ -79,12 +93,32 @@ def parse_answer(spec: ParserSpec, text: str, choices: int | None = None) -> Res
         if value is None:  # an alternative without that group matched
             return Failure(f"group {spec.group} of pattern {spec.pattern!r} did not match")
         return Success(value.strip())
+    if spec.name == "code":
+        return parse_code(text, spec.language)
     if spec.name == "choice":
         count = choices if choices is not None else spec.choices
         if count is None:
             return Failure("the choice parser needs the item's number of choices")
         return parse_choice(text, count)
     return Failure(f"unknown parser {spec.name!r}")
+
+
+def parse_code(text: str, language: str | None) -> Result[str, str]:
+    """The first fenced code block (in `language` when given, else an untagged one), or the
+    whole response when it holds no fence at all (a bare completion)."""
+    blocks = _FENCE.findall(text)
+    if not blocks:
+        return Success(text) if text.strip() else Failure("empty response")
+    if language is None:
+        return Success(blocks[0][1])
+    wanted = language.casefold()
+    for tag, body in blocks:
+        if tag.casefold() == wanted:
+            return Success(body)
+    for tag, body in blocks:
+        if not tag:
+            return Success(body)
+    return Failure(f"no {language} code block in response")
 
 
 def _exact(spec: MetricSpec, answer: str, expected: str) -> float:
@@ -117,7 +151,12 @@ _METRICS: dict[str, Callable[[MetricSpec, str, str], float]] = {
 
 
 def score_answer(spec: MetricSpec, answer: str | None, expected: str | None) -> float:
-    """The score of one parsed answer; no answer or no expected value scores 0."""
+    """The score of one parsed answer; no answer or no expected value scores 0.
+
+    `execution` is not scored here: it runs the answer (`themis.core.execution`).
+    """
+    if spec.name not in _METRICS:
+        raise ValueError(f"metric {spec.name!r} is not scored by comparing answers")
     if answer is None or expected is None:
         return 0.0
     return _METRICS[spec.name](spec, answer, expected)

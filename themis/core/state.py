@@ -15,6 +15,7 @@ from attrs import field, frozen
 
 from themis.core.events import (
     Event,
+    ExecutionCompleted,
     GenerationCompleted,
     GenerationFailed,
     ParseCompleted,
@@ -36,6 +37,7 @@ class RunState:
 
     `parses`, `scores` and `reductions` hold only results that still count (see `StageReset`);
     a reduced candidate's parse and score sit in `parses` and `scores` under its group id;
+    `code_executions` holds the execution metric's runs by trial (or group) id, like `scores`;
     `reset_epochs` maps a stage to the epoch of the latest reset that voided it, `completions`
     maps each `RunCompleted` stage to the highest epoch it was completed in, and
     `completed_through_stage` is derived from the two. `executions` is the highest execution
@@ -52,6 +54,7 @@ class RunState:
     parses: Mapping[str, ParseCompleted] = field(factory=dict)
     scores: Mapping[str, ScoreCompleted] = field(factory=dict)
     reductions: Mapping[str, ReductionCompleted] = field(factory=dict)
+    code_executions: Mapping[str, ExecutionCompleted] = field(factory=dict)
     epoch: int = 0
     reset_epochs: Mapping[Stage, int] = field(factory=dict)
     completions: Mapping[Stage, int] = field(factory=dict)
@@ -127,6 +130,7 @@ class Projection:
         self._parses = dict(state.parses)
         self._scores = dict(state.scores)
         self._reductions = dict(state.reductions)
+        self._code_executions = dict(state.code_executions)
         self._epoch = state.epoch
         self._reset_epochs = dict(state.reset_epochs)
         self._completions = dict(state.completions)
@@ -153,6 +157,10 @@ class Projection:
                 held_reduction = self._reductions.get(event.group_id)
                 if held_reduction is None or event.epoch > held_reduction.epoch:
                     self._reductions[event.group_id] = event
+            elif isinstance(event, ExecutionCompleted):
+                held_execution = self._code_executions.get(event.trial_id)
+                if held_execution is None or event.epoch > held_execution.epoch:
+                    self._code_executions[event.trial_id] = event
             elif isinstance(event, GenerationFailed):
                 failures.setdefault(event.trial_key, event)
             elif isinstance(event, PreflightWarned):
@@ -192,6 +200,9 @@ class Projection:
             parses={k: v for k, v in self._parses.items() if v.epoch >= parse_floor},
             scores={k: v for k, v in self._scores.items() if v.epoch >= score_floor},
             reductions={k: v for k, v in self._reductions.items() if v.epoch >= reduce_floor},
+            code_executions={
+                k: v for k, v in self._code_executions.items() if v.epoch >= score_floor
+            },
             epoch=self._epoch,
             reset_epochs=dict(self._reset_epochs),
             completions=dict(self._completions),

@@ -4,8 +4,10 @@ It answers right with probability `skill` (reading the request's `reference`, wh
 adapters never send), fails with probability `failure_rate`, and takes `latency_s` of clock time
 (virtual under trio's MockClock). Its answer is the 4 words "The answer is X."; with
 `max_tokens` below 4 (a word per token) it is cut there, with `finish_reason = "length"`, as a
-real model's answer is. Tests can instead pass `script`, a function of the request
-that returns a response or raises `ModelCallError`. Every call can be journaled to a file.
+real model's answer is. With `answer_field`, a right answer is that case field's text,
+verbatim (e.g. HumanEval's `canonical_solution`), and a wrong one "I am not sure.". Tests can
+instead pass `script`, a function of the request that returns a response or raises
+`ModelCallError`. Every call can be journaled to a file.
 
 Fault options, to script what real endpoints do (all counted per request, i.e. per trial key,
 or timed from the model's first call, so a run is repeatable):
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -35,8 +38,9 @@ from themis.ports.clock import ClockPort
 PROBABILITIES = ("skill", "failure_rate")
 SECONDS = ("latency_s", "retry_after_s", "hang_s", "outage_start_s", "outage_end_s")
 COUNTS = ("fail_first_n", "hang_first_n")
-OPTIONS = (*PROBABILITIES, *SECONDS, *COUNTS, "status")
+OPTIONS = (*PROBABILITIES, *SECONDS, *COUNTS, "status", "answer_field")
 DEFAULT_STATUS = 503
+_WORD = re.compile(r"\S+")
 Script = Callable[[ModelRequest], ModelResponse]
 
 
@@ -45,6 +49,10 @@ def check_options(options: Mapping[str, Any]) -> str | None:
     for key, value in options.items():
         if key not in OPTIONS:
             return f"unknown option {key!r} (the fake provider knows {', '.join(OPTIONS)})"
+        if key == "answer_field":
+            if not isinstance(value, str) or not value:
+                return f"option 'answer_field' must be a case field's name, got {value!r}"
+            continue
         if key in COUNTS or key == "status":
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 return f"option {key!r} must be an integer >= 0, got {value!r}"
@@ -117,14 +125,18 @@ class ScriptedModel:
             else _wrong_answer(request.reference, rng)
         )
         prompt_words = sum(len(message.content.split()) for message in request.messages)
-        words = f"The answer is {answer}.".split(" ")
+        verbatim = "answer_field" in options  # a field's text (e.g. code), or a wrong answer
+        text = (answer if correct else "I am not sure.") if verbatim else f"The answer is {answer}."
+        # A word per token: the text is cut after the `max_tokens`-th word, its layout kept.
+        words = list(_WORD.finditer(text))
         cut = len(words) > request.params.max_tokens
-        words = words[: request.params.max_tokens]
+        if cut:
+            text = text[: words[request.params.max_tokens - 1].end()]
         return ModelResponse(
-            text=" ".join(words),
+            text=text,
             finish_reason="length" if cut else "stop",
             input_tokens=prompt_words,
-            output_tokens=len(words),
+            output_tokens=min(len(words), request.params.max_tokens),
             served_model=request.model,
         )
 

@@ -29,7 +29,8 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import IO, TypeVar
 
-from themis.core.execution import CommandOutcome, SandboxCommand, SandboxLimits
+from themis.core.execution import CommandOutcome, SandboxCommand
+from themis.core.spec import SandboxLimits
 from themis.ports.sandbox import Flow
 
 T = TypeVar("T")

@@ -42,6 +42,7 @@ from themis.app.render.reports import (
 from themis.app.render.runtime_controls import preflight_lines
 from themis.app.usecases.inspect_runs import quickcheck
 from themis.app.usecases.runs import RunResult
+from themis.app.wiring import sandbox_gaps
 from themis.core.errors import StoreLocked
 from themis.core.stages import Stage
 
@@ -53,6 +54,7 @@ class ReportFormat(StrEnum):
 
 class UntilStage(StrEnum):
     GENERATE = "generate"
+    REDUCE = "reduce"
     PARSE = "parse"
     SCORE = "score"
 
@@ -91,6 +93,8 @@ def run(
             *inherited_lines(store, providers),
         ]:
             stderr().print(line, markup=False, highlight=False, soft_wrap=True)
+        for gap in sandbox_gaps(experiment.spec):
+            stderr().print(f"sandbox: {gap}", markup=False, highlight=False, soft_wrap=True)
         _execute(
             experiment.run_id,
             experiment.runtime.progress,
@@ -145,6 +149,7 @@ def resume(
 
 
 class ReplayStage(StrEnum):
+    REDUCE = "reduce"
     PARSE = "parse"
     SCORE = "score"
 

@@ -7,8 +7,11 @@ Errors are `ConfigError`s whose message starts with the `DatasetSpec` field to f
 from __future__ import annotations
 
 import csv
+import gzip
+import importlib.util
 import io
 import json
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,23 +43,42 @@ def load_cases(dataset: DatasetSpec, base_dir: Path) -> tuple[Case, ...]:
     if dataset.cases:
         raise ConfigError("path: cannot be combined with inline cases; give one or the other")
     limit = dataset.limit
+    if dataset.package is not None:
+        base_dir = package_dir(dataset.package)
     file = resolve_path(dataset.path, base_dir)
-    reader = _READERS.get(file.suffix.lower())
+    gzipped = file.suffix.lower() == ".gz"
+    suffix = file.with_suffix("").suffix if gzipped else file.suffix
+    reader = _READERS.get(suffix.lower())
     if reader is None:
         raise ConfigError(
-            f"path: unsupported dataset format {file.suffix or '(none)'!r} for {file}"
-            " (use .jsonl, .json or .csv)"
+            f"path: unsupported dataset format {suffix or '(none)'!r} for {file}"
+            " (use .jsonl, .json or .csv, optionally .gz)"
         )
-    rows = reader(_read(file), file)
+    rows = reader(_read(file, gzipped), file)
     if not rows:
         raise ConfigError(f"path: no cases in {file}")
     cases = _cases(rows, dataset, file)
     return cases if limit is None else cases[:limit]
 
 
-def _read(file: Path) -> str:
+def package_dir(package: str) -> Path:
+    """The directory of an installed package, found without importing it."""
     try:
-        return file.read_bytes().decode("utf-8-sig")
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    locations = None if spec is None else spec.submodule_search_locations
+    if not locations:
+        raise ConfigError(f"package: {package!r} is not an installed Python package")
+    return Path(next(iter(locations)))
+
+
+def _read(file: Path, gzipped: bool = False) -> str:
+    try:
+        data = file.read_bytes()
+        return (gzip.decompress(data) if gzipped else data).decode("utf-8-sig")
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        raise ConfigError(f"path: {file}: not a gzip file ({error})") from None
     except FileNotFoundError:
         raise ConfigError(f"path: file not found: {file}") from None
     except IsADirectoryError:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import trio
 from attrs import frozen
 
+from themis.app.execution.groups import run_groups
 from themis.app.execution.provider_gates import ProviderRegistry
 from themis.app.execution.trials import ProgressCallback, ProgressCounts, Reusable, TrialRunner
 from themis.app.execution.writer import EventWriter
@@ -34,6 +35,7 @@ from themis.core.state import RunState
 from themis.ports.clock import ClockPort
 from themis.ports.model import ModelPort
 from themis.ports.provider_state import ProviderStatePort
+from themis.ports.sandbox import SandboxPort
 
 
 @frozen
@@ -62,18 +64,21 @@ async def execute(
     reusable: Reusable | None = None,
     registry: ProviderRegistry | None = None,
     shared: ProviderStatePort | None = None,
+    sandbox: SandboxPort | None = None,
 ) -> ExecutionResult:
     """Run `work` to the end (or until cancelled or paused) and return the state the log shows.
 
     `reusable` holds generations of other runs to record as cache hits instead of calling.
     `registry` holds the providers' rate limits and breakers, shared with the other executions
     that use it (default: this execution's own); `shared` is where breaker windows and pauses
-    are shared with other processes (ADR 0009; default: nowhere).
+    are shared with other processes (ADR 0009; default: nowhere). `sandbox` runs the
+    candidates of an `execution` metric. With a reducer, the groups of samples are reduced
+    (then parsed and scored) once the trials are done.
     """
     counts = ProgressCounts(total=total)
     send, receive = trio.open_memory_channel[list[Event]](max(1, runtime.store_batch_size // 3))
     run = TrialRunner(
-        state, runtime, models, clock, send, counts, compiled, reusable, registry, shared
+        state, runtime, models, clock, send, counts, compiled, reusable, registry, shared, sandbox
     )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(writer.run, receive)
@@ -92,7 +97,10 @@ async def execute(
             await send.send([*preamble, started])
             if run.caller.watch.active:
                 nursery.start_soon(run.caller.watch.run)
-            paused = await _dispatch(run, work, min(runtime.max_concurrent_tasks, max(1, total)))
+            workers = min(runtime.max_concurrent_tasks, max(1, total))
+            paused = await _dispatch(run, work, workers)
+            if not paused:  # the reduce stage: each group once its samples are settled
+                await run_groups(run, until_stage, runtime.max_concurrent_tasks)
             end: Event = (
                 RunPaused(
                     at=clock.now(),

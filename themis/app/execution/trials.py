@@ -15,6 +15,7 @@ from attrs import define
 
 from themis.app.execution.budgeting import RunBudget
 from themis.app.execution.calls import ModelCaller
+from themis.app.execution.candidates import CandidateScorer
 from themis.app.execution.limiters import Limiters, deliver
 from themis.app.execution.provider_gates import ProviderRegistry
 from themis.core.controls import model_controls
@@ -23,18 +24,18 @@ from themis.core.events import (
     GenerationCompleted,
     GenerationFailed,
     ParseCompleted,
-    ScoreCompleted,
 )
 from themis.core.generation import is_truncated
 from themis.core.planner import CompiledRun, PendingTrial, TrialPlan
 from themis.core.provider_state import ProviderHold
 from themis.core.runtime import RuntimeConfig
-from themis.core.scoring import parse_answer, score_answer
+from themis.core.scoring import parse_answer
 from themis.core.stages import Stage
 from themis.core.state import RunState
 from themis.ports.clock import ClockPort
 from themis.ports.model import ModelPort
 from themis.ports.provider_state import ProviderStatePort
+from themis.ports.sandbox import SandboxPort
 
 __all__ = ["ProgressCallback", "ProgressCounts", "Reusable", "TrialRunner"]
 
@@ -46,7 +47,8 @@ class ProgressCounts:
     `done` and `failed` count trials of this execution (through its last stage, or failed at
     generation); `generated`, `parsed`, `unparsed` and `scored` count the trials whose stage
     this execution completed, for live per-stage progress (`themis.app.execution.live`);
-    `truncated` the generations it completed that were cut at `max_tokens`.
+    `truncated` the generations it completed that were cut at `max_tokens`; `reduced` the
+    groups of samples it reduced.
     """
 
     total: int
@@ -59,6 +61,7 @@ class ProgressCounts:
     scored: int = 0
     truncated: int = 0
     holds: tuple[ProviderHold, ...] = ()  # refreshed before each progress report
+    reduced: int = 0
 
 
 ProgressCallback = Callable[[ProgressCounts], None]
@@ -81,8 +84,10 @@ class TrialRunner:
         reusable: Reusable | None = None,
         registry: ProviderRegistry | None = None,
         shared: ProviderStatePort | None = None,
+        sandbox: SandboxPort | None = None,
     ) -> None:
         self.state = state
+        self.compiled = compiled
         self.reusable: Reusable = reusable or {}
         self.clock = clock
         self.send = send
@@ -104,7 +109,9 @@ class TrialRunner:
             shared=shared,
         )
         self.parser = compiled.spec.parser
-        self.metrics = compiled.spec.metrics
+        self.scorer = CandidateScorer(
+            compiled.spec, clock, sandbox, runtime.stage_concurrency.get(Stage.SCORE.value)
+        )
         self.generated: dict[str, GenerationCompleted | GenerationFailed] = {}
         self.in_flight: dict[str, trio.Event] = {}
 
@@ -152,18 +159,15 @@ class TrialRunner:
                 self.counts.parsed += 1
         if Stage.SCORE in item.stages:
             async with self.limiters.stages[Stage.SCORE]:
-                scores = {
-                    m.name: score_answer(m, parse.answer, trial.expected) for m in self.metrics
-                }
-            events.append(
-                ScoreCompleted(
-                    at=self.clock.now(),
-                    trial_id=trial.trial_id,
+                events += await self.scorer.score(
+                    candidate_id=trial.trial_id,
                     trial_key=trial.trial_key,
-                    scores=scores,
+                    dataset=trial.dataset,
+                    case_id=trial.case_id,
+                    answer=parse.answer,
+                    expected=trial.expected,
                     epoch=self.state.epoch,
                 )
-            )
             self.counts.scored += 1
         self.counts.done += 1
 

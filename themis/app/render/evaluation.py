@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Group, RenderableType
 from rich.table import Table
 
+from themis.app.render.executions import execution_json, execution_tables, group_json
 from themis.app.render.inspect_views import view_title
 from themis.app.render.runtime_controls import retries_cell, retries_json
 from themis.core.evaluation_view import EvaluationExecution, TrialExecution
@@ -75,6 +76,7 @@ def _trial_json(trial: TrialExecution) -> dict[str, Any]:
         },
         "parse": None if parse is None else {"answer": parse.answer, "error": parse.error},
         "scores": None if score is None else dict(score.scores),
+        "execution": execution_json(trial.execution),
     }
 
 
@@ -83,6 +85,7 @@ def evaluation_json(view: EvaluationExecution) -> dict[str, Any]:
         "run_id": view.run_id,
         "case_id": view.case_id,
         "trials": [_trial_json(trial) for trial in view.trials],
+        "groups": [group_json(group) for group in view.groups],
     }
 
 
@@ -155,4 +158,4 @@ def evaluation_render(view: EvaluationExecution) -> RenderableType:
             else f"hit {(generation.source_run or '')[:12]}".strip(),
         ]
         table.add_row(*cells)
-    return Group(_messages(view), table)
+    return Group(_messages(view), table, *execution_tables(view))

@@ -41,7 +41,7 @@ from themis.ports.clock import ClockPort
 from themis.ports.model import ModelPort
 from themis.ports.store import RunCatalog, StorePort
 
-REPLAYABLE = (Stage.PARSE, Stage.SCORE)
+REPLAYABLE = (Stage.REDUCE, Stage.PARSE, Stage.SCORE)
 
 
 class ModelCallForbidden(ThemisError):
@@ -164,6 +164,11 @@ def replay_run(
         )
     snapshot, compiled = stored_compiled(store, run_id)
     refuse_outdated(compiled, "replay")
+    if stage is Stage.REDUCE and compiled.spec.reducer is None:
+        raise ConfigError(
+            f"replay --stage reduce: run {snapshot.run_id[:12]} has no reducer; "
+            "replay parse or score instead"
+        )
     state, next_seq = load_state(store, snapshot.run_id)
     runtime = _reuse_policy(stored_runtime(snapshot, state, overrides))
     if not state.generations:
@@ -213,7 +218,11 @@ def replay_run(
 
 
 # What a replay from each stage may change: the identity fields downstream of that stage.
-_REPLAY_MAY_CHANGE = {Stage.PARSE: ("parser", "metrics"), Stage.SCORE: ("metrics",)}
+_REPLAY_MAY_CHANGE = {
+    Stage.REDUCE: ("reducer", "pass_at_k", "majority_at_k", "parser", "metrics"),
+    Stage.PARSE: ("parser", "metrics", "pass_at_k", "majority_at_k"),
+    Stage.SCORE: ("metrics", "pass_at_k", "majority_at_k"),
+}
 
 
 def replay_with_config(

@@ -17,7 +17,7 @@ from themis.app.usecases.checkpoints import fold_from_checkpoint, fresh_report, 
 from themis.app.usecases.provenance import environment_provenance
 from themis.app.usecases.reuse import find_reusable
 from themis.app.usecases.runtime_lineage import last_runtime, runtime_changes
-from themis.app.wiring import shared_provider_state
+from themis.app.wiring import sandbox_for, shared_provider_state
 from themis.core.errors import RunExists, RunNotFound, StoreError, ThemisError
 from themis.core.events import Event, RunResumed
 from themis.core.planner import (
@@ -214,6 +214,7 @@ def execute_work(
                 reusable=reusable,
                 registry=registry,
                 shared=shared_provider_state(store),
+                sandbox=sandbox_for(compiled.spec),
             ),
             trio_clock,
         )

@@ -1,0 +1,119 @@
+"""Scoring one candidate (a trial's parsed answer, or a group's reduced one) with every metric.
+
+Comparison metrics are pure calls. The `execution` metric renders its files and commands from
+the case's fields and the answer, and runs them in the `SandboxPort` on a worker thread
+(`trio.to_thread`), at most `stage_concurrency.score` at once (default: one per CPU), so
+executions never wait behind the event loop nor block it. Its verdict is recorded as an
+`ExecutionCompleted`, and its per-stage results also as the sub-scores `execution:stage<n>`
+(1 when every rule of stage n passed), which the report turns into per-stage pass rates.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+
+import trio
+
+from themis.core.events import Event, ExecutionCompleted, ScoreCompleted
+from themis.core.execution import (
+    ANSWER,
+    ExecutionVerdict,
+    render_file,
+    validation_flow,
+)
+from themis.core.report_sampling import stage_key
+from themis.core.scoring import score_answer
+from themis.core.spec import Case, ExperimentSpec, MetricSpec
+from themis.ports.clock import ClockPort
+from themis.ports.sandbox import SandboxPort
+
+__all__ = ["CandidateScorer"]
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+class CandidateScorer:
+    """Scores candidates for one execution; `sandbox` is required iff a metric executes code."""
+
+    def __init__(
+        self,
+        spec: ExperimentSpec,
+        clock: ClockPort,
+        sandbox: SandboxPort | None,
+        capacity: int | None = None,
+    ) -> None:
+        self.metrics = spec.metrics
+        self.clock = clock
+        self.sandbox = sandbox
+        self.cases = {(d.name, case.id): case for d in spec.datasets for case in d.cases}
+        executes = any(metric.name == "execution" for metric in spec.metrics)
+        if executes and sandbox is None:
+            raise ValueError("the execution metric needs a sandbox")
+        self.limiter = trio.CapacityLimiter(capacity or os.cpu_count() or 2)
+        self.executed = 0
+
+    async def score(
+        self,
+        *,
+        candidate_id: str,
+        trial_key: str,
+        dataset: str,
+        case_id: str,
+        answer: str | None,
+        expected: str | None,
+        epoch: int,
+    ) -> list[Event]:
+        """The events that score `answer`: an `ExecutionCompleted` if code runs, then the score."""
+        events: list[Event] = []
+        scores: dict[str, float] = {}
+        for metric in self.metrics:
+            if metric.name != "execution":
+                scores[metric.name] = score_answer(metric, answer, expected)
+                continue
+            verdict = await self._execute(metric, self.cases[(dataset, case_id)], answer)
+            events.append(
+                ExecutionCompleted(
+                    at=self.clock.now(),
+                    trial_id=candidate_id,
+                    trial_key=trial_key,
+                    passed=verdict.passed,
+                    skipped=verdict.skipped,
+                    failed_stage=verdict.failed_stage,
+                    runs=verdict.runs,
+                    epoch=epoch,
+                )
+            )
+            scores[metric.name] = verdict.score
+            for stage in sorted({rule.stage for rule in metric.rules}):
+                runs = [run for run in verdict.runs if run.stage == stage]
+                passed = bool(runs) and all(run.outcome.passed for run in runs)
+                scores[stage_key(metric.name, stage)] = 1.0 if passed else 0.0
+        events.append(
+            ScoreCompleted(
+                at=self.clock.now(),
+                trial_id=candidate_id,
+                trial_key=trial_key,
+                scores=scores,
+                epoch=epoch,
+            )
+        )
+        return events
+
+    async def _execute(
+        self, metric: MetricSpec, case: Case, answer: str | None
+    ) -> ExecutionVerdict:
+        if answer is None or self.sandbox is None:  # nothing to run: fails before stage 1
+            return ExecutionVerdict(passed=False)
+        values = {name: _text(value) for name, value in case.fields.items()}
+        values[ANSWER] = answer
+        files = {name: render_file(template, values) for name, template in metric.files.items()}
+        flow = functools.partial(validation_flow, metric.rules, metric.skip_when, values)
+        verdict: ExecutionVerdict = await trio.to_thread.run_sync(
+            self.sandbox.run, files, flow, limiter=self.limiter
+        )
+        self.executed += 1
+        return verdict
