@@ -59,7 +59,7 @@ from themis.core.report import Report
 from themis.core.runtime import RuntimeConfig
 from themis.core.snapshot import RunSummary
 from themis.core.spec import ExperimentSpec
-from themis.core.stages import EXECUTED_STAGES, Stage
+from themis.core.stages import PIPELINE_STAGES, Stage
 from themis.ports.clock import ClockPort
 from themis.ports.model import ModelPort
 from themis.ports.store import StorePort
@@ -355,11 +355,11 @@ def runs(store: StoreLike = "themis.duckdb") -> list[RunSummary]:
 
 
 def executed_stage(stage: Stage | str) -> Stage:
-    """`stage` as a `Stage` a run can stop after; `reduce` and `judge` are not built yet."""
-    for executed in EXECUTED_STAGES:
+    """`stage` as a `Stage` a run can stop after; `judge` is not built yet."""
+    for executed in PIPELINE_STAGES:
         if stage == executed:
             return executed
-    names = ", ".join(executed.value for executed in EXECUTED_STAGES)
+    names = ", ".join(executed.value for executed in PIPELINE_STAGES)
     raise ConfigError(f"until_stage: must be one of {names}; got {stage!r}")
 
 

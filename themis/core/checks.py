@@ -22,7 +22,13 @@ from themis.core.planner import ANSWER_FIELD
 from themis.core.prompting import PromptError, render, template_fields
 from themis.core.runtime import RuntimeConfig
 from themis.core.scoring import choice_count
-from themis.core.spec import DatasetSpec, ExperimentSpec, ParserSpec, PromptSpec
+from themis.core.spec import (
+    PURE_METRIC_NAMES,
+    DatasetSpec,
+    ExperimentSpec,
+    ParserSpec,
+    PromptSpec,
+)
 from themis.core.validation import close_name, unknown_name
 
 __all__ = [
@@ -79,7 +85,10 @@ def _provider_tables(spec: ExperimentSpec, runtime: RuntimeConfig) -> Iterator[P
 
 
 def _expected_fields(spec: ExperimentSpec, runtime: RuntimeConfig) -> Iterator[Problem]:
-    """A file's `expected_field` must be a column some row has, or every trial scores 0."""
+    """A file's `expected_field` must be a column some row has, or every trial scores 0 (unless
+    no metric compares with an expected answer: the execution metric runs the answer instead)."""
+    if all(metric.name not in PURE_METRIC_NAMES for metric in spec.metrics):
+        return
     for index, dataset in enumerate(spec.datasets):
         if dataset.path is None or any(dataset.expected_field in c.fields for c in dataset.cases):
             continue
