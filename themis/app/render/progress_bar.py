@@ -49,6 +49,8 @@ class ProgressBar:
         finished = counts.done + counts.failed
         speed = self._progress.tasks[0].speed
         rate = f"{speed:,.0f} trials/s" if speed else ""
+        if counts.reduced:  # the reduce stage, after the trials: groups reduced so far
+            rate = f"{counts.reduced:,} groups reduced"
         self._progress.update(
             self._task,
             total=counts.total,
