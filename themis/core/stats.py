@@ -55,7 +55,7 @@ def _continued_fraction(a: float, b: float, x: float) -> float:
             c = 1.0 + numerator / c
             c = c if abs(c) > tiny else tiny
             result *= c * d
-        if abs(c * d - 1.0) < 1e-16:
+        if abs(c * d - 1.0) < 1e-15:
             break
     return result
 
@@ -119,7 +119,7 @@ def t_quantile(q: float, df: int) -> float:
     for _ in range(100):
         step = (_t_tail(t, df) - tail) / _t_density(t, df)
         t += step
-        if abs(step) <= 1e-15 * max(1.0, t):
+        if abs(step) <= 1e-14 * t:
             break
     return t
 
