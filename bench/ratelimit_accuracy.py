@@ -37,7 +37,8 @@ import themis
 from tests.fakeserver import start_fake_server
 from themis.adapters.clocks import FakeClock
 from themis.adapters.stores.memory import MemoryStore
-from themis.app.usecases.runs import run_experiment
+from themis.app.execution.ports import Ports
+from themis.app.usecases.runs import Driving, RunRequest, run_experiment
 from themis.core.generation import ModelResponse
 from themis.core.planner import ModelRequest, compile_run
 from themis.core.runtime import RateLimit, RuntimeConfig
@@ -150,12 +151,9 @@ def run(scenario: Scenario) -> dict[str, object]:
     mock = trio.testing.MockClock(autojump_threshold=0)
     started = time.perf_counter()
     result = run_experiment(
-        compile_run(spec(scenario)),
-        runtime,
-        MemoryStore(),
-        models={"fake": model},
-        clock=FakeClock(),
-        trio_clock=mock,
+        RunRequest(compile_run(spec(scenario)), runtime),
+        Ports(store=MemoryStore(), clock=FakeClock(), models={"fake": model}),
+        Driving(trio_clock=mock),
     )
     wall = time.perf_counter() - started
     assert result.report.scored == scenario.trials, result.report

@@ -8,16 +8,6 @@ import pytest
 
 from tests.fakeserver import FakeServer, start_fake_server
 from tests.tripwires import arm_tripwires
-from themis.app.execution.provider_gates import process_registry
-
-
-@pytest.fixture(autouse=True)
-def _fresh_provider_controls() -> Iterator[None]:
-    """Each test starts with no provider state in the process (rate limits, open breakers):
-    `Experiment.run` on the system clock shares it process-wide, across tests too."""
-    process_registry().clear()
-    yield
-    process_registry().clear()
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from themis.adapters.clocks import FakeClock
+from themis.adapters.live_progress import FileLiveProgress, progress_directory
 from themis.adapters.stores.duckdb import DuckDBStore
-from themis.app.execution.live import ProgressPublisher, progress_directory
+from themis.app.execution.live import ProgressPublisher, PublishedStart
 from themis.app.usecases.runs import load_compiled, load_state
 from themis.core.stages import Stage
 
@@ -63,12 +64,9 @@ def live_record(store: Path, run_id: str, scored: int = 0) -> dict[str, Any]:
         state, _ = load_state(opened, run_id)
     scratch = store.parent / "scratch.progress"
     publisher = ProgressPublisher.start(
-        scratch,
-        compiled=compiled,
-        snapshot=snapshot,
-        state=state,
-        until_stage=Stage.SCORE,
-        clock=FakeClock(),
+        FileLiveProgress(scratch),
+        PublishedStart(compiled, snapshot, state, Stage.SCORE),
+        FakeClock(),
     )
     data: dict[str, Any] = json.loads((scratch / f"{run_id}.json").read_text(encoding="utf-8"))
     publisher.close()

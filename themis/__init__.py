@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from themis.adapters.models.scripted import ScriptedModel
     from themis.adapters.stores.duckdb import DuckDBStore
     from themis.adapters.stores.memory import MemoryStore
-    from themis.app.api import (
+    from themis.app.api.experiment import (
         Experiment,
         clear_provider_holds,
         load_report,
@@ -31,14 +31,15 @@ if TYPE_CHECKING:
         resume,
         runs,
     )
-    from themis.app.usecases.inspect_runs import (
+    from themis.app.api.lifecycle import diff_configs
+    from themis.app.api.views import (
         get_evaluation_execution,
         get_execution_state,
         get_run_progress,
         get_run_snapshot,
         quickcheck,
     )
-    from themis.app.usecases.lifecycle import ConfigComparison, diff_configs
+    from themis.app.usecases.planning import ConfigComparison
     from themis.app.usecases.runs import RunResult
     from themis.core.endpoint import Endpoint
     from themis.core.errors import (
@@ -79,7 +80,7 @@ _HOMES = {
     "themis.adapters.models.scripted": ("ScriptedModel",),
     "themis.adapters.stores.duckdb": ("DuckDBStore",),
     "themis.adapters.stores.memory": ("MemoryStore",),
-    "themis.app.api": (
+    "themis.app.api.experiment": (
         "Experiment",
         "clear_provider_holds",
         "load_report",
@@ -88,14 +89,15 @@ _HOMES = {
         "resume",
         "runs",
     ),
-    "themis.app.usecases.inspect_runs": (
+    "themis.app.api.lifecycle": ("diff_configs",),
+    "themis.app.api.views": (
         "get_evaluation_execution",
         "get_execution_state",
         "get_run_progress",
         "get_run_snapshot",
         "quickcheck",
     ),
-    "themis.app.usecases.lifecycle": ("ConfigComparison", "diff_configs"),
+    "themis.app.usecases.planning": ("ConfigComparison",),
     "themis.app.usecases.runs": ("RunResult",),
     "themis.core.endpoint": ("Endpoint",),
     "themis.core.errors": (

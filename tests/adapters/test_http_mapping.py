@@ -19,7 +19,7 @@ import trio
 
 from themis.adapters.clocks import FakeClock
 from themis.adapters.models.anthropic import AnthropicModel
-from themis.adapters.models.http import HttpModel
+from themis.adapters.models.http import HttpModel, PoolLimits
 from themis.adapters.models.openai import OpenAICompatibleModel
 from themis.core.endpoint import Endpoint
 from themis.core.errors import ConfigError
@@ -87,8 +87,7 @@ def adapter(
         "p",
         endpoint or Endpoint(base_url="http://127.0.0.1:9/v1", api_key="${THE_KEY}"),
         clock=FakeClock(start=NOW),
-        max_connections=2,
-        timeout=5.0,
+        pool=PoolLimits(2, 5.0),
         environ={"THE_KEY": CANARY} if environ is None else environ,
         transport=httpx.MockTransport(handler),
     )

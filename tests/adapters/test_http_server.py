@@ -17,7 +17,7 @@ import trio
 from tests.fakeserver import FakeServer, start_fake_server
 from themis.adapters.clocks import SystemClock
 from themis.adapters.models.anthropic import AnthropicModel
-from themis.adapters.models.http import HttpModel
+from themis.adapters.models.http import HttpModel, PoolLimits
 from themis.adapters.models.openai import OpenAICompatibleModel
 from themis.core.endpoint import Endpoint
 from themis.core.generation import ModelCallError, ModelResponse
@@ -34,8 +34,7 @@ def openai(server: FakeServer, *, timeout: float = 5.0, connections: int = 4) ->
         "local",
         Endpoint(base_url=server.openai_base_url, api_key="${KEY}"),
         clock=SystemClock(),
-        max_connections=connections,
-        timeout=timeout,
+        pool=PoolLimits(connections, timeout),
         environ={"KEY": KEY},
     )
 
@@ -45,8 +44,7 @@ def anthropic(server: FakeServer) -> HttpModel:
         "claude",
         Endpoint(base_url=server.anthropic_base_url, api_key="${KEY}"),
         clock=SystemClock(),
-        max_connections=2,
-        timeout=5.0,
+        pool=PoolLimits(2, 5.0),
         environ={"KEY": KEY},
     )
 
@@ -222,8 +220,7 @@ def test_a_refused_connection_is_a_connection_failure() -> None:
         "local",
         Endpoint(base_url=base),
         clock=SystemClock(),
-        max_connections=1,
-        timeout=2.0,
+        pool=PoolLimits(1, 2.0),
     )
     assert failure(model).kind == "connection"
 

@@ -14,7 +14,9 @@ import trio.testing
 
 from themis.adapters.clocks import FakeClock
 from themis.adapters.stores.memory import MemoryStore
-from themis.app.usecases.runs import RunResult, run_experiment
+from themis.app.execution.ports import Ports
+from themis.app.usecases.runs import Driving, RunRequest, RunResult, run_experiment
+from themis.app.wiring import live_progress, sandbox_for, shared_provider_state
 from themis.core.errors import StoreError
 from themis.core.events import (
     Event,
@@ -159,14 +161,18 @@ def run_virtual(
     mock_clock: trio.testing.MockClock | None = None,
 ) -> RunResult:
     """`run_experiment` in virtual time with a `FakeClock` and the `fake` provider = `model`."""
+    store = store if store is not None else MemoryStore()
     return run_experiment(
-        compiled,
-        runtime or RuntimeConfig(),
-        store if store is not None else MemoryStore(),
-        models={"fake": model},
-        clock=FakeClock(),
-        until_stage=until_stage,
-        trio_clock=mock_clock or trio.testing.MockClock(autojump_threshold=0),
+        RunRequest(compiled, runtime or RuntimeConfig(), until_stage),
+        Ports(  # what the composition root would share beside a file store, shared likewise
+            store=store,
+            clock=FakeClock(),
+            models={"fake": model},
+            provider_state=shared_provider_state(store),
+            live=live_progress(store),
+            sandbox=sandbox_for(compiled.spec),
+        ),
+        Driving(trio_clock=mock_clock or trio.testing.MockClock(autojump_threshold=0)),
     )
 
 

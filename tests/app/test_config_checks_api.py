@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.unit.builders import small_spec
-from themis.app.api import Experiment
+from themis.app.api.experiment import Experiment
 from themis.core.errors import ConfigError
 from themis.core.runtime import Price
 from themis.core.spec import ParserSpec, PromptSpec

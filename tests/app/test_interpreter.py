@@ -27,6 +27,8 @@ from tests.app.doubles import (
 from themis.adapters.clocks import FakeClock
 from themis.adapters.stores.memory import MemoryStore
 from themis.app.execution.interpreter import execute
+from themis.app.execution.ports import Ports
+from themis.app.execution.work import Execution
 from themis.app.execution.writer import EventWriter
 from themis.app.usecases.runs import load_state
 from themis.core.events import (
@@ -345,14 +347,11 @@ def _execute_until_call(
                         scope.cancel()
 
             await execute(
-                compiled,
-                state,
-                pending(plan(compiled), state),
-                total=compiled.trial_count,
-                runtime=runtime,
-                models={"fake": Cancelling(latency=1.0)},
-                clock=clock,
-                writer=writer,
+                Execution(
+                    compiled, state, pending(plan(compiled), state), compiled.trial_count, runtime
+                ),
+                Ports(store=store, clock=clock, models={"fake": Cancelling(latency=1.0)}),
+                writer,
             )
             pytest.fail("execute returned although it was cancelled")
         assert scope.cancelled_caught

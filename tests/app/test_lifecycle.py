@@ -13,7 +13,7 @@ import themis
 from tests.app.doubles import make_spec
 from themis.adapters.clocks import FakeClock
 from themis.adapters.stores.memory import MemoryStore
-from themis.app.usecases.lifecycle import plan_run
+from themis.app.api.lifecycle import plan_run
 from themis.core.identity import FieldClass
 from themis.core.stages import Stage
 

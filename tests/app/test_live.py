@@ -15,20 +15,17 @@ from tests.app.doubles import CountingModel, even_only, make_spec
 from tests.holders import dead_pid
 from tests.unit.builders import done
 from themis.adapters.clocks import FakeClock
+from themis.adapters.live_progress import FileLiveProgress, pid_alive, progress_directory
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.memory import MemoryStore
 from themis.app.execution.interpreter import ProgressCounts
-from themis.app.execution.live import (
-    LiveRecord,
-    ProgressPublisher,
-    pid_alive,
-    progress_directory,
-    publishing,
-    read_live,
-)
-from themis.app.usecases.runs import run_experiment
+from themis.app.execution.live import ProgressPublisher, PublishedStart, publishing
+from themis.app.execution.ports import Ports
+from themis.app.usecases.runs import Driving, RunRequest, run_experiment
+from themis.app.wiring import execution_ports, live_progress
 from themis.core.events import Event, GenerationFailed, RunResumed, RunStarted
 from themis.core.inspection import StageCounts
+from themis.core.live_progress import LiveRecord
 from themis.core.planner import CompiledRun, compile_run, plan
 from themis.core.runtime import RuntimeConfig
 from themis.core.snapshot import RunSnapshot
@@ -53,6 +50,15 @@ class StepClock:
 
 
 COMPILED = compile_run(make_spec(6))
+
+
+def read_live(store_path: Path, pid: int | None = None) -> list[LiveRecord]:
+    """What a reader finds beside the store file at `store_path` (only `pid`'s, if given)."""
+    return FileLiveProgress(progress_directory(store_path)).records(pid)
+
+
+def _started(state: RunState | None = None, preamble: Sequence[Event] = ()) -> PublishedStart:
+    return PublishedStart(COMPILED, _snapshot(), state or RunState(), Stage.SCORE, preamble)
 
 
 def _snapshot(compiled: CompiledRun = COMPILED) -> RunSnapshot:
@@ -83,14 +89,7 @@ def _start(
     interval: float = 0.5,
 ) -> ProgressPublisher:
     return ProgressPublisher.start(
-        directory,
-        compiled=COMPILED,
-        snapshot=_snapshot(),
-        state=state or RunState(),
-        until_stage=Stage.SCORE,
-        clock=clock,
-        preamble=preamble,
-        interval=interval,
+        FileLiveProgress(directory), _started(state, preamble), clock, interval=interval
     )
 
 
@@ -110,20 +109,11 @@ def test_a_memory_store_publishes_nothing() -> None:
     def callback(counts: ProgressCounts) -> None:
         raise AssertionError("not called here")
 
-    store = MemoryStore()
-    store.save_snapshot(_snapshot())
-    with publishing(
-        store, COMPILED, RunState(), until_stage=Stage.SCORE, clock=StepClock(), on_progress=None
-    ) as progress:
+    live = live_progress(MemoryStore())
+    assert live is None
+    with publishing(live, _started(), StepClock(), None) as progress:
         assert progress is None
-    with publishing(
-        store,
-        COMPILED,
-        RunState(),
-        until_stage=Stage.SCORE,
-        clock=StepClock(),
-        on_progress=callback,
-    ) as chained:
+    with publishing(live, _started(), StepClock(), callback) as chained:
         assert chained is callback
 
 
@@ -134,12 +124,7 @@ def test_the_record_is_published_at_start_refreshed_and_removed_at_the_end(
     seen: list[int] = []
     with closing(DuckDBStore(store_path)) as store:  # noqa: SIM117
         with publishing(
-            store,
-            COMPILED,
-            RunState(),
-            until_stage=Stage.SCORE,
-            clock=clock,
-            on_progress=lambda counts: seen.append(counts.done),
+            live_progress(store), _started(), clock, lambda counts: seen.append(counts.done)
         ) as progress:
             assert progress is not None
             first = _only(store_path)
@@ -172,14 +157,7 @@ def test_the_record_is_removed_when_the_execution_fails(store_path: Path) -> Non
     during: list[LiveRecord] = []
 
     def fail_while_publishing(store: DuckDBStore) -> None:
-        with publishing(
-            store,
-            COMPILED,
-            RunState(),
-            until_stage=Stage.SCORE,
-            clock=StepClock(),
-            on_progress=None,
-        ):
+        with publishing(live_progress(store), _started(), StepClock(), None):
             during.extend(read_live(store_path))
             raise RuntimeError("boom")
 
@@ -290,15 +268,14 @@ def test_run_experiment_publishes_while_it_runs_and_cleans_up(store_path: Path) 
 
     store = DuckDBStore(store_path)
     try:
-        result = run_experiment(
-            compiled,
-            RuntimeConfig(max_concurrent_tasks=2),
-            store,
-            models={"fake": CountingModel(latency=0.3)},
-            clock=FakeClock(),
-            on_progress=watch,
-            trio_clock=trio.testing.MockClock(autojump_threshold=0),
-        )
+        runtime = RuntimeConfig(max_concurrent_tasks=2)
+        models = {"fake": CountingModel(latency=0.3)}
+        with execution_ports(store, compiled.spec, runtime, models, FakeClock()) as ports:
+            result = run_experiment(
+                RunRequest(compiled, runtime),
+                ports,
+                Driving(watch, trio.testing.MockClock(autojump_threshold=0)),
+            )
     finally:
         store.close()
 
@@ -324,14 +301,11 @@ def test_the_interpreter_counts_each_stage_it_completes(
     seen: list[ProgressCounts] = []
 
     run_experiment(
-        compiled,
-        RuntimeConfig(),
-        MemoryStore(),
-        models={"fake": CountingModel(answer=even_only)},  # odd cases answer "wrong"
-        clock=FakeClock(),
-        until_stage=until_stage,
-        on_progress=seen.append,
-        trio_clock=trio.testing.MockClock(autojump_threshold=0),
+        RunRequest(compiled, RuntimeConfig(), until_stage),
+        Ports(  # odd cases answer "wrong"
+            store=MemoryStore(), clock=FakeClock(), models={"fake": CountingModel(answer=even_only)}
+        ),
+        Driving(seen.append, trio.testing.MockClock(autojump_threshold=0)),
     )
 
     final = seen[-1]

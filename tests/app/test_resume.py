@@ -26,7 +26,15 @@ from themis.adapters.models.scripted import ScriptedModel
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.memory import MemoryStore
 from themis.app.config.loading import LoadedConfig
-from themis.app.usecases.resume import ForbiddenModel, ModelCallForbidden, replay_run, resume_run
+from themis.app.execution.ports import Ports
+from themis.app.usecases.resume import (
+    ForbiddenModel,
+    ModelCallForbidden,
+    ResumeChoice,
+    forbidden_models,
+    prepare_replay,
+    prepare_resume,
+)
 from themis.app.usecases.runs import RunResult, load_state
 from themis.app.usecases.runtime_lineage import last_runtime
 from themis.core import planner as planner_module
@@ -116,13 +124,9 @@ def _replay(
     *,
     clock: FakeClock | None = None,
 ) -> RunResult:
-    return replay_run(
-        store,
-        run_id,
-        stage,
-        clock=clock or FakeClock(),
-        models=None if model is None else {"fake": model},
-    )
+    prepared = prepare_replay(store, run_id, stage)
+    models = forbidden_models(prepared.request.compiled) if model is None else {"fake": model}
+    return prepared.execute(Ports(store=store, clock=clock or FakeClock(), models=models))
 
 
 def _resume(
@@ -134,17 +138,10 @@ def _resume(
     overrides: Sequence[str] = (),
     until_stage: Stage = Stage.SCORE,
 ) -> tuple[RunResult, list[RunResumed]]:
-    """`resume_run`, and the `RunResumed` events it appended."""
+    """`prepare_resume` executed, and the `RunResumed` events it appended."""
     before = len(store.read(run_id))
-    result = resume_run(
-        store,
-        run_id,
-        models={"fake": model},
-        clock=FakeClock(),
-        config=config,
-        overrides=overrides,
-        until_stage=until_stage,
-    )
+    prepared = prepare_resume(store, run_id, ResumeChoice(config, overrides, until_stage))
+    result = prepared.execute(Ports(store=store, clock=FakeClock(), models={"fake": model}))
     appended = [event for _, event in store.read(run_id)][before:]
     return result, of_type(appended, RunResumed)
 
@@ -307,7 +304,7 @@ def test_replay_of_a_generate_only_run_scores_it_without_a_model_call() -> None:
     assert_consistent_prefix(store, compiled.run_id)
 
 
-@pytest.mark.parametrize("finish", ["resume_run", "run_experiment"])
+@pytest.mark.parametrize("finish", ["resume", "run_experiment"])
 def test_an_interrupted_replay_finishes_to_the_uninterrupted_report(finish: str) -> None:
     count = 12
     compiled, store, first = _completed(count)
@@ -330,7 +327,7 @@ def test_an_interrupted_replay_finishes_to_the_uninterrupted_report(finish: str)
     assert_consistent_prefix(store, compiled.run_id)
 
     model = CountingModel()
-    if finish == "resume_run":
+    if finish == "resume":
         result, resumed = _resume(store, compiled.run_id, model)
         assert resumed == []
     else:

@@ -25,7 +25,9 @@ from themis.adapters.clocks import FakeClock
 from themis.adapters.models.scripted import ScriptedModel
 from themis.adapters.stores.memory import MemoryStore
 from themis.app.execution.interpreter import execute
+from themis.app.execution.ports import Ports
 from themis.app.execution.provider_gates import ProviderRegistry
+from themis.app.execution.work import Execution
 from themis.app.execution.writer import EventWriter
 from themis.app.render.runtime_controls import retries_cell
 from themis.core.events import (
@@ -268,13 +270,9 @@ async def _execute(
         store, compiled.run_id, next_seq=1, state=RunState(), runtime=runtime, clock=clock
     )
     await execute(
-        compiled,
-        RunState(),
-        pending(plan(compiled), RunState()),
-        total=compiled.trial_count,
-        runtime=runtime,
-        models={"fake": model},
-        clock=clock,
-        writer=writer,
-        registry=registry,
+        Execution(
+            compiled, RunState(), pending(plan(compiled), RunState()), compiled.trial_count, runtime
+        ),
+        Ports(store=store, clock=clock, models={"fake": model}, registry=registry),
+        writer,
     )

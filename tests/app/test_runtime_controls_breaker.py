@@ -17,7 +17,6 @@ from themis.adapters.clocks import FakeClock
 from themis.adapters.models.scripted import ScriptedModel
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.memory import MemoryStore
-from themis.app.execution.provider_gates import process_registry
 from themis.core.breaker import BreakerState
 from themis.core.events import (
     BreakerTransitioned,
@@ -188,15 +187,18 @@ def test_waiting_for_the_breaker_is_not_idleness() -> None:
     assert result.report.scored == 5
 
 
-def test_experiments_of_one_process_share_a_provider_s_breaker() -> None:
+def test_an_experiment_owns_the_provider_registry_its_runs_share() -> None:
     runtime = attrs.evolve(
         BREAKER, generation_retry_attempts=1, breaker_failure_threshold=2, breaker_min_calls=2
     )
     down = themis.Experiment.from_spec(make_spec(2, options={"failure_rate": 1.0}), runtime)
 
-    down.run(store="memory")  # the system clock: the process-wide registry
+    down.run(store="memory")  # the system clock: the experiment's own registry
 
-    assert process_registry().state("fake", runtime).breaker.state is BreakerState.OPEN
+    assert down.provider_registry.state("fake", runtime).breaker.state is BreakerState.OPEN
+    # No registry lives in the process: another experiment starts with a closed breaker.
+    other = themis.Experiment.from_spec(make_spec(2), runtime)
+    assert other.provider_registry.state("fake", runtime).breaker.state is BreakerState.CLOSED
     # A run on a clock of its own (virtual time here) has a registry of its own.
     result = run_virtual(compile_run(make_spec(2)), CountingModel(), runtime=runtime)
     assert result.model_calls == 2

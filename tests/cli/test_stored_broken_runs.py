@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.helpers import Invoke, output_json
-from themis.app.api import Experiment
+from themis.app.api.experiment import Experiment
 from themis.app.wiring import opened_store
 from themis.core.planner import compile_run
 from themis.core.runtime import RuntimeConfig

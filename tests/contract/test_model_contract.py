@@ -21,6 +21,7 @@ import trio
 from tests.fakeserver import FakeServer
 from themis.adapters.clocks import FakeClock, SystemClock
 from themis.adapters.models.anthropic import AnthropicModel
+from themis.adapters.models.http import PoolLimits
 from themis.adapters.models.openai import OpenAICompatibleModel
 from themis.adapters.models.scripted import ScriptedModel
 from themis.core.endpoint import Endpoint
@@ -277,8 +278,7 @@ class TestOpenAIChat(OnFakeServer):
             "local",
             Endpoint(base_url=server.openai_base_url, api_key="${KEY}"),
             clock=SystemClock(),
-            max_connections=3,
-            timeout=timeout,
+            pool=PoolLimits(3, timeout),
             environ={"KEY": KEY},
         )
 
@@ -293,7 +293,6 @@ class TestAnthropic(OnFakeServer):
             "claude",
             Endpoint(base_url=server.anthropic_base_url, api_key="${KEY}"),
             clock=SystemClock(),
-            max_connections=3,
-            timeout=timeout,
+            pool=PoolLimits(3, timeout),
             environ={"KEY": KEY},
         )

@@ -1,4 +1,6 @@
-"""The one place that names concrete adapters: which store, which models, which clock.
+"""The composition root, the one place that names concrete adapters: which store, which models,
+which clock, where provider state and live progress are shared. It builds them into `Ports` for
+the use cases; nothing below it imports it.
 
 Providers: `fake` (the scripted model), `openai` (OpenAI-compatible HTTP) and `anthropic`
 (Messages API), plus any other name that `[runtime.endpoints.NAME]` gives an endpoint, served by
@@ -14,25 +16,32 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import attrs
+
 from themis.adapters.clocks import SystemClock
+from themis.adapters.live_progress import FileLiveProgress, progress_directory
 from themis.adapters.models.anthropic import AnthropicModel
-from themis.adapters.models.http import HttpModel
+from themis.adapters.models.http import HttpModel, PoolLimits
 from themis.adapters.models.openai import OpenAICompatibleModel
 from themis.adapters.models.scripted import ScriptedModel, check_options
 from themis.adapters.provider_state import FileProviderState
 from themis.adapters.sandbox import SubprocessSandbox, probe_isolation
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.memory import MemoryStore
+from themis.app.execution.ports import Ports
+from themis.app.execution.provider_gates import ProviderRegistry
 from themis.core.endpoint import Endpoint
 from themis.core.errors import ConfigError
 from themis.core.runtime import RuntimeConfig
 from themis.core.spec import ExperimentSpec, ModelSpec
 from themis.ports.clock import ClockPort
+from themis.ports.live_progress import LiveProgressPort
 from themis.ports.model import ModelPort
 from themis.ports.provider_state import ProviderStatePort
 from themis.ports.sandbox import SandboxPort
 from themis.ports.store import StorePort
 
+StoreLike = str | Path | StorePort
 DEFAULT_STORE = "themis.duckdb"
 PROVIDERS = ("fake", "openai", "anthropic")
 # Built-in HTTP providers: their own API and the variable their key is read from by default.
@@ -51,9 +60,7 @@ RESERVED_BODY_FIELDS = frozenset(
 FAKE_JOURNAL_ENV = "THEMIS_FAKE_JOURNAL"
 
 
-def open_store(
-    location: str | Path | StorePort | None = None, *, read_only: bool = False
-) -> StorePort:
+def open_store(location: StoreLike | None = None, *, read_only: bool = False) -> StorePort:
     """A store from a path (`*.duckdb` file, `:memory:`), or the given store as it is.
 
     `read_only`: for reading an existing store only (report, inspect, runs). Nothing is written,
@@ -73,9 +80,7 @@ def open_store(
 
 
 @contextmanager
-def opened_store(
-    location: str | Path | StorePort | None, *, read_only: bool = False
-) -> Iterator[StorePort]:
+def opened_store(location: StoreLike | None, *, read_only: bool = False) -> Iterator[StorePort]:
     """`open_store`, closing the store afterwards only if it was opened here."""
     store = open_store(location, read_only=read_only)
     try:
@@ -85,8 +90,8 @@ def opened_store(
             store.close()
 
 
-def store_file(store: StorePort) -> Path | None:
-    """The file behind `store` if it is a DuckDB file (live progress is published beside it)."""
+def _store_file(store: StorePort) -> Path | None:
+    """The file behind `store` if it is a DuckDB file (shared state is published beside it)."""
     if isinstance(store, DuckDBStore) and store.path != ":memory:":
         return Path(store.path)
     return None
@@ -95,7 +100,7 @@ def store_file(store: StorePort) -> Path | None:
 def shared_provider_state(store: StorePort) -> ProviderStatePort | None:
     """Where executions on `store` share breaker windows and Retry-After pauses with other
     processes (ADR 0009): `<store>.providers/` beside a DuckDB file; nowhere for other stores."""
-    path = store_file(store)
+    path = _store_file(store)
     return None if path is None else FileProviderState(Path(f"{path}.providers"))
 
 
@@ -106,6 +111,19 @@ def provider_state_of(location: str | Path | StorePort) -> ProviderStatePort | N
             return None
         return FileProviderState(Path(f"{location}.providers"))
     return shared_provider_state(location)
+
+
+def live_progress(store: StorePort) -> LiveProgressPort | None:
+    """Where executions on `store` publish live progress for other processes (ADR 0007):
+    `<store>.progress/` beside a DuckDB file; nowhere for other stores."""
+    path = _store_file(store)
+    return None if path is None else live_progress_beside(path)
+
+
+def live_progress_beside(store_path: str | Path) -> LiveProgressPort:
+    """The live progress published beside the store file at `store_path` (for readers that
+    find it locked)."""
+    return FileLiveProgress(progress_directory(store_path))
 
 
 def system_clock() -> ClockPort:
@@ -222,15 +240,15 @@ def _http_model(
     endpoint = runtime.endpoints.get(provider, Endpoint())
     family = _check_http_models(provider, models, endpoint)
     adapter = AnthropicModel if family == "anthropic" else OpenAICompatibleModel
+    if endpoint.api_key is None and provider in HTTP_PROVIDERS:  # the built-in default key
+        endpoint = attrs.evolve(endpoint, api_key=HTTP_PROVIDERS[provider][1])
     return adapter(
         provider,
         endpoint,
         clock=clock,
-        max_connections=_pool_size(runtime, provider),
         # Every call runs under the interpreter's `CallWatch` (call_timeout, idle_timeout): a
         # socket timeout as long as call_timeout would only bound it again, at a cost per call.
-        timeout=None,
-        default_api_key=HTTP_PROVIDERS[provider][1] if provider in HTTP_PROVIDERS else None,
+        pool=PoolLimits(size=_pool_size(runtime, provider), timeout=None),
     )
 
 
@@ -290,3 +308,29 @@ def sandbox_gaps(spec: ExperimentSpec) -> tuple[str, ...]:
     """What the experiment's sandbox cannot enforce on this machine (for the preflight output)."""
     sandbox = sandbox_for(spec)
     return () if sandbox is None else sandbox.gaps
+
+
+@contextmanager
+def execution_ports(
+    store: StorePort,
+    spec: ExperimentSpec,
+    runtime: RuntimeConfig,
+    models: Mapping[str, ModelPort] | None = None,
+    clock: ClockPort | None = None,
+    registry: ProviderRegistry | None = None,
+) -> Iterator[Ports]:
+    """Every port an execution of `spec` on `store` uses: the models (`models` supplies or
+    replaces providers, see `model_ports`), the clock (default: the system's), the provider
+    state and live progress shared beside a file store, and `registry` (default: a fresh one,
+    owned by this execution)."""
+    clock = clock or system_clock()
+    with model_ports(spec, clock, models, runtime) as ports:
+        yield Ports(
+            store=store,
+            clock=clock,
+            models=ports,
+            provider_state=shared_provider_state(store),
+            live=live_progress(store),
+            sandbox=sandbox_for(spec),
+            registry=registry or ProviderRegistry(),
+        )

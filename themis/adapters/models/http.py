@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import trio
+from attrs import frozen
 
 from themis.adapters.models.h1 import H1Pool
 from themis.adapters.models.pool import ClientPool
@@ -48,7 +49,7 @@ from themis.core.planner import ModelRequest
 from themis.core.retry import FailureKind, classify_status, retry_after_from_headers
 from themis.ports.clock import ClockPort
 
-__all__ = ["HttpModel", "MalformedResponse", "int_or_none", "str_or_none"]
+__all__ = ["HttpModel", "MalformedResponse", "PoolLimits", "int_or_none", "str_or_none"]
 
 
 def _version() -> str:
@@ -78,8 +79,20 @@ def str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+@frozen
+class PoolLimits:
+    """How many connections an adapter keeps to its endpoint (`size`), and the socket timeout
+    of each (`None`: none; the interpreter's call watch bounds every call)."""
+
+    size: int
+    timeout: float | None
+
+
 class HttpModel:
-    """A `ModelPort` over HTTP; subclasses say how to build a request and read its answer."""
+    """A `ModelPort` over HTTP; subclasses say how to build a request and read its answer.
+
+    The key is `endpoint.api_key` (the composition root fills in a built-in provider's default).
+    """
 
     default_base_url: ClassVar[str] = ""
     default_paths: ClassVar[Mapping[str, str]] = {}
@@ -90,9 +103,7 @@ class HttpModel:
         endpoint: Endpoint,
         *,
         clock: ClockPort,
-        max_connections: int,
-        timeout: float | None,
-        default_api_key: str | None = None,
+        pool: PoolLimits,
         environ: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -101,9 +112,9 @@ class HttpModel:
         self.base_url = (endpoint.base_url or self.default_base_url).rstrip("/")
         if not self.base_url:
             raise ConfigError(f"runtime.endpoints.{provider}.base_url: required for this provider")
-        self.api_key = endpoint.api_key or default_api_key
-        self.max_connections = max_connections
-        self.timeout = timeout
+        self.api_key = endpoint.api_key
+        self.max_connections = pool.size
+        self.timeout = pool.timeout
         self._clock = clock
         self._environ: Mapping[str, str] = os.environ if environ is None else environ
         self._transport = transport  # tests only (httpx.MockTransport); None: the network

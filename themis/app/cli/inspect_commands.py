@@ -13,8 +13,14 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from themis.app.api.views import (
+    get_evaluation_execution,
+    get_execution_state,
+    get_run_snapshot,
+    published_runs,
+    quickcheck,
+)
 from themis.app.cli.shared import errors, existing_store, print_json, stdout
-from themis.app.execution.live import LiveRecord
 from themis.app.render.evaluation import evaluation_json, evaluation_render
 from themis.app.render.inspect_views import (
     live_note,
@@ -26,14 +32,8 @@ from themis.app.render.inspect_views import (
     state_render,
     when,
 )
-from themis.app.usecases.inspect_runs import (
-    get_evaluation_execution,
-    get_execution_state,
-    get_run_snapshot,
-    published_runs,
-    quickcheck,
-)
 from themis.core.errors import StoreLocked
+from themis.core.live_progress import LiveRecord
 
 RunIdArgument = Annotated[str, typer.Argument(help="A run id or a unique prefix of one.")]
 StoreOption = Annotated[Path, typer.Option("--store", help="The run store (a DuckDB file).")]

@@ -12,7 +12,8 @@ from typing import Annotated
 
 import typer
 
-from themis.app.api import Experiment
+from themis.app.api.experiment import Experiment
+from themis.app.api.lifecycle import diff_configs, plan_run
 from themis.app.cli.shared import errors, print_json, print_warnings, stdout
 from themis.app.render.estimate import (
     estimate_header,
@@ -29,7 +30,6 @@ from themis.app.render.plan_and_diff import (
     plan_store_line,
     plan_table,
 )
-from themis.app.usecases.lifecycle import diff_configs, plan_run
 from themis.app.wiring import DEFAULT_STORE
 
 SetOption = Annotated[

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from themis.app.api import clear_provider_holds, provider_holds
+from themis.app.api.experiment import clear_provider_holds, provider_holds
 from themis.app.cli.shared import StoreOption, errors, print_json, stdout
 from themis.app.render.runtime_controls import hold_text, holds_json
 

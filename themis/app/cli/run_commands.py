@@ -14,9 +14,14 @@ from typing import Annotated
 
 import typer
 
-from themis.app.api import Experiment, load_report, runs
-from themis.app.api import replay as replay_run
-from themis.app.api import resume as resume_run
+from themis.app.api.experiment import (
+    Experiment,
+    load_report,
+    prepared_replay,
+    prepared_resume,
+    runs,
+)
+from themis.app.api.views import quickcheck
 from themis.app.cli import inspect_commands
 from themis.app.cli.provider_commands import inherited_lines
 from themis.app.cli.shared import (
@@ -40,7 +45,6 @@ from themis.app.render.reports import (
     runs_table,
 )
 from themis.app.render.runtime_controls import preflight_lines
-from themis.app.usecases.inspect_runs import quickcheck
 from themis.app.usecases.runs import RunResult
 from themis.app.wiring import sandbox_gaps
 from themis.core.errors import StoreLocked
@@ -126,23 +130,22 @@ def resume(
     quiet: QuietOption = False,
 ) -> None:
     """Continue a stored run: execute only what its log does not show done."""
-    with errors():
-        location = existing_store(store)
-        experiment = Experiment.from_store(run_id, location)
-        providers = {model.provider for model in experiment.compiled.spec.models}
-        for line in inherited_lines(store, providers):
+    with (
+        errors(),
+        prepared_resume(
+            run_id,
+            existing_store(store),
+            config=config,
+            overrides=set_ or [],
+            until_stage=Stage(until_stage.value),
+        ) as prepared,
+    ):
+        for line in inherited_lines(store, {model.provider for model in prepared.spec.models}):
             stderr().print(line, markup=False, highlight=False, soft_wrap=True)
         _execute(
-            experiment.run_id,
-            experiment.runtime.progress,
-            lambda progress: resume_run(
-                run_id,
-                location,
-                config=config,
-                overrides=set_ or [],
-                until_stage=Stage(until_stage.value),
-                on_progress=progress,
-            ),
+            prepared.run_id,
+            prepared.runtime.progress,
+            lambda progress: prepared.execute(on_progress=progress),
             as_json=as_json,
             quiet=quiet,
         )
@@ -176,23 +179,16 @@ def replay(
     quiet: QuietOption = False,
 ) -> None:
     """Recompute a stage and the later ones from the stored generations (no model call)."""
-    with errors():
-        location = existing_store(store)
-        if config is None:
-            experiment = Experiment.from_store(run_id, location, overrides=set_ or [])
-        else:
-            experiment = Experiment.from_file(config, overrides=set_ or [])
+    with (
+        errors(),
+        prepared_replay(
+            run_id, stage.value, existing_store(store), config=config, overrides=set_ or []
+        ) as prepared,
+    ):
         _execute(
-            experiment.run_id,
-            experiment.runtime.progress,
-            lambda progress: replay_run(
-                run_id,
-                stage.value,
-                location,
-                config=config,
-                overrides=set_ or [],
-                on_progress=progress,
-            ),
+            prepared.run_id,
+            prepared.runtime.progress,
+            lambda progress: prepared.execute(on_progress=progress),
             as_json=as_json,
             quiet=quiet,
         )

@@ -24,9 +24,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 
+from attrs import frozen
+
 from themis.app.execution.budgeting import RunBudget
 from themis.app.execution.limiters import Limiters
-from themis.app.execution.provider_gates import ProviderGate, ProviderRegistry
+from themis.app.execution.ports import Ports
+from themis.app.execution.provider_gates import ProviderGate, Sharing
 from themis.app.execution.watch import CallWatch
 from themis.core.breaker import Transition
 from themis.core.budget import COST_LIMIT
@@ -47,15 +50,32 @@ from themis.core.runtime import RuntimeConfig
 from themis.core.spec import ExperimentSpec
 from themis.core.stages import Stage
 from themis.core.tokens import PREFLIGHT, Verdict, count_messages
-from themis.ports.clock import ClockPort
 from themis.ports.model import ModelPort
-from themis.ports.provider_state import ProviderStatePort
 
-__all__ = ["TOKEN_LIMIT", "ModelCaller"]
+__all__ = ["TOKEN_LIMIT", "CallGuards", "CallHooks", "ModelCaller"]
 
 TOKEN_LIMIT = "token_limit"
 Emit = Callable[[list[Event]], Awaitable[None]]
 Outcome = GenerationCompleted | GenerationFailed
+
+
+@frozen
+class CallGuards:
+    """What an execution checks around its calls: concurrency limiters, each model's controls
+    (price, context window) and the run budget."""
+
+    limiters: Limiters
+    controls: Mapping[str, ModelControls]
+    budget: RunBudget
+
+
+@frozen
+class CallHooks:
+    """Where a caller reports: `emit` logs events (breaker transitions, retries); `on_call`
+    counts each call made."""
+
+    emit: Emit
+    on_call: Callable[[], None]
 
 
 class ModelCaller:
@@ -65,27 +85,20 @@ class ModelCaller:
         self,
         spec: ExperimentSpec,
         runtime: RuntimeConfig,
-        *,
-        models: Mapping[str, ModelPort],
-        clock: ClockPort,
-        limiters: Limiters,
-        registry: ProviderRegistry,
-        controls: Mapping[str, ModelControls],
-        budget: RunBudget,
-        emit: Emit,
-        on_call: Callable[[], None],
-        shared: ProviderStatePort | None = None,
+        ports: Ports,
+        guards: CallGuards,
+        hooks: CallHooks,
     ) -> None:
         self.runtime = runtime
-        self.models = models
-        self.clock = clock
-        self.limiters = limiters
-        self.registry = registry
-        self.controls = controls
-        self.budget = budget
-        self.emit = emit
-        self.on_call = on_call
-        self.shared = shared
+        self.models = ports.models
+        self.clock = clock = ports.clock
+        self.limiters = guards.limiters
+        self.registry = ports.registry
+        self.controls = guards.controls
+        self.budget = guards.budget
+        self.emit = hooks.emit
+        self.on_call = hooks.on_call
+        self.shared = ports.provider_state
         self.retry = RetryPolicy(
             runtime.generation_retry_attempts,
             runtime.generation_retry_delay,
@@ -106,15 +119,8 @@ class ModelCaller:
             endpoint = getattr(self.models.get(provider), "base_url", None)
             scope = scope_key(provider, endpoint if isinstance(endpoint, str) else None)
             state = self.registry.state(provider, self.runtime, scope)
-            gate = ProviderGate(
-                provider,
-                state,
-                self.clock,
-                self._emit,
-                self.shared,
-                scope=scope,
-                longest=self.runtime.max_retry_after,
-            )
+            sharing = Sharing(self.shared, scope, self.runtime.max_retry_after)
+            gate = ProviderGate(provider, state, self.clock, self._emit, sharing)
             self.gates[provider] = gate
         return gate
 

@@ -15,6 +15,7 @@ import json
 import os
 
 import trio
+from attrs import frozen
 
 from themis.core.events import Event, ExecutionCompleted, ScoreCompleted
 from themis.core.execution import (
@@ -34,6 +35,20 @@ __all__ = ["CandidateScorer"]
 
 def _text(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+@frozen
+class Candidate:
+    """What is scored: one trial's (or one reduced group's) parsed answer, the case it answers
+    and the epoch it belongs to."""
+
+    candidate_id: str
+    trial_key: str
+    dataset: str
+    case_id: str
+    answer: str | None
+    expected: str | None
+    epoch: int
 
 
 class CandidateScorer:
@@ -56,18 +71,16 @@ class CandidateScorer:
         self.limiter = trio.CapacityLimiter(capacity or os.cpu_count() or 2)
         self.executed = 0
 
-    async def score(
-        self,
-        *,
-        candidate_id: str,
-        trial_key: str,
-        dataset: str,
-        case_id: str,
-        answer: str | None,
-        expected: str | None,
-        epoch: int,
-    ) -> list[Event]:
-        """The events that score `answer`: an `ExecutionCompleted` if code runs, then the score."""
+    async def score(self, candidate: Candidate) -> list[Event]:
+        """The events that score its answer: an `ExecutionCompleted` if code runs, then the
+        score."""
+        candidate_id, trial_key, epoch = (
+            candidate.candidate_id,
+            candidate.trial_key,
+            candidate.epoch,
+        )
+        dataset, case_id = candidate.dataset, candidate.case_id
+        answer, expected = candidate.answer, candidate.expected
         events: list[Event] = []
         scores: dict[str, float] = {}
         for metric in self.metrics:

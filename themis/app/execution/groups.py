@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 import trio
 
+from themis.app.execution.candidates import Candidate
 from themis.app.execution.limiters import deliver
 from themis.app.execution.trials import TrialRunner
 from themis.core.events import (
@@ -118,12 +119,14 @@ async def _group(run: TrialRunner, item: PendingGroup) -> list[Event]:
         events.append(parse)
     if Stage.SCORE in item.stages:
         events += await run.scorer.score(
-            candidate_id=group.group_id,
-            trial_key=key,
-            dataset=group.dataset,
-            case_id=group.case_id,
-            answer=parse.answer,
-            expected=case.expected,
-            epoch=epoch,
+            Candidate(
+                candidate_id=group.group_id,
+                trial_key=key,
+                dataset=group.dataset,
+                case_id=group.case_id,
+                answer=parse.answer,
+                expected=case.expected,
+                epoch=epoch,
+            )
         )
     return events

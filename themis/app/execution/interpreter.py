@@ -16,26 +16,22 @@ the execution ends with `RunPaused` instead of `RunCompleted`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 
 import trio
 from attrs import frozen
 
 from themis.app.execution.groups import run_groups
-from themis.app.execution.provider_gates import ProviderRegistry
+from themis.app.execution.ports import Ports
 from themis.app.execution.trials import ProgressCallback, ProgressCounts, Reusable, TrialRunner
+from themis.app.execution.work import Execution
 from themis.app.execution.writer import EventWriter
 from themis.core.budget import COST_LIMIT
 from themis.core.events import Event, RunCompleted, RunPaused, RunStarted
-from themis.core.planner import CompiledRun, PendingTrial
+from themis.core.planner import PendingTrial
 from themis.core.provider_state import ProviderHold
-from themis.core.runtime import RuntimeConfig
 from themis.core.stages import Stage
 from themis.core.state import RunState
-from themis.ports.clock import ClockPort
-from themis.ports.model import ModelPort
-from themis.ports.provider_state import ProviderStatePort
-from themis.ports.sandbox import SandboxPort
 
 
 @frozen
@@ -48,38 +44,23 @@ class ExecutionResult:
 
 
 async def execute(
-    compiled: CompiledRun,
-    state: RunState,
-    work: Iterable[PendingTrial],
-    *,
-    total: int,
-    runtime: RuntimeConfig,
-    models: Mapping[str, ModelPort],
-    clock: ClockPort,
+    execution: Execution,
+    ports: Ports,
     writer: EventWriter,
-    until_stage: Stage = Stage.SCORE,
+    *,
     on_progress: ProgressCallback | None = None,
     progress_interval: float = 0.25,
-    preamble: Sequence[Event] = (),
-    reusable: Reusable | None = None,
-    registry: ProviderRegistry | None = None,
-    shared: ProviderStatePort | None = None,
-    sandbox: SandboxPort | None = None,
 ) -> ExecutionResult:
-    """Run `work` to the end (or until cancelled or paused) and return the state the log shows.
-
-    `reusable` holds generations of other runs to record as cache hits instead of calling.
-    `registry` holds the providers' rate limits and breakers, shared with the other executions
-    that use it (default: this execution's own); `shared` is where breaker windows and pauses
-    are shared with other processes (ADR 0009; default: nowhere). `sandbox` runs the
-    candidates of an `execution` metric. With a reducer, the groups of samples are reduced
-    (then parsed and scored) once the trials are done.
-    """
-    counts = ProgressCounts(total=total)
+    """Run the execution's work to the end (or until cancelled or paused) and return the state
+    the log shows. Its calls go through `ports` (the models, the clock, the providers' registry
+    and the state shared with other processes, the sandbox of an `execution` metric); its events
+    through `writer`. With a reducer, the groups of samples are reduced (then parsed and scored)
+    once the trials are done."""
+    compiled, state, runtime = execution.compiled, execution.state, execution.runtime
+    clock, until_stage = ports.clock, execution.until_stage
+    counts = ProgressCounts(total=execution.total)
     send, receive = trio.open_memory_channel[list[Event]](max(1, runtime.store_batch_size // 3))
-    run = TrialRunner(
-        state, runtime, models, clock, send, counts, compiled, reusable, registry, shared, sandbox
-    )
+    run = TrialRunner(execution, ports, send, counts)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(writer.run, receive)
         if on_progress is not None:
@@ -87,18 +68,18 @@ async def execute(
                 _report_progress, on_progress, counts, progress_interval, run.caller.holds
             )
         async with send:
-            execution = state.executions + 1
+            number = state.executions + 1
             started = RunStarted(
                 at=clock.now(),
                 planned=compiled.trial_count,
                 until_stage=until_stage,
-                execution=execution,
+                execution=number,
             )
-            await send.send([*preamble, started])
+            await send.send([*execution.preamble, started])
             if run.caller.watch.active:
                 nursery.start_soon(run.caller.watch.run)
-            workers = min(runtime.max_concurrent_tasks, max(1, total))
-            paused = await _dispatch(run, work, workers)
+            workers = min(runtime.max_concurrent_tasks, max(1, execution.total))
+            paused = await _dispatch(run, execution.work, workers)
             if not paused:  # the reduce stage: each group once its samples are settled
                 await run_groups(run, until_stage, runtime.max_concurrent_tasks)
             end: Event = (
@@ -106,7 +87,7 @@ async def execute(
                     at=clock.now(),
                     reason=COST_LIMIT,
                     spent=run.budget.ledger.spent,
-                    execution=execution,
+                    execution=number,
                 )
                 if paused
                 else RunCompleted(
@@ -172,4 +153,11 @@ async def _report_progress(
         await trio.sleep(interval)
 
 
-__all__ = ["ExecutionResult", "ProgressCallback", "ProgressCounts", "Reusable", "execute"]
+__all__ = [
+    "Execution",
+    "ExecutionResult",
+    "ProgressCallback",
+    "ProgressCounts",
+    "Reusable",
+    "execute",
+]

@@ -4,11 +4,11 @@ The decisions are pure (`themis.core.ratelimit`, `themis.core.breaker`); this mo
 state and waits as they say:
 
 - `ProviderRegistry` holds one `ProviderState` per provider name: its token buckets and its
-  breaker. One registry serves a whole process (`process_registry`), so the executions and
-  models of a process that call one provider share its quota and its breaker. Every change is
-  made under a lock in one synchronous step, so executions in other threads (each with its own
-  trio run) can share it too. Times are the `ClockPort`'s monotonic seconds, so only executions
-  on one clock may share a registry; an execution given no registry gets a fresh one.
+  breaker. Whoever runs an experiment owns its registry (an `Experiment` keeps one for its runs
+  on the system clock), so the executions handed one registry share each provider's quota and
+  breaker. Every change is made under a lock in one synchronous step, so executions in other
+  threads (each with its own trio run) can share it too. Times are the `ClockPort`'s monotonic
+  seconds, so only executions on one clock may share a registry.
 - `ProviderGate` is one execution's door to one provider: `acquire` waits while the breaker is
   OPEN (or a Retry-After pause holds), then reserves the call's request and tokens and sleeps
   until the grant. Reservations are first in, first out, so callers are served in arrival
@@ -57,7 +57,7 @@ from themis.core.runtime import RateLimit, RuntimeConfig
 from themis.ports.clock import ClockPort
 from themis.ports.provider_state import ProviderStatePort
 
-__all__ = ["POLL_S", "ProviderGate", "ProviderRegistry", "ProviderState", "process_registry"]
+__all__ = ["NOT_SHARED", "POLL_S", "ProviderGate", "ProviderRegistry", "ProviderState", "Sharing"]
 
 POLL_S = 1.0  # the longest a waiter sleeps (or a look at other processes' state waits)
 
@@ -126,22 +126,28 @@ class ProviderRegistry:
             self._states.clear()
 
 
-_PROCESS = ProviderRegistry()
-
-
-def process_registry() -> ProviderRegistry:
-    """The registry of this process, for executions on the system clock."""
-    return _PROCESS
-
-
 Emit = Callable[[str, Transition], Awaitable[None]]
+
+
+@frozen
+class Sharing:
+    """How a gate shares holds with other processes (ADR 0009): through `port` (`None`: not
+    shared), under `scope` (the provider at its endpoint; default: the provider's name), reading
+    no deadline more than `longest` seconds out (`max_retry_after`; `None`: as published)."""
+
+    port: ProviderStatePort | None = None
+    scope: str | None = None
+    longest: float | None = None
+
+
+NOT_SHARED = Sharing()
 
 
 class ProviderGate:
     """One execution's access to one provider (see the module docstring).
 
     Breaker times are epoch seconds (`ClockPort.now()`, the clock other processes share);
-    bucket times are monotonic seconds. `shared`, when given, is read at most every `POLL_S`
+    bucket times are monotonic seconds. `sharing.port`, when given, is read at most every `POLL_S`
     (then only when a call starts) and published to when the breaker opens or a Retry-After
     pause begins (ADR 0009), under `scope` (the provider at its endpoint); a publish that fails
     turns sharing off for the execution. What it reads is cut to `longest` seconds from now
@@ -155,20 +161,17 @@ class ProviderGate:
         state: ProviderState,
         clock: ClockPort,
         emit: Emit,
-        shared: ProviderStatePort | None = None,
-        *,
-        scope: str | None = None,
-        longest: float | None = None,
+        sharing: Sharing = NOT_SHARED,
     ) -> None:
         self.name = name
-        self.scope = scope or name
-        self._longest = longest
+        self.scope = sharing.scope or name
+        self._longest = sharing.longest
         self.rate_limited_until = -math.inf  # epoch time of the latest delayed grant
         self._state = state
         self._clock = clock
         self._emit = emit
         self._changed = trio.Event()
-        self._shared = shared
+        self._shared = sharing.port
         self._next_look = -math.inf
 
     @property

@@ -7,17 +7,18 @@ the writer. Model calls and their runtime controls are `themis.app.execution.cal
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import attrs
 import trio
 from attrs import define
 
 from themis.app.execution.budgeting import RunBudget
-from themis.app.execution.calls import ModelCaller
-from themis.app.execution.candidates import CandidateScorer
+from themis.app.execution.calls import CallGuards, CallHooks, ModelCaller
+from themis.app.execution.candidates import Candidate, CandidateScorer
 from themis.app.execution.limiters import Limiters, deliver
-from themis.app.execution.provider_gates import ProviderRegistry
+from themis.app.execution.ports import Ports
+from themis.app.execution.work import Execution, Reusable
 from themis.core.controls import model_controls
 from themis.core.events import (
     Event,
@@ -26,16 +27,10 @@ from themis.core.events import (
     ParseCompleted,
 )
 from themis.core.generation import is_truncated
-from themis.core.planner import CompiledRun, PendingTrial, TrialPlan
+from themis.core.planner import PendingTrial, TrialPlan
 from themis.core.provider_state import ProviderHold
-from themis.core.runtime import RuntimeConfig
 from themis.core.scoring import parse_answer
 from themis.core.stages import Stage
-from themis.core.state import RunState
-from themis.ports.clock import ClockPort
-from themis.ports.model import ModelPort
-from themis.ports.provider_state import ProviderStatePort
-from themis.ports.sandbox import SandboxPort
 
 __all__ = ["ProgressCallback", "ProgressCounts", "Reusable", "TrialRunner"]
 
@@ -65,8 +60,6 @@ class ProgressCounts:
 
 
 ProgressCallback = Callable[[ProgressCounts], None]
-# Generations other runs of the store completed, by trial key: `(source run id, the event)`.
-Reusable = Mapping[str, tuple[str, GenerationCompleted]]
 
 
 class TrialRunner:
@@ -74,43 +67,34 @@ class TrialRunner:
 
     def __init__(
         self,
-        state: RunState,
-        runtime: RuntimeConfig,
-        models: Mapping[str, ModelPort],
-        clock: ClockPort,
+        execution: Execution,
+        ports: Ports,
         send: trio.MemorySendChannel[list[Event]],
         counts: ProgressCounts,
-        compiled: CompiledRun,
-        reusable: Reusable | None = None,
-        registry: ProviderRegistry | None = None,
-        shared: ProviderStatePort | None = None,
-        sandbox: SandboxPort | None = None,
     ) -> None:
-        self.state = state
+        compiled, runtime = execution.compiled, execution.runtime
+        self.state = execution.state
         self.compiled = compiled
-        self.reusable: Reusable = reusable or {}
-        self.clock = clock
+        self.reusable: Reusable = execution.reusable
+        self.clock = ports.clock
         self.send = send
         self.counts = counts
         self.limiters = Limiters(runtime)
         controls = model_controls(compiled.spec, runtime)
-        self.budget = RunBudget(compiled, state, runtime, controls)
+        self.budget = RunBudget(compiled, execution.state, runtime, controls)
         self.caller = ModelCaller(
             compiled.spec,
             runtime,
-            models=models,
-            clock=clock,
-            limiters=self.limiters,
-            registry=registry or ProviderRegistry(),
-            controls=controls,
-            budget=self.budget,
-            emit=send.send,
-            on_call=self._counted_call,
-            shared=shared,
+            ports,
+            CallGuards(limiters=self.limiters, controls=controls, budget=self.budget),
+            CallHooks(emit=send.send, on_call=self._counted_call),
         )
         self.parser = compiled.spec.parser
         self.scorer = CandidateScorer(
-            compiled.spec, clock, sandbox, runtime.stage_concurrency.get(Stage.SCORE.value)
+            compiled.spec,
+            ports.clock,
+            ports.sandbox,
+            runtime.stage_concurrency.get(Stage.SCORE.value),
         )
         self.generated: dict[str, GenerationCompleted | GenerationFailed] = {}
         self.in_flight: dict[str, trio.Event] = {}
@@ -160,13 +144,15 @@ class TrialRunner:
         if Stage.SCORE in item.stages:
             async with self.limiters.stages[Stage.SCORE]:
                 events += await self.scorer.score(
-                    candidate_id=trial.trial_id,
-                    trial_key=trial.trial_key,
-                    dataset=trial.dataset,
-                    case_id=trial.case_id,
-                    answer=parse.answer,
-                    expected=trial.expected,
-                    epoch=self.state.epoch,
+                    Candidate(
+                        candidate_id=trial.trial_id,
+                        trial_key=trial.trial_key,
+                        dataset=trial.dataset,
+                        case_id=trial.case_id,
+                        answer=parse.answer,
+                        expected=trial.expected,
+                        epoch=self.state.epoch,
+                    )
                 )
             self.counts.scored += 1
         self.counts.done += 1

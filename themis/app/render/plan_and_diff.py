@@ -8,7 +8,7 @@ from typing import Any
 from rich.table import Table
 
 from themis.app.render.reports import counted
-from themis.app.usecases.lifecycle import ConfigComparison, PlanResult, StoredRun
+from themis.app.usecases.planning import ConfigComparison, PlanResult, StoredRun
 from themis.core.diffing import ABSENT, FieldChange
 from themis.core.identity import FieldClass
 from themis.core.manifest import GroupCount, RunManifest

@@ -8,38 +8,54 @@ recomputes that stage and the later ones from the stored generations, with model
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
+from attrs import frozen
 from returns.result import Failure
 
 from themis.app.config.loading import LoadedConfig, runtime_from_mapping
 from themis.app.config.overrides import apply_override, parse_override
-from themis.app.execution.interpreter import ProgressCallback
+from themis.app.execution.ports import Ports
+from themis.app.execution.work import Execution
 from themis.app.usecases.provenance import config_provenance
 from themis.app.usecases.runs import (
+    UNWATCHED,
+    Driving,
+    LoadedRun,
+    RunRequest,
     RunResult,
+    continue_run,
     execute_work,
     load_compiled,
+    load_run,
     load_state,
     resolve_run_id,
     run_experiment,
 )
 from themis.app.usecases.runtime_lineage import last_runtime, runtime_changes
 from themis.core.diffing import diff_specs
-from themis.core.errors import ConfigError, ThemisError
+from themis.core.errors import ConfigError, RunNotFound, ThemisError
 from themis.core.events import RunResumed, StageReset
 from themis.core.generation import ModelResponse
 from themis.core.identity import FieldClass
-from themis.core.planner import CompiledRun, ModelRequest, PlanRecord, compile_run, pending, plan
+from themis.core.planner import (
+    CompiledRun,
+    ModelRequest,
+    PlanRecord,
+    TrialPlan,
+    compile_run,
+    pending,
+    plan,
+)
 from themis.core.runtime import RuntimeConfig
 from themis.core.snapshot import RunSnapshot
 from themis.core.stages import Stage
 from themis.core.state import RunState, evolve
-from themis.ports.clock import ClockPort
 from themis.ports.model import ModelPort
-from themis.ports.store import RunCatalog, StorePort
+from themis.ports.store import StorePort
 
 REPLAYABLE = (Stage.REDUCE, Stage.PARSE, Stage.SCORE)
 
@@ -82,11 +98,11 @@ def stored_runtime(
     return runtime.unwrap()
 
 
-def check_same_run(snapshot: RunSnapshot, config: LoadedConfig) -> None:
-    """Refuse a config whose identity differs from the stored run's, naming the fields."""
+def check_same_run(snapshot: RunSnapshot, config: LoadedConfig) -> CompiledRun:
+    """`config` compiled, if its identity is the stored run's; else refused, naming the fields."""
     candidate = compile_run(config.spec)
     if candidate.run_id == snapshot.run_id:
-        return
+        return candidate
     changed = [
         change.path
         for change in diff_specs(snapshot.spec, config.spec)
@@ -99,35 +115,53 @@ def check_same_run(snapshot: RunSnapshot, config: LoadedConfig) -> None:
     )
 
 
-def resume_run(
-    store: StorePort,
-    run_id: str,
-    *,
-    models: Mapping[str, ModelPort],
-    clock: ClockPort,
-    config: LoadedConfig | None = None,
-    overrides: Sequence[str] = (),
-    until_stage: Stage = Stage.SCORE,
-    on_progress: ProgressCallback | None = None,
-) -> RunResult:
-    """Continue a stored run: only what the log does not show done is executed."""
+@frozen
+class Prepared:
+    """A resume or replay prepared against an opened store (resolved, compiled and folded once):
+    `request` says what will run and with which runtime, so the caller can build its ports;
+    `execute` runs it through them."""
+
+    request: RunRequest
+    start: Callable[[Ports, Driving], RunResult]
+
+    @property
+    def run_id(self) -> str:
+        return self.request.compiled.run_id
+
+    def execute(self, ports: Ports, driving: Driving = UNWATCHED) -> RunResult:
+        return self.start(ports, driving)
+
+
+@frozen
+class ResumeChoice:
+    """How to resume: with the runtime the run last used (`overrides`: `runtime.*` changes) or
+    with `config`'s, whose identity must be the run's; and the stage to stop after."""
+
+    config: LoadedConfig | None = None
+    overrides: Sequence[str] = ()
+    until_stage: Stage = Stage.SCORE
+
+
+def prepare_resume(store: StorePort, run_id: str, choice: ResumeChoice) -> Prepared:
+    """Continue a stored run (`run_id` may be a unique prefix): only what the log does not show
+    done is executed."""
     run_id = resolve_run_id(store, run_id)
-    snapshot, compiled = load_compiled(store, run_id)
-    refuse_outdated(compiled, "resume")
-    if config is not None:
-        check_same_run(snapshot, config)
-        runtime = config.runtime
+    if choice.config is not None:
+        snapshot = _snapshot(store, run_id)
+        try:
+            compiled = check_same_run(snapshot, choice.config)
+        except ConfigError:  # a run stored under older versions is refused as that, by name
+            refuse_outdated(load_compiled(store, run_id)[1], "resume")
+            raise
+        state, next_seq = load_state(store, run_id)
+        runtime = choice.config.runtime
+        loaded = LoadedRun(snapshot=snapshot, state=state, next_seq=next_seq)
     else:
-        runtime = stored_runtime(snapshot, load_state(store, run_id)[0], overrides)
-    return run_experiment(
-        compiled,
-        _reuse_policy(runtime),
-        store,
-        models=models,
-        clock=clock,
-        until_stage=until_stage,
-        on_progress=on_progress,
-    )
+        compiled, loaded = load_run(store, run_id)
+        runtime = stored_runtime(loaded.snapshot, loaded.state, choice.overrides)
+    refuse_outdated(compiled, "resume")
+    request = RunRequest(compiled, _reuse_policy(runtime), choice.until_stage)
+    return Prepared(request, functools.partial(_continue, request, loaded))
 
 
 def refuse_outdated(compiled: CompiledRun, action: str) -> None:
@@ -141,39 +175,39 @@ def refuse_outdated(compiled: CompiledRun, action: str) -> None:
         )
 
 
-def stored_compiled(store: RunCatalog, run_id: str) -> tuple[RunSnapshot, CompiledRun]:
-    """The snapshot and compiled run of a stored run (`run_id` may be a unique prefix)."""
-    return load_compiled(store, resolve_run_id(store, run_id))
+def _continue(request: RunRequest, loaded: LoadedRun, ports: Ports, driving: Driving) -> RunResult:
+    return continue_run(request, ports, loaded, driving)
 
 
-def replay_run(
-    store: StorePort,
-    run_id: str,
-    stage: Stage,
-    *,
-    clock: ClockPort,
-    models: Mapping[str, ModelPort] | None = None,
-    overrides: Sequence[str] = (),
-    on_progress: ProgressCallback | None = None,
-) -> RunResult:
+def _snapshot(store: StorePort, run_id: str) -> RunSnapshot:
+    snapshot = store.load_snapshot(run_id)
+    if snapshot is None:
+        raise RunNotFound(f"no run {run_id!r} in the store (see `themis runs`)")
+    return snapshot
+
+
+def forbidden_models(compiled: CompiledRun) -> dict[str, ModelPort]:
+    """A `ForbiddenModel` for every provider of the run: what replays run on by default."""
+    return dict.fromkeys({model.provider for model in compiled.spec.models}, ForbiddenModel())
+
+
+def prepare_replay(
+    store: StorePort, run_id: str, stage: Stage, overrides: Sequence[str] = ()
+) -> Prepared:
     """Void `stage` and later stages, then recompute them from the stored generations."""
-    if stage not in REPLAYABLE:
-        raise ConfigError(
-            f"replay --stage {stage.value}: only {', '.join(s.value for s in REPLAYABLE)} "
-            "can be replayed (the other stages are not built yet)"
-        )
-    snapshot, compiled = stored_compiled(store, run_id)
+    _check_replayable(stage)
+    compiled, loaded = load_run(store, run_id)
     refuse_outdated(compiled, "replay")
     if stage is Stage.REDUCE and compiled.spec.reducer is None:
         raise ConfigError(
-            f"replay --stage reduce: run {snapshot.run_id[:12]} has no reducer; "
+            f"replay --stage reduce: run {compiled.run_id[:12]} has no reducer; "
             "replay parse or score instead"
         )
-    state, next_seq = load_state(store, snapshot.run_id)
-    runtime = _reuse_policy(stored_runtime(snapshot, state, overrides))
+    run_id, state = compiled.run_id, loaded.state
+    runtime = _reuse_policy(stored_runtime(loaded.snapshot, state, overrides))
     if not state.generations:
         raise ThemisError(
-            f"run {snapshot.run_id[:12]} has no stored generations to replay from; "
+            f"run {run_id[:12]} has no stored generations to replay from; "
             "run it (or resume it) first"
         )
     record = PlanRecord()  # planned once: the checks, the work and the report share it
@@ -185,10 +219,23 @@ def replay_run(
     )
     if ungenerated:
         raise ThemisError(
-            f"run {snapshot.run_id[:12]} has {ungenerated} trials not generated yet; "
-            f"resume it first (`themis resume {snapshot.run_id[:12]}`), then replay"
+            f"run {run_id[:12]} has {ungenerated} trials not generated yet; "
+            f"resume it first (`themis resume {run_id[:12]}`), then replay"
         )
-    changes = runtime_changes(last_runtime(snapshot, state), runtime)
+    request = RunRequest(compiled, runtime, Stage.SCORE)
+    return Prepared(request, functools.partial(_replay, request, loaded, (stage, plans, record)))
+
+
+def _replay(
+    request: RunRequest,
+    loaded: LoadedRun,
+    planned: tuple[Stage, list[TrialPlan], PlanRecord],
+    ports: Ports,
+    driving: Driving,
+) -> RunResult:
+    stage, plans, record = planned
+    state, clock = loaded.state, ports.clock
+    changes = runtime_changes(last_runtime(loaded.snapshot, state), request.runtime)
     resumed = (RunResumed(at=clock.now(), changes=changes),) if changes else ()
     reset = StageReset(at=clock.now(), reset_stage=stage, epoch=state.epoch + 1)
     reset_state = evolve(state, [reset])
@@ -197,24 +244,24 @@ def replay_run(
         for item in pending(plans, reset_state, Stage.SCORE)
         if Stage.GENERATE not in item.stages  # trials without a generation stay as they are
     ]
-    providers = {model.provider for model in compiled.spec.models}
-    return execute_work(
-        compiled,
-        store,
+    execution = Execution(
+        request.compiled,
         reset_state,
-        next_seq,
         work,
-        total=len(work),
-        runtime=runtime,
-        models=models or dict.fromkeys(providers, ForbiddenModel()),
-        clock=clock,
-        until_stage=Stage.SCORE,
-        on_progress=on_progress,
-        trio_clock=None,
-        preamble=(*resumed, reset),
-        snapshot=snapshot,
-        record=record,
+        len(work),
+        request.runtime,
+        Stage.SCORE,
+        (*resumed, reset),
     )
+    return execute_work(execution, ports, loaded, record, driving)
+
+
+def _check_replayable(stage: Stage) -> None:
+    if stage not in REPLAYABLE:
+        raise ConfigError(
+            f"replay --stage {stage.value}: only {', '.join(s.value for s in REPLAYABLE)} "
+            "can be replayed (the other stages are not built yet)"
+        )
 
 
 # What a replay from each stage may change: the identity fields downstream of that stage.
@@ -225,28 +272,20 @@ _REPLAY_MAY_CHANGE = {
 }
 
 
-def replay_with_config(
-    store: StorePort,
-    run_id: str,
-    stage: Stage,
-    config: LoadedConfig,
-    *,
-    clock: ClockPort,
-    models: Mapping[str, ModelPort] | None = None,
-    on_progress: ProgressCallback | None = None,
-) -> RunResult:
+def prepare_replay_with_config(
+    store: StorePort, run_id: str, stage: Stage, config: LoadedConfig
+) -> Prepared:
     """Replay `stage` under a config that changes only what comes after it (ADR 0008).
 
     The same identity replays in place. A changed parser or metric is a new run (a new
     `run_id`), derived from the source: every generation is reused from the store by trial
     key, none is generated, and the snapshot's provenance names the source run.
     """
-    if stage not in REPLAYABLE:
-        replay_run(store, run_id, stage, clock=clock)  # raises the one-line error
-    source, _ = stored_compiled(store, run_id)
+    _check_replayable(stage)
+    source = _snapshot(store, resolve_run_id(store, run_id))
     compiled = compile_run(config.spec)
     if compiled.run_id == source.run_id:
-        return replay_run(store, run_id, stage, clock=clock, models=models, on_progress=on_progress)
+        return prepare_replay(store, source.run_id, stage)
     allowed = _REPLAY_MAY_CHANGE[stage]
     upstream = [
         change.path
@@ -261,29 +300,31 @@ def replay_with_config(
         )
     keys = list(dict.fromkeys(trial.trial_key for trial in plan(compiled)))
     stored = store.find_generations(keys, exclude_run=compiled.run_id)
-    derived_state, _ = load_state(store, compiled.run_id)
-    missing = [key for key in keys if key not in stored and key not in derived_state.generations]
+    missing = [key for key in keys if key not in stored]
+    if missing:  # what this derived run generated itself (a replay never does) counts too
+        derived_state, _ = load_state(store, compiled.run_id)
+        missing = [key for key in missing if key not in derived_state.generations]
     if missing:
         raise ThemisError(
             f"{len(missing)} of {len(keys)} generations of {compiled.run_id[:12]} are not in the "
             f"store (run {source.run_id[:12]} is incomplete?); resume the source run first"
         )
     runtime = attrs.evolve(config.runtime, reuse_generations=True, existing_run_policy="auto")
-    providers = {model.provider for model in compiled.spec.models}
-    return run_experiment(
+    request = RunRequest(
         compiled,
         runtime,
-        store,
-        models=models or dict.fromkeys(providers, ForbiddenModel()),
-        clock=clock,
-        until_stage=Stage.SCORE,
-        on_progress=on_progress,
-        extra_provenance={
+        Stage.SCORE,
+        provenance={
             **(config_provenance(config.source) if config.source.is_file() else {}),
             "derived_from": source.run_id,
             "replayed_stage": stage.value,
         },
     )
+    return Prepared(request, functools.partial(_derive, request))
+
+
+def _derive(request: RunRequest, ports: Ports, driving: Driving) -> RunResult:
+    return run_experiment(request, ports, driving)
 
 
 def _reuse_policy(runtime: RuntimeConfig) -> RuntimeConfig:

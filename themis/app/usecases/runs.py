@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TypeVar
 
+import attrs
 import trio
-from attrs import frozen
+from attrs import field, frozen
 
 from themis.app.execution.interpreter import ProgressCallback, execute
-from themis.app.execution.live import publishing
-from themis.app.execution.provider_gates import ProviderRegistry
+from themis.app.execution.live import PublishedStart, publishing
+from themis.app.execution.ports import Ports
+from themis.app.execution.work import Execution
 from themis.app.execution.writer import EventWriter
 from themis.app.usecases.checkpoints import fold_from_checkpoint, fresh_report, remember
 from themis.app.usecases.provenance import environment_provenance
 from themis.app.usecases.reuse import find_reusable
 from themis.app.usecases.runtime_lineage import last_runtime, runtime_changes
-from themis.app.wiring import sandbox_for, shared_provider_state
 from themis.core.errors import RunExists, RunNotFound, StoreError, ThemisError
 from themis.core.events import Event, RunResumed
 from themis.core.planner import (
@@ -34,8 +35,6 @@ from themis.core.runtime import RuntimeConfig
 from themis.core.snapshot import RunSnapshot, RunSummary
 from themis.core.stages import Stage
 from themis.core.state import RunState
-from themis.ports.clock import ClockPort
-from themis.ports.model import ModelPort
 from themis.ports.store import RunCatalog, StorePort
 
 T = TypeVar("T")
@@ -69,156 +68,150 @@ def load_state(store: StorePort, run_id: str) -> tuple[RunState, int]:
     return fold_from_checkpoint(store, run_id)
 
 
-def run_experiment(
-    compiled: CompiledRun,
-    runtime: RuntimeConfig,
-    store: StorePort,
-    *,
-    models: Mapping[str, ModelPort],
-    clock: ClockPort,
-    until_stage: Stage = Stage.SCORE,
-    on_progress: ProgressCallback | None = None,
-    extra_provenance: Mapping[str, str] | None = None,
-    trio_clock: trio.abc.Clock | None = None,
-    registry: ProviderRegistry | None = None,
-) -> RunResult:
-    """Execute what the log does not show done, honouring `existing_run_policy`.
+@frozen
+class RunRequest:
+    """What to run: a compiled run, the runtime to run it with, the stage to stop after, and
+    provenance to record beside the standard one if the run is new."""
 
-    `trio_clock` (e.g. `trio.testing.MockClock`) lets tests run the whole use case in virtual time.
-    `registry` holds provider rate limits and breakers shared with other executions (e.g.
-    `themis.app.execution.provider_gates.process_registry()`); by default the execution has its own.
-    """
-    run_id = compiled.run_id
+    compiled: CompiledRun
+    runtime: RuntimeConfig
+    until_stage: Stage = Stage.SCORE
+    provenance: Mapping[str, str] = field(factory=dict)
+
+
+@frozen
+class LoadedRun:
+    """A stored run as one command read it: its snapshot, the state its log shows (folded once)
+    and the seq its next event gets."""
+
+    snapshot: RunSnapshot
+    state: RunState
+    next_seq: int
+
+
+@frozen
+class Driving:
+    """How an execution is driven from outside: `on_progress` gets the interpreter's counters;
+    `trio_clock` (e.g. `trio.testing.MockClock`) lets tests run it in virtual time."""
+
+    on_progress: ProgressCallback | None = None
+    trio_clock: trio.abc.Clock | None = None
+
+
+UNWATCHED = Driving()  # no progress callback, the real trio clock
+
+
+def run_experiment(request: RunRequest, ports: Ports, driving: Driving = UNWATCHED) -> RunResult:
+    """Execute what the log does not show done, honouring `existing_run_policy`."""
+    compiled, runtime = request.compiled, request.runtime
     if runtime.existing_run_policy == "auto" and (
-        cached := fresh_report(store, compiled, until_stage)
+        cached := fresh_report(ports.store, compiled, request.until_stage)
     ):  # complete, and nothing logged since its checkpoint: no state or snapshot to decode
         _, report = cached
-        return RunResult(
-            report=report,
-            reused=True,
-            trials_executed=0,
-            model_calls=0,
-        )
+        return RunResult(report=report, reused=True, trials_executed=0, model_calls=0)
+    return continue_run(request, ports, _open_run(request, ports), driving)
+
+
+def _open_run(request: RunRequest, ports: Ports) -> LoadedRun:
+    """The run's snapshot (saved now if the store lacks it) and its state, folded once."""
+    store, run_id, policy = (
+        ports.store,
+        request.compiled.run_id,
+        request.runtime.existing_run_policy,
+    )
     snapshot = store.load_snapshot(run_id)
-    if snapshot is not None:
-        # A run that is only planned (`themis plan`: a snapshot, no events) has not run yet.
-        if runtime.existing_run_policy == "error" and load_state(store, run_id)[0].started:
-            raise RunExists(
-                f"run {run_id[:12]} already exists in the store (existing_run_policy = 'error'); "
-                "use 'auto' to reuse or resume it, or 'rerun' to start it again"
-            )
-        if runtime.existing_run_policy == "rerun":
-            store.delete_run(run_id)
-            snapshot = store.load_snapshot(run_id)
+    if snapshot is not None and policy == "rerun":
+        store.delete_run(run_id)
+        snapshot = store.load_snapshot(run_id)
+    existed = snapshot is not None
     if snapshot is None:
         snapshot = RunSnapshot(
             run_id=run_id,
-            created_at=clock.now(),
-            spec=compiled.spec,
-            runtime=runtime,
-            provenance={**environment_provenance(), **(extra_provenance or {})},
+            created_at=ports.clock.now(),
+            spec=request.compiled.spec,
+            runtime=request.runtime,
+            provenance={**environment_provenance(), **request.provenance},
         )
-        store.save_snapshot(snapshot)
     state, next_seq = load_state(store, run_id)
+    # A run that is only planned (`themis plan`: a snapshot, no events) has not run yet.
+    if existed and policy == "error" and state.started:
+        raise RunExists(
+            f"run {run_id[:12]} already exists in the store (existing_run_policy = 'error'); "
+            "use 'auto' to reuse or resume it, or 'rerun' to start it again"
+        )
+    if not existed:
+        store.save_snapshot(snapshot)
+    return LoadedRun(snapshot=snapshot, state=state, next_seq=next_seq)
+
+
+def continue_run(
+    request: RunRequest, ports: Ports, loaded: LoadedRun, driving: Driving = UNWATCHED
+) -> RunResult:
+    """Run what `loaded` (the run's stored state) does not show done through `until_stage`."""
+    compiled, runtime, until_stage = request.compiled, request.runtime, request.until_stage
+    state = loaded.state
     if state.is_complete_through(until_stage):
+        cached = fresh_report(ports.store, compiled, until_stage)
+        if cached is not None:  # its checkpoint's report is current: no need to rebuild it
+            return RunResult(report=cached[1], reused=True, trials_executed=0, model_calls=0)
         result = _result(compiled, state, reused=True, executed=0, calls=0)
-        remember(store, run_id, next_seq - 1, state, result.report)  # the next reuse is cheap
-        return result
+        remember(ports.store, compiled.run_id, loaded.next_seq - 1, state, result.report)
+        return result  # the next reuse is cheap
     preamble: tuple[Event, ...] = ()
     work: Iterable[PendingTrial]
     record = PlanRecord()  # the plan's keys as the execution reads it, for the report
     plans = record.tap(plan(compiled))
     if state.started:
-        changes = runtime_changes(last_runtime(snapshot, state), runtime)
-        preamble = (RunResumed(at=clock.now(), changes=changes),) if changes else ()
+        changes = runtime_changes(last_runtime(loaded.snapshot, state), runtime)
+        preamble = (RunResumed(at=ports.clock.now(), changes=changes),) if changes else ()
         work = list(pending(plans, state, until_stage))
         total = len(work)
     else:  # a fresh run: keep the plan lazy, every trial is pending
         work, total = pending(plans, state, until_stage), compiled.trial_count
-    return execute_work(
-        compiled,
-        store,
-        state,
-        next_seq,
-        work,
-        total=total,
-        runtime=runtime,
-        models=models,
-        clock=clock,
-        until_stage=until_stage,
-        on_progress=on_progress,
-        trio_clock=trio_clock,
-        preamble=preamble,
-        registry=registry,
-        snapshot=snapshot,
-        record=record,
-    )
+    execution = Execution(compiled, state, work, total, runtime, until_stage, preamble)
+    return execute_work(execution, ports, loaded, record, driving)
 
 
 def execute_work(
-    compiled: CompiledRun,
-    store: StorePort,
-    state: RunState,
-    next_seq: int,
-    work: Iterable[PendingTrial],
-    *,
-    total: int,
-    runtime: RuntimeConfig,
-    models: Mapping[str, ModelPort],
-    clock: ClockPort,
-    until_stage: Stage,
-    on_progress: ProgressCallback | None,
-    trio_clock: trio.abc.Clock | None,
-    preamble: Sequence[Event] = (),
-    registry: ProviderRegistry | None = None,
-    snapshot: RunSnapshot | None = None,
+    execution: Execution,
+    ports: Ports,
+    loaded: LoadedRun,
     record: PlanRecord | None = None,
+    driving: Driving = UNWATCHED,
 ) -> RunResult:
-    """Run `work` through the interpreter, logging `preamble` first, and report the result.
+    """Run `execution` through the interpreter, logging its preamble first, and report.
 
     Generations other runs of the store completed are reused (`themis.app.usecases.reuse`); the
     final state is checkpointed with its report, so that reusing the run later decodes neither.
-    `snapshot` is the run's stored snapshot when the caller has it (else it is loaded for live
-    progress); `record`, filled as `work` reads the whole plan, spares planning it again for
-    the report.
+    `record`, filled as the work reads the whole plan, spares planning it again for the report.
     """
-    work, reusable = find_reusable(store, compiled.run_id, work, runtime)
+    compiled, store = execution.compiled, ports.store
+    work, reusable = find_reusable(store, compiled.run_id, execution.work, execution.runtime)
+    execution = attrs.evolve(execution, work=work, reusable=reusable)
     writer = EventWriter(
-        store, compiled.run_id, next_seq=next_seq, state=state, runtime=runtime, clock=clock
-    )
-    with publishing(  # live progress beside a file store, for `inspect` from other processes
         store,
-        compiled,
-        state,
-        until_stage=until_stage,
-        clock=clock,
-        on_progress=on_progress,
-        preamble=preamble,
-        snapshot=snapshot,
+        compiled.run_id,
+        next_seq=loaded.next_seq,
+        state=execution.state,
+        runtime=execution.runtime,
+        clock=ports.clock,
+    )
+    start = PublishedStart(
+        compiled=compiled,
+        snapshot=loaded.snapshot,
+        state=execution.state,
+        until_stage=execution.until_stage,
+        preamble=execution.preamble,
         plan_record=record,
-    ) as progress:
+    )
+    # Live progress for `inspect` from other processes (beside a file store).
+    with publishing(ports.live, start, ports.clock, driving.on_progress) as progress:
         outcome = _run_trio(
-            functools.partial(
-                execute,
-                compiled,
-                state,
-                work,
-                total=total,
-                runtime=runtime,
-                models=models,
-                clock=clock,
-                writer=writer,
-                until_stage=until_stage,
-                on_progress=progress,
-                preamble=preamble,
-                reusable=reusable,
-                registry=registry,
-                shared=shared_provider_state(store),
-                sandbox=sandbox_for(compiled.spec),
-            ),
-            trio_clock,
+            functools.partial(execute, execution, ports, writer, on_progress=progress),
+            driving.trio_clock,
         )
     counts = outcome.counts
+    total = execution.total
     executed = total if outcome.completed else counts.done + counts.failed  # paused: fewer
     result = _result(
         compiled,
@@ -290,6 +283,14 @@ def load_compiled(store: RunCatalog, run_id: str) -> tuple[RunSnapshot, Compiled
             "with this Themis version"
         )
     return snapshot, compiled
+
+
+def load_run(store: StorePort, run_id_or_prefix: str) -> tuple[CompiledRun, LoadedRun]:
+    """A stored run (id or unique prefix), compiled once and folded once."""
+    run_id = resolve_run_id(store, run_id_or_prefix)
+    snapshot, compiled = load_compiled(store, run_id)
+    state, next_seq = load_state(store, run_id)
+    return compiled, LoadedRun(snapshot=snapshot, state=state, next_seq=next_seq)
 
 
 def report_run(store: StorePort, run_id_or_prefix: str) -> Report:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import attrs
 from returns.result import Failure, Result
@@ -21,28 +22,32 @@ from themis.app.config.loading import (
     load_config,
 )
 from themis.app.execution.interpreter import ProgressCallback
-from themis.app.execution.provider_gates import process_registry
+from themis.app.execution.provider_gates import ProviderRegistry
 from themis.app.usecases.provenance import config_provenance
 from themis.app.usecases.provider_holds import active_holds, clear_holds
 from themis.app.usecases.resume import (
-    check_same_run,
-    refuse_outdated,
-    replay_run,
-    replay_with_config,
-    stored_compiled,
+    Prepared,
+    ResumeChoice,
+    forbidden_models,
+    prepare_replay,
+    prepare_replay_with_config,
+    prepare_resume,
     stored_runtime,
 )
 from themis.app.usecases.runs import (
+    Driving,
+    RunRequest,
     RunResult,
     list_runs,
-    load_state,
+    load_run,
     report_run,
     resolve_run_id,
     run_experiment,
 )
 from themis.app.wiring import (
+    StoreLike,
     check_models,
-    model_ports,
+    execution_ports,
     opened_store,
     provider_state_of,
     system_clock,
@@ -64,11 +69,22 @@ from themis.ports.clock import ClockPort
 from themis.ports.model import ModelPort
 from themis.ports.store import StorePort
 
-StoreLike = str | Path | StorePort
+
+class Adapters(TypedDict, total=False):
+    """What a caller may hand an execution: its own `ModelPort`s by provider name (replacing or
+    adding providers), a clock (default: the system's), and a progress callback."""
+
+    models: Mapping[str, ModelPort] | None
+    clock: ClockPort | None
+    on_progress: ProgressCallback | None
 
 
 class Experiment:
-    """An experiment compiled to its `run_id`, ready to run against a store."""
+    """An experiment compiled to its `run_id`, ready to run against a store.
+
+    It owns the provider registry (rate limits and breakers) its runs on the system clock share;
+    another `Experiment` has its own.
+    """
 
     def __init__(
         self,
@@ -80,12 +96,26 @@ class Experiment:
     ):
         """`check=False` skips the compile-time checks (`themis.core.checks`): for a config
         `load_config` already checked, and for a stored run, which is read as it was stored."""
-        self.spec = spec
+        runtime = runtime or RuntimeConfig()
+        if check:
+            check_config(spec, runtime, str(source or "<spec>"))
+        self._adopt(compile_run(spec), runtime, source)
+
+    @classmethod
+    def _compiled(cls, compiled: CompiledRun, runtime: RuntimeConfig) -> Experiment:
+        """An experiment of a run compiled already (from a store): not compiled again."""
+        experiment = cls.__new__(cls)
+        experiment._adopt(compiled, runtime, None)
+        return experiment
+
+    def _adopt(
+        self, compiled: CompiledRun, runtime: RuntimeConfig | None, source: Path | None
+    ) -> None:
+        self.spec = compiled.spec
         self.runtime = runtime or RuntimeConfig()
         self.source = source
-        if check:
-            check_config(spec, self.runtime, self._source_name)
-        self.compiled: CompiledRun = compile_run(spec)
+        self.compiled: CompiledRun = compiled
+        self.provider_registry = ProviderRegistry()
 
     @property
     def _source_name(self) -> str:
@@ -118,12 +148,11 @@ class Experiment:
         `overrides` may change `runtime.*` settings only (`KEY=VALUE`, like `--set`).
         """
         with opened_store(store, read_only=True) as opened:
-            snapshot, _ = stored_compiled(opened, run_id)
-            state, _ = load_state(opened, snapshot.run_id)
-            runtime = stored_runtime(snapshot, state, overrides)
+            compiled, loaded = load_run(opened, run_id)
+        runtime = stored_runtime(loaded.snapshot, loaded.state, overrides)
         if overrides:  # names the overrides bring in must exist like a config's
-            check_config(snapshot.spec, runtime, f"run {snapshot.run_id[:12]}", RUNTIME_CHECKS)
-        return cls(snapshot.spec, runtime, check=False)
+            check_config(compiled.spec, runtime, f"run {compiled.run_id[:12]}", RUNTIME_CHECKS)
+        return cls._compiled(compiled, runtime)
 
     @property
     def run_id(self) -> str:
@@ -188,28 +217,23 @@ class Experiment:
         stage = executed_stage(until_stage)
         if effective != self.runtime:  # the experiment's own runtime was checked when built
             check_config(self.spec, effective, self._source_name, RUNTIME_CHECKS)
-        # On the system clock, executions of this process share providers' limits and breakers.
-        registry = process_registry() if clock is None else None
-        clock = clock or system_clock()
         try:
             check_models(self.spec, models or {}, effective)
         except ConfigError as error:  # name the config file, as every other config error does
             raise ConfigError(f"{self.source}: {error}" if self.source else str(error)) from None
+        request = RunRequest(
+            self.compiled,
+            effective,
+            stage,
+            provenance=config_provenance(self.source) if self.source else {},
+        )
+        # On the system clock, this experiment's executions share providers' limits and breakers.
+        registry = self.provider_registry if clock is None else None
         with (
-            model_ports(self.spec, clock, models, effective) as ports,
             opened_store(store) as opened,
+            execution_ports(opened, self.spec, effective, models, clock, registry) as ports,
         ):
-            return run_experiment(
-                self.compiled,
-                effective,
-                opened,
-                models=ports,
-                clock=clock,
-                until_stage=stage,
-                on_progress=on_progress,
-                extra_provenance=config_provenance(self.source) if self.source else None,
-                registry=registry,
-            )
+            return run_experiment(request, ports, Driving(on_progress))
 
     def resume(
         self,
@@ -240,9 +264,7 @@ class Experiment:
         store: StoreLike = "themis.duckdb",
         *,
         source_run: str | None = None,
-        models: Mapping[str, ModelPort] | None = None,
-        clock: ClockPort | None = None,
-        on_progress: ProgressCallback | None = None,
+        **adapters: Unpack[Adapters],
     ) -> RunResult:
         """Recompute `stage` (parse or score) and later stages; no model is called.
 
@@ -251,22 +273,91 @@ class Experiment:
         becomes a new run whose generations all come from the store.
         """
         if source_run is None:
-            return replay(
-                self.run_id, stage, store, models=models, clock=clock, on_progress=on_progress
-            )
+            return replay(self.run_id, stage, store, **adapters)
         loaded = LoadedConfig(
             spec=self.spec, runtime=self.runtime, source=self.source or Path("<spec>")
         )
         with opened_store(store) as opened:
-            return replay_with_config(
-                opened,
-                source_run,
-                _stage(stage),
-                loaded,
-                clock=clock or system_clock(),
-                models=models,
-                on_progress=on_progress,
-            )
+            prepared = prepare_replay_with_config(opened, source_run, _stage(stage), loaded)
+            return PreparedRun(prepared, opened, replays=True).execute(**adapters)
+
+
+class PreparedRun:
+    """A resume or replay prepared against an open store: its `run_id` and `runtime` are known
+    before `execute` runs it (the CLI labels its progress bar with them)."""
+
+    def __init__(self, prepared: Prepared, store: StorePort, *, replays: bool) -> None:
+        self._prepared = prepared
+        self._store = store
+        self._replays = replays
+
+    @property
+    def run_id(self) -> str:
+        return self._prepared.run_id
+
+    @property
+    def runtime(self) -> RuntimeConfig:
+        return self._prepared.request.runtime
+
+    @property
+    def spec(self) -> ExperimentSpec:
+        return self._prepared.request.compiled.spec
+
+    def execute(self, **adapters: Unpack[Adapters]) -> RunResult:
+        """Run it; a replay's providers default to models that refuse every call."""
+        request = self._prepared.request
+        models = adapters.get("models")
+        if models is None and self._replays:
+            models = forbidden_models(request.compiled)
+        driving = Driving(adapters.get("on_progress"))
+        with execution_ports(
+            self._store, request.compiled.spec, request.runtime, models, adapters.get("clock")
+        ) as ports:
+            return self._prepared.execute(ports, driving)
+
+
+@contextmanager
+def prepared_resume(
+    run_id: str,
+    store: StoreLike = "themis.duckdb",
+    *,
+    config: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    until_stage: Stage | str = Stage.SCORE,
+) -> Iterator[PreparedRun]:
+    """`resume`, prepared: the store opened, the run resolved, compiled and folded once."""
+    stage = executed_stage(until_stage)
+    if config is None:
+        choice = ResumeChoice(overrides=overrides, until_stage=stage)
+    else:
+        choice = ResumeChoice(config=_unwrap(load_config(config, overrides)), until_stage=stage)
+    with opened_store(store) as opened:
+        prepared = prepare_resume(opened, run_id, choice)
+        request = prepared.request
+        if config is None and overrides:  # names the overrides bring in must exist
+            where = f"run {prepared.run_id[:12]}"
+            check_config(request.compiled.spec, request.runtime, where, RUNTIME_CHECKS)
+        yield PreparedRun(prepared, opened, replays=False)
+
+
+@contextmanager
+def prepared_replay(
+    run_id: str,
+    stage: Stage | str,
+    store: StoreLike = "themis.duckdb",
+    *,
+    config: str | Path | None = None,
+    overrides: Sequence[str] = (),
+) -> Iterator[PreparedRun]:
+    """`replay`, prepared: the store opened, the run resolved, compiled and folded once."""
+    replayed = _stage(stage)
+    loaded = None if config is None else _unwrap(load_config(config, overrides))
+    with opened_store(store) as opened:
+        if loaded is None:
+            prepared = prepare_replay(opened, run_id, replayed, overrides)
+        else:
+            prepared = prepare_replay_with_config(opened, run_id, replayed, loaded)
+        yield PreparedRun(prepared, opened, replays=True)
 
 
 def resume(
@@ -276,29 +367,19 @@ def resume(
     config: str | Path | None = None,
     overrides: Sequence[str] = (),
     until_stage: Stage | str = Stage.SCORE,
-    models: Mapping[str, ModelPort] | None = None,
-    clock: ClockPort | None = None,
-    on_progress: ProgressCallback | None = None,
+    **adapters: Unpack[Adapters],
 ) -> RunResult:
     """Continue a stored run by id (or unique prefix).
 
     Without `config`, the stored experiment runs with the runtime it last used and `overrides`
     may change `runtime.*` only; with `config`, that file's runtime applies and its identity must
     match the stored run's (a different identity is a different run, and is refused).
+    `adapters`: `models`, `clock` and `on_progress`, as for `Experiment.run`.
     """
-    with opened_store(store, read_only=True) as opened:
-        refuse_outdated(stored_compiled(opened, run_id)[1], "resume")
-    if config is None:
-        experiment = Experiment.from_store(run_id, store, overrides=overrides)
-    else:
-        loaded = _unwrap(load_config(config, overrides))
-        with opened_store(store, read_only=True) as opened:
-            snapshot, _ = stored_compiled(opened, run_id)
-        check_same_run(snapshot, loaded)
-        experiment = Experiment(loaded.spec, loaded.runtime, source=loaded.source, check=False)
-    return experiment.resume(
-        store, until_stage=until_stage, models=models, clock=clock, on_progress=on_progress
-    )
+    with prepared_resume(
+        run_id, store, config=config, overrides=overrides, until_stage=until_stage
+    ) as prepared:
+        return prepared.execute(**adapters)
 
 
 def replay(
@@ -308,38 +389,16 @@ def replay(
     *,
     config: str | Path | None = None,
     overrides: Sequence[str] = (),
-    models: Mapping[str, ModelPort] | None = None,
-    clock: ClockPort | None = None,
-    on_progress: ProgressCallback | None = None,
+    **adapters: Unpack[Adapters],
 ) -> RunResult:
     """Void `stage` and later stages of a stored run and recompute them from its generations.
 
     With `config` (and `overrides` applied to it), the replay may change the parser or the
     metrics: the result is a new run derived from `run_id` (see `Experiment.replay`).
+    `adapters`: `models`, `clock` and `on_progress`, as for `Experiment.run`.
     """
-    replayed = _stage(stage)
-    if config is not None:
-        loaded = _unwrap(load_config(config, overrides))
-        with opened_store(store) as opened:
-            return replay_with_config(
-                opened,
-                run_id,
-                replayed,
-                loaded,
-                clock=clock or system_clock(),
-                models=models,
-                on_progress=on_progress,
-            )
-    with opened_store(store) as opened:
-        return replay_run(
-            opened,
-            run_id,
-            replayed,
-            clock=clock or system_clock(),
-            models=models,
-            overrides=overrides,
-            on_progress=on_progress,
-        )
+    with prepared_replay(run_id, stage, store, config=config, overrides=overrides) as prepared:
+        return prepared.execute(**adapters)
 
 
 def load_report(run_id: str, store: StoreLike = "themis.duckdb") -> Report:

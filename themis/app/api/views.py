@@ -1,8 +1,9 @@
-"""Use cases that inspect runs: snapshot, execution state, one case's trials, progress, quickcheck.
+"""Inspecting runs from research code: snapshot, execution state, one case's trials, progress,
+quickcheck (the views themselves are `themis.core.inspection`'s).
 
 Each first reads the store. When another process holds the store (`StoreLocked`: a DuckDB file
-admits one process at a time), the views that a running process publishes beside the store
-(`themis.app.execution.live`) answer instead, marked `live` with that process's PID; only
+admits one process at a time), the live progress that a running process publishes beside the
+store (`themis.ports.live_progress`) answers instead, marked `live` with that process's PID; only
 `get_evaluation_execution`, which needs the full log, then fails, asking to retry later.
 Every `run_id` argument may be a unique prefix (at least 4 characters).
 """
@@ -10,19 +11,22 @@ Every `run_id` argument may be a unique prefix (at least 4 characters).
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import TypeVar
 
 import attrs
 from returns.result import Success
 
-from themis.app.api import StoreLike
 from themis.app.config.loading import runtime_from_mapping
-from themis.app.execution.live import LiveRecord, read_live
 from themis.app.usecases.provider_holds import active_holds
 from themis.app.usecases.runs import load_compiled, load_state, resolve_run_id
 from themis.app.usecases.runtime_lineage import last_runtime
-from themis.app.wiring import opened_store, provider_state_of, system_clock
+from themis.app.wiring import (
+    StoreLike,
+    live_progress_beside,
+    opened_store,
+    provider_state_of,
+    system_clock,
+)
 from themis.core.errors import RunNotFound, StoreLocked
 from themis.core.evaluation_view import EvaluationExecution, evaluation_execution
 from themis.core.inspection import (
@@ -33,6 +37,7 @@ from themis.core.inspection import (
     run_progress,
     snapshot_view,
 )
+from themis.core.live_progress import LiveRecord
 from themis.ports.store import StorePort
 
 __all__ = [
@@ -154,7 +159,7 @@ def _answer(
 
 def published_runs(locked: StoreLocked) -> list[LiveRecord]:
     """What the process holding the store publishes; `StoreLocked` if it publishes nothing."""
-    records = read_live(Path(locked.path), pid=locked.pid)
+    records = live_progress_beside(locked.path).records(pid=locked.pid)
     if not records:
         raise StoreLocked(
             locked.path,
