@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from returns.result import Failure
 
 from themis.app.config import loading as config_module
 from themis.app.config.loading import (
@@ -17,6 +16,7 @@ from themis.app.config.loading import (
     parse_override,
     runtime_from_mapping,
 )
+from themis.core.errors import ConfigError
 from themis.core.runtime import RateLimit, RuntimeConfig
 from themis.core.spec import Case
 
@@ -66,15 +66,13 @@ def write(directory: Path, text: str, name: str = "demo.toml") -> Path:
 
 
 def loaded(path: Path, overrides: tuple[str, ...] = ()) -> LoadedConfig:
-    result = load_config(path, overrides)
-    assert not isinstance(result, Failure), result
-    return result.unwrap()
+    return load_config(path, overrides)
 
 
 def error(path: str | Path, overrides: tuple[str, ...] = ()) -> str:
-    result = load_config(path, overrides)
-    assert isinstance(result, Failure), result
-    message = str(result.failure())
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, overrides)
+    message = str(raised.value)
     assert "\n" not in message
     return message
 
@@ -379,7 +377,7 @@ def test_error_names_the_config_as_given_not_resolved(
 def test_parse_override_reads_toml_literals_or_bare_strings(
     text: str, path: list[str], value: Any
 ) -> None:
-    assert parse_override(text).unwrap() == (path, value)
+    assert parse_override(text) == (path, value)
 
 
 @pytest.mark.parametrize(
@@ -391,9 +389,9 @@ def test_parse_override_reads_toml_literals_or_bare_strings(
     ],
 )
 def test_parse_override_rejects_malformed_text(text: str, message: str) -> None:
-    result = parse_override(text)
-    assert isinstance(result, Failure)
-    assert str(result.failure()) == message
+    with pytest.raises(ConfigError) as raised:
+        parse_override(text)
+    assert str(raised.value) == message
 
 
 def test_overrides_apply_in_order_by_index_and_by_name(project: Path) -> None:
@@ -474,7 +472,7 @@ def test_config_from_mapping_takes_inline_cases(tmp_path: Path) -> None:
         "models": [{"name": "m", "model": "fake-m"}],
         "prompts": [{"name": "p", "template": "{{ q }}"}],
     }
-    result = config_from_mapping(data, base_dir=tmp_path, source_name="<api>").unwrap()
+    result = config_from_mapping(data, base_dir=tmp_path, source_name="<api>")
     assert result.spec.datasets[0].cases == (Case(id="1", fields={"q": "x"}, expected="y"),)
     assert result.runtime == RuntimeConfig()
     assert result.source == Path("<api>")
@@ -488,24 +486,30 @@ def test_config_from_mapping_reports_with_the_source_name(tmp_path: Path) -> Non
         "models": [{"name": "m", "model": "fake-m"}],
         "prompts": [{"name": "p", "template": "x"}],
     }
-    result = config_from_mapping(data, base_dir=tmp_path, source_name="<api>")
-    assert str(result.failure()) == "<api>: datasets[0].cases[0].expected: expected str, got 4"
+    assert mapping_error(data, tmp_path) == (
+        "<api>: datasets[0].cases[0].expected: expected str, got 4"
+    )
     data["datasets"] = [{"name": "d", "path": "rows.csv"}]
-    result = config_from_mapping(data, base_dir=tmp_path, source_name="<api>")
     missing = (tmp_path / "rows.csv").resolve()
-    assert str(result.failure()) == f"<api>: datasets[0].path: file not found: {missing}"
-    not_a_table = config_from_mapping([], base_dir=tmp_path, source_name="<api>")  # type: ignore[arg-type]
-    assert str(not_a_table.failure()) == "<api>: expected a table at the top level, got []"
+    assert mapping_error(data, tmp_path) == f"<api>: datasets[0].path: file not found: {missing}"
+    assert mapping_error([], tmp_path) == "<api>: expected a table at the top level, got []"
+
+
+def mapping_error(data: Any, base_dir: Path) -> str:
+    with pytest.raises(ConfigError) as raised:
+        config_from_mapping(data, base_dir=base_dir, source_name="<api>")
+    return str(raised.value)
 
 
 def test_runtime_from_mapping() -> None:
-    assert runtime_from_mapping({"store_batch_size": 10}, "cfg").unwrap() == RuntimeConfig(
+    assert runtime_from_mapping({"store_batch_size": 10}, "cfg") == RuntimeConfig(
         store_batch_size=10
     )
-    unknown = runtime_from_mapping({"store_batch": 10}, "cfg")
-    assert str(unknown.failure()) == (
+    with pytest.raises(ConfigError) as unknown:
+        runtime_from_mapping({"store_batch": 10}, "cfg")
+    assert str(unknown.value) == (
         "cfg: runtime.store_batch: unknown key (did you mean 'store_batch_size'?)"
     )
-    assert str(runtime_from_mapping([1], "cfg").failure()) == (
-        "cfg: runtime: expected a table, got an array"
-    )
+    with pytest.raises(ConfigError) as not_a_table:
+        runtime_from_mapping([1], "cfg")
+    assert str(not_a_table.value) == "cfg: runtime: expected a table, got an array"

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, TypedDict, Unpack
 
 import attrs
-from returns.result import Failure, Result
 
 from themis.app.config.loading import (
     LoadedConfig,
@@ -124,7 +123,7 @@ class Experiment:
     @classmethod
     def from_file(cls, path: str | Path, *, overrides: Sequence[str] = ()) -> Experiment:
         """Load a TOML or JSON config; `overrides` are `KEY=VALUE` strings like `--set`."""
-        loaded = _unwrap(load_config(path, overrides))  # checked as it loads
+        loaded = load_config(path, overrides)  # checked as it loads
         return cls(loaded.spec, loaded.runtime, source=loaded.source, check=False)
 
     @classmethod
@@ -134,7 +133,7 @@ class Experiment:
         """Build from an `ExperimentSpec`, or from a mapping shaped like a config file."""
         if isinstance(spec, ExperimentSpec):
             return cls(spec, runtime)
-        loaded = _unwrap(config_from_mapping(spec, base_dir=Path.cwd(), source_name="<mapping>"))
+        loaded = config_from_mapping(spec, base_dir=Path.cwd(), source_name="<mapping>")
         if runtime is not None:  # the mapping was checked with its own runtime as it loaded
             check_config(loaded.spec, runtime, "<mapping>", RUNTIME_CHECKS)
         return cls(loaded.spec, runtime or loaded.runtime, check=False)
@@ -330,7 +329,7 @@ def prepared_resume(
     if config is None:
         choice = ResumeChoice(overrides=overrides, until_stage=stage)
     else:
-        choice = ResumeChoice(config=_unwrap(load_config(config, overrides)), until_stage=stage)
+        choice = ResumeChoice(config=load_config(config, overrides), until_stage=stage)
     with opened_store(store) as opened:
         prepared = prepare_resume(opened, run_id, choice)
         request = prepared.request
@@ -351,7 +350,7 @@ def prepared_replay(
 ) -> Iterator[PreparedRun]:
     """`replay`, prepared: the store opened, the run resolved, compiled and folded once."""
     replayed = _stage(stage)
-    loaded = None if config is None else _unwrap(load_config(config, overrides))
+    loaded = None if config is None else load_config(config, overrides)
     with opened_store(store) as opened:
         if loaded is None:
             prepared = prepare_replay(opened, run_id, replayed, overrides)
@@ -444,9 +443,3 @@ def _stage(stage: Stage | str) -> Stage:
         return Stage(stage)
     except ValueError:
         raise ConfigError(f"replay: unknown stage {stage!r}") from None
-
-
-def _unwrap(result: Result[LoadedConfig, ConfigError]) -> LoadedConfig:
-    if isinstance(result, Failure):
-        raise result.failure()
-    return result.unwrap()

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import attrs
-from returns.result import Success
 
 from themis.app.config.loading import runtime_from_mapping
 from themis.app.usecases.provider_holds import active_holds
@@ -27,7 +26,7 @@ from themis.app.wiring import (
     provider_state_of,
     system_clock,
 )
-from themis.core.errors import RunNotFound, StoreLocked
+from themis.core.errors import ConfigError, RunNotFound, StoreLocked
 from themis.core.evaluation_view import EvaluationExecution, evaluation_execution
 from themis.core.inspection import (
     ExecutionState,
@@ -135,10 +134,10 @@ def live_runs(locked: StoreLocked) -> list[RunProgress]:
 def _stored_state(opened: StorePort, run_id: str) -> ExecutionState:
     snapshot, compiled = load_compiled(opened, run_id)
     state, _ = load_state(opened, run_id)
-    runtime = runtime_from_mapping(last_runtime(snapshot, state), f"run {run_id[:12]}")
-    if not isinstance(runtime, Success):  # a runtime this Themis cannot read: no prices
+    try:
+        settings = runtime_from_mapping(last_runtime(snapshot, state), f"run {run_id[:12]}")
+    except ConfigError:  # a runtime this Themis cannot read: no prices
         return execution_state(compiled, state)
-    settings = runtime.unwrap()
     return execution_state(
         compiled,
         state,

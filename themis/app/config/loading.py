@@ -3,8 +3,8 @@
 The steps are: read and parse the file, apply `--set` overrides to the raw tables, structure them
 strictly into the attrs classes, read each dataset's cases relative to the config file, then run
 the compile-time checks (`themis.core.checks`) on the whole.
-Every expected failure is a `Failure(ConfigError)` whose message is one line naming the file, the
-key path and the value; nothing here raises for bad input.
+Every expected failure raises `ConfigError`, whose message is one line naming the file, the key
+path and the value: what every caller (the CLI, the Python API, resume) wants.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from typing import Any
 
 import attrs
 from attrs import frozen
-from returns.result import Failure, Result, Success
 
 from themis.app.config.datasets import load_cases
 from themis.app.config.overrides import apply_override, parse_override
@@ -48,39 +47,26 @@ class LoadedConfig:
     source: Path
 
 
-def load_config(
-    path: str | Path, overrides: Sequence[str] = ()
-) -> Result[LoadedConfig, ConfigError]:
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> LoadedConfig:
     """Read the config at `path`, apply `--set KEY=VALUE` overrides in order, and validate it."""
     file = Path(path)
     name = str(path)
-    try:
-        data = _parse(file, name)
-        for text in overrides:
-            parsed = parse_override(text)
-            if isinstance(parsed, Failure):
-                raise parsed.failure()
-            keys, value = parsed.unwrap()
-            apply_override(data, keys, value, text)
-        source = file.resolve()
-        return Success(_build(data, base_dir=source.parent, source_name=name, source=source))
-    except ConfigError as error:
-        return Failure(error)
+    data = _parse(file, name)
+    for text in overrides:
+        keys, value = parse_override(text)
+        apply_override(data, keys, value, text)
+    source = file.resolve()
+    return _build(data, base_dir=source.parent, source_name=name, source=source)
 
 
 def config_from_mapping(
     data: Mapping[str, Any], *, base_dir: Path, source_name: str
-) -> Result[LoadedConfig, ConfigError]:
+) -> LoadedConfig:
     """The same validation as `load_config` for tables built in Python; paths resolve in `base_dir`.
 
     The result's `source` is `Path(source_name)`, as there is no file.
     """
-    try:
-        return Success(
-            _build(data, base_dir=base_dir, source_name=source_name, source=Path(source_name))
-        )
-    except ConfigError as error:
-        return Failure(error)
+    return _build(data, base_dir=base_dir, source_name=source_name, source=Path(source_name))
 
 
 def check_config(
@@ -97,12 +83,9 @@ def check_config(
         raise ConfigError(f"{source_name}: {problems[0]}{more}")
 
 
-def runtime_from_mapping(data: Any, source_name: str) -> Result[RuntimeConfig, ConfigError]:
+def runtime_from_mapping(data: Any, source_name: str) -> RuntimeConfig:
     """The `[runtime]` table as a `RuntimeConfig`; errors name keys as `runtime.<key>`."""
-    try:
-        return Success(structure(data, RuntimeConfig, source=source_name, prefix="runtime"))
-    except ConfigError as error:
-        return Failure(error)
+    return structure(data, RuntimeConfig, source=source_name, prefix="runtime")
 
 
 def _parse(file: Path, name: str) -> dict[str, Any]:
@@ -144,15 +127,13 @@ def _build(data: Any, *, base_dir: Path, source_name: str, source: Path) -> Load
     runtime_table = tables.pop("runtime", {})
     spec = structure(tables, ExperimentSpec, source=source_name)
     runtime = runtime_from_mapping(runtime_table, source_name)
-    if isinstance(runtime, Failure):
-        raise runtime.failure()
     datasets = tuple(
         _with_cases(index, dataset, base_dir, source_name)
         for index, dataset in enumerate(spec.datasets)
     )
     spec = attrs.evolve(spec, datasets=datasets)
-    check_config(spec, runtime.unwrap(), source_name)
-    return LoadedConfig(spec=spec, runtime=runtime.unwrap(), source=source)
+    check_config(spec, runtime, source_name)
+    return LoadedConfig(spec=spec, runtime=runtime, source=source)
 
 
 def _with_cases(index: int, dataset: DatasetSpec, base_dir: Path, source_name: str) -> DatasetSpec:

@@ -11,26 +11,25 @@ import tomllib
 from collections.abc import MutableMapping
 from typing import Any
 
-from returns.result import Failure, Result, Success
-
 from themis.core.errors import ConfigError
 
 __all__ = ["apply_override", "parse_override"]
 
 
-def parse_override(text: str) -> Result[tuple[list[str], Any], ConfigError]:
+def parse_override(text: str) -> tuple[list[str], Any]:
     """Split `KEY=VALUE` into the dotted key's segments and the value read as a TOML literal.
 
-    A value that is not a TOML literal (`--set name=demo`) is taken as a bare string.
+    A value that is not a TOML literal (`--set name=demo`) is taken as a bare string; malformed
+    text raises `ConfigError`.
     """
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        return Failure(ConfigError(f"--set {text}: expected KEY=VALUE"))
+        raise ConfigError(f"--set {text}: expected KEY=VALUE")
     path = [segment.strip() for segment in key.split(".")]
     if any(not segment for segment in path):
-        return Failure(ConfigError(f"--set {text}: empty segment in key {key!r}"))
-    return Success((path, _literal(raw.strip())))
+        raise ConfigError(f"--set {text}: empty segment in key {key!r}")
+    return path, _literal(raw.strip())
 
 
 def _literal(raw: str) -> Any:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import attrs
 import trio
 from attrs import define
+from returns.result import Success
 
 from themis.app.execution.budgeting import RunBudget
 from themis.app.execution.calls import CallGuards, CallHooks, ModelCaller
@@ -127,20 +128,15 @@ class TrialRunner:
         parse = self.state.parses.get(trial.trial_id)
         if Stage.PARSE in item.stages or parse is None:
             async with self.limiters.stages[Stage.PARSE]:
-                answer = parse_answer(self.parser, outcome.text, trial.choices)
-            parse = ParseCompleted(
-                at=self.clock.now(),
-                trial_id=trial.trial_id,
-                trial_key=trial.trial_key,
-                answer=answer.value_or(None),
-                error=answer.swap().value_or(None),
-                epoch=self.state.epoch,
-            )
+                parsed = parse_answer(self.parser, outcome.text, trial.choices)
+            match parsed:
+                case Success(answer):
+                    parse = self._parse_completed(trial, answer=answer)
+                    self.counts.parsed += 1
+                case _:  # a `Failure`: why the response holds no answer
+                    parse = self._parse_completed(trial, error=parsed.failure())
+                    self.counts.unparsed += 1
             events.append(parse)
-            if parse.answer is None:
-                self.counts.unparsed += 1
-            else:
-                self.counts.parsed += 1
         if Stage.SCORE in item.stages:
             async with self.limiters.stages[Stage.SCORE]:
                 events += await self.scorer.score(
@@ -156,6 +152,18 @@ class TrialRunner:
                 )
             self.counts.scored += 1
         self.counts.done += 1
+
+    def _parse_completed(
+        self, trial: TrialPlan, *, answer: str | None = None, error: str | None = None
+    ) -> ParseCompleted:
+        return ParseCompleted(
+            at=self.clock.now(),
+            trial_id=trial.trial_id,
+            trial_key=trial.trial_key,
+            answer=answer,
+            error=error,
+            epoch=self.state.epoch,
+        )
 
     async def _generation(
         self, trial: TrialPlan, held: float | None

@@ -14,7 +14,6 @@ from typing import Any
 
 import attrs
 from attrs import frozen
-from returns.result import Failure
 
 from themis.app.config.loading import LoadedConfig, runtime_from_mapping
 from themis.app.config.overrides import apply_override, parse_override
@@ -82,20 +81,14 @@ def stored_runtime(
     run_id = snapshot.run_id
     document: dict[str, Any] = {"runtime": last_runtime(snapshot, state)}
     for text in overrides:
-        parsed = parse_override(text)
-        if isinstance(parsed, Failure):
-            raise parsed.failure()
-        path, value = parsed.unwrap()
+        path, value = parse_override(text)
         if path[0] != "runtime":
             raise ConfigError(
                 f"--set {text}: without --config only runtime.* settings can change; "
                 "a different experiment is a different run (use `themis run` with its config)"
             )
         apply_override(document, path, value, text)
-    runtime = runtime_from_mapping(document["runtime"], f"run {run_id[:12]}")
-    if isinstance(runtime, Failure):
-        raise runtime.failure()
-    return runtime.unwrap()
+    return runtime_from_mapping(document["runtime"], f"run {run_id[:12]}")
 
 
 def check_same_run(snapshot: RunSnapshot, config: LoadedConfig) -> CompiledRun:
