@@ -16,8 +16,9 @@ from themis.adapters.clocks import FakeClock
 from themis.adapters.provider_state import FileProviderState
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.memory import MemoryStore
+from themis.app.execution.ports import Ports
 from themis.app.execution.trials import ProgressCounts
-from themis.app.usecases.runs import run_experiment
+from themis.app.usecases.runs import Driving, RunRequest, run_experiment
 from themis.core.events import GenerationFailed, GenerationRetried
 from themis.core.generation import ModelCallError
 from themis.core.planner import ModelRequest, compile_run
@@ -152,13 +153,9 @@ def test_the_progress_display_is_told_what_it_waits_for_and_until_when() -> None
             seen.append(counts.holds)
 
     run_experiment(
-        compiled,
-        RuntimeConfig(max_concurrent_tasks=1),
-        MemoryStore(),
-        models={"fake": model},
-        clock=FakeClock(),
-        on_progress=on_progress,
-        trio_clock=trio.testing.MockClock(autojump_threshold=0),
+        RunRequest(compiled, RuntimeConfig(max_concurrent_tasks=1)),
+        Ports(store=MemoryStore(), clock=FakeClock(), models={"fake": model}),
+        Driving(on_progress, trio.testing.MockClock(autojump_threshold=0)),
     )
 
     assert seen
