@@ -14,9 +14,10 @@ import trio.testing
 
 from themis.adapters.clocks import FakeClock
 from themis.adapters.stores.memory import MemoryStore
+from themis.app import wiring
 from themis.app.execution.ports import Ports
 from themis.app.usecases.runs import Driving, RunRequest, RunResult, run_experiment
-from themis.app.wiring import live_progress, sandbox_for, shared_provider_state
+from themis.app.wiring import live_progress, shared_provider_state
 from themis.core.errors import StoreError
 from themis.core.events import (
     Event,
@@ -170,7 +171,7 @@ def run_virtual(
             models={"fake": model},
             provider_state=shared_provider_state(store),
             live=live_progress(store),
-            sandbox=sandbox_for(compiled.spec),
+            sandbox=wiring.sandbox_for(compiled.spec),  # looked up on use: tests replace it
         ),
         Driving(trio_clock=mock_clock or trio.testing.MockClock(autojump_threshold=0)),
     )

@@ -9,8 +9,8 @@ import pytest
 
 from themis.adapters.sandbox import SubprocessSandbox
 from themis.adapters.stores.memory import MemoryStore
+from themis.app import wiring
 from themis.app.api import Experiment
-from themis.app.usecases import runs
 from themis.core.errors import ConfigError
 from themis.core.events import ExecutionCompleted, ReductionCompleted
 from themis.core.reduction import group_id_of
@@ -72,7 +72,7 @@ def spec(skill: float = 1.0, **overrides: Any) -> dict[str, Any]:
 def plain_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
     """The plain sandbox: these tests are about the pipeline, the contract suite about isolation."""
     monkeypatch.setattr(
-        runs,
+        wiring,
         "sandbox_for",
         lambda s: SubprocessSandbox(s.metrics[0].limits, isolate=False),
     )

@@ -10,8 +10,8 @@ import pytest
 
 from tests.cli.helpers import Invoke, output_json
 from themis.adapters.sandbox import SubprocessSandbox
+from themis.app import wiring
 from themis.app.cli import run_commands
-from themis.app.usecases import runs
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SLICE = ("--set", "datasets.0.limit=2", "--set", "samples=2", "--set", "pass_at_k=[1,2]")
@@ -25,7 +25,7 @@ def plain_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
     def plain(spec: object) -> SubprocessSandbox:
         return SubprocessSandbox(isolate=False)
 
-    monkeypatch.setattr(runs, "sandbox_for", plain)
+    monkeypatch.setattr(wiring, "sandbox_for", plain)
     monkeypatch.setattr(
         run_commands, "sandbox_gaps", lambda spec: SubprocessSandbox(isolate=False).gaps
     )
