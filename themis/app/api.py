@@ -174,12 +174,14 @@ class Experiment:
         models: Mapping[str, ModelPort] | None = None,
         clock: ClockPort | None = None,
         on_progress: ProgressCallback | None = None,
+        retry_failed: bool = False,
         **runtime_changes: Any,
     ) -> RunResult:
         """Run (or reuse, or resume) this experiment in `store` and return its report.
 
         `models` maps provider names to your own `ModelPort`s; keyword arguments such as
-        `max_concurrent_tasks=8` change runtime settings (never the `run_id`).
+        `max_concurrent_tasks=8` change runtime settings (never the `run_id`). `retry_failed`
+        attempts again the trials whose generation failed for good (see `resume`).
         """
         try:
             effective = attrs.evolve(runtime or self.runtime, **runtime_changes)
@@ -209,6 +211,7 @@ class Experiment:
                 on_progress=on_progress,
                 extra_provenance=config_provenance(self.source) if self.source else None,
                 registry=registry,
+                retry_failed=retry_failed,
             )
 
     def resume(
@@ -219,9 +222,15 @@ class Experiment:
         models: Mapping[str, ModelPort] | None = None,
         clock: ClockPort | None = None,
         on_progress: ProgressCallback | None = None,
+        retry_failed: bool = False,
         **runtime_changes: Any,
     ) -> RunResult:
-        """Continue this experiment's stored run; fails if the store does not hold it."""
+        """Continue this experiment's stored run; fails if the store does not hold it.
+
+        With `retry_failed`, the trials whose generation failed for good (a 400, 401, preflight,
+        a cost limit, retries exhausted) are attempted again, as a new execution of the same
+        run; their earlier failures stay in its history (`inspect evaluation`).
+        """
         with opened_store(store) as opened:
             resolve_run_id(opened, self.run_id)
             return self.run(
@@ -231,6 +240,7 @@ class Experiment:
                 clock=clock,
                 on_progress=on_progress,
                 existing_run_policy="auto",
+                retry_failed=retry_failed,
                 **runtime_changes,
             )
 
@@ -279,12 +289,14 @@ def resume(
     models: Mapping[str, ModelPort] | None = None,
     clock: ClockPort | None = None,
     on_progress: ProgressCallback | None = None,
+    retry_failed: bool = False,
 ) -> RunResult:
     """Continue a stored run by id (or unique prefix).
 
     Without `config`, the stored experiment runs with the runtime it last used and `overrides`
     may change `runtime.*` only; with `config`, that file's runtime applies and its identity must
     match the stored run's (a different identity is a different run, and is refused).
+    `retry_failed` attempts again the trials whose generation failed for good.
     """
     with opened_store(store, read_only=True) as opened:
         refuse_outdated(stored_compiled(opened, run_id)[1], "resume")
@@ -297,7 +309,12 @@ def resume(
         check_same_run(snapshot, loaded)
         experiment = Experiment(loaded.spec, loaded.runtime, source=loaded.source, check=False)
     return experiment.resume(
-        store, until_stage=until_stage, models=models, clock=clock, on_progress=on_progress
+        store,
+        until_stage=until_stage,
+        models=models,
+        clock=clock,
+        on_progress=on_progress,
+        retry_failed=retry_failed,
     )
 
 

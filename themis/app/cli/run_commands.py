@@ -124,6 +124,13 @@ def resume(
     until_stage: UntilStageOption = UntilStage.SCORE,
     as_json: ResultJsonOption = False,
     quiet: QuietOption = False,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="Attempt again the trials whose generation failed for good (a new execution).",
+        ),
+    ] = False,
 ) -> None:
     """Continue a stored run: execute only what its log does not show done."""
     with errors():
@@ -142,6 +149,7 @@ def resume(
                 overrides=set_ or [],
                 until_stage=Stage(until_stage.value),
                 on_progress=progress,
+                retry_failed=retry_failed,
             ),
             as_json=as_json,
             quiet=quiet,

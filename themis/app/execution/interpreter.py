@@ -78,7 +78,18 @@ async def execute(
     counts = ProgressCounts(total=total)
     send, receive = trio.open_memory_channel[list[Event]](max(1, runtime.store_batch_size // 3))
     run = TrialRunner(
-        state, runtime, models, clock, send, counts, compiled, reusable, registry, shared, sandbox
+        state,
+        runtime,
+        models,
+        clock,
+        send,
+        counts,
+        compiled,
+        reusable,
+        registry,
+        shared,
+        sandbox,
+        execution=state.executions + 1,
     )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(writer.run, receive)

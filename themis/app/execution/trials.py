@@ -85,9 +85,11 @@ class TrialRunner:
         registry: ProviderRegistry | None = None,
         shared: ProviderStatePort | None = None,
         sandbox: SandboxPort | None = None,
+        execution: int = 0,
     ) -> None:
         self.state = state
         self.compiled = compiled
+        self.execution = execution  # stamped on its failures: a later one supersedes them
         self.reusable: Reusable = reusable or {}
         self.clock = clock
         self.send = send
@@ -205,6 +207,8 @@ class TrialRunner:
             else:
                 failed_before = key in self.state.generation_failures
                 outcome = await self.caller.generate(trial, held, failed_before=failed_before)
+                if isinstance(outcome, GenerationFailed) and self.execution:
+                    outcome = attrs.evolve(outcome, execution=self.execution)
             self.generated[key] = outcome
             # Sent now, not with the trial's other events: a twin may reuse it as soon as it is
             # no longer in flight, and its parse must not reach the log before this generation.

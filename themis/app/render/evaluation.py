@@ -12,6 +12,7 @@ from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from themis.app.render.executions import execution_json, execution_tables, group_json
 from themis.app.render.inspect_views import view_title
@@ -77,6 +78,15 @@ def _trial_json(trial: TrialExecution) -> dict[str, Any]:
         "parse": None if parse is None else {"answer": parse.answer, "error": parse.error},
         "scores": None if score is None else dict(score.scores),
         "execution": execution_json(trial.execution),
+        "earlier_failures": [
+            {
+                "kind": earlier.error_kind,
+                "message": earlier.message,
+                "attempts": earlier.attempts,
+                "execution": earlier.execution,
+            }
+            for earlier in trial.earlier_failures
+        ],
     }
 
 
@@ -158,4 +168,13 @@ def evaluation_render(view: EvaluationExecution) -> RenderableType:
             else f"hit {(generation.source_run or '')[:12]}".strip(),
         ]
         table.add_row(*cells)
+    earlier = [
+        f"{trial.model} / {trial.prompt} / sample {trial.sample}: execution "
+        f"{failure.execution} failed with {failure.error_kind}: {_short(failure.message)}"
+        for trial in view.trials
+        for failure in trial.earlier_failures
+    ]
+    if earlier:  # failures a retry superseded: history, not the current state
+        history = Text("earlier failures:\n  " + "\n  ".join(earlier))
+        return Group(_messages(view), table, *execution_tables(view), history)
     return Group(_messages(view), table, *execution_tables(view))

@@ -109,8 +109,10 @@ def resume_run(
     overrides: Sequence[str] = (),
     until_stage: Stage = Stage.SCORE,
     on_progress: ProgressCallback | None = None,
+    retry_failed: bool = False,
 ) -> RunResult:
-    """Continue a stored run: only what the log does not show done is executed."""
+    """Continue a stored run: only what the log does not show done is executed, and with
+    `retry_failed` the trials whose generation failed for good as well."""
     run_id = resolve_run_id(store, run_id)
     snapshot, compiled = load_compiled(store, run_id)
     refuse_outdated(compiled, "resume")
@@ -127,6 +129,7 @@ def resume_run(
         clock=clock,
         until_stage=until_stage,
         on_progress=on_progress,
+        retry_failed=retry_failed,
     )
 
 

@@ -9,7 +9,7 @@ from typing import TypeVar
 import trio
 from attrs import frozen
 
-from themis.app.execution.interpreter import ProgressCallback, execute
+from themis.app.execution.interpreter import ProgressCallback, Reusable, execute
 from themis.app.execution.live import publishing
 from themis.app.execution.provider_gates import ProviderRegistry
 from themis.app.execution.writer import EventWriter
@@ -18,8 +18,9 @@ from themis.app.usecases.provenance import environment_provenance
 from themis.app.usecases.reuse import find_reusable
 from themis.app.usecases.runtime_lineage import last_runtime, runtime_changes
 from themis.app.wiring import sandbox_for, shared_provider_state
+from themis.core.budget import COST_LIMIT, pause_holds
 from themis.core.errors import RunExists, RunNotFound, StoreError, ThemisError
-from themis.core.events import Event, RunResumed
+from themis.core.events import Event, FailuresRetried, RunResumed
 from themis.core.planner import (
     CompiledRun,
     PendingTrial,
@@ -81,24 +82,26 @@ def run_experiment(
     extra_provenance: Mapping[str, str] | None = None,
     trio_clock: trio.abc.Clock | None = None,
     registry: ProviderRegistry | None = None,
+    retry_failed: bool = False,
 ) -> RunResult:
     """Execute what the log does not show done, honouring `existing_run_policy`.
 
     `trio_clock` (e.g. `trio.testing.MockClock`) lets tests run the whole use case in virtual time.
     `registry` holds provider rate limits and breakers shared with other executions (e.g.
     `themis.app.execution.provider_gates.process_registry()`); by default the execution has its own.
+    `retry_failed` attempts again the trials whose generation failed for good, even in a run
+    the log shows complete (`FailuresRetried`). `"rerun"` deletes the stored run and calls the
+    models again: it reuses no other run's generations. A run its budget paused stays paused,
+    without a call, unless `max_cost_per_run` was raised (`themis.core.budget.pause_holds`).
     """
     run_id = compiled.run_id
+    reuse = True
     if runtime.existing_run_policy == "auto" and (
         cached := fresh_report(store, compiled, until_stage)
     ):  # complete, and nothing logged since its checkpoint: no state or snapshot to decode
         _, report = cached
-        return RunResult(
-            report=report,
-            reused=True,
-            trials_executed=0,
-            model_calls=0,
-        )
+        if not (retry_failed and report.failed):
+            return RunResult(report=report, reused=True, trials_executed=0, model_calls=0)
     snapshot = store.load_snapshot(run_id)
     if snapshot is not None:
         # A run that is only planned (`themis plan`: a snapshot, no events) has not run yet.
@@ -110,6 +113,7 @@ def run_experiment(
         if runtime.existing_run_policy == "rerun":
             store.delete_run(run_id)
             snapshot = store.load_snapshot(run_id)
+            reuse = False  # a rerun calls the models again, whatever other runs hold
     if snapshot is None:
         snapshot = RunSnapshot(
             run_id=run_id,
@@ -120,10 +124,13 @@ def run_experiment(
         )
         store.save_snapshot(snapshot)
     state, next_seq = load_state(store, run_id)
-    if state.is_complete_through(until_stage):
+    retrying = retry_failed and bool(state.failed_keys)
+    if state.is_complete_through(until_stage) and not retrying:
         result = _result(compiled, state, reused=True, executed=0, calls=0)
         remember(store, run_id, next_seq - 1, state, result.report)  # the next reuse is cheap
         return result
+    if _budget_still_spent(snapshot, state, runtime):
+        return _result(compiled, state, reused=True, executed=0, calls=0)
     preamble: tuple[Event, ...] = ()
     work: Iterable[PendingTrial]
     record = PlanRecord()  # the plan's keys as the execution reads it, for the report
@@ -133,6 +140,13 @@ def run_experiment(
         preamble = (RunResumed(at=clock.now(), changes=changes),) if changes else ()
         work = list(pending(plans, state, until_stage))
         total = len(work)
+        if retrying:
+            failed = state.failed_keys
+            keys = {item.plan.trial_key for item in work if item.plan.trial_key in failed}
+            retried = FailuresRetried(
+                at=clock.now(), execution=state.executions + 1, trial_keys=tuple(sorted(keys))
+            )
+            preamble = (*preamble, retried)
     else:  # a fresh run: keep the plan lazy, every trial is pending
         work, total = pending(plans, state, until_stage), compiled.trial_count
     return execute_work(
@@ -152,7 +166,16 @@ def run_experiment(
         registry=registry,
         snapshot=snapshot,
         record=record,
+        reuse=reuse,
     )
+
+
+def _budget_still_spent(snapshot: RunSnapshot, state: RunState, runtime: RuntimeConfig) -> bool:
+    """Whether the run is paused by its budget and `runtime` did not raise it (no call then)."""
+    if state.pause is None or not state.paused or state.pause.reason != COST_LIMIT:
+        return False
+    paused_limit = last_runtime(snapshot, state).get("max_cost_per_run")
+    return pause_holds(paused_limit, runtime.max_cost_per_run)
 
 
 def execute_work(
@@ -173,16 +196,20 @@ def execute_work(
     registry: ProviderRegistry | None = None,
     snapshot: RunSnapshot | None = None,
     record: PlanRecord | None = None,
+    reuse: bool = True,
 ) -> RunResult:
     """Run `work` through the interpreter, logging `preamble` first, and report the result.
 
-    Generations other runs of the store completed are reused (`themis.app.usecases.reuse`); the
-    final state is checkpointed with its report, so that reusing the run later decodes neither.
+    Generations other runs of the store completed are reused (`themis.app.usecases.reuse`; not
+    with `reuse=False`); the final state is checkpointed with its report, so that reusing the
+    run later decodes neither.
     `snapshot` is the run's stored snapshot when the caller has it (else it is loaded for live
     progress); `record`, filled as `work` reads the whole plan, spares planning it again for
     the report.
     """
-    work, reusable = find_reusable(store, compiled.run_id, work, runtime)
+    reusable: Reusable = {}
+    if reuse:
+        work, reusable = find_reusable(store, compiled.run_id, work, runtime)
     writer = EventWriter(
         store, compiled.run_id, next_seq=next_seq, state=state, runtime=runtime, clock=clock
     )
