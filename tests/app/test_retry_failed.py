@@ -14,7 +14,7 @@ from tests.app.doubles import CountingModel, events_of, make_spec, of_type, run_
 from themis.adapters.clocks import FakeClock
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.memory import MemoryStore
-from themis.app.resume import resume_run
+from themis.app.usecases.resume import resume_run
 from themis.core.evaluation_view import evaluation_execution
 from themis.core.events import (
     FailuresRetried,

@@ -7,12 +7,15 @@ import-time side effects and of imports back into this one.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
 from themis.app.cli import inspect_commands, lifecycle_commands, provider_commands, run_commands
+from themis.app.cli.endings import ExitStatus
+from themis.app.cli.shared import quiet_stdout
 
 
 def _flags_without_type(params: list[Any]) -> list[Any]:
@@ -77,4 +80,13 @@ app.command("diff", cls=_Command)(lifecycle_commands.diff_command)
 
 
 def main() -> None:
-    app()
+    """The `themis` console script: `app`, and a quiet status 141 when stdout was closed early
+    (what is still buffered for it is dropped, not reported as an error at exit)."""
+    try:
+        try:
+            app()
+        finally:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        quiet_stdout()
+        sys.exit(ExitStatus.BROKEN_PIPE)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -19,6 +19,7 @@ from themis.app.api import replay as replay_run
 from themis.app.api import resume as resume_run
 from themis.app.cli import inspect_commands
 from themis.app.cli.provider_commands import inherited_lines
+from themis.app.cli.endings import ExitStatus, check_fail_under, needs_reasons, run_ending
 from themis.app.cli.shared import (
     StoreOption,
     errors,
@@ -41,9 +42,10 @@ from themis.app.render.reports import (
 )
 from themis.app.render.runtime_controls import preflight_lines
 from themis.app.usecases.inspect_runs import quickcheck
+from themis.app.usecases.inspect_runs import get_execution_state
 from themis.app.usecases.runs import RunResult
 from themis.app.wiring import sandbox_gaps
-from themis.core.errors import StoreLocked
+from themis.core.errors import ConfigError, StoreLocked, ThemisError
 from themis.core.stages import Stage
 
 
@@ -64,6 +66,14 @@ UntilStageOption = Annotated[
 ]
 ResultJsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+FailUnderOption = Annotated[
+    float | None,
+    typer.Option(
+        "--fail-under",
+        help="Exit 1 when fewer than this share of trials (0..1) succeeded; without it, exit 1 "
+        "only when none did.",
+    ),
+]
 
 
 def run(
@@ -80,9 +90,11 @@ def run(
     until_stage: UntilStageOption = UntilStage.SCORE,
     as_json: ResultJsonOption = False,
     quiet: QuietOption = False,
+    fail_under: FailUnderOption = None,
 ) -> None:
     """Run an experiment (or reuse / resume its stored run) and print its report."""
     with errors():
+        _check_fail_under(fail_under)
         experiment = Experiment.from_file(config, overrides=set_ or [])
         print_warnings(experiment.spec)
         runtime = experiment.runtime  # before executing: requests near their context window
@@ -103,6 +115,8 @@ def run(
             ),
             as_json=as_json,
             quiet=quiet,
+            store=store,
+            fail_under=fail_under,
         )
 
 
@@ -131,9 +145,11 @@ def resume(
             help="Attempt again the trials whose generation failed for good (a new execution).",
         ),
     ] = False,
+    fail_under: FailUnderOption = None,
 ) -> None:
     """Continue a stored run: execute only what its log does not show done."""
     with errors():
+        _check_fail_under(fail_under)
         location = existing_store(store)
         experiment = Experiment.from_store(run_id, location)
         providers = {model.provider for model in experiment.compiled.spec.models}
@@ -153,6 +169,8 @@ def resume(
             ),
             as_json=as_json,
             quiet=quiet,
+            store=location,
+            fail_under=fail_under,
         )
 
 
@@ -182,9 +200,11 @@ def replay(
     ] = None,
     as_json: ResultJsonOption = False,
     quiet: QuietOption = False,
+    fail_under: FailUnderOption = None,
 ) -> None:
     """Recompute a stage and the later ones from the stored generations (no model call)."""
     with errors():
+        _check_fail_under(fail_under)
         location = existing_store(store)
         if config is None:
             experiment = Experiment.from_store(run_id, location, overrides=set_ or [])
@@ -203,7 +223,14 @@ def replay(
             ),
             as_json=as_json,
             quiet=quiet,
+            store=location,
+            fail_under=fail_under,
         )
+
+
+def _check_fail_under(fail_under: float | None) -> None:
+    if (problem := check_fail_under(fail_under)) is not None:
+        raise ConfigError(problem)
 
 
 def _execute(
@@ -213,34 +240,46 @@ def _execute(
     *,
     as_json: bool,
     quiet: bool,
+    store: Path,
+    fail_under: float | None,
 ) -> None:
-    """Run `action` under a progress bar (on a terminal) and print its result."""
+    """Run `action` under a progress bar (on a terminal), print its result, and end as
+    `themis.app.cli.endings` says (a paused run or one without successes exits non-zero)."""
     console = stderr()
     show = not quiet and progress_mode != "off" and (progress_mode == "on" or console.is_terminal)
     bar = ProgressBar(console, f"run {run_id[:12]}") if show else None
     with bar or nullcontext():
         result = action(bar.update if bar else None)
-    if result.status == "paused":
-        stderr().print(
-            f"run {result.run_id[:12]} paused: its budget (runtime.max_cost_per_run) is spent; "
-            f"raise it and resume: themis resume {result.run_id[:12]} "
-            "--set runtime.max_cost_per_run=AMOUNT",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
     if as_json:
         print_json(run_json(result))
-        return
-    out = stdout()
-    if result.reused:
-        out.print(f"run {result.run_id[:12]}: reused the stored run (0 model calls)")
     else:
-        out.print(
-            f"run {result.run_id[:12]}: executed {counted(result.trials_executed, 'trial')} "
-            f"({counted(result.model_calls, 'model call')})"
-        )
-    out.print(report_render(result.report))
+        out = stdout()
+        if result.reused:
+            out.print(f"run {result.run_id[:12]}: reused the stored run (0 model calls)")
+        else:
+            out.print(
+                f"run {result.run_id[:12]}: executed {counted(result.trials_executed, 'trial')} "
+                f"({counted(result.model_calls, 'model call')})"
+            )
+        out.print(report_render(result.report))
+    facts = _ending_facts(result, store, fail_under)
+    status, lines = run_ending(result, fail_under=fail_under, **facts)
+    for line in lines:
+        stderr().print(line, markup=False, highlight=False, soft_wrap=True)
+    if status is not ExitStatus.OK:
+        raise typer.Exit(status)
+
+
+def _ending_facts(result: RunResult, store: Path, fail_under: float | None) -> dict[str, Any]:
+    """The failure reasons and spend of the run, read from the store only when the ending
+    will show them (a paused run, or one short of its bar)."""
+    if result.status != "paused" and not needs_reasons(result, fail_under):
+        return {}
+    try:
+        view = get_execution_state(result.run_id, store)
+    except ThemisError:  # e.g. another process took the store meanwhile: end without them
+        return {}
+    return {"reasons": view.failures, "spend": view.spend}
 
 
 def report(
