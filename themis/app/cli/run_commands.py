@@ -18,8 +18,8 @@ from themis.app.api import Experiment, load_report, runs
 from themis.app.api import replay as replay_run
 from themis.app.api import resume as resume_run
 from themis.app.cli import inspect_commands
-from themis.app.cli.provider_commands import inherited_lines
 from themis.app.cli.endings import ExitStatus, check_fail_under, needs_reasons, run_ending
+from themis.app.cli.provider_commands import inherited_lines
 from themis.app.cli.shared import (
     StoreOption,
     errors,
@@ -41,8 +41,7 @@ from themis.app.render.reports import (
     runs_table,
 )
 from themis.app.render.runtime_controls import preflight_lines
-from themis.app.usecases.inspect_runs import quickcheck
-from themis.app.usecases.inspect_runs import get_execution_state
+from themis.app.usecases.inspect_runs import get_execution_state, quickcheck
 from themis.app.usecases.runs import RunResult
 from themis.app.wiring import sandbox_gaps
 from themis.core.errors import ConfigError, StoreLocked, ThemisError
