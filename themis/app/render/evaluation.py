@@ -175,6 +175,6 @@ def evaluation_render(view: EvaluationExecution) -> RenderableType:
         for failure in trial.earlier_failures
     ]
     if earlier:  # failures a retry superseded: history, not the current state
-        history = Text("earlier failures:\n  " + "\n  ".join(earlier))
-        return Group(_messages(view), table, *execution_tables(view), history)
+        superseded = Text("earlier failures:\n  " + "\n  ".join(earlier))
+        return Group(_messages(view), table, *execution_tables(view), superseded)
     return Group(_messages(view), table, *execution_tables(view))
