@@ -14,11 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
-from themis.app.usecases.runs import RunResult
-from themis.core.controls import Spend
-from themis.core.inspection import FailureReason
 from themis.core.stages import Stage
+
+if TYPE_CHECKING:  # not imported at run time, so `themis --help` loads no engine
+    from themis.app.usecases.runs import RunResult
+    from themis.core.controls import Spend
+    from themis.core.inspection import FailureReason
 
 __all__ = ["ExitStatus", "check_fail_under", "run_ending"]
 

@@ -10,13 +10,10 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from themis.app.api import Experiment, load_report, runs
-from themis.app.api import replay as replay_run
-from themis.app.api import resume as resume_run
 from themis.app.cli import inspect_commands
 from themis.app.cli.endings import ExitStatus, check_fail_under, needs_reasons, run_ending
 from themis.app.cli.provider_commands import inherited_lines
@@ -30,22 +27,13 @@ from themis.app.cli.shared import (
     stdout,
     with_store,
 )
-from themis.app.execution.interpreter import ProgressCallback
-from themis.app.render.progress_bar import ProgressBar
-from themis.app.render.reports import (
-    counted,
-    report_json,
-    report_render,
-    run_json,
-    runs_json,
-    runs_table,
-)
-from themis.app.render.runtime_controls import preflight_lines
-from themis.app.usecases.inspect_runs import get_execution_state, quickcheck
-from themis.app.usecases.runs import RunResult
-from themis.app.wiring import sandbox_gaps
 from themis.core.errors import ConfigError, StoreLocked, ThemisError
 from themis.core.stages import Stage
+
+# The engine (trio, DuckDB, httpx) is imported inside each command, so `--help` never loads it.
+if TYPE_CHECKING:
+    from themis.app.execution.interpreter import ProgressCallback
+    from themis.app.usecases.runs import RunResult
 
 
 class ReportFormat(StrEnum):
@@ -92,6 +80,10 @@ def run(
     fail_under: FailUnderOption = None,
 ) -> None:
     """Run an experiment (or reuse / resume its stored run) and print its report."""
+    from themis.app.api import Experiment
+    from themis.app.render.runtime_controls import preflight_lines
+    from themis.app.wiring import sandbox_gaps
+
     with errors():
         _check_fail_under(fail_under)
         experiment = Experiment.from_file(config, overrides=set_ or [])
@@ -147,6 +139,9 @@ def resume(
     fail_under: FailUnderOption = None,
 ) -> None:
     """Continue a stored run: execute only what its log does not show done."""
+    from themis.app.api import Experiment
+    from themis.app.api import resume as resume_run
+
     with errors():
         _check_fail_under(fail_under)
         location = existing_store(store)
@@ -202,6 +197,9 @@ def replay(
     fail_under: FailUnderOption = None,
 ) -> None:
     """Recompute a stage and the later ones from the stored generations (no model call)."""
+    from themis.app.api import Experiment
+    from themis.app.api import replay as replay_run
+
     with errors():
         _check_fail_under(fail_under)
         location = existing_store(store)
@@ -244,6 +242,9 @@ def _execute(
 ) -> None:
     """Run `action` under a progress bar (on a terminal), print its result, and end as
     `themis.app.cli.endings` says (a paused run or one without successes exits non-zero)."""
+    from themis.app.render.progress_bar import ProgressBar
+    from themis.app.render.reports import counted, report_render, run_json
+
     console = stderr()
     show = not quiet and progress_mode != "off" and (progress_mode == "on" or console.is_terminal)
     bar = ProgressBar(console, f"run {run_id[:12]}") if show else None
@@ -272,6 +273,8 @@ def _execute(
 def _ending_facts(result: RunResult, store: Path, fail_under: float | None) -> dict[str, Any]:
     """The failure reasons and spend of the run, read from the store only when the ending
     will show them (a paused run, or one short of its bar)."""
+    from themis.app.usecases.inspect_runs import get_execution_state
+
     if result.status != "paused" and not needs_reasons(result, fail_under):
         return {}
     try:
@@ -289,6 +292,9 @@ def report(
     ] = ReportFormat.TABLE,
 ) -> None:
     """Print the report of a stored run."""
+    from themis.app.api import load_report
+    from themis.app.render.reports import report_json, report_render
+
     with errors():
         result = with_store(store, lambda location: load_report(run_id, location))
         if format_ is ReportFormat.JSON:
@@ -302,6 +308,10 @@ def list_runs(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """List the runs in a store, oldest first."""
+    from themis.app.api import runs
+    from themis.app.render.reports import runs_json, runs_table
+    from themis.app.usecases.inspect_runs import quickcheck
+
     with errors():
         try:
             summaries = with_store(store, runs)

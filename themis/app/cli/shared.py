@@ -12,16 +12,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
 from themis.app.cli.endings import ExitStatus
-from themis.core.checks import config_warnings
 from themis.core.errors import ThemisError
-from themis.core.spec import ExperimentSpec
 
+if TYPE_CHECKING:
+    from themis.core.spec import ExperimentSpec
+
+DEFAULT_STORE = Path("themis.duckdb")
 StoreOption = Annotated[
     Path, typer.Option("--store", help="The run store (a DuckDB file).", show_default=True)
 ]
@@ -102,6 +104,8 @@ def quiet_stdout() -> None:
 
 def print_warnings(spec: ExperimentSpec) -> None:
     """What the config's checks say before planning, though it is not wrong (a huge run)."""
+    from themis.core.checks import config_warnings  # not at import: it loads jinja2
+
     for line in config_warnings(spec):
         stderr().print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
 
