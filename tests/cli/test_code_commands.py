@@ -10,7 +10,7 @@ import pytest
 
 from tests.cli.helpers import Invoke, output_json
 from themis.adapters.sandbox import SubprocessSandbox
-from themis.app.cli import run_commands
+from themis.app import wiring
 from themis.app.usecases import runs
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -26,9 +26,8 @@ def plain_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
         return SubprocessSandbox(isolate=False)
 
     monkeypatch.setattr(runs, "sandbox_for", plain)
-    monkeypatch.setattr(
-        run_commands, "sandbox_gaps", lambda spec: SubprocessSandbox(isolate=False).gaps
-    )
+    # `themis run` imports it from wiring when it runs (not at import: cold start)
+    monkeypatch.setattr(wiring, "sandbox_gaps", lambda spec: SubprocessSandbox(isolate=False).gaps)
 
 
 def test_until_reduce_then_replays_and_inspection(invoke: Invoke, store: Path) -> None:

@@ -1,6 +1,7 @@
 """`themis --help` and every `themis <command> --help` load none of the engine: no DuckDB, httpx,
-trio, jinja2 or httptools, no adapter, use case or interpreter (issue 12: cold start). Checked by
-what the process imports, not by how long it takes (timings are `bench/cold_start.py`'s)."""
+trio, jinja2 or httptools, no adapter, use case or interpreter, nor the pydantic typer coerces
+values with (issue 12: cold start). Checked by what the process imports, not by how long it
+takes (timings are `bench/cold_start.py`'s). Rich stays: typer formats the help with it."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ ENGINE = (
     "trio",
     "jinja2",
     "httptools",
+    "pydantic",  # typer's value coercion: `--help` coerces no value
     "themis.adapters",
     "themis.app.api",
     "themis.app.wiring",
