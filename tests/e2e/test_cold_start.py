@@ -80,3 +80,18 @@ def test_every_command_help_loads_no_engine() -> None:
 
     assert "themis.app.cli.lifecycle_commands" in imported
     assert _engine_modules(imported) == []
+
+
+def test_commands_without_a_model_call_load_no_http_adapter(tmp_path: Path) -> None:
+    # A fake-provider run and the report of it: no HTTP model is built, so httpx stays unloaded.
+    store = tmp_path / "cold.duckdb"
+    config = Path(__file__).resolve().parents[2] / "examples" / "demo.toml"
+    ran = run_themis(tmp_path, "run", config, "--store", store, "--json", "--quiet")
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    run_id = json.loads(ran.stdout)["run_id"]
+
+    imported = _imported_by("report", run_id[:12], "--store", str(store), cwd=tmp_path)
+
+    assert "themis.adapters.stores.duckdb" in imported  # the import log was read
+    http = ("httpx", "httptools", "themis.adapters.models.http")
+    assert [name for name in imported if name.split(".")[0] in http or name in http] == []
