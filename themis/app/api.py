@@ -254,7 +254,7 @@ class Experiment:
         clock: ClockPort | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> RunResult:
-        """Recompute `stage` (parse or score) and later stages; no model is called.
+        """Recompute `stage` (`reduce`, `parse` or `score`) and later stages; no model is called.
 
         Without `source_run`, this experiment's stored run is replayed in place. With it, this
         experiment may differ from the source run in its parser or metrics (ADR 0008): it
