@@ -71,6 +71,12 @@ def main() -> None:
     print(f"commands in flight      {busy / wall:.2f} (average)")
     print(f"CPU, themis process     {cpu_self:.1f} s ({cpu_self / wall * 100:.0f}% of one core)")
     print(f"CPU, sandboxed commands {cpu_children:.1f} s")
+    for failed in (execution for execution in executions if not execution.passed):
+        last = failed.runs[-1].outcome if failed.runs else None
+        print(
+            f"failed                  {failed.trial_id[:12]} at stage {failed.failed_stage}: "
+            f"{last!r}"
+        )
     for label in ("execution", "pass@1(execution)", f"pass@{args.samples}(execution)"):
         if label in rows:
             row = rows[label]

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from pathlib import Path
 
 import attrs
 import trio
 import trio.testing
 
+import themis
 from tests.app.doubles import events_of, make_spec, of_type, run_virtual
 from themis.adapters.stores.memory import MemoryStore
 from themis.core.events import BreakerTransitioned
@@ -113,3 +115,20 @@ def test_after_an_outage_a_fresh_request_probes_not_one_that_always_fails() -> N
     assert probe[1] not in broken
     assert model.attempts[probe[1]] == 1  # a request that had not been sent yet
     assert result.report.failed == len(broken)
+
+
+def test_the_breaker_can_be_switched_off_from_a_config() -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    experiment = themis.Experiment.from_file(
+        examples / "demo.toml", overrides=["runtime.breaker_failure_threshold=off"]
+    )
+    assert experiment.runtime.breaker_failure_threshold is None
+
+    compiled = compile_run(make_spec(100))
+    store = MemoryStore()
+    runtime = attrs.evolve(RUNTIME, breaker_failure_threshold=None)
+
+    result = run_virtual(compiled, Faulty(outage=1.0), store, runtime=runtime)
+
+    assert not of_type(events_of(store, compiled.run_id), BreakerTransitioned)
+    assert result.report.failed == 0  # every trial's retry came after the outage

@@ -11,7 +11,6 @@ import pytest
 from tests.cli.helpers import Invoke, output_json
 from themis.adapters.sandbox import SubprocessSandbox
 from themis.app import wiring
-from themis.app.cli import run_commands
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SLICE = ("--set", "datasets.0.limit=2", "--set", "samples=2", "--set", "pass_at_k=[1,2]")
@@ -26,9 +25,8 @@ def plain_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
         return SubprocessSandbox(isolate=False)
 
     monkeypatch.setattr(wiring, "sandbox_for", plain)
-    monkeypatch.setattr(
-        run_commands, "sandbox_gaps", lambda spec: SubprocessSandbox(isolate=False).gaps
-    )
+    # `themis run` imports it from wiring when it runs (not at import: cold start)
+    monkeypatch.setattr(wiring, "sandbox_gaps", lambda spec: SubprocessSandbox(isolate=False).gaps)
 
 
 def test_until_reduce_then_replays_and_inspection(invoke: Invoke, store: Path) -> None:

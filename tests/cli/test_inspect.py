@@ -456,3 +456,20 @@ def test_a_locked_store_without_live_progress_is_one_error_line(
         f"error: {store} is in use by another Themis process (PID {holder.pid}); "
         "wait for it to finish or use another store"
     )
+
+
+def test_the_evaluation_table_is_narrow_and_the_json_keeps_every_detail(
+    demo: Path, store: Path, run_json: RunJson, invoke: Invoke
+) -> None:
+    run_id = run_json(demo)["run_id"]
+    table = invoke("inspect", "evaluation", run_id[:8], "--case", "arith-01", "--store", store)
+    assert table.exit_code == 0, table.output
+    assert max(len(line.rstrip()) for line in table.stdout.splitlines()) <= 104
+    assert "finish reasons, tokens, latency, served model and cache hits: --json" in table.stdout
+    detail = output_json(
+        invoke(
+            "inspect", "evaluation", run_id[:8], "--case", "arith-01", "--store", store, "--json"
+        )
+    )
+    generation = detail["trials"][0]["generation"]
+    assert {"finish_reason", "input_tokens", "latency_s", "served_model"} <= generation.keys()

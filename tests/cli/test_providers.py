@@ -9,7 +9,8 @@ from pathlib import Path
 
 from tests.cli.helpers import Invoke, output_json
 from themis.adapters.provider_state import FileProviderState
-from themis.core.provider_state import SharedProviderState, scope_key
+from themis.app.render.progress_bar import waiting_text
+from themis.core.provider_state import ProviderHold, SharedProviderState, scope_key
 
 LOCAL = scope_key("local", "http://127.0.0.1:9/v1")
 
@@ -66,3 +67,19 @@ def test_a_run_under_a_shared_pause_says_so_and_inspect_state_shows_it(
     assert f"to clear shared pauses: themis providers clear --store {store}" in state.stdout
     holds = output_json(invoke("inspect", "state", run_id[:8], "--store", store, "--json"))
     assert [hold["provider"] for hold in holds["holds"]] == ["local"]
+
+
+def test_the_progress_bar_says_what_it_waits_for_and_until_when() -> None:
+    until = 1_800_000_000.0  # 2027-01-15 08:00:00 UTC
+    assert waiting_text(()) == ""
+    assert waiting_text([ProviderHold("openai", "https://x/v1", "rate_limit", until)]) == (
+        "waiting: provider 'openai' (https://x/v1): rate limit until 08:00:00 UTC"
+    )
+    both = [
+        ProviderHold("openai", None, "pause", until, 17),
+        ProviderHold("local", None, "open", until - 5),
+    ]
+    assert waiting_text(both) == (
+        "waiting: provider 'openai': paused by a server's Retry-After until 08:00:00 UTC "
+        "(published by PID 17) (+1 more)"
+    )

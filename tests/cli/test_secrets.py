@@ -84,10 +84,10 @@ def test_the_key_reaches_the_endpoint_and_nothing_else(
     store = tmp_path / "s.duckdb"
     outputs: list[str] = []
 
-    def cli(*args: object) -> dict[str, Any]:
+    def cli(*args: object, code: int = 0) -> dict[str, Any]:
         result = invoke(*args)
         outputs.extend([result.stdout, result.stderr])
-        assert result.exit_code == 0, result.output
+        assert result.exit_code == code, result.output
         data: dict[str, Any] = json.loads(result.stdout)
         return data
 
@@ -100,7 +100,7 @@ def test_the_key_reaches_the_endpoint_and_nothing_else(
 
     # The server now wants another key and echoes back the one it got, as some providers do.
     server.control(require_key="sk-the-right-one")
-    bad = cli("run", config, "--store", store, "--json", "--set", "seed=4")
+    bad = cli("run", config, "--store", store, "--json", "--set", "seed=4", code=1)  # all failed
     assert bad["trials"]["failed"] == 6
     for run in (good["run_id"], bad["run_id"]):
         cli("report", run, "--store", store, "--format", "json")

@@ -13,6 +13,7 @@ from themis.core.events import (
     BreakerTransitioned,
     Event,
     ExecutionCompleted,
+    FailuresRetried,
     GenerationCompleted,
     GenerationFailed,
     GenerationRetried,
@@ -81,6 +82,7 @@ SAMPLE_EVENTS: tuple[Event, ...] = (
         ),
         input_tokens=1200,
         output_tokens=64,
+        execution=3,
     ),
     ParseCompleted(
         at=1_700_000_003.0,
@@ -151,6 +153,7 @@ SAMPLE_EVENTS: tuple[Event, ...] = (
         ),
         epoch=1,
     ),
+    FailuresRetried(at=1_700_000_014.0, execution=3, trial_keys=("a1b2c3", "d4e5f6")),
 )
 
 

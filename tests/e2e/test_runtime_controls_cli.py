@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli_process import json_stdout, run_themis, themis_env, themis_path
+from tests.cli_process import run_themis, themis_env, themis_path
 
 pytestmark = pytest.mark.slow
 
@@ -87,8 +87,11 @@ class Cli:
             self.directory, *args, "--store", self.store, env=self.env(), timeout=TIMEOUT_S
         )
 
-    def json(self, *args: str) -> dict[str, Any]:
-        data: dict[str, Any] = json_stdout(self.run(*args, "--json"))
+    def json(self, *args: str, code: int = 0) -> dict[str, Any]:
+        """`themis ARGS --json`, asserted to exit `code` (docs/reference/exit-codes.md)."""
+        completed = self.run(*args, "--json")
+        assert completed.returncode == code, completed.stderr
+        data: dict[str, Any] = json.loads(completed.stdout)
         return data
 
     def calls(self) -> list[dict[str, Any]]:
@@ -189,7 +192,11 @@ def test_a_request_over_the_token_limit_fails_without_a_call(cli: Cli) -> None:
     config = _write(cli.directory, {}, _cases(2))
 
     result = cli.json(
-        "run", str(config), "--set", "runtime.provider_rate_limits.fake.tokens_per_minute=100"
+        "run",
+        str(config),
+        "--set",
+        "runtime.provider_rate_limits.fake.tokens_per_minute=100",
+        code=1,  # no trial succeeded
     )
 
     assert (result["trials"]["failed"], result["model_calls"]) == (2, 0)
@@ -292,7 +299,7 @@ def test_a_run_budget_pauses_the_run_and_resume_with_a_raised_limit_finishes(cli
 
     paused = cli.run("run", str(config), *budget, "--set", "runtime.max_concurrent_tasks=1")
 
-    assert paused.returncode == 0, paused.stderr
+    assert paused.returncode == 3, paused.stderr  # paused by its budget
     assert "paused: its budget (runtime.max_cost_per_run) is spent" in paused.stderr
     run_id = _run_id(cli, config)
     state = cli.json("inspect", "state", run_id)

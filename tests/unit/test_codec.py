@@ -101,6 +101,7 @@ def test_tags_are_the_stable_strings() -> None:
         "run_paused",
         "reduction_completed",
         "execution_completed",
+        "failures_retried",
     )
     assert [cls.kind for cls in EVENT_TYPES] == list(event_kinds())
 
@@ -119,7 +120,7 @@ GOLDEN_PAYLOADS = (
     '"message":"the call cost 0.2, over max_cost_per_trial = 0.1","attempts":3,'
     '"retries":[{"attempt":1,"kind":"server","status":503,"delay":1.5,"retry_after_s":null},'
     '{"attempt":2,"kind":"timeout","status":null,"delay":3.0,"retry_after_s":null}],'
-    '"input_tokens":1200,"output_tokens":64,"v":1}',
+    '"input_tokens":1200,"output_tokens":64,"execution":3,"v":1}',
     '{"at":1700000003.0,"trial_id":"t-1","trial_key":"a1b2c3","answer":"42","error":"partial",'
     '"epoch":1,"v":1}',
     '{"at":1700000004.0,"trial_id":"t-1","trial_key":"a1b2c3",'
@@ -142,6 +143,7 @@ GOLDEN_PAYLOADS = (
     '"error":null}},{"stage":2,"command":"python3 sol.py","outcome":{"exit_code":null,'
     '"duration_s":3.0,"timed_out":true,"signal":null,"stdout":"\\u2026tail","stderr":"err",'
     '"error":null}}],"epoch":1,"v":1}',
+    '{"at":1700000014.0,"execution":3,"trial_keys":["a1b2c3","d4e5f6"],"v":1}',
 )
 
 

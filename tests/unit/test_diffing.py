@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from tests.unit.builders import cases, small_spec
 from themis.core.diffing import ConfigDiff, FieldChange, diff_configs, diff_runtime, diff_specs
 from themis.core.identity import FieldClass
-from themis.core.planner import compile_run
+from themis.core.planner import compile_run, plan
 from themis.core.runtime import RateLimit, RuntimeConfig
 from themis.core.spec import Case, DatasetSpec, ExperimentSpec, MetricSpec, ModelSpec, PromptSpec
 
@@ -122,11 +122,23 @@ def test_a_runtime_change_inside_a_mapping_keeps_the_runtime_class() -> None:
 
 
 def test_changes_carry_plain_old_and_new_values() -> None:
+    old, new = small_spec(), _model(1, options={"skill": 0.25})(small_spec())
+
+    (change,) = diff_specs(old, new)
+
+    assert change == FieldChange("models.m2.options.skill", ID, 0.5, 0.25)
+
+
+def test_the_fake_models_latency_is_a_runtime_option() -> None:
     old, new = small_spec(), _model(1, options={"skill": 0.5, "latency_s": 0.1})(small_spec())
 
     (change,) = diff_specs(old, new)
 
-    assert change == FieldChange("models.m2.options.latency_s", ID, "<absent>", 0.1)
+    assert change == FieldChange("models.m2.options.latency_s", RT, "<absent>", 0.1)
+    assert compile_run(old).run_id == compile_run(new).run_id
+    assert [t.trial_key for t in plan(compile_run(old))] == [
+        t.trial_key for t in plan(compile_run(new))
+    ]
 
 
 def test_an_int_and_a_float_differ_exactly_when_the_run_id_does() -> None:

@@ -388,3 +388,22 @@ def test_plan_trial_key_matches_reference_function(spec: ExperimentSpec) -> None
         )
         assert trial.trial_key == expected
         assert trial.request.trial_key == trial.trial_key
+
+
+def test_a_run_stored_while_latency_was_identity_still_compiles_with_its_keys() -> None:
+    # Before issue 9 the fake model's `latency_s` was part of run_id and trial keys.
+    model = ModelSpec(name="m", model="fake-m", options={"skill": 0.5, "latency_s": 0.2})
+    spec = small_spec(models=(model,))
+    legacy = planner._compile(spec, {}, {})
+    assert legacy.run_id != compile_run(spec).run_id
+    assert (
+        compile_run(spec).run_id
+        == compile_run(small_spec(models=(attrs.evolve(model, options={"skill": 0.5}),))).run_id
+    )
+
+    stored = compile_stored(spec, legacy.run_id)
+
+    assert stored is not None
+    assert stored.run_id == legacy.run_id
+    assert [t.trial_key for t in plan(stored)] == [t.trial_key for t in plan(legacy)]
+    assert [t.trial_key for t in plan(stored)] != [t.trial_key for t in plan(compile_run(spec))]

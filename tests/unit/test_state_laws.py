@@ -14,6 +14,7 @@ from themis.core.events import (
     BreakerTransitioned,
     Event,
     ExecutionCompleted,
+    FailuresRetried,
     GenerationCompleted,
     GenerationFailed,
     GenerationRetried,
@@ -84,6 +85,7 @@ generation_failed = st.builds(
     error_kind=st.sampled_from(["server", "timeout", "rate_limit"]),
     message=st.sampled_from(["boom", "slow"]),
     attempts=st.integers(min_value=1, max_value=3),
+    execution=st.integers(min_value=0, max_value=3),
 )
 parse_completed = st.builds(
     lambda trial, at, answer: ParseCompleted(
@@ -198,6 +200,15 @@ breaker_transitioned = st.builds(
     reason=st.just("why"),
 )
 
+failures_retried = st.builds(
+    FailuresRetried,
+    at=times,
+    execution=st.integers(min_value=1, max_value=3),
+    trial_keys=st.lists(trials.map(lambda trial: trial.trial_key), unique=True).map(
+        lambda keys: tuple(sorted(keys))
+    ),
+)
+
 events_st = st.one_of(
     generation_completed,
     generation_failed,
@@ -213,6 +224,7 @@ events_st = st.one_of(
     reduced_parse,
     reduced_score,
     execution_completed,
+    failures_retried,
 )
 logs = st.lists(events_st, max_size=24)
 
@@ -244,6 +256,7 @@ def _subject(event: Event) -> str:
         BreakerTransitioned,
         ReductionCompleted,
         ExecutionCompleted,
+        FailuresRetried,
     ],
 )
 def test_generated_logs_cover_every_event_kind(kind: type) -> None:
@@ -313,6 +326,30 @@ def test_completion_outranks_failure_in_either_order() -> None:
         assert state.failed_generation(key) is None
         assert key not in state.failed_keys
         assert state.generations[key] == done
+
+
+def test_a_later_executions_failure_stands_and_the_earlier_ones_become_history() -> None:
+    key = TRIALS[0].trial_key
+    first = GenerationFailed(at=1.0, trial_key=key, error_kind="auth", message="401", execution=1)
+    second = GenerationFailed(
+        at=5.0, trial_key=key, error_kind="server", message="503", execution=2
+    )
+    third = GenerationFailed(at=9.0, trial_key=key, error_kind="server", message="502", execution=3)
+    retried = FailuresRetried(at=4.0, execution=2, trial_keys=(key,))
+    logs: list[list[Event]] = [
+        [first, retried, second, third],
+        [third, second, first],
+        [second, first, third, first],
+    ]
+    for events in logs:
+        state = project(events)
+        assert state.failed_generation(key) == third
+        assert state.earlier_failures[key] == (first, second)
+        assert state.failure_history(key) == (first, second)
+    done = GenerationCompleted(at=12.0, trial_key=key, text="3")
+    recovered = project([first, retried, second, done])
+    assert recovered.failed_generation(key) is None
+    assert recovered.failure_history(key) == (first, second)
 
 
 def test_empty_log_projects_to_the_initial_state() -> None:

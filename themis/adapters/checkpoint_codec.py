@@ -67,7 +67,7 @@ __all__ = [
 
 # Bump when what a checkpoint means changes while no stored class changes shape (e.g. how the
 # report computes a statistic): every older checkpoint then reads as absent.
-CHECKPOINT_FORMAT: Final = 1
+CHECKPOINT_FORMAT: Final = 2  # 2: the state keeps `earlier_failures`
 
 _ENCODE: Final = json.JSONEncoder(separators=(",", ":")).encode
 _DECODE: Final = json.JSONDecoder().decode
@@ -221,6 +221,10 @@ def encode_checkpoint(checkpoint: Checkpoint) -> EncodedCheckpoint:
         "resumes": [encode_event(resumed) for resumed in state.resumes],
         "executions": state.executions,
         "pause": None if state.pause is None else encode_event(state.pause),
+        "earlier_failures": {
+            key: [encode_event(failure) for failure in failures]
+            for key, failures in state.earlier_failures.items()
+        },
     }
     for table in _TABLES:
         document[table.attribute] = _encode_table(table, getattr(state, table.attribute).values())
@@ -271,6 +275,10 @@ def decode_checkpoint(seq: int, summary: str, state: str, report: str | None) ->
             resumes = tuple(_resumed(text) for text in document["resumes"])
             executions = document["executions"]
             pause = None if document["pause"] is None else _paused(document["pause"])
+            earlier = {
+                key: tuple(_failed(text) for text in texts)
+                for key, texts in document["earlier_failures"].items()
+            }
     except _DECODE_ERRORS as error:
         raise StoreError(f"malformed checkpoint state: {error}") from error
     folded = RunState(
@@ -282,6 +290,7 @@ def decode_checkpoint(seq: int, summary: str, state: str, report: str | None) ->
         resumes=resumes,
         executions=executions,
         pause=pause,
+        earlier_failures=earlier,
         **maps,
     )
     return Checkpoint(seq=seq, state=folded, report=head.report)
@@ -291,6 +300,13 @@ def _resumed(text: str) -> RunResumed:
     event = decode_event(RunResumed.kind, text)
     if not isinstance(event, RunResumed):  # pragma: no cover - the codec maps kinds to classes
         raise TypeError(f"not a resume: {event!r}")
+    return event
+
+
+def _failed(text: str) -> GenerationFailed:
+    event = decode_event(GenerationFailed.kind, text)
+    if not isinstance(event, GenerationFailed):  # pragma: no cover - the codec maps kinds
+        raise TypeError(f"not a failure: {event!r}")
     return event
 
 

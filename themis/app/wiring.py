@@ -15,14 +15,12 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 
 from themis.adapters.clocks import SystemClock
 from themis.adapters.live_progress import FileLiveProgress, progress_directory
-from themis.adapters.models.anthropic import AnthropicModel
-from themis.adapters.models.http import HttpModel, PoolLimits
-from themis.adapters.models.openai import OpenAICompatibleModel
 from themis.adapters.models.scripted import ScriptedModel, check_options
 from themis.adapters.provider_state import FileProviderState
 from themis.adapters.sandbox import SubprocessSandbox, probe_isolation
@@ -40,6 +38,9 @@ from themis.ports.model import ModelPort
 from themis.ports.provider_state import ProviderStatePort
 from themis.ports.sandbox import SandboxPort
 from themis.ports.store import StorePort
+
+if TYPE_CHECKING:
+    from themis.adapters.models.http import HttpModel
 
 StoreLike = str | Path | StorePort
 DEFAULT_STORE = "themis.duckdb"
@@ -237,6 +238,11 @@ def _pool_size(runtime: RuntimeConfig, provider: str) -> int:
 def _http_model(
     provider: str, models: Sequence[ModelSpec], runtime: RuntimeConfig, clock: ClockPort
 ) -> HttpModel:
+    # Imported here: httpx and httptools load only for a command that builds an HTTP model.
+    from themis.adapters.models.anthropic import AnthropicModel
+    from themis.adapters.models.http import PoolLimits
+    from themis.adapters.models.openai import OpenAICompatibleModel
+
     endpoint = runtime.endpoints.get(provider, Endpoint())
     family = _check_http_models(provider, models, endpoint)
     adapter = AnthropicModel if family == "anthropic" else OpenAICompatibleModel

@@ -143,3 +143,12 @@ def check_dispatch(guard: BudgetGuard, ledger: Ledger, estimate: float | None) -
         return Dispatch.GO
     total = ledger.spent + ledger.reserved + (estimate or 0.0)
     return Dispatch.PAUSE if total > limit else Dispatch.GO
+
+
+def pause_holds(paused_limit: float | None, limit: float | None) -> bool:
+    """Whether a run its budget paused stays paused under `limit`: it does unless the limit was
+    raised (or removed) since it paused under `paused_limit`, so that resuming with the same
+    budget makes no call at all (the spend it paused at already used what that budget allows)."""
+    if limit is None:
+        return False
+    return paused_limit is None or limit <= paused_limit

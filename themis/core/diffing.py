@@ -19,9 +19,9 @@ from typing import Any
 import attrs
 from attrs import frozen
 
-from themis.core.identity import FIELD_CLASSES, FieldClass
+from themis.core.identity import FIELD_CLASSES, FieldClass, option_class
 from themis.core.runtime import RuntimeConfig
-from themis.core.spec import Case, ExperimentSpec
+from themis.core.spec import Case, ExperimentSpec, ModelSpec
 
 ABSENT = "<absent>"  # the old or new value of an item only one side has
 _MISSING = ABSENT
@@ -80,6 +80,10 @@ def _diff(old: Any, new: Any, path: str, inherited: FieldClass, out: list[FieldC
         for attribute in attrs.fields(type(old)):
             name = attribute.name
             field_class = table[name] if inherited is FieldClass.IDENTITY else inherited
+            identity = field_class is FieldClass.IDENTITY
+            if identity and isinstance(old, ModelSpec) and name == "options":
+                _diff_options(old, new, _join(path, name), out)
+                continue
             _diff(getattr(old, name), getattr(new, name), _join(path, name), field_class, out)
         return
     if _is_named_sequence(old) and _is_named_sequence(new):
@@ -101,6 +105,18 @@ def _diff(old: Any, new: Any, path: str, inherited: FieldClass, out: list[FieldC
         _diff_keyed(old, new, path, inherited, out)
         return
     out.append(FieldChange(path, inherited, _plain(old), _plain(new)))
+
+
+def _diff_options(old: ModelSpec, new: ModelSpec, path: str, out: list[FieldChange]) -> None:
+    """A model's options, each classified by `option_class` (e.g. the fake's `latency_s`)."""
+    for cls in (FieldClass.IDENTITY, FieldClass.RUNTIME):
+        _diff_keyed(
+            {k: v for k, v in old.options.items() if option_class(old.provider, k) is cls},
+            {k: v for k, v in new.options.items() if option_class(new.provider, k) is cls},
+            path,
+            cls,
+            out,
+        )
 
 
 def _diff_keyed(

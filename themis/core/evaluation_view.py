@@ -49,6 +49,8 @@ class TrialExecution:
     parse: ParseCompleted | None
     score: ScoreCompleted | None
     execution: ExecutionCompleted | None = None
+    # Failures of this trial that no longer stand (superseded by a retry), oldest first.
+    earlier_failures: tuple[GenerationFailed, ...] = ()
 
     @property
     def status(self) -> str:
@@ -118,6 +120,7 @@ def evaluation_execution(
             parse=state.parses.get(trial.trial_id),
             score=state.scores.get(trial.trial_id),
             execution=state.code_executions.get(trial.trial_id),
+            earlier_failures=state.failure_history(trial.trial_key),
         )
         for trial in plan(attrs.evolve(compiled, spec=only))
     )

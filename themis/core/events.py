@@ -76,6 +76,9 @@ class GenerationFailed:
     `retries` holds every failed attempt, the last one included (its `delay` is `None`).
     `attempts` is 0 when no call was made (e.g. `preflight`). A call that answered but was
     refused afterwards (`cost_limit`) keeps the usage it reported, so its cost still counts.
+    `execution` is the execution that made the attempts (0 in logs written before it was
+    recorded): a later execution's failure of the same key supersedes it in the state, which
+    keeps the earlier one as history (`themis resume --retry-failed`).
     """
 
     kind: ClassVar[str] = "generation_failed"
@@ -89,6 +92,21 @@ class GenerationFailed:
     retries: tuple[RetryRecord, ...] = ()
     input_tokens: int | None = None
     output_tokens: int | None = None
+    execution: int = 0
+
+
+@frozen
+class FailuresRetried:
+    """Execution `execution` attempts again the trials whose generation had failed for good
+    (`trial_keys`, distinct, sorted), as the user asked (`resume --retry-failed`). Their earlier
+    failures stay in the log and in the state's history."""
+
+    kind: ClassVar[str] = "failures_retried"
+    stage: ClassVar[Stage | None] = None
+    schema_version: ClassVar[int] = 1
+    at: float
+    execution: int
+    trial_keys: tuple[str, ...] = ()
 
 
 @frozen
@@ -292,6 +310,7 @@ Event = (
     | RunPaused
     | ReductionCompleted
     | ExecutionCompleted
+    | FailuresRetried
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = (
@@ -309,6 +328,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     RunPaused,
     ReductionCompleted,
     ExecutionCompleted,
+    FailuresRetried,
 )
 
 

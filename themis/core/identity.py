@@ -170,6 +170,31 @@ OMITTED_AT_DEFAULT: Mapping[type, frozenset[str]] = {
 }
 
 
+# Model options that only change how long a call takes, never what it answers, by provider: they
+# are runtime, so they stay out of `run_id` and trial keys (the scripted model's `latency_s`).
+# Runs stored before an option was listed here compiled it as identity (`LEGACY_OPTIONS`).
+RuntimeOptions = Mapping[str, frozenset[str]]
+RUNTIME_OPTIONS: RuntimeOptions = {"fake": frozenset({"latency_s"})}
+LEGACY_OPTIONS: RuntimeOptions = {}
+
+
+def option_class(provider: str, key: str) -> FieldClass:
+    """The class of model option `key` under `provider`: runtime if listed, else identity."""
+    return RT if key in RUNTIME_OPTIONS.get(provider, frozenset()) else ID
+
+
+def identity_options(
+    model: ModelSpec, runtime_options: RuntimeOptions = RUNTIME_OPTIONS
+) -> dict[str, Any]:
+    """The model's options that are identity, ready for JSON."""
+    runtime = runtime_options.get(model.provider, frozenset())
+    return {
+        str(key): identity_view(value, runtime_options)
+        for key, value in model.options.items()
+        if key not in runtime
+    }
+
+
 def classification(cls: type, name: str) -> FieldClass:
     """The class of `cls.name`; a `KeyError` here means the table above is incomplete."""
     return FIELD_CLASSES[cls][name]
@@ -182,13 +207,18 @@ def _default(attribute: attrs.Attribute[Any]) -> Any:
     return default
 
 
-def identity_view(value: Any) -> Any:
-    """The JSON-ready projection of `value` that keeps only identity fields, recursively."""
+def identity_view(value: Any, runtime_options: RuntimeOptions = RUNTIME_OPTIONS) -> Any:
+    """The JSON-ready projection of `value` that keeps only identity fields, recursively
+    (`runtime_options`: which model options are runtime; `LEGACY_OPTIONS` for old runs)."""
     if attrs.has(type(value)):
         table = FIELD_CLASSES[type(value)]
         omitted = OMITTED_AT_DEFAULT.get(type(value), frozenset())
         return {
-            attribute.name: identity_view(getattr(value, attribute.name))
+            attribute.name: (
+                identity_options(value, runtime_options)
+                if isinstance(value, ModelSpec) and attribute.name == "options"
+                else identity_view(getattr(value, attribute.name), runtime_options)
+            )
             for attribute in attrs.fields(type(value))
             if table[attribute.name] is FieldClass.IDENTITY
             and not (
@@ -196,9 +226,9 @@ def identity_view(value: Any) -> Any:
             )
         }
     if isinstance(value, Mapping):
-        return {str(key): identity_view(item) for key, item in value.items()}
+        return {str(key): identity_view(item, runtime_options) for key, item in value.items()}
     if isinstance(value, tuple | list):
-        return [identity_view(item) for item in value]
+        return [identity_view(item, runtime_options) for item in value]
     return value
 
 

@@ -15,7 +15,17 @@ from typing import Any, NamedTuple
 import attrs
 from attrs import frozen
 
-from themis.core.identity import canonical_json, digest, identity_view, short_digest, text_digest
+from themis.core.identity import (
+    LEGACY_OPTIONS,
+    RUNTIME_OPTIONS,
+    RuntimeOptions,
+    canonical_json,
+    digest,
+    identity_options,
+    identity_view,
+    short_digest,
+    text_digest,
+)
 from themis.core.prompting import Message, PromptError, render
 from themis.core.scoring import METRIC_VERSIONS, PARSER_VERSIONS, choice_count
 from themis.core.spec import Case, ExperimentSpec, GenerationParams, ModelSpec, PromptSpec
@@ -73,6 +83,9 @@ class CompiledRun:
     run_id: str
     spec: ExperimentSpec
     identity: Mapping[str, Any]
+    # Which model options are runtime in this run's identity and trial keys (a run stored before
+    # an option became runtime keeps it as identity).
+    runtime_options: RuntimeOptions = RUNTIME_OPTIONS
 
     @property
     def outdated(self) -> tuple[str, ...]:
@@ -99,18 +112,25 @@ def compile_run(spec: ExperimentSpec) -> CompiledRun:
     return _compile(spec, {})
 
 
-def _compile(spec: ExperimentSpec, versions: Mapping[str, int]) -> CompiledRun:
-    """`compile_run` with `versions` of parsers and metrics instead of today's (stored runs)."""
+def _compile(
+    spec: ExperimentSpec,
+    versions: Mapping[str, int],
+    runtime_options: RuntimeOptions = RUNTIME_OPTIONS,
+) -> CompiledRun:
+    """`compile_run` with `versions` of parsers and metrics instead of today's, and the model
+    options that were runtime then (stored runs)."""
     current = {**PARSER_VERSIONS, **METRIC_VERSIONS, **versions}
     identity = {
         "format": IDENTITY_FORMAT,
-        "experiment": identity_view(spec),
+        "experiment": identity_view(spec, runtime_options),
         "implementations": {
             "parser": {spec.parser.name: current[spec.parser.name]},
             "metrics": {metric.name: current[metric.name] for metric in spec.metrics},
         },
     }
-    return CompiledRun(run_id=digest(identity), spec=spec, identity=identity)
+    return CompiledRun(
+        run_id=digest(identity), spec=spec, identity=identity, runtime_options=runtime_options
+    )
 
 
 def compile_stored(spec: ExperimentSpec, run_id: str) -> CompiledRun | None:
@@ -120,8 +140,9 @@ def compile_stored(spec: ExperimentSpec, run_id: str) -> CompiledRun | None:
     """
     names = [spec.parser.name, *(metric.name for metric in spec.metrics)]
     current = {**PARSER_VERSIONS, **METRIC_VERSIONS}
-    for versions in itertools.product(*(range(current[name], 0, -1) for name in names)):
-        compiled = _compile(spec, dict(zip(names, versions, strict=True)))
+    every_version = itertools.product(*(range(current[name], 0, -1) for name in names))
+    for versions, options in itertools.product(every_version, (RUNTIME_OPTIONS, LEGACY_OPTIONS)):
+        compiled = _compile(spec, dict(zip(names, versions, strict=True)), options)
         if compiled.run_id == run_id:
             return compiled
     return None
@@ -153,11 +174,13 @@ def sample_seed(spec: ExperimentSpec, params: GenerationParams, sample: int) -> 
     return int(digest([spec.seed, sample])[:8], 16) & 0x7FFFFFFF
 
 
-def _model_document(model: ModelSpec) -> dict[str, Any]:
+def _model_document(
+    model: ModelSpec, runtime_options: RuntimeOptions = RUNTIME_OPTIONS
+) -> dict[str, Any]:
     """The model's part of a trial key; `api` only when set, so older keys stay unchanged."""
     document = {
         "model": model.model,
-        "options": identity_view(model.options),
+        "options": identity_options(model, runtime_options),
         "provider": model.provider,
     }
     if model.api is not None:
@@ -165,8 +188,8 @@ def _model_document(model: ModelSpec) -> dict[str, Any]:
     return document
 
 
-def _model_identity(model: ModelSpec) -> str:
-    return canonical_json(_model_document(model))
+def _model_identity(model: ModelSpec, runtime_options: RuntimeOptions) -> str:
+    return canonical_json(_model_document(model, runtime_options))
 
 
 def trial_key(
@@ -199,7 +222,7 @@ def plan(compiled: CompiledRun) -> Iterator[TrialPlan]:
     models = [
         (
             model,
-            _model_identity(model),
+            _model_identity(model, compiled.runtime_options),
             canonical_json(identity_view(model.params)),
             canonical_json(model.name),
             [attrs.evolve(model.params, seed=sample_seed(spec, model.params, i)) for i in samples],

@@ -4,7 +4,9 @@ Laws (tested): the fold is deterministic; `project(a + b) == evolve(project(a), 
 event twice changes nothing; the arrival order of independent trials does not matter. To keep
 them, the state stores facts keyed by subject and derives every count, the first fact recorded
 for a subject wins (so a redelivered event can never displace the fact already held), and a
-completed generation outranks a failure of the same key whichever arrives first.
+completed generation outranks a failure of the same key whichever arrives first. A failure of a
+later execution (`--retry-failed`) supersedes an earlier one of the same key, which moves to
+`earlier_failures`, a history kept sorted and without repeats.
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ class RunState:
     number a `RunStarted` carries and `pause` the `RunPaused` of the latest paused execution:
     the run is paused while no later execution started. Retries and breaker transitions are
     log-only facts (the retry history travels on the generation events); `preflight_warnings`
-    holds the first preflight warning of each trial key.
+    holds the first preflight warning of each trial key. `generation_failures` holds each key's
+    failure of the latest execution that failed it, `earlier_failures` the ones it superseded
+    (oldest first); a key retried to success keeps its last failure there as well.
     """
 
     started: bool = False
@@ -62,6 +66,16 @@ class RunState:
     executions: int = 0
     pause: RunPaused | None = None
     preflight_warnings: Mapping[str, PreflightWarned] = field(factory=dict)
+    earlier_failures: Mapping[str, tuple[GenerationFailed, ...]] = field(factory=dict)
+
+    def failure_history(self, trial_key: str) -> tuple[GenerationFailed, ...]:
+        """Every failure recorded for `trial_key` that no longer stands, oldest first: those a
+        later execution superseded, and the last one too once a retry succeeded."""
+        earlier = self.earlier_failures.get(trial_key, ())
+        last = self.generation_failures.get(trial_key)
+        if last is not None and trial_key in self.generations:
+            return (*earlier, last)
+        return earlier
 
     @property
     def paused(self) -> bool:
@@ -138,6 +152,7 @@ class Projection:
         self._executions = state.executions
         self._pause = state.pause
         self._warnings = dict(state.preflight_warnings)
+        self._earlier = dict(state.earlier_failures)
 
     def apply(self, events: Iterable[Event]) -> None:
         generations, failures = self._generations, self._failures
@@ -162,11 +177,24 @@ class Projection:
                 if held_execution is None or event.epoch > held_execution.epoch:
                     self._code_executions[event.trial_id] = event
             elif isinstance(event, GenerationFailed):
-                failures.setdefault(event.trial_key, event)
+                held_failure = failures.setdefault(event.trial_key, event)
+                if held_failure.execution != event.execution:
+                    self._supersede(held_failure, event)
             elif isinstance(event, PreflightWarned):
                 self._warnings.setdefault(event.trial_key, event)
             else:
                 self._apply_run_event(event)
+
+    def _supersede(self, held: GenerationFailed, other: GenerationFailed) -> None:
+        """Of two failures of one key by different executions, the later one stands; the
+        other joins the key's history (sorted, so arrival order does not matter)."""
+        later, earlier = (other, held) if other.execution > held.execution else (held, other)
+        self._failures[later.trial_key] = later
+        history = self._earlier.get(later.trial_key, ())
+        if earlier not in history:
+            self._earlier[later.trial_key] = tuple(
+                sorted((*history, earlier), key=lambda f: (f.execution, f.at, f.message))
+            )
 
     def _apply_run_event(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -210,6 +238,7 @@ class Projection:
             executions=self._executions,
             pause=self._pause,
             preflight_warnings=dict(self._warnings),
+            earlier_failures=dict(self._earlier),
         )
 
 

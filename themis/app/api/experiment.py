@@ -209,30 +209,10 @@ class Experiment:
         `models` maps provider names to your own `ModelPort`s; keyword arguments such as
         `max_concurrent_tasks=8` change runtime settings (never the `run_id`).
         """
-        try:
-            effective = attrs.evolve(runtime or self.runtime, **runtime_changes)
-        except (TypeError, ValueError) as error:
-            raise ConfigError(f"run: {error}") from None
-        stage = executed_stage(until_stage)
-        if effective != self.runtime:  # the experiment's own runtime was checked when built
-            check_config(self.spec, effective, self._source_name, RUNTIME_CHECKS)
-        try:
-            check_models(self.spec, models or {}, effective)
-        except ConfigError as error:  # name the config file, as every other config error does
-            raise ConfigError(f"{self.source}: {error}" if self.source else str(error)) from None
-        request = RunRequest(
-            self.compiled,
-            effective,
-            stage,
-            provenance=config_provenance(self.source) if self.source else {},
-        )
-        # On the system clock, this experiment's executions share providers' limits and breakers.
-        registry = self.provider_registry if clock is None else None
-        with (
-            opened_store(store) as opened,
-            execution_ports(opened, self.spec, effective, models, clock, registry) as ports,
-        ):
-            return run_experiment(request, ports, Driving(on_progress))
+        request = self._request(runtime or self.runtime, until_stage, models, runtime_changes)
+        adapters = Adapters(models=models, clock=clock, on_progress=on_progress)
+        with opened_store(store) as opened:
+            return self._execute(opened, request, adapters)
 
     def resume(
         self,
@@ -242,20 +222,57 @@ class Experiment:
         models: Mapping[str, ModelPort] | None = None,
         clock: ClockPort | None = None,
         on_progress: ProgressCallback | None = None,
+        retry_failed: bool = False,
         **runtime_changes: Any,
     ) -> RunResult:
-        """Continue this experiment's stored run; fails if the store does not hold it."""
+        """Continue this experiment's stored run; fails if the store does not hold it.
+
+        With `retry_failed`, the trials whose generation failed for good (a 400, 401, preflight,
+        a cost limit, retries exhausted) are attempted again, as a new execution of the same
+        run; their earlier failures stay in its history (`inspect evaluation`).
+        """
+        changes = {**runtime_changes, "existing_run_policy": "auto"}
+        request = self._request(self.runtime, until_stage, models, changes)
+        request = attrs.evolve(request, retry_failed=retry_failed)
+        adapters = Adapters(models=models, clock=clock, on_progress=on_progress)
         with opened_store(store) as opened:
             resolve_run_id(opened, self.run_id)
-            return self.run(
-                opened,
-                until_stage=until_stage,
-                models=models,
-                clock=clock,
-                on_progress=on_progress,
-                existing_run_policy="auto",
-                **runtime_changes,
-            )
+            return self._execute(opened, request, adapters)
+
+    def _request(
+        self,
+        runtime: RuntimeConfig,
+        until_stage: Stage | str,
+        models: Mapping[str, ModelPort] | None,
+        runtime_changes: Mapping[str, Any],
+    ) -> RunRequest:
+        """What `run` and `resume` execute: `runtime` with `runtime_changes`, checked (with the
+        caller's `models`) before a store is opened."""
+        try:
+            effective = attrs.evolve(runtime, **runtime_changes)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"run: {error}") from None
+        stage = executed_stage(until_stage)
+        if effective != self.runtime:  # the experiment's own runtime was checked when built
+            check_config(self.spec, effective, self._source_name, RUNTIME_CHECKS)
+        try:
+            check_models(self.spec, models or {}, effective)
+        except ConfigError as error:  # name the config file, as every other config error does
+            raise ConfigError(f"{self.source}: {error}" if self.source else str(error)) from None
+        return RunRequest(
+            self.compiled,
+            effective,
+            stage,
+            provenance=config_provenance(self.source) if self.source else {},
+        )
+
+    def _execute(self, store: StorePort, request: RunRequest, adapters: Adapters) -> RunResult:
+        clock = adapters.get("clock")
+        # On the system clock, this experiment's executions share providers' limits and breakers.
+        registry = self.provider_registry if clock is None else None
+        models = adapters.get("models")
+        with execution_ports(store, self.spec, request.runtime, models, clock, registry) as ports:
+            return run_experiment(request, ports, Driving(adapters.get("on_progress")))
 
     def replay(
         self,
@@ -265,7 +282,7 @@ class Experiment:
         source_run: str | None = None,
         **adapters: Unpack[Adapters],
     ) -> RunResult:
-        """Recompute `stage` (parse or score) and later stages; no model is called.
+        """Recompute `stage` (`reduce`, `parse` or `score`) and later stages; no model is called.
 
         Without `source_run`, this experiment's stored run is replayed in place. With it, this
         experiment may differ from the source run in its parser or metrics (ADR 0008): it
@@ -323,13 +340,16 @@ def prepared_resume(
     config: str | Path | None = None,
     overrides: Sequence[str] = (),
     until_stage: Stage | str = Stage.SCORE,
+    retry_failed: bool = False,
 ) -> Iterator[PreparedRun]:
     """`resume`, prepared: the store opened, the run resolved, compiled and folded once."""
-    stage = executed_stage(until_stage)
-    if config is None:
-        choice = ResumeChoice(overrides=overrides, until_stage=stage)
-    else:
-        choice = ResumeChoice(config=load_config(config, overrides), until_stage=stage)
+    loaded = None if config is None else load_config(config, overrides)
+    choice = ResumeChoice(
+        config=loaded,
+        overrides=overrides if loaded is None else (),
+        until_stage=executed_stage(until_stage),
+        retry_failed=retry_failed,
+    )
     with opened_store(store) as opened:
         prepared = prepare_resume(opened, run_id, choice)
         request = prepared.request
@@ -366,6 +386,7 @@ def resume(
     config: str | Path | None = None,
     overrides: Sequence[str] = (),
     until_stage: Stage | str = Stage.SCORE,
+    retry_failed: bool = False,
     **adapters: Unpack[Adapters],
 ) -> RunResult:
     """Continue a stored run by id (or unique prefix).
@@ -373,10 +394,16 @@ def resume(
     Without `config`, the stored experiment runs with the runtime it last used and `overrides`
     may change `runtime.*` only; with `config`, that file's runtime applies and its identity must
     match the stored run's (a different identity is a different run, and is refused).
+    `retry_failed` attempts again the trials whose generation failed for good.
     `adapters`: `models`, `clock` and `on_progress`, as for `Experiment.run`.
     """
     with prepared_resume(
-        run_id, store, config=config, overrides=overrides, until_stage=until_stage
+        run_id,
+        store,
+        config=config,
+        overrides=overrides,
+        until_stage=until_stage,
+        retry_failed=retry_failed,
     ) as prepared:
         return prepared.execute(**adapters)
 

@@ -8,43 +8,29 @@ that process publishes answer instead and say so (`live from PID n; store is in 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from themis.app.api.views import (
-    get_evaluation_execution,
-    get_execution_state,
-    get_run_snapshot,
-    published_runs,
-    quickcheck,
-)
-from themis.app.cli.shared import errors, existing_store, print_json, stdout
-from themis.app.render.evaluation import evaluation_json, evaluation_render
-from themis.app.render.inspect_views import (
-    live_note,
-    quickcheck_json,
-    quickcheck_render,
-    snapshot_json,
-    snapshot_render,
-    state_json,
-    state_render,
-    when,
-)
-from themis.core.errors import StoreLocked
-from themis.core.live_progress import LiveRecord
+from themis.app.cli.shared import DEFAULT_STORE, errors, existing_store, print_json, stdout
+
+# The engine and rich are imported inside each command, so `--help` never loads them.
+if TYPE_CHECKING:
+    from themis.core.errors import StoreLocked
+    from themis.core.live_progress import LiveRecord
 
 RunIdArgument = Annotated[str, typer.Argument(help="A run id or a unique prefix of one.")]
 StoreOption = Annotated[Path, typer.Option("--store", help="The run store (a DuckDB file).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print as JSON.")]
-DEFAULT_STORE = Path("themis.duckdb")
 
 
 def inspect_snapshot(
     run_id: RunIdArgument, store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False
 ) -> None:
     """Identity, runtime settings, provenance and runtime changes of a run."""
+    from themis.app.api.views import get_run_snapshot
+    from themis.app.render.inspect_views import snapshot_json, snapshot_render
+
     with errors():
         view = get_run_snapshot(run_id, existing_store(store))
         if as_json:
@@ -57,6 +43,9 @@ def inspect_state(
     run_id: RunIdArgument, store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False
 ) -> None:
     """Per-stage planned / done / failed / pending counts, failure reasons and status."""
+    from themis.app.api.views import get_execution_state
+    from themis.app.render.inspect_views import state_json, state_render
+
     with errors():
         view = get_execution_state(run_id, existing_store(store))
         if as_json:
@@ -74,6 +63,9 @@ def inspect_evaluation(
     as_json: JsonOption = False,
 ) -> None:
     """Every trial of one case: messages, response, parse, scores and failures."""
+    from themis.app.api.views import get_evaluation_execution
+    from themis.app.render.evaluation import evaluation_json, evaluation_render
+
     with errors():
         view = get_evaluation_execution(run_id, case, existing_store(store))
         if as_json:
@@ -84,6 +76,9 @@ def inspect_evaluation(
 
 def quickcheck_command(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> None:
     """One line per run: status, completed stage and trial counts."""
+    from themis.app.api.views import quickcheck
+    from themis.app.render.inspect_views import quickcheck_json, quickcheck_render
+
     with errors():
         rows = quickcheck(existing_store(store))
         if as_json:
@@ -94,6 +89,11 @@ def quickcheck_command(store: StoreOption = DEFAULT_STORE, as_json: JsonOption =
 
 def print_live_runs(locked: StoreLocked, *, as_json: bool) -> None:
     """`themis runs` while the store is locked: the runs its holder publishes, marked live."""
+    from rich.table import Table
+
+    from themis.app.api.views import published_runs
+    from themis.app.render.inspect_views import live_note, when
+
     records = published_runs(locked)
     if as_json:
         live = {"pid": records[0].pid, "updated_at": when(records[0].updated_at)}
@@ -110,6 +110,8 @@ def print_live_runs(locked: StoreLocked, *, as_json: bool) -> None:
 
 
 def _live_run_json(record: LiveRecord) -> dict[str, Any]:
+    from themis.app.render.inspect_views import when
+
     return {
         "run_id": record.run_id,
         "name": record.name,

@@ -12,25 +12,7 @@ from typing import Annotated
 
 import typer
 
-from themis.app.api.experiment import Experiment
-from themis.app.api.lifecycle import diff_configs, plan_run
-from themis.app.cli.shared import errors, print_json, print_warnings, stdout
-from themis.app.render.estimate import (
-    estimate_header,
-    estimate_json,
-    estimate_lines,
-    estimate_table,
-)
-from themis.app.render.plan_and_diff import (
-    diff_json,
-    diff_lines,
-    plan_header,
-    plan_json,
-    plan_stage_line,
-    plan_store_line,
-    plan_table,
-)
-from themis.app.wiring import DEFAULT_STORE
+from themis.app.cli.shared import DEFAULT_STORE, errors, print_json, print_warnings, stdout
 
 SetOption = Annotated[
     list[str] | None,
@@ -62,10 +44,20 @@ def plan_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
 ) -> None:
     """Compile a config and print its run manifest: run_id, trials per stage and per group."""
+    from themis.app.api import Experiment
+    from themis.app.api.lifecycle import plan_run
+    from themis.app.render.plan_and_diff import (
+        plan_header,
+        plan_json,
+        plan_stage_line,
+        plan_store_line,
+        plan_table,
+    )
+
     with errors():
         experiment = Experiment.from_file(config, overrides=set_ or [])
         print_warnings(experiment.spec)
-        location = store if store is not None else Path(DEFAULT_STORE)
+        location = store if store is not None else DEFAULT_STORE
         existed = location.exists()
         # Only a store the user named may be created; the default one is used when it exists.
         use = existed or (store is not None and save)
@@ -102,6 +94,14 @@ def estimate_command(
     settings (model_prices, provider_rate_limits, concurrency, assumed_output_tokens,
     assumed_latency_s).
     """
+    from themis.app.api import Experiment
+    from themis.app.render.estimate import (
+        estimate_header,
+        estimate_json,
+        estimate_lines,
+        estimate_table,
+    )
+
     with errors():
         experiment = Experiment.from_file(config, overrides=set_ or [])
         result = experiment.estimate(retry_allowance=retry_allowance)
@@ -128,6 +128,9 @@ def diff_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the differences as JSON.")] = False,
 ) -> None:
     """Show what differs between two configs (identity, runtime, provenance) and if runs differ."""
+    from themis.app.api.lifecycle import diff_configs
+    from themis.app.render.plan_and_diff import diff_json, diff_lines
+
     with errors():
         comparison = diff_configs(config_a, config_b, overrides_b=set_ or [])
         if as_json:

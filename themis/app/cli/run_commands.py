@@ -10,19 +10,12 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from themis.app.api.experiment import (
-    Experiment,
-    load_report,
-    prepared_replay,
-    prepared_resume,
-    runs,
-)
-from themis.app.api.views import quickcheck
 from themis.app.cli import inspect_commands
+from themis.app.cli.endings import ExitStatus, check_fail_under, needs_reasons, run_ending
 from themis.app.cli.provider_commands import inherited_lines
 from themis.app.cli.shared import (
     StoreOption,
@@ -34,21 +27,13 @@ from themis.app.cli.shared import (
     stdout,
     with_store,
 )
-from themis.app.execution.interpreter import ProgressCallback
-from themis.app.render.progress_bar import ProgressBar
-from themis.app.render.reports import (
-    counted,
-    report_json,
-    report_render,
-    run_json,
-    runs_json,
-    runs_table,
-)
-from themis.app.render.runtime_controls import preflight_lines
-from themis.app.usecases.runs import RunResult
-from themis.app.wiring import sandbox_gaps
-from themis.core.errors import StoreLocked
+from themis.core.errors import ConfigError, StoreLocked, ThemisError
 from themis.core.stages import Stage
+
+# The engine (trio, DuckDB, httpx) is imported inside each command, so `--help` never loads it.
+if TYPE_CHECKING:
+    from themis.app.execution.interpreter import ProgressCallback
+    from themis.app.usecases.runs import RunResult
 
 
 class ReportFormat(StrEnum):
@@ -68,6 +53,14 @@ UntilStageOption = Annotated[
 ]
 ResultJsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+FailUnderOption = Annotated[
+    float | None,
+    typer.Option(
+        "--fail-under",
+        help="Exit 1 when fewer than this share of trials (0..1) succeeded; without it, exit 1 "
+        "only when none did.",
+    ),
+]
 
 
 def run(
@@ -84,9 +77,15 @@ def run(
     until_stage: UntilStageOption = UntilStage.SCORE,
     as_json: ResultJsonOption = False,
     quiet: QuietOption = False,
+    fail_under: FailUnderOption = None,
 ) -> None:
     """Run an experiment (or reuse / resume its stored run) and print its report."""
+    from themis.app.api import Experiment
+    from themis.app.render.runtime_controls import preflight_lines
+    from themis.app.wiring import sandbox_gaps
+
     with errors():
+        _check_fail_under(fail_under)
         experiment = Experiment.from_file(config, overrides=set_ or [])
         print_warnings(experiment.spec)
         runtime = experiment.runtime  # before executing: requests near their context window
@@ -99,7 +98,7 @@ def run(
             stderr().print(line, markup=False, highlight=False, soft_wrap=True)
         for gap in sandbox_gaps(experiment.spec):
             stderr().print(f"sandbox: {gap}", markup=False, highlight=False, soft_wrap=True)
-        _execute(
+        result = _execute(
             experiment.run_id,
             experiment.runtime.progress,
             lambda progress: experiment.run(
@@ -108,6 +107,7 @@ def run(
             as_json=as_json,
             quiet=quiet,
         )
+        _end(result, store, fail_under)
 
 
 def resume(
@@ -128,27 +128,40 @@ def resume(
     until_stage: UntilStageOption = UntilStage.SCORE,
     as_json: ResultJsonOption = False,
     quiet: QuietOption = False,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="Attempt again the trials whose generation failed for good (a new execution).",
+        ),
+    ] = False,
+    fail_under: FailUnderOption = None,
 ) -> None:
     """Continue a stored run: execute only what its log does not show done."""
-    with (
-        errors(),
-        prepared_resume(
+    from themis.app.api.experiment import prepared_resume
+
+    with errors():
+        _check_fail_under(fail_under)
+        location = existing_store(store)
+        with prepared_resume(
             run_id,
-            existing_store(store),
+            location,
             config=config,
             overrides=set_ or [],
             until_stage=Stage(until_stage.value),
-        ) as prepared,
-    ):
-        for line in inherited_lines(store, {model.provider for model in prepared.spec.models}):
-            stderr().print(line, markup=False, highlight=False, soft_wrap=True)
-        _execute(
-            prepared.run_id,
-            prepared.runtime.progress,
-            lambda progress: prepared.execute(on_progress=progress),
-            as_json=as_json,
-            quiet=quiet,
-        )
+            retry_failed=retry_failed,
+        ) as prepared:
+            providers = {model.provider for model in prepared.spec.models}
+            for line in inherited_lines(store, providers):
+                stderr().print(line, markup=False, highlight=False, soft_wrap=True)
+            result = _execute(
+                prepared.run_id,
+                prepared.runtime.progress,
+                lambda progress: prepared.execute(on_progress=progress),
+                as_json=as_json,
+                quiet=quiet,
+            )
+        _end(result, location, fail_under)  # the store closed: the ending may read it
 
 
 class ReplayStage(StrEnum):
@@ -177,21 +190,30 @@ def replay(
     ] = None,
     as_json: ResultJsonOption = False,
     quiet: QuietOption = False,
+    fail_under: FailUnderOption = None,
 ) -> None:
     """Recompute a stage and the later ones from the stored generations (no model call)."""
-    with (
-        errors(),
-        prepared_replay(
-            run_id, stage.value, existing_store(store), config=config, overrides=set_ or []
-        ) as prepared,
-    ):
-        _execute(
-            prepared.run_id,
-            prepared.runtime.progress,
-            lambda progress: prepared.execute(on_progress=progress),
-            as_json=as_json,
-            quiet=quiet,
-        )
+    from themis.app.api.experiment import prepared_replay
+
+    with errors():
+        _check_fail_under(fail_under)
+        location = existing_store(store)
+        with prepared_replay(
+            run_id, stage.value, location, config=config, overrides=set_ or []
+        ) as prepared:
+            result = _execute(
+                prepared.run_id,
+                prepared.runtime.progress,
+                lambda progress: prepared.execute(on_progress=progress),
+                as_json=as_json,
+                quiet=quiet,
+            )
+        _end(result, location, fail_under)  # the store closed: the ending may read it
+
+
+def _check_fail_under(fail_under: float | None) -> None:
+    if (problem := check_fail_under(fail_under)) is not None:
+        raise ConfigError(problem)
 
 
 def _execute(
@@ -201,34 +223,54 @@ def _execute(
     *,
     as_json: bool,
     quiet: bool,
-) -> None:
+) -> RunResult:
     """Run `action` under a progress bar (on a terminal) and print its result."""
+    from themis.app.render.progress_bar import ProgressBar
+    from themis.app.render.reports import counted, report_render, run_json
+
     console = stderr()
     show = not quiet and progress_mode != "off" and (progress_mode == "on" or console.is_terminal)
     bar = ProgressBar(console, f"run {run_id[:12]}") if show else None
     with bar or nullcontext():
         result = action(bar.update if bar else None)
-    if result.status == "paused":
-        stderr().print(
-            f"run {result.run_id[:12]} paused: its budget (runtime.max_cost_per_run) is spent; "
-            f"raise it and resume: themis resume {result.run_id[:12]} "
-            "--set runtime.max_cost_per_run=AMOUNT",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
     if as_json:
         print_json(run_json(result))
-        return
-    out = stdout()
-    if result.reused:
-        out.print(f"run {result.run_id[:12]}: reused the stored run (0 model calls)")
     else:
-        out.print(
-            f"run {result.run_id[:12]}: executed {counted(result.trials_executed, 'trial')} "
-            f"({counted(result.model_calls, 'model call')})"
-        )
-    out.print(report_render(result.report))
+        out = stdout()
+        if result.reused:
+            out.print(f"run {result.run_id[:12]}: reused the stored run (0 model calls)")
+        else:
+            out.print(
+                f"run {result.run_id[:12]}: executed {counted(result.trials_executed, 'trial')} "
+                f"({counted(result.model_calls, 'model call')})"
+            )
+        out.print(report_render(result.report))
+    return result
+
+
+def _end(result: RunResult, store: Path, fail_under: float | None) -> None:
+    """End as `themis.app.cli.endings` says: a paused run, or one without successes (or short
+    of `fail_under`), exits non-zero, naming why on stderr."""
+    facts = _ending_facts(result, store, fail_under)
+    status, lines = run_ending(result, fail_under=fail_under, **facts)
+    for line in lines:
+        stderr().print(line, markup=False, highlight=False, soft_wrap=True)
+    if status is not ExitStatus.OK:
+        raise typer.Exit(status)
+
+
+def _ending_facts(result: RunResult, store: Path, fail_under: float | None) -> dict[str, Any]:
+    """The failure reasons and spend of the run, read from the store only when the ending
+    will show them (a paused run, or one short of its bar)."""
+    from themis.app.api.views import get_execution_state
+
+    if result.status != "paused" and not needs_reasons(result, fail_under):
+        return {}
+    try:
+        view = get_execution_state(result.run_id, store)
+    except ThemisError:  # e.g. another process took the store meanwhile: end without them
+        return {}
+    return {"reasons": view.failures, "spend": view.spend}
 
 
 def report(
@@ -239,6 +281,9 @@ def report(
     ] = ReportFormat.TABLE,
 ) -> None:
     """Print the report of a stored run."""
+    from themis.app.api import load_report
+    from themis.app.render.reports import report_json, report_render
+
     with errors():
         result = with_store(store, lambda location: load_report(run_id, location))
         if format_ is ReportFormat.JSON:
@@ -252,6 +297,10 @@ def list_runs(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """List the runs in a store, oldest first."""
+    from themis.app.api import runs
+    from themis.app.api.views import quickcheck
+    from themis.app.render.reports import runs_json, runs_table
+
     with errors():
         try:
             summaries = with_store(store, runs)

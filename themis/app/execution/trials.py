@@ -76,6 +76,8 @@ class TrialRunner:
         compiled, runtime = execution.compiled, execution.runtime
         self.state = execution.state
         self.compiled = compiled
+        # The execution's number, stamped on its failures: a later one supersedes them.
+        self.execution_number = execution.state.executions + 1
         self.reusable: Reusable = execution.reusable
         self.clock = ports.clock
         self.send = send
@@ -199,6 +201,8 @@ class TrialRunner:
             else:
                 failed_before = key in self.state.generation_failures
                 outcome = await self.caller.generate(trial, held, failed_before=failed_before)
+                if isinstance(outcome, GenerationFailed):
+                    outcome = attrs.evolve(outcome, execution=self.execution_number)
             self.generated[key] = outcome
             # Sent now, not with the trial's other events: a twin may reuse it as soon as it is
             # no longer in flight, and its parse must not reach the log before this generation.

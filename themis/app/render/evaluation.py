@@ -12,6 +12,7 @@ from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from themis.app.render.executions import execution_json, execution_tables, group_json
 from themis.app.render.inspect_views import view_title
@@ -21,7 +22,10 @@ from themis.core.generation import TokenLogprob
 
 __all__ = ["evaluation_json", "evaluation_render"]
 
-_RESPONSE_WIDTH = 48
+_RESPONSE_WIDTH = 36  # columns of the response cell; it wraps, up to _RESPONSE_CHARS shown
+_RESPONSE_CHARS = 144
+_ANSWER_WIDTH = 16
+_CONTENT_WIDTH = 64  # a rendered message's column in the messages table
 
 
 def _logprobs_json(logprobs: tuple[TokenLogprob, ...] | None) -> list[dict[str, Any]] | None:
@@ -77,6 +81,15 @@ def _trial_json(trial: TrialExecution) -> dict[str, Any]:
         "parse": None if parse is None else {"answer": parse.answer, "error": parse.error},
         "scores": None if score is None else dict(score.scores),
         "execution": execution_json(trial.execution),
+        "earlier_failures": [
+            {
+                "kind": earlier.error_kind,
+                "message": earlier.message,
+                "attempts": earlier.attempts,
+                "execution": earlier.execution,
+            }
+            for earlier in trial.earlier_failures
+        ],
     }
 
 
@@ -89,13 +102,13 @@ def evaluation_json(view: EvaluationExecution) -> dict[str, Any]:
     }
 
 
-def _short(text: str, width: int = _RESPONSE_WIDTH) -> str:
+def _short(text: str, width: int = _RESPONSE_CHARS) -> str:
     line = " ".join(text.split())
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
 def _scores(scores: Mapping[str, float]) -> str:
-    return " ".join(f"{name}={value:g}" for name, value in scores.items())
+    return "\n".join(f"{name}={value:g}" for name, value in scores.items())
 
 
 def _messages(view: EvaluationExecution) -> RenderableType:
@@ -104,8 +117,9 @@ def _messages(view: EvaluationExecution) -> RenderableType:
     for trial in view.trials:
         seen.setdefault((trial.dataset, trial.prompt), trial)
     table = Table(title="messages", title_justify="left", show_lines=True)
-    for column in ("dataset", "prompt", "role", "content"):
+    for column in ("dataset", "prompt", "role"):
         table.add_column(column)
+    table.add_column("content", max_width=_CONTENT_WIDTH, overflow="fold")
     for (dataset, prompt), trial in seen.items():
         for message in trial.messages:
             table.add_row(dataset, prompt, message.role, message.content)
@@ -120,15 +134,20 @@ def evaluation_render(view: EvaluationExecution) -> RenderableType:
         f"expected {', '.join(expected) or '—'}",
         live=None,
     )
-    table = Table(title=title, title_justify="left")
-    for column in ("model", "prompt", "sample", "status", "response", "answer", "scores"):
+    table = Table(
+        title=title,
+        title_justify="left",
+        caption="finish reasons, tokens, latency, served model and cache hits: --json",
+        caption_justify="left",
+    )
+    for column in ("model", "prompt", "sample", "status"):
         table.add_column(column, justify="right" if column == "sample" else "left")
+    table.add_column("response", max_width=_RESPONSE_WIDTH, overflow="fold")
+    table.add_column("answer", max_width=_ANSWER_WIDTH, overflow="fold")
+    table.add_column("scores")
     histories = [retries_cell(trial.generation, trial.failure) for trial in view.trials]
-    columns = ["finish", "tokens in/out", "latency", "attempts", "served", "cache"]
     if any(histories):  # a transient recovery or a hard failure after retries
-        columns.insert(4, "retries")
-    for column in columns:
-        table.add_column(column, justify="right" if column in ("latency", "attempts") else "left")
+        table.add_column("retries", max_width=_RESPONSE_WIDTH, overflow="fold")
     for trial, history in zip(view.trials, histories, strict=True):
         generation, failure, parse = trial.generation, trial.failure, trial.parse
         if failure is not None:
@@ -136,8 +155,7 @@ def evaluation_render(view: EvaluationExecution) -> RenderableType:
         else:
             response = "" if generation is None else _short(generation.text)
         answer = "" if parse is None else (parse.answer or f"({parse.error or 'no answer'})")
-        calls = failure.attempts if failure else generation.attempts if generation else None
-        cells = [
+        table.add_row(
             trial.model,
             trial.prompt,
             str(trial.sample),
@@ -145,17 +163,15 @@ def evaluation_render(view: EvaluationExecution) -> RenderableType:
             response,
             answer,
             "" if trial.score is None else _scores(trial.score.scores),
-            "" if generation is None else generation.finish_reason or "—",
-            ""
-            if generation is None
-            else f"{generation.input_tokens or '—'}/{generation.output_tokens or '—'}",
-            "" if generation is None else f"{generation.latency_s:.3f}s",
-            "" if calls is None else str(calls),
             *([history] if any(histories) else []),
-            "" if generation is None else generation.served_model or "—",
-            ""
-            if generation is None or not generation.cache_hit
-            else f"hit {(generation.source_run or '')[:12]}".strip(),
-        ]
-        table.add_row(*cells)
+        )
+    earlier = [
+        f"{trial.model} / {trial.prompt} / sample {trial.sample}: execution "
+        f"{failure.execution} failed with {failure.error_kind}: {_short(failure.message)}"
+        for trial in view.trials
+        for failure in trial.earlier_failures
+    ]
+    if earlier:  # failures a retry superseded: history, not the current state
+        superseded = Text("earlier failures:\n  " + "\n  ".join(earlier))
+        return Group(_messages(view), table, *execution_tables(view), superseded)
     return Group(_messages(view), table, *execution_tables(view))

@@ -128,16 +128,18 @@ class Prepared:
 @frozen
 class ResumeChoice:
     """How to resume: with the runtime the run last used (`overrides`: `runtime.*` changes) or
-    with `config`'s, whose identity must be the run's; and the stage to stop after."""
+    with `config`'s, whose identity must be the run's; the stage to stop after; and whether
+    the trials whose generation failed for good are attempted again (`retry_failed`)."""
 
     config: LoadedConfig | None = None
     overrides: Sequence[str] = ()
     until_stage: Stage = Stage.SCORE
+    retry_failed: bool = False
 
 
 def prepare_resume(store: StorePort, run_id: str, choice: ResumeChoice) -> Prepared:
     """Continue a stored run (`run_id` may be a unique prefix): only what the log does not show
-    done is executed."""
+    done is executed, and with `retry_failed` the trials whose generation failed for good."""
     run_id = resolve_run_id(store, run_id)
     if choice.config is not None:
         snapshot = _snapshot(store, run_id)
@@ -153,7 +155,12 @@ def prepare_resume(store: StorePort, run_id: str, choice: ResumeChoice) -> Prepa
         compiled, loaded = load_run(store, run_id)
         runtime = stored_runtime(loaded.snapshot, loaded.state, choice.overrides)
     refuse_outdated(compiled, "resume")
-    request = RunRequest(compiled, _reuse_policy(runtime), choice.until_stage)
+    request = RunRequest(
+        compiled,
+        _reuse_policy(runtime),
+        choice.until_stage,
+        retry_failed=choice.retry_failed,
+    )
     return Prepared(request, functools.partial(_continue, request, loaded))
 
 

@@ -19,8 +19,9 @@ from themis.app.usecases.checkpoints import fold_from_checkpoint, fresh_report, 
 from themis.app.usecases.provenance import environment_provenance
 from themis.app.usecases.reuse import find_reusable
 from themis.app.usecases.runtime_lineage import last_runtime, runtime_changes
+from themis.core.budget import COST_LIMIT, pause_holds
 from themis.core.errors import RunExists, RunNotFound, StoreError, ThemisError
-from themis.core.events import Event, RunResumed
+from themis.core.events import Event, FailuresRetried, RunResumed
 from themis.core.planner import (
     CompiledRun,
     PendingTrial,
@@ -77,16 +78,21 @@ class RunRequest:
     runtime: RuntimeConfig
     until_stage: Stage = Stage.SCORE
     provenance: Mapping[str, str] = field(factory=dict)
+    # Attempt again the trials whose generation failed for good, even in a run the log shows
+    # complete (`FailuresRetried`).
+    retry_failed: bool = False
 
 
 @frozen
 class LoadedRun:
     """A stored run as one command read it: its snapshot, the state its log shows (folded once)
-    and the seq its next event gets."""
+    and the seq its next event gets. `reuse_others` is False once a rerun deleted the stored
+    run: a rerun calls the models again, whatever other runs of the store hold."""
 
     snapshot: RunSnapshot
     state: RunState
     next_seq: int
+    reuse_others: bool = True
 
 
 @frozen
@@ -102,13 +108,18 @@ UNWATCHED = Driving()  # no progress callback, the real trio clock
 
 
 def run_experiment(request: RunRequest, ports: Ports, driving: Driving = UNWATCHED) -> RunResult:
-    """Execute what the log does not show done, honouring `existing_run_policy`."""
+    """Execute what the log does not show done, honouring `existing_run_policy`.
+
+    A run its budget paused stays paused, without a call, unless `max_cost_per_run` was raised
+    (`themis.core.budget.pause_holds`).
+    """
     compiled, runtime = request.compiled, request.runtime
     if runtime.existing_run_policy == "auto" and (
         cached := fresh_report(ports.store, compiled, request.until_stage)
     ):  # complete, and nothing logged since its checkpoint: no state or snapshot to decode
         _, report = cached
-        return RunResult(report=report, reused=True, trials_executed=0, model_calls=0)
+        if not (request.retry_failed and report.failed):
+            return RunResult(report=report, reused=True, trials_executed=0, model_calls=0)
     return continue_run(request, ports, _open_run(request, ports), driving)
 
 
@@ -120,9 +131,11 @@ def _open_run(request: RunRequest, ports: Ports) -> LoadedRun:
         request.runtime.existing_run_policy,
     )
     snapshot = store.load_snapshot(run_id)
+    reuse_others = True
     if snapshot is not None and policy == "rerun":
         store.delete_run(run_id)
         snapshot = store.load_snapshot(run_id)
+        reuse_others = False  # a rerun calls the models again, whatever other runs hold
     existed = snapshot is not None
     if snapshot is None:
         snapshot = RunSnapshot(
@@ -141,7 +154,7 @@ def _open_run(request: RunRequest, ports: Ports) -> LoadedRun:
         )
     if not existed:
         store.save_snapshot(snapshot)
-    return LoadedRun(snapshot=snapshot, state=state, next_seq=next_seq)
+    return LoadedRun(snapshot=snapshot, state=state, next_seq=next_seq, reuse_others=reuse_others)
 
 
 def continue_run(
@@ -150,13 +163,16 @@ def continue_run(
     """Run what `loaded` (the run's stored state) does not show done through `until_stage`."""
     compiled, runtime, until_stage = request.compiled, request.runtime, request.until_stage
     state = loaded.state
-    if state.is_complete_through(until_stage):
+    retrying = request.retry_failed and bool(state.failed_keys)
+    if state.is_complete_through(until_stage) and not retrying:
         cached = fresh_report(ports.store, compiled, until_stage)
         if cached is not None:  # its checkpoint's report is current: no need to rebuild it
             return RunResult(report=cached[1], reused=True, trials_executed=0, model_calls=0)
         result = _result(compiled, state, reused=True, executed=0, calls=0)
         remember(ports.store, compiled.run_id, loaded.next_seq - 1, state, result.report)
         return result  # the next reuse is cheap
+    if _budget_still_spent(loaded.snapshot, state, runtime):
+        return _result(compiled, state, reused=True, executed=0, calls=0)
     preamble: tuple[Event, ...] = ()
     work: Iterable[PendingTrial]
     record = PlanRecord()  # the plan's keys as the execution reads it, for the report
@@ -166,10 +182,27 @@ def continue_run(
         preamble = (RunResumed(at=ports.clock.now(), changes=changes),) if changes else ()
         work = list(pending(plans, state, until_stage))
         total = len(work)
+        if retrying:
+            failed = state.failed_keys
+            keys = {item.plan.trial_key for item in work if item.plan.trial_key in failed}
+            retried = FailuresRetried(
+                at=ports.clock.now(),
+                execution=state.executions + 1,
+                trial_keys=tuple(sorted(keys)),
+            )
+            preamble = (*preamble, retried)
     else:  # a fresh run: keep the plan lazy, every trial is pending
         work, total = pending(plans, state, until_stage), compiled.trial_count
     execution = Execution(compiled, state, work, total, runtime, until_stage, preamble)
     return execute_work(execution, ports, loaded, record, driving)
+
+
+def _budget_still_spent(snapshot: RunSnapshot, state: RunState, runtime: RuntimeConfig) -> bool:
+    """Whether the run is paused by its budget and `runtime` did not raise it (no call then)."""
+    if state.pause is None or not state.paused or state.pause.reason != COST_LIMIT:
+        return False
+    paused_limit = last_runtime(snapshot, state).get("max_cost_per_run")
+    return pause_holds(paused_limit, runtime.max_cost_per_run)
 
 
 def execute_work(
@@ -181,13 +214,15 @@ def execute_work(
 ) -> RunResult:
     """Run `execution` through the interpreter, logging its preamble first, and report.
 
-    Generations other runs of the store completed are reused (`themis.app.usecases.reuse`); the
-    final state is checkpointed with its report, so that reusing the run later decodes neither.
+    Generations other runs of the store completed are reused (`themis.app.usecases.reuse`; not
+    after a rerun deleted the stored run); the final state is checkpointed with its report, so
+    that reusing the run later decodes neither.
     `record`, filled as the work reads the whole plan, spares planning it again for the report.
     """
     compiled, store = execution.compiled, ports.store
-    work, reusable = find_reusable(store, compiled.run_id, execution.work, execution.runtime)
-    execution = attrs.evolve(execution, work=work, reusable=reusable)
+    if loaded.reuse_others:
+        work, reusable = find_reusable(store, compiled.run_id, execution.work, execution.runtime)
+        execution = attrs.evolve(execution, work=work, reusable=reusable)
     writer = EventWriter(
         store,
         compiled.run_id,

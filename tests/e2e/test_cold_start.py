@@ -1,0 +1,97 @@
+"""`themis --help` and every `themis <command> --help` load none of the engine: no DuckDB, httpx,
+trio, jinja2 or httptools, no adapter, use case or interpreter, nor the pydantic typer coerces
+values with (issue 12: cold start). Checked by what the process imports, not by how long it
+takes (timings are `bench/cold_start.py`'s). Rich stays: typer formats the help with it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_help import COMMANDS
+from tests.cli_process import run_themis, themis_env
+
+pytestmark = pytest.mark.slow
+
+# Top-level packages and themis subpackages a `--help` must not import.
+ENGINE = (
+    "duckdb",
+    "httpx",
+    "trio",
+    "jinja2",
+    "httptools",
+    "pydantic",  # typer's value coercion: `--help` coerces no value
+    "themis.adapters",
+    "themis.app.api",
+    "themis.app.wiring",
+    "themis.app.execution",
+    "themis.app.usecases",
+    "themis.app.config",
+)
+
+
+def _engine_modules(imported: set[str]) -> list[str]:
+    return sorted(
+        name for name in imported for prefix in ENGINE if (name + ".").startswith(prefix + ".")
+    )
+
+
+def _imported_by(*args: str, cwd: Path) -> set[str]:
+    """The modules the `themis` console script imports for `args`, from `-X importtime`."""
+    result = run_themis(cwd, *args, env=themis_env(PYTHONPROFILEIMPORTTIME="1"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+
+
+@pytest.mark.parametrize("command", [(), ("run",)], ids=["themis", "run"])
+def test_help_from_the_console_script_loads_no_engine(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    imported = _imported_by(*command, "--help", cwd=tmp_path)
+
+    assert "themis.app.cli.run_commands" in imported  # the import log was read
+    assert _engine_modules(imported) == []
+
+
+def test_every_command_help_loads_no_engine() -> None:
+    script = (
+        "import json, sys\n"
+        "from themis.app.cli import main\n"
+        f"for command in {[list(command) for command in COMMANDS]!r}:\n"
+        "    sys.argv = ['themis', *command, '--help']\n"
+        "    try:\n"
+        "        main()\n"
+        "    except SystemExit as done:\n"
+        "        assert done.code in (0, None), (command, done.code)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    imported = set(json.loads(shown.splitlines()[-1]))
+
+    assert "themis.app.cli.lifecycle_commands" in imported
+    assert _engine_modules(imported) == []
+
+
+def test_commands_without_a_model_call_load_no_http_adapter(tmp_path: Path) -> None:
+    # A fake-provider run and the report of it: no HTTP model is built, so httpx stays unloaded.
+    store = tmp_path / "cold.duckdb"
+    config = Path(__file__).resolve().parents[2] / "examples" / "demo.toml"
+    ran = run_themis(tmp_path, "run", config, "--store", store, "--json", "--quiet")
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    run_id = json.loads(ran.stdout)["run_id"]
+
+    imported = _imported_by("report", run_id[:12], "--store", str(store), cwd=tmp_path)
+
+    assert "themis.adapters.stores.duckdb" in imported  # the import log was read
+    http = ("httpx", "httptools", "themis.adapters.models.http")
+    assert [name for name in imported if name.split(".")[0] in http or name in http] == []
