@@ -32,6 +32,7 @@ from themis.core.stages import Stage
 
 # The engine (trio, DuckDB, httpx) is imported inside each command, so `--help` never loads it.
 if TYPE_CHECKING:
+    from themis.app.api.experiment import PreparedRun
     from themis.app.execution.interpreter import ProgressCallback
     from themis.app.usecases.runs import RunResult
 
@@ -154,13 +155,7 @@ def resume(
             providers = {model.provider for model in prepared.spec.models}
             for line in inherited_lines(store, providers):
                 stderr().print(line, markup=False, highlight=False, soft_wrap=True)
-            result = _execute(
-                prepared.run_id,
-                prepared.runtime.progress,
-                lambda progress: prepared.execute(on_progress=progress),
-                as_json=as_json,
-                quiet=quiet,
-            )
+            result = _execute_prepared(prepared, as_json=as_json, quiet=quiet)
         _end(result, location, fail_under)  # the store closed: the ending may read it
 
 
@@ -201,19 +196,24 @@ def replay(
         with prepared_replay(
             run_id, stage.value, location, config=config, overrides=set_ or []
         ) as prepared:
-            result = _execute(
-                prepared.run_id,
-                prepared.runtime.progress,
-                lambda progress: prepared.execute(on_progress=progress),
-                as_json=as_json,
-                quiet=quiet,
-            )
+            result = _execute_prepared(prepared, as_json=as_json, quiet=quiet)
         _end(result, location, fail_under)  # the store closed: the ending may read it
 
 
 def _check_fail_under(fail_under: float | None) -> None:
     if (problem := check_fail_under(fail_under)) is not None:
         raise ConfigError(problem)
+
+
+def _execute_prepared(prepared: PreparedRun, *, as_json: bool, quiet: bool) -> RunResult:
+    """`_execute` for a resume or replay prepared against its open store."""
+    return _execute(
+        prepared.run_id,
+        prepared.runtime.progress,
+        lambda progress: prepared.execute(on_progress=progress),
+        as_json=as_json,
+        quiet=quiet,
+    )
 
 
 def _execute(
