@@ -302,7 +302,7 @@ def _isolation() -> str | None:
 def sandbox_for(spec: ExperimentSpec) -> SandboxPort | None:
     """The sandbox the experiment's `execution` metric runs candidates in; `None` without one.
 
-    Isolation is probed once per process (ADR 0017).
+    Isolation is probed once per process (ADR 0019).
     """
     for metric in spec.metrics:
         if metric.name == "execution":
