@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from themis.adapters.models.scripted import ScriptedModel
     from themis.adapters.stores.duckdb import DuckDBStore
     from themis.adapters.stores.memory import MemoryStore
+    from themis.app.api.comparing import compare
     from themis.app.api.experiment import (
         Experiment,
         clear_provider_holds,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     )
     from themis.app.usecases.planning import ConfigComparison
     from themis.app.usecases.runs import RunResult
+    from themis.core.comparison import Comparison, PairedComparison, Resampling
     from themis.core.endpoint import Endpoint
     from themis.core.errors import (
         CaseNotFound,
@@ -80,6 +82,7 @@ _HOMES = {
     "themis.adapters.models.scripted": ("ScriptedModel",),
     "themis.adapters.stores.duckdb": ("DuckDBStore",),
     "themis.adapters.stores.memory": ("MemoryStore",),
+    "themis.app.api.comparing": ("compare",),
     "themis.app.api.experiment": (
         "Experiment",
         "clear_provider_holds",
@@ -99,6 +102,7 @@ _HOMES = {
     ),
     "themis.app.usecases.planning": ("ConfigComparison",),
     "themis.app.usecases.runs": ("RunResult",),
+    "themis.core.comparison": ("Comparison", "PairedComparison", "Resampling"),
     "themis.core.endpoint": ("Endpoint",),
     "themis.core.errors": (
         "CaseNotFound",
@@ -138,6 +142,7 @@ __all__ = [
     "Case",
     "CaseNotFound",
     "ClockPort",
+    "Comparison",
     "ConfigComparison",
     "ConfigError",
     "DatasetSpec",
@@ -158,6 +163,7 @@ __all__ = [
     "ModelRequest",
     "ModelResponse",
     "ModelSpec",
+    "PairedComparison",
     "ParserSpec",
     "Price",
     "PromptSpec",
@@ -165,6 +171,7 @@ __all__ = [
     "RateLimit",
     "Report",
     "ReportRow",
+    "Resampling",
     "RunExists",
     "RunManifest",
     "RunNotFound",
@@ -178,6 +185,7 @@ __all__ = [
     "ThemisError",
     "TokenLogprob",
     "clear_provider_holds",
+    "compare",
     "diff_configs",
     "get_evaluation_execution",
     "get_execution_state",

@@ -74,6 +74,18 @@ def _t_tail(t: float, df: float) -> float:
     return incomplete / 2.0
 
 
+def t_two_sided_p(t: float, df: int) -> float:
+    """P(|T| >= |t|) for Student's t with `df` degrees of freedom (a two-sided p-value)."""
+    if df < 1:
+        raise ValueError("df must be >= 1")
+    x = df / (df + t * t)
+    if x >= 1.0:  # |t| too small to move x off 1: no evidence at all
+        return 1.0
+    if x <= 0.0:
+        return 0.0
+    return min(1.0, 2.0 * _t_tail(abs(t), df))
+
+
 def _t_density(t: float, df: float) -> float:
     log_density = (
         math.lgamma((df + 1) / 2)

@@ -13,7 +13,13 @@ from typing import Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from themis.app.cli import inspect_commands, lifecycle_commands, provider_commands, run_commands
+from themis.app.cli import (
+    data_commands,
+    inspect_commands,
+    lifecycle_commands,
+    provider_commands,
+    run_commands,
+)
 from themis.app.cli.endings import ExitStatus
 from themis.app.cli.shared import quiet_stdout
 
@@ -83,6 +89,7 @@ providers_app.command("clear", cls=_Command)(provider_commands.providers_clear)
 app.command("plan", cls=_Command)(lifecycle_commands.plan_command)
 app.command("estimate", cls=_Command)(lifecycle_commands.estimate_command)
 app.command("diff", cls=_Command)(lifecycle_commands.diff_command)
+app.command("compare", cls=_Command)(data_commands.compare)
 
 
 def main() -> None:

@@ -1,0 +1,101 @@
+"""`themis compare`: two runs, or two models within one, in every format (syrupy snapshots).
+
+Run A is the demo with one sample per case (so 0/1 pairs: McNemar), run B the same with a
+better weak model; within run A the demo's two models are compared.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from syrupy.assertion import SnapshotAssertion
+
+import themis
+from tests.cli.helpers import Invoke, one_error_line, output_json, trimmed
+
+ONE_SAMPLE = ("--set", "samples=1", "--quiet")
+
+
+@pytest.fixture
+def two_runs(demo: Path, store: Path, invoke: Invoke) -> tuple[str, str]:
+    ids = []
+    for extra in ((), ("--set", "models.weak.options.skill=0.75")):
+        result = invoke("run", demo, "--store", store, "--json", *ONE_SAMPLE, *extra)
+        ids.append(output_json(result)["run_id"])
+    return ids[0], ids[1]
+
+
+@pytest.mark.parametrize("format_", ["table", "md", "latex", "json"])
+def test_compare_two_runs(
+    two_runs: tuple[str, str],
+    store: Path,
+    invoke: Invoke,
+    snapshot: SnapshotAssertion,
+    format_: str,
+) -> None:
+    run_a, run_b = two_runs
+    result = invoke("compare", run_a[:8], run_b[:8], "--store", store, "--format", format_)
+    assert result.exit_code == 0, result.output
+    assert trimmed(result.stdout) == snapshot
+
+
+def test_compare_json_is_the_api_comparison(
+    two_runs: tuple[str, str], store: Path, invoke: Invoke
+) -> None:
+    run_a, run_b = two_runs
+    data = output_json(invoke("compare", run_a, run_b, "--store", store, "--format", "json"))
+    api = themis.compare(run_a, run_b, store=store)
+    assert [row["p_value"] for row in data["rows"]] == [row.p_value for row in api.rows]
+    assert {row["test"] for row in data["rows"]} == {"mcnemar-exact"}
+    # The strong model did not change: its answers, hence its scores, are the same in both runs.
+    strong = [row for row in data["rows"] if "strong" in row["group"]]
+    assert {row["delta"] for row in strong} == {0.0}
+    assert data["unpaired_cases"] == 0
+
+
+def test_compare_models_within_a_run(
+    demo: Path, store: Path, invoke: Invoke, tmp_path: Path
+) -> None:
+    run_id = output_json(invoke("run", demo, "--store", store, "--json", "--quiet"))["run_id"]
+    output = tmp_path / "compare.md"
+    result = invoke(
+        "compare", run_id, "--models", "strong,weak", "--store", store, "--format", "md",
+        "--output", output,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    text = output.read_text()
+    assert "| arithmetic / direct | exact_match | 24 |" in text
+    assert "sign-flip" in text  # three samples per case: clustered, not McNemar
+    seeded = [
+        json.loads(invoke("compare", run_id, "--prompts", "direct,reasoning", "--store", store,
+                          "--format", "json", "--seed", "3").stdout)
+        for _ in range(2)
+    ]  # fmt: skip
+    assert seeded[0] == seeded[1]
+    assert seeded[0]["resampling"]["seed"] == 3
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--models", "strong"), "--models: give two names separated by a comma"),
+        (("--models", "strong,nope"), "the run has no model 'nope' (it has: strong, weak)"),
+        (("--models", "strong,weak", "--prompts", "a,b"), "give --models or --prompts, not both"),
+        ((), "give a second RUN, or --models a,b or --prompts x,y"),
+    ],
+)
+def test_compare_refuses_what_it_cannot_pair(
+    demo: Path, store: Path, invoke: Invoke, extra: tuple[str, ...], message: str
+) -> None:
+    run_id = output_json(invoke("run", demo, "--store", store, "--json", *ONE_SAMPLE))["run_id"]
+    assert message in one_error_line(invoke("compare", run_id, *extra, "--store", store))
+
+
+def test_compare_two_runs_refuses_within_run_options(
+    two_runs: tuple[str, str], store: Path, invoke: Invoke
+) -> None:
+    line = one_error_line(invoke("compare", *two_runs, "--models", "a,b", "--store", store))
+    assert "compare within one run: give one RUN, not two" in line

@@ -1,0 +1,37 @@
+"""`compare`: paired comparison of stored runs from research code (`themis compare`'s API)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from themis.app.usecases.comparing import compare_stored
+from themis.app.wiring import StoreLike, opened_store
+from themis.core.comparison import Comparison, Resampling
+
+__all__ = ["compare"]
+
+
+def compare(
+    run_a: str,
+    run_b: str | None = None,
+    *,
+    models: Sequence[str] = (),
+    prompts: Sequence[str] = (),
+    store: StoreLike = "themis.duckdb",
+    resampling: Resampling | None = None,
+) -> Comparison:
+    """Run B against run A on the cases both scored, or, within run A, model `models[1]`
+    against `models[0]` (or prompt `prompts[1]` against `prompts[0]`).
+
+    Each row is B − A on one metric in one group with its case-clustered interval, the
+    paired test's p-value and its Holm adjustment, and the minimum detectable effect;
+    `resampling` fixes the bootstrap's and permutations' seed and rounds (seed 0 by default).
+    """
+    with opened_store(store, read_only=True) as opened:
+        return compare_stored(
+            opened,
+            (run_a, run_b),
+            models=tuple(models),
+            prompts=tuple(prompts),
+            resampling=resampling or Resampling(),
+        )
