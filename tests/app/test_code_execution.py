@@ -10,7 +10,7 @@ import pytest
 from themis.adapters.sandbox import SubprocessSandbox
 from themis.adapters.stores.memory import MemoryStore
 from themis.app import wiring
-from themis.app.api import Experiment
+from themis.app.api.experiment import Experiment
 from themis.core.errors import ConfigError
 from themis.core.events import ExecutionCompleted, ReductionCompleted
 from themis.core.reduction import group_id_of

@@ -1,7 +1,8 @@
 """`themis --help` and every `themis <command> --help` load none of the engine: no DuckDB, httpx,
 trio, jinja2 or httptools, no adapter, use case or interpreter, nor the pydantic typer coerces
 values with (issue 12: cold start). Checked by what the process imports, not by how long it
-takes (timings are `bench/cold_start.py`'s). Rich stays: typer formats the help with it."""
+takes (timings are `bench/cold_start.py`'s). Rich stays: typer formats the help with it, though
+not its Markdown and traceback modules, which Themis's help never uses."""
 
 from __future__ import annotations
 
@@ -59,6 +60,10 @@ def test_help_from_the_console_script_loads_no_engine(
 
     assert "themis.app.cli.run_commands" in imported  # the import log was read
     assert _engine_modules(imported) == []
+    # typer's help formatter without its Markdown and rich-traceback imports (`help_format`)
+    assert "typer.rich_utils" in imported
+    unused = {"rich.markdown", "markdown_it", "rich.traceback", "rich.pretty"}
+    assert sorted(imported & unused) == []
 
 
 def test_every_command_help_loads_no_engine() -> None:

@@ -21,6 +21,7 @@ from themis.app.cli import (
     run_commands,
 )
 from themis.app.cli.endings import ExitStatus
+from themis.app.cli.help_format import load_rich_utils
 from themis.app.cli.shared import quiet_stdout
 
 
@@ -42,10 +43,18 @@ class _Command(TyperCommand):
     def get_params(self, ctx: Any) -> list[Any]:
         return _flags_without_type(super().get_params(ctx))
 
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        load_rich_utils()
+        super().format_help(ctx, formatter)
+
 
 class _Group(TyperGroup):
     def get_params(self, ctx: Any) -> list[Any]:
         return _flags_without_type(super().get_params(ctx))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        load_rich_utils()
+        super().format_help(ctx, formatter)
 
 
 app = typer.Typer(

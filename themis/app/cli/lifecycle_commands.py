@@ -44,7 +44,7 @@ def plan_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
 ) -> None:
     """Compile a config and print its run manifest: run_id, trials per stage and per group."""
-    from themis.app.api import Experiment
+    from themis.app.api.experiment import Experiment
     from themis.app.api.lifecycle import plan_run
     from themis.app.render.plan_and_diff import (
         plan_header,
@@ -94,7 +94,7 @@ def estimate_command(
     settings (model_prices, provider_rate_limits, concurrency, assumed_output_tokens,
     assumed_latency_s).
     """
-    from themis.app.api import Experiment
+    from themis.app.api.experiment import Experiment
     from themis.app.render.estimate import (
         estimate_header,
         estimate_json,

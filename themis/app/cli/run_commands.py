@@ -81,7 +81,7 @@ def run(
     fail_under: FailUnderOption = None,
 ) -> None:
     """Run an experiment (or reuse / resume its stored run) and print its report."""
-    from themis.app.api import Experiment
+    from themis.app.api.experiment import Experiment
     from themis.app.render.runtime_controls import preflight_lines
     from themis.app.wiring import sandbox_gaps
 
@@ -281,7 +281,7 @@ def report(
     ] = ReportFormat.TABLE,
 ) -> None:
     """Print the report of a stored run."""
-    from themis.app.api import load_report
+    from themis.app.api.experiment import load_report
     from themis.app.render.reports import report_json, report_render
 
     with errors():
@@ -297,7 +297,7 @@ def list_runs(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """List the runs in a store, oldest first."""
-    from themis.app.api import runs
+    from themis.app.api.experiment import runs
     from themis.app.api.views import quickcheck
     from themis.app.render.reports import runs_json, runs_table
 
