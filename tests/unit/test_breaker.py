@@ -18,6 +18,7 @@ from themis.core.breaker import (
     honor_pause,
     record_failure,
     record_success,
+    slot_start,
     window_counts,
 )
 from themis.core.retry import RETRYABLE_KINDS, TERMINAL_KINDS
@@ -382,3 +383,51 @@ def test_it_opens_only_when_the_window_shows_the_rate(
         outcomes = failed + succeeded
         opens = failed >= threshold and outcomes >= min_calls and failed >= rate * outcomes
         assert (transition is not None) == opens
+
+
+def replay(breaker: Breaker, steps: list[tuple[float, str]]) -> Breaker:
+    """`breaker` after `steps` (gap, action), one outcome at a time."""
+    now = 0.0
+    for gap, action in steps:
+        now += gap
+        if action == "admit":
+            breaker, _ = admit(breaker, now)
+        elif action == "success":
+            breaker, _ = record_success(breaker, now)
+        else:
+            breaker, _ = record_failure(breaker, action, now)
+    return breaker
+
+
+@given(steps=outcomes, count=st.integers(min_value=0, max_value=5), at=st.floats(0, 40))
+def test_a_count_of_successes_is_that_many_successes(
+    steps: list[tuple[float, str]], count: int, at: float
+) -> None:
+    breaker = replay(fresh(threshold=2, recovery=5.0), steps)
+    one_by_one, first = breaker, None
+    for _ in range(count):
+        one_by_one, transition = record_success(one_by_one, at)
+        first = first or transition
+    assert record_success(breaker, at, count) == (one_by_one, first)
+
+
+@given(
+    steps=outcomes,
+    offsets=st.lists(st.floats(min_value=0, max_value=1.0), min_size=1, max_size=6),
+)
+def test_successes_within_one_slot_are_tallied_at_the_first(
+    steps: list[tuple[float, str]], offsets: list[float]
+) -> None:
+    """What `slot_start` promises: successes in one slot, tallied at once at the first one's
+    time, make the breaker they make one by one (a slot here is 3 s wide)."""
+    breaker = Breaker(failure_threshold=2, recovery_timeout=5.0, failure_rate=0.5, min_calls=1)
+    breaker = replay(breaker, steps)
+    if breaker.state is not CLOSED:
+        return
+    start = slot_start(breaker, 100.0)
+    times = [start + offset * 2.999 for offset in offsets]
+    one_by_one = breaker
+    for now in times:
+        one_by_one, _ = record_success(one_by_one, now)
+    assert {slot_start(breaker, now) for now in times} == {start}
+    assert record_success(breaker, times[0], len(times)) == (one_by_one, None)

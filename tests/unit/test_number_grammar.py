@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
-from returns.result import Failure, Success
+import re
+from decimal import Decimal
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from returns.result import Failure, Result, Success
+
+from themis.core import number_grammar as grammar
 from themis.core.number_grammar import parse_number, read_number
 from themis.core.scoring import score_answer
 from themis.core.spec import MetricSpec
@@ -108,3 +114,96 @@ def test_exact_match_and_numeric_match_agree_on_numbers_written_two_ways(
 def test_exact_match_still_compares_text_that_is_not_a_number() -> None:
     assert score_answer(MetricSpec(name="exact_match"), "5 apples", "5 pears") == 0.0
     assert score_answer(MetricSpec(name="exact_match"), "40001", "40,000") == 0.0
+
+
+# The readings before their shortcuts, verbatim: the grammar applied to the whole text.
+_NUMBER = re.compile(grammar.LITERAL)
+_MARKER = re.compile(r"####|(?i:\banswer(?:[ \t]+is)?[ \t]*:?)")
+
+
+def _read_by_the_grammar(text: str) -> Decimal | None:
+    plain = grammar._FRAC.sub(r"\1/\2", text.replace("\\!", "").replace("\\,", ""))
+    found = grammar._WHOLE.fullmatch(plain)
+    return None if found is None else grammar._value(found)
+
+
+def _numbers_by_the_grammar(text: str) -> list[re.Match[str]]:
+    skipped = [span.span() for span in grammar._SKIPPED.finditer(text)]
+    return [
+        match
+        for match in _NUMBER.finditer(text)
+        if not any(start <= match.start() < end for start, end in skipped)
+    ]
+
+
+def _parse_by_the_grammar(text: str) -> Result[str, str]:
+    boxed = grammar._BOXED.findall(text)
+    if boxed:
+        value = _read_by_the_grammar(boxed[-1])
+        if value is None:
+            return Failure(f"\\boxed{{{boxed[-1]}}} holds no single number")
+        return Success(grammar.canonical(value))
+    source, chosen = text, -1
+    markers = list(_MARKER.finditer(text))
+    if markers and _numbers_by_the_grammar(text[markers[-1].end() :]):
+        source, chosen = text[markers[-1].end() :], 0
+    numbers = _numbers_by_the_grammar(source)
+    if not numbers:
+        return Failure("no number in response")
+    index = chosen % len(numbers)
+    match = numbers[index]
+    if grammar._in_range(source, numbers, index):
+        return Failure(f"{match.group(0).strip()} is one end of a range, not one number")
+    value = grammar._value(match)
+    if value is None:
+        return Failure(f"{match.group(0)!r} is not a number")
+    return Success(grammar.canonical(value))
+
+
+# Texts dense in what the grammar looks at: digits, separators, signs, markers, boxes.
+_PIECES = st.sampled_from(
+    [
+        *"0123456789",
+        *" .,-+−/:%$#\n\t",
+        "٣",
+        "answer is ",
+        "Answer:",
+        "####",
+        "\\boxed{",
+        "}",
+        "\\frac{",
+        "{",
+        "\\!",
+        "\\,",
+        "e",
+        "to",
+        "–",
+        "x",
+        "2024-11-25",
+        "3:45",
+        "1,000",
+    ]
+)
+_TEXTS = st.lists(_PIECES, max_size=14).map("".join)
+_PLAIN = st.from_regex(r"-?[0-9]{1,30}(\.[0-9]{1,30})?", fullmatch=True)
+
+
+def _same(left: Decimal | None, right: Decimal | None) -> bool:
+    return repr(left) == repr(right)  # the same value and the same spelling of it
+
+
+@settings(max_examples=400)
+@given(text=st.one_of(_TEXTS, _PLAIN, st.text(max_size=12)))
+def test_read_number_reads_as_the_grammar_does(text: str) -> None:
+    assert _same(read_number(text), _read_by_the_grammar(text))
+
+
+@settings(max_examples=400)
+@given(text=st.one_of(_TEXTS, _PLAIN.map(lambda number: f"The answer is {number}.")))
+def test_parse_number_parses_as_the_grammar_does(text: str) -> None:
+    assert parse_number(text) == _parse_by_the_grammar(text)
+
+
+@pytest.mark.parametrize(("text", "expected"), TABLE)
+def test_the_table_parses_as_the_grammar_does(text: str, expected: str) -> None:
+    assert parse_number(text) == _parse_by_the_grammar(text)

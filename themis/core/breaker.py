@@ -59,6 +59,7 @@ __all__ = [
     "honor_pause",
     "record_failure",
     "record_success",
+    "slot_start",
     "window_counts",
 ]
 
@@ -205,18 +206,32 @@ def _grace(breaker: Breaker) -> float:
     return min(REPEAT_GRACE_S, breaker.recovery_timeout)
 
 
-def record_success(breaker: Breaker, now: float) -> tuple[Breaker, Transition | None]:
-    """A call succeeded. In HALF_OPEN this closes the breaker; in CLOSED it is tallied.
+def record_success(
+    breaker: Breaker, now: float, count: int = 1
+) -> tuple[Breaker, Transition | None]:
+    """`count` calls succeeded at `now` (the same as `count` calls of one success each). In
+    HALF_OPEN the first closes the breaker; in CLOSED they are tallied.
 
     While OPEN, a late success from a call started before the breaker opened changes nothing.
     Only the probe decides recovery.
     """
+    if count < 1:
+        return breaker, None
     if breaker.state is BreakerState.HALF_OPEN:
         transition = _move(breaker, now, BreakerState.CLOSED, "probe succeeded")
-        return _closed(breaker), transition
+        closed, _ = record_success(_closed(breaker), now, count - 1)
+        return closed, transition
     if breaker.state is BreakerState.CLOSED and breaker.enabled:
-        return attrs.evolve(breaker, slots=_tallied(breaker, now, 0, 1)), None
+        return attrs.evolve(breaker, slots=_tallied(breaker, now, 0, count)), None
     return breaker, None
+
+
+def slot_start(breaker: Breaker, now: float) -> float:
+    """When the tally slot that counts an outcome at `now` starts. Successes within one slot
+    can be tallied at once, at the time of the first (`record_success` with a count): the
+    breaker they make is the one they would have made one by one."""
+    width = breaker.window / SLOTS
+    return math.floor(now / width) * width
 
 
 def record_failure(
@@ -281,7 +296,7 @@ def _tallied(
     breaker: Breaker, now: float, failed: int, succeeded: int
 ) -> tuple[tuple[float, int, int], ...]:
     width = breaker.window / SLOTS
-    start = math.floor(now / width) * width
+    start = slot_start(breaker, now)
     slots = breaker.slots
     if slots and slots[-1][0] == start:
         _, fails, oks = slots[-1]

@@ -34,7 +34,9 @@ _MAGNITUDE = (
     r")"
 )
 LITERAL = _SIGN + r"(?<![\w.])" + _MAGNITUDE + r"(?!\d)"
-_NUMBER = re.compile(LITERAL)
+# Every match starts with a sign, a digit or a dot: saying so first lets a search skip the rest
+# of the text quickly, and matches the same.
+_NUMBER = re.compile(r"(?=[-+−.\d])" + LITERAL)
 _SKIPPED = re.compile(
     r"\b\d{4}-\d{1,2}-\d{1,2}\b"  # ISO date
     r"|\b\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b"  # 11/25/2024, 25.11.2024, 25-11-2024
@@ -43,9 +45,14 @@ _SKIPPED = re.compile(
 _RANGE_JOIN = re.compile(r"[ \t]*(?:-|–|—|to)[ \t]*", re.IGNORECASE)
 _BOXED = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
 _FRAC = re.compile(r"\\d?frac\{\s*(\d+)\s*\}\{\s*(\d+)\s*\}")
-_MARKER = re.compile(r"####|(?i:\banswer(?:[ \t]+is)?[ \t]*:?)")
+_MARKER = re.compile(r"(?=[#aA])(?:####|(?i:\banswer(?:[ \t]+is)?[ \t]*:?))")
 # A whole-string number: spaces, a currency sign before, a `%` or a full stop after; no words.
 _WHOLE = re.compile(r"\s*[$€£¥]?\s*" + LITERAL + r"\s*%?\s*\.?\s*")
+# The spelling `canonical` writes, and most expected values: `LITERAL` reads it as `Decimal`
+# reads it, so it skips the grammar (a hypothesis test holds the two readings equal).
+_PLAIN = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+# Every date or time `_SKIPPED` matches holds a digit, a separator and a digit.
+_SEPARATED = re.compile(r"\d[-/.:]\d")
 
 
 def _value(match: re.Match[str]) -> Decimal | None:
@@ -79,17 +86,27 @@ def read_number(text: str) -> Decimal | None:
     Metrics use this on both the answer and the expected value, so "40,000", "40000", "$40,000"
     and "40000.0" are one number everywhere.
     """
-    plain = _FRAC.sub(r"\1/\2", text.replace("\\!", "").replace("\\,", ""))
+    if _PLAIN.fullmatch(text) is not None:
+        return -Decimal(text[1:]) if text[0] == "-" else Decimal(text)
+    return _read_literal(text)
+
+
+def _read_literal(text: str) -> Decimal | None:
+    """`read_number` by the grammar alone."""
+    plain = text
+    if "\\" in text:  # `\frac`, `\!` and `\,` all start with one
+        plain = _FRAC.sub(r"\1/\2", text.replace("\\!", "").replace("\\,", ""))
     found = _WHOLE.fullmatch(plain)
     return None if found is None else _value(found)
 
 
 def _numbers(text: str) -> list[re.Match[str]]:
+    found = list(_NUMBER.finditer(text))
+    if not found or _SEPARATED.search(text) is None:
+        return found
     skipped = [span.span() for span in _SKIPPED.finditer(text)]
     return [
-        match
-        for match in _NUMBER.finditer(text)
-        if not any(start <= match.start() < end for start, end in skipped)
+        match for match in found if not any(start <= match.start() < end for start, end in skipped)
     ]
 
 
@@ -111,11 +128,14 @@ def parse_number(text: str) -> Result[str, str]:
         if value is None:
             return Failure(f"\\boxed{{{boxed[-1]}}} holds no single number")
         return Success(canonical(value))
-    source, chosen = text, -1
+    numbers: list[re.Match[str]] = []
     markers = list(_MARKER.finditer(text))
-    if markers and _numbers(text[markers[-1].end() :]):
-        source, chosen = text[markers[-1].end() :], 0  # the first number after the last marker
-    numbers = _numbers(source)
+    if markers:  # the first number after the last marker
+        source, chosen = text[markers[-1].end() :], 0
+        numbers = _numbers(source)
+    if not numbers:  # else the last number
+        source, chosen = text, -1
+        numbers = _numbers(source)
     if not numbers:
         return Failure("no number in response")
     index = chosen % len(numbers)

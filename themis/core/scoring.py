@@ -130,11 +130,16 @@ def _exact(spec: MetricSpec, answer: str, expected: str) -> float:
     return float(answer.strip().casefold() == expected.strip().casefold())
 
 
+@lru_cache(maxsize=64)
+def _tolerance(tolerance: float) -> Decimal:
+    return Decimal(repr(tolerance))
+
+
 def _numeric(spec: MetricSpec, answer: str, expected: str) -> float:
     got, want = read_number(answer), read_number(expected)
     if got is None or want is None:
         return 0.0
-    return float(abs(got - want) <= Decimal(repr(spec.tolerance)))
+    return float(abs(got - want) <= _tolerance(spec.tolerance))
 
 
 def _contains(spec: MetricSpec, answer: str, expected: str) -> float:

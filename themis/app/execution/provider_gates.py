@@ -42,6 +42,7 @@ from themis.core.breaker import (
     honor_pause,
     record_failure,
     record_success,
+    slot_start,
 )
 from themis.core.provider_state import (
     ProviderHold,
@@ -73,20 +74,65 @@ class _Settings:
 
 
 class ProviderState:
-    """One provider's buckets and breaker: pure values, replaced under `lock`."""
+    """One provider's buckets and breaker: pure values, replaced under `lock`.
+
+    The successes of a CLOSED breaker are counted per tally slot and handed to the breaker when
+    it is next read (`record_success` with their count), instead of making a new `Breaker` per
+    call: the breaker read is the same, for a count instead of an `attrs.evolve` per success.
+    """
 
     def __init__(self, settings: _Settings) -> None:
         self.settings = settings
         self.limits = ProviderLimits.from_rate_limit(settings.limit)
         self.unlimited = self.limits.requests is None and self.limits.tokens is None
-        self.breaker = Breaker(
+        self._breaker = Breaker(
             settings.failure_threshold,
             settings.recovery_timeout,
             failure_rate=settings.failure_rate,
             window=settings.window,
             min_calls=settings.min_calls,
         )
-        self.lock = threading.Lock()
+        self._successes = 0  # not yet in `_breaker`: all in the slot `_slot`, the first at `_since`
+        self._slot = self._since = 0.0
+        self.lock = threading.RLock()  # reading `breaker` takes it too
+
+    @property
+    def breaker(self) -> Breaker:
+        """The breaker, with every success counted so far."""
+        with self.lock:
+            self._count_successes()
+            return self._breaker
+
+    @breaker.setter
+    def breaker(self, breaker: Breaker) -> None:
+        self._breaker = breaker
+        self._successes = 0
+
+    def _count_successes(self) -> None:
+        if self._successes:  # CLOSED since the first of them: no transition
+            self._breaker, _ = record_success(self._breaker, self._since, self._successes)
+            self._successes = 0
+
+    def closed(self, now: float) -> bool:
+        """Whether the breaker is CLOSED and no pause holds callers at `now` (uncounted
+        successes change neither)."""
+        breaker = self._breaker
+        return breaker.state is BreakerState.CLOSED and (
+            breaker.paused_until is None or breaker.paused_until <= now
+        )
+
+    def succeeded(self, now: float) -> Transition | None:
+        """Count a call that succeeded at `now` (under `lock`); the transition it causes."""
+        breaker = self._breaker
+        if breaker.state is not BreakerState.CLOSED or not breaker.enabled:
+            self.breaker, transition = record_success(self.breaker, now)
+            return transition
+        slot = slot_start(breaker, now)
+        if slot != self._slot or not self._successes:
+            self._count_successes()
+            self._slot, self._since = slot, now
+        self._successes += 1
+        return None
 
 
 class ProviderRegistry:
@@ -189,10 +235,7 @@ class ProviderGate:
         return self._state.unlimited and self._closed(now) and now < self._next_look
 
     def _closed(self, now: float) -> bool:
-        breaker = self._state.breaker
-        return breaker.state is BreakerState.CLOSED and (
-            breaker.paused_until is None or breaker.paused_until <= now
-        )
+        return self._state.closed(now)
 
     async def _look(self, now: float) -> None:
         """Adopt what other processes published, when a look is due."""
@@ -280,10 +323,8 @@ class ProviderGate:
 
     async def succeeded(self) -> None:
         state = self._state
-        if not state.breaker.enabled and state.breaker.state is BreakerState.CLOSED:
-            return
         with state.lock:
-            state.breaker, transition = record_success(state.breaker, self._clock.now())
+            transition = state.succeeded(self._clock.now())
         if transition is not None:
             await self._changed_by(transition)
 
