@@ -29,6 +29,7 @@ import attrs
 
 from themis.core.events import EVENT_TYPES
 from themis.core.identity import FIELD_CLASSES
+from themis.core.project import ProjectSpec
 from themis.core.runtime import RuntimeConfig
 from themis.core.spec import ExperimentSpec
 
@@ -64,10 +65,13 @@ def _is_mapping(origin: Any) -> bool:
 
 
 def config_sections() -> list[tuple[str, str, type]]:
-    """(`--set` path, TOML header, class) of every table a config file can hold, in file order."""
+    """(`--set` path, TOML header, class) of every table a config file can hold, in file order,
+    then those of a project file (`Orchestrator.from_project_file`); a class shows once."""
     sections: list[tuple[str, str, type]] = []
 
     def visit(cls: type, path: str, header: str) -> None:
+        if any(seen is cls for _, _, seen in sections):
+            return
         sections.append((path, header, cls))
         hints = typing.get_type_hints(cls)
         for attribute in attrs.fields(cls):
@@ -84,6 +88,7 @@ def config_sections() -> list[tuple[str, str, type]]:
 
     visit(ExperimentSpec, "", "top level")
     visit(RuntimeConfig, "runtime", "[runtime]")
+    visit(ProjectSpec, "", "project file: top level")
     return sections
 
 
@@ -167,9 +172,11 @@ def config_fields() -> str:
         table = FIELD_CLASSES[cls]
         hints = typing.get_type_hints(cls)
         title = "Top level" if not path else f"`{header}`"
-        out += [f"### {title}", ""]
         doc = (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
         where = f" (`--set {path}.FIELD=…`)" if path else " (`--set FIELD=…`)"
+        if cls.__module__ == ProjectSpec.__module__:  # a project file takes no `--set`
+            title, where = f"Project file: {title[0].lower()}{title[1:]}", ""
+        out += [f"### {title}", ""]
         out += [f"{doc}{where}", "", "| field | class | type | default | description |"]
         out += ["|---|---|---|---|---|"]
         for attribute in attrs.fields(cls):

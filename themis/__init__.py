@@ -32,7 +32,9 @@ if TYPE_CHECKING:
         resume,
         runs,
     )
+    from themis.app.api.handles import RunHandle
     from themis.app.api.lifecycle import diff_configs
+    from themis.app.api.orchestrator import Orchestrator
     from themis.app.api.views import (
         get_evaluation_execution,
         get_execution_state,
@@ -57,6 +59,7 @@ if TYPE_CHECKING:
     from themis.core.generation import ModelCallError, ModelResponse, TokenLogprob
     from themis.core.manifest import RunManifest
     from themis.core.planner import ModelRequest
+    from themis.core.project import ProjectSpec, StorageSpec, TelemetrySpec
     from themis.core.prompting import Message
     from themis.core.provider_state import ProviderHold
     from themis.core.report import Report, ReportRow
@@ -92,7 +95,9 @@ _HOMES = {
         "resume",
         "runs",
     ),
+    "themis.app.api.handles": ("RunHandle",),
     "themis.app.api.lifecycle": ("diff_configs",),
+    "themis.app.api.orchestrator": ("Orchestrator",),
     "themis.app.api.views": (
         "get_evaluation_execution",
         "get_execution_state",
@@ -117,6 +122,7 @@ _HOMES = {
     "themis.core.generation": ("ModelCallError", "ModelResponse", "TokenLogprob"),
     "themis.core.manifest": ("RunManifest",),
     "themis.core.planner": ("ModelRequest",),
+    "themis.core.project": ("ProjectSpec", "StorageSpec", "TelemetrySpec"),
     "themis.core.prompting": ("Message",),
     "themis.core.provider_state": ("ProviderHold",),
     "themis.core.report": ("Report", "ReportRow"),
@@ -163,9 +169,11 @@ __all__ = [
     "ModelRequest",
     "ModelResponse",
     "ModelSpec",
+    "Orchestrator",
     "PairedComparison",
     "ParserSpec",
     "Price",
+    "ProjectSpec",
     "PromptSpec",
     "ProviderHold",
     "RateLimit",
@@ -173,15 +181,18 @@ __all__ = [
     "ReportRow",
     "Resampling",
     "RunExists",
+    "RunHandle",
     "RunManifest",
     "RunNotFound",
     "RunResult",
     "RuntimeConfig",
     "ScriptedModel",
     "Stage",
+    "StorageSpec",
     "StoreError",
     "StoreLocked",
     "SystemClock",
+    "TelemetrySpec",
     "ThemisError",
     "TokenLogprob",
     "clear_provider_holds",

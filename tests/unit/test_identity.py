@@ -11,6 +11,7 @@ import attrs
 import pytest
 
 import themis.core.endpoint
+import themis.core.project
 import themis.core.runtime
 import themis.core.spec
 from tests.unit.builders import small_spec
@@ -47,6 +48,7 @@ CLASSIFIED_MODULES: tuple[ModuleType, ...] = (
     themis.core.spec,
     themis.core.runtime,
     themis.core.endpoint,
+    themis.core.project,
 )
 
 # compile_run(small_spec()).run_id, pinned: if this changes, every stored run loses its cache.

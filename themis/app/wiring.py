@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +25,7 @@ from themis.adapters.models.scripted import ScriptedModel, check_options
 from themis.adapters.provider_state import FileProviderState
 from themis.adapters.sandbox import SubprocessSandbox, probe_isolation
 from themis.adapters.stores.duckdb import DuckDBStore
+from themis.adapters.stores.duckdb_queries import DuckDBConnections
 from themis.adapters.stores.memory import MemoryStore
 from themis.app.execution.ports import Ports
 from themis.app.execution.provider_gates import ProviderRegistry
@@ -89,6 +90,17 @@ def opened_store(location: StoreLike | None, *, read_only: bool = False) -> Iter
     finally:
         if store is not location:
             store.close()
+
+
+def query_connections(store: StorePort, *, running: Callable[[], bool]) -> DuckDBConnections:
+    """Connections for users' own SQL on `store` (`Orchestrator.db_manager`), read-only while
+    `running()`; `ConfigError` unless it is a DuckDB store."""
+    if not isinstance(store, DuckDBStore):
+        raise ConfigError(
+            "db_manager: the store is not a DuckDB database; use a .duckdb file or ':memory:' "
+            "as storage.path"
+        )
+    return DuckDBConnections(store, running)
 
 
 def _store_file(store: StorePort) -> Path | None:

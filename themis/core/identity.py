@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from themis.core.endpoint import Endpoint
+from themis.core.project import ProjectSpec, StorageSpec, TelemetrySpec
 from themis.core.runtime import Price, RateLimit, RuntimeConfig
 from themis.core.spec import (
     Case,
@@ -155,6 +156,11 @@ FIELD_CLASSES: Mapping[type, Mapping[str, FieldClass]] = {
     },
     RateLimit: {"requests_per_minute": RT, "tokens_per_minute": RT, "burst": RT},
     Price: {"input_per_1k": RT, "output_per_1k": RT},
+    # A project's settings: where and how its runs execute. Its global seed only fills in an
+    # experiment's missing `seed`, which is identity there.
+    ProjectSpec: {"storage": RT, "execution_policy": RT, "global_seed": RT, "telemetry": RT},
+    StorageSpec: {"path": RT, "store_item_payloads": RT},
+    TelemetrySpec: {"log": RT, "opentelemetry": RT},
 }
 
 

@@ -103,6 +103,11 @@ class DuckDBStore:
         """Where the store lives: a file path, or `":memory:"`."""
         return self._path
 
+    def cursor(self) -> Any:
+        """A new cursor on the store's database, for another thread's own queries."""
+        with self._connection() as con:
+            return con.cursor()
+
     @contextmanager
     def _connection(self) -> Iterator[Any]:
         """The connection, held exclusively, with DuckDB errors turned into `StoreError`."""

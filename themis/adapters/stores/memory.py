@@ -1,8 +1,10 @@
 """`MemoryStore`: the event log in a dict. It keeps event objects as they are (no encoding) but
-enforces the same contract as `DuckDBStore`, sequence conflicts included."""
+enforces the same contract as `DuckDBStore`, sequence conflicts included. A lock makes each
+call atomic, so a run in one thread (`Orchestrator.submit`) and reads in another can share it."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 from themis.core.checkpoint import Checkpoint, CheckpointSummary
@@ -20,65 +22,76 @@ class MemoryStore:
         self._events: dict[str, dict[int, Event]] = {}
         self._snapshots: dict[str, RunSnapshot] = {}
         self._checkpoints: dict[str, Checkpoint] = {}
+        self._lock = threading.RLock()
 
     def append(self, run_id: str, first_seq: int, events: Sequence[Event]) -> None:
         """Store `events` as seqs `first_seq, first_seq + 1, ...`; all or none."""
-        if not events:
-            return
-        stored = self._events.setdefault(run_id, {})
-        seqs = range(first_seq, first_seq + len(events))
-        taken = [seq for seq in seqs if seq in stored]
-        if taken:
-            raise SequenceConflict(
-                f"run {run_id}: seq {taken[0]} is already stored; another writer got there first"
-            )
-        stored.update(zip(seqs, events, strict=True))
+        with self._lock:
+            if not events:
+                return
+            stored = self._events.setdefault(run_id, {})
+            seqs = range(first_seq, first_seq + len(events))
+            taken = [seq for seq in seqs if seq in stored]
+            if taken:
+                raise SequenceConflict(
+                    f"run {run_id}: seq {taken[0]} is already stored; "
+                    "another writer got there first"
+                )
+            stored.update(zip(seqs, events, strict=True))
 
     def read(self, run_id: str, after_seq: int = 0) -> list[tuple[int, Event]]:
         """The run's `(seq, event)` pairs after `after_seq`, in seq order."""
-        stored = self._events.get(run_id, {})
-        return [(seq, stored[seq]) for seq in sorted(stored) if seq > after_seq]
+        with self._lock:
+            stored = self._events.get(run_id, {})
+            return [(seq, stored[seq]) for seq in sorted(stored) if seq > after_seq]
 
     def last_seq(self, run_id: str) -> int:
         """The highest seq stored for the run; 0 when it has none."""
-        return max(self._events.get(run_id, {}), default=0)
+        with self._lock:
+            return max(self._events.get(run_id, {}), default=0)
 
     def save_snapshot(self, snapshot: RunSnapshot) -> None:
         """Keep `snapshot` as its run's one snapshot, replacing any earlier one."""
-        self._snapshots[snapshot.run_id] = snapshot
+        with self._lock:
+            self._snapshots[snapshot.run_id] = snapshot
 
     def load_snapshot(self, run_id: str) -> RunSnapshot | None:
         """The run's snapshot, or `None` if none was saved."""
-        return self._snapshots.get(run_id)
+        with self._lock:
+            return self._snapshots.get(run_id)
 
     def save_checkpoint(self, run_id: str, checkpoint: Checkpoint) -> None:
         """Keep `checkpoint` as the run's one checkpoint, replacing any earlier one."""
-        self._checkpoints[run_id] = checkpoint
+        with self._lock:
+            self._checkpoints[run_id] = checkpoint
 
     def load_checkpoint(self, run_id: str) -> Checkpoint | None:
         """The run's checkpoint, or `None` if none was saved."""
-        return self._checkpoints.get(run_id)
+        with self._lock:
+            return self._checkpoints.get(run_id)
 
     def load_checkpoint_summary(self, run_id: str) -> CheckpointSummary | None:
         """The summary of the run's checkpoint, or `None` if none was saved."""
-        checkpoint = self._checkpoints.get(run_id)
-        return None if checkpoint is None else checkpoint.summary
+        with self._lock:
+            checkpoint = self._checkpoints.get(run_id)
+            return None if checkpoint is None else checkpoint.summary
 
     def find_generations(
         self, trial_keys: Sequence[str], exclude_run: str
     ) -> dict[str, tuple[str, GenerationCompleted]]:
         """Completed generations of `trial_keys` in other runs: the earliest-created run's first."""
-        wanted = set(trial_keys)
-        found: dict[str, tuple[str, GenerationCompleted]] = {}
-        for run_id in sorted(self._events, key=self._creation_order):
-            if run_id == exclude_run:
-                continue
-            stored = self._events[run_id]
-            for seq in sorted(stored):
-                event = stored[seq]
-                if isinstance(event, GenerationCompleted) and event.trial_key in wanted:
-                    found.setdefault(event.trial_key, (run_id, event))
-        return found
+        with self._lock:
+            wanted = set(trial_keys)
+            found: dict[str, tuple[str, GenerationCompleted]] = {}
+            for run_id in sorted(self._events, key=self._creation_order):
+                if run_id == exclude_run:
+                    continue
+                stored = self._events[run_id]
+                for seq in sorted(stored):
+                    event = stored[seq]
+                    if isinstance(event, GenerationCompleted) and event.trial_key in wanted:
+                        found.setdefault(event.trial_key, (run_id, event))
+            return found
 
     def _creation_order(self, run_id: str) -> tuple[bool, float, str]:
         snapshot = self._snapshots.get(run_id)  # runs without a snapshot come last
@@ -86,22 +99,24 @@ class MemoryStore:
 
     def runs(self) -> list[RunSummary]:
         """One summary per saved snapshot, oldest first (ties by run id)."""
-        summaries = [
-            RunSummary(
-                run_id=run_id,
-                name=snapshot.spec.name,
-                created_at=snapshot.created_at,
-                event_count=len(self._events.get(run_id, {})),
-            )
-            for run_id, snapshot in self._snapshots.items()
-        ]
-        return sorted(summaries, key=lambda summary: (summary.created_at, summary.run_id))
+        with self._lock:
+            summaries = [
+                RunSummary(
+                    run_id=run_id,
+                    name=snapshot.spec.name,
+                    created_at=snapshot.created_at,
+                    event_count=len(self._events.get(run_id, {})),
+                )
+                for run_id, snapshot in self._snapshots.items()
+            ]
+            return sorted(summaries, key=lambda summary: (summary.created_at, summary.run_id))
 
     def delete_run(self, run_id: str) -> None:
         """Forget the run's events, snapshot and checkpoint; unknown runs are ignored."""
-        self._events.pop(run_id, None)
-        self._snapshots.pop(run_id, None)
-        self._checkpoints.pop(run_id, None)
+        with self._lock:
+            self._events.pop(run_id, None)
+            self._snapshots.pop(run_id, None)
+            self._checkpoints.pop(run_id, None)
 
     def close(self) -> None:
         """Nothing to release; present for the port."""

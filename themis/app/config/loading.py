@@ -32,6 +32,7 @@ __all__ = [
     "config_from_mapping",
     "load_config",
     "parse_override",
+    "read_table",
     "runtime_from_mapping",
 ]
 
@@ -47,11 +48,16 @@ class LoadedConfig:
     source: Path
 
 
-def load_config(path: str | Path, overrides: Sequence[str] = ()) -> LoadedConfig:
-    """Read the config at `path`, apply `--set KEY=VALUE` overrides in order, and validate it."""
+def load_config(
+    path: str | Path, overrides: Sequence[str] = (), *, defaults: Mapping[str, Any] | None = None
+) -> LoadedConfig:
+    """Read the config at `path`, apply `--set KEY=VALUE` overrides in order, and validate it.
+
+    `defaults` fill in top-level keys the file does not give (a project's global seed).
+    """
     file = Path(path)
     name = str(path)
-    data = _parse(file, name)
+    data = {**(defaults or {}), **read_table(file, name)}
     for text in overrides:
         keys, value = parse_override(text)
         apply_override(data, keys, value, text)
@@ -88,7 +94,8 @@ def runtime_from_mapping(data: Any, source_name: str) -> RuntimeConfig:
     return structure(data, RuntimeConfig, source=source_name, prefix="runtime")
 
 
-def _parse(file: Path, name: str) -> dict[str, Any]:
+def read_table(file: Path, name: str) -> dict[str, Any]:
+    """The TOML or JSON file's top-level table; `ConfigError` naming `name` if unreadable."""
     suffix = file.suffix.lower()
     if suffix not in CONFIG_FORMATS:
         raise ConfigError(
