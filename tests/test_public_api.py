@@ -30,6 +30,10 @@ from themis import (
 )
 
 PUBLIC_API = [
+    "BundleError",
+    "BundleKind",
+    "BundleManifest",
+    "Candidate",
     "Case",
     "CaseNotFound",
     "ClockPort",
@@ -83,10 +87,15 @@ PUBLIC_API = [
     "clear_provider_holds",
     "compare",
     "diff_configs",
+    "export_batch",
+    "export_stage_bundle",
     "get_evaluation_execution",
     "get_execution_state",
     "get_run_progress",
     "get_run_snapshot",
+    "import_batch",
+    "import_candidates",
+    "import_stage_bundle",
     "load_report",
     "provider_holds",
     "quickcheck",

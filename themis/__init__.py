@@ -23,6 +23,13 @@ if TYPE_CHECKING:
     from themis.adapters.stores.duckdb import DuckDBStore
     from themis.adapters.stores.memory import MemoryStore
     from themis.app.api.comparing import compare
+    from themis.app.api.bundles import (
+        export_batch,
+        export_stage_bundle,
+        import_batch,
+        import_candidates,
+        import_stage_bundle,
+    )
     from themis.app.api.experiment import (
         Experiment,
         clear_provider_holds,
@@ -45,6 +52,8 @@ if TYPE_CHECKING:
     from themis.app.usecases.planning import ConfigComparison
     from themis.app.usecases.runs import RunResult
     from themis.core.comparison import Comparison, PairedComparison, Resampling
+    from themis.core.bundles import BundleError, BundleKind, BundleManifest
+    from themis.core.candidates import Candidate
     from themis.core.endpoint import Endpoint
     from themis.core.errors import (
         CaseNotFound,
@@ -86,6 +95,13 @@ _HOMES = {
     "themis.adapters.stores.duckdb": ("DuckDBStore",),
     "themis.adapters.stores.memory": ("MemoryStore",),
     "themis.app.api.comparing": ("compare",),
+    "themis.app.api.bundles": (
+        "export_batch",
+        "export_stage_bundle",
+        "import_batch",
+        "import_candidates",
+        "import_stage_bundle",
+    ),
     "themis.app.api.experiment": (
         "Experiment",
         "clear_provider_holds",
@@ -107,6 +123,8 @@ _HOMES = {
     ),
     "themis.app.usecases.planning": ("ConfigComparison",),
     "themis.app.usecases.runs": ("RunResult",),
+    "themis.core.bundles": ("BundleError", "BundleKind", "BundleManifest"),
+    "themis.core.candidates": ("Candidate",),
     "themis.core.comparison": ("Comparison", "PairedComparison", "Resampling"),
     "themis.core.endpoint": ("Endpoint",),
     "themis.core.errors": (
@@ -145,6 +163,10 @@ _HOMES = {
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
+    "BundleError",
+    "BundleKind",
+    "BundleManifest",
+    "Candidate",
     "Case",
     "CaseNotFound",
     "ClockPort",
@@ -198,10 +220,15 @@ __all__ = [
     "clear_provider_holds",
     "compare",
     "diff_configs",
+    "export_batch",
+    "export_stage_bundle",
     "get_evaluation_execution",
     "get_execution_state",
     "get_run_progress",
     "get_run_snapshot",
+    "import_batch",
+    "import_candidates",
+    "import_stage_bundle",
     "load_report",
     "provider_holds",
     "quickcheck",

@@ -84,6 +84,7 @@ def test_public_api_is_pinned() -> None:
         "config_from_mapping",
         "load_config",
         "parse_override",
+        "read_table",
         "runtime_from_mapping",
     ]
 

@@ -29,8 +29,10 @@ from themis.adapters.stores.duckdb_queries import DuckDBConnections
 from themis.adapters.stores.memory import MemoryStore
 from themis.app.execution.ports import Ports
 from themis.app.execution.provider_gates import ProviderRegistry
+from themis.core.bundles import BundleManifest, StageBundle
 from themis.core.endpoint import Endpoint
 from themis.core.errors import ConfigError
+from themis.core.planner import ModelRequest
 from themis.core.runtime import RuntimeConfig
 from themis.core.spec import ExperimentSpec, ModelSpec
 from themis.ports.clock import ClockPort
@@ -41,6 +43,7 @@ from themis.ports.sandbox import SandboxPort
 from themis.ports.store import StorePort
 
 if TYPE_CHECKING:
+    from themis.adapters.batch_files import BatchOutput
     from themis.adapters.models.http import HttpModel
 
 StoreLike = str | Path | StorePort
@@ -101,6 +104,35 @@ def query_connections(store: StorePort, *, running: Callable[[], bool]) -> DuckD
             "as storage.path"
         )
     return DuckDBConnections(store, running)
+
+
+def read_stage_bundle(path: Path) -> StageBundle:
+    """The stage bundle at `path`, checked (`themis.adapters.bundle_files`)."""
+    from themis.adapters.bundle_files import read_bundle
+
+    return read_bundle(path)
+
+
+def write_stage_bundle(path: Path, bundle: StageBundle) -> BundleManifest:
+    """Write `bundle` at `path` (a directory, or one file ending in `.jsonl`)."""
+    from themis.adapters.bundle_files import write_bundle
+
+    return write_bundle(path, bundle)
+
+
+def write_batch_file(path: Path, requests: Sequence[ModelRequest], batch_format: str) -> int:
+    """Write a provider batch input file (`themis.adapters.batch_files`)."""
+    # Imported here: the batch formats reuse the HTTP adapters' bodies, which load httpx.
+    from themis.adapters.batch_files import write_batch_requests
+
+    return write_batch_requests(path, requests, batch_format)
+
+
+def read_batch_file(path: Path, batch_format: str, apis: Mapping[str, str]) -> BatchOutput:
+    """The answers in a provider's batch output file."""
+    from themis.adapters.batch_files import read_batch_output
+
+    return read_batch_output(path, batch_format, apis)
 
 
 def _store_file(store: StorePort) -> Path | None:

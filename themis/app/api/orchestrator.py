@@ -22,6 +22,7 @@ import attrs
 from themis.app.api.experiment import Experiment, load_report, resume, runs
 from themis.app.api.handles import RunHandle
 from themis.app.api.lifecycle import diff_configs, plan_run
+from themis.app.api.orchestrator_bundles import BundleMethods
 from themis.app.api.views import get_run_progress
 from themis.app.config.loading import config_from_mapping, load_config, read_table
 from themis.app.config.project import load_project, project_from_mapping
@@ -51,7 +52,7 @@ __all__ = ["ExperimentLike", "Orchestrator"]
 ExperimentLike = Experiment | ExperimentSpec | Mapping[str, Any] | str | Path
 
 
-class Orchestrator:
+class Orchestrator(BundleMethods):
     """Plans, runs, resumes and inspects the runs of one project (see the module docstring).
 
     `models` maps provider names to your own `ModelPort`s for every run; `clock` and

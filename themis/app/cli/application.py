@@ -14,6 +14,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from themis.app.cli import (
+    bundle_commands,
     data_commands,
     inspect_commands,
     lifecycle_commands,
@@ -73,6 +74,14 @@ inspect_app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+batch_app = typer.Typer(
+    cls=_Group,
+    name="batch",
+    help="Batch prices: export pending requests for a provider's batch API, import its output.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 providers_app = typer.Typer(
     cls=_Group,
     name="providers",
@@ -98,6 +107,12 @@ providers_app.command("clear", cls=_Command)(provider_commands.providers_clear)
 app.command("plan", cls=_Command)(lifecycle_commands.plan_command)
 app.command("estimate", cls=_Command)(lifecycle_commands.estimate_command)
 app.command("diff", cls=_Command)(lifecycle_commands.diff_command)
+app.command("export-bundle", cls=_Command)(bundle_commands.export_bundle_command)
+app.command("import-bundle", cls=_Command)(bundle_commands.import_bundle_command)
+app.command("import-answers", cls=_Command)(bundle_commands.import_answers_command)
+app.add_typer(batch_app, name="batch")
+batch_app.command("export", cls=_Command)(bundle_commands.batch_export_command)
+batch_app.command("import", cls=_Command)(bundle_commands.batch_import_command)
 app.command("compare", cls=_Command)(data_commands.compare)
 
 

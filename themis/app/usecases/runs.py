@@ -191,6 +191,9 @@ def continue_run(
                 trial_keys=tuple(sorted(keys)),
             )
             preamble = (*preamble, retried)
+    elif state.generations or state.parses or state.scores:  # imported results, never run
+        work = list(pending(plans, state, until_stage))
+        total = len(work)
     else:  # a fresh run: keep the plan lazy, every trial is pending
         work, total = pending(plans, state, until_stage), compiled.trial_count
     execution = Execution(compiled, state, work, total, runtime, until_stage, preamble)
