@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from attrs import field, frozen
 
 from themis.core.execution import StageRun
-from themis.core.generation import TokenLogprob
+from themis.core.generation import ModelResponse, TokenLogprob
 from themis.core.retry import RetryRecord
 from themis.core.stages import Stage
 
@@ -67,6 +67,26 @@ class GenerationCompleted:
     # The failed attempts before the one that answered (a transient recovery when not empty).
     retries: tuple[RetryRecord, ...] = ()
     logprobs: tuple[TokenLogprob, ...] | None = None
+
+    @classmethod
+    def of_response(
+        cls, at: float, trial_key: str, response: ModelResponse, **call: Any
+    ) -> GenerationCompleted:
+        """`response` recorded as the answer of `trial_key`; `call` adds what the call itself
+        recorded (`latency_s`, `attempts`, `retries`)."""
+        return cls(
+            at=at,
+            trial_key=trial_key,
+            text=response.text,
+            finish_reason=response.finish_reason,
+            input_tokens=response.input_tokens,
+            output_tokens=response.output_tokens,
+            served_model=response.served_model,
+            response_id=response.response_id,
+            system_fingerprint=response.system_fingerprint,
+            logprobs=response.logprobs,
+            **call,
+        )
 
 
 @frozen

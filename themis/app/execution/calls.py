@@ -305,20 +305,13 @@ class ModelCaller:
                 input_tokens=response.input_tokens,
                 output_tokens=response.output_tokens,
             )
-        return GenerationCompleted(
-            at=self.clock.now(),
-            trial_key=key,
-            text=response.text,
-            finish_reason=response.finish_reason,
-            input_tokens=response.input_tokens,
-            output_tokens=response.output_tokens,
+        return GenerationCompleted.of_response(
+            self.clock.now(),
+            key,
+            response,
             latency_s=latency,
-            served_model=response.served_model,
             attempts=attempt,
-            response_id=response.response_id,
-            system_fingerprint=response.system_fingerprint,
             retries=tuple(retries),
-            logprobs=response.logprobs,
         )
 
 

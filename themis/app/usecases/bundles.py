@@ -127,18 +127,7 @@ def record_generations(
         )
     now = clock.now()
     events = tuple(
-        GenerationCompleted(
-            at=now,
-            trial_key=key,
-            text=response.text,
-            finish_reason=response.finish_reason,
-            input_tokens=response.input_tokens,
-            output_tokens=response.output_tokens,
-            served_model=response.served_model,
-            response_id=response.response_id,
-            system_fingerprint=response.system_fingerprint,
-            logprobs=response.logprobs,
-        )
+        GenerationCompleted.of_response(now, key, response)
         for key, response in sorted(answers.items())
     )
     return _append_new(store, compiled, BundleKind.GENERATION, events)
