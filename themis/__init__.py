@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from themis.adapters.models.scripted import ScriptedModel
     from themis.adapters.stores.duckdb import DuckDBStore
     from themis.adapters.stores.memory import MemoryStore
-    from themis.app.api.comparing import compare
     from themis.app.api.bundles import (
         export_batch,
         export_stage_bundle,
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
         import_candidates,
         import_stage_bundle,
     )
+    from themis.app.api.comparing import compare
     from themis.app.api.experiment import (
         Experiment,
         clear_provider_holds,
@@ -51,9 +51,9 @@ if TYPE_CHECKING:
     )
     from themis.app.usecases.planning import ConfigComparison
     from themis.app.usecases.runs import RunResult
-    from themis.core.comparison import Comparison, PairedComparison, Resampling
     from themis.core.bundles import BundleError, BundleKind, BundleManifest
     from themis.core.candidates import Candidate
+    from themis.core.comparison import Comparison, PairedComparison, Resampling
     from themis.core.endpoint import Endpoint
     from themis.core.errors import (
         CaseNotFound,
