@@ -68,6 +68,7 @@ PUBLIC_API = [
     "RateLimit",
     "Report",
     "ReportRow",
+    "Reporter",
     "Resampling",
     "RunExists",
     "RunHandle",

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from themis.app.api.handles import RunHandle
     from themis.app.api.lifecycle import diff_configs
     from themis.app.api.orchestrator import Orchestrator
+    from themis.app.api.reporter import Reporter
     from themis.app.api.views import (
         get_evaluation_execution,
         get_execution_state,
@@ -114,6 +115,7 @@ _HOMES = {
     "themis.app.api.handles": ("RunHandle",),
     "themis.app.api.lifecycle": ("diff_configs",),
     "themis.app.api.orchestrator": ("Orchestrator",),
+    "themis.app.api.reporter": ("Reporter",),
     "themis.app.api.views": (
         "get_evaluation_execution",
         "get_execution_state",
@@ -201,6 +203,7 @@ __all__ = [
     "RateLimit",
     "Report",
     "ReportRow",
+    "Reporter",
     "Resampling",
     "RunExists",
     "RunHandle",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,11 @@ def output_json(result: Result) -> Any:
 def trimmed(output: str) -> str:
     """`output` without the trailing spaces of its lines (rich pads titles and captions)."""
     return "\n".join(line.rstrip() for line in output.splitlines())
+
+
+def undated(output: str) -> str:
+    """`output` with every UTC timestamp (a run's creation time) replaced by `<when>`."""
+    return re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", "<when>", output)
 
 
 def assert_no_such_store(invoke: Invoke, directory: Path, command: tuple[str, ...]) -> str:

@@ -109,6 +109,8 @@ def test_resume_finishes_a_generate_only_run_without_model_calls(
         "failed": 0,
         "pending": 0,
         "truncated": 0,
+        "retried": 0,
+        "cache_hits": 0,
     }
     assert (again["reused"], again["model_calls"]) == (True, 0)
     fresh = cli_json("run", tiny, "--store", tmp_path / "fresh.duckdb")

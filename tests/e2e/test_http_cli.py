@@ -121,6 +121,8 @@ def test_a_clean_run_gives_the_expected_report(fake: FakeServer, tmp_path: Path)
         "failed": 0,
         "pending": 0,
         "truncated": 0,
+        "retried": 0,
+        "cache_hits": 0,
     }
     [row] = result["results"]
     assert (row["mean"], row["n"], row["failed"], row["unparsed"]) == (1.0, 24, 0, 0)
@@ -162,6 +164,8 @@ def test_30_percent_429_and_500_are_retried_to_completion(fake: FakeServer, tmp_
         "failed": 0,
         "pending": 0,
         "truncated": 0,
+        "retried": 0,
+        "cache_hits": 0,
     }
     outcomes = fake.stats()["by_outcome"]
     assert outcomes["ok"] == 80
@@ -201,6 +205,8 @@ def test_dropped_connections_and_hangs_time_out_and_recover(
         "failed": 0,
         "pending": 0,
         "truncated": 0,
+        "retried": 0,
+        "cache_hits": 0,
     }
     outcomes = fake.stats()["by_outcome"]
     assert outcomes.get("drop", 0) > 0
@@ -300,6 +306,8 @@ def test_kill_9_mid_run_then_resume_elsewhere_calls_no_committed_trial(
         "failed": 0,
         "pending": 0,
         "truncated": 0,
+        "retried": 0,
+        "cache_hits": 0,
     }
     snapshot = _json(
         tmp_path, "inspect", "snapshot", experiment.run_id, "--store", str(store), "--json"

@@ -92,6 +92,8 @@ def test_inspect_quickcheck_and_runs_answer_live_while_a_run_holds_the_store(
         "failed": 0,
         "pending": 0,
         "truncated": 0,
+        "retried": 0,
+        "cache_hits": 0,
     }
 
     assert (first["run_id"], first["status"], first["live"]["pid"]) == (run_id, "running", pid)

@@ -1,9 +1,13 @@
 """The run report: per dataset × model × prompt × metric, the mean with its 95% CI and n.
 
-A trial whose generation failed counts as a 0 for every metric and is also counted in `failed`,
-so failures lower the mean visibly instead of silently shrinking n. Trials still pending are
-left out of the means and counted in the report's `pending`. Trials whose answer was cut at
-`max_tokens` are scored as they are and counted in `truncated`.
+The mean is the mean of case means (`themis.core.stats`); rows may be grouped otherwise
+(`themis.core.breakdown`). A trial whose generation failed counts as a 0 for every metric and
+is also counted in `failed`, so failures lower the mean visibly instead of silently shrinking n.
+Trials still pending are left out of the means and counted in the report's `pending`. Trials
+whose answer was cut at `max_tokens` are scored as they are and counted in `truncated`; those
+whose generation took more than one attempt (a retry within an execution, or a failure that a
+later `--retry-failed` execution answered) in `retried`; those answered from another run's
+generation (reuse) in `cache_hits`. None of these counts changes a mean.
 """
 
 from __future__ import annotations
@@ -11,14 +15,21 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 
+import attrs
 from attrs import field, frozen
 
+from themis.core.breakdown import Breakdown, case_fields
+from themis.core.events import GenerationCompleted, GenerationFailed
 from themis.core.generation import is_truncated
 from themis.core.planner import CompiledRun, PlanRecord, trial_refs
-from themis.core.report_sampling import SampleResult, sampled_rows
+from themis.core.report_sampling import SampleResult, Unit, sampled_rows
 from themis.core.stages import Stage
 from themis.core.state import RunState
-from themis.core.stats import estimate
+from themis.core.stats import Estimate, estimate
+
+
+def _fields(value: Mapping[str, str | None]) -> Mapping[str, str | None]:
+    return dict(value)
 
 
 @frozen
@@ -35,6 +46,10 @@ class ReportRow:
     unparsed: int
     ci_method: str
     truncated: int = 0
+    retried: int = 0
+    cache_hits: int = 0
+    # The values of the case fields the rows are broken down by (`None`: the case lacks it).
+    case_fields: Mapping[str, str | None] = field(factory=dict, converter=_fields)
 
 
 def _counts(value: Mapping[str, int]) -> Mapping[str, int]:
@@ -77,6 +92,10 @@ class Report:
     rows: tuple[ReportRow, ...]
     served: tuple[ServedModel, ...] = ()
     truncated: int = 0
+    retried: int = 0
+    cache_hits: int = 0
+    # The dimensions rows are grouped by (`themis.core.breakdown.Breakdown.dimensions`).
+    by: tuple[str, ...] = ("dataset", "model", "prompt")
 
 
 def run_status(state: RunState) -> str:
@@ -90,21 +109,21 @@ def run_status(state: RunState) -> str:
 
 
 def build_report(
-    compiled: CompiledRun, state: RunState, record: PlanRecord | None = None
+    compiled: CompiledRun,
+    state: RunState,
+    record: PlanRecord | None = None,
+    by: Breakdown | None = None,
 ) -> Report:
     """Aggregate `state` over the run's plan (see the module docstring for how failures count).
 
-    `record`: the plan's keys as an execution consumed it, to spare planning it again.
+    `record`: the plan's keys as an execution consumed it, to spare planning it again. `by`:
+    what rows are grouped by (default dataset × model × prompt; `themis.core.breakdown`).
     """
     spec = compiled.spec
+    by = by or Breakdown()
+    fields_of = case_fields(spec, by)
     metrics = [metric.name for metric in spec.metrics]
-    by_group: dict[tuple[str, str, str], dict[str, dict[str, list[float]]]] = defaultdict(
-        lambda: {metric: defaultdict(list) for metric in metrics}
-    )
-    failed_by_group: dict[tuple[str, str, str], int] = defaultdict(int)
-    unparsed_by_group: dict[tuple[str, str, str], int] = defaultdict(int)
-    truncated_by_group: dict[tuple[str, str, str], int] = defaultdict(int)
-    planned = scored = failed = pending = 0
+    tally = _Tally(metrics)
     served: dict[str, Counter[str]] = {model.name: Counter() for model in spec.models}
     sampled = bool(
         spec.pass_at_k
@@ -112,83 +131,66 @@ def build_report(
         or spec.reducer
         or any(metric.rules for metric in spec.metrics)
     )
-    samples: dict[tuple[str, str, str], dict[str, list[SampleResult]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
     for index, trial in enumerate(trial_refs(compiled, record)):
-        planned += 1
-        group = (trial.dataset, trial.model, trial.prompt)
+        group: GroupKey = (
+            *by.place(trial.dataset, trial.model, trial.prompt),
+            *fields_of.get((trial.dataset, trial.case_id), ()),
+        )
+        unit: Unit = (trial.dataset, trial.model, trial.prompt, trial.case_id)
+        cluster = (trial.dataset, trial.case_id)
         generation = state.generations.get(trial.trial_key)
-        if generation is not None:
-            if generation.served_model:
-                served[trial.model][generation.served_model] += 1
-            if is_truncated(generation.finish_reason):
-                truncated_by_group[group] += 1
+        if generation is not None and generation.served_model:
+            served[trial.model][generation.served_model] += 1
+        tally.count(group, generation, state.generation_failures.get(trial.trial_key))
         scores = state.scores.get(trial.trial_id)
         if scores is not None:
-            scored += 1
+            tally.scored += 1
             parse = state.parses.get(trial.trial_id)
             if parse is not None and parse.answer is None:
-                unparsed_by_group[group] += 1
+                tally.unparsed[group] += 1
             for metric in metrics:
-                by_group[group][metric][trial.case_id].append(scores.scores.get(metric, 0.0))
+                tally.values[group][metric][cluster].append(scores.scores.get(metric, 0.0))
             if sampled:
                 answer = None if parse is None else parse.answer
-                samples[group][trial.case_id].append((index % spec.samples, answer, scores.scores))
+                tally.samples[group][unit].append((index % spec.samples, answer, scores.scores))
         elif state.failed_generation(trial.trial_key) is not None:
-            failed += 1
-            failed_by_group[group] += 1
+            tally.failed[group] += 1
             for metric in metrics:
-                by_group[group][metric][trial.case_id].append(0.0)
+                tally.values[group][metric][cluster].append(0.0)
             if sampled:
-                samples[group][trial.case_id].append((index % spec.samples, None, {}))
+                tally.samples[group][unit].append((index % spec.samples, None, {}))
         else:
-            pending += 1
-            by_group[group]
+            tally.pending += 1
+            tally.values[group]
     rows = []
-    for (dataset, model, prompt), per_metric in by_group.items():
+    for group, per_metric in tally.values.items():
+        dataset, model, prompt, *values = group
+        template = ReportRow(
+            dataset=str(dataset),
+            model=str(model),
+            prompt=str(prompt),
+            metric="",
+            mean=None,
+            ci_low=None,
+            ci_high=None,
+            n=0,
+            failed=tally.failed[group],
+            unparsed=tally.unparsed[group],
+            ci_method="none",
+            truncated=tally.truncated[group],
+            retried=tally.retried[group],
+            cache_hits=tally.cache_hits[group],
+            case_fields=dict(zip(by.fields, values, strict=True)),
+        )
         for metric in metrics:
-            result = estimate(per_metric[metric])
-            rows.append(
-                ReportRow(
-                    dataset=dataset,
-                    model=model,
-                    prompt=prompt,
-                    metric=metric,
-                    mean=result.mean,
-                    ci_low=result.ci_low,
-                    ci_high=result.ci_high,
-                    n=result.n,
-                    failed=failed_by_group[(dataset, model, prompt)],
-                    unparsed=unparsed_by_group[(dataset, model, prompt)],
-                    ci_method=result.method,
-                    truncated=truncated_by_group[(dataset, model, prompt)],
-                )
-            )
+            rows.append(_row(template, metric, estimate(per_metric[metric])))
         if sampled:
-            group = (dataset, model, prompt)
             for row in sampled_rows(
-                spec,
-                state,
-                group,
-                samples[group],
-                failed_by_group[group],
-                unparsed_by_group[group],
+                spec, state, tally.samples[group], template.failed, template.unparsed
             ):
                 rows.append(
-                    ReportRow(
-                        dataset=dataset,
-                        model=model,
-                        prompt=prompt,
-                        metric=row.label,
-                        mean=row.estimate.mean,
-                        ci_low=row.estimate.ci_low,
-                        ci_high=row.estimate.ci_high,
-                        n=row.estimate.n,
-                        failed=row.failed,
-                        unparsed=row.unparsed,
-                        ci_method=row.estimate.method,
-                        truncated=truncated_by_group[group],
+                    _row(
+                        template, row.label, row.estimate, failed=row.failed, unparsed=row.unparsed
                     )
                 )
     return Report(
@@ -196,16 +198,81 @@ def build_report(
         name=spec.name,
         status=run_status(state),
         completed_through_stage=state.completed_through_stage,
-        planned=planned,
-        scored=scored,
-        failed=failed,
-        pending=pending,
+        planned=tally.planned,
+        scored=tally.scored,
+        failed=sum(tally.failed.values()),
+        pending=tally.pending,
         rows=tuple(rows),
-        truncated=sum(truncated_by_group.values()),
+        truncated=sum(tally.truncated.values()),
+        retried=sum(tally.retried.values()),
+        cache_hits=sum(tally.cache_hits.values()),
         served=tuple(
             ServedModel(model=model.name, requested=model.model, served=dict(served[model.name]))
             for model in spec.models
         ),
+        by=by.dimensions,
+    )
+
+
+# A row group: (dataset, model, prompt) with `*` for pooled ones, then the case fields' values.
+GroupKey = tuple[str | None, ...]
+
+
+class _Tally:
+    """What `build_report` counts per row group while it walks the plan once."""
+
+    def __init__(self, metrics: list[str]) -> None:
+        self.values: dict[GroupKey, dict[str, dict[tuple[str, ...], list[float]]]] = defaultdict(
+            lambda: {metric: defaultdict(list) for metric in metrics}
+        )
+        self.samples: dict[GroupKey, dict[Unit, list[SampleResult]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
+        self.failed: Counter[GroupKey] = Counter()
+        self.unparsed: Counter[GroupKey] = Counter()
+        self.truncated: Counter[GroupKey] = Counter()
+        self.retried: Counter[GroupKey] = Counter()
+        self.cache_hits: Counter[GroupKey] = Counter()
+        self.planned = self.scored = self.pending = 0
+
+    def count(
+        self,
+        group: GroupKey,
+        generation: GenerationCompleted | None,
+        failure: GenerationFailed | None,
+    ) -> None:
+        """Count a planned trial, and whether its generation was cut, retried or reused."""
+        self.planned += 1
+        if generation is not None:
+            if is_truncated(generation.finish_reason):
+                self.truncated[group] += 1
+            if generation.cache_hit:
+                self.cache_hits[group] += 1
+            if generation.attempts > 1 or generation.retries or failure is not None:
+                self.retried[group] += 1
+        elif failure is not None and (failure.attempts > 1 or failure.retries):
+            self.retried[group] += 1
+
+
+def _row(
+    template: ReportRow,
+    metric: str,
+    result: Estimate,
+    failed: int | None = None,
+    unparsed: int | None = None,
+) -> ReportRow:
+    """`template` (a row group's place and counts) with `metric`'s estimate, and the sampled
+    rows' own `failed` and `unparsed` when given."""
+    return attrs.evolve(
+        template,
+        metric=metric,
+        mean=result.mean,
+        ci_low=result.ci_low,
+        ci_high=result.ci_high,
+        n=result.n,
+        ci_method=result.method,
+        failed=template.failed if failed is None else failed,
+        unparsed=template.unparsed if unparsed is None else unparsed,
     )
 
 

@@ -9,7 +9,8 @@ A generation that failed for good counts as an incorrect sample, as in the per-s
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from attrs import frozen
 
@@ -21,11 +22,13 @@ from themis.core.stats import Estimate, estimate
 
 # (sample index, parsed answer, scores by metric) of one settled sample of a case.
 SampleResult = tuple[int, str | None, Mapping[str, float]]
+# The samples settled together: (dataset, model, prompt, case id).
+Unit = tuple[str, str, str, str]
 
 
 @frozen
 class SampledRow:
-    """One aggregate over one metric for a (dataset, model, prompt) group."""
+    """One aggregate over one metric for one row group."""
 
     label: str
     estimate: Estimate
@@ -53,70 +56,87 @@ def reduced_label(reducer: str, metric: str) -> str:
 def sampled_rows(
     spec: ExperimentSpec,
     state: RunState,
-    group: tuple[str, str, str],
-    cases: Mapping[str, Sequence[SampleResult]],
+    units: Mapping[Unit, Sequence[SampleResult]],
     failed: int,
     unparsed: int,
 ) -> Iterator[SampledRow]:
-    """The sampled rows of `group` = (dataset, model, prompt), metric by metric.
+    """The sampled rows of one row group, metric by metric.
 
-    `cases` holds each case's settled samples; `failed` and `unparsed` are the group's
-    per-sample counts, reported beside pass@k and majority@k.
+    `units` holds the settled samples of each (dataset, model, prompt, case) of the group; each
+    unit gives one value, and the values of one case (dataset, case id) form its cluster.
+    `failed` and `unparsed` are the group's per-sample counts, shown beside pass@k and
+    majority@k.
     """
     for spec_metric in spec.metrics:
         metric = spec_metric.name
         for stage in sorted({rule.stage for rule in spec_metric.rules}):
             key = stage_key(metric, stage)
-            rates = {
-                case: [scores.get(key, 0.0) for *_, scores in samples]
-                for case, samples in cases.items()
-            }
+            rates = _clusters(
+                (unit, [scores.get(key, 0.0) for *_, scores in samples])
+                for unit, samples in units.items()
+            )
             yield SampledRow(key, estimate(rates), failed, unparsed)
         for k in spec.pass_at_k:
-            values = {
-                case: [
-                    pass_at_k(
-                        len(samples), sum(1 for *_, s in samples if s.get(metric, 0.0) >= 1.0), k
-                    )
-                ]
-                for case, samples in cases.items()
+            values = _clusters(
+                (
+                    unit,
+                    [
+                        pass_at_k(
+                            len(samples),
+                            sum(1 for *_, s in samples if s.get(metric, 0.0) >= 1.0),
+                            k,
+                        )
+                    ],
+                )
+                for unit, samples in units.items()
                 if len(samples) >= k
-            }
+            )
             yield SampledRow(pass_label(k, metric), estimate(values), failed, unparsed)
         for k in spec.majority_at_k:
-            majority: dict[str, list[float]] = {}
-            for case, samples in cases.items():
+            majority: list[tuple[Unit, list[float]]] = []
+            for unit, samples in units.items():
                 value = majority_at_k(
                     [(index, answer, scores.get(metric, 0.0)) for index, answer, scores in samples],
                     k,
                 )
                 if value is not None:
-                    majority[case] = [value]
-            yield SampledRow(majority_label(k, metric), estimate(majority), failed, unparsed)
+                    majority.append((unit, [value]))
+            yield SampledRow(
+                majority_label(k, metric), estimate(_clusters(majority)), failed, unparsed
+            )
         if spec.reducer is not None:
-            yield _reduced_row(spec.reducer.name, metric, state, group, cases)
+            yield _reduced_row(spec.reducer.name, metric, state, units)
+
+
+def _clusters(
+    values: Iterable[tuple[Unit, list[float]]],
+) -> dict[tuple[str, str], list[float]]:
+    """Unit values gathered by case (dataset, case id): a case's units form one cluster."""
+    clusters: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for (dataset, _, _, case), unit_values in values:
+        clusters[(dataset, case)].extend(unit_values)
+    return clusters
 
 
 def _reduced_row(
     reducer: str,
     metric: str,
     state: RunState,
-    group: tuple[str, str, str],
-    cases: Mapping[str, Sequence[SampleResult]],
+    units: Mapping[Unit, Sequence[SampleResult]],
 ) -> SampledRow:
-    dataset, model, prompt = group
-    values: dict[str, list[float]] = {}
+    values: list[tuple[Unit, list[float]]] = []
     failed = unparsed = 0
-    for case in cases:
+    for unit in units:
+        dataset, model, prompt, case = unit
         group_id = group_id_of(dataset, case, prompt, model)
         score = state.scores.get(group_id)
         if score is None:
             continue
-        values[case] = [score.scores.get(metric, 0.0)]
+        values.append((unit, [score.scores.get(metric, 0.0)]))
         reduction = state.reductions.get(group_id)
         if reduction is not None and reduction.trial_key is None:
             failed += 1
         parse = state.parses.get(group_id)
         if parse is not None and parse.answer is None:
             unparsed += 1
-    return SampledRow(reduced_label(reducer, metric), estimate(values), failed, unparsed)
+    return SampledRow(reduced_label(reducer, metric), estimate(_clusters(values)), failed, unparsed)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from statistics import NormalDist
+from typing import Any
 
 from attrs import frozen
 
@@ -177,7 +178,7 @@ def effective_n(case_means: Sequence[float], trials: int) -> float:
     return min(float(trials), p * (1 - p) / (variance / k))
 
 
-def estimate(scores_by_case: Mapping[str, Sequence[float]]) -> Estimate:
+def estimate(scores_by_case: Mapping[Any, Sequence[float]]) -> Estimate:
     """The mean of case means, with a 95% interval chosen as the module docstring says."""
     groups = [scores for scores in scores_by_case.values() if scores]
     n = sum(len(scores) for scores in groups)

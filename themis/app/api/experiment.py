@@ -24,6 +24,7 @@ from themis.app.execution.interpreter import ProgressCallback
 from themis.app.execution.provider_gates import ProviderRegistry
 from themis.app.usecases.provenance import config_provenance
 from themis.app.usecases.provider_holds import active_holds, clear_holds
+from themis.app.usecases.reporting import report_document
 from themis.app.usecases.resume import (
     Prepared,
     ResumeChoice,
@@ -39,7 +40,6 @@ from themis.app.usecases.runs import (
     RunResult,
     list_runs,
     load_run,
-    report_run,
     resolve_run_id,
     run_experiment,
 )
@@ -51,6 +51,7 @@ from themis.app.wiring import (
     provider_state_of,
     system_clock,
 )
+from themis.core.breakdown import Breakdown
 from themis.core.checks import RUNTIME_CHECKS
 from themis.core.controls import ModelPreflight, preflight_summary
 from themis.core.errors import ConfigError
@@ -427,10 +428,14 @@ def replay(
         return prepared.execute(**adapters)
 
 
-def load_report(run_id: str, store: StoreLike = "themis.duckdb") -> Report:
-    """The report of a stored run (`run_id` may be a unique prefix)."""
+def load_report(
+    run_id: str, store: StoreLike = "themis.duckdb", *, by: Sequence[str] = ()
+) -> Report:
+    """The report of a stored run (`run_id` may be a unique prefix), its rows grouped `by`
+    dataset, model, prompt or case fields (`themis.core.breakdown`; default: dataset × model ×
+    prompt). `themis.Reporter` renders it in every format."""
     with opened_store(store, read_only=True) as opened:
-        return report_run(opened, run_id)
+        return report_document(opened, run_id, Breakdown.of(by)).report
 
 
 def runs(store: StoreLike = "themis.duckdb") -> list[RunSummary]:

@@ -6,6 +6,7 @@ stderr and exits with status 2; an interrupt exits 130 and keeps every committed
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from contextlib import nullcontext
 from enum import StrEnum
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
 class ReportFormat(StrEnum):
     TABLE = "table"
     JSON = "json"
+    MD = "md"
+    CSV = "csv"
+    LATEX = "latex"
 
 
 class UntilStage(StrEnum):
@@ -277,19 +281,45 @@ def report(
     run_id: Annotated[str, typer.Argument(help="A run id or a unique prefix of one.")],
     store: StoreOption = Path("themis.duckdb"),
     format_: Annotated[
-        ReportFormat, typer.Option("--format", help="Output format.")
-    ] = ReportFormat.TABLE,
+        ReportFormat | None,
+        typer.Option(
+            "--format", help="Output format (default: from --output's suffix, else table)."
+        ),
+    ] = None,
+    by: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--by",
+            metavar="DIMS",
+            help="Group rows by dataset, model, prompt or case fields (comma-separated or "
+            "repeated); case fields alone are added to dataset,model,prompt.",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the report to this file instead of stdout."),
+    ] = None,
 ) -> None:
-    """Print the report of a stored run."""
-    from themis.app.api.experiment import load_report
-    from themis.app.render.reports import report_json, report_render
+    """Print (or write) the report of a stored run: every mean with its 95% CI and n."""
+    from themis.app.api.reporter import SUFFIXES, Reporter
 
     with errors():
-        result = with_store(store, lambda location: load_report(run_id, location))
-        if format_ is ReportFormat.JSON:
-            print_json(report_json(result))
+        existing_store(store)
+        chosen = format_.value if format_ is not None else None
+        if chosen is None and output is not None:
+            chosen = SUFFIXES.get(output.suffix.lower())
+        reporter = Reporter(run_id, store, by=by or ())
+        if output is not None:
+            if output.is_dir():
+                raise ConfigError(f"--output: {output} is a directory")
+            written = reporter.save(output, chosen or "table")
+            stderr().print(f"wrote {written}", markup=False, highlight=False, soft_wrap=True)
+        elif chosen in (None, "table"):
+            from themis.app.render.reports import document_render
+
+            stdout().print(document_render(reporter.document))
         else:
-            stdout().print(report_render(result))
+            sys.stdout.write(reporter.render(chosen))
 
 
 def list_runs(

@@ -1,8 +1,8 @@
-"""Turning reports and run lists into what users read: rich tables and stable JSON."""
+"""Turning reports and run lists into what users read: rich tables and stable JSON (the
+other report formats: `report_formats`, `report_html`)."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +10,20 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from themis.app.render.report_text import (
+    CI_METHODS,
+    MEAN_DEFINITION,
+    N_DEFINITION,
+    count_headers,
+    legend_lines,
+    place_columns,
+    provenance_text,
+    row_cells,
+    status_text,
+    trial_counts,
+    when,
+)
+from themis.app.usecases.reporting import ReportDocument
 from themis.app.usecases.runs import RunResult
 from themis.core.inspection import RunProgress
 from themis.core.report import Report, ServedModel
@@ -21,48 +35,22 @@ def counted(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-def _number(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3f}"
-
-
 def report_table(report: Report) -> Table:
-    """Dataset × model × prompt × metric rows with mean, 95% CI (and which interval), n, and
-    the trials that failed, were unparsed, or were cut at `max_tokens`."""
-    title = f"{report.name} · run {report.run_id[:12]} · {report.status}"
-    if report.completed_through_stage is not None:
-        title += f" through {report.completed_through_stage.value}"
+    """Rows (dataset × model × prompt, or the grouping asked for) × metric with mean, 95% CI
+    (and which interval), n, and the trials that failed, were unparsed, cut at `max_tokens`,
+    retried or answered from another run's generation (cache hits)."""
+    title = f"{report.name} · run {report.run_id[:12]} · {status_text(report)}"
     table = Table(title=title, title_justify="left")
-    for column in ("dataset", "model", "prompt", "metric"):
+    for column in (*place_columns(report), "metric"):
         table.add_column(column)
     for column in ("mean", "95% CI"):
         table.add_column(column, justify="right")
     table.add_column("interval")
-    for column in ("n", "failed", "unparsed", "truncated"):
+    for column in count_headers():
         table.add_column(column, justify="right")
     for row in report.rows:
-        ci = (
-            "—"
-            if row.ci_low is None or row.ci_high is None
-            else f"[{row.ci_low:.3f}, {row.ci_high:.3f}]"
-        )
-        table.add_row(
-            row.dataset,
-            row.model,
-            row.prompt,
-            row.metric,
-            _number(row.mean),
-            ci,
-            row.ci_method,
-            str(row.n),
-            str(row.failed),
-            str(row.unparsed),
-            str(row.truncated),
-        )
-    table.caption = (
-        f"trials: {report.planned} planned, {report.scored} scored, "
-        f"{report.failed} failed, {report.pending} pending, {report.truncated} truncated "
-        "(cut at max_tokens)"
-    )
+        table.add_row(*row_cells(row))
+    table.caption = f"trials: {trial_counts(report)}"
     table.caption_justify = "left"
     return table
 
@@ -71,6 +59,14 @@ def report_render(report: Report) -> RenderableType:
     """The report table, then a line per model whose served model differs from the request."""
     warnings = [Text(line) for line in served_model_warnings(report.served)]
     return Group(report_table(report), *warnings)
+
+
+def document_render(document: ReportDocument) -> RenderableType:
+    """`themis report`'s table: the provenance, the table, drift warnings and the legend."""
+    report = document.report
+    provenance = Text(provenance_text(document) + f" · created {when(document.created_at)}")
+    legend = [Text(line, style="dim") for line in legend_lines(report.rows)]
+    return Group(provenance, report_render(report), *legend)
 
 
 def served_model_warnings(served: Sequence[ServedModel]) -> list[str]:
@@ -117,6 +113,8 @@ def report_json(report: Report) -> dict[str, Any]:
             "failed": report.failed,
             "pending": report.pending,
             "truncated": report.truncated,
+            "retried": report.retried,
+            "cache_hits": report.cache_hits,
         },
         "results": [
             {
@@ -131,11 +129,38 @@ def report_json(report: Report) -> dict[str, Any]:
                 "failed": row.failed,
                 "unparsed": row.unparsed,
                 "truncated": row.truncated,
+                "retried": row.retried,
+                "cache_hits": row.cache_hits,
                 "ci_method": row.ci_method,
+                **({"case_fields": dict(row.case_fields)} if row.case_fields else {}),
             }
             for row in report.rows
         ],
         "served_models": served_json(report.served),
+    }
+
+
+def document_json(document: ReportDocument) -> dict[str, Any]:
+    """`themis report --format json`: the report, grouped `by`, with its provenance and the
+    definitions of the mean and of each interval's statistic."""
+    report = document.report
+    return {
+        **report_json(report),
+        "by": list(report.by),
+        "created_at": when(document.created_at),
+        "provenance": {
+            **dict(sorted(document.provenance.items())),
+            "themis_now": document.themis_version,
+        },
+        "statistics": {
+            "mean": MEAN_DEFINITION,
+            "n": N_DEFINITION,
+            "ci_level": 0.95,
+            "ci_methods": {
+                method: CI_METHODS.get(method, method)
+                for method in dict.fromkeys(row.ci_method for row in report.rows)
+            },
+        },
     }
 
 
@@ -149,10 +174,6 @@ def run_json(result: RunResult) -> dict[str, Any]:
     }
 
 
-def _when(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def runs_table(summaries: list[RunSummary]) -> Table:
     table = Table(title="runs", title_justify="left")
     table.add_column("run_id")
@@ -161,7 +182,7 @@ def runs_table(summaries: list[RunSummary]) -> Table:
     table.add_column("events", justify="right")
     for summary in summaries:
         table.add_row(
-            summary.run_id[:16], summary.name, _when(summary.created_at), str(summary.event_count)
+            summary.run_id[:16], summary.name, when(summary.created_at), str(summary.event_count)
         )
     return table
 
@@ -176,7 +197,7 @@ def runs_json(summaries: list[RunSummary], progress: Sequence[RunProgress]) -> d
             {
                 "run_id": summary.run_id,
                 "name": summary.name,
-                "created_at": _when(summary.created_at),
+                "created_at": when(summary.created_at),
                 "events": summary.event_count,
                 **_status(by_run.get(summary.run_id)),
             }

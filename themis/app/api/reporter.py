@@ -1,0 +1,100 @@
+"""`Reporter`: a stored run's report in every format `themis report` writes, from Python."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from themis.app.usecases.reporting import ReportDocument, report_document
+from themis.app.wiring import StoreLike, opened_store
+from themis.core.breakdown import Breakdown
+from themis.core.errors import ConfigError
+from themis.core.report import Report
+
+FORMATS = ("table", "json", "md", "csv", "latex")
+# What `save` infers from a file's suffix when no format is given.
+SUFFIXES = {
+    ".json": "json",
+    ".md": "md",
+    ".markdown": "md",
+    ".csv": "csv",
+    ".tex": "latex",
+    ".txt": "table",
+}
+
+
+def check_format(name: str) -> str:
+    if name not in FORMATS:
+        raise ConfigError(f"format: must be one of {', '.join(FORMATS)}; got {name!r}")
+    return name
+
+
+class Reporter:
+    """The report of one stored run, grouped `by` dataset, model, prompt or case fields (see
+    `themis.core.breakdown`), rendered as `table`, `json`, `md`, `csv` or `latex`.
+
+    The store is read once, here; an unknown case field in `by` raises `ConfigError`.
+    """
+
+    def __init__(
+        self, run_id: str, store: StoreLike = "themis.duckdb", *, by: Sequence[str] = ()
+    ) -> None:
+        self._by = Breakdown.of(by)
+        with opened_store(store, read_only=True) as opened:
+            self._document = report_document(opened, run_id, self._by)
+
+    @property
+    def report(self) -> Report:
+        return self._document.report
+
+    @property
+    def document(self) -> ReportDocument:
+        """The report with its provenance (what every format renders)."""
+        return self._document
+
+    def to_json(self) -> dict[str, Any]:
+        """The `json` format as data."""
+        from themis.app.render.reports import document_json
+
+        return document_json(self._document)
+
+    def render(self, format: str = "md") -> str:
+        """The report as text in `format` (one of `FORMATS`)."""
+        from themis.app.render import report_formats
+
+        check_format(format)
+        if format == "json":
+            return json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n"
+        if format == "md":
+            return report_formats.report_markdown(self._document)
+        if format == "csv":
+            return report_formats.report_csv(self._document)
+        if format == "latex":
+            return report_formats.report_latex(self._document)
+        return _table_text(self._document)
+
+    def save(self, path: str | Path, format: str | None = None) -> Path:
+        """Write the report to `path` in `format` (default: from the suffix, e.g. `.md`)."""
+        path = Path(path)
+        chosen = format or SUFFIXES.get(path.suffix.lower())
+        if chosen is None:
+            raise ConfigError(
+                f"{path}: cannot tell the format from the suffix {path.suffix!r}; "
+                f"pass one of {', '.join(FORMATS)}"
+            )
+        path.write_text(self.render(chosen), encoding="utf-8")
+        return path
+
+
+def _table_text(document: ReportDocument) -> str:
+    """The table `themis report` prints, as plain text 160 columns wide."""
+    from rich.console import Console
+
+    from themis.app.render.reports import document_render
+
+    console = Console(width=160, record=True, file=io.StringIO(), color_system=None)
+    console.print(document_render(document))
+    return "\n".join(line.rstrip() for line in console.export_text().splitlines()) + "\n"

@@ -1,0 +1,83 @@
+"""What a rendered report is made of: the report, where the run came from, and (for HTML) every
+trial's result, all read from the store's log alone."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib import metadata
+
+from attrs import field, frozen
+
+from themis.app.usecases.checkpoints import fresh_report
+from themis.app.usecases.runs import load_compiled, load_state, resolve_run_id
+from themis.core.breakdown import Breakdown, check_breakdown
+from themis.core.case_results import CaseResult, case_results
+from themis.core.report import Report, build_report
+from themis.ports.store import StorePort
+
+# The per-case table of an HTML report holds at most this many trials (a page stays openable).
+MAX_CASE_ROWS = 20_000
+
+
+def _strings(value: Mapping[str, str]) -> Mapping[str, str]:
+    return dict(value)
+
+
+def _cases(value: tuple[CaseResult, ...]) -> tuple[CaseResult, ...]:
+    return tuple(value)
+
+
+@frozen
+class ReportDocument:
+    """A report with its provenance: `provenance` is what the run recorded when it started
+    (Themis version, config path and sha256, git commit, platform); `themis_version` is the
+    version rendering it now. `cases` (HTML only) holds the first `MAX_CASE_ROWS` trials of
+    `case_count`."""
+
+    report: Report
+    metrics: tuple[str, ...]
+    created_at: float
+    provenance: Mapping[str, str] = field(factory=dict, converter=_strings)
+    themis_version: str = ""
+    cases: tuple[CaseResult, ...] = field(default=(), converter=_cases)
+    case_count: int = 0
+
+
+def themis_version() -> str:
+    try:
+        return metadata.version("themis")
+    except metadata.PackageNotFoundError:  # a source tree without an install
+        return "unknown"
+
+
+def report_document(
+    store: StorePort, run_id_or_prefix: str, by: Breakdown | None = None, *, cases: bool = False
+) -> ReportDocument:
+    """The report of a stored run grouped `by` (checked against the run's case fields), with
+    its provenance, and with `cases` every trial's result (up to `MAX_CASE_ROWS`)."""
+    by = by or Breakdown()
+    run_id = resolve_run_id(store, run_id_or_prefix)
+    snapshot, compiled = load_compiled(store, run_id)
+    check_breakdown(compiled.spec, by)
+    cached = fresh_report(store, compiled) if by.is_default and not cases else None
+    if cached is not None:
+        report = cached[1]
+        rows: tuple[CaseResult, ...] = ()
+        count = 0
+    else:
+        state, _ = load_state(store, run_id)
+        report = build_report(compiled, state, by=by)
+        rows, count = (), 0
+        if cases:
+            every = case_results(compiled, state)
+            rows = tuple(row for _, row in zip(range(MAX_CASE_ROWS), every, strict=False))
+            count = len(rows) + sum(1 for _ in every)
+    return ReportDocument(
+        report=report,
+        metrics=tuple(metric.name for metric in compiled.spec.metrics),
+        created_at=snapshot.created_at,
+        provenance=snapshot.provenance,
+        themis_version=themis_version(),
+        cases=rows,
+        case_count=count,
+    )
