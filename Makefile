@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-real test lint unit venv bench docs docs-serve clean
+.PHONY: demo demo-real test lint unit venv bench docs docs-serve clean browser
 
 venv: $(STAMP)
 
@@ -21,7 +21,15 @@ demo: $(STAMP)
 demo-real: $(STAMP)
 	$(BIN)/python scripts/demo_real.py
 
-test: $(STAMP)
+# The browser tests (tests/browser/) drive Debian's chromium through Playwright; Playwright's own
+# browser download needs a network, so the system package is installed when missing (as root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		[ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || { \
+		echo "chromium is missing: install Debian's chromium (apt-get install chromium)"; exit 1; }
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory docs

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +179,20 @@ name = "number"
 [[metrics]]
 name = "exact_match"
 """
+
+
+def test_html_is_one_file_that_names_no_other_source(
+    demo_run: str, store: Path, invoke: Invoke, tmp_path: Path
+) -> None:
+    target = tmp_path / "report.html"
+    result = invoke("report", demo_run, "--store", store, "--output", target)
+    assert result.exit_code == 0, result.output
+    page = target.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    assert "default-src 'none'" in page  # the page may load nothing
+    assert not re.search(r"(src|href)=|https?://|@import|url\(", page)
+    assert demo_run in page
+    assert page.count('<svg class="forest"') == 2  # one per metric
+    assert page.count("<tr>") == 2 + 8 + 288  # two header rows, the report rows, the trials
+    printed = invoke("report", demo_run, "--store", store, "--format", "html").stdout
+    assert printed == page

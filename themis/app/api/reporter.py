@@ -14,7 +14,7 @@ from themis.core.breakdown import Breakdown
 from themis.core.errors import ConfigError
 from themis.core.report import Report
 
-FORMATS = ("table", "json", "md", "csv", "latex")
+FORMATS = ("table", "json", "md", "csv", "latex", "html")
 # What `save` infers from a file's suffix when no format is given.
 SUFFIXES = {
     ".json": "json",
@@ -22,6 +22,8 @@ SUFFIXES = {
     ".markdown": "md",
     ".csv": "csv",
     ".tex": "latex",
+    ".html": "html",
+    ".htm": "html",
     ".txt": "table",
 }
 
@@ -34,17 +36,20 @@ def check_format(name: str) -> str:
 
 class Reporter:
     """The report of one stored run, grouped `by` dataset, model, prompt or case fields (see
-    `themis.core.breakdown`), rendered as `table`, `json`, `md`, `csv` or `latex`.
+    `themis.core.breakdown`), rendered as `table`, `json`, `md`, `csv`, `latex` or `html`.
 
-    The store is read once, here; an unknown case field in `by` raises `ConfigError`.
+    The store is read once here (and once more for `html`, which adds every trial's result);
+    an unknown case field in `by` raises `ConfigError`.
     """
 
     def __init__(
         self, run_id: str, store: StoreLike = "themis.duckdb", *, by: Sequence[str] = ()
     ) -> None:
+        self._store = store
         self._by = Breakdown.of(by)
         with opened_store(store, read_only=True) as opened:
             self._document = report_document(opened, run_id, self._by)
+        self._with_cases: ReportDocument | None = None
 
     @property
     def report(self) -> Report:
@@ -74,10 +79,14 @@ class Reporter:
             return report_formats.report_csv(self._document)
         if format == "latex":
             return report_formats.report_latex(self._document)
+        if format == "html":
+            from themis.app.render.report_html import report_html
+
+            return report_html(self._cases_document())
         return _table_text(self._document)
 
     def save(self, path: str | Path, format: str | None = None) -> Path:
-        """Write the report to `path` in `format` (default: from the suffix, e.g. `.md`)."""
+        """Write the report to `path` in `format` (default: from the suffix, e.g. `.html`)."""
         path = Path(path)
         chosen = format or SUFFIXES.get(path.suffix.lower())
         if chosen is None:
@@ -87,6 +96,13 @@ class Reporter:
             )
         path.write_text(self.render(chosen), encoding="utf-8")
         return path
+
+    def _cases_document(self) -> ReportDocument:
+        if self._with_cases is None:
+            run_id = self._document.report.run_id
+            with opened_store(self._store, read_only=True) as opened:
+                self._with_cases = report_document(opened, run_id, self._by, cases=True)
+        return self._with_cases
 
 
 def _table_text(document: ReportDocument) -> str:

@@ -44,6 +44,7 @@ class ReportFormat(StrEnum):
     MD = "md"
     CSV = "csv"
     LATEX = "latex"
+    HTML = "html"
 
 
 class UntilStage(StrEnum):

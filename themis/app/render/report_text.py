@@ -126,7 +126,9 @@ def served_text(document: ReportDocument) -> list[str]:
     lines = []
     for model in document.report.served:
         served = ", ".join(f"{name} ({count})" for name, count in sorted(model.served.items()))
-        if model.changed:
+        if not model.served:
+            drift = "no served model id reported"
+        elif model.changed:
             drift = "DRIFT: several models answered"
         elif model.differs:
             drift = "DRIFT: another model answered"
