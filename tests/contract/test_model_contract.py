@@ -1,6 +1,6 @@
 """The `ModelPort` contract, run against every adapter: the scripted model, and the
 OpenAI-compatible (chat and completions) and Anthropic adapters over HTTP against our fake server
-(tests/fakeserver).
+(tests/fakeserver), on the lean HTTP/1.1 client and on httpx's.
 
 Each adapter supplies only how to build it and how to make a call fail with a given kind: the
 scripted model through its fault options, the HTTP adapters through the fake server's faults.
@@ -15,6 +15,7 @@ from collections.abc import Collection, Mapping
 from typing import Any, ClassVar
 
 import attrs
+import httpx
 import pytest
 import trio
 
@@ -30,7 +31,7 @@ from themis.core.planner import ModelRequest
 from themis.core.prompting import Message
 from themis.core.retry import FailureKind
 from themis.core.spec import GenerationParams
-from themis.ports.model import ModelPort
+from themis.ports.model import ModelPort, SendTimedModelPort
 
 KEY = "sk-contract-0123456789"
 CONCURRENT = 8
@@ -157,6 +158,43 @@ class ModelContract:
             index: [request.reference] for index, request in enumerate(requests)
         }
 
+    # --- the moment a request leaves (`SendTimedModelPort`) ---------------------------------------
+
+    def arrived(self, model: ModelPort) -> int:
+        """How many requests have reached the endpoint of `model` so far."""
+        raise NotImplementedError
+
+    def test_before_send_runs_once_right_before_the_request_leaves(self, model: ModelPort) -> None:
+        assert isinstance(model, SendTimedModelPort)
+        before = self.arrived(model)
+        seen: list[int] = []
+
+        async def before_send() -> None:
+            await trio.sleep(0.05)  # a rate limit's wait: the request must not leave meanwhile
+            seen.append(self.arrived(model))
+
+        response = trio.run(model.generate_sent, self.ask(19, 23), before_send)
+
+        assert numbers(response.text)[-1:] == ["42"]
+        assert seen == [before]
+        assert self.arrived(model) == before + 1
+
+    def test_a_before_send_that_raises_sends_nothing(self, model: ModelPort) -> None:
+        assert isinstance(model, SendTimedModelPort)
+
+        async def refuse() -> None:
+            raise LookupError("no grant")
+
+        async def main() -> ModelResponse:
+            await model.generate(self.ask(1, 2))  # a connection to reuse, for adapters with one
+            before = self.arrived(model)
+            with pytest.raises(LookupError, match="no grant"):
+                await model.generate_sent(self.ask(19, 23), refuse)
+            assert self.arrived(model) == before
+            return await model.generate(self.ask(19, 23))
+
+        assert numbers(trio.run(main).text)[-1:] == ["42"]
+
     # --- failures -------------------------------------------------------------------------------
 
     def test_a_failure_is_a_model_call_error_of_its_kind_and_the_next_call_answers(
@@ -207,6 +245,10 @@ class TestScriptedModel(ModelContract):
 
     def make_model(self) -> ModelPort:
         return ScriptedModel(FakeClock())
+
+    def arrived(self, model: ModelPort) -> int:
+        assert isinstance(model, ScriptedModel)
+        return model.calls
 
     def failing(
         self, kind: FailureKind, request: ModelRequest, *, retry_after_s: float | None = None
@@ -261,6 +303,9 @@ class OnFakeServer(ModelContract):
     def make_model(self) -> ModelPort:
         return self.build(self.server, timeout=5.0)
 
+    def arrived(self, model: ModelPort) -> int:
+        return int(self.server.stats()["calls"])
+
     def failing(
         self, kind: FailureKind, request: ModelRequest, *, retry_after_s: float | None = None
     ) -> Failing:
@@ -285,6 +330,20 @@ class TestOpenAIChat(OnFakeServer):
 
 class TestOpenAICompletions(TestOpenAIChat):
     api = "completions"
+
+
+class TestOpenAIChatOnHttpx(OnFakeServer):
+    """The httpx client (what `https://` and HTTP/2 endpoints use) instead of the lean one."""
+
+    def build(self, server: FakeServer, *, timeout: float) -> ModelPort:
+        return OpenAICompatibleModel(
+            "local",
+            Endpoint(base_url=server.openai_base_url, api_key="${KEY}"),
+            clock=SystemClock(),
+            pool=PoolLimits(3, timeout),
+            environ={"KEY": KEY},
+            transport=httpx.AsyncHTTPTransport(),
+        )
 
 
 class TestAnthropic(OnFakeServer):

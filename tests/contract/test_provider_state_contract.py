@@ -14,6 +14,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import attrs
 import pytest
 
 from themis.adapters.provider_state import (
@@ -99,19 +100,23 @@ class ProviderStateContract:
             (name, state(paused_until=float(index), pid=index)) for index, name in enumerate(NAMES)
         )
 
-    def test_clear_removes_one_provider_or_all(self, port: ProviderStatePort) -> None:
+    def test_clear_leaves_a_tombstone_of_one_provider_or_all(self, port: ProviderStatePort) -> None:
         port.publish("local @ http://a", state(paused_until=100.0))
         port.publish("local @ http://b", state(paused_until=200.0))
         port.publish("openai", state(open_until=50.0))
         assert port.clear("local @ http://a") == ["local @ http://a"]
-        assert port.read("local @ http://a") is None
+        assert port.read("local @ http://a") == attrs.evolve(state(), generation=1)
         assert port.clear("local @ http://a") == []  # nothing left to clear
+        assert port.clear("never published") == []
         assert port.read("local @ http://b") == state(paused_until=200.0)
         assert sorted(port.clear()) == ["local @ http://b", "openai"]
-        assert port.entries() == []
-        # A cleared provider starts afresh: an older deadline is no longer merged in.
+        assert [entry.holding for _, entry in port.entries()] == [False] * 3
+        # A cleared provider starts afresh: an older deadline is no longer merged in, and the
+        # generation stays, for runs that wait to see the clear.
         port.publish("openai", state(open_until=10.0))
-        assert port.read("openai") == state(open_until=10.0)
+        assert port.read("openai") == attrs.evolve(state(open_until=10.0), generation=1)
+        port.clear("openai")
+        assert port.read("openai") == attrs.evolve(state(), generation=2)
 
 
 class TestMemoryProviderState(ProviderStateContract):

@@ -9,23 +9,30 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from themis.core.ratelimit import (
+    REQUESTS,
+    TOKENS,
     ProviderLimits,
     TokenBucket,
     admissible,
     call_admissible,
+    call_earliest,
     call_tokens,
     correct,
     correct_call,
     earliest,
     level,
     outstanding,
+    pace_correct,
+    pace_earliest,
+    pace_record,
     per_minute,
     record,
     reserve,
     reserve_call,
+    token_pacer,
     wait_until,
 )
-from themis.core.runtime import SEND_SLACK_S, RateLimit
+from themis.core.runtime import ARRIVAL_SLACK_S, RateLimit
 
 
 def heaviest_window(grants: list[tuple[float, float]], window: float) -> float:
@@ -275,12 +282,32 @@ def test_the_stricter_bucket_decides_the_wait() -> None:
     limits = ProviderLimits.from_rate_limit(RateLimit(requests_per_minute=2, tokens_per_minute=100))
     limits, _ = reserve_call(limits, 90, now=0.0)  # tokens nearly spent
     limits, wait = reserve_call(limits, 20, now=1.0)
-    assert wait == pytest.approx(59.0 + SEND_SLACK_S)  # tokens, not requests, hold it
+    assert wait == pytest.approx(59.0 + ARRIVAL_SLACK_S)  # tokens, not requests, hold it
+    assert call_earliest(limits, 1, 61.0)[1] == TOKENS
+    # The token pace: the 20 tokens granted at 60.25 s cost 0.6 s each, less a second's worth
+    # (two tokens) the pace lets go ahead.
     limits, wait = reserve_call(limits, 1, now=61.0)
-    assert wait == 0.0
-    # Requests were granted at t=60.25 and t=61; a third must wait for the first to leave.
-    limits, wait = reserve_call(limits, 1, now=62.0)
-    assert 62.0 + wait == pytest.approx(60.0 + SEND_SLACK_S + 60.0 + SEND_SLACK_S)
+    assert 61.0 + wait == pytest.approx(60.0 + ARRIVAL_SLACK_S + 20 * 0.6 - 2 * 0.6)
+
+
+def test_requests_hold_a_call_when_tokens_are_plenty() -> None:
+    limits = ProviderLimits.from_rate_limit(
+        RateLimit(requests_per_minute=1, tokens_per_minute=10**6)
+    )
+    limits, _ = reserve_call(limits, 10, now=0.0)
+    moment, held = call_earliest(limits, 10, 1.0)
+    assert (moment, held) == (pytest.approx(60.0 + ARRIVAL_SLACK_S), REQUESTS)
+    assert call_earliest(ProviderLimits(), 10, 1.0) == (1.0, None)
+
+
+def test_tokens_are_paced_and_a_reported_usage_corrects_the_pace() -> None:
+    pacer = token_pacer(600)  # 10 tokens a second, 11 ahead at most
+    assert (pacer.interval, pacer.burst) == (0.1, 11)
+    pacer = pace_record(pacer, 0.0, 100)  # a call estimated at 100 tokens
+    assert pace_earliest(pacer, 0.0) == pytest.approx(10.0 - 1.0)
+    refunded = pace_correct(pacer, -80)  # it used 20
+    assert pace_earliest(refunded, 0.0) == pytest.approx(1.0)
+    assert pace_earliest(pace_correct(pacer, 50), 0.0) == pytest.approx(14.0)
 
 
 def test_correct_call_refunds_tokens_only() -> None:

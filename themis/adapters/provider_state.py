@@ -4,7 +4,8 @@ stores). Both merge with `themis.core.provider_state.merge` and never read the c
 
 Files of `FileProviderState(directory)`, per provider (ADR 0009):
 
-    <directory>/<slug>-<hash>.json   the state: {"version", "provider", "open_until", ...}
+    <directory>/<slug>-<hash>.json   the state: {"version", "provider", "open_until", ...,
+                                     "generation"}; a cleared provider keeps its tombstone
     <directory>/<slug>-<hash>.lock   empty; `flock`ed exclusively around read-merge-write
 
 `<slug>` is a readable, lower-case `[a-z0-9_-]` rendering of the provider name and `<hash>` the
@@ -30,14 +31,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from themis.core.provider_state import ProviderStateError, SharedProviderState, merge
+from themis.core.provider_state import (
+    ProviderStateError,
+    SharedProviderState,
+    merge,
+    tombstone,
+)
 
 if sys.platform != "win32":
     import fcntl
 
 __all__ = ["FORMAT_VERSION", "FileProviderState", "MemoryProviderState", "file_stem"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 added "generation" (ADR 0021); a version-1 file reads as generation 0
+_READABLE = (1, FORMAT_VERSION)
 _SLUG_UNSAFE = re.compile(r"[^a-z0-9_-]+")
 _SLUG_LENGTH = 48
 
@@ -58,6 +65,7 @@ def _encode(provider: str, state: SharedProviderState) -> str:
             "paused_until": state.paused_until,
             "updated_at": state.updated_at,
             "updated_by": state.updated_by,
+            "generation": state.generation,
         }
     )
 
@@ -67,7 +75,7 @@ def _decode(text: str, provider: str | None) -> tuple[str, SharedProviderState] 
     `provider`, when given)."""
     try:
         data: Any = json.loads(text)
-        if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
+        if not isinstance(data, dict) or data.get("version") not in _READABLE:
             return None
         named = data.get("provider")
         if not isinstance(named, str) or (provider is not None and named != provider):
@@ -77,6 +85,7 @@ def _decode(text: str, provider: str | None) -> tuple[str, SharedProviderState] 
             paused_until=data["paused_until"],
             updated_at=data["updated_at"],
             updated_by=data["updated_by"],
+            generation=data.get("generation", 0) if data["version"] > 1 else 0,
         )
     except (ValueError, TypeError, KeyError, RecursionError):
         return None
@@ -122,16 +131,16 @@ class FileProviderState:
         return found
 
     def clear(self, provider: str | None = None) -> list[str]:
-        if provider is not None:
-            names = [provider] if self.read(provider) is not None else []
-        else:
-            names = [name for name, _ in self.entries()]
+        names = [provider] if provider is not None else [name for name, _ in self.entries()]
         removed = []
         for name in names:
             stem = file_stem(name)
             try:
                 with self._locked(stem):
-                    (self.directory / f"{stem}.json").unlink(missing_ok=True)
+                    current = self._load(name, stem)
+                    if current is None or not current.holding:
+                        continue
+                    self._write(stem, _encode(name, tombstone(current)))
             except OSError as error:
                 raise ProviderStateError(
                     f"cannot clear the shared provider state of {name!r} in "
@@ -202,4 +211,10 @@ class MemoryProviderState:
     def clear(self, provider: str | None = None) -> list[str]:
         with self._lock:
             names = sorted(self._states) if provider is None else [provider]
-            return [name for name in names if self._states.pop(name, None) is not None]
+            removed = []
+            for name in names:
+                current = self._states.get(name)
+                if current is not None and current.holding:
+                    self._states[name] = tombstone(current)
+                    removed.append(name)
+            return removed

@@ -3,16 +3,21 @@
 Each process keeps its own `Breaker` per provider (`themis.core.breaker`). When one process
 opens its breaker, or is told by a 429 to pause, it publishes the moment until which the provider
 should be left alone; the others read that, wait until then, and afterwards let their own probe
-through. Only those two deadlines are shared (ADR 0009):
+through. Only those two deadlines, and a count of clears, are shared (ADR 0009, ADR 0021):
 
     SharedProviderState
     ├── open_until     the end of the latest OPEN window any process published
-    └── paused_until   the latest Retry-After pause any process published
+    ├── paused_until   the latest Retry-After pause any process published
+    └── generation     how many times a user cleared the provider (`themis providers clear`)
 
 `merge` is a join: field-wise maximum, so it is commutative, associative and idempotent, and
 publishing is safe in any order and any number of times. A deadline in the past is harmless; it
 just asks for no wait. All times are epoch seconds (`ClockPort.now()`), the one clock the
 processes of a machine agree on.
+
+Clearing is the one change that is not a join: it replaces the state by its `tombstone` (no
+deadline, the next generation). A run that sees the generation grow while it waits drops the
+holds it had (`release`) and goes on at once; later publications merge into the tombstone.
 """
 
 from __future__ import annotations
@@ -37,8 +42,10 @@ __all__ = [
     "holds",
     "merge",
     "publication",
+    "release",
     "scope_key",
     "split_scope",
+    "tombstone",
     "wait_for",
 ]
 
@@ -69,6 +76,12 @@ class SharedProviderState:
     paused_until: float | None = field(default=None, validator=_check_optional_time)
     updated_at: float = field(default=0.0, validator=_check_time)
     updated_by: int = field(default=0, validator=check_non_negative_int)
+    generation: int = field(default=0, validator=check_non_negative_int)
+
+    @property
+    def holding(self) -> bool:
+        """Whether it has a deadline at all (ended or not): a tombstone has none."""
+        return self.open_until is not None or self.paused_until is not None
 
 
 def _later(a: float | None, b: float | None) -> float | None:
@@ -91,7 +104,41 @@ def merge(a: SharedProviderState, b: SharedProviderState) -> SharedProviderState
         paused_until=_later(a.paused_until, b.paused_until),
         updated_at=latest[0],
         updated_by=latest[1],
+        generation=max(a.generation, b.generation),
     )
+
+
+def tombstone(state: SharedProviderState) -> SharedProviderState:
+    """What a clear leaves of `state`: no deadline, and the next generation, which tells a run
+    waiting on the old deadlines to let them go."""
+    return SharedProviderState(
+        updated_at=state.updated_at, updated_by=state.updated_by, generation=state.generation + 1
+    )
+
+
+def release(breaker: Breaker, now: float) -> tuple[Breaker, Transition | None]:
+    """`breaker` after a user cleared its provider: no pause, and CLOSED with an empty window
+    (a `Transition` to log when it was not CLOSED)."""
+    if breaker.paused_until is not None:
+        breaker = attrs.evolve(breaker, paused_until=None)
+    if breaker.state is BreakerState.CLOSED:
+        return breaker, None
+    transition = Transition(
+        at=now,
+        before=breaker.state,
+        after=BreakerState.CLOSED,
+        reason="cleared by the user (themis providers clear)",
+    )
+    closed = attrs.evolve(
+        breaker,
+        state=BreakerState.CLOSED,
+        slots=(),
+        opened_at=None,
+        probe_at=None,
+        half_open_at=None,
+        probe_failures=0,
+    )
+    return closed, transition
 
 
 def wait_for(state: SharedProviderState | None, now: float) -> float:
@@ -202,8 +249,9 @@ def bounded(state: SharedProviderState, longest: float | None) -> SharedProvider
 @frozen
 class ProviderHold:
     """Something that holds calls to a provider back until `until` (epoch seconds): a
-    Retry-After `pause`, an `open` breaker, a `probe` out, or a `rate_limit` grant. `by`: the
-    PID that published a shared hold (`None`: this process)."""
+    Retry-After `pause`, an `open` breaker, a `probe` out, or a grant delayed by requests per
+    minute (`rate_limit`) or by tokens per minute (`tokens_per_minute`). `by`: the PID that
+    published a shared hold (`None`: this process)."""
 
     provider: str
     endpoint: str | None

@@ -19,13 +19,18 @@ request counts; keep them integral so that sums stay exact in floating point.
 
 Requests are also paced (`ProviderLimits`): a window log alone lets a whole minute's quota go
 in the first fraction of a second (600 requests in 0.13 s at 600 per minute), which arrives at
-the server as one burst, and calls that leave a little after their grant (a connection still
-opening) then spill into the next window at the server. So a request also needs a `Pacer` slot
-(a continuously refilled bucket of `burst` requests, refilled at `requests_per_minute / 60` per
-second: the generic cell rate algorithm) and a place in a 1 s log of capacity `burst`, and the
-minute's log counts each request for `SEND_SLACK_S` more than 60 s, the time a granted request
-may take to reach the server. The server then sees at most the limit in any 60 s and at most
-`burst` in any second, as long as requests leave within `SEND_SLACK_S` of their grant.
+the server as one burst. So a request also needs a `Pacer` slot (a continuously refilled bucket
+of `burst` requests, refilled at `requests_per_minute / 60` per second: the generic cell rate
+algorithm) and a place in a 1 s log of capacity `burst`. The interpreter reserves a call at the
+moment its request leaves (the model adapter's before-send hook, after any connection is open),
+so the grant time is the send time; the minute's and the second's logs count each request for
+`ARRIVAL_SLACK_S` longer, for trips to the server that differ. The server then sees at most the
+limit in any 60 s and at most `burst` in any second, as long as two requests' trips differ by
+less than `ARRIVAL_SLACK_S`.
+
+Tokens are paced the same way (`token_pacer`): a call is charged its estimate (prompt plus
+`max_tokens`) when granted, at most a second's worth of tokens ahead of `tokens_per_minute / 60`
+per second, and the difference to the usage its response reports is charged or refunded after.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from typing import Any
 import attrs
 from attrs import field, frozen
 
-from themis.core.runtime import SEND_SLACK_S, RateLimit, least_burst
+from themis.core.runtime import ARRIVAL_SLACK_S, RateLimit, least_burst
 
 DEFAULT_MAX_GRANTS = 512
 
@@ -76,9 +81,11 @@ def per_minute(
 
 @frozen
 class Pacer:
-    """Requests spaced `interval` seconds apart in the long run, `burst` of them at once at
-    most: a bucket of `burst` refilled continuously (GCRA). `due` is the theoretical time of
-    the next request; a request may go `(burst - 1) * interval` before it."""
+    """Units spaced `interval` seconds apart in the long run, `burst` of them at once at most: a
+    bucket of `burst` refilled continuously (GCRA). `due` is the theoretical time of the next
+    unit; a charge may go `(burst - 1) * interval` before it, and pushes it `amount * interval`
+    later. A charge larger than what is left goes whole once its turn comes (tokens: a call
+    needs all its tokens at once), and the next charge waits until the rate has caught up."""
 
     interval: float = field(validator=_positive)
     burst: int = field(validator=_positive)
@@ -86,13 +93,24 @@ class Pacer:
 
 
 def pace_earliest(pacer: Pacer, now: float) -> float:
-    """The first time, no earlier than `now`, at which the pacer lets a request go."""
+    """The first time, no earlier than `now`, at which the pacer lets a charge go."""
     return max(now, pacer.due - (pacer.burst - 1) * pacer.interval)
 
 
-def pace_record(pacer: Pacer, at: float) -> Pacer:
-    """`pacer` after a request went at `at` (no earlier than `pace_earliest`)."""
-    return attrs.evolve(pacer, due=max(pacer.due, at) + pacer.interval)
+def pace_record(pacer: Pacer, at: float, amount: float = 1.0) -> Pacer:
+    """`pacer` after a charge of `amount` went at `at` (no earlier than `pace_earliest`)."""
+    return attrs.evolve(pacer, due=max(pacer.due, at) + amount * pacer.interval)
+
+
+def pace_correct(pacer: Pacer, delta: float) -> Pacer:
+    """`pacer` with `delta` more units charged (less, when negative: a refund). A refund never
+    lets charges run further ahead than `burst`: `pace_record` starts from now at the latest."""
+    return attrs.evolve(pacer, due=pacer.due + delta * pacer.interval)
+
+
+def token_pacer(tokens_per_minute: float) -> Pacer:
+    """Tokens at `tokens_per_minute / 60` per second, at most a second's worth ahead of it."""
+    return Pacer(interval=60.0 / tokens_per_minute, burst=math.ceil(tokens_per_minute / 60.0) + 1)
 
 
 def default_burst(requests_per_minute: float) -> int:
@@ -210,6 +228,7 @@ class ProviderLimits:
     tokens: TokenBucket | None = None
     pace: Pacer | None = None
     second: TokenBucket | None = None
+    token_pace: Pacer | None = None
 
     @classmethod
     def from_rate_limit(
@@ -219,16 +238,19 @@ class ProviderLimits:
         if limit is None:
             return cls()
         rpm, tpm = limit.requests_per_minute, limit.tokens_per_minute
+        tokens = None if tpm is None else per_minute(tpm, max_grants, ARRIVAL_SLACK_S)
+        token_pace = None if tpm is None else token_pacer(tpm)
         if rpm is None:
-            return cls(tokens=None if tpm is None else per_minute(tpm, max_grants, SEND_SLACK_S))
+            return cls(tokens=tokens, token_pace=token_pace)
         burst = limit.burst if limit.burst is not None else default_burst(rpm)
         return cls(
-            requests=per_minute(rpm, max_grants, SEND_SLACK_S),
-            tokens=None if tpm is None else per_minute(tpm, max_grants, SEND_SLACK_S),
+            requests=per_minute(rpm, max_grants, ARRIVAL_SLACK_S),
+            tokens=tokens,
             pace=Pacer(interval=60.0 / rpm, burst=burst),
             second=TokenBucket(
-                capacity=float(burst), window=1.0 + SEND_SLACK_S, max_grants=max_grants
+                capacity=float(burst), window=1.0 + ARRIVAL_SLACK_S, max_grants=max_grants
             ),
+            token_pace=token_pace,
         )
 
 
@@ -244,22 +266,33 @@ def call_admissible(limits: ProviderLimits, tokens: int) -> bool:
     )
 
 
+REQUESTS = "requests"
+TOKENS = "tokens"
+
+
+def call_earliest(limits: ProviderLimits, tokens: int, now: float) -> tuple[float, str | None]:
+    """The first time a call of `tokens` tokens fits every bucket and pacer, and which dimension
+    holds it back until then (`REQUESTS` or `TOKENS`; `None`: nothing, it may go at `now`)."""
+    moment, held = now, None
+    for dimension, at in (
+        (REQUESTS, None if limits.requests is None else earliest(limits.requests, 1, now)),
+        (REQUESTS, None if limits.second is None else earliest(limits.second, 1, now)),
+        (REQUESTS, None if limits.pace is None else pace_earliest(limits.pace, now)),
+        (TOKENS, None if limits.tokens is None else earliest(limits.tokens, tokens, now)),
+        (TOKENS, None if limits.token_pace is None else pace_earliest(limits.token_pace, now)),
+    ):
+        if at is not None and at > moment:
+            moment, held = at, dimension
+    return moment, held
+
+
 def reserve_call(limits: ProviderLimits, tokens: int, now: float) -> tuple[ProviderLimits, float]:
     """Reserve one request and `tokens` tokens. Returns the new limits and the wait.
 
-    The grant time is the latest of every bucket's and the pacer's earliest time. Each only
-    frees up as time passes, so it fits them all.
+    The grant time is the latest of every bucket's and pacer's earliest time (`call_earliest`).
+    Each only frees up as time passes, so it fits them all.
     """
-    moment = now
-    if limits.requests is not None:
-        moment = max(moment, earliest(limits.requests, 1, now))
-    if limits.second is not None:
-        moment = max(moment, earliest(limits.second, 1, now))
-    if limits.pace is not None:
-        moment = max(moment, pace_earliest(limits.pace, now))
-    if limits.tokens is not None:
-        moment = max(moment, earliest(limits.tokens, tokens, now))
-    wait = wait_until(now, moment)
+    wait = wait_until(now, call_earliest(limits, tokens, now)[0])
     at = now + wait
     return (
         ProviderLimits(
@@ -267,6 +300,9 @@ def reserve_call(limits: ProviderLimits, tokens: int, now: float) -> tuple[Provi
             tokens=None if limits.tokens is None else record(limits.tokens, tokens, at),
             pace=None if limits.pace is None else pace_record(limits.pace, at),
             second=None if limits.second is None else record(limits.second, 1, at),
+            token_pace=(
+                None if limits.token_pace is None else pace_record(limits.token_pace, at, tokens)
+            ),
         ),
         wait,
     )
@@ -275,9 +311,14 @@ def reserve_call(limits: ProviderLimits, tokens: int, now: float) -> tuple[Provi
 def correct_call(
     limits: ProviderLimits, granted_at: float, estimated_tokens: int, actual_tokens: int
 ) -> ProviderLimits:
-    """Apply the usage a response reported to the token bucket. A request is always one."""
+    """Apply the usage a response reported to the token bucket and pacer. A request is always
+    one."""
     if limits.tokens is None:
         return limits
     return attrs.evolve(
-        limits, tokens=correct(limits.tokens, granted_at, estimated_tokens, actual_tokens)
+        limits,
+        tokens=correct(limits.tokens, granted_at, estimated_tokens, actual_tokens),
+        token_pace=None
+        if limits.token_pace is None
+        else pace_correct(limits.token_pace, actual_tokens - estimated_tokens),
     )

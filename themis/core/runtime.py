@@ -50,15 +50,17 @@ def _optional_positive(instance: Any, attribute: attrs.Attribute[Any], value: fl
         raise ValueError(f"{attribute.name}: must be a number > 0, got {value!r}")
 
 
-# How long after its grant a request is assumed to reach the server: each request counts against
-# its minute and its second that much longer (`themis.core.ratelimit`).
-SEND_SLACK_S = 0.25
+# Requests are counted as they leave (the adapter's before-send hook), but a server counts them
+# as they arrive, and two requests' trips may differ (network, a connection replaced after a
+# long wait, the server's own scheduling). Each request counts against its minute and its second
+# this much longer (`themis.core.ratelimit`, ADR 0021).
+ARRIVAL_SLACK_S = 0.25
 
 
 def least_burst(requests_per_minute: float) -> float:
     """The smallest `burst` that lets `requests_per_minute` through: a second's share, over a
-    second that counts `SEND_SLACK_S` longer."""
-    return requests_per_minute / 60.0 * (1.0 + SEND_SLACK_S)
+    second that counts `ARRIVAL_SLACK_S` longer."""
+    return requests_per_minute / 60.0 * (1.0 + ARRIVAL_SLACK_S)
 
 
 def _check_burst(instance: Any, attribute: attrs.Attribute[Any], value: int | None) -> None:

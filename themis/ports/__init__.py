@@ -1,11 +1,12 @@
 """The ports: the only ways the application reaches the outside. Protocols, nothing else."""
 
 from themis.ports.clock import ClockPort
-from themis.ports.model import ModelPort
+from themis.ports.model import BeforeSend, ModelPort, SendTimedModelPort
 from themis.ports.provider_state import ProviderStatePort
 from themis.ports.store import CheckpointStore, EventLog, GenerationIndex, RunCatalog, StorePort
 
 __all__ = [
+    "BeforeSend",
     "CheckpointStore",
     "ClockPort",
     "EventLog",
@@ -13,5 +14,6 @@ __all__ = [
     "ModelPort",
     "ProviderStatePort",
     "RunCatalog",
+    "SendTimedModelPort",
     "StorePort",
 ]

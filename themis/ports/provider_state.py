@@ -7,9 +7,11 @@ Contract (one suite in `tests/contract` runs it against every adapter):
   window, the later pause) and returns it, atomically with respect to every other publisher of
   the same adapter. A corrupt stored state counts as absent and is overwritten. It raises
   `ProviderStateError` when the state cannot be written.
-- `entries` lists every usable stored state as `(provider, state)`; `clear(provider)` removes
-  what is stored for one provider (`None`: for all) and returns the names it removed. Clearing
-  is the one way a deadline ends early (a user's decision: `themis providers clear`).
+- `entries` lists every usable stored state as `(provider, state)`; `clear(provider)` replaces
+  the stored state of one provider (`None`: of all) that has a deadline by its `tombstone` (no
+  deadline, the next `generation`) and returns the names it cleared. Clearing is the one way a
+  deadline ends early (a user's decision: `themis providers clear`), and the generation is how
+  a run already waiting learns of it.
 - Providers are independent; any string names one.
 - Adapters never read the clock: every time comes in the published state.
 """

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 from themis.adapters.models.http import HttpModel, MalformedResponse, int_or_none, str_or_none
 from themis.core.generation import ModelResponse
 from themis.core.planner import ModelRequest
+from themis.ports.model import BeforeSend
 
 __all__ = ["AnthropicModel", "build_body", "parse_message"]
 
@@ -89,8 +90,10 @@ class AnthropicModel(HttpModel):
             headers["anthropic-version"] = self.endpoint.anthropic_version
         return headers
 
-    async def generate(self, request: ModelRequest) -> ModelResponse:
-        data = await self.post("messages", build_body(request))
+    async def generate_sent(
+        self, request: ModelRequest, before_send: BeforeSend | None
+    ) -> ModelResponse:
+        data = await self.post("messages", build_body(request), before_send)
         try:
             return parse_message(data)
         except MalformedResponse as problem:

@@ -47,6 +47,7 @@ from themis.adapters.models.h1_wire import (
     header_lines,
     request_bytes,
 )
+from themis.ports.model import BeforeSend
 
 __all__ = ["H1Pool", "H1Response"]
 
@@ -120,9 +121,17 @@ class H1Pool:
         self._closed = False
 
     async def post(
-        self, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes
+        self,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        before_send: BeforeSend | None = None,
     ) -> H1Response:
-        """One POST; the answer's status, headers (lower-case names) and decoded body."""
+        """One POST; the answer's status, headers (lower-case names) and decoded body.
+
+        `before_send` is awaited once, with a connection open and the request about to be
+        written (see `ModelPort`'s `SendTimedModelPort`).
+        """
         data = request_bytes(target, self._head_lines, headers, body)
         slots = self._slots
         try:
@@ -131,15 +140,37 @@ class H1Pool:
             await slots.acquire()
         try:
             connection = self._checkout()
-            if connection is not None:
+            reused = connection is not None
+            if connection is None:
+                connection = await self._connect()
+            if before_send is not None:
+                connection, reused = await self._ready(connection, reused, before_send)
+            if reused:
                 try:
                     return await self._exchange(connection, data, reused=True)
                 except _Stale:
-                    pass
-            connection = await self._connect()  # a fresh connection never raises `_Stale`
-            return await self._exchange(connection, data, reused=False)
+                    connection = await self._connect()
+            return await self._exchange(connection, data, reused=False)  # never `_Stale`
         finally:
             slots.release()
+
+    async def _ready(
+        self, connection: _Connection, reused: bool, before_send: BeforeSend
+    ) -> tuple[_Connection, bool]:
+        """Await `before_send` holding `connection`; the connection to write on afterwards.
+
+        The wait may be long (a rate limit): a connection the server closed meanwhile is
+        replaced, and that request leaves one connect later than `before_send` returned.
+        """
+        try:
+            await before_send()
+        except BaseException:
+            self._checkin(connection)  # unused: still good for the next request
+            raise
+        if connection.usable():
+            return connection, reused
+        connection.close()
+        return await self._connect(), False
 
     def _checkout(self) -> _Connection | None:
         idle = self._idle

@@ -48,6 +48,7 @@ from themis.core.generation import ModelCallError, ModelResponse
 from themis.core.planner import ModelRequest
 from themis.core.retry import FailureKind, classify_status, retry_after_from_headers
 from themis.ports.clock import ClockPort
+from themis.ports.model import BeforeSend
 
 __all__ = ["HttpModel", "MalformedResponse", "PoolLimits", "int_or_none", "str_or_none"]
 
@@ -238,20 +239,31 @@ class HttpModel:
         """Headers of one call; subclasses add their authentication."""
         return self.resolved_headers()
 
-    async def post(self, api: str, body: Mapping[str, Any]) -> Any:
+    async def post(
+        self, api: str, body: Mapping[str, Any], before_send: BeforeSend | None = None
+    ) -> Any:
         """POST `body` as JSON to the `api` path; the decoded JSON of a 2xx answer.
 
-        Every other outcome raises `ModelCallError` (see the module docstring).
+        `before_send` is awaited right before the request is written, with its connection open
+        (`SendTimedModelPort`). Every other outcome raises `ModelCallError` (see the module
+        docstring).
         """
         headers = self.request_headers()
         response: httpx.Response | None = None
         try:
             pool = self._pool()
             if isinstance(pool, H1Pool):
-                status, content, response = await self._lean_post(pool, api, body, headers)
+                status, content, response = await self._lean_post(
+                    pool, api, body, headers, before_send
+                )
             else:
                 with pool.lease() as client:
-                    response = await client.post(self.url(api), json=body, headers=headers)
+                    response = await client.post(
+                        self.url(api),
+                        json=body,
+                        headers=headers,
+                        extensions=await self._sending(before_send),
+                    )
                 status, content = response.status_code, response.content
         except httpx.TimeoutException as error:
             raise self._failure(
@@ -281,8 +293,32 @@ class HttpModel:
                 status=status,
             ) from None
 
+    async def _sending(self, before_send: BeforeSend | None) -> dict[str, Any]:
+        """httpx extensions that await `before_send` as httpcore starts writing the request
+        (its `trace` hook), once. An injected transport other than httpx's own (a test's
+        `MockTransport`) has no httpcore below it: the hook is awaited here instead."""
+        if before_send is None:
+            return {}
+        if self._transport is not None and not isinstance(
+            self._transport, httpx.AsyncHTTPTransport
+        ):
+            await before_send()
+            return {}
+        pending = [before_send]
+
+        async def trace(event: str, info: Mapping[str, Any]) -> None:
+            if pending and event.endswith(".send_request_headers.started"):
+                await pending.pop()()
+
+        return {"trace": trace}
+
     async def _lean_post(
-        self, pool: H1Pool, api: str, body: Mapping[str, Any], headers: Mapping[str, str]
+        self,
+        pool: H1Pool,
+        api: str,
+        body: Mapping[str, Any],
+        headers: Mapping[str, str],
+        before_send: BeforeSend | None,
     ) -> tuple[int, bytes, httpx.Response | None]:
         """One call on the lean client: status, body, and an `httpx.Response` unless 2xx."""
         target = self._targets.get(api)
@@ -296,6 +332,7 @@ class HttpModel:
                 *((name.encode(), value.encode()) for name, value in headers.items()),
             ],
             content.encode(),
+            before_send,
         )
         if answer.status < 300:  # the common case: only the body is read
             return answer.status, answer.content, None
@@ -334,6 +371,13 @@ class HttpModel:
         )
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
+        return await self.generate_sent(request, None)
+
+    async def generate_sent(
+        self, request: ModelRequest, before_send: BeforeSend | None
+    ) -> ModelResponse:
+        """`generate`, awaiting `before_send` right before the request leaves
+        (`SendTimedModelPort`); each API's adapter says how to ask and how to read the answer."""
         raise NotImplementedError
 
 

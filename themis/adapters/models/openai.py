@@ -27,6 +27,7 @@ from themis.adapters.models.http import HttpModel, MalformedResponse, int_or_non
 from themis.adapters.models.nsampling import SharedChoices
 from themis.core.generation import ModelResponse, TokenLogprob
 from themis.core.planner import ModelRequest
+from themis.ports.model import BeforeSend
 
 __all__ = ["OpenAICompatibleModel", "build_body", "parse_choices", "prompt_text"]
 
@@ -228,14 +229,22 @@ class OpenAICompatibleModel(HttpModel):
             headers["authorization"] = f"Bearer {key}"
         return headers
 
-    async def generate(self, request: ModelRequest) -> ModelResponse:
+    async def generate_sent(
+        self, request: ModelRequest, before_send: BeforeSend | None
+    ) -> ModelResponse:
         if request.params.n is not None:
-            return await self._shared.take(request, self._call)
-        return (await self._call(request, None))[0]
 
-    async def _call(self, request: ModelRequest, n: int | None) -> Sequence[ModelResponse]:
+            async def call(request: ModelRequest, n: int) -> Sequence[ModelResponse]:
+                return await self._call(request, n, before_send)
+
+            return await self._shared.take(request, call)
+        return (await self._call(request, None, before_send))[0]
+
+    async def _call(
+        self, request: ModelRequest, n: int | None, before_send: BeforeSend | None
+    ) -> Sequence[ModelResponse]:
         api = request.api or "chat"
-        data = await self.post(api, build_body(request, api, n))
+        data = await self.post(api, build_body(request, api, n), before_send)
         try:
             return parse_choices(data, api)
         except MalformedResponse as problem:

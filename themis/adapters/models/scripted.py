@@ -34,6 +34,7 @@ from themis.core.generation import ModelCallError, ModelResponse
 from themis.core.planner import ModelRequest
 from themis.core.retry import classify_status
 from themis.ports.clock import ClockPort
+from themis.ports.model import BeforeSend
 
 PROBABILITIES = ("skill", "failure_rate")
 SECONDS = ("latency_s", "retry_after_s", "hang_s", "outage_start_s", "outage_end_s")
@@ -99,6 +100,14 @@ class ScriptedModel:
         self._calls_by_key: dict[str, int] = {}
         self._first_call: float | None = None
         self.calls = 0
+
+    async def generate_sent(
+        self, request: ModelRequest, before_send: BeforeSend | None
+    ) -> ModelResponse:
+        """`generate`, the request leaving (`before_send`) before anything else happens."""
+        if before_send is not None:
+            await before_send()
+        return await self.generate(request)
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
         self.calls += 1

@@ -465,8 +465,8 @@ def clear_provider_holds(
     store: StoreLike = "themis.duckdb", provider: str | None = None
 ) -> list[str]:
     """Clear the shared pauses and breaker windows of `provider` (`None`: of every provider)
-    beside `store`, so later runs do not wait for them; returns the `provider @ endpoint` keys
-    cleared."""
+    beside `store`, so no run waits for them (runs already waiting go on within a second);
+    returns the `provider @ endpoint` keys cleared."""
     return clear_holds(provider_state_of(store), provider)
 
 

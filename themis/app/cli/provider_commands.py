@@ -43,7 +43,7 @@ def providers_clear(
         typer.Option("--provider", help="Clear only this provider (at every endpoint)."),
     ] = None,
 ) -> None:
-    """Clear shared pauses and breaker windows, so later runs on this store do not wait."""
+    """Clear shared pauses and breaker windows: runs on this store, waiting or not, go on."""
     from themis.app.api.experiment import clear_provider_holds
 
     with errors():

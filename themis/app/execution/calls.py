@@ -8,7 +8,9 @@ For each request, in order:
 2. A request larger than its provider's tokens per minute can never be granted: it fails with
    `token_limit`, again without a call.
 3. Each attempt waits for the provider's breaker and buckets (`ProviderGate`; waiting is never
-   an attempt), then calls the model under the timeouts. A failure is classified by the
+   an attempt), then calls the model under the timeouts. The buckets' grant is taken in the
+   model's before-send hook (`SendTimedModelPort`), so a request counts when it leaves, and the
+   timeouts and the latency run from then. A failure is classified by the
    adapter (`ModelCallError.kind`); `retry_delay` decides whether and when to try again (a
    Retry-After hint wins), and each retried attempt is logged as `GenerationRetried`. The
    history also travels on the final `GenerationCompleted` or `GenerationFailed`, so a
@@ -23,7 +25,9 @@ call it cancels is a `timeout`, retried as one.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from typing import cast
 
+import trio
 from attrs import frozen
 
 from themis.app.execution.budgeting import RunBudget
@@ -50,7 +54,7 @@ from themis.core.runtime import RuntimeConfig
 from themis.core.spec import ExperimentSpec
 from themis.core.stages import Stage
 from themis.core.tokens import PREFLIGHT, Verdict, count_messages
-from themis.ports.model import ModelPort
+from themis.ports.model import ModelPort, SendTimedModelPort
 
 __all__ = ["TOKEN_LIMIT", "CallGuards", "CallHooks", "ModelCaller"]
 
@@ -110,6 +114,7 @@ class ModelCaller:
         )
         self.gates: dict[str, ProviderGate] = {}
         self.watch = CallWatch(clock, runtime.call_timeout, runtime.idle_timeout)
+        self._send_timed: dict[str, bool] = {}  # by provider: does its model say when it sends?
 
     def gate(self, provider: str) -> ProviderGate:
         gate = self.gates.get(provider)
@@ -214,21 +219,19 @@ class ModelCaller:
                 self.limiters.stages[Stage.GENERATE],
                 self.limiters.provider(request.provider),
             ):
-                granted, probe = (
-                    (None, False) if gate.free() else await gate.acquire(tokens, repeat=repeat)
-                )
                 self.on_call()
-                started = clock.monotonic()
+                send = _Send(gate, tokens, repeat, clock.monotonic())
                 try:
-                    response = await self._invoke(model, request)
+                    response = await self._invoke(model, request, send)
                     error = None
                 except ModelCallError as failure:
                     error = failure
                 ended = clock.monotonic()
+            probe = send.probe
             if error is None:
                 await gate.succeeded()
-                gate.correct(granted, tokens, _usage(response))
-                return self._answered(trial, response, attempt, retries, ended - started, held)
+                gate.correct(send.granted, tokens, _usage(response))
+                return self._answered(trial, response, attempt, retries, ended - send.at, held)
             kind = str(error.kind)  # an adapter may raise with a `FailureKind`
             hint = error.retry_after_s
             too_long = hint_too_long(self.retry, hint)
@@ -267,19 +270,32 @@ class ModelCaller:
                     )
                 ]
             )
-            await self.clock.sleep(delay)
+            if hint is not None and not too_long:  # a pause `themis providers clear` may end
+                await gate.wait_retry(delay)
+            else:
+                await self.clock.sleep(delay)
 
-    async def _invoke(self, model: ModelPort, request: ModelRequest) -> ModelResponse:
-        """One call, in a scope the `CallWatch` cancels on `call_timeout` or `idle_timeout`."""
+    async def _invoke(self, model: ModelPort, request: ModelRequest, send: _Send) -> ModelResponse:
+        """One call, in a scope the `CallWatch` cancels on `call_timeout` or `idle_timeout`
+        (timed from the moment the request leaves: `_Send`)."""
         watch = self.watch
-        if not watch.active:
+        if watch.active:
+            send.watch, send.scope = watch, watch.start()
+        elif send.gate.free():  # nothing to wait for, nothing to time: no hook
             return await model.generate(request)
-        scope = watch.start()
+        scope = send.scope or trio.CancelScope()
         try:
             with scope:
+                timed = self._send_timed.get(request.provider)
+                if timed is None:
+                    timed = isinstance(model, SendTimedModelPort)
+                    self._send_timed[request.provider] = timed
+                if timed:
+                    return await cast(SendTimedModelPort, model).generate_sent(request, send)
+                await send()
                 return await model.generate(request)
         finally:
-            why = watch.end(scope)
+            why = None if send.watch is None else watch.end(scope)
         raise ModelCallError(FailureKind.TIMEOUT.value, why or "cancelled")
 
     def _answered(
@@ -313,6 +329,33 @@ class ModelCaller:
             attempts=attempt,
             retries=tuple(retries),
         )
+
+
+class _Send:
+    """One attempt's before-send hook (`SendTimedModelPort`): the provider's grant, taken as the
+    request leaves so that rate limits count it then, and the moment it left (`at`; until it
+    leaves, when the attempt began), from which the `CallWatch` times the call."""
+
+    __slots__ = ("at", "gate", "granted", "probe", "repeat", "scope", "tokens", "watch")
+
+    def __init__(self, gate: ProviderGate, tokens: int, repeat: bool, began: float) -> None:
+        self.gate = gate
+        self.tokens = tokens
+        self.repeat = repeat
+        self.at = began
+        self.granted: float | None = None
+        self.probe = False
+        self.watch: CallWatch | None = None
+        self.scope: trio.CancelScope | None = None
+
+    async def __call__(self) -> None:
+        gate = self.gate
+        if not gate.free():
+            self.granted, self.probe = await gate.acquire(self.tokens, repeat=self.repeat)
+        if self.watch is not None and self.scope is not None:
+            self.at = self.watch.sent(self.scope)
+        else:
+            self.at = gate.clock.monotonic()
 
 
 def _usage(response: ModelResponse) -> int | None:

@@ -11,14 +11,18 @@ state and waits as they say:
   seconds, so only executions on one clock may share a registry.
 - `ProviderGate` is one execution's door to one provider: `acquire` waits while the breaker is
   OPEN (or a Retry-After pause holds), then reserves the call's request and tokens and sleeps
-  until the grant. Reservations are first in, first out, so callers are served in arrival
-  order. Breaker transitions are handed to `emit` (the interpreter logs them as events) and wake
-  the waiters of this execution at once; other executions notice at their next look (at most
-  `POLL_S` later).
+  until the grant. The caller runs it in the model's before-send hook, so the grant time is
+  the moment the request leaves. Reservations are first in, first out, so callers are served
+  in arrival order. Breaker transitions are handed to `emit` (the interpreter logs them as
+  events) and wake the waiters of this execution at once; other executions notice at their next
+  look (at most `POLL_S` later).
 
 Other processes on the machine (ADR 0009): a gate given a `ProviderStatePort` adopts the OPEN
 windows and Retry-After pauses they published (looking at most every `POLL_S`) and publishes its
-own. Token buckets are not shared across processes (each process has its own limits).
+own. When a look finds that a user cleared the provider since the last one (its `generation`
+grew: `themis providers clear`, ADR 0021), the gate drops its pause and closes its breaker, so
+a run already waiting goes on within `POLL_S`. Token buckets are not shared across processes
+(each process has its own limits).
 
 A provider with no rate limit and a CLOSED breaker costs a few attribute checks per call.
 """
@@ -51,9 +55,17 @@ from themis.core.provider_state import (
     adopt,
     bounded,
     publication,
+    release,
     split_scope,
 )
-from themis.core.ratelimit import ProviderLimits, call_admissible, correct_call, reserve_call
+from themis.core.ratelimit import (
+    TOKENS,
+    ProviderLimits,
+    call_admissible,
+    call_earliest,
+    correct_call,
+    reserve_call,
+)
 from themis.core.runtime import RateLimit, RuntimeConfig
 from themis.ports.clock import ClockPort
 from themis.ports.provider_state import ProviderStatePort
@@ -95,6 +107,8 @@ class ProviderState:
         self._successes = 0  # not yet in `_breaker`: all in the slot `_slot`, the first at `_since`
         self._slot = self._since = 0.0
         self.lock = threading.RLock()  # reading `breaker` takes it too
+        # The shared state's clear count at the last look (`None`: not looked yet).
+        self.generation: int | None = None
 
     @property
     def breaker(self) -> Breaker:
@@ -212,9 +226,11 @@ class ProviderGate:
         self.name = name
         self.scope = sharing.scope or name
         self._longest = sharing.longest
-        self.rate_limited_until = -math.inf  # epoch time of the latest delayed grant
+        # Epoch time of the latest grant delayed by requests per minute, and by tokens.
+        self.rate_limited_until = -math.inf
+        self.token_limited_until = -math.inf
         self._state = state
-        self._clock = clock
+        self._clock = self.clock = clock
         self._emit = emit
         self._changed = trio.Event()
         self._shared = sharing.port
@@ -246,11 +262,21 @@ class ProviderGate:
             self._next_look = math.inf
             return
         seen = self._shared.read(self.scope)
-        if seen is None:
-            return
+        generation = 0 if seen is None else seen.generation
         state = self._state
+        released: Transition | None = None
         with state.lock:
-            state.breaker, transition = adopt(state.breaker, bounded(seen, self._longest), now)
+            cleared = state.generation is not None and generation > state.generation
+            state.generation = generation
+            if cleared:  # a user cleared the provider since the last look: stop waiting
+                state.breaker, released = release(state.breaker, now)
+            transition = None
+            if seen is not None:
+                state.breaker, transition = adopt(state.breaker, bounded(seen, self._longest), now)
+        if released is not None:
+            await self._changed_by(released)
+        elif cleared:
+            self._wake()
         if transition is not None:
             await self._changed_by(transition)
 
@@ -288,13 +314,31 @@ class ProviderGate:
                 return None, probe
             moment = self._clock.monotonic()
             with state.lock:
-                state.limits, wait = reserve_call(state.limits, tokens, moment)
+                before = state.limits
+                state.limits, wait = reserve_call(before, tokens, moment)
             if wait > 0:
-                self.rate_limited_until = max(self.rate_limited_until, self._clock.now() + wait)
+                self._held_by(call_earliest(before, tokens, moment)[1], self._clock.now() + wait)
                 await self._clock.sleep(wait)
                 if not probe and not self._closed(self._clock.now()):
                     continue  # opened or paused meanwhile: the grant goes unused
             return moment + wait, probe
+
+    def _held_by(self, dimension: str | None, until: float) -> None:
+        if dimension == TOKENS:
+            self.token_limited_until = max(self.token_limited_until, until)
+        else:
+            self.rate_limited_until = max(self.rate_limited_until, until)
+
+    async def wait_retry(self, seconds: float) -> None:
+        """Sleep `seconds` before a retry a server's Retry-After asked for; a clear of the
+        provider seen meanwhile (its generation grew) ends the sleep at once."""
+        end = self._clock.now() + seconds
+        generation = self._state.generation
+        while (now := self._clock.now()) < end:
+            await self._look(now)
+            if self._state.generation != generation:
+                return
+            await self._wait(end - now)
 
     def holds(self, now: float) -> list[ProviderHold]:
         """What holds this provider's calls back at `now`, for the progress display."""
@@ -311,6 +355,9 @@ class ProviderGate:
             found.append(ProviderHold(provider, endpoint, "probe", until))
         if self.rate_limited_until > now:
             found.append(ProviderHold(provider, endpoint, "rate_limit", self.rate_limited_until))
+        if self.token_limited_until > now:
+            until = self.token_limited_until
+            found.append(ProviderHold(provider, endpoint, "tokens_per_minute", until))
         return found
 
     def correct(self, granted_at: float | None, estimated: int, actual: int | None) -> None:
@@ -364,9 +411,13 @@ class ProviderGate:
         except ProviderStateError:
             self._shared = None  # sharing is an optimisation: never fail a run over it
 
-    async def _changed_by(self, transition: Transition) -> None:
+    def _wake(self) -> None:
+        """Wake this execution's waiters: what held them back changed."""
         self._changed.set()
         self._changed = trio.Event()
+
+    async def _changed_by(self, transition: Transition) -> None:
+        self._wake()
         await self._emit(self.name, transition)
 
     async def _wait(self, seconds: float) -> None:

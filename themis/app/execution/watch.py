@@ -1,6 +1,9 @@
 """Timeouts of model calls: `call_timeout` per call, and `idle_timeout` for a stuck run.
 
-Every call runs in a cancel scope that `CallWatch.run`, one task per execution, cancels:
+Every call runs in a cancel scope that `CallWatch.run`, one task per execution, cancels. A call
+is timed from the moment its request leaves (`sent`): waiting for a rate limit's grant, a pooled
+connection or a connect is not the call, and a timeout or a latency must measure the call itself.
+A scope is cancelled:
 
 - when the call has run for `call_timeout` seconds (what `trio.fail_after` does, but one task
   watches every call: calls share one timeout, so their deadlines come in the order they
@@ -40,19 +43,24 @@ class CallWatch:
         self._sleep: trio.CancelScope | None = None
 
     def start(self) -> trio.CancelScope:
-        """The scope to run one call in; pass it to `end` when the call is over."""
+        """The scope to run one call in, timed once `sent`; pass it to `end` when it is over."""
+        return trio.CancelScope()
+
+    def sent(self, scope: trio.CancelScope) -> float:
+        """The request of the call in `scope` left now: its timeouts run from here. Returns
+        the time (monotonic seconds)."""
         now = self._clock.monotonic()
         if not self._calls:
             self._last_progress = now  # the idle clock runs only while calls are in flight
-        scope = trio.CancelScope()
         self._calls[scope] = now
         if self._wake is not None:
             self._wake.set()
-        return scope
+        return now
 
     def end(self, scope: trio.CancelScope) -> str | None:
         """The call in `scope` is over: why it was cancelled, or `None` if it was not."""
-        del self._calls[scope]
+        if self._calls.pop(scope, None) is None:
+            return None  # never sent: never timed, never cancelled here
         self._last_progress = self._clock.monotonic()
         if not self._calls and self._sleep is not None:
             self._sleep.cancel()  # nothing left to time: no timer may outlive the calls

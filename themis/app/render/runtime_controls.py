@@ -32,6 +32,7 @@ _HOLD_KINDS = {
     "open": "circuit breaker open",
     "probe": "circuit breaker probing",
     "rate_limit": "rate limit",
+    "tokens_per_minute": "tokens-per-minute limit",
 }
 
 

@@ -3,8 +3,8 @@
 Processes on one machine share Retry-After pauses and open breaker windows through a
 `ProviderStatePort` (`<store>.providers/`, ADR 0009), so a pause one run was given can hold the
 next run on the same store. `active_holds` lists those still running (a run prints them when it
-starts, `inspect state` shows them); `clear_holds` removes them: the user's decision that a pause
-no longer applies (`themis providers clear`).
+starts, `inspect state` shows them); `clear_holds` ends them: the user's decision that a pause
+no longer applies (`themis providers clear`), which releases runs already waiting too.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ def clear_holds(port: ProviderStatePort | None, provider: str | None = None) -> 
     """Remove the shared state of `provider` (at every endpoint it was used at; `None`: of every
     provider); returns the `provider @ endpoint` keys removed.
 
-    Runs that start afterwards no longer wait for it; a run already waiting keeps the pause it
-    adopted (interrupt and resume it).
+    Runs that start afterwards no longer wait for it, and a run already waiting for it (in any
+    process) notices at its next look, within a second, and goes on (ADR 0021).
     """
     if port is None:
         return []
