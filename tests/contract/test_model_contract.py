@@ -318,6 +318,9 @@ class OnFakeServer(ModelContract):
 
 
 class TestOpenAIChat(OnFakeServer):
+    # `None`: the lean HTTP/1.1 client; httpx's own transport: the client `https://` uses.
+    transport: ClassVar[type[httpx.AsyncHTTPTransport] | None] = None
+
     def build(self, server: FakeServer, *, timeout: float) -> ModelPort:
         return OpenAICompatibleModel(
             "local",
@@ -325,6 +328,7 @@ class TestOpenAIChat(OnFakeServer):
             clock=SystemClock(),
             pool=PoolLimits(3, timeout),
             environ={"KEY": KEY},
+            transport=None if self.transport is None else self.transport(),
         )
 
 
@@ -332,18 +336,10 @@ class TestOpenAICompletions(TestOpenAIChat):
     api = "completions"
 
 
-class TestOpenAIChatOnHttpx(OnFakeServer):
+class TestOpenAIChatOnHttpx(TestOpenAIChat):
     """The httpx client (what `https://` and HTTP/2 endpoints use) instead of the lean one."""
 
-    def build(self, server: FakeServer, *, timeout: float) -> ModelPort:
-        return OpenAICompatibleModel(
-            "local",
-            Endpoint(base_url=server.openai_base_url, api_key="${KEY}"),
-            clock=SystemClock(),
-            pool=PoolLimits(3, timeout),
-            environ={"KEY": KEY},
-            transport=httpx.AsyncHTTPTransport(),
-        )
+    transport = httpx.AsyncHTTPTransport
 
 
 class TestAnthropic(OnFakeServer):

@@ -59,6 +59,7 @@ __all__ = [
     "honor_pause",
     "record_failure",
     "record_success",
+    "release",
     "slot_start",
     "window_counts",
 ]
@@ -335,3 +336,14 @@ def _closed(breaker: Breaker) -> Breaker:
         half_open_at=None,
         probe_failures=0,
     )
+
+
+def release(breaker: Breaker, now: float) -> tuple[Breaker, Transition | None]:
+    """`breaker` after a user cleared its provider (`themis providers clear`): no pause, and
+    CLOSED with an empty window (a `Transition` to log when it was not CLOSED)."""
+    if breaker.paused_until is not None:
+        breaker = attrs.evolve(breaker, paused_until=None)
+    if breaker.state is BreakerState.CLOSED:
+        return breaker, None
+    reason = "cleared by the user (themis providers clear)"
+    return _closed(breaker), _move(breaker, now, BreakerState.CLOSED, reason)

@@ -3,7 +3,7 @@
 Each process keeps its own `Breaker` per provider (`themis.core.breaker`). When one process
 opens its breaker, or is told by a 429 to pause, it publishes the moment until which the provider
 should be left alone; the others read that, wait until then, and afterwards let their own probe
-through. Only those two deadlines, and a count of clears, are shared (ADR 0009, ADR 0021):
+through. Only those two deadlines, and a count of clears, are shared (ADRs 0009, 0021):
 
     SharedProviderState
     ├── open_until     the end of the latest OPEN window any process published
@@ -17,7 +17,8 @@ processes of a machine agree on.
 
 Clearing is the one change that is not a join: it replaces the state by its `tombstone` (no
 deadline, the next generation). A run that sees the generation grow while it waits drops the
-holds it had (`release`) and goes on at once; later publications merge into the tombstone.
+holds it had (`themis.core.breaker.release`) and goes on at once; later publications merge
+into the tombstone.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ __all__ = [
     "holds",
     "merge",
     "publication",
-    "release",
     "scope_key",
     "split_scope",
     "tombstone",
@@ -114,31 +114,6 @@ def tombstone(state: SharedProviderState) -> SharedProviderState:
     return SharedProviderState(
         updated_at=state.updated_at, updated_by=state.updated_by, generation=state.generation + 1
     )
-
-
-def release(breaker: Breaker, now: float) -> tuple[Breaker, Transition | None]:
-    """`breaker` after a user cleared its provider: no pause, and CLOSED with an empty window
-    (a `Transition` to log when it was not CLOSED)."""
-    if breaker.paused_until is not None:
-        breaker = attrs.evolve(breaker, paused_until=None)
-    if breaker.state is BreakerState.CLOSED:
-        return breaker, None
-    transition = Transition(
-        at=now,
-        before=breaker.state,
-        after=BreakerState.CLOSED,
-        reason="cleared by the user (themis providers clear)",
-    )
-    closed = attrs.evolve(
-        breaker,
-        state=BreakerState.CLOSED,
-        slots=(),
-        opened_at=None,
-        probe_at=None,
-        half_open_at=None,
-        probe_failures=0,
-    )
-    return closed, transition
 
 
 def wait_for(state: SharedProviderState | None, now: float) -> float:

@@ -46,6 +46,7 @@ from themis.core.breaker import (
     honor_pause,
     record_failure,
     record_success,
+    release,
     slot_start,
 )
 from themis.core.provider_state import (
@@ -55,7 +56,6 @@ from themis.core.provider_state import (
     adopt,
     bounded,
     publication,
-    release,
     split_scope,
 )
 from themis.core.ratelimit import (
