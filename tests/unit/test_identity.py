@@ -20,7 +20,9 @@ from themis.core.endpoint import Endpoint
 from themis.core.identity import (
     FIELD_CLASSES,
     OMITTED_AT_DEFAULT,
+    RUNTIME_OPTIONS,
     FieldClass,
+    _attrs_view,
     canonical_json,
     classification,
     digest,
@@ -409,3 +411,29 @@ def test_a_run_stored_while_latency_was_identity_still_compiles_with_its_keys() 
     assert stored.run_id == legacy.run_id
     assert [t.trial_key for t in plan(stored)] == [t.trial_key for t in plan(legacy)]
     assert [t.trial_key for t in plan(stored)] != [t.trial_key for t in plan(compile_run(spec))]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        Case(id="a", fields={"q": "1 + 1", "n": 2, "x": 1.5, "ok": True, "none": None}),
+        Case(id="b", fields={"nested": {"k": [1, (2, 3)]}, "list": ["x"]}, expected="7"),
+        Case(id="c"),
+    ],
+    ids=["scalars", "nested", "empty"],
+)
+def test_the_case_view_is_the_generic_identity_view(case: Case) -> None:
+    # `identity_view` takes a shortcut for cases (most of compiling a large dataset).
+    fast = identity_view(case)
+    generic = _attrs_view(case, RUNTIME_OPTIONS)
+
+    assert fast == generic
+    assert canonical_json(fast) == canonical_json(generic)
+
+
+def test_run_id_is_the_digest_of_the_identity_document() -> None:
+    # compile splices the experiment's JSON, encoded once, into the document: same bytes.
+    compiled = compile_run(small_spec())
+
+    assert compiled.run_id == digest(compiled.identity)
+    assert compile_stored(compiled.spec, compiled.run_id) == compiled

@@ -216,26 +216,46 @@ def _default(attribute: attrs.Attribute[Any]) -> Any:
 def identity_view(value: Any, runtime_options: RuntimeOptions = RUNTIME_OPTIONS) -> Any:
     """The JSON-ready projection of `value` that keeps only identity fields, recursively
     (`runtime_options`: which model options are runtime; `LEGACY_OPTIONS` for old runs)."""
+    if type(value) is Case:
+        return _case_view(value)
     if attrs.has(type(value)):
-        table = FIELD_CLASSES[type(value)]
-        omitted = OMITTED_AT_DEFAULT.get(type(value), frozenset())
-        return {
-            attribute.name: (
-                identity_options(value, runtime_options)
-                if isinstance(value, ModelSpec) and attribute.name == "options"
-                else identity_view(getattr(value, attribute.name), runtime_options)
-            )
-            for attribute in attrs.fields(type(value))
-            if table[attribute.name] is FieldClass.IDENTITY
-            and not (
-                attribute.name in omitted and getattr(value, attribute.name) == _default(attribute)
-            )
-        }
+        return _attrs_view(value, runtime_options)
     if isinstance(value, Mapping):
         return {str(key): identity_view(item, runtime_options) for key, item in value.items()}
     if isinstance(value, tuple | list):
         return [identity_view(item, runtime_options) for item in value]
     return value
+
+
+def _attrs_view(value: Any, runtime_options: RuntimeOptions) -> dict[str, Any]:
+    """`identity_view` of an attrs instance: its identity fields, each viewed in turn."""
+    table = FIELD_CLASSES[type(value)]
+    omitted = OMITTED_AT_DEFAULT.get(type(value), frozenset())
+    return {
+        attribute.name: (
+            identity_options(value, runtime_options)
+            if isinstance(value, ModelSpec) and attribute.name == "options"
+            else identity_view(getattr(value, attribute.name), runtime_options)
+        )
+        for attribute in attrs.fields(type(value))
+        if table[attribute.name] is FieldClass.IDENTITY
+        and not (
+            attribute.name in omitted and getattr(value, attribute.name) == _default(attribute)
+        )
+    }
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _case_view(case: Case) -> dict[str, Any]:
+    """`identity_view` of a case, without the generic walk: every field of `Case` is identity,
+    and its `fields` are JSON (a validator says so), so a mapping of scalars is its own view.
+    A dataset has many cases: this is most of compiling one (issue 12)."""
+    fields = case.fields
+    if not _SCALARS.issuperset(map(type, fields.values())):
+        fields = identity_view(fields)
+    return {"id": case.id, "fields": fields, "expected": case.expected}
 
 
 # Built once: `json.dumps` with options builds an encoder per call, a third of a small dump's cost.

@@ -8,6 +8,7 @@ this run (two cases that render identically share a generation but are scored se
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
@@ -119,18 +120,43 @@ def _compile(
 ) -> CompiledRun:
     """`compile_run` with `versions` of parsers and metrics instead of today's, and the model
     options that were runtime then (stored runs)."""
-    current = {**PARSER_VERSIONS, **METRIC_VERSIONS, **versions}
-    identity = {
-        "format": IDENTITY_FORMAT,
-        "experiment": identity_view(spec, runtime_options),
-        "implementations": {
+    return _Identity(spec, runtime_options).compiled(versions)
+
+
+class _Identity:
+    """A spec's identity under one set of runtime options, its experiment part encoded once:
+    the only part that grows with the datasets, so trying several implementation versions
+    (`compile_stored`) does not encode every case again."""
+
+    def __init__(self, spec: ExperimentSpec, runtime_options: RuntimeOptions) -> None:
+        self.spec = spec
+        self.runtime_options = runtime_options
+        self.experiment = identity_view(spec, runtime_options)
+        self.experiment_json = canonical_json(self.experiment)
+
+    def compiled(self, versions: Mapping[str, int]) -> CompiledRun:
+        spec = self.spec
+        current = {**PARSER_VERSIONS, **METRIC_VERSIONS, **versions}
+        implementations = {
             "parser": {spec.parser.name: current[spec.parser.name]},
             "metrics": {metric.name: current[metric.name] for metric in spec.metrics},
-        },
-    }
-    return CompiledRun(
-        run_id=digest(identity), spec=spec, identity=identity, runtime_options=runtime_options
-    )
+        }
+        identity = {
+            "format": IDENTITY_FORMAT,
+            "experiment": self.experiment,
+            "implementations": implementations,
+        }
+        # `digest(identity)`, the experiment's JSON spliced in (the keys in sorted order).
+        document = (
+            f'{{"experiment":{self.experiment_json},"format":{IDENTITY_FORMAT},'
+            f'"implementations":{canonical_json(implementations)}}}'
+        )
+        return CompiledRun(
+            run_id=hashlib.sha256(document.encode("utf-8")).hexdigest(),
+            spec=spec,
+            identity=identity,
+            runtime_options=self.runtime_options,
+        )
 
 
 def compile_stored(spec: ExperimentSpec, run_id: str) -> CompiledRun | None:
@@ -140,11 +166,12 @@ def compile_stored(spec: ExperimentSpec, run_id: str) -> CompiledRun | None:
     """
     names = [spec.parser.name, *(metric.name for metric in spec.metrics)]
     current = {**PARSER_VERSIONS, **METRIC_VERSIONS}
-    every_version = itertools.product(*(range(current[name], 0, -1) for name in names))
-    for versions, options in itertools.product(every_version, (RUNTIME_OPTIONS, LEGACY_OPTIONS)):
-        compiled = _compile(spec, dict(zip(names, versions, strict=True)), options)
-        if compiled.run_id == run_id:
-            return compiled
+    for options in (RUNTIME_OPTIONS, LEGACY_OPTIONS):
+        identity = _Identity(spec, options)
+        for versions in itertools.product(*(range(current[name], 0, -1) for name in names)):
+            compiled = identity.compiled(dict(zip(names, versions, strict=True)))
+            if compiled.run_id == run_id:
+                return compiled
     return None
 
 
