@@ -131,6 +131,9 @@ def _reject_constant(name: str) -> Any:
     raise _NotJson(f"{name} is not allowed")
 
 
+_DECODE = json.JSONDecoder(parse_constant=_reject_constant).decode
+
+
 def _jsonl_rows(text: str, file: Path) -> list[Row]:
     rows: list[Row] = []
     # Split on "\n" only: JSON strings may hold U+2028, which `str.splitlines` would cut.
@@ -139,7 +142,9 @@ def _jsonl_rows(text: str, file: Path) -> list[Row]:
             continue
         where = f"line {number}"
         try:
-            value = json.loads(line, parse_constant=_reject_constant)
+            # One decoder for every line (`json.loads` with an option builds one per call);
+            # `json.loads` itself for a line that starts with a BOM, to say so.
+            value = _DECODE(line) if line[0] != "\ufeff" else json.loads(line)
         except json.JSONDecodeError as error:
             raise ConfigError(
                 f"path: {file} {where}: invalid JSON: {error.msg} (column {error.colno})"
