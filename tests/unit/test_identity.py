@@ -437,3 +437,18 @@ def test_run_id_is_the_digest_of_the_identity_document() -> None:
 
     assert compiled.run_id == digest(compiled.identity)
     assert compile_stored(compiled.spec, compiled.run_id) == compiled
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({1: "x"}, "non-string key 1"),
+        ({"x": float("inf")}, "x must be a finite number"),
+        ({"x": {"y": float("nan")}}, "x.y must be a finite number"),
+        ({"x": object()}, "x must be JSON data"),
+    ],
+)
+def test_case_fields_must_be_json_data(fields: dict[Any, Any], problem: str) -> None:
+    # Hashed into the identity; a row of plain values takes a shortcut past the full check.
+    with pytest.raises(ValueError, match=problem):
+        Case(id="a", fields=fields)
