@@ -1,8 +1,16 @@
 """Orchestration overhead per trial on the scripted model (no latency), durable DuckDB store.
 
-Each size runs in a fresh subprocess so peak RSS is that run's own. Prints, per N: wall time,
-µs of orchestration per trial (everything but the model: planning, the interpreter, parse,
-score, encoding, the store) and peak RSS. Usage: `python bench/overhead.py [N ...]`.
+Two figures per N, each in a fresh process so peak RSS is that process's own:
+
+- whole process: `themis run CONFIG` as a user waits for it (start-up, reading and checking
+  the N-case dataset, compiling, the run, the report), on `bench/cli_process.py`'s config;
+- in the run: `Experiment.run` on the same experiment built in Python (the orchestration
+  alone: planning, the interpreter, parse, score, encoding, the store, the report), then a
+  second `run` that finds it complete.
+
+Usage: `python bench/overhead.py [--whole-only] [N ...]` (default N: 10,000 and 100,000; 1M
+takes minutes and several GiB on today's code). Prints the load average: figures taken under
+load are pessimistic.
 """
 
 from __future__ import annotations
@@ -15,7 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-SIZES = (1_000, 10_000, 100_000)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cli_process import completed_run, load_average
+
+SIZES = (10_000, 100_000)
 
 
 def one(n: int, store: Path) -> dict[str, float]:
@@ -43,12 +55,26 @@ def one(n: int, store: Path) -> dict[str, float]:
     }
 
 
+def whole_process(sizes: list[int]) -> None:
+    print(f"whole process, `themis run CONFIG` (load average {load_average()})")
+    print(f"{'N':>9} {'wall s':>8} {'µs/trial':>9} {'peak RSS MiB':>13}")
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as folder:
+            ran = completed_run(Path(folder), n).run
+        print(f"{n:>9,} {ran.wall_s:>8.2f} {ran.wall_s / n * 1e6:>9.1f} {ran.peak_rss_mib:>13.0f}")
+
+
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--child":
         with tempfile.TemporaryDirectory() as folder:
             print(json.dumps(one(int(sys.argv[2]), Path(folder) / "bench.duckdb")))
         return
-    sizes = [int(arg) for arg in sys.argv[1:]] or list(SIZES)
+    whole_only = "--whole-only" in sys.argv
+    sizes = [int(arg) for arg in sys.argv[1:] if arg != "--whole-only"] or list(SIZES)
+    whole_process(sizes)
+    if whole_only:
+        return
+    print(f"in the run, `Experiment.run` (load average {load_average()})")
     print(
         f"{'N':>9} {'wall s':>8} {'µs/trial':>9} {'run RSS MiB':>12} "
         f"{'reopen+reuse s':>15} {'peak RSS MiB':>13}"

@@ -3,12 +3,17 @@
 Runs an N-trial experiment (default 100,000; the same shape as `bench/resume.py`) into a
 temporary DuckDB file, then times `themis.replay(run, "score")` and `themis.replay(run, "parse")`
 — each appends a `StageReset`, recomputes the stage and the later ones from the stored
-generations and writes a checkpoint — and prints trials per second. Usage:
-`python bench/replay.py [N]`.
+generations and writes a checkpoint — and prints trials per second (`--in-process`).
+
+By default it measures the whole process instead: `themis run CONFIG` on a new store, then
+`themis replay RUN --stage score --config CHANGED` where CHANGED scores with other metrics
+(`numeric_match` and `contains`): a new run derived from the stored generations. Prints its
+wall time, trials per second and peak RSS. Usage: `python bench/replay.py [--in-process] [N]`.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 import time
@@ -16,15 +21,48 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from cli_process import completed_run, load_average, timed_cli
 from resume import experiment  # the shared experiment shape
 
 N = 100_000
 
 
+def whole_process(n: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        done = completed_run(Path(folder), n)
+        changed = done.config.with_name("changed.toml")
+        text = done.config.read_text().replace('name = "exact_match"', 'name = "contains"')
+        changed.write_text(text)
+        replayed = timed_cli(
+            "replay",
+            done.run_id[:12],
+            "--stage",
+            "score",
+            "--config",
+            changed,
+            "--store",
+            done.store,
+            "--json",
+            "--quiet",
+        )
+    trials = json.loads(replayed.stdout)["trials"]
+    assert trials["scored"] + trials["failed"] == n, trials
+    print(f"N = {n:,} trials, whole processes, load average {load_average()}")
+    print(f"run: {done.run.wall_s:.2f} s, peak RSS {done.run.peak_rss_mib:.0f} MiB")
+    print(
+        f"replay --stage score, changed metrics: {replayed.wall_s:.2f} s, "
+        f"{n / replayed.wall_s:,.0f} trials/s, peak RSS {replayed.peak_rss_mib:.0f} MiB"
+    )
+
+
 def main() -> None:
     import themis
 
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else N
+    numbers = [int(arg) for arg in sys.argv[1:] if arg != "--in-process"]
+    n = numbers[0] if numbers else N
+    if "--in-process" not in sys.argv:
+        whole_process(n)
+        return
     with tempfile.TemporaryDirectory() as folder:
         store = Path(folder) / "replay.duckdb"
         exp = experiment(n)

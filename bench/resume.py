@@ -10,7 +10,12 @@ each in a fresh process:
   log, and the checkpoint codec alone (encode + decode of that state) with its size.
 
 It also times the run itself with the default `checkpoint_interval` and with 0 (checkpoint only
-at the end), to show what periodic checkpoints cost. Usage: `python bench/resume.py [N]`.
+at the end), to show what periodic checkpoints cost.
+
+By default (without `--in-process`) it measures what a user waits for instead, each a whole
+process: `themis run CONFIG` on a new store, then on the completed run `themis run CONFIG`
+(the same config) and `themis resume RUN`, ROUNDS times each (median; highest peak RSS), on
+`bench/cli_process.py`'s config. Usage: `python bench/resume.py [--in-process] [N [ROUNDS]]`.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 N = 100_000
+ROUNDS = 3
 
 
 def experiment(n: int) -> Any:
@@ -140,13 +146,38 @@ def run_child(*args: object) -> dict[str, Any]:
     return result
 
 
+def whole_process(n: int, rounds: int) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from cli_process import completed_run, load_average, median_of
+
+    with tempfile.TemporaryDirectory() as folder:
+        done = completed_run(Path(folder), n)
+        store = ("--store", done.store, "--quiet")
+        again = median_of(rounds, "run", done.config, *store)
+        resumed = median_of(rounds, "resume", done.run_id[:12], *store)
+    print(f"N = {n:,} trials, whole processes, load average {load_average()}")
+    print(f"{'command':<44} {'median s':>9} {'peak RSS MiB':>13}  every s")
+    rows = [
+        ("themis run CONFIG (new store)", (done.run.wall_s, done.run.peak_rss_mib, [])),
+        ("themis run CONFIG (completed run)", again),
+        ("themis resume RUN (completed run)", resumed),
+    ]
+    for label, (median, rss, walls) in rows:
+        every = " ".join(f"{wall:.2f}" for wall in walls)
+        print(f"{label:<44} {median:>9.2f} {rss:>13.0f}  {every}")
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         print(json.dumps(child(sys.argv[2:])))
         return
     from themis.core.runtime import RuntimeConfig
 
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else N
+    numbers = [int(arg) for arg in sys.argv[1:] if arg != "--in-process"]
+    n = numbers[0] if numbers else N
+    if "--in-process" not in sys.argv:
+        whole_process(n, numbers[1] if len(numbers) > 1 else ROUNDS)
+        return
     default_interval = RuntimeConfig().checkpoint_interval
     with tempfile.TemporaryDirectory() as folder:
         store = Path(folder) / "bench.duckdb"

@@ -1,0 +1,127 @@
+"""Whole-process measurement for the benchmarks: a synthetic N-case config on disk, and the
+`themis` console script timed as a user waits for it, with the child's own peak RSS.
+
+`write_config(folder, n)` writes `synthetic.jsonl` (N cases) and `synthetic.toml` (1 fake model
+with no latency × 1 prompt × 1 sample, `number` parser, 2 metrics: the shape of
+`bench/resume.py`'s Python experiment, so both give the same trials). `timed_cli(args)` runs
+`themis ARGS` in a fresh process and returns its wall seconds, peak RSS (MiB, from `wait4`, so
+the child's own and nothing else's) and stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+CONFIG = """\
+name = "synthetic-{n}"
+seed = 1
+samples = 1
+
+[[datasets]]
+name = "synthetic"
+path = "synthetic.jsonl"
+expected_field = "answer"
+
+[[models]]
+name = "fake"
+provider = "fake"
+model = "fake"
+options = {{ skill = 0.7 }}
+
+[[prompts]]
+name = "p"
+template = "{{{{ question }}}}"
+
+[parser]
+name = "number"
+
+[[metrics]]
+name = "numeric_match"
+
+[[metrics]]
+name = "exact_match"
+
+[runtime]
+max_concurrent_tasks = 256
+progress = "off"
+"""
+
+
+class Timed(NamedTuple):
+    wall_s: float
+    peak_rss_mib: float
+    stdout: str
+
+
+def write_config(folder: Path, n: int) -> Path:
+    """A config of `n` synthetic cases in `folder`; returns the config's path."""
+    with (folder / "synthetic.jsonl").open("w") as out:
+        for i in range(n):
+            out.write(
+                json.dumps({"id": str(i), "question": f"What is {i} + 1?", "answer": str(i + 1)})
+            )
+            out.write("\n")
+    config = folder / "synthetic.toml"
+    config.write_text(CONFIG.format(n=n))
+    return config
+
+
+def themis_script() -> str:
+    """The console script beside this interpreter (this checkout's install)."""
+    beside = Path(sys.executable).parent / "themis"
+    return str(beside) if beside.is_file() else "themis"
+
+
+def timed_cli(*args: object, env: dict[str, str] | None = None, check: bool = True) -> Timed:
+    """Run `themis ARGS` in a new process: its wall time, its own peak RSS and its stdout."""
+    argv = [themis_script(), *map(str, args)]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(argv, stdout=out, stderr=err, env={**os.environ, **(env or {})})
+        _, status, usage = os.wait4(process.pid, 0)  # this child's own rusage
+        wall = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if check and process.returncode != 0:
+            message = err.read().decode()[-2000:]
+            raise SystemExit(f"themis {' '.join(map(str, args))} failed: {message}")
+        return Timed(wall, usage.ru_maxrss / 1024, out.read().decode())
+
+
+def load_average() -> str:
+    return ", ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
+class Completed(NamedTuple):
+    config: Path
+    store: Path
+    run_id: str
+    run: Timed
+
+
+def completed_run(folder: Path, n: int) -> Completed:
+    """`themis run` of the synthetic `n`-case config into a new store in `folder`, timed."""
+    config = write_config(folder, n)
+    store = folder / "bench.duckdb"
+    ran = timed_cli("run", config, "--store", store, "--json", "--quiet")
+    report = json.loads(ran.stdout)
+    trials = report["trials"]
+    assert trials["scored"] + trials["failed"] == n, trials
+    return Completed(config, store, report["run_id"], ran)
+
+
+def median_of(times: int, *args: object) -> tuple[float, float, list[float]]:
+    """`themis ARGS` `times` times: the median wall seconds, the highest peak RSS (MiB) and
+    every wall time."""
+    runs = [timed_cli(*args) for _ in range(times)]
+    walls = [run.wall_s for run in runs]
+    return statistics.median(walls), max(run.peak_rss_mib for run in runs), walls
