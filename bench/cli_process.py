@@ -5,7 +5,7 @@
 with no latency × 1 prompt × 1 sample, `number` parser, 2 metrics: the shape of
 `bench/resume.py`'s Python experiment, so both give the same trials). `timed_cli(args)` runs
 `themis ARGS` in a fresh process and returns its wall seconds, peak RSS (MiB, from `wait4`, so
-the child's own and nothing else's) and stdout.
+the child's own and nothing else's), stdout and CPU seconds.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ class Timed(NamedTuple):
     wall_s: float
     peak_rss_mib: float
     stdout: str
+    cpu_s: float = 0.0  # user + system CPU of the process: less sensitive to load than wall
 
 
 def write_config(folder: Path, n: int) -> Path:
@@ -94,7 +95,8 @@ def timed_cli(*args: object, env: dict[str, str] | None = None, check: bool = Tr
         if check and process.returncode != 0:
             message = err.read().decode()[-2000:]
             raise SystemExit(f"themis {' '.join(map(str, args))} failed: {message}")
-        return Timed(wall, usage.ru_maxrss / 1024, out.read().decode())
+        cpu = usage.ru_utime + usage.ru_stime
+        return Timed(wall, usage.ru_maxrss / 1024, out.read().decode(), cpu)
 
 
 def load_average() -> str:
@@ -119,9 +121,16 @@ def completed_run(folder: Path, n: int) -> Completed:
     return Completed(config, store, report["run_id"], ran)
 
 
-def median_of(times: int, *args: object) -> tuple[float, float, list[float]]:
-    """`themis ARGS` `times` times: the median wall seconds, the highest peak RSS (MiB) and
-    every wall time."""
+class Repeated(NamedTuple):
+    wall_s: float  # the median
+    peak_rss_mib: float  # the highest
+    walls: list[float]
+    cpu_s: float  # the median
+
+
+def median_of(times: int, *args: object) -> Repeated:
+    """`themis ARGS` `times` times: median wall and CPU seconds, the highest peak RSS (MiB)."""
     runs = [timed_cli(*args) for _ in range(times)]
     walls = [run.wall_s for run in runs]
-    return statistics.median(walls), max(run.peak_rss_mib for run in runs), walls
+    cpu = statistics.median(run.cpu_s for run in runs)
+    return Repeated(statistics.median(walls), max(run.peak_rss_mib for run in runs), walls, cpu)

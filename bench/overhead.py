@@ -57,11 +57,14 @@ def one(n: int, store: Path) -> dict[str, float]:
 
 def whole_process(sizes: list[int]) -> None:
     print(f"whole process, `themis run CONFIG` (load average {load_average()})")
-    print(f"{'N':>9} {'wall s':>8} {'µs/trial':>9} {'peak RSS MiB':>13}")
+    print(f"{'N':>9} {'wall s':>8} {'µs/trial':>9} {'CPU s':>7} {'peak RSS MiB':>13}")
     for n in sizes:
         with tempfile.TemporaryDirectory() as folder:
             ran = completed_run(Path(folder), n).run
-        print(f"{n:>9,} {ran.wall_s:>8.2f} {ran.wall_s / n * 1e6:>9.1f} {ran.peak_rss_mib:>13.0f}")
+        print(
+            f"{n:>9,} {ran.wall_s:>8.2f} {ran.wall_s / n * 1e6:>9.1f} {ran.cpu_s:>7.2f} "
+            f"{ran.peak_rss_mib:>13.0f}"
+        )
 
 
 def main() -> None:

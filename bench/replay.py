@@ -51,7 +51,8 @@ def whole_process(n: int) -> None:
     print(f"run: {done.run.wall_s:.2f} s, peak RSS {done.run.peak_rss_mib:.0f} MiB")
     print(
         f"replay --stage score, changed metrics: {replayed.wall_s:.2f} s, "
-        f"{n / replayed.wall_s:,.0f} trials/s, peak RSS {replayed.peak_rss_mib:.0f} MiB"
+        f"{n / replayed.wall_s:,.0f} trials/s, CPU {replayed.cpu_s:.2f} s, "
+        f"peak RSS {replayed.peak_rss_mib:.0f} MiB"
     )
 
 

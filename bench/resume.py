@@ -148,7 +148,7 @@ def run_child(*args: object) -> dict[str, Any]:
 
 def whole_process(n: int, rounds: int) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from cli_process import completed_run, load_average, median_of
+    from cli_process import Repeated, completed_run, load_average, median_of
 
     with tempfile.TemporaryDirectory() as folder:
         done = completed_run(Path(folder), n)
@@ -156,15 +156,18 @@ def whole_process(n: int, rounds: int) -> None:
         again = median_of(rounds, "run", done.config, *store)
         resumed = median_of(rounds, "resume", done.run_id[:12], *store)
     print(f"N = {n:,} trials, whole processes, load average {load_average()}")
-    print(f"{'command':<44} {'median s':>9} {'peak RSS MiB':>13}  every s")
+    print(f"{'command':<36} {'median s':>9} {'CPU s':>6} {'peak RSS MiB':>13}  every s")
+    first = Repeated(done.run.wall_s, done.run.peak_rss_mib, [done.run.wall_s], done.run.cpu_s)
     rows = [
-        ("themis run CONFIG (new store)", (done.run.wall_s, done.run.peak_rss_mib, [])),
+        ("themis run CONFIG (new store)", first),
         ("themis run CONFIG (completed run)", again),
         ("themis resume RUN (completed run)", resumed),
     ]
-    for label, (median, rss, walls) in rows:
-        every = " ".join(f"{wall:.2f}" for wall in walls)
-        print(f"{label:<44} {median:>9.2f} {rss:>13.0f}  {every}")
+    for label, row in rows:
+        every = " ".join(f"{wall:.2f}" for wall in row.walls)
+        print(
+            f"{label:<36} {row.wall_s:>9.2f} {row.cpu_s:>6.2f} {row.peak_rss_mib:>13.0f}  {every}"
+        )
 
 
 def main() -> None:
