@@ -59,16 +59,23 @@ def test_runtime_changes_at_run_time_are_checked_before_the_store_is_created(
     assert not store.exists()
 
 
-@pytest.mark.parametrize("stage", ["judge", "rescore"])
-def test_stages_that_are_not_built_are_refused_like_the_cli_does(
-    tmp_path: Path, stage: str
+@pytest.mark.parametrize(
+    ("stage", "message"),
+    [
+        ("judge", "until_stage: judge needs at least one [[judges]] entry"),
+        (
+            "rescore",
+            "until_stage: must be one of generate, reduce, parse, score, judge; got 'rescore'",
+        ),
+    ],
+)
+def test_stages_an_experiment_cannot_stop_after_are_refused_like_the_cli_does(
+    tmp_path: Path, stage: str, message: str
 ) -> None:
     store = tmp_path / "s.duckdb"
     with pytest.raises(ConfigError) as raised:
         Experiment(small_spec()).run(store, until_stage=stage)
-    assert _one_line(raised) == (
-        f"until_stage: must be one of generate, reduce, parse, score; got {stage!r}"
-    )
+    assert _one_line(raised) == message
     assert not store.exists()
 
 

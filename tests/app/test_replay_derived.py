@@ -72,8 +72,8 @@ def test_a_parser_change_is_refused_when_replaying_only_score(
 ) -> None:
     with pytest.raises(
         ConfigError,
-        match=r"may change only metrics and pass_at_k and majority_at_k, but this config also "
-        r"changes parser\.name",
+        match=r"may change only metrics and pass_at_k and majority_at_k and judges, but this "
+        r"config also changes parser\.name",
     ):
         themis.replay(source.run_id, "score", store, config=DEMO, overrides=["parser.name=strip"])
 

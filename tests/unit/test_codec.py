@@ -102,6 +102,8 @@ def test_tags_are_the_stable_strings() -> None:
         "reduction_completed",
         "execution_completed",
         "failures_retried",
+        "judge_completed",
+        "judge_failed",
     )
     assert [cls.kind for cls in EVENT_TYPES] == list(event_kinds())
 
@@ -144,6 +146,16 @@ GOLDEN_PAYLOADS = (
     '"duration_s":3.0,"timed_out":true,"signal":null,"stdout":"\\u2026tail","stderr":"err",'
     '"error":null}}],"epoch":1,"v":1}',
     '{"at":1700000014.0,"execution":3,"trial_keys":["a1b2c3","d4e5f6"],"v":1}',
+    '{"at":1700000015.0,"judge":"quality","candidate_id":"t-1","model":"grader","repe'
+    'at":1,"call_key":"j1k2","messages":[["system","Grade."],["user","Answer: 4"]],"t'
+    'ext":"{\\"accuracy\\": 4, \\"clarity\\": 3}","verdict":"{\\"accuracy\\": 4.0, \\"clarit'
+    'y\\": 3.0}","score":0.625,"criteria":{"accuracy":4.0,"clarity":3.0},"served_model'
+    '":"grader-2024","input_tokens":30,"output_tokens":9,"swapped":true,"epoch":1,"v"'
+    ":1}",
+    '{"at":1700000016.0,"judge":"quality","candidate_id":"t-2","model":"grader","repe'
+    'at":1,"call_key":"j3k4","error_kind":"unparseable_verdict","message":"no JSON ob'
+    'ject in the response","messages":[["user","Answer: 5"]],"text":"I cannot grade t'
+    'his.","swapped":true,"epoch":1,"v":1}',
 )
 
 
@@ -203,8 +215,8 @@ def test_a_payload_from_a_newer_schema_is_refused() -> None:
 
 
 def test_an_unknown_kind_is_refused() -> None:
-    with pytest.raises(StoreError, match="unknown event kind 'judge_completed'"):
-        decode_event("judge_completed", '{"at":1.0,"v":1}')
+    with pytest.raises(StoreError, match="unknown event kind 'verdict_revised'"):
+        decode_event("verdict_revised", '{"at":1.0,"v":1}')
 
 
 @pytest.mark.parametrize(

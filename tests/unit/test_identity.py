@@ -36,6 +36,7 @@ from themis.core.spec import (
     DatasetSpec,
     ExperimentSpec,
     GenerationParams,
+    JudgeSpec,
     MetricSpec,
     ModelSpec,
     ParserSpec,
@@ -296,6 +297,7 @@ def test_fields_added_later_are_left_out_only_at_their_default(cls: type, name: 
         "files": {"sol.py": "{answer}"},
         "skip_when": SkipWhen(command="true"),
         "limits": SandboxLimits(cpu_s=3),
+        "judges": (JudgeSpec(name="q", models=(ModelSpec(name="j", model="y"),), template="x"),),
     }
     value = values[cls]
     assert name not in identity_view(value)

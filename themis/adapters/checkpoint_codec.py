@@ -44,12 +44,15 @@ from themis.core.events import (
     ExecutionCompleted,
     GenerationCompleted,
     GenerationFailed,
+    JudgeCompleted,
+    JudgeFailed,
     ParseCompleted,
     PreflightWarned,
     ReductionCompleted,
     RunPaused,
     RunResumed,
     ScoreCompleted,
+    judgement_id,
 )
 from themis.core.execution import CommandOutcome, StageRun
 from themis.core.generation import TokenLogprob
@@ -187,6 +190,7 @@ def _fingerprint() -> str:
     """`CHECKPOINT_FORMAT` plus a digest of the field names of every class a checkpoint holds."""
     classes = (*(table.cls for table in _TABLES), RetryRecord, RunResumed, RunPaused, Report)
     classes = (*classes, ReportRow, TokenLogprob, StageRun, CommandOutcome)
+    classes = (*classes, JudgeCompleted, JudgeFailed)
     shapes = {cls.__name__: [field.name for field in attrs.fields(cls)] for cls in classes}
     digest = hashlib.sha256(json.dumps(shapes, sort_keys=True).encode()).hexdigest()[:16]
     return f"{CHECKPOINT_FORMAT}:{digest}"
@@ -215,6 +219,7 @@ def encode_checkpoint(checkpoint: Checkpoint) -> EncodedCheckpoint:
         "reset_epochs": {stage.value: epoch for stage, epoch in state.reset_epochs.items()},
         "completions": {stage.value: epoch for stage, epoch in state.completions.items()},
         "reduced": state.has_reduce_stage,
+        "judged": state.has_judge_stage,
     }
     document: dict[str, Any] = {
         "format": _FORMAT,
@@ -225,6 +230,7 @@ def encode_checkpoint(checkpoint: Checkpoint) -> EncodedCheckpoint:
             key: [encode_event(failure) for failure in failures]
             for key, failures in state.earlier_failures.items()
         },
+        "judgements": [[event.kind, encode_event(event)] for event in state.judgements.values()],
     }
     for table in _TABLES:
         document[table.attribute] = _encode_table(table, getattr(state, table.attribute).values())
@@ -253,6 +259,7 @@ def decode_checkpoint_summary(
             completions=document["completions"],
             report=None if report is None else decode_report(report),
             reduced=document["reduced"],
+            judged=document.get("judged", False),
         )
     except _DECODE_ERRORS as error:
         raise StoreError(f"malformed checkpoint summary: {error}") from error
@@ -279,6 +286,15 @@ def decode_checkpoint(seq: int, summary: str, state: str, report: str | None) ->
                 key: tuple(_failed(text) for text in texts)
                 for key, texts in document["earlier_failures"].items()
             }
+            judgements = {}
+            for kind, text in document.get("judgements", ()):
+                judgement = decode_event(kind, text)
+                if not isinstance(judgement, JudgeCompleted | JudgeFailed):
+                    raise TypeError(f"not a judgement: {judgement!r}")
+                key = judgement_id(
+                    judgement.judge, judgement.candidate_id, judgement.model, judgement.repeat
+                )
+                judgements[key] = judgement
     except _DECODE_ERRORS as error:
         raise StoreError(f"malformed checkpoint state: {error}") from error
     folded = RunState(
@@ -291,6 +307,7 @@ def decode_checkpoint(seq: int, summary: str, state: str, report: str | None) ->
         executions=executions,
         pause=pause,
         earlier_failures=earlier,
+        judgements=judgements,
         **maps,
     )
     return Checkpoint(seq=seq, state=folded, report=head.report)

@@ -32,6 +32,7 @@ from themis.app.execution.provider_gates import ProviderRegistry
 from themis.core.bundles import BundleManifest, StageBundle
 from themis.core.endpoint import Endpoint
 from themis.core.errors import ConfigError
+from themis.core.judging import all_models
 from themis.core.planner import ModelRequest
 from themis.core.runtime import RuntimeConfig
 from themis.core.spec import ExperimentSpec, ModelSpec
@@ -177,7 +178,7 @@ def system_clock() -> ClockPort:
 
 def _by_provider(spec: ExperimentSpec) -> dict[str, list[ModelSpec]]:
     grouped: dict[str, list[ModelSpec]] = {}
-    for model in spec.models:
+    for model in all_models(spec):
         grouped.setdefault(model.provider, []).append(model)
     return dict(sorted(grouped.items()))
 

@@ -33,10 +33,11 @@ class CheckpointSummary:
     completions: Mapping[Stage, int] = field(factory=dict, converter=_stage_epochs)
     report: Report | None = None
     reduced: bool = False
+    judged: bool = False
 
     @property
     def completed_through_stage(self) -> Stage | None:
-        return completed_through(self.completions, self.reset_epochs, self.reduced)
+        return completed_through(self.completions, self.reset_epochs, self.reduced, self.judged)
 
     def is_complete_through(self, stage: Stage) -> bool:
         done = self.completed_through_stage
@@ -63,4 +64,5 @@ class Checkpoint:
             completions=state.completions,
             report=self.report,
             reduced=state.has_reduce_stage,
+            judged=state.has_judge_stage,
         )

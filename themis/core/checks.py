@@ -18,6 +18,7 @@ from attrs import fields, frozen
 
 from themis.core.choice_grammar import MAX_CHOICES
 from themis.core.execution import template_problem
+from themis.core.judging import all_models, judge_messages
 from themis.core.planner import ANSWER_FIELD
 from themis.core.prompting import PromptError, render, template_fields
 from themis.core.runtime import RuntimeConfig
@@ -26,6 +27,7 @@ from themis.core.spec import (
     PURE_METRIC_NAMES,
     DatasetSpec,
     ExperimentSpec,
+    JudgeSpec,
     ParserSpec,
     PromptSpec,
 )
@@ -68,7 +70,8 @@ Check = Callable[[ExperimentSpec, RuntimeConfig], Iterator[Problem]]
 
 def _model_tables(spec: ExperimentSpec, runtime: RuntimeConfig) -> Iterator[Problem]:
     """`model_prices` and `context_windows` are keyed by a model's label or its model id."""
-    names = [model.name for model in spec.models] + [model.model for model in spec.models]
+    models = all_models(spec)
+    names = [model.name for model in models] + [model.model for model in models]
     for table in ("model_prices", "context_windows"):
         for key in getattr(runtime, table):
             if key not in names:
@@ -77,7 +80,7 @@ def _model_tables(spec: ExperimentSpec, runtime: RuntimeConfig) -> Iterator[Prob
 
 def _provider_tables(spec: ExperimentSpec, runtime: RuntimeConfig) -> Iterator[Problem]:
     """Provider limits and endpoints are keyed by the providers the models name."""
-    providers = [model.provider for model in spec.models]
+    providers = [model.provider for model in all_models(spec)]
     for table in ("provider_rate_limits", "provider_concurrency", "endpoints"):
         for key in getattr(runtime, table):
             if key not in providers:
@@ -253,6 +256,71 @@ def _answer_fields(spec: ExperimentSpec, runtime: RuntimeConfig) -> Iterator[Pro
                     return
 
 
+_JUDGE_NAMES = frozenset({"candidate", "candidate_a", "candidate_b", "reference", "rubric", "id"})
+
+
+def _judges(spec: ExperimentSpec, runtime: RuntimeConfig) -> Iterator[Problem]:
+    """Each judge's template renders for every case, its verdict pattern has a group, its
+    judge models' parameters make sense, and its human column is a field of every case."""
+    for index, judge in enumerate(spec.judges):
+        where = f"judges[{index}]"
+        if judge.verdict.kind != "json":
+            try:
+                groups = re.compile(judge.verdict.pattern).groups
+            except re.error as error:
+                yield Problem(f"{where}.verdict.pattern", f"invalid regular expression: {error}")
+                groups = 1
+            if groups < 1:
+                yield Problem(f"{where}.verdict.pattern", "needs a group: the verdict it captures")
+        for number, model in enumerate(judge.models):
+            if model.params.temperature < 0:
+                yield Problem(
+                    f"{where}.models[{number}].params.temperature",
+                    f"must be >= 0, got {model.params.temperature}",
+                )
+        texts = ("A", "B") if judge.pairwise else ("A",)
+        problem = _judge_problem(judge, spec.datasets, texts)
+        if problem is not None:
+            yield Problem(f"{where}.template", problem)
+        if judge.human_field is not None:
+            for dataset in spec.datasets:
+                missing = next(
+                    (case for case in dataset.cases if judge.human_field not in case.fields), None
+                )
+                if missing is not None:
+                    kind = f"field of case {missing.id!r} of dataset {dataset.name!r}"
+                    yield Problem(
+                        f"{where}.human_field",
+                        unknown_name(kind, judge.human_field, missing.fields),
+                    )
+                    break
+
+
+def _judge_problem(
+    judge: JudgeSpec, datasets: Iterable[DatasetSpec], texts: tuple[str, ...]
+) -> str | None:
+    needed: set[str] = set()
+    for source in (judge.template, judge.system or ""):
+        try:
+            needed |= template_fields(PromptSpec(name=judge.name, template=source or "-"))
+        except PromptError as error:
+            return str(error)
+    needed -= _JUDGE_NAMES
+    for dataset in datasets:
+        for case in dataset.cases:
+            try:
+                judge_messages(judge, case, texts)
+            except PromptError as error:
+                missing = needed - case.fields.keys()
+                if not missing:
+                    return str(error)
+                kind = f"field of case {case.id!r} of dataset {dataset.name!r}"
+                return (
+                    f"judge {judge.name!r}: {unknown_name(kind, sorted(missing)[0], case.fields)}"
+                )
+    return None
+
+
 # Cheap checks first; the prompt check renders every case once per prompt.
 RUNTIME_CHECKS: tuple[Check, ...] = (_model_tables, _provider_tables)
 ALL_CHECKS: tuple[Check, ...] = (
@@ -263,6 +331,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     _prompts,
     _executions,
     _answer_fields,
+    _judges,
 )
 
 

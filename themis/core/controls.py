@@ -13,6 +13,7 @@ from attrs import frozen
 
 from themis.core.budget import Ledger, model_setting, trial_cost
 from themis.core.events import GenerationCompleted, GenerationFailed
+from themis.core.judging import all_models
 from themis.core.planner import CompiledRun, ModelRequest, plan
 from themis.core.runtime import Price, RuntimeConfig
 from themis.core.spec import ExperimentSpec
@@ -40,13 +41,14 @@ class ModelControls:
 
 
 def model_controls(spec: ExperimentSpec, runtime: RuntimeConfig) -> dict[str, ModelControls]:
-    """Each model's controls by label (`model_setting`: by label first, then by model id)."""
+    """Each model's controls by label (`model_setting`: by label first, then by model id),
+    judge models included."""
     return {
         model.name: ModelControls(
             price=model_setting(runtime.model_prices, model),
             context_window=model_setting(runtime.context_windows, model),
         )
-        for model in spec.models
+        for model in all_models(spec)
     }
 
 

@@ -18,16 +18,26 @@ from themis.core.events import (
     ExecutionCompleted,
     GenerationCompleted,
     GenerationFailed,
+    JudgeCompleted,
+    JudgeFailed,
     ParseCompleted,
     ReductionCompleted,
     ScoreCompleted,
+    judgement_id,
 )
+from themis.core.judging import candidates, stored_in
 from themis.core.planner import CompiledRun, plan
 from themis.core.prompting import Message
 from themis.core.reduction import plan_groups
 from themis.core.state import RunState
 
-__all__ = ["EvaluationExecution", "GroupExecution", "TrialExecution", "evaluation_execution"]
+__all__ = [
+    "EvaluationExecution",
+    "GroupExecution",
+    "JudgementView",
+    "TrialExecution",
+    "evaluation_execution",
+]
 
 _CLOSE_IDS = 3
 
@@ -79,14 +89,39 @@ class GroupExecution:
 
 
 @frozen
+class JudgementView:
+    """One verdict asked of a judge model about one candidate of the case: the verdict (or
+    the judge failure, with the raw text) and the judge's call, with its retries."""
+
+    judge: str
+    candidate_id: str
+    dataset: str
+    model: str  # the model under test judged (for a pairwise judge: `a vs b`)
+    prompt: str
+    judge_model: str
+    repeat: int
+    judgement: JudgeCompleted | JudgeFailed | None
+    call: GenerationCompleted | GenerationFailed | None
+
+    @property
+    def status(self) -> str:
+        if isinstance(self.judgement, JudgeCompleted):
+            return "judged"
+        if isinstance(self.judgement, JudgeFailed):
+            return "judge failed"
+        return "pending"
+
+
+@frozen
 class EvaluationExecution:
-    """Every trial of one case across datasets, models, prompts and samples, and the case's
-    reduced candidates when the experiment has a reducer."""
+    """Every trial of one case across datasets, models, prompts and samples, the case's
+    reduced candidates when the experiment has a reducer, and its judges' verdicts."""
 
     run_id: str
     case_id: str
     trials: tuple[TrialExecution, ...]
     groups: tuple[GroupExecution, ...] = ()
+    judgements: tuple[JudgementView, ...] = ()
 
 
 def evaluation_execution(
@@ -140,8 +175,41 @@ def evaluation_execution(
             for group in plan_groups(attrs.evolve(compiled, spec=only))
         )
     return EvaluationExecution(
-        run_id=compiled.run_id, case_id=case_id, trials=trials, groups=groups
+        run_id=compiled.run_id,
+        case_id=case_id,
+        trials=trials,
+        groups=groups,
+        judgements=_judgements(attrs.evolve(compiled, spec=only), state),
     )
+
+
+def _judgements(compiled: CompiledRun, state: RunState) -> tuple[JudgementView, ...]:
+    views: list[JudgementView] = []
+    for judge in compiled.spec.judges:
+        for candidate in candidates(compiled, judge, stored_in(state)):
+            for model in judge.models:
+                for repeat in range(judge.repeats):
+                    key = judgement_id(judge.name, candidate.candidate_id, model.name, repeat)
+                    judgement = state.judgements.get(key)
+                    call = None
+                    if judgement is not None:
+                        call = state.generations.get(
+                            judgement.call_key
+                        ) or state.generation_failures.get(judgement.call_key)
+                    views.append(
+                        JudgementView(
+                            judge=judge.name,
+                            candidate_id=candidate.candidate_id,
+                            dataset=candidate.dataset,
+                            model=candidate.model,
+                            prompt=candidate.prompt,
+                            judge_model=model.name,
+                            repeat=repeat,
+                            judgement=judgement,
+                            call=call,
+                        )
+                    )
+    return tuple(views)
 
 
 def _unknown_case(run_id: str, case_id: str, known: list[str]) -> str:

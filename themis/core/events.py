@@ -190,6 +190,72 @@ class ReductionCompleted:
     epoch: int = 0
 
 
+def _messages(value: Iterable[Iterable[str]]) -> tuple[tuple[str, str], ...]:
+    return tuple((role, content) for role, content in value)
+
+
+@frozen
+class JudgeCompleted:
+    """Judge `judge`'s model `model` gave its `repeat`-th verdict on candidate `candidate_id`
+    (a trial id, a group id, or for a pairwise judge the pair's id).
+
+    `call_key` addresses the judge's call by content: the call itself is the
+    `GenerationCompleted` of that key (retry history, usage, served model), so an identical call
+    in another run or a resume is reused, never repeated. `messages` is the rendered judge
+    prompt as `(role, content)` pairs, `text` the raw response, `verdict` what the parser read
+    and `score` its value in [0, 1] (for a pairwise judge: the first model's, order undone);
+    `swapped` says the pair was shown in reverse order.
+    """
+
+    kind: ClassVar[str] = "judge_completed"
+    stage: ClassVar[Stage | None] = Stage.JUDGE
+    schema_version: ClassVar[int] = 1
+    at: float
+    judge: str
+    candidate_id: str
+    model: str
+    repeat: int
+    call_key: str
+    messages: tuple[tuple[str, str], ...] = field(converter=_messages)
+    text: str
+    verdict: str
+    score: float
+    criteria: Mapping[str, float] = field(factory=dict, converter=_scores)
+    served_model: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    swapped: bool = False
+    epoch: int = 0
+
+
+@frozen
+class JudgeFailed:
+    """Judge `judge`'s model `model` gave no usable `repeat`-th verdict on `candidate_id`: the
+    call failed for good (`error_kind` from the retry taxonomy, its history on the call's
+    `GenerationFailed`) or the response did not parse (`unparseable_verdict`, `text` kept)."""
+
+    kind: ClassVar[str] = "judge_failed"
+    stage: ClassVar[Stage | None] = Stage.JUDGE
+    schema_version: ClassVar[int] = 1
+    at: float
+    judge: str
+    candidate_id: str
+    model: str
+    repeat: int
+    call_key: str
+    error_kind: str
+    message: str
+    messages: tuple[tuple[str, str], ...] = field(converter=_messages)
+    text: str | None = None
+    swapped: bool = False
+    epoch: int = 0
+
+
+def judgement_id(judge: str, candidate_id: str, model: str, repeat: int) -> str:
+    """The key of one verdict in `RunState.judgements`."""
+    return f"{judge}\x1f{candidate_id}\x1f{model}\x1f{repeat}"
+
+
 def _stage_runs(value: Iterable[StageRun]) -> tuple[StageRun, ...]:
     return tuple(value)
 
@@ -331,6 +397,8 @@ Event = (
     | ReductionCompleted
     | ExecutionCompleted
     | FailuresRetried
+    | JudgeCompleted
+    | JudgeFailed
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = (
@@ -349,6 +417,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     ReductionCompleted,
     ExecutionCompleted,
     FailuresRetried,
+    JudgeCompleted,
+    JudgeFailed,
 )
 
 

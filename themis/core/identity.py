@@ -24,6 +24,7 @@ from themis.core.spec import (
     DatasetSpec,
     ExperimentSpec,
     GenerationParams,
+    JudgeSpec,
     MetricSpec,
     ModelSpec,
     ParserSpec,
@@ -32,6 +33,7 @@ from themis.core.spec import (
     SandboxLimits,
     SkipWhen,
     ValidationRule,
+    VerdictSpec,
 )
 
 
@@ -56,6 +58,30 @@ FIELD_CLASSES: Mapping[type, Mapping[str, FieldClass]] = {
         "reducer": ID,
         "pass_at_k": ID,
         "majority_at_k": ID,
+        "judges": ID,
+    },
+    # A judge's models, prompt, rubric, verdict format, repeats and aggregation decide its
+    # verdicts; where its models are served is runtime (`RuntimeConfig.endpoints`), as for any.
+    JudgeSpec: {
+        "name": ID,
+        "models": ID,
+        "template": ID,
+        "system": ID,
+        "rubric": ID,
+        "candidate": ID,
+        "verdict": ID,
+        "repeats": ID,
+        "aggregation": ID,
+        "pairwise": ID,
+        "human_field": ID,
+    },
+    VerdictSpec: {
+        "kind": ID,
+        "min": ID,
+        "max": ID,
+        "labels": ID,
+        "criteria": ID,
+        "pattern": ID,
     },
     ReducerSpec: {"name": ID, "metric": ID},
     DatasetSpec: {
@@ -168,7 +194,7 @@ FIELD_CLASSES: Mapping[type, Mapping[str, FieldClass]] = {
 # they hold their default, so that every run compiled before they existed keeps its `run_id` and
 # trial keys (ADR 0002, amendment 1). Only ever add to this table; never remove from it.
 OMITTED_AT_DEFAULT: Mapping[type, frozenset[str]] = {
-    ExperimentSpec: frozenset({"reducer", "pass_at_k", "majority_at_k"}),
+    ExperimentSpec: frozenset({"reducer", "pass_at_k", "majority_at_k", "judges"}),
     ModelSpec: frozenset({"api"}),
     MetricSpec: frozenset({"files", "rules", "skip_when", "limits"}),
     GenerationParams: frozenset({"logprobs", "n"}),

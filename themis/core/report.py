@@ -50,6 +50,21 @@ class ReportRow:
     cache_hits: int = 0
     # The values of the case fields the rows are broken down by (`None`: the case lacks it).
     case_fields: Mapping[str, str | None] = field(factory=dict, converter=_fields)
+    judge_failed: int = 0  # judge rows: candidates every verdict of which failed (not in `n`)
+    judge: bool = False  # a judge's row (`metric` names the judge), not a metric's
+
+
+@frozen
+class AgreementRow:
+    """How much a judge's raters agree (`themis.core.report_judges`): `statistic` (e.g.
+    `fleiss_kappa`, `krippendorff_alpha_interval`, `human_cohen_kappa`) over `items`
+    candidates rated by `raters` raters; `value` is `None` where it is undefined."""
+
+    judge: str
+    statistic: str
+    value: float | None
+    raters: int
+    items: int
 
 
 def _counts(value: Mapping[str, int]) -> Mapping[str, int]:
@@ -96,6 +111,7 @@ class Report:
     cache_hits: int = 0
     # The dimensions rows are grouped by (`themis.core.breakdown.Breakdown.dimensions`).
     by: tuple[str, ...] = ("dataset", "model", "prompt")
+    agreement: tuple[AgreementRow, ...] = ()
 
 
 def run_status(state: RunState) -> str:
@@ -193,8 +209,15 @@ def build_report(
                         template, row.label, row.estimate, failed=row.failed, unparsed=row.unparsed
                     )
                 )
+    agreement: list[AgreementRow] = []
+    if spec.judges:  # imported here: the judge part builds on this module's rows
+        from themis.core.report_judges import judge_report
+
+        judge_rows, agreement = judge_report(compiled, state, record)
+        rows += judge_rows
     return Report(
         run_id=compiled.run_id,
+        agreement=tuple(agreement),
         name=spec.name,
         status=run_status(state),
         completed_through_stage=state.completed_through_stage,

@@ -24,6 +24,7 @@ from themis.core.validation import (
     check_optional_positive_int,
     check_positive_int,
     check_unique,
+    unknown_name,
 )
 
 JsonValue = Any
@@ -254,6 +255,100 @@ def _check_unique_names(
     check_unique(attribute.name, [item.name for item in value])
 
 
+VERDICT_KINDS = ("scale", "labels", "json")
+CANDIDATE_KINDS = ("raw", "parsed", "reduced")
+AGGREGATIONS = ("mean", "median", "majority")
+DEFAULT_VERDICT_PATTERN = r"(?im)^[ \t*#_>-]*verdict[ \t*_]*:[ \t]*(.+?)[ \t*_.]*$"
+
+
+def _scores_by_label(value: Mapping[str, float] | None) -> Mapping[str, float]:
+    return {str(key): float(score) for key, score in (value or {}).items()}
+
+
+@frozen
+class VerdictSpec:
+    """What a judge answers and how it becomes a score in [0, 1] (`themis.core.verdicts`).
+
+    `scale`: a number from `min` to `max` on the line `pattern` finds (`VERDICT: 4`), scored
+    `(v - min) / (max - min)`; `labels`: one of `labels` on that line, scored as the table says;
+    `json`: a JSON object with a number from `min` to `max` for each of `criteria`, scored as
+    their normalised mean. Anything else is an unparseable verdict: a judge failure, never 0.
+    """
+
+    kind: str = field(default="scale", validator=check_choice(VERDICT_KINDS))
+    min: float = 1.0
+    max: float = 5.0
+    labels: Mapping[str, float] = field(factory=dict, converter=_scores_by_label)
+    criteria: tuple[str, ...] = field(default=(), converter=_strings)
+    pattern: str = DEFAULT_VERDICT_PATTERN
+
+    def __attrs_post_init__(self) -> None:
+        if self.kind in ("scale", "json") and not self.max > self.min:
+            raise ValueError(f"max: must be greater than min ({self.min:g}), got {self.max:g}")
+        if self.kind == "labels":
+            if len(self.labels) < 2:
+                raise ValueError("labels: a label verdict needs at least two labels")
+            for label, score in self.labels.items():
+                if not 0.0 <= score <= 1.0:
+                    raise ValueError(f"labels.{label}: a score must be in [0, 1], got {score:g}")
+        elif self.labels:
+            raise ValueError(f"labels: only a labels verdict takes labels (kind is {self.kind!r})")
+        if self.kind == "json":
+            if not self.criteria:
+                raise ValueError("criteria: a json verdict needs at least one criterion")
+            check_unique("criteria", self.criteria)
+        elif self.criteria:
+            raise ValueError(
+                f"criteria: only a json verdict takes criteria (kind is {self.kind!r})"
+            )
+
+
+def _verdict(value: VerdictSpec | None) -> VerdictSpec:
+    return VerdictSpec() if value is None else value
+
+
+@frozen
+class JudgeSpec:
+    """A judge metric: judge `models` read a candidate through `template` and give verdicts.
+
+    `template` (and `system`) are Jinja2 over the case's fields plus `candidate` (the answer
+    judged: its `raw` response, its `parsed` answer or the `reduced` candidate's response),
+    `reference` (the case's expected answer) and `rubric`; a `pairwise` judge compares the
+    answers of two models under test, `candidate_a` and `candidate_b`, swapping them on every
+    other repeat. Each judge model gives `repeats` verdicts per candidate, each with its own
+    seed; `aggregation` turns them into the candidate's score. `human_field` names a case
+    field holding a human's verdict (in the verdict's own format), to report agreement with.
+    """
+
+    name: str = field(validator=check_non_empty)
+    models: tuple[ModelSpec, ...] = field(converter=_models, validator=_check_unique_names)
+    template: str = field(validator=check_non_empty)
+    system: str | None = None
+    rubric: str = ""
+    candidate: str = field(default="raw", validator=check_choice(CANDIDATE_KINDS))
+    verdict: VerdictSpec = field(factory=VerdictSpec, converter=_verdict)
+    repeats: int = field(default=1, validator=check_positive_int)
+    aggregation: str = field(default="mean", validator=check_choice(AGGREGATIONS))
+    pairwise: tuple[str, ...] = field(default=(), converter=_strings)
+    human_field: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not self.models:
+            raise ValueError("models: a judge needs at least one judge model")
+        if self.pairwise and len(self.pairwise) != 2:
+            raise ValueError(
+                f"pairwise: names the two models under test to compare, got {list(self.pairwise)}"
+            )
+        if self.pairwise and self.pairwise[0] == self.pairwise[1]:
+            raise ValueError(
+                f"pairwise: compares two different models, got {self.pairwise[0]!r} twice"
+            )
+
+
+def _judges(value: Iterable[JudgeSpec]) -> tuple[JudgeSpec, ...]:
+    return tuple(value)
+
+
 @frozen
 class ExperimentSpec:
     """The whole experiment: compiled to one `run_id` by `themis.core.planner.compile_run`."""
@@ -273,6 +368,9 @@ class ExperimentSpec:
     reducer: ReducerSpec | None = None
     pass_at_k: tuple[int, ...] = field(default=(), converter=_ks)
     majority_at_k: tuple[int, ...] = field(default=(), converter=_ks)
+    judges: tuple[JudgeSpec, ...] = field(
+        default=(), converter=_judges, validator=_check_unique_names
+    )
 
     def __attrs_post_init__(self) -> None:
         for label, items in (
@@ -290,6 +388,38 @@ class ExperimentSpec:
                     f"request, more than samples = {self.samples}"
                 )
         self._check_sampling()
+        self._check_judges()
+
+    def _check_judges(self) -> None:
+        names = {model.name for model in self.models}
+        judge_models: dict[str, ModelSpec] = {}
+        metric_names = {metric.name for metric in self.metrics}
+        for index, judge in enumerate(self.judges):
+            if judge.name in metric_names:
+                raise ValueError(
+                    f"judges: judges[{index}] is named {judge.name!r}, like a metric; "
+                    "report rows need distinct names"
+                )
+            if judge.candidate == "reduced" and self.reducer is None:
+                raise ValueError(
+                    f"judges: judges[{index}] judges the reduced candidate, but the experiment "
+                    "has no [reducer]"
+                )
+            for name in judge.pairwise:
+                if name not in names:
+                    why = unknown_name("model", name, sorted(names))
+                    raise ValueError(f"judges: judges[{index}].pairwise: {why}")
+            for model in judge.models:
+                if judge_models.setdefault(model.name, model) != model:
+                    raise ValueError(
+                        f"judges: judges[{index}].models: {model.name!r} names another judge "
+                        "model too; give each judge model its own name"
+                    )
+                if model.name in names:
+                    raise ValueError(
+                        f"judges: judges[{index}].models: {model.name!r} is also a model under "
+                        "test; give the judge model its own name"
+                    )
 
     def _check_sampling(self) -> None:
         metric_names = [metric.name for metric in self.metrics]

@@ -19,7 +19,8 @@ class Stage(StrEnum):
 
 _ORDER = {stage: index for index, stage in enumerate(Stage)}
 
-# The stages every run executes; `judge` is planned but not yet built.
+# The stages every run executes.
 EXECUTED_STAGES: tuple[Stage, ...] = (Stage.GENERATE, Stage.PARSE, Stage.SCORE)
-# The stages a run may execute, in order: `reduce` runs only when the experiment has a reducer.
-PIPELINE_STAGES: tuple[Stage, ...] = (Stage.GENERATE, Stage.REDUCE, Stage.PARSE, Stage.SCORE)
+# The stages a run may execute, in order: `reduce` runs only when the experiment has a reducer,
+# `judge` only when it has judges.
+PIPELINE_STAGES: tuple[Stage, ...] = tuple(Stage)

@@ -20,6 +20,8 @@ from themis.core.events import (
     ExecutionCompleted,
     GenerationCompleted,
     GenerationFailed,
+    JudgeCompleted,
+    JudgeFailed,
     ParseCompleted,
     PreflightWarned,
     ReductionCompleted,
@@ -29,8 +31,11 @@ from themis.core.events import (
     RunStarted,
     ScoreCompleted,
     StageReset,
+    judgement_id,
 )
-from themis.core.stages import EXECUTED_STAGES, PIPELINE_STAGES, Stage
+from themis.core.stages import PIPELINE_STAGES, Stage
+
+Judgement = JudgeCompleted | JudgeFailed
 
 
 @frozen
@@ -67,6 +72,7 @@ class RunState:
     pause: RunPaused | None = None
     preflight_warnings: Mapping[str, PreflightWarned] = field(factory=dict)
     earlier_failures: Mapping[str, tuple[GenerationFailed, ...]] = field(factory=dict)
+    judgements: Mapping[str, Judgement] = field(factory=dict)
 
     def failure_history(self, trial_key: str) -> tuple[GenerationFailed, ...]:
         """Every failure recorded for `trial_key` that no longer stands, oldest first: those a
@@ -85,13 +91,21 @@ class RunState:
     @property
     def completed_through_stage(self) -> Stage | None:
         """The furthest stage every stage up to which a `RunCompleted` still certifies."""
-        return completed_through(self.completions, self.reset_epochs, self.has_reduce_stage)
+        return completed_through(
+            self.completions, self.reset_epochs, self.has_reduce_stage, self.has_judge_stage
+        )
 
     @property
     def has_reduce_stage(self) -> bool:
         """Whether the log shows the run reducing (a reduction that counts, or a completion
         through `reduce` itself); runs without a reducer never report `reduce` as done."""
         return bool(self.reductions) or Stage.REDUCE in self.completions
+
+    @property
+    def has_judge_stage(self) -> bool:
+        """Whether the log shows the run judging (a verdict that counts, or a completion
+        through `judge`); runs without judges never report `judge` as done."""
+        return bool(self.judgements) or Stage.JUDGE in self.completions
 
     def failed_generation(self, trial_key: str) -> GenerationFailed | None:
         """The failure recorded for `trial_key`, unless a later attempt succeeded."""
@@ -109,15 +123,22 @@ class RunState:
 
 
 def completed_through(
-    completions: Mapping[Stage, int], reset_epochs: Mapping[Stage, int], reduced: bool = False
+    completions: Mapping[Stage, int],
+    reset_epochs: Mapping[Stage, int],
+    reduced: bool = False,
+    judged: bool = False,
 ) -> Stage | None:
     """The furthest stage such that it and every earlier stage are certified by a `RunCompleted`
     of a stage at least as far, recorded in an epoch no older than the stage's latest reset.
 
-    `reduce` is one of the stages only when `reduced` (see `RunState.has_reduce_stage`).
+    `reduce` is one of the stages only when `reduced` (see `RunState.has_reduce_stage`), `judge`
+    only when `judged` (`RunState.has_judge_stage`).
     """
     through: Stage | None = None
-    for stage in PIPELINE_STAGES if reduced else EXECUTED_STAGES:
+    skipped = {Stage.REDUCE} if not reduced else set()
+    if not judged:
+        skipped.add(Stage.JUDGE)
+    for stage in (stage for stage in PIPELINE_STAGES if stage not in skipped):
         certified = any(
             done.order >= stage.order and epoch >= reset_epochs.get(stage, 0)
             for done, epoch in completions.items()
@@ -153,6 +174,7 @@ class Projection:
         self._pause = state.pause
         self._warnings = dict(state.preflight_warnings)
         self._earlier = dict(state.earlier_failures)
+        self._judgements = dict(state.judgements)
 
     def apply(self, events: Iterable[Event]) -> None:
         generations, failures = self._generations, self._failures
@@ -182,6 +204,11 @@ class Projection:
                     self._supersede(held_failure, event)
             elif isinstance(event, PreflightWarned):
                 self._warnings.setdefault(event.trial_key, event)
+            elif isinstance(event, JudgeCompleted | JudgeFailed):
+                key = judgement_id(event.judge, event.candidate_id, event.model, event.repeat)
+                held_judgement = self._judgements.get(key)
+                if held_judgement is None or event.epoch > held_judgement.epoch:
+                    self._judgements[key] = event
             else:
                 self._apply_run_event(event)
 
@@ -220,6 +247,7 @@ class Projection:
         parse_floor = self._reset_epochs.get(Stage.PARSE, 0)
         score_floor = self._reset_epochs.get(Stage.SCORE, 0)
         reduce_floor = self._reset_epochs.get(Stage.REDUCE, 0)
+        judge_floor = self._reset_epochs.get(Stage.JUDGE, 0)
         return RunState(
             started=self._started,
             planned=self._planned,
@@ -239,6 +267,7 @@ class Projection:
             pause=self._pause,
             preflight_warnings=dict(self._warnings),
             earlier_failures=dict(self._earlier),
+            judgements={k: v for k, v in self._judgements.items() if v.epoch >= judge_floor},
         )
 
 

@@ -6,7 +6,8 @@ adapters never send), fails with probability `failure_rate`, and takes `latency_
 `max_tokens` below 4 (a word per token) it is cut there, with `finish_reason = "length"`, as a
 real model's answer is. With `answer_field`, a right answer is that case field's text,
 verbatim (e.g. HumanEval's `canonical_solution`), and a wrong one "I am not sure.". Tests can
-instead pass `script`, a function of the request that returns a response or raises
+script a judge with `responses`, a list of texts it picks from by trial key and seed; or pass
+`script`, a function of the request that returns a response or raises
 `ModelCallError`. Every call can be journaled to a file.
 
 Fault options, to script what real endpoints do (all counted per request, i.e. per trial key,
@@ -39,7 +40,7 @@ from themis.ports.model import BeforeSend
 PROBABILITIES = ("skill", "failure_rate")
 SECONDS = ("latency_s", "retry_after_s", "hang_s", "outage_start_s", "outage_end_s")
 COUNTS = ("fail_first_n", "hang_first_n")
-OPTIONS = (*PROBABILITIES, *SECONDS, *COUNTS, "status", "answer_field")
+OPTIONS = (*PROBABILITIES, *SECONDS, *COUNTS, "status", "answer_field", "responses")
 DEFAULT_STATUS = 503
 _WORD = re.compile(r"\S+")
 Script = Callable[[ModelRequest], ModelResponse]
@@ -53,6 +54,14 @@ def check_options(options: Mapping[str, Any]) -> str | None:
         if key == "answer_field":
             if not isinstance(value, str) or not value:
                 return f"option 'answer_field' must be a case field's name, got {value!r}"
+            continue
+        if key == "responses":
+            if (
+                not isinstance(value, list | tuple)
+                or not value
+                or not all(isinstance(text, str) for text in value)
+            ):
+                return f"option 'responses' must be a non-empty list of texts, got {value!r}"
             continue
         if key in COUNTS or key == "status":
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -127,6 +136,17 @@ class ScriptedModel:
         rng = random.Random(f"{request.trial_key}:{request.params.seed}")
         if rng.random() < float(options.get("failure_rate", 0.0)):
             raise ModelCallError("server", f"scripted failure of {request.model}")
+        responses = options.get("responses")
+        if responses:  # e.g. a scripted judge's verdicts: one of them, by key and seed
+            text = str(rng.choice(list(responses)))
+            prompt_words = sum(len(message.content.split()) for message in request.messages)
+            return ModelResponse(
+                text=text,
+                finish_reason="stop",
+                input_tokens=prompt_words,
+                output_tokens=len(text.split()),
+                served_model=request.model,
+            )
         correct = rng.random() < float(options.get("skill", 1.0))
         answer = (
             request.reference

@@ -57,6 +57,7 @@ from themis.core.controls import ModelPreflight, preflight_summary
 from themis.core.errors import ConfigError
 from themis.core.estimate import Assumptions, Estimate
 from themis.core.estimate import estimate as estimate_run
+from themis.core.judging import final_stage
 from themis.core.manifest import RunManifest, build_manifest
 from themis.core.planner import CompiledRun, TrialPlan, compile_run, plan
 from themis.core.provider_state import ProviderHold
@@ -199,7 +200,7 @@ class Experiment:
         store: StoreLike = "themis.duckdb",
         *,
         runtime: RuntimeConfig | None = None,
-        until_stage: Stage | str = Stage.SCORE,
+        until_stage: Stage | str | None = None,
         models: Mapping[str, ModelPort] | None = None,
         clock: ClockPort | None = None,
         on_progress: ProgressCallback | None = None,
@@ -207,8 +208,10 @@ class Experiment:
     ) -> RunResult:
         """Run (or reuse, or resume) this experiment in `store` and return its report.
 
-        `models` maps provider names to your own `ModelPort`s; keyword arguments such as
-        `max_concurrent_tasks=8` change runtime settings (never the `run_id`).
+        `until_stage`: the stage to stop after (default: the experiment's last, `judge` when
+        it has judges, else `score`). `models` maps provider names to your own `ModelPort`s;
+        keyword arguments such as `max_concurrent_tasks=8` change runtime settings (never the
+        `run_id`).
         """
         request = self._request(runtime or self.runtime, until_stage, models, runtime_changes)
         adapters = Adapters(models=models, clock=clock, on_progress=on_progress)
@@ -219,7 +222,7 @@ class Experiment:
         self,
         store: StoreLike = "themis.duckdb",
         *,
-        until_stage: Stage | str = Stage.SCORE,
+        until_stage: Stage | str | None = None,
         models: Mapping[str, ModelPort] | None = None,
         clock: ClockPort | None = None,
         on_progress: ProgressCallback | None = None,
@@ -243,7 +246,7 @@ class Experiment:
     def _request(
         self,
         runtime: RuntimeConfig,
-        until_stage: Stage | str,
+        until_stage: Stage | str | None,
         models: Mapping[str, ModelPort] | None,
         runtime_changes: Mapping[str, Any],
     ) -> RunRequest:
@@ -253,7 +256,7 @@ class Experiment:
             effective = attrs.evolve(runtime, **runtime_changes)
         except (TypeError, ValueError) as error:
             raise ConfigError(f"run: {error}") from None
-        stage = executed_stage(until_stage)
+        stage = executed_stage(until_stage, self.spec)
         if effective != self.runtime:  # the experiment's own runtime was checked when built
             check_config(self.spec, effective, self._source_name, RUNTIME_CHECKS)
         try:
@@ -283,7 +286,8 @@ class Experiment:
         source_run: str | None = None,
         **adapters: Unpack[Adapters],
     ) -> RunResult:
-        """Recompute `stage` (`reduce`, `parse` or `score`) and later stages; no model is called.
+        """Recompute `stage` (`reduce`, `parse`, `score` or `judge`) and later stages; no model
+        under test is called (a judge whose calls the store lacks is called).
 
         Without `source_run`, this experiment's stored run is replayed in place. With it, this
         experiment may differ from the source run in its parser or metrics (ADR 0008): it
@@ -340,7 +344,7 @@ def prepared_resume(
     *,
     config: str | Path | None = None,
     overrides: Sequence[str] = (),
-    until_stage: Stage | str = Stage.SCORE,
+    until_stage: Stage | str | None = None,
     retry_failed: bool = False,
 ) -> Iterator[PreparedRun]:
     """`resume`, prepared: the store opened, the run resolved, compiled and folded once."""
@@ -348,7 +352,7 @@ def prepared_resume(
     choice = ResumeChoice(
         config=loaded,
         overrides=overrides if loaded is None else (),
-        until_stage=executed_stage(until_stage),
+        until_stage=None if until_stage is None else executed_stage(until_stage),
         retry_failed=retry_failed,
     )
     with opened_store(store) as opened:
@@ -386,7 +390,7 @@ def resume(
     *,
     config: str | Path | None = None,
     overrides: Sequence[str] = (),
-    until_stage: Stage | str = Stage.SCORE,
+    until_stage: Stage | str | None = None,
     retry_failed: bool = False,
     **adapters: Unpack[Adapters],
 ) -> RunResult:
@@ -444,10 +448,15 @@ def runs(store: StoreLike = "themis.duckdb") -> list[RunSummary]:
         return list_runs(opened)
 
 
-def executed_stage(stage: Stage | str) -> Stage:
-    """`stage` as a `Stage` a run can stop after; `judge` is not built yet."""
+def executed_stage(stage: Stage | str | None, spec: ExperimentSpec | None = None) -> Stage:
+    """`stage` as a `Stage` a run can stop after (`None`: `spec`'s last stage); `judge` only
+    when `spec` (if given) has judges."""
+    if stage is None:
+        return Stage.SCORE if spec is None else final_stage(spec)
     for executed in PIPELINE_STAGES:
         if stage == executed:
+            if executed is Stage.JUDGE and spec is not None and not spec.judges:
+                raise ConfigError("until_stage: judge needs at least one [[judges]] entry")
             return executed
     names = ", ".join(executed.value for executed in PIPELINE_STAGES)
     raise ConfigError(f"until_stage: must be one of {names}; got {stage!r}")

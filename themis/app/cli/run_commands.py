@@ -52,10 +52,15 @@ class UntilStage(StrEnum):
     REDUCE = "reduce"
     PARSE = "parse"
     SCORE = "score"
+    JUDGE = "judge"
 
 
 UntilStageOption = Annotated[
-    UntilStage, typer.Option("--until-stage", help="Stop after this stage.")
+    UntilStage | None,
+    typer.Option(
+        "--until-stage",
+        help="Stop after this stage (default: the last one: judge with judges, else score).",
+    ),
 ]
 ResultJsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
@@ -80,7 +85,7 @@ def run(
             help="Override a config value: KEY=VALUE (dotted key, TOML value). Repeatable.",
         ),
     ] = None,
-    until_stage: UntilStageOption = UntilStage.SCORE,
+    until_stage: UntilStageOption = None,
     as_json: ResultJsonOption = False,
     quiet: QuietOption = False,
     fail_under: FailUnderOption = None,
@@ -108,12 +113,16 @@ def run(
             experiment.run_id,
             experiment.runtime.progress,
             lambda progress: experiment.run(
-                store, until_stage=Stage(until_stage.value), on_progress=progress
+                store, until_stage=_stage(until_stage), on_progress=progress
             ),
             as_json=as_json,
             quiet=quiet,
         )
         _end(result, store, fail_under)
+
+
+def _stage(until_stage: UntilStage | None) -> Stage | None:
+    return None if until_stage is None else Stage(until_stage.value)
 
 
 def resume(
@@ -131,7 +140,7 @@ def resume(
             help="Override a value: KEY=VALUE (runtime.* without --config).",
         ),
     ] = None,
-    until_stage: UntilStageOption = UntilStage.SCORE,
+    until_stage: UntilStageOption = None,
     as_json: ResultJsonOption = False,
     quiet: QuietOption = False,
     retry_failed: Annotated[
@@ -154,7 +163,7 @@ def resume(
             location,
             config=config,
             overrides=set_ or [],
-            until_stage=Stage(until_stage.value),
+            until_stage=_stage(until_stage),
             retry_failed=retry_failed,
         ) as prepared:
             providers = {model.provider for model in prepared.spec.models}
@@ -168,6 +177,7 @@ class ReplayStage(StrEnum):
     REDUCE = "reduce"
     PARSE = "parse"
     SCORE = "score"
+    JUDGE = "judge"
 
 
 def replay(
@@ -177,7 +187,8 @@ def replay(
     config: Annotated[
         Path | None,
         typer.Option(
-            "--config", help="Replay under this config: it may change the parser or metrics."
+            "--config",
+            help="Replay under this config: it may change the parser, metrics or judges.",
         ),
     ] = None,
     set_: Annotated[
@@ -192,7 +203,8 @@ def replay(
     quiet: QuietOption = False,
     fail_under: FailUnderOption = None,
 ) -> None:
-    """Recompute a stage and the later ones from the stored generations (no model call)."""
+    """Recompute a stage and the later ones from the stored generations (no model under test
+    is called; only a judge whose calls the store lacks)."""
     from themis.app.api.experiment import prepared_replay
 
     with errors():

@@ -103,15 +103,8 @@ class ModelCaller:
         self.emit = hooks.emit
         self.on_call = hooks.on_call
         self.shared = ports.provider_state
-        self.retry = RetryPolicy(
-            runtime.generation_retry_attempts,
-            runtime.generation_retry_delay,
-            runtime.generation_retry_backoff,
-            max_delay=runtime.max_retry_delay,
-            jitter=runtime.retry_jitter,
-            seed=spec.seed,
-            max_hint=runtime.max_retry_after,
-        )
+        self.retry = _policy(runtime, spec.seed, Stage.GENERATE)
+        self.judge_retry = _policy(runtime, spec.seed, Stage.JUDGE)
         self.gates: dict[str, ProviderGate] = {}
         self.watch = CallWatch(clock, runtime.call_timeout, runtime.idle_timeout)
         self._send_timed: dict[str, bool] = {}  # by provider: does its model say when it sends?
@@ -157,11 +150,18 @@ class ModelCaller:
         )
 
     async def generate(
-        self, trial: TrialPlan, held: float | None, *, failed_before: bool = False
+        self,
+        trial: TrialPlan,
+        held: float | None,
+        *,
+        failed_before: bool = False,
+        stage: Stage = Stage.GENERATE,
     ) -> Outcome:
         """Call the model for `trial` (holding the cost estimate `held`) until it answers or
         fails for good. `failed_before`: its request failed in an earlier execution (the
-        breaker counts a request's failures once, and never probes with it while it can help)."""
+        breaker counts a request's failures once, and never probes with it while it can help).
+        `stage`: `judge` for a judge's call, which retries under `judge_retry_*` and holds a
+        slot of the judge stage's concurrency instead of generation's."""
         request = trial.request
         if trial.problem is not None:  # a stored run's prompt that does not render: no call
             self.budget.release(held)
@@ -195,17 +195,19 @@ class ModelCaller:
                 f"{request.provider!r} allows per minute ({limit:g}); raise its "
                 "tokens_per_minute or lower max_tokens",
             )
-        return await self._attempts(trial, gate, tokens, held, failed_before)
+        return await self._attempts(trial, gate, (tokens, stage), held, failed_before)
 
     async def _attempts(
         self,
         trial: TrialPlan,
         gate: ProviderGate,
-        tokens: int,
+        sizing: tuple[int, Stage],
         held: float | None,
         failed_before: bool,
     ) -> Outcome:
         request = trial.request
+        tokens, stage = sizing
+        policy = self.judge_retry if stage is Stage.JUDGE else self.retry
         model = self.models[request.provider]
         retries: list[RetryRecord] = []
         clock = self.clock
@@ -216,7 +218,7 @@ class ModelCaller:
             if not gate.free():  # free: no rate limit, breaker closed
                 await gate.wait_closed(repeat=repeat)
             async with (
-                self.limiters.stages[Stage.GENERATE],
+                self.limiters.stages[stage],
                 self.limiters.provider(request.provider),
             ):
                 self.on_call()
@@ -234,11 +236,11 @@ class ModelCaller:
                 return self._answered(trial, response, attempt, retries, ended - send.at, held)
             kind = str(error.kind)  # an adapter may raise with a `FailureKind`
             hint = error.retry_after_s
-            too_long = hint_too_long(self.retry, hint)
+            too_long = hint_too_long(policy, hint)
             # A hint beyond max_retry_after pauses nobody: this trial fails, the others go on.
             await gate.failed(kind, None if too_long else hint, repeat=repeat, probe=probe)
             key = request.trial_key
-            delay = retry_delay(self.retry, attempt, kind, hint, key=key)
+            delay = retry_delay(policy, attempt, kind, hint, key=key)
             retries.append(RetryRecord(attempt, kind, error.status, delay, hint))
             if delay is None:
                 self.budget.release(held)
@@ -246,7 +248,7 @@ class ModelCaller:
                 if too_long:
                     message += (
                         f" (the server asked to wait {hint:g} s, longer than max_retry_after"
-                        f" = {self.retry.max_hint:g} s)"
+                        f" = {policy.max_hint:g} s)"
                     )
                 return GenerationFailed(
                     at=self.clock.now(),
@@ -356,6 +358,21 @@ class _Send:
             self.at = self.watch.sent(self.scope)
         else:
             self.at = gate.clock.monotonic()
+
+
+def _policy(runtime: RuntimeConfig, seed: int, stage: Stage) -> RetryPolicy:
+    """The retry policy of generation calls (`generation_retry_*`) or judge calls
+    (`judge_retry_*`); the caps, jitter and hint limit are shared."""
+    judge = stage is Stage.JUDGE
+    return RetryPolicy(
+        runtime.judge_retry_attempts if judge else runtime.generation_retry_attempts,
+        runtime.judge_retry_delay if judge else runtime.generation_retry_delay,
+        runtime.judge_retry_backoff if judge else runtime.generation_retry_backoff,
+        max_delay=runtime.max_retry_delay,
+        jitter=runtime.retry_jitter,
+        seed=seed,
+        max_hint=runtime.max_retry_after,
+    )
 
 
 def _usage(response: ModelResponse) -> int | None:

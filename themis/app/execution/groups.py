@@ -98,6 +98,8 @@ async def _group(run: TrialRunner, item: PendingGroup) -> list[Event]:
             epoch=epoch,
         )
         events.append(reduction)
+    if run.keeps_candidates:
+        run.reduced[group.group_id] = reduction.text
     if Stage.PARSE not in item.stages and Stage.SCORE not in item.stages:
         return events
     key = reduction.trial_key or ""

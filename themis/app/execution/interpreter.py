@@ -22,6 +22,7 @@ import trio
 from attrs import frozen
 
 from themis.app.execution.groups import run_groups
+from themis.app.execution.judges import run_judges
 from themis.app.execution.ports import Ports
 from themis.app.execution.trials import ProgressCallback, ProgressCounts, Reusable, TrialRunner
 from themis.app.execution.work import Execution
@@ -55,7 +56,8 @@ async def execute(
     the log shows. Its calls go through `ports` (the models, the clock, the providers' registry
     and the state shared with other processes, the sandbox of an `execution` metric); its events
     through `writer`. With a reducer, the groups of samples are reduced (then parsed and scored)
-    once the trials are done."""
+    once the trials are done; with judges (and `until_stage = judge`), every candidate is then
+    judged."""
     compiled, state, runtime = execution.compiled, execution.state, execution.runtime
     clock, until_stage = ports.clock, execution.until_stage
     counts = ProgressCounts(total=execution.total)
@@ -82,6 +84,9 @@ async def execute(
             paused = await _dispatch(run, execution.work, workers)
             if not paused:  # the reduce stage: each group once its samples are settled
                 await run_groups(run, until_stage, runtime.max_concurrent_tasks)
+                # the judge stage: every candidate is known now
+                store = ports.store if runtime.reuse_generations else None
+                paused = await run_judges(run, until_stage, runtime.max_concurrent_tasks, store)
             end: Event = (
                 RunPaused(
                     at=clock.now(),

@@ -44,7 +44,8 @@ class ProgressCounts:
     generation); `generated`, `parsed`, `unparsed` and `scored` count the trials whose stage
     this execution completed, for live per-stage progress (`themis.app.execution.live`);
     `truncated` the generations it completed that were cut at `max_tokens`; `reduced` the
-    groups of samples it reduced.
+    groups of samples it reduced; `judged` and `judge_failed` the verdicts it obtained or
+    recorded as judge failures.
     """
 
     total: int
@@ -58,6 +59,8 @@ class ProgressCounts:
     truncated: int = 0
     holds: tuple[ProviderHold, ...] = ()  # refreshed before each progress report
     reduced: int = 0
+    judged: int = 0
+    judge_failed: int = 0
 
 
 ProgressCallback = Callable[[ProgressCounts], None]
@@ -101,6 +104,10 @@ class TrialRunner:
         )
         self.generated: dict[str, GenerationCompleted | GenerationFailed] = {}
         self.in_flight: dict[str, trio.Event] = {}
+        # What this execution parsed and reduced, for a judge stage to read (only with judges).
+        self.keeps_candidates = bool(compiled.spec.judges)
+        self.answers: dict[str, str | None] = {}
+        self.reduced: dict[str, str | None] = {}
 
     def _counted_call(self) -> None:
         self.counts.model_calls += 1
@@ -115,7 +122,7 @@ class TrialRunner:
     async def _trial(self, item: PendingTrial, events: list[Event], held: float | None) -> None:
         trial = item.plan
         if Stage.GENERATE in item.stages:
-            outcome = await self._generation(trial, held)
+            outcome = await self.generation(trial, held)
         else:
             outcome = self.state.generations[trial.trial_key]
         if isinstance(outcome, GenerationFailed):
@@ -139,6 +146,8 @@ class TrialRunner:
                     parse = self._parse_completed(trial, error=parsed.failure())
                     self.counts.unparsed += 1
             events.append(parse)
+            if self.keeps_candidates:
+                self.answers[trial.trial_id] = parse.answer
         if Stage.SCORE in item.stages:
             async with self.limiters.stages[Stage.SCORE]:
                 events += await self.scorer.score(
@@ -167,15 +176,16 @@ class TrialRunner:
             epoch=self.state.epoch,
         )
 
-    async def _generation(
-        self, trial: TrialPlan, held: float | None
+    async def generation(
+        self, trial: TrialPlan, held: float | None, stage: Stage = Stage.GENERATE
     ) -> GenerationCompleted | GenerationFailed:
         """Call the model once per `trial_key`; a twin trial waits for and reuses the result.
 
         A generation another run completed (`reusable`) is recorded as a cache hit instead of
         a call: the original event with `cache_hit`, `source_run` and the time of reuse (and
         no retry history: this run made no attempt). `held` is the cost estimate the budget
-        holds for this trial's call, released when no call is made.
+        holds for this trial's call, released when no call is made. `stage`: `judge` for a
+        judge's call (`ModelCaller.generate`).
         """
         key = trial.trial_key
         while key in self.in_flight:
@@ -200,7 +210,9 @@ class TrialRunner:
                 )
             else:
                 failed_before = key in self.state.generation_failures
-                outcome = await self.caller.generate(trial, held, failed_before=failed_before)
+                outcome = await self.caller.generate(
+                    trial, held, failed_before=failed_before, stage=stage
+                )
                 if isinstance(outcome, GenerationFailed):
                     outcome = attrs.evolve(outcome, execution=self.execution_number)
             self.generated[key] = outcome

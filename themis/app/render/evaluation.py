@@ -17,7 +17,8 @@ from rich.text import Text
 from themis.app.render.executions import execution_json, execution_tables, group_json
 from themis.app.render.inspect_views import view_title
 from themis.app.render.runtime_controls import retries_cell, retries_json
-from themis.core.evaluation_view import EvaluationExecution, TrialExecution
+from themis.core.evaluation_view import EvaluationExecution, JudgementView, TrialExecution
+from themis.core.events import GenerationCompleted, GenerationFailed, JudgeCompleted, JudgeFailed
 from themis.core.generation import TokenLogprob
 
 __all__ = ["evaluation_json", "evaluation_render"]
@@ -99,7 +100,88 @@ def evaluation_json(view: EvaluationExecution) -> dict[str, Any]:
         "case_id": view.case_id,
         "trials": [_trial_json(trial) for trial in view.trials],
         "groups": [group_json(group) for group in view.groups],
+        "judgements": [_judgement_json(judgement) for judgement in view.judgements],
     }
+
+
+def _judgement_json(view: JudgementView) -> dict[str, Any]:
+    judgement, call = view.judgement, view.call
+    document: dict[str, Any] = {
+        "judge": view.judge,
+        "candidate_id": view.candidate_id,
+        "dataset": view.dataset,
+        "model": view.model,
+        "prompt": view.prompt,
+        "judge_model": view.judge_model,
+        "repeat": view.repeat,
+        "status": view.status,
+    }
+    if judgement is None:
+        return document
+    document.update(
+        call_key=judgement.call_key,
+        swapped=judgement.swapped,
+        messages=[{"role": role, "content": content} for role, content in judgement.messages],
+        response=judgement.text,
+    )
+    if isinstance(judgement, JudgeCompleted):
+        document.update(
+            verdict=judgement.verdict,
+            score=judgement.score,
+            criteria=dict(judgement.criteria),
+            served_model=judgement.served_model,
+            input_tokens=judgement.input_tokens,
+            output_tokens=judgement.output_tokens,
+        )
+    else:
+        document.update(error={"kind": judgement.error_kind, "message": judgement.message})
+    if call is not None:
+        document.update(
+            attempts=call.attempts,
+            cache_hit=isinstance(call, GenerationCompleted) and call.cache_hit,
+            retries=retries_json(call.retries),
+        )
+    return document
+
+
+def _judgements_table(view: EvaluationExecution) -> Table:
+    """Each verdict on the case's candidates: the verdict and score, or why there is none (a
+    judge failure shows the raw response), and the retries of its call."""
+    table = Table(
+        title="judge verdicts",
+        title_justify="left",
+        caption="judge prompts, responses and usage: --json",
+        caption_justify="left",
+    )
+    for column in ("judge", "model", "prompt", "judge model", "repeat", "status", "verdict"):
+        table.add_column(column, justify="right" if column == "repeat" else "left")
+    table.add_column("score", justify="right")
+    table.add_column("response", max_width=_RESPONSE_WIDTH, overflow="fold")
+    table.add_column("retries", max_width=_RESPONSE_WIDTH, overflow="fold")
+    for item in view.judgements:
+        judgement = item.judgement
+        verdict = score = response = ""
+        if isinstance(judgement, JudgeCompleted):
+            verdict, score = judgement.verdict, f"{judgement.score:g}"
+            response = _short(judgement.text)
+        elif isinstance(judgement, JudgeFailed):
+            verdict = judgement.error_kind
+            response = _short(judgement.text or judgement.message)
+        completed = item.call if isinstance(item.call, GenerationCompleted) else None
+        failed = item.call if isinstance(item.call, GenerationFailed) else None
+        table.add_row(
+            item.judge,
+            item.model,
+            item.prompt,
+            item.judge_model,
+            str(item.repeat),
+            item.status,
+            verdict,
+            score,
+            response,
+            retries_cell(completed, failed) if item.call is not None else "",
+        )
+    return table
 
 
 def _short(text: str, width: int = _RESPONSE_CHARS) -> str:
@@ -171,7 +253,8 @@ def evaluation_render(view: EvaluationExecution) -> RenderableType:
         for trial in view.trials
         for failure in trial.earlier_failures
     ]
+    judged = [_judgements_table(view)] if view.judgements else []
     if earlier:  # failures a retry superseded: history, not the current state
         superseded = Text("earlier failures:\n  " + "\n  ".join(earlier))
-        return Group(_messages(view), table, *execution_tables(view), superseded)
-    return Group(_messages(view), table, *execution_tables(view))
+        return Group(_messages(view), table, *execution_tables(view), *judged, superseded)
+    return Group(_messages(view), table, *execution_tables(view), *judged)

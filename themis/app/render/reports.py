@@ -46,19 +46,41 @@ def report_table(report: Report) -> Table:
     for column in ("mean", "95% CI"):
         table.add_column(column, justify="right")
     table.add_column("interval")
+    judged = any(row.judge for row in report.rows)
     for column in count_headers():
         table.add_column(column, justify="right")
+    if judged:
+        table.add_column("judge failed", justify="right")
     for row in report.rows:
-        table.add_row(*row_cells(row))
+        cells = row_cells(row)
+        if judged:
+            cells.append(str(row.judge_failed) if row.judge else "")
+        table.add_row(*cells)
     table.caption = f"trials: {trial_counts(report)}"
     table.caption_justify = "left"
     return table
 
 
+def agreement_table(report: Report) -> Table:
+    """Each judge's agreement statistics: which, its value, over how many raters and items."""
+    table = Table(title="judge agreement", title_justify="left")
+    for column in ("judge", "statistic"):
+        table.add_column(column)
+    for column in ("value", "raters", "items"):
+        table.add_column(column, justify="right")
+    for row in report.agreement:
+        table.add_row(row.judge, row.statistic, number(row.value), str(row.raters), str(row.items))
+    return table
+
+
 def report_render(report: Report) -> RenderableType:
-    """The report table, then a line per model whose served model differs from the request."""
+    """The report table (then judge agreement, if any), then a line per model whose served
+    model differs from the request."""
     warnings = [Text(line) for line in served_model_warnings(report.served)]
-    return Group(report_table(report), *warnings)
+    parts: list[RenderableType] = [report_table(report)]
+    if report.agreement:
+        parts.append(agreement_table(report))
+    return Group(*parts, *warnings)
 
 
 def document_render(document: ReportDocument) -> RenderableType:
@@ -133,10 +155,12 @@ def report_json(report: Report) -> dict[str, Any]:
                 "cache_hits": row.cache_hits,
                 "ci_method": row.ci_method,
                 **({"case_fields": dict(row.case_fields)} if row.case_fields else {}),
+                **({"judge_failed": row.judge_failed} if row.judge else {}),
             }
             for row in report.rows
         ],
         "served_models": served_json(report.served),
+        **({"agreement": agreement_json(report)} if report.agreement else {}),
     }
 
 
@@ -162,6 +186,20 @@ def document_json(document: ReportDocument) -> dict[str, Any]:
             },
         },
     }
+
+
+def agreement_json(report: Report) -> list[dict[str, Any]]:
+    """The report's agreement rows as JSON-ready data."""
+    return [
+        {
+            "judge": row.judge,
+            "statistic": row.statistic,
+            "value": row.value,
+            "raters": row.raters,
+            "items": row.items,
+        }
+        for row in report.agreement
+    ]
 
 
 def run_json(result: RunResult) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from themis.core.errors import ConfigError, RunNotFound, ThemisError
 from themis.core.events import RunResumed, StageReset
 from themis.core.generation import ModelResponse
 from themis.core.identity import FieldClass
+from themis.core.judging import final_stage
 from themis.core.planner import (
     CompiledRun,
     ModelRequest,
@@ -56,7 +57,7 @@ from themis.core.state import RunState, evolve
 from themis.ports.model import ModelPort
 from themis.ports.store import StorePort
 
-REPLAYABLE = (Stage.REDUCE, Stage.PARSE, Stage.SCORE)
+REPLAYABLE = (Stage.REDUCE, Stage.PARSE, Stage.SCORE, Stage.JUDGE)
 
 
 class ModelCallForbidden(ThemisError):
@@ -133,7 +134,7 @@ class ResumeChoice:
 
     config: LoadedConfig | None = None
     overrides: Sequence[str] = ()
-    until_stage: Stage = Stage.SCORE
+    until_stage: Stage | None = None  # `None`: the experiment's last stage
     retry_failed: bool = False
 
 
@@ -155,10 +156,13 @@ def prepare_resume(store: StorePort, run_id: str, choice: ResumeChoice) -> Prepa
         compiled, loaded = load_run(store, run_id)
         runtime = stored_runtime(loaded.snapshot, loaded.state, choice.overrides)
     refuse_outdated(compiled, "resume")
+    until_stage = choice.until_stage or final_stage(compiled.spec)
+    if until_stage is Stage.JUDGE and not compiled.spec.judges:
+        raise ConfigError(f"--until-stage judge: run {run_id[:12]} has no judges")
     request = RunRequest(
         compiled,
         _reuse_policy(runtime),
-        choice.until_stage,
+        until_stage,
         retry_failed=choice.retry_failed,
     )
     return Prepared(request, functools.partial(_continue, request, loaded))
@@ -187,8 +191,13 @@ def _snapshot(store: StorePort, run_id: str) -> RunSnapshot:
 
 
 def forbidden_models(compiled: CompiledRun) -> dict[str, ModelPort]:
-    """A `ForbiddenModel` for every provider of the run: what replays run on by default."""
-    return dict.fromkeys({model.provider for model in compiled.spec.models}, ForbiddenModel())
+    """A `ForbiddenModel` for every provider of the run's models under test that no judge
+    uses: what replays run on by default. A judge's provider stays callable: a replay never
+    generates (it refuses runs with trials not generated), but a derived run with another
+    judge needs that judge's verdicts."""
+    judging = {model.provider for judge in compiled.spec.judges for model in judge.models}
+    providers = {model.provider for model in compiled.spec.models} - judging
+    return dict.fromkeys(providers, ForbiddenModel())
 
 
 def prepare_replay(
@@ -203,6 +212,8 @@ def prepare_replay(
             f"replay --stage reduce: run {compiled.run_id[:12]} has no reducer; "
             "replay parse or score instead"
         )
+    if stage is Stage.JUDGE and not compiled.spec.judges:
+        raise ConfigError(f"replay --stage judge: run {compiled.run_id[:12]} has no judges")
     run_id, state = compiled.run_id, loaded.state
     runtime = _reuse_policy(stored_runtime(loaded.snapshot, state, overrides))
     if not state.generations:
@@ -222,7 +233,7 @@ def prepare_replay(
             f"run {run_id[:12]} has {ungenerated} trials not generated yet; "
             f"resume it first (`themis resume {run_id[:12]}`), then replay"
         )
-    request = RunRequest(compiled, runtime, Stage.SCORE)
+    request = RunRequest(compiled, runtime, final_stage(compiled.spec))
     return Prepared(request, functools.partial(_replay, request, loaded, (stage, plans, record)))
 
 
@@ -241,7 +252,7 @@ def _replay(
     reset_state = evolve(state, [reset])
     work = [
         item
-        for item in pending(plans, reset_state, Stage.SCORE)
+        for item in pending(plans, reset_state, request.until_stage)
         if Stage.GENERATE not in item.stages  # trials without a generation stay as they are
     ]
     execution = Execution(
@@ -250,7 +261,7 @@ def _replay(
         work,
         len(work),
         request.runtime,
-        Stage.SCORE,
+        request.until_stage,
         (*resumed, reset),
     )
     return execute_work(execution, ports, loaded, record, driving)
@@ -266,9 +277,10 @@ def _check_replayable(stage: Stage) -> None:
 
 # What a replay from each stage may change: the identity fields downstream of that stage.
 _REPLAY_MAY_CHANGE = {
-    Stage.REDUCE: ("reducer", "pass_at_k", "majority_at_k", "parser", "metrics"),
-    Stage.PARSE: ("parser", "metrics", "pass_at_k", "majority_at_k"),
-    Stage.SCORE: ("metrics", "pass_at_k", "majority_at_k"),
+    Stage.REDUCE: ("reducer", "pass_at_k", "majority_at_k", "parser", "metrics", "judges"),
+    Stage.PARSE: ("parser", "metrics", "pass_at_k", "majority_at_k", "judges"),
+    Stage.SCORE: ("metrics", "pass_at_k", "majority_at_k", "judges"),
+    Stage.JUDGE: ("judges",),
 }
 
 
@@ -313,7 +325,7 @@ def prepare_replay_with_config(
     request = RunRequest(
         compiled,
         runtime,
-        Stage.SCORE,
+        final_stage(compiled.spec),
         provenance={
             **(config_provenance(config.source) if config.source.is_file() else {}),
             "derived_from": source.run_id,

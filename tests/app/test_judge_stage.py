@@ -1,0 +1,204 @@
+"""The judge stage through the interpreter, in virtual time: verdicts, judge failures, retries
+with Retry-After, `until_stage`, resume, in-place replay without calls, pairwise swapping."""
+
+from __future__ import annotations
+
+import re
+
+import attrs
+import pytest
+import trio
+
+from tests.app.doubles import events_of, make_spec, of_type, run_virtual
+from themis.adapters.clocks import FakeClock
+from themis.adapters.stores.memory import MemoryStore
+from themis.app.execution.ports import Ports
+from themis.app.usecases.resume import prepare_replay
+from themis.app.usecases.runs import Driving
+from themis.core.events import (
+    GenerationCompleted,
+    GenerationRetried,
+    JudgeCompleted,
+    JudgeFailed,
+)
+from themis.core.generation import ModelCallError, ModelResponse
+from themis.core.planner import ModelRequest, compile_run
+from themis.core.runtime import RuntimeConfig
+from themis.core.spec import ExperimentSpec, JudgeSpec, ModelSpec, VerdictSpec
+from themis.core.stages import Stage
+from themis.core.verdicts import UNPARSEABLE
+
+JUDGE_MODEL = ModelSpec(name="grader", model="fake-judge", provider="fake")
+TEMPLATE = "Question {{ n }}. Answer: <{{ candidate }}>. Reference: <{{ reference }}>."
+
+
+def judged_spec(**judge: object) -> ExperimentSpec:
+    values: dict[str, object] = {
+        "name": "q",
+        "models": (JUDGE_MODEL,),
+        "template": TEMPLATE,
+        "verdict": VerdictSpec(kind="scale", min=0, max=1),
+        "repeats": 2,
+    }
+    values.update(judge)
+    return attrs.evolve(make_spec(4), judges=(JudgeSpec(**values),))  # type: ignore[arg-type]
+
+
+class Models:
+    """The `fake` provider for both roles: the model under test answers `n` right except for
+    case 1; the judge says 1 when the answer equals the reference, and nothing usable for case
+    3. Calls are counted per model id."""
+
+    def __init__(self, *, judge_failures: int = 0, hint: float | None = None) -> None:
+        self.calls: dict[str, int] = {}
+        self.judge_failures = judge_failures
+        self.hint = hint
+        self.failed: dict[str, int] = {}
+
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        self.calls[request.model] = self.calls.get(request.model, 0) + 1
+        await trio.sleep(0.1)
+        if request.model != "fake-judge":
+            text = "wrong" if request.reference == "1" else (request.reference or "")
+            return ModelResponse(text=text, finish_reason="stop", served_model="served-m")
+        seen = self.failed.get(request.trial_key, 0)
+        if seen < self.judge_failures:
+            self.failed[request.trial_key] = seen + 1
+            raise ModelCallError("rate_limit", "HTTP 429", status=429, retry_after_s=self.hint)
+        prompt = request.messages[-1].content
+        answer, reference = re.findall(r"<(.*?)>", prompt)
+        if prompt.startswith("Question 3."):
+            return ModelResponse(text="I cannot decide.", served_model="judge-v2")
+        verdict = "1" if answer == reference else "0"
+        return ModelResponse(
+            text=f"Fine.\nVERDICT: {verdict}",
+            input_tokens=20,
+            output_tokens=3,
+            served_model="judge-v2",
+        )
+
+
+def test_a_judged_run_logs_verdicts_and_reports_judge_rows() -> None:
+    store, models = MemoryStore(), Models()
+    compiled = compile_run(judged_spec())
+    result = run_virtual(compiled, models, store, until_stage=Stage.JUDGE)
+    assert result.status == "completed"
+    assert result.report.completed_through_stage is Stage.JUDGE
+    assert models.calls == {"fake-1": 4, "fake-judge": 8}  # 4 candidates x 2 repeats
+    events = events_of(store, compiled.run_id)
+    verdicts = of_type(events, JudgeCompleted)
+    assert len(verdicts) == 6
+    assert {(v.served_model, v.input_tokens, v.output_tokens) for v in verdicts} == {
+        ("judge-v2", 20, 3)
+    }
+    assert all(v.messages[-1][1].startswith("Question ") for v in verdicts)
+    failures = of_type(events, JudgeFailed)
+    assert [(f.error_kind, f.text) for f in failures] == [(UNPARSEABLE, "I cannot decide.")] * 2
+    assert "no verdict line" in failures[0].message
+    (row,) = [row for row in result.report.rows if row.judge]
+    assert (row.metric, row.n, row.judge_failed) == ("q", 3, 1)
+    assert row.mean == pytest.approx(2 / 3)  # case 1 is wrong; case 3 is a judge failure
+    repeats = {v.repeat for v in verdicts}
+    assert repeats == {0, 1}
+    seeds = {(v.candidate_id, v.repeat): v.call_key for v in verdicts}
+    assert len(set(seeds.values())) == 6  # each repeat its own seed, hence its own call
+
+
+def test_identity_includes_the_judge_and_excludes_its_runtime() -> None:
+    base = compile_run(judged_spec())
+    assert compile_run(make_spec(4)).run_id != base.run_id
+    assert compile_run(judged_spec(repeats=3)).run_id != base.run_id
+    assert compile_run(judged_spec(rubric="be strict")).run_id != base.run_id
+    slow = attrs.evolve(JUDGE_MODEL, options={"latency_s": 0.5})
+    assert compile_run(judged_spec(models=(slow,))).run_id == base.run_id
+
+
+def test_until_score_then_judge_makes_no_generation_call_the_second_time() -> None:
+    store, models = MemoryStore(), Models()
+    compiled = compile_run(judged_spec())
+    first = run_virtual(compiled, models, store, until_stage=Stage.SCORE)
+    assert first.report.completed_through_stage is Stage.SCORE
+    assert not of_type(events_of(store, compiled.run_id), JudgeCompleted)
+    assert models.calls == {"fake-1": 4}
+    second = run_virtual(compiled, models, store, until_stage=Stage.JUDGE)
+    assert models.calls == {"fake-1": 4, "fake-judge": 8}
+    assert second.report.completed_through_stage is Stage.JUDGE
+    again = run_virtual(compiled, models, store, until_stage=Stage.JUDGE)
+    assert again.reused
+    assert models.calls == {"fake-1": 4, "fake-judge": 8}
+
+
+def test_replay_of_the_judge_stage_calls_no_model_and_reports_the_same() -> None:
+    store, models = MemoryStore(), Models()
+    compiled = compile_run(judged_spec())
+    judged = run_virtual(compiled, models, store, until_stage=Stage.JUDGE)
+    prepared = prepare_replay(store, compiled.run_id, Stage.JUDGE)
+    counting = Models()
+    replayed = prepared.execute(
+        Ports(store=store, clock=FakeClock(), models={"fake": counting}),
+        Driving(trio_clock=trio.testing.MockClock(autojump_threshold=0)),
+    )
+    assert counting.calls == {}
+    assert replayed.report.rows == judged.report.rows
+    assert replayed.report.agreement == judged.report.agreement
+    assert replayed.report.completed_through_stage is Stage.JUDGE
+
+
+def test_judge_retries_follow_judge_retry_settings_and_keep_retry_after() -> None:
+    store, models = MemoryStore(), Models(judge_failures=1, hint=3.0)
+    compiled = compile_run(judged_spec())
+    runtime = RuntimeConfig(judge_retry_attempts=2, judge_retry_delay=0.0)
+    run_virtual(compiled, models, store, runtime=runtime, until_stage=Stage.JUDGE)
+    events = events_of(store, compiled.run_id)
+    assert len(of_type(events, JudgeCompleted)) == 6
+    keys = {v.call_key for v in of_type(events, JudgeCompleted)}
+    calls = [g for g in of_type(events, GenerationCompleted) if g.trial_key in keys]
+    assert len(calls) == 6
+    assert all(len(g.retries) == 1 and g.retries[0].retry_after_s == 3.0 for g in calls)
+    retried = [r for r in of_type(events, GenerationRetried) if r.trial_key in keys]
+    assert len(retried) == 6
+    assert all(r.retry_after_s == 3.0 and r.delay_s == 3.0 for r in retried)
+
+    store, models = MemoryStore(), Models(judge_failures=1, hint=3.0)
+    runtime = RuntimeConfig(judge_retry_attempts=1, generation_retry_attempts=5)
+    result = run_virtual(compiled, models, store, runtime=runtime, until_stage=Stage.JUDGE)
+    failures = of_type(events_of(store, compiled.run_id), JudgeFailed)
+    assert len(failures) == 8
+    assert {f.error_kind for f in failures} == {"rate_limit"}
+    (row,) = [row for row in result.report.rows if row.judge]
+    assert (row.n, row.judge_failed, row.mean) == (0, 4, None)  # judge failures are never 0
+
+
+def test_pairwise_judging_swaps_the_order_on_odd_repeats() -> None:
+    spec = judged_spec()
+    second = ModelSpec(name="m2", model="fake-2", provider="fake")
+    spec = attrs.evolve(spec, models=(*spec.models, second))
+    judge = JudgeSpec(
+        name="pair",
+        models=(JUDGE_MODEL,),
+        template="Which is better? A: [{{ candidate_a }}] B: [{{ candidate_b }}]",
+        verdict=VerdictSpec(kind="labels", labels={"A": 1.0, "B": 0.0, "tie": 0.5}),
+        repeats=2,
+        pairwise=("m", "m2"),
+    )
+    spec = attrs.evolve(spec, judges=(judge,))
+
+    class AlwaysA(Models):
+        async def generate(self, request: ModelRequest) -> ModelResponse:
+            if request.model == "fake-judge":
+                self.calls["fake-judge"] = self.calls.get("fake-judge", 0) + 1
+                return ModelResponse(text="VERDICT: A")
+            return await super().generate(request)
+
+    store = MemoryStore()
+    compiled = compile_run(spec)
+    result = run_virtual(compiled, AlwaysA(), store, until_stage=Stage.JUDGE)
+    verdicts = of_type(events_of(store, compiled.run_id), JudgeCompleted)
+    assert len(verdicts) == 8  # 4 pairs x 2 repeats
+    assert [v.swapped for v in verdicts if v.repeat == 0] == [False] * 4
+    assert [v.swapped for v in verdicts if v.repeat == 1] == [True] * 4
+    # a judge that always prefers the first position: the swap undoes it, to exactly 0.5
+    assert {v.score for v in verdicts if v.swapped} == {0.0}
+    assert {v.score for v in verdicts if not v.swapped} == {1.0}
+    (row,) = [row for row in result.report.rows if row.judge]
+    assert (row.model, row.mean) == ("m vs m2", 0.5)

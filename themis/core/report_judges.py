@@ -1,0 +1,221 @@
+"""The report's judge part: one row per judge × dataset × model × prompt, and agreement.
+
+A candidate's score is its verdicts aggregated (`JudgeSpec.aggregation`). A candidate that has
+nothing to judge (its generation failed, or its answer did not parse when the judge reads parsed
+answers) scores 0 and is counted in `failed` or `unparsed`, as for the metrics. A candidate all
+of whose verdicts failed (the judge's call failed, or its verdict did not parse) is a judge
+failure: left out of the mean, never a 0, and counted in `judge_failed`.
+
+Agreement treats each (judge model, repeat) as a rater: Cohen's κ with exactly two raters,
+Fleiss' κ over the candidates every rater judged, Krippendorff's α at the nominal, ordinal and
+interval levels over all of them; with a `human_field`, Cohen's κ of the human's verdict against
+the judge's most frequent verdict, and α (interval) of their scores.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Hashable, Iterator, Sequence
+
+from attrs import frozen
+from returns.result import Success
+
+from themis.core.agreement import cohen_kappa, fleiss_kappa, krippendorff_alpha
+from themis.core.events import JudgeCompleted, JudgeFailed, judgement_id
+from themis.core.judging import candidates, cases_by_place, pair_label, stored_in
+from themis.core.planner import CompiledRun, PlanRecord, trial_refs
+from themis.core.reduction import plan_groups
+from themis.core.report import AgreementRow, ReportRow
+from themis.core.spec import Case, JudgeSpec
+from themis.core.state import RunState
+from themis.core.stats import estimate
+from themis.core.verdicts import aggregate, read_value
+
+Place = tuple[str, str, str]  # dataset, model, prompt
+
+
+@frozen
+class _Judged:
+    """One candidate's place and its verdicts (`None`: not judged yet) or why it has none."""
+
+    place: Place
+    case_id: str
+    verdicts: tuple[JudgeCompleted, ...] = ()
+    failed_judgements: int = 0
+    missing: str | None = None  # "failed" / "unparsed": nothing to judge, scored 0
+
+
+def judge_report(
+    compiled: CompiledRun, state: RunState, record: PlanRecord | None = None
+) -> tuple[list[ReportRow], list[AgreementRow]]:
+    """The judge rows and agreement rows of the report (see the module docstring)."""
+    rows: list[ReportRow] = []
+    agreement: list[AgreementRow] = []
+    cases = cases_by_place(compiled.spec)
+    for judge in compiled.spec.judges:
+        judged = list(_judged(compiled, judge, state, record))
+        rows += _rows(judge, judged)
+        agreement += _agreement(judge, judged, cases)
+    return rows, agreement
+
+
+def _verdicts(
+    judge: JudgeSpec, state: RunState, candidate_id: str
+) -> tuple[list[JudgeCompleted], int]:
+    given: list[JudgeCompleted] = []
+    failed = 0
+    for model in judge.models:
+        for repeat in range(judge.repeats):
+            held = state.judgements.get(judgement_id(judge.name, candidate_id, model.name, repeat))
+            if isinstance(held, JudgeCompleted):
+                given.append(held)
+            elif isinstance(held, JudgeFailed):
+                failed += 1
+    return given, failed
+
+
+def _judged(
+    compiled: CompiledRun, judge: JudgeSpec, state: RunState, record: PlanRecord | None
+) -> Iterator[_Judged]:
+    if judge.pairwise:
+        for candidate in candidates(compiled, judge, stored_in(state), record):
+            given, failed = _verdicts(judge, state, candidate.candidate_id)
+            place = (candidate.dataset, pair_label(judge), candidate.prompt)
+            yield _Judged(place, candidate.case_id, tuple(given), failed)
+        return
+    if judge.candidate == "reduced":
+        for group in plan_groups(compiled, record):
+            reduction = state.reductions.get(group.group_id)
+            if reduction is None:
+                continue
+            place = (group.dataset, group.model, group.prompt)
+            if reduction.text is None:
+                yield _Judged(place, group.case_id, missing="failed")
+                continue
+            given, failed = _verdicts(judge, state, group.group_id)
+            yield _Judged(place, group.case_id, tuple(given), failed)
+        return
+    for ref in trial_refs(compiled, record):
+        place = (ref.dataset, ref.model, ref.prompt)
+        if state.failed_generation(ref.trial_key) is not None:
+            yield _Judged(place, ref.case_id, missing="failed")
+            continue
+        if ref.trial_key not in state.generations:
+            continue
+        if judge.candidate == "parsed":
+            parse = state.parses.get(ref.trial_id)
+            if parse is None:
+                continue
+            if parse.answer is None:
+                yield _Judged(place, ref.case_id, missing="unparsed")
+                continue
+        given, failed = _verdicts(judge, state, ref.trial_id)
+        yield _Judged(place, ref.case_id, tuple(given), failed)
+
+
+def _rows(judge: JudgeSpec, judged: Sequence[_Judged]) -> Iterator[ReportRow]:
+    scores: dict[Place, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    tallies: dict[Place, Counter[str]] = defaultdict(Counter)
+    for item in judged:
+        tally = tallies[item.place]
+        if item.missing is not None:
+            tally[item.missing] += 1
+            scores[item.place][item.case_id].append(0.0)
+            continue
+        score = aggregate(judge.aggregation, [verdict.score for verdict in item.verdicts])
+        if score is not None:
+            scores[item.place][item.case_id].append(score)
+        elif item.failed_judgements:
+            tally["judge_failed"] += 1
+    for place in dict.fromkeys([*scores, *tallies]):
+        result = estimate(scores.get(place, {}))
+        tally = tallies[place]
+        yield ReportRow(
+            dataset=place[0],
+            model=place[1],
+            prompt=place[2],
+            metric=judge.name,
+            mean=result.mean,
+            ci_low=result.ci_low,
+            ci_high=result.ci_high,
+            n=result.n,
+            failed=tally["failed"],
+            unparsed=tally["unparsed"],
+            ci_method=result.method,
+            judge_failed=tally["judge_failed"],
+            judge=True,
+        )
+
+
+def _category(judge: JudgeSpec, verdict: JudgeCompleted) -> Hashable:
+    return verdict.verdict if judge.verdict.kind == "labels" else verdict.score
+
+
+def _agreement(
+    judge: JudgeSpec, judged: Sequence[_Judged], cases: dict[tuple[str, str], Case]
+) -> Iterator[AgreementRow]:
+    raters = [(model.name, repeat) for model in judge.models for repeat in range(judge.repeats)]
+    units = [item for item in judged if item.verdicts]
+    if len(raters) >= 2 and units:
+        yield from _rater_agreement(judge, raters, units)
+    if judge.human_field is not None and not judge.pairwise:
+        yield from _human_agreement(judge, units, cases)
+
+
+def _rater_agreement(
+    judge: JudgeSpec, raters: list[tuple[str, int]], units: Sequence[_Judged]
+) -> Iterator[AgreementRow]:
+    by_rater = [
+        {(verdict.model, verdict.repeat): verdict for verdict in item.verdicts} for item in units
+    ]
+    full = [ratings for ratings in by_rater if len(ratings) == len(raters)]
+    name = judge.name
+    if len(raters) == 2 and full:
+        first = [_category(judge, ratings[raters[0]]) for ratings in full]
+        second = [_category(judge, ratings[raters[1]]) for ratings in full]
+        yield AgreementRow(name, "cohen_kappa", cohen_kappa(first, second), 2, len(full))
+    if full:
+        items = [[_category(judge, ratings[rater]) for rater in raters] for ratings in full]
+        yield AgreementRow(name, "fleiss_kappa", fleiss_kappa(items), len(raters), len(full))
+    categories = sorted({_category(judge, v) for item in units for v in item.verdicts}, key=str)
+    index = {category: float(number) for number, category in enumerate(categories)}
+    nominal = [
+        [None if r not in ratings else index[_category(judge, ratings[r])] for r in raters]
+        for ratings in by_rater
+    ]
+    scored = [
+        [None if r not in ratings else ratings[r].score for r in raters] for ratings in by_rater
+    ]
+    for level, values in (("nominal", nominal), ("ordinal", scored), ("interval", scored)):
+        value = krippendorff_alpha(values, level)
+        yield AgreementRow(name, f"krippendorff_alpha_{level}", value, len(raters), len(units))
+
+
+def _human_agreement(
+    judge: JudgeSpec, units: Sequence[_Judged], cases: dict[tuple[str, str], Case]
+) -> Iterator[AgreementRow]:
+    human_labels: list[Hashable] = []
+    judge_labels: list[Hashable] = []
+    pairs: list[list[float | None]] = []
+    for item in units:
+        case = cases[(item.place[0], item.case_id)]
+        value = case.fields.get(judge.human_field or "")
+        text = value if isinstance(value, str) else json.dumps(value)
+        human = read_value(judge.verdict, text)
+        if not isinstance(human, Success):
+            continue
+        verdict = human.unwrap()
+        categories = [_category(judge, v) for v in item.verdicts]
+        most = Counter(categories).most_common(1)[0][1]
+        judge_labels.append(next(c for c in categories if categories.count(c) == most))
+        human_labels.append(verdict.verdict if judge.verdict.kind == "labels" else verdict.score)
+        pairs.append(
+            [verdict.score, aggregate(judge.aggregation, [v.score for v in item.verdicts])]
+        )
+    if not pairs:
+        return
+    kappa = cohen_kappa(human_labels, judge_labels)
+    yield AgreementRow(judge.name, "human_cohen_kappa", kappa, 2, len(pairs))
+    alpha = krippendorff_alpha(pairs, "interval")
+    yield AgreementRow(judge.name, "human_krippendorff_alpha_interval", alpha, 2, len(pairs))
