@@ -13,8 +13,10 @@ from tests.app.doubles import events_of, make_spec, of_type, run_virtual
 from themis.adapters.clocks import FakeClock
 from themis.adapters.stores.memory import MemoryStore
 from themis.app.execution.ports import Ports
+from themis.app.render.evaluation import evaluation_json
 from themis.app.usecases.resume import prepare_replay
 from themis.app.usecases.runs import Driving
+from themis.core.evaluation_view import evaluation_execution
 from themis.core.events import (
     GenerationCompleted,
     GenerationRetried,
@@ -22,10 +24,12 @@ from themis.core.events import (
     JudgeFailed,
 )
 from themis.core.generation import ModelCallError, ModelResponse
+from themis.core.inspection import execution_state
 from themis.core.planner import ModelRequest, compile_run
 from themis.core.runtime import RuntimeConfig
 from themis.core.spec import ExperimentSpec, JudgeSpec, ModelSpec, VerdictSpec
 from themis.core.stages import Stage
+from themis.core.state import project
 from themis.core.verdicts import UNPARSEABLE
 
 JUDGE_MODEL = ModelSpec(name="grader", model="fake-judge", provider="fake")
@@ -202,3 +206,31 @@ def test_pairwise_judging_swaps_the_order_on_odd_repeats() -> None:
     assert {v.score for v in verdicts if not v.swapped} == {1.0}
     (row,) = [row for row in result.report.rows if row.judge]
     assert (row.model, row.mean) == ("m vs m2", 0.5)
+
+
+def test_inspection_shows_each_verdict_and_the_judge_stage_counts() -> None:
+    store, models = MemoryStore(), Models(judge_failures=1, hint=1.0)
+    compiled = compile_run(judged_spec())
+    runtime = RuntimeConfig(judge_retry_attempts=2, judge_retry_delay=0.0)
+    run_virtual(compiled, models, store, runtime=runtime, until_stage=Stage.JUDGE)
+    state = project(events_of(store, compiled.run_id))
+    view = evaluation_execution(compiled, state, "c3")
+    assert [(j.judge_model, j.repeat, j.status) for j in view.judgements] == [
+        ("grader", 0, "judge failed"),
+        ("grader", 1, "judge failed"),
+    ]
+    failed = view.judgements[0].judgement
+    assert isinstance(failed, JudgeFailed)
+    assert failed.text == "I cannot decide."
+    assert view.judgements[0].call is not None
+    assert view.judgements[0].call.retries[0].retry_after_s == 1.0
+    document = evaluation_json(view)["judgements"][0]
+    assert document["response"] == "I cannot decide."
+    assert document["error"]["kind"] == UNPARSEABLE
+    assert document["messages"][0]["content"].startswith("Question 3.")
+    assert document["retries"][0]["retry_after_s"] == 1.0
+    good = evaluation_json(evaluation_execution(compiled, state, "c0"))["judgements"][0]
+    assert (good["verdict"], good["score"], good["status"]) == ("1", 1.0, "judged")
+
+    counts = execution_state(compiled, state).counts(Stage.JUDGE)
+    assert (counts.planned, counts.done, counts.failed, counts.pending) == (4, 3, 1, 0)

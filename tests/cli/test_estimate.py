@@ -151,7 +151,7 @@ def test_tiny_table(tiny: Path, invoke: Invoke) -> None:
         "├───────┼──────────┼─────────────┼──────────────┼───────────────┼────────┤",
         "│ total │          │           4 │           42 │            40 │ 0.1220 │",
         "└───────┴──────────┴─────────────┴──────────────┴───────────────┴────────┘",
-        "judge: not estimated; there is no judge stage yet",
+        "judge: none (the experiment has no [[judges]])",
         "tokens: 42 input + 40 output + 0 retry allowance = 82 estimated in total",
         "cost: 0.1220 (runtime.model_prices, retry allowance included)",
         "time: at least 4.0s (limited by concurrency: 3 calls at once; 2s per call)",

@@ -11,8 +11,9 @@ from tests.unit.builders import small_spec
 from themis.core.estimate import Assumptions, Estimate, estimate
 from themis.core.planner import compile_run
 from themis.core.runtime import Price, RateLimit, RuntimeConfig
-from themis.core.spec import Case, DatasetSpec
-from themis.core.tokens import TOKENIZER
+from themis.core.judging import judge_messages
+from themis.core.spec import Case, DatasetSpec, GenerationParams, JudgeSpec, ModelSpec, VerdictSpec
+from themis.core.tokens import TOKENIZER, count_messages
 
 # small_spec(): 2 cases x 2 models x 2 prompts x 2 samples = 16 trials, all distinct requests.
 # Prompt tokens per request (heuristic, 3 per request + 4 per message):
@@ -126,3 +127,35 @@ def test_each_provider_is_bounded_by_its_own_limits() -> None:
     runtime = RuntimeConfig(provider_rate_limits={"openai": RateLimit(requests_per_minute=2)})
     result = run_estimate(runtime, models=models)
     assert result.duration_s == pytest.approx(8 / 2 * 60)
+
+
+def test_the_judge_part_counts_every_judge_call_and_its_rendered_prompt() -> None:
+    judge_model = ModelSpec(name="grader", model="g", params=GenerationParams(max_tokens=20))
+    judge = JudgeSpec(
+        name="q",
+        models=(judge_model,),
+        template="Grade {{ candidate }} for {{ a }} + {{ b }} against {{ reference }}.",
+        verdict=VerdictSpec(kind="scale"),
+        repeats=3,
+    )
+    spec = attrs.evolve(small_spec(), judges=(judge,))
+    compiled = compile_run(spec)
+    result = estimate(compiled, Assumptions(assumed_output_tokens=10))
+    (grader,) = result.judges
+    candidates = compiled.trial_count  # every trial's raw response
+    assert grader.calls == candidates * 3
+    assert result.stage_trials["judge"] == grader.calls
+    expected_input = 0
+    for case in spec.datasets[0].cases:
+        prompt = count_messages(judge_messages(judge, case, ("",)))
+        per_model = len(spec.prompts) * spec.samples * 3
+        expected_input += sum(per_model * (prompt + 10) for _ in spec.models)
+    assert grader.input_tokens == expected_input
+    assert grader.output_tokens == grader.calls * 10
+    assert result.estimated_total_tokens == (
+        result.generation_input_tokens
+        + result.generation_output_tokens
+        + grader.input_tokens
+        + grader.output_tokens
+    )
+    assert estimate(compile_run(small_spec()), Assumptions()).judges == ()

@@ -22,9 +22,11 @@ import attrs
 from attrs import field, frozen
 
 from themis.core.budget import model_setting, trial_cost
+from themis.core.judging import judge_messages
 from themis.core.planner import CompiledRun, plan
-from themis.core.prompting import Message
+from themis.core.prompting import Message, PromptError
 from themis.core.runtime import Price, RateLimit, RuntimeConfig
+from themis.core.spec import ExperimentSpec, ModelSpec
 from themis.core.stages import EXECUTED_STAGES, Stage
 from themis.core.tokens import TOKENIZER, TOKENIZER_ASSUMPTION, count_messages
 
@@ -102,6 +104,16 @@ class Estimate:
     unpriced_models: tuple[str, ...]
     duration_s: float
     assumptions: Assumptions
+    # Each judge model's share (calls, judge prompt and assumed output tokens, cost), by label.
+    judges: tuple[ModelEstimate, ...] = ()
+
+    @property
+    def judge_input_tokens(self) -> int:
+        return sum(model.input_tokens for model in self.judges)
+
+    @property
+    def judge_output_tokens(self) -> int:
+        return sum(model.output_tokens for model in self.judges)
 
 
 def estimate(compiled: CompiledRun, assumptions: Assumptions) -> Estimate:
@@ -138,25 +150,80 @@ def estimate(compiled: CompiledRun, assumptions: Assumptions) -> Estimate:
         )
     input_total = sum(model.input_tokens for model in models)
     output_total = sum(model.output_tokens for model in models)
-    retry_tokens = math.ceil((input_total + output_total) * assumptions.retry_allowance)
-    unpriced = tuple(model.model for model in models if model.cost is None)
+    judges = judge_estimates(compiled.spec, assumptions, output)
+    judged_tokens = sum(model.input_tokens + model.output_tokens for model in judges)
+    retry_tokens = math.ceil(
+        (input_total + output_total + judged_tokens) * assumptions.retry_allowance
+    )
+    unpriced = tuple(model.model for model in (*models, *judges) if model.cost is None)
     return Estimate(
         run_id=compiled.run_id,
         trials=trials,
         stage_trials={
-            stage.value: len(seen) if stage is Stage.GENERATE else trials
-            for stage in EXECUTED_STAGES
+            **{
+                stage.value: len(seen) if stage is Stage.GENERATE else trials
+                for stage in EXECUTED_STAGES
+            },
+            **({Stage.JUDGE.value: sum(m.calls for m in judges)} if judges else {}),
         },
         generation_input_tokens=input_total,
         generation_output_tokens=output_total,
         retry_tokens=retry_tokens,
-        estimated_total_tokens=input_total + output_total + retry_tokens,
+        estimated_total_tokens=input_total + output_total + judged_tokens + retry_tokens,
         models=tuple(models),
-        cost=None if unpriced else sum(model.cost or 0.0 for model in models),
+        cost=None if unpriced else sum(model.cost or 0.0 for model in (*models, *judges)),
         unpriced_models=unpriced,
-        duration_s=duration(models, assumptions),
+        duration_s=duration((*models, *judges), assumptions),
         assumptions=assumptions,
+        judges=judges,
     )
+
+
+def judge_estimates(
+    spec: ExperimentSpec, assumptions: Assumptions, output: Mapping[str, int]
+) -> tuple[ModelEstimate, ...]:
+    """Each judge model's calls and tokens: per candidate, the judge prompt rendered with empty
+    candidates plus each judged answer's assumed output tokens, and the judge's own assumed
+    output. Every candidate is assumed to answer (a failed generation is not judged)."""
+    tallies: dict[str, list[int]] = {}
+    specs: dict[str, ModelSpec] = {}
+    assumed = assumptions.assumed_output_tokens
+    for judge in spec.judges:
+        shown = judge.pairwise or tuple(model.name for model in spec.models)
+        per_case = len(spec.prompts) * (1 if judge.candidate == "reduced" else spec.samples)
+        for dataset in spec.datasets:
+            for case in dataset.cases:
+                texts = ("", "") if judge.pairwise else ("",)
+                try:
+                    base = count_messages(judge_messages(judge, case, texts))
+                except PromptError:
+                    base = 0
+                if judge.pairwise:
+                    units = [(per_case, base + sum(output[name] for name in judge.pairwise))]
+                else:
+                    units = [(per_case, base + output[name]) for name in shown]
+                for model in judge.models:
+                    specs[model.name] = model
+                    tally = tallies.setdefault(model.name, [0, 0, 0])
+                    out = (
+                        model.params.max_tokens
+                        if assumed is None
+                        else min(assumed, model.params.max_tokens)
+                    )
+                    for count, prompt_tokens in units:
+                        calls = count * judge.repeats
+                        tally[0] += calls
+                        tally[1] += calls * prompt_tokens
+                        tally[2] += calls * out
+    extra = 1.0 + assumptions.retry_allowance
+    estimates = []
+    for name, (calls, input_tokens, output_tokens) in tallies.items():
+        price = model_setting(assumptions.prices, specs[name])
+        cost = None if price is None else trial_cost(price, input_tokens, output_tokens) * extra
+        estimates.append(
+            ModelEstimate(name, specs[name].provider, calls, input_tokens, output_tokens, cost)
+        )
+    return tuple(estimates)
 
 
 def duration(models: Sequence[ModelEstimate], a: Assumptions) -> float:

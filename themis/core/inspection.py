@@ -23,9 +23,7 @@ import attrs
 from attrs import field, frozen
 
 from themis.core.controls import Spend, spend_summary
-from themis.core.events import (
-    RunPaused,
-)
+from themis.core.events import JudgeFailed, RunPaused
 from themis.core.generation import is_truncated
 from themis.core.planner import CompiledRun, PlanRecord, trial_refs
 from themis.core.provider_state import ProviderHold
@@ -271,13 +269,17 @@ def execution_state(
     (its spend at `prices`, when given)."""
     counted, failures = tally(compiled, state)
     spend = spend_summary(compiled, state, prices, max_cost_per_run) if prices else None
+    stages = counted.stages()
+    if compiled.spec.judges:
+        judged, judge_failures = judge_stage(compiled, state)
+        stages, failures = (*stages, judged), (*failures, *judge_failures)
     return ExecutionState(
         run_id=compiled.run_id,
         name=compiled.spec.name,
         status=run_status(state),
         completed_through_stage=state.completed_through_stage,
         planned=counted.planned,
-        stages=counted.stages(),
+        stages=stages,
         failures=failures,
         lineage=lineage(state),
         spend=spend,
@@ -286,6 +288,27 @@ def execution_state(
         recovered=sum(1 for generation in state.generations.values() if generation.retries),
         truncated=counted.truncated,
     )
+
+
+def judge_stage(
+    compiled: CompiledRun, state: RunState
+) -> tuple[StageCounts, tuple[FailureReason, ...]]:
+    """The judge stage's counts, in candidates (`report_judges.judge_progress`), and its
+    failed verdicts grouped by kind and reason."""
+    from themis.core.report_judges import judge_progress  # only runs with judges need it
+
+    planned, done, failed = judge_progress(compiled, state)
+    pending = max(0, planned - done - failed)
+    reasons: Counter[tuple[str, str]] = Counter(
+        (judgement.error_kind, summarise(judgement.message))
+        for judgement in state.judgements.values()
+        if isinstance(judgement, JudgeFailed)
+    )
+    failures = tuple(
+        FailureReason(Stage.JUDGE, kind, message, count)
+        for (kind, message), count in sorted(reasons.items(), key=lambda item: -item[1])
+    )
+    return StageCounts(Stage.JUDGE, planned, done, failed, pending), failures
 
 
 def run_progress(view: ExecutionState, stage: Stage | None = None) -> RunProgress:

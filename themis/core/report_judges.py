@@ -60,6 +60,29 @@ def judge_report(
     return rows, agreement
 
 
+def judge_progress(
+    compiled: CompiledRun, state: RunState, record: PlanRecord | None = None
+) -> tuple[int, int, int]:
+    """The judge stage in candidates, over every judge: `(planned, done, failed)`. Done: every
+    verdict recorded, one at least given; failed: nothing to judge, or every verdict failed."""
+    spec = compiled.spec
+    planned = done = failed = 0
+    for judge in spec.judges:
+        if judge.pairwise:
+            planned += compiled.trial_count // len(spec.models)
+        elif judge.candidate == "reduced":
+            planned += compiled.trial_count // spec.samples
+        else:
+            planned += compiled.trial_count
+        per = len(judge.models) * judge.repeats
+        for item in _judged(compiled, judge, state, record):
+            if item.missing is not None or (not item.verdicts and item.failed_judgements == per):
+                failed += 1
+            elif item.verdicts and len(item.verdicts) + item.failed_judgements == per:
+                done += 1
+    return planned, done, failed
+
+
 def _verdicts(
     judge: JudgeSpec, state: RunState, candidate_id: str
 ) -> tuple[list[JudgeCompleted], int]:

@@ -15,7 +15,11 @@ from themis.app.render.reports import counted
 from themis.core.estimate import Assumptions, Estimate, ModelEstimate, duration
 from themis.core.runtime import Price, RateLimit
 
-JUDGE_NOTE = "judge: not estimated; there is no judge stage yet"
+NO_JUDGE_NOTE = "judge: none (the experiment has no [[judges]])"
+JUDGE_NOTE = (
+    "judge: prompt tokens from each judge prompt rendered per case, plus the judged answers' "
+    "assumed output tokens; every candidate assumed to answer"
+)
 TIME_NOTE = "time: a lower bound (calls in waves of the assumed latency, and the rate limits)"
 CONCURRENCY = "concurrency"
 RATE_LIMITS = "rate_limits"
@@ -23,7 +27,8 @@ RATE_LIMITS = "rate_limits"
 
 def limited_by(result: Estimate) -> str:
     """What bounds the time: `"rate_limits"` when a quota is slower than concurrency allows."""
-    unlimited = duration(result.models, attrs.evolve(result.assumptions, rate_limits={}))
+    calls = (*result.models, *result.judges)
+    unlimited = duration(calls, attrs.evolve(result.assumptions, rate_limits={}))
     return RATE_LIMITS if result.duration_s > unlimited else CONCURRENCY
 
 
@@ -81,6 +86,17 @@ def assumptions_json(assumptions: Assumptions) -> dict[str, Any]:
     }
 
 
+def _judge_json(result: Estimate) -> dict[str, Any] | None:
+    if not result.judges:
+        return None
+    return {
+        "model_calls": sum(model.calls for model in result.judges),
+        "input_tokens": result.judge_input_tokens,
+        "output_tokens": result.judge_output_tokens,
+        "models": [_model_json(model) for model in result.judges],
+    }
+
+
 def estimate_json(result: Estimate, name: str) -> dict[str, Any]:
     """`themis estimate --json`: counts, tokens, cost, time and the assumptions behind them."""
     return {
@@ -94,13 +110,13 @@ def estimate_json(result: Estimate, name: str) -> dict[str, Any]:
             "output_tokens": result.generation_output_tokens,
             "models": [_model_json(model) for model in result.models],
         },
-        "judge": None,
+        "judge": _judge_json(result),
         "retry_tokens": result.retry_tokens,
         "estimated_total_tokens": result.estimated_total_tokens,
         "cost": {"total": result.cost, "unpriced_models": list(result.unpriced_models)},
         "time": {"duration_s": result.duration_s, "limited_by": limited_by(result)},
         "assumptions": assumptions_json(result.assumptions),
-        "notes": [JUDGE_NOTE, TIME_NOTE],
+        "notes": [JUDGE_NOTE if result.judges else NO_JUDGE_NOTE, TIME_NOTE],
     }
 
 
@@ -125,7 +141,7 @@ def format_duration(seconds: float) -> str:
 def estimate_header(result: Estimate, name: str) -> list[str]:
     """The lines above the table: the run, then trials per stage."""
     stages = " · ".join(
-        f"{stage} {counted(count, 'model call' if stage == 'generate' else 'trial')}"
+        f"{stage} {counted(count, 'model call' if stage in ('generate', 'judge') else 'trial')}"
         for stage, count in result.stage_trials.items()
     )
     return [
@@ -165,11 +181,26 @@ def estimate_table(result: Estimate) -> Table:
 def estimate_lines(result: Estimate) -> list[str]:
     """The lines below the table: judge, tokens, cost, time, then the assumptions, one a line."""
     a = result.assumptions
+    if result.judges:
+        judge = (
+            "judge: "
+            + ", ".join(
+                f"{model.model} {counted(model.calls, 'call')} "
+                f"({model.input_tokens:,} input + {model.output_tokens:,} output tokens)"
+                for model in result.judges
+            )
+            + f"; {JUDGE_NOTE.removeprefix('judge: ')}"
+        )
+        judged = (
+            f" + judge {result.judge_input_tokens:,} input + {result.judge_output_tokens:,} output"
+        )
+    else:
+        judge, judged = NO_JUDGE_NOTE, ""
     return [
-        JUDGE_NOTE,
+        judge,
         f"tokens: {result.generation_input_tokens:,} input + "
-        f"{result.generation_output_tokens:,} output + {result.retry_tokens:,} retry allowance "
-        f"= {result.estimated_total_tokens:,} estimated in total",
+        f"{result.generation_output_tokens:,} output{judged} + {result.retry_tokens:,} retry "
+        f"allowance = {result.estimated_total_tokens:,} estimated in total",
         _cost_line(result),
         _time_line(result),
         "assumptions:",
@@ -183,7 +214,7 @@ def estimate_lines(result: Estimate) -> list[str]:
 def _cost_line(result: Estimate) -> str:
     if result.cost is not None:
         return f"cost: {result.cost:.4f} (runtime.model_prices, retry allowance included)"
-    if len(result.unpriced_models) == len(result.models):
+    if len(result.unpriced_models) == len(result.models) + len(result.judges):
         return "cost: not estimated (no runtime.model_prices for these models)"
     return (
         f"cost: no total; no price for {', '.join(result.unpriced_models)} "
