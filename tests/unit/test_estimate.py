@@ -9,9 +9,9 @@ import pytest
 
 from tests.unit.builders import small_spec
 from themis.core.estimate import Assumptions, Estimate, estimate
+from themis.core.judging import judge_messages
 from themis.core.planner import compile_run
 from themis.core.runtime import Price, RateLimit, RuntimeConfig
-from themis.core.judging import judge_messages
 from themis.core.spec import Case, DatasetSpec, GenerationParams, JudgeSpec, ModelSpec, VerdictSpec
 from themis.core.tokens import TOKENIZER, count_messages
 
