@@ -158,7 +158,7 @@ class Orchestrator(BundleMethods):
         self,
         experiment: ExperimentLike,
         *,
-        until_stage: Stage | str = Stage.SCORE,
+        until_stage: Stage | str | None = None,
         models: Mapping[str, ModelPort] | None = None,
         **runtime_changes: Any,
     ) -> RunResult:
@@ -186,7 +186,7 @@ class Orchestrator(BundleMethods):
         self,
         experiment: ExperimentLike,
         *,
-        until_stage: Stage | str = Stage.SCORE,
+        until_stage: Stage | str | None = None,
         **runtime_changes: Any,
     ) -> RunHandle:
         """Persist the run's snapshot (its manifest) and start it in the background (the local
@@ -208,7 +208,7 @@ class Orchestrator(BundleMethods):
         handle.start()
         return handle
 
-    def resume(self, run_id: str, *, until_stage: Stage | str = Stage.SCORE) -> RunResult:
+    def resume(self, run_id: str, *, until_stage: Stage | str | None = None) -> RunResult:
         """Continue a stored run (id or unique prefix) with the runtime it last used."""
         with self._exclusive():
             return resume(
@@ -277,7 +277,7 @@ class Orchestrator(BundleMethods):
     def _execute(
         self,
         experiment: Experiment,
-        until_stage: Stage | str,
+        until_stage: Stage | str | None,
         models: Mapping[str, ModelPort] | None,
         runtime_changes: Mapping[str, Any],
     ) -> RunResult:
@@ -287,7 +287,7 @@ class Orchestrator(BundleMethods):
     def _execute_held(
         self,
         experiment: Experiment,
-        until_stage: Stage | str,
+        until_stage: Stage | str | None,
         models: Mapping[str, ModelPort] | None,
         runtime_changes: Mapping[str, Any],
     ) -> RunResult:
