@@ -16,6 +16,7 @@ from themis.app.render.report_text import (
     N_DEFINITION,
     count_headers,
     legend_lines,
+    number,
     place_columns,
     provenance_text,
     row_cells,
