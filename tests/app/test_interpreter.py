@@ -303,6 +303,25 @@ def test_without_the_interval_the_batch_waits_until_the_end() -> None:
     assert appends == [17]
 
 
+def test_trials_go_on_while_an_append_is_in_flight() -> None:
+    """The writer's channel holds far more than one batch: trials do not wait for the append
+    in flight (here one that lasts until every trial has had its call)."""
+    trials = 300
+    compiled = compile_run(make_spec(trials))
+    store = GatedStore(gated=2)  # the first append is RunStarted alone; the second waits
+
+    class Opening(CountingModel):
+        async def before(self, request: ModelRequest) -> None:
+            if self.calls == trials:
+                store.gate.set()
+
+    runtime = RuntimeConfig(max_concurrent_tasks=8, store_batch_size=100, store_flush_interval=0)
+    result = run_virtual(compiled, Opening(), store, runtime=runtime)
+
+    assert result.report.scored == trials
+    assert_consistent_prefix(store, compiled.run_id)
+
+
 # ---------------------------------------------------------------- cancellation
 
 

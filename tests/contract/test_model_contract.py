@@ -10,6 +10,7 @@ Every adapter here answers "What is a + b?" with a + b (the scripted model from 
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Collection, Mapping
 from typing import Any, ClassVar
@@ -18,6 +19,8 @@ import attrs
 import httpx
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.fakeserver import FakeServer
 from themis.adapters.clocks import FakeClock, SystemClock
@@ -257,6 +260,55 @@ class TestScriptedModel(ModelContract):
         if retry_after_s is not None:
             options["retry_after_s"] = retry_after_s
         return self.make_model(), attrs.evolve(request, options=options)
+
+
+def _seeded_answer(request: ModelRequest) -> str:
+    """The scripted model's answer as its seeded draws give it (how it was first written)."""
+    rng = random.Random(f"{request.trial_key}:{request.params.seed}")
+    if rng.random() < float(request.options.get("failure_rate", 0.0)):
+        return "<failed>"
+    if request.options.get("responses"):
+        return str(rng.choice(list(request.options["responses"])))
+    correct = rng.random() < float(request.options.get("skill", 1.0))
+    reference = request.reference
+    if correct and reference is not None:
+        return f"The answer is {reference}."
+    if reference is not None and reference.isdigit():
+        return f"The answer is {int(reference) + rng.randint(1, 9)}."
+    return "The answer is I am not sure.."
+
+
+@given(
+    key=st.text(min_size=1, max_size=20),
+    seed=st.integers(0, 2**31),
+    reference=st.one_of(st.none(), st.from_regex(r"[0-9]{1,6}", fullmatch=True), st.just("x")),
+    options=st.one_of(
+        st.just({}),
+        st.fixed_dictionaries(
+            {
+                "skill": st.sampled_from([0.0, 0.3, 0.7, 1.0]),
+                "failure_rate": st.sampled_from([0.0, 0.2]),
+            },
+            optional={"responses": st.sampled_from([[], ["A", "B", "tie"]])},
+        ),
+    ),
+)
+@settings(max_examples=300)
+def test_the_scripted_model_answers_as_its_seeded_draws(
+    key: str, seed: int, reference: str | None, options: dict[str, Any]
+) -> None:
+    request = attrs.evolve(
+        ask(1, 2, api=None),
+        trial_key=key,
+        params=GenerationParams(seed=seed),
+        reference=reference,
+        options=options,
+    )
+    try:
+        text = generate(ScriptedModel(FakeClock()), request).text
+    except ModelCallError:
+        text = "<failed>"
+    assert text == _seeded_answer(request)
 
 
 # The fake server's fault for each kind (tests/fakeserver/behaviour.py); `timeout` is a hang.

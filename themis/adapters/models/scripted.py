@@ -133,26 +133,32 @@ class ScriptedModel:
             await self._faults(request, options)
         if self._script is not None:
             return self._script(request)
-        rng = random.Random(f"{request.trial_key}:{request.params.seed}")
-        if rng.random() < float(options.get("failure_rate", 0.0)):
-            raise ModelCallError("server", f"scripted failure of {request.model}")
+        failure_rate = float(options.get("failure_rate", 0.0))
+        skill = float(options.get("skill", 1.0))
         responses = options.get("responses")
-        if responses:  # e.g. a scripted judge's verdicts: one of them, by key and seed
-            text = str(rng.choice(list(responses)))
-            prompt_words = sum(len(message.content.split()) for message in request.messages)
-            return ModelResponse(
-                text=text,
-                finish_reason="stop",
-                input_tokens=prompt_words,
-                output_tokens=len(text.split()),
-                served_model=request.model,
-            )
-        correct = rng.random() < float(options.get("skill", 1.0))
-        answer = (
-            request.reference
-            if correct and request.reference is not None
-            else _wrong_answer(request.reference, rng)
-        )
+        rng = None
+        correct = True
+        if failure_rate > 0 or skill < 1 or responses:  # else no draw could change the answer
+            rng = random.Random(f"{request.trial_key}:{request.params.seed}")
+            if rng.random() < failure_rate:
+                raise ModelCallError("server", f"scripted failure of {request.model}")
+            if responses:  # e.g. a scripted judge's verdicts: one of them, by key and seed
+                text = str(rng.choice(list(responses)))
+                prompt_words = sum(len(message.content.split()) for message in request.messages)
+                return ModelResponse(
+                    text=text,
+                    finish_reason="stop",
+                    input_tokens=prompt_words,
+                    output_tokens=len(text.split()),
+                    served_model=request.model,
+                )
+            correct = rng.random() < skill
+        if correct and request.reference is not None:
+            answer = request.reference
+        elif rng is None:  # right, with no reference to be right about
+            answer = "I am not sure."
+        else:
+            answer = _wrong_answer(request.reference, rng)
         prompt_words = sum(len(message.content.split()) for message in request.messages)
         verbatim = "answer_field" in options  # a field's text (e.g. code), or a wrong answer
         text = (answer if correct else "I am not sure.") if verbatim else f"The answer is {answer}."

@@ -26,7 +26,7 @@ from themis.app.execution.judges import run_judges
 from themis.app.execution.ports import Ports
 from themis.app.execution.trials import ProgressCallback, ProgressCounts, Reusable, TrialRunner
 from themis.app.execution.work import Execution
-from themis.app.execution.writer import EventWriter
+from themis.app.execution.writer import EventWriter, channel_size
 from themis.core.budget import COST_LIMIT
 from themis.core.events import Event, RunCompleted, RunPaused, RunStarted
 from themis.core.planner import PendingTrial
@@ -61,7 +61,7 @@ async def execute(
     compiled, state, runtime = execution.compiled, execution.state, execution.runtime
     clock, until_stage = ports.clock, execution.until_stage
     counts = ProgressCounts(total=execution.total)
-    send, receive = trio.open_memory_channel[list[Event]](max(1, runtime.store_batch_size // 3))
+    send, receive = trio.open_memory_channel[list[Event]](channel_size(runtime))
     run = TrialRunner(execution, ports, send, counts)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(writer.run, receive)

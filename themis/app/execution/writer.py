@@ -2,8 +2,12 @@
 
 It group-commits: a batch is written when it holds `store_batch_size` events or when
 `store_flush_interval` seconds have passed since its first event, whichever comes first. Appends
-run in a worker thread so the store's I/O never stalls the trials. A failed append is retried
-`store_retry_attempts` times; when the writer is cancelled, its final flush is shielded.
+(encoding included) run in a worker thread, and the trials keep sending meanwhile: the channel
+holds `BUFFERED_BATCHES * store_batch_size` sends (a trial's events each), so a trial waits for
+the writer only when it is that far behind, not whenever an append is in flight. A failed append
+is retried `store_retry_attempts` times; when the writer is cancelled, its final flush is
+shielded. A kill loses what was not appended yet (more of it than with a short channel); those
+trials run again on resume.
 
 The writer also saves projection checkpoints, the state it has folded so far, so that reopening
 an interrupted run folds only the events after the last one. Saving one costs O(state), so the
@@ -27,6 +31,13 @@ from themis.core.runtime import RuntimeConfig
 from themis.core.state import Projection, RunState
 from themis.ports.clock import ClockPort
 from themis.ports.store import StorePort
+
+BUFFERED_BATCHES = 8
+
+
+def channel_size(runtime: RuntimeConfig) -> int:
+    """How many sends (a trial's events each) the writer's channel holds before a send waits."""
+    return BUFFERED_BATCHES * runtime.store_batch_size
 
 
 class EventWriter:
