@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from themis.adapters.clocks import FakeClock, SystemClock
     from themis.adapters.models.scripted import ScriptedModel
     from themis.adapters.stores.duckdb import DuckDBStore
+    from themis.adapters.stores.duckdb_tables import LogTable
     from themis.adapters.stores.memory import MemoryStore
     from themis.app.api.bundles import (
         export_batch,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     )
     from themis.app.api.handles import RunHandle
     from themis.app.api.lifecycle import diff_configs
+    from themis.app.api.log_data import export_run, log_table
     from themis.app.api.orchestrator import Orchestrator
     from themis.app.api.reporter import Reporter
     from themis.app.api.views import (
@@ -94,6 +96,7 @@ _HOMES = {
     "themis.adapters.clocks": ("FakeClock", "SystemClock"),
     "themis.adapters.models.scripted": ("ScriptedModel",),
     "themis.adapters.stores.duckdb": ("DuckDBStore",),
+    "themis.adapters.stores.duckdb_tables": ("LogTable",),
     "themis.adapters.stores.memory": ("MemoryStore",),
     "themis.app.api.comparing": ("compare",),
     "themis.app.api.bundles": (
@@ -114,6 +117,7 @@ _HOMES = {
     ),
     "themis.app.api.handles": ("RunHandle",),
     "themis.app.api.lifecycle": ("diff_configs",),
+    "themis.app.api.log_data": ("export_run", "log_table"),
     "themis.app.api.orchestrator": ("Orchestrator",),
     "themis.app.api.reporter": ("Reporter",),
     "themis.app.api.views": (
@@ -184,6 +188,7 @@ __all__ = [
     "FailureKind",
     "FakeClock",
     "GenerationParams",
+    "LogTable",
     "MemoryStore",
     "Message",
     "MetricSpec",
@@ -224,6 +229,7 @@ __all__ = [
     "compare",
     "diff_configs",
     "export_batch",
+    "export_run",
     "export_stage_bundle",
     "get_evaluation_execution",
     "get_execution_state",
@@ -233,6 +239,7 @@ __all__ = [
     "import_candidates",
     "import_stage_bundle",
     "load_report",
+    "log_table",
     "provider_holds",
     "quickcheck",
     "replay",

@@ -10,6 +10,9 @@ The conventions (also in docs/development.md):
   (a trailing backslash continues it); it must exit 0, or 2 when the output shown under it
   starts with `error:`, or N when its comment says `# ... exit status N`. Other `$` lines
   (`make demo`) are not run;
+- ```sql blocks are run with a plain DuckDB client on the page's `themis.duckdb`, read-only
+  (after the console lines above them made it): the query must return at least one row, and
+  a ```text block right under one holds its rows, values separated by blanks;
 - ```toml, ```text, ```json and other named blocks are not run; a bare or ```sh block is refused,
   since it would look runnable without being run;
 - `<!-- docs-test: skip -->` on the line before a block skips it (e.g. it needs a real server).
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import duckdb
 import pytest
 from typer.testing import CliRunner
 
@@ -138,6 +142,13 @@ def test_every_code_block_runs(page: Path, tmp_path: Path, monkeypatch: pytest.M
                 assert [line.rstrip() for line in printed.getvalue().splitlines()] == shown, (
                     f"{where}: prints something else than the text block under it"
                 )
+        elif block.lang == "sql":
+            rows = _run_sql(where, "\n".join(block.lines))
+            if following is not None and following.lang == "text" and following.follows:
+                shown = [line.split() for line in following.lines if line.strip()]
+                assert [[str(value) for value in row] for row in rows] == shown, (
+                    f"{where}: returns other rows than the text block under it"
+                )
         elif block.lang == "console":
             for line, arguments, expected in commands(block):
                 result = runner.invoke(app, arguments, env=CLI_ENV)
@@ -146,6 +157,14 @@ def test_every_code_block_runs(page: Path, tmp_path: Path, monkeypatch: pytest.M
                     f"expected {expected} (a command meant to end otherwise says so in a comment: "
                     f"`$ themis ...  # exit status N`)\n{result.output}{result.exception or ''}"
                 )
+
+
+def _run_sql(where: str, text: str) -> list[tuple[Any, ...]]:
+    """Run a ```sql block as any DuckDB client would, on the page's store, read-only."""
+    with duckdb.connect("themis.duckdb", read_only=True) as con:
+        rows: list[tuple[Any, ...]] = con.execute(text).fetchall()
+    assert rows, f"{where}: the query returned no row"
+    return rows
 
 
 def test_the_readme_stays_short() -> None:

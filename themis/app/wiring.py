@@ -26,6 +26,9 @@ from themis.adapters.provider_state import FileProviderState
 from themis.adapters.sandbox import SubprocessSandbox, probe_isolation
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.duckdb_queries import DuckDBConnections
+from themis.adapters.stores.duckdb_tables import LogTable as LogTable  # noqa: PLC0414 (re-exported for the API)
+from themis.adapters.stores.duckdb_tables import export_log, read_log
+from themis.adapters.stores.duckdb_views import VIEW_NAMES
 from themis.adapters.stores.memory import MemoryStore
 from themis.app.execution.ports import Ports
 from themis.app.execution.provider_gates import ProviderRegistry
@@ -134,6 +137,30 @@ def read_batch_file(path: Path, batch_format: str, apis: Mapping[str, str]) -> B
     from themis.adapters.batch_files import read_batch_output
 
     return read_batch_output(path, batch_format, apis)
+# The views over the event log a store file has (`docs/reference/store.md`).
+LOG_VIEWS: tuple[str, ...] = VIEW_NAMES
+
+
+def log_file(location: StoreLike) -> str:
+    """The DuckDB file whose log views the data API reads: a path, not an open store (the
+    tables are copied out of the file by a connection of their own)."""
+    if not isinstance(location, str | Path) or str(location) in ("memory", ":memory:"):
+        raise ConfigError(
+            "the log's tables are read from a DuckDB store file: pass its path as store="
+        )
+    return str(location)
+
+
+def read_log_tables(location: StoreLike, run_id: str, names: Sequence[str]) -> dict[str, LogTable]:
+    """The run's rows of the log views `names` as in-memory `LogTable`s (DuckDB relations)."""
+    return read_log(log_file(location), run_id, names)
+
+
+def export_log_tables(
+    location: StoreLike, run_id: str, file_format: str, directory: Path
+) -> list[Path]:
+    """Write the run's log views to `directory` as Parquet, CSV or JSONL files."""
+    return export_log(log_file(location), run_id, file_format, directory)
 
 
 def _store_file(store: StorePort) -> Path | None:

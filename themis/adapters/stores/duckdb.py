@@ -35,6 +35,12 @@ from themis.adapters.checkpoint_codec import (
 )
 from themis.adapters.codec import decode_event, decode_snapshot, encode_event, encode_snapshot
 from themis.adapters.stores.duckdb_open import LOCK_WAIT_S, SCHEMA_VERSION, connect, prepare_schema
+from themis.adapters.stores.duckdb_views import (
+    create_views,
+    outdated_views,
+    runs_without_places,
+    store_places,
+)
 from themis.core.checkpoint import Checkpoint, CheckpointSummary
 from themis.core.errors import SequenceConflict, StoreError
 from themis.core.events import Event, GenerationCompleted, RunCompleted, RunPaused, subject_key
@@ -94,6 +100,8 @@ class DuckDBStore:
         try:
             with self._connection() as con:
                 prepare_schema(con, self._path, read_only=read_only)
+            if not read_only:
+                self._place_older_runs()
         except BaseException:
             self._con.close()
             raise
@@ -179,10 +187,28 @@ class DuckDBStore:
         return int(row[0])
 
     def save_snapshot(self, snapshot: RunSnapshot) -> None:
-        """Keep `snapshot` as its run's one snapshot, replacing any earlier one."""
+        """Keep `snapshot` as its run's one snapshot, replacing any earlier one, and the run's
+        trial places the first time (the log's views place events by them)."""
         row = [snapshot.run_id, snapshot.spec.name, snapshot.created_at, encode_snapshot(snapshot)]
-        with self._connection() as con:
+        with self._transaction() as con:
             con.execute("INSERT OR REPLACE INTO runs VALUES ($1, $2, $3, $4)", row)
+            store_places(con, snapshot)
+
+    def _place_older_runs(self) -> None:
+        """Create the log's views if missing, and keep the places of runs stored before
+        `trial_places` existed (see `themis.adapters.stores.duckdb_views`)."""
+        with self._transaction() as con:
+            if outdated_views(con):
+                create_views(con)
+            for run_id in list(runs_without_places(con)):
+                row = con.execute(
+                    "SELECT snapshot FROM runs WHERE run_id = $1", [run_id]
+                ).fetchone()
+                try:
+                    snapshot = decode_snapshot(row[0])
+                except StoreError:  # unreadable here: report and inspect say so, not an open
+                    continue
+                store_places(con, snapshot)
 
     def load_snapshot(self, run_id: str) -> RunSnapshot | None:
         """The run's snapshot, or `None` if none was saved."""
@@ -264,6 +290,7 @@ class DuckDBStore:
             con.execute("DELETE FROM events WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM runs WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM checkpoints WHERE run_id = $1", [run_id])
+            con.execute("DELETE FROM trial_places WHERE run_id = $1", [run_id])
 
     def _fold_wal_in_background(self) -> None:
         """`CHECKPOINT` in a thread (see the module docstring); a failure leaves the log in the

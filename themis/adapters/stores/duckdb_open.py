@@ -5,7 +5,8 @@
 - A database with tables but no Themis `meta` table is another program's: it is refused
   before anything is written to it (`not a Themis store`), read-write or not.
 - Read-only opens (what `report`, `inspect`, `quickcheck` and `runs` need) never create or
-  migrate tables, so a store on read-only media can be read, and a missing file is an error.
+  migrate tables, so a store on read-only media can be read, and a missing file is an error;
+  they read stores from `READABLE_FROM` on.
 """
 
 from __future__ import annotations
@@ -17,12 +18,25 @@ from typing import Any, Final
 
 import duckdb
 
+from themis.adapters.stores.duckdb_views import PLACES_TABLE
 from themis.core.errors import StoreError, StoreLocked
 
-__all__ = ["LOCK_WAIT_S", "SCHEMA_VERSION", "connect", "open_error", "prepare_schema"]
+__all__ = [
+    "LOCK_WAIT_S",
+    "READABLE_FROM",
+    "SCHEMA_VERSION",
+    "connect",
+    "open_error",
+    "prepare_schema",
+    "stored_version",
+]
 
-# 1: meta, runs, events. 2: + checkpoints (a version-1 file is migrated in place on open).
-SCHEMA_VERSION: Final = 2
+# 1: meta, runs, events. 2: + checkpoints. 3: + trial_places and the views over the log
+# (`duckdb_views`). An older file is migrated in place when a writer opens it.
+SCHEMA_VERSION: Final = 3
+# The oldest version a read-only open reads: version 2 lacks only the places and views, which
+# the data API computes in memory instead.
+READABLE_FROM: Final = 2
 # How long an open waits for another process to release the file before `StoreLocked`.
 LOCK_WAIT_S: Final = 2.0
 
@@ -35,6 +49,7 @@ _TABLES: Final = (
     " recorded_at DOUBLE, payload VARCHAR, PRIMARY KEY (run_id, seq))",
     "CREATE TABLE IF NOT EXISTS checkpoints ("
     " run_id VARCHAR PRIMARY KEY, seq BIGINT, summary VARCHAR, state VARCHAR, report VARCHAR)",
+    PLACES_TABLE,
 )
 _USER_TABLES: Final = (
     "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
@@ -97,7 +112,7 @@ def prepare_schema(con: Any, path: str, *, read_only: bool) -> None:
         )
     if not tables and read_only:
         raise StoreError(f"{path} is not a Themis store (an empty DuckDB database)")
-    stored = _stored_version(con, path) if tables else None
+    stored = stored_version(con, path) if tables else None
     if tables and stored is None:
         raise StoreError(
             f"{path} is not a Themis store (its meta table has no schema_version); "
@@ -109,7 +124,7 @@ def prepare_schema(con: Any, path: str, *, read_only: bool) -> None:
             f"supports ({SCHEMA_VERSION}); upgrade Themis"
         )
     if read_only:
-        if stored is not None and stored < SCHEMA_VERSION:
+        if stored is not None and stored < READABLE_FROM:
             raise StoreError(
                 f"{path}: store schema version {stored} needs an upgrade, which a read-only "
                 "open cannot make; resume one of its runs once where the store is writable"
@@ -133,7 +148,7 @@ def prepare_schema(con: Any, path: str, *, read_only: bool) -> None:
         raise
 
 
-def _stored_version(con: Any, path: str) -> int | None:
+def stored_version(con: Any, path: str) -> int | None:
     try:
         row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except duckdb.Error:  # a `meta` table of another shape: another program's

@@ -114,6 +114,7 @@ app.add_typer(batch_app, name="batch")
 batch_app.command("export", cls=_Command)(bundle_commands.batch_export_command)
 batch_app.command("import", cls=_Command)(bundle_commands.batch_import_command)
 app.command("compare", cls=_Command)(data_commands.compare)
+app.command("export", cls=_Command)(data_commands.export)
 
 
 def main() -> None:

@@ -88,3 +88,33 @@ def compare(
             stdout().out(text, end="", highlight=False)
         else:
             output.write_text(text, encoding="utf-8")
+
+
+class ExportFormat(StrEnum):
+    PARQUET = "parquet"
+    CSV = "csv"
+    JSONL = "jsonl"
+
+
+def export(
+    run_id: Annotated[str, typer.Argument(help="A run id or a unique prefix of one.")],
+    store: StoreOption = Path("themis.duckdb"),
+    format_: Annotated[
+        ExportFormat, typer.Option("--format", help="File format.")
+    ] = ExportFormat.PARQUET,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", help="Directory to write to (default: themis-export-<run id prefix>)."
+        ),
+    ] = None,
+) -> None:
+    """Write a run's trials, generations, scores, failures and retries as files."""
+    from themis.app.api.log_data import export_run
+
+    with errors():
+        written = with_store(
+            store, lambda location: export_run(run_id, format_.value, output, location)
+        )
+        for path in written:
+            stdout().print(str(path), markup=False, highlight=False)

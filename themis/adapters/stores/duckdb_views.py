@@ -1,0 +1,289 @@
+"""The event log as data: the `trial_places` table and the views `trials`, `generations`,
+`scores`, `failures`, `retries` and `cases` (documented in `docs/reference/store.md`).
+
+Events name a trial by its keys only; where a trial belongs (dataset, case, prompt, model,
+sample) comes from the plan, so each run's plan is kept once in `trial_places`, written when its
+snapshot is first saved (and, for stores written before it existed, when a writer opens them).
+Each view reads the log with the fold's rules (`themis.core.state`): a key's first generation;
+the failure of the latest execution that failed it, unless a generation came later; the parse
+and score of the highest epoch, void when older than the latest reset of their stage.
+
+The SQL is written once, over `{events}` and `{places}`: in the store file it names the
+store's own tables; `read_log_table` runs it over an attached read-only store, with the places
+computed in memory when an older store has none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Final
+
+from themis.core.planner import compile_stored, trial_refs
+from themis.core.snapshot import RunSnapshot
+
+__all__ = [
+    "PLACES_TABLE",
+    "VIEWS_VERSION",
+    "VIEW_NAMES",
+    "create_views",
+    "outdated_views",
+    "place_columns",
+    "store_places",
+    "view_sql",
+]
+
+# No primary key: a run's places are written once, in one statement (`store_places` checks), and
+# an index would double the insert's cost.
+PLACES_TABLE: Final = (
+    "CREATE TABLE IF NOT EXISTS trial_places ("
+    " run_id VARCHAR, trial_id VARCHAR, trial_key VARCHAR, dataset VARCHAR, case_id VARCHAR,"
+    " prompt VARCHAR, model VARCHAR, provider VARCHAR, sample INTEGER, position BIGINT)"
+)
+INSERT_PLACES: Final = (
+    "INSERT INTO trial_places SELECT $1, unnest($2::VARCHAR[]), unnest($3::VARCHAR[]),"
+    " unnest($4::VARCHAR[]), unnest($5::VARCHAR[]), unnest($6::VARCHAR[]),"
+    " unnest($7::VARCHAR[]), unnest($8::VARCHAR[]), unnest($9::INTEGER[]),"
+    " unnest($10::BIGINT[])"
+)
+
+# The latest reset epoch voiding each stage: a reset of S voids S and every later stage.
+_FLOORS = """
+floors AS (
+  SELECT r.run_id,
+    coalesce(max(CASE WHEN r.stage IN ('generate', 'reduce', 'parse') THEN r.epoch END), 0)
+      AS parse_floor,
+    coalesce(max(CASE WHEN r.stage IN ('generate', 'reduce', 'parse', 'score') THEN r.epoch END),
+      0) AS score_floor
+  FROM (SELECT run_id, payload::JSON->>'reset_stage' AS stage,
+          CAST(payload::JSON->>'epoch' AS BIGINT) AS epoch
+        FROM {events} WHERE kind = 'stage_reset') r
+  GROUP BY r.run_id
+)"""
+
+_CURRENT = (
+    "WITH"
+    + _FLOORS
+    + """,
+generated AS (
+  SELECT run_id, trial_key, seq, payload::JSON AS p FROM {events}
+  WHERE kind = 'generation_completed'
+  QUALIFY row_number() OVER (PARTITION BY run_id, trial_key ORDER BY seq) = 1
+),
+failed AS (
+  SELECT run_id, trial_key, payload::JSON AS p FROM {events} WHERE kind = 'generation_failed'
+  QUALIFY row_number() OVER (PARTITION BY run_id, trial_key
+    ORDER BY coalesce(CAST(payload::JSON->>'execution' AS BIGINT), 0) DESC, seq) = 1
+),
+parsed AS (
+  SELECT e.run_id, e.p->>'trial_id' AS trial_id, e.p FROM (
+    SELECT run_id, seq, payload::JSON AS p FROM {events} WHERE kind = 'parse_completed') e
+  LEFT JOIN floors f ON f.run_id = e.run_id
+  WHERE coalesce(CAST(e.p->>'epoch' AS BIGINT), 0) >= coalesce(f.parse_floor, 0)
+  QUALIFY row_number() OVER (PARTITION BY e.run_id, e.p->>'trial_id'
+    ORDER BY coalesce(CAST(e.p->>'epoch' AS BIGINT), 0) DESC, e.seq) = 1
+),
+scored AS (
+  SELECT e.run_id, e.p->>'trial_id' AS trial_id,
+    CAST(e.p->'scores' AS MAP(VARCHAR, DOUBLE)) AS scores FROM (
+    SELECT run_id, seq, payload::JSON AS p FROM {events} WHERE kind = 'score_completed') e
+  LEFT JOIN floors f ON f.run_id = e.run_id
+  WHERE coalesce(CAST(e.p->>'epoch' AS BIGINT), 0) >= coalesce(f.score_floor, 0)
+  QUALIFY row_number() OVER (PARTITION BY e.run_id, e.p->>'trial_id'
+    ORDER BY coalesce(CAST(e.p->>'epoch' AS BIGINT), 0) DESC, e.seq) = 1
+)"""
+)
+
+_TRIALS = (
+    _CURRENT
+    + """
+SELECT t.run_id, t.trial_id, t.trial_key, t.dataset, t.case_id, t.prompt, t.model, t.provider,
+  t.sample,
+  CASE WHEN s.trial_id IS NOT NULL THEN 'scored'
+       WHEN g.trial_key IS NOT NULL THEN 'generated'
+       WHEN f.trial_key IS NOT NULL THEN 'failed'
+       ELSE 'pending' END AS status,
+  s.scores,
+  pa.p->>'answer' AS answer,
+  pa.p->>'error' AS parse_error,
+  g.p->>'finish_reason' AS finish_reason,
+  CAST(g.p->>'latency_s' AS DOUBLE) AS latency_s,
+  CAST(g.p->>'input_tokens' AS BIGINT) AS input_tokens,
+  CAST(g.p->>'output_tokens' AS BIGINT) AS output_tokens,
+  g.p->>'served_model' AS served_model,
+  CAST(g.p->>'cache_hit' AS BOOLEAN) AS cache_hit,
+  CASE WHEN g.trial_key IS NULL THEN f.p->>'error_kind' END AS error_kind
+FROM {places} t
+LEFT JOIN generated g ON g.run_id = t.run_id AND g.trial_key = t.trial_key
+LEFT JOIN failed f ON f.run_id = t.run_id AND f.trial_key = t.trial_key
+LEFT JOIN parsed pa ON pa.run_id = t.run_id AND pa.trial_id = t.trial_id
+LEFT JOIN scored s ON s.run_id = t.run_id AND s.trial_id = t.trial_id
+ORDER BY t.run_id, t.position"""
+)
+
+_SCORES = (
+    _CURRENT
+    + """
+SELECT t.run_id, t.trial_id, t.trial_key, t.dataset, t.case_id, t.prompt, t.model, t.provider,
+  t.sample, s.entry.key AS metric, s.entry.value AS score
+FROM {places} t
+JOIN (SELECT run_id, trial_id, unnest(map_entries(scores)) AS entry FROM scored) s
+  ON s.run_id = t.run_id AND s.trial_id = t.trial_id
+ORDER BY t.run_id, t.position, metric"""
+)
+
+# One model and provider per key (two places share a key only when they render identically).
+_KEYED = (
+    "(SELECT run_id, trial_key, min(model) AS model, min(provider) AS provider"
+    " FROM {places} GROUP BY run_id, trial_key)"
+)
+
+_GENERATIONS = (
+    """
+SELECT e.run_id, e.seq, to_timestamp(e.recorded_at) AS recorded_at, e.trial_key, k.model,
+  k.provider,
+  e.p->>'served_model' AS served_model, e.p->>'text' AS text,
+  e.p->>'finish_reason' AS finish_reason,
+  CAST(e.p->>'input_tokens' AS BIGINT) AS input_tokens,
+  CAST(e.p->>'output_tokens' AS BIGINT) AS output_tokens,
+  CAST(e.p->>'latency_s' AS DOUBLE) AS latency_s,
+  CAST(e.p->>'attempts' AS INTEGER) AS attempts,
+  CAST(e.p->>'cache_hit' AS BOOLEAN) AS cache_hit,
+  e.p->>'source_run' AS source_run
+FROM (SELECT *, payload::JSON AS p FROM {events} WHERE kind = 'generation_completed') e
+LEFT JOIN """
+    + _KEYED
+    + """ k ON k.run_id = e.run_id AND k.trial_key = e.trial_key
+ORDER BY e.run_id, e.seq"""
+)
+
+_FAILURES = (
+    """
+SELECT e.run_id, e.seq, to_timestamp(e.recorded_at) AS recorded_at, e.trial_key, k.model,
+  k.provider,
+  e.p->>'error_kind' AS error_kind, e.p->>'message' AS message,
+  CAST(e.p->>'attempts' AS INTEGER) AS attempts,
+  coalesce(CAST(e.p->>'execution' AS BIGINT), 0) AS execution,
+  (NOT EXISTS (SELECT 1 FROM {events} g WHERE g.kind = 'generation_completed'
+     AND g.run_id = e.run_id AND g.trial_key = e.trial_key)
+   AND row_number() OVER (PARTITION BY e.run_id, e.trial_key
+     ORDER BY coalesce(CAST(e.p->>'execution' AS BIGINT), 0) DESC, e.seq) = 1) AS current
+FROM (SELECT *, payload::JSON AS p FROM {events} WHERE kind = 'generation_failed') e
+LEFT JOIN """
+    + _KEYED
+    + """ k ON k.run_id = e.run_id AND k.trial_key = e.trial_key
+ORDER BY e.run_id, e.seq"""
+)
+
+_RETRIES = (
+    """
+SELECT e.run_id, e.seq, to_timestamp(e.recorded_at) AS recorded_at, e.trial_key, k.model,
+  k.provider,
+  CAST(e.p->>'attempt' AS INTEGER) AS attempt, e.p->>'error_kind' AS error_kind,
+  CAST(e.p->>'status' AS INTEGER) AS status, CAST(e.p->>'delay_s' AS DOUBLE) AS delay_s,
+  CAST(e.p->>'retry_after_s' AS DOUBLE) AS retry_after_s, e.p->>'message' AS message
+FROM (SELECT *, payload::JSON AS p FROM {events} WHERE kind = 'generation_retried') e
+LEFT JOIN """
+    + _KEYED
+    + """ k ON k.run_id = e.run_id AND k.trial_key = e.trial_key
+ORDER BY e.run_id, e.seq"""
+)
+
+# The cases of each run as its stored spec holds them (`fields`: every field of the case, JSON).
+_CASES = """
+WITH datasets AS (
+  SELECT r.run_id, unnest(CAST(r.snapshot::JSON->'spec'->'datasets' AS JSON[])) AS d,
+    generate_subscripts(CAST(r.snapshot::JSON->'spec'->'datasets' AS JSON[]), 1) AS d_index
+  FROM {runs} r
+),
+cases AS (
+  SELECT run_id, d_index, d->>'name' AS dataset, unnest(CAST(d->'cases' AS JSON[])) AS c,
+    generate_subscripts(CAST(d->'cases' AS JSON[]), 1) AS c_index
+  FROM datasets
+)
+SELECT run_id, dataset, c->>'id' AS case_id, c->>'expected' AS expected, c->'fields' AS fields
+FROM cases
+ORDER BY run_id, d_index, c_index"""
+
+_VIEWS: Final = {
+    "trials": _TRIALS,
+    "generations": _GENERATIONS,
+    "scores": _SCORES,
+    "failures": _FAILURES,
+    "retries": _RETRIES,
+    "cases": _CASES,
+}
+VIEW_NAMES: Final = tuple(_VIEWS)
+
+
+def view_sql(
+    name: str, events: str = "events", places: str = "trial_places", runs: str = "runs"
+) -> str:
+    """The query behind view `name`, over the given events, places and runs tables."""
+    return _VIEWS[name].format(events=events, places=places, runs=runs)
+
+
+# Bumped whenever a view's definition changes: a writer opening the store then redefines them.
+VIEWS_VERSION: Final = 1
+
+
+def create_views(con: Any) -> None:
+    """Create (or redefine) every view in the store `con` holds, and record their version."""
+    for name in VIEW_NAMES:
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS {view_sql(name)}")
+    con.execute("DELETE FROM meta WHERE key = 'views_version'")
+    con.execute("INSERT INTO meta VALUES ('views_version', $1)", [str(VIEWS_VERSION)])
+
+
+def outdated_views(con: Any) -> bool:
+    """Whether some view is missing from the store `con` holds, or defined by another version."""
+    row = con.execute("SELECT value FROM meta WHERE key = 'views_version'").fetchone()
+    if row is None or row[0] != str(VIEWS_VERSION):
+        return True
+    names = {
+        name
+        for (name,) in con.execute(
+            "SELECT view_name FROM duckdb_views() WHERE database_name = current_database()"
+            " UNION ALL SELECT table_name FROM duckdb_tables()"
+            " WHERE database_name = current_database()"
+        ).fetchall()
+    }
+    return not names.issuperset({*VIEW_NAMES, "trial_places"})
+
+
+def place_columns(snapshot: RunSnapshot) -> list[Any] | None:
+    """The run's places as `INSERT_PLACES` parameters, or `None` when its stored spec does not
+    compile to its run id (nothing to place its events by)."""
+    compiled = compile_stored(snapshot.spec, snapshot.run_id)
+    if compiled is None:
+        return None
+    providers = {model.name: model.provider for model in snapshot.spec.models}
+    samples = compiled.spec.samples
+    columns: list[list[Any]] = [[] for _ in range(9)]
+    for position, ref in enumerate(trial_refs(compiled)):
+        row = (ref.trial_id, ref.trial_key, ref.dataset, ref.case_id, ref.prompt, ref.model)
+        for column, value in zip(
+            columns, (*row, providers[ref.model], position % samples, position), strict=True
+        ):
+            column.append(value)
+    return [snapshot.run_id, *columns]
+
+
+def store_places(con: Any, snapshot: RunSnapshot) -> None:
+    """Keep the run's places unless they are kept already (a run's plan never changes)."""
+    held = con.execute(
+        "SELECT 1 FROM trial_places WHERE run_id = $1 LIMIT 1", [snapshot.run_id]
+    ).fetchone()
+    if held is not None:
+        return
+    columns = place_columns(snapshot)
+    if columns is not None:
+        con.execute(INSERT_PLACES, columns)
+
+
+def runs_without_places(con: Any) -> Iterator[str]:
+    """The stored runs whose places are not kept (stores written before `trial_places`)."""
+    rows = con.execute(
+        "SELECT run_id FROM runs WHERE run_id NOT IN (SELECT DISTINCT run_id FROM trial_places)"
+    ).fetchall()
+    for (run_id,) in rows:
+        yield run_id
