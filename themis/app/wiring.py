@@ -137,6 +137,8 @@ def read_batch_file(path: Path, batch_format: str, apis: Mapping[str, str]) -> B
     from themis.adapters.batch_files import read_batch_output
 
     return read_batch_output(path, batch_format, apis)
+
+
 # The views over the event log a store file has (`docs/reference/store.md`).
 LOG_VIEWS: tuple[str, ...] = VIEW_NAMES
 
