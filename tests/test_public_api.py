@@ -30,6 +30,7 @@ from themis import (
 )
 
 PUBLIC_API = [
+    "AgreementRow",
     "BundleError",
     "BundleKind",
     "BundleManifest",
@@ -49,6 +50,7 @@ PUBLIC_API = [
     "FailureKind",
     "FakeClock",
     "GenerationParams",
+    "JudgeSpec",
     "LogTable",
     "MemoryStore",
     "Message",
@@ -86,6 +88,7 @@ PUBLIC_API = [
     "TelemetrySpec",
     "ThemisError",
     "TokenLogprob",
+    "VerdictSpec",
     "clear_provider_holds",
     "compare",
     "diff_configs",

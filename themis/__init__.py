@@ -74,7 +74,7 @@ if TYPE_CHECKING:
     from themis.core.project import ProjectSpec, StorageSpec, TelemetrySpec
     from themis.core.prompting import Message
     from themis.core.provider_state import ProviderHold
-    from themis.core.report import Report, ReportRow
+    from themis.core.report import AgreementRow, Report, ReportRow
     from themis.core.retry import FailureKind
     from themis.core.runtime import Price, RateLimit, RuntimeConfig
     from themis.core.spec import (
@@ -82,10 +82,12 @@ if TYPE_CHECKING:
         DatasetSpec,
         ExperimentSpec,
         GenerationParams,
+        JudgeSpec,
         MetricSpec,
         ModelSpec,
         ParserSpec,
         PromptSpec,
+        VerdictSpec,
     )
     from themis.core.stages import Stage
     from themis.ports.clock import ClockPort
@@ -149,7 +151,7 @@ _HOMES = {
     "themis.core.project": ("ProjectSpec", "StorageSpec", "TelemetrySpec"),
     "themis.core.prompting": ("Message",),
     "themis.core.provider_state": ("ProviderHold",),
-    "themis.core.report": ("Report", "ReportRow"),
+    "themis.core.report": ("AgreementRow", "Report", "ReportRow"),
     "themis.core.retry": ("FailureKind",),
     "themis.core.runtime": ("Price", "RateLimit", "RuntimeConfig"),
     "themis.core.spec": (
@@ -157,10 +159,12 @@ _HOMES = {
         "DatasetSpec",
         "ExperimentSpec",
         "GenerationParams",
+        "JudgeSpec",
         "MetricSpec",
         "ModelSpec",
         "ParserSpec",
         "PromptSpec",
+        "VerdictSpec",
     ),
     "themis.core.stages": ("Stage",),
     "themis.ports.clock": ("ClockPort",),
@@ -169,6 +173,7 @@ _HOMES = {
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
+    "AgreementRow",
     "BundleError",
     "BundleKind",
     "BundleManifest",
@@ -188,6 +193,7 @@ __all__ = [
     "FailureKind",
     "FakeClock",
     "GenerationParams",
+    "JudgeSpec",
     "LogTable",
     "MemoryStore",
     "Message",
@@ -225,6 +231,7 @@ __all__ = [
     "TelemetrySpec",
     "ThemisError",
     "TokenLogprob",
+    "VerdictSpec",
     "clear_provider_holds",
     "compare",
     "diff_configs",
