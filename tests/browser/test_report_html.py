@@ -31,8 +31,10 @@ def _answer(request: ModelRequest) -> ModelResponse:
     return ModelResponse(text=f"{HOSTILE} {number if right else number + 1}", finish_reason="stop")
 
 
-@pytest.fixture
-def report_file(tmp_path: Path) -> tuple[Path, str]:
+@pytest.fixture(scope="module")
+def report_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The run (made once for the module) and its HTML report."""
+    tmp_path = tmp_path_factory.mktemp("report")
     spec = themis.ExperimentSpec(
         name="browser <b>report</b>",
         seed=1,

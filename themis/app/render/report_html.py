@@ -115,7 +115,11 @@ def _legend(document: ReportDocument) -> str:
 
 
 def _cases_table(document: ReportDocument) -> str:
-    metrics = list(document.metrics)
+    # Every score a trial recorded (metrics, their stages, any later kind), in the spec's order
+    # first: a new kind of score needs no change here.
+    metrics = list(
+        dict.fromkeys([*document.metrics, *(key for case in document.cases for key in case.scores)])
+    )
     headers = ["dataset", "case", "model", "prompt", "sample", "status", "expected", "answer"]
     head = _header_cells(headers) + "".join(f'<th class="num">{escape(m)}</th>' for m in metrics)
     head += "<th>response</th>"
