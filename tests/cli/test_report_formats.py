@@ -17,7 +17,7 @@ import pytest
 from syrupy.assertion import SnapshotAssertion
 
 import themis
-from tests.cli.helpers import Invoke, one_error_line, output_json, undated
+from tests.cli.helpers import Invoke, one_error_line, output_json, trimmed, undated
 
 # Provenance that is the same on every machine (the rest is masked in snapshots).
 STABLE_PROVENANCE = ("config_sha256", "themis", "themis_now")
@@ -142,6 +142,8 @@ def test_the_python_api_renders_what_the_cli_prints(
     for format_ in ("md", "csv", "latex", "json"):
         printed = invoke("report", demo_run, "--store", store, "--format", format_).stdout
         assert reporter.render(format_) == printed
+    table = invoke("report", demo_run, "--store", store).stdout
+    assert reporter.render("table") == trimmed(table) + "\n"
     assert reporter.report == themis.load_report(demo_run, store)
     saved = reporter.save(tmp_path / "r.md")
     assert saved.read_text(encoding="utf-8") == reporter.render("md")

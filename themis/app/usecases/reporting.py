@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from importlib import metadata
+from itertools import islice
 
 from attrs import field, frozen
 
@@ -60,17 +61,16 @@ def report_document(
     snapshot, compiled = load_compiled(store, run_id)
     check_breakdown(compiled.spec, by)
     cached = fresh_report(store, compiled) if by.is_default and not cases else None
-    if cached is not None:
+    rows: tuple[CaseResult, ...] = ()
+    count = 0
+    if cached is not None:  # the checkpoint's report: the log need not be folded
         report = cached[1]
-        rows: tuple[CaseResult, ...] = ()
-        count = 0
     else:
         state, _ = load_state(store, run_id)
         report = build_report(compiled, state, by=by)
-        rows, count = (), 0
         if cases:
             every = case_results(compiled, state)
-            rows = tuple(row for _, row in zip(range(MAX_CASE_ROWS), every, strict=False))
+            rows = tuple(islice(every, MAX_CASE_ROWS))
             count = len(rows) + sum(1 for _ in every)
     return ReportDocument(
         report=report,
