@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 
 from attrs import field, frozen
 
-from themis.core.planner import CompiledRun, trial_refs
+from themis.core.planner import CompiledRun, PlanRecord, plan, trial_refs
 from themis.core.state import RunState
 
 
@@ -35,15 +35,18 @@ class CaseResult:
     scores: Mapping[str, float] = field(factory=dict, converter=_scores)
 
 
-def case_results(compiled: CompiledRun, state: RunState) -> Iterator[CaseResult]:
-    """One `CaseResult` per planned trial, lazily, in plan order."""
+def case_results(
+    compiled: CompiledRun, state: RunState, record: PlanRecord | None = None
+) -> Iterator[CaseResult]:
+    """One `CaseResult` per planned trial, lazily, in plan order (`record`: the plan's keys,
+    taken once, to spare rendering every prompt again)."""
     spec = compiled.spec
     expected = {
         (dataset.name, case.id): case.expected
         for dataset in spec.datasets
         for case in dataset.cases
     }
-    for index, trial in enumerate(trial_refs(compiled)):
+    for index, trial in enumerate(trial_refs(compiled, record)):
         generation = state.generations.get(trial.trial_key)
         failure = state.failed_generation(trial.trial_key)
         parse = state.parses.get(trial.trial_id)
@@ -66,3 +69,11 @@ def case_results(compiled: CompiledRun, state: RunState) -> Iterator[CaseResult]
             answer=None if parse is None else parse.answer,
             scores={} if score is None else score.scores,
         )
+
+
+def planned_once(compiled: CompiledRun) -> PlanRecord:
+    """The keys of every trial of `compiled`, planned once, for several passes over the plan."""
+    record = PlanRecord()
+    for _ in record.tap(plan(compiled)):
+        pass
+    return record

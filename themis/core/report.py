@@ -13,7 +13,7 @@ generation (reuse) in `cache_hits`. None of these counts changes a mean.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 
 import attrs
 from attrs import field, frozen
@@ -147,44 +147,53 @@ def build_report(
         or spec.reducer
         or any(metric.rules for metric in spec.metrics)
     )
+    group_of = _grouping(by, fields_of)
+    # A case is one cluster: within a row, its dataset is fixed unless datasets are pooled.
+    by_dataset = "dataset" in by.plan
+    generations, failures = state.generations, state.generation_failures
+    by_group, samples = tally.values, tally.samples
     for index, trial in enumerate(trial_refs(compiled, record)):
-        group: GroupKey = (
-            *by.place(trial.dataset, trial.model, trial.prompt),
-            *fields_of.get((trial.dataset, trial.case_id), ()),
-        )
-        unit: Unit = (trial.dataset, trial.model, trial.prompt, trial.case_id)
-        cluster = (trial.dataset, trial.case_id)
-        generation = state.generations.get(trial.trial_key)
+        dataset, case_id, prompt, model, trial_id, trial_key = trial
+        group = group_of(dataset, case_id, prompt, model)
+        cluster = case_id if by_dataset else (dataset, case_id)
+        generation = generations.get(trial_key)
+        failure = failures.get(trial_key)
         if generation is not None and generation.served_model:
-            served[trial.model][generation.served_model] += 1
-        tally.count(group, generation, state.generation_failures.get(trial.trial_key))
-        scores = state.scores.get(trial.trial_id)
+            served[model][generation.served_model] += 1
+        tally.count(group, generation, failure)
+        scores = state.scores.get(trial_id)
         if scores is not None:
             tally.scored += 1
-            parse = state.parses.get(trial.trial_id)
+            parse = state.parses.get(trial_id)
             if parse is not None and parse.answer is None:
                 tally.unparsed[group] += 1
+            per_metric = by_group[group]
             for metric in metrics:
-                tally.values[group][metric][cluster].append(scores.scores.get(metric, 0.0))
+                per_metric[metric][cluster].append(scores.scores.get(metric, 0.0))
             if sampled:
                 answer = None if parse is None else parse.answer
-                tally.samples[group][unit].append((index % spec.samples, answer, scores.scores))
-        elif state.failed_generation(trial.trial_key) is not None:
+                samples[group][(dataset, model, prompt, case_id)].append(
+                    (index % spec.samples, answer, scores.scores)
+                )
+        elif generation is None and failure is not None:  # failed for good
             tally.failed[group] += 1
+            per_metric = by_group[group]
             for metric in metrics:
-                tally.values[group][metric][cluster].append(0.0)
+                per_metric[metric][cluster].append(0.0)
             if sampled:
-                tally.samples[group][unit].append((index % spec.samples, None, {}))
+                samples[group][(dataset, model, prompt, case_id)].append(
+                    (index % spec.samples, None, {})
+                )
         else:
             tally.pending += 1
-            tally.values[group]
+            by_group[group]
     rows = []
     for group, per_metric in tally.values.items():
-        dataset, model, prompt, *values = group
+        place, values = group[:3], group[3:]
         template = ReportRow(
-            dataset=str(dataset),
-            model=str(model),
-            prompt=str(prompt),
+            dataset=str(place[0]),
+            model=str(place[1]),
+            prompt=str(place[2]),
             metric="",
             mean=None,
             ci_low=None,
@@ -241,11 +250,24 @@ def build_report(
 GroupKey = tuple[str | None, ...]
 
 
+def _grouping(
+    by: Breakdown, fields_of: Mapping[tuple[str, str], tuple[str | None, ...]]
+) -> Callable[[str, str, str, str], GroupKey]:
+    """The row group of a trial, from its (dataset, case id, prompt, model)."""
+    if by.is_default:
+        return lambda dataset, case_id, prompt, model: (dataset, model, prompt)
+
+    def group(dataset: str, case_id: str, prompt: str, model: str) -> GroupKey:
+        return (*by.place(dataset, model, prompt), *fields_of.get((dataset, case_id), ()))
+
+    return group
+
+
 class _Tally:
     """What `build_report` counts per row group while it walks the plan once."""
 
     def __init__(self, metrics: list[str]) -> None:
-        self.values: dict[GroupKey, dict[str, dict[tuple[str, ...], list[float]]]] = defaultdict(
+        self.values: dict[GroupKey, dict[str, dict[Hashable, list[float]]]] = defaultdict(
             lambda: {metric: defaultdict(list) for metric in metrics}
         )
         self.samples: dict[GroupKey, dict[Unit, list[SampleResult]]] = defaultdict(

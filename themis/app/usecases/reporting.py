@@ -12,7 +12,7 @@ from attrs import field, frozen
 from themis.app.usecases.checkpoints import fresh_report
 from themis.app.usecases.runs import load_compiled, load_state, resolve_run_id
 from themis.core.breakdown import Breakdown, check_breakdown
-from themis.core.case_results import CaseResult, case_results
+from themis.core.case_results import CaseResult, case_results, planned_once
 from themis.core.report import Report, build_report
 from themis.ports.store import StorePort
 
@@ -67,9 +67,10 @@ def report_document(
         report = cached[1]
     else:
         state, _ = load_state(store, run_id)
-        report = build_report(compiled, state, by=by)
+        record = planned_once(compiled) if cases else None
+        report = build_report(compiled, state, record, by)
         if cases:
-            every = case_results(compiled, state)
+            every = case_results(compiled, state, record)
             rows = tuple(islice(every, MAX_CASE_ROWS))
             count = len(rows) + sum(1 for _ in every)
     return ReportDocument(
