@@ -234,3 +234,26 @@ def test_inspection_shows_each_verdict_and_the_judge_stage_counts() -> None:
 
     counts = execution_state(compiled, state).counts(Stage.JUDGE)
     assert (counts.planned, counts.done, counts.failed, counts.pending) == (4, 3, 1, 0)
+
+
+def test_every_report_format_shows_judge_rows_and_agreement() -> None:
+    from themis import Reporter
+
+    store, models = MemoryStore(), Models()
+    compiled = compile_run(judged_spec())
+    result = run_virtual(compiled, models, store, until_stage=Stage.JUDGE)
+    assert result.report.agreement  # two repeats: the judge's self-agreement
+    reporter = Reporter(compiled.run_id, store)
+    markdown, latex, html = (reporter.render(f) for f in ("md", "latex", "html"))
+    (judge_row,) = [line for line in markdown.splitlines() if line.startswith("| d | m | p | q |")]
+    assert judge_row.endswith("| 1 |")  # judge failed, the last column
+    assert "Judge agreement:" in markdown
+    assert markdown.count("\n| q | ") == len(result.report.agreement)
+    assert r"\par\medskip" in latex
+    assert '<table id="agreement">' in html
+    header, *lines = reporter.render("csv").splitlines()
+    assert header.endswith(",cache_hits,judge_failed")
+    assert {line.count(",") for line in lines} == {header.count(",")}
+    by_field = Reporter(compiled.run_id, store, by=["model", "n"]).render("csv")
+    header, *lines = by_field.splitlines()
+    assert {line.count(",") for line in lines} == {header.count(",")}  # judge rows aligned

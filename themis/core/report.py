@@ -23,6 +23,7 @@ from themis.core.events import GenerationCompleted, GenerationFailed
 from themis.core.generation import is_truncated
 from themis.core.planner import CompiledRun, PlanRecord, trial_refs
 from themis.core.report_sampling import SampleResult, Unit, sampled_rows
+from themis.core.spec import ExperimentSpec
 from themis.core.stages import Stage
 from themis.core.state import RunState
 from themis.core.stats import Estimate, estimate
@@ -187,37 +188,7 @@ def build_report(
         else:
             tally.pending += 1
             by_group[group]
-    rows = []
-    for group, per_metric in tally.values.items():
-        place, values = group[:3], group[3:]
-        template = ReportRow(
-            dataset=str(place[0]),
-            model=str(place[1]),
-            prompt=str(place[2]),
-            metric="",
-            mean=None,
-            ci_low=None,
-            ci_high=None,
-            n=0,
-            failed=tally.failed[group],
-            unparsed=tally.unparsed[group],
-            ci_method="none",
-            truncated=tally.truncated[group],
-            retried=tally.retried[group],
-            cache_hits=tally.cache_hits[group],
-            case_fields=dict(zip(by.fields, values, strict=True)),
-        )
-        for metric in metrics:
-            rows.append(_row(template, metric, estimate(per_metric[metric])))
-        if sampled:
-            for row in sampled_rows(
-                spec, state, tally.samples[group], template.failed, template.unparsed
-            ):
-                rows.append(
-                    _row(
-                        template, row.label, row.estimate, failed=row.failed, unparsed=row.unparsed
-                    )
-                )
+    rows = tally.rows(spec, state, by, sampled=sampled)
     agreement: list[AgreementRow] = []
     if spec.judges:  # imported here: the judge part builds on this module's rows
         from themis.core.report_judges import judge_report
@@ -267,6 +238,7 @@ class _Tally:
     """What `build_report` counts per row group while it walks the plan once."""
 
     def __init__(self, metrics: list[str]) -> None:
+        self.metrics = metrics
         self.values: dict[GroupKey, dict[str, dict[Hashable, list[float]]]] = defaultdict(
             lambda: {metric: defaultdict(list) for metric in metrics}
         )
@@ -279,6 +251,45 @@ class _Tally:
         self.retried: Counter[GroupKey] = Counter()
         self.cache_hits: Counter[GroupKey] = Counter()
         self.planned = self.scored = self.pending = 0
+
+    def rows(
+        self, spec: ExperimentSpec, state: RunState, by: Breakdown, *, sampled: bool
+    ) -> list[ReportRow]:
+        """Each row group's rows: a row per metric, then (`sampled`) its pass@k, majority@k,
+        stage and reduced rows (`themis.core.report_sampling`)."""
+        rows = []
+        for group, per_metric in self.values.items():
+            place, values = group[:3], group[3:]
+            template = ReportRow(
+                dataset=str(place[0]),
+                model=str(place[1]),
+                prompt=str(place[2]),
+                metric="",
+                mean=None,
+                ci_low=None,
+                ci_high=None,
+                n=0,
+                failed=self.failed[group],
+                unparsed=self.unparsed[group],
+                ci_method="none",
+                truncated=self.truncated[group],
+                retried=self.retried[group],
+                cache_hits=self.cache_hits[group],
+                case_fields=dict(zip(by.fields, values, strict=True)),
+            )
+            for metric in self.metrics:
+                rows.append(_row(template, metric, estimate(per_metric[metric])))
+            if not sampled:
+                continue
+            for row in sampled_rows(
+                spec, state, self.samples[group], template.failed, template.unparsed
+            ):
+                rows.append(
+                    _row(
+                        template, row.label, row.estimate, failed=row.failed, unparsed=row.unparsed
+                    )
+                )
+        return rows
 
     def count(
         self,

@@ -11,14 +11,11 @@ import csv
 import io
 
 from themis.app.render.report_text import (
-    COUNTS,
-    count_cells,
+    AGREEMENT_HEADERS,
+    Columns,
+    agreement_cells,
     header_lines,
     legend_lines,
-    place_columns,
-    place_values,
-    row_cells,
-    row_headers,
 )
 from themis.app.usecases.reporting import ReportDocument
 
@@ -27,41 +24,64 @@ def _markdown_cell(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
+def _markdown_table(headers: list[str], aligns: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(aligns) + " |"]
+    lines += ["| " + " | ".join(_markdown_cell(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
 def report_markdown(document: ReportDocument) -> str:
     report = document.report
-    headers = row_headers(report)
+    columns = Columns.of(report)
     lines = [f"# {_markdown_cell(report.name)}", ""]
     lines += [f"- {_markdown_cell(line)}" for line in header_lines(document)]
-    lines += ["", "| " + " | ".join(headers) + " |"]
-    aligns = [*("---" for _ in place_columns(report)), "---", "---:", "---:", "---"]
-    lines.append("| " + " | ".join([*aligns, *("---:" for _ in COUNTS)]) + " |")
-    for row in report.rows:
-        cells = row_cells(row)
-        lines.append("| " + " | ".join(_markdown_cell(cell) for cell in cells) + " |")
+    aligns = [*("---" for _ in columns.places), "---", "---:", "---:", "---"]
+    aligns += ["---:" for _ in columns.counts]
+    rows = [columns.cells(row) for row in report.rows]
+    lines += ["", *_markdown_table(columns.headers, aligns, rows)]
+    if report.agreement:
+        agreement = [agreement_cells(row) for row in report.agreement]
+        aligns = ["---", "---", "---:", "---:", "---:"]
+        lines += [
+            "",
+            "Judge agreement:",
+            "",
+            *_markdown_table([*AGREEMENT_HEADERS], aligns, agreement),
+        ]
     lines.append("")
     lines += [f"- {_markdown_cell(line)}" for line in legend_lines(report.rows)]
     return "\n".join(lines) + "\n"
 
 
 def report_csv(document: ReportDocument) -> str:
+    """One line per report row (judge agreement is in the JSON format only)."""
     report = document.report
+    columns = Columns.of(report)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    places = place_columns(report)
     writer.writerow(
-        ["run_id", *places, "metric", "mean", "ci_low", "ci_high", "ci_method", *COUNTS]
+        [
+            "run_id",
+            *columns.places,
+            "metric",
+            "mean",
+            "ci_low",
+            "ci_high",
+            "ci_method",
+            *columns.counts,
+        ]
     )
     for row in report.rows:
         writer.writerow(
             [
                 report.run_id,
-                *("" if value is None else value for value in place_values(row)),
+                *("" if value is None else value for value in columns.places_of(row)),
                 row.metric,
                 _raw(row.mean),
                 _raw(row.ci_low),
                 _raw(row.ci_high),
                 row.ci_method,
-                *count_cells(row),
+                *columns.counts_of(row),
             ]
         )
     return out.getvalue()
@@ -90,30 +110,32 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_SPECIALS.get(char, char) for char in text)
 
 
-def report_latex(document: ReportDocument) -> str:
-    """A `table` with a booktabs `tabular`; the provenance in comments above it and in the
-    caption, the legend in the caption (needs `\\usepackage{booktabs}`)."""
-    report = document.report
-    places = place_columns(report)
-    headers = [latex_escape(header) for header in row_headers(report)]
-    spec = "l" * (len(places) + 1) + "rrl" + "r" * len(COUNTS)
-    lines = [f"% {latex_escape(line)}" for line in header_lines(document)]
-    lines += [
-        r"\begin{table}[ht]",
-        r"\centering",
-        r"\small",
+def _tabular(spec: str, headers: list[str], rows: list[list[str]]) -> list[str]:
+    return [
         rf"\begin{{tabular}}{{{spec}}}",
         r"\toprule",
-        " & ".join(headers) + r" \\",
+        " & ".join(latex_escape(header) for header in headers) + r" \\",
         r"\midrule",
-    ]
-    for row in report.rows:
-        cells = row_cells(row)
-        lines.append(" & ".join(latex_escape(cell) for cell in cells) + r" \\")
-    caption = "; ".join([f"{report.name}, run {report.run_id[:12]}", *legend_lines(report.rows)])
-    lines += [
+        *(" & ".join(latex_escape(cell) for cell in row) + r" \\" for row in rows),
         r"\bottomrule",
         r"\end{tabular}",
+    ]
+
+
+def report_latex(document: ReportDocument) -> str:
+    """A `table` with a booktabs `tabular` (and one of judge agreement, if any); the provenance
+    in comments above it, the legend in the caption (needs `\\usepackage{booktabs}`)."""
+    report = document.report
+    columns = Columns.of(report)
+    spec = "l" * (len(columns.places) + 1) + "rrl" + "r" * len(columns.counts)
+    lines = [f"% {latex_escape(line)}" for line in header_lines(document)]
+    lines += [r"\begin{table}[ht]", r"\centering", r"\small"]
+    lines += _tabular(spec, columns.headers, [columns.cells(row) for row in report.rows])
+    if report.agreement:
+        agreement = [agreement_cells(row) for row in report.agreement]
+        lines += [r"\par\medskip", *_tabular("llrrr", [*AGREEMENT_HEADERS], agreement)]
+    caption = "; ".join([f"{report.name}, run {report.run_id[:12]}", *legend_lines(report.rows)])
+    lines += [
         rf"\caption{{{latex_escape(caption)}.}}",
         rf"\label{{tab:themis-{report.run_id[:12]}}}",
         r"\end{table}",

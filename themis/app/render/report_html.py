@@ -14,10 +14,11 @@ from importlib import resources
 
 from themis.app.render.report_svg import bar_chart, forest_plot, series_colours
 from themis.app.render.report_text import (
+    AGREEMENT_HEADERS,
+    Columns,
+    agreement_cells,
     header_lines,
     legend_lines,
-    row_cells,
-    row_headers,
     served_text,
 )
 from themis.app.usecases.reporting import ReportDocument
@@ -26,7 +27,20 @@ from themis.core.case_results import CaseResult
 # A response longer than this is cut in the per-case table (the store keeps all of it).
 RESPONSE_CHARS = 2_000
 _POLICY = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
-_NUMERIC = {"sample", "mean", "n", "failed", "unparsed", "truncated", "retried", "cache hits"}
+_NUMERIC = {
+    "sample",
+    "mean",
+    "n",
+    "failed",
+    "unparsed",
+    "truncated",
+    "retried",
+    "cache hits",
+    "judge failed",
+    "value",
+    "raters",
+    "items",
+}
 
 
 def _asset(name: str) -> str:
@@ -94,19 +108,28 @@ def _header_cells(headers: list[str]) -> str:
     )
 
 
-def _results_table(document: ReportDocument) -> str:
-    headers = row_headers(document.report)
-    lines = [f'<table id="results"><thead><tr>{_header_cells(headers)}</tr></thead><tbody>']
-    for row in document.report.rows:
+def _table(table_id: str, headers: list[str], rows: list[list[str]]) -> str:
+    lines = [f'<table id="{table_id}"><thead><tr>{_header_cells(headers)}</tr></thead><tbody>']
+    for row in rows:
         cells = "".join(
             f'<td class="num">{escape(cell)}</td>'
             if name in _NUMERIC
             else f"<td>{escape(cell)}</td>"
-            for name, cell in zip(headers, row_cells(row), strict=True)
+            for name, cell in zip(headers, row, strict=True)
         )
         lines.append(f"<tr>{cells}</tr>")
     lines.append("</tbody></table>")
     return "".join(lines)
+
+
+def _results_table(document: ReportDocument) -> str:
+    report = document.report
+    columns = Columns.of(report)
+    html = _table("results", columns.headers, [columns.cells(row) for row in report.rows])
+    if report.agreement:
+        agreement = [agreement_cells(row) for row in report.agreement]
+        html += "<h3>Judge agreement</h3>" + _table("agreement", [*AGREEMENT_HEADERS], agreement)
+    return html
 
 
 def _legend(document: ReportDocument) -> str:

@@ -6,8 +6,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
+from attrs import frozen
+
 from themis.app.usecases.reporting import ReportDocument
-from themis.core.report import Report, ReportRow
+from themis.core.breakdown import PLAN_DIMENSIONS
+from themis.core.report import AgreementRow, Report, ReportRow
 
 MEAN_DEFINITION = (
     "mean = mean of case means: each case's trials (samples, and prompts or models pooled by "
@@ -32,7 +35,7 @@ CI_METHODS = {
 
 # The counts shown beside every score, by the report row's attribute.
 COUNTS = ("n", "failed", "unparsed", "truncated", "retried", "cache_hits")
-COUNT_HEADERS = {"cache_hits": "cache hits"}
+COUNT_HEADERS = {"cache_hits": "cache hits", "judge_failed": "judge failed"}
 
 
 def number(value: float | None) -> str:
@@ -45,47 +48,64 @@ def interval(row: ReportRow) -> str:
     return f"[{row.ci_low:.3f}, {row.ci_high:.3f}]"
 
 
-def place_columns(report: Report) -> list[str]:
-    """The grouping columns: dataset, model and prompt, then the case fields broken down by."""
-    return ["dataset", "model", "prompt", *(name for name in report.by if _is_field(name))]
+@frozen
+class Columns:
+    """A report's table layout, the same in every format: the grouping (dataset, model, prompt,
+    then the case fields broken down by), the metric, mean, 95% CI, the interval's statistic,
+    the counts, and `judge failed` when the report has judge rows."""
+
+    fields: tuple[str, ...]
+    judged: bool
+
+    @classmethod
+    def of(cls, report: Report) -> Columns:
+        fields = tuple(name for name in report.by if name not in PLAN_DIMENSIONS)
+        return cls(fields=fields, judged=any(row.judge for row in report.rows))
+
+    @property
+    def places(self) -> list[str]:
+        return [*PLAN_DIMENSIONS, *self.fields]
+
+    @property
+    def counts(self) -> list[str]:
+        """The count columns' names (`COUNTS`, then `judge_failed` for judged reports)."""
+        return [*COUNTS, *(["judge_failed"] if self.judged else [])]
+
+    @property
+    def headers(self) -> list[str]:
+        counts = [COUNT_HEADERS.get(name, name) for name in self.counts]
+        return [*self.places, "metric", "mean", "95% CI", "interval", *counts]
+
+    def places_of(self, row: ReportRow) -> list[str | None]:
+        """The row's dataset, model and prompt (`*` when pooled), then its case fields' values
+        (`None` where the case lacks the field, or the row is not broken down by it)."""
+        return [row.dataset, row.model, row.prompt, *(row.case_fields.get(f) for f in self.fields)]
+
+    def counts_of(self, row: ReportRow) -> list[str]:
+        """The counts as text; `judge failed` is empty on rows that are not a judge's."""
+        cells = [str(getattr(row, name)) for name in COUNTS]
+        if self.judged:
+            cells.append(str(row.judge_failed) if row.judge else "")
+        return cells
+
+    def cells(self, row: ReportRow) -> list[str]:
+        """One row as `headers` orders it, numbers to 3 decimals, `—` for a missing value."""
+        return [
+            *("—" if value is None else value for value in self.places_of(row)),
+            row.metric,
+            number(row.mean),
+            interval(row),
+            row.ci_method,
+            *self.counts_of(row),
+        ]
 
 
-def _is_field(name: str) -> bool:
-    return name not in ("dataset", "model", "prompt")
+AGREEMENT_HEADERS = ("judge", "statistic", "value", "raters", "items")
 
 
-def place_values(row: ReportRow) -> list[str | None]:
-    """The row's dataset, model and prompt (`*` when pooled), then its case fields' values."""
-    return [row.dataset, row.model, row.prompt, *row.case_fields.values()]
-
-
-def place_cells(row: ReportRow) -> list[str]:
-    return ["—" if value is None else value for value in place_values(row)]
-
-
-def count_cells(row: ReportRow) -> list[str]:
-    return [str(getattr(row, name)) for name in COUNTS]
-
-
-def count_headers() -> list[str]:
-    return [COUNT_HEADERS.get(name, name) for name in COUNTS]
-
-
-def row_headers(report: Report) -> list[str]:
-    """The columns of a report table: the grouping, the metric, the estimate, the counts."""
-    return [*place_columns(report), "metric", "mean", "95% CI", "interval", *count_headers()]
-
-
-def row_cells(row: ReportRow) -> list[str]:
-    """One report row as `row_headers` orders it, numbers to 3 decimals."""
-    return [
-        *place_cells(row),
-        row.metric,
-        number(row.mean),
-        interval(row),
-        row.ci_method,
-        *count_cells(row),
-    ]
+def agreement_cells(row: AgreementRow) -> list[str]:
+    """One judge agreement statistic as `AGREEMENT_HEADERS` orders it."""
+    return [row.judge, row.statistic, number(row.value), str(row.raters), str(row.items)]
 
 
 def when(epoch: float) -> str:

@@ -11,15 +11,14 @@ from rich.table import Table
 from rich.text import Text
 
 from themis.app.render.report_text import (
+    AGREEMENT_HEADERS,
     CI_METHODS,
     MEAN_DEFINITION,
     N_DEFINITION,
-    count_headers,
+    Columns,
+    agreement_cells,
     legend_lines,
-    number,
-    place_columns,
     provenance_text,
-    row_cells,
     status_text,
     trial_counts,
     when,
@@ -39,24 +38,15 @@ def counted(count: int, noun: str) -> str:
 def report_table(report: Report) -> Table:
     """Rows (dataset × model × prompt, or the grouping asked for) × metric with mean, 95% CI
     (and which interval), n, and the trials that failed, were unparsed, cut at `max_tokens`,
-    retried or answered from another run's generation (cache hits)."""
+    retried or answered from another run's generation (cache hits); `Columns` lays it out."""
     title = f"{report.name} · run {report.run_id[:12]} · {status_text(report)}"
     table = Table(title=title, title_justify="left")
-    for column in (*place_columns(report), "metric"):
-        table.add_column(column)
-    for column in ("mean", "95% CI"):
-        table.add_column(column, justify="right")
-    table.add_column("interval")
-    judged = any(row.judge for row in report.rows)
-    for column in count_headers():
-        table.add_column(column, justify="right")
-    if judged:
-        table.add_column("judge failed", justify="right")
+    columns = Columns.of(report)
+    for name in columns.headers:
+        numeric = name in ("mean", "95% CI") or name not in (*columns.places, "metric", "interval")
+        table.add_column(name, justify="right" if numeric else "left")
     for row in report.rows:
-        cells = row_cells(row)
-        if judged:
-            cells.append(str(row.judge_failed) if row.judge else "")
-        table.add_row(*cells)
+        table.add_row(*columns.cells(row))
     table.caption = f"trials: {trial_counts(report)}"
     table.caption_justify = "left"
     return table
@@ -65,12 +55,10 @@ def report_table(report: Report) -> Table:
 def agreement_table(report: Report) -> Table:
     """Each judge's agreement statistics: which, its value, over how many raters and items."""
     table = Table(title="judge agreement", title_justify="left")
-    for column in ("judge", "statistic"):
-        table.add_column(column)
-    for column in ("value", "raters", "items"):
-        table.add_column(column, justify="right")
+    for name in AGREEMENT_HEADERS:
+        table.add_column(name, justify="left" if name in ("judge", "statistic") else "right")
     for row in report.agreement:
-        table.add_row(row.judge, row.statistic, number(row.value), str(row.raters), str(row.items))
+        table.add_row(*agreement_cells(row))
     return table
 
 
