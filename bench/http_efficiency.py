@@ -6,8 +6,15 @@ durable DuckDB store) with C calls in flight. A perfect client needs ceil(N/C) w
 `latency`, so efficiency = ceil(N/C) × latency / wall. Each C runs in a fresh process, so CPU
 seconds and peak RSS are that run's own.
 
+Two walls per row: `run` is `Experiment.run` alone; `process` is the child process from its
+start to its exit (Python start-up, `import themis`, building the N cases, compiling, the run),
+what a user waits for, with `efficiency` computed on it and `run_efficiency` on the run alone.
+`cpu_s` is the whole process's (user + system, from `wait4`), `run_cpu_s` the run's. Each row
+also says the load average before it and the commit measured: on a shared machine, compare rows
+taken alternately under the same load.
+
 Usage: `python bench/http_efficiency.py [--trials 10000] [--latency 0.05] [C ...]` (default C:
-64 256). Targets on this 2-core machine: >= 0.90 at C=64 and >= 0.75 at C=256.
+64 256). Targets on this 2-core machine: >= 0.90 at C=64 and >= 0.75 at C=256 (whole process).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -88,6 +96,12 @@ def main() -> None:
     from tests.fakeserver import start_fake_server
 
     rows = []
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     with start_fake_server(latency=args.latency) as server, tempfile.TemporaryDirectory() as tmp:
         server.control(journal=False)
         for concurrency in args.concurrency:
@@ -102,19 +116,32 @@ def main() -> None:
                 store,
             ]
             before = server.stats()["calls"]
-            output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-            measured = json.loads(output.strip().splitlines()[-1])
+            load = os.getloadavg()[0]
+            with tempfile.TemporaryFile() as out:
+                started = time.perf_counter()
+                child_process = subprocess.Popen(command, stdout=out)
+                _, status, usage = os.wait4(child_process.pid, 0)  # the child's own rusage
+                process_wall = time.perf_counter() - started
+                if os.waitstatus_to_exitcode(status) != 0:
+                    raise SystemExit(f"the C={concurrency} child failed")
+                out.seek(0)
+                measured = json.loads(out.read().decode().strip().splitlines()[-1])
             ideal = math.ceil(args.trials / concurrency) * args.latency
             row = {
+                "commit": commit,
+                "load_average": round(load, 2),
                 "trials": args.trials,
                 "concurrency": concurrency,
                 "latency_s": args.latency,
-                "wall_s": round(measured["wall_s"], 2),
                 "ideal_s": round(ideal, 2),
-                "efficiency": round(ideal / measured["wall_s"], 3),
+                "process_wall_s": round(process_wall, 2),
+                "efficiency": round(ideal / process_wall, 3),
+                "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+                "run_wall_s": round(measured["wall_s"], 2),
+                "run_efficiency": round(ideal / measured["wall_s"], 3),
+                "run_cpu_s": round(measured["cpu_s"], 2),
                 "trials_per_s": round(args.trials / measured["wall_s"]),
-                "cpu_s": round(measured["cpu_s"], 2),
-                "peak_rss_mib": round(measured["peak_rss_mib"]),
+                "peak_rss_mib": round(usage.ru_maxrss / 1024),
                 "http_calls": server.stats()["calls"] - before,
                 "scored": measured["scored"],
             }
