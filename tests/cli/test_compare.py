@@ -99,3 +99,23 @@ def test_compare_two_runs_refuses_within_run_options(
 ) -> None:
     line = one_error_line(invoke("compare", *two_runs, "--models", "a,b", "--store", store))
     assert "compare within one run: give one RUN, not two" in line
+
+
+def test_report_adds_the_comparison_of_a_second_run(
+    two_runs: tuple[str, str], store: Path, invoke: Invoke
+) -> None:
+    run_a, run_b = two_runs
+    markdown = invoke("report", run_a, "--compare", run_b, "--store", store, "--format", "md")
+    assert markdown.exit_code == 0, markdown.output
+    assert f"**compare** · A `{run_a[:12]}` · B `{run_b[:12]}`" in markdown.stdout
+    data = output_json(
+        invoke("report", run_a, "--compare", run_b, "--store", store, "--format", "json")
+    )
+    assert (
+        data["comparison"]
+        == themis.Reporter(run_a, store, compare_to=run_b).to_json()["comparison"]
+    )
+    line = one_error_line(invoke("report", run_a, "--compare", run_b, "--store", store))
+    assert "a comparison is rendered in html, md, latex or json, not table" in line
+    within = one_error_line(invoke("compare", run_a, "--store", store, "--format", "html"))
+    assert "--format html: give two runs" in within

@@ -20,6 +20,7 @@ class CompareFormat(StrEnum):
     JSON = "json"
     MD = "md"
     LATEX = "latex"
+    HTML = "html"
 
 
 def _names(value: str | None, option: str) -> tuple[str, ...]:
@@ -60,6 +61,9 @@ def compare(
     from themis.core.comparison import Resampling
 
     with errors():
+        if format_ is CompareFormat.HTML:
+            _html(run_a, run_b, store, output)
+            return
         names = _names(models, "--models"), _names(prompts, "--prompts")
         result = with_store(
             store,
@@ -88,6 +92,20 @@ def compare(
             stdout().out(text, end="", highlight=False)
         else:
             output.write_text(text, encoding="utf-8")
+
+
+def _html(run_a: str, run_b: str | None, store: Path, output: Path | None) -> None:
+    """The HTML report of run A with the paired comparison of run B (two runs only)."""
+    from themis.app.api.reporter import Reporter
+
+    if run_b is None:
+        raise ConfigError("--format html: give two runs (the report of A with B compared)")
+    text = with_store(store, lambda location: Reporter(run_a, location, compare_to=run_b))
+    page = text.render("html")
+    if output is None:
+        stdout().out(page, end="", highlight=False)
+    else:
+        output.write_text(page, encoding="utf-8")
 
 
 class ExportFormat(StrEnum):

@@ -312,6 +312,14 @@ def report(
         Path | None,
         typer.Option("--output", "-o", help="Write the report to this file instead of stdout."),
     ] = None,
+    compare: Annotated[
+        str | None,
+        typer.Option(
+            "--compare",
+            metavar="RUN_B",
+            help="Add the paired comparison of RUN_B against this run (html, md, latex, json).",
+        ),
+    ] = None,
 ) -> None:
     """Print (or write) the report of a stored run: every mean with its 95% CI and n."""
     from themis.app.api.reporter import SUFFIXES, Reporter
@@ -321,7 +329,12 @@ def report(
         chosen = format_.value if format_ is not None else None
         if chosen is None and output is not None:
             chosen = SUFFIXES.get(output.suffix.lower())
-        reporter = Reporter(run_id, store, by=by or ())
+        if compare is not None and chosen in (None, "table", "csv"):
+            raise ConfigError(
+                f"--compare: a comparison is rendered in html, md, latex or json, not "
+                f"{chosen or 'table'}; `themis compare` prints it as a table"
+            )
+        reporter = Reporter(run_id, store, by=by or (), compare_to=compare)
         if output is not None:
             if output.is_dir():
                 raise ConfigError(f"--output: {output} is a directory")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from html import escape
 from importlib import resources
 
+from themis.app.render.comparison_html import comparison_section
 from themis.app.render.report_svg import bar_chart, forest_plot, series_colours
 from themis.app.render.report_text import (
     AGREEMENT_HEADERS,
@@ -23,6 +24,7 @@ from themis.app.render.report_text import (
 )
 from themis.app.usecases.reporting import ReportDocument
 from themis.core.case_results import CaseResult
+from themis.core.comparison import Comparison
 
 # A response longer than this is cut in the per-case table (the store keeps all of it).
 RESPONSE_CHARS = 2_000
@@ -47,7 +49,8 @@ def _asset(name: str) -> str:
     return resources.files("themis.app.render").joinpath("assets", name).read_text("utf-8")
 
 
-def report_html(document: ReportDocument) -> str:
+def report_html(document: ReportDocument, comparison: Comparison | None = None) -> str:
+    """The page; with `comparison` (run B against this run), a paired-comparison section."""
     report = document.report
     title = f"{report.name} · run {report.run_id[:12]}"
     parts = [
@@ -64,6 +67,7 @@ def report_html(document: ReportDocument) -> str:
         "<h2>Results</h2>",
         _results_table(document),
         _legend(document),
+        *([] if comparison is None else [comparison_section(comparison)]),
         "<h2>Per case</h2>",
         _cases_table(document),
         f"<script>{_asset('report.js')}</script>",
