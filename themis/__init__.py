@@ -71,6 +71,7 @@ if TYPE_CHECKING:
     from themis.core.generation import ModelCallError, ModelResponse, TokenLogprob
     from themis.core.manifest import RunManifest
     from themis.core.planner import ModelRequest
+    from themis.core.plugins import Plugin, PluginKind, PluginRegistry, plugin
     from themis.core.project import ProjectSpec, StorageSpec, TelemetrySpec
     from themis.core.prompting import Message
     from themis.core.provider_state import ProviderHold
@@ -148,6 +149,7 @@ _HOMES = {
     "themis.core.generation": ("ModelCallError", "ModelResponse", "TokenLogprob"),
     "themis.core.manifest": ("RunManifest",),
     "themis.core.planner": ("ModelRequest",),
+    "themis.core.plugins": ("Plugin", "PluginKind", "PluginRegistry", "plugin"),
     "themis.core.project": ("ProjectSpec", "StorageSpec", "TelemetrySpec"),
     "themis.core.prompting": ("Message",),
     "themis.core.provider_state": ("ProviderHold",),
@@ -207,6 +209,9 @@ __all__ = [
     "Orchestrator",
     "PairedComparison",
     "ParserSpec",
+    "Plugin",
+    "PluginKind",
+    "PluginRegistry",
     "Price",
     "ProjectSpec",
     "PromptSpec",
@@ -247,6 +252,7 @@ __all__ = [
     "import_stage_bundle",
     "load_report",
     "log_table",
+    "plugin",
     "provider_holds",
     "quickcheck",
     "replay",

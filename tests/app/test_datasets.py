@@ -120,7 +120,7 @@ def test_spec_level_errors(tmp_path: Path) -> None:
         spec(limit=0)
     assert failure(spec("rows.txt"), tmp_path) == (
         f"path: unsupported dataset format '.txt' for {tmp_path.resolve() / 'rows.txt'}"
-        " (use .jsonl, .json or .csv, optionally .gz)"
+        " (use .jsonl, .json, .csv (optionally .gz) or .parquet, or set format)"
     )
     assert failure(spec("absent.jsonl"), tmp_path) == (
         f"path: file not found: {tmp_path.resolve() / 'absent.jsonl'}"

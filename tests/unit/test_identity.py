@@ -157,8 +157,9 @@ RUNTIME_CHANGES: dict[str, Any] = {
 
 
 def test_compile_run_takes_no_runtime() -> None:
+    # The spec and the plugins it names (their identity is part of the run); never a runtime.
     parameters = inspect.signature(compile_run).parameters
-    assert list(parameters) == ["spec"]
+    assert list(parameters) == ["spec", "plugins"]
 
 
 @pytest.mark.parametrize("name", sorted(attrs.fields_dict(RuntimeConfig)))
@@ -286,6 +287,9 @@ def test_fields_added_later_are_left_out_only_at_their_default(cls: type, name: 
         ParserSpec: ParserSpec(name="code") if name == "language" else ParserSpec(name="choice"),
         MetricSpec: MetricSpec(name="exact_match") if name == "rules" else execution,
     }
+    if name == "params":  # only plugins take params
+        values[ParserSpec] = ParserSpec(name="mylab.parsers:first_word")
+        values[MetricSpec] = MetricSpec(name="mylab.metrics:f1")
     changes = {
         "api": "chat",
         "reducer": ReducerSpec(name="first"),
@@ -298,6 +302,7 @@ def test_fields_added_later_are_left_out_only_at_their_default(cls: type, name: 
         "skip_when": SkipWhen(command="true"),
         "limits": SandboxLimits(cpu_s=3),
         "judges": (JudgeSpec(name="q", models=(ModelSpec(name="j", model="y"),), template="x"),),
+        "params": {"beta": 2},
     }
     value = values[cls]
     assert name not in identity_view(value)

@@ -21,6 +21,7 @@ import attrs
 
 from themis.adapters.clocks import SystemClock
 from themis.adapters.live_progress import FileLiveProgress, progress_directory
+from themis.adapters.models.plugin import PluginModel
 from themis.adapters.models.scripted import ScriptedModel, check_options
 from themis.adapters.provider_state import FileProviderState
 from themis.adapters.sandbox import SubprocessSandbox, probe_isolation
@@ -36,7 +37,8 @@ from themis.core.bundles import BundleManifest, StageBundle
 from themis.core.endpoint import Endpoint
 from themis.core.errors import ConfigError
 from themis.core.judging import all_models
-from themis.core.planner import ModelRequest
+from themis.core.planner import CompiledRun, ModelRequest
+from themis.core.plugins import PluginKind, is_plugin_name
 from themis.core.runtime import RuntimeConfig
 from themis.core.spec import ExperimentSpec, ModelSpec
 from themis.ports.clock import ClockPort
@@ -224,7 +226,7 @@ def check_models(
     if "fake" in runtime.endpoints:
         raise ConfigError("runtime.endpoints.fake: the built-in fake provider has no endpoint")
     for provider, models in _by_provider(spec).items():
-        if provider in overrides:
+        if provider in overrides or is_plugin_name(provider):  # plugins: found as they compiled
             continue
         if provider == "fake":
             for model in models:
@@ -366,6 +368,16 @@ def model_ports(
     finally:
         for model in built:
             model.close()
+
+
+def plugin_models(compiled: CompiledRun) -> dict[str, ModelPort]:
+    """A port for each provider plugin the run's models name (found when it compiled)."""
+    ports: dict[str, ModelPort] = {}
+    for model in compiled.spec.models:
+        found = compiled.plugins.get(PluginKind.MODEL, model.provider)
+        if found is not None and found.implementation is not None and not found.builtin:
+            ports[model.provider] = PluginModel(model.provider, found.implementation)
+    return ports
 
 
 @functools.cache

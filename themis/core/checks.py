@@ -20,16 +20,17 @@ from themis.core.choice_grammar import MAX_CHOICES
 from themis.core.execution import template_problem
 from themis.core.judging import all_models, judge_messages
 from themis.core.planner import ANSWER_FIELD
+from themis.core.plugins import is_plugin_name
 from themis.core.prompting import PromptError, render, template_fields
 from themis.core.runtime import RuntimeConfig
 from themis.core.scoring import choice_count
 from themis.core.spec import (
-    PURE_METRIC_NAMES,
     DatasetSpec,
     ExperimentSpec,
     JudgeSpec,
     ParserSpec,
     PromptSpec,
+    is_pure_metric,
 )
 from themis.core.validation import close_name, unknown_name
 
@@ -90,7 +91,7 @@ def _provider_tables(spec: ExperimentSpec, runtime: RuntimeConfig) -> Iterator[P
 def _expected_fields(spec: ExperimentSpec, runtime: RuntimeConfig) -> Iterator[Problem]:
     """A file's `expected_field` must be a column some row has, or every trial scores 0 (unless
     no metric compares with an expected answer: the execution metric runs the answer instead)."""
-    if all(metric.name not in PURE_METRIC_NAMES for metric in spec.metrics):
+    if not any(is_pure_metric(metric.name) for metric in spec.metrics):
         return
     for index, dataset in enumerate(spec.datasets):
         if dataset.path is None or any(dataset.expected_field in c.fields for c in dataset.cases):
@@ -147,9 +148,13 @@ def _parser(spec: ExperimentSpec, runtime: RuntimeConfig) -> Iterator[Problem]:
     """The parser's settings: a valid regex with the group it names; no setting it ignores."""
     parser = spec.parser
     used = PARSER_SETTINGS.get(parser.name, frozenset())
+    if is_plugin_name(parser.name):
+        used = frozenset({"params"})
     for setting in fields(ParserSpec):
         value = getattr(parser, setting.name)
-        if setting.name != "name" and setting.name not in used and value != setting.default:
+        if setting.name in ("name", "params"):  # a plugin's params: checked as it resolves
+            continue
+        if setting.name not in used and value != setting.default:
             yield Problem(
                 f"parser.{setting.name}",
                 f"the {parser.name!r} parser does not use it (got {value!r}); "

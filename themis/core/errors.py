@@ -15,6 +15,10 @@ class SpecError(ThemisError):
     """An experiment whose parts do not fit its cases (e.g. a choice count a case lacks)."""
 
 
+class PluginError(ConfigError):
+    """A plugin that cannot be found, imported or used; the message names it."""
+
+
 class RunNotFound(ThemisError):
     """No stored run matches the given id or prefix."""
 

@@ -93,6 +93,11 @@ FIELD_CLASSES: Mapping[type, Mapping[str, FieldClass]] = {
         "id_field": PV,
         "expected_field": PV,
         "limit": PV,
+        "format": PV,
+        "split": PV,
+        # A loader plugin's identity is in the run's `implementations`; its output in `cases`.
+        "loader": PV,
+        "params": PV,
     },
     Case: {"id": ID, "fields": ID, "expected": ID},
     ModelSpec: {"name": ID, "model": ID, "provider": ID, "params": ID, "options": ID, "api": ID},
@@ -113,6 +118,7 @@ FIELD_CLASSES: Mapping[type, Mapping[str, FieldClass]] = {
         "group": ID,
         "choices": ID,
         "choices_field": ID,
+        "params": ID,
     },
     MetricSpec: {
         "name": ID,
@@ -122,6 +128,7 @@ FIELD_CLASSES: Mapping[type, Mapping[str, FieldClass]] = {
         "rules": ID,
         "skip_when": ID,
         "limits": ID,
+        "params": ID,
     },
     ValidationRule: {"stage": ID, "command": ID, "timeout_s": ID},
     SkipWhen: {"command": ID, "timeout_s": ID},
@@ -196,9 +203,9 @@ FIELD_CLASSES: Mapping[type, Mapping[str, FieldClass]] = {
 OMITTED_AT_DEFAULT: Mapping[type, frozenset[str]] = {
     ExperimentSpec: frozenset({"reducer", "pass_at_k", "majority_at_k", "judges"}),
     ModelSpec: frozenset({"api"}),
-    MetricSpec: frozenset({"files", "rules", "skip_when", "limits"}),
+    MetricSpec: frozenset({"files", "rules", "skip_when", "limits", "params"}),
     GenerationParams: frozenset({"logprobs", "n"}),
-    ParserSpec: frozenset({"choices", "choices_field", "language"}),
+    ParserSpec: frozenset({"choices", "choices_field", "language", "params"}),
 }
 
 
@@ -303,6 +310,15 @@ def digest(value: Any) -> str:
 def short_digest(value: Any, length: int = 32) -> str:
     """A shorter content address (128 bits by default) for keys stored once per trial."""
     return text_digest(canonical_json(value), length)
+
+
+def dataset_fingerprint(cases: Any) -> str:
+    """The content fingerprint of a dataset's loaded cases: the digest of their identity view.
+
+    Cases are identity, so an edited dataset file compiles to a new `run_id`; this digest
+    names that content on its own (provenance, caches keyed by dataset content).
+    """
+    return digest(identity_view(tuple(cases)))
 
 
 def text_digest(text: str, length: int = 32) -> str:

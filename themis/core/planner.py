@@ -14,8 +14,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import attrs
-from attrs import frozen
+from attrs import field, frozen
 
+from themis.core.builtins import builtin_plugins
+from themis.core.errors import PluginError
 from themis.core.identity import (
     LEGACY_OPTIONS,
     RUNTIME_OPTIONS,
@@ -27,6 +29,7 @@ from themis.core.identity import (
     short_digest,
     text_digest,
 )
+from themis.core.plugins import PluginKind, PluginRegistry, is_plugin_name
 from themis.core.prompting import Message, PromptError, render
 from themis.core.scoring import METRIC_VERSIONS, PARSER_VERSIONS, choice_count
 from themis.core.spec import Case, ExperimentSpec, GenerationParams, ModelSpec, PromptSpec
@@ -87,17 +90,20 @@ class CompiledRun:
     # Which model options are runtime in this run's identity and trial keys (a run stored before
     # an option became runtime keeps it as identity).
     runtime_options: RuntimeOptions = RUNTIME_OPTIONS
+    # The built-ins and the plugins this run's parser, metrics, providers and loaders name.
+    plugins: PluginRegistry = field(factory=builtin_plugins, eq=False)
 
     @property
     def outdated(self) -> tuple[str, ...]:
-        """Parsers and metrics this run was compiled with at an older version than today's."""
+        """Built-in parsers and metrics this run was compiled with at an older version than
+        today's (a plugin's version is part of the run: another version is another run)."""
         implementations = self.identity["implementations"]
         current = {**PARSER_VERSIONS, **METRIC_VERSIONS}
         return tuple(
             f"{name} v{version} (now v{current[name]})"
             for table in (implementations["parser"], implementations["metrics"])
             for name, version in table.items()
-            if version != current[name]
+            if isinstance(version, int) and version != current[name]
         )
 
     @property
@@ -107,40 +113,85 @@ class CompiledRun:
         return cases * len(spec.models) * len(spec.prompts) * spec.samples
 
 
-def compile_run(spec: ExperimentSpec) -> CompiledRun:
+def compile_run(spec: ExperimentSpec, plugins: PluginRegistry | None = None) -> CompiledRun:
     """Fix the run's identity. Checks nothing: a stored run must always compile as it was stored;
-    a new config is checked first (`themis.core.checks`)."""
-    return _compile(spec, {})
+    a new config is checked first (`themis.core.checks`). `plugins` must hold every plugin the
+    spec names (`themis.app.plugins.resolve_plugins` finds them); default: the built-ins."""
+    return _compile(spec, {}, plugins=plugins or builtin_plugins())
+
+
+def _plugin_identity(
+    plugins: PluginRegistry, kind: PluginKind, name: str, params: Mapping[str, Any]
+) -> dict[str, Any]:
+    found = plugins.get(kind, name)
+    if found is None:
+        raise PluginError(f"{kind} plugin {name!r} is not loaded")
+    return found.identity(params)
+
+
+def _implementations(
+    spec: ExperimentSpec, versions: Mapping[str, int], plugins: PluginRegistry
+) -> dict[str, Any]:
+    """Which implementation of each parser, metric (and plugin provider and loader) runs: a
+    built-in's version, or a plugin's identity. Sections without plugins keep their old shape."""
+    current = {**PARSER_VERSIONS, **METRIC_VERSIONS, **versions}
+
+    def entry(kind: PluginKind, name: str, params: Mapping[str, Any]) -> Any:
+        if is_plugin_name(name):
+            return _plugin_identity(plugins, kind, name, params)
+        return current[name]
+
+    parser = spec.parser
+    table: dict[str, Any] = {
+        "parser": {parser.name: entry(PluginKind.PARSER, parser.name, parser.params)},
+        "metrics": {m.name: entry(PluginKind.METRIC, m.name, m.params) for m in spec.metrics},
+    }
+    models = {
+        m.provider: _plugin_identity(plugins, PluginKind.MODEL, m.provider, {})
+        for m in spec.models
+        if is_plugin_name(m.provider)
+    }
+    if models:
+        table["models"] = models
+    loaders = {
+        d.name: _plugin_identity(plugins, PluginKind.DATASET_LOADER, d.loader, d.params)
+        for d in spec.datasets
+        if d.loader is not None
+    }
+    if loaders:
+        table["dataset_loaders"] = loaders
+    return table
 
 
 def _compile(
     spec: ExperimentSpec,
     versions: Mapping[str, int],
     runtime_options: RuntimeOptions = RUNTIME_OPTIONS,
+    *,
+    plugins: PluginRegistry | None = None,
 ) -> CompiledRun:
     """`compile_run` with `versions` of parsers and metrics instead of today's, and the model
     options that were runtime then (stored runs)."""
-    return _Identity(spec, runtime_options).compiled(versions)
+    return _Identity(spec, runtime_options, plugins or builtin_plugins()).compiled(versions)
 
 
 class _Identity:
-    """A spec's identity under one set of runtime options, its experiment part encoded once:
-    the only part that grows with the datasets, so trying several implementation versions
-    (`compile_stored`) does not encode every case again."""
+    """A spec's identity under one set of runtime options and plugins, its experiment part
+    encoded once: the only part that grows with the datasets, so trying several implementation
+    versions (`compile_stored`) does not encode every case again."""
 
-    def __init__(self, spec: ExperimentSpec, runtime_options: RuntimeOptions) -> None:
+    def __init__(
+        self, spec: ExperimentSpec, runtime_options: RuntimeOptions, plugins: PluginRegistry
+    ) -> None:
         self.spec = spec
         self.runtime_options = runtime_options
+        self.plugins = plugins
         self.experiment = identity_view(spec, runtime_options)
         self.experiment_json = canonical_json(self.experiment)
 
     def compiled(self, versions: Mapping[str, int]) -> CompiledRun:
         spec = self.spec
-        current = {**PARSER_VERSIONS, **METRIC_VERSIONS, **versions}
-        implementations = {
-            "parser": {spec.parser.name: current[spec.parser.name]},
-            "metrics": {metric.name: current[metric.name] for metric in spec.metrics},
-        }
+        implementations = _implementations(spec, versions, self.plugins)
         identity = {
             "format": IDENTITY_FORMAT,
             "experiment": self.experiment,
@@ -156,18 +207,27 @@ class _Identity:
             spec=spec,
             identity=identity,
             runtime_options=self.runtime_options,
+            plugins=self.plugins,
         )
 
 
-def compile_stored(spec: ExperimentSpec, run_id: str) -> CompiledRun | None:
-    """`spec` compiled to `run_id` with today's or an older parser/metric version, else `None`.
+def compile_stored(
+    spec: ExperimentSpec, run_id: str, plugins: PluginRegistry | None = None
+) -> CompiledRun | None:
+    """`spec` compiled to `run_id` with today's or an older built-in parser/metric version, else
+    `None` (also when a plugin's version differs from the one the run was compiled with).
 
     A run stored before a version bump stays readable: its events hold its parses and scores.
     """
-    names = [spec.parser.name, *(metric.name for metric in spec.metrics)]
+    plugins = plugins or builtin_plugins()
+    names = [
+        name
+        for name in (spec.parser.name, *(metric.name for metric in spec.metrics))
+        if not is_plugin_name(name)
+    ]
     current = {**PARSER_VERSIONS, **METRIC_VERSIONS}
     for options in (RUNTIME_OPTIONS, LEGACY_OPTIONS):
-        identity = _Identity(spec, options)
+        identity = _Identity(spec, options, plugins)
         for versions in itertools.product(*(range(current[name], 0, -1) for name in names)):
             compiled = identity.compiled(dict(zip(names, versions, strict=True)))
             if compiled.run_id == run_id:
@@ -202,21 +262,27 @@ def sample_seed(spec: ExperimentSpec, params: GenerationParams, sample: int) -> 
 
 
 def _model_document(
-    model: ModelSpec, runtime_options: RuntimeOptions = RUNTIME_OPTIONS
+    model: ModelSpec,
+    runtime_options: RuntimeOptions = RUNTIME_OPTIONS,
+    plugin: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The model's part of a trial key; `api` only when set, so older keys stay unchanged."""
-    document = {
+    """The model's part of a trial key; `api` only when set, so older keys stay unchanged; a
+    plugin provider's identity (`plugin`), so its next version does not reuse old answers."""
+    document: dict[str, Any] = {
         "model": model.model,
         "options": identity_options(model, runtime_options),
         "provider": model.provider,
     }
     if model.api is not None:
         document["api"] = model.api
+    if plugin is not None:
+        document["plugin"] = dict(plugin)
     return document
 
 
-def _model_identity(model: ModelSpec, runtime_options: RuntimeOptions) -> str:
-    return canonical_json(_model_document(model, runtime_options))
+def _model_identity(model: ModelSpec, compiled: CompiledRun) -> str:
+    plugin = compiled.identity["implementations"].get("models", {}).get(model.provider)
+    return canonical_json(_model_document(model, compiled.runtime_options, plugin))
 
 
 def trial_key(
@@ -225,12 +291,14 @@ def trial_key(
     params: GenerationParams,
     sample: int,
     seed: int,
+    plugin: Mapping[str, Any] | None = None,
 ) -> str:
-    """The content address of one generation (see the module docstring)."""
+    """The content address of one generation (see the module docstring); `plugin`: the
+    identity of the plugin provider serving `model`, if it is one."""
     return short_digest(
         {
             "messages": [[message.role, message.content] for message in messages],
-            "model": _model_document(model),
+            "model": _model_document(model, plugin=plugin),
             "params": identity_view(params),
             "sample": sample,
             "seed": seed,
@@ -249,7 +317,7 @@ def plan(compiled: CompiledRun) -> Iterator[TrialPlan]:
     models = [
         (
             model,
-            _model_identity(model, compiled.runtime_options),
+            _model_identity(model, compiled),
             canonical_json(identity_view(model.params)),
             canonical_json(model.name),
             [attrs.evolve(model.params, seed=sample_seed(spec, model.params, i)) for i in samples],

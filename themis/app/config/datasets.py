@@ -1,4 +1,5 @@
-"""Reading a dataset's cases from a JSONL, JSON or CSV file (or taking its inline cases).
+"""Reading a dataset's cases from a JSONL, JSON, CSV or Parquet file, a Hugging Face dataset
+saved on disk, or a dataset loader plugin (or taking its inline cases).
 
 Errors are `ConfigError`s whose message starts with the `DatasetSpec` field to fix (`path: ...`,
 `id_field: ...`), like the core's validators, so the config loader can prefix `datasets[i].`.
@@ -12,11 +13,13 @@ import importlib.util
 import io
 import json
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from themis.app.config.tables import TABLE_FORMATS, json_row, plugin_rows, table_rows
 from themis.core.errors import ConfigError
+from themis.core.plugins import PluginRegistry
 from themis.core.spec import Case, DatasetSpec
 
 __all__ = ["load_cases", "resolve_path"]
@@ -30,35 +33,63 @@ def resolve_path(path: str, base_dir: Path) -> Path:
     return (base_dir / Path(path).expanduser()).resolve()
 
 
-def load_cases(dataset: DatasetSpec, base_dir: Path) -> tuple[Case, ...]:
+def load_cases(
+    dataset: DatasetSpec, base_dir: Path, plugins: PluginRegistry | None = None
+) -> tuple[Case, ...]:
     """The dataset's cases in file order, at most `limit`; inline cases are returned as they are.
 
     Raises `ConfigError` when the file is missing, unreadable or malformed, or ids are missing or
-    repeated.
+    repeated. `plugins` holds the dataset's loader plugin, if it names one.
     """
+    if dataset.loader is not None:
+        if dataset.cases:
+            raise ConfigError("loader: cannot be combined with inline cases; give one or the other")
+        if dataset.package is not None:
+            base_dir = package_dir(dataset.package)
+        where = None if dataset.path is None else resolve_path(dataset.path, base_dir)
+        loaded = plugin_rows(dataset, where, plugins)
+        return _limited(_rows_to_cases(loaded, dataset, where), dataset.limit)
     if dataset.path is None:
         if not dataset.cases:
             raise ConfigError("path: missing; give a dataset file or inline cases")
         return dataset.cases
     if dataset.cases:
         raise ConfigError("path: cannot be combined with inline cases; give one or the other")
-    limit = dataset.limit
     if dataset.package is not None:
         base_dir = package_dir(dataset.package)
     file = resolve_path(dataset.path, base_dir)
     gzipped = file.suffix.lower() == ".gz"
-    suffix = file.with_suffix("").suffix if gzipped else file.suffix
-    reader = _READERS.get(suffix.lower())
+    suffix = (file.with_suffix("").suffix if gzipped else file.suffix).lower()
+    kind = dataset.format or suffix.lstrip(".")
+    if kind in TABLE_FORMATS:
+        return _limited(
+            _rows_to_cases(table_rows(kind, file, dataset.split), dataset, file), dataset.limit
+        )
+    reader = _READERS.get(f".{kind}")
     if reader is None:
         raise ConfigError(
             f"path: unsupported dataset format {suffix or '(none)'!r} for {file}"
-            " (use .jsonl, .json or .csv, optionally .gz)"
+            " (use .jsonl, .json, .csv (optionally .gz) or .parquet, or set format)"
         )
     rows = reader(_read(file, gzipped), file)
     if not rows:
         raise ConfigError(f"path: no cases in {file}")
-    cases = _cases(rows, dataset, file)
+    return _limited(_cases(rows, dataset, file), dataset.limit)
+
+
+def _limited(cases: tuple[Case, ...], limit: int | None) -> tuple[Case, ...]:
     return cases if limit is None else cases[:limit]
+
+
+def _rows_to_cases(
+    rows: Iterable[Mapping[str, Any]], dataset: DatasetSpec, where: Path | None
+) -> tuple[Case, ...]:
+    """Rows read by a table reader or a loader plugin, as cases (JSON values checked)."""
+    label = str(where) if where is not None else f"loader {dataset.loader}"
+    numbered = [(f"row {index}", json_row(row, index, label)) for index, row in enumerate(rows)]
+    if not numbered:
+        raise ConfigError(f"path: no cases in {label}")
+    return _cases(numbered, dataset, label)
 
 
 def package_dir(package: str) -> Path:
@@ -89,7 +120,7 @@ def _read(file: Path, gzipped: bool = False) -> str:
         raise ConfigError(f"path: cannot read {file}: {error.strerror}") from None
 
 
-def _cases(rows: list[Row], dataset: DatasetSpec, file: Path) -> tuple[Case, ...]:
+def _cases(rows: list[Row], dataset: DatasetSpec, file: Path | str) -> tuple[Case, ...]:
     id_field = dataset.id_field
     # A file with no id column at all is numbered by row; a column missing from some rows is a typo.
     by_index = not any(id_field in row for _, row in rows)

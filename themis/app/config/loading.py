@@ -16,13 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from attrs import frozen
+from attrs import field, frozen
 
 from themis.app.config.datasets import load_cases
 from themis.app.config.overrides import apply_override, parse_override
+from themis.app.config.plugins import resolve_plugins
 from themis.app.config.structuring import structure
+from themis.core.builtins import builtin_plugins
 from themis.core.checks import ALL_CHECKS, Check, config_problems
 from themis.core.errors import ConfigError
+from themis.core.plugins import PluginRegistry
 from themis.core.runtime import RuntimeConfig
 from themis.core.spec import DatasetSpec, ExperimentSpec
 
@@ -41,19 +44,26 @@ CONFIG_FORMATS = (".toml", ".json")
 
 @frozen
 class LoadedConfig:
-    """A validated experiment with its cases loaded, how to run it, and the file it came from."""
+    """A validated experiment with its cases loaded, how to run it, the file it came from and
+    the plugins (with the built-ins) it names."""
 
     spec: ExperimentSpec
     runtime: RuntimeConfig
     source: Path
+    plugins: PluginRegistry = field(factory=builtin_plugins)
 
 
 def load_config(
-    path: str | Path, overrides: Sequence[str] = (), *, defaults: Mapping[str, Any] | None = None
+    path: str | Path,
+    overrides: Sequence[str] = (),
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    plugins: PluginRegistry | None = None,
 ) -> LoadedConfig:
     """Read the config at `path`, apply `--set KEY=VALUE` overrides in order, and validate it.
 
-    `defaults` fill in top-level keys the file does not give (a project's global seed).
+    `defaults` fill in top-level keys the file does not give (a project's global seed);
+    `plugins`: plugins registered in Python that the config may name, beside installed ones.
     """
     file = Path(path)
     name = str(path)
@@ -62,17 +72,23 @@ def load_config(
         keys, value = parse_override(text)
         apply_override(data, keys, value, text)
     source = file.resolve()
-    return _build(data, base_dir=source.parent, source_name=name, source=source)
+    return _build(data, base_dir=source.parent, source_name=name, source=source, plugins=plugins)
 
 
 def config_from_mapping(
-    data: Mapping[str, Any], *, base_dir: Path, source_name: str
+    data: Mapping[str, Any],
+    *,
+    base_dir: Path,
+    source_name: str,
+    plugins: PluginRegistry | None = None,
 ) -> LoadedConfig:
     """The same validation as `load_config` for tables built in Python; paths resolve in `base_dir`.
 
     The result's `source` is `Path(source_name)`, as there is no file.
     """
-    return _build(data, base_dir=base_dir, source_name=source_name, source=Path(source_name))
+    return _build(
+        data, base_dir=base_dir, source_name=source_name, source=Path(source_name), plugins=plugins
+    )
 
 
 def check_config(
@@ -127,25 +143,35 @@ def read_table(file: Path, name: str) -> dict[str, Any]:
     return data
 
 
-def _build(data: Any, *, base_dir: Path, source_name: str, source: Path) -> LoadedConfig:
+def _build(
+    data: Any,
+    *,
+    base_dir: Path,
+    source_name: str,
+    source: Path,
+    plugins: PluginRegistry | None = None,
+) -> LoadedConfig:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source_name}: expected a table at the top level, got {data!r:.40}")
     tables = dict(data)
     runtime_table = tables.pop("runtime", {})
     spec = structure(tables, ExperimentSpec, source=source_name)
     runtime = runtime_from_mapping(runtime_table, source_name)
+    resolved = resolve_plugins(spec, source_name, plugins)
     datasets = tuple(
-        _with_cases(index, dataset, base_dir, source_name)
+        _with_cases(index, dataset, base_dir, source_name, resolved)
         for index, dataset in enumerate(spec.datasets)
     )
     spec = attrs.evolve(spec, datasets=datasets)
     check_config(spec, runtime, source_name)
-    return LoadedConfig(spec=spec, runtime=runtime, source=source)
+    return LoadedConfig(spec=spec, runtime=runtime, source=source, plugins=resolved)
 
 
-def _with_cases(index: int, dataset: DatasetSpec, base_dir: Path, source_name: str) -> DatasetSpec:
+def _with_cases(
+    index: int, dataset: DatasetSpec, base_dir: Path, source_name: str, plugins: PluginRegistry
+) -> DatasetSpec:
     try:
-        cases = load_cases(dataset, base_dir)
+        cases = load_cases(dataset, base_dir, plugins)
     except ConfigError as error:
         # `load_cases` messages start with the DatasetSpec field (`path: ...`).
         raise ConfigError(f"{source_name}: datasets[{index}].{error}") from None

@@ -24,6 +24,7 @@ from themis.core.execution import (
     render_file,
     validation_flow,
 )
+from themis.core.plugins import PluginRegistry
 from themis.core.report_sampling import stage_key
 from themis.core.scoring import score_answer
 from themis.core.spec import Case, ExperimentSpec, MetricSpec
@@ -60,8 +61,10 @@ class CandidateScorer:
         clock: ClockPort,
         sandbox: SandboxPort | None,
         capacity: int | None = None,
+        plugins: PluginRegistry | None = None,
     ) -> None:
         self.metrics = spec.metrics
+        self.plugins = plugins
         self.clock = clock
         self.sandbox = sandbox
         self.cases = {(d.name, case.id): case for d in spec.datasets for case in d.cases}
@@ -85,7 +88,7 @@ class CandidateScorer:
         scores: dict[str, float] = {}
         for metric in self.metrics:
             if metric.name != "execution":
-                scores[metric.name] = score_answer(metric, answer, expected)
+                scores[metric.name] = score_answer(metric, answer, expected, self.plugins)
                 continue
             verdict = await self._execute(metric, self.cases[(dataset, case_id)], answer)
             events.append(

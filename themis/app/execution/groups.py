@@ -86,7 +86,9 @@ async def _group(run: TrialRunner, item: PendingGroup) -> list[Event]:
             if isinstance(outcome, GenerationCompleted):
                 answered.append((member.sample, member.trial_key, outcome.text))
         assert spec.reducer is not None
-        reduced = reduce_group(spec.reducer, spec.parser, spec.metrics, case.expected, answered)
+        reduced = reduce_group(
+            spec.reducer, spec.parser, spec.metrics, case.expected, answered, run.compiled.plugins
+        )
         reduction = ReductionCompleted(
             at=run.clock.now(),
             group_id=group.group_id,
@@ -108,7 +110,12 @@ async def _group(run: TrialRunner, item: PendingGroup) -> list[Event]:
         answer: str | None = None
         error: str | None = "no sample of the group answered"
         if reduction.text is not None:
-            parsed = parse_answer(spec.parser, reduction.text, choice_count(spec.parser, case))
+            parsed = parse_answer(
+                spec.parser,
+                reduction.text,
+                choice_count(spec.parser, case),
+                run.compiled.plugins,
+            )
             answer, error = parsed.value_or(None), parsed.swap().value_or(None)
         parse = ParseCompleted(
             at=run.clock.now(),

@@ -101,6 +101,7 @@ class TrialRunner:
             ports.clock,
             ports.sandbox,
             runtime.stage_concurrency.get(Stage.SCORE.value),
+            compiled.plugins,
         )
         self.generated: dict[str, GenerationCompleted | GenerationFailed] = {}
         self.in_flight: dict[str, trio.Event] = {}
@@ -137,7 +138,9 @@ class TrialRunner:
         parse = self.state.parses.get(trial.trial_id)
         if Stage.PARSE in item.stages or parse is None:
             async with self.limiters.stages[Stage.PARSE]:
-                parsed = parse_answer(self.parser, outcome.text, trial.choices)
+                parsed = parse_answer(
+                    self.parser, outcome.text, trial.choices, self.compiled.plugins
+                )
             match parsed:
                 case Success(answer):
                     parse = self._parse_completed(trial, answer=answer)

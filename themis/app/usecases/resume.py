@@ -94,7 +94,7 @@ def stored_runtime(
 
 def check_same_run(snapshot: RunSnapshot, config: LoadedConfig) -> CompiledRun:
     """`config` compiled, if its identity is the stored run's; else refused, naming the fields."""
-    candidate = compile_run(config.spec)
+    candidate = compile_run(config.spec, config.plugins)
     if candidate.run_id == snapshot.run_id:
         return candidate
     changed = [
@@ -295,7 +295,7 @@ def prepare_replay_with_config(
     """
     _check_replayable(stage)
     source = _snapshot(store, resolve_run_id(store, run_id))
-    compiled = compile_run(config.spec)
+    compiled = compile_run(config.spec, config.plugins)
     if compiled.run_id == source.run_id:
         return prepare_replay(store, source.run_id, stage)
     allowed = _REPLAY_MAY_CHANGE[stage]

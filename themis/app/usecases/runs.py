@@ -10,6 +10,7 @@ import attrs
 import trio
 from attrs import field, frozen
 
+from themis.app.config.plugins import resolve_plugins
 from themis.app.execution.interpreter import ProgressCallback, execute
 from themis.app.execution.live import PublishedStart, publishing
 from themis.app.execution.ports import Ports
@@ -31,6 +32,7 @@ from themis.core.planner import (
     pending,
     plan,
 )
+from themis.core.plugins import PluginRegistry
 from themis.core.report import Report, build_report
 from themis.core.runtime import RuntimeConfig
 from themis.core.snapshot import RunSnapshot, RunSummary
@@ -313,14 +315,19 @@ def load_compiled(store: RunCatalog, run_id: str) -> tuple[RunSnapshot, Compiled
     snapshot = store.load_snapshot(run_id)
     if snapshot is None:
         raise RunNotFound(f"no run {run_id!r} in the store (see `themis runs`)")
-    compiled = compile_stored(snapshot.spec, run_id)
+    plugins = resolve_plugins(snapshot.spec, f"run {run_id[:12]}")
+    compiled = compile_stored(snapshot.spec, run_id, plugins)
     if compiled is None:
         raise StoreError(
             f"run {run_id[:12]}: its stored spec compiles to "
-            f"{compile_run(snapshot.spec).run_id[:12]} "
-            "with this Themis version"
+            f"{compile_run(snapshot.spec, plugins).run_id[:12]} with this Themis version"
+            + (" and other plugin versions than it ran with" if _names_plugins(plugins) else "")
         )
     return snapshot, compiled
+
+
+def _names_plugins(plugins: PluginRegistry) -> bool:
+    return any(not known.builtin for known in plugins)
 
 
 def load_run(store: StorePort, run_id_or_prefix: str) -> tuple[CompiledRun, LoadedRun]:

@@ -1,0 +1,100 @@
+"""A plugin package installed with pip (`--no-deps --target`), used from a config by the real
+CLI: its metric, parser and provider run, a new version of it is a new run, and a missing one is
+a one-line error with exit 2 at compile time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.cli_process import run_themis, themis_env, themis_json
+from tests.plugins.wheel import install_plugin
+
+pytestmark = pytest.mark.slow
+
+CONFIG = """
+name = "plugin-demo"
+seed = 1
+samples = 1
+
+[[datasets]]
+name = "qa"
+cases = [
+  { id = "1", fields = { q = "Capital of France?" }, expected = "Paris is the capital" },
+  { id = "2", fields = { q = "2 + 2?" }, expected = "four" },
+]
+
+[[models]]
+name = "echo"
+provider = "demo.echo"
+model = "echo-1"
+
+[[prompts]]
+name = "ask"
+template = "{{ q }}"
+
+[parser]
+name = "demo.last_line"
+
+[[metrics]]
+name = "demo.overlap"
+
+[[metrics]]
+name = "themis_demo_plugin.metrics:word_overlap"
+params = { lowercase = false }
+"""
+
+
+@pytest.fixture(scope="module")
+def installs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("plugin-installs")
+    return {version: install_plugin(root / version, version) for version in ("1.0", "1.1")}
+
+
+def test_an_installed_plugin_package_runs_from_a_config(
+    tmp_path: Path, installs: dict[str, Path]
+) -> None:
+    (tmp_path / "exp.toml").write_text(CONFIG)
+    env = themis_env(PYTHONPATH=str(installs["1.0"]))
+    result = themis_json(tmp_path, "run", "exp.toml", "--store", "s.duckdb", "--json", env=env)
+    rows = {row["metric"]: row["mean"] for row in result["results"]}
+    assert rows == {"demo.overlap": 1.0, "themis_demo_plugin.metrics:word_overlap": 1.0}
+    # The stored run reads back with the version it ran with; another version is another run.
+    report = themis_json(
+        tmp_path, "report", result["run_id"], "--store", "s.duckdb", "--format", "json", env=env
+    )
+    assert report["results"] == result["results"]
+    other = run_themis(
+        tmp_path,
+        "resume",
+        result["run_id"],
+        "--store",
+        "s.duckdb",
+        env=themis_env(PYTHONPATH=str(installs["1.1"])),
+    )
+    assert other.returncode == 2
+    assert "other plugin versions" in other.stderr
+
+
+def test_a_new_plugin_version_is_a_new_run_id(tmp_path: Path, installs: dict[str, Path]) -> None:
+    (tmp_path / "exp.toml").write_text(CONFIG)
+    ids = {
+        version: themis_json(
+            tmp_path, "plan", "exp.toml", "--json", env=themis_env(PYTHONPATH=str(target))
+        )["run_id"]
+        for version, target in installs.items()
+    }
+    assert ids["1.0"] != ids["1.1"]
+
+
+def test_a_missing_plugin_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "exp.toml").write_text(CONFIG)
+    completed = run_themis(tmp_path, "plan", "exp.toml", env=themis_env(without=["PYTHONPATH"]))
+    assert completed.returncode == 2
+    assert completed.stderr.strip().splitlines() == [
+        "error: exp.toml: parser.name: no parser plugin is named 'demo.last_line' (there is no "
+        "parser plugin); install the package that declares it (entry point group "
+        "'themis.plugins') or write 'module:attr'"
+    ]
+    assert not (tmp_path / "themis.duckdb").exists()
