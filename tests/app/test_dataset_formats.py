@@ -102,3 +102,30 @@ def test_format_overrides_the_suffix(tmp_path: Path) -> None:
     renamed = path.rename(tmp_path / "cases.data")
     cases = load_cases(DatasetSpec(name="d", path=str(renamed), format="parquet"), tmp_path)
     assert [case.id for case in cases] == ["a", "b"]
+
+
+def test_a_saved_hugging_face_dataset_reads_from_disk(tmp_path: Path) -> None:
+    import datasets  # the `hf` extra (in the test extra); a heavy import, so only here
+
+    table = {key: [row[key] for row in ROWS] for key in ROWS[0]}
+    datasets.Dataset.from_dict(table).save_to_disk(str(tmp_path / "one"))
+    splits = datasets.DatasetDict(
+        {"train": datasets.Dataset.from_dict(table), "test": datasets.Dataset.from_dict(table)}
+    )
+    splits.save_to_disk(str(tmp_path / "splits"))
+    jsonl = load_cases(
+        DatasetSpec(name="d", path=str(_parquet(tmp_path / "c.parquet", ROWS))), tmp_path
+    )
+    one = load_cases(DatasetSpec(name="d", path="one", format="huggingface"), tmp_path)
+    test = load_cases(
+        DatasetSpec(name="d", path="splits", format="huggingface", split="test"), tmp_path
+    )
+    assert one == test == jsonl
+    with pytest.raises(
+        ConfigError, match=r"split: 'dev' is not a split of .* \(splits: test, train\)"
+    ):
+        load_cases(
+            DatasetSpec(name="d", path="splits", format="huggingface", split="dev"), tmp_path
+        )
+    with pytest.raises(ConfigError, match="not a saved Hugging Face dataset"):
+        load_cases(DatasetSpec(name="d", path=".", format="huggingface"), tmp_path)

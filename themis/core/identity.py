@@ -98,6 +98,9 @@ FIELD_CLASSES: Mapping[type, Mapping[str, FieldClass]] = {
         # A loader plugin's identity is in the run's `implementations`; its output in `cases`.
         "loader": PV,
         "params": PV,
+        "where": PV,
+        "sample": PV,
+        "sample_seed": PV,
     },
     Case: {"id": ID, "fields": ID, "expected": ID},
     ModelSpec: {"name": ID, "model": ID, "provider": ID, "params": ID, "options": ID, "api": ID},

@@ -88,6 +88,11 @@ class DatasetSpec:
     `format` overrides the format the file's suffix implies (`huggingface`: a dataset directory
     saved by the `datasets` package, read from disk, with `split`); `loader` names a dataset
     loader plugin instead, called with `path` and `params`.
+
+    A slice of the rows: `where` keeps the rows whose fields equal the values given (a list:
+    any of them), then `sample` keeps that many, drawn with `sample_seed`, in file order, then
+    `limit` keeps the first N. Two datasets over one file with different slices are reported
+    apart (a report's rows are per dataset).
     """
 
     name: str = field(validator=check_non_empty)
@@ -103,6 +108,11 @@ class DatasetSpec:
     params: Mapping[str, JsonValue] = field(
         factory=dict, converter=_frozen_mapping, validator=check_json
     )
+    where: Mapping[str, JsonValue] = field(
+        factory=dict, converter=_frozen_mapping, validator=check_json
+    )
+    sample: int | None = field(default=None, validator=check_optional_positive_int)
+    sample_seed: int = 0
 
     def __attrs_post_init__(self) -> None:
         if self.loader is not None and not is_plugin_name(self.loader):

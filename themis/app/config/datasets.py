@@ -19,10 +19,12 @@ from typing import Any
 
 from themis.app.config.tables import TABLE_FORMATS, json_row, plugin_rows, table_rows
 from themis.core.errors import ConfigError
+from themis.core.identity import digest
 from themis.core.plugins import PluginRegistry
 from themis.core.spec import Case, DatasetSpec
+from themis.core.validation import unknown_name
 
-__all__ = ["load_cases", "resolve_path"]
+__all__ = ["jsonl_rows", "load_cases", "resolve_path"]
 
 # A row of a dataset file and where it is, for messages: ("line 3", {...}).
 Row = tuple[str, dict[str, Any]]
@@ -36,7 +38,8 @@ def resolve_path(path: str, base_dir: Path) -> Path:
 def load_cases(
     dataset: DatasetSpec, base_dir: Path, plugins: PluginRegistry | None = None
 ) -> tuple[Case, ...]:
-    """The dataset's cases in file order, at most `limit`; inline cases are returned as they are.
+    """The dataset's cases in file order, sliced by `where`, `sample` and `limit`; inline cases
+    are returned as they are.
 
     Raises `ConfigError` when the file is missing, unreadable or malformed, or ids are missing or
     repeated. `plugins` holds the dataset's loader plugin, if it names one.
@@ -48,7 +51,7 @@ def load_cases(
             base_dir = package_dir(dataset.package)
         where = None if dataset.path is None else resolve_path(dataset.path, base_dir)
         loaded = plugin_rows(dataset, where, plugins)
-        return _limited(_rows_to_cases(loaded, dataset, where), dataset.limit)
+        return _sliced(_rows_to_cases(loaded, dataset, where), dataset)
     if dataset.path is None:
         if not dataset.cases:
             raise ConfigError("path: missing; give a dataset file or inline cases")
@@ -62,9 +65,8 @@ def load_cases(
     suffix = (file.with_suffix("").suffix if gzipped else file.suffix).lower()
     kind = dataset.format or suffix.lstrip(".")
     if kind in TABLE_FORMATS:
-        return _limited(
-            _rows_to_cases(table_rows(kind, file, dataset.split), dataset, file), dataset.limit
-        )
+        table = table_rows(kind, file, dataset.split)
+        return _sliced(_rows_to_cases(table, dataset, file), dataset)
     reader = _READERS.get(f".{kind}")
     if reader is None:
         raise ConfigError(
@@ -74,11 +76,24 @@ def load_cases(
     rows = reader(_read(file, gzipped), file)
     if not rows:
         raise ConfigError(f"path: no cases in {file}")
-    return _limited(_cases(rows, dataset, file), dataset.limit)
+    return _sliced(_cases(rows, dataset, file), dataset)
 
 
-def _limited(cases: tuple[Case, ...], limit: int | None) -> tuple[Case, ...]:
-    return cases if limit is None else cases[:limit]
+def _sliced(cases: tuple[Case, ...], dataset: DatasetSpec) -> tuple[Case, ...]:
+    """The slice `where`, `sample` and `limit` select, in that order, in file order."""
+    for name, wanted in dataset.where.items():
+        if not any(name in case.fields for case in cases):
+            columns = {column for case in cases for column in case.fields}
+            raise ConfigError(f"where: {unknown_name('field of any row', name, columns)}")
+        allowed = wanted if isinstance(wanted, list) else [wanted]
+        cases = tuple(case for case in cases if case.fields.get(name) in allowed)
+    if dataset.where and not cases:
+        raise ConfigError(f"where: no row matches {dict(dataset.where)!r}")
+    if dataset.sample is not None and dataset.sample < len(cases):
+        ranked = sorted(cases, key=lambda case: digest([dataset.sample_seed, case.id]))
+        drawn = {case.id for case in ranked[: dataset.sample]}
+        cases = tuple(case for case in cases if case.id in drawn)
+    return cases if dataset.limit is None else cases[: dataset.limit]
 
 
 def _rows_to_cases(
@@ -165,7 +180,7 @@ def _reject_constant(name: str) -> Any:
 _DECODE = json.JSONDecoder(parse_constant=_reject_constant).decode
 
 
-def _jsonl_rows(text: str, file: Path) -> list[Row]:
+def jsonl_rows(text: str, file: Path) -> list[Row]:
     rows: list[Row] = []
     # Split on "\n" only: JSON strings may hold U+2028, which `str.splitlines` would cut.
     for number, line in enumerate(text.split("\n"), start=1):
@@ -227,7 +242,7 @@ def _csv_rows(text: str, file: Path) -> list[Row]:
 
 
 _READERS: dict[str, Callable[[str, Path], list[Row]]] = {
-    ".jsonl": _jsonl_rows,
+    ".jsonl": jsonl_rows,
     ".json": _json_rows,
     ".csv": _csv_rows,
 }
