@@ -152,7 +152,7 @@ class Orchestrator(BundleMethods):
             own = read_table(Path(source), str(source)).get("runtime", {})
         keys = own.keys() if isinstance(own, Mapping) else ()
         runtime = attrs.evolve(self.runtime, **{key: getattr(loaded.runtime, key) for key in keys})
-        return Experiment(loaded.spec, runtime, source=loaded.source)
+        return Experiment(loaded.spec, runtime, source=loaded.source, plugins=loaded.plugins)
 
     def run(
         self,

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from attrs import frozen
 
+from themis.app.config.plugins import resolve_plugins
 from themis.app.usecases.provenance import environment_provenance
 from themis.app.usecases.runs import load_run, load_state
 from themis.core.bundles import (
@@ -75,7 +76,8 @@ def import_bundle(store: StorePort, bundle: StageBundle, into: str | None = None
     manifest = bundle.manifest
     run_id = manifest.run_id
     refuse_other_run(manifest, into)
-    compiled = compile_stored(bundle.snapshot.spec, run_id)
+    spec = bundle.snapshot.spec
+    compiled = compile_stored(spec, run_id, resolve_plugins(spec, f"bundle of run {run_id[:12]}"))
     if compiled is None:
         raise BundleError(
             f"the bundle's run {run_id[:12]} does not compile to its id with this Themis "
