@@ -13,6 +13,7 @@ import pytest
 import themis
 from themis.adapters.stores.memory import MemoryStore
 from themis.app.config.datasets import load_cases
+from themis.app.config.loading import config_from_mapping
 from themis.core.errors import ConfigError
 from themis.core.spec import DatasetSpec
 
@@ -32,12 +33,61 @@ def _rows(result: themis.RunResult) -> dict[tuple[str, str], Any]:
     return {(row.dataset, row.prompt): row for row in result.report.rows}
 
 
-def test_gsm8k_runs_from_its_config() -> None:
+def test_gsm8k_runs_from_its_config_zero_and_few_shot() -> None:
     experiment, result = _run("gsm8k")
-    (row,) = result.report.rows
-    assert (row.n, row.failed, row.unparsed) == (100, 0, 0)
-    assert 0.45 <= (row.mean or 0) <= 0.75  # the scripted model's skill is 0.6
+    rows = _rows(result)
+    assert sorted(rows) == [("gsm8k", "3-shot"), ("gsm8k", "zero-shot")]
+    for row in rows.values():
+        assert (row.n, row.failed, row.unparsed) == (100, 0, 0)
+        assert 0.3 <= (row.mean or 0) <= 0.8  # the scripted model's skill is 0.6
     assert experiment.spec.datasets[0].cases[0].expected == "18"
+    trial = next(t for t in experiment.plan() if t.prompt == "3-shot")
+    shown = trial.request.messages[0].content
+    assert shown.count("Problem: ") == 4  # three examples, then the problem itself
+    assert shown.count("The answer is ") == 3
+
+
+def _few_shot(tmp_path: Path, k: int = 2, seed: int = 1) -> themis.Experiment:
+    path = _file(tmp_path)
+    table = {
+        "seed": 1,
+        "samples": 1,
+        "datasets": [{"name": "d", "path": str(path), "limit": 3}],
+        "models": [{"name": "m", "model": "fake"}],
+        "prompts": [
+            {
+                "name": "shots",
+                "template": "{% for ex in examples %}{{ ex.id }}={{ ex.expected }};{% endfor %}"
+                "{{ id }}=?",
+                "few_shot": {
+                    "examples": {"name": "train", "path": str(path)},
+                    "k": k,
+                    "seed": seed,
+                },
+            }
+        ],
+    }
+    loaded = config_from_mapping(table, base_dir=tmp_path, source_name="x.toml")
+    return themis.Experiment(loaded.spec, loaded.runtime, check=False)
+
+
+def _shown(experiment: themis.Experiment) -> list[str]:
+    return [trial.request.messages[0].content for trial in experiment.plan()]
+
+
+def test_few_shot_examples_are_seeded_per_case_and_never_the_case_itself(tmp_path: Path) -> None:
+    experiment = _few_shot(tmp_path)
+    shown = _shown(experiment)
+    assert shown == _shown(_few_shot(tmp_path))
+    for text in shown:
+        *examples, asked = text.split(";")
+        assert len(examples) == 2
+        assert asked.split("=")[0] not in [example.split("=")[0] for example in examples]
+        assert all(example.split("=")[0] == example.split("=")[1] for example in examples)
+    assert len({tuple(text.split(";")[:2]) for text in shown}) > 1  # drawn per case
+    assert _shown(_few_shot(tmp_path, seed=2)) != shown
+    ids = {experiment.run_id, _few_shot(tmp_path, seed=2).run_id, _few_shot(tmp_path, k=3).run_id}
+    assert len(ids) == 3
 
 
 def test_hellaswag_runs_with_its_slices_reported_apart() -> None:

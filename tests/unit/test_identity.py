@@ -35,6 +35,7 @@ from themis.core.spec import (
     Case,
     DatasetSpec,
     ExperimentSpec,
+    FewShotSpec,
     GenerationParams,
     JudgeSpec,
     MetricSpec,
@@ -287,6 +288,7 @@ def test_fields_added_later_are_left_out_only_at_their_default(cls: type, name: 
         ParserSpec: ParserSpec(name="code") if name == "language" else ParserSpec(name="choice"),
         MetricSpec: MetricSpec(name="exact_match") if name == "rules" else execution,
     }
+    values[PromptSpec] = PromptSpec(name="p", template="{{ q }}")
     if name == "params":  # only plugins take params
         values[ParserSpec] = ParserSpec(name="mylab.parsers:first_word")
         values[MetricSpec] = MetricSpec(name="mylab.metrics:f1")
@@ -303,6 +305,7 @@ def test_fields_added_later_are_left_out_only_at_their_default(cls: type, name: 
         "limits": SandboxLimits(cpu_s=3),
         "judges": (JudgeSpec(name="q", models=(ModelSpec(name="j", model="y"),), template="x"),),
         "params": {"beta": 2},
+        "few_shot": FewShotSpec(examples=DatasetSpec(name="e", cases=[Case(id="1")]), k=1),
     }
     value = values[cls]
     assert name not in identity_view(value)

@@ -23,6 +23,7 @@ from themis.core.spec import (
     Case,
     DatasetSpec,
     ExperimentSpec,
+    FewShotSpec,
     GenerationParams,
     JudgeSpec,
     MetricSpec,
@@ -113,7 +114,8 @@ FIELD_CLASSES: Mapping[type, Mapping[str, FieldClass]] = {
         "logprobs": ID,
         "n": ID,
     },
-    PromptSpec: {"name": ID, "template": ID, "system": ID},
+    PromptSpec: {"name": ID, "template": ID, "system": ID, "few_shot": ID},
+    FewShotSpec: {"examples": ID, "k": ID, "seed": ID},
     ParserSpec: {
         "language": ID,
         "name": ID,
@@ -209,6 +211,7 @@ OMITTED_AT_DEFAULT: Mapping[type, frozenset[str]] = {
     MetricSpec: frozenset({"files", "rules", "skip_when", "limits", "params"}),
     GenerationParams: frozenset({"logprobs", "n"}),
     ParserSpec: frozenset({"choices", "choices_field", "language", "params"}),
+    PromptSpec: frozenset({"few_shot"}),
 }
 
 

@@ -12,7 +12,10 @@ import jinja2
 from attrs import frozen
 from jinja2 import meta, nodes
 
-from themis.core.spec import Case, PromptSpec
+from themis.core.identity import digest
+from themis.core.spec import Case, FewShotSpec, PromptSpec
+
+EXAMPLES = "examples"  # the template variable few-shot examples are given as
 
 _ENV = jinja2.Environment(
     undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
@@ -80,13 +83,41 @@ def template_fields(prompt: PromptSpec) -> frozenset[str]:
             raise PromptError(
                 f"prompt {prompt.name!r}: template syntax error: {error.message}"
             ) from error
-    return frozenset(names - _ENV.globals.keys())
+    given = {EXAMPLES} if prompt.few_shot is not None else set()
+    return frozenset(names - _ENV.globals.keys() - given)
+
+
+@lru_cache(maxsize=16)
+def _ranked(seed: int, ids: tuple[str, ...]) -> tuple[int, ...]:
+    """The examples' indices in the order `seed` shuffles them to (once per examples set)."""
+    return tuple(sorted(range(len(ids)), key=lambda index: digest([seed, ids[index]])))
+
+
+def few_shot_examples(few_shot: FewShotSpec, case: Case) -> list[dict[str, Any]]:
+    """The `k` examples `case` is shown: a window of the seeded shuffle of the examples, starting
+    at a place drawn from the case's id, skipping the case itself (the same split)."""
+    pool = few_shot.examples.cases
+    order = _ranked(few_shot.seed, tuple(example.id for example in pool))
+    if not order:
+        return []
+    start = int(digest([few_shot.seed, case.id])[:8], 16) % len(order)
+    chosen: list[dict[str, Any]] = []
+    for step in range(len(order)):
+        example = pool[order[(start + step) % len(order)]]
+        if example.id == case.id:
+            continue
+        chosen.append({**example.fields, "id": example.id, "expected": example.expected})
+        if len(chosen) == few_shot.k:
+            break
+    return chosen
 
 
 def render(prompt: PromptSpec, case: Case) -> tuple[Message, ...]:
     """The messages for `case` under `prompt`: an optional system message, then the user turn."""
     variables = dict(case.fields)
     variables.setdefault("id", case.id)
+    if prompt.few_shot is not None:
+        variables[EXAMPLES] = few_shot_examples(prompt.few_shot, case)
     try:
         user = _render(prompt.template, variables)
         messages = [Message("user", user)]

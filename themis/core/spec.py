@@ -167,12 +167,25 @@ class ModelSpec:
 
 
 @frozen
+class FewShotSpec:
+    """Few-shot examples for a prompt variant: for each case, `k` cases of `examples` (a dataset,
+    e.g. a train split) drawn with `seed`, never the case itself. Templates read them as
+    `examples`: a list of each example's fields with its `id` and `expected`."""
+
+    examples: DatasetSpec
+    k: int = field(validator=check_positive_int)
+    seed: int = 0
+
+
+@frozen
 class PromptSpec:
-    """A prompt variant: a Jinja2 template over a case's fields, and an optional system message."""
+    """A prompt variant: a Jinja2 template over a case's fields, and an optional system message;
+    its `name` is its stable id in reports. `few_shot` adds examples drawn from another split."""
 
     name: str = field(validator=check_non_empty)
     template: str = field(validator=check_non_empty)
     system: str | None = None
+    few_shot: FewShotSpec | None = None
 
 
 PARSER_NAMES = ("raw", "strip", "number", "regex", "choice", "code")

@@ -159,20 +159,38 @@ def _build(
     runtime = runtime_from_mapping(runtime_table, source_name)
     resolved = resolve_plugins(spec, source_name, plugins)
     datasets = tuple(
-        _with_cases(index, dataset, base_dir, source_name, resolved)
+        _with_cases(f"datasets[{index}]", dataset, base_dir, source_name, resolved)
         for index, dataset in enumerate(spec.datasets)
     )
-    spec = attrs.evolve(spec, datasets=datasets)
+    prompts = tuple(
+        prompt
+        if prompt.few_shot is None
+        else attrs.evolve(
+            prompt,
+            few_shot=attrs.evolve(
+                prompt.few_shot,
+                examples=_with_cases(
+                    f"prompts[{index}].few_shot.examples",
+                    prompt.few_shot.examples,
+                    base_dir,
+                    source_name,
+                    resolved,
+                ),
+            ),
+        )
+        for index, prompt in enumerate(spec.prompts)
+    )
+    spec = attrs.evolve(spec, datasets=datasets, prompts=prompts)
     check_config(spec, runtime, source_name)
     return LoadedConfig(spec=spec, runtime=runtime, source=source, plugins=resolved)
 
 
 def _with_cases(
-    index: int, dataset: DatasetSpec, base_dir: Path, source_name: str, plugins: PluginRegistry
+    key: str, dataset: DatasetSpec, base_dir: Path, source_name: str, plugins: PluginRegistry
 ) -> DatasetSpec:
     try:
         cases = load_cases(dataset, base_dir, plugins)
     except ConfigError as error:
         # `load_cases` messages start with the DatasetSpec field (`path: ...`).
-        raise ConfigError(f"{source_name}: datasets[{index}].{error}") from None
+        raise ConfigError(f"{source_name}: {key}.{error}") from None
     return attrs.evolve(dataset, cases=cases)

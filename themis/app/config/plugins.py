@@ -162,14 +162,15 @@ def _named_plugins(
     for index, model in enumerate(spec.models):
         if is_plugin_name(model.provider):
             yield f"models[{index}].provider", PluginKind.MODEL, model.provider, {}
-    for index, dataset in enumerate(spec.datasets):
+    sources = [(f"datasets[{i}]", dataset) for i, dataset in enumerate(spec.datasets)]
+    sources += [
+        (f"prompts[{i}].few_shot.examples", prompt.few_shot.examples)
+        for i, prompt in enumerate(spec.prompts)
+        if prompt.few_shot is not None
+    ]
+    for key, dataset in sources:
         if dataset.loader is not None:
-            yield (
-                f"datasets[{index}].loader",
-                PluginKind.DATASET_LOADER,
-                dataset.loader,
-                dataset.params,
-            )
+            yield f"{key}.loader", PluginKind.DATASET_LOADER, dataset.loader, dataset.params
 
 
 def resolve_plugins(
