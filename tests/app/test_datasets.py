@@ -48,7 +48,7 @@ def failure(dataset: DatasetSpec, base_dir: Path) -> str:
 
 
 def test_public_api_is_pinned() -> None:
-    assert sorted(datasets_module.__all__) == ["load_cases", "resolve_path"]
+    assert sorted(datasets_module.__all__) == ["jsonl_rows", "load_cases", "resolve_path"]
 
 
 def test_jsonl_rows_become_cases_in_file_order(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ This module is pure: importing modules and reading entry points is done by
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from enum import StrEnum
@@ -167,6 +166,8 @@ def _labelled(function: Callable[..., Any]) -> Plugin:
 def declared_params(value: Callable[..., Any]) -> dict[str, Any]:
     """The keyword parameters `value` declares, with their defaults (JSON values, else their
     repr): a plugin's parameters, whose values enter the run's identity."""
+    import inspect  # only registering a plugin needs it: keeps startup light
+
     try:
         signature = inspect.signature(value)
     except (TypeError, ValueError):
