@@ -373,7 +373,7 @@ def model_ports(
 def plugin_models(compiled: CompiledRun) -> dict[str, ModelPort]:
     """A port for each provider plugin the run's models name (found when it compiled)."""
     ports: dict[str, ModelPort] = {}
-    for model in compiled.spec.models:
+    for model in all_models(compiled.spec):
         found = compiled.plugins.get(PluginKind.MODEL, model.provider)
         if found is not None and found.implementation is not None and not found.builtin:
             ports[model.provider] = PluginModel(model.provider, found.implementation)

@@ -146,9 +146,10 @@ def _implementations(
         "parser": {parser.name: entry(PluginKind.PARSER, parser.name, parser.params)},
         "metrics": {m.name: entry(PluginKind.METRIC, m.name, m.params) for m in spec.metrics},
     }
+    judge_models = (model for judge in spec.judges for model in judge.models)
     models = {
         m.provider: _plugin_identity(plugins, PluginKind.MODEL, m.provider, {})
-        for m in spec.models
+        for m in (*spec.models, *judge_models)
         if is_plugin_name(m.provider)
     }
     if models:

@@ -162,6 +162,11 @@ def _named_plugins(
     for index, model in enumerate(spec.models):
         if is_plugin_name(model.provider):
             yield f"models[{index}].provider", PluginKind.MODEL, model.provider, {}
+    for index, judge in enumerate(spec.judges):
+        for number, model in enumerate(judge.models):
+            if is_plugin_name(model.provider):
+                key = f"judges[{index}].models[{number}].provider"
+                yield key, PluginKind.MODEL, model.provider, {}
     sources = [(f"datasets[{i}]", dataset) for i, dataset in enumerate(spec.datasets)]
     sources += [
         (f"prompts[{i}].few_shot.examples", prompt.few_shot.examples)
