@@ -74,7 +74,16 @@ def test_an_installed_plugin_package_runs_from_a_config(
         env=themis_env(PYTHONPATH=str(installs["1.1"])),
     )
     assert other.returncode == 2
-    assert "other plugin versions" in other.stderr
+    assert other.stderr.strip().splitlines() == [
+        f"error: run {result['run_id'][:12]}: metric plugin 'demo.overlap' 1.0 is not installed "
+        "at that version; install it to resume or replay this run"
+    ]
+    # Without the plugin, the stored run still reports: it recorded its plugins' identities.
+    bare = themis_env(without=["PYTHONPATH"])
+    alone = themis_json(
+        tmp_path, "report", result["run_id"], "--store", "s.duckdb", "--format", "json", env=bare
+    )
+    assert alone["results"] == result["results"]
 
 
 def test_a_new_plugin_version_is_a_new_run_id(tmp_path: Path, installs: dict[str, Path]) -> None:

@@ -164,7 +164,12 @@ def test_named_items_are_matched_by_name_not_position() -> None:
 
     assert _triples(changes) == [("prompts.new", ID)]  # the others keep their relative order
     assert changes[0].old == "<absent>"
-    assert changes[0].new == {"name": "new", "template": "{{ a }}?", "system": None}
+    assert changes[0].new == {
+        "name": "new",
+        "template": "{{ a }}?",
+        "system": None,
+        "few_shot": None,
+    }
 
 
 def test_a_removed_and_an_added_model_are_two_changes() -> None:

@@ -209,3 +209,50 @@ def plugin_info(value: object) -> PluginInfo | None:
     """The label `plugin` left on `value`, if any."""
     info = getattr(value, PLUGIN_ATTRIBUTE, None)
     return info if isinstance(info, PluginInfo) else None
+
+
+PROVENANCE_KEY = "plugins"  # where a run's snapshot records the plugins it was compiled with
+
+
+def plugins_provenance(registry: PluginRegistry) -> dict[str, str]:
+    """The plugins (not built-ins) of `registry` as a snapshot's provenance entry: what reading
+    the stored run back needs to recompile it without importing them."""
+    used = sorted(
+        (
+            {
+                "kind": str(item.kind),
+                "name": item.name,
+                "reference": item.reference,
+                "version": item.version,
+                "params": dict(item.params),
+            }
+            for item in registry
+            if not item.builtin
+        ),
+        key=lambda entry: (entry["kind"], entry["name"]),
+    )
+    return {PROVENANCE_KEY: json.dumps(used, sort_keys=True)} if used else {}
+
+
+def recorded_plugins(provenance: Mapping[str, str], base: PluginRegistry) -> PluginRegistry:
+    """`base` with the plugins a snapshot's provenance records, as identities only (no
+    implementation: enough to recompile and report the run, not to parse or score again)."""
+    registry = PluginRegistry(base)
+    for entry in json.loads(provenance.get(PROVENANCE_KEY, "[]")):
+        key = (PluginKind(entry["kind"]), entry["name"])
+        if key not in registry:
+            registry.register(
+                Plugin(
+                    kind=key[0],
+                    name=entry["name"],
+                    reference=entry["reference"],
+                    version=entry["version"],
+                    params=entry["params"],
+                )
+            )
+    return registry
+
+
+def missing_implementations(registry: PluginRegistry) -> tuple[Plugin, ...]:
+    """The plugins of `registry` known only by their identity (recorded, not loaded)."""
+    return tuple(item for item in registry if not item.builtin and item.implementation is None)

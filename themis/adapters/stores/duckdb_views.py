@@ -18,7 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Final
 
+from themis.core.builtins import builtin_plugins
 from themis.core.planner import compile_stored, trial_refs
+from themis.core.plugins import recorded_plugins
 from themis.core.snapshot import RunSnapshot
 
 __all__ = [
@@ -253,7 +255,8 @@ def outdated_views(con: Any) -> bool:
 def place_columns(snapshot: RunSnapshot) -> list[Any] | None:
     """The run's places as `INSERT_PLACES` parameters, or `None` when its stored spec does not
     compile to its run id (nothing to place its events by)."""
-    compiled = compile_stored(snapshot.spec, snapshot.run_id)
+    plugins = recorded_plugins(snapshot.provenance, builtin_plugins())
+    compiled = compile_stored(snapshot.spec, snapshot.run_id, plugins)
     if compiled is None:
         return None
     providers = {model.name: model.provider for model in snapshot.spec.models}

@@ -56,13 +56,13 @@ from themis.app.wiring import (
 from themis.core.breakdown import Breakdown
 from themis.core.checks import RUNTIME_CHECKS
 from themis.core.controls import ModelPreflight, preflight_summary
-from themis.core.errors import ConfigError
+from themis.core.errors import ConfigError, PluginError
 from themis.core.estimate import Assumptions, Estimate
 from themis.core.estimate import estimate as estimate_run
 from themis.core.judging import final_stage
 from themis.core.manifest import RunManifest, build_manifest
 from themis.core.planner import CompiledRun, TrialPlan, compile_run, plan
-from themis.core.plugins import PluginRegistry
+from themis.core.plugins import PluginRegistry, missing_implementations
 from themis.core.provider_state import ProviderHold
 from themis.core.report import Report
 from themis.core.runtime import RuntimeConfig
@@ -81,6 +81,18 @@ class Adapters(TypedDict, total=False):
     models: Mapping[str, ModelPort] | None
     clock: ClockPort | None
     on_progress: ProgressCallback | None
+
+
+def require_plugins(compiled: CompiledRun) -> None:
+    """Refuse to execute a run whose plugins are known only as recorded (not installed at the
+    version it ran with): its stages could not parse, score or generate."""
+    missing = missing_implementations(compiled.plugins)
+    if missing:
+        item = missing[0]
+        raise PluginError(
+            f"run {compiled.run_id[:12]}: {item.kind} plugin {item.name!r} {item.version} is "
+            "not installed at that version; install it to resume or replay this run"
+        )
 
 
 class Experiment:
@@ -290,6 +302,7 @@ class Experiment:
         clock = adapters.get("clock")
         # On the system clock, this experiment's executions share providers' limits and breakers.
         registry = self.provider_registry if clock is None else None
+        require_plugins(self.compiled)
         models = {**plugin_models(self.compiled), **(adapters.get("models") or {})}
         with execution_ports(store, self.spec, request.runtime, models, clock, registry) as ports:
             return run_experiment(request, ports, Driving(adapters.get("on_progress")))
@@ -346,6 +359,7 @@ class PreparedRun:
     def execute(self, **adapters: Unpack[Adapters]) -> RunResult:
         """Run it; a replay's providers default to models that refuse every call."""
         request = self._prepared.request
+        require_plugins(request.compiled)
         models = adapters.get("models")
         if models is None and self._replays:
             models = forbidden_models(request.compiled)

@@ -16,6 +16,7 @@ from themis.app.usecases.planning import ConfigComparison, PlanResult, stored_ru
 from themis.app.usecases.provenance import environment_provenance
 from themis.app.wiring import StoreLike, opened_store, system_clock
 from themis.core import diffing
+from themis.core.plugins import plugins_provenance
 from themis.core.snapshot import RunSnapshot
 from themis.ports.clock import ClockPort
 
@@ -47,6 +48,7 @@ def plan_run(
                     provenance={
                         **environment_provenance(),
                         **({"config": str(experiment.source)} if experiment.source else {}),
+                        **plugins_provenance(experiment.compiled.plugins),
                     },
                 )
             )

@@ -28,6 +28,7 @@ from themis.core.errors import ConfigError
 from themis.core.events import Event, GenerationCompleted
 from themis.core.generation import ModelResponse
 from themis.core.planner import CompiledRun, ModelRequest, compile_stored, pending, plan
+from themis.core.plugins import plugins_provenance
 from themis.core.runtime import RuntimeConfig
 from themis.core.snapshot import RunSnapshot
 from themis.core.stages import Stage
@@ -124,7 +125,11 @@ def record_generations(
                 created_at=clock.now(),
                 spec=compiled.spec,
                 runtime=new_run.runtime,
-                provenance={**environment_provenance(), **new_run.provenance},
+                provenance={
+                    **environment_provenance(),
+                    **new_run.provenance,
+                    **plugins_provenance(compiled.plugins),
+                },
             )
         )
     now = clock.now()

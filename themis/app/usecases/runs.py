@@ -21,7 +21,8 @@ from themis.app.usecases.provenance import environment_provenance
 from themis.app.usecases.reuse import find_reusable
 from themis.app.usecases.runtime_lineage import last_runtime, runtime_changes
 from themis.core.budget import COST_LIMIT, pause_holds
-from themis.core.errors import RunExists, RunNotFound, StoreError, ThemisError
+from themis.core.builtins import builtin_plugins
+from themis.core.errors import PluginError, RunExists, RunNotFound, StoreError, ThemisError
 from themis.core.events import Event, FailuresRetried, RunResumed
 from themis.core.planner import (
     CompiledRun,
@@ -32,7 +33,7 @@ from themis.core.planner import (
     pending,
     plan,
 )
-from themis.core.plugins import PluginRegistry
+from themis.core.plugins import PluginRegistry, plugins_provenance, recorded_plugins
 from themis.core.report import Report, build_report
 from themis.core.runtime import RuntimeConfig
 from themis.core.snapshot import RunSnapshot, RunSummary
@@ -145,7 +146,11 @@ def _open_run(request: RunRequest, ports: Ports) -> LoadedRun:
             created_at=ports.clock.now(),
             spec=request.compiled.spec,
             runtime=request.runtime,
-            provenance={**environment_provenance(), **request.provenance},
+            provenance={
+                **environment_provenance(),
+                **request.provenance,
+                **plugins_provenance(request.compiled.plugins),
+            },
         )
     state, next_seq = load_state(store, run_id)
     # A run that is only planned (`themis plan`: a snapshot, no events) has not run yet.
@@ -315,8 +320,14 @@ def load_compiled(store: RunCatalog, run_id: str) -> tuple[RunSnapshot, Compiled
     snapshot = store.load_snapshot(run_id)
     if snapshot is None:
         raise RunNotFound(f"no run {run_id!r} in the store (see `themis runs`)")
-    plugins = resolve_plugins(snapshot.spec, f"run {run_id[:12]}")
-    compiled = compile_stored(snapshot.spec, run_id, plugins)
+    try:
+        plugins = resolve_plugins(snapshot.spec, f"run {run_id[:12]}")
+        compiled = compile_stored(snapshot.spec, run_id, plugins)
+    except PluginError:  # not installed: read it with the plugins it recorded
+        compiled = None
+    if compiled is None:  # another version installed, or none: the recorded ones, if any
+        plugins = recorded_plugins(snapshot.provenance, builtin_plugins())
+        compiled = compile_stored(snapshot.spec, run_id, plugins)
     if compiled is None:
         raise StoreError(
             f"run {run_id[:12]}: its stored spec compiles to "
