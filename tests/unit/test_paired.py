@@ -51,6 +51,13 @@ def test_seeded_generator_is_splitmix64() -> None:
     generator = SeededGenerator(1)
     counts = np.bincount([generator.below(6) for _ in range(60_000)], minlength=6)
     assert scipy_stats.chisquare(counts).pvalue > 0.001
+    indices = SeededGenerator(5).indices(60_001, 7)
+    assert len(indices) == 60_001
+    assert scipy_stats.chisquare(np.bincount(indices, minlength=7)).pvalue > 0.001
+    assert SeededGenerator(5).indices(10, 1000) == SeededGenerator(5).indices(10, 1000)
+    bits = SeededGenerator(6).bits(100_000)
+    assert bits < 1 << 100_000
+    assert abs(bits.bit_count() - 50_000) < 5 * math.sqrt(25_000)
     signs = SeededGenerator(2).signs(130)
     assert len(signs) == 130
     assert set(signs) == {-1, 1}

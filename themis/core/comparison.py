@@ -48,7 +48,7 @@ class Resampling:
     """How the resampling statistics draw: the seed and the number of rounds of each."""
 
     seed: int = 0
-    bootstrap_rounds: int = 2000
+    bootstrap_rounds: int = 1000
     permutation_rounds: int = 5000
 
 
