@@ -3,7 +3,8 @@
 Each scenario runs the real use case (`run_experiment`: interpreter, provider gate, pure sliding-
 window buckets, writer, in-memory store) under `trio.testing.MockClock(autojump_threshold=0)`,
 so minutes of throttling take milliseconds of wall time and every call time is exact. The model
-records when each call starts and the tokens it reports; the benchmark then prints, per
+records when each request leaves (after any wait for its connection: one scenario makes every
+seventh call wait 1.8 s for one) and the tokens it reports; the benchmark then prints, per
 scenario, the configured limit, the most any 60 s window of call starts achieved, and the mean
 rate over the run (calls or tokens divided by the run's minutes, counting the last one whole).
 
@@ -53,6 +54,7 @@ from themis.core.spec import (
     PromptSpec,
 )
 from themis.core.tokens import count_messages
+from themis.ports.model import BeforeSend
 
 WINDOW = 60.0
 
@@ -66,6 +68,8 @@ class Scenario:
     concurrency: int = 64
     max_tokens: int = 256
     usage_share: float = 1.0  # reported usage as a share of the estimate (prompt + max_tokens)
+    slow_connect_every: int = 0  # every n-th call waits `connect_s` for its connection (0: none)
+    connect_s: float = 1.8
 
 
 SCENARIOS = (
@@ -84,19 +88,41 @@ SCENARIOS = (
         1000,
         RateLimit(requests_per_minute=100, tokens_per_minute=20_000),
     ),
+    Scenario(
+        "60 RPM burst 2, 1 in 7 slow to connect",
+        600,
+        RateLimit(requests_per_minute=60, burst=2),
+        slow_connect_every=7,
+    ),
 )
 
 
-class Recorder:
-    """Answers after `latency` virtual seconds, reporting `usage_share` of the estimated tokens."""
+async def _sent() -> None:
+    """The before-send hook of a caller that does not time sends: the request leaves at once."""
 
-    def __init__(self, latency: float, usage_share: float) -> None:
-        self.latency = latency
-        self.usage_share = usage_share
+
+class Recorder:
+    """Answers after `latency` virtual seconds, reporting `usage_share` of the estimated tokens;
+    every `slow_connect_every`-th call first waits `connect_s` for its connection. `starts` are
+    the moments requests leave (`SendTimedModelPort`), as a server would count them."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.latency = scenario.latency
+        self.usage_share = scenario.usage_share
+        self.slow_every = scenario.slow_connect_every
+        self.connect_s = scenario.connect_s
+        self.calls = 0
         self.starts: list[float] = []
         self.tokens: list[int] = []
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
+        return await self.generate_sent(request, _sent)
+
+    async def generate_sent(self, request: ModelRequest, before_send: BeforeSend) -> ModelResponse:
+        self.calls += 1
+        if self.slow_every and self.calls % self.slow_every == 1:
+            await trio.sleep(self.connect_s)
+        await before_send()
         self.starts.append(trio.current_time())
         estimate = count_messages(request.messages) + request.params.max_tokens
         used = max(1, round(estimate * self.usage_share))
@@ -142,7 +168,7 @@ def spec(scenario: Scenario) -> ExperimentSpec:
 
 
 def run(scenario: Scenario) -> dict[str, object]:
-    model = Recorder(scenario.latency, scenario.usage_share)
+    model = Recorder(scenario)
     runtime = RuntimeConfig(
         max_concurrent_tasks=scenario.concurrency,
         provider_rate_limits={"fake": scenario.limit},
