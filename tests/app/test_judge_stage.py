@@ -3,19 +3,24 @@ with Retry-After, `until_stage`, resume, in-place replay without calls, pairwise
 
 from __future__ import annotations
 
+import io
 import re
 
 import attrs
 import pytest
 import trio
+import trio.testing
+from rich.console import Console
 
 from tests.app.doubles import events_of, make_spec, of_type, run_virtual
 from themis.adapters.clocks import FakeClock
 from themis.adapters.stores.memory import MemoryStore
 from themis.app.execution.ports import Ports
+from themis.app.execution.trials import ProgressCounts
 from themis.app.render.evaluation import evaluation_json
+from themis.app.render.progress_bar import ProgressBar
 from themis.app.usecases.resume import prepare_replay
-from themis.app.usecases.runs import Driving
+from themis.app.usecases.runs import Driving, RunRequest, run_experiment
 from themis.core.evaluation_view import evaluation_execution
 from themis.core.events import (
     GenerationCompleted,
@@ -257,3 +262,23 @@ def test_every_report_format_shows_judge_rows_and_agreement() -> None:
     by_field = Reporter(compiled.run_id, store, by=["model", "n"]).render("csv")
     header, *lines = by_field.splitlines()
     assert {line.count(",") for line in lines} == {header.count(",")}  # judge rows aligned
+
+
+def test_the_progress_display_counts_the_judge_stage() -> None:
+    store, models = MemoryStore(), Models()
+    compiled = compile_run(judged_spec())
+    seen: list[ProgressCounts] = []
+    run_experiment(
+        RunRequest(compiled, RuntimeConfig(), Stage.JUDGE),
+        Ports(store=store, clock=FakeClock(), models={"fake": models}),
+        Driving(
+            on_progress=lambda counts: seen.append(attrs.evolve(counts)),
+            trio_clock=trio.testing.MockClock(autojump_threshold=0),
+        ),
+    )
+    last = seen[-1]
+    assert (last.judge_calls, last.judged, last.judge_failed) == (8, 6, 2)
+    console = Console(file=io.StringIO(), width=160, force_terminal=False)
+    with ProgressBar(console, "run") as bar:
+        bar.update(last)
+    assert "judge 8/8 verdicts (2 failed)" in console.file.getvalue()

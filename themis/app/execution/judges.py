@@ -67,6 +67,7 @@ async def run_judges(
     if not run.compiled.spec.judges or until_stage is not Stage.JUDGE:
         return False
     calls = list(pending_judge_calls(run.compiled, run.state, _stored(run)))
+    run.counts.judge_calls = len(calls)
     found: Mapping[str, tuple[str, GenerationCompleted]] = {}
     if store is not None and calls:
         keys = list(dict.fromkeys(call.plan.trial_key for call in calls if not _known(run, call)))

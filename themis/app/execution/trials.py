@@ -61,6 +61,7 @@ class ProgressCounts:
     reduced: int = 0
     judged: int = 0
     judge_failed: int = 0
+    judge_calls: int = 0  # the verdicts the judge stage of this execution set out to obtain
 
 
 ProgressCallback = Callable[[ProgressCounts], None]

@@ -51,6 +51,11 @@ class ProgressBar:
         rate = f"{speed:,.0f} trials/s" if speed else ""
         if counts.reduced:  # the reduce stage, after the trials: groups reduced so far
             rate = f"{counts.reduced:,} groups reduced"
+        if counts.judge_calls:  # the judge stage, last: verdicts obtained or failed so far
+            judged = counts.judged + counts.judge_failed
+            rate = f"judge {judged:,}/{counts.judge_calls:,} verdicts"
+            if counts.judge_failed:
+                rate += f" ({counts.judge_failed:,} failed)"
         self._progress.update(
             self._task,
             total=counts.total,
