@@ -70,3 +70,20 @@ def test_groups_follow_the_spec_order_and_the_manifest_is_deterministic() -> Non
     assert first == again
     assert [group.name for group in first.models] == ["zz", "m1", "m2"]
     assert first.trials == compile_run(spec).trial_count == 24
+
+
+def test_the_judge_stage_counts_judge_calls_per_kind_of_candidate() -> None:
+    from themis.core.spec import JudgeSpec, ReducerSpec
+
+    grader = ModelSpec(name="grader", model="g")
+    raw = JudgeSpec(name="raw", models=(grader,), template="{{ candidate }}", repeats=2)
+    reduced = attrs.evolve(raw, name="reduced", candidate="reduced", repeats=1)
+    pair = attrs.evolve(raw, name="pair", template="{{ candidate_a }}", pairwise=("m1", "m2"))
+    spec = attrs.evolve(
+        small_spec(), reducer=ReducerSpec(name="first"), judges=(raw, reduced, pair)
+    )
+    compiled = compile_run(spec)
+    trials = compiled.trial_count  # 2 cases x 2 models x 2 prompts x 2 samples
+    expected = trials * 2 + trials // 2 + (trials // 2) * 2
+    assert build_manifest(compiled).stages[Stage.JUDGE] == expected
+    assert Stage.JUDGE not in build_manifest(compile_run(small_spec())).stages

@@ -272,6 +272,24 @@ def pending_judge_calls(
                     yield call
 
 
+def candidate_count(compiled: CompiledRun, judge: JudgeSpec) -> int:
+    """How many candidates `judge` has in the run: each trial, each group for `reduced`, each
+    pair of the compared models' trials for a pairwise judge."""
+    if judge.pairwise:
+        return compiled.trial_count // len(compiled.spec.models)
+    if judge.candidate == "reduced":
+        return compiled.trial_count // compiled.spec.samples
+    return compiled.trial_count
+
+
+def judge_call_count(compiled: CompiledRun) -> int:
+    """How many verdicts the run's judges ask for if every candidate answers."""
+    return sum(
+        candidate_count(compiled, judge) * len(judge.models) * judge.repeats
+        for judge in compiled.spec.judges
+    )
+
+
 def final_stage(spec: ExperimentSpec) -> Stage:
     """The last stage `spec` has: `judge` with judges, else `score`."""
     return Stage.JUDGE if spec.judges else Stage.SCORE

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from attrs import field, frozen
 
+from themis.core.judging import judge_call_count
 from themis.core.planner import CompiledRun, plan
 from themis.core.stages import EXECUTED_STAGES, Stage
 
@@ -101,6 +102,8 @@ def build_manifest(compiled: CompiledRun) -> RunManifest:
 
     per_stage = {Stage.GENERATE: len(every_key)}
     per_stage.update({stage: total for stage in EXECUTED_STAGES if stage is not Stage.GENERATE})
+    if spec.judges:  # judge calls, every candidate assumed to answer
+        per_stage[Stage.JUDGE] = judge_call_count(compiled)
     return RunManifest(
         run_id=compiled.run_id,
         name=spec.name,

@@ -23,7 +23,13 @@ from returns.result import Success
 
 from themis.core.agreement import cohen_kappa, fleiss_kappa, krippendorff_alpha
 from themis.core.events import JudgeCompleted, JudgeFailed, judgement_id
-from themis.core.judging import candidates, cases_by_place, pair_label, stored_in
+from themis.core.judging import (
+    candidate_count,
+    candidates,
+    cases_by_place,
+    pair_label,
+    stored_in,
+)
 from themis.core.planner import CompiledRun, PlanRecord, trial_refs
 from themis.core.reduction import plan_groups
 from themis.core.report import AgreementRow, ReportRow
@@ -68,12 +74,7 @@ def judge_progress(
     spec = compiled.spec
     planned = done = failed = 0
     for judge in spec.judges:
-        if judge.pairwise:
-            planned += compiled.trial_count // len(spec.models)
-        elif judge.candidate == "reduced":
-            planned += compiled.trial_count // spec.samples
-        else:
-            planned += compiled.trial_count
+        planned += candidate_count(compiled, judge)
         per = len(judge.models) * judge.repeats
         for item in _judged(compiled, judge, state, record):
             if item.missing is not None or (not item.verdicts and item.failed_judgements == per):

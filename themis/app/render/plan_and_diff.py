@@ -104,9 +104,11 @@ def plan_table(manifest: RunManifest) -> Table:
 
 
 def plan_stage_line(manifest: RunManifest) -> str:
-    """Trials per executed stage; `generate` counts distinct requests (twins share one)."""
+    """Trials per executed stage; `generate` counts distinct requests (twins share one), `judge`
+    the judge calls."""
+    calls = (Stage.GENERATE, Stage.JUDGE)
     return "stages: " + " · ".join(
-        f"{stage.value} {counted(count, 'model call' if stage is Stage.GENERATE else 'trial')}"
+        f"{stage.value} {counted(count, 'model call' if stage in calls else 'trial')}"
         for stage, count in manifest.stages.items()
     )
 
