@@ -32,7 +32,7 @@ from themis.core.generation import ModelCallError, ModelResponse
 from themis.core.inspection import execution_state
 from themis.core.planner import ModelRequest, compile_run
 from themis.core.runtime import RuntimeConfig
-from themis.core.spec import ExperimentSpec, JudgeSpec, ModelSpec, VerdictSpec
+from themis.core.spec import ExperimentSpec, JudgeSpec, MetricSpec, ModelSpec, VerdictSpec
 from themis.core.stages import Stage
 from themis.core.state import project
 from themis.core.verdicts import UNPARSEABLE
@@ -282,3 +282,22 @@ def test_the_progress_display_counts_the_judge_stage() -> None:
     with ProgressBar(console, "run") as bar:
         bar.update(last)
     assert "judge 8/8 verdicts (2 failed)" in console.file.getvalue()
+
+
+def test_identical_judge_calls_of_another_run_are_reused_not_repeated() -> None:
+    store = MemoryStore()
+    first = compile_run(judged_spec())
+    run_virtual(first, Models(), store, until_stage=Stage.JUDGE)
+    # Another run (another metric): the same generations and the same judge calls, by content.
+    other = compile_run(attrs.evolve(judged_spec(), metrics=(MetricSpec(name="contains"),)))
+    assert other.run_id != first.run_id
+    models = Models()
+    result = run_virtual(other, models, store, until_stage=Stage.JUDGE)
+    assert models.calls == {}
+    events = events_of(store, other.run_id)
+    calls = {v.call_key for v in of_type(events, JudgeCompleted)}
+    reused = [g for g in of_type(events, GenerationCompleted) if g.trial_key in calls]
+    assert len(reused) == 6
+    assert all(g.cache_hit and g.source_run == first.run_id for g in reused)
+    (row,) = [row for row in result.report.rows if row.judge]
+    assert row.mean == pytest.approx(2 / 3)
