@@ -14,6 +14,7 @@ from themis.adapters.stores.memory import MemoryStore
 from themis.app.config.loading import config_from_mapping
 from themis.core.builtins import builtin_plugins
 from themis.core.errors import ConfigError
+from themis.core.events import ReductionCompleted
 from themis.core.plugins import PluginKind, PluginRegistry, plugin
 from themis.core.spec import METRIC_NAMES, PARSER_NAMES, REDUCER_NAMES
 
@@ -41,6 +42,10 @@ def shout(request):
 
 def rows(path, *, count=3):
     return [{{"id": f"r{{i}}", "q": f"say {{i}}", "answer": str(i)}} for i in range(count)]
+
+
+def last(samples, *, offset=0):
+    return samples[-1 - offset]["sample"]
 
 
 NOT_CALLABLE = 3
@@ -224,3 +229,18 @@ def test_registering_an_unlabelled_or_unversioned_function_is_refused() -> None:
         PluginRegistry().register(loose)
     with pytest.raises(ValueError, match="must be dotted"):
         plugin("metric", name="f1")
+
+
+def test_a_reducer_plugin_chooses_each_groups_candidate(lab: Any) -> None:
+    module = lab("lab_reduce")
+    table = _config(module, samples=3, reducer={"name": f"{module}:last", "params": {"offset": 1}})
+    experiment = _load(table)
+    implementations = experiment.compiled.identity["implementations"]
+    assert implementations["reducer"][f"{module}:last"]["params"] == {"offset": 1}
+    store = MemoryStore()
+    result = experiment.run(store=store)
+    assert result.status == "completed"
+    reductions = [e for _, e in store.read(result.run_id) if isinstance(e, ReductionCompleted)]
+    assert len(reductions) == 3
+    assert {event.sample for event in reductions} == {1}  # the last but one of 3 samples
+    assert {event.reducer for event in reductions} == {f"{module}:last"}

@@ -292,6 +292,7 @@ def test_fields_added_later_are_left_out_only_at_their_default(cls: type, name: 
     if name == "params":  # only plugins take params
         values[ParserSpec] = ParserSpec(name="mylab.parsers:first_word")
         values[MetricSpec] = MetricSpec(name="mylab.metrics:f1")
+        values[ReducerSpec] = ReducerSpec(name="mylab.reducers:last")
     changes = {
         "api": "chat",
         "reducer": ReducerSpec(name="first"),

@@ -84,7 +84,7 @@ FIELD_CLASSES: Mapping[type, Mapping[str, FieldClass]] = {
         "criteria": ID,
         "pattern": ID,
     },
-    ReducerSpec: {"name": ID, "metric": ID},
+    ReducerSpec: {"name": ID, "metric": ID, "params": ID},
     DatasetSpec: {
         "name": ID,
         "cases": ID,
@@ -212,6 +212,7 @@ OMITTED_AT_DEFAULT: Mapping[type, frozenset[str]] = {
     GenerationParams: frozenset({"logprobs", "n"}),
     ParserSpec: frozenset({"choices", "choices_field", "language", "params"}),
     PromptSpec: frozenset({"few_shot"}),
+    ReducerSpec: frozenset({"params"}),
 }
 
 

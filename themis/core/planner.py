@@ -146,6 +146,13 @@ def _implementations(
         "parser": {parser.name: entry(PluginKind.PARSER, parser.name, parser.params)},
         "metrics": {m.name: entry(PluginKind.METRIC, m.name, m.params) for m in spec.metrics},
     }
+    reducer = spec.reducer
+    if reducer is not None and is_plugin_name(reducer.name):
+        table["reducer"] = {
+            reducer.name: _plugin_identity(
+                plugins, PluginKind.REDUCER, reducer.name, reducer.params
+            )
+        }
     judge_models = (model for judge in spec.judges for model in judge.models)
     models = {
         m.provider: _plugin_identity(plugins, PluginKind.MODEL, m.provider, {})

@@ -13,10 +13,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from attrs import frozen
 
+from themis.core.errors import PluginError
 from themis.core.events import GenerationCompleted, GenerationFailed
 from themis.core.identity import short_digest
 from themis.core.planner import CompiledRun, PlanRecord, trial_refs
-from themis.core.plugins import PluginRegistry
+from themis.core.plugins import PluginKind, PluginRegistry, is_plugin_name
 from themis.core.sampling import vote
 from themis.core.scoring import parse_answer, score_answer
 from themis.core.spec import MetricSpec, ParserSpec, ReducerSpec
@@ -154,6 +155,8 @@ def reduce_group(
         votes = result.counts
         if result.sample is not None:
             chosen = next(item for item in ordered if item[0] == result.sample)
+    elif is_plugin_name(reducer.name):
+        chosen = _plugin_choice(reducer, parser, ordered, plugins)
     elif reducer.name == "best_of":
         metric = next(metric for metric in metrics if metric.name == reducer.metric)
         best = -1.0
@@ -164,3 +167,36 @@ def reduce_group(
                 best, chosen = score, item
     sample, key, text = chosen
     return Reduction(trial_key=key, sample=sample, text=text, votes=votes)
+
+
+def _plugin_choice(
+    reducer: ReducerSpec,
+    parser: ParserSpec,
+    ordered: Sequence[tuple[int, str, str]],
+    plugins: PluginRegistry | None,
+) -> tuple[int, str, str]:
+    """The member a reducer plugin chooses: it gets every answered sample (index, text, parsed
+    answer) and returns one of their indices."""
+    found = None if plugins is None else plugins.get(PluginKind.REDUCER, reducer.name)
+    if found is None or found.implementation is None:
+        raise PluginError(f"reducer plugin {reducer.name!r} is not loaded")
+    samples = [
+        {
+            "sample": sample,
+            "text": text,
+            "answer": parse_answer(parser, text, plugins=plugins).value_or(None),
+        }
+        for sample, _, text in ordered
+    ]
+    try:
+        index = found.implementation(samples, **reducer.params)
+    except Exception as error:
+        raise PluginError(
+            f"reducer plugin {reducer.name!r} raised {type(error).__name__}: {error}"
+        ) from error
+    for item in ordered:
+        if item[0] == index and not isinstance(index, bool):
+            return item
+    raise PluginError(
+        f"reducer plugin {reducer.name!r} returned {index!r}, not the index of a sample given"
+    )

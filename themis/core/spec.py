@@ -305,11 +305,22 @@ class ReducerSpec:
 
     `first`: the lowest-indexed sample that answered; `majority`: a vote over the samples' parsed
     answers (ties go to the answer given first); `best_of`: the sample scoring highest on
-    `metric` (ties go to the lowest index).
+    `metric` (ties go to the lowest index). A reducer plugin (`module:attr` or a dotted name)
+    is called with the samples (`sample`, `text`, parsed `answer`) and `params`, and returns the
+    chosen sample's index.
     """
 
-    name: str = field(validator=check_choice(REDUCER_NAMES))
+    name: str = field(validator=check_builtin_or_plugin(REDUCER_NAMES))
     metric: str | None = None
+    params: Mapping[str, JsonValue] = field(
+        factory=dict, converter=_frozen_mapping, validator=check_json
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.params and not is_plugin_name(self.name):
+            raise ValueError(
+                f"params: only a reducer plugin takes params (reducer is {self.name!r})"
+            )
 
 
 def _ks(value: Iterable[int]) -> tuple[int, ...]:

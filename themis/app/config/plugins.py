@@ -156,6 +156,9 @@ def _named_plugins(
     """Every plugin `spec` names: (config key, kind, name, the params the config gives it)."""
     if is_plugin_name(spec.parser.name):
         yield "parser.name", PluginKind.PARSER, spec.parser.name, spec.parser.params
+    reducer = spec.reducer
+    if reducer is not None and is_plugin_name(reducer.name):
+        yield "reducer.name", PluginKind.REDUCER, reducer.name, reducer.params
     for index, metric in enumerate(spec.metrics):
         if is_plugin_name(metric.name):
             yield f"metrics[{index}].name", PluginKind.METRIC, metric.name, metric.params
