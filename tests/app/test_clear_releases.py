@@ -101,3 +101,20 @@ def test_a_hold_published_after_the_clear_still_holds() -> None:
 
     assert stored is not None
     assert (stored.paused_until, stored.generation) == (START + 20.0, 1)
+
+
+def test_a_retry_wait_that_no_clear_ends_lasts_its_whole_time() -> None:
+    """The first look at the shared state (here, inside the wait) sets the baseline; it is no
+    clear, so the wait runs its 7 s."""
+
+    async def ignore(provider: str, transition: Transition) -> None:
+        return None
+
+    async def main() -> float:
+        state = ProviderRegistry().state("fake", RuntimeConfig())
+        sharing = Sharing(MemoryProviderState(), "fake", 600.0)
+        gate = ProviderGate("fake", state, FakeClock(), ignore, sharing)
+        await gate.wait_retry(7.0)
+        return trio.current_time()
+
+    assert trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0)) == 7.0

@@ -336,7 +336,10 @@ class ProviderGate:
         generation = self._state.generation
         while (now := self._clock.now()) < end:
             await self._look(now)
-            if self._state.generation != generation:
+            seen = self._state.generation
+            if generation is None:  # the first look sets the baseline: it is no clear
+                generation = seen
+            elif seen != generation:
                 return
             await self._wait(end - now)
 
