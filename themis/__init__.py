@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from themis.adapters.stores.duckdb import DuckDBStore
     from themis.adapters.stores.duckdb_tables import LogTable
     from themis.adapters.stores.memory import MemoryStore
+    from themis.adapters.telemetry_sinks import JsonLinesTelemetry, OpenTelemetrySpans
     from themis.app.api.bundles import (
         export_batch,
         export_stage_bundle,
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
         get_run_snapshot,
         quickcheck,
     )
+    from themis.app.execution.telemetry import TelemetryBus
     from themis.app.usecases.planning import ConfigComparison
     from themis.app.usecases.runs import RunResult
     from themis.core.bundles import BundleError, BundleKind, BundleManifest
@@ -91,6 +93,16 @@ if TYPE_CHECKING:
         VerdictSpec,
     )
     from themis.core.stages import Stage
+    from themis.core.telemetry import (
+        BreakerChanged,
+        ExecutionFinished,
+        ExecutionStarted,
+        Paused,
+        Progress,
+        Retried,
+        TrialDone,
+        TrialFailed,
+    )
     from themis.ports.clock import ClockPort
     from themis.ports.model import ModelPort
 
@@ -102,6 +114,7 @@ _HOMES = {
     "themis.adapters.stores.duckdb_tables": ("LogTable",),
     "themis.adapters.stores.memory": ("MemoryStore",),
     "themis.app.api.comparing": ("compare",),
+    "themis.adapters.telemetry_sinks": ("JsonLinesTelemetry", "OpenTelemetrySpans"),
     "themis.app.api.bundles": (
         "export_batch",
         "export_stage_bundle",
@@ -130,6 +143,7 @@ _HOMES = {
         "get_run_snapshot",
         "quickcheck",
     ),
+    "themis.app.execution.telemetry": ("TelemetryBus",),
     "themis.app.usecases.planning": ("ConfigComparison",),
     "themis.app.usecases.runs": ("RunResult",),
     "themis.core.bundles": ("BundleError", "BundleKind", "BundleManifest"),
@@ -169,6 +183,16 @@ _HOMES = {
         "VerdictSpec",
     ),
     "themis.core.stages": ("Stage",),
+    "themis.core.telemetry": (
+        "BreakerChanged",
+        "ExecutionFinished",
+        "ExecutionStarted",
+        "Paused",
+        "Progress",
+        "Retried",
+        "TrialDone",
+        "TrialFailed",
+    ),
     "themis.ports.clock": ("ClockPort",),
     "themis.ports.model": ("ModelPort",),
 }
@@ -176,6 +200,7 @@ _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
     "AgreementRow",
+    "BreakerChanged",
     "BundleError",
     "BundleKind",
     "BundleManifest",
@@ -190,11 +215,14 @@ __all__ = [
     "DuckDBStore",
     "Endpoint",
     "Estimate",
+    "ExecutionFinished",
+    "ExecutionStarted",
     "Experiment",
     "ExperimentSpec",
     "FailureKind",
     "FakeClock",
     "GenerationParams",
+    "JsonLinesTelemetry",
     "JudgeSpec",
     "LogTable",
     "MemoryStore",
@@ -206,13 +234,16 @@ __all__ = [
     "ModelRequest",
     "ModelResponse",
     "ModelSpec",
+    "OpenTelemetrySpans",
     "Orchestrator",
     "PairedComparison",
     "ParserSpec",
+    "Paused",
     "Plugin",
     "PluginKind",
     "PluginRegistry",
     "Price",
+    "Progress",
     "ProjectSpec",
     "PromptSpec",
     "ProviderHold",
@@ -221,6 +252,7 @@ __all__ = [
     "ReportRow",
     "Reporter",
     "Resampling",
+    "Retried",
     "RunExists",
     "RunHandle",
     "RunManifest",
@@ -233,9 +265,12 @@ __all__ = [
     "StoreError",
     "StoreLocked",
     "SystemClock",
+    "TelemetryBus",
     "TelemetrySpec",
     "ThemisError",
     "TokenLogprob",
+    "TrialDone",
+    "TrialFailed",
     "VerdictSpec",
     "clear_provider_holds",
     "compare",

@@ -33,12 +33,14 @@ from themis.adapters.stores.duckdb_views import VIEW_NAMES
 from themis.adapters.stores.memory import MemoryStore
 from themis.app.execution.ports import Ports
 from themis.app.execution.provider_gates import ProviderRegistry
+from themis.app.execution.telemetry import Observer
 from themis.core.bundles import BundleManifest, StageBundle
 from themis.core.endpoint import Endpoint
 from themis.core.errors import ConfigError
 from themis.core.judging import all_models
 from themis.core.planner import CompiledRun, ModelRequest
 from themis.core.plugins import PluginKind, is_plugin_name
+from themis.core.project import TelemetrySpec
 from themis.core.runtime import RuntimeConfig
 from themis.core.spec import ExperimentSpec, ModelSpec
 from themis.ports.clock import ClockPort
@@ -165,6 +167,18 @@ def export_log_tables(
 ) -> list[Path]:
     """Write the run's log views to `directory` as Parquet, CSV or JSONL files."""
     return export_log(log_file(location), run_id, file_format, directory)
+
+
+def telemetry_sinks(telemetry: TelemetrySpec) -> list[Observer]:
+    """The observers `telemetry` names: a JSON-lines log file, OpenTelemetry spans."""
+    from themis.adapters.telemetry_sinks import JsonLinesTelemetry, OpenTelemetrySpans
+
+    sinks: list[Observer] = []
+    if telemetry.log is not None:
+        sinks.append(JsonLinesTelemetry(telemetry.log))
+    if telemetry.opentelemetry:
+        sinks.append(OpenTelemetrySpans())
+    return sinks
 
 
 def _store_file(store: StorePort) -> Path | None:

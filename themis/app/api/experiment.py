@@ -23,6 +23,7 @@ from themis.app.config.loading import (
 from themis.app.config.plugins import resolve_plugins
 from themis.app.execution.interpreter import ProgressCallback
 from themis.app.execution.provider_gates import ProviderRegistry
+from themis.app.execution.telemetry import TelemetryBus
 from themis.app.usecases.provenance import config_provenance
 from themis.app.usecases.provider_holds import active_holds, clear_holds
 from themis.app.usecases.reporting import report_document
@@ -76,11 +77,13 @@ from themis.ports.store import StorePort
 
 class Adapters(TypedDict, total=False):
     """What a caller may hand an execution: its own `ModelPort`s by provider name (replacing or
-    adding providers), a clock (default: the system's), and a progress callback."""
+    adding providers), a clock (default: the system's), a progress callback, and a
+    `TelemetryBus` for its signals (`themis.app.execution.telemetry`)."""
 
     models: Mapping[str, ModelPort] | None
     clock: ClockPort | None
     on_progress: ProgressCallback | None
+    telemetry: TelemetryBus | None
 
 
 def require_plugins(compiled: CompiledRun) -> None:
@@ -99,7 +102,7 @@ class Experiment:
     """An experiment compiled to its `run_id`, ready to run against a store.
 
     It owns the provider registry (rate limits and breakers) its runs on the system clock share;
-    another `Experiment` has its own.
+    another `Experiment` has its own. Set `telemetry` to a `TelemetryBus` to observe its runs.
     """
 
     def __init__(
@@ -136,6 +139,8 @@ class Experiment:
         self.source = source
         self.compiled: CompiledRun = compiled
         self.provider_registry = ProviderRegistry()
+        # Where its executions' signals go (`themis.app.execution.telemetry`); none by default.
+        self.telemetry: TelemetryBus | None = None
 
     @property
     def _source_name(self) -> str:
@@ -239,7 +244,7 @@ class Experiment:
         `until_stage`: the stage to stop after (default: the experiment's last, `judge` when
         it has judges, else `score`). `models` maps provider names to your own `ModelPort`s;
         keyword arguments such as `max_concurrent_tasks=8` change runtime settings (never the
-        `run_id`).
+        `run_id`). The execution's signals go to `self.telemetry`, when set.
         """
         request = self._request(runtime or self.runtime, until_stage, models, runtime_changes)
         adapters = Adapters(models=models, clock=clock, on_progress=on_progress)
@@ -304,8 +309,10 @@ class Experiment:
         registry = self.provider_registry if clock is None else None
         require_plugins(self.compiled)
         models = {**plugin_models(self.compiled), **(adapters.get("models") or {})}
+        telemetry = adapters.get("telemetry") or self.telemetry
+        driving = Driving(adapters.get("on_progress"), telemetry=telemetry)
         with execution_ports(store, self.spec, request.runtime, models, clock, registry) as ports:
-            return run_experiment(request, ports, Driving(adapters.get("on_progress")))
+            return run_experiment(request, ports, driving)
 
     def replay(
         self,
@@ -365,7 +372,7 @@ class PreparedRun:
             models = forbidden_models(request.compiled)
         else:
             models = {**plugin_models(request.compiled), **(models or {})}
-        driving = Driving(adapters.get("on_progress"))
+        driving = Driving(adapters.get("on_progress"), telemetry=adapters.get("telemetry"))
         with execution_ports(
             self._store, request.compiled.spec, request.runtime, models, adapters.get("clock")
         ) as ports:

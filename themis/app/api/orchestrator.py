@@ -10,6 +10,7 @@ An orchestrator runs one execution at a time; reading methods work while one run
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -27,10 +28,11 @@ from themis.app.api.views import get_run_progress
 from themis.app.config.loading import config_from_mapping, load_config, read_table
 from themis.app.config.project import load_project, project_from_mapping
 from themis.app.execution.interpreter import ProgressCallback
+from themis.app.execution.telemetry import TelemetryBus
 from themis.app.usecases.planning import ConfigComparison, PlanResult
 from themis.app.usecases.resume import forbidden_models
 from themis.app.usecases.runs import RunResult, load_state
-from themis.app.wiring import open_store, query_connections
+from themis.app.wiring import open_store, query_connections, telemetry_sinks
 from themis.core.errors import ConfigError, ThemisError
 from themis.core.estimate import Estimate
 from themis.core.inspection import RunProgress
@@ -56,8 +58,9 @@ class Orchestrator(BundleMethods):
     """Plans, runs, resumes and inspects the runs of one project (see the module docstring).
 
     `models` maps provider names to your own `ModelPort`s for every run; `clock` and
-    `on_progress` are as for `Experiment.run`. Use it as a context manager, or `close()` it,
-    to release the store.
+    `on_progress` are as for `Experiment.run`; `telemetry` is the bus every run's signals go
+    to (default: a new one), with the project's `[telemetry]` sinks subscribed. Use it as a
+    context manager, or `close()` it, to release the store and the sinks.
     """
 
     def __init__(
@@ -67,11 +70,17 @@ class Orchestrator(BundleMethods):
         models: Mapping[str, ModelPort] | None = None,
         clock: ClockPort | None = None,
         on_progress: ProgressCallback | None = None,
+        telemetry: TelemetryBus | None = None,
     ) -> None:
         self.project = project or ProjectSpec()
         self._models = dict(models or {})
         self._clock = clock
         self._on_progress = on_progress
+        self.telemetry = telemetry or TelemetryBus()
+        if not self.project.storage.store_item_payloads:  # the project's policy wins
+            self.telemetry.include_text = False
+        for sink in telemetry_sinks(self.project.telemetry):
+            self.telemetry.subscribe(sink)
         self._store: StorePort | None = None
         self._busy = threading.Lock()
         self._active: RunHandle | None = None
@@ -116,6 +125,7 @@ class Orchestrator(BundleMethods):
         if self._store is not None:
             self._store.close()
             self._store = None
+        self.telemetry.close()
 
     def __enter__(self) -> Orchestrator:
         return self
@@ -218,6 +228,7 @@ class Orchestrator(BundleMethods):
                 models=self._models or None,
                 clock=self._clock,
                 on_progress=self._on_progress,
+                telemetry=self.telemetry,
             )
 
     # --- looking before and after ------------------------------------------------------------
@@ -291,7 +302,9 @@ class Orchestrator(BundleMethods):
         models: Mapping[str, ModelPort] | None,
         runtime_changes: Mapping[str, Any],
     ) -> RunResult:
-        return experiment.run(
+        observed = copy.copy(experiment)  # the caller's experiment keeps its own telemetry
+        observed.telemetry = self.telemetry
+        return observed.run(
             self.store,
             until_stage=until_stage,
             models={**self._models, **(models or {})} or None,

@@ -34,7 +34,7 @@ from themis.core.stages import Stage
 # The engine (trio, DuckDB, httpx) is imported inside each command, so `--help` never loads it.
 if TYPE_CHECKING:
     from themis.app.api.experiment import PreparedRun
-    from themis.app.execution.interpreter import ProgressCallback
+    from themis.app.execution.telemetry import TelemetryBus
     from themis.app.usecases.runs import RunResult
 
 
@@ -64,6 +64,15 @@ UntilStageOption = Annotated[
 ]
 ResultJsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+TelemetryLogOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--telemetry-log",
+        metavar="FILE",
+        help="Append every telemetry signal (run started/finished, trial done/failed, retry, "
+        "breaker change, pause, progress) to FILE as JSON lines.",
+    ),
+]
 FailUnderOption = Annotated[
     float | None,
     typer.Option(
@@ -88,6 +97,7 @@ def run(
     until_stage: UntilStageOption = None,
     as_json: ResultJsonOption = False,
     quiet: QuietOption = False,
+    telemetry_log: TelemetryLogOption = None,
     fail_under: FailUnderOption = None,
 ) -> None:
     """Run an experiment (or reuse / resume its stored run) and print its report."""
@@ -109,14 +119,18 @@ def run(
             stderr().print(line, markup=False, highlight=False, soft_wrap=True)
         for gap in sandbox_gaps(experiment.spec):
             stderr().print(f"sandbox: {gap}", markup=False, highlight=False, soft_wrap=True)
+
+        def execute(telemetry: TelemetryBus | None) -> RunResult:
+            experiment.telemetry = telemetry
+            return experiment.run(store, until_stage=_stage(until_stage))
+
         result = _execute(
             experiment.run_id,
             experiment.runtime.progress,
-            lambda progress: experiment.run(
-                store, until_stage=_stage(until_stage), on_progress=progress
-            ),
+            execute,
             as_json=as_json,
             quiet=quiet,
+            telemetry_log=telemetry_log,
         )
         _end(result, store, fail_under)
 
@@ -143,6 +157,7 @@ def resume(
     until_stage: UntilStageOption = None,
     as_json: ResultJsonOption = False,
     quiet: QuietOption = False,
+    telemetry_log: TelemetryLogOption = None,
     retry_failed: Annotated[
         bool,
         typer.Option(
@@ -169,7 +184,9 @@ def resume(
             providers = {model.provider for model in prepared.spec.models}
             for line in inherited_lines(store, providers):
                 stderr().print(line, markup=False, highlight=False, soft_wrap=True)
-            result = _execute_prepared(prepared, as_json=as_json, quiet=quiet)
+            result = _execute_prepared(
+                prepared, as_json=as_json, quiet=quiet, telemetry_log=telemetry_log
+            )
         _end(result, location, fail_under)  # the store closed: the ending may read it
 
 
@@ -201,6 +218,7 @@ def replay(
     ] = None,
     as_json: ResultJsonOption = False,
     quiet: QuietOption = False,
+    telemetry_log: TelemetryLogOption = None,
     fail_under: FailUnderOption = None,
 ) -> None:
     """Recompute a stage and the later ones from the stored generations (no model under test
@@ -213,7 +231,9 @@ def replay(
         with prepared_replay(
             run_id, stage.value, location, config=config, overrides=set_ or []
         ) as prepared:
-            result = _execute_prepared(prepared, as_json=as_json, quiet=quiet)
+            result = _execute_prepared(
+                prepared, as_json=as_json, quiet=quiet, telemetry_log=telemetry_log
+            )
         _end(result, location, fail_under)  # the store closed: the ending may read it
 
 
@@ -222,34 +242,47 @@ def _check_fail_under(fail_under: float | None) -> None:
         raise ConfigError(problem)
 
 
-def _execute_prepared(prepared: PreparedRun, *, as_json: bool, quiet: bool) -> RunResult:
+def _execute_prepared(
+    prepared: PreparedRun, *, as_json: bool, quiet: bool, telemetry_log: Path | None
+) -> RunResult:
     """`_execute` for a resume or replay prepared against its open store."""
     return _execute(
         prepared.run_id,
         prepared.runtime.progress,
-        lambda progress: prepared.execute(on_progress=progress),
+        lambda telemetry: prepared.execute(telemetry=telemetry),
         as_json=as_json,
         quiet=quiet,
+        telemetry_log=telemetry_log,
     )
 
 
 def _execute(
     run_id: str,
     progress_mode: str,
-    action: Callable[[ProgressCallback | None], RunResult],
+    action: Callable[[TelemetryBus | None], RunResult],
     *,
     as_json: bool,
     quiet: bool,
+    telemetry_log: Path | None = None,
 ) -> RunResult:
-    """Run `action` under a progress bar (on a terminal) and print its result."""
+    """Run `action` with its telemetry observed by a progress bar (on a terminal) and the
+    `--telemetry-log` file, and print its result."""
+    from themis.app.execution.telemetry import TelemetryBus
     from themis.app.render.progress_bar import ProgressBar
     from themis.app.render.reports import counted, report_render, run_json
+    from themis.app.wiring import telemetry_sinks
+    from themis.core.project import TelemetrySpec
 
     console = stderr()
     show = not quiet and progress_mode != "off" and (progress_mode == "on" or console.is_terminal)
     bar = ProgressBar(console, f"run {run_id[:12]}") if show else None
-    with bar or nullcontext():
-        result = action(bar.update if bar else None)
+    log = TelemetrySpec(log=None if telemetry_log is None else str(telemetry_log))
+    bus = TelemetryBus([*([bar] if bar else []), *telemetry_sinks(log)])
+    try:
+        with bar or nullcontext():
+            result = action(bus)
+    finally:
+        bus.close()
     if as_json:
         print_json(run_json(result))
     else:

@@ -20,7 +20,7 @@ saved by the use case (`themis.app.usecases.runs`), which has the report.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import trio
 
@@ -66,6 +66,8 @@ class EventWriter:
         self._clock = clock
         self.closed = trio.Event()
         self.written = 0
+        # Told each batch once it is appended (telemetry: `themis.app.execution.telemetry`).
+        self.on_written: Callable[[Sequence[Event]], None] | None = None
 
     @property
     def next_seq(self) -> int:
@@ -141,6 +143,8 @@ class EventWriter:
         self._next_seq += len(batch)
         self.written += len(batch)
         self._projection.apply(batch)
+        if self.on_written is not None:
+            self.on_written(batch)
 
     async def _maybe_checkpoint(self) -> None:
         """Save a checkpoint if the gap since the last one is long enough (module docstring)."""

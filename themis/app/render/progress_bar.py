@@ -1,4 +1,5 @@
-"""A terminal progress bar fed by the interpreter's counters a few times a second.
+"""A terminal progress bar: a telemetry observer that draws the `Progress` signals the
+interpreter's counters give a few times a second.
 
 The interpreter only bumps integers; this display reads them on its own schedule, so drawing
 never sits on the trials' path. While calls wait (a Retry-After pause, an open breaker, a rate
@@ -13,8 +14,8 @@ from types import TracebackType
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from themis.app.execution.interpreter import ProgressCounts
 from themis.app.render.runtime_controls import hold_text
+from themis.core import telemetry
 from themis.core.provider_state import ProviderHold
 
 
@@ -28,7 +29,7 @@ def waiting_text(holds: Sequence[ProviderHold]) -> str:
 
 
 class ProgressBar:
-    """A rich bar of trials done, failures, rate and ETA; redrawn only by `update`."""
+    """A rich bar of trials done, failures, rate and ETA; redrawn by each `Progress` signal."""
 
     def __init__(self, console: Console, description: str) -> None:
         self._progress = Progress(
@@ -45,7 +46,12 @@ class ProgressBar:
         )
         self._task = self._progress.add_task(description, total=None, failed=0, rate="", waiting="")
 
-    def update(self, counts: ProgressCounts) -> None:
+    def __call__(self, signal: telemetry.Signal) -> None:
+        """The observer: redraw on progress; every other signal is for other observers."""
+        if isinstance(signal, telemetry.Progress):
+            self.update(signal)
+
+    def update(self, counts: telemetry.Progress) -> None:
         finished = counts.done + counts.failed
         speed = self._progress.tasks[0].speed
         rate = f"{speed:,.0f} trials/s" if speed else ""

@@ -14,6 +14,8 @@ from themis.app.config.plugins import resolve_plugins
 from themis.app.execution.interpreter import ProgressCallback, execute
 from themis.app.execution.live import PublishedStart, publishing
 from themis.app.execution.ports import Ports
+from themis.app.execution.telemetry import TelemetryBus
+from themis.app.execution.trials import ProgressCounts
 from themis.app.execution.work import Execution
 from themis.app.execution.writer import EventWriter
 from themis.app.usecases.checkpoints import fold_from_checkpoint, fresh_report, remember
@@ -39,6 +41,7 @@ from themis.core.runtime import RuntimeConfig
 from themis.core.snapshot import RunSnapshot, RunSummary
 from themis.core.stages import Stage
 from themis.core.state import RunState
+from themis.core.telemetry import ExecutionFinished, ExecutionStarted
 from themis.ports.store import RunCatalog, StorePort
 
 T = TypeVar("T")
@@ -101,10 +104,12 @@ class LoadedRun:
 @frozen
 class Driving:
     """How an execution is driven from outside: `on_progress` gets the interpreter's counters;
-    `trio_clock` (e.g. `trio.testing.MockClock`) lets tests run it in virtual time."""
+    `trio_clock` (e.g. `trio.testing.MockClock`) lets tests run it in virtual time;
+    `telemetry` gets its signals (`themis.app.execution.telemetry`)."""
 
     on_progress: ProgressCallback | None = None
     trio_clock: trio.abc.Clock | None = None
+    telemetry: TelemetryBus | None = None
 
 
 UNWATCHED = Driving()  # no progress callback, the real trio clock
@@ -241,6 +246,19 @@ def execute_work(
         runtime=execution.runtime,
         clock=ports.clock,
     )
+    telemetry = driving.telemetry
+    on_progress = driving.on_progress
+    if telemetry is not None:
+        started = ExecutionStarted(
+            run_id=compiled.run_id,
+            at=ports.clock.now(),
+            planned=execution.total,
+            until_stage=str(execution.until_stage),
+            execution=execution.state.executions + 1,
+        )
+        telemetry.publish(started)
+        writer.on_written = functools.partial(telemetry.logged, compiled.run_id)
+        on_progress = _both(on_progress, telemetry.progress_callback(compiled.run_id, ports.clock))
     start = PublishedStart(
         compiled=compiled,
         snapshot=loaded.snapshot,
@@ -250,7 +268,7 @@ def execute_work(
         plan_record=record,
     )
     # Live progress for `inspect` from other processes (beside a file store).
-    with publishing(ports.live, start, ports.clock, driving.on_progress) as progress:
+    with publishing(ports.live, start, ports.clock, on_progress) as progress:
         outcome = _run_trio(
             functools.partial(execute, execution, ports, writer, on_progress=progress),
             driving.trio_clock,
@@ -267,7 +285,28 @@ def execute_work(
         record=record,
     )
     remember(store, compiled.run_id, writer.next_seq - 1, outcome.state, result.report)
+    if telemetry is not None:
+        finished = ExecutionFinished(
+            run_id=compiled.run_id,
+            at=ports.clock.now(),
+            status=result.status,
+            executed=executed,
+            model_calls=counts.model_calls,
+        )
+        telemetry.publish(finished)
     return result
+
+
+def _both(first: ProgressCallback | None, second: ProgressCallback) -> ProgressCallback:
+    """One progress callback calling `first` (if any), then `second`."""
+    if first is None:
+        return second
+
+    def both(counts: ProgressCounts) -> None:
+        first(counts)
+        second(counts)
+
+    return both
 
 
 def _run_trio(main: Callable[[], Awaitable[T]], clock: trio.abc.Clock | None) -> T:
