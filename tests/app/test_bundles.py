@@ -227,3 +227,40 @@ def test_a_candidate_that_matches_no_trial_is_a_one_line_error(
         with pytest.raises(themis.ConfigError, match=message):
             orchestrator.import_candidates(config(), [record])
         assert orchestrator.runs() == []
+
+
+def test_a_judged_run_moves_whole_with_its_generation_and_evaluation_bundles(
+    tmp_path: Path,
+) -> None:
+    from tests.app.test_judge_stage import Models, judged_spec
+    from themis.core.spec import VerdictSpec
+
+    # Floats, as a config file gives them: an int here would not survive the snapshot codec.
+    spec = judged_spec(verdict=VerdictSpec(kind="scale", min=0.0, max=1.0))
+    with orchestrator_on("memory", Models()) as store_a:
+        first = store_a.run(spec)
+        assert first.completed_through_stage == "judge"
+        store_a.export_generation_bundle(first.run_id, tmp_path / "g.jsonl")
+        manifest = store_a.export_evaluation_bundle(first.run_id, tmp_path / "e.jsonl")
+        assert manifest.rows > 0
+        report_a = store_a.report(first.run_id)
+    with orchestrator_on("memory", Refusing()) as store_b:
+        store_b.import_bundle(tmp_path / "g.jsonl")
+        store_b.import_bundle(tmp_path / "e.jsonl")
+        assert store_b.import_bundle(tmp_path / "e.jsonl").imported == 0
+        second = store_b.run(spec)
+        assert (second.model_calls, Refusing.calls) == (0, 0)
+        assert second.report == report_a
+
+
+def test_evaluate_judges_stored_generations_calling_only_the_judge() -> None:
+    from tests.app.test_judge_stage import Models, judged_spec
+
+    models = Models()
+    with orchestrator_on("memory", models) as orchestrator:
+        orchestrator.generate(judged_spec())
+        under_test = {name: n for name, n in models.calls.items() if name != "fake-judge"}
+        judged = orchestrator.evaluate(judged_spec())
+    assert judged.completed_through_stage == "judge"
+    assert {name: n for name, n in models.calls.items() if name != "fake-judge"} == under_test
+    assert models.calls["fake-judge"] > 0

@@ -22,9 +22,12 @@ from themis.core.events import (
     Event,
     ExecutionCompleted,
     GenerationCompleted,
+    JudgeCompleted,
+    JudgeFailed,
     ParseCompleted,
     ReductionCompleted,
     ScoreCompleted,
+    judgement_id,
 )
 from themis.core.planner import CompiledRun, TrialRef, trial_refs
 from themis.core.reduction import group_id_of
@@ -57,7 +60,7 @@ class BundleKind(StrEnum):
     REDUCTION = "reduction"
     PARSE = "parse"
     SCORE = "score"
-    EVALUATION = "evaluation"  # every result downstream of generation
+    EVALUATION = "evaluation"  # every result after generation: judges' verdicts and calls too
 
     @property
     def event_types(self) -> tuple[type[Event], ...]:
@@ -69,7 +72,15 @@ _EVENT_TYPES: Final[Mapping[BundleKind, tuple[type[Event], ...]]] = {
     BundleKind.REDUCTION: (ReductionCompleted,),
     BundleKind.PARSE: (ParseCompleted,),
     BundleKind.SCORE: (ScoreCompleted, ExecutionCompleted),
-    BundleKind.EVALUATION: (ReductionCompleted, ParseCompleted, ScoreCompleted, ExecutionCompleted),
+    BundleKind.EVALUATION: (
+        ReductionCompleted,
+        ParseCompleted,
+        ScoreCompleted,
+        ExecutionCompleted,
+        JudgeCompleted,
+        JudgeFailed,
+        GenerationCompleted,  # only a judge's call, the one a verdict of the bundle names
+    ),
 }
 
 
@@ -119,12 +130,14 @@ def manifest_identity(compiled: CompiledRun) -> dict[str, Any]:
     }
 
 
-def bundle_events(state: RunState, kind: BundleKind) -> list[Event]:
-    """The results of `kind` that count in `state`, in a stable order (by subject)."""
+def bundle_events(compiled: CompiledRun, state: RunState, kind: BundleKind) -> list[Event]:
+    """The results of `kind` that count in `state`, in a stable order (by subject). The
+    generations are the run's trials' (a judge's calls travel with its verdicts)."""
     wanted = kind.event_types
     found: list[Event] = []
-    if GenerationCompleted in wanted:
-        found += [state.generations[key] for key in sorted(state.generations)]
+    if kind is BundleKind.GENERATION:
+        planned = {ref.trial_key for ref in trial_refs(compiled)}
+        found += [state.generations[key] for key in sorted(planned & set(state.generations))]
     if ReductionCompleted in wanted:
         found += [state.reductions[key] for key in sorted(state.reductions)]
     if ParseCompleted in wanted:
@@ -133,6 +146,10 @@ def bundle_events(state: RunState, kind: BundleKind) -> list[Event]:
         found += [state.scores[key] for key in sorted(state.scores)]
     if ExecutionCompleted in wanted:
         found += [state.code_executions[key] for key in sorted(state.code_executions)]
+    if JudgeCompleted in wanted:
+        verdicts = [state.judgements[key] for key in sorted(state.judgements)]
+        calls = sorted({verdict.call_key for verdict in verdicts} & set(state.generations))
+        found += [*verdicts, *(state.generations[key] for key in calls)]
     return found
 
 
@@ -147,6 +164,9 @@ def _held(state: RunState, event: Event) -> bool:
         return event.trial_id in state.scores
     if isinstance(event, ExecutionCompleted):
         return event.trial_id in state.code_executions
+    if isinstance(event, JudgeCompleted | JudgeFailed):
+        key = judgement_id(event.judge, event.candidate_id, event.model, event.repeat)
+        return key in state.judgements
     return False
 
 
@@ -162,18 +182,29 @@ def _subjects(refs: Iterable[TrialRef]) -> tuple[set[str], set[str]]:
 
 
 def _subject(event: Event) -> tuple[str, str]:
-    """Which subject an event is about: ("key", trial key) or ("id", trial or group id)."""
+    """Which subject an event is about: ("key", trial key), ("id", trial or group id),
+    ("judge", judge name) or ("call", a judge's call key)."""
     if isinstance(event, GenerationCompleted):
         return "key", event.trial_key
     if isinstance(event, ReductionCompleted):
         return "id", event.group_id
+    if isinstance(event, JudgeCompleted | JudgeFailed):
+        return "judge", event.judge
     trial_id: str = getattr(event, "trial_id", "")
     return "id", trial_id
 
 
 def _in_epoch(event: Event, epoch: int) -> Event:
     """A downstream result stamped with `epoch`, so that it counts after the target's resets."""
-    if isinstance(event, ReductionCompleted | ParseCompleted | ScoreCompleted | ExecutionCompleted):
+    if isinstance(
+        event,
+        ReductionCompleted
+        | ParseCompleted
+        | ScoreCompleted
+        | ExecutionCompleted
+        | JudgeCompleted
+        | JudgeFailed,
+    ):
         return attrs.evolve(event, epoch=epoch)
     return event
 
@@ -185,12 +216,20 @@ def events_to_import(
     the state's epoch; `BundleError` for an event of another kind or about another run's trial.
     """
     keys, ids = _subjects(trial_refs(compiled))
+    allowed = {
+        "key": keys if kind is BundleKind.GENERATION else set(),
+        "id": ids,
+        "judge": {judge.name for judge in compiled.spec.judges},
+        "call": {e.call_key for e in events if isinstance(e, JudgeCompleted | JudgeFailed)},
+    }
     fresh: list[Event] = []
     for index, event in enumerate(events, start=1):
         if not isinstance(event, kind.event_types):
             raise BundleError(f"row {index}: a {event.kind} event has no place in a {kind} bundle")
         which, subject = _subject(event)
-        if subject not in (keys if which == "key" else ids):
+        if which == "key" and kind is not BundleKind.GENERATION:
+            which = "call"  # outside a generation bundle, a generation is a judge's call
+        if subject not in allowed[which]:
             raise BundleError(
                 f"row {index}: {event.kind} of {subject[:16]!r} is not a trial of run "
                 f"{compiled.run_id[:12]}"

@@ -188,9 +188,9 @@ class Orchestrator(BundleMethods):
         return self._from_stored(experiment, Stage.PARSE, "transform", runtime_changes)
 
     def evaluate(self, experiment: ExperimentLike, **runtime_changes: Any) -> RunResult:
-        """Reduce, parse and score the stored generations (judging too, once judges exist);
-        never calls a model."""
-        return self._from_stored(experiment, Stage.SCORE, "evaluate", runtime_changes)
+        """Reduce, parse, score and judge the stored generations; never calls a model under
+        test (only the judges' models, for verdicts the store lacks)."""
+        return self._from_stored(experiment, None, "evaluate", runtime_changes)
 
     def submit(
         self,
@@ -262,7 +262,7 @@ class Orchestrator(BundleMethods):
     def _from_stored(
         self,
         experiment: ExperimentLike,
-        until_stage: Stage,
+        until_stage: Stage | None,
         action: str,
         runtime_changes: Mapping[str, Any],
     ) -> RunResult:

@@ -57,7 +57,7 @@ class ImportOutcome:
 def export_bundle(store: StorePort, run_id: str, kind: BundleKind) -> StageBundle:
     """The results of `kind` that count in a stored run (id or unique prefix)."""
     compiled, loaded = load_run(store, run_id)
-    events = tuple(bundle_events(loaded.state, kind))
+    events = tuple(bundle_events(compiled, loaded.state, kind))
     manifest = BundleManifest(
         kind=kind,
         run_id=compiled.run_id,
