@@ -31,6 +31,11 @@ class TelemetryBus:
         self.include_text = include_text
         self.errors: list[tuple[Observer, BaseException]] = []
 
+    @property
+    def observed(self) -> bool:
+        """Whether anyone listens (an execution skips deriving signals for nobody)."""
+        return bool(self._observers)
+
     def subscribe(self, observer: Observer) -> None:
         with self._lock:
             self._observers.append(observer)

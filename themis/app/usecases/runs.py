@@ -246,7 +246,7 @@ def execute_work(
         runtime=execution.runtime,
         clock=ports.clock,
     )
-    telemetry = driving.telemetry
+    telemetry = driving.telemetry if driving.telemetry and driving.telemetry.observed else None
     on_progress = driving.on_progress
     if telemetry is not None:
         started = ExecutionStarted(
