@@ -119,3 +119,21 @@ def test_report_adds_the_comparison_of_a_second_run(
     assert "a comparison is rendered in html, md, latex or json, not table" in line
     within = one_error_line(invoke("compare", run_a, "--store", store, "--format", "html"))
     assert "--format html: give two runs" in within
+
+
+def test_cases_one_side_has_not_scored_are_counted_not_dropped(
+    demo: Path, store: Path, invoke: Invoke
+) -> None:
+    scored = output_json(invoke("run", demo, "--store", store, "--json", *ONE_SAMPLE))["run_id"]
+    other = ("--set", "models.weak.options.skill=0.75", "--until-stage", "generate")
+    partial = invoke("run", demo, "--store", store, "--json", *ONE_SAMPLE, *other)
+    unscored = output_json(partial)["run_id"]
+    data = output_json(invoke("compare", scored, unscored, "--store", store, "--format", "json"))
+    # Run B stopped after generating: no case is scored on its side, every row says so.
+    assert len(data["rows"]) == 8  # 2 models × 2 prompts × 2 metrics
+    assert {(row["n"], row["only_a"], row["only_b"], row["test"]) for row in data["rows"]} == {
+        (0, 24, 0, "none")
+    }
+    assert data["unpaired_cases"] == 8 * 24
+    text = invoke("compare", scored, unscored, "--store", store).stdout
+    assert "unpaired cases (scored on one side only, left out): 192" in text
