@@ -142,6 +142,9 @@ class Progress:
     failed: int
     model_calls: int
     reduced: int = 0
+    judged: int = 0
+    judge_failed: int = 0
+    judge_calls: int = 0
     holds: tuple[ProviderHold, ...] = ()
 
 

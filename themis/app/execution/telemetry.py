@@ -70,6 +70,9 @@ class TelemetryBus:
                     failed=counts.failed,
                     model_calls=counts.model_calls,
                     reduced=counts.reduced,
+                    judged=counts.judged,
+                    judge_failed=counts.judge_failed,
+                    judge_calls=counts.judge_calls,
                     holds=counts.holds,
                 )
             )
