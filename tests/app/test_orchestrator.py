@@ -245,3 +245,12 @@ def test_experiment_and_orchestrator_share_one_run(
     direct = experiment.run(store=orchestrator.store, models={"fake": model})
     assert orchestrator.run(config()).run_id == direct.run_id
     assert model.calls == 4  # the orchestrator reused what the experiment ran
+
+
+def test_run_benchmark_runs_a_shipped_benchmark_config_with_a_row_per_slice() -> None:
+    config_file = Path(__file__).resolve().parents[2] / "examples/benchmarks/hellaswag.toml"
+    with Orchestrator(ProjectSpec(storage=StorageSpec(path="memory"))) as orchestrator:
+        result = orchestrator.run_benchmark(config_file)
+    assert result.status == "completed"
+    datasets = {row.dataset for row in result.report.rows}
+    assert datasets == {"hellaswag", "hellaswag-personal-care", "hellaswag-sample-20"}

@@ -176,7 +176,8 @@ class Orchestrator(BundleMethods):
         return self._execute(self.experiment(experiment), until_stage, models, runtime_changes)
 
     def run_benchmark(self, benchmark: ExperimentLike, **runtime_changes: Any) -> RunResult:
-        """Run a benchmark's experiment through every stage; its report."""
+        """Run a benchmark (a config such as `examples/benchmarks/gsm8k.toml`, whose slices
+        are datasets) through every stage; its report has a row per slice."""
         return self.run(benchmark, **runtime_changes)
 
     def generate(self, experiment: ExperimentLike, **runtime_changes: Any) -> RunResult:
