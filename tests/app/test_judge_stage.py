@@ -301,3 +301,30 @@ def test_identical_judge_calls_of_another_run_are_reused_not_repeated() -> None:
     assert all(g.cache_hit and g.source_run == first.run_id for g in reused)
     (row,) = [row for row in result.report.rows if row.judge]
     assert row.mean == pytest.approx(2 / 3)
+
+
+def test_retry_failed_calls_the_judge_again_where_its_call_failed_for_good() -> None:
+    store = MemoryStore()
+    compiled = compile_run(judged_spec())
+    runtime = RuntimeConfig(judge_retry_attempts=1)
+    failing = Models(judge_failures=1, hint=None)
+    run_virtual(compiled, failing, store, runtime=runtime, until_stage=Stage.JUDGE)
+    assert {f.error_kind for f in of_type(events_of(store, compiled.run_id), JudgeFailed)} == {
+        "rate_limit"
+    }
+    again = run_virtual(compiled, Models(), store, runtime=runtime, until_stage=Stage.JUDGE)
+    assert again.reused  # a plain resume leaves judge failures as they are
+    models = Models()
+    result = run_experiment(
+        RunRequest(compiled, runtime, Stage.JUDGE, retry_failed=True),
+        Ports(store=store, clock=FakeClock(), models={"fake": models}),
+        Driving(trio_clock=trio.testing.MockClock(autojump_threshold=0)),
+    )
+    assert models.calls == {"fake-judge": 8}  # only the judge calls, not the generations
+    (row,) = [row for row in result.report.rows if row.judge]
+    assert (row.n, row.judge_failed, row.mean) == (3, 1, pytest.approx(2 / 3))
+    state = project(events_of(store, compiled.run_id))
+    kinds = sorted(
+        j.error_kind if isinstance(j, JudgeFailed) else "judged" for j in state.judgements.values()
+    )
+    assert kinds == ["judged"] * 6 + [UNPARSEABLE] * 2

@@ -187,6 +187,7 @@ SAMPLE_EVENTS: tuple[Event, ...] = (
         text="I cannot grade this.",
         swapped=True,
         epoch=1,
+        execution=2,
     ),
 )
 

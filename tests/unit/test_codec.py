@@ -155,7 +155,7 @@ GOLDEN_PAYLOADS = (
     '{"at":1700000016.0,"judge":"quality","candidate_id":"t-2","model":"grader","repe'
     'at":1,"call_key":"j3k4","error_kind":"unparseable_verdict","message":"no JSON ob'
     'ject in the response","messages":[["user","Answer: 5"]],"text":"I cannot grade t'
-    'his.","swapped":true,"epoch":1,"v":1}',
+    'his.","swapped":true,"epoch":1,"execution":2,"v":1}',
 )
 
 

@@ -249,6 +249,7 @@ class JudgeFailed:
     text: str | None = None
     swapped: bool = False
     epoch: int = 0
+    execution: int = 0  # the execution that recorded it: a later one's supersedes it
 
 
 def judgement_id(judge: str, candidate_id: str, model: str, repeat: int) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 import attrs
 from attrs import frozen
 
-from themis.core.events import judgement_id
+from themis.core.events import JudgeFailed, judgement_id
 from themis.core.identity import digest, short_digest
 from themis.core.planner import (
     CompiledRun,
@@ -30,6 +30,7 @@ from themis.core.reduction import plan_groups
 from themis.core.spec import Case, ExperimentSpec, JudgeSpec, ModelSpec, PromptSpec
 from themis.core.stages import Stage
 from themis.core.state import RunState
+from themis.core.verdicts import UNPARSEABLE
 
 Lookup = Callable[[str], "str | None"]
 
@@ -260,15 +261,26 @@ def judge_calls(judge: JudgeSpec, candidate: Candidate, case: Case) -> Iterator[
 
 
 def pending_judge_calls(
-    compiled: CompiledRun, state: RunState, stored: Stored, record: PlanRecord | None = None
+    compiled: CompiledRun,
+    state: RunState,
+    stored: Stored,
+    *,
+    retry_failed: bool = False,
 ) -> Iterator[JudgeCall]:
-    """Every judge call whose verdict the log does not show (given or failed), in plan order."""
+    """Every judge call whose verdict the log does not show (given or failed), in plan order;
+    with `retry_failed`, also those whose call failed for good (not an unparseable verdict:
+    the same call would answer the same)."""
     cases = cases_by_place(compiled.spec)
     for judge in compiled.spec.judges:
-        for candidate in candidates(compiled, judge, stored, record):
+        for candidate in candidates(compiled, judge, stored):
             case = cases[(candidate.dataset, candidate.case_id)]
             for call in judge_calls(judge, candidate, case):
-                if call.judgement_id not in state.judgements:
+                held = state.judgements.get(call.judgement_id)
+                if held is None or (
+                    retry_failed
+                    and isinstance(held, JudgeFailed)
+                    and held.error_kind != UNPARSEABLE
+                ):
                     yield call
 
 

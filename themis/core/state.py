@@ -207,7 +207,19 @@ class Projection:
             elif isinstance(event, JudgeCompleted | JudgeFailed):
                 key = judgement_id(event.judge, event.candidate_id, event.model, event.repeat)
                 held_judgement = self._judgements.get(key)
-                if held_judgement is None or event.epoch > held_judgement.epoch:
+                if (
+                    held_judgement is None
+                    or event.epoch > held_judgement.epoch
+                    or (  # a verdict outranks a failure of the same epoch (`--retry-failed`),
+                        # and a later execution's failure an earlier one's
+                        event.epoch == held_judgement.epoch
+                        and isinstance(held_judgement, JudgeFailed)
+                        and (
+                            isinstance(event, JudgeCompleted)
+                            or event.execution > held_judgement.execution
+                        )
+                    )
+                ):
                     self._judgements[key] = event
             else:
                 self._apply_run_event(event)

@@ -66,7 +66,8 @@ async def run_judges(
     it. `store`: where other runs' identical judge calls are looked up (`reuse_generations`)."""
     if not run.compiled.spec.judges or until_stage is not Stage.JUDGE:
         return False
-    calls = list(pending_judge_calls(run.compiled, run.state, _stored(run)))
+    retrying = run.retrying_failures
+    calls = list(pending_judge_calls(run.compiled, run.state, _stored(run), retry_failed=retrying))
     run.counts.judge_calls = len(calls)
     found: Mapping[str, tuple[str, GenerationCompleted]] = {}
     if store is not None and calls:
@@ -77,10 +78,13 @@ async def run_judges(
 
 
 def _known(run: TrialRunner, call: JudgeCall) -> Outcome | None:
+    """The call's outcome this execution or the log already holds (a failure for good is
+    attempted again when the execution retries failures)."""
     key, state = call.plan.trial_key, run.state
-    return (
-        run.generated.get(key) or state.generations.get(key) or state.generation_failures.get(key)
-    )
+    known = run.generated.get(key) or state.generations.get(key)
+    if known is None and not run.retrying_failures:
+        return state.generation_failures.get(key)
+    return known
 
 
 async def _dispatch(
@@ -175,4 +179,5 @@ def _failed(
         text=text,
         swapped=call.swapped,
         epoch=run.state.epoch,
+        execution=run.execution_number,
     )

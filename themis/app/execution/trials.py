@@ -23,6 +23,7 @@ from themis.app.execution.work import Execution, Reusable
 from themis.core.controls import model_controls
 from themis.core.events import (
     Event,
+    FailuresRetried,
     GenerationCompleted,
     GenerationFailed,
     ParseCompleted,
@@ -103,6 +104,10 @@ class TrialRunner:
             ports.sandbox,
             runtime.stage_concurrency.get(Stage.SCORE.value),
             compiled.plugins,
+        )
+        # `resume --retry-failed`: judge calls that failed for good are made again as well.
+        self.retrying_failures = any(
+            isinstance(event, FailuresRetried) for event in execution.preamble
         )
         self.generated: dict[str, GenerationCompleted | GenerationFailed] = {}
         self.in_flight: dict[str, trio.Event] = {}

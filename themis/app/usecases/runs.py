@@ -126,7 +126,9 @@ def run_experiment(request: RunRequest, ports: Ports, driving: Driving = UNWATCH
         cached := fresh_report(ports.store, compiled, request.until_stage)
     ):  # complete, and nothing logged since its checkpoint: no state or snapshot to decode
         _, report = cached
-        if not (request.retry_failed and report.failed):
+        # Failed judge calls are not in the report's counts: with judges, the log decides.
+        failures = report.failed or bool(compiled.spec.judges)
+        if not (request.retry_failed and failures):
             return RunResult(report=report, reused=True, trials_executed=0, model_calls=0)
     return continue_run(request, ports, _open_run(request, ports), driving)
 
