@@ -32,7 +32,14 @@ from themis.core.generation import ModelCallError, ModelResponse
 from themis.core.inspection import execution_state
 from themis.core.planner import ModelRequest, compile_run
 from themis.core.runtime import RuntimeConfig
-from themis.core.spec import ExperimentSpec, JudgeSpec, MetricSpec, ModelSpec, VerdictSpec
+from themis.core.spec import (
+    ExperimentSpec,
+    JudgeSpec,
+    MetricSpec,
+    ModelSpec,
+    ReducerSpec,
+    VerdictSpec,
+)
 from themis.core.stages import Stage
 from themis.core.state import project
 from themis.core.verdicts import UNPARSEABLE
@@ -328,3 +335,25 @@ def test_retry_failed_calls_the_judge_again_where_its_call_failed_for_good() -> 
         j.error_kind if isinstance(j, JudgeFailed) else "judged" for j in state.judgements.values()
     )
     assert kinds == ["judged"] * 6 + [UNPARSEABLE] * 2
+
+
+def test_a_judge_reads_parsed_answers_or_the_reduced_candidate() -> None:
+    base = attrs.evolve(make_spec(4, samples=2), reducer=ReducerSpec(name="first"))
+    for kind, candidates in (("parsed", 8), ("reduced", 4)):
+        judge = JudgeSpec(
+            name="q",
+            models=(JUDGE_MODEL,),
+            template=TEMPLATE,
+            verdict=VerdictSpec(kind="scale", min=0, max=1),
+            candidate=kind,
+        )
+        store, models = MemoryStore(), Models()
+        compiled = compile_run(attrs.evolve(base, judges=(judge,)))
+        result = run_virtual(compiled, models, store, until_stage=Stage.JUDGE)
+        assert models.calls["fake-judge"] == candidates, kind
+        events = events_of(store, compiled.run_id)
+        judged = {e.candidate_id for e in of_type(events, JudgeCompleted)}
+        judged |= {e.candidate_id for e in of_type(events, JudgeFailed)}
+        assert len(judged) == candidates, kind
+        (row,) = [row for row in result.report.rows if row.judge]
+        assert row.judge_failed == (2 if kind == "parsed" else 1), kind  # case 3's candidates
