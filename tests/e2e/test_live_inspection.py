@@ -1,8 +1,9 @@
 """Inspecting a store while a real `themis run` holds it, from other processes, as a user would.
 
-The run is the demo slowed down (0.1 s per model call, two at a time: about 15 s), so that
-several inspecting processes can start while it runs. They must answer from the progress the
-run publishes, never block on or disturb it; after it finishes, they read the store again.
+The run is the demo slowed down (0.25 s per model call, two at a time: about 36 s, room to spare
+on a loaded machine), so that several inspecting processes can start while it runs. They must
+answer from the progress the run publishes, never block on or disturb it; after it finishes, they
+read the store again.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ pytestmark = pytest.mark.slow
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TRIALS = 288
 SLOW = (
-    "models.strong.options.latency_s=0.1",
-    "models.weak.options.latency_s=0.1",
+    "models.strong.options.latency_s=0.25",
+    "models.weak.options.latency_s=0.25",
     "runtime.max_concurrent_tasks=2",
 )
 
