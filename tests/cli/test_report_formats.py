@@ -112,6 +112,31 @@ def test_by_a_case_field_breaks_rows_down(
     assert "| * | fake | * | exact_match |" in pooled.stdout
 
 
+def test_a_case_field_named_like_a_column_gets_its_own_header(
+    tmp_path: Path, store: Path, invoke: Invoke
+) -> None:
+    data = tmp_path / "levels.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"id": f"q{i}", "question": f"{i} + {i}", "answer": str(2 * i), "n": i % 2})
+            + "\n"
+            for i in range(4)
+        ),
+        encoding="utf-8",
+    )
+    config = tmp_path / "levels.toml"
+    config.write_text(LEVELS_CONFIG, encoding="utf-8")
+    ran = output_json(invoke("run", config, "--store", store, "--json"))
+
+    text = invoke("report", ran["run_id"], "--store", store, "--by", "n", "--format", "csv").stdout
+
+    header, *rows = list(csv.reader(io.StringIO(text)))
+    assert len(header) == len(set(header))
+    assert header[4] == "case.n"
+    assert sorted(row[4] for row in rows) == ["0", "1"]
+    assert sum(int(row[header.index("n")]) for row in rows) == 8  # 4 cases x 2 samples
+
+
 def test_an_unknown_case_field_is_one_error_line(
     demo_run: str, store: Path, invoke: Invoke
 ) -> None:

@@ -36,6 +36,15 @@ CI_METHODS = {
 # The counts shown beside every score, by the report row's attribute.
 COUNTS = ("n", "failed", "unparsed", "truncated", "retried", "cache_hits")
 COUNT_HEADERS = {"cache_hits": "cache hits", "judge_failed": "judge failed"}
+# Every column name a format writes besides the case fields (CSV's and the table's headers).
+_COLUMN_NAMES = frozenset(
+    {*PLAN_DIMENSIONS, "run_id", "metric", "mean", "95% CI", "interval", "ci_low", "ci_high"}
+    | {"ci_method", *COUNTS, *COUNT_HEADERS, *COUNT_HEADERS.values()}
+)
+
+
+def _field_label(name: str) -> str:
+    return f"case.{name}" if name in _COLUMN_NAMES else name
 
 
 def number(value: float | None) -> str:
@@ -64,7 +73,8 @@ class Columns:
 
     @property
     def places(self) -> list[str]:
-        return [*PLAN_DIMENSIONS, *self.fields]
+        """The place columns' names; a case field named like another column is `case.<name>`."""
+        return [*PLAN_DIMENSIONS, *(_field_label(name) for name in self.fields)]
 
     @property
     def counts(self) -> list[str]:
