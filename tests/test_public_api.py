@@ -124,6 +124,7 @@ PUBLIC_API = [
     "replay",
     "resume",
     "runs",
+    "viewer_app",
 ]
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

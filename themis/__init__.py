@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from themis.app.api.log_data import export_run, log_table
     from themis.app.api.orchestrator import Orchestrator
     from themis.app.api.reporter import Reporter
+    from themis.app.api.viewer import viewer_app
     from themis.app.api.views import (
         get_evaluation_execution,
         get_execution_state,
@@ -136,6 +137,7 @@ _HOMES = {
     "themis.app.api.log_data": ("export_run", "log_table"),
     "themis.app.api.orchestrator": ("Orchestrator",),
     "themis.app.api.reporter": ("Reporter",),
+    "themis.app.api.viewer": ("viewer_app",),
     "themis.app.api.views": (
         "get_evaluation_execution",
         "get_execution_state",
@@ -293,6 +295,7 @@ __all__ = [
     "replay",
     "resume",
     "runs",
+    "viewer_app",
 ]
 
 

@@ -33,7 +33,7 @@ class Opened:
         return path
 
 
-OpenPage = Callable[[Path], Opened]
+OpenPage = Callable[[Path | str], Opened]
 
 
 def chromium_path() -> str:
@@ -57,10 +57,11 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def open_page(browser: Browser) -> Iterator[OpenPage]:
-    """`open_page(path)`: the file at `path` loaded in a fresh 1280-wide page, with its errors."""
+    """`open_page(path)`: the file at `path` (or the page at a URL) loaded in a fresh 1280-wide
+    page, with its errors."""
     pages: list[Page] = []
 
-    def opened(path: Path) -> Opened:
+    def opened(path: Path | str) -> Opened:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         pages.append(page)
         result = Opened(page)
@@ -75,7 +76,7 @@ def open_page(browser: Browser) -> Iterator[OpenPage]:
         page.on("request", lambda request: result.requests.append(request.url))
         page.on("console", on_console)
         page.on("pageerror", on_error)
-        page.goto(path.resolve().as_uri(), wait_until="load")
+        page.goto(path if isinstance(path, str) else path.resolve().as_uri(), wait_until="load")
         return result
 
     yield opened

@@ -26,6 +26,7 @@ from themis.adapters.models.scripted import ScriptedModel, check_options
 from themis.adapters.provider_state import FileProviderState
 from themis.adapters.sandbox import SubprocessSandbox, probe_isolation
 from themis.adapters.stores.duckdb import DuckDBStore
+from themis.adapters.stores.duckdb_browse import LogBrowser
 from themis.adapters.stores.duckdb_queries import DuckDBConnections
 from themis.adapters.stores.duckdb_tables import LogTable as LogTable  # noqa: PLC0414 (re-exported for the API)
 from themis.adapters.stores.duckdb_tables import export_log, read_log
@@ -155,6 +156,11 @@ def log_file(location: StoreLike) -> str:
             "the log's tables are read from a DuckDB store file: pass its path as store="
         )
     return str(location)
+
+
+def log_browser(location: StoreLike) -> LogBrowser:
+    """Paginated read-only queries on the store file's log (the viewer's trials and failures)."""
+    return LogBrowser(log_file(location))
 
 
 def read_log_tables(location: StoreLike, run_id: str, names: Sequence[str]) -> dict[str, LogTable]:

@@ -20,6 +20,7 @@ from themis.app.cli import (
     lifecycle_commands,
     provider_commands,
     run_commands,
+    view_command,
 )
 from themis.app.cli.endings import ExitStatus
 from themis.app.cli.help_format import load_rich_utils
@@ -115,6 +116,7 @@ batch_app.command("export", cls=_Command)(bundle_commands.batch_export_command)
 batch_app.command("import", cls=_Command)(bundle_commands.batch_import_command)
 app.command("compare", cls=_Command)(data_commands.compare)
 app.command("export", cls=_Command)(data_commands.export)
+app.command("view", cls=_Command)(view_command.view)
 
 
 def main() -> None:

@@ -62,11 +62,7 @@ def report_html(document: ReportDocument, comparison: Comparison | None = None) 
         f"<style>{_asset('report.css')}</style>",
         "</head><body>",
         f"<h1>{escape(report.name)}</h1>",
-        _provenance(document),
-        _plots(document),
-        "<h2>Results</h2>",
-        _results_table(document),
-        _legend(document),
+        report_body(document),
         *([] if comparison is None else [comparison_section(comparison)]),
         "<h2>Per case</h2>",
         _cases_table(document),
@@ -74,6 +70,19 @@ def report_html(document: ReportDocument, comparison: Comparison | None = None) 
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def report_body(document: ReportDocument) -> str:
+    """The report without its page: provenance, plots, the results table and its legend (the
+    viewer's run page shows the same)."""
+    parts = [
+        _provenance(document),
+        _plots(document),
+        "<h2>Results</h2>",
+        _results_table(document),
+        _legend(document),
+    ]
+    return "\n".join(parts)
 
 
 def _provenance(document: ReportDocument) -> str:

@@ -1,0 +1,189 @@
+"""`viewer_app`: the read-only web viewer of a store (`themis view`), a Starlette application.
+
+Routes (all GET; any other method is refused with 405, and no route writes to the store):
+
+    /                                 runs list              /api/runs
+    /runs/{run}                       a run: report, failures, a page of trials
+                                                             /api/runs/{run}
+                                      its trials alone:      /api/runs/{run}/trials
+    /runs/{run}/cases/{case}          one case's trials      /api/runs/{run}/cases/{case}
+    /compare?a=RUN&b=RUN | ?a=RUN&models=A,B                 /api/compare?...
+    /static/{report.css,view.css,report.js}
+
+`{run}` may be a unique prefix of a run id. Query parameters of trial pages: `offset`, `limit`
+(at most 500), `q` (words every trial must contain), `sort` (a `trials` column), `desc=1`.
+Errors answer with one line: 404 for an unknown run or case, 400 for a bad parameter, 503 while
+the store is held by a running process that cannot answer the request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from themis.app.api import viewer_data as data
+from themis.app.render import view_pages
+from themis.app.wiring import StoreLike
+from themis.core.errors import CaseNotFound, ConfigError, RunNotFound, StoreLocked, ThemisError
+
+__all__ = ["viewer_app"]
+
+POLICY = (
+    "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+_STATIC = {
+    "report.css": "text/css",
+    "view.css": "text/css",
+    "report.js": "text/javascript",
+}
+_HEADERS = {
+    "Content-Security-Policy": POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def _status(error: Exception) -> int:
+    if isinstance(error, RunNotFound | CaseNotFound | LookupError):
+        return 404
+    if isinstance(error, StoreLocked):
+        return 503
+    return 400
+
+
+def _answer(make: Callable[[Request], Any], *, as_json: bool) -> Callable[[Request], Response]:
+    """An endpoint: `make(request)` is the JSON data or the page; known errors become one line."""
+
+    def endpoint(request: Request) -> Response:
+        try:
+            made = make(request)
+        except (ThemisError, LookupError, ValueError) as error:
+            status, message = _status(error), str(error).splitlines()[0]
+            if as_json:
+                return JSONResponse({"error": message}, status_code=status, headers=_HEADERS)
+            title = {404: "Not found", 503: "Store in use"}.get(status, "Bad request")
+            page = view_pages.message_page(title, message)
+            return HTMLResponse(page, status_code=status, headers=_HEADERS)
+        if as_json:
+            return JSONResponse(made, headers=_HEADERS)
+        return HTMLResponse(made, headers=_HEADERS)
+
+    return endpoint
+
+
+def _integer(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: must be a whole number, got {raw!r}") from None
+
+
+def _trial_query(request: Request) -> data.TrialQuery:
+    return data.TrialQuery(
+        offset=_integer(request, "offset", 0),
+        limit=_integer(request, "limit", data.PAGE_SIZE),
+        search=request.query_params.get("q", ""),
+        sort=request.query_params.get("sort", "position"),
+        descending=request.query_params.get("desc", "") in ("1", "true"),
+    )
+
+
+def _compare_query(request: Request) -> data.CompareQuery | None:
+    params = request.query_params
+    run_a = params.get("a", "").strip()
+    if not run_a:
+        return None
+    models = tuple(name.strip() for name in params.get("models", "").split(",") if name.strip())
+    return data.CompareQuery(
+        a=run_a,
+        b=params.get("b", "").strip() or None,
+        models=models,
+        metric=params.get("metric") or None,
+        offset=_integer(request, "offset", 0),
+        limit=_integer(request, "limit", data.PAGE_SIZE),
+    )
+
+
+def viewer_app(store: StoreLike) -> Starlette:
+    """The viewer of `store` (a DuckDB file path) as an ASGI application; serve it with uvicorn,
+    or test it with Starlette's `TestClient`."""
+
+    def run_id(request: Request) -> str:
+        return str(request.path_params["run"])
+
+    def runs_page(request: Request) -> str:
+        listed = data.runs_data(store)
+        return view_pages.runs_page(listed["runs"], listed["live"])
+
+    def run_page(request: Request) -> str:
+        document = data.run_document(store, run_id(request))
+        resolved = document.report.run_id
+        query = _trial_query(request)
+        return view_pages.run_page(
+            document,
+            data.failures_data(store, resolved),
+            data.trials_data(store, resolved, query),
+            dict(request.query_params),
+        )
+
+    def trials_json(request: Request) -> dict[str, Any]:
+        resolved = data.run_document(store, run_id(request)).report.run_id
+        return data.trials_data(store, resolved, _trial_query(request))
+
+    def case(request: Request) -> dict[str, Any]:
+        found = data.case_data(store, run_id(request), str(request.path_params["case"]))
+        if not found["trials"]:
+            raise LookupError(f"run {run_id(request)[:12]} has no case {found['case_id']!r}")
+        return found
+
+    def compare_page(request: Request) -> str:
+        query = _compare_query(request)
+        form = view_pages.compare_form(data.runs_data(store)["runs"], dict(request.query_params))
+        if query is None:
+            return view_pages.compare_page(form, None, None, {})
+        comparison, disagreements = data.compare_data(store, query)
+        return view_pages.compare_page(form, comparison, disagreements, dict(request.query_params))
+
+    def compare_api(request: Request) -> dict[str, Any]:
+        query = _compare_query(request)
+        if query is None:
+            raise ConfigError("compare: give run a (and run b, or models=A,B)")
+        return data.compare_json(*data.compare_data(store, query))
+
+    def static(request: Request) -> Response:
+        name = str(request.path_params["name"])
+        if name not in _STATIC:
+            return Response("not found", status_code=404, media_type="text/plain")
+        text = resources.files("themis.app.render").joinpath("assets", name).read_text("utf-8")
+        return Response(text, media_type=_STATIC[name], headers=_HEADERS)
+
+    def html(make: Callable[[Request], Any]) -> Callable[[Request], Response]:
+        return _answer(make, as_json=False)
+
+    def api(make: Callable[[Request], Any]) -> Callable[[Request], Response]:
+        return _answer(make, as_json=True)
+
+    routes = [
+        Route("/", html(runs_page)),
+        Route("/runs/{run}", html(run_page)),
+        Route("/runs/{run}/cases/{case:path}", html(lambda r: view_pages.case_page(case(r)))),
+        Route("/compare", html(compare_page)),
+        Route("/api/runs", api(lambda r: data.runs_data(store))),
+        Route("/api/runs/{run}", api(lambda r: data.run_data(store, run_id(r), _trial_query(r)))),
+        Route("/api/runs/{run}/trials", api(trials_json)),
+        Route("/api/runs/{run}/cases/{case:path}", api(case)),
+        Route("/api/compare", api(compare_api)),
+        Route("/static/{name}", static),
+        Route("/favicon.ico", lambda r: Response(status_code=204)),  # none: no console 404
+    ]
+    return Starlette(routes=routes)
