@@ -44,8 +44,11 @@ class FailureKind:
     cases: tuple[str, ...]
 
 
-def _places_sql() -> str:
-    return "(SELECT * FROM trial_places WHERE run_id = $run)"
+# The log of the run(s) a query is about, filtered before the views' window functions read it.
+_RUN_EVENTS = "(SELECT * FROM events WHERE run_id = $run)"
+_RUN_PLACES = "(SELECT * FROM trial_places WHERE run_id = $run)"
+_TWO_EVENTS = "(SELECT * FROM events WHERE run_id IN ($ra, $rb))"
+_TWO_PLACES = "(SELECT * FROM trial_places WHERE run_id IN ($ra, $rb))"
 
 
 class LogBrowser:
@@ -70,7 +73,7 @@ class LogBrowser:
             store.close()
 
     def _trials(self) -> str:
-        return view_sql("trials", places=_places_sql())
+        return view_sql("trials", events=_RUN_EVENTS, places=_RUN_PLACES)
 
     def trials(
         self,
@@ -153,9 +156,10 @@ class LogBrowser:
             " AND (CAST(${model} AS VARCHAR) IS NULL OR model = CAST(${model} AS VARCHAR))"
             " AND status IN ('scored', 'failed') GROUP BY dataset, case_id"
         )
+        trials = view_sql("trials", events=_TWO_EVENTS, places=_TWO_PLACES)
         sql = (
-            f"WITH a AS ({side.format(trials=view_sql('trials'), run='ra', model='ma')}),"
-            f" b AS ({side.format(trials=view_sql('trials'), run='rb', model='mb')})"
+            f"WITH a AS ({side.format(trials=trials, run='ra', model='ma')}),"
+            f" b AS ({side.format(trials=trials, run='rb', model='mb')})"
             " SELECT a.dataset, a.case_id, a.mean AS a, b.mean AS b, b.mean - a.mean AS delta,"
             " count(*) OVER () AS matching"
             " FROM a JOIN b ON a.dataset = b.dataset AND a.case_id = b.case_id"
