@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import typing
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
@@ -275,7 +276,9 @@ def _attrs_view(value: Any, runtime_options: RuntimeOptions) -> dict[str, Any]:
         attribute.name: (
             identity_options(value, runtime_options)
             if isinstance(value, ModelSpec) and attribute.name == "options"
-            else identity_view(getattr(value, attribute.name), runtime_options)
+            else _as_annotated(
+                attribute, identity_view(getattr(value, attribute.name), runtime_options)
+            )
         )
         for attribute in attrs.fields(type(value))
         if table[attribute.name] is FieldClass.IDENTITY
@@ -283,6 +286,25 @@ def _attrs_view(value: Any, runtime_options: RuntimeOptions) -> dict[str, Any]:
             attribute.name in omitted and getattr(value, attribute.name) == _default(attribute)
         )
     }
+
+
+_FLOAT_NAMES = frozenset({"float", "float | None", "Optional[float]"})
+
+
+def _as_annotated(attribute: attrs.Attribute[Any], view: Any) -> Any:
+    """An int in a float field viewed as the float it means: `temperature=0` built in Python
+    and `0.0` read back from a stored snapshot must hash alike."""
+    if type(view) is int and _is_float(attribute.type):
+        return float(view)
+    return view
+
+
+def _is_float(annotation: Any) -> bool:
+    """`float` or `float | None`, as a string or as a type (once `attrs.resolve_types` ran)."""
+    if annotation is float or annotation in _FLOAT_NAMES:
+        return True
+    arguments = typing.get_args(annotation)
+    return float in arguments and set(arguments) <= {float, type(None)}
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
