@@ -5,12 +5,15 @@ unknown runs and cases with 404, and changes nothing in the store."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
 import themis
+from tests.holders import holding, live_record, publish_as
 from tests.viewer.conftest import CASES, HOSTILE, ViewerStore
 from themis.app.api.viewer import viewer_app
 
@@ -142,3 +145,23 @@ def test_no_route_changes_the_store(client: TestClient, viewer_store: ViewerStor
         assert client.post(path).status_code == 405, path
         assert client.delete(path).status_code == 405, path
     assert hashlib.sha256(viewer_store.path.read_bytes()).hexdigest() == before
+
+
+def test_a_store_held_by_a_running_process_says_so(
+    viewer_store: ViewerStore, tmp_path: Path
+) -> None:
+    store = Path(shutil.copy(viewer_store.path, tmp_path / "held.duckdb"))
+    record = live_record(store, viewer_store.run_a, scored=5)
+    with holding(store) as holder, TestClient(viewer_app(store)) as client:
+        publish_as(holder.pid, store, record)
+        page = client.get("/")
+        assert page.status_code == 200
+        assert f"held by a running Themis process (PID {holder.pid})" in page.text
+        listed = client.get("/api/runs").json()
+        assert listed["live"] == {"pid": holder.pid}
+        assert [(run["run_id"], run["scored"]) for run in listed["runs"]] == [
+            (viewer_store.run_a, 5)
+        ]
+        held = client.get(f"/runs/{viewer_store.run_a}")
+        assert held.status_code == 503
+        assert f"PID {holder.pid}" in held.text
