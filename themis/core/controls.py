@@ -119,9 +119,11 @@ def run_spend(compiled: CompiledRun, state: RunState, prices: Mapping[str, Price
     costs this run nothing and is not counted) and refused answers that report their usage
     (e.g. `cost_limit`).
 
-    Walks the plan only when models are priced differently (to map trial keys to models).
+    A judge call is priced at its judge model's price. Walks the plan only when models are
+    priced differently (to map trial keys to models; a judge call's key to its model comes from
+    the verdict logged for it).
     """
-    by_model = {model.name: model_setting(prices, model) for model in compiled.spec.models}
+    by_model = {model.name: model_setting(prices, model) for model in all_models(compiled.spec)}
     events: list[GenerationCompleted | GenerationFailed] = [
         generation for generation in state.generations.values() if not generation.cache_hit
     ]
@@ -137,6 +139,7 @@ def run_spend(compiled: CompiledRun, state: RunState, prices: Mapping[str, Price
         costs = [_cost(event, price) for event in events]
     else:
         model_of = {trial.trial_key: trial.model for trial in plan(compiled)}
+        model_of.update((verdict.call_key, verdict.model) for verdict in state.judgements.values())
         costs = [_cost(event, by_model.get(model_of.get(event.trial_key, ""))) for event in events]
     for cost in costs:
         if cost is None:
