@@ -4,9 +4,11 @@ under one, and in `inspect state`."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
+from tests.cli.conftest import EXAMPLES
 from tests.cli.helpers import Invoke, output_json
 from themis.adapters.provider_state import FileProviderState
 from themis.app.render.progress_bar import waiting_text
@@ -83,3 +85,28 @@ def test_the_progress_bar_says_what_it_waits_for_and_until_when() -> None:
         "waiting: provider 'openai': paused by a server's Retry-After until 08:00:00 UTC "
         "(published by PID 17) (+1 more)"
     )
+
+
+def test_a_run_is_told_of_holds_on_its_judge_models_providers(
+    invoke: Invoke, tmp_path: Path, store: Path
+) -> None:
+    shutil.copytree(EXAMPLES / "data", tmp_path / "data")
+    text = (EXAMPLES / "judge.toml").read_text()
+    text = text.replace(  # judge-b on an endpoint of its own, paused; the tested models are not
+        'name = "judge-b"\nprovider = "fake"', 'name = "judge-b"\nprovider = "local"\napi = "chat"'
+    )
+    text += '\n[runtime.endpoints.local]\nbase_url = "http://127.0.0.1:9/v1"\n'
+    config = tmp_path / "judge.toml"
+    config.write_text(text)
+    _pause(store, LOCAL, 300.0)
+
+    ran = invoke("run", config, "--store", store, "--until-stage", "generate", "--json")
+
+    assert ran.exit_code == 0, ran.output
+    lines = [line for line in ran.stderr.splitlines() if line.startswith("waiting:")]
+    assert len(lines) == 1, ran.stderr
+    assert lines[0].startswith("waiting: provider 'local' (http://127.0.0.1:9/v1): paused by")
+    run_id = json.loads(ran.stdout)["run_id"]
+
+    resumed = invoke("resume", run_id[:8], "--store", store, "--until-stage", "generate")
+    assert "waiting: provider 'local' (http://127.0.0.1:9/v1): paused by" in resumed.stderr

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from themis.app.api.experiment import PreparedRun
     from themis.app.execution.telemetry import TelemetryBus
     from themis.app.usecases.runs import RunResult
+    from themis.core.spec import ExperimentSpec
 
 
 class ReportFormat(StrEnum):
@@ -111,7 +112,7 @@ def run(
         print_warnings(experiment.spec)
         runtime = experiment.runtime  # before executing: requests near their context window
         warning, error = runtime.token_warning_threshold, runtime.token_error_threshold
-        providers = {model.provider for model in experiment.compiled.spec.models}
+        providers = _providers(experiment.compiled.spec)
         for line in [
             *preflight_lines(experiment.preflight(), warning, error),
             *inherited_lines(store, providers),
@@ -181,7 +182,7 @@ def resume(
             until_stage=_stage(until_stage),
             retry_failed=retry_failed,
         ) as prepared:
-            providers = {model.provider for model in prepared.spec.models}
+            providers = _providers(prepared.spec)
             for line in inherited_lines(store, providers):
                 stderr().print(line, markup=False, highlight=False, soft_wrap=True)
             result = _execute_prepared(
@@ -235,6 +236,13 @@ def replay(
                 prepared, as_json=as_json, quiet=quiet, telemetry_log=telemetry_log
             )
         _end(result, location, fail_under)  # the store closed: the ending may read it
+
+
+def _providers(spec: ExperimentSpec) -> set[str]:
+    """The providers a run calls: its models' and its judge models'."""
+    from themis.core.judging import all_models
+
+    return {model.provider for model in all_models(spec)}
 
 
 def _check_fail_under(fail_under: float | None) -> None:
