@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 import trio.testing
 
-from tests.app.doubles import CountingModel, even_only, make_spec
+from tests.app.doubles import CountingModel, even_only, make_spec, run_virtual
+from tests.app.test_judge_stage import Models as JudgedModels
+from tests.app.test_judge_stage import judged_spec
 from tests.holders import dead_pid
 from tests.unit.builders import done
 from themis.adapters.clocks import FakeClock
@@ -23,8 +25,8 @@ from themis.app.execution.live import ProgressPublisher, PublishedStart, publish
 from themis.app.execution.ports import Ports
 from themis.app.usecases.runs import Driving, RunRequest, run_experiment
 from themis.app.wiring import execution_ports, live_progress
-from themis.core.events import Event, GenerationFailed, RunResumed, RunStarted
-from themis.core.inspection import StageCounts
+from themis.core.events import Event, FailuresRetried, GenerationFailed, RunResumed, RunStarted
+from themis.core.inspection import StageCounts, run_progress
 from themis.core.live_progress import LiveRecord
 from themis.core.planner import CompiledRun, compile_run, plan
 from themis.core.runtime import RuntimeConfig
@@ -321,3 +323,35 @@ def test_truncated_generations_are_counted_live(tmp_path: Path) -> None:
     publisher(ProgressCounts(total=6, generated=3, truncated=2))
 
     assert _only(store).state.truncated == 2
+
+
+def test_the_judge_stage_is_published_in_verdicts(tmp_path: Path) -> None:
+    # 4 candidates x 1 judge model x 2 repeats: 8 verdicts; case 3's never parse (2 failures).
+    compiled = compile_run(judged_spec())
+    store = tmp_path / "j.duckdb"
+    clock = StepClock()
+
+    def publish(state: RunState, preamble: Sequence[Event] = ()) -> ProgressPublisher:
+        start = PublishedStart(compiled, _snapshot(compiled), state, Stage.JUDGE, preamble)
+        return ProgressPublisher.start(FileLiveProgress(progress_directory(store)), start, clock)
+
+    def judge_row() -> StageCounts:
+        return _only(store).state.counts(Stage.JUDGE)
+
+    publisher = publish(RunState())
+    assert judge_row() == StageCounts(Stage.JUDGE, 8, 0, 0, 8)
+    clock.time += 1
+    publisher(ProgressCounts(total=4, judged=3, judge_failed=1, judge_calls=8))
+    assert judge_row() == StageCounts(Stage.JUDGE, 8, 3, 1, 4)
+    line = run_progress(_only(store).live_state(), Stage.JUDGE)  # what `quickcheck` lists
+    assert (line.done, line.failed, line.pending) == (3, 1, 4)
+
+    memory = MemoryStore()
+    run_virtual(compiled, JudgedModels(), memory, until_stage=Stage.JUDGE)
+    judged = project([event for _, event in memory.read(compiled.run_id)])
+    # A resumed execution starts from the log's 6 verdicts and 2 judge failures ...
+    publish(judged)
+    assert judge_row() == StageCounts(Stage.JUDGE, 8, 6, 2, 0)
+    # ... unless it retries the failures (`resume --retry-failed`): they are to obtain again.
+    publish(judged, (FailuresRetried(at=0.0, execution=2),))
+    assert judge_row() == StageCounts(Stage.JUDGE, 8, 6, 0, 2)

@@ -17,8 +17,21 @@ import attrs
 from attrs import frozen
 
 from themis.app.execution.trials import ProgressCallback, ProgressCounts
-from themis.core.events import Event, RunResumed
-from themis.core.inspection import ExecutionState, Tally, lineage, snapshot_view, tally
+from themis.core.events import (
+    Event,
+    FailuresRetried,
+    JudgeCompleted,
+    JudgeFailed,
+    RunResumed,
+)
+from themis.core.inspection import (
+    ExecutionState,
+    StageCounts,
+    Tally,
+    lineage,
+    snapshot_view,
+    tally,
+)
 from themis.core.live_progress import PROGRESS_FORMAT, RUNNING, LiveRecord
 from themis.core.planner import CompiledRun, PlanRecord
 from themis.core.snapshot import RunSnapshot
@@ -27,7 +40,39 @@ from themis.core.state import RunState, evolve
 from themis.ports.clock import ClockPort
 from themis.ports.live_progress import LiveProgressPort
 
-__all__ = ["ProgressPublisher", "PublishedStart", "publishing"]
+__all__ = ["JudgeBase", "ProgressPublisher", "PublishedStart", "publishing"]
+
+
+@frozen
+class JudgeBase:
+    """The judge stage in verdicts where an execution starts: how many the judges ask for, and
+    how many the log shows given or failed (failures the execution retries not counted)."""
+
+    planned: int
+    given: int
+    failed: int
+
+    @classmethod
+    def of(cls, start: PublishedStart) -> JudgeBase | None:
+        compiled, state = start.compiled, start.state
+        if not compiled.spec.judges:
+            return None
+        from themis.core.judging import judge_call_count  # only runs with judges need it
+
+        verdicts = state.judgements.values()
+        retrying = any(isinstance(event, FailuresRetried) for event in start.preamble)
+        return cls(
+            planned=judge_call_count(compiled),
+            given=sum(isinstance(verdict, JudgeCompleted) for verdict in verdicts),
+            failed=0 if retrying else sum(isinstance(v, JudgeFailed) for v in verdicts),
+        )
+
+    def counts(self, judged: int = 0, judge_failed: int = 0) -> StageCounts:
+        """The judge stage's row once the execution gave `judged` verdicts and recorded
+        `judge_failed` judge failures: verdicts given, failed and still to obtain."""
+        done, failed = self.given + judged, self.failed + judge_failed
+        pending = max(0, self.planned - done - failed)
+        return StageCounts(Stage.JUDGE, self.planned, done, failed, pending)
 
 
 @frozen
@@ -60,10 +105,12 @@ class ProgressPublisher:
         clock: ClockPort,
         *,
         interval: float = 0.5,
+        judges: JudgeBase | None = None,
     ) -> None:
         self._live = live
         self._record = record
         self._base = base
+        self._judges = judges
         self._clock = clock
         self._interval = interval
         self._last: float | None = None
@@ -89,6 +136,10 @@ class ProgressPublisher:
             else Tally(planned=compiled.trial_count)
         )
         now = clock.now()
+        judges = JudgeBase.of(start)
+        stages = base.stages()
+        if judges is not None:
+            stages = (*stages, judges.counts())
         view = snapshot_view(snapshot, compiled, resumed, plan_record)
         record = LiveRecord(
             format=PROGRESS_FORMAT,
@@ -106,13 +157,13 @@ class ProgressPublisher:
                 status=RUNNING,
                 completed_through_stage=state.completed_through_stage,
                 planned=base.planned,
-                stages=base.stages(),
+                stages=stages,
                 lineage=lineage(resumed),
                 truncated=base.truncated,
             ),
             snapshot=attrs.evolve(view, identity=None),  # the full document can be large
         )
-        publisher = cls(live, record, base, clock, interval=interval)
+        publisher = cls(live, record, base, clock, interval=interval, judges=judges)
         publisher._publish(record)
         return publisher
 
@@ -132,6 +183,9 @@ class ProgressPublisher:
             scored=base.scored + counts.scored,
             truncated=base.truncated + counts.truncated,
         )
+        stages = current.stages()
+        if self._judges is not None:
+            stages = (*stages, self._judges.counts(counts.judged, counts.judge_failed))
         record = self._record
         self._publish(
             attrs.evolve(
@@ -140,7 +194,7 @@ class ProgressPublisher:
                 model_calls=counts.model_calls,
                 state=attrs.evolve(
                     record.state,
-                    stages=current.stages(),
+                    stages=stages,
                     holds=counts.holds,
                     truncated=current.truncated,
                 ),
