@@ -7,6 +7,7 @@ better weak model; within run A the demo's two models are compared.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,62 @@ def test_cases_one_side_has_not_scored_are_counted_not_dropped(
     assert data["unpaired_cases"] == 8 * 24
     text = invoke("compare", scored, unscored, "--store", store).stdout
     assert "unpaired cases (scored on one side only, left out): 192" in text
+
+
+def _rows_by_metric(data: dict[str, object]) -> dict[str, list[dict[str, object]]]:
+    rows: dict[str, list[dict[str, object]]] = {}
+    for row in data["rows"]:  # type: ignore[attr-defined]
+        rows.setdefault(row["metric"], []).append(row)
+    return rows
+
+
+def test_compare_pairs_pass_at_k_and_majority_rows_by_case(
+    demo: Path, store: Path, invoke: Invoke
+) -> None:
+    sampled = ("--set", "pass_at_k=[1,3]", "--set", "majority_at_k=[3]", "--quiet")
+    report = output_json(invoke("run", demo, "--store", store, "--json", *sampled))
+    data = output_json(
+        invoke("compare", report["run_id"], "--models", "strong,weak", "--store", store,
+               "--format", "json")
+    )  # fmt: skip
+    rows = _rows_by_metric(data)
+    assert {"pass@1(exact_match)", "pass@3(exact_match)", "majority@3(exact_match)"} <= set(rows)
+    # majority@3 is one 0/1 value per case: McNemar; pass@1 is a share of samples: sign-flip.
+    assert {row["test"] for row in rows["majority@3(exact_match)"]} == {"mcnemar-exact"}
+    assert {row["test"] for row in rows["pass@1(exact_match)"]} == {"sign-flip"}
+    # Each side's mean is the report's row for that model; Holm spans every row.
+    means = {(r["model"], r["prompt"], r["metric"]): r["mean"] for r in report["results"]}
+    for row in rows["pass@3(exact_match)"]:
+        _, prompt = row["group"].split(" / ")
+        assert row["mean_a"] == pytest.approx(means[("strong", prompt, row["metric"])])
+        assert row["mean_b"] == pytest.approx(means[("weak", prompt, row["metric"])])
+        assert row["n"] == 24
+        assert row["p_holm"] >= row["p_value"]
+
+
+def test_compare_pairs_judge_rows_leaving_judge_failures_out(
+    tmp_path: Path, store: Path, invoke: Invoke
+) -> None:
+    examples = Path(__file__).parents[2] / "examples"
+    shutil.copytree(examples / "data", tmp_path / "data")
+    judged = Path(shutil.copy(examples / "judge.toml", tmp_path / "judge.toml"))
+    # judge-b never gives a verdict and judge-a only now and then: some candidates have none.
+    flaky = (
+        "--set", 'judges.0.models.0.options.responses=["VERDICT: correct", "I cannot tell."]',
+        "--set", 'judges.0.models.1.options.responses=["I cannot tell."]',
+    )  # fmt: skip
+    report = output_json(invoke("run", judged, "--store", store, "--json", "--quiet", *flaky))
+    data = output_json(
+        invoke("compare", report["run_id"], "--models", "careful,hasty", "--store", store,
+               "--format", "json")
+    )  # fmt: skip
+    (row,) = _rows_by_metric(data)["quality"]
+    judge_rows = {r["model"]: r for r in report["results"] if r["metric"] == "quality"}
+    careful, hasty = judge_rows["careful"], judge_rows["hasty"]
+    assert careful["judge_failed"] > 0
+    assert hasty["judge_failed"] > 0
+    # A judge failure is no case value: its case is unpaired, never a 0 paired with the other.
+    assert row["n"] + row["only_a"] == careful["n"] < 8
+    assert row["n"] + row["only_b"] == hasty["n"] < 8
+    assert (row["mean_a"], row["mean_b"]) == (careful["mean"], hasty["mean"]) == (1.0, 1.0)
+    assert row["test"] == "mcnemar-exact"  # one 0/1 verdict score per case and side

@@ -2,8 +2,10 @@
 
 The unit is the case: samples of one case are not independent, so each side's case value is the
 mean of its settled samples (a failed generation scores 0, as in the report; pending samples
-are left out), and a comparison pairs the cases both sides scored. Cases only one side scored
-are counted (`only_a`, `only_b`), never dropped silently.
+are left out), and a comparison pairs the cases both sides scored. Every metric the report
+shows is compared: pass@k, majority@k, stage and reduced rows give one value per case; a
+judge's case value is the mean of its candidates' scores, a judge failure left out (not 0).
+Cases only one side scored are counted (`only_a`, `only_b`), never dropped silently.
 
 For every metric and group, B − A is estimated over the paired cases:
 - the interval is Student-t over the case differences (`t-cluster`: clustered by case);
@@ -34,6 +36,8 @@ from themis.core.paired import (
     sign_flip_p,
 )
 from themis.core.planner import CompiledRun, trial_refs
+from themis.core.report_judges import judge_case_scores
+from themis.core.report_sampling import SampleResult, Unit, is_sampled, sampled_rows
 from themis.core.seeded import SeededGenerator
 from themis.core.state import RunState
 
@@ -91,22 +95,36 @@ class Comparison:
 
 
 def case_scores(compiled: CompiledRun, state: RunState) -> GroupScores:
-    """Each group's settled sample scores per metric and case, as the report counts them."""
-    metrics = [metric.name for metric in compiled.spec.metrics]
+    """Each group's case values per metric, for every row the report shows: the settled sample
+    scores of each metric, the one value per case of pass@k, majority@k, stage and reduced rows,
+    and each judge's candidate scores (a judge failure left out, as in the report)."""
+    spec = compiled.spec
+    metrics = [metric.name for metric in spec.metrics]
     groups: GroupScores = {}
-    for trial in trial_refs(compiled):
-        group = groups.setdefault(
-            (trial.dataset, trial.model, trial.prompt), {metric: {} for metric in metrics}
-        )
+    samples: dict[tuple[str, str, str], dict[Unit, list[SampleResult]]] = {}
+    for index, trial in enumerate(trial_refs(compiled)):
+        place = (trial.dataset, trial.model, trial.prompt)
+        group = groups.setdefault(place, {metric: {} for metric in metrics})
         scores = state.scores.get(trial.trial_id)
+        parse = state.parses.get(trial.trial_id)
         if scores is not None:
             values = scores.scores
         elif state.failed_generation(trial.trial_key) is not None:
-            values = {}
+            values, parse = {}, None
         else:
             continue
         for metric in metrics:
             group[metric].setdefault(trial.case_id, []).append(values.get(metric, 0.0))
+        answer = None if parse is None else parse.answer
+        samples.setdefault(place, {}).setdefault((*place, trial.case_id), []).append(
+            (index % spec.samples, answer, values)
+        )
+    if is_sampled(spec):
+        for place, group in groups.items():
+            for row in sampled_rows(spec, state, samples.get(place, {}), 0, 0):
+                group[row.label] = {case: list(v) for (_, case), v in row.values.items()}
+    for place, judged in judge_case_scores(compiled, state).items():
+        groups.setdefault(place, {}).update(judged)
     return groups
 
 

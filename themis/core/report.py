@@ -22,7 +22,7 @@ from themis.core.breakdown import Breakdown, case_fields
 from themis.core.events import GenerationCompleted, GenerationFailed
 from themis.core.generation import is_truncated
 from themis.core.planner import CompiledRun, PlanRecord, trial_refs
-from themis.core.report_sampling import SampleResult, Unit, sampled_rows
+from themis.core.report_sampling import SampleResult, Unit, is_sampled, sampled_rows
 from themis.core.spec import ExperimentSpec
 from themis.core.stages import Stage
 from themis.core.state import RunState
@@ -142,12 +142,7 @@ def build_report(
     metrics = [metric.name for metric in spec.metrics]
     tally = _Tally(metrics)
     served: dict[str, Counter[str]] = {model.name: Counter() for model in spec.models}
-    sampled = bool(
-        spec.pass_at_k
-        or spec.majority_at_k
-        or spec.reducer
-        or any(metric.rules for metric in spec.metrics)
-    )
+    sampled = is_sampled(spec)
     group_of = _grouping(by, fields_of)
     # A case is one cluster: within a row, its dataset is fixed unless datasets are pooled.
     by_dataset = "dataset" in by.plan

@@ -138,7 +138,24 @@ def _judged(
         yield _Judged(place, ref.case_id, tuple(given), failed)
 
 
-def _rows(judge: JudgeSpec, judged: Sequence[_Judged]) -> Iterator[ReportRow]:
+def judge_case_scores(
+    compiled: CompiledRun, state: RunState
+) -> dict[Place, dict[str, dict[str, list[float]]]]:
+    """Place -> judge -> case id -> its candidates' scores, as the judge rows count them (a
+    judge failure left out): what a comparison pairs by case."""
+    result: dict[Place, dict[str, dict[str, list[float]]]] = defaultdict(dict)
+    for judge in compiled.spec.judges:
+        scores, _ = _scores(judge, list(_judged(compiled, judge, state, None)))
+        for place, cases in scores.items():
+            result[place][judge.name] = dict(cases)
+    return dict(result)
+
+
+def _scores(
+    judge: JudgeSpec, judged: Sequence[_Judged]
+) -> tuple[dict[Place, dict[str, list[float]]], dict[Place, Counter[str]]]:
+    """Each place's candidate scores per case, and its tallies of failed, unparsed and
+    judge_failed candidates."""
     scores: dict[Place, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     tallies: dict[Place, Counter[str]] = defaultdict(Counter)
     for item in judged:
@@ -152,6 +169,11 @@ def _rows(judge: JudgeSpec, judged: Sequence[_Judged]) -> Iterator[ReportRow]:
             scores[item.place][item.case_id].append(score)
         elif item.failed_judgements:
             tally["judge_failed"] += 1
+    return scores, tallies
+
+
+def _rows(judge: JudgeSpec, judged: Sequence[_Judged]) -> Iterator[ReportRow]:
+    scores, tallies = _scores(judge, judged)
     for place in dict.fromkeys([*scores, *tallies]):
         result = estimate(scores.get(place, {}))
         tally = tallies[place]

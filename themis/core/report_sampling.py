@@ -31,9 +31,24 @@ class SampledRow:
     """One aggregate over one metric for one row group."""
 
     label: str
-    estimate: Estimate
+    # Each case's (dataset, case id) unit values: what the estimate and a comparison pair on.
+    values: Mapping[tuple[str, str], list[float]]
     failed: int
     unparsed: int
+
+    @property
+    def estimate(self) -> Estimate:
+        return estimate(self.values)
+
+
+def is_sampled(spec: ExperimentSpec) -> bool:
+    """Whether the run has rows over samples (pass@k, majority@k, a reducer, stage rules)."""
+    return bool(
+        spec.pass_at_k
+        or spec.majority_at_k
+        or spec.reducer
+        or any(metric.rules for metric in spec.metrics)
+    )
 
 
 def stage_key(metric: str, stage: int) -> str:
@@ -75,7 +90,7 @@ def sampled_rows(
                 (unit, [scores.get(key, 0.0) for *_, scores in samples])
                 for unit, samples in units.items()
             )
-            yield SampledRow(key, estimate(rates), failed, unparsed)
+            yield SampledRow(key, rates, failed, unparsed)
         for k in spec.pass_at_k:
             values = _clusters(
                 (
@@ -91,7 +106,7 @@ def sampled_rows(
                 for unit, samples in units.items()
                 if len(samples) >= k
             )
-            yield SampledRow(pass_label(k, metric), estimate(values), failed, unparsed)
+            yield SampledRow(pass_label(k, metric), values, failed, unparsed)
         for k in spec.majority_at_k:
             majority: list[tuple[Unit, list[float]]] = []
             for unit, samples in units.items():
@@ -101,9 +116,7 @@ def sampled_rows(
                 )
                 if value is not None:
                     majority.append((unit, [value]))
-            yield SampledRow(
-                majority_label(k, metric), estimate(_clusters(majority)), failed, unparsed
-            )
+            yield SampledRow(majority_label(k, metric), _clusters(majority), failed, unparsed)
         if spec.reducer is not None:
             yield _reduced_row(spec.reducer.name, metric, state, units)
 
@@ -139,4 +152,4 @@ def _reduced_row(
         parse = state.parses.get(group_id)
         if parse is not None and parse.answer is None:
             unparsed += 1
-    return SampledRow(reduced_label(reducer, metric), estimate(_clusters(values)), failed, unparsed)
+    return SampledRow(reduced_label(reducer, metric), _clusters(values), failed, unparsed)
