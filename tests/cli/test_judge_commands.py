@@ -4,11 +4,14 @@ errors for judges that cannot work."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 from pathlib import Path
 
 import pytest
+from syrupy.assertion import SnapshotAssertion
 from typer.testing import CliRunner, Result
 
 from tests.cli.conftest import EXAMPLES, PINNED_ENV
@@ -123,3 +126,22 @@ def test_judges_that_cannot_work_are_refused_in_one_line(
     line = one_error_line(invoke("run", demo, "--store", store, "--until-stage", "judge"))
     assert line == "error: until_stage: judge needs at least one [[judges]] entry"
     assert not store.exists()
+
+
+def test_the_csv_report_appends_the_judge_agreement_as_rows(
+    invoke: Invoke, judged: Path, store: Path, snapshot: SnapshotAssertion
+) -> None:
+    report = output_json(invoke("run", judged, "--store", store, "--json", "--quiet"))
+    text = invoke("report", RUN_ID, "--store", store, "--format", "csv").stdout
+    assert text == snapshot
+    rows = list(csv.DictReader(io.StringIO(text)))
+    agreement = [row for row in rows if row["metric"].startswith("agreement:")]
+    assert [
+        (row["metric"], float(row["mean"]), int(row["n"]), int(row["raters"]))
+        for row in agreement
+    ] == [
+        (f"agreement:{item['statistic']}({item['judge']})", item["value"], item["items"],
+         item["raters"])
+        for item in report["agreement"]
+    ]  # fmt: skip
+    assert {row["raters"] for row in rows if row not in agreement} == {""}

@@ -1,8 +1,9 @@
 """The report as Markdown, CSV and LaTeX text: the same rows, counts and legend in each.
 
 Markdown and LaTeX open with the provenance header and close with the legend naming the mean
-and each interval's statistic; CSV is one row per report row with a `run_id` column and every
-number in its own column (`ci_method` names the interval), for spreadsheets and data frames.
+and each interval's statistic; CSV is one row per report row, then one per judge agreement
+statistic, with a `run_id` column and every number in its own column (`ci_method` names the
+interval), for spreadsheets and data frames.
 """
 
 from __future__ import annotations
@@ -54,9 +55,12 @@ def report_markdown(document: ReportDocument) -> str:
 
 
 def report_csv(document: ReportDocument) -> str:
-    """One line per report row (judge agreement is in the JSON format only)."""
+    """One line per report row, then one per judge agreement statistic: its `metric` is
+    `agreement:<statistic>(<judge>)`, `mean` its value, `n` the candidates rated, and the
+    `raters` column (there only when the report has agreement) the number of raters."""
     report = document.report
     columns = Columns.of(report)
+    raters = ["raters"] if report.agreement else []
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(
@@ -69,6 +73,7 @@ def report_csv(document: ReportDocument) -> str:
             "ci_high",
             "ci_method",
             *columns.counts,
+            *raters,
         ]
     )
     for row in report.rows:
@@ -82,6 +87,22 @@ def report_csv(document: ReportDocument) -> str:
                 _raw(row.ci_high),
                 row.ci_method,
                 *columns.counts_of(row),
+                *("" for _ in raters),
+            ]
+        )
+    for agreement in report.agreement:
+        writer.writerow(
+            [
+                report.run_id,
+                *("" for _ in columns.places),
+                f"agreement:{agreement.statistic}({agreement.judge})",
+                _raw(agreement.value),
+                "",
+                "",
+                "",
+                str(agreement.items),
+                *("" for _ in columns.counts[1:]),
+                str(agreement.raters),
             ]
         )
     return out.getvalue()
