@@ -197,3 +197,23 @@ def test_compare_pairs_judge_rows_leaving_judge_failures_out(
     assert row["n"] + row["only_b"] == hasty["n"] < 8
     assert (row["mean_a"], row["mean_b"]) == (careful["mean"], hasty["mean"]) == (1.0, 1.0)
     assert row["test"] == "mcnemar-exact"  # one 0/1 verdict score per case and side
+
+
+def test_the_html_comparison_shows_the_sampled_rows(
+    demo: Path, store: Path, invoke: Invoke, tmp_path: Path
+) -> None:
+    sampled = ("--set", "pass_at_k=[1,3]", "--set", "majority_at_k=[3]", "--quiet")
+    ids = [
+        output_json(invoke("run", demo, "--store", store, "--json", *sampled, *extra))["run_id"]
+        for extra in ((), ("--set", "models.weak.options.skill=0.75"))
+    ]
+    page = tmp_path / "compare.html"
+    result = invoke(
+        "compare", ids[0], ids[1], "--store", store, "--format", "html", "--output", page
+    )
+    assert result.exit_code == 0, result.output
+    section = page.read_text().split('id="comparison"', 1)[1]
+    for metric in ("pass@1(exact_match)", "pass@3(exact_match)", "majority@3(exact_match)"):
+        assert f"· {metric}" in section  # a point of the difference plot
+    # 2 models × 2 prompts × 2 metrics × (the metric, pass@1, pass@3, majority@3)
+    assert section.count('class="delta"') == 32
