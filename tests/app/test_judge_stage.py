@@ -21,6 +21,7 @@ from themis.app.render.evaluation import evaluation_json
 from themis.app.render.progress_bar import ProgressBar
 from themis.app.usecases.resume import prepare_replay
 from themis.app.usecases.runs import Driving, RunRequest, run_experiment
+from themis.core.breakdown import Breakdown
 from themis.core.evaluation_view import evaluation_execution
 from themis.core.events import (
     GenerationCompleted,
@@ -31,8 +32,10 @@ from themis.core.events import (
 from themis.core.generation import ModelCallError, ModelResponse
 from themis.core.inspection import execution_state
 from themis.core.planner import ModelRequest, compile_run
+from themis.core.report import build_report
 from themis.core.runtime import RuntimeConfig
 from themis.core.spec import (
+    Case,
     ExperimentSpec,
     JudgeSpec,
     MetricSpec,
@@ -357,3 +360,34 @@ def test_a_judge_reads_parsed_answers_or_the_reduced_candidate() -> None:
         assert len(judged) == candidates, kind
         (row,) = [row for row in result.report.rows if row.judge]
         assert row.judge_failed == (2 if kind == "parsed" else 1), kind  # case 3's candidates
+
+
+def test_judge_rows_break_down_by_case_fields_like_metric_rows() -> None:
+    # Cases 0 and 1 are easy, 2 and 3 hard: case 1's answer is wrong (verdict 0), case 3's
+    # verdicts never parse (a judge failure, left out of the mean).
+    levels = ("easy", "easy", "hard", "hard")
+    cases = tuple(
+        Case(id=f"c{n}", fields={"n": n, "level": level}, expected=str(n))
+        for n, level in enumerate(levels)
+    )
+    spec = attrs.evolve(make_spec(cases=cases), judges=judged_spec().judges)
+    compiled = compile_run(spec)
+    store = MemoryStore()
+    run_virtual(compiled, Models(), store, until_stage=Stage.JUDGE)
+    state = project(events_of(store, compiled.run_id))
+
+    report = build_report(compiled, state, by=Breakdown.of(["level"]))
+
+    judged = {row.case_fields["level"]: row for row in report.rows if row.judge}
+    assert set(judged) == {"easy", "hard"}
+    easy, hard = judged["easy"], judged["hard"]
+    assert (easy.dataset, easy.model, easy.prompt, easy.metric) == ("d", "m", "p", "q")
+    assert (easy.mean, easy.n, easy.judge_failed) == (0.5, 2, 0)
+    assert (hard.mean, hard.n, hard.judge_failed) == (1.0, 1, 1)
+    metric = {row.case_fields["level"] for row in report.rows if not row.judge}
+    assert metric == set(judged)
+
+    # Pooling the prompt and model: still one cluster per case, the judge's rows as the metric's.
+    pooled = build_report(compiled, state, by=Breakdown.of(["dataset", "level"]))
+    places = {(r.model, r.prompt, r.case_fields["level"]) for r in pooled.rows if r.judge}
+    assert places == {("*", "*", "easy"), ("*", "*", "hard")}

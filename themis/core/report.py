@@ -188,7 +188,7 @@ def build_report(
     if spec.judges:  # imported here: the judge part builds on this module's rows
         from themis.core.report_judges import judge_report
 
-        judge_rows, agreement = judge_report(compiled, state, record)
+        judge_rows, agreement = judge_report(compiled, state, record, by)
         rows += judge_rows
     return Report(
         run_id=compiled.run_id,

@@ -1,6 +1,8 @@
-"""The report's judge part: one row per judge × dataset × model × prompt, and agreement.
+"""The report's judge part: one row per judge and row group (by default dataset × model ×
+prompt; `themis.core.breakdown`, as for the metric rows), and agreement.
 
-A candidate's score is its verdicts aggregated (`JudgeSpec.aggregation`). A candidate that has
+A candidate's score is its verdicts aggregated (`JudgeSpec.aggregation`); a row's mean is the
+mean of its case means (a case stays one cluster). A candidate that has
 nothing to judge (its generation failed, or its answer did not parse when the judge reads parsed
 answers) scores 0 and is counted in `failed` or `unparsed`, as for the metrics. A candidate all
 of whose verdicts failed (the judge's call failed, or its verdict did not parse) is a judge
@@ -16,12 +18,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 
 from attrs import frozen
 from returns.result import Success
 
 from themis.core.agreement import cohen_kappa, fleiss_kappa, krippendorff_alpha
+from themis.core.breakdown import Breakdown, case_fields
 from themis.core.events import JudgeCompleted, JudgeFailed, judgement_id
 from themis.core.judging import (
     candidate_count,
@@ -39,6 +42,7 @@ from themis.core.stats import estimate
 from themis.core.verdicts import aggregate, read_value
 
 Place = tuple[str, str, str]  # dataset, model, prompt
+Group = tuple[str | None, ...]  # the row's (dataset, model, prompt), `*` when pooled, then fields
 
 
 @frozen
@@ -53,15 +57,20 @@ class _Judged:
 
 
 def judge_report(
-    compiled: CompiledRun, state: RunState, record: PlanRecord | None = None
+    compiled: CompiledRun,
+    state: RunState,
+    record: PlanRecord | None = None,
+    by: Breakdown | None = None,
 ) -> tuple[list[ReportRow], list[AgreementRow]]:
-    """The judge rows and agreement rows of the report (see the module docstring)."""
+    """The judge rows and agreement rows of the report (see the module docstring); `by`:
+    what rows are grouped by."""
     rows: list[ReportRow] = []
     agreement: list[AgreementRow] = []
     cases = cases_by_place(compiled.spec)
+    by = by or Breakdown()
     for judge in compiled.spec.judges:
         judged = list(_judged(compiled, judge, state, record))
-        rows += _rows(judge, judged)
+        rows += _rows(judge, judged, by, case_fields(compiled.spec, by))
         agreement += _agreement(judge, judged, cases)
     return rows, agreement
 
@@ -145,42 +154,70 @@ def judge_case_scores(
     judge failure left out): what a comparison pairs by case."""
     result: dict[Place, dict[str, dict[str, list[float]]]] = defaultdict(dict)
     for judge in compiled.spec.judges:
-        scores, _ = _scores(judge, list(_judged(compiled, judge, state, None)))
-        for place, cases in scores.items():
-            result[place][judge.name] = dict(cases)
+        scores, _ = _scores(judge, list(_judged(compiled, judge, state, None)), _by_place)
+        for (dataset, model, prompt), cases in scores.items():
+            place = (str(dataset), str(model), str(prompt))
+            result[place][judge.name] = {str(case): values for case, values in cases.items()}
     return dict(result)
 
 
+def _by_place(item: _Judged) -> tuple[Group, Hashable]:
+    return item.place, item.case_id
+
+
+def _grouping(
+    by: Breakdown, fields_of: Mapping[tuple[str, str], tuple[str | None, ...]]
+) -> Callable[[_Judged], tuple[Group, Hashable]]:
+    """A candidate's row group under `by` (`themis.core.breakdown`) and its cluster: its case
+    (with its dataset when datasets are pooled)."""
+    by_dataset = "dataset" in by.plan
+
+    def group(item: _Judged) -> tuple[Group, Hashable]:
+        dataset, model, prompt = item.place
+        row = (*by.place(dataset, model, prompt), *fields_of.get((dataset, item.case_id), ()))
+        return row, item.case_id if by_dataset else (dataset, item.case_id)
+
+    return group
+
+
 def _scores(
-    judge: JudgeSpec, judged: Sequence[_Judged]
-) -> tuple[dict[Place, dict[str, list[float]]], dict[Place, Counter[str]]]:
-    """Each place's candidate scores per case, and its tallies of failed, unparsed and
+    judge: JudgeSpec,
+    judged: Sequence[_Judged],
+    group_of: Callable[[_Judged], tuple[Group, Hashable]],
+) -> tuple[dict[Group, dict[Hashable, list[float]]], dict[Group, Counter[str]]]:
+    """Each row group's candidate scores per cluster, and its tallies of failed, unparsed and
     judge_failed candidates."""
-    scores: dict[Place, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    tallies: dict[Place, Counter[str]] = defaultdict(Counter)
+    scores: dict[Group, dict[Hashable, list[float]]] = defaultdict(lambda: defaultdict(list))
+    tallies: dict[Group, Counter[str]] = defaultdict(Counter)
     for item in judged:
-        tally = tallies[item.place]
+        group, cluster = group_of(item)
+        tally = tallies[group]
         if item.missing is not None:
             tally[item.missing] += 1
-            scores[item.place][item.case_id].append(0.0)
+            scores[group][cluster].append(0.0)
             continue
         score = aggregate(judge.aggregation, [verdict.score for verdict in item.verdicts])
         if score is not None:
-            scores[item.place][item.case_id].append(score)
+            scores[group][cluster].append(score)
         elif item.failed_judgements:
             tally["judge_failed"] += 1
     return scores, tallies
 
 
-def _rows(judge: JudgeSpec, judged: Sequence[_Judged]) -> Iterator[ReportRow]:
-    scores, tallies = _scores(judge, judged)
-    for place in dict.fromkeys([*scores, *tallies]):
-        result = estimate(scores.get(place, {}))
-        tally = tallies[place]
+def _rows(
+    judge: JudgeSpec,
+    judged: Sequence[_Judged],
+    by: Breakdown,
+    fields_of: Mapping[tuple[str, str], tuple[str | None, ...]],
+) -> Iterator[ReportRow]:
+    scores, tallies = _scores(judge, judged, _grouping(by, fields_of))
+    for group in dict.fromkeys([*scores, *tallies]):
+        result = estimate(scores.get(group, {}))
+        tally = tallies[group]
         yield ReportRow(
-            dataset=place[0],
-            model=place[1],
-            prompt=place[2],
+            dataset=str(group[0]),
+            model=str(group[1]),
+            prompt=str(group[2]),
             metric=judge.name,
             mean=result.mean,
             ci_low=result.ci_low,
@@ -191,6 +228,7 @@ def _rows(judge: JudgeSpec, judged: Sequence[_Judged]) -> Iterator[ReportRow]:
             ci_method=result.method,
             judge_failed=tally["judge_failed"],
             judge=True,
+            case_fields=dict(zip(by.fields, group[3:], strict=True)),
         )
 
 
