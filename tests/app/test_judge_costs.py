@@ -10,6 +10,7 @@ from tests.app.doubles import events_of, of_type, run_virtual
 from tests.app.test_judge_stage import judged_spec
 from themis.adapters.stores.memory import MemoryStore
 from themis.core.controls import run_spend
+from themis.core.estimate import Assumptions, estimate
 from themis.core.events import GenerationCompleted, JudgeCompleted, RunPaused
 from themis.core.generation import ModelResponse
 from themis.core.inspection import execution_state
@@ -77,3 +78,16 @@ def test_a_pricier_judge_pauses_the_run_at_the_cost_limit_and_resumes_on_a_raise
     events = events_of(store, compiled.run_id)
     assert len(of_type(events, GenerationCompleted)) == 4 + 8
     assert run_spend(compiled, project(events), PRICES).spent == pytest.approx(8.004)
+
+
+def test_the_estimate_prices_judge_calls_at_the_judge_models_price() -> None:
+    compiled = compile_run(judged_spec())
+
+    result = estimate(compiled, Assumptions(prices=PRICES))
+
+    (judge,) = result.judges
+    assert (judge.model, judge.calls) == ("grader", 8)
+    assert judge.cost == pytest.approx(judge.input_tokens / 1000)  # 1.0 per 1k, output free
+    (model,) = result.models
+    assert model.cost == pytest.approx(model.input_tokens * 0.001 / 1000)
+    assert result.cost == pytest.approx((judge.cost or 0.0) + (model.cost or 0.0))
