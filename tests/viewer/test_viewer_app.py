@@ -8,6 +8,7 @@ import hashlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -165,3 +166,25 @@ def test_a_store_held_by_a_running_process_says_so(
         held = client.get(f"/runs/{viewer_store.run_a}")
         assert held.status_code == 503
         assert f"PID {holder.pid}" in held.text
+
+
+def test_paging_a_comparison_does_not_recompute_it(
+    viewer_store: ViewerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from themis.app.api import viewer_data
+
+    calls: list[object] = []
+    real = viewer_data.compare_stored
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(viewer_data, "compare_stored", counted)
+    query = {"a": viewer_store.run_a, "models": "alpha,beta", "limit": "1"}
+    with TestClient(viewer_app(viewer_store.path)) as client:
+        first = client.get("/api/compare", params=query).json()
+        second = client.get("/api/compare", params={**query, "offset": "1"}).json()
+    assert len(calls) == 1
+    assert first["comparison"] == second["comparison"]
+    assert first["disagreements"]["rows"] != second["disagreements"]["rows"]

@@ -118,6 +118,8 @@ def viewer_app(store: StoreLike) -> Starlette:
     """The viewer of `store` (a DuckDB file path) as an ASGI application; serve it with uvicorn,
     or test it with Starlette's `TestClient`."""
 
+    comparisons: data.Comparisons = {}
+
     def run_id(request: Request) -> str:
         return str(request.path_params["run"])
 
@@ -151,14 +153,14 @@ def viewer_app(store: StoreLike) -> Starlette:
         form = view_pages.compare_form(data.runs_data(store)["runs"], dict(request.query_params))
         if query is None:
             return view_pages.compare_page(form, None, None, {})
-        comparison, disagreements = data.compare_data(store, query)
+        comparison, disagreements = data.compare_data(store, query, comparisons)
         return view_pages.compare_page(form, comparison, disagreements, dict(request.query_params))
 
     def compare_api(request: Request) -> dict[str, Any]:
         query = _compare_query(request)
         if query is None:
             raise ConfigError("compare: give run a (and run b, or models=A,B)")
-        return data.compare_json(*data.compare_data(store, query))
+        return data.compare_json(*data.compare_data(store, query, comparisons))
 
     def static(request: Request) -> Response:
         name = str(request.path_params["name"])

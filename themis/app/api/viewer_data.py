@@ -162,14 +162,27 @@ class CompareQuery:
     limit: int = PAGE_SIZE
 
 
-def compare_data(store: StoreLike, query: CompareQuery) -> tuple[Comparison, dict[str, Any]]:
+# Comparisons already computed, by (runs, models, both runs' event counts): paging through the
+# disagreements or reloading the page does not rerun the statistics while the log is unchanged.
+Comparisons = dict[tuple[Any, ...], Comparison]
+
+
+def compare_data(
+    store: StoreLike, query: CompareQuery, cache: Comparisons | None = None
+) -> tuple[Comparison, dict[str, Any]]:
     """`themis compare`'s statistics and a page of the cases where the sides disagree."""
     if query.b is None and len(query.models) != 2:
         raise ConfigError("compare: give run b, or models=A,B (two models of run a)")
+    cache = {} if cache is None else cache
     with opened_store(store, read_only=True) as opened:
-        comparison = compare_stored(opened, (query.a, query.b), models=query.models)
         run_a = resolve_run_id(opened, query.a)
         run_b = run_a if query.b is None else resolve_run_id(opened, query.b)
+        events = {summary.run_id: summary.event_count for summary in opened.runs()}
+        key = (run_a, run_b, query.models, events.get(run_a), events.get(run_b))
+        comparison = cache.get(key)
+        if comparison is None:
+            comparison = compare_stored(opened, (query.a, query.b), models=query.models)
+            cache[key] = comparison
         metrics = report_document(opened, run_a).metrics
     metric = query.metric or (metrics[0] if metrics else "")
     if metric not in metrics:
