@@ -23,6 +23,7 @@ from themis.adapters.stores.memory import MemoryStore
 from themis.app.execution.interpreter import ProgressCounts
 from themis.app.execution.live import ProgressPublisher, PublishedStart, publishing
 from themis.app.execution.ports import Ports
+from themis.app.render.inspect_views import state_json
 from themis.app.usecases.runs import Driving, RunRequest, run_experiment
 from themis.app.wiring import execution_ports, live_progress
 from themis.core.events import Event, FailuresRetried, GenerationFailed, RunResumed, RunStarted
@@ -345,6 +346,8 @@ def test_the_judge_stage_is_published_in_verdicts(tmp_path: Path) -> None:
     assert judge_row() == StageCounts(Stage.JUDGE, 8, 3, 1, 4)
     line = run_progress(_only(store).live_state(), Stage.JUDGE)  # what `quickcheck` lists
     assert (line.done, line.failed, line.pending) == (3, 1, 4)
+    shown = state_json(_only(store).live_state())  # what `inspect state --json` prints
+    assert shown["stages"]["judge"] == {"planned": 8, "done": 3, "failed": 1, "pending": 4}
 
     memory = MemoryStore()
     run_virtual(compiled, JudgedModels(), memory, until_stage=Stage.JUDGE)
