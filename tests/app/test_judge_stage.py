@@ -267,7 +267,7 @@ def test_every_report_format_shows_judge_rows_and_agreement() -> None:
     assert r"\par\medskip" in latex
     assert '<table id="agreement">' in html
     header, *lines = reporter.render("csv").splitlines()
-    assert header.endswith(",cache_hits,judge_failed")
+    assert header.endswith(",cache_hits,judge_failed,raters")  # raters: agreement rows (CSV)
     assert {line.count(",") for line in lines} == {header.count(",")}
     by_field = Reporter(compiled.run_id, store, by=["model", "n"]).render("csv")
     header, *lines = by_field.splitlines()
