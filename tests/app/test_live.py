@@ -348,6 +348,10 @@ def test_the_judge_stage_is_published_in_verdicts(tmp_path: Path) -> None:
     assert (line.done, line.failed, line.pending) == (3, 1, 4)
     shown = state_json(_only(store).live_state())  # what `inspect state --json` prints
     assert shown["stages"]["judge"] == {"planned": 8, "done": 3, "failed": 1, "pending": 4}
+    # Once judging, what it set out to obtain replaces the bound (a failed trial is not judged).
+    clock.time += 1
+    publisher(ProgressCounts(total=4, judged=4, judge_failed=1, judge_calls=6))
+    assert judge_row() == StageCounts(Stage.JUDGE, 6, 4, 1, 1)
 
     memory = MemoryStore()
     run_virtual(compiled, JudgedModels(), memory, until_stage=Stage.JUDGE)

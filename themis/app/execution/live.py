@@ -45,8 +45,9 @@ __all__ = ["JudgeBase", "ProgressPublisher", "PublishedStart", "publishing"]
 
 @frozen
 class JudgeBase:
-    """The judge stage in verdicts where an execution starts: how many the judges ask for, and
-    how many the log shows given or failed (failures the execution retries not counted)."""
+    """The judge stage in verdicts where an execution starts: how many the judges ask for if
+    every candidate answers, and how many the log shows given or failed (failures the execution
+    retries not counted)."""
 
     planned: int
     given: int
@@ -67,12 +68,22 @@ class JudgeBase:
             failed=0 if retrying else sum(isinstance(v, JudgeFailed) for v in verdicts),
         )
 
-    def counts(self, judged: int = 0, judge_failed: int = 0) -> StageCounts:
-        """The judge stage's row once the execution gave `judged` verdicts and recorded
-        `judge_failed` judge failures: verdicts given, failed and still to obtain."""
+    def counts(self, counts: ProgressCounts | None = None) -> StageCounts:
+        """The judge stage's row at the execution's `counts`: verdicts given, failed and still
+        to obtain. Once the stage has started, its pending calls replace the planned bound (a
+        candidate whose generation failed has nothing to judge)."""
+        judged, judge_failed, calls = (
+            (0, 0, 0)
+            if counts is None
+            else (
+                counts.judged,
+                counts.judge_failed,
+                counts.judge_calls,
+            )
+        )
+        planned = self.given + self.failed + calls if calls else self.planned
         done, failed = self.given + judged, self.failed + judge_failed
-        pending = max(0, self.planned - done - failed)
-        return StageCounts(Stage.JUDGE, self.planned, done, failed, pending)
+        return StageCounts(Stage.JUDGE, planned, done, failed, max(0, planned - done - failed))
 
 
 @frozen
@@ -185,7 +196,7 @@ class ProgressPublisher:
         )
         stages = current.stages()
         if self._judges is not None:
-            stages = (*stages, self._judges.counts(counts.judged, counts.judge_failed))
+            stages = (*stages, self._judges.counts(counts))
         record = self._record
         self._publish(
             attrs.evolve(
