@@ -72,15 +72,8 @@ class JudgeBase:
         """The judge stage's row at the execution's `counts`: verdicts given, failed and still
         to obtain. Once the stage has started, its pending calls replace the planned bound (a
         candidate whose generation failed has nothing to judge)."""
-        judged, judge_failed, calls = (
-            (0, 0, 0)
-            if counts is None
-            else (
-                counts.judged,
-                counts.judge_failed,
-                counts.judge_calls,
-            )
-        )
+        counts = counts or ProgressCounts(total=0)
+        judged, judge_failed, calls = counts.judged, counts.judge_failed, counts.judge_calls
         planned = self.given + self.failed + calls if calls else self.planned
         done, failed = self.given + judged, self.failed + judge_failed
         return StageCounts(Stage.JUDGE, planned, done, failed, max(0, planned - done - failed))
