@@ -269,6 +269,8 @@ def test_every_report_format_shows_judge_rows_and_agreement() -> None:
     header, *lines = reporter.render("csv").splitlines()
     assert header.endswith(",cache_hits,judge_failed,raters")  # raters: agreement rows (CSV)
     assert {line.count(",") for line in lines} == {header.count(",")}
+    agreement = [line for line in lines if ",agreement:" in line]
+    assert len(agreement) == len(result.report.agreement)
     by_field = Reporter(compiled.run_id, store, by=["model", "n"]).render("csv")
     header, *lines = by_field.splitlines()
     assert {line.count(",") for line in lines} == {header.count(",")}  # judge rows aligned
