@@ -234,17 +234,7 @@ def judge_calls(judge: JudgeSpec, candidate: Candidate, case: Case) -> Iterator[
             key = trial_key(model, messages, params, repeat, seed)
             if problem is not None:
                 key = short_digest(["unrenderable judge call", problem, key])
-            request = ModelRequest(
-                trial_key=key,
-                provider=model.provider,
-                model=model.model,
-                messages=messages,
-                params=params,
-                options=model.options,
-                sample=repeat,
-                reference=None,
-                api=model.api,
-            )
+            request = ModelRequest.of_model(model, key, messages, params, repeat)
             plan = TrialPlan(
                 trial_id=candidate.candidate_id,
                 trial_key=key,

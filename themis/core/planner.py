@@ -59,6 +59,29 @@ class ModelRequest:
     reference: str | None = None
     api: str | None = None
 
+    @classmethod
+    def of_model(
+        cls,
+        model: ModelSpec,
+        trial_key: str,
+        messages: tuple[Message, ...],
+        params: GenerationParams,
+        sample: int,
+        reference: str | None = None,
+    ) -> ModelRequest:
+        """The request for one call of `model` (its provider, model name, options and API)."""
+        return cls(
+            trial_key=trial_key,
+            provider=model.provider,
+            model=model.model,
+            messages=messages,
+            params=params,
+            options=model.options,
+            sample=sample,
+            reference=reference,
+            api=model.api,
+        )
+
 
 @frozen
 class TrialPlan:
@@ -360,16 +383,8 @@ def plan(compiled: CompiledRun) -> Iterator[TrialPlan]:
                             sample=sample,
                             expected=case.expected,
                             choices=choices,
-                            request=ModelRequest(
-                                trial_key=key,
-                                provider=model.provider,
-                                model=model.model,
-                                messages=messages,
-                                params=params,
-                                options=model.options,
-                                sample=sample,
-                                reference=reference,
-                                api=model.api,
+                            request=ModelRequest.of_model(
+                                model, key, messages, params, sample, reference
                             ),
                             problem=problem,
                         )
