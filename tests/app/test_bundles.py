@@ -35,7 +35,7 @@ def store_a(tmp_path: Path) -> Orchestrator:
         yield orchestrator
 
 
-@pytest.mark.parametrize("name", ["gen-bundle", "gen-bundle.jsonl"])
+@pytest.mark.parametrize("name", ["gen-bundle", "gen-bundle.jsonl", "gen-bundle.parquet"])
 def test_generation_round_trip_gives_store_b_the_report_of_store_a(
     store_a: Orchestrator, tmp_path: Path, name: str
 ) -> None:
@@ -53,14 +53,18 @@ def test_generation_round_trip_gives_store_b_the_report_of_store_a(
         assert (result.model_calls, Refusing.calls) == (0, 0)
 
 
-def test_evaluation_bundle_carries_parses_and_scores(store_a: Orchestrator, tmp_path: Path) -> None:
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_evaluation_bundle_carries_parses_and_scores(
+    store_a: Orchestrator, tmp_path: Path, suffix: str
+) -> None:
     run_id = store_a.experiment(config()).run_id
     store_a.export_generation_bundle(run_id, tmp_path / "g")
-    store_a.export_evaluation_bundle(run_id, tmp_path / "e.jsonl")
+    store_a.export_evaluation_bundle(run_id, tmp_path / f"e{suffix}")
     with orchestrator_on("memory", Refusing()) as store_b:
         store_b.import_bundle(tmp_path / "g")
-        outcome = store_b.import_evaluation_bundle(tmp_path / "e.jsonl")
+        outcome = store_b.import_evaluation_bundle(tmp_path / f"e{suffix}")
         assert outcome.imported == 8  # 4 parses + 4 scores
+        assert store_b.import_evaluation_bundle(tmp_path / f"e{suffix}").imported == 0
         progress = store_b.get_run_progress(run_id)
         assert (progress.status, progress.done) == ("planned", 4)  # imported, never run
         resumed = store_b.resume(run_id)  # nothing left to do: completes without a call
@@ -78,6 +82,61 @@ def test_each_stage_exports_its_own_rows(store_a: Orchestrator, tmp_path: Path, 
         "score_completed",
         "reduction_completed",
     }
+
+
+@pytest.mark.parametrize("kind", ["generation", "reduction", "parse", "score", "evaluation"])
+def test_every_kind_exports_to_parquet_with_the_jsonl_manifest_and_rows(
+    store_a: Orchestrator, tmp_path: Path, kind: str
+) -> None:
+    import duckdb
+
+    run_id = store_a.experiment(config()).run_id
+    as_jsonl = store_a.export_bundle(run_id, kind, tmp_path / f"{kind}.jsonl")
+    as_parquet = store_a.export_bundle(run_id, kind, tmp_path / f"{kind}.parquet")
+    assert as_parquet == as_jsonl  # the same count and SHA-256 of the same rows
+    rows = duckdb.sql(
+        f"SELECT kind, event FROM read_parquet('{tmp_path / kind}.parquet') ORDER BY line"
+    ).fetchall()
+    lines = (tmp_path / f"{kind}.jsonl").read_text().splitlines()[1:]
+    assert [(kind, json.loads(event)) for kind, event in rows] == [
+        (json.loads(line)["kind"], json.loads(line)["event"]) for line in lines
+    ]
+    with orchestrator_on("memory", Refusing()) as store_b:
+        first = store_b.import_bundle(tmp_path / f"{kind}.parquet")
+        again = store_b.import_bundle(tmp_path / f"{kind}.parquet")
+        assert (first.imported, again.imported, again.already_held) == (
+            as_parquet.rows,
+            0,
+            as_parquet.rows,
+        )
+
+
+def test_an_edited_parquet_bundle_is_refused_and_nothing_is_written(
+    store_a: Orchestrator, tmp_path: Path
+) -> None:
+    import duckdb
+
+    run_id = store_a.experiment(config()).run_id
+    path, edited = tmp_path / "g.parquet", tmp_path / "edited.parquet"
+    store_a.export_generation_bundle(run_id, path)
+    with duckdb.connect() as con:
+        (manifest,) = con.execute(
+            "SELECT decode(value) FROM parquet_kv_metadata(?)", [str(path)]
+        ).fetchone()
+        con.execute(
+            f'COPY (SELECT line, kind, replace(event, \'"text":"0"\', \'"text":"1"\')'
+            f" AS event FROM read_parquet('{path}') ORDER BY line) TO '{edited}'"
+            " (FORMAT PARQUET, KV_METADATA {themis_manifest: $$" + manifest + "$$})"
+        )
+    with orchestrator_on("memory") as store_b:
+        with pytest.raises(themis.ThemisError, match="do not match the manifest"):
+            store_b.import_bundle(edited)
+        assert store_b.runs() == []
+    (tmp_path / "plain.parquet").write_bytes(b"PAR1 not really")
+    with orchestrator_on("memory") as store_b:
+        with pytest.raises(themis.ThemisError, match=r"plain\.parquet: not a readable") as caught:
+            store_b.import_bundle(tmp_path / "plain.parquet")
+        assert "\n" not in str(caught.value)
 
 
 def test_a_bundle_of_another_run_is_refused_in_one_line(
@@ -241,13 +300,13 @@ def test_a_judged_run_moves_whole_with_its_generation_and_evaluation_bundles(
         first = store_a.run(spec)
         assert first.completed_through_stage == "judge"
         store_a.export_generation_bundle(first.run_id, tmp_path / "g.jsonl")
-        manifest = store_a.export_evaluation_bundle(first.run_id, tmp_path / "e.jsonl")
+        manifest = store_a.export_evaluation_bundle(first.run_id, tmp_path / "e.parquet")
         assert manifest.rows > 0
         report_a = store_a.report(first.run_id)
     with orchestrator_on("memory", Refusing()) as store_b:
         store_b.import_bundle(tmp_path / "g.jsonl")
-        store_b.import_bundle(tmp_path / "e.jsonl")
-        assert store_b.import_bundle(tmp_path / "e.jsonl").imported == 0
+        store_b.import_bundle(tmp_path / "e.parquet")
+        assert store_b.import_bundle(tmp_path / "e.parquet").imported == 0
         second = store_b.run(spec)
         assert (second.model_calls, Refusing.calls) == (0, 0)
         assert second.report == report_a

@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio.testing
@@ -23,6 +24,7 @@ from themis.adapters.stores.memory import MemoryStore
 from themis.app.execution.interpreter import ProgressCounts
 from themis.app.execution.live import ProgressPublisher, PublishedStart, publishing
 from themis.app.execution.ports import Ports
+from themis.app.execution.telemetry import TelemetryBus, progress_signal
 from themis.app.render.inspect_views import state_json
 from themis.app.usecases.runs import Driving, RunRequest, run_experiment
 from themis.app.wiring import execution_ports, live_progress
@@ -34,6 +36,7 @@ from themis.core.runtime import RuntimeConfig
 from themis.core.snapshot import RunSnapshot
 from themis.core.stages import Stage
 from themis.core.state import RunState, project
+from themis.core.telemetry import Progress
 
 
 class StepClock:
@@ -96,6 +99,11 @@ def _start(
     )
 
 
+def _progress(*, run_id: str = "", **counts: Any) -> Progress:
+    """The `Progress` signal of `counts` (of the test's run unless `run_id` is given)."""
+    return progress_signal(run_id or COMPILED.run_id, 0.0, ProgressCounts(**counts))
+
+
 def _only(path: Path) -> LiveRecord:
     records = read_live(path)
     assert len(records) == 1, records
@@ -109,15 +117,11 @@ def _dead_pid() -> int:
 
 
 def test_a_memory_store_publishes_nothing() -> None:
-    def callback(counts: ProgressCounts) -> None:
-        raise AssertionError("not called here")
-
+    bus = TelemetryBus()
     live = live_progress(MemoryStore())
     assert live is None
-    with publishing(live, _started(), StepClock(), None) as progress:
-        assert progress is None
-    with publishing(live, _started(), StepClock(), callback) as chained:
-        assert chained is callback
+    with publishing(live, _started(), StepClock(), bus):
+        assert not bus.observed
 
 
 def test_the_record_is_published_at_start_refreshed_and_removed_at_the_end(
@@ -125,18 +129,25 @@ def test_the_record_is_published_at_start_refreshed_and_removed_at_the_end(
 ) -> None:
     clock = StepClock()
     seen: list[int] = []
+    bus = TelemetryBus([lambda signal: seen.append(getattr(signal, "done", -1))])
+    progress = bus.progress_callback(COMPILED.run_id, clock)
     with closing(DuckDBStore(store_path)) as store:  # noqa: SIM117
-        with publishing(
-            live_progress(store), _started(), clock, lambda counts: seen.append(counts.done)
-        ) as progress:
-            assert progress is not None
+        with publishing(live_progress(store), _started(), clock, bus):
             first = _only(store_path)
             clock.time += 1.0
             progress(ProgressCounts(total=6, done=2, generated=3, parsed=2, scored=2))
             second = _only(store_path)
+            bus.publish(_progress(total=6, generated=6, run_id="another run"))  # not its run
+            assert _only(store_path) == second
 
+    assert not bus.errors
+    empty = TelemetryBus()
+    with closing(DuckDBStore(store_path)) as store:  # noqa: SIM117
+        with publishing(live_progress(store), _started(), clock, empty):
+            assert empty.observed  # the publisher observes the bus only while it runs
+    assert not empty.observed
     assert not progress_directory(store_path).exists()
-    assert seen == [2]
+    assert seen == [2, 0]  # the bus delivered both; the publisher took only its run's
     assert (first.pid, first.run_id, first.status, first.until_stage) == (
         os.getpid(),
         COMPILED.run_id,
@@ -160,7 +171,7 @@ def test_the_record_is_removed_when_the_execution_fails(store_path: Path) -> Non
     during: list[LiveRecord] = []
 
     def fail_while_publishing(store: DuckDBStore) -> None:
-        with publishing(live_progress(store), _started(), StepClock(), None):
+        with publishing(live_progress(store), _started(), StepClock(), TelemetryBus()):
             during.extend(read_live(store_path))
             raise RuntimeError("boom")
 
@@ -176,12 +187,12 @@ def test_refreshes_are_throttled(tmp_path: Path) -> None:
     store = tmp_path / "x.duckdb"
     clock = StepClock()
     publisher = _start(progress_directory(store), clock, interval=0.5)
-    publisher(ProgressCounts(total=6, generated=1))
+    publisher(_progress(total=6, generated=1))
     clock.time += 0.2
-    publisher(ProgressCounts(total=6, generated=2))  # too soon: skipped
+    publisher(_progress(total=6, generated=2))  # too soon: skipped
     skipped = _only(store)
     clock.time += 0.4
-    publisher(ProgressCounts(total=6, generated=3))
+    publisher(_progress(total=6, generated=3))
 
     assert skipped.state.stages[0].done == 1
     assert _only(store).state.stages[0].done == 3
@@ -206,7 +217,7 @@ def test_a_resumed_execution_counts_on_from_the_stored_state(tmp_path: Path) -> 
     started = _only(store)
     clock.time += 1
     # this execution: the failed trial is retried and fails again, one more trial is scored
-    publisher(ProgressCounts(total=3, done=1, failed=1, generated=1, parsed=1, scored=1))
+    publisher(_progress(total=3, done=1, failed=1, generated=1, parsed=1, scored=1))
     now = _only(store)
 
     assert [(c.done, c.failed, c.pending) for c in started.state.stages] == [
@@ -321,7 +332,7 @@ def test_truncated_generations_are_counted_live(tmp_path: Path) -> None:
     publisher = _start(progress_directory(store), clock, interval=0.5)
     assert _only(store).state.truncated == 0
     clock.time += 1
-    publisher(ProgressCounts(total=6, generated=3, truncated=2))
+    publisher(_progress(total=6, generated=3, truncated=2))
 
     assert _only(store).state.truncated == 2
 
@@ -342,7 +353,7 @@ def test_the_judge_stage_is_published_in_verdicts(tmp_path: Path) -> None:
     publisher = publish(RunState())
     assert judge_row() == StageCounts(Stage.JUDGE, 8, 0, 0, 8)
     clock.time += 1
-    publisher(ProgressCounts(total=4, judged=3, judge_failed=1, judge_calls=8))
+    publisher(_progress(total=4, judged=3, judge_failed=1, judge_calls=8, run_id=compiled.run_id))
     assert judge_row() == StageCounts(Stage.JUDGE, 8, 3, 1, 4)
     line = run_progress(_only(store).live_state(), Stage.JUDGE)  # what `quickcheck` lists
     assert (line.done, line.failed, line.pending) == (3, 1, 4)
@@ -350,7 +361,7 @@ def test_the_judge_stage_is_published_in_verdicts(tmp_path: Path) -> None:
     assert shown["stages"]["judge"] == {"planned": 8, "done": 3, "failed": 1, "pending": 4}
     # Once judging, what it set out to obtain replaces the bound (a failed trial is not judged).
     clock.time += 1
-    publisher(ProgressCounts(total=4, judged=4, judge_failed=1, judge_calls=6))
+    publisher(_progress(total=4, judged=4, judge_failed=1, judge_calls=6, run_id=compiled.run_id))
     assert judge_row() == StageCounts(Stage.JUDGE, 6, 4, 1, 1)
 
     memory = MemoryStore()

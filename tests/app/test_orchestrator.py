@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 import themis
+from tests.holders import holding
 from themis import ModelRequest, ModelResponse, Orchestrator, ProjectSpec, Stage, StorageSpec
 
 
@@ -195,6 +196,41 @@ def test_db_manager_queries_the_store_and_is_read_only_while_a_run_executes(
                 assert connection.sql("SELECT count(*) FROM runs").fetchall()[0][0] >= 1
     finally:
         handle.wait(timeout=60)
+
+
+def test_db_manager_reads_a_store_nobody_holds_read_only(
+    tmp_path: Path, model: CountingModel
+) -> None:
+    path = tmp_path / "p.duckdb"
+    project = ProjectSpec(storage=StorageSpec(path=str(path)))
+    with Orchestrator(project, models={"fake": model}) as writer:
+        run_id = writer.run(config(seed=1)).run_id
+    reader = Orchestrator(project)  # holds nothing: each connection opens the file read-only
+    with reader.db_manager.connect() as connection:
+        assert connection.sql("SELECT count(*) FROM runs").fetchall() == [(1,)]
+        with pytest.raises(themis.StoreError, match="opened read-only; a delete statement"):
+            connection.execute("DELETE FROM events")
+    with pytest.raises(themis.StoreError, match="does not hold the store"):  # noqa: SIM117
+        with reader.db_manager.connect(read_only=False):
+            pass
+    # The file is released after each block: another process (here, a writer) can open it.
+    with Orchestrator(project, models={"fake": model}) as writer:
+        assert writer.report(run_id).scored == 4
+    reader.close()
+
+
+def test_db_manager_names_another_process_holding_the_store(tmp_path: Path) -> None:
+    path = tmp_path / "p.duckdb"
+    with Orchestrator(ProjectSpec(storage=StorageSpec(path=str(path)))) as orchestrator:
+        orchestrator.runs()  # creates the store
+    reader = Orchestrator(ProjectSpec(storage=StorageSpec(path=str(path))))
+    with holding(path) as holder:  # noqa: SIM117
+        with pytest.raises(themis.StoreLocked) as raised:
+            with reader.db_manager.connect():
+                pass
+    assert raised.value.pid == holder.pid
+    assert "\n" not in str(raised.value)
+    assert str(holder.pid) in str(raised.value)
 
 
 def test_db_manager_needs_a_duckdb_store() -> None:

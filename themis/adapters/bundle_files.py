@@ -1,11 +1,13 @@
-"""Stage bundles on disk: a directory (`manifest.json` + `rows.jsonl`) or one JSON-lines file
-whose first line is the manifest.
+"""Stage bundles on disk: a directory (`manifest.json` + `rows.jsonl`), one JSON-lines file
+whose first line is the manifest, or one Parquet file (`themis.adapters.bundle_parquet`: the
+manifest in its key-value metadata, a row per event).
 
 The manifest carries the run's snapshot (so a store without the run can import it) and the
 SHA-256 of the rows; each row is `{"kind": ..., "event": {...}}`, the event as the store's
-codec encodes it. Reading checks the format, schema version, hash, count and every row, and
-raises `BundleError` naming the path (and the line) of the first problem. Writing never
-replaces an existing file or directory.
+codec encodes it. The hash is of those rows as JSON lines in every format, so a bundle's
+manifest is the same whichever format it is written in. Reading checks the format, schema
+version, hash, count and every row, and raises `BundleError` naming the path (and the line)
+of the first problem. Writing never replaces an existing file or directory.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, Final
 
 import attrs
 
+from themis.adapters.bundle_parquet import PARQUET_SUFFIX, read_parquet, write_parquet
 from themis.adapters.codec import decode_event, decode_snapshot, encode_event, encode_snapshot
 from themis.core.bundles import (
     BUNDLE_FORMAT,
@@ -39,7 +42,12 @@ SINGLE_FILE_SUFFIXES: Final = (".jsonl", ".ndjson")
 
 
 def _row(event: Event) -> str:
-    return f'{{"kind":{json.dumps(event.kind)},"event":{encode_event(event)}}}\n'
+    return _line(event.kind, encode_event(event))
+
+
+def _line(kind: str, event: str) -> str:
+    """A row as a JSON line: what the manifest's hash covers, in every format."""
+    return f'{{"kind":{json.dumps(kind)},"event":{event}}}\n'
 
 
 def _manifest_document(manifest: BundleManifest, snapshot: RunSnapshot) -> dict[str, Any]:
@@ -50,11 +58,12 @@ def _manifest_document(manifest: BundleManifest, snapshot: RunSnapshot) -> dict[
 
 
 def write_bundle(path: Path, bundle: StageBundle) -> BundleManifest:
-    """Write the bundle at `path` (a single file if it ends in `.jsonl`, else a directory);
-    the manifest written, with the rows' count and hash filled in."""
+    """Write the bundle at `path` (a single file if it ends in `.jsonl` or `.parquet`, else a
+    directory); the manifest written, with the rows' count and hash filled in."""
     if path.exists():
         raise BundleError(f"{path}: already exists; choose a new path")
-    rows = "".join(_row(event) for event in bundle.events)
+    lines = [_row(event) for event in bundle.events]
+    rows = "".join(lines)
     manifest = attrs.evolve(
         bundle.manifest,
         rows=len(bundle.events),
@@ -62,7 +71,11 @@ def write_bundle(path: Path, bundle: StageBundle) -> BundleManifest:
     )
     head = json.dumps(_manifest_document(manifest, bundle.snapshot), sort_keys=True)
     try:
-        if path.suffix in SINGLE_FILE_SUFFIXES:
+        if path.suffix == PARQUET_SUFFIX:
+            write_parquet(
+                path, head, [(event.kind, encode_event(event)) for event in bundle.events]
+            )
+        elif path.suffix in SINGLE_FILE_SUFFIXES:
             path.write_text(json.dumps({"manifest": json.loads(head)}) + "\n" + rows)
         else:
             path.mkdir(parents=True)
@@ -76,8 +89,12 @@ def write_bundle(path: Path, bundle: StageBundle) -> BundleManifest:
 def _read_parts(path: Path) -> tuple[Any, list[str]]:
     """The manifest document and the row lines (each ending in a newline)."""
     try:
-        if path.is_dir():
-            head: Any = json.loads((path / MANIFEST).read_text())
+        if path.suffix == PARQUET_SUFFIX and not path.is_dir():
+            text, rows = read_parquet(path)
+            head: Any = json.loads(text)
+            lines = [_line(kind, event) for kind, event in rows]
+        elif path.is_dir():
+            head = json.loads((path / MANIFEST).read_text())
             lines = (path / ROWS).read_text().splitlines(keepends=True)
         else:
             first, *lines = path.read_text().splitlines(keepends=True) or [""]
@@ -134,5 +151,7 @@ def read_bundle(path: Path) -> StageBundle:
             f"{path}: its rows do not match the manifest's count and SHA-256 "
             "(edited or truncated); export it again"
         )
-    events = _events(path, lines, first_line=1 if path.is_dir() else 2)
+    events = _events(
+        path, lines, first_line=1 if path.is_dir() or path.suffix == PARQUET_SUFFIX else 2
+    )
     return StageBundle(manifest=manifest, snapshot=snapshot, events=events)

@@ -104,15 +104,23 @@ def opened_store(location: StoreLike | None, *, read_only: bool = False) -> Iter
             store.close()
 
 
-def query_connections(store: StorePort, *, running: Callable[[], bool]) -> DuckDBConnections:
-    """Connections for users' own SQL on `store` (`Orchestrator.db_manager`), read-only while
-    `running()`; `ConfigError` unless it is a DuckDB store."""
-    if not isinstance(store, DuckDBStore):
+def query_connections(
+    location: str, held: Callable[[], StorePort | None], *, running: Callable[[], bool]
+) -> DuckDBConnections:
+    """Connections for users' own SQL on the store at `location` (`Orchestrator.db_manager`):
+    through the store `held()` returns while this process holds it, else read-only from the
+    file; `ConfigError` unless it is a DuckDB store."""
+    if location == "memory":
         raise ConfigError(
             "db_manager: the store is not a DuckDB database; use a .duckdb file or ':memory:' "
             "as storage.path"
         )
-    return DuckDBConnections(store, running)
+
+    def holder() -> DuckDBStore | None:
+        store = held()
+        return store if isinstance(store, DuckDBStore) else None
+
+    return DuckDBConnections(location, holder, running)
 
 
 def read_stage_bundle(path: Path) -> StageBundle:
@@ -123,7 +131,7 @@ def read_stage_bundle(path: Path) -> StageBundle:
 
 
 def write_stage_bundle(path: Path, bundle: StageBundle) -> BundleManifest:
-    """Write `bundle` at `path` (a directory, or one file ending in `.jsonl`)."""
+    """Write `bundle` at `path` (a directory, or one file ending in `.jsonl` or `.parquet`)."""
     from themis.adapters.bundle_files import write_bundle
 
     return write_bundle(path, bundle)

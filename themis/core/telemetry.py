@@ -132,7 +132,9 @@ class Paused:
 
 @frozen
 class Progress:
-    """The execution's counters, a few times a second: what a progress display draws."""
+    """The execution's counters, a few times a second: what a progress display draws (and
+    what live progress publishes for other processes: the per-stage counts `generated`,
+    `parsed`, `unparsed`, `scored`, and `truncated` generations)."""
 
     kind: ClassVar[str] = "progress"
     run_id: str
@@ -146,6 +148,11 @@ class Progress:
     judge_failed: int = 0
     judge_calls: int = 0
     holds: tuple[ProviderHold, ...] = ()
+    generated: int = 0
+    parsed: int = 0
+    unparsed: int = 0
+    scored: int = 0
+    truncated: int = 0
 
 
 Signal = (

@@ -86,7 +86,7 @@ def export_stage_bundle(
     run_id: str, kind: BundleKind | str, path: str | Path, store: StoreLike = DEFAULT_STORE
 ) -> BundleManifest:
     """Write the `kind` results of a stored run (id or prefix) as a bundle at `path` (a
-    directory, or a single file ending in `.jsonl`); its manifest."""
+    directory, or a single file ending in `.jsonl` or `.parquet`); its manifest."""
     with opened_store(store, read_only=True) as opened:
         bundle = export_bundle(opened, run_id, _kind(kind))
     return write_stage_bundle(Path(path), bundle)

@@ -110,9 +110,14 @@ class Orchestrator(BundleMethods):
 
     @property
     def db_manager(self) -> Any:
-        """The store's DuckDB connections for your own SQL (`connect()`), read-only while a run
-        of this orchestrator holds the store; `ConfigError` for the `memory` store."""
-        return query_connections(self.store, running=self.running)
+        """The store's DuckDB connections for your own SQL (`connect()`): the held store's
+        (read-only while a run of this orchestrator executes), else read-only from the file;
+        `StoreLocked` when another process holds it; `ConfigError` for the `memory` store."""
+        if self.project.storage.path == ":memory:":
+            self.store  # noqa: B018 -- an in-memory database lives only in the store holding it
+        return query_connections(
+            self.project.storage.path, lambda: self._store, running=self.running
+        )
 
     def running(self) -> bool:
         """Whether an execution of this orchestrator (e.g. a submitted run) is in progress."""

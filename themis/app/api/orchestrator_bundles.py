@@ -38,7 +38,7 @@ class BundleMethods(ABC):
         self, run_id: str, kind: BundleKind | str, path: str | Path
     ) -> BundleManifest:
         """Write a stored run's `kind` results (`generation`, `reduction`, `parse`, `score`,
-        `evaluation`) as a bundle: a directory, or one file ending in `.jsonl`."""
+        `evaluation`) as a bundle: a directory, or one file ending in `.jsonl` or `.parquet`."""
         return bundles.export_stage_bundle(run_id, kind, path, self.store)
 
     def import_bundle(self, path: str | Path, *, into: str | None = None) -> ImportOutcome:

@@ -45,11 +45,14 @@ def export_bundle_command(
     run_id: Annotated[str, typer.Argument(help="The stored run (id or unique prefix).")],
     kind: Annotated[str, typer.Argument(help="generation, reduction, parse, score or evaluation.")],
     out: Annotated[
-        Path, typer.Argument(help="Where to write it: a new directory, or a new .jsonl file.")
+        Path,
+        typer.Argument(
+            help="Where to write it: a new directory, or a new .jsonl or .parquet file."
+        ),
     ],
     store: StoreOption = DEFAULT_STORE,
 ) -> None:
-    """Export a run's results of one stage as a portable bundle (manifest + JSON-lines rows)."""
+    """Export a run's results of one stage as a bundle (a manifest and JSONL or Parquet rows)."""
     from themis.app.api.bundles import export_stage_bundle
 
     with errors():
@@ -60,7 +63,7 @@ def export_bundle_command(
 
 
 def import_bundle_command(
-    bundle: Annotated[Path, typer.Argument(help="A bundle directory or .jsonl file.")],
+    bundle: Annotated[Path, typer.Argument(help="A bundle directory, .jsonl or .parquet file.")],
     run_id: Annotated[
         str | None,
         typer.Option("--run", help="The run you mean it for: another run's bundle is refused."),

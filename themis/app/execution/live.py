@@ -3,8 +3,9 @@
 A DuckDB file admits one process at a time: while a run holds it, another process cannot open
 it at all, not even read-only (ADR 0007). So the running process publishes a small record per
 run through a `LiveProgressPort` (beside a file store: `themis.adapters.live_progress`) at most
-every `interval` seconds from the interpreter's progress counters, and withdraws it when the
-execution ends, however it ends. Readers that find the store locked read the records of the PID
+every `interval` seconds: the publisher is an observer of the execution's `TelemetryBus`, fed by
+its `Progress` signals like the progress bar, and the record is withdrawn when the execution
+ends, however it ends. Readers that find the store locked read the records of the PID
 holding the lock.
 """
 
@@ -16,7 +17,8 @@ from contextlib import contextmanager
 import attrs
 from attrs import frozen
 
-from themis.app.execution.trials import ProgressCallback, ProgressCounts
+from themis.app.execution.telemetry import TelemetryBus
+from themis.app.execution.trials import ProgressCounts
 from themis.core.events import (
     Event,
     FailuresRetried,
@@ -37,6 +39,7 @@ from themis.core.planner import CompiledRun, PlanRecord
 from themis.core.snapshot import RunSnapshot
 from themis.core.stages import Stage
 from themis.core.state import RunState, evolve
+from themis.core.telemetry import Progress, Signal
 from themis.ports.clock import ClockPort
 from themis.ports.live_progress import LiveProgressPort
 
@@ -68,7 +71,7 @@ class JudgeBase:
             failed=0 if retrying else sum(isinstance(v, JudgeFailed) for v in verdicts),
         )
 
-    def counts(self, counts: ProgressCounts | None = None) -> StageCounts:
+    def counts(self, counts: ProgressCounts | Progress | None = None) -> StageCounts:
         """The judge stage's row at the execution's `counts`: verdicts given, failed and still
         to obtain. Once the stage has started, its pending calls replace the planned bound (a
         candidate whose generation failed has nothing to judge)."""
@@ -94,7 +97,7 @@ class PublishedStart:
 
 
 class ProgressPublisher:
-    """Publishes one execution's progress; call it with the interpreter's counters.
+    """Publishes one execution's progress: a telemetry observer of its `Progress` signals.
 
     The per-stage counts are the state at the start of the execution plus what this execution
     completed. Every generation failure known at the start is retried by the execution (the
@@ -171,11 +174,15 @@ class ProgressPublisher:
         publisher._publish(record)
         return publisher
 
-    def __call__(self, counts: ProgressCounts) -> None:
-        """Publish `counts`, unless the last publication is younger than the interval."""
+    def __call__(self, signal: Signal) -> None:
+        """Publish a `Progress` of this run, unless the last publication is younger than the
+        interval; other signals (and other runs') are not its concern."""
+        if not isinstance(signal, Progress) or signal.run_id != self._record.run_id:
+            return
         now = self._clock.monotonic()
         if self._broken or (self._last is not None and now - self._last < self._interval):
             return
+        counts = signal
         self._last = now
         base = self._base
         current = Tally(
@@ -216,27 +223,19 @@ class ProgressPublisher:
 
 @contextmanager
 def publishing(
-    live: LiveProgressPort | None,
-    start: PublishedStart,
-    clock: ClockPort,
-    on_progress: ProgressCallback | None,
-) -> Iterator[ProgressCallback | None]:
-    """`on_progress`, chained with a `ProgressPublisher` on `live` (none: `on_progress` alone).
-
-    The publisher's record is withdrawn on exit, whether the execution finished, failed or was
+    live: LiveProgressPort | None, start: PublishedStart, clock: ClockPort, bus: TelemetryBus
+) -> Iterator[None]:
+    """A `ProgressPublisher` on `live` observing `bus` while the block runs (none without
+    `live`). Its record is withdrawn on exit, whether the execution finished, failed or was
     interrupted.
     """
     if live is None:
-        yield on_progress
+        yield
         return
     publisher = ProgressPublisher.start(live, start, clock)
-
-    def both(counts: ProgressCounts) -> None:
-        publisher(counts)
-        if on_progress is not None:
-            on_progress(counts)
-
+    bus.subscribe(publisher)
     try:
-        yield both
+        yield
     finally:
+        bus.unsubscribe(publisher)
         publisher.close()

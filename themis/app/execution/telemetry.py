@@ -2,6 +2,8 @@
 
 Signals come from two places: the event writer, after each batch it appends (`logged`), and the
 interpreter's progress counters (`progress_callback`); the use case adds the execution's end.
+Observers: the CLI's progress bar, the JSON-lines and OpenTelemetry sinks, the caller's own, and
+the live-progress publisher (`themis.app.execution.live`) for other processes.
 They arrive on the trio thread and on the writer's worker thread, so delivery holds a lock: each
 observer sees one signal at a time, in the order published. Telemetry never fails a run: an
 observer that raises is dropped, and its error kept in `errors`.
@@ -17,7 +19,7 @@ from themis.core.events import Event
 from themis.core.telemetry import Progress, Signal, signal_of
 from themis.ports.clock import ClockPort
 
-__all__ = ["Observer", "TelemetryBus"]
+__all__ = ["Observer", "TelemetryBus", "progress_signal"]
 
 Observer = Callable[[Signal], None]
 
@@ -40,6 +42,12 @@ class TelemetryBus:
         with self._lock:
             self._observers.append(observer)
 
+    def unsubscribe(self, observer: Observer) -> None:
+        """Stop delivering to `observer` (no error if it was dropped already)."""
+        with self._lock:
+            if observer in self._observers:
+                self._observers.remove(observer)
+
     def publish(self, signal: Signal) -> None:
         """Deliver `signal` to every observer, dropping any that raises."""
         with self._lock:
@@ -61,21 +69,7 @@ class TelemetryBus:
         """A progress callback for the interpreter that publishes its counters as `Progress`."""
 
         def report(counts: ProgressCounts) -> None:
-            self.publish(
-                Progress(
-                    run_id=run_id,
-                    at=clock.now(),
-                    total=counts.total,
-                    done=counts.done,
-                    failed=counts.failed,
-                    model_calls=counts.model_calls,
-                    reduced=counts.reduced,
-                    judged=counts.judged,
-                    judge_failed=counts.judge_failed,
-                    judge_calls=counts.judge_calls,
-                    holds=counts.holds,
-                )
-            )
+            self.publish(progress_signal(run_id, clock.now(), counts))
 
         return report
 
@@ -86,3 +80,25 @@ class TelemetryBus:
                 close = getattr(observer, "close", None)
                 if callable(close):
                     close()
+
+
+def progress_signal(run_id: str, at: float, counts: ProgressCounts) -> Progress:
+    """The `Progress` signal of the interpreter's counters at `at`."""
+    return Progress(
+        run_id=run_id,
+        at=at,
+        total=counts.total,
+        done=counts.done,
+        failed=counts.failed,
+        model_calls=counts.model_calls,
+        reduced=counts.reduced,
+        judged=counts.judged,
+        judge_failed=counts.judge_failed,
+        judge_calls=counts.judge_calls,
+        holds=counts.holds,
+        generated=counts.generated,
+        parsed=counts.parsed,
+        unparsed=counts.unparsed,
+        scored=counts.scored,
+        truncated=counts.truncated,
+    )

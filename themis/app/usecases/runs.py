@@ -249,6 +249,8 @@ def execute_work(
         clock=ports.clock,
     )
     telemetry = driving.telemetry if driving.telemetry and driving.telemetry.observed else None
+    # The live-progress publisher observes the caller's bus, or one of its own.
+    bus = telemetry or TelemetryBus()
     on_progress = driving.on_progress
     if telemetry is not None:
         started = ExecutionStarted(
@@ -260,7 +262,8 @@ def execute_work(
         )
         telemetry.publish(started)
         writer.on_written = functools.partial(telemetry.logged, compiled.run_id)
-        on_progress = _both(on_progress, telemetry.progress_callback(compiled.run_id, ports.clock))
+    if telemetry is not None or ports.live is not None:
+        on_progress = _both(on_progress, bus.progress_callback(compiled.run_id, ports.clock))
     start = PublishedStart(
         compiled=compiled,
         snapshot=loaded.snapshot,
@@ -270,9 +273,9 @@ def execute_work(
         plan_record=record,
     )
     # Live progress for `inspect` from other processes (beside a file store).
-    with publishing(ports.live, start, ports.clock, on_progress) as progress:
+    with publishing(ports.live, start, ports.clock, bus):
         outcome = _run_trio(
-            functools.partial(execute, execution, ports, writer, on_progress=progress),
+            functools.partial(execute, execution, ports, writer, on_progress=on_progress),
             driving.trio_clock,
         )
     counts = outcome.counts
