@@ -20,7 +20,6 @@ Usage: `python bench/faults.py [--trials 2000] [--latency 0.2]`.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -31,47 +30,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import themis
 from tests.fakeserver import FakeServer, start_fake_server
+from tests.fakeserver.project import sums_rows, write_project
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.core.events import BreakerTransitioned
 
 CALL_TIMEOUT = 2.0
 RETRY_DELAY = 0.2
-CONFIG = """
-name = "faults-bench"
-seed = 3
-samples = 1
-
-[[datasets]]
-name = "sums"
-path = "sums.jsonl"
-
-[[models]]
-name = "m"
-provider = "local"
-api = "chat"
-model = "fake-served"
-params = {{ max_tokens = 16 }}
-
-[[prompts]]
-name = "ask"
-template = "What is {{{{ a }}}} + {{{{ b }}}}?"
-
-[parser]
-name = "number"
-
-[[metrics]]
-name = "numeric_match"
-
-[runtime]
-max_concurrent_tasks = 64
-generation_retry_attempts = 3
-generation_retry_delay = {delay}
-call_timeout = {timeout}
-progress = "off"
-
-[runtime.endpoints.local]
-base_url = "{base_url}"
-"""
+RUNTIME = "\n".join(
+    [
+        'progress = "off"',
+        "max_concurrent_tasks = 64",
+        "generation_retry_attempts = 3",
+        f"generation_retry_delay = {RETRY_DELAY}",
+        f"call_timeout = {CALL_TIMEOUT}",
+    ]
+)
 SCENARIOS: dict[str, dict[str, Any]] = {
     "fault-free": {},
     "mixed": {
@@ -89,25 +62,12 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 }
 
 
-def _project(directory: Path, server: FakeServer, trials: int) -> Path:
-    rows = [{"id": f"q{i}", "a": i, "b": 1, "answer": str(i + 1)} for i in range(trials)]
-    (directory / "sums.jsonl").write_text(
-        "".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8"
-    )
-    config = directory / "faults.toml"
-    config.write_text(
-        CONFIG.format(base_url=server.openai_base_url, delay=RETRY_DELAY, timeout=CALL_TIMEOUT),
-        encoding="utf-8",
-    )
-    return config
-
-
 def run(server: FakeServer, trials: int, latency: float, faults: dict[str, Any]) -> dict[str, Any]:
     server.reset()
     server.control(latency_s=latency, journal=False, **faults)
     with tempfile.TemporaryDirectory() as folder:
         directory = Path(folder)
-        config = _project(directory, server, trials)
+        config = write_project(directory, server, sums_rows(trials), RUNTIME)
         store = directory / "s.duckdb"
         experiment = themis.Experiment.from_file(config)
         started = time.perf_counter()

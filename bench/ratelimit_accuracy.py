@@ -21,7 +21,6 @@ Usage: `python bench/ratelimit_accuracy.py` (virtual time) or `python bench/rate
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import themis
 from tests.fakeserver import start_fake_server
+from tests.fakeserver.project import ProjectShape, write_project
 from themis.adapters.clocks import FakeClock
 from themis.adapters.stores.memory import MemoryStore
 from themis.app.execution.ports import Ports
@@ -202,40 +202,7 @@ def _limit(value: float | None) -> str:
     return "—" if value is None else f"{value:,.6g}"
 
 
-WALL_CONFIG = """
-name = "ratelimit-wall-clock"
-seed = 1
-samples = 1
-
-[[datasets]]
-name = "d"
-path = "cases.jsonl"
-
-[[models]]
-name = "m"
-provider = "local"
-api = "chat"
-model = "fake-served"
-params = {{ max_tokens = 16 }}
-
-[[prompts]]
-name = "p"
-template = "Question {{{{ n }}}}: what is 1?"
-
-[parser]
-name = "number"
-
-[[metrics]]
-name = "exact_match"
-
-[runtime]
-max_concurrent_tasks = {concurrency}
-progress = "off"
-provider_rate_limits = {{ local = {{ requests_per_minute = {rpm}{burst} }} }}
-
-[runtime.endpoints.local]
-base_url = "{base_url}"
-"""
+WALL_SHAPE = ProjectShape("ratelimit-wall-clock", 1, "Question {{ n }}: what is 1?", "exact_match")
 
 
 def wall_clock(rpm: float, burst: int | None, requests: int, concurrency: int) -> None:
@@ -244,19 +211,15 @@ def wall_clock(rpm: float, burst: int | None, requests: int, concurrency: int) -
         server.control(latency_s=0.05)
         directory = Path(folder)
         rows = [{"id": str(i), "n": i, "answer": "1"} for i in range(requests)]
-        (directory / "cases.jsonl").write_text(
-            "".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8"
+        limit = f"requests_per_minute = {rpm}" + ("" if burst is None else f", burst = {burst}")
+        runtime = "\n".join(
+            [
+                f"max_concurrent_tasks = {concurrency}",
+                'progress = "off"',
+                f"provider_rate_limits = {{ local = {{ {limit} }} }}",
+            ]
         )
-        config = directory / "wall.toml"
-        config.write_text(
-            WALL_CONFIG.format(
-                concurrency=concurrency,
-                rpm=rpm,
-                burst="" if burst is None else f", burst = {burst}",
-                base_url=server.openai_base_url,
-            ),
-            encoding="utf-8",
-        )
+        config = write_project(directory, server, rows, runtime, WALL_SHAPE)
         started = time.perf_counter()
         result = themis.Experiment.from_file(config).run(directory / "s.duckdb")
         wall = time.perf_counter() - started

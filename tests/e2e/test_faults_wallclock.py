@@ -7,7 +7,6 @@ limit is paced, as the server's own clock sees it.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,49 +14,11 @@ import pytest
 
 from tests.cli_process import themis_json
 from tests.fakeserver import FakeServer
+from tests.fakeserver.project import sums_rows, write_project
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.core.events import BreakerTransitioned, Event
 
 pytestmark = pytest.mark.slow
-
-CONFIG = """
-name = "faults"
-seed = 3
-samples = 1
-
-[[datasets]]
-name = "sums"
-path = "sums.jsonl"
-
-[[models]]
-name = "m"
-provider = "local"
-api = "chat"
-model = "fake-served"
-params = {{ max_tokens = 16 }}
-
-[[prompts]]
-name = "ask"
-template = "What is {{{{ a }}}} + {{{{ b }}}}?"
-
-[parser]
-name = "number"
-
-[[metrics]]
-name = "numeric_match"
-
-[runtime]
-max_concurrent_tasks = 64
-generation_retry_attempts = {attempts}
-generation_retry_delay = 0.02
-retry_jitter = 0.0
-call_timeout = {call_timeout}
-store_flush_interval = 0.05
-{extra}
-
-[runtime.endpoints.local]
-base_url = "{base_url}"
-"""
 
 MIXED = [
     {"rate": 0.05, "fault": {"kind": "drop"}},
@@ -76,16 +37,18 @@ def _project(
     call_timeout: float = 5.0,
     extra: str = "",
 ) -> Path:
-    rows = [{"id": f"q{i}", "a": i, "b": 1, "answer": str(i + 1)} for i in range(cases)]
-    (directory / "sums.jsonl").write_text(
-        "".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8"
+    runtime = "\n".join(
+        [
+            "max_concurrent_tasks = 64",
+            f"generation_retry_attempts = {attempts}",
+            "generation_retry_delay = 0.02",
+            "retry_jitter = 0.0",
+            f"call_timeout = {call_timeout}",
+            "store_flush_interval = 0.05",
+            extra,
+        ]
     )
-    config = directory / "faults.toml"
-    text = CONFIG.format(
-        base_url=server.openai_base_url, attempts=attempts, call_timeout=call_timeout, extra=extra
-    )
-    config.write_text(text, encoding="utf-8")
-    return config
+    return write_project(directory, server, sums_rows(cases), runtime)
 
 
 def _events(store: Path, run_id: str) -> list[Event]:
