@@ -189,3 +189,27 @@ def test_path_names_where_the_store_lives(path: Path) -> None:
     finally:
         store.close()
         memory.close()
+
+
+def test_a_reader_sees_what_the_writer_commits_and_writes_nothing(path: Path) -> None:
+    """The process holding the file reads it from another thread through a reader (a viewer of
+    the run it executes): each query sees every committed batch; a write raises."""
+    store = DuckDBStore(path)
+    store.save_snapshot(make_snapshot("run-a"))
+    reader = store.reader()
+    try:
+        assert reader.read("run-a") == []
+        store.append("run-a", 1, SAMPLE_EVENTS)
+        seen: list[object] = []
+        thread = threading.Thread(target=lambda: seen.append(reader.read("run-a")))
+        thread.start()
+        thread.join()
+        assert seen == [store.read("run-a")]
+        with pytest.raises(StoreError, match="only reads"):
+            reader.append("run-a", 10, SAMPLE_EVENTS)
+        with pytest.raises(StoreError, match="only reads"):
+            reader.delete_run("run-a")
+    finally:
+        reader.close()
+    assert store.last_seq("run-a") == len(SAMPLE_EVENTS)
+    store.close()

@@ -159,7 +159,7 @@ def test_a_store_held_by_a_running_process_says_so(
         assert page.status_code == 200
         assert f"held by a running Themis process (PID {holder.pid})" in page.text
         listed = client.get("/api/runs").json()
-        assert listed["live"] == {"pid": holder.pid}
+        assert listed["live"] == {"pid": holder.pid, "viewer": None}
         assert [(run["run_id"], run["scored"]) for run in listed["runs"]] == [
             (viewer_store.run_a, 5)
         ]

@@ -4,6 +4,8 @@ for other processes; `MemoryLiveProgress` keeps them in one process (memory stor
 Files of `FileLiveProgress(directory)` (ADR 0007), one per run a living process executes:
 
     <directory>/<run_id>.json    the record, as JSON (`format`, `pid`, `run_id`, `state`, ...)
+    <directory>/viewer.<pid>.url the live viewer's URL, while process `pid` serves one
+                                 (`ViewerNotice`: `themis run --view`)
 
 A record is replaced atomically (a temp file in the same directory, then `os.replace`), so
 readers need no lock and never see half a file. A crashed process leaves its file behind; its
@@ -25,7 +27,13 @@ import cattrs
 
 from themis.core.live_progress import PROGRESS_FORMAT, LiveRecord
 
-__all__ = ["FileLiveProgress", "MemoryLiveProgress", "pid_alive", "progress_directory"]
+__all__ = [
+    "FileLiveProgress",
+    "MemoryLiveProgress",
+    "ViewerNotice",
+    "pid_alive",
+    "progress_directory",
+]
 
 _CONVERTER = cattrs.Converter()
 _READ_ERRORS = (OSError, ValueError, TypeError, KeyError, cattrs.BaseValidationError)
@@ -166,3 +174,37 @@ class MemoryLiveProgress:
 
     def records(self, pid: int | None = None) -> list[LiveRecord]:
         return _living(self._records.values(), pid, self._alive)
+
+
+class ViewerNotice:
+    """The URL of the viewer a process serves of the store it holds, beside that store, so a
+    reader that finds the store locked can point to it. Failures to write are ignored."""
+
+    def __init__(self, directory: Path, *, pid: int | None = None) -> None:
+        self._directory = directory
+        self._pid = os.getpid() if pid is None else pid
+
+    def _file(self, pid: int) -> Path:
+        return self._directory / f"viewer.{pid}.url"
+
+    def announce(self, url: str) -> None:
+        with contextlib.suppress(OSError):
+            self._directory.mkdir(exist_ok=True)
+            temporary = self._directory / f".viewer.{self._pid}.tmp"
+            temporary.write_text(url, encoding="utf-8")
+            os.replace(temporary, self._file(self._pid))
+
+    def withdraw(self) -> None:
+        with contextlib.suppress(OSError):
+            self._file(self._pid).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self._directory.rmdir()
+
+    def announced(self, pid: int) -> str | None:
+        """The URL process `pid` announced, if it is alive and announced one."""
+        if not pid_alive(pid):
+            return None
+        try:
+            return self._file(pid).read_text(encoding="utf-8").strip() or None
+        except OSError:
+            return None

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from themis.adapters.clocks import SystemClock
-from themis.adapters.live_progress import FileLiveProgress, progress_directory
+from themis.adapters.live_progress import FileLiveProgress, ViewerNotice, progress_directory
 from themis.adapters.models.plugin import PluginModel
 from themis.adapters.models.scripted import ScriptedModel, check_options
 from themis.adapters.provider_state import FileProviderState
@@ -167,7 +167,10 @@ def log_file(location: StoreLike) -> str:
 
 
 def log_browser(location: StoreLike) -> LogBrowser:
-    """Paginated read-only queries on the store file's log (the viewer's trials and failures)."""
+    """Paginated read-only queries on the store file's log (the viewer's trials and failures),
+    or on an open DuckDB store (a viewer in the process that holds it)."""
+    if isinstance(location, DuckDBStore):
+        return LogBrowser(location)
     return LogBrowser(log_file(location))
 
 
@@ -229,6 +232,20 @@ def live_progress_beside(store_path: str | Path) -> LiveProgressPort:
     """The live progress published beside the store file at `store_path` (for readers that
     find it locked)."""
     return FileLiveProgress(progress_directory(store_path))
+
+
+def live_progress_at(location: StoreLike) -> LiveProgressPort | None:
+    """`live_progress` of a store given by path (never opening it) or as a port."""
+    if isinstance(location, str | Path):
+        if str(location) in ("memory", ":memory:"):
+            return None
+        return live_progress_beside(location)
+    return live_progress(location)
+
+
+def viewer_notice(store_path: str | Path) -> ViewerNotice:
+    """Where a process serving a live viewer of the store file at `store_path` names its URL."""
+    return ViewerNotice(progress_directory(store_path))
 
 
 def system_clock() -> ClockPort:

@@ -55,11 +55,18 @@ class Breakdown:
         )
 
 
+def field_names(spec: ExperimentSpec) -> tuple[str, ...]:
+    """Every case field some case of the run has, sorted: what rows may also be grouped by."""
+    return tuple(
+        sorted(
+            {name for dataset in spec.datasets for case in dataset.cases for name in case.fields}
+        )
+    )
+
+
 def check_breakdown(spec: ExperimentSpec, breakdown: Breakdown) -> None:
     """Raise `ConfigError` (one line) for a case field no case of the run has."""
-    known = sorted(
-        {name for dataset in spec.datasets for case in dataset.cases for name in case.fields}
-    )
+    known = field_names(spec)
     for name in breakdown.fields:
         if name not in known:
             choices = ", ".join([*PLAN_DIMENSIONS, *known])

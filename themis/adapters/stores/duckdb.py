@@ -96,6 +96,7 @@ class DuckDBStore:
         self._path = str(path)
         self._lock = threading.Lock()
         self._folding: threading.Thread | None = None
+        self._reader = False
         self._con: Any = connect(self._path, read_only=read_only, lock_wait=lock_wait)
         try:
             with self._connection() as con:
@@ -105,6 +106,19 @@ class DuckDBStore:
         except BaseException:
             self._con.close()
             raise
+
+    def reader(self) -> DuckDBStore:
+        """A read-only store on a connection of its own to this store's database (close it when
+        done): how another thread of the process holding the file reads it, e.g. a viewer of
+        the run it executes, without waiting for the writer's lock. It writes nothing: every
+        write through it raises `StoreError`."""
+        reader = DuckDBStore.__new__(DuckDBStore)
+        reader._path = self._path
+        reader._lock = threading.Lock()
+        reader._folding = None
+        reader._reader = True
+        reader._con = self.cursor()
+        return reader
 
     @property
     def path(self) -> str:
@@ -128,6 +142,8 @@ class DuckDBStore:
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
         """`_connection` inside one transaction: committed on success, rolled back on any error."""
+        if self._reader:
+            raise StoreError(f"{self._path}: this connection only reads the store")
         with self._connection() as con:
             con.execute("BEGIN TRANSACTION")
             try:

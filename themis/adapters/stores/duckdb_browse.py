@@ -4,7 +4,9 @@ grouped by kind, and the cases where two sides of a comparison disagree.
 Every call opens the store read-only as every reader does (`DuckDBStore(read_only=True)`: a
 held store raises `StoreLocked` at once, another program's file is refused), runs one query over
 the log's views (`duckdb_views`) with `LIMIT`/`OFFSET`, and closes it again, so a viewer never
-keeps a writer waiting for more than one query. Nothing here loops over trials in Python.
+keeps a writer waiting for more than one query. Given an open store instead (the process holding
+the file, viewing the run it executes), each query takes a cursor of it. Nothing here loops over
+trials in Python.
 """
 
 from __future__ import annotations
@@ -52,25 +54,34 @@ _TWO_PLACES = "(SELECT * FROM trial_places WHERE run_id IN ($ra, $rb))"
 
 
 class LogBrowser:
-    """Read-only, paginated queries on the DuckDB store at `path`."""
+    """Read-only, paginated queries on the DuckDB store at `source` (a path), or on the open
+    store `source` (whose owner closes it)."""
 
-    def __init__(self, path: str) -> None:
-        self._path = path
+    def __init__(self, source: str | DuckDBStore) -> None:
+        self._source = source
+        self._path = source if isinstance(source, str) else source.path
 
     def _query(self, sql: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
+        if isinstance(self._source, DuckDBStore):
+            return self._run(self._source, sql, parameters)
         store = DuckDBStore(self._path, read_only=True, lock_wait=0.0)
         try:
-            cursor = store.cursor()
-            try:
-                result = cursor.execute(sql, parameters)
-                names = [column[0] for column in result.description]
-                return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
-            except Exception as error:
-                raise StoreError(f"{self._path}: {str(error).splitlines()[0]}") from error
-            finally:
-                cursor.close()
+            return self._run(store, sql, parameters)
         finally:
             store.close()
+
+    def _run(
+        self, store: DuckDBStore, sql: str, parameters: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        cursor = store.cursor()
+        try:
+            result = cursor.execute(sql, parameters)
+            names = [column[0] for column in result.description]
+            return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+        except Exception as error:
+            raise StoreError(f"{self._path}: {str(error).splitlines()[0]}") from error
+        finally:
+            cursor.close()
 
     def _trials(self) -> str:
         return view_sql("trials", events=_RUN_EVENTS, places=_RUN_PLACES)
@@ -124,6 +135,27 @@ class LogBrowser:
         wanted = {key: value for key, value in parameters.items() if key.startswith(("w", "run"))}
         sql = f"SELECT count(*) AS n FROM ({self._trials()}) t WHERE t.run_id = $run{where}"
         return int(self._query(sql, wanted)[0]["n"])
+
+    def latest(self, run_id: str, *, limit: int = 10) -> list[dict[str, Any]]:
+        """The run's trials that most recently finished (scored, or failed for good), newest
+        first: `seq`, `at`, place columns, `status`, `scores` and `error_kind`. A query of the
+        log's newest events only, cheap while a run proceeds (the live viewer polls it)."""
+        sql = (
+            "SELECT e.seq, e.recorded_at AS at, p.dataset, p.case_id, p.model, p.prompt, p.sample,"
+            " CASE WHEN e.kind = 'score_completed' THEN 'scored' ELSE 'failed' END AS status,"
+            " CAST(e.p->'scores' AS MAP(VARCHAR, DOUBLE)) AS scores,"
+            " e.p->>'error_kind' AS error_kind"
+            " FROM (SELECT seq, recorded_at, kind, trial_key, payload::JSON AS p FROM events"
+            "   WHERE run_id = $run AND kind IN ('score_completed', 'generation_failed')"
+            "   ORDER BY seq DESC LIMIT $limit) e"
+            " JOIN trial_places p ON p.run_id = $run AND CASE WHEN e.kind = 'score_completed'"
+            "   THEN p.trial_id = e.p->>'trial_id' ELSE p.trial_key = e.trial_key END"
+            " ORDER BY e.seq DESC, p.position LIMIT $limit"
+        )
+        rows = self._query(sql, {"run": run_id, "limit": limit})
+        for row in rows:
+            row["scores"] = dict(row["scores"] or {})
+        return rows
 
     def failure_kinds(self, run_id: str, *, cases: int = 5) -> list[FailureKind]:
         """The run's trials that failed for good, grouped by error kind, most frequent first."""

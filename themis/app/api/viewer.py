@@ -7,10 +7,15 @@ Routes (all GET; any other method is refused with 405, and no route writes to th
                                                              /api/runs/{run}
                                       its trials alone:      /api/runs/{run}/trials
     /runs/{run}/cases/{case}          one case's trials      /api/runs/{run}/cases/{case}
+                                      the trials it finished last
+                                                             /api/runs/{run}/latest
     /compare?a=RUN&b=RUN | ?a=RUN&models=A,B                 /api/compare?...
-    /static/{report.css,view.css,report.js}
+    (the runs executing now, as their processes publish them) /api/live
+    /static/{report.css,view.css,report.js,live.js}
 
-`{run}` may be a unique prefix of a run id. Query parameters of trial pages: `offset`, `limit`
+`{run}` may be a unique prefix of a run id. A run's report rows are grouped by each `by`
+parameter given (`dataset`, `model`, `prompt`, case fields; as `themis report --by`; default
+dataset × model × prompt). Query parameters of trial pages: `offset`, `limit`
 (at most 500), `q` (words every trial must contain), `sort` (a `trials` column), `desc=1`.
 Errors answer with one line: 404 for an unknown run or case, 400 for a bad parameter, 503 while
 the store is held by a running process that cannot answer the request.
@@ -28,20 +33,23 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from themis.app.api import viewer_data as data
-from themis.app.render import view_pages
+from themis.app.render import view_live, view_pages
 from themis.app.wiring import StoreLike
+from themis.core.breakdown import Breakdown
 from themis.core.errors import CaseNotFound, ConfigError, RunNotFound, StoreLocked, ThemisError
 
 __all__ = ["viewer_app"]
 
 POLICY = (
     "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "
+    "connect-src 'self'; "
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 _STATIC = {
     "report.css": "text/css",
     "view.css": "text/css",
     "report.js": "text/javascript",
+    "live.js": "text/javascript",
 }
 _HEADERS = {
     "Content-Security-Policy": POLICY,
@@ -98,6 +106,10 @@ def _trial_query(request: Request) -> data.TrialQuery:
     )
 
 
+def _breakdown(request: Request) -> Breakdown:
+    return Breakdown.of(request.query_params.getlist("by"))
+
+
 def _compare_query(request: Request) -> data.CompareQuery | None:
     params = request.query_params
     run_a = params.get("a", "").strip()
@@ -123,19 +135,26 @@ def viewer_app(store: StoreLike) -> Starlette:
     def run_id(request: Request) -> str:
         return str(request.path_params["run"])
 
+    def running() -> dict[str, dict[str, Any]]:
+        return {run["run_id"]: run for run in data.live_data(store)["runs"]}
+
     def runs_page(request: Request) -> str:
         listed = data.runs_data(store)
-        return view_pages.runs_page(listed["runs"], listed["live"])
+        return view_pages.runs_page(listed["runs"], listed["live"], running())
 
     def run_page(request: Request) -> str:
-        document = data.run_document(store, run_id(request))
+        document = data.run_document(store, run_id(request), _breakdown(request))
         resolved = document.report.run_id
         query = _trial_query(request)
+        # `by` may repeat (a form's checkboxes); its links keep it as one comma-joined value.
+        kept = {**request.query_params, "by": ",".join(request.query_params.getlist("by"))}
+        live = running().get(resolved)
         return view_pages.run_page(
             document,
             data.failures_data(store, resolved),
             data.trials_data(store, resolved, query),
-            dict(request.query_params),
+            {name: value for name, value in kept.items() if value},
+            "" if live is None else view_live.live_panel(live, data.latest_data(store, resolved)),
         )
 
     def trials_json(request: Request) -> dict[str, Any]:
@@ -181,10 +200,15 @@ def viewer_app(store: StoreLike) -> Starlette:
         Route("/runs/{run}/cases/{case:path}", html(lambda r: view_pages.case_page(case(r)))),
         Route("/compare", html(compare_page)),
         Route("/api/runs", api(lambda r: data.runs_data(store))),
-        Route("/api/runs/{run}", api(lambda r: data.run_data(store, run_id(r), _trial_query(r)))),
+        Route(
+            "/api/runs/{run}",
+            api(lambda r: data.run_data(store, run_id(r), _trial_query(r), _breakdown(r))),
+        ),
         Route("/api/runs/{run}/trials", api(trials_json)),
         Route("/api/runs/{run}/cases/{case:path}", api(case)),
+        Route("/api/runs/{run}/latest", api(lambda r: data.latest_data(store, run_id(r)))),
         Route("/api/compare", api(compare_api)),
+        Route("/api/live", api(lambda r: data.live_data(store))),
         Route("/static/{name}", static),
         Route("/favicon.ico", lambda r: Response(status_code=204)),  # none: no console 404
     ]

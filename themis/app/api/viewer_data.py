@@ -18,19 +18,30 @@ import attrs
 from themis.app.api.views import get_evaluation_execution, live_runs
 from themis.app.render.comparisons import comparison_json
 from themis.app.render.evaluation import evaluation_json
+from themis.app.render.inspect_views import progress_json, state_json
 from themis.app.render.report_text import when
 from themis.app.render.reports import document_json
 from themis.app.usecases.comparing import compare_stored
 from themis.app.usecases.reporting import ReportDocument, report_document
 from themis.app.usecases.runs import resolve_run_id
-from themis.app.wiring import StoreLike, log_browser, opened_store
+from themis.app.wiring import (
+    StoreLike,
+    live_progress_at,
+    log_browser,
+    opened_store,
+    viewer_notice,
+)
+from themis.core.breakdown import Breakdown
 from themis.core.comparison import Comparison
 from themis.core.errors import ConfigError, StoreLocked
+from themis.core.inspection import run_progress
 from themis.core.report import Report
 
 # Trials per page, and the most a request may ask for.
 PAGE_SIZE = 50
 MAX_PAGE = 500
+# Latest finished trials a live run page shows.
+LATEST = 10
 
 
 def headline(report: Report) -> str | None:
@@ -70,7 +81,7 @@ def runs_data(store: StoreLike) -> dict[str, Any]:
     except StoreLocked as locked:  # a running process holds it: what that process publishes
         progress = live_runs(locked)
         return {
-            "live": {"pid": locked.pid},
+            "live": {"pid": locked.pid, "viewer": viewer_notice(locked.path).announced(locked.pid)},
             "runs": [
                 {
                     "run_id": row.run_id,
@@ -92,6 +103,31 @@ def runs_data(store: StoreLike) -> dict[str, Any]:
         }
 
 
+def live_data(store: StoreLike) -> dict[str, Any]:
+    """`/api/live`: the runs executing on the store now, as their processes publish them (about
+    twice a second): `inspect state`'s stage counts and `quickcheck`'s line for each."""
+    published = live_progress_at(store)
+    runs = []
+    for record in [] if published is None else published.records():
+        state = record.live_state()
+        line = progress_json(run_progress(state, record.until_stage))
+        runs.append({**line, "stages": state_json(state)["stages"]})
+    return {"runs": runs}
+
+
+def latest_data(store: StoreLike, run_id: str, limit: int = LATEST) -> dict[str, Any]:
+    """`/api/runs/{id}/latest`: the trials that finished last, newest first."""
+    resolved = resolve(store, run_id)
+    rows = log_browser(store).latest(resolved, limit=max(1, min(limit, MAX_PAGE)))
+    return {"run_id": resolved, "rows": rows}
+
+
+def resolve(store: StoreLike, run_id: str) -> str:
+    """The full id of the run `run_id` names (a unique prefix will do)."""
+    with opened_store(store, read_only=True) as opened:
+        return resolve_run_id(opened, run_id)
+
+
 def _stage(report: Report) -> str | None:
     stage = report.completed_through_stage
     return stage.value if stage is not None else None
@@ -108,10 +144,11 @@ class TrialQuery:
     descending: bool = False
 
 
-def run_document(store: StoreLike, run_id: str) -> ReportDocument:
-    """The run's report with its provenance (`RunNotFound` for an unknown id or prefix)."""
+def run_document(store: StoreLike, run_id: str, by: Breakdown | None = None) -> ReportDocument:
+    """The run's report with its provenance, its rows grouped `by` (default dataset × model ×
+    prompt); `RunNotFound` for an unknown id or prefix, `ConfigError` for an unknown field."""
     with opened_store(store, read_only=True) as opened:
-        return report_document(opened, run_id)
+        return report_document(opened, run_id, by)
 
 
 def failures_data(store: StoreLike, run_id: str) -> list[dict[str, Any]]:
@@ -132,10 +169,12 @@ def trials_data(store: StoreLike, run_id: str, query: TrialQuery) -> dict[str, A
     return {"total": page.total, "offset": page.offset, "limit": limit, "rows": list(page.rows)}
 
 
-def run_data(store: StoreLike, run_id: str, query: TrialQuery) -> dict[str, Any]:
-    """`/api/runs/{id}`: the report as `themis report --format json`, failures by kind and a
-    page of trials."""
-    document = run_document(store, run_id)
+def run_data(
+    store: StoreLike, run_id: str, query: TrialQuery, by: Breakdown | None = None
+) -> dict[str, Any]:
+    """`/api/runs/{id}`: the report as `themis report --format json --by ...`, failures by kind
+    and a page of trials."""
+    document = run_document(store, run_id, by)
     resolved = document.report.run_id
     return {
         "report": document_json(document),

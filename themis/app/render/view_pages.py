@@ -10,7 +10,7 @@ itself, and its Content-Security-Policy allows nothing else.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -47,7 +47,8 @@ def page(title: str, body: str) -> str:
         '<link rel="stylesheet" href="/static/view.css">'
         '</head><body><nav><a href="/">runs</a> · <a href="/compare">compare</a></nav>'
         f"{body}"
-        '<script src="/static/report.js"></script></body></html>\n'
+        '<script src="/static/report.js"></script><script src="/static/live.js"></script>'
+        "</body></html>\n"
     )
 
 
@@ -59,14 +60,40 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], table_id: str 
     return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def runs_page(runs: Sequence[Mapping[str, Any]], live: Mapping[str, Any] | None) -> str:
-    """Every run of the store (sortable by a header click, filtered by typing)."""
-    note = (
-        ""
-        if live is None
-        else f'<p class="live">The store is held by a running Themis process (PID '
-        f"{_text(live['pid'])}): showing what it publishes.</p>"
+def live_value(run_id: str, field: str, value: object, stage: str = "") -> str:
+    """`value`, kept current by live.js from `/api/live` while run `run_id` executes."""
+    at = f' data-stage="{escape(stage)}"' if stage else ""
+    return f'<span data-live-run="{escape(run_id)}"{at} data-field="{field}">{_text(value)}</span>'
+
+
+def _held_note(live: Mapping[str, Any] | None) -> str:
+    if live is None:
+        return ""
+    served = live.get("viewer")
+    where = (
+        f' It serves them live at <a href="{escape(served)}">{escape(served)}</a>.'
+        if served
+        else ""
     )
+    return (
+        f'<p class="live">The store is held by a running Themis process (PID '
+        f"{_text(live['pid'])}): showing what it publishes.{where}</p>"
+    )
+
+
+def runs_page(
+    runs: Sequence[Mapping[str, Any]],
+    live: Mapping[str, Any] | None,
+    running: Collection[str] = (),
+) -> str:
+    """Every run of the store (sortable by a header click, filtered by typing); the counts of
+    the `running` runs stay current while the page is open."""
+
+    def count(run: Mapping[str, Any], field: str, source: str) -> str:
+        if run["run_id"] in running:
+            return live_value(run["run_id"], source, run[field])
+        return _text(run[field])
+
     rows = [
         [
             _text(run["name"]),
@@ -74,9 +101,9 @@ def runs_page(runs: Sequence[Mapping[str, Any]], live: Mapping[str, Any] | None)
             _text(run["status"]),
             _text(run["completed_through_stage"]),
             _text(run["planned"]),
-            _text(run["scored"]),
-            _text(run["failed"]),
-            _text(run["pending"]),
+            count(run, "scored", "done"),
+            count(run, "failed", "failed"),
+            count(run, "pending", "pending"),
             _text(run["created_at"]),
             _text(run["headline"]),
         ]
@@ -88,7 +115,9 @@ def runs_page(runs: Sequence[Mapping[str, Any]], live: Mapping[str, Any] | None)
         '<p><input id="filter" type="search" placeholder="filter: words every row must contain">'
         f' <span id="shown">{len(runs)}</span> runs shown</p>'
     )
-    return page("runs", f"<h1>Runs</h1>{note}{filter_box}{_table(headers, rows, 'cases')}")
+    status = '<p id="live-status"></p>' if running else ""
+    note = _held_note(live)
+    return page("runs", f"<h1>Runs</h1>{note}{status}{filter_box}{_table(headers, rows, 'cases')}")
 
 
 def _pager(base: str, query: Mapping[str, Any], total: int, offset: int, limit: int) -> str:
@@ -108,9 +137,11 @@ def run_page(
     failures: Sequence[Mapping[str, Any]],
     trials: Mapping[str, Any],
     query: Mapping[str, Any],
+    live: str = "",
 ) -> str:
-    """One run: the report (numbers, intervals and plots as `themis report --format html`),
-    failures by kind with links to their cases, and a page of trials."""
+    """One run: while it executes, its `live` panel; the report (numbers, intervals and plots
+    as `themis report --format html`), failures by kind with links to their cases, and a page
+    of trials."""
     run_id = document.report.run_id
     failure_rows = [
         [
@@ -131,6 +162,8 @@ def run_page(
     body = [
         f"<h1>{escape(document.report.name)}</h1>",
         f'<p>{compare} · <a href="/api/runs/{quote(run_id, safe="")}">JSON</a></p>',
+        live,
+        breakdown_form(document),
         report_body(document),
         "<h2>Failures by kind</h2>",
         failed,
@@ -140,11 +173,37 @@ def run_page(
     return page(f"{document.report.name} · {run_id[:12]}", "\n".join(body))
 
 
+# The plan's dimensions as the breakdown form names them (a slice is a dataset of its own).
+_DIMENSION_LABELS = {"dataset": "dataset / slice", "model": "model", "prompt": "prompt"}
+
+
+def breakdown_form(document: ReportDocument) -> str:
+    """Checkboxes choosing what the report's rows are grouped by (`?by=...`, as `themis report
+    --by`): the plan's dimensions and the run's case fields, the current grouping checked."""
+    chosen = set(document.report.by)
+    boxes = [
+        (name, _DIMENSION_LABELS.get(name, f"case field {name}"))
+        for name in [*_DIMENSION_LABELS, *document.fields]
+    ]
+    labels = "".join(
+        f'<label><input type="checkbox" name="by" value="{escape(name)}"'
+        f"{' checked' if name in chosen else ''}> {escape(label)}</label> "
+        for name, label in boxes
+    )
+    return (
+        f'<form method="get" action="{run_href(document.report.run_id)}" id="breakdown">'
+        f"<fieldset><legend>Rows by</legend>{labels}"
+        '<button type="submit">group</button></fieldset></form>'
+    )
+
+
 def _trials_section(run_id: str, trials: Mapping[str, Any], query: Mapping[str, Any]) -> str:
     search = escape(str(query.get("q", "")))
+    by = escape(str(query.get("by", "")))
+    kept = f'<input type="hidden" name="by" value="{by}">' if by else ""
     form = (
         f'<form method="get" action="{run_href(run_id)}"><input name="q" type="search" '
-        f'value="{search}" placeholder="words every trial must contain"> '
+        f'value="{search}" placeholder="words every trial must contain"> {kept}'
         '<button type="submit">search</button></form>'
     )
     rows = []

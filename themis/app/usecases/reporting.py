@@ -11,7 +11,7 @@ from attrs import field, frozen
 
 from themis.app.usecases.checkpoints import fresh_report
 from themis.app.usecases.runs import load_compiled, load_state, resolve_run_id
-from themis.core.breakdown import Breakdown, check_breakdown
+from themis.core.breakdown import Breakdown, check_breakdown, field_names
 from themis.core.case_results import CaseResult, case_results, planned_once
 from themis.core.report import Report, build_report
 from themis.ports.store import StorePort
@@ -33,7 +33,7 @@ class ReportDocument:
     """A report with its provenance: `provenance` is what the run recorded when it started
     (Themis version, config path and sha256, git commit, platform); `themis_version` is the
     version rendering it now. `cases` (HTML only) holds the first `MAX_CASE_ROWS` trials of
-    `case_count`."""
+    `case_count`. `fields`: the case fields its rows could also be grouped by."""
 
     report: Report
     metrics: tuple[str, ...]
@@ -42,6 +42,7 @@ class ReportDocument:
     themis_version: str = ""
     cases: tuple[CaseResult, ...] = field(default=(), converter=_cases)
     case_count: int = 0
+    fields: tuple[str, ...] = ()
 
 
 def themis_version() -> str:
@@ -81,4 +82,5 @@ def report_document(
         themis_version=themis_version(),
         cases=rows,
         case_count=count,
+        fields=field_names(compiled.spec),
     )
