@@ -18,7 +18,7 @@ from themis.core.seeded import SeededGenerator
 
 def main() -> None:
     draw = random.Random(1)
-    for n in (100, 1_000, 5_000):
+    for n in (100, 1_000, 5_000, 50_000):
         a = {f"c{i}": [float(draw.random() < 0.6) for _ in range(3)] for i in range(n)}
         b = {f"c{i}": [float(draw.random() < 0.65) for _ in range(3)] for i in range(n)}
         differences = [sum(b[case]) / 3 - sum(a[case]) / 3 for case in a]

@@ -19,17 +19,23 @@ checked against scipy/statsmodels in `tests/unit/test_paired.py`:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from statistics import NormalDist
+from typing import TYPE_CHECKING
 
 from attrs import frozen
 
 from themis.core.seeded import SeededGenerator
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 from themis.core.stats import t_quantile, t_two_sided_p
 
 EXACT_FLIPS = 12  # 2**12 = 4,096 sign patterns: enumerate them rather than sample
 _TIE = 1e-12  # relative tolerance when a resampled statistic equals the observed one
+_CHUNK = 1 << 21  # array elements per block of resampling rounds (16 MiB of float64)
 
 
 def mcnemar_exact(only_a: int, only_b: int) -> float:
@@ -39,8 +45,12 @@ def mcnemar_exact(only_a: int, only_b: int) -> float:
     if n == 0:
         return 1.0
     smaller = min(only_a, only_b)
-    tail = Fraction(sum(math.comb(n, i) for i in range(smaller + 1)), 2**n)
-    return float(min(Fraction(1), 2 * tail))
+    # Σ C(n, i) for i <= smaller, each term from the last: exact integers, one product each.
+    term = total = 1
+    for i in range(smaller):
+        term = term * (n - i) // (i + 1)
+        total += term
+    return float(min(Fraction(1), 2 * Fraction(total, 2**n)))
 
 
 @frozen
@@ -87,27 +97,72 @@ def sign_flip_p(differences: Sequence[float], rounds: int, generator: SeededGene
             total = math.fsum(-d if (pattern >> i) & 1 else d for i, d in enumerate(differences))
             hits += abs(total) >= threshold
         return hits / (1 << n)
-    # A flipped sum is total − 2 · (the sum of the flipped differences). The flipped ones come
-    # eight at a time from a table of every byte pattern's partial sum: n / 8 look-ups a round.
     total = math.fsum(differences)
-    tables = [_partial_sums(differences[start : start + 8]) for start in range(0, n, 8)]
-    size = len(tables)
+    return (1 + _flip_hits(differences, total, threshold, rounds, generator)) / (1 + rounds)
+
+
+def _flip_hits(
+    differences: Sequence[float],
+    total: float,
+    threshold: float,
+    rounds: int,
+    generator: SeededGenerator,
+) -> int:
+    """How many of `rounds` random sign patterns give |flipped sum| >= threshold.
+
+    A flipped sum is total − 2 · (the sum of the flipped differences). Pattern bits come from
+    `generator.bits(n)`, read a byte at a time: the flipped ones' sum is the sum over bytes of a
+    table of every byte pattern's partial sum (`_partial_sums`), added byte after byte.
+    """
+    import numpy as np
+
+    n = len(differences)
+    tables = _partial_sums(differences)
+    size, words = tables.shape[0], (n + 63) // 64
+    offsets = np.arange(size, dtype=np.int64) * 256
+    exact = _order_free(differences)
     hits = 0
-    for _ in range(rounds):
-        flips = generator.bits(n).to_bytes(size, "little")
-        flipped = sum(map(list.__getitem__, tables, flips))
-        hits += abs(total - 2.0 * flipped) >= threshold
-    return (1 + hits) / (1 + rounds)
+    for chunk in _chunks(rounds, size):
+        draws = generator.block(chunk * words).astype("<u8").reshape(chunk, words)
+        flips = draws.view(np.uint8).reshape(chunk, words * 8)[:, :size].astype(np.int64)
+        if n % 8:
+            flips[:, -1] &= (1 << (n % 8)) - 1
+        looked_up = tables.ravel()[flips + offsets]
+        flipped = looked_up.sum(axis=1) if exact else np.cumsum(looked_up, axis=1)[:, -1]
+        hits += int(np.count_nonzero(np.abs(total - 2.0 * flipped) >= threshold))
+    return hits
 
 
-def _partial_sums(chunk: Sequence[float]) -> list[float]:
-    """The sum of `chunk`'s values selected by each of the 256 bit patterns."""
-    sums = [0.0] * 256
+def _partial_sums(differences: Sequence[float]) -> npt.NDArray[np.float64]:
+    """Per run of 8 differences, the sum of those selected by each of the 256 bit patterns
+    (a table row per run; a last short run is padded with zeros)."""
+    import numpy as np
+
+    size = (len(differences) + 7) // 8
+    padded = np.zeros(size * 8)
+    padded[: len(differences)] = differences
+    chunks = padded.reshape(size, 8)
+    sums = np.zeros((size, 256))
     for pattern in range(1, 256):
         low = pattern & -pattern
-        index = low.bit_length() - 1
-        sums[pattern] = sums[pattern ^ low] + (chunk[index] if index < len(chunk) else 0.0)
+        sums[:, pattern] = sums[:, pattern ^ low] + chunks[:, low.bit_length() - 1]
     return sums
+
+
+def _order_free(values: Sequence[float]) -> bool:
+    """Whether any sum of any selection of `values`, added in any order, is exact: whole
+    numbers whose absolute total stays below 2**53."""
+    import numpy as np
+
+    array = np.asarray(values, dtype=np.float64)
+    return bool(np.all(array == np.round(array)) and np.abs(array).sum() < 2.0**53)
+
+
+def _chunks(rounds: int, width: int) -> Iterator[int]:
+    """Round counts whose (rounds × width) arrays stay near `_CHUNK` elements."""
+    step = max(1, _CHUNK // max(1, width))
+    for start in range(0, rounds, step):
+        yield min(step, rounds - start)
 
 
 def quantile(ordered: Sequence[float], q: float) -> float:
@@ -121,15 +176,31 @@ def quantile(ordered: Sequence[float], q: float) -> float:
 def bootstrap_ci(
     differences: Sequence[float], rounds: int, generator: SeededGenerator, level: float = 0.95
 ) -> tuple[float, float]:
-    """The percentile bootstrap interval of the mean difference over `rounds` resamples."""
+    """The percentile bootstrap interval of the mean difference over `rounds` resamples.
+
+    Each round draws n indices as `generator.indices(n, n)` does (two per 64-bit draw,
+    multiply-shift) and sums the drawn differences in drawing order, so the interval is the
+    same, bit for bit, as the loop over rounds it replaces."""
+    import numpy as np
+
     n = len(differences)
     if n == 0:
         raise ValueError("no paired differences")
-    means = sorted(
-        sum(map(differences.__getitem__, generator.indices(n, n))) / n for _ in range(rounds)
-    )
+    values = np.asarray(differences, dtype=np.float64)
+    exact = _order_free(differences)
+    pairs = (n + 1) // 2
+    means = []
+    for chunk in _chunks(rounds, n):
+        draws = generator.block(chunk * pairs).reshape(chunk, pairs)
+        indices = np.empty((chunk, 2 * pairs), dtype=np.uint64)
+        indices[:, 0::2] = ((draws & np.uint64(0xFFFFFFFF)) * np.uint64(n)) >> np.uint64(32)
+        indices[:, 1::2] = ((draws >> np.uint64(32)) * np.uint64(n)) >> np.uint64(32)
+        drawn = values[indices[:, :n].astype(np.int64)]
+        sums = drawn.sum(axis=1) if exact else np.cumsum(drawn, axis=1)[:, -1]
+        means.append(sums / n)
+    ordered = np.sort(np.concatenate(means)).tolist() if means else []
     tail = (1 - level) / 2
-    return quantile(means, tail), quantile(means, 1 - tail)
+    return quantile(ordered, tail), quantile(ordered, 1 - tail)
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

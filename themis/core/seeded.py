@@ -9,7 +9,11 @@ arithmetic.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 _MASK: Final = (1 << 64) - 1
 _GOLDEN: Final = 0x9E3779B97F4A7C15
@@ -28,6 +32,19 @@ class SeededGenerator:
         z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
         return z ^ (z >> 31)
+
+    def block(self, count: int) -> npt.NDArray[np.uint64]:
+        """The next `count` draws of `next_u64` at once, as a numpy array (same values, same
+        order, and the generator advanced past them)."""
+        import numpy as np
+
+        state = np.uint64(self._state)
+        steps = np.arange(1, count + 1, dtype=np.uint64)
+        z = state + steps * np.uint64(_GOLDEN)  # uint64 arithmetic wraps: modulo 2**64
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        self._state = (self._state + count * _GOLDEN) & _MASK
+        return z ^ (z >> np.uint64(31))
 
     def below(self, bound: int) -> int:
         """A uniform integer in [0, bound), without modulo bias (Lemire's rejection)."""
