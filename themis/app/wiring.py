@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,10 +21,16 @@ from typing import TYPE_CHECKING
 import attrs
 
 from themis.adapters.clocks import SystemClock
-from themis.adapters.live_progress import FileLiveProgress, ViewerNotice, progress_directory
+from themis.adapters.live_progress import (
+    FileLiveProgress,
+    ViewerNotice,
+    pid_alive,
+    progress_directory,
+)
 from themis.adapters.models.plugin import PluginModel
 from themis.adapters.models.scripted import ScriptedModel, check_options
 from themis.adapters.provider_state import FileProviderState
+from themis.adapters.run_queue import FileRunQueue, MemoryRunQueue, queue_directory
 from themis.adapters.sandbox import SubprocessSandbox, probe_isolation
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.duckdb_browse import LogBrowser
@@ -48,6 +55,7 @@ from themis.ports.clock import ClockPort
 from themis.ports.live_progress import LiveProgressPort
 from themis.ports.model import ModelPort
 from themis.ports.provider_state import ProviderStatePort
+from themis.ports.run_queue import RunQueuePort
 from themis.ports.sandbox import SandboxPort
 from themis.ports.store import StorePort
 
@@ -246,6 +254,33 @@ def live_progress_at(location: StoreLike) -> LiveProgressPort | None:
 def viewer_notice(store_path: str | Path) -> ViewerNotice:
     """Where a process serving a live viewer of the store file at `store_path` names its URL."""
     return ViewerNotice(progress_directory(store_path))
+
+
+# A memory store's queue lives as long as the store (workers are threads of its process).
+_MEMORY_QUEUES: weakref.WeakKeyDictionary[StorePort, RunQueuePort] = weakref.WeakKeyDictionary()
+
+
+def run_queue_of(location: StoreLike) -> RunQueuePort:
+    """The queue of runs submitted to a store (ADR 0031): `<store>.queue/` beside a store file,
+    shared by every process; for a memory store given as a port, one kept with it."""
+    if isinstance(location, str | Path):
+        if str(location) in ("memory", ":memory:"):
+            raise ConfigError(
+                "a queue of runs needs a store file (--store FILE.duckdb): a memory store "
+                "lives in one process, where no worker could take its runs"
+            )
+        return FileRunQueue(queue_directory(location))
+    path = _store_file(location)
+    if path is not None:
+        return FileRunQueue(queue_directory(path))
+    if location not in _MEMORY_QUEUES:
+        _MEMORY_QUEUES[location] = MemoryRunQueue()
+    return _MEMORY_QUEUES[location]
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` exists (a queued run's worker, a live progress publisher)."""
+    return pid_alive(pid)
 
 
 def system_clock() -> ClockPort:

@@ -21,9 +21,10 @@ from typing import Any
 import attrs
 
 from themis.app.api.experiment import Experiment, load_report, resume, runs
-from themis.app.api.handles import RunHandle
+from themis.app.api.handles import QueuedRunHandle, RunHandle
 from themis.app.api.lifecycle import diff_configs, plan_run
 from themis.app.api.orchestrator_bundles import BundleMethods
+from themis.app.api.queue import submit_run, work
 from themis.app.api.views import get_run_progress
 from themis.app.config.loading import config_from_mapping, load_config, read_table
 from themis.app.config.project import load_project, project_from_mapping
@@ -32,12 +33,13 @@ from themis.app.execution.telemetry import TelemetryBus
 from themis.app.usecases.planning import ConfigComparison, PlanResult
 from themis.app.usecases.resume import forbidden_models
 from themis.app.usecases.runs import RunResult, load_state
-from themis.app.wiring import open_store, query_connections, telemetry_sinks
+from themis.app.wiring import open_store, query_connections, run_queue_of, telemetry_sinks
 from themis.core.errors import ConfigError, ThemisError
 from themis.core.estimate import Estimate
 from themis.core.inspection import RunProgress
 from themis.core.planner import plan
 from themis.core.project import ProjectSpec
+from themis.core.queue import QueuedRun
 from themis.core.report import Report
 from themis.core.runtime import RuntimeConfig
 from themis.core.snapshot import RunSummary
@@ -203,10 +205,14 @@ class Orchestrator(BundleMethods):
         experiment: ExperimentLike,
         *,
         until_stage: Stage | str | None = None,
+        queue: bool = False,
         **runtime_changes: Any,
     ) -> RunHandle:
         """Persist the run's snapshot (its manifest) and start it in the background (the local
-        backend); the handle tells its status and waits for its result."""
+        backend); the handle tells its status and waits for its result. With `queue=True` the
+        run goes to the store's queue instead, for a worker (`themis worker`, `work`)."""
+        if queue:
+            return self._enqueue(self.experiment(experiment), until_stage, runtime_changes)
         compiled = self.experiment(experiment)
         plan_run(compiled, self.store, save=True, clock=self._clock)
         if not self._busy.acquire(blocking=False):
@@ -223,6 +229,47 @@ class Orchestrator(BundleMethods):
         self._active = handle
         handle.start()
         return handle
+
+    def work(self, *, once: bool = False, poll_interval: float = 1.0) -> list[QueuedRun]:
+        """Be a worker of the project's store: run its queued runs in submission order (with
+        this orchestrator's models, clock and telemetry); `once`: one run, else until
+        interrupted. Releases the store between runs, so other workers take turns."""
+        with self._exclusive():
+            return work(
+                self._queue_store(),
+                once=once,
+                poll_interval=poll_interval,
+                models=self._models or None,
+                clock=self._clock,
+                on_progress=self._on_progress,
+                telemetry=self.telemetry,
+            )
+
+    def _enqueue(
+        self,
+        experiment: Experiment,
+        until_stage: Stage | str | None,
+        runtime_changes: Mapping[str, Any],
+    ) -> RunHandle:
+        store = self._queue_store()
+        submission = submit_run(
+            experiment,
+            store,
+            until_stage=until_stage,
+            runtime_changes=runtime_changes,
+            models=self._models or None,
+        )
+        return QueuedRunHandle(submission.entry, run_queue_of(store))
+
+    def _queue_store(self) -> StorePort | str:
+        """Where queued runs go: the store file's path (this orchestrator lets go of the file,
+        so that a worker process can hold it), or the memory store itself."""
+        if self.project.storage.path == "memory":
+            return self.store
+        if self._store is not None and not self.running():
+            self._store.close()
+            self._store = None
+        return self.project.storage.path
 
     def resume(self, run_id: str, *, until_stage: Stage | str | None = None) -> RunResult:
         """Continue a stored run (id or unique prefix) with the runtime it last used."""

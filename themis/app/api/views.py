@@ -11,6 +11,7 @@ Every `run_id` argument may be a unique prefix (at least 4 characters).
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import attrs
@@ -24,6 +25,7 @@ from themis.app.wiring import (
     live_progress_beside,
     opened_store,
     provider_state_of,
+    run_queue_of,
     system_clock,
 )
 from themis.core.errors import ConfigError, RunNotFound, StoreLocked
@@ -37,6 +39,7 @@ from themis.core.inspection import (
     snapshot_view,
 )
 from themis.core.live_progress import LiveRecord
+from themis.core.queue import with_queue
 from themis.ports.store import StorePort
 
 __all__ = [
@@ -116,12 +119,16 @@ def get_run_progress(run_id: str, store: StoreLike = DEFAULT_STORE) -> RunProgre
 
 
 def quickcheck(store: StoreLike = DEFAULT_STORE) -> list[RunProgress]:
-    """One line per run of the store, oldest first (only the running runs while it is locked)."""
+    """One line per run of the store, oldest first (only the running runs while it is locked),
+    then the runs submitted to its queue that no worker has taken yet (ADR 0031)."""
 
     def stored(opened: StorePort) -> list[RunProgress]:
         return [run_progress(_stored_state(opened, summary.run_id)) for summary in opened.runs()]
 
-    return _answer(store, stored, live_runs)
+    entries = [] if str(store) in ("memory", ":memory:") else run_queue_of(store).entries()
+    if entries and isinstance(store, str | Path) and not Path(store).exists():
+        return with_queue([], entries)  # submitted; no worker has created the store yet
+    return with_queue(_answer(store, stored, live_runs), entries)
 
 
 def live_runs(locked: StoreLocked) -> list[RunProgress]:

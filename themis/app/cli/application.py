@@ -19,6 +19,7 @@ from themis.app.cli import (
     inspect_commands,
     lifecycle_commands,
     provider_commands,
+    queue_commands,
     run_commands,
     view_command,
 )
@@ -70,7 +71,8 @@ app = typer.Typer(
 inspect_app = typer.Typer(
     cls=_Group,
     name="inspect",
-    help="Inspect a run: its snapshot, its execution state, or one case's trials.",
+    help="Inspect a run: its snapshot, its execution state, or one case's trials; or the "
+    "store's queue of submitted runs.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -97,10 +99,13 @@ app.command(cls=_Command)(run_commands.resume)
 app.command(cls=_Command)(run_commands.replay)
 app.command(cls=_Command)(run_commands.report)
 app.command("runs", cls=_Command)(run_commands.list_runs)
+app.command("submit", cls=_Command)(queue_commands.submit)
+app.command("worker", cls=_Command)(queue_commands.worker)
 app.add_typer(inspect_app, name="inspect")
 inspect_app.command("snapshot", cls=_Command)(inspect_commands.inspect_snapshot)
 inspect_app.command("state", cls=_Command)(inspect_commands.inspect_state)
 inspect_app.command("evaluation", cls=_Command)(inspect_commands.inspect_evaluation)
+inspect_app.command("queue", cls=_Command)(inspect_commands.inspect_queue)
 app.command("quickcheck", cls=_Command)(inspect_commands.quickcheck_command)
 app.add_typer(providers_app, name="providers")
 providers_app.command("list", cls=_Command)(provider_commands.providers_list)

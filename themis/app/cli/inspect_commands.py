@@ -1,4 +1,4 @@
-"""`themis inspect snapshot|state|evaluation` and `themis quickcheck`.
+"""`themis inspect snapshot|state|evaluation|queue` and `themis quickcheck`.
 
 Each reads the store; while another process runs against it (the store is locked), the views
 that process publishes answer instead and say so (`live from PID n; store is in use`).
@@ -74,13 +74,30 @@ def inspect_evaluation(
             stdout().print(evaluation_render(view))
 
 
+def inspect_queue(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> None:
+    """The runs submitted to the store (`themis submit`), in order: queued, running,
+    interrupted (a worker stopped mid-run; the next resumes it) or done, and how each ended."""
+    from themis.app.render.queue_views import queue_json, queue_render
+    from themis.app.wiring import process_alive, run_queue_of
+
+    with errors():
+        entries = run_queue_of(store).entries()
+        if as_json:
+            print_json(queue_json(entries, process_alive))
+        else:
+            stdout().print(queue_render(entries, process_alive, str(store)))
+
+
 def quickcheck_command(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> None:
     """One line per run: status, completed stage and trial counts."""
     from themis.app.api.views import quickcheck
     from themis.app.render.inspect_views import quickcheck_json, quickcheck_render
+    from themis.app.wiring import run_queue_of
 
     with errors():
-        rows = quickcheck(existing_store(store))
+        if not store.exists() and not run_queue_of(store).entries():
+            existing_store(store)  # neither a store nor runs submitted to it: say so
+        rows = quickcheck(store)
         if as_json:
             print_json(quickcheck_json(rows))
         else:

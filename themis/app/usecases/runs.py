@@ -148,17 +148,7 @@ def _open_run(request: RunRequest, ports: Ports) -> LoadedRun:
         reuse_others = False  # a rerun calls the models again, whatever other runs hold
     existed = snapshot is not None
     if snapshot is None:
-        snapshot = RunSnapshot(
-            run_id=run_id,
-            created_at=ports.clock.now(),
-            spec=request.compiled.spec,
-            runtime=request.runtime,
-            provenance={
-                **environment_provenance(),
-                **request.provenance,
-                **plugins_provenance(request.compiled.plugins),
-            },
-        )
+        snapshot = new_snapshot(request, ports.clock.now())
     state, next_seq = load_state(store, run_id)
     # A run that is only planned (`themis plan`: a snapshot, no events) has not run yet.
     if existed and policy == "error" and state.started:
@@ -169,6 +159,21 @@ def _open_run(request: RunRequest, ports: Ports) -> LoadedRun:
     if not existed:
         store.save_snapshot(snapshot)
     return LoadedRun(snapshot=snapshot, state=state, next_seq=next_seq, reuse_others=reuse_others)
+
+
+def new_snapshot(request: RunRequest, at: float) -> RunSnapshot:
+    """The snapshot a new run of `request` stores: its spec, runtime and provenance."""
+    return RunSnapshot(
+        run_id=request.compiled.run_id,
+        created_at=at,
+        spec=request.compiled.spec,
+        runtime=request.runtime,
+        provenance={
+            **environment_provenance(),
+            **request.provenance,
+            **plugins_provenance(request.compiled.plugins),
+        },
+    )
 
 
 def continue_run(

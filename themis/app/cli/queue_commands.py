@@ -1,0 +1,88 @@
+"""`themis submit` and `themis worker`: queue a run on a store, and run a store's queued runs
+(`themis.app.api.queue`; ADR 0031). Errors end as every command's do (`shared.errors`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from themis.app.cli.endings import ExitStatus
+from themis.app.cli.run_commands import UntilStageOption
+from themis.app.cli.shared import StoreOption, errors, print_json, print_warnings, stderr
+
+DEFAULT_STORE = Path("themis.duckdb")
+
+
+def submit(
+    config: Annotated[Path, typer.Argument(help="Experiment config (.toml or .json).")],
+    store: StoreOption = DEFAULT_STORE,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="Override a config value: KEY=VALUE (dotted key, TOML value). Repeatable.",
+        ),
+    ] = None,
+    until_stage: UntilStageOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the submission as JSON.")] = False,
+) -> None:
+    """Queue an experiment for a worker (`themis worker`) and return at once; prints its run_id.
+    A run already queued or running is not queued twice."""
+    from themis.app.api.experiment import Experiment
+    from themis.app.api.queue import submit_run
+
+    with errors():
+        experiment = Experiment.from_file(config, overrides=set_ or [])
+        print_warnings(experiment.spec)
+        submission = submit_run(experiment, store, until_stage=until_stage and until_stage.value)
+        entry = submission.entry
+        if as_json:
+            print_json(
+                {
+                    "run_id": entry.run_id,
+                    "name": entry.name,
+                    "queued": submission.queued,
+                    "state": entry.state,
+                    "position": entry.position,
+                    "ahead": submission.ahead,
+                }
+            )
+            return
+        print(entry.run_id)
+        label = f"run {entry.run_id[:12]} ({entry.name})"
+        if submission.queued:
+            ahead = f"{submission.ahead} run{'' if submission.ahead == 1 else 's'} ahead of it"
+            line = f"{label} queued in {store}, {ahead}; `themis worker --store {store}` runs it"
+        elif entry.state == "running":
+            line = f"{label} is already running in worker PID {entry.worker}; not queued again"
+        else:
+            line = f"{label} is already queued (position {entry.position}); not queued again"
+        stderr().print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def worker(
+    store: StoreOption = DEFAULT_STORE,
+    once: Annotated[
+        bool, typer.Option("--once", help="Run one queued run (or none), then exit.")
+    ] = False,
+    poll: Annotated[
+        float,
+        typer.Option("--poll", min=0.05, help="Seconds between looks at the queue while idle."),
+    ] = 1.0,
+) -> None:
+    """Run the store's queued runs in submission order, each to its end (one a stopped worker
+    left is resumed first); keeps polling until Ctrl-C, or with --once runs one and exits.
+    Exits 1 when --once ran a run that failed or did not complete."""
+    from themis.app.api.queue import work
+
+    def note(text: str) -> None:
+        stderr().print(f"worker: {text}", markup=False, highlight=False, soft_wrap=True)
+
+    with errors():
+        finished = work(store, once=once, poll_interval=poll, on_note=note)
+    endings = [entry.ending.outcome for entry in finished if entry.ending is not None]
+    if once and any(outcome != "completed" for outcome in endings):
+        raise typer.Exit(ExitStatus.RESULTS)
