@@ -27,6 +27,7 @@ from typing import Any
 
 import attrs
 
+from themis.core.benchmark import BenchmarkSpec
 from themis.core.events import EVENT_TYPES
 from themis.core.identity import FIELD_CLASSES
 from themis.core.project import ProjectSpec
@@ -66,7 +67,8 @@ def _is_mapping(origin: Any) -> bool:
 
 def config_sections() -> list[tuple[str, str, type]]:
     """(`--set` path, TOML header, class) of every table a config file can hold, in file order,
-    then those of a project file (`Orchestrator.from_project_file`); a class shows once."""
+    then those of a benchmark file (`BenchmarkSpec`) and of a project file
+    (`Orchestrator.from_project_file`); a class shows once."""
     sections: list[tuple[str, str, type]] = []
 
     def visit(cls: type, path: str, header: str) -> None:
@@ -88,6 +90,7 @@ def config_sections() -> list[tuple[str, str, type]]:
 
     visit(ExperimentSpec, "", "top level")
     visit(RuntimeConfig, "runtime", "[runtime]")
+    visit(BenchmarkSpec, "", "top level")
     visit(ProjectSpec, "", "project file: top level")
     return sections
 
@@ -176,6 +179,8 @@ def config_fields() -> str:
         where = f" (`--set {path}.FIELD=…`)" if path else " (`--set FIELD=…`)"
         if cls.__module__ == ProjectSpec.__module__:  # a project file takes no `--set`
             title, where = f"Project file: {title[0].lower()}{title[1:]}", ""
+        elif cls.__module__ == BenchmarkSpec.__module__:  # a config with a [dataset] table
+            title = f"Benchmark file: {title[0].lower()}{title[1:]}"
         out += [f"### {title}", ""]
         out += [f"{doc}{where}", "", "| field | class | type | default | description |"]
         out += ["|---|---|---|---|---|"]

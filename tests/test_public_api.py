@@ -31,6 +31,7 @@ from themis import (
 
 PUBLIC_API = [
     "AgreementRow",
+    "BenchmarkSpec",
     "BreakerChanged",
     "BundleError",
     "BundleKind",
@@ -52,6 +53,7 @@ PUBLIC_API = [
     "ExperimentSpec",
     "FailureKind",
     "FakeClock",
+    "FewShotSplit",
     "GenerationParams",
     "JsonLinesTelemetry",
     "JudgeSpec",
@@ -77,6 +79,7 @@ PUBLIC_API = [
     "Progress",
     "ProjectSpec",
     "PromptSpec",
+    "PromptVariant",
     "ProviderHold",
     "RateLimit",
     "Report",
@@ -91,6 +94,7 @@ PUBLIC_API = [
     "RunResult",
     "RuntimeConfig",
     "ScriptedModel",
+    "SliceSpec",
     "Stage",
     "StorageSpec",
     "StoreError",

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from themis.app.execution.telemetry import TelemetryBus
     from themis.app.usecases.planning import ConfigComparison
     from themis.app.usecases.runs import RunResult
+    from themis.core.benchmark import BenchmarkSpec, FewShotSplit, PromptVariant, SliceSpec
     from themis.core.bundles import BundleError, BundleKind, BundleManifest
     from themis.core.candidates import Candidate
     from themis.core.comparison import Comparison, PairedComparison, Resampling
@@ -162,6 +163,7 @@ _HOMES = {
         "ThemisError",
     ),
     "themis.core.estimate": ("Estimate", "ModelEstimate"),
+    "themis.core.benchmark": ("BenchmarkSpec", "FewShotSplit", "PromptVariant", "SliceSpec"),
     "themis.core.generation": ("ModelCallError", "ModelResponse", "TokenLogprob"),
     "themis.core.manifest": ("RunManifest",),
     "themis.core.planner": ("ModelRequest",),
@@ -202,6 +204,7 @@ _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
     "AgreementRow",
+    "BenchmarkSpec",
     "BreakerChanged",
     "BundleError",
     "BundleKind",
@@ -223,6 +226,7 @@ __all__ = [
     "ExperimentSpec",
     "FailureKind",
     "FakeClock",
+    "FewShotSplit",
     "GenerationParams",
     "JsonLinesTelemetry",
     "JudgeSpec",
@@ -248,6 +252,7 @@ __all__ = [
     "Progress",
     "ProjectSpec",
     "PromptSpec",
+    "PromptVariant",
     "ProviderHold",
     "RateLimit",
     "Report",
@@ -262,6 +267,7 @@ __all__ = [
     "RunResult",
     "RuntimeConfig",
     "ScriptedModel",
+    "SliceSpec",
     "Stage",
     "StorageSpec",
     "StoreError",

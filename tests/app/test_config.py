@@ -82,6 +82,7 @@ def test_public_api_is_pinned() -> None:
         "LoadedConfig",
         "check_config",
         "config_from_mapping",
+        "load_benchmark",
         "load_config",
         "parse_override",
         "read_table",

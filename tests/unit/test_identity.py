@@ -10,6 +10,7 @@ from typing import Any
 import attrs
 import pytest
 
+import themis.core.benchmark
 import themis.core.endpoint
 import themis.core.project
 import themis.core.runtime
@@ -50,6 +51,7 @@ from themis.core.spec import (
 
 CLASSIFIED_MODULES: tuple[ModuleType, ...] = (
     themis.core.spec,
+    themis.core.benchmark,
     themis.core.runtime,
     themis.core.endpoint,
     themis.core.project,

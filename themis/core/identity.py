@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from themis.core.benchmark import BenchmarkSpec, FewShotSplit, PromptVariant, SliceSpec
 from themis.core.endpoint import Endpoint
 from themis.core.project import ProjectSpec, StorageSpec, TelemetrySpec
 from themis.core.runtime import Price, RateLimit, RuntimeConfig
@@ -62,6 +63,28 @@ FIELD_CLASSES: Mapping[type, Mapping[str, FieldClass]] = {
         "majority_at_k": ID,
         "judges": ID,
     },
+    # A benchmark is the experiment it compiles to (`BenchmarkSpec.experiment`): its slices are
+    # datasets (a slice's name is identity, its filters only shape the cases, which are), its
+    # prompt variants prompts.
+    BenchmarkSpec: {
+        "name": PV,
+        "seed": ID,
+        "dataset": ID,
+        "models": ID,
+        "prompt_variants": ID,
+        "slices": ID,
+        "splits": ID,
+        "samples": ID,
+        "parser": ID,
+        "metrics": ID,
+        "reducer": ID,
+        "pass_at_k": ID,
+        "majority_at_k": ID,
+        "judges": ID,
+    },
+    SliceSpec: {"name": ID, "where": PV, "sample": PV, "sample_seed": PV, "limit": PV},
+    PromptVariant: {"id": ID, "template": ID, "system": ID, "few_shot": ID},
+    FewShotSplit: {"split": ID, "k": ID, "seed": ID},
     # A judge's models, prompt, rubric, verdict format, repeats and aggregation decide its
     # verdicts; where its models are served is runtime (`RuntimeConfig.endpoints`), as for any.
     JudgeSpec: {

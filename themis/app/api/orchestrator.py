@@ -26,7 +26,7 @@ from themis.app.api.lifecycle import diff_configs, plan_run
 from themis.app.api.orchestrator_bundles import BundleMethods
 from themis.app.api.queue import submit_run, work
 from themis.app.api.views import get_run_progress
-from themis.app.config.loading import config_from_mapping, load_config, read_table
+from themis.app.config.loading import config_from_mapping, load_benchmark, load_config, read_table
 from themis.app.config.project import load_project, project_from_mapping
 from themis.app.execution.interpreter import ProgressCallback
 from themis.app.execution.telemetry import TelemetryBus
@@ -34,6 +34,7 @@ from themis.app.usecases.planning import ConfigComparison, PlanResult
 from themis.app.usecases.resume import forbidden_models
 from themis.app.usecases.runs import RunResult, load_state
 from themis.app.wiring import open_store, query_connections, run_queue_of, telemetry_sinks
+from themis.core.benchmark import BenchmarkSpec
 from themis.core.errors import ConfigError, ThemisError
 from themis.core.estimate import Estimate
 from themis.core.inspection import RunProgress
@@ -51,9 +52,10 @@ from themis.ports.store import StorePort
 
 __all__ = ["ExperimentLike", "Orchestrator"]
 
-# What every method taking an experiment accepts: a built `Experiment` (run as it is), a spec,
-# a mapping shaped like a config file, or a config file's path.
-ExperimentLike = Experiment | ExperimentSpec | Mapping[str, Any] | str | Path
+# What every method taking an experiment accepts: a built `Experiment` (run as it is), a spec
+# (an experiment's, or a benchmark's), a mapping shaped like a config file, or a config file's
+# path.
+ExperimentLike = Experiment | ExperimentSpec | BenchmarkSpec | Mapping[str, Any] | str | Path
 
 
 class Orchestrator(BundleMethods):
@@ -158,6 +160,13 @@ class Orchestrator(BundleMethods):
             return source
         if isinstance(source, ExperimentSpec):
             return Experiment(source, self.runtime)
+        if isinstance(source, BenchmarkSpec):  # its rows read as a config file's would be
+            loaded = load_benchmark(
+                source, base_dir=Path.cwd(), source_name=f"<benchmark {source.name}>"
+            )
+            return Experiment(
+                loaded.spec, self.runtime, source=loaded.source, plugins=loaded.plugins
+            )
         seed = self.project.global_seed
         defaults = {} if seed is None else {"seed": seed}
         if isinstance(source, Mapping):
@@ -182,9 +191,12 @@ class Orchestrator(BundleMethods):
         """Run (or reuse, or resume) the experiment through `until_stage`; its report."""
         return self._execute(self.experiment(experiment), until_stage, models, runtime_changes)
 
-    def run_benchmark(self, benchmark: ExperimentLike, **runtime_changes: Any) -> RunResult:
-        """Run a benchmark (a config such as `examples/benchmarks/gsm8k.toml`, whose slices
-        are datasets) through every stage; its report has a row per slice."""
+    def run_benchmark(
+        self, benchmark: BenchmarkSpec | str | Path, **runtime_changes: Any
+    ) -> RunResult:
+        """Run a benchmark (a `BenchmarkSpec`, or a benchmark config's path such as
+        `examples/benchmarks/gsm8k.toml`) through every stage; its report has a row per slice
+        (the row's `dataset`) and prompt variant (its `prompt`)."""
         return self.run(benchmark, **runtime_changes)
 
     def generate(self, experiment: ExperimentLike, **runtime_changes: Any) -> RunResult:

@@ -38,8 +38,8 @@ def resolve_path(path: str, base_dir: Path) -> Path:
 def load_cases(
     dataset: DatasetSpec, base_dir: Path, plugins: PluginRegistry | None = None
 ) -> tuple[Case, ...]:
-    """The dataset's cases in file order, sliced by `where`, `sample` and `limit`; inline cases
-    are returned as they are.
+    """The dataset's cases in file order (inline cases in their order), sliced by `where`,
+    `sample` and `limit`.
 
     Raises `ConfigError` when the file is missing, unreadable or malformed, or ids are missing or
     repeated. `plugins` holds the dataset's loader plugin, if it names one.
@@ -55,7 +55,7 @@ def load_cases(
     if dataset.path is None:
         if not dataset.cases:
             raise ConfigError("path: missing; give a dataset file or inline cases")
-        return dataset.cases
+        return _sliced(dataset.cases, dataset)
     if dataset.cases:
         raise ConfigError("path: cannot be combined with inline cases; give one or the other")
     if dataset.package is not None:

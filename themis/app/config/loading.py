@@ -1,5 +1,8 @@
 """Loading an experiment config (TOML or JSON) into the core's `ExperimentSpec` and `RuntimeConfig`.
 
+A benchmark config (a `[dataset]` table, `[[slices]]`, `[[prompt_variants]]`, `[[splits]]`) is
+structured as a `BenchmarkSpec` and loaded as the experiment it compiles to.
+
 The steps are: read and parse the file, apply `--set` overrides to the raw tables, structure them
 strictly into the attrs classes, read each dataset's cases relative to the config file, then run
 the compile-time checks (`themis.core.checks`) on the whole.
@@ -22,6 +25,7 @@ from themis.app.config.datasets import load_cases
 from themis.app.config.overrides import apply_override, parse_override
 from themis.app.config.plugins import resolve_plugins
 from themis.app.config.structuring import structure
+from themis.core.benchmark import BenchmarkSpec
 from themis.core.builtins import builtin_plugins
 from themis.core.checks import ALL_CHECKS, Check, config_problems
 from themis.core.errors import ConfigError
@@ -33,6 +37,7 @@ __all__ = [
     "LoadedConfig",
     "check_config",
     "config_from_mapping",
+    "load_benchmark",
     "load_config",
     "parse_override",
     "read_table",
@@ -143,6 +148,29 @@ def read_table(file: Path, name: str) -> dict[str, Any]:
     return data
 
 
+def load_benchmark(
+    benchmark: BenchmarkSpec,
+    *,
+    base_dir: Path,
+    source_name: str,
+    runtime: RuntimeConfig | None = None,
+    plugins: PluginRegistry | None = None,
+) -> LoadedConfig:
+    """A `BenchmarkSpec` built in Python as its experiment, its rows read (paths resolve in
+    `base_dir`) and checked as a config file's are."""
+    spec = _experiment_of(benchmark, source_name)
+    return _loaded(
+        spec, runtime or RuntimeConfig(), base_dir, source_name, Path(source_name), plugins
+    )
+
+
+def _experiment_of(benchmark: BenchmarkSpec, source_name: str) -> ExperimentSpec:
+    try:
+        return benchmark.experiment()
+    except ValueError as error:  # the compiled experiment's own checks
+        raise ConfigError(f"{source_name}: {error}") from None
+
+
 def _build(
     data: Any,
     *,
@@ -155,8 +183,28 @@ def _build(
         raise ConfigError(f"{source_name}: expected a table at the top level, got {data!r:.40}")
     tables = dict(data)
     runtime_table = tables.pop("runtime", {})
-    spec = structure(tables, ExperimentSpec, source=source_name)
+    if "dataset" in tables:  # a benchmark: one dataset, its slices and prompt variants
+        if "datasets" in tables or "prompts" in tables:
+            raise ConfigError(
+                f"{source_name}: a benchmark (with [dataset]) takes [[slices]] and "
+                "[[prompt_variants]], not [[datasets]] or [[prompts]]"
+            )
+        benchmark = structure(tables, BenchmarkSpec, source=source_name)
+        spec = _experiment_of(benchmark, source_name)
+    else:
+        spec = structure(tables, ExperimentSpec, source=source_name)
     runtime = runtime_from_mapping(runtime_table, source_name)
+    return _loaded(spec, runtime, base_dir, source_name, source, plugins)
+
+
+def _loaded(
+    spec: ExperimentSpec,
+    runtime: RuntimeConfig,
+    base_dir: Path,
+    source_name: str,
+    source: Path,
+    plugins: PluginRegistry | None,
+) -> LoadedConfig:
     resolved = resolve_plugins(spec, source_name, plugins)
     datasets = tuple(
         _with_cases(f"datasets[{index}]", dataset, base_dir, source_name, resolved)

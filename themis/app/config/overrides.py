@@ -59,7 +59,7 @@ def apply_override(data: MutableMapping[str, Any], path: list[str], value: Any, 
     """Set `value` at `path` inside `data` in place; raise `ConfigError` naming `--set {text}`.
 
     Missing tables along the path are created. In an array of tables a numeric segment is an index
-    and any other segment selects the item whose `name` equals it.
+    and any other segment selects the item whose `name` (or `id`: prompt variants) equals it.
     """
     node: Any = data
     for depth, segment in enumerate(path):
@@ -92,7 +92,7 @@ def _select(items: list[Any], segment: str, where: str, text: str) -> int:
             )
         return index
     for index, item in enumerate(items):
-        if isinstance(item, MutableMapping) and item.get("name") == segment:
+        if isinstance(item, MutableMapping) and segment in (item.get("name"), item.get("id")):
             return index
     names = ", ".join(
         str(item["name"]) for item in items if isinstance(item, MutableMapping) and "name" in item
