@@ -48,39 +48,49 @@ class BundleMethods(ABC):
             return bundles.import_stage_bundle(path, self.store, into=into)
 
     def export_generation_bundle(self, run_id: str, path: str | Path) -> BundleManifest:
+        """`export_bundle` of the run\'s generation results."""
         return self.export_bundle(run_id, BundleKind.GENERATION, path)
 
     def import_generation_bundle(
         self, path: str | Path, *, into: str | None = None
     ) -> ImportOutcome:
+        """`import_bundle` of a generation bundle (any bundle kind is read the same way)."""
         return self.import_bundle(path, into=into)
 
     def export_reduction_bundle(self, run_id: str, path: str | Path) -> BundleManifest:
+        """`export_bundle` of the run\'s reduction results."""
         return self.export_bundle(run_id, BundleKind.REDUCTION, path)
 
     def import_reduction_bundle(
         self, path: str | Path, *, into: str | None = None
     ) -> ImportOutcome:
+        """`import_bundle` of a reduction bundle (any bundle kind is read the same way)."""
         return self.import_bundle(path, into=into)
 
     def export_parse_bundle(self, run_id: str, path: str | Path) -> BundleManifest:
+        """`export_bundle` of the run\'s parse results."""
         return self.export_bundle(run_id, BundleKind.PARSE, path)
 
     def import_parse_bundle(self, path: str | Path, *, into: str | None = None) -> ImportOutcome:
+        """`import_bundle` of a parse bundle (any bundle kind is read the same way)."""
         return self.import_bundle(path, into=into)
 
     def export_score_bundle(self, run_id: str, path: str | Path) -> BundleManifest:
+        """`export_bundle` of the run\'s score results."""
         return self.export_bundle(run_id, BundleKind.SCORE, path)
 
     def import_score_bundle(self, path: str | Path, *, into: str | None = None) -> ImportOutcome:
+        """`import_bundle` of a score bundle (any bundle kind is read the same way)."""
         return self.import_bundle(path, into=into)
 
     def export_evaluation_bundle(self, run_id: str, path: str | Path) -> BundleManifest:
+        """`export_bundle` of the run\'s evaluation results."""
         return self.export_bundle(run_id, BundleKind.EVALUATION, path)
 
     def import_evaluation_bundle(
         self, path: str | Path, *, into: str | None = None
     ) -> ImportOutcome:
+        """`import_bundle` of a evaluation bundle (any bundle kind is read the same way)."""
         return self.import_bundle(path, into=into)
 
     def export_batch(
