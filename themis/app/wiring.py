@@ -300,9 +300,14 @@ def check_models(
     runtime: RuntimeConfig | None = None,
 ) -> None:
     """Fail before any call if a model names a provider nobody serves, if its settings cannot
-    work (options, API, endpoint), or if an environment variable its endpoint needs is unset.
+    work (options, API, endpoint), if an environment variable its endpoint needs is unset, or
+    if the executor it asks for is not installed.
     """
     runtime = runtime or RuntimeConfig()
+    if runtime.executor == "ray" and importlib.util.find_spec("ray") is None:
+        raise ConfigError(
+            "runtime.executor: 'ray' needs Ray, which is not installed: pip install 'themis[ray]'"
+        )
     if "fake" in runtime.endpoints:
         raise ConfigError("runtime.endpoints.fake: the built-in fake provider has no endpoint")
     for provider, models in _by_provider(spec).items():
@@ -414,6 +419,18 @@ def _http_model(
     )
 
 
+def _built_model(
+    provider: str, models: Sequence[ModelSpec], runtime: RuntimeConfig, clock: ClockPort | None
+) -> ScriptedModel | HttpModel:
+    """The built-in adapter serving `provider` (`clock`: the system's when `None`, as on a
+    Ray worker, where it is called from a pickled partial)."""
+    clock = clock or SystemClock()
+    if provider == "fake":
+        journal = os.environ.get(FAKE_JOURNAL_ENV)
+        return ScriptedModel(clock, journal=Path(journal) if journal else None)
+    return _http_model(provider, models, runtime, clock)
+
+
 @contextmanager
 def model_ports(
     spec: ExperimentSpec,
@@ -436,12 +453,7 @@ def model_ports(
             if provider in overrides:
                 ports[provider] = overrides[provider]
                 continue
-            model: ScriptedModel | HttpModel
-            if provider == "fake":
-                journal = os.environ.get(FAKE_JOURNAL_ENV)
-                model = ScriptedModel(clock, journal=Path(journal) if journal else None)
-            else:
-                model = _http_model(provider, models, runtime, clock)
+            model = _built_model(provider, tuple(models), runtime, clock)
             built.append(model)
             ports[provider] = model
         yield ports
@@ -497,7 +509,7 @@ def execution_ports(
     owned by this execution)."""
     clock = clock or system_clock()
     with model_ports(spec, clock, models, runtime) as ports:
-        yield Ports(
+        ported = Ports(
             store=store,
             clock=clock,
             models=ports,
@@ -506,3 +518,42 @@ def execution_ports(
             sandbox=sandbox_for(spec),
             registry=registry or ProviderRegistry(),
         )
+        if runtime.executor != "ray":
+            yield ported
+            return
+        with _on_ray(spec, runtime, ported, set(models or ())) as on_ray:
+            yield on_ray
+
+
+@contextmanager
+def _on_ray(
+    spec: ExperimentSpec, runtime: RuntimeConfig, ports: Ports, kept: set[str]
+) -> Iterator[Ports]:
+    """`ports` with the models' calls and the sandbox's runs on a Ray cluster (ADR 0030).
+
+    Each built-in provider's adapter is rebuilt on the cluster from a pickled partial of the
+    config as written (its `${VAR}` credentials resolved there, at call time); ports passed in
+    (`kept`: Python objects, plugins, a replay's refusing models) stay in this process.
+    """
+    # Imported here: Ray loads only for an execution that asks for it.
+    from themis.adapters.ray import RaySandbox, hosted_models, joined_cluster
+    from themis.adapters.ray.cluster import cluster_cpus
+
+    factories = {
+        provider: (
+            functools.partial(_built_model, provider, tuple(models), runtime, None),
+            getattr(ports.models[provider], "base_url", None),
+        )
+        for provider, models in _by_provider(spec).items()
+        if provider not in kept
+    }
+    timeout = runtime.call_timeout
+    concurrency = runtime.max_concurrent_tasks
+    with (
+        joined_cluster(runtime.ray_address),
+        hosted_models(factories, concurrency=concurrency, call_timeout=timeout) as hosted,
+    ):
+        sandbox = ports.sandbox
+        if isinstance(sandbox, SubprocessSandbox):
+            sandbox = RaySandbox(sandbox.limits, sandbox.gaps, cluster_cpus())
+        yield attrs.evolve(ports, models={**ports.models, **hosted}, sandbox=sandbox)

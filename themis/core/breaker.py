@@ -44,7 +44,7 @@ from typing import Any
 import attrs
 from attrs import field, frozen
 
-from themis.core.retry import is_retryable
+from themis.core.retry import blames_endpoint
 from themis.core.validation import check_positive_int
 
 __all__ = [
@@ -248,7 +248,7 @@ def record_failure(
     if not breaker.enabled or breaker.state is BreakerState.OPEN:
         return breaker, None
     if breaker.state is BreakerState.HALF_OPEN:
-        if not is_retryable(kind) or (repeat and not probe):
+        if not blames_endpoint(kind) or (repeat and not probe):
             return (attrs.evolve(breaker, probe_at=None) if probe else breaker), None
         if repeat and breaker.probe_failures < 1:
             return attrs.evolve(breaker, probe_at=None, probe_failures=1), None
@@ -258,7 +258,7 @@ def record_failure(
             why = f"probe failed ({kind})" if probe else f"a call failed while probing ({kind})"
         transition = _move(breaker, now, BreakerState.OPEN, why)
         return _opened(breaker, now), transition
-    if not is_retryable(kind) or repeat:
+    if not blames_endpoint(kind) or repeat:
         return breaker, None
     slots = _tallied(breaker, now, 1, 0)
     failed, succeeded = window_counts(attrs.evolve(breaker, slots=slots), now)

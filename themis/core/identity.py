@@ -207,6 +207,8 @@ FIELD_CLASSES: Mapping[type, Mapping[str, FieldClass]] = {
         "assumed_output_tokens": RT,
         "assumed_latency_s": RT,
         "endpoints": RT,
+        "executor": RT,
+        "ray_address": RT,
     },
     Endpoint: {
         "base_url": RT,

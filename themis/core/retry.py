@@ -7,7 +7,9 @@ Failure taxonomy (`FailureKind`):
     ├── server       5xx                              ├── bad_request      400, other 4xx
     ├── timeout      408, or no answer in time        ├── context_length   prompt too long
     ├── connection   the endpoint was unreachable     ├── content_filter   refused by policy
-    └── retryable    409, or flagged by the adapter   └── quota_exhausted  402, out of credit
+    ├── retryable    409, or flagged by the adapter   └── quota_exhausted  402, out of credit
+    └── worker_lost  the executor's worker running the call died (Ray); says nothing of the
+                     endpoint, so no breaker counts it
 
 The delay before retry n is `delay * backoff ** (n - 1)`, capped at `max_delay`, then shortened
 by up to `jitter` of itself. The jitter fraction comes from a hash of `(seed, key, attempt)`, so
@@ -42,10 +44,13 @@ class FailureKind(StrEnum):
     CONTEXT_LENGTH = "context_length"
     CONTENT_FILTER = "content_filter"
     QUOTA_EXHAUSTED = "quota_exhausted"
+    WORKER_LOST = "worker_lost"
 
 
 K = FailureKind
-RETRYABLE_KINDS = frozenset({K.RATE_LIMIT, K.SERVER, K.TIMEOUT, K.CONNECTION, K.RETRYABLE})
+RETRYABLE_KINDS = frozenset(
+    {K.RATE_LIMIT, K.SERVER, K.TIMEOUT, K.CONNECTION, K.RETRYABLE, K.WORKER_LOST}
+)
 TERMINAL_KINDS = frozenset(
     {K.AUTH, K.BAD_REQUEST, K.CONTEXT_LENGTH, K.CONTENT_FILTER, K.QUOTA_EXHAUSTED}
 )
@@ -54,6 +59,12 @@ TERMINAL_KINDS = frozenset(
 def is_retryable(kind: str) -> bool:
     """Whether a failure of `kind` may succeed if retried. Unknown kinds are terminal."""
     return kind in RETRYABLE_KINDS
+
+
+def blames_endpoint(kind: str) -> bool:
+    """Whether a failure of `kind` counts toward the endpoint's circuit breaker: a retryable
+    failure the endpoint may have caused (a lost worker of the executor did not)."""
+    return kind in RETRYABLE_KINDS and kind != K.WORKER_LOST
 
 
 # Phrases providers put in error bodies, lower-cased. Checked in this order: quota, then context

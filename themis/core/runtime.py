@@ -23,6 +23,8 @@ from themis.core.validation import (
 
 EXISTING_RUN_POLICIES = ("auto", "error", "rerun")
 PROGRESS_MODES = ("auto", "on", "off")
+# Where trials' model calls and code execution run: this process, or a Ray cluster (ADR 0030).
+EXECUTORS = ("local", "ray")
 
 
 def _check_positive_values(
@@ -87,6 +89,11 @@ class RateLimit:
     requests_per_minute: float | None = field(default=None, validator=_optional_positive)
     tokens_per_minute: float | None = field(default=None, validator=_optional_positive)
     burst: int | None = field(default=None, validator=_check_burst)
+
+
+def _optional_text(instance: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise ValueError(f"{attribute.name}: must be a non-empty string, got {value!r}")
 
 
 def _positive(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -184,3 +191,8 @@ class RuntimeConfig:
     assumed_latency_s: float = field(default=2.0, validator=check_non_negative)
     # Where each provider is reached (base URL, `${ENV_VAR}` credentials, headers), by provider.
     endpoints: Mapping[str, Endpoint] = field(factory=dict, converter=_dict)
+    # `ray`: model calls, judge calls and code execution run on a Ray cluster; this process
+    # stays the single writer and holds every limit (ADR 0030). `ray_address`: the cluster to
+    # join (`None`: start a local one for the run).
+    executor: str = field(default="local", validator=check_choice(EXECUTORS))
+    ray_address: str | None = field(default=None, validator=_optional_text)

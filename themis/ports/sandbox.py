@@ -20,10 +20,14 @@ class SandboxPort(Protocol):
     flow yields there under the sandbox's limits, sends back each outcome, removes the
     workspace, and returns what the flow returns. A command that fails, hangs or misbehaves is
     an outcome, never an exception. `gaps` says what this sandbox cannot enforce on this
-    machine (e.g. the network), empty when nothing is missing.
+    machine (e.g. the network), empty when nothing is missing. `capacity`: how many runs it
+    serves at once without queueing them (its CPUs: this machine's, or a cluster's).
     """
 
     @property
     def gaps(self) -> tuple[str, ...]: ...
+
+    @property
+    def capacity(self) -> int: ...
 
     def run(self, files: Mapping[str, str], flow: Flow[T]) -> T: ...

@@ -130,6 +130,10 @@ class SubprocessSandbox:
             f"({self._reason})",
         )
 
+    @property
+    def capacity(self) -> int:
+        return os.cpu_count() or 2
+
     def run(self, files: Mapping[str, str], flow: Flow[T]) -> T:
         job = Path(tempfile.mkdtemp(prefix="themis-sandbox-", dir=self._base_dir))
         uid = self._uids.acquire() if self.isolated else None

@@ -2,7 +2,8 @@
 
 Comparison metrics are pure calls. The `execution` metric renders its files and commands from
 the case's fields and the answer, and runs them in the `SandboxPort` on a worker thread
-(`trio.to_thread`), at most `stage_concurrency.score` at once (default: one per CPU), so
+(`trio.to_thread`), at most `stage_concurrency.score` at once (default: the sandbox's
+capacity, one per CPU of this machine or of the Ray cluster), so
 executions never wait behind the event loop nor block it. Its verdict is recorded as an
 `ExecutionCompleted`, and its per-stage results also as the sub-scores `execution:stage<n>`
 (1 when every rule of stage n passed), which the report turns into per-stage pass rates.
@@ -71,7 +72,8 @@ class CandidateScorer:
         executes = any(metric.name == "execution" for metric in spec.metrics)
         if executes and sandbox is None:
             raise ValueError("the execution metric needs a sandbox")
-        self.limiter = trio.CapacityLimiter(capacity or os.cpu_count() or 2)
+        served = sandbox.capacity if sandbox is not None else os.cpu_count() or 2
+        self.limiter = trio.CapacityLimiter(capacity or served)
         self.executed = 0
 
     async def score(self, candidate: Candidate) -> list[Event]:

@@ -1,0 +1,65 @@
+"""Joining a Ray cluster for one execution, and awaiting Ray's results from trio.
+
+Ray is synchronous and asyncio-based, the interpreter is trio: a result is awaited by asking
+its `ObjectRef` for a `concurrent.futures.Future`, whose done-callback (on a Ray thread) wakes
+the waiting trio task through the run's token. No thread is held per call in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import ray
+import trio
+
+__all__ = ["cluster_cpus", "joined_cluster", "result_of"]
+
+
+@contextmanager
+def joined_cluster(address: str | None) -> Iterator[None]:
+    """Ray, connected for the block: to the cluster at `address` (`auto`, `HOST:PORT`,
+    `ray://HOST:PORT`), or to a local one started here (`None`; one worker per CPU), which is
+    stopped afterwards. A process already connected (a notebook's `ray.init`) keeps its
+    connection: it is neither replaced nor shut down."""
+    if ray.is_initialized():
+        yield
+        return
+    options: dict[str, Any] = {
+        "include_dashboard": False,
+        "logging_level": logging.ERROR,
+        "log_to_driver": False,  # workers' output would interleave with the progress display
+    }
+    if address is None:
+        ray.init(num_cpus=os.cpu_count() or 1, **options)
+    else:
+        ray.init(address=address, **options)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def cluster_cpus() -> int:
+    """The CPUs the cluster has (at least 1): how many sandboxed runs it serves at once."""
+    resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+    return max(1, int(resources.get("CPU", 1)))
+
+
+async def result_of(ref: ray.ObjectRef[Any]) -> Any:
+    """The value `ref` resolves to, awaited without blocking trio; raises Ray's error for a
+    task or actor that failed or died. Cancelling the wait leaves the remote work running."""
+    token = trio.lowlevel.current_trio_token()
+    ready = trio.Event()
+    future = ref.future()
+
+    def wake(_: object) -> None:
+        with suppress(trio.RunFinishedError):  # the waiter's run already ended
+            token.run_sync_soon(ready.set)
+
+    future.add_done_callback(wake)
+    await ready.wait()
+    return future.result()
