@@ -26,6 +26,7 @@ ENGINE = (
     "jinja2",
     "httptools",
     "pydantic",  # typer's value coercion: `--help` coerces no value
+    "ray",  # the Ray executor's, loaded only by an execution that asks for it
     "themis.adapters",
     "themis.app.api",
     "themis.app.wiring",

@@ -21,7 +21,7 @@ from themis.core.breaker import (
     slot_start,
     window_counts,
 )
-from themis.core.retry import RETRYABLE_KINDS, TERMINAL_KINDS
+from themis.core.retry import RETRYABLE_KINDS, TERMINAL_KINDS, is_retryable
 
 CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
 
@@ -128,6 +128,18 @@ def test_off_never_opens_but_still_honours_a_pause() -> None:
 def test_terminal_failures_never_trip_it(kind: str) -> None:
     breaker = failing(fresh(threshold=1), 50, kind=kind)
     assert breaker == fresh(threshold=1)
+
+
+def test_a_lost_executor_worker_never_trips_it_though_retried() -> None:
+    """A Ray worker that died says nothing of the endpoint (issue 18): retried, not counted."""
+    assert is_retryable("worker_lost")
+    breaker = failing(fresh(threshold=1), 50, kind="worker_lost")
+    assert breaker == fresh(threshold=1)
+    breaker, _ = admit(opened_at(0.0), 30.0)  # nor does it fail a probe: the slot is freed
+    breaker, transition = record_failure(breaker, "worker_lost", 31.0, probe=True)
+    assert transition is None
+    assert breaker.state is HALF_OPEN
+    assert admit(breaker, 31.0)[1].probe
 
 
 def test_open_spends_nothing_until_the_recovery_timeout() -> None:

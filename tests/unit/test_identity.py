@@ -156,6 +156,8 @@ RUNTIME_CHANGES: dict[str, Any] = {
             http2=True,
         )
     },
+    "executor": "ray",
+    "ray_address": "ray://10.0.0.1:10001",
 }
 
 

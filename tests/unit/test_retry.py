@@ -85,6 +85,7 @@ def test_every_kind_is_either_retryable_or_terminal() -> None:
         "timeout",
         "connection",
         "retryable",
+        "worker_lost",
     }
     assert is_retryable("rate_limit")
     assert not is_retryable("auth")

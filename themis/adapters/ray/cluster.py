@@ -7,13 +7,15 @@ the waiting trio task through the run's token. No thread is held per call in fli
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
 import ray
+import ray._private.worker as ray_worker
 import trio
 
 __all__ = ["cluster_cpus", "joined_cluster", "result_of"]
@@ -37,10 +39,19 @@ def joined_cluster(address: str | None) -> Iterator[None]:
         ray.init(num_cpus=os.cpu_count() or 1, **options)
     else:
         ray.init(address=address, **options)
+    printing = ray_worker.print_to_stdstream
+    ray_worker.print_to_stdstream = functools.partial(_on_stderr, printing)
     try:
         yield
     finally:
+        ray_worker.print_to_stdstream = printing
         ray.shutdown()
+
+
+def _on_stderr(printing: Callable[..., None], data: dict[str, Any], ignore_prefix: bool) -> None:
+    """Ray's driver prints the cluster's error messages ("a worker died") on stdout, where they
+    would corrupt `--json` output: they go to stderr (through Ray 2.60's own printer)."""
+    printing({**data, "is_err": True}, ignore_prefix)
 
 
 def cluster_cpus() -> int:

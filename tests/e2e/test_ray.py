@@ -1,0 +1,274 @@
+"""The Ray executor end to end: the real `themis` console script against a real Ray cluster.
+
+One cluster per module: `ray start --head --block` on 127.0.0.1 with 2 CPUs, its workers given a
+TMPDIR and a fake-provider journal of their own, so the test sees that model calls and code
+execution happened in Ray's worker processes and not in the CLI's. Each config runs locally and
+on Ray: same `run_id`, same events per trial (up to timing), identical report. Then a Ray worker
+process is killed mid-run (a sandboxing task's, then the model host actor's): the run completes
+with every trial accounted for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from attrs import frozen
+
+from tests.cli_process import themis_env, themis_json, themis_path
+from tests.servers.subprocess_server import free_port
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "examples" / "demo.toml"
+HUMANEVAL = REPO / "examples" / "humaneval.toml"
+TIMEOUT_S = 300
+# A slice of HumanEval: 6 problems x 2 samples, right with probability 0.6, a slow second stage
+# (so that executions are under way long enough to kill a worker among them).
+HUMANEVAL_SLICE = (
+    "datasets.0.limit=6",
+    "samples=2",
+    "pass_at_k=[1, 2]",
+    'models.0.options={answer_field="canonical_solution", skill=0.6}',
+    'metrics.0.rules=[{stage=1, command="python3 -m py_compile solution.py"}, '
+    '{stage=2, command="sleep 0.3 && python3 solution.py"}]',
+)
+# Event fields that time things (or name a temporary workspace): they differ between any two runs.
+TIMING = {"at", "latency_s", "duration_s", "command", "stdout", "stderr"}
+
+
+@frozen
+class Cluster:
+    address: str
+    workers_tmp: Path  # the TMPDIR of Ray's worker processes (not the CLI's)
+    journal: Path  # where the fake provider journals its calls in Ray's workers
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    base = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's sockets live under it
+    workers_tmp = base / "tmp"
+    workers_tmp.mkdir()
+    journal = base / "journal.jsonl"
+    port = free_port()
+    env = themis_env(
+        RAY_AUTH_MODE="disabled",
+        RAY_USAGE_STATS_ENABLED="0",
+        TMPDIR=str(workers_tmp),
+        THEMIS_FAKE_JOURNAL=str(journal),
+    )
+    ray = Path(sys.executable).parent / "ray"
+    command = [
+        str(ray), "start", "--head", "--block", f"--port={port}",
+        "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=false",
+        "--disable-usage-stats", f"--temp-dir={base / 'session'}",
+    ]  # fmt: skip
+    log_path = base / "ray.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + TIMEOUT_S
+        while b"Ray runtime started" not in log_path.read_bytes():
+            assert process.poll() is None, log_path.read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, "Ray did not start in time"
+            time.sleep(0.2)
+        yield Cluster(f"127.0.0.1:{port}", workers_tmp, journal)
+    finally:
+        process.send_signal(signal.SIGTERM)  # `--block` stops the processes it started
+        with suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=60)
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # anything left of this cluster's session
+        process.wait(timeout=60)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _cli_env() -> dict[str, str]:
+    return themis_env(RAY_AUTH_MODE="disabled", without=("THEMIS_FAKE_JOURNAL", "RAY_ADDRESS"))
+
+
+def _on_ray(cluster: Cluster) -> tuple[str, ...]:
+    return ('runtime.executor="ray"', f'runtime.ray_address="{cluster.address}"')
+
+
+def _run_command(config: Path, store: Path, sets: Sequence[str]) -> list[str]:
+    flags = [part for override in sets for part in ("--set", override)]
+    return [themis_path(), "run", str(config), "--store", str(store), "--json", "--quiet", *flags]
+
+
+def _report(cwd: Path, store: Path, run_id: str) -> dict[str, Any]:
+    report: dict[str, Any] = themis_json(
+        cwd, "report", run_id, "--store", store, "--format", "json", env=_cli_env()
+    )
+    del report["created_at"]
+    return report
+
+
+def _run(cwd: Path, config: Path, store: Path, sets: Sequence[str]) -> dict[str, Any]:
+    ran = themis_json(cwd, *_run_command(config, store, sets)[1:], env=_cli_env(), timeout=600)
+    assert ran["status"] == "completed"
+    return _report(cwd, store, ran["run_id"])
+
+
+def _trial_events(store: Path) -> Counter[str]:
+    """Every event of a trial, without the fields that time it, as a multiset."""
+    with duckdb.connect(str(store), read_only=True) as connection:
+        rows = connection.execute(
+            "SELECT kind, trial_key, payload FROM events WHERE trial_key IS NOT NULL"
+        ).fetchall()
+    return Counter(
+        json.dumps([kind, key, _untimed(json.loads(payload))]) for kind, key, payload in rows
+    )
+
+
+def _untimed(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _untimed(item) for key, item in value.items() if key not in TIMING}
+    if isinstance(value, list):
+        return [_untimed(item) for item in value]
+    return value
+
+
+def _journal_lines(cluster: Cluster) -> int:
+    return len(cluster.journal.read_text().splitlines()) if cluster.journal.exists() else 0
+
+
+def _cluster_processes(cluster: Cluster, title: str) -> list[int]:
+    """The pids of this cluster's worker processes whose title starts with `title`."""
+    marker = f"TMPDIR={cluster.workers_tmp}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if cmdline.startswith(title.encode()) and marker in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture(scope="module")
+def demo_local(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    cwd = tmp_path_factory.mktemp("demo-local")
+    store = cwd / "local.duckdb"
+    return store, _run(cwd, DEMO, store, ())
+
+
+@pytest.fixture(scope="module")
+def humaneval_local(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    cwd = tmp_path_factory.mktemp("humaneval-local")
+    store = cwd / "local.duckdb"
+    return store, _run(cwd, HUMANEVAL, store, HUMANEVAL_SLICE)
+
+
+def test_the_demo_on_ray_gives_the_local_run_and_report(
+    tmp_path: Path, cluster: Cluster, demo_local: tuple[Path, dict[str, Any]]
+) -> None:
+    local_store, local = demo_local
+    calls_before = _journal_lines(cluster)
+    store = tmp_path / "ray.duckdb"
+
+    on_ray = _run(tmp_path, DEMO, store, _on_ray(cluster))
+
+    assert on_ray == local  # the same run_id, trials and results: an identical report
+    assert _trial_events(store) == _trial_events(local_store)
+    # The 288 calls were made by the model host in a Ray worker (whose journal this is).
+    assert _journal_lines(cluster) - calls_before == local["trials"]["planned"] == 288
+
+
+def test_code_execution_on_ray_gives_the_local_run_and_report(
+    tmp_path: Path, cluster: Cluster, humaneval_local: tuple[Path, dict[str, Any]]
+) -> None:
+    local_store, local = humaneval_local
+    store = tmp_path / "ray.duckdb"
+
+    on_ray = _run(tmp_path, HUMANEVAL, store, (*HUMANEVAL_SLICE, *_on_ray(cluster)))
+
+    assert on_ray == local
+    rows = {row["metric"]: row for row in local["results"]}
+    assert 0.0 < rows["execution"]["mean"] < 1.0  # wrong answers really fail when run
+    assert _trial_events(store) == _trial_events(local_store)
+    # The candidates ran in Ray's workers: their sandboxes took slots under the workers' TMPDIR.
+    assert list((cluster.workers_tmp / "themis-ray-sandbox-slots").glob("*.lock"))
+
+
+def test_a_sandboxing_worker_killed_mid_run_loses_no_trial(
+    tmp_path: Path, cluster: Cluster, humaneval_local: tuple[Path, dict[str, Any]]
+) -> None:
+    _, local = humaneval_local
+    store = tmp_path / "killed.duckdb"
+    command = _run_command(HUMANEVAL, store, (*HUMANEVAL_SLICE, *_on_ray(cluster)))
+    with (tmp_path / "run.log").open("wb") as log:
+        process = subprocess.Popen(command, cwd=tmp_path, env=_cli_env(), stdout=log)
+        try:
+            deadline = time.monotonic() + TIMEOUT_S
+            while not (running := _cluster_processes(cluster, "ray::run_in_worker")):
+                assert process.poll() is None, "the run ended before a worker could be killed"
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            os.kill(running[0], signal.SIGKILL)
+            assert process.wait(timeout=TIMEOUT_S) == 0
+        finally:
+            process.kill()
+    ran = json.loads((tmp_path / "run.log").read_text())
+
+    # The lost candidate ran again elsewhere: every trial scored, the report the local one's.
+    assert _report(tmp_path, store, ran["run_id"]) == local
+
+
+def test_the_model_host_killed_mid_run_retries_its_calls(
+    tmp_path: Path, cluster: Cluster, demo_local: tuple[Path, dict[str, Any]]
+) -> None:
+    _, local = demo_local
+    store = tmp_path / "killed.duckdb"
+    slow = (  # latency is runtime: the same run_id, calls in flight for long enough to kill
+        "models.0.options={skill=0.85, latency_s=0.2}",
+        "models.1.options={skill=0.55, latency_s=0.2}",
+    )
+    command = _run_command(DEMO, store, (*slow, *_on_ray(cluster)))
+    calls_before = _journal_lines(cluster)
+    with (tmp_path / "run.log").open("wb") as log:
+        process = subprocess.Popen(command, cwd=tmp_path, env=_cli_env(), stdout=log)
+        try:
+            deadline = time.monotonic() + TIMEOUT_S
+            while _journal_lines(cluster) - calls_before < 40:  # well under way
+                assert process.poll() is None, "the run ended before its host could be killed"
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            hosts = _cluster_processes(cluster, "ray::ModelHost")
+            assert len(hosts) == 1
+            os.kill(hosts[0], signal.SIGKILL)
+            assert process.wait(timeout=TIMEOUT_S) == 0
+        finally:
+            process.kill()
+    ran = json.loads((tmp_path / "run.log").read_text())
+    report = _report(tmp_path, store, ran["run_id"])
+
+    assert ran["run_id"] == local["run_id"]
+    # Every trial accounted for, with the same answers; the lost calls are retries on record.
+    assert report["trials"]["scored"] == report["trials"]["planned"] == 288
+    assert report["trials"]["failed"] == 0
+    assert report["trials"]["retried"] > 0
+    assert [row["mean"] for row in report["results"]] == [row["mean"] for row in local["results"]]
+    with duckdb.connect(str(store), read_only=True) as connection:
+        kinds = connection.execute("SELECT DISTINCT error_kind FROM retries").fetchall()
+    assert kinds == [("worker_lost",)]
