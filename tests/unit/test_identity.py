@@ -47,6 +47,7 @@ from themis.core.spec import (
     SandboxLimits,
     SkipWhen,
     ValidationRule,
+    VerdictSpec,
 )
 
 CLASSIFIED_MODULES: tuple[ModuleType, ...] = (
@@ -297,6 +298,7 @@ def test_fields_added_later_are_left_out_only_at_their_default(cls: type, name: 
         values[ParserSpec] = ParserSpec(name="mylab.parsers:first_word")
         values[MetricSpec] = MetricSpec(name="mylab.metrics:f1")
         values[ReducerSpec] = ReducerSpec(name="mylab.reducers:last")
+        values[VerdictSpec] = VerdictSpec(kind="mylab.judges:stars")
     changes = {
         "api": "chat",
         "reducer": ReducerSpec(name="first"),

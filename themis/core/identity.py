@@ -107,6 +107,7 @@ FIELD_CLASSES: Mapping[type, Mapping[str, FieldClass]] = {
         "labels": ID,
         "criteria": ID,
         "pattern": ID,
+        "params": ID,
     },
     ReducerSpec: {"name": ID, "metric": ID, "params": ID},
     DatasetSpec: {
@@ -239,6 +240,7 @@ OMITTED_AT_DEFAULT: Mapping[type, frozenset[str]] = {
     ParserSpec: frozenset({"choices", "choices_field", "language", "params"}),
     PromptSpec: frozenset({"few_shot"}),
     ReducerSpec: frozenset({"params"}),
+    VerdictSpec: frozenset({"params"}),
 }
 
 

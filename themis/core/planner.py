@@ -184,6 +184,13 @@ def _implementations(
     }
     if models:
         table["models"] = models
+    readers = {
+        j.name: _plugin_identity(plugins, PluginKind.JUDGE, j.verdict.kind, j.verdict.params)
+        for j in spec.judges
+        if is_plugin_name(j.verdict.kind)
+    }
+    if readers:
+        table["judges"] = readers
     loaders = {
         d.name: _plugin_identity(plugins, PluginKind.DATASET_LOADER, d.loader, d.params)
         for d in spec.datasets

@@ -351,16 +351,24 @@ class VerdictSpec:
     `(v - min) / (max - min)`; `labels`: one of `labels` on that line, scored as the table says;
     `json`: a JSON object with a number from `min` to `max` for each of `criteria`, scored as
     their normalised mean. Anything else is an unparseable verdict: a judge failure, never 0.
+    A judge plugin (`module:attr` or a dotted name) as `kind` reads the verdict instead:
+    `f(text, **params)` returns the score in [0, 1], or `None` when the text holds no verdict.
     """
 
-    kind: str = field(default="scale", validator=check_choice(VERDICT_KINDS))
+    kind: str = field(default="scale", validator=check_builtin_or_plugin(VERDICT_KINDS))
     min: float = 1.0
     max: float = 5.0
     labels: Mapping[str, float] = field(factory=dict, converter=_scores_by_label)
     criteria: tuple[str, ...] = field(default=(), converter=_strings)
     pattern: str = DEFAULT_VERDICT_PATTERN
+    # A judge plugin's parameters (its keyword arguments), part of the run's identity.
+    params: Mapping[str, JsonValue] = field(
+        factory=dict, converter=_frozen_mapping, validator=check_json
+    )
 
     def __attrs_post_init__(self) -> None:
+        if self.params and not is_plugin_name(self.kind):
+            raise ValueError(f"params: only a judge plugin takes params (kind is {self.kind!r})")
         if self.kind in ("scale", "json") and not self.max > self.min:
             raise ValueError(f"max: must be greater than min ({self.min:g}), got {self.max:g}")
         if self.kind == "labels":
@@ -413,6 +421,11 @@ class JudgeSpec:
     def __attrs_post_init__(self) -> None:
         if not self.models:
             raise ValueError("models: a judge needs at least one judge model")
+        if self.human_field is not None and is_plugin_name(self.verdict.kind):
+            raise ValueError(
+                "human_field: a human's verdict is read in a built-in verdict format, not by "
+                f"the judge plugin {self.verdict.kind!r}"
+            )
         if self.pairwise and len(self.pairwise) != 2:
             raise ValueError(
                 f"pairwise: names the two models under test to compare, got {list(self.pairwise)}"

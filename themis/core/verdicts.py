@@ -18,6 +18,7 @@ from attrs import field, frozen
 from returns.result import Failure, Result, Success
 
 from themis.core.number_grammar import read_number
+from themis.core.plugins import PluginKind, PluginRegistry, is_plugin_name
 from themis.core.spec import VerdictSpec
 
 UNPARSEABLE = "unparseable_verdict"  # the `error_kind` of a judge failure the parser refused
@@ -52,6 +53,28 @@ def parse_verdict(spec: VerdictSpec, text: str) -> Result[Verdict, str]:
         return Failure("no verdict line (e.g. 'VERDICT: ...') in the response")
     last = found[-1]
     return read_value(spec, last if isinstance(last, str) else last[0])
+
+
+def read_verdict(
+    spec: VerdictSpec, text: str, plugins: PluginRegistry | None = None
+) -> Result[Verdict, str]:
+    """`parse_verdict`, or the judge plugin `spec.kind` names (found in `plugins`) called as
+    `f(text, **params)`: a score in [0, 1], or `None` for no verdict. A plugin that raises or
+    returns anything else is a judge failure naming it, never a score."""
+    if not is_plugin_name(spec.kind):
+        return parse_verdict(spec, text)
+    found = None if plugins is None else plugins.get(PluginKind.JUDGE, spec.kind)
+    if found is None or found.implementation is None:
+        return Failure(f"judge plugin {spec.kind!r} is not loaded")
+    try:
+        value = found.implementation(text, **spec.params)
+    except Exception as error:  # a plugin's bug is this verdict's failure, named
+        return Failure(f"judge plugin {spec.kind!r} raised {type(error).__name__}: {error}")
+    if value is None:
+        return Failure(f"judge plugin {spec.kind!r} found no verdict")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        return Failure(f"judge plugin {spec.kind!r} returned {value!r}, not a score in [0, 1]")
+    return Success(Verdict(verdict=f"{float(value):g}", score=float(value)))
 
 
 def read_value(spec: VerdictSpec, text: str) -> Result[Verdict, str]:

@@ -166,6 +166,9 @@ def _named_plugins(
         if is_plugin_name(model.provider):
             yield f"models[{index}].provider", PluginKind.MODEL, model.provider, {}
     for index, judge in enumerate(spec.judges):
+        verdict = judge.verdict
+        if is_plugin_name(verdict.kind):
+            yield f"judges[{index}].verdict.kind", PluginKind.JUDGE, verdict.kind, verdict.params
         for number, model in enumerate(judge.models):
             if is_plugin_name(model.provider):
                 key = f"judges[{index}].models[{number}].provider"

@@ -29,7 +29,7 @@ from themis.core.events import (
 )
 from themis.core.judging import JudgeCall, Stored, pending_judge_calls
 from themis.core.stages import Stage
-from themis.core.verdicts import UNPARSEABLE, parse_verdict
+from themis.core.verdicts import UNPARSEABLE, read_verdict
 from themis.ports.store import StorePort
 
 __all__ = ["run_judges"]
@@ -137,7 +137,7 @@ def _verdict(run: TrialRunner, call: JudgeCall, outcome: Outcome) -> Event:
     """The verdict `outcome` gives for `call`: a `JudgeCompleted`, or a `JudgeFailed`."""
     if isinstance(outcome, GenerationFailed):
         return _failed(run, call, outcome.error_kind, outcome.message, None)
-    parsed = parse_verdict(call.judge.verdict, outcome.text)
+    parsed = read_verdict(call.judge.verdict, outcome.text, run.compiled.plugins)
     if not isinstance(parsed, Success):
         return _failed(run, call, UNPARSEABLE, parsed.failure(), outcome.text)
     verdict = parsed.unwrap()
