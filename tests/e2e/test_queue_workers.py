@@ -22,7 +22,9 @@ from typing import Any
 import duckdb
 import pytest
 
+import themis
 from tests.cli_process import run_themis, themis_env, themis_json, themis_path
+from themis import Orchestrator, ProjectSpec, StorageSpec
 
 pytestmark = [
     pytest.mark.slow,
@@ -202,12 +204,20 @@ def test_two_workers_run_every_submitted_run_once(experiment: Path) -> None:
 
 
 def test_a_killed_workers_run_is_resumed_by_the_next_worker(experiment: Path) -> None:
+    slow = (  # about 5 s of model calls: time to look at it running, then kill its worker
+        CONFIG.replace("latency_s = 0.004", "latency_s = 0.02").replace(
+            "max_concurrent_tasks = 8", "max_concurrent_tasks = 2"
+        )
+    )
+    (experiment / "queued.toml").write_text(slow)
     ran = _json(experiment, "run", "queued.toml", "--store", "local.duckdb", "--json")
     run_themis(experiment, "submit", "queued.toml", "--store", "s.duckdb")
     journal = experiment / "calls.jsonl"
     first = _worker(experiment, "s.duckdb", experiment / "first.log", journal)
     try:
         _wait(lambda: len(_called(journal)) >= TRIALS // 4, "a quarter of the model calls")
+        [row] = themis.quickcheck(experiment / "s.duckdb")  # in-process: no start-up delay
+        assert (row.run_id, row.status) == (ran["run_id"], "running")  # live, while held
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=TIMEOUT_S)
     finally:
@@ -222,3 +232,19 @@ def test_a_killed_workers_run_is_resumed_by_the_next_worker(experiment: Path) ->
     assert _report(experiment, ran["run_id"], "s.duckdb") == _report(
         experiment, ran["run_id"], "local.duckdb"
     )
+
+
+def test_a_python_handle_follows_its_run_through_a_worker_process(experiment: Path) -> None:
+    store = experiment / "s.duckdb"
+    project = ProjectSpec(storage=StorageSpec(path=str(store)))
+    with Orchestrator(project) as orchestrator:
+        handle = orchestrator.submit(experiment / "queued.toml", queue=True)
+        assert handle.status() == "queued"
+        worker = _worker(experiment, str(store), experiment / "w.log", experiment / "calls.jsonl")
+        try:
+            result = handle.wait(timeout=TIMEOUT_S)
+        finally:
+            _stop(worker)
+    assert (handle.status(), result.status, result.reused) == ("completed", "completed", False)
+    assert result.trials_executed == TRIALS
+    assert result.report == themis.load_report(handle.run_id, store)

@@ -155,6 +155,10 @@ def _execute(
         say(f"{label} failed: {error}")
         queue.finish(run_id, clock.now(), Ending(FAILED, error=str(error)), None)
         return _entry_of(queue, entry)
+    except Exception as error:  # a bug: the run is done as failed, not retried forever
+        ending = Ending(FAILED, error=f"{type(error).__name__}: {error}")
+        queue.finish(run_id, clock.now(), ending, None)
+        raise
     ending = Ending(
         result.status,
         trials_executed=result.trials_executed,
