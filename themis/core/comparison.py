@@ -21,7 +21,8 @@ For every metric and group, B − A is estimated over the paired cases:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import attrs
 from attrs import frozen
@@ -125,6 +126,27 @@ def case_scores(compiled: CompiledRun, state: RunState) -> GroupScores:
                 group[row.label] = {case: list(v) for (_, case), v in row.values.items()}
     for place, judged in judge_case_scores(compiled, state).items():
         groups.setdefault(place, {}).update(judged)
+    return groups
+
+
+def plain_case_scores(
+    metrics: Sequence[str], trials: Iterable[tuple[str, str, str, str, str, *tuple[Any, ...]]]
+) -> GroupScores:
+    """`case_scores` of a run without sampled or judge rows, from its trials in plan order, each
+    (dataset, model, prompt, case id, status, its score on each of `metrics`), as the log's
+    `trials` view has them: a scored trial's scores (0 for a metric it lacks), a failed one's 0s,
+    and nothing for the others."""
+    groups: GroupScores = {}
+    for dataset, model, prompt, case_id, status, *values in trials:
+        group = groups.setdefault((dataset, model, prompt), {metric: {} for metric in metrics})
+        if status == "scored":
+            settled = [0.0 if value is None else value for value in values]
+        elif status == "failed":
+            settled = [0.0] * len(metrics)
+        else:
+            continue
+        for metric, value in zip(metrics, settled, strict=True):
+            group[metric].setdefault(case_id, []).append(value)
     return groups
 
 

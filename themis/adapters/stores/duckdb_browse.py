@@ -11,14 +11,18 @@ trials in Python.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 import attrs
+import duckdb
 
+from themis.adapters.codec import decode_event
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.duckdb_views import view_sql
 from themis.core.errors import StoreError
+from themis.core.events import Event
 
 __all__ = ["TRIAL_SORTS", "FailureKind", "LogBrowser", "Page"]
 
@@ -46,34 +50,62 @@ class FailureKind:
     cases: tuple[str, ...]
 
 
-# The log of the run(s) a query is about, filtered before the views' window functions read it.
-_RUN_EVENTS = "(SELECT * FROM events WHERE run_id = $run)"
-_RUN_PLACES = "(SELECT * FROM trial_places WHERE run_id = $run)"
-_TWO_EVENTS = "(SELECT * FROM events WHERE run_id IN ($ra, $rb))"
-_TWO_PLACES = "(SELECT * FROM trial_places WHERE run_id IN ($ra, $rb))"
+# The log of one run, filtered before the views' window functions read it; `{db}` names the
+# database holding the store (empty in the store's own connection), `{run}` the run parameter.
+_RUN_EVENTS = "(SELECT * FROM {db}events WHERE run_id = ${run})"
+_RUN_PLACES = "(SELECT * FROM {db}trial_places WHERE run_id = ${run})"
+# A run's trials as the `trials` view has them, plus the start of the response and the plan
+# position: every page of trials, failures and disagreements reads these rows.
+_TRIAL_ROWS = (
+    "SELECT t.*, left(g.p->>'text', {chars}) AS response, p.position"
+    " FROM ({trials}) t JOIN {places} p ON p.trial_id = t.trial_id"
+    " LEFT JOIN (SELECT trial_key, payload::JSON AS p FROM {events}"
+    "   WHERE kind = 'generation_completed'"
+    "   QUALIFY row_number() OVER (PARTITION BY trial_key ORDER BY seq) = 1) g"
+    "   ON g.trial_key = t.trial_key"
+)
+# Events with no trial key are the run's own (start, reset, completion, judge verdicts).
+_CASE_EVENTS = (
+    "SELECT seq, kind, payload FROM events WHERE run_id = $run AND (trial_key IS NULL"
+    " OR trial_key IN (SELECT trial_key FROM trial_places WHERE run_id = $run"
+    " AND case_id = $case)) ORDER BY seq"
+)
+
+
+def trial_rows(run: str, db: str = "") -> str:
+    """The query of one run's trial rows, the run given as parameter `$<run>`."""
+    events = _RUN_EVENTS.format(db=db, run=run)
+    places = _RUN_PLACES.format(db=db, run=run)
+    trials = view_sql("trials", events=events, places=places)
+    return _TRIAL_ROWS.format(chars=RESPONSE_CHARS, trials=trials, places=places, events=events)
 
 
 class LogBrowser:
     """Read-only, paginated queries on the DuckDB store at `source` (a path), or on the open
-    store `source` (whose owner closes it)."""
+    store `source` (whose owner closes it).
+
+    From a path, each run's trial rows are computed once per state of its log (its last seq)
+    into this browser's own in-memory DuckDB database, and every page is a query of that copy
+    (ADR 0033): the store file is only opened to see whether the log grew, and never written.
+    """
 
     def __init__(self, source: str | DuckDBStore) -> None:
         self._source = source
         self._path = source if isinstance(source, str) else source.path
+        self._memory: Any = None
+        self._tables: dict[str, tuple[int, str]] = {}  # run id -> (last seq, table name)
+        self._building = threading.Lock()
 
     def _query(self, sql: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
         if isinstance(self._source, DuckDBStore):
-            return self._run(self._source, sql, parameters)
+            return self._run(self._source.cursor(), sql, parameters)
         store = DuckDBStore(self._path, read_only=True, lock_wait=0.0)
         try:
-            return self._run(store, sql, parameters)
+            return self._run(store.cursor(), sql, parameters)
         finally:
             store.close()
 
-    def _run(
-        self, store: DuckDBStore, sql: str, parameters: dict[str, Any]
-    ) -> list[dict[str, Any]]:
-        cursor = store.cursor()
+    def _run(self, cursor: Any, sql: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
         try:
             result = cursor.execute(sql, parameters)
             names = [column[0] for column in result.description]
@@ -83,8 +115,48 @@ class LogBrowser:
         finally:
             cursor.close()
 
-    def _trials(self) -> str:
-        return view_sql("trials", events=_RUN_EVENTS, places=_RUN_PLACES)
+    def _over_rows(
+        self, sql: str, parameters: dict[str, Any], runs: dict[str, str]
+    ) -> list[dict[str, Any]]:
+        """Run `sql`, whose `{name}` placeholders stand for the trial rows of `runs[name]`: the
+        kept copies of them from a path, the rows computed in the store when it is open."""
+        if isinstance(self._source, DuckDBStore):
+            sources = {name: f"({trial_rows(name)})" for name in runs}
+            return self._query(sql.format(**sources), {**parameters, **runs})
+        sources = {name: self.kept(run_id) for name, run_id in runs.items()}
+        return self._run(self._memory.cursor(), sql.format(**sources), parameters)
+
+    def kept(self, run_id: str) -> str:
+        """The in-memory table holding the run's trial rows as its log stands now (computed
+        when the log has grown since, or never was)."""
+        last = self._query(
+            "SELECT coalesce(max(seq), 0) AS seq FROM events WHERE run_id = $run", {"run": run_id}
+        )[0]["seq"]
+        with self._building:
+            held = self._tables.get(run_id)
+            if held is not None and held[0] == last:
+                return held[1]
+            if self._memory is None:
+                self._memory = duckdb.connect(":memory:")
+            name = f"trials_{len(self._tables)}_{last}_{run_id[:16]}"
+            cursor = self._memory.cursor()
+            try:
+                cursor.execute("ATTACH $path AS store (READ_ONLY)", {"path": self._path})
+                try:
+                    cursor.execute(
+                        f"CREATE TABLE {_quoted(name)} AS {trial_rows('run', 'store.')}",
+                        {"run": run_id},
+                    )
+                finally:
+                    cursor.execute("DETACH store")
+                if held is not None:
+                    cursor.execute(f"DROP TABLE {held[1]}")
+            except duckdb.Error as error:
+                raise StoreError(f"{self._path}: {str(error).splitlines()[0]}") from error
+            finally:
+                cursor.close()
+            self._tables[run_id] = (last, _quoted(name))
+            return _quoted(name)
 
     def trials(
         self,
@@ -107,34 +179,43 @@ class LogBrowser:
             f" t.answer, t.error_kind)) LIKE $w{index}"
             for index in range(len(words))
         )
-        order = "p.position" if sort == "position" else f"t.{sort}"
         direction = "DESC" if descending else "ASC"
         sql = (
-            f"SELECT t.*, left(g.p->>'text', {RESPONSE_CHARS}) AS response,"
-            " count(*) OVER () AS matching"
-            f" FROM ({self._trials()}) t"
-            " JOIN trial_places p ON p.run_id = t.run_id AND p.trial_id = t.trial_id"
-            " LEFT JOIN (SELECT trial_key, payload::JSON AS p FROM events"
-            "   WHERE run_id = $run AND kind = 'generation_completed'"
-            "   QUALIFY row_number() OVER (PARTITION BY trial_key ORDER BY seq) = 1) g"
-            "   ON g.trial_key = t.trial_key"
-            f" WHERE t.run_id = $run{where}"
-            f" ORDER BY {order} {direction} NULLS LAST, p.position"
+            "SELECT t.* EXCLUDE (position), count(*) OVER () AS matching FROM {run} t"
+            f" WHERE true{where} ORDER BY t.{sort} {direction} NULLS LAST, t.position"
             " LIMIT $limit OFFSET $offset"
         )
-        parameters: dict[str, Any] = {"run": run_id, "limit": limit, "offset": offset}
+        parameters: dict[str, Any] = {"limit": limit, "offset": offset}
         parameters.update({f"w{index}": f"%{word}%" for index, word in enumerate(words)})
-        rows = self._query(sql, parameters)
-        total = int(rows[0]["matching"]) if rows else self._count(run_id, where, parameters)
+        rows = self._over_rows(sql, parameters, {"run": run_id})
+        if rows:
+            total = int(rows[0]["matching"])
+        else:
+            counted = f"SELECT count(*) AS n FROM {{run}} t WHERE true{where}"
+            del parameters["limit"], parameters["offset"]
+            total = int(self._over_rows(counted, parameters, {"run": run_id})[0]["n"])
         for row in rows:
             del row["matching"]
             row["scores"] = dict(row["scores"] or {})
         return Page(total=total, offset=offset, rows=tuple(rows))
 
-    def _count(self, run_id: str, where: str, parameters: dict[str, Any]) -> int:
-        wanted = {key: value for key, value in parameters.items() if key.startswith(("w", "run"))}
-        sql = f"SELECT count(*) AS n FROM ({self._trials()}) t WHERE t.run_id = $run{where}"
-        return int(self._query(sql, wanted)[0]["n"])
+    def trial_scores(self, run_id: str, metrics: Sequence[str]) -> list[tuple[Any, ...]]:
+        """Every trial of the run in plan order: dataset, model, prompt, case id, status and
+        its score on each of `metrics` (`None` where it has none)."""
+        columns = "".join(f", t.scores[$m{index}] AS m{index}" for index in range(len(metrics)))
+        sql = (
+            f"SELECT t.dataset, t.model, t.prompt, t.case_id, t.status{columns}"
+            " FROM {run} t ORDER BY t.position"
+        )
+        parameters = {f"m{index}": metric for index, metric in enumerate(metrics)}
+        rows = self._over_rows(sql, parameters, {"run": run_id})
+        return [tuple(row.values()) for row in rows]
+
+    def case_events(self, run_id: str, case_id: str) -> list[tuple[int, Event]]:
+        """The run's own events and those of the trial keys of case `case_id`, decoded, in
+        seq order: what the fold needs to show that case's trials."""
+        rows = self._query(_CASE_EVENTS, {"run": run_id, "case": case_id})
+        return [(row["seq"], decode_event(row["kind"], row["payload"])) for row in rows]
 
     def latest(self, run_id: str, *, limit: int = 10) -> list[dict[str, Any]]:
         """The run's trials that most recently finished (scored, or failed for good), newest
@@ -162,10 +243,10 @@ class LogBrowser:
         sql = (
             "SELECT error_kind, count(*) AS n,"
             " list(DISTINCT case_id ORDER BY case_id)[1:$cases] AS cases"
-            f" FROM ({self._trials()}) WHERE run_id = $run AND status = 'failed'"
+            " FROM {run} WHERE status = 'failed'"
             " GROUP BY error_kind ORDER BY n DESC, error_kind"
         )
-        rows = self._query(sql, {"run": run_id, "cases": cases})
+        rows = self._over_rows(sql, {"cases": cases}, {"run": run_id})
         return [
             FailureKind(str(row["error_kind"]), int(row["n"]), tuple(row["cases"])) for row in rows
         ]
@@ -184,14 +265,13 @@ class LogBrowser:
         side = (
             "SELECT dataset, case_id, avg(CASE WHEN status = 'failed' THEN 0.0"
             " ELSE scores[$metric] END) AS mean"
-            " FROM ({trials}) WHERE run_id = ${run}"
-            " AND (CAST(${model} AS VARCHAR) IS NULL OR model = CAST(${model} AS VARCHAR))"
+            " FROM {{{run}}} WHERE (CAST(${model} AS VARCHAR) IS NULL"
+            " OR model = CAST(${model} AS VARCHAR))"
             " AND status IN ('scored', 'failed') GROUP BY dataset, case_id"
         )
-        trials = view_sql("trials", events=_TWO_EVENTS, places=_TWO_PLACES)
         sql = (
-            f"WITH a AS ({side.format(trials=trials, run='ra', model='ma')}),"
-            f" b AS ({side.format(trials=trials, run='rb', model='mb')})"
+            f"WITH a AS ({side.format(run='ra', model='ma')}),"
+            f" b AS ({side.format(run='rb', model='mb')})"
             " SELECT a.dataset, a.case_id, a.mean AS a, b.mean AS b, b.mean - a.mean AS delta,"
             " count(*) OVER () AS matching"
             " FROM a JOIN b ON a.dataset = b.dataset AND a.case_id = b.case_id"
@@ -199,17 +279,14 @@ class LogBrowser:
             " ORDER BY abs(b.mean - a.mean) DESC, a.dataset, a.case_id"
             " LIMIT $limit OFFSET $offset"
         )
-        parameters = {
-            "ra": run_a,
-            "ma": model_a,
-            "rb": run_b,
-            "mb": model_b,
-            "metric": metric,
-            "limit": limit,
-            "offset": offset,
-        }
-        rows = self._query(sql, parameters)
+        parameters: dict[str, Any] = {"ma": model_a, "mb": model_b, "metric": metric}
+        parameters |= {"limit": limit, "offset": offset}
+        rows = self._over_rows(sql, parameters, {"ra": run_a, "rb": run_b})
         total = int(rows[0]["matching"]) if rows else 0
         for row in rows:
             del row["matching"]
         return Page(total=total, offset=offset, rows=tuple(rows))
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

@@ -23,7 +23,9 @@ the store is held by a running process that cannot answer the request.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
 
@@ -126,11 +128,12 @@ def _compare_query(request: Request) -> data.CompareQuery | None:
     )
 
 
-def viewer_app(store: StoreLike) -> Starlette:
+def viewer_app(store: StoreLike, *, warm: bool = False) -> Starlette:
     """The viewer of `store` (a DuckDB file path) as an ASGI application; serve it with uvicorn,
-    or test it with Starlette's `TestClient`."""
+    or test it with Starlette's `TestClient`. With `warm`, it prepares every stored run in a
+    background thread as it starts (`themis view` does), so even first pages answer at once."""
 
-    comparisons: data.Comparisons = {}
+    cache = data.ViewerCache.of(store)
 
     def run_id(request: Request) -> str:
         return str(request.path_params["run"])
@@ -139,11 +142,11 @@ def viewer_app(store: StoreLike) -> Starlette:
         return {run["run_id"]: run for run in data.live_data(store)["runs"]}
 
     def runs_page(request: Request) -> str:
-        listed = data.runs_data(store)
+        listed = data.runs_data(store, cache)
         return view_pages.runs_page(listed["runs"], listed["live"], running())
 
     def run_page(request: Request) -> str:
-        document = data.run_document(store, run_id(request), _breakdown(request))
+        document = data.run_document(store, run_id(request), _breakdown(request), cache)
         resolved = document.report.run_id
         query = _trial_query(request)
         # `by` may repeat (a form's checkboxes); its links keep it as one comma-joined value.
@@ -151,35 +154,37 @@ def viewer_app(store: StoreLike) -> Starlette:
         live = running().get(resolved)
         return view_pages.run_page(
             document,
-            data.failures_data(store, resolved),
-            data.trials_data(store, resolved, query),
+            data.failures_data(store, resolved, cache),
+            data.trials_data(store, resolved, query, cache),
             {name: value for name, value in kept.items() if value},
             "" if live is None else view_live.live_panel(live, data.latest_data(store, resolved)),
         )
 
     def trials_json(request: Request) -> dict[str, Any]:
-        resolved = data.run_document(store, run_id(request)).report.run_id
-        return data.trials_data(store, resolved, _trial_query(request))
+        resolved = data.resolve(store, run_id(request))
+        return data.trials_data(store, resolved, _trial_query(request), cache)
 
     def case(request: Request) -> dict[str, Any]:
-        found = data.case_data(store, run_id(request), str(request.path_params["case"]))
+        found = data.case_data(store, run_id(request), str(request.path_params["case"]), cache)
         if not found["trials"]:
             raise LookupError(f"run {run_id(request)[:12]} has no case {found['case_id']!r}")
         return found
 
     def compare_page(request: Request) -> str:
         query = _compare_query(request)
-        form = view_pages.compare_form(data.runs_data(store)["runs"], dict(request.query_params))
+        form = view_pages.compare_form(
+            data.runs_data(store, cache)["runs"], dict(request.query_params)
+        )
         if query is None:
             return view_pages.compare_page(form, None, None, {})
-        comparison, disagreements = data.compare_data(store, query, comparisons)
+        comparison, disagreements = data.compare_data(store, query, cache)
         return view_pages.compare_page(form, comparison, disagreements, dict(request.query_params))
 
     def compare_api(request: Request) -> dict[str, Any]:
         query = _compare_query(request)
         if query is None:
             raise ConfigError("compare: give run a (and run b, or models=A,B)")
-        return data.compare_json(*data.compare_data(store, query, comparisons))
+        return data.compare_json(*data.compare_data(store, query, cache))
 
     def static(request: Request) -> Response:
         name = str(request.path_params["name"])
@@ -199,10 +204,10 @@ def viewer_app(store: StoreLike) -> Starlette:
         Route("/runs/{run}", html(run_page)),
         Route("/runs/{run}/cases/{case:path}", html(lambda r: view_pages.case_page(case(r)))),
         Route("/compare", html(compare_page)),
-        Route("/api/runs", api(lambda r: data.runs_data(store))),
+        Route("/api/runs", api(lambda r: data.runs_data(store, cache))),
         Route(
             "/api/runs/{run}",
-            api(lambda r: data.run_data(store, run_id(r), _trial_query(r), _breakdown(r))),
+            api(lambda r: data.run_data(store, run_id(r), _trial_query(r), _breakdown(r), cache)),
         ),
         Route("/api/runs/{run}/trials", api(trials_json)),
         Route("/api/runs/{run}/cases/{case:path}", api(case)),
@@ -212,4 +217,14 @@ def viewer_app(store: StoreLike) -> Starlette:
         Route("/static/{name}", static),
         Route("/favicon.ico", lambda r: Response(status_code=204)),  # none: no console 404
     ]
-    return Starlette(routes=routes)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if warm:  # `app.state.warming`: the thread, for whoever wants to wait for it
+            app.state.warming = threading.Thread(
+                target=data.warm, args=(store, cache), name="themis-view-warm", daemon=True
+            )
+            app.state.warming.start()
+        yield
+
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -10,6 +10,7 @@ that `themis report`, `inspect evaluation` and `themis compare` do not.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,7 +24,7 @@ from themis.app.render.report_text import when
 from themis.app.render.reports import document_json
 from themis.app.usecases.comparing import compare_stored
 from themis.app.usecases.reporting import ReportDocument, report_document
-from themis.app.usecases.runs import resolve_run_id
+from themis.app.usecases.runs import load_compiled, load_state, resolve_run_id
 from themis.app.wiring import (
     StoreLike,
     live_progress_at,
@@ -32,16 +33,98 @@ from themis.app.wiring import (
     viewer_notice,
 )
 from themis.core.breakdown import Breakdown
-from themis.core.comparison import Comparison
+from themis.core.comparison import Comparison, GroupScores, case_scores, plain_case_scores
 from themis.core.errors import ConfigError, StoreLocked
+from themis.core.evaluation_view import evaluation_execution
 from themis.core.inspection import run_progress
+from themis.core.planner import CompiledRun
 from themis.core.report import Report
+from themis.core.report_sampling import is_sampled
+from themis.core.snapshot import RunSnapshot
+from themis.core.state import project
+from themis.ports.store import StorePort
 
 # Trials per page, and the most a request may ask for.
 PAGE_SIZE = 50
 MAX_PAGE = 500
 # Latest finished trials a live run page shows.
 LATEST = 10
+
+
+# Comparisons already computed, by (runs, models, both runs' event counts): paging through the
+# disagreements or reloading the page does not rerun the statistics while the log is unchanged.
+Comparisons = dict[tuple[Any, ...], Comparison]
+
+
+@attrs.define
+class ViewerCache:
+    """What one viewer process keeps between requests, so a page costs a query, not a fold
+    (ADR 0033): each run's compiled spec (a run id names one spec for good), each report by the
+    run's event count, each comparison by both runs' event counts, and `browser`, the log
+    browser whose in-memory copy of each run's trial rows is recomputed when its log grows.
+    Nothing is written to the store."""
+
+    browser: Any
+    compiled: dict[str, tuple[RunSnapshot, CompiledRun]] = attrs.Factory(dict)
+    documents: dict[tuple[str, int, Breakdown], ReportDocument] = attrs.Factory(dict)
+    comparisons: Comparisons = attrs.Factory(dict)
+    lock: threading.Lock = attrs.Factory(threading.Lock)
+
+    @classmethod
+    def of(cls, store: StoreLike) -> ViewerCache:
+        return cls(browser=log_browser(store))
+
+    def load(self, store: StorePort, run_id: str) -> tuple[RunSnapshot, CompiledRun]:
+        """`load_compiled`, once per run."""
+        loaded = self.compiled.get(run_id)
+        if loaded is None:
+            loaded = self.compiled[run_id] = load_compiled(store, run_id)
+        return loaded
+
+    def document(
+        self, store: StorePort, run_id: str, by: Breakdown, events: int | None = None
+    ) -> ReportDocument:
+        """`report_document` of the (full) run id, once per state of its log (`events`: its
+        event count, when the caller knows it)."""
+        if events is None:
+            counts = {summary.run_id: summary.event_count for summary in store.runs()}
+            events = counts.get(run_id, 0)
+        key = (run_id, events, by)
+        document = self.documents.get(key)
+        if document is None:
+            document = report_document(store, run_id, by, load=self.load)
+            with self.lock:  # the older states of this run's log will not be asked for again
+                for old in [old for old in self.documents if old[0] == run_id]:
+                    del self.documents[old]
+                self.documents[key] = document
+        return document
+
+    def scores(self, store: StorePort, run_id: str) -> GroupScores:
+        """`themis compare`'s case values of a run: from the kept trial rows when the run has
+        no sampled or judge rows (the same values: `tests/viewer/test_viewer_cache.py`), else
+        from its folded state."""
+        _, compiled = self.load(store, run_id)
+        spec = compiled.spec
+        if is_sampled(spec) or spec.judges:
+            state, _ = load_state(store, run_id)
+            return case_scores(compiled, state)
+        metrics = [metric.name for metric in spec.metrics]
+        return plain_case_scores(metrics, self.browser.trial_scores(run_id, metrics))
+
+
+def warm(store: StoreLike, cache: ViewerCache) -> None:
+    """Prepare every run of the store before anyone asks (its compiled spec, its report and
+    its trial rows), so that even the first page of each answers at once; a store held by a
+    running process is left alone."""
+    try:
+        with opened_store(store, read_only=True) as opened:
+            run_ids = [summary.run_id for summary in opened.runs()]
+            for run_id in run_ids:
+                cache.document(opened, run_id, Breakdown())
+        for run_id in run_ids:
+            cache.browser.kept(run_id)
+    except StoreLocked:
+        return
 
 
 def headline(report: Report) -> str | None:
@@ -55,13 +138,15 @@ def headline(report: Report) -> str | None:
     return f"{metric} {best.mean:.3f} ({best.model} · {best.prompt})"
 
 
-def runs_data(store: StoreLike) -> dict[str, Any]:
+def runs_data(store: StoreLike, cache: ViewerCache | None = None) -> dict[str, Any]:
     """Every run of the store, oldest first: name, id, status, counts, created, headline."""
+    cache = cache or ViewerCache.of(store)
     try:
         with opened_store(store, read_only=True) as opened:
             listed = []
             for summary in opened.runs():
-                report = report_document(opened, summary.run_id).report
+                document = cache.document(opened, summary.run_id, Breakdown(), summary.event_count)
+                report = document.report
                 listed.append(
                     {
                         "run_id": summary.run_id,
@@ -144,21 +229,32 @@ class TrialQuery:
     descending: bool = False
 
 
-def run_document(store: StoreLike, run_id: str, by: Breakdown | None = None) -> ReportDocument:
+def run_document(
+    store: StoreLike,
+    run_id: str,
+    by: Breakdown | None = None,
+    cache: ViewerCache | None = None,
+) -> ReportDocument:
     """The run's report with its provenance, its rows grouped `by` (default dataset × model ×
     prompt); `RunNotFound` for an unknown id or prefix, `ConfigError` for an unknown field."""
+    cache = cache or ViewerCache.of(store)
     with opened_store(store, read_only=True) as opened:
-        return report_document(opened, run_id, by)
+        return cache.document(opened, resolve_run_id(opened, run_id), by or Breakdown())
 
 
-def failures_data(store: StoreLike, run_id: str) -> list[dict[str, Any]]:
-    return [attrs.asdict(kind) for kind in log_browser(store).failure_kinds(run_id)]
+def failures_data(
+    store: StoreLike, run_id: str, cache: ViewerCache | None = None
+) -> list[dict[str, Any]]:
+    browser = (cache or ViewerCache.of(store)).browser
+    return [attrs.asdict(kind) for kind in browser.failure_kinds(run_id)]
 
 
-def trials_data(store: StoreLike, run_id: str, query: TrialQuery) -> dict[str, Any]:
+def trials_data(
+    store: StoreLike, run_id: str, query: TrialQuery, cache: ViewerCache | None = None
+) -> dict[str, Any]:
     """A page of the run's trials (the `trials` log view's columns, plus `response`)."""
     limit = max(1, min(query.limit, MAX_PAGE))
-    page = log_browser(store).trials(
+    page = (cache or ViewerCache.of(store)).browser.trials(
         run_id,
         offset=max(0, query.offset),
         limit=limit,
@@ -170,22 +266,41 @@ def trials_data(store: StoreLike, run_id: str, query: TrialQuery) -> dict[str, A
 
 
 def run_data(
-    store: StoreLike, run_id: str, query: TrialQuery, by: Breakdown | None = None
+    store: StoreLike,
+    run_id: str,
+    query: TrialQuery,
+    by: Breakdown | None = None,
+    cache: ViewerCache | None = None,
 ) -> dict[str, Any]:
     """`/api/runs/{id}`: the report as `themis report --format json --by ...`, failures by kind
     and a page of trials."""
-    document = run_document(store, run_id, by)
+    cache = cache or ViewerCache.of(store)
+    document = run_document(store, run_id, by, cache)
     resolved = document.report.run_id
     return {
         "report": document_json(document),
-        "failures": failures_data(store, resolved),
-        "trials": trials_data(store, resolved, query),
+        "failures": failures_data(store, resolved, cache),
+        "trials": trials_data(store, resolved, query, cache),
     }
 
 
-def case_data(store: StoreLike, run_id: str, case_id: str) -> dict[str, Any]:
-    """Every trial of one case, as `themis inspect evaluation --json` prints it."""
-    return evaluation_json(get_evaluation_execution(run_id, case_id, store))
+def case_data(
+    store: StoreLike, run_id: str, case_id: str, cache: ViewerCache | None = None
+) -> dict[str, Any]:
+    """Every trial of one case, as `themis inspect evaluation --json` prints it: folded from
+    the run's own events and the case's alone (a judged run's verdicts need its whole log)."""
+    cache = cache or ViewerCache.of(store)
+    try:
+        with opened_store(store, read_only=True) as opened:
+            resolved = resolve_run_id(opened, run_id)
+            _, compiled = cache.load(opened, resolved)
+    except StoreLocked:  # held by a running process: says so, as `inspect evaluation` does
+        return evaluation_json(get_evaluation_execution(run_id, case_id, store))
+    if compiled.spec.judges:
+        return evaluation_json(get_evaluation_execution(resolved, case_id, store))
+    events = cache.browser.case_events(resolved, case_id)
+    state = project(event for _, event in events)
+    return evaluation_json(evaluation_execution(compiled, state, case_id))
 
 
 @attrs.frozen
@@ -201,28 +316,25 @@ class CompareQuery:
     limit: int = PAGE_SIZE
 
 
-# Comparisons already computed, by (runs, models, both runs' event counts): paging through the
-# disagreements or reloading the page does not rerun the statistics while the log is unchanged.
-Comparisons = dict[tuple[Any, ...], Comparison]
-
-
 def compare_data(
-    store: StoreLike, query: CompareQuery, cache: Comparisons | None = None
+    store: StoreLike, query: CompareQuery, cache: ViewerCache | None = None
 ) -> tuple[Comparison, dict[str, Any]]:
     """`themis compare`'s statistics and a page of the cases where the sides disagree."""
     if query.b is None and len(query.models) != 2:
         raise ConfigError("compare: give run b, or models=A,B (two models of run a)")
-    cache = {} if cache is None else cache
+    cache = cache or ViewerCache.of(store)
     with opened_store(store, read_only=True) as opened:
         run_a = resolve_run_id(opened, query.a)
         run_b = run_a if query.b is None else resolve_run_id(opened, query.b)
         events = {summary.run_id: summary.event_count for summary in opened.runs()}
         key = (run_a, run_b, query.models, events.get(run_a), events.get(run_b))
-        comparison = cache.get(key)
+        comparison = cache.comparisons.get(key)
         if comparison is None:
-            comparison = compare_stored(opened, (query.a, query.b), models=query.models)
-            cache[key] = comparison
-        metrics = report_document(opened, run_a).metrics
+            comparison = compare_stored(
+                opened, (query.a, query.b), models=query.models, scores=cache.scores
+            )
+            cache.comparisons[key] = comparison
+        metrics = cache.document(opened, run_a, Breakdown(), events.get(run_a)).metrics
     metric = query.metric or (metrics[0] if metrics else "")
     if metric not in metrics:
         raise ConfigError(f"metric: run {run_a[:12]} has no metric {metric!r}")
@@ -232,7 +344,7 @@ def compare_data(
         else [(run_a, None), (run_b, None)]
     )
     limit = max(1, min(query.limit, MAX_PAGE))
-    page = log_browser(store).disagreements(sides, metric, offset=max(0, query.offset), limit=limit)
+    page = cache.browser.disagreements(sides, metric, offset=max(0, query.offset), limit=limit)
     disagreements = {
         "run_a": run_a,
         "run_b": run_b,

@@ -81,7 +81,7 @@ def view(
         shown = f"[{host}]" if ":" in host else host
         url = f"http://{shown}:{sock.getsockname()[1]}/"
         typer.echo(f"Themis viewer of {store}: {url} (Ctrl-C stops it)")
-        config = uvicorn.Config(viewer_app(store), log_level="warning", access_log=False)
+        config = uvicorn.Config(viewer_app(store, warm=True), log_level="warning", access_log=False)
         try:
             uvicorn.Server(config).run(sockets=[sock])
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the viewer wrote nothing, so just stop

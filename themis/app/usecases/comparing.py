@@ -6,7 +6,7 @@ The statistics are `themis.core.comparison`'s; this reads the runs and checks wh
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from themis.app.usecases.runs import load_compiled, load_state, resolve_run_id
 from themis.core.comparison import (
@@ -49,9 +49,11 @@ def compare_stored(
     models: Sequence[str] = (),
     prompts: Sequence[str] = (),
     resampling: Resampling | None = None,
+    scores: Callable[[StorePort, str], GroupScores] = _scores,
 ) -> Comparison:
     """Run B against run A (`runs` = (A, B)), or within run A: `models` (a, b) or `prompts`
-    (x, y). Run ids may be unique prefixes."""
+    (x, y). Run ids may be unique prefixes. `scores` reads a run's case values (a viewer
+    passes one that reads its kept trial rows)."""
     resampling = resampling or Resampling()
     run_a, run_b = runs
     if models and prompts:
@@ -64,12 +66,12 @@ def compare_stored(
             )
         resolved_b = resolve_run_id(store, run_b)
         return compare_runs(
-            (resolved_a[:12], _scores(store, resolved_a)),
-            (resolved_b[:12], _scores(store, resolved_b)),
+            (resolved_a[:12], scores(store, resolved_a)),
+            (resolved_b[:12], scores(store, resolved_b)),
             resampling,
         )
     if not (models or prompts):
         raise ConfigError("give a second RUN, or --models a,b or --prompts x,y within one run")
-    groups = _scores(store, resolved_a)
+    groups = scores(store, resolved_a)
     field, names = ("model", models) if models else ("prompt", prompts)
     return compare_within(groups, field, _two(field, names, groups), resampling)

@@ -3,7 +3,7 @@ trial's result, all read from the store's log alone."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import metadata
 from itertools import islice
 
@@ -13,7 +13,9 @@ from themis.app.usecases.checkpoints import fresh_report
 from themis.app.usecases.runs import load_compiled, load_state, resolve_run_id
 from themis.core.breakdown import Breakdown, check_breakdown, field_names
 from themis.core.case_results import CaseResult, case_results, planned_once
+from themis.core.planner import CompiledRun
 from themis.core.report import Report, build_report
+from themis.core.snapshot import RunSnapshot
 from themis.ports.store import StorePort
 
 # The per-case table of an HTML report holds at most this many trials (a page stays openable).
@@ -53,13 +55,19 @@ def themis_version() -> str:
 
 
 def report_document(
-    store: StorePort, run_id_or_prefix: str, by: Breakdown | None = None, *, cases: bool = False
+    store: StorePort,
+    run_id_or_prefix: str,
+    by: Breakdown | None = None,
+    *,
+    cases: bool = False,
+    load: Callable[[StorePort, str], tuple[RunSnapshot, CompiledRun]] = load_compiled,
 ) -> ReportDocument:
     """The report of a stored run grouped `by` (checked against the run's case fields), with
-    its provenance, and with `cases` every trial's result (up to `MAX_CASE_ROWS`)."""
+    its provenance, and with `cases` every trial's result (up to `MAX_CASE_ROWS`). `load`
+    reads the run's snapshot and compiled spec (a viewer passes one that keeps them)."""
     by = by or Breakdown()
     run_id = resolve_run_id(store, run_id_or_prefix)
-    snapshot, compiled = load_compiled(store, run_id)
+    snapshot, compiled = load(store, run_id)
     check_breakdown(compiled.spec, by)
     cached = fresh_report(store, compiled) if by.is_default and not cases else None
     rows: tuple[CaseResult, ...] = ()
