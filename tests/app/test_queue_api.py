@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import trio
 
 import themis
 from tests.app.test_orchestrator import CountingModel, config
@@ -80,3 +81,32 @@ def test_submit_to_a_queue_checks_the_config_first() -> None:
         pytest.raises(themis.ConfigError, match="nunber"),
     ):
         orchestrator.submit(config(parser={"name": "nunber"}), queue=True)
+
+
+class InFlight:
+    """Answers after a short sleep; records the most calls it had in flight at once."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.most = 0
+
+    async def generate(self, request: themis.ModelRequest) -> themis.ModelResponse:
+        self.now += 1
+        self.most = max(self.most, self.now)
+        await trio.sleep(0.01)
+        self.now -= 1
+        return themis.ModelResponse(text="0", input_tokens=1, output_tokens=1)
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_worker_runs_a_queued_run_with_the_runtime_it_was_submitted_with(
+    concurrency: int,
+) -> None:
+    model = InFlight()
+    with Orchestrator(_project("memory"), models={"fake": model}) as orchestrator:
+        handle = orchestrator.submit(
+            config(samples=3), queue=True, max_concurrent_tasks=concurrency
+        )
+        orchestrator.work(once=True)
+        assert handle.wait(timeout=5).status == "completed"
+    assert model.most == concurrency

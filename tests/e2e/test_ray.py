@@ -272,3 +272,25 @@ def test_the_model_host_killed_mid_run_retries_its_calls(
     with duckdb.connect(str(store), read_only=True) as connection:
         kinds = connection.execute("SELECT DISTINCT error_kind FROM retries").fetchall()
     assert kinds == [("worker_lost",)]
+
+
+def test_a_queued_run_on_ray_is_executed_there_by_a_worker(
+    tmp_path: Path, cluster: Cluster, demo_local: tuple[Path, dict[str, Any]]
+) -> None:
+    """A worker honours the runtime of the run it takes (ADR 0031): the executor included."""
+    local_store, local = demo_local
+    calls_before = _journal_lines(cluster)
+    store = tmp_path / "queued.duckdb"
+    flags = [part for override in _on_ray(cluster) for part in ("--set", override)]
+    submit = [themis_path(), "submit", str(DEMO), "--store", str(store), *flags]
+    submitted = subprocess.run(submit, env=_cli_env(), capture_output=True, text=True, check=False)
+    assert submitted.returncode == 0, submitted.stderr
+    assert submitted.stdout.strip() == local["run_id"]
+    worker = [themis_path(), "worker", "--store", str(store), "--once"]
+    worked = subprocess.run(
+        worker, env=_cli_env(), capture_output=True, text=True, timeout=600, check=False
+    )
+    assert worked.returncode == 0, worked.stderr
+    assert _report(tmp_path, store, local["run_id"]) == local
+    assert _trial_events(store) == _trial_events(local_store)
+    assert _journal_lines(cluster) - calls_before == 288  # the calls were made on the cluster
