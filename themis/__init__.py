@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     )
     from themis.app.api.handles import RunHandle
     from themis.app.api.lifecycle import diff_configs
+    from themis.app.api.live_viewer import LiveViewer, live_viewer
     from themis.app.api.log_data import export_run, log_table
     from themis.app.api.orchestrator import Orchestrator
     from themis.app.api.reporter import Reporter
@@ -139,6 +140,7 @@ _HOMES = {
     "themis.app.api.orchestrator": ("Orchestrator",),
     "themis.app.api.reporter": ("Reporter",),
     "themis.app.api.viewer": ("viewer_app",),
+    "themis.app.api.live_viewer": ("LiveViewer", "live_viewer"),
     "themis.app.api.views": (
         "get_evaluation_execution",
         "get_execution_state",
@@ -230,6 +232,7 @@ __all__ = [
     "GenerationParams",
     "JsonLinesTelemetry",
     "JudgeSpec",
+    "LiveViewer",
     "LogTable",
     "MemoryStore",
     "Message",
@@ -293,6 +296,7 @@ __all__ = [
     "import_batch",
     "import_candidates",
     "import_stage_bundle",
+    "live_viewer",
     "load_report",
     "log_table",
     "plugin",

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.cli.helpers import Invoke
-from themis.app.cli.view_command import is_loopback
+from tests.cli.helpers import Invoke, one_error_line
+from themis.app.api.serving import is_loopback
 
 
 def test_a_missing_store_is_one_line_and_status_2(invoke: Invoke, tmp_path: Path) -> None:
@@ -34,3 +34,20 @@ def test_a_public_host_is_warned_about(invoke: Invoke, tmp_path: Path) -> None:
 def test_loopback_hosts() -> None:
     assert [is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "127.0.0.2")] == [True] * 4
     assert [is_loopback(h) for h in ("0.0.0.0", "192.168.1.2", "example.org")] == [False] * 3
+
+
+def test_run_port_or_host_without_view_is_refused(invoke: Invoke, demo: Path, store: Path) -> None:
+    for option in (("--port", "0"), ("--host", "127.0.0.1")):
+        line = one_error_line(invoke("run", demo, "--store", store, *option))
+        assert line == "error: --port/--host: they say where --view serves; add --view"
+    assert not store.exists()
+
+
+def test_run_view_needs_a_store_file_and_a_valid_port(
+    invoke: Invoke, demo: Path, store: Path
+) -> None:
+    line = one_error_line(invoke("run", demo, "--store", "memory", "--view"))
+    assert line.startswith("error: --view: the live viewer reads a DuckDB store file")
+    line = one_error_line(invoke("run", demo, "--store", store, "--view", "--port", "70000"))
+    assert line == "error: --port 70000: must be between 0 and 65535"
+    assert not store.exists()

@@ -112,6 +112,17 @@ def opened_store(location: StoreLike | None, *, read_only: bool = False) -> Iter
             store.close()
 
 
+def store_and_reader(path: str | Path) -> tuple[StorePort, StorePort]:
+    """The DuckDB store file at `path` opened read-write (created if missing), and a reader of
+    it for the process's other threads (`DuckDBStore.reader`: the live viewer's)."""
+    store = DuckDBStore(path)
+    try:
+        return store, store.reader()
+    except BaseException:
+        store.close()
+        raise
+
+
 def query_connections(
     location: str, held: Callable[[], StorePort | None], *, running: Callable[[], bool]
 ) -> DuckDBConnections:

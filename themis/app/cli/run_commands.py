@@ -10,12 +10,13 @@ import sys
 from collections.abc import Callable
 from contextlib import nullcontext
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from themis.app.cli import inspect_commands
+from themis.app.cli import inspect_commands, view_command
 from themis.app.cli.endings import ExitStatus, check_fail_under, needs_reasons, run_ending
 from themis.app.cli.provider_commands import inherited_lines
 from themis.app.cli.shared import (
@@ -100,6 +101,16 @@ def run(
     quiet: QuietOption = False,
     telemetry_log: TelemetryLogOption = None,
     fail_under: FailUnderOption = None,
+    view: Annotated[
+        bool,
+        typer.Option(
+            "--view",
+            help="Serve the viewer of the store while the run proceeds (live counts and newly "
+            "finished cases); after the run it keeps serving until Ctrl-C.",
+        ),
+    ] = False,
+    port: Annotated[int | None, view_command.PORT_OPTION] = None,
+    host: Annotated[str | None, view_command.HOST_OPTION] = None,
 ) -> None:
     """Run an experiment (or reuse / resume its stored run) and print its report."""
     from themis.app.api.experiment import Experiment
@@ -108,6 +119,8 @@ def run(
 
     with errors():
         _check_fail_under(fail_under)
+        if not view and (port is not None or host is not None):
+            raise ConfigError("--port/--host: they say where --view serves; add --view")
         experiment = Experiment.from_file(config, overrides=set_ or [])
         print_warnings(experiment.spec)
         runtime = experiment.runtime  # before executing: requests near their context window
@@ -121,19 +134,38 @@ def run(
         for gap in sandbox_gaps(experiment.spec):
             stderr().print(f"sandbox: {gap}", markup=False, highlight=False, soft_wrap=True)
 
-        def execute(telemetry: TelemetryBus | None) -> RunResult:
-            experiment.telemetry = telemetry
-            return experiment.run(store, until_stage=_stage(until_stage))
-
-        result = _execute(
-            experiment.run_id,
-            experiment.runtime.progress,
-            execute,
-            as_json=as_json,
-            quiet=quiet,
-            telemetry_log=telemetry_log,
+        serving = (
+            view_command.live_serving(
+                store,
+                host or view_command.LOOPBACK,
+                view_command.DEFAULT_PORT if port is None else port,
+            )
+            if view
+            else nullcontext()
         )
-        _end(result, store, fail_under)
+        with serving as viewer:
+
+            def execute(telemetry: TelemetryBus | None) -> RunResult:
+                experiment.telemetry = telemetry
+                target = store if viewer is None else viewer.store
+                return experiment.run(target, until_stage=_stage(until_stage))
+
+            result = _execute(
+                experiment.run_id,
+                experiment.runtime.progress,
+                execute,
+                as_json=as_json,
+                quiet=quiet,
+                telemetry_log=telemetry_log,
+            )
+            if viewer is not None:
+                viewer.release()
+            _end(
+                result,
+                store,
+                fail_under,
+                then=None if viewer is None else partial(view_command.linger, viewer),
+            )
 
 
 def _stage(until_stage: UntilStage | None) -> Stage | None:
@@ -306,13 +338,21 @@ def _execute(
     return result
 
 
-def _end(result: RunResult, store: Path, fail_under: float | None) -> None:
+def _end(
+    result: RunResult,
+    store: Path,
+    fail_under: float | None,
+    then: Callable[[], None] | None = None,
+) -> None:
     """End as `themis.app.cli.endings` says: a paused run, or one without successes (or short
-    of `fail_under`), exits non-zero, naming why on stderr."""
+    of `fail_under`), exits non-zero, naming why on stderr (after `then`, e.g. the viewer
+    serving on until Ctrl-C)."""
     facts = _ending_facts(result, store, fail_under)
     status, lines = run_ending(result, fail_under=fail_under, **facts)
     for line in lines:
         stderr().print(line, markup=False, highlight=False, soft_wrap=True)
+    if then is not None:
+        then()
     if status is not ExitStatus.OK:
         raise typer.Exit(status)
 

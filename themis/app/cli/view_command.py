@@ -1,85 +1,74 @@
 """`themis view`: serve the read-only web viewer of a store (`themis.app.api.viewer`) on
-127.0.0.1 until Ctrl-C. Starlette and uvicorn are imported only here, when the command runs."""
+127.0.0.1 until Ctrl-C; and the live viewer `themis run --view` serves while it runs
+(`themis.app.api.live_viewer`). Starlette and uvicorn are imported only when one is served."""
 
 from __future__ import annotations
 
-import ipaddress
-import socket
-from typing import Annotated
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from themis.app.cli.shared import DEFAULT_STORE, StoreOption, errors, existing_store, stderr
-from themis.core.errors import ConfigError, StoreLocked, ThemisError
+from themis.core.errors import StoreLocked
+
+if TYPE_CHECKING:
+    from themis.app.api.live_viewer import LiveViewer
 
 DEFAULT_PORT = 8765
 LOOPBACK = "127.0.0.1"
 
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+PORT_OPTION = typer.Option("--port", help="The port to serve the viewer on (0: any free one).")
+HOST_OPTION = typer.Option(
+    "--host", help="The address to serve the viewer on; anything but loopback is public."
+)
+PortOption = Annotated[int, PORT_OPTION]
+HostOption = Annotated[str, HOST_OPTION]
 
 
-def bound_socket(host: str, port: int) -> socket.socket:
-    """A listening socket on `host:port` (port 0: a free one), or a one-line `ConfigError`."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as error:
-        sock.close()
-        raise ConfigError(
-            f"--host {host} --port {port}: cannot listen there ({error.strerror})"
-        ) from None
-    sock.listen(128)
-    return sock
+def _say(line: str) -> None:
+    stderr().print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _check_address(host: str, port: int) -> None:
+    """Warn about a public `host`; refuse a `port` out of range (before anything else)."""
+    from themis.app.api.serving import check_port, public_warning
+
+    warning = public_warning(host)
+    if warning is not None:
+        _say(warning)
+    check_port(port)
 
 
 def view(
     store: StoreOption = DEFAULT_STORE,
-    port: Annotated[
-        int, typer.Option("--port", help="The port to serve on (0: any free one).")
-    ] = DEFAULT_PORT,
-    host: Annotated[
-        str,
-        typer.Option("--host", help="The address to serve on; anything but loopback is public."),
-    ] = LOOPBACK,
+    port: PortOption = DEFAULT_PORT,
+    host: HostOption = LOOPBACK,
 ) -> None:
     """Browse a store's runs, cases and comparisons in a local web page (read-only)."""
     with errors():
-        try:
-            import uvicorn
+        from themis.app.api.serving import bound_socket, server_module, url_of
 
-            from themis.app.api.viewer import viewer_app
-            from themis.app.api.viewer_data import runs_data
-        except ImportError as error:
-            raise ThemisError(
-                f"themis view needs the `view` extra ({error.name} is missing): "
-                "pip install 'themis[view]'"
-            ) from None
-        if not is_loopback(host):
-            stderr().print(
-                f"warning: serving on {host}: anyone who can reach this address can read every "
-                "run, prompt and response in the store",
-                markup=False,
-                soft_wrap=True,
-            )
-        if not 0 <= port <= 65535:
-            raise ConfigError(f"--port {port}: must be between 0 and 65535")
+        uvicorn = server_module()
+        from themis.app.api.viewer import viewer_app
+        from themis.app.api.viewer_data import runs_data
+
+        _check_address(host, port)
         existing_store(store)
         try:
-            runs_data(store)
-        except StoreLocked as locked:
-            stderr().print(f"note: {locked}", markup=False, soft_wrap=True)
+            live = runs_data(store)["live"]
+        except StoreLocked as locked:  # held by a process that publishes nothing (yet)
+            _say(f"note: {locked}{held_by_viewer(store, locked.pid)}")
+        else:
+            if live is not None:
+                _say(
+                    f"note: {store} is held by a running Themis process (PID {live['pid']}): "
+                    f"the viewer shows what it publishes{held_by_viewer(store, live['pid'])}"
+                )
         sock = bound_socket(host, port)
-        shown = f"[{host}]" if ":" in host else host
-        url = f"http://{shown}:{sock.getsockname()[1]}/"
+        url = url_of(sock)
         typer.echo(f"Themis viewer of {store}: {url} (Ctrl-C stops it)")
         config = uvicorn.Config(viewer_app(store, warm=True), log_level="warning", access_log=False)
         try:
@@ -88,3 +77,30 @@ def view(
             typer.echo("viewer stopped")
         finally:
             sock.close()
+
+
+def held_by_viewer(store: Path, pid: int) -> str:
+    """`; it serves a live viewer at URL` when process `pid`, holding `store`, serves one."""
+    from themis.app.wiring import viewer_notice
+
+    url = viewer_notice(store).announced(pid)
+    return "" if url is None else f"; it serves the live viewer at {url}"
+
+
+@contextmanager
+def live_serving(store: Path, host: str, port: int) -> Iterator[LiveViewer]:
+    """`themis run --view`: the live viewer of `store` served while the block runs."""
+    from themis.app.api.live_viewer import live_viewer
+
+    _check_address(host, port)
+    with live_viewer(store, host=host, port=port) as viewer:
+        _say(f"viewer: {viewer.url} shows this run live (read-only)")
+        yield viewer
+
+
+def linger(viewer: LiveViewer) -> None:
+    """After the run: release the store and keep serving until Ctrl-C, saying so."""
+    viewer.release()
+    _say(f"run finished: the viewer still serves {viewer.url} (store released); Ctrl-C stops it")
+    viewer.wait()
+    _say("viewer stopped")

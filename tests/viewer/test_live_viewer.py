@@ -1,0 +1,79 @@
+"""`themis.live_viewer` from research code: the viewer served by the process that runs, on the
+store it holds. While the demo run proceeds (slowed by its scripted models' latency) its counts
+rise and its pages answer; after `release` the store is closed (another reader may open it) and
+the viewer answers from the file; leaving the block stops it and removes its notice."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+import themis
+from themis.adapters.live_progress import ViewerNotice, progress_directory
+from themis.adapters.stores.duckdb import DuckDBStore
+from themis.core.errors import ConfigError
+
+pytestmark = pytest.mark.slow
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+SLOW = [
+    "samples=1",
+    "models.strong.options.latency_s=0.05",
+    "models.weak.options.latency_s=0.05",
+]
+
+
+def test_a_run_on_the_viewers_store_is_watched_while_it_proceeds(tmp_path: Path) -> None:
+    shutil.copytree(EXAMPLES / "data", tmp_path / "data")
+    config = shutil.copy(EXAMPLES / "demo.toml", tmp_path / "demo.toml")
+    experiment = themis.Experiment.from_file(config, overrides=SLOW)
+    path = tmp_path / "runs.duckdb"
+    seen: list[int] = []
+    pages: list[int] = []
+    stop = threading.Event()
+
+    def watch(url: str) -> None:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            while not stop.is_set():
+                running = client.get("/api/live").json()["runs"]
+                if running:
+                    seen.append(running[0]["done"])
+                    pages.append(client.get(f"/runs/{running[0]['run_id']}").status_code)
+                time.sleep(0.1)
+
+    with themis.live_viewer(path) as viewer:
+        assert viewer.url.startswith("http://127.0.0.1:")
+        notice = ViewerNotice(progress_directory(path))
+        assert notice.announced(os.getpid()) == viewer.url
+        watcher = threading.Thread(target=watch, args=(viewer.url,))
+        watcher.start()
+        try:
+            result = experiment.run(viewer.store, progress="off", max_concurrent_tasks=2)
+        finally:
+            stop.set()
+            watcher.join()
+        viewer.release()
+        with pytest.raises(ConfigError, match="released"):
+            _ = viewer.store
+        DuckDBStore(path, read_only=True).close()  # released: any reader may open the file
+        listed = httpx.get(f"{viewer.url}api/runs").json()["runs"]
+        url = viewer.url
+    assert result.report.status == "completed"
+    assert [(run["run_id"], run["scored"]) for run in listed] == [(result.run_id, 96)]
+    assert len(set(seen)) >= 2, seen  # the counts rose while it ran
+    assert seen == sorted(seen)
+    assert set(pages) == {200}
+    assert not progress_directory(path).exists()  # the notice (and live progress) withdrawn
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url, timeout=2)
+
+
+def test_a_memory_store_cannot_be_viewed_live() -> None:
+    with pytest.raises(ConfigError, match="DuckDB store file"), themis.live_viewer("memory"):
+        pass

@@ -1,0 +1,131 @@
+"""`live_viewer`: the viewer of `themis view`, served from the process that runs
+(`themis run --view`), so a run can be watched while it proceeds.
+
+A DuckDB file admits one process, so another process cannot read a store while a run holds it
+(ADR 0007). The process holding it can: `live_viewer` opens the store read-write for the runs
+the caller executes on `viewer.store`, and serves the viewer from a reader of it (a connection
+of its own: each request sees every committed batch, writes nothing and never waits for the
+writer's lock). Running runs' counts come from the live progress they publish (`/api/live`,
+which the pages poll). The URL is written beside the store (`ViewerNotice`), so `themis view`
+on the held store points to it.
+
+`release()` closes the store (another process may then open it) and keeps serving, each
+request opening the file read-only as `themis view` does; `wait()` serves until Ctrl-C. Leaving
+the `with` block stops the server and closes whatever is still open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from themis.app.api.serving import LOOPBACK, ServerThread, bound_socket, url_of
+from themis.app.api.viewer import viewer_app
+from themis.app.wiring import store_and_reader, viewer_notice
+from themis.core.errors import ConfigError
+from themis.ports.store import StorePort
+
+__all__ = ["LiveViewer", "live_viewer"]
+
+
+class _Switch:
+    """An ASGI app that passes every request to `app`, which `release` replaces."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+class LiveViewer:
+    """The viewer a process serves of the store file `path` it holds: run experiments on
+    `store` while `url` shows them."""
+
+    def __init__(self, path: str, sock: socket.socket) -> None:
+        self._path = path
+        self._url = url_of(sock)
+        self._lock = threading.Lock()
+        self._store: StorePort | None
+        self._store, self._reader = store_and_reader(path)
+        self._switch = _Switch(viewer_app(self._reader))
+        self._server = ServerThread(self._switch, sock)
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @property
+    def store(self) -> StorePort:
+        """The store, open read-write: pass it as `store=` to `Experiment.run` and the rest."""
+        if self._store is None:
+            raise ConfigError(f"{self._path}: the live viewer has released this store")
+        return self._store
+
+    def start(self) -> None:
+        self._server.start()
+
+    def release(self) -> None:
+        """Close the store (other processes may open it again); the viewer keeps serving,
+        opening the file read-only for each request."""
+        with self._lock:
+            if self._store is None:
+                return
+            self._switch.app = viewer_app(self._path)
+            self._reader.close()
+            self._store.close()
+            self._store = None
+
+    def wait(self) -> None:
+        """Serve until Ctrl-C (or SIGTERM, handled as Ctrl-C meanwhile)."""
+        previous = signal.getsignal(signal.SIGTERM)
+        handles = threading.current_thread() is threading.main_thread()
+        if handles:
+            signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            while self._server.alive:
+                self._server.join(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if handles:
+                signal.signal(signal.SIGTERM, previous)
+
+    def close(self) -> None:
+        """Stop serving and close the store if it is still open."""
+        self._server.stop()
+        self.release()
+
+
+def _interrupt(number: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def live_viewer(
+    store: str | Path = "themis.duckdb", *, host: str = LOOPBACK, port: int = 0
+) -> Iterator[LiveViewer]:
+    """Open the DuckDB store file `store` (created if missing) and serve the viewer of it on
+    `host:port` (port 0: any free one) while the block runs; see the module docstring."""
+    path = str(store)
+    if path in ("memory", ":memory:"):
+        raise ConfigError("--view: the live viewer reads a DuckDB store file; give --store FILE")
+    sock = bound_socket(host, port)
+    try:
+        viewer = LiveViewer(path, sock)
+        notice = viewer_notice(path)
+        try:
+            viewer.start()
+            notice.announce(viewer.url)
+            yield viewer
+        finally:
+            notice.withdraw()
+            viewer.close()
+    finally:
+        sock.close()
