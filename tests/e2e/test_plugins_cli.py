@@ -107,3 +107,67 @@ def test_a_missing_plugin_is_one_line_and_exit_2(tmp_path: Path) -> None:
         "'themis.plugins') or write 'module:attr'"
     ]
     assert not (tmp_path / "themis.duckdb").exists()
+
+
+JUDGED = """
+name = "plugin-judge"
+seed = 1
+samples = 1
+
+[[datasets]]
+name = "qa"
+cases = [
+  { id = "1", fields = { q = "Is it?" }, expected = "yes" },
+  { id = "2", fields = { q = "Is it not?" }, expected = "no" },
+]
+
+[[models]]
+name = "echo"
+provider = "demo.echo"
+model = "echo-1"
+
+[[prompts]]
+name = "ask"
+template = "{{ q }}"
+
+[parser]
+name = "demo.last_line"
+
+[[judges]]
+name = "agrees"
+template = "{{ candidate }}"
+[[judges.models]]
+name = "judge"
+provider = "demo.echo"
+model = "echo-judge"
+[judges.verdict]
+kind = "demo.thought"
+
+[[metrics]]
+name = "execution"
+files = { "sol.py" = "answer = {answer}" }
+rules = [{ stage = 1, validator = "demo.compiles" }]
+"""
+
+
+def test_installed_judge_and_validator_plugins_are_named_checked_and_versioned(
+    tmp_path: Path, installs: dict[str, Path]
+) -> None:
+    (tmp_path / "judged.toml").write_text(JUDGED)
+    plans = {
+        version: themis_json(
+            tmp_path, "plan", "judged.toml", "--json", env=themis_env(PYTHONPATH=str(target))
+        )
+        for version, target in installs.items()
+    }
+    assert plans["1.0"]["run_id"] != plans["1.1"]["run_id"]
+    env = themis_env(PYTHONPATH=str(installs["1.0"]))
+    result = themis_json(tmp_path, "run", "judged.toml", "--store", "j.duckdb", "--json", env=env)
+    means = {row["metric"]: row["mean"] for row in result["results"]}
+    # The echo judge always shows its reasoning; each answer (`yes`, `no`: Python names)
+    # compiles as `answer = yes`.
+    assert (means["agrees"], means["execution"], means["execution:stage1"]) == (1.0, 1.0, 1.0)
+    missing = run_themis(tmp_path, "plan", "judged.toml", env=themis_env(without=["PYTHONPATH"]))
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines()[0].startswith("error: judged.toml: ")
+    assert len(missing.stderr.strip().splitlines()) == 1

@@ -1,7 +1,8 @@
 """A tiny real plugin package, built as a wheel and installed with pip into a directory.
 
 `themis_demo_plugin` declares, as entry points of group `themis.plugins`, a metric
-(`demo.overlap`), a parser (`demo.last_line`) and a model provider (`demo.echo`), so the tests
+(`demo.overlap`), a parser (`demo.last_line`), a model provider (`demo.echo`), a judge
+(`demo.thought`) and a validator (`demo.compiles`), so the tests
 use plugins the way a user installs them: `pip install --no-deps --target DIR wheel`.
 """
 
@@ -35,6 +36,26 @@ def last_line(text: str) -> str | None:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else None
 ''',
+    "judges.py": '''"""A judge plugin: 1 when the judge shows its reasoning, else 0."""
+
+
+def thought(text: str, *, marker: str = "let me think") -> float | None:
+    if not text.strip():
+        return None
+    return 1.0 if marker in text.lower() else 0.0
+''',
+    "validators.py": '''"""A validator plugin: the candidate's file compiles as Python."""
+
+from pathlib import Path
+
+
+def compiles(workspace: str, answer: str, *, file: str = "sol.py") -> bool:
+    try:
+        compile(Path(workspace, file).read_text(), file, "exec")
+    except SyntaxError:
+        return False
+    return True
+''',
     "models.py": '''"""A provider plugin: the request's reference on a line of its own."""
 
 from themis import ModelRequest
@@ -50,6 +71,8 @@ ENTRY_POINTS = """[themis.plugins]
 demo.overlap = themis_demo_plugin.metrics:word_overlap
 demo.last_line = themis_demo_plugin.parsers:last_line
 demo.echo = themis_demo_plugin.models:Echo
+demo.thought = themis_demo_plugin.judges:thought
+demo.compiles = themis_demo_plugin.validators:compiles
 """
 
 

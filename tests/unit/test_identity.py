@@ -299,6 +299,10 @@ def test_fields_added_later_are_left_out_only_at_their_default(cls: type, name: 
         values[MetricSpec] = MetricSpec(name="mylab.metrics:f1")
         values[ReducerSpec] = ReducerSpec(name="mylab.reducers:last")
         values[VerdictSpec] = VerdictSpec(kind="mylab.judges:stars")
+    checks = ValidationRule(stage=1, validator="mylab.checks:compiles")
+    values[ValidationRule] = (
+        ValidationRule(stage=1, command="true") if name == "validator" else checks
+    )
     changes = {
         "api": "chat",
         "reducer": ReducerSpec(name="first"),
@@ -316,7 +320,12 @@ def test_fields_added_later_are_left_out_only_at_their_default(cls: type, name: 
     }
     value = values[cls]
     assert name not in identity_view(value)
-    changed = execution if name == "rules" else attrs.evolve(value, **{name: changes.get(name, 1)})
+    if name == "rules":
+        changed = execution
+    elif cls is ValidationRule and name == "validator":  # a rule runs a command or a validator
+        changed = checks
+    else:
+        changed = attrs.evolve(value, **{name: changes.get(name, 1)})
     default = attrs.fields_dict(cls)[name].default
     if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
         default = default.factory()

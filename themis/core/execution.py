@@ -121,7 +121,7 @@ def template_problem(metric: MetricSpec, fields: Iterable[str]) -> str | None:
         missing = placeholders(template) - known
         if missing:
             return f"files.{name}: uses {', '.join(sorted(missing))}, which the case does not have"
-    commands = [rule.command for rule in metric.rules]
+    commands = [rule.command for rule in metric.rules if rule.validator is None]
     if metric.skip_when is not None:
         commands.append(metric.skip_when.command)
     for command in commands:
@@ -134,13 +134,20 @@ def template_problem(metric: MetricSpec, fields: Iterable[str]) -> str | None:
     return None
 
 
+# Runs a rule's validator plugin in a workspace: (rule, values, workspace) -> how it ended.
+Validate = Callable[[ValidationRule, Mapping[str, str], str], CommandOutcome]
+
+
 def validation_flow(
     rules: Iterable[ValidationRule],
     skip_when: SkipWhen | None,
     values: Mapping[str, str],
     workspace: str,
+    *,
+    validate: Validate | None = None,
 ) -> Generator[SandboxCommand, CommandOutcome, ExecutionVerdict]:
-    """Yield the commands to run in `workspace`, in order; return the verdict."""
+    """Yield the commands to run in `workspace`, in order; return the verdict. A rule naming
+    a validator plugin is run by `validate` in place (recorded as `validator <name>`)."""
     values = {**values, WORKSPACE: workspace}
     runs: list[StageRun] = []
     if skip_when is not None:
@@ -155,8 +162,15 @@ def validation_flow(
     for stage in sorted(by_stage):
         failed = False
         for rule in by_stage[stage]:
-            command = render_command(rule.command, values)
-            outcome = yield SandboxCommand(command, rule.timeout_s)
+            if rule.validator is not None:
+                command = f"validator {rule.validator}"
+                if validate is None:
+                    outcome = CommandOutcome(exit_code=None, duration_s=0.0, error="not loaded")
+                else:
+                    outcome = validate(rule, values, workspace)
+            else:
+                command = render_command(rule.command, values)
+                outcome = yield SandboxCommand(command, rule.timeout_s)
             runs.append(StageRun(stage, command, outcome))
             failed = failed or not outcome.passed
         if failed:

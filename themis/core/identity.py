@@ -160,7 +160,7 @@ FIELD_CLASSES: Mapping[type, Mapping[str, FieldClass]] = {
         "limits": ID,
         "params": ID,
     },
-    ValidationRule: {"stage": ID, "command": ID, "timeout_s": ID},
+    ValidationRule: {"stage": ID, "command": ID, "timeout_s": ID, "validator": ID, "params": ID},
     SkipWhen: {"command": ID, "timeout_s": ID},
     # The limits decide which candidates pass; how much output is kept decides nothing.
     SandboxLimits: {
@@ -241,6 +241,7 @@ OMITTED_AT_DEFAULT: Mapping[type, frozenset[str]] = {
     PromptSpec: frozenset({"few_shot"}),
     ReducerSpec: frozenset({"params"}),
     VerdictSpec: frozenset({"params"}),
+    ValidationRule: frozenset({"validator", "params"}),
 }
 
 

@@ -191,6 +191,16 @@ def _implementations(
     }
     if readers:
         table["judges"] = readers
+    validators = {
+        f"{m.name}.rules[{i}]": _plugin_identity(
+            plugins, PluginKind.VALIDATOR, rule.validator, rule.params
+        )
+        for m in spec.metrics
+        for i, rule in enumerate(m.rules)
+        if rule.validator is not None
+    }
+    if validators:
+        table["validators"] = validators
     loaders = {
         d.name: _plugin_identity(plugins, PluginKind.DATASET_LOADER, d.loader, d.params)
         for d in spec.datasets

@@ -240,11 +240,32 @@ def _positive(instance: Any, attribute: attrs.Attribute[Any], value: float) -> N
 
 @frozen
 class ValidationRule:
-    """One check of a candidate: a shell command run in its workspace at `stage`."""
+    """One check of a candidate at `stage`: a shell command run in its workspace, or a
+    validator plugin (`module:attr` or a dotted name) called as
+    `f(workspace, answer, **params)`, whose true result passes."""
 
     stage: int = field(validator=check_positive_int)
-    command: str = field(validator=check_non_empty)
+    command: str = ""
     timeout_s: float = field(default=10.0, validator=_positive)
+    validator: str | None = None
+    params: Mapping[str, JsonValue] = field(
+        factory=dict, converter=_frozen_mapping, validator=check_json
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.validator is None:
+            if not self.command.strip():
+                raise ValueError("command: must be a non-empty string (or name a validator)")
+            if self.params:
+                raise ValueError("params: only a validator plugin takes params")
+            return
+        if self.command:
+            raise ValueError("command: a rule runs a command or a validator, not both")
+        if not is_plugin_name(self.validator):
+            raise ValueError(
+                f"validator: {self.validator!r} is not a plugin reference ('module:attr' or a "
+                "dotted entry point name)"
+            )
 
 
 @frozen

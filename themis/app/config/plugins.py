@@ -162,6 +162,10 @@ def _named_plugins(
     for index, metric in enumerate(spec.metrics):
         if is_plugin_name(metric.name):
             yield f"metrics[{index}].name", PluginKind.METRIC, metric.name, metric.params
+        for number, rule in enumerate(metric.rules):
+            if rule.validator is not None:
+                key = f"metrics[{index}].rules[{number}].validator"
+                yield key, PluginKind.VALIDATOR, rule.validator, rule.params
     for index, model in enumerate(spec.models):
         if is_plugin_name(model.provider):
             yield f"models[{index}].provider", PluginKind.MODEL, model.provider, {}

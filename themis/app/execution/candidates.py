@@ -1,7 +1,8 @@
 """Scoring one candidate (a trial's parsed answer, or a group's reduced one) with every metric.
 
 Comparison metrics are pure calls. The `execution` metric renders its files and commands from
-the case's fields and the answer, and runs them in the `SandboxPort` on a worker thread
+the case's fields and the answer, and runs them (and its rules' validator plugins) in the
+`SandboxPort` on a worker thread
 (`trio.to_thread`), at most `stage_concurrency.score` at once (default: the sandbox's
 capacity, one per CPU of this machine or of the Ray cluster), so
 executions never wait behind the event loop nor block it. Its verdict is recorded as an
@@ -14,6 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections.abc import Mapping
 
 import trio
 from attrs import frozen
@@ -21,14 +23,15 @@ from attrs import frozen
 from themis.core.events import Event, ExecutionCompleted, ScoreCompleted
 from themis.core.execution import (
     ANSWER,
+    CommandOutcome,
     ExecutionVerdict,
     render_file,
     validation_flow,
 )
-from themis.core.plugins import PluginRegistry
+from themis.core.plugins import PluginKind, PluginRegistry
 from themis.core.report_sampling import stage_key
 from themis.core.scoring import score_answer
-from themis.core.spec import Case, ExperimentSpec, MetricSpec
+from themis.core.spec import Case, ExperimentSpec, MetricSpec, ValidationRule
 from themis.ports.clock import ClockPort
 from themis.ports.sandbox import SandboxPort
 
@@ -129,9 +132,31 @@ class CandidateScorer:
         values = {name: _text(value) for name, value in case.fields.items()}
         values[ANSWER] = answer
         files = {name: render_file(template, values) for name, template in metric.files.items()}
-        flow = functools.partial(validation_flow, metric.rules, metric.skip_when, values)
+        flow = functools.partial(
+            validation_flow, metric.rules, metric.skip_when, values, validate=self._validate
+        )
         verdict: ExecutionVerdict = await trio.to_thread.run_sync(
             self.sandbox.run, files, flow, limiter=self.limiter
         )
         self.executed += 1
         return verdict
+
+    def _validate(
+        self, rule: ValidationRule, values: Mapping[str, str], workspace: str
+    ) -> CommandOutcome:
+        """Run `rule`'s validator plugin on the workspace (in the sandbox's worker thread, in
+        this process: its `timeout_s` does not bound it); its true result passes."""
+        name = str(rule.validator)
+        found = None if self.plugins is None else self.plugins.get(PluginKind.VALIDATOR, name)
+        start = self.clock.monotonic()
+        if found is None or found.implementation is None:
+            return CommandOutcome(None, 0.0, error=f"validator plugin {name!r} is not loaded")
+        try:
+            passed = found.implementation(workspace, values[ANSWER], **rule.params)
+        except Exception as error:  # a plugin's bug fails this rule, named
+            return CommandOutcome(
+                None,
+                self.clock.monotonic() - start,
+                error=f"validator plugin {name!r} raised {type(error).__name__}: {error}",
+            )
+        return CommandOutcome(0 if passed else 1, self.clock.monotonic() - start)
