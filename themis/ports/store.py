@@ -9,7 +9,10 @@ Contract (one suite in `tests/contract` runs it against every adapter):
   stored for a run (0 when it has none).
 - `RunCatalog.save_snapshot` / `load_snapshot` keep one `RunSnapshot` per run; `runs` lists
   them; `delete_run` removes a run's events, snapshot and checkpoint (used by
-  `existing_run_policy = "rerun"`).
+  `existing_run_policy = "rerun"`). `save_places` keeps where each trial of a snapshot's run belongs
+  (`TrialRef`s in plan order) unless they are kept already: a store whose views of the log place
+  events by them (DuckDB) computes them itself when a snapshot is saved without them
+  (`places=False`) and none come later; one without such views may ignore them.
 - `CheckpointStore.save_checkpoint` keeps one `Checkpoint` per run (a later save replaces it);
   `load_checkpoint` returns it whole, `load_checkpoint_summary` only its `CheckpointSummary`
   (seq, run-level facts, cached report) without decoding the state, so "nothing to do" is
@@ -21,11 +24,12 @@ Contract (one suite in `tests/contract` runs it against every adapter):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from themis.core.checkpoint import Checkpoint, CheckpointSummary
 from themis.core.events import Event, GenerationCompleted
+from themis.core.planner import TrialRef
 from themis.core.snapshot import RunSnapshot, RunSummary
 
 __all__ = ["CheckpointStore", "EventLog", "GenerationIndex", "RunCatalog", "StorePort"]
@@ -44,7 +48,9 @@ class EventLog(Protocol):
 class RunCatalog(Protocol):
     """The runs a store holds: each one's compiled snapshot."""
 
-    def save_snapshot(self, snapshot: RunSnapshot) -> None: ...
+    def save_snapshot(self, snapshot: RunSnapshot, *, places: bool = True) -> None: ...
+
+    def save_places(self, snapshot: RunSnapshot, places: Iterable[TrialRef]) -> None: ...
 
     def load_snapshot(self, run_id: str) -> RunSnapshot | None: ...
 

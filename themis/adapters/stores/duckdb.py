@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Final
@@ -36,14 +36,18 @@ from themis.adapters.checkpoint_codec import (
 from themis.adapters.codec import decode_event, decode_snapshot, encode_event, encode_snapshot
 from themis.adapters.stores.duckdb_open import LOCK_WAIT_S, SCHEMA_VERSION, connect, prepare_schema
 from themis.adapters.stores.duckdb_views import (
+    INSERT_PLACES,
     create_views,
+    holds_places,
     outdated_views,
+    ref_columns,
     runs_without_places,
     store_places,
 )
 from themis.core.checkpoint import Checkpoint, CheckpointSummary
 from themis.core.errors import SequenceConflict, StoreError
 from themis.core.events import Event, GenerationCompleted, RunCompleted, RunPaused, subject_key
+from themis.core.planner import TrialRef
 from themis.core.snapshot import RunSnapshot, RunSummary
 
 __all__ = ["SCHEMA_VERSION", "DuckDBStore"]
@@ -202,13 +206,22 @@ class DuckDBStore:
             ).fetchone()
         return int(row[0])
 
-    def save_snapshot(self, snapshot: RunSnapshot) -> None:
+    def save_snapshot(self, snapshot: RunSnapshot, *, places: bool = True) -> None:
         """Keep `snapshot` as its run's one snapshot, replacing any earlier one, and the run's
-        trial places the first time (the log's views place events by them)."""
+        trial places the first time (the log's views place events by them), planned from it;
+        `places=False`: the caller gives them later (`save_places`), having planned the run."""
         row = [snapshot.run_id, snapshot.spec.name, snapshot.created_at, encode_snapshot(snapshot)]
         with self._transaction() as con:
             con.execute("INSERT OR REPLACE INTO runs VALUES ($1, $2, $3, $4)", row)
-            store_places(con, snapshot)
+            if places:
+                store_places(con, snapshot)
+
+    def save_places(self, snapshot: RunSnapshot, places: Iterable[TrialRef]) -> None:
+        """Keep the places of `snapshot`'s run (every trial, in plan order) unless they are
+        kept already (`places` is not read then)."""
+        with self._transaction() as con:
+            if not holds_places(con, snapshot.run_id):
+                con.execute(INSERT_PLACES, ref_columns(snapshot, places))
 
     def _place_older_runs(self) -> None:
         """Create the log's views if missing, and keep the places of runs stored before

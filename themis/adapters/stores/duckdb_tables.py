@@ -3,8 +3,8 @@
 The store is first opened as every reader opens it (`DuckDBStore(read_only=True)`: another
 program's file is refused, a held file named with its PID), then attached read-only to an
 in-memory database, the run's rows copied there, and the file detached: the relations a user
-keeps hold no lock on the store. A store written before the views existed (schema version 2)
-gets its run's places computed here instead of read.
+keeps hold no lock on the store. A run without kept places (a store written before the views
+existed, schema version 2, or a run killed before its execution ended) gets them computed here.
 
 In the per-run `trials` table the `scores` map becomes one `score_<metric>` column per metric
 of the run, scored as the report scores (a failed generation is 0; pending trials are NULL).
@@ -24,6 +24,7 @@ from themis.adapters.stores.duckdb_views import (
     INSERT_PLACES,
     PLACES_TABLE,
     VIEW_NAMES,
+    holds_places,
     place_columns,
     view_sql,
 )
@@ -114,11 +115,12 @@ def read_log(path: str, run_id: str, names: Sequence[str] = VIEW_NAMES) -> dict[
         raise open_error(path, error) from error
     try:
         places = "store.main.trial_places"
-        held = memory.execute(
+        table = memory.execute(
             "SELECT count(*) FROM duckdb_tables()"
             " WHERE database_name = 'store' AND table_name = 'trial_places'"
         ).fetchone()
-        if held is None or held[0] == 0:
+        held = table is not None and table[0] > 0 and holds_places(memory, run_id, table=places)
+        if not held:  # an older store, or a run killed before its places were kept
             memory.execute(PLACES_TABLE.replace("trial_places", "computed_places"))
             columns = place_columns(snapshot)
             if columns is not None:

@@ -2,8 +2,11 @@
 `scores`, `failures`, `retries` and `cases` (documented in `docs/reference/store.md`).
 
 Events name a trial by its keys only; where a trial belongs (dataset, case, prompt, model,
-sample) comes from the plan, so each run's plan is kept once in `trial_places`, written when its
-snapshot is first saved (and, for stores written before it existed, when a writer opens them).
+sample) comes from the plan, so each run's plan is kept once in `trial_places`: a run's
+execution writes the keys it planned as it went (`DuckDBStore.save_places`, no second planning
+pass) when it ends; a snapshot saved otherwise (`themis plan`, an imported bundle) gets its places
+planned then; a run killed before its execution ended, or stored before `trial_places` existed,
+gets them planned when a writer next opens the store.
 Each view reads the log with the fold's rules (`themis.core.state`): a key's first generation;
 the failure of the latest execution that failed it, unless a generation came later; the parse
 and score of the highest epoch, void when older than the latest reset of their stage.
@@ -15,11 +18,11 @@ computed in memory when an older store has none.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
 from themis.core.builtins import builtin_plugins
-from themis.core.planner import compile_stored, trial_refs
+from themis.core.planner import TrialRef, compile_stored, trial_refs
 from themis.core.plugins import recorded_plugins
 from themis.core.snapshot import RunSnapshot
 
@@ -28,8 +31,10 @@ __all__ = [
     "VIEWS_VERSION",
     "VIEW_NAMES",
     "create_views",
+    "holds_places",
     "outdated_views",
     "place_columns",
+    "ref_columns",
     "store_places",
     "view_sql",
 ]
@@ -253,30 +258,53 @@ def outdated_views(con: Any) -> bool:
 
 
 def place_columns(snapshot: RunSnapshot) -> list[Any] | None:
-    """The run's places as `INSERT_PLACES` parameters, or `None` when its stored spec does not
-    compile to its run id (nothing to place its events by)."""
+    """The run's places as `INSERT_PLACES` parameters, planned from its snapshot, or `None`
+    when its stored spec does not compile to its run id (nothing to place its events by)."""
     plugins = recorded_plugins(snapshot.provenance, builtin_plugins())
     compiled = compile_stored(snapshot.spec, snapshot.run_id, plugins)
     if compiled is None:
         return None
+    return ref_columns(snapshot, trial_refs(compiled))
+
+
+def ref_columns(snapshot: RunSnapshot, refs: Iterable[TrialRef]) -> list[Any]:
+    """The places of `refs` (every trial of the run, in plan order) as `INSERT_PLACES`
+    parameters."""
     providers = {model.name: model.provider for model in snapshot.spec.models}
-    samples = compiled.spec.samples
-    columns: list[list[Any]] = [[] for _ in range(9)]
-    for position, ref in enumerate(trial_refs(compiled)):
-        row = (ref.trial_id, ref.trial_key, ref.dataset, ref.case_id, ref.prompt, ref.model)
-        for column, value in zip(
-            columns, (*row, providers[ref.model], position % samples, position), strict=True
-        ):
-            column.append(value)
-    return [snapshot.run_id, *columns]
+    samples = snapshot.spec.samples
+    ids, keys, datasets, cases, prompts, models = [], [], [], [], [], []
+    for ref in refs:
+        ids.append(ref.trial_id)
+        keys.append(ref.trial_key)
+        datasets.append(ref.dataset)
+        cases.append(ref.case_id)
+        prompts.append(ref.prompt)
+        models.append(ref.model)
+    positions = list(range(len(ids)))
+    return [
+        snapshot.run_id,
+        ids,
+        keys,
+        datasets,
+        cases,
+        prompts,
+        models,
+        [providers[model] for model in models],
+        [position % samples for position in positions],
+        positions,
+    ]
+
+
+def holds_places(con: Any, run_id: str, table: str = "trial_places") -> bool:
+    """Whether the store `con` holds keeps the run's places (in `table`)."""
+    row = con.execute(f"SELECT 1 FROM {table} WHERE run_id = $1 LIMIT 1", [run_id]).fetchone()
+    return row is not None
 
 
 def store_places(con: Any, snapshot: RunSnapshot) -> None:
-    """Keep the run's places unless they are kept already (a run's plan never changes)."""
-    held = con.execute(
-        "SELECT 1 FROM trial_places WHERE run_id = $1 LIMIT 1", [snapshot.run_id]
-    ).fetchone()
-    if held is not None:
+    """Keep the run's places, planned from its snapshot, unless they are kept already (a run's
+    plan never changes)."""
+    if holds_places(con, snapshot.run_id):
         return
     columns = place_columns(snapshot)
     if columns is not None:

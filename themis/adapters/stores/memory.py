@@ -5,11 +5,12 @@ call atomic, so a run in one thread (`Orchestrator.submit`) and reads in another
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from themis.core.checkpoint import Checkpoint, CheckpointSummary
 from themis.core.errors import SequenceConflict
 from themis.core.events import Event, GenerationCompleted
+from themis.core.planner import TrialRef
 from themis.core.snapshot import RunSnapshot, RunSummary
 
 __all__ = ["MemoryStore"]
@@ -50,10 +51,14 @@ class MemoryStore:
         with self._lock:
             return max(self._events.get(run_id, {}), default=0)
 
-    def save_snapshot(self, snapshot: RunSnapshot) -> None:
+    def save_snapshot(self, snapshot: RunSnapshot, *, places: bool = True) -> None:
         """Keep `snapshot` as its run's one snapshot, replacing any earlier one."""
         with self._lock:
             self._snapshots[snapshot.run_id] = snapshot
+
+    def save_places(self, snapshot: RunSnapshot, places: Iterable[TrialRef]) -> None:
+        """Nothing to keep: places serve the DuckDB store's views of the log, and this store
+        has none (its readers place events by planning the run)."""
 
     def load_snapshot(self, run_id: str) -> RunSnapshot | None:
         """The run's snapshot, or `None` if none was saved."""

@@ -34,6 +34,7 @@ from themis.core.planner import (
     compile_stored,
     pending,
     plan,
+    trial_refs,
 )
 from themis.core.plugins import PluginRegistry, plugins_provenance, recorded_plugins
 from themis.core.report import Report, build_report
@@ -156,8 +157,8 @@ def _open_run(request: RunRequest, ports: Ports) -> LoadedRun:
             f"run {run_id[:12]} already exists in the store (existing_run_policy = 'error'); "
             "use 'auto' to reuse or resume it, or 'rerun' to start it again"
         )
-    if not existed:
-        store.save_snapshot(snapshot)
+    if not existed:  # its places come once the execution has planned it (`execute_work`)
+        store.save_snapshot(snapshot, places=False)
     return LoadedRun(snapshot=snapshot, state=state, next_seq=next_seq, reuse_others=reuse_others)
 
 
@@ -239,7 +240,8 @@ def execute_work(
     Generations other runs of the store completed are reused (`themis.app.usecases.reuse`; not
     after a rerun deleted the stored run); the final state is checkpointed with its report, so
     that reusing the run later decodes neither.
-    `record`, filled as the work reads the whole plan, spares planning it again for the report.
+    `record`, filled as the work reads the whole plan, spares planning it again for the report
+    and the run's places.
     """
     compiled, store = execution.compiled, ports.store
     if loaded.reuse_others:
@@ -283,6 +285,10 @@ def execute_work(
             functools.partial(execute, execution, ports, writer, on_progress=on_progress),
             driving.trio_clock,
         )
+    # Where each trial belongs, for the log's views: from the keys the execution recorded
+    # (planned again only if it stopped before reading the whole plan). A process killed
+    # before this point leaves them to the next writer that opens the store.
+    store.save_places(loaded.snapshot, trial_refs(compiled, record))
     counts = outcome.counts
     total = execution.total
     executed = total if outcome.completed else counts.done + counts.failed  # paused: fewer

@@ -1,0 +1,89 @@
+"""Where each trial belongs (`trial_places`): written from the keys the run's execution planned,
+equal to planning the stored snapshot again, and still there for a run killed before its end.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+import themis
+from themis.adapters.stores.duckdb import DuckDBStore
+from themis.adapters.stores.duckdb_tables import read_log
+from themis.adapters.stores.duckdb_views import place_columns
+from themis.core import planner
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+FAST = ["models.strong.options.latency_s=0", "models.weak.options.latency_s=0"]
+COLUMNS = "trial_id, trial_key, dataset, case_id, prompt, model, provider, sample, position"
+
+
+def _experiment(tmp_path: Path) -> themis.Experiment:
+    shutil.copytree(EXAMPLES / "data", tmp_path / "data", dirs_exist_ok=True)
+    config = Path(shutil.copy(EXAMPLES / "demo.toml", tmp_path / "demo.toml"))
+    return themis.Experiment.from_file(config, overrides=[*FAST, "samples=2"])
+
+
+def _places(store: Path) -> list[tuple[object, ...]]:
+    with duckdb.connect(str(store), read_only=True) as con:
+        return con.execute(f"SELECT {COLUMNS} FROM trial_places ORDER BY position").fetchall()
+
+
+def _planned(store: Path, run_id: str) -> list[tuple[object, ...]]:
+    """The places planned again from the stored snapshot (the path a run no longer takes)."""
+    opened = DuckDBStore(store, read_only=True)
+    try:
+        snapshot = opened.load_snapshot(run_id)
+    finally:
+        opened.close()
+    assert snapshot is not None
+    columns = place_columns(snapshot)
+    assert columns is not None
+    return list(zip(*columns[1:], strict=True))
+
+
+def test_a_run_keeps_the_places_it_planned_without_planning_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    experiment = _experiment(tmp_path)
+    calls = 0
+    real_plan = planner.plan
+
+    def counted(compiled: planner.CompiledRun) -> object:
+        nonlocal calls
+        calls += 1
+        return real_plan(compiled)
+
+    monkeypatch.setattr("themis.app.usecases.runs.plan", counted)
+    monkeypatch.setattr("themis.core.planner.plan", counted)  # `trial_refs`' fallback
+    store = tmp_path / "s.duckdb"
+    result = experiment.run(store=store, progress="off")
+    assert calls == 1  # the execution's own pass only
+    places = _places(store)
+    assert len(places) == result.report.planned
+    assert places == _planned(store, result.run_id)
+
+
+def test_a_run_killed_before_its_places_were_kept_gets_them_from_the_next_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    experiment = _experiment(tmp_path)
+    store = tmp_path / "s.duckdb"
+
+    def killed(self: DuckDBStore, snapshot: object, places: object) -> None:
+        raise SystemExit("killed")  # the process dies between the run's end and its places
+
+    monkeypatch.setattr(DuckDBStore, "save_places", killed)
+    with pytest.raises(SystemExit):
+        experiment.run(store=store, progress="off")
+    monkeypatch.undo()
+    assert _places(store) == []
+    run_id = experiment.run_id
+    # A reader computes them meanwhile; the next writer keeps them.
+    trials = read_log(str(store), run_id, ["trials"])["trials"]
+    assert len(trials) == 24 * 2 * 2 * 2  # cases × models × prompts × samples
+    DuckDBStore(store).close()
+    assert _places(store) == _planned(store, run_id)
