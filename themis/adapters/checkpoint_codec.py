@@ -38,6 +38,7 @@ import attrs
 from attrs import frozen
 
 from themis.adapters.codec import decode_event, decode_report, encode_event, encode_report
+from themis.adapters.json_text import compact_encoder
 from themis.core.checkpoint import Checkpoint, CheckpointSummary
 from themis.core.errors import StoreError
 from themis.core.events import (
@@ -72,7 +73,7 @@ __all__ = [
 # report computes a statistic): every older checkpoint then reads as absent.
 CHECKPOINT_FORMAT: Final = 2  # 2: the state keeps `earlier_failures`
 
-_ENCODE: Final = json.JSONEncoder(separators=(",", ":")).encode
+_ENCODE: Final = compact_encoder()
 _DECODE: Final = json.JSONDecoder().decode
 _DECODE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
 _NEW: Final = object.__new__

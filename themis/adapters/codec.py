@@ -10,13 +10,16 @@ Checkpoints have a codec of their own, built for speed: `themis.adapters.checkpo
 from __future__ import annotations
 
 import json
+import types
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Union, get_args, get_origin
 
 import cattrs
 from attrs import frozen
+from cattrs.fns import identity
 from cattrs.gen import make_dict_unstructure_fn
 
+from themis.adapters.json_text import compact_encoder
 from themis.core.errors import StoreError
 from themis.core.events import EVENT_TYPES, Event
 from themis.core.report import Report
@@ -41,8 +44,21 @@ REPORT_SCHEMA_VERSION: Final = 1
 
 # Validation happens in the attrs classes themselves; cattrs' detailed mode only adds overhead.
 _CONVERTER = cattrs.Converter(detailed_validation=False)
+_PRIMITIVES: Final = frozenset((str, int, float, bool, type(None)))
+
+
+def _optional_primitive(annotation: Any) -> bool:
+    """`str | None`, `int | None`, ...: unstructured as they are, which cattrs' generated code
+    then reads inline instead of calling a hook per field (~0.3 us each, several per event)."""
+    if get_origin(annotation) not in (Union, types.UnionType):
+        return False
+    members = set(get_args(annotation))
+    return type(None) in members and members <= _PRIMITIVES
+
+
+_CONVERTER.register_unstructure_hook_func(_optional_primitive, identity)
 # ASCII output keeps lone surrogates (possible in model text) storable as UTF-8.
-_ENCODE: Final = json.JSONEncoder(separators=(",", ":")).encode
+_ENCODE: Final = compact_encoder()
 _DECODE: Final = json.JSONDecoder().decode
 _DECODE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, cattrs.BaseValidationError)
 

@@ -40,6 +40,7 @@ import httpx
 import trio
 from attrs import frozen
 
+from themis.adapters.json_text import compact_encoder
 from themis.adapters.models.h1 import H1Pool
 from themis.adapters.models.pool import ClientPool
 from themis.core.endpoint import Endpoint, MissingVariable, references, substitute
@@ -63,7 +64,7 @@ def _version() -> str:
 _USER_AGENT = f"themis/{_version()}"
 _DETAIL_CHARS = 300
 # A request body as JSON (built once: `json.dumps` with options builds an encoder per call).
-_ENCODE_BODY = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_ENCODE_BODY = compact_encoder(ensure_ascii=False, allow_nan=False)
 _HINT_CHARS = 4000
 
 
