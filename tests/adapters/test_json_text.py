@@ -13,16 +13,13 @@ from hypothesis import strategies as st
 from themis.adapters.json_text import compact_encoder
 
 _SCALARS = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats()
-    | st.text()  # lone surrogates included
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text()  # lone surrogates included
 )
 _VALUES = st.recursive(
     _SCALARS,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
