@@ -16,7 +16,7 @@ import themis
 from tests.cli.helpers import Invoke
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.app import wiring
-from themis.app.usecases import runs as runs_module
+from themis.app.usecases import stored as stored_module
 from themis.core import planner
 
 
@@ -44,8 +44,8 @@ class Counts:
             for name, original in originals.items():
                 if getattr(module, name, None) is original:
                     monkeypatch.setattr(module, name, self._counted("compiles", original))
-        fold = runs_module.fold_from_checkpoint
-        monkeypatch.setattr(runs_module, "fold_from_checkpoint", self._counted("folds", fold))
+        fold = stored_module.fold_from_checkpoint
+        monkeypatch.setattr(stored_module, "fold_from_checkpoint", self._counted("folds", fold))
 
     def _counted(self, what: str, function: Callable[..., Any]) -> Callable[..., Any]:
         def counted(*args: Any, **kwargs: Any) -> Any:

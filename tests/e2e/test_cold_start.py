@@ -101,3 +101,6 @@ def test_commands_without_a_model_call_load_no_http_adapter(tmp_path: Path) -> N
     assert "themis.adapters.stores.duckdb" in imported  # the import log was read
     http = ("httpx", "httptools", "themis.adapters.models.http")
     assert [name for name in imported if name.split(".")[0] in http or name in http] == []
+    # Nor the execution engine or the prompt renderer: a report renders no prompt (issue 12).
+    engine = ("trio", "jinja2", "themis.app.execution")
+    assert sorted(name for name in imported if name.startswith(engine)) == []

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from themis.adapters.clocks import SystemClock
 from themis.adapters.live_progress import (
     FileLiveProgress,
     ViewerNotice,
@@ -39,9 +38,6 @@ from themis.adapters.stores.duckdb_tables import LogTable as LogTable  # noqa: P
 from themis.adapters.stores.duckdb_tables import export_log, read_log
 from themis.adapters.stores.duckdb_views import VIEW_NAMES
 from themis.adapters.stores.memory import MemoryStore
-from themis.app.execution.ports import Ports
-from themis.app.execution.provider_gates import ProviderRegistry
-from themis.app.execution.telemetry import Observer
 from themis.core.bundles import BundleManifest, StageBundle
 from themis.core.endpoint import Endpoint
 from themis.core.errors import ConfigError
@@ -59,9 +55,12 @@ from themis.ports.run_queue import RunQueuePort
 from themis.ports.sandbox import SandboxPort
 from themis.ports.store import StorePort
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the execution engine (trio) is imported where an execution is wired
     from themis.adapters.batch_files import BatchOutput
     from themis.adapters.models.http import HttpModel
+    from themis.app.execution.ports import Ports
+    from themis.app.execution.provider_gates import ProviderRegistry
+    from themis.app.execution.telemetry import Observer
 
 StoreLike = str | Path | StorePort
 DEFAULT_STORE = "themis.duckdb"
@@ -295,6 +294,8 @@ def process_alive(pid: int) -> bool:
 
 
 def system_clock() -> ClockPort:
+    from themis.adapters.clocks import SystemClock  # trio: only where time is needed
+
     return SystemClock()
 
 
@@ -338,7 +339,7 @@ def check_models(
                 f"{', '.join(PROVIDERS)}, or any name given an endpoint in "
                 f"[runtime.endpoints.{provider}])"
             )
-        _http_model(provider, models, runtime, SystemClock()).check_environment()
+        _http_model(provider, models, runtime, system_clock()).check_environment()
 
 
 def _api(model: ModelSpec) -> str:
@@ -435,7 +436,7 @@ def _built_model(
 ) -> ScriptedModel | HttpModel:
     """The built-in adapter serving `provider` (`clock`: the system's when `None`, as on a
     Ray worker, where it is called from a pickled partial)."""
-    clock = clock or SystemClock()
+    clock = clock or system_clock()
     if provider == "fake":
         journal = os.environ.get(FAKE_JOURNAL_ENV)
         return ScriptedModel(clock, journal=Path(journal) if journal else None)
@@ -518,6 +519,9 @@ def execution_ports(
     replaces providers, see `model_ports`), the clock (default: the system's), the provider
     state and live progress shared beside a file store, and `registry` (default: a fresh one,
     owned by this execution)."""
+    from themis.app.execution.ports import Ports
+    from themis.app.execution.provider_gates import ProviderRegistry
+
     clock = clock or system_clock()
     with model_ports(spec, clock, models, runtime) as ports:
         ported = Ports(

@@ -6,20 +6,28 @@ Rendering is pure computation, so it lives in the core (ADR-0001 allows jinja2 h
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 from attrs import frozen
-from jinja2 import meta, nodes
 
 from themis.core.identity import digest
 from themis.core.spec import Case, FewShotSpec, PromptSpec
 
+if TYPE_CHECKING:
+    import jinja2
+
 EXAMPLES = "examples"  # the template variable few-shot examples are given as
 
-_ENV = jinja2.Environment(
-    undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
-)
+
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    """The one Jinja2 environment, built (and jinja2 imported) at the first template: reading
+    a store never renders a prompt, and need not pay for the import."""
+    import jinja2
+
+    return jinja2.Environment(
+        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
+    )
 
 
 @frozen
@@ -36,7 +44,7 @@ class PromptError(ValueError):
 
 @lru_cache(maxsize=256)
 def _template(source: str) -> jinja2.Template:
-    return _ENV.from_string(source)
+    return _env().from_string(source)
 
 
 @lru_cache(maxsize=256)
@@ -44,8 +52,11 @@ def _substitutions(source: str) -> tuple[tuple[bool, str], ...] | None:
     """A template that is only text and `{{ name }}`s as `(is_text, text or name)` parts; else
     `None`. Jinja2 renders a `{{ name }}` as `str(value)` here (no autoescape, no finalize), so
     joining the parts gives its output at a tenth of the cost of a Jinja2 render."""
+    import jinja2
+    from jinja2 import nodes
+
     try:
-        body = _ENV.parse(source).body
+        body = _env().parse(source).body
     except jinja2.TemplateSyntaxError:
         return None
     parts: list[tuple[bool, str]] = []
@@ -75,16 +86,19 @@ def _render(source: str, variables: dict[str, Any]) -> str:
 def template_fields(prompt: PromptSpec) -> frozenset[str]:
     """The case fields a prompt variant refers to (template and system message); Jinja2's
     globals (`range`, `dict`, ...) are not fields."""
+    import jinja2
+    from jinja2 import meta
+
     names: set[str] = set()
     for source in (prompt.template, prompt.system or ""):
         try:
-            names |= meta.find_undeclared_variables(_ENV.parse(source))
+            names |= meta.find_undeclared_variables(_env().parse(source))
         except jinja2.TemplateSyntaxError as error:
             raise PromptError(
                 f"prompt {prompt.name!r}: template syntax error: {error.message}"
             ) from error
     given = {EXAMPLES} if prompt.few_shot is not None else set()
-    return frozenset(names - _ENV.globals.keys() - given)
+    return frozenset(names - _env().globals.keys() - given)
 
 
 @lru_cache(maxsize=16)
@@ -130,6 +144,8 @@ def render(prompt: PromptSpec, case: Case) -> tuple[Message, ...]:
 
 def _why(error: Exception) -> str:
     """One line saying why a render failed; Jinja2's own errors already read as sentences."""
+    import jinja2
+
     text = " ".join(str(error).split())
     if isinstance(error, jinja2.TemplateError):
         return text or type(error).__name__

@@ -4,7 +4,7 @@ other report formats: `report_formats`, `report_html`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -24,10 +24,12 @@ from themis.app.render.report_text import (
     when,
 )
 from themis.app.usecases.reporting import ReportDocument
-from themis.app.usecases.runs import RunResult
 from themis.core.inspection import RunProgress
 from themis.core.report import Report, ServedModel
 from themis.core.snapshot import RunSummary
+
+if TYPE_CHECKING:  # not at import: `themis report` never loads the execution engine
+    from themis.app.usecases.runs import RunResult
 
 
 def counted(count: int, noun: str) -> str:

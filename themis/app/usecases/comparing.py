@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from themis.app.usecases.runs import load_compiled, load_state, resolve_run_id
+from themis.app.usecases.stored import load_compiled, load_state, resolve_run_id
 from themis.core.comparison import (
     Comparison,
     GroupScores,

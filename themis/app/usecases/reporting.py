@@ -10,7 +10,7 @@ from itertools import islice
 from attrs import field, frozen
 
 from themis.app.usecases.checkpoints import fresh_report
-from themis.app.usecases.runs import load_compiled, load_state, resolve_run_id
+from themis.app.usecases.stored import load_compiled, load_state, resolve_run_id
 from themis.core.breakdown import Breakdown, check_breakdown, field_names
 from themis.core.case_results import CaseResult, case_results, planned_once
 from themis.core.planner import CompiledRun

@@ -10,7 +10,6 @@ import attrs
 import trio
 from attrs import field, frozen
 
-from themis.app.config.plugins import resolve_plugins
 from themis.app.execution.interpreter import ProgressCallback, execute
 from themis.app.execution.live import PublishedStart, publishing
 from themis.app.execution.ports import Ports
@@ -18,32 +17,54 @@ from themis.app.execution.telemetry import TelemetryBus
 from themis.app.execution.trials import ProgressCounts
 from themis.app.execution.work import Execution
 from themis.app.execution.writer import EventWriter
-from themis.app.usecases.checkpoints import fold_from_checkpoint, fresh_report, remember
+from themis.app.usecases.checkpoints import fresh_report, remember
 from themis.app.usecases.provenance import environment_provenance
 from themis.app.usecases.reuse import find_reusable
 from themis.app.usecases.runtime_lineage import last_runtime, runtime_changes
+from themis.app.usecases.stored import (
+    LoadedRun,
+    load_compiled,
+    load_run,
+    load_state,
+    report_run,
+    resolve_run_id,
+)
 from themis.core.budget import COST_LIMIT, pause_holds
-from themis.core.builtins import builtin_plugins
-from themis.core.errors import PluginError, RunExists, RunNotFound, StoreError, ThemisError
+from themis.core.errors import RunExists, ThemisError
 from themis.core.events import Event, FailuresRetried, RunResumed
 from themis.core.planner import (
     CompiledRun,
     PendingTrial,
     PlanRecord,
-    compile_run,
-    compile_stored,
     pending,
     plan,
     trial_refs,
 )
-from themis.core.plugins import PluginRegistry, plugins_provenance, recorded_plugins
+from themis.core.plugins import plugins_provenance
 from themis.core.report import Report, build_report
 from themis.core.runtime import RuntimeConfig
 from themis.core.snapshot import RunSnapshot, RunSummary
 from themis.core.stages import Stage
 from themis.core.state import RunState
 from themis.core.telemetry import ExecutionFinished, ExecutionStarted
-from themis.ports.store import RunCatalog, StorePort
+from themis.ports.store import StorePort
+
+# The reading use cases live in `stored`; they are named here too, where callers met them first.
+__all__ = [
+    "Driving",
+    "LoadedRun",
+    "RunRequest",
+    "RunResult",
+    "continue_run",
+    "execute_work",
+    "list_runs",
+    "load_compiled",
+    "load_run",
+    "load_state",
+    "report_run",
+    "resolve_run_id",
+    "run_experiment",
+]
 
 T = TypeVar("T")
 
@@ -70,12 +91,6 @@ class RunResult:
         return self.report.completed_through_stage
 
 
-def load_state(store: StorePort, run_id: str) -> tuple[RunState, int]:
-    """The run's state and the seq its next event gets: its last checkpoint plus the events
-    logged after it (see `themis.app.usecases.checkpoints`)."""
-    return fold_from_checkpoint(store, run_id)
-
-
 @frozen
 class RunRequest:
     """What to run: a compiled run, the runtime to run it with, the stage to stop after, and
@@ -88,18 +103,6 @@ class RunRequest:
     # Attempt again the trials whose generation failed for good, even in a run the log shows
     # complete (`FailuresRetried`).
     retry_failed: bool = False
-
-
-@frozen
-class LoadedRun:
-    """A stored run as one command read it: its snapshot, the state its log shows (folded once)
-    and the seq its next event gets. `reuse_others` is False once a rerun deleted the stored
-    run: a rerun calls the models again, whatever other runs of the store hold."""
-
-    snapshot: RunSnapshot
-    state: RunState
-    next_seq: int
-    reuse_others: bool = True
 
 
 @frozen
@@ -354,65 +357,6 @@ def _result(
         trials_executed=executed,
         model_calls=calls,
     )
-
-
-def resolve_run_id(store: RunCatalog, prefix: str) -> str:
-    """The one stored run whose id starts with `prefix` (at least 4 characters)."""
-    if len(prefix) < 4:
-        raise RunNotFound(f"run id {prefix!r} is too short: give at least 4 characters")
-    matches = [summary.run_id for summary in store.runs() if summary.run_id.startswith(prefix)]
-    if not matches:
-        raise RunNotFound(f"no run {prefix!r} in the store (see `themis runs`)")
-    if len(matches) > 1:
-        raise RunNotFound(
-            f"run id {prefix!r} is ambiguous: it matches {len(matches)} runs; give more characters"
-        )
-    return matches[0]
-
-
-def load_compiled(store: RunCatalog, run_id: str) -> tuple[RunSnapshot, CompiledRun]:
-    """The stored snapshot and its recompiled run; refuses a snapshot whose identity drifted."""
-    snapshot = store.load_snapshot(run_id)
-    if snapshot is None:
-        raise RunNotFound(f"no run {run_id!r} in the store (see `themis runs`)")
-    try:
-        plugins = resolve_plugins(snapshot.spec, f"run {run_id[:12]}")
-        compiled = compile_stored(snapshot.spec, run_id, plugins)
-    except PluginError:  # not installed: read it with the plugins it recorded
-        compiled = None
-    if compiled is None:  # another version installed, or none: the recorded ones, if any
-        plugins = recorded_plugins(snapshot.provenance, builtin_plugins())
-        compiled = compile_stored(snapshot.spec, run_id, plugins)
-    if compiled is None:
-        raise StoreError(
-            f"run {run_id[:12]}: its stored spec compiles to "
-            f"{compile_run(snapshot.spec, plugins).run_id[:12]} with this Themis version"
-            + (" and other plugin versions than it ran with" if _names_plugins(plugins) else "")
-        )
-    return snapshot, compiled
-
-
-def _names_plugins(plugins: PluginRegistry) -> bool:
-    return any(not known.builtin for known in plugins)
-
-
-def load_run(store: StorePort, run_id_or_prefix: str) -> tuple[CompiledRun, LoadedRun]:
-    """A stored run (id or unique prefix), compiled once and folded once."""
-    run_id = resolve_run_id(store, run_id_or_prefix)
-    snapshot, compiled = load_compiled(store, run_id)
-    state, next_seq = load_state(store, run_id)
-    return compiled, LoadedRun(snapshot=snapshot, state=state, next_seq=next_seq)
-
-
-def report_run(store: StorePort, run_id_or_prefix: str) -> Report:
-    """The report of a stored run, from its log alone."""
-    run_id = resolve_run_id(store, run_id_or_prefix)
-    _, compiled = load_compiled(store, run_id)
-    cached = fresh_report(store, compiled)
-    if cached is not None:
-        return cached[1]
-    state, _ = load_state(store, run_id)
-    return build_report(compiled, state)
 
 
 def list_runs(store: StorePort) -> list[RunSummary]:
