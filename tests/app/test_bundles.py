@@ -323,3 +323,58 @@ def test_evaluate_judges_stored_generations_calling_only_the_judge() -> None:
     assert judged.completed_through_stage == "judge"
     assert {name: n for name, n in models.calls.items() if name != "fake-judge"} == under_test
     assert models.calls["fake-judge"] > 0
+
+
+# --- the seed's import_generation_results / import_evaluation_results ----------------------
+
+
+def test_generation_and_evaluation_results_made_elsewhere_complete_the_run(tmp_path: Path) -> None:
+    refusing = Refusing()
+    with orchestrator_on(tmp_path / "x.duckdb", refusing) as orchestrator:
+        answers = [{"case_id": f"c{i}", "text": str(2 * i)} for i in range(4)]
+        generated = orchestrator.import_generation_results(config(), answers)
+        assert (generated.imported, generated.already_held) == (4, 0)
+        scores = [
+            {"case_id": f"c{i}", "scores": {"exact_match": float(i % 2)}, "answer": str(2 * i)}
+            for i in range(4)
+        ]
+        evaluated = orchestrator.import_evaluation_results(config(), scores)
+        assert evaluated.imported == 8  # a parse and a score per trial
+        again = orchestrator.import_evaluation_results(config(), scores)
+        assert (again.imported, again.already_held) == (0, 4)  # parses held: only scores sent
+        result = orchestrator.run(config())  # nothing left to do: no call
+        assert (result.status, result.model_calls, Refusing.calls) == ("completed", 0, 0)
+        assert result.report.rows[0].mean == 0.5  # the imported scores, not recomputed ones
+        assert result.report.scored == 4
+
+
+@pytest.mark.parametrize(
+    ("records", "message"),
+    [
+        (
+            [{"case_id": "c0", "scores": {"f1": 1.0}}],
+            "evaluations[0].scores: must score exactly the run's metrics (exact_match), got f1",
+        ),
+        (
+            [{"case_id": "c0", "scores": {"exact_match": 2.0}}],
+            "evaluations[0].scores.exact_match: must be in [0, 1], got 2",
+        ),
+        (
+            [{"case_id": "nope", "scores": {"exact_match": 1.0}}],
+            "evaluations[0]: no trial of run",
+        ),
+        (
+            [{"case_id": "c3", "scores": {"exact_match": 1.0}}],
+            "evaluations[0]: the trial of case 'c3' has no stored generation",
+        ),
+    ],
+)
+def test_evaluation_results_are_checked_in_one_line(
+    tmp_path: Path, records: list[dict[str, Any]], message: str
+) -> None:
+    with orchestrator_on(tmp_path / "x.duckdb") as orchestrator:
+        orchestrator.import_generation_results(config(), [{"case_id": "c0", "text": "0"}])
+        with pytest.raises(themis.ConfigError) as raised:
+            orchestrator.import_evaluation_results(config(), records)
+        assert str(raised.value).startswith(message)
+        assert "\n" not in str(raised.value)

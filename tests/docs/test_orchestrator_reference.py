@@ -31,6 +31,8 @@ SEED_METHODS = [  # reference/004's Orchestrator
     "import_generation_bundle",
     "export_evaluation_bundle",
     "import_evaluation_bundle",
+    "import_generation_results",
+    "import_evaluation_results",
     "db_manager",
 ]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 from attrs import frozen
@@ -22,6 +22,7 @@ from themis.app.usecases.bundles import (
     export_bundle,
     import_bundle,
     pending_requests,
+    record_evaluations,
     record_generations,
 )
 from themis.app.usecases.provenance import config_provenance
@@ -35,9 +36,11 @@ from themis.app.wiring import (
     write_stage_bundle,
 )
 from themis.core.bundles import BundleKind, BundleManifest, refuse_other_run
-from themis.core.candidates import Candidate, match_candidates
+from themis.core.candidates import Candidate, Evaluated, match_candidates, match_evaluated
 from themis.core.errors import ConfigError
 from themis.ports.clock import ClockPort
+
+T = TypeVar("T")
 
 __all__ = [
     "BATCH_FORMATS",
@@ -153,24 +156,54 @@ def import_batch(
 def candidates_from(records: Iterable[Candidate | Mapping[str, Any]]) -> list[Candidate]:
     """`Candidate`s from candidates or mappings with the same keys; `ConfigError` names a
     record that is neither."""
-    found: list[Candidate] = []
-    names = {field.name for field in attrs.fields(Candidate)}
+    found = _records(Candidate, records, "candidates")
+    for index, candidate in enumerate(found):
+        if not isinstance(candidate.text, str) or not isinstance(candidate.case_id, str):
+            raise ConfigError(f"candidates[{index}]: case_id and text must be strings")
+    return found
+
+
+def evaluated_from(records: Iterable[Evaluated | Mapping[str, Any]]) -> list[Evaluated]:
+    """`Evaluated` records from records or mappings with the same keys."""
+    found = _records(Evaluated, records, "evaluations")
+    for index, record in enumerate(found):
+        if not isinstance(record.case_id, str) or not (
+            record.answer is None or isinstance(record.answer, str)
+        ):
+            raise ConfigError(f"evaluations[{index}]: case_id and answer must be strings")
+    return found
+
+
+def _records(cls: type[T], records: Iterable[T | Mapping[str, Any]], label: str) -> list[T]:
+    found: list[T] = []
+    names = set(attrs.fields_dict(cls))  # type: ignore[arg-type]
     for index, record in enumerate(records):
-        if isinstance(record, Candidate):
+        if isinstance(record, cls):
             found.append(record)
             continue
         if not isinstance(record, Mapping):
-            raise ConfigError(f"candidates[{index}]: expected an object, got {record!r:.40}")
+            raise ConfigError(f"{label}[{index}]: expected an object, got {record!r:.40}")
         unknown = sorted(set(record) - names)
         if unknown:
-            raise ConfigError(f"candidates[{index}].{unknown[0]}: unknown field")
+            raise ConfigError(f"{label}[{index}].{unknown[0]}: unknown field")
         try:
-            found.append(Candidate(**record))
-        except TypeError as error:
-            raise ConfigError(f"candidates[{index}]: {error}") from None
-        if not isinstance(found[-1].text, str) or not isinstance(found[-1].case_id, str):
-            raise ConfigError(f"candidates[{index}]: case_id and text must be strings")
+            found.append(cls(**record))
+        except (TypeError, ValueError, AttributeError) as error:
+            raise ConfigError(f"{label}[{index}]: {error}") from None
     return found
+
+
+def import_evaluations(
+    experiment: Experiment,
+    records: Iterable[Evaluated | Mapping[str, Any]],
+    store: StoreLike = DEFAULT_STORE,
+    *,
+    clock: ClockPort | None = None,
+) -> ImportOutcome:
+    """Record evaluations made elsewhere of the run's stored generations (see `Evaluated`)."""
+    evaluated = match_evaluated(experiment.compiled, evaluated_from(records))
+    with opened_store(store) as opened:
+        return record_evaluations(opened, experiment.compiled, evaluated, clock or system_clock())
 
 
 def import_candidates(

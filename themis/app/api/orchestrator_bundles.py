@@ -15,7 +15,7 @@ from themis.app.api.bundles import BatchImport
 from themis.app.api.experiment import Experiment
 from themis.app.usecases.bundles import ImportOutcome
 from themis.core.bundles import BundleKind, BundleManifest
-from themis.core.candidates import Candidate
+from themis.core.candidates import Candidate, Evaluated
 from themis.ports.clock import ClockPort
 from themis.ports.store import StorePort
 
@@ -126,4 +126,22 @@ class BundleMethods(ABC):
         with self._exclusive():
             return bundles.import_candidates(
                 self.experiment(experiment), candidates, self.store, clock=self._clock
+            )
+
+    def import_generation_results(
+        self, experiment: Any, records: Iterable[Candidate | Mapping[str, Any]]
+    ) -> ImportOutcome:
+        """The seed's name for importing generations made elsewhere for the run's pending
+        work (after `export_batch`, or any other handoff): `import_candidates`."""
+        return self.import_candidates(experiment, records)
+
+    def import_evaluation_results(
+        self, experiment: Any, records: Iterable[Evaluated | Mapping[str, Any]]
+    ) -> ImportOutcome:
+        """Record evaluations made elsewhere of the run's stored generations: each names its
+        trial as a `Candidate` does and gives `scores` (every metric of the run, in [0, 1]) and
+        optionally the parsed `answer`; importing twice changes nothing."""
+        with self._exclusive():
+            return bundles.import_evaluations(
+                self.experiment(experiment), records, self.store, clock=self._clock
             )

@@ -24,10 +24,18 @@ from themis.core.bundles import (
     manifest_identity,
     refuse_other_run,
 )
+from themis.core.candidates import Evaluated
 from themis.core.errors import ConfigError
-from themis.core.events import Event, GenerationCompleted
+from themis.core.events import Event, GenerationCompleted, ParseCompleted, ScoreCompleted
 from themis.core.generation import ModelResponse
-from themis.core.planner import CompiledRun, ModelRequest, compile_stored, pending, plan
+from themis.core.planner import (
+    CompiledRun,
+    ModelRequest,
+    TrialPlan,
+    compile_stored,
+    pending,
+    plan,
+)
 from themis.core.plugins import plugins_provenance
 from themis.core.runtime import RuntimeConfig
 from themis.core.snapshot import RunSnapshot
@@ -41,6 +49,7 @@ __all__ = [
     "export_bundle",
     "import_bundle",
     "pending_requests",
+    "record_evaluations",
     "record_generations",
 ]
 
@@ -138,6 +147,42 @@ def record_generations(
         for key, response in sorted(answers.items())
     )
     return _append_new(store, compiled, BundleKind.GENERATION, events)
+
+
+def record_evaluations(
+    store: StorePort,
+    compiled: CompiledRun,
+    evaluated: Sequence[tuple[TrialPlan, Evaluated]],
+    clock: ClockPort,
+) -> ImportOutcome:
+    """Record evaluations made elsewhere (`match_evaluated`) of the run's stored generations as
+    its parses (where the log has none) and scores; one-line `ConfigError` for a run with a
+    reducer (it scores reduced candidates) or a trial without a stored generation."""
+    if compiled.spec.reducer is not None:
+        raise ConfigError(
+            f"run {compiled.run_id[:12]} scores reduced candidates ([reducer]); import its "
+            "evaluation bundle instead"
+        )
+    if store.load_snapshot(compiled.run_id) is None:
+        raise ConfigError(
+            f"run {compiled.run_id[:12]} is not in the store; generate (or import) it first"
+        )
+    state, _ = load_state(store, compiled.run_id)
+    now = clock.now()
+    events: list[Event] = []
+    for index, (trial, record) in enumerate(evaluated):
+        if not isinstance(state.generations.get(trial.trial_key), GenerationCompleted):
+            raise ConfigError(
+                f"evaluations[{index}]: the trial of case {record.case_id!r} has no stored "
+                "generation; generate (or import) it first"
+            )
+        if trial.trial_id not in state.parses:
+            error = None if record.answer is not None else "imported scores came without an answer"
+            events.append(
+                ParseCompleted(now, trial.trial_id, trial.trial_key, record.answer, error)
+            )
+        events.append(ScoreCompleted(now, trial.trial_id, trial.trial_key, record.scores))
+    return _append_new(store, compiled, BundleKind.EVALUATION, tuple(events))
 
 
 def pending_requests(
