@@ -133,3 +133,29 @@ def test_import_answers_names_the_bad_line(small: Path, tmp_path: Path, invoke: 
     line = one_error_line(invoke("import-answers", small, answers, "--store", tmp_path / "s"))
     assert line.startswith(f"error: {answers}: line 2: invalid JSON")
     assert not (tmp_path / "s").exists()
+
+
+def test_import_scores_records_evaluations_of_stored_generations(
+    small: Path, tmp_path: Path, invoke: Invoke, run_json: Callable[..., dict[str, Any]]
+) -> None:
+    store = tmp_path / "s.duckdb"
+    answers, scores = tmp_path / "answers.jsonl", tmp_path / "scores.jsonl"
+    answers.write_text(
+        "".join(json.dumps({"case_id": f"c{i}", "text": "0"}) + "\n" for i in range(3))
+    )
+    scores.write_text(
+        "".join(
+            json.dumps({"case_id": f"c{i}", "answer": "0", "scores": {"exact_match": 1.0}}) + "\n"
+            for i in range(3)
+        )
+    )
+    invoke("import-answers", small, answers, "--store", store)
+    imported = invoke("import-scores", small, scores, "--store", store)
+    assert imported.stdout.startswith("imported 6 parse and score rows into run ")
+    again = invoke("import-scores", small, scores, "--store", store)
+    assert again.stdout.endswith("(3 already held)\n")
+    result = run_json(small)  # the imported scores (1.0), not the scores the answers earn
+    assert (result["model_calls"], result["results"][0]["mean"]) == (0, 1.0)
+    scores.write_text(json.dumps({"case_id": "c0", "scores": {"exact_match": 7}}) + "\n")
+    line = one_error_line(invoke("import-scores", small, scores, "--store", store))
+    assert line == "error: evaluations[0].scores.exact_match: must be in [0, 1], got 7"

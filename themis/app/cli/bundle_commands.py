@@ -1,6 +1,7 @@
-"""`themis export-bundle` / `import-bundle`, `themis batch export|import` and
-`themis import-answers`: moving a run's results between stores, through a provider's batch API,
-or in from anywhere else. Every import goes through the run's event log and is idempotent.
+"""`themis export-bundle` / `import-bundle`, `themis batch export|import`, `themis
+import-answers` and `import-scores`: moving a run's results between stores, through a provider's
+batch API, or in from anywhere else. Every import goes through the run's event log and is
+idempotent.
 
 Errors follow the CLI's contract (`themis.app.cli.shared.errors`): one `error:` line, status 2.
 """
@@ -167,5 +168,30 @@ def import_answers_command(
         outcome = import_candidates(experiment, _candidates(answers), store)
         _say(
             f"imported {outcome.imported} answers into run {outcome.run_id[:12]} "
+            f"({outcome.already_held} already held)"
+        )
+
+
+def import_scores_command(
+    source: SourceArgument,
+    scores: Annotated[
+        Path,
+        typer.Argument(
+            help="JSON lines, one evaluated trial each: case_id, scores (every metric of the "
+            "run, in [0, 1]), optionally answer, and model, prompt, dataset, sample where the "
+            "run has several."
+        ),
+    ],
+    store: StoreOption = DEFAULT_STORE,
+    set_: SetOption = None,
+) -> None:
+    """Record scores made elsewhere for the run's stored generations (as parses and scores)."""
+    from themis.app.api.bundles import import_evaluations
+
+    with errors():
+        experiment = _experiment(source, store, set_ or [])
+        outcome = import_evaluations(experiment, _candidates(scores), store)
+        _say(
+            f"imported {outcome.imported} parse and score rows into run {outcome.run_id[:12]} "
             f"({outcome.already_held} already held)"
         )
