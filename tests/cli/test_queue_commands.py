@@ -101,3 +101,25 @@ def test_inspect_queue_of_a_store_without_submissions_says_so(invoke: Invoke, st
     result = invoke("inspect", "queue", "--store", store)
     assert result.exit_code == 0
     assert "no run was submitted to" in result.stdout
+
+
+def test_inspect_shows_a_queued_run_before_any_worker_made_the_store(
+    invoke: Invoke, demo: Path, store: Path
+) -> None:
+    run_id = _submit(invoke, demo, store)
+    state = output_json(invoke("inspect", "state", run_id[:8], "--store", store, "--json"))
+    assert (state["run_id"], state["status"]) == (run_id, "queued")
+    assert {name: (s["planned"], s["pending"]) for name, s in state["stages"].items()} == {
+        "generate": (288, 288),
+        "parse": (288, 288),
+        "score": (288, 288),
+    }
+    snapshot = output_json(invoke("inspect", "snapshot", run_id[:8], "--store", store, "--json"))
+    assert (snapshot["run_id"], snapshot["runtime"]["max_concurrent_tasks"]) == (run_id, 16)
+    [row] = output_json(invoke("quickcheck", "--store", store, "--json"))["runs"]
+    assert (row["status"], row["planned"], row["pending"]) == ("queued", 288, 288)
+    assert not store.exists()
+    assert "no such store" in one_error_line(invoke("inspect", "state", "ffff", "--store", store))
+    assert invoke("worker", "--store", store, "--once").exit_code == 0
+    state = output_json(invoke("inspect", "state", run_id[:8], "--store", store, "--json"))
+    assert state["status"] == "completed"

@@ -117,6 +117,14 @@ class RunQueueContract:
         assert new
         assert again.position == 2
 
+    def test_a_submitted_runs_snapshot_is_kept(
+        self, port: RunQueuePort, demo: tuple[RunSnapshot, Report]
+    ) -> None:
+        snapshot, _ = demo
+        assert port.snapshot(snapshot.run_id) is None
+        _submit(port, snapshot, 1.0)
+        assert port.snapshot(snapshot.run_id) == snapshot
+
     def test_a_failed_run_has_no_report(
         self, port: RunQueuePort, demo: tuple[RunSnapshot, Report]
     ) -> None:

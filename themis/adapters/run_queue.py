@@ -79,9 +79,17 @@ class FileRunQueue:
         taken = self._changed(change)
         if taken is None:
             return None
-        path = self.directory / f"{taken.run_id}.snapshot.json"
+        snapshot = self.snapshot(taken.run_id)
+        if snapshot is None:
+            raise StoreError(f"{self.directory}: run {taken.run_id[:12]}'s snapshot is missing")
+        return taken, snapshot
+
+    def snapshot(self, run_id: str) -> RunSnapshot | None:
+        path = self.directory / f"{run_id}.snapshot.json"
         try:
-            return taken, decode_snapshot(path.read_text(encoding="utf-8"))
+            return decode_snapshot(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
         except (OSError, UnicodeDecodeError) as error:
             raise StoreError(f"{path}: cannot read the queued run's snapshot: {error}") from None
 
@@ -219,3 +227,7 @@ class MemoryRunQueue:
     def report(self, run_id: str) -> Report | None:
         with self._lock:
             return self._reports.get(run_id)
+
+    def snapshot(self, run_id: str) -> RunSnapshot | None:
+        with self._lock:
+            return self._snapshots.get(run_id)

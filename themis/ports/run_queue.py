@@ -9,7 +9,8 @@ Contract (one suite in `tests/contract` runs it against every adapter):
   two callers never take the same entry.
 - `finish` marks a taken entry `done` with its ending and keeps `report` for `report`.
 - `entries` lists every entry in submission order; it never blocks and never fails on a
-  queue that does not exist yet (empty).
+  queue that does not exist yet (empty). `snapshot` is a submitted run's snapshot (`None` for
+  a run never submitted), `report` a finished run's report.
 """
 
 from __future__ import annotations
@@ -35,3 +36,5 @@ class RunQueuePort(Protocol):
     def entries(self) -> list[QueuedRun]: ...
 
     def report(self, run_id: str) -> Report | None: ...
+
+    def snapshot(self, run_id: str) -> RunSnapshot | None: ...

@@ -18,8 +18,8 @@ import attrs
 
 from themis.app.config.loading import runtime_from_mapping
 from themis.app.usecases.provider_holds import active_holds
-from themis.app.usecases.runs import load_compiled, load_state, resolve_run_id
 from themis.app.usecases.runtime_lineage import last_runtime
+from themis.app.usecases.stored import compile_snapshot, load_compiled, load_state, resolve_run_id
 from themis.app.wiring import (
     StoreLike,
     live_progress_beside,
@@ -39,7 +39,9 @@ from themis.core.inspection import (
     snapshot_view,
 )
 from themis.core.live_progress import LiveRecord
-from themis.core.queue import with_queue
+from themis.core.queue import QUEUED, waiting, with_queue
+from themis.core.snapshot import RunSnapshot
+from themis.core.state import RunState
 from themis.ports.store import StorePort
 
 __all__ = [
@@ -65,7 +67,12 @@ def get_run_snapshot(run_id: str, store: StoreLike = DEFAULT_STORE) -> RunSnapsh
         state, _ = load_state(opened, resolved)
         return snapshot_view(snapshot, compiled, state)
 
-    return _answer(store, stored, lambda locked: _live_run(locked, run_id).live_snapshot())
+    def queued(snapshot: RunSnapshot) -> RunSnapshotView:
+        return snapshot_view(snapshot, compile_snapshot(snapshot), RunState())
+
+    return _answer(
+        store, stored, lambda locked: _live_run(locked, run_id).live_snapshot(), queued, run_id
+    )
 
 
 def get_execution_state(run_id: str, store: StoreLike = DEFAULT_STORE) -> ExecutionState:
@@ -76,7 +83,9 @@ def get_execution_state(run_id: str, store: StoreLike = DEFAULT_STORE) -> Execut
     def stored(opened: StorePort) -> ExecutionState:
         return _stored_state(opened, resolve_run_id(opened, run_id))
 
-    state = _answer(store, stored, lambda locked: _live_run(locked, run_id).live_state())
+    state = _answer(
+        store, stored, lambda locked: _live_run(locked, run_id).live_state(), _queued_state, run_id
+    )
     shared = active_holds(provider_state_of(store), system_clock().now())
     seen = {(hold.provider, hold.endpoint, hold.kind) for hold in state.holds}
     extra = [hold for hold in shared if (hold.provider, hold.endpoint, hold.kind) not in seen]
@@ -115,7 +124,9 @@ def get_run_progress(run_id: str, store: StoreLike = DEFAULT_STORE) -> RunProgre
         record = _live_run(locked, run_id)
         return run_progress(record.live_state(), record.until_stage)
 
-    return _answer(store, stored, live)
+    return _answer(
+        store, stored, live, lambda snapshot: run_progress(_queued_state(snapshot)), run_id
+    )
 
 
 def quickcheck(store: StoreLike = DEFAULT_STORE) -> list[RunProgress]:
@@ -154,13 +165,47 @@ def _stored_state(opened: StorePort, run_id: str) -> ExecutionState:
 
 
 def _answer(
-    store: StoreLike, stored: Callable[[StorePort], T], live: Callable[[StoreLocked], T]
+    store: StoreLike,
+    stored: Callable[[StorePort], T],
+    live: Callable[[StoreLocked], T],
+    queued: Callable[[RunSnapshot], T] | None = None,
+    run_id: str | None = None,
 ) -> T:
+    """`stored` on the store opened read-only, or `live` while another process holds it; a run
+    (`run_id`) neither knows but the store's queue holds, not taken yet, is answered by
+    `queued` from its submitted snapshot (ADR 0031)."""
     try:
-        with opened_store(store, read_only=True) as opened:
-            return stored(opened)
-    except StoreLocked as locked:
-        return live(locked)
+        if isinstance(store, str | Path) and not Path(store).exists() and queued is not None:
+            raise RunNotFound(f"{store}: no such store")  # submitted runs only, maybe
+        try:
+            with opened_store(store, read_only=True) as opened:
+                return stored(opened)
+        except StoreLocked as locked:
+            return live(locked)
+    except (RunNotFound, StoreLocked):
+        snapshot = None if run_id is None or queued is None else _queued(store, run_id)
+        if snapshot is None or queued is None:
+            raise
+        return queued(snapshot)
+
+
+def _queued(store: StoreLike, prefix: str) -> RunSnapshot | None:
+    """The snapshot of the one run waiting in the store's queue whose id starts with `prefix`."""
+    if len(prefix) < 4 or str(store) in ("memory", ":memory:"):
+        return None
+    queue = run_queue_of(store)
+    found = [
+        entry
+        for entry in waiting(queue.entries())
+        if entry.run_id.startswith(prefix) and entry.state == QUEUED
+    ]
+    return queue.snapshot(found[0].run_id) if len(found) == 1 else None
+
+
+def _queued_state(snapshot: RunSnapshot) -> ExecutionState:
+    """A queued run's state: every planned trial pending, status `queued`."""
+    view = execution_state(compile_snapshot(snapshot), RunState())
+    return attrs.evolve(view, status=QUEUED)
 
 
 def published_runs(locked: StoreLocked) -> list[LiveRecord]:

@@ -32,7 +32,7 @@ def inspect_snapshot(
     from themis.app.render.inspect_views import snapshot_json, snapshot_render
 
     with errors():
-        view = get_run_snapshot(run_id, existing_store(store))
+        view = get_run_snapshot(run_id, _store_or_queue(store))
         if as_json:
             print_json(snapshot_json(view))
         else:
@@ -47,7 +47,7 @@ def inspect_state(
     from themis.app.render.inspect_views import state_json, state_render
 
     with errors():
-        view = get_execution_state(run_id, existing_store(store))
+        view = get_execution_state(run_id, _store_or_queue(store))
         if as_json:
             print_json(state_json(view))
         else:
@@ -92,16 +92,22 @@ def quickcheck_command(store: StoreOption = DEFAULT_STORE, as_json: JsonOption =
     """One line per run: status, completed stage and trial counts."""
     from themis.app.api.views import quickcheck
     from themis.app.render.inspect_views import quickcheck_json, quickcheck_render
-    from themis.app.wiring import run_queue_of
 
     with errors():
-        if not store.exists() and not run_queue_of(store).entries():
-            existing_store(store)  # neither a store nor runs submitted to it: say so
-        rows = quickcheck(store)
+        rows = quickcheck(_store_or_queue(store))
         if as_json:
             print_json(quickcheck_json(rows))
         else:
             stdout().print(quickcheck_render(rows))
+
+
+def _store_or_queue(store: Path) -> Path:
+    """`store`, which must exist, or have runs submitted to it (its queue, ADR 0031)."""
+    from themis.app.wiring import run_queue_of
+
+    if not store.exists() and not run_queue_of(store).entries():
+        existing_store(store)  # neither a store nor runs submitted to it: say so
+    return store
 
 
 def print_live_runs(locked: StoreLocked, *, as_json: bool) -> None:

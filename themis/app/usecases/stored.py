@@ -21,6 +21,7 @@ from themis.ports.store import RunCatalog, StorePort
 
 __all__ = [
     "LoadedRun",
+    "compile_snapshot",
     "load_compiled",
     "load_run",
     "load_state",
@@ -66,6 +67,13 @@ def load_compiled(store: RunCatalog, run_id: str) -> tuple[RunSnapshot, Compiled
     snapshot = store.load_snapshot(run_id)
     if snapshot is None:
         raise RunNotFound(f"no run {run_id!r} in the store (see `themis runs`)")
+    return snapshot, compile_snapshot(snapshot)
+
+
+def compile_snapshot(snapshot: RunSnapshot) -> CompiledRun:
+    """A snapshot's run recompiled (with the plugins installed, else those it recorded);
+    refuses one whose identity drifted."""
+    run_id = snapshot.run_id
     try:
         plugins = resolve_plugins(snapshot.spec, f"run {run_id[:12]}")
         compiled = compile_stored(snapshot.spec, run_id, plugins)
@@ -80,7 +88,7 @@ def load_compiled(store: RunCatalog, run_id: str) -> tuple[RunSnapshot, Compiled
             f"{compile_run(snapshot.spec, plugins).run_id[:12]} with this Themis version"
             + (" and other plugin versions than it ran with" if _names_plugins(plugins) else "")
         )
-    return snapshot, compiled
+    return compiled
 
 
 def _names_plugins(plugins: PluginRegistry) -> bool:
