@@ -79,6 +79,39 @@ def live_run(tmp_path: Path) -> Iterator[LiveRun]:
             errors.write_text("".join(lines), encoding="utf-8")
 
 
+def _themis_view_points_to_the_live_viewer(
+    live_run: LiveRun, open_page: OpenPage, tmp_path: Path
+) -> None:
+    """`themis view` on the store the run holds: one note naming the run's process and its live
+    viewer, and a runs list of the published counts linking to it."""
+    with subprocess.Popen(
+        [themis_path(), "view", "--store", "live.duckdb", "--port", "0"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as viewer:
+        try:
+            assert viewer.stdout is not None
+            assert viewer.stderr is not None
+            note = viewer.stderr.readline()
+            assert note == (
+                f"note: live.duckdb is held by a running Themis process (PID "
+                f"{live_run.process.pid}): the viewer shows what it publishes; it serves the "
+                f"live viewer at {live_run.url}\n"
+            )
+            found = re.search(r"(http://127\.0\.0\.1:\d+/)", viewer.stdout.readline())
+            assert found
+            held = open_page(found.group(1))
+            assert held.page.locator(f"a[href='{live_run.url}']").count() == 1
+            assert held.page.locator("span[data-field=done]").count() == 1
+            assert held.errors == []
+            held.page.close()
+        finally:
+            viewer.send_signal(signal.SIGTERM)
+            viewer.wait(timeout=30)
+
+
 def _number(page: Page, selector: str) -> int:
     return int(page.inner_text(selector))
 
@@ -104,6 +137,7 @@ def test_counts_rise_while_the_run_proceeds_and_the_finished_run_regroups(
     before, after = _rises(page, done)
     assert 0 <= before < after <= PLANNED
     opened.screenshot(tmp_path / "runs-live.png")
+    _themis_view_points_to_the_live_viewer(live_run, open_page, tmp_path)
 
     page.click("#cases td a")
     page.wait_for_load_state("load")

@@ -81,7 +81,10 @@ def test_a_held_store_names_the_viewer_its_holder_serves(
         ViewerNotice(progress_directory(store), pid=holder.pid).announce(url)
         listed = client.get("/api/runs").json()
         page = client.get("/").text
+        held = client.get(f"/api/runs/{viewer_store.run_a}")
     assert listed["live"] == {"pid": holder.pid, "viewer": url}
+    assert held.status_code == 503
+    assert held.json()["error"].endswith(f"(it serves the live viewer at {url})")
     assert f'It serves them live at <a href="{url}">{url}</a>.' in page
     assert f'<span data-live-run="{viewer_store.run_a}" data-field="done">3</span>' in page
 

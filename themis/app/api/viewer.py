@@ -76,6 +76,8 @@ def _answer(make: Callable[[Request], Any], *, as_json: bool) -> Callable[[Reque
             made = make(request)
         except (ThemisError, LookupError, ValueError) as error:
             status, message = _status(error), str(error).splitlines()[0]
+            if isinstance(error, StoreLocked) and (served := data.holders_viewer(error)):
+                message += f" (it serves the live viewer at {served})"
             if as_json:
                 return JSONResponse({"error": message}, status_code=status, headers=_HEADERS)
             title = {404: "Not found", 503: "Store in use"}.get(status, "Bad request")

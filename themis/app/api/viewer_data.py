@@ -166,7 +166,7 @@ def runs_data(store: StoreLike, cache: ViewerCache | None = None) -> dict[str, A
     except StoreLocked as locked:  # a running process holds it: what that process publishes
         progress = live_runs(locked)
         return {
-            "live": {"pid": locked.pid, "viewer": viewer_notice(locked.path).announced(locked.pid)},
+            "live": {"pid": locked.pid, "viewer": holders_viewer(locked)},
             "runs": [
                 {
                     "run_id": row.run_id,
@@ -186,6 +186,11 @@ def runs_data(store: StoreLike, cache: ViewerCache | None = None) -> dict[str, A
                 for row in progress
             ],
         }
+
+
+def holders_viewer(locked: StoreLocked) -> str | None:
+    """The URL of the live viewer the process holding the store serves, if it serves one."""
+    return viewer_notice(locked.path).announced(locked.pid)
 
 
 def live_data(store: StoreLike) -> dict[str, Any]:
