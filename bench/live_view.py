@@ -1,0 +1,130 @@
+"""What watching a run live costs the run: a run of N trials (default 20,000: N/2 cases × 2
+scripted models without latency, one prompt, one sample, two metrics) executed three ways in
+fresh DuckDB files, each timed (wall and this process's CPU, every thread):
+
+- *plain*: `Experiment.run(path)`;
+- *viewer, unwatched*: inside `themis.live_viewer(path)`, on `viewer.store`;
+- *viewer, watched*: the same, while another process polls as an open run page does
+  (`/api/live` and `/api/runs/RUN/latest` once a second) and loads the whole run page every
+  `PAGE_EVERY` seconds; it reports the median and worst milliseconds of each request.
+
+The poller is a separate process, so its own CPU is not counted. The machine is shared: trust
+CPU seconds over wall time under load. Usage: `python bench/live_view.py [N]`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+N = 20_000
+PAGE_EVERY = 5.0
+
+POLLER = """
+import json, statistics, sys, time, httpx
+url, page_every = sys.argv[1], float(sys.argv[2])
+times = {"live": [], "latest": [], "page": []}
+last_page = 0.0
+with httpx.Client(base_url=url, timeout=60) as client:
+    while True:
+        try:
+            start = time.perf_counter()
+            running = client.get("/api/live").json()["runs"]
+            times["live"].append(time.perf_counter() - start)
+        except httpx.HTTPError:
+            break
+        if running:
+            run = running[0]["run_id"]
+            start = time.perf_counter()
+            client.get(f"/api/runs/{run}/latest")
+            times["latest"].append(time.perf_counter() - start)
+            if time.monotonic() - last_page >= page_every:
+                start = time.perf_counter()
+                client.get(f"/runs/{run}")
+                times["page"].append(time.perf_counter() - start)
+                last_page = time.monotonic()
+        elif times["latest"]:
+            break
+        time.sleep(1.0)
+summary = {
+    name: {"n": len(values), "median_ms": 1000 * statistics.median(values),
+           "max_ms": 1000 * max(values)}
+    for name, values in times.items() if values
+}
+print(json.dumps(summary), flush=True)
+"""
+
+
+def experiment(n: int) -> Any:
+    import themis
+
+    cases = [
+        themis.Case(id=str(i), fields={"question": f"What is {i} + 1?"}, expected=str(i + 1))
+        for i in range(n // 2)
+    ]
+    spec = themis.ExperimentSpec(
+        name=f"live-{n}",
+        seed=7,
+        samples=1,
+        datasets=[themis.DatasetSpec(name="sums", cases=cases)],
+        models=[
+            themis.ModelSpec(name="good", model="good-1", provider="fake", options={"skill": 0.9}),
+            themis.ModelSpec(name="poor", model="poor-1", provider="fake", options={"skill": 0.5}),
+        ],
+        prompts=[themis.PromptSpec(name="plain", template="{{ question }}")],
+        parser=themis.ParserSpec(name="number"),
+        metrics=[themis.MetricSpec(name="numeric_match"), themis.MetricSpec(name="exact_match")],
+    )
+    return themis.Experiment.from_spec(spec)
+
+
+def timed(action: Any) -> tuple[float, float, Any]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = action()
+    return time.perf_counter() - wall, time.process_time() - cpu, result
+
+
+def main() -> None:
+    import themis
+
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else N
+    print(f"N = {n} trials; load average {os.getloadavg()[0]:.1f} at the start")
+    with tempfile.TemporaryDirectory() as directory:
+        root = Path(directory)
+
+        def run(path: Path) -> Any:
+            return experiment(n).run(path, progress="off")
+
+        wall, cpu, _ = timed(lambda: run(root / "plain.duckdb"))
+        print(f"plain               wall {wall:6.2f} s  cpu {cpu:6.2f} s")
+
+        with themis.live_viewer(root / "unwatched.duckdb") as viewer:
+            wall, cpu, _ = timed(lambda: experiment(n).run(viewer.store, progress="off"))
+        print(f"viewer, unwatched   wall {wall:6.2f} s  cpu {cpu:6.2f} s")
+
+        with themis.live_viewer(root / "watched.duckdb") as viewer:
+            poller = subprocess.Popen(
+                [sys.executable, "-c", POLLER, viewer.url, str(PAGE_EVERY)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            wall, cpu, _ = timed(lambda: experiment(n).run(viewer.store, progress="off"))
+            viewer.release()
+            requests, _ = poller.communicate(timeout=120)
+        print(f"viewer, watched     wall {wall:6.2f} s  cpu {cpu:6.2f} s")
+        for name, numbers in json.loads(requests or "{}").items():
+            print(
+                f"  {name:7s} n {numbers['n']:3d}  median {numbers['median_ms']:7.1f} ms"
+                f"  max {numbers['max_ms']:7.1f} ms"
+            )
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+
+
+if __name__ == "__main__":
+    main()
