@@ -3,7 +3,6 @@ judge's `verdict.kind`, checked when the config compiles, and part of the run's 
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import pytest
 
 import themis
 from tests.app.test_judge_stage import Models, judged_spec
+from tests.plugins.lab import Write, lab_modules
 from themis.adapters.stores.memory import MemoryStore
 from themis.core.spec import VerdictSpec
 
@@ -26,14 +26,8 @@ def last_digit(text, *, scale=1.0):
 
 
 @pytest.fixture
-def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.syspath_prepend(str(tmp_path))
-
-    def write(name: str, version: str = "1") -> str:
-        (tmp_path / f"{name}.py").write_text(textwrap.dedent(MODULE.format(version=version)))
-        return name
-
-    return write
+def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Write:
+    return lab_modules(tmp_path, monkeypatch, MODULE)
 
 
 def _experiment(kind: str, **params: Any) -> themis.Experiment:

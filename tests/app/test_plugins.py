@@ -3,13 +3,13 @@ in place of built-ins, named in one-line errors, and part of the run's identity.
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import themis
+from tests.plugins.lab import Write, lab_modules
 from themis.adapters.stores.memory import MemoryStore
 from themis.app.config.loading import config_from_mapping
 from themis.core.builtins import builtin_plugins
@@ -53,15 +53,8 @@ NOT_CALLABLE = 3
 
 
 @pytest.fixture
-def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """`write(name, version)`: a research module `name` importable from a temp directory."""
-    monkeypatch.syspath_prepend(str(tmp_path))
-
-    def write(name: str, version: str = "1") -> str:
-        (tmp_path / f"{name}.py").write_text(textwrap.dedent(MODULE.format(version=version)))
-        return name
-
-    return write
+def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Write:
+    return lab_modules(tmp_path, monkeypatch, MODULE)
 
 
 def _config(module: str, **changes: Any) -> dict[str, Any]:

@@ -4,7 +4,6 @@ compiles, runs in the candidate's workspace, and its identity is part of the run
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 
 import themis
 from tests.app.test_code_execution import plain_sandbox, spec  # noqa: F401 -- the fixture
+from tests.plugins.lab import Write, lab_modules
 from themis.adapters.stores.memory import MemoryStore
 from themis.app.api.experiment import Experiment
 from themis.core.events import ExecutionCompleted
@@ -35,14 +35,8 @@ def broken(workspace, answer):
 
 
 @pytest.fixture
-def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.syspath_prepend(str(tmp_path))
-
-    def write(name: str, version: str = "1") -> str:
-        (tmp_path / f"{name}.py").write_text(textwrap.dedent(MODULE.format(version=version)))
-        return name
-
-    return write
+def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Write:
+    return lab_modules(tmp_path, monkeypatch, MODULE)
 
 
 def _spec(validator: str, **params: Any) -> dict[str, Any]:
