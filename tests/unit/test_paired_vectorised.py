@@ -5,11 +5,13 @@ matters: the drawing order is kept), odd sizes around the byte and word boundari
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
 
 from tests.unit import paired_reference as reference
+from themis.core.comparison import case_means
 from themis.core.paired import EXACT_FLIPS, bootstrap_ci, mcnemar_exact, sign_flip_p
 from themis.core.seeded import SeededGenerator
 
@@ -63,3 +65,15 @@ def test_mcnemar_equals_the_sum_of_binomials(seed: int) -> None:
     draw = random.Random(seed)
     only_a, only_b = draw.randrange(0, 400), draw.randrange(0, 400)
     assert mcnemar_exact(only_a, only_b) == reference.mcnemar_exact(only_a, only_b)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3])
+def test_case_means_are_fsum_means(size: int) -> None:
+    draw = random.Random(size)
+    pool = [0.0, -0.0, 1.0, 0.1, 0.2, 1 / 3, -2.5, 1e-300]
+    side = {f"c{i}": [draw.choice(pool) for _ in range(size)] for i in range(300)}
+    cases = sorted(side)
+    means, single = case_means(side, cases)
+    expected = [math.fsum(side[case]) / size for case in cases]
+    assert [str(value) for value in means.tolist()] == [str(value) for value in expected]
+    assert single == (size == 1)

@@ -15,7 +15,7 @@ from themis.app.api import viewer_data as data
 from themis.app.api.views import get_evaluation_execution
 from themis.app.render.evaluation import evaluation_json
 from themis.app.usecases.comparing import compare_stored
-from themis.app.usecases.runs import load_compiled, load_state
+from themis.app.usecases.stored import load_compiled, load_state
 from themis.app.wiring import opened_store
 from themis.core.comparison import case_scores
 

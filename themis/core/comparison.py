@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from attrs import frozen
@@ -41,6 +41,10 @@ from themis.core.report_judges import judge_case_scores
 from themis.core.report_sampling import SampleResult, Unit, is_sampled, sampled_rows
 from themis.core.seeded import SeededGenerator
 from themis.core.state import RunState
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 # metric -> case id -> the scores of the case's settled samples
 MetricScores = dict[str, dict[str, list[float]]]
@@ -160,6 +164,28 @@ def _mean(values: Sequence[float]) -> float:
     return math.fsum(values) / len(values)
 
 
+def case_means(
+    side: Mapping[str, Sequence[float]], cases: Sequence[str]
+) -> tuple[npt.NDArray[np.float64], bool]:
+    """Each case's mean, `fsum(values) / len(values)` as the report takes it, and whether every
+    case has one value. Cases of one or two values take one numpy pass: a sum of at most two
+    floats is rounded once, as `fsum` rounds it (`+ 0.0` gives `fsum`'s 0.0 for −0.0)."""
+    import numpy as np
+
+    lists = [side[case] for case in cases]
+    sizes = {len(values) for values in lists}
+    if sizes == {1}:
+        return np.array([values[0] for values in lists], dtype=np.float64) + 0.0, True
+    if sizes == {2}:
+        pairs = np.array(lists, dtype=np.float64).reshape(len(lists), 2)
+        return ((pairs[:, 0] + pairs[:, 1]) + 0.0) / 2, False
+    return np.array([_mean(values) for values in lists], dtype=np.float64), sizes == {1}
+
+
+def _binary(means: npt.NDArray[np.float64]) -> bool:
+    return bool(((means == 0.0) | (means == 1.0)).all())
+
+
 def compare_cases(
     group: str,
     metric: str,
@@ -177,21 +203,21 @@ def compare_cases(
             group, metric, 0, only_a, only_b, None, None, None, None, None, None, None, "none",
             None, None,
         )  # fmt: skip
-    a_means = [_mean(side_a[case]) for case in paired]
-    b_means = [_mean(side_b[case]) for case in paired]
-    differences = [b - a for a, b in zip(a_means, b_means, strict=True)]
-    t = paired_t(differences)
+    a_means, a_single = case_means(side_a, paired)
+    b_means, b_single = case_means(side_b, paired)
+    differences = b_means - a_means
+    t = paired_t(differences.tolist())
     generator = _generator(resampling, group)
     boot_low, boot_high = bootstrap_ci(differences, resampling.bootstrap_rounds, generator)
-    single = all(len(side_a[case]) == 1 and len(side_b[case]) == 1 for case in paired)
-    binary = all(value in (0.0, 1.0) for value in (*a_means, *b_means))
+    single = a_single and b_single
+    binary = _binary(a_means) and _binary(b_means)
     discordant: tuple[int, int] | None = None
     if single and binary:
-        discordant = (differences.count(-1.0), differences.count(1.0))
+        discordant = (int((differences == -1.0).sum()), int((differences == 1.0).sum()))
         test, p_value = "mcnemar-exact", mcnemar_exact(*discordant)
     else:
         test = "sign-flip"
-        p_value = sign_flip_p(differences, resampling.permutation_rounds, generator)
+        p_value = sign_flip_p(differences.tolist(), resampling.permutation_rounds, generator)
     mde = minimum_detectable_effect(t.sd, len(paired)) if t.sd is not None and t.sd > 0 else None
     return PairedComparison(
         group=group,
@@ -199,8 +225,8 @@ def compare_cases(
         n=len(paired),
         only_a=only_a,
         only_b=only_b,
-        mean_a=_mean(a_means),
-        mean_b=_mean(b_means),
+        mean_a=_mean(a_means.tolist()),
+        mean_b=_mean(b_means.tolist()),
         delta=t.mean,
         ci_low=t.ci_low,
         ci_high=t.ci_high,

@@ -149,7 +149,7 @@ def _partial_sums(differences: Sequence[float]) -> npt.NDArray[np.float64]:
     return sums
 
 
-def _order_free(values: Sequence[float]) -> bool:
+def _order_free(values: Sequence[float] | npt.NDArray[np.float64]) -> bool:
     """Whether any sum of any selection of `values`, added in any order, is exact: whole
     numbers whose absolute total stays below 2**53."""
     import numpy as np
@@ -174,7 +174,10 @@ def quantile(ordered: Sequence[float], q: float) -> float:
 
 
 def bootstrap_ci(
-    differences: Sequence[float], rounds: int, generator: SeededGenerator, level: float = 0.95
+    differences: Sequence[float] | npt.NDArray[np.float64],
+    rounds: int,
+    generator: SeededGenerator,
+    level: float = 0.95,
 ) -> tuple[float, float]:
     """The percentile bootstrap interval of the mean difference over `rounds` resamples.
 
@@ -187,16 +190,22 @@ def bootstrap_ci(
     if n == 0:
         raise ValueError("no paired differences")
     values = np.asarray(differences, dtype=np.float64)
-    exact = _order_free(differences)
-    pairs = (n + 1) // 2
+    exact = _order_free(values)
+    whole = values.astype(np.int64) if exact else values
+    pairs, size = (n + 1) // 2, np.uint64(n)
     means = []
     for chunk in _chunks(rounds, n):
         draws = generator.block(chunk * pairs).reshape(chunk, pairs)
-        indices = np.empty((chunk, 2 * pairs), dtype=np.uint64)
-        indices[:, 0::2] = ((draws & np.uint64(0xFFFFFFFF)) * np.uint64(n)) >> np.uint64(32)
-        indices[:, 1::2] = ((draws >> np.uint64(32)) * np.uint64(n)) >> np.uint64(32)
-        drawn = values[indices[:, :n].astype(np.int64)]
-        sums = drawn.sum(axis=1) if exact else np.cumsum(drawn, axis=1)[:, -1]
+        # Indices below 2**32, so their uint64 bits read as int64 unchanged (no copy).
+        low = (((draws & np.uint64(0xFFFFFFFF)) * size) >> np.uint64(32)).view(np.int64)
+        high = (((draws >> np.uint64(32)) * size) >> np.uint64(32)).view(np.int64)[:, : n // 2]
+        if exact:  # whole numbers: any order sums exactly
+            sums = (whole[low].sum(axis=1) + whole[high].sum(axis=1)).astype(np.float64)
+        else:  # the drawing order: low, high, low, high, ...
+            drawn = np.empty((chunk, 2 * pairs))
+            drawn[:, 0::2] = values[low]
+            drawn[:, 1 : 2 * (n // 2) : 2] = values[high]
+            sums = np.cumsum(drawn[:, :n], axis=1)[:, -1]
         means.append(sums / n)
     ordered = np.sort(np.concatenate(means)).tolist() if means else []
     tail = (1 - level) / 2

@@ -38,13 +38,19 @@ class SeededGenerator:
         order, and the generator advanced past them)."""
         import numpy as np
 
-        state = np.uint64(self._state)
-        steps = np.arange(1, count + 1, dtype=np.uint64)
-        z = state + steps * np.uint64(_GOLDEN)  # uint64 arithmetic wraps: modulo 2**64
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = np.arange(1, count + 1, dtype=np.uint64)
+        z *= np.uint64(_GOLDEN)  # uint64 arithmetic wraps: modulo 2**64
+        z += np.uint64(self._state)
+        shifted = z >> np.uint64(30)
+        z ^= shifted
+        z *= np.uint64(0xBF58476D1CE4E5B9)
+        np.right_shift(z, np.uint64(27), out=shifted)
+        z ^= shifted
+        z *= np.uint64(0x94D049BB133111EB)
+        np.right_shift(z, np.uint64(31), out=shifted)
+        z ^= shifted
         self._state = (self._state + count * _GOLDEN) & _MASK
-        return z ^ (z >> np.uint64(31))
+        return z
 
     def below(self, bound: int) -> int:
         """A uniform integer in [0, bound), without modulo bias (Lemire's rejection)."""

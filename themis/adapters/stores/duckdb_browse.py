@@ -11,6 +11,7 @@ trials in Python.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -54,10 +55,13 @@ class FailureKind:
 # database holding the store (empty in the store's own connection), `{run}` the run parameter.
 _RUN_EVENTS = "(SELECT * FROM {db}events WHERE run_id = ${run})"
 _RUN_PLACES = "(SELECT * FROM {db}trial_places WHERE run_id = ${run})"
-# A run's trials as the `trials` view has them, plus the start of the response and the plan
-# position: every page of trials, failures and disagreements reads these rows.
+# A run's trials as the `trials` view has them, plus the start of the response, the plan
+# position and the words a search looks in: every page of trials, failures and disagreements
+# reads these rows.
 _TRIAL_ROWS = (
-    "SELECT t.*, left(g.p->>'text', {chars}) AS response, p.position"
+    "SELECT t.*, left(g.p->>'text', {chars}) AS response, p.position,"
+    " lower(concat_ws(' ', t.dataset, t.case_id, t.model, t.prompt, t.status, t.answer,"
+    " t.error_kind)) AS haystack"
     " FROM ({trials}) t JOIN {places} p ON p.trial_id = t.trial_id"
     " LEFT JOIN (SELECT trial_key, payload::JSON AS p FROM {events}"
     "   WHERE kind = 'generation_completed'"
@@ -69,6 +73,11 @@ _CASE_EVENTS = (
     "SELECT seq, kind, payload FROM events WHERE run_id = $run AND (trial_key IS NULL"
     " OR trial_key IN (SELECT trial_key FROM trial_places WHERE run_id = $run"
     " AND case_id = $case)) ORDER BY seq"
+)
+
+_KEYED_EVENTS = (
+    "SELECT seq, kind, payload FROM events WHERE run_id = $run AND (trial_key IS NULL"
+    " OR list_contains($keys::VARCHAR[], trial_key)) ORDER BY seq"
 )
 
 
@@ -95,6 +104,8 @@ class LogBrowser:
         self._memory: Any = None
         self._tables: dict[str, tuple[int, str]] = {}  # run id -> (last seq, table name)
         self._building = threading.Lock()
+        # Each run's event count as the caller last read it (`kept` trusts it when given).
+        self.versions: dict[str, int] = {}
 
     def _query(self, sql: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
         if isinstance(self._source, DuckDBStore):
@@ -123,15 +134,35 @@ class LogBrowser:
         if isinstance(self._source, DuckDBStore):
             sources = {name: f"({trial_rows(name)})" for name in runs}
             return self._query(sql.format(**sources), {**parameters, **runs})
-        sources = {name: self.kept(run_id) for name, run_id in runs.items()}
+        sources = {
+            name: self.kept(run_id, self.versions.get(run_id)) for name, run_id in runs.items()
+        }
         return self._run(self._memory.cursor(), sql.format(**sources), parameters)
 
-    def kept(self, run_id: str) -> str:
+    def fingerprint(self) -> tuple[int, ...] | None:
+        """What changes whenever the store file's content can have changed (the size and
+        modification time of the file and of its write-ahead log); `None` for an open store."""
+        if isinstance(self._source, DuckDBStore):
+            return None
+        stamps: list[int] = []
+        for path in (self._path, self._path + ".wal"):
+            try:
+                status = os.stat(path)
+            except FileNotFoundError:
+                stamps.extend((-1, -1))
+            else:
+                stamps.extend((status.st_size, status.st_mtime_ns))
+        return tuple(stamps)
+
+    def kept(self, run_id: str, version: int | None = None) -> str:
         """The in-memory table holding the run's trial rows as its log stands now (computed
-        when the log has grown since, or never was)."""
-        last = self._query(
-            "SELECT coalesce(max(seq), 0) AS seq FROM events WHERE run_id = $run", {"run": run_id}
-        )[0]["seq"]
+        when the log has grown since, or never was). `version` is the run's event count when
+        the caller knows it; else the store is asked for its last seq."""
+        if version is None:
+            version = self._query(
+                "SELECT count(*) AS n FROM events WHERE run_id = $run", {"run": run_id}
+            )[0]["n"]
+        last = version
         with self._building:
             held = self._tables.get(run_id)
             if held is not None and held[0] == last:
@@ -174,28 +205,21 @@ class LogBrowser:
         if sort not in TRIAL_SORTS:
             raise StoreError(f"sort: must be one of {', '.join(TRIAL_SORTS)}; got {sort!r}")
         words = search.lower().split()
-        where = "".join(
-            f" AND lower(concat_ws(' ', t.dataset, t.case_id, t.model, t.prompt, t.status,"
-            f" t.answer, t.error_kind)) LIKE $w{index}"
-            for index in range(len(words))
-        )
+        where = "".join(f" AND t.haystack LIKE $w{index}" for index in range(len(words)))
         direction = "DESC" if descending else "ASC"
+        order = f"t.{sort} {direction} NULLS LAST, t.position"
+        # The page's positions first (a narrow sort), then only those rows in full.
         sql = (
-            "SELECT t.* EXCLUDE (position), count(*) OVER () AS matching FROM {run} t"
-            f" WHERE true{where} ORDER BY t.{sort} {direction} NULLS LAST, t.position"
-            " LIMIT $limit OFFSET $offset"
+            "SELECT t.* EXCLUDE (position, haystack) FROM {run} t JOIN"
+            f" (SELECT t.position FROM {{run}} t WHERE true{where} ORDER BY {order}"
+            f"  LIMIT $limit OFFSET $offset) page ON page.position = t.position ORDER BY {order}"
         )
         parameters: dict[str, Any] = {"limit": limit, "offset": offset}
-        parameters.update({f"w{index}": f"%{word}%" for index, word in enumerate(words)})
-        rows = self._over_rows(sql, parameters, {"run": run_id})
-        if rows:
-            total = int(rows[0]["matching"])
-        else:
-            counted = f"SELECT count(*) AS n FROM {{run}} t WHERE true{where}"
-            del parameters["limit"], parameters["offset"]
-            total = int(self._over_rows(counted, parameters, {"run": run_id})[0]["n"])
+        words_given = {f"w{index}": f"%{word}%" for index, word in enumerate(words)}
+        rows = self._over_rows(sql, parameters | words_given, {"run": run_id})
+        counted = f"SELECT count(*) AS n FROM {{run}} t WHERE true{where}"
+        total = int(self._over_rows(counted, words_given, {"run": run_id})[0]["n"])
         for row in rows:
-            del row["matching"]
             row["scores"] = dict(row["scores"] or {})
         return Page(total=total, offset=offset, rows=tuple(rows))
 
@@ -214,7 +238,17 @@ class LogBrowser:
     def case_events(self, run_id: str, case_id: str) -> list[tuple[int, Event]]:
         """The run's own events and those of the trial keys of case `case_id`, decoded, in
         seq order: what the fold needs to show that case's trials."""
-        rows = self._query(_CASE_EVENTS, {"run": run_id, "case": case_id})
+        if isinstance(self._source, DuckDBStore):
+            rows = self._query(_CASE_EVENTS, {"run": run_id, "case": case_id})
+        else:  # the case's keys from the kept rows: the store's events are then read by key
+            keys = self._over_rows(
+                "SELECT DISTINCT trial_key FROM {run} WHERE case_id = $case",
+                {"case": case_id},
+                {"run": run_id},
+            )
+            rows = self._query(
+                _KEYED_EVENTS, {"run": run_id, "keys": [row["trial_key"] for row in keys]}
+            )
         return [(row["seq"], decode_event(row["kind"], row["payload"])) for row in rows]
 
     def latest(self, run_id: str, *, limit: int = 10) -> list[dict[str, Any]]:

@@ -163,7 +163,7 @@ def viewer_app(store: StoreLike, *, warm: bool = False) -> Starlette:
         )
 
     def trials_json(request: Request) -> dict[str, Any]:
-        resolved = data.resolve(store, run_id(request))
+        resolved, _ = cache.resolve(store, run_id(request))
         return data.trials_data(store, resolved, _trial_query(request), cache)
 
     def case(request: Request) -> dict[str, Any]:

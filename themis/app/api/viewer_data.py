@@ -24,7 +24,7 @@ from themis.app.render.report_text import when
 from themis.app.render.reports import document_json
 from themis.app.usecases.comparing import compare_stored
 from themis.app.usecases.reporting import ReportDocument, report_document
-from themis.app.usecases.runs import load_compiled, load_state, resolve_run_id
+from themis.app.usecases.stored import load_compiled, load_state, resolve_run_id
 from themis.app.wiring import (
     StoreLike,
     live_progress_at,
@@ -40,7 +40,7 @@ from themis.core.inspection import run_progress
 from themis.core.planner import CompiledRun
 from themis.core.report import Report
 from themis.core.report_sampling import is_sampled
-from themis.core.snapshot import RunSnapshot
+from themis.core.snapshot import RunSnapshot, RunSummary
 from themis.core.state import project
 from themis.ports.store import StorePort
 
@@ -65,6 +65,7 @@ class ViewerCache:
     Nothing is written to the store."""
 
     browser: Any
+    listed: tuple[Any, list[RunSummary]] | None = None  # (store fingerprint, its runs)
     compiled: dict[str, tuple[RunSnapshot, CompiledRun]] = attrs.Factory(dict)
     documents: dict[tuple[str, int, Breakdown], ReportDocument] = attrs.Factory(dict)
     comparisons: Comparisons = attrs.Factory(dict)
@@ -74,6 +75,24 @@ class ViewerCache:
     def of(cls, store: StoreLike) -> ViewerCache:
         return cls(browser=log_browser(store))
 
+    def runs(self, store: StoreLike) -> list[RunSummary]:
+        """The store's runs with their event counts, read again only when the store file has
+        changed since (`StoreLocked` when a running process holds it)."""
+        fingerprint = self.browser.fingerprint()
+        if fingerprint is not None and self.listed is not None and self.listed[0] == fingerprint:
+            return self.listed[1]
+        with opened_store(store, read_only=True) as opened:
+            summaries = opened.runs()
+        self.browser.versions.update({summary.run_id: summary.event_count for summary in summaries})
+        self.listed = (fingerprint, summaries)
+        return summaries
+
+    def resolve(self, store: StoreLike, run_id: str) -> tuple[str, int]:
+        """The full id of the run `run_id` names (a unique prefix will do) and its event count."""
+        summaries = self.runs(store)
+        resolved = resolve_run_id(_Listing(summaries), run_id)
+        return resolved, next(s.event_count for s in summaries if s.run_id == resolved)
+
     def load(self, store: StorePort, run_id: str) -> tuple[RunSnapshot, CompiledRun]:
         """`load_compiled`, once per run."""
         loaded = self.compiled.get(run_id)
@@ -81,18 +100,14 @@ class ViewerCache:
             loaded = self.compiled[run_id] = load_compiled(store, run_id)
         return loaded
 
-    def document(
-        self, store: StorePort, run_id: str, by: Breakdown, events: int | None = None
-    ) -> ReportDocument:
+    def document(self, store: StoreLike, run_id: str, by: Breakdown, events: int) -> ReportDocument:
         """`report_document` of the (full) run id, once per state of its log (`events`: its
-        event count, when the caller knows it)."""
-        if events is None:
-            counts = {summary.run_id: summary.event_count for summary in store.runs()}
-            events = counts.get(run_id, 0)
+        event count); the store is opened only when it is not kept."""
         key = (run_id, events, by)
         document = self.documents.get(key)
         if document is None:
-            document = report_document(store, run_id, by, load=self.load)
+            with opened_store(store, read_only=True) as opened:
+                document = report_document(opened, run_id, by, load=self.load)
             with self.lock:  # the older states of this run's log will not be asked for again
                 for old in [old for old in self.documents if old[0] == run_id]:
                     del self.documents[old]
@@ -117,14 +132,19 @@ def warm(store: StoreLike, cache: ViewerCache) -> None:
     its trial rows), so that even the first page of each answers at once; a store held by a
     running process is left alone."""
     try:
-        with opened_store(store, read_only=True) as opened:
-            run_ids = [summary.run_id for summary in opened.runs()]
-            for run_id in run_ids:
-                cache.document(opened, run_id, Breakdown())
-        for run_id in run_ids:
-            cache.browser.kept(run_id)
+        for summary in cache.runs(store):
+            cache.document(store, summary.run_id, Breakdown(), summary.event_count)
+            cache.browser.kept(summary.run_id, summary.event_count)
     except StoreLocked:
         return
+
+
+@attrs.frozen
+class _Listing:
+    summaries: list[RunSummary]
+
+    def runs(self) -> list[RunSummary]:
+        return self.summaries
 
 
 def headline(report: Report) -> str | None:
@@ -142,27 +162,26 @@ def runs_data(store: StoreLike, cache: ViewerCache | None = None) -> dict[str, A
     """Every run of the store, oldest first: name, id, status, counts, created, headline."""
     cache = cache or ViewerCache.of(store)
     try:
-        with opened_store(store, read_only=True) as opened:
-            listed = []
-            for summary in opened.runs():
-                document = cache.document(opened, summary.run_id, Breakdown(), summary.event_count)
-                report = document.report
-                listed.append(
-                    {
-                        "run_id": summary.run_id,
-                        "name": summary.name,
-                        "status": report.status,
-                        "completed_through_stage": _stage(report),
-                        "planned": report.planned,
-                        "scored": report.scored,
-                        "failed": report.failed,
-                        "pending": report.pending,
-                        "created_at": when(summary.created_at),
-                        "events": summary.event_count,
-                        "headline": headline(report),
-                    }
-                )
-            return {"live": None, "runs": listed}
+        listed = []
+        for summary in cache.runs(store):
+            document = cache.document(store, summary.run_id, Breakdown(), summary.event_count)
+            report = document.report
+            listed.append(
+                {
+                    "run_id": summary.run_id,
+                    "name": summary.name,
+                    "status": report.status,
+                    "completed_through_stage": _stage(report),
+                    "planned": report.planned,
+                    "scored": report.scored,
+                    "failed": report.failed,
+                    "pending": report.pending,
+                    "created_at": when(summary.created_at),
+                    "events": summary.event_count,
+                    "headline": headline(report),
+                }
+            )
+        return {"live": None, "runs": listed}
     except StoreLocked as locked:  # a running process holds it: what that process publishes
         progress = live_runs(locked)
         return {
@@ -243,8 +262,8 @@ def run_document(
     """The run's report with its provenance, its rows grouped `by` (default dataset × model ×
     prompt); `RunNotFound` for an unknown id or prefix, `ConfigError` for an unknown field."""
     cache = cache or ViewerCache.of(store)
-    with opened_store(store, read_only=True) as opened:
-        return cache.document(opened, resolve_run_id(opened, run_id), by or Breakdown())
+    resolved, events = cache.resolve(store, run_id)
+    return cache.document(store, resolved, by or Breakdown(), events)
 
 
 def failures_data(
@@ -296,9 +315,11 @@ def case_data(
     the run's own events and the case's alone (a judged run's verdicts need its whole log)."""
     cache = cache or ViewerCache.of(store)
     try:
-        with opened_store(store, read_only=True) as opened:
-            resolved = resolve_run_id(opened, run_id)
-            _, compiled = cache.load(opened, resolved)
+        resolved, _ = cache.resolve(store, run_id)
+        if resolved not in cache.compiled:
+            with opened_store(store, read_only=True) as opened:
+                cache.load(opened, resolved)
+        _, compiled = cache.compiled[resolved]
     except StoreLocked:  # held by a running process: says so, as `inspect evaluation` does
         return evaluation_json(get_evaluation_execution(run_id, case_id, store))
     if compiled.spec.judges:
@@ -328,18 +349,17 @@ def compare_data(
     if query.b is None and len(query.models) != 2:
         raise ConfigError("compare: give run b, or models=A,B (two models of run a)")
     cache = cache or ViewerCache.of(store)
-    with opened_store(store, read_only=True) as opened:
-        run_a = resolve_run_id(opened, query.a)
-        run_b = run_a if query.b is None else resolve_run_id(opened, query.b)
-        events = {summary.run_id: summary.event_count for summary in opened.runs()}
-        key = (run_a, run_b, query.models, events.get(run_a), events.get(run_b))
-        comparison = cache.comparisons.get(key)
-        if comparison is None:
+    run_a, events_a = cache.resolve(store, query.a)
+    run_b, events_b = (run_a, events_a) if query.b is None else cache.resolve(store, query.b)
+    key = (run_a, run_b, query.models, events_a, events_b)
+    comparison = cache.comparisons.get(key)
+    if comparison is None:
+        with opened_store(store, read_only=True) as opened:
             comparison = compare_stored(
-                opened, (query.a, query.b), models=query.models, scores=cache.scores
+                opened, (run_a, query.b and run_b), models=query.models, scores=cache.scores
             )
-            cache.comparisons[key] = comparison
-        metrics = cache.document(opened, run_a, Breakdown(), events.get(run_a)).metrics
+        cache.comparisons[key] = comparison
+    metrics = cache.document(store, run_a, Breakdown(), events_a).metrics
     metric = query.metric or (metrics[0] if metrics else "")
     if metric not in metrics:
         raise ConfigError(f"metric: run {run_a[:12]} has no metric {metric!r}")

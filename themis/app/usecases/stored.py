@@ -6,6 +6,8 @@ do not import the execution engine (trio) they never use.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from attrs import frozen
 
 from themis.app.config.plugins import resolve_plugins
@@ -15,7 +17,7 @@ from themis.core.errors import PluginError, RunNotFound, StoreError
 from themis.core.planner import CompiledRun, compile_run, compile_stored
 from themis.core.plugins import PluginRegistry, recorded_plugins
 from themis.core.report import Report, build_report
-from themis.core.snapshot import RunSnapshot
+from themis.core.snapshot import RunSnapshot, RunSummary
 from themis.core.state import RunState
 from themis.ports.store import RunCatalog, StorePort
 
@@ -48,7 +50,13 @@ class LoadedRun:
     reuse_others: bool = True
 
 
-def resolve_run_id(store: RunCatalog, prefix: str) -> str:
+class RunListing(Protocol):
+    """Anything that lists stored runs (a store, or a viewer's copy of its list)."""
+
+    def runs(self) -> list[RunSummary]: ...
+
+
+def resolve_run_id(store: RunListing, prefix: str) -> str:
     """The one stored run whose id starts with `prefix` (at least 4 characters)."""
     if len(prefix) < 4:
         raise RunNotFound(f"run id {prefix!r} is too short: give at least 4 characters")
