@@ -18,6 +18,7 @@ import pytest
 import trio
 
 from themis.adapters.clocks import FakeClock
+from themis.adapters.models import http as http_module
 from themis.adapters.models.anthropic import AnthropicModel
 from themis.adapters.models.http import HttpModel, PoolLimits
 from themis.adapters.models.openai import OpenAICompatibleModel
@@ -504,3 +505,20 @@ def test_check_environment_names_the_first_missing_variable() -> None:
     with pytest.raises(ConfigError, match=r"runtime.endpoints.p.headers: environment variable ORG"):
         model.check_environment()
     assert model.variables() == ("THE_KEY", "ORG")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000/v1/chat/completions",
+        "http://127.0.0.1:8000",
+        "http://h/v1/models/m:generate",
+        "http://h/a b/ü",
+        "http://h/a%20b",
+        "http://h/p?x=1&y=a b",
+        "http://h/p?",
+        "http://h/p#frag",
+    ],
+)
+def test_the_lean_request_target_is_the_one_httpx_sends(url: str) -> None:
+    assert http_module._target(url) == httpx.URL(url).raw_path

@@ -15,6 +15,7 @@ import pytest
 
 from tests.cli.test_help import COMMANDS
 from tests.cli_process import run_themis, themis_env
+from tests.fakeserver import FakeServer
 
 pytestmark = pytest.mark.slow
 
@@ -104,3 +105,33 @@ def test_commands_without_a_model_call_load_no_http_adapter(tmp_path: Path) -> N
     # Nor the execution engine or the prompt renderer: a report renders no prompt (issue 12).
     engine = ("trio", "jinja2", "themis.app.execution")
     assert sorted(name for name in imported if name.startswith(engine)) == []
+
+
+def test_calls_to_a_plain_http_endpoint_that_succeed_load_no_httpx(fake: FakeServer) -> None:
+    # The lean client raises httpx's exception types, but imports httpx (~80 ms with its
+    # command line's modules) only to raise one.
+    script = (
+        "import sys, trio\n"
+        "from themis.adapters.clocks import SystemClock\n"
+        "from themis.adapters.models.http import PoolLimits\n"
+        "from themis.adapters.models.openai import OpenAICompatibleModel\n"
+        "from themis.core.endpoint import Endpoint\n"
+        "from themis.core.planner import ModelRequest\n"
+        "from themis.core.prompting import Message\n"
+        "from themis.core.spec import GenerationParams\n"
+        f"model = OpenAICompatibleModel('local', Endpoint(base_url={fake.openai_base_url!r}),\n"
+        "    clock=SystemClock(), pool=PoolLimits(size=2, timeout=None))\n"
+        "request = ModelRequest(trial_key='k', provider='local', model='m',\n"
+        "    messages=(Message('user', 'What is 1 + 2?'),), params=GenerationParams(),\n"
+        "    options={}, sample=0)\n"
+        "async def main():\n"
+        "    for _ in range(2):\n"
+        "        print((await model.generate(request)).text)\n"
+        "trio.run(main)\n"
+        "print('httpx' in sys.modules)\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert len(shown) == 3  # two answers
+    assert shown[-1] == "False"

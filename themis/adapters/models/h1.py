@@ -25,7 +25,8 @@ endpoint); `https://` and HTTP/2 stay on httpx. The model adapters only POST.
   `ConnectTimeout` / `WriteTimeout` / `ReadTimeout` (`timeout` seconds per socket wait, as
   httpx counts them), `ConnectError`, `WriteError`, `ReadError`, `RemoteProtocolError` (a
   malformed answer, or the server hung up without answering), `LocalProtocolError` (a header
-  value with CR, LF or NUL: never sent).
+  value with CR, LF or NUL: never sent); httpx is imported only to raise one
+  (`themis.adapters.models.h1_wire`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ import os
 import socket
 from typing import Any, NamedTuple
 
-import httpx
 import trio
 
 from themis.adapters.models.h1_wire import (
@@ -192,10 +192,14 @@ class H1Pool:
             with trio.fail_after(self.timeout if self.timeout is not None else math.inf):
                 sock = await self._open()  # once per connection: the scope's cost is no matter
         except trio.TooSlowError:
+            import httpx
+
             raise httpx.ConnectTimeout(
                 f"no connection to {self.host}:{self.port} in time"
             ) from None
         except OSError as error:
+            import httpx
+
             raise httpx.ConnectError(str(error) or type(error).__name__) from None
         self.connections_opened += 1
         return _Connection(sock)
@@ -276,10 +280,14 @@ class H1Pool:
                 with trio.move_on_after(timeout if timeout is not None else math.inf):
                     await trio.lowlevel.wait_writable(sock)
                     continue
+                import httpx
+
                 raise httpx.WriteTimeout("the request could not be sent in time") from None
             except OSError as error:
                 if reused:
                     raise _Stale from None
+                import httpx
+
                 raise httpx.WriteError(str(error) or type(error).__name__) from None
             view = view[sent:]
 

@@ -9,8 +9,9 @@ HTTP/1.0 or 1.1 only, a status of at least 100, `chunked` as the only transfer-c
 framing on a 1xx, a head of at most 64 KiB. 1xx answers are skipped; a body without framing
 runs until the server closes; `content-encoding` gzip or deflate is undone. Every failure is one
 of httpx's exception types (`RemoteProtocolError` for a malformed answer, `ReadError`,
-`ReadTimeout`, `LocalProtocolError`), as `h1` promises. ADR 0013 says why llhttp rather than
-h11 or our own.
+`ReadTimeout`, `LocalProtocolError`), as `h1` promises; httpx is imported only to raise one
+(importing it costs ~80 ms of CPU, its command line's modules included, which a run whose calls
+all succeed never needs). ADR 0013 says why llhttp rather than h11 or our own.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from __future__ import annotations
 import re
 import socket
 import zlib
+from typing import TYPE_CHECKING
 
 import httptools
-import httpx
 import trio
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "Answer",
@@ -47,7 +51,7 @@ def request_bytes(
     `head_lines` are the pool's own header lines, checked when the pool was made.
     """
     if not target or _VALUE_FORBIDDEN.search(target) or b" " in target:
-        raise httpx.LocalProtocolError(f"bad request target {target!r}")
+        raise _local_error(f"bad request target {target!r}")
     return b"POST %s HTTP/1.1\r\n%s%scontent-length: %d\r\n\r\n%s" % (
         target,
         head_lines,
@@ -62,7 +66,7 @@ def header_lines(headers: list[tuple[bytes, bytes]]) -> bytes:
     lines = []
     for name, value in headers:
         if not _TOKEN.fullmatch(name) or _VALUE_FORBIDDEN.search(value):
-            raise httpx.LocalProtocolError(f"bad header {name!r}")
+            raise _local_error(f"bad header {name!r}")
         lines.append(b"%s: %s\r\n" % (name, value))
     return b"".join(lines)
 
@@ -199,12 +203,22 @@ class Answer:
             self.complete = True
 
 
+def _local_error(message: str) -> httpx.LocalProtocolError:
+    import httpx
+
+    return httpx.LocalProtocolError(message)
+
+
 def _malformed(message: str) -> httpx.RemoteProtocolError:
+    import httpx
+
     return httpx.RemoteProtocolError(message)
 
 
 def _protocol_error(error: httptools.HttpParserError) -> httpx.RemoteProtocolError:
     """Our own error raised in a callback, or llhttp's reason as a `RemoteProtocolError`."""
+    import httpx
+
     cause = error.__context__
     if isinstance(cause, httpx.RemoteProtocolError):
         return cause
@@ -225,6 +239,8 @@ def decode_content(headers: list[tuple[bytes, bytes]], content: bytes) -> bytes:
                     except zlib.error:
                         return zlib.decompress(content, -zlib.MAX_WBITS)
             except zlib.error as error:
+                import httpx
+
                 raise httpx.DecodingError(f"undecodable {coding!r} body: {error}") from None
     return content
 
@@ -253,6 +269,8 @@ class Reader:
             return await self._receive()
         with trio.move_on_after(self.timeout):
             return await self._receive()
+        import httpx
+
         raise httpx.ReadTimeout("no answer in time")
 
     async def _receive(self) -> bytes:
@@ -263,4 +281,6 @@ class Reader:
             except BlockingIOError:
                 continue
             except OSError as error:
+                import httpx
+
                 raise httpx.ReadError(str(error) or type(error).__name__) from None

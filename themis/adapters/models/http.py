@@ -31,18 +31,17 @@ import contextlib
 import importlib.metadata
 import json
 import os
+import re
 import ssl
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-import httpx
 import trio
 from attrs import frozen
 
 from themis.adapters.json_text import compact_encoder
 from themis.adapters.models.h1 import H1Pool
-from themis.adapters.models.pool import ClientPool
 from themis.core.endpoint import Endpoint, MissingVariable, references, substitute
 from themis.core.errors import ConfigError
 from themis.core.generation import ModelCallError, ModelResponse
@@ -50,6 +49,11 @@ from themis.core.planner import ModelRequest
 from themis.core.retry import FailureKind, classify_status, retry_after_from_headers
 from themis.ports.clock import ClockPort
 from themis.ports.model import BeforeSend
+
+if TYPE_CHECKING:
+    import httpx
+
+    from themis.adapters.models.pool import ClientPool
 
 __all__ = ["HttpModel", "MalformedResponse", "PoolLimits", "int_or_none", "str_or_none"]
 
@@ -66,6 +70,8 @@ _DETAIL_CHARS = 300
 # A request body as JSON (built once: `json.dumps` with options builds an encoder per call).
 _ENCODE_BODY = compact_encoder(ensure_ascii=False, allow_nan=False)
 _HINT_CHARS = 4000
+# A path that needs no percent-encoding (RFC 3986 path characters, no `%`).
+_PLAIN_TARGET = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/]*")
 
 
 class MalformedResponse(ValueError):
@@ -184,6 +190,8 @@ class HttpModel:
         return self.base_url + (self.endpoint.path or self.default_paths[api])
 
     def _make_client(self, connections: int) -> httpx.AsyncClient:
+        import httpx
+
         if self._ssl_context is None:
             self._ssl_context = httpx.create_ssl_context(trust_env=False)
         return httpx.AsyncClient(
@@ -212,6 +220,8 @@ class HttpModel:
                     headers=[(b"user-agent", _USER_AGENT.encode()), (b"accept", b"*/*")],
                 )
             else:
+                from themis.adapters.models.pool import ClientPool
+
                 pool = ClientPool(self.max_connections, self._make_client)
             self._pools[token] = pool
             trio.lowlevel.spawn_system_task(
@@ -266,14 +276,11 @@ class HttpModel:
                         extensions=await self._sending(before_send),
                     )
                 status, content = response.status_code, response.content
-        except httpx.TimeoutException as error:
-            raise self._failure(
-                FailureKind.TIMEOUT, f"no answer in time ({type(error).__name__})"
-            ) from None
-        except httpx.TransportError as error:
-            raise self._failure(
-                FailureKind.CONNECTION, f"{type(error).__name__}: {error}".rstrip(": ")
-            ) from None
+        except Exception as error:
+            failure = self._transport_failure(error)
+            if failure is None:
+                raise
+            raise failure from None
         if status >= 300 and response is not None:
             if status >= 400:
                 raise self._status_failure(response)
@@ -294,10 +301,25 @@ class HttpModel:
                 status=status,
             ) from None
 
+    def _transport_failure(self, error: Exception) -> ModelCallError | None:
+        """The `timeout` or `connection` failure an httpx error (or the lean client's, of the
+        same types) means; `None` for any other exception. httpx is imported here, not with
+        the module: a lean client whose calls succeed never needs it (`h1`)."""
+        import httpx
+
+        if isinstance(error, httpx.TimeoutException):
+            return self._failure(FailureKind.TIMEOUT, f"no answer in time ({type(error).__name__})")
+        if isinstance(error, httpx.TransportError):
+            message = f"{type(error).__name__}: {error}".rstrip(": ")
+            return self._failure(FailureKind.CONNECTION, message)
+        return None
+
     async def _sending(self, before_send: BeforeSend | None) -> dict[str, Any]:
         """httpx extensions that await `before_send` as httpcore starts writing the request
         (its `trace` hook), once. An injected transport other than httpx's own (a test's
         `MockTransport`) has no httpcore below it: the hook is awaited here instead."""
+        import httpx
+
         if before_send is None:
             return {}
         if self._transport is not None and not isinstance(
@@ -324,7 +346,7 @@ class HttpModel:
         """One call on the lean client: status, body, and an `httpx.Response` unless 2xx."""
         target = self._targets.get(api)
         if target is None:
-            target = self._targets[api] = httpx.URL(self.url(api)).raw_path  # percent-encoded
+            target = self._targets[api] = _target(self.url(api))
         content = _ENCODE_BODY(body)
         answer = await pool.post(
             target,
@@ -337,6 +359,8 @@ class HttpModel:
         )
         if answer.status < 300:  # the common case: only the body is read
             return answer.status, answer.content, None
+        import httpx
+
         response = httpx.Response(
             answer.status,
             headers=[(n, v) for n, v in answer.headers if n != b"transfer-encoding"],
@@ -380,6 +404,16 @@ class HttpModel:
         """`generate`, awaiting `before_send` right before the request leaves
         (`SendTimedModelPort`); each API's adapter says how to ask and how to read the answer."""
         raise NotImplementedError
+
+
+def _target(url: str) -> bytes:
+    """The request target of `url` (path and query), percent-encoded as httpx encodes it."""
+    path = urlsplit(url).path or "/"
+    if "?" not in url and "#" not in url and _PLAIN_TARGET.fullmatch(path):
+        return path.encode("ascii")
+    import httpx
+
+    return httpx.URL(url).raw_path
 
 
 def _error_detail(body: str) -> str:
