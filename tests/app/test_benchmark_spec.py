@@ -131,6 +131,15 @@ def test_every_method_taking_an_experiment_takes_a_benchmark(orchestrator: Orche
     assert orchestrator.run(spec).reused
 
 
+def test_experiment_from_spec_takes_a_benchmark() -> None:
+    experiment = themis.Experiment.from_spec(benchmark())
+    assert [d.name for d in experiment.spec.datasets] == ["all", "even", "sample-4", "first-3"]
+    with Orchestrator(ProjectSpec(storage=StorageSpec(path="memory"))) as orchestrator:
+        assert orchestrator.experiment(benchmark()).run_id == experiment.run_id
+    result = experiment.run(store="memory", models={"fake": CountingModel()})
+    assert result.report.scored == 2 * (10 + 5 + 4 + 3)
+
+
 def test_a_benchmark_is_the_run_of_the_experiment_it_compiles_to() -> None:
     spec = benchmark(slices=[SliceSpec(name="first-3", limit=3)])
     inline = spec.experiment()

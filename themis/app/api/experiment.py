@@ -18,6 +18,7 @@ from themis.app.config.loading import (
     LoadedConfig,
     check_config,
     config_from_mapping,
+    load_benchmark,
     load_config,
 )
 from themis.app.config.plugins import resolve_plugins
@@ -54,6 +55,7 @@ from themis.app.wiring import (
     provider_state_of,
     system_clock,
 )
+from themis.core.benchmark import BenchmarkSpec
 from themis.core.breakdown import Breakdown
 from themis.core.checks import RUNTIME_CHECKS
 from themis.core.controls import ModelPreflight, preflight_summary
@@ -163,11 +165,18 @@ class Experiment:
 
     @classmethod
     def from_spec(
-        cls, spec: ExperimentSpec | Mapping[str, Any], runtime: RuntimeConfig | None = None
+        cls,
+        spec: ExperimentSpec | BenchmarkSpec | Mapping[str, Any],
+        runtime: RuntimeConfig | None = None,
     ) -> Experiment:
-        """Build from an `ExperimentSpec`, or from a mapping shaped like a config file."""
+        """Build from an `ExperimentSpec`, a `BenchmarkSpec` (its rows read as a config file's
+        are, paths from the cwd), or a mapping shaped like a config file."""
         if isinstance(spec, ExperimentSpec):
             return cls(spec, runtime)
+        if isinstance(spec, BenchmarkSpec):
+            name = f"<benchmark {spec.name}>"
+            loaded = load_benchmark(spec, base_dir=Path.cwd(), source_name=name, runtime=runtime)
+            return cls(loaded.spec, loaded.runtime, source=loaded.source, plugins=loaded.plugins)
         loaded = config_from_mapping(spec, base_dir=Path.cwd(), source_name="<mapping>")
         if runtime is not None:  # the mapping was checked with its own runtime as it loaded
             check_config(loaded.spec, runtime, "<mapping>", RUNTIME_CHECKS)

@@ -26,7 +26,7 @@ from themis.app.api.lifecycle import diff_configs, plan_run
 from themis.app.api.orchestrator_bundles import BundleMethods
 from themis.app.api.queue import submit_run, work
 from themis.app.api.views import get_run_progress
-from themis.app.config.loading import config_from_mapping, load_benchmark, load_config, read_table
+from themis.app.config.loading import config_from_mapping, load_config, read_table
 from themis.app.config.project import load_project, project_from_mapping
 from themis.app.execution.interpreter import ProgressCallback
 from themis.app.execution.telemetry import TelemetryBus
@@ -160,13 +160,8 @@ class Orchestrator(BundleMethods):
             return source
         if isinstance(source, ExperimentSpec):
             return Experiment(source, self.runtime)
-        if isinstance(source, BenchmarkSpec):  # its rows read as a config file's would be
-            loaded = load_benchmark(
-                source, base_dir=Path.cwd(), source_name=f"<benchmark {source.name}>"
-            )
-            return Experiment(
-                loaded.spec, self.runtime, source=loaded.source, plugins=loaded.plugins
-            )
+        if isinstance(source, BenchmarkSpec):  # its rows read as a config file's are
+            return Experiment.from_spec(source, self.runtime)
         seed = self.project.global_seed
         defaults = {} if seed is None else {"seed": seed}
         if isinstance(source, Mapping):
