@@ -28,7 +28,7 @@ import hashlib
 import json
 import types
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import repeat
 from operator import attrgetter
@@ -41,6 +41,7 @@ from themis.adapters.codec import decode_event, decode_report, encode_event, enc
 from themis.adapters.json_text import compact_encoder
 from themis.core.checkpoint import Checkpoint, CheckpointSummary
 from themis.core.errors import StoreError
+from themis.core.event_columns import EventColumns
 from themis.core.events import (
     ExecutionCompleted,
     GenerationCompleted,
@@ -85,12 +86,14 @@ class _Table:
 
     attribute: str
     cls: type[Any]
+    key_name: str
     key: Callable[[Any], str]
     getters: tuple[Callable[[Any], Any], ...]
     # Per field: its member descriptor and converter, when `__init__` may be skipped.
     slots: tuple[tuple[Any, Callable[[Any], Any] | None], ...] | None
     # Per field: how its values become JSON and back, for values JSON cannot hold as they are.
     codecs: tuple[tuple[Callable[[Any], Any], Callable[[Any], Any]] | None, ...]
+    columnar: bool  # decoded as `EventColumns`, as the fold holds it (`themis.core.state`)
 
 
 def _encode_retries(retries: tuple[RetryRecord, ...]) -> list[list[Any]] | None:
@@ -155,7 +158,7 @@ _FIELD_CODECS: Final[dict[str, _FieldCodec]] = {
 }
 
 
-def _table(attribute: str, cls: type[Any], key: str) -> _Table:
+def _table(attribute: str, cls: type[Any], key: str, *, columnar: bool = False) -> _Table:
     fields = attrs.fields(cls)
     slots = tuple((cls.__dict__.get(field.name), field.converter) for field in fields)
     direct = (
@@ -169,18 +172,20 @@ def _table(attribute: str, cls: type[Any], key: str) -> _Table:
     return _Table(
         attribute=attribute,
         cls=cls,
+        key_name=key,
         key=attrgetter(key),
         getters=tuple(attrgetter(field.name) for field in fields),
         slots=slots if direct else None,
         codecs=tuple(_FIELD_CODECS.get(field.name) for field in fields),
+        columnar=columnar,
     )
 
 
 _TABLES: Final = (
-    _table("generations", GenerationCompleted, "trial_key"),
+    _table("generations", GenerationCompleted, "trial_key", columnar=True),
     _table("generation_failures", GenerationFailed, "trial_key"),
-    _table("parses", ParseCompleted, "trial_id"),
-    _table("scores", ScoreCompleted, "trial_id"),
+    _table("parses", ParseCompleted, "trial_id", columnar=True),
+    _table("scores", ScoreCompleted, "trial_id", columnar=True),
     _table("preflight_warnings", PreflightWarned, "trial_key"),
     _table("reductions", ReductionCompleted, "group_id"),
     _table("code_executions", ExecutionCompleted, "trial_id"),
@@ -234,7 +239,7 @@ def encode_checkpoint(checkpoint: Checkpoint) -> EncodedCheckpoint:
         "judgements": [[event.kind, encode_event(event)] for event in state.judgements.values()],
     }
     for table in _TABLES:
-        document[table.attribute] = _encode_table(table, getattr(state, table.attribute).values())
+        document[table.attribute] = _encode_table(table, getattr(state, table.attribute))
     report = checkpoint.report
     return EncodedCheckpoint(
         summary=_ENCODE(summary),
@@ -276,8 +281,9 @@ def decode_checkpoint(seq: int, summary: str, state: str, report: str | None) ->
             document = _DECODE(state)
             if document.get("format") != _FORMAT:
                 return None
+            keys: dict[str, str] = {}
             maps = {
-                table.attribute: _decode_table(table, document[table.attribute])
+                table.attribute: _decode_table(table, document[table.attribute], keys)
                 for table in _TABLES
             }
             resumes = tuple(_resumed(text) for text in document["resumes"])
@@ -335,13 +341,19 @@ def _paused(text: str) -> RunPaused:
     return event
 
 
-def _encode_table(table: _Table, events: Iterable[Any]) -> dict[str, Any]:
-    rows = list(events)
+def _encode_table(table: _Table, held: Mapping[str, Any]) -> dict[str, Any]:
+    """`held`'s events column by column; a map held as columns is read column by column,
+    without building its events."""
+    if isinstance(held, EventColumns):
+        names = [field.name for field in attrs.fields(table.cls)]
+        raw: Iterable[Iterable[Any]] = [held.column(name) for name in names]
+    else:
+        rows = list(held.values())
+        raw = [map(get, rows) for get in table.getters]
     columns = []
-    for get, codec in zip(table.getters, table.codecs, strict=True):
-        values = map(get, rows) if codec is None else map(codec[0], map(get, rows))
-        columns.append(_compact(list(values)))
-    return {"n": len(rows), "columns": columns}
+    for values, codec in zip(raw, table.codecs, strict=True):
+        columns.append(_compact(list(values if codec is None else map(codec[0], values))))
+    return {"n": len(held), "columns": columns}
 
 
 # Types whose equal values have one JSON text (not floats: 0.0 == -0.0; not dicts of floats).
@@ -368,7 +380,11 @@ def _expand(column: Any, count: int) -> Iterable[Any]:
     return column
 
 
-def _decode_table(table: _Table, document: dict[str, Any]) -> dict[str, Any]:
+def _decode_table(
+    table: _Table, document: dict[str, Any], keys: dict[str, str]
+) -> Mapping[str, Any]:
+    """One map of the state; `keys` shares equal trial keys and ids between the maps (each
+    would otherwise be a string of its own per map, ~0.5 KiB per trial in all)."""
     count, columns = document["n"], document["columns"]
     if not isinstance(count, int) or len(columns) != len(table.getters):
         raise ValueError(f"{table.attribute}: expected {len(table.getters)} columns")
@@ -376,8 +392,22 @@ def _decode_table(table: _Table, document: dict[str, Any]) -> dict[str, Any]:
         _expand(column, count) if codec is None else map(codec[1], _expand(column, count))
         for column, codec in zip(columns, table.codecs, strict=True)
     ]
+    if table.columnar:  # held as columns in the state: no event is built
+        fields = attrs.fields(table.cls)
+        lists = []
+        for given, field in zip(expanded, fields, strict=True):
+            column = (
+                [keys.setdefault(key, key) for key in given]
+                if field.name in _SHARED_KEYS
+                else given
+            )
+            lists.append(list(column if field.converter is None else map(field.converter, column)))
+        return EventColumns.from_columns(table.cls, table.key_name, lists)
     events = _build(table, count, expanded)
     return dict(zip(map(table.key, events), events, strict=True))
+
+
+_SHARED_KEYS: Final = frozenset({"trial_key", "trial_id"})
 
 
 def _build(table: _Table, count: int, columns: Sequence[Iterable[Any]]) -> list[Any]:

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Mapping
+from typing import Any
 
 import attrs
 from attrs import field, frozen
 
 from themis.core.breakdown import Breakdown, case_fields
-from themis.core.events import GenerationCompleted, GenerationFailed
+from themis.core.event_columns import reader
+from themis.core.events import GenerationFailed
 from themis.core.generation import is_truncated
 from themis.core.planner import CompiledRun, PlanRecord, trial_refs
 from themis.core.report_sampling import SampleResult, Unit, is_sampled, sampled_rows
@@ -146,30 +148,34 @@ def build_report(
     group_of = _grouping(by, fields_of)
     # A case is one cluster: within a row, its dataset is fixed unless datasets are pooled.
     by_dataset = "dataset" in by.plan
-    generations, failures = state.generations, state.generation_failures
+    # Only the fields the report reads, without building each trial's events.
+    generation_of = reader(state.generations, *_GENERATION_FIELDS)
+    score_of, answer_of = reader(state.scores, "scores"), reader(state.parses, "answer")
+    failures = state.generation_failures
     by_group, samples = tally.values, tally.samples
     for index, trial in enumerate(trial_refs(compiled, record)):
         dataset, case_id, prompt, model, trial_id, trial_key = trial
         group = group_of(dataset, case_id, prompt, model)
         cluster = case_id if by_dataset else (dataset, case_id)
-        generation = generations.get(trial_key)
+        generation = generation_of(trial_key)
         failure = failures.get(trial_key)
-        if generation is not None and generation.served_model:
-            served[model][generation.served_model] += 1
+        if generation is not None and generation[0]:
+            served[model][generation[0]] += 1
         tally.count(group, generation, failure)
-        scores = state.scores.get(trial_id)
-        if scores is not None:
+        scored = score_of(trial_id)
+        if scored is not None:
+            scores: Mapping[str, float] = scored[0]
             tally.scored += 1
-            parse = state.parses.get(trial_id)
-            if parse is not None and parse.answer is None:
+            parse = answer_of(trial_id)
+            if parse is not None and parse[0] is None:
                 tally.unparsed[group] += 1
             per_metric = by_group[group]
             for metric in metrics:
-                per_metric[metric][cluster].append(scores.scores.get(metric, 0.0))
+                per_metric[metric][cluster].append(scores.get(metric, 0.0))
             if sampled:
-                answer = None if parse is None else parse.answer
+                answer = None if parse is None else parse[0]
                 samples[group][(dataset, model, prompt, case_id)].append(
-                    (index % spec.samples, answer, scores.scores)
+                    (index % spec.samples, answer, scores)
                 )
         elif generation is None and failure is not None:  # failed for good
             tally.failed[group] += 1
@@ -211,6 +217,9 @@ def build_report(
         by=by.dimensions,
     )
 
+
+# What the report reads of a generation (`_Tally.count`).
+_GENERATION_FIELDS = ("served_model", "finish_reason", "cache_hit", "attempts", "retries")
 
 # A row group: (dataset, model, prompt) with `*` for pooled ones, then the case fields' values.
 GroupKey = tuple[str | None, ...]
@@ -289,17 +298,19 @@ class _Tally:
     def count(
         self,
         group: GroupKey,
-        generation: GenerationCompleted | None,
+        generation: tuple[Any, ...] | None,
         failure: GenerationFailed | None,
     ) -> None:
-        """Count a planned trial, and whether its generation was cut, retried or reused."""
+        """Count a planned trial, and whether its generation (its `_GENERATION_FIELDS`) was
+        cut, retried or reused."""
         self.planned += 1
         if generation is not None:
-            if is_truncated(generation.finish_reason):
+            _, finish_reason, cache_hit, attempts, retries = generation
+            if is_truncated(finish_reason):
                 self.truncated[group] += 1
-            if generation.cache_hit:
+            if cache_hit:
                 self.cache_hits[group] += 1
-            if generation.attempts > 1 or generation.retries or failure is not None:
+            if attempts > 1 or retries or failure is not None:
                 self.retried[group] += 1
         elif failure is not None and (failure.attempts > 1 or failure.retries):
             self.retried[group] += 1

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 
 from attrs import field, frozen
 
+from themis.core.event_columns import EventColumns
 from themis.core.events import (
     Event,
     ExecutionCompleted,
@@ -160,10 +161,11 @@ class Projection:
         state = state or RunState()
         self._started = state.started
         self._planned = state.planned
-        self._generations = dict(state.generations)
+        # The per-trial maps a large run grows, held as columns (`themis.core.event_columns`).
+        self._generations = EventColumns.of(GenerationCompleted, "trial_key", state.generations)
         self._failures = dict(state.generation_failures)
-        self._parses = dict(state.parses)
-        self._scores = dict(state.scores)
+        self._parses = EventColumns.of(ParseCompleted, "trial_id", state.parses)
+        self._scores = EventColumns.of(ScoreCompleted, "trial_id", state.scores)
         self._reductions = dict(state.reductions)
         self._code_executions = dict(state.code_executions)
         self._epoch = state.epoch
@@ -181,15 +183,18 @@ class Projection:
         parses, scores = self._parses, self._scores
         for event in events:
             if isinstance(event, GenerationCompleted):
-                generations.setdefault(event.trial_key, event)
+                if event.trial_key not in generations:
+                    generations.put(event)
             elif isinstance(event, ParseCompleted):
-                held = parses.get(event.trial_id)
-                if held is None or event.epoch > held.epoch:
-                    parses[event.trial_id] = event
+                if event.trial_id not in parses or event.epoch > parses.value(
+                    event.trial_id, "epoch"
+                ):
+                    parses.put(event)
             elif isinstance(event, ScoreCompleted):
-                held_score = scores.get(event.trial_id)
-                if held_score is None or event.epoch > held_score.epoch:
-                    scores[event.trial_id] = event
+                if event.trial_id not in scores or event.epoch > scores.value(
+                    event.trial_id, "epoch"
+                ):
+                    scores.put(event)
             elif isinstance(event, ReductionCompleted):
                 held_reduction = self._reductions.get(event.group_id)
                 if held_reduction is None or event.epoch > held_reduction.epoch:
@@ -263,10 +268,10 @@ class Projection:
         return RunState(
             started=self._started,
             planned=self._planned,
-            generations=dict(self._generations),
+            generations=self._generations.copy(),
             generation_failures=dict(self._failures),
-            parses={k: v for k, v in self._parses.items() if v.epoch >= parse_floor},
-            scores={k: v for k, v in self._scores.items() if v.epoch >= score_floor},
+            parses=self._parses.at_least("epoch", parse_floor),
+            scores=self._scores.at_least("epoch", score_floor),
             reductions={k: v for k, v in self._reductions.items() if v.epoch >= reduce_floor},
             code_executions={
                 k: v for k, v in self._code_executions.items() if v.epoch >= score_floor

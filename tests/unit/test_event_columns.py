@@ -1,0 +1,80 @@
+"""`EventColumns` is a `dict` of events by key, held as columns: whatever is put reads back
+equal, with the same field types, in the same order, with a `dict`'s replacement rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.contract.test_store_contract import field_types
+from tests.unit.test_codec import event_strategy
+from themis.core.event_columns import EventColumns
+from themis.core.events import GenerationCompleted, ParseCompleted, ScoreCompleted
+
+KEYS = st.sampled_from(["a", "b", "c", "d"])  # few keys: replacements happen often
+CASES: list[tuple[type[Any], str]] = [
+    (GenerationCompleted, "trial_key"),
+    (ParseCompleted, "trial_id"),
+    (ScoreCompleted, "trial_id"),
+]
+
+
+def keyed(cls: type[Any], key: str) -> st.SearchStrategy[list[Any]]:
+    events = st.tuples(event_strategy(cls), KEYS).map(
+        lambda pair: attrs.evolve(pair[0], **{key: pair[1]})
+    )
+    return st.lists(events, max_size=12)
+
+
+EVENT_LISTS = st.sampled_from(range(len(CASES))).flatmap(
+    lambda i: st.tuples(st.just(i), keyed(*CASES[i]))
+)
+
+
+@given(EVENT_LISTS)
+def test_columns_read_back_what_a_dict_holds(case: tuple[int, list[Any]]) -> None:
+    index, events = case
+    cls, key = CASES[index]
+    columns: EventColumns[Any] = EventColumns(cls, key)
+    expected: dict[str, Any] = {}
+    for event in events:
+        columns.put(event)
+        expected[getattr(event, key)] = event
+    assert list(columns) == list(expected)
+    assert columns == expected
+    assert [field_types(event) for event in columns.values()] == [
+        field_types(event) for event in expected.values()
+    ]
+    copied = columns.copy()
+    assert copied == expected
+    assert {k: columns.value(k, "at") for k in columns} == {k: e.at for k, e in expected.items()}
+    assert columns.at_least("at", 0) == {k: e for k, e in expected.items() if e.at >= 0}
+
+
+def test_a_copy_is_independent_of_later_puts() -> None:
+    first = ScoreCompleted(at=1.0, trial_id="a", trial_key="k", scores={"m": 1.0})
+    columns = EventColumns(ScoreCompleted, "trial_id", [first])
+    copied = columns.copy()
+    columns.put(attrs.evolve(first, trial_id="b", scores={"m": 0.0}))
+    columns.put(attrs.evolve(first, at=2.0, epoch=1))
+    assert copied == {"a": first}
+    assert columns["a"].epoch == 1
+    assert columns["b"].scores == {"m": 0.0}
+
+
+def test_equal_score_maps_are_held_once_and_read_back_as_fresh_dicts() -> None:
+    events = [
+        ScoreCompleted(at=float(i), trial_id=str(i), trial_key="k", scores={"m": 1.0, "n": 0.0})
+        for i in range(3)
+    ]
+    columns = EventColumns(ScoreCompleted, "trial_id", events)
+    assert len(columns._interned) == 1
+    read = columns["0"].scores
+    assert read == {"m": 1.0, "n": 0.0}
+    assert read is not columns["1"].scores  # a reader may not change what another reads
+    # An int score compares equal to a float one but is not shared with it: it reads back an int.
+    columns.put(ScoreCompleted(at=9.0, trial_id="9", trial_key="k", scores={"m": 1, "n": 0.0}))
+    assert type(columns["9"].scores["m"]) is int

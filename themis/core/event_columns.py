@@ -1,0 +1,283 @@
+"""`EventColumns`: a map from a subject's key to events of one class, held column by column.
+
+A run's state holds an event per trial and stage. As objects, each costs its slots plus an object
+per float and a dict per score map (~0.65 KiB per trial for a generation, a parse and a score,
+measured with `bench/memory.py`). Held as columns, a field whose value every event shares (a
+default, a model id) is stored once, `float` fields sit in a typed array (8 bytes a value), and
+equal mappings (a score dict of binary metrics) are stored once as an items tuple. Reading an
+event builds it again from its row: the values its `__init__` stored, so the event read equals
+the event put. Insertion order and replacement follow a `dict`'s: a replaced key keeps its place.
+"""
+
+from __future__ import annotations
+
+import types
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from operator import attrgetter
+from typing import Any, Final, Generic, TypeVar
+
+import attrs
+
+__all__ = ["EventColumns", "reader"]
+
+E = TypeVar("E")
+
+_NEW: Final = object.__new__
+# Equal values of these types are interchangeable (not floats: 0.0 == -0.0, nan != nan).
+_SCALARS: Final = frozenset({str, int, bool, type(None)})
+_INTERNED_MAX: Final = 1 << 16  # distinct mappings kept for sharing; past it each is kept as is
+
+
+class _Same:
+    """A column whose every value so far is `value`."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+@attrs.frozen
+class _Layout:
+    """How events of one class become a row and back."""
+
+    names: tuple[str, ...]
+    row: Any  # attrgetter of every field: an event's values as a tuple
+    floats: tuple[bool, ...]  # fields declared `float`: kept in a typed array
+    mappings: tuple[bool, ...]  # fields holding a dict: kept as interned items tuples
+    setters: tuple[Any, ...] | None  # slot descriptors, when `__init__` may be skipped
+
+
+_LAYOUTS: dict[type[Any], _Layout] = {}
+
+
+def _compress(values: list[Any], is_float: bool) -> Any:
+    """A column of `values` as `_Same`, a typed array or the list itself."""
+    if not values:
+        return None
+    first = values[0]
+    if type(first) in _SCALARS and all(
+        type(value) is type(first) and value == first for value in values
+    ):
+        return _Same(first)
+    if is_float and all(type(value) is float for value in values):
+        return array("d", values)
+    return values
+
+
+def _layout(cls: type[Any]) -> _Layout:
+    found = _LAYOUTS.get(cls)
+    if found is not None:
+        return found
+    fields = attrs.fields(cls)
+    setters = tuple(cls.__dict__.get(field.name) for field in fields)
+    direct = (
+        all(isinstance(setter, types.MemberDescriptorType) for setter in setters)
+        and not any(field.validator or field.on_setattr for field in fields)
+        and not any(hasattr(cls, hook) for hook in ("__attrs_pre_init__", "__attrs_post_init__"))
+    )
+    names = tuple(field.name for field in fields)
+    layout = _Layout(
+        names=names,
+        row=attrgetter(*names),
+        floats=tuple(field.type in ("float", float) for field in fields),
+        mappings=tuple("Mapping[" in str(field.type) for field in fields),
+        setters=setters if direct else None,
+    )
+    _LAYOUTS[cls] = layout
+    return layout
+
+
+class EventColumns(Mapping[str, E], Generic[E]):
+    """Events of `cls` by the value of their `key` field (see the module docstring)."""
+
+    __slots__ = ("_cls", "_columns", "_count", "_interned", "_key", "_layout", "_rows")
+
+    def __init__(self, cls: type[E], key: str, events: Iterable[E] = ()) -> None:
+        self._cls = cls
+        self._key = key
+        self._layout = _layout(cls)
+        self._rows: dict[str, int] = {}
+        self._columns: list[Any] = [None] * len(self._layout.names)
+        self._count = 0
+        self._interned: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        for event in events:
+            self.put(event)
+
+    @classmethod
+    def of(cls, event_cls: type[E], key: str, events: Mapping[str, E]) -> EventColumns[E]:
+        """A copy of `events` as columns (a plain mapping's values, or another `EventColumns`)."""
+        if isinstance(events, EventColumns):
+            return events.copy()
+        return cls(event_cls, key, events.values())
+
+    @classmethod
+    def from_columns(
+        cls, event_cls: type[E], key: str, columns: list[list[Any]]
+    ) -> EventColumns[E]:
+        """The events whose fields are `columns` (one list per field, in the class's order, of
+        the values `__init__` would store), without building them. ValueError if the columns
+        differ in length or a key repeats."""
+        built: EventColumns[E] = EventColumns(event_cls, key)
+        layout = built._layout
+        if len(columns) != len(layout.names) or len({len(column) for column in columns}) > 1:
+            raise ValueError(f"{event_cls.__name__}: columns of different lengths")
+        count = len(columns[0]) if columns else 0
+        for index, given in enumerate(columns):
+            values = (
+                [built._intern(value) if type(value) is dict else value for value in given]
+                if layout.mappings[index]
+                else given
+            )
+            built._columns[index] = _compress(values, layout.floats[index])
+        built._rows = dict(zip(columns[layout.names.index(key)], range(count), strict=True))
+        if len(built._rows) != count:
+            raise ValueError(f"{event_cls.__name__}: a {key} held twice")
+        built._count = count
+        return built
+
+    def copy(self) -> EventColumns[E]:
+        other: EventColumns[E] = EventColumns(self._cls, self._key)
+        other._rows = dict(self._rows)
+        other._columns = [
+            column if isinstance(column, _Same) or column is None else column[:]
+            for column in self._columns
+        ]
+        other._count = self._count
+        other._interned = self._interned  # only ever added to: sharing it is safe
+        return other
+
+    def put(self, event: E) -> None:
+        """Hold `event` under its key, replacing the event held for that key (if any)."""
+        key = getattr(event, self._key)
+        row = self._rows.get(key)
+        values = self._layout.row(event)
+        appending = row is None
+        if row is None:
+            row = self._rows[key] = self._count
+        columns, mappings, floats = self._columns, self._layout.mappings, self._layout.floats
+        for index, given in enumerate(values):
+            value = self._intern(given) if mappings[index] and type(given) is dict else given
+            column = columns[index]
+            if column is None:  # the first event
+                columns[index] = _Same(value)
+                continue
+            if type(column) is _Same:
+                same = column.value
+                if value is same or (
+                    type(value) is type(same) and type(value) in _SCALARS and value == same
+                ):
+                    continue
+                column = columns[index] = self._spread(same, floats[index])  # rows so far
+            if type(column) is array and type(value) is not float:
+                column = columns[index] = list(column)
+            if appending:
+                column.append(value)
+            else:
+                column[row] = value
+        if appending:
+            self._count += 1
+
+    def _spread(self, value: Any, is_float: bool) -> Any:
+        """A `_Same` column of `value` as one value per row held (not the one being added)."""
+        if is_float and type(value) is float:
+            return array("d", [value]) * self._count
+        return [value] * self._count
+
+    def _intern(self, mapping: dict[Any, Any]) -> tuple[Any, ...]:
+        """`mapping` as an items tuple, shared with the equal ones held before when its values
+        are all floats (ints and bools compare equal to floats, and would not read back as put)."""
+        items = tuple(mapping.items())
+        if not all(type(value) is float for value in mapping.values()):
+            return items
+        found = self._interned.get(items)
+        if found is not None:
+            return found
+        if len(self._interned) < _INTERNED_MAX:
+            self._interned[items] = items
+        return items
+
+    def value(self, key: str, name: str) -> Any:
+        """One field of the event held for `key`, without building the event (KeyError if none)."""
+        row = self._rows[key]
+        index = self._layout.names.index(name)
+        return self._read(index, row)
+
+    def _read(self, index: int, row: int) -> Any:
+        column = self._columns[index]
+        value = column.value if type(column) is _Same else column[row]
+        if self._layout.mappings[index] and type(value) is tuple:
+            return dict(value)
+        return value
+
+    def column(self, name: str) -> list[Any]:
+        """Every held event's `name`, in the map's order."""
+        index = self._layout.names.index(name)
+        return [self._read(index, row) for row in self._rows.values()]
+
+    def reader(self, *names: str) -> Callable[[str], tuple[Any, ...] | None]:
+        """A function of a key giving those fields of its event (`None` if none is held),
+        without building the event: for reading a few fields of every trial."""
+        indexes = [self._layout.names.index(name) for name in names]
+        rows, read = self._rows, self._read
+
+        def fields(key: str) -> tuple[Any, ...] | None:
+            row = rows.get(key)
+            return None if row is None else tuple([read(index, row) for index in indexes])
+
+        return fields
+
+    def at_least(self, name: str, floor: int) -> EventColumns[E]:
+        """A copy holding only the events whose `name` is at least `floor`."""
+        index = self._layout.names.index(name)
+        column = self._columns[index]
+        if column is None or (type(column) is _Same and column.value >= floor):
+            return self.copy()
+        kept: EventColumns[E] = EventColumns(self._cls, self._key)
+        for row in self._rows.values():
+            if self._read(index, row) >= floor:
+                kept.put(self._build(row))
+        return kept
+
+    def _build(self, row: int) -> E:
+        layout = self._layout
+        values = [self._read(index, row) for index in range(len(layout.names))]
+        if layout.setters is None:
+            return self._cls(**dict(zip(layout.names, values, strict=True)))
+        event: E = _NEW(self._cls)
+        for setter, value in zip(layout.setters, values, strict=True):
+            setter.__set__(event, value)
+        return event
+
+    def __getitem__(self, key: str) -> E:
+        return self._build(self._rows[key])
+
+    def get(self, key: str, default: Any = None) -> Any:
+        row = self._rows.get(key)
+        return default if row is None else self._build(row)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._rows
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __repr__(self) -> str:
+        return f"EventColumns({dict(self.items())!r})"
+
+
+def reader(held: Mapping[str, Any], *names: str) -> Callable[[str], tuple[Any, ...] | None]:
+    """`EventColumns.reader` over any map of events (a plain dict's events are read as objects)."""
+    if isinstance(held, EventColumns):
+        return held.reader(*names)
+    get = attrgetter(*names) if len(names) > 1 else (lambda event: (getattr(event, names[0]),))
+
+    def fields(key: str) -> tuple[Any, ...] | None:
+        event = held.get(key)
+        return None if event is None else get(event)
+
+    return fields
