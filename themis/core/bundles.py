@@ -29,7 +29,7 @@ from themis.core.events import (
     ScoreCompleted,
     judgement_id,
 )
-from themis.core.planner import CompiledRun, TrialRef, trial_refs
+from themis.core.planner import IDENTITY_FORMAT, CompiledRun, TrialRef, trial_refs
 from themis.core.reduction import group_id_of
 from themis.core.snapshot import RunSnapshot
 from themis.core.state import RunState
@@ -125,8 +125,8 @@ def refuse_other_run(manifest: BundleManifest, into: str | None) -> None:
 def manifest_identity(compiled: CompiledRun) -> dict[str, Any]:
     """The identity facts a manifest carries (the run id is their digest with the spec)."""
     return {
-        "format": compiled.identity["format"],
-        "implementations": compiled.identity["implementations"],
+        "format": IDENTITY_FORMAT,
+        "implementations": compiled.implementations,
     }
 
 

@@ -105,11 +105,13 @@ class TrialPlan:
 
 @frozen
 class CompiledRun:
-    """An experiment with its identity fixed: the spec, its identity document and `run_id`."""
+    """An experiment with its identity fixed: the spec, `run_id`, and the implementations part
+    of its identity document (`identity` builds the whole document again when asked: its
+    experiment part holds a view of every case, too big to keep through a large run)."""
 
     run_id: str
     spec: ExperimentSpec
-    identity: Mapping[str, Any]
+    implementations: Mapping[str, Any]
     # Which model options are runtime in this run's identity and trial keys (a run stored before
     # an option became runtime keeps it as identity).
     runtime_options: RuntimeOptions = RUNTIME_OPTIONS
@@ -117,10 +119,19 @@ class CompiledRun:
     plugins: PluginRegistry = field(factory=builtin_plugins, eq=False)
 
     @property
+    def identity(self) -> Mapping[str, Any]:
+        """The identity document `run_id` is the digest of."""
+        return {
+            "format": IDENTITY_FORMAT,
+            "experiment": identity_view(self.spec, self.runtime_options),
+            "implementations": self.implementations,
+        }
+
+    @property
     def outdated(self) -> tuple[str, ...]:
         """Built-in parsers and metrics this run was compiled with at an older version than
         today's (a plugin's version is part of the run: another version is another run)."""
-        implementations = self.identity["implementations"]
+        implementations = self.implementations
         current = {**PARSER_VERSIONS, **METRIC_VERSIONS}
         return tuple(
             f"{name} v{version} (now v{current[name]})"
@@ -234,17 +245,11 @@ class _Identity:
         self.spec = spec
         self.runtime_options = runtime_options
         self.plugins = plugins
-        self.experiment = identity_view(spec, runtime_options)
-        self.experiment_json = canonical_json(self.experiment)
+        self.experiment_json = canonical_json(identity_view(spec, runtime_options))
 
     def compiled(self, versions: Mapping[str, int]) -> CompiledRun:
         spec = self.spec
         implementations = _implementations(spec, versions, self.plugins)
-        identity = {
-            "format": IDENTITY_FORMAT,
-            "experiment": self.experiment,
-            "implementations": implementations,
-        }
         # `digest(identity)`, the experiment's JSON spliced in (the keys in sorted order).
         document = (
             f'{{"experiment":{self.experiment_json},"format":{IDENTITY_FORMAT},'
@@ -253,7 +258,7 @@ class _Identity:
         return CompiledRun(
             run_id=hashlib.sha256(document.encode("utf-8")).hexdigest(),
             spec=spec,
-            identity=identity,
+            implementations=implementations,
             runtime_options=self.runtime_options,
             plugins=self.plugins,
         )
@@ -329,7 +334,7 @@ def _model_document(
 
 
 def _model_identity(model: ModelSpec, compiled: CompiledRun) -> str:
-    plugin = compiled.identity["implementations"].get("models", {}).get(model.provider)
+    plugin = compiled.implementations.get("models", {}).get(model.provider)
     return canonical_json(_model_document(model, compiled.runtime_options, plugin))
 
 

@@ -157,7 +157,7 @@ def _cases(rows: list[Row], dataset: DatasetSpec, file: Path | str) -> tuple[Cas
         seen[case_id] = where
         raw_expected = row.get(dataset.expected_field)
         expected = None if raw_expected is None else str(raw_expected)
-        cases.append(Case(id=case_id, fields=row, expected=expected))
+        cases.append(Case.of_row(case_id, row, expected))
     return tuple(cases)
 
 
