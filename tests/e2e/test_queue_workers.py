@@ -210,6 +210,7 @@ def test_a_killed_workers_run_is_resumed_by_the_next_worker(experiment: Path) ->
         )
     )
     (experiment / "queued.toml").write_text(slow)
+    (experiment / "later.toml").write_text(slow.replace("seed = 11", "seed = 3"))
     ran = _json(experiment, "run", "queued.toml", "--store", "local.duckdb", "--json")
     run_themis(experiment, "submit", "queued.toml", "--store", "s.duckdb")
     journal = experiment / "calls.jsonl"
@@ -218,17 +219,23 @@ def test_a_killed_workers_run_is_resumed_by_the_next_worker(experiment: Path) ->
         _wait(lambda: len(_called(journal)) >= TRIALS // 4, "a quarter of the model calls")
         [row] = themis.quickcheck(experiment / "s.duckdb")  # in-process: no start-up delay
         assert (row.run_id, row.status) == (ran["run_id"], "running")  # live, while held
+        project = ProjectSpec(storage=StorageSpec(path=str(experiment / "s.duckdb")))
+        with Orchestrator(project) as orchestrator:  # a submission needs no store: at once
+            later = orchestrator.submit(experiment / "later.toml", queue=True)
+        assert later.status() == "queued"
+        assert first.poll() is None  # the worker held the store all along
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=TIMEOUT_S)
     finally:
         first.kill()
-    [entry] = _queue(experiment, "s.duckdb")
+    entry, _ = _queue(experiment, "s.duckdb")
     assert entry["state"] == "interrupted"
     resumed = run_themis(experiment, "worker", "--store", "s.duckdb", "--once")
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming run {ran['run_id'][:12]}" in resumed.stderr
-    [entry] = _queue(experiment, "s.duckdb")
+    entry, waiting = _queue(experiment, "s.duckdb")  # the interrupted run went first
     assert (entry["state"], entry["outcome"], entry["attempts"]) == ("done", "completed", 2)
+    assert (waiting["run_id"], waiting["state"]) == (later.run_id, "queued")
     assert _report(experiment, ran["run_id"], "s.duckdb") == _report(
         experiment, ran["run_id"], "local.duckdb"
     )
