@@ -19,12 +19,12 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import cattrs
 
+from themis.adapters.atomic_files import replace_file
 from themis.core.live_progress import PROGRESS_FORMAT, LiveRecord
 
 __all__ = [
@@ -91,17 +91,7 @@ class FileLiveProgress:
         text = json.dumps(_CONVERTER.unstructure(record), ensure_ascii=False)
         try:
             self._directory.mkdir(exist_ok=True)
-            handle, temporary = tempfile.mkstemp(
-                dir=self._directory, prefix=f".{record.run_id}.", suffix=".tmp"
-            )
-            try:
-                with os.fdopen(handle, "w", encoding="utf-8") as file:
-                    file.write(text)
-                os.replace(temporary, self._target(record.run_id))
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(temporary)
-                raise
+            replace_file(self._target(record.run_id), text)
         except OSError:
             return False
         self._published.add(record.run_id)

@@ -25,12 +25,12 @@ import json
 import os
 import re
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from themis.adapters.atomic_files import replace_file
 from themis.core.provider_state import (
     ProviderStateError,
     SharedProviderState,
@@ -176,15 +176,7 @@ class FileProviderState:
             os.close(handle)  # releases the lock
 
     def _write(self, stem: str, text: str) -> None:
-        handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=f".{stem}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as file:
-                file.write(text)
-            os.replace(temporary, self.directory / f"{stem}.json")
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
+        replace_file(self.directory / f"{stem}.json", text)
 
 
 class MemoryProviderState:

@@ -20,7 +20,6 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any, Final
 
 import cattrs
 
+from themis.adapters.atomic_files import replace_file
 from themis.adapters.codec import decode_report, decode_snapshot, encode_report, encode_snapshot
 from themis.core.errors import StoreError
 from themis.core.queue import DONE, Ending, QueuedRun, claimed, enqueued, finished, next_to_take
@@ -169,15 +169,7 @@ class FileRunQueue:
             os.close(handle)  # releases the lock
 
     def _write(self, name: str, text: str) -> None:
-        handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=f".{name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as file:
-                file.write(text)
-            os.replace(temporary, self.directory / name)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
+        replace_file(self.directory / name, text)
 
 
 def _replaced(entries: list[QueuedRun], changed: QueuedRun) -> list[QueuedRun]:

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from themis.app.cli.lifecycle_commands import SetOption
-from themis.app.cli.shared import DEFAULT_STORE, StoreOption, errors, stdout
+from themis.app.cli.shared import DEFAULT_STORE, SetOption, StoreOption, errors, stdout
 
 if TYPE_CHECKING:
     from themis.app.api.experiment import Experiment

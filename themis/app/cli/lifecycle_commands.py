@@ -12,16 +12,14 @@ from typing import Annotated
 
 import typer
 
-from themis.app.cli.shared import DEFAULT_STORE, errors, print_json, print_warnings, stdout
-
-SetOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set",
-        metavar="KEY=VALUE",
-        help="Override a config value: KEY=VALUE (dotted key, TOML value). Repeatable.",
-    ),
-]
+from themis.app.cli.shared import (
+    DEFAULT_STORE,
+    SetOption,
+    errors,
+    print_json,
+    print_warnings,
+    stdout,
+)
 
 
 def plan_command(

@@ -10,7 +10,14 @@ import typer
 
 from themis.app.cli.endings import ExitStatus
 from themis.app.cli.run_commands import UntilStageOption
-from themis.app.cli.shared import StoreOption, errors, print_json, print_warnings, stderr
+from themis.app.cli.shared import (
+    SetOption,
+    StoreOption,
+    errors,
+    print_json,
+    print_warnings,
+    stderr,
+)
 
 DEFAULT_STORE = Path("themis.duckdb")
 
@@ -18,14 +25,7 @@ DEFAULT_STORE = Path("themis.duckdb")
 def submit(
     config: Annotated[Path, typer.Argument(help="Experiment config (.toml or .json).")],
     store: StoreOption = DEFAULT_STORE,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            metavar="KEY=VALUE",
-            help="Override a config value: KEY=VALUE (dotted key, TOML value). Repeatable.",
-        ),
-    ] = None,
+    set_: SetOption = None,
     until_stage: UntilStageOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the submission as JSON.")] = False,
 ) -> None:

@@ -20,6 +20,7 @@ from themis.app.cli import inspect_commands, view_command
 from themis.app.cli.endings import ExitStatus, check_fail_under, needs_reasons, run_ending
 from themis.app.cli.provider_commands import inherited_lines
 from themis.app.cli.shared import (
+    SetOption,
     StoreOption,
     errors,
     existing_store,
@@ -88,14 +89,7 @@ FailUnderOption = Annotated[
 def run(
     config: Annotated[Path, typer.Argument(help="Experiment config (.toml or .json).")],
     store: StoreOption = Path("themis.duckdb"),
-    set_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            metavar="KEY=VALUE",
-            help="Override a config value: KEY=VALUE (dotted key, TOML value). Repeatable.",
-        ),
-    ] = None,
+    set_: SetOption = None,
     until_stage: UntilStageOption = None,
     as_json: ResultJsonOption = False,
     quiet: QuietOption = False,

@@ -27,6 +27,14 @@ DEFAULT_STORE = Path("themis.duckdb")
 StoreOption = Annotated[
     Path, typer.Option("--store", help="The run store (a DuckDB file).", show_default=True)
 ]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        help="Override a config value: KEY=VALUE (dotted key, TOML value). Repeatable.",
+    ),
+]
 T = TypeVar("T")
 
 
