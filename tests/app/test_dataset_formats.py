@@ -129,3 +129,13 @@ def test_a_saved_hugging_face_dataset_reads_from_disk(tmp_path: Path) -> None:
         )
     with pytest.raises(ConfigError, match="not a saved Hugging Face dataset"):
         load_cases(DatasetSpec(name="d", path=".", format="huggingface"), tmp_path)
+
+
+def test_the_cases_of_a_file_share_one_string_per_field_name(tmp_path: Path) -> None:
+    rows = [{"id": str(i), "question": f"q{i}", "answer": str(i)} for i in range(3)]
+    (tmp_path / "many.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    cases = load_cases(DatasetSpec(name="d", path="many.jsonl"), tmp_path)
+    assert [dict(case.fields) for case in cases] == rows
+    first, *others = (list(case.fields) for case in cases)
+    for names in others:  # the same objects, not equal copies (~50 bytes a field a case)
+        assert all(name is held for name, held in zip(names, first, strict=True))

@@ -140,6 +140,9 @@ def _cases(rows: list[Row], dataset: DatasetSpec, file: Path | str) -> tuple[Cas
     # A file with no id column at all is numbered by row; a column missing from some rows is a typo.
     by_index = not any(id_field in row for _, row in rows)
     seen: dict[str, str] = {}
+    # One string per field name for every row: a decoder makes each row's keys anew (~50 bytes
+    # a field a row, kept by the case for the whole run).
+    names: dict[str, str] = {}
     cases: list[Case] = []
     for index, (where, row) in enumerate(rows):
         if by_index:
@@ -157,7 +160,8 @@ def _cases(rows: list[Row], dataset: DatasetSpec, file: Path | str) -> tuple[Cas
         seen[case_id] = where
         raw_expected = row.get(dataset.expected_field)
         expected = None if raw_expected is None else str(raw_expected)
-        cases.append(Case.of_row(case_id, row, expected))
+        fields = {names.setdefault(name, name): value for name, value in row.items()}
+        cases.append(Case.of_row(case_id, fields, expected))
     return tuple(cases)
 
 
