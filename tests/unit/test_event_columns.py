@@ -54,7 +54,7 @@ def test_columns_read_back_what_a_dict_holds(case: tuple[int, list[Any]]) -> Non
     assert columns.at_least("at", 0) == {k: e for k, e in expected.items() if e.at >= 0}
 
 
-def test_a_copy_is_independent_of_later_puts() -> None:
+def test_a_copy_is_independent_of_later_puts_to_either() -> None:
     first = ScoreCompleted(at=1.0, trial_id="a", trial_key="k", scores={"m": 1.0})
     columns = EventColumns(ScoreCompleted, "trial_id", [first])
     copied = columns.copy()
@@ -63,6 +63,10 @@ def test_a_copy_is_independent_of_later_puts() -> None:
     assert copied == {"a": first}
     assert columns["a"].epoch == 1
     assert columns["b"].scores == {"m": 0.0}
+    again = copied.copy()  # and the other way round: a put to the copy leaves the original
+    again.put(attrs.evolve(first, trial_id="c"))
+    assert copied == {"a": first}
+    assert list(again) == ["a", "c"]
 
 
 def test_equal_score_maps_are_held_once_and_read_back_as_fresh_dicts() -> None:

@@ -92,7 +92,16 @@ def _layout(cls: type[Any]) -> _Layout:
 class EventColumns(Mapping[str, E], Generic[E]):
     """Events of `cls` by the value of their `key` field (see the module docstring)."""
 
-    __slots__ = ("_cls", "_columns", "_count", "_interned", "_key", "_layout", "_rows")
+    __slots__ = (
+        "_cls",
+        "_columns",
+        "_count",
+        "_interned",
+        "_key",
+        "_layout",
+        "_rows",
+        "_shared",
+    )
 
     def __init__(self, cls: type[E], key: str, events: Iterable[E] = ()) -> None:
         self._cls = cls
@@ -102,6 +111,7 @@ class EventColumns(Mapping[str, E], Generic[E]):
         self._columns: list[Any] = [None] * len(self._layout.names)
         self._count = 0
         self._interned: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self._shared = False  # its columns are another map's too: copy them before a put
         for event in events:
             self.put(event)
 
@@ -138,18 +148,27 @@ class EventColumns(Mapping[str, E], Generic[E]):
         return built
 
     def copy(self) -> EventColumns[E]:
+        """An equal map, sharing this one's columns until either is put to (copy on write):
+        a state taken from a fold in progress costs nothing until the fold goes on."""
         other: EventColumns[E] = EventColumns(self._cls, self._key)
-        other._rows = dict(self._rows)
-        other._columns = [
-            column if isinstance(column, _Same) or column is None else column[:]
-            for column in self._columns
-        ]
+        other._rows, other._columns = self._rows, self._columns
         other._count = self._count
         other._interned = self._interned  # only ever added to: sharing it is safe
+        other._shared = self._shared = True
         return other
+
+    def _unshare(self) -> None:
+        self._rows = dict(self._rows)
+        self._columns = [
+            column if type(column) is _Same or column is None else column[:]
+            for column in self._columns
+        ]
+        self._shared = False
 
     def put(self, event: E) -> None:
         """Hold `event` under its key, replacing the event held for that key (if any)."""
+        if self._shared:
+            self._unshare()
         key = getattr(event, self._key)
         row = self._rows.get(key)
         values = self._layout.row(event)
