@@ -82,19 +82,25 @@ def _class_codec(cls: type[Any], version: int) -> _ClassCodec:
     )
 
 
-def _event_codecs() -> dict[str, _ClassCodec]:
-    codecs: dict[str, _ClassCodec] = {}
+def _event_classes() -> dict[str, type[Event]]:
+    classes: dict[str, type[Event]] = {}
     for cls in EVENT_TYPES:
-        if cls.kind in codecs:
+        if cls.kind in classes:
             raise RuntimeError(f"event kind {cls.kind!r} is used by two classes")
-        codecs[cls.kind] = _class_codec(cls, cls.schema_version)
-    return codecs
+        classes[cls.kind] = cls
+    return classes
 
 
-_BY_KIND: Final = _event_codecs()
-_BY_TYPE: Final = {codec.cls: codec for codec in _BY_KIND.values()}
-_SNAPSHOT: Final = _class_codec(RunSnapshot, SNAPSHOT_SCHEMA_VERSION)
-_REPORT: Final = _class_codec(Report, REPORT_SCHEMA_VERSION)
+_BY_KIND: Final = _event_classes()
+# Each class's hooks are built at its first use (~1 ms each; a run meets a handful of kinds).
+_CODECS: dict[type[Any], _ClassCodec] = {}
+
+
+def _codec(cls: type[Any], version: int) -> _ClassCodec:
+    codec = _CODECS.get(cls)
+    if codec is None:  # two threads may build it at once: the same hooks, either one kept
+        codec = _CODECS[cls] = _class_codec(cls, version)
+    return codec
 
 
 def event_kinds() -> tuple[str, ...]:
@@ -130,41 +136,46 @@ def _decode(codec: _ClassCodec, label: str, text: str) -> Any:
 
 def encode_event(event: Event) -> str:
     """The event's JSON payload (fields plus `"v"`); its kind is stored separately."""
-    codec = _BY_TYPE.get(type(event))
+    cls = type(event)
+    codec = _CODECS.get(cls)
     if codec is None:
-        raise TypeError(f"not an event type: {type(event).__qualname__}")
+        if _BY_KIND.get(getattr(cls, "kind", None)) is not cls:  # type: ignore[arg-type]
+            raise TypeError(f"not an event type: {cls.__qualname__}")
+        codec = _codec(cls, cls.schema_version)
     return _encode(codec, event)
 
 
 def decode_event(kind: str, payload: str) -> Event:
     """The event of kind `kind` that `payload` encodes; `StoreError` if it cannot be read."""
-    codec = _BY_KIND.get(kind)
-    if codec is None:
+    cls = _BY_KIND.get(kind)
+    if cls is None:
         known = ", ".join(_BY_KIND)
         raise StoreError(
             f"unknown event kind {kind!r} (this Themis knows: {known}); upgrade Themis"
         )
-    event: Event = _decode(codec, f"{kind!r} event", payload)
+    event: Event = _decode(_codec(cls, cls.schema_version), f"{kind!r} event", payload)
     return event
 
 
 def encode_snapshot(snapshot: RunSnapshot) -> str:
     """The snapshot as JSON, nested specs, tuples, mappings and enums included."""
-    return _encode(_SNAPSHOT, snapshot)
+    return _encode(_codec(RunSnapshot, SNAPSHOT_SCHEMA_VERSION), snapshot)
 
 
 def decode_snapshot(text: str) -> RunSnapshot:
     """The snapshot `text` encodes; `StoreError` if it cannot be read."""
-    snapshot: RunSnapshot = _decode(_SNAPSHOT, "run snapshot", text)
+    snapshot: RunSnapshot = _decode(
+        _codec(RunSnapshot, SNAPSHOT_SCHEMA_VERSION), "run snapshot", text
+    )
     return snapshot
 
 
 def encode_report(report: Report) -> str:
     """The report as JSON (a checkpoint caches it beside the state it was computed from)."""
-    return _encode(_REPORT, report)
+    return _encode(_codec(Report, REPORT_SCHEMA_VERSION), report)
 
 
 def decode_report(text: str) -> Report:
     """The report `text` encodes; `StoreError` if it cannot be read."""
-    report: Report = _decode(_REPORT, "report", text)
+    report: Report = _decode(_codec(Report, REPORT_SCHEMA_VERSION), "report", text)
     return report
