@@ -135,3 +135,21 @@ def test_calls_to_a_plain_http_endpoint_that_succeed_load_no_httpx(fake: FakeSer
     ).stdout.splitlines()
     assert len(shown) == 3  # two answers
     assert shown[-1] == "False"
+
+
+def test_plain_templates_are_checked_and_rendered_without_jinja2() -> None:
+    script = (
+        "import sys\n"
+        "from themis.core.prompting import render, template_fields\n"
+        "from themis.core.spec import Case, PromptSpec\n"
+        "prompt = PromptSpec(name='p', template='What is {{ a }} + {{b}}?',\n"
+        "    system='Be {{ tone }}.')\n"
+        "print(sorted(template_fields(prompt)))\n"
+        "case = Case(id='c', fields={'a': 1, 'b': 2, 'tone': 'terse'})\n"
+        "print([m.content for m in render(prompt, case)])\n"
+        "print('jinja2' in sys.modules)\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert shown == ["['a', 'b', 'tone']", "['Be terse.', 'What is 1 + 2?']", "False"]

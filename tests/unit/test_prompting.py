@@ -8,8 +8,16 @@ import jinja2
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from jinja2 import meta
 
-from themis.core.prompting import PromptError, _substitutions, render
+from themis.core.prompting import (
+    _NOT_FIELDS,
+    PromptError,
+    _plain_substitutions,
+    _substitutions,
+    render,
+    template_fields,
+)
 from themis.core.spec import Case, PromptSpec
 
 JINJA = jinja2.Environment(
@@ -80,3 +88,62 @@ def test_the_system_message_takes_the_fast_path_too() -> None:
         ("system", "You are terse."),
         ("user", "2+2?"),
     ]
+
+
+def _jinja_parts(source: str) -> tuple[tuple[bool, str], ...] | None:
+    """What Jinja2's own parse says of a template: text and `{{ name }}`s only, or `None`."""
+    try:
+        body = JINJA.parse(source).body
+    except jinja2.TemplateSyntaxError:
+        return None
+    parts: list[tuple[bool, str]] = []
+    for node in body:
+        if not isinstance(node, jinja2.nodes.Output):
+            return None
+        for child in node.nodes:
+            if isinstance(child, jinja2.nodes.TemplateData):
+                parts.append((True, child.data))
+            elif isinstance(child, jinja2.nodes.Name) and child.ctx == "load":
+                parts.append((False, child.name))
+            else:
+                return None
+    return tuple(parts)
+
+
+_PIECES = st.sampled_from(
+    [
+        *("{{", "}}", "{%", "%}", "{#", "#}", "{", "}", "-", " ", "\n", "\r", "\t", "a", "b_1"),
+        *("x ", "true", "none", "not", "range", "loop", "self", "match", "é", "|", "(", "0"),
+    ]
+)
+
+
+@given(pieces=st.lists(_PIECES, max_size=12))
+def test_the_plain_reading_is_jinja2s_wherever_it_reads_one(pieces: list[str]) -> None:
+    source = "".join(pieces)
+    plain = _plain_substitutions(source)
+    if plain is not None:
+        assert plain == _jinja_parts(source)
+
+
+@given(pieces=st.lists(_PIECES, max_size=12))
+def test_template_fields_without_jinja2_are_jinja2s(pieces: list[str]) -> None:
+    source = "Q " + "".join(pieces)
+    prompt = PromptSpec(name="p", template=source, system="Be {{ tone }}.")
+    try:
+        expected = meta.find_undeclared_variables(JINJA.parse(source)) | {"tone"}
+    except jinja2.TemplateSyntaxError:
+        with pytest.raises(PromptError):
+            template_fields(prompt)
+        return
+    assert template_fields(prompt) == frozenset(expected - JINJA.globals.keys())
+
+
+def test_the_names_left_to_jinja2_include_its_globals() -> None:
+    assert set(JINJA.globals) <= _NOT_FIELDS
+    assert _plain_substitutions("{{{a}}") is None  # Jinja2 reads "{{" + "{a}}": a syntax error
+    assert _plain_substitutions("Q: {{ question }}\nA:") == (
+        (True, "Q: "),
+        (False, "question"),
+        (True, "\nA:"),
+    )
