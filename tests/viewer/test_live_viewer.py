@@ -77,3 +77,19 @@ def test_a_run_on_the_viewers_store_is_watched_while_it_proceeds(tmp_path: Path)
 def test_a_memory_store_cannot_be_viewed_live() -> None:
     with pytest.raises(ConfigError, match="DuckDB store file"), themis.live_viewer("memory"):
         pass
+
+
+def test_an_orchestrators_store_is_served_and_left_to_its_owner(tmp_path: Path) -> None:
+    shutil.copytree(EXAMPLES / "data", tmp_path / "data")
+    config = shutil.copy(EXAMPLES / "demo.toml", tmp_path / "demo.toml")
+    experiment = themis.Experiment.from_file(config, overrides=SLOW)
+    project = themis.ProjectSpec(storage=themis.StorageSpec(path=str(tmp_path / "p.duckdb")))
+    with themis.Orchestrator.from_project_spec(project) as orchestrator:
+        with themis.live_viewer(orchestrator.store) as viewer:
+            result = orchestrator.run(experiment.spec, progress="off")
+            page = httpx.get(f"{viewer.url}runs/{result.run_id}")
+            listed = httpx.get(f"{viewer.url}api/runs").json()["runs"]
+        assert orchestrator.report(result.run_id) == result.report  # still open, still its
+    assert page.status_code == 200
+    assert [(run["run_id"], run["status"]) for run in listed] == [(result.run_id, "completed")]
+    DuckDBStore(tmp_path / "p.duckdb", read_only=True).close()  # the owner closed it

@@ -122,6 +122,15 @@ def store_and_reader(path: str | Path) -> tuple[StorePort, StorePort]:
         raise
 
 
+def reader_of(store: StorePort) -> tuple[str, StorePort]:
+    """The file of the open DuckDB store `store` and a reader of it for other threads;
+    `ConfigError` for any other store."""
+    path = _store_file(store)
+    if path is None or not isinstance(store, DuckDBStore):
+        raise ConfigError("the live viewer reads a DuckDB store file; this store is not one")
+    return str(path), store.reader()
+
+
 def query_connections(
     location: str, held: Callable[[], StorePort | None], *, running: Callable[[], bool]
 ) -> DuckDBConnections:

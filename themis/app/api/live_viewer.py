@@ -12,6 +12,10 @@ on the held store points to it.
 `release()` closes the store (another process may then open it) and keeps serving, each
 request opening the file read-only as `themis view` does; `wait()` serves until Ctrl-C. Leaving
 the `with` block stops the server and closes whatever is still open.
+
+Given a store already open (an `Orchestrator`'s `store`), the viewer reads it the same way and
+leaves it to its owner: `release()` then only stops reading through it (call it once the owner
+has closed it).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Any
 
 from themis.app.api.serving import LOOPBACK, ServerThread, bound_socket, url_of
 from themis.app.api.viewer import viewer_app
-from themis.app.wiring import store_and_reader, viewer_notice
+from themis.app.wiring import reader_of, store_and_reader, viewer_notice
 from themis.core.errors import ConfigError
 from themis.ports.store import StorePort
 
@@ -48,18 +52,28 @@ class LiveViewer:
     """The viewer a process serves of the store file `path` it holds: run experiments on
     `store` while `url` shows them."""
 
-    def __init__(self, path: str, sock: socket.socket) -> None:
-        self._path = path
+    def __init__(self, store: str | StorePort, sock: socket.socket) -> None:
         self._url = url_of(sock)
         self._lock = threading.Lock()
         self._store: StorePort | None
-        self._store, self._reader = store_and_reader(path)
+        self._owned = isinstance(store, str)
+        if isinstance(store, str):
+            self._path = store
+            self._store, self._reader = store_and_reader(store)
+        else:
+            self._path, self._reader = reader_of(store)
+            self._store = store
         self._switch = _Switch(viewer_app(self._reader))
         self._server = ServerThread(self._switch, sock)
 
     @property
     def url(self) -> str:
         return self._url
+
+    @property
+    def path(self) -> str:
+        """The store file it serves."""
+        return self._path
 
     @property
     def store(self) -> StorePort:
@@ -72,14 +86,15 @@ class LiveViewer:
         self._server.start()
 
     def release(self) -> None:
-        """Close the store (other processes may open it again); the viewer keeps serving,
-        opening the file read-only for each request."""
+        """Close the store (other processes may open it again; a store given open is left to
+        its owner); the viewer keeps serving, opening the file read-only for each request."""
         with self._lock:
             if self._store is None:
                 return
             self._switch.app = viewer_app(self._path)
             self._reader.close()
-            self._store.close()
+            if self._owned:
+                self._store.close()
             self._store = None
 
     def wait(self) -> None:
@@ -109,17 +124,21 @@ def _interrupt(number: int, frame: FrameType | None) -> None:
 
 @contextlib.contextmanager
 def live_viewer(
-    store: str | Path = "themis.duckdb", *, host: str = LOOPBACK, port: int = 0
+    store: str | Path | StorePort = "themis.duckdb", *, host: str = LOOPBACK, port: int = 0
 ) -> Iterator[LiveViewer]:
-    """Open the DuckDB store file `store` (created if missing) and serve the viewer of it on
-    `host:port` (port 0: any free one) while the block runs; see the module docstring."""
-    path = str(store)
-    if path in ("memory", ":memory:"):
-        raise ConfigError("--view: the live viewer reads a DuckDB store file; give --store FILE")
+    """Open the DuckDB store file `store` (created if missing; or take the open DuckDB store
+    `store`) and serve the viewer of it on `host:port` (port 0: any free one) while the block
+    runs; see the module docstring."""
+    if isinstance(store, str | Path):
+        store = str(store)
+        if store in ("memory", ":memory:"):
+            raise ConfigError(
+                "--view: the live viewer reads a DuckDB store file; give --store FILE"
+            )
     sock = bound_socket(host, port)
     try:
-        viewer = LiveViewer(path, sock)
-        notice = viewer_notice(path)
+        viewer = LiveViewer(store, sock)
+        notice = viewer_notice(viewer.path)
         try:
             viewer.start()
             notice.announce(viewer.url)
