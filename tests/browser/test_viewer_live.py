@@ -1,7 +1,8 @@
 """`themis run --view` as a person watches it: the demo run, slowed by its scripted models'
-latency, started as a subprocess with its live viewer on a free 127.0.0.1 port, and real
-headless Chromium watching the counts rise on the runs list and the run page without a reload,
-the trials finished last appearing, then the finished run regrouped by the breakdown selector.
+latency (about 40 s), started as a subprocess with its live viewer on a free 127.0.0.1 port,
+and real headless Chromium watching the counts rise on the runs list and the run page without a
+reload, the trials finished last appearing, then the finished run regrouped by the breakdown
+selector.
 
 The console stays clean and nothing is fetched from anywhere but the viewer; screenshots go to
 `tmp_path`. Ending the process (SIGTERM, as Ctrl-C) stops the viewer and exits 0.
@@ -28,14 +29,15 @@ pytestmark = pytest.mark.slow
 
 URL = re.compile(r"viewer: (http://127\.0\.0\.1:\d+/) shows this run live")
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.toml"
-# 24 cases x 2 models x 2 prompts, one sample each, 0.3 s a call, two at a time: about 15 s.
+# 24 cases x 2 models x 2 prompts, one sample each, 0.8 s a call, two at a time: about 40 s,
+# long enough for every check made while it runs even on a loaded machine.
 SLOW = [
     "--set",
     "samples=1",
     "--set",
-    "models.strong.options.latency_s=0.3",
+    "models.strong.options.latency_s=0.8",
     "--set",
-    "models.weak.options.latency_s=0.3",
+    "models.weak.options.latency_s=0.8",
     "--set",
     "runtime.max_concurrent_tasks=2",
 ]

@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import attrs
 import httpx
 import pytest
 
@@ -29,36 +30,75 @@ SLOW = [
 ]
 
 
+@attrs.define
+class Watched:
+    """What a page open on the running run saw: its done counts, each page's status, and the
+    case of the newest finished trial, poll after poll."""
+
+    done: list[int] = attrs.Factory(list)
+    pages: list[int] = attrs.Factory(list)
+    finished: list[str] = attrs.Factory(list)
+
+
+def watch(url: str, stop: threading.Event, watched: Watched) -> None:
+    with httpx.Client(base_url=url, timeout=10) as client:
+        while not stop.is_set():
+            running = client.get("/api/live").json()["runs"]
+            if running:
+                run = running[0]["run_id"]
+                watched.done.append(running[0]["done"])
+                watched.pages.append(client.get(f"/runs/{run}").status_code)
+                latest = client.get(f"/api/runs/{run}/latest").json()["rows"]
+                if latest:  # a newly finished trial, and its case page, while it runs
+                    case = latest[0]["case_id"]
+                    watched.finished.append(case)
+                    watched.pages.append(client.get(f"/runs/{run}/cases/{case}").status_code)
+            time.sleep(0.1)
+
+
+def asking(url: str, run: str, stop: threading.Event, answers: list[tuple[str, int]]) -> None:
+    """Ask for pages of `run` without a pause until `stop`: each answer's path (or error
+    text) and status."""
+    with httpx.Client(base_url=url, timeout=10) as client:
+        while not stop.is_set():
+            for path in ("/api/runs", f"/api/runs/{run}/latest", f"/api/runs/{run}/trials"):
+                answer = client.get(path)
+                answers.append((path if answer.is_success else answer.text, answer.status_code))
+
+
 def test_a_run_on_the_viewers_store_is_watched_while_it_proceeds(tmp_path: Path) -> None:
     shutil.copytree(EXAMPLES / "data", tmp_path / "data")
     config = shutil.copy(EXAMPLES / "demo.toml", tmp_path / "demo.toml")
     experiment = themis.Experiment.from_file(config, overrides=SLOW)
     path = tmp_path / "runs.duckdb"
-    seen: list[int] = []
-    pages: list[int] = []
+    watched = Watched()
     stop = threading.Event()
-
-    def watch(url: str) -> None:
-        with httpx.Client(base_url=url, timeout=10) as client:
-            while not stop.is_set():
-                running = client.get("/api/live").json()["runs"]
-                if running:
-                    seen.append(running[0]["done"])
-                    pages.append(client.get(f"/runs/{running[0]['run_id']}").status_code)
-                time.sleep(0.1)
+    hammering = threading.Event()
 
     with themis.live_viewer(path) as viewer:
         assert viewer.url.startswith("http://127.0.0.1:")
         notice = ViewerNotice(progress_directory(path))
         assert notice.announced(os.getpid()) == viewer.url
-        watcher = threading.Thread(target=watch, args=(viewer.url,))
+        watcher = threading.Thread(target=watch, args=(viewer.url, stop, watched))
         watcher.start()
         try:
             result = experiment.run(viewer.store, progress="off", max_concurrent_tasks=2)
         finally:
             stop.set()
             watcher.join()
-        viewer.release()
+        answers: list[tuple[str, int]] = []
+        hammer = threading.Thread(
+            target=asking, args=(viewer.url, result.run_id, hammering, answers)
+        )
+        hammer.start()  # requests in flight while the store is released are answered whole
+        try:
+            time.sleep(0.3)
+            viewer.release()
+            time.sleep(0.3)
+        finally:
+            hammering.set()
+            hammer.join()
+        assert {status for _, status in answers} == {200}, [a for a in answers if a[1] != 200]
         with pytest.raises(ConfigError, match="released"):
             _ = viewer.store
         DuckDBStore(path, read_only=True).close()  # released: any reader may open the file
@@ -66,9 +106,10 @@ def test_a_run_on_the_viewers_store_is_watched_while_it_proceeds(tmp_path: Path)
         url = viewer.url
     assert result.report.status == "completed"
     assert [(run["run_id"], run["scored"]) for run in listed] == [(result.run_id, 96)]
-    assert len(set(seen)) >= 2, seen  # the counts rose while it ran
-    assert seen == sorted(seen)
-    assert set(pages) == {200}
+    assert len(set(watched.done)) >= 2, watched.done  # the counts rose while it ran
+    assert watched.done == sorted(watched.done)
+    assert set(watched.pages) == {200}
+    assert len(set(watched.finished)) >= 2, watched.finished  # newest finished trials, as they came
     assert not progress_directory(path).exists()  # the notice (and live progress) withdrawn
     with pytest.raises(httpx.ConnectError):
         httpx.get(url, timeout=2)

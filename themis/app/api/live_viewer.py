@@ -6,8 +6,10 @@ A DuckDB file admits one process, so another process cannot read a store while a
 the caller executes on `viewer.store`, and serves the viewer from a reader of it (a connection
 of its own: each request sees every committed batch, writes nothing and never waits for the
 writer's lock). Running runs' counts come from the live progress they publish (`/api/live`,
-which the pages poll). The URL is written beside the store (`ViewerNotice`), so `themis view`
-on the held store points to it.
+which the pages poll). A run that starts executing gets its trial places kept at once (its
+execution keeps them only when it ends), so its trials and cases show while it runs.
+The URL is written beside the store (`ViewerNotice`), so `themis view` on the held store points
+to it.
 
 `release()` closes the store (another process may then open it) and keeps serving, each
 request opening the file read-only as `themis view` does; `wait()` serves until Ctrl-C. Leaving
@@ -20,32 +22,73 @@ has closed it).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from themis.app.api.serving import LOOPBACK, ServerThread, bound_socket, url_of
 from themis.app.api.viewer import viewer_app
-from themis.app.wiring import reader_of, store_and_reader, viewer_notice
-from themis.core.errors import ConfigError
+from themis.app.wiring import (
+    live_progress_at,
+    place_runs,
+    reader_of,
+    store_and_reader,
+    viewer_notice,
+)
+from themis.core.errors import ConfigError, ThemisError
 from themis.ports.store import StorePort
 
 __all__ = ["LiveViewer", "live_viewer"]
 
+# How often the viewer looks for a run that started executing (to keep its places).
+PLACES_EVERY_S = 0.25
+
 
 class _Switch:
-    """An ASGI app that passes every request to `app`, which `release` replaces."""
+    """An ASGI app that passes every request to `app`. `swap` replaces it: requests already
+    passed on are answered first (they may be reading the store about to close), and requests
+    arriving meanwhile wait for the new app."""
 
     def __init__(self, app: Any) -> None:
-        self.app = app
+        self._app = app
+        self._busy = 0
+        self._paused = False
+        self._idle = threading.Condition()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.app(scope, receive, send)
+        while True:
+            with self._idle:
+                if not self._paused:
+                    self._busy += 1
+                    app = self._app
+                    break
+            await asyncio.sleep(0.01)
+        try:
+            await app(scope, receive, send)
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+
+    def swap(self, app: Any, meanwhile: Callable[[], None], timeout: float = 30.0) -> None:
+        """Once no request is in flight (or after `timeout`), run `meanwhile`, then pass every
+        request to `app`."""
+        with self._idle:
+            self._paused = True
+            self._idle.wait_for(lambda: self._busy == 0, timeout)
+        try:
+            meanwhile()
+        finally:
+            with self._idle:
+                self._app = app
+                self._paused = False
 
 
 class LiveViewer:
@@ -65,6 +108,8 @@ class LiveViewer:
             self._store = store
         self._switch = _Switch(viewer_app(self._reader))
         self._server = ServerThread(self._switch, sock)
+        self._stopping = threading.Event()
+        self._placer = threading.Thread(target=self._place, name="themis-viewer-places")
 
     @property
     def url(self) -> str:
@@ -84,6 +129,23 @@ class LiveViewer:
 
     def start(self) -> None:
         self._server.start()
+        self._placer.start()
+
+    def _place(self) -> None:
+        """Until released: when this process publishes a run not seen yet, keep the places of
+        the runs that have none."""
+        published = live_progress_at(self._path)
+        placed: set[str] = set()
+        while published is not None and not self._stopping.wait(PLACES_EVERY_S):
+            running = {record.run_id for record in published.records(pid=os.getpid())}
+            if running <= placed:
+                continue
+            with self._lock:
+                if self._store is None:
+                    return
+                with contextlib.suppress(ThemisError):  # the view is not worth a failed run
+                    place_runs(self._store)
+            placed |= running
 
     def release(self) -> None:
         """Close the store (other processes may open it again; a store given open is left to
@@ -91,10 +153,14 @@ class LiveViewer:
         with self._lock:
             if self._store is None:
                 return
-            self._switch.app = viewer_app(self._path)
-            self._reader.close()
-            if self._owned:
-                self._store.close()
+            store, reader = self._store, self._reader
+
+            def close() -> None:
+                reader.close()
+                if self._owned:
+                    store.close()
+
+            self._switch.swap(viewer_app(self._path), close)
             self._store = None
 
     def wait(self) -> None:
@@ -114,6 +180,9 @@ class LiveViewer:
 
     def close(self) -> None:
         """Stop serving and close the store if it is still open."""
+        self._stopping.set()
+        if self._placer.is_alive():
+            self._placer.join()
         self._server.stop()
         self.release()
 
