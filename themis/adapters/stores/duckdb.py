@@ -23,6 +23,7 @@ import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from itertools import islice
 from pathlib import Path
 from typing import Any, Final
 
@@ -73,6 +74,7 @@ _RUNS: Final = (
     " LEFT JOIN events e ON e.run_id = r.run_id"
     " GROUP BY r.run_id, r.name, r.created_at ORDER BY r.created_at, r.run_id"
 )
+PLACES_PART: Final = 20_000  # places inserted per statement (`save_places`)
 _DUPLICATE_SEQ = re.compile(r"Duplicate key .*seq: (-?\d+)")
 
 
@@ -220,8 +222,14 @@ class DuckDBStore:
         """Keep the places of `snapshot`'s run (every trial, in plan order) unless they are
         kept already (`places` is not read then)."""
         with self._transaction() as con:
-            if not holds_places(con, snapshot.run_id):
-                con.execute(INSERT_PLACES, ref_columns(snapshot, places))
+            if holds_places(con, snapshot.run_id):
+                return
+            refs, start = iter(places), 0
+            # In parts, in one transaction: DuckDB holds a list parameter's values as objects
+            # of its own (~0.5 KiB a place at once for a whole 100k-trial run).
+            while part := list(islice(refs, PLACES_PART)):
+                con.execute(INSERT_PLACES, ref_columns(snapshot, part, start))
+                start += len(part)
 
     def place_runs(self) -> None:
         """Keep the places of every run that has none yet, planned from its snapshot: runs

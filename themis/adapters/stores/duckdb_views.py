@@ -267,9 +267,9 @@ def place_columns(snapshot: RunSnapshot) -> list[Any] | None:
     return ref_columns(snapshot, trial_refs(compiled))
 
 
-def ref_columns(snapshot: RunSnapshot, refs: Iterable[TrialRef]) -> list[Any]:
-    """The places of `refs` (every trial of the run, in plan order) as `INSERT_PLACES`
-    parameters."""
+def ref_columns(snapshot: RunSnapshot, refs: Iterable[TrialRef], start: int = 0) -> list[Any]:
+    """The places of `refs` (every trial of the run from position `start`, in plan order) as
+    `INSERT_PLACES` parameters."""
     providers = {model.name: model.provider for model in snapshot.spec.models}
     samples = snapshot.spec.samples
     ids, keys, datasets, cases, prompts, models = [], [], [], [], [], []
@@ -280,7 +280,7 @@ def ref_columns(snapshot: RunSnapshot, refs: Iterable[TrialRef]) -> list[Any]:
         cases.append(ref.case_id)
         prompts.append(ref.prompt)
         models.append(ref.model)
-    positions = list(range(len(ids)))
+    positions = list(range(start, start + len(ids)))
     return [
         snapshot.run_id,
         ids,
