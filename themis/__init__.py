@@ -32,20 +32,13 @@ if TYPE_CHECKING:
         import_stage_bundle,
     )
     from themis.app.api.comparing import compare
-    from themis.app.api.experiment import (
-        Experiment,
-        clear_provider_holds,
-        load_report,
-        provider_holds,
-        replay,
-        resume,
-        runs,
-    )
+    from themis.app.api.experiment import Experiment, load_report, replay, resume, runs
     from themis.app.api.handles import RunHandle
     from themis.app.api.lifecycle import diff_configs
     from themis.app.api.live_viewer import LiveViewer, live_viewer
     from themis.app.api.log_data import export_run, log_table
     from themis.app.api.orchestrator import Orchestrator
+    from themis.app.api.providers import clear_provider_holds, provider_holds
     from themis.app.api.reporter import Reporter
     from themis.app.api.viewer import viewer_app
     from themis.app.api.views import (
@@ -125,15 +118,8 @@ _HOMES = {
         "import_candidates",
         "import_stage_bundle",
     ),
-    "themis.app.api.experiment": (
-        "Experiment",
-        "clear_provider_holds",
-        "load_report",
-        "provider_holds",
-        "replay",
-        "resume",
-        "runs",
-    ),
+    "themis.app.api.experiment": ("Experiment", "load_report", "replay", "resume", "runs"),
+    "themis.app.api.providers": ("clear_provider_holds", "provider_holds"),
     "themis.app.api.handles": ("RunHandle",),
     "themis.app.api.lifecycle": ("diff_configs",),
     "themis.app.api.log_data": ("export_run", "log_table"),

@@ -7,10 +7,15 @@ and sleeps advance only in virtual time, so retry and rate-limit tests are insta
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
-import trio
+if TYPE_CHECKING:
+    import trio
 
 __all__ = ["FakeClock", "SystemClock"]
+
+# trio is imported where a clock first meets it, so reading a store (which stamps nothing in
+# trio time) never loads the execution engine.
 
 
 class SystemClock:
@@ -23,6 +28,8 @@ class SystemClock:
         return time.monotonic()
 
     async def sleep(self, seconds: float) -> None:
+        import trio
+
         await trio.sleep(seconds)
 
 
@@ -34,11 +41,15 @@ class FakeClock:
     """
 
     def __init__(self, start: float = 1_700_000_000.0) -> None:
+        import trio
+
         self.start = start
         # Per instance and per trio run: a new run starts again from `start`.
         self._origin: trio.lowlevel.RunVar[float] = trio.lowlevel.RunVar(f"FakeClock-{id(self)}")
 
     def now(self) -> float:
+        import trio
+
         if not trio.lowlevel.in_trio_run():
             return self.start
         current = trio.current_time()
@@ -50,7 +61,11 @@ class FakeClock:
         return self.start + (current - origin)
 
     def monotonic(self) -> float:
+        import trio
+
         return trio.current_time() if trio.lowlevel.in_trio_run() else 0.0
 
     async def sleep(self, seconds: float) -> None:
+        import trio
+
         await trio.sleep(seconds)

@@ -358,6 +358,17 @@ def check_models(
         _http_model(provider, models, runtime, system_clock()).check_environment()
 
 
+def endpoint_variables(spec: ExperimentSpec, runtime: RuntimeConfig) -> tuple[str, ...]:
+    """The environment variables the endpoints of `spec`'s providers read (each once): a run
+    checks them even when the log shows nothing left to call (`check_models`)."""
+    names: list[str] = []
+    for provider, models in _by_provider(spec).items():
+        if provider == "fake" or is_plugin_name(provider):
+            continue
+        names.extend(_http_model(provider, models, runtime, system_clock()).variables())
+    return tuple(dict.fromkeys(names))
+
+
 def _api(model: ModelSpec) -> str:
     if model.api is not None:
         return model.api

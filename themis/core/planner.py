@@ -17,6 +17,7 @@ import attrs
 from attrs import field, frozen
 
 from themis.core.builtins import builtin_plugins
+from themis.core.compiled_facts import outdated_versions
 from themis.core.errors import PluginError
 from themis.core.identity import (
     LEGACY_OPTIONS,
@@ -128,17 +129,21 @@ class CompiledRun:
         }
 
     @property
+    def builtin_versions(self) -> dict[str, int]:
+        """The version of each built-in parser and metric this run was compiled with."""
+        implementations = self.implementations
+        return {
+            name: version
+            for table in (implementations["parser"], implementations["metrics"])
+            for name, version in table.items()
+            if isinstance(version, int)
+        }
+
+    @property
     def outdated(self) -> tuple[str, ...]:
         """Built-in parsers and metrics this run was compiled with at an older version than
         today's (a plugin's version is part of the run: another version is another run)."""
-        implementations = self.implementations
-        current = {**PARSER_VERSIONS, **METRIC_VERSIONS}
-        return tuple(
-            f"{name} v{version} (now v{current[name]})"
-            for table in (implementations["parser"], implementations["metrics"])
-            for name, version in table.items()
-            if isinstance(version, int) and version != current[name]
-        )
+        return outdated_versions(self.builtin_versions)
 
     @property
     def trial_count(self) -> int:

@@ -20,6 +20,9 @@ Contract (one suite in `tests/contract` runs it against every adapter):
 - `GenerationIndex.find_generations` answers, in one call for many trial keys, which of them
   another run of the store completed: `{trial_key: (run_id, GenerationCompleted)}`. Several
   candidates resolve to the earliest-created run (ties by run id), then its earliest seq.
+- `FactCache.save_facts` keeps one `CompiledFacts` per key (a later save replaces it);
+  `load_facts` returns it, or `None` when none was saved (or the store predates the cache).
+  `delete_run` leaves config entries naming the run: they are checked against the run's own.
 """
 
 from __future__ import annotations
@@ -28,11 +31,19 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from themis.core.checkpoint import Checkpoint, CheckpointSummary
+from themis.core.compiled_facts import CompiledFacts
 from themis.core.events import Event, GenerationCompleted
 from themis.core.planner import TrialRef
 from themis.core.snapshot import RunSnapshot, RunSummary
 
-__all__ = ["CheckpointStore", "EventLog", "GenerationIndex", "RunCatalog", "StorePort"]
+__all__ = [
+    "CheckpointStore",
+    "EventLog",
+    "FactCache",
+    "GenerationIndex",
+    "RunCatalog",
+    "StorePort",
+]
 
 
 class EventLog(Protocol):
@@ -77,7 +88,15 @@ class GenerationIndex(Protocol):
     ) -> dict[str, tuple[str, GenerationCompleted]]: ...
 
 
-class StorePort(EventLog, RunCatalog, CheckpointStore, GenerationIndex, Protocol):
+class FactCache(Protocol):
+    """Compiled facts of runs and configs (`themis.core.compiled_facts`): a cache."""
+
+    def save_facts(self, key: str, facts: CompiledFacts) -> None: ...
+
+    def load_facts(self, key: str) -> CompiledFacts | None: ...
+
+
+class StorePort(EventLog, RunCatalog, CheckpointStore, GenerationIndex, FactCache, Protocol):
     """A whole store, as an adapter provides it; `close` releases it."""
 
     def close(self) -> None: ...

@@ -19,6 +19,7 @@ report and checkpoint encoding (calls meanwhile wait for the connection; `close`
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -27,6 +28,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Final
 
+import attrs
 import duckdb
 
 from themis.adapters.checkpoint_codec import (
@@ -46,6 +48,7 @@ from themis.adapters.stores.duckdb_views import (
     store_places,
 )
 from themis.core.checkpoint import Checkpoint, CheckpointSummary
+from themis.core.compiled_facts import CompiledFacts, run_key
 from themis.core.errors import SequenceConflict, StoreError
 from themis.core.events import Event, GenerationCompleted, RunCompleted, RunPaused, subject_key
 from themis.core.planner import TrialRef
@@ -334,6 +337,32 @@ class DuckDBStore:
             con.execute("DELETE FROM runs WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM checkpoints WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM trial_places WHERE run_id = $1", [run_id])
+            con.execute("DELETE FROM compiled_facts WHERE key = $1", [run_key(run_id)])
+
+    def save_facts(self, key: str, facts: CompiledFacts) -> None:
+        """Keep `facts` under `key`, replacing any earlier entry."""
+        text = json.dumps(attrs.asdict(facts, recurse=True), separators=(",", ":"))
+        with self._transaction() as con:
+            con.execute("INSERT OR REPLACE INTO compiled_facts VALUES ($1, $2)", [key, text])
+
+    def load_facts(self, key: str) -> CompiledFacts | None:
+        """The entry under `key`; `None` if there is none, or the store has no such table yet
+        (written before it existed, and opened read-only since), or the entry is unreadable."""
+        with self._lock:
+            try:
+                row = self._con.execute(
+                    "SELECT facts FROM compiled_facts WHERE key = $1", [key]
+                ).fetchone()
+            except duckdb.CatalogException:
+                return None
+            except duckdb.Error as error:
+                raise StoreError(f"{self._path}: {_first_line(error)}") from error
+        if row is None:
+            return None
+        try:
+            return CompiledFacts(**json.loads(row[0]))
+        except (TypeError, ValueError):  # a cache: an entry it cannot read is no entry
+            return None
 
     def _fold_wal_in_background(self) -> None:
         """`CHECKPOINT` in a thread (see the module docstring); a failure leaves the log in the

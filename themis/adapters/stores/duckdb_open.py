@@ -50,6 +50,9 @@ _TABLES: Final = (
     "CREATE TABLE IF NOT EXISTS checkpoints ("
     " run_id VARCHAR PRIMARY KEY, seq BIGINT, summary VARCHAR, state VARCHAR, report VARCHAR)",
     PLACES_TABLE,
+    # Compiled facts of runs and configs (a cache, ADR 0034); absent from older files until a
+    # writer opens them, which readers treat as an empty cache.
+    "CREATE TABLE IF NOT EXISTS compiled_facts (key VARCHAR PRIMARY KEY, facts VARCHAR)",
 )
 _USER_TABLES: Final = (
     "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"

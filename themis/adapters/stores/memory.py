@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterable, Sequence
 
 from themis.core.checkpoint import Checkpoint, CheckpointSummary
+from themis.core.compiled_facts import CompiledFacts, run_key
 from themis.core.errors import SequenceConflict
 from themis.core.events import Event, GenerationCompleted
 from themis.core.planner import TrialRef
@@ -23,6 +24,7 @@ class MemoryStore:
         self._events: dict[str, dict[int, Event]] = {}
         self._snapshots: dict[str, RunSnapshot] = {}
         self._checkpoints: dict[str, Checkpoint] = {}
+        self._facts: dict[str, CompiledFacts] = {}
         self._lock = threading.RLock()
 
     def append(self, run_id: str, first_seq: int, events: Sequence[Event]) -> None:
@@ -117,11 +119,21 @@ class MemoryStore:
             return sorted(summaries, key=lambda summary: (summary.created_at, summary.run_id))
 
     def delete_run(self, run_id: str) -> None:
-        """Forget the run's events, snapshot and checkpoint; unknown runs are ignored."""
+        """Forget the run's events, snapshot, checkpoint and facts; unknown runs are ignored."""
         with self._lock:
             self._events.pop(run_id, None)
             self._snapshots.pop(run_id, None)
             self._checkpoints.pop(run_id, None)
+            self._facts.pop(run_key(run_id), None)
+
+    def save_facts(self, key: str, facts: CompiledFacts) -> None:
+        """Keep `facts` under `key`, replacing any earlier entry."""
+        with self._lock:
+            self._facts[key] = facts
+
+    def load_facts(self, key: str) -> CompiledFacts | None:
+        with self._lock:
+            return self._facts.get(key)
 
     def close(self) -> None:
         """Nothing to release; present for the port."""

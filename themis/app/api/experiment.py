@@ -14,6 +14,7 @@ from typing import Any, TypedDict, Unpack
 
 import attrs
 
+from themis.app.api.answers import AnsweredRun, answered_resume
 from themis.app.config.loading import (
     LoadedConfig,
     check_config,
@@ -25,8 +26,13 @@ from themis.app.config.plugins import resolve_plugins
 from themis.app.execution.interpreter import ProgressCallback
 from themis.app.execution.provider_gates import ProviderRegistry
 from themis.app.execution.telemetry import TelemetryBus
+from themis.app.usecases.compiled_cache import (
+    ConfigSource,
+    config_source,
+    remember_config,
+    remember_run,
+)
 from themis.app.usecases.provenance import config_provenance
-from themis.app.usecases.provider_holds import active_holds, clear_holds
 from themis.app.usecases.reporting import report_document
 from themis.app.usecases.resume import (
     Prepared,
@@ -49,24 +55,23 @@ from themis.app.usecases.runs import (
 from themis.app.wiring import (
     StoreLike,
     check_models,
+    endpoint_variables,
     execution_ports,
     opened_store,
     plugin_models,
-    provider_state_of,
-    system_clock,
+    sandbox_for,
 )
 from themis.core.benchmark import BenchmarkSpec
 from themis.core.breakdown import Breakdown
-from themis.core.checks import RUNTIME_CHECKS
+from themis.core.checks import RUNTIME_CHECKS, config_warnings
 from themis.core.controls import ModelPreflight, preflight_summary
 from themis.core.errors import ConfigError, PluginError
 from themis.core.estimate import Assumptions, Estimate
 from themis.core.estimate import estimate as estimate_run
-from themis.core.judging import final_stage
+from themis.core.judging import all_models, final_stage
 from themis.core.manifest import RunManifest, build_manifest
 from themis.core.planner import CompiledRun, TrialPlan, compile_run, plan
 from themis.core.plugins import PluginRegistry, missing_implementations
-from themis.core.provider_state import ProviderHold
 from themis.core.report import Report
 from themis.core.runtime import RuntimeConfig
 from themis.core.snapshot import RunSummary
@@ -143,6 +148,8 @@ class Experiment:
         self.provider_registry = ProviderRegistry()
         # Where its executions' signals go (`themis.app.execution.telemetry`); none by default.
         self.telemetry: TelemetryBus | None = None
+        # The config file (and overrides) it was loaded from, for the store's compiled facts.
+        self.config_source: ConfigSource | None = None
 
     @property
     def _source_name(self) -> str:
@@ -159,9 +166,11 @@ class Experiment:
         """Load a TOML or JSON config; `overrides` are `KEY=VALUE` strings like `--set`;
         `plugins`: plugins registered in Python that the config may name."""
         loaded = load_config(path, overrides, plugins=plugins)  # checked as it loads
-        return cls(
+        experiment = cls(
             loaded.spec, loaded.runtime, source=loaded.source, check=False, plugins=loaded.plugins
         )
+        experiment.config_source = config_source(Path(path), overrides, experiment.compiled)
+        return experiment
 
     @classmethod
     def from_spec(
@@ -258,7 +267,32 @@ class Experiment:
         request = self._request(runtime or self.runtime, until_stage, models, runtime_changes)
         adapters = Adapters(models=models, clock=clock, on_progress=on_progress)
         with opened_store(store) as opened:
-            return self._execute(opened, request, adapters)
+            result = self._execute(opened, request, adapters)
+            source = self.config_source
+            if source is not None and self._keeps_config(request.runtime, models):
+                variables = endpoint_variables(self.spec, request.runtime)
+                facts = (variables, self.notices())
+                remember_config(opened, source, self.compiled, request.runtime, facts)
+            return result
+
+    def _keeps_config(self, runtime: RuntimeConfig, models: Mapping[str, ModelPort] | None) -> bool:
+        """Whether a run of this experiment (loaded from a file) keeps its config's entry in
+        the store: run with that file's runtime and the built-in models, and no sandbox (whose
+        gaps on this machine `themis run` prints each time)."""
+        return runtime == self.runtime and not models and sandbox_for(self.spec) is None
+
+    def notices(self) -> list[str]:
+        """What `themis run` prints before executing: the config's warnings (a very large
+        run) and the preflight summary of requests near their context windows."""
+        from themis.app.render.runtime_controls import preflight_lines
+
+        runtime = self.runtime
+        return [
+            *(f"warning: {line}" for line in config_warnings(self.spec)),
+            *preflight_lines(
+                self.preflight(), runtime.token_warning_threshold, runtime.token_error_threshold
+            ),
+        ]
 
     def resume(
         self,
@@ -321,7 +355,9 @@ class Experiment:
         telemetry = adapters.get("telemetry") or self.telemetry
         driving = Driving(adapters.get("on_progress"), telemetry=telemetry)
         with execution_ports(store, self.spec, request.runtime, models, clock, registry) as ports:
-            return run_experiment(request, ports, driving)
+            result = run_experiment(request, ports, driving)
+        _remember_run(store, request, result)
+        return result
 
     def replay(
         self,
@@ -359,6 +395,9 @@ class PreparedRun:
         self._prepared = prepared
         self._store = store
         self._replays = replays
+        # True when its runtime is the one the run last executed with (a resume without
+        # overrides): its facts are then kept even when nothing ran.
+        self.stored_runtime = False
 
     @property
     def run_id(self) -> str:
@@ -369,8 +408,18 @@ class PreparedRun:
         return self._prepared.request.runtime
 
     @property
+    def progress(self) -> str:
+        """The progress display its runtime asks for."""
+        return self.runtime.progress
+
+    @property
     def spec(self) -> ExperimentSpec:
         return self._prepared.request.compiled.spec
+
+    @property
+    def providers(self) -> set[str]:
+        """The providers it calls: its models' and its judge models'."""
+        return {model.provider for model in all_models(self.spec)}
 
     def execute(self, **adapters: Unpack[Adapters]) -> RunResult:
         """Run it; a replay's providers default to models that refuse every call."""
@@ -385,7 +434,19 @@ class PreparedRun:
         with execution_ports(
             self._store, request.compiled.spec, request.runtime, models, adapters.get("clock")
         ) as ports:
-            return self._prepared.execute(ports, driving)
+            result = self._prepared.execute(ports, driving)
+        _remember_run(self._store, request, result, reused_too=self.stored_runtime)
+        return result
+
+
+def _remember_run(
+    store: StorePort, request: RunRequest, result: RunResult, *, reused_too: bool = False
+) -> None:
+    """Keep the run's compiled facts for the checkpoint an execution just wrote (and, with
+    `reused_too`, for one a reuse read: its runtime must then be the one last executed)."""
+    if not result.reused or reused_too:
+        variables = endpoint_variables(request.compiled.spec, request.runtime)
+        remember_run(store, request.compiled, request.runtime, variables)
 
 
 @contextmanager
@@ -397,7 +458,7 @@ def prepared_resume(
     overrides: Sequence[str] = (),
     until_stage: Stage | str | None = None,
     retry_failed: bool = False,
-) -> Iterator[PreparedRun]:
+) -> Iterator[PreparedRun | AnsweredRun]:
     """`resume`, prepared: the store opened, the run resolved, compiled and folded once."""
     loaded = None if config is None else load_config(config, overrides)
     choice = ResumeChoice(
@@ -406,13 +467,20 @@ def prepared_resume(
         until_stage=None if until_stage is None else executed_stage(until_stage),
         retry_failed=retry_failed,
     )
+    if config is None and not overrides and not retry_failed:
+        answered = answered_resume(run_id, store, choice.until_stage)
+        if answered is not None:
+            yield answered
+            return
     with opened_store(store) as opened:
         prepared = prepare_resume(opened, run_id, choice)
         request = prepared.request
         if config is None and overrides:  # names the overrides bring in must exist
             where = f"run {prepared.run_id[:12]}"
             check_config(request.compiled.spec, request.runtime, where, RUNTIME_CHECKS)
-        yield PreparedRun(prepared, opened, replays=False)
+        resumed = PreparedRun(prepared, opened, replays=False)
+        resumed.stored_runtime = config is None and not overrides
+        yield resumed
 
 
 @contextmanager
@@ -511,23 +579,6 @@ def executed_stage(stage: Stage | str | None, spec: ExperimentSpec | None = None
             return executed
     names = ", ".join(executed.value for executed in PIPELINE_STAGES)
     raise ConfigError(f"until_stage: must be one of {names}; got {stage!r}")
-
-
-def provider_holds(
-    store: StoreLike = "themis.duckdb", providers: Sequence[str] | None = None
-) -> tuple[ProviderHold, ...]:
-    """The Retry-After pauses and open breaker windows that runs on `store` share and that
-    still hold calls back now (only those of `providers`, when given). Never opens the store."""
-    return active_holds(provider_state_of(store), system_clock().now(), providers)
-
-
-def clear_provider_holds(
-    store: StoreLike = "themis.duckdb", provider: str | None = None
-) -> list[str]:
-    """Clear the shared pauses and breaker windows of `provider` (`None`: of every provider)
-    beside `store`, so no run waits for them (runs already waiting go on within a second);
-    returns the `provider @ endpoint` keys cleared."""
-    return clear_holds(provider_state_of(store), provider)
 
 
 def _stage(stage: Stage | str) -> Stage:

@@ -22,7 +22,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print as JSON.")]
 
 def providers_list(store: StoreOption = Path("themis.duckdb"), as_json: JsonOption = False) -> None:
     """Retry-After pauses and open breaker windows shared by runs on this store, still running."""
-    from themis.app.api.experiment import provider_holds
+    from themis.app.api.providers import provider_holds
     from themis.app.render.runtime_controls import hold_text, holds_json
 
     with errors():
@@ -44,7 +44,7 @@ def providers_clear(
     ] = None,
 ) -> None:
     """Clear shared pauses and breaker windows: runs on this store, waiting or not, go on."""
-    from themis.app.api.experiment import clear_provider_holds
+    from themis.app.api.providers import clear_provider_holds
 
     with errors():
         cleared = clear_provider_holds(store, provider)
@@ -56,7 +56,7 @@ def providers_clear(
 
 def inherited_lines(store: Path, providers: Collection[str]) -> list[str]:
     """What a run starting on `store` is told about the shared holds on its `providers`."""
-    from themis.app.api.experiment import provider_holds
+    from themis.app.api.providers import provider_holds
     from themis.app.render.runtime_controls import hold_text
 
     holds = provider_holds(store, list(providers))

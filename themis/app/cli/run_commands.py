@@ -35,6 +35,7 @@ from themis.core.stages import Stage
 
 # The engine (trio, DuckDB, httpx) is imported inside each command, so `--help` never loads it.
 if TYPE_CHECKING:
+    from themis.app.api.answers import AnsweredRun
     from themis.app.api.experiment import PreparedRun
     from themis.app.execution.telemetry import TelemetryBus
     from themis.app.usecases.runs import RunResult
@@ -107,14 +108,27 @@ def run(
     host: Annotated[str | None, view_command.HOST_OPTION] = None,
 ) -> None:
     """Run an experiment (or reuse / resume its stored run) and print its report."""
-    from themis.app.api.experiment import Experiment
-    from themis.app.render.runtime_controls import preflight_lines
-    from themis.app.wiring import sandbox_gaps
+    from themis.app.api.answers import answered_run
 
     with errors():
         _check_fail_under(fail_under)
         if not view and (port is not None or host is not None):
             raise ConfigError("--port/--host: they say where --view serves; add --view")
+        answered = None if view else answered_run(config, set_ or [], store, _stage(until_stage))
+        if answered is not None:  # its run is complete: the store answers
+            _answer(
+                answered,
+                store,
+                fail_under,
+                as_json=as_json,
+                quiet=quiet,
+                telemetry_log=telemetry_log,
+            )
+            return
+        from themis.app.api.experiment import Experiment
+        from themis.app.render.runtime_controls import preflight_lines
+        from themis.app.wiring import sandbox_gaps
+
         experiment = Experiment.from_file(config, overrides=set_ or [])
         print_warnings(experiment.spec)
         runtime = experiment.runtime  # before executing: requests near their context window
@@ -162,6 +176,29 @@ def run(
             )
 
 
+def _answer(
+    answered: AnsweredRun,
+    store: Path,
+    fail_under: float | None,
+    *,
+    as_json: bool,
+    quiet: bool,
+    telemetry_log: Path | None,
+) -> None:
+    """Print what a completed run's `run` or `resume` prints, from the store's answer: the
+    config's notices (for `run`), the shared holds on its providers, its report, its ending."""
+    for line in [*answered.notices, *inherited_lines(store, answered.providers)]:
+        stderr().print(line, markup=False, highlight=False, soft_wrap=True)
+    if telemetry_log is None:  # nothing runs: no progress to show, no signal to log
+        result = answered.execute()
+        _print_result(result, as_json=as_json)
+    else:
+        result = _execute_prepared(
+            answered, as_json=as_json, quiet=quiet, telemetry_log=telemetry_log
+        )
+    _end(result, store, fail_under)
+
+
 def _stage(until_stage: UntilStage | None) -> Stage | None:
     return None if until_stage is None else Stage(until_stage.value)
 
@@ -195,11 +232,26 @@ def resume(
     fail_under: FailUnderOption = None,
 ) -> None:
     """Continue a stored run: execute only what its log does not show done."""
-    from themis.app.api.experiment import prepared_resume
+    from themis.app.api.answers import answered_resume
 
     with errors():
         _check_fail_under(fail_under)
         location = existing_store(store)
+        answered = None
+        if config is None and not set_ and not retry_failed:  # complete: the store answers
+            answered = answered_resume(run_id, location, _stage(until_stage))
+        if answered is not None:
+            _answer(
+                answered,
+                location,
+                fail_under,
+                as_json=as_json,
+                quiet=quiet,
+                telemetry_log=telemetry_log,
+            )
+            return
+        from themis.app.api.experiment import prepared_resume
+
         with prepared_resume(
             run_id,
             location,
@@ -208,8 +260,7 @@ def resume(
             until_stage=_stage(until_stage),
             retry_failed=retry_failed,
         ) as prepared:
-            providers = _providers(prepared.spec)
-            for line in inherited_lines(store, providers):
+            for line in inherited_lines(store, prepared.providers):
                 stderr().print(line, markup=False, highlight=False, soft_wrap=True)
             result = _execute_prepared(
                 prepared, as_json=as_json, quiet=quiet, telemetry_log=telemetry_log
@@ -277,12 +328,16 @@ def _check_fail_under(fail_under: float | None) -> None:
 
 
 def _execute_prepared(
-    prepared: PreparedRun, *, as_json: bool, quiet: bool, telemetry_log: Path | None
+    prepared: PreparedRun | AnsweredRun,
+    *,
+    as_json: bool,
+    quiet: bool,
+    telemetry_log: Path | None,
 ) -> RunResult:
-    """`_execute` for a resume or replay prepared against its open store."""
+    """`_execute` for a resume or replay prepared against its open store (or answered)."""
     return _execute(
         prepared.run_id,
-        prepared.runtime.progress,
+        prepared.progress,
         lambda telemetry: prepared.execute(telemetry=telemetry),
         as_json=as_json,
         quiet=quiet,
@@ -303,7 +358,6 @@ def _execute(
     `--telemetry-log` file, and print its result."""
     from themis.app.execution.telemetry import TelemetryBus
     from themis.app.render.progress_bar import ProgressBar
-    from themis.app.render.reports import counted, report_render, run_json
     from themis.app.wiring import telemetry_sinks
     from themis.core.project import TelemetrySpec
 
@@ -317,6 +371,14 @@ def _execute(
             result = action(bus)
     finally:
         bus.close()
+    _print_result(result, as_json=as_json)
+    return result
+
+
+def _print_result(result: RunResult, *, as_json: bool) -> None:
+    """Print what a run did and its report (as JSON with `as_json`)."""
+    from themis.app.render.reports import counted, report_render, run_json
+
     if as_json:
         print_json(run_json(result))
     else:
@@ -329,7 +391,6 @@ def _execute(
                 f"({counted(result.model_calls, 'model call')})"
             )
         out.print(report_render(result.report))
-    return result
 
 
 def _end(
@@ -354,10 +415,10 @@ def _end(
 def _ending_facts(result: RunResult, store: Path, fail_under: float | None) -> dict[str, Any]:
     """The failure reasons and spend of the run, read from the store only when the ending
     will show them (a paused run, or one short of its bar)."""
-    from themis.app.api.views import get_execution_state
-
     if result.status != "paused" and not needs_reasons(result, fail_under):
         return {}
+    from themis.app.api.views import get_execution_state
+
     try:
         view = get_execution_state(result.run_id, store)
     except ThemisError:  # e.g. another process took the store meanwhile: end without them

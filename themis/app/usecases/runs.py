@@ -23,6 +23,7 @@ from themis.app.usecases.reuse import find_reusable
 from themis.app.usecases.runtime_lineage import last_runtime, runtime_changes
 from themis.app.usecases.stored import (
     LoadedRun,
+    RunResult,
     load_compiled,
     load_run,
     load_state,
@@ -41,7 +42,7 @@ from themis.core.planner import (
     trial_refs,
 )
 from themis.core.plugins import plugins_provenance
-from themis.core.report import Report, build_report
+from themis.core.report import build_report
 from themis.core.runtime import RuntimeConfig
 from themis.core.snapshot import RunSnapshot, RunSummary
 from themis.core.stages import Stage
@@ -67,28 +68,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-
-@frozen
-class RunResult:
-    """What one `run` call did and what the run now reports."""
-
-    report: Report
-    reused: bool
-    trials_executed: int
-    model_calls: int
-
-    @property
-    def run_id(self) -> str:
-        return self.report.run_id
-
-    @property
-    def status(self) -> str:
-        return self.report.status
-
-    @property
-    def completed_through_stage(self) -> Stage | None:
-        return self.report.completed_through_stage
 
 
 @frozen

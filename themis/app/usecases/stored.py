@@ -18,11 +18,13 @@ from themis.core.planner import CompiledRun, compile_run, compile_stored
 from themis.core.plugins import PluginRegistry, recorded_plugins
 from themis.core.report import Report, build_report
 from themis.core.snapshot import RunSnapshot, RunSummary
+from themis.core.stages import Stage
 from themis.core.state import RunState
 from themis.ports.store import RunCatalog, StorePort
 
 __all__ = [
     "LoadedRun",
+    "RunResult",
     "compile_snapshot",
     "load_compiled",
     "load_run",
@@ -30,6 +32,28 @@ __all__ = [
     "report_run",
     "resolve_run_id",
 ]
+
+
+@frozen
+class RunResult:
+    """What one `run` call did and what the run now reports."""
+
+    report: Report
+    reused: bool
+    trials_executed: int
+    model_calls: int
+
+    @property
+    def run_id(self) -> str:
+        return self.report.run_id
+
+    @property
+    def status(self) -> str:
+        return self.report.status
+
+    @property
+    def completed_through_stage(self) -> Stage | None:
+        return self.report.completed_through_stage
 
 
 def load_state(store: StorePort, run_id: str) -> tuple[RunState, int]:
