@@ -2,8 +2,9 @@
 run, from its compiled facts and checkpoint (`themis.app.usecases.compiled_cache`, ADR 0034).
 
 Kept apart from `themis.app.api.experiment` so that such an answer imports neither the
-execution engine nor the config loader: when the store cannot answer (no current entry, a
-locked or unreadable store), the callers take the full path, which says why if it fails.
+execution engine nor the config loader. Callers pass the store they opened, and hand it on to
+the full path when it cannot answer (no current entry, a stale one), so a command still opens
+its store once; the full path says what is wrong, if anything is.
 """
 
 from __future__ import annotations
@@ -58,9 +59,9 @@ def answered_resume(
 ) -> AnsweredRun | None:
     """`resume` of a completed run (id or unique prefix) from the store, else `None`."""
     try:
-        with opened_store(store, read_only=True) as opened:
+        with opened_store(store) as opened:
             answered = answer_complete(opened, resolve_run_id(opened, run_id), until_stage)
-    except ThemisError:
+    except ThemisError:  # e.g. no such run: the full path says so
         return None
     return None if answered is None else AnsweredRun(*answered)
 
@@ -70,10 +71,8 @@ def answered_run(
 ) -> AnsweredRun | None:
     """`run` of `config` (with `overrides`) from the store, if it holds that config's run
     complete, else `None`."""
-    if isinstance(store, str | Path) and not Path(store).is_file():
-        return None
     try:
-        with opened_store(store, read_only=True) as opened:
+        with opened_store(store) as opened:
             answered = answer_config(opened, config, overrides, until_stage)
     except ThemisError:
         return None

@@ -467,12 +467,12 @@ def prepared_resume(
         until_stage=None if until_stage is None else executed_stage(until_stage),
         retry_failed=retry_failed,
     )
-    if config is None and not overrides and not retry_failed:
-        answered = answered_resume(run_id, store, choice.until_stage)
-        if answered is not None:
-            yield answered
-            return
     with opened_store(store) as opened:
+        if config is None and not overrides and not retry_failed:
+            answered = answered_resume(run_id, opened, choice.until_stage)
+            if answered is not None:
+                yield answered
+                return
         prepared = prepare_resume(opened, run_id, choice)
         request = prepared.request
         if config is None and overrides:  # names the overrides bring in must exist

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from themis.app.execution.telemetry import TelemetryBus
     from themis.app.usecases.runs import RunResult
     from themis.core.spec import ExperimentSpec
+    from themis.ports.store import StorePort
 
 
 class ReportFormat(StrEnum):
@@ -114,89 +115,87 @@ def run(
         _check_fail_under(fail_under)
         if not view and (port is not None or host is not None):
             raise ConfigError("--port/--host: they say where --view serves; add --view")
-        answered = None if view else answered_run(config, set_ or [], store, _stage(until_stage))
-        if answered is not None:  # its run is complete: the store answers
-            _answer(
-                answered,
-                store,
-                fail_under,
-                as_json=as_json,
-                quiet=quiet,
-                telemetry_log=telemetry_log,
-            )
-            return
-        from themis.app.api.experiment import Experiment
-        from themis.app.render.runtime_controls import preflight_lines
-        from themis.app.wiring import sandbox_gaps
+        with ExitStack() as held:
+            # A stored run may be complete: its store, opened once, answers or runs it.
+            opened = None if view else _open_existing(store, held)
+            answered = None
+            if opened is not None:
+                answered = answered_run(config, set_ or [], opened, _stage(until_stage))
+            if answered is not None:
+                result = _answer(answered, store, as_json=as_json, quiet=quiet, log=telemetry_log)
+            else:
+                from themis.app.api.experiment import Experiment
+                from themis.app.render.runtime_controls import preflight_lines
+                from themis.app.wiring import sandbox_gaps
 
-        experiment = Experiment.from_file(config, overrides=set_ or [])
-        print_warnings(experiment.spec)
-        runtime = experiment.runtime  # before executing: requests near their context window
-        warning, error = runtime.token_warning_threshold, runtime.token_error_threshold
-        providers = _providers(experiment.compiled.spec)
-        for line in [
-            *preflight_lines(experiment.preflight(), warning, error),
-            *inherited_lines(store, providers),
-        ]:
-            stderr().print(line, markup=False, highlight=False, soft_wrap=True)
-        for gap in sandbox_gaps(experiment.spec):
-            stderr().print(f"sandbox: {gap}", markup=False, highlight=False, soft_wrap=True)
+                experiment = Experiment.from_file(config, overrides=set_ or [])
+                print_warnings(experiment.spec)
+                runtime = experiment.runtime  # before executing: requests near their window
+                warning, error = runtime.token_warning_threshold, runtime.token_error_threshold
+                providers = _providers(experiment.compiled.spec)
+                for line in [
+                    *preflight_lines(experiment.preflight(), warning, error),
+                    *inherited_lines(store, providers),
+                ]:
+                    stderr().print(line, markup=False, highlight=False, soft_wrap=True)
+                for gap in sandbox_gaps(experiment.spec):
+                    stderr().print(f"sandbox: {gap}", markup=False, highlight=False, soft_wrap=True)
+                serving = (
+                    view_command.live_serving(
+                        store,
+                        host or view_command.LOOPBACK,
+                        view_command.DEFAULT_PORT if port is None else port,
+                    )
+                    if view
+                    else nullcontext()
+                )
+                viewer = held.enter_context(serving)
 
-        serving = (
-            view_command.live_serving(
-                store,
-                host or view_command.LOOPBACK,
-                view_command.DEFAULT_PORT if port is None else port,
-            )
-            if view
-            else nullcontext()
-        )
-        with serving as viewer:
+                def execute(telemetry: TelemetryBus | None) -> RunResult:
+                    experiment.telemetry = telemetry
+                    target = opened or store if viewer is None else viewer.store
+                    return experiment.run(target, until_stage=_stage(until_stage))
 
-            def execute(telemetry: TelemetryBus | None) -> RunResult:
-                experiment.telemetry = telemetry
-                target = store if viewer is None else viewer.store
-                return experiment.run(target, until_stage=_stage(until_stage))
+                result = _execute(
+                    experiment.run_id,
+                    experiment.runtime.progress,
+                    execute,
+                    as_json=as_json,
+                    quiet=quiet,
+                    telemetry_log=telemetry_log,
+                )
+                if viewer is not None:  # it serves on while the ending lingers
+                    viewer.release()
+                    _end(result, store, fail_under, then=partial(view_command.linger, viewer))
+                    return
+        _end(result, store, fail_under)  # the store closed: the ending may read it
 
-            result = _execute(
-                experiment.run_id,
-                experiment.runtime.progress,
-                execute,
-                as_json=as_json,
-                quiet=quiet,
-                telemetry_log=telemetry_log,
-            )
-            if viewer is not None:
-                viewer.release()
-            _end(
-                result,
-                store,
-                fail_under,
-                then=None if viewer is None else partial(view_command.linger, viewer),
-            )
+
+def _open_existing(store: Path, held: ExitStack) -> StorePort | None:
+    """The store at `store` opened (closed with `held`) if the file exists; `None` if it does
+    not, or cannot be opened (the full path opens it again, and says why)."""
+    from themis.app.wiring import opened_store
+
+    if not store.is_file():
+        return None
+    try:
+        return held.enter_context(opened_store(store))
+    except ThemisError:
+        return None
 
 
 def _answer(
-    answered: AnsweredRun,
-    store: Path,
-    fail_under: float | None,
-    *,
-    as_json: bool,
-    quiet: bool,
-    telemetry_log: Path | None,
-) -> None:
+    answered: AnsweredRun, store: Path, *, as_json: bool, quiet: bool, log: Path | None
+) -> RunResult:
     """Print what a completed run's `run` or `resume` prints, from the store's answer: the
-    config's notices (for `run`), the shared holds on its providers, its report, its ending."""
+    config's notices (for `run`), the shared holds on its providers and its report."""
     for line in [*answered.notices, *inherited_lines(store, answered.providers)]:
         stderr().print(line, markup=False, highlight=False, soft_wrap=True)
-    if telemetry_log is None:  # nothing runs: no progress to show, no signal to log
+    if log is None:  # nothing runs: no progress to show, no signal to log
         result = answered.execute()
         _print_result(result, as_json=as_json)
-    else:
-        result = _execute_prepared(
-            answered, as_json=as_json, quiet=quiet, telemetry_log=telemetry_log
-        )
-    _end(result, store, fail_under)
+        return result
+    return _execute_prepared(answered, as_json=as_json, quiet=quiet, telemetry_log=log)
 
 
 def _stage(until_stage: UntilStage | None) -> Stage | None:
@@ -237,34 +236,31 @@ def resume(
     with errors():
         _check_fail_under(fail_under)
         location = existing_store(store)
-        answered = None
-        if config is None and not set_ and not retry_failed:  # complete: the store answers
-            answered = answered_resume(run_id, location, _stage(until_stage))
-        if answered is not None:
-            _answer(
-                answered,
-                location,
-                fail_under,
-                as_json=as_json,
-                quiet=quiet,
-                telemetry_log=telemetry_log,
-            )
-            return
-        from themis.app.api.experiment import prepared_resume
+        with ExitStack() as held:
+            opened = _open_existing(location, held)  # once: answered, or resumed through it
+            answered = None
+            if opened is not None and config is None and not set_ and not retry_failed:
+                answered = answered_resume(run_id, opened, _stage(until_stage))
+            if answered is not None:
+                result = _answer(
+                    answered, location, as_json=as_json, quiet=quiet, log=telemetry_log
+                )
+            else:
+                from themis.app.api.experiment import prepared_resume
 
-        with prepared_resume(
-            run_id,
-            location,
-            config=config,
-            overrides=set_ or [],
-            until_stage=_stage(until_stage),
-            retry_failed=retry_failed,
-        ) as prepared:
-            for line in inherited_lines(store, prepared.providers):
-                stderr().print(line, markup=False, highlight=False, soft_wrap=True)
-            result = _execute_prepared(
-                prepared, as_json=as_json, quiet=quiet, telemetry_log=telemetry_log
-            )
+                with prepared_resume(
+                    run_id,
+                    opened or location,
+                    config=config,
+                    overrides=set_ or [],
+                    until_stage=_stage(until_stage),
+                    retry_failed=retry_failed,
+                ) as prepared:
+                    for line in inherited_lines(store, prepared.providers):
+                        stderr().print(line, markup=False, highlight=False, soft_wrap=True)
+                    result = _execute_prepared(
+                        prepared, as_json=as_json, quiet=quiet, telemetry_log=telemetry_log
+                    )
         _end(result, location, fail_under)  # the store closed: the ending may read it
 
 
