@@ -232,8 +232,17 @@ class LogBrowser:
             " FROM {run} t ORDER BY t.position"
         )
         parameters = {f"m{index}": metric for index, metric in enumerate(metrics)}
-        rows = self._over_rows(sql, parameters, {"run": run_id})
-        return [tuple(row.values()) for row in rows]
+        if isinstance(self._source, DuckDBStore):
+            rows = self._over_rows(sql, parameters, {"run": run_id})
+            return [tuple(row.values()) for row in rows]
+        table = self.kept(run_id, self.versions.get(run_id))
+        cursor = self._memory.cursor()
+        try:  # 100,000 rows: as tuples, without a mapping each
+            return list(cursor.execute(sql.format(run=table), parameters).fetchall())
+        except duckdb.Error as error:
+            raise StoreError(f"{self._path}: {str(error).splitlines()[0]}") from error
+        finally:
+            cursor.close()
 
     def case_events(self, run_id: str, case_id: str) -> list[tuple[int, Event]]:
         """The run's own events and those of the trial keys of case `case_id`, decoded, in
