@@ -11,6 +11,8 @@ from starlette.testclient import TestClient
 
 import themis
 from tests.viewer.conftest import CASES, ViewerStore, _answer, _spec
+from themis.adapters.stores.duckdb import DuckDBStore
+from themis.adapters.stores.duckdb_browse import LogBrowser
 from themis.app.api import viewer_data as data
 from themis.app.api.views import get_evaluation_execution
 from themis.app.render.evaluation import evaluation_json
@@ -81,3 +83,23 @@ def test_a_warm_viewer_serves_the_same_pages(viewer_store: ViewerStore) -> None:
     ):
         for page in ("/api/runs", f"/api/runs/{run}", f"/api/runs/{run}/cases/n3"):
             assert warm.get(page).json() == cold.get(page).json()
+
+
+def test_an_open_store_is_browsed_as_its_kept_copies(viewer_store: ViewerStore) -> None:
+    """The live viewer's browser (on the store its process holds) and `themis view`'s (kept
+    in-memory copies of the file's rows) answer every query alike."""
+    run_a, run_b = viewer_store.run_a, viewer_store.run_b
+    store = DuckDBStore(viewer_store.path, read_only=True)
+    try:
+        held, kept = LogBrowser(store), LogBrowser(str(viewer_store.path))
+        for ask in (
+            lambda b: b.trials(run_a, offset=3, limit=5, search="beta", sort="status"),
+            lambda b: b.trials(run_b, search="failed n5", descending=True),
+            lambda b: b.failure_kinds(run_b),
+            lambda b: b.disagreements([(run_a, "alpha"), (run_b, "beta")], "exact_match"),
+            lambda b: b.trial_scores(run_a, ["exact_match"]),
+            lambda b: b.case_events(run_b, "n5"),
+        ):
+            assert ask(held) == ask(kept)
+    finally:
+        store.close()

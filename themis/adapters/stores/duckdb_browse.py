@@ -131,9 +131,14 @@ class LogBrowser:
     ) -> list[dict[str, Any]]:
         """Run `sql`, whose `{name}` placeholders stand for the trial rows of `runs[name]`: the
         kept copies of them from a path, the rows computed in the store when it is open."""
-        if isinstance(self._source, DuckDBStore):
-            sources = {name: f"({trial_rows(name)})" for name in runs}
-            return self._query(sql.format(**sources), {**parameters, **runs})
+        if isinstance(self._source, DuckDBStore):  # computed once per query, however named
+            rows = ", ".join(f"rows_{name} AS MATERIALIZED ({trial_rows(name)})" for name in runs)
+            sources = {name: f"rows_{name}" for name in runs}
+            query = sql.format(**sources)
+            query = (
+                f"WITH {rows}, {query[5:]}" if query.startswith("WITH ") else f"WITH {rows} {query}"
+            )
+            return self._query(query, {**parameters, **runs})
         sources = {
             name: self.kept(run_id, self.versions.get(run_id)) for name, run_id in runs.items()
         }
