@@ -77,11 +77,16 @@ def test_a_warm_viewer_serves_the_same_pages(viewer_store: ViewerStore) -> None:
     cache = data.ViewerCache.of(path)
     data.warm(path, cache)
     assert run in cache.compiled
+    assert [key[:3] for key in cache.comparisons] == [
+        (viewer_store.run_a, viewer_store.run_a, ("alpha", "beta")),
+        (viewer_store.run_b, viewer_store.run_b, ("alpha", "beta")),
+    ]
     with (
         TestClient(themis.viewer_app(path, warm=True)) as warm,
         TestClient(themis.viewer_app(path)) as cold,
     ):
-        for page in ("/api/runs", f"/api/runs/{run}", f"/api/runs/{run}/cases/n3"):
+        compared = f"/api/compare?a={run}&models=alpha,beta"
+        for page in ("/api/runs", f"/api/runs/{run}", f"/api/runs/{run}/cases/n3", compared):
             assert warm.get(page).json() == cold.get(page).json()
 
 

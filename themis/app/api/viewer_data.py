@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from contextlib import suppress
 from typing import Any
 
 import attrs
@@ -34,7 +35,7 @@ from themis.app.wiring import (
 )
 from themis.core.breakdown import Breakdown
 from themis.core.comparison import Comparison, GroupScores, case_scores, plain_case_scores
-from themis.core.errors import ConfigError, StoreLocked
+from themis.core.errors import ConfigError, StoreLocked, ThemisError
 from themis.core.evaluation_view import evaluation_execution
 from themis.core.inspection import run_progress
 from themis.core.planner import CompiledRun
@@ -129,14 +130,24 @@ class ViewerCache:
 
 def warm(store: StoreLike, cache: ViewerCache) -> None:
     """Prepare every run of the store before anyone asks (its compiled spec, its report and
-    its trial rows), so that even the first page of each answers at once; a store held by a
-    running process is left alone."""
+    its trial rows, and for a run of two models their comparison, in the order the run names
+    them: what "compare its models" leads to), so that even the first page of each answers at
+    once; a store held by a running process is left alone."""
     try:
-        for summary in cache.runs(store):
-            cache.document(store, summary.run_id, Breakdown(), summary.event_count)
-            cache.browser.kept(summary.run_id, summary.event_count)
+        summaries = cache.runs(store)
     except StoreLocked:
         return
+    prepared = []
+    for summary in summaries:
+        with suppress(ThemisError):  # a run this Themis cannot read: its pages will say why
+            cache.document(store, summary.run_id, Breakdown(), summary.event_count)
+            cache.browser.kept(summary.run_id, summary.event_count)
+            prepared.append(summary.run_id)
+    for run_id in prepared:
+        models = tuple(model.name for model in cache.compiled[run_id][1].spec.models)
+        if len(models) == 2:
+            with suppress(ThemisError):
+                compare_data(store, CompareQuery(a=run_id, models=models), cache)
 
 
 @attrs.frozen
