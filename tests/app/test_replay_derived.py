@@ -116,3 +116,45 @@ def test_the_cli_replays_under_a_changed_metric(store: Path, source: themis.RunR
     assert refused.exit_code == 2
     assert refused.stderr.count("\n") == 1
     assert "also changes samples" in refused.stderr
+
+
+def _timeless(store: Path, run_id: str) -> list[str]:
+    """The run's events without their times (when, and a measured latency), in a stable order."""
+    import attrs
+
+    def timeless(event: object) -> str:
+        times = {"at": 0.0, **({"latency_s": 0.0} if hasattr(event, "latency_s") else {})}
+        return repr(attrs.evolve(event, **times))
+
+    opened = DuckDBStore(store)
+    try:
+        return sorted(timeless(event) for _, event in opened.read(run_id))
+    finally:
+        opened.close()
+
+
+def test_a_derived_replay_looks_generations_up_once_and_logs_what_running_it_logs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    changed = ["metrics.exact_match.case_sensitive=true"]
+    replayed_store, run_store = tmp_path / "replayed.duckdb", tmp_path / "run.duckdb"
+    source = themis.Experiment.from_file(DEMO).run(replayed_store)
+    themis.Experiment.from_file(DEMO).run(run_store)
+    lookups: list[int] = []
+    original = DuckDBStore.find_generations
+
+    def counted(self: DuckDBStore, keys: object, exclude_run: str) -> object:
+        lookups.append(len(keys))  # type: ignore[arg-type]
+        return original(self, keys, exclude_run)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(DuckDBStore, "find_generations", counted)
+    replayed = themis.replay(
+        source.run_id[:8], "score", replayed_store, config=DEMO, overrides=changed
+    )
+    assert lookups == [288]  # the check before running; the execution reuses its answer
+    monkeypatch.setattr(DuckDBStore, "find_generations", original)
+    ran = themis.Experiment.from_file(DEMO, overrides=changed).run(run_store)
+
+    assert replayed.run_id == ran.run_id
+    assert replayed.report == ran.report
+    assert _timeless(replayed_store, replayed.run_id) == _timeless(run_store, ran.run_id)

@@ -315,3 +315,35 @@ def test_same_run_on_chosen_change_lists(names: list[str]) -> None:
 
     assert diff.same_run is (compile_run(_base()[0]).run_id == compile_run(changed[0]).run_id)
     assert bool(diff.of_class(ID)) is not diff.same_run
+
+
+def test_a_case_renders_as_the_generic_walk_renders_it() -> None:
+    # `_plain` takes a direct path for a `Case` (a 100k-case replay compares its datasets);
+    # as JSON text it must equal the attrs walk, nested values and `1` vs `1.0` vs `True` kept.
+    import json
+
+    import attrs
+
+    from themis.core import diffing
+    from themis.core.spec import Case
+
+    def walked(value: object) -> object:
+        if attrs.has(type(value)):
+            return {a.name: walked(getattr(value, a.name)) for a in attrs.fields(type(value))}
+        if isinstance(value, dict):
+            return {str(key): walked(item) for key, item in value.items()}
+        if isinstance(value, tuple | list):
+            return [walked(item) for item in value]
+        return value
+
+    cases = [
+        Case(id="a", fields={"q": "x", "n": 1, "f": 1.0, "b": True, "none": None}, expected="1"),
+        Case(id="b", fields={"nested": {"k": [1, 2.5, {"deep": False}]}, "list": [[1], []]}),
+    ]
+    for case in cases:
+        fast = json.dumps(diffing._plain(case), sort_keys=True, separators=(",", ":"))
+        generic = json.dumps(walked(case), sort_keys=True, separators=(",", ":"))
+        assert fast == generic
+    as_float = attrs.evolve(cases[0], fields={**cases[0].fields, "n": 1.0})
+    assert diffing._equal((cases[0],), (attrs.evolve(cases[0]),))
+    assert not diffing._equal((cases[0],), (as_float,))  # 1 == 1.0, yet another value

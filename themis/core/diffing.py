@@ -205,6 +205,8 @@ def _join(path: str, name: str) -> str:
 
 def _plain(value: Any) -> Any:
     """A JSON-ready rendering of a value, every field kept (attrs classes become mappings)."""
+    if type(value) is Case:  # its fields are JSON values already (checked when it was built)
+        return {"id": value.id, "fields": value.fields, "expected": value.expected}
     if attrs.has(type(value)):
         return {
             attribute.name: _plain(getattr(value, attribute.name))

@@ -326,6 +326,7 @@ def prepare_replay_with_config(
         compiled,
         runtime,
         final_stage(compiled.spec),
+        reusable=stored,
         provenance={
             **(config_provenance(config.source) if config.source.is_file() else {}),
             "derived_from": source.run_id,

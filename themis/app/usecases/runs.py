@@ -15,7 +15,7 @@ from themis.app.execution.live import PublishedStart, publishing
 from themis.app.execution.ports import Ports
 from themis.app.execution.telemetry import TelemetryBus
 from themis.app.execution.trials import ProgressCounts
-from themis.app.execution.work import Execution
+from themis.app.execution.work import Execution, Reusable
 from themis.app.execution.writer import EventWriter
 from themis.app.usecases.checkpoints import fresh_report, remember
 from themis.app.usecases.provenance import environment_provenance
@@ -82,6 +82,9 @@ class RunRequest:
     # Attempt again the trials whose generation failed for good, even in a run the log shows
     # complete (`FailuresRetried`).
     retry_failed: bool = False
+    # Other runs' generations of its trial keys, when the caller looked them up already (a
+    # replay under a changed config checks them all first): not looked up again.
+    reusable: Reusable = field(factory=dict)
 
 
 @frozen
@@ -198,7 +201,9 @@ def continue_run(
         total = len(work)
     else:  # a fresh run: keep the plan lazy, every trial is pending
         work, total = pending(plans, state, until_stage), compiled.trial_count
-    execution = Execution(compiled, state, work, total, runtime, until_stage, preamble)
+    execution = Execution(
+        compiled, state, work, total, runtime, until_stage, preamble, request.reusable
+    )
     return execute_work(execution, ports, loaded, record, driving)
 
 
@@ -226,7 +231,7 @@ def execute_work(
     and the run's places.
     """
     compiled, store = execution.compiled, ports.store
-    if loaded.reuse_others:
+    if loaded.reuse_others and not execution.reusable:  # else looked up by the caller
         work, reusable = find_reusable(store, compiled.run_id, execution.work, execution.runtime)
         execution = attrs.evolve(execution, work=work, reusable=reusable)
     writer = EventWriter(
