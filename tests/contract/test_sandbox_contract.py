@@ -97,8 +97,12 @@ class SandboxContract:
         assert "MemoryError" in outcome.stderr
         assert outcome.stdout == ""
 
+    def limited(self, sandbox: SandboxPort, limits: SandboxLimits) -> SandboxPort:
+        """An adapter like `sandbox` under `limits` (each adapter's constructor)."""
+        return type(sandbox)(limits, isolate=getattr(sandbox, "isolated"))  # type: ignore[call-arg]  # noqa: B009
+
     def test_cpu_time_is_limited(self, sandbox: SandboxPort) -> None:
-        limited = type(sandbox)(SandboxLimits(cpu_s=1), isolate=getattr(sandbox, "isolated"))  # noqa: B009
+        limited = self.limited(sandbox, SandboxLimits(cpu_s=1))
         (outcome,) = run(limited, "python3 -c 'while True: pass'", timeout_s=30)
         assert not outcome.timed_out
         assert not outcome.passed
@@ -163,6 +167,8 @@ class SandboxContract:
 class IsolationContract(SandboxContract):
     """What only an isolated sandbox promises."""
 
+    uids = range(61000, 61256)  # the uids the adapter's runs switch to
+
     def test_a_fork_bomb_stays_bounded_and_leaves_nothing_behind(
         self, sandbox: SandboxPort
     ) -> None:
@@ -175,7 +181,7 @@ class IsolationContract(SandboxContract):
         )
         (outcome,) = run(sandbox, bomb, timeout_s=3)
         assert outcome.timed_out
-        assert not _processes_of_uids(range(61000, 61256))
+        assert not _processes_of_uids(self.uids)
         (after,) = run(sandbox, "echo alive")
         assert after.stdout == "alive\n"
 

@@ -28,8 +28,14 @@ import duckdb
 import pytest
 from attrs import frozen
 
+import themis
+import themis.adapters.ray.sandbox as ray_sandbox
 from tests.cli_process import themis_env, themis_json, themis_path
+from tests.contract.test_sandbox_contract import LIMITS, IsolationContract
 from tests.servers.subprocess_server import free_port
+from themis.core.execution import CommandOutcome, SandboxCommand
+from themis.core.spec import SandboxLimits
+from themis.ports.sandbox import SandboxPort
 
 pytestmark = pytest.mark.slow
 
@@ -97,6 +103,24 @@ def cluster() -> Iterator[Cluster]:
             os.killpg(process.pid, signal.SIGKILL)  # anything left of this cluster's session
         process.wait(timeout=60)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def ray_driver(cluster: Cluster) -> Iterator[None]:
+    """This process connected to the cluster (as a notebook's `ray.init` would)."""
+    import ray
+
+    before = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        if before is None:
+            del os.environ["RAY_AUTH_MODE"]
+        else:
+            os.environ["RAY_AUTH_MODE"] = before
 
 
 def _cli_env() -> dict[str, str]:
@@ -294,3 +318,51 @@ def test_a_queued_run_on_ray_is_executed_there_by_a_worker(
     assert _report(tmp_path, store, local["run_id"]) == local
     assert _trial_events(store) == _trial_events(local_store)
     assert _journal_lines(cluster) - calls_before == 288  # the calls were made on the cluster
+
+
+def test_the_python_api_runs_on_ray_too(
+    tmp_path: Path,
+    cluster: Cluster,
+    demo_local: tuple[Path, dict[str, Any]],
+    ray_driver: None,
+) -> None:
+    _, local = demo_local
+    calls_before = _journal_lines(cluster)
+    store = tmp_path / "api.duckdb"
+
+    experiment = themis.Experiment.from_file(DEMO)
+    result = experiment.run(store, executor="ray", ray_address=cluster.address)
+
+    assert result.run_id == local["run_id"]
+    assert _report(tmp_path, store, result.run_id) == local
+    assert _journal_lines(cluster) - calls_before == 288  # called from the cluster's workers
+
+
+class TestRaySandbox(IsolationContract):
+    """The sandbox contract, each run a task on the cluster (this process its driver)."""
+
+    uids = range(
+        ray_sandbox.FIRST_UID, ray_sandbox.FIRST_UID + ray_sandbox.UIDS * ray_sandbox.SLOTS
+    )
+
+    @pytest.fixture
+    def sandbox(self, ray_driver: None) -> SandboxPort:
+        return ray_sandbox.RaySandbox(LIMITS, (), 2)
+
+    def limited(self, sandbox: SandboxPort, limits: SandboxLimits) -> SandboxPort:
+        return ray_sandbox.RaySandbox(limits, (), 2)
+
+    def test_files_land_in_a_fresh_workspace_that_is_removed_after(
+        self, sandbox: SandboxPort
+    ) -> None:
+        # The flow runs where the task does: what it saw comes back in its result.
+        def flow(workspace: str) -> Any:
+            first = yield SandboxCommand("pwd; cat pkg/a.txt; ls -A", 5)
+            return workspace, first
+
+        workspace, first = sandbox.run({"pkg/a.txt": "héllo\n"}, flow)
+        assert isinstance(first, CommandOutcome)
+        assert first.stdout == f"{workspace}\nhéllo\npkg\n"
+        assert not Path(workspace).exists()  # this cluster's node is this machine
+        again, _ = sandbox.run({}, flow)
+        assert again != workspace
