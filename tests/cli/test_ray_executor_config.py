@@ -64,3 +64,14 @@ def test_the_executor_is_not_part_of_the_run_id(invoke: Invoke, tmp_path: Path) 
     local = planned()
 
     assert planned('runtime.executor="ray"', 'runtime.ray_address="10.0.0.1:6379"') == local
+
+
+def test_the_preflight_says_where_the_work_goes() -> None:
+    from themis.app.render.runtime_controls import executor_lines
+    from themis.core.runtime import RuntimeConfig
+
+    assert executor_lines(RuntimeConfig()) == []
+    (started,) = executor_lines(RuntimeConfig(executor="ray"))
+    assert "on a local Ray started for this run (stopped after it)" in started
+    (joined,) = executor_lines(RuntimeConfig(executor="ray", ray_address="10.0.0.5:6379"))
+    assert "on the Ray cluster at 10.0.0.5:6379; this process logs every event" in joined

@@ -322,6 +322,16 @@ def _by_provider(spec: ExperimentSpec) -> dict[str, list[ModelSpec]]:
     return dict(sorted(grouped.items()))
 
 
+def check_executor(runtime: RuntimeConfig, source: object = None) -> None:
+    """Refuse an executor that is not installed here (`source`: the config, to name it)."""
+    if runtime.executor == "ray" and importlib.util.find_spec("ray") is None:
+        where = "" if source is None else f"{source}: "
+        raise ConfigError(
+            f"{where}runtime.executor: 'ray' needs Ray, which is not installed: "
+            "pip install 'themis[ray]'"
+        )
+
+
 def check_models(
     spec: ExperimentSpec,
     overrides: Mapping[str, ModelPort],
@@ -332,10 +342,7 @@ def check_models(
     if the executor it asks for is not installed.
     """
     runtime = runtime or RuntimeConfig()
-    if runtime.executor == "ray" and importlib.util.find_spec("ray") is None:
-        raise ConfigError(
-            "runtime.executor: 'ray' needs Ray, which is not installed: pip install 'themis[ray]'"
-        )
+    check_executor(runtime)
     if "fake" in runtime.endpoints:
         raise ConfigError("runtime.endpoints.fake: the built-in fake provider has no endpoint")
     for provider, models in _by_provider(spec).items():

@@ -24,7 +24,8 @@ __all__ = ["cluster_cpus", "joined_cluster", "result_of"]
 @contextmanager
 def joined_cluster(address: str | None) -> Iterator[None]:
     """Ray, connected for the block: to the cluster at `address` (`auto`, `HOST:PORT`,
-    `ray://HOST:PORT`), or to a local one started here (`None`; one worker per CPU), which is
+    `ray://HOST:PORT`), or to a new local one started here (`None`; one worker per CPU; never a
+    cluster `ray start` left running on this machine), which is
     stopped afterwards. A process already connected (a notebook's `ray.init`) keeps its
     connection: it is neither replaced nor shut down."""
     if ray.is_initialized():
@@ -36,7 +37,7 @@ def joined_cluster(address: str | None) -> Iterator[None]:
         "log_to_driver": False,  # workers' output would interleave with the progress display
     }
     if address is None:
-        ray.init(num_cpus=os.cpu_count() or 1, **options)
+        ray.init(address="local", num_cpus=os.cpu_count() or 1, **options)
     else:
         ray.init(address=address, **options)
     printing = ray_worker.print_to_stdstream

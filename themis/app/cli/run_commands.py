@@ -125,17 +125,19 @@ def run(
                 result = _answer(answered, store, as_json=as_json, quiet=quiet, log=telemetry_log)
             else:
                 from themis.app.api.experiment import Experiment
-                from themis.app.render.runtime_controls import preflight_lines
-                from themis.app.wiring import sandbox_gaps
+                from themis.app.render.runtime_controls import executor_lines, preflight_lines
+                from themis.app.wiring import check_executor, sandbox_gaps
 
                 experiment = Experiment.from_file(config, overrides=set_ or [])
                 print_warnings(experiment.spec)
                 runtime = experiment.runtime  # before executing: requests near their window
+                check_executor(runtime, experiment.source)
                 warning, error = runtime.token_warning_threshold, runtime.token_error_threshold
                 providers = _providers(experiment.compiled.spec)
                 for line in [
                     *preflight_lines(experiment.preflight(), warning, error),
                     *inherited_lines(store, providers),
+                    *executor_lines(runtime),
                 ]:
                     stderr().print(line, markup=False, highlight=False, soft_wrap=True)
                 for gap in sandbox_gaps(experiment.spec):

@@ -16,6 +16,7 @@ from themis.core.events import GenerationCompleted, GenerationFailed
 from themis.core.inspection import ExecutionState
 from themis.core.provider_state import ProviderHold
 from themis.core.retry import RetryRecord
+from themis.core.runtime import RuntimeConfig
 
 __all__ = [
     "controls_json",
@@ -161,3 +162,19 @@ def preflight_lines(
         checked = sum(row.requests for row in rows)
         lines.append(f"preflight: {checked} requests fit their models' context windows")
     return lines
+
+
+def executor_lines(runtime: RuntimeConfig) -> list[str]:
+    """Where the run's work goes, when not in this process (said before a Ray cluster is
+    joined or started, which takes seconds)."""
+    if runtime.executor != "ray":
+        return []
+    where = (
+        f"the Ray cluster at {runtime.ray_address}"
+        if runtime.ray_address is not None
+        else "a local Ray started for this run (stopped after it)"
+    )
+    return [
+        f"executor: ray: model calls and code execution run on {where}; this process logs "
+        "every event and holds every limit"
+    ]
