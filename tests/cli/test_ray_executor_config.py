@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import themis
 from tests.cli.helpers import Invoke, one_error_line
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.toml"
@@ -75,3 +76,21 @@ def test_the_preflight_says_where_the_work_goes() -> None:
     assert "on a local Ray started for this run (stopped after it)" in started
     (joined,) = executor_lines(RuntimeConfig(executor="ray", ray_address="10.0.0.5:6379"))
     assert "on the Ray cluster at 10.0.0.5:6379; this process logs every event" in joined
+
+
+def test_validator_plugins_are_refused_on_ray_before_a_call() -> None:
+    import attrs
+
+    from themis.app.wiring import check_models
+    from themis.core.errors import ConfigError
+    from themis.core.runtime import RuntimeConfig
+    from themis.core.spec import ValidationRule
+
+    humaneval = themis.Experiment.from_file(DEMO.parent / "humaneval.toml").spec
+    (metric,) = humaneval.metrics
+    rules = (*metric.rules, ValidationRule(stage=3, validator="mylab.checks:defines"))
+    spec = attrs.evolve(humaneval, metrics=(attrs.evolve(metric, rules=rules),))
+    check_models(spec, {}, RuntimeConfig())  # locally: fine
+
+    with pytest.raises(ConfigError, match=r"metrics\.execution\.rules\[2\]\.validator: validator"):
+        check_models(spec, {}, RuntimeConfig(executor="ray"))

@@ -369,3 +369,24 @@ class TestRaySandbox(IsolationContract):
         assert not Path(workspace).exists()  # this cluster's node is this machine
         again, _ = sandbox.run({}, flow)
         assert again != workspace
+
+
+def test_judge_calls_on_ray_give_the_local_run_and_report(tmp_path: Path, cluster: Cluster) -> None:
+    """Judge calls go through the same hosted models (the judges' providers are hosted too)."""
+    judged = REPO / "examples" / "judge.toml"
+    local_store = tmp_path / "local.duckdb"
+    local = _run(tmp_path, judged, local_store, ())
+    calls_before = _journal_lines(cluster)
+    store = tmp_path / "ray.duckdb"
+
+    on_ray = _run(tmp_path, judged, store, _on_ray(cluster))
+
+    assert on_ray == local
+    assert _trial_events(store) == _trial_events(local_store)
+    with duckdb.connect(str(store), read_only=True) as connection:
+        (judge_events,) = connection.execute(
+            "SELECT count(*) FROM events WHERE kind = 'judge_completed'"
+        ).fetchone() or (0,)
+    assert judge_events > 0
+    # Every call, the judges' included, was made in the cluster's model host.
+    assert _journal_lines(cluster) - calls_before == on_ray["trials"]["planned"] + judge_events

@@ -343,6 +343,15 @@ def check_models(
     """
     runtime = runtime or RuntimeConfig()
     check_executor(runtime)
+    if runtime.executor == "ray":
+        for metric in spec.metrics:
+            for index, rule in enumerate(metric.rules):
+                if rule.validator is not None:
+                    raise ConfigError(
+                        f"metrics.{metric.name}.rules[{index}].validator: validator plugins run "
+                        "in the driver's process, which executor 'ray' does not run candidates "
+                        "in; use a command rule, or executor = 'local'"
+                    )
     if "fake" in runtime.endpoints:
         raise ConfigError("runtime.endpoints.fake: the built-in fake provider has no endpoint")
     for provider, models in _by_provider(spec).items():

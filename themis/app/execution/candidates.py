@@ -132,8 +132,11 @@ class CandidateScorer:
         values = {name: _text(value) for name, value in case.fields.items()}
         values[ANSWER] = answer
         files = {name: render_file(template, values) for name, template in metric.files.items()}
+        # A validator plugin runs in this process: the flow takes it only if a rule names one,
+        # so that a flow of commands alone can be shipped to another process (the Ray executor).
+        validate = self._validate if any(rule.validator for rule in metric.rules) else None
         flow = functools.partial(
-            validation_flow, metric.rules, metric.skip_when, values, validate=self._validate
+            validation_flow, metric.rules, metric.skip_when, values, validate=validate
         )
         verdict: ExecutionVerdict = await trio.to_thread.run_sync(
             self.sandbox.run, files, flow, limiter=self.limiter
