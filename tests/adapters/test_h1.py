@@ -18,6 +18,7 @@ import pytest
 import trio
 
 from tests.fakeserver import FakeServer, start_fake_server
+from themis.adapters.models import h1 as h1_module
 from themis.adapters.models.h1 import H1Pool, H1Response
 
 T = TypeVar("T")
@@ -339,3 +340,37 @@ def test_headers_that_would_inject_are_refused() -> None:
     pool = H1Pool("127.0.0.1", 9, size=1, timeout=1.0)
     with pytest.raises(httpx.LocalProtocolError):
         run(lambda: pool.post(b"/", [(b"x-a", b"1\r\nx-b: 2")], b""))
+
+
+def test_a_pooled_connection_is_checked_once_per_request_with_a_before_send_hook(
+    fake: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The hook runs before the checkout when a connection is idle: one check that the server
+    # has not closed it, not one before the hook and one after.
+    checks = 0
+    usable = h1_module._Connection.usable
+
+    def counted(self: Any) -> bool:
+        nonlocal checks
+        checks += 1
+        return usable(self)
+
+    monkeypatch.setattr(h1_module._Connection, "usable", counted)
+    pool = pool_for(fake)
+    hooks = 0
+
+    async def before_send() -> None:
+        nonlocal hooks
+        hooks += 1
+
+    async def main() -> list[H1Response]:
+        try:
+            return [await pool.post(target(fake), JSON, BODY, before_send) for _ in range(3)]
+        finally:
+            await pool.aclose()
+
+    responses = run(main)
+    assert [answer_text(response) for response in responses] == ["The answer is 5."] * 3
+    assert (hooks, pool.connections_opened) == (3, 1)
+    # the first request's fresh connection is checked after its hook; each reuse once
+    assert checks == 1 + 2

@@ -139,6 +139,11 @@ class H1Pool:
         except trio.WouldBlock:
             await slots.acquire()
         try:
+            if before_send is not None and self._idle:
+                # A pooled connection is open already: the hook first, then the checkout's
+                # one check that the server has not closed it (not one before and one after).
+                await before_send()
+                before_send = None
             connection = self._checkout()
             reused = connection is not None
             if connection is None:
@@ -157,10 +162,12 @@ class H1Pool:
     async def _ready(
         self, connection: _Connection, reused: bool, before_send: BeforeSend
     ) -> tuple[_Connection, bool]:
-        """Await `before_send` holding `connection`; the connection to write on afterwards.
+        """Await `before_send` holding `connection` (just opened: no pooled one was idle); the
+        connection to write on afterwards.
 
         The wait may be long (a rate limit): a connection the server closed meanwhile is
-        replaced, and that request leaves one connect later than `before_send` returned.
+        replaced, and that request leaves one connect later than `before_send` returned (as it
+        does when the pooled connections were all taken or closed during the hook's wait).
         """
         try:
             await before_send()
