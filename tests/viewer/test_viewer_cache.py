@@ -19,6 +19,7 @@ from themis.app.render.evaluation import evaluation_json
 from themis.app.usecases.comparing import compare_stored
 from themis.app.usecases.stored import load_compiled, load_state
 from themis.app.wiring import opened_store
+from themis.core.breakdown import Breakdown
 from themis.core.comparison import case_scores
 
 
@@ -108,3 +109,12 @@ def test_an_open_store_is_browsed_as_its_kept_copies(viewer_store: ViewerStore) 
             assert ask(held) == ask(kept)
     finally:
         store.close()
+
+
+def test_a_report_regrouped_keeps_the_default_one(viewer_store: ViewerStore) -> None:
+    path = str(viewer_store.path)
+    cache = data.ViewerCache.of(path)
+    default = data.run_document(path, viewer_store.run_a, None, cache)
+    by_model = data.run_document(path, viewer_store.run_a, Breakdown.of(["model"]), cache)
+    assert default is data.run_document(path, viewer_store.run_a, None, cache)
+    assert by_model is data.run_document(path, viewer_store.run_a, Breakdown.of(["model"]), cache)

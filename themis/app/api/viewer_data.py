@@ -110,7 +110,8 @@ class ViewerCache:
             with opened_store(store, read_only=True) as opened:
                 document = report_document(opened, run_id, by, load=self.load)
             with self.lock:  # the older states of this run's log will not be asked for again
-                for old in [old for old in self.documents if old[0] == run_id]:
+                stale = [old for old in self.documents if old[0] == run_id and old[1] != events]
+                for old in stale:
                     del self.documents[old]
                 self.documents[key] = document
         return document
