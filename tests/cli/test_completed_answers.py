@@ -15,6 +15,7 @@ import pytest
 import themis.app.api.experiment  # noqa: F401  (loaded before `Counts` patches its compile)
 from tests.cli.helpers import Invoke
 from tests.cli.test_prepare_once import Counts
+from themis.adapters.stores.duckdb import DuckDBStore
 
 
 @pytest.fixture
@@ -120,3 +121,22 @@ def test_a_run_that_logged_more_after_its_facts_takes_the_full_path(
     counts.reset()
     _ok(invoke, "resume", run_id[:8], "--store", store, "--quiet")
     assert counts.seen["compiles"] == 1
+
+
+def test_a_run_on_the_callers_own_model_keeps_no_facts(demo: Path, store: Path) -> None:
+    # A provider only the caller serves has no endpoint whose variables could be kept: the run
+    # goes through (it once failed after running, naming the provider as not built in).
+    from themis.adapters.clocks import SystemClock
+    from themis.adapters.models.scripted import ScriptedModel
+    from themis.app.api.experiment import Experiment
+    from themis.core.compiled_facts import run_key
+
+    experiment = Experiment.from_file(demo, overrides=["models.weak.provider='mine'"])
+    result = experiment.run(store, models={"mine": ScriptedModel(SystemClock())})
+
+    assert result.status == "completed"
+    opened = DuckDBStore(store, read_only=True)
+    try:
+        assert opened.load_facts(run_key(result.run_id)) is None
+    finally:
+        opened.close()

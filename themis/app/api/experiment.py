@@ -356,7 +356,7 @@ class Experiment:
         driving = Driving(adapters.get("on_progress"), telemetry=telemetry)
         with execution_ports(store, self.spec, request.runtime, models, clock, registry) as ports:
             result = run_experiment(request, ports, driving)
-        _remember_run(store, request, result)
+        _remember_run(store, request, result, own_models=bool(adapters.get("models")))
         return result
 
     def replay(
@@ -435,18 +435,30 @@ class PreparedRun:
             self._store, request.compiled.spec, request.runtime, models, adapters.get("clock")
         ) as ports:
             result = self._prepared.execute(ports, driving)
-        _remember_run(self._store, request, result, reused_too=self.stored_runtime)
+        own = bool(adapters.get("models"))
+        _remember_run(self._store, request, result, reused_too=self.stored_runtime, own_models=own)
         return result
 
 
 def _remember_run(
-    store: StorePort, request: RunRequest, result: RunResult, *, reused_too: bool = False
+    store: StorePort,
+    request: RunRequest,
+    result: RunResult,
+    *,
+    reused_too: bool = False,
+    own_models: bool = False,
 ) -> None:
     """Keep the run's compiled facts for the checkpoint an execution just wrote (and, with
-    `reused_too`, for one a reuse read: its runtime must then be the one last executed)."""
-    if not result.reused or reused_too:
+    `reused_too`, for one a reuse read: its runtime must then be the one last executed).
+    Not for an execution on the caller's own `ModelPort`s: what the built-in providers need
+    (their endpoints' variables) does not say what those need."""
+    if own_models or (result.reused and not reused_too):
+        return
+    try:
         variables = endpoint_variables(request.compiled.spec, request.runtime)
-        remember_run(store, request.compiled, request.runtime, variables)
+    except ConfigError:  # a provider only the caller serves: nothing to keep
+        return
+    remember_run(store, request.compiled, request.runtime, variables)
 
 
 @contextmanager
