@@ -1,0 +1,90 @@
+"""When a run's memory peaks: RSS over a `themis run`, with what the main thread was doing.
+
+Runs `themis run` in this process on `bench/cli_process.py`'s synthetic N-case config (default
+30,000) while a thread samples, every 0.2 s, this process's RSS and the innermost Themis frames of
+the main thread's stack. Prints the peak and where it happened, then every sample at which RSS
+moved by more than `STEP` MiB (so the phases that add memory stand out: loading the dataset,
+opening the store, the trials, keeping the places, the report, the final checkpoint).
+`bench/memory.py` says what is kept per trial; this says when the peak is reached.
+Usage: `python bench/memory_timeline.py [N]`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cli_process import load_average, write_config
+
+STEP = 3.0  # MiB
+INTERVAL = 0.2  # s
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def themis_frames(frame: FrameType | None, depth: int = 4) -> str:
+    """The innermost `depth` frames of `frame`'s stack inside the themis package."""
+    found: list[str] = []
+    while frame is not None and len(found) < depth:
+        code = frame.f_code
+        if "/themis/" in code.co_filename:
+            found.append(f"{code.co_filename.split('/themis/', 1)[1]}:{code.co_name}")
+        frame = frame.f_back
+    return " < ".join(found) or "-"
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 30_000
+    from themis.app.cli import main as themis_main
+
+    samples: list[tuple[float, float, str]] = []
+    done = threading.Event()
+    main_thread = threading.get_ident()
+
+    def sample() -> None:
+        while not done.is_set():
+            frame = sys._current_frames().get(main_thread)
+            samples.append((time.perf_counter(), rss_mib(), themis_frames(frame)))
+            time.sleep(INTERVAL)
+
+    with tempfile.TemporaryDirectory() as folder:
+        config = write_config(Path(folder), n)
+        sys.argv = ["themis", "run", str(config), "--store", f"{folder}/m.duckdb", "--quiet"]
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # the report: not what is measured
+                themis_main()
+        except SystemExit as ended:
+            if ended.code not in (0, None):
+                raise
+        finally:
+            done.set()
+            sampler.join()
+    start = samples[0][0]
+    at, peak, where = max(samples, key=lambda sample: sample[1])
+    print(f"N = {n:,}, load average {load_average()}")
+    print(f"peak RSS {peak:.0f} MiB at {at - start:.1f} s, in {where}")
+    previous = 0.0
+    for at, rss, where in samples:
+        if abs(rss - previous) > STEP:
+            print(f"{at - start:7.1f} s {rss:6.0f} MiB  {where}")
+            previous = rss
+
+
+if __name__ == "__main__":
+    main()
