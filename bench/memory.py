@@ -37,10 +37,23 @@ def themis_site(trace: tracemalloc.Traceback) -> str:
     return f"{trace[-1].filename.rsplit('/', 1)[-1]}:{trace[-1].lineno}"
 
 
+def run_quietly(args: list[str]) -> None:
+    """`themis ARGS` in this process, its output (the report: not what is measured) dropped;
+    a failure raises."""
+    from themis.app.cli import main as themis_main
+
+    sys.argv = ["themis", *args]
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            themis_main()
+    except SystemExit as ended:
+        if ended.code not in (0, None):
+            raise
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
     top = int(sys.argv[2]) if len(sys.argv) > 2 else 15
-    from themis.app.cli import main as themis_main
     from themis.app.usecases import runs
 
     taken: list[tracemalloc.Snapshot] = []
@@ -53,14 +66,8 @@ def main() -> None:
     runs.remember = snapshot_then_remember
     with tempfile.TemporaryDirectory() as folder:
         config = write_config(Path(folder), n)
-        sys.argv = ["themis", "run", str(config), "--store", f"{folder}/m.duckdb", "--quiet"]
         tracemalloc.start(FRAMES)
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):  # the report: not what is measured
-                themis_main()
-        except SystemExit as ended:
-            if ended.code not in (0, None):
-                raise
+        run_quietly(["run", str(config), "--store", f"{folder}/m.duckdb", "--quiet"])
     snapshot = taken[-1]
     sizes: Counter[str] = Counter()
     counts: Counter[str] = Counter()

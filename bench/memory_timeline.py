@@ -11,8 +11,6 @@ Usage: `python bench/memory_timeline.py [N]`.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import sys
 import tempfile
 import threading
@@ -23,6 +21,7 @@ from types import FrameType
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cli_process import load_average, write_config
+from memory import run_quietly
 
 STEP = 3.0  # MiB
 INTERVAL = 0.2  # s
@@ -49,8 +48,6 @@ def themis_frames(frame: FrameType | None, depth: int = 4) -> str:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 30_000
-    from themis.app.cli import main as themis_main
-
     samples: list[tuple[float, float, str]] = []
     done = threading.Event()
     main_thread = threading.get_ident()
@@ -63,15 +60,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         config = write_config(Path(folder), n)
-        sys.argv = ["themis", "run", str(config), "--store", f"{folder}/m.duckdb", "--quiet"]
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         try:
-            with contextlib.redirect_stdout(io.StringIO()):  # the report: not what is measured
-                themis_main()
-        except SystemExit as ended:
-            if ended.code not in (0, None):
-                raise
+            run_quietly(["run", str(config), "--store", f"{folder}/m.duckdb", "--quiet"])
         finally:
             done.set()
             sampler.join()
