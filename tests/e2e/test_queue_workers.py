@@ -69,7 +69,7 @@ generation_retry_attempts = 1
 breaker_failure_threshold = 1000
 """
 TRIALS = CASES * 2 * 2
-TIMEOUT_S = 90.0
+TIMEOUT_S = 300.0  # a guard against a hang, not a speed check: the suite runs under heavy load
 TIMING = frozenset({"at", "latency_s"})
 
 
