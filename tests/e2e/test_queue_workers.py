@@ -124,6 +124,9 @@ def _worker(
             env=themis_env(THEMIS_FAKE_JOURNAL=str(journal)),
             stdout=subprocess.DEVNULL,
             stderr=stderr,
+            # As from a terminal: Ctrl-C handled, even when this process was started with
+            # SIGINT ignored (a background job), which a child would inherit.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
         )
 
 
