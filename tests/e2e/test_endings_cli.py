@@ -57,7 +57,13 @@ def test_refused_trials_exit_1_and_retry_failed_attempts_them_again(
         assert (earlier["kind"], earlier["execution"]) == ("auth", 1)
 
 
-def test_sigterm_stops_a_run_cleanly_and_it_resumes(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "sigint", [signal.SIG_DFL, signal.SIG_IGN], ids=["sigint-default", "sigint-ignored"]
+)
+def test_sigterm_stops_a_run_cleanly_and_it_resumes(
+    tmp_path: Path, sigint: signal.Handlers
+) -> None:
+    """Also when the run starts with SIGINT ignored, as `themis run &` from a script does."""
     with start_fake_server(latency=0.2) as slow:
         config = _project(tmp_path, slow, cases=40, concurrency=2)
         run_id = themis.Experiment.from_file(config).run_id
@@ -69,6 +75,7 @@ def test_sigterm_stops_a_run_cleanly_and_it_resumes(tmp_path: Path) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, sigint),  # noqa: PLW1509 (one call, no locks)
         )
         deadline = time.monotonic() + 30
         while not progress.exists():

@@ -82,7 +82,8 @@ def errors() -> Iterator[None]:
 def _sigterm_as_interrupt() -> Iterator[list[int]]:
     """While the command runs, SIGTERM is handled as Ctrl-C (so a run stops the same clean way:
     its writer flushes, its live progress is removed); the list it yields is non-empty once
-    SIGTERM came. Only the main thread may handle signals; elsewhere nothing changes."""
+    SIGTERM came, also in a process started with SIGINT ignored. Only the main thread may handle
+    signals; elsewhere nothing changes."""
     terminated: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield terminated
@@ -92,11 +93,17 @@ def _sigterm_as_interrupt() -> Iterator[list[int]]:
         terminated.append(signum)
         signal.raise_signal(signal.SIGINT)  # trio delivers it as KeyboardInterrupt, safely
 
+    # A job started in the background by a script (`themis run &`) inherits SIGINT ignored; the
+    # SIGINT that SIGTERM raises must still reach trio, which takes over only Python's default.
+    previous_int = signal.getsignal(signal.SIGINT)
+    if previous_int is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         yield terminated
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def quiet_stdout() -> None:
