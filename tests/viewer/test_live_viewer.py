@@ -5,6 +5,7 @@ the viewer answers from the file; leaving the block stops it and removes its not
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import threading
@@ -134,3 +135,87 @@ def test_an_orchestrators_store_is_served_and_left_to_its_owner(tmp_path: Path) 
     assert page.status_code == 200
     assert [(run["run_id"], run["status"]) for run in listed] == [(result.run_id, "completed")]
     DuckDBStore(tmp_path / "p.duckdb", read_only=True).close()  # the owner closed it
+
+
+def _digests(store: Path) -> dict[str, str]:
+    return {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(store.parent.glob(store.name + "*"))
+        if path.is_file()
+    }
+
+
+@attrs.define
+class Placing:
+    """While the run ran (as `/api/live` said before and after): the trials the viewer showed
+    and the places the store kept for the run at that moment."""
+
+    shown: list[int] = attrs.Factory(list)
+    kept: list[int] = attrs.Factory(list)
+
+
+def look(url: str, store: DuckDBStore, stop: threading.Event, placing: Placing) -> None:
+    with httpx.Client(base_url=url, timeout=30) as client:
+        while not stop.is_set():
+            running = client.get("/api/live").json()["runs"]
+            if running:
+                run = running[0]["run_id"]
+                shown = client.get(f"/api/runs/{run}/trials").json()["total"]
+                cursor = store.cursor()
+                try:
+                    found = cursor.execute(
+                        "SELECT count(*) FROM trial_places WHERE run_id = $1", [run]
+                    ).fetchone()
+                finally:
+                    cursor.close()
+                if client.get("/api/live").json()["runs"] and found is not None:
+                    placing.shown.append(shown)
+                    placing.kept.append(int(found[0]))
+            time.sleep(0.05)
+
+
+def test_the_live_viewer_writes_nothing_and_prepares_the_finished_run(tmp_path: Path) -> None:
+    """While the run proceeds its trials show, yet the store keeps no places for it (the run
+    writes them itself when it ends); once released, the viewer prepares the finished run in
+    the background and then serves every page from what it keeps, the file byte-identical."""
+    shutil.copytree(EXAMPLES / "data", tmp_path / "data")
+    config = shutil.copy(EXAMPLES / "demo.toml", tmp_path / "demo.toml")
+    experiment = themis.Experiment.from_file(config, overrides=SLOW)
+    path = tmp_path / "runs.duckdb"
+    placing = Placing()
+    stop = threading.Event()
+    with themis.live_viewer(path) as viewer:
+        store = viewer.store
+        assert isinstance(store, DuckDBStore)
+        looker = threading.Thread(target=look, args=(viewer.url, store, stop, placing))
+        looker.start()
+        try:
+            result = experiment.run(store, progress="off", max_concurrent_tasks=2)
+        finally:
+            stop.set()
+            looker.join()
+        assert viewer.preparing is None
+        viewer.release()
+        preparing = viewer.preparing
+        assert preparing is not None
+        listed = httpx.get(f"{viewer.url}api/runs", timeout=30).json()["runs"]  # answerable
+        preparing.join(timeout=120)
+        assert not preparing.is_alive()
+        assert viewer.app.state.cache.prepared(result.run_id)
+        before = _digests(path)
+        run = result.run_id
+        with httpx.Client(base_url=viewer.url, timeout=30) as client:
+            for page in (
+                "/",
+                f"/runs/{run}",
+                f"/api/runs/{run}/trials?q=arith&sort=status",
+                f"/api/runs/{run}/latest",
+                f"/runs/{run}/cases/arith-01",
+                f"/compare?a={run}&models=strong,weak",
+            ):
+                assert client.get(page).status_code == 200, page
+        assert _digests(path) == before
+    assert [entry["run_id"] for entry in listed] == [run]
+    assert placing.shown
+    assert max(placing.shown) == 96, placing.shown
+    assert set(placing.kept) == {0}, placing.kept

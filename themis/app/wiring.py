@@ -122,13 +122,6 @@ def store_and_reader(path: str | Path) -> tuple[StorePort, StorePort]:
         raise
 
 
-def place_runs(store: StorePort) -> None:
-    """Keep the trial places of the store's runs that have none yet (`DuckDBStore.place_runs`;
-    nothing for other stores)."""
-    if isinstance(store, DuckDBStore):
-        store.place_runs()
-
-
 def reader_of(store: StorePort) -> tuple[str, StorePort]:
     """The file of the open DuckDB store `store` and a reader of it for other threads;
     `ConfigError` for any other store."""

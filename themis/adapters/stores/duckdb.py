@@ -234,12 +234,6 @@ class DuckDBStore:
                 con.execute(INSERT_PLACES, ref_columns(snapshot, part, start))
                 start += len(part)
 
-    def place_runs(self) -> None:
-        """Keep the places of every run that has none yet, planned from its snapshot: runs
-        stored before `trial_places`, killed ones, and a run executing now (whose execution
-        keeps them only when it ends), so the log's views show its trials while it runs."""
-        self._place_older_runs()
-
     def _place_older_runs(self) -> None:
         """Create the log's views if missing, and keep the places of runs stored before
         `trial_places` existed (see `themis.adapters.stores.duckdb_views`)."""

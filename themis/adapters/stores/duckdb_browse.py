@@ -6,14 +6,18 @@ held store raises `StoreLocked` at once, another program's file is refused), run
 the log's views (`duckdb_views`) with `LIMIT`/`OFFSET`, and closes it again, so a viewer never
 keeps a writer waiting for more than one query. Given an open store instead (the process holding
 the file, viewing the run it executes), each query takes a cursor of it. Nothing here loops over
-trials in Python.
+trials in Python, and nothing is written to the store: a run whose trial places the store does
+not keep yet (one executing now, or one killed before its execution ended) is placed by places
+planned from its snapshot into this browser's own memory (ADR 0044).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Sequence
+from contextlib import suppress
 from typing import Any
 
 import attrs
@@ -21,6 +25,7 @@ import duckdb
 
 from themis.adapters.codec import decode_event
 from themis.adapters.stores.duckdb import DuckDBStore
+from themis.adapters.stores.duckdb_planned import PlannedPlaces
 from themis.adapters.stores.duckdb_views import view_sql
 from themis.core.errors import StoreError
 from themis.core.events import Event
@@ -31,6 +36,8 @@ __all__ = ["TRIAL_SORTS", "FailureKind", "LogBrowser", "Page"]
 TRIAL_SORTS = ("position", "case_id", "model", "prompt", "status", "latency_s", "output_tokens")
 # The response text a trials page carries per row (the case page shows all of it).
 RESPONSE_CHARS = 300
+# Names of the memory databases browsers of open stores attach (one each).
+_ATTACHED = itertools.count()
 
 
 @attrs.frozen
@@ -54,7 +61,7 @@ class FailureKind:
 # The log of one run, filtered before the views' window functions read it; `{db}` names the
 # database holding the store (empty in the store's own connection), `{run}` the run parameter.
 _RUN_EVENTS = "(SELECT * FROM {db}events WHERE run_id = ${run})"
-_RUN_PLACES = "(SELECT * FROM {db}trial_places WHERE run_id = ${run})"
+_RUN_PLACES = "(SELECT * FROM {places} WHERE run_id = ${run})"
 # A run's trials as the `trials` view has them, plus the start of the response, the plan
 # position and the words a search looks in: every page of trials, failures and disagreements
 # reads these rows.
@@ -71,7 +78,7 @@ _TRIAL_ROWS = (
 # Events with no trial key are the run's own (start, reset, completion, judge verdicts).
 _CASE_EVENTS = (
     "SELECT seq, kind, payload FROM events WHERE run_id = $run AND (trial_key IS NULL"
-    " OR trial_key IN (SELECT trial_key FROM trial_places WHERE run_id = $run"
+    " OR trial_key IN (SELECT trial_key FROM {places} WHERE run_id = $run"
     " AND case_id = $case)) ORDER BY seq"
 )
 
@@ -81,10 +88,11 @@ _KEYED_EVENTS = (
 )
 
 
-def trial_rows(run: str, db: str = "") -> str:
-    """The query of one run's trial rows, the run given as parameter `$<run>`."""
+def trial_rows(run: str, db: str = "", places: str | None = None) -> str:
+    """The query of one run's trial rows, the run given as parameter `$<run>`, its places read
+    from the table `places` (default: the store's `trial_places`)."""
     events = _RUN_EVENTS.format(db=db, run=run)
-    places = _RUN_PLACES.format(db=db, run=run)
+    places = _RUN_PLACES.format(places=places or f"{db}trial_places", run=run)
     trials = view_sql("trials", events=events, places=places)
     return _TRIAL_ROWS.format(chars=RESPONSE_CHARS, trials=trials, places=places, events=events)
 
@@ -104,8 +112,51 @@ class LogBrowser:
         self._memory: Any = None
         self._tables: dict[str, tuple[int, str]] = {}  # run id -> (last seq, table name)
         self._building = threading.Lock()
+        # Places of runs the store keeps none of: in the memory database from a path; from an
+        # open store, in a memory database attached to its instance (never in the file).
+        self._own = "" if isinstance(source, str) else f"themis_viewer_{next(_ATTACHED)}"
+        self._planned = PlannedPlaces(self._own_database if self._own else lambda con: "")
+        self._own_attached = False
         # Each run's event count as the caller last read it (`kept` trusts it when given).
         self.versions: dict[str, int] = {}
+
+    def _places(self, run_id: str) -> str:
+        """From an open store: the table of the run's places (see `PlannedPlaces`)."""
+        assert isinstance(self._source, DuckDBStore)
+        cursor = self._source.cursor()
+        try:
+            return self._planned.table(cursor, run_id)
+        except duckdb.Error as error:
+            raise StoreError(f"{self._path}: {str(error).splitlines()[0]}") from error
+        finally:
+            cursor.close()
+
+    def _own_database(self, con: Any) -> str:
+        """The memory database attached to the open store's instance (at the first need)."""
+        if not self._own_attached:  # `PlannedPlaces` calls this under its lock
+            con.execute(f"ATTACH ':memory:' AS {self._own}")
+            self._own_attached = True
+        return f"{self._own}."
+
+    def _attached(self, sql: str, parameters: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
+        """From a path: `sql` on this browser's memory database with the store attached
+        read-only as `store`, `{places}` standing for the table of the run's places."""
+        with self._building:
+            if self._memory is None:
+                self._memory = duckdb.connect(":memory:")
+            cursor = self._memory.cursor()
+            try:
+                cursor.execute("ATTACH $path AS store (READ_ONLY)", {"path": self._path})
+            except duckdb.Error as error:
+                cursor.close()
+                raise StoreError(f"{self._path}: {str(error).splitlines()[0]}") from error
+            try:
+                places = self._planned.table(cursor, run_id, "store.main.")
+                return self._run(cursor, sql.format(places=places), parameters, close=False)
+            finally:
+                with suppress(duckdb.Error):
+                    cursor.execute("DETACH store")
+                cursor.close()
 
     def _query(self, sql: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
         if isinstance(self._source, DuckDBStore):
@@ -116,7 +167,9 @@ class LogBrowser:
         finally:
             store.close()
 
-    def _run(self, cursor: Any, sql: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    def _run(
+        self, cursor: Any, sql: str, parameters: dict[str, Any], *, close: bool = True
+    ) -> list[dict[str, Any]]:
         try:
             result = cursor.execute(sql, parameters)
             names = [column[0] for column in result.description]
@@ -124,7 +177,8 @@ class LogBrowser:
         except Exception as error:
             raise StoreError(f"{self._path}: {str(error).splitlines()[0]}") from error
         finally:
-            cursor.close()
+            if close:
+                cursor.close()
 
     def _over_rows(
         self, sql: str, parameters: dict[str, Any], runs: dict[str, str]
@@ -132,7 +186,10 @@ class LogBrowser:
         """Run `sql`, whose `{name}` placeholders stand for the trial rows of `runs[name]`: the
         kept copies of them from a path, the rows computed in the store when it is open."""
         if isinstance(self._source, DuckDBStore):  # computed once per query, however named
-            rows = ", ".join(f"rows_{name} AS MATERIALIZED ({trial_rows(name)})" for name in runs)
+            rows = ", ".join(
+                f"rows_{name} AS MATERIALIZED ({trial_rows(name, places=self._places(run))})"
+                for name, run in runs.items()
+            )
             sources = {name: f"rows_{name}" for name in runs}
             query = sql.format(**sources)
             query = (
@@ -179,8 +236,9 @@ class LogBrowser:
             try:
                 cursor.execute("ATTACH $path AS store (READ_ONLY)", {"path": self._path})
                 try:
+                    places = self._planned.table(cursor, run_id, "store.main.")
                     cursor.execute(
-                        f"CREATE TABLE {_quoted(name)} AS {trial_rows('run', 'store.')}",
+                        f"CREATE TABLE {_quoted(name)} AS {trial_rows('run', 'store.', places)}",
                         {"run": run_id},
                     )
                 finally:
@@ -193,6 +251,11 @@ class LogBrowser:
                 cursor.close()
             self._tables[run_id] = (last, _quoted(name))
             return _quoted(name)
+
+    def holds(self, run_id: str, version: int | None) -> bool:
+        """Whether the run's trial rows are kept for the log's state `version`."""
+        held = self._tables.get(run_id)
+        return held is not None and held[0] == version
 
     def trials(
         self,
@@ -253,7 +316,8 @@ class LogBrowser:
         """The run's own events and those of the trial keys of case `case_id`, decoded, in
         seq order: what the fold needs to show that case's trials."""
         if isinstance(self._source, DuckDBStore):
-            rows = self._query(_CASE_EVENTS, {"run": run_id, "case": case_id})
+            sql = _CASE_EVENTS.format(places=self._places(run_id))
+            rows = self._query(sql, {"run": run_id, "case": case_id})
         else:  # the case's keys from the kept rows: the store's events are then read by key
             keys = self._over_rows(
                 "SELECT DISTINCT trial_key FROM {run} WHERE case_id = $case",
@@ -277,11 +341,17 @@ class LogBrowser:
             " FROM (SELECT seq, recorded_at, kind, trial_key, payload::JSON AS p FROM events"
             "   WHERE run_id = $run AND kind IN ('score_completed', 'generation_failed')"
             "   ORDER BY seq DESC LIMIT $limit) e"
-            " JOIN trial_places p ON p.run_id = $run AND CASE WHEN e.kind = 'score_completed'"
+            " JOIN {places} p ON p.run_id = $run AND CASE WHEN e.kind = 'score_completed'"
             "   THEN p.trial_id = e.p->>'trial_id' ELSE p.trial_key = e.trial_key END"
             " ORDER BY e.seq DESC, p.position LIMIT $limit"
         )
-        rows = self._query(sql, {"run": run_id, "limit": limit})
+        parameters = {"run": run_id, "limit": limit}
+        if isinstance(self._source, DuckDBStore):
+            rows = self._query(sql.format(places=self._places(run_id)), parameters)
+        else:
+            rows = self._attached(
+                sql.replace(" FROM events", " FROM store.events"), parameters, run_id
+            )
         for row in rows:
             row["scores"] = dict(row["scores"] or {})
         return rows

@@ -6,14 +6,16 @@ A DuckDB file admits one process, so another process cannot read a store while a
 the caller executes on `viewer.store`, and serves the viewer from a reader of it (a connection
 of its own: each request sees every committed batch, writes nothing and never waits for the
 writer's lock). Running runs' counts come from the live progress they publish (`/api/live`,
-which the pages poll). A run that starts executing gets its trial places kept at once (its
-execution keeps them only when it ends), so its trials and cases show while it runs.
+which the pages poll). The viewer writes nothing: a running run's trials and cases show by
+places the viewer plans for itself in memory (its execution keeps them in the store when it
+ends; ADR 0044).
 The URL is written beside the store (`ViewerNotice`), so `themis view` on the held store points
 to it.
 
 `release()` closes the store (another process may then open it) and keeps serving, each
-request opening the file read-only as `themis view` does; `wait()` serves until Ctrl-C. Leaving
-the `with` block stops the server and closes whatever is still open.
+request opening the file read-only as `themis view` does, while it prepares the finished runs
+in the background as `themis view` does at start (`preparing`); `wait()` serves until Ctrl-C.
+Leaving the `with` block stops the server and closes whatever is still open.
 
 Given a store already open (an `Orchestrator`'s `store`), the viewer reads it the same way and
 leaves it to its owner: `release()` then only stops reading through it (call it once the owner
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import socket
 import threading
@@ -34,21 +35,12 @@ from types import FrameType
 from typing import Any
 
 from themis.app.api.serving import LOOPBACK, ServerThread, bound_socket, url_of
-from themis.app.api.viewer import viewer_app
-from themis.app.wiring import (
-    live_progress_at,
-    place_runs,
-    reader_of,
-    store_and_reader,
-    viewer_notice,
-)
-from themis.core.errors import ConfigError, ThemisError
+from themis.app.api.viewer import start_warming, viewer_app
+from themis.app.wiring import reader_of, store_and_reader, viewer_notice
+from themis.core.errors import ConfigError
 from themis.ports.store import StorePort
 
 __all__ = ["LiveViewer", "live_viewer"]
-
-# How often the viewer looks for a run that started executing (to keep its places).
-PLACES_EVERY_S = 0.25
 
 
 class _Switch:
@@ -76,6 +68,10 @@ class _Switch:
             with self._idle:
                 self._busy -= 1
                 self._idle.notify_all()
+
+    @property
+    def app(self) -> Any:
+        return self._app
 
     def swap(self, app: Any, meanwhile: Callable[[], None], timeout: float = 30.0) -> None:
         """Once no request is in flight (or after `timeout`), run `meanwhile`, then pass every
@@ -108,8 +104,7 @@ class LiveViewer:
             self._store = store
         self._switch = _Switch(viewer_app(self._reader))
         self._server = ServerThread(self._switch, sock)
-        self._stopping = threading.Event()
-        self._placer = threading.Thread(target=self._place, name="themis-viewer-places")
+        self._preparing: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -127,29 +122,26 @@ class LiveViewer:
             raise ConfigError(f"{self._path}: the live viewer has released this store")
         return self._store
 
+    @property
+    def app(self) -> Any:
+        """The viewer application now answering (another one once the store is released)."""
+        return self._switch.app
+
+    @property
+    def preparing(self) -> threading.Thread | None:
+        """The thread preparing the finished runs once the store is released (`None` before)."""
+        return self._preparing
+
     def start(self) -> None:
         self._server.start()
-        self._placer.start()
-
-    def _place(self) -> None:
-        """Until released: when this process publishes a run not seen yet, keep the places of
-        the runs that have none."""
-        published = live_progress_at(self._path)
-        placed: set[str] = set()
-        while published is not None and not self._stopping.wait(PLACES_EVERY_S):
-            running = {record.run_id for record in published.records(pid=os.getpid())}
-            if running <= placed:
-                continue
-            with self._lock:
-                if self._store is None:
-                    return
-                with contextlib.suppress(ThemisError):  # the view is not worth a failed run
-                    place_runs(self._store)
-            placed |= running
 
     def release(self) -> None:
         """Close the store (other processes may open it again; a store given open is left to
-        its owner); the viewer keeps serving, opening the file read-only for each request."""
+        its owner); the viewer keeps serving, opening the file read-only for each request, and
+        prepares every run in the background (`preparing`), as `themis view` does at start."""
+        self._release(prepare=True)
+
+    def _release(self, *, prepare: bool) -> None:
         with self._lock:
             if self._store is None:
                 return
@@ -160,8 +152,11 @@ class LiveViewer:
                 if self._owned:
                     store.close()
 
-            self._switch.swap(viewer_app(self._path), close)
+            app = viewer_app(self._path)
+            self._switch.swap(app, close)
             self._store = None
+            if prepare:
+                self._preparing = start_warming(app)
 
     def wait(self) -> None:
         """Serve until Ctrl-C (or SIGTERM, handled as Ctrl-C meanwhile)."""
@@ -180,11 +175,8 @@ class LiveViewer:
 
     def close(self) -> None:
         """Stop serving and close the store if it is still open."""
-        self._stopping.set()
-        if self._placer.is_alive():
-            self._placer.join()
         self._server.stop()
-        self.release()
+        self._release(prepare=False)
 
 
 def _interrupt(number: int, frame: FrameType | None) -> None:

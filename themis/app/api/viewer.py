@@ -40,7 +40,7 @@ from themis.app.wiring import StoreLike
 from themis.core.breakdown import Breakdown
 from themis.core.errors import CaseNotFound, ConfigError, RunNotFound, StoreLocked, ThemisError
 
-__all__ = ["viewer_app"]
+__all__ = ["start_warming", "viewer_app"]
 
 POLICY = (
     "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "
@@ -159,7 +159,9 @@ def viewer_app(store: StoreLike, *, warm: bool = False) -> Starlette:
             data.failures_data(store, resolved, cache),
             data.trials_data(store, resolved, query, cache),
             {name: value for name, value in kept.items() if value},
-            "" if live is None else view_live.live_panel(live, data.latest_data(store, resolved)),
+            ""
+            if live is None
+            else view_live.live_panel(live, data.latest_data(store, resolved, cache)),
         )
 
     def trials_json(request: Request) -> dict[str, Any]:
@@ -213,7 +215,7 @@ def viewer_app(store: StoreLike, *, warm: bool = False) -> Starlette:
         ),
         Route("/api/runs/{run}/trials", api(trials_json)),
         Route("/api/runs/{run}/cases/{case:path}", api(case)),
-        Route("/api/runs/{run}/latest", api(lambda r: data.latest_data(store, run_id(r)))),
+        Route("/api/runs/{run}/latest", api(lambda r: data.latest_data(store, run_id(r), cache))),
         Route("/api/compare", api(compare_api)),
         Route("/api/live", api(lambda r: data.live_data(store))),
         Route("/static/{name}", static),
@@ -222,11 +224,21 @@ def viewer_app(store: StoreLike, *, warm: bool = False) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if warm:  # `app.state.warming`: the thread, for whoever wants to wait for it
-            app.state.warming = threading.Thread(
-                target=data.warm, args=(store, cache), name="themis-view-warm", daemon=True
-            )
-            app.state.warming.start()
+        if warm:
+            start_warming(app)
         yield
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.cache = cache  # what it keeps (`ViewerCache`)
+    app.state.prepare = lambda: data.warm(store, cache)
+    return app
+
+
+def start_warming(app: Starlette) -> threading.Thread:
+    """Prepare every run of the viewer `app`'s store in a background thread (pages stay
+    answerable meanwhile; one for a run being prepared waits for its trial rows); the thread
+    is `app.state.warming`, for whoever wants to wait for it."""
+    thread = threading.Thread(target=app.state.prepare, name="themis-view-warm", daemon=True)
+    app.state.warming = thread
+    thread.start()
+    return thread

@@ -116,6 +116,14 @@ class ViewerCache:
                 self.documents[key] = document
         return document
 
+    def prepared(self, run_id: str) -> bool:
+        """Whether the run's report (default rows) and trial rows are kept for its log as last
+        listed: its pages then answer without a fold or a copy."""
+        events = self.browser.versions.get(run_id)
+        return (run_id, events, Breakdown()) in self.documents and self.browser.holds(
+            run_id, events
+        )
+
     def scores(self, store: StorePort, run_id: str) -> GroupScores:
         """`themis compare`'s case values of a run: from the kept trial rows when the run has
         no sampled or judge rows (the same values: `tests/viewer/test_viewer_cache.py`), else
@@ -236,10 +244,13 @@ def live_data(store: StoreLike) -> dict[str, Any]:
     return {"runs": runs}
 
 
-def latest_data(store: StoreLike, run_id: str, limit: int = LATEST) -> dict[str, Any]:
+def latest_data(
+    store: StoreLike, run_id: str, cache: ViewerCache | None = None, limit: int = LATEST
+) -> dict[str, Any]:
     """`/api/runs/{id}/latest`: the trials that finished last, newest first."""
     resolved = resolve(store, run_id)
-    rows = log_browser(store).latest(resolved, limit=max(1, min(limit, MAX_PAGE)))
+    browser = (cache or ViewerCache.of(store)).browser
+    rows = browser.latest(resolved, limit=max(1, min(limit, MAX_PAGE)))
     return {"run_id": resolved, "rows": rows}
 
 
