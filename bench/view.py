@@ -1,18 +1,23 @@
 """How long each page of `themis view` takes on a 100,000-trial run, first load and warm.
 
-Builds one run of N trials (default 100,000: N/2 cases × 2 scripted models without latency,
-one prompt, one sample, two metrics) in a DuckDB file (kept at `--store PATH` if given, and
-reused when it exists), then requests each page and JSON endpoint through Starlette's
-TestClient (the application's own time, no network):
+Builds, in one DuckDB file (kept at `--store PATH` if given, and reused when it exists), one
+run of N trials (default 100,000: N/2 cases × 2 scripted models without latency, one prompt,
+one sample, two metrics), two runs of one model each on the same N/2 cases (N trials in all:
+a comparison of two runs), and one run of three models (3N/2 trials: a comparison of two of
+its models), then requests each page and JSON endpoint through Starlette's TestClient (the
+application's own time, no network):
 
 - *on demand*: a fresh viewer, each page's first request (nothing prepared), then the median
   of REPEATS more (warm), each with its wall and CPU milliseconds (CPU: this process's, every
   thread; the machine is shared, so CPU is the figure to trust under load);
 - *prepared*: a fresh viewer started as `themis view` starts it (`warm=True`): how long its
-  preparation of the stored runs takes, then each page's first request after it.
+  preparation of the stored runs takes, then each page's first request after it; the two-run
+  and the three-model comparisons are not prepared (nothing can guess them), so their first
+  request is the one a user pays.
 
 The issue's target: every page under 300 ms on this machine kind.
-Usage: `python bench/view.py [N] [REPEATS] [--store PATH]`.
+Usage: `python bench/view.py [N] [REPEATS] [--store PATH] [--prepared]` (`--prepared`: only the
+prepared viewer).
 """
 
 from __future__ import annotations
@@ -29,7 +34,10 @@ N = 100_000
 REPEATS = 5
 
 
-def experiment(n: int) -> object:
+MODELS = {"good": 0.8, "poor": 0.5, "fair": 0.65}
+
+
+def experiment(n: int, models: tuple[str, ...] = ("good", "poor")) -> object:
     import themis
 
     cases = [
@@ -37,13 +45,13 @@ def experiment(n: int) -> object:
         for i in range(n // 2)
     ]
     spec = themis.ExperimentSpec(
-        name=f"view-{n}",
+        name=f"view-{n}" if models == ("good", "poor") else f"view-{n}-{'-'.join(models)}",
         seed=1,
         samples=1,
         datasets=[themis.DatasetSpec(name="synthetic", cases=cases)],
         models=[
-            themis.ModelSpec(name="good", model="fake-good", options={"skill": 0.8}),
-            themis.ModelSpec(name="poor", model="fake-poor", options={"skill": 0.5}),
+            themis.ModelSpec(name=name, model=f"fake-{name}", options={"skill": MODELS[name]})
+            for name in models
         ],
         prompts=[themis.PromptSpec(name="p", template="{{ question }}")],
         parser=themis.ParserSpec(name="number"),
@@ -52,7 +60,8 @@ def experiment(n: int) -> object:
     return themis.Experiment.from_spec(spec)
 
 
-def pages(run: str) -> dict[str, str]:
+def pages(run: str, single: tuple[str, str], three: str) -> dict[str, str]:
+    two_runs = f"a={single[0]}&b={single[1]}"
     return {
         "runs list": "/",
         "api runs": "/api/runs",
@@ -66,6 +75,10 @@ def pages(run: str) -> dict[str, str]:
         "compare models": f"/compare?a={run}&models=good,poor",
         "api compare": f"/api/compare?a={run}&models=good,poor",
         "compare page 2": f"/compare?a={run}&models=good,poor&offset=50",
+        "compare two runs": f"/compare?{two_runs}",
+        "api compare runs": f"/api/compare?{two_runs}",
+        "compare 2 of 3": f"/compare?a={three}&models=fair,good",
+        "api compare 2 of 3": f"/api/compare?a={three}&models=fair,good",
     }
 
 
@@ -77,7 +90,10 @@ def timed(client: Any, path: str) -> tuple[float, float]:
     return (time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000
 
 
-def on_demand(store: Path, run: str, repeats: int) -> None:
+Runs = tuple[str, tuple[str, str], str]
+
+
+def on_demand(store: Path, runs: Runs, repeats: int) -> None:
     from starlette.testclient import TestClient
 
     import themis
@@ -85,7 +101,7 @@ def on_demand(store: Path, run: str, repeats: int) -> None:
     print(f"\non demand (load {os.getloadavg()[0]:.1f})")
     print(f"{'page':<18} {'first ms':>9} {'cpu ms':>7} {'warm ms':>8} {'cpu ms':>7}")
     with TestClient(themis.viewer_app(store)) as client:
-        for name, path in pages(run).items():
+        for name, path in pages(*runs).items():
             first = timed(client, path)
             warm = [timed(client, path) for _ in range(repeats)]
             wall = statistics.median(time for time, _ in warm)
@@ -93,7 +109,7 @@ def on_demand(store: Path, run: str, repeats: int) -> None:
             print(f"{name:<18} {first[0]:>9.0f} {first[1]:>7.0f} {wall:>8.0f} {cpu:>7.0f}")
 
 
-def prepared(store: Path, run: str) -> None:
+def prepared(store: Path, runs: Runs) -> None:
     from starlette.testclient import TestClient
 
     import themis
@@ -106,22 +122,27 @@ def prepared(store: Path, run: str) -> None:
         print(f"\nprepared (load {os.getloadavg()[0]:.1f}): preparing took {took[0]:.1f} s wall,")
         print(f"{took[1]:.1f} s CPU; then each page's first request:")
         print(f"{'page':<18} {'first ms':>9} {'cpu ms':>7}")
-        for name, path in pages(run).items():
+        for name, path in pages(*runs).items():
             first = timed(client, path)
             print(f"{name:<18} {first[0]:>9.0f} {first[1]:>7.0f}")
 
 
-def main(n: int, repeats: int, kept: str | None) -> None:
+def main(n: int, repeats: int, kept: str | None, only_prepared: bool = False) -> None:
     import themis
 
     with tempfile.TemporaryDirectory() as directory:
         store = Path(kept) if kept else Path(directory) / "s.duckdb"
         started = time.perf_counter()
-        run_id = experiment(n).run(store=store, progress="off").run_id  # type: ignore[attr-defined]
-        print(f"run of {n} trials: {time.perf_counter() - started:.1f} s (reused if stored)")
+        ids = [
+            experiment(n, models).run(store=store, progress="off").run_id[:12]  # type: ignore[attr-defined]
+            for models in (("good", "poor"), ("good",), ("poor",), ("good", "poor", "fair"))
+        ]
+        print(f"runs of {n} trials: {time.perf_counter() - started:.1f} s (reused if stored)")
         del themis
-        on_demand(store, run_id[:12], repeats)
-        prepared(store, run_id[:12])
+        runs = (ids[0], (ids[1], ids[2]), ids[3])
+        if not only_prepared:
+            on_demand(store, runs, repeats)
+        prepared(store, runs)
 
 
 if __name__ == "__main__":
@@ -131,5 +152,6 @@ if __name__ == "__main__":
         at = arguments.index("--store")
         kept = arguments[at + 1]
         del arguments[at : at + 2]
-    numbers = [int(arg) for arg in arguments]
-    main(numbers[0] if numbers else N, numbers[1] if len(numbers) > 1 else REPEATS, kept)
+    only = "--prepared" in arguments
+    numbers = [int(arg) for arg in arguments if arg != "--prepared"]
+    main(numbers[0] if numbers else N, numbers[1] if len(numbers) > 1 else REPEATS, kept, only)

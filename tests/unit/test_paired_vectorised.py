@@ -1,7 +1,11 @@
 """The vectorised paired statistics equal, bit for bit, the pure-Python loops they replaced
 (`paired_reference`), on random data of every shape the comparison feeds them: 0/1 case
 differences (whole numbers: any summing order is exact), means of a few samples (summing order
-matters: the drawing order is kept), odd sizes around the byte and word boundaries."""
+matters: the drawing order is kept), odd sizes around the byte and word boundaries.
+
+Where the differences take few distinct values (n >= `COUNTED` · k), the resampling counts
+instead (ADR 0043): other digits, the same distributions, checked in `test_paired_counting.py`;
+here only the sizes that still draw every unit are compared with the loops."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import pytest
 
 from tests.unit import paired_reference as reference
 from themis.core.comparison import case_means
-from themis.core.paired import EXACT_FLIPS, bootstrap_ci, mcnemar_exact, sign_flip_p
+from themis.core.paired import COUNTED, EXACT_FLIPS, bootstrap_ci, mcnemar_exact, sign_flip_p
 from themis.core.seeded import SeededGenerator
 
 
@@ -26,6 +30,23 @@ def _differences(kind: str, n: int, seed: int) -> list[float]:
 
 
 SIZES = [1, 2, 7, 8, 9, 13, 63, 64, 65, 257, 1001]
+KINDS = ["binary", "thirds", "real"]
+
+
+def _drawn(kind: str, n: int, seed: int, magnitudes: bool) -> bool:
+    """Whether these differences are resampled unit by unit (not counted)."""
+    differences = _differences(kind, n, seed)
+    values = {abs(d) for d in differences if d} if magnitudes else set(differences)
+    return len(values) * COUNTED > n
+
+
+BOOTSTRAPPED = [(k, n) for n in SIZES for k in KINDS if _drawn(k, n, n, magnitudes=False)]
+FLIPPED = [
+    (k, n)
+    for n in [n for n in SIZES if n > EXACT_FLIPS] + [EXACT_FLIPS]
+    for k in KINDS
+    if n <= EXACT_FLIPS or _drawn(k, n, 7 * n, magnitudes=True)
+]
 
 
 def test_seeded_block_is_the_stream_of_next_u64() -> None:
@@ -34,8 +55,7 @@ def test_seeded_block_is_the_stream_of_next_u64() -> None:
     assert generator.next_u64() == one_by_one.next_u64()
 
 
-@pytest.mark.parametrize("kind", ["binary", "thirds", "real"])
-@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize(("kind", "n"), BOOTSTRAPPED)
 def test_bootstrap_equals_the_loop_it_replaced(kind: str, n: int) -> None:
     differences = _differences(kind, n, n)
     new, old = SeededGenerator(n + 1), SeededGenerator(n + 1)
@@ -43,8 +63,7 @@ def test_bootstrap_equals_the_loop_it_replaced(kind: str, n: int) -> None:
     assert new.next_u64() == old.next_u64()  # the same draws consumed
 
 
-@pytest.mark.parametrize("kind", ["binary", "thirds", "real"])
-@pytest.mark.parametrize("n", [n for n in SIZES if n > EXACT_FLIPS] + [EXACT_FLIPS])
+@pytest.mark.parametrize(("kind", "n"), FLIPPED)
 def test_sign_flip_equals_the_loop_it_replaced(kind: str, n: int) -> None:
     differences = _differences(kind, n, 7 * n)
     new, old = SeededGenerator(n), SeededGenerator(n)

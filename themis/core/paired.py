@@ -7,10 +7,17 @@ checked against scipy/statsmodels in `tests/unit/test_paired.py`:
 - `paired_t`: the mean difference with its Student-t interval and p-value (scipy `ttest_rel`).
   With one unit per case, that interval is clustered by case by construction.
 - `sign_flip_p`: the sign-flip permutation test of a zero mean difference; exact enumeration up
-  to `EXACT_FLIPS` units, else Monte Carlo with a seeded generator (n / 8 table look-ups a
-  round).
+  to `EXACT_FLIPS` units, else Monte Carlo with a seeded generator.
 - `bootstrap_ci`: the percentile interval of the mean difference, resampling units with a
   seeded generator (reproducible for a given seed).
+
+Both resample by counting when the differences take few distinct values (binary scores, means
+of a few samples; ADR 0043): a bootstrap round is then a multinomial draw of how often each
+distinct value is drawn, and a sign-flip round a binomial draw per distinct magnitude of how
+many of its units flip: the same resampling distributions as drawing every unit, at O(k)
+instead of O(n) per round. Those draws come from numpy's legacy generator (`RandomState`,
+whose streams numpy keeps frozen), seeded from the row's `SeededGenerator`. Differences with
+many distinct values draw units from the `SeededGenerator` stream itself, as before.
 - `holm`: Holm's step-down adjustment of a family of p-values.
 - `minimum_detectable_effect`: the smallest true difference a two-sided level-α test on n
   paired units detects with the given power (normal approximation).
@@ -36,6 +43,9 @@ from themis.core.stats import t_quantile, t_two_sided_p
 EXACT_FLIPS = 12  # 2**12 = 4,096 sign patterns: enumerate them rather than sample
 _TIE = 1e-12  # relative tolerance when a resampled statistic equals the observed one
 _CHUNK = 1 << 21  # array elements per block of resampling rounds (16 MiB of float64)
+# Resample by counting when n >= COUNTED * (distinct values): k binomial draws a round cost
+# about as much as COUNTED unit draws.
+COUNTED = 32
 
 
 def mcnemar_exact(only_a: int, only_b: int) -> float:
@@ -97,8 +107,41 @@ def sign_flip_p(differences: Sequence[float], rounds: int, generator: SeededGene
             total = math.fsum(-d if (pattern >> i) & 1 else d for i, d in enumerate(differences))
             hits += abs(total) >= threshold
         return hits / (1 << n)
+    counted = _counted_flip_hits(differences, threshold, rounds, generator)
+    if counted is not None:
+        return (1 + counted) / (1 + rounds)
     total = math.fsum(differences)
     return (1 + _flip_hits(differences, total, threshold, rounds, generator)) / (1 + rounds)
+
+
+def counting_generator(generator: SeededGenerator) -> np.random.RandomState:
+    """numpy's legacy generator (frozen streams: the same draws in every numpy version),
+    seeded by the next two 64-bit draws of `generator` (as four 32-bit words)."""
+    import numpy as np
+
+    words = [int(draw) for draw in generator.block(2)]
+    return np.random.RandomState([part for w in words for part in (w & 0xFFFFFFFF, w >> 32)])
+
+
+def _counted_flip_hits(
+    differences: Sequence[float], threshold: float, rounds: int, generator: SeededGenerator
+) -> int | None:
+    """`_flip_hits` by counting, or `None` when the differences take too many distinct
+    magnitudes. A flipped sum is Σ_j a_j · (m_j − 2 F_j) over the distinct nonzero magnitudes
+    a_j, m_j units having a_j and F_j ~ Binomial(m_j, 1/2) of them flipped: a unit's flipped
+    difference ±a_j has the same distribution whichever its sign."""
+    import numpy as np
+
+    values = np.abs(np.asarray(differences, dtype=np.float64))
+    magnitudes, sizes = np.unique(values[values != 0.0], return_counts=True)
+    if len(magnitudes) * COUNTED > len(differences):
+        return None
+    draws = counting_generator(generator)
+    flipped = np.zeros(rounds)
+    for magnitude, size in zip(magnitudes.tolist(), sizes.tolist(), strict=True):
+        flipped += magnitude * draws.binomial(size, 0.5, size=rounds)
+    total = math.fsum(magnitude * size for magnitude, size in zip(magnitudes, sizes, strict=True))
+    return int(np.count_nonzero(np.abs(total - 2.0 * flipped) >= threshold))
 
 
 def _flip_hits(
@@ -181,15 +224,19 @@ def bootstrap_ci(
 ) -> tuple[float, float]:
     """The percentile bootstrap interval of the mean difference over `rounds` resamples.
 
-    Each round draws n indices as `generator.indices(n, n)` does (two per 64-bit draw,
-    multiply-shift) and sums the drawn differences in drawing order, so the interval is the
-    same, bit for bit, as the loop over rounds it replaces."""
+    With few distinct values (n >= `COUNTED` · k), a round draws how often each is drawn
+    (`_counted_means`). Else each round draws n indices as `generator.indices(n, n)` does (two
+    per 64-bit draw, multiply-shift) and sums the drawn differences in drawing order, so the
+    interval is the same, bit for bit, as the loop over rounds it replaced (ADR 0033)."""
     import numpy as np
 
     n = len(differences)
     if n == 0:
         raise ValueError("no paired differences")
     values = np.asarray(differences, dtype=np.float64)
+    counted = _counted_means(values, rounds, generator)
+    if counted is not None:
+        return _percentile(np.sort(counted).tolist(), level)
     exact = _order_free(values)
     whole = values.astype(np.int64) if exact else values
     pairs, size = (n + 1) // 2, np.uint64(n)
@@ -207,9 +254,32 @@ def bootstrap_ci(
             drawn[:, 1 : 2 * (n // 2) : 2] = values[high]
             sums = np.cumsum(drawn[:, :n], axis=1)[:, -1]
         means.append(sums / n)
-    ordered = np.sort(np.concatenate(means)).tolist() if means else []
+    return _percentile(np.sort(np.concatenate(means)).tolist() if means else [], level)
+
+
+def _percentile(ordered: list[float], level: float) -> tuple[float, float]:
     tail = (1 - level) / 2
     return quantile(ordered, tail), quantile(ordered, 1 - tail)
+
+
+def _counted_means(
+    values: npt.NDArray[np.float64], rounds: int, generator: SeededGenerator
+) -> npt.NDArray[np.float64] | None:
+    """Each round's resampled mean, drawn as the multinomial counts of the k distinct values
+    (n draws with their shares as probabilities: the distribution of what n draws of units
+    would give), or `None` when n < `COUNTED` · k."""
+    import numpy as np
+
+    distinct, counts = np.unique(values, return_counts=True)
+    n = len(values)
+    if len(distinct) * COUNTED > n:
+        return None
+    drawn = counting_generator(generator).multinomial(n, counts / n, size=rounds)
+    sums = np.zeros(rounds)
+    for column, value in enumerate(distinct.tolist()):  # a fixed order: the same sum anywhere
+        sums += drawn[:, column] * value
+    result: npt.NDArray[np.float64] = sums / n
+    return result
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
