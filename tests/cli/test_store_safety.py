@@ -21,6 +21,7 @@ import pytest
 from tests.cli.helpers import Invoke, one_error_line, output_json
 from tests.holders import holding
 from themis.adapters.stores.duckdb import DuckDBStore
+from themis.adapters.stores.duckdb_open import StoreNeedsWriting
 from themis.core.errors import StoreError, StoreLocked
 
 
@@ -151,3 +152,73 @@ def test_the_wait_is_bounded_and_then_names_the_holder(store: Path) -> None:
         waited = time.monotonic() - started
     assert raised.value.pid == holder.pid
     assert 0.2 < waited < 5.0
+
+
+def _as_older(store: Path, version: int) -> None:
+    """Make `store` what an older Themis wrote: schema 3 before compiled facts (ADR 0034), or
+    schema 2 (before the log's views and trial places as well)."""
+    with duckdb.connect(str(store)) as con:
+        con.execute("DROP TABLE compiled_facts")
+        if version == 2:
+            views = con.execute(
+                "SELECT view_name FROM duckdb_views() WHERE NOT internal"
+            ).fetchall()
+            for (name,) in views:
+                con.execute(f"DROP VIEW {name}")
+            con.execute("DROP TABLE trial_places")
+            con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+
+
+BAD_NAME = ("--set", "parser.name=no_such_parser")
+
+
+@pytest.mark.parametrize("version", [2, 3])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("run", "{demo}", *BAD_NAME),
+        ("run", "{broken}"),
+        ("resume", "{run}", "--config", "{demo}", *BAD_NAME),
+        ("resume", "{run}", "--config", "{broken}"),
+        ("replay", "{run}", "--stage", "parse", "--config", "{demo}", *BAD_NAME),
+        ("submit", "{demo}", *BAD_NAME),
+        ("plan", "{demo}", *BAD_NAME),
+    ],
+    ids=lambda command: (
+        "-".join(command[:2]).replace("{", "").replace("}", "")
+        + ("-name" if BAD_NAME[1] in command else "-file")
+    ),
+)
+def test_a_bad_config_leaves_an_older_store_as_it_was(
+    invoke: Invoke, demo: Path, store: Path, command: tuple[str, ...], version: int
+) -> None:
+    """A command that takes a config and a store checks the config before it writes anything:
+    an older store (which the next writer migrates) keeps every byte, and nothing is queued."""
+    run_id = output_json(invoke("run", demo, "--store", store, "--json"))["run_id"]
+    _as_older(store, version)
+    broken = demo.with_name("broken.toml")
+    broken.write_text(demo.read_text().replace('name = "number"', 'name = "number'))
+    before = checksum(store)
+    listed = sorted(store.parent.iterdir())
+
+    args = [part.format(demo=demo, broken=broken, run=run_id[:12]) for part in command]
+    line = one_error_line(invoke(*args, "--store", store))
+
+    assert ("no_such_parser" if BAD_NAME[1] in command else "broken.toml") in line
+    assert checksum(store) == before
+    assert sorted(store.parent.iterdir()) == listed  # no queue, no progress file left
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_a_writer_asked_to_write_nothing_yet_refuses_an_older_store_untouched(
+    invoke: Invoke, demo: Path, store: Path, version: int
+) -> None:
+    assert invoke("run", demo, "--store", store, "--quiet").exit_code == 0
+    DuckDBStore(store, migrate=False).close()  # a current store opens so
+    _as_older(store, version)
+    before = checksum(store)
+    with pytest.raises(StoreNeedsWriting, match="needs its tables created or migrated"):
+        DuckDBStore(store, migrate=False)
+    assert checksum(store) == before
+    DuckDBStore(store).close()  # a writer's ordinary open migrates it
+    DuckDBStore(store, migrate=False).close()

@@ -81,13 +81,16 @@ RESERVED_BODY_FIELDS = frozenset(
 FAKE_JOURNAL_ENV = "THEMIS_FAKE_JOURNAL"
 
 
-def open_store(location: StoreLike | None = None, *, read_only: bool = False) -> StorePort:
+def open_store(
+    location: StoreLike | None = None, *, read_only: bool = False, migrate: bool = True
+) -> StorePort:
     """A store from a path (`*.duckdb` file, `:memory:`), or the given store as it is.
 
     `read_only`: for reading an existing store only (report, inspect, runs). Nothing is written,
     so a store on read-only media can be read and a missing file is an error; another process
     holding the store fails at once (`StoreLocked`: readers answer from its live progress),
-    whereas a writer waits a moment for it.
+    whereas a writer waits a moment for it. `migrate=False`: a writer that writes nothing
+    until its caller has checked its input (`DuckDBStore`; then `finish_opening`).
     """
     if location is None:
         location = DEFAULT_STORE
@@ -96,14 +99,16 @@ def open_store(location: StoreLike | None = None, *, read_only: bool = False) ->
             return MemoryStore()
         if read_only:
             return DuckDBStore(location, read_only=True, lock_wait=0.0)
-        return DuckDBStore(location)
+        return DuckDBStore(location, migrate=migrate)
     return location
 
 
 @contextmanager
-def opened_store(location: StoreLike | None, *, read_only: bool = False) -> Iterator[StorePort]:
+def opened_store(
+    location: StoreLike | None, *, read_only: bool = False, migrate: bool = True
+) -> Iterator[StorePort]:
     """`open_store`, closing the store afterwards only if it was opened here."""
-    store = open_store(location, read_only=read_only)
+    store = open_store(location, read_only=read_only, migrate=migrate)
     try:
         yield store
     finally:
@@ -120,6 +125,13 @@ def store_and_reader(path: str | Path) -> tuple[StorePort, StorePort]:
     except BaseException:
         store.close()
         raise
+
+
+def finish_opening(store: StorePort) -> None:
+    """The writes a store opened with `migrate=False` deferred (`DuckDBStore.finish_opening`;
+    nothing for other stores)."""
+    if isinstance(store, DuckDBStore):
+        store.finish_opening()
 
 
 def reader_of(store: StorePort) -> tuple[str, StorePort]:

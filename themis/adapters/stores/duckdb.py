@@ -95,12 +95,20 @@ class DuckDBStore:
     """A `StorePort` on one DuckDB connection, used by one caller at a time from any thread."""
 
     def __init__(
-        self, path: str | Path, *, read_only: bool = False, lock_wait: float = LOCK_WAIT_S
+        self,
+        path: str | Path,
+        *,
+        read_only: bool = False,
+        lock_wait: float = LOCK_WAIT_S,
+        migrate: bool = True,
     ) -> None:
         """Open (or create) the store at `path`; see `themis.adapters.stores.duckdb_open`.
 
         `read_only` opens an existing store without writing anything (nor taking the write
         lock); `lock_wait` is how long to wait for another process to release the file.
+        `migrate=False` takes the write lock but writes nothing while opening: a store that
+        needs its tables created or migrated is refused (`StoreNeedsWriting`), and the places
+        of older runs wait for `finish_opening` (a command checks its input first, then writes).
         """
         self._path = str(path)
         self._lock = threading.Lock()
@@ -109,8 +117,8 @@ class DuckDBStore:
         self._con: Any = connect(self._path, read_only=read_only, lock_wait=lock_wait)
         try:
             with self._connection() as con:
-                prepare_schema(con, self._path, read_only=read_only)
-            if not read_only:
+                prepare_schema(con, self._path, read_only=read_only, migrate=migrate)
+            if not read_only and migrate:
                 self._place_older_runs()
         except BaseException:
             self._con.close()
@@ -233,6 +241,12 @@ class DuckDBStore:
             while part := list(islice(refs, PLACES_PART)):
                 con.execute(INSERT_PLACES, ref_columns(snapshot, part, start))
                 start += len(part)
+
+    def finish_opening(self) -> None:
+        """What an open with `migrate=False` left for later: the places of runs that have none
+        (older and killed runs) and the log's views; for the caller to call once its input is
+        checked."""
+        self._place_older_runs()
 
     def _place_older_runs(self) -> None:
         """Create the log's views if missing, and keep the places of runs stored before

@@ -25,6 +25,7 @@ __all__ = [
     "LOCK_WAIT_S",
     "READABLE_FROM",
     "SCHEMA_VERSION",
+    "StoreNeedsWriting",
     "connect",
     "open_error",
     "prepare_schema",
@@ -60,6 +61,10 @@ _USER_TABLES: Final = (
     " WHERE database_name = current_database() AND NOT internal"
 )
 _LOCK_PID = re.compile(r"Conflicting lock is held in .*\(PID (\d+)\)")
+
+
+class StoreNeedsWriting(StoreError):
+    """A read-write open asked to write nothing found a store it would have to write to."""
 
 
 def _first_line(error: BaseException) -> str:
@@ -103,9 +108,11 @@ def _exists(path: str) -> bool:
         return True
 
 
-def prepare_schema(con: Any, path: str, *, read_only: bool) -> None:
+def prepare_schema(con: Any, path: str, *, read_only: bool, migrate: bool = True) -> None:
     """Check that `con` holds a Themis store this version reads, and (read-write) create or
-    migrate its tables. Refuses another program's database before writing anything."""
+    migrate its tables. Refuses another program's database before writing anything. Without
+    `migrate`, a read-write open writes nothing either: a store that lacks a table this
+    version keeps (or is new) is refused with `StoreNeedsWriting`."""
     tables = {name for (name,) in con.execute(_USER_TABLES).fetchall()}
     if tables and "meta" not in tables:
         shown = ", ".join(sorted(tables)[:3]) + (", ..." if len(tables) > 3 else "")
@@ -126,6 +133,8 @@ def prepare_schema(con: Any, path: str, *, read_only: bool) -> None:
             f"{path}: store schema version {stored} is newer than this Themis "
             f"supports ({SCHEMA_VERSION}); upgrade Themis"
         )
+    if not read_only and not migrate and (stored != SCHEMA_VERSION or _missing(tables)):
+        raise StoreNeedsWriting(f"{path}: the store needs its tables created or migrated")
     if read_only:
         if stored is not None and stored < READABLE_FROM:
             raise StoreError(
@@ -149,6 +158,15 @@ def prepare_schema(con: Any, path: str, *, read_only: bool) -> None:
         with suppress(duckdb.Error):  # a failed statement may already have ended it
             con.execute("ROLLBACK")
         raise
+
+
+def _missing(tables: set[str]) -> bool:
+    """Whether a table this version keeps is not among `tables` (added since it was written)."""
+    return any(_table_name(statement) not in tables for statement in _TABLES)
+
+
+def _table_name(statement: str) -> str:
+    return statement.removeprefix("CREATE TABLE IF NOT EXISTS ").split(" ", 1)[0]
 
 
 def stored_version(con: Any, path: str) -> int | None:

@@ -126,12 +126,14 @@ def run(
             else:
                 from themis.app.api.experiment import Experiment
                 from themis.app.render.runtime_controls import executor_lines, preflight_lines
-                from themis.app.wiring import check_executor, sandbox_gaps
+                from themis.app.wiring import check_executor, finish_opening, sandbox_gaps
 
                 experiment = Experiment.from_file(config, overrides=set_ or [])
                 print_warnings(experiment.spec)
                 runtime = experiment.runtime  # before executing: requests near their window
                 check_executor(runtime, experiment.source)
+                if opened is not None:  # the config is good: the store may now be written
+                    finish_opening(opened)
                 warning, error = runtime.token_warning_threshold, runtime.token_error_threshold
                 providers = _providers(experiment.compiled.spec)
                 for line in [
@@ -174,14 +176,16 @@ def run(
 
 
 def _open_existing(store: Path, held: ExitStack) -> StorePort | None:
-    """The store at `store` opened (closed with `held`) if the file exists; `None` if it does
-    not, or cannot be opened (the full path opens it again, and says why)."""
+    """The store at `store` opened for writing (closed with `held`) if the file exists, with
+    nothing written yet (the command checks its input first, then `finish_opening`); `None` if it
+    does not exist, cannot be opened, or needs migrating (the full path opens it again after
+    checking its input, and says why)."""
     from themis.app.wiring import opened_store
 
     if not store.is_file():
         return None
     try:
-        return held.enter_context(opened_store(store))
+        return held.enter_context(opened_store(store, migrate=False))
     except ThemisError:
         return None
 
@@ -249,6 +253,7 @@ def resume(
                 )
             else:
                 from themis.app.api.experiment import prepared_resume
+                from themis.app.wiring import finish_opening
 
                 with prepared_resume(
                     run_id,
@@ -258,6 +263,8 @@ def resume(
                     until_stage=_stage(until_stage),
                     retry_failed=retry_failed,
                 ) as prepared:
+                    if opened is not None:  # its config (if any) is good: now it may write
+                        finish_opening(opened)
                     for line in inherited_lines(store, prepared.providers):
                         stderr().print(line, markup=False, highlight=False, soft_wrap=True)
                     result = _execute_prepared(
