@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -32,3 +33,16 @@ def fake(server: FakeServer) -> FakeServer:
 def tripwires(monkeypatch: pytest.MonkeyPatch) -> None:
     """Building or calling a model, or opening a store (DuckDB or memory), raises `Tripwire`."""
     arm_tripwires(monkeypatch)
+
+
+@pytest.fixture(autouse=True)
+def _sigint_handler_kept() -> Iterator[None]:
+    """Every test leaves SIGINT's handler as it found it. A process that ignores SIGINT passes
+    that on to every child it starts: a real CLI a later test starts would then not stop on
+    Ctrl-C, and the suite would hang on it (the last session's queue-worker tests did)."""
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    after = signal.getsignal(signal.SIGINT)
+    if after != before:
+        signal.signal(signal.SIGINT, before)  # the next tests start as this one did
+        pytest.fail(f"the test left SIGINT's handler {after!r} (it found {before!r})")

@@ -7,6 +7,8 @@
   exactly once (each model call made once, across both), and the idle one says what it waits for.
 - A worker killed mid-run (SIGKILL) leaves its run `running`; the next worker resumes it first,
   and the report equals the uninterrupted run's.
+- Workers started by a process that ignores SIGINT (a suite or script run in the background)
+  inherit that, and still stop on SIGINT: the CLI takes SIGINT back while a command runs.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import signal
 import subprocess
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +117,18 @@ def _queue(cwd: Path, store: str) -> list[dict[str, Any]]:
     return runs
 
 
+@pytest.fixture
+def sigint_ignored() -> Iterator[None]:
+    """This process ignores SIGINT while the test runs, as a suite started in the background by
+    a script does (`make test &`, `nohup`): the workers it starts inherit that, and must still
+    stop on SIGINT, since every command takes SIGINT back while it runs (`cli.shared`)."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _worker(
     cwd: Path, store: str, log: Path, journal: Path, *extra: str
 ) -> subprocess.Popen[bytes]:
@@ -124,9 +139,6 @@ def _worker(
             env=themis_env(THEMIS_FAKE_JOURNAL=str(journal)),
             stdout=subprocess.DEVNULL,
             stderr=stderr,
-            # As from a terminal: Ctrl-C handled, even when this process was started with
-            # SIGINT ignored (a background job), which a child would inherit.
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
         )
 
 
@@ -166,6 +178,7 @@ def test_a_run_gives_the_same_answers_locally_and_through_a_worker(experiment: P
     assert _report(experiment, ran["run_id"], "queued.duckdb") == local_report
 
 
+@pytest.mark.usefixtures("sigint_ignored")
 def test_two_workers_run_every_submitted_run_once(experiment: Path) -> None:
     seeds = (1, 2, 3, 4)
     run_ids = [
@@ -244,6 +257,7 @@ def test_a_killed_workers_run_is_resumed_by_the_next_worker(experiment: Path) ->
     )
 
 
+@pytest.mark.usefixtures("sigint_ignored")
 def test_a_python_handle_follows_its_run_through_a_worker_process(experiment: Path) -> None:
     store = experiment / "s.duckdb"
     project = ProjectSpec(storage=StorageSpec(path=str(store)))
