@@ -1,11 +1,14 @@
 """`themis run --view` as a person watches it: the demo run, slowed by its scripted models'
-latency (about 40 s), started as a subprocess with its live viewer on a free 127.0.0.1 port,
-and real headless Chromium watching the counts rise on the runs list and the run page without a
-reload, the trials finished last appearing, then the finished run regrouped by the breakdown
-selector.
+latency (about a minute), started as a subprocess with its live viewer on a free 127.0.0.1
+port, and real headless Chromium watching, without a reload: the counts rise on the runs list
+and the run page, the trials finished last appear, and the run page follows the run — with the
+person's own search, sort and page size kept, a report number rises and the trials table grows —
+then the finished run is regrouped by the breakdown selector.
 
-The console stays clean and nothing is fetched from anywhere but the viewer; screenshots go to
-`tmp_path`. Ending the process (SIGTERM, as Ctrl-C) stops the viewer and exits 0.
+Every wait is for a condition, with a generous timeout: on a loaded machine each step may be
+slow, and the run lasts long enough for every check made while it runs. The console stays clean
+and nothing is fetched from anywhere but the viewer; screenshots go to `tmp_path`. Ending the
+process (SIGTERM, as Ctrl-C) stops the viewer and exits 0.
 """
 
 from __future__ import annotations
@@ -29,19 +32,25 @@ pytestmark = pytest.mark.slow
 
 URL = re.compile(r"viewer: (http://127\.0\.0\.1:\d+/) shows this run live")
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.toml"
-# 24 cases x 2 models x 2 prompts, one sample each, 0.8 s a call, two at a time: about 40 s,
+# 24 cases x 2 models x 2 prompts, one sample each, 1.25 s a call, two at a time: about 60 s,
 # long enough for every check made while it runs even on a loaded machine.
 SLOW = [
     "--set",
     "samples=1",
     "--set",
-    "models.strong.options.latency_s=0.8",
+    "models.strong.options.latency_s=1.25",
     "--set",
-    "models.weak.options.latency_s=0.8",
+    "models.weak.options.latency_s=1.25",
     "--set",
     "runtime.max_concurrent_tasks=2",
 ]
 PLANNED = 96
+# How long any one condition may take to come true while the run proceeds (generous: the
+# machine may be loaded), and how long the whole run may take.
+WAIT_MS = 60_000
+RUN_MS = 240_000
+# The user's own view of the trials: only scored ones, sorted by case, all on one page.
+FILTERED = "?q=scored&sort=case_id&limit=200"
 
 
 @attrs.frozen
@@ -66,7 +75,7 @@ def live_run(tmp_path: Path) -> Iterator[LiveRun]:
             assert process.stderr is not None
             found = None
             lines = []
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 120
             while found is None and time.monotonic() < deadline:
                 ready, _, _ = select.select([process.stderr], [], [], 1)
                 if ready:
@@ -124,9 +133,51 @@ def _rises(page: Page, selector: str) -> tuple[int, int]:
     page.wait_for_function(
         "([selector, first]) => Number(document.querySelector(selector).textContent) > first",
         arg=[selector, first],
-        timeout=30_000,
+        timeout=WAIT_MS,
     )
     return first, _number(page, selector)
+
+
+# The sum of the report table's `n` column (cases with a value, over every row).
+_REPORT_N = """() => {
+  const headers = [...document.querySelectorAll('#results thead th')].map(th => th.textContent);
+  const column = headers.indexOf('n');
+  return [...document.querySelectorAll('#results tbody tr')]
+    .reduce((sum, row) => sum + Number(row.cells[column].textContent), 0);
+}"""
+_TRIAL_ROWS = "() => document.querySelectorAll('#trials tbody tr').length"
+
+
+def _follows(page: Page) -> tuple[tuple[int, int], tuple[int, int]]:
+    """On a running run's page filtered by the user: the report's n and the trials table's row
+    count, each read twice, the second higher, with no reload between (a marker set in the
+    page survives) and the user's search and sort kept."""
+    page.evaluate("() => { window.themisMarker = 'kept'; }")
+    n, rows = page.evaluate(_REPORT_N), page.evaluate(_TRIAL_ROWS)
+    page.wait_for_function(f"(first) => ({_REPORT_N})() > first", arg=n, timeout=WAIT_MS)
+    page.wait_for_function(f"(first) => ({_TRIAL_ROWS})() > first", arg=rows, timeout=WAIT_MS)
+    assert page.evaluate("() => window.themisMarker") == "kept", "the page was reloaded"
+    assert page.url.endswith(FILTERED)
+    statuses = page.locator("#trials tbody tr td:nth-child(6)").all_inner_texts()
+    assert set(statuses) == {"scored"}
+    cases = page.locator("#trials tbody tr td:nth-child(1)").all_inner_texts()
+    assert cases == sorted(cases)
+    return (n, page.evaluate(_REPORT_N)), (rows, page.evaluate(_TRIAL_ROWS))
+
+
+def _newest_takes_the_top_row(page: Page) -> None:
+    """The "finished last" table fills, and a newly finished trial takes its top row."""
+    page.wait_for_function(
+        "() => document.querySelectorAll('#latest tbody tr').length > 0", timeout=WAIT_MS
+    )
+    first = page.locator("#latest tbody tr").first.inner_text()
+    assert re.search(r"arith-\d+\s+arithmetic\s+(strong|weak)\s+(direct|reasoning)", first), first
+    assert "exact_match" in first
+    page.wait_for_function(
+        "(first) => document.querySelector('#latest tbody tr').innerText !== first",
+        arg=first,
+        timeout=WAIT_MS,
+    )
 
 
 def test_counts_rise_while_the_run_proceeds_and_the_finished_run_regroups(
@@ -134,36 +185,38 @@ def test_counts_rise_while_the_run_proceeds_and_the_finished_run_regroups(
 ) -> None:
     opened = open_page(live_run.url)
     page = opened.page
+    page.set_default_timeout(WAIT_MS)
     done = "span[data-field=done]"
     assert page.locator(done).count() == 1, "the run should still be running"
     before, after = _rises(page, done)
     assert 0 <= before < after <= PLANNED
     opened.screenshot(tmp_path / "runs-live.png")
-    _themis_view_points_to_the_live_viewer(live_run, open_page, tmp_path)
 
     page.click("#cases td a")
     page.wait_for_load_state("load")
-    assert page.locator("#live").count() == 1
+    run_url = page.url
+    page.goto(run_url + FILTERED, wait_until="load")
+    assert page.locator("#live").count() == 1, "the run should still be running"
     scored = "#live-stages span[data-stage=score][data-field=done]"
     before, after = _rises(page, scored)
     assert before < after <= PLANNED
-    page.wait_for_function("() => document.querySelectorAll('#latest tbody tr').length > 0")
-    first = page.locator("#latest tbody tr").first.inner_text()
-    assert re.search(r"arith-\d+\s+arithmetic\s+(strong|weak)\s+(direct|reasoning)", first), first
-    assert "exact_match" in first
-    page.wait_for_function(  # a newly finished trial takes the top row
-        "(first) => document.querySelector('#latest tbody tr').innerText !== first",
-        arg=first,
-        timeout=30_000,
-    )
+    (n_before, n_after), (rows_before, rows_after) = _follows(page)
+    assert n_before < n_after
+    assert rows_before < rows_after <= PLANNED
+    _newest_takes_the_top_row(page)
     opened.screenshot(tmp_path / "run-live.png")
+    _themis_view_points_to_the_live_viewer(live_run, open_page, tmp_path)
 
     page.wait_for_function(
         "() => document.getElementById('live-status').textContent.startsWith('finished')",
-        timeout=120_000,
+        timeout=RUN_MS,
     )
     assert _number(page, scored) <= PLANNED
-    page.reload(wait_until="load")
+    # The last refill shows the finished run: every scored trial, on the user's one page.
+    final = page.evaluate(_TRIAL_ROWS)
+    assert page.inner_text(".pager .shown") == f"1–{final} of {final}"
+    assert page.evaluate("() => window.themisMarker") == "kept"
+    page.goto(run_url, wait_until="load")
     assert page.locator("#live").count() == 0
     assert page.locator("#results tbody tr").count() == 8  # 2 models x 2 prompts x 2 metrics
 

@@ -4,7 +4,9 @@ current, and, on a store another process holds, the URL of the viewer that proce
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -100,3 +102,28 @@ def test_a_viewer_notice_is_withdrawn_and_ignored_once_its_process_is_gone(
     notice.withdraw()
     assert notice.announced(os.getpid()) is None
     assert not directory.exists()
+
+
+def test_the_run_json_carries_the_report_table_as_the_page_shows_it(
+    viewer_store: ViewerStore,
+) -> None:
+    """live.js refills a running run's report table from `/api/runs/RUN`'s `results`: the same
+    headers and cell texts as the page's table, for the page's own grouping."""
+    run = viewer_store.run_a
+    with TestClient(viewer_app(viewer_store.path)) as client:
+        data = client.get(f"/api/runs/{run}", params={"by": "model"}).json()
+        page = client.get(f"/runs/{run}", params={"by": "model"}).text
+    results = data["results"]
+    assert results["headers"][:4] == ["dataset", "model", "prompt", "metric"]
+    assert [row[:4] for row in results["rows"]] == [
+        ["*", "alpha", "*", "exact_match"],
+        ["*", "beta", "*", "exact_match"],
+    ]
+    table = page[page.index('<table id="results">') :]
+    table = table[: table.index("</table>")]
+    shown = [
+        [html.unescape(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+        for row in re.findall(r"<tr>(.*?)</tr>", table[table.index("<tbody>") :])
+    ]
+    assert shown == results["rows"]
+    assert '<span class="shown">1–24 of 24</span>' in page  # the pager's count, refilled too

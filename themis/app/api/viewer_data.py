@@ -21,7 +21,7 @@ from themis.app.api.views import get_evaluation_execution, live_runs
 from themis.app.render.comparisons import comparison_json
 from themis.app.render.evaluation import evaluation_json
 from themis.app.render.inspect_views import progress_json, state_json
-from themis.app.render.report_text import when
+from themis.app.render.report_text import Columns, when
 from themis.app.render.reports import document_json
 from themis.app.usecases.comparing import compare_stored
 from themis.app.usecases.reporting import ReportDocument, report_document
@@ -319,13 +319,19 @@ def run_data(
     by: Breakdown | None = None,
     cache: ViewerCache | None = None,
 ) -> dict[str, Any]:
-    """`/api/runs/{id}`: the report as `themis report --format json --by ...`, failures by kind
-    and a page of trials."""
+    """`/api/runs/{id}`: the report as `themis report --format json --by ...`, its table's
+    cells as the page shows them, failures by kind and a page of trials."""
     cache = cache or ViewerCache.of(store)
     document = run_document(store, run_id, by, cache)
     resolved = document.report.run_id
+    columns = Columns.of(document.report)
     return {
         "report": document_json(document),
+        # The report's table as the run page shows it (the same text in each cell).
+        "results": {
+            "headers": columns.headers,
+            "rows": [columns.cells(row) for row in document.report.rows],
+        },
         "failures": failures_data(store, resolved, cache),
         "trials": trials_data(store, resolved, query, cache),
     }

@@ -129,7 +129,7 @@ def _pager(base: str, query: Mapping[str, Any], total: int, offset: int, limit: 
         following = urlencode({**query, "offset": offset + limit})
         links.append(f'<a href="{escape(base)}?{escape(following)}" id="next">next</a>')
     shown = f"{offset + 1}–{min(total, offset + limit)} of {total}" if total else "none"
-    return f'<p class="pager">{shown} {" · ".join(links)}</p>'
+    return f'<p class="pager"><span class="shown">{shown}</span> {" · ".join(links)}</p>'
 
 
 def run_page(
