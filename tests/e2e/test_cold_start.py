@@ -47,9 +47,13 @@ def _imported_by(*args: str, cwd: Path) -> set[str]:
     """The modules the `themis` console script imports for `args`, from `-X importtime`."""
     result = run_themis(cwd, *args, env=themis_env(PYTHONPROFILEIMPORTTIME="1"))
     assert result.returncode == 0, result.stderr[-2000:]
+    return _modules_in(result.stderr)
+
+
+def _modules_in(import_log: str) -> set[str]:
     return {
         line.rsplit("|", 1)[1].strip()
-        for line in result.stderr.splitlines()
+        for line in import_log.splitlines()
         if line.startswith("import time:") and "|" in line
     }
 
@@ -105,6 +109,25 @@ def test_commands_without_a_model_call_load_no_http_adapter(tmp_path: Path) -> N
     # Nor the execution engine or the prompt renderer: a report renders no prompt (issue 12).
     engine = ("trio", "jinja2", "themis.app.execution")
     assert sorted(name for name in imported if name.startswith(engine)) == []
+
+
+def test_run_and_report_coerce_their_values_without_pydantic(tmp_path: Path) -> None:
+    # typer coerces every value through pydantic, whose import and adapters cost a command
+    # ~0.15-0.2 s of CPU; `themis.app.cli.coercion` answers the plain values (a path, a list of
+    # strings, a choice, a number) itself.
+    store = tmp_path / "plain.duckdb"
+    config = Path(__file__).resolve().parents[2] / "examples" / "demo.toml"
+    args = ("--store", store, "--json", "--fail-under", "0.1", "--set", "seed=3")
+    ran = run_themis(tmp_path, "run", config, *args, env=themis_env(PYTHONPROFILEIMPORTTIME="1"))
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    run_id = json.loads(ran.stdout)["run_id"]
+    reported = _imported_by(
+        "report", run_id[:12], "--store", str(store), "--format", "json", cwd=tmp_path
+    )
+
+    for imported in (_modules_in(ran.stderr), reported):
+        assert "themis.app.cli.coercion" in imported  # the import log was read
+        assert sorted(name for name in imported if name.split(".")[0] == "pydantic") == []
 
 
 def test_calls_to_a_plain_http_endpoint_that_succeed_load_no_httpx(fake: FakeServer) -> None:

@@ -23,6 +23,7 @@ from themis.app.cli import (
     run_commands,
     view_command,
 )
+from themis.app.cli.coercion import plain_coercion
 from themis.app.cli.endings import ExitStatus
 from themis.app.cli.help_format import load_rich_utils
 from themis.app.cli.shared import quiet_stdout
@@ -44,7 +45,7 @@ def _flags_without_type(params: list[Any]) -> list[Any]:
 
 class _Command(TyperCommand):
     def get_params(self, ctx: Any) -> list[Any]:
-        return _flags_without_type(super().get_params(ctx))
+        return plain_coercion(_flags_without_type(super().get_params(ctx)))
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         load_rich_utils()
@@ -53,7 +54,7 @@ class _Command(TyperCommand):
 
 class _Group(TyperGroup):
     def get_params(self, ctx: Any) -> list[Any]:
-        return _flags_without_type(super().get_params(ctx))
+        return plain_coercion(_flags_without_type(super().get_params(ctx)))
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         load_rich_utils()
