@@ -110,3 +110,32 @@ def test_a_worker_runs_a_queued_run_with_the_runtime_it_was_submitted_with(
         orchestrator.work(once=True)
         assert handle.wait(timeout=5).status == "completed"
     assert model.most == concurrency
+
+
+@pytest.mark.parametrize("where", ["memory", "file"])
+def test_runs_lists_queued_runs_and_prune_queue_removes_the_done_ones(
+    tmp_path: Path, where: str
+) -> None:
+    path = "memory" if where == "memory" else str(tmp_path / "q.duckdb")
+    with Orchestrator(_project(path), models={"fake": CountingModel()}) as orchestrator:
+        first = orchestrator.submit(config(), queue=True)
+        second = orchestrator.submit(config(samples=2), queue=True)
+        listed = orchestrator.runs()
+        assert [(run.run_id, run.queued, run.event_count) for run in listed] == [
+            (first.run_id, True, 0),
+            (second.run_id, True, 0),
+        ]
+        orchestrator.work(once=True)
+        listed = orchestrator.runs()
+        assert [(run.run_id, run.queued) for run in listed] == [
+            (first.run_id, False),
+            (second.run_id, True),
+        ]
+        assert listed[0].event_count > 0
+        [pruned] = orchestrator.prune_queue()
+        assert (pruned.run_id, pruned.state) == (first.run_id, "done")
+        assert second.status() == "queued"
+        with pytest.raises(themis.ThemisError, match="no longer in the queue"):
+            first.status()
+        assert orchestrator.prune_queue() == []
+        assert orchestrator.report(first.run_id).scored == 4  # its results stay in the store

@@ -123,3 +123,52 @@ def test_inspect_shows_a_queued_run_before_any_worker_made_the_store(
     assert invoke("worker", "--store", store, "--once").exit_code == 0
     state = output_json(invoke("inspect", "state", run_id[:8], "--store", store, "--json"))
     assert state["status"] == "completed"
+
+
+def test_runs_lists_queued_runs_before_and_after_a_worker_made_the_store(
+    invoke: Invoke, demo: Path, store: Path
+) -> None:
+    first = _submit(invoke, demo, store)
+    second = _submit(invoke, demo, store, "--set", "seed=5")
+    listed = output_json(invoke("runs", "--store", store, "--json"))["runs"]  # no store yet
+    assert [(run["run_id"], run["status"], run["events"]) for run in listed] == [
+        (first, "queued", 0),
+        (second, "queued", 0),
+    ]
+    assert invoke("worker", "--store", store, "--once").exit_code == 0
+    listed = output_json(invoke("runs", "--store", store, "--json"))["runs"]
+    assert [(run["run_id"], run["status"]) for run in listed] == [
+        (first, "completed"),
+        (second, "queued"),
+    ]
+    assert listed[0]["events"] > 0
+    table = invoke("runs", "--store", store)
+    assert table.exit_code == 0, table.output
+    [row] = [line for line in table.stdout.splitlines() if second[:16] in line]
+    assert [cell.strip() for cell in row.split("│")][-3:] == ["0", "queued", ""]
+
+
+def test_queue_prune_removes_only_done_runs_and_their_files(
+    invoke: Invoke, demo: Path, store: Path
+) -> None:
+    nothing = invoke("queue", "prune", "--store", store)
+    assert nothing.exit_code == 0, nothing.output
+    assert nothing.stdout.startswith("nothing to prune")
+    first = _submit(invoke, demo, store)
+    second = _submit(invoke, demo, store, "--set", "seed=5")
+    assert invoke("worker", "--store", store, "--once").exit_code == 0
+    before = store.read_bytes()
+
+    pruned = invoke("queue", "prune", "--store", store)
+
+    assert pruned.exit_code == 0, pruned.output
+    assert pruned.stdout == f"pruned run {first[:12]} (demo-arithmetic): completed\n"
+    queue = FileRunQueue(queue_directory(store))
+    assert [(entry.run_id, entry.state) for entry in queue.entries()] == [(second, "queued")]
+    assert sorted(path.name for path in queue_directory(store).glob("*.json")) == sorted(
+        ["queue.json", f"{second}.snapshot.json"]
+    )
+    assert store.read_bytes() == before  # the store is never opened
+    assert output_json(invoke("queue", "prune", "--store", store, "--json")) == {"pruned": []}
+    report = output_json(invoke("report", first[:12], "--store", store, "--format", "json"))
+    assert report["status"] == "completed"  # the results stay in the store

@@ -135,6 +135,43 @@ class RunQueueContract:
         assert port.report(snapshot.run_id) is None
         assert port.entries()[0].ending == Ending("failed", error="boom")
 
+    def test_prune_removes_only_done_entries_with_their_files(
+        self, port: RunQueuePort, demo: tuple[RunSnapshot, Report]
+    ) -> None:
+        done, running, waiting = (_other(demo[0], name) for name in ("aaaa", "bbbb", "cccc"))
+        for at, snapshot in enumerate((done, running, waiting)):
+            _submit(port, snapshot, float(at))
+        port.take(11, 3.0)
+        port.finish(done.run_id, 4.0, Ending("completed"), demo[1])
+        port.take(12, 5.0)
+
+        [removed] = port.prune()
+
+        assert (removed.run_id, removed.state) == (done.run_id, DONE)
+        assert [(e.run_id, e.state) for e in port.entries()] == [
+            (running.run_id, RUNNING),
+            (waiting.run_id, QUEUED),
+        ]
+        assert port.snapshot(done.run_id) is None
+        assert port.report(done.run_id) is None
+        assert port.snapshot(waiting.run_id) == waiting
+        assert port.prune() == []
+
+    def test_prune_keeps_the_snapshot_of_a_done_run_submitted_again(
+        self, port: RunQueuePort, demo: tuple[RunSnapshot, Report]
+    ) -> None:
+        snapshot, report = demo
+        _submit(port, snapshot, 1.0)
+        port.take(11, 2.0)
+        port.finish(snapshot.run_id, 3.0, Ending("completed"), report)
+        again, _ = _submit(port, snapshot, 4.0)
+        assert [entry.position for entry in port.prune()] == [1]
+        assert port.entries() == [again]
+        assert port.snapshot(snapshot.run_id) == snapshot
+        taken = port.take(11, 5.0)
+        assert taken is not None
+        assert taken[1] == snapshot
+
 
 class TestMemoryRunQueue(RunQueueContract):
     def make_port(self, tmp_path: Path) -> RunQueuePort:

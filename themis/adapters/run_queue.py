@@ -30,7 +30,16 @@ import cattrs
 from themis.adapters.atomic_files import replace_file
 from themis.adapters.codec import decode_report, decode_snapshot, encode_report, encode_snapshot
 from themis.core.errors import StoreError
-from themis.core.queue import DONE, Ending, QueuedRun, claimed, enqueued, finished, next_to_take
+from themis.core.queue import (
+    DONE,
+    Ending,
+    QueuedRun,
+    claimed,
+    enqueued,
+    finished,
+    next_to_take,
+    pruned,
+)
 from themis.core.report import Report
 from themis.core.snapshot import RunSnapshot
 
@@ -105,6 +114,17 @@ class FileRunQueue:
 
         self._changed(change)
 
+    def prune(self) -> list[QueuedRun]:
+        def change(entries: list[QueuedRun]) -> tuple[list[QueuedRun], list[QueuedRun]]:
+            kept, removed = pruned(entries)
+            for run_id in _unheld(removed, kept):
+                for suffix in ("snapshot", "report"):
+                    (self.directory / f"{run_id}.{suffix}.json").unlink(missing_ok=True)
+            return kept, removed
+
+        removed: list[QueuedRun] = self._changed(change)
+        return removed
+
     def entries(self) -> list[QueuedRun]:
         path = self.directory / "queue.json"
         try:
@@ -172,6 +192,11 @@ class FileRunQueue:
         replace_file(self.directory / name, text)
 
 
+def _unheld(removed: list[QueuedRun], kept: list[QueuedRun]) -> set[str]:
+    """The runs of `removed` entries that no `kept` entry runs (their files may go)."""
+    return {entry.run_id for entry in removed} - {entry.run_id for entry in kept}
+
+
 def _replaced(entries: list[QueuedRun], changed: QueuedRun) -> list[QueuedRun]:
     return [changed if entry.position == changed.position else entry for entry in entries]
 
@@ -211,6 +236,15 @@ class MemoryRunQueue:
                 if entry.run_id == run_id and entry.state != DONE:
                     self._entries = _replaced(self._entries, finished(entry, at, ending))
                     return
+
+    def prune(self) -> list[QueuedRun]:
+        with self._lock:
+            kept, removed = pruned(self._entries)
+            for run_id in _unheld(removed, kept):
+                self._snapshots.pop(run_id, None)
+                self._reports.pop(run_id, None)
+            self._entries = kept
+            return removed
 
     def entries(self) -> list[QueuedRun]:
         with self._lock:

@@ -16,6 +16,7 @@ import attrs
 from attrs import frozen
 
 from themis.core.inspection import RunProgress
+from themis.core.snapshot import RunSummary
 from themis.core.stages import Stage
 
 __all__ = [
@@ -30,6 +31,8 @@ __all__ = [
     "enqueued",
     "finished",
     "next_to_take",
+    "pruned",
+    "queued_summaries",
     "shown_state",
     "waiting",
     "with_queue",
@@ -109,6 +112,15 @@ def finished(entry: QueuedRun, at: float, ending: Ending) -> QueuedRun:
     return attrs.evolve(entry, state=DONE, finished_at=at, ending=ending)
 
 
+def pruned(entries: Sequence[QueuedRun]) -> tuple[list[QueuedRun], list[QueuedRun]]:
+    """`themis queue prune` (ADR 0045): the entries kept (queued, running, or left by a stopped
+    worker) and those removed (done: the run's results are in the store), each in order.
+    Entries are never pruned when they finish: `inspect queue` shows how they ended, and a
+    handle reads a finished run's report from the queue while a worker holds the store."""
+    kept = [entry for entry in entries if entry.state != DONE]
+    return kept, [entry for entry in entries if entry.state == DONE]
+
+
 INTERRUPTED: Final = "interrupted"  # shown for a run a stopped worker left (taken again next)
 
 
@@ -140,6 +152,22 @@ def with_queue(rows: Sequence[RunProgress], entries: Sequence[QueuedRun]) -> lis
             )
         )
     return shown
+
+
+def queued_summaries(
+    summaries: Sequence[RunSummary], entries: Sequence[QueuedRun]
+) -> list[RunSummary]:
+    """`runs`' lines with the queue's: a run submitted but not in the store yet is added after
+    the stored ones, `queued`, created when it was submitted, with no events."""
+    stored = {summary.run_id for summary in summaries}
+    return [
+        *summaries,
+        *(
+            RunSummary(entry.run_id, entry.name, entry.submitted_at, 0, queued=True)
+            for entry in waiting(entries)
+            if entry.run_id not in stored
+        ),
+    ]
 
 
 def shown_state(entry: QueuedRun, worker_alive: bool) -> str:

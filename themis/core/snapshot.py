@@ -27,9 +27,11 @@ class RunSnapshot:
 
 @frozen
 class RunSummary:
-    """One line about a stored run, as `runs` lists it."""
+    """One line about a stored run, as `runs` lists it; `queued`: a run submitted to the store's
+    queue that no worker has stored yet (`created_at` is when it was submitted)."""
 
     run_id: str
     name: str
     created_at: float
     event_count: int
+    queued: bool = False

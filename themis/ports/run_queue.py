@@ -8,6 +8,8 @@ Contract (one suite in `tests/contract` runs it against every adapter):
   snapshot (`None` when nothing waits). Callers take only while holding the store's lock, so
   two callers never take the same entry.
 - `finish` marks a taken entry `done` with its ending and keeps `report` for `report`.
+- `prune` removes every `done` entry (with its snapshot and report, unless an entry kept
+  runs the same run) and returns them in order; queued and running entries stay.
 - `entries` lists every entry in submission order; it never blocks and never fails on a
   queue that does not exist yet (empty). `snapshot` is a submitted run's snapshot (`None` for
   a run never submitted), `report` a finished run's report.
@@ -32,6 +34,8 @@ class RunQueuePort(Protocol):
     def take(self, pid: int, at: float) -> tuple[QueuedRun, RunSnapshot] | None: ...
 
     def finish(self, run_id: str, at: float, ending: Ending, report: Report | None) -> None: ...
+
+    def prune(self) -> list[QueuedRun]: ...
 
     def entries(self) -> list[QueuedRun]: ...
 

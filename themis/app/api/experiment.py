@@ -59,6 +59,7 @@ from themis.app.wiring import (
     execution_ports,
     opened_store,
     plugin_models,
+    run_queue_of,
     sandbox_for,
 )
 from themis.core.benchmark import BenchmarkSpec
@@ -72,6 +73,7 @@ from themis.core.judging import all_models, final_stage
 from themis.core.manifest import RunManifest, build_manifest
 from themis.core.planner import CompiledRun, TrialPlan, compile_run, plan
 from themis.core.plugins import PluginRegistry, missing_implementations
+from themis.core.queue import queued_summaries
 from themis.core.report import Report
 from themis.core.runtime import RuntimeConfig
 from themis.core.snapshot import RunSummary
@@ -574,9 +576,13 @@ def load_report(
 
 
 def runs(store: StoreLike = "themis.duckdb") -> list[RunSummary]:
-    """Every run in the store, oldest first."""
+    """Every run in the store, oldest first; then the runs submitted to its queue that it does
+    not hold yet (`queued`, ADR 0031), also before a worker has created the store."""
+    entries = [] if str(store) in ("memory", ":memory:") else run_queue_of(store).entries()
+    if entries and isinstance(store, str | Path) and not Path(store).exists():
+        return queued_summaries([], entries)
     with opened_store(store, read_only=True) as opened:
-        return list_runs(opened)
+        return queued_summaries(list_runs(opened), entries)
 
 
 def executed_stage(stage: Stage | str | None, spec: ExperimentSpec | None = None) -> Stage:

@@ -94,8 +94,14 @@ class QueuedRunHandle(RunHandle):
         """Nothing to start: a worker takes the run."""
 
     def entry(self) -> QueuedRun:
-        """The run's queue entry as it stands now."""
-        return next(e for e in self._queue.entries() if e.position == self._position)
+        """The run's queue entry as it stands now; `ThemisError` once it was pruned."""
+        for entry in self._queue.entries():
+            if entry.position == self._position:
+                return entry
+        raise ThemisError(
+            f"run {self.run_id[:12]} is no longer in the queue (pruned once done); "
+            "its results are in the store"
+        )
 
     def done(self) -> bool:
         return self.entry().state == DONE

@@ -24,7 +24,7 @@ from themis.app.api.experiment import Experiment, load_report, resume, runs
 from themis.app.api.handles import QueuedRunHandle, RunHandle
 from themis.app.api.lifecycle import diff_configs, plan_run
 from themis.app.api.orchestrator_bundles import BundleMethods
-from themis.app.api.queue import submit_run, work
+from themis.app.api.queue import prune_queue, submit_run, work
 from themis.app.api.views import get_run_progress
 from themis.app.config.loading import config_from_mapping, load_config, read_table
 from themis.app.config.project import load_project, project_from_mapping
@@ -251,6 +251,11 @@ class Orchestrator(BundleMethods):
                 on_progress=self._on_progress,
                 telemetry=self.telemetry,
             )
+
+    def prune_queue(self) -> list[QueuedRun]:
+        """Remove the done runs from the store's queue (their results stay in the store) and
+        return their entries; queued and running runs stay (`themis queue prune`)."""
+        return prune_queue(self._queue_store())
 
     def _enqueue(
         self,

@@ -35,7 +35,7 @@ from themis.core.stages import Stage
 from themis.ports.run_queue import RunQueuePort
 from themis.ports.store import StorePort
 
-__all__ = ["Submission", "submit_run", "work"]
+__all__ = ["Submission", "prune_queue", "submit_run", "work"]
 
 Notes = Callable[[str], None]
 
@@ -83,6 +83,12 @@ def submit_run(
     entry, queued = queue.submit(candidate, new_snapshot(request, at))
     ahead = sum(1 for other in waiting(queue.entries()) if other.position < entry.position)
     return Submission(entry=entry, queued=queued, ahead=ahead)
+
+
+def prune_queue(store: StoreLike = "themis.duckdb") -> list[QueuedRun]:
+    """Remove the done entries from `store`'s queue (their runs' results stay in the store) and
+    return them; queued and running runs stay. Never opens the store (ADR 0045)."""
+    return run_queue_of(store).prune()
 
 
 def work(

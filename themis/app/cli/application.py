@@ -94,6 +94,14 @@ providers_app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+queue_app = typer.Typer(
+    cls=_Group,
+    name="queue",
+    help="The store's queue of submitted runs: prune the done ones (`inspect queue` lists it).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 
 app.command(cls=_Command)(run_commands.run)
 app.command(cls=_Command)(run_commands.resume)
@@ -102,6 +110,8 @@ app.command(cls=_Command)(run_commands.report)
 app.command("runs", cls=_Command)(run_commands.list_runs)
 app.command("submit", cls=_Command)(queue_commands.submit)
 app.command("worker", cls=_Command)(queue_commands.worker)
+app.add_typer(queue_app, name="queue")
+queue_app.command("prune", cls=_Command)(queue_commands.prune)
 app.add_typer(inspect_app, name="inspect")
 inspect_app.command("snapshot", cls=_Command)(inspect_commands.inspect_snapshot)
 inspect_app.command("state", cls=_Command)(inspect_commands.inspect_state)

@@ -32,7 +32,7 @@ def inspect_snapshot(
     from themis.app.render.inspect_views import snapshot_json, snapshot_render
 
     with errors():
-        view = get_run_snapshot(run_id, _store_or_queue(store))
+        view = get_run_snapshot(run_id, store_or_queue(store))
         if as_json:
             print_json(snapshot_json(view))
         else:
@@ -47,7 +47,7 @@ def inspect_state(
     from themis.app.render.inspect_views import state_json, state_render
 
     with errors():
-        view = get_execution_state(run_id, _store_or_queue(store))
+        view = get_execution_state(run_id, store_or_queue(store))
         if as_json:
             print_json(state_json(view))
         else:
@@ -94,14 +94,14 @@ def quickcheck_command(store: StoreOption = DEFAULT_STORE, as_json: JsonOption =
     from themis.app.render.inspect_views import quickcheck_json, quickcheck_render
 
     with errors():
-        rows = quickcheck(_store_or_queue(store))
+        rows = quickcheck(store_or_queue(store))
         if as_json:
             print_json(quickcheck_json(rows))
         else:
             stdout().print(quickcheck_render(rows))
 
 
-def _store_or_queue(store: Path) -> Path:
+def store_or_queue(store: Path) -> Path:
     """`store`, which must exist, or have runs submitted to it (its queue, ADR 0031)."""
     from themis.app.wiring import run_queue_of
 

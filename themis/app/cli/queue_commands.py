@@ -1,5 +1,6 @@
-"""`themis submit` and `themis worker`: queue a run on a store, and run a store's queued runs
-(`themis.app.api.queue`; ADR 0031). Errors end as every command's do (`shared.errors`)."""
+"""`themis submit`, `themis worker` and `themis queue prune`: queue a run on a store, run a
+store's queued runs, and remove the finished ones from its queue (`themis.app.api.queue`; ADRs
+0031 and 0045). Errors end as every command's do (`shared.errors`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from themis.app.cli.shared import (
     print_json,
     print_warnings,
     stderr,
+    stdout,
 )
 
 DEFAULT_STORE = Path("themis.duckdb")
@@ -86,3 +88,36 @@ def worker(
     endings = [entry.ending.outcome for entry in finished if entry.ending is not None]
     if once and any(outcome != "completed" for outcome in endings):
         raise typer.Exit(ExitStatus.RESULTS)
+
+
+def prune(
+    store: StoreOption = DEFAULT_STORE,
+    as_json: Annotated[bool, typer.Option("--json", help="Print what was pruned as JSON.")] = False,
+) -> None:
+    """Remove the done runs from the store's queue (their results stay in the store); queued,
+    running and interrupted runs stay. Never opens the store, so it works while a worker runs."""
+    from themis.app.api.queue import prune_queue
+
+    with errors():
+        removed = prune_queue(store)
+        if as_json:
+            print_json(
+                {
+                    "pruned": [
+                        {
+                            "run_id": entry.run_id,
+                            "name": entry.name,
+                            "outcome": entry.ending.outcome if entry.ending else None,
+                        }
+                        for entry in removed
+                    ]
+                }
+            )
+            return
+        out = stdout()
+        if not removed:
+            out.print(f"nothing to prune: no done run in the queue of {store}", markup=False)
+        for entry in removed:
+            outcome = entry.ending.outcome if entry.ending else "done"
+            line = f"pruned run {entry.run_id[:12]} ({entry.name}): {outcome}"
+            out.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -28,7 +28,6 @@ from themis.app.cli.shared import (
     print_warnings,
     stderr,
     stdout,
-    with_store,
 )
 from themis.core.errors import ConfigError, StoreLocked, ThemisError
 from themis.core.stages import Stage
@@ -493,18 +492,20 @@ def list_runs(
     store: StoreOption = Path("themis.duckdb"),
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """List the runs in a store, oldest first."""
+    """List the runs in a store, oldest first, then the runs submitted to it that no worker has
+    taken yet (status `queued`)."""
     from themis.app.api.experiment import runs
     from themis.app.api.views import quickcheck
     from themis.app.render.reports import runs_json, runs_table
 
     with errors():
         try:
-            summaries = with_store(store, runs)
+            summaries = runs(inspect_commands.store_or_queue(store))
         except StoreLocked as locked:  # a run in progress holds it: list what that run publishes
             inspect_commands.print_live_runs(locked, as_json=as_json)
             return
+        progress = quickcheck(store)
         if as_json:
-            print_json(runs_json(summaries, quickcheck(existing_store(store))))
+            print_json(runs_json(summaries, progress))
         else:
-            stdout().print(runs_table(summaries))
+            stdout().print(runs_table(summaries, progress))

@@ -203,15 +203,24 @@ def run_json(result: RunResult) -> dict[str, Any]:
     }
 
 
-def runs_table(summaries: list[RunSummary]) -> Table:
+def runs_table(summaries: list[RunSummary], progress: Sequence[RunProgress]) -> Table:
+    """`themis runs`: one row per run, with its status (`queued` for a submitted run a worker
+    has not taken yet; its `created` is when it was submitted)."""
+    by_run = {row.run_id: row for row in progress}
     table = Table(title="runs", title_justify="left")
     table.add_column("run_id")
     table.add_column("name")
     table.add_column("created")
     table.add_column("events", justify="right")
+    table.add_column("status")
     for summary in summaries:
+        status = _status(by_run.get(summary.run_id))["status"]
         table.add_row(
-            summary.run_id[:16], summary.name, when(summary.created_at), str(summary.event_count)
+            summary.run_id[:16],
+            summary.name,
+            when(summary.created_at),
+            str(summary.event_count),
+            status or "—",
         )
     return table
 
