@@ -151,7 +151,7 @@ def test_a_derived_replay_looks_generations_up_once_and_logs_what_running_it_log
     replayed = themis.replay(
         source.run_id[:8], "score", replayed_store, config=DEMO, overrides=changed
     )
-    assert lookups == [288]  # the check before running; the execution reuses its answer
+    assert lookups == [288]  # by the execution, one chunk; the check before it reads keys only
     monkeypatch.setattr(DuckDBStore, "find_generations", original)
     ran = themis.Experiment.from_file(DEMO, overrides=changed).run(run_store)
 

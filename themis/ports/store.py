@@ -20,6 +20,8 @@ Contract (one suite in `tests/contract` runs it against every adapter):
 - `GenerationIndex.find_generations` answers, in one call for many trial keys, which of them
   another run of the store completed: `{trial_key: (run_id, GenerationCompleted)}`. Several
   candidates resolve to the earliest-created run (ties by run id), then its earliest seq.
+  `generated_keys` answers only which of them another run completed, reading no payload (a
+  replay checks a whole run this way, then reads the generations chunk by chunk).
 - `FactCache.save_facts` keeps one `CompiledFacts` per key (a later save replaces it);
   `load_facts` returns it, or `None` when none was saved (or the store predates the cache).
   `delete_run` leaves config entries naming the run: they are checked against the run's own.
@@ -86,6 +88,8 @@ class GenerationIndex(Protocol):
     def find_generations(
         self, trial_keys: Sequence[str], exclude_run: str
     ) -> dict[str, tuple[str, GenerationCompleted]]: ...
+
+    def generated_keys(self, trial_keys: Sequence[str], exclude_run: str) -> set[str]: ...
 
 
 class FactCache(Protocol):

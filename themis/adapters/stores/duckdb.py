@@ -72,6 +72,10 @@ _FIND_GENERATIONS: Final = (
     " QUALIFY row_number() OVER ("
     "  PARTITION BY e.trial_key ORDER BY r.created_at NULLS LAST, e.run_id, e.seq) = 1"
 )
+_GENERATED_KEYS: Final = (
+    "SELECT DISTINCT trial_key FROM events"
+    " WHERE kind = $1 AND run_id <> $2 AND trial_key IN (SELECT unnest($3::VARCHAR[]))"
+)
 _RUNS: Final = (
     "SELECT r.run_id, r.name, r.created_at, count(e.seq) FROM runs r"
     " LEFT JOIN events e ON e.run_id = r.run_id"
@@ -328,6 +332,14 @@ class DuckDBStore:
             if isinstance(event, GenerationCompleted):
                 found[trial_key] = (run_id, event)
         return found
+
+    def generated_keys(self, trial_keys: Sequence[str], exclude_run: str) -> set[str]:
+        """Which of `trial_keys` another run completed a generation of (no payload is read)."""
+        if not trial_keys:
+            return set()
+        parameters = [GenerationCompleted.kind, exclude_run, list(trial_keys)]
+        with self._connection() as con:
+            return {key for (key,) in con.execute(_GENERATED_KEYS, parameters).fetchall()}
 
     def runs(self) -> list[RunSummary]:
         """One summary per saved snapshot, oldest first (ties by run id)."""

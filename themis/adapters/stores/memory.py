@@ -100,6 +100,18 @@ class MemoryStore:
                         found.setdefault(event.trial_key, (run_id, event))
             return found
 
+    def generated_keys(self, trial_keys: Sequence[str], exclude_run: str) -> set[str]:
+        """Which of `trial_keys` another run completed a generation of."""
+        with self._lock:
+            wanted = set(trial_keys)
+            return {
+                event.trial_key
+                for run_id, stored in self._events.items()
+                if run_id != exclude_run
+                for event in stored.values()
+                if isinstance(event, GenerationCompleted) and event.trial_key in wanted
+            }
+
     def _creation_order(self, run_id: str) -> tuple[bool, float, str]:
         snapshot = self._snapshots.get(run_id)  # runs without a snapshot come last
         return (snapshot is None, 0.0 if snapshot is None else snapshot.created_at, run_id)

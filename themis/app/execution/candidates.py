@@ -78,10 +78,30 @@ class CandidateScorer:
         served = sandbox.capacity if sandbox is not None else os.cpu_count() or 2
         self.limiter = trio.CapacityLimiter(capacity or served)
         self.executed = 0
+        self.executes = executes
+
+    def score_now(self, candidate: Candidate) -> ScoreCompleted:
+        """The score of its answer by metrics that only compare (no `execution` metric): what
+        `score` gives them, without awaiting anything (a batch replay's tight loop)."""
+        if self.executes:
+            raise ValueError("the execution metric is scored by `score`, in the sandbox")
+        answer, expected, plugins = candidate.answer, candidate.expected, self.plugins
+        return ScoreCompleted(
+            at=self.clock.now(),
+            trial_id=candidate.candidate_id,
+            trial_key=candidate.trial_key,
+            scores={
+                metric.name: score_answer(metric, answer, expected, plugins)
+                for metric in self.metrics
+            },
+            epoch=candidate.epoch,
+        )
 
     async def score(self, candidate: Candidate) -> list[Event]:
         """The events that score its answer: an `ExecutionCompleted` if code runs, then the
         score."""
+        if not self.executes:
+            return [self.score_now(candidate)]
         candidate_id, trial_key, epoch = (
             candidate.candidate_id,
             candidate.trial_key,

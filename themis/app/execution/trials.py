@@ -7,7 +7,7 @@ the writer. Model calls and their runtime controls are `themis.app.execution.cal
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import attrs
 import trio
@@ -110,6 +110,10 @@ class TrialRunner:
             isinstance(event, FailuresRetried) for event in execution.preamble
         )
         self.generated: dict[str, GenerationCompleted | GenerationFailed] = {}
+        # A batch execution looks other runs' generations up chunk by chunk (`prefetch`).
+        self.store = ports.store
+        self.prefetching = execution.batch and runtime.reuse_generations
+        self.fetched: Reusable = {}
         self.in_flight: dict[str, trio.Event] = {}
         # What this execution parsed and reduced, for a judge stage to read (only with judges).
         self.keeps_candidates = bool(compiled.spec.judges)
@@ -132,46 +136,130 @@ class TrialRunner:
             outcome = await self.generation(trial, held)
         else:
             outcome = self.state.generations[trial.trial_key]
+        generation = self._settled(item, outcome)
+        if generation is None:
+            return
+        parse = self.state.parses.get(trial.trial_id)
+        if Stage.PARSE in item.stages or parse is None:
+            async with self.limiters.stages[Stage.PARSE]:
+                parse = self._parsed(trial, generation)
+            events.append(parse)
+        if Stage.SCORE in item.stages:
+            async with self.limiters.stages[Stage.SCORE]:
+                events += await self.scorer.score(self._candidate(trial, parse))
+            self.counts.scored += 1
+        self.counts.done += 1
+
+    def trial_now(self, item: PendingTrial, events: list[Event]) -> bool:
+        """`trial` without awaiting anything, for a trial that calls no model (its generation
+        logged, or reused from another run) and metrics that only compare: its events (a reused
+        generation first) are appended to `events`. `False`, with nothing done, when it needs
+        a model call or the sandbox: `trial` then runs it."""
+        trial = item.plan
+        outcome: GenerationCompleted | GenerationFailed | None
+        if self.scorer.executes and Stage.SCORE in item.stages:
+            return False
+        if Stage.GENERATE in item.stages:
+            outcome = self._known_generation(trial.trial_key, events)
+            if outcome is None:
+                return False
+        else:
+            outcome = self.state.generations[trial.trial_key]
+        generation = self._settled(item, outcome)
+        if generation is None:
+            return True
+        parse = self.state.parses.get(trial.trial_id)
+        if Stage.PARSE in item.stages or parse is None:
+            parse = self._parsed(trial, generation)
+            events.append(parse)
+        if Stage.SCORE in item.stages:
+            events.append(self.scorer.score_now(self._candidate(trial, parse)))
+            self.counts.scored += 1
+        self.counts.done += 1
+        return True
+
+    async def prefetch(self, chunk: Sequence[PendingTrial]) -> None:
+        """Look up, in one store query, other runs' generations of the chunk's trials still to
+        be generated: a batch execution's lookup, chunk by chunk, so that it holds one chunk's
+        payloads at a time instead of the whole run's."""
+        self.fetched = {}
+        if not self.prefetching:
+            return
+        reusable, generated = self.reusable, self.generated
+        keys = [
+            key
+            for item in chunk
+            if Stage.GENERATE in item.stages
+            and (key := item.plan.trial_key) not in reusable
+            and key not in generated
+        ]
+        if keys:
+            self.fetched = await trio.to_thread.run_sync(
+                self.store.find_generations, list(dict.fromkeys(keys)), self.compiled.run_id
+            )
+
+    def _known_generation(
+        self, key: str, events: list[Event]
+    ) -> GenerationCompleted | GenerationFailed | None:
+        """The generation of `key` this execution already has, or another run's reused now as
+        a cache hit (its event appended to `events`); `None` when only a call would give it."""
+        known = self.generated.get(key)
+        if known is not None or key in self.in_flight:
+            return known
+        reused = self.reusable.get(key) or self.fetched.get(key)
+        if reused is None:
+            return None
+        outcome = self.generated[key] = self._cache_hit(reused)
+        events.append(outcome)
+        return outcome
+
+    def _settled(
+        self, item: PendingTrial, outcome: GenerationCompleted | GenerationFailed
+    ) -> GenerationCompleted | None:
+        """Count the trial's generation; the generation when it is to be parsed or scored next."""
         if isinstance(outcome, GenerationFailed):
             self.counts.failed += 1
-            return
+            return None
         if Stage.GENERATE in item.stages:
             self.counts.generated += 1
             self.counts.truncated += is_truncated(outcome.finish_reason)
         if Stage.PARSE not in item.stages and Stage.SCORE not in item.stages:  # until generate
             self.counts.done += 1
-            return
-        parse = self.state.parses.get(trial.trial_id)
-        if Stage.PARSE in item.stages or parse is None:
-            async with self.limiters.stages[Stage.PARSE]:
-                parsed = parse_answer(
-                    self.parser, outcome.text, trial.choices, self.compiled.plugins
-                )
-            match parsed:
-                case Success(answer):
-                    parse = self._parse_completed(trial, answer=answer)
-                    self.counts.parsed += 1
-                case _:  # a `Failure`: why the response holds no answer
-                    parse = self._parse_completed(trial, error=parsed.failure())
-                    self.counts.unparsed += 1
-            events.append(parse)
-            if self.keeps_candidates:
-                self.answers[trial.trial_id] = parse.answer
-        if Stage.SCORE in item.stages:
-            async with self.limiters.stages[Stage.SCORE]:
-                events += await self.scorer.score(
-                    Candidate(
-                        candidate_id=trial.trial_id,
-                        trial_key=trial.trial_key,
-                        dataset=trial.dataset,
-                        case_id=trial.case_id,
-                        answer=parse.answer,
-                        expected=trial.expected,
-                        epoch=self.state.epoch,
-                    )
-                )
-            self.counts.scored += 1
-        self.counts.done += 1
+            return None
+        return outcome
+
+    def _parsed(self, trial: TrialPlan, outcome: GenerationCompleted) -> ParseCompleted:
+        """The trial's `ParseCompleted`, counted (and kept for the judge stage if it has one)."""
+        parsed = parse_answer(self.parser, outcome.text, trial.choices, self.compiled.plugins)
+        match parsed:
+            case Success(answer):
+                parse = self._parse_completed(trial, answer=answer)
+                self.counts.parsed += 1
+            case _:  # a `Failure`: why the response holds no answer
+                parse = self._parse_completed(trial, error=parsed.failure())
+                self.counts.unparsed += 1
+        if self.keeps_candidates:
+            self.answers[trial.trial_id] = parse.answer
+        return parse
+
+    def _candidate(self, trial: TrialPlan, parse: ParseCompleted) -> Candidate:
+        return Candidate(
+            candidate_id=trial.trial_id,
+            trial_key=trial.trial_key,
+            dataset=trial.dataset,
+            case_id=trial.case_id,
+            answer=parse.answer,
+            expected=trial.expected,
+            epoch=self.state.epoch,
+        )
+
+    def _cache_hit(self, reused: tuple[str, GenerationCompleted]) -> GenerationCompleted:
+        """Another run's generation recorded as this run's: a cache hit at the time of reuse,
+        with no retry history (this run made no attempt)."""
+        source_run, original = reused
+        return attrs.evolve(
+            original, at=self.clock.now(), cache_hit=True, source_run=source_run, retries=()
+        )
 
     def _parse_completed(
         self, trial: TrialPlan, *, answer: str | None = None, error: str | None = None
@@ -209,14 +297,7 @@ class TrialRunner:
             outcome: GenerationCompleted | GenerationFailed
             if reused is not None:
                 self.budget.release(held)
-                source_run, original = reused
-                outcome = attrs.evolve(
-                    original,
-                    at=self.clock.now(),
-                    cache_hit=True,
-                    source_run=source_run,
-                    retries=(),
-                )
+                outcome = self._cache_hit(reused)
             else:
                 failed_before = key in self.state.generation_failures
                 outcome = await self.caller.generate(

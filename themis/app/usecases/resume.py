@@ -263,6 +263,7 @@ def _replay(
         request.runtime,
         request.until_stage,
         (*resumed, reset),
+        batch=True,
     )
     return execute_work(execution, ports, loaded, record, driving)
 
@@ -310,8 +311,9 @@ def prepare_replay_with_config(
             f"{' and '.join(allowed)}, but this config also changes {', '.join(upstream)}; "
             "that is a new experiment: run it with `themis run`"
         )
-    keys = list(dict.fromkeys(trial.trial_key for trial in plan(compiled)))
-    stored = store.find_generations(keys, exclude_run=compiled.run_id)
+    plans = list(plan(compiled))  # planned once: the check and the execution share it
+    keys = list(dict.fromkeys(trial.trial_key for trial in plans))
+    stored = store.generated_keys(keys, exclude_run=compiled.run_id)
     missing = [key for key in keys if key not in stored]
     if missing:  # what this derived run generated itself (a replay never does) counts too
         derived_state, _ = load_state(store, compiled.run_id)
@@ -326,12 +328,13 @@ def prepare_replay_with_config(
         compiled,
         runtime,
         final_stage(compiled.spec),
-        reusable=stored,
         provenance={
             **(config_provenance(config.source) if config.source.is_file() else {}),
             "derived_from": source.run_id,
             "replayed_stage": stage.value,
         },
+        batch=True,
+        plans=plans,
     )
     return Prepared(request, functools.partial(_derive, request))
 

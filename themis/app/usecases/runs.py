@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
 import attrs
@@ -37,6 +37,7 @@ from themis.core.planner import (
     CompiledRun,
     PendingTrial,
     PlanRecord,
+    TrialPlan,
     pending,
     plan,
     trial_refs,
@@ -85,6 +86,10 @@ class RunRequest:
     # Other runs' generations of its trial keys, when the caller looked them up already (a
     # replay under a changed config checks them all first): not looked up again.
     reusable: Reusable = field(factory=dict)
+    # A replay's: no model is called, so its trials run as a batch (`Execution.batch`).
+    batch: bool = False
+    # The run's plan, when the caller planned it already (a replay checks it first).
+    plans: Sequence[TrialPlan] | None = None
 
 
 @frozen
@@ -181,7 +186,7 @@ def continue_run(
     preamble: tuple[Event, ...] = ()
     work: Iterable[PendingTrial]
     record = PlanRecord()  # the plan's keys as the execution reads it, for the report
-    plans = record.tap(plan(compiled))
+    plans = record.tap(plan(compiled) if request.plans is None else request.plans)
     if state.started:
         changes = runtime_changes(last_runtime(loaded.snapshot, state), runtime)
         preamble = (RunResumed(at=ports.clock.now(), changes=changes),) if changes else ()
@@ -202,7 +207,15 @@ def continue_run(
     else:  # a fresh run: keep the plan lazy, every trial is pending
         work, total = pending(plans, state, until_stage), compiled.trial_count
     execution = Execution(
-        compiled, state, work, total, runtime, until_stage, preamble, request.reusable
+        compiled,
+        state,
+        work,
+        total,
+        runtime,
+        until_stage,
+        preamble,
+        request.reusable,
+        batch=request.batch,
     )
     return execute_work(execution, ports, loaded, record, driving)
 
@@ -231,7 +244,8 @@ def execute_work(
     and the run's places.
     """
     compiled, store = execution.compiled, ports.store
-    if loaded.reuse_others and not execution.reusable:  # else looked up by the caller
+    # Else looked up by the caller, or by a batch execution chunk by chunk.
+    if loaded.reuse_others and not execution.reusable and not execution.batch:
         work, reusable = find_reusable(store, compiled.run_id, execution.work, execution.runtime)
         execution = attrs.evolve(execution, work=work, reusable=reusable)
     writer = EventWriter(
