@@ -198,7 +198,8 @@ def test_the_realistic_state_exercises_every_part_of_run_state() -> None:
 
 
 class CheckpointContract(StoreFixture):
-    """The checkpoint, `last_seq` and `find_generations` tests every `StorePort` must pass."""
+    """The checkpoint, `last_seq`, `find_generations` and `generated_keys` tests every
+    `StorePort` must pass."""
 
     # ------------------------------------------------------------ checkpoints
 
@@ -320,6 +321,19 @@ class CheckpointContract(StoreFixture):
         store.append("run-a", 1, answers(2))
         store.delete_run("run-a")
         assert store.find_generations(["trial-0", "trial-1"], exclude_run="run-b") == {}
+
+    def test_generated_keys_are_the_keys_find_generations_finds(self, store: StorePort) -> None:
+        store.save_snapshot(make_snapshot("run-old", created_at=1.0))
+        store.append("run-old", 1, SAMPLE_EVENTS)  # one completed (a1b2c3), one failed (d4e5f6)
+        store.append("run-new", 1, answers(3))
+        store.append("run-new", 4, answers(2))  # trial-0 and trial-1 again: found once
+        asked = ["a1b2c3", "d4e5f6", "trial-0", "trial-2", "never-made"]
+        assert store.generated_keys(asked, exclude_run="run-new") == {"a1b2c3"}
+        found = store.generated_keys(asked, exclude_run="run-old")
+        assert found == {"trial-0", "trial-2"} == set(store.find_generations(asked, "run-old"))
+        assert store.generated_keys([], exclude_run="run-new") == set()
+        store.delete_run("run-old")
+        assert store.generated_keys(asked, exclude_run="run-new") == set()
 
     def test_find_generations_answers_many_keys_at_once(self, store: StorePort) -> None:
         made = answers(2_500)

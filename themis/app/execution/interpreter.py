@@ -28,7 +28,7 @@ from themis.app.execution.judges import run_judges
 from themis.app.execution.limiters import deliver
 from themis.app.execution.ports import Ports
 from themis.app.execution.trials import ProgressCallback, ProgressCounts, Reusable, TrialRunner
-from themis.app.execution.work import BATCH_TRIALS, Execution
+from themis.app.execution.work import Execution
 from themis.app.execution.writer import EventWriter, channel_size
 from themis.core.budget import COST_LIMIT
 from themis.core.events import Event, RunCompleted, RunPaused, RunStarted
@@ -84,7 +84,7 @@ async def execute(
             if run.caller.watch.active:
                 nursery.start_soon(run.caller.watch.run)
             if execution.batch:
-                paused = await _dispatch_batch(run, execution.work)
+                paused = await _dispatch_batch(run, execution.work, runtime.store_batch_size)
             else:
                 workers = min(runtime.max_concurrent_tasks, max(1, execution.total))
                 paused = await _dispatch(run, execution.work, workers)
@@ -147,13 +147,14 @@ async def _dispatch(run: TrialRunner, work: Iterable[PendingTrial], workers: int
     return paused
 
 
-async def _dispatch_batch(run: TrialRunner, work: Iterable[PendingTrial]) -> bool:
-    """Run `work` (a replay's: no model call) in plan order, `BATCH_TRIALS` trials at a time:
-    each trial parsed and scored in a plain loop, each chunk's events sent to the writer at once
-    (ADR 0041). The rare trial that needs more (a model call, which a replay refuses, or the
-    sandbox) runs as a trial of `_dispatch` does, in turn. Never paused: nothing is spent."""
+async def _dispatch_batch(run: TrialRunner, work: Iterable[PendingTrial], size: int) -> bool:
+    """Run `work` (a replay's: no model call) in plan order, `size` trials at a time: each
+    trial parsed and scored in a plain loop, each chunk's events sent to the writer at once
+    (ADR 0041), so that what is held of them is bounded by `size`, not by the run. The rare
+    trial that needs more (a model call, which a replay refuses, or the sandbox) runs as a
+    trial of `_dispatch` does, in turn. Never paused: nothing is spent."""
     items = iter(work)
-    while chunk := list(islice(items, BATCH_TRIALS)):
+    while chunk := list(islice(items, size)):
         await run.prefetch(chunk)
         events: list[Event] = []
         try:

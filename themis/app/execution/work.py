@@ -17,11 +17,7 @@ from themis.core.runtime import RuntimeConfig
 from themis.core.stages import Stage
 from themis.core.state import RunState
 
-__all__ = ["BATCH_TRIALS", "Execution", "Reusable"]
-
-# Trials a batch execution reads, parses and scores at a time (and whose other runs'
-# generations it looks up at once): what it holds of them is bounded by this, not by the run.
-BATCH_TRIALS = 5_000
+__all__ = ["Execution", "Reusable"]
 
 # Generations other runs of the store completed, by trial key: `(source run id, the event)`.
 Reusable = Mapping[str, tuple[str, GenerationCompleted]]
@@ -34,7 +30,8 @@ class Execution:
     `state` is what the log shows before it; `preamble` is logged first (a `RunResumed`, a
     `StageReset`); `reusable` holds generations of other runs, recorded as cache hits instead
     of calls. `batch`: a replay's execution, which calls no model: its trials are parsed and
-    scored in a plain loop, `BATCH_TRIALS` at a time, instead of by concurrent workers.
+    scored in a plain loop, `runtime.store_batch_size` at a time, instead of by concurrent
+    workers.
     """
 
     compiled: CompiledRun
