@@ -29,16 +29,12 @@ from themis.adapters.live_progress import (
 from themis.adapters.models.plugin import PluginModel
 from themis.adapters.models.scripted import ScriptedModel, check_options
 from themis.adapters.provider_state import FileProviderState
-from themis.adapters.run_queue import FileRunQueue, MemoryRunQueue, queue_directory
-from themis.adapters.sandbox import SubprocessSandbox, probe_isolation
 from themis.adapters.stores.duckdb import DuckDBStore
-from themis.adapters.stores.duckdb_browse import LogBrowser
 from themis.adapters.stores.duckdb_queries import DuckDBConnections
 from themis.adapters.stores.duckdb_tables import LogTable as LogTable  # noqa: PLC0414 (re-exported for the API)
 from themis.adapters.stores.duckdb_tables import export_log, read_log
 from themis.adapters.stores.duckdb_views import VIEW_NAMES
 from themis.adapters.stores.memory import MemoryStore
-from themis.core.bundles import BundleManifest, StageBundle
 from themis.core.endpoint import Endpoint
 from themis.core.errors import ConfigError
 from themis.core.judging import all_models
@@ -51,16 +47,21 @@ from themis.ports.clock import ClockPort
 from themis.ports.live_progress import LiveProgressPort
 from themis.ports.model import ModelPort
 from themis.ports.provider_state import ProviderStatePort
-from themis.ports.run_queue import RunQueuePort
 from themis.ports.sandbox import SandboxPort
 from themis.ports.store import StorePort
 
-if TYPE_CHECKING:  # the execution engine (trio) is imported where an execution is wired
+# The execution engine (trio) is imported where an execution is wired; the adapters of the
+# queue, the sandbox, the log browser and bundles where they are built, so a plain run loads
+# none of them (issue 12: each import builds attrs classes).
+if TYPE_CHECKING:
     from themis.adapters.batch_files import BatchOutput
     from themis.adapters.models.http import HttpModel
+    from themis.adapters.stores.duckdb_browse import LogBrowser
     from themis.app.execution.ports import Ports
     from themis.app.execution.provider_gates import ProviderRegistry
     from themis.app.execution.telemetry import Observer
+    from themis.core.bundles import BundleManifest, StageBundle
+    from themis.ports.run_queue import RunQueuePort
 
 StoreLike = str | Path | StorePort
 DEFAULT_STORE = "themis.duckdb"
@@ -208,6 +209,8 @@ def log_file(location: StoreLike) -> str:
 def log_browser(location: StoreLike) -> LogBrowser:
     """Paginated read-only queries on the store file's log (the viewer's trials and failures),
     or on an open DuckDB store (a viewer in the process that holds it)."""
+    from themis.adapters.stores.duckdb_browse import LogBrowser
+
     if isinstance(location, DuckDBStore):
         return LogBrowser(location)
     return LogBrowser(log_file(location))
@@ -294,6 +297,8 @@ _MEMORY_QUEUES: weakref.WeakKeyDictionary[StorePort, RunQueuePort] = weakref.Wea
 def run_queue_of(location: StoreLike) -> RunQueuePort:
     """The queue of runs submitted to a store (ADR 0031): `<store>.queue/` beside a store file,
     shared by every process; for a memory store given as a port, one kept with it."""
+    from themis.adapters.run_queue import FileRunQueue, MemoryRunQueue, queue_directory
+
     if isinstance(location, str | Path):
         if str(location) in ("memory", ":memory:"):
             raise ConfigError(
@@ -534,6 +539,8 @@ def plugin_models(compiled: CompiledRun) -> dict[str, ModelPort]:
 
 @functools.cache
 def _isolation() -> str | None:
+    from themis.adapters.sandbox import probe_isolation
+
     return probe_isolation()
 
 
@@ -544,6 +551,8 @@ def sandbox_for(spec: ExperimentSpec) -> SandboxPort | None:
     """
     for metric in spec.metrics:
         if metric.name == "execution":
+            from themis.adapters.sandbox import SubprocessSandbox
+
             return SubprocessSandbox(metric.limits, isolate=_isolation() is None)
     return None
 
@@ -601,6 +610,7 @@ def _on_ray(
     # Imported here: Ray loads only for an execution that asks for it.
     from themis.adapters.ray import RaySandbox, hosted_models, joined_cluster
     from themis.adapters.ray.cluster import cluster_cpus
+    from themis.adapters.sandbox import SubprocessSandbox
 
     factories = {
         provider: (

@@ -10,7 +10,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import attrs
 
@@ -67,10 +67,7 @@ from themis.core.breakdown import Breakdown
 from themis.core.checks import RUNTIME_CHECKS, config_warnings
 from themis.core.controls import ModelPreflight, preflight_summary
 from themis.core.errors import ConfigError, PluginError
-from themis.core.estimate import Assumptions, Estimate
-from themis.core.estimate import estimate as estimate_run
 from themis.core.judging import all_models, final_stage
-from themis.core.manifest import RunManifest, build_manifest
 from themis.core.planner import CompiledRun, TrialPlan, compile_run, plan
 from themis.core.plugins import PluginRegistry, missing_implementations
 from themis.core.queue import queued_summaries
@@ -82,6 +79,11 @@ from themis.core.stages import PIPELINE_STAGES, Stage
 from themis.ports.clock import ClockPort
 from themis.ports.model import ModelPort
 from themis.ports.store import StorePort
+
+# A plain run plans no estimate and no manifest (issue 12: fewer classes built at import).
+if TYPE_CHECKING:
+    from themis.core.estimate import Estimate
+    from themis.core.manifest import RunManifest
 
 
 class Adapters(TypedDict, total=False):
@@ -218,6 +220,8 @@ class Experiment:
 
     def manifest(self) -> RunManifest:
         """What the run will do: trials per stage, dataset, model and prompt (no store needed)."""
+        from themis.core.manifest import build_manifest
+
         return build_manifest(self.compiled)
 
     def estimate(
@@ -234,6 +238,9 @@ class Experiment:
         `retry_allowance` is the share of calls assumed to be repeated (0.1: 10% more); keyword
         arguments such as `assumed_output_tokens=64` change runtime settings, as for `run`.
         """
+        from themis.core.estimate import Assumptions
+        from themis.core.estimate import estimate as estimate_run
+
         try:
             effective = attrs.evolve(runtime or self.runtime, **runtime_changes)
             if not math.isfinite(retry_allowance):
