@@ -9,13 +9,11 @@ from __future__ import annotations
 from html import escape
 
 from themis.app.render.comparisons import COLUMNS, cells, notes
+from themis.app.render.report_svg import BOTTOM, PALETTE, ROW_H, TOP, Frame, Mark, axis, marked_rows
 from themis.core.comparison import Comparison, PairedComparison
 
-_ROW_H = 24
 _LABEL_W = 340
 _PLOT_W = 420
-_TOP = 14
-_BOTTOM = 34
 _TICKS = (-1.0, -0.5, 0.0, 0.5, 1.0)
 _NUMERIC = {"n", "only A", "only B", "A", "B", "B − A", "95% CI", "p", "p (Holm)", "MDE"}
 
@@ -25,44 +23,29 @@ def _x(value: float) -> float:
     return _LABEL_W + 10 + (max(-1.0, min(1.0, value)) + 1.0) / 2.0 * _PLOT_W
 
 
+_DIFFERENCES = Frame(_LABEL_W, _x)
+
+
+def _delta_mark(row: PairedComparison) -> Mark:
+    label = f"{row.group} · {row.metric}"
+    title = "" if row.delta is None else f"{escape(label)}: {row.delta:+.3f}"
+    return Mark(
+        label, row.delta, row.ci_low, row.ci_high, PALETTE[0], ("delta", 4.5), title, "no pairs"
+    )
+
+
 def difference_plot(rows: list[PairedComparison]) -> str:
     """One line per row: a dot at B − A and a line across its 95% interval; zero marked."""
-    height = _TOP + _ROW_H * len(rows)
+    height = TOP + ROW_H * len(rows)
     width = _LABEL_W + _PLOT_W + 40
-    parts = [
-        f'<svg class="differences" role="img" viewBox="0 0 {width} {height + _BOTTOM}" '
-        f'width="{width}" height="{height + _BOTTOM}">',
-        "<title>B − A and its 95% CI per group and metric</title>",
-    ]
-    for tick in _TICKS:
-        x = _x(tick)
-        css = "zero" if tick == 0.0 else "grid"
-        parts.append(
-            f'<line class="{css}" x1="{x:.1f}" y1="{_TOP - 4}" x2="{x:.1f}" y2="{height:.1f}"/>'
-            f'<text class="tick" x="{x:.1f}" y="{height + 16:.1f}" text-anchor="middle">'
-            f"{tick:+g}</text>"
-        )
-    for index, row in enumerate(rows):
-        y = _TOP + _ROW_H * index + _ROW_H / 2
-        label = f"{row.group} · {row.metric}"
-        parts.append(
-            f'<text class="label" x="{_LABEL_W}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{escape(label)}</text>"
-        )
-        if row.delta is None:
-            parts.append(f'<text class="none" x="{_x(0) + 4:.1f}" y="{y + 4:.1f}">no pairs</text>')
-            continue
-        if row.ci_low is not None and row.ci_high is not None:
-            parts.append(
-                f'<line class="ci" x1="{_x(row.ci_low):.1f}" y1="{y:.1f}" '
-                f'x2="{_x(row.ci_high):.1f}" y2="{y:.1f}" stroke="#1f77b4"/>'
-            )
-        parts.append(
-            f'<circle class="delta" cx="{_x(row.delta):.1f}" cy="{y:.1f}" r="4.5" '
-            f'fill="#1f77b4"><title>{escape(label)}: {row.delta:+.3f}</title></circle>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
+    return (
+        f'<svg class="differences" role="img" viewBox="0 0 {width} {height + BOTTOM}" '
+        f'width="{width}" height="{height + BOTTOM}">'
+        "<title>B − A and its 95% CI per group and metric</title>"
+        + axis(_DIFFERENCES, _TICKS, height, signed=True)
+        + marked_rows(_DIFFERENCES, [_delta_mark(row) for row in rows])
+        + "</svg>"
+    )
 
 
 def _cell(tag: str, column: str, text: str) -> str:

@@ -6,18 +6,21 @@ Every label is escaped here; nothing is fetched (no fonts, no scripts).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
+
+from attrs import frozen
 
 from themis.core.report import ReportRow
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 TICKS = (0.0, 0.25, 0.5, 0.75, 1.0)
-_ROW_H = 24
+# A forest plot's geometry (this one's and the paired comparison's difference plot).
+ROW_H = 24
+TOP = 14
+BOTTOM = 34
 _LABEL_W = 300
 _PLOT_W = 420
-_TOP = 14
-_BOTTOM = 34
 
 
 def series_label(row: ReportRow) -> str:
@@ -33,60 +36,113 @@ def series_colours(rows: Sequence[ReportRow]) -> dict[str, str]:
     return {label: PALETTE[index % len(PALETTE)] for index, label in enumerate(labels)}
 
 
-def _x(value: float) -> float:
-    return _LABEL_W + 10 + value * _PLOT_W
+@frozen
+class Frame:
+    """Where a forest plot draws: row labels end at `label_w`; `x` places a value."""
+
+    label_w: int
+    x: Callable[[float], float]
 
 
-def _axis(y: float, height: float) -> list[str]:
-    """Vertical grid lines with tick labels under the plot at `y`."""
+@frozen
+class Mark:
+    """One row of a forest plot: its `label`, a dot at `point` (class `css`, radius `radius`,
+    tooltip `title`, already escaped) and a line across [`low`, `high`] in `colour`; without a
+    point, `missing` is written at zero instead."""
+
+    label: str
+    point: float | None
+    low: float | None
+    high: float | None
+    colour: str
+    dot: tuple[str, float]  # its class and radius
+    title: str = ""
+    missing: str = ""
+
+
+def axis(frame: Frame, ticks: Sequence[float], height: float, *, signed: bool = False) -> str:
+    """Vertical grid lines down to `height`, with tick labels under them; `signed` (a plot of
+    differences): labels with their sign, and the zero line marked."""
     parts = []
-    for tick in TICKS:
-        x = _x(tick)
+    for tick in ticks:
+        x = frame.x(tick)
+        css = "zero" if signed and tick == 0.0 else "grid"
+        label = f"{tick:+g}" if signed else f"{tick:g}"
         parts.append(
-            f'<line class="grid" x1="{x:.1f}" y1="{_TOP - 4}" x2="{x:.1f}" y2="{height:.1f}"/>'
-            f'<text class="tick" x="{x:.1f}" y="{y + 16:.1f}" text-anchor="middle">{tick:g}</text>'
+            f'<line class="{css}" x1="{x:.1f}" y1="{TOP - 4}" x2="{x:.1f}" y2="{height:.1f}"/>'
+            f'<text class="tick" x="{x:.1f}" y="{height + 16:.1f}" text-anchor="middle">'
+            f"{label}</text>"
         )
-    return parts
+    return "".join(parts)
+
+
+def marked_rows(frame: Frame, marks: Sequence[Mark]) -> str:
+    """Each mark on its row, top to bottom."""
+    parts = []
+    for index, mark in enumerate(marks):
+        y = TOP + ROW_H * index + ROW_H / 2
+        parts.append(
+            f'<text class="label" x="{frame.label_w}" y="{y + 4:.1f}" text-anchor="end">'
+            f"{escape(mark.label)}</text>"
+        )
+        if mark.point is None:
+            parts.append(
+                f'<text class="none" x="{frame.x(0) + 4:.1f}" y="{y + 4:.1f}">{mark.missing}</text>'
+            )
+            continue
+        if mark.low is not None and mark.high is not None:
+            parts.append(
+                f'<line class="ci" x1="{frame.x(mark.low):.1f}" y1="{y:.1f}" '
+                f'x2="{frame.x(mark.high):.1f}" y2="{y:.1f}" stroke="{mark.colour}"/>'
+            )
+        css, radius = mark.dot
+        parts.append(
+            f'<circle class="{css}" cx="{frame.x(mark.point):.1f}" cy="{y:.1f}" r="{radius:g}" '
+            f'fill="{mark.colour}"><title>{mark.title}</title></circle>'
+        )
+    return "".join(parts)
+
+
+_FOREST = Frame(_LABEL_W, lambda value: _LABEL_W + 10 + value * _PLOT_W)
+
+
+def _mean_mark(row: ReportRow, colours: Mapping[str, str]) -> Mark:
+    label = series_label(row)
+    interval = (
+        ""
+        if row.ci_low is None or row.ci_high is None
+        else f" [{row.ci_low:.3f}, {row.ci_high:.3f}]"
+    )
+    title = (
+        ""
+        if row.mean is None
+        else f"{escape(label)}: {row.mean:.3f}{interval} ({escape(row.ci_method)}, n={row.n})"
+    )
+    return Mark(
+        label,
+        row.mean,
+        row.ci_low,
+        row.ci_high,
+        colours.get(label, PALETTE[0]),
+        ("mean", 5),
+        title,
+        "no scores",
+    )
 
 
 def forest_plot(metric: str, rows: Sequence[ReportRow], colours: Mapping[str, str]) -> str:
     """One metric's rows: a dot at each mean and a line across its 95% interval."""
-    height = _TOP + _ROW_H * len(rows)
-    total = height + _BOTTOM
-    parts = [
+    height = TOP + ROW_H * len(rows)
+    total = height + BOTTOM
+    return (
         f'<svg class="forest" data-metric="{escape(metric)}" role="img" '
         f'viewBox="0 0 {_LABEL_W + _PLOT_W + 40} {total}" '
-        f'width="{_LABEL_W + _PLOT_W + 40}" height="{total}">',
-        f"<title>{escape(metric)}: mean and 95% CI per group</title>",
-        *_axis(height, height),
-    ]
-    for index, row in enumerate(rows):
-        y = _TOP + _ROW_H * index + _ROW_H / 2
-        colour = colours.get(series_label(row), PALETTE[0])
-        parts.append(
-            f'<text class="label" x="{_LABEL_W}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{escape(series_label(row))}</text>"
-        )
-        if row.mean is None:
-            parts.append(f'<text class="none" x="{_x(0) + 4:.1f}" y="{y + 4:.1f}">no scores</text>')
-            continue
-        if row.ci_low is not None and row.ci_high is not None:
-            parts.append(
-                f'<line class="ci" x1="{_x(row.ci_low):.1f}" y1="{y:.1f}" '
-                f'x2="{_x(row.ci_high):.1f}" y2="{y:.1f}" stroke="{colour}"/>'
-            )
-        interval = (
-            ""
-            if row.ci_low is None or row.ci_high is None
-            else f" [{row.ci_low:.3f}, {row.ci_high:.3f}]"
-        )
-        parts.append(
-            f'<circle class="mean" cx="{_x(row.mean):.1f}" cy="{y:.1f}" r="5" fill="{colour}">'
-            f"<title>{escape(series_label(row))}: {row.mean:.3f}{interval} "
-            f"({escape(row.ci_method)}, n={row.n})</title></circle>"
-        )
-    parts.append("</svg>")
-    return "".join(parts)
+        f'width="{_LABEL_W + _PLOT_W + 40}" height="{total}">'
+        f"<title>{escape(metric)}: mean and 95% CI per group</title>"
+        + axis(_FOREST, TICKS, height)
+        + marked_rows(_FOREST, [_mean_mark(row, colours) for row in rows])
+        + "</svg>"
+    )
 
 
 def bar_chart(metrics: Sequence[str], rows: Sequence[ReportRow], colours: Mapping[str, str]) -> str:
