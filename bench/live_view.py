@@ -5,11 +5,16 @@ fresh DuckDB files, each timed (wall and this process's CPU, every thread):
 - *plain*: `Experiment.run(path)`;
 - *viewer, unwatched*: inside `themis.live_viewer(path)`, on `viewer.store`;
 - *viewer, watched*: the same, while another process polls as an open run page does
-  (`/api/live` and `/api/runs/RUN/latest` once a second) and loads the whole run page every
-  `PAGE_EVERY` seconds; it reports the median and worst milliseconds of each request.
+  (`/api/live` and `/api/runs/RUN/latest` once a second; the run page following the run:
+  `/api/runs/RUN` at most every 2 s and never sooner than 4 times its last answer took, as
+  live.js does) and loads the whole run page every `PAGE_EVERY` seconds; it reports the median
+  and worst milliseconds of each request.
+
+Then the watched viewer is released (the run is over): how long its preparation of the
+finished run takes (`viewer.preparing`), and each page's first request once it is done.
 
 The poller is a separate process, so its own CPU is not counted. The machine is shared: trust
-CPU seconds over wall time under load. Usage: `python bench/live_view.py [N]`.
+CPU seconds over wall time under load. Usage: `python bench/live_view.py [N] [--watched-only]`.
 """
 
 from __future__ import annotations
@@ -29,8 +34,9 @@ PAGE_EVERY = 5.0
 POLLER = """
 import json, statistics, sys, time, httpx
 url, page_every = sys.argv[1], float(sys.argv[2])
-times = {"live": [], "latest": [], "page": []}
+times = {"live": [], "latest": [], "follow": [], "page": []}
 last_page = 0.0
+next_follow = 0.0
 with httpx.Client(base_url=url, timeout=60) as client:
     while True:
         try:
@@ -44,6 +50,12 @@ with httpx.Client(base_url=url, timeout=60) as client:
             start = time.perf_counter()
             client.get(f"/api/runs/{run}/latest")
             times["latest"].append(time.perf_counter() - start)
+            if time.monotonic() >= next_follow:
+                start = time.perf_counter()
+                client.get(f"/api/runs/{run}")
+                took = time.perf_counter() - start
+                times["follow"].append(took)
+                next_follow = time.monotonic() + max(2.0, 4 * took)
             if time.monotonic() - last_page >= page_every:
                 start = time.perf_counter()
                 client.get(f"/runs/{run}")
@@ -101,12 +113,13 @@ def main() -> None:
         def run(path: Path) -> Any:
             return experiment(n).run(path, progress="off")
 
-        wall, cpu, _ = timed(lambda: run(root / "plain.duckdb"))
-        print(f"plain               wall {wall:6.2f} s  cpu {cpu:6.2f} s")
+        if "--watched-only" not in sys.argv:
+            wall, cpu, _ = timed(lambda: run(root / "plain.duckdb"))
+            print(f"plain               wall {wall:6.2f} s  cpu {cpu:6.2f} s")
 
-        with themis.live_viewer(root / "unwatched.duckdb") as viewer:
-            wall, cpu, _ = timed(lambda: experiment(n).run(viewer.store, progress="off"))
-        print(f"viewer, unwatched   wall {wall:6.2f} s  cpu {cpu:6.2f} s")
+            with themis.live_viewer(root / "unwatched.duckdb") as viewer:
+                wall, cpu, _ = timed(lambda: experiment(n).run(viewer.store, progress="off"))
+            print(f"viewer, unwatched   wall {wall:6.2f} s  cpu {cpu:6.2f} s")
 
         with themis.live_viewer(root / "watched.duckdb") as viewer:
             poller = subprocess.Popen(
@@ -114,16 +127,43 @@ def main() -> None:
                 stdout=subprocess.PIPE,
                 text=True,
             )
-            wall, cpu, _ = timed(lambda: experiment(n).run(viewer.store, progress="off"))
-            viewer.release()
-            requests, _ = poller.communicate(timeout=120)
-        print(f"viewer, watched     wall {wall:6.2f} s  cpu {cpu:6.2f} s")
-        for name, numbers in json.loads(requests or "{}").items():
-            print(
-                f"  {name:7s} n {numbers['n']:3d}  median {numbers['median_ms']:7.1f} ms"
-                f"  max {numbers['max_ms']:7.1f} ms"
-            )
+            wall, cpu, result = timed(lambda: experiment(n).run(viewer.store, progress="off"))
+            requests, _ = poller.communicate(timeout=600)
+            print(f"viewer, watched     wall {wall:6.2f} s  cpu {cpu:6.2f} s")
+            for name, numbers in json.loads(requests or "{}").items():
+                print(
+                    f"  {name:7s} n {numbers['n']:3d}  median {numbers['median_ms']:7.1f} ms"
+                    f"  max {numbers['max_ms']:7.1f} ms"
+                )
+            released(viewer, result.run_id, n)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
+
+
+def released(viewer: Any, run: str, n: int) -> None:
+    """Release the store, time the preparation of the finished run, then each page's first
+    request (wall and this process's CPU: the server's thread included)."""
+    import httpx
+
+    wall, cpu, _ = timed(viewer.release)
+    print(f"release             wall {wall * 1000:7.1f} ms  cpu {cpu * 1000:7.1f} ms")
+    wall, cpu, _ = timed(viewer.preparing.join)
+    print(f"prepare (background) wall {wall:6.2f} s  cpu {cpu:6.2f} s")
+    pages = {
+        "run": f"/runs/{run}",
+        "api run": f"/api/runs/{run}",
+        "trials page": f"/api/runs/{run}/trials?offset={n // 2}",
+        "trials search": f"/api/runs/{run}/trials?q=poor+failed",
+        "case": f"/runs/{run}/cases/4242",
+        "compare models": f"/compare?a={run}&models=good,poor",
+        "runs list": "/",
+    }
+    with httpx.Client(base_url=viewer.url, timeout=600) as client:
+        for name, path in pages.items():
+            wall, cpu, answer = timed(lambda path=path: client.get(path))
+            print(
+                f"  {name:15s} {answer.status_code}  wall {wall * 1000:7.1f} ms"
+                f"  cpu {cpu * 1000:7.1f} ms"
+            )
 
 
 if __name__ == "__main__":

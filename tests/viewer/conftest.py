@@ -3,6 +3,7 @@ markup and a script (`HOSTILE`), one of them failing some trials for good."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import attrs
@@ -71,3 +72,13 @@ def make_store(directory: Path) -> ViewerStore:
 @pytest.fixture(scope="session")
 def viewer_store(tmp_path_factory: pytest.TempPathFactory) -> ViewerStore:
     return make_store(tmp_path_factory.mktemp("viewer"))
+
+
+def store_digests(store: Path) -> dict[str, str]:
+    """The sha256 of the store file and of every file beside it named after it (its
+    write-ahead log): equal before and after means nothing wrote the store."""
+    return {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(store.parent.glob(store.name + "*"))
+        if path.is_file()
+    }

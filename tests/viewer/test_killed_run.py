@@ -5,7 +5,6 @@ leaves the store file (and its write-ahead log) byte-identical."""
 
 from __future__ import annotations
 
-import hashlib
 import signal
 import subprocess
 import time
@@ -17,6 +16,7 @@ from starlette.testclient import TestClient
 
 import themis
 from tests.cli_process import themis_path
+from tests.viewer.conftest import store_digests
 from themis.app.api.viewer import viewer_app
 
 pytestmark = [
@@ -38,14 +38,6 @@ SLOW = [
     "runtime.store_flush_interval=0.05",
 ]
 PLANNED = 96  # 24 cases x 2 models x 2 prompts
-
-
-def _digests(store: Path) -> dict[str, str]:
-    return {
-        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(store.parent.glob(store.name + "*"))
-        if path.is_file()
-    }
 
 
 def _killed_run(tmp_path: Path) -> Path:
@@ -73,7 +65,7 @@ def _killed_run(tmp_path: Path) -> Path:
 
 def test_the_viewer_shows_a_killed_runs_trials_without_writing(tmp_path: Path) -> None:
     store = _killed_run(tmp_path)
-    before = _digests(store)
+    before = store_digests(store)
     with duckdb.connect(str(store), read_only=True) as con:
         (placed,) = con.execute("SELECT count(*) FROM trial_places").fetchone() or (None,)
         (scored,) = con.execute(
@@ -82,7 +74,7 @@ def test_the_viewer_shows_a_killed_runs_trials_without_writing(tmp_path: Path) -
     assert placed == 0, "the killed run should have left no places"
     assert scored is not None
     assert 0 < scored < PLANNED
-    assert _digests(store) == before
+    assert store_digests(store) == before
 
     with TestClient(viewer_app(str(store))) as client:
         (run,) = client.get("/api/runs").json()["runs"]
@@ -101,4 +93,4 @@ def test_the_viewer_shows_a_killed_runs_trials_without_writing(tmp_path: Path) -
     assert any(trial["status"] == "scored" for trial in shown["trials"])
     assert latest
     assert latest[0]["status"] == "scored"
-    assert _digests(store) == before  # the viewer wrote nothing, not even its WAL
+    assert store_digests(store) == before  # the viewer wrote nothing, not even its WAL

@@ -5,7 +5,6 @@ the viewer answers from the file; leaving the block stops it and removes its not
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import threading
@@ -17,6 +16,7 @@ import httpx
 import pytest
 
 import themis
+from tests.viewer.conftest import store_digests
 from themis.adapters.live_progress import ViewerNotice, progress_directory
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.core.errors import ConfigError
@@ -137,14 +137,6 @@ def test_an_orchestrators_store_is_served_and_left_to_its_owner(tmp_path: Path) 
     DuckDBStore(tmp_path / "p.duckdb", read_only=True).close()  # the owner closed it
 
 
-def _digests(store: Path) -> dict[str, str]:
-    return {
-        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(store.parent.glob(store.name + "*"))
-        if path.is_file()
-    }
-
-
 @attrs.define
 class Placing:
     """While the run ran (as `/api/live` said before and after): the trials the viewer showed
@@ -202,7 +194,7 @@ def test_the_live_viewer_writes_nothing_and_prepares_the_finished_run(tmp_path: 
         preparing.join(timeout=120)
         assert not preparing.is_alive()
         assert viewer.app.state.cache.prepared(result.run_id)
-        before = _digests(path)
+        before = store_digests(path)
         run = result.run_id
         with httpx.Client(base_url=viewer.url, timeout=30) as client:
             for page in (
@@ -214,7 +206,7 @@ def test_the_live_viewer_writes_nothing_and_prepares_the_finished_run(tmp_path: 
                 f"/compare?a={run}&models=strong,weak",
             ):
                 assert client.get(page).status_code == 200, page
-        assert _digests(path) == before
+        assert store_digests(path) == before
     assert [entry["run_id"] for entry in listed] == [run]
     assert placing.shown
     assert max(placing.shown) == 96, placing.shown

@@ -4,7 +4,9 @@ events equals `inspect evaluation`'s, the case values read from the kept trial r
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from starlette.testclient import TestClient
@@ -17,10 +19,13 @@ from themis.app.api import viewer_data as data
 from themis.app.api.views import get_evaluation_execution
 from themis.app.render.evaluation import evaluation_json
 from themis.app.usecases.comparing import compare_stored
+from themis.app.usecases.reporting import report_document
 from themis.app.usecases.stored import load_compiled, load_state
 from themis.app.wiring import opened_store
 from themis.core.breakdown import Breakdown
 from themis.core.comparison import case_scores
+from themis.core.state import RunState
+from themis.ports.store import StorePort
 
 
 @pytest.mark.parametrize("case", [f"n{i}" for i in range(CASES)])
@@ -91,11 +96,17 @@ def test_a_warm_viewer_serves_the_same_pages(viewer_store: ViewerStore) -> None:
             assert warm.get(page).json() == cold.get(page).json()
 
 
-def test_an_open_store_is_browsed_as_its_kept_copies(viewer_store: ViewerStore) -> None:
-    """The live viewer's browser (on the store its process holds) and `themis view`'s (kept
-    in-memory copies of the file's rows) answer every query alike."""
+@pytest.mark.parametrize("read_only", [True, False])
+def test_an_open_store_is_browsed_as_its_kept_copies(
+    viewer_store: ViewerStore, tmp_path: Path, read_only: bool
+) -> None:
+    """The live viewer's browser (on the store its process holds: its copies kept in a memory
+    database attached to the store's instance; rows computed per query when the store is
+    open read-only) and `themis view`'s (kept in-memory copies of the file's rows) answer
+    every query alike."""
     run_a, run_b = viewer_store.run_a, viewer_store.run_b
-    store = DuckDBStore(viewer_store.path, read_only=True)
+    path = viewer_store.path if read_only else shutil.copy(viewer_store.path, tmp_path)
+    store = DuckDBStore(path, read_only=read_only)
     try:
         held, kept = LogBrowser(store), LogBrowser(str(viewer_store.path))
         for ask in (
@@ -118,3 +129,49 @@ def test_a_report_regrouped_keeps_the_default_one(viewer_store: ViewerStore) -> 
     by_model = data.run_document(path, viewer_store.run_a, Breakdown.of(["model"]), cache)
     assert default is data.run_document(path, viewer_store.run_a, None, cache)
     assert by_model is data.run_document(path, viewer_store.run_a, Breakdown.of(["model"]), cache)
+
+
+class _Growing:
+    """The store as it stood when its run's log ended at seq `upto` (no checkpoint yet): a
+    running run's log, seen by a page that follows it."""
+
+    def __init__(self, store: DuckDBStore, upto: int) -> None:
+        self.store, self.upto = store, upto
+
+    def read(self, run_id: str, after_seq: int = 0) -> list[tuple[int, Any]]:
+        return [record for record in self.store.read(run_id, after_seq) if record[0] <= self.upto]
+
+    def last_seq(self, run_id: str) -> int:
+        return min(self.upto, self.store.last_seq(run_id))
+
+    def load_checkpoint(self, run_id: str) -> None:
+        return None
+
+
+def test_a_followed_runs_state_is_folded_from_where_it_was(viewer_store: ViewerStore) -> None:
+    """`ViewerCache.fold` continues from the state it folded last while the log only grew,
+    giving what a whole fold gives at each step, and folds again when the log it continued
+    from is not the same any more (another run's log stands in for a rerun's)."""
+    cache = data.ViewerCache.of(str(viewer_store.path))
+    with opened_store(str(viewer_store.path), read_only=True) as opened:
+        store = cast(DuckDBStore, opened)
+        run, other = viewer_store.run_a, viewer_store.run_b
+        last = store.last_seq(run)
+        for upto in (3, 10, 11, last // 2, last):
+            growing = cast(StorePort, _Growing(store, upto))
+            assert cache.fold(growing, run) == load_state(growing, run)
+            assert cache.folded[run][1] == upto + 1
+        rerun = cast(StorePort, _Growing(store, last))
+        # A state said to be folded through the last seq, but from another log: its last
+        # event is not the one at that seq here, so the run is folded again, not continued.
+        cache.folded = {run: (RunState(), last + 1, None)}
+        assert cache.fold(rerun, run) == load_state(rerun, run)
+        assert cache.fold(opened, other) == load_state(opened, other)
+        assert list(cache.folded) == [other]  # only the run last folded is kept
+        _, compiled = load_compiled(opened, run)
+        by_model = Breakdown.of(["model"])
+        kept = data.ViewerCache.of(str(viewer_store.path))
+        document = report_document(opened, run, by_model, reading=kept)
+        assert document == report_document(opened, run, by_model)
+        assert kept.plans.keys() == {run}  # planned once, for the next report
+        assert kept.planned(compiled) is kept.plans[run]

@@ -116,7 +116,8 @@ class LogBrowser:
         # open store, in a memory database attached to its instance (never in the file).
         self._own = "" if isinstance(source, str) else f"themis_viewer_{next(_ATTACHED)}"
         self._planned = PlannedPlaces(self._own_database if self._own else lambda con: "")
-        self._own_attached = False
+        self._own_attached: bool | None = None  # unknown until first needed
+        self._attach = threading.Lock()
         # Each run's event count as the caller last read it (`kept` trusts it when given).
         self.versions: dict[str, int] = {}
 
@@ -133,9 +134,10 @@ class LogBrowser:
 
     def _own_database(self, con: Any) -> str:
         """The memory database attached to the open store's instance (at the first need)."""
-        if not self._own_attached:  # `PlannedPlaces` calls this under its lock
-            con.execute(f"ATTACH ':memory:' AS {self._own}")
-            self._own_attached = True
+        with self._attach:
+            if not self._own_attached:
+                con.execute(f"ATTACH ':memory:' AS {self._own}")
+                self._own_attached = True
         return f"{self._own}."
 
     def _attached(self, sql: str, parameters: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
@@ -184,8 +186,9 @@ class LogBrowser:
         self, sql: str, parameters: dict[str, Any], runs: dict[str, str]
     ) -> list[dict[str, Any]]:
         """Run `sql`, whose `{name}` placeholders stand for the trial rows of `runs[name]`: the
-        kept copies of them from a path, the rows computed in the store when it is open."""
-        if isinstance(self._source, DuckDBStore):  # computed once per query, however named
+        kept copies of them (see `kept`), or, from an open store that cannot attach a memory
+        database (a read-only one), the rows computed in the store for this query."""
+        if not self._keeps_copies():  # computed once per query, however named
             rows = ", ".join(
                 f"rows_{name} AS MATERIALIZED ({trial_rows(name, places=self._places(run))})"
                 for name, run in runs.items()
@@ -199,7 +202,28 @@ class LogBrowser:
         sources = {
             name: self.kept(run_id, self.versions.get(run_id)) for name, run_id in runs.items()
         }
-        return self._run(self._memory.cursor(), sql.format(**sources), parameters)
+        return self._run(self._copies(), sql.format(**sources), parameters)
+
+    def _keeps_copies(self) -> bool:
+        """Whether the trial rows are kept in a database of this browser's own: always from a
+        path; from an open store, when its instance can attach a memory database."""
+        if not isinstance(self._source, DuckDBStore):
+            return True
+        if self._own_attached is None:
+            cursor = self._source.cursor()
+            try:
+                self._own_database(cursor)
+            except duckdb.Error:
+                self._own_attached = False
+            finally:
+                cursor.close()
+        return bool(self._own_attached)
+
+    def _copies(self) -> Any:
+        """A cursor that sees the kept copies (close it when done)."""
+        if isinstance(self._source, DuckDBStore):
+            return self._source.cursor()
+        return self._memory.cursor()
 
     def fingerprint(self) -> tuple[int, ...] | None:
         """What changes whenever the store file's content can have changed (the size and
@@ -217,9 +241,10 @@ class LogBrowser:
         return tuple(stamps)
 
     def kept(self, run_id: str, version: int | None = None) -> str:
-        """The in-memory table holding the run's trial rows as its log stands now (computed
-        when the log has grown since, or never was). `version` is the run's event count when
-        the caller knows it; else the store is asked for its last seq."""
+        """The table holding the run's trial rows as its log stands now (computed when the log
+        has grown since, or never was), in this browser's memory database (from an open store,
+        the one attached to its instance). `version` is the run's event count when the caller
+        knows it; else the store is asked for its last seq."""
         if version is None:
             version = self._query(
                 "SELECT count(*) AS n FROM events WHERE run_id = $run", {"run": run_id}
@@ -229,28 +254,31 @@ class LogBrowser:
             held = self._tables.get(run_id)
             if held is not None and held[0] == last:
                 return held[1]
-            if self._memory is None:
-                self._memory = duckdb.connect(":memory:")
-            name = f"trials_{len(self._tables)}_{last}_{run_id[:16]}"
-            cursor = self._memory.cursor()
+            name = _quoted(f"trials_{len(self._tables)}_{last}_{run_id[:16]}")
+            if isinstance(self._source, DuckDBStore):
+                cursor, store, name = self._source.cursor(), "", f"{self._own}.{name}"
+            else:
+                if self._memory is None:
+                    self._memory = duckdb.connect(":memory:")
+                cursor, store = self._memory.cursor(), "store."
             try:
-                cursor.execute("ATTACH $path AS store (READ_ONLY)", {"path": self._path})
+                if store:
+                    cursor.execute("ATTACH $path AS store (READ_ONLY)", {"path": self._path})
                 try:
-                    places = self._planned.table(cursor, run_id, "store.main.")
-                    cursor.execute(
-                        f"CREATE TABLE {_quoted(name)} AS {trial_rows('run', 'store.', places)}",
-                        {"run": run_id},
-                    )
+                    places = self._planned.table(cursor, run_id, f"{store}main." if store else "")
+                    rows = trial_rows("run", store, places)
+                    cursor.execute(f"CREATE TABLE {name} AS {rows}", {"run": run_id})
                 finally:
-                    cursor.execute("DETACH store")
+                    if store:
+                        cursor.execute("DETACH store")
                 if held is not None:
                     cursor.execute(f"DROP TABLE {held[1]}")
             except duckdb.Error as error:
                 raise StoreError(f"{self._path}: {str(error).splitlines()[0]}") from error
             finally:
                 cursor.close()
-            self._tables[run_id] = (last, _quoted(name))
-            return _quoted(name)
+            self._tables[run_id] = (last, name)
+            return name
 
     def holds(self, run_id: str, version: int | None) -> bool:
         """Whether the run's trial rows are kept for the log's state `version`."""
@@ -300,11 +328,11 @@ class LogBrowser:
             " FROM {run} t ORDER BY t.position"
         )
         parameters = {f"m{index}": metric for index, metric in enumerate(metrics)}
-        if isinstance(self._source, DuckDBStore):
+        if not self._keeps_copies():
             rows = self._over_rows(sql, parameters, {"run": run_id})
             return [tuple(row.values()) for row in rows]
         table = self.kept(run_id, self.versions.get(run_id))
-        cursor = self._memory.cursor()
+        cursor = self._copies()
         try:  # 100,000 rows: as tuples, without a mapping each
             return list(cursor.execute(sql.format(run=table), parameters).fetchall())
         except duckdb.Error as error:

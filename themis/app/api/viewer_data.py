@@ -34,15 +34,17 @@ from themis.app.wiring import (
     viewer_notice,
 )
 from themis.core.breakdown import Breakdown
+from themis.core.case_results import planned_once
 from themis.core.comparison import Comparison, GroupScores, case_scores, plain_case_scores
 from themis.core.errors import ConfigError, StoreLocked, ThemisError
 from themis.core.evaluation_view import evaluation_execution
+from themis.core.events import Event
 from themis.core.inspection import run_progress
-from themis.core.planner import CompiledRun
+from themis.core.planner import CompiledRun, PlanRecord
 from themis.core.report import Report
 from themis.core.report_sampling import is_sampled
 from themis.core.snapshot import RunSnapshot, RunSummary
-from themis.core.state import project
+from themis.core.state import RunState, evolve, project
 from themis.ports.store import StorePort
 
 # Trials per page, and the most a request may ask for.
@@ -71,6 +73,10 @@ class ViewerCache:
     documents: dict[tuple[str, int, Breakdown], ReportDocument] = attrs.Factory(dict)
     comparisons: Comparisons = attrs.Factory(dict)
     lock: threading.Lock = attrs.Factory(threading.Lock)
+    # The run last folded (its state, the seq its next event gets, its last event folded) and
+    # the run last planned: a page following a running run folds only what its log added.
+    folded: dict[str, tuple[RunState, int, Event | None]] = attrs.Factory(dict)
+    plans: dict[str, PlanRecord] = attrs.Factory(dict)
 
     @classmethod
     def of(cls, store: StoreLike) -> ViewerCache:
@@ -108,13 +114,40 @@ class ViewerCache:
         document = self.documents.get(key)
         if document is None:
             with opened_store(store, read_only=True) as opened:
-                document = report_document(opened, run_id, by, load=self.load)
+                document = report_document(opened, run_id, by, reading=self)
             with self.lock:  # the older states of this run's log will not be asked for again
                 stale = [old for old in self.documents if old[0] == run_id and old[1] != events]
                 for old in stale:
                     del self.documents[old]
                 self.documents[key] = document
         return document
+
+    def fold(self, store: StorePort, run_id: str) -> tuple[RunState, int]:
+        """`load_state`, continued from the run's state as last folded when its log only grew
+        since (its last folded event still stands at its seq), else from its checkpoint."""
+        kept = self.folded.get(run_id)
+        records = [] if kept is None else store.read(run_id, after_seq=kept[1] - 2)
+        if kept is not None and kept[1] > 1 and records and records[0] == (kept[1] - 1, kept[2]):
+            state, next_seq, last = kept
+            if len(records) > 1:
+                state = evolve(state, (event for _, event in records[1:]))
+                next_seq, last = records[-1][0] + 1, records[-1][1]
+        else:
+            state, next_seq = load_state(store, run_id)
+            tail = store.read(run_id, after_seq=next_seq - 2) if next_seq > 1 else []
+            last = tail[0][1] if tail else None
+        with self.lock:
+            self.folded = {run_id: (state, next_seq, last)}
+        return state, next_seq
+
+    def planned(self, compiled: CompiledRun) -> PlanRecord:
+        """The keys of the run's plan, planned once (the run last planned is kept)."""
+        record = self.plans.get(compiled.run_id)
+        if record is None:
+            record = planned_once(compiled)
+            with self.lock:
+                self.plans = {compiled.run_id: record}
+        return record
 
     def prepared(self, run_id: str) -> bool:
         """Whether the run's report (default rows) and trial rows are kept for its log as last

@@ -3,9 +3,10 @@ trial's result, all read from the store's log alone."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from importlib import metadata
 from itertools import islice
+from typing import Protocol
 
 from attrs import field, frozen
 
@@ -13,9 +14,10 @@ from themis.app.usecases.checkpoints import fresh_report
 from themis.app.usecases.stored import load_compiled, load_state, resolve_run_id
 from themis.core.breakdown import Breakdown, check_breakdown, field_names
 from themis.core.case_results import CaseResult, case_results, planned_once
-from themis.core.planner import CompiledRun
+from themis.core.planner import CompiledRun, PlanRecord
 from themis.core.report import Report, build_report
 from themis.core.snapshot import RunSnapshot
+from themis.core.state import RunState
 from themis.ports.store import StorePort
 
 # The per-case table of an HTML report holds at most this many trials (a page stays openable).
@@ -47,6 +49,33 @@ class ReportDocument:
     fields: tuple[str, ...] = ()
 
 
+class RunReading(Protocol):
+    """How `report_document` reads a run: its snapshot and compiled spec, its state (and the
+    seq its next event gets), and its plan's keys (`None`: the report plans the run again)."""
+
+    def load(self, store: StorePort, run_id: str) -> tuple[RunSnapshot, CompiledRun]: ...
+
+    def fold(self, store: StorePort, run_id: str) -> tuple[RunState, int]: ...
+
+    def planned(self, compiled: CompiledRun) -> PlanRecord | None: ...
+
+
+class _ReadAgain:
+    """Everything read from the store at each call."""
+
+    def load(self, store: StorePort, run_id: str) -> tuple[RunSnapshot, CompiledRun]:
+        return load_compiled(store, run_id)
+
+    def fold(self, store: StorePort, run_id: str) -> tuple[RunState, int]:
+        return load_state(store, run_id)
+
+    def planned(self, compiled: CompiledRun) -> PlanRecord | None:
+        return None
+
+
+_READ_AGAIN = _ReadAgain()
+
+
 def themis_version() -> str:
     try:
         return metadata.version("themis")
@@ -60,14 +89,16 @@ def report_document(
     by: Breakdown | None = None,
     *,
     cases: bool = False,
-    load: Callable[[StorePort, str], tuple[RunSnapshot, CompiledRun]] = load_compiled,
+    reading: RunReading | None = None,
 ) -> ReportDocument:
     """The report of a stored run grouped `by` (checked against the run's case fields), with
-    its provenance, and with `cases` every trial's result (up to `MAX_CASE_ROWS`). `load`
-    reads the run's snapshot and compiled spec (a viewer passes one that keeps them)."""
+    its provenance, and with `cases` every trial's result (up to `MAX_CASE_ROWS`). `reading`
+    reads the run (default: from the store each time; a viewer passes one that keeps what it
+    read between requests)."""
+    reading = reading or _READ_AGAIN
     by = by or Breakdown()
     run_id = resolve_run_id(store, run_id_or_prefix)
-    snapshot, compiled = load(store, run_id)
+    snapshot, compiled = reading.load(store, run_id)
     check_breakdown(compiled.spec, by)
     cached = fresh_report(store, compiled) if by.is_default and not cases else None
     rows: tuple[CaseResult, ...] = ()
@@ -75,8 +106,8 @@ def report_document(
     if cached is not None:  # the checkpoint's report: the log need not be folded
         report = cached[1]
     else:
-        state, _ = load_state(store, run_id)
-        record = planned_once(compiled) if cases else None
+        state, _ = reading.fold(store, run_id)
+        record = planned_once(compiled) if cases else reading.planned(compiled)
         report = build_report(compiled, state, record, by)
         if cases:
             every = case_results(compiled, state, record)
