@@ -16,6 +16,7 @@ from tests.viewer.conftest import CASES, ViewerStore, _answer, _spec
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.duckdb_browse import LogBrowser
 from themis.app.api import viewer_data as data
+from themis.app.api.viewer_cache import ViewerCache
 from themis.app.api.views import get_evaluation_execution
 from themis.app.render.evaluation import evaluation_json
 from themis.app.usecases.comparing import compare_stored
@@ -32,7 +33,7 @@ from themis.ports.store import StorePort
 def test_a_case_folded_alone_equals_inspect_evaluation(
     viewer_store: ViewerStore, case: str
 ) -> None:
-    cache = data.ViewerCache.of(str(viewer_store.path))
+    cache = ViewerCache.of(str(viewer_store.path))
     for run in (viewer_store.run_a, viewer_store.run_b):
         expected = evaluation_json(get_evaluation_execution(run, case, viewer_store.path))
         assert data.case_data(str(viewer_store.path), run[:8], case, cache) == expected
@@ -40,7 +41,7 @@ def test_a_case_folded_alone_equals_inspect_evaluation(
 
 def test_case_values_from_kept_rows_equal_the_folded_state(viewer_store: ViewerStore) -> None:
     path = str(viewer_store.path)
-    cache = data.ViewerCache.of(path)
+    cache = ViewerCache.of(path)
     with opened_store(path, read_only=True) as opened:
         for run in (viewer_store.run_a, viewer_store.run_b):
             _, compiled = load_compiled(opened, run)
@@ -51,13 +52,13 @@ def test_case_values_from_kept_rows_equal_the_folded_state(viewer_store: ViewerS
 def test_the_viewer_compares_as_themis_compare(viewer_store: ViewerStore) -> None:
     path = str(viewer_store.path)
     query = data.CompareQuery(a=viewer_store.run_a, models=("alpha", "beta"))
-    comparison, _ = data.compare_data(path, query, data.ViewerCache.of(path))
+    comparison, _ = data.compare_data(path, query, ViewerCache.of(path))
     with opened_store(path, read_only=True) as opened:
         assert comparison == compare_stored(
             opened, (viewer_store.run_a, None), models=("alpha", "beta")
         )
         pair = data.CompareQuery(a=viewer_store.run_a, b=viewer_store.run_b)
-        both, _ = data.compare_data(path, pair, data.ViewerCache.of(path))
+        both, _ = data.compare_data(path, pair, ViewerCache.of(path))
         assert both == compare_stored(opened, (viewer_store.run_a, viewer_store.run_b))
 
 
@@ -80,7 +81,7 @@ def test_kept_trial_rows_follow_the_log_as_it_grows(tmp_path: Path) -> None:
 def test_a_warm_viewer_serves_the_same_pages(viewer_store: ViewerStore) -> None:
     path = str(viewer_store.path)
     run = viewer_store.run_a
-    cache = data.ViewerCache.of(path)
+    cache = ViewerCache.of(path)
     data.warm(path, cache)
     assert run in cache.compiled
     assert [key[:3] for key in cache.comparisons] == [
@@ -124,7 +125,7 @@ def test_an_open_store_is_browsed_as_its_kept_copies(
 
 def test_a_report_regrouped_keeps_the_default_one(viewer_store: ViewerStore) -> None:
     path = str(viewer_store.path)
-    cache = data.ViewerCache.of(path)
+    cache = ViewerCache.of(path)
     default = data.run_document(path, viewer_store.run_a, None, cache)
     by_model = data.run_document(path, viewer_store.run_a, Breakdown.of(["model"]), cache)
     assert default is data.run_document(path, viewer_store.run_a, None, cache)
@@ -152,7 +153,7 @@ def test_a_followed_runs_state_is_folded_from_where_it_was(viewer_store: ViewerS
     """`ViewerCache.fold` continues from the state it folded last while the log only grew,
     giving what a whole fold gives at each step, and folds again when the log it continued
     from is not the same any more (another run's log stands in for a rerun's)."""
-    cache = data.ViewerCache.of(str(viewer_store.path))
+    cache = ViewerCache.of(str(viewer_store.path))
     with opened_store(str(viewer_store.path), read_only=True) as opened:
         store = cast(DuckDBStore, opened)
         run, other = viewer_store.run_a, viewer_store.run_b
@@ -170,7 +171,7 @@ def test_a_followed_runs_state_is_folded_from_where_it_was(viewer_store: ViewerS
         assert list(cache.folded) == [other]  # only the run last folded is kept
         _, compiled = load_compiled(opened, run)
         by_model = Breakdown.of(["model"])
-        kept = data.ViewerCache.of(str(viewer_store.path))
+        kept = ViewerCache.of(str(viewer_store.path))
         document = report_document(opened, run, by_model, reading=kept)
         assert document == report_document(opened, run, by_model)
         assert kept.plans.keys() == {run}  # planned once, for the next report

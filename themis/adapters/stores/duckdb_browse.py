@@ -25,8 +25,7 @@ import duckdb
 
 from themis.adapters.codec import decode_event
 from themis.adapters.stores.duckdb import DuckDBStore
-from themis.adapters.stores.duckdb_planned import PlannedPlaces
-from themis.adapters.stores.duckdb_views import view_sql
+from themis.adapters.stores.duckdb_trial_rows import PlannedPlaces, trial_rows
 from themis.core.errors import StoreError
 from themis.core.events import Event
 
@@ -34,8 +33,6 @@ __all__ = ["TRIAL_SORTS", "FailureKind", "LogBrowser", "Page"]
 
 # Columns a page of trials may be sorted by (anything else is refused by the caller).
 TRIAL_SORTS = ("position", "case_id", "model", "prompt", "status", "latency_s", "output_tokens")
-# The response text a trials page carries per row (the case page shows all of it).
-RESPONSE_CHARS = 300
 # Names of the memory databases browsers of open stores attach (one each).
 _ATTACHED = itertools.count()
 
@@ -58,23 +55,6 @@ class FailureKind:
     cases: tuple[str, ...]
 
 
-# The log of one run, filtered before the views' window functions read it; `{db}` names the
-# database holding the store (empty in the store's own connection), `{run}` the run parameter.
-_RUN_EVENTS = "(SELECT * FROM {db}events WHERE run_id = ${run})"
-_RUN_PLACES = "(SELECT * FROM {places} WHERE run_id = ${run})"
-# A run's trials as the `trials` view has them, plus the start of the response, the plan
-# position and the words a search looks in: every page of trials, failures and disagreements
-# reads these rows.
-_TRIAL_ROWS = (
-    "SELECT t.*, left(g.p->>'text', {chars}) AS response, p.position,"
-    " lower(concat_ws(' ', t.dataset, t.case_id, t.model, t.prompt, t.status, t.answer,"
-    " t.error_kind)) AS haystack"
-    " FROM ({trials}) t JOIN {places} p ON p.trial_id = t.trial_id"
-    " LEFT JOIN (SELECT trial_key, payload::JSON AS p FROM {events}"
-    "   WHERE kind = 'generation_completed'"
-    "   QUALIFY row_number() OVER (PARTITION BY trial_key ORDER BY seq) = 1) g"
-    "   ON g.trial_key = t.trial_key"
-)
 # Events with no trial key are the run's own (start, reset, completion, judge verdicts).
 _CASE_EVENTS = (
     "SELECT seq, kind, payload FROM events WHERE run_id = $run AND (trial_key IS NULL"
@@ -86,15 +66,6 @@ _KEYED_EVENTS = (
     "SELECT seq, kind, payload FROM events WHERE run_id = $run AND (trial_key IS NULL"
     " OR list_contains($keys::VARCHAR[], trial_key)) ORDER BY seq"
 )
-
-
-def trial_rows(run: str, db: str = "", places: str | None = None) -> str:
-    """The query of one run's trial rows, the run given as parameter `$<run>`, its places read
-    from the table `places` (default: the store's `trial_places`)."""
-    events = _RUN_EVENTS.format(db=db, run=run)
-    places = _RUN_PLACES.format(places=places or f"{db}trial_places", run=run)
-    trials = view_sql("trials", events=events, places=places)
-    return _TRIAL_ROWS.format(chars=RESPONSE_CHARS, trials=trials, places=places, events=events)
 
 
 class LogBrowser:

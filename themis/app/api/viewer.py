@@ -35,6 +35,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from themis.app.api import viewer_data as data
+from themis.app.api.viewer_cache import ViewerCache
 from themis.app.render import view_live, view_pages
 from themis.app.wiring import StoreLike
 from themis.core.breakdown import Breakdown
@@ -135,7 +136,7 @@ def viewer_app(store: StoreLike, *, warm: bool = False) -> Starlette:
     or test it with Starlette's `TestClient`. With `warm`, it prepares every stored run in a
     background thread as it starts (`themis view` does), so even first pages answer at once."""
 
-    cache = data.ViewerCache.of(store)
+    cache = ViewerCache.of(store)
 
     def run_id(request: Request) -> str:
         return str(request.path_params["run"])

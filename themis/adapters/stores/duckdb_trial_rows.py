@@ -1,8 +1,9 @@
-"""Trial places a reader plans for itself: where each trial of a run belongs (the log's views
-join events to it) when the store keeps none for that run yet — a run executing now (its
-execution keeps them when it ends) or one killed before its execution ended (the next writer
-keeps them). The viewer must not write the store (ADR 0044), so it plans them from the run's
-snapshot, once per run (a run's plan never changes), into a database of its own.
+"""A run's trial rows as the viewer reads them (`trial_rows`: the `trials` log view's columns,
+the start of the response, the plan position, the words a search looks in), and the places
+(`PlannedPlaces`) those rows are joined to when the store keeps none for the run yet — a run
+executing now (its execution keeps them when it ends) or one killed before its execution ended
+(the next writer keeps them). The viewer must not write the store (ADR 0044), so it plans them
+from the run's snapshot, once per run (a run's plan never changes), into a database of its own.
 """
 
 from __future__ import annotations
@@ -13,12 +14,46 @@ from collections.abc import Callable
 from typing import Any
 
 from themis.adapters.codec import decode_snapshot
-from themis.adapters.stores.duckdb_views import INSERT_PLACES, PLACES_TABLE, place_columns
+from themis.adapters.stores.duckdb_views import (
+    INSERT_PLACES,
+    PLACES_TABLE,
+    place_columns,
+    view_sql,
+)
 from themis.core.errors import StoreError
 
-__all__ = ["PlannedPlaces"]
+__all__ = ["RESPONSE_CHARS", "PlannedPlaces", "trial_rows"]
 
+# The response text a trials page carries per row (the case page shows all of it).
+RESPONSE_CHARS = 300
 _NAMES = itertools.count()
+
+# The log of one run, filtered before the views' window functions read it; `{db}` names the
+# database holding the store (empty in the store's own connection), `{run}` the run parameter.
+_RUN_EVENTS = "(SELECT * FROM {db}events WHERE run_id = ${run})"
+_RUN_PLACES = "(SELECT * FROM {places} WHERE run_id = ${run})"
+# A run's trials as the `trials` view has them, plus the start of the response, the plan
+# position and the words a search looks in: every page of trials, failures and disagreements
+# reads these rows.
+_TRIAL_ROWS = (
+    "SELECT t.*, left(g.p->>'text', {chars}) AS response, p.position,"
+    " lower(concat_ws(' ', t.dataset, t.case_id, t.model, t.prompt, t.status, t.answer,"
+    " t.error_kind)) AS haystack"
+    " FROM ({trials}) t JOIN {places} p ON p.trial_id = t.trial_id"
+    " LEFT JOIN (SELECT trial_key, payload::JSON AS p FROM {events}"
+    "   WHERE kind = 'generation_completed'"
+    "   QUALIFY row_number() OVER (PARTITION BY trial_key ORDER BY seq) = 1) g"
+    "   ON g.trial_key = t.trial_key"
+)
+
+
+def trial_rows(run: str, db: str = "", places: str | None = None) -> str:
+    """The query of one run's trial rows, the run given as parameter `$<run>`, its places read
+    from the table `places` (default: the store's `trial_places`)."""
+    events = _RUN_EVENTS.format(db=db, run=run)
+    places = _RUN_PLACES.format(places=places or f"{db}trial_places", run=run)
+    trials = view_sql("trials", events=events, places=places)
+    return _TRIAL_ROWS.format(chars=RESPONSE_CHARS, trials=trials, places=places, events=events)
 
 
 class PlannedPlaces:

@@ -1,0 +1,150 @@
+"""What one viewer process keeps between requests (ADR 0033, 0044): each run's compiled spec,
+its reports by the state of its log, the comparisons computed, the state and plan of the run a
+page follows while it executes, and the log browser's copies of each run's trial rows. Nothing
+is written to the store.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import attrs
+
+from themis.app.usecases.reporting import ReportDocument, report_document
+from themis.app.usecases.stored import load_compiled, load_state, resolve_run_id
+from themis.app.wiring import StoreLike, log_browser, opened_store
+from themis.core.breakdown import Breakdown
+from themis.core.case_results import planned_once
+from themis.core.comparison import Comparison, GroupScores, case_scores, plain_case_scores
+from themis.core.events import Event
+from themis.core.planner import CompiledRun, PlanRecord
+from themis.core.report_sampling import is_sampled
+from themis.core.snapshot import RunSnapshot, RunSummary
+from themis.core.state import RunState, evolve
+from themis.ports.store import StorePort
+
+__all__ = ["Comparisons", "ViewerCache"]
+
+# Comparisons already computed, by (runs, models, both runs' event counts): paging through the
+# disagreements or reloading the page does not rerun the statistics while the log is unchanged.
+Comparisons = dict[tuple[Any, ...], Comparison]
+
+
+@attrs.define
+class ViewerCache:
+    """What one viewer process keeps between requests, so a page costs a query, not a fold
+    (ADR 0033): each run's compiled spec (a run id names one spec for good), each report by the
+    run's event count, each comparison by both runs' event counts, and `browser`, the log
+    browser whose in-memory copy of each run's trial rows is recomputed when its log grows.
+    Nothing is written to the store."""
+
+    browser: Any
+    listed: tuple[Any, list[RunSummary]] | None = None  # (store fingerprint, its runs)
+    compiled: dict[str, tuple[RunSnapshot, CompiledRun]] = attrs.Factory(dict)
+    documents: dict[tuple[str, int, Breakdown], ReportDocument] = attrs.Factory(dict)
+    comparisons: Comparisons = attrs.Factory(dict)
+    lock: threading.Lock = attrs.Factory(threading.Lock)
+    # The run last folded (its state, the seq its next event gets, its last event folded) and
+    # the run last planned: a page following a running run folds only what its log added.
+    folded: dict[str, tuple[RunState, int, Event | None]] = attrs.Factory(dict)
+    plans: dict[str, PlanRecord] = attrs.Factory(dict)
+
+    @classmethod
+    def of(cls, store: StoreLike) -> ViewerCache:
+        return cls(browser=log_browser(store))
+
+    def runs(self, store: StoreLike) -> list[RunSummary]:
+        """The store's runs with their event counts, read again only when the store file has
+        changed since (`StoreLocked` when a running process holds it)."""
+        fingerprint = self.browser.fingerprint()
+        if fingerprint is not None and self.listed is not None and self.listed[0] == fingerprint:
+            return self.listed[1]
+        with opened_store(store, read_only=True) as opened:
+            summaries = opened.runs()
+        self.browser.versions.update({summary.run_id: summary.event_count for summary in summaries})
+        self.listed = (fingerprint, summaries)
+        return summaries
+
+    def resolve(self, store: StoreLike, run_id: str) -> tuple[str, int]:
+        """The full id of the run `run_id` names (a unique prefix will do) and its event count."""
+        summaries = self.runs(store)
+        resolved = resolve_run_id(_Listing(summaries), run_id)
+        return resolved, next(s.event_count for s in summaries if s.run_id == resolved)
+
+    def load(self, store: StorePort, run_id: str) -> tuple[RunSnapshot, CompiledRun]:
+        """`load_compiled`, once per run."""
+        loaded = self.compiled.get(run_id)
+        if loaded is None:
+            loaded = self.compiled[run_id] = load_compiled(store, run_id)
+        return loaded
+
+    def document(self, store: StoreLike, run_id: str, by: Breakdown, events: int) -> ReportDocument:
+        """`report_document` of the (full) run id, once per state of its log (`events`: its
+        event count); the store is opened only when it is not kept."""
+        key = (run_id, events, by)
+        document = self.documents.get(key)
+        if document is None:
+            with opened_store(store, read_only=True) as opened:
+                document = report_document(opened, run_id, by, reading=self)
+            with self.lock:  # the older states of this run's log will not be asked for again
+                stale = [old for old in self.documents if old[0] == run_id and old[1] != events]
+                for old in stale:
+                    del self.documents[old]
+                self.documents[key] = document
+        return document
+
+    def fold(self, store: StorePort, run_id: str) -> tuple[RunState, int]:
+        """`load_state`, continued from the run's state as last folded when its log only grew
+        since (its last folded event still stands at its seq), else from its checkpoint."""
+        kept = self.folded.get(run_id)
+        records = [] if kept is None else store.read(run_id, after_seq=kept[1] - 2)
+        if kept is not None and kept[1] > 1 and records and records[0] == (kept[1] - 1, kept[2]):
+            state, next_seq, last = kept
+            if len(records) > 1:
+                state = evolve(state, (event for _, event in records[1:]))
+                next_seq, last = records[-1][0] + 1, records[-1][1]
+        else:
+            state, next_seq = load_state(store, run_id)
+            tail = store.read(run_id, after_seq=next_seq - 2) if next_seq > 1 else []
+            last = tail[0][1] if tail else None
+        with self.lock:
+            self.folded = {run_id: (state, next_seq, last)}
+        return state, next_seq
+
+    def planned(self, compiled: CompiledRun) -> PlanRecord:
+        """The keys of the run's plan, planned once (the run last planned is kept)."""
+        record = self.plans.get(compiled.run_id)
+        if record is None:
+            record = planned_once(compiled)
+            with self.lock:
+                self.plans = {compiled.run_id: record}
+        return record
+
+    def prepared(self, run_id: str) -> bool:
+        """Whether the run's report (default rows) and trial rows are kept for its log as last
+        listed: its pages then answer without a fold or a copy."""
+        events = self.browser.versions.get(run_id)
+        return (run_id, events, Breakdown()) in self.documents and self.browser.holds(
+            run_id, events
+        )
+
+    def scores(self, store: StorePort, run_id: str) -> GroupScores:
+        """`themis compare`'s case values of a run: from the kept trial rows when the run has
+        no sampled or judge rows (the same values: `tests/viewer/test_viewer_cache.py`), else
+        from its folded state."""
+        _, compiled = self.load(store, run_id)
+        spec = compiled.spec
+        if is_sampled(spec) or spec.judges:
+            state, _ = load_state(store, run_id)
+            return case_scores(compiled, state)
+        metrics = [metric.name for metric in spec.metrics]
+        return plain_case_scores(metrics, self.browser.trial_scores(run_id, metrics))
+
+
+@attrs.frozen
+class _Listing:
+    summaries: list[RunSummary]
+
+    def runs(self) -> list[RunSummary]:
+        return self.summaries
