@@ -106,9 +106,12 @@ def load(n: int, store_path: Path) -> dict[str, Any]:
         assert checkpoint is not None
         started = time.perf_counter()
         encoded = encode_checkpoint(checkpoint)
+        parts = list(encoded.parts)
         encode_s = time.perf_counter() - started
         started = time.perf_counter()
-        decoded = decode_checkpoint(checkpoint.seq, encoded.summary, encoded.state, encoded.report)
+        decoded = decode_checkpoint(
+            checkpoint.seq, encoded.summary, encoded.state, encoded.report, parts
+        )
         decode_s = time.perf_counter() - started
         assert decoded == checkpoint
     finally:
@@ -120,7 +123,7 @@ def load(n: int, store_path: Path) -> dict[str, Any]:
         "fold_s": fold_s,
         "encode_s": encode_s,
         "decode_s": decode_s,
-        "state_mib": len(encoded.state) / 2**20,
+        "state_mib": (len(encoded.state) + sum(map(len, parts))) / 2**20,
         "summary_bytes": len(encoded.summary),
         "report_bytes": len(encoded.report or ""),
     }

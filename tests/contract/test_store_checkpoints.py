@@ -4,13 +4,18 @@ promises: checkpoints survive a reopen, and a version-1 store is migrated in pla
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import attrs
 import duckdb
+import pytest
 
+from tests.contract import checkpoint_format2 as format2
 from tests.contract.stores import OnDuckDBFile, OnDuckDBInMemory, OnMemoryStore, StoreFixture
 from tests.contract.test_store_contract import SAMPLE_EVENTS, answers, field_types, make_snapshot
+from themis.adapters import checkpoint_tables
+from themis.adapters.checkpoint_codec import encode_checkpoint
 from themis.adapters.codec import encode_event, encode_snapshot
 from themis.adapters.stores import DuckDBStore
 from themis.adapters.stores.duckdb import SCHEMA_VERSION
@@ -262,6 +267,18 @@ class CheckpointContract(StoreFixture):
         assert store.load_checkpoint_summary("run-a") is None
         assert store.load_checkpoint("run-b") == realistic_checkpoint("run-b")
 
+    def test_a_checkpoint_of_many_parts_round_trips_and_a_smaller_one_replaces_it(
+        self, store: StorePort, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(checkpoint_tables, "PART_ROWS", 3)  # DuckDB: a row per part
+        events = [*realistic_events(trials=11), *answers(7)]
+        large = Checkpoint(seq=len(events), state=project(events), report=make_report())
+        store.save_checkpoint("run-a", large)
+        assert store.load_checkpoint("run-a") == large
+        small = realistic_checkpoint()
+        store.save_checkpoint("run-a", small)
+        assert store.load_checkpoint("run-a") == small
+
     # ------------------------------------------------------------ last_seq
 
     def test_last_seq_is_the_highest_stored_seq(self, store: StorePort) -> None:
@@ -434,9 +451,52 @@ def test_the_checkpoint_table_keeps_summary_state_and_report_apart(tmp_path: Pat
             " WHERE table_name = 'checkpoints' ORDER BY ordinal_position"
         ).fetchall()
         (seq, summary, state, report) = con.execute(
-            "SELECT seq, length(summary), length(state), report FROM checkpoints"
+            "SELECT seq, length(summary), state, report FROM checkpoints"
         ).fetchone()
+        parts = con.execute("SELECT run_id, part, body FROM checkpoint_parts").fetchall()
     assert [name for (name,) in columns] == ["run_id", "seq", "summary", "state", "report"]
     assert seq == len(realistic_events())
-    assert summary < 300 < state  # the summary is small; the state holds every trial
+    assert summary < 300  # the summary is small
+    assert '"columns"' not in state  # the per-trial maps are rows of their own
+    assert [(run_id, part) for run_id, part, _ in parts] == [("run-a", i) for i in range(7)]
+    assert [json.loads(body)["map"] for *_, body in parts] == [
+        "generations",
+        "generation_failures",
+        "parses",
+        "scores",
+        "preflight_warnings",
+        "reductions",
+        "code_executions",
+    ]
     assert '"exact_match"' in report
+
+
+def test_a_store_with_checkpoints_of_format_2_reads_them(tmp_path: Path) -> None:
+    """A store written before ADR 0040 keeps a checkpoint's maps inside its state text, and has
+    no `checkpoint_parts` table until a writer opens it: a read-only open reads it all the same,
+    and a writer's next checkpoint replaces it."""
+    path = tmp_path / "s.duckdb"
+    DuckDBStore(path).close()
+    digest = json.loads(encode_checkpoint(realistic_checkpoint()).summary)["format"][2:]
+    texts = [
+        text.replace("2:DIGEST", f"2:{digest}")
+        for text in (format2.SUMMARY, format2.STATE, format2.REPORT)
+    ]
+    with duckdb.connect(str(path)) as con:
+        con.execute("DROP TABLE checkpoint_parts")
+        row = ["run-a", format2.SEQ, *texts]
+        con.execute("INSERT INTO checkpoints VALUES ($1, $2, $3, $4, $5)", row)
+    reader = DuckDBStore(path, read_only=True)
+    try:
+        assert reader.load_checkpoint("run-a") == realistic_checkpoint()
+        assert reader.load_checkpoint_summary("run-a") == realistic_checkpoint().summary
+    finally:
+        reader.close()
+    writer = DuckDBStore(path)
+    try:
+        assert writer.load_checkpoint("run-a") == realistic_checkpoint()
+        later = Checkpoint(seq=99, state=project(answers(2)))
+        writer.save_checkpoint("run-a", later)
+        assert writer.load_checkpoint("run-a") == later
+    finally:
+        writer.close()

@@ -4,15 +4,17 @@ checkpoints read as absent, malformed ones refused as `StoreError`."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.contract import checkpoint_format2 as format2
 from tests.contract.test_store_checkpoints import make_report, realistic_checkpoint
 from tests.contract.test_store_contract import field_types
 from tests.unit.test_codec import EVENTS
-from themis.adapters import checkpoint_codec
+from themis.adapters import checkpoint_tables
 from themis.adapters.checkpoint_codec import (
     decode_checkpoint,
     decode_checkpoint_summary,
@@ -20,7 +22,7 @@ from themis.adapters.checkpoint_codec import (
 )
 from themis.core.checkpoint import Checkpoint
 from themis.core.errors import StoreError
-from themis.core.events import Event, GenerationCompleted
+from themis.core.events import Event, GenerationCompleted, ParseCompleted, ScoreCompleted
 from themis.core.generation import TokenLogprob
 from themis.core.retry import RetryRecord
 from themis.core.state import RunState, project
@@ -28,7 +30,17 @@ from themis.core.state import RunState, project
 
 def round_trip(checkpoint: Checkpoint) -> Checkpoint | None:
     encoded = encode_checkpoint(checkpoint)
-    return decode_checkpoint(checkpoint.seq, encoded.summary, encoded.state, encoded.report)
+    return decode_checkpoint(
+        checkpoint.seq, encoded.summary, encoded.state, encoded.report, encoded.parts
+    )
+
+
+def columns_of(checkpoint: Checkpoint, name: str) -> list[Any]:
+    """The columns of map `name`'s only part."""
+    parts = [json.loads(text) for text in encode_checkpoint(checkpoint).parts]
+    (found,) = [part for part in parts if part["map"] == name]
+    columns: list[Any] = found["columns"]
+    return columns
 
 
 def types_of(state: RunState) -> list[tuple[type, ...]]:
@@ -54,8 +66,7 @@ def test_repeated_values_are_stored_once_without_losing_types() -> None:
         for i in range(3)
     ] + [GenerationCompleted(at=3.0, trial_key="k3", text="same", latency_s=0.0)]
     checkpoint = Checkpoint(seq=4, state=project(generations))
-    encoded = encode_checkpoint(checkpoint)
-    columns = json.loads(encoded.state)["generations"]["columns"]
+    columns = columns_of(checkpoint, "generations")
     assert {"all": "same"} in columns  # text
     assert {"all": False} in columns  # cache_hit
     assert [-0.0, -0.0, -0.0, 0.0] in columns  # floats are never merged: 0.0 == -0.0
@@ -79,8 +90,7 @@ def test_retry_histories_are_stored_as_rows_and_empty_ones_once() -> None:
     rows = [[1, "rate_limit", 429, 2.0, 2.0], [2, "server", 503, None, None]]
     for events, column in [(plain, {"all": None}), ([*plain, recovered], [None] * 3 + [rows])]:
         checkpoint = Checkpoint(seq=len(events), state=project(events))
-        columns = json.loads(encode_checkpoint(checkpoint).state)["generations"]["columns"]
-        assert column in columns
+        assert column in columns_of(checkpoint, "generations")
         assert round_trip(checkpoint) == checkpoint
 
 
@@ -97,8 +107,7 @@ def test_token_logprobs_are_stored_as_rows_and_survive_a_round_trip() -> None:
     rows = [["The", -0.5, [["The", -0.5], [" A", -2.0]]], [" end", 0.0, []]]
     for events, column in [(plain, {"all": None}), ([*plain, *asked], [None, None, rows, []])]:
         checkpoint = Checkpoint(seq=len(events), state=project(events))
-        columns = json.loads(encode_checkpoint(checkpoint).state)["generations"]["columns"]
-        assert columns[-1] == column
+        assert columns_of(checkpoint, "generations")[-1] == column
         decoded = round_trip(checkpoint)
         assert decoded == checkpoint
     assert decoded is not None
@@ -111,9 +120,69 @@ def test_token_logprobs_are_stored_as_rows_and_survive_a_round_trip() -> None:
 def test_the_state_text_is_columnar_and_smaller_than_one_object_per_event() -> None:
     checkpoint = realistic_checkpoint()
     encoded = encode_checkpoint(checkpoint)
-    document = json.loads(encoded.state)
-    assert document["generations"]["n"] == len(checkpoint.state.generations)
-    assert "trial_key" not in encoded.state  # field names are positions, not per-event keys
+    head = json.loads(encoded.state)
+    assert head["rows"]["generations"] == len(checkpoint.state.generations)
+    assert "generations" not in head  # the per-trial maps come in parts
+    texts = list(encoded.parts)
+    assert [json.loads(text)["map"] for text in texts] == [
+        name for name, count in head["rows"].items() if count
+    ]
+    assert not any("trial_key" in text for text in texts)  # field names are positions
+
+
+def test_large_maps_come_in_parts_with_each_key_column_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(checkpoint_tables, "PART_ROWS", 4)
+    events = [
+        event
+        for i in range(10)
+        for event in (
+            GenerationCompleted(at=float(i), trial_key=f"key-{i}", text=str(i)),
+            ParseCompleted(at=1.0, trial_id=f"trial-{i}", trial_key=f"key-{i}", answer=str(i)),
+            ScoreCompleted(
+                at=2.0, trial_id=f"trial-{i}", trial_key=f"key-{i}", scores={"m": i % 2 * 1.0}
+            ),
+        )
+    ]
+    checkpoint = Checkpoint(seq=len(events), state=project(events))
+    encoded = encode_checkpoint(checkpoint)
+    parts = [json.loads(text) for text in encoded.parts]
+    assert [(part["map"], part["start"], part["n"]) for part in parts] == [
+        (name, start, count)
+        for start, count in ((0, 4), (4, 4), (8, 2))
+        for name in ("generations", "parses", "scores")
+    ]
+    for part in parts:
+        keys = [part["columns"][index] for index in (1, 2)] if part["map"] != "generations" else []
+        if part["map"] == "parses":  # trial_id, trial_key: its key is the generation's
+            assert isinstance(keys[0], list)
+            assert keys[1] == {"as": [0, 1]}
+        if part["map"] == "scores":  # both written before it, in this range
+            assert keys == [{"as": [2, 1]}, {"as": [0, 1]}]
+    texts = [json.dumps(part) for part in parts]
+    decoded = decode_checkpoint(checkpoint.seq, encoded.summary, encoded.state, None, texts)
+    assert decoded == checkpoint
+    assert decoded is not None
+    assert types_of(decoded.state) == types_of(checkpoint.state)
+    for broken in (texts[:-1], texts[:3] + texts[6:], [*texts, texts[-1]], texts[3:]):
+        with pytest.raises(StoreError, match="malformed checkpoint state"):
+            decode_checkpoint(checkpoint.seq, encoded.summary, encoded.state, None, broken)
+
+
+def test_a_checkpoint_of_format_2_reads_as_it_was_written() -> None:
+    """Stores written before ADR 0040 keep every map inside the state's one text."""
+    digest = json.loads(encode_checkpoint(realistic_checkpoint()).summary)["format"][2:]
+    texts = [
+        text.replace("2:DIGEST", f"2:{digest}")
+        for text in (format2.SUMMARY, format2.STATE, format2.REPORT)
+    ]
+    decoded = decode_checkpoint(format2.SEQ, *texts)
+    assert decoded == realistic_checkpoint()
+    assert decoded is not None
+    assert types_of(decoded.state) == types_of(realistic_checkpoint().state)
+    summary = decode_checkpoint_summary(format2.SEQ, texts[0], texts[2])
+    assert summary == realistic_checkpoint().summary
 
 
 @pytest.mark.parametrize("part", ["summary", "state"])
@@ -136,6 +205,7 @@ def test_a_checkpoint_of_another_format_reads_as_absent(part: str) -> None:
         ('{"format": "FORMAT"}', None),  # fields missing
         (None, "[]"),
         (None, '{"format": "FORMAT", "resumes": [], "generations": {"n": 2, "columns": []}}'),
+        (None, '{"format": "FORMAT", "resumes": [], "rows": {"generations": 2}}'),
     ],
 )
 def test_malformed_checkpoints_are_store_errors(summary: str | None, state: str | None) -> None:
@@ -144,18 +214,20 @@ def test_malformed_checkpoints_are_store_errors(summary: str | None, state: str 
     summary = (summary or encoded.summary).replace("FORMAT", fmt)
     state = (state or encoded.state).replace("FORMAT", fmt)
     with pytest.raises(StoreError, match="malformed checkpoint"):
-        decode_checkpoint(3, summary, state, encoded.report)
+        decode_checkpoint(3, summary, state, encoded.report, encoded.parts)
 
 
 def test_a_column_of_the_wrong_length_is_refused() -> None:
     encoded = encode_checkpoint(realistic_checkpoint())
-    document = json.loads(encoded.state)
-    document["parses"]["columns"][0] = document["parses"]["columns"][0][:-1]
+    parts = [json.loads(text) for text in encoded.parts]
+    (parses,) = [part for part in parts if part["map"] == "parses"]
+    parses["columns"][0] = parses["columns"][0][:-1]
+    texts = [json.dumps(part) for part in parts]
     with pytest.raises(StoreError, match="malformed checkpoint state"):
-        decode_checkpoint(3, encoded.summary, json.dumps(document), None)
+        decode_checkpoint(3, encoded.summary, encoded.state, None, texts)
 
 
 def test_every_state_table_decodes_without_calling_init_per_event() -> None:
     """The measured decode speed depends on it; a validator or init hook added to an event class
     silently falls back to `__init__` (still correct, ~3.5x slower) and fails this test."""
-    assert [table.slots is not None for table in checkpoint_codec._TABLES] == [True] * 7
+    assert [table.slots is not None for table in checkpoint_tables.TABLES] == [True] * 7

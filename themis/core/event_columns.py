@@ -230,10 +230,12 @@ class EventColumns(Mapping[str, E], Generic[E]):
             return dict(value)
         return value
 
-    def column(self, name: str) -> list[Any]:
-        """Every held event's `name`, in the map's order."""
+    def column(self, name: str, start: int = 0, stop: int | None = None) -> list[Any]:
+        """Every held event's `name`, in the map's order (rows `start` to `stop` of it: a row is
+        a key's place in that order, which a replaced key keeps)."""
         index = self._layout.names.index(name)
-        return [self._read(index, row) for row in self._rows.values()]
+        end = self._count if stop is None else min(stop, self._count)
+        return [self._read(index, row) for row in range(start, end)]
 
     def reader(self, *names: str) -> Callable[[str], tuple[Any, ...] | None]:
         """A function of a key giving those fields of its event (`None` if none is held),

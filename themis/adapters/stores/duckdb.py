@@ -95,6 +95,17 @@ def _rollback(con: Any) -> None:
         con.execute("ROLLBACK")
 
 
+def _checkpoint_parts(con: Any, run_id: str) -> Iterator[str]:
+    """The texts of the run's checkpoint parts in order, a few at a time, read only when taken
+    (a head of format 2 holds its maps, and its store may lack the table: read-only opens)."""
+    cursor = con.execute(
+        "SELECT body FROM checkpoint_parts WHERE run_id = $1 ORDER BY part", [run_id]
+    )
+    while rows := cursor.fetchmany(8):
+        for (body,) in rows:
+            yield body
+
+
 class DuckDBStore:
     """A `StorePort` on one DuckDB connection, used by one caller at a time from any thread."""
 
@@ -280,12 +291,19 @@ class DuckDBStore:
             raise StoreError(f"{self._path}: run {run_id}: {error}") from error
 
     def save_checkpoint(self, run_id: str, checkpoint: Checkpoint) -> None:
-        """Keep `checkpoint` as the run's one checkpoint, replacing any earlier one."""
+        """Keep `checkpoint` as the run's one checkpoint, replacing any earlier one: its head in
+        `checkpoints`, its per-trial maps as rows of `checkpoint_parts`, each part encoded and
+        inserted before the next is built (no text of the whole state: ADR 0040)."""
         encoded = encode_checkpoint(checkpoint)
         row = [run_id, checkpoint.seq, encoded.summary, encoded.state, encoded.report]
         # DELETE + INSERT: half the time of INSERT OR REPLACE for a 30 MB state (measured).
         with self._transaction() as con:
             con.execute("DELETE FROM checkpoints WHERE run_id = $1", [run_id])
+            con.execute("DELETE FROM checkpoint_parts WHERE run_id = $1", [run_id])
+            for part, text in enumerate(encoded.parts):
+                con.execute(
+                    "INSERT INTO checkpoint_parts VALUES ($1, $2, $3)", [run_id, part, text]
+                )
             con.execute("INSERT INTO checkpoints VALUES ($1, $2, $3, $4, $5)", row)
 
     def load_checkpoint(self, run_id: str) -> Checkpoint | None:
@@ -294,12 +312,15 @@ class DuckDBStore:
             row = con.execute(
                 "SELECT seq, summary, state, report FROM checkpoints WHERE run_id = $1", [run_id]
             ).fetchone()
-        if row is None:
-            return None
-        try:
-            return decode_checkpoint(*row)
-        except StoreError as error:
-            raise StoreError(f"{self._path}: run {run_id}: {error}") from error
+            if row is None:
+                return None
+            seq, summary, state, report = row
+            try:
+                return decode_checkpoint(
+                    seq, summary, state, report, _checkpoint_parts(con, run_id)
+                )
+            except StoreError as error:
+                raise StoreError(f"{self._path}: run {run_id}: {error}") from error
 
     def load_checkpoint_summary(self, run_id: str) -> CheckpointSummary | None:
         """The summary of the run's checkpoint, without reading its state column."""
@@ -356,6 +377,7 @@ class DuckDBStore:
             con.execute("DELETE FROM events WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM runs WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM checkpoints WHERE run_id = $1", [run_id])
+            con.execute("DELETE FROM checkpoint_parts WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM trial_places WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM compiled_facts WHERE key = $1", [run_key(run_id)])
 

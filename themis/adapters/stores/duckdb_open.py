@@ -51,6 +51,9 @@ _TABLES: Final = (
     "CREATE TABLE IF NOT EXISTS checkpoints ("
     " run_id VARCHAR PRIMARY KEY, seq BIGINT, summary VARCHAR, state VARCHAR, report VARCHAR)",
     PLACES_TABLE,
+    # A checkpoint's per-trial maps in parts (ADR 0040); absent from older files until a writer
+    # opens them, whose checkpoints keep their maps inside `checkpoints.state`.
+    "CREATE TABLE IF NOT EXISTS checkpoint_parts (run_id VARCHAR, part INTEGER, body VARCHAR)",
     # Compiled facts of runs and configs (a cache, ADR 0034); absent from older files until a
     # writer opens them, which readers treat as an empty cache.
     "CREATE TABLE IF NOT EXISTS compiled_facts (key VARCHAR PRIMARY KEY, facts VARCHAR)",
