@@ -229,6 +229,23 @@ class Projection:
             else:
                 self._apply_run_event(event)
 
+    def outcome(
+        self, trial_key: str, execution: int
+    ) -> GenerationCompleted | GenerationFailed | None:
+        """The generation folded for `trial_key`, else its failure if `execution` recorded it."""
+        generation = self._generations.get(trial_key)
+        if generation is not None:
+            return generation  # type: ignore[no-any-return]
+        failure = self._failures.get(trial_key)
+        return failure if failure is not None and failure.execution == execution else None
+
+    def holds_outcome(self, trial_key: str, execution: int) -> bool:
+        """Whether `outcome` has one for `trial_key`, without building it."""
+        if trial_key in self._generations:
+            return True
+        failure = self._failures.get(trial_key)
+        return failure is not None and failure.execution == execution
+
     def _supersede(self, held: GenerationFailed, other: GenerationFailed) -> None:
         """Of two failures of one key by different executions, the later one stands; the
         other joins the key's history (sorted, so arrival order does not matter)."""

@@ -65,7 +65,7 @@ async def execute(
     clock, until_stage = ports.clock, execution.until_stage
     counts = ProgressCounts(total=execution.total)
     send, receive = trio.open_memory_channel[list[Event]](channel_size(runtime))
-    run = TrialRunner(execution, ports, send, counts)
+    run = TrialRunner(execution, ports, send, counts, writer.fold)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(writer.run, receive)
         if on_progress is not None:

@@ -18,6 +18,7 @@ from themis.app.execution.budgeting import RunBudget
 from themis.app.execution.calls import CallGuards, CallHooks, ModelCaller
 from themis.app.execution.candidates import Candidate, CandidateScorer
 from themis.app.execution.limiters import Limiters, deliver
+from themis.app.execution.outcomes import Outcomes
 from themis.app.execution.ports import Ports
 from themis.app.execution.work import Execution, Reusable
 from themis.core.controls import model_controls
@@ -33,6 +34,7 @@ from themis.core.planner import PendingTrial, TrialPlan
 from themis.core.provider_state import ProviderHold
 from themis.core.scoring import parse_answer
 from themis.core.stages import Stage
+from themis.core.state import Projection
 
 __all__ = ["ProgressCallback", "ProgressCounts", "Reusable", "TrialRunner"]
 
@@ -77,7 +79,9 @@ class TrialRunner:
         ports: Ports,
         send: trio.MemorySendChannel[list[Event]],
         counts: ProgressCounts,
+        fold: Projection,
     ) -> None:
+        """`fold`: the writer's fold of what this execution has written so far."""
         compiled, runtime = execution.compiled, execution.runtime
         self.state = execution.state
         self.compiled = compiled
@@ -109,7 +113,8 @@ class TrialRunner:
         self.retrying_failures = any(
             isinstance(event, FailuresRetried) for event in execution.preamble
         )
-        self.generated: dict[str, GenerationCompleted | GenerationFailed] = {}
+        # This execution's outcome per trial key (twins, reduce and judge stages read it).
+        self.generated = Outcomes(fold, self.execution_number)
         # A batch execution looks other runs' generations up chunk by chunk (`prefetch`).
         self.store = ports.store
         self.prefetching = execution.batch and runtime.reuse_generations

@@ -76,6 +76,11 @@ class EventWriter:
     def state(self) -> RunState:
         return self._projection.state()
 
+    @property
+    def fold(self) -> Projection:
+        """The fold of what was written so far, to read (only this writer applies to it)."""
+        return self._projection
+
     async def run(self, receive: trio.MemoryReceiveChannel[list[Event]]) -> None:
         """Write what `receive` delivers (each item: one trial's events) until it closes."""
         batch: list[Event] = []
