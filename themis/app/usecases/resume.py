@@ -9,7 +9,8 @@ recomputes that stage and the later ones from the stored generations, with model
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -334,9 +335,18 @@ def prepare_replay_with_config(
             "replayed_stage": stage.value,
         },
         batch=True,
-        plans=plans,
+        plans=_released(plans),
     )
     return Prepared(request, functools.partial(_derive, request))
+
+
+def _released(plans: list[TrialPlan]) -> Iterator[TrialPlan]:
+    """`plans` in order, each let go of once yielded: the execution's `PlanRecord` keeps their
+    keys, and the whole plan is not held to the run's end."""
+    queue = deque(plans)
+    plans.clear()
+    while queue:
+        yield queue.popleft()
 
 
 def _derive(request: RunRequest, ports: Ports, driving: Driving) -> RunResult:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TypeVar
 
 import attrs
@@ -88,8 +88,9 @@ class RunRequest:
     reusable: Reusable = field(factory=dict)
     # A replay's: no model is called, so its trials run as a batch (`Execution.batch`).
     batch: bool = False
-    # The run's plan, when the caller planned it already (a replay checks it first).
-    plans: Sequence[TrialPlan] | None = None
+    # The run's plan, when the caller planned it already (a replay checks it first): read
+    # once, by the execution.
+    plans: Iterable[TrialPlan] | None = None
 
 
 @frozen
@@ -253,7 +254,13 @@ def execute_work(
         compiled.run_id,
         next_seq=loaded.next_seq,
         state=execution.state,
-        runtime=execution.runtime,
+        # A batch checkpoints only at its end: periodic ones would cost it more than folding
+        # its events again costs after a kill (ADR 0041).
+        runtime=(
+            attrs.evolve(execution.runtime, checkpoint_interval=0)
+            if execution.batch
+            else execution.runtime
+        ),
         clock=ports.clock,
     )
     telemetry = driving.telemetry if driving.telemetry and driving.telemetry.observed else None
