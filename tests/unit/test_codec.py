@@ -262,3 +262,35 @@ def test_a_snapshot_that_fails_validation_is_a_store_error() -> None:
     payload["spec"]["samples"] = 0
     with pytest.raises(StoreError, match="malformed run snapshot payload"):
         decode_snapshot(json.dumps(payload))
+
+
+def test_events_of_one_shape_share_their_leading_fields_in_the_stored_order() -> None:
+    """Judge events, request events and per-candidate results each share one base (their
+    leading fields, in the order every stored payload has them: the golden payloads above)."""
+    from themis.core import events
+
+    leading = {
+        ("at", "judge", "candidate_id", "model", "repeat", "call_key"): (
+            events.JudgeCompleted,
+            events.JudgeFailed,
+        ),
+        ("at", "trial_key"): (
+            events.GenerationCompleted,
+            events.GenerationFailed,
+            events.GenerationRetried,
+            events.PreflightWarned,
+        ),
+        ("at", "trial_id", "trial_key"): (
+            events.ParseCompleted,
+            events.ScoreCompleted,
+            events.ExecutionCompleted,
+        ),
+    }
+    for names, classes in leading.items():
+        for cls in classes:
+            assert tuple(f.name for f in attrs.fields(cls))[: len(names)] == names
+    judged = SAMPLE_EVENTS[-2]
+    assert isinstance(judged, events.JudgeCompleted)
+    assert judged.judgement_id == events.judgement_id(
+        judged.judge, judged.candidate_id, judged.model, judged.repeat
+    )

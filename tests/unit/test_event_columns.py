@@ -82,3 +82,12 @@ def test_equal_score_maps_are_held_once_and_read_back_as_fresh_dicts() -> None:
     # An int score compares equal to a float one but is not shared with it: it reads back an int.
     columns.put(ScoreCompleted(at=9.0, trial_id="9", trial_key="k", scores={"m": 1, "n": 0.0}))
     assert type(columns["9"].scores["m"]) is int
+
+
+def test_every_held_event_class_is_built_without_calling_init() -> None:
+    """The fold's speed depends on it: an event class whose fields it inherits (or gains a
+    validator or hook) would silently be built through `__init__`, ~3x slower."""
+    from themis.core import event_columns, events
+
+    held = (events.GenerationCompleted, events.ParseCompleted, events.ScoreCompleted)
+    assert all(event_columns._layout(cls).setters is not None for cls in held)

@@ -34,7 +34,7 @@ from typing import Any, Final
 import attrs
 from attrs import frozen
 
-from themis.core.event_columns import EventColumns
+from themis.core.event_columns import EventColumns, slot_of
 from themis.core.events import (
     ExecutionCompleted,
     GenerationCompleted,
@@ -138,7 +138,7 @@ _FIELD_CODECS: Final[dict[str, _FieldCodec]] = {
 
 def _table(attribute: str, cls: type[Any], key: str, *, columnar: bool = False) -> _Table:
     fields = attrs.fields(cls)
-    slots = tuple((cls.__dict__.get(field.name), field.converter) for field in fields)
+    slots = tuple((slot_of(cls, field.name), field.converter) for field in fields)
     direct = (
         all(isinstance(slot, types.MemberDescriptorType) for slot, _ in slots)
         and all(

@@ -27,7 +27,6 @@ from themis.core.events import (
     ParseCompleted,
     ReductionCompleted,
     ScoreCompleted,
-    judgement_id,
 )
 from themis.core.planner import IDENTITY_FORMAT, CompiledRun, TrialRef, trial_refs
 from themis.core.reduction import group_id_of
@@ -165,7 +164,7 @@ def _held(state: RunState, event: Event) -> bool:
     if isinstance(event, ExecutionCompleted):
         return event.trial_id in state.code_executions
     if isinstance(event, JudgeCompleted | JudgeFailed):
-        key = judgement_id(event.judge, event.candidate_id, event.model, event.repeat)
+        key = event.judgement_id
         return key in state.judgements
     return False
 

@@ -19,7 +19,7 @@ from typing import Any, Final, Generic, TypeVar
 
 import attrs
 
-__all__ = ["EventColumns", "reader"]
+__all__ = ["EventColumns", "reader", "slot_of"]
 
 E = TypeVar("E")
 
@@ -66,12 +66,18 @@ def _compress(values: list[Any], is_float: bool) -> Any:
     return values
 
 
+def slot_of(cls: type[Any], name: str) -> Any:
+    """The slot descriptor of field `name` on `cls`, or on the base it inherits it from (events
+    of one shape share their leading fields, `themis.core.events`)."""
+    return next((klass.__dict__[name] for klass in cls.__mro__ if name in klass.__dict__), None)
+
+
 def _layout(cls: type[Any]) -> _Layout:
     found = _LAYOUTS.get(cls)
     if found is not None:
         return found
     fields = attrs.fields(cls)
-    setters = tuple(cls.__dict__.get(field.name) for field in fields)
+    setters = tuple(slot_of(cls, field.name) for field in fields)
     direct = (
         all(isinstance(setter, types.MemberDescriptorType) for setter in setters)
         and not any(field.validator or field.on_setattr for field in fields)

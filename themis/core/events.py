@@ -40,7 +40,44 @@ class RunStarted:
 
 
 @frozen
-class GenerationCompleted:
+class _AboutRequest:
+    """What every event about one model request says first: when, and the request's key."""
+
+    at: float
+    trial_key: str
+
+
+@frozen
+class _AboutTrialResult:
+    """What every result computed for one candidate says first: when, the trial (or group) it
+    is for, and the key of the generation it came from."""
+
+    at: float
+    trial_id: str
+    trial_key: str
+
+
+@frozen
+class _AboutJudgeCall:
+    """What both judge events say first: judge `judge`'s model `model`, its `repeat`-th verdict
+    on `candidate_id` (a trial id, a group id, or a pair's id), and `call_key`, the call's
+    content key (the call itself is the `GenerationCompleted`/`GenerationFailed` of that key)."""
+
+    at: float
+    judge: str
+    candidate_id: str
+    model: str
+    repeat: int
+    call_key: str
+
+    @property
+    def judgement_id(self) -> str:
+        """The verdict's key in `RunState.judgements` (`judgement_id`)."""
+        return judgement_id(self.judge, self.candidate_id, self.model, self.repeat)
+
+
+@frozen
+class GenerationCompleted(_AboutRequest):
     """A model answered the request addressed by `trial_key`.
 
     `logprobs` holds the answer's token log-probabilities when the model's params asked for them
@@ -50,8 +87,6 @@ class GenerationCompleted:
     kind: ClassVar[str] = "generation_completed"
     stage: ClassVar[Stage | None] = Stage.GENERATE
     schema_version: ClassVar[int] = 1
-    at: float
-    trial_key: str
     text: str
     finish_reason: str | None = None
     input_tokens: int | None = None
@@ -90,7 +125,7 @@ class GenerationCompleted:
 
 
 @frozen
-class GenerationFailed:
+class GenerationFailed(_AboutRequest):
     """The request addressed by `trial_key` failed for good; `error_kind` classifies why.
 
     `retries` holds every failed attempt, the last one included (its `delay` is `None`).
@@ -104,8 +139,6 @@ class GenerationFailed:
     kind: ClassVar[str] = "generation_failed"
     stage: ClassVar[Stage | None] = Stage.GENERATE
     schema_version: ClassVar[int] = 1
-    at: float
-    trial_key: str
     error_kind: str
     message: str
     attempts: int = 1
@@ -130,7 +163,7 @@ class FailuresRetried:
 
 
 @frozen
-class GenerationRetried:
+class GenerationRetried(_AboutRequest):
     """Attempt `attempt` at `trial_key` failed with `error_kind` and is retried after `delay_s`.
 
     `retry_after_s` is the server's own hint, when it gave one (it then decided `delay_s`).
@@ -139,8 +172,6 @@ class GenerationRetried:
     kind: ClassVar[str] = "generation_retried"
     stage: ClassVar[Stage | None] = Stage.GENERATE
     schema_version: ClassVar[int] = 1
-    at: float
-    trial_key: str
     attempt: int
     error_kind: str
     message: str
@@ -150,15 +181,13 @@ class GenerationRetried:
 
 
 @frozen
-class PreflightWarned:
+class PreflightWarned(_AboutRequest):
     """The request of `trial_key` needs `required_tokens`, over the warning share of its model's
     `context_window` (the call was still made)."""
 
     kind: ClassVar[str] = "preflight_warned"
     stage: ClassVar[Stage | None] = Stage.GENERATE
     schema_version: ClassVar[int] = 1
-    at: float
-    trial_key: str
     required_tokens: int
     context_window: int
 
@@ -195,7 +224,7 @@ def _messages(value: Iterable[Iterable[str]]) -> tuple[tuple[str, str], ...]:
 
 
 @frozen
-class JudgeCompleted:
+class JudgeCompleted(_AboutJudgeCall):
     """Judge `judge`'s model `model` gave its `repeat`-th verdict on candidate `candidate_id`
     (a trial id, a group id, or for a pairwise judge the pair's id).
 
@@ -210,12 +239,6 @@ class JudgeCompleted:
     kind: ClassVar[str] = "judge_completed"
     stage: ClassVar[Stage | None] = Stage.JUDGE
     schema_version: ClassVar[int] = 1
-    at: float
-    judge: str
-    candidate_id: str
-    model: str
-    repeat: int
-    call_key: str
     messages: tuple[tuple[str, str], ...] = field(converter=_messages)
     text: str
     verdict: str
@@ -229,7 +252,7 @@ class JudgeCompleted:
 
 
 @frozen
-class JudgeFailed:
+class JudgeFailed(_AboutJudgeCall):
     """Judge `judge`'s model `model` gave no usable `repeat`-th verdict on `candidate_id`: the
     call failed for good (`error_kind` from the retry taxonomy, its history on the call's
     `GenerationFailed`) or the response did not parse (`unparseable_verdict`, `text` kept)."""
@@ -237,12 +260,6 @@ class JudgeFailed:
     kind: ClassVar[str] = "judge_failed"
     stage: ClassVar[Stage | None] = Stage.JUDGE
     schema_version: ClassVar[int] = 1
-    at: float
-    judge: str
-    candidate_id: str
-    model: str
-    repeat: int
-    call_key: str
     error_kind: str
     message: str
     messages: tuple[tuple[str, str], ...] = field(converter=_messages)
@@ -262,7 +279,7 @@ def _stage_runs(value: Iterable[StageRun]) -> tuple[StageRun, ...]:
 
 
 @frozen
-class ExecutionCompleted:
+class ExecutionCompleted(_AboutTrialResult):
     """The `execution` metric ran the candidate of `trial_id` (a trial, or a group's reduced
     candidate): whether every validation stage passed, whether skip-when skipped it, the first
     stage that failed, and every command it ran with its exit code, duration, timeout and output
@@ -271,9 +288,6 @@ class ExecutionCompleted:
     kind: ClassVar[str] = "execution_completed"
     stage: ClassVar[Stage | None] = Stage.SCORE
     schema_version: ClassVar[int] = 1
-    at: float
-    trial_id: str
-    trial_key: str
     passed: bool
     skipped: bool = False
     failed_stage: int | None = None
@@ -282,30 +296,24 @@ class ExecutionCompleted:
 
 
 @frozen
-class ParseCompleted:
+class ParseCompleted(_AboutTrialResult):
     """The answer parsed from trial `trial_id`'s generation, or why there was none."""
 
     kind: ClassVar[str] = "parse_completed"
     stage: ClassVar[Stage | None] = Stage.PARSE
     schema_version: ClassVar[int] = 1
-    at: float
-    trial_id: str
-    trial_key: str
     answer: str | None
     error: str | None = None
     epoch: int = 0
 
 
 @frozen
-class ScoreCompleted:
+class ScoreCompleted(_AboutTrialResult):
     """The score of every metric for trial `trial_id`."""
 
     kind: ClassVar[str] = "score_completed"
     stage: ClassVar[Stage | None] = Stage.SCORE
     schema_version: ClassVar[int] = 1
-    at: float
-    trial_id: str
-    trial_key: str
     scores: Mapping[str, float] = field(converter=_scores)
     epoch: int = 0
 

@@ -32,7 +32,6 @@ from themis.core.events import (
     RunStarted,
     ScoreCompleted,
     StageReset,
-    judgement_id,
 )
 from themis.core.stages import PIPELINE_STAGES, Stage
 
@@ -210,7 +209,7 @@ class Projection:
             elif isinstance(event, PreflightWarned):
                 self._warnings.setdefault(event.trial_key, event)
             elif isinstance(event, JudgeCompleted | JudgeFailed):
-                key = judgement_id(event.judge, event.candidate_id, event.model, event.repeat)
+                key = event.judgement_id
                 held_judgement = self._judgements.get(key)
                 if (
                     held_judgement is None
