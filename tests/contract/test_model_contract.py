@@ -311,6 +311,43 @@ def test_the_scripted_model_answers_as_its_seeded_draws(
     assert text == _seeded_answer(request)
 
 
+def test_one_scripted_model_answers_each_request_as_its_own_seeded_draws() -> None:
+    """The model re-seeds one generator per call: no call's draws leak into the next."""
+    model = ScriptedModel(FakeClock())
+    options = {"skill": 0.5, "failure_rate": 0.2}
+    for index in range(60):
+        request = attrs.evolve(ask(index, 1, api=None), trial_key=f"key-{index}", options=options)
+        try:
+            text = generate(model, request).text
+        except ModelCallError:
+            text = "<failed>"
+        assert text == _seeded_answer(request)
+
+
+@given(
+    text=st.text(
+        alphabet=st.sampled_from(["a", "b", " ", "\t", "\n", "\u00a0", "\u2003", "\x1c", "\x85"]),
+        max_size=30,
+    ),
+    max_tokens=st.integers(1, 8),
+)
+def test_the_scripted_model_cuts_a_verbatim_answer_after_its_max_tokens_th_word(
+    text: str, max_tokens: int
+) -> None:
+    request = attrs.evolve(
+        ask(1, 2, api=None),
+        reference=text,
+        options={"answer_field": "solution"},
+        params=GenerationParams(max_tokens=max_tokens),
+    )
+    response = generate(ScriptedModel(FakeClock()), request)
+    words = list(re.finditer(r"\S+", text))
+    cut = len(words) > max_tokens
+    assert response.text == (text[: words[max_tokens - 1].end()] if cut else text)
+    assert response.output_tokens == min(len(words), max_tokens)
+    assert response.finish_reason == ("length" if cut else "stop")
+
+
 # The fake server's fault for each kind (tests/fakeserver/behaviour.py); `timeout` is a hang.
 SERVER_FAULT: Mapping[FailureKind, Mapping[str, Any]] = {
     FailureKind.RATE_LIMIT: {"kind": "status", "status": 429},

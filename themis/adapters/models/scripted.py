@@ -43,6 +43,12 @@ COUNTS = ("fail_first_n", "hang_first_n")
 OPTIONS = (*PROBABILITIES, *SECONDS, *COUNTS, "status", "answer_field", "responses")
 DEFAULT_STATUS = 503
 _WORD = re.compile(r"\S+")
+# The options `_faults` acts on: without them a call is neither delayed nor failed, and its
+# count is never read (they are identity options, so a request without them shares its trial
+# key with no request that has them; `latency_s`, a runtime option, reads no count).
+_TIMED = frozenset(
+    ("latency_s", "hang_s", "hang_first_n", "fail_first_n", "outage_start_s", "outage_end_s")
+)
 Script = Callable[[ModelRequest], ModelResponse]
 
 
@@ -108,6 +114,7 @@ class ScriptedModel:
         self._journal = journal.open("a", encoding="utf-8") if journal is not None else None
         self._calls_by_key: dict[str, int] = {}
         self._first_call: float | None = None
+        self._rng = random.Random()  # re-seeded per call: the same draws as a new generator
         self.calls = 0
 
     async def generate_sent(
@@ -130,7 +137,10 @@ class ScriptedModel:
             self._journal.write(json.dumps(entry) + "\n")
             self._journal.flush()
         if options:
-            await self._faults(request, options)
+            if not _TIMED.isdisjoint(options):
+                await self._faults(request, options)
+            elif self._first_call is None:  # what `_faults` would have done: nothing else
+                self._first_call = self._clock.monotonic()
         if self._script is not None:
             return self._script(request)
         failure_rate = float(options.get("failure_rate", 0.0))
@@ -139,7 +149,8 @@ class ScriptedModel:
         rng = None
         correct = True
         if failure_rate > 0 or skill < 1 or responses:  # else no draw could change the answer
-            rng = random.Random(f"{request.trial_key}:{request.params.seed}")
+            rng = self._rng
+            rng.seed(f"{request.trial_key}:{request.params.seed}")
             if rng.random() < failure_rate:
                 raise ModelCallError("server", f"scripted failure of {request.model}")
             if responses:  # e.g. a scripted judge's verdicts: one of them, by key and seed
@@ -163,15 +174,17 @@ class ScriptedModel:
         verbatim = "answer_field" in options  # a field's text (e.g. code), or a wrong answer
         text = (answer if correct else "I am not sure.") if verbatim else f"The answer is {answer}."
         # A word per token: the text is cut after the `max_tokens`-th word, its layout kept.
-        words = list(_WORD.finditer(text))
-        cut = len(words) > request.params.max_tokens
+        # (`str.split` and `\S+` split on the same whitespace.)
+        max_tokens = request.params.max_tokens
+        words = len(text.split())
+        cut = words > max_tokens
         if cut:
-            text = text[: words[request.params.max_tokens - 1].end()]
+            text = text[: list(_WORD.finditer(text))[max_tokens - 1].end()]
         return ModelResponse(
             text=text,
             finish_reason="length" if cut else "stop",
             input_tokens=prompt_words,
-            output_tokens=min(len(words), request.params.max_tokens),
+            output_tokens=min(words, max_tokens),
             served_model=request.model,
         )
 

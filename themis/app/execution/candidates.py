@@ -71,7 +71,7 @@ class CandidateScorer:
         self.plugins = plugins
         self.clock = clock
         self.sandbox = sandbox
-        self.cases = {(d.name, case.id): case for d in spec.datasets for case in d.cases}
+        self._datasets = spec.datasets
         executes = any(metric.name == "execution" for metric in spec.metrics)
         if executes and sandbox is None:
             raise ValueError("the execution metric needs a sandbox")
@@ -96,6 +96,12 @@ class CandidateScorer:
             },
             epoch=candidate.epoch,
         )
+
+    @functools.cached_property
+    def cases(self) -> dict[tuple[str, str], Case]:
+        """Every case by (dataset, case id), built on first use: only code execution and
+        reducers read cases, and a dict of every case costs ~4 us a trial to build."""
+        return {(d.name, case.id): case for d in self._datasets for case in d.cases}
 
     async def score(self, candidate: Candidate) -> list[Event]:
         """The events that score its answer: an `ExecutionCompleted` if code runs, then the
