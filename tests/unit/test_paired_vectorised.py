@@ -15,7 +15,7 @@ import random
 import pytest
 
 from tests.unit import paired_reference as reference
-from themis.core.comparison import case_means
+from themis.core.case_values import case_means
 from themis.core.paired import COUNTED, EXACT_FLIPS, bootstrap_ci, mcnemar_exact, sign_flip_p
 from themis.core.seeded import SeededGenerator
 

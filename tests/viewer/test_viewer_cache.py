@@ -24,6 +24,7 @@ from themis.app.usecases.reporting import report_document
 from themis.app.usecases.stored import load_compiled, load_state
 from themis.app.wiring import opened_store
 from themis.core.breakdown import Breakdown
+from themis.core.case_values import CaseMeans
 from themis.core.comparison import case_scores
 from themis.core.state import RunState
 from themis.ports.store import StorePort
@@ -40,13 +41,27 @@ def test_a_case_folded_alone_equals_inspect_evaluation(
 
 
 def test_case_values_from_kept_rows_equal_the_folded_state(viewer_store: ViewerStore) -> None:
+    """The case means DuckDB sums from the kept rows (ADR 0043) are, bit for bit, the means of
+    the folded state's case scores, case for case."""
     path = str(viewer_store.path)
     cache = ViewerCache.of(path)
     with opened_store(path, read_only=True) as opened:
         for run in (viewer_store.run_a, viewer_store.run_b):
             _, compiled = load_compiled(opened, run)
             state, _ = load_state(opened, run)
-            assert cache.scores(opened, run) == case_scores(compiled, state)
+            events = next(s.event_count for s in opened.runs() if s.run_id == run)
+            kept = cache.scores(path, run, events)
+            folded = case_scores(compiled, state)
+            assert kept.keys() == folded.keys()
+            for place, metrics in folded.items():
+                assert kept[place].keys() == metrics.keys()
+                for metric, side in metrics.items():
+                    fast = kept[place][metric]
+                    assert isinstance(fast, CaseMeans)
+                    slow = CaseMeans.of(side)
+                    assert fast.cases.tolist() == slow.cases.tolist()
+                    assert fast.counts.tolist() == slow.counts.tolist()
+                    assert [str(v) for v in fast.means] == [str(v) for v in slow.means]
 
 
 def test_the_viewer_compares_as_themis_compare(viewer_store: ViewerStore) -> None:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from attrs import frozen
 
+from themis.core.case_values import CaseValues, paired_means
 from themis.core.identity import digest
 from themis.core.paired import (
     bootstrap_ci,
@@ -46,10 +47,14 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-# metric -> case id -> the scores of the case's settled samples
-MetricScores = dict[str, dict[str, list[float]]]
+# metric -> case id -> the scores of the case's settled samples (as the fold gives them)
+CaseLists = dict[str, dict[str, list[float]]]
 # (dataset, model, prompt) -> metric -> case id -> scores
-GroupScores = dict[tuple[str, str, str], MetricScores]
+ListScores = dict[tuple[str, str, str], CaseLists]
+# metric -> one side's case values (lists, or `CaseMeans` a store aggregated)
+MetricScores = Mapping[str, CaseValues]
+# (dataset, model, prompt) -> metric -> case values: what a comparison pairs
+GroupScores = Mapping[tuple[str, str, str], MetricScores]
 
 
 @frozen
@@ -99,13 +104,13 @@ class Comparison:
     unmatched: tuple[str, ...] = ()
 
 
-def case_scores(compiled: CompiledRun, state: RunState) -> GroupScores:
+def case_scores(compiled: CompiledRun, state: RunState) -> ListScores:
     """Each group's case values per metric, for every row the report shows: the settled sample
     scores of each metric, the one value per case of pass@k, majority@k, stage and reduced rows,
     and each judge's candidate scores (a judge failure left out, as in the report)."""
     spec = compiled.spec
     metrics = [metric.name for metric in spec.metrics]
-    groups: GroupScores = {}
+    groups: ListScores = {}
     samples: dict[tuple[str, str, str], dict[Unit, list[SampleResult]]] = {}
     for index, trial in enumerate(trial_refs(compiled)):
         place = (trial.dataset, trial.model, trial.prompt)
@@ -135,12 +140,12 @@ def case_scores(compiled: CompiledRun, state: RunState) -> GroupScores:
 
 def plain_case_scores(
     metrics: Sequence[str], trials: Iterable[tuple[str, str, str, str, str, *tuple[Any, ...]]]
-) -> GroupScores:
+) -> ListScores:
     """`case_scores` of a run without sampled or judge rows, from its trials in plan order, each
     (dataset, model, prompt, case id, status, its score on each of `metrics`), as the log's
     `trials` view has them: a scored trial's scores (0 for a metric it lacks), a failed one's 0s,
     and nothing for the others."""
-    groups: GroupScores = {}
+    groups: ListScores = {}
     for dataset, model, prompt, case_id, status, *values in trials:
         group = groups.setdefault((dataset, model, prompt), {metric: {} for metric in metrics})
         if status == "scored":
@@ -164,24 +169,6 @@ def _mean(values: Sequence[float]) -> float:
     return math.fsum(values) / len(values)
 
 
-def case_means(
-    side: Mapping[str, Sequence[float]], cases: Sequence[str]
-) -> tuple[npt.NDArray[np.float64], bool]:
-    """Each case's mean, `fsum(values) / len(values)` as the report takes it, and whether every
-    case has one value. Cases of one or two values take one numpy pass: a sum of at most two
-    floats is rounded once, as `fsum` rounds it (`+ 0.0` gives `fsum`'s 0.0 for −0.0)."""
-    import numpy as np
-
-    lists = [side[case] for case in cases]
-    sizes = {len(values) for values in lists}
-    if sizes == {1}:
-        return np.array([values[0] for values in lists], dtype=np.float64) + 0.0, True
-    if sizes == {2}:
-        pairs = np.array(lists, dtype=np.float64).reshape(len(lists), 2)
-        return ((pairs[:, 0] + pairs[:, 1]) + 0.0) / 2, False
-    return np.array([_mean(values) for values in lists], dtype=np.float64), sizes == {1}
-
-
 def _binary(means: npt.NDArray[np.float64]) -> bool:
     return bool(((means == 0.0) | (means == 1.0)).all())
 
@@ -189,27 +176,21 @@ def _binary(means: npt.NDArray[np.float64]) -> bool:
 def compare_cases(
     group: str,
     metric: str,
-    side_a: Mapping[str, Sequence[float]],
-    side_b: Mapping[str, Sequence[float]],
+    side_a: CaseValues,
+    side_b: CaseValues,
     resampling: Resampling,
 ) -> PairedComparison:
     """B − A over the cases both sides scored (see the module docstring)."""
-    a_cases = {case for case, values in side_a.items() if values}
-    b_cases = {case for case, values in side_b.items() if values}
-    paired = sorted(a_cases & b_cases)
-    only_a, only_b = len(a_cases - b_cases), len(b_cases - a_cases)
-    if not paired:
+    a_means, b_means, single, (only_a, only_b) = paired_means(side_a, side_b)
+    if not len(a_means):
         return PairedComparison(
             group, metric, 0, only_a, only_b, None, None, None, None, None, None, None, "none",
             None, None,
         )  # fmt: skip
-    a_means, a_single = case_means(side_a, paired)
-    b_means, b_single = case_means(side_b, paired)
     differences = b_means - a_means
     t = paired_t(differences.tolist())
     generator = _generator(resampling, group)
     boot_low, boot_high = bootstrap_ci(differences, resampling.bootstrap_rounds, generator)
-    single = a_single and b_single
     binary = _binary(a_means) and _binary(b_means)
     discordant: tuple[int, int] | None = None
     if single and binary:
@@ -218,11 +199,12 @@ def compare_cases(
     else:
         test = "sign-flip"
         p_value = sign_flip_p(differences.tolist(), resampling.permutation_rounds, generator)
-    mde = minimum_detectable_effect(t.sd, len(paired)) if t.sd is not None and t.sd > 0 else None
+    n = len(differences)
+    mde = minimum_detectable_effect(t.sd, n) if t.sd is not None and t.sd > 0 else None
     return PairedComparison(
         group=group,
         metric=metric,
-        n=len(paired),
+        n=n,
         only_a=only_a,
         only_b=only_b,
         mean_a=_mean(a_means.tolist()),

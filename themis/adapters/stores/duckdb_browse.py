@@ -311,6 +311,39 @@ class LogBrowser:
         finally:
             cursor.close()
 
+    def case_sums(
+        self, run_id: str, metrics: Sequence[str]
+    ) -> list[tuple[tuple[str, str, str], dict[str, Any]]] | None:
+        """Per (dataset, model, prompt), as numpy columns sorted by case id: each case with a
+        settled trial, how many it has (`n`) and, per metric `i`, their scores' sum (`s{i}`)
+        and whether all are whole numbers (`w{i}`), counted as `trial_scores` counts them (a
+        failed trial 0, a scored one 0 for a metric it lacks). `None` for an open store, whose
+        trial rows are not kept."""
+        if isinstance(self._source, DuckDBStore):
+            return None
+        value = "CASE WHEN status = 'failed' THEN 0.0 ELSE coalesce(scores[$m{0}], 0.0) END"
+        values = "".join(f", {value.format(index)} AS v{index}" for index in range(len(metrics)))
+        sums = "".join(
+            f", sum(v{index}) AS s{index}, bool_and(v{index} = round(v{index})) AS w{index}"
+            for index in range(len(metrics))
+        )
+        table = self.kept(run_id, self.versions.get(run_id))
+        sql = (
+            f"SELECT dataset, model, prompt, case_id, count(*) AS n{sums} FROM"
+            f" (SELECT dataset, model, prompt, case_id{values} FROM {table}"
+            " WHERE status IN ('scored', 'failed'))"
+            " GROUP BY dataset, model, prompt, case_id ORDER BY dataset, model, prompt, case_id"
+        )
+        parameters = {f"m{index}": metric for index, metric in enumerate(metrics)}
+        cursor = self._memory.cursor()
+        try:
+            columns = cursor.execute(sql, parameters).fetchnumpy()
+        except duckdb.Error as error:
+            raise StoreError(f"{self._path}: {str(error).splitlines()[0]}") from error
+        finally:
+            cursor.close()
+        return _split_groups(columns)
+
     def case_events(self, run_id: str, case_id: str) -> list[tuple[int, Event]]:
         """The run's own events and those of the trial keys of case `case_id`, decoded, in
         seq order: what the fold needs to show that case's trials."""
@@ -407,3 +440,24 @@ class LogBrowser:
 
 def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _split_groups(columns: dict[str, Any]) -> list[tuple[tuple[str, str, str], dict[str, Any]]]:
+    """Columns sorted by (dataset, model, prompt), cut into one slice of every column per
+    group."""
+    import numpy as np
+
+    keys = [np.asarray(columns[name]) for name in ("dataset", "model", "prompt")]
+    if not len(keys[0]):
+        return []
+    changed = np.zeros(len(keys[0]) - 1, dtype=bool)
+    for key in keys:
+        changed |= key[1:] != key[:-1]
+    bounds = [0, *(np.flatnonzero(changed) + 1).tolist(), len(keys[0])]
+    return [
+        (
+            (str(keys[0][start]), str(keys[1][start]), str(keys[2][start])),
+            {name: np.asarray(column)[start:end] for name, column in columns.items()},
+        )
+        for start, end in itertools.pairwise(bounds)
+    ]

@@ -7,6 +7,7 @@ is written to the store.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -16,6 +17,7 @@ from themis.app.usecases.stored import load_compiled, load_state, resolve_run_id
 from themis.app.wiring import StoreLike, log_browser, opened_store
 from themis.core.breakdown import Breakdown
 from themis.core.case_results import planned_once
+from themis.core.case_values import CaseMeans
 from themis.core.comparison import Comparison, GroupScores, case_scores, plain_case_scores
 from themis.core.events import Event
 from themis.core.planner import CompiledRun, PlanRecord
@@ -24,7 +26,7 @@ from themis.core.snapshot import RunSnapshot, RunSummary
 from themis.core.state import RunState, evolve
 from themis.ports.store import StorePort
 
-__all__ = ["Comparisons", "ViewerCache"]
+__all__ = ["Comparisons", "Listing", "ViewerCache"]
 
 # Comparisons already computed, by (runs, models, both runs' event counts): paging through the
 # disagreements or reloading the page does not rerun the statistics while the log is unchanged.
@@ -35,15 +37,16 @@ Comparisons = dict[tuple[Any, ...], Comparison]
 class ViewerCache:
     """What one viewer process keeps between requests, so a page costs a query, not a fold
     (ADR 0033): each run's compiled spec (a run id names one spec for good), each report by the
-    run's event count, each comparison by both runs' event counts, and `browser`, the log
-    browser whose in-memory copy of each run's trial rows is recomputed when its log grows.
-    Nothing is written to the store."""
+    run's event count, each run's case values (what a comparison pairs) and each comparison by
+    the runs' event counts, and `browser`, the log browser whose in-memory copy of each run's
+    trial rows is recomputed when its log grows. Nothing is written to the store."""
 
     browser: Any
     listed: tuple[Any, list[RunSummary]] | None = None  # (store fingerprint, its runs)
     compiled: dict[str, tuple[RunSnapshot, CompiledRun]] = attrs.Factory(dict)
     documents: dict[tuple[str, int, Breakdown], ReportDocument] = attrs.Factory(dict)
     comparisons: Comparisons = attrs.Factory(dict)
+    case_values: dict[tuple[str, int], GroupScores] = attrs.Factory(dict)
     lock: threading.Lock = attrs.Factory(threading.Lock)
     # The run last folded (its state, the seq its next event gets, its last event folded) and
     # the run last planned: a page following a running run folds only what its log added.
@@ -69,7 +72,7 @@ class ViewerCache:
     def resolve(self, store: StoreLike, run_id: str) -> tuple[str, int]:
         """The full id of the run `run_id` names (a unique prefix will do) and its event count."""
         summaries = self.runs(store)
-        resolved = resolve_run_id(_Listing(summaries), run_id)
+        resolved = resolve_run_id(Listing(summaries), run_id)
         return resolved, next(s.event_count for s in summaries if s.run_id == resolved)
 
     def load(self, store: StorePort, run_id: str) -> tuple[RunSnapshot, CompiledRun]:
@@ -129,21 +132,62 @@ class ViewerCache:
             run_id, events
         )
 
-    def scores(self, store: StorePort, run_id: str) -> GroupScores:
-        """`themis compare`'s case values of a run: from the kept trial rows when the run has
-        no sampled or judge rows (the same values: `tests/viewer/test_viewer_cache.py`), else
-        from its folded state."""
-        _, compiled = self.load(store, run_id)
+    def scores(self, store: StoreLike, run_id: str, events: int) -> GroupScores:
+        """`themis compare`'s case values of a run (its full id), once per state of its log
+        (`events`). When the run has no sampled or judge rows: each case's mean summed by
+        DuckDB from the kept trial rows (ADR 0043), or, where such a sum might not be the
+        exact mean, the kept rows' scores (the same values either way:
+        `tests/viewer/test_viewer_cache.py`); else from its folded state. The store is
+        opened only for what is not kept."""
+        key = (run_id, events)
+        kept = self.case_values.get(key)
+        if kept is not None:
+            return kept
+        if run_id not in self.compiled:
+            with opened_store(store, read_only=True) as opened:
+                self.load(opened, run_id)
+        compiled = self.compiled[run_id][1]
         spec = compiled.spec
         if is_sampled(spec) or spec.judges:
-            state, _ = load_state(store, run_id)
-            return case_scores(compiled, state)
-        metrics = [metric.name for metric in spec.metrics]
-        return plain_case_scores(metrics, self.browser.trial_scores(run_id, metrics))
+            with opened_store(store, read_only=True) as opened:
+                state, _ = load_state(opened, run_id)
+            found: GroupScores = case_scores(compiled, state)
+        else:
+            metrics = [metric.name for metric in spec.metrics]
+            summed = _summed_means(self.browser.case_sums(run_id, metrics), metrics)
+            if summed is None:
+                summed = plain_case_scores(metrics, self.browser.trial_scores(run_id, metrics))
+            found = summed
+        with self.lock:  # older states of this run's log will not be asked for again
+            for old in [old for old in self.case_values if old[0] == run_id]:
+                del self.case_values[old]
+            self.case_values[key] = found
+        return found
+
+
+def _summed_means(
+    groups: list[tuple[tuple[str, str, str], dict[str, Any]]] | None, metrics: Sequence[str]
+) -> GroupScores | None:
+    """`CaseMeans` of every group and metric from `LogBrowser.case_sums`, or `None` when any
+    is not exact (or the browser keeps no rows)."""
+    if groups is None:
+        return None
+    result: dict[tuple[str, str, str], dict[str, CaseMeans]] = {}
+    for place, columns in groups:
+        for index, metric in enumerate(metrics):
+            means = CaseMeans.from_sums(
+                columns["case_id"], columns["n"], columns[f"s{index}"], columns[f"w{index}"]
+            )
+            if means is None:
+                return None
+            result.setdefault(place, {})[metric] = means
+    return result
 
 
 @attrs.frozen
-class _Listing:
+class Listing:
+    """A list of runs as a store lists them (what resolving a run id needs)."""
+
     summaries: list[RunSummary]
 
     def runs(self) -> list[RunSummary]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from themis.app.api.viewer_cache import ViewerCache
+from themis.app.api.viewer_cache import Listing, ViewerCache
 from themis.app.api.views import get_evaluation_execution, live_runs
 from themis.app.render.comparisons import comparison_json
 from themis.app.render.evaluation import evaluation_json
@@ -38,6 +38,7 @@ from themis.core.errors import ConfigError, StoreLocked, ThemisError
 from themis.core.evaluation_view import evaluation_execution
 from themis.core.inspection import run_progress
 from themis.core.report import Report
+from themis.core.report_sampling import is_sampled
 from themis.core.state import project
 
 # Trials per page, and the most a request may ask for.
@@ -49,9 +50,10 @@ LATEST = 10
 
 def warm(store: StoreLike, cache: ViewerCache) -> None:
     """Prepare every run of the store before anyone asks (its compiled spec, its report and
-    its trial rows, and for a run of two models their comparison, in the order the run names
-    them: what "compare its models" leads to), so that even the first page of each answers at
-    once; a store held by a running process is left alone."""
+    its trial rows; then the case values of each run without sampled or judge rows, which any
+    comparison of it pairs; then for a run of two models their comparison, in the order the
+    run names them: what "compare its models" leads to), so that even the first page of each
+    answers at once; a store held by a running process is left alone."""
     try:
         summaries = cache.runs(store)
     except StoreLocked:
@@ -61,8 +63,13 @@ def warm(store: StoreLike, cache: ViewerCache) -> None:
         with suppress(ThemisError):  # a run this Themis cannot read: its pages will say why
             cache.document(store, summary.run_id, Breakdown(), summary.event_count)
             cache.browser.kept(summary.run_id, summary.event_count)
-            prepared.append(summary.run_id)
-    for run_id in prepared:
+            prepared.append(summary)
+    for summary in prepared:
+        spec = cache.compiled[summary.run_id][1].spec
+        if not (is_sampled(spec) or spec.judges):
+            with suppress(ThemisError):
+                cache.scores(store, summary.run_id, summary.event_count)
+    for run_id in (summary.run_id for summary in prepared):
         models = tuple(model.name for model in cache.compiled[run_id][1].spec.models)
         if len(models) == 2:
             with suppress(ThemisError):
@@ -285,10 +292,13 @@ def compare_data(
     key = (run_a, run_b, query.models, events_a, events_b)
     comparison = cache.comparisons.get(key)
     if comparison is None:
-        with opened_store(store, read_only=True) as opened:
-            comparison = compare_stored(
-                opened, (run_a, query.b and run_b), models=query.models, scores=cache.scores
-            )
+        versions = {run_a: events_a, run_b: events_b}
+        comparison = compare_stored(
+            Listing(cache.runs(store)),
+            (run_a, query.b and run_b),
+            models=query.models,
+            scores=lambda run: cache.scores(store, run, versions[run]),
+        )
         cache.comparisons[key] = comparison
     metrics = cache.document(store, run_a, Breakdown(), events_a).metrics
     metric = query.metric or (metrics[0] if metrics else "")

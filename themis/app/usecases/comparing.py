@@ -7,8 +7,10 @@ The statistics are `themis.core.comparison`'s; this reads the runs and checks wh
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
+from typing import cast
 
-from themis.app.usecases.stored import load_compiled, load_state, resolve_run_id
+from themis.app.usecases.stored import RunListing, load_compiled, load_state, resolve_run_id
 from themis.core.comparison import (
     Comparison,
     GroupScores,
@@ -43,19 +45,22 @@ def _two(field: str, names: Sequence[str], groups: GroupScores) -> tuple[str, st
 
 
 def compare_stored(
-    store: StorePort,
+    store: StorePort | RunListing,
     runs: tuple[str, str | None],
     *,
     models: Sequence[str] = (),
     prompts: Sequence[str] = (),
     resampling: Resampling | None = None,
-    scores: Callable[[StorePort, str], GroupScores] = _scores,
+    scores: Callable[[str], GroupScores] | None = None,
 ) -> Comparison:
     """Run B against run A (`runs` = (A, B)), or within run A: `models` (a, b) or `prompts`
-    (x, y). Run ids may be unique prefixes. `scores` reads a run's case values (a viewer
-    passes one that reads its kept trial rows)."""
+    (x, y). Run ids may be unique prefixes. `scores` reads a run's case values by its full id
+    (a viewer passes one that reads what it keeps, and then a `store` that only lists runs);
+    by default they are folded from `store`."""
     resampling = resampling or Resampling()
     run_a, run_b = runs
+    if scores is None:
+        scores = partial(_scores, cast(StorePort, store))
     if models and prompts:
         raise ConfigError("give --models or --prompts, not both")
     resolved_a = resolve_run_id(store, run_a)
@@ -66,12 +71,12 @@ def compare_stored(
             )
         resolved_b = resolve_run_id(store, run_b)
         return compare_runs(
-            (resolved_a[:12], scores(store, resolved_a)),
-            (resolved_b[:12], scores(store, resolved_b)),
+            (resolved_a[:12], scores(resolved_a)),
+            (resolved_b[:12], scores(resolved_b)),
             resampling,
         )
     if not (models or prompts):
         raise ConfigError("give a second RUN, or --models a,b or --prompts x,y within one run")
-    groups = scores(store, resolved_a)
+    groups = scores(resolved_a)
     field, names = ("model", models) if models else ("prompt", prompts)
     return compare_within(groups, field, _two(field, names, groups), resampling)
