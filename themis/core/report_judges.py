@@ -8,52 +8,27 @@ answers) scores 0 and is counted in `failed` or `unparsed`, as for the metrics. 
 of whose verdicts failed (the judge's call failed, or its verdict did not parse) is a judge
 failure: left out of the mean, never a 0, and counted in `judge_failed`.
 
-Agreement treats each (judge model, repeat) as a rater: Cohen's κ with exactly two raters,
-Fleiss' κ over the candidates every rater judged, Krippendorff's α at the nominal, ordinal and
-interval levels over all of them; with a `human_field`, Cohen's κ of the human's verdict against
-the judge's most frequent verdict, and α (interval) of their scores.
+Where each candidate stands: `themis.core.judged`; the agreement rows:
+`themis.core.judge_agreement`.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 
-from attrs import frozen
-from returns.result import Success
-
-from themis.core.agreement import cohen_kappa, fleiss_kappa, krippendorff_alpha
 from themis.core.breakdown import Breakdown, case_fields
-from themis.core.events import JudgeCompleted, JudgeFailed, judgement_id
-from themis.core.judging import (
-    candidate_count,
-    candidates,
-    cases_by_place,
-    pair_label,
-    stored_in,
-)
-from themis.core.planner import CompiledRun, PlanRecord, trial_refs
-from themis.core.reduction import plan_groups
+from themis.core.judge_agreement import agreement_rows
+from themis.core.judged import Judged, Place, judged_candidates
+from themis.core.judging import candidate_count, cases_by_place
+from themis.core.planner import CompiledRun, PlanRecord
 from themis.core.report import AgreementRow, ReportRow
-from themis.core.spec import Case, JudgeSpec
+from themis.core.spec import JudgeSpec
 from themis.core.state import RunState
 from themis.core.stats import estimate
-from themis.core.verdicts import aggregate, read_value
+from themis.core.verdicts import aggregate
 
-Place = tuple[str, str, str]  # dataset, model, prompt
 Group = tuple[str | None, ...]  # the row's (dataset, model, prompt), `*` when pooled, then fields
-
-
-@frozen
-class _Judged:
-    """One candidate's place and its verdicts (`None`: not judged yet) or why it has none."""
-
-    place: Place
-    case_id: str
-    verdicts: tuple[JudgeCompleted, ...] = ()
-    failed_judgements: int = 0
-    missing: str | None = None  # "failed" / "unparsed": nothing to judge, scored 0
 
 
 def judge_report(
@@ -69,9 +44,9 @@ def judge_report(
     cases = cases_by_place(compiled.spec)
     by = by or Breakdown()
     for judge in compiled.spec.judges:
-        judged = list(_judged(compiled, judge, state, record))
+        judged = list(judged_candidates(compiled, judge, state, record))
         rows += _rows(judge, judged, by, case_fields(compiled.spec, by))
-        agreement += _agreement(judge, judged, cases)
+        agreement += agreement_rows(judge, judged, cases)
     return rows, agreement
 
 
@@ -85,66 +60,12 @@ def judge_progress(
     for judge in spec.judges:
         planned += candidate_count(compiled, judge)
         per = len(judge.models) * judge.repeats
-        for item in _judged(compiled, judge, state, record):
+        for item in judged_candidates(compiled, judge, state, record):
             if item.missing is not None or (not item.verdicts and item.failed_judgements == per):
                 failed += 1
             elif item.verdicts and len(item.verdicts) + item.failed_judgements == per:
                 done += 1
     return planned, done, failed
-
-
-def _verdicts(
-    judge: JudgeSpec, state: RunState, candidate_id: str
-) -> tuple[list[JudgeCompleted], int]:
-    given: list[JudgeCompleted] = []
-    failed = 0
-    for model in judge.models:
-        for repeat in range(judge.repeats):
-            held = state.judgements.get(judgement_id(judge.name, candidate_id, model.name, repeat))
-            if isinstance(held, JudgeCompleted):
-                given.append(held)
-            elif isinstance(held, JudgeFailed):
-                failed += 1
-    return given, failed
-
-
-def _judged(
-    compiled: CompiledRun, judge: JudgeSpec, state: RunState, record: PlanRecord | None
-) -> Iterator[_Judged]:
-    if judge.pairwise:
-        for candidate in candidates(compiled, judge, stored_in(state), record):
-            given, failed = _verdicts(judge, state, candidate.candidate_id)
-            place = (candidate.dataset, pair_label(judge), candidate.prompt)
-            yield _Judged(place, candidate.case_id, tuple(given), failed)
-        return
-    if judge.candidate == "reduced":
-        for group in plan_groups(compiled, record):
-            reduction = state.reductions.get(group.group_id)
-            if reduction is None:
-                continue
-            place = (group.dataset, group.model, group.prompt)
-            if reduction.text is None:
-                yield _Judged(place, group.case_id, missing="failed")
-                continue
-            given, failed = _verdicts(judge, state, group.group_id)
-            yield _Judged(place, group.case_id, tuple(given), failed)
-        return
-    for ref in trial_refs(compiled, record):
-        place = (ref.dataset, ref.model, ref.prompt)
-        if state.failed_generation(ref.trial_key) is not None:
-            yield _Judged(place, ref.case_id, missing="failed")
-            continue
-        if ref.trial_key not in state.generations:
-            continue
-        if judge.candidate == "parsed":
-            parse = state.parses.get(ref.trial_id)
-            if parse is None:
-                continue
-            if parse.answer is None:
-                yield _Judged(place, ref.case_id, missing="unparsed")
-                continue
-        given, failed = _verdicts(judge, state, ref.trial_id)
-        yield _Judged(place, ref.case_id, tuple(given), failed)
 
 
 def judge_case_scores(
@@ -154,25 +75,25 @@ def judge_case_scores(
     judge failure left out): what a comparison pairs by case."""
     result: dict[Place, dict[str, dict[str, list[float]]]] = defaultdict(dict)
     for judge in compiled.spec.judges:
-        scores, _ = _scores(judge, list(_judged(compiled, judge, state, None)), _by_place)
+        scores, _ = _scores(judge, list(judged_candidates(compiled, judge, state, None)), _by_place)
         for (dataset, model, prompt), cases in scores.items():
             place = (str(dataset), str(model), str(prompt))
             result[place][judge.name] = {str(case): values for case, values in cases.items()}
     return dict(result)
 
 
-def _by_place(item: _Judged) -> tuple[Group, Hashable]:
+def _by_place(item: Judged) -> tuple[Group, Hashable]:
     return item.place, item.case_id
 
 
 def _grouping(
     by: Breakdown, fields_of: Mapping[tuple[str, str], tuple[str | None, ...]]
-) -> Callable[[_Judged], tuple[Group, Hashable]]:
+) -> Callable[[Judged], tuple[Group, Hashable]]:
     """A candidate's row group under `by` (`themis.core.breakdown`) and its cluster: its case
     (with its dataset when datasets are pooled)."""
     by_dataset = "dataset" in by.plan
 
-    def group(item: _Judged) -> tuple[Group, Hashable]:
+    def group(item: Judged) -> tuple[Group, Hashable]:
         dataset, model, prompt = item.place
         row = (*by.place(dataset, model, prompt), *fields_of.get((dataset, item.case_id), ()))
         return row, item.case_id if by_dataset else (dataset, item.case_id)
@@ -182,8 +103,8 @@ def _grouping(
 
 def _scores(
     judge: JudgeSpec,
-    judged: Sequence[_Judged],
-    group_of: Callable[[_Judged], tuple[Group, Hashable]],
+    judged: Sequence[Judged],
+    group_of: Callable[[Judged], tuple[Group, Hashable]],
 ) -> tuple[dict[Group, dict[Hashable, list[float]]], dict[Group, Counter[str]]]:
     """Each row group's candidate scores per cluster, and its tallies of failed, unparsed and
     judge_failed candidates."""
@@ -206,7 +127,7 @@ def _scores(
 
 def _rows(
     judge: JudgeSpec,
-    judged: Sequence[_Judged],
+    judged: Sequence[Judged],
     by: Breakdown,
     fields_of: Mapping[tuple[str, str], tuple[str | None, ...]],
 ) -> Iterator[ReportRow]:
@@ -230,76 +151,3 @@ def _rows(
             judge=True,
             case_fields=dict(zip(by.fields, group[3:], strict=True)),
         )
-
-
-def _category(judge: JudgeSpec, verdict: JudgeCompleted) -> Hashable:
-    return verdict.verdict if judge.verdict.kind == "labels" else verdict.score
-
-
-def _agreement(
-    judge: JudgeSpec, judged: Sequence[_Judged], cases: dict[tuple[str, str], Case]
-) -> Iterator[AgreementRow]:
-    raters = [(model.name, repeat) for model in judge.models for repeat in range(judge.repeats)]
-    units = [item for item in judged if item.verdicts]
-    if len(raters) >= 2 and units:
-        yield from _rater_agreement(judge, raters, units)
-    if judge.human_field is not None and not judge.pairwise:
-        yield from _human_agreement(judge, units, cases)
-
-
-def _rater_agreement(
-    judge: JudgeSpec, raters: list[tuple[str, int]], units: Sequence[_Judged]
-) -> Iterator[AgreementRow]:
-    by_rater = [
-        {(verdict.model, verdict.repeat): verdict for verdict in item.verdicts} for item in units
-    ]
-    full = [ratings for ratings in by_rater if len(ratings) == len(raters)]
-    name = judge.name
-    if len(raters) == 2 and full:
-        first = [_category(judge, ratings[raters[0]]) for ratings in full]
-        second = [_category(judge, ratings[raters[1]]) for ratings in full]
-        yield AgreementRow(name, "cohen_kappa", cohen_kappa(first, second), 2, len(full))
-    if full:
-        items = [[_category(judge, ratings[rater]) for rater in raters] for ratings in full]
-        yield AgreementRow(name, "fleiss_kappa", fleiss_kappa(items), len(raters), len(full))
-    categories = sorted({_category(judge, v) for item in units for v in item.verdicts}, key=str)
-    index = {category: float(number) for number, category in enumerate(categories)}
-    nominal = [
-        [None if r not in ratings else index[_category(judge, ratings[r])] for r in raters]
-        for ratings in by_rater
-    ]
-    scored = [
-        [None if r not in ratings else ratings[r].score for r in raters] for ratings in by_rater
-    ]
-    for level, values in (("nominal", nominal), ("ordinal", scored), ("interval", scored)):
-        value = krippendorff_alpha(values, level)
-        yield AgreementRow(name, f"krippendorff_alpha_{level}", value, len(raters), len(units))
-
-
-def _human_agreement(
-    judge: JudgeSpec, units: Sequence[_Judged], cases: dict[tuple[str, str], Case]
-) -> Iterator[AgreementRow]:
-    human_labels: list[Hashable] = []
-    judge_labels: list[Hashable] = []
-    pairs: list[list[float | None]] = []
-    for item in units:
-        case = cases[(item.place[0], item.case_id)]
-        value = case.fields.get(judge.human_field or "")
-        text = value if isinstance(value, str) else json.dumps(value)
-        human = read_value(judge.verdict, text)
-        if not isinstance(human, Success):
-            continue
-        verdict = human.unwrap()
-        categories = [_category(judge, v) for v in item.verdicts]
-        most = Counter(categories).most_common(1)[0][1]
-        judge_labels.append(next(c for c in categories if categories.count(c) == most))
-        human_labels.append(verdict.verdict if judge.verdict.kind == "labels" else verdict.score)
-        pairs.append(
-            [verdict.score, aggregate(judge.aggregation, [v.score for v in item.verdicts])]
-        )
-    if not pairs:
-        return
-    kappa = cohen_kappa(human_labels, judge_labels)
-    yield AgreementRow(judge.name, "human_cohen_kappa", kappa, 2, len(pairs))
-    alpha = krippendorff_alpha(pairs, "interval")
-    yield AgreementRow(judge.name, "human_krippendorff_alpha_interval", alpha, 2, len(pairs))
