@@ -7,8 +7,9 @@ generations and writes a checkpoint — and prints trials per second (`--in-proc
 
 By default it measures the whole process instead: `themis run CONFIG` on a new store, then
 `themis replay RUN --stage score --config CHANGED` where CHANGED scores with other metrics
-(`numeric_match` and `contains`): a new run derived from the stored generations. Prints its
-wall time, trials per second and peak RSS. Usage: `python bench/replay.py [--in-process] [N]`.
+(`numeric_match` and `contains`): a new run derived from the stored generations; then
+`themis replay RUN --stage score` of the source run in place. Prints each one's wall time,
+trials per second, CPU seconds and peak RSS. Usage: `python bench/replay.py [--in-process] [N]`.
 """
 
 from __future__ import annotations
@@ -45,14 +46,22 @@ def whole_process(n: int) -> None:
             "--json",
             "--quiet",
         )
-    trials = json.loads(replayed.stdout)["trials"]
-    assert trials["scored"] + trials["failed"] == n, trials
+        source = (done.run_id[:12], "--stage", "score", "--store", done.store)
+        in_place = timed_cli("replay", *source, "--json", "--quiet")
+    for timed in (replayed, in_place):
+        trials = json.loads(timed.stdout)["trials"]
+        assert trials["scored"] + trials["failed"] == n, trials
     print(f"N = {n:,} trials, whole processes, load average {load_average()}")
     print(f"run: {done.run.wall_s:.2f} s, peak RSS {done.run.peak_rss_mib:.0f} MiB")
     print(
         f"replay --stage score, changed metrics: {replayed.wall_s:.2f} s, "
         f"{n / replayed.wall_s:,.0f} trials/s, CPU {replayed.cpu_s:.2f} s, "
         f"peak RSS {replayed.peak_rss_mib:.0f} MiB"
+    )
+    print(
+        f"replay --stage score, in place: {in_place.wall_s:.2f} s, "
+        f"{n / in_place.wall_s:,.0f} trials/s, CPU {in_place.cpu_s:.2f} s, "
+        f"peak RSS {in_place.peak_rss_mib:.0f} MiB"
     )
 
 
