@@ -374,3 +374,74 @@ def test_a_pooled_connection_is_checked_once_per_request_with_a_before_send_hook
     assert (hooks, pool.connections_opened) == (3, 1)
     # the first request's fresh connection is checked after its hook; each reuse once
     assert checks == 1 + 2
+
+
+class _StoppableHook:
+    """A before-send hook through which its caller can stop the call (`StopBy`, ADR 0038);
+    `at_once`: it stops the call as soon as the model hands over the way to."""
+
+    def __init__(self, *, at_once: bool = False) -> None:
+        self.at_once = at_once
+        self.stop: Callable[[], None] | None = None
+
+    async def __call__(self) -> None:
+        return None
+
+    def stop_by(self, stop: Callable[[], None]) -> None:
+        self.stop = stop
+        if self.at_once:
+            stop()
+
+
+def test_a_caller_stops_a_hung_call_through_its_hook(fake: FakeServer) -> None:
+    """The stop closes the socket the call waits on: the call ends at once with
+    `trio.ClosedResourceError`, and the pool opens a fresh connection for the next call."""
+    fake.control(script=[{"fault": {"kind": "hang"}, "times": 1}])
+    pool = pool_for(fake, timeout=None)
+    hook = _StoppableHook()
+
+    async def main() -> tuple[float, H1Response]:
+        started = trio.current_time()
+        async with trio.open_nursery() as nursery:
+
+            async def stop_soon() -> None:
+                while hook.stop is None:
+                    await trio.sleep(0.01)
+                await trio.sleep(0.2)
+                hook.stop()
+
+            nursery.start_soon(stop_soon)
+            with pytest.raises(trio.ClosedResourceError):
+                await pool.post(target(fake), JSON, BODY, hook)
+        took = trio.current_time() - started
+        try:
+            return took, await pool.post(target(fake), JSON, BODY)
+        finally:
+            await pool.aclose()
+
+    took, answer = run(main)
+    assert took < 5.0  # the hang would last until the server's end
+    assert answer_text(answer) == "The answer is 5."
+    assert pool.connections_opened == 2
+
+
+def test_a_call_stopped_before_it_waits_fails_at_once_and_keeps_the_connection(
+    fake: FakeServer,
+) -> None:
+    """Stopped as soon as its hook returns, a call sends nothing, and the pooled connection
+    it would have used goes back to the pool for the next call."""
+    pool = pool_for(fake)
+
+    async def main() -> list[H1Response]:
+        try:
+            first = await pool.post(target(fake), JSON, BODY)
+            with pytest.raises(trio.ClosedResourceError):
+                await pool.post(target(fake), JSON, BODY, _StoppableHook(at_once=True))
+            return [first, await pool.post(target(fake), JSON, BODY)]
+        finally:
+            await pool.aclose()
+
+    answers = run(main)
+    assert [answer_text(answer) for answer in answers] == ["The answer is 5."] * 2
+    assert pool.connections_opened == 1
+    assert fake.stats()["calls"] == 2

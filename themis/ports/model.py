@@ -4,6 +4,9 @@
 request when its bytes leave, not when it was let through: a connection may still be opening
 then, or a pooled one still busy. The interpreter calls `generate_sent` on a model that has it,
 and `generate` (after calling the hook itself) on one that does not.
+
+A send-timed model whose `stops_own_calls` is true also stops a call when its caller asks
+(`StopBy`, ADR 0038): the interpreter then times the call without a cancel scope of its own.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from typing import Protocol, runtime_checkable
 from themis.core.generation import ModelResponse
 from themis.core.planner import ModelRequest
 
-__all__ = ["BeforeSend", "ModelPort", "SendTimedModelPort"]
+__all__ = ["BeforeSend", "ModelPort", "SendTimedModelPort", "StopBy"]
 
 BeforeSend = Callable[[], Awaitable[None]]
+# How a model hands its caller the way to stop one call: `stop_by(stop)` (see `SendTimedModelPort`).
+StopBy = Callable[[Callable[[], None]], None]
 
 
 class ModelPort(Protocol):
@@ -34,6 +39,12 @@ class SendTimedModelPort(ModelPort, Protocol):
     is open), and never once a byte was written. `before_send` may wait (for a rate limit) and
     may raise (a cancellation): then nothing is sent and its exception propagates. An answer
     given without sending anything (a choice another call already brought) awaits it never.
+
+    A model may stop its own calls (ADR 0038): when its `stops_own_calls` attribute is true and
+    `before_send` has a `stop_by` method (`StopBy`), the model calls `before_send.stop_by(stop)`
+    as soon as `before_send` returns, and again whenever the call moves to another connection
+    (each `stop` replaces the last), until the call returns. `stop()` must make the call end
+    soon with an exception (the caller reports it as a timeout), whatever it waits for.
     """
 
     async def generate_sent(

@@ -36,6 +36,7 @@ import errno
 import math
 import os
 import socket
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import trio
@@ -46,6 +47,7 @@ from themis.adapters.models.h1_wire import (
     decode_content,
     header_lines,
     request_bytes,
+    request_head,
 )
 from themis.ports.model import BeforeSend
 
@@ -87,6 +89,30 @@ class _Connection:
             self.sock.close()
 
 
+class _Stopper:
+    """How a caller stops one call (`StopBy`, ADR 0038): the socket the call waits on is
+    closed under it (its wait raises `trio.ClosedResourceError`), and a call stopped between
+    two sockets fails as it moves to the next (`on`)."""
+
+    __slots__ = ("sock", "stopped")
+
+    def __init__(self) -> None:
+        self.sock: socket.socket | None = None
+        self.stopped = False
+
+    def __call__(self) -> None:
+        self.stopped = True
+        sock = self.sock
+        if sock is not None and sock.fileno() >= 0:
+            trio.lowlevel.notify_closing(sock)
+
+    def on(self, sock: socket.socket) -> None:
+        """The call waits on `sock` from now on."""
+        if self.stopped:
+            raise trio.ClosedResourceError("the call was stopped")
+        self.sock = sock
+
+
 class H1Pool:
     """Keep-alive HTTP/1.1 connections to `host:port` (see the module docstring).
 
@@ -120,6 +146,11 @@ class H1Pool:
         self._resolving = trio.Lock()
         self._closed = False
 
+    def head(self, target: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
+        """The head of a POST to `target` with `headers` besides the pool's own, checked (a
+        `LocalProtocolError` for a value with CR, LF or NUL), for `send`."""
+        return request_head(target, self._head_lines, headers)
+
     async def post(
         self,
         target: bytes,
@@ -132,52 +163,86 @@ class H1Pool:
         `before_send` is awaited once, with a connection open and the request about to be
         written (see `ModelPort`'s `SendTimedModelPort`).
         """
-        data = request_bytes(target, self._head_lines, headers, body)
+        return await self.send(self.head(target, headers), body, before_send)
+
+    async def send(
+        self, head: bytes, body: bytes, before_send: BeforeSend | None = None
+    ) -> H1Response:
+        """`post` with its head built already (`head`): a caller whose headers do not change
+        builds it once."""
+        data = request_bytes(head, body)
         slots = self._slots
         try:
             slots.acquire_nowait()  # `acquire` would yield to the scheduler even with a slot free
         except trio.WouldBlock:
             await slots.acquire()
+        # A caller that stops calls through its hook (`StopBy`, ADR 0038) gets a `_Stopper`,
+        # handed over as soon as the hook returns (the call is timed from then).
+        stop_by = getattr(before_send, "stop_by", None)
+        stopper = None if stop_by is None else _Stopper()
         try:
             if before_send is not None and self._idle:
                 # A pooled connection is open already: the hook first, then the checkout's
                 # one check that the server has not closed it (not one before and one after).
                 await before_send()
                 before_send = None
+                if stop_by is not None:
+                    stop_by(stopper)
             connection = self._checkout()
             reused = connection is not None
             if connection is None:
-                connection = await self._connect()
+                connection = await self._connect(stopper)
+            elif stopper is not None:
+                self._waits_on(stopper, connection)
             if before_send is not None:
-                connection, reused = await self._ready(connection, reused, before_send)
+                connection, reused = await self._ready(
+                    connection, reused, before_send, (stop_by, stopper)
+                )
             if reused:
                 try:
                     return await self._exchange(connection, data, reused=True)
                 except _Stale:
-                    connection = await self._connect()
+                    connection = await self._connect(stopper)
             return await self._exchange(connection, data, reused=False)  # never `_Stale`
         finally:
             slots.release()
 
+    def _waits_on(self, stopper: _Stopper, connection: _Connection) -> None:
+        """The call goes on on `connection`: stopped already, it goes back to the pool unused."""
+        try:
+            stopper.on(connection.sock)
+        except trio.ClosedResourceError:
+            self._checkin(connection)
+            raise
+
     async def _ready(
-        self, connection: _Connection, reused: bool, before_send: BeforeSend
+        self,
+        connection: _Connection,
+        reused: bool,
+        before_send: BeforeSend,
+        stopping: tuple[Callable[[_Stopper], None] | None, _Stopper | None],
     ) -> tuple[_Connection, bool]:
         """Await `before_send` holding `connection` (just opened: no pooled one was idle); the
-        connection to write on afterwards.
+        connection to write on afterwards. `stopping`: the caller's `stop_by` and the call's
+        `_Stopper`, handed over once the hook returns.
 
         The wait may be long (a rate limit): a connection the server closed meanwhile is
         replaced, and that request leaves one connect later than `before_send` returned (as it
         does when the pooled connections were all taken or closed during the hook's wait).
         """
+        stop_by, stopper = stopping
         try:
             await before_send()
         except BaseException:
             self._checkin(connection)  # unused: still good for the next request
             raise
+        if stop_by is not None and stopper is not None:
+            stop_by(stopper)
+            self._waits_on(stopper, connection)
         if connection.usable():
             return connection, reused
         connection.close()
-        return await self._connect(), False
+        return await self._connect(stopper), False
 
     def _checkout(self) -> _Connection | None:
         idle = self._idle
@@ -194,10 +259,11 @@ class H1Pool:
         else:
             self._idle.append(connection)
 
-    async def _connect(self) -> _Connection:
+    async def _connect(self, stopper: _Stopper | None = None) -> _Connection:
         try:
             with trio.fail_after(self.timeout if self.timeout is not None else math.inf):
-                sock = await self._open()  # once per connection: the scope's cost is no matter
+                # once per connection: the scope's cost is no matter
+                sock = await self._open(stopper)
         except trio.TooSlowError:
             import httpx
 
@@ -211,7 +277,7 @@ class H1Pool:
         self.connections_opened += 1
         return _Connection(sock)
 
-    async def _open(self) -> socket.socket:
+    async def _open(self, stopper: _Stopper | None) -> socket.socket:
         """A connected non-blocking socket to the first of the origin's addresses that answers.
 
         The addresses are resolved once per pool (again after a failure). Connecting by hand
@@ -232,6 +298,8 @@ class H1Pool:
         for family, address in addresses:
             sock = socket.socket(family, socket.SOCK_STREAM)
             try:
+                if stopper is not None:
+                    stopper.on(sock)
                 sock.setblocking(False)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 code = sock.connect_ex(address)

@@ -33,6 +33,7 @@ __all__ = [
     "decode_content",
     "header_lines",
     "request_bytes",
+    "request_head",
 ]
 
 _RECEIVE = 65536  # bytes asked of one recv
@@ -43,22 +44,20 @@ _VERSIONS = ("1.1", "1.0")
 _FRAMING = frozenset((b"content-length", b"transfer-encoding"))
 
 
-def request_bytes(
-    target: bytes, head_lines: bytes, headers: list[tuple[bytes, bytes]], body: bytes
-) -> bytes:
-    """A POST, head and body in one buffer (names and values checked: no injection).
+def request_head(target: bytes, head_lines: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The head of a POST to `target` up to its `content-length` (names and values checked: no
+    injection). Built once per model and API when its headers are constant (`HttpModel`).
 
     `head_lines` are the pool's own header lines, checked when the pool was made.
     """
     if not target or _VALUE_FORBIDDEN.search(target) or b" " in target:
         raise _local_error(f"bad request target {target!r}")
-    return b"POST %s HTTP/1.1\r\n%s%scontent-length: %d\r\n\r\n%s" % (
-        target,
-        head_lines,
-        header_lines(headers),
-        len(body),
-        body,
-    )
+    return b"POST %s HTTP/1.1\r\n%s%s" % (target, head_lines, header_lines(headers))
+
+
+def request_bytes(head: bytes, body: bytes) -> bytes:
+    """A request: its `head` (`request_head`) and `body` in one buffer."""
+    return b"%scontent-length: %d\r\n\r\n%s" % (head, len(body), body)
 
 
 def header_lines(headers: list[tuple[bytes, bytes]]) -> bytes:

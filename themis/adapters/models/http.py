@@ -139,7 +139,16 @@ class HttpModel:
         )
         self._host = origin.hostname or ""
         self._port = origin.port or 80
-        self._targets: dict[str, bytes] = {}
+        # The lean client's request head per API, when no header reads the environment.
+        self._heads: dict[str, bytes] = {}
+        self._constant_headers = not self.variables()
+
+    @property
+    def stops_own_calls(self) -> bool:
+        """Whether a caller may stop this model's calls through `stop_by` instead of a cancel
+        scope (`SendTimedModelPort`, ADR 0038): the lean client's calls, which wait on a socket
+        that can be closed under them."""
+        return self._lean
 
     # --- secrets --------------------------------------------------------------------------------
 
@@ -259,15 +268,13 @@ class HttpModel:
         (`SendTimedModelPort`). Every other outcome raises `ModelCallError` (see the module
         docstring).
         """
-        headers = self.request_headers()
         response: httpx.Response | None = None
         try:
             pool = self._pool()
             if isinstance(pool, H1Pool):
-                status, content, response = await self._lean_post(
-                    pool, api, body, headers, before_send
-                )
+                status, content, response = await self._lean_post(pool, api, body, before_send)
             else:
+                headers = self.request_headers()
                 with pool.lease() as client:
                     response = await client.post(
                         self.url(api),
@@ -276,6 +283,8 @@ class HttpModel:
                         extensions=await self._sending(before_send),
                     )
                 status, content = response.status_code, response.content
+        except ConfigError:
+            raise
         except Exception as error:
             failure = self._transport_failure(error)
             if failure is None:
@@ -293,6 +302,8 @@ class HttpModel:
                 status=status,
             )
         try:
+            if content[:1] == b"{" and content[1:2] != b"\x00":  # UTF-8 (RFC 8259), no BOM
+                return json.loads(content.decode())
             return json.loads(content)
         except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
             raise self._failure(
@@ -340,23 +351,27 @@ class HttpModel:
         pool: H1Pool,
         api: str,
         body: Mapping[str, Any],
-        headers: Mapping[str, str],
         before_send: BeforeSend | None,
     ) -> tuple[int, bytes, httpx.Response | None]:
-        """One call on the lean client: status, body, and an `httpx.Response` unless 2xx."""
-        target = self._targets.get(api)
-        if target is None:
-            target = self._targets[api] = _target(self.url(api))
-        content = _ENCODE_BODY(body)
-        answer = await pool.post(
-            target,
-            [
-                (b"content-type", b"application/json"),
-                *((name.encode(), value.encode()) for name, value in headers.items()),
-            ],
-            content.encode(),
-            before_send,
-        )
+        """One call on the lean client: status, body, and an `httpx.Response` unless 2xx.
+
+        The request head is built once per API when no header reads the environment (the
+        common case: a local server without a key); otherwise at every call, as secrets are.
+        """
+        head = self._heads.get(api)
+        if head is None:
+            target = _target(self.url(api))
+            headers = self.request_headers()
+            head = pool.head(
+                target,
+                [
+                    (b"content-type", b"application/json"),
+                    *((name.encode(), value.encode()) for name, value in headers.items()),
+                ],
+            )
+            if self._constant_headers:
+                self._heads[api] = head
+        answer = await pool.send(head, _ENCODE_BODY(body).encode(), before_send)
         if answer.status < 300:  # the common case: only the body is read
             return answer.status, answer.content, None
         import httpx

@@ -186,10 +186,20 @@ def parse_choices(data: Any, api: str) -> list[ModelResponse]:
         raise MalformedResponse("no choices")
     usage = data.get("usage")
     usage = usage if isinstance(usage, Mapping) else {}
-    ordered = sorted(
-        choices,
-        key=lambda choice: choice.get("index", 0) if isinstance(choice, Mapping) else 0,
+    ordered = (
+        choices
+        if len(choices) == 1
+        else sorted(
+            choices,
+            key=lambda choice: choice.get("index", 0) if isinstance(choice, Mapping) else 0,
+        )
     )
+    # What every choice shares: the call's usage and identity.
+    input_tokens = int_or_none(usage.get("prompt_tokens"))
+    output_tokens = int_or_none(usage.get("completion_tokens"))
+    served_model = str_or_none(data.get("model"))
+    response_id = str_or_none(data.get("id"))
+    fingerprint = str_or_none(data.get("system_fingerprint"))
     responses = []
     for choice in ordered:
         if not isinstance(choice, Mapping):
@@ -198,11 +208,11 @@ def parse_choices(data: Any, api: str) -> list[ModelResponse]:
             ModelResponse(
                 text=_text(choice, api),
                 finish_reason=str_or_none(choice.get("finish_reason")),
-                input_tokens=int_or_none(usage.get("prompt_tokens")),
-                output_tokens=int_or_none(usage.get("completion_tokens")),
-                served_model=str_or_none(data.get("model")),
-                response_id=str_or_none(data.get("id")),
-                system_fingerprint=str_or_none(data.get("system_fingerprint")),
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                served_model=served_model,
+                response_id=response_id,
+                system_fingerprint=fingerprint,
                 logprobs=_choice_logprobs(choice, api),
             )
         )

@@ -108,6 +108,7 @@ class ModelCaller:
         self.gates: dict[str, ProviderGate] = {}
         self.watch = CallWatch(clock, runtime.call_timeout, runtime.idle_timeout)
         self._send_timed: dict[str, bool] = {}  # by provider: does its model say when it sends?
+        self._stops_calls: dict[str, bool] = {}  # by provider: does its model stop its calls?
 
     def gate(self, provider: str) -> ProviderGate:
         gate = self.gates.get(provider)
@@ -278,27 +279,55 @@ class ModelCaller:
                 await self.clock.sleep(delay)
 
     async def _invoke(self, model: ModelPort, request: ModelRequest, send: _Send) -> ModelResponse:
-        """One call, in a scope the `CallWatch` cancels on `call_timeout` or `idle_timeout`
-        (timed from the moment the request leaves: `_Send`)."""
+        """One call, which the `CallWatch` cancels on `call_timeout` or `idle_timeout` (timed
+        from the moment the request leaves: `_Send`): through the model when it stops its own
+        calls (no cancel scope per call: ADR 0038), else in a cancel scope."""
         watch = self.watch
+        provider = request.provider
         if watch.active:
-            send.watch, send.scope = watch, watch.start()
+            send.watch = watch
+            if self._stops_calls.get(provider) is None:
+                self._stops_calls[provider] = (
+                    isinstance(model, SendTimedModelPort)
+                    and getattr(model, "stops_own_calls", False) is True
+                )
+            if self._stops_calls[provider]:
+                return await self._stopped_by_model(cast(SendTimedModelPort, model), request, send)
+            send.scope = trio.CancelScope()
         elif send.gate.free():  # nothing to wait for, nothing to time: no hook
             return await model.generate(request)
         scope = send.scope or trio.CancelScope()
         try:
             with scope:
-                timed = self._send_timed.get(request.provider)
+                timed = self._send_timed.get(provider)
                 if timed is None:
                     timed = isinstance(model, SendTimedModelPort)
-                    self._send_timed[request.provider] = timed
+                    self._send_timed[provider] = timed
                 if timed:
                     return await cast(SendTimedModelPort, model).generate_sent(request, send)
                 await send()
                 return await model.generate(request)
         finally:
-            why = None if send.watch is None else watch.end(scope)
+            why = None if send.watch is None else watch.end(send)
         raise ModelCallError(FailureKind.TIMEOUT.value, why or "cancelled")
+
+    async def _stopped_by_model(
+        self, model: SendTimedModelPort, request: ModelRequest, send: _Send
+    ) -> ModelResponse:
+        """A call the watch stops through `send` (the model's `stop_by`): whatever the model
+        raises once stopped is the watch's timeout."""
+        try:
+            response = await model.generate_sent(request, send)
+        except Exception:
+            why = self.watch.end(send)
+            if why is not None:
+                raise ModelCallError(FailureKind.TIMEOUT.value, why) from None
+            raise
+        except BaseException:  # a cancellation from outside: never a timeout
+            self.watch.end(send)
+            raise
+        self.watch.end(send)
+        return response
 
     def _answered(
         self,
@@ -336,9 +365,22 @@ class ModelCaller:
 class _Send:
     """One attempt's before-send hook (`SendTimedModelPort`): the provider's grant, taken as the
     request leaves so that rate limits count it then, and the moment it left (`at`; until it
-    leaves, when the attempt began), from which the `CallWatch` times the call."""
+    leaves, when the attempt began), from which the `CallWatch` times the call. The watch
+    cancels the call through it (`cancel`): its cancel scope's, or the `stop` its model gave
+    (`stop_by`, ADR 0038)."""
 
-    __slots__ = ("at", "gate", "granted", "probe", "repeat", "scope", "tokens", "watch")
+    __slots__ = (
+        "at",
+        "cancelled",
+        "gate",
+        "granted",
+        "probe",
+        "repeat",
+        "scope",
+        "stop",
+        "tokens",
+        "watch",
+    )
 
     def __init__(self, gate: ProviderGate, tokens: int, repeat: bool, began: float) -> None:
         self.gate = gate
@@ -349,15 +391,30 @@ class _Send:
         self.probe = False
         self.watch: CallWatch | None = None
         self.scope: trio.CancelScope | None = None
+        self.stop: Callable[[], None] | None = None
+        self.cancelled = False
 
     async def __call__(self) -> None:
         gate = self.gate
         if not gate.free():
             self.granted, self.probe = await gate.acquire(self.tokens, repeat=self.repeat)
-        if self.watch is not None and self.scope is not None:
-            self.at = self.watch.sent(self.scope)
+        if self.watch is not None:
+            self.at = self.watch.sent(self)
         else:
             self.at = gate.clock.monotonic()
+
+    def stop_by(self, stop: Callable[[], None]) -> None:
+        """How the model stops this call from now on (`StopBy`); at once if already cancelled."""
+        self.stop = stop
+        if self.cancelled:
+            stop()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self.scope is not None:
+            self.scope.cancel()
+        elif self.stop is not None:
+            self.stop()
 
 
 def _policy(runtime: RuntimeConfig, seed: int, stage: Stage) -> RetryPolicy:
