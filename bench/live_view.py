@@ -14,7 +14,10 @@ Then the watched viewer is released (the run is over): how long its preparation 
 finished run takes (`viewer.preparing`), and each page's first request once it is done.
 
 The poller is a separate process, so its own CPU is not counted. The machine is shared: trust
-CPU seconds over wall time under load. Usage: `python bench/live_view.py [N] [--watched-only]`.
+CPU seconds over wall time under load. Usage:
+`python bench/live_view.py [N] [--watched-only] [--follow-only]` (`--watched-only`: only the
+watched run; `--follow-only`: the poller loads no whole page, as a person who keeps the run
+page open without reloading it).
 """
 
 from __future__ import annotations
@@ -105,7 +108,8 @@ def timed(action: Any) -> tuple[float, float, Any]:
 def main() -> None:
     import themis
 
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else N
+    n = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else N
+    page_every = 1e9 if "--follow-only" in sys.argv else PAGE_EVERY
     print(f"N = {n} trials; load average {os.getloadavg()[0]:.1f} at the start")
     with tempfile.TemporaryDirectory() as directory:
         root = Path(directory)
@@ -123,7 +127,7 @@ def main() -> None:
 
         with themis.live_viewer(root / "watched.duckdb") as viewer:
             poller = subprocess.Popen(
-                [sys.executable, "-c", POLLER, viewer.url, str(PAGE_EVERY)],
+                [sys.executable, "-c", POLLER, viewer.url, str(page_every)],
                 stdout=subprocess.PIPE,
                 text=True,
             )

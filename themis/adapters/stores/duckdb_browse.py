@@ -35,6 +35,8 @@ __all__ = ["TRIAL_SORTS", "FailureKind", "LogBrowser", "Page"]
 TRIAL_SORTS = ("position", "case_id", "model", "prompt", "status", "latency_s", "output_tokens")
 # Names of the memory databases browsers of open stores attach (one each).
 _ATTACHED = itertools.count()
+# Numbers of the copies of trial rows (a name is never used twice in a process).
+_COPIES = itertools.count()
 
 
 @attrs.frozen
@@ -225,7 +227,7 @@ class LogBrowser:
             held = self._tables.get(run_id)
             if held is not None and held[0] == last:
                 return held[1]
-            name = _quoted(f"trials_{len(self._tables)}_{last}_{run_id[:16]}")
+            name = _quoted(f"trials_{next(_COPIES)}_{last}_{run_id[:16]}")
             if isinstance(self._source, DuckDBStore):
                 cursor, store, name = self._source.cursor(), "", f"{self._own}.{name}"
             else:
