@@ -132,6 +132,14 @@ def test_an_orchestrators_store_is_served_and_left_to_its_owner(tmp_path: Path) 
             page = httpx.get(f"{viewer.url}runs/{result.run_id}")
             listed = httpx.get(f"{viewer.url}api/runs").json()["runs"]
         assert orchestrator.report(result.run_id) == result.report  # still open, still its
+        held = orchestrator.store
+        assert isinstance(held, DuckDBStore)
+        cursor = held.cursor()
+        try:  # the viewer's own memory database is detached from the owner's instance
+            attached = cursor.execute("SELECT database_name FROM duckdb_databases()").fetchall()
+        finally:
+            cursor.close()
+        assert not [name for (name,) in attached if name.startswith("themis_viewer")]
     assert page.status_code == 200
     assert [(run["run_id"], run["status"]) for run in listed] == [(result.run_id, "completed")]
     DuckDBStore(tmp_path / "p.duckdb", read_only=True).close()  # the owner closed it

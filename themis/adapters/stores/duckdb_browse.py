@@ -198,6 +198,26 @@ class LogBrowser:
             return self._source.cursor()
         return self._memory.cursor()
 
+    def close(self) -> None:
+        """Drop what this browser keeps (its copies and planned places; from an open store, the
+        memory database it attached to the store's instance, which its owner keeps open)."""
+        with self._building:
+            if isinstance(self._source, DuckDBStore):
+                if self._own_attached:
+                    cursor = self._source.cursor()
+                    try:
+                        cursor.execute(f"DETACH {self._own}")
+                    except duckdb.Error:
+                        pass  # the store is closed already, and its instance with it
+                    finally:
+                        cursor.close()
+            elif self._memory is not None:
+                self._memory.close()
+                self._memory = None
+            self._own_attached = None
+            self._tables.clear()
+            self._planned = PlannedPlaces(self._own_database if self._own else lambda con: "")
+
     def fingerprint(self) -> tuple[int, ...] | None:
         """What changes whenever the store file's content can have changed (the size and
         modification time of the file and of its write-ahead log); `None` for an open store."""

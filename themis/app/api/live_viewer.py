@@ -147,7 +147,10 @@ class LiveViewer:
                 return
             store, reader = self._store, self._reader
 
+            served = self._switch.app
+
             def close() -> None:
+                served.state.cache.browser.close()
                 reader.close()
                 if self._owned:
                     store.close()
