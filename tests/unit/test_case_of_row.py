@@ -23,3 +23,14 @@ def test_a_case_of_a_row_is_checked_as_a_constructed_case_is() -> None:
         assert str(of_row.value) == str(constructed.value)
     with pytest.raises(ValueError, match="id"):
         Case.of_row("", {}, None)  # an empty id, as `Case(id="")`
+
+
+def test_a_case_of_a_row_shows_and_fails_as_the_constructed_case() -> None:
+    row = {"q": "x", "n": None}
+    case, constructed = Case.of_row("a", row, None), Case(id="a", fields=dict(row))
+    assert repr(case) == repr(constructed)
+    with pytest.raises(ValueError, match="id") as of_row:
+        Case.of_row(" ", {}, None)
+    with pytest.raises(ValueError, match="id") as raised:
+        Case(id=" ")
+    assert str(of_row.value) == str(raised.value)

@@ -78,11 +78,19 @@ class Case:
     @classmethod
     def of_row(cls, id: str, row: dict[str, JsonValue], expected: str | None) -> Case:
         """The case of a row its reader decoded for it alone: checked as `Case(...)` checks
-        it, but holding `row` itself rather than a copy (a copy per case is ~0.2 KiB a case)."""
-        case = cls(id=id, expected=expected)
-        check_json(case, attrs.fields(cls).fields, row)
+        it, but holding `row` itself rather than a copy (a copy per case is ~0.2 KiB a case),
+        and without `__init__`'s conversion and check of a default `fields` it would replace
+        (half the cost of reading a dataset: issue 12)."""
+        case = object.__new__(cls)
+        check_non_empty(case, _CASE_ID, id)
+        check_json(case, _CASE_FIELDS, row)
+        object.__setattr__(case, "id", id)
         object.__setattr__(case, "fields", row)
+        object.__setattr__(case, "expected", expected)
         return case
+
+
+_CASE_ID, _CASE_FIELDS, _ = attrs.fields(Case)
 
 
 DATASET_FORMATS = ("jsonl", "json", "csv", "parquet", "huggingface")
