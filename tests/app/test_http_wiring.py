@@ -320,10 +320,25 @@ def test_n_sampling_through_a_whole_run(server: FakeServer, tmp_path: Path) -> N
 
 
 def test_an_outage_fails_calls_until_it_ends(server: FakeServer) -> None:
+    """Every call fails until the outage ends, and none after. Load-proof: the window is long
+    enough for the first call to land in it on a loaded machine, and the end is checked on the
+    shared monotonic clock (the first success comes no earlier than the window allows) rather
+    than by sleeping a fixed time."""
+    outage_s = 2.0
     server.reset()
-    server.control(outage={"seconds": 0.3, "fault": {"kind": "status", "status": 503}})
+    started = time.monotonic()  # the server starts the window after this
+    server.control(outage={"seconds": outage_s, "fault": {"kind": "status", "status": 503}})
+    statuses: list[int] = []
     with httpx.Client(base_url=server.openai_base_url, trust_env=False) as client:
         body = {"model": "m", "messages": [{"role": "user", "content": "1 + 1"}]}
-        assert client.post("/chat/completions", json=body).status_code == 503
-        time.sleep(0.35)
+        deadline = started + 60.0  # a guard against a hang, not a speed check
+        while not statuses or statuses[-1] != 200:
+            assert time.monotonic() < deadline, f"the outage never ended: {statuses}"
+            statuses.append(client.post("/chat/completions", json=body).status_code)
+            if statuses[-1] == 503:
+                time.sleep(0.05)
+        ended = time.monotonic()
         assert client.post("/chat/completions", json=body).status_code == 200
+    assert statuses[0] == 503  # the first call fell inside the window
+    assert set(statuses[:-1]) == {503}
+    assert ended - started >= outage_s  # no success before the window could have ended

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.cli.conftest import EXAMPLES
 from tests.cli.helpers import Invoke, output_json
+from themis.adapters.live_progress import progress_directory
 from themis.adapters.provider_state import FileProviderState
+from themis.app.api.providers import clear_provider_holds
 from themis.app.render.progress_bar import waiting_text
 from themis.core.provider_state import ProviderHold, SharedProviderState, scope_key
 
@@ -49,13 +54,38 @@ def test_list_and_clear(invoke: Invoke, store: Path) -> None:
     assert invoke("providers", "clear", "--store", store).stdout.strip() == "nothing to clear"
 
 
+@contextmanager
+def _cleared_once_running(store: Path, provider: str) -> Iterator[None]:
+    """Clear `provider`'s shared holds once a run on `store` executes (its live progress file
+    is there), from another thread, as `themis providers clear` would from another shell."""
+    progress = progress_directory(store)
+
+    def clear() -> None:
+        deadline = time.monotonic() + 120.0  # a guard against a hang, not a speed check
+        while time.monotonic() < deadline:
+            if progress.is_dir() and any(progress.iterdir()):
+                break
+            time.sleep(0.02)
+        clear_provider_holds(store, provider)
+
+    clearing = threading.Thread(target=clear, daemon=True)
+    clearing.start()
+    try:
+        yield
+    finally:
+        clearing.join()
+
+
 def test_a_run_under_a_shared_pause_says_so_and_inspect_state_shows_it(
     invoke: Invoke, demo: Path, store: Path
 ) -> None:
-    _pause(store, "fake", 1.0)  # the demo's provider: the run waits for it
+    # Load-proof: the pause outlasts any start-up, and is cleared once the run executes (a
+    # short pause could end before a loaded machine starts the run, which then says nothing).
+    _pause(store, "fake", 300.0)  # the demo's provider: the run waits for it
     _pause(store, LOCAL, 300.0)  # another provider: not this run's concern
 
-    ran = invoke("run", demo, "--store", store, "--json")
+    with _cleared_once_running(store, "fake"):
+        ran = invoke("run", demo, "--store", store, "--json")
 
     assert ran.exit_code == 0, ran.output
     lines = [line for line in ran.stderr.splitlines() if line.startswith("waiting:")]
