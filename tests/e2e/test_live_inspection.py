@@ -95,11 +95,7 @@ def test_inspect_quickcheck_and_runs_answer_live_while_a_run_holds_the_store(
     assert still_running, "the run finished before the live checks were done; slow it down"
     assert runner.returncode == 143, err
     assert "terminated: committed work is kept" in err
-    resumed = _themis_in(
-        workdir, "resume", run_id[:8], "--set", "runtime.max_concurrent_tasks=32", "--json"
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    assert json.loads(resumed.stdout)["trials"] == {  # the run was not disturbed
+    assert _resumed_trials(workdir, run_id) == {  # the run was not disturbed
         "planned": TRIALS,
         "scored": TRIALS,
         "failed": 0,
@@ -137,6 +133,16 @@ def test_inspect_quickcheck_and_runs_answer_live_while_a_run_holds_the_store(
     # ended: the progress is gone and the same commands read the store
     assert not (workdir / "themis.duckdb.progress").exists()
     _assert_read_from_the_store(workdir, run_id)
+
+
+def _resumed_trials(workdir: Path, run_id: str) -> dict[str, int]:
+    """The trial counts of the stopped run resumed to its end, many calls at a time."""
+    resumed = _themis_in(
+        workdir, "resume", run_id[:8], "--set", "runtime.max_concurrent_tasks=32", "--json"
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    trials: dict[str, int] = json.loads(resumed.stdout)["trials"]
+    return trials
 
 
 def _assert_read_from_the_store(workdir: Path, run_id: str) -> None:
