@@ -321,21 +321,14 @@ class H1Pool:
         raise failure
 
     async def _exchange(self, connection: _Connection, data: bytes, *, reused: bool) -> H1Response:
-        done = False
-        try:
-            response = await self._send_and_receive(connection, data, reused=reused)
-            done = True
-            return response
-        finally:
-            if not done:
-                connection.close()
-
-    async def _send_and_receive(
-        self, connection: _Connection, data: bytes, *, reused: bool
-    ) -> H1Response:
+        """Send `data` on `connection` and read the answer; a connection that fails is closed."""
         sock = connection.sock
-        await self._send(sock, data, reused=reused)
-        answer = await Reader(sock, self.timeout).answer(connection.answers)
+        try:
+            await self._send(sock, data, reused=reused)
+            answer = await Reader(sock, self.timeout).answer(connection.answers)
+        except BaseException:
+            connection.close()
+            raise
         if answer.keep_alive:
             self._checkin(connection)
         else:  # Connection: close, HTTP/1.0, a body to EOF, or bytes after the answer

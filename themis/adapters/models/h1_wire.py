@@ -16,6 +16,7 @@ all succeed never needs). ADR 0013 says why llhttp rather than h11 or our own.
 
 from __future__ import annotations
 
+import math
 import re
 import socket
 import zlib
@@ -254,19 +255,35 @@ class Reader:
         self.timeout = timeout
 
     async def answer(self, answer: Answer) -> Answer:
-        """`answer` (the connection's) made complete by what arrives (1xx answers skipped)."""
+        """`answer` (the connection's) made complete by what arrives (1xx answers skipped).
+
+        Without a timeout the socket is read here, not through `_next`: every frame between a
+        call and its socket wait is resumed when the answer arrives (~0.1 us each).
+        """
         answer.start()
-        while chunk := await self._next():
+        sock = self.sock
+        timed = self.timeout is not None
+        while True:
+            if timed:
+                chunk = await self._next()
+            else:  # a cancel scope costs ~5 us: none unless there is a deadline
+                await trio.lowlevel.wait_readable(sock)
+                try:
+                    chunk = sock.recv(_RECEIVE)
+                except BlockingIOError:
+                    continue
+                except OSError as error:
+                    raise _read_error(error) from None
+            if not chunk:
+                break
             if answer.feed(chunk):
                 return answer
         answer.end()
         return answer
 
     async def _next(self) -> bytes:
-        """What arrives next (b"" at EOF)."""
-        if self.timeout is None:  # a cancel scope costs ~5 us: none unless there is a deadline
-            return await self._receive()
-        with trio.move_on_after(self.timeout):
+        """What arrives next (b"" at EOF), within `timeout` seconds."""
+        with trio.move_on_after(self.timeout if self.timeout is not None else math.inf):
             return await self._receive()
         import httpx
 
@@ -280,6 +297,10 @@ class Reader:
             except BlockingIOError:
                 continue
             except OSError as error:
-                import httpx
+                raise _read_error(error) from None
 
-                raise httpx.ReadError(str(error) or type(error).__name__) from None
+
+def _read_error(error: OSError) -> httpx.ReadError:
+    import httpx
+
+    return httpx.ReadError(str(error) or type(error).__name__)
