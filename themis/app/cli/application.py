@@ -61,46 +61,37 @@ class _Group(TyperGroup):
         super().format_help(ctx, formatter)
 
 
-app = typer.Typer(
-    cls=_Group,
-    name="themis",
-    help="Reproducible LLM evaluations: compile once, run concurrently, answer from the log.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+def _group(name: str, help_text: str) -> typer.Typer:
+    """A command group: `themis` itself, or a noun whose subcommands act on one thing."""
+    return typer.Typer(
+        cls=_Group,
+        name=name,
+        help=help_text,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+
+
+app = _group(
+    "themis", "Reproducible LLM evaluations: compile once, run concurrently, answer from the log."
 )
-inspect_app = typer.Typer(
-    cls=_Group,
-    name="inspect",
-    help="Inspect a run: its snapshot, its execution state, or one case's trials; or the "
+inspect_app = _group(
+    "inspect",
+    "Inspect a run: its snapshot, its execution state, or one case's trials; or the "
     "store's queue of submitted runs.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
 )
-batch_app = typer.Typer(
-    cls=_Group,
-    name="batch",
-    help="Batch prices: export pending requests for a provider's batch API, import its output.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+batch_app = _group(
+    "batch",
+    "Batch prices: export pending requests for a provider's batch API, import its output.",
 )
-providers_app = typer.Typer(
-    cls=_Group,
-    name="providers",
-    help="Provider pauses and breaker windows shared by runs on a store: list or clear them.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+providers_app = _group(
+    "providers",
+    "Provider pauses and breaker windows shared by runs on a store: list or clear them.",
 )
-queue_app = typer.Typer(
-    cls=_Group,
-    name="queue",
-    help="The store's queue of submitted runs: prune the done ones (`inspect queue` lists it).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+queue_app = _group(
+    "queue",
+    "The store's queue of submitted runs: prune the done ones (`inspect queue` lists it).",
 )
 
 app.command(cls=_Command)(run_commands.run)
