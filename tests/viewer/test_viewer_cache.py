@@ -112,6 +112,30 @@ def test_a_warm_viewer_serves_the_same_pages(viewer_store: ViewerStore) -> None:
             assert warm.get(page).json() == cold.get(page).json()
 
 
+def test_a_first_comparison_of_warm_runs_reads_only_what_is_kept(
+    viewer_store: ViewerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`warm` keeps every plain run's case values (ADR 0043), so comparing two runs nobody
+    compared yet opens no store, and gives `themis compare`'s numbers."""
+    path = str(viewer_store.path)
+    cache = ViewerCache.of(path)
+    data.warm(path, cache)
+    runs = {summary.run_id: summary.event_count for summary in cache.runs(path)}
+    assert set(cache.case_values) == set(runs.items())
+    with opened_store(path, read_only=True) as opened:
+        expected = compare_stored(opened, (viewer_store.run_a, viewer_store.run_b))
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the store was opened")
+
+    monkeypatch.setattr("themis.app.api.viewer_cache.opened_store", refused)
+    monkeypatch.setattr("themis.app.api.viewer_data.opened_store", refused)
+    query = data.CompareQuery(a=viewer_store.run_a, b=viewer_store.run_b)
+    comparison, disagreements = data.compare_data(path, query, cache)
+    assert comparison == expected
+    assert disagreements["run_b"] == viewer_store.run_b
+
+
 @pytest.mark.parametrize("read_only", [True, False])
 def test_an_open_store_is_browsed_as_its_kept_copies(
     viewer_store: ViewerStore, tmp_path: Path, read_only: bool
