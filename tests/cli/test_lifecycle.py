@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
@@ -193,6 +194,17 @@ def test_no_save_writes_nothing(demo: Path, store: Path, invoke: Invoke) -> None
     assert present.exit_code == 0, present.output
     assert "the run is not in the store; nothing saved (--no-save)" in present.stdout
     assert len(json.loads(invoke("runs", "--store", store, "--json").stdout)["runs"]) == 1
+
+
+def test_no_save_leaves_an_older_store_as_it_was(demo: Path, store: Path, invoke: Invoke) -> None:
+    """`--no-save` only reads: a store from before compiled facts is not migrated either."""
+    invoke("run", demo, "--store", store, "--quiet")
+    with duckdb.connect(str(store)) as con:
+        con.execute("DROP TABLE compiled_facts")
+    before = store.read_bytes()
+    planned = output_json(invoke("plan", demo, "--store", store, "--no-save", "--json"))
+    assert planned["store"]["run"]["status"] == "completed"
+    assert store.read_bytes() == before
 
 
 def test_plan_table(

@@ -2,8 +2,9 @@
 configs (what changed, classified, and whether it is still the same run).
 
 `plan_run` writes at most one thing: the run's compiled snapshot, with no events, when `save` is
-set and the store does not hold the run yet. It never creates a store it was not given (the CLI
-passes no store when the default one does not exist).
+set and the store does not hold the run yet; without `save` it opens the store read-only (an
+older store is not migrated). It never creates a store it was not given (the CLI passes no
+store when the default one does not exist).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def plan_run(
     manifest = experiment.manifest()
     if store is None:
         return PlanResult(manifest=manifest, stored=None, saved=False)
-    with opened_store(store) as opened:
+    with opened_store(store, read_only=not save) as opened:  # `--no-save` only reads
         if opened.load_snapshot(experiment.run_id) is not None:
             stored = stored_run(opened, experiment.compiled)
             return PlanResult(manifest=manifest, stored=stored, saved=False)
