@@ -33,9 +33,9 @@ from typing import Any
 
 from themis.core.generation import ModelCallError, ModelResponse
 from themis.core.planner import ModelRequest
-from themis.core.retry import classify_status
+from themis.core.retry import FailureKind, classify_status
 from themis.ports.clock import ClockPort
-from themis.ports.model import BeforeSend
+from themis.ports.model import BeforeSend, StopBy
 
 PROBABILITIES = ("skill", "failure_rate")
 SECONDS = ("latency_s", "retry_after_s", "hang_s", "outage_start_s", "outage_end_s")
@@ -106,6 +106,8 @@ def _scripted_failure(options: Mapping[str, Any], why: str) -> ModelCallError:
 class ScriptedModel:
     """A `ModelPort` whose every answer is a pure function of the request (see module docstring)."""
 
+    stops_own_calls = True  # it stops its calls itself: see `generate_sent`
+
     def __init__(
         self, clock: ClockPort, *, script: Script | None = None, journal: Path | None = None
     ) -> None:
@@ -120,10 +122,25 @@ class ScriptedModel:
     async def generate_sent(
         self, request: ModelRequest, before_send: BeforeSend | None
     ) -> ModelResponse:
-        """`generate`, the request leaving (`before_send`) before anything else happens."""
-        if before_send is not None:
-            await before_send()
-        return await self.generate(request)
+        """`generate`, the request leaving (`before_send`) before anything else happens.
+
+        It stops its own calls (`stops_own_calls`, ADR 0038): a call waits only in the sleep of
+        its timed options (`latency_s`, `hang_s`, ...), which `stop` ends; a call without them
+        never waits, so nothing could stop it midway and it takes no cancel scope at all (ADR
+        0042: the scope cost ~5-10 us a trial, for a cancellation that could not land).
+        """
+        if before_send is None:
+            return await self.generate(request)
+        await before_send()
+        stop_by: StopBy | None = getattr(before_send, "stop_by", None)
+        if stop_by is None or _TIMED.isdisjoint(request.options):
+            return await self.generate(request)
+        import trio  # only calls that wait need it
+
+        with trio.CancelScope() as waiting:
+            stop_by(waiting.cancel)
+            return await self.generate(request)
+        raise ModelCallError(FailureKind.TIMEOUT.value, f"the call to {request.model} was stopped")
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
         self.calls += 1
