@@ -16,7 +16,7 @@ the execution ends with `RunPaused` instead of `RunCompleted`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from itertools import islice
 
@@ -27,7 +27,13 @@ from themis.app.execution.groups import run_groups
 from themis.app.execution.judges import run_judges
 from themis.app.execution.limiters import deliver
 from themis.app.execution.ports import Ports
-from themis.app.execution.trials import ProgressCallback, ProgressCounts, Reusable, TrialRunner
+from themis.app.execution.trials import (
+    LOOKUP_TRIALS,
+    ProgressCallback,
+    ProgressCounts,
+    Reusable,
+    TrialRunner,
+)
 from themis.app.execution.work import Execution
 from themis.app.execution.writer import EventWriter, channel_size
 from themis.core.budget import COST_LIMIT
@@ -150,29 +156,36 @@ async def _dispatch(run: TrialRunner, work: Iterable[PendingTrial], workers: int
 async def _dispatch_batch(run: TrialRunner, work: Iterable[PendingTrial], size: int) -> bool:
     """Run `work` (a replay's: no model call) in plan order, `size` trials at a time: each
     trial parsed and scored in a plain loop, each chunk's events sent to the writer at once
-    (ADR 0041), so that what is held of them is bounded by `size`, not by the run. The rare
-    trial that needs more (a model call, which a replay refuses, or the sandbox) runs as a
-    trial of `_dispatch` does, in turn. Never paused: nothing is spent."""
+    (ADR 0041), so that what is held of them is bounded by `size`, not by the run. Other runs'
+    generations are looked up `LOOKUP_TRIALS` trials ahead (one store query each: a query scans
+    the log). The rare trial that needs more (a model call, which a replay refuses, or the
+    sandbox) runs as a trial of `_dispatch` does, in turn. Never paused: nothing is spent."""
     items = iter(work)
-    while chunk := list(islice(items, size)):
-        await run.prefetch(chunk)
-        events: list[Event] = []
-        try:
-            for item in chunk:
-                if not run.trial_now(item, events):
-                    if events:  # in log order: what this chunk did so far, then that trial's
-                        await deliver(run.send, events)
-                        events = []
-                    await run.trial(item)
-        except BaseException:  # an interrupt: what the chunk finished is kept, as a run's is
-            with suppress(trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-                if events:
-                    run.send.send_nowait(events)
-            raise
-        if events:
-            await deliver(run.send, events)
-        await trio.lowlevel.checkpoint()  # a cancellation (an interrupt) is seen between chunks
+    while ahead := list(islice(items, max(size, LOOKUP_TRIALS))):
+        await run.prefetch(ahead)
+        for start in range(0, len(ahead), size):
+            await _batch(run, ahead[start : start + size])
     return False
+
+
+async def _batch(run: TrialRunner, chunk: Sequence[PendingTrial]) -> None:
+    """One chunk of `_dispatch_batch`: its trials settled, its events sent at once."""
+    events: list[Event] = []
+    try:
+        for item in chunk:
+            if not run.trial_now(item, events):
+                if events:  # in log order: what this chunk did so far, then that trial's
+                    await deliver(run.send, events)
+                    events = []
+                await run.trial(item)
+    except BaseException:  # an interrupt: what the chunk finished is kept, as a run's is
+        with suppress(trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+            if events:
+                run.send.send_nowait(events)
+        raise
+    if events:
+        await deliver(run.send, events)
+    await trio.lowlevel.checkpoint()  # a cancellation (an interrupt) is seen between chunks
 
 
 def _calls_model(run: TrialRunner, item: PendingTrial) -> bool:

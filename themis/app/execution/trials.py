@@ -36,7 +36,10 @@ from themis.core.scoring import parse_answer
 from themis.core.stages import Stage
 from themis.core.state import Projection
 
-__all__ = ["ProgressCallback", "ProgressCounts", "Reusable", "TrialRunner"]
+__all__ = ["LOOKUP_TRIALS", "ProgressCallback", "ProgressCounts", "Reusable", "TrialRunner"]
+
+# Trials whose other runs' generations a batch execution looks up at once (`prefetch`).
+LOOKUP_TRIALS = 10_000
 
 
 @define
@@ -185,8 +188,8 @@ class TrialRunner:
 
     async def prefetch(self, chunk: Sequence[PendingTrial]) -> None:
         """Look up, in one store query, other runs' generations of the chunk's trials still to
-        be generated: a batch execution's lookup, chunk by chunk, so that it holds one chunk's
-        payloads at a time instead of the whole run's."""
+        be generated: a batch execution's lookup, `LOOKUP_TRIALS` at a time, so that it holds
+        that many payloads at once instead of the whole run's."""
         self.fetched = {}
         if not self.prefetching:
             return
