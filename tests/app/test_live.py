@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -165,6 +165,21 @@ def test_the_record_is_published_at_start_refreshed_and_removed_at_the_end(
     live = second.live_state()
     assert live.live is not None
     assert (live.live.pid, live.status) == (os.getpid(), "running")
+
+
+def test_the_published_start_never_builds_the_identity_document(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The document views every case (~0.5 KiB each at the start of a large run) and the
+    record drops it: it is not built at all."""
+
+    def refused(compiled: CompiledRun) -> Mapping[str, Any]:
+        raise AssertionError("the identity document was built")
+
+    monkeypatch.setattr(CompiledRun, "identity", property(refused))
+    store = tmp_path / "x.duckdb"
+    _start(progress_directory(store), StepClock())
+    assert _only(store).snapshot.identity is None
 
 
 def test_the_record_is_removed_when_the_execution_fails(store_path: Path) -> None:

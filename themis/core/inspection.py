@@ -351,15 +351,21 @@ def effective_runtime(snapshot: RunSnapshot, state: RunState) -> dict[str, Any]:
 
 
 def snapshot_view(
-    snapshot: RunSnapshot, compiled: CompiledRun, state: RunState, record: PlanRecord | None = None
+    snapshot: RunSnapshot,
+    compiled: CompiledRun,
+    state: RunState,
+    record: PlanRecord | None = None,
+    *,
+    identity: bool = True,
 ) -> RunSnapshotView:
-    """The stored run as a researcher asks about it: what it is, how it runs, where from."""
+    """The stored run as a researcher asks about it: what it is, how it runs, where from
+    (`identity=False`: without the identity document, which views every case)."""
     return RunSnapshotView(
         run_id=compiled.run_id,
         name=compiled.spec.name,
         created_at=snapshot.created_at,
         summary=identity_summary(compiled),
-        identity=compiled.identity,
+        identity=compiled.identity if identity else None,
         runtime=effective_runtime(snapshot, state),
         provenance=snapshot.provenance,
         lineage=lineage(state),

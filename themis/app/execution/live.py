@@ -147,7 +147,8 @@ class ProgressPublisher:
         stages = base.stages()
         if judges is not None:
             stages = (*stages, judges.counts())
-        view = snapshot_view(snapshot, compiled, resumed, plan_record)
+        # Without the identity document: it views every case, and can be large.
+        view = snapshot_view(snapshot, compiled, resumed, plan_record, identity=False)
         record = LiveRecord(
             format=PROGRESS_FORMAT,
             pid=live.pid,
@@ -168,7 +169,7 @@ class ProgressPublisher:
                 lineage=lineage(resumed),
                 truncated=base.truncated,
             ),
-            snapshot=attrs.evolve(view, identity=None),  # the full document can be large
+            snapshot=view,
         )
         publisher = cls(live, record, base, clock, interval=interval, judges=judges)
         publisher._publish(record)
