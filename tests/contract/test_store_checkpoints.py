@@ -500,3 +500,18 @@ def test_a_store_with_checkpoints_of_format_2_reads_them(tmp_path: Path) -> None
         assert writer.load_checkpoint("run-a") == later
     finally:
         writer.close()
+
+
+def test_deleting_a_run_deletes_its_checkpoint_parts_only(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    store = DuckDBStore(path)
+    for run_id in ("run-a", "run-b"):
+        store.save_snapshot(make_snapshot(run_id))
+        store.save_checkpoint(run_id, realistic_checkpoint(run_id))
+    store.delete_run("run-a")
+    store.close()
+    with duckdb.connect(str(path)) as con:
+        held = con.execute(
+            "SELECT run_id, count(*) FROM checkpoint_parts GROUP BY run_id"
+        ).fetchall()
+    assert held == [("run-b", 7)]
