@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
+from functools import lru_cache
 
 from returns.result import Failure, Result, Success
 
@@ -80,11 +81,13 @@ def canonical(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
+@lru_cache(maxsize=256)
 def read_number(text: str) -> Decimal | None:
     """The value of `text` when the whole of it is one number (see `LITERAL`), else `None`.
 
     Metrics use this on both the answer and the expected value, so "40,000", "40000", "$40,000"
-    and "40000.0" are one number everywhere.
+    and "40000.0" are one number everywhere. Remembered for the last texts read: every metric
+    of a trial reads the same two (a `Decimal` is immutable).
     """
     if _PLAIN.fullmatch(text) is not None:
         return -Decimal(text[1:]) if text[0] == "-" else Decimal(text)
