@@ -153,6 +153,10 @@ async def _dispatch(run: TrialRunner, work: Iterable[PendingTrial], workers: int
     return paused
 
 
+CHUNKS_AHEAD = 2  # chunks of a batch execution sent and not yet taken by the writer
+WRITER_POLL_S = 0.002
+
+
 async def _dispatch_batch(run: TrialRunner, work: Iterable[PendingTrial], size: int) -> bool:
     """Run `work` (a replay's: no model call) in plan order, `size` trials at a time: each
     trial parsed and scored in a plain loop, each chunk's events sent to the writer at once
@@ -185,6 +189,10 @@ async def _batch(run: TrialRunner, chunk: Sequence[PendingTrial]) -> None:
         raise
     if events:
         await deliver(run.send, events)
+    # The writer's channel counts sends, and a send here is a whole chunk: at most
+    # `CHUNKS_AHEAD` wait for the writer, so what a batch holds is bounded by its chunk size.
+    while run.send.statistics().current_buffer_used > CHUNKS_AHEAD:
+        await trio.sleep(WRITER_POLL_S)
     await trio.lowlevel.checkpoint()  # a cancellation (an interrupt) is seen between chunks
 
 
