@@ -26,8 +26,14 @@ import duckdb
 from themis.adapters.codec import decode_event
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.duckdb_trial_rows import PlannedPlaces, trial_rows
+from themis.adapters.stores.duckdb_views import view_sql
 from themis.core.errors import StoreError
 from themis.core.events import Event
+
+# One run's log and places in the store file, for a query that reads the run once.
+_EVENTS_OF_RUN = "(SELECT * FROM events WHERE run_id = $run)"
+_PLACES_OF_RUN = "(SELECT * FROM trial_places WHERE run_id = $run)"
+_PLACED = "SELECT 1 FROM trial_places WHERE run_id = $run LIMIT 1"
 
 __all__ = ["TRIAL_SORTS", "FailureKind", "LogBrowser", "Page"]
 
@@ -334,13 +340,15 @@ class LogBrowser:
             cursor.close()
 
     def case_sums(
-        self, run_id: str, metrics: Sequence[str]
+        self, run_id: str, metrics: Sequence[str], *, copy: bool = True
     ) -> list[tuple[tuple[str, str, str], dict[str, Any]]] | None:
         """Per (dataset, model, prompt), as numpy columns sorted by case id: each case with a
         settled trial, how many it has (`n`) and, per metric `i`, their scores' sum (`s{i}`)
         and whether all are whole numbers (`w{i}`), counted as `trial_scores` counts them (a
-        failed trial 0, a scored one 0 for a metric it lacks). `None` for an open store, whose
-        trial rows are not kept."""
+        failed trial 0, a scored one 0 for a metric it lacks). From the kept trial rows (kept
+        first when `copy`); without `copy`, a run not kept is summed in the store file itself
+        (one read-only query, for a caller that reads the run once). `None` for an open store,
+        or a run the store keeps no places of."""
         if isinstance(self._source, DuckDBStore):
             return None
         value = "CASE WHEN status = 'failed' THEN 0.0 ELSE coalesce(scores[$m{0}], 0.0) END"
@@ -349,22 +357,44 @@ class LogBrowser:
             f", sum(v{index}) AS s{index}, bool_and(v{index} = round(v{index})) AS w{index}"
             for index in range(len(metrics))
         )
-        table = self.kept(run_id, self.versions.get(run_id))
         sql = (
             f"SELECT dataset, model, prompt, case_id, count(*) AS n{sums} FROM"
-            f" (SELECT dataset, model, prompt, case_id{values} FROM {table}"
+            f" (SELECT dataset, model, prompt, case_id{values} FROM {{rows}}"
             " WHERE status IN ('scored', 'failed'))"
             " GROUP BY dataset, model, prompt, case_id ORDER BY dataset, model, prompt, case_id"
         )
-        parameters = {f"m{index}": metric for index, metric in enumerate(metrics)}
-        cursor = self._memory.cursor()
+        parameters: dict[str, Any] = {f"m{i}": metric for i, metric in enumerate(metrics)}
+        version = self.versions.get(run_id)
+        if copy or self.holds(run_id, version):
+            table = self.kept(run_id, version)
+            cursor = self._memory.cursor()
+            columns = self._columns(cursor, sql.format(rows=table), parameters)
+        else:
+            store = DuckDBStore(self._path, read_only=True, lock_wait=0.0)
+            try:
+                cursor = store.cursor()
+                try:
+                    placed = cursor.execute(_PLACED, {"run": run_id}).fetchone()
+                except duckdb.Error:  # an older store without places: not from here
+                    placed = None
+                if placed is None:  # places only a plan could give: not from here
+                    cursor.close()
+                    return None
+                rows = f"({view_sql('trials', events=_EVENTS_OF_RUN, places=_PLACES_OF_RUN)})"
+                columns = self._columns(
+                    cursor, sql.format(rows=rows), {**parameters, "run": run_id}
+                )
+            finally:
+                store.close()
+        return _split_groups(columns)
+
+    def _columns(self, cursor: Any, sql: str, parameters: dict[str, Any]) -> dict[str, Any]:
         try:
-            columns = cursor.execute(sql, parameters).fetchnumpy()
+            return dict(cursor.execute(sql, parameters).fetchnumpy())
         except duckdb.Error as error:
             raise StoreError(f"{self._path}: {str(error).splitlines()[0]}") from error
         finally:
             cursor.close()
-        return _split_groups(columns)
 
     def case_events(self, run_id: str, case_id: str) -> list[tuple[int, Event]]:
         """The run's own events and those of the trial keys of case `case_id`, decoded, in

@@ -47,6 +47,9 @@ class ViewerCache:
     documents: dict[tuple[str, int, Breakdown], ReportDocument] = attrs.Factory(dict)
     comparisons: Comparisons = attrs.Factory(dict)
     case_values: dict[tuple[str, int], GroupScores] = attrs.Factory(dict)
+    # Whether case values come from copies of the runs' trial rows (kept for the pages that
+    # follow) or, for a one-off reader such as `themis compare`, are summed in the store.
+    copy_rows: bool = True
     lock: threading.Lock = attrs.Factory(threading.Lock)
     # The run last folded (its state, the seq its next event gets, its last event folded) and
     # the run last planned: a page following a running run folds only what its log added.
@@ -154,9 +157,14 @@ class ViewerCache:
             found: GroupScores = case_scores(compiled, state)
         else:
             metrics = [metric.name for metric in spec.metrics]
-            summed = _summed_means(self.browser.case_sums(run_id, metrics), metrics)
-            if summed is None:
+            sums = self.browser.case_sums(run_id, metrics, copy=self.copy_rows)
+            summed = _summed_means(sums, metrics)
+            if summed is None and self.copy_rows:
                 summed = plain_case_scores(metrics, self.browser.trial_scores(run_id, metrics))
+            if summed is None:  # from the fold, as `themis compare` always read them
+                with opened_store(store, read_only=True) as opened:
+                    state, _ = load_state(opened, run_id)
+                summed = case_scores(compiled, state)
             found = summed
         with self.lock:  # older states of this run's log will not be asked for again
             for old in [old for old in self.case_values if old[0] == run_id]:
