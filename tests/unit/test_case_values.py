@@ -21,8 +21,9 @@ sides = st.dictionaries(
 
 
 def _summed(side: dict[str, list[float]]) -> CaseMeans | None:
-    """`from_sums` fed as a store would feed it: sorted cases, sums added in another order."""
-    cases = sorted(case for case, values in side.items() if values)
+    """`from_sums` fed as a store would feed it: sorted cases (those of no value among them,
+    counted 0), sums added in another order."""
+    cases = sorted(side)
     sums = [sum(reversed(side[case])) for case in cases]
     whole = [all(v == round(v) for v in side[case]) for case in cases]
     counts = [len(side[case]) for case in cases]

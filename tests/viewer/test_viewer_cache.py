@@ -112,6 +112,22 @@ def test_a_warm_viewer_serves_the_same_pages(viewer_store: ViewerStore) -> None:
             assert warm.get(page).json() == cold.get(page).json()
 
 
+def test_themis_compare_sums_case_means_in_the_store_file(viewer_store: ViewerStore) -> None:
+    """`themis.compare` on a store file sums plain runs' case means by one query of the file
+    (no copy of their trial rows, ADR 0043) and answers exactly as from their folds."""
+    path = str(viewer_store.path)
+    run_a, run_b = viewer_store.run_a, viewer_store.run_b
+    browser = LogBrowser(path)
+    summed = browser.case_sums(run_a, ["exact_match"], copy=False)
+    assert summed is not None
+    assert not browser.holds(run_a, None)
+    with opened_store(path, read_only=True) as opened:
+        both = compare_stored(opened, (run_a, run_b))
+        within = compare_stored(opened, (run_a, None), models=("alpha", "beta"))
+    assert themis.compare(run_a[:8], run_b[:8], store=path) == both
+    assert themis.compare(run_a, models=("alpha", "beta"), store=path) == within
+
+
 def test_a_first_comparison_of_warm_runs_reads_only_what_is_kept(
     viewer_store: ViewerStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

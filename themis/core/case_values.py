@@ -47,17 +47,20 @@ class CaseMeans:
         whole: npt.ArrayLike,
     ) -> CaseMeans | None:
         """The means of sorted cases from each one's number of values, their sum (however
-        added) and whether all were whole numbers; `None` unless sum / count is exactly the
-        `fsum` mean for every case: a case of at most two values (their sum is rounded once in
-        any order) or of whole numbers (every sum exact)."""
+        added) and whether all were whole numbers; cases of no value are left out. `None`
+        unless sum / count is exactly the `fsum` mean for every case: a case of at most two
+        values (their sum is rounded once in any order) or of whole numbers (every sum
+        exact)."""
         import numpy as np
 
-        sizes = np.asarray(counts, dtype=np.int64)
-        totals = np.asarray(sums, dtype=np.float64)
-        exact = (sizes <= 2) | np.asarray(whole, dtype=bool)
+        all_sizes = np.asarray(counts, dtype=np.int64)
+        keep = all_sizes > 0
+        sizes = all_sizes[keep]
+        totals = np.asarray(np.ma.filled(sums, 0.0), dtype=np.float64)[keep]
+        exact = (sizes <= 2) | np.asarray(np.ma.filled(whole, False), dtype=bool)[keep]
         if not bool(exact.all()) or float(np.abs(totals).sum()) >= 2.0**53:
             return None
-        return cls(np.asarray(cases, dtype=np.str_), totals / sizes + 0.0, sizes)
+        return cls(np.asarray(cases, dtype=np.str_)[keep], totals / sizes + 0.0, sizes)
 
 
 CaseValues = Mapping[str, Sequence[float]] | CaseMeans

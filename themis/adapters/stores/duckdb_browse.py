@@ -343,7 +343,8 @@ class LogBrowser:
         self, run_id: str, metrics: Sequence[str], *, copy: bool = True
     ) -> list[tuple[tuple[str, str, str], dict[str, Any]]] | None:
         """Per (dataset, model, prompt), as numpy columns sorted by case id: each case with a
-        settled trial, how many it has (`n`) and, per metric `i`, their scores' sum (`s{i}`)
+        trial, how many settled ones it has (`n`, maybe 0) and, per metric `i`, their scores'
+        sum (`s{i}`)
         and whether all are whole numbers (`w{i}`), counted as `trial_scores` counts them (a
         failed trial 0, a scored one 0 for a metric it lacks). From the kept trial rows (kept
         first when `copy`); without `copy`, a run not kept is summed in the store file itself
@@ -353,14 +354,17 @@ class LogBrowser:
             return None
         value = "CASE WHEN status = 'failed' THEN 0.0 ELSE coalesce(scores[$m{0}], 0.0) END"
         values = "".join(f", {value.format(index)} AS v{index}" for index in range(len(metrics)))
+        settled = "FILTER (WHERE status IN ('scored', 'failed'))"
         sums = "".join(
-            f", sum(v{index}) AS s{index}, bool_and(v{index} = round(v{index})) AS w{index}"
+            f", sum(v{index}) {settled} AS s{index},"
+            f" bool_and(v{index} = round(v{index})) {settled} AS w{index}"
             for index in range(len(metrics))
         )
+        # Every case of every group, settled or not (`n` 0): a group none of whose trials is
+        # settled still has its rows (n = 0), as the fold's case values have them.
         sql = (
-            f"SELECT dataset, model, prompt, case_id, count(*) AS n{sums} FROM"
-            f" (SELECT dataset, model, prompt, case_id{values} FROM {{rows}}"
-            " WHERE status IN ('scored', 'failed'))"
+            f"SELECT dataset, model, prompt, case_id, count(*) {settled} AS n{sums} FROM"
+            f" (SELECT dataset, model, prompt, case_id, status{values} FROM {{rows}})"
             " GROUP BY dataset, model, prompt, case_id ORDER BY dataset, model, prompt, case_id"
         )
         parameters: dict[str, Any] = {f"m{i}": metric for i, metric in enumerate(metrics)}
