@@ -207,3 +207,14 @@ def test_parse_number_parses_as_the_grammar_does(text: str) -> None:
 @pytest.mark.parametrize(("text", "expected"), TABLE)
 def test_the_table_parses_as_the_grammar_does(text: str, expected: str) -> None:
     assert parse_number(text) == _parse_by_the_grammar(text)
+
+
+@pytest.mark.parametrize(
+    ("answer", "canonical"),
+    [("12", "12"), ("0", "0"), ("007", "7"), ("٣٢", "32"), ("+12", "12"), ("120", "120")],
+)
+def test_digits_read_without_a_decimal_are_canonical_as_the_grammar_gives_them(
+    answer: str, canonical: str
+) -> None:
+    text = f"The answer is {answer}."
+    assert parse_number(text) == _parse_by_the_grammar(text) == Success(canonical)

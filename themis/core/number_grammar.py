@@ -145,7 +145,22 @@ def parse_number(text: str) -> Result[str, str]:
     match = numbers[index]
     if _in_range(source, numbers, index):
         return Failure(f"{match.group(0).strip()} is one end of a range, not one number")
-    value = _value(match)
-    if value is None:
+    spelled = _canonical_of(match)
+    if spelled is None:
         return Failure(f"{match.group(0)!r} is not a number")
-    return Success(canonical(value))
+    return Success(spelled)
+
+
+def _canonical_of(match: re.Match[str]) -> str | None:
+    """`canonical(_value(match))` (`None` when it has no value), without a `Decimal` for the
+    commonest answer: ASCII digits without a sign or a leading zero, already canonical."""
+    magnitude = match.group("magnitude")
+    if (
+        match.group("sign") is None
+        and magnitude.isascii()
+        and magnitude.isdigit()
+        and (magnitude[0] != "0" or len(magnitude) == 1)
+    ):
+        return magnitude
+    value = _value(match)
+    return None if value is None else canonical(value)
