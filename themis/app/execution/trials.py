@@ -148,13 +148,18 @@ class TrialRunner:
         if generation is None:
             return
         parse = self.state.parses.get(trial.trial_id)
+        # Parsing, and scoring by metrics that only compare, never await: no other trial can
+        # run meanwhile, so their stage limiters could never make one wait and are not taken.
         if Stage.PARSE in item.stages or parse is None:
-            async with self.limiters.stages[Stage.PARSE]:
-                parse = self._parsed(trial, generation)
+            parse = self._parsed(trial, generation)
             events.append(parse)
         if Stage.SCORE in item.stages:
-            async with self.limiters.stages[Stage.SCORE]:
-                events += await self.scorer.score(self._candidate(trial, parse))
+            candidate = self._candidate(trial, parse)
+            if self.scorer.executes:  # code runs in the sandbox, awaited: the limit holds
+                async with self.limiters.stages[Stage.SCORE]:
+                    events += await self.scorer.score(candidate)
+            else:
+                events.append(self.scorer.score_now(candidate))
             self.counts.scored += 1
         self.counts.done += 1
 
