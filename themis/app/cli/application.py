@@ -7,6 +7,7 @@ import-time side effects and of imports back into this one.
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Any
 
@@ -129,7 +130,12 @@ app.command("view", cls=_Command)(view_command.view)
 
 def main() -> None:
     """The `themis` console script: `app`, and a quiet status 141 when stdout was closed early
-    (what is still buffered for it is dropped, not reported as an error at exit)."""
+    (what is still buffered for it is dropped, not reported as an error at exit).
+
+    Once the command is done, every object is frozen out of the garbage collector: the
+    interpreter's shutdown would otherwise walk them all, about 0.1 s of CPU per command (issue
+    12), to free memory the process returns as it exits anyway. Stores, files and threads are
+    closed by the command itself, and `atexit` handlers still run."""
     try:
         try:
             app()
@@ -138,3 +144,5 @@ def main() -> None:
     except BrokenPipeError:
         quiet_stdout()
         sys.exit(ExitStatus.BROKEN_PIPE)
+    finally:
+        gc.freeze()
