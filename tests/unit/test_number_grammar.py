@@ -42,6 +42,8 @@ TABLE: list[tuple[str, str]] = [
     ("10 - 5 = 5", "5"),  # a spaced minus is an operator
     ("#### 72", "72"),
     ("The answer is 12. It took 3 steps.", "12"),
+    ("The answer is 1234567890123456789012345678.", "1234567890123456789012345678"),  # 28 digits
+    ("The answer is 10000000000000000000000000001.", "10000000000000000000000000000"),  # rounded
     ("It costs 5 dollars. Answer: -3", "-3"),
     ("Answer: 18\n\nSteps: 1, 2", "18"),
     ("\\boxed{42}", "42"),

@@ -18,7 +18,7 @@ is the fraction a/b.
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, getcontext
 from fractions import Fraction
 from functools import lru_cache
 
@@ -153,13 +153,15 @@ def parse_number(text: str) -> Result[str, str]:
 
 def _canonical_of(match: re.Match[str]) -> str | None:
     """`canonical(_value(match))` (`None` when it has no value), without a `Decimal` for the
-    commonest answer: ASCII digits without a sign or a leading zero, already canonical."""
+    commonest answer: ASCII digits without a sign or a leading zero, already canonical. Only up
+    to the decimal context's precision: `canonical` rounds longer numbers, and so must this."""
     magnitude = match.group("magnitude")
     if (
         match.group("sign") is None
         and magnitude.isascii()
         and magnitude.isdigit()
         and (magnitude[0] != "0" or len(magnitude) == 1)
+        and len(magnitude) <= getcontext().prec
     ):
         return magnitude
     value = _value(match)
