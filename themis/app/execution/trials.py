@@ -147,21 +147,12 @@ class TrialRunner:
         generation = self._settled(item, outcome)
         if generation is None:
             return
-        parse = self.state.parses.get(trial.trial_id)
-        # Parsing, and scoring by metrics that only compare, never await: no other trial can
-        # run meanwhile, so their stage limiters could never make one wait and are not taken.
-        if Stage.PARSE in item.stages or parse is None:
-            parse = self._parsed(trial, generation)
-            events.append(parse)
-        if Stage.SCORE in item.stages:
-            candidate = self._candidate(trial, parse)
-            if self.scorer.executes:  # code runs in the sandbox, awaited: the limit holds
-                async with self.limiters.stages[Stage.SCORE]:
-                    events += await self.scorer.score(candidate)
-            else:
-                events.append(self.scorer.score_now(candidate))
+        candidate = self._parse_and_score_now(item, generation, events)
+        if candidate is not None:  # code runs in the sandbox, awaited: the limit holds
+            async with self.limiters.stages[Stage.SCORE]:
+                events += await self.scorer.score(candidate)
             self.counts.scored += 1
-        self.counts.done += 1
+            self.counts.done += 1
 
     def trial_now(self, item: PendingTrial, events: list[Event]) -> bool:
         """`trial` without awaiting anything, for a trial that calls no model (its generation
@@ -179,16 +170,8 @@ class TrialRunner:
         else:
             outcome = self.state.generations[trial.trial_key]
         generation = self._settled(item, outcome)
-        if generation is None:
-            return True
-        parse = self.state.parses.get(trial.trial_id)
-        if Stage.PARSE in item.stages or parse is None:
-            parse = self._parsed(trial, generation)
-            events.append(parse)
-        if Stage.SCORE in item.stages:
-            events.append(self.scorer.score_now(self._candidate(trial, parse)))
-            self.counts.scored += 1
-        self.counts.done += 1
+        if generation is not None:
+            self._parse_and_score_now(item, generation, events)
         return True
 
     async def prefetch(self, chunk: Sequence[PendingTrial]) -> None:
@@ -240,6 +223,27 @@ class TrialRunner:
             self.counts.done += 1
             return None
         return outcome
+
+    def _parse_and_score_now(
+        self, item: PendingTrial, generation: GenerationCompleted, events: list[Event]
+    ) -> Candidate | None:
+        """Parse, and score by metrics that only compare, appending their events; the trial is
+        then done. Neither awaits: no other trial can run meanwhile, so their stage limiters
+        could never make one wait and are not taken. The candidate, not scored, when its
+        metrics run code in the sandbox: the caller awaits that under the score limit."""
+        trial = item.plan
+        parse = self.state.parses.get(trial.trial_id)
+        if Stage.PARSE in item.stages or parse is None:
+            parse = self._parsed(trial, generation)
+            events.append(parse)
+        if Stage.SCORE in item.stages:
+            candidate = self._candidate(trial, parse)
+            if self.scorer.executes:
+                return candidate
+            events.append(self.scorer.score_now(candidate))
+            self.counts.scored += 1
+        self.counts.done += 1
+        return None
 
     def _parsed(self, trial: TrialPlan, outcome: GenerationCompleted) -> ParseCompleted:
         """The trial's `ParseCompleted`, counted (and kept for the judge stage if it has one)."""
