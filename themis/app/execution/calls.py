@@ -107,8 +107,8 @@ class ModelCaller:
         self.judge_retry = _policy(runtime, spec.seed, Stage.JUDGE)
         self.gates: dict[str, ProviderGate] = {}
         self.watch = CallWatch(clock, runtime.call_timeout, runtime.idle_timeout)
-        self._send_timed: dict[str, bool] = {}  # by provider: does its model say when it sends?
-        self._stops_calls: dict[str, bool] = {}  # by provider: does its model stop its calls?
+        # By provider: does its model say when it sends, and does it stop its own calls?
+        self._abilities: dict[str, tuple[bool, bool]] = {}
 
     def gate(self, provider: str) -> ProviderGate:
         gate = self.gates.get(provider)
@@ -283,15 +283,10 @@ class ModelCaller:
         from the moment the request leaves: `_Send`): through the model when it stops its own
         calls (no cancel scope per call: ADR 0038), else in a cancel scope."""
         watch = self.watch
-        provider = request.provider
+        timed, stops_own_calls = self._abilities_of(request.provider, model)
         if watch.active:
             send.watch = watch
-            if self._stops_calls.get(provider) is None:
-                self._stops_calls[provider] = (
-                    isinstance(model, SendTimedModelPort)
-                    and getattr(model, "stops_own_calls", False) is True
-                )
-            if self._stops_calls[provider]:
+            if stops_own_calls:
                 return await self._stopped_by_model(cast(SendTimedModelPort, model), request, send)
             send.scope = trio.CancelScope()
         elif send.gate.free():  # nothing to wait for, nothing to time: no hook
@@ -299,10 +294,6 @@ class ModelCaller:
         scope = send.scope or trio.CancelScope()
         try:
             with scope:
-                timed = self._send_timed.get(provider)
-                if timed is None:
-                    timed = isinstance(model, SendTimedModelPort)
-                    self._send_timed[provider] = timed
                 if timed:
                     return await cast(SendTimedModelPort, model).generate_sent(request, send)
                 await send()
@@ -310,6 +301,16 @@ class ModelCaller:
         finally:
             why = None if send.watch is None else watch.end(send)
         raise ModelCallError(FailureKind.TIMEOUT.value, why or "cancelled")
+
+    def _abilities_of(self, provider: str, model: ModelPort) -> tuple[bool, bool]:
+        """Whether `provider`'s model says when it sends (`SendTimedModelPort`) and stops its own
+        calls (`stops_own_calls`, ADR 0038): read from the model once per provider."""
+        abilities = self._abilities.get(provider)
+        if abilities is None:
+            timed = isinstance(model, SendTimedModelPort)
+            stops = timed and getattr(model, "stops_own_calls", False) is True
+            abilities = self._abilities[provider] = (timed, stops)
+        return abilities
 
     async def _stopped_by_model(
         self, model: SendTimedModelPort, request: ModelRequest, send: _Send
