@@ -35,7 +35,7 @@ from types import FrameType
 from typing import Any
 
 from themis.app.api.serving import LOOPBACK, ServerThread, bound_socket, url_of
-from themis.app.api.viewer import start_warming, viewer_app
+from themis.app.api.viewer import Preparation, start_warming, viewer_app
 from themis.app.wiring import reader_of, store_and_reader, viewer_notice
 from themis.core.errors import ConfigError
 from themis.ports.store import StorePort
@@ -104,7 +104,7 @@ class LiveViewer:
             self._store = store
         self._switch = _Switch(viewer_app(self._reader))
         self._server = ServerThread(self._switch, sock)
-        self._preparing: threading.Thread | None = None
+        self._preparing: Preparation | None = None
 
     @property
     def url(self) -> str:
@@ -128,7 +128,7 @@ class LiveViewer:
         return self._switch.app
 
     @property
-    def preparing(self) -> threading.Thread | None:
+    def preparing(self) -> Preparation | None:
         """The thread preparing the finished runs once the store is released (`None` before)."""
         return self._preparing
 
@@ -161,13 +161,16 @@ class LiveViewer:
             if prepare:
                 self._preparing = start_warming(app)
 
-    def wait(self) -> None:
-        """Serve until Ctrl-C (or SIGTERM, handled as Ctrl-C meanwhile)."""
+    def wait(self, ready: Callable[[], None] | None = None) -> None:
+        """Serve until Ctrl-C (or SIGTERM, handled as Ctrl-C meanwhile); `ready` is called
+        once both are handled so (e.g. to tell the user how to stop)."""
         previous = signal.getsignal(signal.SIGTERM)
         handles = threading.current_thread() is threading.main_thread()
         if handles:
             signal.signal(signal.SIGTERM, _interrupt)
         try:
+            if ready is not None:
+                ready()
             while self._server.alive:
                 self._server.join(0.5)
         except KeyboardInterrupt:
@@ -177,9 +180,17 @@ class LiveViewer:
                 signal.signal(signal.SIGTERM, previous)
 
     def close(self) -> None:
-        """Stop serving and close the store if it is still open."""
+        """Stop serving, end the preparation (after the step in hand) and close what is still
+        open: no thread is left inside DuckDB when the process exits."""
         self._server.stop()
-        self._release(prepare=False)
+        if self._preparing is not None:
+            self._preparing.stop()
+        with self._lock:
+            released = self._store is None
+        if released:
+            self._switch.app.state.cache.browser.close()
+        else:
+            self._release(prepare=False)
 
 
 def _interrupt(number: int, frame: FrameType | None) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from importlib import resources
 from typing import Any
 
@@ -41,7 +41,7 @@ from themis.app.wiring import StoreLike
 from themis.core.breakdown import Breakdown
 from themis.core.errors import CaseNotFound, ConfigError, RunNotFound, StoreLocked, ThemisError
 
-__all__ = ["start_warming", "viewer_app"]
+__all__ = ["Preparation", "start_warming", "viewer_app"]
 
 POLICY = (
     "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "
@@ -225,21 +225,46 @@ def viewer_app(store: StoreLike, *, warm: bool = False) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if warm:
-            start_warming(app)
-        yield
+        preparation = start_warming(app) if warm else None
+        try:
+            yield
+        finally:
+            if preparation is not None:
+                preparation.stop()
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.cache = cache  # what it keeps (`ViewerCache`)
-    app.state.prepare = lambda: data.warm(store, cache)
+    app.state.prepare = lambda stopped: data.warm(store, cache, stopped)
     return app
 
 
-def start_warming(app: Starlette) -> threading.Thread:
-    """Prepare every run of the viewer `app`'s store in a background thread (pages stay
-    answerable meanwhile; one for a run being prepared waits for its trial rows); the thread
-    is `app.state.warming`, for whoever wants to wait for it."""
-    thread = threading.Thread(target=app.state.prepare, name="themis-view-warm", daemon=True)
-    app.state.warming = thread
-    thread.start()
-    return thread
+class Preparation(threading.Thread):
+    """The thread preparing every run of a viewer's store (`data.warm`) while pages stay
+    answerable. It is no daemon, and `stop()` ends it after the step in hand: a thread still
+    inside DuckDB when the interpreter exits aborts the whole process (SIGABRT or SIGSEGV),
+    so the process waits for it instead."""
+
+    def __init__(self, prepare: Callable[[Callable[[], bool]], None]) -> None:
+        super().__init__(name="themis-view-warm")
+        self._prepare = prepare
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        with suppress(ThemisError):  # a store it cannot read: the pages asking for it say why
+            self._prepare(self._stopping.is_set)
+
+    def stop(self) -> None:
+        """Ask it to end after the step in hand, and wait until it has."""
+        self._stopping.set()
+        if self.is_alive():
+            self.join()
+
+
+def start_warming(app: Starlette) -> Preparation:
+    """Prepare every run of the viewer `app`'s store in the background (pages stay answerable
+    meanwhile; one for a run being prepared waits for its trial rows); the thread is
+    `app.state.warming`, for whoever wants to wait for it or stop it."""
+    preparation = Preparation(app.state.prepare)
+    app.state.warming = preparation
+    preparation.start()
+    return preparation

@@ -10,7 +10,7 @@ that `themis report`, `inspect evaluation` and `themis compare` do not.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -48,29 +48,40 @@ MAX_PAGE = 500
 LATEST = 10
 
 
-def warm(store: StoreLike, cache: ViewerCache) -> None:
+def _never() -> bool:
+    return False
+
+
+def warm(store: StoreLike, cache: ViewerCache, stopped: Callable[[], bool] = _never) -> None:
     """Prepare every run of the store before anyone asks (its compiled spec, its report and
     its trial rows; then the case values of each run without sampled or judge rows, which any
     comparison of it pairs; then for a run of two models their comparison, in the order the
     run names them: what "compare its models" leads to), so that even the first page of each
-    answers at once; a store held by a running process is left alone."""
+    answers at once; a store held by a running process is left alone. Before each step it
+    asks `stopped()`, and returns once that is true."""
     try:
         summaries = cache.runs(store)
     except StoreLocked:
         return
     prepared = []
     for summary in summaries:
+        if stopped():
+            return
         with suppress(ThemisError):  # a run this Themis cannot read: its pages will say why
             cache.document(store, summary.run_id, Breakdown(), summary.event_count)
             cache.browser.kept(summary.run_id, summary.event_count)
             prepared.append(summary)
     for summary in prepared:
         spec = cache.compiled[summary.run_id][1].spec
+        if stopped():
+            return
         if not (is_sampled(spec) or spec.judges):
             with suppress(ThemisError):
                 cache.scores(store, summary.run_id, summary.event_count)
     for run_id in (summary.run_id for summary in prepared):
         models = tuple(model.name for model in cache.compiled[run_id][1].spec.models)
+        if stopped():
+            return
         if len(models) == 2:
             with suppress(ThemisError):
                 compare_data(store, CompareQuery(a=run_id, models=models), cache)

@@ -101,6 +101,9 @@ def live_serving(store: Path, host: str, port: int) -> Iterator[LiveViewer]:
 def linger(viewer: LiveViewer) -> None:
     """After the run: release the store and keep serving until Ctrl-C, saying so."""
     viewer.release()
-    _say(f"run finished: the viewer still serves {viewer.url} (store released); Ctrl-C stops it")
-    viewer.wait()
+    viewer.wait(
+        ready=lambda: _say(
+            f"run finished: the viewer still serves {viewer.url} (store released); Ctrl-C stops it"
+        )
+    )
     _say("viewer stopped")
