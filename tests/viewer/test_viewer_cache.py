@@ -26,7 +26,7 @@ from themis.app.wiring import opened_store
 from themis.core.breakdown import Breakdown
 from themis.core.case_values import CaseMeans
 from themis.core.comparison import case_scores
-from themis.core.state import RunState
+from themis.core.state import Projection
 from themis.ports.store import StorePort
 
 
@@ -203,6 +203,9 @@ class _Growing:
     def load_checkpoint(self, run_id: str) -> None:
         return None
 
+    def __getattr__(self, name: str) -> Any:  # the rest (runs, snapshots) as the store has it
+        return getattr(self.store, name)
+
 
 def test_a_followed_runs_state_is_folded_from_where_it_was(viewer_store: ViewerStore) -> None:
     """`ViewerCache.fold` continues from the state it folded last while the log only grew,
@@ -217,10 +220,17 @@ def test_a_followed_runs_state_is_folded_from_where_it_was(viewer_store: ViewerS
             growing = cast(StorePort, _Growing(store, upto))
             assert cache.fold(growing, run) == load_state(growing, run)
             assert cache.folded[run][1] == upto + 1
+        follower = ViewerCache.of(str(viewer_store.path))
+        for upto in (3, 10, 11, last // 3, last // 2, last - 1, last):
+            growing = cast(StorePort, _Growing(store, upto))
+            for by in (Breakdown(), Breakdown.of(["model"])):  # kept current (ADR 0052)
+                followed = report_document(growing, run, by, reading=follower)
+                assert followed == report_document(growing, run, by)
+        assert {by for _, by in follower.running} == {Breakdown(), Breakdown.of(["model"])}
         rerun = cast(StorePort, _Growing(store, last))
         # A state said to be folded through the last seq, but from another log: its last
         # event is not the one at that seq here, so the run is folded again, not continued.
-        cache.folded = {run: (RunState(), last + 1, None)}
+        cache.folded = {run: (Projection(), last + 1, None)}
         assert cache.fold(rerun, run) == load_state(rerun, run)
         assert cache.fold(opened, other) == load_state(opened, other)
         assert list(cache.folded) == [other]  # only the run last folded is kept

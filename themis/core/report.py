@@ -13,15 +13,14 @@ generation (reuse) in `cache_hits`. None of these counts changes a mean.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Hashable, Mapping
-from typing import Any
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import attrs
 from attrs import field, frozen
 
 from themis.core.breakdown import Breakdown, case_fields
 from themis.core.event_columns import reader
-from themis.core.events import GenerationFailed
 from themis.core.generation import is_truncated
 from themis.core.planner import CompiledRun, PlanRecord, trial_refs
 from themis.core.report_sampling import SampleResult, Unit, is_sampled, sampled_rows
@@ -142,53 +141,31 @@ def build_report(
     by = by or Breakdown()
     fields_of = case_fields(spec, by)
     metrics = [metric.name for metric in spec.metrics]
-    tally = _Tally(metrics)
+    tally = Tally(metrics)
     served: dict[str, Counter[str]] = {model.name: Counter() for model in spec.models}
     sampled = is_sampled(spec)
-    group_of = _grouping(by, fields_of)
+    group_of = grouping(by, fields_of)
     # A case is one cluster: within a row, its dataset is fixed unless datasets are pooled.
     by_dataset = "dataset" in by.plan
-    # Only the fields the report reads, without building each trial's events.
-    generation_of = reader(state.generations, *_GENERATION_FIELDS)
-    score_of, answer_of = reader(state.scores, "scores"), reader(state.parses, "answer")
-    failures = state.generation_failures
+    facts_of = trial_facts(state)
     by_group, samples = tally.values, tally.samples
     for index, trial in enumerate(trial_refs(compiled, record)):
         dataset, case_id, prompt, model, trial_id, trial_key = trial
         group = group_of(dataset, case_id, prompt, model)
         cluster = case_id if by_dataset else (dataset, case_id)
-        generation = generation_of(trial_key)
-        failure = failures.get(trial_key)
-        if generation is not None and generation[0]:
-            served[model][generation[0]] += 1
-        tally.count(group, generation, failure)
-        scored = score_of(trial_id)
-        if scored is not None:
-            scores: Mapping[str, float] = scored[0]
-            tally.scored += 1
-            parse = answer_of(trial_id)
-            if parse is not None and parse[0] is None:
-                tally.unparsed[group] += 1
-            per_metric = by_group[group]
-            for metric in metrics:
-                per_metric[metric][cluster].append(scores.get(metric, 0.0))
-            if sampled:
-                answer = None if parse is None else parse[0]
-                samples[group][(dataset, model, prompt, case_id)].append(
-                    (index % spec.samples, answer, scores)
-                )
-        elif generation is None and failure is not None:  # failed for good
-            tally.failed[group] += 1
-            per_metric = by_group[group]
-            for metric in metrics:
-                per_metric[metric][cluster].append(0.0)
+        facts = facts_of(trial_key, trial_id)
+        if facts.served:
+            served[model][facts.served] += 1
+        tally.count(group, facts)
+        per_metric = by_group[group]
+        if facts.settled:
+            values = facts.values(metrics)
+            for metric, value in zip(metrics, values, strict=True):
+                per_metric[metric][cluster].append(value)
             if sampled:
                 samples[group][(dataset, model, prompt, case_id)].append(
-                    (index % spec.samples, None, {})
+                    (index % spec.samples, facts.answer, facts.scores or {})
                 )
-        else:
-            tally.pending += 1
-            by_group[group]
     rows = tally.rows(spec, state, by, sampled=sampled)
     agreement: list[AgreementRow] = []
     if spec.judges:  # imported here: the judge part builds on this module's rows
@@ -196,9 +173,22 @@ def build_report(
 
         judge_rows, agreement = judge_report(compiled, state, record, by)
         rows += judge_rows
+    return tallied_report(compiled, state, by, tally, served, (rows, agreement))
+
+
+def tallied_report(
+    compiled: CompiledRun,
+    state: RunState,
+    by: Breakdown,
+    tally: Tally,
+    served: Mapping[str, Mapping[str, int]],
+    rows: tuple[list[ReportRow], list[AgreementRow]],
+) -> Report:
+    """The report of `tally`'s counts, `served` model ids by model, and its (rows, agreement)."""
+    spec = compiled.spec
     return Report(
         run_id=compiled.run_id,
-        agreement=tuple(agreement),
+        agreement=tuple(rows[1]),
         name=spec.name,
         status=run_status(state),
         completed_through_stage=state.completed_through_stage,
@@ -206,7 +196,7 @@ def build_report(
         scored=tally.scored,
         failed=sum(tally.failed.values()),
         pending=tally.pending,
-        rows=tuple(rows),
+        rows=tuple(rows[0]),
         truncated=sum(tally.truncated.values()),
         retried=sum(tally.retried.values()),
         cache_hits=sum(tally.cache_hits.values()),
@@ -218,14 +208,14 @@ def build_report(
     )
 
 
-# What the report reads of a generation (`_Tally.count`).
+# What the report reads of a generation (`Tally.count`).
 _GENERATION_FIELDS = ("served_model", "finish_reason", "cache_hit", "attempts", "retries")
 
 # A row group: (dataset, model, prompt) with `*` for pooled ones, then the case fields' values.
 GroupKey = tuple[str | None, ...]
 
 
-def _grouping(
+def grouping(
     by: Breakdown, fields_of: Mapping[tuple[str, str], tuple[str | None, ...]]
 ) -> Callable[[str, str, str, str], GroupKey]:
     """The row group of a trial, from its (dataset, case id, prompt, model)."""
@@ -238,8 +228,8 @@ def _grouping(
     return group
 
 
-class _Tally:
-    """What `build_report` counts per row group while it walks the plan once."""
+class Tally:
+    """What `build_report` (and `RunningReport`) counts per row group, trial by trial."""
 
     def __init__(self, metrics: list[str]) -> None:
         self.metrics = metrics
@@ -295,25 +285,87 @@ class _Tally:
                 )
         return rows
 
-    def count(
-        self,
-        group: GroupKey,
-        generation: tuple[Any, ...] | None,
-        failure: GenerationFailed | None,
-    ) -> None:
-        """Count a planned trial, and whether its generation (its `_GENERATION_FIELDS`) was
-        cut, retried or reused."""
-        self.planned += 1
+    def count(self, group: GroupKey, facts: TrialFacts, sign: int = 1) -> None:
+        """Count a planned trial by its `facts` (`sign` -1: take a count back)."""
+        self.planned += sign
+        if facts.scores is not None:
+            self.scored += sign
+            if facts.unparsed:
+                self.unparsed[group] += sign
+        elif facts.failed:
+            self.failed[group] += sign
+        else:
+            self.pending += sign
+        if facts.truncated:
+            self.truncated[group] += sign
+        if facts.cache_hit:
+            self.cache_hits[group] += sign
+        if facts.retried:
+            self.retried[group] += sign
+
+
+class TrialFacts(NamedTuple):
+    """What one trial adds to its row group: the model id that served its generation (or
+    `None`), whether its answer was cut, reused or retried, and its outcome: its `scores`
+    (scored, with its parsed `answer`), `failed` for good, or neither (pending)."""
+
+    served: str | None
+    truncated: bool
+    cache_hit: bool
+    retried: bool
+    scores: Mapping[str, float] | None
+    failed: bool
+    unparsed: bool
+    answer: Any
+
+    @property
+    def settled(self) -> bool:
+        return self.scores is not None or self.failed
+
+    def values(self, metrics: Sequence[str]) -> tuple[float, ...]:
+        """Its value of each metric: a failed trial counts 0 (so does a metric it lacks)."""
+        scores = self.scores
+        if scores is None:
+            return tuple(0.0 for _ in metrics)
+        return tuple(scores.get(metric, 0.0) for metric in metrics)
+
+
+def trial_facts(state: RunState) -> Callable[[str, str], TrialFacts]:
+    """The `TrialFacts` of a trial (its key and id) in `state`, reading only what the report
+    needs of each event."""
+    generation_of = reader(state.generations, *_GENERATION_FIELDS)
+    score_of, answer_of = reader(state.scores, "scores"), reader(state.parses, "answer")
+    failures = state.generation_failures
+
+    def facts(trial_key: str, trial_id: str) -> TrialFacts:
+        generation = generation_of(trial_key)
+        failure = failures.get(trial_key)
+        served, truncated, cache_hit, retried = None, False, False, False
         if generation is not None:
-            _, finish_reason, cache_hit, attempts, retries = generation
-            if is_truncated(finish_reason):
-                self.truncated[group] += 1
-            if cache_hit:
-                self.cache_hits[group] += 1
-            if attempts > 1 or retries or failure is not None:
-                self.retried[group] += 1
-        elif failure is not None and (failure.attempts > 1 or failure.retries):
-            self.retried[group] += 1
+            served, finish_reason, cache_hit, attempts, retries = generation
+            truncated = is_truncated(finish_reason)
+            retried = bool(attempts > 1 or retries or failure is not None)
+            cache_hit = bool(cache_hit)
+        elif failure is not None:
+            retried = bool(failure.attempts > 1 or failure.retries)
+        scored = score_of(trial_id)
+        if scored is not None:
+            parse = answer_of(trial_id)
+            answer = None if parse is None else parse[0]
+            return TrialFacts(
+                served,
+                truncated,
+                cache_hit,
+                retried,
+                scored[0],
+                False,
+                parse is not None and answer is None,
+                answer,
+            )
+        failed = generation is None and failure is not None
+        return TrialFacts(served, truncated, cache_hit, retried, None, failed, False, None)
+
+    return facts
 
 
 def _row(

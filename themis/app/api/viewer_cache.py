@@ -21,9 +21,11 @@ from themis.core.case_values import CaseMeans
 from themis.core.comparison import Comparison, GroupScores, case_scores, plain_case_scores
 from themis.core.events import Event
 from themis.core.planner import CompiledRun, PlanRecord
+from themis.core.report import Report, build_report
+from themis.core.report_running import RunningReport
 from themis.core.report_sampling import is_sampled
 from themis.core.snapshot import RunSnapshot, RunSummary
-from themis.core.state import RunState, evolve
+from themis.core.state import Projection, RunState
 from themis.ports.store import StorePort
 
 __all__ = ["Comparisons", "Listing", "ViewerCache"]
@@ -31,6 +33,8 @@ __all__ = ["Comparisons", "Listing", "ViewerCache"]
 # Comparisons already computed, by (runs, models, both runs' event counts): paging through the
 # disagreements or reloading the page does not rerun the statistics while the log is unchanged.
 Comparisons = dict[tuple[Any, ...], Comparison]
+# How many groupings of the followed run's report are kept current.
+_GROUPINGS = 3
 
 
 @attrs.define
@@ -53,8 +57,13 @@ class ViewerCache:
     lock: threading.Lock = attrs.Factory(threading.Lock)
     # The run last folded (its state, the seq its next event gets, its last event folded) and
     # the run last planned: a page following a running run folds only what its log added.
-    folded: dict[str, tuple[RunState, int, Event | None]] = attrs.Factory(dict)
+    folded: dict[str, tuple[Projection, int, Event | None]] = attrs.Factory(dict)
     plans: dict[str, PlanRecord] = attrs.Factory(dict)
+    # The followed run's reports by grouping, kept current from what `fold` adds (ADR 0052).
+    running: dict[tuple[str, Breakdown], RunningReport] = attrs.Factory(dict)
+    # Each run's `report_document` one at a time: a fold and the report of its state go
+    # together.
+    reporting: dict[str, threading.Lock] = attrs.Factory(dict)
 
     @classmethod
     def of(cls, store: StoreLike) -> ViewerCache:
@@ -91,7 +100,9 @@ class ViewerCache:
         key = (run_id, events, by)
         document = self.documents.get(key)
         if document is None:
-            with opened_store(store, read_only=True) as opened:
+            with self.lock:
+                reporting = self.reporting.setdefault(run_id, threading.Lock())
+            with reporting, opened_store(store, read_only=True) as opened:
                 document = report_document(opened, run_id, by, reading=self)
             with self.lock:  # the older states of this run's log will not be asked for again
                 stale = [old for old in self.documents if old[0] == run_id and old[1] != events]
@@ -101,22 +112,50 @@ class ViewerCache:
         return document
 
     def fold(self, store: StorePort, run_id: str) -> tuple[RunState, int]:
-        """`load_state`, continued from the run's state as last folded when its log only grew
-        since (its last folded event still stands at its seq), else from its checkpoint."""
-        kept = self.folded.get(run_id)
+        """`load_state`, continued (the core fold's `Projection`) from the run's state as last
+        folded when its log only grew since (its last folded event still stands at its seq),
+        else from its checkpoint; the run's running reports are told what the events added
+        are about."""
+        with self.lock:
+            kept = self.folded.get(run_id)
         records = [] if kept is None else store.read(run_id, after_seq=kept[1] - 2)
         if kept is not None and kept[1] > 1 and records and records[0] == (kept[1] - 1, kept[2]):
-            state, next_seq, last = kept
+            projection, next_seq, last = kept
             if len(records) > 1:
-                state = evolve(state, (event for _, event in records[1:]))
+                added = [event for _, event in records[1:]]
+                projection.apply(added)
+                for (run, _), running in list(self.running.items()):
+                    if run == run_id:
+                        running.touch(added)
                 next_seq, last = records[-1][0] + 1, records[-1][1]
         else:
             state, next_seq = load_state(store, run_id)
+            projection = Projection(state)
             tail = store.read(run_id, after_seq=next_seq - 2) if next_seq > 1 else []
             last = tail[0][1] if tail else None
+            self.running = {}
         with self.lock:
-            self.folded = {run_id: (state, next_seq, last)}
-        return state, next_seq
+            self.folded = {run_id: (projection, next_seq, last)}
+        return projection.state(), next_seq
+
+    def report(
+        self, compiled: CompiledRun, state: RunState, record: PlanRecord | None, by: Breakdown
+    ) -> Report:
+        """`build_report` of the state `fold` gave last, kept current from the events it
+        folded (`RunningReport`) for the run a page follows; a run whose report cannot be kept
+        so, or another run, is built whole."""
+        key = (compiled.run_id, by)
+        followed = compiled.run_id in self.folded
+        running = self.running.get(key) if followed else None
+        if running is None and followed:
+            running = RunningReport.of(compiled, record, by)
+            if running is not None:
+                # A few groupings of the followed run: the oldest goes first.
+                kept = [item for item in self.running.items() if item[0][0] == compiled.run_id]
+                self.running = {**dict(kept[-(_GROUPINGS - 1) :]), key: running}
+        if running is None:
+            return build_report(compiled, state, record, by)
+        return running.report(state)
 
     def planned(self, compiled: CompiledRun) -> PlanRecord:
         """The keys of the run's plan, planned once (the run last planned is kept)."""

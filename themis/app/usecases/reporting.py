@@ -51,13 +51,18 @@ class ReportDocument:
 
 class RunReading(Protocol):
     """How `report_document` reads a run: its snapshot and compiled spec, its state (and the
-    seq its next event gets), and its plan's keys (`None`: the report plans the run again)."""
+    seq its next event gets), its plan's keys (`None`: the report plans the run again), and
+    the report of that state (a viewer keeps the report of a run it follows current)."""
 
     def load(self, store: StorePort, run_id: str) -> tuple[RunSnapshot, CompiledRun]: ...
 
     def fold(self, store: StorePort, run_id: str) -> tuple[RunState, int]: ...
 
     def planned(self, compiled: CompiledRun) -> PlanRecord | None: ...
+
+    def report(
+        self, compiled: CompiledRun, state: RunState, record: PlanRecord | None, by: Breakdown
+    ) -> Report: ...
 
 
 class _ReadAgain:
@@ -71,6 +76,11 @@ class _ReadAgain:
 
     def planned(self, compiled: CompiledRun) -> PlanRecord | None:
         return None
+
+    def report(
+        self, compiled: CompiledRun, state: RunState, record: PlanRecord | None, by: Breakdown
+    ) -> Report:
+        return build_report(compiled, state, record, by)
 
 
 _READ_AGAIN = _ReadAgain()
@@ -108,7 +118,7 @@ def report_document(
     else:
         state, _ = reading.fold(store, run_id)
         record = planned_once(compiled) if cases else reading.planned(compiled)
-        report = build_report(compiled, state, record, by)
+        report = reading.report(compiled, state, record, by)
         if cases:
             every = case_results(compiled, state, record)
             rows = tuple(islice(every, MAX_CASE_ROWS))
