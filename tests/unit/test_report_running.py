@@ -70,9 +70,9 @@ def _trial_events(index: int, kind: int, variant: int) -> list[Any]:
 
 
 _EVENT = st.one_of(
-    st.tuples(
-        st.integers(0, len(TRIALS) - 1), st.integers(0, 4), st.integers(0, 11)
-    ).map(lambda drawn: _trial_events(*drawn)),
+    st.tuples(st.integers(0, len(TRIALS) - 1), st.integers(0, 4), st.integers(0, 11)).map(
+        lambda drawn: _trial_events(*drawn)
+    ),
     st.just([StageReset(at=5.0, reset_stage=Stage.SCORE, epoch=1)]),
     st.just([RunCompleted(at=6.0, completed_through_stage=Stage.SCORE)]),
 )

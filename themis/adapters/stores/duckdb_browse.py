@@ -55,6 +55,16 @@ class Page:
 
 
 @attrs.frozen
+class _Copy:
+    """A copy of a run's trial rows: its table, the last seq of the log it reflects and that
+    event's `recorded_at` (what tells a grown log from another one)."""
+
+    name: str
+    upto: int
+    stamp: Any
+
+
+@attrs.frozen
 class FailureKind:
     """How many trials of a run failed for good with `error_kind`, and a few of their cases."""
 
@@ -89,7 +99,7 @@ class LogBrowser:
         self._source = source
         self._path = source if isinstance(source, str) else source.path
         self._memory: Any = None
-        self._tables: dict[str, tuple[int, str]] = {}  # run id -> (last seq, table name)
+        self._tables: dict[str, tuple[int, _Copy]] = {}  # run id -> (event count, its copy)
         self._building = threading.Lock()
         # Places of runs the store keeps none of: in the memory database from a path; from an
         # open store, in a memory database attached to its instance (never in the file).
@@ -248,14 +258,12 @@ class LogBrowser:
             version = self._query(
                 "SELECT count(*) AS n FROM events WHERE run_id = $run", {"run": run_id}
             )[0]["n"]
-        last = version
         with self._building:
-            held = self._tables.get(run_id)
-            if held is not None and held[0] == last:
-                return held[1]
-            name = _quoted(f"trials_{next(_COPIES)}_{last}_{run_id[:16]}")
+            version_held, held = self._tables.get(run_id, (None, None))
+            if held is not None and version_held == version:
+                return held.name
             if isinstance(self._source, DuckDBStore):
-                cursor, store, name = self._source.cursor(), "", f"{self._own}.{name}"
+                cursor, store = self._source.cursor(), ""
             else:
                 if self._memory is None:
                     self._memory = duckdb.connect(":memory:")
@@ -265,19 +273,59 @@ class LogBrowser:
                     cursor.execute("ATTACH $path AS store (READ_ONLY)", {"path": self._path})
                 try:
                     places = self._planned.table(cursor, run_id, f"{store}main." if store else "")
-                    rows = trial_rows("run", store, places)
-                    cursor.execute(f"CREATE TABLE {name} AS {rows}", {"run": run_id})
+                    copied = self._copy(cursor, run_id, (store, places), held)
                 finally:
                     if store:
                         cursor.execute("DETACH store")
-                if held is not None:
-                    cursor.execute(f"DROP TABLE {held[1]}")
             except duckdb.Error as error:
                 raise StoreError(f"{self._path}: {str(error).splitlines()[0]}") from error
             finally:
                 cursor.close()
-            self._tables[run_id] = (last, name)
-            return name
+            self._tables[run_id] = (version, copied)
+            return copied.name
+
+    def _copy(self, cursor: Any, run_id: str, source: tuple[str, str], held: _Copy | None) -> _Copy:
+        """The run's trial rows through its log's last seq now, in a table of this browser's
+        own: `held` (a copy through an earlier seq) brought up to date when the log only grew
+        (its event at the copy's last seq is still the one copied) by events other than resets
+        — the rows of the trials whose keys the new events name are computed again, nothing
+        else (ADR 0052) — else a new copy."""
+        store, places = source
+        parameters: dict[str, Any] = {"run": run_id, "after": 0 if held is None else held.upto}
+        upto, stamp, resets, then = cursor.execute(
+            "SELECT max(seq), arg_max(recorded_at, seq),"
+            " count(*) FILTER (WHERE kind = 'stage_reset' AND seq > $after),"
+            f" max(recorded_at) FILTER (WHERE seq = $after) FROM {store}events"
+            " WHERE run_id = $run AND seq >= $after",
+            parameters,
+        ).fetchone()
+        grown = held is not None and then is not None and then == held.stamp
+        if held is not None and grown and upto == held.upto:
+            return held
+        parameters["upto"] = upto = upto or 0
+        bounded = " AND seq <= $upto"
+        if held is not None and grown and not resets:
+            touched = (
+                f"(SELECT DISTINCT trial_key FROM {store}events WHERE run_id = $run"
+                " AND seq > $after AND seq <= $upto AND trial_key IS NOT NULL)"
+            )
+            only = f" AND (trial_key IS NULL OR trial_key IN {touched})"
+            rows = trial_rows("run", store, places, bounded + only, f" AND trial_key IN {touched}")
+            cursor.execute("BEGIN TRANSACTION")
+            cursor.execute(f"DELETE FROM {held.name} WHERE trial_key IN {touched}", parameters)
+            cursor.execute(f"INSERT INTO {held.name} {rows}", parameters)
+            cursor.execute("COMMIT")
+            return _Copy(held.name, upto, stamp)
+        name = _quoted(f"trials_{next(_COPIES)}_{upto}_{run_id[:16]}")
+        if not store:
+            name = f"{self._own}.{name}"
+        if held is not None:
+            cursor.execute(f"DROP TABLE {held.name}")
+        del parameters["after"]
+        cursor.execute(
+            f"CREATE TABLE {name} AS {trial_rows('run', store, places, bounded)}", parameters
+        )
+        return _Copy(name, upto, stamp)
 
     def holds(self, run_id: str, version: int | None) -> bool:
         """Whether the run's trial rows are kept for the log's state `version`."""

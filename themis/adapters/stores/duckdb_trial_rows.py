@@ -30,8 +30,8 @@ _NAMES = itertools.count()
 
 # The log of one run, filtered before the views' window functions read it; `{db}` names the
 # database holding the store (empty in the store's own connection), `{run}` the run parameter.
-_RUN_EVENTS = "(SELECT * FROM {db}events WHERE run_id = ${run})"
-_RUN_PLACES = "(SELECT * FROM {places} WHERE run_id = ${run})"
+_RUN_EVENTS = "(SELECT * FROM {db}events WHERE run_id = ${run}{where})"
+_RUN_PLACES = "(SELECT * FROM {places} WHERE run_id = ${run}{where})"
 # A run's trials as the `trials` view has them, plus the start of the response, the plan
 # position and the words a search looks in: every page of trials, failures and disagreements
 # reads these rows.
@@ -47,11 +47,18 @@ _TRIAL_ROWS = (
 )
 
 
-def trial_rows(run: str, db: str = "", places: str | None = None) -> str:
+def trial_rows(
+    run: str,
+    db: str = "",
+    places: str | None = None,
+    events_where: str = "",
+    places_where: str = "",
+) -> str:
     """The query of one run's trial rows, the run given as parameter `$<run>`, its places read
-    from the table `places` (default: the store's `trial_places`)."""
-    events = _RUN_EVENTS.format(db=db, run=run)
-    places = _RUN_PLACES.format(places=places or f"{db}trial_places", run=run)
+    from the table `places` (default: the store's `trial_places`); `events_where` and
+    `places_where` (each ` AND ...`) narrow the events and the places read."""
+    events = _RUN_EVENTS.format(db=db, run=run, where=events_where)
+    places = _RUN_PLACES.format(places=places or f"{db}trial_places", run=run, where=places_where)
     trials = view_sql("trials", events=events, places=places)
     return _TRIAL_ROWS.format(chars=RESPONSE_CHARS, trials=trials, places=places, events=events)
 

@@ -1,0 +1,92 @@
+"""A followed run's kept trial rows are brought up to date from what its log added (ADR 0052):
+at every step of a growing log, in the process that holds the store and from its file, they
+answer every query as a copy made afresh; a log that is not the one copied is copied anew."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.viewer.conftest import ViewerStore
+from themis.adapters.stores.duckdb import DuckDBStore
+from themis.adapters.stores.duckdb_browse import LogBrowser
+
+Ask = Callable[[LogBrowser], Any]
+
+
+def _asks(run: str) -> list[Ask]:
+    return [
+        lambda b: b.trials(run, limit=500),
+        lambda b: b.trials(run, search="scored", sort="case_id", descending=True),
+        lambda b: b.failure_kinds(run),
+        lambda b: b.trial_scores(run, ["exact_match"]),
+    ]
+
+
+def _log_without(store: DuckDBStore, run: str, after: int) -> None:
+    """Set aside the run's events after seq `after` (in `aside`), as if not logged yet."""
+    with store.cursor() as con:
+        con.execute("CREATE TABLE aside AS SELECT * FROM events WHERE run_id = $1", [run])
+        con.execute("DELETE FROM events WHERE run_id = $1 AND seq > $2", [run, after])
+
+
+def _log_through(store: DuckDBStore, run: str, upto: int) -> int:
+    """Log the events set aside through seq `upto`; the run's event count."""
+    with store.cursor() as con:
+        con.execute(
+            "INSERT INTO events SELECT * FROM aside WHERE seq > (SELECT max(seq) FROM events"
+            " WHERE run_id = $1) AND seq <= $2",
+            [run, upto],
+        )
+        count = con.execute("SELECT count(*) FROM events WHERE run_id = $1", [run]).fetchone()
+    assert count is not None
+    return int(count[0])
+
+
+@pytest.mark.parametrize("held", [True, False], ids=["open store", "from its file"])
+def test_kept_rows_of_a_growing_log_answer_as_a_fresh_copy(
+    viewer_store: ViewerStore, tmp_path: Path, held: bool
+) -> None:
+    path = str(shutil.copy(viewer_store.path, tmp_path / "growing.duckdb"))
+    run = viewer_store.run_b  # the run with failures
+    store = DuckDBStore(path)
+    try:
+        last = store.last_seq(run)
+        _log_without(store, run, 5)
+        following = LogBrowser(store if held else path)
+        copies = set()
+        for upto in (5, 6, 20, last // 2, last // 2 + 1, last - 3, last):
+            count = _log_through(store, run, upto)
+            if not held:
+                store.close()
+            following.versions[run] = count
+            fresh = LogBrowser(DuckDBStore(path) if held else path)
+            fresh.versions[run] = count
+            for ask in _asks(run):
+                assert ask(following) == ask(fresh), upto
+            copies.add(following.kept(run, count))
+            if not held:
+                store = DuckDBStore(path)
+        assert len(copies) == 1, "one copy, brought up to date"
+        # Another log of the run (deleted and logged again, as a fresh rerun does): copied anew.
+        with store.cursor() as con:
+            con.execute("DELETE FROM events WHERE run_id = $1 AND seq > 9", [run])
+            con.execute("UPDATE events SET recorded_at = recorded_at + 1 WHERE run_id = $1", [run])
+            con.execute("UPDATE aside SET recorded_at = recorded_at + 1")
+        _log_through(store, run, last)
+        with store.cursor() as con:  # one event fewer: another count, the same last seq
+            con.execute("DELETE FROM events WHERE run_id = $1 AND seq = 3", [run])
+        count = _log_through(store, run, last)
+        if not held:
+            store.close()
+        following.versions[run] = count
+        fresh = LogBrowser(DuckDBStore(path) if held else path)
+        for ask in _asks(run):
+            assert ask(following) == ask(fresh)
+        assert following.kept(run, count) not in copies
+    finally:
+        store.close()
