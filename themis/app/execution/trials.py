@@ -122,7 +122,9 @@ class TrialRunner:
         self.store = ports.store
         self.prefetching = execution.batch and runtime.reuse_generations
         self.fetched: Reusable = {}
-        self.in_flight: dict[str, trio.Event] = {}
+        # Generations being obtained, by trial key: a twin that must wait for one sets its event
+        # (most calls have no twin, and never yield meanwhile: they make none).
+        self.in_flight: dict[str, trio.Event | None] = {}
         # What this execution parsed and reduced, for a judge stage to read (only with judges).
         self.keeps_candidates = bool(compiled.spec.judges)
         self.answers: dict[str, str | None] = {}
@@ -302,13 +304,17 @@ class TrialRunner:
         judge's call (`ModelCaller.generate`).
         """
         key = trial.trial_key
-        while key in self.in_flight:
-            await self.in_flight[key].wait()
+        in_flight = self.in_flight
+        while key in in_flight:
+            done = in_flight[key]
+            if done is None:
+                done = in_flight[key] = trio.Event()
+            await done.wait()
         known = self.generated.get(key)
         if known is not None:
             self.budget.release(held)
             return known
-        done = self.in_flight[key] = trio.Event()
+        in_flight[key] = None
         try:
             reused = self.reusable.get(key)
             outcome: GenerationCompleted | GenerationFailed
@@ -329,5 +335,6 @@ class TrialRunner:
             await deliver(self.send, sent)
             return outcome
         finally:
-            del self.in_flight[key]
-            done.set()
+            waited = in_flight.pop(key)
+            if waited is not None:
+                waited.set()
