@@ -5,6 +5,7 @@ promises: checkpoints survive a reopen, and a version-1 store is migrated in pla
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 
 import attrs
@@ -453,13 +454,14 @@ def test_the_checkpoint_table_keeps_summary_state_and_report_apart(tmp_path: Pat
         (seq, summary, state, report) = con.execute(
             "SELECT seq, length(summary), state, report FROM checkpoints"
         ).fetchone()
-        parts = con.execute("SELECT run_id, part, body FROM checkpoint_parts").fetchall()
+        parts = con.execute("SELECT run_id, part, body FROM checkpoint_blobs").fetchall()
+        assert con.execute("SELECT count(*) FROM checkpoint_parts").fetchone() == (0,)
     assert [name for (name,) in columns] == ["run_id", "seq", "summary", "state", "report"]
     assert seq == len(realistic_events())
     assert summary < 300  # the summary is small
     assert '"columns"' not in state  # the per-trial maps are rows of their own
     assert [(run_id, part) for run_id, part, _ in parts] == [("run-a", i) for i in range(7)]
-    assert [json.loads(body)["map"] for *_, body in parts] == [
+    assert [json.loads(zlib.decompress(body))["map"] for *_, body in parts] == [
         "generations",
         "generation_failures",
         "parses",
@@ -502,6 +504,44 @@ def test_a_store_with_checkpoints_of_format_2_reads_them(tmp_path: Path) -> None
         writer.close()
 
 
+def test_a_store_with_checkpoints_of_format_3_reads_them(tmp_path: Path) -> None:
+    """A store written before ADR 0048 keeps a checkpoint's parts as texts in
+    `checkpoint_parts`, and has no `checkpoint_blobs` table until a writer opens it: a read-only
+    open reads it all the same, and a writer's next checkpoint replaces it, parts included."""
+    path = tmp_path / "s.duckdb"
+    store = DuckDBStore(path)
+    store.save_checkpoint("run-a", realistic_checkpoint())
+    store.close()
+    with duckdb.connect(str(path)) as con:
+        blobs = con.execute("SELECT run_id, part, body FROM checkpoint_blobs").fetchall()
+        for run_id, part, body in blobs:
+            text = zlib.decompress(body).decode()
+            con.execute("INSERT INTO checkpoint_parts VALUES ($1, $2, $3)", [run_id, part, text])
+        con.execute("DROP TABLE checkpoint_blobs")
+        older = 'replace({0}, \'"format":"4:\', \'"format":"3:\')'
+        con.execute(
+            f"UPDATE checkpoints SET summary = {older.format('summary')},"
+            f" state = {older.format('state')}"
+        )
+        (state,) = con.execute("SELECT state FROM checkpoints").fetchone()
+    assert state.startswith('{"format":"3:')
+    reader = DuckDBStore(path, read_only=True)
+    try:
+        assert reader.load_checkpoint("run-a") == realistic_checkpoint()
+    finally:
+        reader.close()
+    writer = DuckDBStore(path)
+    try:
+        assert writer.load_checkpoint("run-a") == realistic_checkpoint()
+        later = Checkpoint(seq=99, state=project(answers(2)))
+        writer.save_checkpoint("run-a", later)
+        assert writer.load_checkpoint("run-a") == later
+    finally:
+        writer.close()
+    with duckdb.connect(str(path)) as con:
+        assert con.execute("SELECT count(*) FROM checkpoint_parts").fetchone() == (0,)
+
+
 def test_deleting_a_run_deletes_its_checkpoint_parts_only(tmp_path: Path) -> None:
     path = tmp_path / "s.duckdb"
     store = DuckDBStore(path)
@@ -512,6 +552,6 @@ def test_deleting_a_run_deletes_its_checkpoint_parts_only(tmp_path: Path) -> Non
     store.close()
     with duckdb.connect(str(path)) as con:
         held = con.execute(
-            "SELECT run_id, count(*) FROM checkpoint_parts GROUP BY run_id"
+            "SELECT run_id, count(*) FROM checkpoint_blobs GROUP BY run_id"
         ).fetchall()
     assert held == [("run-b", 7)]

@@ -4,6 +4,8 @@ checkpoints read as absent, malformed ones refused as `StoreError`."""
 from __future__ import annotations
 
 import json
+import zlib
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from tests.contract.test_store_contract import field_types
 from tests.unit.test_codec import EVENTS
 from themis.adapters import checkpoint_tables
 from themis.adapters.checkpoint_codec import (
+    compressed_parts,
     decode_checkpoint,
     decode_checkpoint_summary,
     encode_checkpoint,
@@ -35,9 +38,14 @@ def round_trip(checkpoint: Checkpoint) -> Checkpoint | None:
     )
 
 
+def documents(parts: Iterable[bytes]) -> list[Any]:
+    """The JSON documents of compressed parts."""
+    return [json.loads(zlib.decompress(part)) for part in parts]
+
+
 def columns_of(checkpoint: Checkpoint, name: str) -> list[Any]:
     """The columns of map `name`'s only part."""
-    parts = [json.loads(text) for text in encode_checkpoint(checkpoint).parts]
+    parts = documents(encode_checkpoint(checkpoint).parts)
     (found,) = [part for part in parts if part["map"] == name]
     columns: list[Any] = found["columns"]
     return columns
@@ -123,7 +131,7 @@ def test_the_state_text_is_columnar_and_smaller_than_one_object_per_event() -> N
     head = json.loads(encoded.state)
     assert head["rows"]["generations"] == len(checkpoint.state.generations)
     assert "generations" not in head  # the per-trial maps come in parts
-    texts = list(encoded.parts)
+    texts = [zlib.decompress(part).decode() for part in encoded.parts]
     assert [json.loads(text)["map"] for text in texts] == [
         name for name, count in head["rows"].items() if count
     ]
@@ -147,7 +155,7 @@ def test_large_maps_come_in_parts_with_each_key_column_once(
     ]
     checkpoint = Checkpoint(seq=len(events), state=project(events))
     encoded = encode_checkpoint(checkpoint)
-    parts = [json.loads(text) for text in encoded.parts]
+    parts = documents(encoded.parts)
     assert [(part["map"], part["start"], part["n"]) for part in parts] == [
         (name, start, count)
         for start, count in ((0, 4), (4, 4), (8, 2))
@@ -185,6 +193,41 @@ def test_a_checkpoint_of_format_2_reads_as_it_was_written() -> None:
     assert summary == realistic_checkpoint().summary
 
 
+def test_a_checkpoint_of_format_3_reads_its_parts_as_texts() -> None:
+    """Stores written before ADR 0048 keep each part as a plain text: read alike."""
+    checkpoint = realistic_checkpoint()
+    encoded = encode_checkpoint(checkpoint)
+    summary, state = (
+        text.replace('"format":"4:', '"format":"3:') for text in (encoded.summary, encoded.state)
+    )
+    texts = [zlib.decompress(part).decode() for part in encoded.parts]
+    assert compressed_parts(encoded.state)
+    assert not compressed_parts(state)
+    assert not compressed_parts(format2.STATE)
+    assert decode_checkpoint(checkpoint.seq, summary, state, encoded.report, texts) == checkpoint
+
+
+def test_parts_are_compressed_and_a_damaged_one_is_a_store_error() -> None:
+    events = [
+        event
+        for i in range(2_000)
+        for event in (
+            GenerationCompleted(at=float(i), trial_key=f"key-{i:08}", text=f"It is {i}"),
+            ParseCompleted(at=1.0, trial_id=f"id-{i:08}", trial_key=f"key-{i:08}", answer=str(i)),
+        )
+    ]
+    checkpoint = Checkpoint(seq=len(events), state=project(events))
+    encoded = encode_checkpoint(checkpoint)
+    parts = list(encoded.parts)
+    texts = [zlib.decompress(part) for part in parts]
+    assert sum(map(len, parts)) * 3 < sum(map(len, texts))
+    decoded = decode_checkpoint(checkpoint.seq, encoded.summary, encoded.state, None, parts)
+    assert decoded == checkpoint
+    damaged = [parts[0][:-8], *parts[1:]]
+    with pytest.raises(StoreError, match="malformed checkpoint state"):
+        decode_checkpoint(checkpoint.seq, encoded.summary, encoded.state, None, damaged)
+
+
 @pytest.mark.parametrize("part", ["summary", "state"])
 def test_a_checkpoint_of_another_format_reads_as_absent(part: str) -> None:
     checkpoint = realistic_checkpoint()
@@ -219,7 +262,7 @@ def test_malformed_checkpoints_are_store_errors(summary: str | None, state: str 
 
 def test_a_column_of_the_wrong_length_is_refused() -> None:
     encoded = encode_checkpoint(realistic_checkpoint())
-    parts = [json.loads(text) for text in encoded.parts]
+    parts = documents(encoded.parts)
     (parses,) = [part for part in parts if part["map"] == "parses"]
     parses["columns"][0] = parses["columns"][0][:-1]
     texts = [json.dumps(part) for part in parts]

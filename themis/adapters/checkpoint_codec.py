@@ -8,12 +8,14 @@ It is three small texts and the parts of its per-trial maps:
 - the state's head holds what is not per trial (resumes, pause, failure histories, verdicts)
   and how many rows each per-trial map holds; the maps themselves (generations, parses,
   scores, ...) come as parts of column texts (`themis.adapters.checkpoint_tables`), which a
-  store keeps as rows of their own, so no text of the whole state is ever built (ADR 0040).
+  store keeps as rows of their own, so no text of the whole state is ever built (ADR 0040);
+  each part is compressed (zlib) as it is made: a store keeps a part's bytes, not its text
+  (DuckDB held ~5x a text's size while inserting it: ADR 0048).
 
 Every text carries a fingerprint of the classes it encodes: a checkpoint written with other
 fields, or another `CHECKPOINT_FORMAT`, decodes as `None` (absent), and the caller folds the log
-instead. Format 2 (every map inside the head, one text: stores written before ADR 0040) is read
-as well. Malformed text raises `StoreError`.
+instead. Formats 2 (every map inside the head, one text: stores written before ADR 0040) and 3
+(parts as plain texts: before ADR 0048) are read as well. Malformed text raises `StoreError`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Final
@@ -53,6 +56,7 @@ from themis.core.state import RunState
 __all__ = [
     "CHECKPOINT_FORMAT",
     "EncodedCheckpoint",
+    "compressed_parts",
     "decode_checkpoint",
     "decode_checkpoint_summary",
     "encode_checkpoint",
@@ -61,13 +65,17 @@ __all__ = [
 # Bump when what a checkpoint means or how it is laid out changes while no stored class changes
 # shape (e.g. how the report computes a statistic): every older checkpoint then reads as absent,
 # unless its format is one `_READABLE` still names.
-# 2: the state keeps `earlier_failures`. 3: the per-trial maps in parts (ADR 0040).
-CHECKPOINT_FORMAT: Final = 3
-_READ_AS_WELL: Final = (2,)  # the same state, every map inside the head's one text
+# 2: the state keeps `earlier_failures`. 3: the per-trial maps in parts (ADR 0040). 4: each part
+# compressed (ADR 0048; a reader of format 3 would look for its parts as texts, not find them).
+CHECKPOINT_FORMAT: Final = 4
+# The same state: 2 every map inside the head's one text, 3 the parts as plain texts.
+_READ_AS_WELL: Final = (2, 3)
+# zlib's fastest level: a part's text (~4 MB) shrinks ~5-10x in ~20 ms, outside the GIL.
+_LEVEL: Final = 1
 
 _ENCODE: Final = compact_encoder()
 _DECODE: Final = json.JSONDecoder().decode
-_DECODE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+_DECODE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, zlib.error)
 
 
 def _digest() -> str:
@@ -86,13 +94,13 @@ _READABLE: Final = frozenset({_FORMAT, *(f"{older}:{_DIGEST}" for older in _READ
 @frozen(eq=False)
 class EncodedCheckpoint:
     """A checkpoint as texts: the small summary, the state's head, the report, and the parts of
-    the state's per-trial maps (made one at a time as `parts` is iterated: store each before
-    taking the next)."""
+    the state's per-trial maps, compressed (made one at a time as `parts` is iterated: store
+    each before taking the next)."""
 
     summary: str
     state: str
     report: str | None
-    parts: Iterator[str]
+    parts: Iterator[bytes]
 
 
 def encode_checkpoint(checkpoint: Checkpoint) -> EncodedCheckpoint:
@@ -125,8 +133,19 @@ def encode_checkpoint(checkpoint: Checkpoint) -> EncodedCheckpoint:
         summary=_ENCODE(summary),
         state=_ENCODE(head),
         report=None if report is None else encode_report(report),
-        parts=map(_ENCODE, encode_parts(state)),
+        parts=(zlib.compress(_ENCODE(part).encode(), _LEVEL) for part in encode_parts(state)),
     )
+
+
+def compressed_parts(state: str) -> bool:
+    """Whether the checkpoint whose head is `state` keeps its parts compressed (format 4 on):
+    which a store's reader needs to know to find them (the head starts with its format)."""
+    return not state.startswith(('{"format":"2:', '{"format":"3:'))
+
+
+def _part(body: str | bytes) -> Any:
+    """A part's document, from its text (format 3) or its compressed text (format 4 on)."""
+    return _DECODE(zlib.decompress(body).decode() if isinstance(body, bytes) else body)
 
 
 def decode_checkpoint_summary(
@@ -153,10 +172,10 @@ def decode_checkpoint_summary(
 
 
 def decode_checkpoint(
-    seq: int, summary: str, state: str, report: str | None, parts: Iterable[str] = ()
+    seq: int, summary: str, state: str, report: str | None, parts: Iterable[str | bytes] = ()
 ) -> Checkpoint | None:
-    """The whole checkpoint at `seq` (its head `state` and the texts of its `parts`, in the
-    order they were encoded); `None` if another checkpoint format wrote it."""
+    """The whole checkpoint at `seq` (its head `state` and its `parts`, compressed or texts, in
+    the order they were encoded); `None` if another checkpoint format wrote it."""
     head = decode_checkpoint_summary(seq, summary, report)
     if head is None:
         return None
@@ -166,7 +185,7 @@ def decode_checkpoint(
             if document.get("format") not in _READABLE:
                 return None
             if "rows" in document:
-                maps = decode_parts(document["rows"], map(_DECODE, parts))
+                maps = decode_parts(document["rows"], map(_part, parts))
             else:  # format 2: every map inside the head
                 maps = decode_inline(document)
             resumes = tuple(_resumed(text) for text in document["resumes"])

@@ -32,6 +32,7 @@ import attrs
 import duckdb
 
 from themis.adapters.checkpoint_codec import (
+    compressed_parts,
     decode_checkpoint,
     decode_checkpoint_summary,
     encode_checkpoint,
@@ -81,6 +82,7 @@ _RUNS: Final = (
     " LEFT JOIN events e ON e.run_id = r.run_id"
     " GROUP BY r.run_id, r.name, r.created_at ORDER BY r.created_at, r.run_id"
 )
+_HAS_RUN: Final = "SELECT count(*) FROM runs WHERE run_id = $1"
 PLACES_PART: Final = 20_000  # places inserted per statement (`save_places`)
 _DUPLICATE_SEQ = re.compile(r"Duplicate key .*seq: (-?\d+)")
 
@@ -95,12 +97,12 @@ def _rollback(con: Any) -> None:
         con.execute("ROLLBACK")
 
 
-def _checkpoint_parts(con: Any, run_id: str) -> Iterator[str]:
-    """The texts of the run's checkpoint parts in order, a few at a time, read only when taken
-    (a head of format 2 holds its maps, and its store may lack the table: read-only opens)."""
-    cursor = con.execute(
-        "SELECT body FROM checkpoint_parts WHERE run_id = $1 ORDER BY part", [run_id]
-    )
+def _checkpoint_parts(con: Any, run_id: str, compressed: bool) -> Iterator[str | bytes]:
+    """The run's checkpoint parts in order (compressed, or texts: format 3), a few at a time,
+    read only when taken (a head of format 2 holds its maps, and its store may lack the table:
+    read-only opens)."""
+    table = "checkpoint_blobs" if compressed else "checkpoint_parts"
+    cursor = con.execute(f"SELECT body FROM {table} WHERE run_id = $1 ORDER BY part", [run_id])
     while rows := cursor.fetchmany(8):
         for (body,) in rows:
             yield body
@@ -239,6 +241,13 @@ class DuckDBStore:
         trial places the first time (the log's views place events by them), planned from it;
         `places=False`: the caller gives them later (`save_places`), having planned the run."""
         row = [snapshot.run_id, snapshot.spec.name, snapshot.created_at, encode_snapshot(snapshot)]
+        if not places and not self._reader:
+            with self._connection() as con:
+                if not con.execute(_HAS_RUN, [snapshot.run_id]).fetchone()[0]:
+                    # One statement commits by itself: inside an explicit transaction DuckDB
+                    # held the text ~3x more at once (+30 MiB for 100k cases: ADR 0048).
+                    con.execute("INSERT INTO runs VALUES ($1, $2, $3, $4)", row)
+                    return
         with self._transaction() as con:
             con.execute("INSERT OR REPLACE INTO runs VALUES ($1, $2, $3, $4)", row)
             if places:
@@ -292,17 +301,19 @@ class DuckDBStore:
 
     def save_checkpoint(self, run_id: str, checkpoint: Checkpoint) -> None:
         """Keep `checkpoint` as the run's one checkpoint, replacing any earlier one: its head in
-        `checkpoints`, its per-trial maps as rows of `checkpoint_parts`, each part encoded and
-        inserted before the next is built (no text of the whole state: ADR 0040)."""
+        `checkpoints`, its per-trial maps as rows of `checkpoint_blobs`, each part encoded,
+        compressed and inserted before the next is built (no text of the whole state: ADR 0040;
+        DuckDB keeps what a transaction inserts until it commits: ADR 0048)."""
         encoded = encode_checkpoint(checkpoint)
         row = [run_id, checkpoint.seq, encoded.summary, encoded.state, encoded.report]
         # DELETE + INSERT: half the time of INSERT OR REPLACE for a 30 MB state (measured).
         with self._transaction() as con:
             con.execute("DELETE FROM checkpoints WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM checkpoint_parts WHERE run_id = $1", [run_id])
-            for part, text in enumerate(encoded.parts):
+            con.execute("DELETE FROM checkpoint_blobs WHERE run_id = $1", [run_id])
+            for part, body in enumerate(encoded.parts):
                 con.execute(
-                    "INSERT INTO checkpoint_parts VALUES ($1, $2, $3)", [run_id, part, text]
+                    "INSERT INTO checkpoint_blobs VALUES ($1, $2, $3)", [run_id, part, body]
                 )
             con.execute("INSERT INTO checkpoints VALUES ($1, $2, $3, $4, $5)", row)
 
@@ -316,9 +327,8 @@ class DuckDBStore:
                 return None
             seq, summary, state, report = row
             try:
-                return decode_checkpoint(
-                    seq, summary, state, report, _checkpoint_parts(con, run_id)
-                )
+                parts = _checkpoint_parts(con, run_id, compressed_parts(state))
+                return decode_checkpoint(seq, summary, state, report, parts)
             except StoreError as error:
                 raise StoreError(f"{self._path}: run {run_id}: {error}") from error
 
@@ -378,6 +388,7 @@ class DuckDBStore:
             con.execute("DELETE FROM runs WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM checkpoints WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM checkpoint_parts WHERE run_id = $1", [run_id])
+            con.execute("DELETE FROM checkpoint_blobs WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM trial_places WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM compiled_facts WHERE key = $1", [run_key(run_id)])
 

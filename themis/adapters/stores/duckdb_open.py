@@ -54,6 +54,9 @@ _TABLES: Final = (
     # A checkpoint's per-trial maps in parts (ADR 0040); absent from older files until a writer
     # opens them, whose checkpoints keep their maps inside `checkpoints.state`.
     "CREATE TABLE IF NOT EXISTS checkpoint_parts (run_id VARCHAR, part INTEGER, body VARCHAR)",
+    # The same parts compressed (checkpoint format 4, ADR 0048); absent from older files until
+    # a writer opens them, whose checkpoints keep their parts in `checkpoint_parts`.
+    "CREATE TABLE IF NOT EXISTS checkpoint_blobs (run_id VARCHAR, part INTEGER, body BLOB)",
     # Compiled facts of runs and configs (a cache, ADR 0034); absent from older files until a
     # writer opens them, which readers treat as an empty cache.
     "CREATE TABLE IF NOT EXISTS compiled_facts (key VARCHAR PRIMARY KEY, facts VARCHAR)",
