@@ -71,12 +71,17 @@ def test_places_kept_in_parts_equal_the_plan(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A large run's places go in parts (bounded memory): the positions run on across them.
-    monkeypatch.setattr("themis.adapters.stores.duckdb.PLACES_PART", 7)
+    monkeypatch.setattr("themis.adapters.stores.duckdb_views.PLACES_PART", 7)
     store = tmp_path / "s.duckdb"
     result = _experiment(tmp_path).run(store=store, progress="off")
     places = _places(store)
     assert len(places) == result.report.planned > 7
     assert places == _planned(store, result.run_id)
+    # Planned again from the snapshot (a killed run's, by the next writer): in parts as well.
+    with duckdb.connect(str(store)) as con:
+        con.execute("DELETE FROM trial_places")
+    DuckDBStore(store).close()
+    assert _places(store) == places
 
 
 def test_a_run_killed_before_its_places_were_kept_gets_them_from_the_next_writer(

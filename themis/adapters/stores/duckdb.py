@@ -24,7 +24,6 @@ import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from itertools import islice
 from pathlib import Path
 from typing import Any, Final
 
@@ -40,11 +39,10 @@ from themis.adapters.checkpoint_codec import (
 from themis.adapters.codec import decode_event, decode_snapshot, encode_event, encode_snapshot
 from themis.adapters.stores.duckdb_open import LOCK_WAIT_S, SCHEMA_VERSION, connect, prepare_schema
 from themis.adapters.stores.duckdb_views import (
-    INSERT_PLACES,
     create_views,
     holds_places,
+    insert_places,
     outdated_views,
-    ref_columns,
     runs_without_places,
     store_places,
 )
@@ -83,7 +81,6 @@ _RUNS: Final = (
     " GROUP BY r.run_id, r.name, r.created_at ORDER BY r.created_at, r.run_id"
 )
 _HAS_RUN: Final = "SELECT count(*) FROM runs WHERE run_id = $1"
-PLACES_PART: Final = 20_000  # places inserted per statement (`save_places`)
 _DUPLICATE_SEQ = re.compile(r"Duplicate key .*seq: (-?\d+)")
 
 
@@ -257,14 +254,8 @@ class DuckDBStore:
         """Keep the places of `snapshot`'s run (every trial, in plan order) unless they are
         kept already (`places` is not read then)."""
         with self._transaction() as con:
-            if holds_places(con, snapshot.run_id):
-                return
-            refs, start = iter(places), 0
-            # In parts, in one transaction: DuckDB holds a list parameter's values as objects
-            # of its own (~0.5 KiB a place at once for a whole 100k-trial run).
-            while part := list(islice(refs, PLACES_PART)):
-                con.execute(INSERT_PLACES, ref_columns(snapshot, part, start))
-                start += len(part)
+            if not holds_places(con, snapshot.run_id):
+                insert_places(con, snapshot, places)
 
     def finish_opening(self) -> None:
         """What an open with `migrate=False` left for later: the places of runs that have none
