@@ -25,10 +25,12 @@ import duckdb
 
 from themis.adapters.codec import decode_event
 from themis.adapters.stores.duckdb import DuckDBStore
+from themis.adapters.stores.duckdb_outline import OUTLINE, outline_of
 from themis.adapters.stores.duckdb_trial_rows import PlannedPlaces, trial_rows
 from themis.adapters.stores.duckdb_views import view_sql
 from themis.core.errors import StoreError
 from themis.core.events import Event
+from themis.core.snapshot import RunSnapshot
 
 # One run's log and places in the store file, for a query that reads the run once.
 _EVENTS_OF_RUN = "(SELECT * FROM events WHERE run_id = $run)"
@@ -326,6 +328,12 @@ class LogBrowser:
             f"CREATE TABLE {name} AS {trial_rows('run', store, places, bounded)}", parameters
         )
         return _Copy(name, upto, stamp)
+
+    def outline(self, run_id: str) -> tuple[RunSnapshot, tuple[str, ...]] | None:
+        """The run's snapshot without its datasets' cases, and its cases' field names (see
+        `duckdb_outline`); `None` for a run the store has no snapshot of."""
+        rows = self._query(OUTLINE, {"run": run_id})
+        return outline_of(rows[0] if rows else None)
 
     def holds(self, run_id: str, version: int | None) -> bool:
         """Whether the run's trial rows are kept for the log's state `version`."""

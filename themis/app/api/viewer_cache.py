@@ -12,19 +12,22 @@ from typing import Any
 
 import attrs
 
-from themis.app.usecases.reporting import ReportDocument, report_document
+from themis.app.usecases.checkpoints import fresh_checkpoint_report
+from themis.app.usecases.reporting import ReportDocument, checkpoint_document, report_document
 from themis.app.usecases.stored import load_compiled, load_state, resolve_run_id
 from themis.app.wiring import StoreLike, log_browser, opened_store
-from themis.core.breakdown import Breakdown
+from themis.core.breakdown import Breakdown, field_names
 from themis.core.case_results import planned_once
 from themis.core.case_values import CaseMeans
 from themis.core.comparison import Comparison, GroupScores, case_scores, plain_case_scores
+from themis.core.errors import RunNotFound
 from themis.core.events import Event
 from themis.core.planner import CompiledRun, PlanRecord
 from themis.core.report import Report, build_report
 from themis.core.report_running import RunningReport
 from themis.core.report_sampling import is_sampled
 from themis.core.snapshot import RunSnapshot, RunSummary
+from themis.core.spec import ExperimentSpec
 from themis.core.state import Projection, RunState
 from themis.ports.store import StorePort
 
@@ -48,6 +51,11 @@ class ViewerCache:
     browser: Any
     listed: tuple[Any, list[RunSummary]] | None = None  # (store fingerprint, its runs)
     compiled: dict[str, tuple[RunSnapshot, CompiledRun]] = attrs.Factory(dict)
+    # Each run's outline (its snapshot without cases, its cases' field names): what the first
+    # pages need of a run, read without compiling it (ADR 0051).
+    outlines: dict[str, tuple[RunSnapshot, tuple[str, ...]]] = attrs.Factory(dict)
+    # Each run's report as its checkpoint caches it, by the run's event count (the runs list).
+    reports: dict[tuple[str, int], Report] = attrs.Factory(dict)
     documents: dict[tuple[str, int, Breakdown], ReportDocument] = attrs.Factory(dict)
     comparisons: Comparisons = attrs.Factory(dict)
     case_values: dict[tuple[str, int], GroupScores] = attrs.Factory(dict)
@@ -87,6 +95,28 @@ class ViewerCache:
         resolved = resolve_run_id(Listing(summaries), run_id)
         return resolved, next(s.event_count for s in summaries if s.run_id == resolved)
 
+    def listed_reports(self, store: StoreLike, summaries: Sequence[RunSummary]) -> list[Report]:
+        """The report of each listed run (default rows), for the runs list: the one kept, else
+        its checkpoint's when that is the log's end (all read in one open of the store, the
+        run never compiled), else its `document`'s."""
+        missing = [
+            summary
+            for summary in summaries
+            if (summary.run_id, summary.event_count) not in self.reports
+            and (summary.run_id, summary.event_count, Breakdown()) not in self.documents
+        ]
+        if missing:
+            with opened_store(store, read_only=True) as opened:
+                for summary in missing:
+                    cached = fresh_checkpoint_report(opened, summary.run_id, summary.name)
+                    if cached is not None:
+                        self.reports[(summary.run_id, summary.event_count)] = cached[1]
+        return [
+            self.reports.get((summary.run_id, summary.event_count))
+            or self.document(store, summary.run_id, Breakdown(), summary.event_count).report
+            for summary in summaries
+        ]
+
     def load(self, store: StorePort, run_id: str) -> tuple[RunSnapshot, CompiledRun]:
         """`load_compiled`, once per run."""
         loaded = self.compiled.get(run_id)
@@ -94,16 +124,39 @@ class ViewerCache:
             loaded = self.compiled[run_id] = load_compiled(store, run_id)
         return loaded
 
+    def outline(self, store: StoreLike, run_id: str) -> tuple[RunSnapshot, tuple[str, ...]]:
+        """The run's snapshot (its datasets' cases left out unless the run was compiled here)
+        and its cases' field names, once per run; `RunNotFound` for a run without a snapshot."""
+        kept = self.outlines.get(run_id)
+        if kept is None:
+            loaded = self.compiled.get(run_id)
+            found = (loaded[0], field_names(loaded[1].spec)) if loaded else None
+            kept = found or self.browser.outline(run_id)
+            if kept is None:
+                raise RunNotFound(f"no run {run_id!r} in the store (see `themis runs`)")
+            self.outlines[run_id] = kept
+        return kept
+
+    def spec(self, store: StoreLike, run_id: str) -> ExperimentSpec:
+        """The run's spec as its outline has it (without cases): its names and settings."""
+        return self.outline(store, run_id)[0].spec
+
     def document(self, store: StoreLike, run_id: str, by: Breakdown, events: int) -> ReportDocument:
         """`report_document` of the (full) run id, once per state of its log (`events`: its
-        event count); the store is opened only when it is not kept."""
+        event count); the store is opened only when it is not kept. The default rows of a run
+        whose checkpoint is the log's end come from that checkpoint and the run's outline,
+        without compiling the run (ADR 0051)."""
         key = (run_id, events, by)
         document = self.documents.get(key)
         if document is None:
+            outline = self.outline(store, run_id) if by.is_default else None
             with self.lock:
                 reporting = self.reporting.setdefault(run_id, threading.Lock())
             with reporting, opened_store(store, read_only=True) as opened:
-                document = report_document(opened, run_id, by, reading=self)
+                if outline is not None:
+                    document = checkpoint_document(opened, *outline)
+                if document is None:
+                    document = report_document(opened, run_id, by, reading=self)
             with self.lock:  # the older states of this run's log will not be asked for again
                 stale = [old for old in self.documents if old[0] == run_id and old[1] != events]
                 for old in stale:
@@ -185,15 +238,9 @@ class ViewerCache:
         kept = self.case_values.get(key)
         if kept is not None:
             return kept
-        if run_id not in self.compiled:
-            with opened_store(store, read_only=True) as opened:
-                self.load(opened, run_id)
-        compiled = self.compiled[run_id][1]
-        spec = compiled.spec
+        spec = self.spec(store, run_id)
         if is_sampled(spec) or spec.judges:
-            with opened_store(store, read_only=True) as opened:
-                state, _ = load_state(opened, run_id)
-            found: GroupScores = case_scores(compiled, state)
+            found: GroupScores = case_scores(*self._folded(store, run_id))
         else:
             metrics = [metric.name for metric in spec.metrics]
             sums = self.browser.case_sums(run_id, metrics, copy=self.copy_rows)
@@ -201,15 +248,20 @@ class ViewerCache:
             if summed is None and self.copy_rows:
                 summed = plain_case_scores(metrics, self.browser.trial_scores(run_id, metrics))
             if summed is None:  # from the fold, as `themis compare` always read them
-                with opened_store(store, read_only=True) as opened:
-                    state, _ = load_state(opened, run_id)
-                summed = case_scores(compiled, state)
+                summed = case_scores(*self._folded(store, run_id))
             found = summed
         with self.lock:  # older states of this run's log will not be asked for again
             for old in [old for old in self.case_values if old[0] == run_id]:
                 del self.case_values[old]
             self.case_values[key] = found
         return found
+
+    def _folded(self, store: StoreLike, run_id: str) -> tuple[CompiledRun, RunState]:
+        """The run compiled (once) and its state folded from the store."""
+        with opened_store(store, read_only=True) as opened:
+            compiled = self.load(opened, run_id)[1]
+            state, _ = load_state(opened, run_id)
+        return compiled, state
 
 
 def _summed_means(

@@ -53,8 +53,8 @@ def _never() -> bool:
 
 
 def warm(store: StoreLike, cache: ViewerCache, stopped: Callable[[], bool] = _never) -> None:
-    """Prepare every run of the store before anyone asks (its compiled spec, its report and
-    its trial rows; then the case values of each run without sampled or judge rows, which any
+    """Prepare every run of the store before anyone asks (its report, its trial rows and its
+    compiled spec; then the case values of each run without sampled or judge rows, which any
     comparison of it pairs; then for a run of two models their comparison, in the order the
     run names them: what "compare its models" leads to), so that even the first page of each
     answers at once; a store held by a running process is left alone. Before each step it
@@ -70,16 +70,18 @@ def warm(store: StoreLike, cache: ViewerCache, stopped: Callable[[], bool] = _ne
         with suppress(ThemisError):  # a run this Themis cannot read: its pages will say why
             cache.document(store, summary.run_id, Breakdown(), summary.event_count)
             cache.browser.kept(summary.run_id, summary.event_count)
+            with opened_store(store, read_only=True) as opened:  # what a case page needs
+                cache.load(opened, summary.run_id)
             prepared.append(summary)
     for summary in prepared:
-        spec = cache.compiled[summary.run_id][1].spec
+        spec = cache.spec(store, summary.run_id)
         if stopped():
             return
         if not (is_sampled(spec) or spec.judges):
             with suppress(ThemisError):
                 cache.scores(store, summary.run_id, summary.event_count)
     for run_id in (summary.run_id for summary in prepared):
-        models = tuple(model.name for model in cache.compiled[run_id][1].spec.models)
+        models = tuple(model.name for model in cache.spec(store, run_id).models)
         if stopped():
             return
         if len(models) == 2:
@@ -103,9 +105,8 @@ def runs_data(store: StoreLike, cache: ViewerCache | None = None) -> dict[str, A
     cache = cache or ViewerCache.of(store)
     try:
         listed = []
-        for summary in cache.runs(store):
-            document = cache.document(store, summary.run_id, Breakdown(), summary.event_count)
-            report = document.report
+        summaries = cache.runs(store)
+        for summary, report in zip(summaries, cache.listed_reports(store, summaries), strict=True):
             listed.append(
                 {
                     "run_id": summary.run_id,

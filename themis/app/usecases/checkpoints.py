@@ -20,7 +20,7 @@ from themis.core.stages import Stage
 from themis.core.state import RunState, evolve
 from themis.ports.store import CheckpointStore, StorePort
 
-__all__ = ["fold_from_checkpoint", "fresh_report", "remember"]
+__all__ = ["fold_from_checkpoint", "fresh_checkpoint_report", "fresh_report", "remember"]
 
 
 def fold_from_checkpoint(store: StorePort, run_id: str) -> tuple[RunState, int]:
@@ -40,7 +40,14 @@ def fresh_report(
 ) -> tuple[CheckpointSummary, Report] | None:
     """The cached report if nothing was logged after the run's checkpoint (and the run is
     complete through `until_stage`, if given); decodes neither the state nor the snapshot."""
-    run_id = compiled.run_id
+    return fresh_checkpoint_report(store, compiled.run_id, compiled.spec.name, until_stage)
+
+
+def fresh_checkpoint_report(
+    store: StorePort, run_id: str, name: str, until_stage: Stage | None = None
+) -> tuple[CheckpointSummary, Report] | None:
+    """`fresh_report` of the run `run_id` whose spec is named `name`, for a reader that has
+    not compiled it (the viewer's first pages)."""
     summary = store.load_checkpoint_summary(run_id)
     if summary is None or summary.report is None:
         return None
@@ -49,7 +56,7 @@ def fresh_report(
     if store.last_seq(run_id) != summary.seq:
         return None
     # The name is provenance: the run may be reached under another one than it was stored with.
-    return summary, attrs.evolve(summary.report, name=compiled.spec.name)
+    return summary, attrs.evolve(summary.report, name=name)
 
 
 def remember(

@@ -10,7 +10,7 @@ from typing import Protocol
 
 from attrs import field, frozen
 
-from themis.app.usecases.checkpoints import fresh_report
+from themis.app.usecases.checkpoints import fresh_checkpoint_report, fresh_report
 from themis.app.usecases.stored import load_compiled, load_state, resolve_run_id
 from themis.core.breakdown import Breakdown, check_breakdown, field_names
 from themis.core.case_results import CaseResult, case_results, planned_once
@@ -123,13 +123,34 @@ def report_document(
             every = case_results(compiled, state, record)
             rows = tuple(islice(every, MAX_CASE_ROWS))
             count = len(rows) + sum(1 for _ in every)
+    return _document(report, snapshot, rows, count, field_names(compiled.spec))
+
+
+def checkpoint_document(
+    store: StorePort, outline: RunSnapshot, fields: tuple[str, ...]
+) -> ReportDocument | None:
+    """`report_document` of the run (default rows, no cases) from its checkpoint's cached
+    report, read without compiling the run: `outline` is its snapshot (its datasets' cases may
+    be left out) and `fields` its cases' field names. `None` unless the checkpoint is the
+    log's end, where `report_document` would fold the log."""
+    cached = fresh_checkpoint_report(store, outline.run_id, outline.spec.name)
+    return None if cached is None else _document(cached[1], outline, (), 0, fields)
+
+
+def _document(
+    report: Report,
+    snapshot: RunSnapshot,
+    rows: tuple[CaseResult, ...],
+    count: int,
+    fields: tuple[str, ...],
+) -> ReportDocument:
     return ReportDocument(
         report=report,
-        metrics=tuple(metric.name for metric in compiled.spec.metrics),
+        metrics=tuple(metric.name for metric in snapshot.spec.metrics),
         created_at=snapshot.created_at,
         provenance=snapshot.provenance,
         themis_version=themis_version(),
         cases=rows,
         case_count=count,
-        fields=field_names(compiled.spec),
+        fields=fields,
     )
