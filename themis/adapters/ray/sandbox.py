@@ -5,10 +5,9 @@ has CPUs, wherever they are. The task runs the candidate in a `SubprocessSandbox
 process (which probes that node's isolation itself), driving the same sans-IO flow
 (`themis.core.execution`); the verdict comes back to the driver, which alone logs it.
 
-Isolated runs switch to an unprivileged uid of their own, and a uid is reaped when its run is
-killed: two worker processes of a node must never share one. Each worker process therefore
-takes a slot (a lock file it holds while it lives, under the temporary directory) and a uid
-range of its own from it, apart from the local sandbox's.
+Isolated runs switch to an unprivileged uid of their own, leased machine-wide
+(`themis.adapters.sandbox.uids`): worker processes of a node, and a local run beside them,
+never share one.
 
 A task whose worker dies (killed, out of memory, its node lost) is run again, up to
 `RUN_ATTEMPTS` times in all: a candidate's verdict does not depend on which worker runs it.
@@ -17,12 +16,8 @@ When every attempt is lost, each command of the flow ends as not started, with t
 
 from __future__ import annotations
 
-import fcntl
-import os
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 import ray
 from ray.exceptions import NodeDiedError, ObjectLostError, WorkerCrashedError
@@ -38,11 +33,6 @@ T = TypeVar("T")
 
 RUN_ATTEMPTS = 3
 LOST = (WorkerCrashedError, ObjectLostError, NodeDiedError)
-# Uids of worker processes' sandboxes: slot n owns [FIRST_UID + n * UIDS, FIRST_UID + (n+1) * UIDS),
-# above the local sandbox's range (61000-61255).
-FIRST_UID = 62000
-UIDS = 16
-SLOTS = 512
 
 
 class RaySandbox:
@@ -88,10 +78,8 @@ def _not_run(flow: Flow[T], why: str) -> T:
 
 
 class _WorkerState:
-    """What a worker process keeps between tasks: its slot's lock and its sandbox."""
+    """What a worker process keeps between tasks: its sandbox."""
 
-    slot: IO[bytes] | None = None
-    number = 0
     sandbox: tuple[SandboxLimits, SubprocessSandbox] | None = None
 
 
@@ -99,26 +87,6 @@ def run_in_worker(limits: SandboxLimits, files: Mapping[str, str], flow: Flow[An
     """The task: run `flow` in this worker process's sandbox."""
     kept = _WorkerState.sandbox
     if kept is None or kept[0] != limits:
-        first = FIRST_UID + _take_slot() * UIDS
-        kept = (limits, SubprocessSandbox(limits, first_uid=first, uid_count=UIDS))
+        kept = (limits, SubprocessSandbox(limits))
         _WorkerState.sandbox = kept
     return kept[1].run(files, flow)
-
-
-def _take_slot() -> int:
-    """This process's slot: the first lock file under the temporary directory no live process
-    holds (the lock ends with the process)."""
-    if _WorkerState.slot is not None:
-        return _WorkerState.number
-    directory = Path(tempfile.gettempdir()) / "themis-ray-sandbox-slots"
-    directory.mkdir(exist_ok=True)
-    for number in range(SLOTS):
-        handle = (directory / f"{number}.lock").open("ab")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            continue
-        _WorkerState.slot, _WorkerState.number = handle, number
-        return number
-    raise RuntimeError(f"more than {SLOTS} sandboxing Ray workers on this node (pid {os.getpid()})")

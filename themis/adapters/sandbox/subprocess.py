@@ -10,8 +10,9 @@ limit) of which only the tails are kept.
 Isolated mode (root with working namespaces, probed once): the command also runs in new
 network, mount and PID namespaces (`unshare`), so it has no network, sees none of the host's
 processes, gets private `/tmp`, `/var/tmp` and `/dev/shm`, and dies with its namespace; it runs
-as an unprivileged uid of its own (one per concurrent run, so one run's fork bomb cannot exhaust
-another's process limit) without capabilities, so it can write nowhere but its workspace.
+as an unprivileged uid of its own (one per concurrent run on the machine, so one run's fork bomb
+cannot exhaust another's process limit: `uids.UidLeases`) without capabilities, so it can write
+nowhere but its workspace.
 Elsewhere those protections are missing, and `gaps` says so.
 """
 
@@ -23,13 +24,12 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import threading
 import time
-from collections import deque
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import IO, TypeVar
 
+from themis.adapters.sandbox.uids import UidLeases, reap_uid
 from themis.core.execution import CommandOutcome, SandboxCommand
 from themis.core.spec import SandboxLimits
 from themis.ports.sandbox import Flow
@@ -76,27 +76,6 @@ def probe_isolation() -> str | None:
     return None
 
 
-class _UidPool:
-    """Unprivileged uids handed to concurrent runs, one each, least recently used first (the
-    kernel tears a namespace down asynchronously: a uid is not reused while it may hold
-    processes)."""
-
-    def __init__(self, first: int, count: int) -> None:
-        self._free = deque(range(first, first + count))
-        self._ready = threading.Condition()
-
-    def acquire(self) -> int:
-        with self._ready:
-            while not self._free:
-                self._ready.wait()
-            return self._free.popleft()
-
-    def release(self, uid: int) -> None:
-        with self._ready:
-            self._free.append(uid)
-            self._ready.notify()
-
-
 class SubprocessSandbox:
     """The `SandboxPort` of this machine (see the module docstring).
 
@@ -119,7 +98,7 @@ class SubprocessSandbox:
         self.isolated = reason is None
         self._reason = reason
         self._base_dir = base_dir
-        self._uids = _UidPool(first_uid, uid_count)
+        self._uids = UidLeases(first_uid, uid_count)
 
     @property
     def gaps(self) -> tuple[str, ...]:
@@ -159,7 +138,7 @@ class SubprocessSandbox:
         finally:
             if uid is not None:
                 if killed:
-                    _reap_uid(uid)
+                    reap_uid(uid)
                 self._uids.release(uid)
             shutil.rmtree(job, ignore_errors=True)
 
@@ -252,27 +231,6 @@ def _write_files(workspace: Path, files: Mapping[str, str]) -> None:
 def _kill_group(pgid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
-
-
-def _reap_uid(uid: int, patience_s: float = 5.0) -> None:
-    """Kill every process of `uid` and wait (up to `patience_s`) until none is left."""
-    deadline = time.monotonic() + patience_s
-    while True:
-        left = []
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                if entry.stat().st_uid == uid:
-                    left.append(int(entry.name))
-            except FileNotFoundError:
-                continue
-        if not left or time.monotonic() > deadline:
-            return
-        for pid in left:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.01)
 
 
 def _tail(stream: IO[bytes], keep: int) -> str:
