@@ -268,21 +268,20 @@ class HttpModel:
         (`SendTimedModelPort`). Every other outcome raises `ModelCallError` (see the module
         docstring).
         """
-        response: httpx.Response | None = None
         try:
             pool = self._pool()
             if isinstance(pool, H1Pool):
-                status, content, response = await self._lean_post(pool, api, body, before_send)
+                status, content, headers = await self._lean_post(pool, api, body, before_send)
             else:
-                headers = self.request_headers()
+                request_headers = self.request_headers()
                 with pool.lease() as client:
                     response = await client.post(
                         self.url(api),
                         json=body,
-                        headers=headers,
+                        headers=request_headers,
                         extensions=await self._sending(before_send),
                     )
-                status, content = response.status_code, response.content
+                status, content, headers = response.status_code, response.content, response.headers
         except ConfigError:
             raise
         except Exception as error:
@@ -290,11 +289,11 @@ class HttpModel:
             if failure is None:
                 raise
             raise failure from None
-        if status >= 300 and response is not None:
+        if status >= 300:
             if status >= 400:
-                raise self._status_failure(response)
+                raise self._status_failure(status, content, headers)
             # redirects are not followed: the base URL is wrong
-            location = response.headers.get("location", "?")
+            location = headers.get("location", "?")
             raise self._failure(
                 FailureKind.BAD_REQUEST,
                 f"HTTP {status} redirect to {location}: set the endpoint's "
@@ -352,11 +351,13 @@ class HttpModel:
         api: str,
         body: Mapping[str, Any],
         before_send: BeforeSend | None,
-    ) -> tuple[int, bytes, httpx.Response | None]:
-        """One call on the lean client: status, body, and an `httpx.Response` unless 2xx.
+    ) -> tuple[int, bytes, Mapping[str, str]]:
+        """One call on the lean client: status, body, and headers (read only when not 2xx).
 
         The request head is built once per API when no header reads the environment (the
         common case: a local server without a key); otherwise at every call, as secrets are.
+        No httpx here, not even for an error answer: importing it mid-run blocks every call
+        for tens of milliseconds (hundreds on a loaded machine) at the first failure.
         """
         head = self._heads.get(api)
         if head is None:
@@ -373,15 +374,8 @@ class HttpModel:
                 self._heads[api] = head
         answer = await pool.send(head, _ENCODE_BODY(body).encode(), before_send)
         if answer.status < 300:  # the common case: only the body is read
-            return answer.status, answer.content, None
-        import httpx
-
-        response = httpx.Response(
-            answer.status,
-            headers=[(n, v) for n, v in answer.headers if n != b"transfer-encoding"],
-            content=answer.content,
-        )
-        return answer.status, answer.content, response
+            return answer.status, answer.content, _NO_HEADERS
+        return answer.status, answer.content, _header_map(answer.headers)
 
     def malformed(self, problem: str) -> ModelCallError:
         """The error for a 2xx JSON body without the fields the API promises."""
@@ -398,16 +392,17 @@ class HttpModel:
         text = " ".join(self.redact(f"{self.provider}: {message}").split())
         return ModelCallError(str(kind), text, status=status, retry_after_s=retry_after_s)
 
-    def _status_failure(self, response: httpx.Response) -> ModelCallError:
-        status = response.status_code
-        body = response.content[:_HINT_CHARS].decode("utf-8", errors="replace")
+    def _status_failure(
+        self, status: int, content: bytes, headers: Mapping[str, str]
+    ) -> ModelCallError:
+        body = content[:_HINT_CHARS].decode("utf-8", errors="replace")
         kind = classify_status(status, body) if status <= 599 else FailureKind.SERVER
         detail = _error_detail(body)
         return self._failure(
             kind,
             f"HTTP {status}" + (f": {detail}" if detail else ""),
             status=status,
-            retry_after_s=retry_after_from_headers(response.headers, self._clock.now()),
+            retry_after_s=retry_after_from_headers(headers, self._clock.now()),
         )
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
@@ -419,6 +414,20 @@ class HttpModel:
         """`generate`, awaiting `before_send` right before the request leaves
         (`SendTimedModelPort`); each API's adapter says how to ask and how to read the answer."""
         raise NotImplementedError
+
+
+_NO_HEADERS: Mapping[str, str] = {}
+
+
+def _header_map(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """An answer's headers by lower-case name, repeated ones joined by ", " (as httpx's
+    `Headers.get` does), `transfer-encoding` left out."""
+    joined: dict[str, str] = {}
+    for raw_name, raw_value in headers:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        if name != "transfer-encoding":
+            joined[name] = f"{joined[name]}, {value}" if name in joined else value
+    return joined
 
 
 def _target(url: str) -> bytes:
