@@ -347,3 +347,53 @@ def test_a_case_renders_as_the_generic_walk_renders_it() -> None:
     as_float = attrs.evolve(cases[0], fields={**cases[0].fields, "n": 1.0})
     assert diffing._equal((cases[0],), (attrs.evolve(cases[0]),))
     assert not diffing._equal((cases[0],), (as_float,))  # 1 == 1.0, yet another value
+
+
+_JSON_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-2, 2),
+    st.sampled_from([0.0, -0.0, 1.0, -1.0, 2.5]),
+    st.sampled_from(["", "a", "1"]),
+)
+_JSON_VALUES = st.recursive(
+    _JSON_SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.lists(inner, max_size=3).map(tuple),
+        st.dictionaries(st.sampled_from(["a", "b", "1"]), inner, max_size=3),
+    ),
+    max_leaves=8,
+)
+
+
+def _equal_twin(value: object, draw: st.DrawFn) -> object:
+    """A value `==` to `value` whose numbers may have another type or zero sign (`1` as `1.0`
+    or `True`, `0.0` as `-0.0`): equal, and maybe not the same JSON."""
+    if isinstance(value, bool | int | float):
+        twins = [value, *(kind(value) for kind in (bool, int, float) if kind(value) == value)]
+        if value == 0:
+            twins.append(-0.0)
+        return draw(st.sampled_from(twins))
+    if isinstance(value, dict):
+        return {key: _equal_twin(item, draw) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_equal_twin(item, draw) for item in value)
+    return value
+
+
+def _in_a_dataset(value: object) -> DatasetSpec:
+    return DatasetSpec(name="d", cases=(Case(id="c", fields={"v": value}, expected=None),))
+
+
+@settings(max_examples=300)
+@given(st.data(), _JSON_VALUES)
+def test_equal_values_compare_as_their_json_does(data: st.DataObject, old: object) -> None:
+    # `_same_json` walks what `_json_text` renders: for `==` values both must agree (ADR 0049).
+    from themis.core import diffing
+
+    new = _equal_twin(old, data.draw)
+    for left, right in ((old, new), (_in_a_dataset(old), _in_a_dataset(new))):
+        assert left == right
+        rendered = diffing._json_text(left) == diffing._json_text(right)
+        assert diffing._same_json(left, right) is rendered

@@ -13,6 +13,7 @@ here exactly when they differ in `run_id`.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -178,7 +179,35 @@ def _equal(old: Any, new: Any) -> bool:
     """Equal as values and as JSON: `==` alone takes `1 == 1.0 == True`."""
     if old != new:
         return False
-    return type(old) is type(new) and (_is_scalar(old) or _json_text(old) == _json_text(new))
+    return type(old) is type(new) and (_is_scalar(old) or _same_json(old, new))
+
+
+def _same_json(old: Any, new: Any) -> bool:
+    """For two `==` values: whether their JSON texts (`_json_text`) are the same too, found by
+    walking both instead of rendering them: equal values differ in JSON only where a number
+    changed type (`1`, `1.0`, `true`) or the sign of a zero. Walking 100,000 equal cases costs
+    a fraction of rendering them twice (a replay's check of its config, ADR 0049)."""
+    kind = type(old)
+    if kind is not type(new):
+        if isinstance(old, bool | int | float) or isinstance(new, bool | int | float):
+            return False
+        return _json_text(old) == _json_text(new)  # e.g. two kinds of mapping: as rendered
+    if kind is str or old is None or kind is int or kind is bool:
+        return True
+    if kind is float:
+        return math.copysign(1.0, old) == math.copysign(1.0, new)
+    if kind is Case:  # `id` and `expected` are text, equal already
+        return _same_json(old.fields, new.fields)
+    if attrs.has(kind):
+        return all(
+            _same_json(getattr(old, field.name), getattr(new, field.name))
+            for field in attrs.fields(kind)
+        )
+    if kind is dict and all(type(key) is str for key in old):  # equal dicts: the same keys
+        return all(_same_json(value, new[key]) for key, value in old.items())
+    if kind is tuple or kind is list:  # equal sequences: the same length
+        return all(map(_same_json, old, new))
+    return _json_text(old) == _json_text(new)
 
 
 def _json_text(value: Any) -> str:
