@@ -24,6 +24,7 @@ from themis.core.identity import (
     RUNTIME_OPTIONS,
     RuntimeOptions,
     canonical_json,
+    canonical_text,
     digest,
     identity_options,
     identity_view,
@@ -379,6 +380,7 @@ def plan(compiled: CompiledRun) -> Iterator[TrialPlan]:
             canonical_json(identity_view(model.params)),
             canonical_json(model.name),
             [attrs.evolve(model.params, seed=sample_seed(spec, model.params, i)) for i in samples],
+            (model.provider, model.model, model.options, model.api),
         )
         for model in spec.models
     ]
@@ -387,11 +389,14 @@ def plan(compiled: CompiledRun) -> Iterator[TrialPlan]:
         for case in dataset.cases:
             case_json = canonical_json(case.id)
             choices = choice_count(spec.parser, case)
+            expected = case.expected
             for prompt in spec.prompts:
                 prompt_json = canonical_json(prompt.name)
                 messages, problem, messages_json = _rendered(prompt, case)
-                for model, model_json, params_json, name_json, sample_params in models:
+                trial_at = f"[{dataset_json},{case_json},{prompt_json},"
+                for model, model_json, params_json, name_json, sample_params, calls in models:
                     reference = reference_of(model, case)
+                    provider, model_id, options, api = calls
                     for sample in samples:
                         params = sample_params[sample]
                         key = text_digest(
@@ -399,21 +404,28 @@ def plan(compiled: CompiledRun) -> Iterator[TrialPlan]:
                             f'"params":{params_json},"sample":{sample},"seed":{params.seed}}}'
                         )
                         yield TrialPlan(
-                            trial_id=text_digest(
-                                f"[{dataset_json},{case_json},{prompt_json},{name_json},{sample}]"
+                            text_digest(f"{trial_at}{name_json},{sample}]"),
+                            key,
+                            dataset.name,
+                            case.id,
+                            model.name,
+                            prompt.name,
+                            sample,
+                            expected,
+                            # `ModelRequest.of_model`, its model's part taken once per model
+                            ModelRequest(
+                                key,
+                                provider,
+                                model_id,
+                                messages,
+                                params,
+                                options,
+                                sample,
+                                reference,
+                                api,
                             ),
-                            trial_key=key,
-                            dataset=dataset.name,
-                            case_id=case.id,
-                            model=model.name,
-                            prompt=prompt.name,
-                            sample=sample,
-                            expected=case.expected,
-                            choices=choices,
-                            request=ModelRequest.of_model(
-                                model, key, messages, params, sample, reference
-                            ),
-                            problem=problem,
+                            choices,
+                            problem,
                         )
 
 
@@ -424,7 +436,10 @@ def _rendered(prompt: PromptSpec, case: Case) -> tuple[tuple[Message, ...], str 
         messages = render(prompt, case)
     except PromptError as error:
         return (), str(error), canonical_json({"unrenderable": str(error)})
-    return messages, None, canonical_json([[m.role, m.content] for m in messages])
+    # `canonical_json([[m.role, m.content] for m in messages])`: a text's JSON is the same
+    # whether it stands alone or in a list, and the list has no spaces.
+    pairs = ",".join(f"[{canonical_text(m.role)},{canonical_text(m.content)}]" for m in messages)
+    return messages, None, f"[{pairs}]"
 
 
 class TrialRef(NamedTuple):

@@ -31,7 +31,7 @@ import trio
 from attrs import frozen
 
 from themis.app.execution.budgeting import RunBudget
-from themis.app.execution.limiters import Limiters
+from themis.app.execution.limiters import Limiters, unlimited
 from themis.app.execution.ports import Ports
 from themis.app.execution.provider_gates import ProviderGate, Sharing
 from themis.app.execution.watch import CallWatch
@@ -212,29 +212,28 @@ class ModelCaller:
         model = self.models[request.provider]
         retries: list[RetryRecord] = []
         clock = self.clock
+        stage_limit = self.limiters.stages[stage]
+        provider_limit = self.limiters.provider(request.provider)
+        limited = not (unlimited(stage_limit) and unlimited(provider_limit))
         attempt = 0
         while True:
             attempt += 1
             repeat = failed_before or attempt > 1
             if not gate.free():  # free: no rate limit, breaker closed
                 await gate.wait_closed(repeat=repeat)
-            async with (
-                self.limiters.stages[stage],
-                self.limiters.provider(request.provider),
-            ):
-                self.on_call()
-                send = _Send(gate, tokens, repeat, clock.monotonic())
-                try:
-                    response = await self._invoke(model, request, send)
-                    error = None
-                except ModelCallError as failure:
-                    error = failure
-                ended = clock.monotonic()
+            send = _Send(gate, tokens, repeat)
+            if limited:
+                async with stage_limit, provider_limit:
+                    answer = await self._call(model, request, send)
+            else:  # no limit to take: no context managers to enter and leave
+                answer = await self._call(model, request, send)
+            ended = clock.monotonic()
             probe = send.probe
-            if error is None:
+            if not isinstance(answer, ModelCallError):
                 await gate.succeeded()
-                gate.correct(send.granted, tokens, _usage(response))
-                return self._answered(trial, response, attempt, retries, ended - send.at, held)
+                gate.correct(send.granted, tokens, _usage(answer))
+                return self._answered(trial, answer, attempt, retries, ended - send.at, held)
+            error = answer
             kind = str(error.kind)  # an adapter may raise with a `FailureKind`
             hint = error.retry_after_s
             too_long = hint_too_long(policy, hint)
@@ -277,6 +276,17 @@ class ModelCaller:
                 await gate.wait_retry(delay)
             else:
                 await self.clock.sleep(delay)
+
+    async def _call(
+        self, model: ModelPort, request: ModelRequest, send: _Send
+    ) -> ModelResponse | ModelCallError:
+        """One attempt's call, counted, the limits held: its answer, or how it failed."""
+        self.on_call()
+        send.at = self.clock.monotonic()  # when the attempt began, until the request leaves
+        try:
+            return await self._invoke(model, request, send)
+        except ModelCallError as failure:
+            return failure
 
     async def _invoke(self, model: ModelPort, request: ModelRequest, send: _Send) -> ModelResponse:
         """One call, which the `CallWatch` cancels on `call_timeout` or `idle_timeout` (timed
@@ -383,11 +393,11 @@ class _Send:
         "watch",
     )
 
-    def __init__(self, gate: ProviderGate, tokens: int, repeat: bool, began: float) -> None:
+    def __init__(self, gate: ProviderGate, tokens: int, repeat: bool) -> None:
         self.gate = gate
         self.tokens = tokens
         self.repeat = repeat
-        self.at = began
+        self.at = 0.0
         self.granted: float | None = None
         self.probe = False
         self.watch: CallWatch | None = None

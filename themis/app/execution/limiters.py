@@ -14,7 +14,7 @@ import trio
 from themis.core.runtime import RuntimeConfig
 from themis.core.stages import Stage
 
-__all__ = ["Limit", "Limiters", "deliver"]
+__all__ = ["Limit", "Limiters", "deliver", "unlimited"]
 
 T = TypeVar("T")
 
@@ -75,6 +75,11 @@ class Limiters:
         if limiter is None:
             limiter = self._providers[name] = _limit(self._provider_limits.get(name))
         return limiter
+
+
+def unlimited(limit: Limit) -> bool:
+    """Whether `limit` admits everyone at once (a limit that is not set)."""
+    return limit is _UNLIMITED
 
 
 def _limit(capacity: int | None) -> Limit:
