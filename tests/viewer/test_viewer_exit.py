@@ -108,3 +108,38 @@ def test_a_stopped_preparation_ends_after_its_step_in_hand() -> None:
     preparation.stop()
     assert not preparation.is_alive()
     assert 0 < len(steps) < 1000
+
+
+def test_a_stopped_server_thread_first_answers_the_request_in_flight() -> None:
+    # The request stands for a page query inside DuckDB (in a worker thread of the server's):
+    # `stop` gave up after 10 s, and the live viewer then closed the store under it.
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from themis.app.api.serving import ServerThread, bound_socket, url_of
+
+    entered, hold_s = threading.Event(), 10.5
+
+    def slow(request: object) -> PlainTextResponse:
+        entered.set()
+        time.sleep(hold_s)
+        return PlainTextResponse("answered")
+
+    sock = bound_socket("127.0.0.1", 0)
+    server = ServerThread(Starlette(routes=[Route("/", slow)]), sock)
+    server.start()
+    answers: list[str] = []
+
+    def ask() -> None:
+        with urllib.request.urlopen(url_of(sock), timeout=60) as answer:
+            answers.append(answer.read().decode())
+
+    asking = threading.Thread(target=ask)
+    asking.start()
+    assert entered.wait(30)
+    server.stop()
+    assert not server.alive
+    asking.join(30)
+    assert answers == ["answered"]
+    sock.close()

@@ -92,7 +92,11 @@ def url_of(sock: socket.socket) -> str:
 
 class ServerThread:
     """`app` served by uvicorn on `sock` in a daemon thread (its own asyncio loop; signals stay
-    with the main thread), from `start` until `stop`."""
+    with the main thread), from `start` until `stop`.
+
+    `stop` waits until uvicorn has answered the requests in flight and ended, however long
+    they take: a request may be inside DuckDB (in one of the thread's worker threads), and the
+    caller closes the store next, or the process exits, which aborts it (SIGSEGV)."""
 
     def __init__(self, app: Any, sock: socket.socket) -> None:
         served = server_module()
@@ -121,4 +125,4 @@ class ServerThread:
     def stop(self) -> None:
         self._server.should_exit = True
         if self._thread.is_alive():
-            self._thread.join(timeout=10)
+            self._thread.join()
