@@ -2,8 +2,9 @@
 latency (about a minute), started as a subprocess with its live viewer on a free 127.0.0.1
 port, and real headless Chromium watching, without a reload: the counts rise on the runs list
 and the run page, the trials finished last appear, and the run page follows the run — with the
-person's own search, sort and page size kept, a report number rises and the trials table grows —
-then the finished run is regrouped by the breakdown selector.
+person's own search, sort and page size kept, a report number rises, the trials table grows,
+its plots are redrawn and its failures section refilled — then the finished run is regrouped
+by the breakdown selector.
 
 Every wait is for a condition, with a generous timeout: on a loaded machine each step may be
 slow, and the run lasts long enough for every check made while it runs. The console stays clean
@@ -148,14 +149,31 @@ _REPORT_N = """() => {
 _TRIAL_ROWS = "() => document.querySelectorAll('#trials tbody tr').length"
 
 
+# Marks the page as loaded: a marker no reload keeps, the plots as drawn at load, and the
+# failures section as loaded (a refill puts the server's new one in its place).
+_MARK = """() => {
+  window.themisMarker = 'kept';
+  window.themisPlots = document.querySelector('#plots').innerHTML;
+  document.querySelector('#failures-by-kind').dataset.loaded = 'yes';
+}"""
+
+
 def _follows(page: Page) -> tuple[tuple[int, int], tuple[int, int]]:
     """On a running run's page filtered by the user: the report's n and the trials table's row
-    count, each read twice, the second higher, with no reload between (a marker set in the
-    page survives) and the user's search and sort kept."""
-    page.evaluate("() => { window.themisMarker = 'kept'; }")
+    count, each read twice, the second higher, the plots redrawn and the failures section
+    refilled, with no reload between (a marker set in the page survives) and the user's
+    search and sort kept."""
+    page.evaluate(_MARK)
     n, rows = page.evaluate(_REPORT_N), page.evaluate(_TRIAL_ROWS)
     page.wait_for_function(f"(first) => ({_REPORT_N})() > first", arg=n, timeout=WAIT_MS)
     page.wait_for_function(f"(first) => ({_TRIAL_ROWS})() > first", arg=rows, timeout=WAIT_MS)
+    page.wait_for_function(
+        "() => document.querySelector('#plots').innerHTML !== window.themisPlots", timeout=WAIT_MS
+    )
+    assert page.locator("#plots figure svg").count() == 3  # a forest plot per metric, the bars
+    page.wait_for_function(
+        "() => !document.querySelector('#failures-by-kind').dataset.loaded", timeout=WAIT_MS
+    )
     assert page.evaluate("() => window.themisMarker") == "kept", "the page was reloaded"
     assert page.url.endswith(FILTERED)
     statuses = page.locator("#trials tbody tr td:nth-child(6)").all_inner_texts()
@@ -178,6 +196,23 @@ def _newest_takes_the_top_row(page: Page) -> None:
         arg=first,
         timeout=WAIT_MS,
     )
+
+
+def _shows_the_finished_run(page: Page, scored: str, run_url: str) -> None:
+    """Once the run ends, the last refill shows the finished run: every scored trial on the
+    user's one page, and the plots and failures a reload then shows."""
+    page.wait_for_function(
+        "() => document.getElementById('live-status').textContent.startsWith('finished')",
+        timeout=RUN_MS,
+    )
+    assert _number(page, scored) <= PLANNED
+    final = page.evaluate(_TRIAL_ROWS)
+    assert page.inner_text(".pager .shown") == f"1–{final} of {final}"
+    assert page.evaluate("() => window.themisMarker") == "kept"
+    followed = [page.inner_html(part) for part in ("#plots", "#failures-by-kind")]
+    page.goto(run_url, wait_until="load")
+    assert [page.inner_html(part) for part in ("#plots", "#failures-by-kind")] == followed
+    assert page.locator("#live").count() == 0
 
 
 def test_counts_rise_while_the_run_proceeds_and_the_finished_run_regroups(
@@ -207,17 +242,7 @@ def test_counts_rise_while_the_run_proceeds_and_the_finished_run_regroups(
     opened.screenshot(tmp_path / "run-live.png")
     _themis_view_points_to_the_live_viewer(live_run, open_page, tmp_path)
 
-    page.wait_for_function(
-        "() => document.getElementById('live-status').textContent.startsWith('finished')",
-        timeout=RUN_MS,
-    )
-    assert _number(page, scored) <= PLANNED
-    # The last refill shows the finished run: every scored trial, on the user's one page.
-    final = page.evaluate(_TRIAL_ROWS)
-    assert page.inner_text(".pager .shown") == f"1–{final} of {final}"
-    assert page.evaluate("() => window.themisMarker") == "kept"
-    page.goto(run_url, wait_until="load")
-    assert page.locator("#live").count() == 0
+    _shows_the_finished_run(page, scored, run_url)
     assert page.locator("#results tbody tr").count() == 8  # 2 models x 2 prompts x 2 metrics
 
     page.uncheck("#breakdown input[value=dataset]")

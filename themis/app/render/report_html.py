@@ -102,7 +102,7 @@ def _plots(document: ReportDocument) -> str:
     rows = document.report.rows
     colours = series_colours(rows)
     metrics = list(dict.fromkeys(row.metric for row in rows))
-    parts = ["<h2>Means and 95% confidence intervals</h2>"]
+    parts = ['<section id="plots"><h2>Means and 95% confidence intervals</h2>']
     for metric in metrics:
         chosen = [row for row in rows if row.metric == metric]
         parts.append(
@@ -110,7 +110,7 @@ def _plots(document: ReportDocument) -> str:
             f"{forest_plot(metric, chosen, colours)}</figure>"
         )
     parts.append("<h2>Every metric</h2>")
-    parts.append(f"<figure>{bar_chart(metrics, rows, colours)}</figure>")
+    parts.append(f"<figure>{bar_chart(metrics, rows, colours)}</figure></section>")
     return "\n".join(parts)
 
 

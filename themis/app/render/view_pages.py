@@ -165,8 +165,7 @@ def run_page(
         live,
         breakdown_form(document),
         report_body(document),
-        "<h2>Failures by kind</h2>",
-        failed,
+        f'<div id="failures-by-kind"><h2>Failures by kind</h2>{failed}</div>',
         "<h2>Trials</h2>",
         _trials_section(run_id, trials, query),
     ]

@@ -1,12 +1,11 @@
 // Live counts: while a page shows runs that are executing, ask /api/live once a second and put
 // the published counts in every element marked data-live-run (data-field, and data-stage for a
 // stage's row); a run page's "finished last" table (#latest) is refilled from
-// /api/runs/{run}/latest. A running run's page also follows the run: its report table
-// (#results) and its page of trials (#trials, with the page's own search, sort, offset and
-// grouping) are refilled from /api/runs/{run}?<the page's query>, at most every FOLLOW ms and
-// never sooner than SLOWER times the last answer took (a large run's report costs more), and
-// once more when the run ends. Text is set with textContent only: nothing from a run becomes
-// markup.
+// /api/runs/{run}/latest with textContent only. A running run's page also follows the run: its
+// plots, report table, failures by kind, pager and page of trials are replaced by the same
+// parts of the page at its own URL (its search, sort, offset and grouping kept), asked at most
+// every FOLLOW ms and never sooner than SLOWER times the last answer took, and once more when
+// the run ends (ADR 0052). Those parts are the server's rendering, as a reload shows them.
 (function () {
   "use strict";
   var marked = Array.prototype.slice.call(document.querySelectorAll("[data-live-run]"));
@@ -56,72 +55,25 @@
       });
   }
 
-  function refill(table, rows, fill) {
-    var body = document.createElement("tbody");
-    rows.forEach(function (values) {
-      var row = document.createElement("tr");
-      fill(row, values);
-      body.appendChild(row);
-    });
-    table.replaceChild(body, table.tBodies[0]);
-  }
-
-  function shown(value) {
-    if (value === null || value === undefined || value === "") { return "\u2014"; }
-    return String(value);
-  }
-
-  function general(value) {  // Python's format(value, "g")
-    return String(Number(value.toPrecision(6)));
-  }
-
-  function trialRow(base, row, trial) {
-    cell(row, trial.case_id, base + encodeURIComponent(trial.case_id));
-    var scores = Object.keys(trial.scores).map(function (name) {
-      return name + " " + general(trial.scores[name]);
-    }).join(", ");
-    [trial.dataset, trial.model, trial.prompt, trial.sample, trial.status, trial.answer,
-      scores, trial.error_kind].forEach(function (value) { cell(row, shown(value)); });
-    var td = document.createElement("td");
-    var pre = document.createElement("pre");
-    pre.className = "response";
-    pre.textContent = shown(trial.response);
-    td.appendChild(pre);
-    row.appendChild(td);
-  }
+  // The parts of a run page that follow the run.
+  var FOLLOWED = ["#plots", "#results", "#failures-by-kind", ".pager", "#trials"];
 
   function followRun() {
-    var run = latest.getAttribute("data-run");
-    var results = document.getElementById("results");
-    var trials = document.getElementById("trials");
     var started = Date.now();
-    return fetch("/api/runs/" + encodeURIComponent(run) + window.location.search,
-      { cache: "no-store" })
-      .then(function (answer) { return answer.json(); })
-      .then(function (data) {
-        if (results && data.results) {
-          var numeric = Array.prototype.map.call(results.tHead.rows[0].cells, function (th) {
-            return th.classList.contains("num");
-          });
-          refill(results, data.results.rows, function (row, cells) {
-            cells.forEach(function (text, column) {
-              var td = document.createElement("td");
-              if (numeric[column]) { td.className = "num"; }
-              td.textContent = text;
-              row.appendChild(td);
-            });
-          });
-        }
-        if (trials && data.trials) {
-          var base = "/runs/" + encodeURIComponent(run) + "/cases/";
-          refill(trials, data.trials.rows, function (row, trial) { trialRow(base, row, trial); });
-          var page = data.trials;
-          var count = document.querySelector(".pager .shown");
-          if (count) {
-            count.textContent = page.total ? (page.offset + 1) + "\u2013" +
-              Math.min(page.total, page.offset + page.limit) + " of " + page.total : "none";
-          }
-        }
+    return fetch(window.location.pathname + window.location.search, { cache: "no-store" })
+      .then(function (answer) {
+        if (!answer.ok) { throw new Error("the run page answered " + answer.status); }
+        return answer.text();
+      })
+      .then(function (text) {
+        // Parsed inertly (no script runs, nothing loads); each part is the server's own
+        // rendering of it, every text of the run escaped there.
+        var fresh = new DOMParser().parseFromString(text, "text/html");
+        FOLLOWED.forEach(function (selector) {
+          var shown = document.querySelector(selector);
+          var made = fresh.querySelector(selector);
+          if (shown && made) { shown.replaceWith(document.importNode(made, true)); }
+        });
         nextFollow = Date.now() + Math.max(FOLLOW, SLOWER * (Date.now() - started));
       });
   }
@@ -155,7 +107,7 @@
             window.setTimeout(poll, PERIOD);
           } else if (status) {
             status.textContent = latest
-              ? "finished: the table and trials show the final report; reload for its plots"
+              ? "finished: the page shows the final report"
               : "finished: reload the page for the final report";
           }
         });
