@@ -1,6 +1,7 @@
 """A followed run's kept trial rows are brought up to date from what its log added (ADR 0052):
 at every step of a growing log, in the process that holds the store and from its file, they
-answer every query as a copy made afresh; a log that is not the one copied is copied anew."""
+answer every query as a copy made afresh; a log that is not the one copied is copied anew; on
+release they are handed to the viewer of the file."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import pytest
 from tests.viewer.conftest import ViewerStore
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.duckdb_browse import LogBrowser
+from themis.app.api import viewer_data as data
+from themis.app.api.viewer_cache import ViewerCache
 
 Ask = Callable[[LogBrowser], Any]
 
@@ -90,3 +93,34 @@ def test_kept_rows_of_a_growing_log_answer_as_a_fresh_copy(
         assert following.kept(run, count) not in copies
     finally:
         store.close()
+
+
+def test_what_a_live_viewer_kept_is_handed_to_the_released_viewer(
+    viewer_store: ViewerStore, tmp_path: Path
+) -> None:
+    """On release, the live viewer's cache gives the file's viewer its reports and (brought up
+    to date) copies of trial rows: the followed run is prepared at once, and its pages read
+    as a viewer that prepared it itself."""
+    path = str(shutil.copy(viewer_store.path, tmp_path / "held.duckdb"))
+    run = viewer_store.run_b
+    store = DuckDBStore(path)
+    try:
+        last = store.last_seq(run)
+        _log_without(store, run, last // 2)
+        live = ViewerCache.of(store)
+        data.run_data(store, run, data.TrialQuery(), None, live)  # a page followed it midway
+        _log_through(store, run, last)
+        data.run_data(store, run, data.TrialQuery(), None, live)  # ... and once it ended
+        released = ViewerCache.of(path)
+        live.hand_over(released)
+    finally:
+        store.close()
+    assert released.prepared(run)
+    handed = released.browser.kept(run, released.browser.versions[run])
+    prepared = ViewerCache.of(path)
+    data.warm(path, prepared)
+    query = data.TrialQuery(search="failed", sort="case_id")
+    assert data.run_data(path, run, query, None, released) == data.run_data(
+        path, run, query, None, prepared
+    )
+    assert released.browser.kept(run, released.browser.versions[run]) == handed  # no new copy

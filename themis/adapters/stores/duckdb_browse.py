@@ -335,6 +335,42 @@ class LogBrowser:
         rows = self._query(OUTLINE, {"run": run_id})
         return outline_of(rows[0] if rows else None)
 
+    def hand_over(self, other: LogBrowser) -> None:
+        """Give `other` (a browser of this store's file, once the store is released) this
+        browser's copies of trial rows, each brought up to date first: the pages of a run
+        followed while it ran then answer at once from the file (ADR 0052)."""
+        for run_id in list(self._tables):
+            try:
+                self.kept(run_id)  # through the log's last seq now
+            except StoreError:
+                continue
+            version, copy = self._tables[run_id]
+            cursor = self._copies()
+            try:  # as Arrow: no row passes through Python
+                rows = cursor.sql(f"SELECT * FROM {copy.name}").to_arrow_table()
+            except duckdb.Error:
+                continue  # not handed over: the other browser copies the run itself
+            finally:
+                cursor.close()
+            other.receive(run_id, version, attrs.evolve(copy, name=""), rows)
+
+    def receive(self, run_id: str, version: int, copy: _Copy, rows: Any) -> None:
+        """Keep `rows` (an Arrow table) as the run's copy `copy` of trial rows (a browser from
+        a path; see `hand_over`)."""
+        name = _quoted(f"trials_{next(_COPIES)}_{copy.upto}_{run_id[:16]}")
+        with self._building:
+            if self._memory is None:
+                self._memory = duckdb.connect(":memory:")
+            cursor = self._memory.cursor()
+            try:
+                cursor.register("handed", rows)
+                cursor.execute(f"CREATE TABLE {name} AS SELECT * FROM handed")
+                cursor.unregister("handed")
+            finally:
+                cursor.close()
+            self._tables[run_id] = (version, attrs.evolve(copy, name=name))
+            self.versions[run_id] = version
+
     def holds(self, run_id: str, version: int | None) -> bool:
         """Whether the run's trial rows are kept for the log's state `version`."""
         held = self._tables.get(run_id)

@@ -156,6 +156,8 @@ class LiveViewer:
                     store.close()
 
             app = viewer_app(self._path)
+            if prepare:  # what pages of the runs followed so far kept: prepared already
+                served.state.cache.hand_over(app.state.cache)
             self._switch.swap(app, close)
             self._store = None
             if prepare:

@@ -77,6 +77,18 @@ class ViewerCache:
     def of(cls, store: StoreLike) -> ViewerCache:
         return cls(browser=log_browser(store))
 
+    def hand_over(self, other: ViewerCache) -> None:
+        """Give `other` (the viewer of this store's file, once a live viewer releases it) what
+        this one keeps of each run: compiled specs, plans, reports, case values, comparisons
+        and (brought up to date) copies of trial rows, so it need not prepare them again."""
+        self.browser.hand_over(other.browser)
+        with self.lock:
+            other.compiled.update(self.compiled)
+            other.plans.update(self.plans)
+            other.documents.update(self.documents)
+            other.case_values.update(self.case_values)
+            other.comparisons.update(self.comparisons)
+
     def runs(self, store: StoreLike) -> list[RunSummary]:
         """The store's runs with their event counts, read again only when the store file has
         changed since (`StoreLocked` when a running process holds it)."""
