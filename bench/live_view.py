@@ -6,18 +6,21 @@ fresh DuckDB files, each timed (wall and this process's CPU, every thread):
 - *viewer, unwatched*: inside `themis.live_viewer(path)`, on `viewer.store`;
 - *viewer, watched*: the same, while another process polls as an open run page does
   (`/api/live` and `/api/runs/RUN/latest` once a second; the run page following the run:
-  `/api/runs/RUN` at most every 2 s and never sooner than 4 times its last answer took, as
-  live.js does) and loads the whole run page every `PAGE_EVERY` seconds; it reports the median
-  and worst milliseconds of each request.
+  the page `/runs/RUN` at most every 2 s and never sooner than 4 times its last answer took,
+  as live.js does) and loads the whole run page every `PAGE_EVERY` seconds; it reports the
+  median and worst milliseconds of each request.
 
 Then the watched viewer is released (the run is over): how long its preparation of the
 finished run takes (`viewer.preparing`), and each page's first request once it is done.
 
 The poller is a separate process, so its own CPU is not counted. The machine is shared: trust
 CPU seconds over wall time under load. Usage:
-`python bench/live_view.py [N] [--watched-only] [--follow-only]` (`--watched-only`: only the
-watched run; `--follow-only`: the poller loads no whole page, as a person who keeps the run
-page open without reloading it).
+`python bench/live_view.py [N] [--watched-only] [--follow-only] [--refreshes]`
+(`--watched-only`: only the watched run; `--follow-only`: the poller loads no whole page, as a
+person who keeps the run page open without reloading it; `--refreshes`: only the CPU of each
+refresh of a followed run page, measured alone: a finished run's log set back to its first
+half (no checkpoint, no kept places, as while it runs) and logged again in `STEPS` steps, the
+run page asked after each, in this process, with nothing else running).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any
 
 N = 20_000
 PAGE_EVERY = 5.0
+STEPS = 20
 
 POLLER = """
 import json, statistics, sys, time, httpx
@@ -55,7 +59,7 @@ with httpx.Client(base_url=url, timeout=60) as client:
             times["latest"].append(time.perf_counter() - start)
             if time.monotonic() >= next_follow:
                 start = time.perf_counter()
-                client.get(f"/api/runs/{run}")
+                client.get(f"/runs/{run}")
                 took = time.perf_counter() - start
                 times["follow"].append(took)
                 next_follow = time.monotonic() + max(2.0, 4 * took)
@@ -105,10 +109,54 @@ def timed(action: Any) -> tuple[float, float, Any]:
     return time.perf_counter() - wall, time.process_time() - cpu, result
 
 
+def refreshes(n: int, root: Path) -> None:
+    """Each refresh of a followed run page alone: process CPU and wall per page asked."""
+    from starlette.testclient import TestClient
+
+    import themis
+    from themis.adapters.stores.duckdb import DuckDBStore
+
+    path = root / "followed.duckdb"
+    wall, cpu, result = timed(lambda: experiment(n).run(path, progress="off"))
+    print(f"the run               wall {wall:6.2f} s  cpu {cpu:6.2f} s")
+    run = result.run_id
+    store = DuckDBStore(str(path))
+    con = store.cursor()
+    last = store.last_seq(run)
+    con.execute("CREATE TABLE aside AS SELECT * FROM events WHERE run_id = $1", [run])
+    for table in ("events", "checkpoints", "checkpoint_parts", "trial_places"):
+        half = " AND seq > $2" if table == "events" else ""
+        con.execute(
+            f"DELETE FROM {table} WHERE run_id = $1{half}", [run, last // 2][: 2 if half else 1]
+        )
+    app = themis.viewer_app(store)
+    with TestClient(app) as client:
+        for step in range(STEPS + 1):
+            upto = last // 2 + (last - last // 2) * step // STEPS
+            con.execute(
+                "INSERT INTO events SELECT * FROM aside WHERE seq > (SELECT max(seq)"
+                " FROM events WHERE run_id = $1) AND seq <= $2",
+                [run, upto],
+            )
+            wall, cpu, answer = timed(lambda: client.get(f"/runs/{run}"))
+            print(
+                f"  refresh {step:2d} through seq {upto:7d}  {answer.status_code}"
+                f"  wall {wall * 1000:7.1f} ms  cpu {cpu * 1000:7.1f} ms"
+            )
+    con.close()
+    store.close()
+
+
 def main() -> None:
     import themis
 
     n = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else N
+    if "--refreshes" in sys.argv:
+        print(f"N = {n} trials; load average {os.getloadavg()[0]:.1f} at the start")
+        with tempfile.TemporaryDirectory() as directory:
+            refreshes(n, Path(directory))
+        print(f"load average {os.getloadavg()[0]:.1f} at the end")
+        return
     page_every = 1e9 if "--follow-only" in sys.argv else PAGE_EVERY
     print(f"N = {n} trials; load average {os.getloadavg()[0]:.1f} at the start")
     with tempfile.TemporaryDirectory() as directory:

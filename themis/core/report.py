@@ -247,10 +247,17 @@ class Tally:
         self.planned = self.scored = self.pending = 0
 
     def rows(
-        self, spec: ExperimentSpec, state: RunState, by: Breakdown, *, sampled: bool
+        self,
+        spec: ExperimentSpec,
+        state: RunState,
+        by: Breakdown,
+        *,
+        sampled: bool,
+        estimated: Callable[[GroupKey, str], Estimate] | None = None,
     ) -> list[ReportRow]:
-        """Each row group's rows: a row per metric, then (`sampled`) its pass@k, majority@k,
-        stage and reduced rows (`themis.core.report_sampling`)."""
+        """Each row group's rows: a row per metric (its estimate from its case values, or
+        `estimated(group, metric)`), then (`sampled`) its pass@k, majority@k, stage and
+        reduced rows (`themis.core.report_sampling`)."""
         rows = []
         for group, per_metric in self.values.items():
             place, values = group[:3], group[3:]
@@ -272,7 +279,10 @@ class Tally:
                 case_fields=dict(zip(by.fields, values, strict=True)),
             )
             for metric in self.metrics:
-                rows.append(_row(template, metric, estimate(per_metric[metric])))
+                found = (
+                    estimate(per_metric[metric]) if estimated is None else estimated(group, metric)
+                )
+                rows.append(_row(template, metric, found))
             if not sampled:
                 continue
             for row in sampled_rows(

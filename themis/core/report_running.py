@@ -28,6 +28,7 @@ from themis.core.report import (
 )
 from themis.core.report_sampling import is_sampled
 from themis.core.state import RunState
+from themis.core.stats import Estimate, case_mean, estimate_of_means
 
 __all__ = ["RunningReport"]
 
@@ -52,10 +53,14 @@ class RunningReport:
         self._places: list[tuple[GroupKey, Hashable, str]] = []  # group, cluster, model
         self._at_key: dict[str, list[int]] = {}
         self._members: dict[tuple[GroupKey, Hashable], list[int]] = {}
+        self._means: dict[tuple[GroupKey, str], _Means] = {}
         for index, trial in enumerate(trial_refs(compiled, record)):
             dataset, case_id, prompt, model, trial_id, trial_key = trial
             group = group_of(dataset, case_id, prompt, model)
             cluster = case_id if by_dataset else (dataset, case_id)
+            if group not in tally.values:
+                for metric in self._metrics:
+                    self._means[(group, metric)] = _Means()
             per_metric = tally.values[group]  # groups and clusters in plan order, as a walk
             for metric in self._metrics:
                 per_metric[metric][cluster]
@@ -119,7 +124,8 @@ class RunningReport:
         for group, cluster in changed:
             self._recount(group, cluster)
         self._touched = set()
-        rows = tally.rows(self._compiled.spec, state, self._by, sampled=False)
+        spec, by = self._compiled.spec, self._by
+        rows = tally.rows(spec, state, by, sampled=False, estimated=self._estimate)
         return tallied_report(
             self._compiled, state, self._by, tally, self._served_counts(), (rows, [])
         )
@@ -144,7 +150,9 @@ class RunningReport:
         }
 
     def _recount(self, group: GroupKey, cluster: Hashable) -> None:
-        """The case values of one cluster of one group, from its settled trials in plan order."""
+        """The case values of one cluster of one group, from its settled trials in plan order,
+        and what each metric's estimate of the group reads of them: the case's mean, the
+        count of values, whether some value is neither 0 nor 1."""
         values: list[list[float]] = [[] for _ in self._metrics]
         for index in self._members[(group, cluster)]:
             facts = self._facts[index]
@@ -153,4 +161,31 @@ class RunningReport:
                     held.append(value)
         per_metric = self._tally.values[group]
         for metric, held in zip(self._metrics, values, strict=True):
+            old = per_metric[metric][cluster]
             per_metric[metric][cluster] = held
+            means = self._means[(group, metric)]
+            means.n += len(held) - len(old)
+            means.other += _other(held) - _other(old)
+            if held:
+                means.of[cluster] = case_mean(held)
+            else:
+                means.of.pop(cluster, None)
+
+    def _estimate(self, group: GroupKey, metric: str) -> Estimate:
+        means = self._means[(group, metric)]
+        return estimate_of_means(list(means.of.values()), means.n, binary=not means.other)
+
+
+class _Means:
+    """One group's case means for one metric (by cluster), the count of their values and how
+    many clusters hold a value neither 0 nor 1."""
+
+    def __init__(self) -> None:
+        self.of: dict[Hashable, float] = {}
+        self.n = 0
+        self.other = 0
+
+
+def _other(values: list[float]) -> int:
+    """1 if some value is neither 0 nor 1, else 0."""
+    return 0 if all(value in (0.0, 1.0) for value in values) else 1

@@ -184,10 +184,23 @@ def estimate(scores_by_case: Mapping[Any, Sequence[float]]) -> Estimate:
     n = sum(len(scores) for scores in groups)
     if n == 0:
         return Estimate(None, None, None, 0, "none")
-    case_means = [math.fsum(scores) / len(scores) for scores in groups]
+    case_means = [case_mean(scores) for scores in groups]
+    binary = all(value in (0.0, 1.0) for scores in groups for value in scores)
+    return estimate_of_means(case_means, n, binary=binary)
+
+
+def case_mean(scores: Sequence[float]) -> float:
+    """One case's mean, as `estimate` takes it."""
+    return math.fsum(scores) / len(scores)
+
+
+def estimate_of_means(case_means: Sequence[float], n: int, *, binary: bool) -> Estimate:
+    """`estimate` of cases whose means are `case_means` (in any order: every sum is exact),
+    over `n` scores in all, `binary` when each is 0 or 1."""
+    if n == 0:
+        return Estimate(None, None, None, 0, "none")
     k = len(case_means)
     mean = _snap(math.fsum(case_means) / k)
-    binary = all(value in (0.0, 1.0) for scores in groups for value in scores)
     if binary and n == k:
         low, high = wilson(math.fsum(case_means), k)
         return Estimate(mean, low, high, n, "wilson")
