@@ -124,7 +124,7 @@ def refreshes(n: int, root: Path) -> None:
     con = store.cursor()
     last = store.last_seq(run)
     con.execute("CREATE TABLE aside AS SELECT * FROM events WHERE run_id = $1", [run])
-    for table in ("events", "checkpoints", "checkpoint_parts", "trial_places"):
+    for table in ("events", "checkpoints", "checkpoint_parts", "checkpoint_blobs", "trial_places"):
         half = " AND seq > $2" if table == "events" else ""
         con.execute(
             f"DELETE FROM {table} WHERE run_id = $1{half}", [run, last // 2][: 2 if half else 1]
