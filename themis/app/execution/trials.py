@@ -251,13 +251,13 @@ class TrialRunner:
     def _parsed(self, trial: TrialPlan, outcome: GenerationCompleted) -> ParseCompleted:
         """The trial's `ParseCompleted`, counted (and kept for the judge stage if it has one)."""
         parsed = parse_answer(self.parser, outcome.text, trial.choices, self.compiled.plugins)
-        match parsed:
-            case Success(answer):
-                parse = self._parse_completed(trial, answer=answer)
-                self.counts.parsed += 1
-            case _:  # a `Failure`: why the response holds no answer
-                parse = self._parse_completed(trial, error=parsed.failure())
-                self.counts.unparsed += 1
+        # `isinstance`, not `match ... case Success(answer)`: the class pattern costs ~0.7 us
+        if isinstance(parsed, Success):
+            parse = self._parse_completed(trial, answer=parsed.unwrap())
+            self.counts.parsed += 1
+        else:  # a `Failure`: why the response holds no answer
+            parse = self._parse_completed(trial, error=parsed.failure())
+            self.counts.unparsed += 1
         if self.keeps_candidates:
             self.answers[trial.trial_id] = parse.answer
         return parse
