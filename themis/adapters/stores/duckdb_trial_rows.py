@@ -14,12 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from themis.adapters.codec import decode_snapshot
-from themis.adapters.stores.duckdb_views import (
-    INSERT_PLACES,
-    PLACES_TABLE,
-    place_columns,
-    view_sql,
-)
+from themis.adapters.stores.duckdb_views import INSERT_PLACES, PLACES_TABLE, place_columns
 from themis.core.errors import StoreError
 
 __all__ = ["RESPONSE_CHARS", "PlannedPlaces", "trial_rows"]
@@ -32,19 +27,74 @@ _NAMES = itertools.count()
 # database holding the store (empty in the store's own connection), `{run}` the run parameter.
 _RUN_EVENTS = "(SELECT * FROM {db}events WHERE run_id = ${run}{where})"
 _RUN_PLACES = "(SELECT * FROM {places} WHERE run_id = ${run}{where})"
-# A run's trials as the `trials` view has them, plus the start of the response, the plan
-# position and the words a search looks in: every page of trials, failures and disagreements
-# reads these rows.
-_TRIAL_ROWS = (
-    "SELECT t.*, left(g.p->>'text', {chars}) AS response, p.position,"
-    " lower(concat_ws(' ', t.dataset, t.case_id, t.model, t.prompt, t.status, t.answer,"
-    " t.error_kind)) AS haystack"
-    " FROM ({trials}) t JOIN {places} p ON p.trial_id = t.trial_id"
-    " LEFT JOIN (SELECT trial_key, payload::JSON AS p FROM {events}"
-    "   WHERE kind = 'generation_completed'"
-    "   QUALIFY row_number() OVER (PARTITION BY trial_key ORDER BY seq) = 1) g"
-    "   ON g.trial_key = t.trial_key"
+# A run's trials as the `trials` view has them (`duckdb_views`: the same rules, rows and
+# columns; `tests/viewer/test_trial_rows.py` compares them), plus the start of the response, the
+# plan position and the words a search looks in: every page of trials, failures and
+# disagreements reads these rows. Each payload is parsed once (one `json_extract_string` of
+# every field it gives) and a key's first generation is an `arg_min`, not a window: about half
+# the view's cost (ADR 0051).
+_TRIAL_ROWS = """
+WITH ev AS (SELECT seq, kind, trial_key, payload FROM {events} WHERE kind IN
+  ('generation_completed', 'generation_failed', 'parse_completed', 'score_completed',
+   'stage_reset')),
+floors AS (
+  SELECT
+    coalesce(max(CASE WHEN stage IN ('generate', 'reduce', 'parse') THEN epoch END), 0)
+      AS parse_floor,
+    coalesce(max(CASE WHEN stage IN ('generate', 'reduce', 'parse', 'score') THEN epoch END), 0)
+      AS score_floor
+  FROM (SELECT j[1] AS stage, CAST(j[2] AS BIGINT) AS epoch FROM (
+    SELECT json_extract_string(payload, ['$.reset_stage', '$.epoch']) AS j
+    FROM ev WHERE kind = 'stage_reset'))
+),
+generated AS (
+  SELECT trial_key, json_extract_string(payload, ['$.finish_reason', '$.latency_s',
+    '$.input_tokens', '$.output_tokens', '$.served_model', '$.cache_hit', '$.text']) AS j
+  FROM (SELECT trial_key, arg_min(payload, seq) AS payload FROM ev
+    WHERE kind = 'generation_completed' GROUP BY trial_key)
+),
+failed AS (
+  SELECT trial_key, payload::JSON->>'error_kind' AS error_kind FROM ev
+  WHERE kind = 'generation_failed'
+  QUALIFY row_number() OVER (PARTITION BY trial_key
+    ORDER BY coalesce(CAST(payload::JSON->>'execution' AS BIGINT), 0) DESC, seq) = 1
+),
+parsed AS (
+  SELECT j[1] AS trial_id, j[3] AS answer, j[4] AS parse_error FROM (
+    SELECT seq, json_extract_string(payload, ['$.trial_id', '$.epoch', '$.answer', '$.error'])
+      AS j FROM ev WHERE kind = 'parse_completed'), floors
+  WHERE coalesce(CAST(j[2] AS BIGINT), 0) >= parse_floor
+  QUALIFY row_number() OVER (PARTITION BY j[1]
+    ORDER BY coalesce(CAST(j[2] AS BIGINT), 0) DESC, seq) = 1
+),
+scored AS (
+  SELECT j[1] AS trial_id, CAST(j[3]::JSON AS MAP(VARCHAR, DOUBLE)) AS scores FROM (
+    SELECT seq, json_extract_string(payload, ['$.trial_id', '$.epoch', '$.scores']) AS j
+    FROM ev WHERE kind = 'score_completed'), floors
+  WHERE coalesce(CAST(j[2] AS BIGINT), 0) >= score_floor
+  QUALIFY row_number() OVER (PARTITION BY j[1]
+    ORDER BY coalesce(CAST(j[2] AS BIGINT), 0) DESC, seq) = 1
 )
+SELECT t.run_id, t.trial_id, t.trial_key, t.dataset, t.case_id, t.prompt, t.model, t.provider,
+  t.sample,
+  CASE WHEN s.trial_id IS NOT NULL THEN 'scored'
+       WHEN g.trial_key IS NOT NULL THEN 'generated'
+       WHEN f.trial_key IS NOT NULL THEN 'failed'
+       ELSE 'pending' END AS status,
+  s.scores, pa.answer, pa.parse_error,
+  g.j[1] AS finish_reason, CAST(g.j[2] AS DOUBLE) AS latency_s,
+  CAST(g.j[3] AS BIGINT) AS input_tokens, CAST(g.j[4] AS BIGINT) AS output_tokens,
+  g.j[5] AS served_model, CAST(g.j[6] AS BOOLEAN) AS cache_hit,
+  CASE WHEN g.trial_key IS NULL THEN f.error_kind END AS error_kind,
+  left(g.j[7], {chars}) AS response, t.position,
+  lower(concat_ws(' ', t.dataset, t.case_id, t.model, t.prompt, status, pa.answer, error_kind))
+    AS haystack
+FROM {places} t
+LEFT JOIN generated g ON g.trial_key = t.trial_key
+LEFT JOIN failed f ON f.trial_key = t.trial_key
+LEFT JOIN parsed pa ON pa.trial_id = t.trial_id
+LEFT JOIN scored s ON s.trial_id = t.trial_id
+ORDER BY t.position"""
 
 
 def trial_rows(
@@ -59,8 +109,7 @@ def trial_rows(
     `places_where` (each ` AND ...`) narrow the events and the places read."""
     events = _RUN_EVENTS.format(db=db, run=run, where=events_where)
     places = _RUN_PLACES.format(places=places or f"{db}trial_places", run=run, where=places_where)
-    trials = view_sql("trials", events=events, places=places)
-    return _TRIAL_ROWS.format(chars=RESPONSE_CHARS, trials=trials, places=places, events=events)
+    return _TRIAL_ROWS.format(chars=RESPONSE_CHARS, places=places, events=events)
 
 
 class PlannedPlaces:

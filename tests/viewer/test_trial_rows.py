@@ -1,0 +1,74 @@
+"""The viewer's trial rows (`trial_rows`, each payload parsed once, ADR 0051) are the `trials`
+view's rows, plus the start of the response, the plan position and the search words, as they
+were defined over the view: on a run with failures, on a run replayed at two stages (resets
+void older parses and scores), and at every prefix of a log (pending and generated trials)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+import themis
+from tests.viewer.conftest import ViewerStore, _answer, _spec
+from themis.adapters.stores.duckdb_trial_rows import RESPONSE_CHARS, trial_rows
+from themis.adapters.stores.duckdb_views import view_sql
+
+_EVENTS = "(SELECT * FROM events WHERE run_id = $run AND seq <= $upto)"
+_PLACES = "(SELECT * FROM trial_places WHERE run_id = $run)"
+# The viewer's rows as they were defined before ADR 0051: over the `trials` view.
+_OVER_THE_VIEW = (
+    "SELECT t.*, left(g.p->>'text', {chars}) AS response, p.position,"
+    " lower(concat_ws(' ', t.dataset, t.case_id, t.model, t.prompt, t.status, t.answer,"
+    " t.error_kind)) AS haystack"
+    " FROM ({trials}) t JOIN {places} p ON p.trial_id = t.trial_id"
+    " LEFT JOIN (SELECT trial_key, payload::JSON AS p FROM {events}"
+    "   WHERE kind = 'generation_completed'"
+    "   QUALIFY row_number() OVER (PARTITION BY trial_key ORDER BY seq) = 1) g"
+    "   ON g.trial_key = t.trial_key ORDER BY p.position"
+)
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, run: str, upto: int) -> list[tuple[object]]:
+    result = con.execute(sql, {"run": run, "upto": upto})
+    return [tuple(str(value) for value in row) for row in result.fetchall()]
+
+
+def _assert_same_rows(path: Path, run: str) -> None:
+    expected = _OVER_THE_VIEW.format(
+        chars=RESPONSE_CHARS,
+        trials=view_sql("trials", events=_EVENTS, places=_PLACES),
+        places=_PLACES,
+        events=_EVENTS,
+    )
+    ours = trial_rows("run", events_where=" AND seq <= $upto")
+    with duckdb.connect(str(path), read_only=True) as con:
+        last = con.execute("SELECT max(seq) FROM events WHERE run_id = $1", [run]).fetchone()
+        assert last is not None
+        nothing = {"run": run, "upto": 0}
+        columns = con.execute(ours + " LIMIT 0", nothing).description
+        view = con.execute(expected + " LIMIT 0", nothing).description
+        assert [d[0] for d in columns] == [d[0] for d in view]
+        for upto in sorted({1, 2, 5, 9, last[0] // 3, last[0] // 2, last[0] - 1, last[0]}):
+            assert _rows(con, ours, run, upto) == _rows(con, expected, run, upto), upto
+
+
+def test_trial_rows_are_the_views_with_failures(viewer_store: ViewerStore) -> None:
+    for run in (viewer_store.run_a, viewer_store.run_b):
+        _assert_same_rows(viewer_store.path, run)
+
+
+@pytest.mark.parametrize("stages", [("score",), ("parse", "score")])
+def test_trial_rows_are_the_views_after_resets(
+    viewer_store: ViewerStore, tmp_path: Path, stages: tuple[str, ...]
+) -> None:
+    path = tmp_path / "replayed.duckdb"
+    shutil.copy(viewer_store.path, path)
+    experiment = themis.Experiment.from_spec(_spec(1))
+    for stage in stages:
+        clock = themis.FakeClock()
+        model = themis.ScriptedModel(clock, script=_answer)
+        experiment.replay(stage, store=path, models={"hostile": model}, clock=clock)
+    _assert_same_rows(path, viewer_store.run_a)
