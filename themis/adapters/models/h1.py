@@ -67,11 +67,12 @@ class _Stale(Exception):
 
 
 class _Connection:
-    __slots__ = ("answers", "sock")
+    __slots__ = ("answers", "reader", "sock")
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, timeout: float | None) -> None:
         self.sock = sock
         self.answers = Answer()  # one parser for the connection's answers, in turn
+        self.reader = Reader(sock, timeout)
 
     def usable(self) -> bool:
         """Still open as far as we can tell without waiting: nothing to read, no EOF."""
@@ -275,7 +276,7 @@ class H1Pool:
 
             raise httpx.ConnectError(str(error) or type(error).__name__) from None
         self.connections_opened += 1
-        return _Connection(sock)
+        return _Connection(sock, self.timeout)
 
     async def _open(self, stopper: _Stopper | None) -> socket.socket:
         """A connected non-blocking socket to the first of the origin's addresses that answers.
@@ -325,7 +326,7 @@ class H1Pool:
         sock = connection.sock
         try:
             await self._send(sock, data, reused=reused)
-            answer = await Reader(sock, self.timeout).answer(connection.answers)
+            answer = await connection.reader.answer(connection.answers)
         except BaseException:
             connection.close()
             raise
@@ -333,9 +334,10 @@ class H1Pool:
             self._checkin(connection)
         else:  # Connection: close, HTTP/1.0, a body to EOF, or bytes after the answer
             connection.close()
-        return H1Response(
-            answer.status, answer.headers, decode_content(answer.headers, answer.content)
-        )
+        content = answer.content
+        if answer.encoded:
+            content = decode_content(answer.headers, content)
+        return H1Response(answer.status, answer.headers, content)
 
     async def _send(self, sock: socket.socket, data: bytes, *, reused: bool) -> None:
         """One write unless the socket buffer is full."""
