@@ -1,6 +1,6 @@
 """The `themis` typer application, assembled in this one place from the command modules.
 
-Commands are plain functions in `run_commands`, `inspect_commands` and `lifecycle_commands`;
+Commands are plain functions in the `*_commands` modules (`run_commands`, `report_commands`, ...);
 registering them here (in the order `themis --help` lists them) keeps those modules free of
 import-time side effects and of imports back into this one.
 """
@@ -21,6 +21,7 @@ from themis.app.cli import (
     lifecycle_commands,
     provider_commands,
     queue_commands,
+    report_commands,
     run_commands,
     view_command,
 )
@@ -98,8 +99,8 @@ queue_app = _group(
 app.command(cls=_Command)(run_commands.run)
 app.command(cls=_Command)(run_commands.resume)
 app.command(cls=_Command)(run_commands.replay)
-app.command(cls=_Command)(run_commands.report)
-app.command("runs", cls=_Command)(run_commands.list_runs)
+app.command(cls=_Command)(report_commands.report)
+app.command("runs", cls=_Command)(report_commands.list_runs)
 app.command("submit", cls=_Command)(queue_commands.submit)
 app.command("worker", cls=_Command)(queue_commands.worker)
 app.add_typer(queue_app, name="queue")
