@@ -392,6 +392,8 @@ class LogBrowser:
         if sort not in TRIAL_SORTS:
             raise StoreError(f"sort: must be one of {', '.join(TRIAL_SORTS)}; got {sort!r}")
         words = search.lower().split()
+        if sort == "position" and not words and self._narrow(run_id):
+            return self._plan_page(run_id, offset, limit, descending=descending)
         where = "".join(f" AND t.haystack LIKE $w{index}" for index in range(len(words)))
         direction = "DESC" if descending else "ASC"
         order = f"t.{sort} {direction} NULLS LAST, t.position"
@@ -406,6 +408,43 @@ class LogBrowser:
         rows = self._over_rows(sql, parameters | words_given, {"run": run_id})
         counted = f"SELECT count(*) AS n FROM {{run}} t WHERE true{where}"
         total = int(self._over_rows(counted, words_given, {"run": run_id})[0]["n"])
+        for row in rows:
+            row["scores"] = dict(row["scores"] or {})
+        return Page(total=total, offset=offset, rows=tuple(rows))
+
+    def _narrow(self, run_id: str) -> bool:
+        """Whether a page of the run reads only its own rows from the store file (ADR 0051):
+        from a path, while the run's trial rows are not kept for its log as last listed."""
+        return not isinstance(self._source, DuckDBStore) and not self.holds(
+            run_id, self.versions.get(run_id)
+        )
+
+    def _rows_of(
+        self, run_id: str, keys: str, sql: str, parameters: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """`sql`, `{run}` standing for the trial rows of the run's trials whose keys the
+        subquery `keys` selects (in which `{places}` names the run's places and `store.events`
+        the store's log), computed from the store file for this query alone."""
+        only = f" AND (trial_key IS NULL OR trial_key IN {keys})"
+        rows = trial_rows("run", "store.", "{places}", only, f" AND trial_key IN {keys}")
+        query = sql.replace("{run}", f"({rows})")
+        return self._attached(query, {**parameters, "run": run_id}, run_id)
+
+    def _plan_page(self, run_id: str, offset: int, limit: int, *, descending: bool) -> Page:
+        """`trials` in plan order, from the rows of the page's trials alone."""
+        direction = "DESC" if descending else "ASC"
+        positions = (
+            "SELECT position FROM {places} WHERE run_id = $run"
+            f" ORDER BY position {direction} LIMIT $limit OFFSET $offset"
+        )
+        keys = f"(SELECT trial_key FROM {{places}} WHERE position IN ({positions}))"
+        sql = (
+            "SELECT * EXCLUDE (position, haystack) FROM {run} t"
+            f" WHERE t.position IN ({positions}) ORDER BY t.position {direction}"
+        )
+        rows = self._rows_of(run_id, keys, sql, {"limit": limit, "offset": offset})
+        counted = "SELECT count(*) AS n FROM {places} WHERE run_id = $run"
+        total = int(self._attached(counted, {"run": run_id}, run_id)[0]["n"])
         for row in rows:
             row["scores"] = dict(row["scores"] or {})
         return Page(total=total, offset=offset, rows=tuple(rows))
@@ -498,12 +537,16 @@ class LogBrowser:
         if isinstance(self._source, DuckDBStore):
             sql = _CASE_EVENTS.format(places=self._places(run_id))
             rows = self._query(sql, {"run": run_id, "case": case_id})
-        else:  # the case's keys from the kept rows: the store's events are then read by key
-            keys = self._over_rows(
-                "SELECT DISTINCT trial_key FROM {run} WHERE case_id = $case",
-                {"case": case_id},
-                {"run": run_id},
-            )
+        else:  # the case's keys (from its places, or the kept rows): its events read by key
+            case_keys = "SELECT DISTINCT trial_key FROM {run} WHERE case_id = $case"
+            if self._narrow(run_id):
+                keys = self._attached(
+                    case_keys.format(run="{places}") + " AND run_id = $run",
+                    {"case": case_id, "run": run_id},
+                    run_id,
+                )
+            else:
+                keys = self._over_rows(case_keys, {"case": case_id}, {"run": run_id})
             rows = self._query(
                 _KEYED_EVENTS, {"run": run_id, "keys": [row["trial_key"] for row in keys]}
             )
@@ -544,7 +587,14 @@ class LogBrowser:
             " FROM {run} WHERE status = 'failed'"
             " GROUP BY error_kind ORDER BY n DESC, error_kind"
         )
-        rows = self._over_rows(sql, {"cases": cases}, {"run": run_id})
+        if self._narrow(run_id):  # the rows of trials with a failure logged, alone
+            failed = (
+                "(SELECT trial_key FROM store.events WHERE run_id = $run"
+                " AND kind = 'generation_failed')"
+            )
+            rows = self._rows_of(run_id, failed, sql, {"cases": cases})
+        else:
+            rows = self._over_rows(sql, {"cases": cases}, {"run": run_id})
         return [
             FailureKind(str(row["error_kind"]), int(row["n"]), tuple(row["cases"])) for row in rows
         ]

@@ -1,0 +1,36 @@
+"""Before a run's trial rows are kept, its plan-ordered trial pages and its failures by kind are
+computed from the rows of their own trials alone (ADR 0051): the same answers as from the
+kept copy of every row, and nothing is copied for them."""
+
+from __future__ import annotations
+
+from tests.viewer.conftest import ViewerStore
+from themis.adapters.stores.duckdb_browse import LogBrowser
+
+
+def test_narrow_pages_equal_pages_of_the_kept_rows(viewer_store: ViewerStore) -> None:
+    path = str(viewer_store.path)
+    for run in (viewer_store.run_a, viewer_store.run_b):
+        narrow = LogBrowser(path)
+        pages = [
+            (offset, limit, descending)
+            for offset in (0, 1, 7, 23, 24, 40)
+            for limit in (1, 5, 50)
+            for descending in (False, True)
+        ]
+        answers = [
+            narrow.trials(run, offset=offset, limit=limit, descending=descending)
+            for offset, limit, descending in pages
+        ]
+        failures = narrow.failure_kinds(run)
+        assert not narrow.holds(run, None)
+        assert not narrow._tables  # nothing copied
+        kept = LogBrowser(path)
+        kept.kept(run)
+        assert kept.holds(run, kept._tables[run][0])
+        kept.versions[run] = kept._tables[run][0]
+        assert not kept._narrow(run)
+        for (offset, limit, descending), answer in zip(pages, answers, strict=True):
+            assert answer == kept.trials(run, offset=offset, limit=limit, descending=descending)
+        assert failures == kept.failure_kinds(run)
+    assert LogBrowser(path).failure_kinds(viewer_store.run_a) != []
