@@ -34,3 +34,19 @@ def test_narrow_pages_equal_pages_of_the_kept_rows(viewer_store: ViewerStore) ->
             assert answer == kept.trials(run, offset=offset, limit=limit, descending=descending)
         assert failures == kept.failure_kinds(run)
     assert LogBrowser(path).failure_kinds(viewer_store.run_a) != []
+
+
+def test_a_narrow_page_asked_again_is_not_recomputed(viewer_store: ViewerStore) -> None:
+    path = str(viewer_store.path)
+    browser = LogBrowser(path)
+    run = viewer_store.run_a
+    browser.versions[run] = 10**9  # as the caller last listed it
+    first = browser.trials(run, offset=3, limit=4)
+    kept = dict(browser._narrowed)
+    assert len(kept) == 1
+    assert browser.trials(run, offset=3, limit=4) == first
+    assert browser._narrowed == kept
+    browser.versions[run] += 1  # the log grew: computed again, the older answer dropped
+    assert browser.trials(run, offset=3, limit=4) == first
+    assert len(browser._narrowed) == 1
+    assert browser._narrowed.keys() != kept.keys()

@@ -109,6 +109,9 @@ class LogBrowser:
         self._planned = PlannedPlaces(self._own_database if self._own else lambda con: "")
         self._own_attached: bool | None = None  # unknown until first needed
         self._attach = threading.Lock()
+        # Answers computed from a few trials' rows of a run not kept yet (`_rows_of`), by the
+        # run's event count: a page asked for again before the run is kept is not recomputed.
+        self._narrowed: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
         # Each run's event count as the caller last read it (`kept` trusts it when given).
         self.versions: dict[str, int] = {}
 
@@ -234,6 +237,7 @@ class LogBrowser:
                 self._memory = None
             self._own_attached = None
             self._tables.clear()
+            self._narrowed.clear()
             self._planned = PlannedPlaces(self._own_database if self._own else lambda con: "")
 
     def fingerprint(self) -> tuple[int, ...] | None:
@@ -428,7 +432,18 @@ class LogBrowser:
         only = f" AND (trial_key IS NULL OR trial_key IN {keys})"
         rows = trial_rows("run", "store.", "{places}", only, f" AND trial_key IN {keys}")
         query = sql.replace("{run}", f"({rows})")
-        return self._attached(query, {**parameters, "run": run_id}, run_id)
+        version = self.versions.get(run_id)
+        key = (run_id, version, query, tuple(sorted(parameters.items())))
+        found = self._narrowed.get(key)
+        if found is None:
+            found = self._attached(query, {**parameters, "run": run_id}, run_id)
+            if version is not None:  # kept while the run's log is as last listed
+                with self._attach:
+                    for old in [old for old in self._narrowed if old[0] == run_id]:
+                        if old[1] != version:
+                            del self._narrowed[old]
+                    self._narrowed[key] = found
+        return [dict(row) for row in found]
 
     def _plan_page(self, run_id: str, offset: int, limit: int, *, descending: bool) -> Page:
         """`trials` in plan order, from the rows of the page's trials alone."""
