@@ -162,32 +162,14 @@ async def _dispatch_batch(run: TrialRunner, work: Iterable[PendingTrial], size: 
     trial parsed and scored in a plain loop, each chunk's events sent to the writer at once
     (ADR 0041), so that what is held of them is bounded by `size`, not by the run. Other runs'
     generations are looked up `LOOKUP_TRIALS` trials ahead (one store query each: a query scans
-    the log), the next ones while this ones' trials are settled (ADR 0049). The rare trial that
-    needs more (a model call, which a replay refuses, or the sandbox) runs as a trial of
-    `_dispatch` does, in turn. Never paused: nothing is spent."""
+    the log). The rare trial that needs more (a model call, which a replay refuses, or the
+    sandbox) runs as a trial of `_dispatch` does, in turn. Never paused: nothing is spent."""
     items = iter(work)
-    step = max(size, LOOKUP_TRIALS)
-    ahead = list(islice(items, step))
-    found = await run.lookup(ahead)
-    async with trio.open_nursery() as nursery:
-        while ahead:
-            after = list(islice(items, step))
-            looked_up: list[Reusable] = []
-            done = trio.Event()
-            nursery.start_soon(_look_up, run, after, looked_up, done)
-            run.fetched = found
-            for start in range(0, len(ahead), size):
-                await _batch(run, ahead[start : start + size])
-            await done.wait()  # the next chunk's lookup, made meanwhile in a worker thread
-            ahead, found = after, looked_up[0]
+    while ahead := list(islice(items, max(size, LOOKUP_TRIALS))):
+        await run.prefetch(ahead)
+        for start in range(0, len(ahead), size):
+            await _batch(run, ahead[start : start + size])
     return False
-
-
-async def _look_up(
-    run: TrialRunner, chunk: Sequence[PendingTrial], into: list[Reusable], done: trio.Event
-) -> None:
-    into.append(await run.lookup(chunk))
-    done.set()
 
 
 async def _batch(run: TrialRunner, chunk: Sequence[PendingTrial]) -> None:

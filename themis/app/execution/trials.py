@@ -38,7 +38,7 @@ from themis.core.state import Projection
 
 __all__ = ["LOOKUP_TRIALS", "ProgressCallback", "ProgressCounts", "Reusable", "TrialRunner"]
 
-# Trials whose other runs' generations a batch execution looks up at once (`lookup`).
+# Trials whose other runs' generations a batch execution looks up at once (`prefetch`).
 LOOKUP_TRIALS = 10_000
 
 
@@ -118,7 +118,7 @@ class TrialRunner:
         )
         # This execution's outcome per trial key (twins, reduce and judge stages read it).
         self.generated = Outcomes(fold, self.execution_number)
-        # A batch execution looks other runs' generations up chunk by chunk (`lookup`).
+        # A batch execution looks other runs' generations up chunk by chunk (`prefetch`).
         self.store = ports.store
         self.prefetching = execution.batch and runtime.reuse_generations
         self.fetched: Reusable = {}
@@ -176,13 +176,13 @@ class TrialRunner:
             self._parse_and_score_now(item, generation, events)
         return True
 
-    async def lookup(self, chunk: Sequence[PendingTrial]) -> Reusable:
-        """Other runs' generations of the chunk's trials still to be generated, in one store
-        query: a batch execution's lookup, `LOOKUP_TRIALS` at a time, so that it holds that many
-        payloads at once instead of the whole run's; it keeps them in `fetched` while it
-        settles the chunk, and looks the next one up meanwhile (in a worker thread)."""
+    async def prefetch(self, chunk: Sequence[PendingTrial]) -> None:
+        """Look up, in one store query, other runs' generations of the chunk's trials still to
+        be generated: a batch execution's lookup, `LOOKUP_TRIALS` at a time, so that it holds
+        that many payloads at once instead of the whole run's."""
+        self.fetched = {}
         if not self.prefetching:
-            return {}
+            return
         reusable, generated = self.reusable, self.generated
         keys = [
             key
@@ -191,11 +191,10 @@ class TrialRunner:
             and (key := item.plan.trial_key) not in reusable
             and key not in generated
         ]
-        if not keys:
-            return {}
-        return await trio.to_thread.run_sync(
-            self.store.find_generations, list(dict.fromkeys(keys)), self.compiled.run_id
-        )
+        if keys:
+            self.fetched = await trio.to_thread.run_sync(
+                self.store.find_generations, list(dict.fromkeys(keys)), self.compiled.run_id
+            )
 
     def _known_generation(
         self, key: str, events: list[Event]
