@@ -254,7 +254,13 @@ def execute_work(
         compiled.run_id,
         next_seq=loaded.next_seq,
         state=execution.state,
-        runtime=_writer_runtime(execution),
+        # A batch checkpoints only at its end: periodic ones would cost it more than folding
+        # its events again costs after a kill (ADR 0041).
+        runtime=(
+            attrs.evolve(execution.runtime, checkpoint_interval=0)
+            if execution.batch
+            else execution.runtime
+        ),
         clock=ports.clock,
     )
     telemetry = driving.telemetry if driving.telemetry and driving.telemetry.observed else None
@@ -313,22 +319,6 @@ def execute_work(
         )
         telemetry.publish(finished)
     return result
-
-
-# A batch execution's appends hold this many chunks' events each (ADR 0049).
-BATCH_APPEND_CHUNKS = 10
-
-
-def _writer_runtime(execution: Execution) -> RuntimeConfig:
-    """The writer's runtime: a batch checkpoints only at its end (periodic checkpoints would
-    cost it more than folding its events again costs after a kill, ADR 0041), and appends
-    `BATCH_APPEND_CHUNKS` chunks at once: DuckDB takes a row for ~12 us in one append of
-    10,000 events against ~17 us in one of 1,000 (ADR 0049)."""
-    runtime = execution.runtime
-    if not execution.batch:
-        return runtime
-    size = runtime.store_batch_size * BATCH_APPEND_CHUNKS
-    return attrs.evolve(runtime, checkpoint_interval=0, store_batch_size=size)
 
 
 def _both(first: ProgressCallback | None, second: ProgressCallback) -> ProgressCallback:
