@@ -32,7 +32,7 @@ if TYPE_CHECKING:
         import_stage_bundle,
     )
     from themis.app.api.comparing import compare
-    from themis.app.api.experiment import Experiment, load_report, replay, resume, runs
+    from themis.app.api.experiment import Experiment
     from themis.app.api.handles import RunHandle
     from themis.app.api.lifecycle import diff_configs
     from themis.app.api.live_viewer import LiveViewer, live_viewer
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from themis.app.api.orchestrator import Orchestrator
     from themis.app.api.providers import clear_provider_holds, provider_holds
     from themis.app.api.reporter import Reporter
+    from themis.app.api.stored_runs import load_report, replay, resume, runs
     from themis.app.api.viewer import viewer_app
     from themis.app.api.views import (
         get_evaluation_execution,
@@ -118,7 +119,8 @@ _HOMES = {
         "import_candidates",
         "import_stage_bundle",
     ),
-    "themis.app.api.experiment": ("Experiment", "load_report", "replay", "resume", "runs"),
+    "themis.app.api.experiment": ("Experiment",),
+    "themis.app.api.stored_runs": ("load_report", "replay", "resume", "runs"),
     "themis.app.api.providers": ("clear_provider_holds", "provider_holds"),
     "themis.app.api.handles": ("RunHandle",),
     "themis.app.api.lifecycle": ("diff_configs",),

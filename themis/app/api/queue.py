@@ -19,7 +19,8 @@ from typing import Any, Unpack
 import attrs
 from attrs import frozen
 
-from themis.app.api.experiment import Adapters, Experiment
+from themis.app.api.experiment import Experiment
+from themis.app.api.stored_runs import Adapters
 from themis.app.usecases.runs import load_compiled, new_snapshot
 from themis.app.wiring import (
     StoreLike,

@@ -92,7 +92,7 @@ def list_runs(
 ) -> None:
     """List the runs in a store, oldest first, then the runs submitted to it that no worker has
     taken yet (status `queued`)."""
-    from themis.app.api.experiment import runs
+    from themis.app.api.stored_runs import runs
     from themis.app.api.views import quickcheck
     from themis.app.render.reports import runs_json, runs_table
 

@@ -228,7 +228,7 @@ def resume(
                     answered, location, as_json=as_json, quiet=quiet, log=telemetry_log
                 )
             else:
-                from themis.app.api.experiment import prepared_resume
+                from themis.app.api.stored_runs import prepared_resume
                 from themis.app.wiring import finish_opening
 
                 with prepared_resume(
@@ -282,7 +282,7 @@ def replay(
 ) -> None:
     """Recompute a stage and the later ones from the stored generations (no model under test
     is called; only a judge whose calls the store lacks)."""
-    from themis.app.api.experiment import prepared_replay
+    from themis.app.api.stored_runs import prepared_replay
 
     with errors():
         require_fail_under(fail_under)

@@ -18,7 +18,7 @@ from themis.core.errors import ConfigError, ThemisError
 # The engine is imported inside each function, so `--help` never loads it.
 if TYPE_CHECKING:
     from themis.app.api.answers import AnsweredRun
-    from themis.app.api.experiment import PreparedRun
+    from themis.app.api.stored_runs import PreparedRun
     from themis.app.execution.telemetry import TelemetryBus
     from themis.app.usecases.runs import RunResult
 
