@@ -4,6 +4,7 @@ is newer, locked by another process or not a store at all."""
 from __future__ import annotations
 
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -179,6 +180,29 @@ def test_append_and_read_from_worker_threads(path: Path) -> None:
         assert store.read("run-a", after_seq=29) == [(30, events[29])]
     finally:
         store.close()
+
+
+_SETTINGS_OF_EVERY_CONNECTION = """
+import sys
+from themis.adapters.stores.duckdb import DuckDBStore
+store = DuckDBStore(sys.argv[1])
+for connection in (store._con, store.cursor(), store.reader()._con):
+    print(connection.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0])
+store.close()
+"""
+
+
+def test_no_connection_of_the_store_draws_duckdbs_progress_bar(path: Path) -> None:
+    # DuckDB draws a progress bar on stdout (a pipe or a file too) for a query over 2 s: it
+    # broke `themis replay --json` output of a 100k run on a loaded machine. Asked in a child
+    # process: under pytest's capture DuckDB keeps the bar off by itself.
+    child = subprocess.run(
+        [sys.executable, "-c", _SETTINGS_OF_EVERY_CONNECTION, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert child.stdout.split() == ["False", "False", "False"]
 
 
 def test_path_names_where_the_store_lives(path: Path) -> None:

@@ -37,7 +37,13 @@ from themis.adapters.checkpoint_codec import (
     encode_checkpoint,
 )
 from themis.adapters.codec import decode_event, decode_snapshot, encode_event, encode_snapshot
-from themis.adapters.stores.duckdb_open import LOCK_WAIT_S, SCHEMA_VERSION, connect, prepare_schema
+from themis.adapters.stores.duckdb_open import (
+    LOCK_WAIT_S,
+    SCHEMA_VERSION,
+    connect,
+    prepare_schema,
+    quiet,
+)
 from themis.adapters.stores.duckdb_views import (
     create_views,
     holds_places,
@@ -159,7 +165,7 @@ class DuckDBStore:
     def cursor(self) -> Any:
         """A new cursor on the store's database, for another thread's own queries."""
         with self._connection() as con:
-            return con.cursor()
+            return quiet(con.cursor())
 
     @contextmanager
     def _connection(self) -> Iterator[Any]:
