@@ -424,19 +424,26 @@ class LogBrowser:
         )
 
     def _rows_of(
-        self, run_id: str, keys: str, sql: str, parameters: dict[str, Any]
+        self, run_id: str, keys: tuple[str, dict[str, Any]], sql: str, parameters: dict[str, Any]
     ) -> list[dict[str, Any]]:
         """`sql`, `{run}` standing for the trial rows of the run's trials whose keys the
-        subquery `keys` selects (in which `{places}` names the run's places and `store.events`
-        the store's log), computed from the store file for this query alone."""
-        only = f" AND (trial_key IS NULL OR trial_key IN {keys})"
-        rows = trial_rows("run", "store.", "{places}", only, f" AND trial_key IN {keys}")
-        query = sql.replace("{run}", f"({rows})")
+        subquery `keys[0]` (with its parameters `keys[1]`) selects, `{places}` in it naming the
+        run's places and `store.events` the store's log: computed from the store file for this
+        query alone. The keys are read first and given as a list, so that only their events'
+        payloads are read (a subquery would read every payload of the run)."""
         version = self.versions.get(run_id)
-        key = (run_id, version, query, tuple(sorted(parameters.items())))
+        key = (run_id, version, keys[0], sql, *sorted({**keys[1], **parameters}.items()))
         found = self._narrowed.get(key)
         if found is None:
-            found = self._attached(query, {**parameters, "run": run_id}, run_id)
+            listed = self._attached(
+                f"SELECT DISTINCT trial_key FROM {keys[0]}", {**keys[1], "run": run_id}, run_id
+            )
+            chosen = "list_contains($keys::VARCHAR[], trial_key)"
+            events = f" AND (trial_key IS NULL OR {chosen})"
+            rows = trial_rows("run", "store.", "{places}", events, f" AND {chosen}")
+            given = [row["trial_key"] for row in listed]
+            query = sql.replace("{run}", f"({rows})")
+            found = self._attached(query, {**parameters, "run": run_id, "keys": given}, run_id)
             if version is not None:  # kept while the run's log is as last listed
                 with self._attach:
                     for old in [old for old in self._narrowed if old[0] == run_id]:
@@ -452,12 +459,13 @@ class LogBrowser:
             "SELECT position FROM {places} WHERE run_id = $run"
             f" ORDER BY position {direction} LIMIT $limit OFFSET $offset"
         )
-        keys = f"(SELECT trial_key FROM {{places}} WHERE position IN ({positions}))"
+        keys = f"{{places}} WHERE run_id = $run AND position IN ({positions})"
+        chosen = {"limit": limit, "offset": offset}
         sql = (
             "SELECT * EXCLUDE (position, haystack) FROM {run} t"
             f" WHERE t.position IN ({positions}) ORDER BY t.position {direction}"
         )
-        rows = self._rows_of(run_id, keys, sql, {"limit": limit, "offset": offset})
+        rows = self._rows_of(run_id, (keys, chosen), sql, chosen)
         counted = "SELECT count(*) AS n FROM {places} WHERE run_id = $run"
         total = int(self._attached(counted, {"run": run_id}, run_id)[0]["n"])
         for row in rows:
@@ -603,11 +611,8 @@ class LogBrowser:
             " GROUP BY error_kind ORDER BY n DESC, error_kind"
         )
         if self._narrow(run_id):  # the rows of trials with a failure logged, alone
-            failed = (
-                "(SELECT trial_key FROM store.events WHERE run_id = $run"
-                " AND kind = 'generation_failed')"
-            )
-            rows = self._rows_of(run_id, failed, sql, {"cases": cases})
+            failed = "store.events WHERE run_id = $run AND kind = 'generation_failed'"
+            rows = self._rows_of(run_id, (failed, {}), sql, {"cases": cases})
         else:
             rows = self._over_rows(sql, {"cases": cases}, {"run": run_id})
         return [
