@@ -21,6 +21,7 @@ from tests.app.doubles import run_virtual
 from themis.adapters.clocks import FakeClock
 from themis.adapters.codec import encode_event, encode_report
 from themis.adapters.models.scripted import ScriptedModel
+from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.memory import MemoryStore
 from themis.core.planner import compile_run
 from themis.core.spec import (
@@ -33,6 +34,7 @@ from themis.core.spec import (
     ParserSpec,
     PromptSpec,
 )
+from themis.ports.store import StorePort
 
 GOLDEN = Path(__file__).parent / "golden" / "event_log.json"
 TIMING = frozenset({"at", "latency_s", "created_at", "started_at", "ended_at", "wall_s"})
@@ -83,9 +85,9 @@ def _without_timing(value: Any) -> Any:
     return value
 
 
-def _recorded() -> dict[str, Any]:
+def _recorded(store: StorePort | None = None) -> dict[str, Any]:
     compiled = compile_run(_spec())
-    store = MemoryStore()
+    store = store if store is not None else MemoryStore()
     result = run_virtual(compiled, ScriptedModel(FakeClock()), store)
     events = sorted(
         json.dumps([event.kind, _without_timing(json.loads(encode_event(event)))], sort_keys=True)
@@ -113,6 +115,22 @@ def test_the_events_and_report_of_a_fixed_run_are_unchanged() -> None:
     for got, want in zip(recorded["events"], golden["events"], strict=True):
         assert got == want
     assert recorded["report"] == golden["report"]
+
+
+def test_a_duckdb_file_records_and_reads_back_the_same_run(tmp_path: Path) -> None:
+    """The log's rows in a DuckDB file (a row per batch, ADR 0046) read back as the same
+    events and report, and its `events` view holds each event's payload as encoded."""
+    store = DuckDBStore(tmp_path / "golden.duckdb")
+    try:
+        recorded = _recorded(store)
+        cursor = store.cursor()
+        rows = cursor.execute("SELECT seq, kind, payload FROM events ORDER BY seq").fetchall()
+        cursor.close()
+        stored = store.read(recorded["run_id"])
+    finally:
+        store.close()
+    assert recorded == json.loads(GOLDEN.read_text())
+    assert rows == [(seq, event.kind, encode_event(event)) for seq, event in stored]
 
 
 def test_the_fixed_run_covers_every_branch_it_pins() -> None:

@@ -20,6 +20,7 @@ import pytest
 
 from tests.cli.helpers import Invoke, one_error_line, output_json
 from tests.holders import holding
+from tests.older_stores import as_schema_3
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.duckdb_open import StoreNeedsWriting
 from themis.core.errors import StoreError, StoreLocked
@@ -155,10 +156,12 @@ def test_the_wait_is_bounded_and_then_names_the_holder(store: Path) -> None:
 
 
 def _as_older(store: Path, version: int) -> None:
-    """Make `store` what an older Themis wrote: schema 3 before compiled facts (ADR 0034), or
-    schema 2 (before the log's views and trial places as well)."""
+    """Make `store` what an older Themis wrote: schema 3 before compiled facts (ADR 0034), the
+    log one event a row (ADR 0046), or schema 2 (before the log's views and trial places as
+    well)."""
     with duckdb.connect(str(store)) as con:
         con.execute("DROP TABLE compiled_facts")
+        as_schema_3(con)
         if version == 2:
             views = con.execute(
                 "SELECT view_name FROM duckdb_views() WHERE NOT internal"

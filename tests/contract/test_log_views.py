@@ -20,6 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 import themis
+from tests.older_stores import as_schema_3
 from themis.adapters.stores.duckdb_open import SCHEMA_VERSION
 from themis.adapters.stores.duckdb_views import VIEW_NAMES
 from themis.app.cli import app
@@ -168,6 +169,7 @@ def test_log_table_refuses_what_it_cannot_read(tmp_path: Path) -> None:
 def _as_version_2(store: Path) -> None:
     """Make `store` what Themis wrote before the views: no views, no places, version 2."""
     with duckdb.connect(str(store)) as con:
+        as_schema_3(con)
         for name in VIEW_NAMES:
             con.execute(f"DROP VIEW {name}")
         con.execute("DROP TABLE trial_places")

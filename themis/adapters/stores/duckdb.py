@@ -3,13 +3,15 @@
 DuckDB errors never leave this module; they are translated at the boundary:
 
     duckdb.Error
-     ├─ ConstraintException "Duplicate key" on append ─> SequenceConflict
+     ├─ ConstraintException "Duplicate key" on append ─> SequenceConflict (as is an append
+     │                                                   overlapping a stored row's seqs)
      ├─ IOException "Conflicting lock ... (PID n)"      ─> StoreLocked(path, pid)
      ├─ IOException "not a valid DuckDB database file"  ─> StoreError naming the path
      └─ anything else                                   ─> StoreError("<path>: <first line>")
 
 Opening (the wait for a lock, refusing another program's database, read-only opens, schema
-migration) is `themis.adapters.stores.duckdb_open`'s.
+migration) is `themis.adapters.stores.duckdb_open`'s; the log's rows (one per appended batch,
+read as one event a row through the view `events`) are `themis.adapters.stores.duckdb_log`'s.
 
 When a batch ends an execution (`RunCompleted`, `RunPaused`), the write-ahead log is folded into
 the file (`CHECKPOINT`) in a background thread: that work (~70 ms for 10,000 trials) would
@@ -36,7 +38,15 @@ from themis.adapters.checkpoint_codec import (
     decode_checkpoint_summary,
     encode_checkpoint,
 )
-from themis.adapters.codec import decode_event, decode_snapshot, encode_event, encode_snapshot
+from themis.adapters.codec import decode_event, decode_snapshot, encode_snapshot
+from themis.adapters.stores.duckdb_log import (
+    INSERT_BATCHES,
+    READ_BATCHES,
+    STORED_WITHIN,
+    batch_rows,
+    batched,
+    split_row,
+)
 from themis.adapters.stores.duckdb_open import (
     LOCK_WAIT_S,
     SCHEMA_VERSION,
@@ -55,17 +65,13 @@ from themis.adapters.stores.duckdb_views import (
 from themis.core.checkpoint import Checkpoint, CheckpointSummary
 from themis.core.compiled_facts import CompiledFacts, run_key
 from themis.core.errors import SequenceConflict, StoreError
-from themis.core.events import Event, GenerationCompleted, RunCompleted, RunPaused, subject_key
+from themis.core.events import Event, GenerationCompleted, RunCompleted, RunPaused
 from themis.core.planner import TrialRef
 from themis.core.snapshot import RunSnapshot, RunSummary
 
 __all__ = ["SCHEMA_VERSION", "DuckDBStore"]
 
-# One statement per batch: list parameters unnested column by column (never row by row).
-_INSERT_EVENTS: Final = (
-    "INSERT INTO events SELECT $1, unnest($2::BIGINT[]), unnest($3::VARCHAR[]),"
-    " unnest($4::VARCHAR[]), unnest($5::VARCHAR[]), unnest($6::DOUBLE[]), unnest($7::VARCHAR[])"
-)
+# The log of a store written before `event_batches` (schema 1-3, read-only), one event a row.
 _READ_EVENTS: Final = (
     "SELECT seq, kind, payload FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq"
 )
@@ -82,8 +88,8 @@ _GENERATED_KEYS: Final = (
     " WHERE kind = $1 AND run_id <> $2 AND trial_key IN (SELECT unnest($3::VARCHAR[]))"
 )
 _RUNS: Final = (
-    "SELECT r.run_id, r.name, r.created_at, count(e.seq) FROM runs r"
-    " LEFT JOIN events e ON e.run_id = r.run_id"
+    "SELECT r.run_id, r.name, r.created_at, coalesce(sum(e.n), 0) FROM runs r"
+    " LEFT JOIN (SELECT run_id, {count} AS n FROM {log}) e ON e.run_id = r.run_id"
     " GROUP BY r.run_id, r.name, r.created_at ORDER BY r.created_at, r.run_id"
 )
 _HAS_RUN: Final = "SELECT count(*) FROM runs WHERE run_id = $1"
@@ -134,10 +140,13 @@ class DuckDBStore:
         self._lock = threading.Lock()
         self._folding: threading.Thread | None = None
         self._reader = False
+        self._heads: dict[str, int] = {}  # run id -> its highest stored seq (`_head`)
         self._con: Any = connect(self._path, read_only=read_only, lock_wait=lock_wait)
         try:
             with self._connection() as con:
                 prepare_schema(con, self._path, read_only=read_only, migrate=migrate)
+                # Else a store written before, opened read-only: `events` is its log's table.
+                self._batched = batched(con)
             if not read_only and migrate:
                 self._place_older_runs()
         except BaseException:
@@ -154,6 +163,8 @@ class DuckDBStore:
         reader._lock = threading.Lock()
         reader._folding = None
         reader._reader = True
+        reader._batched = self._batched
+        reader._heads = {}
         reader._con = self.cursor()
         return reader
 
@@ -191,21 +202,27 @@ class DuckDBStore:
                 raise
 
     def append(self, run_id: str, first_seq: int, events: Sequence[Event]) -> None:
-        """Store `events` as seqs `first_seq, first_seq + 1, ...` in one statement; all or none."""
+        """Store `events` as seqs `first_seq, first_seq + 1, ...` in one statement; all or none
+        (rows of up to `BATCH_EVENTS` events each: `themis.adapters.stores.duckdb_log`)."""
         if not events:
             return
-        columns: list[Any] = [
-            run_id,
-            list(range(first_seq, first_seq + len(events))),
-            [type(event).kind for event in events],
-            [subject_key(event) for event in events],
-            [None if (stage := type(event).stage) is None else stage.value for event in events],
-            [event.at for event in events],
-            [encode_event(event) for event in events],
-        ]
+        rows = batch_rows(run_id, first_seq, events)
+        last_seq = first_seq + len(events) - 1
         try:
             with self._transaction() as con:
-                con.execute(_INSERT_EVENTS, columns)
+                head = self._head(con, run_id)
+                # Seqs inside a stored row are no key: an append that is not past the run's
+                # highest seq asks the table (~2 ms a query); the key still catches a writer
+                # of another store object starting where this one does.
+                if first_seq <= head:
+                    taken = con.execute(STORED_WITHIN, [run_id, first_seq, last_seq]).fetchone()
+                    if taken is not None and taken[0] is not None:
+                        raise SequenceConflict(
+                            f"{self._path}: run {run_id}: seq {taken[0]} is already stored; "
+                            "another writer got there first"
+                        )
+                con.execute(INSERT_BATCHES, rows)
+            self._heads[run_id] = max(head, last_seq)
             if isinstance(events[-1], RunCompleted | RunPaused) and self._path != ":memory:":
                 self._fold_wal_in_background()
         except StoreError as error:
@@ -219,8 +236,30 @@ class DuckDBStore:
                 ) from cause
             raise
 
+    def _head(self, con: Any, run_id: str) -> int:
+        """The run's highest stored seq: asked once, then kept up by this store's appends."""
+        head = self._heads.get(run_id)
+        if head is None:
+            row = con.execute(
+                "SELECT coalesce(max(seq + n - 1), 0) FROM event_batches WHERE run_id = $1",
+                [run_id],
+            ).fetchone()
+            head = int(row[0])
+        return head
+
     def read(self, run_id: str, after_seq: int = 0) -> list[tuple[int, Event]]:
         """The run's `(seq, event)` pairs after `after_seq`, in seq order."""
+        if self._batched:
+            with self._connection() as con:
+                rows = con.execute(READ_BATCHES, [run_id, after_seq]).fetchall()
+            try:
+                return [
+                    pair
+                    for seq, kinds, payloads in rows
+                    for pair in split_row(seq, kinds, payloads, after_seq)
+                ]
+            except StoreError as error:
+                raise StoreError(f"{self._path}: run {run_id} {error}") from error
         with self._connection() as con:
             rows = con.execute(_READ_EVENTS, [run_id, after_seq]).fetchall()
         events: list[tuple[int, Event]] = []
@@ -233,9 +272,10 @@ class DuckDBStore:
 
     def last_seq(self, run_id: str) -> int:
         """The highest seq stored for the run; 0 when it has none."""
+        last, log = ("seq + n - 1", "event_batches") if self._batched else ("seq", "events")
         with self._connection() as con:
             row = con.execute(
-                "SELECT coalesce(max(seq), 0) FROM events WHERE run_id = $1", [run_id]
+                f"SELECT coalesce(max({last}), 0) FROM {log} WHERE run_id = $1", [run_id]
             ).fetchone()
         return int(row[0])
 
@@ -371,8 +411,9 @@ class DuckDBStore:
 
     def runs(self) -> list[RunSummary]:
         """One summary per saved snapshot, oldest first (ties by run id)."""
+        log = ("n", "event_batches") if self._batched else ("1", "events")
         with self._connection() as con:
-            rows = con.execute(_RUNS).fetchall()
+            rows = con.execute(_RUNS.format(count=log[0], log=log[1])).fetchall()
         return [
             RunSummary(run_id=run_id, name=name, created_at=created_at, event_count=count)
             for run_id, name, created_at, count in rows
@@ -380,8 +421,9 @@ class DuckDBStore:
 
     def delete_run(self, run_id: str) -> None:
         """Remove the run's events, snapshot and checkpoint at once; unknown runs are ignored."""
+        self._heads.pop(run_id, None)
         with self._transaction() as con:
-            con.execute("DELETE FROM events WHERE run_id = $1", [run_id])
+            con.execute("DELETE FROM event_batches WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM runs WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM checkpoints WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM checkpoint_parts WHERE run_id = $1", [run_id])

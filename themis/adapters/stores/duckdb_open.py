@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import duckdb
 
+from themis.adapters.stores.duckdb_log import BATCHES_TABLE, migrate_events
 from themis.adapters.stores.duckdb_views import PLACES_TABLE
 from themis.core.errors import StoreError, StoreLocked
 
@@ -33,10 +34,12 @@ __all__ = [
 ]
 
 # 1: meta, runs, events. 2: + checkpoints. 3: + trial_places and the views over the log
-# (`duckdb_views`). An older file is migrated in place when a writer opens it.
-SCHEMA_VERSION: Final = 3
+# (`duckdb_views`). 4: the log one row per appended batch (`event_batches`), `events` a view
+# of it (`duckdb_log`, ADR 0046). An older file is migrated in place when a writer opens it.
+SCHEMA_VERSION: Final = 4
 # The oldest version a read-only open reads: version 2 lacks only the places and views, which
-# the data API computes in memory instead.
+# the data API computes in memory instead; versions 2 and 3 keep `events` as a table, which
+# every reader reads as the view of version 4.
 READABLE_FROM: Final = 2
 # How long an open waits for another process to release the file before `StoreLocked`.
 LOCK_WAIT_S: Final = 2.0
@@ -45,9 +48,7 @@ _META: Final = "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value 
 _TABLES: Final = (
     "CREATE TABLE IF NOT EXISTS runs ("
     " run_id VARCHAR PRIMARY KEY, name VARCHAR, created_at DOUBLE, snapshot VARCHAR)",
-    "CREATE TABLE IF NOT EXISTS events ("
-    " run_id VARCHAR, seq BIGINT, kind VARCHAR, trial_key VARCHAR, stage VARCHAR,"
-    " recorded_at DOUBLE, payload VARCHAR, PRIMARY KEY (run_id, seq))",
+    BATCHES_TABLE,
     "CREATE TABLE IF NOT EXISTS checkpoints ("
     " run_id VARCHAR PRIMARY KEY, seq BIGINT, summary VARCHAR, state VARCHAR, report VARCHAR)",
     PLACES_TABLE,
@@ -161,12 +162,13 @@ def prepare_schema(con: Any, path: str, *, read_only: bool, migrate: bool = True
         con.execute(_META)
         if stored is None:
             con.execute("INSERT INTO meta VALUES ('schema_version', $1)", [str(SCHEMA_VERSION)])
-        elif stored < SCHEMA_VERSION:  # every migration so far only adds tables (below)
+        elif stored < SCHEMA_VERSION:  # tables added (below), and the log's rows moved
             con.execute(
                 "UPDATE meta SET value = $1 WHERE key = 'schema_version'", [str(SCHEMA_VERSION)]
             )
         for statement in _TABLES:
             con.execute(statement)
+        migrate_events(con)
         con.execute("COMMIT")
     except BaseException:
         with suppress(duckdb.Error):  # a failed statement may already have ended it
@@ -175,8 +177,10 @@ def prepare_schema(con: Any, path: str, *, read_only: bool, migrate: bool = True
 
 
 def _missing(tables: set[str]) -> bool:
-    """Whether a table this version keeps is not among `tables` (added since it was written)."""
-    return any(_table_name(statement) not in tables for statement in _TABLES)
+    """Whether a table (or the `events` view) this version keeps is not among `tables` (added
+    since it was written)."""
+    names = {"events", *(_table_name(statement) for statement in _TABLES)}
+    return not names <= tables
 
 
 def _table_name(statement: str) -> str:

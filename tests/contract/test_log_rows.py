@@ -1,0 +1,179 @@
+"""The DuckDB log's rows (ADR 0046): one row per appended batch, read as one event a row.
+
+`data/golden-run-schema-3.duckdb.gz` is the golden run of `tests/app/test_event_log_unchanged`
+(failures, retries, twins, cut answers) written to a DuckDB file by Themis at `4eeee6e`, the
+code before this shape: a log of one `events` row per event, schema version 3. Read-only opens
+read it as it is; a writer's open moves its log into `event_batches`, after which every reader
+reads the same events, payloads byte for byte.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+import themis
+from tests.contract.test_store_contract import answers
+from themis.adapters.codec import decode_event, encode_event
+from themis.adapters.stores import duckdb_log
+from themis.adapters.stores.duckdb import DuckDBStore
+from themis.adapters.stores.duckdb_open import SCHEMA_VERSION, StoreNeedsWriting
+from themis.core.errors import SequenceConflict
+from themis.core.events import GenerationCompleted, RunStarted, ScoreCompleted
+
+OLD_STORE = Path(__file__).parent / "data" / "golden-run-schema-3.duckdb.gz"
+RUN_ID = "d1f23410c45207621b575c2a9288cecf7c2e6fecbe655a85014485ce318afd9e"
+OLD_EVENT_ROWS = 406
+ALL_EVENTS = "SELECT * FROM events ORDER BY run_id, seq"
+
+
+@pytest.fixture
+def old_store(tmp_path: Path) -> Path:
+    path = tmp_path / "old.duckdb"
+    with gzip.open(OLD_STORE) as packed, path.open("wb") as unpacked:
+        shutil.copyfileobj(packed, unpacked)
+    return path
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _raw(path: Path, sql: str) -> list[Any]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def _what_readers_see(path: Path) -> dict[str, Any]:
+    """Every reader of the log: the store's own reads, its summaries, the log views."""
+    store = DuckDBStore(path, read_only=True)
+    try:
+        seen: dict[str, Any] = {
+            "read": store.read(RUN_ID),
+            "read_after_200": store.read(RUN_ID, 200),
+            "last_seq": store.last_seq(RUN_ID),
+            "runs": store.runs(),
+            "checkpoint": store.load_checkpoint(RUN_ID),
+        }
+    finally:
+        store.close()
+    for name in ("trials", "generations", "failures", "retries", "scores"):
+        seen[name] = themis.log_table(RUN_ID, name, store=path).fetchall()
+    seen["report"] = themis.load_report(RUN_ID, store=path).rows
+    return seen
+
+
+def test_a_store_of_one_event_a_row_is_read_as_it_is(old_store: Path) -> None:
+    before = _digest(old_store)
+    rows = _raw(old_store, "SELECT seq, kind, payload FROM events ORDER BY seq")
+    seen = _what_readers_see(old_store)
+    assert len(rows) == OLD_EVENT_ROWS
+    assert seen["read"] == [(seq, decode_event(kind, payload)) for seq, kind, payload in rows]
+    assert [seq for seq, _ in seen["read_after_200"]] == list(range(201, OLD_EVENT_ROWS + 1))
+    assert seen["last_seq"] == OLD_EVENT_ROWS
+    assert seen["runs"][0].event_count == OLD_EVENT_ROWS
+    assert len(seen["trials"]) == 132
+    assert _digest(old_store) == before  # read-only: not a byte written
+
+
+def test_a_writer_moves_the_log_into_batches_and_readers_read_the_same(old_store: Path) -> None:
+    old_rows = _raw(old_store, ALL_EVENTS)
+    before = _what_readers_see(old_store)
+    with pytest.raises(StoreNeedsWriting):
+        DuckDBStore(old_store, migrate=False)
+
+    DuckDBStore(old_store).close()  # a writer's open migrates
+
+    assert _raw(old_store, "SELECT value FROM meta WHERE key = 'schema_version'") == [
+        (str(SCHEMA_VERSION),)
+    ]
+    assert _raw(old_store, "SELECT count(*) FROM event_batches") == [(OLD_EVENT_ROWS,)]
+    assert _raw(old_store, ALL_EVENTS) == old_rows  # every column, payloads byte for byte
+    assert _what_readers_see(old_store) == before
+    store = DuckDBStore(old_store)  # and it goes on from there
+    try:
+        store.append(RUN_ID, OLD_EVENT_ROWS + 1, [RunStarted(at=1.0, planned=132)])
+        assert store.last_seq(RUN_ID) == OLD_EVENT_ROWS + 1
+        with pytest.raises(SequenceConflict, match="seq 406 is already stored"):
+            store.append(RUN_ID, OLD_EVENT_ROWS, answers(2))
+    finally:
+        store.close()
+
+
+def test_an_append_is_one_row_per_batch_read_back_event_by_event(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    events = answers(2 * duckdb_log.BATCH_EVENTS + 5)
+    store = DuckDBStore(path)
+    try:
+        store.append("run-a", 1, events)
+        store.append("run-a", len(events) + 1, [RunStarted(at=2.5, planned=1)])
+        assert [n for (n,) in _raw_of(store, "SELECT n FROM event_batches ORDER BY seq")] == [
+            duckdb_log.BATCH_EVENTS,
+            duckdb_log.BATCH_EVENTS,
+            5,
+            1,
+        ]
+        stored = list(enumerate([*events, RunStarted(at=2.5, planned=1)], start=1))
+        assert store.read("run-a") == stored
+        # From inside a row, and at its edges.
+        for after in (0, 1, 700, duckdb_log.BATCH_EVENTS, duckdb_log.BATCH_EVENTS + 1, 2053):
+            assert store.read("run-a", after) == stored[after:]
+        payloads = _raw_of(store, "SELECT payload FROM events ORDER BY seq")
+        assert [text for (text,) in payloads] == [encode_event(event) for _, event in stored]
+    finally:
+        store.close()
+
+
+def _raw_of(store: DuckDBStore, sql: str) -> list[Any]:
+    cursor = store.cursor()
+    try:
+        return list(cursor.execute(sql).fetchall())
+    finally:
+        cursor.close()
+
+
+def test_a_conflict_inside_a_stored_row_names_its_first_taken_seq(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    try:
+        store.append("run-a", 1, answers(10))
+        with pytest.raises(SequenceConflict, match="seq 5 is already stored"):
+            store.append("run-a", 5, answers(3))
+        store.append("run-a", 20, answers(2))  # a gap is no conflict, as in every store
+        with pytest.raises(SequenceConflict, match="seq 20 is already stored"):
+            store.append("run-a", 15, answers(8))
+        store.append("run-a", 11, answers(9))
+        assert [seq for seq, _ in store.read("run-a")] == list(range(1, 22))
+        store.append("run-b", 1, answers(1))  # another run's seqs are its own
+    finally:
+        store.close()
+
+
+def test_keys_stages_and_times_come_back_exactly(tmp_path: Path) -> None:
+    """What the view splits: a key with JSON escapes and no key at all, a stage and none, times
+    that need every digit."""
+    odd = 'k "é\\\n\t,'
+    events = [
+        RunStarted(at=0.1 + 0.2, planned=2),
+        ScoreCompleted(at=1733282000.1234567, trial_id="t", trial_key=odd, scores={"m": 1.0}),
+        GenerationCompleted(at=1e-05, trial_key="", text="a\nb  c", finish_reason="stop"),
+    ]
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    try:
+        store.append("run-a", 1, events)
+        rows = _raw_of(
+            store, "SELECT seq, kind, trial_key, stage, recorded_at FROM events ORDER BY seq"
+        )
+        assert store.read("run-a") == list(enumerate(events, start=1))
+    finally:
+        store.close()
+    assert rows == [
+        (1, "run_started", None, None, 0.1 + 0.2),
+        (2, "score_completed", odd, "score", 1733282000.1234567),
+        (3, "generation_completed", "", "generate", 1e-05),
+    ]

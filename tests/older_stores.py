@@ -1,0 +1,25 @@
+"""Stores as an older Themis left them, made from a store this version wrote.
+
+`as_schema_3` puts the log back into one `events` row per event (the table schema versions 1-3
+kept, with its primary key), the shape `duckdb_log` replaced; the file checked in under
+`tests/contract/data/` was written by that older code itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+OLD_EVENTS_TABLE = (
+    "CREATE TABLE old_events (run_id VARCHAR, seq BIGINT, kind VARCHAR, trial_key VARCHAR,"
+    " stage VARCHAR, recorded_at DOUBLE, payload VARCHAR, PRIMARY KEY (run_id, seq))"
+)
+
+
+def as_schema_3(con: Any) -> None:
+    """Turn the store `con` holds (schema 4) into schema 3's layout: the log one event a row."""
+    con.execute(OLD_EVENTS_TABLE)
+    con.execute("INSERT INTO old_events SELECT * FROM events ORDER BY run_id, seq")
+    con.execute("DROP VIEW events")
+    con.execute("DROP TABLE event_batches")
+    con.execute("ALTER TABLE old_events RENAME TO events")
+    con.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")

@@ -1,0 +1,160 @@
+"""The event log's rows in a DuckDB store: one row per appended batch of events (ADR 0046).
+
+DuckDB spends ~12 µs of CPU on each row it is given whatever its width (ADR 0042), so a log
+of one row per event paid ~36 µs a trial for its generation, parse and score. The table
+`event_batches` holds one row per run of up to `BATCH_EVENTS` consecutive events of one append:
+
+    run_id, seq (the first event's), n (how many), kinds, stages, recorded_at (each of the n
+    values joined by a space; '' for an event without a stage), trial_keys (a JSON array of
+    strings and nulls), payloads (the n payloads joined by a newline)
+
+A payload is compact JSON, which never holds a raw newline, and kinds, stages and timestamps
+never hold a space, so each row splits back into its events exactly (the payload texts byte for
+byte). Every reader that wants events sees them one a row through the view `events`, the table
+Themis kept before, with the same columns and values, so SQL over the log (the log views, the
+viewer's queries, users' own) reads either shape; a store written before (schema version 3 or
+older: `events` a table) is read as it is, and turned into this shape when a writer opens it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any, Final
+
+from themis.adapters.codec import decode_event, encode_event
+from themis.core.errors import StoreError
+from themis.core.events import Event, subject_key
+
+__all__ = [
+    "BATCHES_TABLE",
+    "BATCH_EVENTS",
+    "EVENTS_VIEW",
+    "INSERT_BATCHES",
+    "READ_BATCHES",
+    "STORED_WITHIN",
+    "batch_rows",
+    "batched",
+    "migrate_events",
+    "split_row",
+]
+
+# At most this many events a row, and a new row once its payloads pass `_BATCH_CHARS`: a
+# reader of one event splits its row.
+BATCH_EVENTS: Final = 1024
+_BATCH_CHARS: Final = 1 << 20
+
+BATCHES_TABLE: Final = (
+    "CREATE TABLE IF NOT EXISTS event_batches ("
+    " run_id VARCHAR, seq BIGINT, n INTEGER, kinds VARCHAR, stages VARCHAR,"
+    " recorded_at VARCHAR, trial_keys VARCHAR, payloads VARCHAR, PRIMARY KEY (run_id, seq))"
+)
+# The log one event a row, as the `events` table of schema versions 1-3 held it.
+EVENTS_VIEW: Final = (
+    "CREATE OR REPLACE VIEW events AS"
+    " SELECT run_id, seq + i - 1 AS seq, kind, trial_key, nullif(stage, '') AS stage,"
+    "  CAST(recorded_at AS DOUBLE) AS recorded_at, payload"
+    " FROM (SELECT run_id, seq,"
+    "   generate_subscripts(string_split(kinds, ' '), 1) AS i,"
+    "   unnest(string_split(kinds, ' ')) AS kind,"
+    "   unnest(string_split(stages, ' ')) AS stage,"
+    "   unnest(string_split(recorded_at, ' ')) AS recorded_at,"
+    "   unnest(CAST(json(trial_keys) AS VARCHAR[])) AS trial_key,"
+    "   unnest(string_split(payloads, chr(10))) AS payload"
+    "  FROM event_batches)"
+)
+INSERT_BATCHES: Final = (
+    "INSERT INTO event_batches SELECT $1, unnest($2::BIGINT[]), unnest($3::INTEGER[]),"
+    " unnest($4::VARCHAR[]), unnest($5::VARCHAR[]), unnest($6::VARCHAR[]),"
+    " unnest($7::VARCHAR[]), unnest($8::VARCHAR[])"
+)
+READ_BATCHES: Final = (
+    "SELECT seq, kinds, payloads FROM event_batches"
+    " WHERE run_id = $1 AND seq + n > $2 + 1 ORDER BY seq"
+)
+# The first stored seq within `$2 .. $3` of run `$1`, if any (a conflicting append).
+STORED_WITHIN: Final = (
+    "SELECT min(greatest(seq, $2)) FROM event_batches"
+    " WHERE run_id = $1 AND seq <= $3 AND seq + n - 1 >= $2"
+)
+# A schema 1-3 log, one event a row, as rows of one event each.
+_COPY_EVENTS: Final = (
+    "INSERT INTO event_batches SELECT run_id, seq, 1, kind, coalesce(stage, ''),"
+    " CAST(recorded_at AS VARCHAR), to_json([trial_key]), payload FROM events"
+)
+# What `events` is in the store: 'table' (schema 1-3), 'view' (4), or nothing (a new store).
+_EVENTS_IS: Final = (
+    "SELECT 'table' FROM duckdb_tables()"
+    " WHERE database_name = current_database() AND table_name = 'events'"
+    " UNION ALL SELECT 'view' FROM duckdb_views()"
+    " WHERE database_name = current_database() AND view_name = 'events'"
+)
+_HAS_BATCHES: Final = (
+    "SELECT count(*) FROM duckdb_tables()"
+    " WHERE database_name = current_database() AND table_name = 'event_batches'"
+)
+_KEYS: Final = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def batched(con: Any) -> bool:
+    """Whether the store `con` holds keeps its log in `event_batches` (else: the `events` table
+    of schema versions 1-3, read as it is by a read-only open)."""
+    row = con.execute(_HAS_BATCHES).fetchone()
+    return bool(row and row[0])
+
+
+def migrate_events(con: Any) -> None:
+    """Inside a writer's open: move a log kept one event a row (`events`, a table) into
+    `event_batches`, and define the `events` view over it where it is not defined yet."""
+    row = con.execute(_EVENTS_IS).fetchone()
+    if row is not None and row[0] == "view":
+        return
+    if row is not None:
+        con.execute(_COPY_EVENTS)
+        con.execute("DROP TABLE events")
+    con.execute(EVENTS_VIEW)
+
+
+def _cuts(payloads: Sequence[str]) -> Iterator[tuple[int, int]]:
+    """`(start, stop)` of each row: `BATCH_EVENTS` events at most, ~`_BATCH_CHARS` of text."""
+    start, chars = 0, 0
+    for index, payload in enumerate(payloads):
+        if index > start and (index - start >= BATCH_EVENTS or chars >= _BATCH_CHARS):
+            yield start, index
+            start, chars = index, 0
+        chars += len(payload)
+    if start < len(payloads):
+        yield start, len(payloads)
+
+
+def batch_rows(run_id: str, first_seq: int, events: Sequence[Event]) -> list[Any]:
+    """`events` (seqs `first_seq, ...`) as `INSERT_BATCHES` parameters."""
+    payloads = [encode_event(event) for event in events]
+    kinds = [type(event).kind for event in events]
+    stages = ["" if (stage := type(event).stage) is None else stage.value for event in events]
+    ats = [repr(float(event.at)) for event in events]
+    keys = [subject_key(event) for event in events]
+    seqs, counts, kind_rows, stage_rows, at_rows, key_rows, payload_rows = ([] for _ in range(7))
+    for start, stop in _cuts(payloads):
+        seqs.append(first_seq + start)
+        counts.append(stop - start)
+        kind_rows.append(" ".join(kinds[start:stop]))
+        stage_rows.append(" ".join(stages[start:stop]))
+        at_rows.append(" ".join(ats[start:stop]))
+        key_rows.append(_KEYS(keys[start:stop]))
+        payload_rows.append("\n".join(payloads[start:stop]))
+    return [run_id, seqs, counts, kind_rows, stage_rows, at_rows, key_rows, payload_rows]
+
+
+def split_row(seq: int, kinds: str, payloads: str, after_seq: int) -> Iterator[tuple[int, Event]]:
+    """The events of one `event_batches` row whose seq is above `after_seq`, decoded."""
+    skip = max(0, after_seq - seq + 1)
+    for index, (kind, payload) in enumerate(
+        zip(kinds.split(" "), payloads.split("\n"), strict=True)
+    ):
+        if index < skip:
+            continue
+        try:
+            yield seq + index, decode_event(kind, payload)
+        except StoreError as error:
+            raise StoreError(f"seq {seq + index}: {error}") from error
