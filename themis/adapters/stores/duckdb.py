@@ -40,7 +40,9 @@ from themis.adapters.checkpoint_codec import (
 )
 from themis.adapters.codec import decode_event, decode_snapshot, encode_snapshot
 from themis.adapters.stores.duckdb_log import (
+    FIRST_OF_KIND,
     INSERT_BATCHES,
+    KEYS_OF_KIND,
     READ_BATCHES,
     STORED_WITHIN,
     batch_rows,
@@ -75,6 +77,7 @@ __all__ = ["SCHEMA_VERSION", "DuckDBStore"]
 _READ_EVENTS: Final = (
     "SELECT seq, kind, payload FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq"
 )
+# The same of a store written before `event_batches` (schema 1-3, read-only).
 # One query for many keys; a key several runs hold resolves to the earliest-created run's
 # earliest seq (runs without a snapshot last).
 _FIND_GENERATIONS: Final = (
@@ -389,8 +392,9 @@ class DuckDBStore:
         if not trial_keys:
             return {}
         parameters = [GenerationCompleted.kind, exclude_run, list(trial_keys)]
+        sql = FIRST_OF_KIND if self._batched else _FIND_GENERATIONS
         with self._connection() as con:
-            rows = con.execute(_FIND_GENERATIONS, parameters).fetchall()
+            rows = con.execute(sql, parameters).fetchall()
         found: dict[str, tuple[str, GenerationCompleted]] = {}
         for trial_key, run_id, payload in rows:
             try:
@@ -406,8 +410,9 @@ class DuckDBStore:
         if not trial_keys:
             return set()
         parameters = [GenerationCompleted.kind, exclude_run, list(trial_keys)]
+        sql = KEYS_OF_KIND if self._batched else _GENERATED_KEYS
         with self._connection() as con:
-            return {key for (key,) in con.execute(_GENERATED_KEYS, parameters).fetchall()}
+            return {key for (key,) in con.execute(sql, parameters).fetchall()}
 
     def runs(self) -> list[RunSummary]:
         """One summary per saved snapshot, oldest first (ties by run id)."""

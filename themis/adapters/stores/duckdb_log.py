@@ -30,7 +30,9 @@ __all__ = [
     "BATCHES_TABLE",
     "BATCH_EVENTS",
     "EVENTS_VIEW",
+    "FIRST_OF_KIND",
     "INSERT_BATCHES",
+    "KEYS_OF_KIND",
     "READ_BATCHES",
     "STORED_WITHIN",
     "batch_rows",
@@ -76,6 +78,29 @@ READ_BATCHES: Final = (
 STORED_WITHIN: Final = (
     "SELECT min(greatest(seq, $2)) FROM event_batches"
     " WHERE run_id = $1 AND seq <= $3 AND seq + n - 1 >= $2"
+)
+# Events of kind `$1` about the keys `$3` in runs other than `$2`, by position (`seq`, `i`)
+# (only kinds and keys are split, not payloads): what `find_generations` and `generated_keys`
+# look up without reading every payload of the store through the `events` view.
+_KEYED: Final = (
+    "SELECT run_id, seq, i, trial_key FROM (SELECT run_id, seq,"
+    "  generate_subscripts(string_split(kinds, ' '), 1) AS i,"
+    "  unnest(string_split(kinds, ' ')) AS kind,"
+    "  unnest(CAST(json(trial_keys) AS VARCHAR[])) AS trial_key"
+    " FROM event_batches WHERE run_id <> $2)"
+    " WHERE kind = $1 AND trial_key IN (SELECT unnest($3::VARCHAR[]))"
+)
+KEYS_OF_KIND: Final = f"SELECT DISTINCT trial_key FROM ({_KEYED})"
+# The earliest-created run's earliest event of each key (runs without a snapshot last), with
+# its payload cut out of its row's payloads.
+FIRST_OF_KIND: Final = (
+    f"WITH found AS (SELECT k.* FROM ({_KEYED}) k LEFT JOIN runs r ON r.run_id = k.run_id"
+    "  QUALIFY row_number() OVER ("
+    "   PARTITION BY k.trial_key ORDER BY r.created_at NULLS LAST, k.run_id, k.seq + k.i) = 1),"
+    " rows AS (SELECT run_id, seq, string_split(payloads, chr(10)) AS payloads"
+    "  FROM event_batches WHERE (run_id, seq) IN (SELECT (run_id, seq) FROM found))"
+    " SELECT f.trial_key, f.run_id, b.payloads[f.i] FROM found f"
+    " JOIN rows b ON b.run_id = f.run_id AND b.seq = f.seq"
 )
 # A schema 1-3 log, one event a row, as rows of one event each.
 _COPY_EVENTS: Final = (
