@@ -31,18 +31,29 @@ def _asks(run: str) -> list[Ask]:
 
 
 def _log_without(store: DuckDBStore, run: str, after: int) -> None:
-    """Set aside the run's events after seq `after` (in `aside`), as if not logged yet."""
+    """Set aside the run's events after seq `after` (in `aside`), as if not logged yet; the
+    log's rows are made one event each first (`event_batches` rows of one), so that the
+    edits below name events by seq."""
     with store.cursor() as con:
-        con.execute("CREATE TABLE aside AS SELECT * FROM events WHERE run_id = $1", [run])
-        con.execute("DELETE FROM events WHERE run_id = $1 AND seq > $2", [run, after])
+        con.execute(
+            "CREATE TABLE single AS SELECT run_id, seq, 1, kind, coalesce(stage, ''),"
+            " CAST(recorded_at AS VARCHAR), to_json([trial_key]), payload FROM events"
+        )
+        con.execute("DELETE FROM event_batches")
+        con.execute("INSERT INTO event_batches SELECT * FROM single")
+        con.execute("CREATE TABLE aside AS SELECT * FROM event_batches WHERE run_id = $1", [run])
+        con.execute("DELETE FROM event_batches WHERE run_id = $1 AND seq > $2", [run, after])
+
+
+_LATER = "recorded_at = CAST(CAST(recorded_at AS DOUBLE) + 1 AS VARCHAR)"
 
 
 def _log_through(store: DuckDBStore, run: str, upto: int) -> int:
     """Log the events set aside through seq `upto`; the run's event count."""
     with store.cursor() as con:
         con.execute(
-            "INSERT INTO events SELECT * FROM aside WHERE seq > (SELECT max(seq) FROM events"
-            " WHERE run_id = $1) AND seq <= $2",
+            "INSERT INTO event_batches SELECT * FROM aside WHERE seq > (SELECT max(seq)"
+            " FROM event_batches WHERE run_id = $1) AND seq <= $2",
             [run, upto],
         )
         count = con.execute("SELECT count(*) FROM events WHERE run_id = $1", [run]).fetchone()
@@ -77,12 +88,12 @@ def test_kept_rows_of_a_growing_log_answer_as_a_fresh_copy(
         assert len(copies) == 1, "one copy, brought up to date"
         # Another log of the run (deleted and logged again, as a fresh rerun does): copied anew.
         with store.cursor() as con:
-            con.execute("DELETE FROM events WHERE run_id = $1 AND seq > 9", [run])
-            con.execute("UPDATE events SET recorded_at = recorded_at + 1 WHERE run_id = $1", [run])
-            con.execute("UPDATE aside SET recorded_at = recorded_at + 1")
+            con.execute("DELETE FROM event_batches WHERE run_id = $1 AND seq > 9", [run])
+            con.execute(f"UPDATE event_batches SET {_LATER} WHERE run_id = $1", [run])
+            con.execute(f"UPDATE aside SET {_LATER}")
         _log_through(store, run, last)
         with store.cursor() as con:  # one event fewer: another count, the same last seq
-            con.execute("DELETE FROM events WHERE run_id = $1 AND seq = 3", [run])
+            con.execute("DELETE FROM event_batches WHERE run_id = $1 AND seq = 3", [run])
         count = _log_through(store, run, last)
         if not held:
             store.close()
