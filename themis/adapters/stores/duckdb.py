@@ -253,19 +253,19 @@ class DuckDBStore:
     def read(self, run_id: str, after_seq: int = 0) -> list[tuple[int, Event]]:
         """The run's `(seq, event)` pairs after `after_seq`, in seq order."""
         if self._batched:
+            events: list[tuple[int, Event]] = []
             with self._connection() as con:
-                rows = con.execute(READ_BATCHES, [run_id, after_seq]).fetchall()
-            try:
-                return [
-                    pair
-                    for seq, kinds, payloads in rows
-                    for pair in split_row(seq, kinds, payloads, after_seq)
-                ]
-            except StoreError as error:
-                raise StoreError(f"{self._path}: run {run_id} {error}") from error
+                cursor = con.execute(READ_BATCHES, [run_id, after_seq])
+                try:  # a few rows at a time: their texts are not all held at once
+                    while rows := cursor.fetchmany(8):
+                        for seq, kinds, payloads in rows:
+                            events.extend(split_row(seq, kinds, payloads, after_seq))
+                except StoreError as error:
+                    raise StoreError(f"{self._path}: run {run_id} {error}") from error
+            return events
         with self._connection() as con:
             rows = con.execute(_READ_EVENTS, [run_id, after_seq]).fetchall()
-        events: list[tuple[int, Event]] = []
+        events = []
         for seq, kind, payload in rows:
             try:
                 events.append((seq, decode_event(kind, payload)))

@@ -92,15 +92,18 @@ _KEYED: Final = (
 )
 KEYS_OF_KIND: Final = f"SELECT DISTINCT trial_key FROM ({_KEYED})"
 # The earliest-created run's earliest event of each key (runs without a snapshot last), with
-# its payload cut out of its row's payloads.
+# its payload: only the rows holding one are split, each once.
 FIRST_OF_KIND: Final = (
     f"WITH found AS (SELECT k.* FROM ({_KEYED}) k LEFT JOIN runs r ON r.run_id = k.run_id"
     "  QUALIFY row_number() OVER ("
     "   PARTITION BY k.trial_key ORDER BY r.created_at NULLS LAST, k.run_id, k.seq + k.i) = 1),"
-    " rows AS (SELECT run_id, seq, string_split(payloads, chr(10)) AS payloads"
-    "  FROM event_batches WHERE (run_id, seq) IN (SELECT (run_id, seq) FROM found))"
-    " SELECT f.trial_key, f.run_id, b.payloads[f.i] FROM found f"
-    " JOIN rows b ON b.run_id = f.run_id AND b.seq = f.seq"
+    " split AS (SELECT b.run_id, b.seq,"
+    "   generate_subscripts(string_split(b.payloads, chr(10)), 1) AS i,"
+    "   unnest(string_split(b.payloads, chr(10))) AS payload"
+    "  FROM event_batches b JOIN (SELECT DISTINCT run_id, seq FROM found) m"
+    "   ON m.run_id = b.run_id AND m.seq = b.seq)"
+    " SELECT f.trial_key, f.run_id, s.payload FROM found f"
+    " JOIN split s ON s.run_id = f.run_id AND s.seq = f.seq AND s.i = f.i"
 )
 # A schema 1-3 log, one event a row, as rows of one event each.
 _COPY_EVENTS: Final = (
