@@ -19,7 +19,7 @@ older: `events` a table) is read as it is, and turned into this shape when a wri
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Final
 
 from themis.adapters.codec import decode_event, encode_event
@@ -160,15 +160,20 @@ def batch_rows(run_id: str, first_seq: int, events: Sequence[Event]) -> list[Any
     payloads = [encode_event(event) for event in events]
     kinds = [type(event).kind for event in events]
     stages = ["" if (stage := type(event).stage) is None else stage.value for event in events]
-    ats = [repr(float(event.at)) for event in events]
+    ats = [event.at for event in events]
     keys = [subject_key(event) for event in events]
+    cuts: Iterable[tuple[int, int]] = (
+        ((0, len(payloads)),)  # a writer's batch: one row (the usual case, checked in C)
+        if len(payloads) <= BATCH_EVENTS and sum(map(len, payloads)) < _BATCH_CHARS
+        else _cuts(payloads)
+    )
     seqs, counts, kind_rows, stage_rows, at_rows, key_rows, payload_rows = ([] for _ in range(7))
-    for start, stop in _cuts(payloads):
+    for start, stop in cuts:
         seqs.append(first_seq + start)
         counts.append(stop - start)
         kind_rows.append(" ".join(kinds[start:stop]))
         stage_rows.append(" ".join(stages[start:stop]))
-        at_rows.append(" ".join(ats[start:stop]))
+        at_rows.append(" ".join(map(repr, ats[start:stop])))
         key_rows.append(_KEYS(keys[start:stop]))
         payload_rows.append("\n".join(payloads[start:stop]))
     return [run_id, seqs, counts, kind_rows, stage_rows, at_rows, key_rows, payload_rows]
