@@ -123,9 +123,16 @@ def refreshes(n: int, root: Path) -> None:
     store = DuckDBStore(str(path))
     con = store.cursor()
     last = store.last_seq(run)
-    con.execute("CREATE TABLE aside AS SELECT * FROM events WHERE run_id = $1", [run])
-    for table in ("events", "checkpoints", "checkpoint_parts", "checkpoint_blobs", "trial_places"):
-        half = " AND seq > $2" if table == "events" else ""
+    # The log's rows (`event_batches`, a writer's batch each: ADR 0046) set aside from the half.
+    con.execute("CREATE TABLE aside AS SELECT * FROM event_batches WHERE run_id = $1", [run])
+    for table in (
+        "event_batches",
+        "checkpoints",
+        "checkpoint_parts",
+        "checkpoint_blobs",
+        "trial_places",
+    ):
+        half = " AND seq > $2" if table == "event_batches" else ""
         con.execute(
             f"DELETE FROM {table} WHERE run_id = $1{half}", [run, last // 2][: 2 if half else 1]
         )
@@ -134,8 +141,8 @@ def refreshes(n: int, root: Path) -> None:
         for step in range(STEPS + 1):
             upto = last // 2 + (last - last // 2) * step // STEPS
             con.execute(
-                "INSERT INTO events SELECT * FROM aside WHERE seq > (SELECT max(seq)"
-                " FROM events WHERE run_id = $1) AND seq <= $2",
+                "INSERT INTO event_batches SELECT * FROM aside WHERE seq > (SELECT max(seq)"
+                " FROM event_batches WHERE run_id = $1) AND seq <= $2",
                 [run, upto],
             )
             wall, cpu, answer = timed(lambda: client.get(f"/runs/{run}"))
