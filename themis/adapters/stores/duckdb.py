@@ -40,13 +40,13 @@ from themis.adapters.checkpoint_codec import (
 )
 from themis.adapters.codec import decode_event, decode_snapshot, encode_snapshot
 from themis.adapters.stores.duckdb_log import (
-    FIRST_OF_KIND,
     INSERT_BATCHES,
     KEYS_OF_KIND,
     READ_BATCHES,
     STORED_WITHIN,
     batch_rows,
     batched,
+    first_of_kind,
     split_row,
 )
 from themis.adapters.stores.duckdb_open import (
@@ -391,10 +391,12 @@ class DuckDBStore:
         """Completed generations of `trial_keys` in other runs: the earliest-created run's first."""
         if not trial_keys:
             return {}
-        parameters = [GenerationCompleted.kind, exclude_run, list(trial_keys)]
-        sql = FIRST_OF_KIND if self._batched else _FIND_GENERATIONS
+        kind, keys = GenerationCompleted.kind, list(trial_keys)
         with self._connection() as con:
-            rows = con.execute(sql, parameters).fetchall()
+            if self._batched:
+                rows = list(first_of_kind(con, kind, exclude_run, keys))
+            else:
+                rows = con.execute(_FIND_GENERATIONS, [kind, exclude_run, keys]).fetchall()
         found: dict[str, tuple[str, GenerationCompleted]] = {}
         for trial_key, run_id, payload in rows:
             try:

@@ -30,13 +30,13 @@ __all__ = [
     "BATCHES_TABLE",
     "BATCH_EVENTS",
     "EVENTS_VIEW",
-    "FIRST_OF_KIND",
     "INSERT_BATCHES",
     "KEYS_OF_KIND",
     "READ_BATCHES",
     "STORED_WITHIN",
     "batch_rows",
     "batched",
+    "first_of_kind",
     "migrate_events",
     "split_row",
 ]
@@ -91,19 +91,18 @@ _KEYED: Final = (
     " WHERE kind = $1 AND trial_key IN (SELECT unnest($3::VARCHAR[]))"
 )
 KEYS_OF_KIND: Final = f"SELECT DISTINCT trial_key FROM ({_KEYED})"
-# The earliest-created run's earliest event of each key (runs without a snapshot last), with
-# its payload: only the rows holding one are split, each once.
-FIRST_OF_KIND: Final = (
-    f"WITH found AS (SELECT k.* FROM ({_KEYED}) k LEFT JOIN runs r ON r.run_id = k.run_id"
-    "  QUALIFY row_number() OVER ("
-    "   PARTITION BY k.trial_key ORDER BY r.created_at NULLS LAST, k.run_id, k.seq + k.i) = 1),"
-    " split AS (SELECT b.run_id, b.seq,"
-    "   generate_subscripts(string_split(b.payloads, chr(10)), 1) AS i,"
-    "   unnest(string_split(b.payloads, chr(10))) AS payload"
-    "  FROM event_batches b JOIN (SELECT DISTINCT run_id, seq FROM found) m"
-    "   ON m.run_id = b.run_id AND m.seq = b.seq)"
-    " SELECT f.trial_key, f.run_id, s.payload FROM found f"
-    " JOIN split s ON s.run_id = f.run_id AND s.seq = f.seq AND s.i = f.i"
+# Where the earliest-created run's earliest event of each key is (runs without a snapshot
+# last): its row and its place in it.
+_FIRST_OF_KIND: Final = (
+    f"SELECT k.trial_key, k.run_id, k.seq, k.i FROM ({_KEYED}) k"
+    " LEFT JOIN runs r ON r.run_id = k.run_id"
+    " QUALIFY row_number() OVER ("
+    "  PARTITION BY k.trial_key ORDER BY r.created_at NULLS LAST, k.run_id, k.seq + k.i) = 1"
+)
+_ROWS_AT: Final = (
+    "SELECT b.run_id, b.seq, b.payloads FROM event_batches b"
+    " JOIN (SELECT unnest($1::VARCHAR[]) AS run_id, unnest($2::BIGINT[]) AS seq) m"
+    " ON m.run_id = b.run_id AND m.seq = b.seq"
 )
 # A schema 1-3 log, one event a row, as rows of one event each.
 _COPY_EVENTS: Final = (
@@ -177,6 +176,28 @@ def batch_rows(run_id: str, first_seq: int, events: Sequence[Event]) -> list[Any
         key_rows.append(_KEYS(keys[start:stop]))
         payload_rows.append("\n".join(payloads[start:stop]))
     return [run_id, seqs, counts, kind_rows, stage_rows, at_rows, key_rows, payload_rows]
+
+
+def first_of_kind(
+    con: Any, kind: str, exclude_run: str, trial_keys: list[str]
+) -> Iterator[tuple[str, str, str]]:
+    """`(trial_key, run_id, payload)` of the first event of `kind` about each of `trial_keys` in
+    a run other than `exclude_run` (the earliest-created run's, its lowest seq). Each row
+    holding one is read a few at a time and split once, here: DuckDB would hold every payload
+    of every such row at once to join them (~0.3 GiB for a 100k-trial replay's 10,000 keys)."""
+    found = con.execute(_FIRST_OF_KIND, [kind, exclude_run, trial_keys]).fetchall()
+    wanted: dict[tuple[str, int], list[tuple[str, int]]] = {}
+    for trial_key, run_id, seq, index in found:
+        wanted.setdefault((run_id, seq), []).append((trial_key, index))
+    if not wanted:
+        return
+    runs, seqs = zip(*wanted, strict=True)
+    cursor = con.execute(_ROWS_AT, [list(runs), list(seqs)])
+    while rows := cursor.fetchmany(4):
+        for run_id, seq, payloads in rows:
+            texts = payloads.split("\n")
+            for trial_key, index in wanted[run_id, seq]:
+                yield trial_key, run_id, texts[index - 1]
 
 
 def split_row(seq: int, kinds: str, payloads: str, after_seq: int) -> Iterator[tuple[int, Event]]:
