@@ -311,15 +311,20 @@ class LogBrowser:
         parameters["upto"] = upto = upto or 0
         bounded = " AND seq <= $upto"
         if held is not None and grown and not resets:
-            touched = (
-                f"(SELECT DISTINCT trial_key FROM {store}events WHERE run_id = $run"
-                " AND seq > $after AND seq <= $upto AND trial_key IS NOT NULL)"
-            )
+            found = cursor.execute(
+                f"SELECT list(DISTINCT trial_key) FROM {store}events WHERE run_id = $run"
+                " AND seq > $after AND seq <= $upto AND trial_key IS NOT NULL",
+                parameters,
+            ).fetchone()
+            keys = {"run": run_id, "upto": upto, "keys": found[0] if found and found[0] else []}
+            touched = "(SELECT unnest($keys::VARCHAR[]))"
             only = f" AND (trial_key IS NULL OR trial_key IN {touched})"
             rows = trial_rows("run", store, places, bounded + only, f" AND trial_key IN {touched}")
             cursor.execute("BEGIN TRANSACTION")
-            cursor.execute(f"DELETE FROM {held.name} WHERE trial_key IN {touched}", parameters)
-            cursor.execute(f"INSERT INTO {held.name} {rows}", parameters)
+            cursor.execute(
+                f"DELETE FROM {held.name} WHERE trial_key IN {touched}", {"keys": keys["keys"]}
+            )
+            cursor.execute(f"INSERT INTO {held.name} {rows}", keys)
             cursor.execute("COMMIT")
             return _Copy(held.name, upto, stamp)
         name = _quoted(f"trials_{next(_COPIES)}_{upto}_{run_id[:16]}")
