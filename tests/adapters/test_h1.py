@@ -8,8 +8,10 @@ scripted byte-level server (`scripted`, below) for answers no real server should
 from __future__ import annotations
 
 import functools
+import gzip
 import json
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -329,6 +331,29 @@ def test_chunked_bodies_informational_answers_and_read_until_close() -> None:
     assert (answer.status, json.loads(answer.content)) == (200, {"a": 1})
     (answer,), _ = scripted([b'HTTP/1.0 200 OK\r\n\r\n{"b": 2}'], close_after=True)(one)
     assert json.loads(answer.content) == {"b": 2}
+
+
+def test_a_content_encoded_body_is_decoded_and_the_next_plain_one_is_not() -> None:
+    """gzip, zlib-wrapped and raw deflate are undone; on the same connection the next answer,
+    without `content-encoding`, is given as it came (the flag is the answer's, not the
+    connection's)."""
+    text = b'{"a": "' + b"x" * 200 + b'"}'
+    raw = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    encodings = [
+        (b"gzip", gzip.compress(text)),
+        (b"deflate", zlib.compress(text)),
+        (b"Deflate", raw.compress(text) + raw.flush()),
+    ]
+    for coding, body in encodings:
+        encoded = b"HTTP/1.1 200 OK\r\ncontent-encoding: %s\r\ncontent-length: %d\r\n\r\n%s" % (
+            coding,
+            len(body),
+            body,
+        )
+        plain = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+        answers, accepted = scripted([encoded, plain])(lambda port: one(port, requests=2))
+        assert [answer.content for answer in answers] == [text, body]
+        assert accepted == 1
 
 
 def test_a_silent_server_is_a_read_timeout() -> None:
