@@ -10,6 +10,7 @@ import attrs
 import trio
 from attrs import field, frozen
 
+from themis.app.execution.collection import collector_settled
 from themis.app.execution.interpreter import ProgressCallback, execute
 from themis.app.execution.live import PublishedStart, publishing
 from themis.app.execution.ports import Ports
@@ -334,9 +335,11 @@ def _both(first: ProgressCallback | None, second: ProgressCallback) -> ProgressC
 
 
 def _run_trio(main: Callable[[], Awaitable[T]], clock: trio.abc.Clock | None) -> T:
-    """`trio.run`, surfacing a Themis error from inside the nurseries as itself, not a group."""
+    """`trio.run` with the collector settled (`collector_settled`), surfacing a Themis error from
+    inside the nurseries as itself, not a group."""
     try:
-        return trio.run(main, clock=clock)
+        with collector_settled():
+            return trio.run(main, clock=clock)
     except BaseExceptionGroup as group:
         found = group.subgroup(lambda error: isinstance(error, ThemisError | KeyboardInterrupt))
         if found is None:

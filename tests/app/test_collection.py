@@ -1,0 +1,74 @@
+"""`collector_settled`: the collector set aside during an execution and restored after it, also
+when executions in several threads overlap."""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from themis.app.execution.collection import YOUNG_THRESHOLD, collector_settled
+
+
+@pytest.fixture(autouse=True)
+def _default_collector() -> Iterator[None]:
+    saved = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    yield
+    gc.set_threshold(*saved)
+
+
+def test_an_execution_freezes_what_exists_and_collects_the_young_less_often() -> None:
+    before = gc.get_threshold()
+    built = [[object()] for _ in range(100)]  # containers that exist before the execution
+    with collector_settled():
+        assert gc.get_freeze_count() >= len(built)
+        assert gc.get_threshold() == (YOUNG_THRESHOLD, before[1], before[2])
+    assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == before
+
+
+def test_the_collector_is_restored_when_the_execution_fails() -> None:
+    with pytest.raises(RuntimeError), collector_settled():
+        raise RuntimeError("the run failed")
+    assert (gc.get_threshold(), gc.get_freeze_count()) == ((700, 10, 10), 0)
+
+
+def test_overlapping_executions_restore_the_setting_once_the_last_ends() -> None:
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen: list[tuple[int, int, int]] = []
+
+    def first() -> None:
+        with collector_settled():
+            first_in.set()
+            second_in.wait(5)
+        first_out.set()
+
+    def second() -> None:
+        first_in.wait(5)
+        with collector_settled():
+            second_in.set()
+            first_out.wait(5)
+            seen.append(gc.get_threshold())  # the first ended: still settled for this one
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert seen == [(YOUNG_THRESHOLD, 10, 10)]
+    assert (gc.get_threshold(), gc.get_freeze_count()) == ((700, 10, 10), 0)
+
+
+def test_a_garbage_cycle_made_during_an_execution_is_still_collected() -> None:
+    with collector_settled():
+
+        class Node:
+            other: object = None
+
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        del a, b
+        assert gc.collect() >= 2
