@@ -73,7 +73,7 @@ def _text(choice: Mapping[str, Any], api: str) -> str:
         text = choice.get("text")
     else:
         message = choice.get("message")
-        if not isinstance(message, Mapping):
+        if type(message) is not dict and not isinstance(message, Mapping):
             raise MalformedResponse("a choice has no message")
         text = message.get("content")
         if text is None:  # a refusal or a tool call: no text, which is an answer
@@ -178,14 +178,17 @@ def _choice_logprobs(choice: Mapping[str, Any], api: str) -> tuple[TokenLogprob,
 
 
 def parse_choices(data: Any, api: str) -> list[ModelResponse]:
-    """One `ModelResponse` per choice, in choice order; each carries the whole call's usage."""
-    if not isinstance(data, Mapping):
+    """One `ModelResponse` per choice, in choice order; each carries the whole call's usage.
+
+    A decoded JSON object is a `dict`: checked by type first (`isinstance` of the `Mapping` ABC
+    costs several times more), any other `Mapping` still accepted."""
+    if type(data) is not dict and not isinstance(data, Mapping):
         raise MalformedResponse(f"expected a JSON object, got {type(data).__name__}")
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices:
         raise MalformedResponse("no choices")
     usage = data.get("usage")
-    usage = usage if isinstance(usage, Mapping) else {}
+    usage = usage if type(usage) is dict or isinstance(usage, Mapping) else {}
     ordered = (
         choices
         if len(choices) == 1
@@ -202,7 +205,7 @@ def parse_choices(data: Any, api: str) -> list[ModelResponse]:
     fingerprint = str_or_none(data.get("system_fingerprint"))
     responses = []
     for choice in ordered:
-        if not isinstance(choice, Mapping):
+        if type(choice) is not dict and not isinstance(choice, Mapping):
             raise MalformedResponse("a choice is not an object")
         responses.append(
             ModelResponse(
