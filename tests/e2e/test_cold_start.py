@@ -130,48 +130,9 @@ def test_run_and_report_coerce_their_values_without_pydantic(tmp_path: Path) -> 
         assert sorted(name for name in imported if name.split(".")[0] == "pydantic") == []
 
 
-def test_calls_to_a_plain_http_endpoint_that_succeed_load_no_httpx(fake: FakeServer) -> None:
-    # The lean client raises httpx's exception types, but imports httpx (~80 ms with its
-    # command line's modules) only to raise one.
-    script = (
-        "import sys, trio\n"
-        "from themis.adapters.clocks import SystemClock\n"
-        "from themis.adapters.models.http import PoolLimits\n"
-        "from themis.adapters.models.openai import OpenAICompatibleModel\n"
-        "from themis.core.endpoint import Endpoint\n"
-        "from themis.core.planner import ModelRequest\n"
-        "from themis.core.prompting import Message\n"
-        "from themis.core.spec import GenerationParams\n"
-        f"model = OpenAICompatibleModel('local', Endpoint(base_url={fake.openai_base_url!r}),\n"
-        "    clock=SystemClock(), pool=PoolLimits(size=2, timeout=None))\n"
-        "request = ModelRequest(trial_key='k', provider='local', model='m',\n"
-        "    messages=(Message('user', 'What is 1 + 2?'),), params=GenerationParams(),\n"
-        "    options={}, sample=0)\n"
-        "async def main():\n"
-        "    for _ in range(2):\n"
-        "        print((await model.generate(request)).text)\n"
-        "trio.run(main)\n"
-        "print('httpx' in sys.modules)\n"
-    )
-    shown = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    ).stdout.splitlines()
-    assert len(shown) == 3  # two answers
-    assert shown[-1] == "False"
-
-
-def test_error_answers_of_a_plain_http_endpoint_load_no_httpx(fake: FakeServer) -> None:
-    # Importing httpx mid-run blocks every call of the run for as long as the import takes:
-    # at the first failure, a retry waited ~0.2 s longer than its delay on a loaded machine
-    # (what made llmock judge a run's backoff constant). The status, hint and redirect are
-    # read without it.
-    fake.control(
-        script=[
-            {"fault": {"kind": "status", "status": 500}, "times": 1},
-            {"fault": {"kind": "status", "status": 429, "retry_after": 2}, "times": 1},
-            {"fault": {"kind": "status", "status": 301, "headers": {"Location": "/v2"}}},
-        ]
-    )
+def _calls_shown(fake: FakeServer, calls: int) -> list[str]:
+    """What a process making `calls` calls to `fake` on the lean client prints: each answer's
+    text (or its error's kind, status, hint and message), then whether it imported httpx."""
     script = (
         "import sys, trio\n"
         "from themis.adapters.clocks import SystemClock\n"
@@ -188,17 +149,40 @@ def test_error_answers_of_a_plain_http_endpoint_load_no_httpx(fake: FakeServer) 
         "    messages=(Message('user', 'What is 1 + 2?'),), params=GenerationParams(),\n"
         "    options={}, sample=0)\n"
         "async def main():\n"
-        "    for _ in range(3):\n"
+        f"    for _ in range({calls}):\n"
         "        try:\n"
-        "            await model.generate(request)\n"
+        "            print((await model.generate(request)).text)\n"
         "        except ModelCallError as error:\n"
         "            print(error.kind, error.status, error.retry_after_s, error.message)\n"
         "trio.run(main)\n"
         "print('httpx' in sys.modules)\n"
     )
-    shown = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout.splitlines()
+
+
+def test_calls_to_a_plain_http_endpoint_that_succeed_load_no_httpx(fake: FakeServer) -> None:
+    # The lean client raises httpx's exception types, but imports httpx (~80 ms with its
+    # command line's modules) only to raise one.
+    shown = _calls_shown(fake, 2)
+    assert len(shown) == 3  # two answers
+    assert shown[-1] == "False"
+
+
+def test_error_answers_of_a_plain_http_endpoint_load_no_httpx(fake: FakeServer) -> None:
+    # Importing httpx mid-run blocks every call of the run for as long as the import takes:
+    # at the first failure, a retry waited ~0.2 s longer than its delay on a loaded machine
+    # (what made llmock judge a run's backoff constant). The status, hint and redirect are
+    # read without it.
+    fake.control(
+        script=[
+            {"fault": {"kind": "status", "status": 500}, "times": 1},
+            {"fault": {"kind": "status", "status": 429, "retry_after": 2}, "times": 1},
+            {"fault": {"kind": "status", "status": 301, "headers": {"Location": "/v2"}}},
+        ]
+    )
+    shown = _calls_shown(fake, 3)
     assert shown[0].startswith("server 500 None local: HTTP 500")
     assert shown[1].startswith("rate_limit 429 2.0 local: HTTP 429")
     assert shown[2].startswith("bad_request 301 None local: HTTP 301 redirect to /v2:")

@@ -63,6 +63,16 @@ UntilStageOption = Annotated[
     ),
 ]
 
+# `--set` of a command continuing a stored run (`resume`, `replay`).
+StoredSetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        help="Override a value: KEY=VALUE (runtime.* without --config).",
+    ),
+]
+
 
 def run(
     config: Annotated[Path, typer.Argument(help="Experiment config (.toml or .json).")],
@@ -191,14 +201,7 @@ def resume(
         Path | None,
         typer.Option("--config", help="Resume with this config's runtime (same identity only)."),
     ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            metavar="KEY=VALUE",
-            help="Override a value: KEY=VALUE (runtime.* without --config).",
-        ),
-    ] = None,
+    set_: StoredSetOption = None,
     until_stage: UntilStageOption = None,
     as_json: ResultJsonOption = False,
     quiet: QuietOption = False,
@@ -267,14 +270,7 @@ def replay(
             help="Replay under this config: it may change the parser, metrics or judges.",
         ),
     ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            metavar="KEY=VALUE",
-            help="Override a value: KEY=VALUE (runtime.* without --config).",
-        ),
-    ] = None,
+    set_: StoredSetOption = None,
     as_json: ResultJsonOption = False,
     quiet: QuietOption = False,
     telemetry_log: TelemetryLogOption = None,
