@@ -25,6 +25,7 @@ import duckdb
 
 from themis.adapters.codec import decode_event
 from themis.adapters.stores.duckdb import DuckDBStore
+from themis.adapters.stores.duckdb_log import EVENTS_VIEW
 from themis.adapters.stores.duckdb_outline import OUTLINE, outline_of
 from themis.adapters.stores.duckdb_trial_rows import PlannedPlaces, trial_rows
 from themis.adapters.stores.duckdb_views import view_sql
@@ -43,6 +44,8 @@ __all__ = ["TRIAL_SORTS", "FailureKind", "LogBrowser", "Page"]
 TRIAL_SORTS = ("position", "case_id", "model", "prompt", "status", "latency_s", "output_tokens")
 # Names of the memory databases browsers of open stores attach (one each).
 _ATTACHED = itertools.count()
+# How many of the log's newest events `latest` reads first.
+_NEWEST = 4096
 # Numbers of the copies of trial rows (a name is never used twice in a process).
 _COPIES = itertools.count()
 
@@ -112,6 +115,7 @@ class LogBrowser:
         # Answers computed from a few trials' rows of a run not kept yet (`_rows_of`), by the
         # run's event count: a page asked for again before the run is kept is not recomputed.
         self._narrowed: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        self._log_batched = False
         # Each run's event count as the caller last read it (`kept` trusts it when given).
         self.versions: dict[str, int] = {}
 
@@ -219,6 +223,27 @@ class LogBrowser:
             return self._source.cursor()
         return self._memory.cursor()
 
+    def _batched(self) -> bool:
+        """Whether the store keeps its log in `event_batches` (once seen, for good)."""
+        if not self._log_batched:
+            if isinstance(self._source, DuckDBStore):
+                cursor = self._source.cursor()
+                try:
+                    self._log_batched = _batched(cursor, "")
+                finally:
+                    cursor.close()
+            else:
+                store = DuckDBStore(self._path, read_only=True, lock_wait=0.0)
+                try:
+                    cursor = store.cursor()
+                    try:
+                        self._log_batched = _batched(cursor, "")
+                    finally:
+                        cursor.close()
+                finally:
+                    store.close()
+        return self._log_batched
+
     def close(self) -> None:
         """Drop what this browser keeps (its copies and planned places; from an open store, the
         memory database it attached to the store's instance, which its owner keeps open)."""
@@ -298,10 +323,12 @@ class LogBrowser:
         else (ADR 0052) — else a new copy."""
         store, places = source
         parameters: dict[str, Any] = {"run": run_id, "after": 0 if held is None else held.upto}
+        batched = _batched(cursor, store)
+        since = _log_of(store, " AND seq + n > $after") if batched else f"{store}events"
         upto, stamp, resets, then = cursor.execute(
             "SELECT max(seq), arg_max(recorded_at, seq),"
             " count(*) FILTER (WHERE kind = 'stage_reset' AND seq > $after),"
-            f" max(recorded_at) FILTER (WHERE seq = $after) FROM {store}events"
+            f" max(recorded_at) FILTER (WHERE seq = $after) FROM {since}"
             " WHERE run_id = $run AND seq >= $after",
             parameters,
         ).fetchone()
@@ -312,14 +339,26 @@ class LogBrowser:
         bounded = " AND seq <= $upto"
         if held is not None and grown and not resets:
             found = cursor.execute(
-                f"SELECT list(DISTINCT trial_key) FROM {store}events WHERE run_id = $run"
+                f"SELECT list(DISTINCT trial_key) FROM {since} WHERE run_id = $run"
                 " AND seq > $after AND seq <= $upto AND trial_key IS NOT NULL",
                 parameters,
             ).fetchone()
             keys = {"run": run_id, "upto": upto, "keys": found[0] if found and found[0] else []}
             touched = "(SELECT unnest($keys::VARCHAR[]))"
             only = f" AND (trial_key IS NULL OR trial_key IN {touched})"
-            rows = trial_rows("run", store, places, bounded + only, f" AND trial_key IN {touched}")
+            # Only the log's rows that hold an event of those trials (or a reset) are split.
+            log = (
+                _log_of(
+                    store,
+                    " AND (list_has_any(CAST(json(trial_keys) AS VARCHAR[]),"
+                    " $keys::VARCHAR[]) OR contains(kinds, 'stage_reset'))",
+                )
+                if batched
+                else None
+            )
+            rows = trial_rows(
+                "run", store, places, bounded + only, f" AND trial_key IN {touched}", log
+            )
             cursor.execute("BEGIN TRANSACTION")
             cursor.execute(
                 f"DELETE FROM {held.name} WHERE trial_key IN {touched}", {"keys": keys["keys"]}
@@ -589,7 +628,7 @@ class LogBrowser:
             " CASE WHEN e.kind = 'score_completed' THEN 'scored' ELSE 'failed' END AS status,"
             " CAST(e.p->'scores' AS MAP(VARCHAR, DOUBLE)) AS scores,"
             " e.p->>'error_kind' AS error_kind"
-            " FROM (SELECT seq, recorded_at, kind, trial_key, payload::JSON AS p FROM events"
+            " FROM (SELECT seq, recorded_at, kind, trial_key, payload::JSON AS p FROM {log}"
             "   WHERE run_id = $run AND kind IN ('score_completed', 'generation_failed')"
             "   ORDER BY seq DESC LIMIT $limit) e"
             " JOIN {places} p ON p.run_id = $run AND CASE WHEN e.kind = 'score_completed'"
@@ -597,12 +636,22 @@ class LogBrowser:
             " ORDER BY e.seq DESC, p.position LIMIT $limit"
         )
         parameters = {"run": run_id, "limit": limit}
-        if isinstance(self._source, DuckDBStore):
-            rows = self._query(sql.format(places=self._places(run_id)), parameters)
-        else:
-            rows = self._attached(
-                sql.replace(" FROM events", " FROM store.events"), parameters, run_id
-            )
+        held = isinstance(self._source, DuckDBStore)
+        prefix = "" if held else "store."
+        # The log's newest rows first (ADR 0046: a row is a batch, split only when read).
+        newest = (
+            f" AND seq + n > (SELECT max(seq + n) FROM {prefix}event_batches"
+            f" WHERE run_id = $run) - {_NEWEST}"
+        )
+        logs = [_log_of(prefix, newest), f"{prefix}events"] if self._batched() else []
+        rows: list[dict[str, Any]] = []
+        for log in logs or [f"{prefix}events"]:
+            if held:
+                rows = self._query(sql.format(places=self._places(run_id), log=log), parameters)
+            else:
+                rows = self._attached(sql.replace("{log}", log), parameters, run_id)
+            if len(rows) >= limit:
+                break
         for row in rows:
             row["scores"] = dict(row["scores"] or {})
         return rows
@@ -659,6 +708,25 @@ class LogBrowser:
         for row in rows:
             del row["matching"]
         return Page(total=total, offset=offset, rows=tuple(rows))
+
+
+def _batched(cursor: Any, store: str) -> bool:
+    """Whether the store (attached as `store`, or the cursor's own) keeps its log in
+    `event_batches` (ADR 0046) rather than an `events` table (an older store read as it is)."""
+    row = cursor.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'event_batches'"
+        " AND database_name = coalesce($db, current_database())",
+        {"db": store.rstrip(".") or None},
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _log_of(store: str, where: str) -> str:
+    """The run's events as the `events` view has them, from only the rows of `event_batches`
+    that `where` keeps (so the rest of the log is not split)."""
+    body = EVENTS_VIEW.removeprefix("CREATE OR REPLACE VIEW events AS")
+    rows = f"FROM {store}event_batches WHERE run_id = $run{where})"
+    return f"({body.replace('FROM event_batches)', rows)})"
 
 
 def _quoted(name: str) -> str:

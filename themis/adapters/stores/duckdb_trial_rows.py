@@ -23,9 +23,10 @@ __all__ = ["RESPONSE_CHARS", "PlannedPlaces", "trial_rows"]
 RESPONSE_CHARS = 300
 _NAMES = itertools.count()
 
-# The log of one run, filtered before the views' window functions read it; `{db}` names the
-# database holding the store (empty in the store's own connection), `{run}` the run parameter.
-_RUN_EVENTS = "(SELECT * FROM {db}events WHERE run_id = ${run}{where})"
+# The log of one run, filtered before the views' window functions read it; `{log}` names its
+# events (the store's `events`, or part of its rows: `LogBrowser` narrows them), `{run}` the
+# run parameter.
+_RUN_EVENTS = "(SELECT * FROM {log} WHERE run_id = ${run}{where})"
 _RUN_PLACES = "(SELECT * FROM {places} WHERE run_id = ${run}{where})"
 # A run's trials as the `trials` view has them (`duckdb_views`: the same rules, rows and
 # columns; `tests/viewer/test_trial_rows.py` compares them), plus the start of the response, the
@@ -103,11 +104,13 @@ def trial_rows(
     places: str | None = None,
     events_where: str = "",
     places_where: str = "",
+    log: str | None = None,
 ) -> str:
     """The query of one run's trial rows, the run given as parameter `$<run>`, its places read
     from the table `places` (default: the store's `trial_places`); `events_where` and
-    `places_where` (each ` AND ...`) narrow the events and the places read."""
-    events = _RUN_EVENTS.format(db=db, run=run, where=events_where)
+    `places_where` (each ` AND ...`) narrow the events and the places read, `log` names what
+    the events are read from (default: the store's `events`)."""
+    events = _RUN_EVENTS.format(log=log or f"{db}events", run=run, where=events_where)
     places = _RUN_PLACES.format(places=places or f"{db}trial_places", run=run, where=places_where)
     return _TRIAL_ROWS.format(chars=RESPONSE_CHARS, places=places, events=events)
 
