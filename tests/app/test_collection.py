@@ -72,3 +72,17 @@ def test_a_garbage_cycle_made_during_an_execution_is_still_collected() -> None:
         a.other, b.other = b, a
         del a, b
         assert gc.collect() >= 2
+
+
+def test_what_the_process_froze_itself_stays_frozen() -> None:
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        built = [[object()] for _ in range(1000)]  # made after the process's own freeze
+        with collector_settled():
+            assert gc.get_freeze_count() <= frozen  # nothing more frozen (some frozen may die)
+            assert gc.get_threshold()[0] == YOUNG_THRESHOLD
+        assert gc.get_freeze_count() > frozen - len(built)  # not unfrozen
+        assert gc.get_threshold() == (700, 10, 10)
+    finally:
+        gc.unfreeze()

@@ -8,7 +8,8 @@ nothing and cost ~5 % of a 10,000-call HTTP run's CPU (ADR 0050). During an exec
 compiled run) are frozen out of the collector's sight (`gc.freeze`), and the youngest generation
 is collected every `YOUNG_THRESHOLD` allocations instead of CPython's 700. Cycles are still
 collected, later. Executions in several threads at once share one setting: the first to start
-sets it, the last to end restores what was there.
+sets it, the last to end restores what was there. A process that froze objects itself (e.g.
+before forking workers) keeps them frozen: nothing is frozen or unfrozen for it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class _Executions:
         self.lock = threading.Lock()
         self.running = 0
         self.saved = gc.get_threshold()
+        self.froze = False  # whether the first execution froze (nothing was frozen before it)
 
 
 _EXECUTIONS = _Executions()
@@ -43,7 +45,9 @@ def collector_settled() -> Iterator[None]:
     with executions.lock:
         if executions.running == 0:
             executions.saved = young, middle, old = gc.get_threshold()
-            gc.freeze()
+            executions.froze = gc.get_freeze_count() == 0
+            if executions.froze:
+                gc.freeze()
             gc.set_threshold(max(young, YOUNG_THRESHOLD), middle, old)
         executions.running += 1
     try:
@@ -53,4 +57,5 @@ def collector_settled() -> Iterator[None]:
             executions.running -= 1
             if executions.running == 0:
                 gc.set_threshold(*executions.saved)
-                gc.unfreeze()
+                if executions.froze:
+                    gc.unfreeze()
