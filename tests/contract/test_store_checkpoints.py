@@ -490,18 +490,10 @@ def test_a_store_with_checkpoints_of_format_2_reads_them(tmp_path: Path) -> None
         con.execute("INSERT INTO checkpoints VALUES ($1, $2, $3, $4, $5)", row)
     reader = DuckDBStore(path, read_only=True)
     try:
-        assert reader.load_checkpoint("run-a") == realistic_checkpoint()
         assert reader.load_checkpoint_summary("run-a") == realistic_checkpoint().summary
     finally:
         reader.close()
-    writer = DuckDBStore(path)
-    try:
-        assert writer.load_checkpoint("run-a") == realistic_checkpoint()
-        later = Checkpoint(seq=99, state=project(answers(2)))
-        writer.save_checkpoint("run-a", later)
-        assert writer.load_checkpoint("run-a") == later
-    finally:
-        writer.close()
+    _read_then_replaced(path)
 
 
 def test_a_store_with_checkpoints_of_format_3_reads_them(tmp_path: Path) -> None:
@@ -525,19 +517,7 @@ def test_a_store_with_checkpoints_of_format_3_reads_them(tmp_path: Path) -> None
         )
         (state,) = con.execute("SELECT state FROM checkpoints").fetchone()
     assert state.startswith('{"format":"3:')
-    reader = DuckDBStore(path, read_only=True)
-    try:
-        assert reader.load_checkpoint("run-a") == realistic_checkpoint()
-    finally:
-        reader.close()
-    writer = DuckDBStore(path)
-    try:
-        assert writer.load_checkpoint("run-a") == realistic_checkpoint()
-        later = Checkpoint(seq=99, state=project(answers(2)))
-        writer.save_checkpoint("run-a", later)
-        assert writer.load_checkpoint("run-a") == later
-    finally:
-        writer.close()
+    _read_then_replaced(path)
     with duckdb.connect(str(path)) as con:
         assert con.execute("SELECT count(*) FROM checkpoint_parts").fetchone() == (0,)
 
@@ -555,3 +535,21 @@ def test_deleting_a_run_deletes_its_checkpoint_parts_only(tmp_path: Path) -> Non
             "SELECT run_id, count(*) FROM checkpoint_blobs GROUP BY run_id"
         ).fetchall()
     assert held == [("run-b", 7)]
+
+
+def _read_then_replaced(path: Path) -> None:
+    """The older checkpoint of `run-a` in the store at `path` reads as `realistic_checkpoint()`
+    through a read-only open and a writer's, and the writer's next checkpoint replaces it."""
+    reader = DuckDBStore(path, read_only=True)
+    try:
+        assert reader.load_checkpoint("run-a") == realistic_checkpoint()
+    finally:
+        reader.close()
+    writer = DuckDBStore(path)
+    try:
+        assert writer.load_checkpoint("run-a") == realistic_checkpoint()
+        later = Checkpoint(seq=99, state=project(answers(2)))
+        writer.save_checkpoint("run-a", later)
+        assert writer.load_checkpoint("run-a") == later
+    finally:
+        writer.close()
