@@ -7,10 +7,10 @@ same questions about a run submitted to a store's queue, answered from the queue
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 
+from themis.app.execution.threads import SignalSafeThread
 from themis.app.usecases.runs import RunResult
 from themis.core.errors import ThemisError
 from themis.core.queue import DONE, FAILED, QueuedRun
@@ -36,7 +36,7 @@ class RunHandle:
         self._on_exit = on_exit
         self._result: RunResult | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, name=f"themis-{run_id[:12]}")
+        self._thread = SignalSafeThread(self._main, name=f"themis-{run_id[:12]}")
 
     def start(self) -> None:
         self._thread.start()

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import threading
 import time
 from types import ModuleType
 from typing import Any
 
+from themis.app.execution.threads import SignalSafeThread
 from themis.core.errors import ConfigError, ThemisError
 
 __all__ = [
@@ -103,8 +103,8 @@ class ServerThread:
         config = served.Config(app, log_level="warning", access_log=False, lifespan="off")
         self._server = served.Server(config)
         self._sock = sock
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="themis-viewer", daemon=True
+        self._thread = SignalSafeThread(
+            self._server.run, kwargs={"sockets": [sock]}, name="themis-viewer", daemon=True
         )
 
     def start(self) -> None:

@@ -36,6 +36,7 @@ from starlette.routing import Route
 
 from themis.app.api import viewer_data as data
 from themis.app.api.viewer_cache import ViewerCache
+from themis.app.execution.threads import SignalSafeThread
 from themis.app.render import view_live, view_pages
 from themis.app.wiring import StoreLike
 from themis.core.breakdown import Breakdown
@@ -238,18 +239,18 @@ def viewer_app(store: StoreLike, *, warm: bool = False) -> Starlette:
     return app
 
 
-class Preparation(threading.Thread):
+class Preparation(SignalSafeThread):
     """The thread preparing every run of a viewer's store (`data.warm`) while pages stay
     answerable. It is no daemon, and `stop()` ends it after the step in hand: a thread still
     inside DuckDB when the interpreter exits aborts the whole process (SIGABRT or SIGSEGV),
     so the process waits for it instead."""
 
     def __init__(self, prepare: Callable[[Callable[[], bool]], None]) -> None:
-        super().__init__(name="themis-view-warm")
+        super().__init__(self._prepare_all, name="themis-view-warm")
         self._prepare = prepare
         self._stopping = threading.Event()
 
-    def run(self) -> None:
+    def _prepare_all(self) -> None:
         with suppress(ThemisError):  # a store it cannot read: the pages asking for it say why
             self._prepare(self._stopping.is_set)
 

@@ -1,0 +1,51 @@
+"""`SignalSafeThread`: a thread whose `is_alive` and `join` hold even after a join was interrupted
+by a signal handler's exception (Ctrl-C, or SIGTERM handled as Ctrl-C).
+
+On CPython 3.11, `Thread.join` interrupted that way marks a thread that is still running as
+stopped (the clean-up added for bpo-45274 releases the lock the running thread itself holds):
+later `is_alive()` says False, `join()` returns at once and the interpreter no longer waits for it
+at exit. A viewer's server thread (an event loop) or a run's thread (inside DuckDB) then outlives
+the interpreter and the process dies with SIGSEGV. This thread knows its own end from an event
+its target sets on return, which no interrupted wait can corrupt.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["SignalSafeThread"]
+
+
+class SignalSafeThread(threading.Thread):
+    """A `threading.Thread` running `target` whose liveness is the event its run sets on return."""
+
+    def __init__(
+        self,
+        target: Callable[..., object],
+        *,
+        name: str,
+        daemon: bool = False,
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(name=name, daemon=daemon)
+        self._work = target
+        self._work_kwargs = kwargs or {}
+        self._ended = threading.Event()
+
+    def run(self) -> None:
+        try:
+            self._work(**self._work_kwargs)
+        finally:
+            self._ended.set()
+
+    def is_alive(self) -> bool:
+        return self.ident is not None and not self._ended.is_set()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait until the target has returned (at most `timeout` seconds), then for the thread."""
+        if self.ident is None:
+            super().join(timeout)  # raises as `threading` does for a thread never started
+        if self._ended.wait(timeout):
+            super().join()
