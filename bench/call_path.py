@@ -154,11 +154,6 @@ async def _drive(layer: str, trials: list[Any], base_url: str, concurrency: int)
     return spent
 
 
-def _server_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=10_000)
@@ -172,16 +167,15 @@ def main() -> None:
     trials = _trials(args.calls)
     with start_fake_server(latency=args.latency) as server:
         server.control(journal=False)
-        pid = server._process.pid
         for round_ in range(args.rounds):
             for concurrency in args.concurrency:
                 for layer in args.layers.split(","):
                     load = os.getloadavg()[0]
-                    before = _server_cpu(pid)
+                    before = server.cpu_seconds()
                     wall = time.perf_counter()
                     spent = trio.run(_drive, layer, trials, server.openai_base_url, concurrency)
                     wall = time.perf_counter() - wall
-                    server_spent = _server_cpu(pid) - before
+                    server_spent = server.cpu_seconds() - before
                     row = {
                         "round": round_,
                         "layer": layer,

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import time
@@ -72,12 +71,6 @@ async def _load(port: int, connections: int, seconds: float) -> tuple[int, float
     return sum(counts), time.perf_counter() - started, samples
 
 
-def _server_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--connections", type=int, default=256)
@@ -87,12 +80,11 @@ def main() -> None:
     args = parser.parse_args()
     with start_fake_server(latency=args.latency, uvloop=False if args.asyncio else None) as server:
         server.control(journal=False)
-        pid = server._process.pid
-        cpu_before = _server_cpu(pid)
+        cpu_before = server.cpu_seconds()
         client_before = time.process_time()
         count, wall, samples = asyncio.run(_load(server.port, args.connections, args.seconds))
         client_cpu = time.process_time() - client_before
-        cpu = _server_cpu(pid) - cpu_before
+        cpu = server.cpu_seconds() - cpu_before
         calls = server.stats()["calls"]
     ceiling = args.connections / args.latency if args.latency else float("inf")
     samples.sort()

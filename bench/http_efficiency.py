@@ -9,7 +9,14 @@ seconds and peak RSS are that run's own.
 Two walls per row: `run` is `Experiment.run` alone; `process` is the child process from its
 start to its exit (Python start-up, `import themis`, building the N cases, compiling, the run),
 what a user waits for, with `efficiency` computed on it and `run_efficiency` on the run alone.
-`cpu_s` is the whole process's (user + system, from `wait4`), `run_cpu_s` the run's. Each row
+The process wall splits in three, as the server saw it: `before_first_call_s` (start-up: Python,
+imports, cases, compile, opening the store), `calls_s` (from the first request's arrival to the
+last answer's departure; `ideal_s` at best) and `after_last_answer_s` (the last events written,
+the places, report and final checkpoint, closing the store, the process's exit).
+`cpu_s` is the whole process's (user + system, from `wait4`), `run_cpu_s` the run's; `main_cpu_s`
+its main thread's (the trio thread: the one that bounds the wall), `runqueue_wait_s` the time that
+thread was runnable but waited for a core (`/proc/self/schedstat`; another process, the fake
+server included, or the writer thread had it), with its involuntary context switches. Each row
 also says the load average before it and the commit measured: on a shared machine, compare rows
 taken alternately under the same load.
 
@@ -82,9 +89,24 @@ def child(trials: int, concurrency: int, base_url: str, store: str) -> None:
                 "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "scored": result.report.scored,
                 "model_calls": result.model_calls,
+                **main_thread_schedule(),
             }
         )
     )
+
+
+def main_thread_schedule() -> dict[str, float]:
+    """This process's main thread so far: CPU seconds, seconds spent runnable but waiting for a
+    core (`/proc/self/schedstat`), involuntary context switches."""
+    pid = os.getpid()
+    run, wait, _ = Path(f"/proc/self/task/{pid}/schedstat").read_text().split()
+    status = Path(f"/proc/self/task/{pid}/status").read_text().splitlines()
+    switches = next(line for line in status if line.startswith("nonvoluntary_ctxt_switches"))
+    return {
+        "main_cpu_s": int(run) / 1e9,
+        "runqueue_wait_s": int(wait) / 1e9,
+        "involuntary_switches": int(switches.split()[1]),
+    }
 
 
 def main() -> None:
@@ -116,17 +138,20 @@ def main() -> None:
                 store,
             ]
             before = server.stats()["calls"]
+            server.control(window=True)
             load = os.getloadavg()[0]
             with tempfile.TemporaryFile() as out:
-                started = time.perf_counter()
+                started = time.monotonic()
                 child_process = subprocess.Popen(command, stdout=out)
                 _, status, usage = os.wait4(child_process.pid, 0)  # the child's own rusage
-                process_wall = time.perf_counter() - started
+                ended = time.monotonic()
+                process_wall = ended - started
                 if os.waitstatus_to_exitcode(status) != 0:
                     raise SystemExit(f"the C={concurrency} child failed")
                 out.seek(0)
                 measured = json.loads(out.read().decode().strip().splitlines()[-1])
             ideal = math.ceil(args.trials / concurrency) * args.latency
+            stats = server.stats()
             row = {
                 "commit": commit,
                 "load_average": round(load, 2),
@@ -139,10 +164,16 @@ def main() -> None:
                 "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
                 "run_wall_s": round(measured["wall_s"], 2),
                 "run_efficiency": round(ideal / measured["wall_s"], 3),
+                "before_first_call_s": round(stats["first_call_at"] - started, 2),
+                "calls_s": round(stats["last_answer_at"] - stats["first_call_at"], 2),
+                "after_last_answer_s": round(ended - stats["last_answer_at"], 2),
                 "run_cpu_s": round(measured["cpu_s"], 2),
                 "trials_per_s": round(args.trials / measured["wall_s"]),
                 "peak_rss_mib": round(usage.ru_maxrss / 1024),
-                "http_calls": server.stats()["calls"] - before,
+                "main_cpu_s": round(measured["main_cpu_s"], 2),
+                "runqueue_wait_s": round(measured["runqueue_wait_s"], 2),
+                "involuntary_switches": measured["involuntary_switches"],
+                "http_calls": stats["calls"] - before,
                 "scored": measured["scored"],
             }
             rows.append(row)

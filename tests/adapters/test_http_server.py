@@ -263,6 +263,24 @@ def test_one_pool_per_run_reuses_connections_and_closes_them_at_the_end(fake: Fa
         time.sleep(0.02)
 
 
+def test_the_server_times_its_first_call_and_last_answer_since_a_window_opened(
+    fake: FakeServer,
+) -> None:
+    """What `bench/http_efficiency.py` splits a client's wall by (this machine's monotonic
+    clock, shared by every process)."""
+    generate(openai(fake), request("What is 1 + 1?"))
+    fake.control(window=True, latency_s=0.05)
+    assert fake.stats()["first_call_at"] is None
+    assert fake.stats()["last_answer_at"] is None
+    sent = time.monotonic()
+    generate(openai(fake), request("What is 2 + 2?"))
+    generate(openai(fake), request("What is 3 + 3?"))
+    answered = time.monotonic()
+    stats = fake.stats()
+    assert sent <= stats["first_call_at"] < stats["last_answer_at"] <= answered
+    assert stats["last_answer_at"] - stats["first_call_at"] >= 0.1  # two answers held 50 ms
+
+
 # --- n -----------------------------------------------------------------------------------------
 
 

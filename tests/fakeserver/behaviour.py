@@ -17,7 +17,9 @@ take `seconds`), chosen per call, first match wins:
   A rule with `"every_attempt": true` is drawn once per body: the bodies it picks fail on every
   attempt, whatever the cap (requests that always fail).
 `require_key` turns on authentication (a wrong key is answered 401 echoing the key it got, as
-some providers do). Every model call goes to the journal (`GET /_journal`) and `GET /_stats`.
+some providers do). Every model call goes to the journal (`GET /_journal`) and `GET /_stats`;
+the stats also give the `time.monotonic()` of the first call and of the last answer since
+`control(window=True)` (benchmarks split a client's wall with them).
 """
 
 from __future__ import annotations
@@ -99,6 +101,10 @@ class FakeEndpoint:
         self.attempts: Counter[str] = Counter()
         self.faults_given: Counter[str] = Counter()
         self.journal: list[dict[str, Any]] = []
+        # `time.monotonic()` (one clock for every process of the machine) of the first model
+        # call and of the last answer since the window opened (`control(window=True)`).
+        self.first_call_at: float | None = None
+        self.last_answer_at: float | None = None
         self.outcomes: Counter[str] = Counter()
         self.paths: Counter[str] = Counter()
         self.in_flight = 0
@@ -112,6 +118,8 @@ class FakeEndpoint:
                 self.script = [dict(entry) for entry in value]
             elif key == "append_script":
                 self.script.extend(dict(entry) for entry in value)
+            elif key == "window":  # timing starts again (`stats`' first call, last answer)
+                self.first_call_at = self.last_answer_at = None
             elif key == "outage":
                 self.outage_until = time.monotonic() + float(value.get("seconds", 0))
                 self.outage_fault = dict(value.get("fault") or {"kind": "status", "status": 503})
@@ -130,6 +138,8 @@ class FakeEndpoint:
             "max_in_flight": self.max_in_flight,
             "open_connections": len(self.connections),
             "connections_opened": self.opened[0],
+            "first_call_at": self.first_call_at,
+            "last_answer_at": self.last_answer_at,
         }
 
     # --- the wire handler ----------------------------------------------------------------------
@@ -158,6 +168,8 @@ class FakeEndpoint:
             exchange.reply(404, b'{"error":{"message":"no such route","type":"not_found"}}')
 
     def _model_call(self, request: Request, path: str, exchange: Exchange) -> None:
+        if self.first_call_at is None:
+            self.first_call_at = time.monotonic()
         self.seq += 1
         seq = self.seq
         self.paths[path] += 1
@@ -226,6 +238,7 @@ class FakeEndpoint:
             exchange.drop()
         else:
             exchange.reply(*reply)
+        self.last_answer_at = time.monotonic()
 
     # --- choosing a fault ----------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,7 @@ class FakeServer:
         self._process = process
         self._log = log
         self.port = port
+        self.pid = process.pid
         self.url = f"http://127.0.0.1:{port}"
         self.openai_base_url = f"{self.url}/v1"
         self.anthropic_base_url = self.url  # + /v1/messages
@@ -57,6 +59,11 @@ class FakeServer:
 
     def reset(self) -> None:
         self._client.post("/_reset").raise_for_status()
+
+    def cpu_seconds(self) -> float:
+        """The server process's user + system CPU seconds so far (benchmarks read it)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def alive(self) -> bool:
         return self._process.poll() is None
