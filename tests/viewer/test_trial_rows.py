@@ -1,7 +1,8 @@
 """The viewer's trial rows (`trial_rows`, each payload parsed once, ADR 0051) are the `trials`
 view's rows, plus the start of the response, the plan position and the search words, as they
 were defined over the view: on a run with failures, on a run replayed at two stages (resets
-void older parses and scores), and at every prefix of a log (pending and generated trials)."""
+void older parses and scores), and at every prefix of a log (pending and generated trials).
+What a comparison reads of each trial (`score_rows`, ADR 0057) is those rows' columns."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 import themis
 from tests.viewer.conftest import ViewerStore, _answer, _spec
-from themis.adapters.stores.duckdb_trial_rows import RESPONSE_CHARS, trial_rows
+from themis.adapters.stores.duckdb_trial_rows import RESPONSE_CHARS, score_rows, trial_rows
 from themis.adapters.stores.duckdb_views import view_sql
 
 _EVENTS = "(SELECT * FROM events WHERE run_id = $run AND seq <= $upto)"
@@ -51,8 +52,16 @@ def _assert_same_rows(path: Path, run: str) -> None:
         columns = con.execute(ours + " LIMIT 0", nothing).description
         view = con.execute(expected + " LIMIT 0", nothing).description
         assert [d[0] for d in columns] == [d[0] for d in view]
+        scored = score_rows("run", events_where=" AND seq <= $upto")
+        named = [d[0] for d in con.execute(scored + " LIMIT 0", nothing).description]
+        assert named == [
+            *("dataset", "case_id", "prompt", "model", "trial_key", "position", "status"),
+            "scores",
+        ]
+        their_columns = f"SELECT {', '.join(named)} FROM ({ours})"
         for upto in sorted({1, 2, 5, 9, last[0] // 3, last[0] // 2, last[0] - 1, last[0]}):
             assert _rows(con, ours, run, upto) == _rows(con, expected, run, upto), upto
+            assert _rows(con, scored, run, upto) == _rows(con, their_columns, run, upto), upto
 
 
 def test_trial_rows_are_the_views_with_failures(viewer_store: ViewerStore) -> None:

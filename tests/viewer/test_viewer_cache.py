@@ -241,3 +241,29 @@ def test_a_followed_runs_state_is_folded_from_where_it_was(viewer_store: ViewerS
         assert document == report_document(opened, run, by_model)
         assert kept.plans.keys() == {run}  # planned once, for the next report
         assert kept.planned(compiled) is kept.plans[run]
+
+
+def test_a_first_comparison_copies_no_trial_rows(viewer_store: ViewerStore) -> None:
+    """A viewer that prepared nothing compares from what a comparison reads of each trial
+    (ADR 0057), without copying any run's trial rows, and answers as `themis compare` and as
+    a prepared viewer: the same statistics, the same disagreements."""
+    path = str(viewer_store.path)
+    run_a, run_b = viewer_store.run_a, viewer_store.run_b
+    prepared = ViewerCache.of(path)
+    data.warm(path, prepared)
+    totals = []
+    for query in (
+        data.CompareQuery(a=run_a, b=run_b),
+        data.CompareQuery(a=run_a, models=("alpha", "beta")),
+        data.CompareQuery(a=run_b, models=("beta", "alpha"), offset=1, limit=2),
+    ):
+        cold = ViewerCache.of(path)
+        comparison, disagreements = data.compare_data(path, query, cold)
+        assert not any(cold.browser.holds(run, None) for run in (run_a, run_b))
+        assert not cold.browser._tables
+        totals.append(disagreements["total"])
+        assert (comparison, disagreements) == data.compare_data(path, query, prepared)
+        with opened_store(path, read_only=True) as opened:
+            runs = (query.a, query.b)
+            assert comparison == compare_stored(opened, runs, models=query.models)
+    assert totals[1:] == [3, 3]  # beta is wrong on the odd cases

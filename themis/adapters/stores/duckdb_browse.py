@@ -27,15 +27,12 @@ from themis.adapters.codec import decode_event
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.duckdb_log import EVENTS_VIEW
 from themis.adapters.stores.duckdb_outline import OUTLINE, outline_of
-from themis.adapters.stores.duckdb_trial_rows import PlannedPlaces, trial_rows
-from themis.adapters.stores.duckdb_views import view_sql
+from themis.adapters.stores.duckdb_trial_rows import PlannedPlaces, score_rows, trial_rows
 from themis.core.errors import StoreError
 from themis.core.events import Event
 from themis.core.snapshot import RunSnapshot
 
-# One run's log and places in the store file, for a query that reads the run once.
-_EVENTS_OF_RUN = "(SELECT * FROM events WHERE run_id = $run)"
-_PLACES_OF_RUN = "(SELECT * FROM trial_places WHERE run_id = $run)"
+# Whether the store file keeps a run's places.
 _PLACED = "SELECT 1 FROM trial_places WHERE run_id = $run LIMIT 1"
 
 __all__ = ["TRIAL_SORTS", "FailureKind", "LogBrowser", "Page"]
@@ -115,6 +112,8 @@ class LogBrowser:
         # Answers computed from a few trials' rows of a run not kept yet (`_rows_of`), by the
         # run's event count: a page asked for again before the run is kept is not recomputed.
         self._narrowed: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        # What a comparison reads of a run not kept yet (`_scores_of`), by its event count.
+        self._scored: dict[str, tuple[int, str]] = {}
         self._log_batched = False
         # Each run's event count as the caller last read it (`kept` trusts it when given).
         self.versions: dict[str, int] = {}
@@ -181,11 +180,18 @@ class LogBrowser:
                 cursor.close()
 
     def _over_rows(
-        self, sql: str, parameters: dict[str, Any], runs: dict[str, str]
+        self,
+        sql: str,
+        parameters: dict[str, Any],
+        runs: dict[str, str],
+        *,
+        scores_only: bool = False,
     ) -> list[dict[str, Any]]:
         """Run `sql`, whose `{name}` placeholders stand for the trial rows of `runs[name]`: the
         kept copies of them (see `kept`), or, from an open store that cannot attach a memory
-        database (a read-only one), the rows computed in the store for this query."""
+        database (a read-only one), the rows computed in the store for this query. With
+        `scores_only` (`sql` reads only places, status and scores), a run not kept is read as
+        `_scores_of` keeps it, without copying its trial rows."""
         if not self._keeps_copies():  # computed once per query, however named
             rows = ", ".join(
                 f"rows_{name} AS MATERIALIZED ({trial_rows(name, places=self._places(run))})"
@@ -198,9 +204,44 @@ class LogBrowser:
             )
             return self._query(query, {**parameters, **runs})
         sources = {
-            name: self.kept(run_id, self.versions.get(run_id)) for name, run_id in runs.items()
+            name: self._scores_of(run_id)
+            if scores_only and self._narrow(run_id)
+            else self.kept(run_id, self.versions.get(run_id))
+            for name, run_id in runs.items()
         }
         return self._run(self._copies(), sql.format(**sources), parameters)
+
+    def _scores_of(self, run_id: str) -> str:
+        """From a path, for a run whose trial rows are not kept: a table of this browser's own
+        with what a comparison reads of each trial (`score_rows`: place, status, scores), made
+        without parsing a generation or a parse (ADR 0057); kept while the run's event count
+        is as last listed."""
+        version = self.versions.get(run_id)
+        with self._building:
+            held = self._scored.get(run_id)
+            if held is not None and version is not None and held[0] == version:
+                return held[1]
+            name = _quoted(f"scores_{next(_COPIES)}_{run_id[:16]}")
+            if self._memory is None:
+                self._memory = duckdb.connect(":memory:")
+            cursor = self._memory.cursor()
+            try:
+                cursor.execute("ATTACH $path AS store (READ_ONLY)", {"path": self._path})
+                try:
+                    places = self._planned.table(cursor, run_id, "store.main.")
+                    made = score_rows("run", "store.", places)
+                    cursor.execute(f"CREATE TABLE {name} AS {made}", {"run": run_id})
+                finally:
+                    cursor.execute("DETACH store")
+                if held is not None:
+                    cursor.execute(f"DROP TABLE {held[1]}")
+            except duckdb.Error as error:
+                raise StoreError(f"{self._path}: {str(error).splitlines()[0]}") from error
+            finally:
+                cursor.close()
+            if version is not None:
+                self._scored[run_id] = (version, name)
+        return name
 
     def _keeps_copies(self) -> bool:
         """Whether the trial rows are kept in a database of this browser's own: always from a
@@ -263,6 +304,7 @@ class LogBrowser:
             self._own_attached = None
             self._tables.clear()
             self._narrowed.clear()
+            self._scored.clear()
             self._planned = PlannedPlaces(self._own_database if self._own else lambda con: "")
 
     def fingerprint(self) -> tuple[int, ...] | None:
@@ -528,7 +570,8 @@ class LogBrowser:
         if not self._keeps_copies():
             rows = self._over_rows(sql, parameters, {"run": run_id})
             return [tuple(row.values()) for row in rows]
-        table = self.kept(run_id, self.versions.get(run_id))
+        version = self.versions.get(run_id)
+        table = self._scores_of(run_id) if self._narrow(run_id) else self.kept(run_id, version)
         cursor = self._copies()
         try:  # 100,000 rows: as tuples, without a mapping each
             return list(cursor.execute(sql.format(run=table), parameters).fetchall())
@@ -544,10 +587,11 @@ class LogBrowser:
         trial, how many settled ones it has (`n`, maybe 0) and, per metric `i`, their scores'
         sum (`s{i}`)
         and whether all are whole numbers (`w{i}`), counted as `trial_scores` counts them (a
-        failed trial 0, a scored one 0 for a metric it lacks). From the kept trial rows (kept
-        first when `copy`); without `copy`, a run not kept is summed in the store file itself
-        (one read-only query, for a caller that reads the run once). `None` for an open store,
-        or a run the store keeps no places of."""
+        failed trial 0, a scored one 0 for a metric it lacks). From the kept trial rows when
+        they are kept; else, with `copy`, from what a comparison reads of each trial, kept
+        (`_scores_of`); without `copy`, summed in the store file itself (one read-only query
+        of the same rows, for a caller that reads the run once). `None` for an open store, or
+        a run the store keeps no places of."""
         if isinstance(self._source, DuckDBStore):
             return None
         value = "CASE WHEN status = 'failed' THEN 0.0 ELSE coalesce(scores[$m{0}], 0.0) END"
@@ -568,7 +612,8 @@ class LogBrowser:
         parameters: dict[str, Any] = {f"m{i}": metric for i, metric in enumerate(metrics)}
         version = self.versions.get(run_id)
         if copy or self.holds(run_id, version):
-            table = self.kept(run_id, version)
+            table = self.kept(run_id, version) if self.holds(run_id, version) else None
+            table = table or self._scores_of(run_id)
             cursor = self._memory.cursor()
             columns = self._columns(cursor, sql.format(rows=table), parameters)
         else:
@@ -582,7 +627,7 @@ class LogBrowser:
                 if placed is None:  # places only a plan could give: not from here
                     cursor.close()
                     return None
-                rows = f"({view_sql('trials', events=_EVENTS_OF_RUN, places=_PLACES_OF_RUN)})"
+                rows = f"({score_rows('run')})"
                 columns = self._columns(
                     cursor, sql.format(rows=rows), {**parameters, "run": run_id}
                 )
@@ -703,7 +748,7 @@ class LogBrowser:
         )
         parameters: dict[str, Any] = {"ma": model_a, "mb": model_b, "metric": metric}
         parameters |= {"limit": limit, "offset": offset}
-        rows = self._over_rows(sql, parameters, {"ra": run_a, "rb": run_b})
+        rows = self._over_rows(sql, parameters, {"ra": run_a, "rb": run_b}, scores_only=True)
         total = int(rows[0]["matching"]) if rows else 0
         for row in rows:
             del row["matching"]

@@ -17,7 +17,7 @@ from themis.adapters.codec import decode_snapshot
 from themis.adapters.stores.duckdb_views import INSERT_PLACES, PLACES_TABLE, place_columns
 from themis.core.errors import StoreError
 
-__all__ = ["RESPONSE_CHARS", "PlannedPlaces", "trial_rows"]
+__all__ = ["RESPONSE_CHARS", "PlannedPlaces", "score_rows", "trial_rows"]
 
 # The response text a trials page carries per row (the case page shows all of it).
 RESPONSE_CHARS = 300
@@ -28,6 +28,26 @@ _NAMES = itertools.count()
 # run parameter.
 _RUN_EVENTS = "(SELECT * FROM {log} WHERE run_id = ${run}{where})"
 _RUN_PLACES = "(SELECT * FROM {places} WHERE run_id = ${run}{where})"
+# The reset epochs voiding parses and scores, and each trial's scores of the highest epoch
+# above its floor (`ev`: the run's events): what both queries below read alike.
+_FLOORS = """floors AS (
+  SELECT
+    coalesce(max(CASE WHEN stage IN ('generate', 'reduce', 'parse') THEN epoch END), 0)
+      AS parse_floor,
+    coalesce(max(CASE WHEN stage IN ('generate', 'reduce', 'parse', 'score') THEN epoch END), 0)
+      AS score_floor
+  FROM (SELECT j[1] AS stage, CAST(j[2] AS BIGINT) AS epoch FROM (
+    SELECT json_extract_string(payload, ['$.reset_stage', '$.epoch']) AS j
+    FROM ev WHERE kind = 'stage_reset'))
+)"""
+_SCORED = """scored AS (
+  SELECT j[1] AS trial_id, CAST(j[3]::JSON AS MAP(VARCHAR, DOUBLE)) AS scores FROM (
+    SELECT seq, json_extract_string(payload, ['$.trial_id', '$.epoch', '$.scores']) AS j
+    FROM ev WHERE kind = 'score_completed'), floors
+  WHERE coalesce(CAST(j[2] AS BIGINT), 0) >= score_floor
+  QUALIFY row_number() OVER (PARTITION BY j[1]
+    ORDER BY coalesce(CAST(j[2] AS BIGINT), 0) DESC, seq) = 1
+)"""
 # A run's trials as the `trials` view has them (`duckdb_views`: the same rules, rows and
 # columns; `tests/viewer/test_trial_rows.py` compares them), plus the start of the response, the
 # plan position and the words a search looks in: every page of trials, failures and
@@ -38,16 +58,7 @@ _TRIAL_ROWS = """
 WITH ev AS (SELECT seq, kind, trial_key, payload FROM {events} WHERE kind IN
   ('generation_completed', 'generation_failed', 'parse_completed', 'score_completed',
    'stage_reset')),
-floors AS (
-  SELECT
-    coalesce(max(CASE WHEN stage IN ('generate', 'reduce', 'parse') THEN epoch END), 0)
-      AS parse_floor,
-    coalesce(max(CASE WHEN stage IN ('generate', 'reduce', 'parse', 'score') THEN epoch END), 0)
-      AS score_floor
-  FROM (SELECT j[1] AS stage, CAST(j[2] AS BIGINT) AS epoch FROM (
-    SELECT json_extract_string(payload, ['$.reset_stage', '$.epoch']) AS j
-    FROM ev WHERE kind = 'stage_reset'))
-),
+{floors},
 generated AS (
   SELECT trial_key, json_extract_string(payload, ['$.finish_reason', '$.latency_s',
     '$.input_tokens', '$.output_tokens', '$.served_model', '$.cache_hit', '$.text']) AS j
@@ -68,14 +79,7 @@ parsed AS (
   QUALIFY row_number() OVER (PARTITION BY j[1]
     ORDER BY coalesce(CAST(j[2] AS BIGINT), 0) DESC, seq) = 1
 ),
-scored AS (
-  SELECT j[1] AS trial_id, CAST(j[3]::JSON AS MAP(VARCHAR, DOUBLE)) AS scores FROM (
-    SELECT seq, json_extract_string(payload, ['$.trial_id', '$.epoch', '$.scores']) AS j
-    FROM ev WHERE kind = 'score_completed'), floors
-  WHERE coalesce(CAST(j[2] AS BIGINT), 0) >= score_floor
-  QUALIFY row_number() OVER (PARTITION BY j[1]
-    ORDER BY coalesce(CAST(j[2] AS BIGINT), 0) DESC, seq) = 1
-)
+{scored}
 SELECT t.run_id, t.trial_id, t.trial_key, t.dataset, t.case_id, t.prompt, t.model, t.provider,
   t.sample,
   CASE WHEN s.trial_id IS NOT NULL THEN 'scored'
@@ -98,6 +102,29 @@ LEFT JOIN scored s ON s.trial_id = t.trial_id
 ORDER BY t.position"""
 
 
+# What a comparison reads of each trial of a run (ADR 0057): its place, its status and its
+# scores, by the same rules as `_TRIAL_ROWS` (a test compares them), but no payload is parsed
+# except the scores' and the resets': a generation or a failure counts by its key alone.
+_SCORE_ROWS = """
+WITH ev AS (SELECT seq, kind, trial_key, payload FROM {events} WHERE kind IN
+  ('generation_completed', 'generation_failed', 'score_completed', 'stage_reset')),
+{floors},
+generated AS (SELECT DISTINCT trial_key FROM ev WHERE kind = 'generation_completed'),
+failed AS (SELECT DISTINCT trial_key FROM ev WHERE kind = 'generation_failed'),
+{scored}
+SELECT t.dataset, t.case_id, t.prompt, t.model, t.trial_key, t.position,
+  CASE WHEN s.trial_id IS NOT NULL THEN 'scored'
+       WHEN g.trial_key IS NOT NULL THEN 'generated'
+       WHEN f.trial_key IS NOT NULL THEN 'failed'
+       ELSE 'pending' END AS status,
+  s.scores
+FROM {places} t
+LEFT JOIN generated g ON g.trial_key = t.trial_key
+LEFT JOIN failed f ON f.trial_key = t.trial_key
+LEFT JOIN scored s ON s.trial_id = t.trial_id
+ORDER BY t.position"""
+
+
 def trial_rows(
     run: str,
     db: str = "",
@@ -112,7 +139,9 @@ def trial_rows(
     the events are read from (default: the store's `events`)."""
     events = _RUN_EVENTS.format(log=log or f"{db}events", run=run, where=events_where)
     places = _RUN_PLACES.format(places=places or f"{db}trial_places", run=run, where=places_where)
-    return _TRIAL_ROWS.format(chars=RESPONSE_CHARS, places=places, events=events)
+    return _TRIAL_ROWS.format(
+        chars=RESPONSE_CHARS, places=places, events=events, floors=_FLOORS, scored=_SCORED
+    )
 
 
 class PlannedPlaces:
@@ -163,3 +192,13 @@ class PlannedPlaces:
             return False
         held = con.execute(f"SELECT 1 FROM {kept} WHERE run_id = $1 LIMIT 1", [run_id])
         return held.fetchone() is not None
+
+
+def score_rows(run: str, db: str = "", places: str | None = None, events_where: str = "") -> str:
+    """The query of what a comparison reads of each of one run's trials (dataset, case, prompt,
+    model, trial key, plan position, status, scores), the run given as parameter `$<run>`, read
+    as `trial_rows` reads them (`db`, `places`, `events_where`) but parsing only the scores'
+    payloads."""
+    events = _RUN_EVENTS.format(log=f"{db}events", run=run, where=events_where)
+    places = _RUN_PLACES.format(places=places or f"{db}trial_places", run=run, where="")
+    return _SCORE_ROWS.format(places=places, events=events, floors=_FLOORS, scored=_SCORED)
