@@ -45,8 +45,9 @@ __all__ = ["LiveViewer", "live_viewer"]
 
 class _Switch:
     """An ASGI app that passes every request to `app`. `swap` replaces it: requests already
-    passed on are answered first (they may be reading the store about to close), and requests
-    arriving meanwhile wait for the new app."""
+    passed on are answered first, however long they take (they may be inside DuckDB, reading
+    the store about to close: closing it under them aborts the process), and requests arriving
+    meanwhile wait for the new app."""
 
     def __init__(self, app: Any) -> None:
         self._app = app
@@ -73,12 +74,11 @@ class _Switch:
     def app(self) -> Any:
         return self._app
 
-    def swap(self, app: Any, meanwhile: Callable[[], None], timeout: float = 30.0) -> None:
-        """Once no request is in flight (or after `timeout`), run `meanwhile`, then pass every
-        request to `app`."""
+    def swap(self, app: Any, meanwhile: Callable[[], None]) -> None:
+        """Once no request is in flight, run `meanwhile`, then pass every request to `app`."""
         with self._idle:
             self._paused = True
-            self._idle.wait_for(lambda: self._busy == 0, timeout)
+            self._idle.wait_for(lambda: self._busy == 0)
         try:
             meanwhile()
         finally:
