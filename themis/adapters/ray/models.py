@@ -30,6 +30,7 @@ from attrs import frozen
 from ray.exceptions import ObjectLostError, RayActorError, WorkerCrashedError
 
 from themis.adapters.ray.cluster import result_of
+from themis.core.errors import ThemisError
 from themis.core.generation import ModelCallError, ModelResponse
 from themis.core.planner import ModelRequest
 from themis.core.retry import FailureKind
@@ -39,6 +40,8 @@ __all__ = ["ModelFactory", "ModelHost", "RayModel", "RemoteFailure", "hosted_mod
 
 # Seconds a call waits for a dead host to be restarted before it fails as `worker_lost`.
 RESTART_PATIENCE_S = 120.0
+# Seconds `ModelHost.close` waits for its trio loop to end.
+LOOP_END_PATIENCE_S = 10.0
 LOST = (RayActorError, WorkerCrashedError, ObjectLostError)
 
 
@@ -86,7 +89,9 @@ class ModelHost:
             serving.set()
             await trio.to_thread.run_sync(self._stop.wait, abandon_on_cancel=True)
 
-        self._loop = threading.Thread(target=trio.run, args=(serve,), daemon=True)
+        self._loop = threading.Thread(
+            target=trio.run, args=(serve,), name="themis-model-host", daemon=True
+        )
         self._loop.start()
         serving.wait()
 
@@ -109,8 +114,17 @@ class ModelHost:
         return True
 
     def close(self) -> None:
-        self._model.close()
+        """End the trio loop (calls still on it are cancelled) and wait for its thread, then
+        close the model, which no call uses any more. A loop still running after
+        `LOOP_END_PATIENCE_S` (a call blocking it) is a `ThemisError`; the model stays open."""
         self._stop.set()
+        self._loop.join(LOOP_END_PATIENCE_S)
+        if self._loop.is_alive():
+            raise ThemisError(
+                f"the model host's event loop did not end {LOOP_END_PATIENCE_S:g} s after close:"
+                " a model call blocks it (a synchronous wait inside `generate`?)"
+            )
+        self._model.close()
 
 
 class RayModel:
