@@ -14,6 +14,7 @@ from typing import Final
 
 import duckdb
 
+from themis.adapters.duckdb_quiet import quiet_connection
 from themis.core.bundles import BundleError
 
 __all__ = ["PARQUET_SUFFIX", "read_parquet", "write_parquet"]
@@ -29,7 +30,7 @@ def _literal(text: str) -> str:
 
 def write_parquet(path: Path, manifest: str, rows: Sequence[tuple[str, str]]) -> None:
     """Write `rows` (kind, encoded event) with the `manifest` document as metadata."""
-    with duckdb.connect() as con:
+    with quiet_connection() as con:
         con.execute(
             "CREATE TEMP TABLE bundle_rows AS SELECT unnest($1::BIGINT[]) AS line,"
             " unnest($2::VARCHAR[]) AS kind, unnest($3::VARCHAR[]) AS event",
@@ -51,7 +52,7 @@ def read_parquet(path: Path) -> tuple[str, list[tuple[str, str]]]:
     if not path.exists():
         raise FileNotFoundError(2, "missing", str(path))
     try:
-        with duckdb.connect() as con:
+        with quiet_connection() as con:
             found = con.execute(
                 "SELECT decode(value) FROM parquet_kv_metadata($1) WHERE decode(key) = $2",
                 [str(path), MANIFEST_KEY],

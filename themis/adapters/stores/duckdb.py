@@ -39,6 +39,7 @@ from themis.adapters.checkpoint_codec import (
     encode_checkpoint,
 )
 from themis.adapters.codec import decode_event, decode_snapshot, encode_snapshot
+from themis.adapters.duckdb_quiet import quiet
 from themis.adapters.stores.duckdb_log import (
     INSERT_BATCHES,
     KEYS_OF_KIND,
@@ -54,7 +55,6 @@ from themis.adapters.stores.duckdb_open import (
     SCHEMA_VERSION,
     connect,
     prepare_schema,
-    quiet,
 )
 from themis.adapters.stores.duckdb_views import (
     create_views,

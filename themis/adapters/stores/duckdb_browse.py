@@ -24,6 +24,7 @@ import attrs
 import duckdb
 
 from themis.adapters.codec import decode_event
+from themis.adapters.duckdb_quiet import quiet_connection
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.duckdb_log import EVENTS_VIEW
 from themis.adapters.stores.duckdb_outline import OUTLINE, outline_of
@@ -142,7 +143,7 @@ class LogBrowser:
         read-only as `store`, `{places}` standing for the table of the run's places."""
         with self._building:
             if self._memory is None:
-                self._memory = duckdb.connect(":memory:")
+                self._memory = quiet_connection()
             cursor = self._memory.cursor()
             try:
                 cursor.execute("ATTACH $path AS store (READ_ONLY)", {"path": self._path})
@@ -339,7 +340,7 @@ class LogBrowser:
                 cursor, store = self._source.cursor(), ""
             else:
                 if self._memory is None:
-                    self._memory = duckdb.connect(":memory:")
+                    self._memory = quiet_connection()
                 cursor, store = self._memory.cursor(), "store."
             try:
                 if store:
@@ -450,7 +451,7 @@ class LogBrowser:
         name = _quoted(f"trials_{next(_COPIES)}_{copy.upto}_{run_id[:16]}")
         with self._building:
             if self._memory is None:
-                self._memory = duckdb.connect(":memory:")
+                self._memory = quiet_connection()
             cursor = self._memory.cursor()
             try:
                 cursor.register("handed", rows)

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import duckdb
 
+from themis.adapters.duckdb_quiet import quiet_connection
 from themis.adapters.stores.duckdb_log import BATCHES_TABLE, migrate_events
 from themis.adapters.stores.duckdb_views import PLACES_TABLE
 from themis.core.errors import StoreError, StoreLocked
@@ -96,21 +97,13 @@ def connect(path: str, *, read_only: bool, lock_wait: float) -> Any:
     pause = 0.005
     while True:
         try:
-            return quiet(duckdb.connect(path, read_only=read_only and path != ":memory:"))
+            return quiet_connection(path, read_only=read_only and path != ":memory:")
         except duckdb.Error as error:
             failure = open_error(path, error)
             if not isinstance(failure, StoreLocked) or time.monotonic() + pause > deadline:
                 raise failure from error
         time.sleep(pause)
         pause = min(pause * 2, 0.1)
-
-
-def quiet(connection: Any) -> Any:
-    """`connection` (or a cursor of it) without DuckDB's progress bar, which a query running
-    over 2 s draws on stdout, even a redirected one: it broke `--json` output (a 100k replay on a
-    loaded machine). The setting is per connection: every cursor needs it too."""
-    connection.execute("SET enable_progress_bar = false")
-    return connection
 
 
 def _exists(path: str) -> bool:

@@ -18,6 +18,7 @@ from typing import Any
 
 import duckdb
 
+from themis.adapters.duckdb_quiet import quiet_connection
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.duckdb_open import open_error
 from themis.adapters.stores.duckdb_views import (
@@ -107,7 +108,7 @@ def read_log(path: str, run_id: str, names: Sequence[str] = VIEW_NAMES) -> dict[
         store.close()
     if snapshot is None:
         raise StoreError(f"{path}: no run {run_id!r}")
-    memory = duckdb.connect(":memory:")
+    memory = quiet_connection()
     try:
         memory.execute("ATTACH " + _literal(path) + " AS store (READ_ONLY)")
     except duckdb.Error as error:

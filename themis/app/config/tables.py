@@ -37,8 +37,10 @@ def table_rows(kind: str, file: Path, split: str | None) -> list[Mapping[str, An
 def _parquet_rows(file: Path) -> list[Mapping[str, Any]]:
     import duckdb
 
+    from themis.adapters.duckdb_quiet import quiet_connection
+
     try:
-        with duckdb.connect(":memory:") as connection:
+        with quiet_connection() as connection:
             result = connection.execute("SELECT * FROM read_parquet(?)", [str(file)])
             columns = [column[0] for column in result.description or ()]
             return [dict(zip(columns, row, strict=True)) for row in result.fetchall()]
