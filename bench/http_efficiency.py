@@ -12,7 +12,9 @@ what a user waits for, with `efficiency` computed on it and `run_efficiency` on 
 The process wall splits in three, as the server saw it: `before_first_call_s` (start-up: Python,
 imports, cases, compile, opening the store), `calls_s` (from the first request's arrival to the
 last answer's departure; `ideal_s` at best) and `after_last_answer_s` (the last events written,
-the places, report and final checkpoint, closing the store, the process's exit).
+the places, report and final checkpoint, closing the store, the process's exit). Of these,
+`interpreter_start_s` is Python's start before the script's first line and `exit_s` the
+interpreter's shutdown after `Experiment.run` returned and its row was printed.
 `cpu_s` is the whole process's (user + system, from `wait4`), `run_cpu_s` the run's; `main_cpu_s`
 its main thread's (the trio thread: the one that bounds the wall), `runqueue_wait_s` the time that
 thread was runnable but waited for a core (`/proc/self/schedstat`; another process, the fake
@@ -36,6 +38,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+SCRIPT_STARTED = time.monotonic()  # the interpreter is up, this script's stdlib imports done
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -85,6 +89,8 @@ def child(trials: int, concurrency: int, base_url: str, store: str) -> None:
         json.dumps(
             {
                 "wall_s": wall,
+                "script_started": SCRIPT_STARTED,
+                "run_ended": time.monotonic(),
                 "cpu_s": time.process_time() - cpu,
                 "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "scored": result.report.scored,
@@ -167,6 +173,8 @@ def main() -> None:
                 "before_first_call_s": round(stats["first_call_at"] - started, 2),
                 "calls_s": round(stats["last_answer_at"] - stats["first_call_at"], 2),
                 "after_last_answer_s": round(ended - stats["last_answer_at"], 2),
+                "interpreter_start_s": round(measured["script_started"] - started, 2),
+                "exit_s": round(ended - measured["run_ended"], 2),
                 "run_cpu_s": round(measured["cpu_s"], 2),
                 "trials_per_s": round(args.trials / measured["wall_s"]),
                 "peak_rss_mib": round(usage.ru_maxrss / 1024),
