@@ -91,3 +91,65 @@ def test_every_held_event_class_is_built_without_calling_init() -> None:
 
     held = (events.GenerationCompleted, events.ParseCompleted, events.ScoreCompleted)
     assert all(event_columns._layout(cls).setters is not None for cls in held)
+
+
+# Each step: put an event (its key, its epoch) to a map chosen by index, or copy a map.
+STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("put"), st.integers(0, 3), KEYS, st.integers(0, 2)),
+        st.tuples(st.just("copy"), st.integers(0, 3)),
+    ),
+    max_size=30,
+)
+
+
+@given(STEPS)
+def test_copies_and_the_map_they_came_from_each_read_as_their_own_dict(
+    steps: list[tuple[Any, ...]],
+) -> None:
+    """Copies share columns, the original appending to them in place (ADR 0055): whatever mix
+    of puts and copies, each map reads exactly as a dict given the same puts would."""
+    base = ScoreCompleted(at=0.0, trial_id="", trial_key="k", scores={"m": 1.0})
+    maps: list[EventColumns[Any]] = [EventColumns(ScoreCompleted, "trial_id")]
+    dicts: list[dict[str, Any]] = [{}]
+    for step in steps:
+        which = step[1] % len(maps)
+        if step[0] == "copy":
+            maps.append(maps[which].copy())
+            dicts.append(dict(dicts[which]))
+            continue
+        _, _, key, epoch = step
+        event = attrs.evolve(base, trial_id=key, epoch=epoch, at=float(len(steps)))
+        maps[which].put(event)
+        dicts[which][key] = event
+    for held, expected in zip(maps, dicts, strict=True):
+        assert list(held) == list(expected)
+        assert len(held) == len(expected)
+        assert dict(held.items()) == expected
+        assert all(key in held for key in expected)
+        assert "z" not in held
+        assert held.column("trial_id") == list(expected)
+        assert held.reader("epoch")("a") == ((expected["a"].epoch,) if "a" in expected else None)
+
+
+def test_a_copy_reads_its_rows_while_the_map_it_came_from_appends() -> None:
+    """A checkpoint's state is encoded in a thread while the fold appends to the columns it
+    shares with it: iterating the copy meanwhile neither fails nor sees the new keys."""
+    events = [
+        ParseCompleted(at=float(i), trial_id=str(i), trial_key="k", answer=str(i)) for i in range(3)
+    ]
+    columns = EventColumns(ParseCompleted, "trial_id", events)
+    copied = columns.copy()
+    keys = iter(copied)
+    assert next(keys) == "0"
+    columns.put(attrs.evolve(events[0], trial_id="3"))  # the shared key index grows
+    assert list(keys) == ["1", "2"]
+    assert "3" not in copied
+    assert copied.get("3") is None
+    assert len(copied) == 3
+    assert list(columns) == ["0", "1", "2", "3"]
+    # A key the original added after the copy is a new key to the copy, at the copy's end.
+    copied.put(attrs.evolve(events[1], trial_id="3", answer="mine"))
+    assert copied["3"].answer == "mine"
+    assert columns["3"].answer == "0"
+    assert list(copied) == ["0", "1", "2", "3"]

@@ -7,6 +7,13 @@ default, a model id) is stored once, `float` fields sit in a typed array (8 byte
 equal mappings (a score dict of binary metrics) are stored once as an items tuple. Reading an
 event builds it again from its row: the values its `__init__` stored, so the event read equals
 the event put. Insertion order and replacement follow a `dict`'s: a replaced key keeps its place.
+
+A copy shares the columns (a fold hands out its state at each checkpoint while it goes on). The
+map copied from keeps appending new keys to them in place: a copy reads only the rows it counted
+when it was made, so rows added later are invisible to it. Any other put to a shared map
+(replacing a held key's event, or any put to a copy) first copies the columns (ADR 0055). A copy
+may be read in another thread while the map it was copied from appends in the fold's thread: it
+iterates its key column, never the shared key index.
 """
 
 from __future__ import annotations
@@ -105,6 +112,7 @@ class EventColumns(Mapping[str, E], Generic[E]):
         "_interned",
         "_key",
         "_layout",
+        "_owner",
         "_rows",
         "_shared",
     )
@@ -117,7 +125,8 @@ class EventColumns(Mapping[str, E], Generic[E]):
         self._columns: list[Any] = [None] * len(self._layout.names)
         self._count = 0
         self._interned: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-        self._shared = False  # its columns are another map's too: copy them before a put
+        self._shared = False  # its columns are another map's too (see the module docstring)
+        self._owner = True  # may append to shared columns in place: no copy was made of them
         for event in events:
             self.put(event)
 
@@ -154,29 +163,42 @@ class EventColumns(Mapping[str, E], Generic[E]):
         return built
 
     def copy(self) -> EventColumns[E]:
-        """An equal map, sharing this one's columns until either is put to (copy on write):
-        a state taken from a fold in progress costs nothing until the fold goes on."""
+        """An equal map, sharing this one's columns: this map goes on appending new keys to
+        them in place, unseen by the copy; a replacement here, or any put to the copy, copies
+        them first. A state taken from a fold in progress costs nothing as the fold goes on."""
         other: EventColumns[E] = EventColumns(self._cls, self._key)
-        other._rows, other._columns = self._rows, self._columns
+        other._rows, other._columns = self._rows, list(self._columns)
         other._count = self._count
         other._interned = self._interned  # only ever added to: sharing it is safe
         other._shared = self._shared = True
+        other._owner = False
         return other
 
+    def _row(self, key: Any) -> int | None:
+        """The row of `key` in this map (a shared key index may hold later rows of another)."""
+        row = self._rows.get(key)
+        return row if row is not None and row < self._count else None
+
     def _unshare(self) -> None:
-        self._rows = dict(self._rows)
+        """Columns of this map's own: its rows of the shared ones, copied."""
+        count = self._count
+        rows = dict(self._rows)  # one C-level copy: atomic beside an owner appending in a thread
+        if len(rows) != count:  # the owner appended since this copy was made: its rows come last
+            rows = {key: row for key, row in rows.items() if row < count}
+        self._rows = rows
         self._columns = [
-            column if type(column) is _Same or column is None else column[:]
+            column if type(column) is _Same or column is None else column[:count]
             for column in self._columns
         ]
         self._shared = False
+        self._owner = True
 
     def put(self, event: E) -> None:
         """Hold `event` under its key, replacing the event held for that key (if any)."""
-        if self._shared:
-            self._unshare()
         key = getattr(event, self._key)
-        row = self._rows.get(key)
+        row = self._row(key)
+        if self._shared and (row is not None or not self._owner):
+            self._unshare()
         values = self._layout.row(event)
         appending = row is None
         if row is None:
@@ -225,7 +247,9 @@ class EventColumns(Mapping[str, E], Generic[E]):
 
     def value(self, key: str, name: str) -> Any:
         """One field of the event held for `key`, without building the event (KeyError if none)."""
-        row = self._rows[key]
+        row = self._row(key)
+        if row is None:
+            raise KeyError(key)
         index = self._layout.names.index(name)
         return self._read(index, row)
 
@@ -247,10 +271,10 @@ class EventColumns(Mapping[str, E], Generic[E]):
         """A function of a key giving those fields of its event (`None` if none is held),
         without building the event: for reading a few fields of every trial."""
         indexes = [self._layout.names.index(name) for name in names]
-        rows, read = self._rows, self._read
+        row_of, read = self._row, self._read
 
         def fields(key: str) -> tuple[Any, ...] | None:
-            row = rows.get(key)
+            row = row_of(key)
             return None if row is None else tuple([read(index, row) for index in indexes])
 
         return fields
@@ -262,7 +286,7 @@ class EventColumns(Mapping[str, E], Generic[E]):
         if column is None or (type(column) is _Same and column.value >= floor):
             return self.copy()
         kept: EventColumns[E] = EventColumns(self._cls, self._key)
-        for row in self._rows.values():
+        for row in range(self._count):  # rows in insertion order, as the key index lists them
             if self._read(index, row) >= floor:
                 kept.put(self._build(row))
         return kept
@@ -278,20 +302,27 @@ class EventColumns(Mapping[str, E], Generic[E]):
         return event
 
     def __getitem__(self, key: str) -> E:
-        return self._build(self._rows[key])
+        row = self._row(key)
+        if row is None:
+            raise KeyError(key)
+        return self._build(row)
 
     def get(self, key: str, default: Any = None) -> Any:
-        row = self._rows.get(key)
+        row = self._row(key)
         return default if row is None else self._build(row)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._rows
+        return self._row(key) is not None
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._rows)
+        if not self._shared:
+            return iter(self._rows)
+        # The key index may be growing in another thread: read this map's rows of the keys.
+        index = self._layout.names.index(self._key)
+        return (self._read(index, row) for row in range(self._count))
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return self._count
 
     def __repr__(self) -> str:
         return f"EventColumns({dict(self.items())!r})"
