@@ -224,7 +224,7 @@ class LogBrowser:
                 return held[1]
             name = _quoted(f"scores_{next(_COPIES)}_{run_id[:16]}")
             if self._memory is None:
-                self._memory = duckdb.connect(":memory:")
+                self._memory = quiet_connection()
             cursor = self._memory.cursor()
             try:
                 cursor.execute("ATTACH $path AS store (READ_ONLY)", {"path": self._path})
