@@ -26,7 +26,7 @@ import duckdb
 from themis.adapters.codec import decode_event
 from themis.adapters.duckdb_quiet import quiet_connection
 from themis.adapters.stores.duckdb import DuckDBStore
-from themis.adapters.stores.duckdb_log import EVENTS_VIEW
+from themis.adapters.stores.duckdb_log import EVENTS_VIEW, KEYED_ROWS, key_texts
 from themis.adapters.stores.duckdb_outline import OUTLINE, outline_of
 from themis.adapters.stores.duckdb_trial_rows import PlannedPlaces, score_rows, trial_rows
 from themis.core.errors import StoreError
@@ -76,15 +76,10 @@ class FailureKind:
     cases: tuple[str, ...]
 
 
-# Events with no trial key are the run's own (start, reset, completion, judge verdicts).
-_CASE_EVENTS = (
-    "SELECT seq, kind, payload FROM events WHERE run_id = $run AND (trial_key IS NULL"
-    " OR trial_key IN (SELECT trial_key FROM {places} WHERE run_id = $run"
-    " AND case_id = $case)) ORDER BY seq"
-)
-
+# The run's events about the keys `$keys` and its own (no trial key: start, reset, completion,
+# judge verdicts), from `{log}`: `events`, or only the batch rows that may hold them.
 _KEYED_EVENTS = (
-    "SELECT seq, kind, payload FROM events WHERE run_id = $run AND (trial_key IS NULL"
+    "SELECT seq, kind, payload FROM {log} WHERE run_id = $run AND (trial_key IS NULL"
     " OR list_contains($keys::VARCHAR[], trial_key)) ORDER BY seq"
 )
 
@@ -646,23 +641,27 @@ class LogBrowser:
 
     def case_events(self, run_id: str, case_id: str) -> list[tuple[int, Event]]:
         """The run's own events and those of the trial keys of case `case_id`, decoded, in
-        seq order: what the fold needs to show that case's trials."""
+        seq order: what the fold needs to show that case's trials. The case's keys come first
+        (from its places, or the kept rows); then only the log's rows holding their events (or
+        the run's own) are split."""
+        case_keys = "SELECT DISTINCT trial_key FROM {run} WHERE case_id = $case"
+        chosen = {"case": case_id, "run": run_id}
         if isinstance(self._source, DuckDBStore):
-            sql = _CASE_EVENTS.format(places=self._places(run_id))
-            rows = self._query(sql, {"run": run_id, "case": case_id})
-        else:  # the case's keys (from its places, or the kept rows): its events read by key
-            case_keys = "SELECT DISTINCT trial_key FROM {run} WHERE case_id = $case"
-            if self._narrow(run_id):
-                keys = self._attached(
-                    case_keys.format(run="{places}") + " AND run_id = $run",
-                    {"case": case_id, "run": run_id},
-                    run_id,
-                )
-            else:
-                keys = self._over_rows(case_keys, {"case": case_id}, {"run": run_id})
-            rows = self._query(
-                _KEYED_EVENTS, {"run": run_id, "keys": [row["trial_key"] for row in keys]}
+            places = self._places(run_id)
+            keys = self._query(case_keys.format(run=places) + " AND run_id = $run", chosen)
+        elif self._narrow(run_id):
+            keys = self._attached(
+                case_keys.format(run="{places}") + " AND run_id = $run", chosen, run_id
             )
+        else:
+            keys = self._over_rows(case_keys, {"case": case_id}, {"run": run_id})
+        given = [row["trial_key"] for row in keys]
+        parameters: dict[str, Any] = {"run": run_id, "keys": given}
+        log = "events"
+        if self._batched():
+            log = _log_of("", KEYED_ROWS)
+            parameters["needles"] = key_texts(given)
+        rows = self._query(_KEYED_EVENTS.format(log=log), parameters)
         return [(row["seq"], decode_event(row["kind"], row["payload"])) for row in rows]
 
     def latest(self, run_id: str, *, limit: int = 10) -> list[dict[str, Any]]:

@@ -1,0 +1,86 @@
+"""The viewer's reads of a log kept one row per batch (ADR 0046) that split only some of its rows
+(ADR 0054) answer what the `events` view, which splits every row, answers: the same events in
+the same order, on a store of several runs whose logs span many rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import themis
+from tests.viewer.conftest import CASES, _answer, _spec
+from themis.adapters.codec import decode_event
+from themis.adapters.stores.duckdb import DuckDBStore
+from themis.adapters.stores.duckdb_browse import LogBrowser
+from themis.core.events import Event
+
+# The run's events about the case's keys and its own, through the view that splits every row.
+_CASE_EVENTS = (
+    "SELECT seq, kind, payload FROM events WHERE run_id = $run AND (trial_key IS NULL"
+    " OR trial_key IN (SELECT trial_key FROM trial_places WHERE run_id = $run"
+    " AND case_id = $case)) ORDER BY seq"
+)
+
+
+@pytest.fixture(scope="module")
+def many_rows(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """Three runs appended a few events at a time (many rows each), one replayed (a reset)."""
+    store = tmp_path_factory.mktemp("rows") / "runs.duckdb"
+    runs = []
+    for seed in (1, 2, 3):
+        clock = themis.FakeClock()
+        model = themis.ScriptedModel(clock, script=_answer)
+        experiment = themis.Experiment.from_spec(_spec(seed))
+        result = experiment.run(
+            store=store, models={"hostile": model}, clock=clock, store_batch_size=3
+        )
+        runs.append(result.run_id)
+    themis.replay(runs[1], "score", store=store)
+    return store, runs
+
+
+def _viewed(store: DuckDBStore, run_id: str, case_id: str) -> list[tuple[int, Event]]:
+    cursor = store.cursor()
+    try:
+        rows = cursor.execute(_CASE_EVENTS, {"run": run_id, "case": case_id}).fetchall()
+    finally:
+        cursor.close()
+    return [(seq, decode_event(kind, payload)) for seq, kind, payload in rows]
+
+
+def test_the_store_holds_several_runs_in_many_rows(many_rows: tuple[Path, list[str]]) -> None:
+    store, runs = many_rows
+    opened = DuckDBStore(store, read_only=True)
+    try:
+        counts = dict(
+            opened.cursor()
+            .execute("SELECT run_id, count(*) FROM event_batches GROUP BY run_id")
+            .fetchall()
+        )
+    finally:
+        opened.close()
+    assert all(counts[run] > 10 for run in runs)
+
+
+@pytest.mark.parametrize("how", ["narrow", "kept", "open store"])
+def test_case_events_are_the_views(many_rows: tuple[Path, list[str]], how: str) -> None:
+    """From a path before and after the run's trial rows are kept, and from an open store."""
+    path, runs = many_rows
+    store = DuckDBStore(path, read_only=True)
+    browser = LogBrowser(store if how == "open store" else str(path))
+    try:
+        for run_id in runs:
+            if how == "kept":
+                browser.versions[run_id] = -1
+                browser.kept(run_id, -1)
+            own = browser.case_events(run_id, "no such case")  # the run's own events
+            assert own == _viewed(store, run_id, "no such case")
+            assert len(own) >= 2
+            for case in (f"n{i}" for i in range(CASES)):
+                found = browser.case_events(run_id, case)
+                assert found == _viewed(store, run_id, case)
+                assert len(found) > len(own)
+    finally:
+        browser.close()
+        store.close()
