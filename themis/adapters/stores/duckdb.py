@@ -42,12 +42,12 @@ from themis.adapters.codec import decode_event, decode_snapshot, encode_snapshot
 from themis.adapters.duckdb_quiet import quiet
 from themis.adapters.stores.duckdb_log import (
     INSERT_BATCHES,
-    KEYS_OF_KIND,
     READ_BATCHES,
     STORED_WITHIN,
     batch_rows,
     batched,
     first_of_kind,
+    keys_of_kind,
     split_row,
 )
 from themis.adapters.stores.duckdb_open import (
@@ -411,10 +411,12 @@ class DuckDBStore:
         """Which of `trial_keys` another run completed a generation of (no payload is read)."""
         if not trial_keys:
             return set()
-        parameters = [GenerationCompleted.kind, exclude_run, list(trial_keys)]
-        sql = KEYS_OF_KIND if self._batched else _GENERATED_KEYS
+        kind = GenerationCompleted.kind
         with self._connection() as con:
-            return {key for (key,) in con.execute(sql, parameters).fetchall()}
+            if self._batched:
+                return keys_of_kind(con, kind, exclude_run, trial_keys)
+            parameters = [kind, exclude_run, list(trial_keys)]
+            return {key for (key,) in con.execute(_GENERATED_KEYS, parameters).fetchall()}
 
     def runs(self) -> list[RunSummary]:
         """One summary per saved snapshot, oldest first (ties by run id)."""

@@ -32,13 +32,13 @@ __all__ = [
     "EVENTS_VIEW",
     "INSERT_BATCHES",
     "KEYED_ROWS",
-    "KEYS_OF_KIND",
     "READ_BATCHES",
     "STORED_WITHIN",
     "batch_rows",
     "batched",
     "first_of_kind",
     "key_texts",
+    "keys_of_kind",
     "migrate_events",
     "split_row",
 ]
@@ -81,25 +81,13 @@ STORED_WITHIN: Final = (
     "SELECT min(greatest(seq, $2)) FROM event_batches"
     " WHERE run_id = $1 AND seq <= $3 AND seq + n - 1 >= $2"
 )
-# Events of kind `$1` about the keys `$3` in runs other than `$2`, by position (`seq`, `i`)
-# (only kinds and keys are split, not payloads): what `find_generations` and `generated_keys`
-# look up without reading every payload of the store through the `events` view.
-_KEYED: Final = (
-    "SELECT run_id, seq, i, trial_key FROM (SELECT run_id, seq,"
-    "  generate_subscripts(string_split(kinds, ' '), 1) AS i,"
-    "  unnest(string_split(kinds, ' ')) AS kind,"
-    "  unnest(CAST(json(trial_keys) AS VARCHAR[])) AS trial_key"
-    " FROM event_batches WHERE run_id <> $2)"
-    " WHERE kind = $1 AND trial_key IN (SELECT unnest($3::VARCHAR[]))"
-)
-KEYS_OF_KIND: Final = f"SELECT DISTINCT trial_key FROM ({_KEYED})"
-# Where the earliest-created run's earliest event of each key is (runs without a snapshot
-# last): its row and its place in it.
-_FIRST_OF_KIND: Final = (
-    f"SELECT k.trial_key, k.run_id, k.seq, k.i FROM ({_KEYED}) k"
-    " LEFT JOIN runs r ON r.run_id = k.run_id"
-    " QUALIFY row_number() OVER ("
-    "  PARTITION BY k.trial_key ORDER BY r.created_at NULLS LAST, k.run_id, k.seq + k.i) = 1"
+# Every row of the runs other than `$1` with its run's creation time (NULL: no snapshot): what
+# `first_of_kind` and `keys_of_kind` look through, a few rows at a time, splitting only kinds
+# and keys in Python. DuckDB splitting them all and joining them to the keys held ~0.1-0.35
+# GiB more for a 100k-trial replay's lookups (ADR 0054), and a scan here needs no sort.
+_KINDS_AND_KEYS: Final = (
+    "SELECT b.run_id, r.created_at, b.seq, b.kinds, b.trial_keys FROM event_batches b"
+    " LEFT JOIN runs r ON r.run_id = b.run_id WHERE b.run_id <> $1"
 )
 # A filter (` AND ...`) of `event_batches` that keeps every row holding an event about no key
 # or about one of the keys whose texts are `$needles` (`key_texts`): a search of each row's
@@ -194,17 +182,46 @@ def batch_rows(run_id: str, first_seq: int, events: Sequence[Event]) -> list[Any
     return [run_id, seqs, counts, kind_rows, stage_rows, at_rows, key_rows, payload_rows]
 
 
+def _of_kind(
+    con: Any, kind: str, exclude_run: str, trial_keys: Iterable[str]
+) -> Iterator[tuple[str, Any, str, int, int]]:
+    """`(trial_key, created_at, run_id, seq, index)` of every event of `kind` about one of
+    `trial_keys` in a run other than `exclude_run`: `created_at` its run's (or `None`), `seq`
+    its row's first seq, `index` its place in the row."""
+    wanted = set(trial_keys)
+    cursor = con.execute(_KINDS_AND_KEYS, [exclude_run])
+    while rows := cursor.fetchmany(16):
+        for run_id, created_at, seq, kinds, keys_text in rows:
+            keys = json.loads(keys_text)
+            if wanted.isdisjoint(keys):
+                continue
+            for index, (key, event_kind) in enumerate(zip(keys, kinds.split(" "), strict=True)):
+                if event_kind == kind and key in wanted:
+                    yield key, created_at, run_id, seq, index
+
+
+def keys_of_kind(con: Any, kind: str, exclude_run: str, trial_keys: Iterable[str]) -> set[str]:
+    """Which of `trial_keys` a run other than `exclude_run` logged an event of `kind` about."""
+    return {key for key, *_ in _of_kind(con, kind, exclude_run, trial_keys)}
+
+
 def first_of_kind(
     con: Any, kind: str, exclude_run: str, trial_keys: list[str]
 ) -> Iterator[tuple[str, str, str]]:
     """`(trial_key, run_id, payload)` of the first event of `kind` about each of `trial_keys` in
-    a run other than `exclude_run` (the earliest-created run's, its lowest seq). Each row
-    holding one is read a few at a time and split once, here: DuckDB would hold every payload
-    of every such row at once to join them (~0.3 GiB for a 100k-trial replay's 10,000 keys)."""
-    found = con.execute(_FIRST_OF_KIND, [kind, exclude_run, trial_keys]).fetchall()
+    a run other than `exclude_run` (the earliest-created run's, runs without a snapshot last,
+    then by run id; its lowest seq). The rows holding them are read a few at a time and split
+    once, here: DuckDB would hold every payload of every such row at once to join them (~0.3
+    GiB for a 100k-trial replay's 10,000 keys)."""
+    first: dict[str, tuple[tuple[Any, ...], str, int, int]] = {}
+    for key, created_at, run_id, seq, index in _of_kind(con, kind, exclude_run, trial_keys):
+        order = (created_at is None, created_at or 0, run_id, seq + index)
+        held = first.get(key)
+        if held is None or order < held[0]:
+            first[key] = (order, run_id, seq, index)
     wanted: dict[tuple[str, int], list[tuple[str, int]]] = {}
-    for trial_key, run_id, seq, index in found:
-        wanted.setdefault((run_id, seq), []).append((trial_key, index))
+    for key, (_, run_id, seq, index) in first.items():
+        wanted.setdefault((run_id, seq), []).append((key, index))
     if not wanted:
         return
     runs, seqs = zip(*wanted, strict=True)
@@ -212,8 +229,8 @@ def first_of_kind(
     while rows := cursor.fetchmany(4):
         for run_id, seq, payloads in rows:
             texts = payloads.split("\n")
-            for trial_key, index in wanted[run_id, seq]:
-                yield trial_key, run_id, texts[index - 1]
+            for key, index in wanted[run_id, seq]:
+                yield key, run_id, texts[index]
 
 
 def split_row(seq: int, kinds: str, payloads: str, after_seq: int) -> Iterator[tuple[int, Event]]:

@@ -1,0 +1,87 @@
+"""A DuckDB store's lookups by key over a log of batch rows (ADR 0046) that split only kinds and
+keys (ADR 0054: `find_generations`, `generated_keys`) answer what the memory store answers, and
+what the same lookups over the `events` view, which splits every row, answer: on logs of several
+runs, each in many rows, with keys that need JSON escapes and keys shared between runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.contract.test_store_contract import make_snapshot
+from themis.adapters.codec import decode_event
+from themis.adapters.stores import DuckDBStore, MemoryStore
+from themis.core.events import Event, GenerationCompleted, GenerationFailed, RunStarted
+from themis.ports.store import StorePort
+
+KEYS = ("k0", "k1", "k2", 'a "quoted", key', "null", "x\ny", "é")
+RUNS = ("run-a", "run-b", "run-c", "no-snapshot")
+
+# The lookups of the log one event a row (as schema 1-3 stores answer them), over the view.
+_VIEWED_FIRST = (
+    "SELECT e.trial_key, e.run_id, e.payload FROM events e LEFT JOIN runs r ON r.run_id = e.run_id"
+    " WHERE e.kind = $1 AND e.run_id <> $2 AND list_contains($3::VARCHAR[], e.trial_key)"
+    " QUALIFY row_number() OVER (PARTITION BY e.trial_key"
+    "  ORDER BY r.created_at NULLS LAST, e.run_id, e.seq) = 1"
+)
+
+events = st.one_of(
+    st.builds(
+        GenerationCompleted,
+        at=st.just(1.0),
+        trial_key=st.sampled_from(KEYS),
+        text=st.text(max_size=5),
+    ),
+    st.builds(
+        GenerationFailed,
+        at=st.just(2.0),
+        trial_key=st.sampled_from(KEYS),
+        error_kind=st.just("timeout"),
+        message=st.just("slow"),
+    ),
+    st.builds(RunStarted, at=st.just(3.0), planned=st.integers(0, 3)),
+)
+appends = st.lists(
+    st.tuples(st.sampled_from(RUNS), st.lists(events, min_size=1, max_size=6)), max_size=12
+)
+created = st.tuples(*(st.sampled_from([1.0, 2.0]) for _ in RUNS[:3]))
+
+
+def _fill(store: StorePort, log: Sequence[tuple[str, list[Event]]], at: Sequence[float]) -> None:
+    for run_id, created_at in zip(RUNS, at, strict=False):
+        store.save_snapshot(make_snapshot(run_id, created_at=created_at), places=False)
+    next_seq = dict.fromkeys(RUNS, 1)
+    for run_id, batch in log:
+        store.append(run_id, next_seq[run_id], batch)
+        next_seq[run_id] += len(batch)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(log=appends, at=created, asked=st.lists(st.sampled_from(KEYS), unique=True))
+def test_lookups_by_key_answer_as_the_view_and_the_memory_store(
+    log: list[tuple[str, list[Event]]], at: tuple[float, ...], asked: list[str]
+) -> None:
+    batched, memory = DuckDBStore(":memory:"), MemoryStore()
+    try:
+        for store in (batched, memory):
+            _fill(store, log, at)
+        cursor = batched.cursor()
+        for exclude in (*RUNS, "run-z"):
+            found = batched.find_generations(asked, exclude_run=exclude)
+            assert found == memory.find_generations(asked, exclude_run=exclude)
+            rows = cursor.execute(
+                _VIEWED_FIRST, [GenerationCompleted.kind, exclude, asked]
+            ).fetchall()
+            viewed = {
+                key: (run_id, decode_event(GenerationCompleted.kind, payload))
+                for key, run_id, payload in rows
+            }
+            assert found == viewed
+            keys = batched.generated_keys(asked, exclude_run=exclude)
+            assert keys == memory.generated_keys(asked, exclude_run=exclude) == set(found)
+        cursor.close()
+    finally:
+        batched.close()
+        memory.close()
