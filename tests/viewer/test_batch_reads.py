@@ -84,3 +84,24 @@ def test_case_events_are_the_views(many_rows: tuple[Path, list[str]], how: str) 
     finally:
         browser.close()
         store.close()
+
+
+@pytest.mark.parametrize("limit", [3, 20])  # a few keys (searched for), more (keys split)
+def test_narrow_pages_are_the_kept_rows(many_rows: tuple[Path, list[str]], limit: int) -> None:
+    """Pages a fresh viewer answers from only the rows holding their trials' events equal the
+    pages of the run's trial rows computed from the whole `events` view."""
+    path, runs = many_rows
+    narrow, kept = LogBrowser(str(path)), LogBrowser(str(path))
+    try:
+        for run_id in runs:
+            kept.kept(run_id, -1)
+            kept.versions[run_id] = -1
+            for offset in (0, 5, 21):
+                page = narrow.trials(run_id, offset=offset, limit=limit)
+                assert page == kept.trials(run_id, offset=offset, limit=limit)
+                assert page.rows
+            assert narrow.failure_kinds(run_id) == kept.failure_kinds(run_id)
+            assert narrow.failure_kinds(run_id)
+    finally:
+        narrow.close()
+        kept.close()

@@ -26,7 +26,7 @@ import duckdb
 from themis.adapters.codec import decode_event
 from themis.adapters.duckdb_quiet import quiet_connection
 from themis.adapters.stores.duckdb import DuckDBStore
-from themis.adapters.stores.duckdb_log import EVENTS_VIEW, KEYED_ROWS, key_texts
+from themis.adapters.stores.duckdb_log import EVENTS_VIEW, keyed_rows
 from themis.adapters.stores.duckdb_outline import OUTLINE, outline_of
 from themis.adapters.stores.duckdb_trial_rows import PlannedPlaces, score_rows, trial_rows
 from themis.core.errors import StoreError
@@ -324,9 +324,12 @@ class LogBrowser:
         the one attached to its instance). `version` is the run's event count when the caller
         knows it; else the store is asked for its last seq."""
         if version is None:
-            version = self._query(
-                "SELECT count(*) AS n FROM events WHERE run_id = $run", {"run": run_id}
-            )[0]["n"]
+            counted = (
+                "SELECT coalesce(sum(n), 0) AS n FROM event_batches"
+                if self._batched()
+                else "SELECT count(*) AS n FROM events"
+            )
+            version = int(self._query(f"{counted} WHERE run_id = $run", {"run": run_id})[0]["n"])
         with self._building:
             version_held, held = self._tables.get(run_id, (None, None))
             if held is not None and version_held == version:
@@ -522,10 +525,17 @@ class LogBrowser:
             )
             chosen = "list_contains($keys::VARCHAR[], trial_key)"
             events = f" AND (trial_key IS NULL OR {chosen})"
-            rows = trial_rows("run", "store.", "{places}", events, f" AND {chosen}")
             given = [row["trial_key"] for row in listed]
+            log: str | None = None
+            needles: dict[str, list[str]] = {}
+            if self._batched():  # only the log's rows holding those keys' events are split
+                rows_kept, needles = keyed_rows(given)
+                log = _log_of("store.", rows_kept)
+            rows = trial_rows("run", "store.", "{places}", events, f" AND {chosen}", log)
             query = sql.replace("{run}", f"({rows})")
-            found = self._attached(query, {**parameters, "run": run_id, "keys": given}, run_id)
+            found = self._attached(
+                query, {**parameters, **needles, "run": run_id, "keys": given}, run_id
+            )
             if version is not None:  # kept while the run's log is as last listed
                 with self._attach:
                     for old in [old for old in self._narrowed if old[0] == run_id]:
@@ -659,8 +669,9 @@ class LogBrowser:
         parameters: dict[str, Any] = {"run": run_id, "keys": given}
         log = "events"
         if self._batched():
-            log = _log_of("", KEYED_ROWS)
-            parameters["needles"] = key_texts(given)
+            rows_kept, needles = keyed_rows(given)
+            log = _log_of("", rows_kept)
+            parameters |= needles
         rows = self._query(_KEYED_EVENTS.format(log=log), parameters)
         return [(row["seq"], decode_event(row["kind"], row["payload"])) for row in rows]
 
@@ -711,6 +722,11 @@ class LogBrowser:
         )
         if self._narrow(run_id):  # the rows of trials with a failure logged, alone
             failed = "store.events WHERE run_id = $run AND kind = 'generation_failed'"
+            if self._batched():  # only the log's rows holding a failure are split
+                failed = (
+                    _log_of("store.", " AND contains(kinds, 'generation_failed')")
+                    + " WHERE kind = 'generation_failed'"
+                )
             rows = self._rows_of(run_id, (failed, {}), sql, {"cases": cases})
         else:
             rows = self._over_rows(sql, {"cases": cases}, {"run": run_id})

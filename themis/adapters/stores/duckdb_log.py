@@ -38,6 +38,7 @@ __all__ = [
     "batched",
     "first_of_kind",
     "key_texts",
+    "keyed_rows",
     "keys_of_kind",
     "migrate_events",
     "split_row",
@@ -98,6 +99,14 @@ KEYED_ROWS: Final = (
     " AND (contains(trial_keys, 'null')"
     " OR list_bool_or(list_transform($needles::VARCHAR[], lambda key: contains(trial_keys, key))))"
 )
+# The same rows for more keys (`$needles` the keys themselves): each row's keys split once.
+_MANY_KEYED_ROWS: Final = (
+    " AND (contains(trial_keys, 'null')"
+    " OR list_has_any(CAST(json(trial_keys) AS VARCHAR[]), $needles::VARCHAR[]))"
+)
+# Up to this many keys, `KEYED_ROWS` searches the text once per key; past it, splitting every
+# row's keys once (`_MANY_KEYED_ROWS`) costs less.
+_SEARCHED_KEYS: Final = 12
 _ROWS_AT: Final = (
     "SELECT b.run_id, b.seq, b.payloads FROM event_batches b"
     " JOIN (SELECT unnest($1::VARCHAR[]) AS run_id, unnest($2::BIGINT[]) AS seq) m"
@@ -125,6 +134,15 @@ _KEYS: Final = json.JSONEncoder(separators=(",", ":")).encode
 def key_texts(trial_keys: Iterable[str]) -> list[str]:
     """Each key as `trial_keys` holds it in the JSON array of its row (`KEYED_ROWS`)."""
     return [_KEYS(key) for key in trial_keys]
+
+
+def keyed_rows(trial_keys: Sequence[str]) -> tuple[str, dict[str, list[str]]]:
+    """A filter (` AND ...`) of `event_batches` keeping every row that holds an event about
+    one of `trial_keys` or about no key (and maybe a few others), with its parameters: a text
+    search for a few keys (`KEYED_ROWS`), each row's keys split for more."""
+    if len(trial_keys) <= _SEARCHED_KEYS:
+        return KEYED_ROWS, {"needles": key_texts(trial_keys)}
+    return _MANY_KEYED_ROWS, {"needles": list(trial_keys)}
 
 
 def batched(con: Any) -> bool:
