@@ -26,7 +26,7 @@ import duckdb
 from themis.adapters.codec import decode_event
 from themis.adapters.duckdb_quiet import quiet_connection
 from themis.adapters.stores.duckdb import DuckDBStore
-from themis.adapters.stores.duckdb_log import EVENTS_VIEW, keyed_rows
+from themis.adapters.stores.duckdb_log import events_of_rows, keyed_rows
 from themis.adapters.stores.duckdb_outline import OUTLINE, outline_of
 from themis.adapters.stores.duckdb_trial_rows import PlannedPlaces, score_rows, trial_rows
 from themis.core.errors import StoreError
@@ -365,7 +365,7 @@ class LogBrowser:
         store, places = source
         parameters: dict[str, Any] = {"run": run_id, "after": 0 if held is None else held.upto}
         batched = _batched(cursor, store)
-        since = _log_of(store, " AND seq + n > $after") if batched else f"{store}events"
+        since = events_of_rows(store, " AND seq + n > $after") if batched else f"{store}events"
         upto, stamp, resets, then = cursor.execute(
             "SELECT max(seq), arg_max(recorded_at, seq),"
             " count(*) FILTER (WHERE kind = 'stage_reset' AND seq > $after),"
@@ -389,7 +389,7 @@ class LogBrowser:
             only = f" AND (trial_key IS NULL OR trial_key IN {touched})"
             # Only the log's rows that hold an event of those trials (or a reset) are split.
             log = (
-                _log_of(
+                events_of_rows(
                     store,
                     " AND (list_has_any(CAST(json(trial_keys) AS VARCHAR[]),"
                     " $keys::VARCHAR[]) OR contains(kinds, 'stage_reset'))",
@@ -530,7 +530,7 @@ class LogBrowser:
             needles: dict[str, list[str]] = {}
             if self._batched():  # only the log's rows holding those keys' events are split
                 rows_kept, needles = keyed_rows(given)
-                log = _log_of("store.", rows_kept)
+                log = events_of_rows("store.", rows_kept)
             rows = trial_rows("run", "store.", "{places}", events, f" AND {chosen}", log)
             query = sql.replace("{run}", f"({rows})")
             found = self._attached(
@@ -670,7 +670,7 @@ class LogBrowser:
         log = "events"
         if self._batched():
             rows_kept, needles = keyed_rows(given)
-            log = _log_of("", rows_kept)
+            log = events_of_rows("", rows_kept)
             parameters |= needles
         rows = self._query(_KEYED_EVENTS.format(log=log), parameters)
         return [(row["seq"], decode_event(row["kind"], row["payload"])) for row in rows]
@@ -699,7 +699,7 @@ class LogBrowser:
             f" AND seq + n > (SELECT max(seq + n) FROM {prefix}event_batches"
             f" WHERE run_id = $run) - {_NEWEST}"
         )
-        logs = [_log_of(prefix, newest), f"{prefix}events"] if self._batched() else []
+        logs = [events_of_rows(prefix, newest), f"{prefix}events"] if self._batched() else []
         rows: list[dict[str, Any]] = []
         for log in logs or [f"{prefix}events"]:
             if held:
@@ -724,7 +724,7 @@ class LogBrowser:
             failed = "store.events WHERE run_id = $run AND kind = 'generation_failed'"
             if self._batched():  # only the log's rows holding a failure are split
                 failed = (
-                    _log_of("store.", " AND contains(kinds, 'generation_failed')")
+                    events_of_rows("store.", " AND contains(kinds, 'generation_failed')")
                     + " WHERE kind = 'generation_failed'"
                 )
             rows = self._rows_of(run_id, (failed, {}), sql, {"cases": cases})
@@ -780,14 +780,6 @@ def _batched(cursor: Any, store: str) -> bool:
         {"db": store.rstrip(".") or None},
     ).fetchone()
     return bool(row and row[0])
-
-
-def _log_of(store: str, where: str) -> str:
-    """The run's events as the `events` view has them, from only the rows of `event_batches`
-    that `where` keeps (so the rest of the log is not split)."""
-    body = EVENTS_VIEW.removeprefix("CREATE OR REPLACE VIEW events AS")
-    rows = f"FROM {store}event_batches WHERE run_id = $run{where})"
-    return f"({body.replace('FROM event_batches)', rows)})"
 
 
 def _quoted(name: str) -> str:

@@ -36,6 +36,7 @@ __all__ = [
     "STORED_WITHIN",
     "batch_rows",
     "batched",
+    "events_of_rows",
     "first_of_kind",
     "key_texts",
     "keyed_rows",
@@ -143,6 +144,15 @@ def keyed_rows(trial_keys: Sequence[str]) -> tuple[str, dict[str, list[str]]]:
     if len(trial_keys) <= _SEARCHED_KEYS:
         return KEYED_ROWS, {"needles": key_texts(trial_keys)}
     return _MANY_KEYED_ROWS, {"needles": list(trial_keys)}
+
+
+def events_of_rows(store: str, where: str = "") -> str:
+    """A subquery of run `$run`'s events as the `events` view has them, split from only the
+    rows of `{store}event_batches` that `where` (` AND ...`) keeps: the rest of the log is
+    not split (a filter on the view's columns cannot reach below its split)."""
+    body = EVENTS_VIEW.removeprefix("CREATE OR REPLACE VIEW events AS")
+    rows = f"FROM {store}event_batches WHERE run_id = $run{where})"
+    return f"({body.replace('FROM event_batches)', rows)})"
 
 
 def batched(con: Any) -> bool:

@@ -20,6 +20,7 @@ import duckdb
 
 from themis.adapters.duckdb_quiet import quiet_connection
 from themis.adapters.stores.duckdb import DuckDBStore
+from themis.adapters.stores.duckdb_log import events_of_rows
 from themis.adapters.stores.duckdb_open import open_error
 from themis.adapters.stores.duckdb_views import (
     INSERT_PLACES,
@@ -128,13 +129,23 @@ def read_log(path: str, run_id: str, names: Sequence[str] = VIEW_NAMES) -> dict[
                 memory.execute(INSERT_PLACES.replace("trial_places", "computed_places"), columns)
             places = "computed_places"
         metrics = [metric.name for metric in snapshot.spec.metrics]
-        for name in names:
-            source = view_sql(
-                name, events="store.main.events", places=places, runs="store.main.runs"
+        events = "store.main.events"
+        batched = memory.execute(
+            "SELECT count(*) FROM duckdb_tables()"
+            " WHERE database_name = 'store' AND table_name = 'event_batches'"
+        ).fetchone()
+        if batched is not None and batched[0]:  # the run's rows split once, for every view
+            split = events_of_rows("store.main.")
+            memory.execute(
+                f"CREATE TEMP TABLE run_events AS SELECT * FROM {split}", {"run": run_id}
             )
+            events = "run_events"
+        for name in names:
+            source = view_sql(name, events=events, places=places, runs="store.main.runs")
             memory.execute(
                 f"CREATE TABLE {_quoted(name)} AS {_per_run(name, source, metrics)}", [run_id]
             )
+        memory.execute("DROP TABLE IF EXISTS run_events")
         memory.execute("DETACH store")
     except duckdb.Error as error:
         memory.close()
