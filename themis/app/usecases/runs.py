@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TypeVar
 
@@ -296,19 +297,26 @@ def execute_work(
         )
     # Where each trial belongs, for the log's views: from the keys the execution recorded
     # (planned again only if it stopped before reading the whole plan). A process killed
-    # before this point leaves them to the next writer that opens the store.
-    store.save_places(loaded.snapshot, trial_refs(compiled, record))
+    # before this point leaves them to the next writer that opens the store. They are written
+    # in a thread while the report is built: the store's insert and commit (and the disk) do
+    # most of that without the GIL (ADR 0058).
+    places = _InThread(
+        "themis-places", store.save_places, loaded.snapshot, trial_refs(compiled, record)
+    )
     counts = outcome.counts
     total = execution.total
     executed = total if outcome.completed else counts.done + counts.failed  # paused: fewer
-    result = _result(
-        compiled,
-        outcome.state,
-        reused=False,
-        executed=executed,
-        calls=counts.model_calls,
-        record=record,
-    )
+    try:
+        result = _result(
+            compiled,
+            outcome.state,
+            reused=False,
+            executed=executed,
+            calls=counts.model_calls,
+            record=record,
+        )
+    finally:
+        places.join()
     remember(store, compiled.run_id, writer.next_seq - 1, outcome.state, result.report)
     if telemetry is not None:
         finished = ExecutionFinished(
@@ -320,6 +328,27 @@ def execute_work(
         )
         telemetry.publish(finished)
     return result
+
+
+class _InThread:
+    """`function(*args)` run in a thread of its own from now on; `join` waits for it and raises
+    what it raised."""
+
+    def __init__(self, name: str, function: Callable[..., object], *args: object) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(function, args), name=name)
+        self._thread.start()
+
+    def _run(self, function: Callable[..., object], args: tuple[object, ...]) -> None:
+        try:
+            function(*args)
+        except BaseException as error:  # handed to the caller by `join`
+            self._error = error
+
+    def join(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def _both(first: ProgressCallback | None, second: ProgressCallback) -> ProgressCallback:
