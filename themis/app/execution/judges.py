@@ -13,6 +13,7 @@ strictly (`themis.core.verdicts`); what does not parse is a `JudgeFailed` with t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TypedDict
 
 import attrs
 import trio
@@ -133,6 +134,34 @@ def _reused(run: TrialRunner, call: JudgeCall, found: tuple[str, GenerationCompl
     return outcome
 
 
+class _AboutTheCall(TypedDict):
+    """What a `JudgeCompleted` and a `JudgeFailed` of one call say alike."""
+
+    at: float
+    judge: str
+    candidate_id: str
+    model: str
+    repeat: int
+    call_key: str
+    messages: tuple[tuple[str, str], ...]
+    swapped: bool
+    epoch: int
+
+
+def _about(run: TrialRunner, call: JudgeCall) -> _AboutTheCall:
+    return _AboutTheCall(
+        at=run.clock.now(),
+        judge=call.judge.name,
+        candidate_id=call.candidate.candidate_id,
+        model=call.model.name,
+        repeat=call.repeat,
+        call_key=call.plan.trial_key,
+        messages=call.messages,
+        swapped=call.swapped,
+        epoch=run.state.epoch,
+    )
+
+
 def _verdict(run: TrialRunner, call: JudgeCall, outcome: Outcome) -> Event:
     """The verdict `outcome` gives for `call`: a `JudgeCompleted`, or a `JudgeFailed`."""
     if isinstance(outcome, GenerationFailed):
@@ -143,13 +172,7 @@ def _verdict(run: TrialRunner, call: JudgeCall, outcome: Outcome) -> Event:
     verdict = parsed.unwrap()
     run.counts.judged += 1
     return JudgeCompleted(
-        at=run.clock.now(),
-        judge=call.judge.name,
-        candidate_id=call.candidate.candidate_id,
-        model=call.model.name,
-        repeat=call.repeat,
-        call_key=call.plan.trial_key,
-        messages=call.messages,
+        **_about(run, call),
         text=outcome.text,
         verdict=verdict.verdict,
         score=1.0 - verdict.score if call.swapped else verdict.score,
@@ -157,8 +180,6 @@ def _verdict(run: TrialRunner, call: JudgeCall, outcome: Outcome) -> Event:
         served_model=outcome.served_model,
         input_tokens=outcome.input_tokens,
         output_tokens=outcome.output_tokens,
-        swapped=call.swapped,
-        epoch=run.state.epoch,
     )
 
 
@@ -167,17 +188,9 @@ def _failed(
 ) -> JudgeFailed:
     run.counts.judge_failed += 1
     return JudgeFailed(
-        at=run.clock.now(),
-        judge=call.judge.name,
-        candidate_id=call.candidate.candidate_id,
-        model=call.model.name,
-        repeat=call.repeat,
-        call_key=call.plan.trial_key,
+        **_about(run, call),
         error_kind=kind,
         message=message,
-        messages=call.messages,
         text=text,
-        swapped=call.swapped,
-        epoch=run.state.epoch,
         execution=run.execution_number,
     )
