@@ -13,7 +13,8 @@ import trio.testing
 
 from themis.adapters.clocks import FakeClock
 from themis.adapters.provider_state import MemoryProviderState
-from themis.app.execution.provider_gates import POLL_S, ProviderGate, ProviderRegistry, Sharing
+from themis.app.execution.provider_gates import POLL_S, ProviderGate, Sharing
+from themis.app.execution.provider_registry import ProviderRegistry
 from themis.app.usecases.provider_holds import clear_holds
 from themis.core.breaker import BreakerState, Transition
 from themis.core.provider_state import SharedProviderState

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from themis.app.execution.provider_gates import ProviderRegistry, ProviderState
+from themis.app.execution.provider_registry import ProviderRegistry, ProviderState
 from themis.core.breaker import BreakerState, admit, record_failure, record_success
 from themis.core.runtime import RuntimeConfig
 

@@ -26,7 +26,7 @@ from themis.adapters.models.scripted import ScriptedModel
 from themis.adapters.stores.memory import MemoryStore
 from themis.app.execution.interpreter import execute
 from themis.app.execution.ports import Ports
-from themis.app.execution.provider_gates import ProviderRegistry
+from themis.app.execution.provider_registry import ProviderRegistry
 from themis.app.execution.work import Execution
 from themis.app.execution.writer import EventWriter
 from themis.app.render.runtime_controls import retries_cell

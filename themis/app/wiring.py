@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from themis.adapters.models.http import HttpModel
     from themis.adapters.stores.duckdb_browse import LogBrowser
     from themis.app.execution.ports import Ports
-    from themis.app.execution.provider_gates import ProviderRegistry
+    from themis.app.execution.provider_registry import ProviderRegistry
     from themis.app.execution.telemetry import Observer
     from themis.core.bundles import BundleManifest, StageBundle
     from themis.ports.run_queue import RunQueuePort
@@ -577,7 +577,7 @@ def execution_ports(
     state and live progress shared beside a file store, and `registry` (default: a fresh one,
     owned by this execution)."""
     from themis.app.execution.ports import Ports
-    from themis.app.execution.provider_gates import ProviderRegistry
+    from themis.app.execution.provider_registry import ProviderRegistry
 
     clock = clock or system_clock()
     with model_ports(spec, clock, models, runtime) as ports:

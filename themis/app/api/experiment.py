@@ -32,7 +32,7 @@ from themis.app.config.loading import (
 )
 from themis.app.config.plugins import resolve_plugins
 from themis.app.execution.interpreter import ProgressCallback
-from themis.app.execution.provider_gates import ProviderRegistry
+from themis.app.execution.provider_registry import ProviderRegistry
 from themis.app.execution.telemetry import TelemetryBus
 from themis.app.usecases.compiled_cache import ConfigSource, config_source, remember_config
 from themis.app.usecases.provenance import config_provenance

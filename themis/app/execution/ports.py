@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from attrs import field, frozen
 
-from themis.app.execution.provider_gates import ProviderRegistry
+from themis.app.execution.provider_registry import ProviderRegistry
 from themis.ports.clock import ClockPort
 from themis.ports.live_progress import LiveProgressPort
 from themis.ports.model import ModelPort
