@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 import themis
 from tests.holders import holding, live_record, publish_as
-from tests.viewer.conftest import CASES, HOSTILE, ViewerStore
+from tests.viewer.conftest import CASES, HOSTILE, ViewerStore, _answer, _spec
 from themis.app.api.viewer import viewer_app
 
 
@@ -59,6 +59,33 @@ def test_the_run_page_has_the_reports_numbers_plots_and_failures(
     assert data["report"]["results"] == reporter.to_json()["results"]
     assert data["failures"] == [{"error_kind": "bad_request", "count": 2, "cases": ["n5"]}]
     assert data["trials"]["total"] == CASES * 4
+
+
+def test_the_run_page_shows_the_runtime_settings_later_executions_changed(
+    client: TestClient, viewer_store: ViewerStore, tmp_path: Path
+) -> None:
+    unchanged = client.get(f"/runs/{viewer_store.run_a}")
+    assert "No later execution changed a runtime setting." in unchanged.text
+    assert client.get(f"/api/runs/{viewer_store.run_a}").json()["runtime_changes"] == []
+
+    store = tmp_path / "resumed.duckdb"
+    clock = themis.FakeClock()
+    experiment = themis.Experiment.from_spec(_spec(1))
+    models = {"hostile": themis.ScriptedModel(clock, script=_answer)}
+    experiment.run(store, models=models, clock=clock, until_stage="generate")
+    experiment.resume(store, models=models, clock=clock, max_concurrent_tasks=3)
+    inspected = themis.get_run_snapshot(experiment.run_id, store).lineage
+    with TestClient(viewer_app(store)) as resumed:
+        data = resumed.get(f"/api/runs/{experiment.run_id}").json()
+        page = resumed.get(f"/runs/{experiment.run_id}").text
+
+    default = themis.RuntimeConfig().max_concurrent_tasks
+    assert (
+        [(change["field"], change["old"], change["new"]) for change in data["runtime_changes"]]
+        == [(change.field, change.old, change.new) for change in inspected]
+        == [("max_concurrent_tasks", default, 3)]
+    )
+    assert f"<td>max_concurrent_tasks</td><td>{default} → 3</td>" in page
 
 
 def test_model_output_is_escaped_everywhere(client: TestClient, viewer_store: ViewerStore) -> None:

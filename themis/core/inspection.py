@@ -16,14 +16,14 @@ the `score` counts equal the report's scored / failed / pending.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
 from attrs import field, frozen
 
 from themis.core.controls import Spend, spend_summary
-from themis.core.events import JudgeFailed, RunPaused
+from themis.core.events import JudgeFailed, RunPaused, RunResumed
 from themis.core.generation import is_truncated
 from themis.core.planner import CompiledRun, PlanRecord, trial_refs
 from themis.core.provider_state import ProviderHold
@@ -206,9 +206,14 @@ class RunSnapshotView:
 
 def lineage(state: RunState) -> tuple[RuntimeChange, ...]:
     """Every runtime change the log records, oldest first, one entry per field."""
+    return changes_of(state.resumes)
+
+
+def changes_of(resumes: Iterable[RunResumed]) -> tuple[RuntimeChange, ...]:
+    """The runtime changes `resumes` record, in their order, one entry per field."""
     return tuple(
         RuntimeChange(at=resumed.at, field=name, old=change.get("old"), new=change.get("new"))
-        for resumed in state.resumes
+        for resumed in resumes
         for name, change in sorted(resumed.changes.items())
     )
 

@@ -30,7 +30,7 @@ from themis.adapters.stores.duckdb_log import events_of_rows, keyed_rows
 from themis.adapters.stores.duckdb_outline import OUTLINE, outline_of
 from themis.adapters.stores.duckdb_trial_rows import PlannedPlaces, score_rows, trial_rows
 from themis.core.errors import StoreError
-from themis.core.events import Event
+from themis.core.events import Event, RunResumed
 from themis.core.snapshot import RunSnapshot
 
 # Whether the store file keeps a run's places.
@@ -133,9 +133,12 @@ class LogBrowser:
                 self._own_attached = True
         return f"{self._own}."
 
-    def _attached(self, sql: str, parameters: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
+    def _attached(
+        self, sql: str, parameters: dict[str, Any], run_id: str | None
+    ) -> list[dict[str, Any]]:
         """From a path: `sql` on this browser's memory database with the store attached
-        read-only as `store`, `{places}` standing for the table of the run's places."""
+        read-only as `store`, `{places}` standing for the table of the places of run `run_id`
+        (`None`: `sql` reads no places)."""
         with self._building:
             if self._memory is None:
                 self._memory = quiet_connection()
@@ -146,8 +149,9 @@ class LogBrowser:
                 cursor.close()
                 raise StoreError(f"{self._path}: {str(error).splitlines()[0]}") from error
             try:
-                places = self._planned.table(cursor, run_id, "store.main.")
-                return self._run(cursor, sql.format(places=places), parameters, close=False)
+                if run_id is not None:
+                    sql = sql.format(places=self._planned.table(cursor, run_id, "store.main."))
+                return self._run(cursor, sql, parameters, close=False)
             finally:
                 with suppress(duckdb.Error):
                     cursor.execute("DETACH store")
@@ -711,6 +715,25 @@ class LogBrowser:
         for row in rows:
             row["scores"] = dict(row["scores"] or {})
         return rows
+
+    def resumes(self, run_id: str) -> list[RunResumed]:
+        """The run's `RunResumed` events, oldest first: what each later execution changed of
+        its runtime. Of a batched log only the rows holding one are split (ADR 0046)."""
+        held = isinstance(self._source, DuckDBStore)
+        store = "" if held else "store."
+        only = " AND contains(kinds, 'run_resumed')"
+        log = events_of_rows(store, only) if self._batched() else f"{store}events"
+        sql = (
+            f"SELECT kind, payload FROM {log} WHERE run_id = $run AND kind = 'run_resumed'"
+            " ORDER BY seq"
+        )
+        parameters = {"run": run_id}
+        rows = self._query(sql, parameters) if held else self._attached(sql, parameters, None)
+        return [
+            event
+            for row in rows
+            if isinstance(event := decode_event(row["kind"], row["payload"]), RunResumed)
+        ]
 
     def failure_kinds(self, run_id: str, *, cases: int = 5) -> list[FailureKind]:
         """The run's trials that failed for good, grouped by error kind, most frequent first."""

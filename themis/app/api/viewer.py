@@ -159,6 +159,7 @@ def viewer_app(store: StoreLike, *, warm: bool = False) -> Starlette:
         return view_pages.run_page(
             document,
             data.failures_data(store, resolved, cache),
+            data.runtime_changes_data(store, resolved, cache),
             data.trials_data(store, resolved, query, cache),
             {name: value for name, value in kept.items() if value},
             ""

@@ -20,7 +20,7 @@ from themis.app.api.viewer_cache import Listing, ViewerCache
 from themis.app.api.views import get_evaluation_execution, live_runs
 from themis.app.render.comparisons import comparison_json
 from themis.app.render.evaluation import evaluation_json
-from themis.app.render.inspect_views import progress_json, state_json
+from themis.app.render.inspect_views import lineage_json, progress_json, state_json
 from themis.app.render.report_text import Columns, when
 from themis.app.render.reports import document_json
 from themis.app.usecases.comparing import compare_stored
@@ -36,7 +36,7 @@ from themis.core.breakdown import Breakdown
 from themis.core.comparison import Comparison
 from themis.core.errors import ConfigError, StoreLocked, ThemisError
 from themis.core.evaluation_view import evaluation_execution
-from themis.core.inspection import run_progress
+from themis.core.inspection import changes_of, run_progress
 from themis.core.report import Report
 from themis.core.report_sampling import is_sampled
 from themis.core.state import project
@@ -210,6 +210,15 @@ def run_document(
     return cache.document(store, resolved, by or Breakdown(), events)
 
 
+def runtime_changes_data(
+    store: StoreLike, run_id: str, cache: ViewerCache | None = None
+) -> list[dict[str, Any]]:
+    """The run's runtime lineage as `themis inspect snapshot --json` has it: each setting a
+    later execution changed, when, from what and to what, oldest first."""
+    browser = (cache or ViewerCache.of(store)).browser
+    return lineage_json(changes_of(browser.resumes(run_id)))
+
+
 def failures_data(
     store: StoreLike, run_id: str, cache: ViewerCache | None = None
 ) -> list[dict[str, Any]]:
@@ -254,6 +263,7 @@ def run_data(
             "rows": [columns.cells(row) for row in document.report.rows],
         },
         "failures": failures_data(store, resolved, cache),
+        "runtime_changes": runtime_changes_data(store, resolved, cache),
         "trials": trials_data(store, resolved, query, cache),
     }
 

@@ -50,7 +50,8 @@ def view_title(*parts: str, live: LiveSource | None) -> str:
     return " · ".join([*parts, live_note(live)] if live else parts)
 
 
-def _value(value: Any) -> str:
+def value_text(value: Any) -> str:
+    """A setting's value as `inspect` shows it: text as it is, anything else as JSON."""
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
@@ -59,11 +60,12 @@ def _key_values(title: str | None, items: Iterable[tuple[str, Any]]) -> Table:
     table.add_column("key", style="bold")
     table.add_column("value")
     for key, value in items:
-        table.add_row(key, _value(value))
+        table.add_row(key, value_text(value))
     return table
 
 
-def _lineage_json(changes: Iterable[RuntimeChange]) -> list[dict[str, Any]]:
+def lineage_json(changes: Iterable[RuntimeChange]) -> list[dict[str, Any]]:
+    """Runtime changes as JSON-ready rows (`at` as text): `inspect` and the viewer."""
     return [
         {"at": when(change.at), "field": change.field, "old": change.old, "new": change.new}
         for change in changes
@@ -77,7 +79,8 @@ def _lineage_table(changes: tuple[RuntimeChange, ...]) -> RenderableType:
     for column in ("at", "field", "old → new"):
         table.add_column(column)
     for change in changes:
-        table.add_row(when(change.at), change.field, f"{_value(change.old)} → {_value(change.new)}")
+        shift = f"{value_text(change.old)} → {value_text(change.new)}"
+        table.add_row(when(change.at), change.field, shift)
     return table
 
 
@@ -104,7 +107,7 @@ def snapshot_json(view: RunSnapshotView) -> dict[str, Any]:
         "identity": None if view.identity is None else dict(view.identity),
         "runtime": dict(view.runtime),
         "provenance": dict(view.provenance),
-        "lineage": _lineage_json(view.lineage),
+        "lineage": lineage_json(view.lineage),
         "served_models": served_json(view.served),
         "live": _live_json(view.live),
     }
@@ -184,7 +187,7 @@ def state_json(view: ExecutionState) -> dict[str, Any]:
             for reason in view.failures
         ],
         "truncated": view.truncated,
-        "lineage": _lineage_json(view.lineage),
+        "lineage": lineage_json(view.lineage),
         "live": _live_json(view.live),
         **controls_json(view),
     }

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from themis.app.render.comparison_html import comparison_section
+from themis.app.render.inspect_views import value_text
 from themis.app.render.report_html import report_body
 from themis.app.usecases.reporting import ReportDocument
 from themis.core.comparison import Comparison
@@ -135,13 +136,14 @@ def _pager(base: str, query: Mapping[str, Any], total: int, offset: int, limit: 
 def run_page(
     document: ReportDocument,
     failures: Sequence[Mapping[str, Any]],
+    changes: Sequence[Mapping[str, Any]],
     trials: Mapping[str, Any],
     query: Mapping[str, Any],
     live: str = "",
 ) -> str:
     """One run: while it executes, its `live` panel; the report (numbers, intervals and plots
-    as `themis report --format html`), failures by kind with links to their cases, and a page
-    of trials."""
+    as `themis report --format html`), the runtime `changes` of its later executions, failures
+    by kind with links to their cases, and a page of trials."""
     run_id = document.report.run_id
     failure_rows = [
         [
@@ -165,11 +167,30 @@ def run_page(
         live,
         breakdown_form(document),
         report_body(document),
+        _runtime_changes(changes),
         f'<div id="failures-by-kind"><h2>Failures by kind</h2>{failed}</div>',
         "<h2>Trials</h2>",
         _trials_section(run_id, trials, query),
     ]
     return page(f"{document.report.name} · {run_id[:12]}", "\n".join(body))
+
+
+def _runtime_changes(changes: Sequence[Mapping[str, Any]]) -> str:
+    """The run's runtime lineage (`inspect snapshot`'s): the settings later executions changed."""
+    rows = [
+        [
+            _text(change["at"]),
+            _text(change["field"]),
+            f"{_text(value_text(change['old']))} → {_text(value_text(change['new']))}",
+        ]
+        for change in changes
+    ]
+    shown = (
+        _table(["at", "field", "old → new"], rows, "runtime-changes")
+        if rows
+        else "<p>No later execution changed a runtime setting.</p>"
+    )
+    return f'<div id="runtime-lineage"><h2>Runtime changes</h2>{shown}</div>'
 
 
 # The plan's dimensions as the breakdown form names them (a slice is a dataset of its own).
