@@ -1,6 +1,7 @@
 """A canary API key, set only in the environment, goes to the endpoint on every call and nowhere
 else: not into the store (its file bytes and every table), the reports, the CLI's output, the
-log records, or any failure message, even when the server echoes the key back in a 401.
+log records, any failure message or the viewer's pages, even when the server echoes the key back
+in a 401.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from typing import Any
 
 import duckdb
 import pytest
+from starlette.testclient import TestClient
 
 from tests.cli.helpers import Invoke
 from tests.fakeserver import FakeServer
+from themis.app.api.viewer import viewer_app
 
 CANARY = "sk-canary-3c1f0a9d7e5b42f8"
 TRACE = "trace-canary-11aa22bb33cc"
@@ -68,6 +71,21 @@ def _tables(path: Path) -> dict[str, list[Any]]:
         return {name: connection.execute(f'SELECT * FROM "{name}"').fetchall() for name in names}
 
 
+def _viewer_pages(store: Path, first: str, second: str) -> list[str]:
+    """Every page and JSON answer of `themis view` about the two runs, in this environment."""
+    paths = ["/", "/api/runs", f"/compare?a={first}&b={second}"]
+    for run in (first, second):
+        paths += [f"/runs/{run}", f"/api/runs/{run}", f"/api/runs/{run}/trials"]
+        paths += [f"/runs/{run}/cases/s1", f"/api/runs/{run}/cases/s1"]
+    pages = []
+    with TestClient(viewer_app(store)) as viewer:
+        for path in paths:
+            page = viewer.get(path)
+            assert page.status_code == 200, path
+            pages.append(page.text)
+    return pages
+
+
 def test_the_key_reaches_the_endpoint_and_nothing_else(
     server: FakeServer,
     tmp_path: Path,
@@ -119,6 +137,7 @@ def test_the_key_reaches_the_endpoint_and_nothing_else(
     for args in (("report", good["run_id"], "--store", store), ("runs", "--store", store)):
         result = invoke(*args)
         outputs.extend([result.stdout, result.stderr])
+    outputs.extend(_viewer_pages(store, good["run_id"], bad["run_id"]))
 
     assert not _leaks("\n".join(outputs))
     records = [f"{r.name} {r.getMessage()} {r.args!r}" for r in caplog.records]
