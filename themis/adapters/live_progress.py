@@ -11,6 +11,8 @@ A record is replaced atomically (a temp file in the same directory, then `os.rep
 readers need no lock and never see half a file. A crashed process leaves its file behind; its
 PID no longer exists, so readers skip it and the next publisher sweeps it away. Every `OSError`
 and malformed file is swallowed: live progress never fails a run or an inspection.
+
+The port is `themis.ports.live_progress`; what a record holds is `themis.core.live_progress`.
 """
 
 from __future__ import annotations

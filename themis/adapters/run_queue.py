@@ -12,6 +12,8 @@ The queue lives beside the store, not in it: a DuckDB file admits one process, a
 holds it for a whole run, while `submit` must return at once. Files are replaced atomically
 (a temp file, then `os.replace`), so `entries` reads without the lock and never sees half a
 file. Errors: `OSError` and malformed files become `StoreError`s naming the file.
+
+The port is `themis.ports.run_queue`.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ of the kinds its `BundleKind` carries. Exporting takes the results that count in
 importing keeps only the rows the target state lacks (so importing twice changes nothing),
 stamped with the target's current epoch (so a result imported after a replay counts), and
 refuses a row about a trial or group the run does not plan.
+
+The same concept in the shell: `themis.app.usecases.bundles` exports and imports bundles through
+a store, and `themis.app.api.bundles` is their Python API.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ Time is a rough lower bound, the largest of three limits: latency-bound
 (ceil(calls / concurrency) waves of one latency each), request-rate-bound (calls / RPM) and
 token-rate-bound (tokens / TPM). Each is taken per provider, with the smallest applicable
 concurrency.
+
+`themis.app.render.estimate` renders it for `themis estimate` (the same concept, its output).
 """
 
 from __future__ import annotations

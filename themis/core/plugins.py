@@ -7,6 +7,9 @@ A plugin's identity (reference, version, declared parameters) enters the `run_id
 version of a metric is a new run, never silently different numbers under an old id.
 This module is pure: importing modules and reading entry points is done by
 `themis.adapters.plugin_loading`; the `plugin` decorator only labels a function.
+
+Finding the plugins a config names (imports, entry points) is `themis.app.config.plugins`, the
+same concept in the shell.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Where runs are stored, the execution policy (the runtime settings every run gets), a global seed
 for configs that give none, whether item payloads (answer texts) leave the store in telemetry,
 and the telemetry sinks. Every field is classified in `themis.core.identity.FIELD_CLASSES`.
+
+Reading a project file into it is `themis.app.config.project` (the same concept, in the shell).
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ Clearing is the one change that is not a join: it replaces the state by its `tom
 deadline, the next generation). A run that sees the generation grow while it waits drops the
 holds it had (`themis.core.breaker.release`) and goes on at once; later publications merge
 into the tombstone.
+
+The port sharing it is `themis.ports.provider_state`, with its adapters in
+`themis.adapters.provider_state`.
 """
 
 from __future__ import annotations

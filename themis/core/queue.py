@@ -5,6 +5,9 @@ how: the run's status, or `failed` with the error). A worker takes entries only 
 the store, which a DuckDB file lets one process do at a time; so an entry found `running` by
 the holder was left by a worker that stopped mid-run (killed, interrupted), and is taken again,
 first, and resumed. These functions decide; `themis.ports.run_queue` keeps the entries.
+
+Submitting and working through the queue is `themis.app.api.queue` (the same concept, in the
+shell).
 """
 
 from __future__ import annotations

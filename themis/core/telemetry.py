@@ -7,6 +7,9 @@ as they happen (the log's `RunStarted` reaches the store with the first batch, a
 began). Each signal names its run and carries the time it happened (epoch seconds, from the
 `ClockPort`). `include_text` decides whether a trial's answer text travels with it
 (`[storage] store_item_payloads`).
+
+Delivering the signals to observers is `themis.app.execution.telemetry`'s `TelemetryBus` (the
+same concept, in the shell).
 """
 
 from __future__ import annotations

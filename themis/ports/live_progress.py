@@ -11,6 +11,9 @@ Contract (one suite in `tests/contract` runs it against every adapter):
 - `records` returns the readable records of living processes (only `pid`'s when given), oldest
   first (`started_at`, then `run_id`); unreadable or foreign entries are skipped.
 - Adapters never read the clock: every time comes in the published record.
+
+Its adapters are in `themis.adapters.live_progress`; what a record holds is
+`themis.core.live_progress`.
 """
 
 from __future__ import annotations

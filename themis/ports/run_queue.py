@@ -13,6 +13,8 @@ Contract (one suite in `tests/contract` runs it against every adapter):
 - `entries` lists every entry in submission order; it never blocks and never fails on a
   queue that does not exist yet (empty). `snapshot` is a submitted run's snapshot (`None` for
   a run never submitted), `report` a finished run's report.
+
+Its adapters are in `themis.adapters.run_queue`.
 """
 
 from __future__ import annotations

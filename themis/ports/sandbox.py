@@ -1,4 +1,8 @@
-"""`SandboxPort`: run untrusted commands against files in a fresh, isolated workspace."""
+"""`SandboxPort`: run untrusted commands against files in a fresh, isolated workspace.
+
+Its adapters: `themis.adapters.sandbox` on this machine, `themis.adapters.ray.sandbox` on a Ray
+cluster.
+"""
 
 from __future__ import annotations
 

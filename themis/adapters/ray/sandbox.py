@@ -12,6 +12,8 @@ never share one.
 A task whose worker dies (killed, out of memory, its node lost) is run again, up to
 `RUN_ATTEMPTS` times in all: a candidate's verdict does not depend on which worker runs it.
 When every attempt is lost, each command of the flow ends as not started, with the reason.
+
+The port is `themis.ports.sandbox`.
 """
 
 from __future__ import annotations

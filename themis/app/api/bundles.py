@@ -3,6 +3,8 @@ produced elsewhere (`themis.core.candidates`).
 
 Every import goes through the run's event log (`themis.app.usecases.bundles`), so resume,
 report, reuse and replay see imported results as their own, and importing twice changes nothing.
+
+The bundle format itself is `themis.core.bundles`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""`compare`: paired comparison of stored runs from research code (`themis compare`'s API)."""
+"""`compare`: paired comparison of stored runs from research code (`themis compare`'s API).
+
+The same concept one level down: `themis.app.usecases.comparing` reads the runs and checks the
+request; the statistics are `themis.core.comparison`'s.
+"""
 
 from __future__ import annotations
 

@@ -6,6 +6,8 @@ workers on one store take turns through the store's lock: neither takes a run th
 and one left `running` by a worker that stopped mid-run is taken first and resumed. A worker
 never waits in silence: `on_note` hears what it waits for (a submission, or the store's holder)
 and what it takes and how each run ended.
+
+The queue's entries and their transitions are `themis.core.queue` (the same concept, pure data).
 """
 
 from __future__ import annotations

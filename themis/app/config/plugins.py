@@ -5,6 +5,9 @@ plugin (its reference, or the entry point and the distribution that declares it)
 A plugin's version is the one its `plugin` label gives, else its installed distribution's,
 else `src-<digest>` of its module's source, so editing unversioned research code is a new run.
 Its declared parameters are its keyword parameters with their defaults.
+
+The registry these plugins go into is `themis.core.plugins` (the same concept, pure): this
+module only finds and imports them.
 """
 
 from __future__ import annotations

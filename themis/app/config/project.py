@@ -4,6 +4,9 @@ The file holds `global_seed` and three tables: `[storage]` (`path`, `store_item_
 `[execution_policy]` (the keys of a config's `[runtime]` table) and `[telemetry]` (`log`,
 `opentelemetry`). Paths are relative to the project file. Errors are one-line `ConfigError`s
 naming the file and the key.
+
+The `ProjectSpec` it builds is `themis.core.project` (the same concept, pure); this module reads
+the file.
 """
 
 from __future__ import annotations

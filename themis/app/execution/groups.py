@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import trio
 
-from themis.app.execution.candidates import Candidate
+from themis.app.execution.candidate_scoring import Candidate
 from themis.app.execution.limiters import deliver
 from themis.app.execution.trials import TrialRunner
 from themis.core.events import (

@@ -16,7 +16,7 @@ from returns.result import Success
 
 from themis.app.execution.budgeting import RunBudget
 from themis.app.execution.calls import CallGuards, CallHooks, ModelCaller
-from themis.app.execution.candidates import Candidate, CandidateScorer
+from themis.app.execution.candidate_scoring import Candidate, CandidateScorer
 from themis.app.execution.limiters import Limiters, deliver
 from themis.app.execution.outcomes import Outcomes
 from themis.app.execution.ports import Ports

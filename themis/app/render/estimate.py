@@ -2,6 +2,9 @@
 
 The JSON is documented in docs/how-to/plan-and-estimate.md; its keys only ever grow.
 Costs are in whatever currency `runtime.model_prices` uses; times are in seconds.
+
+The estimate itself is computed by `themis.core.estimate` (the same concept, pure); this only
+renders it.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@ elsewhere (a provider's batch output, answers from another tool) as a run's even
 
 Imports append ordinary events to the run's log, so resume, report, reuse and replay see them
 like any other; what the log already holds is skipped, so importing twice changes nothing.
+
+The same concept at two other levels: the bundle format is `themis.core.bundles` (pure), and
+`themis.app.api.bundles` is the Python API over these use cases.
 """
 
 from __future__ import annotations

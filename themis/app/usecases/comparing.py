@@ -2,6 +2,8 @@
 
 The statistics are `themis.core.comparison`'s; this reads the runs and checks what was asked:
 `--models` and `--prompts` name exactly two values the run has, and only with one run.
+
+`themis.app.api.comparing` is the Python API over it (the same concept, one level up).
 """
 
 from __future__ import annotations
