@@ -529,15 +529,25 @@ def pending(
             yield PendingTrial(trial, wanted)
         return
     for trial in plans:
-        stages: list[Stage] = []
-        for stage in wanted:
-            if stage is Stage.GENERATE:
-                done = trial.trial_key in state.generations
-            elif stage is Stage.PARSE:
-                done = not stages and trial.trial_id in state.parses
-            else:
-                done = not stages and trial.trial_id in state.scores
-            if not done:
-                stages.append(stage)
+        generated = trial.trial_key in state.generations
+        stages = stages_left(wanted, state, trial.trial_id, produced=generated)
         if stages:
-            yield PendingTrial(plan=trial, stages=tuple(stages))
+            yield PendingTrial(plan=trial, stages=stages)
+
+
+def stages_left(
+    wanted: tuple[Stage, ...], state: RunState, result_id: str, *, produced: bool
+) -> tuple[Stage, ...]:
+    """The stages of `wanted` still to run for one result: the stage making it (generate, or
+    reduce for a group) unless `produced`, then parse and score unless the log holds them for
+    `result_id`. From the first stage to run on, every later one runs again."""
+    for index, stage in enumerate(wanted):
+        if stage is Stage.PARSE:
+            done = result_id in state.parses
+        elif stage is Stage.SCORE:
+            done = result_id in state.scores
+        else:
+            done = produced
+        if not done:
+            return wanted[index:]
+    return ()

@@ -16,7 +16,7 @@ from attrs import frozen
 from themis.core.errors import PluginError
 from themis.core.events import GenerationCompleted, GenerationFailed
 from themis.core.identity import short_digest
-from themis.core.planner import CompiledRun, PlanRecord, trial_refs
+from themis.core.planner import CompiledRun, PlanRecord, stages_left, trial_refs
 from themis.core.plugins import PluginKind, PluginRegistry, is_plugin_name
 from themis.core.sampling import vote
 from themis.core.scoring import parse_answer, score_answer
@@ -114,18 +114,10 @@ def pending_groups(
     outcome = outcome or stored_outcome(state)
     wanted = tuple(stage for stage in GROUP_STAGES if stage.order <= until_stage.order)
     for group in groups:
-        stages: list[Stage] = []
-        for stage in wanted:
-            if stage is Stage.REDUCE:
-                done = group.group_id in state.reductions
-            elif stage is Stage.PARSE:
-                done = not stages and group.group_id in state.parses
-            else:
-                done = not stages and group.group_id in state.scores
-            if not done:
-                stages.append(stage)
+        reduced = group.group_id in state.reductions
+        stages = stages_left(wanted, state, group.group_id, produced=reduced)
         if stages and all(outcome(member.trial_key) is not None for member in group.members):
-            yield PendingGroup(group, tuple(stages))
+            yield PendingGroup(group, stages)
 
 
 def reduce_group(
