@@ -15,12 +15,15 @@ finished run takes (`viewer.preparing`), and each page's first request once it i
 
 The poller is a separate process, so its own CPU is not counted. The machine is shared: trust
 CPU seconds over wall time under load. Usage:
-`python bench/live_view.py [N] [--watched-only] [--follow-only] [--refreshes]`
+`python bench/live_view.py [N] [--watched-only] [--follow-only] [--refreshes] [--first]`
 (`--watched-only`: only the watched run; `--follow-only`: the poller loads no whole page, as a
 person who keeps the run page open without reloading it; `--refreshes`: only the CPU of each
 refresh of a followed run page, measured alone: a finished run's log set back to its first
 half (no checkpoint, no kept places, as while it runs) and logged again in `STEPS` steps, the
-run page asked after each, in this process, with nothing else running).
+run page asked after each, in this process, with nothing else running; `--first`: the first
+run page of a run executing inside `themis.live_viewer`, asked while the run is held at half
+way (every model call after the first N/2 waits for a gate, so the process does nothing else),
+then the second one once the gate opens and the run ends).
 """
 
 from __future__ import annotations
@@ -154,10 +157,78 @@ def refreshes(n: int, root: Path) -> None:
     store.close()
 
 
+class GatedModel:
+    """The scripted model, except that every call after the first `free` waits (in a worker
+    thread, so the run's writer goes on) until `gate` is set."""
+
+    def __init__(self, free: int, gate: Any) -> None:
+        import themis
+
+        self._model = themis.ScriptedModel(themis.SystemClock())
+        self._free, self._gate, self.calls = free, gate, 0
+
+    async def generate(self, request: Any) -> Any:
+        import trio
+
+        self.calls += 1
+        if self.calls > self._free:
+            await trio.to_thread.run_sync(self._gate.wait, abandon_on_cancel=True)
+        return await self._model.generate(request)
+
+
+def first_page(n: int, root: Path) -> None:
+    """The first run page of a run held at half way inside the live viewer, then the next."""
+    import threading
+
+    import httpx
+
+    import themis
+
+    watched = experiment(n)
+    gate = threading.Event()
+    with themis.live_viewer(root / "first.duckdb") as viewer:
+        store = viewer.store
+        thread = threading.Thread(
+            target=lambda: watched.run(
+                store=store, models={"fake": GatedModel(n // 2, gate)}, progress="off"
+            )
+        )
+        thread.start()
+        try:
+            with httpx.Client(base_url=viewer.url, timeout=600) as client:
+                done = -1
+                while done < n // 2:  # as the run publishes it
+                    time.sleep(0.5)
+                    runs = client.get("/api/live").json()["runs"]
+                    done = runs[0]["done"] + runs[0]["failed"] if runs else -1
+                time.sleep(2.0)  # the writer's last batches of the half
+                for label in ("first page, half way", "second page, half way"):
+                    wall, cpu, answer = timed(lambda: client.get(f"/runs/{watched.run_id}"))
+                    print(
+                        f"{label:22s} {answer.status_code}  wall {wall * 1000:7.0f} ms"
+                        f"  cpu {cpu * 1000:7.0f} ms  (load {os.getloadavg()[0]:.1f})"
+                    )
+                gate.set()
+                thread.join()
+                wall, cpu, answer = timed(lambda: client.get(f"/runs/{watched.run_id}"))
+                print(
+                    f"{'after the run ended':22s} {answer.status_code}  wall {wall * 1000:7.0f} ms"
+                    f"  cpu {cpu * 1000:7.0f} ms  (load {os.getloadavg()[0]:.1f})"
+                )
+        finally:
+            gate.set()
+            thread.join()
+
+
 def main() -> None:
     import themis
 
     n = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else N
+    if "--first" in sys.argv:
+        print(f"N = {n} trials; load average {os.getloadavg()[0]:.1f} at the start")
+        with tempfile.TemporaryDirectory() as directory:
+            first_page(n, Path(directory))
+        return
     if "--refreshes" in sys.argv:
         print(f"N = {n} trials; load average {os.getloadavg()[0]:.1f} at the start")
         with tempfile.TemporaryDirectory() as directory:

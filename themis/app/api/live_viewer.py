@@ -102,7 +102,7 @@ class LiveViewer:
         else:
             self._path, self._reader = reader_of(store)
             self._store = store
-        self._switch = _Switch(viewer_app(self._reader))
+        self._switch = _Switch(viewer_app(self._reader, written=self._store))
         self._server = ServerThread(self._switch, sock)
         self._preparing: Preparation | None = None
 

@@ -41,6 +41,7 @@ from themis.app.render import view_live, view_pages
 from themis.app.wiring import StoreLike
 from themis.core.breakdown import Breakdown
 from themis.core.errors import CaseNotFound, ConfigError, RunNotFound, StoreLocked, ThemisError
+from themis.ports.store import StorePort
 
 __all__ = ["Preparation", "start_warming", "viewer_app"]
 
@@ -132,12 +133,16 @@ def _compare_query(request: Request) -> data.CompareQuery | None:
     )
 
 
-def viewer_app(store: StoreLike, *, warm: bool = False) -> Starlette:
+def viewer_app(
+    store: StoreLike, *, warm: bool = False, written: StorePort | None = None
+) -> Starlette:
     """The viewer of `store` (a DuckDB file path) as an ASGI application; serve it with uvicorn,
     or test it with Starlette's `TestClient`. With `warm`, it prepares every stored run in a
-    background thread as it starts (`themis view` does), so even first pages answer at once."""
+    background thread as it starts (`themis view` does), so even first pages answer at once.
+    `written` is the store this process writes (the live viewer's, read through `store`): a
+    run executing on it is followed from its execution's own fold (ADR 0057)."""
 
-    cache = ViewerCache.of(store)
+    cache = ViewerCache.of(store, written)
 
     def run_id(request: Request) -> str:
         return str(request.path_params["run"])

@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from themis.app.execution.running import RunningExecution, running_execution
 from themis.app.usecases.checkpoints import fresh_checkpoint_report
 from themis.app.usecases.reporting import ReportDocument, checkpoint_document, report_document
 from themis.app.usecases.stored import load_compiled, load_state, resolve_run_id
@@ -72,10 +73,17 @@ class ViewerCache:
     # Each run's `report_document` one at a time: a fold and the report of its state go
     # together.
     reporting: dict[str, threading.Lock] = attrs.Factory(dict)
+    # The store this process writes (the live viewer's): a run it executes now is compiled
+    # and folded by its execution already, and followed from there (ADR 0057).
+    written: StorePort | None = None
 
     @classmethod
-    def of(cls, store: StoreLike) -> ViewerCache:
-        return cls(browser=log_browser(store))
+    def of(cls, store: StoreLike, written: StorePort | None = None) -> ViewerCache:
+        return cls(browser=log_browser(store), written=written)
+
+    def _execution(self, run_id: str) -> RunningExecution | None:
+        """The execution of the run running in this process on the store it writes, if any."""
+        return None if self.written is None else running_execution(self.written, run_id)
 
     def hand_over(self, other: ViewerCache) -> None:
         """Give `other` (the viewer of this store's file, once a live viewer releases it) what
@@ -133,7 +141,13 @@ class ViewerCache:
         """`load_compiled`, once per run."""
         loaded = self.compiled.get(run_id)
         if loaded is None:
-            loaded = self.compiled[run_id] = load_compiled(store, run_id)
+            execution = self._execution(run_id)
+            loaded = (
+                load_compiled(store, run_id)
+                if execution is None
+                else (execution.snapshot, execution.compiled)
+            )
+            self.compiled[run_id] = loaded
         return loaded
 
     def outline(self, store: StoreLike, run_id: str) -> tuple[RunSnapshot, tuple[str, ...]]:
@@ -179,8 +193,8 @@ class ViewerCache:
     def fold(self, store: StorePort, run_id: str) -> tuple[RunState, int]:
         """`load_state`, continued (the core fold's `Projection`) from the run's state as last
         folded when its log only grew since (its last folded event still stands at its seq),
-        else from its checkpoint; the run's running reports are told what the events added
-        are about."""
+        else from the fold of its execution when this process runs it (ADR 0057), else from
+        its checkpoint; the run's running reports are told what the events added are about."""
         with self.lock:
             kept = self.folded.get(run_id)
         records = [] if kept is None else store.read(run_id, after_seq=kept[1] - 2)
@@ -194,10 +208,15 @@ class ViewerCache:
                         running.touch(added)
                 next_seq, last = records[-1][0] + 1, records[-1][1]
         else:
-            state, next_seq = load_state(store, run_id)
+            execution = self._execution(run_id)
+            folded = None if execution is None else execution.writer.folded()
+            if folded is not None:
+                state, next_seq, last = folded
+            else:
+                state, next_seq = load_state(store, run_id)
+                tail = store.read(run_id, after_seq=next_seq - 2) if next_seq > 1 else []
+                last = tail[0][1] if tail else None
             projection = Projection(state)
-            tail = store.read(run_id, after_seq=next_seq - 2) if next_seq > 1 else []
-            last = tail[0][1] if tail else None
             self.running = {}
         with self.lock:
             self.folded = {run_id: (projection, next_seq, last)}

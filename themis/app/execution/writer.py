@@ -20,6 +20,7 @@ saved by the use case (`themis.app.usecases.runs`), which has the report.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 
 import trio
@@ -64,6 +65,10 @@ class EventWriter:
         self._checkpoint_interval = runtime.checkpoint_interval
         self._checkpointed = next_seq - 1  # the seq `state` is folded through
         self._clock = clock
+        # What `folded` gives another thread, changed together under `_folding`: the fold,
+        # the next seq and the last event written (`None` until this writer writes one).
+        self._folding = threading.Lock()
+        self._last: Event | None = None
         self.closed = trio.Event()
         self.written = 0
         # Told each batch once it is appended (telemetry: `themis.app.execution.telemetry`).
@@ -75,6 +80,16 @@ class EventWriter:
 
     def state(self) -> RunState:
         return self._projection.state()
+
+    def folded(self) -> tuple[RunState, int, Event] | None:
+        """From any thread: the state of the log through what this writer has written, the seq
+        its next event gets and the last event it wrote, taken together (a viewer in the same
+        process follows the run from them instead of folding its log again, ADR 0057);
+        `None` before its first append."""
+        with self._folding:
+            if self._last is None:
+                return None
+            return self._projection.state(), self._next_seq, self._last
 
     @property
     def fold(self) -> Projection:
@@ -145,9 +160,11 @@ class EventWriter:
                 if attempt >= self._attempts:
                     raise
                 await self._clock.sleep(self._retry_delay)
-        self._next_seq += len(batch)
-        self.written += len(batch)
-        self._projection.apply(batch)
+        with self._folding:
+            self._next_seq += len(batch)
+            self.written += len(batch)
+            self._projection.apply(batch)
+            self._last = batch[-1]
         if self.on_written is not None:
             self.on_written(batch)
 

@@ -15,6 +15,7 @@ from themis.app.execution.collection import collector_settled
 from themis.app.execution.interpreter import ProgressCallback, execute
 from themis.app.execution.live import PublishedStart, publishing
 from themis.app.execution.ports import Ports
+from themis.app.execution.running import RunningExecution, registered
 from themis.app.execution.telemetry import TelemetryBus
 from themis.app.execution.trials import ProgressCounts
 from themis.app.execution.work import Execution, Reusable
@@ -289,8 +290,10 @@ def execute_work(
         preamble=execution.preamble,
         plan_record=record,
     )
-    # Live progress for `inspect` from other processes (beside a file store).
-    with publishing(ports.live, start, ports.clock, bus):
+    # Live progress for `inspect` from other processes (beside a file store); a viewer in this
+    # process follows the run from its writer's fold (ADR 0057).
+    running = RunningExecution(store, loaded.snapshot, compiled, writer)
+    with registered(running), publishing(ports.live, start, ports.clock, bus):
         outcome = _run_trio(
             functools.partial(execute, execution, ports, writer, on_progress=on_progress),
             driving.trio_clock,

@@ -1,0 +1,57 @@
+"""The executions running in this process, each with the store it writes and its writer: a
+viewer served by the same process (`themis run --view`, `themis.live_viewer`) takes a running
+run's compiled spec and the state of its log from here, rather than compiling the run and
+folding its log again (ADR 0057). Nothing here reads or writes a store.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import attrs
+
+from themis.app.execution.writer import EventWriter
+from themis.core.planner import CompiledRun
+from themis.core.snapshot import RunSnapshot
+from themis.ports.store import StorePort
+
+__all__ = ["RunningExecution", "registered", "running_execution"]
+
+
+@attrs.frozen(eq=False)
+class RunningExecution:
+    """One execution in progress: the store it writes (the object itself), the run's stored
+    snapshot and compiled run, and its writer (`EventWriter.folded` from any thread)."""
+
+    store: StorePort
+    snapshot: RunSnapshot
+    compiled: CompiledRun
+    writer: EventWriter
+
+
+_RUNNING: list[RunningExecution] = []
+_LOCK = threading.Lock()
+
+
+@contextmanager
+def registered(execution: RunningExecution) -> Iterator[None]:
+    """`execution` is found by `running_execution` while the block runs."""
+    with _LOCK:
+        _RUNNING.append(execution)
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _RUNNING.remove(execution)
+
+
+def running_execution(store: StorePort, run_id: str) -> RunningExecution | None:
+    """The execution of run `run_id` this process is running on `store` (that very object),
+    if any."""
+    with _LOCK:
+        for execution in _RUNNING:
+            if execution.store is store and execution.compiled.run_id == run_id:
+                return execution
+    return None
