@@ -1,7 +1,7 @@
 """A viewer served by the process that runs (`themis.live_viewer`) follows a running run from
 its execution's own compiled run and fold (ADR 0057): its first page of the run neither
-compiles the run nor folds its log, shows what a fold of the log shows, and later pages fold
-only what the log adds."""
+compiles the run nor folds its log nor plans it a second time for its trials' places, shows
+what a fold of the log shows, and later pages fold only what the log adds."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import trio
 
 import themis
 from tests.viewer.conftest import _answer, _spec
+from themis.adapters.stores import duckdb_trial_rows
 from themis.app.api import viewer_cache
 from themis.app.execution.running import running_execution
 from themis.app.render.reports import document_json
@@ -80,6 +81,8 @@ def test_a_running_run_is_followed_from_its_executions_fold(
             )
             monkeypatch.setattr(viewer_cache, "load_state", _never)
             monkeypatch.setattr(viewer_cache, "load_compiled", _never)
+            # Its trials' places come from the plan the viewer read for the report.
+            monkeypatch.setattr(duckdb_trial_rows, "place_columns", _never)
             with httpx.Client(base_url=viewer.url, timeout=30) as client:
                 page = client.get(f"/api/runs/{run}")
                 assert page.status_code == 200, page.text
@@ -89,6 +92,10 @@ def test_a_running_run_is_followed_from_its_executions_fold(
                 assert shown == expected
                 trials = shown["trials"]
                 assert (trials["planned"], trials["scored"] + trials["failed"]) == (24, FREE)
+                rows = page.json()["trials"]
+                assert rows["total"] == 24
+                settled = [row for row in rows["rows"] if row["status"] in ("scored", "failed")]
+                assert len(settled) == FREE
                 assert client.get(f"/runs/{run}").status_code == 200
                 gate.set()
                 thread.join(timeout=60)

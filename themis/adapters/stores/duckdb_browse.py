@@ -13,10 +13,11 @@ planned from its snapshot into this browser's own memory (ADR 0044).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -29,8 +30,10 @@ from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.duckdb_log import events_of_rows, keyed_rows
 from themis.adapters.stores.duckdb_outline import OUTLINE, outline_of
 from themis.adapters.stores.duckdb_trial_rows import PlannedPlaces, score_rows, trial_rows
+from themis.adapters.stores.duckdb_views import ref_columns
 from themis.core.errors import StoreError
 from themis.core.events import Event, RunResumed
+from themis.core.planner import TrialRef
 from themis.core.snapshot import RunSnapshot
 
 # Whether the store file keeps a run's places.
@@ -421,6 +424,12 @@ class LogBrowser:
             f"CREATE TABLE {name} AS {trial_rows('run', store, places, bounded)}", parameters
         )
         return _Copy(name, upto, stamp)
+
+    def give_places(self, snapshot: RunSnapshot, refs: Iterable[TrialRef]) -> None:
+        """Where the trials of the run `snapshot` names belong, as a plan already read gives
+        them (`refs`, every trial in plan order): a run whose store keeps no places yet (one
+        executing now) is then placed from them, not planned again (ADR 0057)."""
+        self._planned.give(snapshot.run_id, functools.partial(ref_columns, snapshot, refs))
 
     def outline(self, run_id: str) -> tuple[RunSnapshot, tuple[str, ...]] | None:
         """The run's snapshot without its datasets' cases, and its cases' field names (see

@@ -153,7 +153,15 @@ class PlannedPlaces:
     def __init__(self, database: Callable[[Any], str] = lambda con: "") -> None:
         self._database = database
         self._planned: dict[str, str] = {}  # run id -> its planned places' table
+        # Run id -> its places as `INSERT_PLACES` parameters, from a plan read already (`give`).
+        self._given: dict[str, Callable[[], list[Any]]] = {}
         self._lock = threading.Lock()
+
+    def give(self, run_id: str, columns: Callable[[], list[Any]]) -> None:
+        """Where the run's places come from if the store keeps none: `columns()` (e.g. the refs
+        of a plan its caller read already, ADR 0057), not the run's snapshot planned again."""
+        with self._lock:
+            self._given.setdefault(run_id, columns)
 
     def table(self, con: Any, run_id: str, store: str = "") -> str:
         """The table holding the run's places, for queries on `con`, where the store's tables
@@ -166,12 +174,8 @@ class PlannedPlaces:
             kept = f"{store}trial_places"
             if self._keeps(con, kept, store, run_id):
                 return kept
-            row = con.execute(f"SELECT snapshot FROM {store}runs WHERE run_id = $1", [run_id])
-            found = row.fetchone()
-            try:
-                columns = None if found is None else place_columns(decode_snapshot(found[0]))
-            except StoreError:  # unreadable here: the pages say so through the report
-                columns = None
+            given = self._given.pop(run_id, None)
+            columns = given() if given is not None else self._of_snapshot(con, store, run_id)
             if columns is None:  # nothing to place its events by: as the store has them
                 return kept
             planned = f"{self._database(con)}planned_places_{next(_NAMES)}"
@@ -179,6 +183,17 @@ class PlannedPlaces:
             con.execute(INSERT_PLACES.replace("trial_places", planned), columns)
             self._planned[run_id] = planned
             return planned
+
+    @staticmethod
+    def _of_snapshot(con: Any, store: str, run_id: str) -> list[Any] | None:
+        """The run's places planned from its stored snapshot (`None` without one, or one that
+        does not compile here: the pages say so through the report)."""
+        row = con.execute(f"SELECT snapshot FROM {store}runs WHERE run_id = $1", [run_id])
+        found = row.fetchone()
+        try:
+            return None if found is None else place_columns(decode_snapshot(found[0]))
+        except StoreError:
+            return None
 
     @staticmethod
     def _keeps(con: Any, kept: str, store: str, run_id: str) -> bool:

@@ -23,7 +23,7 @@ from themis.core.case_values import CaseMeans
 from themis.core.comparison import Comparison, GroupScores, case_scores, plain_case_scores
 from themis.core.errors import RunNotFound
 from themis.core.events import Event
-from themis.core.planner import CompiledRun, PlanRecord
+from themis.core.planner import CompiledRun, PlanRecord, trial_refs
 from themis.core.report import Report, build_report
 from themis.core.report_running import RunningReport
 from themis.core.report_sampling import is_sampled
@@ -248,6 +248,9 @@ class ViewerCache:
             record = planned_once(compiled)
             with self.lock:
                 self.plans = {compiled.run_id: record}
+            loaded = self.compiled.get(compiled.run_id)
+            if loaded is not None:  # its trials' places, if the store keeps none yet
+                self.browser.give_places(loaded[0], trial_refs(compiled, record))
         return record
 
     def prepared(self, run_id: str) -> bool:
