@@ -196,7 +196,9 @@ class EventColumns(Mapping[str, E], Generic[E]):
     def put(self, event: E) -> None:
         """Hold `event` under its key, replacing the event held for that key (if any)."""
         key = getattr(event, self._key)
-        row = self._row(key)
+        row = self._rows.get(key)
+        if row is not None and row >= self._count:  # another map's later row (`_row`, inlined)
+            row = None
         if self._shared and (row is not None or not self._owner):
             self._unshare()
         values = self._layout.row(event)
@@ -271,11 +273,13 @@ class EventColumns(Mapping[str, E], Generic[E]):
         """A function of a key giving those fields of its event (`None` if none is held),
         without building the event: for reading a few fields of every trial."""
         indexes = [self._layout.names.index(name) for name in names]
-        row_of, read = self._row, self._read
+        rows, read = self._rows, self._read
 
         def fields(key: str) -> tuple[Any, ...] | None:
-            row = row_of(key)
-            return None if row is None else tuple([read(index, row) for index in indexes])
+            row = rows.get(key)  # `_row`, inlined: called once per trial by the report
+            if row is None or row >= self._count:
+                return None
+            return tuple([read(index, row) for index in indexes])
 
         return fields
 
@@ -312,7 +316,8 @@ class EventColumns(Mapping[str, E], Generic[E]):
         return default if row is None else self._build(row)
 
     def __contains__(self, key: object) -> bool:
-        return self._row(key) is not None
+        row = self._rows.get(key)  # type: ignore[call-overload]  # `_row`, inlined: the fold's test
+        return row is not None and row < self._count
 
     def __iter__(self) -> Iterator[str]:
         if not self._shared:
