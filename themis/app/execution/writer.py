@@ -12,8 +12,11 @@ trials run again on resume.
 The writer also saves projection checkpoints, the state it has folded so far, so that reopening
 an interrupted run folds only the events after the last one. Saving one costs O(state), so the
 gap between two grows with the log: at least `checkpoint_interval` events (0: no periodic
-checkpoints) and at least as many as the previous one covered, which keeps the total cost linear
-in the run's events (a fixed gap would make it quadratic: ADR 0006). A checkpoint is a cache:
+checkpoints) and at least `CHECKPOINT_GROWTH` times as many as the previous one covered, which
+keeps the total cost linear in the run's events (a fixed gap would make it quadratic: ADR 0006):
+together they cost at most 1.5 times one checkpoint of the whole log (2 times when each only
+covered as many again), and a kill leaves at most two thirds of the log (one half) to fold again
+on reopen (ADR 0056). A checkpoint is a cache:
 failing to save one never fails the run. The checkpoint of a finished run, with its report, is
 saved by the use case (`themis.app.usecases.runs`), which has the report.
 """
@@ -34,6 +37,8 @@ from themis.ports.clock import ClockPort
 from themis.ports.store import StorePort
 
 BUFFERED_BATCHES = 8
+# Each periodic checkpoint covers at least this many times the events of the previous one.
+CHECKPOINT_GROWTH = 2
 
 
 def channel_size(runtime: RuntimeConfig) -> int:
@@ -171,7 +176,7 @@ class EventWriter:
     async def _maybe_checkpoint(self) -> None:
         """Save a checkpoint if the gap since the last one is long enough (module docstring)."""
         seq = self._next_seq - 1
-        gap = max(self._checkpoint_interval, self._checkpointed)
+        gap = max(self._checkpoint_interval, CHECKPOINT_GROWTH * self._checkpointed)
         if not self._checkpoint_interval or seq - self._checkpointed < gap:
             return
         self._checkpointed = seq
