@@ -2,12 +2,15 @@
 
 `as_schema_3` puts the log back into one `events` row per event (the table schema versions 1-3
 kept, with its primary key), the shape `duckdb_log` replaced; the file checked in under
-`tests/contract/data/` was written by that older code itself.
+`tests/contract/data/` was written by that older code itself. `as_schema_4` keeps the batch rows
+but lets DuckDB compress their payloads, as schema version 4 did (ADR 0054).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from themis.adapters.stores.duckdb_log import BATCHES_TABLE, EVENTS_VIEW
 
 OLD_EVENTS_TABLE = (
     "CREATE TABLE old_events (run_id VARCHAR, seq BIGINT, kind VARCHAR, trial_key VARCHAR,"
@@ -16,10 +19,22 @@ OLD_EVENTS_TABLE = (
 
 
 def as_schema_3(con: Any) -> None:
-    """Turn the store `con` holds (schema 4) into schema 3's layout: the log one event a row."""
+    """Turn the store `con` holds (schema 5) into schema 3's layout: the log one event a row."""
     con.execute(OLD_EVENTS_TABLE)
     con.execute("INSERT INTO old_events SELECT * FROM events ORDER BY run_id, seq")
     con.execute("DROP VIEW events")
     con.execute("DROP TABLE event_batches")
     con.execute("ALTER TABLE old_events RENAME TO events")
     con.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+
+
+def as_schema_4(con: Any) -> None:
+    """Turn the store `con` holds (schema 5) into schema 4's layout: the same batch rows, their
+    payloads compressed as DuckDB chooses (once checkpointed)."""
+    con.execute("DROP VIEW events")
+    con.execute("ALTER TABLE event_batches RENAME TO batches_5")
+    con.execute(BATCHES_TABLE.replace(" USING COMPRESSION uncompressed", ""))
+    con.execute("INSERT INTO event_batches SELECT * FROM batches_5")
+    con.execute("DROP TABLE batches_5")
+    con.execute(EVENTS_VIEW)
+    con.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")

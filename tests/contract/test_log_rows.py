@@ -20,6 +20,7 @@ import pytest
 
 import themis
 from tests.contract.test_store_contract import answers
+from tests.older_stores import as_schema_4
 from themis.adapters.codec import decode_event, encode_event
 from themis.adapters.stores import duckdb_log
 from themis.adapters.stores.duckdb import DuckDBStore
@@ -177,3 +178,47 @@ def test_keys_stages_and_times_come_back_exactly(tmp_path: Path) -> None:
         (2, "score_completed", odd, "score", 1733282000.1234567),
         (3, "generation_completed", "", "generate", 1e-05),
     ]
+
+
+@pytest.fixture
+def version_4_store(old_store: Path) -> Path:
+    """The golden run as schema version 4 kept it: batch rows whose payloads DuckDB compressed."""
+    DuckDBStore(old_store).close()
+    with duckdb.connect(str(old_store)) as con:
+        as_schema_4(con)
+        con.execute("CHECKPOINT")
+    return old_store
+
+
+def _payloads_compression(path: Path) -> set[str]:
+    return {
+        compression
+        for (compression,) in _raw(
+            path,
+            "SELECT compression FROM pragma_storage_info('event_batches')"
+            " WHERE column_name = 'payloads' AND segment_type = 'VARCHAR'",
+        )
+    }
+
+
+def test_a_version_4_store_is_read_as_it_is_and_moved_to_uncompressed_payloads(
+    version_4_store: Path,
+) -> None:
+    """ADR 0054: a read-only open of a version 4 store reads it untouched; a writer's open
+    copies its rows into the table whose payloads are kept uncompressed, and every reader
+    reads the same."""
+    before, digest = _what_readers_see(version_4_store), _digest(version_4_store)
+    assert _payloads_compression(version_4_store) != {"Uncompressed"}
+    assert _digest(version_4_store) == digest  # read-only: not a byte written
+    old_rows = _raw(version_4_store, ALL_EVENTS)
+    with pytest.raises(StoreNeedsWriting):
+        DuckDBStore(version_4_store, migrate=False)
+
+    DuckDBStore(version_4_store).close()  # a writer's open migrates (and checkpoints)
+
+    assert _raw(version_4_store, "SELECT value FROM meta WHERE key = 'schema_version'") == [
+        (str(SCHEMA_VERSION),)
+    ]
+    assert _payloads_compression(version_4_store) == {"Uncompressed"}
+    assert _raw(version_4_store, ALL_EVENTS) == old_rows
+    assert _what_readers_see(version_4_store) == before

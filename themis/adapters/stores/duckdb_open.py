@@ -36,11 +36,12 @@ __all__ = [
 
 # 1: meta, runs, events. 2: + checkpoints. 3: + trial_places and the views over the log
 # (`duckdb_views`). 4: the log one row per appended batch (`event_batches`), `events` a view
-# of it (`duckdb_log`, ADR 0046). An older file is migrated in place when a writer opens it.
-SCHEMA_VERSION: Final = 4
+# of it (`duckdb_log`, ADR 0046). 5: the same, its payloads kept uncompressed (ADR 0054). An
+# older file is migrated in place when a writer opens it.
+SCHEMA_VERSION: Final = 5
 # The oldest version a read-only open reads: version 2 lacks only the places and views, which
 # the data API computes in memory instead; versions 2 and 3 keep `events` as a table, which
-# every reader reads as the view of version 4.
+# every reader reads as the view of version 4 (and 5).
 READABLE_FROM: Final = 2
 # How long an open waits for another process to release the file before `StoreLocked`.
 LOCK_WAIT_S: Final = 2.0
@@ -161,7 +162,7 @@ def prepare_schema(con: Any, path: str, *, read_only: bool, migrate: bool = True
             )
         for statement in _TABLES:
             con.execute(statement)
-        migrate_events(con)
+        migrate_events(con, stored)
         con.execute("COMMIT")
     except BaseException:
         with suppress(duckdb.Error):  # a failed statement may already have ended it
