@@ -6,17 +6,27 @@ the main thread's stack. Prints the peak and where it happened, then every sampl
 moved by more than `STEP` MiB (so the phases that add memory stand out: loading the dataset,
 opening the store, the trials, keeping the places, the report, the final checkpoint).
 `bench/memory.py` says what is kept per trial; this says when the peak is reached.
+
+At the final checkpoint it also says who holds the RSS then (`holders`): DuckDB's own memory by
+tag (`duckdb_memory()` on the writer's connection), pymalloc's arenas (in use and free), and what
+`malloc_trim` gives back to the system (free memory the C allocator kept). A peak the main thread
+spends idle in `trio.run` is the writer's thread (appends, checkpoints, DuckDB's own checkpoint
+of its write-ahead log: ADR 0055).
 Usage: `python bench/memory_timeline.py [N]`.
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
+import os
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -46,8 +56,63 @@ def themis_frames(frame: FrameType | None, depth: int = 4) -> str:
     return " < ".join(found) or "-"
 
 
+def pymalloc_arenas() -> tuple[float, float]:
+    """MiB in pymalloc's arenas in use and free (`sys._debugmallocstats`, read from fd 2)."""
+    read_end, write_end = os.pipe()
+    saved = os.dup(2)
+    try:
+        os.dup2(write_end, 2)
+        sys._debugmallocstats()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(write_end)
+    chunks = []
+    while chunk := os.read(read_end, 1 << 16):
+        chunks.append(chunk)
+    os.close(read_end)
+    found = {}
+    for line in b"".join(chunks).decode().splitlines():
+        name, _, value = line.partition("=")
+        if name.startswith(("# bytes in allocated blocks", "# bytes in available blocks")):
+            found[name.split()[3]] = int(value.strip().replace(",", "")) / 2**20
+    return found.get("allocated", 0.0), found.get("available", 0.0)
+
+
+def holders(store: Any) -> list[str]:
+    """Who holds this process's RSS now (see the module docstring)."""
+    lines = [f"RSS {rss_mib():.0f} MiB at the final checkpoint"]
+    connection = getattr(store, "_con", None)
+    if connection is not None:
+        rows = connection.cursor().execute(
+            "SELECT tag, memory_usage_bytes FROM duckdb_memory() WHERE memory_usage_bytes > 0"
+        )
+        tags = {tag: size / 2**20 for tag, size in rows.fetchall()}
+        lines.append(
+            f"DuckDB {sum(tags.values()):.1f} MiB: "
+            + ", ".join(f"{tag} {size:.1f}" for tag, size in tags.items())
+        )
+    used, free = pymalloc_arenas()
+    lines.append(f"pymalloc arenas: {used:.0f} MiB in use, {free:.0f} MiB free")
+    gc.collect()
+    before = rss_mib()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    lines.append(f"malloc_trim gives back {before - rss_mib():.0f} MiB")
+    return lines
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 30_000
+    from themis.app.usecases import runs
+
+    at_end: list[str] = []
+    remember = runs.remember
+
+    def measure_then_remember(store: Any, *args: Any, **kwargs: Any) -> None:
+        at_end.extend(holders(store))
+        remember(store, *args, **kwargs)
+
+    runs.remember = measure_then_remember
     samples: list[tuple[float, float, str]] = []
     done = threading.Event()
     main_thread = threading.get_ident()
@@ -76,6 +141,7 @@ def main() -> None:
         if abs(rss - previous) > STEP:
             print(f"{at - start:7.1f} s {rss:6.0f} MiB  {where}")
             previous = rss
+    print("\n".join(at_end))
 
 
 if __name__ == "__main__":
