@@ -93,11 +93,12 @@ def test_every_held_event_class_is_built_without_calling_init() -> None:
     assert all(event_columns._layout(cls).setters is not None for cls in held)
 
 
-# Each step: put an event (its key, its epoch) to a map chosen by index, or copy a map.
+# Each step: put an event (its key, its epoch) to a map chosen by index, or copy a map (the
+# copy taking over appending in place, or not).
 STEPS = st.lists(
     st.one_of(
         st.tuples(st.just("put"), st.integers(0, 3), KEYS, st.integers(0, 2)),
-        st.tuples(st.just("copy"), st.integers(0, 3)),
+        st.tuples(st.just("copy"), st.integers(0, 3), st.booleans()),
     ),
     max_size=30,
 )
@@ -115,7 +116,7 @@ def test_copies_and_the_map_they_came_from_each_read_as_their_own_dict(
     for step in steps:
         which = step[1] % len(maps)
         if step[0] == "copy":
-            maps.append(maps[which].copy())
+            maps.append(maps[which].copy(appending=step[2]))
             dicts.append(dict(dicts[which]))
             continue
         _, _, key, epoch = step
@@ -153,3 +154,31 @@ def test_a_copy_reads_its_rows_while_the_map_it_came_from_appends() -> None:
     assert copied["3"].answer == "mine"
     assert columns["3"].answer == "0"
     assert list(copied) == ["0", "1", "2", "3"]
+
+
+def test_a_fold_started_from_a_state_appends_to_its_columns_and_the_state_reads_on() -> None:
+    """`Projection(state)` (a resumed run's writer) takes over appending from the state's maps
+    instead of copying them (ADR 0055); the state still reads as it was, and a second fold
+    from the same state, which cannot take it over too, copies."""
+    from themis.core.state import Projection, project
+
+    events = [
+        ParseCompleted(at=float(i), trial_id=str(i), trial_key="k", answer=str(i)) for i in range(3)
+    ]
+    stored = project(events[:2])  # as a reopen folds the log after its checkpoint (`evolve`)
+    resumed, again = Projection(stored), Projection(stored)
+    resumed.apply([events[2]])
+    again.apply([attrs.evolve(events[2], answer="other")])
+    assert list(stored.parses) == ["0", "1"]
+    assert resumed.state().parses["2"].answer == "2"
+    assert again.state().parses["2"].answer == "other"
+    assert list(resumed.state().parses) == list(again.state().parses) == ["0", "1", "2"]
+    parses = stored.parses
+    assert isinstance(parses, EventColumns)
+    answers = [f.name for f in attrs.fields(ParseCompleted)].index("answer")
+    # `resumed` appended to the state's own answer column; `again` holds a copy of it.
+    assert resumed._parses._columns[answers] is parses._columns[answers]
+    assert again._parses._columns[answers] is not parses._columns[answers]
+    # A fold in progress hands out a state and goes on appending: a fold from that state copies.
+    handed = Projection(project(events[:1])).state()
+    assert not EventColumns.of(ParseCompleted, "trial_id", handed.parses)._ownership

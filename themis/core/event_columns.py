@@ -8,12 +8,13 @@ equal mappings (a score dict of binary metrics) are stored once as an items tupl
 event builds it again from its row: the values its `__init__` stored, so the event read equals
 the event put. Insertion order and replacement follow a `dict`'s: a replaced key keeps its place.
 
-A copy shares the columns (a fold hands out its state at each checkpoint while it goes on). The
-map copied from keeps appending new keys to them in place: a copy reads only the rows it counted
-when it was made, so rows added later are invisible to it. Any other put to a shared map
-(replacing a held key's event, or any put to a copy) first copies the columns (ADR 0055). A copy
-may be read in another thread while the map it was copied from appends in the fold's thread: it
-iterates its key column, never the shared key index.
+A copy shares the columns (a fold hands out its state at each checkpoint while it goes on). One
+of the maps sharing them may append new keys to them in place: the map copied from, unless the
+copy took that over (`copy(appending=True)`: a fold started from a stored state). Every map reads
+only the rows it counted, so rows appended after it was made are invisible to it. Any other put
+to a shared map (replacing a held key's event, or a put to a map that may not append) first
+copies the columns (ADR 0055). A map may be read in another thread while another appends in
+place: it iterates its key column, never the shared key index.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import types
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import suppress
 from operator import attrgetter
 from typing import Any, Final, Generic, TypeVar
 
@@ -112,7 +114,7 @@ class EventColumns(Mapping[str, E], Generic[E]):
         "_interned",
         "_key",
         "_layout",
-        "_owner",
+        "_ownership",
         "_rows",
         "_shared",
     )
@@ -126,7 +128,9 @@ class EventColumns(Mapping[str, E], Generic[E]):
         self._count = 0
         self._interned: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self._shared = False  # its columns are another map's too (see the module docstring)
-        self._owner = True  # may append to shared columns in place: no copy was made of them
+        # `[True]` while this map may append to shared columns in place: a list, so that it is
+        # handed over atomically (`list.pop`) even when two threads copy one map.
+        self._ownership = [True]
         for event in events:
             self.put(event)
 
@@ -134,7 +138,7 @@ class EventColumns(Mapping[str, E], Generic[E]):
     def of(cls, event_cls: type[E], key: str, events: Mapping[str, E]) -> EventColumns[E]:
         """A copy of `events` as columns (a plain mapping's values, or another `EventColumns`)."""
         if isinstance(events, EventColumns):
-            return events.copy()
+            return events.copy(appending=True)
         return cls(event_cls, key, events.values())
 
     @classmethod
@@ -162,16 +166,21 @@ class EventColumns(Mapping[str, E], Generic[E]):
         built._count = count
         return built
 
-    def copy(self) -> EventColumns[E]:
+    def copy(self, *, appending: bool = False) -> EventColumns[E]:
         """An equal map, sharing this one's columns: this map goes on appending new keys to
         them in place, unseen by the copy; a replacement here, or any put to the copy, copies
-        them first. A state taken from a fold in progress costs nothing as the fold goes on."""
+        them first. A state taken from a fold in progress costs nothing as the fold goes on.
+        `appending`: the copy takes over appending in place, if this map had it (a fold that
+        starts from a state: the state reads on as it was, and nothing is copied)."""
         other: EventColumns[E] = EventColumns(self._cls, self._key)
         other._rows, other._columns = self._rows, list(self._columns)
         other._count = self._count
         other._interned = self._interned  # only ever added to: sharing it is safe
         other._shared = self._shared = True
-        other._owner = False
+        other._ownership = []
+        if appending:
+            with suppress(IndexError):  # another copy took it over, or this map never had it
+                other._ownership.append(self._ownership.pop())
         return other
 
     def _row(self, key: Any) -> int | None:
@@ -191,7 +200,7 @@ class EventColumns(Mapping[str, E], Generic[E]):
             for column in self._columns
         ]
         self._shared = False
-        self._owner = True
+        self._ownership = [True]
 
     def put(self, event: E) -> None:
         """Hold `event` under its key, replacing the event held for that key (if any)."""
@@ -199,7 +208,7 @@ class EventColumns(Mapping[str, E], Generic[E]):
         row = self._rows.get(key)
         if row is not None and row >= self._count:  # another map's later row (`_row`, inlined)
             row = None
-        if self._shared and (row is not None or not self._owner):
+        if self._shared and (row is not None or not self._ownership):
             self._unshare()
         values = self._layout.row(event)
         appending = row is None
@@ -283,12 +292,13 @@ class EventColumns(Mapping[str, E], Generic[E]):
 
         return fields
 
-    def at_least(self, name: str, floor: int) -> EventColumns[E]:
-        """A copy holding only the events whose `name` is at least `floor`."""
+    def at_least(self, name: str, floor: int, *, appending: bool = False) -> EventColumns[E]:
+        """A copy holding only the events whose `name` is at least `floor` (`appending`: as
+        `copy`'s, when it holds them all)."""
         index = self._layout.names.index(name)
         column = self._columns[index]
         if column is None or (type(column) is _Same and column.value >= floor):
-            return self.copy()
+            return self.copy(appending=appending)
         kept: EventColumns[E] = EventColumns(self._cls, self._key)
         for row in range(self._count):  # rows in insertion order, as the key index lists them
             if self._read(index, row) >= floor:

@@ -276,7 +276,10 @@ class Projection:
         elif isinstance(event, RunResumed) and event not in self._resumes:
             self._resumes.append(event)
 
-    def state(self) -> RunState:
+    def state(self, *, last: bool = False) -> RunState:
+        """The state folded so far. `last`: this projection folds nothing more, so the state's
+        per-trial maps take over appending to its columns (a fold started from the state then
+        appends to them instead of copying them: `EventColumns.copy`, ADR 0055)."""
         parse_floor = self._reset_epochs.get(Stage.PARSE, 0)
         score_floor = self._reset_epochs.get(Stage.SCORE, 0)
         reduce_floor = self._reset_epochs.get(Stage.REDUCE, 0)
@@ -284,10 +287,10 @@ class Projection:
         return RunState(
             started=self._started,
             planned=self._planned,
-            generations=self._generations.copy(),
+            generations=self._generations.copy(appending=last),
             generation_failures=dict(self._failures),
-            parses=self._parses.at_least("epoch", parse_floor),
-            scores=self._scores.at_least("epoch", score_floor),
+            parses=self._parses.at_least("epoch", parse_floor, appending=last),
+            scores=self._scores.at_least("epoch", score_floor, appending=last),
             reductions={k: v for k, v in self._reductions.items() if v.epoch >= reduce_floor},
             code_executions={
                 k: v for k, v in self._code_executions.items() if v.epoch >= score_floor
@@ -308,7 +311,7 @@ def evolve(state: RunState, events: Iterable[Event]) -> RunState:
     """Fold `events` into `state`; O(len(events)) plus one copy of the state's maps."""
     projection = Projection(state)
     projection.apply(events)
-    return projection.state()
+    return projection.state(last=True)
 
 
 def project(events: Iterable[Event]) -> RunState:
