@@ -1,7 +1,8 @@
 """A DuckDB store's lookups by key over a log of batch rows (ADR 0046) that split only kinds and
 keys (ADR 0054: `find_generations`, `generated_keys`) answer what the memory store answers, and
 what the same lookups over the `events` view, which splits every row, answer: on logs of several
-runs, each in many rows, with keys that need JSON escapes and keys shared between runs."""
+runs, each in many rows, with keys that need JSON escapes and keys shared between runs. So does
+`read` after any seq (it starts at the row holding the next one)."""
 
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def _fill(store: StorePort, log: Sequence[tuple[str, list[Event]]], at: Sequence
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(log=appends, at=created, asked=st.lists(st.sampled_from(KEYS), unique=True))
-def test_lookups_by_key_answer_as_the_view_and_the_memory_store(
+def test_lookups_and_reads_answer_as_the_view_and_the_memory_store(
     log: list[tuple[str, list[Event]]], at: tuple[float, ...], asked: list[str]
 ) -> None:
     batched, memory = DuckDBStore(":memory:"), MemoryStore()
@@ -81,6 +82,10 @@ def test_lookups_by_key_answer_as_the_view_and_the_memory_store(
             assert found == viewed
             keys = batched.generated_keys(asked, exclude_run=exclude)
             assert keys == memory.generated_keys(asked, exclude_run=exclude) == set(found)
+        for run_id in RUNS:  # a read after any seq starts inside the right row
+            last = memory.last_seq(run_id)
+            for after in range(last + 2):
+                assert batched.read(run_id, after) == memory.read(run_id, after)
         cursor.close()
     finally:
         batched.close()

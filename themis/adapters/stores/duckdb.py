@@ -41,6 +41,7 @@ from themis.adapters.checkpoint_codec import (
 from themis.adapters.codec import decode_event, decode_snapshot, encode_snapshot
 from themis.adapters.duckdb_quiet import quiet
 from themis.adapters.stores.duckdb_log import (
+    FIRST_ROW_AFTER,
     INSERT_BATCHES,
     READ_BATCHES,
     STORED_WITHIN,
@@ -255,7 +256,8 @@ class DuckDBStore:
         if self._batched:
             events: list[tuple[int, Event]] = []
             with self._connection() as con:
-                cursor = con.execute(READ_BATCHES, [run_id, after_seq])
+                first = con.execute(FIRST_ROW_AFTER, [run_id, after_seq]).fetchone()[0]
+                cursor = con.execute(READ_BATCHES, [run_id, after_seq, first])
                 try:  # a few rows at a time: their texts are not all held at once
                     while rows := cursor.fetchmany(8):
                         for seq, kinds, payloads in rows:
