@@ -372,7 +372,15 @@ class LogBrowser:
         store, places = source
         parameters: dict[str, Any] = {"run": run_id, "after": 0 if held is None else held.upto}
         batched = _batched(cursor, store)
-        since = events_of_rows(store, " AND seq + n > $after") if batched else f"{store}events"
+        since = f"{store}events"
+        if batched:  # the rows from the one holding seq `after` on: a bound on `seq` itself,
+            # which DuckDB applies before reading payloads (ADR 0054)
+            parameters["first"] = cursor.execute(
+                f"SELECT coalesce(max(seq), $after) FROM {store}event_batches"
+                " WHERE run_id = $run AND seq <= $after",
+                parameters,
+            ).fetchone()[0]
+            since = events_of_rows(store, " AND seq >= $first AND seq + n > $after")
         upto, stamp, resets, then = cursor.execute(
             "SELECT max(seq), arg_max(recorded_at, seq),"
             " count(*) FILTER (WHERE kind = 'stage_reset' AND seq > $after),"
@@ -420,6 +428,7 @@ class LogBrowser:
         if held is not None:
             cursor.execute(f"DROP TABLE {held.name}")
         del parameters["after"]
+        parameters.pop("first", None)
         cursor.execute(
             f"CREATE TABLE {name} AS {trial_rows('run', store, places, bounded)}", parameters
         )
