@@ -111,3 +111,40 @@ def test_a_running_run_is_followed_from_its_executions_fold(
         finally:
             gate.set()
             thread.join(timeout=60)
+
+
+def test_a_resumed_run_is_followed_from_the_plan_its_execution_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resumed execution reads its whole plan as it starts: the live viewer's report takes
+    that record rather than planning the run again."""
+    experiment = themis.Experiment.from_spec(_spec(1))
+    run, path = experiment.run_id, tmp_path / "resumed.duckdb"
+    clock = themis.FakeClock()
+    experiment.run(store=path, models={"hostile": themis.ScriptedModel(clock, script=_answer)})
+    gate = threading.Event()
+    held = GatedModel(gate)
+    held.calls = FREE  # every call waits: the retried failures, at the gate
+    with themis.live_viewer(path) as viewer:
+        store = viewer.store
+        thread = threading.Thread(
+            target=lambda: experiment.resume(
+                store=store, models={"hostile": held}, retry_failed=True
+            ),
+        )
+        thread.start()
+        try:
+            execution = _until(lambda: running_execution(store, run), "the execution")
+            _until(lambda: execution.writer.folded() is not None, "the preamble written")
+            assert execution.planned() is not None
+            monkeypatch.setattr(viewer_cache, "planned_once", _never)
+            with httpx.Client(base_url=viewer.url, timeout=30) as client:
+                page = client.get(f"/api/runs/{run}")
+                assert page.status_code == 200, page.text
+                monkeypatch.undo()
+                expected = document_json(report_document(store, run, Breakdown()))
+                assert page.json()["report"] == expected
+        finally:
+            gate.set()
+            thread.join(timeout=60)
+        assert not thread.is_alive()

@@ -242,10 +242,12 @@ class ViewerCache:
         return running.report(state)
 
     def planned(self, compiled: CompiledRun) -> PlanRecord:
-        """The keys of the run's plan, planned once (the run last planned is kept)."""
+        """The keys of the run's plan, planned once (the run last planned is kept), or read
+        from its execution in this process once that has read the whole plan (ADR 0057)."""
         record = self.plans.get(compiled.run_id)
         if record is None:
-            record = planned_once(compiled)
+            execution = self._execution(compiled.run_id)
+            record = (None if execution is None else execution.planned()) or planned_once(compiled)
             with self.lock:
                 self.plans = {compiled.run_id: record}
             loaded = self.compiled.get(compiled.run_id)

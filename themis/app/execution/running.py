@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import attrs
 
 from themis.app.execution.writer import EventWriter
-from themis.core.planner import CompiledRun
+from themis.core.planner import CompiledRun, PlanRecord
 from themis.core.snapshot import RunSnapshot
 from themis.ports.store import StorePort
 
@@ -23,12 +23,24 @@ __all__ = ["RunningExecution", "registered", "running_execution"]
 @attrs.frozen(eq=False)
 class RunningExecution:
     """One execution in progress: the store it writes (the object itself), the run's stored
-    snapshot and compiled run, and its writer (`EventWriter.folded` from any thread)."""
+    snapshot and compiled run, its writer (`EventWriter.folded` from any thread) and the
+    record of the plan it reads (`planned`)."""
 
     store: StorePort
     snapshot: RunSnapshot
     compiled: CompiledRun
     writer: EventWriter
+    record: PlanRecord | None = None
+
+    def planned(self) -> PlanRecord | None:
+        """The keys of the run's whole plan once the execution has read all of it (at its
+        start when it resumes or replays, as it reads on for a fresh run), else `None`."""
+        record = self.record
+        if record is None or not record.complete:
+            return None
+        if len(record.trial_ids) != self.compiled.trial_count:
+            return None
+        return record
 
 
 _RUNNING: list[RunningExecution] = []

@@ -292,7 +292,7 @@ def execute_work(
     )
     # Live progress for `inspect` from other processes (beside a file store); a viewer in this
     # process follows the run from its writer's fold (ADR 0057).
-    running = RunningExecution(store, loaded.snapshot, compiled, writer)
+    running = RunningExecution(store, loaded.snapshot, compiled, writer, record)
     with registered(running), publishing(ports.live, start, ports.clock, bus):
         outcome = _run_trio(
             functools.partial(execute, execution, ports, writer, on_progress=on_progress),
