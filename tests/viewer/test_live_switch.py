@@ -64,5 +64,7 @@ def test_the_store_is_closed_only_after_the_request_reading_it_is_answered() -> 
         swapping.join(10)
     assert happened == ["old", "closed"]
 
-    _request(switch, happened)  # later requests reach the new app
+    later = threading.Thread(target=_request, args=(switch, happened), daemon=True)
+    later.start()  # a thread of its own, as the server's are: no event loop left by other tests
+    later.join(10)  # later requests reach the new app
     assert happened == ["old", "closed", "new"]
