@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,10 +16,12 @@ import trio
 
 from tests.contract.test_store_contract import SAMPLE_EVENTS, answers, make_snapshot
 from tests.holders import holding
+from tests.interrupts import interrupted_as_by_ctrl_c
 from themis.adapters.stores.duckdb import SCHEMA_VERSION, DuckDBStore
 from themis.core.errors import SequenceConflict, StoreError, StoreLocked
 from themis.core.events import RunCompleted, RunStarted, ScoreCompleted
 from themis.core.stages import Stage
+from themis.threads import SignalSafeThread
 
 
 @pytest.fixture
@@ -139,6 +142,36 @@ def test_an_executions_end_folds_the_write_ahead_log_in_the_background(path: Pat
     reopened = DuckDBStore(path)
     assert len(reopened.read("run-a")) == len(SAMPLE_EVENTS)
     reopened.close()
+
+
+def test_a_close_interrupted_by_ctrl_c_waits_for_the_fold_then_lets_the_interrupt_out(
+    path: Path,
+) -> None:
+    # CPython 3.11's `Thread.join` interrupted by a handler's exception marks the running
+    # thread stopped: `close` then left at once, and the interpreter did not wait at exit for
+    # the `CHECKPOINT` still running in DuckDB.
+    store = DuckDBStore(path)
+    store.append("run-a", 1, SAMPLE_EVENTS)
+    earlier_fold_ends = threading.Event()  # the next fold waits for it, as for a slow fold
+    earlier_fold = SignalSafeThread(earlier_fold_ends.wait, name="an earlier execution's fold")
+    earlier_fold.start()
+    store._folding = earlier_fold
+    ended = RunCompleted(at=9.0, completed_through_stage=Stage.SCORE, epoch=0)
+    store.append("run-a", len(SAMPLE_EVENTS) + 1, [ended])  # an execution's end: a fold starts
+    folding = store._folding
+
+    def end_the_earlier_fold(interrupted: threading.Event) -> None:
+        interrupted.wait(30)
+        time.sleep(0.5)
+        earlier_fold_ends.set()
+
+    with interrupted_as_by_ctrl_c() as interrupted:
+        threading.Thread(target=end_the_earlier_fold, args=(interrupted,)).start()
+        store.close()
+    assert not folding.is_alive()
+    assert not Path(f"{path}.wal").exists()  # folded before the connection closed
+    with pytest.raises(StoreError):
+        store.read("run-a")
 
 
 def test_a_closed_store_raises_store_error(path: Path) -> None:

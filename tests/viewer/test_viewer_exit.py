@@ -5,7 +5,6 @@ Each check is made a few times: before the fix most attempts died."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -17,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from tests.cli_process import run_themis, themis_env, themis_path
+from tests.interrupts import interrupt_soon, interrupted_as_by_ctrl_c
 from themis.app.api.viewer import Preparation
-from themis.app.execution.threads import SignalSafeThread
+from themis.threads import SignalSafeThread
 
 pytestmark = [
     pytest.mark.slow,
@@ -147,11 +147,6 @@ def test_a_stopped_server_thread_first_answers_the_request_in_flight() -> None:
     sock.close()
 
 
-def _interrupt_soon(number: int) -> None:
-    """Send this process `number` in a moment, from another thread (its handler runs in ours)."""
-    threading.Timer(0.2, os.kill, (os.getpid(), number)).start()
-
-
 def test_a_thread_stays_alive_through_a_join_a_signal_interrupted() -> None:
     # CPython 3.11's `Thread.join` interrupted by a handler's exception marks the running
     # thread stopped; then nothing waited for the viewer's server thread and the process
@@ -160,16 +155,8 @@ def test_a_thread_stays_alive_through_a_join_a_signal_interrupted() -> None:
     thread = SignalSafeThread(release.wait, name="held")
     thread.start()
 
-    def interrupt(number: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGUSR1, interrupt)
-    try:
-        _interrupt_soon(signal.SIGUSR1)
-        with pytest.raises(KeyboardInterrupt):
-            thread.join(30)
-    finally:
-        signal.signal(signal.SIGUSR1, previous)
+    with interrupted_as_by_ctrl_c():
+        thread.join(30)
     assert thread.is_alive()
     release.set()
     thread.join(30)
@@ -182,5 +169,5 @@ def test_a_live_viewer_ended_by_sigterm_stops_its_server_thread(tmp_path: Path) 
 
     with live_viewer(str(tmp_path / "s.duckdb")) as viewer:
         _answered(viewer.url)
-        viewer.wait(ready=lambda: _interrupt_soon(signal.SIGTERM))
+        viewer.wait(ready=lambda: interrupt_soon(signal.SIGTERM))
     assert [t for t in threading.enumerate() if t.name == "themis-viewer"] == []

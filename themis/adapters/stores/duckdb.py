@@ -71,6 +71,7 @@ from themis.core.errors import SequenceConflict, StoreError
 from themis.core.events import Event, GenerationCompleted, RunCompleted, RunPaused
 from themis.core.planner import TrialRef
 from themis.core.snapshot import RunSnapshot, RunSummary
+from themis.threads import SignalSafeThread
 
 __all__ = ["SCHEMA_VERSION", "DuckDBStore"]
 
@@ -142,7 +143,7 @@ class DuckDBStore:
         """
         self._path = str(path)
         self._lock = threading.Lock()
-        self._folding: threading.Thread | None = None
+        self._folding: SignalSafeThread | None = None
         self._reader = False
         self._heads: dict[str, int] = {}  # run id -> its highest stored seq (`_head`)
         self._con: Any = connect(self._path, read_only=read_only, lock_wait=lock_wait)
@@ -479,12 +480,21 @@ class DuckDBStore:
             with self._lock, suppress(duckdb.Error):
                 self._con.execute("CHECKPOINT")
 
-        self._folding = threading.Thread(target=fold, name="themis-duckdb-checkpoint")
+        # Signal-safe (`themis.threads`): a join interrupted by Ctrl-C leaves it alive, so
+        # `close` can still wait for DuckDB to finish.
+        self._folding = SignalSafeThread(fold, name="themis-duckdb-checkpoint")
         self._folding.start()
 
     def close(self) -> None:
-        """Release the connection (and the file lock); later calls raise `StoreError`."""
-        if self._folding is not None:
-            self._folding.join()
-        with self._connection() as con:
-            con.close()
+        """Release the connection (and the file lock) once the background fold has ended; later
+        calls raise `StoreError`. A Ctrl-C while it waits is let out after the fold and the
+        close (a process ending with DuckDB still folding may crash); a second one is not."""
+        folding = self._folding
+        try:
+            if folding is not None:
+                folding.join()
+        finally:
+            if folding is not None and folding.is_alive():  # the wait above was interrupted
+                folding.join()
+            with self._connection() as con:
+                con.close()

@@ -10,11 +10,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from themis.app.execution.threads import SignalSafeThread
 from themis.app.usecases.runs import RunResult
 from themis.core.errors import ThemisError
 from themis.core.queue import DONE, FAILED, QueuedRun
 from themis.ports.run_queue import RunQueuePort
+from themis.threads import SignalSafeThread
 
 __all__ = ["QueuedRunHandle", "RunHandle"]
 

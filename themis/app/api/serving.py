@@ -11,8 +11,8 @@ import time
 from types import ModuleType
 from typing import Any
 
-from themis.app.execution.threads import SignalSafeThread
 from themis.core.errors import ConfigError, ThemisError
+from themis.threads import SignalSafeThread
 
 __all__ = [
     "LOOPBACK",

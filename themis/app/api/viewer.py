@@ -36,12 +36,12 @@ from starlette.routing import Route
 
 from themis.app.api import viewer_data as data
 from themis.app.api.viewer_cache import ViewerCache
-from themis.app.execution.threads import SignalSafeThread
 from themis.app.render import view_live, view_pages
 from themis.app.wiring import StoreLike
 from themis.core.breakdown import Breakdown
 from themis.core.errors import CaseNotFound, ConfigError, RunNotFound, StoreLocked, ThemisError
 from themis.ports.store import StorePort
+from themis.threads import SignalSafeThread
 
 __all__ = ["Preparation", "start_warming", "viewer_app"]
 

@@ -7,6 +7,10 @@ later `is_alive()` says False, `join()` returns at once and the interpreter no l
 at exit. A viewer's server thread (an event loop) or a run's thread (inside DuckDB) then outlives
 the interpreter and the process dies with SIGSEGV. This thread knows its own end from an event
 its target sets on return, which no interrupted wait can corrupt.
+
+The module sits beside the four layers, not in one of them: the app's threads (a viewer's server,
+a run's) and the adapters' (the DuckDB store's checkpoint) use it, and it imports nothing of
+Themis (an import-linter contract keeps it so).
 """
 
 from __future__ import annotations
