@@ -58,7 +58,7 @@ class _AboutTrialResult:
 
 
 @frozen
-class _AboutJudgeCall:
+class AboutJudgeCall:
     """What both judge events say first: judge `judge`'s model `model`, its `repeat`-th verdict
     on `candidate_id` (a trial id, a group id, or a pair's id), and `call_key`, the call's
     content key (the call itself is the `GenerationCompleted`/`GenerationFailed` of that key)."""
@@ -224,7 +224,7 @@ def _messages(value: Iterable[Iterable[str]]) -> tuple[tuple[str, str], ...]:
 
 
 @frozen
-class JudgeCompleted(_AboutJudgeCall):
+class JudgeCompleted(AboutJudgeCall):
     """Judge `judge`'s model `model` gave its `repeat`-th verdict on candidate `candidate_id`
     (a trial id, a group id, or for a pairwise judge the pair's id).
 
@@ -252,7 +252,7 @@ class JudgeCompleted(_AboutJudgeCall):
 
 
 @frozen
-class JudgeFailed(_AboutJudgeCall):
+class JudgeFailed(AboutJudgeCall):
     """Judge `judge`'s model `model` gave no usable `repeat`-th verdict on `candidate_id`: the
     call failed for good (`error_kind` from the retry taxonomy, its history on the call's
     `GenerationFailed`) or the response did not parse (`unparseable_verdict`, `text` kept)."""

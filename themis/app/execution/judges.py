@@ -13,7 +13,7 @@ strictly (`themis.core.verdicts`); what does not parse is a `JudgeFailed` with t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TypedDict
+from typing import Any
 
 import attrs
 import trio
@@ -22,6 +22,7 @@ from returns.result import Success
 from themis.app.execution.limiters import deliver
 from themis.app.execution.trials import TrialRunner
 from themis.core.events import (
+    AboutJudgeCall,
     Event,
     GenerationCompleted,
     GenerationFailed,
@@ -134,32 +135,19 @@ def _reused(run: TrialRunner, call: JudgeCall, found: tuple[str, GenerationCompl
     return outcome
 
 
-class _AboutTheCall(TypedDict):
-    """What a `JudgeCompleted` and a `JudgeFailed` of one call say alike."""
-
-    at: float
-    judge: str
-    candidate_id: str
-    model: str
-    repeat: int
-    call_key: str
-    messages: tuple[tuple[str, str], ...]
-    swapped: bool
-    epoch: int
-
-
-def _about(run: TrialRunner, call: JudgeCall) -> _AboutTheCall:
-    return _AboutTheCall(
+def _about(run: TrialRunner, call: JudgeCall) -> dict[str, Any]:
+    """What a `JudgeCompleted` and a `JudgeFailed` of `call` say alike: the fields of their base
+    `AboutJudgeCall` (whose constructor checks them), the prompt, its order and the epoch."""
+    about = AboutJudgeCall(
         at=run.clock.now(),
         judge=call.judge.name,
         candidate_id=call.candidate.candidate_id,
         model=call.model.name,
         repeat=call.repeat,
         call_key=call.plan.trial_key,
-        messages=call.messages,
-        swapped=call.swapped,
-        epoch=run.state.epoch,
     )
+    alike = {"messages": call.messages, "swapped": call.swapped, "epoch": run.state.epoch}
+    return attrs.asdict(about, recurse=False) | alike
 
 
 def _verdict(run: TrialRunner, call: JudgeCall, outcome: Outcome) -> Event:
