@@ -27,15 +27,20 @@ from typing import Any
 
 import duckdb
 import pytest
+import trio
 from attrs import frozen
 
 import themis
+import themis.adapters.ray.models as ray_models
 import themis.adapters.ray.sandbox as ray_sandbox
 from tests.cli_process import json_stdout, run_themis, themis_env, themis_json, themis_path
 from tests.contract.test_sandbox_contract import LIMITS, IsolationContract
 from tests.servers.subprocess_server import free_port
 from themis.core.execution import CommandOutcome, SandboxCommand
-from themis.core.spec import SandboxLimits
+from themis.core.generation import ModelResponse
+from themis.core.planner import ModelRequest
+from themis.core.prompting import Message
+from themis.core.spec import GenerationParams, SandboxLimits
 from themis.ports.sandbox import SandboxPort
 
 pytestmark = pytest.mark.slow
@@ -415,3 +420,64 @@ def test_judge_calls_on_ray_give_the_local_run_and_report(tmp_path: Path, cluste
     local_calls = len(local_journal.read_text().splitlines())
     assert local_calls >= on_ray["trials"]["planned"] + judge_events
     assert _journal_lines(cluster) - calls_before == local_calls
+
+
+def _closing_model(closed: Path, close_s: float) -> Any:
+    """A model factory for a `ModelHost`, pickled by value: its model answers "answer" and,
+    when closed, writes `closed` after `close_s` seconds."""
+
+    class Model:
+        async def generate(self, request: ModelRequest) -> ModelResponse:
+            return ModelResponse(text="answer")
+
+        def close(self) -> None:
+            time.sleep(close_s)
+            closed.write_text("closed")
+
+    return Model
+
+
+def _request() -> ModelRequest:
+    return ModelRequest(
+        trial_key="trial",
+        provider="p",
+        model="m",
+        messages=(Message("user", "2 + 2?"),),
+        params=GenerationParams(temperature=0.0, seed=7),
+        options={},
+        sample=0,
+    )
+
+
+def test_hosted_models_close_their_hosts_on_exit(tmp_path: Path, ray_driver: None) -> None:
+    # Ending the hosts with `ray.kill` alone never called `ModelHost.close`: their models'
+    # connections were dropped with the process instead of being closed.
+    closed = tmp_path / "closed"
+    factory = _closing_model(closed, close_s=0.0)
+    with ray_models.hosted_models(
+        {"p": (factory, None)}, concurrency=2, call_timeout=5.0
+    ) as hosted:
+        assert trio.run(hosted["p"].generate, _request()) == ModelResponse(text="answer")
+        assert not closed.exists()
+    assert closed.read_text() == "closed"
+
+
+def test_hosted_models_end_a_host_whose_close_does_not_answer(
+    tmp_path: Path, ray_driver: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ray
+    from ray.exceptions import RayActorError
+
+    monkeypatch.setattr(ray_models, "CLOSE_PATIENCE_S", 1.0)
+    closed = tmp_path / "closed"
+    factory = _closing_model(closed, close_s=600.0)
+    started = time.monotonic()
+    with ray_models.hosted_models(
+        {"p": (factory, None)}, concurrency=2, call_timeout=5.0
+    ) as hosted:
+        assert trio.run(hosted["p"].generate, _request()) == ModelResponse(text="answer")
+        host = hosted["p"]._host
+    assert time.monotonic() - started < 120
+    with pytest.raises(RayActorError):
+        ray.get(host.ready.remote(), timeout=60)
+    assert not closed.exists()

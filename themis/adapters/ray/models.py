@@ -20,7 +20,7 @@ once Ray has restarted the host, so the retry finds it serving again.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -42,6 +42,8 @@ __all__ = ["ModelFactory", "ModelHost", "RayModel", "RemoteFailure", "hosted_mod
 RESTART_PATIENCE_S = 120.0
 # Seconds `ModelHost.close` waits for its trio loop to end.
 LOOP_END_PATIENCE_S = 10.0
+# Seconds `hosted_models` waits, on exit, for its hosts' `close` before killing them all the same.
+CLOSE_PATIENCE_S = LOOP_END_PATIENCE_S + 5.0
 LOST = (RayActorError, WorkerCrashedError, ObjectLostError)
 
 
@@ -169,8 +171,9 @@ def hosted_models(
     call_timeout: float | None,
 ) -> Iterator[dict[str, RayModel]]:
     """A `RayModel` per provider, each served by a `ModelHost` started here (from its factory
-    and the endpoint it calls) and stopped on exit. `concurrency`: calls a host serves at
-    once (the driver's limits never let more be in flight). A dead host is restarted."""
+    and the endpoint it calls) and stopped on exit (`_stopped`). `concurrency`: calls a host
+    serves at once (the driver's limits never let more be in flight). A dead host is
+    restarted."""
     actor = ray.remote(ModelHost).options(
         num_cpus=0, max_concurrency=max(1, concurrency), max_restarts=-1, max_task_retries=0
     )
@@ -183,5 +186,19 @@ def hosted_models(
             for provider, (host, base_url) in hosts.items()
         }
     finally:
-        for host, _ in hosts.values():
+        _stopped([host for host, _ in hosts.values()])
+
+
+def _stopped(hosts: Sequence[Any]) -> None:
+    """Close every host (its loop ended, its model's connections closed), waiting at most
+    `CLOSE_PATIENCE_S` for them all, then end their actors. A host whose `close` failed or did
+    not answer in time (a call blocking its loop, a worker that died) is ended all the same:
+    its process goes, and its connections with it."""
+    if not hosts:
+        return
+    closing = [host.close.remote() for host in hosts]
+    try:
+        ray.wait(closing, num_returns=len(closing), timeout=CLOSE_PATIENCE_S)
+    finally:
+        for host in hosts:
             ray.kill(host, no_restart=True)
