@@ -1,5 +1,6 @@
 """The Python API for embedding Themis in research code: `Experiment`, an experiment compiled
-to its `run_id` (stored runs continued or read by id: `stored_runs`).
+to its `run_id` (stored runs continued or read by id: `stored_runs`; the request its `run` and
+`resume` check and execute: `run_requests`).
 
 Every call is a plain synchronous function that starts trio itself, so it works from a script,
 a test or a notebook cell.
@@ -14,15 +15,8 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 import attrs
 
-from themis.app.api.stored_runs import (
-    Adapters,
-    PreparedRun,
-    executed_stage,
-    keep_facts,
-    replay,
-    replay_stage,
-    require_plugins,
-)
+from themis.app.api.run_requests import checked_request, execute_request
+from themis.app.api.stored_runs import Adapters, PreparedRun, replay, replay_stage
 from themis.app.config.loading import (
     LoadedConfig,
     check_config,
@@ -35,25 +29,9 @@ from themis.app.execution.interpreter import ProgressCallback
 from themis.app.execution.provider_registry import ProviderRegistry
 from themis.app.execution.telemetry import TelemetryBus
 from themis.app.usecases.compiled_cache import ConfigSource, config_source, remember_config
-from themis.app.usecases.provenance import config_provenance
 from themis.app.usecases.resume import prepare_replay_with_config, stored_runtime
-from themis.app.usecases.runs import (
-    Driving,
-    RunRequest,
-    RunResult,
-    load_run,
-    resolve_run_id,
-    run_experiment,
-)
-from themis.app.wiring import (
-    StoreLike,
-    check_models,
-    endpoint_variables,
-    execution_ports,
-    opened_store,
-    plugin_models,
-    sandbox_for,
-)
+from themis.app.usecases.runs import RunResult, load_run, resolve_run_id
+from themis.app.wiring import StoreLike, endpoint_variables, opened_store, sandbox_for
 from themis.core.benchmark import BenchmarkSpec
 from themis.core.checks import RUNTIME_CHECKS, config_warnings
 from themis.core.controls import ModelPreflight, preflight_summary
@@ -65,7 +43,6 @@ from themis.core.spec import ExperimentSpec
 from themis.core.stages import Stage
 from themis.ports.clock import ClockPort
 from themis.ports.model import ModelPort
-from themis.ports.store import StorePort
 
 # A plain run plans no estimate and no manifest (issue 12: fewer classes built at import).
 if TYPE_CHECKING:
@@ -118,10 +95,6 @@ class Experiment:
         self.telemetry: TelemetryBus | None = None
         # The config file (and overrides) it was loaded from, for the store's compiled facts.
         self.config_source: ConfigSource | None = None
-
-    @property
-    def _source_name(self) -> str:
-        return str(self.source or "<spec>")
 
     @classmethod
     def from_file(
@@ -237,10 +210,12 @@ class Experiment:
         keyword arguments such as `max_concurrent_tasks=8` change runtime settings (never the
         `run_id`). The execution's signals go to `self.telemetry`, when set.
         """
-        request = self._request(runtime or self.runtime, until_stage, models, runtime_changes)
+        request = checked_request(
+            self, runtime or self.runtime, until_stage, models, runtime_changes
+        )
         adapters = Adapters(models=models, clock=clock, on_progress=on_progress)
         with opened_store(store) as opened:
-            result = self._execute(opened, request, adapters)
+            result = execute_request(self, opened, request, adapters)
             source = self.config_source
             if source is not None and self._keeps_config(request.runtime, models):
                 variables = endpoint_variables(self.spec, request.runtime)
@@ -285,52 +260,12 @@ class Experiment:
         run; their earlier failures stay in its history (`inspect evaluation`).
         """
         changes = {**runtime_changes, "existing_run_policy": "auto"}
-        request = self._request(self.runtime, until_stage, models, changes)
+        request = checked_request(self, self.runtime, until_stage, models, changes)
         request = attrs.evolve(request, retry_failed=retry_failed)
         adapters = Adapters(models=models, clock=clock, on_progress=on_progress)
         with opened_store(store) as opened:
             resolve_run_id(opened, self.run_id)
-            return self._execute(opened, request, adapters)
-
-    def _request(
-        self,
-        runtime: RuntimeConfig,
-        until_stage: Stage | str | None,
-        models: Mapping[str, ModelPort] | None,
-        runtime_changes: Mapping[str, Any],
-    ) -> RunRequest:
-        """What `run` and `resume` execute: `runtime` with `runtime_changes`, checked (with the
-        caller's `models`) before a store is opened."""
-        try:
-            effective = attrs.evolve(runtime, **runtime_changes)
-        except (TypeError, ValueError) as error:
-            raise ConfigError(f"run: {error}") from None
-        stage = executed_stage(until_stage, self.spec)
-        if effective != self.runtime:  # the experiment's own runtime was checked when built
-            check_config(self.spec, effective, self._source_name, RUNTIME_CHECKS)
-        try:
-            check_models(self.spec, models or {}, effective)
-        except ConfigError as error:  # name the config file, as every other config error does
-            raise ConfigError(f"{self.source}: {error}" if self.source else str(error)) from None
-        return RunRequest(
-            self.compiled,
-            effective,
-            stage,
-            provenance=config_provenance(self.source) if self.source else {},
-        )
-
-    def _execute(self, store: StorePort, request: RunRequest, adapters: Adapters) -> RunResult:
-        clock = adapters.get("clock")
-        # On the system clock, this experiment's executions share providers' limits and breakers.
-        registry = self.provider_registry if clock is None else None
-        require_plugins(self.compiled)
-        models = {**plugin_models(self.compiled), **(adapters.get("models") or {})}
-        telemetry = adapters.get("telemetry") or self.telemetry
-        driving = Driving(adapters.get("on_progress"), telemetry=telemetry)
-        with execution_ports(store, self.spec, request.runtime, models, clock, registry) as ports:
-            result = run_experiment(request, ports, driving)
-        keep_facts(store, request, result, own_models=bool(adapters.get("models")))
-        return result
+            return execute_request(self, opened, request, adapters)
 
     def replay(
         self,

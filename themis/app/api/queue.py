@@ -22,6 +22,7 @@ import attrs
 from attrs import frozen
 
 from themis.app.api.experiment import Experiment
+from themis.app.api.run_requests import checked_request
 from themis.app.api.stored_runs import Adapters
 from themis.app.usecases.runs import load_compiled, new_snapshot
 from themis.app.wiring import (
@@ -69,8 +70,8 @@ def submit_run(
     the store itself, so it returns at once while a worker holds it. `runtime_changes` change
     runtime settings, as for `run`; `adapters['models']`: the `ModelPort`s the worker will be
     given (checked now, like `run` checks them)."""
-    request = experiment._request(
-        experiment.runtime, until_stage, adapters.get("models"), runtime_changes or {}
+    request = checked_request(
+        experiment, experiment.runtime, until_stage, adapters.get("models"), runtime_changes or {}
     )
     clock = adapters.get("clock") or system_clock()
     queue = run_queue_of(store)
