@@ -253,12 +253,13 @@ def test_events_are_group_committed_in_batches() -> None:
     events = events_of(store, compiled.run_id)
     assert len(events) == 1 + 3 * 100 + 1
     assert sum(store.appends) == len(events)
-    # Full batches of 10 (a trial's events travel together, so one may overshoot by 2),
-    # so about 302 / 10 appends and never one per event.
+    # Full batches of 10 (a trial's events travel together, so one may overshoot by 2), then
+    # one append of whatever still waited once the execution sent its last event (ADR 0060):
+    # at most about 302 / 10 appends and never one per event.
     *full, last = store.appends
     assert all(10 <= size <= 12 for size in full)
-    assert 1 <= last <= 12
-    assert len(events) // 12 <= len(store.appends) <= math.ceil(len(events) / 10)
+    assert last >= 1
+    assert len(store.appends) <= math.ceil(len(events) / 10)
 
 
 def _store_sizes_seen_during_a_slow_run(flush_interval: float) -> tuple[list[int], list[int]]:

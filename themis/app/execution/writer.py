@@ -6,7 +6,11 @@ It group-commits: a batch is written when it holds `store_batch_size` events or 
 holds `BUFFERED_BATCHES * store_batch_size` sends (a trial's events each), so a trial waits for
 the writer only when it is that far behind, not whenever an append is in flight. A failed append
 is retried `store_retry_attempts` times; when the writer is cancelled, its final flush is
-shielded. A kill loses what was not appended yet (more of it than with a short channel); those
+shielded. Once every sender is closed (the execution's last event is sent), what the channel
+still holds is appended together with the batch being gathered, in one transaction: at the end
+of a run whose trials outpaced it, the writer is up to a whole channel behind, and appending
+that backlog batch after batch cost a commit each (ADR 0060). A kill loses what was not appended
+yet (more of it than with a short channel; the backlog at the end whole or not at all); those
 trials run again on resume.
 
 The writer also saves projection checkpoints, the state it has folded so far, so that reopening
@@ -112,6 +116,11 @@ class EventWriter:
                 except trio.EndOfChannel:
                     break
                 open_ = await self._fill(receive, batch)
+                if open_ and receive.statistics().open_send_channels == 0:
+                    # The trials are done: what the channel still holds ends the execution,
+                    # and goes out with this batch as one append, not batch after batch.
+                    _drain(receive, batch)
+                    open_ = False
                 await self._flush(batch)
                 batch = []
                 if open_:  # the final state is checkpointed with its report by the use case
