@@ -52,6 +52,12 @@ def test_columns_read_back_what_a_dict_holds(case: tuple[int, list[Any]]) -> Non
     assert copied == expected
     assert {k: columns.value(k, "at") for k in columns} == {k: e.at for k, e in expected.items()}
     assert columns.at_least("at", 0) == {k: e for k, e in expected.items() if e.at >= 0}
+    for name in columns._layout.names:  # a column, or rows of it, reads as the events' fields
+        whole = [getattr(event, name) for event in expected.values()]
+        for start, stop in [(0, None), (1, 3), (2, 1), (0, 99)]:
+            read = columns.column(name, start, stop)
+            assert read == whole[start:stop]
+            assert [type(value) for value in read] == [type(value) for value in whole[start:stop]]
 
 
 def test_a_copy_is_independent_of_later_puts_to_either() -> None:
