@@ -36,7 +36,8 @@ class _Model:
         self.closed = True
 
 
-def _request() -> ModelRequest:
+def a_request() -> ModelRequest:
+    """One request a host answers (shared with the Ray end-to-end tests)."""
     return ModelRequest(
         trial_key="trial",
         provider="p",
@@ -51,7 +52,7 @@ def _request() -> ModelRequest:
 def test_close_ends_the_loop_thread_before_closing_the_model() -> None:
     model = _Model()
     host = ModelHost(lambda: model, call_timeout=5.0)
-    answer = host.generate(_request())
+    answer = host.generate(a_request())
     assert answer == ModelResponse(text="answer")
     assert host._loop.is_alive()
 
@@ -66,7 +67,7 @@ def test_close_names_a_loop_that_does_not_end(monkeypatch: pytest.MonkeyPatch) -
     blocking = threading.Event()
     model = _Model(blocking)
     host = ModelHost(lambda: model, call_timeout=5.0)
-    calling = threading.Thread(target=host.generate, args=(_request(),), daemon=True)
+    calling = threading.Thread(target=host.generate, args=(a_request(),), daemon=True)
     calling.start()
     try:
         assert model.entered.wait(10)

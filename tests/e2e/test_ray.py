@@ -33,14 +33,14 @@ from attrs import frozen
 import themis
 import themis.adapters.ray.models as ray_models
 import themis.adapters.ray.sandbox as ray_sandbox
+from tests.adapters.test_ray_model_host import a_request
 from tests.cli_process import json_stdout, run_themis, themis_env, themis_json, themis_path
 from tests.contract.test_sandbox_contract import LIMITS, IsolationContract
 from tests.servers.subprocess_server import free_port
 from themis.core.execution import CommandOutcome, SandboxCommand
 from themis.core.generation import ModelResponse
 from themis.core.planner import ModelRequest
-from themis.core.prompting import Message
-from themis.core.spec import GenerationParams, SandboxLimits
+from themis.core.spec import SandboxLimits
 from themis.ports.sandbox import SandboxPort
 
 pytestmark = pytest.mark.slow
@@ -437,18 +437,6 @@ def _closing_model(closed: Path, close_s: float) -> Any:
     return Model
 
 
-def _request() -> ModelRequest:
-    return ModelRequest(
-        trial_key="trial",
-        provider="p",
-        model="m",
-        messages=(Message("user", "2 + 2?"),),
-        params=GenerationParams(temperature=0.0, seed=7),
-        options={},
-        sample=0,
-    )
-
-
 def test_hosted_models_close_their_hosts_on_exit(tmp_path: Path, ray_driver: None) -> None:
     # Ending the hosts with `ray.kill` alone never called `ModelHost.close`: their models'
     # connections were dropped with the process instead of being closed.
@@ -457,7 +445,7 @@ def test_hosted_models_close_their_hosts_on_exit(tmp_path: Path, ray_driver: Non
     with ray_models.hosted_models(
         {"p": (factory, None)}, concurrency=2, call_timeout=5.0
     ) as hosted:
-        assert trio.run(hosted["p"].generate, _request()) == ModelResponse(text="answer")
+        assert trio.run(hosted["p"].generate, a_request()) == ModelResponse(text="answer")
         assert not closed.exists()
     assert closed.read_text() == "closed"
 
@@ -475,7 +463,7 @@ def test_hosted_models_end_a_host_whose_close_does_not_answer(
     with ray_models.hosted_models(
         {"p": (factory, None)}, concurrency=2, call_timeout=5.0
     ) as hosted:
-        assert trio.run(hosted["p"].generate, _request()) == ModelResponse(text="answer")
+        assert trio.run(hosted["p"].generate, a_request()) == ModelResponse(text="answer")
         host = hosted["p"]._host
     assert time.monotonic() - started < 120
     with pytest.raises(RayActorError):
