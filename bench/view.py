@@ -16,8 +16,9 @@ application's own time, no network):
   request is the one a user pays.
 
 The issue's target: every page under 300 ms on this machine kind.
-Usage: `python bench/view.py [N] [REPEATS] [--store PATH] [--prepared]` (`--prepared`: only the
-prepared viewer).
+Usage: `python bench/view.py [N] [REPEATS] [--store PATH] [--prepared | --fresh]` (`--prepared`:
+only the prepared viewer; `--fresh`: only each page's first request, each on a viewer of its
+own, after the runs list).
 """
 
 from __future__ import annotations
@@ -109,6 +110,22 @@ def on_demand(store: Path, runs: Runs, repeats: int) -> None:
             print(f"{name:<18} {first[0]:>9.0f} {first[1]:>7.0f} {wall:>8.0f} {cpu:>7.0f}")
 
 
+def fresh(store: Path, runs: Runs) -> None:
+    """Each page's first request on a viewer of its own that was asked nothing before (but the
+    runs list, as a person arrives): what a page costs alone, whatever the bench's order."""
+    from starlette.testclient import TestClient
+
+    import themis
+
+    print(f"\nfresh viewer per page (load {os.getloadavg()[0]:.1f})")
+    print(f"{'page':<18} {'first ms':>9} {'cpu ms':>7}")
+    for name, path in pages(*runs).items():
+        with TestClient(themis.viewer_app(store)) as client:
+            client.get("/api/runs")
+            first = timed(client, path)
+            print(f"{name:<18} {first[0]:>9.0f} {first[1]:>7.0f}")
+
+
 def prepared(store: Path, runs: Runs) -> None:
     from starlette.testclient import TestClient
 
@@ -127,7 +144,7 @@ def prepared(store: Path, runs: Runs) -> None:
             print(f"{name:<18} {first[0]:>9.0f} {first[1]:>7.0f}")
 
 
-def main(n: int, repeats: int, kept: str | None, only_prepared: bool = False) -> None:
+def main(n: int, repeats: int, kept: str | None, mode: str = "") -> None:
     import themis
 
     with tempfile.TemporaryDirectory() as directory:
@@ -140,7 +157,10 @@ def main(n: int, repeats: int, kept: str | None, only_prepared: bool = False) ->
         print(f"runs of {n} trials: {time.perf_counter() - started:.1f} s (reused if stored)")
         del themis
         runs = (ids[0], (ids[1], ids[2]), ids[3])
-        if not only_prepared:
+        if mode == "fresh":
+            fresh(store, runs)
+            return
+        if mode != "prepared":
             on_demand(store, runs, repeats)
         prepared(store, runs)
 
@@ -152,6 +172,7 @@ if __name__ == "__main__":
         at = arguments.index("--store")
         kept = arguments[at + 1]
         del arguments[at : at + 2]
-    only = "--prepared" in arguments
-    numbers = [int(arg) for arg in arguments if arg != "--prepared"]
-    main(numbers[0] if numbers else N, numbers[1] if len(numbers) > 1 else REPEATS, kept, only)
+    modes = [arg.removeprefix("--") for arg in arguments if arg in ("--prepared", "--fresh")]
+    numbers = [int(arg) for arg in arguments if not arg.startswith("--")]
+    mode = modes[0] if modes else ""
+    main(numbers[0] if numbers else N, numbers[1] if len(numbers) > 1 else REPEATS, kept, mode)

@@ -5,7 +5,7 @@ kept copy of every row, and nothing is copied for them."""
 from __future__ import annotations
 
 from tests.viewer.conftest import ViewerStore
-from themis.adapters.stores.duckdb_browse import LogBrowser
+from themis.adapters.stores.duckdb_browse import TRIAL_SORTS, LogBrowser
 
 
 def test_narrow_pages_equal_pages_of_the_kept_rows(viewer_store: ViewerStore) -> None:
@@ -50,3 +50,48 @@ def test_a_narrow_page_asked_again_is_not_recomputed(viewer_store: ViewerStore) 
     assert browser.trials(run, offset=3, limit=4) == first
     assert len(browser._narrowed) == 1
     assert browser._narrowed.keys() != kept.keys()
+
+
+def test_narrow_searches_and_sorts_equal_those_of_the_kept_rows(
+    viewer_store: ViewerStore,
+) -> None:
+    """A search, or a sort by any column, before the run's rows are kept reads each trial's
+    search rows (and timing rows) and the page's trials' rows alone (ADR 0064)."""
+    path = str(viewer_store.path)
+    searches = ("", "beta", "beta failed", "n5", "alpha scored n1", "bad_request", "5", "zzz")
+    asked = [
+        *(
+            (search, sort, descending, offset, limit)
+            for sort in TRIAL_SORTS
+            for search, descending, offset, limit in (
+                ("", False, 0, 50),
+                ("", True, 3, 7),
+                ("beta", True, 5, 4),
+            )
+        ),
+        *(
+            (search, "position", False, offset, limit)
+            for search in searches
+            for offset, limit in ((0, 50), (2, 3), (40, 10))
+        ),
+    ]
+    for run in (viewer_store.run_a, viewer_store.run_b):
+        narrow = LogBrowser(path)
+        answers = [
+            narrow.trials(
+                run, search=search, sort=sort, descending=descending, offset=offset, limit=limit
+            )
+            for search, sort, descending, offset, limit in asked
+        ]
+        assert not narrow._tables  # nothing copied
+        kept = LogBrowser(path)
+        kept.kept(run)
+        kept.versions[run] = kept._tables[run][0]
+        assert not kept._narrow(run)
+        for (search, sort, descending, offset, limit), answer in zip(asked, answers, strict=True):
+            expected = kept.trials(
+                run, search=search, sort=sort, descending=descending, offset=offset, limit=limit
+            )
+            assert answer == expected, (search, sort, descending, offset, limit)
+        assert any(answer.total for answer in answers)
+        assert any(answer.rows and answer.total < 24 for answer in answers)

@@ -2,7 +2,8 @@
 view's rows, plus the start of the response, the plan position and the search words, as they
 were defined over the view: on a run with failures, on a run replayed at two stages (resets
 void older parses and scores), and at every prefix of a log (pending and generated trials).
-What a comparison reads of each trial (`score_rows`, ADR 0057) is those rows' columns."""
+What a comparison reads of each trial (`score_rows`, ADR 0057), and what a search or a sort
+reads (`search_rows`, `timing_rows`, ADR 0064), are those rows' columns."""
 
 from __future__ import annotations
 
@@ -14,7 +15,13 @@ import pytest
 
 import themis
 from tests.viewer.conftest import ViewerStore, _answer, _spec
-from themis.adapters.stores.duckdb_trial_rows import RESPONSE_CHARS, score_rows, trial_rows
+from themis.adapters.stores.duckdb_trial_rows import (
+    RESPONSE_CHARS,
+    score_rows,
+    search_rows,
+    timing_rows,
+    trial_rows,
+)
 from themis.adapters.stores.duckdb_views import view_sql
 
 _EVENTS = "(SELECT * FROM events WHERE run_id = $run AND seq <= $upto)"
@@ -59,9 +66,25 @@ def _assert_same_rows(path: Path, run: str) -> None:
             "scores",
         ]
         their_columns = f"SELECT {', '.join(named)} FROM ({ours})"
+        narrower = {}  # each narrower query in plan order, and the same columns of ours
+        for query, columns in (
+            (
+                search_rows,
+                "position, trial_key, case_id, model, prompt, status, error_kind, haystack",
+            ),
+            (timing_rows, "position, latency_s, output_tokens"),
+        ):
+            narrow = query("run", events_where=" AND seq <= $upto")
+            names = [d[0] for d in con.execute(narrow + " LIMIT 0", nothing).description]
+            assert ", ".join(names) == columns
+            narrower[f"SELECT * FROM ({narrow}) ORDER BY position"] = (
+                f"SELECT {columns} FROM ({ours}) ORDER BY position"
+            )
         for upto in sorted({1, 2, 5, 9, last[0] // 3, last[0] // 2, last[0] - 1, last[0]}):
             assert _rows(con, ours, run, upto) == _rows(con, expected, run, upto), upto
             assert _rows(con, scored, run, upto) == _rows(con, their_columns, run, upto), upto
+            for narrow, same_columns in narrower.items():
+                assert _rows(con, narrow, run, upto) == _rows(con, same_columns, run, upto), upto
 
 
 def test_trial_rows_are_the_views_with_failures(viewer_store: ViewerStore) -> None:

@@ -17,7 +17,7 @@ import functools
 import itertools
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -29,7 +29,13 @@ from themis.adapters.duckdb_quiet import quiet_connection
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.duckdb_log import events_of_rows, keyed_rows
 from themis.adapters.stores.duckdb_outline import OUTLINE, outline_of
-from themis.adapters.stores.duckdb_trial_rows import PlannedPlaces, score_rows, trial_rows
+from themis.adapters.stores.duckdb_trial_rows import (
+    PlannedPlaces,
+    score_rows,
+    search_rows,
+    timing_rows,
+    trial_rows,
+)
 from themis.adapters.stores.duckdb_views import ref_columns
 from themis.core.errors import StoreError
 from themis.core.events import Event, RunResumed
@@ -111,8 +117,9 @@ class LogBrowser:
         # Answers computed from a few trials' rows of a run not kept yet (`_rows_of`), by the
         # run's event count: a page asked for again before the run is kept is not recomputed.
         self._narrowed: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-        # What a comparison reads of a run not kept yet (`_scores_of`), by its event count.
-        self._scored: dict[str, tuple[int, str]] = {}
+        # What a comparison, a search or a sort reads of a run not kept yet (`_narrow_table`),
+        # by (run id, query) -> (its event count, the table).
+        self._narrowed_tables: dict[tuple[str, str], tuple[int, str]] = {}
         self._log_batched = False
         # Each run's event count as the caller last read it (`kept` trusts it when given).
         self.versions: dict[str, int] = {}
@@ -217,14 +224,19 @@ class LogBrowser:
     def _scores_of(self, run_id: str) -> str:
         """From a path, for a run whose trial rows are not kept: a table of this browser's own
         with what a comparison reads of each trial (`score_rows`: place, status, scores), made
-        without parsing a generation or a parse (ADR 0057); kept while the run's event count
-        is as last listed."""
+        without parsing a generation or a parse (ADR 0057)."""
+        return self._narrow_table(run_id, score_rows)
+
+    def _narrow_table(self, run_id: str, query: Callable[..., str]) -> str:
+        """From a path, for a run whose trial rows are not kept: a table of this browser's own
+        with the rows `query` (`score_rows`, `search_rows`, `timing_rows`) gives of each of
+        its trials, kept while the run's event count is as last listed."""
         version = self.versions.get(run_id)
         with self._building:
-            held = self._scored.get(run_id)
+            held = self._narrowed_tables.get((run_id, query.__name__))
             if held is not None and version is not None and held[0] == version:
                 return held[1]
-            name = _quoted(f"scores_{next(_COPIES)}_{run_id[:16]}")
+            name = _quoted(f"{query.__name__}_{next(_COPIES)}_{run_id[:16]}")
             if self._memory is None:
                 self._memory = quiet_connection()
             cursor = self._memory.cursor()
@@ -232,7 +244,7 @@ class LogBrowser:
                 cursor.execute("ATTACH $path AS store (READ_ONLY)", {"path": self._path})
                 try:
                     places = self._planned.table(cursor, run_id, "store.main.")
-                    made = score_rows("run", "store.", places)
+                    made = query("run", "store.", places)
                     cursor.execute(f"CREATE TABLE {name} AS {made}", {"run": run_id})
                 finally:
                     cursor.execute("DETACH store")
@@ -243,7 +255,7 @@ class LogBrowser:
             finally:
                 cursor.close()
             if version is not None:
-                self._scored[run_id] = (version, name)
+                self._narrowed_tables[(run_id, query.__name__)] = (version, name)
         return name
 
     def _keeps_copies(self) -> bool:
@@ -307,7 +319,7 @@ class LogBrowser:
             self._own_attached = None
             self._tables.clear()
             self._narrowed.clear()
-            self._scored.clear()
+            self._narrowed_tables.clear()
             self._planned = PlannedPlaces(self._own_database if self._own else lambda con: "")
 
     def fingerprint(self) -> tuple[int, ...] | None:
@@ -508,6 +520,9 @@ class LogBrowser:
         where = "".join(f" AND t.haystack LIKE $w{index}" for index in range(len(words)))
         direction = "DESC" if descending else "ASC"
         order = f"t.{sort} {direction} NULLS LAST, t.position"
+        words_given = {f"w{index}": f"%{word}%" for index, word in enumerate(words)}
+        if self._narrow(run_id):
+            return self._searched_page(run_id, (where, words_given), order, offset, limit)
         # The page's positions first (a narrow sort), then only those rows in full.
         sql = (
             "SELECT t.* EXCLUDE (position, haystack) FROM {run} t JOIN"
@@ -515,11 +530,54 @@ class LogBrowser:
             f"  LIMIT $limit OFFSET $offset) page ON page.position = t.position ORDER BY {order}"
         )
         parameters: dict[str, Any] = {"limit": limit, "offset": offset}
-        words_given = {f"w{index}": f"%{word}%" for index, word in enumerate(words)}
         rows = self._over_rows(sql, parameters | words_given, {"run": run_id})
         counted = f"SELECT count(*) AS n FROM {{run}} t WHERE true{where}"
         total = int(self._over_rows(counted, words_given, {"run": run_id})[0]["n"])
         for row in rows:
+            row["scores"] = dict(row["scores"] or {})
+        return Page(total=total, offset=offset, rows=tuple(rows))
+
+    def _searched_page(
+        self,
+        run_id: str,
+        matching: tuple[str, dict[str, str]],
+        order: str,
+        offset: int,
+        limit: int,
+    ) -> Page:
+        """A page of the run's trials that match (`matching`: a filter of `t.haystack` and its
+        parameters) in `order`, before the run's trial rows are kept (ADR 0064): the page's
+        positions and the count from what a search reads of each trial (`search_rows`) or a sort
+        by latency or output tokens (`timing_rows`), or both, then the rows of the page's trials
+        alone."""
+        where, words_given = matching
+        timed = order.startswith(("t.latency_s ", "t.output_tokens "))
+        table = self._narrow_table(run_id, timing_rows if timed else search_rows)
+        if timed and where:
+            searched = self._narrow_table(run_id, search_rows)
+            table = f"(SELECT * FROM {searched} JOIN {table} USING (position))"
+        chosen = f"SELECT t.position FROM {table} t WHERE true{where} ORDER BY {order}"
+        page = self._run(
+            self._copies(),
+            chosen + " LIMIT $limit OFFSET $offset",
+            {**words_given, "limit": limit, "offset": offset},
+        )
+        counted = f"SELECT count(*) AS n FROM {table} t WHERE true{where}"
+        total = int(self._run(self._copies(), counted, words_given)[0]["n"])
+        positions = [int(row["position"]) for row in page]
+        rows: list[dict[str, Any]] = []
+        if positions:
+            given = {"positions": positions}
+            keys = "{places} WHERE run_id = $run AND list_contains($positions::BIGINT[], position)"
+            sql = (
+                "SELECT * EXCLUDE (haystack) FROM {run} t"
+                " WHERE list_contains($positions::BIGINT[], t.position)"
+            )
+            rows = self._rows_of(run_id, (keys, given), sql, given)
+        at = {position: index for index, position in enumerate(positions)}
+        rows.sort(key=lambda row: at[row["position"]])
+        for row in rows:
+            del row["position"]
             row["scores"] = dict(row["scores"] or {})
         return Page(total=total, offset=offset, rows=tuple(rows))
 
@@ -539,7 +597,8 @@ class LogBrowser:
         query alone. The keys are read first and given as a list, so that only their events'
         payloads are read (a subquery would read every payload of the run)."""
         version = self.versions.get(run_id)
-        key = (run_id, version, keys[0], sql, *sorted({**keys[1], **parameters}.items()))
+        asked = _hashable({**keys[1], **parameters})
+        key = (run_id, version, keys[0], sql, *sorted(asked.items()))
         found = self._narrowed.get(key)
         if found is None:
             listed = self._attached(
@@ -821,6 +880,14 @@ def _batched(cursor: Any, store: str) -> bool:
         {"db": store.rstrip(".") or None},
     ).fetchone()
     return bool(row and row[0])
+
+
+def _hashable(parameters: dict[str, Any]) -> dict[str, Any]:
+    """`parameters` with each list as a tuple (a part of a key)."""
+    return {
+        name: tuple(value) if isinstance(value, list) else value
+        for name, value in parameters.items()
+    }
 
 
 def _quoted(name: str) -> str:

@@ -17,7 +17,14 @@ from themis.adapters.codec import decode_snapshot
 from themis.adapters.stores.duckdb_views import INSERT_PLACES, PLACES_TABLE, place_columns
 from themis.core.errors import StoreError
 
-__all__ = ["RESPONSE_CHARS", "PlannedPlaces", "score_rows", "trial_rows"]
+__all__ = [
+    "RESPONSE_CHARS",
+    "PlannedPlaces",
+    "score_rows",
+    "search_rows",
+    "timing_rows",
+    "trial_rows",
+]
 
 # The response text a trials page carries per row (the case page shows all of it).
 RESPONSE_CHARS = 300
@@ -48,6 +55,31 @@ _SCORED = """scored AS (
   QUALIFY row_number() OVER (PARTITION BY j[1]
     ORDER BY coalesce(CAST(j[2] AS BIGINT), 0) DESC, seq) = 1
 )"""
+# A trial's failure kind (the latest execution's failure of its key) and its answer (the
+# parse of the highest epoch above its floor): what `_TRIAL_ROWS` and `_SEARCH_ROWS` read alike.
+_FAILED = """failed AS (
+  SELECT trial_key, payload::JSON->>'error_kind' AS error_kind FROM ev
+  WHERE kind = 'generation_failed'
+  QUALIFY row_number() OVER (PARTITION BY trial_key
+    ORDER BY coalesce(CAST(payload::JSON->>'execution' AS BIGINT), 0) DESC, seq) = 1
+)"""
+_PARSED = """parsed AS (
+  SELECT j[1] AS trial_id, j[3] AS answer, j[4] AS parse_error FROM (
+    SELECT seq, json_extract_string(payload, ['$.trial_id', '$.epoch', '$.answer', '$.error'])
+      AS j FROM ev WHERE kind = 'parse_completed'), floors
+  WHERE coalesce(CAST(j[2] AS BIGINT), 0) >= parse_floor
+  QUALIFY row_number() OVER (PARTITION BY j[1]
+    ORDER BY coalesce(CAST(j[2] AS BIGINT), 0) DESC, seq) = 1
+)"""
+# A trial's status (`s`: its score, `g`: its key's generation, `f`: its key's failure), its
+# error kind, and the words a search looks in, one text for every query that has them.
+_STATUS = """CASE WHEN s.trial_id IS NOT NULL THEN 'scored'
+       WHEN g.trial_key IS NOT NULL THEN 'generated'
+       WHEN f.trial_key IS NOT NULL THEN 'failed'
+       ELSE 'pending' END AS status"""
+_ERROR_KIND = "CASE WHEN g.trial_key IS NULL THEN f.error_kind END AS error_kind"
+_HAYSTACK = """lower(concat_ws(' ', t.dataset, t.case_id, t.model, t.prompt, status, pa.answer,
+    error_kind)) AS haystack"""
 # A run's trials as the `trials` view has them (`duckdb_views`: the same rules, rows and
 # columns; `tests/viewer/test_trial_rows.py` compares them), plus the start of the response, the
 # plan position and the words a search looks in: every page of trials, failures and
@@ -65,35 +97,19 @@ generated AS (
   FROM (SELECT trial_key, arg_min(payload, seq) AS payload FROM ev
     WHERE kind = 'generation_completed' GROUP BY trial_key)
 ),
-failed AS (
-  SELECT trial_key, payload::JSON->>'error_kind' AS error_kind FROM ev
-  WHERE kind = 'generation_failed'
-  QUALIFY row_number() OVER (PARTITION BY trial_key
-    ORDER BY coalesce(CAST(payload::JSON->>'execution' AS BIGINT), 0) DESC, seq) = 1
-),
-parsed AS (
-  SELECT j[1] AS trial_id, j[3] AS answer, j[4] AS parse_error FROM (
-    SELECT seq, json_extract_string(payload, ['$.trial_id', '$.epoch', '$.answer', '$.error'])
-      AS j FROM ev WHERE kind = 'parse_completed'), floors
-  WHERE coalesce(CAST(j[2] AS BIGINT), 0) >= parse_floor
-  QUALIFY row_number() OVER (PARTITION BY j[1]
-    ORDER BY coalesce(CAST(j[2] AS BIGINT), 0) DESC, seq) = 1
-),
+{failed},
+{parsed},
 {scored}
 SELECT t.run_id, t.trial_id, t.trial_key, t.dataset, t.case_id, t.prompt, t.model, t.provider,
   t.sample,
-  CASE WHEN s.trial_id IS NOT NULL THEN 'scored'
-       WHEN g.trial_key IS NOT NULL THEN 'generated'
-       WHEN f.trial_key IS NOT NULL THEN 'failed'
-       ELSE 'pending' END AS status,
+  {status},
   s.scores, pa.answer, pa.parse_error,
   g.j[1] AS finish_reason, CAST(g.j[2] AS DOUBLE) AS latency_s,
   CAST(g.j[3] AS BIGINT) AS input_tokens, CAST(g.j[4] AS BIGINT) AS output_tokens,
   g.j[5] AS served_model, CAST(g.j[6] AS BOOLEAN) AS cache_hit,
-  CASE WHEN g.trial_key IS NULL THEN f.error_kind END AS error_kind,
+  {error_kind},
   left(g.j[7], {chars}) AS response, t.position,
-  lower(concat_ws(' ', t.dataset, t.case_id, t.model, t.prompt, status, pa.answer, error_kind))
-    AS haystack
+  {haystack}
 FROM {places} t
 LEFT JOIN generated g ON g.trial_key = t.trial_key
 LEFT JOIN failed f ON f.trial_key = t.trial_key
@@ -113,16 +129,55 @@ generated AS (SELECT DISTINCT trial_key FROM ev WHERE kind = 'generation_complet
 failed AS (SELECT DISTINCT trial_key FROM ev WHERE kind = 'generation_failed'),
 {scored}
 SELECT t.dataset, t.case_id, t.prompt, t.model, t.trial_key, t.position,
-  CASE WHEN s.trial_id IS NOT NULL THEN 'scored'
-       WHEN g.trial_key IS NOT NULL THEN 'generated'
-       WHEN f.trial_key IS NOT NULL THEN 'failed'
-       ELSE 'pending' END AS status,
+  {status},
   s.scores
 FROM {places} t
 LEFT JOIN generated g ON g.trial_key = t.trial_key
 LEFT JOIN failed f ON f.trial_key = t.trial_key
 LEFT JOIN scored s ON s.trial_id = t.trial_id
 ORDER BY t.position"""
+
+
+# What a search of a run's trials, or a sort by a column of its places or its status, reads of
+# each trial (`LogBrowser.trials`, ADR 0064): the trial rows' status, error kind and searched
+# words by the same rules and texts as `_TRIAL_ROWS` (a test compares them), without parsing a
+# generation's payload (the largest of a trial's: its response).
+_SEARCH_ROWS = """
+WITH ev AS (SELECT seq, kind, trial_key, payload FROM {events} WHERE kind IN
+  ('generation_completed', 'generation_failed', 'parse_completed', 'score_completed',
+   'stage_reset')),
+{floors},
+generated AS (SELECT DISTINCT trial_key FROM ev WHERE kind = 'generation_completed'),
+{failed},
+{parsed},
+{scored}
+SELECT t.position, t.trial_key, t.case_id, t.model, t.prompt,
+  {status},
+  {error_kind},
+  {haystack}
+FROM {places} t
+LEFT JOIN generated g ON g.trial_key = t.trial_key
+LEFT JOIN failed f ON f.trial_key = t.trial_key
+LEFT JOIN parsed pa ON pa.trial_id = t.trial_id
+LEFT JOIN scored s ON s.trial_id = t.trial_id"""
+# A sort by a key's first generation's latency or output tokens reads those alone.
+_TIMING_ROWS = """
+WITH generated AS (
+  SELECT trial_key,
+    json_extract_string(arg_min(payload, seq), ['$.latency_s', '$.output_tokens']) AS j
+  FROM {events} WHERE kind = 'generation_completed' GROUP BY trial_key
+)
+SELECT t.position, CAST(g.j[1] AS DOUBLE) AS latency_s, CAST(g.j[2] AS BIGINT) AS output_tokens
+FROM {places} t LEFT JOIN generated g ON g.trial_key = t.trial_key"""
+_PARTS = {
+    "floors": _FLOORS,
+    "failed": _FAILED,
+    "parsed": _PARSED,
+    "scored": _SCORED,
+    "status": _STATUS,
+    "error_kind": _ERROR_KIND,
+    "haystack": _HAYSTACK,
+}
 
 
 def trial_rows(
@@ -139,9 +194,7 @@ def trial_rows(
     the events are read from (default: the store's `events`)."""
     events = _RUN_EVENTS.format(log=log or f"{db}events", run=run, where=events_where)
     places = _RUN_PLACES.format(places=places or f"{db}trial_places", run=run, where=places_where)
-    return _TRIAL_ROWS.format(
-        chars=RESPONSE_CHARS, places=places, events=events, floors=_FLOORS, scored=_SCORED
-    )
+    return _TRIAL_ROWS.format(chars=RESPONSE_CHARS, places=places, events=events, **_PARTS)
 
 
 class PlannedPlaces:
@@ -214,6 +267,23 @@ def score_rows(run: str, db: str = "", places: str | None = None, events_where: 
     model, trial key, plan position, status, scores), the run given as parameter `$<run>`, read
     as `trial_rows` reads them (`db`, `places`, `events_where`) but parsing only the scores'
     payloads."""
+    return _of_run(_SCORE_ROWS, run, db, places, events_where)
+
+
+def search_rows(run: str, db: str = "", places: str | None = None, events_where: str = "") -> str:
+    """The query of what a search or a sort of one run's trials reads of each (plan position,
+    trial key, case, model, prompt, status, error kind, the words searched), read as
+    `trial_rows` reads them (`db`, `places`, `events_where`) but parsing no generation."""
+    return _of_run(_SEARCH_ROWS, run, db, places, events_where)
+
+
+def timing_rows(run: str, db: str = "", places: str | None = None, events_where: str = "") -> str:
+    """The query of each of one run's trials' plan position, `latency_s` and `output_tokens`
+    (a sort by either), read as `trial_rows` reads them but parsing only those two fields."""
+    return _of_run(_TIMING_ROWS, run, db, places, events_where)
+
+
+def _of_run(template: str, run: str, db: str, places: str | None, events_where: str) -> str:
     events = _RUN_EVENTS.format(log=f"{db}events", run=run, where=events_where)
     places = _RUN_PLACES.format(places=places or f"{db}trial_places", run=run, where="")
-    return _SCORE_ROWS.format(places=places, events=events, floors=_FLOORS, scored=_SCORED)
+    return template.format(places=places, events=events, **_PARTS)
