@@ -4,7 +4,12 @@ kept copy of every row, and nothing is copied for them."""
 
 from __future__ import annotations
 
-from tests.viewer.conftest import ViewerStore
+from pathlib import Path
+
+import attrs
+
+import themis
+from tests.viewer.conftest import ViewerStore, _answer, _spec
 from themis.adapters.stores.duckdb_browse import TRIAL_SORTS, LogBrowser
 
 
@@ -95,3 +100,18 @@ def test_narrow_searches_and_sorts_equal_those_of_the_kept_rows(
             assert answer == expected, (search, sort, descending, offset, limit)
         assert any(answer.total for answer in answers)
         assert any(answer.rows and answer.total < 24 for answer in answers)
+
+
+def test_a_run_without_failures_has_no_failure_kinds_narrow_or_kept(tmp_path: Path) -> None:
+    """Its failures read no trial's rows (none failed): the same empty answer as the copy's."""
+    clock = themis.FakeClock()
+    model = themis.ScriptedModel(clock, script=_answer)
+    spec = attrs.evolve(_spec(3), models=[_spec(3).models[0]])  # alpha: never fails
+    path = tmp_path / "runs.duckdb"
+    run = themis.Experiment.from_spec(spec).run(store=path, models={"hostile": model}, clock=clock)
+    narrow, kept = LogBrowser(str(path)), LogBrowser(str(path))
+    kept.kept(run.run_id, -1)
+    kept.versions[run.run_id] = -1
+    assert narrow.failure_kinds(run.run_id) == kept.failure_kinds(run.run_id) == []
+    assert not narrow._tables
+    assert narrow.trials(run.run_id, offset=100) == kept.trials(run.run_id, offset=100)
