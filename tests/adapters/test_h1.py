@@ -470,3 +470,79 @@ def test_a_call_stopped_before_it_waits_fails_at_once_and_keeps_the_connection(
     assert [answer_text(answer) for answer in answers] == ["The answer is 5."] * 2
     assert pool.connections_opened == 1
     assert fake.stats()["calls"] == 2
+
+
+# --- a request larger than the socket buffer ---------------------------------------------------
+
+LARGE = 16 * 1024 * 1024  # more than a loopback socket's send buffer: written in several parts
+
+
+def body_server(*, reads: bool) -> Callable[..., Any]:
+    """Run `client(port)` against a server that reads one request's head and `content-length`
+    bytes of body, then answers with the number of body bytes it got (`reads`), or that never
+    reads at all (not `reads`)."""
+
+    def go(client: Callable[[int], Awaitable[T]]) -> T:
+        async def handle(stream: trio.SocketStream) -> None:
+            async with stream:
+                if not reads:
+                    await trio.sleep_forever()
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += await stream.receive_some()
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                got = len(body)
+                while got < length:
+                    await trio.sleep(0)  # a slow reader: the client's buffer fills meanwhile
+                    got += len(await stream.receive_some(65536))
+                count = str(got).encode()
+                await stream.send_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(count), count)
+                )
+
+        async def main() -> T:
+            async with trio.open_nursery() as nursery:
+                (listener,) = await nursery.start(
+                    functools.partial(trio.serve_tcp, handle, 0, host="127.0.0.1")
+                )
+                try:
+                    return await client(listener.socket.getsockname()[1])
+                finally:
+                    nursery.cancel_scope.cancel()
+
+        try:
+            return trio.run(main)
+        except BaseExceptionGroup as group:
+            (error,) = group.exceptions
+            raise error from None
+
+    return go
+
+
+def large_post(port: int, *, timeout: float) -> Awaitable[H1Response]:
+    async def main() -> H1Response:
+        pool = H1Pool("127.0.0.1", port, size=1, timeout=timeout)
+        try:
+            return await pool.post(b"/x", JSON, b"x" * LARGE)
+        finally:
+            await pool.aclose()
+
+    return main()
+
+
+def test_a_request_larger_than_the_socket_buffer_is_written_whole() -> None:
+    answer = body_server(reads=True)(functools.partial(large_post, timeout=10.0))
+    assert answer.status == 200
+    assert answer.content == str(LARGE).encode()
+
+
+def test_a_request_the_server_does_not_read_is_a_write_timeout() -> None:
+    started = time.monotonic()
+    with pytest.raises(httpx.WriteTimeout):
+        body_server(reads=False)(functools.partial(large_post, timeout=0.3))
+    assert time.monotonic() - started < 5

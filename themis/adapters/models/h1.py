@@ -325,7 +325,11 @@ class H1Pool:
         """Send `data` on `connection` and read the answer; a connection that fails is closed."""
         sock = connection.sock
         try:
-            await self._send(sock, data, reused=reused)
+            # The request leaves in one write unless the socket buffer is full: that write is
+            # made here, and `_send`, a coroutine, only writes what is left (ADR 0061).
+            sent = self._write(sock, data, reused=reused)
+            if sent < len(data):
+                await self._send(sock, memoryview(data)[sent:], reused=reused)
             answer = await connection.reader.answer(connection.answers)
         except BaseException:
             connection.close()
@@ -339,27 +343,30 @@ class H1Pool:
             content = decode_content(answer.headers, content)
         return H1Response(answer.status, answer.headers, content)
 
-    async def _send(self, sock: socket.socket, data: bytes, *, reused: bool) -> None:
-        """One write unless the socket buffer is full."""
+    def _write(self, sock: socket.socket, data: bytes | memoryview, *, reused: bool) -> int:
+        """One write of `data`: how many of its bytes were sent (none when the buffer is full)."""
+        try:
+            return sock.send(data)
+        except BlockingIOError:
+            return 0
+        except OSError as error:
+            if reused:
+                raise _Stale from None
+            import httpx
+
+            raise httpx.WriteError(str(error) or type(error).__name__) from None
+
+    async def _send(self, sock: socket.socket, view: memoryview, *, reused: bool) -> None:
+        """Write all of `view`, waiting (`timeout` seconds a wait) whenever the buffer is full."""
         timeout = self.timeout
-        view = memoryview(data)
         while view:
-            try:
-                sent = sock.send(view)
-            except BlockingIOError:
-                with trio.move_on_after(timeout if timeout is not None else math.inf):
-                    await trio.lowlevel.wait_writable(sock)
-                    continue
-                import httpx
+            with trio.move_on_after(timeout if timeout is not None else math.inf):
+                await trio.lowlevel.wait_writable(sock)
+                view = view[self._write(sock, view, reused=reused) :]
+                continue
+            import httpx
 
-                raise httpx.WriteTimeout("the request could not be sent in time") from None
-            except OSError as error:
-                if reused:
-                    raise _Stale from None
-                import httpx
-
-                raise httpx.WriteError(str(error) or type(error).__name__) from None
-            view = view[sent:]
+            raise httpx.WriteTimeout("the request could not be sent in time")
 
     async def aclose(self) -> None:
         self._closed = True

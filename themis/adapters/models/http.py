@@ -271,7 +271,13 @@ class HttpModel:
         try:
             pool = self._pool()
             if isinstance(pool, H1Pool):
-                status, content, headers = await self._lean_post(pool, api, body, before_send)
+                # `_lean_post` inline: no coroutine of its own between the caller and its socket
+                answer = await pool.send(
+                    self._lean_head(pool, api), _ENCODE_BODY(body).encode(), before_send
+                )
+                status, content = answer.status, answer.content
+                # only the body is read of a 2xx answer (the common case)
+                headers = _NO_HEADERS if status < 300 else _header_map(answer.headers)
             else:
                 request_headers = self.request_headers()
                 with pool.lease() as client:
@@ -345,19 +351,13 @@ class HttpModel:
 
         return {"trace": trace}
 
-    async def _lean_post(
-        self,
-        pool: H1Pool,
-        api: str,
-        body: Mapping[str, Any],
-        before_send: BeforeSend | None,
-    ) -> tuple[int, bytes, Mapping[str, str]]:
-        """One call on the lean client: status, body, and headers (read only when not 2xx).
+    def _lean_head(self, pool: H1Pool, api: str) -> bytes:
+        """The lean client's request head for `api`.
 
-        The request head is built once per API when no header reads the environment (the
-        common case: a local server without a key); otherwise at every call, as secrets are.
-        No httpx here, not even for an error answer: importing it mid-run blocks every call
-        for tens of milliseconds (hundreds on a loaded machine) at the first failure.
+        Built once per API when no header reads the environment (the common case: a local
+        server without a key); otherwise at every call, as secrets are. No httpx here, not even
+        for an error answer (`post`): importing it mid-run blocks every call for tens of
+        milliseconds (hundreds on a loaded machine) at the first failure.
         """
         head = self._heads.get(api)
         if head is None:
@@ -372,10 +372,7 @@ class HttpModel:
             )
             if self._constant_headers:
                 self._heads[api] = head
-        answer = await pool.send(head, _ENCODE_BODY(body).encode(), before_send)
-        if answer.status < 300:  # the common case: only the body is read
-            return answer.status, answer.content, _NO_HEADERS
-        return answer.status, answer.content, _header_map(answer.headers)
+        return head
 
     def malformed(self, problem: str) -> ModelCallError:
         """The error for a 2xx JSON body without the fields the API promises."""

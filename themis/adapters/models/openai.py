@@ -251,13 +251,18 @@ class OpenAICompatibleModel(HttpModel):
                 return await self._call(request, n, before_send)
 
             return await self._shared.take(request, call)
-        return (await self._call(request, None, before_send))[0]
+        # `_call` inline: one coroutine fewer between the caller and its socket (ADR 0061)
+        api = request.api or "chat"
+        data = await self.post(api, build_body(request, api), before_send)
+        return self._choices(data, api)[0]
 
     async def _call(
         self, request: ModelRequest, n: int | None, before_send: BeforeSend | None
     ) -> Sequence[ModelResponse]:
         api = request.api or "chat"
-        data = await self.post(api, build_body(request, api, n), before_send)
+        return self._choices(await self.post(api, build_body(request, api, n), before_send), api)
+
+    def _choices(self, data: Any, api: str) -> list[ModelResponse]:
         try:
             return parse_choices(data, api)
         except MalformedResponse as problem:

@@ -280,24 +280,48 @@ class ModelCaller:
     async def _call(
         self, model: ModelPort, request: ModelRequest, send: _Send
     ) -> ModelResponse | ModelCallError:
-        """One attempt's call, counted, the limits held: its answer, or how it failed."""
+        """One attempt's call, counted, the limits held: its answer, or how it failed.
+
+        The `CallWatch` cancels it on `call_timeout` or `idle_timeout` (timed from the moment
+        the request leaves: `_Send`): through the model when it stops its own calls (no cancel
+        scope per call: ADR 0038), else in a cancel scope (`_scoped`). The first case, every
+        lean-HTTP and scripted call, is handled here without a coroutine of its own: each
+        coroutine between a trial and its socket costs CPU at every wake-up (ADR 0061)."""
         self.on_call()
         send.at = self.clock.monotonic()  # when the attempt began, until the request leaves
-        try:
-            return await self._invoke(model, request, send)
-        except ModelCallError as failure:
-            return failure
-
-    async def _invoke(self, model: ModelPort, request: ModelRequest, send: _Send) -> ModelResponse:
-        """One call, which the `CallWatch` cancels on `call_timeout` or `idle_timeout` (timed
-        from the moment the request leaves: `_Send`): through the model when it stops its own
-        calls (no cancel scope per call: ADR 0038), else in a cancel scope."""
         watch = self.watch
-        timed, stops_own_calls = self._abilities_of(request.provider, model)
+        if not watch.active or not self._abilities_of(request.provider, model)[1]:
+            try:
+                return await self._scoped(model, request, send)
+            except ModelCallError as failure:
+                return failure
+        # A model that stops its own calls: whatever it raises once stopped is the watch's
+        # timeout; a cancellation from outside (a `BaseException`) never is.
+        send.watch = watch
+        try:
+            response = await cast(SendTimedModelPort, model).generate_sent(request, send)
+        except ModelCallError as failure:
+            why = watch.end(send)
+            return failure if why is None else ModelCallError(FailureKind.TIMEOUT.value, why)
+        except Exception:
+            why = watch.end(send)
+            if why is not None:
+                return ModelCallError(FailureKind.TIMEOUT.value, why)
+            raise
+        except BaseException:
+            watch.end(send)
+            raise
+        watch.end(send)
+        return response
+
+    async def _scoped(self, model: ModelPort, request: ModelRequest, send: _Send) -> ModelResponse:
+        """`_call` of a model that does not stop its own calls (or with no watch): in a cancel
+        scope the watch cancels, or with no hook at all when there is nothing to wait for or
+        to time."""
+        watch = self.watch
+        timed = self._abilities_of(request.provider, model)[0]
         if watch.active:
             send.watch = watch
-            if stops_own_calls:
-                return await self._stopped_by_model(cast(SendTimedModelPort, model), request, send)
             send.scope = trio.CancelScope()
         elif send.gate.free():  # nothing to wait for, nothing to time: no hook
             return await model.generate(request)
@@ -321,24 +345,6 @@ class ModelCaller:
             stops = timed and getattr(model, "stops_own_calls", False) is True
             abilities = self._abilities[provider] = (timed, stops)
         return abilities
-
-    async def _stopped_by_model(
-        self, model: SendTimedModelPort, request: ModelRequest, send: _Send
-    ) -> ModelResponse:
-        """A call the watch stops through `send` (the model's `stop_by`): whatever the model
-        raises once stopped is the watch's timeout."""
-        try:
-            response = await model.generate_sent(request, send)
-        except Exception:
-            why = self.watch.end(send)
-            if why is not None:
-                raise ModelCallError(FailureKind.TIMEOUT.value, why) from None
-            raise
-        except BaseException:  # a cancellation from outside: never a timeout
-            self.watch.end(send)
-            raise
-        self.watch.end(send)
-        return response
 
     def _answered(
         self,

@@ -134,13 +134,10 @@ class TrialRunner:
         self.counts.model_calls += 1
 
     async def trial(self, item: PendingTrial, held: float | None = None) -> None:
-        """Run one trial's pending stages; its parse and score go to the writer in one send."""
-        events: list[Event] = []
-        await self._trial(item, events, held)
-        if events:
-            await deliver(self.send, events)
+        """Run one trial's pending stages; its parse and score go to the writer in one send.
 
-    async def _trial(self, item: PendingTrial, events: list[Event], held: float | None) -> None:
+        One coroutine from the worker to the model call: each frame between a trial and its
+        socket is resumed at every wake-up (ADR 0061)."""
         trial = item.plan
         if Stage.GENERATE in item.stages:
             outcome = await self.generation(trial, held)
@@ -149,12 +146,15 @@ class TrialRunner:
         generation = self._settled(item, outcome)
         if generation is None:
             return
+        events: list[Event] = []
         candidate = self._parse_and_score_now(item, generation, events)
         if candidate is not None:  # code runs in the sandbox, awaited: the limit holds
             async with self.limiters.stages[Stage.SCORE]:
                 events += await self.scorer.score(candidate)
             self.counts.scored += 1
             self.counts.done += 1
+        if events:
+            await deliver(self.send, events)
 
     def trial_now(self, item: PendingTrial, events: list[Event]) -> bool:
         """`trial` without awaiting anything, for a trial that calls no model (its generation
