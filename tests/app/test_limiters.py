@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import trio
 import trio.testing
 
-from themis.app.execution.limiters import Limiters
+from themis.app.execution.limiters import Limiters, unlimited
 from themis.core.runtime import RuntimeConfig
 from themis.core.stages import Stage
 
@@ -65,3 +65,20 @@ def test_a_waiter_cancelled_while_waiting_takes_no_slot() -> None:
 
     _run(main)
     assert entered == ["first", "third"]
+
+
+def test_a_limit_the_workers_cannot_reach_is_not_taken() -> None:
+    # An execution runs on at most `max_concurrent_tasks` workers, one slot each at a time:
+    # a limit of that many or more never makes anyone wait, so it costs nothing (ADR 0061).
+    runtime = RuntimeConfig(
+        max_concurrent_tasks=4,
+        provider_concurrency={"at": 4, "above": 9, "below": 3},
+        stage_concurrency={"generate": 4, "score": 2},
+    )
+    limiters = Limiters(runtime)
+    assert unlimited(limiters.provider("at"))
+    assert unlimited(limiters.provider("above"))
+    assert unlimited(limiters.stages[Stage.GENERATE])
+    assert unlimited(limiters.provider("unset"))
+    assert not unlimited(limiters.provider("below"))
+    assert not unlimited(limiters.stages[Stage.SCORE])

@@ -61,11 +61,19 @@ Limit = _Capacity | _Unlimited
 
 
 class Limiters:
-    """The limiters around each stage and provider (`stage_concurrency`, `provider_concurrency`)."""
+    """The limiters around each stage and provider (`stage_concurrency`, `provider_concurrency`).
+
+    A limit of `max_concurrent_tasks` or more can never make anyone wait: an execution's work
+    runs on at most that many workers (`themis.app.execution.interpreter`, ADR 0014), each
+    holding at most one slot of a limiter at a time. Such a limit is not taken at all (ADR
+    0061): entering and leaving one cost ~1.5-2.5 us a call, and configs often set a provider's
+    concurrency to the global one.
+    """
 
     def __init__(self, runtime: RuntimeConfig) -> None:
+        self._workers = runtime.max_concurrent_tasks
         self.stages: dict[Stage, Limit] = {
-            stage: _limit(runtime.stage_concurrency.get(stage.value)) for stage in Stage
+            stage: self._limit(runtime.stage_concurrency.get(stage.value)) for stage in Stage
         }
         self._provider_limits = runtime.provider_concurrency
         self._providers: dict[str, Limit] = {}
@@ -73,17 +81,18 @@ class Limiters:
     def provider(self, name: str) -> Limit:
         limiter = self._providers.get(name)
         if limiter is None:
-            limiter = self._providers[name] = _limit(self._provider_limits.get(name))
+            limiter = self._providers[name] = self._limit(self._provider_limits.get(name))
         return limiter
+
+    def _limit(self, capacity: int | None) -> Limit:
+        if capacity is None or capacity >= self._workers:
+            return _UNLIMITED
+        return _Capacity(capacity)
 
 
 def unlimited(limit: Limit) -> bool:
-    """Whether `limit` admits everyone at once (a limit that is not set)."""
+    """Whether `limit` admits everyone at once (a limit not set, or one that cannot bind)."""
     return limit is _UNLIMITED
-
-
-def _limit(capacity: int | None) -> Limit:
-    return _UNLIMITED if capacity is None else _Capacity(capacity)
 
 
 async def deliver(channel: trio.MemorySendChannel[T], item: T) -> None:
