@@ -201,6 +201,28 @@ def test_at_most_size_requests_are_in_flight(fake: FakeServer) -> None:
 # --- against a scripted server -----------------------------------------------------------------
 
 
+def serving(
+    handle: Callable[[trio.SocketStream], Awaitable[None]], client: Callable[[int], Awaitable[T]]
+) -> T:
+    """`client(port)`'s result, a server on 127.0.0.1 handling each connection by `handle`."""
+
+    async def main() -> T:
+        async with trio.open_nursery() as nursery:
+            (listener,) = await nursery.start(
+                functools.partial(trio.serve_tcp, handle, 0, host="127.0.0.1")
+            )
+            try:
+                return await client(listener.socket.getsockname()[1])
+            finally:
+                nursery.cancel_scope.cancel()
+
+    try:
+        return trio.run(main)
+    except BaseExceptionGroup as group:  # the client's error, out of the test's nursery
+        (error,) = group.exceptions
+        raise error from None
+
+
 def scripted(answers: list[bytes], *, close_after: bool = False) -> Callable[..., Any]:
     """Run `client(port)` against a server answering each request with the next of `answers`
     (one connection at a time; closes the connection after each answer if `close_after`)."""
@@ -225,21 +247,7 @@ def scripted(answers: list[bytes], *, close_after: bool = False) -> Callable[...
                     if close_after:
                         return
 
-        async def main() -> T:
-            async with trio.open_nursery() as nursery:
-                (listener,) = await nursery.start(
-                    functools.partial(trio.serve_tcp, handle, 0, host="127.0.0.1")
-                )
-                try:
-                    return await client(listener.socket.getsockname()[1])
-                finally:
-                    nursery.cancel_scope.cancel()
-
-        try:
-            return trio.run(main), accepted
-        except BaseExceptionGroup as group:  # the client's error, out of the test's nursery
-            (error,) = group.exceptions
-            raise error from None
+        return serving(handle, client), accepted
 
     return go
 
@@ -505,21 +513,7 @@ def body_server(*, reads: bool) -> Callable[..., Any]:
                     b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(count), count)
                 )
 
-        async def main() -> T:
-            async with trio.open_nursery() as nursery:
-                (listener,) = await nursery.start(
-                    functools.partial(trio.serve_tcp, handle, 0, host="127.0.0.1")
-                )
-                try:
-                    return await client(listener.socket.getsockname()[1])
-                finally:
-                    nursery.cancel_scope.cancel()
-
-        try:
-            return trio.run(main)
-        except BaseExceptionGroup as group:
-            (error,) = group.exceptions
-            raise error from None
+        return serving(handle, client)
 
     return go
 
