@@ -14,11 +14,13 @@ process (SIGTERM, as Ctrl-C) stops the viewer and exits 0.
 
 from __future__ import annotations
 
+import json
 import re
 import select
 import signal
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,6 +91,20 @@ def live_run(tmp_path: Path) -> Iterator[LiveRun]:
                 process.send_signal(signal.SIGTERM)
                 process.wait(timeout=60)
             errors.write_text("".join(lines), encoding="utf-8")
+
+
+def _wait_until_published(url: str) -> None:
+    """Until the run publishes its progress (`/api/live` lists it). The viewer's URL is printed
+    as it starts, before the run is compiled and planned: on a loaded machine the first
+    publication comes seconds later, and a page loaded before it shows no running run (and so
+    does not poll)."""
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while True:
+        with urllib.request.urlopen(url + "api/live", timeout=30) as answer:
+            if json.load(answer)["runs"]:
+                return
+        assert time.monotonic() < deadline, "the run published no progress in time"
+        time.sleep(0.1)
 
 
 def _themis_view_points_to_the_live_viewer(
@@ -218,6 +234,7 @@ def _shows_the_finished_run(page: Page, scored: str, run_url: str) -> None:
 def test_counts_rise_while_the_run_proceeds_and_the_finished_run_regroups(
     live_run: LiveRun, open_page: OpenPage, tmp_path: Path
 ) -> None:
+    _wait_until_published(live_run.url)
     opened = open_page(live_run.url)
     page = opened.page
     page.set_default_timeout(WAIT_MS)
