@@ -7,14 +7,17 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import attrs
 import duckdb
 import pytest
 
 import themis
+from themis.adapters.stores import duckdb_views
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.duckdb_tables import read_log
 from themis.adapters.stores.duckdb_views import place_columns
 from themis.core import planner
+from themis.core.snapshot import RunSnapshot
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 FAST = ["models.strong.options.latency_s=0", "models.weak.options.latency_s=0"]
@@ -104,3 +107,69 @@ def test_a_run_killed_before_its_places_were_kept_gets_them_from_the_next_writer
     assert len(trials) == 24 * 2 * 2 * 2  # cases × models × prompts × samples
     DuckDBStore(store).close()
     assert _places(store) == _planned(store, run_id)
+
+
+def _run_places(store: Path, run_id: str) -> list[tuple[object, ...]]:
+    with duckdb.connect(str(store), read_only=True) as con:
+        return con.execute(
+            f"SELECT {COLUMNS} FROM trial_places WHERE run_id = $1 ORDER BY position", [run_id]
+        ).fetchall()
+
+
+def test_a_derived_replay_copies_its_source_s_places_without_passing_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another metric plans the source's trials again: their places are copied in SQL (ADR 0063).
+    experiment = _experiment(tmp_path)
+    store = tmp_path / "s.duckdb"
+    source = experiment.run(store=store, progress="off")
+    inserted: list[str] = []
+    real_insert = duckdb_views.insert_places
+
+    def counted(con: object, snapshot: RunSnapshot, refs: object) -> None:
+        inserted.append(snapshot.run_id)
+        real_insert(con, snapshot, refs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(duckdb_views, "insert_places", counted)
+    monkeypatch.setattr("themis.adapters.stores.duckdb.insert_places", counted)
+    derived = themis.replay(
+        source.run_id,
+        "score",
+        store,
+        config=tmp_path / "demo.toml",
+        overrides=[*FAST, "samples=2", "metrics=[{name='contains'}]"],
+    )
+    assert derived.run_id != source.run_id
+    assert inserted == []
+    places = _run_places(store, derived.run_id)
+    assert len(places) == derived.report.planned
+    assert places == _run_places(store, source.run_id) == _planned(store, derived.run_id)
+
+
+def test_a_derived_run_whose_trials_differ_from_its_source_s_keeps_its_own_places(
+    tmp_path: Path,
+) -> None:
+    experiment = _experiment(tmp_path)
+    store = tmp_path / "s.duckdb"
+    source = experiment.run(store=store, progress="off")
+    other = themis.Experiment.from_file(
+        tmp_path / "demo.toml", overrides=[*FAST, "samples=1"]
+    )  # fewer trials: its places are not the source's
+    opened = DuckDBStore(store)
+    try:
+        snapshot = opened.load_snapshot(source.run_id)
+        assert snapshot is not None
+        compiled = planner.compile_run(other.spec)
+        derived = attrs.evolve(
+            snapshot,
+            run_id=compiled.run_id,
+            spec=other.spec,
+            provenance={**snapshot.provenance, "derived_from": source.run_id},
+        )
+        opened.save_snapshot(derived, places=False)
+        opened.save_places(derived, planner.trial_refs(compiled))
+    finally:
+        opened.close()
+    places = _run_places(store, compiled.run_id)
+    assert len(places) == compiled.trial_count < len(_run_places(store, source.run_id))
+    assert places == _planned(store, compiled.run_id)

@@ -61,6 +61,7 @@ from themis.adapters.stores.duckdb_views import (
     create_views,
     holds_places,
     insert_places,
+    insert_places_like,
     outdated_views,
     runs_without_places,
     store_places,
@@ -304,10 +305,16 @@ class DuckDBStore:
 
     def save_places(self, snapshot: RunSnapshot, places: Iterable[TrialRef]) -> None:
         """Keep the places of `snapshot`'s run (every trial, in plan order) unless they are
-        kept already (`places` is not read then)."""
+        kept already (`places` is not read then); a run a replay derived from another
+        (`derived_from`) copies its source's when they are the same."""
+        source = snapshot.provenance.get("derived_from")
         with self._transaction() as con:
-            if not holds_places(con, snapshot.run_id):
+            if holds_places(con, snapshot.run_id):
+                return
+            if source is None:
                 insert_places(con, snapshot, places)
+            else:
+                insert_places_like(con, snapshot, places, source)
 
     def finish_opening(self) -> None:
         """What an open with `migrate=False` left for later: the places of runs that have none
