@@ -14,6 +14,7 @@ from tests.viewer.conftest import CASES, _answer, _spec
 from themis.adapters.codec import decode_event
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.duckdb_browse import LogBrowser
+from themis.adapters.stores.duckdb_log import events_of_rows
 from themis.adapters.stores.duckdb_tables import read_log
 from themis.adapters.stores.duckdb_views import VIEW_NAMES
 from themis.core.events import Event
@@ -130,4 +131,26 @@ def test_log_tables_are_the_stores_views(many_rows: tuple[Path, list[str]]) -> N
                 assert copied or name in ("retries", "cases"), name
     finally:
         cursor.close()
+        store.close()
+
+
+def test_the_untimed_split_is_the_views_events(many_rows: tuple[Path, list[str]]) -> None:
+    """`events_of_rows(..., timed=False)` (what whole-run trial rows read, ADR 0064): the view's
+    events, columns and order, without their stages and times."""
+    path, runs = many_rows
+    store = DuckDBStore(path, read_only=True)
+    try:
+        cursor = store.cursor()
+        untimed = events_of_rows("", timed=False)
+        columns = "run_id, seq, kind, trial_key, payload"
+        for run_id in runs:
+            split = cursor.execute(f"SELECT * FROM {untimed} ORDER BY seq", {"run": run_id})
+            assert [d[0] for d in split.description] == columns.split(", ")
+            events = split.fetchall()
+            viewed = cursor.execute(
+                f"SELECT {columns} FROM events WHERE run_id = $run ORDER BY seq", {"run": run_id}
+            ).fetchall()
+            assert events == viewed
+            assert len(viewed) > 50
+    finally:
         store.close()

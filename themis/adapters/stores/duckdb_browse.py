@@ -244,7 +244,7 @@ class LogBrowser:
                 cursor.execute("ATTACH $path AS store (READ_ONLY)", {"path": self._path})
                 try:
                     places = self._planned.table(cursor, run_id, "store.main.")
-                    made = query("run", "store.", places)
+                    made = query("run", "store.", places, log=_untimed(cursor, "store."))
                     cursor.execute(f"CREATE TABLE {name} AS {made}", {"run": run_id})
                 finally:
                     cursor.execute("DETACH store")
@@ -420,6 +420,7 @@ class LogBrowser:
                     store,
                     " AND (list_has_any(CAST(json(trial_keys) AS VARCHAR[]),"
                     " $keys::VARCHAR[]) OR contains(kinds, 'stage_reset'))",
+                    timed=False,
                 )
                 if batched
                 else None
@@ -441,9 +442,8 @@ class LogBrowser:
             cursor.execute(f"DROP TABLE {held.name}")
         del parameters["after"]
         parameters.pop("first", None)
-        cursor.execute(
-            f"CREATE TABLE {name} AS {trial_rows('run', store, places, bounded)}", parameters
-        )
+        rows = trial_rows("run", store, places, bounded, log=_untimed(cursor, store))
+        cursor.execute(f"CREATE TABLE {name} AS {rows}", parameters)
         return _Copy(name, upto, stamp)
 
     def give_places(self, snapshot: RunSnapshot, refs: Iterable[TrialRef]) -> None:
@@ -612,7 +612,7 @@ class LogBrowser:
             if self._batched():  # only the log's rows holding those keys' events are split,
                 # none for no key (no trial: e.g. the failures of a run none of whose failed)
                 rows_kept, needles = keyed_rows(given) if given else (" AND false", {})
-                log = events_of_rows("store.", rows_kept)
+                log = events_of_rows("store.", rows_kept, timed=False)
             rows = trial_rows("run", "store.", "{places}", events, f" AND {chosen}", log)
             query = sql.replace("{run}", f"({rows})")
             found = self._attached(
@@ -715,7 +715,7 @@ class LogBrowser:
                 if placed is None:  # places only a plan could give: not from here
                     cursor.close()
                     return None
-                rows = f"({score_rows('run')})"
+                rows = f"({score_rows('run', log=_untimed(cursor, ''))})"
                 columns = self._columns(
                     cursor, sql.format(rows=rows), {**parameters, "run": run_id}
                 )
@@ -889,6 +889,13 @@ def _hashable(parameters: dict[str, Any]) -> dict[str, Any]:
         name: tuple(value) if isinstance(value, list) else value
         for name, value in parameters.items()
     }
+
+
+def _untimed(cursor: Any, store: str) -> str | None:
+    """What the trial rows of a whole run read its events from: the store's batch rows split
+    without each event's stage and time (ADR 0064), or, for a log kept one event a row (an
+    older store), `None` (its `events`)."""
+    return events_of_rows(store, timed=False) if _batched(cursor, store) else None
 
 
 def _quoted(name: str) -> str:

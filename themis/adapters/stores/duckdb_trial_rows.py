@@ -262,28 +262,49 @@ class PlannedPlaces:
         return held.fetchone() is not None
 
 
-def score_rows(run: str, db: str = "", places: str | None = None, events_where: str = "") -> str:
+def score_rows(
+    run: str,
+    db: str = "",
+    places: str | None = None,
+    events_where: str = "",
+    log: str | None = None,
+) -> str:
     """The query of what a comparison reads of each of one run's trials (dataset, case, prompt,
     model, trial key, plan position, status, scores), the run given as parameter `$<run>`, read
-    as `trial_rows` reads them (`db`, `places`, `events_where`) but parsing only the scores'
-    payloads."""
-    return _of_run(_SCORE_ROWS, run, db, places, events_where)
+    as `trial_rows` reads them (`db`, `places`, `events_where`, `log`) but parsing only the
+    scores' payloads."""
+    return _of_run(_SCORE_ROWS, run, db, places, events_where, log)
 
 
-def search_rows(run: str, db: str = "", places: str | None = None, events_where: str = "") -> str:
+def search_rows(
+    run: str,
+    db: str = "",
+    places: str | None = None,
+    events_where: str = "",
+    log: str | None = None,
+) -> str:
     """The query of what a search or a sort of one run's trials reads of each (plan position,
     trial key, case, model, prompt, status, error kind, the words searched), read as
-    `trial_rows` reads them (`db`, `places`, `events_where`) but parsing no generation."""
-    return _of_run(_SEARCH_ROWS, run, db, places, events_where)
+    `trial_rows` reads them (`db`, `places`, `events_where`, `log`) but parsing no
+    generation."""
+    return _of_run(_SEARCH_ROWS, run, db, places, events_where, log)
 
 
-def timing_rows(run: str, db: str = "", places: str | None = None, events_where: str = "") -> str:
+def timing_rows(
+    run: str,
+    db: str = "",
+    places: str | None = None,
+    events_where: str = "",
+    log: str | None = None,
+) -> str:
     """The query of each of one run's trials' plan position, `latency_s` and `output_tokens`
     (a sort by either), read as `trial_rows` reads them but parsing only those two fields."""
-    return _of_run(_TIMING_ROWS, run, db, places, events_where)
+    return _of_run(_TIMING_ROWS, run, db, places, events_where, log)
 
 
-def _of_run(template: str, run: str, db: str, places: str | None, events_where: str) -> str:
-    events = _RUN_EVENTS.format(log=f"{db}events", run=run, where=events_where)
+def _of_run(
+    template: str, run: str, db: str, places: str | None, events_where: str, log: str | None
+) -> str:
+    events = _RUN_EVENTS.format(log=log or f"{db}events", run=run, where=events_where)
     places = _RUN_PLACES.format(places=places or f"{db}trial_places", run=run, where="")
     return template.format(places=places, events=events, **_PARTS)
