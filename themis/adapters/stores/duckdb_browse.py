@@ -17,7 +17,7 @@ import functools
 import itertools
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -30,6 +30,7 @@ from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.duckdb_log import events_of_rows, keyed_rows
 from themis.adapters.stores.duckdb_outline import OUTLINE, outline_of
 from themis.adapters.stores.duckdb_trial_rows import (
+    NarrowRows,
     PlannedPlaces,
     score_rows,
     search_rows,
@@ -227,16 +228,16 @@ class LogBrowser:
         without parsing a generation or a parse (ADR 0057)."""
         return self._narrow_table(run_id, score_rows)
 
-    def _narrow_table(self, run_id: str, query: Callable[..., str]) -> str:
+    def _narrow_table(self, run_id: str, query: NarrowRows) -> str:
         """From a path, for a run whose trial rows are not kept: a table of this browser's own
         with the rows `query` (`score_rows`, `search_rows`, `timing_rows`) gives of each of
         its trials, kept while the run's event count is as last listed."""
         version = self.versions.get(run_id)
         with self._building:
-            held = self._narrowed_tables.get((run_id, query.__name__))
+            held = self._narrowed_tables.get((run_id, query.name))
             if held is not None and version is not None and held[0] == version:
                 return held[1]
-            name = _quoted(f"{query.__name__}_{next(_COPIES)}_{run_id[:16]}")
+            name = _quoted(f"{query.name}_{next(_COPIES)}_{run_id[:16]}")
             if self._memory is None:
                 self._memory = quiet_connection()
             cursor = self._memory.cursor()
@@ -255,7 +256,7 @@ class LogBrowser:
             finally:
                 cursor.close()
             if version is not None:
-                self._narrowed_tables[(run_id, query.__name__)] = (version, name)
+                self._narrowed_tables[(run_id, query.name)] = (version, name)
         return name
 
     def _keeps_copies(self) -> bool:

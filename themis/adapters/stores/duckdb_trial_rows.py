@@ -13,12 +13,15 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import attrs
+
 from themis.adapters.codec import decode_snapshot
 from themis.adapters.stores.duckdb_views import INSERT_PLACES, PLACES_TABLE, place_columns
 from themis.core.errors import StoreError
 
 __all__ = [
     "RESPONSE_CHARS",
+    "NarrowRows",
     "PlannedPlaces",
     "score_rows",
     "search_rows",
@@ -262,49 +265,35 @@ class PlannedPlaces:
         return held.fetchone() is not None
 
 
-def score_rows(
-    run: str,
-    db: str = "",
-    places: str | None = None,
-    events_where: str = "",
-    log: str | None = None,
-) -> str:
-    """The query of what a comparison reads of each of one run's trials (dataset, case, prompt,
-    model, trial key, plan position, status, scores), the run given as parameter `$<run>`, read
-    as `trial_rows` reads them (`db`, `places`, `events_where`, `log`) but parsing only the
-    scores' payloads."""
-    return _of_run(_SCORE_ROWS, run, db, places, events_where, log)
+@attrs.frozen
+class NarrowRows:
+    """The query of some columns of each of one run's trials, by the same rules as `trial_rows`
+    but parsing only the payloads those columns need: called with the run's parameter name
+    (`$<run>`), and as `trial_rows` is (`db`, `places`, `events_where`, `log`). `name` names
+    what it reads (a table of them is named after it)."""
+
+    name: str
+    template: str
+
+    def __call__(
+        self,
+        run: str,
+        db: str = "",
+        places: str | None = None,
+        events_where: str = "",
+        log: str | None = None,
+    ) -> str:
+        events = _RUN_EVENTS.format(log=log or f"{db}events", run=run, where=events_where)
+        places = _RUN_PLACES.format(places=places or f"{db}trial_places", run=run, where="")
+        return self.template.format(places=places, events=events, **_PARTS)
 
 
-def search_rows(
-    run: str,
-    db: str = "",
-    places: str | None = None,
-    events_where: str = "",
-    log: str | None = None,
-) -> str:
-    """The query of what a search or a sort of one run's trials reads of each (plan position,
-    trial key, case, model, prompt, status, error kind, the words searched), read as
-    `trial_rows` reads them (`db`, `places`, `events_where`, `log`) but parsing no
-    generation."""
-    return _of_run(_SEARCH_ROWS, run, db, places, events_where, log)
-
-
-def timing_rows(
-    run: str,
-    db: str = "",
-    places: str | None = None,
-    events_where: str = "",
-    log: str | None = None,
-) -> str:
-    """The query of each of one run's trials' plan position, `latency_s` and `output_tokens`
-    (a sort by either), read as `trial_rows` reads them but parsing only those two fields."""
-    return _of_run(_TIMING_ROWS, run, db, places, events_where, log)
-
-
-def _of_run(
-    template: str, run: str, db: str, places: str | None, events_where: str, log: str | None
-) -> str:
-    events = _RUN_EVENTS.format(log=log or f"{db}events", run=run, where=events_where)
-    places = _RUN_PLACES.format(places=places or f"{db}trial_places", run=run, where="")
-    return template.format(places=places, events=events, **_PARTS)
+# What a comparison reads of each trial (dataset, case, prompt, model, trial key, plan
+# position, status, scores): only the scores' payloads are parsed.
+score_rows = NarrowRows("score_rows", _SCORE_ROWS)
+# What a search, or a sort by a place's column or the status, reads of each trial (plan
+# position, trial key, case, model, prompt, status, error kind, the words searched): no
+# generation is parsed.
+search_rows = NarrowRows("search_rows", _SEARCH_ROWS)
+# What a sort by latency or output tokens reads of each trial (plan position, those two).
+timing_rows = NarrowRows("timing_rows", _TIMING_ROWS)
