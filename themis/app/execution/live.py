@@ -11,7 +11,7 @@ holding the lock.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import attrs
@@ -42,6 +42,7 @@ from themis.core.state import RunState, evolve
 from themis.core.telemetry import Progress, Signal
 from themis.ports.clock import ClockPort
 from themis.ports.live_progress import LiveProgressPort
+from themis.threads import SignalSafeThread
 
 __all__ = ["JudgeBase", "ProgressPublisher", "PublishedStart", "publishing"]
 
@@ -224,19 +225,53 @@ class ProgressPublisher:
 
 @contextmanager
 def publishing(
-    live: LiveProgressPort | None, start: PublishedStart, clock: ClockPort, bus: TelemetryBus
-) -> Iterator[None]:
+    live: LiveProgressPort | None,
+    start: PublishedStart,
+    clock: ClockPort,
+    bus: TelemetryBus,
+    first: Callable[[], object] | None = None,
+) -> Iterator[Callable[[], None]]:
     """A `ProgressPublisher` on `live` observing `bus` while the block runs (none without
     `live`). Its record is withdrawn on exit, whether the execution finished, failed or was
     interrupted.
+
+    With `first` (a new run's snapshot to store), `first` and then the publisher's start run in
+    a thread of their own while the block runs (the execution's first calls go out meanwhile:
+    ADR 0060), so a viewer lists the run only once `first` is done. The block gets `ready`,
+    which waits for them and raises what they raised: the writer calls it before its first
+    append. Without `first`, the record is published before the block, and `ready` returns.
     """
-    if live is None:
-        yield
-        return
-    publisher = ProgressPublisher.start(live, start, clock)
-    bus.subscribe(publisher)
+    publishers: list[ProgressPublisher] = []
+    failed: list[BaseException] = []
+
+    def begin() -> None:
+        try:
+            if first is not None:
+                first()
+            if live is not None:
+                publisher = ProgressPublisher.start(live, start, clock)
+                publishers.append(publisher)
+                bus.subscribe(publisher)
+        except BaseException as error:  # raised by `ready`, in the thread that waits for it
+            failed.append(error)
+
+    def ready() -> None:
+        if thread is not None:
+            thread.join()
+        if failed:
+            raise failed[0]
+
+    thread = None if first is None else SignalSafeThread(begin, name="themis-run-start")
+    if thread is None:
+        begin()
+        ready()
+    else:
+        thread.start()
     try:
-        yield
+        yield ready
     finally:
-        bus.unsubscribe(publisher)
-        publisher.close()
+        if thread is not None:
+            thread.join()
+        for publisher in publishers:
+            bus.unsubscribe(publisher)
+            publisher.close()

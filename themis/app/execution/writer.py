@@ -82,6 +82,9 @@ class EventWriter:
         self.written = 0
         # Told each batch once it is appended (telemetry: `themis.app.execution.telemetry`).
         self.on_written: Callable[[Sequence[Event]], None] | None = None
+        # Called in the first append's thread before it, and retried with it: waits for a new
+        # run's snapshot to be stored (ADR 0060).
+        self.before_first: Callable[[], object] | None = None
 
     @property
     def next_seq(self) -> int:
@@ -164,9 +167,7 @@ class EventWriter:
         while True:
             attempt += 1
             try:
-                await trio.to_thread.run_sync(
-                    self._store.append, self._run_id, self._next_seq, batch
-                )
+                await trio.to_thread.run_sync(self._append, batch)
                 break
             except SequenceConflict:
                 raise
@@ -181,6 +182,13 @@ class EventWriter:
             self._last = batch[-1]
         if self.on_written is not None:
             self.on_written(batch)
+
+    def _append(self, batch: Sequence[Event]) -> None:
+        """In a worker thread: `before_first` once, then the append of `batch`."""
+        if self.before_first is not None:
+            self.before_first()
+            self.before_first = None
+        self._store.append(self._run_id, self._next_seq, batch)
 
     async def _maybe_checkpoint(self) -> None:
         """Save a checkpoint if the gap since the last one is long enough (module docstring)."""

@@ -129,7 +129,8 @@ def run_experiment(request: RunRequest, ports: Ports, driving: Driving = UNWATCH
 
 
 def _open_run(request: RunRequest, ports: Ports) -> LoadedRun:
-    """The run's snapshot (saved now if the store lacks it) and its state, folded once."""
+    """The run's snapshot and its state, folded once. A new run's snapshot is not stored here:
+    its execution stores it while the first calls go out (`LoadedRun.snapshot_stored`)."""
     store, run_id, policy = (
         ports.store,
         request.compiled.run_id,
@@ -151,9 +152,20 @@ def _open_run(request: RunRequest, ports: Ports) -> LoadedRun:
             f"run {run_id[:12]} already exists in the store (existing_run_policy = 'error'); "
             "use 'auto' to reuse or resume it, or 'rerun' to start it again"
         )
-    if not existed:  # its places come once the execution has planned it (`execute_work`)
-        store.save_snapshot(snapshot, places=False)
-    return LoadedRun(snapshot=snapshot, state=state, next_seq=next_seq, reuse_others=reuse_others)
+    return LoadedRun(
+        snapshot=snapshot,
+        state=state,
+        next_seq=next_seq,
+        reuse_others=reuse_others,
+        snapshot_stored=existed,
+    )
+
+
+def _store_snapshot(loaded: LoadedRun, store: StorePort) -> None:
+    """A new run's snapshot stored now, when no execution will store it; its places come once
+    an execution has planned the run (`execute_work`)."""
+    if not loaded.snapshot_stored:
+        store.save_snapshot(loaded.snapshot, places=False)
 
 
 def new_snapshot(request: RunRequest, at: float) -> RunSnapshot:
@@ -179,6 +191,7 @@ def continue_run(
     state = loaded.state
     retrying = request.retry_failed and bool(state.failed_keys)
     if state.is_complete_through(until_stage) and not retrying:
+        _store_snapshot(loaded, ports.store)
         cached = fresh_report(ports.store, compiled, until_stage)
         if cached is not None:  # its checkpoint's report is current: no need to rebuild it
             return RunResult(report=cached[1], reused=True, trials_executed=0, model_calls=0)
@@ -186,6 +199,7 @@ def continue_run(
         remember(ports.store, compiled.run_id, loaded.next_seq - 1, state, result.report)
         return result  # the next reuse is cheap
     if _budget_still_spent(loaded.snapshot, state, runtime):
+        _store_snapshot(loaded, ports.store)
         return _result(compiled, state, reused=True, executed=0, calls=0)
     preamble: tuple[Event, ...] = ()
     work: Iterable[PendingTrial]
@@ -293,7 +307,16 @@ def execute_work(
     # Live progress for `inspect` from other processes (beside a file store); a viewer in this
     # process follows the run from its writer's fold (ADR 0057).
     running = RunningExecution(store, loaded.snapshot, compiled, writer, record)
-    with registered(running), publishing(ports.live, start, ports.clock, bus):
+    # A new run's snapshot is stored (and then its live progress published) in a thread while
+    # the first calls go out, not before them; the writer's first append waits for it, so the
+    # snapshot still precedes the run's events (ADR 0060).
+    first = (
+        None
+        if loaded.snapshot_stored
+        else functools.partial(store.save_snapshot, loaded.snapshot, places=False)
+    )
+    with registered(running), publishing(ports.live, start, ports.clock, bus, first) as ready:
+        writer.before_first = ready
         outcome = _run_trio(
             functools.partial(execute, execution, ports, writer, on_progress=on_progress),
             driving.trio_clock,

@@ -66,12 +66,15 @@ def load_state(store: StorePort, run_id: str) -> tuple[RunState, int]:
 class LoadedRun:
     """A stored run as one command read it: its snapshot, the state its log shows (folded once)
     and the seq its next event gets. `reuse_others` is False once a rerun deleted the stored
-    run: a rerun calls the models again, whatever other runs of the store hold."""
+    run: a rerun calls the models again, whatever other runs of the store hold.
+    `snapshot_stored` is False for a new run whose snapshot is not stored yet: its execution
+    stores it while the first calls go out, before its first event (ADR 0060)."""
 
     snapshot: RunSnapshot
     state: RunState
     next_seq: int
     reuse_others: bool = True
+    snapshot_stored: bool = True
 
 
 class RunListing(Protocol):
