@@ -39,21 +39,15 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    from resume import experiment
+    from writer_end import logged_run, stored_up_to
 
-    from themis.adapters.stores.duckdb import DuckDBStore
-    from themis.adapters.stores.memory import MemoryStore
     from themis.core.checkpoint import Checkpoint
     from themis.core.planner import PlanRecord, plan, trial_refs
     from themis.core.report import build_report
     from themis.core.state import project
 
-    runs = experiment(args.trials)
-    memory = MemoryStore()
-    run_id = runs.run(store=memory).report.run_id
-    compiled = runs.compiled
-    snapshot = memory.load_snapshot(run_id)
-    events = [event for _, event in memory.read(run_id)]
+    compiled, snapshot, events = logged_run(args.trials)
+    run_id = snapshot.run_id
     state = project(events)
     record = PlanRecord()
     for _ in record.tap(plan(compiled)):
@@ -63,11 +57,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.rounds):
             for order in ("fold-first", "fold-last"):
-                store = DuckDBStore(Path(tmp) / f"{round_}-{order}.duckdb")
-                store.save_snapshot(snapshot, places=False)
                 last = len(events) - 1  # the last append, with `RunCompleted`, is timed
-                for start in range(0, last, 1000):
-                    store.append(run_id, start + 1, events[start : min(start + 1000, last)])
+                store = stored_up_to(Path(tmp) / f"{round_}-{order}.duckdb", snapshot, events, last)
                 load = os.getloadavg()[0]
                 pieces: list[tuple[str, float, float]] = []
                 cpu, wall = time.process_time(), time.perf_counter()

@@ -17,10 +17,37 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def logged_run(trials: int) -> tuple[Any, Any, list[Any]]:
+    """A finished `trials`-trial run (a scripted model, in memory): its compiled run, its
+    snapshot and its events."""
+    from resume import experiment
+
+    from themis.adapters.stores.memory import MemoryStore
+
+    runs, memory = experiment(trials), MemoryStore()
+    run_id = runs.run(store=memory).report.run_id
+    events = [event for _, event in memory.read(run_id)]
+    return runs.compiled, memory.load_snapshot(run_id), events
+
+
+def stored_up_to(path: Path, snapshot: Any, events: Sequence[Any], stop: int) -> Any:
+    """A new DuckDB store at `path` holding `snapshot` and `events[:stop]`, appended 1,000 at a
+    time as a run's writer does."""
+    from themis.adapters.stores.duckdb import DuckDBStore
+
+    store = DuckDBStore(path)
+    store.save_snapshot(snapshot, places=False)
+    for start in range(0, stop, 1000):
+        store.append(snapshot.run_id, start + 1, events[start : min(start + 1000, stop)])
+    return store
 
 
 def main() -> None:
@@ -29,24 +56,15 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=8_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    from resume import experiment
-
-    from themis.adapters.stores.duckdb import DuckDBStore
-    from themis.adapters.stores.memory import MemoryStore
-
-    memory = MemoryStore()
-    run_id = experiment(args.trials).run(store=memory).report.run_id
-    snapshot = memory.load_snapshot(run_id)
-    events = [event for _, event in memory.read(run_id)]
+    _, snapshot, events = logged_run(args.trials)
+    run_id = snapshot.run_id
     head, tail = events[: -args.backlog], events[-args.backlog :]
     print(f"{len(events)} events; timed: the last {len(tail)}")
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.rounds):
             for how in ("batch after batch", "one append"):
-                store = DuckDBStore(Path(tmp) / f"{round_}-{how[0]}.duckdb")
-                store.save_snapshot(snapshot, places=False)
-                for start in range(0, len(head), 1000):
-                    store.append(run_id, start + 1, head[start : start + 1000])
+                path = Path(tmp) / f"{round_}-{how[0]}.duckdb"
+                store = stored_up_to(path, snapshot, events, len(head))
                 first = len(head) + 1
                 load = os.getloadavg()[0]
                 cpu, wall = time.process_time(), time.perf_counter()
