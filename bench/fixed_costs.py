@@ -122,45 +122,15 @@ def _instrument() -> None:
 def child(trials: int, concurrency: int, base_url: str, store: str) -> None:
     script_started = time.monotonic()
     cpu = time.thread_time()
+    from http_efficiency import spec_and_runtime
+
     import themis
-    from themis.core.endpoint import Endpoint
 
     _ = themis.Experiment  # the engine's imports
     _mark("imports", script_started, cpu)
     _instrument()
     started, cpu = time.monotonic(), time.thread_time()
-    spec = themis.ExperimentSpec(
-        seed=1,
-        samples=1,
-        datasets=[
-            themis.DatasetSpec(
-                name="sums",
-                cases=[
-                    themis.Case(id=f"q{i}", fields={"a": i, "b": i + 1}, expected=str(2 * i + 1))
-                    for i in range(trials)
-                ],
-            )
-        ],
-        models=[
-            themis.ModelSpec(
-                name="m",
-                provider="local",
-                api="chat",
-                model="bench",
-                params=themis.GenerationParams(max_tokens=16),
-            )
-        ],
-        prompts=[themis.PromptSpec(name="p", template="What is {{ a }} + {{ b }}?")],
-        parser=themis.ParserSpec(name="number"),
-        metrics=[themis.MetricSpec(name="numeric_match")],
-    )
-    runtime = themis.RuntimeConfig(
-        max_concurrent_tasks=concurrency,
-        provider_concurrency={"local": concurrency},
-        reuse_generations=False,
-        progress="off",
-        endpoints={"local": Endpoint(base_url=base_url)},
-    )
+    spec, runtime = spec_and_runtime(trials, concurrency, base_url)
     _mark("cases and spec", started, cpu)
     started, cpu = time.monotonic(), time.thread_time()
     experiment = themis.Experiment.from_spec(spec, runtime)

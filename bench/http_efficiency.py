@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 SCRIPT_STARTED = time.monotonic()  # the interpreter is up, this script's stdlib imports done
 
@@ -45,7 +46,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def child(trials: int, concurrency: int, base_url: str, store: str) -> None:
+def spec_and_runtime(trials: int, concurrency: int, base_url: str) -> tuple[Any, Any]:
+    """The bench's experiment: `trials` single-sample cases, one chat model at `base_url`, C
+    calls in flight, a `number` parser and one metric."""
     import themis
     from themis.core.endpoint import Endpoint
 
@@ -81,6 +84,13 @@ def child(trials: int, concurrency: int, base_url: str, store: str) -> None:
         progress="off",
         endpoints={"local": Endpoint(base_url=base_url)},
     )
+    return spec, runtime
+
+
+def child(trials: int, concurrency: int, base_url: str, store: str) -> None:
+    import themis
+
+    spec, runtime = spec_and_runtime(trials, concurrency, base_url)
     experiment = themis.Experiment.from_spec(spec, runtime)
     cpu, started = time.process_time(), time.perf_counter()
     result = experiment.run(store=store)
