@@ -53,3 +53,13 @@ class SignalSafeThread(threading.Thread):
             super().join(timeout)  # raises as `threading` does for a thread never started
         if self._ended.wait(timeout):
             super().join()
+
+    def join_through_interrupt(self) -> None:
+        """`join()`, waiting on when a Ctrl-C interrupts it: that interrupt is raised once the
+        target has returned (a second one, during that wait, at once). For a thread inside
+        DuckDB, which the process must not exit under."""
+        try:
+            self.join()
+        except BaseException:
+            self.join()
+            raise

@@ -3,6 +3,9 @@ failures, and the same run through the public `Experiment` API."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 import trio.testing
 
@@ -18,9 +21,11 @@ from tests.app.doubles import (
     of_type,
     run_virtual,
 )
+from tests.interrupts import interrupted_as_by_ctrl_c
 from themis.adapters.clocks import FakeClock
 from themis.adapters.models.scripted import ScriptedModel
 from themis.adapters.stores.memory import MemoryStore
+from themis.app.usecases.runs import _InThread
 from themis.core.errors import RunExists, StoreError
 from themis.core.events import (
     GenerationCompleted,
@@ -341,3 +346,25 @@ def test_the_public_api_runs_with_a_caller_supplied_model() -> None:
     assert elsewhere.report == result.report
     assert model.calls == 12
     assert themis.load_report(experiment.run_id[:8], store=store) == result.report
+
+
+def test_work_in_a_thread_is_waited_for_through_a_ctrl_c_then_the_interrupt_is_let_out() -> None:
+    # A finished execution keeps its places in a thread, inside DuckDB: a Ctrl-C during the
+    # join used to leave at once (CPython 3.11 marking the thread stopped), and the process
+    # could exit under it.
+    release, finished = threading.Event(), threading.Event()
+
+    def places() -> None:
+        release.wait(30)
+        finished.set()
+
+    def release_after(interrupted: threading.Event) -> None:
+        interrupted.wait(30)
+        time.sleep(0.5)
+        release.set()
+
+    work = _InThread("places", places)
+    with interrupted_as_by_ctrl_c() as interrupted:
+        threading.Thread(target=release_after, args=(interrupted,)).start()
+        work.join()
+    assert finished.is_set()

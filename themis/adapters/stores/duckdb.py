@@ -496,12 +496,9 @@ class DuckDBStore:
         """Release the connection (and the file lock) once the background fold has ended; later
         calls raise `StoreError`. A Ctrl-C while it waits is let out after the fold and the
         close (a process ending with DuckDB still folding may crash); a second one is not."""
-        folding = self._folding
         try:
-            if folding is not None:
-                folding.join()
+            if self._folding is not None:
+                self._folding.join_through_interrupt()
         finally:
-            if folding is not None and folding.is_alive():  # the wait above was interrupted
-                folding.join()
             with self._connection() as con:
                 con.close()

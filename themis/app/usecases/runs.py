@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TypeVar
 
@@ -53,6 +52,7 @@ from themis.core.stages import Stage
 from themis.core.state import RunState
 from themis.core.telemetry import ExecutionFinished, ExecutionStarted
 from themis.ports.store import StorePort
+from themis.threads import SignalSafeThread
 
 # The reading use cases live in `stored`; they are named here too, where callers met them first.
 __all__ = [
@@ -357,12 +357,14 @@ def execute_work(
 
 
 class _InThread:
-    """`function(*args)` run in a thread of its own from now on; `join` waits for it and raises
-    what it raised."""
+    """`function(*args)` run in a thread of its own from now on; `join` waits for it (through a
+    Ctrl-C, let out after: the thread may be inside DuckDB) and raises what it raised."""
 
     def __init__(self, name: str, function: Callable[..., object], *args: object) -> None:
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(function, args), name=name)
+        self._thread = SignalSafeThread(
+            self._run, name=name, kwargs={"function": function, "args": args}
+        )
         self._thread.start()
 
     def _run(self, function: Callable[..., object], args: tuple[object, ...]) -> None:
@@ -372,7 +374,7 @@ class _InThread:
             self._error = error
 
     def join(self) -> None:
-        self._thread.join()
+        self._thread.join_through_interrupt()
         if self._error is not None:
             raise self._error
 
