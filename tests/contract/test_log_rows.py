@@ -20,7 +20,7 @@ import pytest
 
 import themis
 from tests.contract.test_store_contract import answers
-from tests.older_stores import as_schema_4
+from tests.older_stores import OLD_ROW_EVENTS, as_schema_4, as_schema_5
 from themis.adapters.codec import decode_event, encode_event
 from themis.adapters.stores import duckdb_log
 from themis.adapters.stores.duckdb import DuckDBStore
@@ -107,23 +107,42 @@ def test_a_writer_moves_the_log_into_batches_and_readers_read_the_same(old_store
         store.close()
 
 
-def test_an_append_is_one_row_per_batch_read_back_event_by_event(tmp_path: Path) -> None:
+def test_an_append_is_cut_into_rows_under_4_kib_read_back_event_by_event(tmp_path: Path) -> None:
+    """Schema 6 (ADR 0062): a row holds `ROW_EVENTS` events at most and `ROW_BYTES` of payloads
+    and of keys at most (one event longer than that alone), so DuckDB keeps its texts inline;
+    each row is as full as those bounds let it be."""
     path = tmp_path / "s.duckdb"
-    events = answers(2 * duckdb_log.BATCH_EVENTS + 5)
+    long_answer = GenerationCompleted(at=3.5, trial_key="k-long", text="x" * 5000)
+    small = [RunStarted(at=float(i), planned=1) for i in range(40)]  # a row of `ROW_EVENTS`
+    events = [*answers(70), long_answer, *answers(30), *small, RunStarted(at=2.5, planned=1)]
     store = DuckDBStore(path)
     try:
-        store.append("run-a", 1, events)
-        store.append("run-a", len(events) + 1, [RunStarted(at=2.5, planned=1)])
-        assert [n for (n,) in _raw_of(store, "SELECT n FROM event_batches ORDER BY seq")] == [
-            duckdb_log.BATCH_EVENTS,
-            duckdb_log.BATCH_EVENTS,
-            5,
-            1,
-        ]
-        stored = list(enumerate([*events, RunStarted(at=2.5, planned=1)], start=1))
+        store.append("run-a", 1, events[:-1])
+        store.append("run-a", len(events), events[-1:])
+        rows = _raw_of(
+            store,
+            "SELECT seq, n, strlen(payloads), strlen(trial_keys) FROM event_batches ORDER BY seq",
+        )
+        assert sum(n for _, n, _, _ in rows) == len(events)
+        assert duckdb_log.ROW_EVENTS in [n for _, n, _, _ in rows]
+        for (_, n, payload_bytes, key_bytes), following in zip(
+            rows, [*rows[1:], None], strict=True
+        ):
+            assert n <= duckdb_log.ROW_EVENTS
+            assert n == 1 or (payload_bytes <= duckdb_log.ROW_BYTES >= key_bytes)
+            if following is not None and following[0] != len(events):  # within one append
+                # The next event did not fit: the row was full.
+                next_payload = len(encode_event(events[following[0] - 1]))
+                assert (
+                    n == duckdb_log.ROW_EVENTS
+                    or payload_bytes + 1 + next_payload > duckdb_log.ROW_BYTES
+                )
+        assert (len(encode_event(long_answer)),) in [(size,) for _, _, size, _ in rows]
+        stored = list(enumerate(events, start=1))
         assert store.read("run-a") == stored
         # From inside a row, and at its edges.
-        for after in (0, 1, 700, duckdb_log.BATCH_EVENTS, duckdb_log.BATCH_EVENTS + 1, 2053):
+        edges = {seq + shift for seq, *_ in rows for shift in (-2, -1, 0, 1)}
+        for after in sorted(edge for edge in edges if 0 <= edge <= len(events)):
             assert store.read("run-a", after) == stored[after:]
         payloads = _raw_of(store, "SELECT payload FROM events ORDER BY seq")
         assert [text for (text,) in payloads] == [encode_event(event) for _, event in stored]
@@ -222,3 +241,61 @@ def test_a_version_4_store_is_read_as_it_is_and_moved_to_uncompressed_payloads(
     assert _payloads_compression(version_4_store) == {"Uncompressed"}
     assert _raw(version_4_store, ALL_EVENTS) == old_rows
     assert _what_readers_see(version_4_store) == before
+
+
+@pytest.fixture
+def version_5_store(old_store: Path) -> Path:
+    """The golden run and a run of 3,000 events as schema version 5 kept them: rows of up to
+    1,024 events (~200 KB of text each in a real run)."""
+    store = DuckDBStore(old_store)
+    try:
+        store.append("run-b", 1, answers(3000))
+    finally:
+        store.close()
+    with duckdb.connect(str(old_store)) as con:
+        as_schema_5(con)
+        con.execute("CHECKPOINT")
+    return old_store
+
+
+def _rows_of_each_size(path: Path) -> list[Any]:
+    return _raw(
+        path,
+        "SELECT max(n), max(strlen(payloads)) FILTER (WHERE n > 1),"
+        " max(strlen(trial_keys)) FROM event_batches",
+    )
+
+
+def test_a_version_5_store_is_read_as_it_is_and_its_long_rows_cut_by_a_writer(
+    version_5_store: Path,
+) -> None:
+    """ADR 0062: a read-only open of a version 5 store reads its long rows untouched; a
+    writer's open cuts every row longer than this version keeps into rows under 4 KiB, and
+    every reader reads the same events, payloads byte for byte."""
+    before, digest = _what_readers_see(version_5_store), _digest(version_5_store)
+    (longest,) = _rows_of_each_size(version_5_store)
+    assert OLD_ROW_EVENTS >= longest[0] > 30 * duckdb_log.ROW_EVENTS
+    assert longest[1] > 64 * duckdb_log.ROW_BYTES  # ~280 KB of payloads
+    assert _digest(version_5_store) == digest  # read-only: not a byte written
+    old_rows = _raw(version_5_store, ALL_EVENTS)
+    with pytest.raises(StoreNeedsWriting):
+        DuckDBStore(version_5_store, migrate=False)
+
+    DuckDBStore(version_5_store).close()  # a writer's open migrates
+
+    assert _raw(version_5_store, "SELECT value FROM meta WHERE key = 'schema_version'") == [
+        (str(SCHEMA_VERSION),)
+    ]
+    ((events, payload_bytes, key_bytes),) = _rows_of_each_size(version_5_store)
+    assert events <= duckdb_log.ROW_EVENTS
+    assert payload_bytes <= duckdb_log.ROW_BYTES >= key_bytes
+    assert _raw(version_5_store, ALL_EVENTS) == old_rows
+    assert _what_readers_see(version_5_store) == before
+    store = DuckDBStore(version_5_store)  # and it goes on from there
+    try:
+        with pytest.raises(SequenceConflict, match="seq 2999 is already stored"):
+            store.append("run-b", 2999, answers(3))
+        store.append("run-b", 3001, answers(2))
+        assert [seq for seq, _ in store.read("run-b", 2990)] == list(range(2991, 3003))
+    finally:
+        store.close()

@@ -209,7 +209,7 @@ class DuckDBStore:
 
     def append(self, run_id: str, first_seq: int, events: Sequence[Event]) -> None:
         """Store `events` as seqs `first_seq, first_seq + 1, ...` in one statement; all or none
-        (rows of up to `BATCH_EVENTS` events each: `themis.adapters.stores.duckdb_log`)."""
+        (rows of a few events each: `themis.adapters.stores.duckdb_log`)."""
         if not events:
             return
         rows = batch_rows(run_id, first_seq, events)
@@ -261,7 +261,7 @@ class DuckDBStore:
                 first = con.execute(FIRST_ROW_AFTER, [run_id, after_seq]).fetchone()[0]
                 cursor = con.execute(READ_BATCHES, [run_id, after_seq, first])
                 try:  # a few rows at a time: their texts are not all held at once
-                    while rows := cursor.fetchmany(8):
+                    while rows := cursor.fetchmany(64):
                         for seq, kinds, payloads in rows:
                             events.extend(split_row(seq, kinds, payloads, after_seq))
                 except StoreError as error:

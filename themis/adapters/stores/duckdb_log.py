@@ -1,12 +1,18 @@
-"""The event log's rows in a DuckDB store: one row per appended batch of events (ADR 0046).
+"""The event log's rows in a DuckDB store: one row per few events of one append (ADR 0046, 0062).
 
 DuckDB spends ~12 µs of CPU on each row it is given whatever its width (ADR 0042), so a log
 of one row per event paid ~36 µs a trial for its generation, parse and score. The table
-`event_batches` holds one row per run of up to `BATCH_EVENTS` consecutive events of one append:
+`event_batches` holds one row per run of consecutive events of one append:
 
     run_id, seq (the first event's), n (how many), kinds, stages, recorded_at (each of the n
     values joined by a space; '' for an event without a stage), trial_keys (a JSON array of
     strings and nulls), payloads (the n payloads joined by a newline)
+
+A row holds at most `ROW_EVENTS` events and `ROW_BYTES` of payload or key text (schema version
+6, ADR 0062), so every value stays under DuckDB's 4 KiB limit for a string kept inline in its
+block: a longer one lives in overflow blocks, which DuckDB's checkpoint of a row group appended
+to reads, rewrites and holds whole, and cannot evict under a `memory_limit` (rows of 1,024
+events, ~200 KB, made each checkpoint of a 1M-trial log hold ~1 GiB).
 
 A payload is compact JSON, which never holds a raw newline, and kinds, stages and timestamps
 never hold a space, so each row splits back into its events exactly (the payload texts byte for
@@ -20,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from themis.adapters.codec import decode_event, encode_event
 from themis.core.errors import StoreError
@@ -28,12 +34,13 @@ from themis.core.events import Event, subject_key
 
 __all__ = [
     "BATCHES_TABLE",
-    "BATCH_EVENTS",
     "EVENTS_VIEW",
     "FIRST_ROW_AFTER",
     "INSERT_BATCHES",
     "KEYED_ROWS",
     "READ_BATCHES",
+    "ROW_BYTES",
+    "ROW_EVENTS",
     "STORED_WITHIN",
     "batch_rows",
     "batched",
@@ -46,10 +53,12 @@ __all__ = [
     "split_row",
 ]
 
-# At most this many events a row, and a new row once its payloads pass `_BATCH_CHARS`: a
-# reader of one event splits its row.
-BATCH_EVENTS: Final = 1024
-_BATCH_CHARS: Final = 1 << 20
+# At most this many events a row, and at most this many bytes of payloads (or of keys) a row
+# unless one event's alone is longer: every text of a row stays inline in DuckDB's blocks (at
+# most 4 KiB; a payload or key is ASCII, JSON's escapes, so its length is its size). 32 keys of
+# 64 hex digits are ~2.1 KB; kinds, stages and times of 32 events under 1 KB each.
+ROW_EVENTS: Final = 32
+ROW_BYTES: Final = 3584
 
 # The payloads are kept uncompressed (schema version 5, ADR 0054): DuckDB compressed them with
 # ZSTD in one segment per row group (~120,000 rows: the whole log of most stores), so reading
@@ -194,15 +203,16 @@ def batched(con: Any) -> bool:
 def migrate_events(con: Any, stored: int | None) -> None:
     """Inside a writer's open of a store of schema version `stored` (`None`: a new one): move
     a log kept one event a row (`events`, a table) into `event_batches`, copy one of version 4
-    (payloads compressed) into the table as this version defines it, and define the `events`
-    view over it where it is not defined yet."""
+    or 5 (payloads compressed; rows of up to 1,024 events) into the table as this version
+    defines it, each row longer than this version's cut into rows of this version's size, and
+    define the `events` view over it where it is not defined yet."""
     row = con.execute(_EVENTS_IS).fetchone()
-    if stored == 4 and row is not None and row[0] == "view":
+    if stored in (4, 5) and row is not None and row[0] == "view":
         con.execute("DROP VIEW events")
-        con.execute("ALTER TABLE event_batches RENAME TO event_batches_4")
+        con.execute("ALTER TABLE event_batches RENAME TO event_batches_5")
         con.execute(BATCHES_TABLE)
-        con.execute("INSERT INTO event_batches SELECT * FROM event_batches_4")
-        con.execute("DROP TABLE event_batches_4")
+        _copy_rows_cut(con, "event_batches_5")
+        con.execute("DROP TABLE event_batches_5")
         row = None
     if row is not None and row[0] == "view":
         return
@@ -212,14 +222,52 @@ def migrate_events(con: Any, stored: int | None) -> None:
     con.execute(EVENTS_VIEW)
 
 
-def _cuts(payloads: Sequence[str]) -> Iterator[tuple[int, int]]:
-    """`(start, stop)` of each row: `BATCH_EVENTS` events at most, ~`_BATCH_CHARS` of text."""
-    start, chars = 0, 0
-    for index, payload in enumerate(payloads):
-        if index > start and (index - start >= BATCH_EVENTS or chars >= _BATCH_CHARS):
+# The rows of a log written before schema 6 that are within this version's size (copied as
+# they are), and those that are not (cut in Python).
+_SMALL_ROW: Final = (
+    f"n <= {ROW_EVENTS} AND strlen(payloads) <= {ROW_BYTES} AND strlen(trial_keys) <= {ROW_BYTES}"
+)
+
+
+def _copy_rows_cut(con: Any, table: str) -> None:
+    """Copy `table`'s log rows into `event_batches`, a row longer than `ROW_EVENTS` events or
+    `ROW_BYTES` of text as rows of this version's size, one stored row at a time (the copy's
+    reads and inserts share one connection and its open transaction)."""
+    con.execute(f"INSERT INTO event_batches SELECT * FROM {table} WHERE {_SMALL_ROW}")
+    long_rows = con.execute(
+        f"SELECT run_id, seq FROM {table} WHERE NOT ({_SMALL_ROW}) ORDER BY run_id, seq"
+    ).fetchall()
+    for run_id, seq in long_rows:
+        kinds, stages, ats, keys, payloads = con.execute(
+            f"SELECT kinds, stages, recorded_at, trial_keys, payloads FROM {table}"
+            " WHERE run_id = $1 AND seq = $2",
+            [run_id, seq],
+        ).fetchone()
+        texts = _Texts(
+            kinds.split(" "),
+            stages.split(" "),
+            ats.split(" "),
+            json.loads(keys),
+            payloads.split("\n"),
+        )
+        con.execute(INSERT_BATCHES, _rows(run_id, seq, texts))
+
+
+def _cuts(payloads: Sequence[str], keys: Sequence[str | None]) -> Iterator[tuple[int, int]]:
+    """`(start, stop)` of each row: `ROW_EVENTS` events at most, and `ROW_BYTES` of payloads
+    (joined by newlines) and of keys (in a JSON array: a key's length, its quotes and comma;
+    a key that JSON escapes is longer, which only a key no run makes would show) at most, but
+    never less than one event."""
+    start, payload_bytes, key_bytes = 0, 1, 1
+    for index, (payload, key) in enumerate(zip(payloads, keys, strict=True)):
+        key_size = 5 if key is None else len(key) + 3
+        payload_bytes += len(payload) + 1
+        key_bytes += key_size
+        if index > start and (
+            index - start >= ROW_EVENTS or payload_bytes > ROW_BYTES or key_bytes > ROW_BYTES
+        ):
             yield start, index
-            start, chars = index, 0
-        chars += len(payload)
+            start, payload_bytes, key_bytes = index, len(payload) + 2, key_size + 1
     if start < len(payloads):
         yield start, len(payloads)
 
@@ -229,20 +277,31 @@ def batch_rows(run_id: str, first_seq: int, events: Sequence[Event]) -> list[Any
     payloads = [encode_event(event) for event in events]
     kinds = [type(event).kind for event in events]
     stages = ["" if (stage := type(event).stage) is None else stage.value for event in events]
-    ats = [event.at for event in events]
+    ats = [repr(event.at) for event in events]
     keys = [subject_key(event) for event in events]
-    cuts: Iterable[tuple[int, int]] = (
-        ((0, len(payloads)),)  # a writer's batch: one row (the usual case, checked in C)
-        if len(payloads) <= BATCH_EVENTS and sum(map(len, payloads)) < _BATCH_CHARS
-        else _cuts(payloads)
-    )
+    return _rows(run_id, first_seq, _Texts(kinds, stages, ats, keys, payloads))
+
+
+class _Texts(NamedTuple):
+    """Consecutive events' values as a row joins them (`ats`: as `recorded_at` holds them)."""
+
+    kinds: Sequence[str]
+    stages: Sequence[str]
+    ats: Sequence[str]
+    keys: Sequence[str | None]
+    payloads: Sequence[str]
+
+
+def _rows(run_id: str, first_seq: int, texts: _Texts) -> list[Any]:
+    """Events as `INSERT_BATCHES` parameters, cut into rows (`_cuts`)."""
+    kinds, stages, ats, keys, payloads = texts
     seqs, counts, kind_rows, stage_rows, at_rows, key_rows, payload_rows = ([] for _ in range(7))
-    for start, stop in cuts:
+    for start, stop in _cuts(payloads, keys):
         seqs.append(first_seq + start)
         counts.append(stop - start)
         kind_rows.append(" ".join(kinds[start:stop]))
         stage_rows.append(" ".join(stages[start:stop]))
-        at_rows.append(" ".join(map(repr, ats[start:stop])))
+        at_rows.append(" ".join(ats[start:stop]))
         key_rows.append(_KEYS(keys[start:stop]))
         payload_rows.append("\n".join(payloads[start:stop]))
     return [run_id, seqs, counts, kind_rows, stage_rows, at_rows, key_rows, payload_rows]
@@ -256,7 +315,7 @@ def _of_kind(
     its row's first seq, `index` its place in the row."""
     wanted = set(trial_keys)
     cursor = con.execute(_KINDS_AND_KEYS, [exclude_run])
-    while rows := cursor.fetchmany(16):
+    while rows := cursor.fetchmany(64):
         for run_id, created_at, seq, kinds, keys_text in rows:
             keys = json.loads(keys_text)
             if wanted.isdisjoint(keys):
@@ -290,7 +349,7 @@ def first_of_kind(
         wanted.setdefault(run_id, {}).setdefault(seq, []).append((key, index))
     for run_id, rows_wanted in wanted.items():
         cursor = con.execute(_ROWS_AT, [run_id, list(rows_wanted)])
-        while rows := cursor.fetchmany(4):
+        while rows := cursor.fetchmany(64):
             for seq, payloads in rows:
                 texts = payloads.split("\n")
                 for key, index in rows_wanted[seq]:

@@ -36,9 +36,10 @@ __all__ = [
 
 # 1: meta, runs, events. 2: + checkpoints. 3: + trial_places and the views over the log
 # (`duckdb_views`). 4: the log one row per appended batch (`event_batches`), `events` a view
-# of it (`duckdb_log`, ADR 0046). 5: the same, its payloads kept uncompressed (ADR 0054). An
-# older file is migrated in place when a writer opens it.
-SCHEMA_VERSION: Final = 5
+# of it (`duckdb_log`, ADR 0046). 5: the same, its payloads kept uncompressed (ADR 0054). 6: every
+# row under 4 KiB of text, so DuckDB keeps it inline and can evict it (ADR 0062). An older file
+# is migrated in place when a writer opens it.
+SCHEMA_VERSION: Final = 6
 # The oldest version a read-only open reads: version 2 lacks only the places and views, which
 # the data API computes in memory instead; versions 2 and 3 keep `events` as a table, which
 # every reader reads as the view of version 4 (and 5).
