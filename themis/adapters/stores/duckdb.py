@@ -40,6 +40,7 @@ from themis.adapters.checkpoint_codec import (
 )
 from themis.adapters.codec import decode_event, decode_snapshot, encode_snapshot
 from themis.adapters.duckdb_quiet import quiet
+from themis.adapters.stores.duckdb_bound import bound, unbound
 from themis.adapters.stores.duckdb_log import (
     FIRST_ROW_AFTER,
     INSERT_BATCHES,
@@ -147,6 +148,10 @@ class DuckDBStore:
         self._folding: SignalSafeThread | None = None
         self._reader = False
         self._heads: dict[str, int] = {}  # run id -> its highest stored seq (`_head`)
+        # A writer of a file bounds DuckDB's memory but while it keeps large values
+        # (`duckdb_bound`); `_unbounded`: a checkpoint that would bring the bound back failed.
+        self._bounds = not read_only and self._path != ":memory:"
+        self._unbounded = self._bounds
         self._con: Any = connect(self._path, read_only=read_only, lock_wait=lock_wait)
         try:
             with self._connection() as con:
@@ -155,6 +160,8 @@ class DuckDBStore:
                 self._batched = batched(con)
             if not read_only and migrate:
                 self._place_older_runs()
+            with self._connection() as con:
+                self._bound_again(con)
         except BaseException:
             self._con.close()
             raise
@@ -169,6 +176,7 @@ class DuckDBStore:
         reader._lock = threading.Lock()
         reader._folding = None
         reader._reader = True
+        reader._bounds = reader._unbounded = False  # the bound is the writer's connection's
         reader._batched = self._batched
         reader._heads = {}
         reader._con = self.cursor()
@@ -185,20 +193,35 @@ class DuckDBStore:
             return quiet(con.cursor())
 
     @contextmanager
-    def _connection(self) -> Iterator[Any]:
-        """The connection, held exclusively, with DuckDB errors turned into `StoreError`."""
+    def _connection(self, *, large: bool = False) -> Iterator[Any]:
+        """The connection, held exclusively, with DuckDB errors turned into `StoreError`;
+        `large`: for an operation keeping or reading values too large for the memory bound
+        (`duckdb_bound`), which is lifted meanwhile and brought back once they are in the
+        file."""
         with self._lock:
             try:
-                yield self._con
+                if large and self._bounds and not self._unbounded:
+                    unbound(self._con)
+                    self._unbounded = True
+                try:
+                    yield self._con
+                finally:
+                    if large:
+                        self._bound_again(self._con)
             except duckdb.Error as error:
                 raise StoreError(f"{self._path}: {_first_line(error)}") from error
 
+    def _bound_again(self, con: Any) -> None:
+        """Bring the memory bound back if it is lifted (see `_connection`)."""
+        if self._unbounded:
+            self._unbounded = not bound(con)
+
     @contextmanager
-    def _transaction(self) -> Iterator[Any]:
+    def _transaction(self, *, large: bool = False) -> Iterator[Any]:
         """`_connection` inside one transaction: committed on success, rolled back on any error."""
         if self._reader:
             raise StoreError(f"{self._path}: this connection only reads the store")
-        with self._connection() as con:
+        with self._connection(large=large) as con:
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
@@ -228,6 +251,9 @@ class DuckDBStore:
                             "another writer got there first"
                         )
                 con.execute(INSERT_BATCHES, rows)
+            if self._unbounded:  # a checkpoint to bring the bound back failed: again
+                with self._connection() as con:
+                    self._bound_again(con)
             self._heads[run_id] = max(head, last_seq)
             if isinstance(events[-1], RunCompleted | RunPaused) and self._path != ":memory:":
                 self._fold_wal_in_background()
@@ -292,13 +318,13 @@ class DuckDBStore:
         `places=False`: the caller gives them later (`save_places`), having planned the run."""
         row = [snapshot.run_id, snapshot.spec.name, snapshot.created_at, encode_snapshot(snapshot)]
         if not places and not self._reader:
-            with self._connection() as con:
+            with self._connection(large=True) as con:
                 if not con.execute(_HAS_RUN, [snapshot.run_id]).fetchone()[0]:
                     # One statement commits by itself: inside an explicit transaction DuckDB
                     # held the text ~3x more at once (+30 MiB for 100k cases: ADR 0048).
                     con.execute("INSERT INTO runs VALUES ($1, $2, $3, $4)", row)
                     return
-        with self._transaction() as con:
+        with self._transaction(large=True) as con:
             con.execute("INSERT OR REPLACE INTO runs VALUES ($1, $2, $3, $4)", row)
             if places:
                 store_places(con, snapshot)
@@ -308,7 +334,7 @@ class DuckDBStore:
         kept already (`places` is not read then); a run a replay derived from another
         (`derived_from`) copies its source's when they are the same."""
         source = snapshot.provenance.get("derived_from")
-        with self._transaction() as con:
+        with self._transaction(large=True) as con:
             if holds_places(con, snapshot.run_id):
                 return
             if source is None:
@@ -325,7 +351,7 @@ class DuckDBStore:
     def _place_older_runs(self) -> None:
         """Create the log's views if missing, and keep the places of runs stored before
         `trial_places` existed (see `themis.adapters.stores.duckdb_views`)."""
-        with self._transaction() as con:
+        with self._transaction(large=True) as con:
             if outdated_views(con):
                 create_views(con)
             for run_id in list(runs_without_places(con)):
@@ -340,7 +366,7 @@ class DuckDBStore:
 
     def load_snapshot(self, run_id: str) -> RunSnapshot | None:
         """The run's snapshot, or `None` if none was saved."""
-        with self._connection() as con:
+        with self._connection(large=True) as con:
             row = con.execute("SELECT snapshot FROM runs WHERE run_id = $1", [run_id]).fetchone()
         if row is None:
             return None
@@ -357,7 +383,7 @@ class DuckDBStore:
         encoded = encode_checkpoint(checkpoint)
         row = [run_id, checkpoint.seq, encoded.summary, encoded.state, encoded.report]
         # DELETE + INSERT: half the time of INSERT OR REPLACE for a 30 MB state (measured).
-        with self._transaction() as con:
+        with self._transaction(large=True) as con:
             con.execute("DELETE FROM checkpoints WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM checkpoint_parts WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM checkpoint_blobs WHERE run_id = $1", [run_id])
@@ -441,7 +467,7 @@ class DuckDBStore:
     def delete_run(self, run_id: str) -> None:
         """Remove the run's events, snapshot and checkpoint at once; unknown runs are ignored."""
         self._heads.pop(run_id, None)
-        with self._transaction() as con:
+        with self._transaction(large=True) as con:
             con.execute("DELETE FROM event_batches WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM runs WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM checkpoints WHERE run_id = $1", [run_id])

@@ -1,0 +1,159 @@
+"""A writer's DuckDB memory is bounded but while large values are kept (ADR 0062).
+
+Under `duckdb_bound.MEMORY_LIMIT` DuckDB evicts the log's blocks and its checkpoints of the log
+stay small; a value it must hold whole (a run's snapshot, a checkpoint's parts) is kept and
+read with the limit lifted, and folded into the file before the limit comes back: under the
+limit such a value cannot be read, and a checkpoint that must rewrite it fails for good.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import attrs
+import duckdb
+import pytest
+
+from tests.contract.test_store_contract import answers, make_snapshot
+from themis.adapters.stores import duckdb_bound
+from themis.adapters.stores.duckdb import DuckDBStore
+from themis.core.snapshot import RunSnapshot
+from themis.core.spec import Case, DatasetSpec
+
+SMALL_LIMIT = "32MB"
+
+
+def _limit(con: Any) -> str:
+    return str(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+
+
+def _shown(limit: str) -> str:
+    """How DuckDB shows `limit` once set."""
+    with duckdb.connect() as con:
+        con.execute(f"SET memory_limit = '{limit}'")
+        return _limit(con)
+
+
+def _store_limit(store: DuckDBStore) -> str:
+    cursor = store.cursor()
+    try:
+        return _limit(cursor)
+    finally:
+        cursor.close()
+
+
+def _large_snapshot(megabytes: int) -> RunSnapshot:
+    """A snapshot whose one case holds `megabytes` MB of text (DuckDB keeps a text that long
+    in blocks of its own, uncompressed)."""
+    text = "x" * (megabytes * 1_000_000)
+    snapshot = make_snapshot()
+    case = Case(id="long", fields={"question": text})
+    spec = attrs.evolve(snapshot.spec, datasets=(DatasetSpec(name="inline", cases=(case,)),))
+    return attrs.evolve(snapshot, spec=spec)
+
+
+def test_a_writer_of_a_file_bounds_duckdb_and_a_reader_or_memory_store_does_not(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.duckdb"
+    store = DuckDBStore(path)
+    try:
+        assert _store_limit(store) == _shown(duckdb_bound.MEMORY_LIMIT)
+        store.save_snapshot(make_snapshot())
+        assert _store_limit(store) == _shown(duckdb_bound.MEMORY_LIMIT)  # back after a save
+    finally:
+        store.close()
+    for unbounded in (DuckDBStore(path, read_only=True), DuckDBStore(":memory:")):
+        try:
+            assert _store_limit(unbounded) != _shown(duckdb_bound.MEMORY_LIMIT)
+        finally:
+            unbounded.close()
+
+
+def test_large_values_are_kept_and_read_with_the_bound_lifted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A snapshot 1.5 times the limit is kept, read back and survives the log's appends,
+    checkpoints and a reopen, all but the snapshot's own calls under the limit."""
+    monkeypatch.setattr(duckdb_bound, "MEMORY_LIMIT", SMALL_LIMIT)
+    path = tmp_path / "s.duckdb"
+    snapshot = _large_snapshot(48)
+    store = DuckDBStore(path)
+    try:
+        store.save_snapshot(snapshot, places=False)
+        assert _store_limit(store) == _shown(SMALL_LIMIT)
+        for first in range(1, 20_001, 1_000):  # ~6 MB of log, checkpointed under the limit
+            store.append(snapshot.run_id, first, answers(1_000, start=first))
+        assert store.load_snapshot(snapshot.run_id) == snapshot
+        store.save_snapshot(snapshot)  # replaced, with its places
+        assert _store_limit(store) == _shown(SMALL_LIMIT)
+    finally:
+        store.close()
+    store = DuckDBStore(path)
+    try:
+        assert store.load_snapshot(snapshot.run_id) == snapshot
+        assert len(store.read(snapshot.run_id)) == 20_000
+        store.delete_run(snapshot.run_id)
+        assert store.runs() == []
+    finally:
+        store.close()
+
+
+def test_under_the_limit_duckdb_cannot_read_such_a_value(tmp_path: Path) -> None:
+    """Why the bound is lifted for them: what DuckDB does with one under the limit."""
+    path = tmp_path / "s.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE runs (snapshot VARCHAR)")
+        con.execute("INSERT INTO runs VALUES ($1)", ["x" * 48_000_000])
+    with duckdb.connect(str(path)) as con:
+        con.execute(f"SET memory_limit = '{SMALL_LIMIT}'")
+        with pytest.raises(duckdb.OutOfMemoryException):
+            con.execute("SELECT snapshot FROM runs").fetchone()
+
+
+_KILLED_IN_THE_WINDOW = """
+import os, signal, sys
+from tests.contract.test_duckdb_memory_bound import _large_snapshot
+from tests.contract.test_store_contract import answers
+from themis.adapters.stores import duckdb, duckdb_bound
+from themis.adapters.stores.duckdb import DuckDBStore
+
+duckdb_bound.MEMORY_LIMIT = sys.argv[2]
+store = DuckDBStore(sys.argv[1])
+snapshot = _large_snapshot(int(sys.argv[3]))
+store.append(snapshot.run_id, 1, answers(1_000))
+# Killed once the snapshot is committed, before the checkpoint that would fold it into the file.
+duckdb.bound = lambda con: os.kill(os.getpid(), signal.SIGKILL)
+store.save_snapshot(snapshot, places=False)
+"""
+
+
+def test_a_kill_while_the_bound_is_lifted_leaves_a_store_a_bounded_writer_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill -9 after a large value is committed and before it is folded into the file: the
+    next writer's open replays it from the write-ahead log and checkpoints it before it bounds
+    DuckDB's memory (under the bound that checkpoint would be DuckDB's FATAL error)."""
+    monkeypatch.setattr(duckdb_bound, "MEMORY_LIMIT", SMALL_LIMIT)
+    path = tmp_path / "s.duckdb"
+    child = subprocess.run(
+        [sys.executable, "-c", _KILLED_IN_THE_WINDOW, str(path), SMALL_LIMIT, "48"],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        check=False,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-2000:]
+    assert Path(f"{path}.wal").stat().st_size > 48_000_000  # the snapshot, not yet folded
+    store = DuckDBStore(path)
+    try:
+        assert _store_limit(store) == _shown(SMALL_LIMIT)
+        snapshot = _large_snapshot(48)
+        assert store.load_snapshot(snapshot.run_id) == snapshot
+        assert [seq for seq, _ in store.read(snapshot.run_id)] == list(range(1, 1_001))
+        store.append(snapshot.run_id, 1_001, answers(1_000, start=1_000))
+    finally:
+        store.close()

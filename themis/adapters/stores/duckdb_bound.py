@@ -1,0 +1,52 @@
+"""DuckDB's memory while a writer holds a store file: bounded, but while large values are kept.
+
+DuckDB keeps the blocks it writes and reads in its buffer until its `memory_limit` (80% of the
+machine's memory by default), and its checkpoint of a row group appended to reads and rewrites
+the whole group: with the log's rows of a few events each (schema 6), a 1M-trial run's
+checkpoints of the log held 0.3-0.4 GiB more each time, and the buffer kept ~320 B a trial for
+good (ADR 0062). Under `MEMORY_LIMIT` DuckDB evicts those blocks (they are in the file) and its
+checkpoints of the log stay flat in the log's size.
+
+A value longer than DuckDB's 4 KiB inline limit (a run's snapshot: ~100 MB at 1M cases; a
+checkpoint's compressed parts, ~1 MB each, ~90 MB in all at 1M trials, in one transaction) must
+be held whole to be read, committed or checkpointed, and a checkpoint that cannot pin it under
+the limit fails with a FATAL error that invalidates the connection (ADR 0048). So a writer's
+store operation that keeps or reads such values runs with the limit lifted (`unbound`), and
+folds what it wrote into the file (`CHECKPOINT`) before the limit comes back (`bound`): no
+large value is ever left for a checkpoint under the limit. The log's appends, its automatic
+checkpoints and the final `CHECKPOINT` run under it.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from typing import Any, Final
+
+import duckdb
+
+__all__ = ["MEMORY_LIMIT", "bound", "unbound"]
+
+# DuckDB's memory on a writer's connection outside large values: its buffer of the log's blocks
+# and what its checkpoints of the log hold (ADR 0062's measurements: 64-128 MB flat at 1.5M
+# events, where the buffer otherwise grew to 320 MB and checkpoints added 0.3 GiB).
+MEMORY_LIMIT: Final = "128MB"
+
+
+def bound(con: Any) -> bool:
+    """Fold what is pending into the file (unbounded, as the caller left it), then bound DuckDB's
+    memory; `False`, leaving it unbounded, if the checkpoint failed (the caller tries again)."""
+    try:
+        con.execute("CHECKPOINT")
+    except duckdb.Error:
+        return False
+    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    return True
+
+
+def unbound(con: Any) -> None:
+    """Lift the bound for an operation on large values, having folded into the file what is
+    pending under it (the log's rows appended since the last checkpoint, which a checkpoint
+    without the bound would hold whole)."""
+    with suppress(duckdb.Error):  # left for the checkpoint `bound` makes
+        con.execute("CHECKPOINT")
+    con.execute("RESET memory_limit")
