@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("what", choices=sorted(SIZES))
     parser.add_argument("layer", nargs="?", default="caller")
     args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
     from tests.fakeserver import start_fake_server
 
     small, large = SIZES[args.what]
