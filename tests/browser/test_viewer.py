@@ -8,8 +8,10 @@ clean and nothing is fetched from anywhere but the viewer. Screenshots go to `tm
 
 from __future__ import annotations
 
+import os
 import re
 import select
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,11 @@ import pytest
 
 from tests.browser.conftest import OpenPage
 from tests.cli_process import themis_path
+from tests.holders import live_record, publish_as
 from tests.viewer.conftest import HOSTILE, ViewerStore, make_store
+from themis.adapters.stores.memory import MemoryStore
+from themis.app.api.serving import ServerThread, bound_socket, url_of
+from themis.app.api.viewer import viewer_app
 
 pytestmark = pytest.mark.slow
 
@@ -100,3 +106,33 @@ def test_runs_run_case_and_compare_in_a_browser(
     assert page.evaluate("window.__pwned === undefined")
     assert opened.errors == []
     assert all(url.startswith(viewer_url) for url in opened.requests)
+
+
+def test_a_runs_list_opened_before_a_run_publishes_shows_it_once_it_does(
+    viewer_store: ViewerStore, open_page: OpenPage, tmp_path: Path
+) -> None:
+    """`themis run --view` prints its URL before its run is planned: a runs list opened then
+    shows no running run. It waits, and reloads itself once the run publishes its progress."""
+    store = Path(shutil.copy(viewer_store.path, tmp_path / "live.duckdb"))
+    record = live_record(store, viewer_store.run_a, scored=3)
+    sock = bound_socket("127.0.0.1", 0)
+    server = ServerThread(viewer_app(store, written=MemoryStore()), sock)
+    server.start()
+    try:
+        opened = open_page(url_of(sock))
+        page = opened.page
+        page.wait_for_function(
+            "() => document.getElementById('live-status').textContent.includes('waiting')",
+            timeout=60_000,
+        )
+        assert page.locator("span[data-live-run]").count() == 0
+        publish_as(os.getpid(), store, record)
+        done = f"span[data-live-run='{viewer_store.run_a}'][data-field=done]"
+        page.wait_for_selector(done, timeout=60_000)
+        assert page.inner_text(done) == "3"
+        opened.screenshot(tmp_path / "runs-watching.png")
+        assert opened.errors == []
+        assert all(url.startswith(url_of(sock)) for url in opened.requests)
+        page.close()
+    finally:
+        server.stop()

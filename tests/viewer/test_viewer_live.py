@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 from tests.holders import holding, live_record, publish_as
 from tests.viewer.conftest import CASES, HOSTILE, ViewerStore
 from themis.adapters.live_progress import ViewerNotice, progress_directory
+from themis.adapters.stores.memory import MemoryStore
 from themis.app.api.viewer import viewer_app
 
 
@@ -127,3 +128,27 @@ def test_the_run_json_carries_the_report_table_as_the_page_shows_it(
     ]
     assert shown == results["rows"]
     assert '<span class="shown">1–24 of 24</span>' in page  # the pager's count, refilled too
+
+
+def test_a_runs_list_watches_for_runs_only_where_a_process_runs_on_the_store(
+    viewer_store: ViewerStore, tmp_path: Path
+) -> None:
+    # `themis run --view` prints its URL before the run is planned and publishes: a runs list
+    # made then shows no running run, so it is marked for live.js to watch for one and reload.
+    with TestClient(viewer_app(viewer_store.path)) as client:
+        idle = client.get("/").text
+    with TestClient(viewer_app(viewer_store.path, written=MemoryStore())) as client:
+        about_to_run = client.get("/").text
+        script = client.get("/static/live.js").text
+    store = Path(shutil.copy(viewer_store.path, tmp_path / "held.duckdb"))
+    record = live_record(store, viewer_store.run_a, scored=3)
+    with holding(store) as holder, TestClient(viewer_app(store)) as client:
+        publish_as(holder.pid, store, record)
+        held = client.get("/").text
+    assert "data-live-watch" not in idle
+    assert 'id="live-status"' not in idle
+    assert '<p id="live-status" data-live-watch></p>' in about_to_run
+    assert "data-live-run" not in about_to_run
+    assert '<p id="live-status" data-live-watch></p>' in held
+    assert "[data-live-watch]" in script
+    assert "window.location.reload()" in script

@@ -152,7 +152,10 @@ def viewer_app(
 
     def runs_page(request: Request) -> str:
         listed = data.runs_data(store, cache)
-        return view_pages.runs_page(listed["runs"], listed["live"], running())
+        # A run this process is about to execute publishes only once it is planned: the
+        # page watches for it (and for new runs of a process holding the store).
+        watch = written is not None or listed["live"] is not None
+        return view_pages.runs_page(listed["runs"], listed["live"], running(), watch=watch)
 
     def run_page(request: Request) -> str:
         document = data.run_document(store, run_id(request), _breakdown(request), cache)

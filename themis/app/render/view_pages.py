@@ -86,9 +86,13 @@ def runs_page(
     runs: Sequence[Mapping[str, Any]],
     live: Mapping[str, Any] | None,
     running: Collection[str] = (),
+    *,
+    watch: bool = False,
 ) -> str:
     """Every run of the store (sortable by a header click, filtered by typing); the counts of
-    the `running` runs stay current while the page is open."""
+    the `running` runs stay current while the page is open. With `watch` (a process runs on
+    the store, or is about to), live.js also looks for runs that start publishing after the
+    page was made, and reloads the page to show them."""
 
     def count(run: Mapping[str, Any], field: str, source: str) -> str:
         if run["run_id"] in running:
@@ -116,7 +120,8 @@ def runs_page(
         '<p><input id="filter" type="search" placeholder="filter: words every row must contain">'
         f' <span id="shown">{len(runs)}</span> runs shown</p>'
     )
-    status = '<p id="live-status"></p>' if running else ""
+    watching = " data-live-watch" if watch else ""
+    status = f'<p id="live-status"{watching}></p>' if running or watch else ""
     note = _held_note(live)
     return page("runs", f"<h1>Runs</h1>{note}{status}{filter_box}{_table(headers, rows, 'cases')}")
 

@@ -6,10 +6,16 @@
 // parts of the page at its own URL (its search, sort, offset and grouping kept), asked at most
 // every FOLLOW ms and never sooner than SLOWER times the last answer took, and once more when
 // the run ends (ADR 0052). Those parts are the server's rendering, as a reload shows them.
+// A runs list marked data-live-watch (a process runs on the store, or is about to) also polls
+// while no run it shows is running, and reloads itself once /api/live lists a run it does not
+// mark: a run publishes only once it is planned, after the viewer's URL is printed.
 (function () {
   "use strict";
   var marked = Array.prototype.slice.call(document.querySelectorAll("[data-live-run]"));
-  if (!marked.length) { return; }
+  var watching = document.querySelector("[data-live-watch]") !== null;
+  if (!marked.length && !watching) { return; }
+  var shown = marked.map(function (element) { return element.getAttribute("data-live-run"); });
+  var seenRunning = false;
   var status = document.getElementById("live-status");
   var latest = document.getElementById("latest");
   var PERIOD = 1000;
@@ -98,12 +104,22 @@
     fetch("/api/live", { cache: "no-store" })
       .then(function (answer) { return answer.json(); })
       .then(function (data) {
+        var unshown = data.runs.some(function (run) { return shown.indexOf(run.run_id) < 0; });
+        if (watching && unshown) {
+          if (status) { status.textContent = "a run started: loading it"; }
+          window.setTimeout(function () { window.location.reload(); }, PERIOD);
+          return;
+        }
         var running = show(data);
+        seenRunning = seenRunning || running > 0;
         var steps = latest ? fillLatest() : Promise.resolve();
         if (latest && (!running || Date.now() >= nextFollow)) { steps = steps.then(followRun); }
         return steps.then(function () {
           if (running) {
             if (status) { status.textContent = "live: updated " + new Date().toLocaleTimeString(); }
+            window.setTimeout(poll, PERIOD);
+          } else if (watching && !seenRunning) {
+            if (status) { status.textContent = "live: waiting for a run to start"; }
             window.setTimeout(poll, PERIOD);
           } else if (status) {
             status.textContent = latest
