@@ -103,6 +103,34 @@ def test_large_values_are_kept_and_read_with_the_bound_lifted(
         store.close()
 
 
+def test_a_store_with_a_reader_is_not_bounded_so_the_reader_reads_large_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bound is the database's: a reader's SQL over the snapshot (the live viewer's outline
+    and cases) ran under it and failed. Once a store has a reader, it is not bounded."""
+    monkeypatch.setattr(duckdb_bound, "MEMORY_LIMIT", SMALL_LIMIT)
+    snapshot = _large_snapshot(48)
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    try:
+        store.save_snapshot(snapshot, places=False)
+        assert _store_limit(store) == _shown(SMALL_LIMIT)
+        reader = store.reader()
+        try:
+            assert _store_limit(store) != _shown(SMALL_LIMIT)
+            cursor = store.cursor()
+            (length,) = cursor.execute("SELECT length(snapshot) FROM runs").fetchone()
+            assert length > 48_000_000
+            assert reader.load_snapshot(snapshot.run_id) == snapshot
+            store.append(snapshot.run_id, 1, answers(1_000))
+            store.save_snapshot(snapshot)
+            assert _store_limit(store) != _shown(SMALL_LIMIT)
+            assert len(reader.read(snapshot.run_id)) == 1_000
+        finally:
+            reader.close()
+    finally:
+        store.close()
+
+
 def test_under_the_limit_duckdb_cannot_read_such_a_value(tmp_path: Path) -> None:
     """Why the bound is lifted for them: what DuckDB does with one under the limit."""
     path = tmp_path / "s.duckdb"

@@ -170,7 +170,16 @@ class DuckDBStore:
         """A read-only store on a connection of its own to this store's database (close it when
         done): how another thread of the process holding the file reads it, e.g. a viewer of
         the run it executes, without waiting for the writer's lock. It writes nothing: every
-        write through it raises `StoreError`."""
+        write through it raises `StoreError`.
+
+        DuckDB's memory bound is the database's, so it would bind the reader's queries too, and
+        they read the run's snapshot in SQL (a viewer's outline and cases: past ~500k cases an
+        `Out of Memory`). A store with a reader is no longer bounded (ADR 0062)."""
+        with self._lock:
+            if self._bounds:
+                if not self._unbounded:
+                    unbound(self._con)
+                self._bounds = self._unbounded = False
         reader = DuckDBStore.__new__(DuckDBStore)
         reader._path = self._path
         reader._lock = threading.Lock()
