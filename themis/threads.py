@@ -8,6 +8,9 @@ at exit. A viewer's server thread (an event loop) or a run's thread (inside Duck
 the interpreter and the process dies with SIGSEGV. This thread knows its own end from an event
 its target sets on return, which no interrupted wait can corrupt.
 
+`BackgroundCall` runs one function on such a thread and hands what it raised to whoever joins
+it: a finished execution's places, a new run's snapshot stored beside its first calls.
+
 The module sits beside the four layers, not in one of them: the app's threads (a viewer's server,
 a run's) and the adapters' (the DuckDB store's checkpoint) use it, and it imports nothing of
 Themis (an import-linter contract keeps it so).
@@ -19,7 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["SignalSafeThread"]
+__all__ = ["BackgroundCall", "SignalSafeThread"]
 
 
 class SignalSafeThread(threading.Thread):
@@ -63,3 +66,30 @@ class SignalSafeThread(threading.Thread):
         except BaseException:
             self.join()
             raise
+
+
+class BackgroundCall:
+    """`function(*args)` run in a `SignalSafeThread` of its own from now on: `wait` waits for it
+    (through a Ctrl-C, let out after: the thread may be inside DuckDB), `join` waits and raises
+    what it raised, to whoever joins, as often as they join."""
+
+    def __init__(self, name: str, function: Callable[..., object], *args: object) -> None:
+        self._error: BaseException | None = None
+        self._thread = SignalSafeThread(
+            self._run, name=name, kwargs={"function": function, "args": args}
+        )
+        self._thread.start()
+
+    def _run(self, function: Callable[..., object], args: tuple[object, ...]) -> None:
+        try:
+            function(*args)
+        except BaseException as error:  # handed to the caller by `join`
+            self._error = error
+
+    def wait(self) -> None:
+        self._thread.join_through_interrupt()
+
+    def join(self) -> None:
+        self.wait()
+        if self._error is not None:
+            raise self._error

@@ -25,7 +25,6 @@ from tests.interrupts import interrupted_as_by_ctrl_c
 from themis.adapters.clocks import FakeClock
 from themis.adapters.models.scripted import ScriptedModel
 from themis.adapters.stores.memory import MemoryStore
-from themis.app.usecases.runs import _InThread
 from themis.core.errors import RunExists, StoreError
 from themis.core.events import (
     GenerationCompleted,
@@ -40,6 +39,7 @@ from themis.core.planner import ModelRequest, compile_run, plan
 from themis.core.runtime import RuntimeConfig
 from themis.core.stages import Stage
 from themis.core.stats import wilson
+from themis.threads import BackgroundCall
 
 
 def _even_script(request: ModelRequest) -> ModelResponse:
@@ -363,7 +363,7 @@ def test_work_in_a_thread_is_waited_for_through_a_ctrl_c_then_the_interrupt_is_l
         time.sleep(0.5)
         release.set()
 
-    work = _InThread("places", places)
+    work = BackgroundCall("places", places)
     with interrupted_as_by_ctrl_c() as interrupted:
         threading.Thread(target=release_after, args=(interrupted,)).start()
         work.join()

@@ -42,7 +42,7 @@ from themis.core.state import RunState, evolve
 from themis.core.telemetry import Progress, Signal
 from themis.ports.clock import ClockPort
 from themis.ports.live_progress import LiveProgressPort
-from themis.threads import SignalSafeThread
+from themis.threads import BackgroundCall
 
 __all__ = ["JudgeBase", "ProgressPublisher", "PublishedStart", "publishing"]
 
@@ -242,36 +242,23 @@ def publishing(
     append. Without `first`, the record is published before the block, and `ready` returns.
     """
     publishers: list[ProgressPublisher] = []
-    failed: list[BaseException] = []
 
     def begin() -> None:
-        try:
-            if first is not None:
-                first()
-            if live is not None:
-                publisher = ProgressPublisher.start(live, start, clock)
-                publishers.append(publisher)
-                bus.subscribe(publisher)
-        except BaseException as error:  # raised by `ready`, in the thread that waits for it
-            failed.append(error)
+        if first is not None:
+            first()
+        if live is not None:
+            publisher = ProgressPublisher.start(live, start, clock)
+            publishers.append(publisher)
+            bus.subscribe(publisher)
 
-    def ready() -> None:
-        if thread is not None:
-            thread.join()
-        if failed:
-            raise failed[0]
-
-    thread = None if first is None else SignalSafeThread(begin, name="themis-run-start")
-    if thread is None:
+    call = None if first is None else BackgroundCall("themis-run-start", begin)
+    if call is None:
         begin()
-        ready()
-    else:
-        thread.start()
     try:
-        yield ready
+        yield (lambda: None) if call is None else call.join
     finally:
-        if thread is not None:
-            thread.join()
+        if call is not None:
+            call.wait()
         for publisher in publishers:
             bus.unsubscribe(publisher)
             publisher.close()

@@ -52,7 +52,7 @@ from themis.core.stages import Stage
 from themis.core.state import RunState
 from themis.core.telemetry import ExecutionFinished, ExecutionStarted
 from themis.ports.store import StorePort
-from themis.threads import SignalSafeThread
+from themis.threads import BackgroundCall
 
 # The reading use cases live in `stored`; they are named here too, where callers met them first.
 __all__ = [
@@ -326,7 +326,7 @@ def execute_work(
     # before this point leaves them to the next writer that opens the store. They are written
     # in a thread while the report is built: the store's insert and commit (and the disk) do
     # most of that without the GIL (ADR 0058).
-    places = _InThread(
+    places = BackgroundCall(
         "themis-places", store.save_places, loaded.snapshot, trial_refs(compiled, record)
     )
     counts = outcome.counts
@@ -354,29 +354,6 @@ def execute_work(
         )
         telemetry.publish(finished)
     return result
-
-
-class _InThread:
-    """`function(*args)` run in a thread of its own from now on; `join` waits for it (through a
-    Ctrl-C, let out after: the thread may be inside DuckDB) and raises what it raised."""
-
-    def __init__(self, name: str, function: Callable[..., object], *args: object) -> None:
-        self._error: BaseException | None = None
-        self._thread = SignalSafeThread(
-            self._run, name=name, kwargs={"function": function, "args": args}
-        )
-        self._thread.start()
-
-    def _run(self, function: Callable[..., object], args: tuple[object, ...]) -> None:
-        try:
-            function(*args)
-        except BaseException as error:  # handed to the caller by `join`
-            self._error = error
-
-    def join(self) -> None:
-        self._thread.join_through_interrupt()
-        if self._error is not None:
-            raise self._error
 
 
 def _both(first: ProgressCallback | None, second: ProgressCallback) -> ProgressCallback:
