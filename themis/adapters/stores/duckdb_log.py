@@ -70,32 +70,35 @@ BATCHES_TABLE: Final = (
     " recorded_at VARCHAR, trial_keys VARCHAR, payloads VARCHAR USING COMPRESSION uncompressed,"
     " PRIMARY KEY (run_id, seq))"
 )
+
+
+def _split(*, timed: bool) -> str:
+    """A query of `event_batches` split one event a row. `timed`: with each event's stage and
+    time, as the `events` view has them; without, as the viewer's trial rows read the log, which
+    never read them: DuckDB cannot drop an unnested column a query does not read, and splitting
+    and casting those two cost about half of the split (`events_of_rows`, ADR 0064)."""
+    read = "nullif(stage, '') AS stage,  CAST(recorded_at AS DOUBLE) AS recorded_at, "
+    split = (
+        "   unnest(string_split(stages, ' ')) AS stage,"
+        "   unnest(string_split(recorded_at, ' ')) AS recorded_at,"
+    )
+    if not timed:
+        read = split = ""
+    return (
+        f" SELECT run_id, seq + i - 1 AS seq, kind, trial_key, {read}payload"
+        " FROM (SELECT run_id, seq,"
+        "   generate_subscripts(string_split(kinds, ' '), 1) AS i,"
+        "   unnest(string_split(kinds, ' ')) AS kind,"
+        f"{split}"
+        "   unnest(CAST(json(trial_keys) AS VARCHAR[])) AS trial_key,"
+        "   unnest(string_split(payloads, chr(10))) AS payload"
+        "  FROM event_batches)"
+    )
+
+
 # The log one event a row, as the `events` table of schema versions 1-3 held it.
-EVENTS_VIEW: Final = (
-    "CREATE OR REPLACE VIEW events AS"
-    " SELECT run_id, seq + i - 1 AS seq, kind, trial_key, nullif(stage, '') AS stage,"
-    "  CAST(recorded_at AS DOUBLE) AS recorded_at, payload"
-    " FROM (SELECT run_id, seq,"
-    "   generate_subscripts(string_split(kinds, ' '), 1) AS i,"
-    "   unnest(string_split(kinds, ' ')) AS kind,"
-    "   unnest(string_split(stages, ' ')) AS stage,"
-    "   unnest(string_split(recorded_at, ' ')) AS recorded_at,"
-    "   unnest(CAST(json(trial_keys) AS VARCHAR[])) AS trial_key,"
-    "   unnest(string_split(payloads, chr(10))) AS payload"
-    "  FROM event_batches)"
-)
-# The same split without each event's stage and time, which the viewer's trial rows never read:
-# DuckDB cannot drop an unnested column a query does not read, and splitting and casting those
-# two cost about half of the view's split (`events_of_rows(..., timed=False)`, ADR 0064).
-_UNTIMED_EVENTS: Final = (
-    " SELECT run_id, seq + i - 1 AS seq, kind, trial_key, payload"
-    " FROM (SELECT run_id, seq,"
-    "   generate_subscripts(string_split(kinds, ' '), 1) AS i,"
-    "   unnest(string_split(kinds, ' ')) AS kind,"
-    "   unnest(CAST(json(trial_keys) AS VARCHAR[])) AS trial_key,"
-    "   unnest(string_split(payloads, chr(10))) AS payload"
-    "  FROM event_batches)"
-)
+EVENTS_VIEW: Final = "CREATE OR REPLACE VIEW events AS" + _split(timed=True)
+_UNTIMED_EVENTS: Final = _split(timed=False)
 INSERT_BATCHES: Final = (
     "INSERT INTO event_batches SELECT $1, unnest($2::BIGINT[]), unnest($3::INTEGER[]),"
     " unnest($4::VARCHAR[]), unnest($5::VARCHAR[]), unnest($6::VARCHAR[]),"
