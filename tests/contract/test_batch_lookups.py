@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from tests.contract.test_store_contract import make_snapshot
 from themis.adapters.codec import decode_event
 from themis.adapters.stores import DuckDBStore, MemoryStore
+from themis.adapters.stores.duckdb_log import events_of_rows, keyed_rows
 from themis.core.events import Event, GenerationCompleted, GenerationFailed, RunStarted
 from themis.ports.store import StorePort
 
@@ -26,6 +27,11 @@ _VIEWED_FIRST = (
     " WHERE e.kind = $1 AND e.run_id <> $2 AND list_contains($3::VARCHAR[], e.trial_key)"
     " QUALIFY row_number() OVER (PARTITION BY e.trial_key"
     "  ORDER BY r.created_at NULLS LAST, e.run_id, e.seq) = 1"
+)
+# A run's events about some keys and its own, as the `events` view gives them.
+_VIEWED_KEYED = (
+    "SELECT seq, kind, payload FROM events WHERE run_id = $run"
+    " AND (trial_key IS NULL OR list_contains($keys::VARCHAR[], trial_key)) ORDER BY seq"
 )
 
 events = st.one_of(
@@ -90,3 +96,32 @@ def test_lookups_and_reads_answer_as_the_view_and_the_memory_store(
     finally:
         batched.close()
         memory.close()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(log=appends, asked=st.lists(st.sampled_from(KEYS), unique=True))
+def test_keyed_rows_keep_every_row_holding_a_key_asked_for(
+    log: list[tuple[str, list[Event]]], asked: list[str]
+) -> None:
+    """`keyed_rows` (the text search for a few keys, the keys read out of each row for more)
+    keeps every row holding an event about a key asked for or about none: split, those rows
+    give the view's events, keys needing JSON escapes and the key `null` included."""
+    store = DuckDBStore(":memory:")
+    try:
+        _fill(store, log, (1.0, 2.0, 3.0))
+        cursor = store.cursor()
+        # Keys no event is about, so that both ways are taken whatever was drawn.
+        for keys in (asked, [*asked, *(f"absent {i}" for i in range(5))]):
+            for run_id in RUNS:
+                where, needles = keyed_rows(keys)
+                split = events_of_rows("", where)
+                rows = cursor.execute(
+                    f"SELECT seq, kind, payload FROM {split} WHERE trial_key IS NULL"
+                    " OR list_contains($keys::VARCHAR[], trial_key) ORDER BY seq",
+                    {"run": run_id, "keys": keys, **needles},
+                ).fetchall()
+                viewed = cursor.execute(_VIEWED_KEYED, {"run": run_id, "keys": keys}).fetchall()
+                assert rows == viewed
+        cursor.close()
+    finally:
+        store.close()

@@ -612,7 +612,7 @@ class LogBrowser:
             needles: dict[str, list[str]] = {}
             if self._batched():  # only the log's rows holding those keys' events are split,
                 # none for no key (no trial: e.g. the failures of a run none of whose failed)
-                rows_kept, needles = keyed_rows(given) if given else (" AND false", {})
+                rows_kept, needles = keyed_rows(given, "store.") if given else (" AND false", {})
                 log = events_of_rows("store.", rows_kept, timed=False)
             rows = trial_rows("run", "store.", "{places}", events, f" AND {chosen}", log)
             query = sql.replace("{run}", f"({rows})")
