@@ -29,7 +29,7 @@ from themis.core.identity import (
     digest,
     identity_view,
 )
-from themis.core.planner import compile_run, compile_stored, plan
+from themis.core.planner import compile_placed, compile_run, compile_stored, plan
 from themis.core.runtime import Price, RateLimit, RuntimeConfig
 from themis.core.snapshot import RunSnapshot
 from themis.core.spec import (
@@ -437,6 +437,40 @@ def test_a_run_stored_while_latency_was_identity_still_compiles_with_its_keys() 
     assert stored.run_id == legacy.run_id
     assert [t.trial_key for t in plan(stored)] == [t.trial_key for t in plan(legacy)]
     assert [t.trial_key for t in plan(stored)] != [t.trial_key for t in plan(compile_run(spec))]
+
+
+def _one_case(spec: ExperimentSpec, case_id: str) -> ExperimentSpec:
+    datasets = tuple(
+        attrs.evolve(dataset, cases=tuple(c for c in dataset.cases if c.id == case_id))
+        for dataset in spec.datasets
+    )
+    return attrs.evolve(spec, datasets=datasets)
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["today", "latency as identity"])
+def test_a_case_compiled_alone_plans_the_trials_its_run_placed(legacy: bool) -> None:
+    """`compile_placed` (ADR 0066): one case of a stored run compiled under the runtime options
+    whose plan gives the trials the store placed for it, today's or a run's stored while the
+    fake model's latency was identity; trials placed otherwise (another run's, a tampered key,
+    one missing) give `None`."""
+    model = ModelSpec(name="m", model="fake-m", options={"skill": 0.5, "latency_s": 0.2})
+    spec = small_spec(models=(model,))
+    whole = planner._compile(spec, {}, {}) if legacy else compile_run(spec)
+    case_id = spec.datasets[0].cases[1].id
+    trials = [trial for trial in plan(whole) if trial.case_id == case_id]
+    placed = {trial.trial_id: trial.trial_key for trial in trials}
+    assert len(placed) > 1
+
+    alone = compile_placed(_one_case(spec, case_id), whole.run_id, placed)
+
+    assert alone is not None
+    assert alone.run_id == whole.run_id
+    assert alone.runtime_options == whole.runtime_options
+    assert list(plan(alone)) == trials  # every field of every trial: the request included
+    tampered = {**placed, trials[0].trial_id: "0" * 32}
+    missing = dict(list(placed.items())[1:])
+    for wrong in (tampered, missing, {}):
+        assert compile_placed(_one_case(spec, case_id), whole.run_id, wrong) is None
 
 
 @pytest.mark.parametrize(

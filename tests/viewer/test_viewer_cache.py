@@ -38,6 +38,7 @@ def test_a_case_folded_alone_equals_inspect_evaluation(
     for run in (viewer_store.run_a, viewer_store.run_b):
         expected = evaluation_json(get_evaluation_execution(run, case, viewer_store.path))
         assert data.case_data(str(viewer_store.path), run[:8], case, cache) == expected
+    assert not cache.compiled  # each case read alone (ADR 0066)
 
 
 def test_case_values_from_kept_rows_equal_the_folded_state(viewer_store: ViewerStore) -> None:

@@ -294,6 +294,30 @@ def compile_stored(
     return None
 
 
+def compile_placed(
+    spec: ExperimentSpec,
+    run_id: str,
+    placed: Mapping[str, str],
+    plugins: PluginRegistry | None = None,
+) -> CompiledRun | None:
+    """A stored run's spec cut to a few of its cases (`spec`) compiled as far as planning them
+    needs, without the whole spec `run_id` is the digest of (ADR 0066): under each runtime
+    options a stored run may have been compiled with (`compile_stored`'s), the one whose plan
+    gives exactly the trials `placed` records (trial id -> trial key, as the store placed them
+    when the run ran), else `None`. The keys are what ties its trials to their results; its
+    parser and metric versions are today's (planning reads none, and only the whole spec tells
+    which the run had), so it is fit for planning those cases, not for scoring them."""
+    if not placed:
+        return None
+    plugins = plugins or builtin_plugins()
+    implementations = _implementations(spec, {}, plugins)
+    for options in (RUNTIME_OPTIONS, LEGACY_OPTIONS):
+        compiled = CompiledRun(run_id, spec, implementations, options, plugins)
+        if {trial.trial_id: trial.trial_key for trial in plan(compiled)} == placed:
+            return compiled
+    return None
+
+
 ANSWER_FIELD = "answer_field"  # a `fake` model option: answer with this case field, verbatim
 
 

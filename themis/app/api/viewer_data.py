@@ -25,7 +25,7 @@ from themis.app.render.report_text import Columns, when
 from themis.app.render.reports import document_json
 from themis.app.usecases.comparing import compare_stored
 from themis.app.usecases.reporting import ReportDocument
-from themis.app.usecases.stored import resolve_run_id
+from themis.app.usecases.stored import compile_case, resolve_run_id
 from themis.app.wiring import (
     StoreLike,
     live_progress_at,
@@ -35,7 +35,7 @@ from themis.app.wiring import (
 from themis.core.breakdown import Breakdown
 from themis.core.comparison import Comparison
 from themis.core.errors import ConfigError, StoreLocked, ThemisError
-from themis.core.evaluation_view import evaluation_execution
+from themis.core.evaluation_view import EvaluationExecution, evaluation_execution
 from themis.core.inspection import changes_of, run_progress
 from themis.core.report import Report
 from themis.core.report_sampling import is_sampled
@@ -276,6 +276,9 @@ def case_data(
     cache = cache or ViewerCache.of(store)
     try:
         resolved, _ = cache.resolve(store, run_id)
+        alone = None if resolved in cache.compiled else _case_alone(cache, resolved, case_id)
+        if alone is not None:
+            return evaluation_json(alone)
         if resolved not in cache.compiled:
             with opened_store(store, read_only=True) as opened:
                 cache.load(opened, resolved)
@@ -287,6 +290,20 @@ def case_data(
     events = cache.browser.case_events(resolved, case_id)
     state = project(event for _, event in events)
     return evaluation_json(evaluation_execution(compiled, state, case_id))
+
+
+def _case_alone(cache: ViewerCache, run_id: str, case_id: str) -> EvaluationExecution | None:
+    """The case from what the store keeps of it alone (ADR 0066): the snapshot cut to the
+    case, compiled as far as planning it needs and checked against the trials the store placed
+    for it, and the fold of those trials' events; `None` (the run is compiled whole instead)
+    for a judged run, a case the run lacks, or trials the store did not place as planned."""
+    read = cache.browser.case_alone(run_id, case_id)
+    if read is None or read.snapshot.spec.judges:
+        return None
+    compiled = compile_case(read.snapshot, read.placed)
+    if compiled is None:
+        return None
+    return evaluation_execution(compiled, project(event for _, event in read.events), case_id)
 
 
 @attrs.frozen

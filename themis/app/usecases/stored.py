@@ -6,6 +6,7 @@ do not import the execution engine (trio) they never use.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from attrs import frozen
@@ -14,7 +15,7 @@ from themis.app.config.plugins import resolve_plugins
 from themis.app.usecases.checkpoints import fold_from_checkpoint, fresh_report
 from themis.core.builtins import builtin_plugins
 from themis.core.errors import PluginError, RunNotFound, StoreError
-from themis.core.planner import CompiledRun, compile_run, compile_stored
+from themis.core.planner import CompiledRun, compile_placed, compile_run, compile_stored
 from themis.core.plugins import PluginRegistry, recorded_plugins
 from themis.core.report import Report, build_report
 from themis.core.snapshot import RunSnapshot, RunSummary
@@ -25,6 +26,7 @@ from themis.ports.store import RunCatalog, StorePort
 __all__ = [
     "LoadedRun",
     "RunResult",
+    "compile_case",
     "compile_snapshot",
     "load_compiled",
     "load_run",
@@ -123,6 +125,26 @@ def compile_snapshot(snapshot: RunSnapshot) -> CompiledRun:
             f"{compile_run(snapshot.spec, plugins).run_id[:12]} with this Themis version"
             + (" and other plugin versions than it ran with" if _names_plugins(plugins) else "")
         )
+    return compiled
+
+
+def compile_case(snapshot: RunSnapshot, placed: Mapping[str, str]) -> CompiledRun | None:
+    """A snapshot cut to a few cases of its run, compiled as far as planning those cases needs
+    (`compile_placed`: its plan gives exactly the trials the store `placed` for them), with the
+    plugins installed, else those it recorded, as `compile_snapshot` tries them; `None` when
+    neither gives those trials (then only compiling the whole snapshot can say why)."""
+    run_id = snapshot.run_id
+    try:
+        plugins = resolve_plugins(snapshot.spec, f"run {run_id[:12]}")
+        compiled = compile_placed(snapshot.spec, run_id, placed, plugins)
+    except PluginError:  # not installed: the recorded ones, if any
+        compiled = None
+    if compiled is None:
+        recorded = recorded_plugins(snapshot.provenance, builtin_plugins())
+        try:
+            compiled = compile_placed(snapshot.spec, run_id, placed, recorded)
+        except PluginError:
+            return None
     return compiled
 
 
