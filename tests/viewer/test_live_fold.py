@@ -1,7 +1,8 @@
 """A viewer served by the process that runs (`themis.live_viewer`) follows a running run from
 its execution's own compiled run and fold (ADR 0057): its first page of the run neither
-compiles the run nor folds its log nor plans it a second time for its trials' places, shows
-what a fold of the log shows, and later pages fold only what the log adds."""
+compiles the run nor folds its log nor plans it a second time for its trials' places nor
+counts its report trial by trial (ADR 0068), shows what a fold of the log shows, and later
+pages fold only what the log adds."""
 
 from __future__ import annotations
 
@@ -83,6 +84,9 @@ def test_a_running_run_is_followed_from_its_executions_fold(
             monkeypatch.setattr(viewer_cache, "load_compiled", _never)
             # Its trials' places come from the plan the viewer read for the report.
             monkeypatch.setattr(duckdb_trial_rows, "place_columns", _never)
+            # Its report is summed over the fold's columns, not counted trial by trial.
+            monkeypatch.setattr(viewer_cache.RunningReport, "of", staticmethod(_never))
+            monkeypatch.setattr(viewer_cache, "build_report", _never)
             with httpx.Client(base_url=viewer.url, timeout=30) as client:
                 page = client.get(f"/api/runs/{run}")
                 assert page.status_code == 200, page.text

@@ -25,6 +25,7 @@ from themis.core.errors import RunNotFound
 from themis.core.events import Event
 from themis.core.planner import CompiledRun, PlanRecord, trial_refs
 from themis.core.report import Report, build_report
+from themis.core.report_columns import PlanIndex, columnar_report
 from themis.core.report_running import RunningReport
 from themis.core.report_sampling import is_sampled
 from themis.core.snapshot import RunSnapshot, RunSummary
@@ -70,6 +71,8 @@ class ViewerCache:
     plans: dict[str, PlanRecord] = attrs.Factory(dict)
     # The followed run's reports by grouping, kept current from what `fold` adds (ADR 0052).
     running: dict[tuple[str, Breakdown], RunningReport] = attrs.Factory(dict)
+    # Where each trial of a run executing in this process stands in its plan (ADR 0068).
+    indexes: dict[str, PlanIndex] = attrs.Factory(dict)
     # Each run's `report_document` one at a time: a fold and the report of its state go
     # together.
     reporting: dict[str, threading.Lock] = attrs.Factory(dict)
@@ -225,9 +228,18 @@ class ViewerCache:
     def report(
         self, compiled: CompiledRun, state: RunState, record: PlanRecord | None, by: Breakdown
     ) -> Report:
-        """`build_report` of the state `fold` gave last, kept current from the events it
-        folded (`RunningReport`) for the run a page follows; a run whose report cannot be kept
-        so, or another run, is built whole."""
+        """`build_report` of the state `fold` gave last: for a run executing in this process,
+        summed over columns of its trials' facts (`columnar_report`, ADR 0068) where that
+        applies; else kept current from the events it folded (`RunningReport`) for the run a
+        page follows; another run, or a report that cannot be kept so, is built whole."""
+        if record is not None and self._execution(compiled.run_id) is not None:
+            with self.lock:  # the run last reported on is kept
+                index = self.indexes.get(compiled.run_id) or PlanIndex()
+                self.indexes = {compiled.run_id: index}
+                index.extend(record)
+            found = columnar_report(compiled, state, index, by)
+            if found is not None:
+                return found
         key = (compiled.run_id, by)
         followed = compiled.run_id in self.folded
         running = self.running.get(key) if followed else None

@@ -1,0 +1,180 @@
+"""`columnar_report` gives `build_report`'s report of the same state after every batch of a
+growing log (retries, failures superseded by a later execution, cut and reused answers, served
+model drift, unparsed answers, a stage reset, keys two trials share), and declines what it does
+not cover."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.unit.builders import cases, small_spec
+from themis.core.breakdown import Breakdown
+from themis.core.events import (
+    GenerationCompleted,
+    GenerationFailed,
+    ParseCompleted,
+    RunCompleted,
+    RunStarted,
+    ScoreCompleted,
+    StageReset,
+)
+from themis.core.planner import CompiledRun, PlanRecord, compile_run, plan
+from themis.core.report import build_report
+from themis.core.report_columns import PlanIndex, columnar_report
+from themis.core.spec import Case, DatasetSpec, MetricSpec, PromptSpec
+from themis.core.stages import Stage
+from themis.core.state import Projection
+
+COMPILED = compile_run(
+    small_spec(
+        samples=1,
+        datasets=(
+            DatasetSpec(name="d1", cases=cases(3)),
+            DatasetSpec(name="empty", cases=()),
+            DatasetSpec(name="d2", cases=cases(2, prefix="e")),
+        ),
+        metrics=(MetricSpec(name="exact_match"), MetricSpec(name="numeric_match")),
+    )
+)
+# Two prompts rendering alike: each of their trials shares its key with the other's.
+SHARED = compile_run(
+    small_spec(
+        samples=1,
+        prompts=(
+            PromptSpec(name="one", template="{{ a }} + {{ b }}"),
+            PromptSpec(name="two", template="{{ a }} + {{ b }}"),
+        ),
+    )
+)
+
+# Two samples a trial, and a dataset whose two cases have one id (one case of two trials).
+SAMPLED = compile_run(
+    small_spec(
+        samples=2,
+        datasets=(
+            DatasetSpec(name="d1", cases=cases(2)),
+            DatasetSpec(name="twice", cases=(Case(id="a", fields={"a": 1, "b": 2}),) * 2),
+        ),
+    )
+)
+RUNS = [COMPILED, SHARED, SAMPLED]
+
+
+def _trial_events(compiled: CompiledRun, index: int, kind: int, variant: int) -> list[Any]:
+    trial = list(plan(compiled))[index]
+    key, trial_id = trial.trial_key, trial.trial_id
+    generation = GenerationCompleted(
+        at=1.0,
+        trial_key=key,
+        text="42",
+        served_model=("fake-x" if variant % 3 == 0 else "fake-y" if variant % 3 == 1 else None),
+        finish_reason=("length" if variant % 4 == 1 else "stop"),
+        attempts=1 + variant % 2,
+        cache_hit=variant % 5 == 2,
+    )
+    failure = GenerationFailed(
+        at=1.0,
+        trial_key=key,
+        error_kind="server",
+        message="500",
+        execution=variant % 2,
+        attempts=1 + variant % 3 // 2,
+    )
+    answer = None if variant % 6 == 5 else "42"
+    parse = ParseCompleted(at=2.0, trial_id=trial_id, trial_key=key, answer=answer)
+    scores = {"exact_match": [0.0, 1.0, -0.0][variant % 3], "numeric_match": (variant % 3) / 2}
+    if variant == 11:  # a metric the scorer did not give: it counts 0
+        scores = {"exact_match": 1.0}
+    score = ScoreCompleted(at=3.0, trial_id=trial_id, trial_key=key, scores=scores)
+    return [
+        [generation],
+        [failure],
+        [generation, parse, score],
+        [failure, generation, parse, score],
+        [parse, score],
+    ][kind]
+
+
+def _record(compiled: CompiledRun, count: int) -> PlanRecord:
+    """The record of an execution that has read the first `count` trials of the plan."""
+    record = PlanRecord()
+    for trial in plan(compiled):
+        if len(record.trial_ids) == count:
+            break
+        record.trial_ids.append(trial.trial_id)
+        record.trial_keys.append(trial.trial_key)
+    return record
+
+
+_EVENT = st.one_of(
+    st.tuples(st.integers(0, 11), st.integers(0, 4), st.integers(0, 11)),
+    st.sampled_from(["reset", "completed"]),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    batches=st.lists(st.lists(_EVENT, max_size=6), min_size=1, max_size=8),
+    which=st.integers(0, len(RUNS) - 1),
+)
+def test_every_step_reports_as_a_whole_build(batches: list[Any], which: int) -> None:
+    compiled = RUNS[which]
+    total = compiled.trial_count
+    index = PlanIndex()
+    index.extend(_record(compiled, total))
+    projection = Projection()
+    projection.apply([RunStarted(at=0.0, planned=total)])
+    for drawn in batches:
+        events: list[Any] = []
+        for item in drawn:
+            if item == "reset":
+                events.append(StageReset(at=5.0, reset_stage=Stage.SCORE, epoch=1))
+            elif item == "completed":
+                events.append(RunCompleted(at=6.0, completed_through_stage=Stage.SCORE))
+            else:
+                trial, kind, variant = item
+                events.extend(_trial_events(compiled, trial % total, kind, variant))
+        projection.apply(events)
+        state = projection.state()
+        assert columnar_report(compiled, state, index) == build_report(compiled, state, None)
+
+
+def test_an_index_read_in_parts_is_the_index_read_at_once() -> None:
+    for compiled in RUNS:
+        whole, parts = PlanIndex(), PlanIndex()
+        whole.extend(_record(compiled, compiled.trial_count))
+        for count in range(0, compiled.trial_count + 1, 3):
+            parts.extend(_record(compiled, count))
+        parts.extend(_record(compiled, compiled.trial_count))
+        held = (whole.count, whole.by_id, whole.by_key, whole.shared)
+        assert held == (parts.count, parts.by_id, parts.by_key, parts.shared)
+    assert all(len(index.shared) for index in (whole, parts))  # SAMPLED's "twice" shares
+
+
+def test_what_it_does_not_cover_is_declined() -> None:
+    index = PlanIndex()
+    index.extend(_record(COMPILED, COMPILED.trial_count))
+    state = Projection().state()
+    assert columnar_report(COMPILED, state, index, Breakdown.of(["model"])) is None
+    sampled = compile_run(small_spec(samples=2, pass_at_k=(1,)))
+    index = PlanIndex()
+    index.extend(_record(sampled, sampled.trial_count))
+    assert columnar_report(sampled, state, index) is None
+
+
+def test_an_index_of_part_of_the_plan_is_declined() -> None:
+    """Until the index holds the whole plan, a trial not read yet may share its key with one
+    logged (here d2's first case renders as d1's): built whole instead."""
+    projection = Projection()
+    projection.apply(_trial_events(COMPILED, 0, 2, 0))
+    state = projection.state()
+    index = PlanIndex()
+    index.extend(_record(COMPILED, 4))
+    assert columnar_report(COMPILED, state, index) is None
+    index.extend(_record(COMPILED, COMPILED.trial_count))
+    whole = build_report(COMPILED, state, None)
+    assert columnar_report(COMPILED, state, index) == whole
+    assert whole.served[0].served == {"fake-x": 2}  # two trials of one key

@@ -1,0 +1,339 @@
+"""`columnar_report`: `build_report` of a run's state, computed over numpy columns of its
+trials' facts instead of trial by trial (ADR 0068).
+
+A viewer in the process that executes a run (`themis run --view`) reads the execution's own
+fold (ADR 0057) and the record of its plan. The facts `trial_facts` reads of each trial come
+from the state's maps as whole columns (`EventColumns.column`), placed by the plan's ids and
+keys (`PlanIndex`, a key two trials share placed at both), and every count, case value and
+served model id is summed by numpy per row group. The result equals `build_report`'s for the
+same state (tested after every batch of growing logs: same rows in the same order, same
+values). The index must hold the whole plan: a trial not read yet may share its key with one
+whose generation is logged, and counts as served (or cut, reused, retried) already.
+
+It covers the report's default rows (dataset × model × prompt) of a run without rows over
+samples or judges; anything else gives `None` (the caller builds the report as before). A
+case's mean is exact as `case_mean` takes it: its one value, or a sum of 0s and 1s over their
+count, or else `math.fsum` of its values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from themis.core.breakdown import Breakdown
+from themis.core.generation import TRUNCATED_REASONS
+from themis.core.planner import CompiledRun, PlanRecord
+from themis.core.report import GroupKey, Report, Tally, tallied_report
+from themis.core.report_sampling import is_sampled
+from themis.core.state import RunState
+from themis.core.stats import Estimate, case_mean, estimate_of_means
+
+__all__ = ["PlanIndex", "columnar_report"]
+
+
+class PlanIndex:
+    """The plan position of each trial a `PlanRecord` holds so far, by trial id and by trial
+    key (a key two trials share, e.g. two prompts rendering alike, lists both positions);
+    `extend` it as the record grows (it reads only what was added)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.by_id: dict[str, int] = {}
+        self.by_key: dict[str, int] = {}
+        self.shared: dict[str, list[int]] = {}  # keys of more than one trial: every position
+
+    def extend(self, record: PlanRecord) -> None:
+        """Index the trials `record` holds beyond those indexed already."""
+        ids, keys = record.trial_ids, record.trial_keys
+        start, stop = self.count, min(len(ids), len(keys))  # both lists may still grow
+        if stop <= start:
+            return
+        self.by_id.update(zip(ids[start:stop], range(start, stop), strict=True))
+        before = len(self.by_key)
+        self.by_key.update(zip(keys[start:stop], range(start, stop), strict=True))
+        self.count = stop
+        if len(self.by_key) - before != stop - start:  # some key repeats: list its positions
+            self._share(keys)
+
+    def _share(self, keys: Sequence[str]) -> None:
+        """List the positions of every key indexed more than once (rare: done over again)."""
+        positions: dict[str, list[int]] = {}
+        for position, key in enumerate(keys[: self.count]):
+            positions.setdefault(key, []).append(position)
+        self.shared = {key: held for key, held in positions.items() if len(held) > 1}
+        for key, held in self.shared.items():
+            self.by_key[key] = held[0]
+
+    def positions(self, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
+        """For each of `keys` (trial keys, in a map's row order), its positions: the rows and
+        the positions as two equal-length arrays (a shared key once per trial); `None` when some
+        key is not indexed."""
+        get = self.by_key.get
+        found = [get(key, -1) for key in keys]
+        rows = np.arange(len(found), dtype=np.int64)
+        positions = np.asarray(found, dtype=np.int64)
+        if len(positions) and positions.min() < 0:
+            return None
+        if self.shared:
+            extra = [
+                (row, position)
+                for row, key in enumerate(keys)
+                if key in self.shared
+                for position in self.shared[key][1:]
+            ]
+            if extra:
+                more = np.asarray(extra, dtype=np.int64)
+                rows = np.concatenate([rows, more[:, 0]])
+                positions = np.concatenate([positions, more[:, 1]])
+        return rows, positions
+
+    def id_positions(self, ids: Sequence[str]) -> np.ndarray | None:
+        """The position of each of `ids` (trial ids); `None` when some id is not indexed."""
+        get = self.by_id.get
+        positions = np.asarray([get(trial_id, -1) for trial_id in ids], dtype=np.int64)
+        if len(positions) and positions.min() < 0:
+            return None
+        return positions
+
+
+def _columns(held: Mapping[str, Any], key: str, *names: str) -> list[list[Any]]:
+    """The keys of `held` (a state's map of events) and those fields of each event, as lists
+    in the map's order: whole columns of an `EventColumns`, read without building events."""
+    column = getattr(held, "column", None)
+    if column is not None:
+        return [column(key), *(column(name) for name in names)]
+    events = list(held.values())
+    return [[getattr(event, name) for event in events] for name in (key, *names)]
+
+
+def _applies(compiled: CompiledRun, by: Breakdown) -> bool:
+    spec = compiled.spec
+    return by.is_default and not (is_sampled(spec) or spec.judges)
+
+
+def columnar_report(
+    compiled: CompiledRun, state: RunState, index: PlanIndex, by: Breakdown | None = None
+) -> Report | None:
+    """`build_report(compiled, state, record, by)` of the run whose whole plan `index` holds;
+    `None` where the module docstring says, before the index holds the whole plan, or when the
+    state holds a trial the plan does not."""
+    by = by or Breakdown()
+    if not _applies(compiled, by):
+        return None
+    if index.count != compiled.trial_count:  # a trial not read yet may share a logged key
+        return None
+    facts = _Facts.of(compiled, state, index)
+    if facts is None:
+        return None
+    return facts.report(compiled, state, by)
+
+
+class _Facts:
+    """What `trial_facts` gives of each trial of the indexed prefix of the plan, as columns."""
+
+    def __init__(self, count: int, metrics: int) -> None:
+        self.scored = np.zeros(count, dtype=bool)
+        self.values = np.zeros((metrics, count), dtype=np.float64)
+        self.unparsed = np.zeros(count, dtype=bool)
+        self.generated = np.zeros(count, dtype=bool)
+        self.failure = np.zeros(count, dtype=bool)
+        self.truncated = np.zeros(count, dtype=bool)
+        self.cache_hit = np.zeros(count, dtype=bool)
+        self.retried = np.zeros(count, dtype=bool)
+        self.served = np.full(count, -1, dtype=np.int64)  # index into `served_ids`
+        self.served_ids: list[str] = []
+
+    @classmethod
+    def of(cls, compiled: CompiledRun, state: RunState, index: PlanIndex) -> _Facts | None:
+        metrics = [metric.name for metric in compiled.spec.metrics]
+        facts = cls(index.count, len(metrics))
+        ids, scores = _columns(state.scores, "trial_id", "scores")
+        at = index.id_positions(ids)
+        if at is None:
+            return None
+        facts.scored[at] = True
+        for row, metric in enumerate(metrics):
+            facts.values[row, at] = [held.get(metric, 0.0) for held in scores]
+        ids, answers = _columns(state.parses, "trial_id", "answer")
+        parsed = index.id_positions(ids)
+        if parsed is None:
+            return None
+        facts.unparsed[parsed] = [answer is None for answer in answers]
+        if not facts._generations(state, index):
+            return None
+        return facts if facts._failures(state, index) else None
+
+    def _generations(self, state: RunState, index: PlanIndex) -> bool:
+        keys, served, reasons, hits, attempts, retries = _columns(
+            state.generations,
+            "trial_key",
+            "served_model",
+            "finish_reason",
+            "cache_hit",
+            "attempts",
+            "retries",
+        )
+        placed = index.positions(keys)
+        if placed is None:
+            return False
+        rows, at = placed
+        self.generated[at] = True
+        self.truncated[at] = np.asarray([reason in TRUNCATED_REASONS for reason in reasons])[rows]
+        self.cache_hit[at] = np.asarray([bool(hit) for hit in hits], dtype=bool)[rows]
+        retried = [count > 1 or bool(again) for count, again in zip(attempts, retries, strict=True)]
+        self.retried[at] = np.asarray(retried, dtype=bool)[rows]
+        codes: dict[str, int] = {}
+        coded = [codes.setdefault(model, len(codes)) if model else -1 for model in served]
+        self.served_ids = list(codes)
+        self.served[at] = np.asarray(coded, dtype=np.int64)[rows]
+        return True
+
+    def _failures(self, state: RunState, index: PlanIndex) -> bool:
+        failures = state.generation_failures
+        keys = list(failures)
+        placed = index.positions(keys)
+        if placed is None:
+            return False
+        rows, at = placed
+        self.failure[at] = True
+        again = [failures[key].attempts > 1 or bool(failures[key].retries) for key in keys]
+        alone = np.asarray(again, dtype=bool)[rows]
+        # With a generation, any failure of its key counts as a retry; without one, its own.
+        self.retried[at] = np.where(self.generated[at], True, alone)
+        return True
+
+    def report(self, compiled: CompiledRun, state: RunState, by: Breakdown) -> Report:
+        spec = compiled.spec
+        metrics = [metric.name for metric in spec.metrics]
+        groups, group_of = _groups(compiled)
+        count = len(self.scored)
+        at = group_of[:count]
+        failed = ~self.generated & self.failure & ~self.scored
+        settled = self.scored | failed
+
+        def per_group(mask: np.ndarray) -> list[int]:
+            return [int(n) for n in np.bincount(at[mask], minlength=len(groups))]
+
+        tally = Tally(metrics)
+        planned = np.bincount(group_of, minlength=len(groups))
+        counted = {
+            "failed": per_group(failed),
+            "unparsed": per_group(self.scored & self.unparsed),
+            "truncated": per_group(self.truncated),
+            "retried": per_group(self.retried),
+            "cache_hits": per_group(self.cache_hit),
+        }
+        for number, group in enumerate(groups):
+            tally.values[group]  # the groups in plan order, as a walk of the plan makes them
+            for name, counts in counted.items():
+                if counts[number]:
+                    getattr(tally, name)[group] = counts[number]
+        tally.planned = int(planned.sum())
+        tally.scored = int(self.scored.sum())
+        tally.pending = tally.planned - tally.scored - int(failed.sum())
+        cluster_of = _clusters(compiled)[:count]
+        estimates = {}
+        for number, group in enumerate(groups):
+            chosen = settled & (at == number)
+            clusters = cluster_of[chosen]
+            for row, metric in enumerate(metrics):
+                values = self.values[row][chosen]
+                estimates[(group, metric)] = _estimate(values, clusters)
+        rows = tally.rows(
+            spec,
+            state,
+            by,
+            sampled=False,
+            estimated=lambda group, metric: estimates[(group, metric)],
+        )
+        return tallied_report(compiled, state, by, tally, self._served(compiled), (rows, []))
+
+    def _served(self, compiled: CompiledRun) -> dict[str, dict[str, int]]:
+        """Each model's served model ids with their counts, in the order a walk of the plan
+        meets them."""
+        spec = compiled.spec
+        count = len(self.served)
+        model_of = _model_positions(compiled)[:count]
+        served: dict[str, dict[str, int]] = {model.name: {} for model in spec.models}
+        shown = self.served >= 0
+        if not shown.any():
+            return served
+        combined = model_of[shown] * len(self.served_ids) + self.served[shown]
+        found, first, counts = np.unique(combined, return_index=True, return_counts=True)
+        met = zip(first.tolist(), found.tolist(), counts.tolist(), strict=True)
+        for _, code, number in sorted(met):
+            model, held = divmod(code, len(self.served_ids))
+            served[spec.models[model].name][self.served_ids[held]] = number
+        return served
+
+
+def _estimate(values: np.ndarray, clusters: np.ndarray) -> Estimate:
+    """A group's estimate of one metric from its settled trials' `values` and their cases
+    (`clusters`): each case's mean as `case_mean` takes it (`math.fsum` of its values over
+    their count), then `estimate_of_means` of them."""
+    binary = bool(np.all((values == 0.0) | (values == 1.0)))
+    found, at, counts = np.unique(clusters, return_inverse=True, return_counts=True)
+    if len(found) == len(values):  # one value a case: its mean is itself (fsum: -0.0 is 0.0)
+        means = (values + 0.0).tolist()
+    elif binary:  # sums of 0s and 1s are exact: as fsum's
+        means = (np.bincount(at, weights=values) / counts).tolist()
+    else:
+        held: list[list[float]] = [[] for _ in found]
+        for place, value in zip(at.tolist(), values.tolist(), strict=True):
+            held[place].append(value)
+        means = [case_mean(case) for case in held]
+    return estimate_of_means(means, len(values), binary=binary)
+
+
+def _blocks(compiled: CompiledRun) -> list[tuple[int, int]]:
+    """Each dataset's index and how many cases it has, in plan order (datasets without cases
+    hold no trial)."""
+    return [
+        (number, len(dataset.cases))
+        for number, dataset in enumerate(compiled.spec.datasets)
+        if dataset.cases
+    ]
+
+
+def _groups(compiled: CompiledRun) -> tuple[list[GroupKey], np.ndarray]:
+    """The default row groups in the order a walk of the plan meets them, and each plan
+    position's group (plan order: dataset, case, prompt, model, sample)."""
+    spec = compiled.spec
+    prompts, models = len(spec.prompts), len(spec.models)
+    numbers: dict[GroupKey, int] = {}
+    parts = []
+    for dataset, cases in _blocks(compiled):
+        within = np.empty((prompts, models), dtype=np.int64)
+        for p, prompt in enumerate(spec.prompts):
+            for m, model in enumerate(spec.models):
+                key = (spec.datasets[dataset].name, model.name, prompt.name)
+                within[p, m] = numbers.setdefault(key, len(numbers))
+        parts.append(np.tile(np.repeat(within.reshape(-1), spec.samples), cases))
+    group_of = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    return list(numbers), group_of
+
+
+def _clusters(compiled: CompiledRun) -> np.ndarray:
+    """Each plan position's case, as the report clusters its values (within a row group,
+    which holds one dataset: the case id; equal ids of one dataset are one case)."""
+    spec = compiled.spec
+    numbers: list[int] = []
+    for dataset, _ in _blocks(compiled):
+        first: dict[str, int] = {}
+        offset = len(numbers)
+        numbers += [
+            first.setdefault(c.id, offset + len(first)) for c in spec.datasets[dataset].cases
+        ]
+    per_case = len(spec.prompts) * len(spec.models) * spec.samples
+    return np.repeat(np.asarray(numbers, dtype=np.int64), per_case)
+
+
+def _model_positions(compiled: CompiledRun) -> np.ndarray:
+    """Each plan position's model (its index in the spec)."""
+    spec = compiled.spec
+    per_case = np.tile(np.repeat(np.arange(len(spec.models)), spec.samples), len(spec.prompts))
+    cases = sum(cases for _, cases in _blocks(compiled))
+    return np.tile(per_case.astype(np.int64), cases)
