@@ -486,6 +486,12 @@ class LogBrowser:
         executing now) is then placed from them, not planned again (ADR 0057)."""
         self._planned.give(snapshot.run_id, functools.partial(ref_columns, snapshot, refs))
 
+    def place(self, run_id: str) -> None:
+        """From an open store: make the table of the run's places ready now (planned places of
+        a run the store keeps none of yet; see `give_places`), before a page needs it."""
+        if isinstance(self._source, DuckDBStore) and self._keeps_copies():
+            self._places(run_id)
+
     def outline(self, run_id: str) -> tuple[RunSnapshot, tuple[str, ...]] | None:
         """The run's snapshot without its datasets' cases, and its cases' field names (see
         `duckdb_outline`); `None` for a run the store has no snapshot of."""

@@ -36,9 +36,11 @@ from typing import Any
 
 from themis.app.api.serving import LOOPBACK, ServerThread, bound_socket, url_of
 from themis.app.api.viewer import Preparation, start_warming, viewer_app
+from themis.app.execution.running import RunningExecution, watching
 from themis.app.wiring import reader_of, store_and_reader, viewer_notice
-from themis.core.errors import ConfigError
+from themis.core.errors import ConfigError, ThemisError
 from themis.ports.store import StorePort
+from themis.threads import SignalSafeThread
 
 __all__ = ["LiveViewer", "live_viewer"]
 
@@ -105,6 +107,10 @@ class LiveViewer:
         self._switch = _Switch(viewer_app(self._reader, written=self._store))
         self._server = ServerThread(self._switch, sock)
         self._preparing: Preparation | None = None
+        # Each run that starts executing on the store is prepared in a thread (ADR 0068).
+        self._running: list[SignalSafeThread] = []
+        self._watch = contextlib.ExitStack()
+        self._watch.enter_context(watching(self._store, self._prepare_running))
 
     @property
     def url(self) -> str:
@@ -135,6 +141,30 @@ class LiveViewer:
     def start(self) -> None:
         self._server.start()
 
+    def _prepare_running(self, execution: RunningExecution) -> None:
+        """In the thread of an execution starting on the store: prepare its run's pages in a
+        thread of its own (`ViewerCache.prepare_running`)."""
+        cache = self._switch.app.state.cache
+
+        def prepare() -> None:
+            with contextlib.suppress(ThemisError):  # its pages will say why
+                cache.prepare_running(execution)
+
+        thread = SignalSafeThread(prepare, name="themis-view-running")
+        with self._lock:
+            self._running = [held for held in self._running if held.is_alive()]
+            self._running.append(thread)
+        thread.start()
+
+    def _stop_preparing_running(self) -> None:
+        """Stop watching the store and wait for the runs being prepared (a thread may be
+        inside DuckDB, reading the store about to close)."""
+        self._watch.close()
+        with self._lock:
+            threads, self._running = self._running, []
+        for thread in threads:
+            thread.join_through_interrupt()
+
     def release(self) -> None:
         """Close the store (other processes may open it again; a store given open is left to
         its owner); the viewer keeps serving, opening the file read-only for each request, and
@@ -142,6 +172,7 @@ class LiveViewer:
         self._release(prepare=True)
 
     def _release(self, *, prepare: bool) -> None:
+        self._stop_preparing_running()
         with self._lock:
             if self._store is None:
                 return

@@ -267,6 +267,24 @@ class ViewerCache:
                 self.browser.give_places(loaded[0], trial_refs(compiled, record))
         return record
 
+    def prepare_running(self, execution: RunningExecution) -> None:
+        """What the pages of a run executing in this process need that stays as it runs,
+        prepared before anyone asks (ADR 0068): its compiled run, the keys of its whole plan
+        (planned here while a fresh execution reads its own plan as it goes), where each
+        trial stands in it, and its trials' places. A page of the run meanwhile waits for
+        it (the run's reporting lock) rather than planning the run a second time."""
+        run_id = execution.compiled.run_id
+        with self.lock:
+            reporting = self.reporting.setdefault(run_id, threading.Lock())
+        with reporting:
+            self.load(execution.store, run_id)
+            record = self.planned(execution.compiled)
+            index = PlanIndex()
+            index.extend(record)
+            with self.lock:
+                self.indexes = {run_id: index}
+        self.browser.place(run_id)
+
     def prepared(self, run_id: str) -> bool:
         """Whether the run's report (default rows) and trial rows are kept for its log as last
         listed: its pages then answer without a fold or a copy."""
