@@ -80,6 +80,14 @@ def test_a_running_run_is_followed_from_its_executions_fold(
                 ),
                 "the free trials written",
             )
+            # The run was prepared as it started, before any page asked (ADR 0068): its
+            # whole plan's keys and where each trial stands in it.
+            cache = viewer.app.state.cache
+            _until(
+                lambda: run in cache.indexes and cache.indexes[run].count == 24,
+                "the run prepared",
+            )
+            monkeypatch.setattr(viewer_cache, "planned_once", _never)
             monkeypatch.setattr(viewer_cache, "load_state", _never)
             monkeypatch.setattr(viewer_cache, "load_compiled", _never)
             # Its trials' places come from the plan the viewer read for the report.
