@@ -108,6 +108,14 @@ def test_a_running_run_is_followed_from_its_executions_fold(
                 assert rows["total"] == 24
                 settled = [row for row in rows["rows"] if row["status"] in ("scored", "failed")]
                 assert len(settled) == FREE
+                # Its trials and failures were read from their own rows, not a copy of every
+                # trial's (ADR 0068), and are the copy's.
+                assert not cache.browser.holds(run, cache.browser.versions[run])
+                cache.browser.executing = lambda run_id: False
+                copied = client.get(f"/api/runs/{run}").json()
+                assert cache.browser.holds(run, cache.browser.versions[run])
+                for part in ("trials", "failures"):
+                    assert page.json()[part] == copied[part]
                 assert client.get(f"/runs/{run}").status_code == 200
                 gate.set()
                 thread.join(timeout=60)

@@ -17,7 +17,7 @@ import functools
 import itertools
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -118,6 +118,12 @@ class LogBrowser:
         self._log_batched = False
         # Each run's event count as the caller last read it (`kept` trusts it when given).
         self.versions: dict[str, int] = {}
+        # How the narrow reads (`_rows_of`, `failure_kinds`) name the store's tables: attached
+        # as `store` from a path, the cursor's own from an open store.
+        self._store = "" if isinstance(source, DuckDBStore) else "store."
+        # Whether a run executes now in the process holding the open store (its owner tells):
+        # its pages then read only their own rows (`_open_narrow`, ADR 0068).
+        self.executing: Callable[[str], bool] = lambda run_id: False
 
     def _places(self, run_id: str) -> str:
         """From an open store: the table of the run's places (see `PlannedPlaces`)."""
@@ -143,7 +149,12 @@ class LogBrowser:
     ) -> list[dict[str, Any]]:
         """From a path: `sql` on this browser's memory database with the store attached
         read-only as `store`, `{places}` standing for the table of the places of run `run_id`
-        (`None`: `sql` reads no places)."""
+        (`None`: `sql` reads no places). From an open store: `sql` on a cursor of it, its
+        tables named without a prefix (`_store`)."""
+        if isinstance(self._source, DuckDBStore):
+            if run_id is not None:
+                sql = sql.format(places=self._places(run_id))
+            return self._query(sql, parameters)
         with self._building:
             if self._memory is None:
                 self._memory = quiet_connection()
@@ -555,7 +566,8 @@ class LogBrowser:
         if sort not in TRIAL_SORTS:
             raise StoreError(f"sort: must be one of {', '.join(TRIAL_SORTS)}; got {sort!r}")
         words = search.lower().split()
-        if sort == "position" and not words and self._narrow(run_id):
+        plan_order = sort == "position" and not words
+        if plan_order and (self._narrow(run_id) or self._open_narrow(run_id)):
             return self._plan_page(run_id, offset, limit, descending=descending)
         where = "".join(f" AND t.haystack LIKE $w{index}" for index in range(len(words)))
         direction = "DESC" if descending else "ASC"
@@ -628,14 +640,28 @@ class LogBrowser:
             run_id, self.versions.get(run_id)
         )
 
+    def _open_narrow(self, run_id: str) -> bool:
+        """Whether a page of trials in plan order, or the failures, of the run read only their
+        own rows from an open store (ADR 0068): while the run executes in the process holding
+        it (`executing`; its log grows at every page: a copy would be made again and again)
+        and its trial rows are not kept for its log as last listed, where this browser can
+        keep places (a memory database attached to the store's instance)."""
+        return (
+            isinstance(self._source, DuckDBStore)
+            and self.executing(run_id)
+            and not self.holds(run_id, self.versions.get(run_id))
+            and self._keeps_copies()
+        )
+
     def _rows_of(
         self, run_id: str, keys: tuple[str, dict[str, Any]], sql: str, parameters: dict[str, Any]
     ) -> list[dict[str, Any]]:
         """`sql`, `{run}` standing for the trial rows of the run's trials whose keys the
         subquery `keys[0]` (with its parameters `keys[1]`) selects, `{places}` in it naming the
-        run's places and `store.events` the store's log: computed from the store file for this
-        query alone. The keys are read first and given as a list, so that only their events'
-        payloads are read (a subquery would read every payload of the run)."""
+        run's places and `store.events` the store's log (from an open store, its own): computed
+        from the store for this query alone. The keys are read first and given as a list, so
+        that only their events' payloads are read (a subquery would read every payload of the
+        run)."""
         version = self.versions.get(run_id)
         asked = _hashable({**keys[1], **parameters})
         key = (run_id, version, keys[0], sql, *sorted(asked.items()))
@@ -651,9 +677,9 @@ class LogBrowser:
             needles: dict[str, list[str]] = {}
             if self._batched():  # only the log's rows holding those keys' events are split,
                 # none for no key (no trial: e.g. the failures of a run none of whose failed)
-                rows_kept, needles = keyed_rows(given, "store.") if given else (" AND false", {})
-                log = events_of_rows("store.", rows_kept, timed=False)
-            rows = trial_rows("run", "store.", "{places}", events, f" AND {chosen}", log)
+                rows_kept, needles = keyed_rows(given, self._store) if given else (" AND false", {})
+                log = events_of_rows(self._store, rows_kept, timed=False)
+            rows = trial_rows("run", self._store, "{places}", events, f" AND {chosen}", log)
             query = sql.replace("{run}", f"({rows})")
             found = self._attached(
                 query, {**parameters, **needles, "run": run_id, "keys": given}, run_id
@@ -868,11 +894,11 @@ class LogBrowser:
             " FROM {run} WHERE status = 'failed'"
             " GROUP BY error_kind ORDER BY n DESC, error_kind"
         )
-        if self._narrow(run_id):  # the rows of trials with a failure logged, alone
-            failed = "store.events WHERE run_id = $run AND kind = 'generation_failed'"
+        if self._narrow(run_id) or self._open_narrow(run_id):  # the failed trials alone
+            failed = f"{self._store}events WHERE run_id = $run AND kind = 'generation_failed'"
             if self._batched():  # only the log's rows holding a failure are split
                 failed = (
-                    events_of_rows("store.", " AND contains(kinds, 'generation_failed')")
+                    events_of_rows(self._store, " AND contains(kinds, 'generation_failed')")
                     + " WHERE kind = 'generation_failed'"
                 )
             rows = self._rows_of(run_id, (failed, {}), sql, {"cases": cases})
