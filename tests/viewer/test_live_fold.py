@@ -58,6 +58,17 @@ def _never(*args: object, **kwargs: object) -> object:
     raise AssertionError("the viewer compiled the run or folded its log again")
 
 
+def _read_from_own_rows(client: httpx.Client, cache: Any, run: str, shown: Any) -> None:
+    """The page's trials and failures were read from their own rows, not a copy of every
+    trial's (ADR 0068), and are the copy's."""
+    assert not cache.browser.holds(run, cache.browser.versions[run])
+    cache.browser.executing = lambda run_id: False
+    copied = client.get(f"/api/runs/{run}").json()
+    assert cache.browser.holds(run, cache.browser.versions[run])
+    for part in ("trials", "failures"):
+        assert shown[part] == copied[part]
+
+
 def test_a_running_run_is_followed_from_its_executions_fold(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -108,14 +119,7 @@ def test_a_running_run_is_followed_from_its_executions_fold(
                 assert rows["total"] == 24
                 settled = [row for row in rows["rows"] if row["status"] in ("scored", "failed")]
                 assert len(settled) == FREE
-                # Its trials and failures were read from their own rows, not a copy of every
-                # trial's (ADR 0068), and are the copy's.
-                assert not cache.browser.holds(run, cache.browser.versions[run])
-                cache.browser.executing = lambda run_id: False
-                copied = client.get(f"/api/runs/{run}").json()
-                assert cache.browser.holds(run, cache.browser.versions[run])
-                for part in ("trials", "failures"):
-                    assert page.json()[part] == copied[part]
+                _read_from_own_rows(client, cache, run, page.json())
                 assert client.get(f"/runs/{run}").status_code == 200
                 gate.set()
                 thread.join(timeout=60)
