@@ -270,3 +270,75 @@ def test_a_reader_sees_what_the_writer_commits_and_writes_nothing(path: Path) ->
         reader.close()
     assert store.last_seq("run-a") == len(SAMPLE_EVENTS)
     store.close()
+
+
+def _read_only_answers(store: DuckDBStore) -> tuple[object, ...]:
+    return (
+        store.runs(),
+        store.read("run-a"),
+        store.load_snapshot("run-a"),
+        store.last_seq("run-a"),
+        store.load_checkpoint_summary("run-a"),
+    )
+
+
+def test_a_store_attached_inside_a_host_reads_as_a_read_only_open_and_writes_nothing(
+    path: Path,
+) -> None:
+    """`DuckDBStore.attached` (the viewer's open, ADR 0066): the file attached read-only to a
+    host connection's memory database answers every read as a read-only open does, its cursors
+    see the store's tables unqualified, a write raises, and `close` detaches it, releasing the
+    file for a writer; the host stays usable."""
+    store = DuckDBStore(path)
+    store.save_snapshot(make_snapshot("run-a"))
+    store.append("run-a", 1, SAMPLE_EVENTS)
+    store.close()
+    opened = DuckDBStore(path, read_only=True)
+    expected = _read_only_answers(opened)
+    opened.close()
+    host = duckdb.connect()
+    attached = DuckDBStore.attached(host, path)
+    try:
+        assert _read_only_answers(attached) == expected
+        cursor = attached.cursor()
+        (count,) = cursor.execute("SELECT count(*) FROM events WHERE run_id = 'run-a'").fetchone()
+        cursor.close()
+        assert count == len(SAMPLE_EVENTS)
+        with pytest.raises(StoreError, match="only reads"):
+            attached.append("run-a", 10, SAMPLE_EVENTS)
+    finally:
+        attached.close()
+    listed = host.execute("SELECT database_name FROM duckdb_databases()").fetchall()
+    names = {name for (name,) in listed}
+    assert not any(name.startswith("themis_store_") for name in names)
+    writer = DuckDBStore(path)  # the file is free again
+    writer.append("run-a", len(SAMPLE_EVENTS) + 1, answers(1))
+    writer.close()
+    host.close()
+
+
+def test_an_attached_open_is_refused_as_a_read_only_open_is(tmp_path: Path) -> None:
+    """A missing file and another program's file give the read-only open's one-line errors."""
+    missing = tmp_path / "missing.duckdb"
+    other = tmp_path / "other.duckdb"
+    with duckdb.connect(str(other)) as con:
+        con.execute("CREATE TABLE t (x INTEGER)")
+    host = duckdb.connect()
+    for target in (missing, other):
+        with pytest.raises(StoreError) as read_only:
+            DuckDBStore(target, read_only=True)
+        with pytest.raises(StoreError) as attached:
+            DuckDBStore.attached(host, target)
+        assert str(attached.value) == str(read_only.value)
+    host.close()
+
+
+@pytest.mark.slow
+def test_an_attached_open_of_a_held_file_names_its_pid(
+    path: Path, holder: subprocess.Popen[str]
+) -> None:
+    host = duckdb.connect()
+    with pytest.raises(StoreLocked) as raised:
+        DuckDBStore.attached(host, path, lock_wait=0.0)
+    assert (raised.value.pid, raised.value.path) == (holder.pid, str(path))
+    host.close()

@@ -145,8 +145,10 @@ def test_a_first_comparison_of_warm_runs_reads_only_what_is_kept(
     def refused(*args: object, **kwargs: object) -> None:
         raise AssertionError("the store was opened")
 
-    monkeypatch.setattr("themis.app.api.viewer_cache.opened_store", refused)
-    monkeypatch.setattr("themis.app.api.viewer_data.opened_store", refused)
+    # Every open of the store: the viewer's (attached to its browser's memory database, ADR
+    # 0066) and any other.
+    monkeypatch.setattr("themis.adapters.stores.duckdb.DuckDBStore.attached", refused)
+    monkeypatch.setattr("themis.adapters.stores.duckdb.DuckDBStore.__init__", refused)
     query = data.CompareQuery(a=viewer_store.run_a, b=viewer_store.run_b)
     comparison, disagreements = data.compare_data(path, query, cache)
     assert comparison == expected

@@ -25,11 +25,10 @@ import attrs
 import duckdb
 
 from themis.adapters.codec import decode_event
-from themis.adapters.duckdb_quiet import quiet, quiet_connection
+from themis.adapters.duckdb_quiet import quiet_connection
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.duckdb_case import KEYED_EVENTS, CaseReading, read_case
 from themis.adapters.stores.duckdb_log import events_of_rows, keyed_rows
-from themis.adapters.stores.duckdb_open import open_error, prepare_schema
 from themis.adapters.stores.duckdb_outline import OUTLINE, outline_of
 from themis.adapters.stores.duckdb_trial_rows import (
     NarrowRows,
@@ -174,52 +173,31 @@ class LogBrowser:
                 cursor.close()
 
     def _query(self, sql: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
-        if isinstance(self._source, DuckDBStore):
-            return self._run(self._source.cursor(), sql, parameters)
-        store = DuckDBStore(self._path, read_only=True, lock_wait=0.0)
-        try:
+        with self.opened() as store:
             return self._run(store.cursor(), sql, parameters)
+
+    @contextmanager
+    def opened(self) -> Iterator[DuckDBStore]:
+        """The store, open for a few reads: the open store this browser was given (left open),
+        or the file attached read-only inside this browser's memory database
+        (`DuckDBStore.attached`: ~2 ms of CPU where a connection of its own costs ~18, ADR
+        0066; `StoreLocked` at once while another process holds it, as every read-only open),
+        and closed (detached) afterwards."""
+        if isinstance(self._source, DuckDBStore):
+            yield self._source
+            return
+        store = DuckDBStore.attached(self._host(), self._path, lock_wait=0.0)
+        try:
+            yield store
         finally:
             store.close()
 
-    @contextmanager
-    def _reading(self) -> Iterator[Any]:
-        """A cursor whose unqualified names are the store's, for several queries on one open:
-        from an open store, a cursor of it; from a path, a cursor of this browser's memory
-        database with the file attached read-only under a name of its own and checked as a
-        read-only open checks it (`StoreLocked` while another process holds it), detached
-        afterwards. Attaching costs ~2 ms of CPU where opening the file on a connection of its
-        own (`DuckDBStore`) costs ~18 (ADR 0066)."""
-        if isinstance(self._source, DuckDBStore):
-            cursor = self._source.cursor()
-            try:
-                yield cursor
-            finally:
-                cursor.close()
-            return
-        if not os.path.exists(self._path):
-            raise StoreError(f"{self._path}: no such store")
+    def _host(self) -> Any:
+        """This browser's memory database (made at its first need)."""
         with self._building:
             if self._memory is None:
                 self._memory = quiet_connection()
-            cursor = quiet(self._memory.cursor())
-        name = f"themis_store_{next(_ATTACHED)}"
-        try:
-            cursor.execute(f"ATTACH $path AS {name} (READ_ONLY)", {"path": self._path})
-        except duckdb.Error as error:
-            cursor.close()
-            raise open_error(self._path, error) from error
-        try:
-            cursor.execute(f"USE {name}")
-            prepare_schema(cursor, self._path, read_only=True)
-            yield cursor
-        except duckdb.Error as error:
-            raise StoreError(f"{self._path}: {str(error).splitlines()[0]}") from error
-        finally:
-            with suppress(duckdb.Error):
-                cursor.execute("USE memory")
-                cursor.execute(f"DETACH {name}")
-            cursor.close()
+            return self._memory
 
     def _run(
         self, cursor: Any, sql: str, parameters: dict[str, Any], *, close: bool = True
@@ -327,22 +305,12 @@ class LogBrowser:
     def _batched(self) -> bool:
         """Whether the store keeps its log in `event_batches` (once seen, for good)."""
         if not self._log_batched:
-            if isinstance(self._source, DuckDBStore):
-                cursor = self._source.cursor()
+            with self.opened() as store:
+                cursor = store.cursor()
                 try:
                     self._log_batched = _batched(cursor, "")
                 finally:
                     cursor.close()
-            else:
-                store = DuckDBStore(self._path, read_only=True, lock_wait=0.0)
-                try:
-                    cursor = store.cursor()
-                    try:
-                        self._log_batched = _batched(cursor, "")
-                    finally:
-                        cursor.close()
-                finally:
-                    store.close()
         return self._log_batched
 
     def close(self) -> None:
@@ -827,8 +795,14 @@ class LogBrowser:
         """Case `case_id` of the run read alone, in one open of the store (`read_case`: the
         snapshot cut to the case, its trials as the store placed them, their events); `None`
         when its trials would have to be planned from the whole run."""
-        with self._reading() as cursor:
-            return read_case(cursor, run_id, case_id)
+        with self.opened() as store:
+            cursor = store.cursor()
+            try:
+                return read_case(cursor, run_id, case_id)
+            except duckdb.Error as error:
+                raise StoreError(f"{self._path}: {str(error).splitlines()[0]}") from error
+            finally:
+                cursor.close()
 
     def latest(self, run_id: str, *, limit: int = 10) -> list[dict[str, Any]]:
         """The run's trials that most recently finished (scored, or failed for good), newest

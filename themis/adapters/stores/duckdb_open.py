@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import duckdb
 
-from themis.adapters.duckdb_quiet import quiet_connection
+from themis.adapters.duckdb_quiet import quiet, quiet_connection
 from themis.adapters.stores.duckdb_log import BATCHES_TABLE, migrate_events
 from themis.adapters.stores.duckdb_views import PLACES_TABLE
 from themis.core.errors import StoreError, StoreLocked
@@ -28,6 +28,7 @@ __all__ = [
     "READABLE_FROM",
     "SCHEMA_VERSION",
     "StoreNeedsWriting",
+    "attach",
     "connect",
     "open_error",
     "prepare_schema",
@@ -106,6 +107,47 @@ def connect(path: str, *, read_only: bool, lock_wait: float) -> Any:
                 raise failure from error
         time.sleep(pause)
         pause = min(pause * 2, 0.1)
+
+
+def attach(host: Any, path: str, name: str, *, lock_wait: float) -> Any:
+    """A cursor of `host` (an in-memory DuckDB connection of the caller's) whose default
+    database is the store file at `path`, attached read-only as `name` and checked as a
+    read-only open checks it, waiting up to `lock_wait` seconds while another process holds
+    it, as `connect` does.
+    Attaching costs ~2 ms of CPU where a connection of its own costs ~18 (ADR 0066)."""
+    if not _exists(path):
+        raise StoreError(f"{path}: no such store")
+    cursor = quiet(host.cursor())
+    deadline = time.monotonic() + lock_wait
+    pause = 0.005
+    try:
+        while True:
+            try:
+                cursor.execute(f"ATTACH $path AS {name} (READ_ONLY)", {"path": path})
+                break
+            except duckdb.Error as error:
+                failure = open_error(path, error)
+                if not isinstance(failure, StoreLocked) or time.monotonic() + pause > deadline:
+                    raise failure from error
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+        try:
+            cursor.execute(f"USE {name}")
+            prepare_schema(cursor, path, read_only=True)
+        except BaseException:
+            detach(cursor, name)
+            raise
+    except BaseException:
+        cursor.close()
+        raise
+    return cursor
+
+
+def detach(cursor: Any, name: str) -> None:
+    """Detach the database `attach` attached as `name` (the cursor stays open)."""
+    with suppress(duckdb.Error):
+        cursor.execute("USE memory")
+        cursor.execute(f"DETACH {name}")
 
 
 def _exists(path: str) -> bool:

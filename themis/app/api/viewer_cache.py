@@ -16,7 +16,7 @@ from themis.app.execution.running import RunningExecution, running_execution
 from themis.app.usecases.checkpoints import fresh_checkpoint_report
 from themis.app.usecases.reporting import ReportDocument, checkpoint_document, report_document
 from themis.app.usecases.stored import load_compiled, load_state, resolve_run_id
-from themis.app.wiring import StoreLike, log_browser, opened_store
+from themis.app.wiring import StoreLike, log_browser
 from themis.core.breakdown import Breakdown, field_names
 from themis.core.case_results import planned_once
 from themis.core.case_values import CaseMeans
@@ -109,8 +109,8 @@ class ViewerCache:
         fingerprint = self.browser.fingerprint()
         if fingerprint is not None and self.listed is not None and self.listed[0] == fingerprint:
             return self.listed[1]
-        with opened_store(store, read_only=True) as opened:
-            summaries = opened.runs()
+        with self.browser.opened() as opened:
+            summaries: list[RunSummary] = opened.runs()
         self.browser.versions.update({summary.run_id: summary.event_count for summary in summaries})
         self.listed = (fingerprint, summaries)
         return summaries
@@ -132,7 +132,7 @@ class ViewerCache:
             and (summary.run_id, summary.event_count, Breakdown()) not in self.documents
         ]
         if missing:
-            with opened_store(store, read_only=True) as opened:
+            with self.browser.opened() as opened:
                 for summary in missing:
                     cached = fresh_checkpoint_report(opened, summary.run_id, summary.name)
                     if cached is not None:
@@ -184,7 +184,7 @@ class ViewerCache:
             outline = self.outline(store, run_id) if by.is_default else None
             with self.lock:
                 reporting = self.reporting.setdefault(run_id, threading.Lock())
-            with reporting, opened_store(store, read_only=True) as opened:
+            with reporting, self.browser.opened() as opened:
                 if outline is not None:
                     document = checkpoint_document(opened, *outline)
                 if document is None:
@@ -327,7 +327,7 @@ class ViewerCache:
 
     def _folded(self, store: StoreLike, run_id: str) -> tuple[CompiledRun, RunState]:
         """The run compiled (once) and its state folded from the store."""
-        with opened_store(store, read_only=True) as opened:
+        with self.browser.opened() as opened:
             compiled = self.load(opened, run_id)[1]
             state, _ = load_state(opened, run_id)
         return compiled, state

@@ -25,11 +25,10 @@ from themis.app.render.report_text import Columns, when
 from themis.app.render.reports import document_json
 from themis.app.usecases.comparing import compare_stored
 from themis.app.usecases.reporting import ReportDocument
-from themis.app.usecases.stored import compile_case, resolve_run_id
+from themis.app.usecases.stored import compile_case
 from themis.app.wiring import (
     StoreLike,
     live_progress_at,
-    opened_store,
     viewer_notice,
 )
 from themis.core.breakdown import Breakdown
@@ -70,7 +69,7 @@ def warm(store: StoreLike, cache: ViewerCache, stopped: Callable[[], bool] = _ne
         with suppress(ThemisError):  # a run this Themis cannot read: its pages will say why
             cache.document(store, summary.run_id, Breakdown(), summary.event_count)
             cache.browser.kept(summary.run_id, summary.event_count)
-            with opened_store(store, read_only=True) as opened:  # what a case page needs
+            with cache.browser.opened() as opened:  # what a case page needs
                 cache.load(opened, summary.run_id)
             prepared.append(summary)
     for summary in prepared:
@@ -169,16 +168,10 @@ def latest_data(
     store: StoreLike, run_id: str, cache: ViewerCache | None = None, limit: int = LATEST
 ) -> dict[str, Any]:
     """`/api/runs/{id}/latest`: the trials that finished last, newest first."""
-    resolved = resolve(store, run_id)
-    browser = (cache or ViewerCache.of(store)).browser
-    rows = browser.latest(resolved, limit=max(1, min(limit, MAX_PAGE)))
+    cache = cache or ViewerCache.of(store)
+    resolved, _ = cache.resolve(store, run_id)
+    rows = cache.browser.latest(resolved, limit=max(1, min(limit, MAX_PAGE)))
     return {"run_id": resolved, "rows": rows}
-
-
-def resolve(store: StoreLike, run_id: str) -> str:
-    """The full id of the run `run_id` names (a unique prefix will do)."""
-    with opened_store(store, read_only=True) as opened:
-        return resolve_run_id(opened, run_id)
 
 
 def _stage(report: Report) -> str | None:
@@ -280,7 +273,7 @@ def case_data(
         if alone is not None:
             return evaluation_json(alone)
         if resolved not in cache.compiled:
-            with opened_store(store, read_only=True) as opened:
+            with cache.browser.opened() as opened:
                 cache.load(opened, resolved)
         _, compiled = cache.compiled[resolved]
     except StoreLocked:  # held by a running process: says so, as `inspect evaluation` does
