@@ -80,9 +80,13 @@ _STATUS = """CASE WHEN s.trial_id IS NOT NULL THEN 'scored'
        WHEN g.trial_key IS NOT NULL THEN 'generated'
        WHEN f.trial_key IS NOT NULL THEN 'failed'
        ELSE 'pending' END AS status"""
-_ERROR_KIND = "CASE WHEN g.trial_key IS NULL THEN f.error_kind END AS error_kind"
-_HAYSTACK = """lower(concat_ws(' ', t.dataset, t.case_id, t.model, t.prompt, status, pa.answer,
-    error_kind)) AS haystack"""
+_KIND_SHOWN = "CASE WHEN g.trial_key IS NULL THEN f.error_kind END"
+_ERROR_KIND = f"{_KIND_SHOWN} AS error_kind"
+# The error kind by its expression: the bare name `error_kind` is the failure's own column
+# (`f.error_kind`), which DuckDB prefers to the alias, and a trial generated after its failure
+# was found by the failure's kind.
+_HAYSTACK = f"""lower(concat_ws(' ', t.dataset, t.case_id, t.model, t.prompt, status, pa.answer,
+    {_KIND_SHOWN})) AS haystack"""
 # A run's trials as the `trials` view has them (`duckdb_views`: the same rules, rows and
 # columns; `tests/viewer/test_trial_rows.py` compares them), plus the start of the response, the
 # plan position and the words a search looks in: every page of trials, failures and
