@@ -270,3 +270,31 @@ def test_a_first_comparison_copies_no_trial_rows(viewer_store: ViewerStore) -> N
             runs = (query.a, query.b)
             assert comparison == compare_stored(opened, runs, models=query.models)
     assert totals[1:] == [3, 3]  # beta is wrong on the odd cases
+
+
+def test_disagreements_of_a_kept_run_and_one_not_kept_equal_the_kept_rows(
+    viewer_store: ViewerStore,
+) -> None:
+    """Each side of the disagreements is read from each case's values (ADR 0067): of the kept
+    trial rows for a kept run, of the case values read from the log for one not kept (those
+    read for the run's own metrics, or for the metric alone when they lack it): the same page
+    either way."""
+    path = str(viewer_store.path)
+    run_a, run_b = viewer_store.run_a, viewer_store.run_b
+    kept = LogBrowser(path)
+    for run in (run_a, run_b):
+        kept.kept(run)
+        kept.versions[run] = kept._tables[run][0]
+    sides = [(run_a, "alpha"), (run_b, "beta")]
+    expected = kept.disagreements(sides, "exact_match", limit=5)
+    assert expected.total == 3
+    half = LogBrowser(path)
+    half.kept(run_a)
+    half.versions[run_a] = half._tables[run_a][0]
+    assert not half.holds(run_b, half.versions.get(run_b))
+    for metrics in (None, {run_b: ["exact_match"]}, {run_b: ["other", "exact_match"]}):
+        assert half.disagreements(sides, "exact_match", metrics=metrics, limit=5) == expected
+    lacking = kept.disagreements(sides, "other", limit=50)
+    # Neither side has it: no mean but beta's failed case (a failed trial counts 0).
+    assert [(row["case_id"], row["a"], row["b"]) for row in lacking.rows] == [("n5", None, 0.0)]
+    assert half.disagreements(sides, "other", metrics={run_b: ["exact_match"]}) == lacking

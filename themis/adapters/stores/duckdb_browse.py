@@ -17,7 +17,7 @@ import functools
 import itertools
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -31,9 +31,12 @@ from themis.adapters.stores.duckdb_case import KEYED_EVENTS, CaseReading, read_c
 from themis.adapters.stores.duckdb_log import events_of_rows, keyed_rows
 from themis.adapters.stores.duckdb_outline import OUTLINE, outline_of
 from themis.adapters.stores.duckdb_trial_rows import (
+    MetricLogs,
     NarrowRows,
     PlannedPlaces,
-    score_rows,
+    case_values,
+    metric_path,
+    metric_rows,
     search_rows,
     timing_rows,
     trial_rows,
@@ -111,9 +114,9 @@ class LogBrowser:
         # Answers computed from a few trials' rows of a run not kept yet (`_rows_of`), by the
         # run's event count: a page asked for again before the run is kept is not recomputed.
         self._narrowed: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-        # What a comparison, a search or a sort reads of a run not kept yet (`_narrow_table`),
-        # by (run id, query) -> (its event count, the table).
-        self._narrowed_tables: dict[tuple[str, str], tuple[int, str]] = {}
+        # What a comparison, a search or a sort reads of a run not kept yet (`_made_table`),
+        # by (run id, what it holds) -> (its event count, the table).
+        self._narrowed_tables: dict[tuple[str, tuple[str, ...]], tuple[int, str]] = {}
         self._log_batched = False
         # Each run's event count as the caller last read it (`kept` trusts it when given).
         self.versions: dict[str, int] = {}
@@ -213,18 +216,11 @@ class LogBrowser:
                 cursor.close()
 
     def _over_rows(
-        self,
-        sql: str,
-        parameters: dict[str, Any],
-        runs: dict[str, str],
-        *,
-        scores_only: bool = False,
+        self, sql: str, parameters: dict[str, Any], runs: dict[str, str]
     ) -> list[dict[str, Any]]:
         """Run `sql`, whose `{name}` placeholders stand for the trial rows of `runs[name]`: the
         kept copies of them (see `kept`), or, from an open store that cannot attach a memory
-        database (a read-only one), the rows computed in the store for this query. With
-        `scores_only` (`sql` reads only places, status and scores), a run not kept is read as
-        `_scores_of` keeps it, without copying its trial rows."""
+        database (a read-only one), the rows computed in the store for this query."""
         if not self._keeps_copies():  # computed once per query, however named
             rows = ", ".join(
                 f"rows_{name} AS MATERIALIZED ({trial_rows(name, places=self._places(run))})"
@@ -232,34 +228,60 @@ class LogBrowser:
             )
             sources = {name: f"rows_{name}" for name in runs}
             query = sql.format(**sources)
+            if not rows:
+                return self._query(query, parameters)
             query = (
                 f"WITH {rows}, {query[5:]}" if query.startswith("WITH ") else f"WITH {rows} {query}"
             )
             return self._query(query, {**parameters, **runs})
-        sources = {
-            name: self._scores_of(run_id)
-            if scores_only and self._narrow(run_id)
-            else self.kept(run_id, self.versions.get(run_id))
-            for name, run_id in runs.items()
-        }
+        sources = {name: self.kept(run, self.versions.get(run)) for name, run in runs.items()}
         return self._run(self._copies(), sql.format(**sources), parameters)
 
-    def _scores_of(self, run_id: str) -> str:
+    def _metric_table(self, run_id: str, metrics: Sequence[str]) -> str:
         """From a path, for a run whose trial rows are not kept: a table of this browser's own
-        with what a comparison reads of each trial (`score_rows`: place, status, scores), made
-        without parsing a generation or a parse (ADR 0057)."""
-        return self._narrow_table(run_id, score_rows)
+        with what a comparison reads of each trial (`metric_rows`: place, status if settled,
+        its value on each of `metrics`), made without parsing a generation or a parse, nor a
+        score's other metrics (ADR 0067)."""
+
+        def made(cursor: Any, places: str) -> tuple[str, dict[str, Any]]:
+            return _metric_query(cursor, run_id, "store.", places, metrics)
+
+        return self._made_table(run_id, ("metric_rows", *metrics), made)
+
+    def _case_table(self, run_id: str, metrics: Sequence[str]) -> str:
+        """From a path, for a run whose trial rows are not kept: a table of this browser's own
+        with each case's values on `metrics` (`case_values` of its `metric_rows`, ADR 0067)."""
+
+        def made(cursor: Any, places: str) -> tuple[str, dict[str, Any]]:
+            rows, parameters = _metric_query(cursor, run_id, "store.", places, metrics)
+            return case_values(f"({rows})", len(metrics)), parameters
+
+        return self._made_table(run_id, ("case_values", *metrics), made)
 
     def _narrow_table(self, run_id: str, query: NarrowRows) -> str:
         """From a path, for a run whose trial rows are not kept: a table of this browser's own
-        with the rows `query` (`score_rows`, `search_rows`, `timing_rows`) gives of each of
-        its trials, kept while the run's event count is as last listed."""
+        with the rows `query` (`search_rows`, `timing_rows`) gives of each of its trials."""
+
+        def made(cursor: Any, places: str) -> tuple[str, dict[str, Any]]:
+            return query("run", "store.", places, log=_untimed(cursor, "store.")), {}
+
+        return self._made_table(run_id, (query.name,), made)
+
+    def _made_table(
+        self,
+        run_id: str,
+        what: tuple[str, ...],
+        made: Callable[[Any, str], tuple[str, dict[str, Any]]],
+    ) -> str:
+        """A table of this browser's own made by the query `made(cursor, places)` gives (with
+        its parameters; `$run` is the run, `store.` the store file attached, `places` the
+        run's places), kept by (run, `what`) while the run's event count is as last listed."""
         version = self.versions.get(run_id)
         with self._building:
-            held = self._narrowed_tables.get((run_id, query.name))
+            held = self._narrowed_tables.get((run_id, what))
             if held is not None and version is not None and held[0] == version:
                 return held[1]
-            name = _quoted(f"{query.name}_{next(_COPIES)}_{run_id[:16]}")
+            name = _quoted(f"{what[0]}_{next(_COPIES)}_{run_id[:16]}")
             if self._memory is None:
                 self._memory = quiet_connection()
             cursor = self._memory.cursor()
@@ -267,8 +289,8 @@ class LogBrowser:
                 cursor.execute("ATTACH $path AS store (READ_ONLY)", {"path": self._path})
                 try:
                     places = self._planned.table(cursor, run_id, "store.main.")
-                    made = query("run", "store.", places, log=_untimed(cursor, "store."))
-                    cursor.execute(f"CREATE TABLE {name} AS {made}", {"run": run_id})
+                    sql, parameters = made(cursor, places)
+                    cursor.execute(f"CREATE TABLE {name} AS {sql}", {**parameters, "run": run_id})
                 finally:
                     cursor.execute("DETACH store")
                 if held is not None:
@@ -278,7 +300,7 @@ class LogBrowser:
             finally:
                 cursor.close()
             if version is not None:
-                self._narrowed_tables[(run_id, query.name)] = (version, name)
+                self._narrowed_tables[(run_id, what)] = (version, name)
         return name
 
     def _keeps_copies(self) -> bool:
@@ -681,8 +703,9 @@ class LogBrowser:
         return Page(total=total, offset=offset, rows=tuple(rows))
 
     def trial_scores(self, run_id: str, metrics: Sequence[str]) -> list[tuple[Any, ...]]:
-        """Every trial of the run in plan order: dataset, model, prompt, case id, status and
-        its score on each of `metrics` (`None` where it has none)."""
+        """Every trial of the run in plan order: dataset, model, prompt, case id, status (for
+        a trial not settled, maybe `None`) and its score on each of `metrics` (`None` where it
+        has none)."""
         columns = "".join(f", t.scores[$m{index}] AS m{index}" for index in range(len(metrics)))
         sql = (
             f"SELECT t.dataset, t.model, t.prompt, t.case_id, t.status{columns}"
@@ -692,11 +715,18 @@ class LogBrowser:
         if not self._keeps_copies():
             rows = self._over_rows(sql, parameters, {"run": run_id})
             return [tuple(row.values()) for row in rows]
-        version = self.versions.get(run_id)
-        table = self._scores_of(run_id) if self._narrow(run_id) else self.kept(run_id, version)
+        if self._narrow(run_id):
+            values = "".join(f", v{index}" for index in range(len(metrics)))
+            sql = (
+                f"SELECT dataset, model, prompt, case_id, status{values}"
+                f" FROM {self._metric_table(run_id, metrics)} ORDER BY position"
+            )
+            parameters = {}
+        else:
+            sql = sql.format(run=self.kept(run_id, self.versions.get(run_id)))
         cursor = self._copies()
         try:  # 100,000 rows: as tuples, without a mapping each
-            return list(cursor.execute(sql.format(run=table), parameters).fetchall())
+            return list(cursor.execute(sql, parameters).fetchall())
         except duckdb.Error as error:
             raise StoreError(f"{self._path}: {str(error).splitlines()[0]}") from error
         finally:
@@ -707,37 +737,28 @@ class LogBrowser:
     ) -> list[tuple[tuple[str, str, str], dict[str, Any]]] | None:
         """Per (dataset, model, prompt), as numpy columns sorted by case id: each case with a
         trial, how many settled ones it has (`n`, maybe 0) and, per metric `i`, their scores'
-        sum (`s{i}`)
-        and whether all are whole numbers (`w{i}`), counted as `trial_scores` counts them (a
-        failed trial 0, a scored one 0 for a metric it lacks). From the kept trial rows when
-        they are kept; else, with `copy`, from what a comparison reads of each trial, kept
-        (`_scores_of`); without `copy`, summed in the store file itself (one read-only query
-        of the same rows, for a caller that reads the run once). `None` for an open store, or
-        a run the store keeps no places of."""
+        sum (`s{i}`) and whether all are whole numbers (`w{i}`), counted as `trial_scores`
+        counts them (a failed trial 0, a scored one 0 for a metric it lacks): `case_values`.
+        From the kept trial rows when they are kept; else, with `copy`, from each case's values
+        read from the log and kept (`_case_table`); without `copy`, summed in the store file
+        itself (one read-only query of the same rows, for a caller that reads the run once).
+        `None` for an open store, or a run the store keeps no places of."""
         if isinstance(self._source, DuckDBStore):
             return None
-        value = "CASE WHEN status = 'failed' THEN 0.0 ELSE coalesce(scores[$m{0}], 0.0) END"
-        values = "".join(f", {value.format(index)} AS v{index}" for index in range(len(metrics)))
-        settled = "FILTER (WHERE status IN ('scored', 'failed'))"
-        sums = "".join(
-            f", sum(v{index}) {settled} AS s{index},"
-            f" bool_and(v{index} = round(v{index})) {settled} AS w{index}"
-            for index in range(len(metrics))
-        )
-        # Every case of every group, settled or not (`n` 0): a group none of whose trials is
-        # settled still has its rows (n = 0), as the fold's case values have them.
-        sql = (
-            f"SELECT dataset, model, prompt, case_id, count(*) {settled} AS n{sums} FROM"
-            f" (SELECT dataset, model, prompt, case_id, status{values} FROM {{rows}})"
-            " GROUP BY dataset, model, prompt, case_id ORDER BY dataset, model, prompt, case_id"
-        )
-        parameters: dict[str, Any] = {f"m{i}": metric for i, metric in enumerate(metrics)}
+        sums = "".join(f", s{index}, w{index}" for index in range(len(metrics)))
+        chosen = f"SELECT dataset, model, prompt, case_id, n{sums} FROM {{cases}}"
+        # Sorted here, not where the table is made: DuckDB keeps no order a table is made in.
+        sql = chosen + " ORDER BY dataset, model, prompt, case_id"
         version = self.versions.get(run_id)
-        if copy or self.holds(run_id, version):
-            table = self.kept(run_id, version) if self.holds(run_id, version) else None
-            table = table or self._scores_of(run_id)
-            cursor = self._memory.cursor()
-            columns = self._columns(cursor, sql.format(rows=table), parameters)
+        if self.holds(run_id, version):
+            scores = "".join(f", scores[$m{i}] AS v{i}" for i in range(len(metrics)))
+            trials = f"(SELECT *{scores} FROM {self.kept(run_id, version)})"
+            cases = f"({case_values(trials, len(metrics))})"
+            parameters = {f"m{i}": metric for i, metric in enumerate(metrics)}
+            columns = self._columns(self._memory.cursor(), sql.format(cases=cases), parameters)
+        elif copy:
+            cases = self._case_table(run_id, metrics)
+            columns = self._columns(self._memory.cursor(), sql.format(cases=cases), {})
         else:
             store = DuckDBStore(self._path, read_only=True, lock_wait=0.0)
             try:
@@ -749,9 +770,14 @@ class LogBrowser:
                 if placed is None:  # places only a plan could give: not from here
                     cursor.close()
                     return None
-                rows = f"({score_rows('run', log=_untimed(cursor, ''))})"
+                try:
+                    rows, parameters = _metric_query(cursor, run_id, "", "trial_places", metrics)
+                except duckdb.Error as error:
+                    cursor.close()
+                    raise StoreError(f"{self._path}: {str(error).splitlines()[0]}") from error
+                cases = f"({case_values(f'({rows})', len(metrics))})"
                 columns = self._columns(
-                    cursor, sql.format(rows=rows), {**parameters, "run": run_id}
+                    cursor, sql.format(cases=cases), {**parameters, "run": run_id}
                 )
             finally:
                 store.close()
@@ -887,22 +913,34 @@ class LogBrowser:
         sides: Sequence[tuple[str, str | None]],
         metric: str,
         *,
+        metrics: Mapping[str, Sequence[str]] | None = None,
         offset: int = 0,
         limit: int = 50,
     ) -> Page:
         """The cases (dataset, case) whose mean `metric` differs between side A and side B, each
-        side a run and optionally one model of it; a failed trial counts 0, as in the report."""
+        side a run and optionally one model of it; a failed trial counts 0, as in the report.
+        `metrics` may name the metrics each run's case values were read for (`case_sums`): a
+        run not kept then answers from those, not from another read of its log."""
         (run_a, model_a), (run_b, model_b) = sides
         side = (
-            "SELECT dataset, case_id, avg(CASE WHEN status = 'failed' THEN 0.0"
-            " ELSE scores[$metric] END) AS mean"
-            " FROM {{{run}}} WHERE (CAST(${model} AS VARCHAR) IS NULL"
-            " OR model = CAST(${model} AS VARCHAR))"
-            " AND status IN ('scored', 'failed') GROUP BY dataset, case_id"
+            "SELECT dataset, case_id, sum(a{at}) / sum(c{at}) AS mean FROM {cases}"
+            " WHERE (CAST(${model} AS VARCHAR) IS NULL OR model = CAST(${model} AS VARCHAR))"
+            " GROUP BY dataset, case_id HAVING sum(n) > 0"
         )
+        runs: dict[str, str] = {}
+        chosen: list[str] = []
+        for name, run_id in (("ra", run_a), ("rb", run_b)):
+            if self._keeps_copies() and self._narrow(run_id):
+                named = tuple((metrics or {}).get(run_id, ()))
+                named = named if metric in named else (metric,)
+                cases, at = self._case_table(run_id, named), named.index(metric)
+            else:  # each case's values of the kept rows (or of rows computed for this query)
+                trials = f"(SELECT *, scores[$metric] AS v0 FROM {{{name}}})"
+                cases, at = f"({case_values(trials, 1)})", 0
+                runs[name] = run_id
+            chosen.append(side.format(at=at, cases=cases, model=f"m{name[1]}"))
         sql = (
-            f"WITH a AS ({side.format(run='ra', model='ma')}),"
-            f" b AS ({side.format(run='rb', model='mb')})"
+            f"WITH a AS ({chosen[0]}), b AS ({chosen[1]})"
             " SELECT a.dataset, a.case_id, a.mean AS a, b.mean AS b, b.mean - a.mean AS delta,"
             " count(*) OVER () AS matching"
             " FROM a JOIN b ON a.dataset = b.dataset AND a.case_id = b.case_id"
@@ -910,9 +948,9 @@ class LogBrowser:
             " ORDER BY abs(b.mean - a.mean) DESC, a.dataset, a.case_id"
             " LIMIT $limit OFFSET $offset"
         )
-        parameters: dict[str, Any] = {"ma": model_a, "mb": model_b, "metric": metric}
-        parameters |= {"limit": limit, "offset": offset}
-        rows = self._over_rows(sql, parameters, {"ra": run_a, "rb": run_b}, scores_only=True)
+        parameters: dict[str, Any] = {"ma": model_a, "mb": model_b, "limit": limit}
+        parameters |= {"offset": offset} | ({"metric": metric} if runs else {})
+        rows = self._over_rows(sql, parameters, runs)
         total = int(rows[0]["matching"]) if rows else 0
         for row in rows:
             del row["matching"]
@@ -928,6 +966,39 @@ def _batched(cursor: Any, store: str) -> bool:
         {"db": store.rstrip(".") or None},
     ).fetchone()
     return bool(row and row[0])
+
+
+def _metric_query(
+    cursor: Any, run_id: str, store: str, places: str, metrics: Sequence[str]
+) -> tuple[str, dict[str, Any]]:
+    """`metric_rows` of the run (`$run`) in the store attached as `store` (`""`: the cursor's
+    own) for `metrics`, its places in `places`, with its parameters but `run`: of a batched log,
+    each part read from the rows holding it (the failed keys are read first, so that only the
+    rows holding their events are split for their generations); else from its `events`."""
+    parameters: dict[str, Any] = {
+        f"metric_path{index}": metric_path(metric) for index, metric in enumerate(metrics)
+    }
+    if not _batched(cursor, store):
+        log = f"(SELECT * FROM {store}events WHERE run_id = $run)"
+        return metric_rows("run", len(metrics), places, MetricLogs(log, log, log, log)), parameters
+
+    def holding(kind: str, *, keyed: bool = False) -> str:
+        return events_of_rows(store, f" AND contains(kinds, '{kind}')", timed=False, keyed=keyed)
+
+    failures = holding("generation_failed", keyed=True)
+    found = cursor.execute(
+        f"SELECT list(DISTINCT trial_key) FROM {failures} WHERE kind = 'generation_failed'",
+        {"run": run_id},
+    ).fetchone()
+    failed = [key for key in (found[0] if found and found[0] else []) if key is not None]
+    rows, needles = keyed_rows(failed, store) if failed else (" AND false", {})
+    logs = MetricLogs(
+        resets=holding("stage_reset"),
+        scores=holding("score_completed"),
+        failures=failures,
+        generations=events_of_rows(store, rows, timed=False),
+    )
+    return metric_rows("run", len(metrics), places, logs), parameters | needles
 
 
 def _hashable(parameters: dict[str, Any]) -> dict[str, Any]:

@@ -21,9 +21,12 @@ from themis.core.errors import StoreError
 
 __all__ = [
     "RESPONSE_CHARS",
+    "MetricLogs",
     "NarrowRows",
     "PlannedPlaces",
-    "score_rows",
+    "case_values",
+    "metric_path",
+    "metric_rows",
     "search_rows",
     "timing_rows",
     "trial_rows",
@@ -125,24 +128,52 @@ LEFT JOIN scored s ON s.trial_id = t.trial_id
 ORDER BY t.position"""
 
 
-# What a comparison reads of each trial of a run (ADR 0057): its place, its status and its
-# scores, by the same rules as `_TRIAL_ROWS` (a test compares them), but no payload is parsed
-# except the scores' and the resets': a generation or a failure counts by its key alone.
-_SCORE_ROWS = """
-WITH ev AS (SELECT seq, kind, trial_key, payload FROM {events} WHERE kind IN
-  ('generation_completed', 'generation_failed', 'score_completed', 'stage_reset')),
+# What a comparison reads of each trial (ADR 0067): its place, `status` 'scored' or 'failed' when
+# it is settled (else NULL: generated or pending) and its value on each metric compared (`v0`,
+# `v1`, ...: the score of the highest epoch above its floor, the first logged of that epoch; NULL
+# for none), by the same rules as `_TRIAL_ROWS` (a test compares them). Each part of the log is
+# read from its own rows (`{resets}`, `{scores}`, `{failures}`: the rows holding such events;
+# `{generations}`: those holding the failed keys' events), the scores without their keys (their
+# payloads name their trial), only the compared metrics parsed out of each score
+# (`$metric_path0`, ...: JSON pointers), never the whole map, and a trial's score chosen by its
+# plan position (a window over integers, not over 32-character ids).
+_METRIC_ROWS = """
+WITH ev AS (SELECT kind, payload FROM {resets} WHERE kind = 'stage_reset'),
 {floors},
-generated AS (SELECT DISTINCT trial_key FROM ev WHERE kind = 'generation_completed'),
-failed AS (SELECT DISTINCT trial_key FROM ev WHERE kind = 'generation_failed'),
-{scored}
-SELECT t.dataset, t.case_id, t.prompt, t.model, t.trial_key, t.position,
-  {status},
-  s.scores
+scored AS (
+  SELECT j[1] AS trial_id, coalesce(CAST(j[2] AS BIGINT), 0) AS epoch, seq{values} FROM (
+    SELECT seq, json_extract_string(payload, ['$.trial_id', '$.epoch'{paths}]) AS j
+    FROM {scores} WHERE kind = 'score_completed'), floors
+  WHERE coalesce(CAST(j[2] AS BIGINT), 0) >= score_floor
+),
+failed AS (
+  SELECT trial_key FROM {failures} WHERE kind = 'generation_failed'
+  EXCEPT SELECT trial_key FROM {generations} WHERE kind = 'generation_completed'
+)
+SELECT t.dataset, t.model, t.prompt, t.case_id, t.position,
+  CASE WHEN s.trial_id IS NOT NULL THEN 'scored'
+       WHEN f.trial_key IS NOT NULL THEN 'failed' END AS status{columns}
 FROM {places} t
-LEFT JOIN generated g ON g.trial_key = t.trial_key
-LEFT JOIN failed f ON f.trial_key = t.trial_key
 LEFT JOIN scored s ON s.trial_id = t.trial_id
-ORDER BY t.position"""
+LEFT JOIN failed f ON f.trial_key = t.trial_key
+QUALIFY row_number() OVER (PARTITION BY t.position ORDER BY s.epoch DESC NULLS LAST, s.seq) = 1"""
+# A score's value as a number: its text cast, or (for a value such as `true`) its JSON cast, as
+# the `MAP(VARCHAR, DOUBLE)` cast of the trial rows' scores reads it (parsing every value as
+# JSON cost a third of the query).
+_METRIC_VALUE = "coalesce(TRY_CAST(j[{at}] AS DOUBLE), CAST(j[{at}]::JSON AS DOUBLE)) AS v{i}"
+# Per (dataset, model, prompt, case) of trial rows `{trials}` (with `status` and each trial's
+# value on metric i as `v<i>`, NULL for none): `n` settled trials, and per metric the sum of
+# their values (`s<i>`, a failed trial or a missing value 0, as `plain_case_scores`), whether
+# all are whole (`w<i>`), and the sum and count of those that are not missing (`a<i>`, `c<i>`:
+# the disagreements' means, as an `avg` of the values, a failed trial 0). A group none of whose
+# trials is settled keeps its row (`n` 0), as the fold's case values do.
+_SETTLED = "FILTER (WHERE status IN ('scored', 'failed'))"
+_CASE_VALUES = """SELECT dataset, model, prompt, case_id, count(*) {settled} AS n{sums}
+FROM (SELECT dataset, model, prompt, case_id, status{values} FROM {trials})
+GROUP BY dataset, model, prompt, case_id"""
+_CASE_VALUE = """, sum(coalesce(y{i}, 0.0)) {settled} AS s{i},
+  bool_and(coalesce(y{i}, 0.0) = round(coalesce(y{i}, 0.0))) {settled} AS w{i},
+  sum(y{i}) {settled} AS a{i}, count(y{i}) {settled} AS c{i}"""
 
 
 # What a search of a run's trials, or a sort by a column of its places or its status, reads of
@@ -292,12 +323,54 @@ class NarrowRows:
         return self.template.format(places=places, events=events, **_PARTS)
 
 
-# What a comparison reads of each trial (dataset, case, prompt, model, trial key, plan
-# position, status, scores): only the scores' payloads are parsed.
-score_rows = NarrowRows("score_rows", _SCORE_ROWS)
 # What a search, or a sort by a place's column or the status, reads of each trial (plan
 # position, trial key, case, model, prompt, status, error kind, the words searched): no
 # generation is parsed.
 search_rows = NarrowRows("search_rows", _SEARCH_ROWS)
 # What a sort by latency or output tokens reads of each trial (plan position, those two).
 timing_rows = NarrowRows("timing_rows", _TIMING_ROWS)
+
+
+@attrs.frozen
+class MetricLogs:
+    """Where `metric_rows` reads each part of a run's log from (relations of its events with
+    `kind` and `payload`; `failures` and `generations` with `trial_key` too)."""
+
+    resets: str
+    scores: str
+    failures: str
+    generations: str
+
+
+def metric_rows(run: str, metrics: int, places: str, logs: MetricLogs) -> str:
+    """The query of each trial of run `$<run>` (its places in the table `places`) with its
+    status if settled and its value on each of `metrics` metrics (see `_METRIC_ROWS`); the
+    caller gives the metrics' JSON pointers as `$metric_path<i>` (`metric_path`)."""
+    return _METRIC_ROWS.format(
+        resets=logs.resets,
+        floors=_FLOORS,
+        values="".join(", " + _METRIC_VALUE.format(at=3 + i, i=i) for i in range(metrics)),
+        paths="".join(f", $metric_path{i}" for i in range(metrics)),
+        scores=logs.scores,
+        failures=logs.failures,
+        generations=logs.generations,
+        columns="".join(f", s.v{i}" for i in range(metrics)),
+        places=_RUN_PLACES.format(places=places, run=run, where=""),
+    )
+
+
+def metric_path(metric: str) -> str:
+    """The JSON pointer of `metric`'s value in a score's payload."""
+    return "/scores/" + metric.replace("~", "~0").replace("/", "~1")
+
+
+def case_values(trials: str, metrics: int) -> str:
+    """The query of each case's values (see `_CASE_VALUES`) from the trial rows `trials`."""
+    return _CASE_VALUES.format(
+        settled=_SETTLED,
+        sums="".join(_CASE_VALUE.format(i=i, settled=_SETTLED) for i in range(metrics)),
+        values="".join(
+            f", CASE WHEN status = 'failed' THEN 0.0 ELSE v{i} END AS y{i}" for i in range(metrics)
+        ),
+        trials=trials,
+    )

@@ -235,6 +235,10 @@ def viewer_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Every comparison's statistics run on numpy, whose import costs ~0.1 s of CPU: paid
+        # as the viewer starts, not by the first comparison a person asks for (ADR 0067).
+        import numpy  # noqa: F401
+
         preparation = start_warming(app) if warm else None
         try:
             yield

@@ -342,7 +342,11 @@ def compare_data(
         else [(run_a, None), (run_b, None)]
     )
     limit = max(1, min(query.limit, MAX_PAGE))
-    page = cache.browser.disagreements(sides, metric, offset=max(0, query.offset), limit=limit)
+    # Each run's case values on its metrics, as its comparison read them (ADR 0067).
+    named = {run: [m.name for m in cache.spec(store, run).metrics] for run in (run_a, run_b)}
+    page = cache.browser.disagreements(
+        sides, metric, metrics=named, offset=max(0, query.offset), limit=limit
+    )
     disagreements = {
         "run_a": run_a,
         "run_b": run_b,
