@@ -141,6 +141,18 @@ def test_spec_level_errors(tmp_path: Path) -> None:
             "path: {file} line 2: expected a JSON object, got list",
         ),
         ("rows.jsonl", '{"id": "a"}\n{"q": 1}\n', "id_field: 'id' missing in {file} line 2"),
+        ("rows.jsonl", '{"q": 1}\n\n{"id": "a"}\n', "id_field: 'id' missing in {file} line 1"),
+        ("rows.jsonl", '{"q": 1}\n{"id": ""}\n', "id_field: 'id' missing in {file} line 1"),
+        (
+            "rows.csv",
+            "id,q\n1,a\n2,b\n1,c\n",
+            "path: duplicate case id '1' in {file} (line 2 and line 4)",
+        ),
+        (
+            "rows.json",
+            '[{"id": "a"}, {"id": "b"}, {"id": "a"}]',
+            "path: duplicate case id 'a' in {file} (item 0 and item 2)",
+        ),
         ("rows.jsonl", '{"id": "a"}\n{"id": ""}\n', "id_field: empty 'id' in {file} line 2"),
         ("rows.jsonl", '{"id": null}\n', "id_field: empty 'id' in {file} line 1"),
         (

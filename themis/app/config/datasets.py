@@ -13,7 +13,7 @@ import importlib.util
 import io
 import json
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +73,11 @@ def load_cases(
             f"path: unsupported dataset format {suffix or '(none)'!r} for {file}"
             " (use .jsonl, .json, .csv (optionally .gz) or .parquet, or set format)"
         )
-    rows = reader(_read(file, gzipped), file)
-    if not rows:
+    text = _read(file, gzipped)
+    cases = _cases(lambda: reader(text, file), dataset, file)
+    if not cases:
         raise ConfigError(f"path: no cases in {file}")
-    return _sliced(_cases(rows, dataset, file), dataset)
+    return _sliced(cases, dataset)
 
 
 def _sliced(cases: tuple[Case, ...], dataset: DatasetSpec) -> tuple[Case, ...]:
@@ -101,9 +102,14 @@ def _rows_to_cases(
 ) -> tuple[Case, ...]:
     """Rows read by a table reader or a loader plugin, as cases (JSON values checked)."""
     label = str(where) if where is not None else f"loader {dataset.loader}"
-    numbered = [(f"row {index}", json_row(row, index, label)) for index, row in enumerate(rows)]
-    if not numbered:
+    listed = list(rows)
+    if not listed:
         raise ConfigError(f"path: no cases in {label}")
+
+    def numbered() -> Iterator[Row]:
+        for index, row in enumerate(listed):
+            yield f"row {index}", json_row(row, index, label)
+
     return _cases(numbered, dataset, label)
 
 
@@ -135,34 +141,60 @@ def _read(file: Path, gzipped: bool = False) -> str:
         raise ConfigError(f"path: cannot read {file}: {error.strerror}") from None
 
 
-def _cases(rows: list[Row], dataset: DatasetSpec, file: Path | str) -> tuple[Case, ...]:
+def _cases(
+    rows: Callable[[], Iterable[Row]], dataset: DatasetSpec, file: Path | str
+) -> tuple[Case, ...]:
+    """The cases of the rows `rows()` yields, each made as its row is read: a reader yields its
+    rows one at a time, so a row's decoded dict, its keys and its place are dropped before the
+    next is read (held all at once, they were ~0.6 KiB a case more at the load's peak: issue
+    12). `rows` is called again only to word a duplicate id's first place."""
     id_field = dataset.id_field
-    # A file with no id column at all is numbered by row; a column missing from some rows is a typo.
-    by_index = not any(id_field in row for _, row in rows)
-    seen: dict[str, str] = {}
+    # A file with no id column at all is numbered by row; a column missing from some rows is a
+    # typo: the first row without it is named once a row with it is met (or at once, after one).
+    missing_at: str | None = None
+    with_ids = False
+    seen: set[str] = set()
     # One string per field name for every row: a decoder makes each row's keys anew (~50 bytes
     # a field a row, kept by the case for the whole run).
     names: dict[str, str] = {}
     cases: list[Case] = []
-    for index, (where, row) in enumerate(rows):
-        if by_index:
-            case_id = str(index)
-        elif id_field not in row:
-            raise ConfigError(f"id_field: {id_field!r} missing in {file} {where}")
-        else:
+    for index, (where, row) in enumerate(rows()):
+        if id_field in row:
+            if missing_at is not None:
+                break
+            with_ids = True
             case_id = "" if row[id_field] is None else str(row[id_field])
-        if not case_id.strip():
-            raise ConfigError(f"id_field: empty {id_field!r} in {file} {where}")
-        if case_id in seen:
-            raise ConfigError(
-                f"path: duplicate case id {case_id!r} in {file} ({seen[case_id]} and {where})"
-            )
-        seen[case_id] = where
+            if not case_id.strip():
+                raise ConfigError(f"id_field: empty {id_field!r} in {file} {where}")
+            if case_id in seen:
+                first = _first_place(rows, id_field, case_id)
+                raise ConfigError(
+                    f"path: duplicate case id {case_id!r} in {file} ({first} and {where})"
+                )
+            seen.add(case_id)
+        else:
+            if with_ids:
+                missing_at = where
+                break
+            missing_at = missing_at or where
+            case_id = str(index)
         raw_expected = row.get(dataset.expected_field)
         expected = None if raw_expected is None else str(raw_expected)
         fields = {names.setdefault(name, name): value for name, value in row.items()}
         cases.append(Case.of_row(case_id, fields, expected))
-    return tuple(cases)
+    else:
+        return tuple(cases)
+    raise ConfigError(f"id_field: {id_field!r} missing in {file} {missing_at}")
+
+
+def _first_place(rows: Callable[[], Iterable[Row]], id_field: str, case_id: str) -> str:
+    """Where the first row with id `case_id` is (read again: only a duplicate's message needs
+    it)."""
+    return next(
+        where
+        for where, row in rows()
+        if row.get(id_field) is not None and str(row[id_field]) == case_id
+    )
 
 
 def _object(value: Any, where: str, file: Path) -> dict[str, Any]:
@@ -197,9 +229,13 @@ def _line_value(line: str) -> Any:
 
 
 def jsonl_rows(text: str, file: Path) -> list[Row]:
-    rows: list[Row] = []
-    # Split on "\n" only: JSON strings may hold U+2028, which `str.splitlines` would cut.
-    for number, line in enumerate(text.split("\n"), start=1):
+    """The rows of a JSONL text, each with its place (`line N`)."""
+    return list(_jsonl_rows(text, file))
+
+
+def _jsonl_rows(text: str, file: Path) -> Iterator[Row]:
+    """`jsonl_rows` one row at a time."""
+    for number, line in enumerate(_lines(text), start=1):
         if not line or line.isspace():
             continue
         where = f"line {number}"
@@ -213,11 +249,21 @@ def jsonl_rows(text: str, file: Path) -> list[Row]:
             ) from None
         except _NotJson as error:
             raise ConfigError(f"path: {file} {where}: invalid JSON: {error}") from None
-        rows.append((where, _object(value, where, file)))
-    return rows
+        yield where, _object(value, where, file)
 
 
-def _json_rows(text: str, file: Path) -> list[Row]:
+def _lines(text: str) -> Iterator[str]:
+    """`text.split("\n")` one line at a time (a list of every line of a 1M-row file is ~120
+    MB). Split on "\n" only: JSON strings may hold U+2028, which `str.splitlines` would cut."""
+    find = text.find
+    start = 0
+    while (end := find("\n", start)) >= 0:
+        yield text[start:end]
+        start = end + 1
+    yield text[start:]
+
+
+def _json_rows(text: str, file: Path) -> Iterator[Row]:
     try:
         value = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as error:
@@ -230,19 +276,21 @@ def _json_rows(text: str, file: Path) -> list[Row]:
         raise ConfigError(
             f"path: {file}: expected a JSON array of objects, got {type(value).__name__}"
         )
-    return [(f"item {i}", _object(item, f"item {i}", file)) for i, item in enumerate(value)]
+    for index, item in enumerate(value):
+        where = f"item {index}"
+        value[index] = None  # its case holds what it needs: the row is dropped as it is read
+        yield where, _object(item, where, file)
 
 
-def _csv_rows(text: str, file: Path) -> list[Row]:
+def _csv_rows(text: str, file: Path) -> Iterator[Row]:
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader, None)
         if header is None:
-            return []
+            return
         duplicates = sorted({name for name in header if header.count(name) > 1})
         if duplicates:
             raise ConfigError(f"path: {file} line 1: duplicate column {duplicates[0]!r}")
-        rows: list[Row] = []
         for values in reader:
             if not values:
                 continue
@@ -251,14 +299,13 @@ def _csv_rows(text: str, file: Path) -> list[Row]:
                 raise ConfigError(
                     f"path: {file} {where}: expected {len(header)} values, got {len(values)}"
                 )
-            rows.append((where, dict(zip(header, values, strict=True))))
+            yield where, dict(zip(header, values, strict=True))
     except csv.Error as error:
         raise ConfigError(f"path: {file} line {reader.line_num}: invalid CSV: {error}") from None
-    return rows
 
 
-_READERS: dict[str, Callable[[str, Path], list[Row]]] = {
-    ".jsonl": jsonl_rows,
+_READERS: dict[str, Callable[[str, Path], Iterator[Row]]] = {
+    ".jsonl": _jsonl_rows,
     ".json": _json_rows,
     ".csv": _csv_rows,
 }
