@@ -29,6 +29,7 @@ from themis.core.identity import (
     identity_options,
     identity_view,
     short_digest,
+    spec_json,
     text_digest,
 )
 from themis.core.plugins import PluginKind, PluginRegistry, is_plugin_name
@@ -251,18 +252,21 @@ class _Identity:
         self.spec = spec
         self.runtime_options = runtime_options
         self.plugins = plugins
-        self.experiment_json = canonical_json(identity_view(spec, runtime_options))
+        # `digest(identity)` up to its experiment part, fed the experiment's JSON in pieces
+        # (`spec_json`: the whole text of 1M cases, and their views, are ~0.4 GiB).
+        self.experiment = hashlib.sha256(b'{"experiment":')
+        for piece in spec_json(spec, runtime_options):
+            self.experiment.update(piece.encode("utf-8"))
 
     def compiled(self, versions: Mapping[str, int]) -> CompiledRun:
         spec = self.spec
         implementations = _implementations(spec, versions, self.plugins)
-        # `digest(identity)`, the experiment's JSON spliced in (the keys in sorted order).
-        document = (
-            f'{{"experiment":{self.experiment_json},"format":{IDENTITY_FORMAT},'
-            f'"implementations":{canonical_json(implementations)}}}'
-        )
+        # `digest(identity)`: the rest of the document after the experiment (keys sorted).
+        document = self.experiment.copy()
+        rest = f',"format":{IDENTITY_FORMAT},"implementations":{canonical_json(implementations)}}}'
+        document.update(rest.encode())
         return CompiledRun(
-            run_id=hashlib.sha256(document.encode("utf-8")).hexdigest(),
+            run_id=document.hexdigest(),
             spec=spec,
             implementations=implementations,
             runtime_options=self.runtime_options,
