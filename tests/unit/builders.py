@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
+
 from themis.core.events import GenerationCompleted, GenerationFailed, ParseCompleted, ScoreCompleted
 from themis.core.planner import TrialPlan
 from themis.core.spec import (
     Case,
     DatasetSpec,
     ExperimentSpec,
+    FewShotSpec,
     GenerationParams,
     MetricSpec,
     ModelSpec,
@@ -51,6 +54,33 @@ def small_spec(**overrides: Any) -> ExperimentSpec:
     }
     values.update(overrides)
     return ExperimentSpec(**values)
+
+
+def many_cases_spec(*, marked_example: bool = False) -> ExperimentSpec:
+    """Two datasets, one of more cases than a batch of `themis.core.case_pieces`, some fields
+    not scalars; `marked_example`: a few-shot example holds the stand-in for the first
+    dataset's cases (so its text must be made whole)."""
+    spec = small_spec()
+    datasets = [
+        DatasetSpec(
+            name=name,
+            cases=[
+                Case(
+                    id=f"{name}-{i}", fields={"q": f"Q{i}", "tags": [i, {"x": None}]}, expected="1"
+                )
+                for i in range(size)
+            ],
+        )
+        for name, size in (("big", 2_500), ("one", 1))
+    ]
+    prompts = spec.prompts
+    if marked_example:  # a spec whose own text holds the stand-in for the first dataset's cases
+        examples = DatasetSpec(
+            name="shots", cases=[Case(id="\x00themis: the cases of dataset 0\x00")]
+        )
+        few_shot = FewShotSpec(examples=examples, k=1)
+        prompts = tuple(attrs.evolve(prompt, few_shot=few_shot) for prompt in prompts)
+    return attrs.evolve(spec, datasets=datasets, prompts=prompts)
 
 
 def completed(trial: TrialPlan, text: str = "42", at: float = 1.0) -> GenerationCompleted:

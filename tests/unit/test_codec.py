@@ -15,7 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.contract.test_store_contract import SAMPLE_EVENTS, field_types, make_snapshot
+from tests.unit.builders import many_cases_spec
 from themis.adapters.codec import (
+    _CONVERTER,
     SNAPSHOT_SCHEMA_VERSION,
     decode_event,
     decode_snapshot,
@@ -248,6 +250,21 @@ def test_snapshot_round_trips_with_nested_specs() -> None:
     assert decoded.spec.models[0].params.stop == ("\n",)
     assert decoded.spec.datasets[0].cases[1].fields == {"question": "7*6?", "meta": {"level": 2}}
     assert json.loads(text)["v"] == SNAPSHOT_SCHEMA_VERSION
+
+
+@pytest.mark.parametrize("marked_example", [False, True])
+def test_a_snapshot_of_many_cases_encodes_as_it_does_whole(marked_example: bool) -> None:
+    # its cases are encoded a batch at a time and spliced in: the same text, byte for byte
+    spec = many_cases_spec(marked_example=marked_example)
+    snapshot = attrs.evolve(make_snapshot(), spec=spec)
+    whole = json.dumps(
+        {**_CONVERTER.unstructure(snapshot), "v": SNAPSHOT_SCHEMA_VERSION}, separators=(",", ":")
+    )
+
+    text = encode_snapshot(snapshot)
+
+    assert text == whole
+    assert decode_snapshot(text) == snapshot
 
 
 def test_a_snapshot_from_a_newer_schema_is_refused() -> None:

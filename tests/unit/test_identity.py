@@ -15,11 +15,10 @@ import themis.core.endpoint
 import themis.core.project
 import themis.core.runtime
 import themis.core.spec
-from tests.unit.builders import small_spec
+from tests.unit.builders import many_cases_spec, small_spec
 from themis.core import planner
 from themis.core.endpoint import Endpoint
 from themis.core.identity import (
-    _CASES_MARK,
     FIELD_CLASSES,
     OMITTED_AT_DEFAULT,
     RUNTIME_OPTIONS,
@@ -516,34 +515,11 @@ def test_case_fields_must_be_json_data(fields: dict[Any, Any], problem: str) -> 
         Case(id="a", fields=fields)
 
 
-def _large_spec(*, marked_example: bool = False) -> ExperimentSpec:
-    """Two datasets of more cases than one batch of `spec_json`, some fields not scalars."""
-    spec = small_spec()
-    datasets = [
-        DatasetSpec(
-            name=name,
-            cases=[
-                Case(
-                    id=f"{name}-{i}", fields={"q": f"Q{i}", "tags": [i, {"x": None}]}, expected="1"
-                )
-                for i in range(size)
-            ],
-        )
-        for name, size in (("big", 2_500), ("one", 1))
-    ]
-    prompts = spec.prompts
-    if marked_example:  # a spec whose own text holds the stand-in for the first dataset's cases
-        examples = DatasetSpec(name="shots", cases=[Case(id=_CASES_MARK.format(0))])
-        few_shot = FewShotSpec(examples=examples, k=1)
-        prompts = tuple(attrs.evolve(prompt, few_shot=few_shot) for prompt in prompts)
-    return attrs.evolve(spec, datasets=datasets, prompts=prompts)
-
-
 @pytest.mark.parametrize("marked_example", [False, True])
 def test_the_spec_json_in_pieces_is_the_canonical_json_of_its_identity_view(
     marked_example: bool,
 ) -> None:
-    spec = _large_spec(marked_example=marked_example)
+    spec = many_cases_spec(marked_example=marked_example)
     whole = canonical_json(identity_view(spec, RUNTIME_OPTIONS))
 
     pieces = list(spec_json(spec, RUNTIME_OPTIONS))

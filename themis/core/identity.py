@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 
 from themis.core.benchmark import BenchmarkSpec, FewShotSplit, PromptVariant, SliceSpec
+from themis.core.case_pieces import marked, pieces
 from themis.core.endpoint import Endpoint
 from themis.core.project import ProjectSpec, StorageSpec, TelemetrySpec
 from themis.core.runtime import Price, RateLimit, RuntimeConfig
@@ -364,47 +365,19 @@ def canonical_json(value: Any) -> str:
 canonical_text: Callable[[str], str] = json.encoder.encode_basestring
 
 
-# A stand-in for one dataset's cases in a spec's identity JSON, spliced out again (`spec_json`).
-_CASES_MARK = "\x00themis: the cases of dataset {}\x00"
-_CASES_BATCH = 1024  # cases viewed and encoded at once
-
-
 def spec_json(spec: ExperimentSpec, runtime_options: RuntimeOptions) -> Iterator[str]:
     """`canonical_json(identity_view(spec, runtime_options))` in pieces that join to the same
-    text: each dataset's cases viewed and encoded `_CASES_BATCH` at a time. The whole view of a
-    large dataset is a dict per case (~0.4 KiB) and then its text: ~0.4 GiB for 1M cases
-    (issue 12); a hash fed these pieces needs neither."""
-    datasets = spec.datasets
-    marked = attrs.evolve(
-        spec,
-        datasets=[
-            attrs.evolve(dataset, cases=[Case(id=_CASES_MARK.format(index))])
-            for index, dataset in enumerate(datasets)
-        ],
-    )
-    text = canonical_json(identity_view(marked, runtime_options))
-    marks = [
-        canonical_json([_case_view(case)]) for dataset in marked.datasets for case in dataset.cases
-    ]
-    if any(text.count(mark) != 1 for mark in marks):  # a spec's own text holds a mark: whole
-        yield canonical_json(identity_view(spec, runtime_options))
-        return
-    start = 0
-    for mark, dataset in zip(marks, datasets, strict=True):
-        at = text.index(mark, start)
-        yield text[start:at]
-        yield from cases_json(dataset.cases)
-        start = at + len(mark)
-    yield text[start:]
+    text, each dataset's cases viewed and encoded a batch at a time (`themis.core.case_pieces`):
+    the whole view of 1M cases and its text are ~0.4 GiB; a hash fed these pieces needs
+    neither (issue 12)."""
+    stand_in = marked(spec)
+    text = canonical_json(identity_view(stand_in, runtime_options))
+    found = pieces(text, stand_in, spec, _cases_json)
+    return iter([canonical_json(identity_view(spec, runtime_options))]) if found is None else found
 
 
-def cases_json(cases: Sequence[Case]) -> Iterator[str]:
-    """`canonical_json(identity_view(cases))` in pieces that join to the same text."""
-    yield "["
-    for start in range(0, len(cases), _CASES_BATCH):
-        batch = canonical_json([_case_view(case) for case in cases[start : start + _CASES_BATCH]])
-        yield batch[1:-1] if start == 0 else f",{batch[1:-1]}"
-    yield "]"
+def _cases_json(cases: Sequence[Case]) -> str:
+    return canonical_json([_case_view(case) for case in cases])
 
 
 def digest(value: Any) -> str:
