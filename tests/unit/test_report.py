@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import pytest
 
+import themis.core.report
 from tests.unit.builders import cases, completed, done, failed, parsed, scored, small_spec
 from themis.core.events import RunCompleted, RunStarted
 from themis.core.planner import (
@@ -185,3 +187,42 @@ def test_served_models_without_generations_needs_no_plan() -> None:
     trials = list(plan(compiled))
     state = project(list(done(trials[0], 1.0)))
     assert served_models(compiled, state) == build_report(compiled, state).served
+
+
+@pytest.mark.parametrize(
+    ("scores", "method"),
+    [
+        ([1.0, 0.0, 1.0, 1.0, 0.0, None, 1.0], "wilson"),  # binary, one failed
+        ([0.25, 1.0, 0.5, 0.0, 0.75, 1.0, None], "t-cluster"),  # not binary
+    ],
+)
+def test_one_sample_rows_are_estimated_as_over_a_list_per_case(
+    scores: list[float | None], method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one value per case and row is kept in an array, not a list per case: the same report
+    compiled = _compiled(case_count=len(scores), models=2)
+    events: list[Any] = []
+    for trial, score in zip(plan(compiled), [*scores, *reversed(scores)], strict=True):
+        events += [failed(trial)] if score is None else done(trial, score)
+    state = project(events)
+
+    arrays = build_report(compiled, state)
+    monkeypatch.setattr(themis.core.report, "_one_value_each", lambda spec, by: False)
+    lists = build_report(compiled, state)
+
+    assert arrays == lists
+    assert {row.ci_method for row in arrays.rows} == {method}
+
+
+def test_a_case_id_twice_in_a_dataset_is_one_case_of_the_report() -> None:
+    # a spec built in code may repeat a case id: its trials share a place, one case's values
+    cases_twice = (*cases(1, prefix="a"), *cases(1, prefix="a"), *cases(1, prefix="b"))
+    compiled = attrs.evolve(
+        _compiled(),
+        spec=attrs.evolve(_compiled().spec, datasets=(DatasetSpec(name="d", cases=cases_twice),)),
+    )
+    first, _, other = plan(compiled)
+    report = build_report(compiled, project([*done(first, 1.0), *done(other, 0.0)]))
+
+    row = _row(report)
+    assert (row.mean, row.n, row.ci_method) == (0.5, 3, "wilson-deff")  # a: 1, 1; b: 0

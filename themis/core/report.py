@@ -12,6 +12,7 @@ generation (reuse) in `cache_hits`. None of these counts changes a mean.
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -19,7 +20,7 @@ from typing import Any, NamedTuple
 import attrs
 from attrs import field, frozen
 
-from themis.core.breakdown import Breakdown, case_fields
+from themis.core.breakdown import PLAN_DIMENSIONS, Breakdown, case_fields
 from themis.core.event_columns import reader
 from themis.core.generation import is_truncated
 from themis.core.planner import CompiledRun, PlanRecord, trial_refs
@@ -27,7 +28,7 @@ from themis.core.report_sampling import SampleResult, Unit, is_sampled, sampled_
 from themis.core.spec import ExperimentSpec
 from themis.core.stages import Stage
 from themis.core.state import RunState
-from themis.core.stats import Estimate, estimate
+from themis.core.stats import Estimate, estimate, estimate_of_means
 
 
 def _fields(value: Mapping[str, str | None]) -> Mapping[str, str | None]:
@@ -149,6 +150,10 @@ def build_report(
     by_dataset = "dataset" in by.plan
     facts_of = trial_facts(state)
     by_group, samples = tally.values, tally.samples
+    # With one sample and a row per dataset, model and prompt, a case has one value per row and
+    # metric, its case mean: kept in a float array per row and metric instead of a list per
+    # case (1M trials: ~0.25 GiB of lists and their dicts at the end of a run, issue 12).
+    one_each = OneValueEach(metrics) if _one_value_each(spec, by) else None
     for index, trial in enumerate(trial_refs(compiled, record)):
         dataset, case_id, prompt, model, trial_id, trial_key = trial
         group = group_of(dataset, case_id, prompt, model)
@@ -160,13 +165,17 @@ def build_report(
         per_metric = by_group[group]
         if facts.settled:
             values = facts.values(metrics)
-            for metric, value in zip(metrics, values, strict=True):
-                per_metric[metric][cluster].append(value)
+            if one_each is not None:
+                one_each.add(group, values)
+            else:
+                for metric, value in zip(metrics, values, strict=True):
+                    per_metric[metric][cluster].append(value)
             if sampled:
                 samples[group][(dataset, model, prompt, case_id)].append(
                     (index % spec.samples, facts.answer, facts.scores or {})
                 )
-    rows = tally.rows(spec, state, by, sampled=sampled)
+    estimated = None if one_each is None else one_each.estimate
+    rows = tally.rows(spec, state, by, sampled=sampled, estimated=estimated)
     agreement: list[AgreementRow] = []
     if spec.judges:  # imported here: the judge part builds on this module's rows
         from themis.core.report_judges import judge_report
@@ -174,6 +183,42 @@ def build_report(
         judge_rows, agreement = judge_report(compiled, state, record, by)
         rows += judge_rows
     return tallied_report(compiled, state, by, tally, served, (rows, agreement))
+
+
+def _one_value_each(spec: ExperimentSpec, by: Breakdown) -> bool:
+    """Whether each case has one value per row and metric: one sample, a row per dataset,
+    model and prompt, and no case id twice in a dataset (a spec built in code may repeat one;
+    its trials then share a place, and the case's values are averaged)."""
+    return (
+        spec.samples == 1
+        and by.plan == PLAN_DIMENSIONS
+        and all(len({case.id for case in d.cases}) == len(d.cases) for d in spec.datasets)
+    )
+
+
+class OneValueEach:
+    """The values of row groups in which every case has one value per metric (see
+    `build_report`), each group's and metric's as a float array in plan order."""
+
+    def __init__(self, metrics: Sequence[str]) -> None:
+        self.metrics = list(metrics)
+        self.values: dict[GroupKey, list[array[float]]] = {}
+
+    def add(self, group: GroupKey, values: Sequence[float]) -> None:
+        """One case's value of each metric in `group`."""
+        columns = self.values.get(group)
+        if columns is None:
+            columns = self.values[group] = [array("d") for _ in self.metrics]
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+
+    def estimate(self, group: GroupKey, metric: str) -> Estimate:
+        """`estimate` of the group's values of `metric`, one case each: the same estimate."""
+        columns = self.values.get(group)
+        if columns is None:
+            return estimate({})
+        means = columns[self.metrics.index(metric)]
+        return estimate_of_means(means, len(means), binary=all(v in (0.0, 1.0) for v in means))
 
 
 def tallied_report(
