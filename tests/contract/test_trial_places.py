@@ -4,6 +4,7 @@ equal to planning the stored snapshot again, and still there for a run killed be
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def _planned(store: Path, run_id: str) -> list[tuple[object, ...]]:
     assert snapshot is not None
     columns = place_columns(snapshot)
     assert columns is not None
-    return list(zip(*columns[1:], strict=True))
+    return list(zip(*(json.loads(column) for column in columns[1:]), strict=True))
 
 
 def test_a_run_keeps_the_places_it_planned_without_planning_again(
@@ -173,3 +174,18 @@ def test_a_derived_run_whose_trials_differ_from_its_source_s_keeps_its_own_place
     places = _run_places(store, compiled.run_id)
     assert len(places) == compiled.trial_count < len(_run_places(store, source.run_id))
     assert places == _planned(store, compiled.run_id)
+
+
+def test_places_keep_case_ids_of_any_characters_exactly(tmp_path: Path) -> None:
+    """The places' columns reach DuckDB as JSON texts (ADR 0071): quotes, backslashes, line
+    breaks, NUL and non-ASCII letters in a case id come back as they were."""
+    from tests.app.doubles import make_spec
+
+    odd = ['say "hi"', "back\\slash", "two\nlines", "nul\x00byte", "é✓ 漢字", "[1,2]", ""]
+    cases = [themis.Case(id=case_id or "-", fields={"n": n}) for n, case_id in enumerate(odd)]
+    spec = make_spec(len(cases), cases=cases)
+    store = tmp_path / "s.duckdb"
+    themis.Experiment.from_spec(spec).run(store=store, progress="off")
+    with duckdb.connect(str(store), read_only=True) as con:
+        kept = con.execute("SELECT case_id FROM trial_places ORDER BY position").fetchall()
+    assert [case_id for (case_id,) in kept] == [case.id for case in cases]

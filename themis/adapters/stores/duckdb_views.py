@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any, Final
 
+from themis.adapters.json_text import compact_encoder
 from themis.core.builtins import builtin_plugins
 from themis.core.planner import TrialRef, compile_stored, trial_refs
 from themis.core.plugins import recorded_plugins
@@ -50,11 +51,16 @@ PLACES_TABLE: Final = (
     " run_id VARCHAR, trial_id VARCHAR, trial_key VARCHAR, dataset VARCHAR, case_id VARCHAR,"
     " prompt VARCHAR, model VARCHAR, provider VARCHAR, sample INTEGER, position BIGINT)"
 )
+# Each column after the run id comes as the JSON text of its list (`ref_columns`), which DuckDB
+# splits itself: as nine list parameters, DuckDB's client took each of a part's values from a
+# Python object of its own, and 10,000 places took 71 ms to insert and commit; as texts, 55
+# (ADR 0071). JSON's escapes keep every text exact, whatever characters a case id holds.
 INSERT_PLACES: Final = (
-    "INSERT INTO trial_places SELECT $1, unnest($2::VARCHAR[]), unnest($3::VARCHAR[]),"
-    " unnest($4::VARCHAR[]), unnest($5::VARCHAR[]), unnest($6::VARCHAR[]),"
-    " unnest($7::VARCHAR[]), unnest($8::VARCHAR[]), unnest($9::INTEGER[]),"
-    " unnest($10::BIGINT[])"
+    "INSERT INTO trial_places SELECT $1, unnest(from_json($2, '[\"VARCHAR\"]')),"
+    " unnest(from_json($3, '[\"VARCHAR\"]')), unnest(from_json($4, '[\"VARCHAR\"]')),"
+    " unnest(from_json($5, '[\"VARCHAR\"]')), unnest(from_json($6, '[\"VARCHAR\"]')),"
+    " unnest(from_json($7, '[\"VARCHAR\"]')), unnest(from_json($8, '[\"VARCHAR\"]')),"
+    " unnest(from_json($9, '[\"INTEGER\"]')), unnest(from_json($10, '[\"BIGINT\"]'))"
 )
 
 PLACES_PART: Final = 2_000  # places inserted per statement (`insert_places`)
@@ -297,7 +303,7 @@ def place_columns(snapshot: RunSnapshot) -> list[Any] | None:
 
 def ref_columns(snapshot: RunSnapshot, refs: Iterable[TrialRef], start: int = 0) -> list[Any]:
     """The places of `refs` (every trial of the run from position `start`, in plan order) as
-    `INSERT_PLACES` parameters."""
+    `INSERT_PLACES` parameters: the run id, then each column's list as JSON text."""
     providers = {model.name: model.provider for model in snapshot.spec.models}
     samples = snapshot.spec.samples
     ids, keys, datasets, cases, prompts, models = [], [], [], [], [], []
@@ -308,9 +314,8 @@ def ref_columns(snapshot: RunSnapshot, refs: Iterable[TrialRef], start: int = 0)
         cases.append(ref.case_id)
         prompts.append(ref.prompt)
         models.append(ref.model)
-    positions = list(range(start, start + len(ids)))
-    return [
-        snapshot.run_id,
+    positions = range(start, start + len(ids))
+    columns = [
         ids,
         keys,
         datasets,
@@ -319,8 +324,12 @@ def ref_columns(snapshot: RunSnapshot, refs: Iterable[TrialRef], start: int = 0)
         models,
         [providers[model] for model in models],
         [position % samples for position in positions],
-        positions,
+        list(positions),
     ]
+    return [snapshot.run_id, *(_JSON_LIST(column) for column in columns)]
+
+
+_JSON_LIST = compact_encoder()  # a column's list as text, for `INSERT_PLACES`
 
 
 def holds_places(con: Any, run_id: str, table: str = "trial_places") -> bool:
@@ -341,9 +350,9 @@ def store_places(con: Any, snapshot: RunSnapshot) -> None:
 
 def insert_places(con: Any, snapshot: RunSnapshot, refs: Iterable[TrialRef]) -> None:
     """Insert the places `refs` (every trial of `snapshot`'s run, in plan order) in parts of
-    `PLACES_PART`, in the caller's transaction: DuckDB holds each value of a list parameter as
-    an object of its own while the statement runs (100k places: +76 MiB in parts of 20,000,
-    +43 in parts of 2,000; ADR 0048)."""
+    `PLACES_PART`, in the caller's transaction: DuckDB holds what a statement's parameters carry
+    while it runs (100k places as list parameters: +76 MiB in parts of 20,000, +43 in parts of
+    2,000, ADR 0048; as the JSON texts of `ref_columns`, the same RSS, ADR 0071)."""
     remaining, start = iter(refs), 0
     while part := list(islice(remaining, PLACES_PART)):
         con.execute(INSERT_PLACES, ref_columns(snapshot, part, start))
