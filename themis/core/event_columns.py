@@ -291,13 +291,20 @@ class EventColumns(Mapping[str, E], Generic[E]):
         """A function of a key giving those fields of its event (`None` if none is held),
         without building the event: for reading a few fields of every trial."""
         indexes = [self._layout.names.index(name) for name in names]
-        rows, read = self._rows, self._read
+        read = [(index, self._layout.mappings[index]) for index in indexes]
+        rows = self._rows
 
         def fields(key: str) -> tuple[Any, ...] | None:
-            row = rows.get(key)  # `_row`, inlined: called once per trial by the report
+            # `_row` and `_read`, inlined: called once per trial by the report (ADR 0071)
+            row = rows.get(key)
             if row is None or row >= self._count:
                 return None
-            return tuple([read(index, row) for index in indexes])
+            columns, values = self._columns, []
+            for index, mapping in read:
+                column = columns[index]
+                value = column.value if type(column) is _Same else column[row]
+                values.append(dict(value) if mapping and type(value) is tuple else value)
+            return tuple(values)
 
         return fields
 
