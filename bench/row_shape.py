@@ -8,7 +8,7 @@ does), then:
 - reads them back from the same log in both shapes (the batched file, and a copy turned into
   schema 3's table): the fold's input (`read`), a reopen's tail after a checkpoint (`read`
   after the last 1,000), `last_seq`, `runs`, the lookups of another run's generations
-  (`generated_keys`, `find_generations`, 1,000 keys), the `trials` log view, and the viewer's
+  (`locate_generations`, `find_generations`, 1,000 keys), the `trials` log view, and the viewer's
   trial rows (`LogBrowser.kept`), CPU seconds each.
 
 Usage: `python bench/row_shape.py [N]` (default 100,000). Prints the load average: under load
@@ -148,7 +148,9 @@ def reads(path: str, run_id: str, keys: list[str], events: int) -> dict[str, flo
             ),
             "last_seq": cpu(lambda: store.last_seq(run_id)),
             "runs (event counts)": cpu(store.runs),
-            "generated_keys (1,000 keys)": cpu(lambda: store.generated_keys(lookups, "other")),
+            "locate_generations (1,000 keys)": cpu(
+                lambda: store.locate_generations(lookups, "other")
+            ),
             "find_generations (1,000 keys)": cpu(lambda: store.find_generations(lookups, "other")),
         }
     finally:

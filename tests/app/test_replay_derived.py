@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sized
 from pathlib import Path
 
 import pytest
@@ -133,26 +134,37 @@ def _timeless(store: Path, run_id: str) -> list[str]:
         opened.close()
 
 
-def test_a_derived_replay_looks_generations_up_once_and_logs_what_running_it_logs(
+def test_a_derived_replay_locates_generations_once_and_logs_what_running_it_logs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     changed = ["metrics.exact_match.case_sensitive=true"]
     replayed_store, run_store = tmp_path / "replayed.duckdb", tmp_path / "run.duckdb"
     source = themis.Experiment.from_file(DEMO).run(replayed_store)
     themis.Experiment.from_file(DEMO).run(run_store)
-    lookups: list[int] = []
-    original = DuckDBStore.find_generations
+    lookups: list[tuple[str, int]] = []
 
-    def counted(self: DuckDBStore, keys: object, exclude_run: str) -> object:
-        lookups.append(len(keys))  # type: ignore[arg-type]
-        return original(self, keys, exclude_run)  # type: ignore[arg-type]
+    def counted(name: str) -> Callable[..., object]:
+        original = getattr(DuckDBStore, name)
 
-    monkeypatch.setattr(DuckDBStore, "find_generations", counted)
+        def call(self: DuckDBStore, keys: Sized, *args: object, **kwargs: object) -> object:
+            lookups.append((name, len(keys)))
+            return original(self, keys, *args, **kwargs)
+
+        monkeypatch.setattr(DuckDBStore, name, call)
+        return original
+
+    originals = {
+        name: counted(name)
+        for name in ("find_generations", "locate_generations", "read_generations")
+    }
     replayed = themis.replay(
         source.run_id[:8], "score", replayed_store, config=DEMO, overrides=changed
     )
-    assert lookups == [288]  # by the execution, one chunk; the check before it reads keys only
-    monkeypatch.setattr(DuckDBStore, "find_generations", original)
+    # The check locates every generation (no payload read); the execution reads them at their
+    # places, one chunk here, without searching the log again (ADR 0070).
+    assert lookups == [("locate_generations", 288), ("read_generations", 288)]
+    for name, original in originals.items():
+        monkeypatch.setattr(DuckDBStore, name, original)
     ran = themis.Experiment.from_file(DEMO, overrides=changed).run(run_store)
 
     assert replayed.run_id == ran.run_id

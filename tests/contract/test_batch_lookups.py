@@ -1,17 +1,23 @@
 """A DuckDB store's lookups by key over a log of batch rows (ADR 0046) that split only kinds and
-keys (ADR 0054: `find_generations`, `generated_keys`) answer what the memory store answers, and
-what the same lookups over the `events` view, which splits every row, answer: on logs of several
-runs, each in many rows, with keys that need JSON escapes and keys shared between runs. So does
-`read` after any seq (it starts at the row holding the next one)."""
+keys (ADR 0054: `find_generations`; ADR 0070: `locate_generations`, then `read_generations` at
+the places found) answer what the memory store answers, and what the same lookups over the
+`events` view, which splits every row, answer: on logs of several runs, each in many rows, with
+keys that need JSON escapes and keys shared between runs. So does `read` after any seq (it starts
+at the row holding the next one)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
+import duckdb
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.contract.test_store_contract import make_snapshot
+from tests.older_stores import as_schema_3, as_schema_5
 from themis.adapters.codec import decode_event
 from themis.adapters.stores import DuckDBStore, MemoryStore
 from themis.adapters.stores.duckdb_log import events_of_rows, keyed_rows
@@ -86,8 +92,10 @@ def test_lookups_and_reads_answer_as_the_view_and_the_memory_store(
                 for key, run_id, payload in rows
             }
             assert found == viewed
-            keys = batched.generated_keys(asked, exclude_run=exclude)
-            assert keys == memory.generated_keys(asked, exclude_run=exclude) == set(found)
+            located = batched.locate_generations(asked, exclude_run=exclude)
+            assert located == memory.locate_generations(asked, exclude_run=exclude)
+            assert set(located) == set(found)
+            assert batched.read_generations(located) == found
         for run_id in RUNS:  # a read after any seq starts inside the right row
             last = memory.last_seq(run_id)
             for after in range(last + 2):
@@ -125,3 +133,37 @@ def test_keyed_rows_keep_every_row_holding_a_key_asked_for(
         cursor.close()
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("older", [as_schema_3, as_schema_5])
+def test_an_older_store_read_only_locates_and_reads_as_it_finds(
+    tmp_path: Path, older: Callable[[Any], None]
+) -> None:
+    """Schema 3's one event a row, and schema 5's rows of up to 1,024 events (a place's row
+    starts long before it), opened read-only as they are."""
+    path = tmp_path / "old.duckdb"
+    store = DuckDBStore(path)
+    made = {
+        run_id: [
+            GenerationCompleted(at=1.0, trial_key=f"k{i % 700}", text=f"{run_id} {i}")
+            for i in range(count)
+        ]
+        for run_id, count in (("run-a", 900), ("run-b", 1_500))
+    }
+    for index, (run_id, generations) in enumerate(made.items()):
+        store.save_snapshot(make_snapshot(run_id, created_at=float(index)), places=False)
+        for start in range(0, len(generations), 50):
+            store.append(run_id, start + 1, generations[start : start + 50])
+    store.close()
+    with duckdb.connect(str(path)) as con:
+        older(con)
+    opened = DuckDBStore(path, read_only=True)
+    try:
+        asked = [f"k{i}" for i in range(0, 760, 3)]
+        for exclude in ("run-a", "run-z"):
+            found = opened.find_generations(asked, exclude_run=exclude)
+            located = opened.locate_generations(asked, exclude_run=exclude)
+            assert set(located) == set(found)
+            assert opened.read_generations(located) == found
+    finally:
+        opened.close()

@@ -40,6 +40,7 @@ from themis.core.events import (
     subject_key,
 )
 from themis.core.execution import CommandOutcome, StageRun
+from themis.core.generation import GenerationPlace
 from themis.core.report import Report, ReportRow
 from themis.core.retry import RetryRecord
 from themis.core.stages import Stage
@@ -340,18 +341,34 @@ class CheckpointContract(StoreFixture):
         store.delete_run("run-a")
         assert store.find_generations(["trial-0", "trial-1"], exclude_run="run-b") == {}
 
-    def test_generated_keys_are_the_keys_find_generations_finds(self, store: StorePort) -> None:
+    def test_located_generations_are_where_find_generations_finds_them(
+        self, store: StorePort
+    ) -> None:
         store.save_snapshot(make_snapshot("run-old", created_at=1.0))
         store.append("run-old", 1, SAMPLE_EVENTS)  # one completed (a1b2c3), one failed (d4e5f6)
         store.append("run-new", 1, answers(3))
-        store.append("run-new", 4, answers(2))  # trial-0 and trial-1 again: found once
+        store.append("run-new", 4, answers(2))  # trial-0 and trial-1 again: the first is found
         asked = ["a1b2c3", "d4e5f6", "trial-0", "trial-2", "never-made"]
-        assert store.generated_keys(asked, exclude_run="run-new") == {"a1b2c3"}
-        found = store.generated_keys(asked, exclude_run="run-old")
-        assert found == {"trial-0", "trial-2"} == set(store.find_generations(asked, "run-old"))
-        assert store.generated_keys([], exclude_run="run-new") == set()
+        completed = next(
+            seq for seq, event in store.read("run-old") if isinstance(event, GenerationCompleted)
+        )
+        located = store.locate_generations(asked, exclude_run="run-new")
+        assert located == {"a1b2c3": GenerationPlace("run-old", completed)}
+        assert store.read_generations(located) == store.find_generations(asked, "run-new")
+        located = store.locate_generations(asked, exclude_run="run-old")
+        assert located == {
+            "trial-0": GenerationPlace("run-new", 1),
+            "trial-2": GenerationPlace("run-new", 3),
+        }
+        assert store.read_generations(located) == store.find_generations(asked, "run-old")
+        assert store.locate_generations([], exclude_run="run-new") == {}
+        assert store.read_generations({}) == {}
+        # A place whose event is not that key's completed generation is not read as one.
+        assert store.read_generations({"trial-1": GenerationPlace("run-new", 1)}) == {}
+        assert store.read_generations({"a1b2c3": GenerationPlace("run-old", 99)}) == {}
         store.delete_run("run-old")
-        assert store.generated_keys(asked, exclude_run="run-new") == set()
+        assert store.locate_generations(asked, exclude_run="run-new") == {}
+        assert store.read_generations({"a1b2c3": GenerationPlace("run-old", completed)}) == {}
 
     def test_find_generations_answers_many_keys_at_once(self, store: StorePort) -> None:
         made = answers(2_500)

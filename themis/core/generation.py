@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from attrs import frozen
 
 # `finish_reason`s that say the answer was cut at `max_tokens`: OpenAI-style `length`, and
@@ -12,6 +14,14 @@ TRUNCATED_REASONS = frozenset({"length", "max_tokens"})
 def is_truncated(finish_reason: str | None) -> bool:
     """Whether a generation ended because it reached `max_tokens`."""
     return finish_reason in TRUNCATED_REASONS
+
+
+class GenerationPlace(NamedTuple):
+    """Where a completed generation is logged: its run and its seq there (what a store's
+    `locate_generations` answers, for `read_generations` to read later)."""
+
+    run_id: str
+    seq: int
 
 
 @frozen

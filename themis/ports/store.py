@@ -20,8 +20,12 @@ Contract (one suite in `tests/contract` runs it against every adapter):
 - `GenerationIndex.find_generations` answers, in one call for many trial keys, which of them
   another run of the store completed: `{trial_key: (run_id, GenerationCompleted)}`. Several
   candidates resolve to the earliest-created run (ties by run id), then its earliest seq.
-  `generated_keys` answers only which of them another run completed, reading no payload (a
-  replay checks a whole run this way, then reads the generations chunk by chunk).
+  `locate_generations` answers only where (`GenerationPlace`: run and seq) the generation
+  `find_generations` would return for each of them is logged, reading no payload, and
+  `read_generations` reads the generations at such places later: a derived replay locates a
+  whole run's at once, then reads them chunk by chunk without searching the log again. A
+  place whose event is not a completed generation of its key (its run was deleted since) is
+  left out of the answer.
 - `FactCache.save_facts` keeps one `CompiledFacts` per key (a later save replaces it);
   `load_facts` returns it, or `None` when none was saved (or the store predates the cache).
   `delete_run` leaves config entries naming the run: they are checked against the run's own.
@@ -29,12 +33,13 @@ Contract (one suite in `tests/contract` runs it against every adapter):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from themis.core.checkpoint import Checkpoint, CheckpointSummary
 from themis.core.compiled_facts import CompiledFacts
 from themis.core.events import Event, GenerationCompleted
+from themis.core.generation import GenerationPlace
 from themis.core.planner import TrialRef
 from themis.core.snapshot import RunSnapshot, RunSummary
 
@@ -89,7 +94,13 @@ class GenerationIndex(Protocol):
         self, trial_keys: Sequence[str], exclude_run: str
     ) -> dict[str, tuple[str, GenerationCompleted]]: ...
 
-    def generated_keys(self, trial_keys: Sequence[str], exclude_run: str) -> set[str]: ...
+    def locate_generations(
+        self, trial_keys: Sequence[str], exclude_run: str
+    ) -> dict[str, GenerationPlace]: ...
+
+    def read_generations(
+        self, places: Mapping[str, GenerationPlace]
+    ) -> dict[str, tuple[str, GenerationCompleted]]: ...
 
 
 class FactCache(Protocol):

@@ -25,7 +25,7 @@ import itertools
 import json
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Final
@@ -49,8 +49,9 @@ from themis.adapters.stores.duckdb_log import (
     STORED_WITHIN,
     batch_rows,
     batched,
+    events_at,
     first_of_kind,
-    keys_of_kind,
+    first_places_of_kind,
     split_row,
 )
 from themis.adapters.stores.duckdb_open import (
@@ -74,6 +75,7 @@ from themis.core.checkpoint import Checkpoint, CheckpointSummary
 from themis.core.compiled_facts import CompiledFacts, run_key
 from themis.core.errors import SequenceConflict, StoreError
 from themis.core.events import Event, GenerationCompleted, RunCompleted, RunPaused
+from themis.core.generation import GenerationPlace
 from themis.core.planner import TrialRef
 from themis.core.snapshot import RunSnapshot, RunSummary
 from themis.threads import SignalSafeThread
@@ -93,9 +95,10 @@ _FIND_GENERATIONS: Final = (
     " QUALIFY row_number() OVER ("
     "  PARTITION BY e.trial_key ORDER BY r.created_at NULLS LAST, e.run_id, e.seq) = 1"
 )
-_GENERATED_KEYS: Final = (
-    "SELECT DISTINCT trial_key FROM events"
-    " WHERE kind = $1 AND run_id <> $2 AND trial_key IN (SELECT unnest($3::VARCHAR[]))"
+_LOCATE_GENERATIONS: Final = _FIND_GENERATIONS.replace("e.payload", "e.seq")
+# A schema 1-3 log's events of run `$1` from seq `$2` to `$3` (`read_generations`).
+_EVENTS_BETWEEN: Final = (
+    "SELECT seq, kind, payload FROM events WHERE run_id = $1 AND seq BETWEEN $2 AND $3"
 )
 _RUNS: Final = (
     "SELECT r.run_id, r.name, r.created_at, coalesce(sum(e.n), 0) FROM runs r"
@@ -489,16 +492,51 @@ class DuckDBStore:
                 found[trial_key] = (run_id, event)
         return found
 
-    def generated_keys(self, trial_keys: Sequence[str], exclude_run: str) -> set[str]:
-        """Which of `trial_keys` another run completed a generation of (no payload is read)."""
+    def locate_generations(
+        self, trial_keys: Sequence[str], exclude_run: str
+    ) -> dict[str, GenerationPlace]:
+        """Where `find_generations` finds each of `trial_keys`' generation (no payload is
+        read)."""
         if not trial_keys:
-            return set()
+            return {}
         kind = GenerationCompleted.kind
         with self._connection() as con:
             if self._batched:
-                return keys_of_kind(con, kind, exclude_run, trial_keys)
+                places = first_places_of_kind(con, kind, exclude_run, trial_keys)
+                return {
+                    key: GenerationPlace(run_id, seq + index)
+                    for key, (run_id, seq, index) in places.items()
+                }
             parameters = [kind, exclude_run, list(trial_keys)]
-            return {key for (key,) in con.execute(_GENERATED_KEYS, parameters).fetchall()}
+            rows = con.execute(_LOCATE_GENERATIONS, parameters).fetchall()
+        return {key: GenerationPlace(run_id, seq) for key, run_id, seq in rows}
+
+    def read_generations(
+        self, places: Mapping[str, GenerationPlace]
+    ) -> dict[str, tuple[str, GenerationCompleted]]:
+        """The completed generation of each key at its place (`locate_generations`), read a
+        run at a time."""
+        by_run: dict[str, dict[int, str]] = {}
+        for key, (run_id, seq) in places.items():
+            by_run.setdefault(run_id, {})[seq] = key
+        found: dict[str, tuple[str, GenerationCompleted]] = {}
+        with self._connection() as con:
+            for run_id, keys in by_run.items():
+                if self._batched:
+                    stored = list(events_at(con, run_id, keys))
+                else:
+                    parameters = [run_id, min(keys), max(keys)]
+                    stored = con.execute(_EVENTS_BETWEEN, parameters).fetchall()
+                for seq, kind, payload in stored:
+                    if seq not in keys or kind != GenerationCompleted.kind:
+                        continue
+                    try:
+                        event = decode_event(kind, payload)
+                    except StoreError as error:
+                        raise StoreError(f"{self._path}: run {run_id}: {error}") from error
+                    if isinstance(event, GenerationCompleted) and event.trial_key == keys[seq]:
+                        found[keys[seq]] = (run_id, event)
+        return found
 
     def runs(self) -> list[RunSummary]:
         """One summary per saved snapshot, oldest first (ties by run id)."""

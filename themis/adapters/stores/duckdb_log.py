@@ -25,7 +25,7 @@ older: `events` a table) is read as it is, and turned into this shape when a wri
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any, Final, NamedTuple
 
 from themis.adapters.codec import decode_event, encode_event
@@ -44,11 +44,12 @@ __all__ = [
     "STORED_WITHIN",
     "batch_rows",
     "batched",
+    "events_at",
     "events_of_rows",
     "first_of_kind",
+    "first_places_of_kind",
     "key_texts",
     "keyed_rows",
-    "keys_of_kind",
     "migrate_events",
     "split_row",
 ]
@@ -159,6 +160,14 @@ _MANY_KEYED_ROWS: Final = (
 _SEARCHED_KEYS: Final = 4
 # The payloads of run `$1`'s rows starting at the seqs `$2`: a filter on `seq` DuckDB applies
 # before reading payloads (a join on (run_id, seq) read every row's).
+# The rows of run `$1` holding any of the seqs from `$2` to `$3` (`events_at`). A row starts
+# at most `LONGEST_ROW` events before a seq it holds: the bound on `seq` alone lets DuckDB skip
+# the rows outside the range by its zone maps instead of computing `seq + n` for every row.
+LONGEST_ROW: Final = 1_024  # events in a row of a schema 4 or 5 log (ADR 0046); 6's hold 32
+_ROWS_BETWEEN: Final = (
+    "SELECT seq, n, kinds, payloads FROM event_batches"
+    f" WHERE run_id = $1 AND seq > $2 - {LONGEST_ROW} AND seq <= $3 AND seq + n > $2"
+)
 _ROWS_AT: Final = (
     "SELECT seq, payloads FROM event_batches WHERE run_id = $1 AND list_contains($2::BIGINT[], seq)"
 )
@@ -342,27 +351,32 @@ def _of_kind(
                     yield key, created_at, run_id, seq, index
 
 
-def keys_of_kind(con: Any, kind: str, exclude_run: str, trial_keys: Iterable[str]) -> set[str]:
-    """Which of `trial_keys` a run other than `exclude_run` logged an event of `kind` about."""
-    return {key for key, *_ in _of_kind(con, kind, exclude_run, trial_keys)}
-
-
-def first_of_kind(
-    con: Any, kind: str, exclude_run: str, trial_keys: list[str]
-) -> Iterator[tuple[str, str, str]]:
-    """`(trial_key, run_id, payload)` of the first event of `kind` about each of `trial_keys` in
-    a run other than `exclude_run` (the earliest-created run's, runs without a snapshot last,
-    then by run id; its lowest seq). The rows holding them are read a few at a time and split
-    once, here: DuckDB would hold every payload of every such row at once to join them (~0.3
-    GiB for a 100k-trial replay's 10,000 keys)."""
+def first_places_of_kind(
+    con: Any, kind: str, exclude_run: str, trial_keys: Iterable[str]
+) -> dict[str, tuple[str, int, int]]:
+    """`{trial_key: (run_id, seq, index)}` of the first event of `kind` about each of
+    `trial_keys` in a run other than `exclude_run` (the earliest-created run's, runs without a
+    snapshot last, then by run id; its lowest seq): `seq` its row's first seq, `index` its place
+    in the row. Only kinds and keys are read."""
     first: dict[str, tuple[tuple[Any, ...], str, int, int]] = {}
     for key, created_at, run_id, seq, index in _of_kind(con, kind, exclude_run, trial_keys):
         order = (created_at is None, created_at or 0, run_id, seq + index)
         held = first.get(key)
         if held is None or order < held[0]:
             first[key] = (order, run_id, seq, index)
+    return {key: (run_id, seq, index) for key, (_, run_id, seq, index) in first.items()}
+
+
+def first_of_kind(
+    con: Any, kind: str, exclude_run: str, trial_keys: list[str]
+) -> Iterator[tuple[str, str, str]]:
+    """`(trial_key, run_id, payload)` of the first event of `kind` about each of `trial_keys` in
+    a run other than `exclude_run` (`first_places_of_kind`). The rows holding them are read a
+    few at a time and split once, here: DuckDB would hold every payload of every such row at
+    once to join them (~0.3 GiB for a 100k-trial replay's 10,000 keys)."""
     wanted: dict[str, dict[int, list[tuple[str, int]]]] = {}
-    for key, (_, run_id, seq, index) in first.items():
+    places = first_places_of_kind(con, kind, exclude_run, trial_keys)
+    for key, (run_id, seq, index) in places.items():
         wanted.setdefault(run_id, {}).setdefault(seq, []).append((key, index))
     for run_id, rows_wanted in wanted.items():
         cursor = con.execute(_ROWS_AT, [run_id, list(rows_wanted)])
@@ -371,6 +385,22 @@ def first_of_kind(
                 texts = payloads.split("\n")
                 for key, index in rows_wanted[seq]:
                     yield key, run_id, texts[index]
+
+
+def events_at(con: Any, run_id: str, seqs: Collection[int]) -> Iterator[tuple[int, str, str]]:
+    """`(seq, kind, payload)` of run `run_id`'s events at `seqs` (those stored): the rows from
+    the lowest to the highest are read a few at a time, and only the wanted events kept."""
+    if not seqs:
+        return
+    wanted = set(seqs)
+    cursor = con.execute(_ROWS_BETWEEN, [run_id, min(wanted), max(wanted)])
+    while rows := cursor.fetchmany(64):
+        for first, count, kinds, payloads in rows:
+            hits = [seq for seq in range(first, first + count) if seq in wanted]
+            if hits:
+                row_kinds, texts = kinds.split(" "), payloads.split("\n")
+                for seq in hits:
+                    yield seq, row_kinds[seq - first], texts[seq - first]
 
 
 def split_row(seq: int, kinds: str, payloads: str, after_seq: int) -> Iterator[tuple[int, Event]]:

@@ -5,12 +5,13 @@ call atomic, so a run in one thread (`Orchestrator.submit`) and reads in another
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from themis.core.checkpoint import Checkpoint, CheckpointSummary
 from themis.core.compiled_facts import CompiledFacts, run_key
 from themis.core.errors import SequenceConflict
 from themis.core.events import Event, GenerationCompleted
+from themis.core.generation import GenerationPlace
 from themis.core.planner import TrialRef
 from themis.core.snapshot import RunSnapshot, RunSummary
 
@@ -87,9 +88,15 @@ class MemoryStore:
         self, trial_keys: Sequence[str], exclude_run: str
     ) -> dict[str, tuple[str, GenerationCompleted]]:
         """Completed generations of `trial_keys` in other runs: the earliest-created run's first."""
+        return self.read_generations(self.locate_generations(trial_keys, exclude_run))
+
+    def locate_generations(
+        self, trial_keys: Sequence[str], exclude_run: str
+    ) -> dict[str, GenerationPlace]:
+        """Where `find_generations` finds each of `trial_keys`' generation."""
         with self._lock:
             wanted = set(trial_keys)
-            found: dict[str, tuple[str, GenerationCompleted]] = {}
+            found: dict[str, GenerationPlace] = {}
             for run_id in sorted(self._events, key=self._creation_order):
                 if run_id == exclude_run:
                     continue
@@ -97,20 +104,20 @@ class MemoryStore:
                 for seq in sorted(stored):
                     event = stored[seq]
                     if isinstance(event, GenerationCompleted) and event.trial_key in wanted:
-                        found.setdefault(event.trial_key, (run_id, event))
+                        found.setdefault(event.trial_key, GenerationPlace(run_id, seq))
             return found
 
-    def generated_keys(self, trial_keys: Sequence[str], exclude_run: str) -> set[str]:
-        """Which of `trial_keys` another run completed a generation of."""
+    def read_generations(
+        self, places: Mapping[str, GenerationPlace]
+    ) -> dict[str, tuple[str, GenerationCompleted]]:
+        """The completed generation of each key at its place (`locate_generations`)."""
         with self._lock:
-            wanted = set(trial_keys)
-            return {
-                event.trial_key
-                for run_id, stored in self._events.items()
-                if run_id != exclude_run
-                for event in stored.values()
-                if isinstance(event, GenerationCompleted) and event.trial_key in wanted
-            }
+            found: dict[str, tuple[str, GenerationCompleted]] = {}
+            for key, (run_id, seq) in places.items():
+                event = self._events.get(run_id, {}).get(seq)
+                if isinstance(event, GenerationCompleted) and event.trial_key == key:
+                    found[key] = (run_id, event)
+            return found
 
     def _creation_order(self, run_id: str) -> tuple[bool, float, str]:
         snapshot = self._snapshots.get(run_id)  # runs without a snapshot come last

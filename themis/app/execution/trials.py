@@ -121,6 +121,7 @@ class TrialRunner:
         # A batch execution looks other runs' generations up chunk by chunk (`prefetch`).
         self.store = ports.store
         self.prefetching = execution.batch and runtime.reuse_generations
+        self.located = execution.located
         self.fetched: Reusable = {}
         # Generations being obtained, by trial key: a twin that must wait for one sets its event
         # (most calls have no twin, and never yield meanwhile: they make none).
@@ -192,9 +193,18 @@ class TrialRunner:
             and key not in generated
         ]
         if keys:
-            self.fetched = await trio.to_thread.run_sync(
-                self.store.find_generations, list(dict.fromkeys(keys)), self.compiled.run_id
-            )
+            self.fetched = await trio.to_thread.run_sync(self._looked_up, list(dict.fromkeys(keys)))
+
+    def _looked_up(self, keys: list[str]) -> Reusable:
+        """Other runs' generations of `keys`: read at their places when the execution was given
+        them (`Execution.located`), else found by searching the log."""
+        located = self.located  # each place let go of once read: the run's are not held
+        places = {key: place for key in keys if (place := located.pop(key, None)) is not None}
+        found = self.store.read_generations(places) if places else {}
+        if len(places) < len(keys):
+            rest = [key for key in keys if key not in places]
+            found = {**found, **self.store.find_generations(rest, self.compiled.run_id)}
+        return found
 
     def _known_generation(
         self, key: str, events: list[Event]

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from attrs import field, frozen
 
 from themis.core.events import Event, GenerationCompleted
+from themis.core.generation import GenerationPlace
 from themis.core.planner import CompiledRun, PendingTrial
 from themis.core.runtime import RuntimeConfig
 from themis.core.stages import Stage
@@ -31,7 +32,9 @@ class Execution:
     `StageReset`); `reusable` holds generations of other runs, recorded as cache hits instead
     of calls. `batch`: a replay's execution, which calls no model: its trials are parsed and
     scored in a plain loop, `runtime.store_batch_size` at a time, instead of by concurrent
-    workers.
+    workers; `located`: where other runs logged the generations it will look up (a derived
+    replay locates them all first), read from there without searching the log again, each
+    place taken out once read.
     """
 
     compiled: CompiledRun
@@ -43,3 +46,4 @@ class Execution:
     preamble: Sequence[Event] = ()
     reusable: Reusable = field(factory=dict)
     batch: bool = False
+    located: dict[str, GenerationPlace] = field(factory=dict)

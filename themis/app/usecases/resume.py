@@ -314,8 +314,8 @@ def prepare_replay_with_config(
         )
     plans = list(plan(compiled))  # planned once: the check and the execution share it
     keys = list(dict.fromkeys(trial.trial_key for trial in plans))
-    stored = store.generated_keys(keys, exclude_run=compiled.run_id)
-    missing = [key for key in keys if key not in stored]
+    located = store.locate_generations(keys, exclude_run=compiled.run_id)
+    missing = [key for key in keys if key not in located]
     if missing:  # what this derived run generated itself (a replay never does) counts too
         derived_state, _ = load_state(store, compiled.run_id)
         missing = [key for key in missing if key not in derived_state.generations]
@@ -336,6 +336,7 @@ def prepare_replay_with_config(
         },
         batch=True,
         plans=_released(plans),
+        located=located,
     )
     return Prepared(request, functools.partial(_derive, request))
 

@@ -35,6 +35,7 @@ from themis.app.usecases.stored import (
 from themis.core.budget import COST_LIMIT, pause_holds
 from themis.core.errors import RunExists, ThemisError
 from themis.core.events import Event, FailuresRetried, RunResumed
+from themis.core.generation import GenerationPlace
 from themis.core.planner import (
     CompiledRun,
     PendingTrial,
@@ -94,6 +95,9 @@ class RunRequest:
     # The run's plan, when the caller planned it already (a replay checks it first): read
     # once, by the execution.
     plans: Iterable[TrialPlan] | None = None
+    # Where other runs logged the generations of its trial keys, when the caller located them
+    # already (a derived replay checks them all first): read from there, not searched again.
+    located: dict[str, GenerationPlace] = field(factory=dict)
 
 
 @frozen
@@ -234,6 +238,7 @@ def continue_run(
         preamble,
         request.reusable,
         batch=request.batch,
+        located=request.located,
     )
     return execute_work(execution, ports, loaded, record, driving)
 
