@@ -4,6 +4,7 @@ kept copy of every row, and nothing is copied for them."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import attrs
@@ -11,6 +12,8 @@ import attrs
 import themis
 from tests.viewer.conftest import ViewerStore, _answer, _spec
 from themis.adapters.stores.duckdb_browse import TRIAL_SORTS, LogBrowser
+from themis.core.generation import ModelResponse
+from themis.core.planner import ModelRequest
 
 
 def test_narrow_pages_equal_pages_of_the_kept_rows(viewer_store: ViewerStore) -> None:
@@ -62,7 +65,48 @@ def test_narrow_searches_and_sorts_equal_those_of_the_kept_rows(
 ) -> None:
     """A search, or a sort by any column, before the run's rows are kept reads each trial's
     search rows (and timing rows) and the page's trials' rows alone (ADR 0064)."""
-    path = str(viewer_store.path)
+    _assert_narrow_searches_equal_kept(str(viewer_store.path), viewer_store.run_a)
+    _assert_narrow_searches_equal_kept(str(viewer_store.path), viewer_store.run_b)
+
+
+def test_narrow_reads_after_a_replay_and_a_retry_equal_the_kept_rows(
+    viewer_store: ViewerStore, tmp_path: Path
+) -> None:
+    """Each part of the log read from its own rows (ADR 0067: resets, scores without their
+    keys, failures, generated keys without payloads) gives the kept rows' searches, sorts and
+    case values after a replay of the score stage and a retry of the failed trials that
+    generated them again."""
+    path = tmp_path / "replayed.duckdb"
+    shutil.copy(viewer_store.path, path)
+    experiment = themis.Experiment.from_spec(_spec(1))
+    clock = themis.FakeClock()
+    experiment.replay(
+        "score", store=path, models={"hostile": themis.ScriptedModel(clock, script=_answer)}
+    )
+
+    def answering(request: ModelRequest) -> ModelResponse:  # beta answers case 5 now
+        return _answer(attrs.evolve(request, model="alpha-1"))
+
+    model = themis.ScriptedModel(clock, script=answering)
+    experiment.resume(
+        path, models={"hostile": model}, clock=clock, retry_failed=True, until_stage="generate"
+    )
+    run = viewer_store.run_a
+    _assert_narrow_searches_equal_kept(str(path), run)
+    narrow, kept = LogBrowser(str(path)), LogBrowser(str(path))
+    kept.kept(run)
+    kept.versions[run] = kept._tables[run][0]
+    for metrics in (["exact_match"], ["exact_match", "missing"]):
+        sums, expected = narrow.case_sums(run, metrics), kept.case_sums(run, metrics)
+        assert sums is not None
+        assert expected is not None
+        assert [
+            (place, {k: v.tolist() for k, v in columns.items()}) for place, columns in sums
+        ] == [(place, {k: v.tolist() for k, v in columns.items()}) for place, columns in expected]
+    assert not narrow._tables
+
+
+def _assert_narrow_searches_equal_kept(path: str, run: str) -> None:
     searches = ("", "beta", "beta failed", "n5", "alpha scored n1", "bad_request", "5", "zzz")
     asked = [
         *(
@@ -80,26 +124,25 @@ def test_narrow_searches_and_sorts_equal_those_of_the_kept_rows(
             for offset, limit in ((0, 50), (2, 3), (40, 10))
         ),
     ]
-    for run in (viewer_store.run_a, viewer_store.run_b):
-        narrow = LogBrowser(path)
-        answers = [
-            narrow.trials(
-                run, search=search, sort=sort, descending=descending, offset=offset, limit=limit
-            )
-            for search, sort, descending, offset, limit in asked
-        ]
-        assert not narrow._tables  # nothing copied
-        kept = LogBrowser(path)
-        kept.kept(run)
-        kept.versions[run] = kept._tables[run][0]
-        assert not kept._narrow(run)
-        for (search, sort, descending, offset, limit), answer in zip(asked, answers, strict=True):
-            expected = kept.trials(
-                run, search=search, sort=sort, descending=descending, offset=offset, limit=limit
-            )
-            assert answer == expected, (search, sort, descending, offset, limit)
-        assert any(answer.total for answer in answers)
-        assert any(answer.rows and answer.total < 24 for answer in answers)
+    narrow = LogBrowser(path)
+    answers = [
+        narrow.trials(
+            run, search=search, sort=sort, descending=descending, offset=offset, limit=limit
+        )
+        for search, sort, descending, offset, limit in asked
+    ]
+    assert not narrow._tables  # nothing copied
+    kept = LogBrowser(path)
+    kept.kept(run)
+    kept.versions[run] = kept._tables[run][0]
+    assert not kept._narrow(run)
+    for (search, sort, descending, offset, limit), answer in zip(asked, answers, strict=True):
+        expected = kept.trials(
+            run, search=search, sort=sort, descending=descending, offset=offset, limit=limit
+        )
+        assert answer == expected, (search, sort, descending, offset, limit)
+    assert any(answer.total for answer in answers)
+    assert any(answer.rows and answer.total < 24 for answer in answers)
 
 
 def test_a_run_without_failures_has_no_failure_kinds_narrow_or_kept(tmp_path: Path) -> None:

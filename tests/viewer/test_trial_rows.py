@@ -19,7 +19,7 @@ import themis
 from tests.viewer.conftest import ViewerStore, _answer, _spec
 from themis.adapters.stores.duckdb_trial_rows import (
     RESPONSE_CHARS,
-    MetricLogs,
+    LogParts,
     metric_path,
     metric_rows,
     search_rows,
@@ -77,7 +77,7 @@ def _assert_same_rows(path: Path, run: str) -> None:
         assert [d[0] for d in columns] == [d[0] for d in view]
         # A metric the run has, one it lacks, and one whose name needs a JSON pointer's escapes.
         metrics = ["exact_match", "missing/metric", "~x"]
-        scored = metric_rows("run", len(metrics), "trial_places", MetricLogs(*[_EVENTS] * 4))
+        scored = metric_rows("run", len(metrics), "trial_places", LogParts(*[_EVENTS] * 4))
         asked = paths(metrics)
         named = [d[0] for d in con.execute(scored + " LIMIT 0", nothing | asked).description]
         assert named == [
@@ -98,7 +98,7 @@ def _assert_same_rows(path: Path, run: str) -> None:
             ),
             (timing_rows, "position, latency_s, output_tokens"),
         ):
-            narrow = query("run", events_where=" AND seq <= $upto")
+            narrow = query("run", "trial_places", LogParts(*[_EVENTS] * 4))
             names = [d[0] for d in con.execute(narrow + " LIMIT 0", nothing).description]
             assert ", ".join(names) == columns
             narrower[f"SELECT * FROM ({narrow}) ORDER BY position"] = (

@@ -19,7 +19,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import Any, Final
 
 import attrs
 import duckdb
@@ -31,7 +31,7 @@ from themis.adapters.stores.duckdb_case import KEYED_EVENTS, CaseReading, read_c
 from themis.adapters.stores.duckdb_log import events_of_rows, keyed_rows
 from themis.adapters.stores.duckdb_outline import OUTLINE, outline_of
 from themis.adapters.stores.duckdb_trial_rows import (
-    MetricLogs,
+    LogParts,
     NarrowRows,
     PlannedPlaces,
     case_values,
@@ -263,7 +263,8 @@ class LogBrowser:
         with the rows `query` (`search_rows`, `timing_rows`) gives of each of its trials."""
 
         def made(cursor: Any, places: str) -> tuple[str, dict[str, Any]]:
-            return query("run", "store.", places, log=_untimed(cursor, "store.")), {}
+            parts, parameters = _log_parts(cursor, run_id, "store.", _READS[query.name])
+            return query("run", places, parts), parameters
 
         return self._made_table(run_id, (query.name,), made)
 
@@ -968,37 +969,60 @@ def _batched(cursor: Any, store: str) -> bool:
     return bool(row and row[0])
 
 
+# What each narrow query reads of a batched log: the kinds whose payloads it splits (without
+# their keys), and which generations it asks about: every key's, the failed keys' or none.
+_READS: Final = {
+    "metric_rows": (("score_completed",), "failed"),
+    "search_rows": (("parse_completed", "score_completed", "stage_reset"), "every"),
+    "timing_rows": (("generation_completed",), "none"),
+}
+
+
+def _log_parts(
+    cursor: Any, run_id: str, store: str, reads: tuple[tuple[str, ...], str]
+) -> tuple[LogParts, dict[str, Any]]:
+    """The parts of the run's log (`$run`) in the store attached as `store` (`""`: the
+    cursor's own) a narrow query reads (`_READS`), with their parameters: of a batched log,
+    each from the rows holding it, split with only the columns read: the payloads of `reads`'
+    kinds without keys, the resets and failures from their own rows, the generations as kinds
+    and keys alone, of every row or only of the rows holding the failed keys (read first); of
+    an older log, its `events` for each."""
+    if not _batched(cursor, store):
+        log = f"(SELECT * FROM {store}events WHERE run_id = $run)"
+        return LogParts(log, log, log, log), {}
+    kinds, generated = reads
+
+    def holding(*held: str, keyed: bool = False, payloads: bool = True) -> str:
+        where = " AND (" + " OR ".join(f"contains(kinds, '{kind}')" for kind in held) + ")"
+        return events_of_rows(store, where, timed=False, keyed=keyed, payloads=payloads)
+
+    failures = holding("generation_failed", keyed=True)
+    needles: dict[str, Any] = {}
+    generations = failures  # not read
+    if generated == "every":
+        generations = holding("generation_completed", keyed=True, payloads=False)
+    elif generated == "failed":
+        found = cursor.execute(
+            f"SELECT list(DISTINCT trial_key) FROM {failures} WHERE kind = 'generation_failed'",
+            {"run": run_id},
+        ).fetchone()
+        failed = [key for key in (found[0] if found and found[0] else []) if key is not None]
+        rows, needles = keyed_rows(failed, store) if failed else (" AND false", {})
+        generations = events_of_rows(store, rows, timed=False, payloads=False)
+    parts = LogParts(holding("stage_reset"), holding(*kinds), failures, generations)
+    return parts, needles
+
+
 def _metric_query(
     cursor: Any, run_id: str, store: str, places: str, metrics: Sequence[str]
 ) -> tuple[str, dict[str, Any]]:
-    """`metric_rows` of the run (`$run`) in the store attached as `store` (`""`: the cursor's
-    own) for `metrics`, its places in `places`, with its parameters but `run`: of a batched log,
-    each part read from the rows holding it (the failed keys are read first, so that only the
-    rows holding their events are split for their generations); else from its `events`."""
-    parameters: dict[str, Any] = {
+    """`metric_rows` of the run (`$run`) in the store attached as `store` for `metrics`, its
+    places in `places`, with its parameters but `run` (`_log_parts`)."""
+    parts, parameters = _log_parts(cursor, run_id, store, _READS["metric_rows"])
+    parameters |= {
         f"metric_path{index}": metric_path(metric) for index, metric in enumerate(metrics)
     }
-    if not _batched(cursor, store):
-        log = f"(SELECT * FROM {store}events WHERE run_id = $run)"
-        return metric_rows("run", len(metrics), places, MetricLogs(log, log, log, log)), parameters
-
-    def holding(kind: str, *, keyed: bool = False) -> str:
-        return events_of_rows(store, f" AND contains(kinds, '{kind}')", timed=False, keyed=keyed)
-
-    failures = holding("generation_failed", keyed=True)
-    found = cursor.execute(
-        f"SELECT list(DISTINCT trial_key) FROM {failures} WHERE kind = 'generation_failed'",
-        {"run": run_id},
-    ).fetchone()
-    failed = [key for key in (found[0] if found and found[0] else []) if key is not None]
-    rows, needles = keyed_rows(failed, store) if failed else (" AND false", {})
-    logs = MetricLogs(
-        resets=holding("stage_reset"),
-        scores=holding("score_completed"),
-        failures=failures,
-        generations=events_of_rows(store, rows, timed=False),
-    )
-    return metric_rows("run", len(metrics), places, logs), parameters | needles
+    return metric_rows("run", len(metrics), places, parts), parameters
 
 
 def _hashable(parameters: dict[str, Any]) -> dict[str, Any]:

@@ -73,13 +73,14 @@ BATCHES_TABLE: Final = (
 )
 
 
-def _split(*, timed: bool, keyed: bool = True) -> str:
+def _split(*, timed: bool, keyed: bool = True, payloads: bool = True) -> str:
     """A query of `event_batches` split one event a row. `timed`: with each event's stage and
     time, as the `events` view has them; without, as the viewer's trial rows read the log, which
     never read them: DuckDB cannot drop an unnested column a query does not read, and splitting
     and casting those two cost about half of the split (`events_of_rows`, ADR 0064). Without
     `keyed`, no `trial_key` either (a reader of payloads that name their trial themselves, such
-    as scores: casting every row's keys from JSON is a third of an untimed split, ADR 0067)."""
+    as scores: casting every row's keys from JSON is a third of an untimed split); without
+    `payloads`, no `payload` (a reader of which keys have an event of a kind, ADR 0067)."""
     read = "nullif(stage, '') AS stage,  CAST(recorded_at AS DOUBLE) AS recorded_at, "
     split = (
         "   unnest(string_split(stages, ' ')) AS stage,"
@@ -87,17 +88,20 @@ def _split(*, timed: bool, keyed: bool = True) -> str:
     )
     if not timed:
         read = split = ""
-    key, keys = "trial_key, ", "   unnest(CAST(json(trial_keys) AS VARCHAR[])) AS trial_key,"
+    key, keys = "trial_key", "   unnest(CAST(json(trial_keys) AS VARCHAR[])) AS trial_key"
     if not keyed:
         key = keys = ""
+    payload, texts = "payload", "   unnest(string_split(payloads, chr(10))) AS payload"
+    if not payloads:
+        payload = texts = ""
+    columns = ", ".join(column for column in (key, f"{read}{payload}".rstrip(", ")) if column)
     return (
-        f" SELECT run_id, seq + i - 1 AS seq, kind, {key}{read}payload"
+        f" SELECT run_id, seq + i - 1 AS seq, kind, {columns}"
         " FROM (SELECT run_id, seq,"
         "   generate_subscripts(string_split(kinds, ' '), 1) AS i,"
         "   unnest(string_split(kinds, ' ')) AS kind,"
         f"{split}"
-        f"{keys}"
-        "   unnest(string_split(payloads, chr(10))) AS payload"
+        f"{','.join(part for part in (keys, texts) if part)}"
         "  FROM event_batches)"
     )
 
@@ -106,6 +110,7 @@ def _split(*, timed: bool, keyed: bool = True) -> str:
 EVENTS_VIEW: Final = "CREATE OR REPLACE VIEW events AS" + _split(timed=True)
 _UNTIMED_EVENTS: Final = _split(timed=False)
 _UNKEYED_EVENTS: Final = _split(timed=False, keyed=False)
+_KEYS_ONLY: Final = _split(timed=False, payloads=False)
 INSERT_BATCHES: Final = (
     "INSERT INTO event_batches SELECT $1, unnest($2::BIGINT[]), unnest($3::INTEGER[]),"
     " unnest($4::VARCHAR[]), unnest($5::VARCHAR[]), unnest($6::VARCHAR[]),"
@@ -205,14 +210,19 @@ def keyed_rows(trial_keys: Sequence[str], store: str = "") -> tuple[str, dict[st
     return _MANY_KEYED_ROWS.format(store=store), {"needles": list(trial_keys)}
 
 
-def events_of_rows(store: str, where: str = "", *, timed: bool = True, keyed: bool = True) -> str:
+def events_of_rows(
+    store: str, where: str = "", *, timed: bool = True, keyed: bool = True, payloads: bool = True
+) -> str:
     """A subquery of run `$run`'s events as the `events` view has them, split from only the
     rows of `{store}event_batches` that `where` (` AND ...`) keeps: the rest of the log is
     not split (a filter on the view's columns cannot reach below its split). Without `timed`,
     only `run_id`, `seq`, `kind`, `trial_key` and `payload` (no `stage`, no `recorded_at`);
-    without `keyed` (and `timed`) not `trial_key` either."""
+    without `keyed` (and `timed`) not `trial_key` either, without `payloads` (and `timed`) not
+    `payload`."""
     if timed:
         body = EVENTS_VIEW.removeprefix("CREATE OR REPLACE VIEW events AS")
+    elif not payloads:
+        body = _KEYS_ONLY
     else:
         body = _UNTIMED_EVENTS if keyed else _UNKEYED_EVENTS
     rows = f"FROM {store}event_batches WHERE run_id = $run{where})"

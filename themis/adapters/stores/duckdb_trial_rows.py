@@ -21,7 +21,7 @@ from themis.core.errors import StoreError
 
 __all__ = [
     "RESPONSE_CHARS",
-    "MetricLogs",
+    "LogParts",
     "NarrowRows",
     "PlannedPlaces",
     "case_values",
@@ -132,11 +132,11 @@ ORDER BY t.position"""
 # it is settled (else NULL: generated or pending) and its value on each metric compared (`v0`,
 # `v1`, ...: the score of the highest epoch above its floor, the first logged of that epoch; NULL
 # for none), by the same rules as `_TRIAL_ROWS` (a test compares them). Each part of the log is
-# read from its own rows (`{resets}`, `{scores}`, `{failures}`: the rows holding such events;
-# `{generations}`: those holding the failed keys' events), the scores without their keys (their
-# payloads name their trial), only the compared metrics parsed out of each score
-# (`$metric_path0`, ...: JSON pointers), never the whole map, and a trial's score chosen by its
-# plan position (a window over integers, not over 32-character ids).
+# read from its own rows (`{resets}`, `{scores}`: the parts' payloads, `{failures}`: the rows
+# holding such events; `{generations}`: those holding the failed keys' events), the scores
+# without their keys (their payloads name their trial), only the compared metrics parsed out
+# of each score (`$metric_path0`, ...: JSON pointers), never the whole map, and a trial's score
+# chosen by its plan position (a window over integers, not over 32-character ids).
 _METRIC_ROWS = """
 WITH ev AS (SELECT kind, payload FROM {resets} WHERE kind = 'stage_reset'),
 {floors},
@@ -179,16 +179,27 @@ _CASE_VALUE = """, sum(coalesce(y{i}, 0.0)) {settled} AS s{i},
 # What a search of a run's trials, or a sort by a column of its places or its status, reads of
 # each trial (`LogBrowser.trials`, ADR 0064): the trial rows' status, error kind and searched
 # words by the same rules and texts as `_TRIAL_ROWS` (a test compares them), without parsing a
-# generation's payload (the largest of a trial's: its response).
+# generation's payload (the largest of a trial's: its response) nor a score's map (a trial is
+# scored when it has a score of an epoch above its floor, whatever the score). The parses,
+# scores and resets are split from the rows without their keys (`{payloads}`: their payloads
+# name their trial), the failures from the rows holding one, and a key generated is read from
+# the rows' kinds and keys alone (`{generations}`), no payload split for it (ADR 0067).
 _SEARCH_ROWS = """
-WITH ev AS (SELECT seq, kind, trial_key, payload FROM {events} WHERE kind IN
-  ('generation_completed', 'generation_failed', 'parse_completed', 'score_completed',
-   'stage_reset')),
+WITH ev AS (
+  SELECT seq, kind, NULL::VARCHAR AS trial_key, payload FROM {payloads}
+    WHERE kind IN ('parse_completed', 'score_completed', 'stage_reset')
+  UNION ALL
+  SELECT seq, kind, trial_key, payload FROM {failures} WHERE kind = 'generation_failed'),
 {floors},
-generated AS (SELECT DISTINCT trial_key FROM ev WHERE kind = 'generation_completed'),
+generated AS (SELECT DISTINCT trial_key FROM {generations} WHERE kind = 'generation_completed'),
 {failed},
 {parsed},
-{scored}
+scored AS (
+  SELECT DISTINCT j[1] AS trial_id FROM (
+    SELECT json_extract_string(payload, ['$.trial_id', '$.epoch']) AS j
+    FROM ev WHERE kind = 'score_completed'), floors
+  WHERE coalesce(CAST(j[2] AS BIGINT), 0) >= score_floor
+)
 SELECT t.position, t.trial_key, t.case_id, t.model, t.prompt,
   {status},
   {error_kind},
@@ -198,14 +209,17 @@ LEFT JOIN generated g ON g.trial_key = t.trial_key
 LEFT JOIN failed f ON f.trial_key = t.trial_key
 LEFT JOIN parsed pa ON pa.trial_id = t.trial_id
 LEFT JOIN scored s ON s.trial_id = t.trial_id"""
-# A sort by a key's first generation's latency or output tokens reads those alone.
+# A sort by a key's first generation's latency or output tokens reads those alone, from the
+# generations split without their keys (each payload names its key).
 _TIMING_ROWS = """
 WITH generated AS (
-  SELECT trial_key,
-    json_extract_string(arg_min(payload, seq), ['$.latency_s', '$.output_tokens']) AS j
-  FROM {events} WHERE kind = 'generation_completed' GROUP BY trial_key
+  SELECT j[1] AS trial_key, arg_min(j, seq) AS j FROM (
+    SELECT seq,
+      json_extract_string(payload, ['$.trial_key', '$.latency_s', '$.output_tokens']) AS j
+    FROM {payloads} WHERE kind = 'generation_completed')
+  GROUP BY j[1]
 )
-SELECT t.position, CAST(g.j[1] AS DOUBLE) AS latency_s, CAST(g.j[2] AS BIGINT) AS output_tokens
+SELECT t.position, CAST(g.j[2] AS DOUBLE) AS latency_s, CAST(g.j[3] AS BIGINT) AS output_tokens
 FROM {places} t LEFT JOIN generated g ON g.trial_key = t.trial_key"""
 _PARTS = {
     "floors": _FLOORS,
@@ -301,48 +315,48 @@ class PlannedPlaces:
 
 
 @attrs.frozen
-class NarrowRows:
-    """The query of some columns of each of one run's trials, by the same rules as `trial_rows`
-    but parsing only the payloads those columns need: called with the run's parameter name
-    (`$<run>`), and as `trial_rows` is (`db`, `places`, `events_where`, `log`). `name` names
-    what it reads (a table of them is named after it)."""
-
-    name: str
-    template: str
-
-    def __call__(
-        self,
-        run: str,
-        db: str = "",
-        places: str | None = None,
-        events_where: str = "",
-        log: str | None = None,
-    ) -> str:
-        events = _RUN_EVENTS.format(log=log or f"{db}events", run=run, where=events_where)
-        places = _RUN_PLACES.format(places=places or f"{db}trial_places", run=run, where="")
-        return self.template.format(places=places, events=events, **_PARTS)
-
-
-# What a search, or a sort by a place's column or the status, reads of each trial (plan
-# position, trial key, case, model, prompt, status, error kind, the words searched): no
-# generation is parsed.
-search_rows = NarrowRows("search_rows", _SEARCH_ROWS)
-# What a sort by latency or output tokens reads of each trial (plan position, those two).
-timing_rows = NarrowRows("timing_rows", _TIMING_ROWS)
-
-
-@attrs.frozen
-class MetricLogs:
-    """Where `metric_rows` reads each part of a run's log from (relations of its events with
-    `kind` and `payload`; `failures` and `generations` with `trial_key` too)."""
+class LogParts:
+    """Where a narrow query reads each part of a run's log from: relations of the run's events
+    (`seq`, `kind`, `payload`; `failures` with `trial_key` too, `generations` with `kind` and
+    `trial_key` only), each as narrow as its reader allows (`LogBrowser`: the batch rows
+    holding such events, split with only the columns read)."""
 
     resets: str
-    scores: str
+    payloads: str
     failures: str
     generations: str
 
 
-def metric_rows(run: str, metrics: int, places: str, logs: MetricLogs) -> str:
+@attrs.frozen
+class NarrowRows:
+    """The query of some columns of each of one run's trials, by the same rules as `trial_rows`
+    but parsing only the payloads those columns need: called with the run's parameter name
+    (`$<run>`), the table of its places and the parts of its log it reads. `name` names what
+    it reads (a table of them is named after it)."""
+
+    name: str
+    template: str
+
+    def __call__(self, run: str, places: str, parts: LogParts) -> str:
+        return self.template.format(
+            places=_RUN_PLACES.format(places=places, run=run, where=""),
+            payloads=parts.payloads,
+            failures=parts.failures,
+            generations=parts.generations,
+            **_PARTS,
+        )
+
+
+# What a search, or a sort by a place's column or the status, reads of each trial (plan
+# position, trial key, case, model, prompt, status, error kind, the words searched): the log's
+# parses, scores, resets, failures and which keys were generated.
+search_rows = NarrowRows("search_rows", _SEARCH_ROWS)
+# What a sort by latency or output tokens reads of each trial (plan position, those two): the
+# log's generations.
+timing_rows = NarrowRows("timing_rows", _TIMING_ROWS)
+
+
+def metric_rows(run: str, metrics: int, places: str, logs: LogParts) -> str:
     """The query of each trial of run `$<run>` (its places in the table `places`) with its
     status if settled and its value on each of `metrics` metrics (see `_METRIC_ROWS`); the
     caller gives the metrics' JSON pointers as `$metric_path<i>` (`metric_path`)."""
@@ -351,7 +365,7 @@ def metric_rows(run: str, metrics: int, places: str, logs: MetricLogs) -> str:
         floors=_FLOORS,
         values="".join(", " + _METRIC_VALUE.format(at=3 + i, i=i) for i in range(metrics)),
         paths="".join(f", $metric_path{i}" for i in range(metrics)),
-        scores=logs.scores,
+        scores=logs.payloads,
         failures=logs.failures,
         generations=logs.generations,
         columns="".join(f", s.v{i}" for i in range(metrics)),
