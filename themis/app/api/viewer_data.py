@@ -69,7 +69,9 @@ def warm(store: StoreLike, cache: ViewerCache, stopped: Callable[[], bool] = _ne
         with suppress(ThemisError):  # a run this Themis cannot read: its pages will say why
             cache.document(store, summary.run_id, Breakdown(), summary.event_count)
             cache.browser.kept(summary.run_id, summary.event_count)
-            with cache.browser.opened() as opened:  # what a case page needs
+            # Compiled: a regrouped report, a sampled run's case values and a judged run's
+            # case pages need it; a case page then reads the kept rows, not the case alone.
+            with cache.browser.opened() as opened:
                 cache.load(opened, summary.run_id)
             prepared.append(summary)
     for summary in prepared:
