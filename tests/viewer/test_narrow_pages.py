@@ -8,8 +8,10 @@ import shutil
 from pathlib import Path
 
 import attrs
+import duckdb
 
 import themis
+from tests.older_stores import as_schema_3
 from tests.viewer.conftest import ViewerStore, _answer, _spec
 from themis.adapters.stores.duckdb_browse import TRIAL_SORTS, LogBrowser
 from themis.core.generation import ModelResponse
@@ -158,3 +160,36 @@ def test_a_run_without_failures_has_no_failure_kinds_narrow_or_kept(tmp_path: Pa
     assert narrow.failure_kinds(run.run_id) == kept.failure_kinds(run.run_id) == []
     assert not narrow._tables
     assert narrow.trials(run.run_id, offset=100) == kept.trials(run.run_id, offset=100)
+
+
+def test_narrow_reads_of_a_log_one_event_a_row_equal_those_of_batch_rows(
+    viewer_store: ViewerStore, tmp_path: Path
+) -> None:
+    """A store an older Themis left (its log an `events` table) is read by the same narrow
+    queries from its events (ADR 0067): the same case values, disagreements, searches and
+    sorts as from the batch rows."""
+    path = tmp_path / "schema3.duckdb"
+    shutil.copy(viewer_store.path, path)
+    with duckdb.connect(str(path)) as con:
+        as_schema_3(con)
+    run_a, run_b = viewer_store.run_a, viewer_store.run_b
+    sides = [(run_a, "alpha"), (run_b, "beta")]
+    answers = []
+    for store in (str(viewer_store.path), str(path)):
+        browser = LogBrowser(store)
+        sums = browser.case_sums(run_a, ["exact_match"])
+        assert sums is not None
+        answers.append(
+            (
+                [(place, {k: v.tolist() for k, v in columns.items()}) for place, columns in sums],
+                browser.disagreements(sides, "exact_match", limit=50),
+                [
+                    browser.trials(run_a, search=search, sort=sort, descending=True, limit=9)
+                    for search in ("", "beta", "bad_request")
+                    for sort in ("status", "latency_s", "position")
+                ],
+                browser.trial_scores(run_b, ["exact_match"]),
+            )
+        )
+        assert not browser._tables
+    assert answers[0] == answers[1]
