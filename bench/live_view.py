@@ -23,7 +23,8 @@ half (no checkpoint, no kept places, as while it runs) and logged again in `STEP
 run page asked after each, in this process, with nothing else running; `--first`: the first
 run page of a run executing inside `themis.live_viewer`, asked while the run is held at half
 way (every model call after the first N/2 waits for a gate, so the process does nothing else),
-then the second one once the gate opens and the run ends).
+then it again, the first trials page at N/2 and the first case page, then the run page once the
+gate opens and the run ends).
 """
 
 from __future__ import annotations
@@ -202,8 +203,14 @@ def first_page(n: int, root: Path) -> None:
                     runs = client.get("/api/live").json()["runs"]
                     done = runs[0]["done"] + runs[0]["failed"] if runs else -1
                 time.sleep(2.0)  # the writer's last batches of the half
-                for label in ("first page, half way", "second page, half way"):
-                    wall, cpu, answer = timed(lambda: client.get(f"/runs/{watched.run_id}"))
+                run = watched.run_id
+                for label, page in (
+                    ("first page, half way", f"/runs/{run}"),
+                    ("second page, half way", f"/runs/{run}"),
+                    ("trials at N/2, first", f"/api/runs/{run}/trials?offset={n // 2}"),
+                    ("case page, first", f"/runs/{run}/cases/4242"),
+                ):
+                    wall, cpu, answer = timed(lambda page=page: client.get(page))
                     print(
                         f"{label:22s} {answer.status_code}  wall {wall * 1000:7.0f} ms"
                         f"  cpu {cpu * 1000:7.0f} ms  (load {os.getloadavg()[0]:.1f})"

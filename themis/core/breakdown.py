@@ -66,6 +66,8 @@ def field_names(spec: ExperimentSpec) -> tuple[str, ...]:
 
 def check_breakdown(spec: ExperimentSpec, breakdown: Breakdown) -> None:
     """Raise `ConfigError` (one line) for a case field no case of the run has."""
+    if not breakdown.fields:  # nothing to look for among every case's fields
+        return
     known = field_names(spec)
     for name in breakdown.fields:
         if name not in known:

@@ -271,9 +271,12 @@ class EventColumns(Mapping[str, E], Generic[E]):
             return dict(value)
         return value
 
-    def column(self, name: str, start: int = 0, stop: int | None = None) -> list[Any]:
+    def column(
+        self, name: str, start: int = 0, stop: int | None = None, *, as_items: bool = False
+    ) -> list[Any]:
         """Every held event's `name`, in the map's order (rows `start` to `stop` of it: a row is
-        a key's place in that order, which a replaced key keeps)."""
+        a key's place in that order, which a replaced key keeps). `as_items`: a mapping field's
+        values as held, items tuples (equal ones of floats shared), not a dict each."""
         index = self._layout.names.index(name)
         end = self._count if stop is None else min(stop, self._count)
         if start >= end:
@@ -283,7 +286,7 @@ class EventColumns(Mapping[str, E], Generic[E]):
         values = (
             [column.value] * (end - start) if type(column) is _Same else list(column[start:end])
         )
-        if self._layout.mappings[index]:
+        if self._layout.mappings[index] and not as_items:
             return [dict(value) if type(value) is tuple else value for value in values]
         return values
 

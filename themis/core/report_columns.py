@@ -44,6 +44,15 @@ class PlanIndex:
         self.by_id: dict[str, int] = {}
         self.by_key: dict[str, int] = {}
         self.shared: dict[str, list[int]] = {}  # keys of more than one trial: every position
+        self._layout: tuple[CompiledRun, _Layout] | None = None
+
+    def layout(self, compiled: CompiledRun) -> _Layout:
+        """Each plan position's row group, case and model in `compiled` (the run this index is
+        of), worked out once."""
+        held = self._layout
+        if held is None or held[0] is not compiled:
+            held = self._layout = (compiled, _Layout.of(compiled))
+        return held[1]
 
     def extend(self, record: PlanRecord) -> None:
         """Index the trials `record` holds beyond those indexed already."""
@@ -109,6 +118,16 @@ def _columns(held: Mapping[str, Any], key: str, *names: str) -> list[list[Any]]:
     return [[getattr(event, name) for event in events] for name in (key, *names)]
 
 
+def _scores(held: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
+    """The trial ids of a state's scores and each one's score map, as held (an `EventColumns`
+    gives its items tuples, equal ones shared: not a dict each)."""
+    column = getattr(held, "column", None)
+    if column is not None:
+        return column("trial_id"), column("scores", as_items=True)
+    events = list(held.values())
+    return [event.trial_id for event in events], [event.scores for event in events]
+
+
 def _applies(compiled: CompiledRun, by: Breakdown) -> bool:
     spec = compiled.spec
     return by.is_default and not (is_sampled(spec) or spec.judges)
@@ -128,7 +147,7 @@ def columnar_report(
     facts = _Facts.of(compiled, state, index)
     if facts is None:
         return None
-    return facts.report(compiled, state, by)
+    return facts.report(compiled, state, by, index.layout(compiled))
 
 
 class _Facts:
@@ -150,13 +169,22 @@ class _Facts:
     def of(cls, compiled: CompiledRun, state: RunState, index: PlanIndex) -> _Facts | None:
         metrics = [metric.name for metric in compiled.spec.metrics]
         facts = cls(index.count, len(metrics))
-        ids, scores = _columns(state.scores, "trial_id", "scores")
+        ids, scores = _scores(state.scores)
         at = index.id_positions(ids)
         if at is None:
             return None
         facts.scored[at] = True
-        for row, metric in enumerate(metrics):
-            facts.values[row, at] = [held.get(metric, 0.0) for held in scores]
+        # Each distinct score map once (most are shared: `EventColumns` interns them).
+        values_of: dict[int, tuple[float, ...]] = {}
+        for held in scores:
+            if id(held) not in values_of:
+                found = dict(held)
+                values_of[id(held)] = tuple(found.get(metric, 0.0) for metric in metrics)
+        facts.values[:, at] = (
+            np.asarray([values_of[id(held)] for held in scores], dtype=np.float64)
+            .reshape(len(scores), len(metrics))
+            .T
+        )
         ids, answers = _columns(state.parses, "trial_id", "answer")
         parsed = index.id_positions(ids)
         if parsed is None:
@@ -205,10 +233,12 @@ class _Facts:
         self.retried[at] = np.where(self.generated[at], True, alone)
         return True
 
-    def report(self, compiled: CompiledRun, state: RunState, by: Breakdown) -> Report:
+    def report(
+        self, compiled: CompiledRun, state: RunState, by: Breakdown, layout: _Layout
+    ) -> Report:
         spec = compiled.spec
         metrics = [metric.name for metric in spec.metrics]
-        groups, group_of = _groups(compiled)
+        groups, group_of = layout.groups, layout.group_of
         count = len(self.scored)
         at = group_of[:count]
         failed = ~self.generated & self.failure & ~self.scored
@@ -234,7 +264,7 @@ class _Facts:
         tally.planned = int(planned.sum())
         tally.scored = int(self.scored.sum())
         tally.pending = tally.planned - tally.scored - int(failed.sum())
-        cluster_of = _clusters(compiled)[:count]
+        cluster_of = layout.cluster_of[:count]
         estimates = {}
         for number, group in enumerate(groups):
             chosen = settled & (at == number)
@@ -249,14 +279,16 @@ class _Facts:
             sampled=False,
             estimated=lambda group, metric: estimates[(group, metric)],
         )
-        return tallied_report(compiled, state, by, tally, self._served(compiled), (rows, []))
+        return tallied_report(
+            compiled, state, by, tally, self._served(compiled, layout), (rows, [])
+        )
 
-    def _served(self, compiled: CompiledRun) -> dict[str, dict[str, int]]:
+    def _served(self, compiled: CompiledRun, layout: _Layout) -> dict[str, dict[str, int]]:
         """Each model's served model ids with their counts, in the order a walk of the plan
         meets them."""
         spec = compiled.spec
         count = len(self.served)
-        model_of = _model_positions(compiled)[:count]
+        model_of = layout.model_of[:count]
         served: dict[str, dict[str, int]] = {model.name: {} for model in spec.models}
         shown = self.served >= 0
         if not shown.any():
@@ -296,6 +328,23 @@ def _blocks(compiled: CompiledRun) -> list[tuple[int, int]]:
         for number, dataset in enumerate(compiled.spec.datasets)
         if dataset.cases
     ]
+
+
+class _Layout:
+    """Where each position of a run's plan stands: its default row group (`groups`, in the
+    order a walk of the plan meets them; `group_of`), its case (`cluster_of`) and its model
+    (`model_of`, the model's index in the spec)."""
+
+    def __init__(
+        self, groups: list[GroupKey], group_of: np.ndarray, clusters: np.ndarray, models: np.ndarray
+    ) -> None:
+        self.groups, self.group_of = groups, group_of
+        self.cluster_of, self.model_of = clusters, models
+
+    @classmethod
+    def of(cls, compiled: CompiledRun) -> _Layout:
+        groups, group_of = _groups(compiled)
+        return cls(groups, group_of, _clusters(compiled), _model_positions(compiled))
 
 
 def _groups(compiled: CompiledRun) -> tuple[list[GroupKey], np.ndarray]:

@@ -272,18 +272,21 @@ class ViewerCache:
 
     def prepare_running(self, execution: RunningExecution) -> None:
         """What the pages of a run executing in this process need that stays as it runs,
-        prepared before anyone asks (ADR 0068): its compiled run, the keys of its whole plan
-        (planned here while a fresh execution reads its own plan as it goes), where each
-        trial stands in it, and its trials' places. A page of the run meanwhile waits for
-        it (the run's reporting lock) rather than planning the run a second time."""
+        prepared before anyone asks (ADR 0068): its compiled run and outline, the keys of its
+        whole plan (planned here while a fresh execution reads its own plan as it goes), where
+        each trial stands in it (position, row group, case, model), and its trials' places. A
+        page of the run meanwhile waits for it (the run's reporting lock) rather than planning
+        the run a second time."""
         run_id = execution.compiled.run_id
         with self.lock:
             reporting = self.reporting.setdefault(run_id, threading.Lock())
         with reporting:
             self.load(execution.store, run_id)
+            self.outline(execution.store, run_id)
             record = self.planned(execution.compiled)
             index = PlanIndex()
             index.extend(record)
+            index.layout(execution.compiled)
             with self.lock:
                 self.indexes = {run_id: index}
         self.browser.place(run_id)
