@@ -90,6 +90,19 @@ def test_equal_score_maps_are_held_once_and_read_back_as_fresh_dicts() -> None:
     assert type(columns["9"].scores["m"]) is int
 
 
+def test_a_mapping_column_read_as_held_gives_items_shared_between_equal_maps() -> None:
+    scores = [{"m": 1.0, "n": 0.0}, {"m": 0.0}, {"m": 1.0, "n": 0.0}]
+    events = [
+        ScoreCompleted(at=float(i), trial_id=str(i), trial_key="k", scores=held)
+        for i, held in enumerate(scores)
+    ]
+    columns = EventColumns(ScoreCompleted, "trial_id", events)
+    held = columns.column("scores", as_items=True)
+    assert [dict(items) for items in held] == scores == columns.column("scores")
+    assert held[0] is held[2]  # one tuple for equal maps of floats
+    assert columns.column("trial_id", as_items=True) == ["0", "1", "2"]
+
+
 def test_every_held_event_class_is_built_without_calling_init() -> None:
     """The fold's speed depends on it: an event class whose fields it inherits (or gains a
     validator or hook) would silently be built through `__init__`, ~3x slower."""
