@@ -18,7 +18,9 @@ count, or else `math.fsum` of its values.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import itertools
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -80,12 +82,10 @@ class PlanIndex:
         """For each of `keys` (trial keys, in a map's row order), its positions: the rows and
         the positions as two equal-length arrays (a shared key once per trial); `None` when some
         key is not indexed."""
-        get = self.by_key.get
-        found = [get(key, -1) for key in keys]
-        rows = np.arange(len(found), dtype=np.int64)
-        positions = np.asarray(found, dtype=np.int64)
-        if len(positions) and positions.min() < 0:
+        positions = _looked_up(self.by_key, keys)
+        if positions is None:
             return None
+        rows = np.arange(len(positions), dtype=np.int64)
         if self.shared:
             extra = [
                 (row, position)
@@ -101,11 +101,27 @@ class PlanIndex:
 
     def id_positions(self, ids: Sequence[str]) -> np.ndarray | None:
         """The position of each of `ids` (trial ids); `None` when some id is not indexed."""
-        get = self.by_id.get
-        positions = np.asarray([get(trial_id, -1) for trial_id in ids], dtype=np.int64)
-        if len(positions) and positions.min() < 0:
-            return None
-        return positions
+        return _looked_up(self.by_id, ids)
+
+
+def _looked_up(index: Mapping[str, int], keys: Sequence[str]) -> np.ndarray | None:
+    """`index[key]` of each of `keys` (looked up in C), or `None` when one is missing."""
+    try:
+        return np.fromiter(map(index.__getitem__, keys), dtype=np.int64, count=len(keys))
+    except KeyError:
+        return None
+
+
+def _mapped(values: Sequence[Any], of: Callable[[Any], Any], dtype: Any) -> np.ndarray:
+    """`of(value)` of each of `values` (a column: few distinct values), worked out once per
+    distinct value."""
+    try:
+        distinct = {value: of(value) for value in set(values)}
+    except TypeError:  # an unhashable value: one by one
+        return np.asarray([of(value) for value in values], dtype=dtype)
+    if len(distinct) == 1:
+        return np.full(len(values), next(iter(distinct.values())), dtype=dtype)
+    return np.fromiter(map(distinct.__getitem__, values), dtype=dtype, count=len(values))
 
 
 def _columns(held: Mapping[str, Any], key: str, *names: str) -> list[list[Any]]:
@@ -174,22 +190,20 @@ class _Facts:
         if at is None:
             return None
         facts.scored[at] = True
-        # Each distinct score map once (most are shared: `EventColumns` interns them).
-        values_of: dict[int, tuple[float, ...]] = {}
-        for held in scores:
-            if id(held) not in values_of:
-                found = dict(held)
-                values_of[id(held)] = tuple(found.get(metric, 0.0) for metric in metrics)
-        facts.values[:, at] = (
-            np.asarray([values_of[id(held)] for held in scores], dtype=np.float64)
-            .reshape(len(scores), len(metrics))
-            .T
-        )
+        # Each distinct score map once (most are one object: `EventColumns` interns them).
+        held_at = np.fromiter(map(id, scores), dtype=np.int64, count=len(scores))
+        _, first, coded = np.unique(held_at, return_index=True, return_inverse=True)
+        table = [dict(scores[row]) for row in first.tolist()]
+        values = np.asarray(
+            [[found.get(metric, 0.0) for metric in metrics] for found in table], dtype=np.float64
+        ).reshape(len(table), len(metrics))
+        facts.values[:, at] = values[coded.reshape(-1)].T
         ids, answers = _columns(state.parses, "trial_id", "answer")
         parsed = index.id_positions(ids)
         if parsed is None:
             return None
-        facts.unparsed[parsed] = [answer is None for answer in answers]
+        unparsed = map(operator.is_, answers, itertools.repeat(None))
+        facts.unparsed[parsed] = np.fromiter(unparsed, dtype=bool, count=len(answers))
         if not facts._generations(state, index):
             return None
         return facts if facts._failures(state, index) else None
@@ -209,14 +223,14 @@ class _Facts:
             return False
         rows, at = placed
         self.generated[at] = True
-        self.truncated[at] = np.asarray([reason in TRUNCATED_REASONS for reason in reasons])[rows]
-        self.cache_hit[at] = np.asarray([bool(hit) for hit in hits], dtype=bool)[rows]
-        retried = [count > 1 or bool(again) for count, again in zip(attempts, retries, strict=True)]
-        self.retried[at] = np.asarray(retried, dtype=bool)[rows]
-        codes: dict[str, int] = {}
-        coded = [codes.setdefault(model, len(codes)) if model else -1 for model in served]
-        self.served_ids = list(codes)
-        self.served[at] = np.asarray(coded, dtype=np.int64)[rows]
+        self.truncated[at] = _mapped(reasons, TRUNCATED_REASONS.__contains__, bool)[rows]
+        self.cache_hit[at] = _mapped(hits, bool, bool)[rows]
+        retried = _mapped(attempts, lambda count: count > 1, bool) | _mapped(retries, bool, bool)
+        self.retried[at] = retried[rows]
+        # Served model ids by their first row (a walk of the plan orders them later).
+        self.served_ids = [model for model in dict.fromkeys(served) if model]
+        codes = {model: code for code, model in enumerate(self.served_ids)}
+        self.served[at] = _mapped(served, lambda model: codes.get(model, -1), np.int64)[rows]
         return True
 
     def _failures(self, state: RunState, index: PlanIndex) -> bool:
