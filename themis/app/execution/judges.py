@@ -128,9 +128,7 @@ async def _dispatch(
 
 def _reused(run: TrialRunner, call: JudgeCall, found: tuple[str, GenerationCompleted]) -> Outcome:
     source_run, original = found
-    outcome = attrs.evolve(
-        original, at=run.clock.now(), cache_hit=True, source_run=source_run, retries=()
-    )
+    outcome = original.reused(run.clock.now(), source_run)
     run.generated[call.plan.trial_key] = outcome
     return outcome
 

@@ -286,9 +286,7 @@ class TrialRunner:
         """Another run's generation recorded as this run's: a cache hit at the time of reuse,
         with no retry history (this run made no attempt)."""
         source_run, original = reused
-        return attrs.evolve(
-            original, at=self.clock.now(), cache_hit=True, source_run=source_run, retries=()
-        )
+        return original.reused(self.clock.now(), source_run)
 
     def _parse_completed(
         self, trial: TrialPlan, *, answer: str | None = None, error: str | None = None

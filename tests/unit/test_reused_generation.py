@@ -1,0 +1,22 @@
+"""`GenerationCompleted.reused`: another run's generation recorded as a cache hit, every other
+field kept (it names each field, so a field added later must be added there too)."""
+
+from __future__ import annotations
+
+import attrs
+
+from tests.contract.test_store_contract import SAMPLE_EVENTS
+from themis.core.events import GenerationCompleted
+
+
+def test_a_reused_generation_is_the_original_as_a_cache_hit_without_retries() -> None:
+    # Every field away from its default (`test_samples_cover_every_event_type_and_field`).
+    (original,) = (event for event in SAMPLE_EVENTS if isinstance(event, GenerationCompleted))
+    original = attrs.evolve(original, cache_hit=False, source_run=None)
+    reused = original.reused(1_800_000_000.5, "run-source")
+    assert reused == attrs.evolve(
+        original, at=1_800_000_000.5, cache_hit=True, source_run="run-source", retries=()
+    )
+    for field in attrs.fields(GenerationCompleted):
+        if field.name not in ("at", "cache_hit", "source_run", "retries"):
+            assert getattr(reused, field.name) == getattr(original, field.name), field.name
