@@ -8,7 +8,7 @@ from typing import Any
 import attrs
 
 from themis.core.events import GenerationCompleted, GenerationFailed, ParseCompleted, ScoreCompleted
-from themis.core.planner import TrialPlan
+from themis.core.planner import CompiledRun, TrialPlan, plan
 from themis.core.spec import (
     Case,
     DatasetSpec,
@@ -110,3 +110,43 @@ def done(trial: TrialPlan, score: float, metrics: Sequence[str] = ("exact_match"
         parsed(trial, answer),
         scored(trial, dict.fromkeys(metrics, score)),
     ]
+
+
+def trial_events(compiled: CompiledRun, index: int, kind: int, variant: int) -> list[Any]:
+    """Trial `index` of `compiled`'s plan as events of one of five `kind`s (generated;
+    failed; generated, parsed and scored; failed then all that; parsed and scored), their
+    fields varied by `variant` (0-11: served model drift, cut and reused answers, retries,
+    failures of two executions, an unparsed answer, scores of 0, 1, -0.0 and halves, a
+    metric missing)."""
+    trial = list(plan(compiled))[index]
+    key, trial_id = trial.trial_key, trial.trial_id
+    generation = GenerationCompleted(
+        at=1.0,
+        trial_key=key,
+        text="42",
+        served_model=("fake-x" if variant % 3 == 0 else "fake-y" if variant % 3 == 1 else None),
+        finish_reason=("length" if variant % 4 == 1 else "stop"),
+        attempts=1 + variant % 2,
+        cache_hit=variant % 5 == 2,
+    )
+    failure = GenerationFailed(
+        at=1.0,
+        trial_key=key,
+        error_kind="server",
+        message="500",
+        execution=variant % 2,
+        attempts=1 + variant % 3 // 2,
+    )
+    answer = None if variant % 6 == 5 else "42"
+    parse = ParseCompleted(at=2.0, trial_id=trial_id, trial_key=key, answer=answer)
+    scores = {"exact_match": [0.0, 1.0, -0.0][variant % 3], "numeric_match": (variant % 3) / 2}
+    if variant == 11:  # a metric the scorer did not give: it counts 0
+        scores = {"exact_match": 1.0}
+    score = ScoreCompleted(at=3.0, trial_id=trial_id, trial_key=key, scores=scores)
+    return [
+        [generation],
+        [failure],
+        [generation, parse, score],
+        [failure, generation, parse, score],
+        [parse, score],
+    ][kind]

@@ -10,15 +10,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.builders import cases, small_spec
+from tests.unit.builders import cases, small_spec, trial_events
 from themis.core.breakdown import Breakdown
 from themis.core.events import (
-    GenerationCompleted,
-    GenerationFailed,
-    ParseCompleted,
     RunCompleted,
     RunStarted,
-    ScoreCompleted,
     StageReset,
 )
 from themis.core.planner import CompiledRun, PlanRecord, compile_run, plan
@@ -63,41 +59,6 @@ SAMPLED = compile_run(
 RUNS = [COMPILED, SHARED, SAMPLED]
 
 
-def _trial_events(compiled: CompiledRun, index: int, kind: int, variant: int) -> list[Any]:
-    trial = list(plan(compiled))[index]
-    key, trial_id = trial.trial_key, trial.trial_id
-    generation = GenerationCompleted(
-        at=1.0,
-        trial_key=key,
-        text="42",
-        served_model=("fake-x" if variant % 3 == 0 else "fake-y" if variant % 3 == 1 else None),
-        finish_reason=("length" if variant % 4 == 1 else "stop"),
-        attempts=1 + variant % 2,
-        cache_hit=variant % 5 == 2,
-    )
-    failure = GenerationFailed(
-        at=1.0,
-        trial_key=key,
-        error_kind="server",
-        message="500",
-        execution=variant % 2,
-        attempts=1 + variant % 3 // 2,
-    )
-    answer = None if variant % 6 == 5 else "42"
-    parse = ParseCompleted(at=2.0, trial_id=trial_id, trial_key=key, answer=answer)
-    scores = {"exact_match": [0.0, 1.0, -0.0][variant % 3], "numeric_match": (variant % 3) / 2}
-    if variant == 11:  # a metric the scorer did not give: it counts 0
-        scores = {"exact_match": 1.0}
-    score = ScoreCompleted(at=3.0, trial_id=trial_id, trial_key=key, scores=scores)
-    return [
-        [generation],
-        [failure],
-        [generation, parse, score],
-        [failure, generation, parse, score],
-        [parse, score],
-    ][kind]
-
-
 def _record(compiled: CompiledRun, count: int) -> PlanRecord:
     """The record of an execution that has read the first `count` trials of the plan."""
     record = PlanRecord()
@@ -136,7 +97,7 @@ def test_every_step_reports_as_a_whole_build(batches: list[Any], which: int) -> 
                 events.append(RunCompleted(at=6.0, completed_through_stage=Stage.SCORE))
             else:
                 trial, kind, variant = item
-                events.extend(_trial_events(compiled, trial % total, kind, variant))
+                events.extend(trial_events(compiled, trial % total, kind, variant))
         projection.apply(events)
         state = projection.state()
         assert columnar_report(compiled, state, index) == build_report(compiled, state, None)
@@ -169,7 +130,7 @@ def test_an_index_of_part_of_the_plan_is_declined() -> None:
     """Until the index holds the whole plan, a trial not read yet may share its key with one
     logged (here d2's first case renders as d1's): built whole instead."""
     projection = Projection()
-    projection.apply(_trial_events(COMPILED, 0, 2, 0))
+    projection.apply(trial_events(COMPILED, 0, 2, 0))
     state = projection.state()
     index = PlanIndex()
     index.extend(_record(COMPILED, 4))

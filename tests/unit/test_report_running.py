@@ -10,15 +10,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.builders import cases, small_spec
+from tests.unit.builders import cases, small_spec, trial_events
 from themis.core.breakdown import Breakdown
 from themis.core.events import (
-    GenerationCompleted,
-    GenerationFailed,
-    ParseCompleted,
     RunCompleted,
     RunStarted,
-    ScoreCompleted,
     StageReset,
 )
 from themis.core.planner import CompiledRun, PlanRecord, compile_run, plan
@@ -41,37 +37,9 @@ COMPILED = compile_run(
 TRIALS = list(plan(COMPILED))
 
 
-def _trial_events(index: int, kind: int, variant: int) -> list[Any]:
-    trial = TRIALS[index]
-    key, trial_id = trial.trial_key, trial.trial_id
-    generation = GenerationCompleted(
-        at=1.0,
-        trial_key=key,
-        text="42",
-        served_model=("fake-x" if variant % 3 == 0 else None),
-        finish_reason=("length" if variant % 4 == 1 else "stop"),
-        attempts=1 + variant % 2,
-        cache_hit=variant % 5 == 2,
-    )
-    failure = GenerationFailed(
-        at=1.0, trial_key=key, error_kind="server", message="500", execution=variant % 2
-    )
-    answer = None if variant % 6 == 5 else "42"
-    parse = ParseCompleted(at=2.0, trial_id=trial_id, trial_key=key, answer=answer)
-    scores = {"exact_match": float(variant % 2), "numeric_match": (variant % 3) / 2}
-    score = ScoreCompleted(at=3.0, trial_id=trial_id, trial_key=key, scores=scores)
-    return [
-        [generation],
-        [failure],
-        [generation, parse, score],
-        [failure, generation, parse, score],
-        [parse, score],
-    ][kind]
-
-
 _EVENT = st.one_of(
     st.tuples(st.integers(0, len(TRIALS) - 1), st.integers(0, 4), st.integers(0, 11)).map(
-        lambda drawn: _trial_events(*drawn)
+        lambda drawn: trial_events(COMPILED, *drawn)
     ),
     st.just([StageReset(at=5.0, reset_stage=Stage.SCORE, epoch=1)]),
     st.just([RunCompleted(at=6.0, completed_through_stage=Stage.SCORE)]),
