@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from contextlib import suppress
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import duckdb
 
@@ -22,6 +23,8 @@ from themis.adapters.duckdb_quiet import quiet, quiet_connection
 from themis.adapters.stores.duckdb_log import BATCHES_TABLE, migrate_events
 from themis.adapters.stores.duckdb_views import PLACES_TABLE
 from themis.core.errors import StoreError, StoreLocked
+
+T = TypeVar("T")
 
 __all__ = [
     "LOCK_WAIT_S",
@@ -96,11 +99,19 @@ def connect(path: str, *, read_only: bool, lock_wait: float) -> Any:
     """A connection to `path`, waiting up to `lock_wait` seconds while another process holds it."""
     if read_only and path != ":memory:" and not _exists(path):
         raise StoreError(f"{path}: no such store")
+    return _waiting_for_lock(
+        path, lock_wait, lambda: quiet_connection(path, read_only=read_only and path != ":memory:")
+    )
+
+
+def _waiting_for_lock(path: str, lock_wait: float, attempt: Callable[[], T]) -> T:
+    """What `attempt` returns, retried with a growing pause while another process holds the
+    file at `path`, for up to `lock_wait` seconds; any other DuckDB error as `open_error`."""
     deadline = time.monotonic() + lock_wait
     pause = 0.005
     while True:
         try:
-            return quiet_connection(path, read_only=read_only and path != ":memory:")
+            return attempt()
         except duckdb.Error as error:
             failure = open_error(path, error)
             if not isinstance(failure, StoreLocked) or time.monotonic() + pause > deadline:
@@ -118,19 +129,12 @@ def attach(host: Any, path: str, name: str, *, lock_wait: float) -> Any:
     if not _exists(path):
         raise StoreError(f"{path}: no such store")
     cursor = quiet(host.cursor())
-    deadline = time.monotonic() + lock_wait
-    pause = 0.005
     try:
-        while True:
-            try:
-                cursor.execute(f"ATTACH $path AS {name} (READ_ONLY)", {"path": path})
-                break
-            except duckdb.Error as error:
-                failure = open_error(path, error)
-                if not isinstance(failure, StoreLocked) or time.monotonic() + pause > deadline:
-                    raise failure from error
-            time.sleep(pause)
-            pause = min(pause * 2, 0.1)
+        _waiting_for_lock(
+            path,
+            lock_wait,
+            lambda: cursor.execute(f"ATTACH $path AS {name} (READ_ONLY)", {"path": path}),
+        )
         try:
             cursor.execute(f"USE {name}")
             prepare_schema(cursor, path, read_only=True)
