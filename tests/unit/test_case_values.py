@@ -55,3 +55,33 @@ def test_a_row_of_case_means_equals_the_row_of_case_lists(
     if means_a is not None and means_b is not None:
         assert compare_cases("g", "m", means_a, means_b, resampling) == listed
     assert compare_cases("g", "m", CaseMeans.of(side_a), side_b, resampling) == listed
+
+
+@settings(max_examples=100, deadline=None)
+@given(sides)
+def test_masked_sums_as_duckdb_gives_them_read_as_their_filled_values(
+    side: dict[str, list[float]],
+) -> None:
+    """A case of no value has a NULL sum and a NULL `whole` in DuckDB's numpy columns: masked
+    entries, read as 0.0 and False."""
+    import numpy as np
+
+    cases = sorted(side)
+    counts = [len(side[case]) for case in cases]
+    empty = [not side[case] for case in cases]
+    sums = [math.fsum(side[case]) for case in cases]
+    whole = [all(v == round(v) for v in side[case]) for case in cases]
+    masked = CaseMeans.from_sums(
+        cases,
+        counts,
+        np.ma.masked_array([0.5 if e else s for e, s in zip(empty, sums, strict=True)], empty),
+        np.ma.masked_array([True if e else w for e, w in zip(empty, whole, strict=True)], empty),
+    )
+    plain = CaseMeans.from_sums(
+        cases, counts, sums, [w and not e for e, w in zip(empty, whole, strict=True)]
+    )
+    assert (masked is None) == (plain is None)
+    if masked is not None and plain is not None:
+        assert masked.cases.tolist() == plain.cases.tolist()
+        assert masked.counts.tolist() == plain.counts.tolist()
+        assert masked.means.tolist() == plain.means.tolist()
