@@ -185,3 +185,39 @@ def test_a_kill_while_the_bound_is_lifted_leaves_a_store_a_bounded_writer_opens(
         store.append(snapshot.run_id, 1_001, answers(1_000, start=1_000))
     finally:
         store.close()
+
+
+def test_a_checkpoint_larger_than_the_bound_is_read_back_by_a_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 1M-trial run's checkpoint parts are ~0.2 GiB: a replay or resume reads them through a
+    writer's connection, so they are read with the bound lifted too (a replay of a 1M run
+    failed with DuckDB's Out of Memory before)."""
+    import base64
+    import random
+
+    from themis.core.checkpoint import Checkpoint
+    from themis.core.events import GenerationCompleted
+    from themis.core.state import project
+
+    monkeypatch.setattr(duckdb_bound, "MEMORY_LIMIT", SMALL_LIMIT)
+    noise = random.Random(7)
+    texts = [base64.b64encode(noise.randbytes(750_000)).decode() for _ in range(64)]  # 64 MB
+    events = [
+        GenerationCompleted(at=1_700_000_000.0 + i, trial_key=f"trial-{i}", text=text)
+        for i, text in enumerate(texts)
+    ]
+    checkpoint = Checkpoint(seq=len(events), state=project(events))
+    path = tmp_path / "s.duckdb"
+    store = DuckDBStore(path)
+    try:
+        store.save_checkpoint("run-a", checkpoint)
+    finally:
+        store.close()
+    store = DuckDBStore(path)
+    try:
+        assert _store_limit(store) == _shown(SMALL_LIMIT)
+        assert store.load_checkpoint("run-a") == checkpoint
+        assert _store_limit(store) == _shown(SMALL_LIMIT)  # bound again after the read
+    finally:
+        store.close()

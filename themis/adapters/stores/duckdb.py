@@ -443,8 +443,9 @@ class DuckDBStore:
             con.execute("INSERT INTO checkpoints VALUES ($1, $2, $3, $4, $5)", row)
 
     def load_checkpoint(self, run_id: str) -> Checkpoint | None:
-        """The run's checkpoint, or `None` if none was saved (or another Themis format wrote it)."""
-        with self._connection() as con:
+        """The run's checkpoint, or `None` if none was saved (or another Themis format wrote it).
+        Its parts are read with the memory bound lifted (~0.2 GiB at 1M trials)."""
+        with self._connection(large=True) as con:
             row = con.execute(
                 "SELECT seq, summary, state, report FROM checkpoints WHERE run_id = $1", [run_id]
             ).fetchone()
