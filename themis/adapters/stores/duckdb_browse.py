@@ -41,15 +41,13 @@ from themis.adapters.stores.duckdb_trial_rows import (
     timing_rows,
     trial_rows,
 )
-from themis.adapters.stores.duckdb_views import ref_columns
+from themis.adapters.stores.duckdb_views import holds_places, ref_columns
 from themis.core.errors import StoreError
 from themis.core.events import Event, RunResumed
 from themis.core.planner import TrialRef
 from themis.core.snapshot import RunSnapshot
 
 # Whether the store file keeps a run's places.
-_PLACED = "SELECT 1 FROM trial_places WHERE run_id = $run LIMIT 1"
-
 __all__ = ["TRIAL_SORTS", "FailureKind", "LogBrowser", "Page"]
 
 # Columns a page of trials may be sorted by (anything else is refused by the caller).
@@ -158,9 +156,7 @@ class LogBrowser:
                 sql = sql.format(places=self._places(run_id))
             return self._query(sql, parameters)
         with self._building:
-            if self._memory is None:
-                self._memory = quiet_connection()
-            cursor = self._memory.cursor()
+            cursor = self._memory_database().cursor()
             try:
                 cursor.execute("ATTACH $path AS store (READ_ONLY)", {"path": self._path})
             except duckdb.Error as error:
@@ -198,9 +194,14 @@ class LogBrowser:
     def _host(self) -> Any:
         """This browser's memory database (made at its first need)."""
         with self._building:
-            if self._memory is None:
-                self._memory = quiet_connection()
-            return self._memory
+            return self._memory_database()
+
+    def _memory_database(self) -> Any:
+        """This browser's memory database, made at its first need (the caller holds
+        `_building`)."""
+        if self._memory is None:
+            self._memory = quiet_connection()
+        return self._memory
 
     def _run(
         self, cursor: Any, sql: str, parameters: dict[str, Any], *, close: bool = True
@@ -283,9 +284,7 @@ class LogBrowser:
             if held is not None and version is not None and held[0] == version:
                 return held[1]
             name = _quoted(f"{what[0]}_{next(_COPIES)}_{run_id[:16]}")
-            if self._memory is None:
-                self._memory = quiet_connection()
-            cursor = self._memory.cursor()
+            cursor = self._memory_database().cursor()
             try:
                 cursor.execute("ATTACH $path AS store (READ_ONLY)", {"path": self._path})
                 try:
@@ -392,9 +391,7 @@ class LogBrowser:
             if isinstance(self._source, DuckDBStore):
                 cursor, store = self._source.cursor(), ""
             else:
-                if self._memory is None:
-                    self._memory = quiet_connection()
-                cursor, store = self._memory.cursor(), "store."
+                cursor, store = self._memory_database().cursor(), "store."
             try:
                 if store:
                     cursor.execute("ATTACH $path AS store (READ_ONLY)", {"path": self._path})
@@ -524,9 +521,7 @@ class LogBrowser:
         a path; see `hand_over`)."""
         name = _quoted(f"trials_{next(_COPIES)}_{copy.upto}_{run_id[:16]}")
         with self._building:
-            if self._memory is None:
-                self._memory = quiet_connection()
-            cursor = self._memory.cursor()
+            cursor = self._memory_database().cursor()
             try:
                 cursor.register("handed", rows)
                 cursor.execute(f"CREATE TABLE {name} AS SELECT * FROM handed")
@@ -765,10 +760,10 @@ class LogBrowser:
             try:
                 cursor = store.cursor()
                 try:
-                    placed = cursor.execute(_PLACED, {"run": run_id}).fetchone()
+                    placed = holds_places(cursor, run_id)
                 except duckdb.Error:  # an older store without places: not from here
-                    placed = None
-                if placed is None:  # places only a plan could give: not from here
+                    placed = False
+                if not placed:  # places only a plan could give: not from here
                     cursor.close()
                     return None
                 try:

@@ -14,6 +14,7 @@ import duckdb
 
 from themis.adapters.codec import decode_event, decode_snapshot
 from themis.adapters.stores.duckdb_log import batched, events_of_rows, keyed_rows
+from themis.adapters.stores.duckdb_views import holds_places
 from themis.core.events import Event
 from themis.core.snapshot import RunSnapshot
 
@@ -34,7 +35,6 @@ _ONE_CASE: Final = (
 _PLACED: Final = (
     "SELECT trial_id, trial_key FROM trial_places WHERE run_id = $run AND case_id = $case"
 )
-_HAS_PLACES: Final = "SELECT 1 FROM trial_places WHERE run_id = $run LIMIT 1"
 # The run's events about the keys `$keys` and its own (no trial key: start, reset, completion,
 # judge verdicts), from `{log}`: `events`, or only the batch rows that may hold them.
 KEYED_EVENTS: Final = (
@@ -64,7 +64,7 @@ def read_case(cursor: Any, run_id: str, case_id: str) -> CaseReading | None:
     if row is None:
         return None
     try:
-        if cursor.execute(_HAS_PLACES, {"run": run_id}).fetchone() is None:
+        if not holds_places(cursor, run_id):
             return None
         placed = dict(cursor.execute(_PLACED, {"run": run_id, "case": case_id}).fetchall())
     except duckdb.CatalogException:  # a store older than places
