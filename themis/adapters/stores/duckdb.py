@@ -191,16 +191,23 @@ class DuckDBStore:
                 if not self._unbounded:
                     unbound(self._con)
                 self._bounds = self._unbounded = False
-        reader = DuckDBStore.__new__(DuckDBStore)
-        reader._path = self._path
-        reader._lock = threading.Lock()
-        reader._folding = None
-        reader._reader = True
-        reader._bounds = reader._unbounded = False  # the bound is the writer's connection's
+        reader = DuckDBStore._reading(self._path)
         reader._batched = self._batched
-        reader._heads = {}
         reader._con = self.cursor()
         return reader
+
+    @classmethod
+    def _reading(cls, path: str) -> DuckDBStore:
+        """A store of `path` that only reads (every write raises `StoreError`), unbounded (the
+        bound is a writer's connection's), its connection still to be given."""
+        store = cls.__new__(cls)
+        store._path = path
+        store._lock = threading.Lock()
+        store._folding = None
+        store._reader = True
+        store._bounds = store._unbounded = False
+        store._heads = {}
+        return store
 
     @classmethod
     def attached(
@@ -211,13 +218,7 @@ class DuckDBStore:
         name of its own (`duckdb_open.attach`), which costs ~2 ms of CPU where a connection of
         its own costs ~18 (ADR 0066). It reads and refuses writes as a read-only open does;
         `close` detaches it, releasing the file."""
-        store = cls.__new__(cls)
-        store._path = str(path)
-        store._lock = threading.Lock()
-        store._folding = None
-        store._reader = True  # every write raises `StoreError`
-        store._bounds = store._unbounded = False
-        store._heads = {}
+        store = cls._reading(str(path))
         name = f"themis_store_{next(_ATTACHED)}"
         store._con = attach(host, store._path, name, lock_wait=lock_wait)
         store._database = name
