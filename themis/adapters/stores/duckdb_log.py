@@ -163,8 +163,6 @@ _MANY_KEYED_ROWS: Final = (
 # row's keys once (`_MANY_KEYED_ROWS`) costs less (measured at 100k trials: 4 keys 19 against
 # 22 ms, 8 keys 31 against 23).
 _SEARCHED_KEYS: Final = 4
-# The payloads of run `$1`'s rows starting at the seqs `$2`: a filter on `seq` DuckDB applies
-# before reading payloads (a join on (run_id, seq) read every row's).
 # The rows of run `$1` holding any of the seqs from `$2` to `$3` (`events_at`). A row starts
 # at most `LONGEST_ROW` events before a seq it holds: the bound on `seq` alone lets DuckDB skip
 # the rows outside the range by its zone maps instead of computing `seq + n` for every row.
@@ -173,6 +171,8 @@ _ROWS_BETWEEN: Final = (
     "SELECT seq, n, kinds, payloads FROM event_batches"
     f" WHERE run_id = $1 AND seq > $2 - {LONGEST_ROW} AND seq <= $3 AND seq + n > $2"
 )
+# The payloads of run `$1`'s rows starting at the seqs `$2`: a filter on `seq` DuckDB applies
+# before reading payloads (a join on (run_id, seq) read every row's).
 _ROWS_AT: Final = (
     "SELECT seq, payloads FROM event_batches WHERE run_id = $1 AND list_contains($2::BIGINT[], seq)"
 )
