@@ -6,7 +6,7 @@ do not import the execution engine (trio) they never use.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from attrs import frozen
@@ -111,14 +111,9 @@ def compile_snapshot(snapshot: RunSnapshot) -> CompiledRun:
     """A snapshot's run recompiled (with the plugins installed, else those it recorded);
     refuses one whose identity drifted."""
     run_id = snapshot.run_id
-    try:
-        plugins = resolve_plugins(snapshot.spec, f"run {run_id[:12]}")
-        compiled = compile_stored(snapshot.spec, run_id, plugins)
-    except PluginError:  # not installed: read it with the plugins it recorded
-        compiled = None
-    if compiled is None:  # another version installed, or none: the recorded ones, if any
-        plugins = recorded_plugins(snapshot.provenance, builtin_plugins())
-        compiled = compile_stored(snapshot.spec, run_id, plugins)
+    compiled, plugins = _with_plugins(
+        snapshot, lambda plugins: compile_stored(snapshot.spec, run_id, plugins)
+    )
     if compiled is None:
         raise StoreError(
             f"run {run_id[:12]}: its stored spec compiles to "
@@ -135,17 +130,29 @@ def compile_case(snapshot: RunSnapshot, placed: Mapping[str, str]) -> CompiledRu
     neither gives those trials (then only compiling the whole snapshot can say why)."""
     run_id = snapshot.run_id
     try:
-        plugins = resolve_plugins(snapshot.spec, f"run {run_id[:12]}")
-        compiled = compile_placed(snapshot.spec, run_id, placed, plugins)
-    except PluginError:  # not installed: the recorded ones, if any
-        compiled = None
-    if compiled is None:
-        recorded = recorded_plugins(snapshot.provenance, builtin_plugins())
-        try:
-            compiled = compile_placed(snapshot.spec, run_id, placed, recorded)
-        except PluginError:
-            return None
+        compiled, _ = _with_plugins(
+            snapshot, lambda plugins: compile_placed(snapshot.spec, run_id, placed, plugins)
+        )
+    except PluginError:  # the recorded plugins are not to be had either
+        return None
     return compiled
+
+
+def _with_plugins(
+    snapshot: RunSnapshot, compile_with: Callable[[PluginRegistry], CompiledRun | None]
+) -> tuple[CompiledRun | None, PluginRegistry]:
+    """`compile_with` the plugins installed, else (none installed, or another version: it gave
+    `None`) with those the snapshot recorded; what it gave and the plugins it was given last.
+    A `PluginError` of the recorded ones is the caller's."""
+    try:
+        plugins = resolve_plugins(snapshot.spec, f"run {snapshot.run_id[:12]}")
+        compiled = compile_with(plugins)
+    except PluginError:  # not installed: read it with the plugins it recorded
+        compiled = None
+    if compiled is None:  # another version installed, or none: the recorded ones, if any
+        plugins = recorded_plugins(snapshot.provenance, builtin_plugins())
+        compiled = compile_with(plugins)
+    return compiled, plugins
 
 
 def _names_plugins(plugins: PluginRegistry) -> bool:
