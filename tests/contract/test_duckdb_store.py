@@ -18,6 +18,7 @@ from tests.contract.test_store_contract import SAMPLE_EVENTS, answers, make_snap
 from tests.holders import holding
 from tests.interrupts import interrupted_as_by_ctrl_c
 from themis.adapters.stores.duckdb import SCHEMA_VERSION, DuckDBStore
+from themis.adapters.stores.duckdb_views import VIEW_NAMES, VIEWS_VERSION
 from themis.core.errors import SequenceConflict, StoreError, StoreLocked
 from themis.core.events import RunCompleted, RunStarted, ScoreCompleted
 from themis.core.stages import Stage
@@ -64,6 +65,68 @@ def test_a_new_store_records_its_schema_version_and_layout(path: Path) -> None:
     assert [name for (name,) in columns] == [
         "run_id", "seq", "kind", "trial_key", "stage", "recorded_at", "payload",
     ]  # fmt: skip
+
+
+def _defined_views(path: Path) -> set[str]:
+    """The views a plain DuckDB client finds in the store file at `path`."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+    return {name for (name,) in rows}
+
+
+def _views_in(store: DuckDBStore) -> set[str]:
+    """The views the open store `store` holds, asked on its own connection."""
+    with store._connection() as con:
+        rows = con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+    return {name for (name,) in rows}
+
+
+def test_a_new_stores_views_come_with_its_first_write_before_any_run(path: Path) -> None:
+    # Opening a new file defines no view (off the path to a run's first call, ADR 0074); the
+    # first write, here a run's snapshot, commits them before the run's row.
+    store = DuckDBStore(path)
+    try:
+        assert "trials" not in _views_in(store)
+        store.save_snapshot(make_snapshot("run-a"), places=False)
+        assert _views_in(store) >= {"events", *VIEW_NAMES}
+    finally:
+        store.close()
+
+
+def test_a_new_store_defines_its_views_before_a_reader_can_see_a_run(path: Path) -> None:
+    store = DuckDBStore(path)
+    try:
+        assert "trials" not in _views_in(store)
+        reader = store.reader()
+        try:
+            assert _views_in(reader) >= set(VIEW_NAMES)
+        finally:
+            reader.close()
+    finally:
+        store.close()
+
+
+def test_a_new_store_closed_without_a_write_has_its_views(path: Path) -> None:
+    DuckDBStore(path).close()
+    assert _defined_views(path) >= {"events", *VIEW_NAMES}
+    with duckdb.connect(str(path), read_only=True) as con:
+        version = con.execute("SELECT value FROM meta WHERE key = 'views_version'").fetchone()
+    assert version == (str(VIEWS_VERSION),)
+
+
+def test_a_new_store_killed_before_its_first_write_gains_its_views_on_the_next_open(
+    path: Path,
+) -> None:
+    script = (
+        "import os, sys\n"
+        "from themis.adapters.stores.duckdb import DuckDBStore\n"
+        "DuckDBStore(sys.argv[1])\n"
+        "os._exit(0)  # as a kill would: no close, no write\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(path)], check=True)
+    assert "trials" not in _defined_views(path)
+    DuckDBStore(path).close()
+    assert _defined_views(path) >= {"events", *VIEW_NAMES}
 
 
 def test_event_rows_fill_the_query_columns(path: Path) -> None:

@@ -163,13 +163,18 @@ class DuckDBStore:
         # (`duckdb_bound`); `_unbounded`: a checkpoint that would bring the bound back failed.
         self._bounds = not read_only and self._path != ":memory:"
         self._unbounded = self._bounds
+        # A store this open created defines the log's views in its first write (or `close`),
+        # off the path to a run's first call: DuckDB binds each view (~14 ms for all, ADR 0074).
+        self._views_pending = False
         self._con: Any = connect(self._path, read_only=read_only, lock_wait=lock_wait)
         try:
             with self._connection() as con:
-                prepare_schema(con, self._path, read_only=read_only, migrate=migrate)
+                created = prepare_schema(con, self._path, read_only=read_only, migrate=migrate)
                 # Else a store written before, opened read-only: `events` is its log's table.
                 self._batched = batched(con)
-            if not read_only and migrate:
+            if created:  # no runs to place yet
+                self._views_pending = True
+            elif not read_only and migrate:
                 self._place_older_runs()
             with self._connection() as con:
                 self._bound_again(con)
@@ -207,6 +212,7 @@ class DuckDBStore:
         store._reader = True
         store._bounds = store._unbounded = False
         store._heads = {}
+        store._views_pending = False
         return store
 
     @classmethod
@@ -237,6 +243,7 @@ class DuckDBStore:
     def cursor(self) -> Any:
         """A new cursor on the store's database, for another thread's own queries."""
         with self._connection() as con:
+            self._define_pending_views(con)
             cursor = quiet(con.cursor())
         if self._database is not None:  # the host's default database is another one
             cursor.execute(f"USE {self._database}")
@@ -261,6 +268,20 @@ class DuckDBStore:
             except duckdb.Error as error:
                 raise StoreError(f"{self._path}: {_first_line(error)}") from error
 
+    def _define_pending_views(self, con: Any) -> None:
+        """The log's views of a store this open created, defined (and committed) before its
+        first write, so that whatever can see a run in the file can query them too."""
+        if not self._views_pending:
+            return
+        con.execute("BEGIN TRANSACTION")
+        try:
+            create_views(con)
+            con.execute("COMMIT")
+        except BaseException:
+            _rollback(con)
+            raise
+        self._views_pending = False
+
     def _bound_again(self, con: Any) -> None:
         """Bring the memory bound back if it is lifted (see `_connection`)."""
         if self._unbounded:
@@ -272,6 +293,7 @@ class DuckDBStore:
         if self._reader:
             raise StoreError(f"{self._path}: this connection only reads the store")
         with self._connection(large=large) as con:
+            self._define_pending_views(con)
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
@@ -369,6 +391,7 @@ class DuckDBStore:
         row = [snapshot.run_id, snapshot.spec.name, snapshot.created_at, encode_snapshot(snapshot)]
         if not places and not self._reader:
             with self._connection(large=True) as con:
+                self._define_pending_views(con)  # before a reader can see the run
                 if not con.execute(_HAS_RUN, [snapshot.run_id]).fetchone()[0]:
                     # One statement commits by itself: inside an explicit transaction DuckDB
                     # held the text ~3x more at once (+30 MiB for 100k cases: ADR 0048).
@@ -613,6 +636,9 @@ class DuckDBStore:
                 self._folding.join_through_interrupt()
         finally:
             with self._connection() as con:
-                if self._database is not None:
-                    detach(con, self._database)
-                con.close()
+                try:
+                    self._define_pending_views(con)  # a new store closed before any write
+                finally:
+                    if self._database is not None:
+                        detach(con, self._database)
+                    con.close()

@@ -164,11 +164,12 @@ def _exists(path: str) -> bool:
         return True
 
 
-def prepare_schema(con: Any, path: str, *, read_only: bool, migrate: bool = True) -> None:
+def prepare_schema(con: Any, path: str, *, read_only: bool, migrate: bool = True) -> bool:
     """Check that `con` holds a Themis store this version reads, and (read-write) create or
-    migrate its tables. Refuses another program's database before writing anything. Without
-    `migrate`, a read-write open writes nothing either: a store that lacks a table this
-    version keeps (or is new) is refused with `StoreNeedsWriting`."""
+    migrate its tables; whether it created the store (an empty database made one). Refuses
+    another program's database before writing anything. Without `migrate`, a read-write open
+    writes nothing either: a store that lacks a table this version keeps (or is new) is
+    refused with `StoreNeedsWriting`. The log's views are the caller's (`duckdb_views`)."""
     tables = {name for (name,) in con.execute(_USER_TABLES).fetchall()}
     if tables and "meta" not in tables:
         shown = ", ".join(sorted(tables)[:3]) + (", ..." if len(tables) > 3 else "")
@@ -197,7 +198,7 @@ def prepare_schema(con: Any, path: str, *, read_only: bool, migrate: bool = True
                 f"{path}: store schema version {stored} needs an upgrade, which a read-only "
                 "open cannot make; resume one of its runs once where the store is writable"
             )
-        return
+        return False
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(_META)
@@ -215,6 +216,7 @@ def prepare_schema(con: Any, path: str, *, read_only: bool, migrate: bool = True
         with suppress(duckdb.Error):  # a failed statement may already have ended it
             con.execute("ROLLBACK")
         raise
+    return stored is None
 
 
 def _missing(tables: set[str]) -> bool:
