@@ -28,6 +28,7 @@ from themis.adapters.codec import (
 from themis.core.errors import StoreError
 from themis.core.events import EVENT_TYPES, Event, GenerationCompleted, ParseCompleted, RunStarted
 from themis.core.generation import TokenLogprob
+from themis.core.spec import Case
 from themis.core.stages import Stage
 
 FINITE_OR_INFINITE = st.floats(allow_nan=False)
@@ -257,6 +258,50 @@ def test_a_snapshot_of_many_cases_encodes_as_it_does_whole(marked_example: bool)
     # its cases are encoded a batch at a time and spliced in: the same text, byte for byte
     spec = many_cases_spec(marked_example=marked_example)
     snapshot = attrs.evolve(make_snapshot(), spec=spec)
+    whole = json.dumps(
+        {**_CONVERTER.unstructure(snapshot), "v": SNAPSHOT_SCHEMA_VERSION}, separators=(",", ":")
+    )
+
+    text = encode_snapshot(snapshot)
+
+    assert text == whole
+    assert decode_snapshot(text) == snapshot
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.dictionaries(st.text(max_size=3), JSON_VALUES, max_size=3),
+            st.none() | st.text(max_size=3),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_cases_flat_or_nested_encode_as_cattrs_unstructures_them(
+    rows: list[tuple[dict[str, Any], str | None]],
+) -> None:
+    # Flat fields (the usual row) are encoded without cattrs (ADR 0074): the same text.
+    cases = tuple(
+        Case(id=f"c{index}", fields=fields, expected=expected)
+        for index, (fields, expected) in enumerate(rows)
+    )
+    spec = make_snapshot().spec
+    dataset = attrs.evolve(spec.datasets[0], cases=cases)
+    snapshot = attrs.evolve(make_snapshot(), spec=attrs.evolve(spec, datasets=[dataset]))
     whole = json.dumps(
         {**_CONVERTER.unstructure(snapshot), "v": SNAPSHOT_SCHEMA_VERSION}, separators=(",", ":")
     )
