@@ -1,0 +1,50 @@
+"""The C allocator's one setting a large run needs: blocks of 128 KiB and more mapped on their own.
+
+glibc's `malloc` serves a block of at least its mmap threshold (128 KiB to start with) by a
+mapping of its own, which `free` gives back to the system at once; smaller blocks come from its
+heaps, which keep freed memory for later. Once a mapped block is freed, glibc raises the
+threshold to that block's size (up to 32 MiB), so from then on blocks that large come from the
+heaps too. In a large `themis run` that is most of them: DuckDB's buffers and its checkpoints'
+transients, the snapshot's text, the fold's and the report's long lists. Freed, they stay in the
+heaps between live blocks and in RSS (a 300k-trial run peaked ~100 MiB higher that way, ADR 0076).
+Setting the threshold fixes it at 128 KiB and turns that raise off.
+
+Only glibc has the setting; elsewhere (macOS, musl) `map_large_blocks` does nothing. The console
+script sets it as it starts; a library call leaves its host process's allocator alone. The module
+sits beside the four layers and imports nothing of Themis (an import-linter contract keeps it so).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    import ctypes
+
+__all__ = ["MMAP_THRESHOLD", "map_large_blocks"]
+
+MMAP_THRESHOLD: Final = 128 * 1024  # bytes: glibc's own starting threshold
+_M_MMAP_THRESHOLD: Final = -3  # `mallopt`'s parameter number in glibc's <malloc.h>
+
+
+def _glibc() -> ctypes.CDLL | None:
+    """The C library, when it is glibc (`ctypes` is imported only then, and only here)."""
+    try:
+        version = os.confstr("CS_GNU_LIBC_VERSION")
+    except (ValueError, OSError):  # not glibc: the name is unknown or unsupported
+        return None
+    if not version or not version.startswith("glibc"):
+        return None
+    import ctypes
+
+    return ctypes.CDLL(None)
+
+
+def map_large_blocks() -> bool:
+    """Have glibc map every block of `MMAP_THRESHOLD` bytes or more on its own, for the rest of
+    this process (see the module docstring); whether the setting took (False off glibc)."""
+    libc = _glibc()
+    if libc is None:
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
