@@ -90,6 +90,27 @@ def test_equal_score_maps_are_held_once_and_read_back_as_fresh_dicts() -> None:
     assert type(columns["9"].scores["m"]) is int
 
 
+def test_maps_of_one_run_hold_one_int_object_per_row_number_not_one_each() -> None:
+    # A fold keeps three maps of a run's trials: a row number of their own in each key index
+    # cost 32 B a trial and map (ADR 0076); a decoded map's index shares them too.
+    rows = range(1_000, 1_100)  # past the ints Python keeps one of each
+    generations = EventColumns(GenerationCompleted, "trial_key")
+    scores = EventColumns(ScoreCompleted, "trial_id")
+    for row in range(rows.stop):
+        generations.put(GenerationCompleted(at=1.0, trial_key=f"k{row}", text="t"))
+        scores.put(ScoreCompleted(at=1.0, trial_id=f"i{row}", trial_key=f"k{row}", scores={}))
+    decoded = EventColumns.from_columns(
+        ScoreCompleted,
+        "trial_id",
+        [scores.column(name) for name in ("at", "trial_id", "trial_key", "scores", "epoch")],
+    )
+    assert decoded == scores
+    for row in rows:
+        held = generations._rows[f"k{row}"]
+        assert held == row
+        assert held is scores._rows[f"i{row}"] is decoded._rows[f"i{row}"]
+
+
 def test_a_mapping_column_read_as_held_gives_items_shared_between_equal_maps() -> None:
     scores = [{"m": 1.0, "n": 0.0}, {"m": 0.0}, {"m": 1.0, "n": 0.0}]
     events = [

@@ -19,6 +19,7 @@ place: it iterates its key column, never the shared key index.
 
 from __future__ import annotations
 
+import threading
 import types
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -36,6 +37,23 @@ _NEW: Final = object.__new__
 # Equal values of these types are interchangeable (not floats: 0.0 == -0.0, nan != nan).
 _SCALARS: Final = frozenset({str, int, bool, type(None)})
 _INTERNED_MAX: Final = 1 << 16  # distinct mappings kept for sharing; past it each is kept as is
+# Row numbers as int objects, one per row, shared by every map: a map's key index holds
+# `_ROW_NUMBERS[row]` rather than an int of its own (32 B a key and map: a fold keeps three
+# maps of a run's trials, ADR 0076). Grown under `_GROWING`, to the largest map yet, and kept.
+_ROW_NUMBERS: Final[list[int]] = []
+_GROWING: Final = threading.Lock()
+_GROWTH: Final = 1 << 14
+
+
+def _row_number(row: int) -> int:
+    """`row` as the int object every map holds for it (see `_ROW_NUMBERS`)."""
+    numbers = _ROW_NUMBERS
+    if row >= len(numbers):
+        with _GROWING:
+            held = len(numbers)
+            if row >= held:
+                numbers.extend(range(held, max(row + 1, 2 * held, _GROWTH)))
+    return numbers[row]
 
 
 class _Same:
@@ -160,7 +178,8 @@ class EventColumns(Mapping[str, E], Generic[E]):
                 else given
             )
             built._columns[index] = _compress(values, layout.floats[index])
-        built._rows = dict(zip(columns[layout.names.index(key)], range(count), strict=True))
+        _row_number(count)  # the numbers of every row, made at once
+        built._rows = dict(zip(columns[layout.names.index(key)], _ROW_NUMBERS, strict=False))
         if len(built._rows) != count:
             raise ValueError(f"{event_cls.__name__}: a {key} held twice")
         built._count = count
@@ -213,7 +232,7 @@ class EventColumns(Mapping[str, E], Generic[E]):
         values = self._layout.row(event)
         appending = row is None
         if row is None:
-            row = self._rows[key] = self._count
+            row = self._rows[key] = _row_number(self._count)
         columns, mappings, floats = self._columns, self._layout.mappings, self._layout.floats
         for index, given in enumerate(values):
             value = self._intern(given) if mappings[index] and type(given) is dict else given
