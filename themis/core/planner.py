@@ -149,9 +149,7 @@ class CompiledRun:
 
     @property
     def trial_count(self) -> int:
-        spec = self.spec
-        cases = sum(len(dataset.cases) for dataset in spec.datasets)
-        return cases * len(spec.models) * len(spec.prompts) * spec.samples
+        return self.spec.trial_count
 
 
 def compile_run(spec: ExperimentSpec, plugins: PluginRegistry | None = None) -> CompiledRun:

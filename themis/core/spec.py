@@ -501,6 +501,12 @@ class ExperimentSpec:
         default=(), converter=_judges, validator=_check_unique_names
     )
 
+    @property
+    def trial_count(self) -> int:
+        """How many trials the experiment plans: cases x models x prompts x samples."""
+        cases = sum(len(dataset.cases) for dataset in self.datasets)
+        return cases * len(self.models) * len(self.prompts) * self.samples
+
     def __attrs_post_init__(self) -> None:
         for label, items in (
             ("datasets", self.datasets),
