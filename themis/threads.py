@@ -45,6 +45,10 @@ class SignalSafeThread(threading.Thread):
         try:
             self._work(**self._work_kwargs)
         finally:
+            # As `threading.Thread.run` drops its target: a target holding what holds this
+            # thread (a `BackgroundCall`'s owner) would otherwise be a cycle, freed only by the
+            # collector.
+            del self._work, self._work_kwargs
             self._ended.set()
 
     def is_alive(self) -> bool:

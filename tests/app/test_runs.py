@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 
 import pytest
 import trio.testing
@@ -368,3 +369,20 @@ def test_work_in_a_thread_is_waited_for_through_a_ctrl_c_then_the_interrupt_is_l
         threading.Thread(target=release_after, args=(interrupted,)).start()
         work.join()
     assert finished.is_set()
+
+
+def test_a_finished_background_call_holds_nothing_of_what_it_ran() -> None:
+    # Its owner may hold it (a run's places keeper does): a reference back would be a cycle
+    # left to the collector, with all the owner holds.
+    class Owner:
+        def __init__(self) -> None:
+            self.call = BackgroundCall("owned", self.work)
+
+        def work(self) -> None:
+            pass
+
+    owner = Owner()
+    owner.call.join()
+    gone = weakref.ref(owner)
+    del owner
+    assert gone() is None  # freed by its count alone, without a collection
