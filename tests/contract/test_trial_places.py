@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
@@ -189,3 +191,75 @@ def test_places_keep_case_ids_of_any_characters_exactly(tmp_path: Path) -> None:
     with duckdb.connect(str(store), read_only=True) as con:
         kept = con.execute("SELECT case_id FROM trial_places ORDER BY position").fetchall()
     assert [case_id for (case_id,) in kept] == [case.id for case in cases]
+
+
+def _snapshot_and_refs(
+    tmp_path: Path,
+) -> tuple[RunSnapshot, list[planner.TrialRef], list[object]]:
+    """A finished run's snapshot, its places, and its events (from a store of its own)."""
+    experiment = _experiment(tmp_path)
+    source = tmp_path / "source.duckdb"
+    run_id = experiment.run(store=source, progress="off").run_id
+    opened = DuckDBStore(source, read_only=True)
+    try:
+        snapshot = opened.load_snapshot(run_id)
+        events = [event for _, event in opened.read(run_id)]
+    finally:
+        opened.close()
+    assert snapshot is not None
+    return snapshot, list(planner.trial_refs(experiment.compiled)), events
+
+
+def test_a_run_s_places_do_not_hold_the_log_s_appends(tmp_path: Path) -> None:
+    # Kept while the run's last calls are out (ADR 0073): an append meanwhile goes through.
+    snapshot, refs, events = _snapshot_and_refs(tmp_path)
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    appended = threading.Event()
+    seen: dict[str, bool] = {}
+
+    def places_until_appended() -> Iterator[planner.TrialRef]:
+        yield from refs[:5]
+        # Under the store's lock, the append below would wait for this, and this for it.
+        seen["appended_meanwhile"] = appended.wait(timeout=5)
+        yield from refs[5:]
+
+    try:
+        store.save_snapshot(snapshot, places=False)
+        keeping = threading.Thread(
+            target=store.save_places, args=(snapshot, places_until_appended())
+        )
+        keeping.start()
+        store.append(snapshot.run_id, 1, events[:3])
+        appended.set()
+        keeping.join()
+        assert seen["appended_meanwhile"]
+        assert len(store.read(snapshot.run_id)) == 3
+    finally:
+        store.close()
+    assert len(_places(tmp_path / "s.duckdb")) == len(refs)
+
+
+@pytest.mark.parametrize("beside_the_log", [True, False])
+def test_places_failing_midway_leave_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, beside_the_log: bool
+) -> None:
+    # One transaction either way (a large run's under the lock, the bound lifted): all or none.
+    if not beside_the_log:
+        monkeypatch.setattr("themis.adapters.stores.duckdb.PLACES_BESIDE_THE_LOG", 3)
+    monkeypatch.setattr("themis.adapters.stores.duckdb_views.PLACES_PART", 7)
+    snapshot, refs, _ = _snapshot_and_refs(tmp_path)
+    path = tmp_path / "s.duckdb"
+
+    def failing_midway() -> Iterator[planner.TrialRef]:
+        yield from refs[:20]
+        raise OSError("killed while keeping the places")
+
+    store = DuckDBStore(path)
+    try:
+        store.save_snapshot(snapshot, places=False)
+        with pytest.raises(OSError, match="killed while keeping"):
+            store.save_places(snapshot, failing_midway())
+        store.save_places(snapshot, refs)
+    finally:
+        store.close()
+    assert _places(path) == _planned(path, snapshot.run_id)

@@ -106,6 +106,9 @@ _RUNS: Final = (
     " GROUP BY r.run_id, r.name, r.created_at ORDER BY r.created_at, r.run_id"
 )
 _HAS_RUN: Final = "SELECT count(*) FROM runs WHERE run_id = $1"
+# The most trials whose places `save_places` inserts beside the log, on a cursor of their own:
+# ~25 MB of rows held until their commit, under the writer's memory bound (`duckdb_bound`).
+PLACES_BESIDE_THE_LOG: Final = 100_000
 # Numbers of the databases stores opened inside a host connection take (`attached`).
 _ATTACHED = itertools.count()
 _DUPLICATE_SEQ = re.compile(r"Duplicate key .*seq: (-?\d+)")
@@ -407,13 +410,41 @@ class DuckDBStore:
         kept already (`places` is not read then); a run a replay derived from another
         (`derived_from`) copies its source's when they are the same."""
         source = snapshot.provenance.get("derived_from")
-        with self._transaction(large=True) as con:
+        with self._places_transaction(snapshot) as con:
             if holds_places(con, snapshot.run_id):
                 return
             if source is None:
                 insert_places(con, snapshot, places)
             else:
                 insert_places_like(con, snapshot, places, source)
+
+    @contextmanager
+    def _places_transaction(self, snapshot: RunSnapshot) -> Iterator[Any]:
+        """The transaction `save_places` keeps a run's places in. Those of a run of at most
+        `PLACES_BESIDE_THE_LOG` trials fit under DuckDB's memory bound: they are inserted on a
+        cursor of their own, beside the log's appends instead of holding the store's lock
+        while the run's last events wait for it (an execution keeps them as soon as it has read
+        its plan, while its last calls are out: ADR 0073). A larger run's are inserted as any
+        large value is, the bound lifted, under the lock. Committed once either way."""
+        if snapshot.spec.trial_count > PLACES_BESIDE_THE_LOG:
+            with self._transaction(large=True) as con:
+                yield con
+            return
+        if self._reader:
+            raise StoreError(f"{self._path}: this connection only reads the store")
+        cursor = self.cursor()
+        try:
+            cursor.execute("BEGIN TRANSACTION")
+            try:
+                yield cursor
+                cursor.execute("COMMIT")
+            except BaseException:
+                _rollback(cursor)
+                raise
+        except duckdb.Error as error:
+            raise StoreError(f"{self._path}: {_first_line(error)}") from error
+        finally:
+            cursor.close()
 
     def finish_opening(self) -> None:
         """What an open with `migrate=False` left for later: the places of runs that have none

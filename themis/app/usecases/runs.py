@@ -22,6 +22,7 @@ from themis.app.execution.writer import EventWriter
 from themis.app.usecases.checkpoints import fresh_report, remember
 from themis.app.usecases.provenance import environment_provenance
 from themis.app.usecases.reuse import find_reusable
+from themis.app.usecases.run_places import PlacesKeeper
 from themis.app.usecases.runtime_lineage import last_runtime, runtime_changes
 from themis.app.usecases.stored import (
     LoadedRun,
@@ -43,7 +44,6 @@ from themis.core.planner import (
     TrialPlan,
     pending,
     plan,
-    trial_refs,
 )
 from themis.core.plugins import plugins_provenance
 from themis.core.report import build_report
@@ -53,7 +53,6 @@ from themis.core.stages import Stage
 from themis.core.state import RunState
 from themis.core.telemetry import ExecutionFinished, ExecutionStarted
 from themis.ports.store import StorePort
-from themis.threads import BackgroundCall
 
 # The reading use cases live in `stored`; they are named here too, where callers met them first.
 __all__ = [
@@ -322,18 +321,23 @@ def execute_work(
     )
     with registered(running), publishing(ports.live, start, ports.clock, bus, first) as ready:
         writer.before_first = ready
-        outcome = _run_trio(
-            functools.partial(execute, execution, ports, writer, on_progress=on_progress),
-            driving.trio_clock,
-        )
-    # Where each trial belongs, for the log's views: from the keys the execution recorded
-    # (planned again only if it stopped before reading the whole plan). A process killed
-    # before this point leaves them to the next writer that opens the store. They are written
-    # in a thread while the report is built: the store's insert and commit (and the disk) do
-    # most of that without the GIL (ADR 0058).
-    places = BackgroundCall(
-        "themis-places", store.save_places, loaded.snapshot, trial_refs(compiled, record)
-    )
+        # Where each trial belongs, for the log's views: kept in a thread as soon as the
+        # execution has read the whole plan, while its last calls are out (ADR 0073); else at
+        # its end, planned again, while the report is built (ADR 0058).
+        places = PlacesKeeper(store, loaded.snapshot, compiled, record, ready)
+        if places.planned():  # a resumed run read its plan to find what is pending
+            places.start()
+        else:
+            execution = attrs.evolve(execution, work=places.once_read(execution.work))
+        try:
+            outcome = _run_trio(
+                functools.partial(execute, execution, ports, writer, on_progress=on_progress),
+                driving.trio_clock,
+            )
+        except BaseException:
+            places.wait()  # never a thread left inside the store
+            raise
+        places.start()
     counts = outcome.counts
     total = execution.total
     executed = total if outcome.completed else counts.done + counts.failed  # paused: fewer

@@ -1,0 +1,133 @@
+"""An execution keeps its trials' places in a thread as soon as it has read the whole plan,
+while its last calls are out (ADR 0073); one that did not read it all, while the report is
+built (ADR 0058). The run returns only once they are kept; a store failure there still fails
+the run, and a run failing meanwhile leaves no thread inside the store.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+import themis
+from themis.adapters.stores.duckdb import DuckDBStore
+from themis.app.usecases.run_places import PlacesKeeper
+from themis.core.errors import StoreError
+from themis.core.events import RunCompleted
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+FAST = ["models.strong.options.latency_s=0", "models.weak.options.latency_s=0"]
+
+
+def _experiment(tmp_path: Path) -> themis.Experiment:
+    shutil.copytree(EXAMPLES / "data", tmp_path / "data", dirs_exist_ok=True)
+    config = Path(shutil.copy(EXAMPLES / "demo.toml", tmp_path / "demo.toml"))
+    return themis.Experiment.from_file(config, overrides=FAST)
+
+
+def test_a_fresh_run_keeps_its_places_before_its_last_event_is_appended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    placing = threading.Event()
+    seen: dict[str, Any] = {}
+    save_places, append = DuckDBStore.save_places, DuckDBStore.append
+
+    def places_noted(store: DuckDBStore, *args: Any) -> None:
+        seen["places_thread"] = threading.get_ident()
+        placing.set()
+        save_places(store, *args)
+
+    def append_waiting_for_the_places(
+        store: DuckDBStore, run_id: str, seq: int, events: Any
+    ) -> None:
+        if isinstance(events[-1], RunCompleted):
+            # Kept only after the run's end, the places would never start while this waits.
+            seen["places_before_the_end"] = placing.wait(timeout=5)
+        append(store, run_id, seq, events)
+
+    monkeypatch.setattr(DuckDBStore, "save_places", places_noted)
+    monkeypatch.setattr(DuckDBStore, "append", append_waiting_for_the_places)
+    store = tmp_path / "s.duckdb"
+    result = _experiment(tmp_path).run(store=store, progress="off")
+    assert seen["places_before_the_end"]
+    assert seen["places_thread"] != threading.get_ident()
+    with duckdb.connect(str(store), read_only=True) as con:
+        row = con.execute("SELECT count(*) FROM trial_places").fetchone()
+    assert row == (result.report.planned,)
+
+
+def test_a_run_failing_after_its_places_started_waits_for_them_to_be_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, Any] = {}
+    save_places, append = DuckDBStore.save_places, DuckDBStore.append
+
+    def slow_places(store: DuckDBStore, *args: Any) -> None:
+        time.sleep(0.3)
+        save_places(store, *args)
+        seen["places_kept"] = True
+
+    def failing_at_the_end(store: DuckDBStore, run_id: str, seq: int, events: Any) -> None:
+        if isinstance(events[-1], RunCompleted):
+            raise StoreError("disk full at the run's end")
+        append(store, run_id, seq, events)
+
+    monkeypatch.setattr(DuckDBStore, "save_places", slow_places)
+    monkeypatch.setattr(DuckDBStore, "append", failing_at_the_end)
+    with pytest.raises(StoreError, match="disk full at the run's end"):
+        _experiment(tmp_path).run(
+            store=tmp_path / "s.duckdb", progress="off", store_retry_attempts=1
+        )
+    assert seen.get("places_kept")  # no thread was left inside the store
+
+
+def test_places_not_planned_by_the_run_are_written_while_the_report_is_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from themis.app.usecases import runs
+
+    reporting = threading.Event()
+    seen: dict[str, Any] = {}
+    save_places, build_report = DuckDBStore.save_places, runs.build_report
+
+    def places_waiting_for_the_report(store: DuckDBStore, *args: Any) -> None:
+        seen["places_thread"] = threading.get_ident()
+        # Written one after the other, the report would never start while this waits.
+        seen["beside_the_report"] = reporting.wait(timeout=5)
+        save_places(store, *args)
+        seen["places_kept"] = True
+
+    def report(*args: Any, **kwargs: Any) -> Any:
+        reporting.set()
+        return build_report(*args, **kwargs)
+
+    monkeypatch.setattr(DuckDBStore, "save_places", places_waiting_for_the_report)
+    monkeypatch.setattr(runs, "build_report", report)
+    # As if the execution had stopped before reading the whole plan (a budget's pause).
+    monkeypatch.setattr(PlacesKeeper, "planned", lambda keeper: False)
+    store = tmp_path / "s.duckdb"
+    result = _experiment(tmp_path).run(store=store, progress="off")
+    assert seen["beside_the_report"]
+    assert seen["places_thread"] != threading.get_ident()
+    assert seen.get("places_kept")  # joined before the run returned
+    with duckdb.connect(str(store), read_only=True) as con:
+        row = con.execute("SELECT count(*) FROM trial_places").fetchone()
+    assert row is not None
+    assert row[0] == result.report.planned
+
+
+def test_a_store_failure_while_keeping_the_places_still_fails_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing(store: DuckDBStore, *args: Any) -> None:
+        raise StoreError("disk full while keeping the places")
+
+    monkeypatch.setattr(DuckDBStore, "save_places", failing)
+    with pytest.raises(StoreError, match="disk full while keeping the places"):
+        _experiment(tmp_path).run(store=tmp_path / "s.duckdb", progress="off")
