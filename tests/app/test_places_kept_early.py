@@ -1,12 +1,17 @@
 """An execution keeps its trials' places in a thread as soon as it has read the whole plan,
 while its last calls are out (ADR 0073); one that did not read it all, while the report is
 built (ADR 0058). The run returns only once they are kept; a store failure there still fails
-the run, and a run failing meanwhile leaves no thread inside the store.
+the run, a run failing meanwhile leaves no thread inside the store, and a process killed
+meanwhile leaves no places, which readers compute and a resume keeps.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,9 +22,11 @@ import pytest
 
 import themis
 from themis.adapters.stores.duckdb import DuckDBStore
+from themis.adapters.stores.duckdb_tables import read_log
 from themis.app.usecases.run_places import PlacesKeeper
 from themis.core.errors import StoreError
 from themis.core.events import RunCompleted
+from themis.core.planner import trial_refs
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 FAST = ["models.strong.options.latency_s=0", "models.weak.options.latency_s=0"]
@@ -131,3 +138,55 @@ def test_a_store_failure_while_keeping_the_places_still_fails_the_run(
     monkeypatch.setattr(DuckDBStore, "save_places", failing)
     with pytest.raises(StoreError, match="disk full while keeping the places"):
         _experiment(tmp_path).run(store=tmp_path / "s.duckdb", progress="off")
+
+
+KILLED_WHILE_KEEPING_THE_PLACES = """
+import os, signal, sys
+from pathlib import Path
+from tests.app.test_places_kept_early import _experiment
+from themis.adapters.stores import duckdb_views
+from themis.adapters.stores.duckdb import DuckDBStore
+
+duckdb_views.PLACES_PART = 7  # some parts inserted, not committed, when the kill comes
+keep = DuckDBStore.save_places
+
+def killed_midway(store, snapshot, places):
+    def refs():
+        for index, ref in enumerate(places):
+            if index == 20:
+                os.kill(os.getpid(), signal.SIGKILL)
+            yield ref
+    keep(store, snapshot, refs())
+
+DuckDBStore.save_places = killed_midway
+tmp = Path(sys.argv[1])
+_experiment(tmp).run(store=tmp / "s.duckdb", progress="off")
+"""
+
+
+def test_a_kill_while_the_places_are_kept_leaves_none_and_a_resume_keeps_them(
+    tmp_path: Path,
+) -> None:
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.run(
+        [sys.executable, "-c", KILLED_WHILE_KEEPING_THE_PLACES, str(tmp_path)],
+        check=False,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    store = tmp_path / "s.duckdb"
+    experiment = _experiment(tmp_path)
+    with duckdb.connect(str(store), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM trial_places").fetchone() == (0,)
+    # A reader places the trials in memory meanwhile; the resume keeps them, all of them.
+    trials = read_log(str(store), experiment.run_id, ["trials"])["trials"]
+    assert len(trials) == experiment.compiled.trial_count
+    result = experiment.run(store=store, progress="off")
+    assert result.report == _experiment(tmp_path).run(store=tmp_path / "fresh.duckdb").report
+    with duckdb.connect(str(store), read_only=True) as con:
+        kept = con.execute("SELECT trial_key FROM trial_places ORDER BY position").fetchall()
+    assert [key for (key,) in kept] == [ref.trial_key for ref in trial_refs(experiment.compiled)]

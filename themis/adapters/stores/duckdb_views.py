@@ -4,9 +4,9 @@
 Events name a trial by its keys only; where a trial belongs (dataset, case, prompt, model,
 sample) comes from the plan, so each run's plan is kept once in `trial_places`: a run's
 execution writes the keys it planned as it went (`DuckDBStore.save_places`, no second planning
-pass) when it ends; a snapshot saved otherwise (`themis plan`, an imported bundle) gets its places
-planned then; a run killed before its execution ended, or stored before `trial_places` existed,
-gets them planned when a writer next opens the store.
+pass) once it has read the whole plan (ADR 0073); a snapshot saved otherwise (`themis plan`,
+an imported bundle) gets its places planned then; a run killed before its places were kept, or
+stored before `trial_places` existed, gets them planned when a writer next opens the store.
 Each view reads the log with the fold's rules (`themis.core.state`): a key's first generation;
 the failure of the latest execution that failed it, unless a generation came later; the parse
 and score of the highest epoch, void when older than the latest reset of their stage.
