@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 import themis
@@ -133,6 +134,11 @@ def test_reports_open_and_compile_once_and_fold_at_most_once(
 
     assert invoke("report", run_id[:8], "--store", store).exit_code == 0
 
+    assert dict(counts.seen) == {"opens": 1}  # its facts vouch for it: from the checkpoint
+    with duckdb.connect(str(store)) as con:
+        con.execute("DELETE FROM compiled_facts")
+    counts.reset()
+    assert invoke("report", run_id[:8], "--store", store).exit_code == 0
     assert counts.seen["opens"] == 1
     assert counts.seen["compiles"] == 1
     assert counts.seen["folds"] <= 1  # none while the checkpoint's report is current

@@ -346,6 +346,36 @@ class StoreContract(StoreFixture):
         assert store.load_snapshot("run-a") == newer
         assert [summary.run_id for summary in store.runs()] == ["run-a"]
 
+    def test_an_outline_is_the_snapshot_without_cases_and_their_field_names(
+        self, store: StorePort
+    ) -> None:
+        snapshot = make_snapshot()
+        store.save_snapshot(snapshot)
+        outline = store.load_outline("run-a")
+        assert outline is not None
+        datasets = [attrs.evolve(dataset, cases=()) for dataset in snapshot.spec.datasets]
+        spec = attrs.evolve(snapshot.spec, datasets=datasets)
+        assert outline.snapshot == attrs.evolve(snapshot, spec=spec)
+        assert outline.fields == ("meta", "question", "tags")
+        assert store.load_outline("run-zzz") is None
+
+    def test_an_outline_is_named_anew_when_another_snapshot_is_saved(
+        self, store: StorePort
+    ) -> None:
+        store.save_snapshot(make_snapshot())
+        first = store.load_outline("run-a")
+        assert first is not None
+        assert first == store.load_outline("run-a")
+        newer = make_snapshot()
+        cases = (Case(id="c1", fields={"question": "2+3?"}, expected="5"),)
+        datasets = (attrs.evolve(newer.spec.datasets[0], cases=cases), newer.spec.datasets[1])
+        store.save_snapshot(attrs.evolve(newer, spec=attrs.evolve(newer.spec, datasets=datasets)))
+        second = store.load_outline("run-a")
+        assert second is not None
+        assert second.stored_as != first.stored_as  # only a case changed
+        assert second.snapshot == first.snapshot
+        assert second.fields == ("question",)
+
     def test_load_snapshot_of_unknown_run_is_none(self, store: StorePort) -> None:
         store.save_snapshot(make_snapshot())
         assert store.load_snapshot("run-zzz") is None

@@ -28,6 +28,8 @@ def facts(run_id: str = "run-a", **changes: object) -> CompiledFacts:
         "files": (("/data/a.jsonl", "ab" * 32),),
         "variables": ("OPENAI_API_KEY",),
         "notices": ("warning: a very large run",),
+        "snapshot": "cd" * 32,
+        "stand_in": "ef" * 32,
     }
     fields.update(changes)
     return CompiledFacts(**fields)  # type: ignore[arg-type]

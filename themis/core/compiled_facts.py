@@ -44,7 +44,14 @@ class CompiledFacts:
 
     A config entry also holds the dataset files it read with their sha256 (`files`), the
     environment variables its endpoints read (a run needs them set even when nothing runs), and
-    the lines printed before running (`notices`: config warnings and the preflight summary)."""
+    the lines printed before running (`notices`: config warnings and the preflight summary).
+
+    A run's entry also vouches for its stored snapshot (ADR 0077): `snapshot` names the
+    snapshot as the store held it when the entry was written (`SnapshotOutline.stored_as`),
+    and `stand_in` is the run id its spec compiles to with each dataset's cases stood in for
+    (`themis.core.planner.stand_in_id`): a reader that finds the snapshot still stored as
+    `snapshot`, and its outline still compiling to `stand_in`, checks the run's identity
+    without reading a case. Empty: nothing vouched for."""
 
     run_id: str
     name: str
@@ -56,6 +63,8 @@ class CompiledFacts:
     files: tuple[tuple[str, str], ...] = field(default=(), converter=_pairs)
     variables: tuple[str, ...] = field(default=(), converter=_strings)
     notices: tuple[str, ...] = field(default=(), converter=_strings)
+    snapshot: str = ""
+    stand_in: str = ""
 
     @property
     def outdated(self) -> tuple[str, ...]:

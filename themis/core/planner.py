@@ -17,6 +17,7 @@ import attrs
 from attrs import field, frozen
 
 from themis.core.builtins import builtin_plugins
+from themis.core.case_pieces import marked
 from themis.core.compiled_facts import outdated_versions
 from themis.core.errors import PluginError
 from themis.core.identity import (
@@ -294,6 +295,25 @@ def compile_stored(
             if compiled.run_id == run_id:
                 return compiled
     return None
+
+
+def stand_in_id(compiled: CompiledRun) -> str:
+    """The run id `compiled`'s spec compiles to with each dataset's cases stood in for by one
+    marked case (`themis.core.case_pieces.marked`), under its parser and metric versions,
+    runtime options and plugins: its identity document but for the cases' own text. A stored
+    run's facts keep it, so that its identity is checked without reading a case (ADR 0077)."""
+    stand_in = _Identity(marked(compiled.spec), compiled.runtime_options, compiled.plugins)
+    return stand_in.compiled(compiled.builtin_versions).run_id
+
+
+def stands_in(
+    outline: ExperimentSpec, stand_in: str, plugins: PluginRegistry | None = None
+) -> bool:
+    """Whether `outline` (a stored run's spec; its cases may be left out) compiles to the
+    stand-in id `stand_in` (`stand_in_id`) with today's code, under any versions and runtime
+    options `compile_stored` tries: every part of its identity but the cases is then viewed as
+    it was when `stand_in` was computed."""
+    return compile_stored(marked(outline), stand_in, plugins) is not None
 
 
 def compile_placed(

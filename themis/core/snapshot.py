@@ -35,3 +35,16 @@ class RunSummary:
     created_at: float
     event_count: int
     queued: bool = False
+
+
+@frozen
+class SnapshotOutline:
+    """A stored run's snapshot without its datasets' cases (`snapshot`), read without decoding
+    a case, its cases' field names (`fields`, sorted), and `stored_as`: what names the snapshot
+    as the store holds it, so that a later save of another snapshot, or an edit of the store,
+    changes it (the sha256 of its stored text; a store of objects counts its saves). A run's
+    facts vouch for its identity by that name (ADR 0077)."""
+
+    snapshot: RunSnapshot
+    fields: tuple[str, ...]
+    stored_as: str

@@ -13,6 +13,8 @@ Contract (one suite in `tests/contract` runs it against every adapter):
   (`TrialRef`s in plan order) unless they are kept already: a store whose views of the log place
   events by them (DuckDB) computes them itself when a snapshot is saved without them
   (`places=False`) and none come later; one without such views may ignore them.
+  `load_outline` returns the run's snapshot without its datasets' cases and the name of the
+  snapshot as stored (`SnapshotOutline`): saving a snapshot of other content changes the name.
 - `CheckpointStore.save_checkpoint` keeps one `Checkpoint` per run (a later save replaces it);
   `load_checkpoint` returns it whole, `load_checkpoint_summary` only its `CheckpointSummary`
   (seq, run-level facts, cached report) without decoding the state, so "nothing to do" is
@@ -41,7 +43,7 @@ from themis.core.compiled_facts import CompiledFacts
 from themis.core.events import Event, GenerationCompleted
 from themis.core.generation import GenerationPlace
 from themis.core.planner import TrialRef
-from themis.core.snapshot import RunSnapshot, RunSummary
+from themis.core.snapshot import RunSnapshot, RunSummary, SnapshotOutline
 
 __all__ = [
     "CheckpointStore",
@@ -71,6 +73,8 @@ class RunCatalog(Protocol):
     def save_places(self, snapshot: RunSnapshot, places: Iterable[TrialRef]) -> None: ...
 
     def load_snapshot(self, run_id: str) -> RunSnapshot | None: ...
+
+    def load_outline(self, run_id: str) -> SnapshotOutline | None: ...
 
     def runs(self) -> list[RunSummary]: ...
 

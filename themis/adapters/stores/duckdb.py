@@ -62,6 +62,7 @@ from themis.adapters.stores.duckdb_open import (
     detach,
     prepare_schema,
 )
+from themis.adapters.stores.duckdb_outline import keep_outline, stored_outline
 from themis.adapters.stores.duckdb_views import (
     create_views,
     holds_places,
@@ -77,7 +78,7 @@ from themis.core.errors import SequenceConflict, StoreError
 from themis.core.events import Event, GenerationCompleted, RunCompleted, RunPaused
 from themis.core.generation import GenerationPlace
 from themis.core.planner import TrialRef
-from themis.core.snapshot import RunSnapshot, RunSummary
+from themis.core.snapshot import RunSnapshot, RunSummary, SnapshotOutline
 from themis.threads import SignalSafeThread
 
 __all__ = ["SCHEMA_VERSION", "DuckDBStore"]
@@ -391,17 +392,21 @@ class DuckDBStore:
         """Keep `snapshot` as its run's one snapshot, replacing any earlier one, and the run's
         trial places the first time (the log's views place events by them), planned from it;
         `places=False`: the caller gives them later (`save_places`), having planned the run."""
-        row = [snapshot.run_id, snapshot.spec.name, snapshot.created_at, encode_snapshot(snapshot)]
+        text = encode_snapshot(snapshot)
+        row = [snapshot.run_id, snapshot.spec.name, snapshot.created_at, text]
         if not places and not self._reader:
             with self._connection(large=True) as con:
                 self._define_pending_views(con)  # before a reader can see the run
                 if not con.execute(_HAS_RUN, [snapshot.run_id]).fetchone()[0]:
                     # One statement commits by itself: inside an explicit transaction DuckDB
-                    # held the text ~3x more at once (+30 MiB for 100k cases: ADR 0048).
+                    # held the text ~3x more at once (+30 MiB for 100k cases: ADR 0048). Its
+                    # outline first: a kill between leaves an outline of no stored text.
+                    keep_outline(con, snapshot, text)
                     con.execute("INSERT INTO runs VALUES ($1, $2, $3, $4)", row)
                     return
         with self._transaction(large=True) as con:
             con.execute("INSERT OR REPLACE INTO runs VALUES ($1, $2, $3, $4)", row)
+            keep_outline(con, snapshot, text)
             if places:
                 store_places(con, snapshot)
 
@@ -476,6 +481,15 @@ class DuckDBStore:
             return None
         try:
             return decode_snapshot(row[0])
+        except StoreError as error:
+            raise StoreError(f"{self._path}: run {run_id}: {error}") from error
+
+    def load_outline(self, run_id: str) -> SnapshotOutline | None:
+        """The run's snapshot without its datasets' cases, its cases' field names and the
+        sha256 of its text (`duckdb_outline.stored_outline`); `None` if none was saved."""
+        try:
+            with self._connection(large=True) as con:
+                return stored_outline(con, run_id)
         except StoreError as error:
             raise StoreError(f"{self._path}: run {run_id}: {error}") from error
 
@@ -610,6 +624,7 @@ class DuckDBStore:
         with self._transaction(large=True) as con:
             con.execute("DELETE FROM event_batches WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM runs WHERE run_id = $1", [run_id])
+            con.execute("DELETE FROM run_outlines WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM checkpoints WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM checkpoint_parts WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM checkpoint_blobs WHERE run_id = $1", [run_id])

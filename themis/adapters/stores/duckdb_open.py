@@ -21,6 +21,7 @@ import duckdb
 
 from themis.adapters.duckdb_quiet import quiet, quiet_connection
 from themis.adapters.stores.duckdb_log import BATCHES_TABLE, migrate_events
+from themis.adapters.stores.duckdb_outline import OUTLINES_TABLE
 from themis.adapters.stores.duckdb_views import PLACES_TABLE
 from themis.core.errors import StoreError, StoreLocked
 
@@ -68,6 +69,9 @@ _TABLES: Final = (
     # Compiled facts of runs and configs (a cache, ADR 0034); absent from older files until a
     # writer opens them, which readers treat as an empty cache.
     "CREATE TABLE IF NOT EXISTS compiled_facts (key VARCHAR PRIMARY KEY, facts VARCHAR)",
+    # Each run's outline, kept as its snapshot is saved (ADR 0077); absent from older files
+    # until a writer opens them, whose runs' outlines are cut out of their snapshots.
+    OUTLINES_TABLE,
 )
 _USER_TABLES: Final = (
     "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"

@@ -1,31 +1,93 @@
 """A run's outline: its stored snapshot without its datasets' cases, and the names of its cases'
-fields, cut out of the snapshot's JSON by DuckDB (ADR 0051). What the viewer's first pages need
-of a run (its name, metrics, provenance, what its rows may be grouped by): ~50 ms of CPU for
-50,000 cases, where decoding the whole snapshot and compiling it costs ~0.65 s.
+fields. What the viewer's first pages and a report from the checkpoint need of a run (its name,
+metrics, provenance, what its rows may be grouped by).
+
+Cut out of the snapshot's JSON by DuckDB (ADR 0051): ~50 ms of CPU for 50,000 cases, where
+decoding the whole snapshot and compiling it costs ~0.65 s; but ~1.8 s and ~1.5 GiB for 1M cases
+(DuckDB parses the whole text, and writes each dataset out again to patch it). So a writer also
+keeps each run's outline as it saves its snapshot (`run_outlines`, ADR 0077), with the sha256 of
+the snapshot's text it is the outline of: a reader takes it while the stored text still hashes
+to that (reading the text and hashing it: ~0.4 s of CPU for 1M cases), else cuts it.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Final
 
-from themis.adapters.codec import decode_snapshot
-from themis.core.snapshot import RunSnapshot
+import attrs
+import duckdb
 
-__all__ = ["OUTLINE", "outline_of"]
+from themis.adapters.codec import decode_snapshot, encode_snapshot
+from themis.core.breakdown import field_names
+from themis.core.snapshot import RunSnapshot, SnapshotOutline
 
-# The snapshot with each dataset's `cases` emptied (`$run`: the run id), and the sorted field
-# names of every case of every dataset. A merge patch replaces arrays whole, so the datasets'
-# other values (nulls included) are kept as stored. The names come from `json_keys` given the
-# path (~10 ms for 50,000 cases; extracting each case's fields first and listing their keys
-# one by one cost ~23, ADR 0066).
-OUTLINE: Final = (
-    "SELECT json_merge_patch(s, json_object('spec', json_object('datasets',"
-    "   to_json(list_transform(json_extract(s, '$.spec.datasets[*]'),"
-    "     lambda d: json_merge_patch(d, '{\"cases\": []}')))))) AS outline,"
-    " list_sort(list_distinct(flatten(json_keys(s, '$.spec.datasets[*].cases[*].fields'))))"
-    "   AS fields"
-    " FROM (SELECT snapshot AS s FROM runs WHERE run_id = $run)"
+__all__ = ["OUTLINE", "OUTLINES_TABLE", "keep_outline", "outline_of", "stored_outline"]
+
+OUTLINES_TABLE: Final = (
+    "CREATE TABLE IF NOT EXISTS run_outlines ("
+    " run_id VARCHAR PRIMARY KEY, outline VARCHAR, fields VARCHAR[], stored_as VARCHAR)"
 )
+
+# The snapshot `s` with each dataset's `cases` emptied. A merge patch replaces arrays whole, so
+# the datasets' other values (nulls included) are kept as stored.
+_CUT: Final = (
+    "json_merge_patch(s, json_object('spec', json_object('datasets',"
+    "   to_json(list_transform(json_extract(s, '$.spec.datasets[*]'),"
+    "     lambda d: json_merge_patch(d, '{\"cases\": []}'))))))"
+)
+_RUN: Final = " FROM (SELECT snapshot AS s FROM runs WHERE run_id = $run)"
+
+# The outline (`$run`: the run id), and the sorted field names of every case of every dataset.
+# The names come from `json_keys` given the path (~10 ms for 50,000 cases; extracting each
+# case's fields first and listing their keys one by one cost ~23, ADR 0066).
+OUTLINE: Final = (
+    f"SELECT {_CUT} AS outline,"
+    " list_sort(list_distinct(flatten(json_keys(s, '$.spec.datasets[*].cases[*].fields'))))"
+    f"   AS fields{_RUN}"
+)
+
+# The outline kept of the run's snapshot if it is still the outline of its text (else NULLs),
+# and the sha256 of that text: what names the snapshot as stored (ADR 0077).
+_KEPT: Final = (
+    "SELECT o.outline, o.fields, r.stored_as"
+    " FROM (SELECT run_id, sha256(snapshot) AS stored_as FROM runs WHERE run_id = $run) r"
+    " LEFT JOIN run_outlines o ON o.run_id = r.run_id AND o.stored_as = r.stored_as"
+)
+# The outline cut, its field names and the sha256 of the text (a store or a run without a kept
+# outline, or one whose snapshot was changed since it was kept).
+_CUT_STORED: Final = f"{OUTLINE.removesuffix(_RUN)}, sha256(s) AS stored_as{_RUN}"
+_CHUNK: Final = 1 << 20
+
+
+def stored_outline(con: Any, run_id: str) -> SnapshotOutline | None:
+    """The outline of the run's stored snapshot, the one kept if it is still current (else cut
+    out of the text), and the sha256 of the text; `None` for a run without a snapshot.
+    `StoreError` when the snapshot cannot be read."""
+    try:
+        row = con.execute(_KEPT, {"run": run_id}).fetchone()
+    except duckdb.CatalogException:  # written before outlines were kept, opened read-only
+        row = None
+    if row is None or row[0] is None:
+        row = con.execute(_CUT_STORED, {"run": run_id}).fetchone()
+    if row is None:
+        return None
+    return SnapshotOutline(decode_snapshot(row[0]), tuple(row[1] or ()), row[2])
+
+
+def keep_outline(con: Any, snapshot: RunSnapshot, text: str) -> None:
+    """Keep the outline of `snapshot`, stored as `text`, with the sha256 of `text` (hashed a
+    megabyte at a time: no second copy of 1M cases' text)."""
+    spec = snapshot.spec
+    datasets = [attrs.evolve(dataset, cases=[]) for dataset in spec.datasets]
+    outline = attrs.evolve(snapshot, spec=attrs.evolve(spec, datasets=datasets))
+    hashed = hashlib.sha256()
+    for start in range(0, len(text), _CHUNK):
+        hashed.update(text[start : start + _CHUNK].encode("utf-8"))
+    con.execute(
+        "INSERT OR REPLACE INTO run_outlines VALUES ($1, $2, $3, $4)",
+        [snapshot.run_id, encode_snapshot(outline), list(field_names(spec)), hashed.hexdigest()],
+    )
 
 
 def outline_of(row: dict[str, Any] | None) -> tuple[RunSnapshot, tuple[str, ...]] | None:

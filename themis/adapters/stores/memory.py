@@ -7,13 +7,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 
+import attrs
+
+from themis.core.breakdown import field_names
 from themis.core.checkpoint import Checkpoint, CheckpointSummary
 from themis.core.compiled_facts import CompiledFacts, run_key
 from themis.core.errors import SequenceConflict
 from themis.core.events import Event, GenerationCompleted
 from themis.core.generation import GenerationPlace
 from themis.core.planner import TrialRef
-from themis.core.snapshot import RunSnapshot, RunSummary
+from themis.core.snapshot import RunSnapshot, RunSummary, SnapshotOutline
 
 __all__ = ["MemoryStore"]
 
@@ -26,6 +29,8 @@ class MemoryStore:
         self._snapshots: dict[str, RunSnapshot] = {}
         self._checkpoints: dict[str, Checkpoint] = {}
         self._facts: dict[str, CompiledFacts] = {}
+        self._saves = 0  # snapshots saved: which save a stored snapshot came from names it
+        self._stored_as: dict[str, str] = {}
         self._lock = threading.RLock()
 
     def append(self, run_id: str, first_seq: int, events: Sequence[Event]) -> None:
@@ -58,6 +63,8 @@ class MemoryStore:
         """Keep `snapshot` as its run's one snapshot, replacing any earlier one."""
         with self._lock:
             self._snapshots[snapshot.run_id] = snapshot
+            self._saves += 1
+            self._stored_as[snapshot.run_id] = f"save {self._saves}"
 
     def save_places(self, snapshot: RunSnapshot, places: Iterable[TrialRef]) -> None:
         """Nothing to keep: places serve the DuckDB store's views of the log, and this store
@@ -67,6 +74,18 @@ class MemoryStore:
         """The run's snapshot, or `None` if none was saved."""
         with self._lock:
             return self._snapshots.get(run_id)
+
+    def load_outline(self, run_id: str) -> SnapshotOutline | None:
+        """The run's snapshot with its datasets' cases left out, named by the save that stored
+        it (the objects kept never change but by another save); `None` if none was saved."""
+        with self._lock:
+            snapshot = self._snapshots.get(run_id)
+            if snapshot is None:
+                return None
+            spec = snapshot.spec
+            datasets = [attrs.evolve(dataset, cases=[]) for dataset in spec.datasets]
+            outline = attrs.evolve(snapshot, spec=attrs.evolve(spec, datasets=datasets))
+            return SnapshotOutline(outline, field_names(spec), self._stored_as[run_id])
 
     def save_checkpoint(self, run_id: str, checkpoint: Checkpoint) -> None:
         """Keep `checkpoint` as the run's one checkpoint, replacing any earlier one."""
@@ -142,6 +161,7 @@ class MemoryStore:
         with self._lock:
             self._events.pop(run_id, None)
             self._snapshots.pop(run_id, None)
+            self._stored_as.pop(run_id, None)
             self._checkpoints.pop(run_id, None)
             self._facts.pop(run_key(run_id), None)
 

@@ -24,7 +24,7 @@ from themis.app.usecases.stored import RunResult
 from themis.core.compiled_facts import CompiledFacts, config_key, run_key
 from themis.core.errors import ConfigError, StoreError
 from themis.core.judging import all_models, final_stage
-from themis.core.planner import CompiledRun
+from themis.core.planner import CompiledRun, stand_in_id
 from themis.core.runtime import RuntimeConfig
 from themis.core.spec import DatasetSpec
 from themis.core.stages import Stage
@@ -84,7 +84,16 @@ def remember_run(
     facts = _facts(compiled, runtime, variables, summary.seq)
     if facts is not None:
         with suppress(StoreError):  # a cache: failing to keep it loses only time
-            store.save_facts(run_key(compiled.run_id), facts)
+            store.save_facts(run_key(compiled.run_id), _vouching(store, compiled, facts))
+
+
+def _vouching(store: StorePort, compiled: CompiledRun, facts: CompiledFacts) -> CompiledFacts:
+    """`facts` vouching for the run's snapshot as the store holds it (ADR 0077): readers then
+    check its identity from its outline, without reading a case."""
+    outline = store.load_outline(compiled.run_id)
+    if outline is None:  # not stored: nothing to vouch for
+        return facts
+    return attrs.evolve(facts, snapshot=outline.stored_as, stand_in=stand_in_id(compiled))
 
 
 def answer_complete(

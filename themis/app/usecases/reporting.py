@@ -11,7 +11,12 @@ from typing import Protocol
 from attrs import field, frozen
 
 from themis.app.usecases.checkpoints import fresh_checkpoint_report, fresh_report
-from themis.app.usecases.stored import load_compiled, load_state, resolve_run_id
+from themis.app.usecases.stored import (
+    load_compiled,
+    load_state,
+    resolve_run_id,
+    vouched_outline,
+)
 from themis.core.breakdown import Breakdown, check_breakdown, field_names
 from themis.core.case_results import CaseResult, case_results, planned_once
 from themis.core.planner import CompiledRun, PlanRecord
@@ -104,10 +109,18 @@ def report_document(
     """The report of a stored run grouped `by` (checked against the run's case fields), with
     its provenance, and with `cases` every trial's result (up to `MAX_CASE_ROWS`). `reading`
     reads the run (default: from the store each time; a viewer passes one that keeps what it
-    read between requests)."""
-    reading = reading or _READ_AGAIN
+    read between requests). By default, the default rows of a run whose facts vouch for its
+    identity (`vouched_outline`) come from its checkpoint, if it is the log's end, without
+    reading a case (ADR 0077)."""
     by = by or Breakdown()
     run_id = resolve_run_id(store, run_id_or_prefix)
+    if reading is None and by.is_default and not cases:  # maybe from the checkpoint alone
+        vouched = vouched_outline(store, run_id)
+        if vouched is not None:
+            document = checkpoint_document(store, vouched.snapshot, vouched.fields)
+            if document is not None:
+                return document
+    reading = reading or _READ_AGAIN
     snapshot, compiled = reading.load(store, run_id)
     check_breakdown(compiled.spec, by)
     cached = fresh_report(store, compiled) if by.is_default and not cases else None

@@ -12,13 +12,24 @@ from typing import Protocol
 from attrs import frozen
 
 from themis.app.config.plugins import resolve_plugins
-from themis.app.usecases.checkpoints import fold_from_checkpoint, fresh_report
+from themis.app.usecases.checkpoints import (
+    fold_from_checkpoint,
+    fresh_checkpoint_report,
+    fresh_report,
+)
 from themis.core.builtins import builtin_plugins
+from themis.core.compiled_facts import run_key
 from themis.core.errors import PluginError, RunNotFound, StoreError
-from themis.core.planner import CompiledRun, compile_placed, compile_run, compile_stored
+from themis.core.planner import (
+    CompiledRun,
+    compile_placed,
+    compile_run,
+    compile_stored,
+    stands_in,
+)
 from themis.core.plugins import PluginRegistry, recorded_plugins
 from themis.core.report import Report, build_report
-from themis.core.snapshot import RunSnapshot, RunSummary
+from themis.core.snapshot import RunSnapshot, RunSummary, SnapshotOutline
 from themis.core.stages import Stage
 from themis.core.state import RunState
 from themis.ports.store import RunCatalog, StorePort
@@ -33,6 +44,7 @@ __all__ = [
     "load_state",
     "report_run",
     "resolve_run_id",
+    "vouched_outline",
 ]
 
 
@@ -107,6 +119,26 @@ def load_compiled(store: RunCatalog, run_id: str) -> tuple[RunSnapshot, Compiled
     return snapshot, compile_snapshot(snapshot)
 
 
+def vouched_outline(store: StorePort, run_id: str) -> SnapshotOutline | None:
+    """The outline of the stored run (its snapshot without cases, its cases' field names) if
+    its facts vouch for its identity (ADR 0077): the snapshot is still stored as it was when
+    an execution of the run kept them, and its outline compiles with today's code to the
+    stand-in id they record (every part of the identity but the cases' own text, which the
+    unchanged stored text fixes). `None` when nothing vouches for it: then only
+    `load_compiled` can tell whether it still compiles to its id."""
+    facts = store.load_facts(run_key(run_id))
+    if facts is None or not facts.snapshot or facts.run_id != run_id:
+        return None
+    outline = store.load_outline(run_id)
+    if outline is None or outline.stored_as != facts.snapshot:
+        return None
+    try:
+        vouched = stands_in(outline.snapshot.spec, facts.stand_in)
+    except PluginError:  # a plugin named: its installed version decides (the full path)
+        return None
+    return outline if vouched else None
+
+
 def compile_snapshot(snapshot: RunSnapshot) -> CompiledRun:
     """A snapshot's run recompiled (with the plugins installed, else those it recorded);
     refuses one whose identity drifted."""
@@ -168,8 +200,14 @@ def load_run(store: StorePort, run_id_or_prefix: str) -> tuple[CompiledRun, Load
 
 
 def report_run(store: StorePort, run_id_or_prefix: str) -> Report:
-    """The report of a stored run, from its log alone."""
+    """The report of a stored run, from its log alone (from its checkpoint, without reading a
+    case, when its facts vouch for its identity and the checkpoint is the log's end)."""
     run_id = resolve_run_id(store, run_id_or_prefix)
+    outline = vouched_outline(store, run_id)
+    if outline is not None:
+        fresh = fresh_checkpoint_report(store, run_id, outline.snapshot.spec.name)
+        if fresh is not None:
+            return fresh[1]
     _, compiled = load_compiled(store, run_id)
     cached = fresh_report(store, compiled)
     if cached is not None:
