@@ -29,7 +29,6 @@ from themis.adapters.duckdb_quiet import quiet_connection
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.duckdb_case import KEYED_EVENTS, CaseReading, read_case
 from themis.adapters.stores.duckdb_log import events_of_rows, keyed_rows
-from themis.adapters.stores.duckdb_outline import OUTLINE, outline_of
 from themis.adapters.stores.duckdb_trial_rows import (
     LogParts,
     NarrowRows,
@@ -492,10 +491,12 @@ class LogBrowser:
             self._places(run_id)
 
     def outline(self, run_id: str) -> tuple[RunSnapshot, tuple[str, ...]] | None:
-        """The run's snapshot without its datasets' cases, and its cases' field names (see
-        `duckdb_outline`); `None` for a run the store has no snapshot of."""
-        rows = self._query(OUTLINE, {"run": run_id})
-        return outline_of(rows[0] if rows else None)
+        """The run's snapshot without its datasets' cases, and its cases' field names (the
+        outline kept with the snapshot, else cut out of it: `duckdb_outline`); `None` for a
+        run the store has no snapshot of."""
+        with self.opened() as store:
+            found = store.load_outline(run_id)
+        return None if found is None else (found.snapshot, found.fields)
 
     def hand_over(self, other: LogBrowser) -> None:
         """Give `other` (a browser of this store's file, once the store is released) this

@@ -22,7 +22,7 @@ from themis.adapters.codec import decode_snapshot, encode_snapshot
 from themis.core.breakdown import field_names
 from themis.core.snapshot import RunSnapshot, SnapshotOutline
 
-__all__ = ["OUTLINE", "OUTLINES_TABLE", "keep_outline", "outline_of", "stored_outline"]
+__all__ = ["OUTLINES_TABLE", "keep_outline", "stored_outline"]
 
 OUTLINES_TABLE: Final = (
     "CREATE TABLE IF NOT EXISTS run_outlines ("
@@ -41,7 +41,7 @@ _RUN: Final = " FROM (SELECT snapshot AS s FROM runs WHERE run_id = $run)"
 # The outline (`$run`: the run id), and the sorted field names of every case of every dataset.
 # The names come from `json_keys` given the path (~10 ms for 50,000 cases; extracting each
 # case's fields first and listing their keys one by one cost ~23, ADR 0066).
-OUTLINE: Final = (
+_OUTLINE: Final = (
     f"SELECT {_CUT} AS outline,"
     " list_sort(list_distinct(flatten(json_keys(s, '$.spec.datasets[*].cases[*].fields'))))"
     f"   AS fields{_RUN}"
@@ -56,7 +56,7 @@ _KEPT: Final = (
 )
 # The outline cut, its field names and the sha256 of the text (a store or a run without a kept
 # outline, or one whose snapshot was changed since it was kept).
-_CUT_STORED: Final = f"{OUTLINE.removesuffix(_RUN)}, sha256(s) AS stored_as{_RUN}"
+_CUT_STORED: Final = f"{_OUTLINE.removesuffix(_RUN)}, sha256(s) AS stored_as{_RUN}"
 _CHUNK: Final = 1 << 20
 
 
@@ -88,11 +88,3 @@ def keep_outline(con: Any, snapshot: RunSnapshot, text: str) -> None:
         "INSERT OR REPLACE INTO run_outlines VALUES ($1, $2, $3, $4)",
         [snapshot.run_id, encode_snapshot(outline), list(field_names(spec)), hashed.hexdigest()],
     )
-
-
-def outline_of(row: dict[str, Any] | None) -> tuple[RunSnapshot, tuple[str, ...]] | None:
-    """The outline (a `RunSnapshot` whose datasets hold no cases) and the field names an
-    `OUTLINE` row holds; `None` for no row. `StoreError` when the snapshot cannot be read."""
-    if row is None:
-        return None
-    return decode_snapshot(row["outline"]), tuple(row["fields"] or ())
