@@ -7,11 +7,16 @@ run; a judged run, and a case the run lacks, take the whole run's path and say t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import attrs
+import duckdb
 import pytest
 
 import themis
 from tests.viewer.conftest import ViewerStore
+from themis.adapters.stores import duckdb_case
+from themis.adapters.stores.duckdb_case import CaseReading, read_case
 from themis.app.api import viewer_data as data
 from themis.app.api.viewer_cache import ViewerCache
 from themis.app.api.views import get_evaluation_execution
@@ -107,3 +112,41 @@ def test_a_judged_case_and_an_unknown_case_take_the_whole_runs_path(
         data.case_data(str(store), ids["plain"], "c9", ViewerCache.of(str(store)))
     assert str(viewed.value) == str(whole.value)
     assert "(4 cases; " in str(viewed.value)
+
+
+def _read_cases(store: Path, run_id: str, case_ids: list[str]) -> list[CaseReading | None]:
+    with duckdb.connect(str(store), read_only=True) as con:
+        return [read_case(con.cursor(), run_id, case_id) for case_id in case_ids]
+
+
+def test_a_case_cut_from_the_kept_outline_is_the_one_duckdb_cuts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ADR 0077: a case found by how a case's text begins, in its run's kept outline, is the
+    case DuckDB's JSON cut gives; a case in two datasets, or whose beginning another case's
+    fields repeat, is cut by DuckDB."""
+    spec = _spec()
+    first = spec.datasets[0]
+    nested = themis.Case(id="c0", fields={"q": "0", "inner": {"id": "c2", "fields": {"q": 1}}})
+    cases = [nested, *first.cases[1:]]
+    spec = attrs.evolve(spec, datasets=[attrs.evolve(first, cases=cases), spec.datasets[1]])
+    store = tmp_path / "s.duckdb"
+    run_id = themis.Experiment.from_spec(spec).run(store=store, progress="off").run_id
+    taken: list[str] = []
+    kept_case = duckdb_case._kept_case
+
+    def recorded(cursor: Any, run: str, case_id: str) -> str | None:
+        text = kept_case(cursor, run, case_id)
+        if text is not None:
+            taken.append(case_id)
+        return text
+
+    monkeypatch.setattr(duckdb_case, "_kept_case", recorded)
+    ids = ["c0", "c1", "c2", "c3"]
+    kept = _read_cases(store, run_id, ids)
+    assert taken == ["c0", "c3"]  # c1 is in both datasets; c2 begins inside c0 too
+    with duckdb.connect(str(store)) as con:
+        con.execute("DELETE FROM run_outlines")
+    assert _read_cases(store, run_id, ids) == kept
+    assert taken == ["c0", "c3"]
+    assert all(reading is not None for reading in kept)
