@@ -23,6 +23,7 @@ import duckdb
 from themis.adapters.codec import decode_event, decode_snapshot
 from themis.adapters.json_text import compact_encoder
 from themis.adapters.stores.duckdb_log import batched, events_of_rows, keyed_rows
+from themis.adapters.stores.duckdb_outline import kept_outline
 from themis.adapters.stores.duckdb_views import holds_places
 from themis.core.events import Event
 from themis.core.snapshot import RunSnapshot
@@ -115,14 +116,12 @@ def _kept_case(cursor: Any, run_id: str, case_id: str) -> str | None:
     """The run's snapshot text cut to case `case_id` from its kept outline and the case's own
     text (see the module docstring); `None` when it is to be cut by DuckDB."""
     datasets = cursor.execute(_DATASETS, {"run": run_id, "case": case_id}).fetchall()
-    begun = f'{{"id":{_ENCODE(case_id)},"fields":'
-    try:
-        row = cursor.execute(
-            _KEPT_CASE, {"run": run_id, "begun": begun, "window": _WINDOW}
-        ).fetchone()
-    except duckdb.CatalogException:  # a store written before outlines were kept
+    if len(datasets) != 1 or not kept_outline(cursor, run_id):
         return None
-    if len(datasets) != 1 or row is None or not row[1] or row[2]:
+    begun = f'{{"id":{_ENCODE(case_id)},"fields":'
+    parameters = {"run": run_id, "begun": begun, "window": _WINDOW}
+    row = cursor.execute(_KEPT_CASE, parameters).fetchone()
+    if row is None or not row[1] or row[2]:
         return None
     try:
         case, _ = json.JSONDecoder().raw_decode(row[3])

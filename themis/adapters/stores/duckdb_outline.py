@@ -22,7 +22,7 @@ from themis.adapters.codec import decode_snapshot, encode_snapshot
 from themis.core.breakdown import field_names
 from themis.core.snapshot import RunSnapshot, SnapshotOutline
 
-__all__ = ["OUTLINES_TABLE", "keep_outline", "stored_outline"]
+__all__ = ["OUTLINES_TABLE", "keep_outline", "kept_outline", "stored_outline"]
 
 OUTLINES_TABLE: Final = (
     "CREATE TABLE IF NOT EXISTS run_outlines ("
@@ -57,6 +57,7 @@ _KEPT: Final = (
 # The outline cut, its field names and the sha256 of the text (a store or a run without a kept
 # outline, or one whose snapshot was changed since it was kept).
 _CUT_STORED: Final = f"{_OUTLINE.removesuffix(_RUN)}, sha256(s) AS stored_as{_RUN}"
+_HAS_OUTLINE: Final = "SELECT 1 FROM run_outlines WHERE run_id = $run"
 _CHUNK: Final = 1 << 20
 
 
@@ -64,15 +65,21 @@ def stored_outline(con: Any, run_id: str) -> SnapshotOutline | None:
     """The outline of the run's stored snapshot, the one kept if it is still current (else cut
     out of the text), and the sha256 of the text; `None` for a run without a snapshot.
     `StoreError` when the snapshot cannot be read."""
-    try:
-        row = con.execute(_KEPT, {"run": run_id}).fetchone()
-    except duckdb.CatalogException:  # written before outlines were kept, opened read-only
-        row = None
+    row = con.execute(_KEPT, {"run": run_id}).fetchone() if kept_outline(con, run_id) else None
     if row is None or row[0] is None:
         row = con.execute(_CUT_STORED, {"run": run_id}).fetchone()
     if row is None:
         return None
     return SnapshotOutline(decode_snapshot(row[0]), tuple(row[1] or ()), row[2])
+
+
+def kept_outline(con: Any, run_id: str) -> bool:
+    """Whether the store keeps an outline of the run (whatever its text is now): a store or a
+    run without one is not hashed twice, nor searched for nothing."""
+    try:
+        return con.execute(_HAS_OUTLINE, {"run": run_id}).fetchone() is not None
+    except duckdb.CatalogException:  # written before outlines were kept, opened read-only
+        return False
 
 
 def keep_outline(con: Any, snapshot: RunSnapshot, text: str) -> None:
