@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import attrs
 from attrs import field, frozen
 
 from themis.core.runtime import RuntimeConfig
@@ -23,6 +24,13 @@ class RunSnapshot:
     spec: ExperimentSpec
     runtime: RuntimeConfig
     provenance: Mapping[str, str] = field(factory=dict, converter=_strings)
+
+
+def without_cases(snapshot: RunSnapshot) -> RunSnapshot:
+    """`snapshot` with each dataset's cases left out: what a `SnapshotOutline` holds."""
+    spec = snapshot.spec
+    datasets = [attrs.evolve(dataset, cases=[]) for dataset in spec.datasets]
+    return attrs.evolve(snapshot, spec=attrs.evolve(spec, datasets=datasets))
 
 
 @frozen

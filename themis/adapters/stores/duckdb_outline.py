@@ -15,12 +15,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Final
 
-import attrs
 import duckdb
 
 from themis.adapters.codec import decode_snapshot, encode_snapshot
 from themis.core.breakdown import field_names
-from themis.core.snapshot import RunSnapshot, SnapshotOutline
+from themis.core.snapshot import RunSnapshot, SnapshotOutline, without_cases
 
 __all__ = ["OUTLINES_TABLE", "keep_outline", "kept_outline", "stored_outline"]
 
@@ -85,13 +84,15 @@ def kept_outline(con: Any, run_id: str) -> bool:
 def keep_outline(con: Any, snapshot: RunSnapshot, text: str) -> None:
     """Keep the outline of `snapshot`, stored as `text`, with the sha256 of `text` (hashed a
     megabyte at a time: no second copy of 1M cases' text)."""
-    spec = snapshot.spec
-    datasets = [attrs.evolve(dataset, cases=[]) for dataset in spec.datasets]
-    outline = attrs.evolve(snapshot, spec=attrs.evolve(spec, datasets=datasets))
     hashed = hashlib.sha256()
     for start in range(0, len(text), _CHUNK):
         hashed.update(text[start : start + _CHUNK].encode("utf-8"))
     con.execute(
         "INSERT OR REPLACE INTO run_outlines VALUES ($1, $2, $3, $4)",
-        [snapshot.run_id, encode_snapshot(outline), list(field_names(spec)), hashed.hexdigest()],
+        [
+            snapshot.run_id,
+            encode_snapshot(without_cases(snapshot)),
+            list(field_names(snapshot.spec)),
+            hashed.hexdigest(),
+        ],
     )

@@ -7,8 +7,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 
-import attrs
-
 from themis.core.breakdown import field_names
 from themis.core.checkpoint import Checkpoint, CheckpointSummary
 from themis.core.compiled_facts import CompiledFacts, run_key
@@ -16,7 +14,7 @@ from themis.core.errors import SequenceConflict
 from themis.core.events import Event, GenerationCompleted
 from themis.core.generation import GenerationPlace
 from themis.core.planner import TrialRef
-from themis.core.snapshot import RunSnapshot, RunSummary, SnapshotOutline
+from themis.core.snapshot import RunSnapshot, RunSummary, SnapshotOutline, without_cases
 
 __all__ = ["MemoryStore"]
 
@@ -82,10 +80,8 @@ class MemoryStore:
             snapshot = self._snapshots.get(run_id)
             if snapshot is None:
                 return None
-            spec = snapshot.spec
-            datasets = [attrs.evolve(dataset, cases=[]) for dataset in spec.datasets]
-            outline = attrs.evolve(snapshot, spec=attrs.evolve(spec, datasets=datasets))
-            return SnapshotOutline(outline, field_names(spec), self._stored_as[run_id])
+            fields = field_names(snapshot.spec)
+            return SnapshotOutline(without_cases(snapshot), fields, self._stored_as[run_id])
 
     def save_checkpoint(self, run_id: str, checkpoint: Checkpoint) -> None:
         """Keep `checkpoint` as the run's one checkpoint, replacing any earlier one."""
