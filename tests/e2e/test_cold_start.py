@@ -205,3 +205,51 @@ def test_plain_templates_are_checked_and_rendered_without_jinja2() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout.splitlines()
     assert shown == ["['a', 'b', 'tone']", "['Be terse.', 'What is 1 + 2?']", "False"]
+
+
+# What a run of a spec over an OpenAI-compatible endpoint never uses, and so must not import
+# before its first call (ADR 0074: each import builds classes or compiles patterns on that path):
+# resuming, replaying, reporting and the queue's listing, config diffs, the choice parser's
+# grammar, the scripted, plugin and Anthropic models.
+UNUSED_BY_A_RUN = (
+    "themis.app.usecases.resume",
+    "themis.app.usecases.reporting",
+    "themis.app.api.answers",
+    "themis.core.queue",
+    "themis.core.diffing",
+    "themis.core.case_results",
+    "themis.core.choice_grammar",
+    "themis.adapters.models.scripted",
+    "themis.adapters.models.plugin",
+    "themis.adapters.models.anthropic",
+)
+
+
+def test_a_run_of_a_spec_loads_none_of_what_it_does_not_use(
+    fake: FakeServer, tmp_path: Path
+) -> None:
+    store = str(tmp_path / "s.duckdb")
+    script = (
+        "import json, sys\n"
+        "import themis\n"
+        "from themis.core.endpoint import Endpoint\n"
+        "spec = themis.ExperimentSpec(seed=1, samples=1,\n"
+        "    datasets=[themis.DatasetSpec(name='d', cases=[\n"
+        "        themis.Case(id=f'q{i}', fields={'a': i}, expected=str(i)) for i in range(4)])],\n"
+        "    models=[themis.ModelSpec(name='m', provider='local', api='chat', model='x')],\n"
+        "    prompts=[themis.PromptSpec(name='p', template='Say {{ a }}')],\n"
+        "    parser=themis.ParserSpec(name='number'),\n"
+        "    metrics=[themis.MetricSpec(name='numeric_match')])\n"
+        "runtime = themis.RuntimeConfig(progress='off',\n"
+        f"    endpoints={{'local': Endpoint(base_url={fake.openai_base_url!r})}})\n"
+        f"result = themis.Experiment.from_spec(spec, runtime).run(store={store!r})\n"
+        "print(json.dumps([result.model_calls, sorted(sys.modules)]))\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    calls, imported = json.loads(shown.splitlines()[-1])
+
+    assert calls == 4
+    assert "themis.adapters.models.openai" in imported  # the run's modules were listed
+    assert sorted(set(imported) & set(UNUSED_BY_A_RUN)) == []

@@ -26,15 +26,12 @@ from themis.adapters.live_progress import (
     pid_alive,
     progress_directory,
 )
-from themis.adapters.models.plugin import PluginModel
-from themis.adapters.models.scripted import ScriptedModel, check_options
 from themis.adapters.provider_state import FileProviderState
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.duckdb_queries import DuckDBConnections
 from themis.adapters.stores.duckdb_tables import LogTable as LogTable  # noqa: PLC0414 (re-exported for the API)
 from themis.adapters.stores.duckdb_tables import export_log, read_log
 from themis.adapters.stores.duckdb_views import VIEW_NAMES
-from themis.adapters.stores.memory import MemoryStore
 from themis.core.endpoint import Endpoint
 from themis.core.errors import ConfigError
 from themis.core.judging import all_models
@@ -51,11 +48,13 @@ from themis.ports.sandbox import SandboxPort
 from themis.ports.store import StorePort
 
 # The execution engine (trio) is imported where an execution is wired; the adapters of the
-# queue, the sandbox, the log browser and bundles where they are built, so a plain run loads
-# none of them (issue 12: each import builds attrs classes).
+# queue, the sandbox, the log browser and bundles where they are built, and the in-memory store,
+# the scripted, plugin and Anthropic models where a run uses them, so a plain run loads none of
+# them (issue 12, ADR 0074: each import builds attrs classes before the run's first call).
 if TYPE_CHECKING:
     from themis.adapters.batch_files import BatchOutput
     from themis.adapters.models.http import HttpModel
+    from themis.adapters.models.scripted import ScriptedModel
     from themis.adapters.stores.duckdb_browse import LogBrowser
     from themis.app.execution.ports import Ports
     from themis.app.execution.provider_registry import ProviderRegistry
@@ -97,6 +96,8 @@ def open_store(
         location = DEFAULT_STORE
     if isinstance(location, str | Path):
         if str(location) == "memory":
+            from themis.adapters.stores.memory import MemoryStore
+
             return MemoryStore()
         if read_only:
             return DuckDBStore(location, read_only=True, lock_wait=0.0)
@@ -368,6 +369,8 @@ def check_models(
         if provider in overrides or is_plugin_name(provider):  # plugins: found as they compiled
             continue
         if provider == "fake":
+            from themis.adapters.models.scripted import check_options
+
             for model in models:
                 problem = check_options(model.options)
                 if problem is not None:
@@ -464,14 +467,21 @@ def _pool_size(runtime: RuntimeConfig, provider: str) -> int:
 def _http_model(
     provider: str, models: Sequence[ModelSpec], runtime: RuntimeConfig, clock: ClockPort
 ) -> HttpModel:
-    # Imported here: httpx and httptools load only for a command that builds an HTTP model.
-    from themis.adapters.models.anthropic import AnthropicModel
+    # Imported here: httpx and httptools load only for a command that builds an HTTP model,
+    # and each family's adapter only for its models.
     from themis.adapters.models.http import PoolLimits
-    from themis.adapters.models.openai import OpenAICompatibleModel
 
     endpoint = runtime.endpoints.get(provider, Endpoint())
     family = _check_http_models(provider, models, endpoint)
-    adapter = AnthropicModel if family == "anthropic" else OpenAICompatibleModel
+    adapter: type[HttpModel]
+    if family == "anthropic":
+        from themis.adapters.models.anthropic import AnthropicModel
+
+        adapter = AnthropicModel
+    else:
+        from themis.adapters.models.openai import OpenAICompatibleModel
+
+        adapter = OpenAICompatibleModel
     if endpoint.api_key is None and provider in HTTP_PROVIDERS:  # the built-in default key
         endpoint = attrs.evolve(endpoint, api_key=HTTP_PROVIDERS[provider][1])
     return adapter(
@@ -491,6 +501,8 @@ def _built_model(
     Ray worker, where it is called from a pickled partial)."""
     clock = clock or system_clock()
     if provider == "fake":
+        from themis.adapters.models.scripted import ScriptedModel
+
         journal = os.environ.get(FAKE_JOURNAL_ENV)
         return ScriptedModel(clock, journal=Path(journal) if journal else None)
     return _http_model(provider, models, runtime, clock)
@@ -533,6 +545,8 @@ def plugin_models(compiled: CompiledRun) -> dict[str, ModelPort]:
     for model in all_models(compiled.spec):
         found = compiled.plugins.get(PluginKind.MODEL, model.provider)
         if found is not None and found.implementation is not None and not found.builtin:
+            from themis.adapters.models.plugin import PluginModel
+
             ports[model.provider] = PluginModel(model.provider, found.implementation)
     return ports
 

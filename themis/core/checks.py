@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterable, Iterator
 
 from attrs import fields, frozen
 
-from themis.core.choice_grammar import MAX_CHOICES
 from themis.core.execution import template_problem
 from themis.core.judging import all_models, judge_messages
 from themis.core.planner import ANSWER_FIELD
@@ -32,7 +31,7 @@ from themis.core.spec import (
     PromptSpec,
     is_pure_metric,
 )
-from themis.core.validation import close_name, unknown_name
+from themis.core.validation import MAX_CHOICES, close_name, unknown_name
 
 __all__ = [
     "ALL_CHECKS",

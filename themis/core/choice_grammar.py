@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from attrs import frozen
 from returns.result import Failure, Result, Success
 
-MAX_CHOICES = 26
+from themis.core.validation import MAX_CHOICES
 
 # After a bare letter: punctuation, or the end of the line. Never a space and another word, which
 # is how "I think", "A dog" and "Vitamin D matters" are told from an answer.

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 from returns.result import Failure, Result, Success
 
-from themis.core.choice_grammar import MAX_CHOICES, parse_choice
 from themis.core.errors import PluginError
 from themis.core.number_grammar import canonical, parse_number, read_number
 from themis.core.plugins import PluginKind, is_plugin_name
 from themis.core.spec import Case, MetricSpec, ParserSpec
+from themis.core.validation import MAX_CHOICES
 
 if TYPE_CHECKING:
     from themis.core.plugins import PluginRegistry
@@ -113,6 +113,9 @@ def parse_answer(
         count = choices if choices is not None else spec.choices
         if count is None:
             return Failure("the choice parser needs the item's number of choices")
+        # Its patterns are compiled as it is imported: by a run that parses choices only.
+        from themis.core.choice_grammar import parse_choice
+
         return parse_choice(text, count)
     return Failure(f"unknown parser {spec.name!r}")
 

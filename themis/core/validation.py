@@ -112,14 +112,21 @@ def check_optional_non_negative_int(
         check_non_negative_int(instance, attribute, value)
 
 
+# The most choices a multiple-choice item has: the letters A to Z (`themis.core.choice_grammar`
+# reads them; a check needs only the bound, not the grammar's patterns).
+MAX_CHOICES = 26
+
+
 def check_optional_choice_count(
     instance: Any, attribute: attrs.Attribute[Any], value: int | None
 ) -> None:
-    """A multiple-choice item has 2 to 26 choices (the letters A to Z)."""
+    """A multiple-choice item has 2 to `MAX_CHOICES` choices (the letters A to Z)."""
     if value is not None and (
-        isinstance(value, bool) or not isinstance(value, int) or not 2 <= value <= 26
+        isinstance(value, bool) or not isinstance(value, int) or not 2 <= value <= MAX_CHOICES
     ):
-        raise ValueError(f"{attribute.name}: must be an integer from 2 to 26, got {value!r}")
+        raise ValueError(
+            f"{attribute.name}: must be an integer from 2 to {MAX_CHOICES}, got {value!r}"
+        )
 
 
 def check_optional_choice(

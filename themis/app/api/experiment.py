@@ -29,7 +29,6 @@ from themis.app.execution.interpreter import ProgressCallback
 from themis.app.execution.provider_registry import ProviderRegistry
 from themis.app.execution.telemetry import TelemetryBus
 from themis.app.usecases.compiled_cache import ConfigSource, config_source, remember_config
-from themis.app.usecases.resume import prepare_replay_with_config, stored_runtime
 from themis.app.usecases.runs import RunResult, load_run, resolve_run_id
 from themis.app.wiring import StoreLike, endpoint_variables, opened_store, sandbox_for
 from themis.core.benchmark import BenchmarkSpec
@@ -140,6 +139,8 @@ class Experiment:
 
         `overrides` may change `runtime.*` settings only (`KEY=VALUE`, like `--set`).
         """
+        from themis.app.usecases.resume import stored_runtime
+
         with opened_store(store, read_only=True) as opened:
             compiled, loaded = load_run(opened, run_id)
         runtime = stored_runtime(loaded.snapshot, loaded.state, overrides)
@@ -284,6 +285,8 @@ class Experiment:
         """
         if source_run is None:
             return replay(self.run_id, stage, store, **adapters)
+        from themis.app.usecases.resume import prepare_replay_with_config
+
         loaded = LoadedConfig(
             spec=self.spec,
             runtime=self.runtime,

@@ -12,22 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypedDict, Unpack
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
-from themis.app.api.answers import AnsweredRun, answered_resume
 from themis.app.config.loading import check_config, load_config
 from themis.app.execution.interpreter import ProgressCallback
 from themis.app.execution.telemetry import TelemetryBus
 from themis.app.usecases.compiled_cache import remember_run
-from themis.app.usecases.reporting import report_document
-from themis.app.usecases.resume import (
-    Prepared,
-    ResumeChoice,
-    forbidden_models,
-    prepare_replay,
-    prepare_replay_with_config,
-    prepare_resume,
-)
 from themis.app.usecases.runs import Driving, RunRequest, RunResult, list_runs
 from themis.app.wiring import (
     StoreLike,
@@ -43,7 +33,6 @@ from themis.core.errors import ConfigError, PluginError
 from themis.core.judging import all_models, final_stage
 from themis.core.planner import CompiledRun
 from themis.core.plugins import missing_implementations
-from themis.core.queue import queued_summaries
 from themis.core.report import Report
 from themis.core.runtime import RuntimeConfig
 from themis.core.snapshot import RunSummary
@@ -52,6 +41,12 @@ from themis.core.stages import PIPELINE_STAGES, Stage
 from themis.ports.clock import ClockPort
 from themis.ports.model import ModelPort
 from themis.ports.store import StorePort
+
+# Resuming, replaying, reporting and the queue's listing import what they use when called: a run
+# of a spec (`Experiment.run`, which imports this module) loads none of it (ADR 0074).
+if TYPE_CHECKING:
+    from themis.app.api.answers import AnsweredRun
+    from themis.app.usecases.resume import Prepared
 
 
 class Adapters(TypedDict, total=False):
@@ -117,6 +112,8 @@ class PreparedRun:
         require_plugins(request.compiled)
         models = adapters.get("models")
         if models is None and self._replays:
+            from themis.app.usecases.resume import forbidden_models
+
             models = forbidden_models(request.compiled)
         else:
             models = {**plugin_models(request.compiled), **(models or {})}
@@ -162,6 +159,9 @@ def prepared_resume(
     retry_failed: bool = False,
 ) -> Iterator[PreparedRun | AnsweredRun]:
     """`resume`, prepared: the store opened, the run resolved, compiled and folded once."""
+    from themis.app.api.answers import answered_resume
+    from themis.app.usecases.resume import ResumeChoice, prepare_resume
+
     loaded = None if config is None else load_config(config, overrides)
     choice = ResumeChoice(
         config=loaded,
@@ -195,6 +195,8 @@ def prepared_replay(
     overrides: Sequence[str] = (),
 ) -> Iterator[PreparedRun]:
     """`replay`, prepared: the store opened, the run resolved, compiled and folded once."""
+    from themis.app.usecases.resume import prepare_replay, prepare_replay_with_config
+
     replayed = replay_stage(stage)
     loaded = None if config is None else load_config(config, overrides)
     with opened_store(store) as opened:
@@ -259,6 +261,8 @@ def load_report(
     """The report of a stored run (`run_id` may be a unique prefix), its rows grouped `by`
     dataset, model, prompt or case fields (`themis.core.breakdown`; default: dataset × model ×
     prompt). `themis.Reporter` renders it in every format."""
+    from themis.app.usecases.reporting import report_document
+
     with opened_store(store, read_only=True) as opened:
         return report_document(opened, run_id, Breakdown.of(by)).report
 
@@ -266,6 +270,8 @@ def load_report(
 def runs(store: StoreLike = "themis.duckdb") -> list[RunSummary]:
     """Every run in the store, oldest first; then the runs submitted to its queue that it does
     not hold yet (`queued`, ADR 0031), also before a worker has created the store."""
+    from themis.core.queue import queued_summaries
+
     entries = [] if str(store) in ("memory", ":memory:") else run_queue_of(store).entries()
     if entries and isinstance(store, str | Path) and not Path(store).exists():
         return queued_summaries([], entries)

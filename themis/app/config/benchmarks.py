@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from themis.app.config.datasets import jsonl_rows
-from themis.core.choice_grammar import MAX_CHOICES
 from themis.core.plugins import plugin
+from themis.core.validation import MAX_CHOICES
 
 __all__ = ["multiple_choice"]
 
