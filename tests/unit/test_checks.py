@@ -3,10 +3,13 @@ value, suggests the name meant, and a sound config has no problem."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 import pytest
 
 from tests.unit.builders import small_spec
+from themis.core import checks
 from themis.core.checks import (
     LARGE_RUN_TRIALS,
     RUNTIME_CHECKS,
@@ -126,6 +129,29 @@ def test_every_prompt_renders_for_every_case(
     spec = small_spec(prompts=(PromptSpec(name="p", template=template, system=system),))
     (problem,) = problems(spec)
     assert problem.startswith(expected)
+
+
+def test_a_plain_prompt_is_not_rendered_for_the_cases_holding_its_fields(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # It renders visibly for them whatever their values (ADR 0074); a case lacking a field
+    # is still rendered, and named.
+    rendered: list[str] = []
+    real_render = checks.render
+
+    def counted(prompt: PromptSpec, case: Case) -> Any:
+        rendered.append(case.id)
+        return real_render(prompt, case)
+
+    monkeypatch.setattr(checks, "render", counted)
+    cases = [Case(id=str(i), fields={"n": i}) for i in range(5)] + [Case(id="x", fields={})]
+    spec = small_spec(
+        datasets=(DatasetSpec(name="d", cases=tuple(cases)),),
+        prompts=(PromptSpec(name="p", template="What is {{ n }}?"),),
+    )
+    (problem,) = problems(spec)
+    assert problem.startswith("prompts[0]: prompt 'p': no field of case 'x' of dataset 'd'")
+    assert rendered == ["x"]
 
 
 def test_only_the_first_failing_case_of_a_prompt_is_reported() -> None:

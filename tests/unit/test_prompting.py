@@ -16,6 +16,7 @@ from themis.core.prompting import (
     _plain_substitutions,
     _substitutions,
     render,
+    renders_visibly_with_its_fields,
     template_fields,
 )
 from themis.core.spec import Case, PromptSpec
@@ -51,6 +52,45 @@ def test_a_plain_template_renders_as_jinja2_does(
     case = Case(id="c", fields={"a": a, "b": b})
     (message,) = render(PromptSpec(name="p", template=template), case)
     assert message.content == JINJA.from_string(template).render(a=a, b=b, id="c")
+
+
+@given(
+    template=st.tuples(texts, texts, texts),
+    system=st.none() | st.tuples(texts, texts),
+    a=values,
+    b=values,
+)
+def test_a_prompt_said_to_render_visibly_does_for_any_values_of_its_fields(
+    template: tuple[str, str, str], system: tuple[str, str] | None, a: Any, b: Any
+) -> None:
+    # What lets the compile-time check skip rendering such a prompt for each case (ADR 0074).
+    prompt = PromptSpec(
+        name="p",
+        template=f"{template[0]}{{{{ a }}}}{template[1]}{{{{ b }}}}{template[2]}",
+        system=None if system is None else f"{system[0]}{{{{ a }}}}{system[1]}",
+    )
+    if not renders_visibly_with_its_fields(prompt):
+        return
+    messages = render(prompt, Case(id="c", fields={"a": a, "b": b}))
+    assert all(message.content.strip() for message in messages)
+
+
+@pytest.mark.parametrize(
+    ("template", "system", "visibly"),
+    [
+        ("What is {{ a }}?", None, True),
+        ("What is {{ a }}?", "Be {{ tone }}.", True),
+        ("{{ a }}", None, False),  # only fields: empty when they are
+        ("What is {{ a }}?", "{{ tone }}", False),
+        ("What is {{ a | upper }}?", None, False),  # Jinja2 renders it
+        ("{{ range(2) | list }}!", None, False),
+    ],
+)
+def test_only_plain_prompts_with_visible_text_render_visibly_whatever_the_fields(
+    template: str, system: str | None, visibly: bool
+) -> None:
+    prompt = PromptSpec(name="p", template=template, system=system)
+    assert renders_visibly_with_its_fields(prompt) is visibly
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,12 @@ from themis.core.execution import template_problem
 from themis.core.judging import all_models, judge_messages
 from themis.core.planner import ANSWER_FIELD
 from themis.core.plugins import is_plugin_name
-from themis.core.prompting import PromptError, render, template_fields
+from themis.core.prompting import (
+    PromptError,
+    render,
+    renders_visibly_with_its_fields,
+    template_fields,
+)
 from themis.core.runtime import RuntimeConfig
 from themis.core.scoring import choice_count
 from themis.core.spec import (
@@ -122,8 +127,13 @@ def _prompt_problem(prompt: PromptSpec, datasets: Iterable[DatasetSpec]) -> str 
         needed = template_fields(prompt) - {"id"}
     except PromptError as error:
         return str(error)
+    # A plain template with visible text renders for every case holding its fields: those are
+    # not rendered here (a run of 10,000 cases compiled ~20 ms sooner, ADR 0074).
+    visible = renders_visibly_with_its_fields(prompt)
     for dataset in datasets:
         for case in dataset.cases:
+            if visible and needed <= case.fields.keys():
+                continue
             try:
                 messages = render(prompt, case)
             except PromptError as error:

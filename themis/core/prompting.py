@@ -119,6 +119,20 @@ def _render(source: str, variables: dict[str, Any]) -> str:
     return _template(source).render(variables)
 
 
+def renders_visibly_with_its_fields(prompt: PromptSpec) -> bool:
+    """Whether `prompt` renders, and to visible text, for every case that holds the fields it
+    names (`template_fields`), whatever their values: its template and system message are only
+    text and `{{ name }}`s, each with visible text of its own, and it has no few-shot examples.
+    The compile-time check then renders no case that holds them (ADR 0074)."""
+    if prompt.few_shot is not None:
+        return False
+    for source in (prompt.template, prompt.system) if prompt.system else (prompt.template,):
+        parts = _plain_substitutions(source)
+        if parts is None or not any(literal and text.strip() for literal, text in parts):
+            return False
+    return True
+
+
 def template_fields(prompt: PromptSpec) -> frozenset[str]:
     """The case fields a prompt variant refers to (template and system message); Jinja2's
     globals (`range`, `dict`, ...) are not fields."""
