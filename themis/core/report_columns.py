@@ -33,7 +33,7 @@ from themis.core.report_sampling import is_sampled
 from themis.core.state import RunState
 from themis.core.stats import Estimate, case_mean, estimate_of_means
 
-__all__ = ["PlanIndex", "columnar_report"]
+__all__ = ["FactColumns", "PlanIndex", "PlanLayout", "columnar_report"]
 
 
 class PlanIndex:
@@ -46,14 +46,14 @@ class PlanIndex:
         self.by_id: dict[str, int] = {}
         self.by_key: dict[str, int] = {}
         self.shared: dict[str, list[int]] = {}  # keys of more than one trial: every position
-        self._layout: tuple[CompiledRun, _Layout] | None = None
+        self._layout: tuple[CompiledRun, PlanLayout] | None = None
 
-    def layout(self, compiled: CompiledRun) -> _Layout:
+    def layout(self, compiled: CompiledRun) -> PlanLayout:
         """Each plan position's row group, case and model in `compiled` (the run this index is
         of), worked out once."""
         held = self._layout
         if held is None or held[0] is not compiled:
-            held = self._layout = (compiled, _Layout.of(compiled))
+            held = self._layout = (compiled, PlanLayout.of(compiled))
         return held[1]
 
     def extend(self, record: PlanRecord) -> None:
@@ -160,18 +160,19 @@ def columnar_report(
         return None
     if index.count != compiled.trial_count:  # a trial not read yet may share a logged key
         return None
-    facts = _Facts.of(compiled, state, index)
+    facts = FactColumns.of(compiled, state, index)
     if facts is None:
         return None
     return facts.report(compiled, state, by, index.layout(compiled))
 
 
-class _Facts:
+class FactColumns:
     """What `trial_facts` gives of each trial of the indexed prefix of the plan, as columns."""
 
     def __init__(self, count: int, metrics: int) -> None:
         self.scored = np.zeros(count, dtype=bool)
-        self.values = np.zeros((metrics, count), dtype=np.float64)
+        self.values = np.zeros((metrics, count), dtype=np.float64)  # 0 for a metric missing
+        self.present = np.zeros((metrics, count), dtype=bool)  # whether the score has it
         self.unparsed = np.zeros(count, dtype=bool)
         self.generated = np.zeros(count, dtype=bool)
         self.failure = np.zeros(count, dtype=bool)
@@ -182,7 +183,7 @@ class _Facts:
         self.served_ids: list[str] = []
 
     @classmethod
-    def of(cls, compiled: CompiledRun, state: RunState, index: PlanIndex) -> _Facts | None:
+    def of(cls, compiled: CompiledRun, state: RunState, index: PlanIndex) -> FactColumns | None:
         metrics = [metric.name for metric in compiled.spec.metrics]
         facts = cls(index.count, len(metrics))
         ids, scores = _scores(state.scores)
@@ -198,6 +199,10 @@ class _Facts:
             [[found.get(metric, 0.0) for metric in metrics] for found in table], dtype=np.float64
         ).reshape(len(table), len(metrics))
         facts.values[:, at] = values[coded.reshape(-1)].T
+        present = np.asarray(
+            [[metric in found for metric in metrics] for found in table], dtype=bool
+        ).reshape(len(table), len(metrics))
+        facts.present[:, at] = present[coded.reshape(-1)].T
         ids, answers = _columns(state.parses, "trial_id", "answer")
         parsed = index.id_positions(ids)
         if parsed is None:
@@ -207,6 +212,12 @@ class _Facts:
         if not facts._generations(state, index):
             return None
         return facts if facts._failures(state, index) else None
+
+    @property
+    def failed(self) -> np.ndarray:
+        """The trials settled by a failure: their key failed, was never generated, and no
+        score is held for them (`RunState.failed_generation`)."""
+        return ~self.generated & self.failure & ~self.scored
 
     def _generations(self, state: RunState, index: PlanIndex) -> bool:
         keys, served, reasons, hits, attempts, retries = _columns(
@@ -248,14 +259,14 @@ class _Facts:
         return True
 
     def report(
-        self, compiled: CompiledRun, state: RunState, by: Breakdown, layout: _Layout
+        self, compiled: CompiledRun, state: RunState, by: Breakdown, layout: PlanLayout
     ) -> Report:
         spec = compiled.spec
         metrics = [metric.name for metric in spec.metrics]
         groups, group_of = layout.groups, layout.group_of
         count = len(self.scored)
         at = group_of[:count]
-        failed = ~self.generated & self.failure & ~self.scored
+        failed = self.failed
         settled = self.scored | failed
 
         def per_group(mask: np.ndarray) -> list[int]:
@@ -297,7 +308,7 @@ class _Facts:
             compiled, state, by, tally, self._served(compiled, layout), (rows, [])
         )
 
-    def _served(self, compiled: CompiledRun, layout: _Layout) -> dict[str, dict[str, int]]:
+    def _served(self, compiled: CompiledRun, layout: PlanLayout) -> dict[str, dict[str, int]]:
         """Each model's served model ids with their counts, in the order a walk of the plan
         meets them."""
         spec = compiled.spec
@@ -344,19 +355,25 @@ def _blocks(compiled: CompiledRun) -> list[tuple[int, int]]:
     ]
 
 
-class _Layout:
+class PlanLayout:
     """Where each position of a run's plan stands: its default row group (`groups`, in the
-    order a walk of the plan meets them; `group_of`), its case (`cluster_of`) and its model
-    (`model_of`, the model's index in the spec)."""
+    order a walk of the plan meets them; `group_of`), its case (`cluster_of`, a number that
+    `case_ids` maps to the case's id) and its model (`model_of`, the model's index in the
+    spec)."""
 
     def __init__(
-        self, groups: list[GroupKey], group_of: np.ndarray, clusters: np.ndarray, models: np.ndarray
+        self,
+        groups: list[GroupKey],
+        group_of: np.ndarray,
+        clusters: tuple[np.ndarray, list[str]],
+        models: np.ndarray,
     ) -> None:
         self.groups, self.group_of = groups, group_of
-        self.cluster_of, self.model_of = clusters, models
+        self.cluster_of, self.case_ids = clusters
+        self.model_of = models
 
     @classmethod
-    def of(cls, compiled: CompiledRun) -> _Layout:
+    def of(cls, compiled: CompiledRun) -> PlanLayout:
         groups, group_of = _groups(compiled)
         return cls(groups, group_of, _clusters(compiled), _model_positions(compiled))
 
@@ -379,19 +396,27 @@ def _groups(compiled: CompiledRun) -> tuple[list[GroupKey], np.ndarray]:
     return list(numbers), group_of
 
 
-def _clusters(compiled: CompiledRun) -> np.ndarray:
+def _clusters(compiled: CompiledRun) -> tuple[np.ndarray, list[str]]:
     """Each plan position's case, as the report clusters its values (within a row group,
-    which holds one dataset: the case id; equal ids of one dataset are one case)."""
+    which holds one dataset: the case id; equal ids of one dataset are one case), and the case
+    id each case's number stands for."""
     spec = compiled.spec
-    numbers: list[int] = []
+    numbers: list[np.ndarray] = []
+    ids: list[str] = []
     for dataset, _ in _blocks(compiled):
-        first: dict[str, int] = {}
-        offset = len(numbers)
-        numbers += [
-            first.setdefault(c.id, offset + len(first)) for c in spec.datasets[dataset].cases
-        ]
+        held = [case.id for case in spec.datasets[dataset].cases]
+        offset = len(ids)
+        first = dict.fromkeys(held)
+        if len(first) == len(held):  # every id once: each case its own number
+            numbers.append(np.arange(offset, offset + len(held), dtype=np.int64))
+            ids += held
+            continue
+        at = {case: offset + number for number, case in enumerate(first)}
+        numbers.append(np.fromiter(map(at.__getitem__, held), dtype=np.int64, count=len(held)))
+        ids += [*first, *held[len(first) :]]  # numbers past the distinct ids stand for none
     per_case = len(spec.prompts) * len(spec.models) * spec.samples
-    return np.repeat(np.asarray(numbers, dtype=np.int64), per_case)
+    numbered = np.concatenate(numbers) if numbers else np.zeros(0, dtype=np.int64)
+    return np.repeat(numbered, per_case), ids
 
 
 def _model_positions(compiled: CompiledRun) -> np.ndarray:
