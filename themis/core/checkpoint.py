@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from attrs import field, frozen
 
+from themis.core.case_table import CaseTable
 from themis.core.report import Report
 from themis.core.stages import Stage
 from themis.core.state import RunState, completed_through
@@ -46,11 +47,13 @@ class CheckpointSummary:
 
 @frozen
 class Checkpoint:
-    """The state after folding a run's events `1..seq`, and its report if one was computed."""
+    """The state after folding a run's events `1..seq`, and its report if one was computed;
+    a run's final checkpoint may keep each case's values too (`CaseTable`, ADR 0072)."""
 
     seq: int
     state: RunState
     report: Report | None = None
+    cases: CaseTable | None = None
 
     @property
     def summary(self) -> CheckpointSummary:

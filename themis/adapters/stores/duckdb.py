@@ -33,6 +33,7 @@ from typing import Any, Final
 import attrs
 import duckdb
 
+from themis.adapters.case_table_codec import decode_case_table, encode_case_table
 from themis.adapters.checkpoint_codec import (
     compressed_parts,
     decode_checkpoint,
@@ -72,6 +73,7 @@ from themis.adapters.stores.duckdb_views import (
     runs_without_places,
     store_places,
 )
+from themis.core.case_table import CaseTable
 from themis.core.checkpoint import Checkpoint, CheckpointSummary
 from themis.core.compiled_facts import CompiledFacts, run_key
 from themis.core.errors import SequenceConflict, StoreError
@@ -510,6 +512,13 @@ class DuckDBStore:
                     "INSERT INTO checkpoint_blobs VALUES ($1, $2, $3)", [run_id, part, body]
                 )
             con.execute("INSERT INTO checkpoints VALUES ($1, $2, $3, $4, $5)", row)
+            con.execute("DELETE FROM checkpoint_cases WHERE run_id = $1", [run_id])
+            if checkpoint.cases is not None:  # read by the viewer alone (ADR 0072)
+                body = encode_case_table(checkpoint.cases)
+                con.execute(
+                    "INSERT INTO checkpoint_cases VALUES ($1, $2, $3)",
+                    [run_id, checkpoint.seq, body],
+                )
 
     def load_checkpoint(self, run_id: str) -> Checkpoint | None:
         """The run's checkpoint, or `None` if none was saved (or another Themis format wrote it).
@@ -526,6 +535,24 @@ class DuckDBStore:
                 return decode_checkpoint(seq, summary, state, report, parts)
             except StoreError as error:
                 raise StoreError(f"{self._path}: run {run_id}: {error}") from error
+
+    def load_case_table(self, run_id: str) -> CaseTable | None:
+        """The case table the run's final checkpoint kept (ADR 0072), while no event was logged
+        after it; `None` without one (a run of few trials, one whose rows are not plain, a
+        checkpoint not final, a store written before), or one this Themis cannot read."""
+        with self._connection() as con:
+            try:
+                row = con.execute(
+                    "SELECT seq, body FROM checkpoint_cases WHERE run_id = $1", [run_id]
+                ).fetchone()
+            except duckdb.CatalogException:  # written before the table: not kept
+                return None
+        if row is None or row[0] != self.last_seq(run_id):
+            return None
+        try:
+            return decode_case_table(row[1])
+        except StoreError:
+            return None
 
     def load_checkpoint_summary(self, run_id: str) -> CheckpointSummary | None:
         """The summary of the run's checkpoint, without reading its state column."""
@@ -628,6 +655,7 @@ class DuckDBStore:
             con.execute("DELETE FROM checkpoints WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM checkpoint_parts WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM checkpoint_blobs WHERE run_id = $1", [run_id])
+            con.execute("DELETE FROM checkpoint_cases WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM trial_places WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM compiled_facts WHERE key = $1", [run_key(run_id)])
 

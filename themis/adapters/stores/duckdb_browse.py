@@ -41,6 +41,7 @@ from themis.adapters.stores.duckdb_trial_rows import (
     trial_rows,
 )
 from themis.adapters.stores.duckdb_views import holds_places, ref_columns
+from themis.core.case_table import CaseTable
 from themis.core.errors import StoreError
 from themis.core.events import Event, RunResumed
 from themis.core.planner import TrialRef
@@ -114,6 +115,9 @@ class LogBrowser:
         # What a comparison, a search or a sort reads of a run not kept yet (`_made_table`),
         # by (run id, what it holds) -> (its event count, the table).
         self._narrowed_tables: dict[tuple[str, tuple[str, ...]], tuple[int, str]] = {}
+        # The case table each run's final checkpoint keeps (ADR 0072), or `None` for none, by
+        # (run id, its event count).
+        self._stored_cases: dict[tuple[str, int | None], CaseTable | None] = {}
         self._log_batched = False
         # Each run's event count as the caller last read it (`kept` trusts it when given).
         self.versions: dict[str, int] = {}
@@ -258,6 +262,45 @@ class LogBrowser:
 
         return self._made_table(run_id, ("case_values", *metrics), made)
 
+    def _stored_table(self, run_id: str, stored: CaseTable) -> str:
+        """A table of this browser's own with each case's values as the run's final checkpoint
+        keeps them (ADR 0072), in `case_values`' columns that a disagreement reads (`n`, and per
+        metric `a<i>`, `c<i>`), made from its arrays without reading the log."""
+        import numpy as np
+
+        version = self.versions.get(run_id)
+        with self._building:
+            held = self._narrowed_tables.get((run_id, ("stored_cases",)))
+            if held is not None and version is not None and held[0] == version:
+                return held[1]
+            # Texts as Python objects: DuckDB reads numpy's fixed-width texts ~5x slower.
+            sizes = np.diff(stored.bounds)
+            columns: dict[str, Any] = {
+                name: np.repeat(np.asarray([group[at] for group in stored.groups], object), sizes)
+                for at, name in enumerate(("dataset", "model", "prompt"))
+            }
+            columns |= {"case_id": stored.cases.astype(object), "n": stored.settled}
+            # A case none of whose values is present sums to NULL, as `case_values`' `sum`.
+            chosen = ["dataset", "model", "prompt", "case_id", "n"]
+            for i in range(len(stored.metrics)):
+                columns |= {f"a{i}": stored.present_sums[i], f"c{i}": stored.present_counts[i]}
+                chosen += [f"CASE WHEN c{i} > 0 THEN a{i} END AS a{i}", f"c{i}"]
+            name = _quoted(f"stored_cases_{next(_COPIES)}_{run_id[:16]}")
+            cursor = self._memory_database().cursor()
+            try:
+                cursor.register("stored", columns)
+                cursor.execute(f"CREATE TABLE {name} AS SELECT {', '.join(chosen)} FROM stored")
+                cursor.unregister("stored")
+                if held is not None:
+                    cursor.execute(f"DROP TABLE {held[1]}")
+            except duckdb.Error as error:
+                raise StoreError(f"{self._path}: {str(error).splitlines()[0]}") from error
+            finally:
+                cursor.close()
+            if version is not None:
+                self._narrowed_tables[(run_id, ("stored_cases",))] = (version, name)
+        return name
+
     def _narrow_table(self, run_id: str, query: NarrowRows) -> str:
         """From a path, for a run whose trial rows are not kept: a table of this browser's own
         with the rows `query` (`search_rows`, `timing_rows`) gives of each of its trials."""
@@ -354,6 +397,7 @@ class LogBrowser:
             self._tables.clear()
             self._narrowed.clear()
             self._narrowed_tables.clear()
+            self._stored_cases.clear()
             self._planned = PlannedPlaces(self._own_database if self._own else lambda con: "")
 
     def fingerprint(self) -> tuple[int, ...] | None:
@@ -497,6 +541,24 @@ class LogBrowser:
         with self.opened() as store:
             found = store.load_outline(run_id)
         return None if found is None else (found.snapshot, found.fields)
+
+    def stored_cases(self, run_id: str) -> CaseTable | None:
+        """The case table the run's final checkpoint keeps (`DuckDBStore.load_case_table`),
+        read once per state of its log as last listed; `None` for none (an open store: its
+        owner reads its own)."""
+        if isinstance(self._source, DuckDBStore):
+            return None
+        key = (run_id, self.versions.get(run_id))
+        if key not in self._stored_cases:
+            with self.opened() as store:
+                found = store.load_case_table(run_id)
+            if key[1] is None:
+                return found
+            with self._building:
+                for old in [old for old in self._stored_cases if old[0] == run_id]:
+                    del self._stored_cases[old]
+                self._stored_cases[key] = found
+        return self._stored_cases[key]
 
     def hand_over(self, other: LogBrowser) -> None:
         """Give `other` (a browser of this store's file, once the store is released) this
@@ -927,7 +989,10 @@ class LogBrowser:
         runs: dict[str, str] = {}
         chosen: list[str] = []
         for name, run_id in (("ra", run_a), ("rb", run_b)):
-            if self._keeps_copies() and self._narrow(run_id):
+            stored = self.stored_cases(run_id)
+            if stored is not None and metric in stored.metrics:
+                cases, at = self._stored_table(run_id, stored), stored.metrics.index(metric)
+            elif self._keeps_copies() and self._narrow(run_id):
                 named = tuple((metrics or {}).get(run_id, ()))
                 named = named if metric in named else (metric,)
                 cases, at = self._case_table(run_id, named), named.index(metric)

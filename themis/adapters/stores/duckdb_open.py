@@ -72,6 +72,10 @@ _TABLES: Final = (
     # Each run's outline, kept as its snapshot is saved (ADR 0077); absent from older files
     # until a writer opens them, whose runs' outlines are cut out of their snapshots.
     OUTLINES_TABLE,
+    # Each case's values of a run, kept by its final checkpoint as of its `seq` (ADR 0072);
+    # absent from older files until a writer opens them, whose runs the viewer reads from
+    # their logs.
+    "CREATE TABLE IF NOT EXISTS checkpoint_cases (run_id VARCHAR, seq BIGINT, body BLOB)",
 )
 _USER_TABLES: Final = (
     "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"

@@ -19,6 +19,7 @@ from themis.app.usecases.stored import load_compiled, load_state, resolve_run_id
 from themis.app.wiring import StoreLike, log_browser
 from themis.core.breakdown import Breakdown, field_names
 from themis.core.case_results import planned_once
+from themis.core.case_table import CaseTable
 from themis.core.case_values import CaseMeans
 from themis.core.comparison import Comparison, GroupScores, case_scores, plain_case_scores
 from themis.core.errors import RunNotFound
@@ -304,29 +305,41 @@ class ViewerCache:
         (`events`). When the run has no sampled or judge rows: each case's mean summed by
         DuckDB from the kept trial rows (ADR 0043), or, where such a sum might not be the
         exact mean, the kept rows' scores (the same values either way:
-        `tests/viewer/test_viewer_cache.py`); else from its folded state. The store is
-        opened only for what is not kept."""
+        `tests/viewer/test_viewer_cache.py`); else from its folded state. A run whose end kept
+        its case table (ADR 0072) answers from that, its log unread. The store is opened only
+        for what is not kept."""
         key = (run_id, events)
         kept = self.case_values.get(key)
         if kept is not None:
             return kept
-        spec = self.spec(store, run_id)
-        if is_sampled(spec) or spec.judges:
-            found: GroupScores = case_scores(*self._folded(store, run_id))
-        else:
-            metrics = [metric.name for metric in spec.metrics]
-            sums = self.browser.case_sums(run_id, metrics, copy=self.copy_rows)
-            summed = _summed_means(sums, metrics)
-            if summed is None and self.copy_rows:
-                summed = plain_case_scores(metrics, self.browser.trial_scores(run_id, metrics))
-            if summed is None:  # from the fold, as `themis compare` always read them
-                summed = case_scores(*self._folded(store, run_id))
-            found = summed
+        stored = self.browser.stored_cases(run_id)
+        found = stored.scores() if stored is not None else self._scores(store, run_id)
         with self.lock:  # older states of this run's log will not be asked for again
             for old in [old for old in self.case_values if old[0] == run_id]:
                 del self.case_values[old]
             self.case_values[key] = found
         return found
+
+    def _scores(self, store: StoreLike, run_id: str) -> GroupScores:
+        """`scores` of a run whose end kept no case table: from its log or its fold."""
+        spec = self.spec(store, run_id)
+        if is_sampled(spec) or spec.judges:
+            return case_scores(*self._folded(store, run_id))
+        metrics = [metric.name for metric in spec.metrics]
+        sums = self.browser.case_sums(run_id, metrics, copy=self.copy_rows)
+        summed = _summed_means(sums, metrics)
+        if summed is None and self.copy_rows:
+            summed = plain_case_scores(metrics, self.browser.trial_scores(run_id, metrics))
+        if summed is None:  # from the fold, as `themis compare` always read them
+            summed = case_scores(*self._folded(store, run_id))
+        return summed
+
+    def metrics(self, store: StoreLike, run_id: str) -> tuple[str, ...]:
+        """The run's metrics: those of the case table its end kept, else its outline's."""
+        stored: CaseTable | None = self.browser.stored_cases(run_id)
+        if stored is not None:
+            return stored.metrics
+        return tuple(metric.name for metric in self.spec(store, run_id).metrics)
 
     def _folded(self, store: StoreLike, run_id: str) -> tuple[CompiledRun, RunState]:
         """The run compiled (once) and its state folded from the store."""

@@ -334,7 +334,7 @@ def compare_data(
             scores=lambda run: cache.scores(store, run, versions[run]),
         )
         cache.comparisons[key] = comparison
-    metrics = cache.document(store, run_a, Breakdown(), events_a).metrics
+    metrics = cache.metrics(store, run_a)
     metric = query.metric or (metrics[0] if metrics else "")
     if metric not in metrics:
         raise ConfigError(f"metric: run {run_a[:12]} has no metric {metric!r}")
@@ -345,7 +345,7 @@ def compare_data(
     )
     limit = max(1, min(query.limit, MAX_PAGE))
     # Each run's case values on its metrics, as its comparison read them (ADR 0067).
-    named = {run: [m.name for m in cache.spec(store, run).metrics] for run in (run_a, run_b)}
+    named = {run: cache.metrics(store, run) for run in (run_a, run_b)}
     page = cache.browser.disagreements(
         sides, metric, metrics=named, offset=max(0, query.offset), limit=limit
     )

@@ -12,6 +12,7 @@ from contextlib import suppress
 
 import attrs
 
+from themis.core.case_table import CaseTable
 from themis.core.checkpoint import Checkpoint, CheckpointSummary
 from themis.core.errors import StoreError
 from themis.core.planner import CompiledRun
@@ -60,8 +61,14 @@ def fresh_checkpoint_report(
 
 
 def remember(
-    store: CheckpointStore, run_id: str, seq: int, state: RunState, report: Report | None
+    store: CheckpointStore,
+    run_id: str,
+    seq: int,
+    state: RunState,
+    report: Report | None,
+    cases: CaseTable | None = None,
 ) -> None:
-    """Checkpoint `state` (folded through `seq`) with its report; a failure loses only a cache."""
+    """Checkpoint `state` (folded through `seq`) with its report and case table; a failure
+    loses only a cache."""
     with suppress(StoreError):
-        store.save_checkpoint(run_id, Checkpoint(seq=seq, state=state, report=report))
+        store.save_checkpoint(run_id, Checkpoint(seq=seq, state=state, report=report, cases=cases))

@@ -34,6 +34,7 @@ from themis.app.usecases.stored import (
     resolve_run_id,
 )
 from themis.core.budget import COST_LIMIT, pause_holds
+from themis.core.case_table import CASE_TABLE_TRIALS, case_table
 from themis.core.errors import RunExists, ThemisError
 from themis.core.events import Event, FailuresRetried, RunResumed
 from themis.core.generation import GenerationPlace
@@ -352,7 +353,12 @@ def execute_work(
         )
     finally:
         places.join()
-    remember(store, compiled.run_id, writer.next_seq - 1, outcome.state, result.report)
+    cases = (
+        case_table(compiled, outcome.state, record)
+        if record is not None and compiled.trial_count >= CASE_TABLE_TRIALS
+        else None
+    )
+    remember(store, compiled.run_id, writer.next_seq - 1, outcome.state, result.report, cases)
     if telemetry is not None:
         finished = ExecutionFinished(
             run_id=compiled.run_id,

@@ -1,0 +1,143 @@
+"""`case_table` gives `case_scores`' case means (as `CaseMeans`) and the viewer's per-case sums
+of present values, after every batch of a growing log (failures, retries, scores of 0, 1,
+-0.0 and halves, a metric missing, a stage reset, two samples, a case id twice in a dataset),
+and survives its store encoding unchanged (ADR 0072)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.unit.builders import small_spec, trial_events
+from tests.unit.test_report_columns import _EVENT, RUNS, _record
+from themis.adapters.case_table_codec import decode_case_table, encode_case_table
+from themis.core.case_table import CaseTable, case_table
+from themis.core.case_values import CaseMeans
+from themis.core.comparison import case_scores
+from themis.core.errors import StoreError
+from themis.core.events import RunCompleted, RunStarted, StageReset
+from themis.core.planner import CompiledRun, compile_run, trial_refs
+from themis.core.stages import Stage
+from themis.core.state import Projection, RunState
+
+
+def _present(compiled: CompiledRun, state: RunState) -> dict[Any, list[float | None]]:
+    """Per (group, case, metric): each settled trial's value as the viewer's disagreements
+    read it (a failed trial 0, a score without the metric `None`), trial by trial."""
+    found: dict[Any, list[float | None]] = {}
+    for trial in trial_refs(compiled):
+        group = (trial.dataset, trial.model, trial.prompt)
+        score = state.scores.get(trial.trial_id)
+        failed = score is None and state.failed_generation(trial.trial_key) is not None
+        for metric in compiled.spec.metrics:
+            if score is not None:
+                value = score.scores.get(metric.name)
+            elif failed:
+                value = 0.0
+            else:
+                continue
+            found.setdefault((group, trial.case_id, metric.name), []).append(value)
+    return found
+
+
+def _assert_table_of(compiled: CompiledRun, state: RunState, table: CaseTable) -> None:
+    expected = case_scores(compiled, state)
+    got = table.scores()
+    assert list(got) == sorted(expected)
+    for group, metrics in expected.items():
+        for metric, lists in metrics.items():
+            want, have = CaseMeans.of(lists), got[group][metric]
+            assert isinstance(lists, dict)
+            assert isinstance(have, CaseMeans)
+            assert have.cases.tolist() == want.cases.tolist()
+            assert have.means.tolist() == want.means.tolist()  # exactly, -0.0 as fsum's 0.0
+            assert [math.copysign(1, mean) for mean in have.means] == [1.0] * len(have.means)
+            assert have.counts.tolist() == want.counts.tolist()
+    present = _present(compiled, state)
+    for number, group in enumerate(table.groups):
+        rows = range(int(table.bounds[number]), int(table.bounds[number + 1]))
+        for row in rows:
+            for at, metric in enumerate(table.metrics):
+                held = present[(group, str(table.cases[row]), metric)]
+                values = [value for value in held if value is not None]
+                assert table.present_counts[at][row] == len(values)
+                assert table.present_sums[at][row] == sum(values)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    batches=st.lists(st.lists(_EVENT, max_size=6), min_size=1, max_size=8),
+    which=st.integers(0, len(RUNS) - 1),
+)
+def test_every_step_gives_the_case_means_of_case_scores(batches: list[Any], which: int) -> None:
+    compiled = RUNS[which]
+    total = compiled.trial_count
+    record = _record(compiled, total)
+    projection = Projection()
+    projection.apply([RunStarted(at=0.0, planned=total)])
+    for drawn in batches:
+        events: list[Any] = []
+        for item in drawn:
+            if item == "reset":
+                events.append(StageReset(at=5.0, reset_stage=Stage.SCORE, epoch=1))
+            elif item == "completed":
+                events.append(RunCompleted(at=6.0, completed_through_stage=Stage.SCORE))
+            else:
+                trial, kind, variant = item
+                events.extend(trial_events(compiled, trial % total, kind, variant))
+        projection.apply(events)
+        state = projection.state()
+        table = case_table(compiled, state, record)
+        assert table is not None
+        _assert_table_of(compiled, state, table)
+        _assert_table_of(compiled, state, decode_case_table(encode_case_table(table)))
+
+
+def test_a_case_of_many_inexact_values_is_summed_by_fsum() -> None:
+    """Three samples of 0.1, 0.2 and 0.3 (halves would be exact): the mean is `fsum`'s."""
+    compiled = compile_run(small_spec(samples=3))
+    projection = Projection()
+    for index in range(compiled.trial_count):
+        events = trial_events(compiled, index, 2, 0)
+        score = events[-1]
+        value = (0.1, 0.2, 0.3)[index % 3]
+        events[-1] = type(score)(
+            at=score.at, trial_id=score.trial_id, trial_key=score.trial_key,
+            scores={"exact_match": value},
+        )  # fmt: skip
+        projection.apply(events)
+    state = projection.state()
+    table = case_table(compiled, state, _record(compiled, compiled.trial_count))
+    assert table is not None
+    _assert_table_of(compiled, state, table)
+    assert table.means[0][0] == math.fsum([0.1, 0.2, 0.3]) / 3 != (0.1 + 0.2 + 0.3) / 3
+
+
+def test_what_it_does_not_cover_is_declined() -> None:
+    """Rows over samples (pass@k) are the fold's; a record of part of the plan may miss a
+    trial that shares a logged key."""
+    sampled = compile_run(small_spec(samples=2, pass_at_k=(1,)))
+    state = Projection().state()
+    assert case_table(sampled, state, _record(sampled, sampled.trial_count)) is None
+    compiled = RUNS[0]
+    assert case_table(compiled, state, _record(compiled, 4)) is None
+
+
+def test_a_body_it_cannot_read_is_a_store_error() -> None:
+    compiled = RUNS[0]
+    table = case_table(compiled, Projection().state(), _record(compiled, compiled.trial_count))
+    assert table is not None
+    body = encode_case_table(table)
+    assert decode_case_table(body).groups == table.groups
+    assert len(table.cases) == 0
+    assert np.diff(table.bounds).sum() == 0
+    for broken in (b"", body[:-3], b"x" + body):
+        try:
+            decode_case_table(broken)
+        except StoreError:
+            continue
+        raise AssertionError(f"read {broken[:10]!r}")

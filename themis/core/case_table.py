@@ -1,0 +1,168 @@
+"""`CaseTable`: each case's values of a run's default rows, worked out once when the run ends
+and kept with its final checkpoint, so that a viewer's first comparison reads them back as
+arrays instead of aggregating the log's score rows (ADR 0072).
+
+Per row group (dataset, model, prompt; every group the plan has, in sorted order) and per case
+with a settled trial (a scored one, or one whose generation failed: `case_scores`' rules), in
+code point order of case id:
+
+- `settled`: how many of its trials are settled;
+- `means[i]`: its mean on metric i as `themis compare` takes it (`fsum` of its values over
+  their count, a failed trial 0, a score without the metric 0): `CaseMeans`;
+- `present_sums[i]`, `present_counts[i]`: the sum and count of its values that are not missing
+  (a failed trial 0, a score without the metric left out): what the viewer's disagreements
+  average, pooled over the groups a side spans.
+
+Only for a run whose rows are plain (no rows over samples, no judges) whose whole plan the
+record holds; otherwise `None`, and a reader reads the log as before.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Final
+
+from attrs import frozen
+
+from themis.core.case_values import CaseMeans
+from themis.core.planner import CompiledRun, PlanRecord
+from themis.core.report_sampling import is_sampled
+from themis.core.state import RunState
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from themis.core.comparison import GroupScores
+
+__all__ = ["CASE_TABLE_TRIALS", "CaseTable", "case_table"]
+
+Group = tuple[str, str, str]
+# The runs whose end keeps a case table: those of at least this many trials. A smaller run's
+# comparison reads its log fast enough (~3 us a trial), and the table's numpy import (~0.1 s of
+# CPU, which a run otherwise never pays) would cost more than it saves.
+CASE_TABLE_TRIALS: Final = 20_000
+
+
+@frozen(eq=False)
+class CaseTable:
+    """Each case's values of every row group and metric (see the module docstring): the rows
+    of group `groups[g]` are `bounds[g]:bounds[g + 1]` of every column."""
+
+    metrics: tuple[str, ...]
+    groups: tuple[Group, ...]
+    bounds: npt.NDArray[np.int64]
+    cases: npt.NDArray[np.str_]
+    settled: npt.NDArray[np.int64]
+    means: npt.NDArray[np.float64]  # (metrics, rows)
+    present_sums: npt.NDArray[np.float64]  # (metrics, rows)
+    present_counts: npt.NDArray[np.int64]  # (metrics, rows)
+
+    def scores(self) -> GroupScores:
+        """`CaseMeans` of every group and metric: what `case_scores` gives the run's plain
+        rows, as a comparison pairs them."""
+        found: dict[Group, dict[str, CaseMeans]] = {}
+        for number, group in enumerate(self.groups):
+            start, stop = int(self.bounds[number]), int(self.bounds[number + 1])
+            found[group] = {
+                metric: CaseMeans(
+                    self.cases[start:stop], self.means[row, start:stop], self.settled[start:stop]
+                )
+                for row, metric in enumerate(self.metrics)
+            }
+        return found
+
+
+def case_table(compiled: CompiledRun, state: RunState, record: PlanRecord) -> CaseTable | None:
+    """The run's `CaseTable` of `state`, its plan's keys read from `record`; `None` for a run
+    with rows over samples or judges, a record that does not hold the whole plan, or a state
+    holding a trial the plan does not."""
+    import numpy as np
+
+    from themis.core.report_columns import FactColumns, PlanIndex
+
+    spec = compiled.spec
+    if is_sampled(spec) or spec.judges:
+        return None
+    index = PlanIndex()
+    index.extend(record)
+    if index.count != compiled.trial_count:
+        return None
+    facts = FactColumns.of(compiled, state, index)
+    if facts is None:
+        return None
+    layout = index.layout(compiled)
+    failed = facts.failed
+    settled = facts.scored | failed
+    group_of, cluster_of = layout.group_of[settled], layout.cluster_of[settled]
+    names = np.asarray(layout.case_ids, dtype=np.str_)
+    # Rows ordered by group (its key's order) then case id (code point order, as numpy sorts).
+    ordered = sorted(_sortable(group) for group in layout.groups)
+    group_rank = np.asarray([ordered.index(_sortable(g)) for g in layout.groups], dtype=np.int64)
+    case_rank = _ranks(names)
+    key = group_rank[group_of] * len(names) + case_rank[cluster_of]
+    keys, first, row_of, counts = np.unique(
+        key, return_index=True, return_inverse=True, return_counts=True
+    )
+    row_of = row_of.reshape(-1)
+    per_group = np.bincount(keys // max(len(names), 1), minlength=len(ordered))
+    bounds = np.concatenate([[0], np.cumsum(per_group)]).astype(np.int64)
+    values = facts.values[:, settled]
+    present = facts.present[:, settled] | failed[settled]
+    kept = np.where(present, values, 0.0)
+    rows = len(keys)
+    return CaseTable(
+        metrics=tuple(metric.name for metric in spec.metrics),
+        groups=tuple(ordered),
+        bounds=bounds,
+        cases=names[cluster_of[first]] if rows else np.zeros(0, dtype=np.str_),
+        settled=counts.astype(np.int64),
+        means=np.asarray([_means(row, row_of, counts) for row in values], dtype=np.float64).reshape(
+            len(values), rows
+        ),
+        present_sums=np.asarray(
+            [np.bincount(row_of, weights=row, minlength=rows) for row in kept], dtype=np.float64
+        ).reshape(len(kept), rows),
+        present_counts=np.asarray(
+            [np.bincount(row_of, weights=row, minlength=rows) for row in present],
+            dtype=np.int64,
+        ).reshape(len(present), rows),
+    )
+
+
+def _sortable(group: tuple[str | None, ...]) -> Group:
+    """A default row group's (dataset, model, prompt), none of which is `None`."""
+    return (str(group[0]), str(group[1]), str(group[2]))
+
+
+def _ranks(values: npt.NDArray[np.generic]) -> npt.NDArray[np.int64]:
+    """Each value's place among `values` sorted (equal values: distinct places)."""
+    import numpy as np
+
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values), dtype=np.int64)
+    ranks[order] = np.arange(len(values))
+    return ranks
+
+
+def _means(
+    values: npt.NDArray[np.float64], row_of: npt.NDArray[np.intp], counts: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
+    """Each row's mean of `values` (one per trial, in `row_of`'s rows) as `case_mean` takes it:
+    `fsum` of its values over their count. A sum of one or two values is rounded once in any
+    order, as is a sum of whole numbers below 2**53; the other rows are summed by `fsum`."""
+    import numpy as np
+
+    sums = np.bincount(row_of, weights=values, minlength=len(counts))
+    whole = np.bincount(row_of, weights=values != np.round(values), minlength=len(counts)) == 0
+    small = np.bincount(row_of, weights=np.abs(values), minlength=len(counts)) < 2.0**53
+    inexact = np.flatnonzero((counts > 2) & ~(whole & small))
+    if len(inexact):
+        held: dict[int, list[float]] = {int(row): [] for row in inexact}
+        for row, value in zip(row_of.tolist(), values.tolist(), strict=True):
+            found = held.get(row)
+            if found is not None:
+                found.append(value)
+        for row, found in held.items():
+            sums[row] = math.fsum(found)
+    return sums / np.maximum(counts, 1) + 0.0
