@@ -121,7 +121,8 @@ def test_what_a_live_viewer_kept_is_handed_to_the_released_viewer(
         live = ViewerCache.of(store)
         data.run_data(store, run, data.TrialQuery(), None, live)  # a page followed it midway
         _log_through(store, run, last)
-        data.run_data(store, run, data.TrialQuery(), None, live)  # ... and once it ended
+        # ... and once it ended, searched (its plain pages read their own rows: ADR 0072)
+        data.run_data(store, run, data.TrialQuery(search="failed"), None, live)
         released = ViewerCache.of(path)
         live.hand_over(released)
     finally:
@@ -137,33 +138,34 @@ def test_what_a_live_viewer_kept_is_handed_to_the_released_viewer(
     assert released.browser.kept(run, released.browser.versions[run]) == handed  # no new copy
 
 
-def test_a_run_executing_in_the_holding_process_is_paged_by_its_own_rows(
+def test_an_open_stores_run_is_paged_by_its_own_rows(
     viewer_store: ViewerStore, tmp_path: Path
 ) -> None:
-    """While its owner says the run executes (ADR 0068), an open store's pages of trials in
-    plan order and its failures read only their own rows, at every step of a growing log:
-    nothing is copied, and they answer as a copy made afresh."""
+    """An open store's pages of trials in plan order and its failures read only their own rows
+    (ADR 0068), at every step of a growing log (as while the run executes) and once it has
+    ended (ADR 0072): nothing is copied, and they answer as a copy made afresh."""
     path = str(shutil.copy(viewer_store.path, tmp_path / "executing.duckdb"))
     run = viewer_store.run_b  # the run with failures
     store = DuckDBStore(path)
     try:
         last = store.last_seq(run)
         _log_without(store, run, 5)
-        executing = LogBrowser(store)
-        executing.executing = lambda run_id: run_id == run
+        browser = LogBrowser(store)
         for upto in (5, 20, last // 2, last):
             count = _log_through(store, run, upto)
-            executing.versions[run] = count
-            fresh = LogBrowser(DuckDBStore(path))
-            fresh.versions[run] = count
+            browser.versions[run] = count
+            copied = LogBrowser(DuckDBStore(path))
+            assert copied._keeps_copies()  # its memory database attached
+            copied.kept(run, count)
+            copied.versions[run] = count
             asks: list[Ask] = [
                 lambda b: b.trials(run, limit=500),
                 lambda b: b.trials(run, offset=7, limit=5, descending=True),
                 lambda b: b.failure_kinds(run),
             ]
             for ask in asks:
-                assert ask(executing) == ask(fresh), upto
-            assert not executing.holds(run, count)
-        assert executing.failure_kinds(run), "the run has failures"
+                assert ask(browser) == ask(copied), upto
+            assert not browser.holds(run, count)
+        assert browser.failure_kinds(run), "the run has failures"
     finally:
         store.close()

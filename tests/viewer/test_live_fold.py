@@ -61,8 +61,9 @@ def _never(*args: object, **kwargs: object) -> object:
 def _read_from_own_rows(client: httpx.Client, cache: Any, run: str, shown: Any) -> None:
     """The page's trials and failures were read from their own rows, not a copy of every
     trial's (ADR 0068), and are the copy's."""
-    assert not cache.browser.holds(run, cache.browser.versions[run])
-    cache.browser.executing = lambda run_id: False
+    version = cache.browser.versions[run]
+    assert not cache.browser.holds(run, version)
+    cache.browser.kept(run, version)  # a copy of every trial's rows, which the page now reads
     copied = client.get(f"/api/runs/{run}").json()
     assert cache.browser.holds(run, cache.browser.versions[run])
     for part in ("trials", "failures"):

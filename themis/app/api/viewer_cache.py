@@ -83,10 +83,7 @@ class ViewerCache:
 
     @classmethod
     def of(cls, store: StoreLike, written: StorePort | None = None) -> ViewerCache:
-        cache = cls(browser=log_browser(store), written=written)
-        if written is not None:  # a run executing here is paged by its own rows (ADR 0068)
-            cache.browser.executing = lambda run_id: cache._execution(run_id) is not None
-        return cache
+        return cls(browser=log_browser(store), written=written)
 
     def _execution(self, run_id: str) -> RunningExecution | None:
         """The execution of the run running in this process on the store it writes, if any."""
