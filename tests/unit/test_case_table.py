@@ -13,15 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.builders import small_spec, trial_events
-from tests.unit.test_report_columns import _EVENT, RUNS, _record
+from tests.unit.test_report_columns import _EVENT, RUNS, _record, grown_states
 from themis.adapters.case_table_codec import decode_case_table, encode_case_table
 from themis.core.case_table import CaseTable, case_table
 from themis.core.case_values import CaseMeans
 from themis.core.comparison import case_scores
 from themis.core.errors import StoreError
-from themis.core.events import RunCompleted, RunStarted, StageReset
 from themis.core.planner import CompiledRun, compile_run, trial_refs
-from themis.core.stages import Stage
 from themis.core.state import Projection, RunState
 
 
@@ -75,22 +73,8 @@ def _assert_table_of(compiled: CompiledRun, state: RunState, table: CaseTable) -
 )
 def test_every_step_gives_the_case_means_of_case_scores(batches: list[Any], which: int) -> None:
     compiled = RUNS[which]
-    total = compiled.trial_count
-    record = _record(compiled, total)
-    projection = Projection()
-    projection.apply([RunStarted(at=0.0, planned=total)])
-    for drawn in batches:
-        events: list[Any] = []
-        for item in drawn:
-            if item == "reset":
-                events.append(StageReset(at=5.0, reset_stage=Stage.SCORE, epoch=1))
-            elif item == "completed":
-                events.append(RunCompleted(at=6.0, completed_through_stage=Stage.SCORE))
-            else:
-                trial, kind, variant = item
-                events.extend(trial_events(compiled, trial % total, kind, variant))
-        projection.apply(events)
-        state = projection.state()
+    record = _record(compiled, compiled.trial_count)
+    for state in grown_states(compiled, batches):
         table = case_table(compiled, state, record)
         assert table is not None
         _assert_table_of(compiled, state, table)

@@ -5,6 +5,7 @@ not cover."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from hypothesis import given, settings
@@ -22,7 +23,7 @@ from themis.core.report import build_report
 from themis.core.report_columns import PlanIndex, columnar_report
 from themis.core.spec import Case, DatasetSpec, MetricSpec, PromptSpec
 from themis.core.stages import Stage
-from themis.core.state import Projection
+from themis.core.state import Projection, RunState
 
 COMPILED = compile_run(
     small_spec(
@@ -83,9 +84,16 @@ _EVENT = st.one_of(
 )
 def test_every_step_reports_as_a_whole_build(batches: list[Any], which: int) -> None:
     compiled = RUNS[which]
-    total = compiled.trial_count
     index = PlanIndex()
-    index.extend(_record(compiled, total))
+    index.extend(_record(compiled, compiled.trial_count))
+    for state in grown_states(compiled, batches):
+        assert columnar_report(compiled, state, index) == build_report(compiled, state, None)
+
+
+def grown_states(compiled: CompiledRun, batches: list[list[Any]]) -> Iterator[RunState]:
+    """The run's state after each batch of drawn `_EVENT`s (a trial's events, a reset of the
+    score stage, the run's completion), the log growing batch by batch."""
+    total = compiled.trial_count
     projection = Projection()
     projection.apply([RunStarted(at=0.0, planned=total)])
     for drawn in batches:
@@ -99,8 +107,7 @@ def test_every_step_reports_as_a_whole_build(batches: list[Any], which: int) -> 
                 trial, kind, variant = item
                 events.extend(trial_events(compiled, trial % total, kind, variant))
         projection.apply(events)
-        state = projection.state()
-        assert columnar_report(compiled, state, index) == build_report(compiled, state, None)
+        yield projection.state()
 
 
 def test_an_index_read_in_parts_is_the_index_read_at_once() -> None:

@@ -265,38 +265,25 @@ class LogBrowser:
         metric `a<i>`, `c<i>`), made from its arrays without reading the log."""
         import numpy as np
 
-        version = self.versions.get(run_id)
-        with self._building:
-            held = self._narrowed_tables.get((run_id, ("stored_cases",)))
-            if held is not None and version is not None and held[0] == version:
-                return held[1]
-            # Texts as Python objects: DuckDB reads numpy's fixed-width texts ~5x slower.
-            sizes = np.diff(stored.bounds)
-            columns: dict[str, Any] = {
-                name: np.repeat(np.asarray([group[at] for group in stored.groups], object), sizes)
-                for at, name in enumerate(("dataset", "model", "prompt"))
-            }
-            columns |= {"case_id": stored.cases.astype(object), "n": stored.settled}
-            # A case none of whose values is present sums to NULL, as `case_values`' `sum`.
-            chosen = ["dataset", "model", "prompt", "case_id", "n"]
-            for i in range(len(stored.metrics)):
-                columns |= {f"a{i}": stored.present_sums[i], f"c{i}": stored.present_counts[i]}
-                chosen += [f"CASE WHEN c{i} > 0 THEN a{i} END AS a{i}", f"c{i}"]
-            name = _quoted(f"stored_cases_{next(_COPIES)}_{run_id[:16]}")
-            cursor = self._memory_database().cursor()
-            try:
-                cursor.register("stored", columns)
-                cursor.execute(f"CREATE TABLE {name} AS SELECT {', '.join(chosen)} FROM stored")
-                cursor.unregister("stored")
-                if held is not None:
-                    cursor.execute(f"DROP TABLE {held[1]}")
-            except duckdb.Error as error:
-                raise StoreError(f"{self._path}: {str(error).splitlines()[0]}") from error
-            finally:
-                cursor.close()
-            if version is not None:
-                self._narrowed_tables[(run_id, ("stored_cases",))] = (version, name)
-        return name
+        # Texts as Python objects: DuckDB reads numpy's fixed-width texts ~5x slower.
+        sizes = np.diff(stored.bounds)
+        columns: dict[str, Any] = {
+            name: np.repeat(np.asarray([group[at] for group in stored.groups], object), sizes)
+            for at, name in enumerate(("dataset", "model", "prompt"))
+        }
+        columns |= {"case_id": stored.cases.astype(object), "n": stored.settled}
+        # A case none of whose values is present sums to NULL, as `case_values`' `sum`.
+        chosen = ["dataset", "model", "prompt", "case_id", "n"]
+        for i in range(len(stored.metrics)):
+            columns |= {f"a{i}": stored.present_sums[i], f"c{i}": stored.present_counts[i]}
+            chosen += [f"CASE WHEN c{i} > 0 THEN a{i} END AS a{i}", f"c{i}"]
+
+        def make(cursor: Any, name: str) -> None:
+            cursor.register("stored", columns)
+            cursor.execute(f"CREATE TABLE {name} AS SELECT {', '.join(chosen)} FROM stored")
+            cursor.unregister("stored")
+
+        return self._kept_table(run_id, ("stored_cases",), make)
 
     def _narrow_table(self, run_id: str, query: NarrowRows) -> str:
         """From a path, for a run whose trial rows are not kept: a table of this browser's own
@@ -317,6 +304,23 @@ class LogBrowser:
         """A table of this browser's own made by the query `made(cursor, places)` gives (with
         its parameters; `$run` is the run, `store.` the store file attached, `places` the
         run's places), kept by (run, `what`) while the run's event count is as last listed."""
+
+        def make(cursor: Any, name: str) -> None:
+            cursor.execute("ATTACH $path AS store (READ_ONLY)", {"path": self._path})
+            try:
+                places = self._planned.table(cursor, run_id, "store.main.")
+                sql, parameters = made(cursor, places)
+                cursor.execute(f"CREATE TABLE {name} AS {sql}", {**parameters, "run": run_id})
+            finally:
+                cursor.execute("DETACH store")
+
+        return self._kept_table(run_id, what, make)
+
+    def _kept_table(
+        self, run_id: str, what: tuple[str, ...], make: Callable[[Any, str], None]
+    ) -> str:
+        """The table of this browser's own that `make(cursor, name)` creates, kept by (run,
+        `what`) while the run's event count is as last listed (the one it replaces dropped)."""
         version = self.versions.get(run_id)
         with self._building:
             held = self._narrowed_tables.get((run_id, what))
@@ -325,13 +329,7 @@ class LogBrowser:
             name = _quoted(f"{what[0]}_{next(_COPIES)}_{run_id[:16]}")
             cursor = self._memory_database().cursor()
             try:
-                cursor.execute("ATTACH $path AS store (READ_ONLY)", {"path": self._path})
-                try:
-                    places = self._planned.table(cursor, run_id, "store.main.")
-                    sql, parameters = made(cursor, places)
-                    cursor.execute(f"CREATE TABLE {name} AS {sql}", {**parameters, "run": run_id})
-                finally:
-                    cursor.execute("DETACH store")
+                make(cursor, name)
                 if held is not None:
                     cursor.execute(f"DROP TABLE {held[1]}")
             except duckdb.Error as error:
