@@ -135,3 +135,22 @@ def test_a_run_with_a_reducer_keeps_no_case_table(tmp_path: Path) -> None:
     assert cache.browser.stored_cases(run) is None
     with opened_store(path, read_only=True) as opened:
         assert comparison == compare_stored(opened, (run, None), models=query.models)
+
+
+def test_a_case_none_of_whose_values_is_present_has_no_mean(kept_store: ViewerStore) -> None:
+    """As `case_values`' `sum` of no value: NULL, not 0.0 / 0 (NaN): the side shows no mean."""
+    path = kept_store.path
+    cache = ViewerCache.of(path)
+    cache.runs(path)
+    browser, run = cache.browser, kept_store.run_b
+    stored = browser.stored_cases(run)
+    assert stored is not None
+    beta = stored.groups.index(("numbers", "beta", "plain"))
+    row = int(stored.bounds[beta])  # beta's first case: its values all missing
+    sums, counts = stored.present_sums.copy(), stored.present_counts.copy()
+    sums[0][row], counts[0][row] = 0.0, 0
+    lacking = attrs.evolve(stored, present_sums=sums, present_counts=counts)
+    browser._stored_cases[(run, browser.versions[run])] = lacking
+    page = browser.disagreements([(run, "alpha"), (run, "beta")], "exact_match", limit=50)
+    shown = {row["case_id"]: (row["a"], row["b"]) for row in page.rows}
+    assert shown[str(stored.cases[row])] == (1.0, None)
