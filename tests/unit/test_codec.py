@@ -19,6 +19,8 @@ from tests.unit.builders import many_cases_spec
 from themis.adapters.codec import (
     _CONVERTER,
     SNAPSHOT_SCHEMA_VERSION,
+    _codec,
+    _encode,
     decode_event,
     decode_snapshot,
     encode_event,
@@ -79,6 +81,40 @@ def test_every_event_round_trips(event: Event) -> None:
     decoded = decode_event(type(event).kind, encode_event(event))
     assert decoded == event
     assert field_types(decoded) == field_types(event)
+
+
+def _through_the_dict(event: Event) -> str:
+    """The payload as the codec wrote it before ADR 0075: cattrs' dict, then the encoder."""
+    return _encode(_codec(type(event), type(event).schema_version), event)
+
+
+@given(EVENTS)
+def test_the_payload_writer_writes_the_text_of_the_dict_and_the_encoder(event: Event) -> None:
+    assert encode_event(event) == _through_the_dict(event)
+
+
+SCALAR_TYPES = {str, int, float, bool, type(None)}
+# Each written into every scalar field of every event class: another scalar type than declared
+# (an int in a float field, a bool in an int one), NaN and the infinities, odd floats and ints,
+# lone surrogates, quotes and control characters.
+ODD_VALUES = [math.nan, math.inf, -math.inf, -0.0, 1e300, 5e-324, 2**70, -1, True, False, None]
+ODD_VALUES += ["", "\u2028", '"\\', "\ud800", "\x00\n", "é"]
+
+
+@given(st.sampled_from(EVENT_TYPES), st.data())
+def test_the_payload_writer_writes_any_scalar_in_any_field_as_the_encoder_does(
+    cls: type[Event], data: st.DataObject
+) -> None:
+    event = data.draw(event_strategy(cls))
+    for field in attrs.fields(attrs.resolve_types(cls)):
+        union = typing.get_origin(field.type) in (types.UnionType, typing.Union)
+        if field.type in SCALAR_TYPES or (
+            union and set(typing.get_args(field.type)) <= SCALAR_TYPES
+        ):
+            for value in ODD_VALUES:
+                odd = attrs.evolve(event)
+                object.__setattr__(odd, field.name, value)
+                assert encode_event(odd) == _through_the_dict(odd), (field.name, value)
 
 
 @given(EVENTS)
