@@ -10,11 +10,12 @@ few calls first, so that its `.pyc` files exist before anything is counted.
 - `call LAYER` (`pool`, `adapter`, `caller`): `bench/call_path.py`'s layer, N calls with 64 in
   flight against the fake endpoint answering after 1 ms (300 and 1,300 calls);
 - `trial`: `Experiment.run` of `bench/resume.py`'s scripted experiment on the in-memory store,
-  256 tasks (1,000 and 3,000 trials).
+  256 tasks (1,000 and 3,000 trials); `trial duckdb`: the same on a DuckDB file (the writer's
+  encoding, DuckDB's appends and the run's end included).
 
 `--tree DIR` (repeatable) measures another checkout of the repository (e.g. `git archive main
 | tar -x -C DIR`), run by this interpreter; trees are measured in turn, in the order given.
-Usage: `python bench/instructions.py [--tree DIR ...] call caller` or `... trial`. Needs
+Usage: `python bench/instructions.py [--tree DIR ...] call caller`, `... trial [duckdb]`. Needs
 `valgrind` on the PATH; one run takes minutes (callgrind runs a program ~50 times slower).
 """
 
@@ -24,6 +25,7 @@ import argparse
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +46,11 @@ def child(tree: str, what: str, layer: str, count: int, url: str) -> None:
 
         run = experiment(count)
         run.compiled  # noqa: B018  (compiled before the run, as the other size's is)
-        run.run(MemoryStore(), max_concurrent_tasks=256)
+        if layer != "duckdb":
+            run.run(MemoryStore(), max_concurrent_tasks=256)
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            run.run(Path(folder) / "run.duckdb", max_concurrent_tasks=256)
 
 
 def instructions(tree: str, what: str, layer: str, count: int, url: str) -> int:
@@ -80,6 +86,8 @@ def main() -> None:
             counts = [instructions(tree, args.what, args.layer, n, url) for n in (small, large)]
             per = (counts[1] - counts[0]) / (large - small)
             label = args.layer if args.what == "call" else "Experiment.run"
+            if args.what == "trial" and args.layer == "duckdb":
+                label += ", DuckDB file"
             print(f"{tree}: {label}, {per / 1000:.1f}k instructions a {unit}", flush=True)
 
 
