@@ -222,3 +222,72 @@ def test_a_fold_started_from_a_state_appends_to_its_columns_and_the_state_reads_
     # A fold in progress hands out a state and goes on appending: a fold from that state copies.
     handed = Projection(project(events[:1])).state()
     assert not EventColumns.of(ParseCompleted, "trial_id", handed.parses)._ownership
+
+
+# Steps on a parses map and a scores map reading its keys through the parses' (`index_with`):
+# a put to either (a new key or a held one), or a copy of the scores taken, maybe appending.
+STEPS = st.lists(
+    st.tuples(st.sampled_from(["parse", "score", "copy", "copy appending"]), KEYS), max_size=16
+)
+
+
+@given(STEPS)
+def test_a_map_reading_keys_through_another_s_index_reads_as_a_dict(steps: list[Any]) -> None:
+    """Whatever order the two maps' keys come in, and whatever copies are taken, each map (and
+    each copy) reads as the dict of what was put to it, and the map lent from is never changed
+    by the one that borrowed its index (ADR 0076)."""
+    parses = EventColumns(ParseCompleted, "trial_id")
+    scores = EventColumns(ScoreCompleted, "trial_id")
+    scores.index_with(parses)
+    held_parses: dict[str, Any] = {}
+    held_scores: dict[str, Any] = {}
+    copies: list[tuple[EventColumns[Any], dict[str, Any]]] = []
+    for number, (step, key) in enumerate(steps):
+        if step == "parse":
+            event: Any = ParseCompleted(at=float(number), trial_id=key, trial_key="k", answer=key)
+            parses.put(event)
+            held_parses[key] = event
+        elif step == "score":
+            event = ScoreCompleted(
+                at=float(number), trial_id=key, trial_key="k", scores={"m": float(number)}
+            )
+            scores.put(event)
+            held_scores[key] = event
+        else:
+            copied = scores.copy(appending=step == "copy appending")
+            copies.append((copied, dict(held_scores)))
+            if step == "copy appending":  # the copy takes over: go on with it as the fold does
+                scores = copied
+                copies.pop()
+        assert parses == held_parses
+        assert list(parses) == list(held_parses)
+        assert scores == held_scores
+        assert list(scores) == list(held_scores)
+        assert [key for key in held_scores if key not in scores] == []
+        for copied, held in copies:
+            assert copied == held
+            assert list(copied) == list(held)
+
+
+def test_a_run_s_scores_read_their_keys_through_its_parses_index() -> None:
+    # One dict of every trial less in a run's fold (ADR 0076): while each trial's score follows
+    # its parse, the scores add nothing to the index; a score out of that order gives them
+    # their own.
+    from themis.core.state import Projection
+
+    fold = Projection()
+    for i in range(3):
+        fold.apply(
+            [
+                ParseCompleted(at=1.0, trial_id=str(i), trial_key="k", answer="a"),
+                ScoreCompleted(at=1.0, trial_id=str(i), trial_key="k", scores={"m": 1.0}),
+            ]
+        )
+    state = fold.state()
+    assert state.scores._rows is state.parses._rows  # type: ignore[attr-defined]
+    fold.apply([ScoreCompleted(at=1.0, trial_id="x", trial_key="k", scores={"m": 0.0})])
+    state = fold.state()
+    assert state.scores._rows is not state.parses._rows  # type: ignore[attr-defined]
+    assert list(state.scores) == ["0", "1", "2", "x"]
+    assert list(state.parses) == ["0", "1", "2"]
+    assert "x" not in state.parses

@@ -126,6 +126,7 @@ class EventColumns(Mapping[str, E], Generic[E]):
     """Events of `cls` by the value of their `key` field (see the module docstring)."""
 
     __slots__ = (
+        "_borrowed",
         "_cls",
         "_columns",
         "_count",
@@ -146,6 +147,7 @@ class EventColumns(Mapping[str, E], Generic[E]):
         self._count = 0
         self._interned: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self._shared = False  # its columns are another map's too (see the module docstring)
+        self._borrowed = False  # its key index is another map's (`index_with`), read only
         # `[True]` while this map may append to shared columns in place: a list, so that it is
         # handed over atomically (`list.pop`) even when two threads copy one map.
         self._ownership = [True]
@@ -196,6 +198,7 @@ class EventColumns(Mapping[str, E], Generic[E]):
         other._count = self._count
         other._interned = self._interned  # only ever added to: sharing it is safe
         other._shared = self._shared = True
+        other._borrowed = self._borrowed
         other._ownership = []
         if appending:
             with suppress(IndexError):  # another copy took it over, or this map never had it
@@ -218,8 +221,23 @@ class EventColumns(Mapping[str, E], Generic[E]):
             column if type(column) is _Same or column is None else column[:count]
             for column in self._columns
         ]
-        self._shared = False
+        self._shared = self._borrowed = False
         self._ownership = [True]
+
+    def index_with(self, other: EventColumns[Any]) -> None:
+        """Read keys through `other`'s key index while this map's keys come in the same order
+        as `other`'s (a run's scores after its parses, both by trial id), instead of an index of
+        its own: one dict of every trial less (ADR 0076). The first key out of that order (or
+        not yet in `other`) gives this map an index of its own; `other` is never changed.
+        A map that holds events, or shares its columns, keeps its own."""
+        if not self._count and not self._shared:
+            self._rows, self._borrowed = other._rows, True
+
+    def _own_index(self) -> None:
+        """A key index of this map's own rows, in place of the one it borrowed."""
+        keys = self.column(self._key, as_items=True)
+        self._rows = {key: _row_number(row) for row, key in enumerate(keys)}
+        self._borrowed = False
 
     def put(self, event: E) -> None:
         """Hold `event` under its key, replacing the event held for that key (if any)."""
@@ -231,7 +249,11 @@ class EventColumns(Mapping[str, E], Generic[E]):
             self._unshare()
         values = self._layout.row(event)
         appending = row is None
-        if row is None:
+        if row is None and self._borrowed and self._rows.get(key) == self._count:
+            row = self._rows[key]  # the borrowed index holds this key at this map's next row
+        elif row is None:
+            if self._borrowed:
+                self._own_index()
             row = self._rows[key] = _row_number(self._count)
         columns, mappings, floats = self._columns, self._layout.mappings, self._layout.floats
         for index, given in enumerate(values):
@@ -368,7 +390,7 @@ class EventColumns(Mapping[str, E], Generic[E]):
         return row is not None and row < self._count
 
     def __iter__(self) -> Iterator[str]:
-        if not self._shared:
+        if not self._shared and not self._borrowed:
             return iter(self._rows)
         # The key index may be growing in another thread: read this map's rows of the keys.
         index = self._layout.names.index(self._key)

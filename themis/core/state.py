@@ -165,6 +165,8 @@ class Projection:
         self._failures = dict(state.generation_failures)
         self._parses = EventColumns.of(ParseCompleted, "trial_id", state.parses)
         self._scores = EventColumns.of(ScoreCompleted, "trial_id", state.scores)
+        # A trial's score follows its parse: the scores read their keys through the parses'.
+        self._scores.index_with(self._parses)
         self._reductions = dict(state.reductions)
         self._code_executions = dict(state.code_executions)
         self._epoch = state.epoch
