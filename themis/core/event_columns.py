@@ -15,6 +15,10 @@ only the rows it counted, so rows appended after it was made are invisible to it
 to a shared map (replacing a held key's event, or a put to a map that may not append) first
 copies the columns (ADR 0055). A map may be read in another thread while another appends in
 place: it iterates its key column, never the shared key index.
+
+A map whose keys come in another's order (a run's scores after its parses) may read its keys
+through that map's key index (`index_with`) instead of one of its own, until a key comes out of
+that order; and every map's index holds shared int objects for its row numbers (ADR 0076).
 """
 
 from __future__ import annotations
