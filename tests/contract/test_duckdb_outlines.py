@@ -73,6 +73,12 @@ def test_a_store_written_before_outlines_were_kept_cuts_them(tmp_path: Path) -> 
     with duckdb.connect(str(path)) as con:  # as a store written before the table existed
         con.execute("DROP TABLE run_outlines")
     assert _outline(path) == kept
+    reader = DuckDBStore(path, read_only=True)
+    try:  # hashed from the text when no outline keeps it
+        assert kept is not None
+        assert reader.snapshot_saved_as("run-a") == kept.stored_as
+    finally:
+        reader.close()
     DuckDBStore(path).close()  # a writer's open adds the table
     with duckdb.connect(str(path), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM run_outlines").fetchone() == (0,)

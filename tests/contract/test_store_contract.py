@@ -373,6 +373,8 @@ class StoreContract(StoreFixture):
         second = store.load_outline("run-a")
         assert second is not None
         assert second.stored_as != first.stored_as  # only a case changed
+        assert store.snapshot_saved_as("run-a") == second.stored_as
+        assert store.snapshot_saved_as("run-zzz") is None
         assert second.snapshot == first.snapshot
         assert second.fields == ("question",)
 

@@ -15,6 +15,8 @@ Contract (one suite in `tests/contract` runs it against every adapter):
   (`places=False`) and none come later; one without such views may ignore them.
   `load_outline` returns the run's snapshot without its datasets' cases and the name of the
   snapshot as stored (`SnapshotOutline`): saving a snapshot of other content changes the name.
+  `snapshot_saved_as` is that name as the last save gave it, without reading the snapshot
+  (what an execution that saved it vouches for).
 - `CheckpointStore.save_checkpoint` keeps one `Checkpoint` per run (a later save replaces it);
   `load_checkpoint` returns it whole, `load_checkpoint_summary` only its `CheckpointSummary`
   (seq, run-level facts, cached report) without decoding the state, so "nothing to do" is
@@ -75,6 +77,8 @@ class RunCatalog(Protocol):
     def load_snapshot(self, run_id: str) -> RunSnapshot | None: ...
 
     def load_outline(self, run_id: str) -> SnapshotOutline | None: ...
+
+    def snapshot_saved_as(self, run_id: str) -> str | None: ...
 
     def runs(self) -> list[RunSummary]: ...
 

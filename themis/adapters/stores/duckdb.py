@@ -63,7 +63,7 @@ from themis.adapters.stores.duckdb_open import (
     detach,
     prepare_schema,
 )
-from themis.adapters.stores.duckdb_outline import keep_outline, stored_outline
+from themis.adapters.stores.duckdb_outline import keep_outline, saved_as, stored_outline
 from themis.adapters.stores.duckdb_views import (
     create_views,
     holds_places,
@@ -494,6 +494,12 @@ class DuckDBStore:
                 return stored_outline(con, run_id)
         except StoreError as error:
             raise StoreError(f"{self._path}: run {run_id}: {error}") from error
+
+    def snapshot_saved_as(self, run_id: str) -> str | None:
+        """The sha256 of the run's snapshot text as its outline was kept with it (else hashed
+        now, by DuckDB); `None` if none was saved."""
+        with self._connection(large=True) as con:
+            return saved_as(con, run_id)
 
     def save_checkpoint(self, run_id: str, checkpoint: Checkpoint) -> None:
         """Keep `checkpoint` as the run's one checkpoint, replacing any earlier one: its head in

@@ -21,7 +21,7 @@ from themis.adapters.codec import decode_snapshot, encode_snapshot
 from themis.core.breakdown import field_names
 from themis.core.snapshot import RunSnapshot, SnapshotOutline, without_cases
 
-__all__ = ["OUTLINES_TABLE", "keep_outline", "kept_outline", "stored_outline"]
+__all__ = ["OUTLINES_TABLE", "keep_outline", "kept_outline", "saved_as", "stored_outline"]
 
 OUTLINES_TABLE: Final = (
     "CREATE TABLE IF NOT EXISTS run_outlines ("
@@ -70,6 +70,17 @@ def stored_outline(con: Any, run_id: str) -> SnapshotOutline | None:
     if row is None:
         return None
     return SnapshotOutline(decode_snapshot(row[0]), tuple(row[1] or ()), row[2])
+
+
+def saved_as(con: Any, run_id: str) -> str | None:
+    """The sha256 of the run's snapshot text as kept with its outline when it was saved (no
+    read of the text), else of the text as it is; `None` for a run without a snapshot."""
+    if kept_outline(con, run_id):
+        row = con.execute("SELECT stored_as FROM run_outlines WHERE run_id = $run", {"run": run_id})
+    else:
+        row = con.execute("SELECT sha256(snapshot) FROM runs WHERE run_id = $run", {"run": run_id})
+    found = row.fetchone()
+    return None if found is None else str(found[0])
 
 
 def kept_outline(con: Any, run_id: str) -> bool:

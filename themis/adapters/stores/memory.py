@@ -83,6 +83,11 @@ class MemoryStore:
             fields = field_names(snapshot.spec)
             return SnapshotOutline(without_cases(snapshot), fields, self._stored_as[run_id])
 
+    def snapshot_saved_as(self, run_id: str) -> str | None:
+        """Which save stored the run's snapshot (`load_outline`'s name for it)."""
+        with self._lock:
+            return self._stored_as.get(run_id)
+
     def save_checkpoint(self, run_id: str, checkpoint: Checkpoint) -> None:
         """Keep `checkpoint` as the run's one checkpoint, replacing any earlier one."""
         with self._lock:

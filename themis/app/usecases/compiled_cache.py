@@ -88,12 +88,12 @@ def remember_run(
 
 
 def _vouching(store: StorePort, compiled: CompiledRun, facts: CompiledFacts) -> CompiledFacts:
-    """`facts` vouching for the run's snapshot as the store holds it (ADR 0077): readers then
-    check its identity from its outline, without reading a case."""
-    outline = store.load_outline(compiled.run_id)
-    if outline is None:  # not stored: nothing to vouch for
+    """`facts` vouching for the run's snapshot as this execution saved it, or read it (ADR
+    0077): readers then check its identity from its outline, without reading a case."""
+    saved_as = store.snapshot_saved_as(compiled.run_id)
+    if saved_as is None:  # not stored: nothing to vouch for
         return facts
-    return attrs.evolve(facts, snapshot=outline.stored_as, stand_in=stand_in_id(compiled))
+    return attrs.evolve(facts, snapshot=saved_as, stand_in=stand_in_id(compiled))
 
 
 def answer_complete(
