@@ -7,16 +7,18 @@ from __future__ import annotations
 import json
 import zlib
 from pathlib import Path
+from types import ModuleType
 
 import attrs
 import duckdb
 import pytest
 
 from tests.contract import checkpoint_format2 as format2
+from tests.contract import checkpoint_format4 as format4
 from tests.contract.stores import OnDuckDBFile, OnDuckDBInMemory, OnMemoryStore, StoreFixture
 from tests.contract.test_store_contract import SAMPLE_EVENTS, answers, field_types, make_snapshot
 from themis.adapters import checkpoint_tables
-from themis.adapters.checkpoint_codec import encode_checkpoint
+from themis.adapters.checkpoint_codec import CHECKPOINT_FORMAT, encode_checkpoint
 from themis.adapters.codec import encode_event, encode_snapshot
 from themis.adapters.stores import DuckDBStore
 from themis.adapters.stores.duckdb import SCHEMA_VERSION
@@ -490,17 +492,21 @@ def test_the_checkpoint_table_keeps_summary_state_and_report_apart(tmp_path: Pat
     assert '"exact_match"' in report
 
 
+def older_texts(fixture: ModuleType, version: int) -> list[str]:
+    """The summary, state and report texts of an older checkpoint `fixture` (of format
+    `version`), its `DIGEST` the digest of today's stored classes."""
+    digest = json.loads(encode_checkpoint(realistic_checkpoint()).summary)["format"][2:]
+    texts = (fixture.SUMMARY, fixture.STATE, fixture.REPORT)
+    return [text.replace(f"{version}:DIGEST", f"{version}:{digest}") for text in texts]
+
+
 def test_a_store_with_checkpoints_of_format_2_reads_them(tmp_path: Path) -> None:
     """A store written before ADR 0040 keeps a checkpoint's maps inside its state text, and has
     no `checkpoint_parts` table until a writer opens it: a read-only open reads it all the same,
     and a writer's next checkpoint replaces it."""
     path = tmp_path / "s.duckdb"
     DuckDBStore(path).close()
-    digest = json.loads(encode_checkpoint(realistic_checkpoint()).summary)["format"][2:]
-    texts = [
-        text.replace("2:DIGEST", f"2:{digest}")
-        for text in (format2.SUMMARY, format2.STATE, format2.REPORT)
-    ]
+    texts = older_texts(format2, 2)
     with duckdb.connect(str(path)) as con:
         con.execute("DROP TABLE checkpoint_parts")
         row = ["run-a", format2.SEQ, *texts]
@@ -527,7 +533,7 @@ def test_a_store_with_checkpoints_of_format_3_reads_them(tmp_path: Path) -> None
             text = zlib.decompress(body).decode()
             con.execute("INSERT INTO checkpoint_parts VALUES ($1, $2, $3)", [run_id, part, text])
         con.execute("DROP TABLE checkpoint_blobs")
-        older = 'replace({0}, \'"format":"4:\', \'"format":"3:\')'
+        older = f'replace({{0}}, \'"format":"{CHECKPOINT_FORMAT}:\', \'"format":"3:\')'
         con.execute(
             f"UPDATE checkpoints SET summary = {older.format('summary')},"
             f" state = {older.format('state')}"
@@ -537,6 +543,21 @@ def test_a_store_with_checkpoints_of_format_3_reads_them(tmp_path: Path) -> None
     _read_then_replaced(path)
     with duckdb.connect(str(path)) as con:
         assert con.execute("SELECT count(*) FROM checkpoint_parts").fetchone() == (0,)
+
+
+def test_a_store_with_checkpoints_of_format_4_reads_them(tmp_path: Path) -> None:
+    """A store written before ADR 0078 keeps float columns as JSON numbers in its compressed
+    parts: read alike, and a writer's next checkpoint replaces it."""
+    path = tmp_path / "s.duckdb"
+    DuckDBStore(path).close()
+    texts = older_texts(format4, 4)
+    with duckdb.connect(str(path)) as con:
+        row = ["run-a", format4.SEQ, *texts]
+        con.execute("INSERT INTO checkpoints VALUES ($1, $2, $3, $4, $5)", row)
+        for part, text in enumerate(format4.PARTS):
+            body = zlib.compress(text.encode())
+            con.execute("INSERT INTO checkpoint_blobs VALUES ($1, $2, $3)", ["run-a", part, body])
+    _read_then_replaced(path)
 
 
 def test_deleting_a_run_deletes_its_checkpoint_parts_only(tmp_path: Path) -> None:

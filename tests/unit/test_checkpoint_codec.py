@@ -3,7 +3,10 @@ checkpoints read as absent, malformed ones refused as `StoreError`."""
 
 from __future__ import annotations
 
+import base64
 import json
+import math
+import struct
 import zlib
 from collections.abc import Iterable
 from typing import Any
@@ -13,11 +16,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.contract import checkpoint_format2 as format2
-from tests.contract.test_store_checkpoints import make_report, realistic_checkpoint
+from tests.contract import checkpoint_format4 as format4
+from tests.contract.test_store_checkpoints import (
+    make_report,
+    older_texts,
+    realistic_checkpoint,
+)
 from tests.contract.test_store_contract import field_types
 from tests.unit.test_codec import EVENTS
 from themis.adapters import checkpoint_tables
 from themis.adapters.checkpoint_codec import (
+    CHECKPOINT_FORMAT,
     compressed_parts,
     decode_checkpoint,
     decode_checkpoint_summary,
@@ -77,7 +86,9 @@ def test_repeated_values_are_stored_once_without_losing_types() -> None:
     columns = columns_of(checkpoint, "generations")
     assert {"all": "same"} in columns  # text
     assert {"all": False} in columns  # cache_hit
-    assert [-0.0, -0.0, -0.0, 0.0] in columns  # floats are never merged: 0.0 == -0.0
+    # floats are never merged (0.0 == -0.0): their doubles are kept, little-endian
+    latencies = base64.b64encode(struct.pack("<4d", -0.0, -0.0, -0.0, 0.0)).decode()
+    assert {"f64": latencies} in columns
     decoded = round_trip(checkpoint)
     assert decoded is not None
     assert [str(event.latency_s) for event in decoded.state.generations.values()] == [
@@ -180,11 +191,7 @@ def test_large_maps_come_in_parts_with_each_key_column_once(
 
 def test_a_checkpoint_of_format_2_reads_as_it_was_written() -> None:
     """Stores written before ADR 0040 keep every map inside the state's one text."""
-    digest = json.loads(encode_checkpoint(realistic_checkpoint()).summary)["format"][2:]
-    texts = [
-        text.replace("2:DIGEST", f"2:{digest}")
-        for text in (format2.SUMMARY, format2.STATE, format2.REPORT)
-    ]
+    texts = older_texts(format2, 2)
     decoded = decode_checkpoint(format2.SEQ, *texts)
     assert decoded == realistic_checkpoint()
     assert decoded is not None
@@ -198,13 +205,72 @@ def test_a_checkpoint_of_format_3_reads_its_parts_as_texts() -> None:
     checkpoint = realistic_checkpoint()
     encoded = encode_checkpoint(checkpoint)
     summary, state = (
-        text.replace('"format":"4:', '"format":"3:') for text in (encoded.summary, encoded.state)
+        text.replace(f'"format":"{CHECKPOINT_FORMAT}:', '"format":"3:')
+        for text in (encoded.summary, encoded.state)
     )
     texts = [zlib.decompress(part).decode() for part in encoded.parts]
     assert compressed_parts(encoded.state)
     assert not compressed_parts(state)
     assert not compressed_parts(format2.STATE)
     assert decode_checkpoint(checkpoint.seq, summary, state, encoded.report, texts) == checkpoint
+
+
+def test_a_checkpoint_of_format_4_reads_its_floats_as_json_numbers() -> None:
+    """Stores written before ADR 0078 keep float columns as JSON numbers in compressed parts."""
+    summary, state, report = older_texts(format4, 4)
+    parts = [zlib.compress(text.encode()) for text in format4.PARTS]
+    assert compressed_parts(state)
+    decoded = decode_checkpoint(format4.SEQ, summary, state, report, parts)
+    assert decoded == realistic_checkpoint()
+    assert decoded is not None
+    assert types_of(decoded.state) == types_of(realistic_checkpoint().state)
+
+
+FLOATS = [0.0, -0.0, 1.5, -2.25e-308, 5e-324, 1.7976931348623157e308, math.inf, -math.inf, 0.1]
+
+
+def test_float_columns_are_stored_as_doubles_and_read_back_bit_for_bit() -> None:
+    events = [
+        GenerationCompleted(at=at, trial_key=f"key-{i}", text="x", latency_s=at)
+        for i, at in enumerate([*FLOATS, math.nan])
+    ]
+    checkpoint = Checkpoint(seq=len(events), state=project(events))
+    at, *_, latency = columns_of(checkpoint, "generations")[:7]
+    assert set(at) == {"f64"}
+    assert set(latency) == {"f64"}
+    decoded = round_trip(checkpoint)
+    assert decoded is not None
+    for column in ("at", "latency_s"):
+        held = decoded.state.generations.column(column)  # type: ignore[attr-defined]
+        assert [struct.pack("<d", value) for value in held] == [
+            struct.pack("<d", value) for value in [*FLOATS, math.nan]
+        ]
+        assert {type(value) for value in held} == {float}
+
+
+def test_a_column_of_floats_and_nulls_stays_a_list() -> None:
+    events = [
+        GenerationCompleted(at=1.0, trial_key=f"key-{i}", text="x", latency_s=latency)
+        for i, latency in enumerate([0.5, None, 0.25])
+    ]
+    checkpoint = Checkpoint(seq=3, state=project(events))
+    columns = columns_of(checkpoint, "generations")
+    assert columns[0] == {"all": 1.0} or "f64" in columns[0]
+    assert [0.5, None, 0.25] in columns
+    assert round_trip(checkpoint) == checkpoint
+
+
+@pytest.mark.parametrize("damage", ["short", "not base64"])
+def test_a_damaged_float_column_is_a_store_error(damage: str) -> None:
+    events = [GenerationCompleted(at=float(i), trial_key=f"k{i}", text="x") for i in range(3)]
+    checkpoint = Checkpoint(seq=3, state=project(events))
+    encoded = encode_checkpoint(checkpoint)
+    parts = documents(encoded.parts)
+    text = parts[0]["columns"][0]["f64"]
+    parts[0]["columns"][0]["f64"] = text[:-12] if damage == "short" else "%" + text[1:]
+    texts = [json.dumps(part) for part in parts]
+    with pytest.raises(StoreError, match="malformed checkpoint state"):
+        decode_checkpoint(3, encoded.summary, encoded.state, None, texts)
 
 
 def test_parts_are_compressed_and_a_damaged_one_is_a_store_error() -> None:
@@ -264,7 +330,7 @@ def test_a_column_of_the_wrong_length_is_refused() -> None:
     encoded = encode_checkpoint(realistic_checkpoint())
     parts = documents(encoded.parts)
     (parses,) = [part for part in parts if part["map"] == "parses"]
-    parses["columns"][0] = parses["columns"][0][:-1]
+    parses["columns"][3] = parses["columns"][3][:-1]  # answer
     texts = [json.dumps(part) for part in parts]
     with pytest.raises(StoreError, match="malformed checkpoint state"):
         decode_checkpoint(3, encoded.summary, encoded.state, None, texts)

@@ -14,8 +14,9 @@ It is three small texts and the parts of its per-trial maps:
 
 Every text carries a fingerprint of the classes it encodes: a checkpoint written with other
 fields, or another `CHECKPOINT_FORMAT`, decodes as `None` (absent), and the caller folds the log
-instead. Formats 2 (every map inside the head, one text: stores written before ADR 0040) and 3
-(parts as plain texts: before ADR 0048) are read as well. Malformed text raises `StoreError`.
+instead. Formats 2 (every map inside the head, one text: stores written before ADR 0040), 3
+(parts as plain texts: before ADR 0048) and 4 (float columns as JSON numbers: before ADR 0078)
+are read as well. Malformed text raises `StoreError`.
 """
 
 from __future__ import annotations
@@ -67,9 +68,11 @@ __all__ = [
 # unless its format is one `_READABLE` still names.
 # 2: the state keeps `earlier_failures`. 3: the per-trial maps in parts (ADR 0040). 4: each part
 # compressed (ADR 0048; a reader of format 3 would look for its parts as texts, not find them).
-CHECKPOINT_FORMAT: Final = 4
-# The same state: 2 every map inside the head's one text, 3 the parts as plain texts.
-_READ_AS_WELL: Final = (2, 3)
+# 5: float columns as doubles (`{"f64": ...}`, ADR 0078; a reader of format 4 would refuse them).
+CHECKPOINT_FORMAT: Final = 5
+# The same state: 2 every map inside the head's one text, 3 the parts as plain texts, 4 the
+# float columns as JSON numbers.
+_READ_AS_WELL: Final = (2, 3, 4)
 # zlib's fastest level: a part's text (~4 MB) shrinks ~5-10x in ~20 ms, outside the GIL.
 _LEVEL: Final = 1
 
