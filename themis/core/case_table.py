@@ -20,11 +20,12 @@ record holds; otherwise `None`, and a reader reads the log as before.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from attrs import frozen
 
 from themis.core.case_values import CaseMeans
+from themis.core.event_columns import EventColumns
 from themis.core.planner import CompiledRun, PlanRecord
 from themis.core.report_sampling import is_sampled
 from themis.core.state import RunState
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from themis.core.comparison import GroupScores
+    from themis.core.report_columns import PlanLayout
 
 __all__ = ["CASE_TABLE_TRIALS", "CaseTable", "case_table"]
 
@@ -75,25 +77,69 @@ class CaseTable:
 
 def case_table(compiled: CompiledRun, state: RunState, record: PlanRecord) -> CaseTable | None:
     """The run's `CaseTable` of `state`, its plan's keys read from `record`; `None` for a run
-    with rows over samples or judges, a record that does not hold the whole plan, or a state
-    holding a trial the plan does not."""
+    with rows over samples or judges, or a record that does not hold the whole plan.
+
+    Each trial's score is found through the state's own key index (`EventColumns.rows_of`)
+    and each distinct score map read once; a failed trial by its key among the few failed
+    ones: no index of the whole plan is built (at 1M trials, dicts of every id and key would
+    hold ~0.3 GiB at the run's end, beside its final checkpoint)."""
     import numpy as np
 
-    from themis.core.report_columns import FactColumns, PlanIndex
+    from themis.core.report_columns import PlanLayout, distinct_scores
 
     spec = compiled.spec
-    if is_sampled(spec) or spec.judges:
+    total = compiled.trial_count
+    ids, keys = record.trial_ids, record.trial_keys
+    if is_sampled(spec) or spec.judges or len(ids) != total or len(keys) != total:
         return None
-    index = PlanIndex()
-    index.extend(record)
-    if index.count != compiled.trial_count:
-        return None
-    facts = FactColumns.of(compiled, state, index)
-    if facts is None:
-        return None
-    layout = index.layout(compiled)
-    failed = facts.failed
-    settled = facts.scored | failed
+    metrics = tuple(metric.name for metric in spec.metrics)
+    at, maps = _score_rows(state, ids)
+    scored = at >= 0
+    failing = state.failed_keys
+    failed = (
+        np.fromiter(map(failing.__contains__, keys), dtype=bool, count=total) & ~scored
+        if failing
+        else np.zeros(total, dtype=bool)
+    )
+    coded, found, has = distinct_scores(maps, metrics)
+    settled = scored | failed
+    held = scored[settled]
+    if len(found):  # a failed trial's code is any (its row is -1): masked by `held`
+        codes = coded[at[settled]]
+        values = np.where(held, found[codes].T, 0.0)
+        present = (has[codes].T & held) | ~held
+    else:  # failed trials alone: each value 0, present
+        values = np.zeros((len(metrics), len(held)), dtype=np.float64)
+        present = np.ones((len(metrics), len(held)), dtype=bool)
+    layout = PlanLayout.of(compiled)
+    return _grouped(metrics, layout, settled, values, present)
+
+
+def _score_rows(state: RunState, ids: list[str]) -> tuple[npt.NDArray[np.int64], list[Any]]:
+    """Each trial's row among the state's scores (-1 for none) and each row's score map."""
+    import numpy as np
+
+    held = state.scores
+    if isinstance(held, EventColumns):
+        rows = np.fromiter(held.rows_of(ids), dtype=np.int64, count=len(ids))
+        return rows, held.column("scores", as_items=True)
+    events = list(held.values())
+    index = {event.trial_id: row for row, event in enumerate(events)}
+    rows = np.fromiter((index.get(trial, -1) for trial in ids), dtype=np.int64, count=len(ids))
+    return rows, [event.scores for event in events]
+
+
+def _grouped(
+    metrics: tuple[str, ...],
+    layout: PlanLayout,
+    settled: npt.NDArray[np.bool_],
+    values: npt.NDArray[np.float64],
+    present: npt.NDArray[np.bool_],
+) -> CaseTable:
+    """The table of the settled trials' `values` and `present` (per metric, per settled
+    trial), each placed by `layout`."""
+    import numpy as np
+
     group_of, cluster_of = layout.group_of[settled], layout.cluster_of[settled]
     names = np.asarray(layout.case_ids, dtype=np.str_)
     # Rows ordered by group (its key's order) then case id (code point order, as numpy sorts).
@@ -107,12 +153,10 @@ def case_table(compiled: CompiledRun, state: RunState, record: PlanRecord) -> Ca
     row_of = row_of.reshape(-1)
     per_group = np.bincount(keys // max(len(names), 1), minlength=len(ordered))
     bounds = np.concatenate([[0], np.cumsum(per_group)]).astype(np.int64)
-    values = facts.values[:, settled]
-    present = facts.present[:, settled] | failed[settled]
     kept = np.where(present, values, 0.0)
     rows = len(keys)
     return CaseTable(
-        metrics=tuple(metric.name for metric in spec.metrics),
+        metrics=metrics,
         groups=tuple(ordered),
         bounds=bounds,
         cases=names[cluster_of[first]] if rows else np.zeros(0, dtype=np.str_),

@@ -335,6 +335,14 @@ class EventColumns(Mapping[str, E], Generic[E]):
             return [dict(value) if type(value) is tuple else value for value in values]
         return values
 
+    def rows_of(self, keys: Iterable[str]) -> Iterator[int]:
+        """Each of `keys`' row in this map (see `column`), or -1 for a key it does not hold:
+        the map's own key index read, no event built."""
+        rows, count = self._rows, self._count
+        for key in keys:
+            row = rows.get(key, -1)
+            yield row if row < count else -1
+
     def reader(self, *names: str) -> Callable[[str], tuple[Any, ...] | None]:
         """A function of a key giving those fields of its event (`None` if none is held),
         without building the event: for reading a few fields of every trial."""

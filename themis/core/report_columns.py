@@ -33,7 +33,7 @@ from themis.core.report_sampling import is_sampled
 from themis.core.state import RunState
 from themis.core.stats import Estimate, case_mean, estimate_of_means
 
-__all__ = ["FactColumns", "PlanIndex", "PlanLayout", "columnar_report"]
+__all__ = ["FactColumns", "PlanIndex", "PlanLayout", "columnar_report", "distinct_scores"]
 
 
 class PlanIndex:
@@ -144,6 +144,24 @@ def _scores(held: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
     return [event.trial_id for event in events], [event.scores for event in events]
 
 
+def distinct_scores(
+    maps: Sequence[Any], metrics: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each distinct score map of `maps` (as held: most are one object, `EventColumns`
+    interns them) read once: each map's number among them, and per distinct map its value of
+    each metric (0 for one it lacks) and whether it has it."""
+    held_at = np.fromiter(map(id, maps), dtype=np.int64, count=len(maps))
+    _, first, coded = np.unique(held_at, return_index=True, return_inverse=True)
+    table = [dict(maps[row]) for row in first.tolist()]
+    values = np.asarray(
+        [[found.get(metric, 0.0) for metric in metrics] for found in table], dtype=np.float64
+    ).reshape(len(table), len(metrics))
+    present = np.asarray(
+        [[metric in found for metric in metrics] for found in table], dtype=bool
+    ).reshape(len(table), len(metrics))
+    return coded.reshape(-1), values, present
+
+
 def _applies(compiled: CompiledRun, by: Breakdown) -> bool:
     spec = compiled.spec
     return by.is_default and not (is_sampled(spec) or spec.judges)
@@ -172,7 +190,6 @@ class FactColumns:
     def __init__(self, count: int, metrics: int) -> None:
         self.scored = np.zeros(count, dtype=bool)
         self.values = np.zeros((metrics, count), dtype=np.float64)  # 0 for a metric missing
-        self.present = np.zeros((metrics, count), dtype=bool)  # whether the score has it
         self.unparsed = np.zeros(count, dtype=bool)
         self.generated = np.zeros(count, dtype=bool)
         self.failure = np.zeros(count, dtype=bool)
@@ -191,18 +208,8 @@ class FactColumns:
         if at is None:
             return None
         facts.scored[at] = True
-        # Each distinct score map once (most are one object: `EventColumns` interns them).
-        held_at = np.fromiter(map(id, scores), dtype=np.int64, count=len(scores))
-        _, first, coded = np.unique(held_at, return_index=True, return_inverse=True)
-        table = [dict(scores[row]) for row in first.tolist()]
-        values = np.asarray(
-            [[found.get(metric, 0.0) for metric in metrics] for found in table], dtype=np.float64
-        ).reshape(len(table), len(metrics))
-        facts.values[:, at] = values[coded.reshape(-1)].T
-        present = np.asarray(
-            [[metric in found for metric in metrics] for found in table], dtype=bool
-        ).reshape(len(table), len(metrics))
-        facts.present[:, at] = present[coded.reshape(-1)].T
+        coded, values, _ = distinct_scores(scores, metrics)
+        facts.values[:, at] = values[coded].T
         ids, answers = _columns(state.parses, "trial_id", "answer")
         parsed = index.id_positions(ids)
         if parsed is None:

@@ -508,6 +508,8 @@ class DuckDBStore:
         DuckDB keeps what a transaction inserts until it commits: ADR 0048)."""
         encoded = encode_checkpoint(checkpoint)
         row = [run_id, checkpoint.seq, encoded.summary, encoded.state, encoded.report]
+        # Encoded before the transaction: its transients never stand beside what it holds.
+        cases = None if checkpoint.cases is None else encode_case_table(checkpoint.cases)
         # DELETE + INSERT: half the time of INSERT OR REPLACE for a 30 MB state (measured).
         with self._transaction(large=True) as con:
             con.execute("DELETE FROM checkpoints WHERE run_id = $1", [run_id])
@@ -519,11 +521,10 @@ class DuckDBStore:
                 )
             con.execute("INSERT INTO checkpoints VALUES ($1, $2, $3, $4, $5)", row)
             con.execute("DELETE FROM checkpoint_cases WHERE run_id = $1", [run_id])
-            if checkpoint.cases is not None:  # read by the viewer alone (ADR 0072)
-                body = encode_case_table(checkpoint.cases)
+            if cases is not None:  # read by the viewer alone (ADR 0072)
                 con.execute(
                     "INSERT INTO checkpoint_cases VALUES ($1, $2, $3)",
-                    [run_id, checkpoint.seq, body],
+                    [run_id, checkpoint.seq, cases],
                 )
 
     def load_checkpoint(self, run_id: str) -> Checkpoint | None:
