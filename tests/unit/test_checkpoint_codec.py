@@ -273,6 +273,62 @@ def test_a_damaged_float_column_is_a_store_error(damage: str) -> None:
         decode_checkpoint(3, encoded.summary, encoded.state, None, texts)
 
 
+def scored(maps: list[dict[str, float]]) -> Checkpoint:
+    """A checkpoint of one score per map of `maps`, in order."""
+    events = [
+        ScoreCompleted(at=1.0, trial_id=f"id-{i}", trial_key=f"key-{i}", scores=scores)
+        for i, scores in enumerate(maps)
+    ]
+    return Checkpoint(seq=len(events), state=project(events))
+
+
+def test_a_column_of_few_distinct_mappings_keeps_each_once_and_an_index() -> None:
+    right, wrong = {"exact_match": 1.0, "f1": 0.5}, {"exact_match": 0.0, "f1": -0.0}
+    checkpoint = scored([right, wrong, dict(right), right, dict(wrong), {}])
+    column = columns_of(checkpoint, "scores")[3]
+    assert column == {"maps": [right, wrong, {}], "at": [0, 1, 0, 0, 1, 2]}
+    decoded = round_trip(checkpoint)
+    assert decoded == checkpoint
+    assert decoded is not None
+    held = [event.scores for event in decoded.state.scores.values()]
+    assert [str(scores["f1"]) for scores in held[:5]] == ["0.5", "-0.0", "0.5", "0.5", "-0.0"]
+
+
+def test_a_column_of_mostly_distinct_mappings_stays_a_list() -> None:
+    maps = [{"f1": i / 8} for i in range(8)]
+    checkpoint = scored([*maps, maps[0]])
+    assert columns_of(checkpoint, "scores")[3] == [*maps, maps[0]]
+    assert round_trip(checkpoint) == checkpoint
+
+
+@pytest.mark.parametrize("at", [[0, 1, 0, 2], [0, 1, 0, -1], [0, 1, 0]])
+def test_a_damaged_index_of_mappings_is_a_store_error(at: list[int]) -> None:
+    checkpoint = scored([{"f1": 1.0}, {"f1": 0.0}, {"f1": 1.0}, {"f1": 0.0}])
+    encoded = encode_checkpoint(checkpoint)
+    parts = documents(encoded.parts)
+    assert parts[0]["columns"][3]["at"] == [0, 1, 0, 1]
+    parts[0]["columns"][3]["at"] = at
+    texts = [json.dumps(part) for part in parts]
+    with pytest.raises(StoreError, match="malformed checkpoint state"):
+        decode_checkpoint(4, encoded.summary, encoded.state, None, texts)
+
+
+def test_a_checkpoint_of_format_5_reads_each_row_s_mapping_in_place() -> None:
+    """Format 5 (before ADR 0078's second half) kept a column of mappings as one per row."""
+    checkpoint = scored([{"f1": 1.0}, {"f1": 0.0}, {"f1": 1.0}, {"f1": 1.0}])
+    encoded = encode_checkpoint(checkpoint)
+    parts = documents(encoded.parts)
+    shared = parts[0]["columns"][3]
+    parts[0]["columns"][3] = [shared["maps"][index] for index in shared["at"]]
+    summary, state = (
+        text.replace(f'"format":"{CHECKPOINT_FORMAT}:', '"format":"5:')
+        for text in (encoded.summary, encoded.state)
+    )
+    assert summary != encoded.summary
+    texts = [zlib.compress(json.dumps(part).encode()) for part in parts]
+    assert decode_checkpoint(4, summary, state, None, texts) == checkpoint
+
+
 def test_parts_are_compressed_and_a_damaged_one_is_a_store_error() -> None:
     events = [
         event

@@ -15,8 +15,8 @@ It is three small texts and the parts of its per-trial maps:
 Every text carries a fingerprint of the classes it encodes: a checkpoint written with other
 fields, or another `CHECKPOINT_FORMAT`, decodes as `None` (absent), and the caller folds the log
 instead. Formats 2 (every map inside the head, one text: stores written before ADR 0040), 3
-(parts as plain texts: before ADR 0048) and 4 (float columns as JSON numbers: before ADR 0078)
-are read as well. Malformed text raises `StoreError`.
+(parts as plain texts: before ADR 0048), 4 (float columns as JSON numbers) and 5 (each row's
+mapping in its place: both before ADR 0078) are read as well. Malformed text raises `StoreError`.
 """
 
 from __future__ import annotations
@@ -69,10 +69,11 @@ __all__ = [
 # 2: the state keeps `earlier_failures`. 3: the per-trial maps in parts (ADR 0040). 4: each part
 # compressed (ADR 0048; a reader of format 3 would look for its parts as texts, not find them).
 # 5: float columns as doubles (`{"f64": ...}`, ADR 0078; a reader of format 4 would refuse them).
-CHECKPOINT_FORMAT: Final = 5
+# 6: a column of mappings as its distinct ones and an index (`{"maps": ...}`, ADR 0078).
+CHECKPOINT_FORMAT: Final = 6
 # The same state: 2 every map inside the head's one text, 3 the parts as plain texts, 4 the
-# float columns as JSON numbers.
-_READ_AS_WELL: Final = (2, 3, 4)
+# float columns as JSON numbers, 5 every mapping of a column in its row.
+_READ_AS_WELL: Final = (2, 3, 4, 5)
 # zlib's fastest level: a part's text (~4 MB) shrinks ~5-10x in ~20 ms, outside the GIL.
 _LEVEL: Final = 1
 

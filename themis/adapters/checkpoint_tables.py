@@ -12,9 +12,12 @@ reference to that one (`{"as": [map, column]}`): each key once.
 - a column holding one repeated string, integer, boolean or null is stored once, as
   `{"all": value}`; a column of floats only (times, latencies) as the base64 text of their
   IEEE 754 doubles, little-endian, `{"f64": text}` (checkpoint format 5, ADR 0078: exact, and
-  cheaper than each float's decimal text); a retry history is a list of `[attempt, kind,
-  status, delay, retry_after_s]` rows, or null when empty; token log-probabilities are a list
-  of `[token, logprob, [[token, logprob], ...]]` rows, or null when there are none;
+  cheaper than each float's decimal text); a column of mappings (a score's metrics) whose
+  rows share few distinct ones, as the fold holds them, as `{"maps": [...], "at": [...]}`,
+  each distinct mapping once and each row's index into them (format 6, ADR 0078); a retry
+  history is a list of `[attempt, kind, status, delay, retry_after_s]` rows, or null when
+  empty; token log-probabilities are a list of `[token, logprob, [[token, logprob], ...]]`
+  rows, or null when there are none;
 - decoding builds the events of a class without validators or init hooks by setting its slots
   column by column (through each field's converter) instead of calling `__init__` per event
   (~3.5x faster, measured on 100,000 generations); the maps the fold holds as columns
@@ -76,6 +79,7 @@ class _Table:
     slots: tuple[tuple[Any, Callable[[Any], Any] | None], ...] | None
     # Per field: how its values become JSON and back, for values JSON cannot hold as they are.
     codecs: tuple[tuple[Callable[[Any], Any], Callable[[Any], Any]] | None, ...]
+    mappings: tuple[bool, ...]  # per field: whether it holds a mapping (`_shared_maps`)
     columnar: bool  # decoded as `EventColumns`, as the fold holds it (`themis.core.state`)
 
 
@@ -161,6 +165,7 @@ def _table(attribute: str, cls: type[Any], key: str, *, columnar: bool = False) 
         getters=tuple(attrgetter(field.name) for field in fields),
         slots=slots if direct else None,
         codecs=tuple(_FIELD_CODECS.get(field.name) for field in fields),
+        mappings=tuple("Mapping[" in str(field.type) for field in fields),
         columnar=columnar,
     )
 
@@ -207,10 +212,20 @@ def _expand(column: Any, count: int) -> Iterable[Any]:
     if isinstance(column, dict):
         if "f64" in column:
             return _doubles(column["f64"], count)
+        if "maps" in column:
+            return _indexed(column["maps"], column["at"], count)
         return repeat(column["all"], count)
     if not isinstance(column, list) or len(column) != count:
         raise ValueError(f"a column does not hold {count} values")
     return column
+
+
+def _indexed(maps: list[Any], at: list[int], count: int) -> list[Any]:
+    """The rows of a `{"maps": ..., "at": ...}` column (`_shared_maps`); ValueError if not
+    `count` of them or an index is out of range (IndexError past the end)."""
+    if len(at) != count or (at and min(at) < 0):
+        raise ValueError(f"a column does not hold {count} values")
+    return [maps[index] for index in at]
 
 
 def _doubles(text: str, count: int) -> list[float]:
@@ -231,7 +246,8 @@ def _slicer(table: _Table, held: Mapping[str, Any]) -> Callable[[int, int], list
         columns = held
 
         def from_columns(start: int, stop: int) -> list[list[Any]]:
-            return [columns.column(name, start, stop) for name in table.names]
+            # A mapping field's values as held: equal ones are one items tuple (`_shared_maps`).
+            return [columns.column(name, start, stop, as_items=True) for name in table.names]
 
         return from_columns
     rows = list(held.values())
@@ -245,9 +261,26 @@ def _slicer(table: _Table, held: Mapping[str, Any]) -> Callable[[int, int], list
 
 def _encoded(table: _Table, raw: list[list[Any]]) -> list[Any]:
     return [
-        _compact(values if codec is None else list(map(codec[0], values)))
-        for values, codec in zip(raw, table.codecs, strict=True)
+        _shared_maps(values)
+        if mapping
+        else _compact(values if codec is None else list(map(codec[0], values)))
+        for values, codec, mapping in zip(raw, table.codecs, table.mappings, strict=True)
     ]
+
+
+def _shared_maps(values: list[Any]) -> Any:
+    """A column of mappings (dicts, or the fold's items tuples: one object for equal ones) as
+    `{"maps": [...], "at": [...]}` when its rows share at most half as many distinct objects,
+    else as the list of its dicts."""
+    positions: dict[int, int] = {}
+    at = [positions.setdefault(id(value), len(positions)) for value in values]
+    if len(positions) * 2 > len(values):
+        return [dict(value) if type(value) is tuple else value for value in values]
+    firsts: dict[int, Any] = {}
+    for value in values:
+        firsts.setdefault(id(value), value)
+    maps = [dict(value) if type(value) is tuple else value for value in firsts.values()]
+    return {"maps": maps, "at": at}
 
 
 def encode_parts(state: RunState) -> Iterator[dict[str, Any]]:
