@@ -215,15 +215,21 @@ def test_identical_requests_are_generated_once_and_scored_per_trial() -> None:
 
 
 @pytest.mark.parametrize(
-    "stage_concurrency", [{}, {"parse": 3, "score": 2}], ids=["unlimited", "limited"]
+    ("stage_concurrency", "batch_size"),
+    [({}, 1000), ({"parse": 3, "score": 2}, 1000), ({}, 1)],
+    ids=["unlimited", "limited", "full-channel"],
 )
 def test_twins_never_log_a_parse_before_the_generation_they_share(
-    stage_concurrency: dict[str, int],
+    stage_concurrency: dict[str, int], batch_size: int
 ) -> None:
+    """`full-channel`: the writer's channel holds 8 sends, so trials wait to send and their
+    twins run meanwhile (a twin's send must queue behind the one holding its generation)."""
     # Cases in pairs that render identically: 20 requests for 40 trials.
     cases = [Case(id=f"x{i}", fields={"n": i // 2}, expected=str(i)) for i in range(40)]
     compiled = compile_run(make_spec(cases=cases))
-    runtime = RuntimeConfig(max_concurrent_tasks=8, stage_concurrency=stage_concurrency)
+    runtime = RuntimeConfig(
+        max_concurrent_tasks=8, stage_concurrency=stage_concurrency, store_batch_size=batch_size
+    )
 
     # trio schedules ready tasks in a random order: a few runs explore several interleavings.
     for _ in range(30):
@@ -260,6 +266,25 @@ def test_events_are_group_committed_in_batches() -> None:
     assert all(10 <= size <= 12 for size in full)
     assert last >= 1
     assert len(store.appends) <= math.ceil(len(events) / 10)
+
+
+def test_a_trial_sends_its_generation_parse_and_score_to_the_writer_at_once() -> None:
+    """One send a trial, not its generation first and then its parse and score (ADR 0075): with
+    batches of one event, each append holds one send's events (the first, `RunStarted`)."""
+    compiled = compile_run(make_spec(20))
+    store = CountingStore()
+
+    run_virtual(compiled, CountingModel(), store, runtime=RuntimeConfig(store_batch_size=1))
+
+    kinds = [type(event).kind for event in events_of(store, compiled.run_id)]
+    trials = [kinds[start : start + 3] for start in range(1, 1 + 3 * 20, 3)]
+    assert set(map(tuple, trials)) == {
+        ("generation_completed", "parse_completed", "score_completed")
+    }
+    # The writer's last append takes whatever waited once the trials were done (ADR 0060).
+    *appends, last = store.appends[1:]
+    assert set(appends) == {3}
+    assert last % 3 == 1
 
 
 def _store_sizes_seen_during_a_slow_run(flush_interval: float) -> tuple[list[int], list[int]]:

@@ -140,20 +140,22 @@ class TrialRunner:
         One coroutine from the worker to the model call: each frame between a trial and its
         socket is resumed at every wake-up (ADR 0061)."""
         trial = item.plan
+        events: list[Event] = []
         if Stage.GENERATE in item.stages:
-            outcome = await self.generation(trial, held)
+            # Its generation goes out with its parse and score in one send when nothing is
+            # awaited between them (ADR 0075): no twin can run before that send is queued.
+            together = Stage.SCORE not in item.stages or not self.scorer.executes
+            outcome = await self.generation(trial, held, events=events if together else None)
         else:
             outcome = self.state.generations[trial.trial_key]
         generation = self._settled(item, outcome)
-        if generation is None:
-            return
-        events: list[Event] = []
-        candidate = self._parse_and_score_now(item, generation, events)
-        if candidate is not None:  # code runs in the sandbox, awaited: the limit holds
-            async with self.limiters.stages[Stage.SCORE]:
-                events += await self.scorer.score(candidate)
-            self.counts.scored += 1
-            self.counts.done += 1
+        if generation is not None:
+            candidate = self._parse_and_score_now(item, generation, events)
+            if candidate is not None:  # code runs in the sandbox, awaited: the limit holds
+                async with self.limiters.stages[Stage.SCORE]:
+                    events += await self.scorer.score(candidate)
+                self.counts.scored += 1
+                self.counts.done += 1
         if events:
             await deliver(self.send, events)
 
@@ -301,7 +303,12 @@ class TrialRunner:
         )
 
     async def generation(
-        self, trial: TrialPlan, held: float | None, stage: Stage = Stage.GENERATE
+        self,
+        trial: TrialPlan,
+        held: float | None,
+        stage: Stage = Stage.GENERATE,
+        *,
+        events: list[Event] | None = None,
     ) -> GenerationCompleted | GenerationFailed:
         """Call the model once per `trial_key`; a twin trial waits for and reuses the result.
 
@@ -309,7 +316,10 @@ class TrialRunner:
         a call: the original event with `cache_hit`, `source_run` and the time of reuse (and
         no retry history: this run made no attempt). `held` is the cost estimate the budget
         holds for this trial's call, released when no call is made. `stage`: `judge` for a
-        judge's call (`ModelCaller.generate`).
+        judge's call (`ModelCaller.generate`). The event is sent to the writer at once, or
+        appended to `events` for a caller that sends them before it awaits anything else: a
+        twin reuses the generation as soon as it is no longer in flight, and its parse must not
+        reach the log before this generation (a twin's send queues behind the caller's).
         """
         key = trial.trial_key
         in_flight = self.in_flight
@@ -337,10 +347,11 @@ class TrialRunner:
                 if isinstance(outcome, GenerationFailed):
                     outcome = attrs.evolve(outcome, execution=self.execution_number)
             self.generated[key] = outcome
-            # Sent now, not with the trial's other events: a twin may reuse it as soon as it is
-            # no longer in flight, and its parse must not reach the log before this generation.
-            sent: list[Event] = [outcome]
-            await deliver(self.send, sent)
+            if events is None:
+                sent: list[Event] = [outcome]
+                await deliver(self.send, sent)
+            else:
+                events.append(outcome)
             return outcome
         finally:
             waited = in_flight.pop(key)
