@@ -7,11 +7,7 @@ meanwhile leaves no places, which readers compute and a resume keeps.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,6 +17,7 @@ import duckdb
 import pytest
 
 import themis
+from tests.interrupts import killed_script
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.duckdb_tables import read_log
 from themis.app.usecases.run_places import PlacesKeeper
@@ -167,17 +164,7 @@ _experiment(tmp).run(store=tmp / "s.duckdb", progress="off")
 def test_a_kill_while_the_places_are_kept_leaves_none_and_a_resume_keeps_them(
     tmp_path: Path,
 ) -> None:
-    root = Path(__file__).resolve().parents[2]
-    child = subprocess.run(
-        [sys.executable, "-c", KILLED_WHILE_KEEPING_THE_PLACES, str(tmp_path)],
-        check=False,
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert child.returncode == -signal.SIGKILL, child.stderr
+    killed_script(KILLED_WHILE_KEEPING_THE_PLACES, str(tmp_path))
     store = tmp_path / "s.duckdb"
     experiment = _experiment(tmp_path)
     with duckdb.connect(str(store), read_only=True) as con:

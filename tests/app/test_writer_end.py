@@ -4,10 +4,6 @@ leaves the log as the earlier appends left it, and a resume completes the run (A
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +17,7 @@ from tests.app.doubles import (
     make_spec,
     run_virtual,
 )
+from tests.interrupts import killed_script
 from themis.adapters.clocks import FakeClock
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.memory import MemoryStore
@@ -31,7 +28,6 @@ from themis.core.runtime import RuntimeConfig
 from themis.core.state import RunState, project
 from themis.ports.store import StorePort
 
-ROOT = Path(__file__).resolve().parents[2]
 BATCH = 3
 TRIALS = 12
 
@@ -140,16 +136,7 @@ def test_a_kill_during_the_final_append_keeps_what_was_committed_and_a_resume_co
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "killed.duckdb"
-    child = subprocess.run(
-        [sys.executable, "-c", KILLED_IN_THE_FINAL_APPEND, str(path)],
-        check=False,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert child.returncode == -signal.SIGKILL, child.stderr
+    killed_script(KILLED_IN_THE_FINAL_APPEND, str(path))
     compiled = compile_run(make_spec(TRIALS))
     _, events, _ = logged_run()
 

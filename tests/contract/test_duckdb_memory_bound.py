@@ -8,9 +8,6 @@ limit such a value cannot be read, and a checkpoint that must rewrite it fails f
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +16,7 @@ import duckdb
 import pytest
 
 from tests.contract.test_store_contract import answers, make_snapshot
+from tests.interrupts import killed_script
 from themis.adapters.stores import duckdb_bound
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.core.snapshot import RunSnapshot
@@ -168,13 +166,7 @@ def test_a_kill_while_the_bound_is_lifted_leaves_a_store_a_bounded_writer_opens(
     DuckDB's memory (under the bound that checkpoint would be DuckDB's FATAL error)."""
     monkeypatch.setattr(duckdb_bound, "MEMORY_LIMIT", SMALL_LIMIT)
     path = tmp_path / "s.duckdb"
-    child = subprocess.run(
-        [sys.executable, "-c", _KILLED_IN_THE_WINDOW, str(path), SMALL_LIMIT, "48"],
-        cwd=Path(__file__).resolve().parents[2],
-        capture_output=True,
-        check=False,
-    )
-    assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-2000:]
+    killed_script(_KILLED_IN_THE_WINDOW, str(path), SMALL_LIMIT, "48")
     assert Path(f"{path}.wal").stat().st_size > 48_000_000  # the snapshot, not yet folded
     store = DuckDBStore(path)
     try:
