@@ -29,7 +29,7 @@ _CASE_EVENTS = (
 
 @pytest.fixture(scope="module")
 def many_rows(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
-    """Three runs appended a few events at a time (many rows each), one replayed (a reset)."""
+    """Three runs appended a trial's events at a time (many rows each), one replayed (a reset)."""
     store = tmp_path_factory.mktemp("rows") / "runs.duckdb"
     runs = []
     for seed in (1, 2, 3):
@@ -37,7 +37,7 @@ def many_rows(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]
         model = themis.ScriptedModel(clock, script=_answer)
         experiment = themis.Experiment.from_spec(_spec(seed))
         result = experiment.run(
-            store=store, models={"hostile": model}, clock=clock, store_batch_size=3
+            store=store, models={"hostile": model}, clock=clock, store_batch_size=1
         )
         runs.append(result.run_id)
     themis.replay(runs[1], "score", store=store)
