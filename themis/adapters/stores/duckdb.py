@@ -127,6 +127,18 @@ def _rollback(con: Any) -> None:
         con.execute("ROLLBACK")
 
 
+@contextmanager
+def _committed(con: Any) -> Iterator[Any]:
+    """`con` inside one transaction: committed on success, rolled back on any error."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+        con.execute("COMMIT")
+    except BaseException:
+        _rollback(con)
+        raise
+
+
 def _checkpoint_parts(con: Any, run_id: str, compressed: bool) -> Iterator[str | bytes]:
     """The run's checkpoint parts in order (compressed, or texts: format 3), a few at a time,
     read only when taken (a head of format 2 holds its maps, and its store may lack the table:
@@ -279,13 +291,8 @@ class DuckDBStore:
         first write, so that whatever can see a run in the file can query them too."""
         if not self._views_pending:
             return
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with _committed(con):
             create_views(con)
-            con.execute("COMMIT")
-        except BaseException:
-            _rollback(con)
-            raise
         self._views_pending = False
 
     def _bound_again(self, con: Any) -> None:
@@ -300,13 +307,8 @@ class DuckDBStore:
             raise StoreError(f"{self._path}: this connection only reads the store")
         with self._connection(large=large) as con:
             self._define_pending_views(con)
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with _committed(con):
                 yield con
-                con.execute("COMMIT")
-            except BaseException:
-                _rollback(con)
-                raise
 
     def append(self, run_id: str, first_seq: int, events: Sequence[Event]) -> None:
         """Store `events` as seqs `first_seq, first_seq + 1, ...` in one statement; all or none
@@ -441,13 +443,8 @@ class DuckDBStore:
             raise StoreError(f"{self._path}: this connection only reads the store")
         cursor = self.cursor()
         try:
-            cursor.execute("BEGIN TRANSACTION")
-            try:
+            with _committed(cursor):
                 yield cursor
-                cursor.execute("COMMIT")
-            except BaseException:
-                _rollback(cursor)
-                raise
         except duckdb.Error as error:
             raise StoreError(f"{self._path}: {_first_line(error)}") from error
         finally:
