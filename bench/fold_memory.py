@@ -1,0 +1,177 @@
+"""What a run's fold holds per trial, part by part, and what folding a trial costs.
+
+On the overhead benchmark's experiment (`bench/resume.py`'s: 1 fake model with skill 0.7, 1
+prompt, 1 sample, the `number` parser, 2 metrics), N trials (default 100,000): the plan is
+recorded as a run records it (`PlanRecord.tap`), the scripted model answers, each trial's 3
+events are built as the interpreter builds them, and a `Projection` folds them in 1,000-event
+batches. Then, with the events and plans let go of (as a run lets go of them), a
+`sys.getsizeof` walk of the fold and the plan record, by part: the key indexes (dicts), the
+row-number ints they share, the key columns (lists), the trial keys and ids themselves (str
+objects, counted once wherever they are held), the texts (generation, parsed answer), the other
+columns; and tracemalloc's count of what the fold allocated. Last, the fold's CPU:
+`Projection.apply` of the same events into a fresh fold, `REPEATS` times (CPU µs a trial,
+`time.process_time`).
+
+Usage: `python bench/fold_memory.py [N]`. Prints the load average.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import time
+import tracemalloc
+from array import array
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cli_process import load_average
+
+BATCH = 1000
+REPEATS = 3
+KEY_FIELDS = ("trial_key", "trial_id")
+TEXT_FIELDS = ("text", "answer")
+
+
+def trial_events(n: int) -> tuple[Any, list[Any]]:
+    """The plan record of an n-trial run and its trials' events, as a run makes them."""
+    import trio
+    from resume import experiment
+
+    from themis.adapters.clocks import SystemClock
+    from themis.adapters.models.scripted import ScriptedModel
+    from themis.core.events import GenerationCompleted, ParseCompleted, ScoreCompleted
+    from themis.core.planner import PlanRecord, plan
+    from themis.core.scoring import parse_answer, score_answer
+
+    compiled = experiment(n).compiled
+    spec, clock = compiled.spec, SystemClock()
+    record = PlanRecord()
+    model = ScriptedModel(clock)
+    events: list[Any] = []
+
+    async def answer() -> None:
+        for trial in record.tap(plan(compiled)):
+            response = await model.generate(trial.request)
+            got = parse_answer(spec.parser, response.text).value_or(None)
+            scored = {m.name: score_answer(m, got, trial.expected) for m in spec.metrics}
+            key, trial_id = trial.trial_key, trial.trial_id
+            events.append(
+                GenerationCompleted.of_response(
+                    clock.now(), key, response, latency_s=1e-5, attempts=1, retries=()
+                )
+            )
+            events.append(
+                ParseCompleted(at=clock.now(), trial_id=trial_id, trial_key=key, answer=got)
+            )
+            events.append(
+                ScoreCompleted(at=clock.now(), trial_id=trial_id, trial_key=key, scores=scored)
+            )
+
+    trio.run(answer)
+    return record, events
+
+
+def fold(events: list[Any]) -> Any:
+    from themis.core.state import Projection
+
+    projection = Projection()
+    for first in range(0, len(events), BATCH):
+        projection.apply(events[first : first + BATCH])
+    return projection
+
+
+def column_bytes(column: Any, counted: set[int]) -> int:
+    """A column's own container (a list's pointers, an array's values), counted once."""
+    if column is None or id(column) in counted or not isinstance(column, list | array):
+        return 0
+    counted.add(id(column))
+    return sys.getsizeof(column)
+
+
+def walk(projection: Any, record: Any, n: int) -> dict[str, float]:
+    """Bytes a trial of what the fold and the plan record hold, by part (see the docstring)."""
+    from themis.core import event_columns
+
+    maps = [projection._generations, projection._parses, projection._scores]
+    parts: dict[str, int] = dict.fromkeys(
+        (
+            "key indexes (dicts)",
+            "row-number ints (shared)",
+            "key columns (lists)",
+            "trial keys and ids (str)",
+            "texts (str)",
+            "other columns (lists, arrays)",
+            "plan record (lists)",
+        ),
+        0,
+    )
+    counted: set[int] = set()
+    strings: set[int] = set()
+    for held in maps:
+        if id(held._rows) not in counted:
+            counted.add(id(held._rows))
+            parts["key indexes (dicts)"] += sys.getsizeof(held._rows)
+        for name, column in zip(held._layout.names, held._columns, strict=True):
+            size = column_bytes(column, counted)
+            if name in KEY_FIELDS:
+                parts["key columns (lists)"] += size
+            else:
+                parts["other columns (lists, arrays)"] += size
+            if not isinstance(column, list):
+                continue
+            part = (
+                "trial keys and ids (str)"
+                if name in KEY_FIELDS
+                else "texts (str)"
+                if name in TEXT_FIELDS
+                else None
+            )
+            if part is None:
+                continue
+            for value in column:
+                if type(value) is str and id(value) not in strings:
+                    strings.add(id(value))
+                    parts[part] += sys.getsizeof(value)
+    numbers = event_columns._ROW_NUMBERS
+    parts["row-number ints (shared)"] = sys.getsizeof(numbers) + sum(
+        sys.getsizeof(number) for number in numbers[257:]
+    )
+    for held_list in (record.trial_ids, record.trial_keys):
+        parts["plan record (lists)"] += sys.getsizeof(held_list)
+        for value in held_list:
+            if id(value) not in strings:
+                strings.add(id(value))
+                parts["trial keys and ids (str)"] += sys.getsizeof(value)
+    return {part: size / n for part, size in parts.items()}
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    print(f"fold of {n:,} trials (load average {load_average()})")
+    record, events = trial_events(n)
+    gc.collect()
+    tracemalloc.start()
+    projection = fold(events)
+    traced = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    print(f"  tracemalloc, allocated by the fold: {traced / n:.0f} B a trial")
+    spent = []
+    for _ in range(REPEATS):
+        gc.collect()
+        started = time.process_time()
+        fold(events)
+        spent.append((time.process_time() - started) / n * 1e6)
+    print("  Projection.apply: " + ", ".join(f"{cost:.2f}" for cost in spent) + " µs a trial")
+    del events
+    gc.collect()
+    parts = walk(projection, record, n)
+    for part, size in parts.items():
+        print(f"  {part:<32} {size:>7.0f} B a trial")
+    print(f"  {'sum':<32} {sum(parts.values()):>7.0f} B a trial")
+
+
+if __name__ == "__main__":
+    main()
