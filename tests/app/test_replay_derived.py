@@ -170,3 +170,50 @@ def test_a_derived_replay_locates_generations_once_and_logs_what_running_it_logs
     assert replayed.run_id == ran.run_id
     assert replayed.report == ran.report
     assert _timeless(replayed_store, replayed.run_id) == _timeless(run_store, ran.run_id)
+
+
+def _snapshots_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The run ids whose whole snapshot `DuckDBStore.load_snapshot` decodes from now on."""
+    read: list[str] = []
+    original = DuckDBStore.load_snapshot
+
+    def load_snapshot(self: DuckDBStore, run_id: str) -> object:
+        read.append(run_id)
+        return original(self, run_id)
+
+    monkeypatch.setattr(DuckDBStore, "load_snapshot", load_snapshot)
+    return read
+
+
+def test_a_derived_replay_checks_its_source_without_decoding_the_source_s_cases(
+    store: Path, source: themis.RunResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read = _snapshots_read(monkeypatch)
+    result = themis.replay(
+        source.run_id,
+        "score",
+        store,
+        config=DEMO,
+        overrides=["metrics.exact_match.case_sensitive=true"],
+    )
+    assert result.run_id != source.run_id
+    # The source's outline and the config's own cases told that only the metrics changed (ADR
+    # 0083): the source's snapshot, 100k cases at issue 12's size, was not decoded.
+    assert source.run_id not in read
+
+
+def test_a_source_without_an_outline_is_checked_by_its_decoded_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    changed = ["metrics.exact_match.case_sensitive=true"]
+    stores = tmp_path / "outlined.duckdb", tmp_path / "bare.duckdb"
+    sources = [themis.Experiment.from_file(DEMO).run(path) for path in stores]
+    outlined = themis.replay(sources[0].run_id, "score", stores[0], config=DEMO, overrides=changed)
+    monkeypatch.setattr(DuckDBStore, "load_outline", lambda self, run_id: None)
+    read = _snapshots_read(monkeypatch)
+    bare = themis.replay(sources[1].run_id, "score", stores[1], config=DEMO, overrides=changed)
+    assert sources[1].run_id in read
+    assert bare.run_id == outlined.run_id
+    assert bare.report == outlined.report
+    with pytest.raises(ConfigError, match=r"also changes seed; that is a new experiment"):
+        themis.replay(sources[1].run_id, "parse", stores[1], config=DEMO, overrides=["seed=1"])

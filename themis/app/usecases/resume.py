@@ -48,6 +48,7 @@ from themis.core.planner import (
     PlanRecord,
     TrialPlan,
     compile_run,
+    compile_stored,
     pending,
     plan,
 )
@@ -296,22 +297,25 @@ def prepare_replay_with_config(
     key, none is generated, and the snapshot's provenance names the source run.
     """
     _check_replayable(stage)
-    source = _snapshot(store, resolve_run_id(store, run_id))
+    source_id = resolve_run_id(store, run_id)
     compiled = compile_run(config.spec, config.plugins)
-    if compiled.run_id == source.run_id:
-        return prepare_replay(store, source.run_id, stage)
+    if compiled.run_id == source_id:
+        return prepare_replay(store, source_id, stage)
     allowed = _REPLAY_MAY_CHANGE[stage]
-    upstream = [
-        change.path
-        for change in diff_specs(source.spec, config.spec)
-        if change.field_class is FieldClass.IDENTITY and change.path.split(".")[0] not in allowed
-    ]
-    if upstream:
-        raise ConfigError(
-            f"{config.source}: replay --stage {stage.value} may change only "
-            f"{' and '.join(allowed)}, but this config also changes {', '.join(upstream)}; "
-            "that is a new experiment: run it with `themis run`"
-        )
+    if not _changes_only(store, source_id, config, allowed):
+        source = _snapshot(store, source_id)
+        upstream = [
+            change.path
+            for change in diff_specs(source.spec, config.spec)
+            if change.field_class is FieldClass.IDENTITY
+            and change.path.split(".")[0] not in allowed
+        ]
+        if upstream:
+            raise ConfigError(
+                f"{config.source}: replay --stage {stage.value} may change only "
+                f"{' and '.join(allowed)}, but this config also changes {', '.join(upstream)}; "
+                "that is a new experiment: run it with `themis run`"
+            )
     plans = list(plan(compiled))  # planned once: the check and the execution share it
     keys = list(dict.fromkeys(trial.trial_key for trial in plans))
     located = store.locate_generations(keys, exclude_run=compiled.run_id)
@@ -322,7 +326,7 @@ def prepare_replay_with_config(
     if missing:
         raise ThemisError(
             f"{len(missing)} of {len(keys)} generations of {compiled.run_id[:12]} are not in the "
-            f"store (run {source.run_id[:12]} is incomplete?); resume the source run first"
+            f"store (run {source_id[:12]} is incomplete?); resume the source run first"
         )
     runtime = attrs.evolve(config.runtime, reuse_generations=True, existing_run_policy="auto")
     request = RunRequest(
@@ -331,7 +335,7 @@ def prepare_replay_with_config(
         final_stage(compiled.spec),
         provenance={
             **(config_provenance(config.source) if config.source.is_file() else {}),
-            "derived_from": source.run_id,
+            "derived_from": source_id,
             "replayed_stage": stage.value,
         },
         batch=True,
@@ -339,6 +343,26 @@ def prepare_replay_with_config(
         located=located,
     )
     return Prepared(request, functools.partial(_derive, request))
+
+
+def _changes_only(
+    store: StorePort, source_id: str, config: LoadedConfig, allowed: tuple[str, ...]
+) -> bool:
+    """Whether `config` differs from the stored run `source_id` in the `allowed` fields only,
+    told without decoding the run's cases (ADR 0083): with the run's own values of those
+    fields (read from its outline), `config`'s spec compiles to the run's id, cases included,
+    under today's or an older parser and metric version (`compile_stored`). `False` when it
+    does not, or cannot tell (no outline, a plugin not loaded, a spec those values make
+    invalid): the caller then diffs the decoded snapshot, which also names what changed."""
+    outline = store.load_outline(source_id)
+    if outline is None:
+        return False
+    stored = outline.snapshot.spec
+    try:
+        candidate = attrs.evolve(config.spec, **{name: getattr(stored, name) for name in allowed})
+        return compile_stored(candidate, source_id, config.plugins) is not None
+    except (ThemisError, ValueError, TypeError):
+        return False
 
 
 def _released(plans: list[TrialPlan]) -> Iterator[TrialPlan]:
