@@ -206,6 +206,39 @@ def test_parse_number_parses_as_the_grammar_does(text: str) -> None:
     assert parse_number(text) == _parse_by_the_grammar(text)
 
 
+# Answers that are one run of digits where the parser looks (`_LONE_DIGITS`'s shortcut), and
+# near misses: leading zeros, more digits than the decimal context keeps, a sign, a second dot,
+# blanks of every kind around them.
+_BLANKS = st.text(alphabet=" \t\n\r\u00a0\u2003\u3000\x0b", max_size=3)
+_LONE = st.tuples(
+    st.sampled_from(["", "The answer is", "Answer:", "####", "So 3 + 4, answer is", "It is"]),
+    _BLANKS,
+    st.sampled_from(["", "", "", "-", "+", "0", "00"]),
+    st.from_regex(r"[0-9]{1,32}", fullmatch=True),
+    st.sampled_from(["", ".", ".", "..", ". ", ".5", "%", ","]),
+    _BLANKS,
+).map("".join)
+
+
+@settings(max_examples=600)
+@given(text=_LONE)
+def test_a_lone_number_parses_as_the_grammar_does(text: str) -> None:
+    assert parse_number(text) == _parse_by_the_grammar(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("The answer is 42.", "42"),
+        ("  7\n", "7"),
+        ("Answer:\u00a00.", "0"),
+        ("#### 12345678901234567890123456789", "12345678901234567890123456790"),  # rounded
+    ],
+)
+def test_a_lone_number_is_its_digits_as_the_grammar_reads_them(text: str, expected: str) -> None:
+    assert parse_number(text) == _parse_by_the_grammar(text) == Success(expected)
+
+
 @pytest.mark.parametrize(("text", "expected"), TABLE)
 def test_the_table_parses_as_the_grammar_does(text: str, expected: str) -> None:
     assert parse_number(text) == _parse_by_the_grammar(text)

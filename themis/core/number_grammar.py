@@ -54,6 +54,10 @@ _WHOLE = re.compile(r"\s*[$€£¥]?\s*" + LITERAL + r"\s*%?\s*\.?\s*")
 _PLAIN = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 # Every date or time `_SKIPPED` matches holds a digit, a separator and a digit.
 _SEPARATED = re.compile(r"\d[-/.:]\d")
+# The commonest answer, all of what `parse_number` reads it from: one run of ASCII digits
+# without a leading zero, between blanks, perhaps a full stop after it ("The answer is 42.").
+# The grammar finds that one number in it and nothing else, spelled as `canonical` spells it.
+_LONE_DIGITS = re.compile(r"\s*([1-9][0-9]*|0)\.?\s*")
 
 
 def _value(match: re.Match[str]) -> Decimal | None:
@@ -124,8 +128,11 @@ def _in_range(text: str, numbers: list[re.Match[str]], index: int) -> bool:
 
 
 def parse_number(text: str) -> Result[str, str]:
-    """The answer number of a response in canonical form, or why there is none."""
-    boxed = _BOXED.findall(text)
+    """The answer number of a response in canonical form, or why there is none.
+
+    Where the answer is read from (after the last marker, else the whole text) holding only
+    `_LONE_DIGITS`, its digits are the answer without the grammar's search (~6 us less)."""
+    boxed = _BOXED.findall(text) if "\\boxed{" in text else None
     if boxed:
         value = read_number(boxed[-1])
         if value is None:
@@ -135,9 +142,15 @@ def parse_number(text: str) -> Result[str, str]:
     markers = list(_MARKER.finditer(text))
     if markers:  # the first number after the last marker
         source, chosen = text[markers[-1].end() :], 0
+        lone = _lone_digits(source)
+        if lone is not None:
+            return Success(lone)
         numbers = _numbers(source)
     if not numbers:  # else the last number
         source, chosen = text, -1
+        lone = _lone_digits(source)
+        if lone is not None:
+            return Success(lone)
         numbers = _numbers(source)
     if not numbers:
         return Failure("no number in response")
@@ -149,6 +162,16 @@ def parse_number(text: str) -> Result[str, str]:
     if spelled is None:
         return Failure(f"{match.group(0)!r} is not a number")
     return Success(spelled)
+
+
+def _lone_digits(source: str) -> str | None:
+    """The digits of `source` when it is `_LONE_DIGITS` and they are within the decimal
+    context's precision (`canonical` rounds longer ones), else `None`."""
+    lone = _LONE_DIGITS.fullmatch(source)
+    if lone is None:
+        return None
+    digits = lone.group(1)
+    return digits if len(digits) <= getcontext().prec else None
 
 
 def _canonical_of(match: re.Match[str]) -> str | None:
