@@ -540,3 +540,38 @@ def test_a_request_the_server_does_not_read_is_a_write_timeout() -> None:
     with pytest.raises(httpx.WriteTimeout):
         body_server(reads=False)(functools.partial(large_post, timeout=0.3))
     assert time.monotonic() - started < 5
+
+
+def _connected_pair() -> tuple[Any, Any]:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        client = socket.create_connection(server.getsockname())
+        peer, _ = server.accept()
+    client.setblocking(False)
+    return client, peer
+
+
+@pytest.mark.parametrize("peer_does", ["nothing", "writes", "closes", "resets"])
+def test_a_pooled_connection_is_usable_only_while_the_server_is_silent_and_connected(
+    peer_does: str,
+) -> None:
+    import socket
+    import struct
+
+    client, peer = _connected_pair()
+    connection = h1_module._Connection(client, None)
+    try:
+        if peer_does == "writes":  # bytes nobody asked for
+            peer.sendall(b"HTTP/1.1 200 OK\r\n")
+        elif peer_does == "closes":
+            peer.close()
+        elif peer_does == "resets":  # SO_LINGER 0: close sends a RST
+            peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            peer.close()
+        time.sleep(0.05)  # the loopback delivers it
+        assert connection.usable() is (peer_does == "nothing")
+        assert connection.usable() is (peer_does == "nothing")  # checking reads nothing
+    finally:
+        client.close()
+        peer.close()

@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import trio
 
 from themis.adapters.clocks import FakeClock
@@ -522,3 +524,35 @@ def test_check_environment_names_the_first_missing_variable() -> None:
 )
 def test_the_lean_request_target_is_the_one_httpx_sends(url: str) -> None:
     assert http_module._target(url) == httpx.URL(url).raw_path
+
+
+def _loaded(read: Callable[[str], Any], text: str) -> tuple[str, Any]:
+    try:
+        return "value", read(text)
+    except ValueError as error:  # JSONDecodeError (with its position) or another ValueError
+        return type(error).__name__, str(error)
+
+
+_JSON_PIECES = st.sampled_from(
+    ['{"a": 1}', "{", "}", "[", "]", '"x"', ":", ",", " ", "\n", "1", "x", "NaN", "null", '"\\ud800"']
+)
+
+
+@settings(max_examples=300)
+@given(
+    text=st.one_of(
+        st.lists(_JSON_PIECES, min_size=1, max_size=8).map(lambda pieces: "{" + "".join(pieces)),
+        st.dictionaries(st.text(max_size=3), st.integers() | st.text(max_size=3)).map(json.dumps),
+    )
+)
+def test_an_answer_s_json_object_reads_as_json_loads_reads_it(text: str) -> None:
+    """The lean client's JSON shortcut (`_json_object`) gives what `json.loads` gives: the same
+    value, or the same error with the same message."""
+    assert _loaded(http_module._json_object, text) == _loaded(json.loads, text)
+
+
+@pytest.mark.parametrize(
+    "text", ['{"a": x}', '{"a": [1, }', '{"a": 1', '{"a": 1}x', '{"a": 1} ', '{"a": NaN}', "{"]
+)
+def test_an_answer_s_json_object_fails_as_json_loads_fails(text: str) -> None:
+    assert _loaded(http_module._json_object, text) == _loaded(json.loads, text)

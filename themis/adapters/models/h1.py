@@ -35,6 +35,7 @@ import collections
 import errno
 import math
 import os
+import select
 import socket
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -53,7 +54,7 @@ from themis.ports.model import BeforeSend
 
 __all__ = ["H1Pool", "H1Response"]
 
-_NO_WAIT = socket.MSG_PEEK | socket.MSG_DONTWAIT
+_NOTHING_TO_READ = select.POLLIN  # what `usable` asks `poll` about (errors and hang-ups too)
 
 
 class H1Response(NamedTuple):
@@ -67,22 +68,20 @@ class _Stale(Exception):
 
 
 class _Connection:
-    __slots__ = ("answers", "reader", "sock")
+    __slots__ = ("answers", "poller", "reader", "sock")
 
     def __init__(self, sock: socket.socket, timeout: float | None) -> None:
         self.sock = sock
         self.answers = Answer()  # one parser for the connection's answers, in turn
         self.reader = Reader(sock, timeout)
+        self.poller = select.poll()
+        self.poller.register(sock, _NOTHING_TO_READ)
 
     def usable(self) -> bool:
-        """Still open as far as we can tell without waiting: nothing to read, no EOF."""
-        try:
-            self.sock.recv(1, _NO_WAIT)
-        except BlockingIOError:
-            return True
-        except OSError:
-            return False
-        return False  # EOF, or bytes nobody asked for
+        """Still open as far as we can tell without waiting: nothing to read (no EOF, no bytes
+        nobody asked for), no error, no hang-up. One `poll` that returns nothing: ~0.8 us
+        less than a `recv(MSG_PEEK)` that raises `BlockingIOError` (ADR 0081)."""
+        return not self.poller.poll(0)
 
     def close(self) -> None:
         if self.sock.fileno() >= 0:
