@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
+import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
-import trio
 
 from themis.adapters.clocks import FakeClock
 from themis.adapters.models import http as http_module
@@ -534,7 +534,23 @@ def _loaded(read: Callable[[str], Any], text: str) -> tuple[str, Any]:
 
 
 _JSON_PIECES = st.sampled_from(
-    ['{"a": 1}', "{", "}", "[", "]", '"x"', ":", ",", " ", "\n", "1", "x", "NaN", "null", '"\\ud800"']
+    [
+        '{"a": 1}',
+        "{",
+        "}",
+        "[",
+        "]",
+        '"x"',
+        ":",
+        ",",
+        " ",
+        "\n",
+        "1",
+        "x",
+        "NaN",
+        "null",
+        '"\\ud800"',
+    ]
 )
 
 

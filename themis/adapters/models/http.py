@@ -33,7 +33,7 @@ import json
 import os
 import re
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -414,7 +414,9 @@ class HttpModel:
 
 
 _NO_HEADERS: Mapping[str, str] = {}
-_SCAN_JSON = json.JSONDecoder().scan_once
+# `json.loads`'s own scanner (the C one), which `JSONDecoder` sets without declaring it.
+_ScanJson = Callable[[str, int], tuple[Any, int]]
+_SCAN_JSON: _ScanJson = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def _json_object(text: str) -> Any:
