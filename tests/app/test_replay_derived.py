@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sized
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -217,3 +218,32 @@ def test_a_source_without_an_outline_is_checked_by_its_decoded_snapshot(
     assert bare.report == outlined.report
     with pytest.raises(ConfigError, match=r"also changes seed; that is a new experiment"):
         themis.replay(sources[1].run_id, "parse", stores[1], config=DEMO, overrides=["seed=1"])
+
+
+def test_a_large_run_s_end_reports_from_its_fold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from themis.app.usecases import runs
+
+    built: list[object] = []
+    original = runs.build_report
+
+    def counted(*args: Any, **kwargs: Any) -> object:
+        built.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(runs, "build_report", counted)
+    changed = ["metrics.exact_match.case_sensitive=true"]
+    ends = []
+    for large in (False, True):
+        if large:  # the demo's 288 trials counted as a large run's (ADR 0083)
+            monkeypatch.setattr(runs, "CASE_TABLE_TRIALS", 1)
+        built.clear()
+        store = tmp_path / f"{large}.duckdb"
+        ran = themis.Experiment.from_file(DEMO).run(store)
+        replayed = themis.replay(ran.run_id, "score", store, config=DEMO, overrides=changed)
+        in_place = themis.replay(ran.run_id, "score", store)
+        ends.append((ran.report, replayed.report, in_place.report, len(built)))
+    assert ends[0][:3] == ends[1][:3]
+    assert ends[0][3] == 3  # each end built trial by trial ...
+    assert ends[1][3] == 0  # ... or summed over the fold's columns

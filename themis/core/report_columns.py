@@ -33,7 +33,15 @@ from themis.core.report_sampling import is_sampled
 from themis.core.state import RunState
 from themis.core.stats import Estimate, case_mean, estimate_of_means
 
-__all__ = ["FactColumns", "PlanIndex", "PlanLayout", "columnar_report", "distinct_scores"]
+__all__ = [
+    "GENERATION_FIELDS",
+    "FactColumns",
+    "PlanIndex",
+    "PlanLayout",
+    "applies",
+    "columnar_report",
+    "distinct_scores",
+]
 
 
 class PlanIndex:
@@ -162,7 +170,9 @@ def distinct_scores(
     return coded.reshape(-1), values, present
 
 
-def _applies(compiled: CompiledRun, by: Breakdown) -> bool:
+def applies(compiled: CompiledRun, by: Breakdown) -> bool:
+    """Whether a report of `compiled` grouped `by` is one the columns give: the default rows,
+    no rows over samples, no judges."""
     spec = compiled.spec
     return by.is_default and not (is_sampled(spec) or spec.judges)
 
@@ -174,7 +184,7 @@ def columnar_report(
     `None` where the module docstring says, before the index holds the whole plan, or when the
     state holds a trial the plan does not."""
     by = by or Breakdown()
-    if not _applies(compiled, by):
+    if not applies(compiled, by):
         return None
     if index.count != compiled.trial_count:  # a trial not read yet may share a logged key
         return None
@@ -182,6 +192,10 @@ def columnar_report(
     if facts is None:
         return None
     return facts.report(compiled, state, by, index.layout(compiled))
+
+
+# The generations' fields the facts read (`FactColumns.place_generations`).
+GENERATION_FIELDS = ("served_model", "finish_reason", "cache_hit", "attempts", "retries")
 
 
 class FactColumns:
@@ -227,20 +241,19 @@ class FactColumns:
         return ~self.generated & self.failure & ~self.scored
 
     def _generations(self, state: RunState, index: PlanIndex) -> bool:
-        keys, served, reasons, hits, attempts, retries = _columns(
-            state.generations,
-            "trial_key",
-            "served_model",
-            "finish_reason",
-            "cache_hit",
-            "attempts",
-            "retries",
-        )
+        keys, *columns = _columns(state.generations, "trial_key", *GENERATION_FIELDS)
         placed = index.positions(keys)
         if placed is None:
             return False
         rows, at = placed
         self.generated[at] = True
+        self.place_generations(at, rows, columns)
+        return True
+
+    def place_generations(self, at: Any, rows: np.ndarray, columns: Sequence[list[Any]]) -> None:
+        """Set the facts of the trials at `at` (positions, or a mask of them) from the rows
+        `rows` of the generations' `GENERATION_FIELDS` `columns`."""
+        served, reasons, hits, attempts, retries = columns
         self.truncated[at] = _mapped(reasons, TRUNCATED_REASONS.__contains__, bool)[rows]
         self.cache_hit[at] = _mapped(hits, bool, bool)[rows]
         retried = _mapped(attempts, lambda count: count > 1, bool) | _mapped(retries, bool, bool)
@@ -249,7 +262,6 @@ class FactColumns:
         self.served_ids = [model for model in dict.fromkeys(served) if model]
         codes = {model: code for code, model in enumerate(self.served_ids)}
         self.served[at] = _mapped(served, lambda model: codes.get(model, -1), np.int64)[rows]
-        return True
 
     def _failures(self, state: RunState, index: PlanIndex) -> bool:
         failures = state.generation_failures

@@ -1,0 +1,71 @@
+"""`fold_report` gives `build_report`'s report of the same state after every batch of a growing
+log (the cases `test_report_columns` draws), reading the fold's own key indexes, and declines
+what it does not cover."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.unit.builders import small_spec, trial_events
+from tests.unit.test_report_columns import _EVENT, COMPILED, RUNS, SHARED, grown_states
+from themis.core.breakdown import Breakdown
+from themis.core.planner import CompiledRun, PlanRecord, compile_run, plan
+from themis.core.report import build_report
+from themis.core.report_fold import fold_report
+from themis.core.state import Projection, RunState
+
+
+def _record(compiled: CompiledRun) -> PlanRecord:
+    record = PlanRecord()
+    for _ in record.tap(plan(compiled)):
+        pass
+    return record
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    batches=st.lists(st.lists(_EVENT, max_size=6), min_size=1, max_size=8),
+    which=st.integers(0, len(RUNS) - 1),
+)
+def test_every_step_reports_as_a_whole_build(batches: list[Any], which: int) -> None:
+    compiled = RUNS[which]
+    record = _record(compiled)
+    for state in grown_states(compiled, batches):
+        found = fold_report(compiled, state, record)
+        assert found is not None  # every state a fold makes of the plan's trials is covered
+        assert found == build_report(compiled, state, record)
+
+
+def test_what_it_does_not_cover_is_declined() -> None:
+    state = Projection().state()
+    record = _record(COMPILED)
+    assert fold_report(COMPILED, state, record, Breakdown.of(["model"])) is None
+    sampled = compile_run(small_spec(samples=2, pass_at_k=(1,)))
+    assert fold_report(sampled, state, _record(sampled)) is None
+    part = PlanRecord()
+    part.trial_ids, part.trial_keys = record.trial_ids[:3], record.trial_keys[:3]
+    part.complete = True  # not the whole plan: its trials not read may share a logged key
+    assert fold_report(COMPILED, state, part) is None
+    unfinished = _record(COMPILED)
+    unfinished.complete = False
+    assert fold_report(COMPILED, state, unfinished) is None
+
+
+def test_a_fold_holding_a_trial_the_plan_does_not_is_declined() -> None:
+    projection = Projection()
+    projection.apply(trial_events(SHARED, 0, 0, 0))  # another run's trial: not COMPILED's
+    assert fold_report(COMPILED, projection.state(), _record(COMPILED)) is None
+
+
+def test_a_state_not_held_as_columns_is_declined() -> None:
+    projection = Projection()
+    projection.apply(trial_events(COMPILED, 0, 0, 0))
+    held = projection.state()
+    plain = RunState(
+        generations=dict(held.generations), parses=dict(held.parses), scores=dict(held.scores)
+    )
+    assert fold_report(COMPILED, plain, _record(COMPILED)) is None
+    assert fold_report(COMPILED, held, _record(COMPILED)) == build_report(COMPILED, held, None)

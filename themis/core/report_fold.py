@@ -1,0 +1,116 @@
+"""`fold_report`: `build_report` at an execution's end, summed over the columns of its fold.
+
+An execution ends holding its fold (`EventColumns` maps, ADR 0055) and the record of its whole
+plan (`PlanRecord`). `columnar_report` (ADR 0068) places a fold's rows by dicts of every trial
+id and key of the plan (`PlanIndex`): ~0.3 GiB at 1M trials, at the run's end. Here each plan
+position finds its row through the fold's own key index instead (`EventColumns.rows_of`, as
+`case_table` does): an array of rows per map, no dict of the plan. The facts, and then the
+report, are `FactColumns`' (ADR 0083).
+
+It answers where `columnar_report` does (the default rows of a run without rows over samples
+or judges) and only for a fold held as columns whose every row belongs to a trial of the plan;
+anything else gives `None`, and the caller builds the report trial by trial as before.
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from themis.core.breakdown import Breakdown
+from themis.core.event_columns import EventColumns
+from themis.core.planner import CompiledRun, PlanRecord
+from themis.core.report import Report
+from themis.core.report_columns import (
+    GENERATION_FIELDS,
+    FactColumns,
+    PlanLayout,
+    applies,
+    distinct_scores,
+)
+from themis.core.state import RunState
+
+__all__ = ["fold_report"]
+
+
+def fold_report(
+    compiled: CompiledRun, state: RunState, record: PlanRecord, by: Breakdown | None = None
+) -> Report | None:
+    """`build_report(compiled, state, record, by)`, or `None` where the module docstring says."""
+    by = by or Breakdown()
+    ids, keys = record.trial_ids, record.trial_keys
+    if not applies(compiled, by) or not record.complete:
+        return None
+    if not len(ids) == len(keys) == compiled.trial_count:
+        return None
+    facts = _facts(compiled, state, ids, keys)
+    if facts is None:
+        return None
+    return facts.report(compiled, state, by, PlanLayout.of(compiled))
+
+
+def _rows(held: Mapping[str, Any], keys: Sequence[str]) -> np.ndarray | None:
+    """Each plan position's row in `held` (one of the fold's maps; -1 where it holds nothing
+    for that position's key), when every row of `held` is some position's; else `None` (a map
+    not held as columns, or a row of a trial the plan does not hold)."""
+    if not isinstance(held, EventColumns):
+        return None
+    rows = np.fromiter(held.rows_of(keys), dtype=np.int64, count=len(keys))
+    found = rows[rows >= 0]
+    if np.unique(found).size != len(held):
+        return None
+    return rows
+
+
+def _facts(
+    compiled: CompiledRun, state: RunState, ids: Sequence[str], keys: Sequence[str]
+) -> FactColumns | None:
+    metrics = [metric.name for metric in compiled.spec.metrics]
+    facts = FactColumns(len(ids), len(metrics))
+    scores, parses = _rows(state.scores, ids), _rows(state.parses, ids)
+    generations = _rows(state.generations, keys)
+    if scores is None or parses is None or generations is None:
+        return None
+    scored = facts.scored = scores >= 0
+    if scored.any():
+        held = state.scores.column("scores", as_items=True)  # type: ignore[attr-defined]
+        coded, values, _ = distinct_scores(held, metrics)
+        facts.values[:, scored] = values[coded[scores[scored]]].T
+    parsed = parses >= 0
+    answers = state.parses.column("answer")  # type: ignore[attr-defined]
+    unparsed = map(operator.is_, answers, itertools.repeat(None))
+    facts.unparsed[parsed] = np.fromiter(unparsed, dtype=bool, count=len(answers))[parses[parsed]]
+    _generations(facts, state.generations, generations)
+    return facts if _failures(facts, state, keys) else None
+
+
+def _generations(facts: FactColumns, held: Any, rows: np.ndarray) -> None:
+    """`FactColumns._generations`, each position reading its row of the fold's generations."""
+    at = rows >= 0
+    facts.generated = at
+    if not at.any():
+        return
+    facts.place_generations(at, rows[at], [held.column(name) for name in GENERATION_FIELDS])
+
+
+def _failures(facts: FactColumns, state: RunState, keys: Sequence[str]) -> bool:
+    """`FactColumns._failures`, each failed key's positions found by a walk of the plan's
+    keys; `False` when a failed key is no trial's of the plan."""
+    failures = state.generation_failures
+    if not failures:
+        return True
+    failing = np.fromiter(map(failures.__contains__, keys), dtype=bool, count=len(keys))
+    (at,) = np.nonzero(failing)
+    placed = [keys[position] for position in at.tolist()]
+    if len(set(placed)) != len(failures):
+        return False
+    again = {key: failures[key].attempts > 1 or bool(failures[key].retries) for key in failures}
+    alone = np.fromiter((again[key] for key in placed), dtype=bool, count=len(placed))
+    facts.failure[at] = True
+    # With a generation, any failure of its key counts as a retry; without one, its own.
+    facts.retried[at] = np.where(facts.generated[at], True, alone)
+    return True
