@@ -84,3 +84,19 @@ def test_a_themis_viewing_the_spec_otherwise_refuses_the_report(
     refused = one_error_line(invoke("report", run_id[:8], "--store", store))
 
     assert refused.startswith(f"error: run {run_id[:12]}: its stored spec compiles to ")
+
+
+@pytest.mark.parametrize("command", [("runs",), ("runs", "--json")])
+def test_runs_refuses_a_drifted_snapshot_as_report_does(
+    invoke: Invoke, demo: Path, store: Path, command: tuple[str, ...]
+) -> None:
+    """`themis runs` reads a vouched run's status from its checkpoint (ADR 0084): an edited
+    snapshot is no longer vouched for, and is refused with the full path's line."""
+    run_id = _run_id(invoke, demo, store)
+    assert invoke(*command, "--store", store).exit_code == 0
+    _edit(store, '"seed":2024', '"seed":2025')
+
+    refused = one_error_line(invoke(*command, "--store", store))
+
+    assert refused == one_error_line(invoke("report", run_id[:8], "--store", store))
+    assert refused.startswith(f"error: run {run_id[:12]}: its stored spec compiles to ")

@@ -162,6 +162,23 @@ class RunProgress:
 
 
 @frozen
+class RunStatus:
+    """A run's status and the stage it is complete through (what `themis runs` lists beside
+    its catalog line); `live` while read from a running process's published progress."""
+
+    run_id: str
+    status: str
+    completed_through_stage: Stage | None
+    live: LiveSource | None = None
+
+    @classmethod
+    def of(cls, progress: RunProgress) -> RunStatus:
+        return cls(
+            progress.run_id, progress.status, progress.completed_through_stage, progress.live
+        )
+
+
+@frozen
 class DatasetSummary:
     name: str
     cases: int

@@ -12,13 +12,13 @@ shell).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Callable, Sequence
+from typing import Final, Generic, TypeVar
 
 import attrs
 from attrs import frozen
 
-from themis.core.inspection import RunProgress
+from themis.core.inspection import RunProgress, RunStatus
 from themis.core.snapshot import RunSummary
 from themis.core.stages import Stage
 
@@ -37,9 +37,12 @@ __all__ = [
     "pruned",
     "queued_summaries",
     "shown_state",
+    "statuses_with_queue",
     "waiting",
     "with_queue",
 ]
+
+Row = TypeVar("Row", RunProgress, RunStatus)
 
 QUEUED: Final = "queued"
 RUNNING: Final = "running"
@@ -128,20 +131,13 @@ INTERRUPTED: Final = "interrupted"  # shown for a run a stopped worker left (tak
 
 
 def with_queue(rows: Sequence[RunProgress], entries: Sequence[QueuedRun]) -> list[RunProgress]:
-    """`quickcheck`'s rows with the queue's runs: a stored run waiting in the queue shows
+    """`quickcheck`'s rows with the queue's: a stored run waiting in the queue shows
     `queued` (or `interrupted`: taken by a worker that is not running it); a queued run the
     store does not hold yet is added, every planned trial pending. A live row stays as it is."""
-    pending = {entry.run_id: entry for entry in waiting(entries)}
-    shown = []
-    for row in rows:
-        entry = pending.pop(row.run_id, None)
-        if entry is None or row.live is not None:
-            shown.append(row)
-        else:
-            status = QUEUED if entry.state == QUEUED else INTERRUPTED
-            shown.append(attrs.evolve(row, status=status))
-    for entry in pending.values():
-        shown.append(
+    shown = _queue_shown(rows, entries, lambda row, status: attrs.evolve(row, status=status))
+    return [
+        *shown.rows,
+        *(
             RunProgress(
                 run_id=entry.run_id,
                 name=entry.name,
@@ -153,8 +149,35 @@ def with_queue(rows: Sequence[RunProgress], entries: Sequence[QueuedRun]) -> lis
                 failed=0,
                 pending=entry.trials,
             )
-        )
-    return shown
+            for entry in shown.added
+        ),
+    ]
+
+
+def statuses_with_queue(rows: Sequence[RunStatus], entries: Sequence[QueuedRun]) -> list[RunStatus]:
+    """`themis runs`' statuses with the queue's, as `with_queue` shows them."""
+    shown = _queue_shown(rows, entries, lambda row, status: attrs.evolve(row, status=status))
+    return [*shown.rows, *(RunStatus(entry.run_id, entry.state, None) for entry in shown.added)]
+
+
+@frozen
+class _Shown(Generic[Row]):
+    rows: list[Row]
+    added: list[QueuedRun]  # waiting in the queue, not among the rows
+
+
+def _queue_shown(
+    rows: Sequence[Row], entries: Sequence[QueuedRun], restated: Callable[[Row, str], Row]
+) -> _Shown[Row]:
+    pending = {entry.run_id: entry for entry in waiting(entries)}
+    shown = []
+    for row in rows:
+        entry = pending.pop(row.run_id, None)
+        if entry is None or row.live is not None:
+            shown.append(row)
+        else:
+            shown.append(restated(row, QUEUED if entry.state == QUEUED else INTERRUPTED))
+    return _Shown(shown, list(pending.values()))
 
 
 def queued_summaries(

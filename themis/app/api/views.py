@@ -17,9 +17,16 @@ from typing import TypeVar
 import attrs
 
 from themis.app.config.loading import runtime_from_mapping
+from themis.app.usecases.checkpoints import fresh_checkpoint_report
 from themis.app.usecases.provider_holds import active_holds
 from themis.app.usecases.runtime_lineage import last_runtime
-from themis.app.usecases.stored import compile_snapshot, load_compiled, load_state, resolve_run_id
+from themis.app.usecases.stored import (
+    compile_snapshot,
+    load_compiled,
+    load_state,
+    resolve_run_id,
+    vouched_outline,
+)
 from themis.app.wiring import (
     StoreLike,
     live_progress_beside,
@@ -34,12 +41,14 @@ from themis.core.inspection import (
     ExecutionState,
     RunProgress,
     RunSnapshotView,
+    RunStatus,
     execution_state,
     run_progress,
     snapshot_view,
 )
 from themis.core.live_progress import LiveRecord
-from themis.core.queue import QUEUED, waiting, with_queue
+from themis.core.queue import QUEUED, statuses_with_queue, waiting, with_queue
+from themis.core.report import run_status
 from themis.core.snapshot import RunSnapshot
 from themis.core.state import RunState
 from themis.ports.store import StorePort
@@ -52,6 +61,7 @@ __all__ = [
     "live_runs",
     "published_runs",
     "quickcheck",
+    "run_statuses",
 ]
 
 T = TypeVar("T")
@@ -142,11 +152,46 @@ def quickcheck(store: StoreLike = DEFAULT_STORE) -> list[RunProgress]:
     return with_queue(_answer(store, stored, live_runs), entries)
 
 
+def run_statuses(store: StoreLike = DEFAULT_STORE) -> list[RunStatus]:
+    """Each run's status as `quickcheck` shows it, without counting its trials: a completed
+    run's from its final checkpoint's report when its facts vouch for its identity (ADR
+    0084), else from its log folded, after compiling its snapshot (a drifted one refused)."""
+
+    def stored(opened: StorePort) -> list[RunStatus]:
+        return [_stored_status(opened, summary.run_id) for summary in opened.runs()]
+
+    def live(locked: StoreLocked) -> list[RunStatus]:
+        return [RunStatus.of(row) for row in live_runs(locked)]
+
+    entries = [] if str(store) in ("memory", ":memory:") else run_queue_of(store).entries()
+    if entries and isinstance(store, str | Path) and not Path(store).exists():
+        return statuses_with_queue([], entries)  # submitted; no worker has created the store
+    return statuses_with_queue(_answer(store, stored, live), entries)
+
+
 def live_runs(locked: StoreLocked) -> list[RunProgress]:
     """The progress of every run the process holding the store publishes, oldest first."""
     return [
         run_progress(record.live_state(), record.until_stage) for record in published_runs(locked)
     ]
+
+
+def _stored_status(opened: StorePort, run_id: str) -> RunStatus:
+    """The run's status: its final checkpoint's report holds `run_status` of the state it
+    checkpoints, so while the log ends there and the run's facts vouch for its snapshot, that
+    is what the fold would give."""
+    outline = vouched_outline(opened, run_id)
+    fresh = (
+        None
+        if outline is None
+        else fresh_checkpoint_report(opened, run_id, outline.snapshot.spec.name)
+    )
+    if fresh is not None:
+        report = fresh[1]
+        return RunStatus(run_id, report.status, report.completed_through_stage)
+    load_compiled(opened, run_id)  # a drifted snapshot is refused, as by every reading command
+    state, _ = load_state(opened, run_id)
+    return RunStatus(run_id, run_status(state), state.completed_through_stage)
 
 
 def _stored_state(opened: StorePort, run_id: str) -> ExecutionState:

@@ -93,7 +93,7 @@ def list_runs(
     """List the runs in a store, oldest first, then the runs submitted to it that no worker has
     taken yet (status `queued`)."""
     from themis.app.api.stored_runs import runs
-    from themis.app.api.views import quickcheck
+    from themis.app.api.views import run_statuses
     from themis.app.render.reports import runs_json, runs_table
 
     with errors():
@@ -102,8 +102,8 @@ def list_runs(
         except StoreLocked as locked:  # a run in progress holds it: list what that run publishes
             inspect_commands.print_live_runs(locked, as_json=as_json)
             return
-        progress = quickcheck(store)
+        statuses = run_statuses(store)
         if as_json:
-            print_json(runs_json(summaries, progress))
+            print_json(runs_json(summaries, statuses))
         else:
-            stdout().print(runs_table(summaries, progress))
+            stdout().print(runs_table(summaries, statuses))

@@ -24,7 +24,7 @@ from themis.app.render.report_text import (
     when,
 )
 from themis.app.usecases.reporting import ReportDocument
-from themis.core.inspection import RunProgress
+from themis.core.inspection import RunStatus
 from themis.core.report import Report, ServedModel
 from themis.core.snapshot import RunSummary
 
@@ -203,10 +203,10 @@ def run_json(result: RunResult) -> dict[str, Any]:
     }
 
 
-def runs_table(summaries: list[RunSummary], progress: Sequence[RunProgress]) -> Table:
+def runs_table(summaries: list[RunSummary], statuses: Sequence[RunStatus]) -> Table:
     """`themis runs`: one row per run, with its status (`queued` for a submitted run a worker
     has not taken yet; its `created` is when it was submitted)."""
-    by_run = {row.run_id: row for row in progress}
+    by_run = {row.run_id: row for row in statuses}
     table = Table(title="runs", title_justify="left")
     table.add_column("run_id")
     table.add_column("name")
@@ -225,10 +225,10 @@ def runs_table(summaries: list[RunSummary], progress: Sequence[RunProgress]) -> 
     return table
 
 
-def runs_json(summaries: list[RunSummary], progress: Sequence[RunProgress]) -> dict[str, Any]:
+def runs_json(summaries: list[RunSummary], statuses: Sequence[RunStatus]) -> dict[str, Any]:
     """`themis runs --json`: the shape of `quickcheck --json` (an object: `live`, then `runs`),
     each run with its status beside when it was created and how many events it logged."""
-    by_run = {row.run_id: row for row in progress}
+    by_run = {row.run_id: row for row in statuses}
     return {
         "live": None,
         "runs": [
@@ -244,11 +244,11 @@ def runs_json(summaries: list[RunSummary], progress: Sequence[RunProgress]) -> d
     }
 
 
-def _status(progress: RunProgress | None) -> dict[str, Any]:
-    if progress is None:  # a run that started after the list was read
+def _status(row: RunStatus | None) -> dict[str, Any]:
+    if row is None:  # a run that started after the list was read
         return {"status": None, "completed_through_stage": None}
-    through = progress.completed_through_stage
+    through = row.completed_through_stage
     return {
-        "status": progress.status,
+        "status": row.status,
         "completed_through_stage": through.value if through else None,
     }
