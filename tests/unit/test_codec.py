@@ -24,11 +24,19 @@ from themis.adapters.codec import (
     decode_event,
     decode_snapshot,
     encode_event,
+    encode_event_texts,
     encode_snapshot,
     event_kinds,
 )
 from themis.core.errors import StoreError
-from themis.core.events import EVENT_TYPES, Event, GenerationCompleted, ParseCompleted, RunStarted
+from themis.core.events import (
+    EVENT_TYPES,
+    Event,
+    GenerationCompleted,
+    ParseCompleted,
+    RunStarted,
+    subject_key,
+)
 from themis.core.generation import TokenLogprob
 from themis.core.spec import Case
 from themis.core.stages import Stage
@@ -115,6 +123,35 @@ def test_the_payload_writer_writes_any_scalar_in_any_field_as_the_encoder_does(
                 odd = attrs.evolve(event)
                 object.__setattr__(odd, field.name, value)
                 assert encode_event(odd) == _through_the_dict(odd), (field.name, value)
+
+
+def _texts_one_by_one(event: Event) -> tuple[str, str, str, str | None, str]:
+    """An event's log texts as the DuckDB store took them before ADR 0082, one column a pass."""
+    stage = type(event).stage
+    at = repr(event.at)  # type: ignore[union-attr]
+    return (
+        type(event).kind,
+        "" if stage is None else stage.value,
+        at,
+        subject_key(event),
+        (encode_event(event)),
+    )
+
+
+@given(st.lists(EVENTS, max_size=6))
+def test_the_texts_writer_writes_each_column_as_it_was_written_alone(events: list[Event]) -> None:
+    assert encode_event_texts(events) == [_texts_one_by_one(event) for event in events]
+
+
+@given(st.sampled_from(EVENT_TYPES), st.data())
+def test_the_texts_writer_writes_any_scalar_time_as_its_repr(
+    cls: type[Event], data: st.DataObject
+) -> None:
+    event = data.draw(event_strategy(cls))
+    for value in ODD_VALUES:
+        odd = attrs.evolve(event)
+        object.__setattr__(odd, "at", value)
+        assert encode_event_texts([odd]) == [_texts_one_by_one(odd)], value
 
 
 @given(EVENTS)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from json.encoder import encode_basestring_ascii
 from typing import Any, Final, Union, get_args, get_origin
 
@@ -34,10 +34,12 @@ __all__ = [
     "REPORT_SCHEMA_VERSION",
     "SNAPSHOT_SCHEMA_VERSION",
     "VERSION_KEY",
+    "EventTexts",
     "decode_event",
     "decode_report",
     "decode_snapshot",
     "encode_event",
+    "encode_event_texts",
     "encode_report",
     "encode_snapshot",
     "event_kinds",
@@ -150,11 +152,33 @@ def encode_event(event: Event) -> str:
     `_encode` would give, written by the class's `_payload_writer`."""
     write = _WRITERS.get(type(event))
     if write is None:
-        cls = type(event)
-        if _BY_KIND.get(getattr(cls, "kind", None)) is not cls:  # type: ignore[arg-type]
-            raise TypeError(f"not an event type: {cls.__qualname__}")
-        write = _WRITERS[cls] = _payload_writer(_codec(cls, cls.schema_version))
+        write = _WRITERS[type(event)] = _payload_writer(_event_codec(type(event)))
     return write(event)
+
+
+# An event's columns as the log's text holds them: kind, stage ('' for none), time (its `repr`),
+# trial key (`None` for none), payload.
+EventTexts = tuple[str, str, str, str | None, str]
+
+
+def encode_event_texts(events: Iterable[Event]) -> list[EventTexts]:
+    """Each event's `(kind, stage, at, trial_key, payload)` texts (the `events` view's columns:
+    `stage` its value or '', `at` its `repr`, `trial_key` the key it is about or `None`), in one
+    call of a function generated per class: the payload `encode_event` writes, and the other
+    columns from the same reads of the event (ADR 0082)."""
+    writers = _TEXT_WRITERS
+    return [(writers.get(type(event)) or _text_writer(type(event)))(event) for event in events]
+
+
+def _event_codec(cls: type[Any]) -> _ClassCodec:
+    if _BY_KIND.get(getattr(cls, "kind", None)) is not cls:  # type: ignore[arg-type]
+        raise TypeError(f"not an event type: {cls.__qualname__}")
+    return _codec(cls, cls.schema_version)
+
+
+def _text_writer(cls: type[Any]) -> Callable[[Any], EventTexts]:
+    write = _TEXT_WRITERS[cls] = _payload_writer(_event_codec(cls), texts=True)
+    return write
 
 
 def _float_text(value: float) -> str:
@@ -164,47 +188,63 @@ def _float_text(value: float) -> str:
     return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
 
 
-def _payload_writer(codec: _ClassCodec) -> Callable[[Any], str]:
+def _payload_writer(codec: _ClassCodec, *, texts: bool = False) -> Callable[[Any], Any]:
     """A function writing an event's payload, byte for byte `_encode`'s text, without the dict
     of every field and the encoder's pass over it: the keys and `"v"` stand in a %-template,
     and each field's value is written by its type (str, float, int, bool, None as the encoder
     writes them; any other value of a scalar field, and every other field's, by the field's
     cattrs hook and the encoder; an empty tuple `[]` and `None` at once). Generated per class,
     as cattrs' own hooks are: ~2.5-3x cheaper for the events of a trial (ADR 0075).
-    `tests/unit/test_codec.py` checks every event class against `_encode`."""
-    fields = attrs.fields(attrs.resolve_types(codec.cls))
+    `tests/unit/test_codec.py` checks every event class against `_encode`. With `texts`, the
+    function returns the event's `EventTexts`, its time's text taken from the payload's when
+    that is a finite float's (`encode_event_texts`)."""
+    cls = codec.cls
+    fields = attrs.fields(attrs.resolve_types(cls))
     names: dict[str, Any] = {
         "_str": encode_basestring_ascii,
         "_float": _float_text,
+        "_repr_float": float.__repr__,
+        "_repr": repr,
         "_int": int.__repr__,
         "_encode": _ENCODE,
     }
-    lines, texts = [], []
+    lines, texts_of = [], []
+    at_text = "_repr(event.at)"
     for index, field in enumerate(fields):
         text = f"t{index}"
         lines.append(f"    v = event.{field.name}")
         if field.type in _PRIMITIVES or _optional_primitive(field.type):  # unstructured as is
             lines.append(
-                f"    t = type(v); {text} = _str(v) if t is str else _float(v) if t is float"
+                f"    t = type(v); {text} = _str(v) if t is str else"
+                " (_repr_float(v) if v - v == 0.0 else _float(v)) if t is float"
                 " else 'null' if v is None else ('true' if v else 'false') if t is bool"
                 " else _int(v) if t is int else _encode(v)"
             )
+            if field.name == "at":  # a finite float's text is its `repr`, as the column's
+                lines.append(f"    at = {text} if t is float and v - v == 0.0 else _repr(v)")
+                at_text = "at"
         else:
             names[f"_hook{index}"] = _CONVERTER.get_unstructure_hook(field.type)
             null = "'null' if v is None else " if type(None) in get_args(field.type) else ""
             lines.append(f"    {text} = {null}'[]' if v == () else _encode(_hook{index}(v))")
-        texts.append(text)
+        texts_of.append(text)
     keys = [f"{_ENCODE(field.name)}:%s" for field in fields]
     template = "{" + ",".join([*keys, f"{_ENCODE(VERSION_KEY)}:{codec.version}"]) + "}"
-    source = "\n".join(
-        ["def write(event):", *lines, f"    return {template!r} % ({', '.join(texts)},)"]
-    )
-    exec(compile(source, f"<payload writer {codec.cls.__qualname__}>", "exec"), names)
-    write: Callable[[Any], str] = names["write"]
+    payload = f"{template!r} % ({', '.join(texts_of)},)"
+    if texts:
+        stage = "" if cls.stage is None else cls.stage.value
+        key = "event.trial_key" if hasattr(cls, "trial_key") else "None"
+        result = f"({cls.kind!r}, {stage!r}, {at_text}, {key}, {payload})"
+    else:
+        result = payload
+    source = "\n".join(["def write(event):", *lines, f"    return {result}"])
+    exec(compile(source, f"<payload writer {cls.__qualname__}>", "exec"), names)
+    write: Callable[[Any], Any] = names["write"]
     return write
 
 
 _WRITERS: dict[type[Any], Callable[[Any], str]] = {}
+_TEXT_WRITERS: dict[type[Any], Callable[[Any], EventTexts]] = {}
 
 
 def decode_event(kind: str, payload: str) -> Event:

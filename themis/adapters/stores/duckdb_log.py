@@ -28,9 +28,9 @@ import json
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any, Final, NamedTuple
 
-from themis.adapters.codec import decode_event, encode_event
+from themis.adapters.codec import decode_event, encode_event_texts
 from themis.core.errors import StoreError
-from themis.core.events import Event, subject_key
+from themis.core.events import Event
 
 __all__ = [
     "BATCHES_TABLE",
@@ -309,12 +309,11 @@ def _cuts(payloads: Sequence[str], keys: Sequence[str | None]) -> Iterator[tuple
 
 
 def batch_rows(run_id: str, first_seq: int, events: Sequence[Event]) -> list[Any]:
-    """`events` (seqs `first_seq, ...`) as `INSERT_BATCHES` parameters."""
-    payloads = [encode_event(event) for event in events]
-    kinds = [type(event).kind for event in events]
-    stages = ["" if (stage := type(event).stage) is None else stage.value for event in events]
-    ats = [repr(event.at) for event in events]
-    keys = [subject_key(event) for event in events]
+    """`events` (seqs `first_seq, ...`) as `INSERT_BATCHES` parameters: each event's texts
+    written in one call (`encode_event_texts`), then taken column by column."""
+    if not events:
+        return _rows(run_id, first_seq, _Texts((), (), (), (), ()))
+    kinds, stages, ats, keys, payloads = zip(*encode_event_texts(events), strict=True)
     return _rows(run_id, first_seq, _Texts(kinds, stages, ats, keys, payloads))
 
 
