@@ -188,6 +188,16 @@ def _float_text(value: float) -> str:
     return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
 
 
+# How the payload writer turns a value of each scalar type into its JSON text, `t` its type.
+_SCALAR_TEXTS: Final = {
+    str: "_str(v) if t is str",
+    float: "(_repr_float(v) if v - v == 0.0 else _float(v)) if t is float",
+    type(None): "'null' if v is None",
+    bool: "('true' if v else 'false') if t is bool",
+    int: "_int(v) if t is int",
+}
+
+
 def _payload_writer(codec: _ClassCodec, *, texts: bool = False) -> Callable[[Any], Any]:
     """A function writing an event's payload, byte for byte `_encode`'s text, without the dict
     of every field and the encoder's pass over it: the keys and `"v"` stand in a %-template,
@@ -214,12 +224,10 @@ def _payload_writer(codec: _ClassCodec, *, texts: bool = False) -> Callable[[Any
         text = f"t{index}"
         lines.append(f"    v = event.{field.name}")
         if field.type in _PRIMITIVES or _optional_primitive(field.type):  # unstructured as is
-            lines.append(
-                f"    t = type(v); {text} = _str(v) if t is str else"
-                " (_repr_float(v) if v - v == 0.0 else _float(v)) if t is float"
-                " else 'null' if v is None else ('true' if v else 'false') if t is bool"
-                " else _int(v) if t is int else _encode(v)"
-            )
+            declared = get_args(field.type) or (field.type,)  # its types' tests come first
+            order = dict.fromkeys([*declared, *_SCALAR_TEXTS])
+            chain = " else ".join(_SCALAR_TEXTS[kind] for kind in order)
+            lines.append(f"    t = type(v); {text} = {chain} else _encode(v)")
             if field.name == "at":  # a finite float's text is its `repr`, as the column's
                 lines.append(f"    at = {text} if t is float and v - v == 0.0 else _repr(v)")
                 at_text = "at"
