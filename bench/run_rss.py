@@ -2,10 +2,10 @@
 
 Runs `themis run` of `bench/cli_process.py`'s synthetic N-case config (fake model, DuckDB store)
 in a child process and reads the child's RSS from `/proc` every 0.1 s: the peak (`VmHWM`, the
-kernel's own), the CPU and wall from `wait4`, the store file's size, and the curve as the
-highest RSS in each tenth of the run's wall time (so the spikes of DuckDB's checkpoints of the
-log show, ADR 0055/0062). `--tree DIR` runs the code of another checkout (a `git archive` of a
-commit, with this interpreter's packages): A/B comparisons on the same load.
+kernel's own), the CPU (user and system) and wall from `wait4`, the store file's size, and the
+curve as the highest RSS in each tenth of the run's wall time (so the spikes of DuckDB's
+checkpoints of the log show, ADR 0055/0062). `--tree DIR` runs the code of another checkout (a
+`git archive` of a commit, with this interpreter's packages): A/B comparisons on the same load.
 
 Usage: `python bench/run_rss.py [--tree DIR] N [N ...]`.
 """
@@ -76,7 +76,8 @@ def one(n: int, tree: str | None) -> str:
     curve = " ".join(f"{value:.0f}" for value in tenths)
     return (
         f"N={n} tree={tree or 'this'} load {load} -> {load_average()}: wall {wall:.1f} s,"
-        f" CPU {cpu:.1f} s, peak {max(peak[0], usage.ru_maxrss / 1024):.0f} MiB,"
+        f" CPU {cpu:.1f} s (user {usage.ru_utime:.1f}, system {usage.ru_stime:.1f}),"
+        f" peak {max(peak[0], usage.ru_maxrss / 1024):.0f} MiB,"
         f" store {size:.0f} MiB; RSS by tenth (MiB): {curve}"
     )
 

@@ -1,5 +1,6 @@
 """`map_large_blocks` keeps glibc mapping large blocks on their own after a larger one was freed,
-so that freeing them gives the memory back (ADR 0076); and the `themis` console script sets it.
+so that freeing them gives the memory back (ADR 0076). Which runs set it:
+`tests/cli/test_large_run_allocator.py` (ADR 0079).
 
 Each check runs in a fresh interpreter: the setting lasts for a process's life."""
 
@@ -57,15 +58,3 @@ def test_without_it_glibc_takes_a_large_block_from_its_heap_once_a_larger_one_wa
 
 def test_with_it_a_large_block_is_still_mapped_on_its_own() -> None:
     assert _mapped_after_a_larger_free("set")
-
-
-def test_the_console_script_maps_large_blocks_before_its_command_runs(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from themis.app.cli import application
-
-    calls: list[str] = []
-    monkeypatch.setattr(application, "map_large_blocks", lambda: calls.append("set") or True)
-    monkeypatch.setattr(application, "app", lambda: calls.append("command"))
-    application.main()
-    assert calls == ["set", "command"]

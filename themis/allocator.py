@@ -9,8 +9,14 @@ transients, the snapshot's text, the fold's and the report's long lists. Freed, 
 heaps between live blocks and in RSS (a 300k-trial run peaked ~100 MiB higher that way, ADR 0076).
 Setting the threshold fixes it at 128 KiB and turns that raise off.
 
-Only glibc has the setting; elsewhere (macOS, musl) `map_large_blocks` does nothing. The console
-script sets it as it starts; a library call leaves its host process's allocator alone. The module
+The setting has a price: every block of 128 KiB or more becomes an `mmap`/`munmap` pair, zeroed
+page by page as it is touched, about 15 µs a trial of a 100k-trial run for 14 MiB less peak;
+its gain (100-300 MiB) comes at 300k trials and more. So the console script sets it only for a
+large run (`is_large_run`), once it knows the run's trial count and before the run's own large
+allocations (glibc takes the setting at any time; blocks allocated before keep their place).
+A library call leaves its host process's allocator alone.
+
+Only glibc has the setting; elsewhere (macOS, musl) `map_large_blocks` does nothing. The module
 sits beside the four layers and imports nothing of Themis (an import-linter contract keeps it so).
 """
 
@@ -22,9 +28,12 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     import ctypes
 
-__all__ = ["MMAP_THRESHOLD", "map_large_blocks"]
+__all__ = ["LARGE_RUN_TRIALS", "MMAP_THRESHOLD", "is_large_run", "map_large_blocks"]
 
 MMAP_THRESHOLD: Final = 128 * 1024  # bytes: glibc's own starting threshold
+# Trials from which a run maps large blocks on their own: between 100k (the setting's CPU, no
+# gain) and 300k (its gain, ~100 MiB), measured in ADR 0079.
+LARGE_RUN_TRIALS: Final = 200_000
 _M_MMAP_THRESHOLD: Final = -3  # `mallopt`'s parameter number in glibc's <malloc.h>
 
 
@@ -48,3 +57,8 @@ def map_large_blocks() -> bool:
     if libc is None:
         return False
     return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+
+
+def is_large_run(trials: int) -> bool:
+    """Whether a run of `trials` trials is large enough for `map_large_blocks` to pay."""
+    return trials >= LARGE_RUN_TRIALS

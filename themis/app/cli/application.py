@@ -14,7 +14,6 @@ from typing import Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from themis.allocator import map_large_blocks
 from themis.app.cli import (
     bundle_commands,
     data_commands,
@@ -134,14 +133,10 @@ def main() -> None:
     """The `themis` console script: `app`, and a quiet status 141 when stdout was closed early
     (what is still buffered for it is dropped, not reported as an error at exit).
 
-    First, glibc is told to keep mapping large blocks on their own, so that a large run's
-    freed buffers go back to the system instead of staying in its heaps (ADR 0076).
-
     Once the command is done, every object is frozen out of the garbage collector: the
     interpreter's shutdown would otherwise walk them all, about 0.1 s of CPU per command (issue
     12), to free memory the process returns as it exits anyway. Stores, files and threads are
     closed by the command itself, and `atexit` handlers still run."""
-    map_large_blocks()
     try:
         try:
             app()

@@ -1,0 +1,165 @@
+"""`run`, `resume` and `replay` have glibc map large blocks on their own only for a large run
+(ADR 0079): the decision is `is_large_run` of the run's trial count; a small run leaves the
+allocator's default, whose dynamic threshold costs less CPU there for as much memory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli.helpers import Invoke, output_json
+from themis import allocator
+from themis.app.cli import run_commands
+
+CASES = 4
+CONFIG = """\
+name = "four"
+seed = 3
+samples = 1
+
+[[datasets]]
+name = "sums"
+cases = [
+{cases}
+]
+
+[[models]]
+name = "m"
+provider = "fake"
+model = "fake-m"
+options = {{ skill = 0.5 }}
+
+[[prompts]]
+name = "p"
+template = "What is {{{{ a }}}} + {{{{ a }}}}?"
+
+[parser]
+name = "number"
+
+[[metrics]]
+name = "numeric_match"
+"""
+
+
+@pytest.fixture
+def four(tmp_path: Path) -> Path:
+    """A four-case config with inline cases and the scripted `fake` model."""
+    cases = ",\n".join(
+        f'  {{ id = "s{a}", fields = {{ a = {a} }}, expected = "{2 * a}" }}' for a in range(CASES)
+    )
+    path = tmp_path / "four.toml"
+    path.write_text(CONFIG.format(cases=cases), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("trials", "large"),
+    [(0, False), (100_000, False), (199_999, False), (200_000, True), (1_000_000, True)],
+)
+def test_a_run_is_large_from_two_hundred_thousand_trials(trials: int, large: bool) -> None:
+    assert allocator.LARGE_RUN_TRIALS == 200_000
+    assert allocator.is_large_run(trials) is large
+
+
+@pytest.fixture
+def settings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The commands' calls of `map_large_blocks`, recorded instead of made."""
+    calls: list[str] = []
+    monkeypatch.setattr(run_commands, "map_large_blocks", lambda: calls.append("set") or True)
+    return calls
+
+
+def _run_resume_replay(invoke: Invoke, config: Path, store: Path) -> list[int]:
+    """`run --until-stage generate`, `resume` (it parses and scores) and `replay --stage
+    score` of `config`; each command's executed trials."""
+    generated = invoke("run", config, "--store", store, "--json", "--until-stage", "generate")
+    ran = output_json(generated)
+    run_id = ran["run_id"]
+    resumed = output_json(invoke("resume", run_id, "--store", store, "--json"))
+    replayed = output_json(invoke("replay", run_id, "--stage", "score", "--store", store, "--json"))
+    return [result["trials_executed"] for result in (ran, resumed, replayed)]
+
+
+def test_a_small_run_resume_and_replay_leave_the_allocator_alone(
+    four: Path, store: Path, invoke: Invoke, settings: list[str]
+) -> None:
+    assert _run_resume_replay(invoke, four, store) == [CASES] * 3
+    assert settings == []
+
+
+def test_a_large_run_resume_and_replay_each_set_it(
+    four: Path, store: Path, invoke: Invoke, settings: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(allocator, "LARGE_RUN_TRIALS", CASES)  # four trials are "large" here
+
+    assert _run_resume_replay(invoke, four, store) == [CASES] * 3
+    assert settings == ["set"] * 3
+
+
+def test_a_completed_run_answered_from_the_store_leaves_it_alone(
+    four: Path, store: Path, invoke: Invoke, settings: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran = output_json(invoke("run", four, "--store", store, "--json"))
+    monkeypatch.setattr(allocator, "LARGE_RUN_TRIALS", CASES)
+
+    again = output_json(invoke("run", four, "--store", store, "--json"))
+    resumed = output_json(invoke("resume", ran["run_id"], "--store", store, "--json"))
+
+    assert (again["reused"], resumed["reused"]) == (True, True)
+    assert settings == []
+
+
+# The console script in a fresh interpreter, on `sys.argv[1:]`; then whether glibc's threshold
+# is still its own: a 4 MiB block freed raises it above 1 MiB, so a 1 MiB block then comes from
+# the heap, unless the threshold was fixed (`hblkhd`, mapped bytes, from `mallinfo2`).
+_CONSOLE_THEN_PROBE = """
+import ctypes, sys
+from themis import allocator
+from themis.app.cli import main
+
+allocator.LARGE_RUN_TRIALS = int(sys.argv.pop(1))
+try:
+    main()
+except SystemExit as ended:
+    assert ended.code in (0, None), ended.code
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+libc.mallinfo2.restype = MallInfo2
+libc.free(libc.malloc(4 << 20))
+mapped = libc.mallinfo2().hblkhd
+block = libc.malloc(1 << 20)
+print("fixed" if libc.mallinfo2().hblkhd - mapped >= 1 << 20 else "dynamic", file=sys.stderr)
+"""
+
+
+def _threshold_after_a_run(config: Path, store: Path, large_from: int) -> str:
+    command = ["run", str(config), "--store", str(store), "--quiet"]
+    ran = subprocess.run(
+        [sys.executable, "-c", _CONSOLE_THEN_PROBE, str(large_from), *command],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return ran.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "confstr") or "glibc" not in (os.confstr("CS_GNU_LIBC_VERSION") or ""),
+    reason="glibc's malloc only",
+)
+def test_the_console_script_fixes_the_threshold_for_a_large_run_only(
+    four: Path, tmp_path: Path
+) -> None:
+    assert _threshold_after_a_run(four, tmp_path / "small.duckdb", 200_000) == "dynamic"
+    assert _threshold_after_a_run(four, tmp_path / "large.duckdb", CASES) == "fixed"
