@@ -28,13 +28,21 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     import ctypes
 
-__all__ = ["LARGE_RUN_TRIALS", "MMAP_THRESHOLD", "is_large_run", "map_large_blocks"]
+__all__ = [
+    "LARGE_RUN_TRIALS",
+    "MMAP_THRESHOLD",
+    "TRIM_THRESHOLD",
+    "is_large_run",
+    "map_large_blocks",
+]
 
 MMAP_THRESHOLD: Final = 128 * 1024  # bytes: glibc's own starting threshold
+TRIM_THRESHOLD: Final = 128 * 1024  # bytes: glibc's own starting trim threshold
 # Trials from which a run maps large blocks on their own: between 100k (the setting's CPU, no
 # gain) and 300k (its gain, ~100 MiB), measured in ADR 0079.
 LARGE_RUN_TRIALS: Final = 200_000
-_M_MMAP_THRESHOLD: Final = -3  # `mallopt`'s parameter number in glibc's <malloc.h>
+_M_MMAP_THRESHOLD: Final = -3  # `mallopt`'s parameter numbers in glibc's <malloc.h>
+_M_TRIM_THRESHOLD: Final = -1
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -52,11 +60,16 @@ def _glibc() -> ctypes.CDLL | None:
 
 def map_large_blocks() -> bool:
     """Have glibc map every block of `MMAP_THRESHOLD` bytes or more on its own, for the rest of
-    this process (see the module docstring); whether the setting took (False off glibc)."""
+    this process (see the module docstring); whether the setting took (False off glibc).
+
+    Its trim threshold (how much free memory at the top of its heap it keeps rather than give
+    back) is set back to its start too: while the mmap threshold rose, glibc kept it at twice
+    that (up to 64 MiB), and fixing one leaves the other where it was."""
     libc = _glibc()
     if libc is None:
         return False
-    return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+    trimmed = bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and trimmed
 
 
 def is_large_run(trials: int) -> bool:

@@ -4,7 +4,6 @@ allocator's default, whose dynamic threshold costs less CPU there for as much me
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.helpers import Invoke, output_json
+from tests.glibc_probe import ON_GLIBC, PRELUDE
 from themis import allocator
 from themis.app.cli import run_commands
 
@@ -116,8 +116,9 @@ def test_a_completed_run_answered_from_the_store_leaves_it_alone(
 # The console script in a fresh interpreter, on `sys.argv[1:]`; then whether glibc's threshold
 # is still its own: a 4 MiB block freed raises it above 1 MiB, so a 1 MiB block then comes from
 # the heap, unless the threshold was fixed (`hblkhd`, mapped bytes, from `mallinfo2`).
-_CONSOLE_THEN_PROBE = """
-import ctypes, sys
+_CONSOLE_THEN_PROBE = (
+    """
+import sys
 from themis import allocator
 from themis.app.cli import main
 
@@ -126,21 +127,15 @@ try:
     main()
 except SystemExit as ended:
     assert ended.code in (0, None), ended.code
-
-class MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in (
-        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
-        "fordblks", "keepcost")]
-
-libc = ctypes.CDLL(None)
-libc.malloc.restype = ctypes.c_void_p
-libc.free.argtypes = [ctypes.c_void_p]
-libc.mallinfo2.restype = MallInfo2
+"""
+    + PRELUDE
+    + """
 libc.free(libc.malloc(4 << 20))
 mapped = libc.mallinfo2().hblkhd
 block = libc.malloc(1 << 20)
 print("fixed" if libc.mallinfo2().hblkhd - mapped >= 1 << 20 else "dynamic", file=sys.stderr)
 """
+)
 
 
 def _threshold_after_a_run(config: Path, store: Path, large_from: int) -> str:
@@ -155,7 +150,7 @@ def _threshold_after_a_run(config: Path, store: Path, large_from: int) -> str:
 
 
 @pytest.mark.skipif(
-    not hasattr(os, "confstr") or "glibc" not in (os.confstr("CS_GNU_LIBC_VERSION") or ""),
+    not ON_GLIBC,
     reason="glibc's malloc only",
 )
 def test_the_console_script_fixes_the_threshold_for_a_large_run_only(
