@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from tests.cli.helpers import Invoke, output_json
+from tests.cli.helpers import TINY, TINY_CASES, Invoke, output_json
 from themis.app.cli import app
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -62,3 +62,13 @@ def run_json(invoke: Invoke, store: Path) -> Callable[..., dict[str, Any]]:
         return data
 
     return run
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Path:
+    """A six-case config with inline cases and the scripted `fake` model."""
+    case = '  {{ id = "s{a}", fields = {{ a = {a} }}, expected = "{twice}" }}'
+    cases = ",\n".join(case.format(a=a, twice=2 * a) for a in range(TINY_CASES))
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY.format(cases=cases), encoding="utf-8")
+    return path

@@ -12,6 +12,39 @@ from typer.testing import Result
 
 Invoke = Callable[..., Result]
 
+# A six-case config with inline cases and the scripted `fake` model (the `tiny` fixture).
+TINY_CASES = 6
+TINY = """\
+name = "tiny"
+seed = 5
+samples = 1
+
+[[datasets]]
+name = "sums"
+cases = [
+{cases}
+]
+
+[[models]]
+name = "m"
+provider = "fake"
+model = "fake-m"
+options = {{ skill = 0.5 }}
+
+[[prompts]]
+name = "p"
+template = "What is {{{{ a }}}} + {{{{ a }}}}?"
+
+[parser]
+name = "number"
+
+[[metrics]]
+name = "numeric_match"
+
+[runtime]
+max_concurrent_tasks = 2
+"""
+
 
 def one_error_line(result: Result, *, code: int = 2) -> str:
     """Assert `result` failed with `code` and a single `error: ...` stderr line; return it."""

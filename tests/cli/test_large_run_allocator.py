@@ -10,50 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.helpers import TINY_CASES as CASES
 from tests.cli.helpers import Invoke, output_json
 from tests.glibc_probe import ON_GLIBC, PRELUDE
 from themis import allocator
 from themis.app.cli import run_commands
-
-CASES = 4
-CONFIG = """\
-name = "four"
-seed = 3
-samples = 1
-
-[[datasets]]
-name = "sums"
-cases = [
-{cases}
-]
-
-[[models]]
-name = "m"
-provider = "fake"
-model = "fake-m"
-options = {{ skill = 0.5 }}
-
-[[prompts]]
-name = "p"
-template = "What is {{{{ a }}}} + {{{{ a }}}}?"
-
-[parser]
-name = "number"
-
-[[metrics]]
-name = "numeric_match"
-"""
-
-
-@pytest.fixture
-def four(tmp_path: Path) -> Path:
-    """A four-case config with inline cases and the scripted `fake` model."""
-    cases = ",\n".join(
-        f'  {{ id = "s{a}", fields = {{ a = {a} }}, expected = "{2 * a}" }}' for a in range(CASES)
-    )
-    path = tmp_path / "four.toml"
-    path.write_text(CONFIG.format(cases=cases), encoding="utf-8")
-    return path
 
 
 @pytest.mark.parametrize(
@@ -85,28 +46,28 @@ def _run_resume_replay(invoke: Invoke, config: Path, store: Path) -> list[int]:
 
 
 def test_a_small_run_resume_and_replay_leave_the_allocator_alone(
-    four: Path, store: Path, invoke: Invoke, settings: list[str]
+    tiny: Path, store: Path, invoke: Invoke, settings: list[str]
 ) -> None:
-    assert _run_resume_replay(invoke, four, store) == [CASES] * 3
+    assert _run_resume_replay(invoke, tiny, store) == [CASES] * 3
     assert settings == []
 
 
 def test_a_large_run_resume_and_replay_each_set_it(
-    four: Path, store: Path, invoke: Invoke, settings: list[str], monkeypatch: pytest.MonkeyPatch
+    tiny: Path, store: Path, invoke: Invoke, settings: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(allocator, "LARGE_RUN_TRIALS", CASES)  # four trials are "large" here
+    monkeypatch.setattr(allocator, "LARGE_RUN_TRIALS", CASES)  # its trials are "large" here
 
-    assert _run_resume_replay(invoke, four, store) == [CASES] * 3
+    assert _run_resume_replay(invoke, tiny, store) == [CASES] * 3
     assert settings == ["set"] * 3
 
 
 def test_a_completed_run_answered_from_the_store_leaves_it_alone(
-    four: Path, store: Path, invoke: Invoke, settings: list[str], monkeypatch: pytest.MonkeyPatch
+    tiny: Path, store: Path, invoke: Invoke, settings: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ran = output_json(invoke("run", four, "--store", store, "--json"))
+    ran = output_json(invoke("run", tiny, "--store", store, "--json"))
     monkeypatch.setattr(allocator, "LARGE_RUN_TRIALS", CASES)
 
-    again = output_json(invoke("run", four, "--store", store, "--json"))
+    again = output_json(invoke("run", tiny, "--store", store, "--json"))
     resumed = output_json(invoke("resume", ran["run_id"], "--store", store, "--json"))
 
     assert (again["reused"], resumed["reused"]) == (True, True)
@@ -154,7 +115,7 @@ def _threshold_after_a_run(config: Path, store: Path, large_from: int) -> str:
     reason="glibc's malloc only",
 )
 def test_the_console_script_fixes_the_threshold_for_a_large_run_only(
-    four: Path, tmp_path: Path
+    tiny: Path, tmp_path: Path
 ) -> None:
-    assert _threshold_after_a_run(four, tmp_path / "small.duckdb", 200_000) == "dynamic"
-    assert _threshold_after_a_run(four, tmp_path / "large.duckdb", CASES) == "fixed"
+    assert _threshold_after_a_run(tiny, tmp_path / "small.duckdb", 200_000) == "dynamic"
+    assert _threshold_after_a_run(tiny, tmp_path / "large.duckdb", CASES) == "fixed"

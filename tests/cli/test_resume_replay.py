@@ -10,54 +10,20 @@ from typing import Any
 
 import pytest
 
-from tests.cli.helpers import Invoke, assert_no_such_store, one_error_line, output_json
+from tests.cli.helpers import (
+    TINY_CASES as CASES,
+)
+from tests.cli.helpers import (
+    Invoke,
+    assert_no_such_store,
+    one_error_line,
+    output_json,
+)
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.core.events import Event, RunResumed, ScoreCompleted, StageReset
 
-CASES = 6
-TINY = """\
-name = "tiny"
-seed = 5
-samples = 1
-
-[[datasets]]
-name = "sums"
-cases = [
-{cases}
-]
-
-[[models]]
-name = "m"
-provider = "fake"
-model = "fake-m"
-options = {{ skill = 0.5 }}
-
-[[prompts]]
-name = "p"
-template = "What is {{{{ a }}}} + {{{{ a }}}}?"
-
-[parser]
-name = "number"
-
-[[metrics]]
-name = "numeric_match"
-
-[runtime]
-max_concurrent_tasks = 2
-"""
 INVOCATION_KEYS = ("reused", "trials_executed", "model_calls")
 Json = Callable[..., dict[str, Any]]
-
-
-@pytest.fixture
-def tiny(tmp_path: Path) -> Path:
-    """A six-case config with inline cases and the scripted `fake` model."""
-    cases = ",\n".join(
-        f'  {{ id = "s{a}", fields = {{ a = {a} }}, expected = "{2 * a}" }}' for a in range(CASES)
-    )
-    path = tmp_path / "tiny.toml"
-    path.write_text(TINY.format(cases=cases), encoding="utf-8")
-    return path
 
 
 @pytest.fixture
