@@ -1,25 +1,42 @@
 """`themis runs`, `inspect state` and `inspect snapshot` answered from what a run stores at its
 end (its facts, its outline, its final checkpoint; ADR 0084) say what the full path says (its
 snapshot compiled, its log folded, its trials counted over its plan), for every kind of run:
-complete, partial, with failed and retried trials, sampled (pass@k), reduced, judged, replayed in
+complete, partial, with failed trials, sampled (pass@k), reduced, judged, replayed in
 place, derived from another run, and written before a run's facts vouched for its snapshot."""
 
 from __future__ import annotations
 
+import io
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import attrs
 import duckdb
 import pytest
+from rich.console import Console
 
 import themis
 from themis.app.api import views
+from themis.app.render.inspect_views import snapshot_json, snapshot_render
+from themis.app.usecases.stored import load_compiled, load_state
 from themis.app.wiring import opened_store
+from themis.core import inspection
 from themis.core.events import StageReset
-from themis.core.inspection import RunStatus
+from themis.core.generation import is_truncated
+from themis.core.inspection import (
+    PARSE_ERROR,
+    FailureReason,
+    RunStatus,
+    Tally,
+    summarise,
+    tally,
+)
+from themis.core.planner import CompiledRun, trial_refs
 from themis.core.runtime import Price
 from themis.core.spec import ReducerSpec
 from themis.core.stages import Stage
+from themis.core.state import RunState
 
 
 def _spec(
@@ -72,8 +89,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return result.run_id
 
     run(_spec("complete"))
-    # Some trials fail for good, others only before a retry.
-    run(_spec("failing", failure_rate=0.3), generation_retry_attempts=2, generation_retry_delay=0.0)
+    run(_spec("failing", failure_rate=0.3), generation_retry_attempts=1)
     run(_spec("generated only", skill=0.45), until_stage="generate")
     run(_spec("parsed only", skill=0.4), until_stage="parse")
     run(_spec("sampled", samples=3))
@@ -129,3 +145,81 @@ def test_every_kind_of_run_lists_the_status_the_fold_gives(
         "reset after its checkpoint",
         "stored before its facts",
     ]
+
+
+def _counted_as_objects(
+    compiled: CompiledRun, state: RunState
+) -> tuple[Tally, tuple[FailureReason, ...]]:
+    """`tally` as it read each trial before ADR 0084: an event object per fact looked up."""
+    planned = generated = generation_failed = parsed = unparsed = scored = truncated = 0
+    reasons: Counter[tuple[Stage, str, str]] = Counter()
+    for trial in trial_refs(compiled):
+        planned += 1
+        failure = state.failed_generation(trial.trial_key)
+        if failure is not None:
+            generation_failed += 1
+            reasons[Stage.GENERATE, failure.error_kind, summarise(failure.message)] += 1
+            continue
+        generation = state.generations.get(trial.trial_key)
+        if generation is not None:
+            generated += 1
+            truncated += is_truncated(generation.finish_reason)
+        parse = state.parses.get(trial.trial_id)
+        if parse is not None and parse.answer is None:
+            unparsed += 1
+            reasons[Stage.PARSE, PARSE_ERROR, summarise(parse.error or "no answer")] += 1
+        elif parse is not None:
+            parsed += 1
+        scored += trial.trial_id in state.scores
+    failures = tuple(
+        FailureReason(stage=stage, kind=kind, message=message, count=count)
+        for (stage, kind, message), count in sorted(
+            reasons.items(), key=lambda item: (item[0][0].order, -item[1], item[0][1:])
+        )
+    )
+    counted = Tally(planned, generated, generation_failed, parsed, unparsed, scored, truncated)
+    return counted, failures
+
+
+def test_every_kind_of_run_counts_what_each_trials_events_say(store: Path) -> None:
+    with opened_store(store, read_only=True) as opened:
+        for summary in opened.runs():
+            _, compiled = load_compiled(opened, summary.run_id)
+            state, _ = load_state(opened, summary.run_id)
+            assert tally(compiled, state) == _counted_as_objects(compiled, state)
+    failing = views.get_execution_state(_by_name(store, "failing"), store)
+    assert failing.counts(Stage.GENERATE).failed > 0
+    assert failing.failures
+
+
+def _by_name(store: Path, name: str) -> str:
+    return next(row.run_id for row in views.quickcheck(store) if row.name == name)
+
+
+def test_every_kind_of_run_shows_the_served_models_counted_over_its_plan(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recounted: list[str] = []
+    counted = inspection.served_models
+
+    def served_models(compiled: CompiledRun, *args: Any) -> Any:
+        recounted.append(compiled.spec.name)
+        return counted(compiled, *args)
+
+    monkeypatch.setattr(inspection, "served_models", served_models)
+    shown = {}
+    for row in views.quickcheck(store):
+        view = views.get_run_snapshot(row.run_id, store)
+        shown[row.run_id] = (snapshot_json(view), _text(snapshot_render(view)))
+    assert recounted == ["reset after its checkpoint"]  # the others: their checkpoint's
+    monkeypatch.setattr(views, "fresh_report", lambda *_: None)  # the path before ADR 0084
+    for run_id, (json_view, text) in shown.items():
+        view = views.get_run_snapshot(run_id, store)
+        assert (snapshot_json(view), _text(snapshot_render(view))) == (json_view, text)
+    assert len(recounted) == len(shown) + 1 == 15
+
+
+def _text(renderable: Any) -> str:
+    console = Console(width=160, record=True, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()

@@ -23,6 +23,7 @@ import attrs
 from attrs import field, frozen
 
 from themis.core.controls import Spend, spend_summary
+from themis.core.event_columns import reader
 from themis.core.events import JudgeFailed, RunPaused, RunResumed
 from themis.core.generation import is_truncated
 from themis.core.planner import CompiledRun, PlanRecord, trial_refs
@@ -252,24 +253,29 @@ def tally(
     """
     planned = generated = generation_failed = parsed = unparsed = scored = truncated = 0
     reasons: Counter[tuple[Stage, str, str]] = Counter()
+    # Each trial's fields read from the fold's columns, no event object built (ADR 0084).
+    finish_of = reader(state.generations, "finish_reason")
+    parse_of = reader(state.parses, "answer", "error")
+    failed_of, scores = state.generation_failures, state.scores
     for trial in trial_refs(compiled, record):
         planned += 1
-        failure = state.failed_generation(trial.trial_key)
-        if failure is not None:
-            generation_failed += 1
-            reasons[Stage.GENERATE, failure.error_kind, summarise(failure.message)] += 1
-            continue
-        generation = state.generations.get(trial.trial_key)
-        if generation is not None:
+        generation = finish_of(trial.trial_key)
+        if generation is None:
+            failure = failed_of.get(trial.trial_key)  # kept only while no attempt succeeded
+            if failure is not None:
+                generation_failed += 1
+                reasons[Stage.GENERATE, failure.error_kind, summarise(failure.message)] += 1
+                continue
+        else:
             generated += 1
-            truncated += is_truncated(generation.finish_reason)
-        parse = state.parses.get(trial.trial_id)
-        if parse is not None and parse.answer is None:
+            truncated += is_truncated(generation[0])
+        parse = parse_of(trial.trial_id)
+        if parse is not None and parse[0] is None:
             unparsed += 1
-            reasons[Stage.PARSE, PARSE_ERROR, summarise(parse.error or "no answer")] += 1
+            reasons[Stage.PARSE, PARSE_ERROR, summarise(parse[1] or "no answer")] += 1
         elif parse is not None:
             parsed += 1
-        scored += trial.trial_id in state.scores
+        scored += trial.trial_id in scores
     failures = tuple(
         FailureReason(stage=stage, kind=kind, message=message, count=count)
         for (stage, kind, message), count in sorted(
@@ -379,9 +385,11 @@ def snapshot_view(
     record: PlanRecord | None = None,
     *,
     identity: bool = True,
+    served: tuple[ServedModel, ...] | None = None,
 ) -> RunSnapshotView:
     """The stored run as a researcher asks about it: what it is, how it runs, where from
-    (`identity=False`: without the identity document, which views every case)."""
+    (`identity=False`: without the identity document, which views every case). `served`: the
+    report's of `state`, when the caller holds it (else counted over the plan again)."""
     return RunSnapshotView(
         run_id=compiled.run_id,
         name=compiled.spec.name,
@@ -391,5 +399,5 @@ def snapshot_view(
         runtime=effective_runtime(snapshot, state),
         provenance=snapshot.provenance,
         lineage=lineage(state),
-        served=served_models(compiled, state, record),
+        served=served_models(compiled, state, record) if served is None else served,
     )

@@ -17,7 +17,7 @@ from typing import TypeVar
 import attrs
 
 from themis.app.config.loading import runtime_from_mapping
-from themis.app.usecases.checkpoints import fresh_checkpoint_report
+from themis.app.usecases.checkpoints import fresh_checkpoint_report, fresh_report
 from themis.app.usecases.provider_holds import active_holds
 from themis.app.usecases.runtime_lineage import last_runtime
 from themis.app.usecases.stored import (
@@ -75,7 +75,9 @@ def get_run_snapshot(run_id: str, store: StoreLike = DEFAULT_STORE) -> RunSnapsh
         resolved = resolve_run_id(opened, run_id)
         snapshot, compiled = load_compiled(opened, resolved)
         state, _ = load_state(opened, resolved)
-        return snapshot_view(snapshot, compiled, state)
+        cached = fresh_report(opened, compiled)  # its served models, counted when it was kept
+        served = None if cached is None else cached[1].served
+        return snapshot_view(snapshot, compiled, state, served=served)
 
     def queued(snapshot: RunSnapshot) -> RunSnapshotView:
         return snapshot_view(snapshot, compile_snapshot(snapshot), RunState())
