@@ -21,9 +21,10 @@ import sys
 import threading
 from typing import NoReturn
 
-from themis.app.cli.application import main
+from themis.app.cli.application import app, main
 
-__all__ = ["console_main", "exit_status"]
+# `app` is the typer app this script runs (the docs' command reference reads it from here).
+__all__ = ["app", "console_main", "exit_status"]
 
 
 def console_main() -> NoReturn:
