@@ -76,7 +76,7 @@ def _best(action: Callable[[], Any]) -> tuple[float, float]:
 def main(n: int) -> None:
     from themis.app.render.report_formats import report_csv, report_latex, report_markdown
     from themis.app.render.report_html import report_html
-    from themis.app.render.reports import document_json
+    from themis.app.render.report_json import document_json
     from themis.app.usecases.reporting import MAX_CASE_ROWS, ReportDocument
     from themis.core.breakdown import Breakdown
     from themis.core.case_results import case_results

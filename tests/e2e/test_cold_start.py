@@ -111,6 +111,21 @@ def test_commands_without_a_model_call_load_no_http_adapter(tmp_path: Path) -> N
     assert sorted(name for name in imported if name.startswith(engine)) == []
 
 
+def test_a_quiet_json_run_and_the_json_run_list_load_no_rich(tmp_path: Path) -> None:
+    # Rich's console, table, text and progress modules cost a command ~25 ms of CPU to import;
+    # a command that prints only JSON, with no progress bar, prints nothing through them.
+    store = tmp_path / "plain.duckdb"
+    config = Path(__file__).resolve().parents[2] / "examples" / "demo.toml"
+    args = ("--store", store, "--json", "--quiet")
+    ran = run_themis(tmp_path, "run", config, *args, env=themis_env(PYTHONPROFILEIMPORTTIME="1"))
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    listed = _imported_by("runs", "--store", str(store), "--json", cwd=tmp_path)
+
+    for imported in (_modules_in(ran.stderr), listed):
+        assert "themis.app.cli.shared" in imported  # the import log was read
+        assert sorted(name for name in imported if name.split(".")[0] == "rich") == []
+
+
 def test_run_and_report_coerce_their_values_without_pydantic(tmp_path: Path) -> None:
     # typer coerces every value through pydantic, whose import and adapters cost a command
     # ~0.15-0.2 s of CPU; `themis.app.cli.coercion` answers the plain values (a path, a list of

@@ -21,7 +21,7 @@ from tests.viewer.conftest import _answer, _spec
 from themis.adapters.stores import duckdb_trial_rows
 from themis.app.api import viewer_cache
 from themis.app.execution.running import running_execution
-from themis.app.render.reports import document_json
+from themis.app.render.report_json import document_json
 from themis.app.usecases.reporting import report_document
 from themis.core.breakdown import Breakdown
 from themis.core.generation import ModelResponse

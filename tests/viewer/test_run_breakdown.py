@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 
 from tests.viewer.conftest import ViewerStore
 from themis.app.api.viewer import viewer_app
-from themis.app.render.reports import document_json
+from themis.app.render.report_json import document_json
 from themis.app.usecases.reporting import report_document
 from themis.app.wiring import opened_store
 from themis.core.breakdown import Breakdown

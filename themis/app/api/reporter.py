@@ -82,7 +82,7 @@ class Reporter:
     def to_json(self) -> dict[str, Any]:
         """The `json` format as data."""
         from themis.app.render.comparisons import comparison_json
-        from themis.app.render.reports import document_json
+        from themis.app.render.report_json import document_json
 
         data = document_json(self._document)
         if self._comparison is not None:

@@ -21,8 +21,8 @@ from themis.app.api.views import get_evaluation_execution, live_runs
 from themis.app.render.comparisons import comparison_json
 from themis.app.render.evaluation import evaluation_json
 from themis.app.render.inspect_views import lineage_json, progress_json, state_json
+from themis.app.render.report_json import document_json
 from themis.app.render.report_text import Columns, when
-from themis.app.render.reports import document_json
 from themis.app.usecases.comparing import compare_stored
 from themis.app.usecases.reporting import ReportDocument
 from themis.app.usecases.stored import compile_case

@@ -94,7 +94,7 @@ def list_runs(
     taken yet (status `queued`)."""
     from themis.app.api.stored_runs import runs
     from themis.app.api.views import run_statuses
-    from themis.app.render.reports import runs_json, runs_table
+    from themis.app.render.report_json import runs_json
 
     with errors():
         try:
@@ -106,4 +106,6 @@ def list_runs(
         if as_json:
             print_json(runs_json(summaries, statuses))
         else:
+            from themis.app.render.reports import runs_table
+
             stdout().print(runs_table(summaries, statuses))

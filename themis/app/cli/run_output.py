@@ -80,13 +80,16 @@ def execute_observed(
     """Run `action` with its telemetry observed by a progress bar (on a terminal) and the
     `--telemetry-log` file, and print its result."""
     from themis.app.execution.telemetry import TelemetryBus
-    from themis.app.render.progress_bar import ProgressBar
     from themis.app.wiring import telemetry_sinks
     from themis.core.project import TelemetrySpec
 
-    console = stderr()
-    show = not quiet and progress_mode != "off" and (progress_mode == "on" or console.is_terminal)
-    bar = ProgressBar(console, f"run {run_id[:12]}") if show else None
+    bar = None
+    if not quiet and progress_mode != "off":  # else no console: a quiet run loads no rich
+        console = stderr()
+        if progress_mode == "on" or console.is_terminal:
+            from themis.app.render.progress_bar import ProgressBar
+
+            bar = ProgressBar(console, f"run {run_id[:12]}")
     log = TelemetrySpec(log=None if telemetry_log is None else str(telemetry_log))
     bus = TelemetryBus([*([bar] if bar else []), *telemetry_sinks(log)])
     try:
@@ -100,11 +103,13 @@ def execute_observed(
 
 def print_result(result: RunResult, *, as_json: bool) -> None:
     """Print what a run did and its report (as JSON with `as_json`)."""
-    from themis.app.render.reports import counted, report_render, run_json
-
     if as_json:
+        from themis.app.render.report_json import run_json
+
         print_json(run_json(result))
     else:
+        from themis.app.render.reports import counted, report_render
+
         out = stdout()
         if result.reused:
             out.print(f"run {result.run_id[:12]}: reused the stored run (0 model calls)")

@@ -15,12 +15,13 @@ from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 
 from themis.app.cli.endings import ExitStatus
 from themis.core.errors import ThemisError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from themis.core.spec import ExperimentSpec
 
 DEFAULT_STORE = Path("themis.duckdb")
@@ -38,22 +39,21 @@ SetOption = Annotated[
 T = TypeVar("T")
 
 
-class _Stdout(Console):
-    """A console whose closed pipe ends the command as `errors` says (Rich's own exits 1)."""
-
-    def on_broken_pipe(self) -> None:
-        self.quiet = True
-        raise BrokenPipeError
-
-
 def stdout() -> Console:
-    console = _Stdout(soft_wrap=False)
+    """Rich's console on stdout, made (and rich imported) when a command prints through it: a
+    command that prints only JSON loads no rich."""
+    from themis.app.cli.consoles import StdoutConsole
+
+    console = StdoutConsole(soft_wrap=False)
     if not console.is_terminal:  # files and pipes get full rows, not a guessed 80 columns
-        console = _Stdout(soft_wrap=False, width=160)
+        console = StdoutConsole(soft_wrap=False, width=160)
     return console
 
 
 def stderr() -> Console:
+    """Rich's console on stderr, made (and rich imported) when a command prints through it."""
+    from rich.console import Console
+
     return Console(stderr=True)
 
 

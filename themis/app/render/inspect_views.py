@@ -17,7 +17,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from themis.app.render.reports import served_json, served_model_warnings
+from themis.app.render.report_json import served_json
+from themis.app.render.reports import served_model_warnings
 from themis.app.render.runtime_controls import controls_json, controls_lines
 from themis.core.inspection import (
     ExecutionState,

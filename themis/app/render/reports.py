@@ -1,20 +1,17 @@
-"""Turning reports and run lists into what users read: rich tables and stable JSON (the
-other report formats: `report_formats`, `report_html`)."""
+"""Turning reports and run lists into what users read: rich tables (their JSON:
+`report_json`; the other report formats: `report_formats`, `report_html`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from themis.app.render.report_json import status_json
 from themis.app.render.report_text import (
     AGREEMENT_HEADERS,
-    CI_METHODS,
-    MEAN_DEFINITION,
-    N_DEFINITION,
     Columns,
     agreement_cells,
     legend_lines,
@@ -27,9 +24,6 @@ from themis.app.usecases.reporting import ReportDocument
 from themis.core.inspection import RunStatus
 from themis.core.report import Report, ServedModel
 from themis.core.snapshot import RunSummary
-
-if TYPE_CHECKING:  # not at import: `themis report` never loads the execution engine
-    from themis.app.usecases.runs import RunResult
 
 
 def counted(count: int, noun: str) -> str:
@@ -97,112 +91,6 @@ def served_model_warnings(served: Sequence[ServedModel]) -> list[str]:
     return lines
 
 
-def served_json(served: Sequence[ServedModel]) -> list[dict[str, Any]]:
-    """Per model: the requested id, generation counts per served id, and whether they differ."""
-    return [
-        {
-            "model": model.model,
-            "requested": model.requested,
-            "served": dict(sorted(model.served.items())),
-            "differs": model.differs,
-            "changed": model.changed,
-        }
-        for model in served
-    ]
-
-
-def report_json(report: Report) -> dict[str, Any]:
-    """The report as plain JSON-ready data (the `--json` / `--format json` shape)."""
-    return {
-        "run_id": report.run_id,
-        "name": report.name,
-        "status": report.status,
-        "completed_through_stage": (
-            report.completed_through_stage.value if report.completed_through_stage else None
-        ),
-        "trials": {
-            "planned": report.planned,
-            "scored": report.scored,
-            "failed": report.failed,
-            "pending": report.pending,
-            "truncated": report.truncated,
-            "retried": report.retried,
-            "cache_hits": report.cache_hits,
-        },
-        "results": [
-            {
-                "dataset": row.dataset,
-                "model": row.model,
-                "prompt": row.prompt,
-                "metric": row.metric,
-                "mean": row.mean,
-                "ci_low": row.ci_low,
-                "ci_high": row.ci_high,
-                "n": row.n,
-                "failed": row.failed,
-                "unparsed": row.unparsed,
-                "truncated": row.truncated,
-                "retried": row.retried,
-                "cache_hits": row.cache_hits,
-                "ci_method": row.ci_method,
-                **({"case_fields": dict(row.case_fields)} if row.case_fields else {}),
-                **({"judge_failed": row.judge_failed} if row.judge else {}),
-            }
-            for row in report.rows
-        ],
-        "served_models": served_json(report.served),
-        **({"agreement": agreement_json(report)} if report.agreement else {}),
-    }
-
-
-def document_json(document: ReportDocument) -> dict[str, Any]:
-    """`themis report --format json`: the report, grouped `by`, with its provenance and the
-    definitions of the mean and of each interval's statistic."""
-    report = document.report
-    return {
-        **report_json(report),
-        "by": list(report.by),
-        "created_at": when(document.created_at),
-        "provenance": {
-            **dict(sorted(document.provenance.items())),
-            "themis_now": document.themis_version,
-        },
-        "statistics": {
-            "mean": MEAN_DEFINITION,
-            "n": N_DEFINITION,
-            "ci_level": 0.95,
-            "ci_methods": {
-                method: CI_METHODS.get(method, method)
-                for method in dict.fromkeys(row.ci_method for row in report.rows)
-            },
-        },
-    }
-
-
-def agreement_json(report: Report) -> list[dict[str, Any]]:
-    """The report's agreement rows as JSON-ready data."""
-    return [
-        {
-            "judge": row.judge,
-            "statistic": row.statistic,
-            "value": row.value,
-            "raters": row.raters,
-            "items": row.items,
-        }
-        for row in report.agreement
-    ]
-
-
-def run_json(result: RunResult) -> dict[str, Any]:
-    """`themis run --json`: the report plus what this invocation did."""
-    return {
-        **report_json(result.report),
-        "reused": result.reused,
-        "trials_executed": result.trials_executed,
-        "model_calls": result.model_calls,
-    }
-
-
 def runs_table(summaries: list[RunSummary], statuses: Sequence[RunStatus]) -> Table:
     """`themis runs`: one row per run, with its status (`queued` for a submitted run a worker
     has not taken yet; its `created` is when it was submitted)."""
@@ -214,7 +102,7 @@ def runs_table(summaries: list[RunSummary], statuses: Sequence[RunStatus]) -> Ta
     table.add_column("events", justify="right")
     table.add_column("status")
     for summary in summaries:
-        status = _status(by_run.get(summary.run_id))["status"]
+        status = status_json(by_run.get(summary.run_id))["status"]
         table.add_row(
             summary.run_id[:16],
             summary.name,
@@ -223,32 +111,3 @@ def runs_table(summaries: list[RunSummary], statuses: Sequence[RunStatus]) -> Ta
             status or "—",
         )
     return table
-
-
-def runs_json(summaries: list[RunSummary], statuses: Sequence[RunStatus]) -> dict[str, Any]:
-    """`themis runs --json`: the shape of `quickcheck --json` (an object: `live`, then `runs`),
-    each run with its status beside when it was created and how many events it logged."""
-    by_run = {row.run_id: row for row in statuses}
-    return {
-        "live": None,
-        "runs": [
-            {
-                "run_id": summary.run_id,
-                "name": summary.name,
-                "created_at": when(summary.created_at),
-                "events": summary.event_count,
-                **_status(by_run.get(summary.run_id)),
-            }
-            for summary in summaries
-        ],
-    }
-
-
-def _status(row: RunStatus | None) -> dict[str, Any]:
-    if row is None:  # a run that started after the list was read
-        return {"status": None, "completed_through_stage": None}
-    through = row.completed_through_stage
-    return {
-        "status": row.status,
-        "completed_through_stage": through.value if through else None,
-    }

@@ -1,0 +1,113 @@
+"""`themis run` as a user runs it, two source trees alternated: the fixed costs of the console
+script's process around the same calls.
+
+`themis run --json --quiet` of N single-sample trials against the fake server (the project the
+fault benches use, C calls in flight, a DuckDB file) runs in a fresh process per tree and round,
+the trees alternated (A B, B A, ...) under the same load. Each tree's `themis` is its console
+script's function (`themis.app.cli.console:console_main`, else `themis.app.cli:main`) run with
+that tree first on `sys.path` (the install's editable finder set aside). Each row, as the
+server saw it: before the first call, the calls' window, after the last answer to the
+process's end; the process's wall and CPU seconds (user + system, `wait4`) and peak RSS; the
+load average before it.
+
+Usage: `python bench/cli_run.py TREE_A TREE_B [--trials 10000] [--latency 0.05] [--rounds 4]
+[--concurrency 256]`
+(make a tree with `git archive COMMIT | tar -x -C DIR`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.fakeserver.control import FakeServer  # noqa: E402
+
+_CHILD = """
+import sys
+# This tree first: neither the install's editable finder nor an earlier path may answer `themis`.
+sys.meta_path[:] = [f for f in sys.meta_path if not type(f).__module__.startswith("__editable__")]
+sys.path.insert(0, sys.argv.pop(1))
+try:
+    from themis.app.cli.console import console_main as themis
+except ImportError:
+    from themis.app.cli import main as themis
+sys.argv[0] = "themis"
+themis()
+"""
+
+
+def one_run(tree: Path, config: Path, store: Path, server: FakeServer) -> dict[str, object]:
+    server.control(window=True)
+    load = os.getloadavg()[0]
+    started = time.monotonic()
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _CHILD,
+            str(tree),
+            "run",
+            str(config),
+            "--store",
+            str(store),
+            "--json",
+            "--quiet",
+        ],
+        cwd=config.parent,
+        stdout=subprocess.DEVNULL,
+    )
+    _, status, usage = os.wait4(child.pid, 0)
+    ended = time.monotonic()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"the child of {tree} failed")
+    seen = server.stats()
+    return {
+        "tree": tree.name,
+        "load_average": round(load, 2),
+        "process_wall_s": round(ended - started, 3),
+        "before_first_call_s": round(seen["first_call_at"] - started, 3),
+        "calls_s": round(seen["last_answer_at"] - seen["first_call_at"], 3),
+        "after_last_answer_s": round(ended - seen["last_answer_at"], 3),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+        "peak_rss_mib": round(usage.ru_maxrss / 1024),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("trees", type=Path, nargs=2)
+    parser.add_argument("--trials", type=int, default=10_000)
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=256)
+    args = parser.parse_args()
+    from tests.fakeserver import start_fake_server
+    from tests.fakeserver.project import sums_rows, write_project
+
+    runtime = (
+        f"max_concurrent_tasks = {args.concurrency}\n"
+        f'provider_concurrency = {{ local = {args.concurrency} }}\nprogress = "off"'
+    )
+    with start_fake_server(latency=args.latency) as server, tempfile.TemporaryDirectory() as tmp:
+        server.control(journal=False)
+        folder = Path(tmp)
+        config = write_project(folder, server, sums_rows(args.trials), runtime)
+        trees = [tree.resolve() for tree in args.trees]
+        for round_number in range(args.rounds):
+            for index, tree in enumerate(trees if round_number % 2 == 0 else trees[::-1]):
+                store = folder / f"{round_number}-{index}.duckdb"
+                row = one_run(tree, config, store, server)
+                print(json.dumps({"round": round_number, **row}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
