@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from themis.app.api.orchestrator import Orchestrator
     from themis.app.api.providers import clear_provider_holds, provider_holds
     from themis.app.api.reporter import Reporter
-    from themis.app.api.stored_runs import load_report, replay, resume, runs
+    from themis.app.api.stored_runs import load_report, replay, resume
     from themis.app.api.viewer import viewer_app
     from themis.app.api.views import (
         get_evaluation_execution,
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
         get_run_progress,
         get_run_snapshot,
         quickcheck,
+        runs,
     )
     from themis.app.execution.telemetry import TelemetryBus
     from themis.app.usecases.planning import ConfigComparison
@@ -120,7 +121,7 @@ _HOMES = {
         "import_stage_bundle",
     ),
     "themis.app.api.experiment": ("Experiment",),
-    "themis.app.api.stored_runs": ("load_report", "replay", "resume", "runs"),
+    "themis.app.api.stored_runs": ("load_report", "replay", "resume"),
     "themis.app.api.providers": ("clear_provider_holds", "provider_holds"),
     "themis.app.api.handles": ("RunHandle",),
     "themis.app.api.lifecycle": ("diff_configs",),
@@ -135,6 +136,7 @@ _HOMES = {
         "get_run_progress",
         "get_run_snapshot",
         "quickcheck",
+        "runs",
     ),
     "themis.app.execution.telemetry": ("TelemetryBus",),
     "themis.app.usecases.planning": ("ConfigComparison",),

@@ -7,6 +7,8 @@ place, derived from another run, and written before a run's facts vouched for it
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -223,3 +225,19 @@ def _text(renderable: Any) -> str:
     console = Console(width=160, record=True, file=io.StringIO())
     console.print(renderable)
     return console.export_text()
+
+
+def test_themis_runs_imports_no_engine(store: Path) -> None:
+    """`themis runs` reads; the interpreter (trio) it never uses is not imported (~0.3 s)."""
+    script = (
+        "import sys\n"
+        "from themis.app.cli import app\n"
+        f"try:\n    app(['runs', '--store', {str(store)!r}], prog_name='themis')\n"
+        "except SystemExit as ended:\n    assert not ended.code, ended.code\n"
+        "assert 'trio' not in sys.modules, 'trio imported'\n"
+        "print('ok')\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True
+    )
+    assert shown.stdout.strip().endswith("ok"), shown.stderr

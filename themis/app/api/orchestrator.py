@@ -25,8 +25,8 @@ from themis.app.api.handles import QueuedRunHandle, RunHandle
 from themis.app.api.lifecycle import diff_configs, plan_run
 from themis.app.api.orchestrator_bundles import BundleMethods
 from themis.app.api.queue import prune_queue, submit_run, work
-from themis.app.api.stored_runs import load_report, resume, runs
-from themis.app.api.views import get_run_progress
+from themis.app.api.stored_runs import load_report, resume
+from themis.app.api.views import get_run_progress, runs
 from themis.app.config.loading import config_from_mapping, load_config, read_table
 from themis.app.config.project import load_project, project_from_mapping
 from themis.app.execution.interpreter import ProgressCallback

@@ -18,14 +18,13 @@ from themis.app.config.loading import check_config, load_config
 from themis.app.execution.interpreter import ProgressCallback
 from themis.app.execution.telemetry import TelemetryBus
 from themis.app.usecases.compiled_cache import remember_run
-from themis.app.usecases.runs import Driving, RunRequest, RunResult, list_runs
+from themis.app.usecases.runs import Driving, RunRequest, RunResult
 from themis.app.wiring import (
     StoreLike,
     endpoint_variables,
     execution_ports,
     opened_store,
     plugin_models,
-    run_queue_of,
 )
 from themis.core.breakdown import Breakdown
 from themis.core.checks import RUNTIME_CHECKS
@@ -35,7 +34,6 @@ from themis.core.planner import CompiledRun
 from themis.core.plugins import missing_implementations
 from themis.core.report import Report
 from themis.core.runtime import RuntimeConfig
-from themis.core.snapshot import RunSummary
 from themis.core.spec import ExperimentSpec
 from themis.core.stages import PIPELINE_STAGES, Stage
 from themis.ports.clock import ClockPort
@@ -265,18 +263,6 @@ def load_report(
 
     with opened_store(store, read_only=True) as opened:
         return report_document(opened, run_id, Breakdown.of(by)).report
-
-
-def runs(store: StoreLike = "themis.duckdb") -> list[RunSummary]:
-    """Every run in the store, oldest first; then the runs submitted to its queue that it does
-    not hold yet (`queued`, ADR 0031), also before a worker has created the store."""
-    from themis.core.queue import queued_summaries
-
-    entries = [] if str(store) in ("memory", ":memory:") else run_queue_of(store).entries()
-    if entries and isinstance(store, str | Path) and not Path(store).exists():
-        return queued_summaries([], entries)
-    with opened_store(store, read_only=True) as opened:
-        return queued_summaries(list_runs(opened), entries)
 
 
 def executed_stage(stage: Stage | str | None, spec: ExperimentSpec | None = None) -> Stage:

@@ -47,9 +47,15 @@ from themis.core.inspection import (
     snapshot_view,
 )
 from themis.core.live_progress import LiveRecord
-from themis.core.queue import QUEUED, statuses_with_queue, waiting, with_queue
+from themis.core.queue import (
+    QUEUED,
+    queued_summaries,
+    statuses_with_queue,
+    waiting,
+    with_queue,
+)
 from themis.core.report import run_status
-from themis.core.snapshot import RunSnapshot
+from themis.core.snapshot import RunSnapshot, RunSummary
 from themis.core.state import RunState
 from themis.ports.store import StorePort
 
@@ -62,6 +68,7 @@ __all__ = [
     "published_runs",
     "quickcheck",
     "run_statuses",
+    "runs",
 ]
 
 T = TypeVar("T")
@@ -152,6 +159,17 @@ def quickcheck(store: StoreLike = DEFAULT_STORE) -> list[RunProgress]:
     if entries and isinstance(store, str | Path) and not Path(store).exists():
         return with_queue([], entries)  # submitted; no worker has created the store yet
     return with_queue(_answer(store, stored, live_runs), entries)
+
+
+def runs(store: StoreLike = DEFAULT_STORE) -> list[RunSummary]:
+    """Every run in the store, oldest first; then the runs submitted to its queue that it does
+    not hold yet (`queued`, ADR 0031), also before a worker has created the store. (Here, not
+    beside the executions in `stored_runs`, so that `themis runs` imports no engine.)"""
+    entries = [] if str(store) in ("memory", ":memory:") else run_queue_of(store).entries()
+    if entries and isinstance(store, str | Path) and not Path(store).exists():
+        return queued_summaries([], entries)
+    with opened_store(store, read_only=True) as opened:
+        return queued_summaries(opened.runs(), entries)
 
 
 def run_statuses(store: StoreLike = DEFAULT_STORE) -> list[RunStatus]:

@@ -92,8 +92,7 @@ def list_runs(
 ) -> None:
     """List the runs in a store, oldest first, then the runs submitted to it that no worker has
     taken yet (status `queued`)."""
-    from themis.app.api.stored_runs import runs
-    from themis.app.api.views import run_statuses
+    from themis.app.api.views import run_statuses, runs
     from themis.app.render.report_json import runs_json
 
     with errors():
