@@ -4,6 +4,7 @@ promises: checkpoints survive a reopen, and a version-1 store is migrated in pla
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zlib
 from pathlib import Path
@@ -21,7 +22,7 @@ from themis.adapters import checkpoint_tables
 from themis.adapters.checkpoint_codec import CHECKPOINT_FORMAT, encode_checkpoint
 from themis.adapters.codec import encode_event, encode_snapshot
 from themis.adapters.stores import DuckDBStore
-from themis.adapters.stores.duckdb import SCHEMA_VERSION
+from themis.adapters.stores.duckdb import CHUNK_BYTES, SCHEMA_VERSION
 from themis.core.checkpoint import Checkpoint, CheckpointSummary
 from themis.core.events import (
     Event,
@@ -473,8 +474,9 @@ def test_the_checkpoint_table_keeps_summary_state_and_report_apart(tmp_path: Pat
         (seq, summary, state, report) = con.execute(
             "SELECT seq, length(summary), state, report FROM checkpoints"
         ).fetchone()
-        parts = con.execute("SELECT run_id, part, body FROM checkpoint_blobs").fetchall()
-        assert con.execute("SELECT count(*) FROM checkpoint_parts").fetchone() == (0,)
+        parts = _joined_chunks(con)
+        for table in ("checkpoint_parts", "checkpoint_blobs"):
+            assert con.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
     assert [name for (name,) in columns] == ["run_id", "seq", "summary", "state", "report"]
     assert seq == len(realistic_events())
     assert summary < 300  # the summary is small
@@ -490,6 +492,17 @@ def test_the_checkpoint_table_keeps_summary_state_and_report_apart(tmp_path: Pat
         "code_executions",
     ]
     assert '"exact_match"' in report
+
+
+def _joined_chunks(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, bytes]]:
+    """Each checkpoint part a store keeps in `checkpoint_chunks`: (run id, part, its bytes)."""
+    joined: dict[tuple[str, int], bytes] = {}
+    rows = con.execute(
+        "SELECT run_id, part, body FROM checkpoint_chunks ORDER BY run_id, part, chunk"
+    ).fetchall()
+    for run_id, part, body in rows:
+        joined[run_id, part] = joined.get((run_id, part), b"") + body
+    return [(run_id, part, body) for (run_id, part), body in joined.items()]
 
 
 def older_texts(fixture: ModuleType, version: int) -> list[str]:
@@ -528,11 +541,11 @@ def test_a_store_with_checkpoints_of_format_3_reads_them(tmp_path: Path) -> None
     store.save_checkpoint("run-a", realistic_checkpoint())
     store.close()
     with duckdb.connect(str(path)) as con:
-        blobs = con.execute("SELECT run_id, part, body FROM checkpoint_blobs").fetchall()
-        for run_id, part, body in blobs:
+        for run_id, part, body in _joined_chunks(con):
             text = zlib.decompress(body).decode()
             con.execute("INSERT INTO checkpoint_parts VALUES ($1, $2, $3)", [run_id, part, text])
         con.execute("DROP TABLE checkpoint_blobs")
+        con.execute("DROP TABLE checkpoint_chunks")
         older = f'replace({{0}}, \'"format":"{CHECKPOINT_FORMAT}:\', \'"format":"3:\')'
         con.execute(
             f"UPDATE checkpoints SET summary = {older.format('summary')},"
@@ -560,6 +573,108 @@ def test_a_store_with_checkpoints_of_format_4_reads_them(tmp_path: Path) -> None
     _read_then_replaced(path)
 
 
+def test_a_store_with_checkpoints_of_format_6_reads_them(tmp_path: Path) -> None:
+    """A store written before ADR 0079 keeps each compressed part whole, a row of
+    `checkpoint_blobs`, and has no `checkpoint_chunks` table until a writer opens it: a
+    read-only open reads it all the same, and a writer's next checkpoint replaces it, its rows
+    dropped."""
+    path = tmp_path / "s.duckdb"
+    store = DuckDBStore(path)
+    store.save_checkpoint("run-a", realistic_checkpoint())
+    store.close()
+    with duckdb.connect(str(path)) as con:
+        for run_id, part, body in _joined_chunks(con):
+            con.execute("INSERT INTO checkpoint_blobs VALUES ($1, $2, $3)", [run_id, part, body])
+        con.execute("DROP TABLE checkpoint_chunks")
+        older = f'replace({{0}}, \'"format":"{CHECKPOINT_FORMAT}:\', \'"format":"6:\')'
+        con.execute(
+            f"UPDATE checkpoints SET summary = {older.format('summary')},"
+            f" state = {older.format('state')}"
+        )
+        (state,) = con.execute("SELECT state FROM checkpoints").fetchone()
+    assert state.startswith('{"format":"6:')
+    _read_then_replaced(path)
+    with duckdb.connect(str(path)) as con:
+        assert con.execute("SELECT count(*) FROM checkpoint_blobs").fetchone() == (0,)
+
+
+def _large_checkpoint(trials: int, seq: int) -> Checkpoint:
+    """A checkpoint of `trials` generations whose texts do not compress away: its parts take
+    many chunks each."""
+    events = [
+        GenerationCompleted(
+            at=1_700_000_000.0 + i,
+            trial_key=f"trial-{i}",
+            text=hashlib.sha256(b"%d" % i).hexdigest(),
+        )
+        for i in range(trials)
+    ]
+    return Checkpoint(seq=seq, state=project(events))
+
+
+def test_a_checkpoint_s_parts_are_kept_in_rows_under_4_kib(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    store = DuckDBStore(path)
+    checkpoint = _large_checkpoint(30_000, 30_000)
+    store.save_checkpoint("run-a", checkpoint)
+    assert store.load_checkpoint("run-a") == checkpoint
+    store.close()
+    with duckdb.connect(str(path)) as con:
+        rows = con.execute(
+            "SELECT part, count(*), max(octet_length(body)), bool_and(chunk = chunk_number)"
+            " FROM (SELECT *, row_number() OVER (PARTITION BY part ORDER BY chunk) - 1"
+            " AS chunk_number FROM checkpoint_chunks) GROUP BY part ORDER BY part"
+        ).fetchall()
+    assert [part for part, *_ in rows] == list(range(len(rows)))
+    assert all(longest <= CHUNK_BYTES < 4096 for _, _, longest, _ in rows)
+    assert all(numbered for *_, numbered in rows)  # each part's chunks 0, 1, 2, ...
+    assert max(count for _, count, _, _ in rows) > 10
+
+
+def test_chunks_a_killed_save_left_are_not_read_and_go_with_the_next_save(
+    tmp_path: Path,
+) -> None:
+    """A save writes its parts, then its head: killed between, the earlier checkpoint stays
+    whole beside the new chunks, which a reader passes over and the next save drops."""
+    path = tmp_path / "s.duckdb"
+    store = DuckDBStore(path)
+    earlier = _large_checkpoint(3_000, 3_000)
+    store.save_checkpoint("run-a", earlier)
+    store.save_checkpoint("run-b", earlier)
+    store.close()
+    with duckdb.connect(str(path)) as con:  # what a save at seq 5,000 killed after its parts left
+        con.execute(
+            "INSERT INTO checkpoint_chunks SELECT run_id, 5000, part, chunk, body"
+            " FROM checkpoint_chunks WHERE run_id = 'run-a'"
+        )
+    store = DuckDBStore(path)
+    try:
+        assert store.load_checkpoint("run-a") == earlier
+        later = _large_checkpoint(4_000, 4_000)
+        store.save_checkpoint("run-a", later)
+        assert store.load_checkpoint("run-a") == later
+        assert store.load_checkpoint("run-b") == earlier
+    finally:
+        store.close()
+    with duckdb.connect(str(path)) as con:
+        held = con.execute(
+            "SELECT run_id, seq FROM checkpoint_chunks GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+    assert held == [("run-a", 4_000), ("run-b", 3_000)]
+
+
+def test_a_save_at_the_same_seq_replaces_the_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    store = DuckDBStore(path)
+    try:
+        store.save_checkpoint("run-a", _large_checkpoint(3_000, 7))
+        again = _large_checkpoint(2_000, 7)
+        store.save_checkpoint("run-a", again)
+        assert store.load_checkpoint("run-a") == again
+    finally:
+        store.close()
+
+
 def test_deleting_a_run_deletes_its_checkpoint_parts_only(tmp_path: Path) -> None:
     path = tmp_path / "s.duckdb"
     store = DuckDBStore(path)
@@ -570,7 +685,7 @@ def test_deleting_a_run_deletes_its_checkpoint_parts_only(tmp_path: Path) -> Non
     store.close()
     with duckdb.connect(str(path)) as con:
         held = con.execute(
-            "SELECT run_id, count(*) FROM checkpoint_blobs GROUP BY run_id"
+            "SELECT run_id, count(DISTINCT part) FROM checkpoint_chunks GROUP BY run_id"
         ).fetchall()
     assert held == [("run-b", 7)]
 

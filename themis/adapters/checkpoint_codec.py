@@ -15,8 +15,9 @@ It is three small texts and the parts of its per-trial maps:
 Every text carries a fingerprint of the classes it encodes: a checkpoint written with other
 fields, or another `CHECKPOINT_FORMAT`, decodes as `None` (absent), and the caller folds the log
 instead. Formats 2 (every map inside the head, one text: stores written before ADR 0040), 3
-(parts as plain texts: before ADR 0048), 4 (float columns as JSON numbers) and 5 (each row's
-mapping in its place: both before ADR 0078) are read as well. Malformed text raises `StoreError`.
+(parts as plain texts: before ADR 0048), 4 (float columns as JSON numbers), 5 (each row's
+mapping in its place: both before ADR 0078) and 6 (each part kept whole: before ADR 0079) are
+read as well. Malformed text raises `StoreError`.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from themis.core.state import RunState
 __all__ = [
     "CHECKPOINT_FORMAT",
     "EncodedCheckpoint",
+    "chunked_parts",
     "compressed_parts",
     "decode_checkpoint",
     "decode_checkpoint_summary",
@@ -70,10 +72,12 @@ __all__ = [
 # compressed (ADR 0048; a reader of format 3 would look for its parts as texts, not find them).
 # 5: float columns as doubles (`{"f64": ...}`, ADR 0078; a reader of format 4 would refuse them).
 # 6: a column of mappings as its distinct ones and an index (`{"maps": ...}`, ADR 0078).
-CHECKPOINT_FORMAT: Final = 6
+# 7: a store keeps each compressed part cut in rows under 4 KiB (ADR 0079; a reader of format 6
+# would look for its parts whole, not find them). The texts are format 6's.
+CHECKPOINT_FORMAT: Final = 7
 # The same state: 2 every map inside the head's one text, 3 the parts as plain texts, 4 the
-# float columns as JSON numbers, 5 every mapping of a column in its row.
-_READ_AS_WELL: Final = (2, 3, 4, 5)
+# float columns as JSON numbers, 5 every mapping of a column in its row, 6 each part kept whole.
+_READ_AS_WELL: Final = (2, 3, 4, 5, 6)
 # zlib's fastest level: a part's text (~4 MB) shrinks ~5-10x in ~20 ms, outside the GIL.
 _LEVEL: Final = 1
 
@@ -93,6 +97,8 @@ def _digest() -> str:
 _DIGEST: Final = _digest()
 _FORMAT: Final = f"{CHECKPOINT_FORMAT}:{_DIGEST}"
 _READABLE: Final = frozenset({_FORMAT, *(f"{older}:{_DIGEST}" for older in _READ_AS_WELL)})
+# How the heads of the formats whose parts a store keeps compressed, a row per part, begin.
+_WHOLE_PARTS: Final = tuple(f'{{"format":"{older}:' for older in (4, 5, 6))
 
 
 @frozen(eq=False)
@@ -145,6 +151,12 @@ def compressed_parts(state: str) -> bool:
     """Whether the checkpoint whose head is `state` keeps its parts compressed (format 4 on):
     which a store's reader needs to know to find them (the head starts with its format)."""
     return not state.startswith(('{"format":"2:', '{"format":"3:'))
+
+
+def chunked_parts(state: str) -> bool:
+    """Whether a store keeps the compressed parts of the checkpoint whose head is `state` cut
+    in rows of a few KiB (format 7 on), rather than a row per part (formats 4 to 6)."""
+    return compressed_parts(state) and not state.startswith(_WHOLE_PARTS)
 
 
 def _part(body: str | bytes) -> Any:

@@ -35,6 +35,7 @@ import duckdb
 
 from themis.adapters.case_table_codec import decode_case_table, encode_case_table
 from themis.adapters.checkpoint_codec import (
+    chunked_parts,
     compressed_parts,
     decode_checkpoint,
     decode_checkpoint_summary,
@@ -115,6 +116,16 @@ PLACES_BESIDE_THE_LOG: Final = 100_000
 # Numbers of the databases stores opened inside a host connection take (`attached`).
 _ATTACHED = itertools.count()
 _DUPLICATE_SEQ = re.compile(r"Duplicate key .*seq: (-?\d+)")
+# The bytes of a checkpoint's compressed part per row of `checkpoint_chunks` (format 7): under
+# DuckDB's 4 KiB inline limit, so that a checkpoint is kept under the writer's memory bound
+# (`duckdb_bound`; a 1M-trial run's ~90 MB of parts held ~4x that in one unbounded
+# transaction: ADR 0079).
+CHUNK_BYTES: Final = 4000
+# A part's chunks, numbered from 0: `$4` is the list of them.
+_INSERT_CHUNKS: Final = (
+    "INSERT INTO checkpoint_chunks"
+    " SELECT $1, $2, $3, unnest(range(len($4::BLOB[]))), unnest($4::BLOB[])"
+)
 
 
 def _first_line(error: BaseException) -> str:
@@ -148,6 +159,27 @@ def _checkpoint_parts(con: Any, run_id: str, compressed: bool) -> Iterator[str |
     while rows := cursor.fetchmany(8):
         for (body,) in rows:
             yield body
+
+
+def _chunked_parts(con: Any, run_id: str, seq: int) -> Iterator[bytes]:
+    """The compressed parts of the run's checkpoint at `seq` (format 7) in order, each joined
+    from its chunks as they are read; read only when taken."""
+    cursor = con.execute(
+        "SELECT part, body FROM checkpoint_chunks WHERE run_id = $1 AND seq = $2"
+        " ORDER BY part, chunk",
+        [run_id, seq],
+    )
+    part: int | None = None
+    pieces: list[bytes] = []
+    while rows := cursor.fetchmany(256):
+        for number, body in rows:
+            if number != part and pieces:
+                yield b"".join(pieces)
+                pieces = []
+            part = number
+            pieces.append(body)
+    if pieces:
+        yield b"".join(pieces)
 
 
 class DuckDBStore:
@@ -500,22 +532,36 @@ class DuckDBStore:
 
     def save_checkpoint(self, run_id: str, checkpoint: Checkpoint) -> None:
         """Keep `checkpoint` as the run's one checkpoint, replacing any earlier one: its head in
-        `checkpoints`, its per-trial maps as rows of `checkpoint_blobs`, each part encoded,
-        compressed and inserted before the next is built (no text of the whole state: ADR 0040;
-        DuckDB keeps what a transaction inserts until it commits: ADR 0048)."""
+        `checkpoints`, its per-trial maps as rows of `checkpoint_chunks`, each part encoded,
+        compressed and inserted before the next is built (no text of the whole state: ADR 0040).
+
+        The parts go first, in a transaction of their own under DuckDB's memory bound (each
+        row under 4 KiB, so DuckDB need not hold them whole: ADR 0079), beside the chunks of
+        the checkpoint they replace (told apart by `seq`); then the head, in a second one,
+        replaces the earlier checkpoint and drops its parts. A kill between leaves the earlier
+        checkpoint whole (or none, if it was at the same `seq`): its reader folds the rest."""
         encoded = encode_checkpoint(checkpoint)
-        row = [run_id, checkpoint.seq, encoded.summary, encoded.state, encoded.report]
-        # Encoded before the transaction: its transients never stand beside what it holds.
+        seq = checkpoint.seq
+        row = [run_id, seq, encoded.summary, encoded.state, encoded.report]
+        # Encoded before the transactions: its transients never stand beside what they hold.
         cases = None if checkpoint.cases is None else encode_case_table(checkpoint.cases)
+        with self._transaction() as con:
+            # A head at this seq would read the chunks replaced here: it goes with them.
+            con.execute("DELETE FROM checkpoints WHERE run_id = $1 AND seq = $2", [run_id, seq])
+            con.execute(
+                "DELETE FROM checkpoint_chunks WHERE run_id = $1 AND seq = $2", [run_id, seq]
+            )
+            for part, body in enumerate(encoded.parts):
+                chunks = [body[at : at + CHUNK_BYTES] for at in range(0, len(body), CHUNK_BYTES)]
+                con.execute(_INSERT_CHUNKS, [run_id, seq, part, chunks])
         # DELETE + INSERT: half the time of INSERT OR REPLACE for a 30 MB state (measured).
         with self._transaction(large=True) as con:
             con.execute("DELETE FROM checkpoints WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM checkpoint_parts WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM checkpoint_blobs WHERE run_id = $1", [run_id])
-            for part, body in enumerate(encoded.parts):
-                con.execute(
-                    "INSERT INTO checkpoint_blobs VALUES ($1, $2, $3)", [run_id, part, body]
-                )
+            con.execute(
+                "DELETE FROM checkpoint_chunks WHERE run_id = $1 AND seq <> $2", [run_id, seq]
+            )
             con.execute("INSERT INTO checkpoints VALUES ($1, $2, $3, $4, $5)", row)
             con.execute("DELETE FROM checkpoint_cases WHERE run_id = $1", [run_id])
             if cases is not None:  # read by the viewer alone (ADR 0072)
@@ -535,7 +581,11 @@ class DuckDBStore:
                 return None
             seq, summary, state, report = row
             try:
-                parts = _checkpoint_parts(con, run_id, compressed_parts(state))
+                parts = (
+                    _chunked_parts(con, run_id, seq)
+                    if chunked_parts(state)
+                    else _checkpoint_parts(con, run_id, compressed_parts(state))
+                )
                 return decode_checkpoint(seq, summary, state, report, parts)
             except StoreError as error:
                 raise StoreError(f"{self._path}: run {run_id}: {error}") from error
@@ -659,6 +709,7 @@ class DuckDBStore:
             con.execute("DELETE FROM checkpoints WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM checkpoint_parts WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM checkpoint_blobs WHERE run_id = $1", [run_id])
+            con.execute("DELETE FROM checkpoint_chunks WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM checkpoint_cases WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM trial_places WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM compiled_facts WHERE key = $1", [run_key(run_id)])

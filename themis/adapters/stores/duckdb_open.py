@@ -66,6 +66,10 @@ _TABLES: Final = (
     # The same parts compressed (checkpoint format 4, ADR 0048); absent from older files until
     # a writer opens them, whose checkpoints keep their parts in `checkpoint_parts`.
     "CREATE TABLE IF NOT EXISTS checkpoint_blobs (run_id VARCHAR, part INTEGER, body BLOB)",
+    # The same parts cut in rows under 4 KiB, by the checkpoint's seq (format 7, ADR 0079);
+    # absent from older files until a writer opens them, whose parts are in `checkpoint_blobs`.
+    "CREATE TABLE IF NOT EXISTS checkpoint_chunks ("
+    " run_id VARCHAR, seq BIGINT, part INTEGER, chunk INTEGER, body BLOB)",
     # Compiled facts of runs and configs (a cache, ADR 0034); absent from older files until a
     # writer opens them, which readers treat as an empty cache.
     "CREATE TABLE IF NOT EXISTS compiled_facts (key VARCHAR PRIMARY KEY, facts VARCHAR)",
