@@ -494,6 +494,18 @@ def test_the_checkpoint_table_keeps_summary_state_and_report_apart(tmp_path: Pat
     assert '"exact_match"' in report
 
 
+def _marked_as_format(con: duckdb.DuckDBPyConnection, version: int) -> None:
+    """The store's checkpoints' summary and state marked as written by checkpoint format
+    `version` (their texts are the same)."""
+    older = f'replace({{0}}, \'"format":"{CHECKPOINT_FORMAT}:\', \'"format":"{version}:\')'
+    con.execute(
+        f"UPDATE checkpoints SET summary = {older.format('summary')},"
+        f" state = {older.format('state')}"
+    )
+    (state,) = con.execute("SELECT state FROM checkpoints").fetchone()
+    assert state.startswith(f'{{"format":"{version}:')
+
+
 def _joined_chunks(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, bytes]]:
     """Each checkpoint part a store keeps in `checkpoint_chunks`: (run id, part, its bytes)."""
     joined: dict[tuple[str, int], bytes] = {}
@@ -546,13 +558,7 @@ def test_a_store_with_checkpoints_of_format_3_reads_them(tmp_path: Path) -> None
             con.execute("INSERT INTO checkpoint_parts VALUES ($1, $2, $3)", [run_id, part, text])
         con.execute("DROP TABLE checkpoint_blobs")
         con.execute("DROP TABLE checkpoint_chunks")
-        older = f'replace({{0}}, \'"format":"{CHECKPOINT_FORMAT}:\', \'"format":"3:\')'
-        con.execute(
-            f"UPDATE checkpoints SET summary = {older.format('summary')},"
-            f" state = {older.format('state')}"
-        )
-        (state,) = con.execute("SELECT state FROM checkpoints").fetchone()
-    assert state.startswith('{"format":"3:')
+        _marked_as_format(con, 3)
     _read_then_replaced(path)
     with duckdb.connect(str(path)) as con:
         assert con.execute("SELECT count(*) FROM checkpoint_parts").fetchone() == (0,)
@@ -586,13 +592,7 @@ def test_a_store_with_checkpoints_of_format_6_reads_them(tmp_path: Path) -> None
         for run_id, part, body in _joined_chunks(con):
             con.execute("INSERT INTO checkpoint_blobs VALUES ($1, $2, $3)", [run_id, part, body])
         con.execute("DROP TABLE checkpoint_chunks")
-        older = f'replace({{0}}, \'"format":"{CHECKPOINT_FORMAT}:\', \'"format":"6:\')'
-        con.execute(
-            f"UPDATE checkpoints SET summary = {older.format('summary')},"
-            f" state = {older.format('state')}"
-        )
-        (state,) = con.execute("SELECT state FROM checkpoints").fetchone()
-    assert state.startswith('{"format":"6:')
+        _marked_as_format(con, 6)
     _read_then_replaced(path)
     with duckdb.connect(str(path)) as con:
         assert con.execute("SELECT count(*) FROM checkpoint_blobs").fetchone() == (0,)
