@@ -3,7 +3,6 @@ equal, with the same field types, in the same order, with a `dict`'s replacement
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import attrs
@@ -91,31 +90,25 @@ def test_equal_score_maps_are_held_once_and_read_back_as_fresh_dicts() -> None:
     assert type(columns["9"].scores["m"]) is int
 
 
-def test_maps_of_a_run_hold_its_trial_keys_as_bytes_not_the_str_objects() -> None:
-    # A trial's key and id as `str` objects and dict entries cost ~320 B a trial in a fold and
-    # its plan record (ADR 0080): the maps hold neither the events' key objects nor an int per
-    # row (but the key an index added last, kept to find a score's id at once), and read the
-    # keys back equal; a decoded map too.
-    ids = [f"{row:032x}" for row in range(1_000, 1_100)]
-    keys = [f"{row:032x}"[::-1] for row in range(1_000, 1_100)]
-    before = [sys.getrefcount(value) for value in (*ids[:-1], *keys[:-1])]
+def test_maps_of_one_run_hold_one_int_object_per_row_number_not_one_each() -> None:
+    # A fold keeps three maps of a run's trials: a row number of their own in each key index
+    # cost 32 B a trial and map (ADR 0076); a decoded map's index shares them too.
+    rows = range(1_000, 1_100)  # past the ints Python keeps one of each
     generations = EventColumns(GenerationCompleted, "trial_key")
     scores = EventColumns(ScoreCompleted, "trial_id")
-    for trial_id, key in zip(ids, keys, strict=True):
-        generations.put(GenerationCompleted(at=1.0, trial_key=key, text="t"))
-        scores.put(ScoreCompleted(at=1.0, trial_id=trial_id, trial_key=key, scores={}))
-    del trial_id, key  # the loop's last values
+    for row in range(rows.stop):
+        generations.put(GenerationCompleted(at=1.0, trial_key=f"k{row}", text="t"))
+        scores.put(ScoreCompleted(at=1.0, trial_id=f"i{row}", trial_key=f"k{row}", scores={}))
     decoded = EventColumns.from_columns(
         ScoreCompleted,
         "trial_id",
         [scores.column(name) for name in ("at", "trial_id", "trial_key", "scores", "epoch")],
     )
-    assert [sys.getrefcount(value) for value in (*ids[:-1], *keys[:-1])] == before
     assert decoded == scores
-    assert list(generations) == keys
-    assert list(decoded) == ids
-    assert [scores[trial_id].trial_key for trial_id in ids] == keys
-    assert generations.column("trial_key") == keys
+    for row in rows:
+        held = generations._rows[f"k{row}"]
+        assert held == row
+        assert held is scores._rows[f"i{row}"] is decoded._rows[f"i{row}"]
 
 
 def test_a_mapping_column_read_as_held_gives_items_shared_between_equal_maps() -> None:

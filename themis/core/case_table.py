@@ -20,7 +20,6 @@ record holds; otherwise `None`, and a reader reads the log as before.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from attrs import frozen
@@ -116,7 +115,7 @@ def case_table(compiled: CompiledRun, state: RunState, record: PlanRecord) -> Ca
     return _grouped(metrics, layout, settled, values, present)
 
 
-def _score_rows(state: RunState, ids: Sequence[str]) -> tuple[npt.NDArray[np.int64], list[Any]]:
+def _score_rows(state: RunState, ids: list[str]) -> tuple[npt.NDArray[np.int64], list[Any]]:
     """Each trial's row among the state's scores (-1 for none) and each row's score map."""
     import numpy as np
 

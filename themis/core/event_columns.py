@@ -18,13 +18,12 @@ place: it iterates its key column, never the shared key index.
 
 A map whose keys come in another's order (a run's scores after its parses) may read its keys
 through that map's key index (`index_with`) instead of one of its own, until a key comes out of
-that order (ADR 0076). The key index is a `KeyIndex`, which also holds the keys themselves (a
-map has no key column), and a field of trial keys or ids is held as `HexStrings`: a trial's
-keys cost 16 bytes each there, not a `str` object and a dict's entry (ADR 0080).
+that order; and every map's index holds shared int objects for its row numbers (ADR 0076).
 """
 
 from __future__ import annotations
 
+import threading
 import types
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -34,8 +33,6 @@ from typing import Any, Final, Generic, TypeVar
 
 import attrs
 
-from themis.core.key_index import HexStrings, KeyIndex
-
 __all__ = ["EventColumns", "reader", "slot_of"]
 
 E = TypeVar("E")
@@ -44,8 +41,23 @@ _NEW: Final = object.__new__
 # Equal values of these types are interchangeable (not floats: 0.0 == -0.0, nan != nan).
 _SCALARS: Final = frozenset({str, int, bool, type(None)})
 _INTERNED_MAX: Final = 1 << 16  # distinct mappings kept for sharing; past it each is kept as is
-# Fields holding a trial's keys (32 hex digits each): held as `HexStrings`.
-_KEY_FIELDS: Final = frozenset({"trial_key", "trial_id"})
+# Row numbers as int objects, one per row, shared by every map: a map's key index holds
+# `_ROW_NUMBERS[row]` rather than an int of its own (32 B a key and map: a fold keeps three
+# maps of a run's trials, ADR 0076). Grown under `_GROWING`, to the largest map yet, and kept.
+_ROW_NUMBERS: Final[list[int]] = []
+_GROWING: Final = threading.Lock()
+_GROWTH: Final = 1 << 14
+
+
+def _row_number(row: int) -> int:
+    """`row` as the int object every map holds for it (see `_ROW_NUMBERS`)."""
+    numbers = _ROW_NUMBERS
+    if row >= len(numbers):
+        with _GROWING:
+            held = len(numbers)
+            if row >= held:
+                numbers.extend(range(held, max(row + 1, 2 * held, _GROWTH)))
+    return numbers[row]
 
 
 class _Same:
@@ -65,15 +77,14 @@ class _Layout:
     row: Any  # attrgetter of every field: an event's values as a tuple
     floats: tuple[bool, ...]  # fields declared `float`: kept in a typed array
     mappings: tuple[bool, ...]  # fields holding a dict: kept as interned items tuples
-    hexes: tuple[bool, ...]  # fields holding trial keys: kept as `HexStrings`
     setters: tuple[Any, ...] | None  # slot descriptors, when `__init__` may be skipped
 
 
 _LAYOUTS: dict[type[Any], _Layout] = {}
 
 
-def _compress(values: list[Any], is_float: bool, is_hex: bool = False) -> Any:
-    """A column of `values` as `_Same`, a typed array, `HexStrings` or the list itself."""
+def _compress(values: list[Any], is_float: bool) -> Any:
+    """A column of `values` as `_Same`, a typed array or the list itself."""
     if not values:
         return None
     first = values[0]
@@ -83,8 +94,6 @@ def _compress(values: list[Any], is_float: bool, is_hex: bool = False) -> Any:
         return _Same(first)
     if is_float and all(type(value) is float for value in values):
         return array("d", values)
-    if is_hex:
-        return HexStrings(values)
     return values
 
 
@@ -111,7 +120,6 @@ def _layout(cls: type[Any]) -> _Layout:
         row=attrgetter(*names),
         floats=tuple(field.type in ("float", float) for field in fields),
         mappings=tuple("Mapping[" in str(field.type) for field in fields),
-        hexes=tuple(field.name in _KEY_FIELDS for field in fields),
         setters=setters if direct else None,
     )
     _LAYOUTS[cls] = layout
@@ -128,7 +136,6 @@ class EventColumns(Mapping[str, E], Generic[E]):
         "_count",
         "_interned",
         "_key",
-        "_key_at",
         "_layout",
         "_ownership",
         "_rows",
@@ -139,8 +146,7 @@ class EventColumns(Mapping[str, E], Generic[E]):
         self._cls = cls
         self._key = key
         self._layout = _layout(cls)
-        self._key_at = self._layout.names.index(key)  # its column stays `None`: `_rows` holds it
-        self._rows = KeyIndex()
+        self._rows: dict[str, int] = {}
         self._columns: list[Any] = [None] * len(self._layout.names)
         self._count = 0
         self._interned: dict[tuple[Any, ...], tuple[Any, ...]] = {}
@@ -172,18 +178,16 @@ class EventColumns(Mapping[str, E], Generic[E]):
             raise ValueError(f"{event_cls.__name__}: columns of different lengths")
         count = len(columns[0]) if columns else 0
         for index, given in enumerate(columns):
-            if index == built._key_at:
-                continue
             values = (
                 [built._intern(value) if type(value) is dict else value for value in given]
                 if layout.mappings[index]
                 else given
             )
-            built._columns[index] = _compress(values, layout.floats[index], layout.hexes[index])
-        try:
-            built._rows = KeyIndex(columns[built._key_at]) if columns else KeyIndex()
-        except ValueError:
-            raise ValueError(f"{event_cls.__name__}: a {key} held twice") from None
+            built._columns[index] = _compress(values, layout.floats[index])
+        _row_number(count)  # the numbers of every row, made at once
+        built._rows = dict(zip(columns[layout.names.index(key)], _ROW_NUMBERS, strict=False))
+        if len(built._rows) != count:
+            raise ValueError(f"{event_cls.__name__}: a {key} held twice")
         built._count = count
         return built
 
@@ -207,20 +211,18 @@ class EventColumns(Mapping[str, E], Generic[E]):
 
     def _row(self, key: Any) -> int | None:
         """The row of `key` in this map (a shared key index may hold later rows of another)."""
-        row = self._rows.locate(key)[0]
-        return row if 0 <= row < self._count else None
+        row = self._rows.get(key)
+        return row if row is not None and row < self._count else None
 
     def _unshare(self) -> None:
         """Columns of this map's own: its rows of the shared ones, copied."""
         count = self._count
-        # The owner may have appended since this copy was made: its rows come last, left out.
-        self._rows = self._rows.head(count)
+        rows = dict(self._rows)  # one C-level copy: atomic beside an owner appending in a thread
+        if len(rows) != count:  # the owner appended since this copy was made: its rows come last
+            rows = {key: row for key, row in rows.items() if row < count}
+        self._rows = rows
         self._columns = [
-            column
-            if type(column) is _Same or column is None
-            else column.head(count)
-            if type(column) is HexStrings
-            else column[:count]
+            column if type(column) is _Same or column is None else column[:count]
             for column in self._columns
         ]
         self._shared = self._borrowed = False
@@ -235,60 +237,30 @@ class EventColumns(Mapping[str, E], Generic[E]):
         if not self._count and not self._shared:
             self._rows, self._borrowed = other._rows, True
 
-    def reserve(self, count: int) -> None:
-        """Size this map's key index for `count` keys (a run's planned trials) at once,
-        unless the index is another map's too."""
-        if not self._shared and not self._borrowed:
-            self._rows.reserve(count)
-
     def _own_index(self) -> None:
-        """A key index of this map's own rows, in place of the one it borrowed (whose rows
-        up to this map's count hold this map's keys)."""
-        self._rows = self._rows.head(self._count)
+        """A key index of this map's own rows, in place of the one it borrowed."""
+        keys = self.column(self._key, as_items=True)
+        self._rows = {key: _row_number(row) for row, key in enumerate(keys)}
         self._borrowed = False
 
     def put(self, event: E) -> None:
         """Hold `event` under its key, replacing the event held for that key (if any)."""
         key = getattr(event, self._key)
-        self._put(event, key, *self._rows.locate(key))
-
-    def put_new(self, event: E) -> None:
-        """Hold `event` unless an event is held for its key (`put` after `in`, one lookup)."""
-        key = getattr(event, self._key)
-        found, place = self._rows.locate(key)
-        if not 0 <= found < self._count:
-            self._put(event, key, found, place)
-
-    def put_later(self, event: E, name: str) -> None:
-        """Hold `event` unless the event held for its key has a `name` at least its own."""
-        key = getattr(event, self._key)
-        found, place = self._rows.locate(key)
-        held = 0 <= found < self._count
-        if held and not getattr(event, name) > self._read(self._layout.names.index(name), found):
-            return
-        self._put(event, key, found, place)
-
-    def _put(self, event: E, key: Any, found: int, place: Any) -> None:
-        """`put`, given what `KeyIndex.locate` found for the event's `key`."""
-        row = found if found < self._count else -1  # another map's later row (`_row`, inlined)
-        if self._shared and (row >= 0 or not self._ownership):
+        row = self._rows.get(key)
+        if row is not None and row >= self._count:  # another map's later row (`_row`, inlined)
+            row = None
+        if self._shared and (row is not None or not self._ownership):
             self._unshare()
-            if row < 0:  # the index it looked `key` up in is not this map's any more
-                found, place = self._rows.locate(key)
         values = self._layout.row(event)
-        appending = row < 0
-        if appending and self._borrowed and found == self._count:
-            row = found  # the borrowed index holds this key at this map's next row
-        elif appending:
+        appending = row is None
+        if row is None and self._borrowed and self._rows.get(key) == self._count:
+            row = self._rows[key]  # the borrowed index holds this key at this map's next row
+        elif row is None:
             if self._borrowed:
                 self._own_index()
-                found, place = self._rows.locate(key)
-            row = self._rows.add_located(key, place)
-        layout, columns, key_at = self._layout, self._columns, self._key_at
-        mappings, floats = layout.mappings, layout.floats
+            row = self._rows[key] = _row_number(self._count)
+        columns, mappings, floats = self._columns, self._layout.mappings, self._layout.floats
         for index, given in enumerate(values):
-            if index == key_at:  # held by the key index
-                continue
             value = self._intern(given) if mappings[index] and type(given) is dict else given
             column = columns[index]
             if column is None:  # the first event
@@ -300,7 +272,7 @@ class EventColumns(Mapping[str, E], Generic[E]):
                     type(value) is type(same) and type(value) in _SCALARS and value == same
                 ):
                     continue
-                column = columns[index] = self._spread(same, floats[index], layout.hexes[index])
+                column = columns[index] = self._spread(same, floats[index])  # rows so far
             if type(column) is array and type(value) is not float:
                 column = columns[index] = list(column)
             if appending:
@@ -310,12 +282,10 @@ class EventColumns(Mapping[str, E], Generic[E]):
         if appending:
             self._count += 1
 
-    def _spread(self, value: Any, is_float: bool, is_hex: bool) -> Any:
+    def _spread(self, value: Any, is_float: bool) -> Any:
         """A `_Same` column of `value` as one value per row held (not the one being added)."""
         if is_float and type(value) is float:
             return array("d", [value]) * self._count
-        if is_hex:
-            return HexStrings([value] * self._count)
         return [value] * self._count
 
     def _intern(self, mapping: dict[Any, Any]) -> tuple[Any, ...]:
@@ -340,8 +310,6 @@ class EventColumns(Mapping[str, E], Generic[E]):
         return self._read(index, row)
 
     def _read(self, index: int, row: int) -> Any:
-        if index == self._key_at:
-            return self._rows.key(row)
         column = self._columns[index]
         value = column.value if type(column) is _Same else column[row]
         if self._layout.mappings[index] and type(value) is tuple:
@@ -358,8 +326,6 @@ class EventColumns(Mapping[str, E], Generic[E]):
         end = self._count if stop is None else min(stop, self._count)
         if start >= end:
             return []
-        if index == self._key_at:
-            return self._rows.keys(start, end)
         # The rows' slice at once, not `_read` row by row (a checkpoint reads every column).
         column = self._columns[index]
         values = (
@@ -372,9 +338,9 @@ class EventColumns(Mapping[str, E], Generic[E]):
     def rows_of(self, keys: Iterable[str]) -> Iterator[int]:
         """Each of `keys`' row in this map (see `column`), or -1 for a key it does not hold:
         the map's own key index read, no event built."""
-        row_of, count = self._rows.row, self._count
+        rows, count = self._rows, self._count
         for key in keys:
-            row = row_of(key)
+            row = rows.get(key, -1)
             yield row if row < count else -1
 
     def reader(self, *names: str) -> Callable[[str], tuple[Any, ...] | None]:
@@ -382,19 +348,15 @@ class EventColumns(Mapping[str, E], Generic[E]):
         without building the event: for reading a few fields of every trial."""
         indexes = [self._layout.names.index(name) for name in names]
         read = [(index, self._layout.mappings[index]) for index in indexes]
-        rows, key_at = self._rows, self._key_at
-        locate = rows.locate
+        rows = self._rows
 
         def fields(key: str) -> tuple[Any, ...] | None:
             # `_row` and `_read`, inlined: called once per trial by the report (ADR 0071)
-            row = locate(key)[0]
-            if row < 0 or row >= self._count:
+            row = rows.get(key)
+            if row is None or row >= self._count:
                 return None
             columns, values = self._columns, []
             for index, mapping in read:
-                if index == key_at:
-                    values.append(rows.key(row))
-                    continue
                 column = columns[index]
                 value = column.value if type(column) is _Same else column[row]
                 values.append(dict(value) if mapping and type(value) is tuple else value)
@@ -436,13 +398,15 @@ class EventColumns(Mapping[str, E], Generic[E]):
         return default if row is None else self._build(row)
 
     def __contains__(self, key: object) -> bool:
-        row = self._rows.locate(key)[0]  # `_row`, inlined: the fold's test
-        return 0 <= row < self._count
+        row = self._rows.get(key)  # type: ignore[call-overload]  # `_row`, inlined: the fold's test
+        return row is not None and row < self._count
 
     def __iter__(self) -> Iterator[str]:
+        if not self._shared and not self._borrowed:
+            return iter(self._rows)
         # The key index may be growing in another thread: read this map's rows of the keys.
-        rows = self._rows
-        return (rows.key(row) for row in range(self._count))
+        index = self._layout.names.index(self._key)
+        return (self._read(index, row) for row in range(self._count))
 
     def __len__(self) -> int:
         return self._count

@@ -33,7 +33,6 @@ from themis.core.identity import (
     spec_json,
     text_digest,
 )
-from themis.core.key_index import HexStrings
 from themis.core.plugins import PluginKind, PluginRegistry, is_plugin_name
 from themis.core.prompting import Message, PromptError, render
 from themis.core.scoring import METRIC_VERSIONS, PARSER_VERSIONS, choice_count
@@ -504,18 +503,17 @@ class PlanRecord:
     """The keys of every trial a plan yielded, in plan order, taken while the run consumes it.
 
     Building the report after a run then needs no second pass of the planner (which renders
-    every prompt again): the places come from the spec's loops, the keys from this record. The
-    keys are held as bytes (`HexStrings`, 32 B a trial), not as a run's `str` objects (ADR 0080).
+    every prompt again): the places come from the spec's loops, the keys from this record.
     """
 
     def __init__(self) -> None:
-        self.trial_ids = HexStrings()
-        self.trial_keys = HexStrings()
+        self.trial_ids: list[str] = []
+        self.trial_keys: list[str] = []
         self.complete = False
 
     def tap(self, plans: Iterable[TrialPlan]) -> Iterator[TrialPlan]:
         """Yield `plans` unchanged, recording each trial's keys; `complete` once exhausted."""
-        self.trial_ids, self.trial_keys, self.complete = HexStrings(), HexStrings(), False
+        self.trial_ids, self.trial_keys, self.complete = [], [], False
         add_id, add_key = self.trial_ids.append, self.trial_keys.append
         for trial in plans:
             add_id(trial.trial_id)
@@ -541,15 +539,17 @@ def trial_refs(compiled: CompiledRun, record: PlanRecord | None = None) -> Itera
             )
         return
     spec = compiled.spec
-    ids, keys = iter(record.trial_ids), iter(record.trial_keys)
+    ids, keys = record.trial_ids, record.trial_keys
+    index = 0
     for dataset in spec.datasets:
         for case in dataset.cases:
             for prompt in spec.prompts:
                 for model in spec.models:
                     for _ in range(spec.samples):
                         yield TrialRef(
-                            dataset.name, case.id, prompt.name, model.name, next(ids), next(keys)
+                            dataset.name, case.id, prompt.name, model.name, ids[index], keys[index]
                         )
+                        index += 1
 
 
 def trial_id_of(dataset: str, case_id: str, prompt: str, model: str, sample: int) -> str:

@@ -184,11 +184,18 @@ class Projection:
         parses, scores = self._parses, self._scores
         for event in events:
             if isinstance(event, GenerationCompleted):
-                generations.put_new(event)
+                if event.trial_key not in generations:
+                    generations.put(event)
             elif isinstance(event, ParseCompleted):
-                parses.put_later(event, "epoch")
+                if event.trial_id not in parses or event.epoch > parses.value(
+                    event.trial_id, "epoch"
+                ):
+                    parses.put(event)
             elif isinstance(event, ScoreCompleted):
-                scores.put_later(event, "epoch")
+                if event.trial_id not in scores or event.epoch > scores.value(
+                    event.trial_id, "epoch"
+                ):
+                    scores.put(event)
             elif isinstance(event, ReductionCompleted):
                 held_reduction = self._reductions.get(event.group_id)
                 if held_reduction is None or event.epoch > held_reduction.epoch:
@@ -255,8 +262,6 @@ class Projection:
         if isinstance(event, RunStarted):
             self._started = True
             self._planned = max(self._planned, event.planned)
-            self._generations.reserve(self._planned)  # (the scores read the parses' index)
-            self._parses.reserve(self._planned)
             self._executions = max(self._executions, event.execution)
         elif isinstance(event, RunPaused):
             held = self._pause
