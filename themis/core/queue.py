@@ -12,7 +12,7 @@ shell).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Final, Generic, TypeVar
 
 import attrs
@@ -134,7 +134,7 @@ def with_queue(rows: Sequence[RunProgress], entries: Sequence[QueuedRun]) -> lis
     """`quickcheck`'s rows with the queue's: a stored run waiting in the queue shows
     `queued` (or `interrupted`: taken by a worker that is not running it); a queued run the
     store does not hold yet is added, every planned trial pending. A live row stays as it is."""
-    shown = _queue_shown(rows, entries, lambda row, status: attrs.evolve(row, status=status))
+    shown = _queue_shown(rows, entries)
     return [
         *shown.rows,
         *(
@@ -156,7 +156,7 @@ def with_queue(rows: Sequence[RunProgress], entries: Sequence[QueuedRun]) -> lis
 
 def statuses_with_queue(rows: Sequence[RunStatus], entries: Sequence[QueuedRun]) -> list[RunStatus]:
     """`themis runs`' statuses with the queue's, as `with_queue` shows them."""
-    shown = _queue_shown(rows, entries, lambda row, status: attrs.evolve(row, status=status))
+    shown = _queue_shown(rows, entries)
     return [*shown.rows, *(RunStatus(entry.run_id, entry.state, None) for entry in shown.added)]
 
 
@@ -166,9 +166,9 @@ class _Shown(Generic[Row]):
     added: list[QueuedRun]  # waiting in the queue, not among the rows
 
 
-def _queue_shown(
-    rows: Sequence[Row], entries: Sequence[QueuedRun], restated: Callable[[Row, str], Row]
-) -> _Shown[Row]:
+def _queue_shown(rows: Sequence[Row], entries: Sequence[QueuedRun]) -> _Shown[Row]:
+    """`rows` with a stored run waiting in the queue restated `queued` (or `interrupted`),
+    and the waiting runs `rows` do not hold."""
     pending = {entry.run_id: entry for entry in waiting(entries)}
     shown = []
     for row in rows:
@@ -176,7 +176,7 @@ def _queue_shown(
         if entry is None or row.live is not None:
             shown.append(row)
         else:
-            shown.append(restated(row, QUEUED if entry.state == QUEUED else INTERRUPTED))
+            shown.append(attrs.evolve(row, status=QUEUED if entry.state == QUEUED else INTERRUPTED))
     return _Shown(shown, list(pending.values()))
 
 

@@ -49,6 +49,7 @@ from themis.core.inspection import (
 from themis.core.live_progress import LiveRecord
 from themis.core.queue import (
     QUEUED,
+    QueuedRun,
     queued_summaries,
     statuses_with_queue,
     waiting,
@@ -155,9 +156,9 @@ def quickcheck(store: StoreLike = DEFAULT_STORE) -> list[RunProgress]:
     def stored(opened: StorePort) -> list[RunProgress]:
         return [run_progress(_stored_state(opened, summary.run_id)) for summary in opened.runs()]
 
-    entries = [] if str(store) in ("memory", ":memory:") else run_queue_of(store).entries()
-    if entries and isinstance(store, str | Path) and not Path(store).exists():
-        return with_queue([], entries)  # submitted; no worker has created the store yet
+    entries, only_queued = _queue_entries(store)
+    if only_queued:
+        return with_queue([], entries)
     return with_queue(_answer(store, stored, live_runs), entries)
 
 
@@ -165,8 +166,8 @@ def runs(store: StoreLike = DEFAULT_STORE) -> list[RunSummary]:
     """Every run in the store, oldest first; then the runs submitted to its queue that it does
     not hold yet (`queued`, ADR 0031), also before a worker has created the store. (Here, not
     beside the executions in `stored_runs`, so that `themis runs` imports no engine.)"""
-    entries = [] if str(store) in ("memory", ":memory:") else run_queue_of(store).entries()
-    if entries and isinstance(store, str | Path) and not Path(store).exists():
+    entries, only_queued = _queue_entries(store)
+    if only_queued:
         return queued_summaries([], entries)
     with opened_store(store, read_only=True) as opened:
         return queued_summaries(opened.runs(), entries)
@@ -183,10 +184,18 @@ def run_statuses(store: StoreLike = DEFAULT_STORE) -> list[RunStatus]:
     def live(locked: StoreLocked) -> list[RunStatus]:
         return [RunStatus.of(row) for row in live_runs(locked)]
 
-    entries = [] if str(store) in ("memory", ":memory:") else run_queue_of(store).entries()
-    if entries and isinstance(store, str | Path) and not Path(store).exists():
-        return statuses_with_queue([], entries)  # submitted; no worker has created the store
+    entries, only_queued = _queue_entries(store)
+    if only_queued:
+        return statuses_with_queue([], entries)
     return statuses_with_queue(_answer(store, stored, live), entries)
+
+
+def _queue_entries(store: StoreLike) -> tuple[list[QueuedRun], bool]:
+    """The runs submitted to `store`'s queue, and whether they are all there is to list: runs
+    were submitted but no worker has created the store yet (ADR 0031)."""
+    entries = [] if str(store) in ("memory", ":memory:") else run_queue_of(store).entries()
+    only_queued = bool(entries) and isinstance(store, str | Path) and not Path(store).exists()
+    return entries, only_queued
 
 
 def live_runs(locked: StoreLocked) -> list[RunProgress]:
