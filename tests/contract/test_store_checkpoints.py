@@ -18,7 +18,7 @@ from tests.contract import checkpoint_format2 as format2
 from tests.contract import checkpoint_format4 as format4
 from tests.contract.stores import OnDuckDBFile, OnDuckDBInMemory, OnMemoryStore, StoreFixture
 from tests.contract.test_store_contract import SAMPLE_EVENTS, answers, field_types, make_snapshot
-from themis.adapters import checkpoint_tables
+from themis.adapters import checkpoint_codec, checkpoint_tables
 from themis.adapters.checkpoint_codec import CHECKPOINT_FORMAT, encode_checkpoint
 from themis.adapters.codec import encode_event, encode_snapshot
 from themis.adapters.stores import DuckDBStore
@@ -461,6 +461,7 @@ def test_a_version_1_store_is_migrated_in_place(tmp_path: Path) -> None:
     assert ("checkpoints",) in tables
 
 
+@pytest.mark.usefixtures("chunked_always")
 def test_the_checkpoint_table_keeps_summary_state_and_report_apart(tmp_path: Path) -> None:
     path = tmp_path / "s.duckdb"
     store = DuckDBStore(path)
@@ -492,6 +493,109 @@ def test_the_checkpoint_table_keeps_summary_state_and_report_apart(tmp_path: Pat
         "code_executions",
     ]
     assert '"exact_match"' in report
+
+
+@pytest.fixture
+def chunked_always(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every checkpoint kept as a large one is (format 7: its parts in chunks), however few its
+    rows."""
+    monkeypatch.setattr(checkpoint_codec, "CHUNKED_FROM_ROWS", 0)
+
+
+def _kept_layout(path: Path) -> dict[str, int]:
+    """How many rows each table of checkpoint parts holds in the store at `path`."""
+    with duckdb.connect(str(path)) as con:
+        return {
+            table: con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("checkpoint_blobs", "checkpoint_chunks", "checkpoint_parts")
+        }
+
+
+def test_a_checkpoint_below_the_bar_keeps_a_row_per_part_as_format_6(tmp_path: Path) -> None:
+    """Below `CHUNKED_FROM_ROWS` trials a part is a row of `checkpoint_blobs` and the head says
+    format 6, whose readers find them there; from the bar on, chunks and format 7 (ADR 0086)."""
+    path = tmp_path / "s.duckdb"
+    store = DuckDBStore(path)
+    try:
+        store.save_checkpoint("run-a", realistic_checkpoint())
+        assert store.load_checkpoint("run-a") == realistic_checkpoint()
+    finally:
+        store.close()
+    assert _kept_layout(path) == {
+        "checkpoint_blobs": 7,
+        "checkpoint_chunks": 0,
+        "checkpoint_parts": 0,
+    }
+    with duckdb.connect(str(path)) as con:
+        summary, state = con.execute("SELECT summary, state FROM checkpoints").fetchone()
+    assert summary.startswith('{"format":"6:')
+    assert state.startswith('{"format":"6:')
+    assert checkpoint_codec.CHUNKED_FROM_ROWS == 200_000
+
+
+def test_the_bar_counts_the_largest_map_s_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(checkpoint_codec, "CHUNKED_FROM_ROWS", 300)
+    assert encode_checkpoint(_large_checkpoint(300, 300)).chunked
+    assert not encode_checkpoint(_large_checkpoint(299, 299)).chunked
+
+
+def test_a_save_of_either_layout_replaces_a_checkpoint_of_the_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's checkpoints cross the bar as it grows (or a rerun's fall back under it): each
+    save drops the earlier one's rows, whichever table held them, and reads back as itself."""
+    path = tmp_path / "s.duckdb"
+    store = DuckDBStore(path)
+    try:
+        monkeypatch.setattr(checkpoint_codec, "CHUNKED_FROM_ROWS", 2_500)
+        store.save_checkpoint("run-b", _large_checkpoint(1_000, 1_000))
+        small, large, smaller = (_large_checkpoint(n, n) for n in (2_000, 3_000, 1_500))
+        store.save_checkpoint("run-a", small)
+        assert store.load_checkpoint("run-a") == small
+        store.save_checkpoint("run-a", large)
+        assert store.load_checkpoint("run-a") == large
+        store.save_checkpoint("run-a", smaller)
+        assert store.load_checkpoint("run-a") == smaller
+        assert store.load_checkpoint("run-b") == _large_checkpoint(1_000, 1_000)
+    finally:
+        store.close()
+    layout = _kept_layout(path)
+    assert layout["checkpoint_chunks"] == 0
+    with duckdb.connect(str(path)) as con:
+        held = con.execute(
+            "SELECT run_id, count(*), count(DISTINCT part) FROM checkpoint_blobs"
+            " GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+    parts = len(list(encode_checkpoint(_large_checkpoint(1_000, 1_000)).parts))
+    assert held == [("run-a", parts, parts), ("run-b", parts, parts)]
+
+
+def test_a_save_below_the_bar_that_fails_leaves_the_earlier_checkpoint_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row-per-part save is one transaction: one that fails (or is killed) after some of its
+    parts leaves the earlier checkpoint, parts and head, as it was."""
+    path = tmp_path / "s.duckdb"
+    store = DuckDBStore(path)
+    try:
+        earlier = realistic_checkpoint()
+        store.save_checkpoint("run-a", earlier)
+        encode_parts = checkpoint_codec.encode_parts
+
+        def failing_after_two(state: RunState) -> object:
+            for number, part in enumerate(encode_parts(state)):
+                if number == 2:
+                    raise OSError("disk gone")
+                yield part
+
+        monkeypatch.setattr(checkpoint_codec, "encode_parts", failing_after_two)
+        later = attrs.evolve(earlier, seq=earlier.seq + 5)
+        with pytest.raises(OSError, match="disk gone"):
+            store.save_checkpoint("run-a", later)
+        assert store.load_checkpoint("run-a") == earlier
+    finally:
+        store.close()
+    assert _kept_layout(path)["checkpoint_blobs"] == 7
 
 
 def _marked_as_format(con: duckdb.DuckDBPyConnection, version: int) -> None:
@@ -544,6 +648,7 @@ def test_a_store_with_checkpoints_of_format_2_reads_them(tmp_path: Path) -> None
     _read_then_replaced(path)
 
 
+@pytest.mark.usefixtures("chunked_always")
 def test_a_store_with_checkpoints_of_format_3_reads_them(tmp_path: Path) -> None:
     """A store written before ADR 0048 keeps a checkpoint's parts as texts in
     `checkpoint_parts`, and has no `checkpoint_blobs` table until a writer opens it: a read-only
@@ -579,6 +684,7 @@ def test_a_store_with_checkpoints_of_format_4_reads_them(tmp_path: Path) -> None
     _read_then_replaced(path)
 
 
+@pytest.mark.usefixtures("chunked_always")
 def test_a_store_with_checkpoints_of_format_6_reads_them(tmp_path: Path) -> None:
     """A store written before ADR 0079 keeps each compressed part whole, a row of
     `checkpoint_blobs`, and has no `checkpoint_chunks` table until a writer opens it: a
@@ -612,6 +718,7 @@ def _large_checkpoint(trials: int, seq: int) -> Checkpoint:
     return Checkpoint(seq=seq, state=project(events))
 
 
+@pytest.mark.usefixtures("chunked_always")
 def test_a_checkpoint_s_parts_are_kept_in_rows_under_4_kib(tmp_path: Path) -> None:
     path = tmp_path / "s.duckdb"
     store = DuckDBStore(path)
@@ -631,6 +738,7 @@ def test_a_checkpoint_s_parts_are_kept_in_rows_under_4_kib(tmp_path: Path) -> No
     assert max(count for _, count, _, _ in rows) > 10
 
 
+@pytest.mark.usefixtures("chunked_always")
 def test_chunks_a_killed_save_left_are_not_read_and_go_with_the_next_save(
     tmp_path: Path,
 ) -> None:
@@ -663,6 +771,7 @@ def test_chunks_a_killed_save_left_are_not_read_and_go_with_the_next_save(
     assert held == [("run-a", 4_000), ("run-b", 3_000)]
 
 
+@pytest.mark.usefixtures("chunked_always")
 def test_a_save_at_the_same_seq_replaces_the_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "s.duckdb"
     store = DuckDBStore(path)
@@ -675,6 +784,7 @@ def test_a_save_at_the_same_seq_replaces_the_checkpoint(tmp_path: Path) -> None:
         store.close()
 
 
+@pytest.mark.usefixtures("chunked_always")
 def test_deleting_a_run_deletes_its_checkpoint_parts_only(tmp_path: Path) -> None:
     path = tmp_path / "s.duckdb"
     store = DuckDBStore(path)

@@ -16,8 +16,9 @@ Every text carries a fingerprint of the classes it encodes: a checkpoint written
 fields, or another `CHECKPOINT_FORMAT`, decodes as `None` (absent), and the caller folds the log
 instead. Formats 2 (every map inside the head, one text: stores written before ADR 0040), 3
 (parts as plain texts: before ADR 0048), 4 (float columns as JSON numbers), 5 (each row's
-mapping in its place: both before ADR 0078) and 6 (each part kept whole: before ADR 0079) are
-read as well. Malformed text raises `StoreError`.
+mapping in its place: both before ADR 0078) and 6 (each part kept whole: before ADR 0079, and
+since ADR 0086 every checkpoint of fewer than `CHUNKED_FROM_ROWS` trials) are read as well.
+Malformed text raises `StoreError`.
 """
 
 from __future__ import annotations
@@ -73,8 +74,13 @@ __all__ = [
 # 5: float columns as doubles (`{"f64": ...}`, ADR 0078; a reader of format 4 would refuse them).
 # 6: a column of mappings as its distinct ones and an index (`{"maps": ...}`, ADR 0078).
 # 7: a store keeps each compressed part cut in rows under 4 KiB (ADR 0079; a reader of format 6
-# would look for its parts whole, not find them). The texts are format 6's.
+# would look for its parts whole, not find them). The texts are format 6's; a checkpoint of
+# fewer than `CHUNKED_FROM_ROWS` rows is still written as format 6, each part a row (ADR 0086).
 CHECKPOINT_FORMAT: Final = 7
+# The fewest rows of a per-trial map for which a store cuts the parts in chunks (format 7): as
+# many trials as `themis.allocator.is_large_run`'s bar. Below it a part is a row of its own
+# (format 6): at 100,000 trials the chunks saved no memory and cost ~0.18 s (ADR 0086).
+CHUNKED_FROM_ROWS = 200_000
 # The same state: 2 every map inside the head's one text, 3 the parts as plain texts, 4 the
 # float columns as JSON numbers, 5 every mapping of a column in its row, 6 each part kept whole.
 _READ_AS_WELL: Final = (2, 3, 4, 5, 6)
@@ -97,6 +103,8 @@ def _digest() -> str:
 _DIGEST: Final = _digest()
 _FORMAT: Final = f"{CHECKPOINT_FORMAT}:{_DIGEST}"
 _READABLE: Final = frozenset({_FORMAT, *(f"{older}:{_DIGEST}" for older in _READ_AS_WELL)})
+# What a checkpoint whose parts are kept whole says it is (below `CHUNKED_FROM_ROWS`).
+_WHOLE_FORMAT: Final = f"6:{_DIGEST}"
 # How the heads of the formats whose parts a store keeps compressed, a row per part, begin.
 _WHOLE_PARTS: Final = tuple(f'{{"format":"{older}:' for older in (4, 5, 6))
 
@@ -105,19 +113,24 @@ _WHOLE_PARTS: Final = tuple(f'{{"format":"{older}:' for older in (4, 5, 6))
 class EncodedCheckpoint:
     """A checkpoint as texts: the small summary, the state's head, the report, and the parts of
     the state's per-trial maps, compressed (made one at a time as `parts` is iterated: store
-    each before taking the next)."""
+    each before taking the next). `chunked`: whether a store keeps each part in chunks (format
+    7, a large checkpoint), else a row per part (format 6)."""
 
     summary: str
     state: str
     report: str | None
     parts: Iterator[bytes]
+    chunked: bool
 
 
 def encode_checkpoint(checkpoint: Checkpoint) -> EncodedCheckpoint:
     """Encode `checkpoint`; its seq is stored by the caller, beside these texts."""
     state = checkpoint.state
+    rows = {table.attribute: len(getattr(state, table.attribute)) for table in TABLES}
+    chunked = max(rows.values(), default=0) >= CHUNKED_FROM_ROWS
+    format_ = _FORMAT if chunked else _WHOLE_FORMAT
     summary = {
-        "format": _FORMAT,
+        "format": format_,
         "started": state.started,
         "planned": state.planned,
         "epoch": state.epoch,
@@ -127,7 +140,7 @@ def encode_checkpoint(checkpoint: Checkpoint) -> EncodedCheckpoint:
         "judged": state.has_judge_stage,
     }
     head: dict[str, Any] = {
-        "format": _FORMAT,
+        "format": format_,
         "resumes": [encode_event(resumed) for resumed in state.resumes],
         "executions": state.executions,
         "pause": None if state.pause is None else encode_event(state.pause),
@@ -136,7 +149,7 @@ def encode_checkpoint(checkpoint: Checkpoint) -> EncodedCheckpoint:
             for key, failures in state.earlier_failures.items()
         },
         "judgements": [[event.kind, encode_event(event)] for event in state.judgements.values()],
-        "rows": {table.attribute: len(getattr(state, table.attribute)) for table in TABLES},
+        "rows": rows,
     }
     report = checkpoint.report
     return EncodedCheckpoint(
@@ -144,6 +157,7 @@ def encode_checkpoint(checkpoint: Checkpoint) -> EncodedCheckpoint:
         state=_ENCODE(head),
         report=None if report is None else encode_report(report),
         parts=(zlib.compress(_ENCODE(part).encode(), _LEVEL) for part in encode_parts(state)),
+        chunked=chunked,
     )
 
 

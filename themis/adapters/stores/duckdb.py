@@ -183,6 +183,24 @@ def _chunked_parts(con: Any, run_id: str, seq: int) -> Iterator[bytes]:
         yield b"".join(pieces)
 
 
+def _replaced_checkpoint(
+    con: Any, run_id: str, seq: int, cases: bytes | None, *, keep_chunks: bool = False
+) -> None:
+    """In a save's transaction: the run's earlier checkpoint dropped, head and parts (but the
+    chunks of this `seq`, which a chunked save inserted first, with `keep_chunks`), and its case
+    table (read by the viewer alone, ADR 0072) replaced by `cases`."""
+    con.execute("DELETE FROM checkpoints WHERE run_id = $1", [run_id])
+    con.execute("DELETE FROM checkpoint_parts WHERE run_id = $1", [run_id])
+    con.execute("DELETE FROM checkpoint_blobs WHERE run_id = $1", [run_id])
+    if keep_chunks:
+        con.execute("DELETE FROM checkpoint_chunks WHERE run_id = $1 AND seq <> $2", [run_id, seq])
+    else:
+        con.execute("DELETE FROM checkpoint_chunks WHERE run_id = $1", [run_id])
+    con.execute("DELETE FROM checkpoint_cases WHERE run_id = $1", [run_id])
+    if cases is not None:
+        con.execute("INSERT INTO checkpoint_cases VALUES ($1, $2, $3)", [run_id, seq, cases])
+
+
 class DuckDBStore:
     """A `StorePort` on one DuckDB connection, used by one caller at a time from any thread."""
 
@@ -533,19 +551,32 @@ class DuckDBStore:
 
     def save_checkpoint(self, run_id: str, checkpoint: Checkpoint) -> None:
         """Keep `checkpoint` as the run's one checkpoint, replacing any earlier one: its head in
-        `checkpoints`, its per-trial maps as rows of `checkpoint_chunks`, each part encoded,
-        compressed and inserted before the next is built (no text of the whole state: ADR 0040).
+        `checkpoints`, its per-trial maps as rows of `checkpoint_blobs`, or of `checkpoint_chunks`
+        for a large checkpoint, each part encoded, compressed and inserted before the next is
+        built (no text of the whole state: ADR 0040).
 
-        The parts go first, in a transaction of their own under DuckDB's memory bound (each
-        row under 4 KiB, so DuckDB need not hold them whole: ADR 0079), beside the chunks of
-        the checkpoint they replace (told apart by `seq`); then the head, in a second one,
-        replaces the earlier checkpoint and drops its parts. A kill between leaves the earlier
-        checkpoint whole (or none, if it was at the same `seq`): its reader folds the rest."""
+        Below `CHUNKED_FROM_ROWS` trials, a part is a row, inserted with the head in one
+        transaction (ADR 0086: the chunks cost ~70 ms of CPU at 100,000 trials and saved no
+        memory there). A large checkpoint's parts go first, in a transaction of their own
+        under DuckDB's memory bound (each row under 4 KiB, so DuckDB need not hold them whole:
+        ADR 0079), beside the chunks of the checkpoint they replace (told apart by `seq`);
+        then the head, in a second one, replaces the earlier checkpoint and drops its parts. A
+        kill between leaves the earlier checkpoint whole (or none, if it was at the same
+        `seq`): its reader folds the rest."""
         encoded = encode_checkpoint(checkpoint)
         seq = checkpoint.seq
         row = [run_id, seq, encoded.summary, encoded.state, encoded.report]
         # Encoded before the transactions: its transients never stand beside what they hold.
         cases = None if checkpoint.cases is None else encode_case_table(checkpoint.cases)
+        if not encoded.chunked:  # a row per part, all in one transaction (ADR 0086)
+            with self._transaction(large=True) as con:
+                _replaced_checkpoint(con, run_id, seq, cases)
+                for part, body in enumerate(encoded.parts):
+                    con.execute(
+                        "INSERT INTO checkpoint_blobs VALUES ($1, $2, $3)", [run_id, part, body]
+                    )
+                con.execute("INSERT INTO checkpoints VALUES ($1, $2, $3, $4, $5)", row)
+            return
         with self._transaction() as con:
             # A head at this seq would read the chunks replaced here: it goes with them.
             con.execute("DELETE FROM checkpoints WHERE run_id = $1 AND seq = $2", [run_id, seq])
@@ -557,19 +588,8 @@ class DuckDBStore:
                 con.execute(_INSERT_CHUNKS, [run_id, seq, part, chunks])
         # DELETE + INSERT: half the time of INSERT OR REPLACE for a 30 MB state (measured).
         with self._transaction(large=True) as con:
-            con.execute("DELETE FROM checkpoints WHERE run_id = $1", [run_id])
-            con.execute("DELETE FROM checkpoint_parts WHERE run_id = $1", [run_id])
-            con.execute("DELETE FROM checkpoint_blobs WHERE run_id = $1", [run_id])
-            con.execute(
-                "DELETE FROM checkpoint_chunks WHERE run_id = $1 AND seq <> $2", [run_id, seq]
-            )
+            _replaced_checkpoint(con, run_id, seq, cases, keep_chunks=True)
             con.execute("INSERT INTO checkpoints VALUES ($1, $2, $3, $4, $5)", row)
-            con.execute("DELETE FROM checkpoint_cases WHERE run_id = $1", [run_id])
-            if cases is not None:  # read by the viewer alone (ADR 0072)
-                con.execute(
-                    "INSERT INTO checkpoint_cases VALUES ($1, $2, $3)",
-                    [run_id, checkpoint.seq, cases],
-                )
 
     def load_checkpoint(self, run_id: str) -> Checkpoint | None:
         """The run's checkpoint, or `None` if none was saved (or another Themis format wrote it).
