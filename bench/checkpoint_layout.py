@@ -21,8 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from checkpoint_rss import finished_run
 from cli_process import load_average
-from writer_end import logged_run, stored_up_to
+from writer_end import stored_up_to
 
 
 def main() -> None:
@@ -32,19 +33,8 @@ def main() -> None:
     args = parser.parse_args()
     from themis.adapters import checkpoint_codec
     from themis.adapters.stores import DuckDBStore
-    from themis.core.checkpoint import Checkpoint
-    from themis.core.planner import PlanRecord, plan
-    from themis.core.report import build_report
-    from themis.core.state import project
 
-    compiled, snapshot, events = logged_run(args.trials)
-    state = project(events)
-    record = PlanRecord()
-    for _ in record.tap(plan(compiled)):
-        pass
-    checkpoint = Checkpoint(
-        seq=len(events), state=state, report=build_report(compiled, state, record)
-    )
+    snapshot, events, checkpoint = finished_run(args.trials)
     figures: dict[str, list[float]] = {"whole": [], "chunked": []}
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "c.duckdb"

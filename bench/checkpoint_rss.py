@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -43,9 +44,8 @@ def _reset_peak() -> None:
         clear.write("5")
 
 
-def main() -> None:
-    trials = int(sys.argv[1]) if len(sys.argv) > 1 else 300_000
-    import themis
+def finished_run(trials: int) -> tuple[Any, list[Any], Any]:
+    """A finished `trials`-trial run's snapshot, events and final checkpoint (with its report)."""
     from themis.core.checkpoint import Checkpoint
     from themis.core.planner import PlanRecord, plan
     from themis.core.report import build_report
@@ -56,9 +56,15 @@ def main() -> None:
     record = PlanRecord()
     for _ in record.tap(plan(compiled)):
         pass
-    checkpoint = Checkpoint(
-        seq=len(events), state=state, report=build_report(compiled, state, record)
-    )
+    report = build_report(compiled, state, record)
+    return snapshot, events, Checkpoint(seq=len(events), state=state, report=report)
+
+
+def main() -> None:
+    trials = int(sys.argv[1]) if len(sys.argv) > 1 else 300_000
+    import themis
+
+    snapshot, events, checkpoint = finished_run(trials)
     with tempfile.TemporaryDirectory() as folder:
         store = stored_up_to(Path(folder) / "c.duckdb", snapshot, events, len(events))
         figures = [f"N={trials:,} {Path(themis.__file__).parents[1]} load {load_average()}:"]
