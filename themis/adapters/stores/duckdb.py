@@ -44,6 +44,7 @@ from themis.adapters.checkpoint_codec import (
 from themis.adapters.codec import decode_event, decode_snapshot, encode_snapshot
 from themis.adapters.duckdb_quiet import quiet
 from themis.adapters.stores.duckdb_bound import bound, unbound
+from themis.adapters.stores.duckdb_generations import generations_at
 from themis.adapters.stores.duckdb_log import (
     FIRST_ROW_AFTER,
     INSERT_BATCHES,
@@ -51,7 +52,6 @@ from themis.adapters.stores.duckdb_log import (
     STORED_WITHIN,
     batch_rows,
     batched,
-    events_at,
     first_of_kind,
     first_places_of_kind,
     split_row,
@@ -694,21 +694,28 @@ class DuckDBStore:
         found: dict[str, tuple[str, GenerationCompleted]] = {}
         with self._connection() as con:
             for run_id, keys in by_run.items():
-                if self._batched:
-                    stored = list(events_at(con, run_id, keys))
-                else:
-                    parameters = [run_id, min(keys), max(keys)]
-                    stored = con.execute(_EVENTS_BETWEEN, parameters).fetchall()
-                for seq, kind, payload in stored:
-                    if seq not in keys or kind != GenerationCompleted.kind:
-                        continue
-                    try:
-                        event = decode_event(kind, payload)
-                    except StoreError as error:
-                        raise StoreError(f"{self._path}: run {run_id}: {error}") from error
-                    if isinstance(event, GenerationCompleted) and event.trial_key == keys[seq]:
-                        found[keys[seq]] = (run_id, event)
+                try:
+                    for seq, event in self._generations_at(con, run_id, keys):
+                        if event.trial_key == keys[seq]:
+                            found[keys[seq]] = (run_id, event)
+                except StoreError as error:
+                    raise StoreError(f"{self._path}: run {run_id}: {error}") from error
         return found
+
+    def _generations_at(
+        self, con: Any, run_id: str, keys: Mapping[int, str]
+    ) -> Iterator[tuple[int, GenerationCompleted]]:
+        """Run `run_id`'s completed generations at the seqs of `keys`: parsed by DuckDB from a
+        log of batch rows (ADR 0091), decoded one by one from a schema 1-3 log."""
+        if self._batched:
+            yield from generations_at(con, run_id, keys.keys())
+            return
+        stored = con.execute(_EVENTS_BETWEEN, [run_id, min(keys), max(keys)]).fetchall()
+        for seq, kind, payload in stored:
+            if seq in keys and kind == GenerationCompleted.kind:
+                event = decode_event(kind, payload)
+                if isinstance(event, GenerationCompleted):
+                    yield seq, event
 
     def runs(self) -> list[RunSummary]:
         """One summary per saved snapshot, oldest first (ties by run id)."""

@@ -1,0 +1,116 @@
+"""A DuckDB store reads completed generations at their places with DuckDB's JSON reader (ADR
+0091): the events equal the codec's decoding of their payloads, field for field and type for type,
+whatever the values (texts needing escapes, lone surrogates DuckDB refuses, floats at their
+extremes, integers past 64 bits, retries and logprobs); the payloads the codec writes today
+without retries are read by DuckDB, the others by the codec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import themis.adapters.stores.duckdb_generations as columns
+from tests.contract.test_store_contract import make_snapshot
+from themis.adapters.codec import decode_event, encode_event
+from themis.adapters.stores import DuckDBStore
+from themis.core.events import Event, GenerationCompleted, RunStarted
+from themis.core.generation import TokenLogprob
+from themis.core.retry import RetryRecord
+
+texts = st.text(max_size=8) | st.sampled_from(["\ud800", "a\udfffb"])
+floats = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0.0, -0.0, 5e-324])
+counts = st.none() | st.integers(min_value=-(2**70), max_value=2**70)
+maybe_texts = st.none() | texts
+generations = st.builds(
+    GenerationCompleted,
+    at=floats,
+    trial_key=st.sampled_from(["k0", "k1", "k2", 'a "quoted" key', "é"]),
+    text=texts,
+    finish_reason=maybe_texts,
+    input_tokens=counts,
+    output_tokens=counts,
+    latency_s=floats,
+    served_model=maybe_texts,
+    attempts=st.integers(min_value=-(2**70), max_value=2**70),
+    cache_hit=st.booleans(),
+    source_run=maybe_texts,
+    response_id=maybe_texts,
+    system_fingerprint=maybe_texts,
+    retries=st.just(()) | st.just((RetryRecord(attempt=1, kind="timeout", delay=0.5),)),
+    logprobs=st.none() | st.just((TokenLogprob("a", -0.25),)),
+)
+
+
+def _same(read: GenerationCompleted, written: GenerationCompleted) -> None:
+    """Equal as the log would hold them again (NaN included), each field of the same type."""
+    expected = decode_event(GenerationCompleted.kind, encode_event(written))
+    assert encode_event(read) == encode_event(expected)
+    for field in attrs.fields(GenerationCompleted):
+        assert type(getattr(read, field.name)) is type(getattr(expected, field.name)), field.name
+
+
+def _store_of(events: list[Event]) -> DuckDBStore:
+    store = DuckDBStore(":memory:")
+    store.save_snapshot(make_snapshot("run-a"), places=False)
+    store.append("run-a", 1, [RunStarted(at=1.0, planned=len(events)), *events])
+    return store
+
+
+def test_the_columns_are_the_event_s_fields_before_its_retries() -> None:
+    names = [field.name for field in attrs.fields(GenerationCompleted)]
+    assert [name for name, _, _ in columns.COLUMNS] == names[:-2]
+    assert names[-2:] == ["retries", "logprobs"]
+    plain = GenerationCompleted(at=1.5, trial_key="k", text="t")
+    assert encode_event(plain).endswith(columns._DEFAULTS_END)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(written=st.lists(generations, min_size=1, max_size=5))
+def test_generations_read_at_their_places_are_the_codec_s(
+    written: list[GenerationCompleted],
+) -> None:
+    store = _store_of(list(written))
+    try:
+        with store._connection() as con:
+            read = dict(columns.generations_at(con, "run-a", range(2, len(written) + 2)))
+        assert sorted(read) == list(range(2, len(written) + 2))
+        for seq, event in read.items():
+            _same(event, written[seq - 2])
+    finally:
+        store.close()
+
+
+def test_plain_payloads_are_parsed_by_duckdb_the_others_by_the_codec(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    decoded: list[str] = []
+
+    def counted(kind: str, payload: str) -> Event:
+        decoded.append(payload)
+        return decode_event(kind, payload)
+
+    monkeypatch.setattr(columns, "decode_event", counted)
+    plain = [
+        GenerationCompleted(at=float(i), trial_key=f"k{i}", text=f"answer {i} é", input_tokens=i)
+        for i in range(4)
+    ]
+    retried = GenerationCompleted(
+        at=9.0, trial_key="k9", text="late", retries=(RetryRecord(attempt=1, kind="timeout"),)
+    )
+    store = _store_of([*plain, retried])
+    try:
+        with store._connection() as con:  # an older or edited payload: a field left out
+            con.execute(
+                "UPDATE event_batches SET payloads = replace(payloads, '\"input_tokens\":1,', '')"
+            )
+        located = store.locate_generations([f"k{i}" for i in (0, 1, 2, 3, 9)], "run-b")
+        found = store.read_generations(located)
+        assert len(decoded) == 2  # the edited one and the retried one; the three others by DuckDB
+        assert found["k1"][1] == attrs.evolve(plain[1], input_tokens=None)
+        assert [found[f"k{i}"][1] for i in (0, 2, 3, 9)] == [*plain[0:1], *plain[2:], retried]
+    finally:
+        store.close()

@@ -1,0 +1,111 @@
+"""A run's completed generations read at their seqs, their fields parsed by DuckDB (ADR 0091).
+
+A derived replay reads every generation of its source (`read_generations`, ADR 0070): 100k
+payloads at 100k trials. Decoding each in Python (`json.loads`, then cattrs) cost ~10 µs of the
+one core the trial loop runs on; DuckDB's JSON reader gives the same fields as columns for
+~3-5 µs of its own threads, and the event is then built from them (~2 µs).
+
+Only a payload exactly as the codec writes an event of today's version is read that way
+(`_PLAIN`): its keys are `GenerationCompleted`'s fields in their order then `"v"`, each value
+of the JSON type its field's type is written as (a string, a float written as a float, an
+integer, a boolean, or `null` where the field may be `None`), no retry and no logprobs, `v`
+1. Any other payload (an older store's without some field, a hand-edited one, one with
+retries) is decoded by the codec as before, and so is every payload of a read whose query
+DuckDB refuses (a lone surrogate, `\\ud800`, fails its JSON reader where Python's reads it):
+the events are those `decode_event` gives, field for field (`tests/contract`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterator
+from typing import Any, Final
+
+import duckdb
+
+from themis.adapters.codec import decode_event
+from themis.adapters.stores.duckdb_log import LONGEST_ROW, events_at
+from themis.core.errors import StoreError
+from themis.core.events import GenerationCompleted
+
+__all__ = ["COLUMNS", "generations_at"]
+
+# `GenerationCompleted`'s fields before `retries`, in order, as (name, DuckDB type, JSON types
+# the codec writes it as); a test checks them against the class.
+COLUMNS: Final = (
+    ("at", "DOUBLE", "DOUBLE"),
+    ("trial_key", "VARCHAR", "VARCHAR"),
+    ("text", "VARCHAR", "VARCHAR"),
+    ("finish_reason", "VARCHAR", "VARCHAR|NULL"),
+    ("input_tokens", "BIGINT", "U?BIGINT|NULL"),
+    ("output_tokens", "BIGINT", "U?BIGINT|NULL"),
+    ("latency_s", "DOUBLE", "DOUBLE"),
+    ("served_model", "VARCHAR", "VARCHAR|NULL"),
+    ("attempts", "BIGINT", "U?BIGINT"),
+    ("cache_hit", "BOOLEAN", "BOOLEAN"),
+    ("source_run", "VARCHAR", "VARCHAR|NULL"),
+    ("response_id", "VARCHAR", "VARCHAR|NULL"),
+    ("system_fingerprint", "VARCHAR", "VARCHAR|NULL"),
+)
+# How a payload with no retry and no logprobs ends (the codec writes the fields in order).
+_DEFAULTS_END: Final = f',"retries":[],"logprobs":null,"v":{GenerationCompleted.schema_version}}}'
+_KEYS: Final = [name for name, _, _ in COLUMNS] + ["retries", "logprobs", "v"]
+_PATHS: Final = [f"$.{name}" for name, _, _ in COLUMNS]
+_TYPES: Final = ",".join(f"({types})" for _, _, types in COLUMNS)
+_STRUCTURE: Final = json.dumps({name: kind for name, kind, _ in COLUMNS})
+# Whether a payload is written as the codec writes today's event with those fields alone.
+_PLAIN: Final = (
+    "(json_keys(payload) = $keys AND ends_with(payload, $end)"
+    " AND regexp_full_match(array_to_string(json_type(payload, $paths), ','), $types))"
+)
+# Run `$run`'s generations at the seqs `$seqs` (from `$low` to `$high`): each row's events split
+# as the `events` view splits them; a plain payload's fields as columns, any other's text.
+_GENERATIONS_AT: Final = (
+    "WITH rows AS (SELECT seq, kinds, payloads FROM event_batches WHERE run_id = $run"
+    f"  AND seq > $low - {LONGEST_ROW} AND seq <= $high AND seq + n > $low),"
+    " events AS (SELECT seq + generate_subscripts(string_split(kinds, ' '), 1) - 1 AS seq,"
+    "  unnest(string_split(kinds, ' ')) AS kind,"
+    "  unnest(string_split(payloads, chr(10))) AS payload FROM rows),"
+    f" wanted AS (SELECT seq, payload, {_PLAIN} AS plain FROM events"
+    "  WHERE kind = $kind AND seq IN (SELECT unnest($seqs::BIGINT[])))"
+    " SELECT seq, CASE WHEN plain THEN NULL ELSE payload END,"
+    "  unnest(CASE WHEN plain THEN json_transform_strict(payload, $structure) END) FROM wanted"
+)
+
+
+def generations_at(
+    con: Any, run_id: str, seqs: Collection[int]
+) -> Iterator[tuple[int, GenerationCompleted]]:
+    """`(seq, event)` of run `run_id`'s completed generations at `seqs` (those stored, in no
+    particular order), equal to `decode_event` of their payloads (its `StoreError` for one it
+    cannot decode)."""
+    if not seqs:
+        return
+    parameters = {
+        "run": run_id,
+        "low": min(seqs),
+        "high": max(seqs),
+        "seqs": list(seqs),
+        "kind": GenerationCompleted.kind,
+        "keys": _KEYS,
+        "end": _DEFAULTS_END,
+        "paths": _PATHS,
+        "types": _TYPES,
+        "structure": _STRUCTURE,
+    }
+    try:
+        rows = con.execute(_GENERATIONS_AT, parameters).fetchall()
+    except duckdb.Error:  # a payload DuckDB's JSON reader refuses: the codec reads them all
+        for seq, kind, payload in events_at(con, run_id, seqs):
+            if kind == GenerationCompleted.kind:
+                yield seq, _decoded(payload)
+        return
+    for seq, payload, *fields in rows:
+        yield seq, GenerationCompleted(*fields) if payload is None else _decoded(payload)
+
+
+def _decoded(payload: str) -> GenerationCompleted:
+    event = decode_event(GenerationCompleted.kind, payload)
+    if not isinstance(event, GenerationCompleted):  # the codec decodes a kind as its class
+        raise StoreError(f"not a completed generation: {payload[:80]}")
+    return event
