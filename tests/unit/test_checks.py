@@ -131,11 +131,8 @@ def test_every_prompt_renders_for_every_case(
     assert problem.startswith(expected)
 
 
-def test_a_plain_prompt_is_not_rendered_for_the_cases_holding_its_fields(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # It renders visibly for them whatever their values (ADR 0074); a case lacking a field
-    # is still rendered, and named.
+def _renders_counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids of the cases the check renders, in order, as it renders them."""
     rendered: list[str] = []
     real_render = checks.render
 
@@ -144,6 +141,15 @@ def test_a_plain_prompt_is_not_rendered_for_the_cases_holding_its_fields(
         return real_render(prompt, case)
 
     monkeypatch.setattr(checks, "render", counted)
+    return rendered
+
+
+def test_a_plain_prompt_is_not_rendered_for_the_cases_holding_its_fields(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # It renders visibly for them whatever their values (ADR 0074); a case lacking a field
+    # is still rendered, and named.
+    rendered = _renders_counted(monkeypatch)
     cases = [Case(id=str(i), fields={"n": i}) for i in range(5)] + [Case(id="x", fields={})]
     spec = small_spec(
         datasets=(DatasetSpec(name="d", cases=tuple(cases)),),
@@ -152,6 +158,33 @@ def test_a_plain_prompt_is_not_rendered_for_the_cases_holding_its_fields(
     (problem,) = problems(spec)
     assert problem.startswith("prompts[0]: prompt 'p': no field of case 'x' of dataset 'd'")
     assert rendered == ["x"]
+
+
+def test_a_bare_field_template_renders_only_the_cases_whose_value_may_be_blank(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A template of fields alone (`{{ question }}`) renders visibly for a case whose value is a
+    string with visible text: only the others are rendered (ADR 0086), and a blank one is still
+    named."""
+    rendered = _renders_counted(monkeypatch)
+    values: list[Any] = ["What is 1 + 1?", " x ", 7, None, ["a"], "", " \u2003\n", "ok"]
+    cases = tuple(Case(id=str(i), fields={"q": value}) for i, value in enumerate(values))
+    spec = small_spec(
+        datasets=(DatasetSpec(name="d", cases=cases),),
+        prompts=(PromptSpec(name="p", template="{{ q }}", system="{{ q }}{{ hint }} "),),
+    )
+    (problem,) = problems(spec)
+    assert problem == (
+        "prompts[0]: prompt 'p': no field of case '0' of dataset 'd' is named 'hint' (known: 'q')"
+    )
+    assert rendered == ["0"]
+    rendered.clear()
+    spec = attrs.evolve(spec, prompts=(PromptSpec(name="p", template="{{ q }}  {{ q }}"),))
+    (problem,) = problems(spec)
+    assert (
+        problem == "prompts[0]: prompt 'p': its template renders empty for case '5' of dataset 'd'"
+    )
+    assert rendered == ["2", "3", "4", "5"]  # 7, None, a list: rendered; "" found blank
 
 
 def test_only_the_first_failing_case_of_a_prompt_is_reported() -> None:

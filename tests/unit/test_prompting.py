@@ -18,6 +18,7 @@ from themis.core.prompting import (
     render,
     renders_visibly_with_its_fields,
     template_fields,
+    visible_through_fields,
 )
 from themis.core.spec import Case, PromptSpec
 
@@ -54,6 +55,18 @@ def test_a_plain_template_renders_as_jinja2_does(
     assert message.content == JINJA.from_string(template).render(a=a, b=b, id="c")
 
 
+def _two_field_prompt(
+    template: tuple[str, str, str], system: tuple[str, str] | None, system_field: str
+) -> PromptSpec:
+    """A prompt showing `a` and `b` between `template`'s texts, and `system_field` between
+    `system`'s."""
+    return PromptSpec(
+        name="p",
+        template=f"{template[0]}{{{{ a }}}}{template[1]}{{{{ b }}}}{template[2]}",
+        system=None if system is None else f"{system[0]}{{{{ {system_field} }}}}{system[1]}",
+    )
+
+
 @given(
     template=st.tuples(texts, texts, texts),
     system=st.none() | st.tuples(texts, texts),
@@ -64,15 +77,55 @@ def test_a_prompt_said_to_render_visibly_does_for_any_values_of_its_fields(
     template: tuple[str, str, str], system: tuple[str, str] | None, a: Any, b: Any
 ) -> None:
     # What lets the compile-time check skip rendering such a prompt for each case (ADR 0074).
-    prompt = PromptSpec(
-        name="p",
-        template=f"{template[0]}{{{{ a }}}}{template[1]}{{{{ b }}}}{template[2]}",
-        system=None if system is None else f"{system[0]}{{{{ a }}}}{system[1]}",
-    )
+    prompt = _two_field_prompt(template, system, "a")
     if not renders_visibly_with_its_fields(prompt):
         return
     messages = render(prompt, Case(id="c", fields={"a": a, "b": b}))
     assert all(message.content.strip() for message in messages)
+
+
+@given(
+    template=st.tuples(texts, texts, texts),
+    system=st.none() | st.tuples(texts, texts),
+    a=values,
+    b=values,
+)
+def test_a_plain_prompt_renders_visibly_when_a_shown_value_is_a_visible_string(
+    template: tuple[str, str, str], system: tuple[str, str] | None, a: Any, b: Any
+) -> None:
+    # What lets the compile-time check skip rendering a case of a bare `{{ a }}` (ADR 0086).
+    prompt = _two_field_prompt(template, system, "b")
+    through = visible_through_fields(prompt)
+    if through is None:  # e.g. a "\r", which Jinja2 reads as a line's end
+        return
+    fields = {"a": a, "b": b}
+    messages = render(prompt, Case(id="c", fields=fields))
+    for names in through:
+        assert names in (("a", "b"), ("b",))
+    shown = [message.content for message in messages if not _has_visible_text(message, prompt)]
+    assert len(shown) == len(through)
+    for content, names in zip(shown, through, strict=True):
+        if any(type(fields[name]) is str and fields[name].strip() for name in names):
+            assert content.strip()
+        elif all(type(fields[name]) is str for name in names):
+            assert not content.strip()  # every value blank: the check renders it and says so
+
+
+def _has_visible_text(message: Any, prompt: PromptSpec) -> bool:
+    """Whether the source `message` was rendered from has visible text of its own."""
+    source = prompt.system if message.role == "system" else prompt.template
+    assert source is not None
+    return bool(source.replace("{{ a }}", "").replace("{{ b }}", "").strip())
+
+
+def test_what_a_plain_prompt_needs_visible_from_its_fields() -> None:
+    assert visible_through_fields(PromptSpec(name="p", template="What is {{ a }}?")) == ()
+    assert visible_through_fields(PromptSpec(name="p", template="{{ a }} {{ b }}")) == (("a", "b"),)
+    prompt = PromptSpec(name="p", template="{{ a }}", system="Be {{ tone }}.")
+    assert visible_through_fields(prompt) == (("a",),)
+    prompt = PromptSpec(name="p", template="Q: {{ a }}", system="{{ tone }}")
+    assert visible_through_fields(prompt) == (("tone",),)
+    assert visible_through_fields(PromptSpec(name="p", template="{{ a | upper }}")) is None
 
 
 @pytest.mark.parametrize(

@@ -124,13 +124,25 @@ def renders_visibly_with_its_fields(prompt: PromptSpec) -> bool:
     names (`template_fields`), whatever their values: its template and system message are only
     text and `{{ name }}`s, each with visible text of its own, and it has no few-shot examples.
     The compile-time check then renders no case that holds them (ADR 0074)."""
+    return visible_through_fields(prompt) == ()
+
+
+def visible_through_fields(prompt: PromptSpec) -> tuple[tuple[str, ...], ...] | None:
+    """For a prompt whose template and system message are only text and `{{ name }}`s, without
+    few-shot examples: the names each of them without visible text of its own shows (`()`
+    when both have some). Such a prompt renders, for a case holding its fields, each name as
+    `str(value)`, so visibly exactly when, for each of these, one of its names' values renders
+    visibly (a string that is not blank, say: ADR 0086). `None` for any other prompt."""
     if prompt.few_shot is not None:
-        return False
+        return None
+    needing: list[tuple[str, ...]] = []
     for source in (prompt.template, prompt.system) if prompt.system else (prompt.template,):
         parts = _plain_substitutions(source)
-        if parts is None or not any(literal and text.strip() for literal, text in parts):
-            return False
-    return True
+        if parts is None:
+            return None
+        if not any(literal and text.strip() for literal, text in parts):
+            needing.append(tuple(text for literal, text in parts if not literal))
+    return tuple(needing)
 
 
 def template_fields(prompt: PromptSpec) -> frozenset[str]:
