@@ -77,21 +77,26 @@ def execute_observed(
     quiet: bool,
     telemetry_log: Path | None = None,
 ) -> RunResult:
-    """Run `action` with its telemetry observed by a progress bar (on a terminal) and the
-    `--telemetry-log` file, and print its result."""
+    """Run `action` with its telemetry observed by a progress bar (on a terminal; elsewhere a
+    line for each long wait) and the `--telemetry-log` file, and print its result."""
     from themis.app.execution.telemetry import TelemetryBus
     from themis.app.wiring import telemetry_sinks
     from themis.core.project import TelemetrySpec
 
-    bar = None
+    bar = notices = None
     if not quiet and progress_mode != "off":  # else no console: a quiet run loads no rich
+        from themis.app.render.progress_bar import ProgressBar, WaitNotices
+
         console = stderr()
         if progress_mode == "on" or console.is_terminal:
-            from themis.app.render.progress_bar import ProgressBar
-
             bar = ProgressBar(console, f"run {run_id[:12]}")
+        else:  # a file or a pipe: no bar, but each long wait is named (ADR 0092)
+            notices = WaitNotices(console, f"run {run_id[:12]}")
     log = TelemetrySpec(log=None if telemetry_log is None else str(telemetry_log))
-    bus = TelemetryBus([*([bar] if bar else []), *telemetry_sinks(log)])
+    bus = TelemetryBus(
+        [*([bar] if bar else []), *telemetry_sinks(log)],
+        progress_observers=[notices] if notices else [],
+    )
     try:
         with bar or nullcontext():
             result = action(bus)

@@ -27,16 +27,30 @@ Observer = Callable[[Signal], None]
 class TelemetryBus:
     """Observers of an execution's signals; `include_text` sends answer texts along."""
 
-    def __init__(self, observers: Iterable[Observer] = (), *, include_text: bool = True) -> None:
+    def __init__(
+        self,
+        observers: Iterable[Observer] = (),
+        *,
+        include_text: bool = True,
+        progress_observers: Iterable[Observer] = (),
+    ) -> None:
         self._observers: list[Observer] = list(observers)
+        # Observers of the `Progress` signals alone: for them no event's signal is derived.
+        self._progress_observers: list[Observer] = list(progress_observers)
         self._lock = threading.Lock()
         self.include_text = include_text
         self.errors: list[tuple[Observer, BaseException]] = []
 
     @property
     def observed(self) -> bool:
-        """Whether anyone listens (an execution skips deriving signals for nobody)."""
+        """Whether anyone listens to every signal (an execution skips deriving the signals of
+        its events for nobody)."""
         return bool(self._observers)
+
+    @property
+    def watched(self) -> bool:
+        """Whether anyone listens at all, if only to `Progress`."""
+        return bool(self._observers or self._progress_observers)
 
     def subscribe(self, observer: Observer) -> None:
         with self._lock:
@@ -51,12 +65,17 @@ class TelemetryBus:
     def publish(self, signal: Signal) -> None:
         """Deliver `signal` to every observer, dropping any that raises."""
         with self._lock:
-            for observer in list(self._observers):
-                try:
-                    observer(signal)
-                except Exception as error:  # an observer's failure never reaches the run
-                    self._observers.remove(observer)
-                    self.errors.append((observer, error))
+            self._deliver(self._observers, signal)
+            if isinstance(signal, Progress):
+                self._deliver(self._progress_observers, signal)
+
+    def _deliver(self, observers: list[Observer], signal: Signal) -> None:
+        for observer in list(observers):
+            try:
+                observer(signal)
+            except Exception as error:  # an observer's failure never reaches the run
+                observers.remove(observer)
+                self.errors.append((observer, error))
 
     def logged(self, run_id: str, events: Sequence[Event]) -> None:
         """The signals of events just appended to `run_id`'s log."""
@@ -76,7 +95,7 @@ class TelemetryBus:
     def close(self) -> None:
         """Close the observers that hold something (a file, an exporter)."""
         with self._lock:
-            for observer in self._observers:
+            for observer in (*self._observers, *self._progress_observers):
                 close = getattr(observer, "close", None)
                 if callable(close):
                     close()

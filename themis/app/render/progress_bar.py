@@ -4,6 +4,10 @@ interpreter's counters give a few times a second.
 The interpreter only bumps integers; this display reads them on its own schedule, so drawing
 never sits on the trials' path. While calls wait (a Retry-After pause, an open breaker, a rate
 limit), the bar says for what and until when.
+
+Where no bar is drawn (stderr is a file or a pipe: a CI log), `WaitNotices` prints a line when
+a run starts a long wait, an open breaker or a Retry-After pause, so that a run never waits in
+silence (ADR 0092); the short waits of a rate limit's pacing are not named.
 """
 
 from __future__ import annotations
@@ -26,6 +30,39 @@ def waiting_text(holds: Sequence[ProviderHold]) -> str:
     latest = max(holds, key=lambda hold: hold.until)
     more = f" (+{len(holds) - 1} more)" if len(holds) > 1 else ""
     return f"waiting: {hold_text(latest, clock=True)}{more}"
+
+
+# The holds worth a line in a log: they stop every call to a provider for seconds to minutes.
+_NOTICED = frozenset(("open", "pause"))
+_NOTICE_EVERY_S = 10.0  # at most a line this often per provider and kind (a storm of 429s)
+
+
+class WaitNotices:
+    """A telemetry observer of `Progress` for a console without a bar: a line when a breaker
+    opens or a Retry-After pause starts, then again for a later one of the same provider and
+    kind once `_NOTICE_EVERY_S` seconds have passed."""
+
+    def __init__(self, console: Console, label: str) -> None:
+        self._console = console
+        self._label = label
+        self._named: dict[tuple[str, str | None, str], tuple[float, float]] = {}  # until, at
+
+    def __call__(self, signal: telemetry.Signal) -> None:
+        if isinstance(signal, telemetry.Progress):
+            for hold in signal.holds:
+                self.notice(hold, signal.at)
+
+    def notice(self, hold: ProviderHold, at: float) -> None:
+        """Name `hold`, seen at `at`, unless it is short or was as good as named already."""
+        where = (hold.provider, hold.endpoint, hold.kind)
+        named = self._named.get(where)
+        if hold.kind not in _NOTICED or (
+            named is not None and (hold.until <= named[0] or at - named[1] < _NOTICE_EVERY_S)
+        ):
+            return
+        self._named[where] = (hold.until, at)
+        line = f"{self._label}: waiting: {hold_text(hold, clock=True)}"
+        self._console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 class ProgressBar:

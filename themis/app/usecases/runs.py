@@ -286,8 +286,9 @@ def execute_work(
         clock=ports.clock,
     )
     telemetry = driving.telemetry if driving.telemetry and driving.telemetry.observed else None
+    watched = driving.telemetry if driving.telemetry and driving.telemetry.watched else None
     # The live-progress publisher observes the caller's bus, or one of its own.
-    bus = telemetry or TelemetryBus()
+    bus = watched or TelemetryBus()
     on_progress = driving.on_progress
     if telemetry is not None:
         started = ExecutionStarted(
@@ -299,7 +300,7 @@ def execute_work(
         )
         telemetry.publish(started)
         writer.on_written = functools.partial(telemetry.logged, compiled.run_id)
-    if telemetry is not None or ports.live is not None:
+    if watched is not None or ports.live is not None:
         on_progress = _both(on_progress, bus.progress_callback(compiled.run_id, ports.clock))
     start = PublishedStart(
         compiled=compiled,
