@@ -20,6 +20,7 @@ import themis
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.app.execution import interpreter
 from themis.app.execution.trials import TrialRunner
+from themis.core.event_columns import EventColumns
 from themis.core.events import GenerationCompleted, ParseCompleted, ScoreCompleted
 from themis.core.planner import PendingTrial
 from themis.core.stages import Stage
@@ -194,6 +195,44 @@ def test_an_in_place_replay_logs_what_the_per_trial_path_logs(
     assert {"StageReset", "RunStarted", "ScoreCompleted", "RunCompleted"} <= kinds
     assert ("ParseCompleted" in kinds) is (stage == "parse")
     assert ways[0][0].report.rows == source.report.rows
+
+
+@pytest.mark.parametrize("stage", ["parse", "score"])
+def test_a_replay_builds_a_logged_event_only_for_what_it_parses_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stage: str
+) -> None:
+    """ADR 0091: a replay of the score stage reads each trial's logged answer from the fold's
+    columns and builds neither its generation nor its parse; a replay of the parse stage
+    builds the generation it parses again, and no parse."""
+    config = _config(tmp_path, "source")
+    store = tmp_path / "source.duckdb"
+    source = themis.Experiment.from_file(config).run(store)
+    built: list[str] = []
+    settling: list[bool] = []
+    build, trial_now = EventColumns._build, TrialRunner.trial_now
+
+    def counted(columns: EventColumns[Any], row: int) -> Any:
+        event = build(columns, row)
+        if settling:
+            built.append(type(event).__name__)
+        return event
+
+    def watched(run: TrialRunner, item: PendingTrial, events: list[Any]) -> bool:
+        settling.append(True)
+        try:
+            return trial_now(run, item, events)
+        finally:
+            settling.pop()
+
+    monkeypatch.setattr(EventColumns, "_build", counted)
+    monkeypatch.setattr(TrialRunner, "trial_now", watched)
+    replayed = themis.replay(source.run_id, stage, store)
+    assert replayed.trials_executed > 0
+    assert replayed.report.rows == source.report.rows
+    if stage == "score":
+        assert built == []
+    else:
+        assert set(built) == {"GenerationCompleted"}
 
 
 @pytest.mark.parametrize("stage", ["reduce", "parse", "score"])

@@ -22,6 +22,7 @@ from themis.app.execution.outcomes import Outcomes
 from themis.app.execution.ports import Ports
 from themis.app.execution.work import Execution, Reusable
 from themis.core.controls import model_controls
+from themis.core.event_columns import reader
 from themis.core.events import (
     Event,
     FailuresRetried,
@@ -40,6 +41,7 @@ __all__ = ["LOOKUP_TRIALS", "ProgressCallback", "ProgressCounts", "Reusable", "T
 
 # Trials whose other runs' generations a batch execution looks up at once (`prefetch`).
 LOOKUP_TRIALS = 10_000
+_NOTHING_LOGGED: dict[str, tuple[str | None]] = {}
 
 
 @define
@@ -87,6 +89,10 @@ class TrialRunner:
         """`fold`: the writer's fold of what this execution has written so far."""
         compiled, runtime = execution.compiled, execution.runtime
         self.state = execution.state
+        # A logged parse's answer, read from the fold's columns without building the event
+        # (a new run's log holds none: a lookup in an empty dict).
+        parses = execution.state.parses
+        self._logged_answer = reader(parses, "answer") if parses else _NOTHING_LOGGED.get
         self.compiled = compiled
         # The execution's number, stamped on its failures: a later one supersedes them.
         self.execution_number = execution.state.executions + 1
@@ -164,16 +170,17 @@ class TrialRunner:
         logged, or reused from another run) and metrics that only compare: its events (a reused
         generation first) are appended to `events`. `False`, with nothing done, when it needs
         a model call or the sandbox: `trial` then runs it."""
-        trial = item.plan
-        outcome: GenerationCompleted | GenerationFailed | None
         if self.scorer.executes and Stage.SCORE in item.stages:
             return False
-        if Stage.GENERATE in item.stages:
-            outcome = self._known_generation(trial.trial_key, events)
-            if outcome is None:
-                return False
-        else:
-            outcome = self.state.generations[trial.trial_key]
+        if Stage.GENERATE not in item.stages:  # logged: read only if it is parsed again
+            if Stage.PARSE in item.stages or Stage.SCORE in item.stages:
+                self._parse_and_score_now(item, None, events)
+            else:
+                self.counts.done += 1
+            return True
+        outcome = self._known_generation(item.plan.trial_key, events)
+        if outcome is None:
+            return False
         generation = self._settled(item, outcome)
         if generation is not None:
             self._parse_and_score_now(item, generation, events)
@@ -239,19 +246,28 @@ class TrialRunner:
         return outcome
 
     def _parse_and_score_now(
-        self, item: PendingTrial, generation: GenerationCompleted, events: list[Event]
+        self, item: PendingTrial, generation: GenerationCompleted | None, events: list[Event]
     ) -> Candidate | None:
         """Parse, and score by metrics that only compare, appending their events; the trial is
         then done. Neither awaits: no other trial can run meanwhile, so their stage limiters
         could never make one wait and are not taken. The candidate, not scored, when its
-        metrics run code in the sandbox: the caller awaits that under the score limit."""
+        metrics run code in the sandbox: the caller awaits that under the score limit.
+
+        `generation` `None`: the trial's logged one, read from the fold only if the trial is
+        parsed again. A logged parse is read for its answer alone: a replay of the score stage
+        builds neither event from the fold's columns (ADR 0091)."""
         trial = item.plan
-        parse = self.state.parses.get(trial.trial_id)
-        if Stage.PARSE in item.stages or parse is None:
+        logged = self._logged_answer(trial.trial_id)
+        if Stage.PARSE in item.stages or logged is None:
+            if generation is None:
+                generation = self.state.generations[trial.trial_key]
             parse = self._parsed(trial, generation)
             events.append(parse)
+            answer = parse.answer
+        else:
+            (answer,) = logged
         if Stage.SCORE in item.stages:
-            candidate = self._candidate(trial, parse)
+            candidate = self._candidate(trial, answer)
             if self.scorer.executes:
                 return candidate
             events.append(self.scorer.score_now(candidate))
@@ -273,13 +289,13 @@ class TrialRunner:
             self.answers[trial.trial_id] = parse.answer
         return parse
 
-    def _candidate(self, trial: TrialPlan, parse: ParseCompleted) -> Candidate:
+    def _candidate(self, trial: TrialPlan, answer: str | None) -> Candidate:
         return Candidate(
             candidate_id=trial.trial_id,
             trial_key=trial.trial_key,
             dataset=trial.dataset,
             case_id=trial.case_id,
-            answer=parse.answer,
+            answer=answer,
             expected=trial.expected,
             epoch=self.state.epoch,
         )
