@@ -11,7 +11,8 @@ process's end; the process's wall and CPU seconds (user + system, `wait4`) and p
 load average before it.
 
 Usage: `python bench/cli_run.py TREE_A TREE_B [--trials 10000] [--latency 0.05] [--rounds 4]
-[--concurrency 256]`
+[--concurrency 256] [--fake]` (`--fake`: `bench/cli_process.py`'s N-case config on the fake
+provider, as `bench/overhead.py --whole-only` runs it; the wall, CPU and RSS only)
 (make a tree with `git archive COMMIT | tar -x -C DIR`).
 """
 
@@ -28,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from tests.fakeserver.control import FakeServer  # noqa: E402
 
@@ -45,8 +47,9 @@ themis()
 """
 
 
-def one_run(tree: Path, config: Path, store: Path, server: FakeServer) -> dict[str, object]:
-    server.control(window=True)
+def one_run(tree: Path, config: Path, store: Path, server: FakeServer | None) -> dict[str, object]:
+    if server is not None:
+        server.control(window=True)
     load = os.getloadavg()[0]
     started = time.monotonic()
     child = subprocess.Popen(
@@ -69,14 +72,18 @@ def one_run(tree: Path, config: Path, store: Path, server: FakeServer) -> dict[s
     ended = time.monotonic()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"the child of {tree} failed")
-    seen = server.stats()
-    return {
+    row: dict[str, object] = {
         "tree": tree.name,
         "load_average": round(load, 2),
         "process_wall_s": round(ended - started, 3),
-        "before_first_call_s": round(seen["first_call_at"] - started, 3),
-        "calls_s": round(seen["last_answer_at"] - seen["first_call_at"], 3),
-        "after_last_answer_s": round(ended - seen["last_answer_at"], 3),
+    }
+    if server is not None:
+        seen = server.stats()
+        row["before_first_call_s"] = round(seen["first_call_at"] - started, 3)
+        row["calls_s"] = round(seen["last_answer_at"] - seen["first_call_at"], 3)
+        row["after_last_answer_s"] = round(ended - seen["last_answer_at"], 3)
+    return {
+        **row,
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
         "peak_rss_mib": round(usage.ru_maxrss / 1024),
     }
@@ -89,7 +96,24 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument(
+        "--fake",
+        action="store_true",
+        help="bench/cli_process.py's config instead (the fake provider, no server, no latency)",
+    )
     args = parser.parse_args()
+    trees = [tree.resolve() for tree in args.trees]
+    if args.fake:
+        from cli_process import write_config
+
+        with tempfile.TemporaryDirectory() as tmp:
+            config = write_config(Path(tmp), args.trials)
+            for round_number in range(args.rounds):
+                for index, tree in enumerate(trees if round_number % 2 == 0 else trees[::-1]):
+                    store = Path(tmp) / f"{round_number}-{index}.duckdb"
+                    row = one_run(tree, config, store, None)
+                    print(json.dumps({"round": round_number, **row}), flush=True)
+        return
     from tests.fakeserver import start_fake_server
     from tests.fakeserver.project import sums_rows, write_project
 
@@ -101,7 +125,6 @@ def main() -> None:
         server.control(journal=False)
         folder = Path(tmp)
         config = write_project(folder, server, sums_rows(args.trials), runtime)
-        trees = [tree.resolve() for tree in args.trees]
         for round_number in range(args.rounds):
             for index, tree in enumerate(trees if round_number % 2 == 0 else trees[::-1]):
                 store = folder / f"{round_number}-{index}.duckdb"

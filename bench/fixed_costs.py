@@ -134,6 +134,33 @@ def instrument_cli() -> None:
     runs.case_table = _timed("case table", runs.case_table)
     runs.remember = _timed("remember (the final checkpoint)", runs.remember)
     runs.execute_work = _timed("execute_work", runs.execute_work)
+    from themis.app.execution import writer as writer_module
+
+    run_execution = runs.execute
+
+    async def timed_execute(*args: Any, **kwargs: Any) -> Any:
+        started, cpu = time.monotonic(), time.thread_time()
+        try:
+            return await run_execution(*args, **kwargs)
+        finally:
+            _mark("execute (the interpreter, in trio)", started, cpu)
+
+    runs.execute = timed_execute
+    from themis.adapters.models import h1
+
+    pool_close = h1.H1Pool.aclose
+
+    async def timed_pool_close(self: Any) -> None:
+        started, cpu = time.monotonic(), time.thread_time()
+        try:
+            await pool_close(self)
+        finally:
+            _mark("the HTTP pool's sockets closed", started, cpu)
+
+    h1.H1Pool.aclose = timed_pool_close  # type: ignore[method-assign]
+    writer_module.EventWriter.state = _timed(  # type: ignore[method-assign]
+        "the writer's final state", writer_module.EventWriter.state
+    )
 
 
 def child(trials: int, concurrency: int, base_url: str, store: str) -> None:
