@@ -60,10 +60,10 @@ def _rows(held: Mapping[str, Any], keys: Sequence[str]) -> np.ndarray | None:
     if not isinstance(held, EventColumns):
         return None
     rows = np.fromiter(held.rows_of(keys), dtype=np.int64, count=len(keys))
-    found = rows[rows >= 0]
-    if np.unique(found).size != len(held):
-        return None
-    return rows
+    # Every row some position's: marked in one pass (`np.unique` hashed them: ~0.1 s at 100k).
+    every = np.zeros(len(held), dtype=bool)
+    every[rows[rows >= 0]] = True
+    return rows if every.all() else None
 
 
 def _facts(
