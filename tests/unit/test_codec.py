@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
+import cattrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -383,6 +384,55 @@ def test_cases_flat_or_nested_encode_as_cattrs_unstructures_them(
 
     assert text == whole
     assert decode_snapshot(text) == snapshot
+
+
+CASE_ITEMS = st.fixed_dictionaries(
+    {"id": st.text(min_size=1, max_size=3) | st.integers(0, 9)},
+    optional={
+        "fields": st.dictionaries(st.text(max_size=3), JSON_VALUES, max_size=3),
+        "expected": st.none() | st.text(max_size=3) | st.integers(0, 9),
+        "other": st.just(1),
+    },
+)
+
+
+@given(st.lists(CASE_ITEMS, min_size=1, max_size=6))
+def test_cases_decode_as_cattrs_structures_them(items: list[dict[str, Any]]) -> None:
+    """ADR 0091: the usual row is made by `Case.of_row`, any other case (an id or an expected
+    answer not a string, no fields, a key more) by cattrs' own hook: the same cases."""
+    payload = json.loads(encode_snapshot(make_snapshot()))
+    payload["spec"]["datasets"][0]["cases"] = items
+    own = cattrs.Converter(detailed_validation=False)
+    try:
+        expected = tuple(own.structure(item, Case) for item in items)
+    except ValueError:  # a blank id: refused either way
+        with pytest.raises(StoreError, match="malformed run snapshot payload"):
+            decode_snapshot(json.dumps(payload))
+        return
+
+    decoded = decode_snapshot(json.dumps(payload))
+
+    assert decoded.spec.datasets[0].cases == expected
+    for case, want in zip(decoded.spec.datasets[0].cases, expected, strict=True):
+        assert type(case.id) is type(want.id)
+        assert type(case.expected) is type(want.expected)
+
+
+def test_the_cases_a_snapshot_holds_are_made_without_cattrs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made: list[str] = []
+    of_row = Case.of_row.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[Case], id: str, row: dict[str, Any], expected: str | None) -> Case:
+        made.append(id)
+        return of_row(cls, id, row, expected)
+
+    monkeypatch.setattr(Case, "of_row", classmethod(counted))
+    snapshot = make_snapshot()
+    decoded = decode_snapshot(encode_snapshot(snapshot))
+    assert decoded == snapshot
+    assert made == [case.id for case in snapshot.spec.datasets[0].cases]  # nested fields too
 
 
 def test_a_snapshot_from_a_newer_schema_is_refused() -> None:

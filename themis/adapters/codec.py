@@ -64,6 +64,27 @@ def _optional_primitive(annotation: Any) -> bool:
 
 
 _CONVERTER.register_unstructure_hook_func(_optional_primitive, identity)
+
+
+def _structure_cases(value: Any, _: Any) -> tuple[Case, ...]:
+    """A dataset's cases as a snapshot's text holds them. A case in the form `_encode_cases`
+    writes the usual row (a string id, a dict of fields, a string or no expected answer) is
+    made by `Case.of_row`: checked as `Case(...)` checks it, holding the decoded dict itself
+    rather than cattrs' copy and `__init__`'s second one (a snapshot of 100k cases: ~0.6 →
+    ~0.4 s of CPU, ADR 0091). Any other through cattrs' own hook, as before."""
+    of_row, other = Case.of_row, _CONVERTER.get_structure_hook(Case)
+    return tuple(
+        of_row(case_id, fields, expected)
+        if type(item) is dict
+        and type(case_id := item.get("id")) is str
+        and type(fields := item.get("fields")) is dict
+        and ((expected := item.get("expected")) is None or type(expected) is str)
+        else other(item, Case)
+        for item in value
+    )
+
+
+_CONVERTER.register_structure_hook_func(lambda cls: cls == tuple[Case, ...], _structure_cases)
 # ASCII output keeps lone surrogates (possible in model text) storable as UTF-8.
 _ENCODE: Final = compact_encoder()
 _DECODE: Final = json.JSONDecoder().decode
