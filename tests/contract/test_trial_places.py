@@ -19,6 +19,7 @@ from themis.adapters.stores import duckdb_views
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.duckdb_tables import read_log
 from themis.adapters.stores.duckdb_views import place_columns
+from themis.adapters.stores.memory import MemoryStore
 from themis.core import planner
 from themis.core.snapshot import RunSnapshot
 
@@ -263,3 +264,33 @@ def test_places_failing_midway_leave_none(
     finally:
         store.close()
     assert _places(path) == _planned(path, snapshot.run_id)
+
+
+def test_load_places_gives_each_kept_trial_s_id_and_key_or_none(tmp_path: Path) -> None:
+    """What `inspect state` counts over instead of the plan (ADR 0092): every kept place's
+    trial id and key; `None` for a run whose places are not kept (all of them or none)."""
+    experiment = _experiment(tmp_path)
+    store = tmp_path / "s.duckdb"
+    result = experiment.run(store=store, progress="off")
+    opened = DuckDBStore(store, read_only=True)
+    try:
+        kept = opened.load_places(result.run_id)
+        assert opened.load_places("no-such-run") is None
+    finally:
+        opened.close()
+    assert kept is not None
+    assert sorted(kept) == sorted((row[0], row[1]) for row in _places(store))
+    assert len(kept) == result.report.planned
+    with duckdb.connect(str(store)) as con:  # as a process killed before keeping them leaves it
+        con.execute("DELETE FROM trial_places")
+    opened = DuckDBStore(store, read_only=True)  # a reader does not keep them
+    try:
+        assert opened.load_places(result.run_id) is None
+    finally:
+        opened.close()
+
+
+def test_a_memory_store_keeps_no_places(tmp_path: Path) -> None:
+    memory = MemoryStore()
+    result = _experiment(tmp_path).run(store=memory, progress="off")
+    assert memory.load_places(result.run_id) is None  # its readers plan the run

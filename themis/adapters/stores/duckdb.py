@@ -70,6 +70,7 @@ from themis.adapters.stores.duckdb_views import (
     holds_places,
     insert_places,
     insert_places_like,
+    kept_places,
     outdated_views,
     runs_without_places,
     store_places,
@@ -477,6 +478,13 @@ class DuckDBStore:
                 insert_places(con, snapshot, places)
             else:
                 insert_places_like(con, snapshot, places, source)
+
+    def load_places(self, run_id: str) -> list[tuple[str, str]] | None:
+        """Each trial's `(trial_id, trial_key)` of the run's kept places (`save_places`), in no
+        particular order; `None` if the store keeps none of the run (its places are kept in
+        one transaction: all of them or none)."""
+        with self._connection() as con:
+            return kept_places(con, run_id)
 
     @contextmanager
     def _places_transaction(self, snapshot: RunSnapshot) -> Iterator[Any]:

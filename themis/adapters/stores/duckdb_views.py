@@ -338,6 +338,20 @@ def holds_places(con: Any, run_id: str, table: str = "trial_places") -> bool:
     return row is not None
 
 
+def kept_places(con: Any, run_id: str) -> list[tuple[str, str]] | None:
+    """Each trial's id and key among the run's kept places (one pair per trial, in no
+    particular order), or `None` if the store keeps none of the run (or no table of them:
+    a store older than them, read without migrating it)."""
+    if not con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'trial_places'"
+    ).fetchone()[0]:
+        return None
+    rows = con.execute(
+        "SELECT trial_id, trial_key FROM trial_places WHERE run_id = $1", [run_id]
+    ).fetchall()
+    return rows or None
+
+
 def store_places(con: Any, snapshot: RunSnapshot) -> None:
     """Keep the run's places, planned from its snapshot, unless they are kept already (a run's
     plan never changes)."""

@@ -68,6 +68,10 @@ class MemoryStore:
         """Nothing to keep: places serve the DuckDB store's views of the log, and this store
         has none (its readers place events by planning the run)."""
 
+    def load_places(self, run_id: str) -> list[tuple[str, str]] | None:
+        """`None`: this store keeps no places (its readers plan the run)."""
+        return None
+
     def load_snapshot(self, run_id: str) -> RunSnapshot | None:
         """The run's snapshot, or `None` if none was saved."""
         with self._lock:

@@ -43,10 +43,13 @@ from themis.core.inspection import (
     RunSnapshotView,
     RunStatus,
     execution_state,
+    placed_execution_state,
     run_progress,
     snapshot_view,
+    tally_trials,
 )
 from themis.core.live_progress import LiveRecord
+from themis.core.planner import CompiledRun
 from themis.core.queue import (
     QUEUED,
     QueuedRun,
@@ -56,6 +59,7 @@ from themis.core.queue import (
     with_queue,
 )
 from themis.core.report import run_status
+from themis.core.runtime import RuntimeConfig
 from themis.core.snapshot import RunSnapshot, RunSummary
 from themis.core.state import RunState
 from themis.ports.store import StorePort
@@ -224,14 +228,46 @@ def _stored_status(opened: StorePort, run_id: str) -> RunStatus:
 
 
 def _stored_state(opened: StorePort, run_id: str) -> ExecutionState:
-    snapshot, compiled = load_compiled(opened, run_id)
+    """The run's execution state. While its facts vouch for its snapshot (ADR 0077) and the
+    store keeps its places, a run without judges or prices is counted over those places: no
+    snapshot decoded or compiled, no plan rendered again (ADR 0092). Else (and for the spend
+    or the judge stage, which read the compiled run) as the full path always did."""
+    outline = vouched_outline(opened, run_id)
+    placed = None
+    if outline is not None and not outline.snapshot.spec.judges:
+        placed = opened.load_places(run_id)
+    if outline is None or placed is None:
+        snapshot, compiled = load_compiled(opened, run_id)
+        state, _ = load_state(opened, run_id)
+        return _priced_state(snapshot, state, run_id, lambda: compiled)
     state, _ = load_state(opened, run_id)
+    if _prices(outline.snapshot, state, run_id):
+        return _priced_state(
+            outline.snapshot, state, run_id, lambda: load_compiled(opened, run_id)[1]
+        )
+    counted, failures = tally_trials(placed, state)
+    return placed_execution_state(run_id, outline.snapshot.spec.name, state, counted, failures)
+
+
+def _prices(snapshot: RunSnapshot, state: RunState, run_id: str) -> RuntimeConfig | None:
+    """The run's runtime settings in effect if they price any model (`None`: they price none,
+    or this Themis cannot read them)."""
     try:
         settings = runtime_from_mapping(last_runtime(snapshot, state), f"run {run_id[:12]}")
     except ConfigError:  # a runtime this Themis cannot read: no prices
-        return execution_state(compiled, state)
+        return None
+    return settings if settings.model_prices else None
+
+
+def _priced_state(
+    snapshot: RunSnapshot, state: RunState, run_id: str, compiled: Callable[[], CompiledRun]
+) -> ExecutionState:
+    """`execution_state` of the compiled run, with its spend at the prices in effect."""
+    settings = _prices(snapshot, state, run_id)
+    if settings is None:
+        return execution_state(compiled(), state)
     return execution_state(
-        compiled,
+        compiled(),
         state,
         prices=settings.model_prices,
         max_cost_per_run=settings.max_cost_per_run,
