@@ -1,6 +1,7 @@
-"""`run`, `resume` and `replay` have glibc map large blocks on their own only for a large run
-(ADR 0079): the decision is `is_large_run` of the run's trial count; a small run leaves the
-allocator's default, whose dynamic threshold costs less CPU there for as much memory."""
+"""`run`, `resume`, `replay` and `worker` (ADR 0092) have glibc map large blocks on their own
+only for a large run (ADR 0079): the decision is `is_large_run` of the run's trial count; a
+small run leaves the allocator's default, whose dynamic threshold costs less CPU there for as
+much memory."""
 
 from __future__ import annotations
 
@@ -72,6 +73,31 @@ def test_a_completed_run_answered_from_the_store_leaves_it_alone(
 
     assert (again["reused"], resumed["reused"]) == (True, True)
     assert settings == []
+
+
+def _work_two_queued_runs(invoke: Invoke, config: Path, store: Path) -> None:
+    for seed in (1, 2):
+        assert invoke("submit", config, "--store", store, "--set", f"seed={seed}").exit_code == 0
+    for _ in range(2):
+        worked = invoke("worker", "--store", store, "--once")
+        assert worked.exit_code == 0, worked.output
+        assert "completed: executed" in worked.stderr
+
+
+def test_a_worker_leaves_it_alone_for_small_runs(
+    tiny: Path, store: Path, invoke: Invoke, settings: list[str]
+) -> None:
+    _work_two_queued_runs(invoke, tiny, store)
+    assert settings == []
+
+
+def test_a_worker_sets_it_for_each_large_run_it_takes(
+    tiny: Path, store: Path, invoke: Invoke, settings: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(allocator, "LARGE_RUN_TRIALS", CASES)  # its trials are "large" here
+
+    _work_two_queued_runs(invoke, tiny, store)
+    assert settings == ["set"] * 2
 
 
 # The console script in a fresh interpreter, on `sys.argv[1:]`; then whether glibc's threshold

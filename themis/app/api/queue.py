@@ -101,11 +101,14 @@ def work(
     once: bool = False,
     poll_interval: float = 1.0,
     on_note: Notes | None = None,
+    before_run: Callable[[QueuedRun], None] | None = None,
     **adapters: Unpack[Adapters],
 ) -> list[QueuedRun]:
     """Take queued runs of `store` in submission order and run each to its end (resuming one a
     stopped worker left); with `once`, one run (or none if nothing is queued), else until
-    interrupted. Returns the entries it finished. `adapters`: as for `Experiment.run`."""
+    interrupted. Returns the entries it finished. `before_run` hears each entry taken before
+    anything of its run is read (the console script fits the allocator to its size there).
+    `adapters`: as for `Experiment.run`."""
     queue = run_queue_of(store)
     say = _Speaker(on_note)
     finished: list[QueuedRun] = []
@@ -122,6 +125,8 @@ def work(
             with opened_store(store) as opened:
                 taken = queue.take(os.getpid(), (adapters.get("clock") or system_clock()).now())
                 if taken is not None:
+                    if before_run is not None:
+                        before_run(taken[0])
                     finished.append(_execute(opened, queue, taken, say, adapters))
         except StoreLocked as locked:
             say.waiting(f"waiting for {where}: {_holder(locked)}; its runs come first")

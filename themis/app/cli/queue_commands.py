@@ -5,12 +5,12 @@ store's queued runs, and remove the finished ones from its queue (`themis.app.ap
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from themis.app.cli.endings import ExitStatus
-from themis.app.cli.run_commands import UntilStageOption
+from themis.app.cli.run_commands import UntilStageOption, fit_allocator
 from themis.app.cli.shared import (
     SetOption,
     StoreOption,
@@ -20,6 +20,9 @@ from themis.app.cli.shared import (
     stderr,
     stdout,
 )
+
+if TYPE_CHECKING:
+    from themis.core.queue import QueuedRun
 
 DEFAULT_STORE = Path("themis.duckdb")
 
@@ -83,8 +86,13 @@ def worker(
     def note(text: str) -> None:
         stderr().print(f"worker: {text}", markup=False, highlight=False, soft_wrap=True)
 
+    def fit(entry: QueuedRun) -> None:
+        # As `run` does; set for a large run, the setting stays for the worker's later runs
+        # (glibc cannot give the dynamic threshold back: ADR 0092).
+        fit_allocator(entry.trials)
+
     with errors():
-        finished = work(store, once=once, poll_interval=poll, on_note=note)
+        finished = work(store, once=once, poll_interval=poll, on_note=note, before_run=fit)
     endings = [entry.ending.outcome for entry in finished if entry.ending is not None]
     if once and any(outcome != "completed" for outcome in endings):
         raise typer.Exit(ExitStatus.RESULTS)

@@ -5,7 +5,8 @@ stderr and exits with status 2; an interrupt exits 130 and keeps every committed
 
 A large run (`themis.allocator.is_large_run`) has glibc map its large blocks on their own as
 soon as its command knows its trial count, before the run's own large allocations (the
-snapshot's insert, DuckDB's buffers, the end's checkpoint): ADRs 0076 and 0079.
+snapshot's insert, DuckDB's buffers, the end's checkpoint): ADRs 0076 and 0079; `themis worker`
+does it for each run it takes (ADR 0092).
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def run(
                 from themis.app.wiring import check_executor, finish_opening, sandbox_gaps
 
                 experiment = Experiment.from_file(config, overrides=set_ or [])
-                _fit_allocator(experiment.compiled.trial_count)
+                fit_allocator(experiment.compiled.trial_count)
                 print_warnings(experiment.spec)
                 runtime = experiment.runtime  # before executing: requests near their window
                 check_executor(runtime, experiment.source)
@@ -249,7 +250,7 @@ def resume(
                     retry_failed=retry_failed,
                 ) as prepared:
                     if isinstance(prepared, PreparedRun):  # not answered: it executes
-                        _fit_allocator(prepared.spec.trial_count)
+                        fit_allocator(prepared.spec.trial_count)
                     if opened is not None:  # its config (if any) is good: now it may write
                         finish_opening(opened)
                     for line in inherited_lines(store, prepared.providers):
@@ -294,14 +295,14 @@ def replay(
         with prepared_replay(
             run_id, stage.value, location, config=config, overrides=set_ or []
         ) as prepared:
-            _fit_allocator(prepared.spec.trial_count)
+            fit_allocator(prepared.spec.trial_count)
             result = execute_prepared(
                 prepared, as_json=as_json, quiet=quiet, telemetry_log=telemetry_log
             )
         end_run(result, location, fail_under)  # the store closed: the ending may read it
 
 
-def _fit_allocator(trials: int) -> None:
+def fit_allocator(trials: int) -> None:
     """For a large run, have glibc map its large blocks on their own from now on, so that the
     buffers the run frees go back to the system (ADR 0076); a smaller run keeps glibc's default,
     whose dynamic threshold costs less CPU there for as much memory (ADR 0079)."""
