@@ -16,14 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from cli_process import fake_server_project, run_child  # noqa: E402
 
 # The child: `main` timed to its return (written to the file in argv[1]), then ended one way.
 _CHILD = """
@@ -52,35 +53,16 @@ else:
 def one_run(way: str, config: Path, store: Path, tmp: Path) -> dict[str, object]:
     ended_at = tmp / "main_returned"
     load = os.getloadavg()[0]
-    started = time.monotonic()
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            _CHILD,
-            str(ended_at),
-            way,
-            "run",
-            str(config),
-            "--store",
-            str(store),
-            "--json",
-            "--quiet",
-        ],
-        cwd=tmp,
-        stdout=subprocess.DEVNULL,
-    )
-    _, status, usage = os.wait4(child.pid, 0)
-    ended = time.monotonic()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"the {way} child failed")
+    command = ["run", str(config), "--store", str(store), "--json", "--quiet"]
+    argv = [sys.executable, "-c", _CHILD, str(ended_at), way, *command]
+    child = run_child(argv, tmp, f"the {way} child failed")
     return {
         "way": way,
         "load_average": round(load, 2),
-        "process_wall_s": round(ended - started, 3),
-        "exit_s": round(ended - float(ended_at.read_text()), 3),
-        "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
-        "peak_rss_mib": round(usage.ru_maxrss / 1024),
+        "process_wall_s": round(child.ended - child.started, 3),
+        "exit_s": round(child.ended - float(ended_at.read_text()), 3),
+        "cpu_s": child.cpu_s,
+        "peak_rss_mib": child.peak_rss_mib,
     }
 
 
@@ -92,16 +74,11 @@ def main() -> None:
     parser.add_argument("concurrency", type=int, nargs="?", default=256)
     args = parser.parse_args()
     from tests.fakeserver import start_fake_server
-    from tests.fakeserver.project import sums_rows, write_project
 
-    runtime = (
-        f"max_concurrent_tasks = {args.concurrency}\n"
-        f'provider_concurrency = {{ local = {args.concurrency} }}\nprogress = "off"'
-    )
     with start_fake_server(latency=args.latency) as server, tempfile.TemporaryDirectory() as tmp:
         server.control(journal=False)
         folder = Path(tmp)
-        config = write_project(folder, server, sums_rows(args.trials), runtime)
+        config = fake_server_project(folder, server, args.trials, args.concurrency)
         for round_number in range(args.rounds):
             ways = (
                 ("interpreter", "console") if round_number % 2 == 0 else ("console", "interpreter")

@@ -5,7 +5,8 @@
 with no latency × 1 prompt × 1 sample, `number` parser, 2 metrics: the shape of
 `bench/resume.py`'s Python experiment, so both give the same trials). `timed_cli(args)` runs
 `themis ARGS` in a fresh process and returns its wall seconds, peak RSS (MiB, from `wait4`, so
-the child's own and nothing else's), stdout and CPU seconds.
+the child's own and nothing else's), stdout and CPU seconds; `run_child` any command so, and
+`fake_server_project` writes the fake server's project that `cli_run.py` and `cli_exit.py` run.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from tests.fakeserver.control import FakeServer
 
 CONFIG = """\
 name = "synthetic-{n}"
@@ -97,6 +101,41 @@ def timed_cli(*args: object, env: dict[str, str] | None = None, check: bool = Tr
             raise SystemExit(f"themis {' '.join(map(str, args))} failed: {message}")
         cpu = usage.ru_utime + usage.ru_stime
         return Timed(wall, usage.ru_maxrss / 1024, out.read().decode(), cpu)
+
+
+class Child(NamedTuple):
+    """A child process's run: `time.monotonic()` before it started and once it was reaped, its
+    CPU seconds (user + system) and its own peak RSS (MiB), both from `wait4`."""
+
+    started: float
+    ended: float
+    cpu_s: float
+    peak_rss_mib: int
+
+
+def run_child(argv: list[str], cwd: Path, failed: str) -> Child:
+    """`argv` in a fresh process in `cwd`, its stdout discarded, reaped with its own rusage;
+    `SystemExit(failed)` if it did not exit 0."""
+    started = time.monotonic()
+    child = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    ended = time.monotonic()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(failed)
+    cpu = round(usage.ru_utime + usage.ru_stime, 3)
+    return Child(started, ended, cpu, round(usage.ru_maxrss / 1024))
+
+
+def fake_server_project(folder: Path, server: FakeServer, trials: int, concurrency: int) -> Path:
+    """The project the fault benches use, in `folder`: `trials` single-sample sums asked of the
+    fake `server` (`tests.fakeserver`), `concurrency` calls in flight, no progress; its config."""
+    from tests.fakeserver.project import sums_rows, write_project
+
+    runtime = (
+        f"max_concurrent_tasks = {concurrency}\n"
+        f'provider_concurrency = {{ local = {concurrency} }}\nprogress = "off"'
+    )
+    return write_project(folder, server, sums_rows(trials), runtime)
 
 
 def load_average() -> str:

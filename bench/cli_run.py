@@ -21,15 +21,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+
+from cli_process import fake_server_project, run_child, write_config  # noqa: E402
 
 from tests.fakeserver.control import FakeServer  # noqa: E402
 
@@ -51,42 +51,20 @@ def one_run(tree: Path, config: Path, store: Path, server: FakeServer | None) ->
     if server is not None:
         server.control(window=True)
     load = os.getloadavg()[0]
-    started = time.monotonic()
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            _CHILD,
-            str(tree),
-            "run",
-            str(config),
-            "--store",
-            str(store),
-            "--json",
-            "--quiet",
-        ],
-        cwd=config.parent,
-        stdout=subprocess.DEVNULL,
-    )
-    _, status, usage = os.wait4(child.pid, 0)
-    ended = time.monotonic()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"the child of {tree} failed")
+    command = ["run", str(config), "--store", str(store), "--json", "--quiet"]
+    argv = [sys.executable, "-c", _CHILD, str(tree), *command]
+    child = run_child(argv, config.parent, f"the child of {tree} failed")
     row: dict[str, object] = {
         "tree": tree.name,
         "load_average": round(load, 2),
-        "process_wall_s": round(ended - started, 3),
+        "process_wall_s": round(child.ended - child.started, 3),
     }
     if server is not None:
         seen = server.stats()
-        row["before_first_call_s"] = round(seen["first_call_at"] - started, 3)
+        row["before_first_call_s"] = round(seen["first_call_at"] - child.started, 3)
         row["calls_s"] = round(seen["last_answer_at"] - seen["first_call_at"], 3)
-        row["after_last_answer_s"] = round(ended - seen["last_answer_at"], 3)
-    return {
-        **row,
-        "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
-        "peak_rss_mib": round(usage.ru_maxrss / 1024),
-    }
+        row["after_last_answer_s"] = round(child.ended - seen["last_answer_at"], 3)
+    return {**row, "cpu_s": child.cpu_s, "peak_rss_mib": child.peak_rss_mib}
 
 
 def main() -> None:
@@ -104,8 +82,6 @@ def main() -> None:
     args = parser.parse_args()
     trees = [tree.resolve() for tree in args.trees]
     if args.fake:
-        from cli_process import write_config
-
         with tempfile.TemporaryDirectory() as tmp:
             config = write_config(Path(tmp), args.trials)
             for round_number in range(args.rounds):
@@ -115,16 +91,11 @@ def main() -> None:
                     print(json.dumps({"round": round_number, **row}), flush=True)
         return
     from tests.fakeserver import start_fake_server
-    from tests.fakeserver.project import sums_rows, write_project
 
-    runtime = (
-        f"max_concurrent_tasks = {args.concurrency}\n"
-        f'provider_concurrency = {{ local = {args.concurrency} }}\nprogress = "off"'
-    )
     with start_fake_server(latency=args.latency) as server, tempfile.TemporaryDirectory() as tmp:
         server.control(journal=False)
         folder = Path(tmp)
-        config = write_project(folder, server, sums_rows(args.trials), runtime)
+        config = fake_server_project(folder, server, args.trials, args.concurrency)
         for round_number in range(args.rounds):
             for index, tree in enumerate(trees if round_number % 2 == 0 else trees[::-1]):
                 store = folder / f"{round_number}-{index}.duckdb"
