@@ -28,6 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cli_process import load_average
+from trial_events import answered
 
 BATCH = 1000
 REPEATS = 3
@@ -37,41 +38,13 @@ TEXT_FIELDS = ("text", "answer")
 
 def trial_events(n: int) -> tuple[Any, list[Any]]:
     """The plan record of an n-trial run and its trials' events, as a run makes them."""
-    import trio
     from resume import experiment
 
-    from themis.adapters.clocks import SystemClock
-    from themis.adapters.models.scripted import ScriptedModel
-    from themis.core.events import GenerationCompleted, ParseCompleted, ScoreCompleted
     from themis.core.planner import PlanRecord, plan
-    from themis.core.scoring import parse_answer, score_answer
 
     compiled = experiment(n).compiled
-    spec, clock = compiled.spec, SystemClock()
     record = PlanRecord()
-    model = ScriptedModel(clock)
-    events: list[Any] = []
-
-    async def answer() -> None:
-        for trial in record.tap(plan(compiled)):
-            response = await model.generate(trial.request)
-            got = parse_answer(spec.parser, response.text).value_or(None)
-            scored = {m.name: score_answer(m, got, trial.expected) for m in spec.metrics}
-            key, trial_id = trial.trial_key, trial.trial_id
-            events.append(
-                GenerationCompleted.of_response(
-                    clock.now(), key, response, latency_s=1e-5, attempts=1, retries=()
-                )
-            )
-            events.append(
-                ParseCompleted(at=clock.now(), trial_id=trial_id, trial_key=key, answer=got)
-            )
-            events.append(
-                ScoreCompleted(at=clock.now(), trial_id=trial_id, trial_key=key, scores=scored)
-            )
-
-    trio.run(answer)
-    return record, events
+    return record, answered(compiled, record.tap(plan(compiled)))
 
 
 def fold(events: list[Any]) -> Any:

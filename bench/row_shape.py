@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cli_process import load_average
+from trial_events import answered
 
 BATCH = 1000
 _ONE_ROW_PER_EVENT = (
@@ -40,42 +41,14 @@ _ONE_ROW_PER_EVENT = (
 
 def trial_events(n: int) -> tuple[Any, list[Any], list[str]]:
     """The compiled run, N trials' events in the order a run writes them, and the trial keys."""
-    import trio
     from resume import experiment
 
-    from themis.adapters.clocks import SystemClock
-    from themis.adapters.models.scripted import ScriptedModel
-    from themis.core.events import GenerationCompleted, ParseCompleted, ScoreCompleted
     from themis.core.planner import PlanRecord, pending, plan
-    from themis.core.scoring import parse_answer, score_answer
     from themis.core.state import RunState
 
     compiled = experiment(n).compiled
-    spec, clock = compiled.spec, SystemClock()
     trials = list(pending(PlanRecord().tap(plan(compiled)), RunState()))
-    model = ScriptedModel(clock)
-    events: list[Any] = []
-
-    async def answer() -> None:
-        for item in trials:
-            trial = item.plan
-            response = await model.generate(trial.request)
-            got = parse_answer(spec.parser, response.text).value_or(None)
-            scores = {m.name: score_answer(m, got, trial.expected) for m in spec.metrics}
-            key, trial_id = trial.trial_key, trial.trial_id
-            events.append(
-                GenerationCompleted.of_response(
-                    clock.now(), key, response, latency_s=1e-5, attempts=1, retries=()
-                )
-            )
-            events.append(
-                ParseCompleted(at=clock.now(), trial_id=trial_id, trial_key=key, answer=got)
-            )
-            events.append(
-                ScoreCompleted(at=clock.now(), trial_id=trial_id, trial_key=key, scores=scores)
-            )
-
-    trio.run(answer)
+    events = answered(compiled, (item.plan for item in trials))
     return compiled, events, [item.plan.trial_key for item in trials]
 
 

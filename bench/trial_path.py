@@ -26,6 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cli_process import load_average
+from trial_events import trial_events
 
 BATCH = 1000
 
@@ -47,7 +48,7 @@ def main() -> None:
     from themis.adapters.codec import encode_event
     from themis.adapters.models.scripted import ScriptedModel
     from themis.adapters.stores.duckdb import DuckDBStore
-    from themis.core.events import Event, GenerationCompleted, ParseCompleted, ScoreCompleted
+    from themis.core.events import Event
     from themis.core.planner import PlanRecord, pending, plan
     from themis.core.scoring import parse_answer, score_answer
     from themis.core.state import Projection, RunState
@@ -90,19 +91,7 @@ def main() -> None:
 
     def build() -> None:
         for item, response, got, scored in zip(trials, responses, answers, scores, strict=True):
-            trial = item.plan
-            key, trial_id = trial.trial_key, trial.trial_id
-            events.append(
-                GenerationCompleted.of_response(
-                    clock.now(), key, response, latency_s=1e-5, attempts=1, retries=()
-                )
-            )
-            events.append(
-                ParseCompleted(at=clock.now(), trial_id=trial_id, trial_key=key, answer=got)
-            )
-            events.append(
-                ScoreCompleted(at=clock.now(), trial_id=trial_id, trial_key=key, scores=scored)
-            )
+            events.extend(trial_events(clock, item.plan, response, got, scored))
 
     pieces += per_trial("events: build the trial's 3 events", n, build)
     encoded = per_trial(
