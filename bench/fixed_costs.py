@@ -120,8 +120,22 @@ def _instrument() -> None:
 
 
 def instrument_cli() -> None:
-    """`_instrument` and the pieces only `themis run`'s command has (`bench/cli_timeline.py`)."""
+    """`_instrument` and the pieces only `themis run`'s command has (`bench/cli_timeline.py`),
+    and each collection of the collector's oldest generation."""
     _instrument()
+    import gc
+
+    collecting: dict[str, float] = {}
+
+    def collections(phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            collecting["from"], collecting["cpu"] = time.monotonic(), time.thread_time()
+        elif "from" in collecting:
+            _mark("a full collection", collecting.pop("from"), collecting.pop("cpu"))
+
+    gc.callbacks.append(collections)
     from themis.app.api.experiment import Experiment
     from themis.app.cli import run_commands, run_output
     from themis.app.usecases import runs
