@@ -19,12 +19,12 @@ UNTIL = 1_800_000_000.0  # 2027-01-15 08:00:00 UTC
 
 
 def _progress(at: float, *holds: ProviderHold) -> Progress:
-    return Progress(run_id="r", at=at, total=4, done=1, failed=0, model_calls=2, holds=holds)
+    return Progress(run_id="abc", at=at, total=4, done=1, failed=0, model_calls=2, holds=holds)
 
 
 def test_each_long_wait_is_named_once_and_pacing_never() -> None:
     out = io.StringIO()
-    notices = WaitNotices(Console(file=out, width=200), "run abc")
+    notices = WaitNotices(Console(file=out, width=200))
     opened = ProviderHold("fake", None, "open", UNTIL)
 
     notices(_progress(UNTIL - 31, ProviderHold("fake", None, "rate_limit", UNTIL)))  # a pace
@@ -44,14 +44,20 @@ def test_each_long_wait_is_named_once_and_pacing_never() -> None:
     ]
 
 
-def test_a_run_piped_to_a_log_names_its_retry_after_pause(invoke: Invoke, tmp_path: Path) -> None:
-    config = project(tmp_path, "{ fail_first_n = 1, status = 429, retry_after_s = 1.0 }")
-    text = config.read_text(encoding="utf-8").replace(  # two cases, each retried once
+def _paused_once(directory: Path) -> Path:
+    """Two cases whose first calls each get a 429 with `Retry-After: 1`, then succeed."""
+    config = project(directory, "{ fail_first_n = 1, status = 429, retry_after_s = 1.0 }")
+    text = config.read_text(encoding="utf-8").replace(
         "generation_retry_attempts = 1", "generation_retry_attempts = 2"
     )
     config.write_text(
         text.replace('expected_field = "answer"', 'expected_field = "answer"\nlimit = 2')
     )
+    return config
+
+
+def test_a_run_piped_to_a_log_names_its_retry_after_pause(invoke: Invoke, tmp_path: Path) -> None:
+    config = _paused_once(tmp_path)
     store = tmp_path / "s.duckdb"
 
     result = invoke("run", config, "--store", store)
@@ -63,3 +69,19 @@ def test_a_run_piped_to_a_log_names_its_retry_after_pause(invoke: Invoke, tmp_pa
     assert line.startswith(f"run {run_id}: waiting: provider 'fake': paused by a server's ")
     assert quiet.exit_code == 0, quiet.output
     assert quiet.stderr == ""
+
+
+def test_a_worker_names_the_waits_of_the_run_it_runs(invoke: Invoke, tmp_path: Path) -> None:
+    store = tmp_path / "s.duckdb"
+    submitted = invoke("submit", _paused_once(tmp_path), "--store", store)
+    assert submitted.exit_code == 0, submitted.output
+    run_id = submitted.stdout.strip()
+
+    worked = invoke("worker", "--store", store, "--once")
+
+    assert worked.exit_code == 0, worked.output
+    waits = [line for line in worked.stderr.splitlines() if ": waiting: " in line]
+    assert len(waits) == 1, worked.stderr
+    assert waits[0].startswith(
+        f"worker: run {run_id[:12]}: waiting: provider 'fake': paused by a server's "
+    )

@@ -82,6 +82,11 @@ def worker(
     left is resumed first); keeps polling until Ctrl-C, or with --once runs one and exits.
     Exits 1 when --once ran a run that failed or did not complete."""
     from themis.app.api.queue import work
+    from themis.app.execution.telemetry import TelemetryBus
+    from themis.app.render.progress_bar import WaitNotices
+
+    # A queued run never waits in silence either: its breaker openings and pauses are named.
+    waits = TelemetryBus(progress_observers=[WaitNotices(stderr(), "worker: ")])
 
     def note(text: str) -> None:
         stderr().print(f"worker: {text}", markup=False, highlight=False, soft_wrap=True)
@@ -92,7 +97,9 @@ def worker(
         fit_allocator(entry.trials)
 
     with errors():
-        finished = work(store, once=once, poll_interval=poll, on_note=note, before_run=fit)
+        finished = work(
+            store, once=once, poll_interval=poll, on_note=note, before_run=fit, telemetry=waits
+        )
     endings = [entry.ending.outcome for entry in finished if entry.ending is not None]
     if once and any(outcome != "completed" for outcome in endings):
         raise typer.Exit(ExitStatus.RESULTS)

@@ -91,7 +91,7 @@ def execute_observed(
         if progress_mode == "on" or console.is_terminal:
             bar = ProgressBar(console, f"run {run_id[:12]}")
         else:  # a file or a pipe: no bar, but each long wait is named (ADR 0092)
-            notices = WaitNotices(console, f"run {run_id[:12]}")
+            notices = WaitNotices(console)
     log = TelemetrySpec(log=None if telemetry_log is None else str(telemetry_log))
     bus = TelemetryBus(
         [*([bar] if bar else []), *telemetry_sinks(log)],

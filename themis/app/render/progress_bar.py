@@ -5,9 +5,9 @@ The interpreter only bumps integers; this display reads them on its own schedule
 never sits on the trials' path. While calls wait (a Retry-After pause, an open breaker, a rate
 limit), the bar says for what and until when.
 
-Where no bar is drawn (stderr is a file or a pipe: a CI log), `WaitNotices` prints a line when
-a run starts a long wait, an open breaker or a Retry-After pause, so that a run never waits in
-silence (ADR 0092); the short waits of a rate limit's pacing are not named.
+Where no bar is drawn (stderr is a file or a pipe: a CI log; `themis worker`), `WaitNotices`
+prints a line when a run starts a long wait, an open breaker or a Retry-After pause, so that a
+run never waits in silence (ADR 0092); the short waits of a rate limit's pacing are not named.
 """
 
 from __future__ import annotations
@@ -39,29 +39,30 @@ _NOTICE_EVERY_S = 10.0  # at most a line this often per provider and kind (a sto
 
 class WaitNotices:
     """A telemetry observer of `Progress` for a console without a bar: a line when a breaker
-    opens or a Retry-After pause starts, then again for a later one of the same provider and
-    kind once `_NOTICE_EVERY_S` seconds have passed."""
+    opens or a Retry-After pause starts, then again for a later one of the same run, provider
+    and kind once `_NOTICE_EVERY_S` seconds have passed; each line starts with `prefix`."""
 
-    def __init__(self, console: Console, label: str) -> None:
+    def __init__(self, console: Console, prefix: str = "") -> None:
         self._console = console
-        self._label = label
-        self._named: dict[tuple[str, str | None, str], tuple[float, float]] = {}  # until, at
+        self._prefix = prefix
+        self._named: dict[tuple[str, str, str | None, str], tuple[float, float]] = {}
 
     def __call__(self, signal: telemetry.Signal) -> None:
         if isinstance(signal, telemetry.Progress):
             for hold in signal.holds:
-                self.notice(hold, signal.at)
+                self.notice(signal.run_id, hold, signal.at)
 
-    def notice(self, hold: ProviderHold, at: float) -> None:
-        """Name `hold`, seen at `at`, unless it is short or was as good as named already."""
-        where = (hold.provider, hold.endpoint, hold.kind)
+    def notice(self, run_id: str, hold: ProviderHold, at: float) -> None:
+        """Name `hold` of run `run_id`, seen at `at`, unless it is short or was as good as
+        named already."""
+        where = (run_id, hold.provider, hold.endpoint, hold.kind)
         named = self._named.get(where)
         if hold.kind not in _NOTICED or (
             named is not None and (hold.until <= named[0] or at - named[1] < _NOTICE_EVERY_S)
         ):
             return
         self._named[where] = (hold.until, at)
-        line = f"{self._label}: waiting: {hold_text(hold, clock=True)}"
+        line = f"{self._prefix}run {run_id[:12]}: waiting: {hold_text(hold, clock=True)}"
         self._console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
