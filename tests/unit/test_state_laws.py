@@ -328,6 +328,15 @@ def test_completion_outranks_failure_in_either_order() -> None:
         assert state.generations[key] == done
 
 
+@LAWS
+@given(logs)
+def test_the_failed_keys_are_the_failures_without_a_generation(events: list[Event]) -> None:
+    # Found by looking the failures up among the generations (ADR 0086), as a set difference.
+    state = project(events)
+    failed = {key for key in state.generation_failures if key not in set(state.generations)}
+    assert state.failed_keys == failed
+
+
 def test_a_later_executions_failure_stands_and_the_earlier_ones_become_history() -> None:
     key = TRIALS[0].trial_key
     first = GenerationFailed(at=1.0, trial_key=key, error_kind="auth", message="401", execution=1)

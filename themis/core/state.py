@@ -115,7 +115,10 @@ class RunState:
 
     @property
     def failed_keys(self) -> frozenset[str]:
-        return frozenset(self.generation_failures.keys() - self.generations.keys())
+        # The few failures looked up among the generations: a `keys()` difference made a set
+        # of every generation's key (~20-50 ms at 100,000 trials, at each run's end: ADR 0086).
+        generations = self.generations
+        return frozenset(key for key in self.generation_failures if key not in generations)
 
     def is_complete_through(self, stage: Stage) -> bool:
         done = self.completed_through_stage
