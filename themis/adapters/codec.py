@@ -84,7 +84,10 @@ def _structure_cases(value: Any, _: Any) -> tuple[Case, ...]:
     )
 
 
-_CONVERTER.register_structure_hook_func(lambda cls: cls == tuple[Case, ...], _structure_cases)
+# `DatasetSpec.cases` is a `Sequence[Case]` (a large run's may be packed, ADR 0089).
+_CONVERTER.register_structure_hook_func(
+    lambda cls: cls in (Sequence[Case], tuple[Case, ...]), _structure_cases
+)
 # ASCII output keeps lone surrogates (possible in model text) storable as UTF-8.
 _ENCODE: Final = compact_encoder()
 _DECODE: Final = json.JSONDecoder().decode

@@ -7,7 +7,7 @@ declared once, in `themis.core.identity.FIELD_CLASSES`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -41,8 +41,10 @@ def _strings(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _cases(value: Iterable[Case]) -> tuple[Case, ...]:
-    return tuple(value)
+def _cases(value: Iterable[Case]) -> Sequence[Case]:
+    """A tuple of the cases, or the cases as they are if they are held in a block (a large
+    run's, `themis.core.packed_cases`): a tuple would make every case again."""
+    return value if isinstance(value, CaseBlock) else tuple(value)
 
 
 def _datasets(value: Iterable[DatasetSpec]) -> tuple[DatasetSpec, ...]:
@@ -93,6 +95,13 @@ class Case:
 _CASE_ID, _CASE_FIELDS, _ = attrs.fields(Case)
 
 
+class CaseBlock(Sequence[Case]):
+    """Cases held otherwise than as a tuple of `Case`s, each made as it is read
+    (`themis.core.packed_cases.PackedCases`); a `DatasetSpec` keeps such a block as it is."""
+
+    __slots__ = ()
+
+
 DATASET_FORMATS = ("jsonl", "json", "csv", "parquet", "huggingface")
 
 
@@ -118,7 +127,7 @@ class DatasetSpec:
     id_field: str = "id"
     expected_field: str = "answer"
     limit: int | None = field(default=None, validator=check_optional_positive_int)
-    cases: tuple[Case, ...] = field(default=(), converter=_cases)
+    cases: Sequence[Case] = field(default=(), converter=_cases)
     format: str | None = field(default=None, validator=check_optional_choice(DATASET_FORMATS))
     split: str | None = None
     loader: str | None = None

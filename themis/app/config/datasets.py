@@ -13,7 +13,7 @@ import importlib.util
 import io
 import json
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +80,9 @@ def load_cases(
     return _sliced(cases, dataset)
 
 
-def _sliced(cases: tuple[Case, ...], dataset: DatasetSpec) -> tuple[Case, ...]:
+def _sliced(given: Sequence[Case], dataset: DatasetSpec) -> tuple[Case, ...]:
     """The slice `where`, `sample` and `limit` select, in that order, in file order."""
+    cases = tuple(given)
     for name, wanted in dataset.where.items():
         if not any(name in case.fields for case in cases):
             columns = {column for case in cases for column in case.fields}
