@@ -82,7 +82,6 @@ ONCE = {"opens": 1, "compiles": 1, "folds": 1}
         ("resume", "{run}", "--config", "{config}"),
         ("replay", "{run}", "--stage", "score"),
         ("replay", "{run}", "--stage", "parse"),
-        ("inspect", "state", "{run}"),
         ("inspect", "snapshot", "{run}"),
         ("inspect", "evaluation", "{run}", "--case", "arith-01"),
     ],
@@ -98,6 +97,24 @@ def test_a_command_on_a_stored_run_opens_compiles_and_folds_once(
     result = invoke(*arguments, "--store", store)
 
     assert result.exit_code == 0, result.output
+    assert dict(counts.seen) == ONCE
+
+
+def test_inspect_state_of_a_vouched_run_opens_and_folds_once_and_compiles_nothing(
+    invoke: Invoke, demo: Path, store: Path, counts: Counts
+) -> None:
+    run_id = _run_id(invoke, demo, store, "--until-stage", "generate")
+    counts.reset()
+
+    result = invoke("inspect", "state", run_id[:8], "--store", store)
+
+    assert result.exit_code == 0, result.output
+    # Counted over the places the store keeps of its plan (ADR 0092).
+    assert dict(counts.seen) == {"opens": 1, "folds": 1}
+    with duckdb.connect(str(store)) as con:
+        con.execute("DELETE FROM compiled_facts")  # nothing vouches for it: compiled once
+    counts.reset()
+    assert invoke("inspect", "state", run_id[:8], "--store", store).exit_code == 0
     assert dict(counts.seen) == ONCE
 
 
