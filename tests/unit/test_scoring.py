@@ -8,11 +8,19 @@ from returns.result import Failure, Success
 from themis.core.scoring import (
     METRIC_VERSIONS,
     PARSER_VERSIONS,
+    metric_scorer,
     normalize_number,
     parse_answer,
     score_answer,
 )
-from themis.core.spec import METRIC_NAMES, PARSER_NAMES, PURE_METRIC_NAMES, MetricSpec, ParserSpec
+from themis.core.spec import (
+    METRIC_NAMES,
+    PARSER_NAMES,
+    PURE_METRIC_NAMES,
+    MetricSpec,
+    ParserSpec,
+    ValidationRule,
+)
 
 
 def test_every_builtin_has_a_version() -> None:
@@ -151,6 +159,45 @@ def test_no_answer_or_no_expected_scores_zero(name: str) -> None:
     assert score_answer(spec, None, "1") == 0.0
     assert score_answer(spec, "1", None) == 0.0
     assert score_answer(spec, "1", "1") == 1.0
+
+
+_METRIC_SPECS = [
+    MetricSpec(name="exact_match"),
+    MetricSpec(name="exact_match", case_sensitive=True),
+    MetricSpec(name="numeric_match"),
+    MetricSpec(name="numeric_match", tolerance=0.01),
+    MetricSpec(name="contains"),
+    MetricSpec(name="contains", case_sensitive=True),
+]
+_TEXTS = [
+    None,
+    "",
+    "7",
+    "7.0",
+    "-7",
+    "1,000",
+    "1000",
+    "3.14",
+    "3.14159",
+    " Paris\n",
+    "paris",
+    "PARIS",
+]
+
+
+@pytest.mark.parametrize("spec", _METRIC_SPECS, ids=repr)
+def test_a_metric_s_scorer_scores_every_answer_as_score_answer_does(spec: MetricSpec) -> None:
+    scored = metric_scorer(spec)
+    for answer in _TEXTS:
+        for expected in _TEXTS:
+            assert scored(answer, expected) == score_answer(spec, answer, expected)
+
+
+def test_a_scorer_of_a_metric_that_does_not_compare_refuses_as_score_answer_does() -> None:
+    rules = (ValidationRule(stage=1, command="python3 sol.py"),)
+    scored = metric_scorer(MetricSpec(name="execution", rules=rules))  # refused when used
+    with pytest.raises(ValueError, match="not scored by comparing"):
+        scored("1", "1")
 
 
 def test_unknown_names_are_rejected_by_the_spec() -> None:

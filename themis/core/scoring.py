@@ -217,6 +217,28 @@ def score_answer(
     return _METRICS[spec.name](spec, answer, expected)
 
 
+def metric_scorer(
+    spec: MetricSpec, plugins: PluginRegistry | None = None
+) -> Callable[[str | None, str | None], float]:
+    """`score_answer` of `spec` as one callable, which builtin (or plugin) scores decided once:
+    every answer gets the score `score_answer` gives it (an execution's trials score each
+    answer with every metric, so the name is looked up once, not per trial)."""
+    compare = None if is_plugin_name(spec.name) else _METRICS.get(spec.name)
+    if compare is None:  # a plugin, or a metric that does not compare: `score_answer` says so
+
+        def scored(answer: str | None, expected: str | None) -> float:
+            return score_answer(spec, answer, expected, plugins)
+
+        return scored
+
+    def compared(answer: str | None, expected: str | None) -> float:
+        if answer is None or expected is None:
+            return 0.0
+        return compare(spec, answer, expected)
+
+    return compared
+
+
 def _plugin_score(
     spec: MetricSpec, answer: str, expected: str, plugins: PluginRegistry | None
 ) -> float:

@@ -30,7 +30,7 @@ from themis.core.execution import (
 )
 from themis.core.plugins import PluginKind, PluginRegistry
 from themis.core.report_sampling import stage_key
-from themis.core.scoring import score_answer
+from themis.core.scoring import metric_scorer, score_answer
 from themis.core.spec import Case, ExperimentSpec, MetricSpec, ValidationRule
 from themis.ports.clock import ClockPort
 from themis.ports.sandbox import SandboxPort
@@ -79,22 +79,42 @@ class CandidateScorer:
         self.limiter = trio.CapacityLimiter(capacity or served)
         self.executed = 0
         self.executes = executes
+        # Each comparing metric's name and score, decided once (`score_answered`).
+        self._scorers = (
+            ()
+            if executes
+            else tuple((metric.name, metric_scorer(metric, plugins)) for metric in spec.metrics)
+        )
 
     def score_now(self, candidate: Candidate) -> ScoreCompleted:
         """The score of its answer by metrics that only compare (no `execution` metric): what
         `score` gives them, without awaiting anything (a batch replay's tight loop)."""
+        return self.score_answered(
+            candidate.candidate_id,
+            candidate.trial_key,
+            candidate.answer,
+            candidate.expected,
+            candidate.epoch,
+        )
+
+    def score_answered(
+        self,
+        candidate_id: str,
+        trial_key: str,
+        answer: str | None,
+        expected: str | None,
+        epoch: int,
+    ) -> ScoreCompleted:
+        """`score_now` of a candidate given by its parts: a trial scores its answer without a
+        `Candidate` built for it (~1 us a trial)."""
         if self.executes:
             raise ValueError("the execution metric is scored by `score`, in the sandbox")
-        answer, expected, plugins = candidate.answer, candidate.expected, self.plugins
         return ScoreCompleted(
             at=self.clock.now(),
-            trial_id=candidate.candidate_id,
-            trial_key=candidate.trial_key,
-            scores={
-                metric.name: score_answer(metric, answer, expected, plugins)
-                for metric in self.metrics
-            },
-            epoch=candidate.epoch,
+            trial_id=candidate_id,
+            trial_key=trial_key,
+            scores={name: scored(answer, expected) for name, scored in self._scorers},
+            epoch=epoch,
         )
 
     @functools.cached_property

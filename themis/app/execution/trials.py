@@ -93,6 +93,7 @@ class TrialRunner:
         # (a new run's log holds none: a lookup in an empty dict).
         parses = execution.state.parses
         self._logged_answer = reader(parses, "answer") if parses else _NOTHING_LOGGED.get
+        self.epoch = execution.state.epoch  # stamped on every parse and score
         self.compiled = compiled
         # The execution's number, stamped on its failures: a later one supersedes them.
         self.execution_number = execution.state.executions + 1
@@ -256,9 +257,9 @@ class TrialRunner:
         `generation` `None`: the trial's logged one, read from the fold only if the trial is
         parsed again. A logged parse is read for its answer alone: a replay of the score stage
         builds neither event from the fold's columns (ADR 0091)."""
-        trial = item.plan
-        logged = self._logged_answer(trial.trial_id)
-        if Stage.PARSE in item.stages or logged is None:
+        trial, stages, counts = item.plan, item.stages, self.counts
+        logged = None if Stage.PARSE in stages else self._logged_answer(trial.trial_id)
+        if logged is None:
             if generation is None:
                 generation = self.state.generations[trial.trial_key]
             parse = self._parsed(trial, generation)
@@ -266,28 +267,34 @@ class TrialRunner:
             answer = parse.answer
         else:
             (answer,) = logged
-        if Stage.SCORE in item.stages:
-            candidate = self._candidate(trial, answer)
+        if Stage.SCORE in stages:
             if self.scorer.executes:
-                return candidate
-            events.append(self.scorer.score_now(candidate))
-            self.counts.scored += 1
-        self.counts.done += 1
+                return self._candidate(trial, answer)
+            events.append(
+                self.scorer.score_answered(
+                    trial.trial_id, trial.trial_key, answer, trial.expected, self.epoch
+                )
+            )
+            counts.scored += 1
+        counts.done += 1
         return None
 
     def _parsed(self, trial: TrialPlan, outcome: GenerationCompleted) -> ParseCompleted:
         """The trial's `ParseCompleted`, counted (and kept for the judge stage if it has one)."""
         parsed = parse_answer(self.parser, outcome.text, trial.choices, self.compiled.plugins)
         # `isinstance`, not `match ... case Success(answer)`: the class pattern costs ~0.7 us
+        answer = error = None
         if isinstance(parsed, Success):
-            parse = self._parse_completed(trial, answer=parsed.unwrap())
+            answer = parsed.unwrap()
             self.counts.parsed += 1
         else:  # a `Failure`: why the response holds no answer
-            parse = self._parse_completed(trial, error=parsed.failure())
+            error = parsed.failure()
             self.counts.unparsed += 1
         if self.keeps_candidates:
-            self.answers[trial.trial_id] = parse.answer
-        return parse
+            self.answers[trial.trial_id] = answer
+        return ParseCompleted(
+            self.clock.now(), trial.trial_id, trial.trial_key, answer, error, self.epoch
+        )
 
     def _candidate(self, trial: TrialPlan, answer: str | None) -> Candidate:
         return Candidate(
@@ -297,7 +304,7 @@ class TrialRunner:
             case_id=trial.case_id,
             answer=answer,
             expected=trial.expected,
-            epoch=self.state.epoch,
+            epoch=self.epoch,
         )
 
     def _cache_hit(self, reused: tuple[str, GenerationCompleted]) -> GenerationCompleted:
@@ -305,18 +312,6 @@ class TrialRunner:
         with no retry history (this run made no attempt)."""
         source_run, original = reused
         return original.reused(self.clock.now(), source_run)
-
-    def _parse_completed(
-        self, trial: TrialPlan, *, answer: str | None = None, error: str | None = None
-    ) -> ParseCompleted:
-        return ParseCompleted(
-            at=self.clock.now(),
-            trial_id=trial.trial_id,
-            trial_key=trial.trial_key,
-            answer=answer,
-            error=error,
-            epoch=self.state.epoch,
-        )
 
     async def generation(
         self,
