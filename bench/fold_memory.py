@@ -2,15 +2,15 @@
 
 On the overhead benchmark's experiment (`bench/resume.py`'s: 1 fake model with skill 0.7, 1
 prompt, 1 sample, the `number` parser, 2 metrics), N trials (default 100,000): the plan is
-recorded as a run records it (`PlanRecord.tap`), the scripted model answers, each trial's 3
-events are built as the interpreter builds them, and a `Projection` folds them in 1,000-event
-batches. Then, with the events and plans let go of (as a run lets go of them), a
-`sys.getsizeof` walk of the fold and the plan record, by part: the key indexes (dicts), the
-row-number ints they share, the key columns (lists), the trial keys and ids themselves (str
-objects, counted once wherever they are held), the texts (generation, parsed answer), the other
-columns; and tracemalloc's count of what the fold allocated. Last, the fold's CPU:
-`Projection.apply` of the same events into a fresh fold, `REPEATS` times (CPU µs a trial,
-`time.process_time`).
+recorded as a run records it (`PlanRecord.tap`), the scripted model answers, the run's
+`RunStarted` and each trial's 3 events are built as the interpreter builds them, and a
+`Projection` folds them in 1,000-event batches. Then, with the events and plans let go of (as
+a run lets go of them), a `sys.getsizeof` walk of the fold and the plan record, by part: the
+key indexes (dicts, or a large run's `KeyIndex`es, ADR 0090), the row-number ints dicts share,
+the key columns, the trial keys and ids themselves (`str` objects, counted once wherever they
+are held), the texts (generation, parsed answer), the other columns; and tracemalloc's count
+of what the fold allocated. Last, the fold's CPU: `Projection.apply` of the same events into
+a fresh fold, `REPEATS` times (CPU µs a trial, `time.process_time`).
 
 Usage: `python bench/fold_memory.py [N]`. Prints the load average.
 """
@@ -40,11 +40,13 @@ def trial_events(n: int) -> tuple[Any, list[Any]]:
     """The plan record of an n-trial run and its trials' events, as a run makes them."""
     from resume import experiment
 
+    from themis.core.events import RunStarted
     from themis.core.planner import PlanRecord, plan
 
     compiled = experiment(n).compiled
-    record = PlanRecord()
-    return record, answered(compiled, record.tap(plan(compiled)))
+    record = PlanRecord(compiled.trial_count)  # its keys as bytes in a large run (ADR 0090)
+    started = RunStarted(at=0.0, planned=compiled.trial_count, execution=1)
+    return record, [started, *answered(compiled, record.tap(plan(compiled)))]
 
 
 def fold(events: list[Any]) -> Any:
@@ -56,12 +58,16 @@ def fold(events: list[Any]) -> Any:
     return projection
 
 
-def column_bytes(column: Any, counted: set[int]) -> int:
-    """A column's own container (a list's pointers, an array's values), counted once."""
-    if column is None or id(column) in counted or not isinstance(column, list | array):
+def held_bytes(held: Any, counted: set[int]) -> int:
+    """A column's or key index's own containers (a list's pointers, an array's values, the
+    bytes and table of a `KeyIndex` or `HexStrings`, ADR 0080), each counted once."""
+    if held is None or id(held) in counted:
         return 0
-    counted.add(id(column))
-    return sys.getsizeof(column)
+    counted.add(id(held))
+    if isinstance(held, list | array | dict | bytearray):
+        return sys.getsizeof(held)
+    parts = ("_bytes", "_slots", "_others", "_other_keys")
+    return sum(held_bytes(getattr(held, part), counted) for part in parts if hasattr(held, part))
 
 
 def walk(projection: Any, record: Any, n: int) -> dict[str, float]:
@@ -71,26 +77,24 @@ def walk(projection: Any, record: Any, n: int) -> dict[str, float]:
     maps = [projection._generations, projection._parses, projection._scores]
     parts: dict[str, int] = dict.fromkeys(
         (
-            "key indexes (dicts)",
+            "key indexes",
             "row-number ints (shared)",
-            "key columns (lists)",
+            "key columns",
             "trial keys and ids (str)",
             "texts (str)",
             "other columns (lists, arrays)",
-            "plan record (lists)",
+            "plan record",
         ),
         0,
     )
     counted: set[int] = set()
     strings: set[int] = set()
     for held in maps:
-        if id(held._rows) not in counted:
-            counted.add(id(held._rows))
-            parts["key indexes (dicts)"] += sys.getsizeof(held._rows)
+        parts["key indexes"] += held_bytes(held._rows, counted)
         for name, column in zip(held._layout.names, held._columns, strict=True):
-            size = column_bytes(column, counted)
+            size = held_bytes(column, counted)
             if name in KEY_FIELDS:
-                parts["key columns (lists)"] += size
+                parts["key columns"] += size
             else:
                 parts["other columns (lists, arrays)"] += size
             if not isinstance(column, list):
@@ -108,12 +112,14 @@ def walk(projection: Any, record: Any, n: int) -> dict[str, float]:
                 if type(value) is str and id(value) not in strings:
                     strings.add(id(value))
                     parts[part] += sys.getsizeof(value)
-    numbers = event_columns._ROW_NUMBERS
+    numbers = event_columns._ROW_NUMBERS  # (made for dicts of keys only)
     parts["row-number ints (shared)"] = sys.getsizeof(numbers) + sum(
         sys.getsizeof(number) for number in numbers[257:]
     )
     for held_list in (record.trial_ids, record.trial_keys):
-        parts["plan record (lists)"] += sys.getsizeof(held_list)
+        parts["plan record"] += held_bytes(held_list, counted)
+        if not isinstance(held_list, list):  # keys held as bytes: no `str` of them is held
+            continue
         for value in held_list:
             if id(value) not in strings:
                 strings.add(id(value))

@@ -20,6 +20,7 @@ from tests.app.doubles import (
     make_spec,
     run_virtual,
 )
+from tests.key_forms import key_forms  # noqa: F401  # each test for both forms of keys
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.memory import MemoryStore
 from themis.app.usecases.runs import load_state, report_run

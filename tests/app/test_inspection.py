@@ -9,6 +9,7 @@ import pytest
 import themis
 from tests.app.doubles import make_spec
 from tests.holders import dead_pid, holding, live_record, publish_as
+from tests.key_forms import key_forms  # noqa: F401  # each test for both forms of keys
 from themis import CaseNotFound, Experiment, RunNotFound, StoreLocked
 from themis.adapters.stores.memory import MemoryStore
 from themis.core.planner import compile_run

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 import themis
+from tests.key_forms import key_forms  # noqa: F401  # each test for both forms of keys
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.app.cli import app
 from themis.core.errors import ConfigError, ThemisError

@@ -21,6 +21,7 @@ from tests.app.doubles import (
     of_type,
     run_virtual,
 )
+from tests.key_forms import key_forms  # noqa: F401  # each test for both forms of keys
 from themis.adapters.clocks import FakeClock
 from themis.adapters.models.scripted import ScriptedModel
 from themis.adapters.stores.duckdb import DuckDBStore

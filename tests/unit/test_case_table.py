@@ -12,6 +12,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.key_forms import key_forms  # noqa: F401  # each test for both forms of keys
 from tests.unit.builders import small_spec, trial_events
 from tests.unit.test_report_columns import _EVENT, RUNS, _record, grown_states
 from themis.adapters.case_table_codec import decode_case_table, encode_case_table

@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.key_forms import key_forms  # noqa: F401  # each test for both forms of keys
 from tests.unit.builders import small_spec, trial_events
 from tests.unit.test_report_columns import _EVENT, COMPILED, RUNS, SHARED, grown_states
 from themis.core.breakdown import Breakdown

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
+from tests.key_forms import key_forms  # noqa: F401  # every law, for both forms of keys
 from tests.unit.builders import small_spec
 from themis.core.events import (
     BreakerTransitioned,

@@ -73,7 +73,7 @@ def case_results(
 
 def planned_once(compiled: CompiledRun) -> PlanRecord:
     """The keys of every trial of `compiled`, planned once, for several passes over the plan."""
-    record = PlanRecord()
+    record = PlanRecord(compiled.trial_count)
     for _ in record.tap(plan(compiled)):
         pass
     return record

@@ -20,6 +20,7 @@ record holds; otherwise `None`, and a reader reads the log as before.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from attrs import frozen
@@ -115,14 +116,13 @@ def case_table(compiled: CompiledRun, state: RunState, record: PlanRecord) -> Ca
     return _grouped(metrics, layout, settled, values, present)
 
 
-def _score_rows(state: RunState, ids: list[str]) -> tuple[npt.NDArray[np.int64], list[Any]]:
+def _score_rows(state: RunState, ids: Sequence[str]) -> tuple[npt.NDArray[np.int64], list[Any]]:
     """Each trial's row among the state's scores (-1 for none) and each row's score map."""
     import numpy as np
 
     held = state.scores
     if isinstance(held, EventColumns):
-        rows = np.fromiter(held.rows_of(ids), dtype=np.int64, count=len(ids))
-        return rows, held.column("scores", as_items=True)
+        return held.row_array(ids), held.column("scores", as_items=True)
     events = list(held.values())
     index = {event.trial_id: row for row, event in enumerate(events)}
     rows = np.fromiter((index.get(trial, -1) for trial in ids), dtype=np.int64, count=len(ids))

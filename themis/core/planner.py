@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, MutableSequence
 from typing import Any, NamedTuple
 
 import attrs
@@ -33,6 +33,7 @@ from themis.core.identity import (
     spec_json,
     text_digest,
 )
+from themis.core.key_index import COMPACT_KEYS_TRIALS, HexStrings
 from themis.core.plugins import PluginKind, PluginRegistry, is_plugin_name
 from themis.core.prompting import Message, PromptError, render
 from themis.core.scoring import METRIC_VERSIONS, PARSER_VERSIONS, choice_count
@@ -504,16 +505,21 @@ class PlanRecord:
 
     Building the report after a run then needs no second pass of the planner (which renders
     every prompt again): the places come from the spec's loops, the keys from this record.
+    For a run of at least `COMPACT_KEYS_TRIALS` trials (`trials`) the keys are held as bytes
+    (`HexStrings`, 32 B a trial), not as the run's `str` objects, as its fold holds them
+    (ADR 0090).
     """
 
-    def __init__(self) -> None:
-        self.trial_ids: list[str] = []
-        self.trial_keys: list[str] = []
+    def __init__(self, trials: int = 0) -> None:
+        self.compact = trials >= COMPACT_KEYS_TRIALS
+        self.trial_ids: MutableSequence[str] = []
+        self.trial_keys: MutableSequence[str] = []
         self.complete = False
 
     def tap(self, plans: Iterable[TrialPlan]) -> Iterator[TrialPlan]:
         """Yield `plans` unchanged, recording each trial's keys; `complete` once exhausted."""
-        self.trial_ids, self.trial_keys, self.complete = [], [], False
+        held = HexStrings if self.compact else list
+        self.trial_ids, self.trial_keys, self.complete = held(), held(), False
         add_id, add_key = self.trial_ids.append, self.trial_keys.append
         for trial in plans:
             add_id(trial.trial_id)
@@ -539,17 +545,15 @@ def trial_refs(compiled: CompiledRun, record: PlanRecord | None = None) -> Itera
             )
         return
     spec = compiled.spec
-    ids, keys = record.trial_ids, record.trial_keys
-    index = 0
+    ids, keys = iter(record.trial_ids), iter(record.trial_keys)
     for dataset in spec.datasets:
         for case in dataset.cases:
             for prompt in spec.prompts:
                 for model in spec.models:
                     for _ in range(spec.samples):
                         yield TrialRef(
-                            dataset.name, case.id, prompt.name, model.name, ids[index], keys[index]
+                            dataset.name, case.id, prompt.name, model.name, next(ids), next(keys)
                         )
-                        index += 1
 
 
 def trial_id_of(dataset: str, case_id: str, prompt: str, model: str, sample: int) -> str:

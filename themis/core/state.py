@@ -33,6 +33,7 @@ from themis.core.events import (
     ScoreCompleted,
     StageReset,
 )
+from themis.core.key_index import COMPACT_KEYS_TRIALS
 from themis.core.stages import PIPELINE_STAGES, Stage
 
 Judgement = JudgeCompleted | JudgeFailed
@@ -156,7 +157,9 @@ class Projection:
     """A fold in progress: apply batches of events in O(batch), then take the `RunState`.
 
     Lets a long-running writer keep the state current without copying it per batch; `evolve`
-    and `project` are this, applied once.
+    and `project` are this, applied once. The per-trial maps of a run that plans at least
+    `COMPACT_KEYS_TRIALS` trials hold their keys as bytes from the `RunStarted` that says so
+    (`EventColumns.compact_keys`, ADR 0090): the same state, in less memory, for more CPU.
     """
 
     def __init__(self, state: RunState | None = None) -> None:
@@ -181,6 +184,15 @@ class Projection:
         self._warnings = dict(state.preflight_warnings)
         self._earlier = dict(state.earlier_failures)
         self._judgements = dict(state.judgements)
+        if self._planned >= COMPACT_KEYS_TRIALS:
+            self._compact_keys()
+
+    def _compact_keys(self) -> None:
+        planned = self._planned
+        self._generations.compact_keys(planned)
+        self._parses.compact_keys(planned)
+        self._scores.compact_keys(planned)
+        self._scores.index_with(self._parses)  # (when it borrowed the parses' index before)
 
     def apply(self, events: Iterable[Event]) -> None:
         generations, failures = self._generations, self._failures
@@ -265,6 +277,8 @@ class Projection:
         if isinstance(event, RunStarted):
             self._started = True
             self._planned = max(self._planned, event.planned)
+            if self._planned >= COMPACT_KEYS_TRIALS:
+                self._compact_keys()
             self._executions = max(self._executions, event.execution)
         elif isinstance(event, RunPaused):
             held = self._pause

@@ -223,7 +223,7 @@ def prepare_replay(
             f"run {run_id[:12]} has no stored generations to replay from; "
             "run it (or resume it) first"
         )
-    record = PlanRecord()  # planned once: the checks, the work and the report share it
+    record = PlanRecord(compiled.trial_count)  # planned once: checks, work and report share it
     plans = list(record.tap(plan(compiled)))
     ungenerated = sum(  # never attempted; a replay would certify the run complete without them
         1

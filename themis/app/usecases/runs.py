@@ -207,7 +207,7 @@ def continue_run(
         return _result(compiled, state, reused=True, executed=0, calls=0)
     preamble: tuple[Event, ...] = ()
     work: Iterable[PendingTrial]
-    record = PlanRecord()  # the plan's keys as the execution reads it, for the report
+    record = PlanRecord(compiled.trial_count)  # the plan's keys as the execution reads them
     plans = record.tap(plan(compiled) if request.plans is None else request.plans)
     if state.started:
         changes = runtime_changes(last_runtime(loaded.snapshot, state), runtime)

@@ -1,0 +1,168 @@
+"""A map of compact keys (`EventColumns.compact_keys`, a large run's, ADR 0090) reads exactly as
+a map of dict keys does, however its puts, copies and borrowed indexes interleave, and a fold
+of a large run's log holds its keys so from its `RunStarted` on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from hypothesis import given
+from hypothesis import strategies as st
+
+from themis.allocator import LARGE_RUN_TRIALS
+from themis.core.event_columns import EventColumns
+from themis.core.events import ParseCompleted, RunStarted, ScoreCompleted
+from themis.core.key_index import COMPACT_KEYS_TRIALS, HexStrings, KeyIndex
+from themis.core.planner import PlanRecord
+from themis.core.state import Projection, project
+
+# Trial keys (32 hex digits: held as bytes) and one that is not (held as it is).
+KEYS = st.sampled_from(["a" * 32, "0" * 31 + "1", "f" * 32, "short"])
+STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("put"), st.integers(0, 3), KEYS, st.integers(0, 2)),
+        st.tuples(st.just("copy"), st.integers(0, 3), st.booleans()),
+        st.tuples(st.just("compact"), st.integers(0, 3)),
+    ),
+    max_size=30,
+)
+
+
+@given(STEPS)
+def test_maps_compacted_at_any_step_read_as_their_own_dict(steps: list[tuple[Any, ...]]) -> None:
+    base = ScoreCompleted(at=0.0, trial_id="", trial_key="e" * 32, scores={"m": 1.0})
+    maps: list[EventColumns[Any]] = [EventColumns(ScoreCompleted, "trial_id")]
+    dicts: list[dict[str, Any]] = [{}]
+    for step in steps:
+        which = step[1] % len(maps)
+        if step[0] == "compact":
+            maps[which].compact_keys()
+            continue
+        if step[0] == "copy":
+            maps.append(maps[which].copy(appending=step[2]))
+            dicts.append(dict(dicts[which]))
+            continue
+        _, _, key, epoch = step
+        event = attrs.evolve(base, trial_id=key, trial_key=key, epoch=epoch, at=float(epoch))
+        maps[which].put(event)
+        dicts[which][key] = event
+    for held, expected in zip(maps, dicts, strict=True):
+        assert list(held) == list(expected)
+        assert dict(held.items()) == expected
+        assert all(key in held for key in expected)
+        assert "b" * 32 not in held
+        assert held.column("trial_key") == list(expected)
+        assert list(held.rows_of([*expected, "b" * 32])) == [*range(len(expected)), -1]
+        assert held.at_least("epoch", 1) == {k: e for k, e in expected.items() if e.epoch >= 1}
+
+
+BORROWING = st.lists(
+    st.tuples(st.sampled_from(["parse", "score", "copy appending", "compact"]), KEYS),
+    max_size=16,
+)
+
+
+@given(BORROWING)
+def test_scores_borrowing_the_parses_index_read_as_dicts_when_compacted(steps: list[Any]) -> None:
+    """As `Projection` compacts a run's maps: the parses, then the scores, which borrow the
+    parses' index again when they held nothing."""
+    parses = EventColumns(ParseCompleted, "trial_id")
+    scores = EventColumns(ScoreCompleted, "trial_id")
+    scores.index_with(parses)
+    held_parses: dict[str, Any] = {}
+    held_scores: dict[str, Any] = {}
+    for number, (step, key) in enumerate(steps):
+        if step == "parse":
+            event: Any = ParseCompleted(at=float(number), trial_id=key, trial_key=key, answer=key)
+            parses.put(event)
+            held_parses[key] = event
+        elif step == "score":
+            event = ScoreCompleted(
+                at=float(number), trial_id=key, trial_key=key, scores={"m": float(number)}
+            )
+            scores.put(event)
+            held_scores[key] = event
+        elif step == "copy appending":
+            scores = scores.copy(appending=True)
+        else:
+            parses.compact_keys()
+            scores.compact_keys()
+            scores.index_with(parses)
+        assert parses == held_parses
+        assert list(parses) == list(held_parses)
+        assert scores == held_scores
+        assert list(scores) == list(held_scores)
+
+
+def test_a_fold_holds_its_keys_as_bytes_from_a_large_run_s_start_only() -> None:
+    assert COMPACT_KEYS_TRIALS == LARGE_RUN_TRIALS  # one bar for a large run
+    parse = ParseCompleted(at=0.0, trial_id="a" * 32, trial_key="b" * 32, answer="x")
+    score = ScoreCompleted(at=0.0, trial_id="a" * 32, trial_key="b" * 32, scores={"m": 1.0})
+    small = project([RunStarted(at=0.0, planned=COMPACT_KEYS_TRIALS - 1), parse, score])
+    assert type(small.parses._rows) is dict  # type: ignore[attr-defined]
+    large_log = [RunStarted(at=0.0, planned=COMPACT_KEYS_TRIALS), parse, score]
+    large = project(large_log)
+    assert large == attrs.evolve(small, planned=COMPACT_KEYS_TRIALS)  # the same state
+    assert type(large.parses._rows) is KeyIndex  # type: ignore[attr-defined]
+    assert large.scores._rows is large.parses._rows  # type: ignore[attr-defined]
+    trial_keys = large.parses._layout.names.index("trial_key")  # type: ignore[attr-defined]
+    # One of many parses of a trial key: its column held as bytes, not `str` objects.
+    fold = Projection(large)
+    fold.apply([attrs.evolve(parse, trial_id="c" * 32, trial_key="d" * 32)])
+    assert type(fold.state().parses._columns[trial_keys]) is HexStrings  # type: ignore[attr-defined]
+    # A fold started from a large run's state (a resume's, from its checkpoint) at once.
+    stored = attrs.evolve(project([parse, score]), planned=COMPACT_KEYS_TRIALS)
+    resumed = Projection(stored).state()
+    assert resumed == attrs.evolve(large, started=False)
+    assert type(resumed.parses._rows) is KeyIndex  # type: ignore[attr-defined]
+    assert type(stored.parses._rows) is dict  # type: ignore[attr-defined]  # left as it was
+
+
+def test_a_large_run_s_plan_record_holds_its_keys_as_bytes() -> None:
+    from tests.unit.builders import small_spec
+    from themis.core.planner import compile_run, plan
+
+    compiled = compile_run(small_spec())
+    small, large = PlanRecord(), PlanRecord(COMPACT_KEYS_TRIALS)
+    trials = list(small.tap(plan(compiled)))
+    assert list(large.tap(plan(compiled))) == trials
+    assert type(small.trial_keys) is list
+    assert type(large.trial_keys) is HexStrings
+    assert list(large.trial_keys) == small.trial_keys == [trial.trial_key for trial in trials]
+    assert list(large.trial_ids) == small.trial_ids
+
+
+HEX_KEYS = st.sampled_from(
+    # the last two share their first 8 bytes: the join finds them apart too (by lookups)
+    ["a" * 32, "0" * 31 + "1", "f" * 32, "0" * 32, "1" * 16 + "2" * 16, "1" * 16 + "3" * 16]
+)
+
+
+@given(
+    st.lists(HEX_KEYS, unique=True),
+    st.lists(st.one_of(HEX_KEYS, st.just("short"))),
+    st.integers(0, 6),
+)
+def test_a_join_of_compact_keys_finds_what_lookups_find(
+    held: list[str], asked: list[str], shared_rows: int
+) -> None:
+    """`row_array` of a plan record's keys against a map of compact keys: one numpy pass, the
+    same rows as a lookup a key (a map reads only its own rows of a shared index)."""
+    parses = EventColumns(ParseCompleted, "trial_id")
+    parses.compact_keys()
+    for key in held:
+        parses.put(ParseCompleted(at=0.0, trial_id=key, trial_key=key, answer=None))
+    state_of = parses.copy()
+    extra = [key for key in ("b" * 32, "c" * 32) if key not in held][: shared_rows % 3]
+    for key in extra:  # rows the copy must not see
+        parses.put(ParseCompleted(at=0.0, trial_id=key, trial_key=key, answer=None))
+    record = HexStrings(asked)
+    colliding = len({key[:16] for key in held}) < len(held)  # two share their first 8 bytes
+    joined = parses._rows.rows_of_all(record, len(parses))  # type: ignore[union-attr]
+    assert (joined is None) == ("short" in asked or (colliding and bool(asked)))  # else numpy
+    for columns in (parses, state_of):
+        assert columns.row_array(record).tolist() == list(columns.rows_of(asked))
+    assert state_of.row_array(HexStrings([*extra, *held])).tolist() == [-1] * len(extra) + list(
+        range(len(held))
+    )

@@ -1,0 +1,374 @@
+"""Trial keys held as bytes in one array: `HexStrings` (a list of them) and `KeyIndex` (a map
+from each to its row number, in the order the keys came), for large runs only.
+
+A run's fold and its plan record hold two keys of every trial, its trial key and its trial id,
+each 32 lowercase hex digits (`themis.core.identity.short_digest`). As `str` objects they cost
+81 B each, and a dict from them to row numbers ~40 B a key and an int object a row more
+(`bench/fold_memory.py`, ADR 0080). Here such a key is held as its 16 bytes in one
+`bytearray`, and read back as the same text (a new `str` each time: compare keys with `==`,
+never `is`). Any other value (a test's short key, a text with capitals) is held as it is, in a
+dict by row, so every value reads back equal to the one put.
+
+`KeyIndex` finds a key's row through an open-addressing table of row numbers (an `array('i')`
+of at least twice the rows, linear probing, hashed by the key's bytes). A lookup is ~1 µs of
+Python where a dict's is ~0.1, so a fold uses it only for a run of at least
+`COMPACT_KEYS_TRIALS` trials, where the memory matters and the CPU is the price (ADR 0090;
+ADR 0080 used it for every run and cost a 100k-trial run ~14.5 µs a trial). It answers `get`,
+`in` and item assignment of the next row as a `dict` from keys to rows does, so a map holds
+either. One thread may add keys while others look keys up and read rows: a key's bytes are
+appended before its row enters the table, and a grown table is built whole and then put in
+place.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable, Iterator, MutableSequence
+from typing import TYPE_CHECKING, Any, Final, overload
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+__all__ = ["COMPACT_KEYS_TRIALS", "HexStrings", "KeyIndex", "compact"]
+
+# Planned trials from which a fold holds its keys here: `themis.allocator.LARGE_RUN_TRIALS`,
+# the bar between 100k trials (no CPU to spare) and 300k (the memory's gain), equal by a test.
+COMPACT_KEYS_TRIALS: Final = 200_000
+_DIGITS: Final = 32
+_WIDTH: Final = 16
+_ZERO: Final = bytes(_WIDTH)
+_FIRST_SLOTS: Final = 1 << 10
+RESERVED_MAX: Final = 1 << 20  # keys a table is sized for ahead of them (8 MiB of table)
+_CHUNK: Final = 1 << 12  # rows turned to text at once when reading many
+_fromhex: Final = bytes.fromhex
+_NO_KEY: Final = object()  # no key is this object
+
+
+def compact(value: object) -> bytes | None:
+    """`value`'s 16 bytes when it is a text of 32 lowercase hex digits (so that the bytes read
+    back as `value`), else `None`."""
+    if not isinstance(value, str) or len(value) != _DIGITS:
+        return None
+    if not (value.islower() or value.isdigit()):  # capitals would read back in lower case
+        return None  # (and a key of a lowercase non-hex letter fails `fromhex`)
+    try:
+        raw = _fromhex(value)
+    except ValueError:
+        return None
+    return raw if len(raw) == _WIDTH else None  # whitespace is skipped by `fromhex`
+
+
+def _held_at(held: bytearray, others: dict[int, Any], row: int) -> Any:
+    """The value of `row` of `held` (16 bytes a row), unless `others` holds it as it is."""
+    if others:
+        other = others.get(row, others)
+        if other is not others:
+            return other
+    start = row * _WIDTH
+    return held[start : start + _WIDTH].hex()
+
+
+class HexStrings(MutableSequence[Any]):
+    """A list of values, the ones `compact` takes held as 16 bytes each in one `bytearray`."""
+
+    __slots__ = ("_bytes", "_others")
+
+    def __init__(self, values: Iterable[Any] = ()) -> None:
+        self._bytes = bytearray()
+        self._others: dict[int, Any] = {}  # the values not held as bytes, by row
+        for value in values:
+            self.append(value)
+
+    def append(self, value: Any) -> None:
+        if (
+            isinstance(value, str)
+            and len(value) == _DIGITS
+            and (value.islower() or value.isdigit())
+        ):
+            try:  # `compact`, inlined: a fold appends to two such columns a trial
+                raw = _fromhex(value)
+            except ValueError:
+                raw = _ZERO[:0]
+            if len(raw) == _WIDTH:
+                self._bytes += raw
+                return
+        self._others[len(self._bytes) // _WIDTH] = value
+        self._bytes += _ZERO
+
+    def _value(self, row: int) -> Any:
+        return _held_at(self._bytes, self._others, row)
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Any]: ...
+    def __getitem__(self, index: int | slice) -> Any:
+        count = len(self)
+        if isinstance(index, slice):
+            start, stop, step = index.indices(count)
+            if step == 1:
+                return list(self._values(start, max(start, stop)))
+            return [self._value(row) for row in range(start, stop, step)]
+        if index < 0:
+            index += count
+        if not 0 <= index < count:
+            raise IndexError("HexStrings index out of range")
+        return self._value(index)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        if isinstance(index, slice):
+            raise TypeError("HexStrings: slice assignment is not supported")
+        count = len(self)
+        if index < 0:
+            index += count
+        if not 0 <= index < count:
+            raise IndexError("HexStrings assignment index out of range")
+        raw = compact(value)
+        self._others.pop(index, None)
+        if raw is None:
+            self._others[index] = value
+            raw = _ZERO
+        start = index * _WIDTH
+        self._bytes[start : start + _WIDTH] = raw
+
+    def __delitem__(self, index: Any) -> None:
+        raise TypeError("HexStrings: deleting is not supported")
+
+    def insert(self, index: int, value: Any) -> None:
+        if index != len(self):
+            raise TypeError("HexStrings: only appending is supported")
+        self.append(value)
+
+    def __len__(self) -> int:
+        return len(self._bytes) // _WIDTH
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._values(0, len(self))
+
+    def _values(self, start: int, stop: int) -> Iterator[Any]:
+        """The values of rows `start` to `stop`: the bytes turned to hex a chunk at a time and
+        cut into keys (C-level work), the other values put in their places."""
+        held, others = self._bytes, self._others
+        for first in range(start, stop, _CHUNK):
+            last = min(first + _CHUNK, stop)
+            text = held[first * _WIDTH : last * _WIDTH].hex()
+            values = [text[at : at + _DIGITS] for at in range(0, len(text), _DIGITS)]
+            if others:
+                for row, value in others.items():
+                    if first <= row < last:
+                        values[row - first] = value
+            yield from values
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, HexStrings | list | tuple):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def head(self, count: int) -> HexStrings:
+        """A copy of the first `count` values (one C-level slice of the bytes)."""
+        copied = HexStrings()
+        copied._bytes = self._bytes[: count * _WIDTH]
+        copied._others = {row: value for row, value in self._others.items() if row < count}
+        return copied
+
+    def __repr__(self) -> str:
+        return f"HexStrings({list(self)!r})"
+
+
+class KeyIndex:
+    """Distinct keys, each with its row number (0, 1, ... in the order they were added); the
+    keys `compact` takes held as bytes (see the module docstring). Read-only for every thread
+    but the one adding."""
+
+    __slots__ = ("_bytes", "_last", "_other_keys", "_others", "_slots")
+
+    def __init__(self, keys: Iterable[Any] = ()) -> None:
+        self._bytes = bytearray()
+        # The key looked up or added last, what `locate` gave for it and the bytes' length
+        # then: a run looks a trial's key up a few times in a row (its outcome, then its
+        # event's put; a score's id after its parse's), the same object each time. Replaced
+        # whole, from any thread; a key found not held is taken as such only while no key was
+        # added since.
+        self._last: tuple[Any, int, Any, int] = (_NO_KEY, -1, None, 0)
+        self._others: dict[Any, int] = {}  # the keys not held as bytes: their rows
+        self._other_keys: dict[int, Any] = {}  # and their rows' keys
+        self._slots = array("i", [-1]) * _FIRST_SLOTS
+        for expected, key in enumerate(keys):
+            if self.add(key) != expected:
+                raise ValueError(f"key {key!r} given twice")
+
+    def __len__(self) -> int:
+        return len(self._bytes) // _WIDTH
+
+    def reserve(self, count: int) -> None:
+        """Make the table big enough for `count` keys now (at most `RESERVED_MAX`: a count
+        read from a log is not trusted with memory), rather than as they come (it is built
+        again each time the keys double: ~0.6 µs a key)."""
+        count = min(count, RESERVED_MAX)
+        size = len(self._slots)
+        if 2 * count > size:
+            while size < 2 * count:
+                size *= 2
+            self._slots = self._grown(size)
+
+    def row(self, key: Any) -> int:
+        """`key`'s row, or -1 when it is not held."""
+        return self.locate(key)[0]
+
+    def locate(self, key: Any) -> tuple[int, Any]:
+        """`key`'s row (-1 when it is not held) and, when it is not, where `add_located`
+        adds it (the lookup's bytes and the free slot it ended on)."""
+        last, held = self._last, self._bytes
+        if last[0] is key and (last[1] >= 0 or last[3] == len(held)):
+            return last[1], last[2]
+        length, row, place = len(held), -1, None
+        if isinstance(key, str) and len(key) == _DIGITS and (key.islower() or key.isdigit()):
+            try:
+                raw = _fromhex(key)
+            except ValueError:
+                raw = _ZERO[:0]
+            if len(raw) == _WIDTH:  # `compact`, inlined: called a few times a trial
+                slots = self._slots
+                mask = len(slots) - 1  # of this table: one another thread puts in place is whole
+                slot = hash(raw) & mask
+                while True:
+                    row = slots[slot]
+                    if row < 0:
+                        place = (raw, slots, slot)
+                        break
+                    if held.startswith(raw, row * _WIDTH):  # (its 16 bytes, not a slice)
+                        break
+                    slot = (slot + 1) & mask
+            else:
+                row = self._others.get(key, -1)
+        else:
+            row = self._others.get(key, -1)
+        self._last = (key, row, place, length)
+        return row, place
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        """`key`'s row, else `default` (as a `dict` of rows answers)."""
+        row = self.locate(key)[0]
+        return default if row < 0 else row
+
+    def __contains__(self, key: object) -> bool:
+        return self.locate(key)[0] >= 0
+
+    def __setitem__(self, key: Any, row: int) -> None:
+        """Add `key` as row `row`, which must be the next one (as a map's key index adds)."""
+        if self.add(key) != row:
+            raise ValueError(f"KeyIndex: {key!r} is not row {row}")
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.keys())
+
+    def add(self, key: Any) -> int:
+        """`key`'s row, added as the next one if it is not held."""
+        row, place = self.locate(key)
+        return row if row >= 0 else self.add_located(key, place)
+
+    def add_located(self, key: Any, place: Any) -> int:
+        """Add `key`, which `locate` just found not held (and gave `place` for), as the next
+        row (only the thread adding may call it)."""
+        row = len(self)
+        if place is None:  # a key not held as bytes
+            self._others[key] = row
+            self._other_keys[row] = key
+            self._bytes += _ZERO
+        else:
+            raw, slots, slot = place
+            self._bytes += raw
+            if 2 * (row + 1) > len(slots):
+                self._slots = self._grown(2 * len(slots))  # holds `row`'s key already
+            elif slots is self._slots:
+                slots[slot] = row
+            else:  # the table grew since the lookup
+                self._place(self._slots, raw, row)
+        self._last = (key, row, None, 0)
+        return row
+
+    @staticmethod
+    def _place(slots: array[int], raw: bytes, row: int) -> None:
+        mask = len(slots) - 1
+        slot = hash(raw) & mask
+        while slots[slot] >= 0:
+            slot = (slot + 1) & mask
+        slots[slot] = row
+
+    def _grown(self, size: int) -> array[int]:
+        """A table of `size` slots holding every row's key held as bytes (`_place`, inlined:
+        a table is built again each time the rows double)."""
+        slots = array("i", [-1]) * size
+        mask = size - 1
+        held, others = bytes(self._bytes), self._other_keys  # one copy, sliced without a lock
+        for row, start in enumerate(range(0, len(held), _WIDTH)):
+            if others and row in others:
+                continue
+            slot = hash(held[start : start + _WIDTH]) & mask
+            while slots[slot] >= 0:
+                slot = (slot + 1) & mask
+            slots[slot] = row
+        return slots
+
+    def rows_of_all(self, keys: HexStrings, count: int) -> npt.NDArray[np.int64] | None:
+        """Each of `keys`' row among this index's first `count` rows (-1 for a key not among
+        them), found in one pass of numpy rather than a lookup a key: the keys sorted by their
+        first 8 bytes, each of `keys` searched there and its other 8 bytes compared. `None`
+        (look them up one by one) when either side holds a key not held as bytes, or two of
+        the index's keys share their first 8 bytes (for digests, ~n²/2⁶⁵: never in practice)."""
+        import numpy as np
+
+        if self._other_keys or keys._others:
+            return None
+        count = min(count, len(self))
+        held = np.frombuffer(bytes(self._bytes[: count * _WIDTH]), dtype=">u8").reshape(-1, 2)
+        asked = np.frombuffer(bytes(keys._bytes), dtype=">u8").reshape(-1, 2)
+        rows = np.full(len(asked), -1, dtype=np.int64)
+        if not count or not len(asked):
+            return rows
+        order = np.argsort(held[:, 0], kind="stable")
+        firsts = held[order, 0]
+        if bool((firsts[1:] == firsts[:-1]).any()):
+            return None
+        at = np.minimum(np.searchsorted(firsts, asked[:, 0]), count - 1)
+        candidates = order[at]
+        same = (held[candidates, 0] == asked[:, 0]) & (held[candidates, 1] == asked[:, 1])
+        rows[same] = candidates[same]
+        return rows
+
+    def key(self, row: int) -> Any:
+        """The key of `row` (a new `str` for a key held as bytes)."""
+        return _held_at(self._bytes, self._other_keys, row)
+
+    def keys(self, start: int = 0, stop: int | None = None) -> list[Any]:
+        """The keys of rows `start` to `stop`, in row order."""
+        end = len(self) if stop is None else min(stop, len(self))
+        if start >= end:
+            return []
+        text = self._bytes[start * _WIDTH : end * _WIDTH].hex()
+        keys: list[Any] = [text[at : at + _DIGITS] for at in range(0, len(text), _DIGITS)]
+        for row, key in dict(self._other_keys).items():
+            if start <= row < end:
+                keys[row - start] = key
+        return keys
+
+    def head(self, count: int) -> KeyIndex:
+        """An index of the first `count` rows alone (its own table, rebuilt)."""
+        copied = KeyIndex()
+        held = self._bytes[: count * _WIDTH]  # one C-level slice: whole beside an adding thread
+        copied._other_keys = {
+            row: key for row, key in dict(self._other_keys).items() if row < count
+        }
+        copied._others = {key: row for row, key in copied._other_keys.items()}
+        copied._bytes = held
+        size = _FIRST_SLOTS
+        while size < 2 * count:
+            size *= 2
+        copied._slots = copied._grown(size)
+        return copied
+
+    def __repr__(self) -> str:
+        return f"KeyIndex({self.keys()!r})"
