@@ -8,7 +8,11 @@ that matches (outer phases first, then the innermost frame of the run), and scal
 thread's CPU: µs of CPU per trial per phase. py-spy samples a thread whenever it is not idle,
 so under load a share is of the time a thread ran or waited to run (or for the GIL).
 
-Usage: `python bench/process_profile.py [N]` (default 100,000). Prints the load average.
+With `--gil`, py-spy keeps only the samples of the thread holding the GIL (`--gil`): each
+thread's samples over the sampling rate are the seconds it held the GIL, by phase, where a share
+of its CPU is not (DuckDB's insert and commit run mostly without it, beside the other thread).
+
+Usage: `python bench/process_profile.py [--gil] [N]` (default 100,000). Prints the load average.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ INNER = [
     ("progress, live record", r"execution/live\.py|live_progress|telemetry"),
     ("trio scheduler, thread hand-off", r"trio/|outcome/"),
 ]
+RATE = 200  # samples a second
 IDLE = re.compile(r"_thread_cache\.py:211\)")  # a trio worker thread waiting for a job
 
 
@@ -105,11 +110,29 @@ def shares(profile: Path) -> collections.Counter[tuple[str, str]]:
     return samples
 
 
+def print_gil_held(
+    samples: collections.Counter[tuple[str, str]], cpu: dict[str, float], per_trial: float
+) -> None:
+    """Each thread's GIL-held time (its samples over `RATE`) beside its CPU, by phase."""
+    for which in ("main", "other"):
+        held = sum(count for (thread, _), count in samples.items() if thread == which) / RATE
+        threads = "main thread" if which == "main" else "other threads"
+        print(
+            f"{threads}: GIL held {held * per_trial:.1f} µs/trial"
+            f" (CPU {cpu[which] * per_trial:.1f})"
+        )
+        for (thread, label), count in samples.most_common():
+            if thread == which:
+                print(f"  {label:<48} {count / RATE * per_trial:>6.1f}")
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--child"]:
         child(*sys.argv[2:5])
         return
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    gil = "--gil" in sys.argv
+    numbers = [arg for arg in sys.argv[1:] if arg != "--gil"]
+    n = int(numbers[0]) if numbers else 100_000
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not os.path.exists(spy):
         raise SystemExit("py-spy is not installed: pip install py-spy into this venv")
@@ -117,7 +140,8 @@ def main() -> None:
         config = write_config(Path(folder), n)
         profile, cpu_file = Path(folder) / "profile.txt", Path(folder) / "cpu.json"
         print(f"`themis run` of {n:,} trials under py-spy (load average {load_average()})")
-        spying = [spy, "record", "--threads", "--nonblocking", "--rate", "200", "--format", "raw"]
+        spying = [spy, "record", "--threads", "--nonblocking", "--rate", str(RATE)]
+        spying += ["--format", "raw", *(["--gil"] if gil else [])]
         store = Path(folder) / "run.duckdb"
         child_argv = [sys.executable, __file__, "--child", str(config), str(store), str(cpu_file)]
         subprocess.run(
@@ -128,6 +152,9 @@ def main() -> None:
         cpu = json.loads(cpu_file.read_text())
         samples = shares(profile)
     per_trial = 1e6 / n
+    if gil:
+        print_gil_held(samples, cpu, per_trial)
+        return
     for which in ("main", "other"):
         total = sum(count for (thread, _), count in samples.items() if thread == which)
         threads = "main thread" if which == "main" else "other threads"
