@@ -1,17 +1,22 @@
 """The single writer: the only task that appends to the event log.
 
 It group-commits: a batch is written when it holds `store_batch_size` events or when
-`store_flush_interval` seconds have passed since its first event, whichever comes first. Appends
-(encoding included) run in a worker thread, and the trials keep sending meanwhile: the channel
-holds `BUFFERED_BATCHES * store_batch_size` sends (a trial's events each), so a trial waits for
-the writer only when it is that far behind, not whenever an append is in flight. A failed append
-is retried `store_retry_attempts` times; when the writer is cancelled, its final flush is
-shielded. Once every sender is closed (the execution's last event is sent), what the channel
-still holds is appended together with the batch being gathered, in one transaction: at the end
-of a run whose trials outpaced it, the writer is up to a whole channel behind, and appending
-that backlog batch after batch cost a commit each (ADR 0060). A kill loses what was not appended
-yet (more of it than with a short channel; the backlog at the end whole or not at all); those
-trials run again on resume.
+`store_flush_interval` seconds have passed since its first event, whichever comes first, and it
+takes with it what already waits in the channel, up to `BACKLOG_BATCHES` times that many events:
+a writer behind the trials (a fast run's) appends fewer, larger batches, each append's fixed
+costs (DuckDB's statements and commit, the hand-off to its thread) paid fewer times, and a
+writer that keeps up appends as before (ADR 0088). Appends (encoding included) run in a worker
+thread, and the trials keep sending meanwhile: the channel holds `BUFFERED_BATCHES *
+store_batch_size` sends (a trial's events each), so a trial waits for the writer only when it is
+that far behind, not whenever an append is in flight (five batches' sends: with the backlog a
+batch takes, what is sent and not yet appended stays under the eight the channel held before). A
+failed append is retried `store_retry_attempts` times; when the writer is cancelled, its final
+flush is shielded. Once every sender is closed (the execution's last event is sent), what the
+channel still holds is appended together with the batch being gathered, in one transaction: at
+the end of a run whose trials outpaced it, the writer is up to a whole channel behind, and
+appending that backlog batch after batch cost a commit each (ADR 0060). A kill loses what was
+not appended yet (more of it than with a short channel; the backlog at the end whole or not at
+all); those trials run again on resume.
 
 The writer also saves projection checkpoints, the state it has folded so far, so that reopening
 an interrupted run folds only the events after the last one. Saving one costs O(state), so the
@@ -40,7 +45,9 @@ from themis.core.state import Projection, RunState
 from themis.ports.clock import ClockPort
 from themis.ports.store import StorePort
 
-BUFFERED_BATCHES = 8
+BUFFERED_BATCHES = 5
+# A full batch takes what already waits in the channel, up to this many batches' events.
+BACKLOG_BATCHES = 3
 # Each periodic checkpoint covers at least this many times the events of the previous one.
 CHECKPOINT_GROWTH = 2
 
@@ -140,7 +147,9 @@ class EventWriter:
     async def _fill(
         self, receive: trio.MemoryReceiveChannel[list[Event]], batch: list[Event]
     ) -> bool:
-        """Add to `batch` until it is full or the interval since its first event is over."""
+        """Add to `batch` until it is full or the interval since its first event is over,
+        then what already waits, up to `BACKLOG_BATCHES` batches' events; `False` once the
+        channel is closed and empty."""
         deadline = self._clock.monotonic() + self._interval
         while len(batch) < self._batch_size:
             try:
@@ -158,6 +167,13 @@ class EventWriter:
                     batch.extend(await receive.receive())
                 except trio.EndOfChannel:
                     return False
+        while len(batch) < BACKLOG_BATCHES * self._batch_size:
+            try:
+                batch.extend(receive.receive_nowait())
+            except trio.WouldBlock:
+                break
+            except trio.EndOfChannel:
+                return False
         return True
 
     async def _flush(self, batch: Sequence[Event]) -> None:
