@@ -190,13 +190,17 @@ def test_a_replay_of_a_file_store_renders_each_prompt_once(
     try:
         run_virtual(compiled, CountingModel(answer=even_only), store)
         rendered: list[str] = []
-        render = planner_module.render
 
-        def counting(prompt: Any, case: Any) -> Any:
-            rendered.append(case.id)
-            return render(prompt, case)
+        def counted(rendering: Any) -> Any:
+            def counting(prompt: Any, case: Any) -> Any:
+                rendered.append(case.id)
+                return rendering(prompt, case)
 
-        monkeypatch.setattr(planner_module, "render", counting)
+            return counting
+
+        # a replay renders to texts only (`replay_plan`, ADR 0093); a run renders messages
+        for name in ("render", "rendered_texts"):
+            monkeypatch.setattr(planner_module, name, counted(getattr(planner_module, name)))
         result = _replay(store, compiled.run_id, Stage.SCORE)
     finally:
         store.close()

@@ -4,17 +4,30 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import attrs
+import pytest
 
 from tests.unit.builders import cases, completed, done, failed, parsed, small_spec
-from themis.core.planner import PendingTrial, TrialPlan, compile_run, pending, plan, sample_seed
+from themis.core.errors import ModelCallForbidden
+from themis.core.planner import (
+    PendingTrial,
+    TrialPlan,
+    compile_run,
+    pending,
+    plan,
+    replay_plan,
+    sample_seed,
+)
+from themis.core.prompting import PromptError, render, rendered_texts
 from themis.core.spec import (
     Case,
     DatasetSpec,
     ExperimentSpec,
+    FewShotSpec,
     GenerationParams,
+    JudgeSpec,
     ModelSpec,
     PromptSpec,
 )
@@ -262,3 +275,95 @@ def test_a_template_that_raises_fails_its_trials_with_the_error() -> None:
 def test_case_id_is_available_to_templates() -> None:
     spec = small_spec(prompts=(PromptSpec(name="p", template="[{{ id }}] {{ a }}"),))
     assert _trials(spec)[0].request.messages[0].content == "[c0] 0"
+
+
+# --- replay_plan -------------------------------------------------------------------------------
+
+
+def _replay_spec() -> ExperimentSpec:
+    """Several datasets, models (one with an API and a seed), prompts (one with a system
+    message, one few-shot, one that does not render for one case, one that raises) and
+    samples: every way `plan` builds a key."""
+    examples = DatasetSpec(name="train", cases=cases(3, prefix="t"))
+    return small_spec(
+        samples=3,
+        datasets=(
+            DatasetSpec(
+                name="arith",
+                cases=(*cases(3), Case(id="short", fields={"a": 1}, expected="1")),
+            ),
+            DatasetSpec(name="more", cases=cases(2, prefix="m")),
+        ),
+        models=(
+            *small_spec().models,
+            ModelSpec(
+                name="m3",
+                model="fake-3",
+                api="chat",
+                params=GenerationParams(seed=11, n=2),
+            ),
+        ),
+        prompts=(
+            *small_spec().prompts,
+            PromptSpec(name="ids", template='Case {{ id }}: {{ a }} "quoted" \u00e9'),
+            PromptSpec(
+                name="shots",
+                template="{% for e in examples %}{{ e.a }}{% endfor %} {{ a }}",
+                few_shot=FewShotSpec(examples=examples, k=2),
+            ),
+            PromptSpec(name="divide", template="{{ a // 0 }}"),
+        ),
+    )
+
+
+def _identity(trial: TrialPlan) -> tuple[object, ...]:
+    return (
+        trial.trial_id,
+        trial.trial_key,
+        trial.dataset,
+        trial.case_id,
+        trial.model,
+        trial.prompt,
+        trial.sample,
+        trial.expected,
+        trial.choices,
+        trial.problem,
+    )
+
+
+def test_a_replay_plan_is_the_plan_without_its_requests() -> None:
+    compiled = compile_run(_replay_spec())
+    full, lean = list(plan(compiled)), list(replay_plan(compiled))
+    assert len(lean) == compiled.trial_count
+    assert [_identity(trial) for trial in lean] == [_identity(trial) for trial in full]
+    assert {trial.problem is not None for trial in lean} == {True, False}
+    trial = lean[0]
+    with pytest.raises(ModelCallForbidden, match="replays never call models"):
+        trial.request  # noqa: B018 - reading it is the call a replay must never reach
+
+
+def test_a_replay_plan_with_judges_is_the_plan_itself() -> None:
+    judge = JudgeSpec(name="q", models=(ModelSpec(name="j", model="y"),), template="{{ a }}")
+    compiled = compile_run(small_spec(judges=(judge,)))
+    assert list(replay_plan(compiled)) == list(plan(compiled))  # a judge reads the question
+
+
+def _outcome(rendering: Callable[[], tuple[object, ...]]) -> tuple[object, ...] | str:
+    try:
+        return rendering()
+    except PromptError as error:
+        return f"PromptError: {error}"
+
+
+def test_rendered_texts_are_the_rendered_messages() -> None:
+    spec = _replay_spec()
+    outcomes = set()
+    for prompt in spec.prompts:
+        for case in (*spec.datasets[0].cases, *spec.datasets[1].cases):
+            messages = _outcome(lambda: render(prompt, case))  # noqa: B023 - called at once
+            texts = _outcome(lambda: rendered_texts(prompt, case))  # noqa: B023
+            if not isinstance(messages, str):
+                messages = tuple((m.role, m.content) for m in messages)  # type: ignore[attr-defined]
+            assert texts == messages
+            outcomes.add(isinstance(texts, str))
+    assert outcomes == {True, False}  # both rendered and refused cases compared

@@ -53,3 +53,7 @@ class CaseNotFound(ThemisError):
 
 class SequenceConflict(StoreError):
     """An append reused a `(run_id, seq)` that is already stored: another writer got there first."""
+
+
+class ModelCallForbidden(ThemisError):
+    """A replay reached a model call; replays recompute downstream stages only."""

@@ -19,7 +19,7 @@ from attrs import field, frozen
 from themis.core.builtins import builtin_plugins
 from themis.core.case_pieces import marked
 from themis.core.compiled_facts import outdated_versions
-from themis.core.errors import PluginError
+from themis.core.errors import ModelCallForbidden, PluginError
 from themis.core.identity import (
     LEGACY_OPTIONS,
     RUNTIME_OPTIONS,
@@ -35,7 +35,7 @@ from themis.core.identity import (
 )
 from themis.core.key_index import COMPACT_KEYS_TRIALS, HexStrings
 from themis.core.plugins import PluginKind, PluginRegistry, is_plugin_name
-from themis.core.prompting import Message, PromptError, render
+from themis.core.prompting import Message, PromptError, render, rendered_texts
 from themis.core.scoring import METRIC_VERSIONS, PARSER_VERSIONS, choice_count
 from themis.core.spec import Case, ExperimentSpec, GenerationParams, ModelSpec, PromptSpec
 from themis.core.stages import EXECUTED_STAGES, Stage
@@ -100,12 +100,24 @@ class TrialPlan:
     prompt: str
     sample: int
     expected: str | None
-    request: ModelRequest
+    # The request (`request`); `None` in a replay's plan (`replay_plan`), which makes no call.
+    _request: ModelRequest | None
     choices: int | None = None  # the case's number of choices, for the `choice` parser
     # Why the trial cannot be attempted (its prompt does not render for its case), else None: such
     # a trial fails with this reason and no call. The checks refuse it in a new config; a stored
     # run may still hold one, and must stay readable.
     problem: str | None = None
+
+    @property
+    def request(self) -> ModelRequest:
+        """The call to make for the trial; a replay's trial has none (it never calls)."""
+        request = self._request
+        if request is None:
+            raise ModelCallForbidden(
+                f"replay tried to call model {self.model!r} (trial {self.trial_key[:12]}); "
+                "replays never call models"
+            )
+        return request
 
 
 @frozen
@@ -487,6 +499,67 @@ def _rendered(prompt: PromptSpec, case: Case) -> tuple[tuple[Message, ...], str 
     # whether it stands alone or in a list, and the list has no spaces.
     pairs = ",".join(f"[{canonical_text(m.role)},{canonical_text(m.content)}]" for m in messages)
     return messages, None, f"[{pairs}]"
+
+
+def replay_plan(compiled: CompiledRun) -> Iterator[TrialPlan]:
+    """`plan`'s trials for a replay: the same trials, ids and keys (byte for byte, a test pins
+    this), but without the model request a replay never makes (ADR 0093). The prompt is still
+    rendered (the key is the digest of its messages), to texts only: no `Message`, no
+    `ModelRequest`, no scripted reference. A spec with judges gets `plan`'s trials, requests
+    and all: a judge reads the rendered question."""
+    spec = compiled.spec
+    if spec.judges:
+        yield from plan(compiled)
+        return
+    samples = range(spec.samples)
+    models = [
+        (
+            model.name,
+            _model_identity(model, compiled),
+            canonical_json(identity_view(model.params)),
+            canonical_json(model.name),
+            [sample_seed(spec, model.params, i) for i in samples],
+        )
+        for model in spec.models
+    ]
+    for dataset in spec.datasets:
+        dataset_json = canonical_json(dataset.name)
+        for case in dataset.cases:
+            case_json = canonical_json(case.id)
+            choices = choice_count(spec.parser, case)
+            expected = case.expected
+            for prompt in spec.prompts:
+                problem, messages_json = _rendered_json(prompt, case)
+                trial_at = f"[{dataset_json},{case_json},{canonical_json(prompt.name)},"
+                for name, model_json, params_json, name_json, seeds in models:
+                    for sample in samples:
+                        key = text_digest(
+                            f'{{"messages":{messages_json},"model":{model_json},'
+                            f'"params":{params_json},"sample":{sample},"seed":{seeds[sample]}}}'
+                        )
+                        yield TrialPlan(
+                            text_digest(f"{trial_at}{name_json},{sample}]"),
+                            key,
+                            dataset.name,
+                            case.id,
+                            name,
+                            prompt.name,
+                            sample,
+                            expected,
+                            None,
+                            choices,
+                            problem,
+                        )
+
+
+def _rendered_json(prompt: PromptSpec, case: Case) -> tuple[str | None, str]:
+    """`_rendered`'s reason and key part, from the rendered texts alone."""
+    try:
+        texts = rendered_texts(prompt, case)
+    except PromptError as error:
+        return str(error), canonical_json({"unrenderable": str(error)})
+    pairs = ",".join(f"[{canonical_text(role)},{canonical_text(text)}]" for role, text in texts)
+    return None, f"[{pairs}]"
 
 
 class TrialRef(NamedTuple):

@@ -210,6 +210,23 @@ def render(prompt: PromptSpec, case: Case) -> tuple[Message, ...]:
     return tuple(messages)
 
 
+def rendered_texts(prompt: PromptSpec, case: Case) -> tuple[tuple[str, str], ...]:
+    """`render`'s messages as `(role, content)` pairs, equal to them and failing as it fails
+    (a test compares both), without building `Message`s: a replay needs only the texts, for
+    the trial key (ADR 0093). A few-shot prompt is rendered by `render`."""
+    if prompt.few_shot is not None:
+        return tuple((message.role, message.content) for message in render(prompt, case))
+    variables = dict(case.fields)
+    variables.setdefault("id", case.id)
+    try:
+        user = ("user", _render(prompt.template, variables))
+        if not prompt.system:
+            return (user,)
+        return (("system", _render(prompt.system, variables)), user)
+    except Exception as error:  # as `render`: a template may raise anything
+        raise PromptError(f"prompt {prompt.name!r}, case {case.id!r}: {_why(error)}") from error
+
+
 def _why(error: Exception) -> str:
     """One line saying why a render failed; Jinja2's own errors already read as sentences."""
     import jinja2

@@ -37,7 +37,7 @@ from themis.app.usecases.runs import (
 )
 from themis.app.usecases.runtime_lineage import last_runtime, runtime_changes
 from themis.core.diffing import diff_specs
-from themis.core.errors import ConfigError, RunNotFound, ThemisError
+from themis.core.errors import ConfigError, ModelCallForbidden, RunNotFound, ThemisError
 from themis.core.events import RunResumed, StageReset
 from themis.core.generation import ModelResponse
 from themis.core.identity import FieldClass
@@ -50,7 +50,7 @@ from themis.core.planner import (
     compile_run,
     compile_stored,
     pending,
-    plan,
+    replay_plan,
 )
 from themis.core.runtime import RuntimeConfig
 from themis.core.snapshot import RunSnapshot
@@ -60,10 +60,6 @@ from themis.ports.model import ModelPort
 from themis.ports.store import StorePort
 
 REPLAYABLE = (Stage.REDUCE, Stage.PARSE, Stage.SCORE, Stage.JUDGE)
-
-
-class ModelCallForbidden(ThemisError):
-    """A replay reached a model call; replays recompute downstream stages only."""
 
 
 class ForbiddenModel:
@@ -224,7 +220,7 @@ def prepare_replay(
             "run it (or resume it) first"
         )
     record = PlanRecord(compiled.trial_count)  # planned once: checks, work and report share it
-    plans = list(record.tap(plan(compiled)))
+    plans = list(record.tap(replay_plan(compiled)))
     ungenerated = sum(  # never attempted; a replay would certify the run complete without them
         1
         for item in pending(plans, state, Stage.GENERATE)
@@ -316,7 +312,7 @@ def prepare_replay_with_config(
                 f"{' and '.join(allowed)}, but this config also changes {', '.join(upstream)}; "
                 "that is a new experiment: run it with `themis run`"
             )
-    plans = list(plan(compiled))  # planned once: the check and the execution share it
+    plans = list(replay_plan(compiled))  # planned once: the check and the execution share it
     keys = list(dict.fromkeys(trial.trial_key for trial in plans))
     located = store.locate_generations(keys, exclude_run=compiled.run_id)
     missing = [key for key in keys if key not in located]
