@@ -20,7 +20,7 @@ import importlib
 import tomllib
 import types
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -46,13 +46,18 @@ class UndocumentedField(Exception):
 # ---------------------------------------------------------------------------------- config fields
 
 
+# A field typed as any of these holds a list in a config file (`DatasetSpec.cases` is a
+# `Sequence`: a large run keeps its cases packed, ADR 0089).
+_LISTS = (tuple, list, Sequence)
+
+
 def _attrs_classes(hint: Any) -> Iterator[tuple[str, type]]:
     """The attrs classes inside a field's type, each with how it nests: `list`, `table` or `one`."""
     origin = typing.get_origin(hint)
     arguments = typing.get_args(hint)
     if attrs.has(hint):
         yield "one", hint
-    elif origin in (tuple, list) and arguments and attrs.has(arguments[0]):
+    elif origin in _LISTS and arguments and attrs.has(arguments[0]):
         yield "list", arguments[0]
     elif origin is not None and arguments and _is_mapping(origin) and attrs.has(arguments[-1]):
         yield "table", arguments[-1]
@@ -102,7 +107,7 @@ def _type_name(hint: Any) -> str:
         names = [_type_name(a) for a in arguments if a is not type(None)]
         optional = len(names) < len(arguments)
         return " or ".join(names) + (" (optional)" if optional else "")
-    if origin in (tuple, list):
+    if origin in _LISTS:
         return f"list of {_type_name(arguments[0])}"
     if origin is not None and _is_mapping(origin):
         return f"table of {_type_name(arguments[-1])}"
