@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.duckdb_tables import read_log
 from themis.adapters.stores.duckdb_views import place_columns
 from themis.adapters.stores.memory import MemoryStore
+from themis.app.usecases.run_places import PlannedRefs
 from themis.core import planner
 from themis.core.snapshot import RunSnapshot
 
@@ -294,3 +296,91 @@ def test_a_memory_store_keeps_no_places(tmp_path: Path) -> None:
     memory = MemoryStore()
     result = _experiment(tmp_path).run(store=memory, progress="off")
     assert memory.load_places(result.run_id) is None  # its readers plan the run
+
+
+class _HeldRef:
+    """A place as `TrialRef` has it, that a weak reference can watch."""
+
+    def __init__(self, ref: planner.TrialRef) -> None:
+        for name, value in ref._asdict().items():
+            setattr(self, name, value)
+
+
+class _WatchedRefs:
+    """Refs read anew at each iteration, each checking (`watch`) that none before the last is
+    still held."""
+
+    def __init__(self, refs: list[planner.TrialRef], *, watch: bool) -> None:
+        self._refs = refs
+        self.watch = watch  # inserting them holds a part of them at once (`insert_places`)
+        self.readings = 0
+
+    def __iter__(self) -> Iterator[_HeldRef]:
+        self.readings += 1
+        alive: list[weakref.ref[_HeldRef]] = []
+        for ref in self._refs:
+            if self.watch:
+                assert all(watched() is None for watched in alive[:-1]), "refs held at once"
+            held = _HeldRef(ref)
+            alive.append(weakref.ref(held))
+            yield held
+
+
+def _derived_places(
+    tmp_path: Path, samples: int, *, watch: bool | None = None
+) -> tuple[Path, planner.CompiledRun, _WatchedRefs | None]:
+    """A derived run of `samples` samples a case, scored by `contains`, saved beside the demo's
+    2-sample source, its places kept from `_WatchedRefs` of its plan (or `PlannedRefs` when
+    `watch` is None): 2 samples are the source's trials, 1 fewer."""
+    experiment = _experiment(tmp_path)
+    store = tmp_path / "s.duckdb"
+    source = experiment.run(store=store, progress="off")
+    other = themis.Experiment.from_file(
+        tmp_path / "demo.toml",
+        overrides=[*FAST, f"samples={samples}", "metrics=[{name='contains'}]"],
+    )
+    compiled = planner.compile_run(other.spec)
+    refs = list(planner.trial_refs(compiled))
+    watched = None if watch is None else _WatchedRefs(refs, watch=watch)
+    opened = DuckDBStore(store)
+    try:
+        snapshot = opened.load_snapshot(source.run_id)
+        assert snapshot is not None
+        derived = attrs.evolve(
+            snapshot,
+            run_id=compiled.run_id,
+            spec=other.spec,
+            provenance={**snapshot.provenance, "derived_from": source.run_id},
+        )
+        opened.save_snapshot(derived, places=False)
+        kept = PlannedRefs(compiled, None) if watched is None else watched
+        opened.save_places(derived, kept)  # type: ignore[arg-type]
+    finally:
+        opened.close()
+    return store, compiled, watched
+
+
+def test_a_derived_run_s_places_like_its_source_s_are_read_once_never_held_at_once(
+    tmp_path: Path,
+) -> None:
+    # 100k refs listed stood ~20 MiB over a derived replay's peak (ADR 0094).
+    store, compiled, watched = _derived_places(tmp_path, 2, watch=True)
+    assert watched is not None
+    assert watched.readings == 1
+    assert _run_places(store, compiled.run_id) == _planned(store, compiled.run_id)
+
+
+def test_a_derived_run_s_other_places_are_kept_from_refs_read_anew(tmp_path: Path) -> None:
+    store, compiled, watched = _derived_places(tmp_path, 1, watch=False)
+    assert watched is not None
+    assert watched.readings >= 1
+    places = _run_places(store, compiled.run_id)
+    assert len(places) == compiled.trial_count
+    assert places == _planned(store, compiled.run_id)
+
+
+def test_planned_refs_are_the_plan_s_at_each_reading(tmp_path: Path) -> None:
+    store, compiled, _ = _derived_places(tmp_path, 1)
+    refs = PlannedRefs(compiled, None)
+    assert list(refs) == list(refs) == list(planner.trial_refs(compiled))
+    assert _run_places(store, compiled.run_id) == _planned(store, compiled.run_id)

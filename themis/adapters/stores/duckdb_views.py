@@ -19,7 +19,7 @@ computed in memory when an older store has none.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any, Final
 
@@ -70,8 +70,8 @@ _COPY_PLACES: Final = (
     " provider, sample, position FROM trial_places WHERE run_id = $src"
 )
 # Run `$1`'s places summed up: how many, a digest of where each trial id and key sits
-# (`_places_digest`: a sum over the trials, so DuckDB neither sorts nor joins them: ~5 MiB where
-# fetching the ids and keys, or aggregating them in order, held 40-80 MiB at 100k), its
+# (`_places_count_and_digest`: a sum over the trials, so DuckDB neither sorts nor joins them:
+# ~5 MiB where fetching the ids and keys, or aggregating them in order, held 40-80 MiB at 100k), its
 # providers by model, and whether each sample index is its position modulo `$2` (a run of `$2`
 # samples a case).
 _PLACES_OF: Final = (
@@ -380,16 +380,21 @@ def insert_places_like(
     trials in the same order: a run derived by a replay (another metric or parser) plans its
     source's trials again, and 100k places passed as list parameters cost ~0.8-1.2 s of CPU
     where the check and the copy cost ~0.5 (ADR 0063). Any difference (another plan, other
-    providers, a source without places) inserts `refs` as `insert_places` does."""
-    refs = list(refs)
+    providers, a source without places) inserts `refs` as `insert_places` does.
+
+    `refs` that can be read again (an iterable that is not its own iterator) are read twice
+    when they differ, and never held at once: 100k `TrialRef`s listed stood ~20 MiB over a
+    derived replay's peak, beside its report (ADR 0094). A one-shot iterator is listed."""
+    if iter(refs) is refs:
+        refs = list(refs)
     row = con.execute(_PLACES_OF, [source_run, snapshot.spec.samples]).fetchone()
     providers = sorted([model.name, model.provider] for model in snapshot.spec.models)
     same = (
         row is not None
-        and row[0] == len(refs) > 0
         and row[3]
         and sorted(row[2]) == providers
-        and row[1] == _places_digest(refs)
+        and (row[0], row[1]) == _places_count_and_digest(refs)
+        and row[0] > 0
     )
     if same:
         con.execute(_COPY_PLACES, {"run": snapshot.run_id, "src": source_run})
@@ -397,13 +402,16 @@ def insert_places_like(
         insert_places(con, snapshot, refs)
 
 
-def _places_digest(refs: Sequence[TrialRef]) -> int:
-    """`_PLACES_OF`'s digest of `refs` at positions 0, 1, ...: the sum of the first 64 bits of
-    the md5 of each one's position, trial id and key."""
-    return sum(
-        int(hashlib.md5(f"{position} {ref.trial_id} {ref.trial_key}".encode()).hexdigest()[:16], 16)
-        for position, ref in enumerate(refs)
-    )
+def _places_count_and_digest(refs: Iterable[TrialRef]) -> tuple[int, int]:
+    """How many `refs` there are and `_PLACES_OF`'s digest of them at positions 0, 1, ...: the
+    sum of the first 64 bits of the md5 of each one's position, trial id and key; in one
+    reading, holding none of them after its turn."""
+    count = digest = 0
+    for position, ref in enumerate(refs):
+        text = f"{position} {ref.trial_id} {ref.trial_key}"
+        digest += int(hashlib.md5(text.encode()).hexdigest()[:16], 16)
+        count = position + 1
+    return count, digest
 
 
 def runs_without_places(con: Any) -> Iterator[str]:

@@ -19,14 +19,26 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
-from themis.core.planner import CompiledRun, PlanRecord, trial_refs
+from themis.core.planner import CompiledRun, PlanRecord, TrialRef, trial_refs
 from themis.core.snapshot import RunSnapshot
 from themis.ports.store import StorePort
 from themis.threads import BackgroundCall
 
-__all__ = ["PlacesKeeper"]
+__all__ = ["PlacesKeeper", "PlannedRefs"]
 
 T = TypeVar("T")
+
+
+class PlannedRefs:
+    """The run's `trial_refs`, read anew at each iteration: a store that reads them twice (a
+    derived run's places checked against its source's, then inserted if they differ) never
+    holds them all at once (ADR 0094)."""
+
+    def __init__(self, compiled: CompiledRun, record: PlanRecord | None) -> None:
+        self._compiled, self._record = compiled, record
+
+    def __iter__(self) -> Iterator[TrialRef]:
+        return trial_refs(self._compiled, self._record)
 
 
 class PlacesKeeper:
@@ -74,7 +86,7 @@ class PlacesKeeper:
 
     def _keep(self) -> None:
         self._ready()
-        self._store.save_places(self._snapshot, trial_refs(self._compiled, self._record))
+        self._store.save_places(self._snapshot, PlannedRefs(self._compiled, self._record))
 
     def join(self) -> None:
         """Wait for them to be kept, started now if they were not; raise what keeping them
