@@ -8,6 +8,7 @@ from __future__ import annotations
 import keyword
 import re
 from functools import lru_cache
+from itertools import starmap
 from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
@@ -196,34 +197,22 @@ def few_shot_examples(few_shot: FewShotSpec, case: Case) -> list[dict[str, Any]]
 
 def render(prompt: PromptSpec, case: Case) -> tuple[Message, ...]:
     """The messages for `case` under `prompt`: an optional system message, then the user turn."""
+    return tuple(starmap(Message, rendered_texts(prompt, case)))
+
+
+def rendered_texts(prompt: PromptSpec, case: Case) -> tuple[tuple[str, str], ...]:
+    """`render`'s messages as `(role, content)` pairs, without building `Message`s: a replay
+    needs only the texts, for the trial key (ADR 0093)."""
     variables = dict(case.fields)
     variables.setdefault("id", case.id)
     if prompt.few_shot is not None:
         variables[EXAMPLES] = few_shot_examples(prompt.few_shot, case)
     try:
-        user = _render(prompt.template, variables)
-        messages = [Message("user", user)]
-        if prompt.system:
-            messages.insert(0, Message("system", _render(prompt.system, variables)))
-    except Exception as error:  # a template may raise anything: `{{ 1 // 0 }}`, `{{ x + 1 }}`
-        raise PromptError(f"prompt {prompt.name!r}, case {case.id!r}: {_why(error)}") from error
-    return tuple(messages)
-
-
-def rendered_texts(prompt: PromptSpec, case: Case) -> tuple[tuple[str, str], ...]:
-    """`render`'s messages as `(role, content)` pairs, equal to them and failing as it fails
-    (a test compares both), without building `Message`s: a replay needs only the texts, for
-    the trial key (ADR 0093). A few-shot prompt is rendered by `render`."""
-    if prompt.few_shot is not None:
-        return tuple((message.role, message.content) for message in render(prompt, case))
-    variables = dict(case.fields)
-    variables.setdefault("id", case.id)
-    try:
         user = ("user", _render(prompt.template, variables))
         if not prompt.system:
             return (user,)
         return (("system", _render(prompt.system, variables)), user)
-    except Exception as error:  # as `render`: a template may raise anything
+    except Exception as error:  # a template may raise anything: `{{ 1 // 0 }}`, `{{ x + 1 }}`
         raise PromptError(f"prompt {prompt.name!r}, case {case.id!r}: {_why(error)}") from error
 
 
