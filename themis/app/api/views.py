@@ -239,12 +239,11 @@ def _stored_state(opened: StorePort, run_id: str) -> ExecutionState:
     if outline is None or placed is None:
         snapshot, compiled = load_compiled(opened, run_id)
         state, _ = load_state(opened, run_id)
-        return _priced_state(snapshot, state, run_id, lambda: compiled)
+        return _execution_state(compiled, state, _prices(snapshot, state, run_id))
     state, _ = load_state(opened, run_id)
-    if _prices(outline.snapshot, state, run_id):
-        return _priced_state(
-            outline.snapshot, state, run_id, lambda: load_compiled(opened, run_id)[1]
-        )
+    settings = _prices(outline.snapshot, state, run_id)
+    if settings is not None:  # the spend reads the compiled run
+        return _execution_state(load_compiled(opened, run_id)[1], state, settings)
     counted, failures = tally_trials(placed, state)
     return placed_execution_state(run_id, outline.snapshot.spec.name, state, counted, failures)
 
@@ -259,15 +258,14 @@ def _prices(snapshot: RunSnapshot, state: RunState, run_id: str) -> RuntimeConfi
     return settings if settings.model_prices else None
 
 
-def _priced_state(
-    snapshot: RunSnapshot, state: RunState, run_id: str, compiled: Callable[[], CompiledRun]
+def _execution_state(
+    compiled: CompiledRun, state: RunState, settings: RuntimeConfig | None
 ) -> ExecutionState:
-    """`execution_state` of the compiled run, with its spend at the prices in effect."""
-    settings = _prices(snapshot, state, run_id)
+    """`execution_state` of the compiled run, with its spend at `settings`' prices (if any)."""
     if settings is None:
-        return execution_state(compiled(), state)
+        return execution_state(compiled, state)
     return execution_state(
-        compiled(),
+        compiled,
         state,
         prices=settings.model_prices,
         max_cost_per_run=settings.max_cost_per_run,
