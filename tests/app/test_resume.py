@@ -198,9 +198,10 @@ def test_a_replay_of_a_file_store_renders_each_prompt_once(
 
             return counting
 
-        # a replay renders to texts only (`replay_plan`, ADR 0093); a run renders messages
-        for name in ("render", "rendered_texts"):
-            monkeypatch.setattr(planner_module, name, counted(getattr(planner_module, name)))
+        # `plan` and `replay_plan` (ADR 0093) both render through `rendered_texts`
+        monkeypatch.setattr(
+            planner_module, "rendered_texts", counted(planner_module.rendered_texts)
+        )
         result = _replay(store, compiled.run_id, Stage.SCORE)
     finally:
         store.close()

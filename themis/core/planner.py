@@ -35,7 +35,7 @@ from themis.core.identity import (
 )
 from themis.core.key_index import COMPACT_KEYS_TRIALS, HexStrings
 from themis.core.plugins import PluginKind, PluginRegistry, is_plugin_name
-from themis.core.prompting import Message, PromptError, render, rendered_texts
+from themis.core.prompting import Message, PromptError, rendered_texts
 from themis.core.scoring import METRIC_VERSIONS, PARSER_VERSIONS, choice_count
 from themis.core.spec import Case, ExperimentSpec, GenerationParams, ModelSpec, PromptSpec
 from themis.core.stages import EXECUTED_STAGES, Stage
@@ -458,9 +458,8 @@ def plan(compiled: CompiledRun) -> Iterator[TrialPlan]:
                     provider, model_id, options, api = calls
                     for sample in samples:
                         params = sample_params[sample]
-                        key = text_digest(
-                            f'{{"messages":{messages_json},"model":{model_json},'
-                            f'"params":{params_json},"sample":{sample},"seed":{params.seed}}}'
+                        key = _trial_key(
+                            messages_json, model_json, params_json, sample, params.seed
                         )
                         yield TrialPlan(
                             text_digest(f"{trial_at}{name_json},{sample}]"),
@@ -488,17 +487,22 @@ def plan(compiled: CompiledRun) -> Iterator[TrialPlan]:
                         )
 
 
+def _trial_key(
+    messages_json: str, model_json: str, params_json: str, sample: int, seed: int | None
+) -> str:
+    """`trial_key`'s digest from its parts' canonical JSON, encoded once per level by `plan`
+    and `replay_plan` (the bytes equal `canonical_json` of its document: a test pins this)."""
+    return text_digest(
+        f'{{"messages":{messages_json},"model":{model_json},'
+        f'"params":{params_json},"sample":{sample},"seed":{seed}}}'
+    )
+
+
 def _rendered(prompt: PromptSpec, case: Case) -> tuple[tuple[Message, ...], str | None, str]:
     """The case's messages under `prompt`, why they cannot be rendered, and their part of the
     trial key (an unrenderable prompt's key is addressed by its reason: it never collides)."""
-    try:
-        messages = render(prompt, case)
-    except PromptError as error:
-        return (), str(error), canonical_json({"unrenderable": str(error)})
-    # `canonical_json([[m.role, m.content] for m in messages])`: a text's JSON is the same
-    # whether it stands alone or in a list, and the list has no spaces.
-    pairs = ",".join(f"[{canonical_text(m.role)},{canonical_text(m.content)}]" for m in messages)
-    return messages, None, f"[{pairs}]"
+    texts, problem, messages_json = _rendered_texts(prompt, case)
+    return tuple(itertools.starmap(Message, texts)), problem, messages_json
 
 
 def replay_plan(compiled: CompiledRun) -> Iterator[TrialPlan]:
@@ -529,13 +533,12 @@ def replay_plan(compiled: CompiledRun) -> Iterator[TrialPlan]:
             choices = choice_count(spec.parser, case)
             expected = case.expected
             for prompt in spec.prompts:
-                problem, messages_json = _rendered_json(prompt, case)
+                _, problem, messages_json = _rendered_texts(prompt, case)
                 trial_at = f"[{dataset_json},{case_json},{canonical_json(prompt.name)},"
                 for name, model_json, params_json, name_json, seeds in models:
                     for sample in samples:
-                        key = text_digest(
-                            f'{{"messages":{messages_json},"model":{model_json},'
-                            f'"params":{params_json},"sample":{sample},"seed":{seeds[sample]}}}'
+                        key = _trial_key(
+                            messages_json, model_json, params_json, sample, seeds[sample]
                         )
                         yield TrialPlan(
                             text_digest(f"{trial_at}{name_json},{sample}]"),
@@ -552,14 +555,18 @@ def replay_plan(compiled: CompiledRun) -> Iterator[TrialPlan]:
                         )
 
 
-def _rendered_json(prompt: PromptSpec, case: Case) -> tuple[str | None, str]:
-    """`_rendered`'s reason and key part, from the rendered texts alone."""
+def _rendered_texts(
+    prompt: PromptSpec, case: Case
+) -> tuple[tuple[tuple[str, str], ...], str | None, str]:
+    """`_rendered`, the messages as `(role, content)` texts (all a replay's plan needs)."""
     try:
         texts = rendered_texts(prompt, case)
     except PromptError as error:
-        return str(error), canonical_json({"unrenderable": str(error)})
+        return (), str(error), canonical_json({"unrenderable": str(error)})
+    # `canonical_json([[role, content], ...])`: a text's JSON is the same whether it stands
+    # alone or in a list, and the list has no spaces.
     pairs = ",".join(f"[{canonical_text(role)},{canonical_text(text)}]" for role, text in texts)
-    return None, f"[{pairs}]"
+    return texts, None, f"[{pairs}]"
 
 
 class TrialRef(NamedTuple):
