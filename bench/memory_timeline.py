@@ -101,6 +101,44 @@ def holders(store: Any) -> list[str]:
     return lines
 
 
+Sample = tuple[float, float, str]  # when, RSS MiB, the main thread's Themis frames
+
+
+def sampled(args: list[str], interval: float = INTERVAL) -> list[Sample]:
+    """`themis args` run in this process, its RSS and main thread's place sampled meanwhile."""
+    samples: list[Sample] = []
+    done = threading.Event()
+    main_thread = threading.get_ident()
+
+    def sample() -> None:
+        while not done.is_set():
+            frame = sys._current_frames().get(main_thread)
+            samples.append((time.perf_counter(), rss_mib(), themis_frames(frame)))
+            time.sleep(interval)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        run_quietly(args)
+    finally:
+        done.set()
+        sampler.join()
+    return samples
+
+
+def shown(samples: list[Sample], header: str, step: float) -> None:
+    """Print `header`, the peak and each move of RSS by more than `step` MiB, with where."""
+    start = samples[0][0]
+    at, peak, where = max(samples, key=lambda sample: sample[1])
+    print(header)
+    print(f"peak RSS {peak:.0f} MiB at {at - start:.1f} s, in {where}")
+    previous = 0.0
+    for at, rss, where in samples:
+        if abs(rss - previous) > step:
+            print(f"{at - start:7.1f} s {rss:6.0f} MiB  {where}")
+            previous = rss
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 30_000
     from themis.app.usecases import runs
@@ -113,34 +151,10 @@ def main() -> None:
         remember(store, *args, **kwargs)
 
     runs.remember = measure_then_remember
-    samples: list[tuple[float, float, str]] = []
-    done = threading.Event()
-    main_thread = threading.get_ident()
-
-    def sample() -> None:
-        while not done.is_set():
-            frame = sys._current_frames().get(main_thread)
-            samples.append((time.perf_counter(), rss_mib(), themis_frames(frame)))
-            time.sleep(INTERVAL)
-
     with tempfile.TemporaryDirectory() as folder:
         config = write_config(Path(folder), n)
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        try:
-            run_quietly(["run", str(config), "--store", f"{folder}/m.duckdb", "--quiet"])
-        finally:
-            done.set()
-            sampler.join()
-    start = samples[0][0]
-    at, peak, where = max(samples, key=lambda sample: sample[1])
-    print(f"N = {n:,}, load average {load_average()}")
-    print(f"peak RSS {peak:.0f} MiB at {at - start:.1f} s, in {where}")
-    previous = 0.0
-    for at, rss, where in samples:
-        if abs(rss - previous) > STEP:
-            print(f"{at - start:7.1f} s {rss:6.0f} MiB  {where}")
-            previous = rss
+        samples = sampled(["run", str(config), "--store", f"{folder}/m.duckdb", "--quiet"])
+    shown(samples, f"N = {n:,}, load average {load_average()}", STEP)
     print("\n".join(at_end))
 
 

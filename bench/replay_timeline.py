@@ -17,16 +17,13 @@ import json
 import shutil
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cli_process import completed_run, load_average
-from memory import run_quietly
-from memory_timeline import pymalloc_arenas, rss_mib, themis_frames
+from memory_timeline import pymalloc_arenas, rss_mib, sampled, shown
 
 STEP = 4.0  # MiB
 INTERVAL = 0.1  # s
@@ -68,33 +65,11 @@ def timeline(label: str, args: list[str]) -> None:
         notes.append(f"after it: RSS {rss_mib():.0f} MiB, DuckDB {duckdb_tags(store)}")
 
     DuckDBStore.save_checkpoint = noted_save  # type: ignore[method-assign]
-    samples: list[tuple[float, float, str]] = []
-    done = threading.Event()
-    main_thread = threading.get_ident()
-
-    def sample() -> None:
-        while not done.is_set():
-            frame = sys._current_frames().get(main_thread)
-            samples.append((time.perf_counter(), rss_mib(), themis_frames(frame)))
-            time.sleep(INTERVAL)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
     try:
-        run_quietly(args)
+        samples = sampled(args, INTERVAL)
     finally:
-        done.set()
-        sampler.join()
         DuckDBStore.save_checkpoint = save  # type: ignore[method-assign]
-    start = samples[0][0]
-    at, peak, where = max(samples, key=lambda sample: sample[1])
-    print(f"--- {label}: load average {load_average()}")
-    print(f"peak RSS {peak:.0f} MiB at {at - start:.1f} s, in {where}")
-    previous = 0.0
-    for at, rss, where in samples:
-        if abs(rss - previous) > STEP:
-            print(f"{at - start:7.1f} s {rss:6.0f} MiB  {where}")
-            previous = rss
+    shown(samples, f"--- {label}: load average {load_average()}", STEP)
     print("\n".join(notes))
 
 
