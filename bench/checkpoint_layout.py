@@ -2,7 +2,7 @@
 
 A finished N-trial run's events (`writer_end.logged_run`) are appended to a fresh DuckDB file,
 then its final checkpoint is saved and read back, the two layouts alternated in one process
-(the bar `checkpoint_codec.CHUNKED_FROM_ROWS` set above N or to 0), each save replacing the
+(`checkpoint_codec.is_large_run` made False or True), each save replacing the
 last as a run's final checkpoint replaces its periodic one; then the store is closed (DuckDB's
 fold of its write-ahead log into the file) and the file reopened for the next round. Each row:
 the save's CPU and wall seconds, the load's CPU, and the close's wall (ADR 0086).
@@ -25,6 +25,9 @@ from checkpoint_rss import finished_run
 from cli_process import load_average
 from writer_end import stored_up_to
 
+# Whether a checkpoint is large, as each layout has the codec decide it whatever its rows.
+LAYOUTS = {"whole": lambda rows: False, "chunked": lambda rows: True}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -43,7 +46,7 @@ def main() -> None:
         for round_ in range(args.rounds):
             layouts = ["whole", "chunked"] if round_ % 2 == 0 else ["chunked", "whole"]
             for layout in layouts:
-                checkpoint_codec.CHUNKED_FROM_ROWS = 0 if layout == "chunked" else 1 << 40
+                checkpoint_codec.is_large_run = LAYOUTS[layout]
                 store = DuckDBStore(path)
                 cpu, wall = time.process_time(), time.perf_counter()
                 store.save_checkpoint(snapshot.run_id, checkpoint)

@@ -16,6 +16,6 @@ __all__ = ["key_forms"]
 def key_forms(request: pytest.FixtureRequest) -> Iterator[str]:
     with pytest.MonkeyPatch.context() as patch:
         if request.param == "compact keys":
-            patch.setattr("themis.core.state.COMPACT_KEYS_TRIALS", 0)
-            patch.setattr("themis.core.planner.COMPACT_KEYS_TRIALS", 0)
+            patch.setattr("themis.core.state.is_large_run", lambda trials: True)
+            patch.setattr("themis.core.planner.is_large_run", lambda trials: True)
         yield request.param

@@ -12,8 +12,9 @@ Setting the threshold fixes it at 128 KiB and turns that raise off.
 The setting has a price: every block of 128 KiB or more becomes an `mmap`/`munmap` pair, zeroed
 page by page as it is touched, about 15 µs a trial of a 100k-trial run for 14 MiB less peak;
 its gain (100-300 MiB) comes at 300k trials and more. So the console script sets it only for a
-large run (`is_large_run`), once it knows the run's trial count and before the run's own large
-allocations (glibc takes the setting at any time; blocks allocated before keep their place).
+large run (`themis.core.large_run.is_large_run`), once it knows the run's trial count and before
+the run's own large allocations (glibc takes the setting at any time; blocks allocated before
+keep their place).
 A library call leaves its host process's allocator alone.
 
 Only glibc has the setting; elsewhere (macOS, musl) `map_large_blocks` does nothing. The module
@@ -29,18 +30,13 @@ if TYPE_CHECKING:
     import ctypes
 
 __all__ = [
-    "LARGE_RUN_TRIALS",
     "MMAP_THRESHOLD",
     "TRIM_THRESHOLD",
-    "is_large_run",
     "map_large_blocks",
 ]
 
 MMAP_THRESHOLD: Final = 128 * 1024  # bytes: glibc's own starting threshold
 TRIM_THRESHOLD: Final = 128 * 1024  # bytes: glibc's own starting trim threshold
-# Trials from which a run maps large blocks on their own: between 100k (the setting's CPU, no
-# gain) and 300k (its gain, ~100 MiB), measured in ADR 0079.
-LARGE_RUN_TRIALS: Final = 200_000
 _M_MMAP_THRESHOLD: Final = -3  # `mallopt`'s parameter numbers in glibc's <malloc.h>
 _M_TRIM_THRESHOLD: Final = -1
 
@@ -70,8 +66,3 @@ def map_large_blocks() -> bool:
         return False
     trimmed = bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and trimmed
-
-
-def is_large_run(trials: int) -> bool:
-    """Whether a run of `trials` trials is large enough for `map_large_blocks` to pay."""
-    return trials >= LARGE_RUN_TRIALS

@@ -14,8 +14,8 @@ import pytest
 from tests.cli.helpers import TINY_CASES as CASES
 from tests.cli.helpers import Invoke, output_json
 from tests.glibc_probe import ON_GLIBC, PRELUDE
-from themis import allocator
 from themis.app.cli import run_commands
+from themis.core import large_run
 
 
 @pytest.mark.parametrize(
@@ -23,8 +23,8 @@ from themis.app.cli import run_commands
     [(0, False), (100_000, False), (199_999, False), (200_000, True), (1_000_000, True)],
 )
 def test_a_run_is_large_from_two_hundred_thousand_trials(trials: int, large: bool) -> None:
-    assert allocator.LARGE_RUN_TRIALS == 200_000
-    assert allocator.is_large_run(trials) is large
+    assert large_run.LARGE_RUN_TRIALS == 200_000
+    assert large_run.is_large_run(trials) is large
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_a_small_run_resume_and_replay_leave_the_allocator_alone(
 def test_a_large_run_resume_and_replay_each_set_it(
     tiny: Path, store: Path, invoke: Invoke, settings: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(allocator, "LARGE_RUN_TRIALS", CASES)  # its trials are "large" here
+    monkeypatch.setattr(large_run, "LARGE_RUN_TRIALS", CASES)  # its trials are "large" here
 
     assert _run_resume_replay(invoke, tiny, store) == [CASES] * 3
     assert settings == ["set"] * 3
@@ -66,7 +66,7 @@ def test_a_completed_run_answered_from_the_store_leaves_it_alone(
     tiny: Path, store: Path, invoke: Invoke, settings: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ran = output_json(invoke("run", tiny, "--store", store, "--json"))
-    monkeypatch.setattr(allocator, "LARGE_RUN_TRIALS", CASES)
+    monkeypatch.setattr(large_run, "LARGE_RUN_TRIALS", CASES)
 
     again = output_json(invoke("run", tiny, "--store", store, "--json"))
     resumed = output_json(invoke("resume", ran["run_id"], "--store", store, "--json"))
@@ -94,7 +94,7 @@ def test_a_worker_leaves_it_alone_for_small_runs(
 def test_a_worker_sets_it_for_each_large_run_it_takes(
     tiny: Path, store: Path, invoke: Invoke, settings: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(allocator, "LARGE_RUN_TRIALS", CASES)  # its trials are "large" here
+    monkeypatch.setattr(large_run, "LARGE_RUN_TRIALS", CASES)  # its trials are "large" here
 
     _work_two_queued_runs(invoke, tiny, store)
     assert settings == ["set"] * 2
@@ -106,10 +106,10 @@ def test_a_worker_sets_it_for_each_large_run_it_takes(
 _CONSOLE_THEN_PROBE = (
     """
 import sys
-from themis import allocator
 from themis.app.cli import main
+from themis.core import large_run
 
-allocator.LARGE_RUN_TRIALS = int(sys.argv.pop(1))
+large_run.LARGE_RUN_TRIALS = int(sys.argv.pop(1))
 try:
     main()
 except SystemExit as ended:

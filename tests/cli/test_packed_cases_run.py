@@ -11,8 +11,8 @@ import pytest
 
 from tests.cli.helpers import TINY_CASES as CASES
 from tests.cli.helpers import Invoke, output_json
-from themis import allocator
 from themis.app.config import loading
+from themis.core import large_run
 from themis.core.packed_cases import PackedCases
 from themis.core.spec import Case
 
@@ -61,7 +61,7 @@ def test_a_large_run_packs_its_cases_and_runs_reports_resumes_and_replays_the_sa
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     as_tuple = _run_resume_replay(invoke, tiny, tmp_path / "tuple.duckdb")
-    monkeypatch.setattr(allocator, "LARGE_RUN_TRIALS", CASES)  # its trials are "large" here
+    monkeypatch.setattr(large_run, "LARGE_RUN_TRIALS", CASES)  # its trials are "large" here
     cases = loading.load_config(tiny).spec.datasets[0].cases
     assert isinstance(cases, PackedCases)
     assert all(isinstance(case, Case) for case in cases)

@@ -23,6 +23,7 @@ from themis.adapters.checkpoint_codec import CHECKPOINT_FORMAT, encode_checkpoin
 from themis.adapters.codec import encode_event, encode_snapshot
 from themis.adapters.stores import DuckDBStore
 from themis.adapters.stores.duckdb import CHUNK_BYTES, SCHEMA_VERSION
+from themis.core import large_run
 from themis.core.checkpoint import Checkpoint, CheckpointSummary
 from themis.core.events import (
     Event,
@@ -499,7 +500,7 @@ def test_the_checkpoint_table_keeps_summary_state_and_report_apart(tmp_path: Pat
 def chunked_always(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every checkpoint kept as a large one is (format 7: its parts in chunks), however few its
     rows."""
-    monkeypatch.setattr(checkpoint_codec, "CHUNKED_FROM_ROWS", 0)
+    monkeypatch.setattr(checkpoint_codec, "is_large_run", lambda rows: True)
 
 
 def _kept_layout(path: Path) -> dict[str, int]:
@@ -512,8 +513,9 @@ def _kept_layout(path: Path) -> dict[str, int]:
 
 
 def test_a_checkpoint_below_the_bar_keeps_a_row_per_part_as_format_6(tmp_path: Path) -> None:
-    """Below `CHUNKED_FROM_ROWS` trials a part is a row of `checkpoint_blobs` and the head says
-    format 6, whose readers find them there; from the bar on, chunks and format 7 (ADR 0086)."""
+    """Below a large run's trials (`is_large_run`) a part is a row of `checkpoint_blobs` and
+    the head says format 6, whose readers find them there; from the bar on, chunks and format 7
+    (ADR 0086)."""
     path = tmp_path / "s.duckdb"
     store = DuckDBStore(path)
     try:
@@ -530,11 +532,10 @@ def test_a_checkpoint_below_the_bar_keeps_a_row_per_part_as_format_6(tmp_path: P
         summary, state = con.execute("SELECT summary, state FROM checkpoints").fetchone()
     assert summary.startswith('{"format":"6:')
     assert state.startswith('{"format":"6:')
-    assert checkpoint_codec.CHUNKED_FROM_ROWS == 200_000
 
 
 def test_the_bar_counts_the_largest_map_s_rows(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(checkpoint_codec, "CHUNKED_FROM_ROWS", 300)
+    monkeypatch.setattr(large_run, "LARGE_RUN_TRIALS", 300)
     assert encode_checkpoint(_large_checkpoint(300, 300)).chunked
     assert not encode_checkpoint(_large_checkpoint(299, 299)).chunked
 
@@ -547,7 +548,7 @@ def test_a_save_of_either_layout_replaces_a_checkpoint_of_the_other(
     path = tmp_path / "s.duckdb"
     store = DuckDBStore(path)
     try:
-        monkeypatch.setattr(checkpoint_codec, "CHUNKED_FROM_ROWS", 2_500)
+        monkeypatch.setattr(large_run, "LARGE_RUN_TRIALS", 2_500)
         store.save_checkpoint("run-b", _large_checkpoint(1_000, 1_000))
         small, large, smaller = (_large_checkpoint(n, n) for n in (2_000, 3_000, 1_500))
         store.save_checkpoint("run-a", small)

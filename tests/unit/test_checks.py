@@ -11,7 +11,7 @@ import pytest
 from tests.unit.builders import small_spec
 from themis.core import checks
 from themis.core.checks import (
-    LARGE_RUN_TRIALS,
+    PLANNING_NOTICE_TRIALS,
     RUNTIME_CHECKS,
     config_problems,
     config_warnings,
@@ -275,7 +275,7 @@ def test_every_problem_is_reported_in_check_order() -> None:
 
 def test_a_very_large_run_is_announced_with_its_trial_count() -> None:
     assert config_warnings(small_spec()) == ()
-    samples = LARGE_RUN_TRIALS // 8 + 1  # 2 cases x 2 models x 2 prompts
+    samples = PLANNING_NOTICE_TRIALS // 8 + 1  # 2 cases x 2 models x 2 prompts
     (warning,) = config_warnings(small_spec(samples=samples))
     assert warning.startswith(
         f"this run plans {8 * samples:,} trials (2 cases x 2 models x 2 prompts x {samples:,} "

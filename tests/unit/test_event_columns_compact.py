@@ -10,10 +10,10 @@ import attrs
 from hypothesis import given
 from hypothesis import strategies as st
 
-from themis.allocator import LARGE_RUN_TRIALS
 from themis.core.event_columns import EventColumns
 from themis.core.events import ParseCompleted, RunStarted, ScoreCompleted
-from themis.core.key_index import COMPACT_KEYS_TRIALS, HexStrings, KeyIndex
+from themis.core.key_index import HexStrings, KeyIndex
+from themis.core.large_run import LARGE_RUN_TRIALS
 from themis.core.planner import PlanRecord
 from themis.core.state import Projection, project
 
@@ -96,14 +96,13 @@ def test_scores_borrowing_the_parses_index_read_as_dicts_when_compacted(steps: l
 
 
 def test_a_fold_holds_its_keys_as_bytes_from_a_large_run_s_start_only() -> None:
-    assert COMPACT_KEYS_TRIALS == LARGE_RUN_TRIALS  # one bar for a large run
     parse = ParseCompleted(at=0.0, trial_id="a" * 32, trial_key="b" * 32, answer="x")
     score = ScoreCompleted(at=0.0, trial_id="a" * 32, trial_key="b" * 32, scores={"m": 1.0})
-    small = project([RunStarted(at=0.0, planned=COMPACT_KEYS_TRIALS - 1), parse, score])
+    small = project([RunStarted(at=0.0, planned=LARGE_RUN_TRIALS - 1), parse, score])
     assert type(small.parses._rows) is dict  # type: ignore[attr-defined]
-    large_log = [RunStarted(at=0.0, planned=COMPACT_KEYS_TRIALS), parse, score]
+    large_log = [RunStarted(at=0.0, planned=LARGE_RUN_TRIALS), parse, score]
     large = project(large_log)
-    assert large == attrs.evolve(small, planned=COMPACT_KEYS_TRIALS)  # the same state
+    assert large == attrs.evolve(small, planned=LARGE_RUN_TRIALS)  # the same state
     assert type(large.parses._rows) is KeyIndex  # type: ignore[attr-defined]
     assert large.scores._rows is large.parses._rows  # type: ignore[attr-defined]
     trial_keys = large.parses._layout.names.index("trial_key")  # type: ignore[attr-defined]
@@ -112,7 +111,7 @@ def test_a_fold_holds_its_keys_as_bytes_from_a_large_run_s_start_only() -> None:
     fold.apply([attrs.evolve(parse, trial_id="c" * 32, trial_key="d" * 32)])
     assert type(fold.state().parses._columns[trial_keys]) is HexStrings  # type: ignore[attr-defined]
     # A fold started from a large run's state (a resume's, from its checkpoint) at once.
-    stored = attrs.evolve(project([parse, score]), planned=COMPACT_KEYS_TRIALS)
+    stored = attrs.evolve(project([parse, score]), planned=LARGE_RUN_TRIALS)
     resumed = Projection(stored).state()
     assert resumed == attrs.evolve(large, started=False)
     assert type(resumed.parses._rows) is KeyIndex  # type: ignore[attr-defined]
@@ -124,7 +123,7 @@ def test_a_large_run_s_plan_record_holds_its_keys_as_bytes() -> None:
     from themis.core.planner import compile_run, plan
 
     compiled = compile_run(small_spec())
-    small, large = PlanRecord(), PlanRecord(COMPACT_KEYS_TRIALS)
+    small, large = PlanRecord(), PlanRecord(LARGE_RUN_TRIALS)
     trials = list(small.tap(plan(compiled)))
     assert list(large.tap(plan(compiled))) == trials
     assert type(small.trial_keys) is list

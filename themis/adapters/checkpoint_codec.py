@@ -17,7 +17,7 @@ fields, or another `CHECKPOINT_FORMAT`, decodes as `None` (absent), and the call
 instead. Formats 2 (every map inside the head, one text: stores written before ADR 0040), 3
 (parts as plain texts: before ADR 0048), 4 (float columns as JSON numbers), 5 (each row's
 mapping in its place: both before ADR 0078) and 6 (each part kept whole: before ADR 0079, and
-since ADR 0086 every checkpoint of fewer than `CHUNKED_FROM_ROWS` trials) are read as well.
+since ADR 0086 every checkpoint of fewer than a large run's trials) are read as well.
 Malformed text raises `StoreError`.
 """
 
@@ -54,6 +54,7 @@ from themis.core.events import (
     RunResumed,
     judgement_id,
 )
+from themis.core.large_run import is_large_run
 from themis.core.report import Report, ReportRow
 from themis.core.state import RunState
 
@@ -76,12 +77,11 @@ __all__ = [
 # 6: a column of mappings as its distinct ones and an index (`{"maps": ...}`, ADR 0078).
 # 7: a store keeps each compressed part cut in rows under 4 KiB (ADR 0079; a reader of format 6
 # would look for its parts whole, not find them). The texts are format 6's; a checkpoint of
-# fewer than `CHUNKED_FROM_ROWS` rows is still written as format 6, each part a row (ADR 0086).
+# fewer rows than a large run's trials is still written as format 6, each part a row (ADR 0086).
 CHECKPOINT_FORMAT: Final = 7
-# The fewest rows of a per-trial map for which a store cuts the parts in chunks (format 7): as
-# many trials as `themis.allocator.is_large_run`'s bar. Below it a part is a row of its own
+# A store cuts the parts in chunks (format 7) when a per-trial map has as many rows as a large
+# run's trials (`themis.core.large_run.is_large_run`). Below it a part is a row of its own
 # (format 6): at 100,000 trials the chunks saved no memory and cost ~0.18 s (ADR 0086).
-CHUNKED_FROM_ROWS = 200_000
 # The same state: 2 every map inside the head's one text, 3 the parts as plain texts, 4 the
 # float columns as JSON numbers, 5 every mapping of a column in its row, 6 each part kept whole.
 _READ_AS_WELL: Final = (2, 3, 4, 5, 6)
@@ -104,7 +104,7 @@ def _digest() -> str:
 _DIGEST: Final = _digest()
 _FORMAT: Final = f"{CHECKPOINT_FORMAT}:{_DIGEST}"
 _READABLE: Final = frozenset({_FORMAT, *(f"{older}:{_DIGEST}" for older in _READ_AS_WELL)})
-# What a checkpoint whose parts are kept whole says it is (below `CHUNKED_FROM_ROWS`).
+# What a checkpoint whose parts are kept whole says it is (below a large run's rows).
 _WHOLE_FORMAT: Final = f"6:{_DIGEST}"
 # How the heads of the formats whose parts a store keeps compressed, a row per part, begin.
 _WHOLE_PARTS: Final = tuple(f'{{"format":"{older}:' for older in (4, 5, 6))
@@ -128,7 +128,7 @@ def encode_checkpoint(checkpoint: Checkpoint) -> EncodedCheckpoint:
     """Encode `checkpoint`; its seq is stored by the caller, beside these texts."""
     state = checkpoint.state
     rows = {table.attribute: len(getattr(state, table.attribute)) for table in TABLES}
-    chunked = max(rows.values(), default=0) >= CHUNKED_FROM_ROWS
+    chunked = is_large_run(max(rows.values(), default=0))
     format_ = _FORMAT if chunked else _WHOLE_FORMAT
     summary = {
         "format": format_,

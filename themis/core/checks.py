@@ -40,8 +40,8 @@ from themis.core.validation import MAX_CHOICES, close_name, unknown_name
 
 __all__ = [
     "ALL_CHECKS",
-    "LARGE_RUN_TRIALS",
     "MAX_SAMPLES",
+    "PLANNING_NOTICE_TRIALS",
     "RUNTIME_CHECKS",
     "Problem",
     "config_problems",
@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 MAX_SAMPLES = 10_000  # samples per case, model and prompt; more is a typo, not an experiment
-LARGE_RUN_TRIALS = 1_000_000  # a run planning more trials is announced before it is planned
+PLANNING_NOTICE_TRIALS = 1_000_000  # a run planning more is announced: its planning takes a while
 # The parser settings each builtin parser reads; any other setting away from its default is a
 # mistake (it would be silently ignored).
 PARSER_SETTINGS: dict[str, frozenset[str]] = {
@@ -379,7 +379,7 @@ def config_warnings(spec: ExperimentSpec) -> tuple[str, ...]:
     """Things worth saying before a run is planned, though not wrong: a very large run."""
     cases = sum(len(dataset.cases) for dataset in spec.datasets)
     trials = cases * len(spec.models) * len(spec.prompts) * spec.samples
-    if trials <= LARGE_RUN_TRIALS:
+    if trials <= PLANNING_NOTICE_TRIALS:
         return ()
     return (
         f"this run plans {trials:,} trials ({cases:,} cases x {len(spec.models)} models x "

@@ -11,8 +11,8 @@ dict by row, so every value reads back equal to the one put.
 
 `KeyIndex` finds a key's row through an open-addressing table of row numbers (an `array('i')`
 of at least twice the rows, linear probing, hashed by the key's bytes). A lookup is ~1 µs of
-Python where a dict's is ~0.1, so a fold uses it only for a run of at least
-`COMPACT_KEYS_TRIALS` trials, where the memory matters and the CPU is the price (ADR 0090;
+Python where a dict's is ~0.1, so a fold uses it only for a large run
+(`themis.core.large_run.is_large_run`), where the memory matters and the CPU is the price (ADR 0090;
 ADR 0080 used it for every run and cost a 100k-trial run ~14.5 µs a trial). It answers `get`,
 `in` and item assignment of the next row as a `dict` from keys to rows does, so a map holds
 either. One thread may add keys while others look keys up and read rows: a key's bytes are
@@ -30,11 +30,8 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["COMPACT_KEYS_TRIALS", "HexStrings", "KeyIndex", "compact"]
+__all__ = ["HexStrings", "KeyIndex", "compact"]
 
-# Planned trials from which a fold holds its keys here: `themis.allocator.LARGE_RUN_TRIALS`,
-# the bar between 100k trials (no CPU to spare) and 300k (the memory's gain), equal by a test.
-COMPACT_KEYS_TRIALS: Final = 200_000
 _DIGITS: Final = 32
 _WIDTH: Final = 16
 _ZERO: Final = bytes(_WIDTH)

@@ -5,7 +5,7 @@ A loaded case is ~0.42 KiB of Python objects (the `Case`, its fields' dict, each
 a case is its `marshal` record (its id, expected answer and fields, ~75 bytes for a short row)
 in one `bytearray` and its end in an `array` of offsets. Reading a case back costs ~1-2 µs
 (`marshal.loads` and a `Case` made without its checks, which the case passed when packed), so a
-run packs its cases only when it is large (`themis.allocator.is_large_run`, decided by the
+run packs its cases only when it is large (`themis.core.large_run.is_large_run`, decided by the
 config's loader): every pass over the cases (the identity hash, the plan, the snapshot, the
 report) pays it.
 

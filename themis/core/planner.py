@@ -33,7 +33,8 @@ from themis.core.identity import (
     spec_json,
     text_digest,
 )
-from themis.core.key_index import COMPACT_KEYS_TRIALS, HexStrings
+from themis.core.key_index import HexStrings
+from themis.core.large_run import is_large_run
 from themis.core.plugins import PluginKind, PluginRegistry, is_plugin_name
 from themis.core.prompting import Message, PromptError, rendered_texts
 from themis.core.scoring import METRIC_VERSIONS, PARSER_VERSIONS, choice_count
@@ -585,13 +586,13 @@ class PlanRecord:
 
     Building the report after a run then needs no second pass of the planner (which renders
     every prompt again): the places come from the spec's loops, the keys from this record.
-    For a run of at least `COMPACT_KEYS_TRIALS` trials (`trials`) the keys are held as bytes
+    For a large run (`is_large_run(trials)`) the keys are held as bytes
     (`HexStrings`, 32 B a trial), not as the run's `str` objects, as its fold holds them
     (ADR 0090).
     """
 
     def __init__(self, trials: int = 0) -> None:
-        self.compact = trials >= COMPACT_KEYS_TRIALS
+        self.compact = is_large_run(trials)
         self.trial_ids: MutableSequence[str] = []
         self.trial_keys: MutableSequence[str] = []
         self.complete = False

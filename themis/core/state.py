@@ -33,7 +33,7 @@ from themis.core.events import (
     ScoreCompleted,
     StageReset,
 )
-from themis.core.key_index import COMPACT_KEYS_TRIALS
+from themis.core.large_run import is_large_run
 from themis.core.stages import PIPELINE_STAGES, Stage
 
 Judgement = JudgeCompleted | JudgeFailed
@@ -158,7 +158,7 @@ class Projection:
 
     Lets a long-running writer keep the state current without copying it per batch; `evolve`
     and `project` are this, applied once. The per-trial maps of a run that plans at least
-    `COMPACT_KEYS_TRIALS` trials hold their keys as bytes from the `RunStarted` that says so
+    `LARGE_RUN_TRIALS` trials hold their keys as bytes from the `RunStarted` that says so
     (`EventColumns.compact_keys`, ADR 0090): the same state, in less memory, for more CPU.
     """
 
@@ -184,7 +184,7 @@ class Projection:
         self._warnings = dict(state.preflight_warnings)
         self._earlier = dict(state.earlier_failures)
         self._judgements = dict(state.judgements)
-        if self._planned >= COMPACT_KEYS_TRIALS:
+        if is_large_run(self._planned):
             self._compact_keys()
 
     def _compact_keys(self) -> None:
@@ -277,7 +277,7 @@ class Projection:
         if isinstance(event, RunStarted):
             self._started = True
             self._planned = max(self._planned, event.planned)
-            if self._planned >= COMPACT_KEYS_TRIALS:
+            if is_large_run(self._planned):
                 self._compact_keys()
             self._executions = max(self._executions, event.execution)
         elif isinstance(event, RunPaused):

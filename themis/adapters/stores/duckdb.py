@@ -563,8 +563,8 @@ class DuckDBStore:
         for a large checkpoint, each part encoded, compressed and inserted before the next is
         built (no text of the whole state: ADR 0040).
 
-        Below `CHUNKED_FROM_ROWS` trials, a part is a row, inserted with the head in one
-        transaction (ADR 0086: the chunks cost ~70 ms of CPU at 100,000 trials and saved no
+        Below a large run's trials (`is_large_run`), a part is a row, inserted with the head in
+        one transaction (ADR 0086: the chunks cost ~70 ms of CPU at 100,000 trials and saved no
         memory there). A large checkpoint's parts go first, in a transaction of their own
         under DuckDB's memory bound (each row under 4 KiB, so DuckDB need not hold them whole:
         ADR 0079), beside the chunks of the checkpoint they replace (told apart by `seq`);

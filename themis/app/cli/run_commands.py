@@ -3,7 +3,7 @@
 Every expected failure (bad config, unknown run, locked store) prints one `error:` line to
 stderr and exits with status 2; an interrupt exits 130 and keeps every committed event.
 
-A large run (`themis.allocator.is_large_run`) has glibc map its large blocks on their own as
+A large run (`themis.core.large_run.is_large_run`) has glibc map its large blocks on their own as
 soon as its command knows its trial count, before the run's own large allocations (the
 snapshot's insert, DuckDB's buffers, the end's checkpoint): ADRs 0076 and 0079; `themis worker`
 does it for each run it takes (ADR 0092).
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from themis.allocator import is_large_run, map_large_blocks
+from themis.allocator import map_large_blocks
 from themis.app.cli import view_command
 from themis.app.cli.provider_commands import inherited_lines
 from themis.app.cli.run_output import (
@@ -42,6 +42,7 @@ from themis.app.cli.shared import (
     stderr,
 )
 from themis.core.errors import ConfigError, ThemisError
+from themis.core.large_run import is_large_run
 from themis.core.stages import Stage
 
 # The engine (trio, DuckDB, httpx) is imported inside each command, so `--help` never loads it.

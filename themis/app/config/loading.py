@@ -21,7 +21,6 @@ from typing import Any
 import attrs
 from attrs import field, frozen
 
-from themis.allocator import is_large_run
 from themis.app.config.datasets import load_cases
 from themis.app.config.overrides import apply_override, parse_override
 from themis.app.config.plugins import resolve_plugins
@@ -30,6 +29,7 @@ from themis.core.benchmark import BenchmarkSpec
 from themis.core.builtins import builtin_plugins
 from themis.core.checks import ALL_CHECKS, Check, config_problems
 from themis.core.errors import ConfigError
+from themis.core.large_run import is_large_run
 from themis.core.packed_cases import packed
 from themis.core.plugins import PluginRegistry
 from themis.core.runtime import RuntimeConfig
