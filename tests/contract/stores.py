@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from themis.adapters.stores import DuckDBStore, MemoryStore
+from themis.adapters.stores import DuckDBStore, MemoryStore, duckdb_snapshot
 from themis.ports.store import StorePort
 
 
@@ -38,3 +38,20 @@ class OnDuckDBInMemory(StoreFixture):
 class OnDuckDBFile(StoreFixture):
     def make_store(self, tmp_path: Path) -> StorePort:
         return DuckDBStore(tmp_path / "s.duckdb")
+
+
+class OnDuckDBFileInParts(StoreFixture):
+    """A file store that keeps every run's snapshot text in parts, as it keeps a large run's
+    (ADR 0096): the bar lowered to no case, and a part a few dozen characters long."""
+
+    def make_store(self, tmp_path: Path) -> StorePort:
+        return DuckDBStore(tmp_path / "s.duckdb")
+
+    @pytest.fixture
+    def store(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StorePort]:
+        monkeypatch.setattr(duckdb_snapshot, "PARTED_FROM_CASES", 0)
+        monkeypatch.setattr(duckdb_snapshot, "PART_CHARS", 40)
+        monkeypatch.setattr(duckdb_snapshot, "PARTS_PER_INSERT", 3)
+        store = self.make_store(tmp_path)
+        yield store
+        store.close()

@@ -6,7 +6,13 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from tests.contract.stores import OnDuckDBFile, OnDuckDBInMemory, OnMemoryStore, StoreFixture
+from tests.contract.stores import (
+    OnDuckDBFile,
+    OnDuckDBFileInParts,
+    OnDuckDBInMemory,
+    OnMemoryStore,
+    StoreFixture,
+)
 from themis.core.errors import SequenceConflict
 from themis.core.events import (
     EVENT_TYPES,
@@ -428,3 +434,7 @@ class TestDuckDBStoreInMemory(OnDuckDBInMemory, StoreContract):
 
 class TestDuckDBStoreFile(OnDuckDBFile, StoreContract):
     pass
+
+
+class TestDuckDBStoreFileInParts(OnDuckDBFileInParts, StoreContract):
+    """Every run's snapshot kept in parts, as a large run's is (ADR 0096)."""

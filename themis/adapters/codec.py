@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import types
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from json.encoder import encode_basestring_ascii
 from typing import Any, Final, Union, get_args, get_origin
 
@@ -43,6 +43,7 @@ __all__ = [
     "encode_report",
     "encode_snapshot",
     "event_kinds",
+    "snapshot_pieces",
 ]
 
 VERSION_KEY: Final = "v"
@@ -295,11 +296,18 @@ def encode_snapshot(snapshot: RunSnapshot) -> str:
     """The snapshot as JSON, nested specs, tuples, mappings and enums included; its datasets'
     cases unstructured and encoded a batch at a time (`themis.core.case_pieces`: unstructured
     whole, 1M cases were ~0.4 GiB of dicts beside their text, issue 12)."""
+    return "".join(snapshot_pieces(snapshot))
+
+
+def snapshot_pieces(snapshot: RunSnapshot) -> Iterator[str]:
+    """The text of `encode_snapshot` in pieces, made as they are taken: the spec around its
+    cases, and each dataset's cases a batch at a time (a store keeps a large run's text in
+    parts without ever holding it whole: ADR 0096)."""
     codec = _codec(RunSnapshot, SNAPSHOT_SCHEMA_VERSION)
     stand_in = marked(snapshot.spec)
     text = _encode(codec, attrs.evolve(snapshot, spec=stand_in))
     found = pieces(text, stand_in, snapshot.spec, _encode_cases)
-    return _encode(codec, snapshot) if found is None else "".join(found)
+    return iter((_encode(codec, snapshot),)) if found is None else found
 
 
 def _encode_cases(cases: Sequence[Case]) -> str:

@@ -41,7 +41,12 @@ from themis.adapters.checkpoint_codec import (
     decode_checkpoint_summary,
     encode_checkpoint,
 )
-from themis.adapters.codec import decode_event, decode_snapshot, encode_snapshot
+from themis.adapters.codec import (
+    decode_event,
+    decode_snapshot,
+    encode_snapshot,
+    snapshot_pieces,
+)
 from themis.adapters.duckdb_quiet import quiet
 from themis.adapters.stores.duckdb_bound import bound, unbound
 from themis.adapters.stores.duckdb_generations import generations_at
@@ -64,7 +69,13 @@ from themis.adapters.stores.duckdb_open import (
     detach,
     prepare_schema,
 )
-from themis.adapters.stores.duckdb_outline import keep_outline, saved_as, stored_outline
+from themis.adapters.stores.duckdb_outline import (
+    keep_outline,
+    saved_as,
+    stored_outline,
+    text_digest,
+)
+from themis.adapters.stores.duckdb_snapshot import insert_parts, parted, stored_text
 from themis.adapters.stores.duckdb_views import (
     create_views,
     holds_places,
@@ -447,7 +458,11 @@ class DuckDBStore:
     def save_snapshot(self, snapshot: RunSnapshot, *, places: bool = True) -> None:
         """Keep `snapshot` as its run's one snapshot, replacing any earlier one, and the run's
         trial places the first time (the log's views place events by them), planned from it;
-        `places=False`: the caller gives them later (`save_places`), having planned the run."""
+        `places=False`: the caller gives them later (`save_places`), having planned the run.
+        A large run's text is kept in parts (`duckdb_snapshot`, ADR 0096)."""
+        if parted(snapshot):
+            self._save_in_parts(snapshot, places=places)
+            return
         text = encode_snapshot(snapshot)
         row = [snapshot.run_id, snapshot.spec.name, snapshot.created_at, text]
         if not places and not self._reader:
@@ -457,13 +472,33 @@ class DuckDBStore:
                     # One statement commits by itself: inside an explicit transaction DuckDB
                     # held the text ~3x more at once (+30 MiB for 100k cases: ADR 0048). Its
                     # outline first: a kill between leaves an outline of no stored text.
-                    keep_outline(con, snapshot, text)
+                    keep_outline(con, snapshot, text_digest(text))
                     con.execute("INSERT INTO runs VALUES ($1, $2, $3, $4)", row)
                     return
         with self._transaction(large=True) as con:
+            con.execute("DELETE FROM snapshot_parts WHERE run_id = $1", [snapshot.run_id])
             con.execute("INSERT OR REPLACE INTO runs VALUES ($1, $2, $3, $4)", row)
-            keep_outline(con, snapshot, text)
+            keep_outline(con, snapshot, text_digest(text))
             if places:
+                store_places(con, snapshot)
+
+    def _save_in_parts(self, snapshot: RunSnapshot, *, places: bool) -> None:
+        """Keep a large run's snapshot text in parts, each under DuckDB's inline limit, made
+        and inserted a batch at a time (no text of the whole run is ever held), with its
+        outline and its row in `runs` (its text NULL), in one transaction under the memory
+        bound: a kill leaves all of them or none. Its places, if asked, in a second one (a
+        kill between leaves a run without places, which an open places: `finish_opening`)."""
+        row = [snapshot.run_id, snapshot.spec.name, snapshot.created_at, None]
+        if not self._reader:
+            with self._connection() as con:
+                self._define_pending_views(con)  # before a reader can see the run
+        with self._transaction() as con:
+            con.execute("DELETE FROM snapshot_parts WHERE run_id = $1", [snapshot.run_id])
+            stored_as = insert_parts(con, snapshot.run_id, snapshot_pieces(snapshot))
+            keep_outline(con, snapshot, stored_as)
+            con.execute("INSERT OR REPLACE INTO runs VALUES ($1, $2, $3, $4)", row)
+        if places:
+            with self._transaction(large=True) as con:
                 store_places(con, snapshot)
 
     def save_places(self, snapshot: RunSnapshot, places: Iterable[TrialRef]) -> None:
@@ -522,11 +557,8 @@ class DuckDBStore:
             if outdated_views(con):
                 create_views(con)
             for run_id in list(runs_without_places(con)):
-                row = con.execute(
-                    "SELECT snapshot FROM runs WHERE run_id = $1", [run_id]
-                ).fetchone()
                 try:
-                    snapshot = decode_snapshot(row[0])
+                    snapshot = decode_snapshot(stored_text(con, run_id) or "")
                 except StoreError:  # unreadable here: report and inspect say so, not an open
                     continue
                 store_places(con, snapshot)
@@ -534,11 +566,11 @@ class DuckDBStore:
     def load_snapshot(self, run_id: str) -> RunSnapshot | None:
         """The run's snapshot, or `None` if none was saved."""
         with self._connection(large=True) as con:
-            row = con.execute("SELECT snapshot FROM runs WHERE run_id = $1", [run_id]).fetchone()
-        if row is None:
+            text = stored_text(con, run_id)
+        if text is None:
             return None
         try:
-            return decode_snapshot(row[0])
+            return decode_snapshot(text)
         except StoreError as error:
             raise StoreError(f"{self._path}: run {run_id}: {error}") from error
 
@@ -741,6 +773,7 @@ class DuckDBStore:
         with self._transaction(large=True) as con:
             con.execute("DELETE FROM event_batches WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM runs WHERE run_id = $1", [run_id])
+            con.execute("DELETE FROM snapshot_parts WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM run_outlines WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM checkpoints WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM checkpoint_parts WHERE run_id = $1", [run_id])

@@ -24,6 +24,7 @@ from themis.adapters.codec import decode_event, decode_snapshot
 from themis.adapters.json_text import compact_encoder
 from themis.adapters.stores.duckdb_log import batched, events_of_rows, keyed_rows
 from themis.adapters.stores.duckdb_outline import kept_outline
+from themis.adapters.stores.duckdb_snapshot import snapshots
 from themis.adapters.stores.duckdb_views import holds_places
 from themis.core.events import Event
 from themis.core.snapshot import RunSnapshot
@@ -31,14 +32,15 @@ from themis.core.snapshot import RunSnapshot
 __all__ = ["KEYED_EVENTS", "CaseReading", "read_case"]
 
 # The snapshot of run `$run` with each dataset's `cases` cut to those whose id is `$case` (a
-# merge patch replaces an array whole and keeps every other value as stored).
+# merge patch replaces an array whole and keeps every other value as stored). `{runs}`: the
+# relation of the runs' texts (`duckdb_snapshot.snapshots`).
 _ONE_CASE: Final = (
     "SELECT json_merge_patch(s, json_object('spec', json_object('datasets',"
     "   to_json(list_transform(json_extract(s, '$.spec.datasets[*]'),"
     "     lambda d: json_merge_patch(d, json_object('cases', to_json(list_filter("
     "       json_extract(d, '$.cases[*]'), lambda c: json_extract_string(c, '$.id') = $case)))))"
     "   )))) AS snapshot"
-    " FROM (SELECT snapshot AS s FROM runs WHERE run_id = $run)"
+    " FROM (SELECT snapshot AS s FROM {runs} WHERE run_id = $run)"
 )
 # The kept outline of run `$run` if it is still the outline of its text, where the text's first
 # `$begun` begins, whether another does after it, and `$window` characters from the first.
@@ -46,7 +48,7 @@ _KEPT_CASE: Final = (
     "SELECT o.outline, r.at, r.at > 0 AND position($begun IN substr(r.s, r.at + 1)) > 0,"
     "   substr(r.s, r.at, $window)"
     " FROM (SELECT run_id, snapshot AS s, sha256(snapshot) AS stored_as,"
-    "   position($begun IN snapshot) AS at FROM runs WHERE run_id = $run) r"
+    "   position($begun IN snapshot) AS at FROM {runs} WHERE run_id = $run) r"
     " JOIN run_outlines o ON o.run_id = r.run_id AND o.stored_as = r.stored_as"
 )
 _WINDOW: Final = 1 << 20  # a case longer than this is cut by DuckDB
@@ -90,7 +92,8 @@ def read_case(cursor: Any, run_id: str, case_id: str) -> CaseReading | None:
             return None
         text = _kept_case(cursor, run_id, case_id)
         if text is None:
-            row = cursor.execute(_ONE_CASE, {"run": run_id, "case": case_id}).fetchone()
+            one_case = _ONE_CASE.replace("{runs}", snapshots(cursor))
+            row = cursor.execute(one_case, {"run": run_id, "case": case_id}).fetchone()
             if row is None:
                 return None
             text = row[0]
@@ -120,7 +123,7 @@ def _kept_case(cursor: Any, run_id: str, case_id: str) -> str | None:
         return None
     begun = f'{{"id":{_ENCODE(case_id)},"fields":'
     parameters = {"run": run_id, "begun": begun, "window": _WINDOW}
-    row = cursor.execute(_KEPT_CASE, parameters).fetchone()
+    row = cursor.execute(_KEPT_CASE.replace("{runs}", snapshots(cursor)), parameters).fetchone()
     if row is None or not row[1] or row[2]:
         return None
     try:

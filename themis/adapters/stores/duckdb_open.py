@@ -22,6 +22,7 @@ import duckdb
 from themis.adapters.duckdb_quiet import quiet, quiet_connection
 from themis.adapters.stores.duckdb_log import BATCHES_TABLE, migrate_events
 from themis.adapters.stores.duckdb_outline import OUTLINES_TABLE
+from themis.adapters.stores.duckdb_snapshot import PARTS_TABLE
 from themis.adapters.stores.duckdb_views import PLACES_TABLE
 from themis.core.errors import StoreError, StoreLocked
 
@@ -80,6 +81,9 @@ _TABLES: Final = (
     # absent from older files until a writer opens them, whose runs the viewer reads from
     # their logs.
     "CREATE TABLE IF NOT EXISTS checkpoint_cases (run_id VARCHAR, seq BIGINT, body BLOB)",
+    # A large run's snapshot text in parts, its `runs.snapshot` NULL (ADR 0096); absent from
+    # older files until a writer opens them, whose snapshots are all in `runs.snapshot`.
+    PARTS_TABLE,
 )
 _USER_TABLES: Final = (
     "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"

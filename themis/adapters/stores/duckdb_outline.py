@@ -7,7 +7,8 @@ decoding the whole snapshot and compiling it costs ~0.65 s; but ~1.8 s and ~1.5 
 (DuckDB parses the whole text, and writes each dataset out again to patch it). So a writer also
 keeps each run's outline as it saves its snapshot (`run_outlines`, ADR 0077), with the sha256 of
 the snapshot's text it is the outline of: a reader takes it while the stored text still hashes
-to that (reading the text and hashing it: ~0.4 s of CPU for 1M cases), else cuts it.
+to that (reading the text and hashing it: ~0.4 s of CPU for 1M cases), else cuts it. The
+text is read from `runs.snapshot` or from a large run's parts alike (`duckdb_snapshot`).
 """
 
 from __future__ import annotations
@@ -18,10 +19,18 @@ from typing import Any, Final
 import duckdb
 
 from themis.adapters.codec import decode_snapshot, encode_snapshot
+from themis.adapters.stores.duckdb_snapshot import snapshots, stored_digest
 from themis.core.breakdown import field_names
 from themis.core.snapshot import RunSnapshot, SnapshotOutline, without_cases
 
-__all__ = ["OUTLINES_TABLE", "keep_outline", "kept_outline", "saved_as", "stored_outline"]
+__all__ = [
+    "OUTLINES_TABLE",
+    "keep_outline",
+    "kept_outline",
+    "saved_as",
+    "stored_outline",
+    "text_digest",
+]
 
 OUTLINES_TABLE: Final = (
     "CREATE TABLE IF NOT EXISTS run_outlines ("
@@ -35,7 +44,8 @@ _CUT: Final = (
     "   to_json(list_transform(json_extract(s, '$.spec.datasets[*]'),"
     "     lambda d: json_merge_patch(d, '{\"cases\": []}'))))))"
 )
-_RUN: Final = " FROM (SELECT snapshot AS s FROM runs WHERE run_id = $run)"
+# `{runs}`: the relation of the runs' texts (`duckdb_snapshot.snapshots`).
+_RUN: Final = " FROM (SELECT snapshot AS s FROM {runs} WHERE run_id = $run)"
 
 # The outline (`$run`: the run id), and the sorted field names of every case of every dataset.
 # The names come from `json_keys` given the path (~10 ms for 50,000 cases; extracting each
@@ -46,12 +56,11 @@ _OUTLINE: Final = (
     f"   AS fields{_RUN}"
 )
 
-# The outline kept of the run's snapshot if it is still the outline of its text (else NULLs),
-# and the sha256 of that text: what names the snapshot as stored (ADR 0077).
+# The outline kept of the run's snapshot if it is still the outline of its text, whose sha256
+# (what names the snapshot as stored, ADR 0077) is `$stored_as`.
 _KEPT: Final = (
-    "SELECT o.outline, o.fields, r.stored_as"
-    " FROM (SELECT run_id, sha256(snapshot) AS stored_as FROM runs WHERE run_id = $run) r"
-    " LEFT JOIN run_outlines o ON o.run_id = r.run_id AND o.stored_as = r.stored_as"
+    "SELECT outline, fields, stored_as FROM run_outlines"
+    " WHERE run_id = $run AND stored_as = $stored_as"
 )
 # The outline cut, its field names and the sha256 of the text (a store or a run without a kept
 # outline, or one whose snapshot was changed since it was kept).
@@ -64,9 +73,15 @@ def stored_outline(con: Any, run_id: str) -> SnapshotOutline | None:
     """The outline of the run's stored snapshot, the one kept if it is still current (else cut
     out of the text), and the sha256 of the text; `None` for a run without a snapshot.
     `StoreError` when the snapshot cannot be read."""
-    row = con.execute(_KEPT, {"run": run_id}).fetchone() if kept_outline(con, run_id) else None
-    if row is None or row[0] is None:
-        row = con.execute(_CUT_STORED, {"run": run_id}).fetchone()
+    row = None
+    if kept_outline(con, run_id):
+        stored_as = stored_digest(con, run_id)
+        if stored_as is None:
+            return None
+        row = con.execute(_KEPT, {"run": run_id, "stored_as": stored_as}).fetchone()
+    if row is None:
+        cut = _CUT_STORED.replace("{runs}", snapshots(con))
+        row = con.execute(cut, {"run": run_id}).fetchone()
     if row is None:
         return None
     return SnapshotOutline(decode_snapshot(row[0]), tuple(row[1] or ()), row[2])
@@ -75,10 +90,9 @@ def stored_outline(con: Any, run_id: str) -> SnapshotOutline | None:
 def saved_as(con: Any, run_id: str) -> str | None:
     """The sha256 of the run's snapshot text as kept with its outline when it was saved (no
     read of the text), else of the text as it is; `None` for a run without a snapshot."""
-    if kept_outline(con, run_id):
-        row = con.execute("SELECT stored_as FROM run_outlines WHERE run_id = $run", {"run": run_id})
-    else:
-        row = con.execute("SELECT sha256(snapshot) FROM runs WHERE run_id = $run", {"run": run_id})
+    if not kept_outline(con, run_id):
+        return stored_digest(con, run_id)
+    row = con.execute("SELECT stored_as FROM run_outlines WHERE run_id = $run", {"run": run_id})
     found = row.fetchone()
     return None if found is None else str(found[0])
 
@@ -92,18 +106,22 @@ def kept_outline(con: Any, run_id: str) -> bool:
         return False
 
 
-def keep_outline(con: Any, snapshot: RunSnapshot, text: str) -> None:
-    """Keep the outline of `snapshot`, stored as `text`, with the sha256 of `text` (hashed a
-    megabyte at a time: no second copy of 1M cases' text)."""
+def text_digest(text: str) -> str:
+    """The sha256 of `text`, hashed a megabyte at a time: no second copy of 1M cases' text."""
     hashed = hashlib.sha256()
     for start in range(0, len(text), _CHUNK):
         hashed.update(text[start : start + _CHUNK].encode("utf-8"))
+    return hashed.hexdigest()
+
+
+def keep_outline(con: Any, snapshot: RunSnapshot, stored_as: str) -> None:
+    """Keep the outline of `snapshot`, whose text is stored with the sha256 `stored_as`."""
     con.execute(
         "INSERT OR REPLACE INTO run_outlines VALUES ($1, $2, $3, $4)",
         [
             snapshot.run_id,
             encode_snapshot(without_cases(snapshot)),
             list(field_names(snapshot.spec)),
-            hashed.hexdigest(),
+            stored_as,
         ],
     )

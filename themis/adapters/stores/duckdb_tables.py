@@ -22,6 +22,7 @@ from themis.adapters.duckdb_quiet import quiet_connection
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.duckdb_log import events_of_rows
 from themis.adapters.stores.duckdb_open import open_error
+from themis.adapters.stores.duckdb_snapshot import snapshots
 from themis.adapters.stores.duckdb_views import (
     INSERT_PLACES,
     PLACES_TABLE,
@@ -140,8 +141,9 @@ def read_log(path: str, run_id: str, names: Sequence[str] = VIEW_NAMES) -> dict[
                 f"CREATE TEMP TABLE run_events AS SELECT * FROM {split}", {"run": run_id}
             )
             events = "run_events"
+        runs = snapshots(memory, "store.main.")
         for name in names:
-            source = view_sql(name, events=events, places=places, runs="store.main.runs")
+            source = view_sql(name, events=events, places=places, runs=runs)
             memory.execute(
                 f"CREATE TABLE {_quoted(name)} AS {_per_run(name, source, metrics)}", [run_id]
             )

@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from themis.adapters.codec import decode_snapshot
+from themis.adapters.stores.duckdb_snapshot import stored_text
 from themis.adapters.stores.duckdb_views import INSERT_PLACES, PLACES_TABLE, place_columns
 from themis.core.errors import StoreError
 
@@ -293,10 +294,9 @@ class PlannedPlaces:
     def _of_snapshot(con: Any, store: str, run_id: str) -> list[Any] | None:
         """The run's places planned from its stored snapshot (`None` without one, or one that
         does not compile here: the pages say so through the report)."""
-        row = con.execute(f"SELECT snapshot FROM {store}runs WHERE run_id = $1", [run_id])
-        found = row.fetchone()
+        found = stored_text(con, run_id, store)
         try:
-            return None if found is None else place_columns(decode_snapshot(found[0]))
+            return None if found is None else place_columns(decode_snapshot(found))
         except StoreError:
             return None
 

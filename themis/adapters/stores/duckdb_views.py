@@ -24,6 +24,7 @@ from itertools import islice
 from typing import Any, Final
 
 from themis.adapters.json_text import compact_encoder
+from themis.adapters.stores.duckdb_snapshot import SNAPSHOTS
 from themis.core.builtins import builtin_plugins
 from themis.core.planner import TrialRef, compile_stored, trial_refs
 from themis.core.plugins import recorded_plugins
@@ -252,14 +253,15 @@ VIEW_NAMES: Final = tuple(_VIEWS)
 
 
 def view_sql(
-    name: str, events: str = "events", places: str = "trial_places", runs: str = "runs"
+    name: str, events: str = "events", places: str = "trial_places", runs: str = SNAPSHOTS
 ) -> str:
-    """The query behind view `name`, over the given events, places and runs tables."""
+    """The query behind view `name`, over the given events and places tables and relation of
+    the runs' snapshot texts (`duckdb_snapshot.snapshots`)."""
     return _VIEWS[name].format(events=events, places=places, runs=runs)
 
 
 # Bumped whenever a view's definition changes: a writer opening the store then redefines them.
-VIEWS_VERSION: Final = 1
+VIEWS_VERSION: Final = 2  # 2: `cases` reads a large run's snapshot from its parts (ADR 0096)
 
 
 def create_views(con: Any) -> None:
