@@ -4,6 +4,7 @@ process killed while the parts are inserted leaves a store a run of the same con
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import duckdb
@@ -13,6 +14,7 @@ from tests.app.test_places_kept_early import _experiment
 from tests.interrupts import killed_script
 from themis.adapters.stores import duckdb_snapshot
 from themis.app.usecases.stored import RunResult
+from themis.core import large_run
 
 
 def _run_resume_replay(tmp_path: Path, store: Path) -> list[RunResult]:
@@ -27,7 +29,7 @@ def test_a_run_in_parts_runs_resumes_and_replays_as_one_kept_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     whole = _run_resume_replay(tmp_path, tmp_path / "whole.duckdb")
-    monkeypatch.setattr(duckdb_snapshot, "PARTED_FROM_CASES", 0)
+    monkeypatch.setattr(large_run, "LARGE_RUN_TRIALS", 0)
     monkeypatch.setattr(duckdb_snapshot, "PART_CHARS", 64)
     in_parts = _run_resume_replay(tmp_path, tmp_path / "parts.duckdb")
 
@@ -35,7 +37,8 @@ def test_a_run_in_parts_runs_resumes_and_replays_as_one_kept_whole(
     with duckdb.connect(str(tmp_path / "parts.duckdb"), read_only=True) as con:
         assert con.execute("SELECT snapshot FROM runs").fetchall() == [(None,)]
         parts = con.execute("SELECT count(*) FROM snapshot_parts").fetchone()
-    assert parts is not None and parts[0] > 10
+    assert parts is not None
+    assert parts[0] > 10
 
 
 KILLED_WHILE_THE_PARTS_ARE_INSERTED = """
@@ -43,8 +46,9 @@ import os, signal, sys
 from pathlib import Path
 from tests.app.test_places_kept_early import _experiment
 from themis.adapters.stores import duckdb_snapshot
+from themis.core import large_run
 
-duckdb_snapshot.PARTED_FROM_CASES = 0
+large_run.LARGE_RUN_TRIALS = 0
 duckdb_snapshot.PART_CHARS = 64
 duckdb_snapshot.PARTS_PER_INSERT = 4
 cut = duckdb_snapshot._cut
@@ -70,12 +74,13 @@ def test_a_kill_while_the_parts_are_inserted_leaves_a_store_that_resumes(
         assert con.execute("SELECT count(*) FROM snapshot_parts").fetchone() == (0,)
         assert con.execute("SELECT count(*) FROM run_outlines").fetchone() == (0,)
         assert con.execute("SELECT count(*) FROM runs").fetchone() == (0,)
-    monkeypatch.setattr(duckdb_snapshot, "PARTED_FROM_CASES", 0)
+    monkeypatch.setattr(large_run, "LARGE_RUN_TRIALS", 0)
     monkeypatch.setattr(duckdb_snapshot, "PART_CHARS", 64)
     result = _experiment(tmp_path).run(store=store, progress="off")
     fresh = _experiment(tmp_path).run(store=tmp_path / "fresh.duckdb", progress="off")
     assert result.report == fresh.report
-    reader = duckdb_snapshot  # the parts of one save, the text of the snapshot
-    with duckdb.connect(str(store), read_only=True) as con:
-        text = reader.stored_text(con, result.run_id)
-    assert text is not None and '"seed"' in text
+    with duckdb.connect(str(store), read_only=True) as con:  # one save's parts, in order
+        text = duckdb_snapshot.stored_text(con, result.run_id)
+        outline = con.execute("SELECT stored_as FROM run_outlines").fetchall()
+    assert text is not None
+    assert outline == [(hashlib.sha256(text.encode()).hexdigest(),)]

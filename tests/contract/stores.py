@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from themis.adapters.stores import DuckDBStore, MemoryStore, duckdb_snapshot
+from themis.core import large_run
 from themis.ports.store import StorePort
 
 
@@ -49,7 +50,7 @@ class OnDuckDBFileInParts(StoreFixture):
 
     @pytest.fixture
     def store(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StorePort]:
-        monkeypatch.setattr(duckdb_snapshot, "PARTED_FROM_CASES", 0)
+        monkeypatch.setattr(large_run, "LARGE_RUN_TRIALS", 0)
         monkeypatch.setattr(duckdb_snapshot, "PART_CHARS", 40)
         monkeypatch.setattr(duckdb_snapshot, "PARTS_PER_INSERT", 3)
         store = self.make_store(tmp_path)

@@ -24,6 +24,7 @@ from themis.adapters.stores import duckdb as duckdb_store
 from themis.adapters.stores.duckdb_case import read_case
 from themis.adapters.stores.duckdb_tables import read_log
 from themis.adapters.stores.duckdb_views import view_sql
+from themis.core import large_run
 from themis.core.errors import StoreError
 from themis.core.planner import compile_run
 from themis.core.snapshot import RunSnapshot
@@ -35,7 +36,7 @@ PART = 40
 def in_parts(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every snapshot kept in parts of `PART` characters, 3 inserted at a time."""
     with monkeypatch.context() as patched:
-        patched.setattr(duckdb_snapshot, "PARTED_FROM_CASES", 0)
+        patched.setattr(large_run, "LARGE_RUN_TRIALS", 0)
         patched.setattr(duckdb_snapshot, "PART_CHARS", PART)
         patched.setattr(duckdb_snapshot, "PARTS_PER_INSERT", 3)
         yield
@@ -89,7 +90,7 @@ def test_a_snapshot_in_parts_reads_as_the_same_snapshot_kept_whole(
 ) -> None:
     snapshot = _compiled_snapshot()
     whole = _read(_saved(tmp_path / "whole.duckdb", snapshot), snapshot.run_id)
-    monkeypatch.setattr(duckdb_snapshot, "PARTED_FROM_CASES", 0)
+    monkeypatch.setattr(large_run, "LARGE_RUN_TRIALS", 0)
     monkeypatch.setattr(duckdb_snapshot, "PART_CHARS", PART)
     monkeypatch.setattr(duckdb_snapshot, "PARTS_PER_INSERT", 3)
     path = _saved(tmp_path / "parts.duckdb", snapshot)
@@ -133,10 +134,7 @@ def test_a_store_written_before_parts_reads_as_it_did(tmp_path: Path) -> None:
         con.execute("DROP TABLE snapshot_parts")
         con.execute("DELETE FROM meta WHERE key = 'views_version'")
         con.execute("INSERT INTO meta VALUES ('views_version', '1')")
-        con.execute(
-            "CREATE OR REPLACE VIEW cases AS "
-            + view_sql("cases", runs="runs")
-        )
+        con.execute("CREATE OR REPLACE VIEW cases AS " + view_sql("cases", runs="runs"))
     assert _read(path, snapshot.run_id) == read
     writer = DuckDBStore(path)  # a writer adds the table and redefines the views
     writer.close()
@@ -170,9 +168,7 @@ def test_a_save_failing_midway_leaves_nothing_of_the_run(
     assert "".join(body for _, body in _parts(tmp_path / "s.duckdb")) == encode_snapshot(snapshot)
 
 
-def test_a_run_saved_again_or_removed_leaves_no_part_behind(
-    tmp_path: Path, in_parts: None
-) -> None:
+def test_a_run_saved_again_or_removed_leaves_no_part_behind(tmp_path: Path, in_parts: None) -> None:
     snapshot = make_snapshot()
     path = _saved(tmp_path / "s.duckdb", snapshot)
     count = len(_parts(path))

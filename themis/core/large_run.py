@@ -6,7 +6,8 @@ script has glibc map large blocks on their own (`themis.allocator`, ADR 0079), i
 packed in a block (ADR 0089), its fold and plan record hold keys as bytes
 (`themis.core.key_index`, ADR 0090) and its checkpoint's parts are cut in chunks
 (`themis.adapters.checkpoint_codec`, ADR 0086). Each of these was measured to cost CPU at 100k
-trials and to pay from 300k, so they share one bar between the two (ADR 0099).
+trials and to pay from 300k, so they share one bar between the two (ADR 0099). A run of as many
+cases keeps its snapshot's text in parts (`themis.adapters.stores.duckdb_snapshot`, ADR 0096).
 """
 
 from __future__ import annotations

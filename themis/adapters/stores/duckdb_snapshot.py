@@ -3,15 +3,17 @@
 A 1M-case run's snapshot is a ~110 MB text. Kept as one value, its save held the text, the
 pieces it was joined from and DuckDB's copies of it (the parameter, the row, its commit) at once:
 +0.5 GiB for ~2 s at the start of a 1M-trial run, the second-highest peak of the run. A run of
-`PARTED_FROM_CASES` cases or more keeps its text instead in rows of `snapshot_parts` of
-`PART_CHARS` characters each (under DuckDB's 4 KiB inline limit, so DuckDB need not hold them
-whole and its memory bound holds: `duckdb_bound`), inserted `PARTS_PER_INSERT` at a time as the
-codec makes the text (`codec.snapshot_pieces`), and hashed as it goes; `runs.snapshot` is NULL.
+as many cases as a large run has trials (`parted`: the text grows with the cases) keeps its text
+instead in rows of `snapshot_parts` of `PART_CHARS` characters each (under DuckDB's 4 KiB
+inline limit, so DuckDB need not hold them whole and its memory bound holds: `duckdb_bound`),
+inserted `PARTS_PER_INSERT` at a time as the codec makes the text (`codec.snapshot_pieces`),
+and hashed as it goes; `runs.snapshot` is NULL.
 
 Every reader reads the text of either layout the same way: Python readers through `stored_text`
-(the parts joined in order), SQL readers through the relation `snapshots` names (`run_id`,
-`snapshot`: the column, or its parts joined by DuckDB). A run's text, and so its sha256 (what
-names the stored snapshot, ADR 0077), is the same in either layout.
+(the parts joined in order) or `stored_digest` (its sha256), SQL readers through the relation
+`snapshots` names (`run_id`, `snapshot`: the column, or its parts joined by DuckDB). A run's
+text, and so its sha256 (what names the stored snapshot, ADR 0077), is the same in either
+layout.
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
+from themis.core.large_run import is_large_run
 from themis.core.snapshot import RunSnapshot
 
 __all__ = [
-    "PARTED_FROM_CASES",
     "PARTS_TABLE",
     "PART_CHARS",
     "SNAPSHOTS",
@@ -37,10 +39,6 @@ __all__ = [
 PARTS_TABLE: Final = (
     "CREATE TABLE IF NOT EXISTS snapshot_parts (run_id VARCHAR, part INTEGER, body VARCHAR)"
 )
-# A run of this many cases (every dataset's) or more keeps its snapshot in parts: ~22 MB of
-# text at the synthetic dataset's ~110 B a case. Smaller runs keep the one value they always
-# did (the layout the last release reads).
-PARTED_FROM_CASES: Final = 200_000
 PART_CHARS: Final = 4000  # the text is ASCII (the codec escapes): bytes too
 PARTS_PER_INSERT: Final = 256  # ~1 MB of text a statement
 
@@ -62,8 +60,10 @@ _HAS_PARTS: Final = (
 
 
 def parted(snapshot: RunSnapshot) -> bool:
-    """Whether `snapshot` is stored in parts (`PARTED_FROM_CASES`)."""
-    return sum(len(dataset.cases) for dataset in snapshot.spec.datasets) >= PARTED_FROM_CASES
+    """Whether `snapshot` is stored in parts: its datasets hold as many cases as a large run
+    has trials (200,000: ~22 MB of text at the synthetic dataset's ~110 B a case). A smaller
+    run keeps the one value it always did, the layout the last release reads."""
+    return is_large_run(sum(len(dataset.cases) for dataset in snapshot.spec.datasets))
 
 
 def insert_parts(con: Any, run_id: str, pieces: Iterable[str]) -> str:
