@@ -8,9 +8,10 @@ recorded as a run records it (`PlanRecord.tap`), the scripted model answers, the
 a run lets go of them), a `sys.getsizeof` walk of the fold and the plan record, by part: the
 key indexes (dicts, or a large run's `KeyIndex`es, ADR 0090), the row-number ints dicts share,
 the key columns, the trial keys and ids themselves (`str` objects, counted once wherever they
-are held), the texts (generation, parsed answer), the other columns; and tracemalloc's count
-of what the fold allocated. Last, the fold's CPU: `Projection.apply` of the same events into
-a fresh fold, `REPEATS` times (CPU µs a trial, `time.process_time`).
+are held), the texts (generation, parsed answer: `str` objects, or a large run's `PackedTexts`,
+ADR 0095), the other columns; and tracemalloc's count of what the fold allocated (not the
+texts' `str` objects, which the events made). Last, the fold's CPU: `Projection.apply` of the
+same events into a fresh fold, `REPEATS` times (CPU µs a trial, `time.process_time`).
 
 Usage: `python bench/fold_memory.py [N]`. Prints the load average.
 """
@@ -66,7 +67,7 @@ def held_bytes(held: Any, counted: set[int]) -> int:
     counted.add(id(held))
     if isinstance(held, list | array | dict | bytearray):
         return sys.getsizeof(held)
-    parts = ("_bytes", "_slots", "_others", "_other_keys")
+    parts = ("_bytes", "_slots", "_others", "_other_keys", "_starts", "_lengths")
     return sum(held_bytes(getattr(held, part), counted) for part in parts if hasattr(held, part))
 
 
@@ -95,6 +96,8 @@ def walk(projection: Any, record: Any, n: int) -> dict[str, float]:
             size = held_bytes(column, counted)
             if name in KEY_FIELDS:
                 parts["key columns"] += size
+            elif name in TEXT_FIELDS and not isinstance(column, list):  # `PackedTexts`
+                parts["texts (str)"] += size
             else:
                 parts["other columns (lists, arrays)"] += size
             if not isinstance(column, list):

@@ -1,19 +1,22 @@
 """A map of compact keys (`EventColumns.compact_keys`, a large run's, ADR 0090) reads exactly as
 a map of dict keys does, however its puts, copies and borrowed indexes interleave, and a fold
-of a large run's log holds its keys so from its `RunStarted` on."""
+of a large run's log holds its keys so from its `RunStarted` on: its texts packed and its key
+column read through its key index (ADR 0095)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import attrs
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from themis.core.event_columns import EventColumns
+from themis.core.event_columns import EventColumns, _IndexKeys
 from themis.core.events import ParseCompleted, RunStarted, ScoreCompleted
 from themis.core.key_index import HexStrings, KeyIndex
 from themis.core.large_run import LARGE_RUN_TRIALS
+from themis.core.packed_texts import PackedTexts
 from themis.core.planner import PlanRecord
 from themis.core.state import Projection, project
 
@@ -29,10 +32,18 @@ STEPS = st.lists(
 )
 
 
-@given(STEPS)
-def test_maps_compacted_at_any_step_read_as_their_own_dict(steps: list[tuple[Any, ...]]) -> None:
-    base = ScoreCompleted(at=0.0, trial_id="", trial_key="e" * 32, scores={"m": 1.0})
-    maps: list[EventColumns[Any]] = [EventColumns(ScoreCompleted, "trial_id")]
+BASES: list[Any] = [
+    ScoreCompleted(at=0.0, trial_id="", trial_key="e" * 32, scores={"m": 1.0}),
+    ParseCompleted(at=0.0, trial_id="", trial_key="e" * 32, answer=None),
+]
+
+
+@pytest.mark.parametrize("base", BASES, ids=["scores", "parses"])
+@given(steps=STEPS)
+def test_maps_compacted_at_any_step_read_as_their_own_dict(
+    base: Any, steps: list[tuple[Any, ...]]
+) -> None:
+    maps: list[EventColumns[Any]] = [EventColumns(type(base), "trial_id")]
     dicts: list[dict[str, Any]] = [{}]
     for step in steps:
         which = step[1] % len(maps)
@@ -45,6 +56,8 @@ def test_maps_compacted_at_any_step_read_as_their_own_dict(steps: list[tuple[Any
             continue
         _, _, key, epoch = step
         event = attrs.evolve(base, trial_id=key, trial_key=key, epoch=epoch, at=float(epoch))
+        if isinstance(event, ParseCompleted):  # texts of every length, and none
+            event = attrs.evolve(event, answer=[None, "", "42", "é" * 9][epoch + len(key) % 2])
         maps[which].put(event)
         dicts[which][key] = event
     for held, expected in zip(maps, dicts, strict=True):
@@ -108,8 +121,14 @@ def test_a_fold_holds_its_keys_as_bytes_from_a_large_run_s_start_only() -> None:
     trial_keys = large.parses._layout.names.index("trial_key")  # type: ignore[attr-defined]
     # One of many parses of a trial key: its column held as bytes, not `str` objects.
     fold = Projection(large)
-    fold.apply([attrs.evolve(parse, trial_id="c" * 32, trial_key="d" * 32)])
-    assert type(fold.state().parses._columns[trial_keys]) is HexStrings  # type: ignore[attr-defined]
+    fold.apply([attrs.evolve(parse, trial_id="c" * 32, trial_key="d" * 32, answer="y")])
+    held = fold.state().parses._columns  # type: ignore[attr-defined]
+    assert type(held[trial_keys]) is HexStrings
+    # Its answers as bytes, its trial ids (its key) read through its `KeyIndex`: ADR 0095.
+    assert type(held[large.parses._layout.names.index("answer")]) is PackedTexts  # type: ignore[attr-defined]
+    assert type(held[large.parses._layout.names.index("trial_id")]) is _IndexKeys  # type: ignore[attr-defined]
+    assert fold.state().parses.column("answer") == ["x", "y"]
+    assert fold.state().parses.column("trial_id") == ["a" * 32, "c" * 32]
     # A fold started from a large run's state (a resume's, from its checkpoint) at once.
     stored = attrs.evolve(project([parse, score]), planned=LARGE_RUN_TRIALS)
     resumed = Projection(stored).state()

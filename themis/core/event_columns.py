@@ -33,11 +33,12 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, cast
 
 import attrs
 
 from themis.core.key_index import HexStrings, KeyIndex
+from themis.core.packed_texts import PackedTexts
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,6 +60,8 @@ _GROWING: Final = threading.Lock()
 _GROWTH: Final = 1 << 14
 # Fields holding a trial's keys (32 hex digits each): `HexStrings` in a map of compact keys.
 _KEY_FIELDS: Final = frozenset({"trial_key", "trial_id"})
+# Fields holding a trial's texts (a generation's, a parse's answer): `PackedTexts` there.
+_TEXT_FIELDS: Final = frozenset({"text", "answer", "error"})
 
 
 def _row_number(row: int) -> int:
@@ -81,6 +84,23 @@ class _Same:
         self.value = value
 
 
+class _IndexKeys:
+    """The key column of a map of compact keys: row `r`'s key is its key index's key `r`
+    (`KeyIndex.key`), so the column holds nothing (a put's append or replacement of the key,
+    which a replaced row keeps, does nothing). ADR 0095."""
+
+    __slots__ = ()
+
+    def append(self, value: Any) -> None:
+        pass
+
+    def __setitem__(self, row: int, value: Any) -> None:
+        pass
+
+
+_INDEX_KEYS: Final = _IndexKeys()
+
+
 @attrs.frozen
 class _Layout:
     """How events of one class become a row and back."""
@@ -90,6 +110,7 @@ class _Layout:
     floats: tuple[bool, ...]  # fields declared `float`: kept in a typed array
     mappings: tuple[bool, ...]  # fields holding a dict: kept as interned items tuples
     keys: tuple[bool, ...]  # fields holding trial keys: `HexStrings` when keys are compact
+    texts: tuple[bool, ...]  # fields holding texts: `PackedTexts` when keys are compact
     setters: tuple[Any, ...] | None  # slot descriptors, when `__init__` may be skipped
 
 
@@ -134,6 +155,7 @@ def _layout(cls: type[Any]) -> _Layout:
         floats=tuple(field.type in ("float", float) for field in fields),
         mappings=tuple("Mapping[" in str(field.type) for field in fields),
         keys=tuple(field.name in _KEY_FIELDS for field in fields),
+        texts=tuple(field.name in _TEXT_FIELDS for field in fields),
         setters=setters if direct else None,
     )
     _LAYOUTS[cls] = layout
@@ -151,6 +173,7 @@ class EventColumns(Mapping[str, E], Generic[E]):
         "_count",
         "_interned",
         "_key",
+        "_key_at",
         "_layout",
         "_ownership",
         "_rows",
@@ -161,6 +184,7 @@ class EventColumns(Mapping[str, E], Generic[E]):
         self._cls = cls
         self._key = key
         self._layout = _layout(cls)
+        self._key_at = self._layout.names.index(key)  # the key's field
         self._rows: dict[str, int] | KeyIndex = {}
         self._columns: list[Any] = [None] * len(self._layout.names)
         self._count = 0
@@ -244,9 +268,9 @@ class EventColumns(Mapping[str, E], Generic[E]):
             self._rows = rows
         self._columns = [
             column
-            if type(column) is _Same or column is None
+            if type(column) is _Same or type(column) is _IndexKeys or column is None
             else column.head(count)
-            if type(column) is HexStrings
+            if type(column) is HexStrings or type(column) is PackedTexts
             else column[:count]
             for column in self._columns
         ]
@@ -261,19 +285,23 @@ class EventColumns(Mapping[str, E], Generic[E]):
         A map that holds events, or shares its columns, keeps its own."""
         if not self._count and not self._shared:
             self._rows, self._borrowed = other._rows, True
+            if self._compact and type(other._rows) is KeyIndex:
+                self._columns[self._key_at] = _INDEX_KEYS  # read through the index lent
 
     def _own_index(self) -> None:
         """A key index of this map's own rows, in place of the one it borrowed."""
         keys = self.column(self._key, as_items=True)
         if self._compact:
             self._rows = KeyIndex(keys)
+            self._columns[self._key_at] = _INDEX_KEYS
         else:
             self._rows = {key: _row_number(row) for row, key in enumerate(keys)}
         self._borrowed = False
 
     def compact_keys(self, planned: int = 0) -> None:
-        """Hold this map's key index as a `KeyIndex` and its fields of trial keys as
-        `HexStrings` from now on (a large run's, ADR 0090), its rows copied into them once (a
+        """Hold this map's key index as a `KeyIndex`, its fields of trial keys as `HexStrings`
+        and of texts as `PackedTexts` from now on, its key column read through the index
+        (`_IndexKeys`): a large run's (ADR 0090, ADR 0095), its rows copied into them once (a
         map sharing its columns first takes its own). A map that borrows another's index and
         holds nothing stays as it is, compact once it owns an index: the caller lends it the
         other's again once that one is compact (`index_with`). `planned`: the keys it is
@@ -287,10 +315,18 @@ class EventColumns(Mapping[str, E], Generic[E]):
             self._unshare()
         index = self._rows = KeyIndex(self.column(self._key, as_items=True))
         index.reserve(planned)
+        layout = self._layout
         self._columns = [
-            HexStrings(column) if is_key and type(column) is list else column
-            for column, is_key in zip(self._columns, self._layout.keys, strict=True)
+            HexStrings(column)
+            if is_key and type(column) is list
+            else PackedTexts(column)
+            if is_text and type(column) is list
+            else column
+            for column, is_key, is_text in zip(
+                self._columns, layout.keys, layout.texts, strict=True
+            )
         ]
+        self._columns[self._key_at] = _INDEX_KEYS
 
     def put(self, event: E) -> None:
         """Hold `event` under its key, replacing the event held for that key (if any)."""
@@ -338,6 +374,8 @@ class EventColumns(Mapping[str, E], Generic[E]):
             return array("d", [value]) * self._count
         if self._compact and self._layout.keys[index]:
             return HexStrings([value] * self._count)
+        if self._compact and self._layout.texts[index]:
+            return PackedTexts([value] * self._count)
         return [value] * self._count
 
     def _intern(self, mapping: dict[Any, Any]) -> tuple[Any, ...]:
@@ -363,6 +401,8 @@ class EventColumns(Mapping[str, E], Generic[E]):
 
     def _read(self, index: int, row: int) -> Any:
         column = self._columns[index]
+        if type(column) is _IndexKeys:
+            return cast("KeyIndex", self._rows).key(row)
         value = column.value if type(column) is _Same else column[row]
         if self._layout.mappings[index] and type(value) is tuple:
             return dict(value)
@@ -381,7 +421,11 @@ class EventColumns(Mapping[str, E], Generic[E]):
         # The rows' slice at once, not `_read` row by row (a checkpoint reads every column).
         column = self._columns[index]
         values = (
-            [column.value] * (end - start) if type(column) is _Same else list(column[start:end])
+            [column.value] * (end - start)
+            if type(column) is _Same
+            else cast("KeyIndex", self._rows).keys(start, end)
+            if type(column) is _IndexKeys
+            else list(column[start:end])
         )
         if self._layout.mappings[index] and not as_items:
             return [dict(value) if type(value) is tuple else value for value in values]
@@ -422,7 +466,13 @@ class EventColumns(Mapping[str, E], Generic[E]):
             columns, values = self._columns, []
             for index, mapping in read:
                 column = columns[index]
-                value = column.value if type(column) is _Same else column[row]
+                value = (
+                    column.value
+                    if type(column) is _Same
+                    else rows.key(row)  # type: ignore[union-attr]
+                    if type(column) is _IndexKeys
+                    else column[row]
+                )
                 values.append(dict(value) if mapping and type(value) is tuple else value)
             return tuple(values)
 

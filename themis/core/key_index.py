@@ -66,7 +66,73 @@ def _held_at(held: bytearray, others: dict[int, Any], row: int) -> Any:
     return held[start : start + _WIDTH].hex()
 
 
-class HexStrings(MutableSequence[Any]):
+class RowColumn(MutableSequence[Any]):
+    """A list that is appended to and written in place, never shortened: the common part of
+    `HexStrings` and `themis.core.packed_texts.PackedTexts`, which read a row (`_value`), rows
+    in a range (`_values`) and write one (`_put`) each their own way."""
+
+    __slots__ = ()
+
+    def _value(self, row: int) -> Any:
+        raise NotImplementedError
+
+    def _values(self, start: int, stop: int) -> Iterator[Any]:
+        return (self._value(row) for row in range(start, stop))
+
+    def _put(self, row: int, value: Any) -> None:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Any]: ...
+    def __getitem__(self, index: int | slice) -> Any:
+        count = len(self)
+        if isinstance(index, slice):
+            start, stop, step = index.indices(count)
+            if step == 1:
+                return list(self._values(start, max(start, stop)))
+            return [self._value(row) for row in range(start, stop, step)]
+        if index < 0:
+            index += count
+        if not 0 <= index < count:
+            raise IndexError(f"{type(self).__name__} index out of range")
+        return self._value(index)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        name = type(self).__name__
+        if isinstance(index, slice):
+            raise TypeError(f"{name}: slice assignment is not supported")
+        count = len(self)
+        if index < 0:
+            index += count
+        if not 0 <= index < count:
+            raise IndexError(f"{name} assignment index out of range")
+        self._put(index, value)
+
+    def __delitem__(self, index: Any) -> None:
+        raise TypeError(f"{type(self).__name__}: deleting is not supported")
+
+    def insert(self, index: int, value: Any) -> None:
+        if index != len(self):
+            raise TypeError(f"{type(self).__name__}: only appending is supported")
+        self.append(value)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._values(0, len(self))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, RowColumn | list | tuple):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({list(self)!r})"
+
+
+class HexStrings(RowColumn):
     """A list of values, the ones `compact` takes held as 16 bytes each in one `bytearray`."""
 
     __slots__ = ("_bytes", "_others")
@@ -96,31 +162,7 @@ class HexStrings(MutableSequence[Any]):
     def _value(self, row: int) -> Any:
         return _held_at(self._bytes, self._others, row)
 
-    @overload
-    def __getitem__(self, index: int) -> Any: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[Any]: ...
-    def __getitem__(self, index: int | slice) -> Any:
-        count = len(self)
-        if isinstance(index, slice):
-            start, stop, step = index.indices(count)
-            if step == 1:
-                return list(self._values(start, max(start, stop)))
-            return [self._value(row) for row in range(start, stop, step)]
-        if index < 0:
-            index += count
-        if not 0 <= index < count:
-            raise IndexError("HexStrings index out of range")
-        return self._value(index)
-
-    def __setitem__(self, index: Any, value: Any) -> None:
-        if isinstance(index, slice):
-            raise TypeError("HexStrings: slice assignment is not supported")
-        count = len(self)
-        if index < 0:
-            index += count
-        if not 0 <= index < count:
-            raise IndexError("HexStrings assignment index out of range")
+    def _put(self, index: int, value: Any) -> None:
         raw = compact(value)
         self._others.pop(index, None)
         if raw is None:
@@ -129,19 +171,8 @@ class HexStrings(MutableSequence[Any]):
         start = index * _WIDTH
         self._bytes[start : start + _WIDTH] = raw
 
-    def __delitem__(self, index: Any) -> None:
-        raise TypeError("HexStrings: deleting is not supported")
-
-    def insert(self, index: int, value: Any) -> None:
-        if index != len(self):
-            raise TypeError("HexStrings: only appending is supported")
-        self.append(value)
-
     def __len__(self) -> int:
         return len(self._bytes) // _WIDTH
-
-    def __iter__(self) -> Iterator[Any]:
-        return self._values(0, len(self))
 
     def _values(self, start: int, stop: int) -> Iterator[Any]:
         """The values of rows `start` to `stop`: the bytes turned to hex a chunk at a time and
@@ -157,22 +188,12 @@ class HexStrings(MutableSequence[Any]):
                         values[row - first] = value
             yield from values
 
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, HexStrings | list | tuple):
-            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
     def head(self, count: int) -> HexStrings:
         """A copy of the first `count` values (one C-level slice of the bytes)."""
         copied = HexStrings()
         copied._bytes = self._bytes[: count * _WIDTH]
         copied._others = {row: value for row, value in self._others.items() if row < count}
         return copied
-
-    def __repr__(self) -> str:
-        return f"HexStrings({list(self)!r})"
 
 
 class KeyIndex:

@@ -1,0 +1,84 @@
+"""`PackedTexts`: a list of texts held as UTF-8 in one `bytearray`, for a large run's fold.
+
+A large run's fold holds two texts of every trial, its generation's text and its parse's
+answer. As `str` objects in lists they cost ~49 B of object head each and a pointer (8 B) beside
+their characters: ~124 B a trial of the ~363 the fold held at 300k (`bench/fold_memory.py`,
+ADR 0090). Here a text is its UTF-8 bytes in one `bytearray` and where they start and how long
+they are (12 B): the characters and 12 B a text, read back as an equal new `str` each time
+(compare with `==`, never `is`). A lone surrogate (a JSON text may hold one) is kept by
+`surrogatepass`, so every `str` reads back equal to the one put; any other value (`None`, a `str`
+subclass) is held as it is, in a dict by row. Replacing a row's text appends its new bytes (the
+old ones stay, unread): a fold replaces a trial's parse at most once an epoch.
+
+Only for a run of at least `LARGE_RUN_TRIALS` trials (`EventColumns.compact_keys`, ADR
+0095): a read is an encode or decode (~0.1-0.2 µs) where a list's is a pointer. One thread may
+append while others read the rows they counted: a row's bytes are appended before its place.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable
+from typing import Any, Final
+
+from themis.core.key_index import RowColumn
+
+__all__ = ["PackedTexts"]
+
+_OTHER: Final = -1  # the length of a row whose value `_others` holds
+
+
+class PackedTexts(RowColumn):
+    """A list of values, the `str`s held as UTF-8 bytes in one `bytearray` (module docstring)."""
+
+    __slots__ = ("_bytes", "_lengths", "_others", "_starts")
+
+    def __init__(self, values: Iterable[Any] = ()) -> None:
+        self._bytes = bytearray()
+        self._starts = array("q")
+        self._lengths = array("i")
+        self._others: dict[int, Any] = {}  # the values not held as bytes, by row
+        for value in values:
+            self.append(value)
+
+    def append(self, value: Any) -> None:
+        held = self._bytes
+        start = len(held)
+        if type(value) is str:
+            held += value.encode("utf-8", "surrogatepass")
+            length = len(held) - start
+        else:
+            self._others[len(self._lengths)] = value
+            length = _OTHER
+        self._starts.append(start)
+        self._lengths.append(length)
+
+    def _value(self, row: int) -> Any:
+        length = self._lengths[row]
+        if length == _OTHER:
+            return self._others[row]
+        start = self._starts[row]
+        return self._bytes[start : start + length].decode("utf-8", "surrogatepass")
+
+    def _put(self, index: int, value: Any) -> None:
+        self._others.pop(index, None)
+        if type(value) is str:
+            held = self._bytes
+            start = len(held)
+            held += value.encode("utf-8", "surrogatepass")
+            self._starts[index], self._lengths[index] = start, len(held) - start
+        else:
+            self._others[index] = value
+            self._lengths[index] = _OTHER
+
+    def __len__(self) -> int:
+        return len(self._lengths)
+
+    def head(self, count: int) -> PackedTexts:
+        """A copy of the first `count` values (C-level copies; the bytes whole, those of rows
+        appended since included but unread)."""
+        copied = PackedTexts()
+        copied._bytes = bytearray(self._bytes)  # before the rows: each of them within it
+        copied._starts, copied._lengths = self._starts[:count], self._lengths[:count]
+        copied._others = {row: value for row, value in dict(self._others).items() if row < count}
+        return copied
