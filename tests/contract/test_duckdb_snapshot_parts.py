@@ -184,3 +184,35 @@ def test_a_run_saved_again_or_removed_leaves_no_part_behind(tmp_path: Path, in_p
     finally:
         store.close()
     assert _parts(path) == []
+
+
+_SEARCHED = 'xx{"id":"a","fields":1}-aaa-{"id":"b","fields":2}-{"id":"b","fields":3}zz'
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 16, 200])
+@pytest.mark.parametrize(
+    "needle", ['{"id":"a","fields":', '{"id":"b","fields":', "aa", "xx", "zz", "absent"]
+)
+@pytest.mark.parametrize("window", [1, 9, 1000])
+def test_a_search_of_the_parts_finds_what_duckdb_finds_in_the_text(
+    size: int, needle: str, window: int
+) -> None:
+    con = duckdb.connect()
+    con.execute("CREATE TABLE runs (run_id VARCHAR, snapshot VARCHAR)")
+    con.execute(duckdb_snapshot.PARTS_TABLE)
+    con.execute("INSERT INTO runs VALUES ('parts', NULL), ('whole', $1)", [_SEARCHED])
+    parts = [_SEARCHED[at : at + size] for at in range(0, len(_SEARCHED), size)]
+    con.execute(
+        "INSERT INTO snapshot_parts SELECT 'parts', number - 1, body"
+        " FROM unnest($1::VARCHAR[]) WITH ORDINALITY AS parts(body, number)",
+        [parts],
+    )
+    found = con.execute(
+        "SELECT sha256(s), p, p > 0 AND position($n IN substr(s, p + 1)) > 0,"
+        " CASE WHEN p > 0 THEN substr(s, p, $w) ELSE '' END"
+        " FROM (SELECT snapshot AS s, position($n IN snapshot) AS p FROM runs"
+        " WHERE run_id = 'whole')",
+        {"n": needle, "w": window},
+    ).fetchone()
+    assert duckdb_snapshot.searched_parts(con, "parts", needle, window) == found
+    assert duckdb_snapshot.searched_parts(con, "whole", needle, window) is None

@@ -23,8 +23,8 @@ import duckdb
 from themis.adapters.codec import decode_event, decode_snapshot
 from themis.adapters.json_text import compact_encoder
 from themis.adapters.stores.duckdb_log import batched, events_of_rows, keyed_rows
-from themis.adapters.stores.duckdb_outline import kept_outline
-from themis.adapters.stores.duckdb_snapshot import snapshots
+from themis.adapters.stores.duckdb_outline import KEPT_OUTLINE, kept_outline
+from themis.adapters.stores.duckdb_snapshot import searched_parts, snapshots
 from themis.adapters.stores.duckdb_views import holds_places
 from themis.core.events import Event
 from themis.core.snapshot import RunSnapshot
@@ -43,12 +43,13 @@ _ONE_CASE: Final = (
     " FROM (SELECT snapshot AS s FROM {runs} WHERE run_id = $run)"
 )
 # The kept outline of run `$run` if it is still the outline of its text, where the text's first
-# `$begun` begins, whether another does after it, and `$window` characters from the first.
+# `$begun` begins, whether another does after it, and `$window` characters from the first (a
+# text in `runs.snapshot`; one in parts is searched as it is read: `searched_parts`).
 _KEPT_CASE: Final = (
     "SELECT o.outline, r.at, r.at > 0 AND position($begun IN substr(r.s, r.at + 1)) > 0,"
     "   substr(r.s, r.at, $window)"
     " FROM (SELECT run_id, snapshot AS s, sha256(snapshot) AS stored_as,"
-    "   position($begun IN snapshot) AS at FROM {runs} WHERE run_id = $run) r"
+    "   position($begun IN snapshot) AS at FROM runs WHERE run_id = $run) r"
     " JOIN run_outlines o ON o.run_id = r.run_id AND o.stored_as = r.stored_as"
 )
 _WINDOW: Final = 1 << 20  # a case longer than this is cut by DuckDB
@@ -123,7 +124,13 @@ def _kept_case(cursor: Any, run_id: str, case_id: str) -> str | None:
         return None
     begun = f'{{"id":{_ENCODE(case_id)},"fields":'
     parameters = {"run": run_id, "begun": begun, "window": _WINDOW}
-    row = cursor.execute(_KEPT_CASE.replace("{runs}", snapshots(cursor)), parameters).fetchone()
+    searched = searched_parts(cursor, run_id, begun, _WINDOW)
+    if searched is None:
+        row = cursor.execute(_KEPT_CASE, parameters).fetchone()
+    else:
+        stored_as, at, again, window = searched
+        kept = cursor.execute(KEPT_OUTLINE, {"run": run_id, "stored_as": stored_as}).fetchone()
+        row = None if kept is None else (kept[0], at, again, window)
     if row is None or not row[1] or row[2]:
         return None
     try:

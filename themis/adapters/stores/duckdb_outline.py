@@ -24,6 +24,7 @@ from themis.core.breakdown import field_names
 from themis.core.snapshot import RunSnapshot, SnapshotOutline, without_cases
 
 __all__ = [
+    "KEPT_OUTLINE",
     "OUTLINES_TABLE",
     "keep_outline",
     "kept_outline",
@@ -58,7 +59,7 @@ _OUTLINE: Final = (
 
 # The outline kept of the run's snapshot if it is still the outline of its text, whose sha256
 # (what names the snapshot as stored, ADR 0077) is `$stored_as`.
-_KEPT: Final = (
+KEPT_OUTLINE: Final = (
     "SELECT outline, fields, stored_as FROM run_outlines"
     " WHERE run_id = $run AND stored_as = $stored_as"
 )
@@ -78,7 +79,7 @@ def stored_outline(con: Any, run_id: str) -> SnapshotOutline | None:
         stored_as = stored_digest(con, run_id)
         if stored_as is None:
             return None
-        row = con.execute(_KEPT, {"run": run_id, "stored_as": stored_as}).fetchone()
+        row = con.execute(KEPT_OUTLINE, {"run": run_id, "stored_as": stored_as}).fetchone()
     if row is None:
         cut = _CUT_STORED.replace("{runs}", snapshots(con))
         row = con.execute(cut, {"run": run_id}).fetchone()
