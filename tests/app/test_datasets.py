@@ -39,9 +39,9 @@ def inline(path: str | None, *cases: Case) -> DatasetSpec:
     return DatasetSpec(name="d", path=path, cases=cast(Any, cases))
 
 
-def failure(dataset: DatasetSpec, base_dir: Path) -> str:
+def failure(dataset: DatasetSpec, base_dir: Path, pack_from: int | None = None) -> str:
     with pytest.raises(ConfigError) as raised:
-        load_cases(dataset, base_dir)
+        load_cases(dataset, base_dir, pack_from=pack_from)
     message = str(raised.value)
     assert "\n" not in message
     return message
@@ -190,11 +190,14 @@ def test_spec_level_errors(tmp_path: Path) -> None:
         ("rows.csv", "id,q\n", "path: no cases in {file}"),
     ],
 )
+@pytest.mark.parametrize("pack_from", [None, 1, 2])
 def test_broken_files_name_file_and_line(
-    tmp_path: Path, name: str, text: str, expected: str
+    tmp_path: Path, name: str, text: str, expected: str, pack_from: int | None
 ) -> None:
+    # `pack_from`: the cases are packed as they are read from that row on (a large run's, ADR
+    # 0100): a bad row gives the same message.
     file = write(tmp_path, name, text).resolve()
-    assert failure(spec(name), tmp_path) == expected.format(file=file)
+    assert failure(spec(name), tmp_path, pack_from) == expected.format(file=file)
 
 
 def test_non_utf8_file(tmp_path: Path) -> None:

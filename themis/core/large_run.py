@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["LARGE_RUN_TRIALS", "is_large_run"]
+__all__ = ["LARGE_RUN_TRIALS", "is_large_run", "large_run_cases"]
 
 # Trials from which a run is large: between 100k (each setting's CPU, no gain) and 300k (their
 # gain, ~100 MiB each), measured in ADRs 0079, 0086 and 0090.
@@ -24,3 +24,10 @@ LARGE_RUN_TRIALS: Final = 200_000
 def is_large_run(trials: int) -> bool:
     """Whether a run of `trials` planned trials (or a part of that many rows) is large."""
     return trials >= LARGE_RUN_TRIALS
+
+
+def large_run_cases(trials_per_case: int) -> int:
+    """The fewest cases that make a run of `trials_per_case` trials a case large: from there a
+    config's loader packs a dataset's cases as it reads them, and a stored snapshot's as it is
+    decoded (ADR 0100)."""
+    return -(-LARGE_RUN_TRIALS // max(trials_per_case, 1))

@@ -40,7 +40,9 @@ class PackedCases(CaseBlock):
         for case in cases:
             block += dumps((case.id, case.expected, dict(case.fields)))
             ends.append(len(block))
-        self._block = bytes(block)  # read-only from here on
+        # Kept as it was built, read-only from here on: a `bytes` copy doubled the block for a
+        # moment, at the load's peak (ADR 0100).
+        self._block = block
         self._ends = ends
 
     def __len__(self) -> int:

@@ -13,13 +13,16 @@ import importlib.util
 import io
 import json
 import zlib
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from themis.app.config.tables import TABLE_FORMATS, json_row, plugin_rows, table_rows
 from themis.core.errors import ConfigError
 from themis.core.identity import digest
+from themis.core.packed_cases import PackedCases
 from themis.core.plugins import PluginRegistry
 from themis.core.spec import Case, DatasetSpec
 from themis.core.validation import unknown_name
@@ -36,10 +39,14 @@ def resolve_path(path: str, base_dir: Path) -> Path:
 
 
 def load_cases(
-    dataset: DatasetSpec, base_dir: Path, plugins: PluginRegistry | None = None
-) -> tuple[Case, ...]:
+    dataset: DatasetSpec,
+    base_dir: Path,
+    plugins: PluginRegistry | None = None,
+    pack_from: int | None = None,
+) -> Sequence[Case]:
     """The dataset's cases in file order (inline cases in their order), sliced by `where`,
-    `sample` and `limit`.
+    `sample` and `limit`: a tuple, or a `PackedCases` block if the file or loader gave
+    `pack_from` rows or more (ADR 0100: packed as they are read, never all held as `Case`s).
 
     Raises `ConfigError` when the file is missing, unreadable or malformed, or ids are missing or
     repeated. `plugins` holds the dataset's loader plugin, if it names one.
@@ -51,7 +58,7 @@ def load_cases(
             base_dir = package_dir(dataset.package)
         where = None if dataset.path is None else resolve_path(dataset.path, base_dir)
         loaded = plugin_rows(dataset, where, plugins)
-        return _sliced(_rows_to_cases(loaded, dataset, where), dataset)
+        return _sliced(_rows_to_cases(loaded, dataset, where, pack_from), dataset)
     if dataset.path is None:
         if not dataset.cases:
             raise ConfigError("path: missing; give a dataset file or inline cases")
@@ -66,7 +73,7 @@ def load_cases(
     kind = dataset.format or suffix.lstrip(".")
     if kind in TABLE_FORMATS:
         table = table_rows(kind, file, dataset.split)
-        return _sliced(_rows_to_cases(table, dataset, file), dataset)
+        return _sliced(_rows_to_cases(table, dataset, file, pack_from), dataset)
     reader = _READERS.get(f".{kind}")
     if reader is None:
         raise ConfigError(
@@ -74,33 +81,55 @@ def load_cases(
             " (use .jsonl, .json, .csv (optionally .gz) or .parquet, or set format)"
         )
     text = _read(file, gzipped)
-    cases = _cases(lambda: reader(text, file), dataset, file)
+    cases = _cases(lambda: reader(text, file), dataset, file, pack_from)
     if not cases:
         raise ConfigError(f"path: no cases in {file}")
     return _sliced(cases, dataset)
 
 
-def _sliced(given: Sequence[Case], dataset: DatasetSpec) -> tuple[Case, ...]:
-    """The slice `where`, `sample` and `limit` select, in that order, in file order."""
-    cases = tuple(given)
+def _sliced(given: Sequence[Case], dataset: DatasetSpec) -> Sequence[Case]:
+    """The slice `where`, `sample` and `limit` select, in that order, in file order (a block's
+    slice is a block: its cases are read one at a time, never all held)."""
+    cases: Sequence[Case] = given if isinstance(given, PackedCases) else tuple(given)
     for name, wanted in dataset.where.items():
         if not any(name in case.fields for case in cases):
             columns = {column for case in cases for column in case.fields}
             raise ConfigError(f"where: {unknown_name('field of any row', name, columns)}")
         allowed = wanted if isinstance(wanted, list) else [wanted]
-        cases = tuple(case for case in cases if case.fields.get(name) in allowed)
+        cases = _kept(cases, _field_in(name, allowed))
     if dataset.where and not cases:
         raise ConfigError(f"where: no row matches {dict(dataset.where)!r}")
     if dataset.sample is not None and dataset.sample < len(cases):
-        ranked = sorted(cases, key=lambda case: digest([dataset.sample_seed, case.id]))
-        drawn = {case.id for case in ranked[: dataset.sample]}
-        cases = tuple(case for case in cases if case.id in drawn)
-    return cases if dataset.limit is None else cases[: dataset.limit]
+        seed = dataset.sample_seed
+        # Ids are ranked, not cases: ids are unique, so the ids drawn are those of the cases.
+        ranked = sorted((case.id for case in cases), key=lambda id: digest([seed, id]))
+        drawn = set(ranked[: dataset.sample])
+        cases = _kept(cases, lambda case: case.id in drawn)
+    if dataset.limit is None:
+        return cases
+    if isinstance(cases, PackedCases):
+        return PackedCases(islice(cases, dataset.limit))
+    return cases[: dataset.limit]
+
+
+def _field_in(name: str, allowed: list[Any]) -> Callable[[Case], bool]:
+    """Whether a case's field `name` is one of `allowed`."""
+    return lambda case: case.fields.get(name) in allowed
+
+
+def _kept(cases: Sequence[Case], keep: Callable[[Case], bool]) -> Sequence[Case]:
+    """The cases `keep` keeps, in order: a block of a block, else a tuple."""
+    if isinstance(cases, PackedCases):
+        return PackedCases(filter(keep, cases))
+    return tuple(filter(keep, cases))
 
 
 def _rows_to_cases(
-    rows: Iterable[Mapping[str, Any]], dataset: DatasetSpec, where: Path | None
-) -> tuple[Case, ...]:
+    rows: Iterable[Mapping[str, Any]],
+    dataset: DatasetSpec,
+    where: Path | None,
+    pack_from: int | None = None,
+) -> Sequence[Case]:
     """Rows read by a table reader or a loader plugin, as cases (JSON values checked)."""
     label = str(where) if where is not None else f"loader {dataset.loader}"
     listed = list(rows)
@@ -111,7 +140,7 @@ def _rows_to_cases(
         for index, row in enumerate(listed):
             yield f"row {index}", json_row(row, index, label)
 
-    return _cases(numbered, dataset, label)
+    return _cases(numbered, dataset, label, pack_from)
 
 
 def package_dir(package: str) -> Path:
@@ -143,23 +172,58 @@ def _read(file: Path, gzipped: bool = False) -> str:
 
 
 def _cases(
-    rows: Callable[[], Iterable[Row]], dataset: DatasetSpec, file: Path | str
-) -> tuple[Case, ...]:
-    """The cases of the rows `rows()` yields, each made as its row is read: a reader yields its
+    rows: Callable[[], Iterable[Row]],
+    dataset: DatasetSpec,
+    file: Path | str,
+    pack_from: int | None = None,
+) -> Sequence[Case]:
+    """The cases of the rows `rows()` yields: a tuple, or, once `pack_from` rows are read, a
+    `PackedCases` block into which every later case is packed as its row is read (ADR 0100: a
+    1M-row load held every case as objects, ~0.42 KiB each, before they were packed: 608 MiB).
+    Every check is made as the rows are read, in the same order, so a bad row gives the same
+    message either way."""
+    made = _made_cases(rows, dataset, file, pack_from)
+    if pack_from is None:
+        return tuple(made)
+    head = list(islice(made, pack_from))
+    if len(head) < pack_from:
+        return tuple(head)
+    return PackedCases(_drained(head, made))
+
+
+def _drained(head: list[Case], rest: Iterator[Case]) -> Iterator[Case]:
+    """`head`'s cases then `rest`'s, each of `head` let go of as it is yielded."""
+    head.reverse()
+    while head:
+        yield head.pop()
+    yield from rest
+
+
+def _made_cases(
+    rows: Callable[[], Iterable[Row]],
+    dataset: DatasetSpec,
+    file: Path | str,
+    pack_from: int | None = None,
+) -> Iterator[Case]:
+    """The case of each row `rows()` yields, each made as its row is read: a reader yields its
     rows one at a time, so a row's decoded dict, its keys and its place are dropped before the
     next is read (held all at once, they were ~0.6 KiB a case more at the load's peak: issue
-    12). `rows` is called again only to word a duplicate id's first place."""
+    12). `rows` is called again only to word a duplicate id's first place.
+
+    From row `pack_from` on (the cases are packed, ADR 0100) the ids seen are held as their
+    hashes (`_IdHashes`, ~16 bytes an id against ~90 for a set of the ids themselves)."""
     id_field = dataset.id_field
     # A file with no id column at all is numbered by row; a column missing from some rows is a
     # typo: the first row without it is named once a row with it is met (or at once, after one).
     missing_at: str | None = None
     with_ids = False
-    seen: set[str] = set()
+    seen: set[str] | _IdHashes = set()
     # One string per field name for every row: a decoder makes each row's keys anew (~50 bytes
     # a field a row, kept by the case for the whole run).
     names: dict[str, str] = {}
-    cases: list[Case] = []
     for index, (where, row) in enumerate(rows()):
+        if index == pack_from and isinstance(seen, set):
+            seen = _IdHashes(seen)
         if id_field in row:
             if missing_at is not None:
                 break
@@ -169,9 +233,10 @@ def _cases(
                 raise ConfigError(f"id_field: empty {id_field!r} in {file} {where}")
             if case_id in seen:
                 first = _first_place(rows, id_field, case_id)
-                raise ConfigError(
-                    f"path: duplicate case id {case_id!r} in {file} ({first} and {where})"
-                )
+                if first != where:  # (`_IdHashes` holds another id of the same hash, if equal)
+                    raise ConfigError(
+                        f"path: duplicate case id {case_id!r} in {file} ({first} and {where})"
+                    )
             seen.add(case_id)
         else:
             if with_ids:
@@ -182,10 +247,51 @@ def _cases(
         raw_expected = row.get(dataset.expected_field)
         expected = None if raw_expected is None else str(raw_expected)
         fields = {names.setdefault(name, name): value for name, value in row.items()}
-        cases.append(Case.of_row(case_id, fields, expected))
+        yield Case.of_row(case_id, fields, expected)
     else:
-        return tuple(cases)
+        return
     raise ConfigError(f"id_field: {id_field!r} missing in {file} {missing_at}")
+
+
+class _IdHashes:
+    """A set of ids held as their hashes only, in one array (open addressing, linear probing):
+    `id in ids` is true for an id added, and for another of the same hash (a duplicate's
+    message reads the rows again to find the first, which tells them apart)."""
+
+    __slots__ = ("_count", "_mask", "_slots")
+
+    def __init__(self, ids: Iterable[str] = ()) -> None:
+        self._count = 0
+        self._mask = 1023
+        self._slots = array("q", bytes(8 * 1024))  # 0 is an empty slot
+        for id in ids:
+            self.add(id)
+
+    def _at(self, hashed: int) -> int:
+        """The slot holding `hashed`, or the empty slot where it goes."""
+        slots, mask = self._slots, self._mask
+        at = hashed & mask
+        while (held := slots[at]) and held != hashed:
+            at = (at + 1) & mask
+        return at
+
+    def __contains__(self, id: str) -> bool:
+        return bool(self._slots[self._at(hash(id) or 1)])
+
+    def add(self, id: str) -> None:
+        hashed = hash(id) or 1
+        at = self._at(hashed)
+        if self._slots[at]:
+            return
+        self._slots[at] = hashed
+        self._count += 1
+        if 2 * self._count > self._mask:  # at most half full: short probes
+            held = self._slots
+            self._mask = 2 * self._mask + 1
+            self._slots = array("q", bytes(8 * (self._mask + 1)))
+            for hashed in held:
+                if hashed:
+                    self._slots[self._at(hashed)] = hashed
 
 
 def _first_place(rows: Callable[[], Iterable[Row]], id_field: str, case_id: str) -> str:

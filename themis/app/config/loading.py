@@ -29,8 +29,8 @@ from themis.core.benchmark import BenchmarkSpec
 from themis.core.builtins import builtin_plugins
 from themis.core.checks import ALL_CHECKS, Check, config_problems
 from themis.core.errors import ConfigError
-from themis.core.large_run import is_large_run
-from themis.core.packed_cases import packed
+from themis.core.large_run import is_large_run, large_run_cases
+from themis.core.packed_cases import PackedCases, packed
 from themis.core.plugins import PluginRegistry
 from themis.core.runtime import RuntimeConfig
 from themis.core.spec import DatasetSpec, ExperimentSpec
@@ -208,10 +208,23 @@ def _loaded(
     plugins: PluginRegistry | None,
 ) -> LoadedConfig:
     resolved = resolve_plugins(spec, source_name, plugins)
-    datasets = tuple(
-        _with_cases(f"datasets[{index}]", dataset, base_dir, source_name, resolved)
-        for index, dataset in enumerate(spec.datasets)
-    )
+    # From how many cases the run is large (ADR 0100): a dataset is packed as it is read once
+    # it and the datasets before it hold that many (its slice may then keep fewer: a run found
+    # small at the end gets its cases back as a tuple).
+    large_from = large_run_cases(len(spec.models) * len(spec.prompts) * spec.samples)
+    datasets: list[DatasetSpec] = []
+    for index, dataset in enumerate(spec.datasets):
+        before = sum(len(loaded.cases) for loaded in datasets)
+        datasets.append(
+            _with_cases(
+                f"datasets[{index}]",
+                dataset,
+                base_dir,
+                source_name,
+                resolved,
+                pack_from=max(large_from - before, 1),
+            )
+        )
     prompts = tuple(
         prompt
         if prompt.few_shot is None
@@ -241,18 +254,28 @@ def _packed_if_large(spec: ExperimentSpec) -> ExperimentSpec:
     """`spec` with its datasets' cases packed in a block each if its run is large (ADR 0089):
     ~0.1 KiB a case held for the run instead of ~0.42, for ~1-3 µs each time a case is read
     (the identity, the plan, the snapshot and the report each read every case). A smaller
-    run's cases stay a tuple. Packed once they are checked (`check_config` reads them often)."""
-    if not is_large_run(spec.trial_count):
+    run's cases are a tuple (a block read from a large file, then sliced, made a tuple again).
+    A dataset read as a block stays one (ADR 0100); the others are packed once checked."""
+    large = is_large_run(spec.trial_count)
+    if not large and not any(isinstance(d.cases, PackedCases) for d in spec.datasets):
         return spec
-    datasets = [attrs.evolve(dataset, cases=packed(dataset.cases)) for dataset in spec.datasets]
+    datasets = [
+        attrs.evolve(dataset, cases=packed(dataset.cases) if large else tuple(dataset.cases))
+        for dataset in spec.datasets
+    ]
     return attrs.evolve(spec, datasets=datasets)
 
 
 def _with_cases(
-    key: str, dataset: DatasetSpec, base_dir: Path, source_name: str, plugins: PluginRegistry
+    key: str,
+    dataset: DatasetSpec,
+    base_dir: Path,
+    source_name: str,
+    plugins: PluginRegistry,
+    pack_from: int | None = None,
 ) -> DatasetSpec:
     try:
-        cases = load_cases(dataset, base_dir, plugins)
+        cases = load_cases(dataset, base_dir, plugins, pack_from)
     except ConfigError as error:
         # `load_cases` messages start with the DatasetSpec field (`path: ...`).
         raise ConfigError(f"{source_name}: {key}.{error}") from None
