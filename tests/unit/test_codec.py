@@ -29,6 +29,7 @@ from themis.adapters.codec import (
     encode_snapshot,
     event_kinds,
 )
+from themis.core import large_run
 from themis.core.errors import StoreError
 from themis.core.events import (
     EVENT_TYPES,
@@ -39,6 +40,7 @@ from themis.core.events import (
     subject_key,
 )
 from themis.core.generation import TokenLogprob
+from themis.core.packed_cases import PackedCases
 from themis.core.spec import Case
 from themis.core.stages import Stage
 
@@ -339,6 +341,22 @@ def test_a_snapshot_of_many_cases_encodes_as_it_does_whole(marked_example: bool)
     text = encode_snapshot(snapshot)
 
     assert text == whole
+    assert decode_snapshot(text) == snapshot
+
+
+def test_a_large_runs_dataset_decodes_packed_and_equal(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A dataset whose cases alone make a run large (the bar lowered to 100 here) is packed as
+    # it is decoded (ADR 0100): resume and replay hold the block, not a `Case` a row.
+    spec = many_cases_spec()
+    snapshot = attrs.evolve(make_snapshot(), spec=spec)
+    text = encode_snapshot(snapshot)
+    monkeypatch.setattr(large_run, "LARGE_RUN_TRIALS", 100)
+
+    big, one = decode_snapshot(text).spec.datasets
+
+    assert isinstance(big.cases, PackedCases)
+    assert isinstance(one.cases, tuple)  # 1 case: not large alone
+    assert big.cases == spec.datasets[0].cases
     assert decode_snapshot(text) == snapshot
 
 
