@@ -105,7 +105,7 @@ def _instrument() -> None:
     duckdb_store.insert_places = _timed("insert places (thread)", duckdb_store.insert_places)
     duckdb_views.ref_columns = _timed("places' columns (thread)", duckdb_views.ref_columns)
     runs._open_run = _timed("open the run (snapshot, state)", runs._open_run)
-    runs._result = _timed("report", runs._result)
+    runs._end_report = _timed("report", runs._end_report)
     wiring.open_store = _timed("open_store", wiring.open_store)
     flush = writer.EventWriter._flush
 

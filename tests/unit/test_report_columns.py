@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,9 +19,10 @@ from themis.core.events import (
     RunStarted,
     StageReset,
 )
+from themis.core.packed_cases import packed
 from themis.core.planner import CompiledRun, PlanRecord, compile_run, plan
 from themis.core.report import build_report
-from themis.core.report_columns import PlanIndex, columnar_report
+from themis.core.report_columns import PlanIndex, PlanLayout, columnar_report
 from themis.core.spec import Case, DatasetSpec, MetricSpec, PromptSpec
 from themis.core.stages import Stage
 from themis.core.state import Projection, RunState
@@ -146,3 +148,28 @@ def test_an_index_of_part_of_the_plan_is_declined() -> None:
     whole = build_report(COMPILED, state, None)
     assert columnar_report(COMPILED, state, index) == whole
     assert whole.served[0].served == {"fake-x": 2}  # two trials of one key
+
+
+def test_a_layout_numbers_cases_by_their_exact_ids_read_in_parts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The ids are read into numpy arrays a part at a time (ADR 0097): equal ids of a dataset
+    are one case; ids numpy's `str` would make equal (a trailing NUL) stay two cases."""
+    monkeypatch.setattr("themis.core.report_columns._IDS_PART", 2)
+    unique = [Case(id=name, fields={"a": 1, "b": 2}, expected="3") for name in "dcbae"]
+    repeated = [Case(id=name, fields={"a": 1, "b": 2}, expected="3") for name in "xyx"]
+    nul = [Case(id=name, fields={"a": 1, "b": 2}, expected="3") for name in ("a", "a\x00", "b")]
+    spec = small_spec(
+        samples=1,
+        models=small_spec().models[:1],
+        prompts=small_spec().prompts[:1],
+        datasets=(
+            DatasetSpec(name="unique", cases=packed(unique)),
+            DatasetSpec(name="repeated", cases=tuple(repeated)),
+            DatasetSpec(name="nul", cases=tuple(nul)),
+        ),
+    )
+    layout = PlanLayout.of(compile_run(spec))
+    assert layout.cluster_of.tolist() == [0, 1, 2, 3, 4, 5, 6, 5, 8, 9, 10]
+    assert layout.case_ids.tolist()[:8] == [*"dcbae", "x", "y", "x"]
+    assert layout.case_ids.tolist()[-1] == "b"

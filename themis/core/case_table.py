@@ -76,9 +76,12 @@ class CaseTable:
         return found
 
 
-def case_table(compiled: CompiledRun, state: RunState, record: PlanRecord) -> CaseTable | None:
+def case_table(
+    compiled: CompiledRun, state: RunState, record: PlanRecord, layout: PlanLayout | None = None
+) -> CaseTable | None:
     """The run's `CaseTable` of `state`, its plan's keys read from `record`; `None` for a run
-    with rows over samples or judges, or a record that does not hold the whole plan.
+    with rows over samples or judges, or a record that does not hold the whole plan. `layout`:
+    `PlanLayout.of(compiled)`, if the caller has it (the report reads it too).
 
     Each trial's score is found through the state's own key index (`EventColumns.rows_of`)
     and each distinct score map read once; a failed trial by its key among the few failed
@@ -112,8 +115,7 @@ def case_table(compiled: CompiledRun, state: RunState, record: PlanRecord) -> Ca
     else:  # failed trials alone: each value 0, present
         values = np.zeros((len(metrics), len(held)), dtype=np.float64)
         present = np.ones((len(metrics), len(held)), dtype=bool)
-    layout = PlanLayout.of(compiled)
-    return _grouped(metrics, layout, settled, values, present)
+    return _grouped(metrics, layout or PlanLayout.of(compiled), settled, values, present)
 
 
 def _score_rows(state: RunState, ids: Sequence[str]) -> tuple[npt.NDArray[np.int64], list[Any]]:
@@ -141,7 +143,7 @@ def _grouped(
     import numpy as np
 
     group_of, cluster_of = layout.group_of[settled], layout.cluster_of[settled]
-    names = np.asarray(layout.case_ids, dtype=np.str_)
+    names = layout.case_ids
     # Rows ordered by group (its key's order) then case id (code point order, as numpy sorts).
     ordered = sorted(_sortable(group) for group in layout.groups)
     group_rank = np.asarray([ordered.index(_sortable(g)) for g in layout.groups], dtype=np.int64)

@@ -38,9 +38,14 @@ __all__ = ["fold_report"]
 
 
 def fold_report(
-    compiled: CompiledRun, state: RunState, record: PlanRecord, by: Breakdown | None = None
+    compiled: CompiledRun,
+    state: RunState,
+    record: PlanRecord,
+    by: Breakdown | None = None,
+    layout: PlanLayout | None = None,
 ) -> Report | None:
-    """`build_report(compiled, state, record, by)`, or `None` where the module docstring says."""
+    """`build_report(compiled, state, record, by)`, or `None` where the module docstring says;
+    `layout`: `PlanLayout.of(compiled)`, if the caller has it (the case table reads it too)."""
     by = by or Breakdown()
     ids, keys = record.trial_ids, record.trial_keys
     if not applies(compiled, by) or not record.complete:
@@ -50,7 +55,7 @@ def fold_report(
     facts = _facts(compiled, state, ids, keys)
     if facts is None:
         return None
-    return facts.report(compiled, state, by, PlanLayout.of(compiled))
+    return facts.report(compiled, state, by, layout or PlanLayout.of(compiled))
 
 
 def _rows(held: Mapping[str, Any], keys: Sequence[str]) -> np.ndarray | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 import trio
@@ -33,6 +33,7 @@ from themis.app.usecases.stored import (
     report_run,
     resolve_run_id,
 )
+from themis.core.breakdown import Breakdown
 from themis.core.budget import COST_LIMIT, pause_holds
 from themis.core.case_table import CASE_TABLE_TRIALS, case_table
 from themis.core.errors import RunExists, ThemisError
@@ -47,13 +48,16 @@ from themis.core.planner import (
     plan,
 )
 from themis.core.plugins import plugins_provenance
-from themis.core.report import build_report
+from themis.core.report import Report, build_report
 from themis.core.runtime import RuntimeConfig
 from themis.core.snapshot import RunSnapshot, RunSummary
 from themis.core.stages import Stage
 from themis.core.state import RunState
 from themis.core.telemetry import ExecutionFinished, ExecutionStarted
 from themis.ports.store import StorePort
+
+if TYPE_CHECKING:
+    from themis.core.report_columns import PlanLayout
 
 # The reading use cases live in `stored`; they are named here too, where callers met them first.
 __all__ = [
@@ -343,22 +347,23 @@ def execute_work(
     counts = outcome.counts
     total = execution.total
     executed = total if outcome.completed else counts.done + counts.failed  # paused: fewer
+    large = record is not None and compiled.trial_count >= CASE_TABLE_TRIALS
     try:
+        # Where each plan position stands, read once for the report and the case table.
+        layout = _end_layout(compiled) if large else None
+        report = None if record is None else _end_report(compiled, outcome.state, record, layout)
         result = _result(
             compiled,
             outcome.state,
             reused=False,
             executed=executed,
             calls=counts.model_calls,
-            record=record,
+            report=report,
         )
     finally:
         places.join()
-    cases = (
-        case_table(compiled, outcome.state, record)
-        if record is not None and compiled.trial_count >= CASE_TABLE_TRIALS
-        else None
-    )
+    cases = case_table(compiled, outcome.state, record, layout) if large and record else None
+    del layout  # not beside the final checkpoint's parts
     remember(store, compiled.run_id, writer.next_seq - 1, outcome.state, result.report, cases)
     if telemetry is not None:
         finished = ExecutionFinished(
@@ -400,6 +405,14 @@ def _run_trio(main: Callable[[], Awaitable[T]], clock: trio.abc.Clock | None) ->
         raise first from group
 
 
+def _end_layout(compiled: CompiledRun) -> PlanLayout | None:
+    """`PlanLayout.of(compiled)` for a run whose report and case table read it (the default
+    rows of a run without rows over samples or judges: `applies`), else `None`."""
+    from themis.core.report_columns import PlanLayout, applies
+
+    return PlanLayout.of(compiled) if applies(compiled, Breakdown()) else None
+
+
 def _result(
     compiled: CompiledRun,
     state: RunState,
@@ -407,21 +420,29 @@ def _result(
     reused: bool,
     executed: int,
     calls: int,
-    record: PlanRecord | None = None,
+    report: Report | None = None,
 ) -> RunResult:
-    report = None
-    if record is not None and compiled.trial_count >= CASE_TABLE_TRIALS:
-        # Summed over the fold's columns (a quarter of the CPU at 100k, ADR 0083); only where
-        # the case table pays numpy's import anyway.
-        from themis.core.report_fold import fold_report
-
-        report = fold_report(compiled, state, record)
+    """The run's result; `report`: its report, if the caller built it (`_end_report`)."""
     return RunResult(
-        report=build_report(compiled, state, record) if report is None else report,
+        report=build_report(compiled, state) if report is None else report,
         reused=reused,
         trials_executed=executed,
         model_calls=calls,
     )
+
+
+def _end_report(
+    compiled: CompiledRun, state: RunState, record: PlanRecord, layout: PlanLayout | None
+) -> Report:
+    """An execution's report of `state`, its plan's keys read from `record`."""
+    report = None
+    if compiled.trial_count >= CASE_TABLE_TRIALS:
+        # Summed over the fold's columns (a quarter of the CPU at 100k, ADR 0083); only where
+        # the case table pays numpy's import anyway.
+        from themis.core.report_fold import fold_report
+
+        report = fold_report(compiled, state, record, layout=layout)
+    return build_report(compiled, state, record) if report is None else report
 
 
 def list_runs(store: StorePort) -> list[RunSummary]:
