@@ -24,6 +24,7 @@ from themis.adapters.stores.memory import MemoryStore
 from themis.app.usecases.run_places import PlannedRefs
 from themis.core import planner
 from themis.core.snapshot import RunSnapshot
+from themis.core.spec import ExperimentSpec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 FAST = ["models.strong.options.latency_s=0", "models.weak.options.latency_s=0"]
@@ -213,9 +214,19 @@ def _snapshot_and_refs(
     return snapshot, list(planner.trial_refs(experiment.compiled)), events
 
 
-def test_a_run_s_places_do_not_hold_the_log_s_appends(tmp_path: Path) -> None:
-    # Kept while the run's last calls are out (ADR 0073): an append meanwhile goes through.
+@pytest.mark.parametrize("trials", [None, 1_000_000])
+def test_a_run_s_places_do_not_hold_the_log_s_appends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trials: int | None
+) -> None:
+    # Kept while the run's last calls are out (ADR 0073): an append meanwhile goes through;
+    # a large run's too, under the memory bound (ADR 0097: lifting it held +157 MiB at 1M).
     snapshot, refs, events = _snapshot_and_refs(tmp_path)
+    if trials is not None:
+        monkeypatch.setattr(ExperimentSpec, "trial_count", property(lambda _: trials))
+
+    def unbounded(_: object) -> None:
+        raise AssertionError("the places lifted the memory bound")
+
     store = DuckDBStore(tmp_path / "s.duckdb")
     appended = threading.Event()
     seen: dict[str, bool] = {}
@@ -228,6 +239,7 @@ def test_a_run_s_places_do_not_hold_the_log_s_appends(tmp_path: Path) -> None:
 
     try:
         store.save_snapshot(snapshot, places=False)
+        monkeypatch.setattr("themis.adapters.stores.duckdb.unbound", unbounded)
         keeping = threading.Thread(
             target=store.save_places, args=(snapshot, places_until_appended())
         )
@@ -242,13 +254,8 @@ def test_a_run_s_places_do_not_hold_the_log_s_appends(tmp_path: Path) -> None:
     assert len(_places(tmp_path / "s.duckdb")) == len(refs)
 
 
-@pytest.mark.parametrize("beside_the_log", [True, False])
-def test_places_failing_midway_leave_none(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, beside_the_log: bool
-) -> None:
-    # One transaction either way (a large run's under the lock, the bound lifted): all or none.
-    if not beside_the_log:
-        monkeypatch.setattr("themis.adapters.stores.duckdb.PLACES_BESIDE_THE_LOG", 3)
+def test_places_failing_midway_leave_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One transaction, whatever the run's size (ADR 0097): all or none.
     monkeypatch.setattr("themis.adapters.stores.duckdb_views.PLACES_PART", 7)
     snapshot, refs, _ = _snapshot_and_refs(tmp_path)
     path = tmp_path / "s.duckdb"

@@ -122,9 +122,6 @@ _RUNS: Final = (
     " GROUP BY r.run_id, r.name, r.created_at ORDER BY r.created_at, r.run_id"
 )
 _HAS_RUN: Final = "SELECT count(*) FROM runs WHERE run_id = $1"
-# The most trials whose places `save_places` inserts beside the log, on a cursor of their own:
-# ~25 MB of rows held until their commit, under the writer's memory bound (`duckdb_bound`).
-PLACES_BESIDE_THE_LOG: Final = 100_000
 # Numbers of the databases stores opened inside a host connection take (`attached`).
 _ATTACHED = itertools.count()
 _DUPLICATE_SEQ = re.compile(r"Duplicate key .*seq: (-?\d+)")
@@ -506,7 +503,7 @@ class DuckDBStore:
         kept already (`places` is not read then); a run a replay derived from another
         (`derived_from`) copies its source's when they are the same."""
         source = snapshot.provenance.get("derived_from")
-        with self._places_transaction(snapshot) as con:
+        with self._places_transaction() as con:
             if holds_places(con, snapshot.run_id):
                 return
             if source is None:
@@ -522,17 +519,13 @@ class DuckDBStore:
             return kept_places(con, run_id)
 
     @contextmanager
-    def _places_transaction(self, snapshot: RunSnapshot) -> Iterator[Any]:
-        """The transaction `save_places` keeps a run's places in. Those of a run of at most
-        `PLACES_BESIDE_THE_LOG` trials fit under DuckDB's memory bound: they are inserted on a
-        cursor of their own, beside the log's appends instead of holding the store's lock
-        while the run's last events wait for it (an execution keeps them as soon as it has read
-        its plan, while its last calls are out: ADR 0073). A larger run's are inserted as any
-        large value is, the bound lifted, under the lock. Committed once either way."""
-        if snapshot.spec.trial_count > PLACES_BESIDE_THE_LOG:
-            with self._transaction(large=True) as con:
-                yield con
-            return
+    def _places_transaction(self) -> Iterator[Any]:
+        """The transaction `save_places` keeps a run's places in: on a cursor of their own,
+        beside the log's appends instead of holding the store's lock while the run's last
+        events wait for it (an execution keeps them as soon as it has read its plan, while its
+        last calls are out: ADR 0073), under DuckDB's memory bound, which its uncommitted rows
+        spill to the file past (a 1M-trial run's: +42 MiB, where lifting the bound held +157
+        MiB: ADR 0097). Committed once."""
         if self._reader:
             raise StoreError(f"{self._path}: this connection only reads the store")
         cursor = self.cursor()
