@@ -5,10 +5,13 @@ and survives its store encoding unchanged (ADR 0072)."""
 
 from __future__ import annotations
 
+import json
 import math
+import zlib
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -126,3 +129,39 @@ def test_a_body_it_cannot_read_is_a_store_error() -> None:
         except StoreError:
             continue
         raise AssertionError(f"read {broken[:10]!r}")
+
+
+@pytest.mark.parametrize("part", [1, 2, 1000])
+def test_its_body_written_in_parts_is_the_body_written_whole(
+    monkeypatch: pytest.MonkeyPatch, part: int
+) -> None:
+    """The case ids are written into the head a part at a time and the columns compressed from
+    their arrays (ADR 0097): the body decompresses to the bytes of the head and columns joined
+    whole (the format read back by every earlier release of it)."""
+    monkeypatch.setattr("themis.adapters.case_table_codec._CASES_PART", part)
+    table = CaseTable(
+        metrics=("a", "b"),
+        groups=(("d", "m", "p"), ("d", "m", "q")),
+        bounds=np.asarray([0, 2, 3], dtype=np.int64),
+        cases=np.asarray(["c1", 'é "x"', "c\\3"], dtype=np.str_),
+        settled=np.asarray([1, 2, 3], dtype=np.int64),
+        means=np.asarray([[0.5, 1.0, -0.25], [0.0, 1.0, 2.0]]),
+        present_sums=np.asarray([[0.5, 2.0, -0.75], [0.0, 1.0, 6.0]]),
+        present_counts=np.asarray([[1, 2, 3], [0, 1, 3]], dtype=np.int64),
+    )
+    head = {
+        "format": 1,
+        "metrics": ["a", "b"],
+        "groups": [["d", "m", "p"], ["d", "m", "q"]],
+        "bounds": [0, 2, 3],
+        "cases": ["c1", 'é "x"', "c\\3"],
+    }
+    text = json.dumps(head, ensure_ascii=False, separators=(",", ":")).encode()
+    columns = [table.settled, table.means, table.present_sums, table.present_counts]
+    whole = b"".join([len(text).to_bytes(8, "little"), text, *(c.tobytes() for c in columns)])
+    body = encode_case_table(table)
+    assert zlib.decompress(body) == whole
+    again = decode_case_table(body)
+    assert again.cases.tolist() == table.cases.tolist()
+    assert again.means.tolist() == table.means.tolist()
+    assert again.present_counts.tolist() == table.present_counts.tolist()
