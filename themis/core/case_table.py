@@ -155,24 +155,25 @@ def _grouped(
     row_of = row_of.reshape(-1)
     per_group = np.bincount(keys // max(len(names), 1), minlength=len(ordered))
     bounds = np.concatenate([[0], np.cumsum(per_group)]).astype(np.int64)
-    kept = np.where(present, values, 0.0)
     rows = len(keys)
+    # Each metric's row of the columns filled in place, one at a time: no list of rows beside
+    # the columns, no copy of `values` with what is missing set to 0 (ADR 0097).
+    means = np.empty((len(values), rows), dtype=np.float64)
+    present_sums = np.empty((len(values), rows), dtype=np.float64)
+    present_counts = np.empty((len(values), rows), dtype=np.int64)
+    for at, (row, shown) in enumerate(zip(values, present, strict=True)):
+        means[at] = _means(row, row_of, counts)
+        present_sums[at] = np.bincount(row_of, weights=np.where(shown, row, 0.0), minlength=rows)
+        present_counts[at] = np.bincount(row_of, weights=shown, minlength=rows)
     return CaseTable(
         metrics=metrics,
         groups=tuple(ordered),
         bounds=bounds,
         cases=names[cluster_of[first]] if rows else np.zeros(0, dtype=np.str_),
         settled=counts.astype(np.int64),
-        means=np.asarray([_means(row, row_of, counts) for row in values], dtype=np.float64).reshape(
-            len(values), rows
-        ),
-        present_sums=np.asarray(
-            [np.bincount(row_of, weights=row, minlength=rows) for row in kept], dtype=np.float64
-        ).reshape(len(kept), rows),
-        present_counts=np.asarray(
-            [np.bincount(row_of, weights=row, minlength=rows) for row in present],
-            dtype=np.int64,
-        ).reshape(len(present), rows),
+        means=means,
+        present_sums=present_sums,
+        present_counts=present_counts,
     )
 
 
