@@ -67,7 +67,7 @@ def held_bytes(held: Any, counted: set[int]) -> int:
     counted.add(id(held))
     if isinstance(held, list | array | dict | bytearray):
         return sys.getsizeof(held)
-    parts = ("_bytes", "_slots", "_others", "_other_keys", "_starts", "_lengths")
+    parts = ("_bytes", "_slots", "_others", "_other_keys", "_starts", "_lengths", "_own")
     return sum(held_bytes(getattr(held, part), counted) for part in parts if hasattr(held, part))
 
 

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from themis.core.event_columns import EventColumns, _IndexKeys
-from themis.core.events import ParseCompleted, RunStarted, ScoreCompleted
+from themis.core.event_columns import EventColumns, _IndexKeys, _Mirror
+from themis.core.events import GenerationCompleted, ParseCompleted, RunStarted, ScoreCompleted
 from themis.core.key_index import HexStrings, KeyIndex
 from themis.core.large_run import LARGE_RUN_TRIALS
 from themis.core.packed_texts import PackedTexts
@@ -123,7 +123,9 @@ def test_a_fold_holds_its_keys_as_bytes_from_a_large_run_s_start_only() -> None:
     fold = Projection(large)
     fold.apply([attrs.evolve(parse, trial_id="c" * 32, trial_key="d" * 32, answer="y")])
     held = fold.state().parses._columns  # type: ignore[attr-defined]
-    assert type(held[trial_keys]) is HexStrings
+    # (A mirror of the generations' keys, ADR 0095: none was held, so it holds its own.)
+    assert type(held[trial_keys]) is _Mirror
+    assert type(held[trial_keys]._own) is HexStrings
     # Its answers as bytes, its trial ids (its key) read through its `KeyIndex`: ADR 0095.
     assert type(held[large.parses._layout.names.index("answer")]) is PackedTexts  # type: ignore[attr-defined]
     assert type(held[large.parses._layout.names.index("trial_id")]) is _IndexKeys  # type: ignore[attr-defined]
@@ -184,3 +186,56 @@ def test_a_join_of_compact_keys_finds_what_lookups_find(
     assert state_of.row_array(HexStrings([*extra, *held])).tolist() == [-1] * len(extra) + list(
         range(len(held))
     )
+
+
+MIRRORED = st.lists(
+    st.tuples(st.sampled_from(["generate", "parse", "copy", "copy appending"]), KEYS),
+    max_size=20,
+)
+
+
+@given(MIRRORED)
+def test_trial_keys_mirroring_the_generations_read_as_dicts(steps: list[Any]) -> None:
+    """A large run's parses hold their trial keys as its generations' row for row while they
+    are (ADR 0095): in that order or out of it, copied or not, they read as put."""
+    generations = EventColumns(GenerationCompleted, "trial_key")
+    parses = EventColumns(ParseCompleted, "trial_id")
+    generations.compact_keys()
+    parses.compact_keys()
+    parses.mirror("trial_key", generations)
+    trial_keys = parses._layout.names.index("trial_key")
+    assert type(parses._columns[trial_keys]) is _Mirror
+    held: dict[str, Any] = {}
+    copies: list[tuple[EventColumns[Any], dict[str, Any]]] = []
+    for number, (step, key) in enumerate(steps):
+        if step == "generate":
+            if key not in generations:
+                generations.put(GenerationCompleted(at=0.0, trial_key=key, text="t"))
+        elif step == "parse":
+            trial_id = f"{number:032x}" if number % 3 else key
+            event = ParseCompleted(at=0.0, trial_id=trial_id, trial_key=key, answer=None)
+            parses.put(event)
+            held[trial_id] = event
+        else:
+            copied = parses.copy(appending=step == "copy appending")
+            if step == "copy appending":  # the copy goes on; the map copied from reads on as is
+                copied, parses = parses, copied
+            copies.append((copied, dict(held)))
+    for columns, expected in [*copies, (parses, held)]:
+        assert dict(columns.items()) == expected
+        assert columns.column("trial_key") == [event.trial_key for event in expected.values()]
+
+
+def test_a_new_large_run_s_parses_and_scores_mirror_its_generations_trial_keys() -> None:
+    generation = GenerationCompleted(at=0.0, trial_key="b" * 32, text="The answer is 4.")
+    parse = ParseCompleted(at=0.0, trial_id="a" * 32, trial_key="b" * 32, answer="4")
+    score = ScoreCompleted(at=0.0, trial_id="a" * 32, trial_key="b" * 32, scores={"m": 1.0})
+    fold = Projection()
+    fold.apply([RunStarted(at=0.0, planned=LARGE_RUN_TRIALS), generation, parse, score])
+    state = fold.state()
+    for held in (state.parses, state.scores):
+        column = held._columns[held._layout.names.index("trial_key")]  # type: ignore[attr-defined]
+        assert type(column) is _Mirror
+        assert column._own is None  # nothing of its own: the generations' keys read
+    small = project([RunStarted(at=0.0, planned=2), generation, parse, score])
+    assert state == attrs.evolve(small, planned=LARGE_RUN_TRIALS)

@@ -22,7 +22,9 @@ that order; and every map's index holds shared int objects for its row numbers (
 
 A map of a large run's trials (`compact_keys`) holds its key index as a `KeyIndex` and its
 fields of trial keys and ids as `HexStrings`: a trial's keys cost 16 bytes each there, not a
-`str` object and a dict's entry, for ~1 µs a lookup instead of ~0.1 (ADR 0090).
+`str` object and a dict's entry, for ~1 µs a lookup instead of ~0.1 (ADR 0090). Its texts are
+`PackedTexts`, its key column is read through its key index, and a new run's parses and scores
+read their trial keys through its generations' while they are the same, row for row (ADR 0095).
 """
 
 from __future__ import annotations
@@ -99,6 +101,64 @@ class _IndexKeys:
 
 
 _INDEX_KEYS: Final = _IndexKeys()
+
+
+class _Mirror:
+    """A column of trial keys that are, row for row, another map's keys (`mirror`): a run's
+    parses' and scores' trial keys, in the order of its generations'. It holds nothing while
+    each value appended is that map's key index's key of the same row (`KeyIndex.key`), and
+    from the first that is not, the values as `HexStrings` of its own (ADR 0095). One thread
+    appends while others read the rows they counted: its own values are whole before kept."""
+
+    __slots__ = ("_count", "_index", "_own")
+
+    def __init__(self, index: KeyIndex, count: int = 0, own: HexStrings | None = None) -> None:
+        self._index = index
+        self._count = count
+        self._own = own
+
+    def _owned(self) -> HexStrings:
+        own = self._own
+        if own is None:
+            own = HexStrings(self._index.keys(0, self._count))
+            self._own = own
+        return own
+
+    def append(self, value: Any) -> None:
+        if self._own is None:
+            count, index = self._count, self._index
+            if count < len(index) and index.key(count) == value:
+                self._count = count + 1
+                return
+        self._owned().append(value)
+
+    def __setitem__(self, row: int, value: Any) -> None:
+        if self._own is None and self._index.key(row) == value:
+            return
+        self._owned()[row] = value
+
+    def __getitem__(self, row: Any) -> Any:
+        own = self._own
+        if own is not None:
+            return own[row]
+        if isinstance(row, slice):
+            start, stop, _ = row.indices(self._count)
+            return self._index.keys(start, stop)
+        return self._index.key(row)
+
+    def __len__(self) -> int:
+        own = self._own
+        return self._count if own is None else len(own)
+
+    def head(self, count: int) -> _Mirror:
+        own = self._own
+        return _Mirror(
+            self._index, min(count, self._count), None if own is None else own.head(count)
+        )
+
+
+# The columns whose rows a map copies with their `head`: C-level slices, no value read.
+_HEADED: Final = frozenset({HexStrings, PackedTexts, _Mirror})
 
 
 @attrs.frozen
@@ -270,7 +330,7 @@ class EventColumns(Mapping[str, E], Generic[E]):
             column
             if type(column) is _Same or type(column) is _IndexKeys or column is None
             else column.head(count)
-            if type(column) is HexStrings or type(column) is PackedTexts
+            if type(column) in _HEADED
             else column[:count]
             for column in self._columns
         ]
@@ -287,6 +347,14 @@ class EventColumns(Mapping[str, E], Generic[E]):
             self._rows, self._borrowed = other._rows, True
             if self._compact and type(other._rows) is KeyIndex:
                 self._columns[self._key_at] = _INDEX_KEYS  # read through the index lent
+
+    def mirror(self, name: str, other: EventColumns[Any]) -> None:
+        """Hold field `name`, of trial keys, as `other`'s keys row for row while they are
+        (`_Mirror`): a large run's parses' and scores' trial keys, which come in its
+        generations' order (ADR 0095). Only while this map holds nothing yet and both hold
+        compact keys; otherwise nothing changes."""
+        if not self._count and self._compact and type(other._rows) is KeyIndex:
+            self._columns[self._layout.names.index(name)] = _Mirror(other._rows)
 
     def _own_index(self) -> None:
         """A key index of this map's own rows, in place of the one it borrowed."""

@@ -193,6 +193,10 @@ class Projection:
         self._parses.compact_keys(planned)
         self._scores.compact_keys(planned)
         self._scores.index_with(self._parses)  # (when it borrowed the parses' index before)
+        # A new run's parses and scores come in its generations' order: their trial keys are
+        # those of the generations' index, row for row, until one is not (ADR 0095).
+        self._parses.mirror("trial_key", self._generations)
+        self._scores.mirror("trial_key", self._generations)
 
     def apply(self, events: Iterable[Event]) -> None:
         generations, failures = self._generations, self._failures
