@@ -77,6 +77,36 @@ def test_a_finished_run_is_checkpointed_at_its_last_seq_with_its_report() -> Non
     assert [saved.seq for saved in store.saved] == [len(events)]  # default interval: only the end
 
 
+class ShedOrderStore(MemoryStore):
+    """Records the order of appends, `shed_memory` and checkpoint saves."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def append(self, run_id: str, first_seq: int, events: Sequence[Event]) -> None:
+        self.calls.append("append")
+        super().append(run_id, first_seq, events)
+
+    def shed_memory(self) -> None:
+        self.calls.append("shed")
+
+    def save_checkpoint(self, run_id: str, checkpoint: Checkpoint) -> None:
+        self.calls.append("checkpoint")
+        super().save_checkpoint(run_id, checkpoint)
+
+
+def test_the_store_sheds_its_memory_once_the_log_is_written_before_the_end() -> None:
+    """ADR 0098: a DuckDB writer's buffer of the log goes before the report, the case table and
+    the final checkpoint are built beside it."""
+    store = ShedOrderStore()
+
+    run_virtual(compile_run(make_spec(6)), CountingModel(answer=even_only), store)
+
+    calls = [call for i, call in enumerate(store.calls) if call != store.calls[i - 1] or i == 0]
+    assert calls == ["append", "shed", "checkpoint"]
+
+
 def test_reusing_a_completed_run_decodes_neither_state_nor_snapshot() -> None:
     compiled = compile_run(make_spec(5))
     store = RecordingStore()

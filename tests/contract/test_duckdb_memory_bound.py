@@ -101,6 +101,45 @@ def test_large_values_are_kept_and_read_with_the_bound_lifted(
         store.close()
 
 
+def _duckdb_memory(store: DuckDBStore) -> int:
+    cursor = store.cursor()
+    try:
+        (used,) = cursor.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()
+        return int(used)
+    finally:
+        cursor.close()
+
+
+def test_shedding_gives_back_the_log_s_blocks_and_keeps_the_bound(tmp_path: Path) -> None:
+    """ADR 0098: once a run's log is written (and read), `shed_memory` folds it into the file and
+    evicts DuckDB's blocks of it; the bound is back after it and the log reads the same."""
+    path = tmp_path / "s.duckdb"
+    snapshot = make_snapshot()
+    store = DuckDBStore(path)
+    try:
+        store.save_snapshot(snapshot, places=False)
+        for first in range(1, 40_001, 2_000):
+            store.append(snapshot.run_id, first, answers(2_000, start=first))
+        events = store.read(snapshot.run_id)
+        held = _duckdb_memory(store)
+        assert held > 8_000_000
+
+        store.shed_memory()
+
+        assert _duckdb_memory(store) < held / 3, (held, _duckdb_memory(store))
+        assert _store_limit(store) == _shown(duckdb_bound.MEMORY_LIMIT)
+        assert store.read(snapshot.run_id) == events
+        store.append(snapshot.run_id, 40_001, answers(10, start=40_001))
+    finally:
+        store.close()
+    for unbounded in (DuckDBStore(path, read_only=True), DuckDBStore(":memory:")):
+        try:
+            unbounded.shed_memory()  # nothing to give back: not bounded, the limit unchanged
+            assert _store_limit(unbounded) != _shown(duckdb_bound.MEMORY_LIMIT)
+        finally:
+            unbounded.close()
+
+
 def test_a_store_with_a_reader_is_not_bounded_so_the_reader_reads_large_values(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -66,6 +66,10 @@ class EventLog(Protocol):
 
     def last_seq(self, run_id: str) -> int: ...
 
+    def shed_memory(self) -> None:
+        """A run's appends are done: let go of what the store holds only to write or read the
+        log faster (a DuckDB writer's buffer of its blocks), before the run's end is built."""
+
 
 class RunCatalog(Protocol):
     """The runs a store holds: each one's compiled snapshot."""

@@ -48,7 +48,7 @@ from themis.adapters.codec import (
     snapshot_pieces,
 )
 from themis.adapters.duckdb_quiet import quiet
-from themis.adapters.stores.duckdb_bound import bound, unbound
+from themis.adapters.stores.duckdb_bound import bound, shed, unbound
 from themis.adapters.stores.duckdb_generations import generations_at
 from themis.adapters.stores.duckdb_log import (
     FIRST_ROW_AFTER,
@@ -817,6 +817,14 @@ class DuckDBStore:
         # `close` can still wait for DuckDB to finish.
         self._folding = SignalSafeThread(fold, name="themis-duckdb-checkpoint")
         self._folding.start()
+
+    def shed_memory(self) -> None:
+        """A run's appends are done: give back the blocks DuckDB keeps of the log it wrote and
+        read (`duckdb_bound.shed`), so that the run's end (its report, case table and final
+        checkpoint) is built beside none of them. Nothing when the store is not bounded."""
+        with self._connection() as con:
+            if self._bounds and not self._unbounded:
+                shed(con)
 
     def close(self) -> None:
         """Release the connection (and the file lock) once the background fold has ended; later

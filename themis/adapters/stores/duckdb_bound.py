@@ -24,12 +24,15 @@ from typing import Any, Final
 
 import duckdb
 
-__all__ = ["MEMORY_LIMIT", "bound", "unbound"]
+__all__ = ["MEMORY_LIMIT", "bound", "shed", "unbound"]
 
 # DuckDB's memory on a writer's connection outside large values: its buffer of the log's blocks
 # and what its checkpoints of the log hold (ADR 0062's measurements: 64-128 MB flat at 1.5M
 # events, where the buffer otherwise grew to 320 MB and checkpoints added 0.3 GiB).
 MEMORY_LIMIT: Final = "128MB"
+
+# Held for an instant by `shed`: far under what DuckDB keeps of a run's log (ADR 0098).
+SHED_LIMIT: Final = "4MB"
 
 
 def bound(con: Any) -> bool:
@@ -50,3 +53,19 @@ def unbound(con: Any) -> None:
     with suppress(duckdb.Error):  # left for the checkpoint `bound` makes
         con.execute("CHECKPOINT")
     con.execute("RESET memory_limit")
+
+
+def shed(con: Any) -> None:
+    """Give back DuckDB's buffer of the log's blocks, keeping the bound: fold what is pending
+    into the file, so that every block DuckDB holds is in it, then lower the limit for an
+    instant, which evicts them (and DuckDB's allocator returns their memory). What a bounded
+    writer holds once a run's appends are done: up to `MEMORY_LIMIT` of blocks it will not read
+    again (~80 MiB at a 100k derived replay's end, ADR 0098). A step that fails leaves the
+    blocks where they are; the bound comes back either way."""
+    try:
+        con.execute("CHECKPOINT")
+        con.execute(f"SET memory_limit = '{SHED_LIMIT}'")
+    except duckdb.Error:
+        pass
+    finally:
+        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")

@@ -179,5 +179,8 @@ class MemoryStore:
         with self._lock:
             return self._facts.get(key)
 
+    def shed_memory(self) -> None:
+        """Nothing held beside the events; present for the port."""
+
     def close(self) -> None:
         """Nothing to release; present for the port."""
