@@ -343,15 +343,15 @@ def execute_work(
         except BaseException:
             places.wait()  # never a thread left inside the store
             raise
-        # The log is written: what the store keeps of it goes before the end is built beside it
-        # (a DuckDB writer's buffer: ~80 MiB at a 100k derived replay, ADR 0098).
-        store.shed_memory()
         places.start()
     counts = outcome.counts
     total = execution.total
     executed = total if outcome.completed else counts.done + counts.failed  # paused: fewer
     large = record is not None and compiled.trial_count >= CASE_TABLE_TRIALS
     try:
+        # The log is written: what the store keeps of it goes before the end is built beside
+        # it (a DuckDB writer's buffer: ~80 MiB at a 100k derived replay, ADR 0098).
+        store.shed_memory()
         # Where each plan position stands, read once for the report and the case table.
         layout = _end_layout(compiled) if large else None
         report = None if record is None else _end_report(compiled, outcome.state, record, layout)
