@@ -254,6 +254,40 @@ def test_a_run_s_places_do_not_hold_the_log_s_appends(
     assert len(_places(tmp_path / "s.duckdb")) == len(refs)
 
 
+def test_shedding_waits_for_places_being_kept(tmp_path: Path) -> None:
+    # ADR 0098: `shed_memory` lowers DuckDB's limit for an instant; never beside the places'
+    # transaction on its own cursor, whose rows would then have no room.
+    snapshot, refs, _ = _snapshot_and_refs(tmp_path)
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    midway = threading.Event()
+    release = threading.Event()
+    order: list[str] = []
+
+    def places_held() -> Iterator[planner.TrialRef]:
+        yield from refs[:5]
+        midway.set()
+        release.wait(timeout=10)
+        order.append("places")
+        yield from refs[5:]
+
+    try:
+        store.save_snapshot(snapshot, places=False)
+        keeping = threading.Thread(target=store.save_places, args=(snapshot, places_held()))
+        keeping.start()
+        assert midway.wait(timeout=10)
+        shedding = threading.Thread(target=lambda: (store.shed_memory(), order.append("shed")))
+        shedding.start()
+        shedding.join(timeout=0.5)
+        assert shedding.is_alive()  # waits for the places
+        release.set()
+        keeping.join()
+        shedding.join()
+        assert order == ["places", "shed"]
+    finally:
+        store.close()
+    assert len(_places(tmp_path / "s.duckdb")) == len(refs)
+
+
 def test_places_failing_midway_leave_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # One transaction, whatever the run's size (ADR 0097): all or none.
     monkeypatch.setattr("themis.adapters.stores.duckdb_views.PLACES_PART", 7)

@@ -234,6 +234,9 @@ class DuckDBStore:
         """
         self._path = str(path)
         self._lock = threading.Lock()
+        # Held while a run's places are kept on a cursor of their own (`_places_transaction`):
+        # `shed_memory` never lowers DuckDB's limit beside that transaction.
+        self._placing = threading.Lock()
         self._folding: SignalSafeThread | None = None
         self._reader = False
         self._heads: dict[str, int] = {}  # run id -> its highest stored seq (`_head`)
@@ -286,6 +289,7 @@ class DuckDBStore:
         store = cls.__new__(cls)
         store._path = path
         store._lock = threading.Lock()
+        store._placing = threading.Lock()
         store._folding = None
         store._reader = True
         store._bounds = store._unbounded = False
@@ -528,14 +532,15 @@ class DuckDBStore:
         MiB: ADR 0097). Committed once."""
         if self._reader:
             raise StoreError(f"{self._path}: this connection only reads the store")
-        cursor = self.cursor()
-        try:
-            with _committed(cursor):
-                yield cursor
-        except duckdb.Error as error:
-            raise StoreError(f"{self._path}: {_first_line(error)}") from error
-        finally:
-            cursor.close()
+        with self._placing:
+            cursor = self.cursor()
+            try:
+                with _committed(cursor):
+                    yield cursor
+            except duckdb.Error as error:
+                raise StoreError(f"{self._path}: {_first_line(error)}") from error
+            finally:
+                cursor.close()
 
     def finish_opening(self) -> None:
         """What an open with `migrate=False` left for later: the places of runs that have none
@@ -821,8 +826,9 @@ class DuckDBStore:
     def shed_memory(self) -> None:
         """A run's appends are done: give back the blocks DuckDB keeps of the log it wrote and
         read (`duckdb_bound.shed`), so that the run's end (its report, case table and final
-        checkpoint) is built beside none of them. Nothing when the store is not bounded."""
-        with self._connection() as con:
+        checkpoint) is built beside none of them. Nothing when the store is not bounded. Waits
+        for places being kept on their own cursor: the limit is never lowered beside them."""
+        with self._placing, self._connection() as con:
             if self._bounds and not self._unbounded:
                 shed(con)
 

@@ -345,8 +345,8 @@ def execute_work(
             raise
         places.start()
     counts = outcome.counts
-    total = execution.total
-    executed = total if outcome.completed else counts.done + counts.failed  # paused: fewer
+    # A paused execution executed fewer than it planned.
+    executed = execution.total if outcome.completed else counts.done + counts.failed
     large = record is not None and compiled.trial_count >= CASE_TABLE_TRIALS
     try:
         # The log is written: what the store keeps of it goes before the end is built beside
