@@ -23,9 +23,12 @@ pytestmark = pytest.mark.skipif(
 _AFTER_A_LARGER_FREE = (
     PRELUDE
     + """
-if sys.argv[1] == "set":
-    from themis.allocator import map_large_blocks
+if sys.argv[1] in ("set", "set then heap"):
+    from themis.allocator import heap_large_blocks, map_large_blocks
+    assert not heap_large_blocks()  # not set yet: nothing to give back
     assert map_large_blocks()
+    if sys.argv[1] == "set then heap":
+        assert heap_large_blocks()
 libc.free(libc.malloc(4 << 20))
 mapped = libc.mallinfo2().hblkhd
 block = libc.malloc(1 << 20)
@@ -52,6 +55,10 @@ def test_without_it_glibc_takes_a_large_block_from_its_heap_once_a_larger_one_wa
 
 def test_with_it_a_large_block_is_still_mapped_on_its_own() -> None:
     assert _mapped_after_a_larger_free("set")
+
+
+def test_given_back_for_a_small_run_a_large_block_comes_from_the_heap_again() -> None:
+    assert not _mapped_after_a_larger_free("set then heap")
 
 
 # A 4 MiB block mapped and freed raises glibc's trim threshold (to twice the mmap threshold);

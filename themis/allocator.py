@@ -17,6 +17,11 @@ the run's own large allocations (glibc takes the setting at any time; blocks all
 keep their place).
 A library call leaves its host process's allocator alone.
 
+glibc has no call that gives its dynamic threshold back: once fixed, the threshold stays a
+setting. A process that runs a small run after a large one (`themis worker`) has
+`heap_large_blocks` set it where the dynamic threshold rises to, so blocks below
+`HEAP_MMAP_THRESHOLD` come from the heaps again, as in a fresh process (ADR 0099).
+
 Only glibc has the setting; elsewhere (macOS, musl) `map_large_blocks` does nothing. The module
 sits beside the four layers and imports nothing of Themis (an import-linter contract keeps it so).
 """
@@ -30,15 +35,24 @@ if TYPE_CHECKING:
     import ctypes
 
 __all__ = [
+    "HEAP_MMAP_THRESHOLD",
+    "HEAP_TRIM_THRESHOLD",
     "MMAP_THRESHOLD",
     "TRIM_THRESHOLD",
+    "heap_large_blocks",
     "map_large_blocks",
 ]
 
 MMAP_THRESHOLD: Final = 128 * 1024  # bytes: glibc's own starting threshold
 TRIM_THRESHOLD: Final = 128 * 1024  # bytes: glibc's own starting trim threshold
+# Where a small run after a large one has them: the mmap threshold's highest dynamic value in a
+# 64-bit glibc (`DEFAULT_MMAP_THRESHOLD_MAX`) and the trim threshold twice it, as glibc keeps it.
+HEAP_MMAP_THRESHOLD: Final = 32 << 20
+HEAP_TRIM_THRESHOLD: Final = 2 * HEAP_MMAP_THRESHOLD
 _M_MMAP_THRESHOLD: Final = -3  # `mallopt`'s parameter numbers in glibc's <malloc.h>
 _M_TRIM_THRESHOLD: Final = -1
+# Whether this process's thresholds are `map_large_blocks`'s ("fixed").
+_STATE: Final = {"fixed": False}
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -61,8 +75,25 @@ def map_large_blocks() -> bool:
     Its trim threshold (how much free memory at the top of its heap it keeps rather than give
     back) is set back to its start too: while the mmap threshold rose, glibc kept it at twice
     that (up to 64 MiB), and fixing one leaves the other where it was."""
+    _STATE["fixed"] = _set(MMAP_THRESHOLD, TRIM_THRESHOLD) or _STATE["fixed"]
+    return _STATE["fixed"]
+
+
+def heap_large_blocks() -> bool:
+    """Undo `map_large_blocks` as far as glibc can, for a small run later in this process: the
+    thresholds set where the dynamic ones rise to (`HEAP_MMAP_THRESHOLD`, `HEAP_TRIM_THRESHOLD`),
+    so that its blocks below 32 MiB come from the heaps, as in a process that never fixed them.
+    Does nothing (False) unless this process fixed them; whether the setting took."""
+    if not _STATE["fixed"]:
+        return False
+    _STATE["fixed"] = False
+    return _set(HEAP_MMAP_THRESHOLD, HEAP_TRIM_THRESHOLD)
+
+
+def _set(mmap_threshold: int, trim_threshold: int) -> bool:
+    """glibc's mmap and trim thresholds set (False off glibc, or when either did not take)."""
     libc = _glibc()
     if libc is None:
         return False
-    trimmed = bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
-    return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and trimmed
+    trimmed = bool(libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold))
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and trimmed

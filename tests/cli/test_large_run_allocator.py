@@ -14,7 +14,7 @@ import pytest
 from tests.cli.helpers import TINY_CASES as CASES
 from tests.cli.helpers import Invoke, output_json
 from tests.glibc_probe import ON_GLIBC, PRELUDE
-from themis.app.cli import run_commands
+from themis import allocator
 from themis.core import large_run
 
 
@@ -29,9 +29,12 @@ def test_a_run_is_large_from_two_hundred_thousand_trials(trials: int, large: boo
 
 @pytest.fixture
 def settings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The commands' calls of `map_large_blocks`, recorded instead of made."""
+    """The thresholds the commands set: "set" (`map_large_blocks`) or "heap"
+    (`heap_large_blocks`), recorded instead of made, from a process that never set them."""
     calls: list[str] = []
-    monkeypatch.setattr(run_commands, "map_large_blocks", lambda: calls.append("set") or True)
+    named = {allocator.MMAP_THRESHOLD: "set", allocator.HEAP_MMAP_THRESHOLD: "heap"}
+    monkeypatch.setitem(allocator._STATE, "fixed", False)
+    monkeypatch.setattr(allocator, "_set", lambda mmap, trim: calls.append(named[mmap]) or True)
     return calls
 
 
@@ -89,6 +92,19 @@ def test_a_worker_leaves_it_alone_for_small_runs(
 ) -> None:
     _work_two_queued_runs(invoke, tiny, store)
     assert settings == []
+
+
+def test_a_worker_gives_a_small_run_after_a_large_one_the_heaps_back(
+    tiny: Path, store: Path, invoke: Invoke, settings: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for seed in (1, 2, 3):
+        assert invoke("submit", tiny, "--store", store, "--set", f"seed={seed}").exit_code == 0
+    for large_from in (CASES, 200_000, 200_000):  # the first run is "large", the others small
+        monkeypatch.setattr(large_run, "LARGE_RUN_TRIALS", large_from)
+        worked = invoke("worker", "--store", store, "--once")
+        assert "completed: executed" in worked.stderr, worked.output
+
+    assert settings == ["set", "heap"]  # the third run found the heaps given back already
 
 
 def test_a_worker_sets_it_for_each_large_run_it_takes(

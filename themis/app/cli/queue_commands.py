@@ -92,8 +92,8 @@ def worker(
         stderr().print(f"worker: {text}", markup=False, highlight=False, soft_wrap=True)
 
     def fit(entry: QueuedRun) -> None:
-        # As `run` does; set for a large run, the setting stays for the worker's later runs
-        # (glibc cannot give the dynamic threshold back: ADR 0092).
+        # As `run` does: set for a large run, and for a smaller one after it set where glibc's
+        # dynamic threshold rises to (glibc cannot give that threshold back: ADR 0099).
         fit_allocator(entry.trials)
 
     with errors():

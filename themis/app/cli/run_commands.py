@@ -6,7 +6,8 @@ stderr and exits with status 2; an interrupt exits 130 and keeps every committed
 A large run (`themis.core.large_run.is_large_run`) has glibc map its large blocks on their own as
 soon as its command knows its trial count, before the run's own large allocations (the
 snapshot's insert, DuckDB's buffers, the end's checkpoint): ADRs 0076 and 0079; `themis worker`
-does it for each run it takes (ADR 0092).
+does it for each run it takes (ADR 0092), and gives a smaller run after a large one the heaps
+back as far as glibc can (ADR 0099).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from themis.allocator import map_large_blocks
+from themis.allocator import heap_large_blocks, map_large_blocks
 from themis.app.cli import view_command
 from themis.app.cli.provider_commands import inherited_lines
 from themis.app.cli.run_output import (
@@ -306,9 +307,13 @@ def replay(
 def fit_allocator(trials: int) -> None:
     """For a large run, have glibc map its large blocks on their own from now on, so that the
     buffers the run frees go back to the system (ADR 0076); a smaller run keeps glibc's default,
-    whose dynamic threshold costs less CPU there for as much memory (ADR 0079)."""
+    whose dynamic threshold costs less CPU there for as much memory (ADR 0079), or, after a
+    large run in the same process (`themis worker`), has it set where that default rises to
+    (ADR 0099)."""
     if is_large_run(trials):
         map_large_blocks()
+    else:
+        heap_large_blocks()
 
 
 def _providers(spec: ExperimentSpec) -> set[str]:
