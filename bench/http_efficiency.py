@@ -20,7 +20,9 @@ its main thread's (the trio thread: the one that bounds the wall), `runqueue_wai
 thread was runnable but waited for a core (`/proc/self/schedstat`; another process, the fake
 server included, or the writer thread had it), with its involuntary context switches. Each row
 also says the load average before it and the commit measured: on a shared machine, compare rows
-taken alternately under the same load.
+taken alternately under the same load, and whether Themis's own modules were read as bytecode
+(`bytecode`: "cached", else "source": compiled in the child, ~0.15 s of a 2-core machine's CPU
+before the first call, as with PYTHONDONTWRITEBYTECODE set and no `make bytecode`, ADR 0099).
 
 Usage: `python bench/http_efficiency.py [--trials 10000] [--latency 0.05] [C ...]` (default C:
 64 256). Targets on this 2-core machine: >= 0.90 at C=64 and >= 0.75 at C=256 (whole process).
@@ -105,10 +107,23 @@ def child(trials: int, concurrency: int, base_url: str, store: str) -> None:
                 "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "scored": result.report.scored,
                 "model_calls": result.model_calls,
+                "bytecode": bytecode_of(themis),
                 **main_thread_schedule(),
             }
         )
     )
+
+
+def bytecode_of(package: Any) -> str:
+    """ "cached" if the package's own `__init__` was read from bytecode, else "source"."""
+    cached = getattr(package.__spec__, "cached", None)
+    try:
+        fresh = (
+            cached is not None and os.stat(cached).st_mtime >= os.stat(package.__file__).st_mtime
+        )
+    except OSError:
+        fresh = False
+    return "cached" if fresh else "source"
 
 
 def main_thread_schedule() -> dict[str, float]:
@@ -193,6 +208,7 @@ def main() -> None:
                 "involuntary_switches": measured["involuntary_switches"],
                 "http_calls": stats["calls"] - before,
                 "scored": measured["scored"],
+                "bytecode": measured["bytecode"],
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
