@@ -2,7 +2,9 @@
 the places the store kept of its plan, without decoding or compiling its snapshot or planning it
 again, while the run's facts vouch for its snapshot (ADR 0092). Its answer equals the full
 path's (the snapshot compiled, the plan rendered) for runs complete, with failed and retried
-trials, stopped after a stage, stopped midway through a replay, interrupted, and priced."""
+trials, stopped after a stage, stopped midway through a replay, interrupted, priced and judged.
+A priced or judged run's spec is read from its decoded snapshot, not compiled again (ADR 0099):
+only the interrupted run, which nothing vouches for, is compiled."""
 
 from __future__ import annotations
 
@@ -26,7 +28,15 @@ from themis.core.stages import Stage
 PLACED = ("complete", "retried", "parsed only", "replay stopped midway")
 
 
-def _spec(name: str, **options: float) -> themis.ExperimentSpec:
+def _spec(name: str, *, judged: bool = False, **options: float) -> themis.ExperimentSpec:
+    judges = [
+        themis.JudgeSpec(
+            name="j",
+            models=[themis.ModelSpec(name="g", model="fake-g", options={"skill": 0.5})],
+            template="{{ candidate }} / {{ reference }}",
+            verdict=themis.VerdictSpec(kind="scale", min=0, max=1),
+        )
+    ]
     return themis.ExperimentSpec(
         name=name,
         seed=5,
@@ -54,6 +64,7 @@ def _spec(name: str, **options: float) -> themis.ExperimentSpec:
         prompts=[themis.PromptSpec(name="p", template="Say {{ q }}")],
         parser=themis.ParserSpec(name="number"),  # "x" never parses as a number
         metrics=[themis.MetricSpec(name="exact_match")],
+        judges=judges if judged else [],
     )
 
 
@@ -81,6 +92,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str
         opened.append(midway, seq, [StageReset(at=9.0, reset_stage=Stage.PARSE, epoch=1)])
     prices = {"m": Price(input_per_1k=1.0, output_per_1k=1.0)}
     run(_spec("priced", skill=0.55), model_prices=prices, max_cost_per_run=0.001)
+    run(_spec("judged", judged=True, skill=0.65), until_stage="judge")
 
     interrupted = themis.Experiment.from_spec(_spec("interrupted", skill=0.45))
     with pytest.raises(KeyboardInterrupt):  # as Ctrl-C in the 9th call: nothing vouches for it
@@ -122,7 +134,7 @@ def test_the_places_answer_what_the_full_path_answers(
     for name, run_id in ids.items():
         assert views.get_execution_state(run_id, path) == expected[name], name
     names = {run_id: name for name, run_id in ids.items()}
-    assert sorted(names[run_id] for run_id in compiled) == ["interrupted", "priced"]
+    assert sorted(names[run_id] for run_id in compiled) == ["interrupted"]
 
 
 def test_the_runs_cover_what_the_counts_tell_apart(store: tuple[Path, dict[str, str]]) -> None:
@@ -139,5 +151,7 @@ def test_the_runs_cover_what_the_counts_tell_apart(store: tuple[Path, dict[str, 
     assert (midway.counts(Stage.PARSE).done, midway.counts(Stage.PARSE).pending) == (0, 24)
     assert views_of["interrupted"].status == "incomplete"
     assert views_of["priced"].spend is not None
+    judged = views_of["judged"].counts(Stage.JUDGE)
+    assert (judged.planned, judged.pending) == (24, 0)  # each candidate judged (or failed)
     assert all(view.name == name for name, view in views_of.items())
     assert set(PLACED) <= set(views_of)

@@ -82,7 +82,6 @@ ONCE = {"opens": 1, "compiles": 1, "folds": 1}
         ("resume", "{run}", "--config", "{config}"),
         ("replay", "{run}", "--stage", "score"),
         ("replay", "{run}", "--stage", "parse"),
-        ("inspect", "snapshot", "{run}"),
         ("inspect", "evaluation", "{run}", "--case", "arith-01"),
     ],
     ids=lambda command: " ".join(command).replace("{run}", "RUN").replace("{config}", "CFG"),
@@ -116,6 +115,25 @@ def test_inspect_state_of_a_vouched_run_opens_and_folds_once_and_compiles_nothin
     counts.reset()
     assert invoke("inspect", "state", run_id[:8], "--store", store).exit_code == 0
     assert dict(counts.seen) == ONCE
+
+
+def test_inspect_snapshot_of_a_vouched_run_answers_as_compiled_and_compiles_nothing(
+    invoke: Invoke, demo: Path, store: Path, counts: Counts
+) -> None:
+    run_id = _run_id(invoke, demo, store, "--until-stage", "generate")
+    counts.reset()
+
+    vouched = invoke("inspect", "snapshot", run_id[:8], "--store", store, "--json")
+
+    assert vouched.exit_code == 0, vouched.output
+    # Its snapshot decoded, its versions its outline's (ADR 0099).
+    assert dict(counts.seen) == {"opens": 1, "folds": 1}
+    with duckdb.connect(str(store)) as con:
+        con.execute("DELETE FROM compiled_facts")  # nothing vouches for it: compiled once
+    counts.reset()
+    compiled = invoke("inspect", "snapshot", run_id[:8], "--store", store, "--json")
+    assert dict(counts.seen) == ONCE
+    assert json.loads(vouched.output) == json.loads(compiled.output)
 
 
 def test_running_a_config_opens_compiles_and_folds_once(

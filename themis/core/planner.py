@@ -327,7 +327,16 @@ def stands_in(
     stand-in id `stand_in` (`stand_in_id`) with today's code, under any versions and runtime
     options `compile_stored` tries: every part of its identity but the cases is then viewed as
     it was when `stand_in` was computed."""
-    return compile_stored(marked(outline), stand_in, plugins) is not None
+    return compiled_stand_in(outline, stand_in, plugins) is not None
+
+
+def compiled_stand_in(
+    outline: ExperimentSpec, stand_in: str, plugins: PluginRegistry | None = None
+) -> CompiledRun | None:
+    """`outline` compiled to the stand-in id `stand_in` as `stands_in` asks, else `None`: the
+    parser, metric and plugin versions and the runtime options the stored run was compiled
+    with, found without encoding a case (its id is the stand-in's, its spec the outline's)."""
+    return compile_stored(marked(outline), stand_in, plugins)
 
 
 def compile_placed(

@@ -26,6 +26,7 @@ from themis.app.usecases.stored import (
     load_state,
     resolve_run_id,
     vouched_outline,
+    vouched_run,
 )
 from themis.app.wiring import (
     StoreLike,
@@ -85,7 +86,9 @@ def get_run_snapshot(run_id: str, store: StoreLike = DEFAULT_STORE) -> RunSnapsh
 
     def stored(opened: StorePort) -> RunSnapshotView:
         resolved = resolve_run_id(opened, run_id)
-        snapshot, compiled = load_compiled(opened, resolved)
+        vouched = vouched_run(opened, resolved)  # then not compiled again (ADR 0099)
+        found = load_compiled(opened, resolved) if vouched is None else vouched.compiled(opened)
+        snapshot, compiled = found
         state, _ = load_state(opened, resolved)
         cached = fresh_report(opened, compiled)  # its served models, counted when it was kept
         served = None if cached is None else cached[1].served
@@ -230,20 +233,23 @@ def _stored_status(opened: StorePort, run_id: str) -> RunStatus:
 def _stored_state(opened: StorePort, run_id: str) -> ExecutionState:
     """The run's execution state. While its facts vouch for its snapshot (ADR 0077) and the
     store keeps its places, a run without judges or prices is counted over those places: no
-    snapshot decoded or compiled, no plan rendered again (ADR 0092). Else (and for the spend
-    or the judge stage, which read the compiled run) as the full path always did."""
-    outline = vouched_outline(opened, run_id)
+    snapshot decoded or compiled, no plan rendered again (ADR 0092). The spend and the judge
+    stage read the run's spec: a vouched one's snapshot is decoded, not compiled (ADR 0099);
+    else as the full path always did."""
+    vouched = vouched_run(opened, run_id)
     placed = None
-    if outline is not None and not outline.snapshot.spec.judges:
+    if vouched is not None and not vouched.outline.snapshot.spec.judges:
         placed = opened.load_places(run_id)
-    if outline is None or placed is None:
-        snapshot, compiled = load_compiled(opened, run_id)
+    if vouched is None or placed is None:
+        found = load_compiled(opened, run_id) if vouched is None else vouched.compiled(opened)
+        snapshot, compiled = found
         state, _ = load_state(opened, run_id)
         return _execution_state(compiled, state, _prices(snapshot, state, run_id))
+    outline = vouched.outline
     state, _ = load_state(opened, run_id)
     settings = _prices(outline.snapshot, state, run_id)
-    if settings is not None:  # the spend reads the compiled run
-        return _execution_state(load_compiled(opened, run_id)[1], state, settings)
+    if settings is not None:  # the spend reads the run's spec
+        return _execution_state(vouched.compiled(opened)[1], state, settings)
     counted, failures = tally_trials(placed, state)
     return placed_execution_state(run_id, outline.snapshot.spec.name, state, counted, failures)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
+import attrs
 from attrs import frozen
 
 from themis.app.config.plugins import resolve_plugins
@@ -25,7 +26,7 @@ from themis.core.planner import (
     compile_placed,
     compile_run,
     compile_stored,
-    stands_in,
+    compiled_stand_in,
 )
 from themis.core.plugins import PluginRegistry, recorded_plugins
 from themis.core.report import Report, build_report
@@ -37,6 +38,7 @@ from themis.ports.store import RunCatalog, StorePort
 __all__ = [
     "LoadedRun",
     "RunResult",
+    "VouchedRun",
     "compile_case",
     "compile_snapshot",
     "load_compiled",
@@ -45,6 +47,7 @@ __all__ = [
     "report_run",
     "resolve_run_id",
     "vouched_outline",
+    "vouched_run",
 ]
 
 
@@ -121,10 +124,36 @@ def load_compiled(store: RunCatalog, run_id: str) -> tuple[RunSnapshot, Compiled
 
 def vouched_outline(store: StorePort, run_id: str) -> SnapshotOutline | None:
     """The outline of the stored run (its snapshot without cases, its cases' field names) if
-    its facts vouch for its identity (ADR 0077): the snapshot is still stored as it was when
-    an execution of the run kept them, and its outline compiles with today's code to the
-    stand-in id they record (every part of the identity but the cases' own text, which the
-    unchanged stored text fixes). `None` when nothing vouches for it: then only
+    its facts vouch for its identity (`vouched_run`), else `None`."""
+    vouched = vouched_run(store, run_id)
+    return None if vouched is None else vouched.outline
+
+
+@frozen
+class VouchedRun:
+    """A stored run whose facts vouch for its identity: its `outline`, and the outline compiled
+    to the stand-in id (`compiled_stand_in`: the versions and runtime options the run was
+    compiled with)."""
+
+    run_id: str
+    outline: SnapshotOutline
+    stand_in: CompiledRun
+
+    def compiled(self, store: RunCatalog) -> tuple[RunSnapshot, CompiledRun]:
+        """The stored snapshot and its run, as `load_compiled` gives them, without compiling
+        the snapshot again: its id is the stored one and its versions and runtime options the
+        stand-in's, which the unchanged stored text (its cases) makes the run's (ADR 0099)."""
+        snapshot = store.load_snapshot(self.run_id)
+        if snapshot is None:
+            raise RunNotFound(f"no run {self.run_id!r} in the store (see `themis runs`)")
+        return snapshot, attrs.evolve(self.stand_in, run_id=self.run_id, spec=snapshot.spec)
+
+
+def vouched_run(store: StorePort, run_id: str) -> VouchedRun | None:
+    """The stored run if its facts vouch for its identity (ADR 0077): the snapshot is still
+    stored as it was when an execution of the run kept them, and its outline compiles with
+    today's code to the stand-in id they record (every part of the identity but the cases' own
+    text, which the unchanged stored text fixes). `None` when nothing vouches for it: then only
     `load_compiled` can tell whether it still compiles to its id."""
     facts = store.load_facts(run_key(run_id))
     if facts is None or not facts.snapshot or facts.run_id != run_id:
@@ -133,10 +162,10 @@ def vouched_outline(store: StorePort, run_id: str) -> SnapshotOutline | None:
     if outline is None or outline.stored_as != facts.snapshot:
         return None
     try:
-        vouched = stands_in(outline.snapshot.spec, facts.stand_in)
+        stand_in = compiled_stand_in(outline.snapshot.spec, facts.stand_in)
     except PluginError:  # a plugin named: its installed version decides (the full path)
         return None
-    return outline if vouched else None
+    return None if stand_in is None else VouchedRun(run_id, outline, stand_in)
 
 
 def compile_snapshot(snapshot: RunSnapshot) -> CompiledRun:
