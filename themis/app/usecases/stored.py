@@ -19,7 +19,7 @@ from themis.app.usecases.checkpoints import (
     fresh_report,
 )
 from themis.core.builtins import builtin_plugins
-from themis.core.compiled_facts import run_key
+from themis.core.compiled_facts import CompiledFacts, run_key
 from themis.core.errors import PluginError, RunNotFound, StoreError
 from themis.core.planner import (
     CompiledRun,
@@ -31,6 +31,7 @@ from themis.core.planner import (
 from themis.core.plugins import PluginRegistry, recorded_plugins
 from themis.core.report import Report, build_report
 from themis.core.snapshot import RunSnapshot, RunSummary, SnapshotOutline
+from themis.core.spec import ExperimentSpec
 from themis.core.stages import Stage
 from themis.core.state import RunState
 from themis.ports.store import RunCatalog, StorePort
@@ -46,6 +47,7 @@ __all__ = [
     "load_state",
     "report_run",
     "resolve_run_id",
+    "vouched_compiled",
     "vouched_outline",
     "vouched_run",
 ]
@@ -155,17 +157,45 @@ def vouched_run(store: StorePort, run_id: str) -> VouchedRun | None:
     today's code to the stand-in id they record (every part of the identity but the cases' own
     text, which the unchanged stored text fixes). `None` when nothing vouches for it: then only
     `load_compiled` can tell whether it still compiles to its id."""
-    facts = store.load_facts(run_key(run_id))
-    if facts is None or not facts.snapshot or facts.run_id != run_id:
+    facts = _facts(store, run_id)
+    if facts is None:
         return None
     outline = store.load_outline(run_id)
     if outline is None or outline.stored_as != facts.snapshot:
         return None
+    stand_in = _stand_in(outline.snapshot.spec, facts)
+    return None if stand_in is None else VouchedRun(run_id, outline, stand_in)
+
+
+def vouched_compiled(store: StorePort, run_id: str) -> tuple[RunSnapshot, CompiledRun] | None:
+    """`load_compiled`'s answer without compiling the snapshot, while the run's facts vouch for
+    it as `vouched_run` checks, for a caller that decodes the snapshot anyway (no outline read:
+    the stored text's hash as its save kept it, the decoded spec compiled to the stand-in id
+    cases aside); `None` when nothing vouches for it (ADR 0099)."""
+    facts = _facts(store, run_id)
+    if facts is None or store.snapshot_saved_as(run_id) != facts.snapshot:
+        return None
+    snapshot = store.load_snapshot(run_id)
+    stand_in = None if snapshot is None else _stand_in(snapshot.spec, facts)
+    if snapshot is None or stand_in is None:
+        return None
+    return snapshot, attrs.evolve(stand_in, run_id=run_id, spec=snapshot.spec)
+
+
+def _facts(store: StorePort, run_id: str) -> CompiledFacts | None:
+    """The facts an execution of the run kept, if they name its snapshot."""
+    facts = store.load_facts(run_key(run_id))
+    if facts is None or not facts.snapshot or facts.run_id != run_id:
+        return None
+    return facts
+
+
+def _stand_in(spec: ExperimentSpec, facts: CompiledFacts) -> CompiledRun | None:
+    """`spec` (cases or not) compiled to the stand-in id of `facts`, else `None`."""
     try:
-        stand_in = compiled_stand_in(outline.snapshot.spec, facts.stand_in)
+        return compiled_stand_in(spec, facts.stand_in)
     except PluginError:  # a plugin named: its installed version decides (the full path)
         return None
-    return None if stand_in is None else VouchedRun(run_id, outline, stand_in)
 
 
 def compile_snapshot(snapshot: RunSnapshot) -> CompiledRun:
