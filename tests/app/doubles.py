@@ -12,6 +12,7 @@ from typing import TypeVar
 import trio
 import trio.testing
 
+import themis
 from themis.adapters.clocks import FakeClock
 from themis.adapters.stores.memory import MemoryStore
 from themis.app import wiring
@@ -80,6 +81,15 @@ def even_only(request: ModelRequest) -> str:
     """Right for even-numbered cases only."""
     reference = request.reference or "0"
     return reference if int(reference) % 2 == 0 else "wrong"
+
+
+# A fake judge model's verdict on a 0-1 scale of each candidate against its reference.
+SCALE_JUDGE = themis.JudgeSpec(
+    name="j",
+    models=[themis.ModelSpec(name="g", model="fake-g", options={"skill": 0.5})],
+    template="{{ candidate }} / {{ reference }}",
+    verdict=themis.VerdictSpec(kind="scale", min=0, max=1),
+)
 
 
 class CountingModel:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import themis
-from tests.app.doubles import Interrupting
+from tests.app.doubles import SCALE_JUDGE, Interrupting
 from themis.app.api import views
 from themis.app.config.loading import runtime_from_mapping
 from themis.app.usecases.runtime_lineage import last_runtime
@@ -29,14 +29,6 @@ PLACED = ("complete", "retried", "parsed only", "replay stopped midway")
 
 
 def _spec(name: str, *, judged: bool = False, **options: float) -> themis.ExperimentSpec:
-    judges = [
-        themis.JudgeSpec(
-            name="j",
-            models=[themis.ModelSpec(name="g", model="fake-g", options={"skill": 0.5})],
-            template="{{ candidate }} / {{ reference }}",
-            verdict=themis.VerdictSpec(kind="scale", min=0, max=1),
-        )
-    ]
     return themis.ExperimentSpec(
         name=name,
         seed=5,
@@ -64,7 +56,7 @@ def _spec(name: str, *, judged: bool = False, **options: float) -> themis.Experi
         prompts=[themis.PromptSpec(name="p", template="Say {{ q }}")],
         parser=themis.ParserSpec(name="number"),  # "x" never parses as a number
         metrics=[themis.MetricSpec(name="exact_match")],
-        judges=judges if judged else [],
+        judges=[SCALE_JUDGE] if judged else [],
     )
 
 

@@ -19,6 +19,7 @@ import pytest
 from rich.console import Console
 
 import themis
+from tests.app.doubles import SCALE_JUDGE
 from themis.app.api import views
 from themis.app.render.inspect_views import snapshot_json, snapshot_render
 from themis.app.usecases.stored import load_compiled, load_state
@@ -68,16 +69,7 @@ def _spec(
         parser=themis.ParserSpec(name="number"),
         metrics=[themis.MetricSpec(name="exact_match"), themis.MetricSpec(name="numeric_match")],
         reducer=ReducerSpec(name="majority") if reducer else None,
-        judges=[
-            themis.JudgeSpec(
-                name="j",
-                models=[themis.ModelSpec(name="g", model="fake-g", options={"skill": 0.5})],
-                template="{{ candidate }} / {{ reference }}",
-                verdict=themis.VerdictSpec(kind="scale", min=0, max=1),
-            )
-        ]
-        if judged
-        else [],
+        judges=[SCALE_JUDGE] if judged else [],
     )
 
 
