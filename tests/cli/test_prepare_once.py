@@ -136,6 +136,22 @@ def test_inspect_snapshot_of_a_vouched_run_answers_as_compiled_and_compiles_noth
     assert json.loads(vouched.output) == json.loads(compiled.output)
 
 
+def test_inspect_snapshot_of_a_run_whose_stored_case_was_edited_refuses_it(
+    invoke: Invoke, demo: Path, store: Path
+) -> None:
+    run_id = _run_id(invoke, demo, store, "--until-stage", "generate")
+    with duckdb.connect(str(store)) as con:  # its facts kept, one case changed behind its back
+        con.execute(
+            'UPDATE runs SET snapshot = replace(snapshot, \'"answer":"68"\', \'"answer":"69"\')'
+        )
+        assert con.execute("SELECT count(*) FROM runs WHERE snapshot LIKE '%\"69\"%'").fetchone()[0]
+
+    edited = invoke("inspect", "snapshot", run_id[:8], "--store", store, "--json")
+
+    assert edited.exit_code == 2, edited.output  # as a drifted snapshot is, by every command
+    assert "compiles to" in edited.stderr
+
+
 def test_running_a_config_opens_compiles_and_folds_once(
     invoke: Invoke, demo: Path, store: Path, counts: Counts
 ) -> None:

@@ -25,7 +25,6 @@ from themis.app.usecases.stored import (
     load_compiled,
     load_state,
     resolve_run_id,
-    vouched_compiled,
     vouched_outline,
     vouched_run,
 )
@@ -87,8 +86,8 @@ def get_run_snapshot(run_id: str, store: StoreLike = DEFAULT_STORE) -> RunSnapsh
 
     def stored(opened: StorePort) -> RunSnapshotView:
         resolved = resolve_run_id(opened, run_id)
-        # Not compiled again while its facts vouch for it (ADR 0099).
-        found = vouched_compiled(opened, resolved) or load_compiled(opened, resolved)
+        vouched = vouched_run(opened, resolved)  # then not compiled again (ADR 0099)
+        found = load_compiled(opened, resolved) if vouched is None else vouched.compiled(opened)
         snapshot, compiled = found
         state, _ = load_state(opened, resolved)
         cached = fresh_report(opened, compiled)  # its served models, counted when it was kept

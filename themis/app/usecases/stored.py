@@ -47,7 +47,6 @@ __all__ = [
     "load_state",
     "report_run",
     "resolve_run_id",
-    "vouched_compiled",
     "vouched_outline",
     "vouched_run",
 ]
@@ -165,21 +164,6 @@ def vouched_run(store: StorePort, run_id: str) -> VouchedRun | None:
         return None
     stand_in = _stand_in(outline.snapshot.spec, facts)
     return None if stand_in is None else VouchedRun(run_id, outline, stand_in)
-
-
-def vouched_compiled(store: StorePort, run_id: str) -> tuple[RunSnapshot, CompiledRun] | None:
-    """`load_compiled`'s answer without compiling the snapshot, while the run's facts vouch for
-    it as `vouched_run` checks, for a caller that decodes the snapshot anyway (no outline read:
-    the stored text's hash as its save kept it, the decoded spec compiled to the stand-in id
-    cases aside); `None` when nothing vouches for it (ADR 0099)."""
-    facts = _facts(store, run_id)
-    if facts is None or store.snapshot_saved_as(run_id) != facts.snapshot:
-        return None
-    snapshot = store.load_snapshot(run_id)
-    stand_in = None if snapshot is None else _stand_in(snapshot.spec, facts)
-    if snapshot is None or stand_in is None:
-        return None
-    return snapshot, attrs.evolve(stand_in, run_id=run_id, spec=snapshot.spec)
 
 
 def _facts(store: StorePort, run_id: str) -> CompiledFacts | None:
