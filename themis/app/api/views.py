@@ -21,6 +21,7 @@ from themis.app.usecases.checkpoints import fresh_checkpoint_report, fresh_repor
 from themis.app.usecases.provider_holds import active_holds
 from themis.app.usecases.runtime_lineage import last_runtime
 from themis.app.usecases.stored import (
+    VouchedRun,
     compile_snapshot,
     load_compiled,
     load_state,
@@ -87,8 +88,7 @@ def get_run_snapshot(run_id: str, store: StoreLike = DEFAULT_STORE) -> RunSnapsh
     def stored(opened: StorePort) -> RunSnapshotView:
         resolved = resolve_run_id(opened, run_id)
         vouched = vouched_run(opened, resolved)  # then not compiled again (ADR 0099)
-        found = load_compiled(opened, resolved) if vouched is None else vouched.compiled(opened)
-        snapshot, compiled = found
+        snapshot, compiled = _loaded(opened, resolved, vouched)
         state, _ = load_state(opened, resolved)
         cached = fresh_report(opened, compiled)  # its served models, counted when it was kept
         served = None if cached is None else cached[1].served
@@ -230,6 +230,14 @@ def _stored_status(opened: StorePort, run_id: str) -> RunStatus:
     return RunStatus(run_id, run_status(state), state.completed_through_stage)
 
 
+def _loaded(
+    opened: StorePort, run_id: str, vouched: VouchedRun | None
+) -> tuple[RunSnapshot, CompiledRun]:
+    """The stored run's snapshot and compiled run: not compiled again when its facts vouch for
+    it (`VouchedRun.compiled`, ADR 0099), else by `load_compiled`."""
+    return load_compiled(opened, run_id) if vouched is None else vouched.compiled(opened)
+
+
 def _stored_state(opened: StorePort, run_id: str) -> ExecutionState:
     """The run's execution state. While its facts vouch for its snapshot (ADR 0077) and the
     store keeps its places, a run without judges or prices is counted over those places: no
@@ -241,8 +249,7 @@ def _stored_state(opened: StorePort, run_id: str) -> ExecutionState:
     if vouched is not None and not vouched.outline.snapshot.spec.judges:
         placed = opened.load_places(run_id)
     if vouched is None or placed is None:
-        found = load_compiled(opened, run_id) if vouched is None else vouched.compiled(opened)
-        snapshot, compiled = found
+        snapshot, compiled = _loaded(opened, run_id, vouched)
         state, _ = load_state(opened, run_id)
         return _execution_state(compiled, state, _prices(snapshot, state, run_id))
     outline = vouched.outline
