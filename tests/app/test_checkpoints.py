@@ -23,6 +23,7 @@ from tests.app.doubles import (
 from tests.key_forms import key_forms  # noqa: F401  # each test for both forms of keys
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.memory import MemoryStore
+from themis.app.usecases import runs
 from themis.app.usecases.runs import load_state, report_run
 from themis.core.checkpoint import Checkpoint
 from themis.core.errors import StoreError
@@ -96,15 +97,32 @@ class ShedOrderStore(MemoryStore):
         super().save_checkpoint(run_id, checkpoint)
 
 
-def test_the_store_sheds_its_memory_once_the_log_is_written_before_the_end() -> None:
+def test_the_store_sheds_its_memory_once_the_log_is_written_before_the_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """ADR 0098: a DuckDB writer's buffer of the log goes before the report, the case table and
     the final checkpoint are built beside it."""
+    monkeypatch.setattr(runs, "SHED_TRIALS", 6)  # this execution's 6 trials reach the bar
     store = ShedOrderStore()
 
     run_virtual(compile_run(make_spec(6)), CountingModel(answer=even_only), store)
 
     calls = [call for i, call in enumerate(store.calls) if call != store.calls[i - 1] or i == 0]
     assert calls == ["append", "shed", "checkpoint"]
+
+
+def test_an_execution_under_the_bar_keeps_the_store_s_memory_for_its_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ADR 0106: a small execution's end does not wait for a shed (the places' insert and the
+    log's fold into the file) that would give back little: its report is built beside them."""
+    monkeypatch.setattr(runs, "SHED_TRIALS", 7)
+    store = ShedOrderStore()
+
+    run_virtual(compile_run(make_spec(6)), CountingModel(answer=even_only), store)
+
+    assert "shed" not in store.calls
+    assert store.calls[-1] == "checkpoint"
 
 
 def test_reusing_a_completed_run_decodes_neither_state_nor_snapshot() -> None:

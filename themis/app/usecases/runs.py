@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import attrs
 import trio
@@ -77,6 +77,13 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+# Trials an execution runs from which its end first sheds what the store keeps of the log
+# (`StorePort.shed_memory`): a DuckDB writer's buffer grows ~0.8 KiB a trial up to its 128 MB
+# bound, so a shed gives back ~80 MiB at 100k (ADR 0098) but under 10 MiB at 10k, where its wait
+# (for the places' insert and the log's fold into the file, ~0.1 s) is most of the wall after the
+# last answer (ADR 0106).
+SHED_TRIALS: Final = 50_000
 
 
 @frozen
@@ -351,7 +358,7 @@ def execute_work(
     try:
         # The log is written: what the store keeps of it goes before the end is built beside
         # it (a DuckDB writer's buffer: ~80 MiB at a 100k derived replay, ADR 0098).
-        store.shed_memory()
+        _shed(store, execution.total)
         # Where each plan position stands, read once for the report and the case table.
         layout = _end_layout(compiled) if large else None
         report = None if record is None else _end_report(compiled, outcome.state, record, layout)
@@ -365,7 +372,7 @@ def execute_work(
         )
     finally:
         places.join()
-    store.shed_memory()  # and what keeping the places held (~40 MiB at 100k derived, ADR 0098)
+    _shed(store, execution.total)  # and what keeping the places held (~40 MiB at 100k derived)
     cases = case_table(compiled, outcome.state, record, layout) if large and record else None
     del layout  # not beside the final checkpoint's parts
     remember(store, compiled.run_id, writer.next_seq - 1, outcome.state, result.report, cases)
@@ -391,6 +398,13 @@ def _both(first: ProgressCallback | None, second: ProgressCallback) -> ProgressC
         second(counts)
 
     return both
+
+
+def _shed(store: StorePort, trials: int) -> None:
+    """Have `store` give back what it keeps of the log, if an execution of `trials` made it worth
+    the wait (`SHED_TRIALS`)."""
+    if trials >= SHED_TRIALS:
+        store.shed_memory()
 
 
 def _run_trio(main: Callable[[], Awaitable[T]], clock: trio.abc.Clock | None) -> T:
