@@ -40,6 +40,7 @@ class Counts:
         originals: dict[str, Callable[..., Any]] = {
             "compile_run": planner.compile_run,
             "compile_stored": planner.compile_stored,
+            "compile_beside": planner.compile_beside,
         }
         for module in [m for name, m in sys.modules.items() if name.startswith("themis.app")]:
             for name, original in originals.items():

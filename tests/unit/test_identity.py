@@ -12,6 +12,7 @@ import pytest
 
 import themis.core.benchmark
 import themis.core.endpoint
+import themis.core.identity as identity_module
 import themis.core.project
 import themis.core.runtime
 import themis.core.spec
@@ -30,7 +31,13 @@ from themis.core.identity import (
     identity_view,
     spec_json,
 )
-from themis.core.planner import compile_placed, compile_run, compile_stored, plan
+from themis.core.planner import (
+    compile_beside,
+    compile_placed,
+    compile_run,
+    compile_stored,
+    plan,
+)
 from themis.core.runtime import Price, RateLimit, RuntimeConfig
 from themis.core.snapshot import RunSnapshot
 from themis.core.spec import (
@@ -528,3 +535,61 @@ def test_the_spec_json_in_pieces_is_the_canonical_json_of_its_identity_view(
     assert len(pieces) == (1 if marked_example else 11)  # 3 batches + 2 brackets per dataset
     compiled = compile_run(spec)
     assert compiled.run_id == digest(compiled.identity)
+
+
+def _with_metrics(spec: ExperimentSpec, *names: str) -> ExperimentSpec:
+    return attrs.evolve(spec, metrics=tuple(MetricSpec(name=name) for name in names))
+
+
+@pytest.mark.parametrize("marked_example", [False, True])
+def test_a_spec_compiled_beside_another_is_compiled_as_each_alone(marked_example: bool) -> None:
+    # A derived replay compiles its config and, with the source run's metrics, the source's id.
+    source = many_cases_spec(marked_example=marked_example)
+    stored = compile_run(source)
+    config = _with_metrics(source, "contains")
+
+    ours, theirs = compile_beside(config, source, stored.run_id)
+
+    assert ours == compile_run(config)
+    assert theirs == compile_stored(source, stored.run_id) == stored
+    assert compile_beside(config, source, "0" * 64) == (compile_run(config), None)
+    # an older parser and metric version (`compile_stored` tries them) is found beside too
+    base = small_spec()
+    small, v1 = compile_beside(_with_metrics(base, "contains"), base, PINNED_V1_RUN_ID)
+    assert small == compile_run(_with_metrics(base, "contains"))
+    assert v1 == compile_stored(small_spec(), PINNED_V1_RUN_ID)
+    assert v1 is not None
+    assert v1.run_id == PINNED_V1_RUN_ID
+
+
+def test_a_spec_compiled_beside_another_encodes_each_case_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = many_cases_spec()
+    seen: list[str] = []
+    view = identity_module._case_view
+
+    def counted(case: Case) -> Any:
+        seen.append(case.id)
+        return view(case)
+
+    monkeypatch.setattr(identity_module, "_case_view", counted)
+    stored = compile_run(source)
+    ids = [case.id for dataset in source.datasets for case in dataset.cases]
+    assert sorted(id for id in seen if id in ids) == sorted(ids)
+    seen.clear()
+
+    _, theirs = compile_beside(_with_metrics(source, "contains"), source, stored.run_id)
+
+    assert theirs == stored
+    assert sorted(id for id in seen if id in ids) == sorted(ids)  # once, not once a spec
+
+
+def test_a_spec_beside_one_that_cannot_compile_is_compiled_alone() -> None:
+    source = small_spec()
+    other = attrs.evolve(source, metrics=(MetricSpec(name="mylab.metrics:missing"),))
+
+    ours, theirs = compile_beside(source, other, compile_run(source).run_id)
+
+    assert ours == compile_run(source)
+    assert theirs is None

@@ -16,7 +16,7 @@ import attrs
 
 from themis.core.spec import Case, ExperimentSpec
 
-__all__ = ["BATCH", "marked", "pieces"]
+__all__ = ["BATCH", "marked", "pieces", "shared_pieces"]
 
 BATCH = 1024  # cases viewed and encoded at once
 _MARK = "\x00themis: the cases of dataset {}\x00"
@@ -42,22 +42,34 @@ def pieces(
     """The text of `spec` in pieces, from `text`, the text of `stand_in` (`marked(spec)`, alone
     or inside a larger document); `None` when a mark is not found exactly once in `text` (the
     spec's own text holds one: then encode the spec whole)."""
+    found = shared_pieces([text], stand_in, spec, encode)
+    return None if found is None else (piece for (piece,) in found)
+
+
+def shared_pieces(
+    texts: Sequence[str], stand_in: ExperimentSpec, spec: ExperimentSpec, encode: EncodeCases
+) -> Iterator[tuple[str, ...]] | None:
+    """`pieces` of several texts at once, one piece of each a step: `texts` are the texts of
+    stand-ins of specs holding `spec`'s datasets' cases (they differ elsewhere, e.g. in their
+    metrics), so each batch of cases is encoded once for all of them. `None` when a mark is
+    not found exactly once in one of `texts`."""
     marks = [encode(dataset.cases) for dataset in stand_in.datasets]
-    if any(text.count(mark) != 1 for mark in marks):
+    if any(text.count(mark) != 1 for text in texts for mark in marks):
         return None
-    return _spliced(text, marks, spec, encode)
+    return _spliced(texts, marks, spec, encode)
 
 
 def _spliced(
-    text: str, marks: list[str], spec: ExperimentSpec, encode: EncodeCases
-) -> Iterator[str]:
-    start = 0
+    texts: Sequence[str], marks: list[str], spec: ExperimentSpec, encode: EncodeCases
+) -> Iterator[tuple[str, ...]]:
+    starts = [0] * len(texts)
     for mark, dataset in zip(marks, spec.datasets, strict=True):
-        at = text.index(mark, start)
-        yield text[start:at]
-        yield from _cases(dataset.cases, encode)
-        start = at + len(mark)
-    yield text[start:]
+        ats = [text.index(mark, start) for text, start in zip(texts, starts, strict=True)]
+        yield tuple(text[start:at] for text, start, at in zip(texts, starts, ats, strict=True))
+        for piece in _cases(dataset.cases, encode):
+            yield (piece,) * len(texts)
+        starts = [at + len(mark) for at in ats]
+    yield tuple(text[start:] for text, start in zip(texts, starts, strict=True))
 
 
 def _cases(cases: Sequence[Case], encode: EncodeCases) -> Iterator[str]:

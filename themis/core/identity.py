@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from themis.core.benchmark import BenchmarkSpec, FewShotSplit, PromptVariant, SliceSpec
-from themis.core.case_pieces import marked, pieces
+from themis.core.case_pieces import marked, shared_pieces
 from themis.core.endpoint import Endpoint
 from themis.core.project import ProjectSpec, StorageSpec, TelemetrySpec
 from themis.core.runtime import Price, RateLimit, RuntimeConfig
@@ -370,10 +370,21 @@ def spec_json(spec: ExperimentSpec, runtime_options: RuntimeOptions) -> Iterator
     text, each dataset's cases viewed and encoded a batch at a time (`themis.core.case_pieces`):
     the whole view of 1M cases and its text are ~0.4 GiB; a hash fed these pieces needs
     neither (issue 12)."""
-    stand_in = marked(spec)
-    text = canonical_json(identity_view(stand_in, runtime_options))
-    found = pieces(text, stand_in, spec, _cases_json)
-    return iter([canonical_json(identity_view(spec, runtime_options))]) if found is None else found
+    return (piece for (piece,) in specs_json([spec], runtime_options))
+
+
+def specs_json(
+    specs: Sequence[ExperimentSpec], runtime_options: RuntimeOptions
+) -> Iterator[tuple[str, ...]]:
+    """`spec_json` of each of `specs`, one piece of each a step, for specs that hold the same
+    datasets' cases and differ elsewhere (a config and the same config with a stored run's
+    metrics): each batch of cases is viewed and encoded once for all of them (ADR 0105)."""
+    stand_ins = [marked(spec) for spec in specs]
+    texts = [canonical_json(identity_view(stand_in, runtime_options)) for stand_in in stand_ins]
+    found = shared_pieces(texts, stand_ins[0], specs[0], _cases_json)
+    if found is None:
+        return iter([tuple(canonical_json(identity_view(spec, runtime_options)) for spec in specs)])
+    return found
 
 
 def _cases_json(cases: Sequence[Case]) -> str:

@@ -19,7 +19,7 @@ from attrs import field, frozen
 from themis.core.builtins import builtin_plugins
 from themis.core.case_pieces import marked
 from themis.core.compiled_facts import outdated_versions
-from themis.core.errors import ModelCallForbidden, PluginError
+from themis.core.errors import ModelCallForbidden, PluginError, ThemisError
 from themis.core.identity import (
     LEGACY_OPTIONS,
     RUNTIME_OPTIONS,
@@ -30,7 +30,7 @@ from themis.core.identity import (
     identity_options,
     identity_view,
     short_digest,
-    spec_json,
+    specs_json,
     text_digest,
 )
 from themis.core.key_index import HexStrings
@@ -260,16 +260,22 @@ class _Identity:
     versions (`compile_stored`) does not encode every case again."""
 
     def __init__(
-        self, spec: ExperimentSpec, runtime_options: RuntimeOptions, plugins: PluginRegistry
+        self,
+        spec: ExperimentSpec,
+        runtime_options: RuntimeOptions,
+        plugins: PluginRegistry,
+        experiment: Any = None,
     ) -> None:
         self.spec = spec
         self.runtime_options = runtime_options
         self.plugins = plugins
         # `digest(identity)` up to its experiment part, fed the experiment's JSON in pieces
-        # (`spec_json`: the whole text of 1M cases, and their views, are ~0.4 GiB).
-        self.experiment = hashlib.sha256(b'{"experiment":')
-        for piece in spec_json(spec, runtime_options):
-            self.experiment.update(piece.encode("utf-8"))
+        # (`spec_json`: the whole text of 1M cases, and their views, are ~0.4 GiB); given when
+        # it was fed beside another spec's (`_identities`).
+        if experiment is None:
+            (self.experiment,) = _experiments([spec], runtime_options)
+        else:
+            self.experiment = experiment
 
     def compiled(self, versions: Mapping[str, int]) -> CompiledRun:
         spec = self.spec
@@ -287,6 +293,16 @@ class _Identity:
         )
 
 
+def _experiments(specs: list[ExperimentSpec], runtime_options: RuntimeOptions) -> list[Any]:
+    """For each of `specs` (holding the same datasets' cases), `digest(identity)`'s hash fed
+    up to its experiment part: the cases encoded once for all (`specs_json`)."""
+    hashes = [hashlib.sha256(b'{"experiment":') for _ in specs]
+    for pieces in specs_json(specs, runtime_options):
+        for hashed, piece in zip(hashes, pieces, strict=True):
+            hashed.update(piece.encode("utf-8"))
+    return hashes
+
+
 def compile_stored(
     spec: ExperimentSpec, run_id: str, plugins: PluginRegistry | None = None
 ) -> CompiledRun | None:
@@ -296,6 +312,13 @@ def compile_stored(
     A run stored before a version bump stays readable: its events hold its parses and scores.
     """
     plugins = plugins or builtin_plugins()
+    return _stored(_Identity(spec, RUNTIME_OPTIONS, plugins), run_id)
+
+
+def _stored(identity: _Identity, run_id: str) -> CompiledRun | None:
+    """`compile_stored` of `identity`'s spec, `identity` its experiment under today's runtime
+    options (the legacy options' encoded only when those do not give `run_id`)."""
+    spec = identity.spec
     names = [
         name
         for name in (spec.parser.name, *(metric.name for metric in spec.metrics))
@@ -303,12 +326,51 @@ def compile_stored(
     ]
     current = {**PARSER_VERSIONS, **METRIC_VERSIONS}
     for options in (RUNTIME_OPTIONS, LEGACY_OPTIONS):
-        identity = _Identity(spec, options, plugins)
+        if options is not identity.runtime_options:
+            identity = _Identity(spec, options, identity.plugins)
         for versions in itertools.product(*(range(current[name], 0, -1) for name in names)):
             compiled = identity.compiled(dict(zip(names, versions, strict=True)))
             if compiled.run_id == run_id:
                 return compiled
     return None
+
+
+def compile_beside(
+    spec: ExperimentSpec,
+    stored: ExperimentSpec,
+    run_id: str,
+    plugins: PluginRegistry | None = None,
+) -> tuple[CompiledRun, CompiledRun | None]:
+    """`compile_run(spec, plugins)` and `compile_stored(stored, run_id, plugins)` of a `stored`
+    that holds `spec`'s datasets (`spec` with another run's metrics, say): each batch of cases
+    encoded once for both (a derived replay asks both, ADR 0105). The second is `None` also
+    when `stored` cannot be compiled (a plugin not loaded, a value its spec refuses)."""
+    plugins = plugins or builtin_plugins()
+    shared = len(spec.datasets) == len(stored.datasets) and all(
+        ours.cases is theirs.cases
+        for ours, theirs in zip(spec.datasets, stored.datasets, strict=True)
+    )
+    if not shared:
+        return compile_run(spec, plugins), _stored_or_none(stored, run_id, plugins)
+    try:
+        experiments = _experiments([spec, stored], RUNTIME_OPTIONS)
+    except (ThemisError, ValueError, TypeError):  # `stored`'s view fails: `spec`'s alone
+        return compile_run(spec, plugins), _stored_or_none(stored, run_id, plugins)
+    ours = _Identity(spec, RUNTIME_OPTIONS, plugins, experiments[0]).compiled({})
+    try:
+        theirs = _stored(_Identity(stored, RUNTIME_OPTIONS, plugins, experiments[1]), run_id)
+    except (ThemisError, ValueError, TypeError):
+        theirs = None
+    return ours, theirs
+
+
+def _stored_or_none(
+    spec: ExperimentSpec, run_id: str, plugins: PluginRegistry
+) -> CompiledRun | None:
+    try:
+        return compile_stored(spec, run_id, plugins)
+    except (ThemisError, ValueError, TypeError):
+        return None
 
 
 def stand_in_id(compiled: CompiledRun) -> str:

@@ -47,8 +47,8 @@ from themis.core.planner import (
     ModelRequest,
     PlanRecord,
     TrialPlan,
+    compile_beside,
     compile_run,
-    compile_stored,
     pending,
     replay_plan,
 )
@@ -294,11 +294,11 @@ def prepare_replay_with_config(
     """
     _check_replayable(stage)
     source_id = resolve_run_id(store, run_id)
-    compiled = compile_run(config.spec, config.plugins)
+    allowed = _REPLAY_MAY_CHANGE[stage]
+    compiled, changes_only = _compiled_beside(store, source_id, config, allowed)
     if compiled.run_id == source_id:
         return prepare_replay(store, source_id, stage)
-    allowed = _REPLAY_MAY_CHANGE[stage]
-    if not _changes_only(store, source_id, config, allowed):
+    if not changes_only:
         source = _snapshot(store, source_id)
         upstream = [
             change.path
@@ -341,24 +341,30 @@ def prepare_replay_with_config(
     return Prepared(request, functools.partial(_derive, request))
 
 
-def _changes_only(
+def _compiled_beside(
     store: StorePort, source_id: str, config: LoadedConfig, allowed: tuple[str, ...]
-) -> bool:
-    """Whether `config` differs from the stored run `source_id` in the `allowed` fields only,
-    told without decoding the run's cases (ADR 0083): with the run's own values of those
-    fields (read from its outline), `config`'s spec compiles to the run's id, cases included,
-    under today's or an older parser and metric version (`compile_stored`). `False` when it
-    does not, or cannot tell (no outline, a plugin not loaded, a spec those values make
-    invalid): the caller then diffs the decoded snapshot, which also names what changed."""
+) -> tuple[CompiledRun, bool]:
+    """`config` compiled, and whether it differs from the stored run `source_id` in the
+    `allowed` fields only, told without decoding the run's cases (ADR 0083): with the run's own
+    values of those fields (read from its outline), `config`'s spec compiles to the run's id,
+    cases included, under today's or an older parser and metric version (`compile_stored`).
+    Both compiled at once, each batch of cases encoded once (ADR 0105). `False` when it does
+    not, or cannot tell (no outline, a plugin not loaded, a spec those values make invalid):
+    the caller then diffs the decoded snapshot, which also names what changed."""
     outline = store.load_outline(source_id)
-    if outline is None:
-        return False
-    stored = outline.snapshot.spec
-    try:
-        candidate = attrs.evolve(config.spec, **{name: getattr(stored, name) for name in allowed})
-        return compile_stored(candidate, source_id, config.plugins) is not None
-    except (ThemisError, ValueError, TypeError):
-        return False
+    candidate = None
+    if outline is not None:
+        stored = outline.snapshot.spec
+        try:
+            candidate = attrs.evolve(
+                config.spec, **{name: getattr(stored, name) for name in allowed}
+            )
+        except (ThemisError, ValueError, TypeError):
+            candidate = None
+    if candidate is None:
+        return compile_run(config.spec, config.plugins), False
+    compiled, stored_run = compile_beside(config.spec, candidate, source_id, config.plugins)
+    return compiled, stored_run is not None
 
 
 def _released(plans: list[TrialPlan]) -> Iterator[TrialPlan]:
