@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from themis.adapters.codec import encode_snapshot
+from themis.core import packed_cases
 from themis.core.packed_cases import PackedCases, packed
 from themis.core.planner import compile_run, plan
 from themis.core.runtime import RuntimeConfig
@@ -52,6 +53,42 @@ def test_the_cases_read_back_are_the_cases_packed(cases: list[Case]) -> None:
     assert block == PackedCases(cases)
     assert packed(block) is block
     assert pickle.loads(pickle.dumps(block)) == block
+
+
+@given(_CASES, st.integers(min_value=1, max_value=5))
+def test_cases_read_across_chunks_are_the_cases_packed(cases: list[Case], chunk: int) -> None:
+    # Chunks of a few cases, so that reads start, stop and step across their bounds.
+    kept = packed_cases.CHUNK
+    packed_cases.CHUNK = chunk
+    try:
+        block = PackedCases(cases)
+        n = len(cases)
+        assert list(block) == cases
+        assert [block[at] for at in range(-n, n)] == cases + cases
+        for start in range(n + 1):
+            for stop in range(start, n + 2):
+                assert block[start:stop] == tuple(cases[start:stop])
+        assert block[1::3] == tuple(cases[1::3])
+        assert block[::-2] == tuple(cases[::-2])
+    finally:
+        packed_cases.CHUNK = kept
+
+
+def test_a_large_dataset_s_short_rows_are_held_compressed() -> None:
+    # ADR 0104: a record of its own and its end were ~78 bytes a synthetic row; compressed a
+    # chunk at a time, ~12.
+    cases = [
+        Case(
+            id=str(i),
+            fields={"id": str(i), "question": f"What is {i} + 1?", "answer": str(i + 1)},
+            expected=str(i + 1),
+        )
+        for i in range(100_000, 110_000)
+    ]
+    block = PackedCases(cases)
+
+    assert block.held_bytes() < 25 * len(cases)
+    assert list(block) == cases
 
 
 def test_values_keep_their_type_order_and_bits() -> None:
