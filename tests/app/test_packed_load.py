@@ -17,7 +17,7 @@ from themis.app.config.loading import load_config
 from themis.core import large_run
 from themis.core.errors import ConfigError
 from themis.core.packed_cases import PackedCases
-from themis.core.spec import Case
+from themis.core.spec import Case, DatasetSpec
 
 ROWS = 40
 BAR = 10  # trials from which a run is large here
@@ -98,6 +98,64 @@ def test_large_run_packs_as_it_reads_never_holding_every_case(
     assert isinstance(large, PackedCases)
     assert large == small
     assert alive[0] - before <= 1  # held all before they were packed: ROWS - 1
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "csv"])
+def test_a_file_with_the_bar_s_lines_is_packed_from_its_first_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    # ADR 0104: its lines are its rows, so it is known large before any row is read; the
+    # first `BAR` cases were held as objects until packing began.
+    write_rows(tmp_path, "rows.jsonl", ROWS)
+    if suffix == "csv":
+        rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
+        (tmp_path / "rows.csv").write_text(
+            "id,question,answer\n"
+            + "".join(f"{row['id']},{row['question']},{row['answer']}\n" for row in rows)
+        )
+    path = config(tmp_path, dataset("d", f"rows.{suffix}"))
+    (small,) = cases_of(path)
+    reader = datasets._READERS[f".{suffix}"]
+    alive: list[int] = []
+
+    def cases_held() -> int:
+        gc.collect()
+        return sum(isinstance(held, Case) for held in gc.get_objects())
+
+    def counting(text: str, file: Path) -> Iterator[datasets.Row]:
+        for number, row in enumerate(reader(text, file), start=1):
+            if number == BAR - 1:
+                alive.append(cases_held())
+            yield row
+
+    monkeypatch.setitem(datasets._READERS, f".{suffix}", counting)
+    monkeypatch.setattr(large_run, "LARGE_RUN_TRIALS", BAR)
+    before = cases_held()
+    (large,) = cases_of(path)
+
+    assert isinstance(large, PackedCases)
+    assert large == small
+    assert alive[0] - before <= 1  # held until the bar's row: BAR - 2
+
+
+def test_a_file_of_blank_lines_and_fewer_rows_than_the_bar_gives_a_tuple(
+    tmp_path: Path, lowered: None
+) -> None:
+    write_rows(tmp_path, "rows.jsonl", BAR - 1)
+    text = (tmp_path / "rows.jsonl").read_text()
+    (tmp_path / "rows.jsonl").write_text(text.replace("\n", "\n\n"))  # 2 (BAR - 1) lines
+
+    loaded = datasets.load_cases(DatasetSpec(name="d", path="rows.jsonl"), tmp_path, None, BAR)
+
+    assert isinstance(loaded, tuple)
+    assert [case.id for case in loaded] == [f"q{i}" for i in range(BAR - 1)]
+
+
+def test_a_long_file_s_lines_are_guessed_from_its_start() -> None:
+    text = "".join(f'{{"id": "{i:06}"}}\n' for i in range(100_000))  # 17 characters a line
+
+    assert abs(datasets._lines_about(text) - 100_001) < 10
+    assert datasets._lines_about(text[:170]) == 11  # counted: 10 lines and the last
 
 
 @pytest.mark.parametrize(

@@ -81,10 +81,24 @@ def load_cases(
             " (use .jsonl, .json, .csv (optionally .gz) or .parquet, or set format)"
         )
     text = _read(file, gzipped)
-    cases = _cases(lambda: reader(text, file), dataset, file, pack_from)
+    lines = None if pack_from is None or kind == "json" else _lines_about(text)
+    cases = _cases(lambda: reader(text, file), dataset, file, pack_from, lines)
     if not cases:
         raise ConfigError(f"path: no cases in {file}")
     return _sliced(cases, dataset)
+
+
+def _lines_about(text: str) -> int:
+    """About how many lines `text` holds, from its first `_SAMPLE` characters' (a JSONL row is
+    a line, a CSV row one or more): cheap at any size (counting a 100k-row file's ~5 MB is
+    ~5-10 ms, CPU a run below the bar does not spend, ADR 0104), and only a guess whether to
+    pack from the first row: a wrong one costs CPU or memory, never a different result."""
+    if len(text) <= _SAMPLE:
+        return text.count("\n") + 1
+    return text.count("\n", 0, _SAMPLE) * len(text) // _SAMPLE + 1
+
+
+_SAMPLE = 1 << 16
 
 
 def _sliced(given: Sequence[Case], dataset: DatasetSpec) -> Sequence[Case]:
@@ -140,7 +154,7 @@ def _rows_to_cases(
         for index, row in enumerate(listed):
             yield f"row {index}", json_row(row, index, label)
 
-    return _cases(numbered, dataset, label, pack_from)
+    return _cases(numbered, dataset, label, pack_from, len(listed))
 
 
 def package_dir(package: str) -> Path:
@@ -176,12 +190,21 @@ def _cases(
     dataset: DatasetSpec,
     file: Path | str,
     pack_from: int | None = None,
+    rows_about: int | None = None,
 ) -> Sequence[Case]:
     """The cases of the rows `rows()` yields: a tuple, or, once `pack_from` rows are read, a
     `PackedCases` block into which every later case is packed as its row is read (ADR 0100: a
     1M-row load held every case as objects, ~0.42 KiB each, before they were packed: 608 MiB).
     Every check is made as the rows are read, in the same order, so a bad row gives the same
-    message either way."""
+    message either way.
+
+    When the rows are expected before any is read to be `rows_about`, and that is `pack_from`
+    or more (a file's lines, a table's rows), every case is packed from the first (ADR 0104:
+    the first `pack_from` were held as objects, ~85 MiB at the 1M load's peak), and a block of
+    fewer than `pack_from` is given back as a tuple, as the rows would have been."""
+    if pack_from is not None and rows_about is not None and rows_about >= pack_from:
+        block = PackedCases(_made_cases(rows, dataset, file, 0))
+        return block if len(block) >= pack_from else tuple(block)
     made = _made_cases(rows, dataset, file, pack_from)
     if pack_from is None:
         return tuple(made)
@@ -203,14 +226,14 @@ def _made_cases(
     rows: Callable[[], Iterable[Row]],
     dataset: DatasetSpec,
     file: Path | str,
-    pack_from: int | None = None,
+    hashed_from: int | None = None,
 ) -> Iterator[Case]:
     """The case of each row `rows()` yields, each made as its row is read: a reader yields its
     rows one at a time, so a row's decoded dict, its keys and its place are dropped before the
     next is read (held all at once, they were ~0.6 KiB a case more at the load's peak: issue
     12). `rows` is called again only to word a duplicate id's first place.
 
-    From row `pack_from` on (the cases are packed, ADR 0100) the ids seen are held as their
+    From row `hashed_from` on (the cases are packed, ADR 0100) the ids seen are held as their
     hashes (`_IdHashes`, ~16 bytes an id against ~90 for a set of the ids themselves)."""
     id_field = dataset.id_field
     # A file with no id column at all is numbered by row; a column missing from some rows is a
@@ -222,7 +245,7 @@ def _made_cases(
     # a field a row, kept by the case for the whole run).
     names: dict[str, str] = {}
     for index, (where, row) in enumerate(rows()):
-        if index == pack_from and isinstance(seen, set):
+        if index == hashed_from and isinstance(seen, set):
             seen = _IdHashes(seen)
         if id_field in row:
             if missing_at is not None:
