@@ -76,7 +76,21 @@ def test_large_run_packs_as_it_reads_never_holding_every_case(
     write_rows(tmp_path, "rows.jsonl", ROWS)
     path = config(tmp_path, dataset("d", "rows.jsonl"))
     (small,) = cases_of(path)
-    reader = datasets._READERS[".jsonl"]
+    # at the last row: how many cases are held as objects then
+    large, held = large_cases_counting(path, "jsonl", ROWS, monkeypatch)
+
+    assert isinstance(small, tuple)
+    assert isinstance(large, PackedCases)
+    assert large == small
+    assert held <= 1  # held all before they were packed: ROWS - 1
+
+
+def large_cases_counting(
+    path: Path, suffix: str, at_row: int, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Any, int]:
+    """The cases of `path`'s large run, and how many more `Case` objects are held when its
+    `at_row`th row is read than before its load."""
+    reader = datasets._READERS[f".{suffix}"]
     alive: list[int] = []
 
     def cases_held() -> int:
@@ -85,19 +99,15 @@ def test_large_run_packs_as_it_reads_never_holding_every_case(
 
     def counting(text: str, file: Path) -> Iterator[datasets.Row]:
         for number, row in enumerate(reader(text, file), start=1):
-            if number == ROWS:  # the last row: how many cases are held as objects now
+            if number == at_row:
                 alive.append(cases_held())
             yield row
 
-    monkeypatch.setitem(datasets._READERS, ".jsonl", counting)
+    monkeypatch.setitem(datasets._READERS, f".{suffix}", counting)
     monkeypatch.setattr(large_run, "LARGE_RUN_TRIALS", BAR)
-    before = cases_held()  # the small run's
+    before = cases_held()
     (large,) = cases_of(path)
-
-    assert isinstance(small, tuple)
-    assert isinstance(large, PackedCases)
-    assert large == small
-    assert alive[0] - before <= 1  # held all before they were packed: ROWS - 1
+    return large, alive[0] - before
 
 
 @pytest.mark.parametrize("suffix", ["jsonl", "csv"])
@@ -115,27 +125,11 @@ def test_a_file_with_the_bar_s_lines_is_packed_from_its_first_row(
         )
     path = config(tmp_path, dataset("d", f"rows.{suffix}"))
     (small,) = cases_of(path)
-    reader = datasets._READERS[f".{suffix}"]
-    alive: list[int] = []
-
-    def cases_held() -> int:
-        gc.collect()
-        return sum(isinstance(held, Case) for held in gc.get_objects())
-
-    def counting(text: str, file: Path) -> Iterator[datasets.Row]:
-        for number, row in enumerate(reader(text, file), start=1):
-            if number == BAR - 1:
-                alive.append(cases_held())
-            yield row
-
-    monkeypatch.setitem(datasets._READERS, f".{suffix}", counting)
-    monkeypatch.setattr(large_run, "LARGE_RUN_TRIALS", BAR)
-    before = cases_held()
-    (large,) = cases_of(path)
+    large, held = large_cases_counting(path, suffix, BAR - 1, monkeypatch)
 
     assert isinstance(large, PackedCases)
     assert large == small
-    assert alive[0] - before <= 1  # held until the bar's row: BAR - 2
+    assert held <= 1  # held until the bar's row: BAR - 2
 
 
 def test_a_file_of_blank_lines_and_fewer_rows_than_the_bar_gives_a_tuple(
