@@ -15,8 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.end_parts import end_parts  # noqa: F401  # each test in parts of 2 rows too
 from tests.key_forms import key_forms  # noqa: F401  # each test for both forms of keys
-from tests.unit.builders import small_spec, trial_events
+from tests.unit.builders import cases, small_spec, trial_events
 from tests.unit.test_report_columns import _EVENT, RUNS, _record, grown_states
 from themis.adapters.case_table_codec import decode_case_table, encode_case_table
 from themis.core.case_table import CaseTable, case_table
@@ -24,6 +25,7 @@ from themis.core.case_values import CaseMeans
 from themis.core.comparison import case_scores
 from themis.core.errors import StoreError
 from themis.core.planner import CompiledRun, compile_run, trial_refs
+from themis.core.report_columns import PlanLayout
 from themis.core.state import Projection, RunState
 
 
@@ -165,3 +167,79 @@ def test_its_body_written_in_parts_is_the_body_written_whole(
     assert again.cases.tolist() == table.cases.tolist()
     assert again.means.tolist() == table.means.tolist()
     assert again.present_counts.tolist() == table.present_counts.tolist()
+
+
+@settings(max_examples=40, deadline=None)
+@given(batches=st.lists(st.lists(_EVENT, max_size=6), min_size=1, max_size=8))
+def test_a_run_of_one_trial_a_case_gives_the_table_of_its_sorted_rows(
+    batches: list[Any],
+) -> None:
+    """A run of one sample whose datasets hold each case id once has each trial a row of its
+    own (ADR 0103): the same table, to the sign of each 0, as the rows sorted and summed."""
+    compiled = RUNS[0]
+    record = _record(compiled, compiled.trial_count)
+    layout = PlanLayout.of(compiled)
+    assert layout.distinct_ids
+    summed = PlanLayout.of(compiled)
+    summed.distinct_ids = False  # as if a case id were held twice: sorted and summed
+    for state in grown_states(compiled, batches):
+        one, other = (
+            case_table(compiled, state, record, layout),
+            case_table(compiled, state, record, summed),
+        )
+        assert one is not None
+        assert other is not None
+        assert (one.metrics, one.groups) == (other.metrics, other.groups)
+        for name in ("bounds", "cases", "settled", "means", "present_sums", "present_counts"):
+            got, expected = getattr(one, name), getattr(other, name)
+            assert got.dtype == expected.dtype or name == "cases"
+            assert got.tolist() == expected.tolist()
+            if got.dtype == np.float64:
+                assert (np.signbit(got) == np.signbit(expected)).all()
+
+
+def test_the_fold_is_read_a_part_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No list of a whole column of the fold is read (ADR 0103)."""
+    from tests.unit.test_report_fold import read_spans
+
+    monkeypatch.setattr("themis.core.report_columns.END_PART", 2)
+    compiled = RUNS[0]
+    projection = Projection()
+    for index in range(compiled.trial_count):
+        projection.apply(trial_events(compiled, index, 2, index))
+    state = projection.state()
+    spans = read_spans(monkeypatch)
+    table = case_table(compiled, state, _record(compiled, compiled.trial_count))
+    read = list(spans)
+    assert table is not None
+    _assert_table_of(compiled, state, table)
+    assert read
+    assert max(read) <= 2 < len(state.scores)
+
+
+@pytest.mark.parametrize("prefix", ["c", "é"])
+def test_case_ids_held_as_bytes_read_back_as_their_text(prefix: str) -> None:
+    """A plan's ASCII case ids are held a byte a character (ADR 0103), others as `str`; the
+    table's ids are the cases' ids as `str`, in code point order, either way."""
+    from themis.core.spec import DatasetSpec
+
+    compiled = compile_run(
+        small_spec(
+            samples=1,
+            datasets=(
+                DatasetSpec(name="d1", cases=cases(12, prefix=prefix)),
+                DatasetSpec(name="d2", cases=cases(3, prefix="z")),
+            ),
+        )
+    )
+    layout = PlanLayout.of(compiled)
+    assert layout.case_ids.dtype.kind == ("S" if prefix == "c" else "U")
+    projection = Projection()
+    for index in range(compiled.trial_count):
+        projection.apply(trial_events(compiled, index, 2, index))
+    state = projection.state()
+    table = case_table(compiled, state, _record(compiled, compiled.trial_count), layout)
+    assert table is not None
+    assert table.cases.dtype.kind == "U"
+    _assert_table_of(compiled, state, table)
+    assert table.cases[: int(table.bounds[1])].tolist() == sorted(f"{prefix}{n}" for n in range(12))

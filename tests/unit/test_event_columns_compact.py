@@ -179,13 +179,16 @@ def test_a_join_of_compact_keys_finds_what_lookups_find(
         parses.put(ParseCompleted(at=0.0, trial_id=key, trial_key=key, answer=None))
     record = HexStrings(asked)
     colliding = len({key[:16] for key in held}) < len(held)  # two share their first 8 bytes
-    joined = parses._rows.rows_of_all(record, len(parses))  # type: ignore[union-attr]
-    assert (joined is None) == ("short" in asked or (colliding and bool(asked)))  # else numpy
-    for columns in (parses, state_of):
-        assert columns.row_array(record).tolist() == list(columns.rows_of(asked))
-    assert state_of.row_array(HexStrings([*extra, *held])).tolist() == [-1] * len(extra) + list(
-        range(len(held))
-    )
+    # Keys read into arrays a part at a time (ADR 0103): parts of 2 keys, and one part.
+    for part in (2, 1 << 16):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("themis.core.key_index._PART", part)
+            joined = parses._rows.rows_of_all(record, len(parses))  # type: ignore[union-attr]
+            assert (joined is None) == ("short" in asked or (colliding and bool(asked)))
+            for columns in (parses, state_of):
+                assert columns.row_array(record).tolist() == list(columns.rows_of(asked))
+            rows = state_of.row_array(HexStrings([*extra, *held])).tolist()
+            assert rows == [-1] * len(extra) + list(range(len(held)))
 
 
 MIRRORED = st.lists(

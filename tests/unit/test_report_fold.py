@@ -6,13 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.end_parts import end_parts  # noqa: F401  # each test in parts of 2 rows too
 from tests.key_forms import key_forms  # noqa: F401  # each test for both forms of keys
 from tests.unit.builders import small_spec, trial_events
 from tests.unit.test_report_columns import _EVENT, COMPILED, RUNS, SHARED, grown_states
 from themis.core.breakdown import Breakdown
+from themis.core.event_columns import EventColumns
 from themis.core.planner import CompiledRun, PlanRecord, compile_run, plan
 from themis.core.report import build_report
 from themis.core.report_fold import fold_report
@@ -70,3 +73,31 @@ def test_a_state_not_held_as_columns_is_declined() -> None:
     )
     assert fold_report(COMPILED, plain, _record(COMPILED)) is None
     assert fold_report(COMPILED, held, _record(COMPILED)) == build_report(COMPILED, held, None)
+
+
+def read_spans(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many rows each read of a fold's map column asks for, from now on."""
+    spans: list[int] = []
+    column = EventColumns.column
+
+    def spanned(self: Any, name: str, start: int = 0, stop: int | None = None, **how: Any) -> Any:
+        spans.append((len(self) if stop is None else min(stop, len(self))) - start)
+        return column(self, name, start, stop, **how)
+
+    monkeypatch.setattr(EventColumns, "column", spanned)
+    return spans
+
+
+def test_the_fold_is_read_a_part_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No list of a whole column of the fold is read (a `str` per answer, an object per score
+    map: ~100 MiB at 1M trials): each map `END_PART` rows at a time (ADR 0103)."""
+    monkeypatch.setattr("themis.core.report_fold.END_PART", 2)
+    projection = Projection()
+    for index in range(COMPILED.trial_count):
+        projection.apply(trial_events(COMPILED, index, 2, index))
+    state, record = projection.state(), _record(COMPILED)
+    expected = build_report(COMPILED, state, record)
+    spans = read_spans(monkeypatch)
+    assert fold_report(COMPILED, state, record) == expected
+    assert spans
+    assert max(spans) <= 2 < len(state.scores)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from attrs import frozen
 
@@ -97,14 +97,12 @@ def case_table(
     if is_sampled(spec) or spec.judges or len(ids) != total or len(keys) != total:
         return None
     metrics = tuple(metric.name for metric in spec.metrics)
+    layout = layout or PlanLayout.of(compiled)
+    if layout.distinct_ids and spec.samples == 1 and isinstance(state.scores, EventColumns):
+        return _one_a_case(metrics, layout, state, ids, keys)  # each trial its own row
     at, maps = _score_rows(state, ids)
     scored = at >= 0
-    failing = state.failed_keys
-    failed = (
-        np.fromiter(map(failing.__contains__, keys), dtype=bool, count=total) & ~scored
-        if failing
-        else np.zeros(total, dtype=bool)
-    )
+    failed = _failed(state, keys, scored)
     coded, found, has = distinct_scores(maps, metrics)
     settled = scored | failed
     held = scored[settled]
@@ -115,7 +113,90 @@ def case_table(
     else:  # failed trials alone: each value 0, present
         values = np.zeros((len(metrics), len(held)), dtype=np.float64)
         present = np.ones((len(metrics), len(held)), dtype=bool)
-    return _grouped(metrics, layout or PlanLayout.of(compiled), settled, values, present)
+    return _grouped(metrics, layout, settled, values, present)
+
+
+def _failed(state: RunState, keys: Sequence[str], scored: npt.NDArray[np.bool_]) -> Any:
+    """Which trials are settled by their generation's failure (and hold no score)."""
+    import numpy as np
+
+    failing = state.failed_keys
+    if not failing:
+        return np.zeros(len(keys), dtype=bool)
+    return np.fromiter(map(failing.__contains__, keys), dtype=bool, count=len(keys)) & ~scored
+
+
+def _one_a_case(
+    metrics: tuple[str, ...],
+    layout: PlanLayout,
+    state: RunState,
+    ids: Sequence[str],
+    keys: Sequence[str],
+) -> CaseTable:
+    """The table of a run whose every row group holds one trial a case (one sample, no case
+    id twice in a dataset): each settled trial is a row, its values its means. Read without a
+    sort of the whole run's rows nor a list of its score maps: each map's rows read
+    `END_PART` at a time into each trial's values, then each group's trials placed in the
+    order of their case ids (ADR 0103)."""
+    import numpy as np
+
+    from themis.core.report_columns import END_PART, case_texts, distinct_scores, row_positions
+
+    held = cast("EventColumns[Any]", state.scores)
+    total = len(ids)
+    values = np.zeros((len(metrics), total), dtype=np.float64)  # a failed trial's: 0, present
+    present = np.ones((len(metrics), total), dtype=bool)
+    scored = np.zeros(total, dtype=bool)
+    positions = row_positions(held.row_array(ids), len(held))
+    for start in range(0, len(held), END_PART):
+        maps = held.column("scores", start, start + END_PART, as_items=True)
+        at = positions[start : start + len(maps)]
+        kept = at >= 0  # (a score of a trial the plan does not hold: none of the table's)
+        coded, found, has = distinct_scores(maps, metrics)
+        at = at[kept]
+        scored[at] = True
+        values[:, at] = found[coded[kept]].T
+        present[:, at] = has[coded[kept]].T
+    del positions
+    settled = scored | _failed(state, keys, scored)
+    del scored
+    ordered = sorted(_sortable(group) for group in layout.groups)
+    rows = int(np.count_nonzero(settled))
+    names = layout.case_ids
+    cases = np.empty(rows, dtype=case_texts(names[:0]).dtype)
+    # A row's one value is its mean and, present or not (then 0), its present values' sum:
+    # one array for both (~16 MiB less at 1M trials of 2 metrics).
+    means = np.empty((len(metrics), rows), dtype=np.float64)
+    present_counts = np.empty((len(metrics), rows), dtype=np.int64)
+    bounds = [0]
+    by_id: dict[int, npt.NDArray[np.intp]] = {}  # a dataset's cases in id order, by its first
+    for number, _ in sorted(enumerate(layout.groups), key=lambda item: _sortable(item[1])):
+        (trials,) = np.nonzero(layout.group_of == number)  # one a case, in the dataset's order
+        first = int(layout.cluster_of[trials[0]]) if len(trials) else 0
+        order = by_id.get(first)
+        if order is None:
+            order = by_id[first] = np.argsort(names[first : first + len(trials)], kind="stable")
+        trials = trials[order]
+        trials = trials[settled[trials]]
+        for offset in range(0, len(trials), END_PART):  # (no copy of a whole column at once)
+            part = trials[offset : offset + END_PART]
+            start = bounds[-1] + offset
+            stop = start + len(part)
+            cases[start:stop] = names[layout.cluster_of[part]]
+            for row in range(len(metrics)):
+                means[row, start:stop] = values[row, part] + 0.0  # (fsum's: -0.0 is 0.0)
+                present_counts[row, start:stop] = present[row, part]
+        bounds.append(bounds[-1] + len(trials))
+    return CaseTable(
+        metrics=metrics,
+        groups=tuple(ordered),
+        bounds=np.asarray(bounds, dtype=np.int64),
+        cases=cases,
+        settled=np.ones(rows, dtype=np.int64),
+        means=means,
+        present_sums=means,
+        present_counts=present_counts,
+    )
 
 
 def _score_rows(state: RunState, ids: Sequence[str]) -> tuple[npt.NDArray[np.int64], list[Any]]:
@@ -141,6 +222,8 @@ def _grouped(
     """The table of the settled trials' `values` and `present` (per metric, per settled
     trial), each placed by `layout`."""
     import numpy as np
+
+    from themis.core.report_columns import case_texts
 
     group_of, cluster_of = layout.group_of[settled], layout.cluster_of[settled]
     names = layout.case_ids
@@ -169,7 +252,7 @@ def _grouped(
         metrics=metrics,
         groups=tuple(ordered),
         bounds=bounds,
-        cases=names[cluster_of[first]] if rows else np.zeros(0, dtype=np.str_),
+        cases=case_texts(names[cluster_of[first]]) if rows else np.zeros(0, dtype=np.str_),
         settled=counts.astype(np.int64),
         means=means,
         present_sums=present_sums,

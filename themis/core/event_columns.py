@@ -507,6 +507,11 @@ class EventColumns(Mapping[str, E], Generic[E]):
             row = rows.get(key, -1)
             yield row if row < count else -1
 
+    def shares_index(self, other: object) -> bool:
+        """Whether `other` is a map reading its keys through this map's key index (or this
+        one through its: `index_with`), so that a key's row is the same in both."""
+        return isinstance(other, EventColumns) and other._rows is self._rows
+
     def row_array(self, keys: Sequence[str]) -> npt.NDArray[np.int64]:
         """`rows_of(keys)` as an array; for a large run's keys (compact here and in `keys`, a
         plan record's), joined in one pass of numpy instead of a lookup a key (ADR 0090)."""

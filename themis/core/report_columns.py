@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import itertools
 import operator
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Final
 
 import numpy as np
 
@@ -34,11 +34,14 @@ from themis.core.state import RunState
 from themis.core.stats import Estimate, case_mean, estimate_of_means
 
 __all__ = [
+    "END_PART",
     "GENERATION_FIELDS",
     "FactColumns",
+    "Floats",
     "PlanIndex",
     "PlanLayout",
     "applies",
+    "case_texts",
     "columnar_report",
     "distinct_scores",
 ]
@@ -170,6 +173,18 @@ def distinct_scores(
     return coded.reshape(-1), values, present
 
 
+def row_positions(rows: np.ndarray, count: int) -> np.ndarray:
+    """Each of a map's first `count` rows' plan position (-1 for none), from each position's
+    row (`rows`, of a map keyed by trial id: one position a row at most), `END_PART` at a
+    time."""
+    found = np.full(count, -1, dtype=np.int64)
+    for start in range(0, len(rows), END_PART):
+        part = rows[start : start + END_PART]
+        (at,) = np.nonzero((part >= 0) & (part < count))
+        found[part[at]] = at + start
+    return found
+
+
 def applies(compiled: CompiledRun, by: Breakdown) -> bool:
     """Whether a report of `compiled` grouped `by` is one the columns give: the default rows,
     no rows over samples, no judges."""
@@ -194,6 +209,10 @@ def columnar_report(
     return facts.report(compiled, state, by, index.layout(compiled))
 
 
+# Rows of a fold's map (or plan positions) a run's end reads at once (`fold_report`,
+# `case_table`): a part's lists and arrays are ~1 MiB, never a whole run's (ADR 0103).
+END_PART: Final = 65_536
+
 # The generations' fields the facts read (`FactColumns.place_generations`).
 GENERATION_FIELDS = ("served_model", "finish_reason", "cache_hit", "attempts", "retries")
 
@@ -210,7 +229,7 @@ class FactColumns:
         self.truncated = np.zeros(count, dtype=bool)
         self.cache_hit = np.zeros(count, dtype=bool)
         self.retried = np.zeros(count, dtype=bool)
-        self.served = np.full(count, -1, dtype=np.int64)  # index into `served_ids`
+        self.served = np.full(count, -1, dtype=np.int32)  # index into `served_ids`
         self.served_ids: list[str] = []
 
     @classmethod
@@ -253,15 +272,41 @@ class FactColumns:
     def place_generations(self, at: Any, rows: np.ndarray, columns: Sequence[list[Any]]) -> None:
         """Set the facts of the trials at `at` (positions, or a mask of them) from the rows
         `rows` of the generations' `GENERATION_FIELDS` `columns`."""
-        served, reasons, hits, attempts, retries = columns
-        self.truncated[at] = _mapped(reasons, TRUNCATED_REASONS.__contains__, bool)[rows]
-        self.cache_hit[at] = _mapped(hits, bool, bool)[rows]
-        retried = _mapped(attempts, lambda count: count > 1, bool) | _mapped(retries, bool, bool)
+        self.place_rows(at, rows, self.generation_rows(len(columns[0]), [columns]))
+
+    def generation_rows(
+        self, count: int, parts: Iterable[Sequence[list[Any]]]
+    ) -> tuple[np.ndarray, ...]:
+        """Per row of the generations (`count` of them, their `GENERATION_FIELDS` columns
+        given a part of the rows at a time, in order): whether it was truncated, a cache hit,
+        retried, and its served model id's number among `served_ids` (-1 for none), which it
+        sets: the served model ids by their first row (a walk of the plan orders them later)."""
+        truncated, hit, retried = (np.empty(count, dtype=bool) for _ in range(3))
+        served = np.empty(count, dtype=np.int32)
+        codes: dict[str, int] = {}
+        start = 0
+        for models, reasons, hits, attempts, retries in parts:
+            stop = start + len(reasons)
+            truncated[start:stop] = _mapped(reasons, TRUNCATED_REASONS.__contains__, bool)
+            hit[start:stop] = _mapped(hits, bool, bool)
+            again = _mapped(attempts, lambda count: count > 1, bool)
+            retried[start:stop] = again | _mapped(retries, bool, bool)
+            for model in dict.fromkeys(models):
+                if model and model not in codes:
+                    codes[model] = len(codes)
+            served[start:stop] = _mapped(models, lambda model: codes.get(model, -1), np.int32)
+            start = stop
+        self.served_ids = list(codes)
+        return truncated, hit, retried, served
+
+    def place_rows(self, at: Any, rows: np.ndarray, found: Sequence[np.ndarray]) -> None:
+        """Set the facts of the trials at `at` (positions, or a mask of them) from the rows
+        `rows` of `generation_rows`' arrays (`found`)."""
+        truncated, hit, retried, served = found
+        self.truncated[at] = truncated[rows]
+        self.cache_hit[at] = hit[rows]
         self.retried[at] = retried[rows]
-        # Served model ids by their first row (a walk of the plan orders them later).
-        self.served_ids = [model for model in dict.fromkeys(served) if model]
-        codes = {model: code for code, model in enumerate(self.served_ids)}
-        self.served[at] = _mapped(served, lambda model: codes.get(model, -1), np.int64)[rows]
+        self.served[at] = served[rows]
 
     def _failures(self, state: RunState, index: PlanIndex) -> bool:
         failures = state.generation_failures
@@ -351,17 +396,40 @@ def _estimate(values: np.ndarray, clusters: np.ndarray) -> Estimate:
     (`clusters`): each case's mean as `case_mean` takes it (`math.fsum` of its values over
     their count), then `estimate_of_means` of them."""
     binary = bool(np.all((values == 0.0) | (values == 1.0)))
-    found, at, counts = np.unique(clusters, return_inverse=True, return_counts=True)
-    if len(found) == len(values):  # one value a case: its mean is itself (fsum: -0.0 is 0.0)
-        means = (values + 0.0).tolist()
+    # Each case once is seen in plan order without a sort (a run of one trial a case).
+    once = bool(np.all(clusters[1:] > clusters[:-1]))
+    if not once:
+        found, at, counts = np.unique(clusters, return_inverse=True, return_counts=True)
+        once = len(found) == len(values)
+    if once:  # one value a case: its mean is itself (fsum: -0.0 is 0.0), as floats read a
+        means: Sequence[float] = Floats(values + 0.0)  # part at a time, not a list of them
     elif binary:  # sums of 0s and 1s are exact: as fsum's
-        means = (np.bincount(at, weights=values) / counts).tolist()
+        means = Floats(np.bincount(at, weights=values) / counts)
     else:
         held: list[list[float]] = [[] for _ in found]
         for place, value in zip(at.tolist(), values.tolist(), strict=True):
             held[place].append(value)
         means = [case_mean(case) for case in held]
     return estimate_of_means(means, len(values), binary=binary)
+
+
+class Floats(Sequence[float]):
+    """A float array as a sequence of Python floats, read `END_PART` at a time (a list of
+    them would hold 32 bytes a value: ~30 MiB at 1M trials)."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self._values = values
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __getitem__(self, index: Any) -> Any:
+        found = self._values[index]
+        return found.tolist() if isinstance(index, slice) else float(found)
+
+    def __iter__(self) -> Iterator[float]:
+        for start in range(0, len(self._values), END_PART):
+            yield from self._values[start : start + END_PART].tolist()
 
 
 def _blocks(compiled: CompiledRun) -> list[tuple[int, int]]:
@@ -374,6 +442,11 @@ def _blocks(compiled: CompiledRun) -> list[tuple[int, int]]:
     ]
 
 
+# A plan position's group, case and model numbers: 4 bytes each (a plan of 2**31 positions
+# is past any run's memory), not 8 (~12 MiB less at 1M trials, ADR 0103).
+_NUMBER: Final = np.int32
+
+
 class PlanLayout:
     """Where each position of a run's plan stands: its default row group (`groups`, in the
     order a walk of the plan meets them; `group_of`), its case (`cluster_of`, a number that
@@ -384,11 +457,11 @@ class PlanLayout:
         self,
         groups: list[GroupKey],
         group_of: np.ndarray,
-        clusters: tuple[np.ndarray, np.ndarray],
+        clusters: tuple[np.ndarray, np.ndarray, bool],
         models: np.ndarray,
     ) -> None:
         self.groups, self.group_of = groups, group_of
-        self.cluster_of, self.case_ids = clusters
+        self.cluster_of, self.case_ids, self.distinct_ids = clusters
         self.model_of = models
 
     @classmethod
@@ -405,17 +478,17 @@ def _groups(compiled: CompiledRun) -> tuple[list[GroupKey], np.ndarray]:
     numbers: dict[GroupKey, int] = {}
     parts = []
     for dataset, cases in _blocks(compiled):
-        within = np.empty((prompts, models), dtype=np.int64)
+        within = np.empty((prompts, models), dtype=_NUMBER)
         for p, prompt in enumerate(spec.prompts):
             for m, model in enumerate(spec.models):
                 key = (spec.datasets[dataset].name, model.name, prompt.name)
                 within[p, m] = numbers.setdefault(key, len(numbers))
         parts.append(np.tile(np.repeat(within.reshape(-1), spec.samples), cases))
-    group_of = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    group_of = np.concatenate(parts) if parts else np.zeros(0, dtype=_NUMBER)
     return list(numbers), group_of
 
 
-def _clusters(compiled: CompiledRun) -> tuple[np.ndarray, np.ndarray]:
+def _clusters(compiled: CompiledRun) -> tuple[np.ndarray, np.ndarray, bool]:
     """Each plan position's case, as the report clusters its values (within a row group,
     which holds one dataset: the case id; equal ids of one dataset are one case), and the case
     id each case's number stands for.
@@ -427,27 +500,26 @@ def _clusters(compiled: CompiledRun) -> tuple[np.ndarray, np.ndarray]:
     spec = compiled.spec
     numbers: list[np.ndarray] = []
     ids: list[np.ndarray] = []
-    offset = 0
+    offset, distinct = 0, True
     for dataset, _ in _blocks(compiled):
         held = _case_ids(spec.datasets[dataset].cases)
-        ordered = held[np.argsort(held, kind="stable")]
+        ordered = np.sort(held)  # (a copy sorted in place: no array of its order beside it)
         # numpy's `str` drops trailing NULs: two ids equal there may differ (numbered below).
         if not (ordered[1:] == ordered[:-1]).any():  # every id once: each case its own number
-            numbers.append(np.arange(offset, offset + len(held), dtype=np.int64))
+            numbers.append(np.arange(offset, offset + len(held), dtype=_NUMBER))
             ids.append(held)
             offset += len(held)
             continue
         exact = [case.id for case in spec.datasets[dataset].cases]
-        first = dict.fromkeys(exact)
+        first, distinct = dict.fromkeys(exact), False
         at = {case: offset + number for number, case in enumerate(first)}
-        numbers.append(np.fromiter(map(at.__getitem__, exact), dtype=np.int64, count=len(exact)))
+        numbers.append(np.fromiter(map(at.__getitem__, exact), dtype=_NUMBER, count=len(exact)))
         # Numbers past the distinct ids stand for none.
         ids.append(np.asarray([*first, *exact[len(first) :]], dtype=np.str_))
         offset += len(exact)
     per_case = len(spec.prompts) * len(spec.models) * spec.samples
-    numbered = np.concatenate(numbers) if numbers else np.zeros(0, dtype=np.int64)
-    names = np.concatenate(ids) if ids else np.zeros(0, dtype=np.str_)
-    return np.repeat(numbered, per_case), names
+    numbered = np.concatenate(numbers) if numbers else np.zeros(0, dtype=_NUMBER)
+    return np.repeat(numbered, per_case), _joined(ids), distinct
 
 
 # How many case ids `_case_ids` turns into a numpy array at a time.
@@ -455,12 +527,36 @@ _IDS_PART = 65_536
 
 
 def _case_ids(cases: Sequence[Any]) -> np.ndarray:
-    """The ids of `cases` as one numpy `str` array, read a part at a time."""
+    """The ids of `cases` as one numpy array (`_texts`), read a part at a time."""
     ids = (case.id for case in cases)
     parts = []
     while part := list(itertools.islice(ids, _IDS_PART)):
-        parts.append(np.asarray(part, dtype=np.str_))
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.str_)
+        parts.append(_texts(part))
+    return _joined(parts)
+
+
+def _texts(texts: list[str]) -> np.ndarray:
+    """`texts` as a numpy `bytes` array when they are ASCII (a byte a character, where a `str`
+    array holds 4: ~18 MiB less at 1M short case ids, ADR 0103; they compare and sort as
+    their code points do), else as a `str` array."""
+    try:
+        return np.asarray(texts, dtype=np.bytes_)
+    except UnicodeEncodeError:
+        return np.asarray(texts, dtype=np.str_)
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """`parts` (of `_texts`) as one array: `bytes` when all are, else `str`."""
+    if not parts:
+        return np.zeros(0, dtype=np.bytes_)
+    if any(part.dtype.kind == "U" for part in parts):
+        parts = [part.astype(np.str_) for part in parts]
+    return np.concatenate(parts)
+
+
+def case_texts(ids: np.ndarray) -> np.ndarray:
+    """Case ids of `PlanLayout.case_ids` as a numpy `str` array."""
+    return ids.astype(np.str_)
 
 
 def _model_positions(compiled: CompiledRun) -> np.ndarray:
@@ -468,4 +564,4 @@ def _model_positions(compiled: CompiledRun) -> np.ndarray:
     spec = compiled.spec
     per_case = np.tile(np.repeat(np.arange(len(spec.models)), spec.samples), len(spec.prompts))
     cases = sum(cases for _, cases in _blocks(compiled))
-    return np.tile(per_case.astype(np.int64), cases)
+    return np.tile(per_case.astype(_NUMBER), cases)

@@ -26,11 +26,13 @@ from themis.core.event_columns import EventColumns
 from themis.core.planner import CompiledRun, PlanRecord
 from themis.core.report import Report
 from themis.core.report_columns import (
+    END_PART,
     GENERATION_FIELDS,
     FactColumns,
     PlanLayout,
     applies,
     distinct_scores,
+    row_positions,
 )
 from themis.core.state import RunState
 
@@ -58,48 +60,102 @@ def fold_report(
     return facts.report(compiled, state, by, layout or PlanLayout.of(compiled))
 
 
-def _rows(held: Mapping[str, Any], keys: Sequence[str]) -> np.ndarray | None:
+def _row_array(held: Mapping[str, Any], keys: Sequence[str]) -> np.ndarray | None:
     """Each plan position's row in `held` (one of the fold's maps; -1 where it holds nothing
-    for that position's key), when every row of `held` is some position's; else `None` (a map
-    not held as columns, or a row of a trial the plan does not hold)."""
-    if not isinstance(held, EventColumns):
+    for that position's key); `None` for a map not held as columns."""
+    return held.row_array(keys) if isinstance(held, EventColumns) else None
+
+
+def _rows(held: Mapping[str, Any], keys: Sequence[str]) -> np.ndarray | None:
+    """`_row_array`, when every row of `held` is some position's; else `None` (a row of a
+    trial the plan does not hold)."""
+    rows = _row_array(held, keys)
+    if rows is None:
         return None
-    rows = held.row_array(keys)
     # Every row some position's: marked in one pass (`np.unique` hashed them: ~0.1 s at 100k).
     every = np.zeros(len(held), dtype=bool)
-    every[rows[rows >= 0]] = True
+    for start in range(0, len(rows), END_PART):
+        part = rows[start : start + END_PART]
+        every[part[part >= 0]] = True
     return rows if every.all() else None
 
 
 def _facts(
     compiled: CompiledRun, state: RunState, ids: Sequence[str], keys: Sequence[str]
 ) -> FactColumns | None:
+    """The facts of every plan position, each map of the fold read `END_PART` rows at a time
+    into arrays of its rows (no list of a whole column, nor of a `str` per answer: ADR 0103)."""
     metrics = [metric.name for metric in compiled.spec.metrics]
     facts = FactColumns(len(ids), len(metrics))
-    scores, parses = _rows(state.scores, ids), _rows(state.parses, ids)
-    generations = _rows(state.generations, keys)
-    if scores is None or parses is None or generations is None:
+    scores, parses = state.scores, state.parses
+    if _same_index(scores, parses):  # scores read their parses' index (ADR 0076)
+        joined = _row_array(max(scores, parses, key=len), ids)  # one join for both
+        scored, parsed = _positions(joined, len(scores)), _positions(joined, len(parses))
+        del joined
+    else:
+        scored = _positions(_row_array(scores, ids), len(scores))
+        parsed = _positions(_row_array(parses, ids), len(parses))
+    if scored is None or parsed is None:
         return None
-    scored = facts.scored = scores >= 0
-    if scored.any():
-        held = state.scores.column("scores", as_items=True)  # type: ignore[attr-defined]
-        coded, values, _ = distinct_scores(held, metrics)
-        facts.values[:, scored] = values[coded[scores[scored]]].T
-    parsed = parses >= 0
-    answers = state.parses.column("answer")  # type: ignore[attr-defined]
-    unparsed = map(operator.is_, answers, itertools.repeat(None))
-    facts.unparsed[parsed] = np.fromiter(unparsed, dtype=bool, count=len(answers))[parses[parsed]]
+    _score_values(facts, scores, scored, metrics)
+    for start in range(0, len(parsed), END_PART):
+        answers = parses.column("answer", start, start + END_PART)  # type: ignore[attr-defined]
+        unparsed = map(operator.is_, answers, itertools.repeat(None))
+        facts.unparsed[parsed[start : start + len(answers)]] = np.fromiter(
+            unparsed, dtype=bool, count=len(answers)
+        )
+    del scored, parsed
+    generations = _rows(state.generations, keys)
+    if generations is None:
+        return None
     _generations(facts, state.generations, generations)
     return facts if _failures(facts, state, keys) else None
 
 
+def _same_index(first: Any, second: Any) -> bool:
+    """Whether two of the fold's maps read their keys through one key index."""
+    return isinstance(first, EventColumns) and first.shares_index(second)
+
+
+def _positions(rows: np.ndarray | None, count: int) -> np.ndarray | None:
+    """`row_positions(rows, count)`, when every row is some position's; else (or without
+    `rows`) `None`."""
+    if rows is None:
+        return None
+    found = row_positions(rows, count)
+    return found if bool((found >= 0).all()) else None
+
+
+def _score_values(
+    facts: FactColumns, held: Any, positions: np.ndarray, metrics: Sequence[str]
+) -> None:
+    """Each scored position's values, its map's rows read `END_PART` at a time."""
+    for start in range(0, len(positions), END_PART):
+        maps = held.column("scores", start, start + END_PART, as_items=True)
+        at = positions[start : start + len(maps)]
+        coded, values, _ = distinct_scores(maps, metrics)
+        facts.scored[at] = True
+        facts.values[:, at] = values[coded].T
+
+
 def _generations(facts: FactColumns, held: Any, rows: np.ndarray) -> None:
-    """`FactColumns._generations`, each position reading its row of the fold's generations."""
+    """`FactColumns._generations`, each position reading its row of the fold's generations
+    (their fields mapped `END_PART` rows at a time: `FactColumns.generation_rows`)."""
     at = rows >= 0
     facts.generated = at
     if not at.any():
         return
-    facts.place_generations(at, rows[at], [held.column(name) for name in GENERATION_FIELDS])
+    found = facts.generation_rows(
+        len(held),
+        (
+            [held.column(name, start, start + END_PART) for name in GENERATION_FIELDS]
+            for start in range(0, len(held), END_PART)
+        ),
+    )
+    for start in range(0, len(rows), END_PART):
+        part = rows[start : start + END_PART]
+        (placed,) = np.nonzero(part >= 0)
+        facts.place_rows(placed + start, part[placed], found)
 
 
 def _failures(facts: FactColumns, state: RunState, keys: Sequence[str]) -> bool:
