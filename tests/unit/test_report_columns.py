@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -173,3 +174,38 @@ def test_a_layout_numbers_cases_by_their_exact_ids_read_in_parts(
     assert layout.cluster_of.tolist() == [0, 1, 2, 3, 4, 5, 6, 5, 8, 9, 10]
     assert layout.case_ids.tolist()[:8] == [*"dcbae", "x", "y", "x"]
     assert layout.case_ids.tolist()[-1] == "b"
+
+
+@pytest.mark.parametrize("part", [2, 65_536])
+@pytest.mark.parametrize(
+    "clusters",
+    [[0, 1, 2, 3, 4, 5, 6], [0, 2, 5, 9, 11, 12, 40], [3, 1, 2, 0, 6, 5, 4], [0, 0, 1, 2, 2, 2, 3]],
+)
+@pytest.mark.parametrize(
+    "values",
+    [[1.0, 0.0, 1.0, 1.0, 0.0, -0.0, 1.0], [0.5, 0.25, 1.0, 0.0, 0.75, -0.0, 0.125]],
+)
+def test_a_group_s_estimate_from_its_columns_is_the_estimate_of_its_cases(
+    monkeypatch: pytest.MonkeyPatch, part: int, clusters: list[int], values: list[float]
+) -> None:
+    """Each case's mean read from the columns (one value a case, in plan order or not, read
+    `END_PART` at a time: ADR 0103) gives `estimate`'s estimate of the cases, whose t
+    interval is scipy's."""
+    from scipy import stats as scipy_stats
+
+    from themis.core.report_columns import _estimate
+    from themis.core.stats import estimate
+
+    monkeypatch.setattr("themis.core.report_columns.END_PART", part)
+    by_case: dict[int, list[float]] = {}
+    for case, value in zip(clusters, values, strict=True):
+        by_case.setdefault(case, []).append(value)
+    found = _estimate(np.asarray(values), np.asarray(clusters))
+    assert found == estimate(by_case)
+    if found.method == "t-cluster":
+        means = [float(np.mean(held)) for held in by_case.values()]
+        low, high = scipy_stats.t.interval(
+            0.95, len(means) - 1, loc=np.mean(means), scale=scipy_stats.sem(means)
+        )
+        assert found.ci_low == pytest.approx(max(0.0, low), abs=1e-10, rel=0)
+        assert found.ci_high == pytest.approx(min(1.0, high), abs=1e-10, rel=0)
