@@ -12,7 +12,8 @@ tag (`duckdb_memory()` on the writer's connection), pymalloc's arenas (in use an
 `malloc_trim` gives back to the system (free memory the C allocator kept). A peak the main thread
 spends idle in `trio.run` is the writer's thread (appends, checkpoints, DuckDB's own checkpoint
 of its write-ahead log: ADR 0055).
-Usage: `python bench/memory_timeline.py [N]`.
+Usage: `python bench/memory_timeline.py [N] [--duckdb]` (`--duckdb`: each sample also says
+DuckDB's memory on the writer's connection, by tag over 1 MiB).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from memory import run_quietly
 
 STEP = 3.0  # MiB
 INTERVAL = 0.2  # s
+# `--duckdb`: each sample also says DuckDB's memory on the writer's connection, by tag.
+DUCKDB = "--duckdb" in sys.argv
 
 
 def rss_mib() -> float:
@@ -103,6 +106,25 @@ def holders(store: Any) -> list[str]:
 
 Sample = tuple[float, float, str]  # when, RSS MiB, the main thread's Themis frames
 
+# The writer's store (`DuckDBStore`) once opened: its DuckDB memory is sampled beside RSS.
+_STORES: list[Any] = []
+
+
+def duckdb_mib() -> str:
+    """DuckDB's memory now on the first store opened, by tag over 1 MiB (`-` before one)."""
+    if not _STORES:
+        return "-"
+    try:
+        cursor = _STORES[0]._con.cursor()
+        rows = cursor.execute(
+            "SELECT tag, memory_usage_bytes FROM duckdb_memory() WHERE memory_usage_bytes > 2**20"
+        ).fetchall()
+        cursor.close()
+    except Exception:  # closed meanwhile
+        return "-"
+    total = sum(size for _, size in rows) / 2**20
+    return f"{total:.0f} (" + " ".join(f"{tag} {size / 2**20:.0f}" for tag, size in rows) + ")"
+
 
 def sampled(args: list[str], interval: float = INTERVAL) -> list[Sample]:
     """`themis args` run in this process, its RSS and main thread's place sampled meanwhile."""
@@ -113,7 +135,10 @@ def sampled(args: list[str], interval: float = INTERVAL) -> list[Sample]:
     def sample() -> None:
         while not done.is_set():
             frame = sys._current_frames().get(main_thread)
-            samples.append((time.perf_counter(), rss_mib(), themis_frames(frame)))
+            where = themis_frames(frame)
+            if DUCKDB:
+                where = f"duckdb {duckdb_mib()}  {where}"
+            samples.append((time.perf_counter(), rss_mib(), where))
             time.sleep(interval)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -140,8 +165,19 @@ def shown(samples: list[Sample], header: str, step: float) -> None:
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 30_000
+    numbers = [arg for arg in sys.argv[1:] if not arg.startswith("--")]
+    n = int(numbers[0]) if numbers else 30_000
+    from themis.adapters.stores.duckdb import DuckDBStore
     from themis.app.usecases import runs
+
+    opened = DuckDBStore.__init__
+
+    def keep_store(store: Any, *args: Any, **kwargs: Any) -> None:
+        opened(store, *args, **kwargs)
+        if not kwargs.get("read_only"):
+            _STORES.append(store)
+
+    DuckDBStore.__init__ = keep_store  # type: ignore[method-assign]
 
     at_end: list[str] = []
     remember = runs.remember
