@@ -19,6 +19,7 @@ from tests.contract.test_store_contract import answers, make_snapshot
 from tests.interrupts import killed_script
 from themis.adapters.stores import duckdb_bound
 from themis.adapters.stores.duckdb import DuckDBStore
+from themis.core import large_run
 from themis.core.snapshot import RunSnapshot
 from themis.core.spec import Case, DatasetSpec
 
@@ -192,7 +193,7 @@ store = DuckDBStore(sys.argv[1])
 snapshot = _large_snapshot(int(sys.argv[3]))
 store.append(snapshot.run_id, 1, answers(1_000))
 # Killed once the snapshot is committed, before the checkpoint that would fold it into the file.
-duckdb.bound = lambda con: os.kill(os.getpid(), signal.SIGKILL)
+duckdb.bound = lambda con, limit: os.kill(os.getpid(), signal.SIGKILL)
 store.save_snapshot(snapshot, places=False)
 """
 
@@ -250,5 +251,39 @@ def test_a_checkpoint_larger_than_the_bound_is_read_back_by_a_writer(
         assert _store_limit(store) == _shown(SMALL_LIMIT)
         assert store.load_checkpoint("run-a") == checkpoint
         assert _store_limit(store) == _shown(SMALL_LIMIT)  # bound again after the read
+    finally:
+        store.close()
+
+
+def test_a_large_run_s_log_is_appended_under_the_lower_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ADR 0101: once the log a writer appends to is a large run's (three events a trial), the
+    bound is `LONG_LOG_LIMIT` from then on: after a lifted window, a shed and every append; a
+    shorter log keeps `MEMORY_LIMIT`."""
+    monkeypatch.setattr(large_run, "LARGE_RUN_TRIALS", 1_000)
+    path = tmp_path / "s.duckdb"
+    snapshot = make_snapshot()
+    store = DuckDBStore(path)
+    try:
+        store.save_snapshot(snapshot, places=False)
+        store.append(snapshot.run_id, 1, answers(2_999, start=1))
+        assert _store_limit(store) == _shown(duckdb_bound.MEMORY_LIMIT)  # 999 trials' log
+        store.append(snapshot.run_id, 3_000, answers(1, start=3_000))
+        assert _store_limit(store) == _shown(duckdb_bound.LONG_LOG_LIMIT)
+        store.save_snapshot(_large_snapshot(8), places=False)  # a lifted window
+        assert _store_limit(store) == _shown(duckdb_bound.LONG_LOG_LIMIT)
+        store.shed_memory()
+        assert _store_limit(store) == _shown(duckdb_bound.LONG_LOG_LIMIT)
+        store.append(snapshot.run_id, 3_001, answers(1_000, start=3_001))
+        assert _store_limit(store) == _shown(duckdb_bound.LONG_LOG_LIMIT)
+        assert len(store.read(snapshot.run_id)) == 4_000
+    finally:
+        store.close()
+    store = DuckDBStore(path)  # a resumed large run's first append bounds it lower at once
+    try:
+        assert _store_limit(store) == _shown(duckdb_bound.MEMORY_LIMIT)
+        store.append(snapshot.run_id, 4_001, answers(1, start=4_001))
+        assert _store_limit(store) == _shown(duckdb_bound.LONG_LOG_LIMIT)
     finally:
         store.close()

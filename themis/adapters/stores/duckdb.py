@@ -48,7 +48,7 @@ from themis.adapters.codec import (
     snapshot_pieces,
 )
 from themis.adapters.duckdb_quiet import quiet
-from themis.adapters.stores.duckdb_bound import bound, shed, unbound
+from themis.adapters.stores.duckdb_bound import LONG_LOG_LIMIT, bound, shed, unbound
 from themis.adapters.stores.duckdb_generations import generations_at
 from themis.adapters.stores.duckdb_log import (
     FIRST_ROW_AFTER,
@@ -92,6 +92,7 @@ from themis.core.compiled_facts import CompiledFacts, run_key
 from themis.core.errors import SequenceConflict, StoreError
 from themis.core.events import Event, GenerationCompleted, RunCompleted, RunPaused
 from themis.core.generation import GenerationPlace
+from themis.core.large_run import is_large_run
 from themis.core.planner import TrialRef
 from themis.core.snapshot import RunSnapshot, RunSummary, SnapshotOutline
 from themis.threads import SignalSafeThread
@@ -122,6 +123,9 @@ _RUNS: Final = (
     " GROUP BY r.run_id, r.name, r.created_at ORDER BY r.created_at, r.run_id"
 )
 _HAS_RUN: Final = "SELECT count(*) FROM runs WHERE run_id = $1"
+# A trial's events in a plain run (generation, parse, score): a log of `LARGE_RUN_TRIALS` times
+# as many is a large run's, which DuckDB's memory is bound lower for (ADR 0101).
+TRIAL_EVENTS: Final = 3
 # Numbers of the databases stores opened inside a host connection take (`attached`).
 _ATTACHED = itertools.count()
 _DUPLICATE_SEQ = re.compile(r"Duplicate key .*seq: (-?\d+)")
@@ -136,6 +140,21 @@ _INSERT_CHUNKS: Final = (
     "INSERT INTO checkpoint_chunks SELECT $1, $2, $3, number - 1, body"
     " FROM unnest($4::BLOB[]) WITH ORDINALITY AS chunks(body, number)"
 )
+# The same for a large checkpoint's report or case table (`checkpoint_texts`, ADR 0101): `$3`
+# names it, `$4` numbers its first chunk here (a batch of them at a time).
+_INSERT_TEXT: Final = (
+    "INSERT INTO checkpoint_texts SELECT $1, $2, $3, $4 + number - 1, body"
+    " FROM unnest($5::BLOB[]) WITH ORDINALITY AS chunks(body, number)"
+)
+# A large checkpoint's report or case table, joined from its chunks: `$3` names it; the seq is
+# its head's, so the chunks a killed save left at another seq are never read.
+_TEXT: Final = (
+    "SELECT body FROM checkpoint_texts WHERE run_id = $1 AND name = $2"
+    " AND seq = (SELECT seq FROM checkpoints WHERE run_id = $1) ORDER BY chunk"
+)
+# Chunks of a text inserted by one statement: ~1 MB, so a case table's bytes are never all
+# copied into chunks at once.
+_TEXT_BATCH: Final = 256
 
 
 def _first_line(error: BaseException) -> str:
@@ -192,19 +211,55 @@ def _chunked_parts(con: Any, run_id: str, seq: int) -> Iterator[bytes]:
         yield b"".join(pieces)
 
 
+def _chunks(body: bytes, start: int = 0, stop: int | None = None) -> list[bytes]:
+    """`body[start:stop]` cut in chunks of `CHUNK_BYTES`."""
+    end = len(body) if stop is None else min(stop, len(body))
+    return [body[at : min(at + CHUNK_BYTES, end)] for at in range(start, end, CHUNK_BYTES)]
+
+
+def _insert_text(con: Any, run_id: str, seq: int, name: str, body: bytes) -> None:
+    """Keep `body` as the checkpoint's text `name` (`checkpoint_texts`), a batch of chunks at a
+    time."""
+    step = _TEXT_BATCH * CHUNK_BYTES
+    for first, at in enumerate(range(0, len(body), step)):
+        chunks = _chunks(body, at, at + step)
+        con.execute(_INSERT_TEXT, [run_id, seq, name, first * _TEXT_BATCH, chunks])
+
+
+def _stored_text(con: Any, run_id: str, name: str) -> bytes | None:
+    """The run's checkpoint's text `name` joined from its chunks (ADR 0101); `None` if it has
+    none, or the store no such table (written before it, opened read-only since)."""
+    try:
+        cursor = con.execute(_TEXT, [run_id, name])
+    except duckdb.CatalogException:
+        return None
+    pieces: list[bytes] = []
+    while rows := cursor.fetchmany(256):
+        pieces.extend(body for (body,) in rows)
+    return b"".join(pieces) if pieces else None
+
+
+def _report_text(con: Any, run_id: str) -> str | None:
+    """The report of the run's checkpoint kept in chunks (a large one's, longer than a chunk);
+    `None` if it has none there."""
+    body = _stored_text(con, run_id, "report")
+    return None if body is None else body.decode()
+
+
 def _replaced_checkpoint(
     con: Any, run_id: str, seq: int, cases: bytes | None, *, keep_chunks: bool = False
 ) -> None:
     """In a save's transaction: the run's earlier checkpoint dropped, head and parts (but the
-    chunks of this `seq`, which a chunked save inserted first, with `keep_chunks`), and its case
-    table (read by the viewer alone, ADR 0072) replaced by `cases`."""
+    chunks and texts of this `seq`, which a chunked save inserted first, with `keep_chunks`),
+    and its case table (read by the viewer alone, ADR 0072) replaced by `cases`."""
     con.execute("DELETE FROM checkpoints WHERE run_id = $1", [run_id])
     con.execute("DELETE FROM checkpoint_parts WHERE run_id = $1", [run_id])
     con.execute("DELETE FROM checkpoint_blobs WHERE run_id = $1", [run_id])
-    if keep_chunks:
-        con.execute("DELETE FROM checkpoint_chunks WHERE run_id = $1 AND seq <> $2", [run_id, seq])
-    else:
-        con.execute("DELETE FROM checkpoint_chunks WHERE run_id = $1", [run_id])
+    for table in ("checkpoint_chunks", "checkpoint_texts"):
+        if keep_chunks:
+            con.execute(f"DELETE FROM {table} WHERE run_id = $1 AND seq <> $2", [run_id, seq])
+        else:
+            con.execute(f"DELETE FROM {table} WHERE run_id = $1", [run_id])
     con.execute("DELETE FROM checkpoint_cases WHERE run_id = $1", [run_id])
     if cases is not None:
         con.execute("INSERT INTO checkpoint_cases VALUES ($1, $2, $3)", [run_id, seq, cases])
@@ -244,6 +299,9 @@ class DuckDBStore:
         # (`duckdb_bound`); `_unbounded`: a checkpoint that would bring the bound back failed.
         self._bounds = not read_only and self._path != ":memory:"
         self._unbounded = self._bounds
+        # The bound while the bound is on: `duckdb_bound.MEMORY_LIMIT` (None), else its lower
+        # `LONG_LOG_LIMIT` once a large run's log is appended to (`_bound_long_log`).
+        self._limit: str | None = None
         # A store this open created defines the log's views in its first write (or `close`),
         # off the path to a run's first call: DuckDB binds each view (~14 ms for all, ADR 0074).
         self._views_pending = False
@@ -362,7 +420,7 @@ class DuckDBStore:
     def _bound_again(self, con: Any) -> None:
         """Bring the memory bound back if it is lifted (see `_connection`)."""
         if self._unbounded:
-            self._unbounded = not bound(con)
+            self._unbounded = not bound(con, self._limit)
 
     @contextmanager
     def _transaction(self, *, large: bool = False) -> Iterator[Any]:
@@ -398,6 +456,8 @@ class DuckDBStore:
             if self._unbounded:  # a checkpoint to bring the bound back failed: again
                 with self._connection() as con:
                     self._bound_again(con)
+            elif self._limit is None and self._bounds and is_large_run(last_seq // TRIAL_EVENTS):
+                self._bound_long_log()
             self._heads[run_id] = max(head, last_seq)
             if isinstance(events[-1], RunCompleted | RunPaused) and self._path != ":memory:":
                 self._fold_wal_in_background()
@@ -411,6 +471,14 @@ class DuckDBStore:
                     "another writer got there first"
                 ) from cause
             raise
+
+    def _bound_long_log(self) -> None:
+        """A large run's log is appended to: bound DuckDB's memory lower from now on (ADR
+        0101)."""
+        with self._connection() as con:
+            self._limit = LONG_LOG_LIMIT
+            if not self._unbounded:
+                con.execute(f"SET memory_limit = '{LONG_LOG_LIMIT}'")
 
     def _head(self, con: Any, run_id: str) -> int:
         """The run's highest stored seq: asked once, then kept up by this store's appends."""
@@ -600,13 +668,19 @@ class DuckDBStore:
         ADR 0079), beside the chunks of the checkpoint they replace (told apart by `seq`);
         then the head, in a second one, replaces the earlier checkpoint and drops its parts. A
         kill between leaves the earlier checkpoint whole (or none, if it was at the same
-        `seq`): its reader folds the rest."""
+        `seq`): its reader folds the rest.
+
+        A large checkpoint's case table, and its report if longer than a chunk, are chunks of
+        `checkpoint_texts` beside the parts (its `checkpoints.report` NULL then): its head is
+        then a few small values, kept under the bound too (the case table and report whole
+        lifted it: the 1M run's peak, ADR 0101)."""
         encoded = encode_checkpoint(checkpoint)
         seq = checkpoint.seq
-        row = [run_id, seq, encoded.summary, encoded.state, encoded.report]
+        report = encoded.report
         # Encoded before the transactions: its transients never stand beside what they hold.
         cases = None if checkpoint.cases is None else encode_case_table(checkpoint.cases)
         if not encoded.chunked:  # a row per part, all in one transaction (ADR 0086)
+            row = [run_id, seq, encoded.summary, encoded.state, report]
             with self._transaction(large=True) as con:
                 _replaced_checkpoint(con, run_id, seq, cases)
                 for part, body in enumerate(encoded.parts):
@@ -615,18 +689,26 @@ class DuckDBStore:
                     )
                 con.execute("INSERT INTO checkpoints VALUES ($1, $2, $3, $4, $5)", row)
             return
+        long_report = report is not None and len(report) > CHUNK_BYTES
         with self._transaction() as con:
             # A head at this seq would read the chunks replaced here: it goes with them.
             con.execute("DELETE FROM checkpoints WHERE run_id = $1 AND seq = $2", [run_id, seq])
-            con.execute(
-                "DELETE FROM checkpoint_chunks WHERE run_id = $1 AND seq = $2", [run_id, seq]
-            )
+            for table in ("checkpoint_chunks", "checkpoint_texts"):
+                con.execute(f"DELETE FROM {table} WHERE run_id = $1 AND seq = $2", [run_id, seq])
             for part, body in enumerate(encoded.parts):
-                chunks = [body[at : at + CHUNK_BYTES] for at in range(0, len(body), CHUNK_BYTES)]
-                con.execute(_INSERT_CHUNKS, [run_id, seq, part, chunks])
-        # DELETE + INSERT: half the time of INSERT OR REPLACE for a 30 MB state (measured).
-        with self._transaction(large=True) as con:
-            _replaced_checkpoint(con, run_id, seq, cases, keep_chunks=True)
+                con.execute(_INSERT_CHUNKS, [run_id, seq, part, _chunks(body)])
+            if long_report and report is not None:
+                _insert_text(con, run_id, seq, "report", report.encode())
+            if cases is not None:
+                _insert_text(con, run_id, seq, "cases", cases)
+        del cases
+        row = [run_id, seq, encoded.summary, encoded.state, None if long_report else report]
+        # Lifted only for a head value DuckDB keeps outside its blocks (a state of many earlier
+        # failures or judgements); DELETE + INSERT: half the time of INSERT OR REPLACE for a
+        # 30 MB state (measured).
+        large = any(isinstance(value, str) and len(value) > CHUNK_BYTES for value in row)
+        with self._transaction(large=large) as con:
+            _replaced_checkpoint(con, run_id, seq, None, keep_chunks=True)
             con.execute("INSERT INTO checkpoints VALUES ($1, $2, $3, $4, $5)", row)
 
     def load_checkpoint(self, run_id: str) -> Checkpoint | None:
@@ -639,6 +721,8 @@ class DuckDBStore:
             if row is None:
                 return None
             seq, summary, state, report = row
+            if report is None:  # a large checkpoint's long report is in chunks (ADR 0101)
+                report = _report_text(con, run_id)
             try:
                 parts = (
                     _chunked_parts(con, run_id, seq)
@@ -660,6 +744,10 @@ class DuckDBStore:
                 ).fetchone()
             except duckdb.CatalogException:  # written before the table: not kept
                 return None
+            if row is None:  # a large checkpoint's, in chunks (ADR 0101)
+                body = _stored_text(con, run_id, "cases")
+                head = con.execute("SELECT seq FROM checkpoints WHERE run_id = $1", [run_id])
+                row = None if body is None else (head.fetchone()[0], body)
         if row is None or row[0] != self.last_seq(run_id):
             return None
         try:
@@ -673,6 +761,8 @@ class DuckDBStore:
             row = con.execute(
                 "SELECT seq, summary, report FROM checkpoints WHERE run_id = $1", [run_id]
             ).fetchone()
+            if row is not None and row[2] is None:  # a long report in chunks (ADR 0101)
+                row = (row[0], row[1], _report_text(con, run_id))
         if row is None:
             return None
         try:
@@ -778,6 +868,7 @@ class DuckDBStore:
             con.execute("DELETE FROM checkpoint_blobs WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM checkpoint_chunks WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM checkpoint_cases WHERE run_id = $1", [run_id])
+            con.execute("DELETE FROM checkpoint_texts WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM trial_places WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM compiled_facts WHERE key = $1", [run_key(run_id)])
 
@@ -830,7 +921,7 @@ class DuckDBStore:
         for places being kept on their own cursor: the limit is never lowered beside them."""
         with self._placing, self._connection() as con:
             if self._bounds and not self._unbounded:
-                shed(con)
+                shed(con, self._limit)
 
     def close(self) -> None:
         """Release the connection (and the file lock) once the background fold has ended; later

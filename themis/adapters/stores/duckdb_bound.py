@@ -14,7 +14,14 @@ the limit fails with a FATAL error that invalidates the connection (ADR 0048). S
 store operation that keeps or reads such values runs with the limit lifted (`unbound`), and
 folds what it wrote into the file (`CHECKPOINT`) before the limit comes back (`bound`): no
 large value is ever left for a checkpoint under the limit. The log's appends, its automatic
-checkpoints and the final `CHECKPOINT` run under it.
+checkpoints and the final `CHECKPOINT` run under it. A large checkpoint keeps every value in
+rows under 4 KiB (its parts, report and case table), so it is written under it too (ADR 0101).
+
+A large run's log is appended under `LONG_LOG_LIMIT` instead (the store lowers its bound once
+its log is that long, ADR 0101): at 128 MB DuckDB kept 50-90 MiB of the log's blocks and of the
+rows appended since its last checkpoint through a 300k run, and a periodic checkpoint's chunks
+or the run's places, one transaction each, up to the whole bound (+60-110 MiB for a second);
+under the lower bound those rows spill to DuckDB's temporary file, for a little system time.
 """
 
 from __future__ import annotations
@@ -24,25 +31,28 @@ from typing import Any, Final
 
 import duckdb
 
-__all__ = ["MEMORY_LIMIT", "bound", "shed", "unbound"]
+__all__ = ["LONG_LOG_LIMIT", "MEMORY_LIMIT", "bound", "shed", "unbound"]
 
 # DuckDB's memory on a writer's connection outside large values: its buffer of the log's blocks
 # and what its checkpoints of the log hold (ADR 0062's measurements: 64-128 MB flat at 1.5M
 # events, where the buffer otherwise grew to 320 MB and checkpoints added 0.3 GiB).
 MEMORY_LIMIT: Final = "128MB"
+# The bound once the log a writer appends to is a large run's (ADR 0101).
+LONG_LOG_LIMIT: Final = "48MB"
 
 # Held for an instant by `shed`: far under what DuckDB keeps of a run's log (ADR 0098).
 SHED_LIMIT: Final = "4MB"
 
 
-def bound(con: Any) -> bool:
+def bound(con: Any, limit: str | None = None) -> bool:
     """Fold what is pending into the file (unbounded, as the caller left it), then bound DuckDB's
-    memory; `False`, leaving it unbounded, if the checkpoint failed (the caller tries again)."""
+    memory at `limit` (`MEMORY_LIMIT` if not given); `False`, leaving it unbounded, if the
+    checkpoint failed (the caller tries again)."""
     try:
         con.execute("CHECKPOINT")
     except duckdb.Error:
         return False
-    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    con.execute(f"SET memory_limit = '{limit or MEMORY_LIMIT}'")
     return True
 
 
@@ -55,17 +65,17 @@ def unbound(con: Any) -> None:
     con.execute("RESET memory_limit")
 
 
-def shed(con: Any) -> None:
+def shed(con: Any, limit: str | None = None) -> None:
     """Give back DuckDB's buffer of the log's blocks, keeping the bound: fold what is pending
     into the file, so that every block DuckDB holds is in it, then lower the limit for an
     instant, which evicts them (and DuckDB's allocator returns their memory). What a bounded
     writer holds once a run's appends are done: up to `MEMORY_LIMIT` of blocks it will not read
     again (~80 MiB at a 100k derived replay's end, ADR 0098). A step that fails leaves the
-    blocks where they are; the bound comes back either way."""
+    blocks where they are; the bound (`limit`, else `MEMORY_LIMIT`) comes back either way."""
     try:
         con.execute("CHECKPOINT")
         con.execute(f"SET memory_limit = '{SHED_LIMIT}'")
     except duckdb.Error:
         pass
     finally:
-        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        con.execute(f"SET memory_limit = '{limit or MEMORY_LIMIT}'")

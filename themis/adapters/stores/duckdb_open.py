@@ -84,6 +84,12 @@ _TABLES: Final = (
     # A large run's snapshot text in parts, its `runs.snapshot` NULL (ADR 0096); absent from
     # older files until a writer opens them, whose snapshots are all in `runs.snapshot`.
     PARTS_TABLE,
+    # A large checkpoint's report (longer than a chunk: its `checkpoints.report` NULL) and case
+    # table (no `checkpoint_cases` row), cut in rows under 4 KiB by the checkpoint's seq, so
+    # that no write of a checkpoint lifts the writer's memory bound (ADR 0101); absent from
+    # older files until a writer opens them, whose checkpoints keep both whole.
+    "CREATE TABLE IF NOT EXISTS checkpoint_texts ("
+    " run_id VARCHAR, seq BIGINT, name VARCHAR, chunk INTEGER, body BLOB)",
 )
 _USER_TABLES: Final = (
     "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
