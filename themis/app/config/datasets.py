@@ -19,6 +19,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from themis.app.config.large_files import SAMPLE, large_file_lines, lines_about, streamed_lines
 from themis.app.config.tables import TABLE_FORMATS, json_row, plugin_rows, table_rows
 from themis.core.errors import ConfigError
 from themis.core.identity import digest
@@ -80,9 +81,19 @@ def load_cases(
             f"path: unsupported dataset format {suffix or '(none)'!r} for {file}"
             " (use .jsonl, .json, .csv (optionally .gz) or .parquet, or set format)"
         )
-    text = _read(file, gzipped)
-    lines = None if pack_from is None or kind == "json" else _lines_about(text)
-    cases = _cases(lambda: reader(text, file), dataset, file, pack_from, lines)
+    # A large JSONL file is read line by line, never whole (ADR 0104; `large_files`).
+    streamed = pack_from is not None and kind == "jsonl" and not gzipped
+    lines = large_file_lines(file, pack_from) if streamed and pack_from is not None else None
+    text = None if lines is not None else _read(file, gzipped)
+    if text is not None and pack_from is not None and kind != "json":
+        lines = _lines_about(text)
+    cases = _cases(
+        lambda: reader(streamed_lines(file) if text is None else text, file),
+        dataset,
+        file,
+        pack_from,
+        lines,
+    )
     if not cases:
         raise ConfigError(f"path: no cases in {file}")
     return _sliced(cases, dataset)
@@ -93,12 +104,7 @@ def _lines_about(text: str) -> int:
     a line, a CSV row one or more): cheap at any size (counting a 100k-row file's ~5 MB is
     ~5-10 ms, CPU a run below the bar does not spend, ADR 0104), and only a guess whether to
     pack from the first row: a wrong one costs CPU or memory, never a different result."""
-    if len(text) <= _SAMPLE:
-        return text.count("\n") + 1
-    return text.count("\n", 0, _SAMPLE) * len(text) // _SAMPLE + 1
-
-
-_SAMPLE = 1 << 16
+    return lines_about(text.count("\n", 0, SAMPLE), min(len(text), SAMPLE), len(text))
 
 
 def _sliced(given: Sequence[Case], dataset: DatasetSpec) -> Sequence[Case]:
@@ -363,9 +369,10 @@ def jsonl_rows(text: str, file: Path) -> list[Row]:
     return list(_jsonl_rows(text, file))
 
 
-def _jsonl_rows(text: str, file: Path) -> Iterator[Row]:
-    """`jsonl_rows` one row at a time."""
-    for number, line in enumerate(_lines(text), start=1):
+def _jsonl_rows(text: str | Iterable[str], file: Path) -> Iterator[Row]:
+    """`jsonl_rows` one row at a time, of a text or of its lines (`text.split("\\n")`)."""
+    lines = _lines(text) if isinstance(text, str) else text
+    for number, line in enumerate(lines, start=1):
         if not line or line.isspace():
             continue
         where = f"line {number}"
@@ -434,7 +441,8 @@ def _csv_rows(text: str, file: Path) -> Iterator[Row]:
         raise ConfigError(f"path: {file} line {reader.line_num}: invalid CSV: {error}") from None
 
 
-_READERS: dict[str, Callable[[str, Path], Iterator[Row]]] = {
+# Each reads a file's whole text; the JSONL reader its lines too (a large file's, streamed).
+_READERS: dict[str, Callable[[Any, Path], Iterator[Row]]] = {
     ".jsonl": _jsonl_rows,
     ".json": _json_rows,
     ".csv": _csv_rows,
