@@ -32,6 +32,8 @@ def encode_case_table(table: CaseTable) -> bytes:
     checkpoint: ADR 0097)."""
     import numpy as np
 
+    from themis.core.report_columns import case_texts
+
     head = {
         "format": _FORMAT,
         "metrics": list(table.metrics),
@@ -42,20 +44,26 @@ def encode_case_table(table: CaseTable) -> bytes:
     # `"cases": [...]` last, its items written a part at a time (as one `json.dumps` writes them).
     texts = [_json(head)[:-1].encode(), b',"cases":[']
     for start in range(0, len(cases), _CASES_PART):
-        part = _json(cases[start : start + _CASES_PART].tolist())[1:-1].encode()
+        part = _json(case_texts(cases[start : start + _CASES_PART]).tolist())[1:-1].encode()
         texts += [b"," if start else b"", part]
     texts.append(b"]}")
     columns = (
-        np.ascontiguousarray(table.settled, dtype="<i8"),
-        np.ascontiguousarray(table.means, dtype="<f8"),
-        np.ascontiguousarray(table.present_sums, dtype="<f8"),
-        np.ascontiguousarray(table.present_counts, dtype="<i8"),
+        (table.settled.reshape(1, -1), "<i8"),
+        (table.means, "<f8"),
+        (table.present_sums, "<f8"),
+        (table.present_counts, "<i8"),
     )
     compressing = zlib.compressobj(_LEVEL)
     length = sum(map(len, texts)).to_bytes(_HEAD, "little")
     written = [compressing.compress(length)]
     written += [compressing.compress(text) for text in texts]
-    written += [compressing.compress(column.reshape(-1).data) for column in columns]
+    # Each metric's row of a column written a part at a time, in the body's types (a table
+    # built at a run's end may hold its counts as `bool` or a broadcast 1: ADR 0103).
+    for column, dtype in columns:
+        for row in column:
+            for start in range(0, len(row), _CASES_PART):
+                values = np.ascontiguousarray(row[start : start + _CASES_PART], dtype=dtype)
+                written.append(compressing.compress(values.data))
     written.append(compressing.flush())
     return b"".join(written)
 
