@@ -65,9 +65,26 @@ def held_bytes(held: Any, counted: set[int]) -> int:
     if held is None or id(held) in counted:
         return 0
     counted.add(id(held))
+    if isinstance(held, tuple) or (
+        isinstance(held, list) and held and isinstance(held[0], array | tuple)
+    ):  # a `PackedTimes`'s blocks (ADR 0102)
+        return sys.getsizeof(held) + sum(held_bytes(item, counted) for item in held)
     if isinstance(held, list | array | dict | bytearray):
         return sys.getsizeof(held)
-    parts = ("_bytes", "_slots", "_others", "_other_keys", "_starts", "_lengths", "_own")
+    parts = (
+        "_bytes",
+        "_slots",
+        "_others",
+        "_other_keys",
+        "_starts",
+        "_lengths",
+        "_own",
+        "_state",
+        "_codes",
+        "_objects",
+        "_table",
+        "_list",
+    )
     return sum(held_bytes(getattr(held, part), counted) for part in parts if hasattr(held, part))
 
 

@@ -5,6 +5,8 @@ column read through its key index (ADR 0095)."""
 
 from __future__ import annotations
 
+import sys
+from types import SimpleNamespace
 from typing import Any
 
 import attrs
@@ -153,6 +155,15 @@ def test_a_large_run_s_plan_record_holds_its_keys_as_bytes() -> None:
     assert list(large.trial_ids) == small.trial_ids
 
 
+def test_a_large_run_s_plan_record_holds_its_keys_without_spare_room_once_complete() -> None:
+    plans = [SimpleNamespace(trial_id=f"{n:032x}", trial_key=f"{n + 1:032x}") for n in range(999)]
+    record = PlanRecord(LARGE_RUN_TRIALS)
+    assert list(record.tap(plans)) == plans  # type: ignore[arg-type]
+    for held in (record.trial_ids, record.trial_keys):  # copied exactly (ADR 0102)
+        assert sys.getsizeof(held._bytes) <= 16 * len(plans) + 64  # type: ignore[attr-defined]
+    assert list(record.trial_keys) == [plan.trial_key for plan in plans]
+
+
 HEX_KEYS = st.sampled_from(
     # the last two share their first 8 bytes: the join finds them apart too (by lookups)
     ["a" * 32, "0" * 31 + "1", "f" * 32, "0" * 32, "1" * 16 + "2" * 16, "1" * 16 + "3" * 16]
@@ -242,3 +253,34 @@ def test_a_new_large_run_s_parses_and_scores_mirror_its_generations_trial_keys()
         assert column._own is None  # nothing of its own: the generations' keys read
     small = project([RunStarted(at=0.0, planned=2), generation, parse, score])
     assert state == attrs.evolve(small, planned=LARGE_RUN_TRIALS)
+
+
+def test_a_resumed_large_run_s_parses_and_scores_mirror_its_generations_trial_keys() -> None:
+    """A fold started from a large run's state (a resume's) holds its parses' and scores' trial
+    keys as its generations' when they are those, row for row (ADR 0102), else as bytes."""
+    log: list[Any] = [RunStarted(at=0.0, planned=2)]
+    for number in range(3):
+        key, trial_id = f"{number:032x}", f"{number + 7:032x}"
+        log += [
+            GenerationCompleted(at=1.0, trial_key=key, text=f"The answer is {number}."),
+            ParseCompleted(at=2.0, trial_id=trial_id, trial_key=key, answer=str(number)),
+            ScoreCompleted(at=3.0, trial_id=trial_id, trial_key=key, scores={"m": 1.0}),
+        ]
+    stored = attrs.evolve(project(log), planned=LARGE_RUN_TRIALS)  # as a checkpoint gives it
+    later = [
+        GenerationCompleted(at=4.0, trial_key=f"{3:032x}", text=""),
+        ParseCompleted(at=4.0, trial_id="e" * 32, trial_key=f"{3:032x}", answer=None),
+    ]
+    fold = Projection(stored)
+    fold.apply(later)
+    state = fold.state()
+    for held in (state.parses, state.scores):
+        column = held._columns[held._layout.names.index("trial_key")]  # type: ignore[attr-defined]
+        assert type(column) is _Mirror
+        assert column._own is None
+    assert state == attrs.evolve(project([*log, *later]), planned=LARGE_RUN_TRIALS, started=True)
+    # Out of the generations' order: its own bytes, as before.
+    swapped = attrs.evolve(stored, parses=dict(reversed(list(stored.parses.items()))))
+    held = Projection(swapped).state().parses
+    assert type(held._columns[held._layout.names.index("trial_key")]) is HexStrings  # type: ignore[attr-defined]
+    assert held == swapped.parses

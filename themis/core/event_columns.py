@@ -24,7 +24,9 @@ A map of a large run's trials (`compact_keys`) holds its key index as a `KeyInde
 fields of trial keys and ids as `HexStrings`: a trial's keys cost 16 bytes each there, not a
 `str` object and a dict's entry, for ~1 µs a lookup instead of ~0.1 (ADR 0090). Its texts are
 `PackedTexts`, its key column is read through its key index, and a new run's parses and scores
-read their trial keys through its generations' while they are the same, row for row (ADR 0095).
+read their trial keys through its generations' while they are the same, row for row (ADR 0095;
+a resumed fold's too, ADR 0102). Its times are `PackedTimes` and its score maps `CodedValues`
+(ADR 0102).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import attrs
 
 from themis.core.key_index import HexStrings, KeyIndex
 from themis.core.packed_texts import PackedTexts
+from themis.core.packed_values import CodedValues, PackedTimes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -64,6 +67,8 @@ _GROWTH: Final = 1 << 14
 _KEY_FIELDS: Final = frozenset({"trial_key", "trial_id"})
 # Fields holding a trial's texts (a generation's, a parse's answer): `PackedTexts` there.
 _TEXT_FIELDS: Final = frozenset({"text", "answer", "error"})
+# Fields holding an event's time: `PackedTimes` there (ADR 0102).
+_TIME_FIELDS: Final = frozenset({"at"})
 
 
 def _row_number(row: int) -> int:
@@ -157,8 +162,10 @@ class _Mirror:
         )
 
 
+_TIMED: Final = frozenset({array, list})  # a time column's types before it is compact
+
 # The columns whose rows a map copies with their `head`: C-level slices, no value read.
-_HEADED: Final = frozenset({HexStrings, PackedTexts, _Mirror})
+_HEADED: Final = frozenset({HexStrings, PackedTexts, PackedTimes, CodedValues, _Mirror})
 
 
 @attrs.frozen
@@ -171,6 +178,7 @@ class _Layout:
     mappings: tuple[bool, ...]  # fields holding a dict: kept as interned items tuples
     keys: tuple[bool, ...]  # fields holding trial keys: `HexStrings` when keys are compact
     texts: tuple[bool, ...]  # fields holding texts: `PackedTexts` when keys are compact
+    times: tuple[bool, ...]  # fields holding times: `PackedTimes` when keys are compact
     setters: tuple[Any, ...] | None  # slot descriptors, when `__init__` may be skipped
 
 
@@ -216,6 +224,7 @@ def _layout(cls: type[Any]) -> _Layout:
         mappings=tuple("Mapping[" in str(field.type) for field in fields),
         keys=tuple(field.name in _KEY_FIELDS for field in fields),
         texts=tuple(field.name in _TEXT_FIELDS for field in fields),
+        times=tuple(field.name in _TIME_FIELDS for field in fields),
         setters=setters if direct else None,
     )
     _LAYOUTS[cls] = layout
@@ -351,10 +360,20 @@ class EventColumns(Mapping[str, E], Generic[E]):
     def mirror(self, name: str, other: EventColumns[Any]) -> None:
         """Hold field `name`, of trial keys, as `other`'s keys row for row while they are
         (`_Mirror`): a large run's parses' and scores' trial keys, which come in its
-        generations' order (ADR 0095). Only while this map holds nothing yet and both hold
-        compact keys; otherwise nothing changes."""
-        if not self._count and self._compact and type(other._rows) is KeyIndex:
-            self._columns[self._layout.names.index(name)] = _Mirror(other._rows)
+        generations' order (ADR 0095). Only while both hold compact keys, and this map holds
+        nothing yet or (a fold resumed from a large run's state) its rows' keys are, row for
+        row, `other`'s first ones (ADR 0102: one C-level compare of their bytes); otherwise
+        nothing changes."""
+        index = other._rows
+        if not self._compact or type(index) is not KeyIndex:
+            return
+        at = self._layout.names.index(name)
+        count = self._count
+        if count:
+            column = self._columns[at]
+            if type(column) is not HexStrings or not index.starts_with(column, count):
+                return
+        self._columns[at] = _Mirror(index, count)
 
     def _own_index(self) -> None:
         """A key index of this map's own rows, in place of the one it borrowed."""
@@ -389,9 +408,13 @@ class EventColumns(Mapping[str, E], Generic[E]):
             if is_key and type(column) is list
             else PackedTexts(column)
             if is_text and type(column) is list
+            else PackedTimes(column)
+            if is_time and type(column) in _TIMED
+            else CodedValues(column)
+            if is_mapping and type(column) is list
             else column
-            for column, is_key, is_text in zip(
-                self._columns, layout.keys, layout.texts, strict=True
+            for column, is_key, is_text, is_time, is_mapping in zip(
+                self._columns, layout.keys, layout.texts, layout.times, layout.mappings, strict=True
             )
         ]
         self._columns[self._key_at] = _INDEX_KEYS
@@ -438,12 +461,23 @@ class EventColumns(Mapping[str, E], Generic[E]):
 
     def _spread(self, value: Any, index: int) -> Any:
         """A `_Same` column of `value` as one value per row held (not the one being added)."""
-        if self._layout.floats[index] and type(value) is float:
+        layout = self._layout
+        if self._compact:
+            held = (
+                HexStrings
+                if layout.keys[index]
+                else PackedTexts
+                if layout.texts[index]
+                else PackedTimes
+                if layout.times[index]
+                else CodedValues
+                if layout.mappings[index]
+                else None
+            )
+            if held is not None:
+                return held([value] * self._count)
+        if layout.floats[index] and type(value) is float:
             return array("d", [value]) * self._count
-        if self._compact and self._layout.keys[index]:
-            return HexStrings([value] * self._count)
-        if self._compact and self._layout.texts[index]:
-            return PackedTexts([value] * self._count)
         return [value] * self._count
 
     def _intern(self, mapping: dict[Any, Any]) -> tuple[Any, ...]:

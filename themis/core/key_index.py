@@ -10,8 +10,8 @@ never `is`). Any other value (a test's short key, a text with capitals) is held 
 dict by row, so every value reads back equal to the one put.
 
 `KeyIndex` finds a key's row through an open-addressing table of row numbers (an `array('i')`
-of at least twice the rows, linear probing, hashed by the key's bytes). A lookup is ~1 µs of
-Python where a dict's is ~0.1, so a fold uses it only for a large run
+of at least 5/3 of the rows, linear probing, hashed by the key's bytes, ADR 0102). A lookup
+is ~1 µs of Python where a dict's is ~0.1, so a fold uses it only for a large run
 (`themis.core.large_run.is_large_run`), where the memory matters and the CPU is the price (ADR 0090;
 ADR 0080 used it for every run and cost a 100k-trial run ~14.5 µs a trial). It answers `get`,
 `in` and item assignment of the next row as a `dict` from keys to rows does, so a map holds
@@ -36,7 +36,19 @@ _DIGITS: Final = 32
 _WIDTH: Final = 16
 _ZERO: Final = bytes(_WIDTH)
 _FIRST_SLOTS: Final = 1 << 10
-RESERVED_MAX: Final = 1 << 20  # keys a table is sized for ahead of them (8 MiB of table)
+RESERVED_MAX: Final = 1 << 20  # keys a table is sized for ahead of them (~7 MiB of table)
+# A table holds keys in at most 3/5 of its slots (any size, a key's slot its hash modulo the
+# size): a run's table sized for its planned keys is ~6.7 B a key, not the 8-14 B of a power of
+# two at least twice them (ADR 0102).
+_LOAD_NUMERATOR: Final = 3
+_LOAD_DENOMINATOR: Final = 5
+
+
+def _slots_for(count: int) -> int:
+    """The slots of a table for `count` keys at its fullest."""
+    return max(_FIRST_SLOTS, -(-count * _LOAD_DENOMINATOR // _LOAD_NUMERATOR))
+
+
 _CHUNK: Final = 1 << 12  # rows turned to text at once when reading many
 _PART: Final = 1 << 16  # keys read at once into arrays (`KeyIndex.rows_of_all`)
 _fromhex: Final = bytes.fromhex
@@ -240,11 +252,8 @@ class KeyIndex:
         """Make the table big enough for `count` keys now (at most `RESERVED_MAX`: a count
         read from a log is not trusted with memory), rather than as they come (it is built
         again each time the keys double: ~0.6 µs a key)."""
-        count = min(count, RESERVED_MAX)
-        size = len(self._slots)
-        if 2 * count > size:
-            while size < 2 * count:
-                size *= 2
+        size = _slots_for(min(count, RESERVED_MAX))
+        if size > len(self._slots):
             self._slots = self._grown(size)
 
     def row(self, key: Any) -> int:
@@ -265,8 +274,8 @@ class KeyIndex:
                 raw = _ZERO[:0]
             if len(raw) == _WIDTH:  # `compact`, inlined: called a few times a trial
                 slots = self._slots
-                mask = len(slots) - 1  # of this table: one another thread puts in place is whole
-                slot = hash(raw) & mask
+                size = len(slots)  # of this table: one another thread puts in place is whole
+                slot = hash(raw) % size
                 while True:
                     row = slots[slot]
                     if row < 0:
@@ -274,7 +283,7 @@ class KeyIndex:
                         break
                     if held.startswith(raw, row * _WIDTH):  # (its 16 bytes, not a slice)
                         break
-                    slot = (slot + 1) & mask
+                    slot = (slot + 1) % size
             else:
                 row = self._others.get(key, -1)
         else:
@@ -314,7 +323,7 @@ class KeyIndex:
         else:
             raw, slots, slot = place
             self._bytes += raw
-            if 2 * (row + 1) > len(slots):
+            if (row + 1) * _LOAD_DENOMINATOR > len(slots) * _LOAD_NUMERATOR:
                 self._slots = self._grown(2 * len(slots))  # holds `row`'s key already
             elif slots is self._slots:
                 slots[slot] = row
@@ -325,24 +334,23 @@ class KeyIndex:
 
     @staticmethod
     def _place(slots: array[int], raw: bytes, row: int) -> None:
-        mask = len(slots) - 1
-        slot = hash(raw) & mask
+        size = len(slots)
+        slot = hash(raw) % size
         while slots[slot] >= 0:
-            slot = (slot + 1) & mask
+            slot = (slot + 1) % size
         slots[slot] = row
 
     def _grown(self, size: int) -> array[int]:
         """A table of `size` slots holding every row's key held as bytes (`_place`, inlined:
         a table is built again each time the rows double)."""
         slots = array("i", [-1]) * size
-        mask = size - 1
         held, others = bytes(self._bytes), self._other_keys  # one copy, sliced without a lock
         for row, start in enumerate(range(0, len(held), _WIDTH)):
             if others and row in others:
                 continue
-            slot = hash(held[start : start + _WIDTH]) & mask
+            slot = hash(held[start : start + _WIDTH]) % size
             while slots[slot] >= 0:
-                slot = (slot + 1) & mask
+                slot = (slot + 1) % size
             slots[slot] = row
         return slots
 
@@ -377,6 +385,17 @@ class KeyIndex:
             rows[start : start + len(at)][same] = candidates[same]
         return rows
 
+    def starts_with(self, keys: HexStrings, count: int) -> bool:
+        """Whether `keys` (held as bytes, all `count` of them) are this index's first `count`
+        keys, row for row: one C-level compare of their bytes."""
+        held = keys._bytes
+        return (
+            not keys._others
+            and not self._other_keys
+            and len(held) == count * _WIDTH
+            and self._bytes.startswith(held)
+        )
+
     def key(self, row: int) -> Any:
         """The key of `row` (a new `str` for a key held as bytes)."""
         return _held_at(self._bytes, self._other_keys, row)
@@ -402,10 +421,7 @@ class KeyIndex:
         }
         copied._others = {key: row for row, key in copied._other_keys.items()}
         copied._bytes = held
-        size = _FIRST_SLOTS
-        while size < 2 * count:
-            size *= 2
-        copied._slots = copied._grown(size)
+        copied._slots = copied._grown(_slots_for(2 * count))  # (room to add: half full)
         return copied
 
     def __repr__(self) -> str:

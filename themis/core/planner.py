@@ -677,6 +677,11 @@ class PlanRecord:
             add_id(trial.trial_id)
             add_key(trial.trial_key)
             yield trial
+        ids, keys = self.trial_ids, self.trial_keys
+        if isinstance(ids, HexStrings) and isinstance(keys, HexStrings):
+            # Their bytes in exact copies, without a growing `bytearray`'s spare room (~12 %:
+            # ~4 B a trial, ADR 0102).
+            self.trial_ids, self.trial_keys = ids.head(len(ids)), keys.head(len(keys))
         self.complete = True
 
 
