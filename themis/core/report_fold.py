@@ -87,6 +87,13 @@ def _facts(
     into arrays of its rows (no list of a whole column, nor of a `str` per answer: ADR 0103)."""
     metrics = [metric.name for metric in compiled.spec.metrics]
     facts = FactColumns(len(ids), len(metrics))
+    # The generations first: their join stands beside none of the score values written (the
+    # facts' arrays are zeros not yet touched: not resident).
+    generations = _rows(state.generations, keys)
+    if generations is None:
+        return None
+    _generations(facts, state.generations, generations)
+    del generations
     scores, parses = state.scores, state.parses
     if _same_index(scores, parses):  # scores read their parses' index (ADR 0076)
         joined = _row_array(max(scores, parses, key=len), ids)  # one join for both
@@ -105,10 +112,6 @@ def _facts(
             unparsed, dtype=bool, count=len(answers)
         )
     del scored, parsed
-    generations = _rows(state.generations, keys)
-    if generations is None:
-        return None
-    _generations(facts, state.generations, generations)
     return facts if _failures(facts, state, keys) else None
 
 
