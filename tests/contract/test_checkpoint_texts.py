@@ -24,6 +24,7 @@ from themis.adapters import checkpoint_codec
 from themis.adapters.case_table_codec import encode_case_table
 from themis.adapters.codec import encode_report
 from themis.adapters.stores import duckdb as duckdb_store
+from themis.adapters.stores import duckdb_bound
 from themis.adapters.stores.duckdb import CHUNK_BYTES, DuckDBStore
 from themis.core.case_table import CaseTable
 from themis.core.checkpoint import Checkpoint
@@ -206,3 +207,47 @@ def test_texts_a_killed_save_left_are_not_read_and_go_with_the_next_save(
         store.close()
     with duckdb.connect(str(path)) as con:
         assert con.execute("SELECT count(*) FROM checkpoint_texts").fetchone() == (0,)
+
+
+def _limit_now(store: DuckDBStore) -> str:
+    cursor = store.cursor()
+    try:
+        return str(cursor.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+    finally:
+        cursor.close()
+
+
+def _shown(limit: str) -> str:
+    with duckdb.connect() as con:
+        con.execute(f"SET memory_limit = '{limit}'")
+        return str(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+
+
+def test_a_large_checkpoint_s_chunks_are_saved_under_the_save_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its chunks' transaction runs under `SAVE_LIMIT` (they spill to DuckDB's temporary file
+    rather than sit in memory up to the bound), the bound back after; not while places are
+    being kept (the lock `_placing` held)."""
+    seen: list[str] = []
+    insert = duckdb_store._insert_text
+
+    def noting(con: Any, *args: Any) -> None:
+        seen.append(str(con.execute("SELECT current_setting('memory_limit')").fetchone()[0]))
+        insert(con, *args)
+
+    monkeypatch.setattr(duckdb_store, "_insert_text", noting)
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    try:
+        store.append("run-a", 1, answers(TRIALS))
+        bound = _limit_now(store)
+        store.save_checkpoint("run-a", _final_checkpoint(_long_report()))
+        assert seen == [_shown(duckdb_bound.SAVE_LIMIT)] * 2
+        assert _limit_now(store) == bound
+        seen.clear()
+        with store._placing:
+            store.save_checkpoint("run-a", _final_checkpoint(_long_report()))
+        assert seen == [bound] * 2
+        assert _limit_now(store) == bound
+    finally:
+        store.close()

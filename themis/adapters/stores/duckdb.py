@@ -48,7 +48,8 @@ from themis.adapters.codec import (
     snapshot_pieces,
 )
 from themis.adapters.duckdb_quiet import quiet
-from themis.adapters.stores.duckdb_bound import LONG_LOG_LIMIT, bound, shed, unbound
+from themis.adapters.stores import duckdb_bound
+from themis.adapters.stores.duckdb_bound import LONG_LOG_LIMIT, SAVE_LIMIT, bound, shed, unbound
 from themis.adapters.stores.duckdb_generations import generations_at
 from themis.adapters.stores.duckdb_log import (
     FIRST_ROW_AFTER,
@@ -690,7 +691,7 @@ class DuckDBStore:
                 con.execute("INSERT INTO checkpoints VALUES ($1, $2, $3, $4, $5)", row)
             return
         long_report = report is not None and len(report) > CHUNK_BYTES
-        with self._transaction() as con:
+        with self._saving_chunks(), self._transaction() as con:
             # A head at this seq would read the chunks replaced here: it goes with them.
             con.execute("DELETE FROM checkpoints WHERE run_id = $1 AND seq = $2", [run_id, seq])
             for table in ("checkpoint_chunks", "checkpoint_texts"):
@@ -710,6 +711,27 @@ class DuckDBStore:
         with self._transaction(large=large) as con:
             _replaced_checkpoint(con, run_id, seq, None, keep_chunks=True)
             con.execute("INSERT INTO checkpoints VALUES ($1, $2, $3, $4, $5)", row)
+
+    @contextmanager
+    def _saving_chunks(self) -> Iterator[None]:
+        """A large checkpoint's chunks inserted and committed under `SAVE_LIMIT` (ADR 0101), the
+        store's bound back after; not while a run's places are being kept on their own cursor
+        (their rows need the bound's room: ADR 0098), nor if the bound is lifted."""
+        lowered = self._bounds and not self._unbounded and self._placing.acquire(blocking=False)
+        try:
+            if lowered:
+                with self._connection() as con:
+                    con.execute(f"SET memory_limit = '{SAVE_LIMIT}'")
+            yield
+        finally:
+            if lowered:
+                try:
+                    limit = self._limit or duckdb_bound.MEMORY_LIMIT
+                    with self._connection() as con:
+                        if not self._unbounded:
+                            con.execute(f"SET memory_limit = '{limit}'")
+                finally:
+                    self._placing.release()
 
     def load_checkpoint(self, run_id: str) -> Checkpoint | None:
         """The run's checkpoint, or `None` if none was saved (or another Themis format wrote it).

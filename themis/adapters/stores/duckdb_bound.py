@@ -31,7 +31,7 @@ from typing import Any, Final
 
 import duckdb
 
-__all__ = ["LONG_LOG_LIMIT", "MEMORY_LIMIT", "bound", "shed", "unbound"]
+__all__ = ["LONG_LOG_LIMIT", "MEMORY_LIMIT", "SAVE_LIMIT", "bound", "shed", "unbound"]
 
 # DuckDB's memory on a writer's connection outside large values: its buffer of the log's blocks
 # and what its checkpoints of the log hold (ADR 0062's measurements: 64-128 MB flat at 1.5M
@@ -39,6 +39,12 @@ __all__ = ["LONG_LOG_LIMIT", "MEMORY_LIMIT", "bound", "shed", "unbound"]
 MEMORY_LIMIT: Final = "128MB"
 # The bound once the log a writer appends to is a large run's (ADR 0101).
 LONG_LOG_LIMIT: Final = "48MB"
+
+# Held while a large checkpoint's chunks are saved (`DuckDBStore._saving_chunks`): its parts and
+# case table (~65 MB at 1M trials) are one transaction's uncommitted rows, which DuckDB held up
+# to the bound (46 MiB at 48 MB, the 1M run's peak) and spills to its temporary file past this
+# (15 MiB, ADR 0101).
+SAVE_LIMIT: Final = "16MB"
 
 # Held for an instant by `shed`: far under what DuckDB keeps of a run's log (ADR 0098).
 SHED_LIMIT: Final = "4MB"
