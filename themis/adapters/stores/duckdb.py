@@ -624,8 +624,11 @@ class DuckDBStore:
             if outdated_views(con):
                 create_views(con)
             for run_id in list(runs_without_places(con)):
+                text = stored_text(con, run_id)
+                if text is None:  # no snapshot kept: nothing to place it by
+                    continue
                 try:
-                    snapshot = decode_snapshot(stored_text(con, run_id) or "")
+                    snapshot = decode_snapshot(text)
                 except StoreError:  # unreadable here: report and inspect say so, not an open
                     continue
                 store_places(con, snapshot)
