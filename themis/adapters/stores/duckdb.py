@@ -48,8 +48,14 @@ from themis.adapters.codec import (
     snapshot_pieces,
 )
 from themis.adapters.duckdb_quiet import quiet
-from themis.adapters.stores import duckdb_bound
-from themis.adapters.stores.duckdb_bound import LONG_LOG_LIMIT, SAVE_LIMIT, bound, shed, unbound
+from themis.adapters.stores.duckdb_bound import (
+    LONG_LOG_LIMIT,
+    SAVE_LIMIT,
+    bound,
+    limit_to,
+    shed,
+    unbound,
+)
 from themis.adapters.stores.duckdb_generations import generations_at
 from themis.adapters.stores.duckdb_log import (
     FIRST_ROW_AFTER,
@@ -156,6 +162,15 @@ _TEXT: Final = (
 # Chunks of a text inserted by one statement: ~1 MB, so a case table's bytes are never all
 # copied into chunks at once.
 _TEXT_BATCH: Final = 256
+# The tables a run's checkpoint is kept in: whole ones, and those of a large checkpoint's
+# chunks (told apart by their seq from a save's not yet headed).
+_CHECKPOINT_TABLES: Final = (
+    "checkpoints",
+    "checkpoint_parts",
+    "checkpoint_blobs",
+    "checkpoint_cases",
+)
+_CHUNKED_TABLES: Final = ("checkpoint_chunks", "checkpoint_texts")
 
 
 def _first_line(error: BaseException) -> str:
@@ -247,21 +262,26 @@ def _report_text(con: Any, run_id: str) -> str | None:
     return None if body is None else body.decode()
 
 
+def _dropped_checkpoint(con: Any, run_id: str, *, but_seq: int | None = None) -> None:
+    """The run's checkpoint dropped from every table that keeps one: its head, parts and case
+    table, and its chunks and texts (but those of seq `but_seq`, which a chunked save inserted
+    first)."""
+    for table in _CHECKPOINT_TABLES:
+        con.execute(f"DELETE FROM {table} WHERE run_id = $1", [run_id])
+    for table in _CHUNKED_TABLES:
+        if but_seq is None:
+            con.execute(f"DELETE FROM {table} WHERE run_id = $1", [run_id])
+        else:
+            con.execute(f"DELETE FROM {table} WHERE run_id = $1 AND seq <> $2", [run_id, but_seq])
+
+
 def _replaced_checkpoint(
     con: Any, run_id: str, seq: int, cases: bytes | None, *, keep_chunks: bool = False
 ) -> None:
     """In a save's transaction: the run's earlier checkpoint dropped, head and parts (but the
     chunks and texts of this `seq`, which a chunked save inserted first, with `keep_chunks`),
     and its case table (read by the viewer alone, ADR 0072) replaced by `cases`."""
-    con.execute("DELETE FROM checkpoints WHERE run_id = $1", [run_id])
-    con.execute("DELETE FROM checkpoint_parts WHERE run_id = $1", [run_id])
-    con.execute("DELETE FROM checkpoint_blobs WHERE run_id = $1", [run_id])
-    for table in ("checkpoint_chunks", "checkpoint_texts"):
-        if keep_chunks:
-            con.execute(f"DELETE FROM {table} WHERE run_id = $1 AND seq <> $2", [run_id, seq])
-        else:
-            con.execute(f"DELETE FROM {table} WHERE run_id = $1", [run_id])
-    con.execute("DELETE FROM checkpoint_cases WHERE run_id = $1", [run_id])
+    _dropped_checkpoint(con, run_id, but_seq=seq if keep_chunks else None)
     if cases is not None:
         con.execute("INSERT INTO checkpoint_cases VALUES ($1, $2, $3)", [run_id, seq, cases])
 
@@ -479,7 +499,7 @@ class DuckDBStore:
         with self._connection() as con:
             self._limit = LONG_LOG_LIMIT
             if not self._unbounded:
-                con.execute(f"SET memory_limit = '{LONG_LOG_LIMIT}'")
+                limit_to(con, LONG_LOG_LIMIT)
 
     def _head(self, con: Any, run_id: str) -> int:
         """The run's highest stored seq: asked once, then kept up by this store's appends."""
@@ -697,7 +717,7 @@ class DuckDBStore:
         with self._saving_chunks(), self._transaction() as con:
             # A head at this seq would read the chunks replaced here: it goes with them.
             con.execute("DELETE FROM checkpoints WHERE run_id = $1 AND seq = $2", [run_id, seq])
-            for table in ("checkpoint_chunks", "checkpoint_texts"):
+            for table in _CHUNKED_TABLES:
                 con.execute(f"DELETE FROM {table} WHERE run_id = $1 AND seq = $2", [run_id, seq])
             for part, body in enumerate(encoded.parts):
                 con.execute(_INSERT_CHUNKS, [run_id, seq, part, _chunks(body)])
@@ -724,15 +744,14 @@ class DuckDBStore:
         try:
             if lowered:
                 with self._connection() as con:
-                    con.execute(f"SET memory_limit = '{SAVE_LIMIT}'")
+                    limit_to(con, SAVE_LIMIT)
             yield
         finally:
             if lowered:
                 try:
-                    limit = self._limit or duckdb_bound.MEMORY_LIMIT
                     with self._connection() as con:
                         if not self._unbounded:
-                            con.execute(f"SET memory_limit = '{limit}'")
+                            limit_to(con, self._limit)
                 finally:
                     self._placing.release()
 
@@ -888,12 +907,7 @@ class DuckDBStore:
             con.execute("DELETE FROM runs WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM snapshot_parts WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM run_outlines WHERE run_id = $1", [run_id])
-            con.execute("DELETE FROM checkpoints WHERE run_id = $1", [run_id])
-            con.execute("DELETE FROM checkpoint_parts WHERE run_id = $1", [run_id])
-            con.execute("DELETE FROM checkpoint_blobs WHERE run_id = $1", [run_id])
-            con.execute("DELETE FROM checkpoint_chunks WHERE run_id = $1", [run_id])
-            con.execute("DELETE FROM checkpoint_cases WHERE run_id = $1", [run_id])
-            con.execute("DELETE FROM checkpoint_texts WHERE run_id = $1", [run_id])
+            _dropped_checkpoint(con, run_id)
             con.execute("DELETE FROM trial_places WHERE run_id = $1", [run_id])
             con.execute("DELETE FROM compiled_facts WHERE key = $1", [run_key(run_id)])
 

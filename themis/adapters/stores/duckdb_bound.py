@@ -31,7 +31,7 @@ from typing import Any, Final
 
 import duckdb
 
-__all__ = ["LONG_LOG_LIMIT", "MEMORY_LIMIT", "SAVE_LIMIT", "bound", "shed", "unbound"]
+__all__ = ["LONG_LOG_LIMIT", "MEMORY_LIMIT", "SAVE_LIMIT", "bound", "limit_to", "shed", "unbound"]
 
 # DuckDB's memory on a writer's connection outside large values: its buffer of the log's blocks
 # and what its checkpoints of the log hold (ADR 0062's measurements: 64-128 MB flat at 1.5M
@@ -50,6 +50,11 @@ SAVE_LIMIT: Final = "16MB"
 SHED_LIMIT: Final = "4MB"
 
 
+def limit_to(con: Any, limit: str | None = None) -> None:
+    """Bound DuckDB's memory on `con` at `limit` (`MEMORY_LIMIT` if not given)."""
+    con.execute(f"SET memory_limit = '{limit or MEMORY_LIMIT}'")
+
+
 def bound(con: Any, limit: str | None = None) -> bool:
     """Fold what is pending into the file (unbounded, as the caller left it), then bound DuckDB's
     memory at `limit` (`MEMORY_LIMIT` if not given); `False`, leaving it unbounded, if the
@@ -58,7 +63,7 @@ def bound(con: Any, limit: str | None = None) -> bool:
         con.execute("CHECKPOINT")
     except duckdb.Error:
         return False
-    con.execute(f"SET memory_limit = '{limit or MEMORY_LIMIT}'")
+    limit_to(con, limit)
     return True
 
 
@@ -80,8 +85,8 @@ def shed(con: Any, limit: str | None = None) -> None:
     blocks where they are; the bound (`limit`, else `MEMORY_LIMIT`) comes back either way."""
     try:
         con.execute("CHECKPOINT")
-        con.execute(f"SET memory_limit = '{SHED_LIMIT}'")
+        limit_to(con, SHED_LIMIT)
     except duckdb.Error:
         pass
     finally:
-        con.execute(f"SET memory_limit = '{limit or MEMORY_LIMIT}'")
+        limit_to(con, limit)
