@@ -382,22 +382,15 @@ def stand_in_id(compiled: CompiledRun) -> str:
     return stand_in.compiled(compiled.builtin_versions).run_id
 
 
-def stands_in(
-    outline: ExperimentSpec, stand_in: str, plugins: PluginRegistry | None = None
-) -> bool:
-    """Whether `outline` (a stored run's spec; its cases may be left out) compiles to the
-    stand-in id `stand_in` (`stand_in_id`) with today's code, under any versions and runtime
-    options `compile_stored` tries: every part of its identity but the cases is then viewed as
-    it was when `stand_in` was computed."""
-    return compiled_stand_in(outline, stand_in, plugins) is not None
-
-
 def compiled_stand_in(
     outline: ExperimentSpec, stand_in: str, plugins: PluginRegistry | None = None
 ) -> CompiledRun | None:
-    """`outline` compiled to the stand-in id `stand_in` as `stands_in` asks, else `None`: the
-    parser, metric and plugin versions and the runtime options the stored run was compiled
-    with, found without encoding a case (its id is the stand-in's, its spec the outline's)."""
+    """`outline` (a stored run's spec; its cases may be left out) compiled to the stand-in id
+    `stand_in` (`stand_in_id`) with today's code, under any versions and runtime options
+    `compile_stored` tries, else `None`: every part of its identity but the cases is then viewed
+    as it was when `stand_in` was computed. Its parser, metric and plugin versions and runtime
+    options are the stored run's, found without encoding a case (its id is the stand-in's, its
+    spec the outline's)."""
     return compile_stored(marked(outline), stand_in, plugins)
 
 
