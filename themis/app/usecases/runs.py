@@ -455,12 +455,13 @@ def _end_report(
     """An execution's report of `state`, its plan's keys read from `record`; `layout`, read
     only for a run with a case table, has it summed over the fold's columns (a quarter of the
     CPU at 100k, ADR 0083), where the case table pays numpy's import anyway."""
-    if layout is None:
-        return build_report(compiled, state, record)
-    from themis.core.report_fold import fold_report
+    if layout is not None:
+        from themis.core.report_fold import fold_report
 
-    report = fold_report(compiled, state, record, layout=layout)
-    return build_report(compiled, state, record) if report is None else report
+        report = fold_report(compiled, state, record, layout=layout)
+        if report is not None:
+            return report
+    return build_report(compiled, state, record)
 
 
 def list_runs(store: StorePort) -> list[RunSummary]:
