@@ -312,11 +312,14 @@ outcomes = st.lists(
 def test_an_outage_costs_at_most_threshold_plus_one_probe_per_recovery(
     threshold: int, recovery: float, steps: list[tuple[float, str]]
 ) -> None:
-    """Against a dead endpoint, admitted calls are bounded: the threshold before opening, then
-    at most one probe per recovery timeout, and never a call while OPEN."""
+    """Against a dead endpoint, admitted calls are bounded: while CLOSED, at most `threshold`
+    within any span shorter than the window (older failures leave it, so CLOSED admits again
+    after a quiet window); once it opens it never closes, so every later call is a probe, at
+    most one per recovery timeout, and never a call while OPEN that is not one."""
     breaker = fresh(threshold, recovery)
     now = 0.0
-    admitted: list[float] = []
+    closed: list[float] = []
+    probes: list[float] = []
     for gap, action in steps:
         now += gap
         if action != "admit":
@@ -326,12 +329,35 @@ def test_an_outage_costs_at_most_threshold_plus_one_probe_per_recovery(
         assert admission.wait >= 0
         if state_before is OPEN and admission.go:
             assert admission.probe
-        if admission.go:
-            admitted.append(now)
-            breaker, _ = record_failure(breaker, "server", now, probe=admission.probe)
-    probes = admitted[threshold:]
+        if not admission.go:
+            continue
+        if admission.probe:
+            probes.append(now)
+        else:
+            assert not probes, "a dead endpoint closed the breaker again"
+            closed.append(now)
+        breaker, _ = record_failure(breaker, "server", now, probe=admission.probe)
+    for earlier, later in zip(closed, closed[threshold:], strict=False):
+        assert later - earlier >= breaker.window
     for earlier, later in itertools.pairwise(probes):
         assert later - earlier >= recovery * (1 - 1e-12)  # rounding of opened_at + recovery
+
+
+def test_a_closed_breaker_admits_again_once_its_failures_leave_the_window() -> None:
+    """The case the outage property first got wrong: two failures, then a quiet window; the
+    three calls after it are CLOSED admissions, not probes, and the third opens it."""
+    breaker = fresh(threshold=3, recovery=1.0)
+    for _ in range(2):
+        breaker, admission = admit(breaker, 0.0)
+        breaker, _ = record_failure(breaker, "server", 0.0, probe=admission.probe)
+    later = breaker.window + 3.0
+    for _ in range(3):
+        breaker, admission = admit(breaker, later)
+        assert admission.go
+        assert not admission.probe
+        breaker, _ = record_failure(breaker, "server", later, probe=admission.probe)
+    assert breaker.state is OPEN
+    assert not admit(breaker, later)[1].go
 
 
 @given(steps=outcomes)
