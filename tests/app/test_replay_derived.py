@@ -7,6 +7,7 @@ from collections.abc import Callable, Sized
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from typer.testing import CliRunner
 
@@ -14,6 +15,7 @@ import themis
 from tests.key_forms import key_forms  # noqa: F401  # each test for both forms of keys
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.app.cli import app
+from themis.core import planner
 from themis.core.errors import ConfigError, ThemisError
 from themis.core.events import GenerationCompleted
 
@@ -248,3 +250,47 @@ def test_a_large_run_s_end_reports_from_its_fold(
     assert ends[0][:3] == ends[1][:3]
     assert ends[0][3] == 3  # each end built trial by trial ...
     assert ends[1][3] == 0  # ... or summed over the fold's columns
+
+
+def test_a_derived_replay_takes_its_source_s_trials_from_its_places(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ADR 0107: the derived run's trial ids and keys are read from its source's kept places,
+    not rendered and digested again; with no places, or a place whose generation is not found,
+    it is planned as before, and the three give the same run, report and events."""
+    changed = ["metrics.exact_match.case_sensitive=true"]
+    stores = [tmp_path / f"{name}.duckdb" for name in ("placed", "unplaced", "edited")]
+    sources = [themis.Experiment.from_file(DEMO).run(path) for path in stores]
+    with duckdb.connect(str(stores[2])) as con:  # one key past the first case's, edited
+        con.execute("UPDATE trial_places SET trial_key = 'edited' WHERE position = 200")
+    renders: list[str] = []
+    rendered_texts = planner._rendered_texts
+
+    def counted(prompt: Any, case: Any) -> Any:
+        renders.append(case.id)
+        return rendered_texts(prompt, case)
+
+    monkeypatch.setattr(planner, "_rendered_texts", counted)
+    replayed, rendered = [], []
+    for index, (store, source) in enumerate(zip(stores, sources, strict=True)):
+        if index == 1:
+            monkeypatch.setattr(DuckDBStore, "load_places", lambda self, run_id: None)
+        renders.clear()
+        replayed.append(
+            themis.replay(source.run_id, "score", store, config=DEMO, overrides=changed)
+        )
+        rendered.append(len(renders))
+        monkeypatch.undo()
+        monkeypatch.setattr(planner, "_rendered_texts", counted)
+    spec = themis.Experiment.from_file(DEMO).spec
+    cases = sum(len(dataset.cases) for dataset in spec.datasets)
+    # The first case's prompts, planned to compare with its places; then every case's.
+    assert rendered == [
+        len(spec.prompts),
+        cases * len(spec.prompts),
+        (cases + 1) * len(spec.prompts),
+    ]
+    assert replayed[0].run_id == replayed[1].run_id == replayed[2].run_id
+    assert replayed[0].report == replayed[1].report == replayed[2].report
+    events = [_timeless(store, replayed[0].run_id) for store in stores]
+    assert events[0] == events[1] == events[2]

@@ -310,8 +310,9 @@ def test_places_failing_midway_leave_none(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_load_places_gives_each_kept_trial_s_id_and_key_or_none(tmp_path: Path) -> None:
-    """What `inspect state` counts over instead of the plan (ADR 0092): every kept place's
-    trial id and key; `None` for a run whose places are not kept (all of them or none)."""
+    """What `inspect state` counts over instead of the plan (ADR 0092), and a derived replay
+    takes its source's trials from (ADR 0107): every kept place's trial id and key, in plan
+    order; `None` for a run whose places are not kept (all of them or none)."""
     experiment = _experiment(tmp_path)
     store = tmp_path / "s.duckdb"
     result = experiment.run(store=store, progress="off")
@@ -322,8 +323,17 @@ def test_load_places_gives_each_kept_trial_s_id_and_key_or_none(tmp_path: Path) 
     finally:
         opened.close()
     assert kept is not None
-    assert sorted(kept) == sorted((row[0], row[1]) for row in _places(store))
+    assert kept == [(row[0], row[1]) for row in _places(store)]  # by position
     assert len(kept) == result.report.planned
+    with duckdb.connect(str(store)) as con:  # the rows stored in another order
+        con.execute("CREATE TEMP TABLE held AS SELECT * FROM trial_places")
+        con.execute("DELETE FROM trial_places")
+        con.execute("INSERT INTO trial_places SELECT * FROM held ORDER BY position DESC")
+    opened = DuckDBStore(store, read_only=True)
+    try:
+        assert opened.load_places(result.run_id) == kept
+    finally:
+        opened.close()
     with duckdb.connect(str(store)) as con:  # as a process killed before keeping them leaves it
         con.execute("DELETE FROM trial_places")
     opened = DuckDBStore(store, read_only=True)  # a reader does not keep them

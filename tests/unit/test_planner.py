@@ -16,6 +16,7 @@ from themis.core.planner import (
     TrialPlan,
     compile_run,
     pending,
+    placed_replay_plan,
     plan,
     replay_plan,
     sample_seed,
@@ -346,6 +347,44 @@ def test_a_replay_plan_with_judges_is_the_plan_itself() -> None:
     judge = JudgeSpec(name="q", models=(ModelSpec(name="j", model="y"),), template="{{ a }}")
     compiled = compile_run(small_spec(judges=(judge,)))
     assert list(replay_plan(compiled)) == list(plan(compiled))  # a judge reads the question
+
+
+def test_a_placed_replay_plan_is_the_replay_plan_with_its_places_ids_and_keys() -> None:
+    compiled = compile_run(_replay_spec())
+    lean = list(replay_plan(compiled))
+    placed = [(trial.trial_id, trial.trial_key) for trial in lean]
+    taken = placed_replay_plan(compiled, placed)
+    assert taken is not None
+    # Every field but `problem` (known only by rendering: such a trial's replay is refused for
+    # the generation it lacks, ADR 0107).
+    assert [_identity(trial)[:-1] for trial in taken] == [_identity(trial)[:-1] for trial in lean]
+    assert {trial.problem for trial in taken} == {None}
+    with pytest.raises(ModelCallForbidden, match="replays never call models"):
+        taken[0].request  # noqa: B018 - reading it is the call a replay must never reach
+
+
+def test_a_placed_replay_plan_takes_the_ids_and_keys_it_is_given() -> None:
+    compiled = compile_run(_replay_spec())
+    placed = [(trial.trial_id, trial.trial_key) for trial in replay_plan(compiled)]
+    placed[-1] = ("an-id", "a-key")  # past the first case: taken as given, not rendered
+    taken = placed_replay_plan(compiled, placed)
+    assert taken is not None
+    assert (taken[-1].trial_id, taken[-1].trial_key) == ("an-id", "a-key")
+
+
+def test_a_placed_replay_plan_declines_places_that_are_not_the_run_s() -> None:
+    compiled = compile_run(_replay_spec())
+    placed = [(trial.trial_id, trial.trial_key) for trial in replay_plan(compiled)]
+    assert placed_replay_plan(compiled, placed[:-1]) is None  # another count
+    assert placed_replay_plan(compiled, [*placed, placed[0]]) is None
+    first_case = [("an-id", placed[0][1]), *placed[1:]]  # the first case is planned and compared
+    assert placed_replay_plan(compiled, first_case) is None
+    rekeyed = [*placed[:5], (placed[5][0], "a-key"), *placed[6:]]
+    assert placed_replay_plan(compiled, rekeyed) is None
+    judge = JudgeSpec(name="q", models=(ModelSpec(name="j", model="y"),), template="{{ a }}")
+    judged = compile_run(small_spec(judges=(judge,)))
+    judged_places = [(trial.trial_id, trial.trial_key) for trial in plan(judged)]
+    assert placed_replay_plan(judged, judged_places) is None  # a judge reads the request
 
 
 def _outcome(rendering: Callable[[], tuple[object, ...]]) -> tuple[object, ...] | str:

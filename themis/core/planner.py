@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Iterable, Iterator, Mapping, MutableSequence
+from collections.abc import Iterable, Iterator, Mapping, MutableSequence, Sequence
 from typing import Any, NamedTuple
 
 import attrs
@@ -618,6 +618,59 @@ def replay_plan(compiled: CompiledRun) -> Iterator[TrialPlan]:
                             choices,
                             problem,
                         )
+
+
+def placed_replay_plan(
+    compiled: CompiledRun, placed: Sequence[tuple[str, str]]
+) -> list[TrialPlan] | None:
+    """`replay_plan`'s trials, their ids and keys taken from `placed` (a run's kept places,
+    `(trial_id, trial_key)` in plan order) instead of rendering every prompt and digesting
+    both keys again (ADR 0107); `None` when `placed` cannot be those trials' places: another
+    count, a spec with judges (`replay_plan` gives `plan`'s requests), or a first case whose
+    trials, planned as `replay_plan` plans them, do not have the first places' ids and keys
+    (ids and keys computed some other way). The caller vouches that `placed` are the places of a
+    run whose trials are `compiled`'s (another stage's fields aside, which no key reads).
+
+    No trial gets a `problem`: a prompt that does not render is known only by rendering it, and
+    its trial's key is never a completed generation's, so a replay of such a run is refused
+    for the generation it lacks before its plan is run."""
+    spec = compiled.spec
+    if spec.judges or len(placed) != compiled.trial_count:
+        return None
+    samples = range(spec.samples)
+    first = len(spec.prompts) * len(spec.models) * spec.samples
+    planned = [
+        (trial.trial_id, trial.trial_key)
+        for trial in itertools.islice(replay_plan(compiled), first)
+    ]
+    if planned != list(placed[:first]):
+        return None
+    places = iter(placed)
+    plans: list[TrialPlan] = []
+    add = plans.append
+    for dataset in spec.datasets:
+        name = dataset.name
+        for case in dataset.cases:
+            case_id, expected, choices = case.id, case.expected, choice_count(spec.parser, case)
+            for prompt in spec.prompts:
+                for model in spec.models:
+                    for sample in samples:
+                        trial_id, key = next(places)
+                        add(
+                            TrialPlan(
+                                trial_id,
+                                key,
+                                name,
+                                case_id,
+                                model.name,
+                                prompt.name,
+                                sample,
+                                expected,
+                                None,
+                                choices,
+                            )
+                        )
+    return plans
 
 
 def _rendered_texts(

@@ -605,9 +605,9 @@ class DuckDBStore:
                 insert_places_like(con, snapshot, places, source)
 
     def load_places(self, run_id: str) -> list[tuple[str, str]] | None:
-        """Each trial's `(trial_id, trial_key)` of the run's kept places (`save_places`), in no
-        particular order; `None` if the store keeps none of the run (its places are kept in
-        one transaction: all of them or none)."""
+        """Each trial's `(trial_id, trial_key)` of the run's kept places (`save_places`), in
+        plan order; `None` if the store keeps none of the run (its places are kept in one
+        transaction: all of them or none)."""
         with self._connection() as con:
             return kept_places(con, run_id)
 

@@ -341,15 +341,17 @@ def holds_places(con: Any, run_id: str, table: str = "trial_places") -> bool:
 
 
 def kept_places(con: Any, run_id: str) -> list[tuple[str, str]] | None:
-    """Each trial's id and key among the run's kept places (one pair per trial, in no
-    particular order), or `None` if the store keeps none of the run (or no table of them:
-    a store older than them, read without migrating it)."""
+    """Each trial's id and key among the run's kept places (one pair per trial, in plan order:
+    a derived replay takes its source's trials from them, ADR 0107), or `None` if the store
+    keeps none of the run (or no table of them: a store older than them, read without
+    migrating it)."""
     if not con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'trial_places'"
     ).fetchone()[0]:
         return None
     rows = con.execute(
-        "SELECT trial_id, trial_key FROM trial_places WHERE run_id = $1", [run_id]
+        "SELECT trial_id, trial_key FROM trial_places WHERE run_id = $1 ORDER BY position",
+        [run_id],
     ).fetchall()
     return rows or None
 

@@ -39,7 +39,7 @@ from themis.app.usecases.runtime_lineage import last_runtime, runtime_changes
 from themis.core.diffing import diff_specs
 from themis.core.errors import ConfigError, ModelCallForbidden, RunNotFound, ThemisError
 from themis.core.events import RunResumed, StageReset
-from themis.core.generation import ModelResponse
+from themis.core.generation import GenerationPlace, ModelResponse
 from themis.core.identity import FieldClass
 from themis.core.judging import final_stage
 from themis.core.planner import (
@@ -50,6 +50,7 @@ from themis.core.planner import (
     compile_beside,
     compile_run,
     pending,
+    placed_replay_plan,
     replay_plan,
 )
 from themis.core.runtime import RuntimeConfig
@@ -295,10 +296,10 @@ def prepare_replay_with_config(
     _check_replayable(stage)
     source_id = resolve_run_id(store, run_id)
     allowed = _REPLAY_MAY_CHANGE[stage]
-    compiled, changes_only = _compiled_beside(store, source_id, config, allowed)
+    compiled, stored = _compiled_beside(store, source_id, config, allowed)
     if compiled.run_id == source_id:
         return prepare_replay(store, source_id, stage)
-    if not changes_only:
+    if stored is None:
         source = _snapshot(store, source_id)
         upstream = [
             change.path
@@ -312,9 +313,7 @@ def prepare_replay_with_config(
                 f"{' and '.join(allowed)}, but this config also changes {', '.join(upstream)}; "
                 "that is a new experiment: run it with `themis run`"
             )
-    plans = list(replay_plan(compiled))  # planned once: the check and the execution share it
-    keys = list(dict.fromkeys(trial.trial_key for trial in plans))
-    located = store.locate_generations(keys, exclude_run=compiled.run_id)
+    plans, keys, located = _located_plan(store, compiled, stored, source_id)
     missing = [key for key in keys if key not in located]
     if missing:  # what this derived run generated itself (a replay never does) counts too
         derived_state, _ = load_state(store, compiled.run_id)
@@ -343,14 +342,15 @@ def prepare_replay_with_config(
 
 def _compiled_beside(
     store: StorePort, source_id: str, config: LoadedConfig, allowed: tuple[str, ...]
-) -> tuple[CompiledRun, bool]:
-    """`config` compiled, and whether it differs from the stored run `source_id` in the
-    `allowed` fields only, told without decoding the run's cases (ADR 0083): with the run's own
-    values of those fields (read from its outline), `config`'s spec compiles to the run's id,
-    cases included, under today's or an older parser and metric version (`compile_stored`).
-    Both compiled at once, each batch of cases encoded once (ADR 0105). `False` when it does
-    not, or cannot tell (no outline, a plugin not loaded, a spec those values make invalid):
-    the caller then diffs the decoded snapshot, which also names what changed."""
+) -> tuple[CompiledRun, CompiledRun | None]:
+    """`config` compiled, and, if it differs from the stored run `source_id` in the `allowed`
+    fields only, the stored run as compiled, told without decoding the run's cases (ADR 0083):
+    with the run's own values of those fields (read from its outline), `config`'s spec compiles
+    to the run's id, cases included, under today's or an older parser and metric version
+    (`compile_stored`). Both compiled at once, each batch of cases encoded once (ADR 0105).
+    `None` when it does not, or cannot tell (no outline, a plugin not loaded, a spec those
+    values make invalid): the caller then diffs the decoded snapshot, which also names what
+    changed."""
     outline = store.load_outline(source_id)
     candidate = None
     if outline is not None:
@@ -362,9 +362,46 @@ def _compiled_beside(
         except (ThemisError, ValueError, TypeError):
             candidate = None
     if candidate is None:
-        return compile_run(config.spec, config.plugins), False
-    compiled, stored_run = compile_beside(config.spec, candidate, source_id, config.plugins)
-    return compiled, stored_run is not None
+        return compile_run(config.spec, config.plugins), None
+    return compile_beside(config.spec, candidate, source_id, config.plugins)
+
+
+def _located_plan(
+    store: StorePort, compiled: CompiledRun, stored: CompiledRun | None, source_id: str
+) -> tuple[list[TrialPlan], list[str], dict[str, GenerationPlace]]:
+    """The derived run's trials in plan order (planned once: the check and the execution share
+    them), their distinct keys, and where each key's generation was found
+    (`locate_generations`). The trials are the source's, taken from its kept places
+    (`_placed_plan`, ADR 0107), when every key they name is found; else (no places, or a place
+    whose generation is not found) planned again as any replay plans them, and located anew:
+    a refusal for a missing generation counts today's keys."""
+    plans = _placed_plan(store, compiled, stored, source_id)
+    if plans is not None:
+        keys = list(dict.fromkeys(trial.trial_key for trial in plans))
+        located = store.locate_generations(keys, exclude_run=compiled.run_id)
+        if len(located) == len(keys):
+            return plans, keys, located
+    plans = list(replay_plan(compiled))
+    keys = list(dict.fromkeys(trial.trial_key for trial in plans))
+    return plans, keys, store.locate_generations(keys, exclude_run=compiled.run_id)
+
+
+def _placed_plan(
+    store: StorePort, compiled: CompiledRun, stored: CompiledRun | None, source_id: str
+) -> list[TrialPlan] | None:
+    """The source's trials from its kept places, when they are the derived run's: `stored`
+    (the source as compiled, `config` differing from it only in what the stage may change,
+    which no trial id or key reads) has the derived run's runtime options and model
+    implementations. Its ids and keys are read, not rendered and digested again
+    (`placed_replay_plan`); `None` when that cannot be told."""
+    if (
+        stored is None
+        or stored.runtime_options != compiled.runtime_options
+        or stored.implementations.get("models") != compiled.implementations.get("models")
+    ):
+        return None
+    placed = store.load_places(source_id)
+    return None if placed is None else placed_replay_plan(compiled, placed)
 
 
 def _released(plans: list[TrialPlan]) -> Iterator[TrialPlan]:
