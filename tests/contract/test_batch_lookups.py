@@ -167,3 +167,29 @@ def test_an_older_store_read_only_locates_and_reads_as_it_finds(
             assert opened.read_generations(located) == found
     finally:
         opened.close()
+
+
+def test_locating_reads_no_run_after_every_key_is_found(tmp_path: Path) -> None:
+    """ADR 0107: runs are read in the order that picks the first place (the earliest-created
+    first), and none once every key asked for is found: a later run's rows, here damaged so
+    that reading them fails, are not read; asking a key only it holds reads them."""
+    path = tmp_path / "s.duckdb"
+    store = DuckDBStore(path)
+    try:
+        for index, run_id in enumerate(("run-a", "run-b", "run-c")):
+            store.save_snapshot(make_snapshot(run_id, created_at=float(index)), places=False)
+            generations = [
+                GenerationCompleted(at=1.0, trial_key=f"k{i}", text=f"{run_id} {i}")
+                for i in range(3 if run_id == "run-a" else 4)
+            ]
+            store.append(run_id, 1, generations)
+        located = store.locate_generations(["k0", "k1", "k2"], exclude_run="run-z")
+        assert {place.run_id for place in located.values()} == {"run-a"}
+        with store.cursor() as con:
+            con.execute("UPDATE event_batches SET trial_keys = 'damaged' WHERE run_id = 'run-c'")
+        assert store.locate_generations(["k0", "k1", "k2"], exclude_run="run-z") == located
+        assert store.locate_generations(["k1", "k3"], exclude_run="run-z")["k3"].run_id == "run-b"
+        with pytest.raises(Exception, match=r"(?i)json"):
+            store.locate_generations(["k4"], exclude_run="run-z")
+    finally:
+        store.close()

@@ -30,7 +30,8 @@ from typing import Any, Final, NamedTuple
 
 from themis.adapters.codec import decode_event, encode_event_texts
 from themis.core.errors import StoreError
-from themis.core.events import Event
+from themis.core.events import Event, GenerationCompleted
+from themis.core.generation import GenerationPlace
 
 __all__ = [
     "BATCHES_TABLE",
@@ -46,6 +47,7 @@ __all__ = [
     "batched",
     "events_at",
     "events_of_rows",
+    "first_generation_places",
     "first_of_kind",
     "first_places_of_kind",
     "key_texts",
@@ -374,6 +376,49 @@ def first_places_of_kind(
         if held is None or order < held[0]:
             first[key] = (order, run_id, seq, index)
     return {key: (run_id, seq, index) for key, (_, run_id, seq, index) in first.items()}
+
+
+# The runs other than `$1` whose log holds a row, with their creation times (NULL: no snapshot).
+_LOGGED_RUNS: Final = (
+    "SELECT DISTINCT b.run_id, r.created_at FROM event_batches b"
+    " LEFT JOIN runs r ON r.run_id = b.run_id WHERE b.run_id <> $1"
+)
+# Run `$1`'s events of kind `$2`: each one's seq and trial key, split by DuckDB, highest first.
+_SEQS_AND_KEYS_OF_KIND: Final = (
+    "SELECT seq + i, key FROM (SELECT seq, unnest(range(n)) AS i,"
+    " unnest(string_split(kinds, ' ')) AS kind,"
+    " unnest(from_json(trial_keys, '[\"VARCHAR\"]')) AS key"
+    " FROM event_batches WHERE run_id = $1) WHERE kind = $2 ORDER BY seq + i DESC"
+)
+_PLACES_FETCHED: Final = 16_384  # rows of `_SEQS_AND_KEYS_OF_KIND` a fetch
+
+
+def first_generation_places(
+    con: Any, exclude_run: str, trial_keys: Iterable[str]
+) -> dict[str, GenerationPlace]:
+    """`first_places_of_kind`'s answer for completed generations, as places (`{trial_key:
+    GenerationPlace}`): the runs read one at a time in the order that picks the first (the
+    earliest-created, runs without a snapshot last, then by run id), each run's generations'
+    seqs and keys split by DuckDB and only the wanted kept, and no run read once every key is
+    found. ~0.2 s of CPU for a 100k-trial source, where splitting every row's kinds and keys
+    in Python and ordering each hit took ~0.4 (ADR 0107)."""
+    wanted = set(trial_keys)
+    runs = con.execute(_LOGGED_RUNS, [exclude_run]).fetchall()
+    runs.sort(key=lambda run: (run[1] is None, run[1] or 0, run[0]))
+    found: dict[str, GenerationPlace] = {}
+    for run_id, _ in runs:
+        cursor = con.execute(_SEQS_AND_KEYS_OF_KIND, [run_id, GenerationCompleted.kind])
+        run_found: dict[str, GenerationPlace] = {}
+        while rows := cursor.fetchmany(_PLACES_FETCHED):  # highest seq first: the lowest wins
+            run_found.update(
+                {key: GenerationPlace(run_id, seq) for seq, key in rows if key in wanted}
+            )
+        if found:  # an earlier run's place wins
+            run_found = {key: place for key, place in run_found.items() if key not in found}
+        found.update(run_found)
+        if len(found) == len(wanted):
+            break
+    return found
 
 
 def first_of_kind(
