@@ -875,7 +875,7 @@ class DuckDBStore:
         """Run `run_id`'s completed generations at the seqs of `keys`: parsed by DuckDB from a
         log of batch rows (ADR 0091), decoded one by one from a schema 1-3 log."""
         if self._batched:
-            yield from generations_at(con, run_id, keys.keys())
+            yield from generations_at(con, run_id, keys.keys(), keys)
             return
         stored = con.execute(_EVENTS_BETWEEN, [run_id, min(keys), max(keys)]).fetchall()
         for seq, kind, payload in stored:

@@ -18,7 +18,7 @@ the events are those `decode_event` gives, field for field (`tests/contract`).
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Container, Iterator, Mapping
 from typing import Any, Final
 
 import duckdb
@@ -47,6 +47,16 @@ COLUMNS: Final = (
     ("response_id", "VARCHAR", "VARCHAR|NULL"),
     ("system_fingerprint", "VARCHAR", "VARCHAR|NULL"),
 )
+# The columns whose texts repeat from one generation to the next (a finish reason, a model's
+# name, a run's id, a backend's fingerprint), and the trial key's.
+_SHARED: Final = [
+    index
+    for index, (name, _, _) in enumerate(COLUMNS)
+    if name in ("finish_reason", "served_model", "source_run", "system_fingerprint")
+]
+_KEY: Final = [name for name, _, _ in COLUMNS].index("trial_key")
+# Rows taken from DuckDB's result at a time.
+_FETCHED: Final = 1024
 # How a payload with no retry and no logprobs ends (the codec writes the fields in order).
 _DEFAULTS_END: Final = f',"retries":[],"logprobs":null,"v":{GenerationCompleted.schema_version}}}'
 _KEYS: Final = [name for name, _, _ in COLUMNS] + ["retries", "logprobs", "v"]
@@ -74,11 +84,13 @@ _GENERATIONS_AT: Final = (
 
 
 def generations_at(
-    con: Any, run_id: str, seqs: Collection[int]
+    con: Any, run_id: str, seqs: Collection[int], keys: Mapping[int, str] | None = None
 ) -> Iterator[tuple[int, GenerationCompleted]]:
     """`(seq, event)` of run `run_id`'s completed generations at `seqs` (those stored, in no
     particular order), equal to `decode_event` of their payloads (its `StoreError` for one it
-    cannot decode)."""
+    cannot decode). `keys`: the trial key expected at each seq; an event of that key holds
+    that string, not a copy of it, and the events of one call share their equal short texts
+    (`_SHARED`): a batch execution holds a chunk's looked-up generations at once (ADR 0109)."""
     if not seqs:
         return
     parameters = {
@@ -94,14 +106,40 @@ def generations_at(
         "structure": _STRUCTURE,
     }
     try:
-        rows = con.execute(_GENERATIONS_AT, parameters).fetchall()
+        cursor = con.execute(_GENERATIONS_AT, parameters)
+        rows = cursor.fetchmany(_FETCHED)  # not every row's tuple at once: a part at a time
     except duckdb.Error:  # a payload DuckDB's JSON reader refuses: the codec reads them all
-        for seq, kind, payload in events_at(con, run_id, seqs):
-            if kind == GenerationCompleted.kind:
-                yield seq, _decoded(payload)
+        yield from _by_codec(con, run_id, seqs, ())
         return
-    for seq, payload, *fields in rows:
-        yield seq, GenerationCompleted(*fields) if payload is None else _decoded(payload)
+    expected = keys or {}
+    shared: dict[str | None, str | None] = {}
+    one = shared.setdefault
+    read: set[int] = set()
+    while rows:
+        for seq, payload, *fields in rows:
+            read.add(seq)
+            if payload is not None:
+                yield seq, _decoded(payload)
+                continue
+            if fields[_KEY] == (key := expected.get(seq)):
+                fields[_KEY] = key
+            for index in _SHARED:
+                fields[index] = one(fields[index], fields[index])
+            yield seq, GenerationCompleted(*fields)
+        try:
+            rows = cursor.fetchmany(_FETCHED)
+        except duckdb.Error:  # refused in a later part of the result: the codec reads the rest
+            yield from _by_codec(con, run_id, seqs, read)
+            return
+
+
+def _by_codec(
+    con: Any, run_id: str, seqs: Collection[int], read: Container[int]
+) -> Iterator[tuple[int, GenerationCompleted]]:
+    """`generations_at` by the codec alone, but at the seqs in `read`."""
+    for seq, kind, payload in events_at(con, run_id, seqs):
+        if kind == GenerationCompleted.kind and seq not in read:
+            yield seq, _decoded(payload)
 
 
 def _decoded(payload: str) -> GenerationCompleted:
