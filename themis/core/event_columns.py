@@ -36,7 +36,8 @@ import types
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
-from operator import attrgetter
+from itertools import chain, repeat
+from operator import attrgetter, is_
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, cast
 
 import attrs
@@ -56,6 +57,7 @@ E = TypeVar("E")
 _NEW: Final = object.__new__
 # Equal values of these types are interchangeable (not floats: 0.0 == -0.0, nan != nan).
 _SCALARS: Final = frozenset({str, int, bool, type(None)})
+_FLOAT_TYPE: Final = frozenset({float})
 _INTERNED_MAX: Final = 1 << 16  # distinct mappings kept for sharing; past it each is kept as is
 # Row numbers as int objects, one per row, shared by every map: a map's key index holds
 # `_ROW_NUMBERS[row]` rather than an int of its own (32 B a key and map: a fold keeps three
@@ -137,6 +139,16 @@ class _Mirror:
                 return
         self._owned().append(value)
 
+    def extend(self, values: list[Any]) -> None:
+        """`append` of each of `values`: while they are the index's next keys, one compare of
+        their texts (a C-level read of the index's bytes), not a read of a key each."""
+        count, index = self._count, self._index
+        if self._own is None and index.keys(count, count + len(values)) == values:
+            self._count = count + len(values)
+            return
+        for value in values:
+            self.append(value)
+
     def __setitem__(self, row: int, value: Any) -> None:
         if self._own is None and self._index.key(row) == value:
             return
@@ -183,6 +195,83 @@ class _Layout:
 
 
 _LAYOUTS: dict[type[Any], _Layout] = {}
+
+
+def _fields(names: Sequence[str]) -> Callable[[Any], tuple[Any, ...]]:
+    """A function of an event giving its fields `names` as a tuple (C-level: `attrgetter`,
+    which gives a lone field's value as it is, not in a tuple)."""
+    if len(names) > 1:
+        return attrgetter(*names)
+    if names:
+        one = attrgetter(names[0])
+        return lambda event: (one(event),)
+    return lambda event: ()
+
+
+class _Extender:
+    """How a map appends many events at once while its columns stay as they are, a column at
+    a time in C-level passes (ADR 0108): the fields its `_Same` columns hold, checked for all
+    the events at once (the scalars' tuples compared, then their types; any other value by
+    identity: as `EventColumns._write` keeps a value in a `_Same`), and each other column
+    extended by its field's values, the key column read through the key index skipped. Each
+    event was a loop of Python a field (a generation's 15). `extend` gives `False`, having
+    changed nothing, when an event needs a column changed (a `_Same` one spread, an array of
+    floats given another value): `EventColumns._write` then appends them one by one."""
+
+    __slots__ = ("_intern", "_kept", "_moving", "_same", "_same_types", "_scalars")
+
+    def __init__(self, layout: _Layout, columns: list[Any], intern: Callable[..., Any]) -> None:
+        scalars: list[int] = []
+        kept: list[int] = []
+        moving: list[int] = []
+        for index, column in enumerate(columns):
+            if type(column) is _IndexKeys:
+                continue
+            if type(column) is not _Same:
+                moving.append(index)
+            elif type(column.value) in _SCALARS and not layout.mappings[index]:
+                scalars.append(index)
+            else:
+                kept.append(index)  # (a mapping's interned items: held by identity too)
+        names, mappings = layout.names, layout.mappings
+        self._intern = intern
+        self._scalars = _fields([names[index] for index in scalars]) if scalars else None
+        self._same = tuple(columns[index].value for index in scalars)
+        self._same_types = [type(value) for value in self._same]
+        self._kept = [
+            (attrgetter(names[index]), mappings[index], columns[index].value) for index in kept
+        ]
+        self._moving = [
+            (attrgetter(names[index]), mappings[index], columns[index]) for index in moving
+        ]
+
+    def extend(self, events: list[Any]) -> bool:
+        count = len(events)
+        if self._scalars is not None:
+            sames = list(map(self._scalars, events))
+            if (
+                sames.count(self._same) != count
+                or list(map(type, chain.from_iterable(sames))) != self._same_types * count
+            ):
+                return False
+        intern = self._intern
+        for get, mapping, held in self._kept:
+            values = list(map(get, events))
+            if mapping:
+                values = [intern(value) if type(value) is dict else value for value in values]
+            if not all(map(is_, values, repeat(held))):
+                return False
+        columns = []
+        for get, mapping, column in self._moving:
+            values = list(map(get, events))
+            if mapping:
+                values = [intern(value) if type(value) is dict else value for value in values]
+            elif type(column) is array and list(map(type, values)).count(float) != count:
+                return False
+            columns.append((column, values))
+        for column, values in columns:
+            column.extend(values)
+        return True
 
 
 def _compress(values: list[Any], is_float: bool) -> Any:
@@ -240,6 +329,7 @@ class EventColumns(Mapping[str, E], Generic[E]):
         "_columns",
         "_compact",
         "_count",
+        "_extender",
         "_interned",
         "_key",
         "_key_at",
@@ -264,6 +354,9 @@ class EventColumns(Mapping[str, E], Generic[E]):
         # handed over atomically (`list.pop`) even when two threads copy one map.
         self._ownership = [True]
         self._compact = False  # its keys held as bytes (`compact_keys`)
+        # How events are appended while its columns stay as they are (`_Extender`): made at
+        # the first batch that can use it, dropped whenever a column is replaced.
+        self._extender: _Extender | None = None
         for event in events:
             self.put(event)
 
@@ -335,6 +428,7 @@ class EventColumns(Mapping[str, E], Generic[E]):
             if len(rows) != count:  # the owner appended since this copy was made: rows come last
                 rows = {key: row for key, row in rows.items() if row < count}
             self._rows = rows
+        self._extender = None
         self._columns = [
             column
             if type(column) is _Same or type(column) is _IndexKeys or column is None
@@ -354,6 +448,7 @@ class EventColumns(Mapping[str, E], Generic[E]):
         A map that holds events, or shares its columns, keeps its own."""
         if not self._count and not self._shared:
             self._rows, self._borrowed = other._rows, True
+            self._extender = None
             if self._compact and type(other._rows) is KeyIndex:
                 self._columns[self._key_at] = _INDEX_KEYS  # read through the index lent
 
@@ -374,6 +469,7 @@ class EventColumns(Mapping[str, E], Generic[E]):
             if type(column) is not HexStrings or not index.starts_with(column, count):
                 return
         self._columns[at] = _Mirror(index, count)
+        self._extender = None
 
     def _own_index(self) -> None:
         """A key index of this map's own rows, in place of the one it borrowed."""
@@ -381,6 +477,7 @@ class EventColumns(Mapping[str, E], Generic[E]):
         if self._compact:
             self._rows = KeyIndex(keys)
             self._columns[self._key_at] = _INDEX_KEYS
+            self._extender = None
         else:
             self._rows = {key: _row_number(row) for row, key in enumerate(keys)}
         self._borrowed = False
@@ -402,6 +499,7 @@ class EventColumns(Mapping[str, E], Generic[E]):
             self._unshare()
         index = self._rows = KeyIndex(self.column(self._key, as_items=True))
         index.reserve(planned)
+        self._extender = None
         layout = self._layout
         self._columns = [
             HexStrings(column)
@@ -423,20 +521,168 @@ class EventColumns(Mapping[str, E], Generic[E]):
         """Hold `event` under its key, replacing the event held for that key (if any)."""
         key = getattr(event, self._key)
         row = self._rows.get(key)
-        if row is not None and row >= self._count:  # another map's later row (`_row`, inlined)
-            row = None
-        if self._shared and (row is not None or not self._ownership):
+        if row is not None and row < self._count:
+            self._replace(event, row)
+        else:
+            self._append(event, key, row)
+
+    def put_new(self, event: E, ranked_by: str | None = None) -> None:
+        """Hold `event` unless an event is held for its key already, which stands (the fold's
+        first fact wins) unless `ranked_by` names a field that is greater in `event` (a later
+        epoch's result). The key is looked up once, where a test (`in`) and a `put` looked it
+        up two to four times (ADR 0108)."""
+        key = getattr(event, self._key)
+        row = self._rows.get(key)
+        if row is None or row >= self._count:
+            self._append(event, key, row)
+        elif ranked_by is not None and getattr(event, ranked_by) > self._read(
+            self._layout.names.index(ranked_by), row
+        ):
+            self._replace(event, row)
+
+    def put_new_all(self, events: Iterable[E], ranked_by: str | None = None) -> None:
+        """`put_new` of each of `events` in turn, the rows of new keys appended together: the
+        keys looked up one by one, then the columns extended a column at a time (`_Extender`,
+        ADR 0108). A fold's batch of events."""
+        if self._shared and not self._ownership:
+            self._unshare()  # (the copy it came from took over appending in place)
+        base = self._count
+        if base:
+            events = list(events)
+            if self._put_all_new(events):
+                return
+        pending: list[E] = []  # new keys' events, at rows `base`, `base + 1`, ... of the index
+        name, rank = self._key, None if ranked_by is None else attrgetter(ranked_by)
+        rank_at = -1 if ranked_by is None else self._layout.names.index(ranked_by)
+        row: int | None
+        for event in events:
+            key = getattr(event, name)
+            rows = self._rows
+            if type(rows) is KeyIndex:  # (`get`, and then `add_located` rather than `add`)
+                found, place = rows.locate(key)
+                row = None if found < 0 else found
+            else:
+                row = rows.get(key)
+            last = base + len(pending)  # the next row
+            if row is not None and row < last:  # held, or among the pending
+                if rank is not None:
+                    base = self._ranked(event, row, pending, rank, rank_at)
+                continue
+            if not base and not pending:  # the first event: its columns made
+                self._append(event, key, row)
+                base = self._count
+                continue
+            if self._borrowed:
+                if row == last:  # (the borrowed index holds it at this map's next row)
+                    pending.append(event)
+                    continue
+                base = self._extend(pending)
+                self._own_index()
+                rows = self._rows
+                if type(rows) is KeyIndex:
+                    found, place = rows.locate(key)  # (in the index just made)
+                    row = None if found < 0 else found
+            if type(rows) is KeyIndex:
+                if row is not None or rows.add_located(key, place) != last:
+                    raise ValueError(f"EventColumns: {key!r} is not row {last}")
+            else:
+                numbers = _ROW_NUMBERS
+                rows[key] = numbers[last] if last < len(numbers) else _row_number(last)
+            pending.append(event)
+        self._extend(pending)
+
+    def _ranked(
+        self, event: E, row: int, pending: list[E], rank: Callable[[Any], Any], rank_at: int
+    ) -> int:
+        """`event` in place of the one its key holds at `row` (held, or pending at rows from
+        the map's count on) if `rank` gives it more; the map's count after."""
+        base = self._count
+        if row >= base:
+            if rank(event) > rank(pending[row - base]):
+                pending[row - base] = event
+        elif rank(event) > self._read(rank_at, row):
+            base = self._extend(pending)  # (the rows held first: a replacement may copy them)
+            self._replace(event, row)
+        return base
+
+    def _put_all_new(self, events: list[E]) -> bool:
+        """Append `events` if their keys are all new, distinct and, in a borrowed index, at
+        this map's next rows: found so by C-level passes over their keys, not a lookup of
+        Python a key (a run's events, but a large run's generations and parses: a `KeyIndex`
+        looks keys up one at a time). `False`, having changed nothing, otherwise."""
+        count, base, rows = len(events), self._count, self._rows
+        keys = list(map(attrgetter(self._key), events))
+        if type(rows) is KeyIndex:
+            if not self._borrowed or rows.keys(base, base + count) != keys:
+                return False
+        else:
+            _row_number(base + count)  # (the rows' numbers made)
+            numbers = _ROW_NUMBERS[base : base + count]
+            found = list(map(rows.get, keys))
+            if self._borrowed:
+                if found != numbers:
+                    return False
+            elif found.count(None) != count or len(set(keys)) != count:
+                return False
+            else:
+                cast("dict[str, int]", rows).update(zip(keys, numbers, strict=True))
+        self._extend(events)
+        return True
+
+    def _extend(self, events: list[E]) -> int:
+        """Append `events`, whose keys the key index holds at this map's next rows, in order;
+        empties `events` and gives the new count."""
+        rest, row = events, self._layout.row
+        while rest:
+            extender = self._extender
+            if extender is None:
+                extender = self._extender = _Extender(self._layout, self._columns, self._intern)
+            if extender.extend(rest):
+                self._count += len(rest)
+                break
+            # Some event needs a column changed: one at a time up to the one that changes it
+            # (`_write` drops the extender), then the rest extended again.
+            at = 0
+            while at < len(rest) and self._extender is not None:
+                self._write(row(rest[at]), self._count)
+                self._count += 1
+                at += 1
+            rest = rest[at:]
+        events.clear()
+        return self._count
+
+    def _replace(self, event: E, row: int) -> None:
+        """Hold `event` in `row`, its key's, in place of the event held there."""
+        if self._shared:
             self._unshare()
-        values = self._layout.row(event)
-        appending = row is None
-        if row is None and self._borrowed and self._rows.get(key) == self._count:
-            row = self._count  # the borrowed index holds this key at this map's next row
-        elif row is None:
+        self._write(self._layout.row(event), row)
+
+    def _append(self, event: E, key: Any, found: int | None) -> None:
+        """Hold `event`, whose key this map does not hold, as its next row; `found`: the key's
+        row in the key index (a borrowed or shared one's, not this map's), if any."""
+        if self._shared and not self._ownership:
+            self._unshare()
+            found = None  # (the index copied holds this map's rows only)
+        count = self._count
+        if not (self._borrowed and found == count):  # (a borrowed index holds it at this row)
             if self._borrowed:
                 self._own_index()
-            # (a `KeyIndex` holds no int object of its rows: none is made for it)
-            row = self._rows[key] = self._count if self._compact else _row_number(self._count)
+            rows = self._rows
+            if type(rows) is KeyIndex:  # (it holds no int object of its rows: none is made)
+                if rows.add(key) != count:
+                    raise ValueError(f"EventColumns: {key!r} is not row {count}")
+            else:
+                numbers = _ROW_NUMBERS
+                rows[key] = numbers[count] if count < len(numbers) else _row_number(count)
+        self._write(self._layout.row(event), count)
+        self._count = count + 1
+
+    def _write(self, values: tuple[Any, ...], row: int) -> None:
+        """Write an event's `values` to `row`, appending it when it is the next row: each
+        column as it is, or a `_Same` one spread and an array of floats made a list first when
+        a value needs it (the columns `_Extender` does not extend as they are)."""
         columns, mappings = self._columns, self._layout.mappings
+        appending = row == self._count
         for index, given in enumerate(values):
             value = self._intern(given) if mappings[index] and type(given) is dict else given
             column = columns[index]
@@ -450,14 +696,14 @@ class EventColumns(Mapping[str, E], Generic[E]):
                 ):
                     continue
                 column = columns[index] = self._spread(same, index)  # rows so far
+                self._extender = None
             if type(column) is array and type(value) is not float:
                 column = columns[index] = list(column)
+                self._extender = None
             if appending:
                 column.append(value)
             else:
                 column[row] = value
-        if appending:
-            self._count += 1
 
     def _spread(self, value: Any, index: int) -> Any:
         """A `_Same` column of `value` as one value per row held (not the one being added)."""
@@ -484,7 +730,7 @@ class EventColumns(Mapping[str, E], Generic[E]):
         """`mapping` as an items tuple, shared with the equal ones held before when its values
         are all floats (ints and bools compare equal to floats, and would not read back as put)."""
         items = tuple(mapping.items())
-        if not all(type(value) is float for value in mapping.values()):
+        if not set(map(type, mapping.values())) <= _FLOAT_TYPE:
             return items
         found = self._interned.get(items)
         if found is not None:

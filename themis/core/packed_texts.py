@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable
+from itertools import accumulate
 from typing import Any, Final
 
 from themis.core.key_index import RowColumn
@@ -57,6 +58,24 @@ class PackedTexts(RowColumn):
         start, length = self._held(len(self._lengths), value)
         self._starts.append(start)
         self._lengths.append(length)
+
+    def extend(self, values: Iterable[Any]) -> None:
+        """`append` of each of `values`: texts of ASCII encoded at once, their places found by
+        C-level passes (a fold's batch, ADR 0108); any other by `append`."""
+        values = list(values)
+        held = self._bytes
+        start = len(held)
+        if values and list(map(type, values)).count(str) == len(values):
+            joined = "".join(values)
+            if joined.isascii() and start + len(joined) <= _STARTS_MAX:
+                lengths = list(map(len, values))
+                if max(lengths, default=0) < _OTHER:
+                    held += joined.encode("ascii")
+                    self._starts.extend(accumulate(lengths[:-1], initial=start))
+                    self._lengths.extend(lengths)
+                    return
+        for value in values:
+            self.append(value)
 
     def _held(self, row: int, value: Any) -> tuple[int, int]:
         """Where `value`, row `row`'s, now starts in the bytes and its length (appended to them),

@@ -95,6 +95,25 @@ class PackedTimes(RowColumn):
         else:
             self._append(value)
 
+    def extend(self, values: Iterable[Any]) -> None:
+        """`append` of each of `values`: floats a C-level extend of the tail up to each block's
+        end (a fold's batch, ADR 0108)."""
+        values = list(values)
+        if list(map(type, values)).count(float) != len(values):
+            for value in values:
+                self.append(value)
+            return
+        at, count = 0, len(values)
+        while at < count:
+            tail = self._tail
+            room = _MASK - len(tail)
+            if room > 0:
+                tail.extend(values[at : at + room])  # (its rows counted only once extended)
+                at += room
+            else:
+                self._append(values[at])  # (fills its block)
+                at += 1
+
     def _append(self, value: Any) -> None:
         """`append`, of a value that is not a float or that fills its block."""
         blocks, tail = self._state
@@ -224,6 +243,21 @@ class CodedValues(RowColumn):
             self._listed().append(value)
         else:
             self._codes.append(code)
+
+    def extend(self, values: Iterable[Any]) -> None:
+        """`append` of each of `values`: their codes found at once when they are all held
+        objects (a fold's batch, ADR 0108)."""
+        values = list(values)
+        listed = self._list
+        if listed is not None:
+            listed.extend(values)
+            return
+        codes = list(map(self._table.get, map(id, values)))
+        if None not in codes:
+            self._codes.extend(codes)  # type: ignore[arg-type]
+            return
+        for value in values:
+            self.append(value)
 
     def __len__(self) -> int:
         listed = self._list

@@ -199,22 +199,19 @@ class Projection:
         self._scores.mirror("trial_key", self._generations)
 
     def apply(self, events: Iterable[Event]) -> None:
-        generations, failures = self._generations, self._failures
-        parses, scores = self._parses, self._scores
+        failures = self._failures
+        # A trial's events are gathered by map and put a map at a time (`put_new_all`: its
+        # columns extended at once, ADR 0108), before any run event (which may compact them).
+        generations: list[GenerationCompleted] = []
+        parses: list[ParseCompleted] = []
+        scores: list[ScoreCompleted] = []
         for event in events:
             if isinstance(event, GenerationCompleted):
-                if event.trial_key not in generations:
-                    generations.put(event)
+                generations.append(event)
             elif isinstance(event, ParseCompleted):
-                if event.trial_id not in parses or event.epoch > parses.value(
-                    event.trial_id, "epoch"
-                ):
-                    parses.put(event)
+                parses.append(event)
             elif isinstance(event, ScoreCompleted):
-                if event.trial_id not in scores or event.epoch > scores.value(
-                    event.trial_id, "epoch"
-                ):
-                    scores.put(event)
+                scores.append(event)
             elif isinstance(event, ReductionCompleted):
                 held_reduction = self._reductions.get(event.group_id)
                 if held_reduction is None or event.epoch > held_reduction.epoch:
@@ -247,7 +244,28 @@ class Projection:
                 ):
                     self._judgements[key] = event
             else:
+                self._put_trials(generations, parses, scores)
                 self._apply_run_event(event)
+        self._put_trials(generations, parses, scores)
+
+    def _put_trials(
+        self,
+        generations: list[GenerationCompleted],
+        parses: list[ParseCompleted],
+        scores: list[ScoreCompleted],
+    ) -> None:
+        """Fold the trials' events gathered (the first generation of a key wins, a parse or a
+        score of a later epoch replaces the one held), and empty the lists. The parses before
+        the scores: a run's scores read their keys through the parses' index."""
+        if generations:
+            self._generations.put_new_all(generations)
+            generations.clear()
+        if parses:
+            self._parses.put_new_all(parses, "epoch")
+            parses.clear()
+        if scores:
+            self._scores.put_new_all(scores, "epoch")
+            scores.clear()
 
     def outcome(
         self, trial_key: str, execution: int
