@@ -147,6 +147,8 @@ def test_a_batch_of_new_keys_is_appended_a_column_at_a_time(
     assert list(state.generations) == [f"{number:032x}" for number in range(100)]
     assert state.scores[f"{99:032x}"].scores == {"m": 1.0}
     assert state.parses[f"{7:032x}"].answer == "7"
+    # Equal score maps of floats are held once (interned a batch at a time).
+    assert len({id(items) for items in state.scores.column("scores", as_items=True)}) == 2  # type: ignore[attr-defined]
 
 
 def test_a_large_run_s_scores_take_their_rows_from_the_parses_index_without_a_lookup(

@@ -1,5 +1,6 @@
 """`GenerationCompleted.reused`: another run's generation recorded as a cache hit, every other
-field kept (it names each field, so a field added later must be added there too)."""
+field kept (it gives each field by position, as `of_response` does: a field added later must be
+added there too, and one out of place fails here)."""
 
 from __future__ import annotations
 

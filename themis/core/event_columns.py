@@ -258,14 +258,14 @@ class _Extender:
         for get, mapping, held in self._kept:
             values = list(map(get, events))
             if mapping:
-                values = [intern(value) if type(value) is dict else value for value in values]
+                values = intern(values)
             if not all(map(is_, values, repeat(held))):
                 return False
         columns = []
         for get, mapping, column in self._moving:
             values = list(map(get, events))
             if mapping:
-                values = [intern(value) if type(value) is dict else value for value in values]
+                values = intern(values)
             elif type(column) is array and list(map(type, values)).count(float) != count:
                 return False
             columns.append((column, values))
@@ -526,24 +526,12 @@ class EventColumns(Mapping[str, E], Generic[E]):
         else:
             self._append(event, key, row)
 
-    def put_new(self, event: E, ranked_by: str | None = None) -> None:
-        """Hold `event` unless an event is held for its key already, which stands (the fold's
-        first fact wins) unless `ranked_by` names a field that is greater in `event` (a later
-        epoch's result). The key is looked up once, where a test (`in`) and a `put` looked it
-        up two to four times (ADR 0108)."""
-        key = getattr(event, self._key)
-        row = self._rows.get(key)
-        if row is None or row >= self._count:
-            self._append(event, key, row)
-        elif ranked_by is not None and getattr(event, ranked_by) > self._read(
-            self._layout.names.index(ranked_by), row
-        ):
-            self._replace(event, row)
-
     def put_new_all(self, events: Iterable[E], ranked_by: str | None = None) -> None:
-        """`put_new` of each of `events` in turn, the rows of new keys appended together: the
-        keys looked up one by one, then the columns extended a column at a time (`_Extender`,
-        ADR 0108). A fold's batch of events."""
+        """Hold each of `events` in turn unless an event is held for its key already, which
+        stands (the fold's first fact wins) unless `ranked_by` names a field that is greater in
+        the new one (a later epoch's result). A fold's batch of a map's events: the new keys
+        found (by C-level passes over the keys where they can be, `_put_all_new`), then their
+        rows appended a column at a time (`_Extender`), not a field at a time (ADR 0108)."""
         if self._shared and not self._ownership:
             self._unshare()  # (the copy it came from took over appending in place)
         base = self._count
@@ -636,7 +624,7 @@ class EventColumns(Mapping[str, E], Generic[E]):
         while rest:
             extender = self._extender
             if extender is None:
-                extender = self._extender = _Extender(self._layout, self._columns, self._intern)
+                extender = self._extender = _Extender(self._layout, self._columns, self._intern_all)
             if extender.extend(rest):
                 self._count += len(rest)
                 break
@@ -738,6 +726,19 @@ class EventColumns(Mapping[str, E], Generic[E]):
         if len(self._interned) < _INTERNED_MAX:
             self._interned[items] = items
         return items
+
+    def _intern_all(self, mappings: list[Any]) -> list[Any]:
+        """`_intern` of each of `mappings` (a dict; any other value as it is): dicts of floats
+        only found or added at once, by C-level passes (a fold's batch of score maps)."""
+        interned = self._interned
+        if (
+            list(map(type, mappings)).count(dict) == len(mappings)
+            and len(interned) + len(mappings) <= _INTERNED_MAX
+            and set(map(type, chain.from_iterable(map(dict.values, mappings)))) <= _FLOAT_TYPE
+        ):
+            items = list(map(tuple, map(dict.items, mappings)))
+            return list(map(interned.setdefault, items, items))
+        return [self._intern(value) if type(value) is dict else value for value in mappings]
 
     def value(self, key: str, name: str) -> Any:
         """One field of the event held for `key`, without building the event (KeyError if none)."""

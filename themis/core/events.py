@@ -137,24 +137,25 @@ class GenerationCompleted(_AboutRequest):
 
     def reused(self, at: float, source_run: str) -> GenerationCompleted:
         """This generation, which run `source_run` logged, recorded as another run's: a cache
-        hit at `at`, with no retry history (that run made no attempt). Every field named: ~1.5
-        µs where `attrs.evolve` took ~8 (a replay makes 100k of them; ADR 0070)."""
+        hit at `at`, with no retry history (that run made no attempt). Every field given by
+        position, in the class's order (as `of_response`): `attrs.evolve` took ~8 µs, every
+        field named ~1.5 (a replay makes 100k of them; ADR 0070, ADR 0108)."""
         return GenerationCompleted(
-            at=at,
-            trial_key=self.trial_key,
-            text=self.text,
-            finish_reason=self.finish_reason,
-            input_tokens=self.input_tokens,
-            output_tokens=self.output_tokens,
-            latency_s=self.latency_s,
-            served_model=self.served_model,
-            attempts=self.attempts,
-            cache_hit=True,
-            source_run=source_run,
-            response_id=self.response_id,
-            system_fingerprint=self.system_fingerprint,
-            retries=(),
-            logprobs=self.logprobs,
+            at,
+            self.trial_key,
+            self.text,
+            self.finish_reason,
+            self.input_tokens,
+            self.output_tokens,
+            self.latency_s,
+            self.served_model,
+            self.attempts,
+            True,  # cache_hit
+            source_run,
+            self.response_id,
+            self.system_fingerprint,
+            (),  # retries
+            self.logprobs,
         )
 
 
