@@ -51,6 +51,28 @@ def test_a_key_index_is_a_dict_of_insertion_rows(keys: list[Any], probes: list[A
         assert head.row(key) == (model[key] if model[key] < count else -1)
 
 
+@given(st.lists(st.lists(VALUES, max_size=12), max_size=8))
+def test_keys_added_new_a_batch_at_a_time_are_added_as_one_by_one(batches: list[Any]) -> None:
+    """`add_new` adds a batch's leading keys up to the first held, repeated or not held as
+    bytes (ADR 0108): the index then reads as a dict given those keys one by one."""
+    index, model = KeyIndex(), {}
+    for batch in batches:
+        added = index.add_new(batch)
+        expected = 0
+        for key in batch:
+            if compact(key) is None or key in model:
+                break
+            model[key] = len(model)
+            expected += 1
+        assert added == expected
+        assert index.keys() == list(model)
+        assert [index.row(key) for key in batch] == [model.get(key, -1) for key in batch]
+    many = [f"{row:032x}" for row in range(5_000)]
+    grown = KeyIndex()
+    assert grown.add_new(many) == 5_000  # (its table grown on the way)
+    assert [grown.row(key) for key in many] == list(range(5_000))
+
+
 def test_a_key_index_grows_its_table_and_finds_every_key() -> None:
     keys = [f"{row:032x}" for row in range(5_000)]  # alike but for their last digits
     index = KeyIndex(keys)

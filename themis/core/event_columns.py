@@ -537,8 +537,11 @@ class EventColumns(Mapping[str, E], Generic[E]):
         base = self._count
         if base:
             events = list(events)
-            if self._put_all_new(events):
+            total = len(events)
+            done = self._put_all_new(events)  # (which empties a list it appends whole)
+            if done == total:
                 return
+            events, base = events[done:], self._count
         pending: list[E] = []  # new keys' events, at rows `base`, `base + 1`, ... of the index
         name, rank = self._key, None if ranked_by is None else attrgetter(ranked_by)
         rank_at = -1 if ranked_by is None else self._layout.names.index(ranked_by)
@@ -593,29 +596,33 @@ class EventColumns(Mapping[str, E], Generic[E]):
             self._replace(event, row)
         return base
 
-    def _put_all_new(self, events: list[E]) -> bool:
-        """Append `events` if their keys are all new, distinct and, in a borrowed index, at
-        this map's next rows: found so by C-level passes over their keys, not a lookup of
-        Python a key (a run's events, but a large run's generations and parses: a `KeyIndex`
-        looks keys up one at a time). `False`, having changed nothing, otherwise."""
+    def _put_all_new(self, events: list[E]) -> int:
+        """Append the leading `events` whose keys are new, distinct and, in a borrowed index,
+        at this map's next rows: how many. A dict index's keys found so, all or none, by C-level
+        passes over them, not a lookup of Python a key; a borrowed `KeyIndex`'s (a large run's
+        scores) by one compare of its next rows' keys, all or none; a `KeyIndex` of this map's
+        own adds them up to the first it holds (`KeyIndex.add_new`)."""
         count, base, rows = len(events), self._count, self._rows
         keys = list(map(attrgetter(self._key), events))
         if type(rows) is KeyIndex:
-            if not self._borrowed or rows.keys(base, base + count) != keys:
-                return False
+            if not self._borrowed:
+                count = rows.add_new(keys)
+                events = events[:count] if count < len(events) else events
+            elif rows.keys(base, base + count) != keys:
+                return 0
         else:
             _row_number(base + count)  # (the rows' numbers made)
             numbers = _ROW_NUMBERS[base : base + count]
             found = list(map(rows.get, keys))
             if self._borrowed:
                 if found != numbers:
-                    return False
+                    return 0
             elif found.count(None) != count or len(set(keys)) != count:
-                return False
+                return 0
             else:
                 cast("dict[str, int]", rows).update(zip(keys, numbers, strict=True))
         self._extend(events)
-        return True
+        return count
 
     def _extend(self, events: list[E]) -> int:
         """Append `events`, whose keys the key index holds at this map's next rows, in order;

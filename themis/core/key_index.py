@@ -23,7 +23,7 @@ place.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Iterator, MutableSequence
+from collections.abc import Iterable, Iterator, MutableSequence, Sequence
 from typing import TYPE_CHECKING, Any, Final, overload
 
 if TYPE_CHECKING:
@@ -331,6 +331,42 @@ class KeyIndex:
                 self._place(self._slots, raw, row)
         self._last = (key, row, None, 0)
         return row
+
+    def add_new(self, keys: Sequence[Any]) -> int:
+        """Add `keys` as the next rows, in order, up to the first that is held already (or
+        repeats one before it) or is not held as bytes: how many were added. `locate` and
+        `add_located` inlined, no tuple made a key (a fold's batch of new keys, ADR 0108)."""
+        held, slots = self._bytes, self._slots
+        size, row, added = len(slots), len(held) // _WIDTH, 0
+        for key in keys:
+            if not (isinstance(key, str) and len(key) == _DIGITS) or not (
+                key.islower() or key.isdigit()
+            ):
+                break
+            try:
+                raw = _fromhex(key)
+            except ValueError:
+                break
+            if len(raw) != _WIDTH:
+                break
+            slot = hash(raw) % size
+            at = slots[slot]
+            while at >= 0 and not held.startswith(raw, at * _WIDTH):
+                slot = (slot + 1) % size
+                at = slots[slot]
+            if at >= 0:  # held already
+                break
+            held += raw  # (its bytes before its row enters the table, as `add_located`)
+            if (row + 1) * _LOAD_DENOMINATOR > size * _LOAD_NUMERATOR:
+                slots = self._slots = self._grown(2 * size)  # holds `row`'s key already
+                size = len(slots)
+            else:
+                slots[slot] = row
+            row += 1
+            added += 1
+        if added:
+            self._last = (_NO_KEY, -1, None, 0)
+        return added
 
     @staticmethod
     def _place(slots: array[int], raw: bytes, row: int) -> None:
