@@ -7,6 +7,7 @@ key lookup of its own for each event where a pass over the keys finds them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -203,14 +204,21 @@ FLOATS = st.lists(
 )
 
 
-@given(st.lists(st.one_of(FLOATS, st.lists(st.sampled_from([1, None, 2.5]), max_size=3))))
-def test_packed_times_extended_read_as_appended(parts: list[list[Any]]) -> None:
-    extended, appended = PackedTimes(), PackedTimes()
+def _extended_and_appended(make: Callable[[], Any], parts: list[list[Any]]) -> list[list[Any]]:
+    """What a column of `make` reads after `parts` were extended, and after their values
+    were appended one by one."""
+    extended, appended = make(), make()
     for part in parts:
         extended.extend(part)
         for value in part:
             appended.append(value)
-    assert list(extended) == list(appended)
+    return [list(extended), list(appended)]
+
+
+@given(st.lists(st.one_of(FLOATS, st.lists(st.sampled_from([1, None, 2.5]), max_size=3))))
+def test_packed_times_extended_read_as_appended(parts: list[list[Any]]) -> None:
+    extended, appended = _extended_and_appended(PackedTimes, parts)
+    assert extended == appended
     assert [repr(value) for value in extended] == [repr(value) for value in appended]
 
 
@@ -225,20 +233,14 @@ def test_packed_times_extended_across_blocks_read_as_appended() -> None:
 
 @given(st.lists(st.lists(st.one_of(TEXTS, st.sampled_from(["a\udc80", "b"])), max_size=6)))
 def test_packed_texts_extended_read_as_appended(parts: list[list[Any]]) -> None:
-    extended, appended = PackedTexts(), PackedTexts()
-    for part in parts:
-        extended.extend(part)
-        for value in part:
-            appended.append(value)
-    assert list(extended) == list(appended)
+    extended, appended = _extended_and_appended(PackedTexts, parts)
+    assert extended == appended
 
 
 @given(st.lists(st.lists(st.integers(0, 5), max_size=8)))
 def test_coded_values_extended_read_as_appended(parts: list[list[int]]) -> None:
     objects = [(("m", 1.0),), (("m", 0.0),), (("m", 1),), (), None, "x"]
-    extended, appended = CodedValues(), CodedValues()
-    for part in parts:
-        extended.extend([objects[at] for at in part])
-        for at in part:
-            appended.append(objects[at])
+    extended, appended = _extended_and_appended(
+        CodedValues, [[objects[at] for at in part] for part in parts]
+    )
     assert [id(value) for value in extended] == [id(value) for value in appended]

@@ -27,6 +27,10 @@ fields of trial keys and ids as `HexStrings`: a trial's keys cost 16 bytes each 
 read their trial keys through its generations' while they are the same, row for row (ADR 0095;
 a resumed fold's too, ADR 0102). Its times are `PackedTimes` and its score maps `CodedValues`
 (ADR 0102).
+
+A fold puts a batch of events at once (`put_new_all`): the new keys found, by C-level passes
+over the keys where they can be, then their rows appended a column at a time (`_Extender`), not
+an event's fields one by one (ADR 0108).
 """
 
 from __future__ import annotations
