@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -244,3 +245,44 @@ name = "numeric_match"
 [runtime]
 max_concurrent_tasks = 2
 """
+
+
+# `console_main` over a command that imports numpy and prints the BLAS thread count it was
+# given and how many threads the process then has (Linux: `/proc/self/task`).
+_BLAS = """
+import os
+from themis.app.cli import console
+
+def command():
+    import numpy
+    print(os.environ.get("OPENBLAS_NUM_THREADS"), len(os.listdir("/proc/self/task")), end="")
+
+console.main = command
+console.console_main()
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="threads counted from /proc")
+@pytest.mark.parametrize(("given", "kept"), [(None, "1"), ("2", "2")])
+def test_the_console_script_keeps_numpy_s_blas_to_one_thread_unless_told(
+    given: str | None, kept: str
+) -> None:
+    """ADR 0110: importing numpy starts no BLAS thread per core in the console script's process,
+    where a user's `OPENBLAS_NUM_THREADS` still has its say."""
+    environ = {name: value for name, value in os.environ.items() if "NUM_THREADS" not in name}
+    if given is not None:
+        environ["OPENBLAS_NUM_THREADS"] = given
+    ended = subprocess.run(
+        [sys.executable, "-c", _BLAS],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=environ,
+    )
+
+    count, threads = ended.stdout.split()
+    assert (ended.returncode, count) == (0, kept)
+    if given is None:
+        assert threads == "1"  # the main thread alone

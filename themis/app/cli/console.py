@@ -11,6 +11,12 @@ fails, an exception escaping the command) it leaves the exit to the interpreter,
 
 Only the console script does this; `main`, which tests and benches call in-process, returns
 or raises as it always did.
+
+The console script's process also keeps numpy's BLAS (OpenBLAS) to one thread, unless its
+environment names a count (`OPENBLAS_NUM_THREADS`): importing numpy (a run's end from 20,000
+trials, a report's columns) otherwise starts a BLAS thread per further core first, ~0.04 s of
+CPU and of the import's wall on two cores and more with more, for matrix products Themis never
+computes (ADR 0110). A library call leaves its host process's environment alone.
 """
 
 from __future__ import annotations
@@ -19,16 +25,22 @@ import atexit
 import os
 import sys
 import threading
-from typing import NoReturn
+from typing import Final, NoReturn
 
 from themis.app.cli.application import app, main
 
 # `app` is the typer app this script runs (the docs' command reference reads it from here).
-__all__ = ["app", "console_main", "exit_status"]
+__all__ = ["BLAS_THREADS", "app", "console_main", "exit_status"]
+
+
+# The environment variable OpenBLAS reads its thread count from when numpy loads it, and the
+# count the console script's process keeps when it is not set.
+BLAS_THREADS: Final = ("OPENBLAS_NUM_THREADS", "1")
 
 
 def console_main() -> NoReturn:
     """The `themis` console script: `main`, then the process's end with its status."""
+    os.environ.setdefault(*BLAS_THREADS)
     try:
         main()
     except SystemExit as ending:
