@@ -17,13 +17,12 @@ import pytest
 
 from tests.contract.test_store_contract import answers, make_snapshot
 from tests.interrupts import killed_script
+from themis.adapters.stores import duckdb as duckdb_module
 from themis.adapters.stores import duckdb_bound
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.core import large_run
-from themis.core.compiled_facts import CompiledFacts
 from themis.core.snapshot import RunSnapshot
 from themis.core.spec import Case, DatasetSpec
-from themis.core.stages import Stage
 
 SMALL_LIMIT = "32MB"
 
@@ -194,12 +193,9 @@ duckdb_bound.MEMORY_LIMIT = sys.argv[2]
 store = DuckDBStore(sys.argv[1])
 snapshot = _large_snapshot(int(sys.argv[3]))
 store.append(snapshot.run_id, 1, answers(1_000))
-# Killed once the snapshot is committed, before the checkpoint that would fold it into the file
-# (the bound comes back, and that checkpoint is made, by the store's next call but a light one).
+# Killed once the snapshot is committed, before the checkpoint that would fold it into the file.
 duckdb.bound = lambda con, limit: os.kill(os.getpid(), signal.SIGKILL)
 store.save_snapshot(snapshot, places=False)
-store.load_checkpoint_summary(snapshot.run_id)
-store.last_seq(snapshot.run_id)
 """
 
 
@@ -224,54 +220,24 @@ def test_a_kill_while_the_bound_is_lifted_leaves_a_store_a_bounded_writer_opens(
         store.close()
 
 
-def test_the_bound_comes_back_before_the_next_call_but_a_light_one_after_a_lifted_window(
+def test_a_kept_outline_s_hash_is_read_without_lifting_the_bound(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """ADR 0110: after a lifted window the checkpoint summary, the snapshot's hash, the run's
-    facts and the close run as they find DuckDB, without a checkpoint of their own (the close
-    folds all in, unbounded); any other call first folds what is pending and bounds it."""
-    monkeypatch.setattr(duckdb_bound, "MEMORY_LIMIT", SMALL_LIMIT)
-    path = tmp_path / "s.duckdb"
-    bounded = _shown(SMALL_LIMIT)
-    store = DuckDBStore(path)
+    """ADR 0110: after every execution the facts vouch for the snapshot by its outline's hash,
+    one short value: read under the bound, without the two checkpoints of a lifted window."""
+    store = DuckDBStore(tmp_path / "s.duckdb")
     try:
-        snapshot = _large_snapshot(4)
-        store.append(snapshot.run_id, 1, answers(100))
-        store.save_snapshot(snapshot, places=False)
-        wal = Path(f"{path}.wal").stat().st_size
-        assert wal > 4_000_000  # the snapshot, not yet folded into the file
+        snapshot = make_snapshot()
+        store.save_snapshot(snapshot)
+        lifted: list[object] = []
+        monkeypatch.setattr(duckdb_module, "unbound", lifted.append)
 
-        assert store.load_checkpoint_summary(snapshot.run_id) is None
         assert store.snapshot_saved_as(snapshot.run_id) is not None
-        store.save_facts("a key", _facts(snapshot.run_id))
-        assert store.load_facts("a key") == _facts(snapshot.run_id)
-        with store._lock:  # as DuckDB stands, no call of the store's between
-            assert _limit(store._con) != bounded
-        assert Path(f"{path}.wal").stat().st_size >= wal
+        assert store.snapshot_saved_as("no such run") is None  # no outline: the text's path
 
-        store.append(snapshot.run_id, 101, answers(100, start=100))
-        with store._lock:
-            assert _limit(store._con) == bounded
+        assert len(lifted) == 1
     finally:
         store.close()
-    store = DuckDBStore(path)
-    try:
-        assert store.load_snapshot(snapshot.run_id) == snapshot
-        assert store.load_facts("a key") == _facts(snapshot.run_id)
-    finally:
-        store.close()
-
-
-def _facts(run_id: str) -> CompiledFacts:
-    return CompiledFacts(
-        run_id=run_id,
-        name="facts",
-        final_stage=Stage.SCORE,
-        providers=("fake",),
-        versions={},
-        progress="off",
-        seq=100,
-    )
 
 
 def test_a_checkpoint_larger_than_the_bound_is_read_back_by_a_writer(

@@ -321,8 +321,6 @@ class DuckDBStore:
         # (`duckdb_bound`); `_unbounded`: a checkpoint that would bring the bound back failed.
         self._bounds = not read_only and self._path != ":memory:"
         self._unbounded = self._bounds
-        # A lifted window ended and the bound is not back yet (`_connection`).
-        self._lifted = False
         # The bound while the bound is on: `duckdb_bound.MEMORY_LIMIT` (None), else its lower
         # `LONG_LOG_LIMIT` once a large run's log is appended to (`_bound_long_log`).
         self._limit: str | None = None
@@ -358,7 +356,7 @@ class DuckDBStore:
             if self._bounds:
                 if not self._unbounded:
                     unbound(self._con)
-                self._bounds = self._unbounded = self._lifted = False
+                self._bounds = self._unbounded = False
         reader = DuckDBStore._reading(self._path)
         reader._batched = self._batched
         reader._con = self.cursor()
@@ -374,7 +372,7 @@ class DuckDBStore:
         store._placing = threading.Lock()
         store._folding = None
         store._reader = True
-        store._bounds = store._unbounded = store._lifted = False
+        store._bounds = store._unbounded = False
         store._heads = {}
         store._views_pending = False
         return store
@@ -414,25 +412,21 @@ class DuckDBStore:
         return cursor
 
     @contextmanager
-    def _connection(self, *, large: bool = False, light: bool = False) -> Iterator[Any]:
+    def _connection(self, *, large: bool = False) -> Iterator[Any]:
         """The connection, held exclusively, with DuckDB errors turned into `StoreError`;
         `large`: for an operation keeping or reading values too large for the memory bound
         (`duckdb_bound`), which is lifted meanwhile and brought back once they are in the
-        file: by the next operation that is not `light` (one reading or writing a few small
-        values: a run's checkpoint summary, its facts, the store's close), before it runs."""
+        file."""
         with self._lock:
             try:
                 if large and self._bounds and not self._unbounded:
                     unbound(self._con)
                     self._unbounded = True
-                elif self._lifted and not large and not light:
-                    self._lifted = False
-                    self._bound_again(self._con)
                 try:
                     yield self._con
                 finally:
                     if large:
-                        self._lifted = self._unbounded
+                        self._bound_again(self._con)
             except duckdb.Error as error:
                 raise StoreError(f"{self._path}: {_first_line(error)}") from error
 
@@ -451,11 +445,11 @@ class DuckDBStore:
             self._unbounded = not bound(con, self._limit)
 
     @contextmanager
-    def _transaction(self, *, large: bool = False, light: bool = False) -> Iterator[Any]:
+    def _transaction(self, *, large: bool = False) -> Iterator[Any]:
         """`_connection` inside one transaction: committed on success, rolled back on any error."""
         if self._reader:
             raise StoreError(f"{self._path}: this connection only reads the store")
-        with self._connection(large=large, light=light) as con:
+        with self._connection(large=large) as con:
             self._define_pending_views(con)
             with _committed(con):
                 yield con
@@ -682,8 +676,9 @@ class DuckDBStore:
 
     def snapshot_saved_as(self, run_id: str) -> str | None:
         """The sha256 of the run's snapshot text as its outline was kept with it (else hashed
-        now, by DuckDB); `None` if none was saved."""
-        with self._connection(light=True) as con:
+        now, by DuckDB); `None` if none was saved. A kept outline's hash is one short value,
+        read under the bound; only hashing the text lifts it (ADR 0110)."""
+        with self._connection() as con:
             if kept_outline(con, run_id):
                 return saved_as(con, run_id)
         with self._connection(large=True) as con:
@@ -750,8 +745,6 @@ class DuckDBStore:
         """A large checkpoint's chunks inserted and committed under `SAVE_LIMIT` (ADR 0101), the
         store's bound back after; not while a run's places are being kept on their own cursor
         (their rows need the bound's room: ADR 0098), nor if the bound is lifted."""
-        with self._connection():  # a lifted bound brought back first
-            pass
         lowered = self._bounds and not self._unbounded and self._placing.acquire(blocking=False)
         try:
             if lowered:
@@ -813,7 +806,7 @@ class DuckDBStore:
 
     def load_checkpoint_summary(self, run_id: str) -> CheckpointSummary | None:
         """The summary of the run's checkpoint, without reading its state column."""
-        with self._connection(light=True) as con:
+        with self._connection() as con:
             row = con.execute(
                 "SELECT seq, summary, report FROM checkpoints WHERE run_id = $1", [run_id]
             ).fetchone()
@@ -921,7 +914,7 @@ class DuckDBStore:
     def save_facts(self, key: str, facts: CompiledFacts) -> None:
         """Keep `facts` under `key`, replacing any earlier entry."""
         text = json.dumps(attrs.asdict(facts, recurse=True), separators=(",", ":"))
-        with self._transaction(light=True) as con:
+        with self._transaction() as con:
             con.execute("INSERT OR REPLACE INTO compiled_facts VALUES ($1, $2)", [key, text])
 
     def load_facts(self, key: str) -> CompiledFacts | None:
@@ -977,7 +970,7 @@ class DuckDBStore:
             if self._folding is not None:
                 self._folding.join_through_interrupt()
         finally:
-            with self._connection(light=True) as con:  # DuckDB's close folds all in, unbounded
+            with self._connection() as con:
                 try:
                     self._define_pending_views(con)  # a new store closed before any write
                 finally:

@@ -13,12 +13,8 @@ be held whole to be read, committed or checkpointed, and a checkpoint that canno
 the limit fails with a FATAL error that invalidates the connection (ADR 0048). So a writer's
 store operation that keeps or reads such values runs with the limit lifted (`unbound`), and
 folds what it wrote into the file (`CHECKPOINT`) before the limit comes back (`bound`): no
-large value is ever left for a checkpoint under the limit. The store does both when its next
-call comes, unless that call reads or writes only a few small values (a run's checkpoint
-summary, its facts: those run lifted) or closes it (DuckDB's close folds all in, unbounded):
-a run's end so pays one checkpoint after its final save, not three and a new write-ahead log
-(ADR 0110). The log's appends, its automatic checkpoints and the final `CHECKPOINT` run under
-it. A large checkpoint keeps every value in
+large value is ever left for a checkpoint under the limit. The log's appends, its automatic
+checkpoints and the final `CHECKPOINT` run under it. A large checkpoint keeps every value in
 rows under 4 KiB (its parts, report and case table), so it is written under it too (ADR 0101).
 
 A large run's log is appended under `LONG_LOG_LIMIT` instead (the store lowers its bound once
