@@ -4,10 +4,8 @@ checkpoint never changes an answer."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import attrs
 import duckdb
@@ -30,15 +28,12 @@ from themis.app.usecases.runs import load_state, report_run
 from themis.core.checkpoint import Checkpoint
 from themis.core.errors import StoreError
 from themis.core.events import Event, RunCompleted, ScoreCompleted, StageReset
-from themis.core.planner import CompiledRun, TrialRef, compile_run
+from themis.core.planner import compile_run
 from themis.core.report import build_report
 from themis.core.runtime import RuntimeConfig
 from themis.core.snapshot import RunSnapshot
 from themis.core.stages import Stage
 from themis.core.state import project
-
-if TYPE_CHECKING:
-    from themis.core.report_columns import PlanLayout
 
 
 class RecordingStore(MemoryStore):
@@ -128,72 +123,6 @@ def test_an_execution_under_the_bar_keeps_the_store_s_memory_for_its_end(
 
     assert "shed" not in store.calls
     assert store.calls[-1] == "checkpoint"
-
-
-class OverlapStore(ShedOrderStore):
-    """A store whose shed waits (a moment at most) for the end's layout to be built beside it,
-    saying whether it was, in which thread it ran and whether the places were kept before."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.laid_out = threading.Event()
-        self.sheds: list[tuple[bool, bool, bool]] = []  # (beside the layout, main thread, placed)
-
-    def save_places(self, snapshot: RunSnapshot, places: Iterable[TrialRef]) -> None:
-        super().save_places(snapshot, places)
-        self.calls.append("places")
-
-    def shed_memory(self) -> None:
-        placed = "places" in self.calls
-        super().shed_memory()
-        main = threading.current_thread() is threading.main_thread()
-        self.sheds.append((self.laid_out.wait(0 if main else 5), main, placed))
-
-
-def _end_layout_noted(monkeypatch: pytest.MonkeyPatch, store: OverlapStore, *, large: bool) -> None:
-    """A run of 6 trials taken for one with a case table (and a large one, if `large`) whose
-    end sheds; `store.laid_out` set once the end's layout is built."""
-    monkeypatch.setattr(runs, "SHED_TRIALS", 6)
-    monkeypatch.setattr(runs, "CASE_TABLE_TRIALS", 6)
-    monkeypatch.setattr(runs, "is_large_run", lambda trials: large)
-    layout = runs._end_layout
-
-    def noted(compiled: CompiledRun) -> PlanLayout | None:
-        try:
-            return layout(compiled)
-        finally:
-            store.laid_out.set()
-
-    monkeypatch.setattr(runs, "_end_layout", noted)
-
-
-def test_the_end_s_layout_is_built_while_the_store_sheds_once_the_places_are_kept(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """ADR 0110: a shed folds the log into the file and evicts DuckDB's buffer (~0.1 s at 100k
-    trials); the end's layout (numpy's import with it) is built meanwhile, once the places'
-    insert, the end's peak, is over."""
-    store = OverlapStore()
-    _end_layout_noted(monkeypatch, store, large=False)
-    compiled = compile_run(make_spec(6))
-
-    result = run_virtual(compiled, CountingModel(answer=even_only), store)
-
-    assert store.sheds[0] == (True, False, True)  # beside the layout, in a thread, placed
-    assert store.calls[-1] == "checkpoint"
-    assert result.report == build_report(compiled, project(events_of(store, compiled.run_id)))
-
-
-def test_a_large_run_s_end_sheds_before_its_layout_is_built(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A large run's peak is its end's: its layout is not built beside the shed."""
-    store = OverlapStore()
-    _end_layout_noted(monkeypatch, store, large=True)
-
-    run_virtual(compile_run(make_spec(6)), CountingModel(answer=even_only), store)
-
-    assert store.sheds[0][:2] == (False, True)
 
 
 def test_reusing_a_completed_run_decodes_neither_state_nor_snapshot() -> None:

@@ -39,7 +39,6 @@ from themis.core.case_table import CASE_TABLE_TRIALS, case_table
 from themis.core.errors import RunExists, ThemisError
 from themis.core.events import Event, FailuresRetried, RunResumed
 from themis.core.generation import GenerationPlace
-from themis.core.large_run import is_large_run
 from themis.core.planner import (
     CompiledRun,
     PendingTrial,
@@ -56,7 +55,6 @@ from themis.core.stages import Stage
 from themis.core.state import RunState
 from themis.core.telemetry import ExecutionFinished, ExecutionStarted
 from themis.ports.store import StorePort
-from themis.threads import BackgroundCall
 
 if TYPE_CHECKING:
     from themis.core.report_columns import PlanLayout
@@ -359,9 +357,10 @@ def execute_work(
     large = record is not None and compiled.trial_count >= CASE_TABLE_TRIALS
     try:
         # The log is written: what the store keeps of it goes before the end is built beside
-        # it (a DuckDB writer's buffer: ~80 MiB at a 100k derived replay, ADR 0098); where each
-        # plan position stands is read once for the report and the case table.
-        layout = _shed_and_lay_out(store, places, compiled, execution.total, large)
+        # it (a DuckDB writer's buffer: ~80 MiB at a 100k derived replay, ADR 0098).
+        _shed(store, execution.total)
+        # Where each plan position stands, read once for the report and the case table.
+        layout = _end_layout(compiled) if large else None
         report = None if record is None else _end_report(compiled, outcome.state, record, layout)
         result = _result(
             compiled,
@@ -406,29 +405,6 @@ def _shed(store: StorePort, trials: int) -> None:
     the wait (`SHED_TRIALS`)."""
     if trials >= SHED_TRIALS:
         store.shed_memory()
-
-
-def _shed_and_lay_out(
-    store: StorePort, places: PlacesKeeper, compiled: CompiledRun, trials: int, large: bool
-) -> PlanLayout | None:
-    """Shed what `store` keeps of the log (`_shed`), and the end's layout (`_end_layout`, if
-    `large`: a run with a case table).
-
-    A shed waits for the places' insert, then folds the log into the file and evicts DuckDB's
-    buffer (~0.1 s at 100k), while the end's first step would wait for it. Below a large run
-    (`is_large_run`) that step (numpy's import, ~12 MiB, and the layout) is taken in the
-    meanwhile, once the places are kept: the process's RSS then stands ~20 MiB under where it
-    stood beside their insert, the end's peak (ADR 0110). A large run keeps them apart: its
-    peak is its end's, which they would raise."""
-    if trials < SHED_TRIALS or not large or is_large_run(compiled.trial_count):
-        _shed(store, trials)
-        return _end_layout(compiled) if large else None
-    places.join()  # the shed waits for them anyway
-    shedding = BackgroundCall("themis-shed", store.shed_memory)
-    try:
-        return _end_layout(compiled)
-    finally:
-        shedding.join()
 
 
 def _run_trio(main: Callable[[], Awaitable[T]], clock: trio.abc.Clock | None) -> T:
