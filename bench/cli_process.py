@@ -79,6 +79,28 @@ def write_config(folder: Path, n: int) -> Path:
     return config
 
 
+def use_tree(tree: str) -> None:
+    """Import Themis from the checkout `tree` in this process: an editable install's finder
+    (which precedes `sys.path`, so `PYTHONPATH` alone would still import the install's own
+    checkout) is dropped, and `tree` and its `bench` put first. Checked on import."""
+    sys.meta_path[:] = [
+        finder for finder in sys.meta_path if "__editable__" not in type(finder).__module__
+    ]
+    sys.path[:0] = [tree, f"{tree}/bench"]
+    import themis
+
+    if not Path(themis.__file__).resolve().is_relative_to(Path(tree).resolve()):
+        raise SystemExit(f"--tree {tree}: themis was imported from {themis.__file__}")
+
+
+# `python -c TREE_CLI BENCH TREE ARGS...`: the `themis` console script run from checkout TREE.
+TREE_CLI = (
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); from cli_process import use_tree;"
+    " use_tree(sys.argv.pop(1)); sys.argv[0] = 'themis';"
+    " from themis.app.cli.console import console_main; console_main()"
+)
+
+
 def themis_script() -> str:
     """The console script beside this interpreter (this checkout's install)."""
     beside = Path(sys.executable).parent / "themis"

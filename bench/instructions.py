@@ -33,7 +33,10 @@ SIZES = {"call": (300, 1300), "trial": (1000, 3000)}
 
 
 def child(tree: str, what: str, layer: str, count: int, url: str) -> None:
-    sys.path[:0] = [tree, f"{tree}/bench"]
+    sys.path.insert(0, str(ROOT / "bench"))
+    from cli_process import use_tree
+
+    use_tree(tree)
     if what == "call":
         import trio
         from call_path import _drive, _trials

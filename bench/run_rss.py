@@ -5,7 +5,8 @@ in a child process and reads the child's RSS from `/proc` every 0.1 s: the peak 
 kernel's own), the CPU (user and system) and wall from `wait4`, the store file's size, and the
 curve as the highest RSS in each tenth of the run's wall time (so the spikes of DuckDB's
 checkpoints of the log show, ADR 0055/0062). `--tree DIR` runs the code of another checkout (a
-`git archive` of a commit, with this interpreter's packages): A/B comparisons on the same load.
+`git archive` of a commit or a worktree, with this interpreter's packages, the editable
+install's finder set aside: `cli_process.use_tree`): A/B comparisons on the same load.
 
 Usage: `python bench/run_rss.py [--tree DIR] N [N ...]`.
 """
@@ -23,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cli_process import load_average, themis_script, write_config
+from cli_process import TREE_CLI, load_average, themis_script, write_config
 
 
 def _status_mib(pid: int, field: str) -> float:
@@ -41,12 +42,13 @@ def one(n: int, tree: str | None) -> str:
     with tempfile.TemporaryDirectory(prefix="themis-rss-") as folder:
         config = write_config(Path(folder), n)
         store = Path(folder) / "bench.duckdb"
-        env = {**os.environ, **({"PYTHONPATH": tree} if tree else {})}
-        argv = [themis_script(), "run", str(config), "--store", str(store), "--json", "--quiet"]
+        here = str(Path(__file__).resolve().parent)
+        cli = [sys.executable, "-c", TREE_CLI, here, tree] if tree else [themis_script()]
+        argv = [*cli, "run", str(config), "--store", str(store), "--json", "--quiet"]
         load = load_average()
         started = time.perf_counter()
         child = subprocess.Popen(
-            argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=folder
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=folder
         )
         samples: list[tuple[float, float]] = []
         peak = [0.0]
