@@ -263,21 +263,28 @@ def test_one_pool_per_run_reuses_connections_and_closes_them_at_the_end(fake: Fa
         time.sleep(0.02)
 
 
-def test_the_server_times_its_first_call_and_last_answer_since_a_window_opened(
-    fake: FakeServer,
-) -> None:
+# How far two processes' readings of the monotonic clock may disagree: on a virtual machine
+# each reads it on its own CPU, and a CI run once saw the server's first call 0.6 ms before
+# the client's `sent` (the benchmark splits walls of seconds by them).
+CLOCK_SKEW_S = 0.005
+
+
+def test_the_server_times_its_first_call_and_last_answer_since_a_window_opened() -> None:
     """What `bench/http_efficiency.py` splits a client's wall by (this machine's monotonic
-    clock, shared by every process)."""
-    generate(openai(fake), request("What is 1 + 1?"))
-    fake.control(window=True, latency_s=0.05)
-    assert fake.stats()["first_call_at"] is None
-    assert fake.stats()["last_answer_at"] is None
-    sent = time.monotonic()
-    generate(openai(fake), request("What is 2 + 2?"))
-    generate(openai(fake), request("What is 3 + 3?"))
-    answered = time.monotonic()
-    stats = fake.stats()
-    assert sent <= stats["first_call_at"] < stats["last_answer_at"] <= answered
+    clock, shared by every process). A server of its own: no other test's call can land in
+    its window."""
+    with start_fake_server() as fake:
+        generate(openai(fake), request("What is 1 + 1?"))
+        fake.control(window=True, latency_s=0.05)
+        assert fake.stats()["first_call_at"] is None
+        assert fake.stats()["last_answer_at"] is None
+        sent = time.monotonic()
+        generate(openai(fake), request("What is 2 + 2?"))
+        generate(openai(fake), request("What is 3 + 3?"))
+        answered = time.monotonic()
+        stats = fake.stats()
+    assert sent - CLOCK_SKEW_S <= stats["first_call_at"] < stats["last_answer_at"]
+    assert stats["last_answer_at"] <= answered + CLOCK_SKEW_S
     assert stats["last_answer_at"] - stats["first_call_at"] >= 0.1  # two answers held 50 ms
 
 
