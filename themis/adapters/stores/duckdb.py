@@ -64,8 +64,8 @@ from themis.adapters.stores.duckdb_log import (
     STORED_WITHIN,
     batch_rows,
     batched,
-    first_generation_places,
     first_of_kind,
+    first_places_of_kind,
     split_row,
 )
 from themis.adapters.stores.duckdb_open import (
@@ -848,10 +848,15 @@ class DuckDBStore:
         read)."""
         if not trial_keys:
             return {}
+        kind = GenerationCompleted.kind
         with self._connection() as con:
             if self._batched:
-                return first_generation_places(con, exclude_run, trial_keys)
-            parameters = [GenerationCompleted.kind, exclude_run, list(trial_keys)]
+                places = first_places_of_kind(con, kind, exclude_run, trial_keys)
+                return {
+                    key: GenerationPlace(run_id, seq + index)
+                    for key, (run_id, seq, index) in places.items()
+                }
+            parameters = [kind, exclude_run, list(trial_keys)]
             rows = con.execute(_LOCATE_GENERATIONS, parameters).fetchall()
         return {key: GenerationPlace(run_id, seq) for key, run_id, seq in rows}
 

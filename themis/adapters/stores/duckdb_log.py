@@ -30,8 +30,7 @@ from typing import Any, Final, NamedTuple
 
 from themis.adapters.codec import decode_event, encode_event_texts
 from themis.core.errors import StoreError
-from themis.core.events import Event, GenerationCompleted
-from themis.core.generation import GenerationPlace
+from themis.core.events import Event
 
 __all__ = [
     "BATCHES_TABLE",
@@ -47,7 +46,6 @@ __all__ = [
     "batched",
     "events_at",
     "events_of_rows",
-    "first_generation_places",
     "first_of_kind",
     "first_places_of_kind",
     "key_texts",
@@ -134,14 +132,6 @@ FIRST_ROW_AFTER: Final = (
 STORED_WITHIN: Final = (
     "SELECT min(greatest(seq, $2)) FROM event_batches"
     " WHERE run_id = $1 AND seq <= $3 AND seq + n - 1 >= $2"
-)
-# Every row of the runs other than `$1` with its run's creation time (NULL: no snapshot): what
-# `first_of_kind` and `keys_of_kind` look through, a few rows at a time, splitting only kinds
-# and keys in Python. DuckDB splitting them all and joining them to the keys held ~0.1-0.35
-# GiB more for a 100k-trial replay's lookups (ADR 0054), and a scan here needs no sort.
-_KINDS_AND_KEYS: Final = (
-    "SELECT b.run_id, r.created_at, b.seq, b.kinds, b.trial_keys FROM event_batches b"
-    " LEFT JOIN runs r ON r.run_id = b.run_id WHERE b.run_id <> $1"
 )
 # A filter (` AND ...`) of `event_batches` that keeps every row holding an event about no key
 # or about one of the keys whose texts are `$needles` (`key_texts`): a search of each row's
@@ -344,22 +334,20 @@ def _rows(run_id: str, first_seq: int, texts: _Texts) -> list[Any]:
     return [run_id, seqs, counts, kind_rows, stage_rows, at_rows, key_rows, payload_rows]
 
 
-def _of_kind(
-    con: Any, kind: str, exclude_run: str, trial_keys: Iterable[str]
-) -> Iterator[tuple[str, Any, str, int, int]]:
-    """`(trial_key, created_at, run_id, seq, index)` of every event of `kind` about one of
-    `trial_keys` in a run other than `exclude_run`: `created_at` its run's (or `None`), `seq`
-    its row's first seq, `index` its place in the row."""
-    wanted = set(trial_keys)
-    cursor = con.execute(_KINDS_AND_KEYS, [exclude_run])
-    while rows := cursor.fetchmany(64):
-        for run_id, created_at, seq, kinds, keys_text in rows:
-            keys = json.loads(keys_text)
-            if wanted.isdisjoint(keys):
-                continue
-            for index, (key, event_kind) in enumerate(zip(keys, kinds.split(" "), strict=True)):
-                if event_kind == kind and key in wanted:
-                    yield key, created_at, run_id, seq, index
+# The runs other than `$1` whose log holds a row, with their creation times (NULL: no snapshot).
+_LOGGED_RUNS: Final = (
+    "SELECT DISTINCT b.run_id, r.created_at FROM event_batches b"
+    " LEFT JOIN runs r ON r.run_id = b.run_id WHERE b.run_id <> $1"
+)
+# Run `$1`'s events of kind `$2`: each one's row's first seq, place in the row and trial key,
+# split by DuckDB, the highest seq first.
+_PLACES_OF_KIND: Final = (
+    "SELECT seq, i, key FROM (SELECT seq, unnest(range(n)) AS i,"
+    " unnest(string_split(kinds, ' ')) AS kind,"
+    " unnest(from_json(trial_keys, '[\"VARCHAR\"]')) AS key"
+    " FROM event_batches WHERE run_id = $1) WHERE kind = $2 ORDER BY seq + i DESC"
+)
+_PLACES_FETCHED: Final = 16_384  # rows of `_PLACES_OF_KIND` a fetch
 
 
 def first_places_of_kind(
@@ -368,50 +356,20 @@ def first_places_of_kind(
     """`{trial_key: (run_id, seq, index)}` of the first event of `kind` about each of
     `trial_keys` in a run other than `exclude_run` (the earliest-created run's, runs without a
     snapshot last, then by run id; its lowest seq): `seq` its row's first seq, `index` its place
-    in the row. Only kinds and keys are read."""
-    first: dict[str, tuple[tuple[Any, ...], str, int, int]] = {}
-    for key, created_at, run_id, seq, index in _of_kind(con, kind, exclude_run, trial_keys):
-        order = (created_at is None, created_at or 0, run_id, seq + index)
-        held = first.get(key)
-        if held is None or order < held[0]:
-            first[key] = (order, run_id, seq, index)
-    return {key: (run_id, seq, index) for key, (_, run_id, seq, index) in first.items()}
-
-
-# The runs other than `$1` whose log holds a row, with their creation times (NULL: no snapshot).
-_LOGGED_RUNS: Final = (
-    "SELECT DISTINCT b.run_id, r.created_at FROM event_batches b"
-    " LEFT JOIN runs r ON r.run_id = b.run_id WHERE b.run_id <> $1"
-)
-# Run `$1`'s events of kind `$2`: each one's seq and trial key, split by DuckDB, highest first.
-_SEQS_AND_KEYS_OF_KIND: Final = (
-    "SELECT seq + i, key FROM (SELECT seq, unnest(range(n)) AS i,"
-    " unnest(string_split(kinds, ' ')) AS kind,"
-    " unnest(from_json(trial_keys, '[\"VARCHAR\"]')) AS key"
-    " FROM event_batches WHERE run_id = $1) WHERE kind = $2 ORDER BY seq + i DESC"
-)
-_PLACES_FETCHED: Final = 16_384  # rows of `_SEQS_AND_KEYS_OF_KIND` a fetch
-
-
-def first_generation_places(
-    con: Any, exclude_run: str, trial_keys: Iterable[str]
-) -> dict[str, GenerationPlace]:
-    """`first_places_of_kind`'s answer for completed generations, as places (`{trial_key:
-    GenerationPlace}`): the runs read one at a time in the order that picks the first (the
-    earliest-created, runs without a snapshot last, then by run id), each run's generations'
-    seqs and keys split by DuckDB and only the wanted kept, and no run read once every key is
-    found. ~0.2 s of CPU for a 100k-trial source, where splitting every row's kinds and keys
-    in Python and ordering each hit took ~0.4 (ADR 0107)."""
+    in the row. Only kinds and keys are read: the runs one at a time in that order, each run's
+    events of `kind` split by DuckDB and only the wanted kept, and no run read once every key is
+    found (~0.2 s of CPU for a 100k-trial source, where splitting every row's kinds and keys in
+    Python and ordering each hit took ~0.4: ADR 0107)."""
     wanted = set(trial_keys)
     runs = con.execute(_LOGGED_RUNS, [exclude_run]).fetchall()
     runs.sort(key=lambda run: (run[1] is None, run[1] or 0, run[0]))
-    found: dict[str, GenerationPlace] = {}
+    found: dict[str, tuple[str, int, int]] = {}
     for run_id, _ in runs:
-        cursor = con.execute(_SEQS_AND_KEYS_OF_KIND, [run_id, GenerationCompleted.kind])
-        run_found: dict[str, GenerationPlace] = {}
+        cursor = con.execute(_PLACES_OF_KIND, [run_id, kind])
+        run_found: dict[str, tuple[str, int, int]] = {}
         while rows := cursor.fetchmany(_PLACES_FETCHED):  # highest seq first: the lowest wins
             run_found.update(
-                {key: GenerationPlace(run_id, seq) for seq, key in rows if key in wanted}
+                {key: (run_id, seq, index) for seq, index, key in rows if key in wanted}
             )
         if found:  # an earlier run's place wins
             run_found = {key: place for key, place in run_found.items() if key not in found}
