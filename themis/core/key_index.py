@@ -334,20 +334,14 @@ class KeyIndex:
 
     def add_new(self, keys: Sequence[Any]) -> int:
         """Add `keys` as the next rows, in order, up to the first that is held already (or
-        repeats one before it) or is not held as bytes: how many were added. `locate` and
-        `add_located` inlined, no tuple made a key (a fold's batch of new keys, ADR 0108)."""
+        repeats one before it) or is not held as bytes (`compact`): how many were added.
+        `locate`'s walk and `add_located` inlined, no tuple made a key (a fold's batch of new
+        keys, ADR 0108)."""
         held, slots = self._bytes, self._slots
         size, row, added = len(slots), len(held) // _WIDTH, 0
         for key in keys:
-            if not (isinstance(key, str) and len(key) == _DIGITS) or not (
-                key.islower() or key.isdigit()
-            ):
-                break
-            try:
-                raw = _fromhex(key)
-            except ValueError:
-                break
-            if len(raw) != _WIDTH:
+            raw = compact(key)
+            if raw is None:
                 break
             slot = hash(raw) % size
             at = slots[slot]
