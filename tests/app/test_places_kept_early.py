@@ -66,6 +66,47 @@ def test_a_fresh_run_keeps_its_places_before_its_last_event_is_appended(
     assert row == (result.report.planned,)
 
 
+def test_a_derived_replay_keeps_its_places_before_its_trials_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its whole plan is checked before it runs, so the plan's record is complete before the
+    first trial, and the places are kept beside the trials, not after the last (ADR 0112)."""
+    from themis.app.usecases import runs
+
+    store = tmp_path / "s.duckdb"
+    source = _experiment(tmp_path).run(store=store, progress="off")
+    placing = threading.Event()
+    seen: dict[str, Any] = {}
+    save_places, run_trio = DuckDBStore.save_places, runs._run_trio
+
+    def places_noted(store: DuckDBStore, *args: Any) -> None:
+        placing.set()
+        save_places(store, *args)
+
+    def trials_waiting_for_the_places(*args: Any) -> Any:
+        # Started only once the execution has read its whole plan, the places would never
+        # start while this waits.
+        seen["places_before_the_trials"] = placing.wait(timeout=5)
+        return run_trio(*args)
+
+    monkeypatch.setattr(DuckDBStore, "save_places", places_noted)
+    monkeypatch.setattr(runs, "_run_trio", trials_waiting_for_the_places)
+    derived = themis.replay(
+        source.run_id,
+        "score",
+        store,
+        config=tmp_path / "demo.toml",
+        overrides=[*FAST, "metrics.exact_match.case_sensitive=true"],
+    )
+    assert derived.run_id != source.run_id
+    assert seen["places_before_the_trials"]
+    with duckdb.connect(str(store), read_only=True) as con:
+        rows = con.execute(
+            "SELECT count(*) FROM trial_places WHERE run_id = $1", [derived.run_id]
+        ).fetchone()
+    assert rows == (derived.report.planned,)
+
+
 def test_a_run_failing_after_its_places_started_waits_for_them_to_be_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,6 +13,7 @@ from tests.unit.builders import cases, completed, done, failed, parsed, small_sp
 from themis.core.errors import ModelCallForbidden
 from themis.core.planner import (
     PendingTrial,
+    PlanRecord,
     TrialPlan,
     compile_run,
     pending,
@@ -361,6 +362,21 @@ def test_a_placed_replay_plan_is_the_replay_plan_with_its_places_ids_and_keys() 
     assert {trial.problem for trial in taken} == {None}
     with pytest.raises(ModelCallForbidden, match="replays never call models"):
         taken[0].request  # noqa: B018 - reading it is the call a replay must never reach
+
+
+def test_a_plan_taken_whole_is_recorded_before_its_first_trial_and_let_go_of() -> None:
+    compiled = compile_run(_replay_spec())
+    plans = list(replay_plan(compiled))
+    expected = list(plans)
+    record = PlanRecord(compiled.trial_count)
+    given = record.taken(plans)
+    # Complete before the first trial is given (its places can be kept from the start: ADR
+    # 0112), and the caller's list emptied: the trials are let go of as they are read.
+    assert record.complete
+    assert list(record.trial_ids) == [trial.trial_id for trial in expected]
+    assert list(record.trial_keys) == [trial.trial_key for trial in expected]
+    assert plans == []
+    assert list(given) == expected
 
 
 def test_a_placed_replay_plan_takes_the_ids_and_keys_it_is_given() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, MutableSequence, Sequence
 from typing import Any, NamedTuple
 
@@ -729,6 +730,23 @@ class PlanRecord:
             # ~4 B a trial, ADR 0102).
             self.trial_ids, self.trial_keys = ids.head(len(ids)), keys.head(len(keys))
         self.complete = True
+
+    def taken(self, plans: list[TrialPlan]) -> Iterator[TrialPlan]:
+        """`plans`, the whole plan a caller made first (a derived replay checks it before its
+        execution), recorded at once: the record is complete before the first trial runs, so
+        the run's places are kept beside its trials rather than after its last (ADR 0112).
+        They are then given in order, each let go of once given (`plans` is emptied): the
+        record keeps their keys, and the plan is not held to the run's end."""
+        for _ in self.tap(plans):
+            pass
+        queue = deque(plans)
+        plans.clear()
+        return _given(queue)
+
+
+def _given(queue: deque[TrialPlan]) -> Iterator[TrialPlan]:
+    while queue:
+        yield queue.popleft()
 
 
 def trial_refs(compiled: CompiledRun, record: PlanRecord | None = None) -> Iterator[TrialRef]:

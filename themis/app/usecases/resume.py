@@ -9,8 +9,7 @@ recomputes that stage and the later ones from the stored generations, with model
 from __future__ import annotations
 
 import functools
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -334,7 +333,7 @@ def prepare_replay_with_config(
             "replayed_stage": stage.value,
         },
         batch=True,
-        plans=_released(plans),
+        plans=plans,
         located=located,
     )
     return Prepared(request, functools.partial(_derive, request))
@@ -402,15 +401,6 @@ def _placed_plan(
         return None
     placed = store.load_places(source_id)
     return None if placed is None else placed_replay_plan(compiled, placed)
-
-
-def _released(plans: list[TrialPlan]) -> Iterator[TrialPlan]:
-    """`plans` in order, each let go of once yielded: the execution's `PlanRecord` keeps their
-    keys, and the whole plan is not held to the run's end."""
-    queue = deque(plans)
-    plans.clear()
-    while queue:
-        yield queue.popleft()
 
 
 def _derive(request: RunRequest, ports: Ports, driving: Driving) -> RunResult:

@@ -104,7 +104,8 @@ class RunRequest:
     # A replay's: no model is called, so its trials run as a batch (`Execution.batch`).
     batch: bool = False
     # The run's plan, when the caller planned it already (a replay checks it first): read
-    # once, by the execution.
+    # once, by the execution; a list is the whole plan, recorded before the first trial runs
+    # (`PlanRecord.taken`), and emptied as it is read.
     plans: Iterable[TrialPlan] | None = None
     # Where other runs logged the generations of its trial keys, when the caller located them
     # already (a derived replay checks them all first): read from there, not searched again.
@@ -219,7 +220,10 @@ def continue_run(
     preamble: tuple[Event, ...] = ()
     work: Iterable[PendingTrial]
     record = PlanRecord(compiled.trial_count)  # the plan's keys as the execution reads them
-    plans = record.tap(plan(compiled) if request.plans is None else request.plans)
+    if isinstance(request.plans, list):  # the whole plan, known: recorded before it runs
+        plans = record.taken(request.plans)
+    else:
+        plans = record.tap(plan(compiled) if request.plans is None else request.plans)
     if state.started:
         changes = runtime_changes(last_runtime(loaded.snapshot, state), runtime)
         preamble = (RunResumed(at=ports.clock.now(), changes=changes),) if changes else ()
