@@ -23,6 +23,7 @@ from cattrs.fns import identity
 from cattrs.gen import make_dict_unstructure_fn
 
 from themis.adapters.json_text import compact_encoder
+from themis.core import case_pieces
 from themis.core.case_pieces import marked, pieces
 from themis.core.errors import StoreError
 from themis.core.events import EVENT_TYPES, Event
@@ -37,6 +38,7 @@ __all__ = [
     "SNAPSHOT_SCHEMA_VERSION",
     "VERSION_KEY",
     "EventTexts",
+    "around_cases",
     "decode_event",
     "decode_report",
     "decode_snapshot",
@@ -323,6 +325,28 @@ def snapshot_pieces(snapshot: RunSnapshot) -> Iterator[str]:
     text = _encode(codec, attrs.evolve(snapshot, spec=stand_in))
     found = pieces(text, stand_in, snapshot.spec, _encode_cases)
     return iter((_encode(codec, snapshot),)) if found is None else found
+
+
+def around_cases(snapshot: RunSnapshot) -> tuple[str, str, str] | None:
+    """For a snapshot of one dataset: the text of `encode_snapshot(snapshot)` before its
+    dataset's cases (their JSON array), the text after them, and the text the array begins
+    with (its first `BATCH` cases: all of it for a dataset of no more), made without encoding
+    the other cases (a derived run's snapshot takes them from its source's text: ADR 0112);
+    `None` for another count of datasets, or a text holding the mark elsewhere."""
+    spec = snapshot.spec
+    if len(spec.datasets) != 1:
+        return None
+    stand_in = marked(spec)
+    codec = _codec(RunSnapshot, SNAPSHOT_SCHEMA_VERSION)
+    text = _encode(codec, attrs.evolve(snapshot, spec=stand_in))
+    mark = _encode_cases(stand_in.datasets[0].cases)
+    if text.count(mark) != 1:
+        return None
+    before, after = text.split(mark)
+    cases = spec.datasets[0].cases
+    batch = case_pieces.BATCH
+    first = _encode_cases(cases[:batch])
+    return before, after, first if len(cases) <= batch else first[:-1]
 
 
 def _encode_cases(cases: Sequence[Case]) -> str:

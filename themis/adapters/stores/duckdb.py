@@ -78,6 +78,7 @@ from themis.adapters.stores.duckdb_open import (
 )
 from themis.adapters.stores.duckdb_outline import (
     keep_outline,
+    keep_spliced,
     kept_outline,
     saved_as,
     stored_outline,
@@ -550,22 +551,30 @@ class DuckDBStore:
         """Keep `snapshot` as its run's one snapshot, replacing any earlier one, and the run's
         trial places the first time (the log's views place events by them), planned from it;
         `places=False`: the caller gives them later (`save_places`), having planned the run.
-        A large run's text is kept in parts (`duckdb_snapshot`, ADR 0096)."""
+        A large run's text is kept in parts (`duckdb_snapshot`, ADR 0096). A new run a replay
+        derived from another (`derived_from`: its cases are its source's, the replay checked)
+        takes its cases' text from its source's (`keep_spliced`, ADR 0112)."""
         if parted(snapshot):
             self._save_in_parts(snapshot, places=places)
             return
-        text = encode_snapshot(snapshot)
-        row = [snapshot.run_id, snapshot.spec.name, snapshot.created_at, text]
+        source = snapshot.provenance.get("derived_from")
         if not places and not self._reader:
             with self._connection(large=True) as con:
                 self._define_pending_views(con)  # before a reader can see the run
                 if not con.execute(_HAS_RUN, [snapshot.run_id]).fetchone()[0]:
+                    # A derived run's cases are its source's: taken from its text (ADR 0112).
+                    if source is not None and keep_spliced(con, snapshot, source):
+                        return
                     # One statement commits by itself: inside an explicit transaction DuckDB
                     # held the text ~3x more at once (+30 MiB for 100k cases: ADR 0048). Its
                     # outline first: a kill between leaves an outline of no stored text.
+                    text = encode_snapshot(snapshot)
+                    row = [snapshot.run_id, snapshot.spec.name, snapshot.created_at, text]
                     keep_outline(con, snapshot, text_digest(text))
                     con.execute("INSERT INTO runs VALUES ($1, $2, $3, $4)", row)
                     return
+        text = encode_snapshot(snapshot)
+        row = [snapshot.run_id, snapshot.spec.name, snapshot.created_at, text]
         with self._transaction(large=True) as con:
             con.execute("DELETE FROM snapshot_parts WHERE run_id = $1", [snapshot.run_id])
             con.execute("INSERT OR REPLACE INTO runs VALUES ($1, $2, $3, $4)", row)

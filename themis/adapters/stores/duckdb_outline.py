@@ -18,15 +18,17 @@ from typing import Any, Final
 
 import duckdb
 
-from themis.adapters.codec import decode_snapshot, encode_snapshot
+from themis.adapters.codec import around_cases, decode_snapshot, encode_snapshot
 from themis.adapters.stores.duckdb_snapshot import snapshots, stored_digest
 from themis.core.breakdown import field_names
+from themis.core.errors import StoreError
 from themis.core.snapshot import RunSnapshot, SnapshotOutline, without_cases
 
 __all__ = [
     "KEPT_OUTLINE",
     "OUTLINES_TABLE",
     "keep_outline",
+    "keep_spliced",
     "kept_outline",
     "saved_as",
     "stored_outline",
@@ -126,3 +128,65 @@ def keep_outline(con: Any, snapshot: RunSnapshot, stored_as: str) -> None:
             stored_as,
         ],
     )
+
+
+# The outline kept of a run, not checked against its text: `keep_spliced` checks the text.
+_KEPT_UNCHECKED: Final = "SELECT outline, fields FROM run_outlines WHERE run_id = $run"
+# A derived run's text (`$before`, `$after`: its own around its cases) with its source's cases,
+# cut out of the source's text where that is its own text (`$source_before`, `$source_after`)
+# around an array beginning with what the derived run's begins with (`$first`).
+_SPLICED: Final = (
+    "SELECT $before || substr(snapshot, $at::BIGINT, length(snapshot) - $around::BIGINT)"
+    " || $after AS s FROM runs WHERE run_id = $source"
+    " AND starts_with(snapshot, $source_before) AND ends_with(snapshot, $source_after)"
+    " AND length(snapshot) >= $around::BIGINT + $first_chars::BIGINT"
+    " AND substr(snapshot, $at::BIGINT, $first_chars::BIGINT) = $first"
+)
+
+
+def keep_spliced(con: Any, snapshot: RunSnapshot, source_run: str) -> bool:
+    """Store `snapshot`, a run derived from `source_run` by a replay (ADR 0112), its text made
+    by DuckDB of its own text around its one dataset's cases and the source's cases as the
+    source's stored text holds them: the same cases, which a derived run is checked to have
+    (its config compiles to the source's id with the source's metrics, ADR 0083), need not be
+    encoded again (~0.2 s of CPU at 100k, holding the GIL beside the run's first trials, and
+    its first append waits for the snapshot). Only when the source's text is exactly its
+    outline's text around an array that begins with the derived run's first cases' text (a
+    dataset of at most `BATCH` cases: the whole array), else nothing is stored and `False`. The
+    source's kept outline is read without hashing its text (a stale one fails that check)."""
+    ours = around_cases(snapshot)
+    kept = con.execute(_KEPT_UNCHECKED, {"run": source_run}).fetchone()
+    if ours is None or kept is None:
+        return False
+    try:
+        theirs = around_cases(decode_snapshot(kept[0]))
+    except StoreError:
+        return False
+    if theirs is None:
+        return False
+    before, after, first = ours
+    source_before, source_after, _ = theirs
+    parameters = {
+        "before": before,
+        "after": after,
+        "source": source_run,
+        "source_before": source_before,
+        "source_after": source_after,
+        "at": len(source_before) + 1,
+        "around": len(source_before) + len(source_after),
+        "first": first,
+        "first_chars": len(first),
+    }
+    digest = con.execute(f"SELECT sha256(s) FROM ({_SPLICED})", parameters).fetchone()
+    if digest is None:
+        return False
+    con.execute(
+        "INSERT OR REPLACE INTO run_outlines VALUES ($1, $2, $3, $4)",
+        [snapshot.run_id, encode_snapshot(without_cases(snapshot)), list(kept[1] or ()), digest[0]],
+    )
+    row = {"run": snapshot.run_id, "name": snapshot.spec.name, "created": snapshot.created_at}
+    inserted = con.execute(
+        f"INSERT INTO runs SELECT $run, $name, $created, s FROM ({_SPLICED})",
+        {**parameters, **row},
+    ).fetchone()
+    return inserted is not None and inserted[0] == 1
