@@ -290,11 +290,12 @@ def replay(
     """Recompute a stage and the later ones from the stored generations (no model under test
     is called; only a judge whose calls the store lacks)."""
     from themis.app.api.stored_runs import prepared_replay
+    from themis.app.execution.collection import collector_settled
 
     with errors():
         require_fail_under(fail_under)
         location = existing_store(store)
-        with prepared_replay(
+        with collector_settled(), prepared_replay(
             run_id, stage.value, location, config=config, overrides=set_ or []
         ) as prepared:
             fit_allocator(prepared.spec.trial_count)
