@@ -62,6 +62,19 @@ def test_overlapping_executions_restore_the_setting_once_the_last_ends() -> None
     assert (gc.get_threshold(), gc.get_freeze_count()) == ((700, 10, 10), 0)
 
 
+def test_an_execution_inside_a_settled_preparation_freezes_what_it_built() -> None:
+    """ADR 0113: `replay` settles the collector before preparing; the execution inside it
+    finds what the preparation built frozen, as an execution alone would."""
+    with collector_settled():
+        frozen = gc.get_freeze_count()
+        built = [[object()] for _ in range(1000)]  # the preparation's
+        with collector_settled():
+            assert gc.get_freeze_count() >= frozen + len(built)
+            assert gc.get_threshold()[0] == YOUNG_THRESHOLD
+        assert gc.get_threshold()[0] == YOUNG_THRESHOLD  # the outer setting holds
+    assert (gc.get_threshold(), gc.get_freeze_count()) == ((700, 10, 10), 0)
+
+
 def test_a_garbage_cycle_made_during_an_execution_is_still_collected() -> None:
     with collector_settled():
 

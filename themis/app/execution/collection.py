@@ -8,8 +8,10 @@ nothing and cost ~5 % of a 10,000-call HTTP run's CPU (ADR 0050). During an exec
 compiled run) are frozen out of the collector's sight (`gc.freeze`), and the youngest generation
 is collected every `YOUNG_THRESHOLD` allocations instead of CPython's 700. Cycles are still
 collected, later. Executions in several threads at once share one setting: the first to start
-sets it, the last to end restores what was there. A process that froze objects itself (e.g.
-before forking workers) keeps them frozen: nothing is frozen or unfrozen for it.
+sets it, the last to end restores what was there; each one after the first freezes what was
+built since (the CLI's `replay` settles the collector before its preparation, whose cases,
+plan and places its execution then finds frozen, ADR 0113). A process that froze objects
+itself (e.g. before forking workers) keeps them frozen: nothing is frozen or unfrozen for it.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ def collector_settled() -> Iterator[None]:
             if executions.froze:
                 gc.freeze()
             gc.set_threshold(max(young, YOUNG_THRESHOLD), middle, old)
+        elif executions.froze:  # what was built since (a replay's preparation, ADR 0113)
+            gc.freeze()
         executions.running += 1
     try:
         yield
