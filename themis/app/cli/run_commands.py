@@ -295,9 +295,14 @@ def replay(
     with errors():
         require_fail_under(fail_under)
         location = existing_store(store)
-        with collector_settled(), prepared_replay(
-            run_id, stage.value, location, config=config, overrides=set_ or []
-        ) as prepared:
+        # Settled for the preparation too: its cases, plan and places (~1M containers at 100k)
+        # cost six full passes of the collector under its default thresholds (ADR 0113).
+        with (
+            collector_settled(),
+            prepared_replay(
+                run_id, stage.value, location, config=config, overrides=set_ or []
+            ) as prepared,
+        ):
             fit_allocator(prepared.spec.trial_count)
             result = execute_prepared(
                 prepared, as_json=as_json, quiet=quiet, telemetry_log=telemetry_log
