@@ -14,7 +14,6 @@ what crosses them (`ModelRequest`, `Message`, `ModelResponse`, `TokenLogprob`, `
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -300,11 +299,14 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """An exported name, imported from its home on first use and then kept here."""
+    """An exported name, imported from its home on first use (the collector paused meanwhile:
+    `themis.collector`) and then kept here."""
     home = _HOME_OF.get(name)
     if home is None:
         raise AttributeError(f"module 'themis' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
+    from themis.collector import imported  # not at `import themis`, which loads no module of it
+
+    value = getattr(imported(home), name)
     globals()[name] = value
     return value
 
