@@ -1,5 +1,5 @@
-"""`themis.collector.imported`: a first use of a `themis` name imports its home with the collector
-paused, and leaves the host's collector as it found it (ADR 0111).
+"""`themis.collector`: a first use of a `themis` name imports its home with the collector paused,
+and leaves the host's collector as it found it; `themis run` imports the engine so too (ADR 0111).
 
 Each check runs in a fresh interpreter: only there is the engine not imported yet."""
 
@@ -8,6 +8,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+from tests.cli.helpers import TINY
 
 # The engine's first use (`themis.Experiment`: trio, DuckDB, attrs' classes) and what the
 # collector did meanwhile (its passes counted by a callback) and is after it.
@@ -68,3 +71,40 @@ def test_objects_the_host_froze_stay_frozen() -> None:
     assert found["frozen_before"] > 0
     # Still frozen, but for the few the import freed meanwhile (unfrozen: 0).
     assert found["frozen_after"] > 0.9 * found["frozen_before"]
+
+
+# `themis run` through the console's `main` in a fresh interpreter: the collector's passes, by
+# generation, over the whole command (a six-case run on the scripted model).
+_CLI_RUN = """
+import gc, json, sys
+passes = []
+def count(phase, info):
+    if phase == "start":
+        passes.append(info["generation"])
+gc.callbacks.append(count)
+from themis.app.cli.console import main
+sys.argv = ["themis", "run", sys.argv[1], "--store", sys.argv[2], "--json", "--quiet"]
+try:
+    main()
+except SystemExit as ending:
+    assert not ending.code, ending.code
+print(json.dumps(passes))
+"""
+
+
+def test_themis_run_imports_the_engine_without_a_full_pass_of_the_collector(
+    tmp_path: Path,
+) -> None:
+    cases = ",\n".join(
+        f'{{ id = "c{i}", fields = {{ a = {i} }}, expected = "{2 * i}" }}' for i in range(6)
+    )
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY.format(cases=cases))
+    ran = subprocess.run(
+        [sys.executable, "-c", _CLI_RUN, str(config), str(tmp_path / "s.duckdb")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    passes = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert 2 not in passes  # one full pass, among ~120, without the pause

@@ -42,6 +42,7 @@ from themis.app.cli.shared import (
     print_warnings,
     stderr,
 )
+from themis.collector import CollectorPaused
 from themis.core.errors import ConfigError, ThemisError
 from themis.core.large_run import is_large_run
 from themis.core.stages import Stage
@@ -103,7 +104,8 @@ def run(
     host: Annotated[str | None, view_command.HOST_OPTION] = None,
 ) -> None:
     """Run an experiment (or reuse / resume its stored run) and print its report."""
-    from themis.app.api.answers import answered_run
+    with CollectorPaused():  # the engine's modules, aged unexamined (ADR 0111)
+        from themis.app.api.answers import answered_run
 
     with errors():
         require_fail_under(fail_under)
@@ -118,9 +120,10 @@ def run(
             if answered is not None:
                 result = _answer(answered, store, as_json=as_json, quiet=quiet, log=telemetry_log)
             else:
-                from themis.app.api.experiment import Experiment
-                from themis.app.render.runtime_controls import executor_lines, preflight_lines
-                from themis.app.wiring import check_executor, finish_opening, sandbox_gaps
+                with CollectorPaused():
+                    from themis.app.api.experiment import Experiment
+                    from themis.app.render.runtime_controls import executor_lines, preflight_lines
+                    from themis.app.wiring import check_executor, finish_opening, sandbox_gaps
 
                 experiment = Experiment.from_file(config, overrides=set_ or [])
                 fit_allocator(experiment.compiled.trial_count)
@@ -225,7 +228,8 @@ def resume(
     fail_under: FailUnderOption = None,
 ) -> None:
     """Continue a stored run: execute only what its log does not show done."""
-    from themis.app.api.answers import answered_resume
+    with CollectorPaused():
+        from themis.app.api.answers import answered_resume
 
     with errors():
         require_fail_under(fail_under)
@@ -240,8 +244,9 @@ def resume(
                     answered, location, as_json=as_json, quiet=quiet, log=telemetry_log
                 )
             else:
-                from themis.app.api.stored_runs import PreparedRun, prepared_resume
-                from themis.app.wiring import finish_opening
+                with CollectorPaused():
+                    from themis.app.api.stored_runs import PreparedRun, prepared_resume
+                    from themis.app.wiring import finish_opening
 
                 with prepared_resume(
                     run_id,
@@ -289,8 +294,9 @@ def replay(
 ) -> None:
     """Recompute a stage and the later ones from the stored generations (no model under test
     is called; only a judge whose calls the store lacks)."""
-    from themis.app.api.stored_runs import prepared_replay
-    from themis.app.execution.collection import collector_settled
+    with CollectorPaused():
+        from themis.app.api.stored_runs import prepared_replay
+        from themis.app.execution.collection import collector_settled
 
     with errors():
         require_fail_under(fail_under)
