@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 from collections.abc import Iterator
 
@@ -40,6 +41,16 @@ def fake(server: FakeServer) -> FakeServer:
 def tripwires(monkeypatch: pytest.MonkeyPatch) -> None:
     """Building or calling a model, or opening a store (DuckDB or memory), raises `Tripwire`."""
     arm_tripwires(monkeypatch)
+
+
+@pytest.fixture
+def default_collector() -> Iterator[None]:
+    """CPython's default thresholds during the test (whatever the suite's process set), the
+    ones found restored after it: for tests of what Themis does to the collector."""
+    saved = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    yield
+    gc.set_threshold(*saved)
 
 
 @pytest.fixture(autouse=True)

@@ -5,19 +5,12 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterator
 
 import pytest
 
 from themis.app.execution.collection import YOUNG_THRESHOLD, collector_settled
 
-
-@pytest.fixture(autouse=True)
-def _default_collector() -> Iterator[None]:
-    saved = gc.get_threshold()
-    gc.set_threshold(700, 10, 10)
-    yield
-    gc.set_threshold(*saved)
+pytestmark = pytest.mark.usefixtures("default_collector")
 
 
 def test_an_execution_freezes_what_exists_and_collects_the_young_less_often() -> None:

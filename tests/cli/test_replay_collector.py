@@ -18,13 +18,7 @@ from tests.cli.helpers import Invoke, output_json
 from themis.app.api import stored_runs
 from themis.app.execution.collection import YOUNG_THRESHOLD
 
-
-@pytest.fixture(autouse=True)
-def _default_collector() -> Iterator[None]:
-    saved = gc.get_threshold()
-    gc.set_threshold(700, 10, 10)
-    yield
-    gc.set_threshold(*saved)
+pytestmark = pytest.mark.usefixtures("default_collector")
 
 
 def test_a_replay_is_prepared_with_the_collector_settled(
