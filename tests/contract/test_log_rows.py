@@ -17,6 +17,8 @@ from typing import Any
 
 import duckdb
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import themis
 from tests.contract.test_store_contract import answers
@@ -197,6 +199,31 @@ def test_keys_stages_and_times_come_back_exactly(tmp_path: Path) -> None:
         (2, "score_completed", odd, "score", 1733282000.1234567),
         (3, "generation_completed", "", "generate", 1e-05),
     ]
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.text(),
+            st.text(alphabet="0123456789abcdef", min_size=32, max_size=32),
+            st.text(alphabet=st.characters(min_codepoint=0x1F, max_codepoint=0x7F)),
+        ),
+        max_size=40,
+    )
+)
+def test_a_row_s_keys_are_the_json_encoder_s_text(keys: list[str | None]) -> None:
+    """ADR 0113: keys JSON writes as they are joined at once, any other row encoded."""
+    assert duckdb_log._keys_text(keys) == duckdb_log._KEYS(keys)
+
+
+def test_a_row_of_plain_keys_is_not_given_to_the_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(keys: Any) -> str:
+        raise AssertionError("encoded")
+
+    monkeypatch.setattr(duckdb_log, "_KEYS", refused)
+    keys = ["154a7715307098fdd601689375dc2a22", "k-1", "a b/c:d"]
+    assert duckdb_log._keys_text(keys) == '["154a7715307098fdd601689375dc2a22","k-1","a b/c:d"]'
 
 
 @pytest.fixture

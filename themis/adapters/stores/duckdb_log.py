@@ -329,9 +329,28 @@ def _rows(run_id: str, first_seq: int, texts: _Texts) -> list[Any]:
         kind_rows.append(" ".join(kinds[start:stop]))
         stage_rows.append(" ".join(stages[start:stop]))
         at_rows.append(" ".join(ats[start:stop]))
-        key_rows.append(_KEYS(keys[start:stop]))
+        key_rows.append(_keys_text(keys[start:stop]))
         payload_rows.append("\n".join(payloads[start:stop]))
     return [run_id, seqs, counts, kind_rows, stage_rows, at_rows, key_rows, payload_rows]
+
+
+def _keys_text(keys: Sequence[str | None]) -> str:
+    """`keys` as a JSON array, the text `_KEYS` writes: when every key is one JSON writes as it
+    is (printable ASCII but `"` and `\\`: every key a run makes), joined at once, ~0.8 µs a
+    row of 14 keys where the encoder, built at each call, takes ~2.6 (ADR 0113); a row with a
+    `None` or a key JSON escapes, through the encoder."""
+    try:
+        joined = '","'.join(keys)  # type: ignore[arg-type]  # (a `None` refuses)
+        unsafe = joined.encode("ascii").translate(None, _AS_IS)  # (as does a non-ASCII one)
+    except (TypeError, UnicodeEncodeError):
+        return _KEYS(keys)
+    if keys and unsafe == b'"' * (2 * len(keys) - 2):  # the separators' quotes alone
+        return '["' + joined + '"]'
+    return _KEYS(keys)
+
+
+# The bytes JSON writes as they are in a string.
+_AS_IS: Final = bytes(byte for byte in range(0x20, 0x7F) if byte not in b'"\\')
 
 
 # The runs other than `$1` whose log holds a row, with their creation times (NULL: no snapshot).
