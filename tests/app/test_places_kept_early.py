@@ -42,10 +42,10 @@ def test_a_fresh_run_keeps_its_places_before_its_last_event_is_appended(
     seen: dict[str, Any] = {}
     save_places, append = DuckDBStore.save_places, DuckDBStore.append
 
-    def places_noted(store: DuckDBStore, *args: Any) -> None:
+    def places_noted(store: DuckDBStore, *args: Any, **kwargs: Any) -> None:
         seen["places_thread"] = threading.get_ident()
         placing.set()
-        save_places(store, *args)
+        save_places(store, *args, **kwargs)
 
     def append_waiting_for_the_places(
         store: DuckDBStore, run_id: str, seq: int, events: Any
@@ -79,9 +79,10 @@ def test_a_derived_replay_keeps_its_places_before_its_trials_run(
     seen: dict[str, Any] = {}
     save_places, run_trio = DuckDBStore.save_places, runs._run_trio
 
-    def places_noted(store: DuckDBStore, *args: Any) -> None:
+    def places_noted(store: DuckDBStore, *args: Any, **kwargs: Any) -> None:
+        seen["copied_from"] = kwargs.get("copied_from")
         placing.set()
-        save_places(store, *args)
+        save_places(store, *args, **kwargs)
 
     def trials_waiting_for_the_places(*args: Any) -> Any:
         # Started only once the execution has read its whole plan, the places would never
@@ -100,6 +101,8 @@ def test_a_derived_replay_keeps_its_places_before_its_trials_run(
     )
     assert derived.run_id != source.run_id
     assert seen["places_before_the_trials"]
+    # Its trials were taken from the source's places: copied as they are, not compared.
+    assert seen["copied_from"] == source.run_id
     with duckdb.connect(str(store), read_only=True) as con:
         rows = con.execute(
             "SELECT count(*) FROM trial_places WHERE run_id = $1", [derived.run_id]
@@ -113,9 +116,9 @@ def test_a_run_failing_after_its_places_started_waits_for_them_to_be_kept(
     seen: dict[str, Any] = {}
     save_places, append = DuckDBStore.save_places, DuckDBStore.append
 
-    def slow_places(store: DuckDBStore, *args: Any) -> None:
+    def slow_places(store: DuckDBStore, *args: Any, **kwargs: Any) -> None:
         time.sleep(0.3)
-        save_places(store, *args)
+        save_places(store, *args, **kwargs)
         seen["places_kept"] = True
 
     def failing_at_the_end(store: DuckDBStore, run_id: str, seq: int, events: Any) -> None:
@@ -141,11 +144,11 @@ def test_places_not_planned_by_the_run_are_written_while_the_report_is_built(
     seen: dict[str, Any] = {}
     save_places, build_report = DuckDBStore.save_places, runs.build_report
 
-    def places_waiting_for_the_report(store: DuckDBStore, *args: Any) -> None:
+    def places_waiting_for_the_report(store: DuckDBStore, *args: Any, **kwargs: Any) -> None:
         seen["places_thread"] = threading.get_ident()
         # Written one after the other, the report would never start while this waits.
         seen["beside_the_report"] = reporting.wait(timeout=5)
-        save_places(store, *args)
+        save_places(store, *args, **kwargs)
         seen["places_kept"] = True
 
     def report(*args: Any, **kwargs: Any) -> Any:
@@ -170,7 +173,7 @@ def test_places_not_planned_by_the_run_are_written_while_the_report_is_built(
 def test_a_store_failure_while_keeping_the_places_still_fails_the_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def failing(store: DuckDBStore, *args: Any) -> None:
+    def failing(store: DuckDBStore, *args: Any, **kwargs: Any) -> None:
         raise StoreError("disk full while keeping the places")
 
     monkeypatch.setattr(DuckDBStore, "save_places", failing)
@@ -188,13 +191,13 @@ from themis.adapters.stores.duckdb import DuckDBStore
 duckdb_views.PLACES_PART = 7  # some parts inserted, not committed, when the kill comes
 keep = DuckDBStore.save_places
 
-def killed_midway(store, snapshot, places):
+def killed_midway(store, snapshot, places, **kwargs):
     def refs():
         for index, ref in enumerate(places):
             if index == 20:
                 os.kill(os.getpid(), signal.SIGKILL)
             yield ref
-    keep(store, snapshot, refs())
+    keep(store, snapshot, refs(), **kwargs)
 
 DuckDBStore.save_places = killed_midway
 tmp = Path(sys.argv[1])

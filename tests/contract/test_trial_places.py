@@ -100,7 +100,7 @@ def test_a_run_killed_before_its_places_were_kept_gets_them_from_the_next_writer
     experiment = _experiment(tmp_path)
     store = tmp_path / "s.duckdb"
 
-    def killed(self: DuckDBStore, snapshot: object, places: object) -> None:
+    def killed(self: DuckDBStore, snapshot: object, places: object, **kwargs: object) -> None:
         raise SystemExit("killed")  # the process dies between the run's end and its places
 
     monkeypatch.setattr(DuckDBStore, "save_places", killed)
@@ -378,11 +378,12 @@ class _WatchedRefs:
 
 
 def _derived_places(
-    tmp_path: Path, samples: int, *, watch: bool | None = None
+    tmp_path: Path, samples: int, *, watch: bool | None = None, vouched: bool = False
 ) -> tuple[Path, planner.CompiledRun, _WatchedRefs | None]:
     """A derived run of `samples` samples a case, scored by `contains`, saved beside the demo's
     2-sample source, its places kept from `_WatchedRefs` of its plan (or `PlannedRefs` when
-    `watch` is None): 2 samples are the source's trials, 1 fewer."""
+    `watch` is None): 2 samples are the source's trials, 1 fewer. `vouched`: the caller says
+    they are the source's places (`copied_from`)."""
     experiment = _experiment(tmp_path)
     store = tmp_path / "s.duckdb"
     source = experiment.run(store=store, progress="off")
@@ -405,7 +406,8 @@ def _derived_places(
         )
         opened.save_snapshot(derived, places=False)
         kept = PlannedRefs(compiled, None) if watched is None else watched
-        opened.save_places(derived, kept)  # type: ignore[arg-type]
+        copied_from = source.run_id if vouched else None
+        opened.save_places(derived, kept, copied_from=copied_from)  # type: ignore[arg-type]
     finally:
         opened.close()
     return store, compiled, watched
@@ -435,3 +437,23 @@ def test_planned_refs_are_the_plan_s_at_each_reading(tmp_path: Path) -> None:
     refs = PlannedRefs(compiled, None)
     assert list(refs) == list(refs) == list(planner.trial_refs(compiled))
     assert _run_places(store, compiled.run_id) == _planned(store, compiled.run_id)
+
+
+def test_a_derived_run_s_places_vouched_as_its_source_s_are_copied_unread(
+    tmp_path: Path,
+) -> None:
+    """A derived replay whose trials were taken from its source's places says so: they are
+    copied without reading (digesting) its refs (ADR 0112; fails on the code before)."""
+    store, compiled, watched = _derived_places(tmp_path, 2, watch=False, vouched=True)
+    assert watched is not None
+    assert watched.readings == 0
+    assert _run_places(store, compiled.run_id) == _planned(store, compiled.run_id)
+
+
+def test_places_vouched_but_of_another_count_are_kept_from_the_refs(tmp_path: Path) -> None:
+    store, compiled, watched = _derived_places(tmp_path, 1, watch=False, vouched=True)
+    assert watched is not None
+    assert watched.readings >= 1
+    places = _run_places(store, compiled.run_id)
+    assert len(places) == compiled.trial_count
+    assert places == _planned(store, compiled.run_id)

@@ -12,7 +12,10 @@ Contract (one suite in `tests/contract` runs it against every adapter):
   `existing_run_policy = "rerun"`). `save_places` keeps where each trial of a snapshot's run belongs
   (`TrialRef`s in plan order) unless they are kept already: a store whose views of the log place
   events by them (DuckDB) computes them itself when a snapshot is saved without them
-  (`places=False`) and none come later; one without such views may ignore them.
+  (`places=False`) and none come later; one without such views may ignore them. With
+  `copied_from`, the caller vouches that `places` are that run's kept places, in order (a
+  derived replay's trials taken from its source's): a store may copy them without reading
+  `places`.
   `load_outline` returns the run's snapshot without its datasets' cases and the name of the
   snapshot as stored (`SnapshotOutline`): saving a snapshot of other content changes the name.
   `snapshot_saved_as` is that name as the last save gave it, without reading the snapshot
@@ -76,7 +79,9 @@ class RunCatalog(Protocol):
 
     def save_snapshot(self, snapshot: RunSnapshot, *, places: bool = True) -> None: ...
 
-    def save_places(self, snapshot: RunSnapshot, places: Iterable[TrialRef]) -> None: ...
+    def save_places(
+        self, snapshot: RunSnapshot, places: Iterable[TrialRef], *, copied_from: str | None = None
+    ) -> None: ...
 
     def load_places(self, run_id: str) -> list[tuple[str, str]] | None: ...
 

@@ -312,7 +312,7 @@ def prepare_replay_with_config(
                 f"{' and '.join(allowed)}, but this config also changes {', '.join(upstream)}; "
                 "that is a new experiment: run it with `themis run`"
             )
-    plans, keys, located = _located_plan(store, compiled, stored, source_id)
+    plans, keys, located, placed = _located_plan(store, compiled, stored, source_id)
     missing = [key for key in keys if key not in located]
     if missing:  # what this derived run generated itself (a replay never does) counts too
         derived_state, _ = load_state(store, compiled.run_id)
@@ -335,6 +335,7 @@ def prepare_replay_with_config(
         batch=True,
         plans=plans,
         located=located,
+        places_of=source_id if placed else None,
     )
     return Prepared(request, functools.partial(_derive, request))
 
@@ -367,22 +368,22 @@ def _compiled_beside(
 
 def _located_plan(
     store: StorePort, compiled: CompiledRun, stored: CompiledRun | None, source_id: str
-) -> tuple[list[TrialPlan], list[str], dict[str, GenerationPlace]]:
+) -> tuple[list[TrialPlan], list[str], dict[str, GenerationPlace], bool]:
     """The derived run's trials in plan order (planned once: the check and the execution share
-    them), their distinct keys, and where each key's generation was found
-    (`locate_generations`). The trials are the source's, taken from its kept places
-    (`_placed_plan`, ADR 0107), when every key they name is found; else (no places, or a place
-    whose generation is not found) planned again as any replay plans them, and located anew:
-    a refusal for a missing generation counts today's keys."""
+    them), their distinct keys, where each key's generation was found (`locate_generations`),
+    and whether the trials were taken from the source's places. The trials are the source's,
+    taken from its kept places (`_placed_plan`, ADR 0107), when every key they name is found;
+    else (no places, or a place whose generation is not found) planned again as any replay
+    plans them, and located anew: a refusal for a missing generation counts today's keys."""
     plans = _placed_plan(store, compiled, stored, source_id)
     if plans is not None:
         keys = list(dict.fromkeys(trial.trial_key for trial in plans))
         located = store.locate_generations(keys, exclude_run=compiled.run_id)
         if len(located) == len(keys):
-            return plans, keys, located
+            return plans, keys, located, True
     plans = list(replay_plan(compiled))
     keys = list(dict.fromkeys(trial.trial_key for trial in plans))
-    return plans, keys, store.locate_generations(keys, exclude_run=compiled.run_id)
+    return plans, keys, store.locate_generations(keys, exclude_run=compiled.run_id), False
 
 
 def _placed_plan(
