@@ -1,13 +1,16 @@
-"""`collector_settled`: the collector set aside during an execution and restored after it, also
-when executions in several threads overlap."""
+"""`collector_settled`: the collector set aside during an execution (and while a config is
+loaded) and restored after it, also when executions in several threads overlap."""
 
 from __future__ import annotations
 
 import gc
 import threading
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.cli.helpers import TINY
 from themis.app.execution.collection import YOUNG_THRESHOLD, collector_settled
 
 pytestmark = pytest.mark.usefixtures("default_collector")
@@ -92,3 +95,28 @@ def test_what_the_process_froze_itself_stays_frozen() -> None:
         assert gc.get_threshold() == (700, 10, 10)
     finally:
         gc.unfreeze()
+
+
+def test_a_config_is_loaded_with_the_collector_settled_and_restored_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ADR 0111: `Experiment.from_file` reads, checks and compiles a config's cases as an
+    execution runs: objects that exist are frozen, the youngest generation collected rarely."""
+    from themis.app.api import experiment as module
+
+    seen = []
+    load_config = module.load_config
+
+    def observed(*args: Any, **kwargs: Any) -> Any:
+        seen.append((gc.get_threshold()[0], gc.get_freeze_count() > 0))
+        return load_config(*args, **kwargs)
+
+    monkeypatch.setattr(module, "load_config", observed)
+    config = tmp_path / "tiny.toml"
+    cases = ",\n".join(
+        f'{{ id = "c{i}", fields = {{ a = {i} }}, expected = "{2 * i}" }}' for i in range(3)
+    )
+    config.write_text(TINY.format(cases=cases))
+    module.Experiment.from_file(config)
+    assert seen == [(YOUNG_THRESHOLD, True)]
+    assert (gc.get_threshold(), gc.get_freeze_count()) == ((700, 10, 10), 0)
