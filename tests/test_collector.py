@@ -17,6 +17,7 @@ from tests.cli.helpers import TINY
 _FIRST_USE = """
 import gc, json, sys
 import themis
+import themis.collector  # compiled here when no bytecode is kept (PYTHONDONTWRITEBYTECODE)
 setting = sys.argv[1]
 if setting == "paused":
     gc.disable()

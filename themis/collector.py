@@ -1,22 +1,30 @@
-"""Importing with the cyclic collector paused: the modules a first use of Themis loads are built
-without the collector's passes over them.
+"""The cyclic collector while Themis imports its engine and while it runs: passes over objects
+that are never garbage spared, and the host's setting given back.
 
-`themis`'s names are imported on first use (`themis.__getattr__`); the engine's (`Experiment`,
-the stores) bring ~500 modules: trio's, DuckDB's, attrs' and Themis's own, tens of thousands of
-functions, classes and dicts that live as long as the process. While they are built, the
-collector's young passes walk each of them once or twice and its full pass walks them all again:
-~25 ms of CPU of a 10k-trial run's whole process, which found nothing (ADR 0111). `imported`
-pauses the collector around the import, then ages what exists into the oldest generation without
-examining it (`gc.freeze()` then `gc.unfreeze()` at once: nothing stays frozen), and resumes the
-collector as it was. `CollectorPaused` does the same around any body: the console script's
-commands import the engine under it.
+**Imports.** `themis`'s names are imported on first use (`themis.__getattr__`); the engine's
+(`Experiment`, the stores) bring ~500 modules: trio's, DuckDB's, attrs' and Themis's own, tens of
+thousands of functions, classes and dicts that live as long as the process. While they are
+built, the collector's young passes walk each of them once or twice and its full pass walks them
+all again: ~25 ms of CPU of a 10k-trial run's whole process, which found nothing (ADR 0111).
+`imported` pauses the collector around the import, then ages what exists into the oldest
+generation without examining it (`gc.freeze()` then `gc.unfreeze()` at once: nothing stays
+frozen), and resumes the collector as it was. `collector_paused` does the same around any body:
+the console script's commands import the engine under it. A collector the host paused is left
+alone; a host that froze objects itself keeps them frozen, and nothing is aged for it. Imports in
+several threads at once: the first pauses, the others find it paused and leave it to the first.
 
-The host's own objects made before are aged with them: a cycle among them is then collected by
-the next full pass instead of the next young one, as each execution leaves them already
-(`themis.app.execution.collection`). A collector the host paused is left alone; a host that froze
-objects itself keeps them frozen, and nothing is aged for it (the new objects are then examined
-once, as without a pause). Imports in several threads at once: the first pauses, the others find
-it paused and leave it to the first.
+**Executions.** A run allocates a few dozen container objects per trial (plans, requests,
+events, responses), nearly all freed by reference counting; the collector's passes over them
+found almost nothing and cost ~5 % of a 10,000-call HTTP run's CPU (ADR 0050). During an
+execution (`collector_settled`), the objects that exist when it starts (modules, the spec, the
+cases, the compiled run) are frozen out of the collector's sight (`gc.freeze`), and the youngest
+generation is collected every `YOUNG_THRESHOLD` allocations instead of CPython's 700. Cycles are
+still collected, later. Executions in several threads at once share one setting: the first to
+start sets it, the last to end restores what was there; each one after the first freezes what
+was built since (a config's load and the CLI's `replay` settle the collector before their
+preparation, whose cases, plan and places the execution then finds frozen, ADRs 0111 and 0113).
+A process that froze objects itself (e.g. before forking workers) keeps them frozen: nothing is
+frozen or unfrozen for it.
 
 The module sits beside the four layers and imports nothing of Themis (an import-linter contract
 keeps it so): `themis.__getattr__` imports it before any layer.
@@ -26,33 +34,25 @@ from __future__ import annotations
 
 import gc
 import importlib
-from types import ModuleType, TracebackType
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import ModuleType
 
-__all__ = ["CollectorPaused", "imported"]
+__all__ = ["YOUNG_THRESHOLD", "collector_paused", "collector_settled", "imported"]
 
 
-class CollectorPaused:
-    """`with CollectorPaused():` runs its body (imports) with the collector paused, then ages what
-    exists into the oldest generation unexamined and resumes the collector (see the module
-    docstring). Once: a new one for each body."""
-
-    def __init__(self) -> None:
-        self._paused = False
-
-    def __enter__(self) -> None:
-        # Paused already (by the host, or by another thread's import under one): left alone.
-        self._paused = gc.isenabled()
-        if self._paused:
-            gc.disable()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if not self._paused:
-            return
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Run the body (imports) with the collector paused, then age what exists into the oldest
+    generation unexamined and resume the collector (see the module docstring)."""
+    if not gc.isenabled():  # paused already (by the host, or by another thread's import)
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
         if gc.get_freeze_count() == 0:  # else the host froze objects: they stay frozen
             gc.freeze()
             gc.unfreeze()
@@ -60,6 +60,48 @@ class CollectorPaused:
 
 
 def imported(name: str) -> ModuleType:
-    """`importlib.import_module(name)` with the collector paused meanwhile (`CollectorPaused`)."""
-    with CollectorPaused():
+    """`importlib.import_module(name)` with the collector paused meanwhile (`collector_paused`)."""
+    with collector_paused():
         return importlib.import_module(name)
+
+
+YOUNG_THRESHOLD = 50_000
+
+
+class _Executions:
+    """How many executions run in this process, and the collector's setting before the first:
+    process-wide, as the collector it stands for."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running = 0
+        self.saved = gc.get_threshold()
+        self.froze = False  # whether the first execution froze (nothing was frozen before it)
+
+
+_EXECUTIONS = _Executions()
+
+
+@contextmanager
+def collector_settled() -> Iterator[None]:
+    """Run the body with the collector settled for an execution (see the module docstring)."""
+    executions = _EXECUTIONS
+    with executions.lock:
+        if executions.running == 0:
+            executions.saved = young, middle, old = gc.get_threshold()
+            executions.froze = gc.get_freeze_count() == 0
+            if executions.froze:
+                gc.freeze()
+            gc.set_threshold(max(young, YOUNG_THRESHOLD), middle, old)
+        elif executions.froze:  # what was built since (a replay's preparation, ADR 0113)
+            gc.freeze()
+        executions.running += 1
+    try:
+        yield
+    finally:
+        with executions.lock:
+            executions.running -= 1
+            if executions.running == 0:
+                gc.set_threshold(*executions.saved)
+                if executions.froze:
+                    gc.unfreeze()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.cli.helpers import TINY
-from themis.app.execution.collection import YOUNG_THRESHOLD, collector_settled
+from themis.collector import YOUNG_THRESHOLD, collector_settled
 
 pytestmark = pytest.mark.usefixtures("default_collector")
 

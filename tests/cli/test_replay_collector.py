@@ -16,7 +16,7 @@ import pytest
 from tests.cli.helpers import TINY_CASES as CASES
 from tests.cli.helpers import Invoke, output_json
 from themis.app.api import stored_runs
-from themis.app.execution.collection import YOUNG_THRESHOLD
+from themis.collector import YOUNG_THRESHOLD
 
 pytestmark = pytest.mark.usefixtures("default_collector")
 

@@ -25,13 +25,13 @@ from themis.app.config.loading import (
     load_config,
 )
 from themis.app.config.plugins import resolve_plugins
-from themis.app.execution.collection import collector_settled
 from themis.app.execution.interpreter import ProgressCallback
 from themis.app.execution.provider_registry import ProviderRegistry
 from themis.app.execution.telemetry import TelemetryBus
 from themis.app.usecases.compiled_cache import ConfigSource, config_source, remember_config
 from themis.app.usecases.runs import RunResult, load_run, resolve_run_id
 from themis.app.wiring import StoreLike, endpoint_variables, opened_store, sandbox_for
+from themis.collector import collector_settled
 from themis.core.benchmark import BenchmarkSpec
 from themis.core.checks import RUNTIME_CHECKS, config_warnings
 from themis.core.controls import ModelPreflight, preflight_summary

@@ -42,7 +42,7 @@ from themis.app.cli.shared import (
     print_warnings,
     stderr,
 )
-from themis.collector import CollectorPaused
+from themis.collector import collector_paused, collector_settled
 from themis.core.errors import ConfigError, ThemisError
 from themis.core.large_run import is_large_run
 from themis.core.stages import Stage
@@ -104,7 +104,7 @@ def run(
     host: Annotated[str | None, view_command.HOST_OPTION] = None,
 ) -> None:
     """Run an experiment (or reuse / resume its stored run) and print its report."""
-    with CollectorPaused():  # the engine's modules, aged unexamined (ADR 0111)
+    with collector_paused():  # the engine's modules, aged unexamined (ADR 0111)
         from themis.app.api.answers import answered_run
 
     with errors():
@@ -120,7 +120,7 @@ def run(
             if answered is not None:
                 result = _answer(answered, store, as_json=as_json, quiet=quiet, log=telemetry_log)
             else:
-                with CollectorPaused():
+                with collector_paused():
                     from themis.app.api.experiment import Experiment
                     from themis.app.render.runtime_controls import executor_lines, preflight_lines
                     from themis.app.wiring import check_executor, finish_opening, sandbox_gaps
@@ -228,7 +228,7 @@ def resume(
     fail_under: FailUnderOption = None,
 ) -> None:
     """Continue a stored run: execute only what its log does not show done."""
-    with CollectorPaused():
+    with collector_paused():
         from themis.app.api.answers import answered_resume
 
     with errors():
@@ -244,7 +244,7 @@ def resume(
                     answered, location, as_json=as_json, quiet=quiet, log=telemetry_log
                 )
             else:
-                with CollectorPaused():
+                with collector_paused():
                     from themis.app.api.stored_runs import PreparedRun, prepared_resume
                     from themis.app.wiring import finish_opening
 
@@ -294,9 +294,8 @@ def replay(
 ) -> None:
     """Recompute a stage and the later ones from the stored generations (no model under test
     is called; only a judge whose calls the store lacks)."""
-    with CollectorPaused():
+    with collector_paused():
         from themis.app.api.stored_runs import prepared_replay
-        from themis.app.execution.collection import collector_settled
 
     with errors():
         require_fail_under(fail_under)

@@ -10,7 +10,6 @@ import attrs
 import trio
 from attrs import field, frozen
 
-from themis.app.execution.collection import collector_settled
 from themis.app.execution.interpreter import ProgressCallback, execute
 from themis.app.execution.live import PublishedStart, publishing
 from themis.app.execution.ports import Ports
@@ -33,6 +32,7 @@ from themis.app.usecases.stored import (
     report_run,
     resolve_run_id,
 )
+from themis.collector import collector_settled
 from themis.core.breakdown import Breakdown
 from themis.core.budget import COST_LIMIT, pause_holds
 from themis.core.case_table import CASE_TABLE_TRIALS, case_table
