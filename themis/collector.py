@@ -21,10 +21,10 @@ cases, the compiled run) are frozen out of the collector's sight (`gc.freeze`), 
 generation is collected every `YOUNG_THRESHOLD` allocations instead of CPython's 700. Cycles are
 still collected, later. Executions in several threads at once share one setting: the first to
 start sets it, the last to end restores what was there; each one after the first freezes what
-was built since (a config's load and the CLI's `replay` settle the collector before their
-preparation, whose cases, plan and places the execution then finds frozen, ADRs 0111 and 0113).
-A process that froze objects itself (e.g. before forking workers) keeps them frozen: nothing is
-frozen or unfrozen for it.
+was built since (a config's load and a stored run's replay or resume settle the collector
+before their preparation, whose cases, plan and places the execution then finds frozen, ADRs
+0111 and 0113). A process that froze objects itself (e.g. before forking workers) keeps them
+frozen: nothing is frozen or unfrozen for it.
 
 The module sits beside the four layers and imports nothing of Themis (an import-linter contract
 keeps it so): `themis.__getattr__` imports it before any layer.

@@ -26,6 +26,7 @@ from themis.app.wiring import (
     opened_store,
     plugin_models,
 )
+from themis.collector import collector_settled
 from themis.core.breakdown import Breakdown
 from themis.core.checks import RUNTIME_CHECKS
 from themis.core.errors import ConfigError, PluginError
@@ -146,6 +147,10 @@ def keep_facts(
     remember_run(store, request.compiled, request.runtime, variables)
 
 
+# `prepared_resume` and `prepared_replay` (the CLI's commands' and the API's) settle the collector
+# (`collector_settled`) before they prepare, not only for the execution: a preparation builds the
+# run's cases, plan and places (~1M containers at 100k trials), which CPython's default thresholds
+# walked in full passes (a derived replay's six: 0.33-0.52 s of CPU; ADR 0113).
 @contextmanager
 def prepared_resume(
     run_id: str,
@@ -156,31 +161,33 @@ def prepared_resume(
     until_stage: Stage | str | None = None,
     retry_failed: bool = False,
 ) -> Iterator[PreparedRun | AnsweredRun]:
-    """`resume`, prepared: the store opened, the run resolved, compiled and folded once."""
+    """`resume`, prepared: the store opened, the run resolved, compiled and folded once, with
+    the collector settled for the preparation and the execution (see above)."""
     from themis.app.api.answers import answered_resume
     from themis.app.usecases.resume import ResumeChoice, prepare_resume
 
-    loaded = None if config is None else load_config(config, overrides)
-    choice = ResumeChoice(
-        config=loaded,
-        overrides=overrides if loaded is None else (),
-        until_stage=None if until_stage is None else executed_stage(until_stage),
-        retry_failed=retry_failed,
-    )
-    with opened_store(store) as opened:
-        if config is None and not overrides and not retry_failed:
-            answered = answered_resume(run_id, opened, choice.until_stage)
-            if answered is not None:
-                yield answered
-                return
-        prepared = prepare_resume(opened, run_id, choice)
-        request = prepared.request
-        if config is None and overrides:  # names the overrides bring in must exist
-            where = f"run {prepared.run_id[:12]}"
-            check_config(request.compiled.spec, request.runtime, where, RUNTIME_CHECKS)
-        resumed = PreparedRun(prepared, opened, replays=False)
-        resumed.stored_runtime = config is None and not overrides
-        yield resumed
+    with collector_settled():
+        loaded = None if config is None else load_config(config, overrides)
+        choice = ResumeChoice(
+            config=loaded,
+            overrides=overrides if loaded is None else (),
+            until_stage=None if until_stage is None else executed_stage(until_stage),
+            retry_failed=retry_failed,
+        )
+        with opened_store(store) as opened:
+            if config is None and not overrides and not retry_failed:
+                answered = answered_resume(run_id, opened, choice.until_stage)
+                if answered is not None:
+                    yield answered
+                    return
+            prepared = prepare_resume(opened, run_id, choice)
+            request = prepared.request
+            if config is None and overrides:  # names the overrides bring in must exist
+                where = f"run {prepared.run_id[:12]}"
+                check_config(request.compiled.spec, request.runtime, where, RUNTIME_CHECKS)
+            resumed = PreparedRun(prepared, opened, replays=False)
+            resumed.stored_runtime = config is None and not overrides
+            yield resumed
 
 
 @contextmanager
@@ -192,17 +199,19 @@ def prepared_replay(
     config: str | Path | None = None,
     overrides: Sequence[str] = (),
 ) -> Iterator[PreparedRun]:
-    """`replay`, prepared: the store opened, the run resolved, compiled and folded once."""
+    """`replay`, prepared: the store opened, the run resolved, compiled and folded once, with
+    the collector settled for the preparation and the execution (see above)."""
     from themis.app.usecases.resume import prepare_replay, prepare_replay_with_config
 
-    replayed = replay_stage(stage)
-    loaded = None if config is None else load_config(config, overrides)
-    with opened_store(store) as opened:
-        if loaded is None:
-            prepared = prepare_replay(opened, run_id, replayed, overrides)
-        else:
-            prepared = prepare_replay_with_config(opened, run_id, replayed, loaded)
-        yield PreparedRun(prepared, opened, replays=True)
+    with collector_settled():
+        replayed = replay_stage(stage)
+        loaded = None if config is None else load_config(config, overrides)
+        with opened_store(store) as opened:
+            if loaded is None:
+                prepared = prepare_replay(opened, run_id, replayed, overrides)
+            else:
+                prepared = prepare_replay_with_config(opened, run_id, replayed, loaded)
+            yield PreparedRun(prepared, opened, replays=True)
 
 
 def resume(

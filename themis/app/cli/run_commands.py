@@ -42,7 +42,7 @@ from themis.app.cli.shared import (
     print_warnings,
     stderr,
 )
-from themis.collector import collector_paused, collector_settled
+from themis.collector import collector_paused
 from themis.core.errors import ConfigError, ThemisError
 from themis.core.large_run import is_large_run
 from themis.core.stages import Stage
@@ -300,14 +300,9 @@ def replay(
     with errors():
         require_fail_under(fail_under)
         location = existing_store(store)
-        # Settled for the preparation too: its cases, plan and places (~1M containers at 100k)
-        # cost six full passes of the collector under its default thresholds (ADR 0113).
-        with (
-            collector_settled(),
-            prepared_replay(
-                run_id, stage.value, location, config=config, overrides=set_ or []
-            ) as prepared,
-        ):
+        with prepared_replay(
+            run_id, stage.value, location, config=config, overrides=set_ or []
+        ) as prepared:
             fit_allocator(prepared.spec.trial_count)
             result = execute_prepared(
                 prepared, as_json=as_json, quiet=quiet, telemetry_log=telemetry_log
