@@ -72,18 +72,17 @@ _COPY_PLACES: Final = (
 )
 # Run `$1`'s places summed up: how many, its providers by model, and whether each sample index
 # is its position modulo `$2` (a run of `$2` samples a case).
-_PLACES_COUNTED: Final = (
+_PLACES_SUMMED: Final = (
     "SELECT count(*), list(DISTINCT [model, provider]),"
-    " coalesce(bool_and(sample = position % $2), true) FROM trial_places WHERE run_id = $1"
+    " coalesce(bool_and(sample = position % $2), true){} FROM trial_places WHERE run_id = $1"
 )
+_PLACES_COUNTED: Final = _PLACES_SUMMED.format("")
 # The same and a digest of where each trial id and key sits (`_places_count_and_digest`: a sum
 # over the trials, so DuckDB neither sorts nor joins them: ~5 MiB where fetching the ids and
 # keys, or aggregating them in order, held 40-80 MiB at 100k).
-_PLACES_OF: Final = (
-    "SELECT count(*), list(DISTINCT [model, provider]),"
-    " coalesce(bool_and(sample = position % $2), true),"
-    " sum(('0x' || left(md5(position::VARCHAR || ' ' || trial_id || ' ' || trial_key), 16))"
-    "::UBIGINT::HUGEINT) FROM trial_places WHERE run_id = $1"
+_PLACES_OF: Final = _PLACES_SUMMED.format(
+    ", sum(('0x' || left(md5(position::VARCHAR || ' ' || trial_id || ' ' || trial_key), 16))"
+    "::UBIGINT::HUGEINT)"
 )
 
 # The latest reset epoch voiding each stage: a reset of S voids S and every later stage.
