@@ -340,7 +340,7 @@ def around_cases(snapshot: RunSnapshot) -> tuple[str, str, str] | None:
     codec = _codec(RunSnapshot, SNAPSHOT_SCHEMA_VERSION)
     text = _encode(codec, attrs.evolve(snapshot, spec=stand_in))
     mark = _encode_cases(stand_in.datasets[0].cases)
-    if text.count(mark) != 1:
+    if not case_pieces.marked_once(text, mark):
         return None
     before, after = text.split(mark)
     cases = spec.datasets[0].cases

@@ -16,7 +16,7 @@ import attrs
 
 from themis.core.spec import Case, ExperimentSpec
 
-__all__ = ["BATCH", "marked", "pieces", "shared_pieces"]
+__all__ = ["BATCH", "marked", "marked_once", "pieces", "shared_pieces"]
 
 BATCH = 1024  # cases viewed and encoded at once
 _MARK = "\x00themis: the cases of dataset {}\x00"
@@ -34,6 +34,12 @@ def marked(spec: ExperimentSpec) -> ExperimentSpec:
             for index, dataset in enumerate(spec.datasets)
         ],
     )
+
+
+def marked_once(text: str, mark: str) -> bool:
+    """Whether `text` holds `mark` exactly once: only then is it cut there (a spec's own text
+    may hold a mark's text, e.g. in a few-shot example)."""
+    return text.count(mark) == 1
 
 
 def pieces(
@@ -54,7 +60,7 @@ def shared_pieces(
     metrics), so each batch of cases is encoded once for all of them. `None` when a mark is
     not found exactly once in one of `texts`."""
     marks = [encode(dataset.cases) for dataset in stand_in.datasets]
-    if any(text.count(mark) != 1 for text in texts for mark in marks):
+    if not all(marked_once(text, mark) for text in texts for mark in marks):
         return None
     return _spliced(texts, marks, spec, encode)
 
