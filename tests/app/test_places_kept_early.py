@@ -80,7 +80,7 @@ def test_a_derived_replay_keeps_its_places_before_its_trials_run(
     save_places, run_trio = DuckDBStore.save_places, runs._run_trio
 
     def places_noted(store: DuckDBStore, *args: Any, **kwargs: Any) -> None:
-        seen["copied_from"] = kwargs.get("copied_from")
+        seen["places_from"] = kwargs.get("places_from")
         placing.set()
         save_places(store, *args, **kwargs)
 
@@ -102,7 +102,7 @@ def test_a_derived_replay_keeps_its_places_before_its_trials_run(
     assert derived.run_id != source.run_id
     assert seen["places_before_the_trials"]
     # Its trials were taken from the source's places: copied as they are, not compared.
-    assert seen["copied_from"] == source.run_id
+    assert seen["places_from"] == source.run_id
     with duckdb.connect(str(store), read_only=True) as con:
         rows = con.execute(
             "SELECT count(*) FROM trial_places WHERE run_id = $1", [derived.run_id]

@@ -383,7 +383,7 @@ def _derived_places(
     """A derived run of `samples` samples a case, scored by `contains`, saved beside the demo's
     2-sample source, its places kept from `_WatchedRefs` of its plan (or `PlannedRefs` when
     `watch` is None): 2 samples are the source's trials, 1 fewer. `vouched`: the caller says
-    they are the source's places (`copied_from`)."""
+    they are the source's places (`places_from`)."""
     experiment = _experiment(tmp_path)
     store = tmp_path / "s.duckdb"
     source = experiment.run(store=store, progress="off")
@@ -406,8 +406,8 @@ def _derived_places(
         )
         opened.save_snapshot(derived, places=False)
         kept = PlannedRefs(compiled, None) if watched is None else watched
-        copied_from = source.run_id if vouched else None
-        opened.save_places(derived, kept, copied_from=copied_from)  # type: ignore[arg-type]
+        places_from = source.run_id if vouched else None
+        opened.save_places(derived, kept, places_from=places_from)  # type: ignore[arg-type]
     finally:
         opened.close()
     return store, compiled, watched

@@ -13,7 +13,7 @@ Contract (one suite in `tests/contract` runs it against every adapter):
   (`TrialRef`s in plan order) unless they are kept already: a store whose views of the log place
   events by them (DuckDB) computes them itself when a snapshot is saved without them
   (`places=False`) and none come later; one without such views may ignore them. With
-  `copied_from`, the caller vouches that `places` are that run's kept places, in order (a
+  `places_from`, the caller vouches that `places` are that run's kept places, in order (a
   derived replay's trials taken from its source's): a store may copy them without reading
   `places`.
   `load_outline` returns the run's snapshot without its datasets' cases and the name of the
@@ -80,7 +80,7 @@ class RunCatalog(Protocol):
     def save_snapshot(self, snapshot: RunSnapshot, *, places: bool = True) -> None: ...
 
     def save_places(
-        self, snapshot: RunSnapshot, places: Iterable[TrialRef], *, copied_from: str | None = None
+        self, snapshot: RunSnapshot, places: Iterable[TrialRef], *, places_from: str | None = None
     ) -> None: ...
 
     def load_places(self, run_id: str) -> list[tuple[str, str]] | None: ...

@@ -602,12 +602,12 @@ class DuckDBStore:
                 store_places(con, snapshot)
 
     def save_places(
-        self, snapshot: RunSnapshot, places: Iterable[TrialRef], *, copied_from: str | None = None
+        self, snapshot: RunSnapshot, places: Iterable[TrialRef], *, places_from: str | None = None
     ) -> None:
         """Keep the places of `snapshot`'s run (every trial, in plan order) unless they are
         kept already (`places` is not read then); a run a replay derived from another
         (`derived_from`) copies its source's when they are the same, without comparing them
-        when the caller vouches they are (`copied_from` is the source: ADR 0112)."""
+        when the caller vouches they are (`places_from` is the source: ADR 0112)."""
         source = snapshot.provenance.get("derived_from")
         with self._places_transaction() as con:
             if holds_places(con, snapshot.run_id):
@@ -615,7 +615,7 @@ class DuckDBStore:
             if source is None:
                 insert_places(con, snapshot, places)
             else:
-                insert_places_like(con, snapshot, places, source, vouched=copied_from == source)
+                insert_places_like(con, snapshot, places, source, places_from=places_from)
 
     def load_places(self, run_id: str) -> list[tuple[str, str]] | None:
         """Each trial's `(trial_id, trial_key)` of the run's kept places (`save_places`), in

@@ -177,6 +177,9 @@ def keep_spliced(con: Any, snapshot: RunSnapshot, source_run: str) -> bool:
         "first": first,
         "first_chars": len(first),
     }
+    # The text is made twice, hashed and then inserted: made once (`INSERT … RETURNING
+    # sha256(snapshot)`, or the stored text hashed after) took 0.11-0.13 s against 0.08-0.09
+    # at 100k cases (sixteenth session).
     digest = con.execute(f"SELECT sha256(s) FROM ({_SPLICED})", parameters).fetchone()
     if digest is None:
         return False

@@ -385,7 +385,7 @@ def insert_places_like(
     refs: Iterable[TrialRef],
     source_run: str,
     *,
-    vouched: bool = False,
+    places_from: str | None = None,
 ) -> None:
     """`insert_places`, copying run `source_run`'s places in SQL instead when they are the same
     trials in the same order: a run derived by a replay (another metric or parser) plans its
@@ -397,10 +397,11 @@ def insert_places_like(
     when they differ, and never held at once: 100k `TrialRef`s listed stood ~20 MiB over a
     derived replay's peak, beside its report (ADR 0094). A one-shot iterator is listed.
 
-    `vouched`: the caller took the trials from the source's kept places, in order (a derived
-    replay's, ADR 0112): only their count is compared, not their ids and keys (0.2-0.3 s of
-    CPU at 100k, ~0.17 of it digesting `refs` in Python beside the run's trials)."""
-    if vouched:
+    `places_from` `source_run`: the caller took the trials from the source's kept places, in
+    order (a derived replay's, ADR 0112): only their count is compared, not their ids and keys
+    (0.2-0.3 s of CPU at 100k, ~0.17 of it digesting `refs` in Python beside the run's
+    trials)."""
+    if places_from == source_run:
         row = con.execute(_PLACES_COUNTED, [source_run, snapshot.spec.samples]).fetchone()
         if row is not None and row[0] == snapshot.spec.trial_count and _same_models(row, snapshot):
             con.execute(_COPY_PLACES, {"run": snapshot.run_id, "src": source_run})

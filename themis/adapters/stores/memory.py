@@ -65,7 +65,7 @@ class MemoryStore:
             self._stored_as[snapshot.run_id] = f"save {self._saves}"
 
     def save_places(
-        self, snapshot: RunSnapshot, places: Iterable[TrialRef], *, copied_from: str | None = None
+        self, snapshot: RunSnapshot, places: Iterable[TrialRef], *, places_from: str | None = None
     ) -> None:
         """Nothing to keep: places serve the DuckDB store's views of the log, and this store
         has none (its readers place events by planning the run)."""

@@ -335,7 +335,7 @@ def prepare_replay_with_config(
         batch=True,
         plans=plans,
         located=located,
-        places_of=source_id if placed else None,
+        places_from=source_id if placed else None,
     )
     return Prepared(request, functools.partial(_derive, request))
 

@@ -52,13 +52,13 @@ class PlacesKeeper:
         compiled: CompiledRun,
         record: PlanRecord | None,
         ready: Callable[[], object],
-        copied_from: str | None = None,
+        places_from: str | None = None,
     ) -> None:
         self._store, self._snapshot = store, snapshot
         self._compiled, self._record = compiled, record
         self._ready = ready  # waits for a new run's snapshot to be stored
         # The run whose kept places the record's trials are (a derived replay's source).
-        self._copied_from = copied_from
+        self._places_from = places_from
         self._call: BackgroundCall | None = None
 
     @property
@@ -90,8 +90,8 @@ class PlacesKeeper:
     def _keep(self) -> None:
         self._ready()
         refs = PlannedRefs(self._compiled, self._record)
-        copied_from = self._copied_from if self.planned() else None
-        self._store.save_places(self._snapshot, refs, copied_from=copied_from)
+        places_from = self._places_from if self.planned() else None
+        self._store.save_places(self._snapshot, refs, places_from=places_from)
 
     def join(self) -> None:
         """Wait for them to be kept, started now if they were not; raise what keeping them

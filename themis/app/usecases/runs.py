@@ -112,7 +112,7 @@ class RunRequest:
     located: dict[str, GenerationPlace] = field(factory=dict)
     # The run whose kept places `plans` were taken from, in order (a derived replay's source,
     # ADR 0107): the run's places are copied from its, not compared with them (ADR 0112).
-    places_of: str | None = None
+    places_from: str | None = None
 
 
 @frozen
@@ -258,7 +258,7 @@ def continue_run(
         batch=request.batch,
         located=request.located,
     )
-    return execute_work(execution, ports, loaded, record, driving, places_of=request.places_of)
+    return execute_work(execution, ports, loaded, record, driving, places_from=request.places_from)
 
 
 def _budget_still_spent(snapshot: RunSnapshot, state: RunState, runtime: RuntimeConfig) -> bool:
@@ -275,7 +275,7 @@ def execute_work(
     loaded: LoadedRun,
     record: PlanRecord | None = None,
     driving: Driving = UNWATCHED,
-    places_of: str | None = None,
+    places_from: str | None = None,
 ) -> RunResult:
     """Run `execution` through the interpreter, logging its preamble first, and report.
 
@@ -283,7 +283,7 @@ def execute_work(
     after a rerun deleted the stored run); the final state is checkpointed with its report, so
     that reusing the run later decodes neither.
     `record`, filled as the work reads the whole plan, spares planning it again for the report
-    and the run's places; `places_of`: the run whose kept places its trials are, in order.
+    and the run's places; `places_from`: the run whose kept places its trials are, in order.
     """
     compiled, store = execution.compiled, ports.store
     # Else looked up by the caller, or by a batch execution chunk by chunk.
@@ -345,7 +345,7 @@ def execute_work(
         # Where each trial belongs, for the log's views: kept in a thread as soon as the
         # execution has read the whole plan, while its last calls are out (ADR 0073); else at
         # its end, planned again, while the report is built (ADR 0058).
-        places = PlacesKeeper(store, loaded.snapshot, compiled, record, ready, places_of)
+        places = PlacesKeeper(store, loaded.snapshot, compiled, record, ready, places_from)
         if places.planned():  # a resumed run read its plan to find what is pending
             places.start()
         else:
