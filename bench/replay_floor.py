@@ -14,17 +14,20 @@ the fixed parts (imports in a fresh process, the preparation) are printed first.
   `score_answered`, as `trial_now` does), the encoding (`batch_rows`), the insert (one
   transaction of `INSERT_BATCHES` a 1,000-trial chunk) and the fold (`Projection.apply` of each
   chunk's events). Leaves out trio, the writer's thread and its waits, the progress counts.
-- **columnar**: the located generations' fields read as columns (the same query and plain
-  check as `generations_at`, rows in plan order, no event built); parse and score in one loop
-  (the same `parse_answer` and `metric_scorer`s); the parse and score payloads formatted
-  straight from the columns (checked byte for byte against the codec's for every trial); one
-  `INSERT ... SELECT` a 1,000-trial chunk in which DuckDB makes the copies' payloads from the
-  source's stored text (`'{"at":' || time || the source's payload from `,"trial_key":` on, its
-  cache_hit/source_run pair replaced`: ADR 0105) and cuts the rows (4 trials a row); the fold's
-  maps made from the columns (`EventColumns.from_columns`, once at the end). One `at` a chunk.
-  The derived log is checked against today's (every payload, `at` aside). Leaves out the
-  fallback to today's path for a trial that is not plain, the progress counts and the run's
-  own events.
+- **columnar**: the located generations' payloads and fields read as columns (the same query
+  and plain check as `generations_at`, rows in plan order, no event built); parse and score in
+  one loop (the same `parse_answer` and `metric_scorer`s); the payloads written from the
+  columns (`themis.adapters.derived_payloads`: the copies spliced from the source's texts, the
+  parses and scores formatted; checked against the codec for every trial); the rows cut by
+  `duckdb_log._rows` and inserted by `INSERT_BATCHES`, one transaction a 1,000-trial chunk; the
+  fold's maps made from the columns (`EventColumns.from_columns`, once at the end). One `at` a
+  chunk. The derived log is checked against today's (every payload, `at` aside). Leaves out
+  the fallback to today's path for a trial that is not plain, the progress counts and the
+  run's own events.
+- **columnar, copies made by DuckDB**: the same, but one `INSERT ... SELECT` a chunk in which
+  DuckDB makes the copies' payloads from the source's stored text (`'{"at":' || time || the
+  source's payload from `,"trial_key":` on, its cache_hit/source_run pair replaced`: ADR 0105)
+  and cuts the rows (4 trials a row).
 - **two processes**: the columnar design with its pure part (parse, score, the two payload
   texts) in a child process fed each chunk's texts, ids, keys and expected answers through a
   pipe (pickled), one chunk ahead, the parent reading DuckDB, inserting and folding. Prints
@@ -50,7 +53,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -79,36 +81,24 @@ def add(design: str, part: str, cpu: float, wall: float) -> None:
 # -- the pure part: parse, score and the two payloads, from columns ---------------------------
 
 
-def payload_writers(metrics: Sequence[str], epoch: int) -> tuple[str, str]:
-    """%-templates of a parse's and a score's payload as the codec writes them (`at`, id, key,
-    answer, error / `at`, id, key, then each metric's score)."""
-    parse = '{"at":%s,"trial_id":%s,"trial_key":%s,"answer":%s,"error":%s,"epoch":' + (
-        f'{epoch},"v":1}}'
-    )
-    named = ",".join(f"{encode_basestring_ascii(name)}:%s" for name in metrics)
-    score = (
-        '{"at":%s,"trial_id":%s,"trial_key":%s,"scores":{' + named + f'}},"epoch":{epoch},"v":1}}'
-    )
-    return parse, score
-
-
 def pure_part(  # noqa: PLR0913
     parse_of: Callable[[str], Any],
     scorers: Sequence[Callable[[Any, Any], float]],
-    templates: tuple[str, str],
-    at: str,
+    metrics: Sequence[str],
+    at: float,
     ids: Sequence[str],
     keys: Sequence[str],
     texts: Sequence[str],
     expected: Sequence[str | None],
 ) -> tuple[list[Any], list[Any], list[str], list[str], list[tuple[float, ...]]]:
-    """Each trial's answer, error, parse payload, score payload and scores, in one loop."""
+    """Each trial's answer, error, parse payload, score payload and scores: parsed and scored
+    in one loop, the payloads written from the columns (`derived_payloads`)."""
     from returns.result import Success
 
-    answers, errors, parses, scores, scored_all = [], [], [], [], []
-    parse_template, score_template = templates
-    text_of, float_text = encode_basestring_ascii, float.__repr__
-    for trial_id, key, text, wanted in zip(ids, keys, texts, expected, strict=True):
+    from themis.adapters.derived_payloads import parse_payloads, score_payloads
+
+    answers, errors, scored_all = [], [], []
+    for text, wanted in zip(texts, expected, strict=True):
         parsed = parse_of(text)
         if isinstance(parsed, Success):
             answer, error = parsed.unwrap(), None
@@ -116,20 +106,9 @@ def pure_part(  # noqa: PLR0913
             answer, error = None, parsed.failure()
         answers.append(answer)
         errors.append(error)
-        id_text, key_text = text_of(trial_id), text_of(key)
-        parses.append(
-            parse_template
-            % (
-                at,
-                id_text,
-                key_text,
-                "null" if answer is None else text_of(answer),
-                "null" if error is None else text_of(error),
-            )
-        )
-        values = tuple(scored(answer, wanted) for scored in scorers)
-        scored_all.append(values)
-        scores.append(score_template % (at, id_text, key_text, *map(float_text, values)))
+        scored_all.append(tuple(scored(answer, wanted) for scored in scorers))
+    parses = parse_payloads(at, ids, keys, answers, errors, 0)
+    scores = score_payloads(at, ids, keys, metrics, scored_all, 0)
     return answers, errors, parses, scores, scored_all
 
 
@@ -324,21 +303,6 @@ def read_columns(con: Any, source: str, seqs: list[int]) -> tuple[list[str], lis
     return payloads, columns
 
 
-def copy_texts(at: str, payloads: Sequence[str], source: str) -> list[str]:
-    """Each plain source payload as its copy's (`GenerationCompleted.reused` encoded): the
-    time, the source's text from `,"trial_key":` to `,"cache_hit":`, the pair, the rest. (A
-    plain payload's `"` inside a value are escaped: the first match of each key is the key.)"""
-    pair = ',"cache_hit":true,"source_run":' + encode_basestring_ascii(source)
-    head = '{"at":' + at
-    return [
-        head
-        + text[text.index(',"trial_key":') : (cut := text.index(',"cache_hit":'))]
-        + pair
-        + text[text.index(',"response_id":', cut) :]
-        for text in payloads
-    ]
-
-
 _KINDS = ("generation_completed", "parse_completed", "score_completed")
 _STAGES = ("generate", "parse", "score")
 
@@ -416,10 +380,10 @@ def columnar(  # noqa: PLR0915
     and the rows made by DuckDB (`_INSERT_DERIVED`) when `by_duckdb`, else in Python."""
     design = "columnar" if child is None else "two processes"
     design += ", copies made by DuckDB" if by_duckdb else ""
+    from themis.adapters.derived_payloads import copy_payloads
     from themis.adapters.stores.duckdb_log import INSERT_BATCHES
 
     parse, scorers = parser_of(replay), scorers_of(replay)
-    templates = payload_writers(replay.metrics, 0)
     columns = Columns()
     read = pure = encoding = insert = fold = (0.0, 0.0)
 
@@ -466,7 +430,7 @@ def columnar(  # noqa: PLR0915
                 },
             )
         else:
-            copies = copy_texts(repr(at), texts, replay.source)
+            copies = copy_payloads(at, texts, replay.source)
             statement = INSERT_BATCHES
             parameters = python_rows(run_id, base, repr(at), keys, copies, parses, scores)
             encoding = since(encoding, start)
@@ -497,14 +461,12 @@ def columnar(  # noqa: PLR0915
             expected = [plan.expected for plan in chunk]
             if child is None:
                 start = clocks()
-                result = pure_part(
-                    parse, scorers, templates, repr(at), ids, keys, part[2], expected
-                )
+                result = pure_part(parse, scorers, replay.metrics, at, ids, keys, part[2], expected)
                 pure = since(pure, start)
                 finish(at, chunk, *given, *result)
                 continue
             start = clocks()
-            child.send((repr(at), ids, keys, part[2], expected))
+            child.send((at, ids, keys, part[2], expected))
             pure = since(pure, start)
             pending.append((at, chunk, *given))
             if len(pending) > 1:
@@ -598,7 +560,7 @@ def child_main(setup: str) -> None:
 
     parser, metrics = pickle.loads(bytes.fromhex(setup))
     scorers = [metric_scorer(metric) for metric in metrics]
-    templates = payload_writers([metric.name for metric in metrics], 0)
+    names = [metric.name for metric in metrics]
     out, into = sys.stdout.buffer, sys.stdin.buffer
     out.write(b"R")
     out.flush()
@@ -609,7 +571,7 @@ def child_main(setup: str) -> None:
             pure_part(
                 lambda text: parse_answer(parser, text),
                 scorers,
-                templates,
+                names,
                 at,
                 ids,
                 keys,
@@ -630,7 +592,6 @@ def check_payloads(replay: Replay) -> int:
     from themis.core.events import ParseCompleted, ScoreCompleted
 
     parse, scorers = parser_of(replay), scorers_of(replay)
-    templates = payload_writers(replay.metrics, 0)
     at = time.time()
 
     checked = 0
@@ -642,7 +603,7 @@ def check_payloads(replay: Replay) -> int:
         keys = [plan.trial_key for plan in chunk]
         expected = [plan.expected for plan in chunk]
         answers, errors, parses, scores, _ = pure_part(
-            parse, scorers, templates, repr(at), ids, keys, texts, expected
+            parse, scorers, replay.metrics, at, ids, keys, texts, expected
         )
         for index, plan in enumerate(chunk):
             parsed = parse(texts[index])

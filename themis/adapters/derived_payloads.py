@@ -1,0 +1,107 @@
+"""A derived replay's payload texts made from columns, byte for byte the codec's (ADR 0115).
+
+A derived replay logs, for each trial, a copy of another run's generation (a cache hit), a
+parse and a score. Built as events and encoded one by one, they cost ~10 µs a trial of Python
+(`GenerationCompleted.reused`, `ParseCompleted`, `ScoreCompleted`, `encode_event_texts`); made
+from a chunk's columns they cost ~2 (`bench/replay_floor.py`):
+
+- `copy_payloads`: the copy's payload is the source's plain text (`duckdb_generations`'
+  `_PLAIN`: the codec's fields in order, no retry, no logprobs) with its time and its
+  `cache_hit`/`source_run` pair replaced — what `encode_event(event.reused(at, run))` writes.
+  In a plain payload every `"` inside a value is escaped, so each key's first match is the key.
+- `parse_payloads` and `score_payloads`: `ParseCompleted`'s and `ScoreCompleted`'s payloads
+  written from their fields' columns, strings and floats as the codec's payload writer writes
+  them; a score map holding anything but finite floats is written by the codec's encoder.
+
+`tests/contract/test_derived_payloads.py` checks each against `encode_event` (hypothesis).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from json.encoder import encode_basestring_ascii
+from typing import Final
+
+from themis.adapters.codec import VERSION_KEY, encode_event
+from themis.core.events import ParseCompleted, ScoreCompleted
+
+__all__ = ["copy_payloads", "parse_payloads", "score_payloads"]
+
+_KEY: Final = ',"trial_key":'
+_PAIR: Final = ',"cache_hit":'
+_AFTER_PAIR: Final = ',"response_id":'
+_PARSE: Final = (
+    '{"at":%s,"trial_id":%s,"trial_key":%s,"answer":%s,"error":%s,"epoch":%d,'
+    f'"{VERSION_KEY}":{ParseCompleted.schema_version}}}'
+)
+_SCORE_HEAD: Final = '{"at":%s,"trial_id":%s,"trial_key":%s,"scores":{'
+_SCORE_TAIL: Final = f'}},"epoch":%d,"{VERSION_KEY}":{ScoreCompleted.schema_version}}}'
+
+
+def _time_text(at: float) -> str:
+    """`at` as the codec writes a finite float (an event's time always is one)."""
+    if type(at) is not float or at - at != 0.0:
+        raise ValueError(f"not a finite time: {at!r}")
+    return float.__repr__(at)
+
+
+def copy_payloads(at: float, payloads: Sequence[str], source_run: str) -> list[str]:
+    """Each plain `GenerationCompleted` payload of `payloads` as its copy's: the payload of
+    `event.reused(at, source_run)` for the event it encodes."""
+    head = '{"at":' + _time_text(at)
+    pair = ',"cache_hit":true,"source_run":' + encode_basestring_ascii(source_run)
+    return [
+        head
+        + text[text.index(_KEY) : (cut := text.index(_PAIR))]
+        + pair
+        + text[text.index(_AFTER_PAIR, cut) :]
+        for text in payloads
+    ]
+
+
+def parse_payloads(
+    at: float,
+    trial_ids: Sequence[str],
+    trial_keys: Sequence[str],
+    answers: Sequence[str | None],
+    errors: Sequence[str | None],
+    epoch: int,
+) -> list[str]:
+    """The payload of each `ParseCompleted(at, trial_id, trial_key, answer, error, epoch)`."""
+    time_text, text = _time_text(at), encode_basestring_ascii
+    return [
+        _PARSE
+        % (
+            time_text,
+            text(trial_id),
+            text(key),
+            "null" if answer is None else text(answer),
+            "null" if error is None else text(error),
+            epoch,
+        )
+        for trial_id, key, answer, error in zip(trial_ids, trial_keys, answers, errors, strict=True)
+    ]
+
+
+def score_payloads(
+    at: float,
+    trial_ids: Sequence[str],
+    trial_keys: Sequence[str],
+    metrics: Sequence[str],
+    scores: Sequence[Sequence[float]],
+    epoch: int,
+) -> list[str]:
+    """The payload of each `ScoreCompleted(at, trial_id, trial_key, dict(zip(metrics, values)),
+    epoch)`, `values` the trial's scores in `metrics`' order."""
+    time_text, text, number = _time_text(at), encode_basestring_ascii, float.__repr__
+    template = _SCORE_HEAD + ",".join(f"{text(name)}:%s" for name in metrics) + _SCORE_TAIL
+    made = []
+    for trial_id, key, values in zip(trial_ids, trial_keys, scores, strict=True):
+        if all(type(value) is float and value - value == 0.0 for value in values):
+            made.append(
+                template % (time_text, text(trial_id), text(key), *map(number, values), epoch)
+            )
+        else:  # an int, a bool, a NaN or an infinity: as the codec writes the event
+            scored = dict(zip(metrics, values, strict=True))
+            made.append(encode_event(ScoreCompleted(at, trial_id, key, scored, epoch)))
+    return made
