@@ -14,9 +14,9 @@ the fixed parts (imports in a fresh process, the preparation) are printed first.
   `score_answered`, as `trial_now` does), the encoding (`batch_rows`), the insert (one
   transaction of `INSERT_BATCHES` a 1,000-trial chunk) and the fold (`Projection.apply` of each
   chunk's events). Leaves out trio, the writer's thread and its waits, the progress counts.
-- **columnar**: the located generations' payloads and fields read as columns (the same query
-  and plain check as `generations_at`, rows in plan order, no event built); parse and score in
-  one loop (the same `parse_answer` and `metric_scorer`s); the payloads written from the
+- **columnar**: the located generations' payloads and fields read as columns
+  (`duckdb_generations.generation_columns`: the same plain check as `generations_at`, rows in
+  plan order, no event built); parse and score in one loop (the same `parse_answer` and `metric_scorer`s); the payloads written from the
   columns (`themis.adapters.derived_payloads`: the copies spliced from the source's texts, the
   parses and scores formatted; checked against the codec for every trial); the rows cut by
   `duckdb_log._rows` and inserted by `INSERT_BATCHES`, one transaction a 1,000-trial chunk; the
@@ -239,20 +239,6 @@ def today(con: Any, replay: Replay, run_id: str) -> None:
 
 # -- the columnar path ------------------------------------------------------------------------
 
-# The located generations' fields, in plan order (`$seqs`' order), the plain check as
-# `generations_at`'s; `plain` false for a payload the codec must read.
-_COLUMNS_AT = """
-WITH rows AS (SELECT seq, kinds, payloads FROM event_batches WHERE run_id = $run
-  AND seq > $low - 1024 AND seq <= $high AND seq + n > $low),
- events AS (SELECT seq + generate_subscripts(string_split(kinds, ' '), 1) - 1 AS seq,
-  unnest(string_split(kinds, ' ')) AS kind, unnest(string_split(payloads, chr(10))) AS payload
-  FROM rows),
- asked AS (SELECT unnest($seqs::BIGINT[]) AS seq, generate_subscripts($seqs::BIGINT[], 1) AS i),
- wanted AS (SELECT i, payload, {plain} AS plain FROM events JOIN asked USING (seq)
-  WHERE kind = 'generation_completed')
-SELECT plain, payload, unnest(json_transform_strict(payload, $structure)) FROM wanted ORDER BY i
-"""
-
 # One chunk's rows made by DuckDB: the copies from the source's payloads, then each trial's
 # parse and score payloads given, 4 trials a row.
 _INSERT_DERIVED = """
@@ -281,26 +267,13 @@ FROM g GROUP BY i // 4
 
 def read_columns(con: Any, source: str, seqs: list[int]) -> tuple[list[str], list[list[Any]]]:
     """The generations' payloads and fields at `seqs` (one list per field of `COLUMNS`), in
-    `seqs`' order."""
-    from themis.adapters.stores import duckdb_generations as dg
+    `seqs`' order (`duckdb_generations.generation_columns`)."""
+    from themis.adapters.stores.duckdb_generations import generation_columns
 
-    query = _COLUMNS_AT.format(plain=dg._PLAIN)
-    parameters = {
-        "run": source,
-        "low": min(seqs),
-        "high": max(seqs),
-        "seqs": seqs,
-        "keys": dg._KEYS,
-        "end": dg._DEFAULTS_END,
-        "paths": dg._PATHS,
-        "types": dg._TYPES,
-        "structure": dg._STRUCTURE,
-    }
-    rows = con.execute(query, parameters).fetchall()
-    plain, payloads, *columns = (list(column) for column in zip(*rows, strict=True))
-    if not all(plain):
+    found = generation_columns(con, source, seqs)
+    if found is None:
         raise SystemExit("a payload that is not plain: this bench measures plain ones only")
-    return payloads, columns
+    return found.payloads, found.fields
 
 
 _KINDS = ("generation_completed", "parse_completed", "score_completed")

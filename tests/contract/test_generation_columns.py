@@ -88,11 +88,9 @@ def test_generations_read_at_their_places_are_the_codec_s(
         store.close()
 
 
-def test_generations_read_at_once_share_their_repeated_texts_and_the_given_keys() -> None:
-    """A chunk's looked-up generations hold one string for a text many of them hold (a finish
-    reason, a model's name, a run's id, a backend's fingerprint) and the caller's key, not a
-    copy in each event (ADR 0109: 5.46 -> 3.68 MiB held for 10,000)."""
-    written = [
+def _alike(count: int) -> list[GenerationCompleted]:
+    """Generations sharing their finish reason, model, source run and fingerprint."""
+    return [
         GenerationCompleted(
             at=float(i),
             trial_key=f"k{i}",
@@ -103,8 +101,15 @@ def test_generations_read_at_once_share_their_repeated_texts_and_the_given_keys(
             system_fingerprint="fp-1",
             response_id=f"r{i}",
         )
-        for i in range(3)
+        for i in range(count)
     ]
+
+
+def test_generations_read_at_once_share_their_repeated_texts_and_the_given_keys() -> None:
+    """A chunk's looked-up generations hold one string for a text many of them hold (a finish
+    reason, a model's name, a run's id, a backend's fingerprint) and the caller's key, not a
+    copy in each event (ADR 0109: 5.46 -> 3.68 MiB held for 10,000)."""
+    written = _alike(3)
     store = _store_of(list(written))
     keys = {seq: "".join(f"k{seq - 2}") for seq in range(2, 5)}  # strings of their own
     try:
@@ -201,5 +206,71 @@ def test_a_payload_refused_in_a_later_part_of_the_result_is_read_by_the_codec(
         assert sorted(seq for seq, _ in pairs) == list(range(2, len(written) + 2))
         for seq, event in pairs:
             _same(event, written[seq - 2])
+    finally:
+        store.close()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(written=st.lists(generations, min_size=1, max_size=5), data=st.data())
+def test_generation_columns_are_the_codec_s_fields_in_the_order_asked(
+    written: list[GenerationCompleted], data: st.DataObject
+) -> None:
+    """As columns (ADR 0115), in the order asked: each payload as stored, each field the one
+    `generations_at` reads; `None` when one is not plain (what `generations_at` gives the
+    codec to read, or DuckDB refuses)."""
+    asked = data.draw(st.permutations(range(2, len(written) + 2)))
+    store = _store_of(list(written))
+    decoded: list[str] = []
+
+    def counted(kind: str, payload: str) -> Event:
+        decoded.append(payload)
+        return decode_event(kind, payload)
+
+    try:
+        with store._connection() as con, pytest.MonkeyPatch.context() as patch:
+            patch.setattr(columns, "decode_event", counted)
+            found = columns.generation_columns(con, "run-a", asked)
+            list(columns.generations_at(con, "run-a", asked))
+        if decoded:
+            assert found is None
+            return
+        assert found is not None
+        assert found.payloads == [encode_event(written[seq - 2]) for seq in asked]
+        for index, seq in enumerate(asked):
+            fields = [column[index] for column in found.fields]
+            _same(GenerationCompleted(*fields), written[seq - 2])
+    finally:
+        store.close()
+
+
+def test_generation_columns_are_none_for_a_seq_holding_no_generation() -> None:
+    store = _store_of([GenerationCompleted(at=1.0, trial_key="k", text="t")])
+    try:
+        with store._connection() as con:
+            assert columns.generation_columns(con, "run-a", [2, 1]) is None  # 1: `run_started`
+            assert columns.generation_columns(con, "run-a", [2, 3]) is None  # 3: not stored
+            found = columns.generation_columns(con, "run-a", [2])
+            assert found is not None
+            assert found.payloads == [encode_event(GenerationCompleted(1.0, "k", "t"))]
+            assert columns.generation_columns(con, "run-a", []) == ([], [[]] * 13)
+    finally:
+        store.close()
+
+
+def test_generation_columns_are_taken_a_part_at_a_time_and_share_their_texts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    written = _alike(5)
+    store = _store_of(list(written))
+    monkeypatch.setattr(columns, "_FETCHED", 2)
+    try:
+        with store._connection() as con:
+            found = columns.generation_columns(con, "run-a", [6, 2, 4, 3, 5])
+        assert found is not None
+        assert found.fields[1] == ["k4", "k0", "k2", "k1", "k3"]
+        names = [name for name, _, _ in columns.COLUMNS]
+        for name in ("finish_reason", "served_model", "source_run", "system_fingerprint"):
+            first, *others = found.fields[names.index(name)]
+            assert all(other is first for other in others), name
     finally:
         store.close()

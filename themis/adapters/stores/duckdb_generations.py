@@ -13,13 +13,17 @@ integer, a boolean, or `null` where the field may be `None`), no retry and no lo
 retries) is decoded by the codec as before, and so is every payload of a read whose query
 DuckDB refuses (a lone surrogate, `\\ud800`, fails its JSON reader where Python's reads it):
 the events are those `decode_event` gives, field for field (`tests/contract`).
+
+`generation_columns` reads the same generations as columns, in the order asked, with their
+payload texts and no event built (a derived replay's trials as columns, ADR 0115); it answers
+`None` where `generations_at` would give the codec a payload to read.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Container, Iterator, Mapping
-from typing import Any, Final
+from collections.abc import Collection, Container, Iterator, Mapping, Sequence
+from typing import Any, Final, NamedTuple
 
 import duckdb
 
@@ -28,7 +32,7 @@ from themis.adapters.stores.duckdb_log import LONGEST_ROW, events_at
 from themis.core.errors import StoreError
 from themis.core.events import GenerationCompleted
 
-__all__ = ["COLUMNS", "generations_at"]
+__all__ = ["COLUMNS", "GenerationColumns", "generation_columns", "generations_at"]
 
 # `GenerationCompleted`'s fields before `retries`, in order, as (name, DuckDB type, JSON types
 # the codec writes it as); a test checks them against the class.
@@ -68,19 +72,85 @@ _PLAIN: Final = (
     "(json_keys(payload) = $keys AND ends_with(payload, $end)"
     " AND regexp_full_match(array_to_string(json_type(payload, $paths), ','), $types))"
 )
-# Run `$run`'s generations at the seqs `$seqs` (from `$low` to `$high`): each row's events split
-# as the `events` view splits them; a plain payload's fields as columns, any other's text.
-_GENERATIONS_AT: Final = (
+# Run `$run`'s events from `$low` to `$high`, each row's split as the `events` view splits them.
+_EVENTS_BETWEEN: Final = (
     "WITH rows AS (SELECT seq, kinds, payloads FROM event_batches WHERE run_id = $run"
     f"  AND seq > $low - {LONGEST_ROW} AND seq <= $high AND seq + n > $low),"
     " events AS (SELECT seq + generate_subscripts(string_split(kinds, ' '), 1) - 1 AS seq,"
     "  unnest(string_split(kinds, ' ')) AS kind,"
     "  unnest(string_split(payloads, chr(10))) AS payload FROM rows),"
-    f" wanted AS (SELECT seq, payload, {_PLAIN} AS plain FROM events"
+)
+# Run `$run`'s generations at the seqs `$seqs` (from `$low` to `$high`): a plain payload's
+# fields as columns, any other's text.
+_GENERATIONS_AT: Final = (
+    f"{_EVENTS_BETWEEN} wanted AS (SELECT seq, payload, {_PLAIN} AS plain FROM events"
     "  WHERE kind = $kind AND seq IN (SELECT unnest($seqs::BIGINT[])))"
     " SELECT seq, CASE WHEN plain THEN NULL ELSE payload END,"
     "  unnest(CASE WHEN plain THEN json_transform_strict(payload, $structure) END) FROM wanted"
 )
+# The same generations in `$seqs`' order, each with its payload and whether it is plain.
+_COLUMNS_AT: Final = (
+    f"{_EVENTS_BETWEEN} asked AS (SELECT unnest($seqs::BIGINT[]) AS seq,"
+    "  generate_subscripts($seqs::BIGINT[], 1) AS i),"
+    f" wanted AS (SELECT i, payload, {_PLAIN} AS plain FROM events JOIN asked USING (seq)"
+    "  WHERE kind = $kind)"
+    " SELECT plain, payload, unnest(CASE WHEN plain THEN json_transform_strict(payload,"
+    "  $structure) END) FROM wanted ORDER BY i"
+)
+
+
+class GenerationColumns(NamedTuple):
+    """Generations as columns, in the order they were asked for: each one's stored payload
+    text, and one list per field of `COLUMNS` (the fields after them are a plain payload's
+    defaults: no retry, no logprobs)."""
+
+    payloads: list[str]
+    fields: list[list[Any]]
+
+
+def generation_columns(con: Any, run_id: str, seqs: Sequence[int]) -> GenerationColumns | None:
+    """Run `run_id`'s completed generations at `seqs` as columns, in `seqs`' order, without an
+    event built (a derived replay's trials as columns, ADR 0115); `None` when one is not
+    stored there, or not plain, or DuckDB's JSON reader refuses one: the caller then reads
+    them as events (`generations_at`). The result is taken a part at a time (`_FETCHED`), and
+    the columns of `_SHARED` hold one string for each equal text."""
+    if not seqs:
+        return GenerationColumns([], [[] for _ in COLUMNS])
+    parameters = {**_parameters(run_id, seqs), "seqs": list(seqs)}
+    payloads: list[str] = []
+    fields: list[list[Any]] = [[] for _ in COLUMNS]
+    try:
+        cursor = con.execute(_COLUMNS_AT, parameters)
+        while rows := cursor.fetchmany(_FETCHED):
+            plain, texts, *read = zip(*rows, strict=True)
+            if not all(plain):
+                return None
+            payloads += texts
+            for column, values in zip(fields, read, strict=True):
+                column.extend(values)
+    except duckdb.Error:  # a payload DuckDB's JSON reader refuses
+        return None
+    if len(payloads) != len(seqs):  # one asked for holds no generation
+        return None
+    for index in _SHARED:
+        shared: dict[str | None, str | None] = {}
+        fields[index] = [shared.setdefault(text, text) for text in fields[index]]
+    return GenerationColumns(payloads, fields)
+
+
+def _parameters(run_id: str, seqs: Collection[int]) -> dict[str, Any]:
+    """The parameters `_GENERATIONS_AT` and `_COLUMNS_AT` share (`$seqs` the caller's)."""
+    return {
+        "run": run_id,
+        "low": min(seqs),
+        "high": max(seqs),
+        "kind": GenerationCompleted.kind,
+        "keys": _KEYS,
+        "end": _DEFAULTS_END,
+        "paths": _PATHS,
+        "types": _TYPES,
+        "structure": _STRUCTURE,
+    }
 
 
 def generations_at(
@@ -93,18 +163,7 @@ def generations_at(
     (`_SHARED`): a batch execution holds a chunk's looked-up generations at once (ADR 0109)."""
     if not seqs:
         return
-    parameters = {
-        "run": run_id,
-        "low": min(seqs),
-        "high": max(seqs),
-        "seqs": list(seqs),
-        "kind": GenerationCompleted.kind,
-        "keys": _KEYS,
-        "end": _DEFAULTS_END,
-        "paths": _PATHS,
-        "types": _TYPES,
-        "structure": _STRUCTURE,
-    }
+    parameters = {**_parameters(run_id, seqs), "seqs": list(seqs)}
     try:
         cursor = con.execute(_GENERATIONS_AT, parameters)
         rows = cursor.fetchmany(_FETCHED)  # not every row's tuple at once: a part at a time
