@@ -16,9 +16,10 @@ the fixed parts (imports in a fresh process, the preparation) are printed first.
   chunk's events). Leaves out trio, the writer's thread and its waits, the progress counts.
 - **columnar**: the located generations' payloads and fields read as columns
   (`duckdb_generations.generation_columns`: the same plain check as `generations_at`, rows in
-  plan order, no event built); parse and score in one loop (the same `parse_answer` and `metric_scorer`s); the payloads written from the
-  columns (`themis.adapters.derived_payloads`: the copies spliced from the source's texts, the
-  parses and scores formatted; checked against the codec for every trial); the rows cut by
+  plan order, no event built); parse and score in one loop (the same `parse_answer` and
+  `metric_scorer`s); the payloads written from the columns (`themis.adapters.derived_payloads`:
+  the copies spliced from the source's texts, the parses and scores formatted; checked against
+  the codec for every trial); the rows cut by
   `duckdb_log._rows` and inserted by `INSERT_BATCHES`, one transaction a 1,000-trial chunk; the
   fold's maps made from the columns (`EventColumns.from_columns`, once at the end). One `at` a
   chunk. The derived log is checked against today's (every payload, `at` aside). Leaves out
