@@ -21,7 +21,7 @@ the fixed parts (imports in a fresh process, the preparation) are printed first.
   the copies spliced from the source's texts, the parses and scores formatted; checked against
   the codec for every trial); the rows cut by
   `duckdb_log._rows` and inserted by `INSERT_BATCHES`, one transaction a 1,000-trial chunk; the
-  fold's maps made from the columns (`EventColumns.from_columns`, once at the end). One `at` a
+  fold's maps put a chunk's columns at a time (`EventColumns.put_new_columns`). One `at` a
   chunk. The derived log is checked against today's (every payload, `at` aside). Leaves out
   the fallback to today's path for a trial that is not plain, the progress counts and the
   run's own events.
@@ -301,12 +301,16 @@ def python_rows(  # noqa: PLR0913
 
 
 class Columns:
-    """The fold's columns of the derived run, appended chunk by chunk, made into maps once."""
+    """The derived run's fold, its maps put a chunk's columns at a time (`put_new_columns`)."""
 
     def __init__(self) -> None:
-        self.generations: list[list[Any]] = [[] for _ in range(15)]
-        self.parses: list[list[Any]] = [[] for _ in range(6)]
-        self.scores: list[list[Any]] = [[] for _ in range(5)]
+        from themis.core.event_columns import EventColumns
+        from themis.core.events import GenerationCompleted, ParseCompleted, ScoreCompleted
+
+        self.generations = EventColumns(GenerationCompleted, "trial_key")
+        self.parses = EventColumns(ParseCompleted, "trial_id")
+        self.scores = EventColumns(ScoreCompleted, "trial_id")
+        self.scores.index_with(self.parses)  # as `Projection` holds them
 
     def put(  # noqa: PLR0913
         self,
@@ -321,30 +325,10 @@ class Columns:
         n = len(chunk)
         ids = [plan.trial_id for plan in chunk]
         keys = [plan.trial_key for plan in chunk]
-        generations = self.generations
-        generations[0] += [at] * n
-        for index in range(1, 13):
-            generations[index] += fields[index]
-        generations[9][-n:] = [True] * n  # cache_hit
-        generations[10][-n:] = [source] * n  # source_run
-        generations[13] += [()] * n
-        generations[14] += [None] * n
-        for held, values in zip(
-            self.parses, ([at] * n, ids, keys, answers, errors, [0] * n), strict=True
-        ):
-            held.extend(values)
-        for held, values in zip(self.scores, ([at] * n, ids, keys, scores, [0] * n), strict=True):
-            held.extend(values)
-
-    def maps(self) -> tuple[Any, Any, Any]:
-        from themis.core.event_columns import EventColumns
-        from themis.core.events import GenerationCompleted, ParseCompleted, ScoreCompleted
-
-        return (
-            EventColumns.from_columns(GenerationCompleted, "trial_key", self.generations),
-            EventColumns.from_columns(ParseCompleted, "trial_id", self.parses),
-            EventColumns.from_columns(ScoreCompleted, "trial_id", self.scores),
-        )
+        copies = [[at] * n, *fields[1:9], [True] * n, [source] * n, *fields[11:], [()] * n]
+        assert self.generations.put_new_columns([*copies, [None] * n])
+        assert self.parses.put_new_columns([[at] * n, ids, keys, answers, errors, [0] * n])
+        assert self.scores.put_new_columns([[at] * n, ids, keys, scores, [0] * n])
 
 
 def columnar(  # noqa: PLR0915
@@ -453,9 +437,6 @@ def columnar(  # noqa: PLR0915
         result = child.receive()  # type: ignore[union-attr]
         pure = since(pure, start)
         finish(*pending.pop(0), *result)
-    start = clocks()
-    columns.maps()
-    fold = since(fold, start)
     phase = since((0.0, 0.0), whole)
     add(design, "read the generations as columns (SQL, plain check, fetch)", *read)
     label = "parse, score, payload texts" if child is None else "pipe: send + wait for the child"
@@ -464,7 +445,7 @@ def columnar(  # noqa: PLR0915
         add(design, "the copies spliced, the rows cut (duckdb_log._rows)", *encoding)
     label = "INSERT ... SELECT (copies, rows by DuckDB)" if by_duckdb else "INSERT_BATCHES"
     add(design, label + " + COMMIT", *insert)
-    add(design, "fold: columns kept, then EventColumns.from_columns", *fold)
+    add(design, "fold: EventColumns.put_new_columns a chunk", *fold)
     add(design, "whole phase (wall: pipelined)", *phase)
     return columns
 

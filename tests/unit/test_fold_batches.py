@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -68,10 +69,14 @@ def _put(expected: dict[str, Any], event: Any, key: str) -> None:
 
 
 @settings(max_examples=300)
-@given(STEPS)
-def test_batches_read_as_the_events_put_one_by_one(steps: list[tuple[Any, ...]]) -> None:
+@given(STEPS, st.booleans())
+def test_batches_read_as_the_events_put_one_by_one(
+    steps: list[tuple[Any, ...]], by_columns: bool
+) -> None:
     """As a fold holds them: the scores read their keys through the parses' index, the maps
-    are compacted (a large run's `RunStarted`), and a state taken last takes over appending."""
+    are compacted (a large run's `RunStarted`), and a state taken last takes over appending.
+    `by_columns`: each batch is put as its fields' columns (`put_new_columns`, ADR 0115)
+    first; one it refuses (a key held or repeated) changes nothing, and is put as events."""
     maps = {
         "generations": EventColumns(GenerationCompleted, "trial_key"),
         "parses": EventColumns(ParseCompleted, "trial_id"),
@@ -96,7 +101,11 @@ def test_batches_read_as_the_events_put_one_by_one(steps: list[tuple[Any, ...]])
                 number += 1
                 events.append(_event(name, number, one))
             key = "trial_key" if name == "generations" else "trial_id"
-            maps[name].put_new_all(events, None if name == "generations" else "epoch")
+            cls = {"generations": GenerationCompleted, "parses": ParseCompleted}.get(
+                name, ScoreCompleted
+            )
+            if not (by_columns and _put_as_columns(maps[name], events, cls)):
+                maps[name].put_new_all(events, None if name == "generations" else "epoch")
             for event in events:
                 _put(expected[name], event, getattr(event, key))
         for name, held in maps.items():
@@ -109,6 +118,20 @@ def test_batches_read_as_the_events_put_one_by_one(steps: list[tuple[Any, ...]])
                 repr(event) for event in expected[name].values()
             ]
             assert held.column("trial_key") == [e.trial_key for e in expected[name].values()]
+
+
+KEY_NAMES = ("trial_key", "trial_id", "trial_id")
+
+
+def _put_as_columns(held: EventColumns[Any], events: list[Any], cls: type[Any]) -> bool:
+    """`put_new_columns` of `events`' fields; what the map reads is unchanged if refused."""
+    names = [field.name for field in attrs.fields(cls)]
+    columns = [[getattr(event, name) for event in events] for name in names]
+    before = dict(held.items())
+    if held.put_new_columns(columns):
+        return True
+    assert dict(held.items()) == before
+    return False
 
 
 def _trials(count: int, first: int = 0) -> list[Any]:
@@ -244,3 +267,54 @@ def test_coded_values_extended_read_as_appended(parts: list[list[int]]) -> None:
         CodedValues, [[objects[at] for at in part] for part in parts]
     )
     assert [id(value) for value in extended] == [id(value) for value in appended]
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["run", "large run"])
+def test_a_batch_put_as_columns_is_held_as_its_events_would_be(
+    large: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A derived replay's trials as columns (ADR 0115): each map's first two events written
+    field by field, the others extended a column at a time, as `put_new_all` does; the maps
+    then read as the events put (the scores through the parses' index, a large run's keys
+    compact and its parses' and scores' trial keys mirrored)."""
+    classes = (GenerationCompleted, ParseCompleted, ScoreCompleted)
+    maps = [EventColumns(cls, key) for cls, key in zip(classes, KEY_NAMES, strict=True)]
+    expected = [EventColumns(cls, key) for cls, key in zip(classes, KEY_NAMES, strict=True)]
+    for held in (maps, expected):
+        if large:
+            for one in held:
+                one.compact_keys(LARGE_RUN_TRIALS)
+            held[1].mirror("trial_key", held[0])
+            held[2].mirror("trial_key", held[0])
+        held[2].index_with(held[1])
+    written: list[int] = []
+    write = EventColumns._write
+
+    def counted(self: EventColumns[Any], values: tuple[Any, ...], row: int) -> None:
+        written.append(row)
+        write(self, values, row)
+
+    events = _trials(100)
+    by_class = [[event for event in events if type(event) is cls] for cls in classes]
+    monkeypatch.setattr(EventColumns, "_write", counted)
+    for first in (0, 50):
+        for held, cls, of_class in zip(maps, classes, by_class, strict=True):
+            batch = of_class[first : first + 50]
+            columns = [
+                [getattr(event, field.name) for event in batch] for field in attrs.fields(cls)
+            ]
+            assert held.put_new_columns(columns)
+    assert written == [0, 1] * 3
+    monkeypatch.undo()
+    for held, of_class, ranked in zip(expected, by_class, (None, "epoch", "epoch"), strict=True):
+        held.put_new_all(of_class, ranked)
+    for held, want in zip(maps, expected, strict=True):
+        assert dict(held.items()) == dict(want.items())
+        assert [repr(event) for event in held.values()] == [repr(e) for e in want.values()]
+    assert maps[2].shares_index(maps[1])
+    # A batch holding a key held already, or one twice, is refused and changes nothing.
+    again = [[getattr(by_class[0][0], field.name)] for field in attrs.fields(GenerationCompleted)]
+    assert not maps[0].put_new_columns(again)
+    twice = [[value, value] for (value,) in again]
+    assert not EventColumns(GenerationCompleted, "trial_key").put_new_columns(twice)
+    assert len(maps[0]) == 100

@@ -222,7 +222,7 @@ class _Extender:
     changed nothing, when an event needs a column changed (a `_Same` one spread, an array of
     floats given another value): `EventColumns._write` then appends them one by one."""
 
-    __slots__ = ("_intern", "_kept", "_moving", "_same", "_same_types", "_scalars")
+    __slots__ = ("_intern", "_kept", "_moving", "_same", "_same_at", "_same_types", "_scalars")
 
     def __init__(self, layout: _Layout, columns: list[Any], intern: Callable[..., Any]) -> None:
         scalars: list[int] = []
@@ -240,34 +240,52 @@ class _Extender:
         names, mappings = layout.names, layout.mappings
         self._intern = intern
         self._scalars = _fields([names[index] for index in scalars]) if scalars else None
+        self._same_at = scalars
         self._same = tuple(columns[index].value for index in scalars)
         self._same_types = [type(value) for value in self._same]
         self._kept = [
-            (attrgetter(names[index]), mappings[index], columns[index].value) for index in kept
+            (index, attrgetter(names[index]), mappings[index], columns[index].value)
+            for index in kept
         ]
         self._moving = [
-            (attrgetter(names[index]), mappings[index], columns[index]) for index in moving
+            (index, attrgetter(names[index]), mappings[index], columns[index]) for index in moving
         ]
 
     def extend(self, events: list[Any]) -> bool:
         count = len(events)
-        if self._scalars is not None:
-            sames = list(map(self._scalars, events))
-            if (
-                sames.count(self._same) != count
-                or list(map(type, chain.from_iterable(sames))) != self._same_types * count
-            ):
-                return False
+        if self._scalars is not None and not self._all_same(list(map(self._scalars, events))):
+            return False
+        return self._extend_by(count, lambda _, get: list(map(get, events)))
+
+    def extend_columns(self, columns: Sequence[Sequence[Any]]) -> bool:
+        """`extend` of the events whose fields are `columns` (one per field, in order)."""
+        count = len(columns[0])
+        if self._same_at and not self._all_same(
+            list(zip(*[columns[index] for index in self._same_at], strict=True))
+        ):
+            return False
+        return self._extend_by(count, lambda index, _: list(columns[index]))
+
+    def _all_same(self, sames: list[tuple[Any, ...]]) -> bool:
+        """Whether each of `sames` (an event's values of the `_Same` scalar columns) holds the
+        values held, of the same types."""
+        return sames.count(self._same) == len(sames) and list(
+            map(type, chain.from_iterable(sames))
+        ) == self._same_types * len(sames)
+
+    def _extend_by(self, count: int, values_of: Callable[[int, Any], list[Any]]) -> bool:
+        """The rest of `extend`: each column's `count` values (`values_of(its index, its
+        field's getter)`) checked, then appended."""
         intern = self._intern
-        for get, mapping, held in self._kept:
-            values = list(map(get, events))
+        for index, get, mapping, held in self._kept:
+            values = values_of(index, get)
             if mapping:
                 values = intern(values)
             if not all(map(is_, values, repeat(held))):
                 return False
         columns = []
-        for get, mapping, column in self._moving:
-            values = list(map(get, events))
+        for index, get, mapping, column in self._moving:
+            values = values_of(index, get)
             if mapping:
                 values = intern(values)
             elif type(column) is array and list(map(type, values)).count(float) != count:
@@ -586,6 +604,58 @@ class EventColumns(Mapping[str, E], Generic[E]):
             pending.append(event)
         self._extend(pending)
 
+    def put_new_columns(self, columns: Sequence[Sequence[Any]]) -> bool:
+        """Hold the events whose fields are `columns` (one sequence per field, in the class's
+        order, of the values `__init__` would store) when every key is new to this map and
+        distinct (and, in a borrowed index, at this map's next rows): what `put_new_all` of
+        those events holds, without the events built (a derived replay's trials as columns,
+        ADR 0115). `False`, holding nothing, otherwise: the caller puts the events."""
+        keys = list(columns[self._key_at])
+        count = len(keys)
+        if not count:
+            return True
+        if len(set(keys)) != count:
+            return False
+        if self._shared and not self._ownership:
+            self._unshare()  # (the copy it came from took over appending in place)
+        base, rows = self._count, self._rows
+        if type(rows) is KeyIndex:
+            if self._borrowed:
+                if rows.keys(base, base + count) != keys:
+                    return False
+            elif any(rows.locate(key)[0] >= 0 for key in keys):
+                return False
+            else:  # (`add_new` stops at a key not held as bytes: the rest one at a time)
+                added = rows.add_new(keys)
+                for row, key in enumerate(keys[added:], base + added):
+                    if rows.add(key) != row:
+                        raise ValueError(f"EventColumns: {key!r} is not row {row}")
+        elif not self._in_dict_index(keys):
+            return False
+        first = 0
+        if not base:  # the first event: its columns made
+            self._write(tuple(column[0] for column in columns), 0)
+            self._count, first = 1, 1
+        self._extend_columns([column[first:] for column in columns])
+        return True
+
+    def _extend_columns(self, columns: list[Sequence[Any]]) -> None:
+        """`_extend` of the events whose fields are `columns`."""
+        rest = len(columns[0])
+        while rest:
+            extender = self._extender
+            if extender is None:
+                extender = self._extender = _Extender(self._layout, self._columns, self._intern_all)
+            if extender.extend_columns(columns):
+                self._count += rest
+                return
+            at = 0  # one at a time up to the one that changes a column, as `_extend`
+            while at < rest and self._extender is not None:
+                self._write(tuple(column[at] for column in columns), self._count)
+                self._count += 1
+                at += 1
+            columns, rest = [column[at:] for column in columns], rest - at
+
     def _ranked(
         self, event: E, row: int, pending: list[E], rank: Callable[[Any], Any], rank_at: int
     ) -> int:
@@ -614,19 +684,24 @@ class EventColumns(Mapping[str, E], Generic[E]):
                 events = events[:count] if count < len(events) else events
             elif rows.keys(base, base + count) != keys:
                 return 0
-        else:
-            _row_number(base + count)  # (the rows' numbers made)
-            numbers = _ROW_NUMBERS[base : base + count]
-            found = list(map(rows.get, keys))
-            if self._borrowed:
-                if found != numbers:
-                    return 0
-            elif found.count(None) != count or len(set(keys)) != count:
-                return 0
-            else:
-                cast("dict[str, int]", rows).update(zip(keys, numbers, strict=True))
+        elif not self._in_dict_index(keys):
+            return 0
         self._extend(events)
         return count
+
+    def _in_dict_index(self, keys: list[Any]) -> bool:
+        """Whether `keys` are now this map's dict index's at its next rows: new and distinct
+        (then added, all at once), or there already in a borrowed index."""
+        base, count = self._count, len(keys)
+        _row_number(base + count)  # (the rows' numbers made)
+        numbers = _ROW_NUMBERS[base : base + count]
+        found = list(map(self._rows.get, keys))
+        if self._borrowed:
+            return found == numbers
+        if found.count(None) != count or len(set(keys)) != count:
+            return False
+        cast("dict[str, int]", self._rows).update(zip(keys, numbers, strict=True))
+        return True
 
     def _extend(self, events: list[E]) -> int:
         """Append `events`, whose keys the key index holds at this map's next rows, in order;
