@@ -83,7 +83,7 @@ def add(design: str, part: str, cpu: float, wall: float) -> None:
 
 
 def pure_part(  # noqa: PLR0913
-    parse_of: Callable[[str], Any],
+    parser: Any,
     scorers: Sequence[Callable[[Any, Any], float]],
     metrics: Sequence[str],
     at: float,
@@ -93,24 +93,16 @@ def pure_part(  # noqa: PLR0913
     expected: Sequence[str | None],
 ) -> tuple[list[Any], list[Any], list[str], list[str], list[tuple[float, ...]]]:
     """Each trial's answer, error, parse payload, score payload and scores: parsed and scored
-    in one loop, the payloads written from the columns (`derived_payloads`)."""
-    from returns.result import Success
-
+    in one loop (`themis.core.answered`), the payloads written from the columns
+    (`derived_payloads`). No choices, no plugins: the bench's config has none."""
     from themis.adapters.derived_payloads import parse_payloads, score_payloads
+    from themis.core.answered import answered_columns
 
-    answers, errors, scored_all = [], [], []
-    for text, wanted in zip(texts, expected, strict=True):
-        parsed = parse_of(text)
-        if isinstance(parsed, Success):
-            answer, error = parsed.unwrap(), None
-        else:
-            answer, error = None, parsed.failure()
-        answers.append(answer)
-        errors.append(error)
-        scored_all.append(tuple(scored(answer, wanted) for scored in scorers))
+    choices = [None] * len(texts)
+    answers, errors, scored = answered_columns(parser, texts, choices, expected, scorers)
     parses = parse_payloads(at, ids, keys, answers, errors, 0)
-    scores = score_payloads(at, ids, keys, metrics, scored_all, 0)
-    return answers, errors, parses, scores, scored_all
+    scores = score_payloads(at, ids, keys, metrics, scored, 0)
+    return answers, errors, parses, scores, scored
 
 
 # -- the setup --------------------------------------------------------------------------------
@@ -341,7 +333,7 @@ def columnar(  # noqa: PLR0915
     from themis.adapters.derived_payloads import copy_payloads
     from themis.adapters.stores.duckdb_log import INSERT_BATCHES
 
-    parse, scorers = parser_of(replay), scorers_of(replay)
+    scorers = scorers_of(replay)
     columns = Columns()
     read = pure = encoding = insert = fold = (0.0, 0.0)
 
@@ -419,7 +411,16 @@ def columnar(  # noqa: PLR0915
             expected = [plan.expected for plan in chunk]
             if child is None:
                 start = clocks()
-                result = pure_part(parse, scorers, replay.metrics, at, ids, keys, part[2], expected)
+                result = pure_part(
+                    replay.compiled.spec.parser,
+                    scorers,
+                    replay.metrics,
+                    at,
+                    ids,
+                    keys,
+                    part[2],
+                    expected,
+                )
                 pure = since(pure, start)
                 finish(at, chunk, *given, *result)
                 continue
@@ -511,7 +512,7 @@ def read(stream: BinaryIO) -> Any:
 
 
 def child_main(setup: str) -> None:
-    from themis.core.scoring import metric_scorer, parse_answer
+    from themis.core.scoring import metric_scorer
 
     parser, metrics = pickle.loads(bytes.fromhex(setup))
     scorers = [metric_scorer(metric) for metric in metrics]
@@ -524,7 +525,7 @@ def child_main(setup: str) -> None:
         write(
             out,
             pure_part(
-                lambda text: parse_answer(parser, text),
+                parser,
                 scorers,
                 names,
                 at,
@@ -558,7 +559,7 @@ def check_payloads(replay: Replay) -> int:
         keys = [plan.trial_key for plan in chunk]
         expected = [plan.expected for plan in chunk]
         answers, errors, parses, scores, _ = pure_part(
-            parse, scorers, replay.metrics, at, ids, keys, texts, expected
+            replay.compiled.spec.parser, scorers, replay.metrics, at, ids, keys, texts, expected
         )
         for index, plan in enumerate(chunk):
             parsed = parse(texts[index])
