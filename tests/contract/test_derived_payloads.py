@@ -72,7 +72,7 @@ values = any_floats | st.integers(min_value=-(2**70), max_value=2**70) | st.bool
 
 @settings(max_examples=300, deadline=None)
 @given(
-    metrics=st.lists(texts, max_size=3, unique=True),
+    metrics=st.lists(texts | st.sampled_from(["100%", "%s", "%%d"]), max_size=3, unique=True),
     data=st.data(),
     at=times,
     epoch=st.integers(min_value=0, max_value=2**40),

@@ -94,7 +94,8 @@ def score_payloads(
     """The payload of each `ScoreCompleted(at, trial_id, trial_key, dict(zip(metrics, values)),
     epoch)`, `values` the trial's scores in `metrics`' order."""
     time_text, text, number = _time_text(at), encode_basestring_ascii, float.__repr__
-    template = _SCORE_HEAD + ",".join(f"{text(name)}:%s" for name in metrics) + _SCORE_TAIL
+    named = (text(name).replace("%", "%%") for name in metrics)  # (a `%` in a name: itself)
+    template = _SCORE_HEAD + ",".join(f"{name}:%s" for name in named) + _SCORE_TAIL
     made = []
     for trial_id, key, values in zip(trial_ids, trial_keys, scores, strict=True):
         if all(type(value) is float and value - value == 0.0 for value in values):
