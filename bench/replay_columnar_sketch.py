@@ -3,24 +3,26 @@
 Not the implementation: a measurement of what the planned path gives a whole
 `themis replay RUN --stage score --config CHANGED` before it is built. With `columnar`, the
 batch execution's `_dispatch_batch` and the writer's `_fill`, `_flush` and `_append` are
-replaced (monkeypatched) for this process: each `LOOKUP_TRIALS` chunk's generations are read as
-columns (`duckdb_generations.generation_columns`), each 1,000-trial chunk is parsed and scored
+replaced (monkeypatched) for this process: each `READ_TRIALS` trials' generations are read as
+columns (`duckdb_generations.generation_columns`, the plans' keys given; the last read's let
+go of first), each 1,000-trial chunk is parsed and scored
 in one loop (`themis.core.answered`), its payloads written from the columns
 (`derived_payloads`: the copies spliced from the source's texts), and sent to the writer as one
 item (`Chunk`: the texts and the three maps' columns), which the writer appends as rows cut by
-`duckdb_log._rows` and folds by `EventColumns.put_new_columns`. It assumes what the plan's
+`duckdb_log._rows` and folds by `EventColumns.put_new_columns`, a chunk ending a batch wherever
+it comes (ADR 0116). It assumes what the plan's
 conditions check (every generation located in one source and plain, compare-only metrics, no
 reducer, no judges, no twin, the DuckDB store) and checks none of them. With `today`, nothing
 is replaced. Either way the replay runs through the CLI's console entry on a copy of the
 stored run.
 
 Prints the wall and CPU from the process's start, the peak RSS, RSS and Python's allocated
-blocks by half second (a sampling thread), and a digest of the JSON report without its
-`elapsed_s` (equal in both modes). Leaves the copy at `/tmp/<user>-sketch-MODE.duckdb` for a
-comparison of the logs.
+blocks by half second (a sampling thread), the chunks alive at most, and a digest of the JSON
+report without its `elapsed_s` (equal in both modes). Leaves the copy at
+`/tmp/<user>-sketch-MODE.duckdb` for a comparison of the logs.
 
 Usage: `python bench/replay_columnar_sketch.py today|columnar [--run-dir DIR] [--source RUN]
-[--config NAME]`.
+[--config NAME]` (`SKETCH_READ_TRIALS=N`: another read size).
 """
 
 from __future__ import annotations
@@ -55,11 +57,23 @@ def sample() -> None:
         time.sleep(0.05)
 
 
+# Trials whose generations are read at once: half `LOOKUP_TRIALS`, the read's columns (~5.5
+# MiB at 10,000: the payloads kept for the copies' splice) held half as long (ADR 0116).
+READ_TRIALS = int(os.environ.get("SKETCH_READ_TRIALS", "5000"))
+
+
 class Chunk:
     """One chunk's trials as the writer gets them: the rows' texts and the maps' columns."""
 
+    alive = most = 0  # chunks alive now, and at most (ADR 0116: 12-18 before the writer's fix)
+
     def __init__(self, count: int, texts: Any, columns: tuple[Any, Any, Any]) -> None:
         self.count, self.texts, self.columns = count, texts, columns
+        Chunk.alive += 1
+        Chunk.most = max(Chunk.most, Chunk.alive)
+
+    def __del__(self) -> None:
+        Chunk.alive -= 1
 
 
 def columnar() -> None:  # noqa: PLR0915
@@ -79,18 +93,20 @@ def columnar() -> None:  # noqa: PLR0915
     stages = ("generate", "parse", "score")
 
     async def dispatch(run: Any, work: Any, size: int) -> bool:
-        items, store = iter(work), run.store
+        items, store, found = iter(work), run.store, None
         names = [name for name, _ in run.scorer._scorers]
         scorers = [scored for _, scored in run.scorer._scorers]
         parser, plugins, epoch = run.parser, run.compiled.plugins, run.epoch
-        while ahead := list(islice(items, interpreter.LOOKUP_TRIALS)):
+        while ahead := list(islice(items, READ_TRIALS)):
             places = [run.located.pop(item.plan.trial_key) for item in ahead]
             source, seqs = places[0].run_id, [place.seq for place in places]
+            asked = [item.plan.trial_key for item in ahead]
 
-            def read(source: str = source, seqs: list[int] = seqs) -> Any:
+            def read(source: str = source, seqs: list[int] = seqs, keys: Any = asked) -> Any:
                 with store._connection() as con:
-                    return generation_columns(con, source, seqs)
+                    return generation_columns(con, source, seqs, keys)
 
+            found = None  # the last read's columns let go of before the next (ADR 0116)
             found = await trio.to_thread.run_sync(read)
             for first in range(0, len(ahead), size):
                 plans = [item.plan for item in ahead[first : first + size]]
@@ -160,7 +176,7 @@ def columnar() -> None:  # noqa: PLR0915
         if events:
             self._store.append(self._run_id, seq, events)
 
-    flush, fill = EventWriter._flush, EventWriter._fill
+    flush = EventWriter._flush
 
     async def flushed(self: Any, batch: Any) -> None:
         if not any(isinstance(item, Chunk) for item in batch):
@@ -189,9 +205,16 @@ def columnar() -> None:  # noqa: PLR0915
             self.written += total
 
     async def filled(self: Any, receive: Any, batch: Any) -> bool:
-        if batch and isinstance(batch[-1], Chunk):  # a chunk is a whole batch of events
-            return True
-        return bool(await fill(self, receive, batch))
+        # `_fill`'s batch (its size or its interval), but ended at a chunk wherever it comes (a
+        # chunk is a whole batch of events), not only when it comes first: a batch begun by an
+        # event (the execution's first) gathered chunks for an interval, 12-18 alive (ADR 0116).
+        with trio.move_on_after(self._interval):
+            while not isinstance(batch[-1], Chunk) and len(batch) < self._batch_size:
+                try:
+                    batch.extend(await receive.receive())
+                except trio.EndOfChannel:
+                    return False
+        return True
 
     interpreter._dispatch_batch = dispatch  # type: ignore[assignment]
     EventWriter._append = append  # type: ignore[method-assign]
@@ -228,6 +251,8 @@ def main() -> None:
     blocks = [max([b for t, _, b in SAMPLES if int(t * 2) == k] or [0]) for k in halves]
     print("RSS MiB by 0.5 s:", " ".join(f"{value:.0f}" for value in rss))
     print("Python's blocks (thousands) by 0.5 s:", " ".join(f"{b // 1000}" for b in blocks))
+    if given.mode == "columnar":
+        print(f"chunks alive at most: {Chunk.most}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"{given.mode}: wall {wall:.2f} s, CPU {cpu:.2f} s, peak {peak:.0f} MiB, "

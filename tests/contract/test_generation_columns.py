@@ -274,3 +274,34 @@ def test_generation_columns_are_taken_a_part_at_a_time_and_share_their_texts(
             assert all(other is first for other in others), name
     finally:
         store.close()
+
+
+def test_generation_columns_hold_the_keys_given_and_share_texts_across_parts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`keys` (ADR 0116): a read key equal to the one given at its place is held as the given
+    string (not the read's copy), any other as read; the shared texts are one string across
+    the parts, not only within one."""
+    written = _alike(5)
+    store = _store_of(list(written))
+    monkeypatch.setattr(columns, "_FETCHED", 2)
+    given = ["".join(["k", str(i)]) for i in (4, 0, 2)] + ["not k1", "".join(["k", "3"])]
+    try:
+        with store._connection() as con:
+            found = columns.generation_columns(con, "run-a", [6, 2, 4, 3, 5], given)
+            with pytest.raises(ValueError, match="2 keys for 1 seqs"):
+                columns.generation_columns(con, "run-a", [2], ["k0", "k0"])
+        assert found is not None
+        keys = found.fields[1]
+        assert keys == ["k4", "k0", "k2", "k1", "k3"]
+        assert [key is mine for key, mine in zip(keys, given, strict=True)] == [
+            True,
+            True,
+            True,
+            False,
+            True,
+        ]
+        served = found.fields[[name for name, _, _ in columns.COLUMNS].index("served_model")]
+        assert all(text is served[0] for text in served)  # parts of 2 rows: 3 parts
+    finally:
+        store.close()

@@ -108,34 +108,51 @@ class GenerationColumns(NamedTuple):
     fields: list[list[Any]]
 
 
-def generation_columns(con: Any, run_id: str, seqs: Sequence[int]) -> GenerationColumns | None:
+def generation_columns(
+    con: Any, run_id: str, seqs: Sequence[int], keys: Sequence[str] | None = None
+) -> GenerationColumns | None:
     """Run `run_id`'s completed generations at `seqs` as columns, in `seqs`' order, without an
     event built (a derived replay's trials as columns, ADR 0115); `None` when one is not
     stored there, or not plain, or DuckDB's JSON reader refuses one: the caller then reads
     them as events (`generations_at`). The result is taken a part at a time (`_FETCHED`), and
-    the columns of `_SHARED` hold one string for each equal text."""
+    each part's texts of `_SHARED` are shared as it comes (one string for each equal text), as
+    are `keys` (the trial key expected at each seq, in `seqs`' order), whose string a read
+    key equal to it is held as: the read's texts are not held twice (ADR 0116)."""
+    if keys is not None and len(keys) != len(seqs):
+        raise ValueError(f"{len(keys)} keys for {len(seqs)} seqs")
     if not seqs:
         return GenerationColumns([], [[] for _ in COLUMNS])
     parameters = {**_parameters(run_id, seqs), "seqs": list(seqs)}
     payloads: list[str] = []
     fields: list[list[Any]] = [[] for _ in COLUMNS]
+    shared: dict[str | None, str | None] = {}
+    one = shared.setdefault
     try:
         cursor = con.execute(_COLUMNS_AT, parameters)
         while rows := cursor.fetchmany(_FETCHED):
             plain, texts, *read = zip(*rows, strict=True)
             if not all(plain):
                 return None
+            start = len(payloads)
             payloads += texts
-            for column, values in zip(fields, read, strict=True):
-                column.extend(values)
+            for index, (column, values) in enumerate(zip(fields, read, strict=True)):
+                if index in _SHARED:
+                    column.extend(map(one, values, values))
+                elif index == _KEY and keys is not None:
+                    expected = keys[start : start + len(values)]
+                    column.extend(map(_same_key, values, expected))
+                else:
+                    column.extend(values)
     except duckdb.Error:  # a payload DuckDB's JSON reader refuses
         return None
     if len(payloads) != len(seqs):  # one asked for holds no generation
         return None
-    for index in _SHARED:
-        shared: dict[str | None, str | None] = {}
-        fields[index] = [shared.setdefault(text, text) for text in fields[index]]
     return GenerationColumns(payloads, fields)
+
+
+def _same_key(read: str, expected: str) -> str:
+    """`expected` if `read` equals it (the string held instead of the read's copy)."""
+    return expected if read == expected else read
 
 
 def _parameters(run_id: str, seqs: Collection[int]) -> dict[str, Any]:
