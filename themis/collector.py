@@ -19,7 +19,13 @@ found almost nothing and cost ~5 % of a 10,000-call HTTP run's CPU (ADR 0050). D
 execution (`collector_settled`), the objects that exist when it starts (modules, the spec, the
 cases, the compiled run) are frozen out of the collector's sight (`gc.freeze`), and the youngest
 generation is collected every `YOUNG_THRESHOLD` allocations instead of CPython's 700. Cycles are
-still collected, later. Executions in several threads at once share one setting: the first to
+still collected, later. A small execution (`aged`) that is the last to end has what it left
+young aged with what was frozen, into the oldest generation, unexamined (as `collector_paused`
+does after an import), so that no young pass over up to `YOUNG_THRESHOLD` survivors runs as soon
+as CPython's threshold is back, where its end waits (ADR 0114); its cycles (~1-2 MB at most)
+wait for a full pass. Others leave them young: a config's load or a replay's preparation would
+carry its garbage frozen through the execution that follows, a large run through its end's peak.
+Executions in several threads at once share one setting: the first to
 start sets it, the last to end restores what was there; each one after the first freezes what
 was built since (a config's load and a stored run's replay or resume settle the collector
 before their preparation, whose cases, plan and places the execution then finds frozen, ADRs
@@ -83,8 +89,9 @@ _EXECUTIONS = _Executions()
 
 
 @contextmanager
-def collector_settled() -> Iterator[None]:
-    """Run the body with the collector settled for an execution (see the module docstring)."""
+def collector_settled(*, aged: bool = False) -> Iterator[None]:
+    """Run the body with the collector settled for an execution (see the module docstring);
+    `aged`: a small execution's, whose young survivors are aged at its end if it is the last."""
     executions = _EXECUTIONS
     with executions.lock:
         if executions.running == 0:
@@ -102,6 +109,11 @@ def collector_settled() -> Iterator[None]:
         with executions.lock:
             executions.running -= 1
             if executions.running == 0:
-                gc.set_threshold(*executions.saved)
                 if executions.froze:
+                    if aged:
+                        # With CPython's threshold back, the next allocation would walk what
+                        # the execution left young in a young pass (11-14 ms at the end of a
+                        # 10k-trial run, where its report waits, ADR 0114).
+                        gc.freeze()
                     gc.unfreeze()
+                gc.set_threshold(*executions.saved)

@@ -354,6 +354,7 @@ def execute_work(
             outcome = _run_trio(
                 functools.partial(execute, execution, ports, writer, on_progress=on_progress),
                 driving.trio_clock,
+                execution.total < SHED_TRIALS,
             )
         except BaseException:
             places.wait()  # never a thread left inside the store
@@ -415,11 +416,14 @@ def _shed(store: StorePort, trials: int) -> None:
         store.shed_memory()
 
 
-def _run_trio(main: Callable[[], Awaitable[T]], clock: trio.abc.Clock | None) -> T:
-    """`trio.run` with the collector settled (`collector_settled`), surfacing a Themis error from
-    inside the nurseries as itself, not a group."""
+def _run_trio(
+    main: Callable[[], Awaitable[T]], clock: trio.abc.Clock | None, aged: bool = False
+) -> T:
+    """`trio.run` with the collector settled (`collector_settled`; `aged`: a small execution's,
+    below `SHED_TRIALS`), surfacing a Themis error from inside the nurseries as itself, not a
+    group."""
     try:
-        with collector_settled():
+        with collector_settled(aged=aged):
             return trio.run(main, clock=clock)
     except BaseExceptionGroup as group:
         found = group.subgroup(lambda error: isinstance(error, ThemisError | KeyboardInterrupt))
