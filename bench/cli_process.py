@@ -182,6 +182,23 @@ def completed_run(folder: Path, n: int) -> Completed:
     return Completed(config, store, report["run_id"], ran)
 
 
+# Where `stored_replay_source` keeps its stored run between benches (made on first use).
+REPLAY_SOURCE = Path(tempfile.gettempdir()) / "themis-bench-replay-100k"
+REPLAY_SOURCE_ID = "bbb27ef33c16"  # the run `completed_run(folder, 100_000)` makes
+
+
+def stored_replay_source(folder: Path = REPLAY_SOURCE, n: int = 100_000) -> Path:
+    """`folder`, holding a completed `n`-trial run (`bench.duckdb`, its config) and
+    `changed.toml`, the config scoring `contains` instead of `exact_match`: made there (~10 s at
+    100k) unless it holds them already. The replay benches copy its store before each replay."""
+    if not (folder / "bench.duckdb").exists() or not (folder / "changed.toml").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        done = completed_run(folder, n)
+        text = done.config.read_text().replace('name = "exact_match"', 'name = "contains"')
+        done.config.with_name("changed.toml").write_text(text)
+    return folder
+
+
 class Repeated(NamedTuple):
     wall_s: float  # the median
     peak_rss_mib: float  # the highest

@@ -22,7 +22,8 @@ report without its `elapsed_s` (equal in both modes). Leaves the copy at
 `/tmp/<user>-sketch-MODE.duckdb` for a comparison of the logs.
 
 Usage: `python bench/replay_columnar_sketch.py today|columnar [--run-dir DIR] [--source RUN]
-[--config NAME]` (`SKETCH_READ_TRIALS=N`: another read size).
+[--config NAME]` (`SKETCH_READ_TRIALS=N`: another read size). Without `--run-dir`, the stored
+100k run of `cli_process.stored_replay_source` (made on first use).
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ from pathlib import Path
 from typing import Any
 
 T0, C0 = time.perf_counter(), time.process_time()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cli_process import REPLAY_SOURCE, REPLAY_SOURCE_ID, stored_replay_source  # noqa: E402
+
 SAMPLES: list[tuple[float, float, int]] = []
 
 
@@ -225,10 +230,16 @@ def columnar() -> None:  # noqa: PLR0915
 def main() -> None:
     arguments = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     arguments.add_argument("mode", choices=["today", "columnar"])
-    arguments.add_argument("--run-dir", type=Path, default=Path("/tmp/s15/run"))
-    arguments.add_argument("--source", default="bbb27ef33c16")
+    arguments.add_argument("--run-dir", type=Path, default=None)
+    arguments.add_argument("--source", default=REPLAY_SOURCE_ID)
     arguments.add_argument("--config", default="changed.toml")
     given = arguments.parse_args()
+    if given.run_dir is None:
+        fresh = not (REPLAY_SOURCE / "changed.toml").exists()
+        given.run_dir = stored_replay_source()
+        if fresh:  # making the stored run is not the replay's: the clocks start again
+            global T0, C0
+            T0, C0 = time.perf_counter(), time.process_time()
     store = Path(f"/tmp/{getpass.getuser()}-sketch-{given.mode}.duckdb")
     shutil.copy(given.run_dir / "bench.duckdb", store)
     os.chdir(given.run_dir)

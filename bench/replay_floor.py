@@ -1,8 +1,9 @@
 """The floors of a derived replay's trials' phase: what its 100k trials must cost at the least,
 design by design (ADR 0115).
 
-On a copy of a stored run (default: the lead's 100k run of `bench/cli_process.py`'s config,
-`/tmp/s15/run`, source `bbb27ef33c16`, `changed.toml` scoring `numeric_match` and `contains`),
+On a copy of a stored run (default: a 100k run of `bench/cli_process.py`'s config, source
+`bbb27ef33c16`, made on first use by `cli_process.stored_replay_source`, and its
+`changed.toml` scoring `numeric_match` and `contains`),
 the replay is prepared as `themis replay RUN --stage score --config CHANGED` prepares it
 (`prepare_replay_with_config`: the derived run's trials and where each generation is), then
 each design's trials' phase is run alone, its parts one after the other on one thread (no
@@ -59,11 +60,22 @@ from typing import Any, BinaryIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cli_process import load_average
+from cli_process import REPLAY_SOURCE_ID, load_average, stored_replay_source
 
 CHUNK = 1_000  # trials a chunk (the writer's append)
 LOOKUP = 10_000  # trials a lookup
 TIMES: dict[str, list[tuple[str, float, float]]] = {}
+
+
+def clocks() -> tuple[float, float]:
+    """The process's CPU and the wall clock, now."""
+    return time.process_time(), time.perf_counter()
+
+
+def since(total: tuple[float, float], start: tuple[float, float]) -> tuple[float, float]:
+    """`total` (CPU, wall) with the time since `start` added."""
+    now = clocks()
+    return total[0] + now[0] - start[0], total[1] + now[1] - start[1]
 
 
 @contextmanager
@@ -173,13 +185,6 @@ def today(con: Any, replay: Replay, run_id: str) -> None:
     projection = Projection()
     seq = 1
     lookups = trials = encoding = insert = fold = (0.0, 0.0)
-
-    def clocks() -> tuple[float, float]:
-        return time.process_time(), time.perf_counter()
-
-    def since(total: tuple[float, float], start: tuple[float, float]) -> tuple[float, float]:
-        now = clocks()
-        return total[0] + now[0] - start[0], total[1] + now[1] - start[1]
 
     from returns.result import Success
 
@@ -336,13 +341,6 @@ def columnar(  # noqa: PLR0915
     scorers = scorers_of(replay)
     columns = Columns()
     read = pure = encoding = insert = fold = (0.0, 0.0)
-
-    def clocks() -> tuple[float, float]:
-        return time.process_time(), time.perf_counter()
-
-    def since(total: tuple[float, float], start: tuple[float, float]) -> tuple[float, float]:
-        now = clocks()
-        return total[0] + now[0] - start[0], total[1] + now[1] - start[1]
 
     base = 1
     whole = clocks()
@@ -631,10 +629,11 @@ def main() -> None:
         child_main(sys.argv[2])
         return
     arguments = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    arguments.add_argument("--run-dir", type=Path, default=Path("/tmp/s15/run"))
-    arguments.add_argument("--source", default="bbb27ef33c16")
+    arguments.add_argument("--run-dir", type=Path, default=None)
+    arguments.add_argument("--source", default=REPLAY_SOURCE_ID)
     arguments.add_argument("--config", default="changed.toml")
     given = arguments.parse_args()
+    given.run_dir = given.run_dir or stored_replay_source()
     print(f"load average before: {load_average()}")
     add("fixed", "imports (a fresh process, least of 3)", float("nan"), imports_s())
     import duckdb
