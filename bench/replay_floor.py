@@ -78,6 +78,13 @@ def since(total: tuple[float, float], start: tuple[float, float]) -> tuple[float
     return total[0] + now[0] - start[0], total[1] + now[1] - start[1]
 
 
+def committed(con: Any, statement: str, parameters: object) -> None:
+    """`statement` in a transaction of its own, as the writer's append runs its insert."""
+    con.execute("BEGIN")
+    con.execute(statement, parameters)
+    con.execute("COMMIT")
+
+
 @contextmanager
 def timed(design: str, part: str) -> Iterator[None]:
     cpu, wall = time.process_time(), time.perf_counter()
@@ -220,9 +227,7 @@ def today(con: Any, replay: Replay, run_id: str) -> None:
             rows = batch_rows(run_id, seq, events)
             encoding = since(encoding, start)
             start = clocks()
-            con.execute("BEGIN")
-            con.execute(INSERT_BATCHES, rows)
-            con.execute("COMMIT")
+            committed(con, INSERT_BATCHES, rows)
             insert = since(insert, start)
             start = clocks()
             projection.apply(events)
@@ -383,9 +388,7 @@ def columnar(  # noqa: PLR0915
             parameters = python_rows(run_id, base, repr(at), keys, copies, parses, scores)
             encoding = since(encoding, start)
             start = clocks()
-        con.execute("BEGIN")
-        con.execute(statement, parameters)
-        con.execute("COMMIT")
+        committed(con, statement, parameters)
         insert = since(insert, start)
         base += 3 * len(chunk)
         start = clocks()

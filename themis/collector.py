@@ -25,12 +25,12 @@ does after an import), so that no young pass over up to `YOUNG_THRESHOLD` surviv
 as CPython's threshold is back, where its end waits (ADR 0114); its cycles (~1-2 MB at most)
 wait for a full pass. Others leave them young: a config's load or a replay's preparation would
 carry its garbage frozen through the execution that follows, a large run through its end's peak.
-Executions in several threads at once share one setting: the first to
-start sets it, the last to end restores what was there; each one after the first freezes what
-was built since (a config's load and a stored run's replay or resume settle the collector
-before their preparation, whose cases, plan and places the execution then finds frozen, ADRs
-0111 and 0113). A process that froze objects itself (e.g. before forking workers) keeps them
-frozen: nothing is frozen or unfrozen for it.
+Executions in several threads at once share one setting: the first to start sets it, the last
+to end restores what was there; each one after the first freezes what was built since (a
+config's load and a stored run's replay or resume settle the collector before their
+preparation, whose cases, plan and places the execution then finds frozen, ADRs 0111 and 0113).
+A process that froze objects itself (e.g. before forking workers) keeps them frozen: nothing is
+frozen or unfrozen for it.
 
 The module sits beside the four layers and imports nothing of Themis (an import-linter contract
 keeps it so): `themis.__getattr__` imports it before any layer.

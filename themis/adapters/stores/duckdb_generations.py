@@ -122,7 +122,7 @@ def generation_columns(
         raise ValueError(f"{len(keys)} keys for {len(seqs)} seqs")
     if not seqs:
         return GenerationColumns([], [[] for _ in COLUMNS])
-    parameters = {**_parameters(run_id, seqs), "seqs": list(seqs)}
+    parameters = _parameters(run_id, seqs)
     payloads: list[str] = []
     fields: list[list[Any]] = [[] for _ in COLUMNS]
     shared: dict[str | None, str | None] = {}
@@ -156,9 +156,10 @@ def _same_key(read: str, expected: str) -> str:
 
 
 def _parameters(run_id: str, seqs: Collection[int]) -> dict[str, Any]:
-    """The parameters `_GENERATIONS_AT` and `_COLUMNS_AT` share (`$seqs` the caller's)."""
+    """The parameters of `_GENERATIONS_AT` and `_COLUMNS_AT`."""
     return {
         "run": run_id,
+        "seqs": list(seqs),
         "low": min(seqs),
         "high": max(seqs),
         "kind": GenerationCompleted.kind,
@@ -180,7 +181,7 @@ def generations_at(
     (`_SHARED`): a batch execution holds a chunk's looked-up generations at once (ADR 0109)."""
     if not seqs:
         return
-    parameters = {**_parameters(run_id, seqs), "seqs": list(seqs)}
+    parameters = _parameters(run_id, seqs)
     try:
         cursor = con.execute(_GENERATIONS_AT, parameters)
         rows = cursor.fetchmany(_FETCHED)  # not every row's tuple at once: a part at a time
