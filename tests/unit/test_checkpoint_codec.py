@@ -13,6 +13,7 @@ import zlib
 from collections.abc import Iterable
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -35,6 +36,7 @@ from themis.adapters.checkpoint_codec import (
 )
 from themis.core.checkpoint import Checkpoint
 from themis.core.errors import StoreError
+from themis.core.event_columns import EventColumns
 from themis.core.events import Event, GenerationCompleted, ParseCompleted, ScoreCompleted
 from themis.core.generation import TokenLogprob
 from themis.core.retry import RetryRecord
@@ -417,3 +419,43 @@ def test_parts_compressed_beside_the_next_one_s_encoding_are_each_part_in_order(
     assert threading.active_count() == before + 1
     parts.close()  # as when the store's insert raises
     assert threading.active_count() == before
+
+
+@settings(max_examples=60)
+@given(st.lists(EVENTS, max_size=12), st.integers(1, 5))
+def test_maps_held_as_columns_encode_as_their_events_would(
+    events: list[Event], part_rows: int
+) -> None:
+    """A field held once, or in an array of doubles, is encoded from how it is held (ADR 0119):
+    the same parts as from the events themselves."""
+    state = project(events)
+    as_events = attrs.evolve(
+        state,
+        **{
+            name: dict(getattr(state, name).items()) for name in ("generations", "parses", "scores")
+        },
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(checkpoint_tables, "PART_ROWS", part_rows)
+        held = json.dumps(list(checkpoint_tables.encode_parts(state)))
+        assert held == json.dumps(list(checkpoint_tables.encode_parts(as_events)))
+
+
+def test_a_field_held_once_or_as_doubles_is_encoded_without_reading_its_rows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    state = project(
+        [GenerationCompleted(at=float(i), trial_key=f"k{i}", text="same") for i in range(4)]
+    )
+    read: list[str] = []
+    column = EventColumns.column
+
+    def reading(self: EventColumns[Any], name: str, *args: Any, **kwargs: Any) -> list[Any]:
+        read.append(name)
+        return column(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(EventColumns, "column", reading)
+    (part,) = checkpoint_tables.encode_parts(state)
+    assert read == ["trial_key"]  # its key; not `text` (held once), nor `at` (doubles)
+    assert part["columns"][2] == {"all": "same"}
+    assert part["columns"][0] == {"f64": base64.b64encode(struct.pack("<4d", 0, 1, 2, 3)).decode()}

@@ -3,6 +3,7 @@ equal, with the same field types, in the same order, with a `dict`'s replacement
 
 from __future__ import annotations
 
+from array import array
 from typing import Any
 
 import attrs
@@ -291,3 +292,31 @@ def test_a_run_s_scores_read_their_keys_through_its_parses_index() -> None:
     assert list(state.scores) == ["0", "1", "2", "x"]
     assert list(state.parses) == ["0", "1", "2"]
     assert "x" not in state.parses
+
+
+@given(EVENT_LISTS, st.integers(0, 12), st.integers(0, 12))
+def test_a_field_held_once_or_as_doubles_reads_as_its_column(
+    case: tuple[int, list[Any]], start: int, stop: int
+) -> None:
+    index, events = case
+    cls, key = CASES[index]
+    held = EventColumns(cls, key, events)
+    for field in attrs.fields(cls):
+        column = held.column(field.name, start, stop, as_items=True)  # a mapping as held
+        same = held.shared_value(field.name)
+        if same is not None:
+            assert all(value is same[0] for value in column)
+        doubles = held.doubles(field.name, start, stop)
+        if doubles is not None:
+            assert doubles.tolist() == column
+            assert list(map(type, column)) == [float] * len(column)
+
+
+def test_a_field_of_one_value_is_held_once_and_floats_as_doubles() -> None:
+    events = [GenerationCompleted(at=float(i), trial_key=f"k{i}", text="x") for i in range(5)]
+    held = EventColumns(GenerationCompleted, "trial_key", events)
+    assert held.shared_value("text") == ("x",)
+    assert held.shared_value("at") is None
+    assert held.doubles("at", 1, 3) == array("d", [1.0, 2.0])
+    assert held.doubles("text") is None
+    assert EventColumns(GenerationCompleted, "trial_key").shared_value("text") is None

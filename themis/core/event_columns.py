@@ -866,6 +866,23 @@ class EventColumns(Mapping[str, E], Generic[E]):
             return [dict(value) if type(value) is tuple else value for value in values]
         return values
 
+    def shared_value(self, name: str) -> tuple[Any] | None:
+        """`(value,)` when every held event's `name` is the one object `value` (a column kept
+        once: the module docstring), else `None`: a reader of the whole column need not read
+        it row by row (a checkpoint's encoding, ADR 0119)."""
+        column = self._columns[self._layout.names.index(name)]
+        return (column.value,) if self._count and type(column) is _Same else None
+
+    def doubles(self, name: str, start: int = 0, stop: int | None = None) -> array[float] | None:
+        """Rows `start` to `stop` of float field `name` (see `column`) as the typed array of
+        doubles they are held in, or `None` if they are not held in one (a column of another
+        value too, a large run's `PackedTimes`, a `_Same` one)."""
+        column = self._columns[self._layout.names.index(name)]
+        if type(column) is not array:
+            return None
+        end = self._count if stop is None else min(stop, self._count)
+        return column[start:end] if start < end else array("d")
+
     def rows_of(self, keys: Iterable[str]) -> Iterator[int]:
         """Each of `keys`' row in this map (see `column`), or -1 for a key it does not hold:
         the map's own key index read, no event built."""
