@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from array import array
 from typing import Any
+from unittest.mock import patch
 
 import attrs
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -320,3 +322,19 @@ def test_a_field_of_one_value_is_held_once_and_floats_as_doubles() -> None:
     assert held.doubles("at", 1, 3) == array("d", [1.0, 2.0])
     assert held.doubles("text") is None
     assert EventColumns(GenerationCompleted, "trial_key").shared_value("text") is None
+
+
+@given(st.lists(st.sampled_from("abcdef"), unique=True, min_size=2, max_size=6), st.booleans())
+def test_rows_of_keys_in_the_map_s_own_order_are_found_without_a_lookup_each(
+    order: list[str], shuffled: bool
+) -> None:
+    events = [GenerationCompleted(at=1.0, trial_key=key, text="x") for key in order]
+    held = EventColumns(GenerationCompleted, "trial_key", events)
+    keys = [*reversed(order), "z"] if shuffled else list(order)
+    expected = list(held.rows_of(keys))
+    with patch.object(EventColumns, "rows_of", side_effect=AssertionError("a lookup a key")):
+        if shuffled:  # not its own order: looked up key by key
+            with pytest.raises(AssertionError, match="a lookup a key"):
+                held.row_array(keys)
+            return
+        assert held.row_array(keys).tolist() == expected == list(range(len(order)))
