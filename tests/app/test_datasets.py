@@ -245,3 +245,80 @@ def test_gzipped_jsonl_and_its_errors(tmp_path: Path) -> None:
         load_cases(DatasetSpec(name="d", path="bad.jsonl.gz"), tmp_path)
     with pytest.raises(ConfigError, match="package: 'no_such_pkg' is not an installed"):
         load_cases(DatasetSpec(name="d", package="no_such_pkg", path="x.jsonl"), tmp_path)
+
+
+PLAIN = [  # every line one object with an id, and nothing else
+    jsonl(ROWS),
+    jsonl(ROWS).rstrip("\n"),  # no last line end
+    jsonl([{"id": 7, "x": 1.5, "tags": ["a"], "n": None, "answer": True}]),  # a float, a list
+    "\ufeff" + jsonl(ROWS),  # a BOM, which reading the file's text drops
+]
+NOT_PLAIN = [
+    jsonl(ROWS).replace("\n", "\r\n"),  # CRLF: a line ends with "\r"
+    jsonl(ROWS).replace("\n", "\n\n", 1),  # a blank line
+    " " + jsonl(ROWS),  # a space before a row
+    jsonl(ROWS).replace("}\n", "} \n", 1),  # a space after one
+    '{"id": "a"}{"id": "b"}\n{"id": "c"}\n',  # two objects on a line
+    '{"id": "a", "x": [1,\n2]}\n{"id": "b"}\n',  # an object over two lines
+    '{"id": "a", "x": [1\n,2]}\n',
+    '{"x": 1}\n{"x": 2}\n',  # no ids: numbered by row
+    '{"id": "a"}\n{"x": 2}\n',  # an id missing
+    '[1, 2]\n{"id": "a"}\n',  # not an object
+    '{"id": "a", "x": {"y": NaN}}\n',
+]
+
+
+@pytest.mark.parametrize("text", PLAIN + NOT_PLAIN)
+def test_a_plain_jsonl_file_is_read_in_one_loop_to_the_same_cases(
+    tmp_path: Path, text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ADR 0118: a JSONL file whose every line is plainly one case is read by the scanner in
+    one loop; any other gives up and is read as before, from its start: the same cases or the
+    same message either way."""
+    write(tmp_path, "rows.jsonl", text)
+
+    def read() -> object:
+        try:
+            return load_cases(spec(), tmp_path, pack_from=10)
+        except ConfigError as error:
+            return str(error)
+
+    cases = read()
+    with monkeypatch.context() as patched:
+        patched.setattr(datasets_module, "plain_jsonl_cases", lambda *args: None)
+        assert read() == cases  # the general reader's
+    general = datasets_module._jsonl_rows
+    read_generally: list[object] = []
+
+    def counted(*args: Any) -> Any:
+        read_generally.append(args)
+        return general(*args)
+
+    monkeypatch.setitem(datasets_module._READERS, ".jsonl", counted)
+    assert read() == cases
+    plain = text in PLAIN
+    assert bool(read_generally) is not plain  # a plain file never reaches the general reader
+    if plain:
+        assert isinstance(cases, tuple)
+        assert all(type(case.fields) is dict for case in cases)
+        names = {id(name) for case in cases for name in case.fields}
+        assert len(names) == len({name for case in cases for name in case.fields})  # shared
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"id": "a"}\n{"id": "a"}\n', '{"id": "a"}\n{"id": " "}\n', '{"id": "a", "x": NaN}\n'],
+)
+def test_a_jsonl_row_the_reader_refuses_is_refused_as_before(tmp_path: Path, text: str) -> None:
+    write(tmp_path, "rows.jsonl", text)
+    file = (tmp_path / "rows.jsonl").resolve()
+    message = failure(spec(), tmp_path)
+    assert message.startswith(("path: duplicate", "id_field: empty", f"path: {file} line 1"))
+
+
+def test_a_plain_jsonl_file_of_pack_from_rows_or_more_is_packed_as_before(tmp_path: Path) -> None:
+    rows = [{"id": str(index), "answer": index} for index in range(12)]
+    write(tmp_path, "rows.jsonl", jsonl(rows))
+    cases = load_cases(spec(), tmp_path, pack_from=10)
+    assert not isinstance(cases, tuple)  # a block, as the general reader packs it
+    assert [case.id for case in cases] == [str(index) for index in range(12)]

@@ -161,12 +161,22 @@ def test_a_derived_replay_locates_generations_once_and_logs_what_running_it_logs
         name: counted(name)
         for name in ("find_generations", "locate_generations", "read_generations")
     }
+    locate_places = DuckDBStore.locate_places
+
+    def places_located(self: DuckDBStore, run_id: str, exclude_run: str) -> object:
+        found = locate_places(self, run_id, exclude_run)
+        lookups.append(("locate_places", -1 if found is None else len(found[1])))
+        return found
+
+    monkeypatch.setattr(DuckDBStore, "locate_places", places_located)
     replayed = themis.replay(
         source.run_id[:8], "score", replayed_store, config=DEMO, overrides=changed
     )
-    # The check locates every generation (no payload read); the execution reads them at their
-    # places, one chunk here, without searching the log again (ADR 0070).
-    assert lookups == [("locate_generations", 288), ("read_generations", 288)]
+    # The check locates every generation with the source's places (no payload read, ADR
+    # 0118); the execution reads them at their places, one chunk here, without searching the
+    # log again (ADR 0070).
+    assert lookups == [("locate_places", 288), ("read_generations", 288)]
+    monkeypatch.setattr(DuckDBStore, "locate_places", locate_places)
     for name, original in originals.items():
         monkeypatch.setattr(DuckDBStore, name, original)
     ran = themis.Experiment.from_file(DEMO, overrides=changed).run(run_store)
@@ -275,6 +285,9 @@ def test_a_derived_replay_takes_its_source_s_trials_from_its_places(
     for index, (store, source) in enumerate(zip(stores, sources, strict=True)):
         if index == 1:
             monkeypatch.setattr(DuckDBStore, "load_places", lambda self, run_id: None)
+            monkeypatch.setattr(
+                DuckDBStore, "locate_places", lambda self, run_id, exclude_run: None
+            )
         renders.clear()
         replayed.append(
             themis.replay(source.run_id, "score", store, config=DEMO, overrides=changed)
@@ -294,3 +307,32 @@ def test_a_derived_replay_takes_its_source_s_trials_from_its_places(
     assert replayed[0].report == replayed[1].report == replayed[2].report
     events = [_timeless(store, replayed[0].run_id) for store in stores]
     assert events[0] == events[1] == events[2]
+
+
+def test_a_derived_replay_takes_each_generation_from_the_earliest_run_holding_it(
+    store: Path, source: themis.RunResult
+) -> None:
+    """ADR 0118: a source's places and their generations are read at once only when the source
+    is the first run a search reads; a source made after another run holding its generations
+    (its own are copies) is replayed from that run's, as a search finds them."""
+    later = themis.Experiment.from_file(DEMO, overrides=["metrics.exact_match.case_sensitive=true"])
+    copied = later.run(store)
+    assert copied.run_id != source.run_id
+    derived = themis.replay(
+        copied.run_id,
+        "score",
+        store,
+        config=DEMO,
+        overrides=["metrics.exact_match.case_sensitive=true", "pass_at_k=[1]"],
+    )
+    opened = DuckDBStore(store)
+    try:
+        assert opened.locate_places(copied.run_id, exclude_run=derived.run_id) is None
+        found = opened.locate_places(source.run_id, exclude_run=derived.run_id)
+        events = [event for _, event in opened.read(derived.run_id)]
+    finally:
+        opened.close()
+    assert found is not None
+    generations = [event for event in events if isinstance(event, GenerationCompleted)]
+    assert len(generations) == 288
+    assert {event.source_run for event in generations} == {source.run_id}

@@ -457,3 +457,34 @@ def test_places_vouched_but_of_another_count_are_kept_from_the_refs(tmp_path: Pa
     places = _run_places(store, compiled.run_id)
     assert len(places) == compiled.trial_count
     assert places == _planned(store, compiled.run_id)
+
+
+def test_located_places_are_the_kept_places_and_where_their_generations_are(
+    tmp_path: Path,
+) -> None:
+    """ADR 0118: `locate_places` answers `load_places` and `locate_generations` of their keys
+    at once, or `None` when it cannot: no places kept, a key whose generation the run's log
+    lacks, a store without places."""
+    experiment = _experiment(tmp_path)
+    store = tmp_path / "s.duckdb"
+    result = experiment.run(store=store, progress="off")
+    opened = DuckDBStore(store)
+    try:
+        found = opened.locate_places(result.run_id, exclude_run="another")
+        places = opened.load_places(result.run_id)
+        assert places is not None
+        keys = list(dict.fromkeys(key for _, key in places))
+        assert found == (places, opened.locate_generations(keys, exclude_run="another"))
+        assert opened.locate_places("no-such-run", exclude_run="another") is None
+    finally:
+        opened.close()
+    with duckdb.connect(str(store)) as con:  # a place whose key no generation has
+        con.execute("UPDATE trial_places SET trial_key = 'edited' WHERE position = 3")
+    opened = DuckDBStore(store)
+    try:
+        assert opened.locate_places(result.run_id, exclude_run="another") is None
+    finally:
+        opened.close()
+    memory = MemoryStore()
+    ran = _experiment(tmp_path).run(store=memory, progress="off")
+    assert memory.locate_places(ran.run_id, exclude_run="another") is None

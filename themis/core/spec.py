@@ -86,13 +86,18 @@ class Case:
         case = object.__new__(cls)
         check_non_empty(case, _CASE_ID, id)
         check_json(case, _CASE_FIELDS, row)
-        object.__setattr__(case, "id", id)
-        object.__setattr__(case, "fields", row)
-        object.__setattr__(case, "expected", expected)
+        # Each slot set by its own descriptor, where `object.__setattr__` finds it by name
+        # (ADR 0118).
+        _SET_ID(case, id)
+        _SET_FIELDS(case, row)
+        _SET_EXPECTED(case, expected)
         return case
 
 
 _CASE_ID, _CASE_FIELDS, _ = attrs.fields(Case)
+_SET_ID, _SET_FIELDS, _SET_EXPECTED = (
+    Case.__dict__[name].__set__ for name in attrs.fields_dict(Case)
+)
 
 
 class CaseBlock(Sequence[Case]):

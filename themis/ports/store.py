@@ -121,6 +121,14 @@ class GenerationIndex(Protocol):
         self, places: Mapping[str, GenerationPlace]
     ) -> dict[str, tuple[str, GenerationCompleted]]: ...
 
+    def locate_places(
+        self, run_id: str, exclude_run: str
+    ) -> tuple[list[tuple[str, str]], dict[str, GenerationPlace]] | None:
+        """`load_places(run_id)` and `locate_generations` of their keys, when the store can
+        tell both at once (every key's generation found); `None` when it cannot: the caller
+        then asks each (ADR 0118)."""
+        ...
+
 
 class FactCache(Protocol):
     """Compiled facts of runs and configs (`themis.core.compiled_facts`): a cache."""

@@ -57,6 +57,7 @@ from themis.adapters.stores.duckdb_bound import (
     unbound,
 )
 from themis.adapters.stores.duckdb_generations import generations_at
+from themis.adapters.stores.duckdb_located import located_places
 from themis.adapters.stores.duckdb_log import (
     FIRST_ROW_AFTER,
     INSERT_BATCHES,
@@ -871,6 +872,17 @@ class DuckDBStore:
             parameters = [kind, exclude_run, list(trial_keys)]
             rows = con.execute(_LOCATE_GENERATIONS, parameters).fetchall()
         return {key: GenerationPlace(run_id, seq) for key, run_id, seq in rows}
+
+    def locate_places(
+        self, run_id: str, exclude_run: str
+    ) -> tuple[list[tuple[str, str]], dict[str, GenerationPlace]] | None:
+        """The run's kept places (`load_places`) and where `locate_generations(their keys,
+        exclude_run)` finds each, read in one statement when the run is the first that search
+        reads and its log holds every key's generation (`duckdb_located`); else `None`."""
+        if not self._batched:
+            return None
+        with self._connection() as con:
+            return located_places(con, run_id, GenerationCompleted.kind, exclude_run)
 
     def read_generations(
         self, places: Mapping[str, GenerationPlace]

@@ -46,10 +46,12 @@ __all__ = [
     "batched",
     "events_at",
     "events_of_rows",
+    "first_logged_run",
     "first_of_kind",
     "first_places_of_kind",
     "key_texts",
     "keyed_rows",
+    "logged_runs",
     "migrate_events",
     "split_row",
 ]
@@ -380,10 +382,8 @@ def first_places_of_kind(
     found (~0.2 s of CPU for a 100k-trial source, where splitting every row's kinds and keys in
     Python and ordering each hit took ~0.4: ADR 0107)."""
     wanted = set(trial_keys)
-    runs = con.execute(_LOGGED_RUNS, [exclude_run]).fetchall()
-    runs.sort(key=lambda run: (run[1] is None, run[1] or 0, run[0]))
     found: dict[str, tuple[str, int, int]] = {}
-    for run_id, _ in runs:
+    for run_id in logged_runs(con, exclude_run):
         cursor = con.execute(_PLACES_OF_KIND, [run_id, kind])
         run_found: dict[str, tuple[str, int, int]] = {}
         while rows := cursor.fetchmany(_PLACES_FETCHED):  # highest seq first: the lowest wins
@@ -396,6 +396,20 @@ def first_places_of_kind(
         if len(found) == len(wanted):
             break
     return found
+
+
+def logged_runs(con: Any, exclude_run: str) -> list[str]:
+    """The runs other than `exclude_run` whose log holds a row, in the order a search of their
+    generations reads them: the earliest-created first, runs without a snapshot last, then by
+    run id."""
+    runs = con.execute(_LOGGED_RUNS, [exclude_run]).fetchall()
+    runs.sort(key=lambda run: (run[1] is None, run[1] or 0, run[0]))
+    return [run_id for run_id, _ in runs]
+
+
+def first_logged_run(con: Any, exclude_run: str) -> str | None:
+    """The first of `logged_runs`, if any."""
+    return next(iter(logged_runs(con, exclude_run)), None)
 
 
 def first_of_kind(

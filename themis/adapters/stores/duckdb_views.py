@@ -36,6 +36,7 @@ __all__ = [
     "VIEW_NAMES",
     "create_views",
     "holds_places",
+    "holds_places_table",
     "insert_places",
     "insert_places_like",
     "outdated_views",
@@ -342,14 +343,19 @@ def holds_places(con: Any, run_id: str, table: str = "trial_places") -> bool:
     return row is not None
 
 
+def holds_places_table(con: Any) -> bool:
+    """Whether the store `con` holds has a table of places (a store older than them, read
+    without migrating it, has none)."""
+    found = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'trial_places'")
+    return bool(found.fetchone()[0])
+
+
 def kept_places(con: Any, run_id: str) -> list[tuple[str, str]] | None:
     """Each trial's id and key among the run's kept places (one pair per trial, in plan order:
     a derived replay takes its source's trials from them, ADR 0107), or `None` if the store
     keeps none of the run (or no table of them: a store older than them, read without
     migrating it)."""
-    if not con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'trial_places'"
-    ).fetchone()[0]:
+    if not holds_places_table(con):
         return None
     rows = con.execute(
         "SELECT trial_id, trial_key FROM trial_places WHERE run_id = $1 ORDER BY position",

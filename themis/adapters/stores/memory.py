@@ -74,6 +74,12 @@ class MemoryStore:
         """`None`: this store keeps no places (its readers plan the run)."""
         return None
 
+    def locate_places(
+        self, run_id: str, exclude_run: str
+    ) -> tuple[list[tuple[str, str]], dict[str, GenerationPlace]] | None:
+        """`None`: this store keeps no places."""
+        return None
+
     def load_snapshot(self, run_id: str) -> RunSnapshot | None:
         """The run's snapshot, or `None` if none was saved."""
         with self._lock:

@@ -313,7 +313,8 @@ def prepare_replay_with_config(
                 "that is a new experiment: run it with `themis run`"
             )
     plans, keys, located, placed = _located_plan(store, compiled, stored, source_id)
-    missing = [key for key in keys if key not in located]
+    # (`located` holds only keys asked: as many means none is missing.)
+    missing = [] if len(located) == len(keys) else [key for key in keys if key not in located]
     if missing:  # what this derived run generated itself (a replay never does) counts too
         derived_state, _ = load_state(store, compiled.run_id)
         missing = [key for key in missing if key not in derived_state.generations]
@@ -375,10 +376,12 @@ def _located_plan(
     taken from its kept places (`_placed_plan`, ADR 0107), when every key they name is found;
     else (no places, or a place whose generation is not found) planned again as any replay
     plans them, and located anew: a refusal for a missing generation counts today's keys."""
-    plans = _placed_plan(store, compiled, stored, source_id)
-    if plans is not None:
+    placed = _placed_plan(store, compiled, stored, source_id)
+    if placed is not None:
+        plans, located = placed
         keys = list(dict.fromkeys(trial.trial_key for trial in plans))
-        located = store.locate_generations(keys, exclude_run=compiled.run_id)
+        if located is None:
+            located = store.locate_generations(keys, exclude_run=compiled.run_id)
         if len(located) == len(keys):
             return plans, keys, located, True
     plans = list(replay_plan(compiled))
@@ -388,20 +391,28 @@ def _located_plan(
 
 def _placed_plan(
     store: StorePort, compiled: CompiledRun, stored: CompiledRun | None, source_id: str
-) -> list[TrialPlan] | None:
+) -> tuple[list[TrialPlan], dict[str, GenerationPlace] | None] | None:
     """The source's trials from its kept places, when they are the derived run's: `stored`
     (the source as compiled, `config` differing from it only in what the stage may change,
     which no trial id or key reads) has the derived run's runtime options and model
     implementations. Its ids and keys are read, not rendered and digested again
-    (`placed_replay_plan`); `None` when that cannot be told."""
+    (`placed_replay_plan`); `None` when that cannot be told. With them, where each key's
+    generation is, when the store finds them with the places (`locate_places`, ADR 0118;
+    else `None`: the caller locates them)."""
     if (
         stored is None
         or stored.runtime_options != compiled.runtime_options
         or stored.implementations.get("models") != compiled.implementations.get("models")
     ):
         return None
-    placed = store.load_places(source_id)
-    return None if placed is None else placed_replay_plan(compiled, placed)
+    located: dict[str, GenerationPlace] | None = None
+    found = store.locate_places(source_id, exclude_run=compiled.run_id)
+    if found is None:
+        placed = store.load_places(source_id)
+    else:
+        placed, located = found
+    plans = None if placed is None else placed_replay_plan(compiled, placed)
+    return None if plans is None else (plans, located)
 
 
 def _derive(request: RunRequest, ports: Ports, driving: Driving) -> RunResult:
