@@ -379,9 +379,10 @@ def _located_plan(
     placed = _placed_plan(store, compiled, stored, source_id)
     if placed is not None:
         plans, located = placed
+        if located is not None:  # every key found, in plan order (`locate_places`)
+            return plans, list(located), located, True
         keys = list(dict.fromkeys(trial.trial_key for trial in plans))
-        if located is None:
-            located = store.locate_generations(keys, exclude_run=compiled.run_id)
+        located = store.locate_generations(keys, exclude_run=compiled.run_id)
         if len(located) == len(keys):
             return plans, keys, located, True
     plans = list(replay_plan(compiled))
