@@ -60,6 +60,54 @@ def test_the_api_s_replay_is_prepared_with_the_collector_settled_too(
     assert (gc.get_threshold(), gc.get_freeze_count()) == ((700, 10, 10), 0)
 
 
+def test_a_replay_is_prepared_with_the_collector_paused_and_what_it_built_frozen(
+    tiny: Path, store: Path, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ADR 0118: the young passes over a preparation's cases, plan and places found next to
+    nothing; the execution finds them frozen, and the collector runs again."""
+    ran = output_json(invoke("run", tiny, "--store", store, "--json"))
+    prepare, execute = resume.prepare_replay_with_config, stored_runs.PreparedRun.execute
+    seen: list[tuple[str, bool, int]] = []
+
+    def prepared(*args: Any, **kwargs: Any) -> Any:
+        seen.append(("prepare", gc.isenabled(), gc.get_freeze_count()))
+        return prepare(*args, **kwargs)
+
+    def executed(self: Any, **adapters: Any) -> Any:
+        seen.append(("execute", gc.isenabled(), gc.get_freeze_count()))
+        return execute(self, **adapters)
+
+    monkeypatch.setattr(resume, "prepare_replay_with_config", prepared)
+    monkeypatch.setattr(stored_runs.PreparedRun, "execute", executed)
+    changed = ["--set", "metrics.numeric_match.tolerance=0.5"]
+    replayed = output_json(
+        invoke(
+            "replay",
+            ran["run_id"],
+            "--stage",
+            "score",
+            "--config",
+            tiny,
+            *changed,
+            "--store",
+            store,
+            "--json",
+        )
+    )
+
+    assert replayed["trials_executed"] == CASES
+    assert [(name, enabled) for name, enabled, _ in seen] == [
+        ("prepare", False),
+        ("execute", True),
+    ]
+    assert seen[1][2] > seen[0][2]  # what the preparation built, frozen before the execution
+    assert (gc.isenabled(), gc.get_threshold(), gc.get_freeze_count()) == (
+        True,
+        (700, 10, 10),
+        0,
+    )
+
+
 def test_a_resume_is_prepared_with_the_collector_settled(
     tiny: Path, store: Path, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,7 +10,7 @@ stored run loads no config machinery it does not use.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict, Unpack
 
@@ -26,7 +26,7 @@ from themis.app.wiring import (
     opened_store,
     plugin_models,
 )
-from themis.collector import collector_settled
+from themis.collector import collector_deferred, collector_settled
 from themis.core.breakdown import Breakdown
 from themis.core.checks import RUNTIME_CHECKS
 from themis.core.errors import ConfigError, PluginError
@@ -150,7 +150,9 @@ def keep_facts(
 # `prepared_resume` and `prepared_replay` (the CLI's commands' and the API's) settle the collector
 # (`collector_settled`) before they prepare, not only for the execution: a preparation builds the
 # run's cases, plan and places (~1M containers at 100k trials), which CPython's default thresholds
-# walked in full passes (a derived replay's six: 0.33-0.52 s of CPU; ADR 0113).
+# walked in full passes (a derived replay's six: 0.33-0.52 s of CPU; ADR 0113). A replay's
+# preparation runs with the collector paused, what it built frozen at its end (its young passes,
+# ~0.08 s at 100k, found next to nothing: ADR 0118).
 @contextmanager
 def prepared_resume(
     run_id: str,
@@ -203,15 +205,16 @@ def prepared_replay(
     the collector settled for the preparation and the execution (see above)."""
     from themis.app.usecases.resume import prepare_replay, prepare_replay_with_config
 
-    with collector_settled():
-        replayed = replay_stage(stage)
-        loaded = None if config is None else load_config(config, overrides)
-        with opened_store(store) as opened:
+    with collector_settled(), ExitStack() as held:
+        with collector_deferred():  # its cases, plan and places live on: no pass (ADR 0118)
+            replayed = replay_stage(stage)
+            loaded = None if config is None else load_config(config, overrides)
+            opened = held.enter_context(opened_store(store))
             if loaded is None:
                 prepared = prepare_replay(opened, run_id, replayed, overrides)
             else:
                 prepared = prepare_replay_with_config(opened, run_id, replayed, loaded)
-            yield PreparedRun(prepared, opened, replays=True)
+        yield PreparedRun(prepared, opened, replays=True)
 
 
 def resume(
