@@ -338,3 +338,25 @@ def test_rows_of_keys_in_the_map_s_own_order_are_found_without_a_lookup_each(
                 held.row_array(keys)
             return
         assert held.row_array(keys).tolist() == expected == list(range(len(order)))
+
+
+@given(EVENT_LISTS, st.lists(KEYS, max_size=6))
+def test_fields_at_keys_read_as_the_reader_does(
+    case: tuple[int, list[Any]], keys: list[str]
+) -> None:
+    index, events = case
+    cls, key = CASES[index]
+    held = EventColumns(cls, key, events)
+    names = [field.name for field in attrs.fields(cls)]
+    read = held.reader(*names)
+    rows = [read(one) for one in keys]
+    found = held.fields_at(keys, *names)
+    if None in rows:  # a key not held: nothing read
+        assert found is None
+        return
+    assert found is not None
+    assert list(zip(*found, strict=True)) == rows
+    assert [list(map(type, row)) for row in zip(*found, strict=True)] == [
+        list(map(type, row))
+        for row in rows  # type: ignore[arg-type]
+    ]

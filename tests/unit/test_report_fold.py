@@ -17,7 +17,7 @@ from tests.unit.test_report_columns import _EVENT, COMPILED, RUNS, SHARED, grown
 from themis.core.breakdown import Breakdown
 from themis.core.event_columns import EventColumns
 from themis.core.planner import CompiledRun, PlanRecord, compile_run, plan
-from themis.core.report import build_report
+from themis.core.report import build_report, plan_facts, trial_facts
 from themis.core.report_fold import fold_report
 from themis.core.state import Projection, RunState
 
@@ -101,3 +101,40 @@ def test_the_fold_is_read_a_part_at_a_time(monkeypatch: pytest.MonkeyPatch) -> N
     assert fold_report(COMPILED, state, record) == expected
     assert spans
     assert max(spans) <= 2 < len(state.scores)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    batches=st.lists(st.lists(_EVENT, max_size=6), min_size=1, max_size=8),
+    which=st.integers(0, len(RUNS) - 1),
+)
+def test_the_plan_s_facts_read_a_part_at_a_time_are_each_trial_s(
+    batches: list[Any], which: int
+) -> None:
+    """`plan_facts` (a part's fields read at once where every trial holds its events, ADR
+    0119) gives what `trial_facts` gives trial by trial, and the report it builds is the one
+    built from the plan itself."""
+    compiled = RUNS[which]
+    record = _record(compiled)
+    ids, keys = record.trial_ids, record.trial_keys
+    for state in grown_states(compiled, batches):
+        facts_of = trial_facts(state)
+        expected = [facts_of(key, trial_id) for trial_id, key in zip(ids, keys, strict=True)]
+        assert list(plan_facts(state, ids, keys)) == expected
+        assert build_report(compiled, state, record) == build_report(compiled, state)
+
+
+def test_a_finished_run_s_facts_are_read_a_field_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    projection = Projection()
+    for index in range(COMPILED.trial_count):
+        projection.apply(trial_events(COMPILED, index, 2, index))  # generated, parsed, scored
+    state, record = projection.state(), _record(COMPILED)
+    expected = build_report(COMPILED, state)
+
+    def one_at_a_time(state: RunState) -> Any:
+        return lambda key, trial_id: pytest.fail("a trial's facts read one at a time")
+
+    monkeypatch.setattr("themis.core.report.trial_facts", one_at_a_time)
+    assert build_report(COMPILED, state, record) == expected

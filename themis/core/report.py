@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import attrs
 from attrs import field, frozen
 
 from themis.core.breakdown import PLAN_DIMENSIONS, Breakdown, case_fields
-from themis.core.event_columns import reader
+from themis.core.event_columns import EventColumns, reader
 from themis.core.generation import is_truncated
 from themis.core.planner import CompiledRun, PlanRecord, trial_refs
 from themis.core.report_sampling import SampleResult, Unit, is_sampled, sampled_rows
@@ -149,6 +149,9 @@ def build_report(
     # A case is one cluster: within a row, its dataset is fixed unless datasets are pooled.
     by_dataset = "dataset" in by.plan
     facts_of = trial_facts(state)
+    planned = None  # each trial's facts in plan order, read a part at a time (ADR 0119)
+    if record is not None and record.complete and len(record.trial_ids) == compiled.trial_count:
+        planned = plan_facts(state, record.trial_ids, record.trial_keys)
     by_group, samples = tally.values, tally.samples
     # With one sample and a row per dataset, model and prompt, a case has one value per row and
     # metric, its case mean: kept in a float array per row and metric instead of a list per
@@ -158,7 +161,7 @@ def build_report(
         dataset, case_id, prompt, model, trial_id, trial_key = trial
         group = group_of(dataset, case_id, prompt, model)
         cluster = case_id if by_dataset else (dataset, case_id)
-        facts = facts_of(trial_key, trial_id)
+        facts = next(planned) if planned is not None else facts_of(trial_key, trial_id)
         if facts.served:
             served[model][facts.served] += 1
         tally.count(group, facts)
@@ -383,6 +386,53 @@ class TrialFacts(NamedTuple):
         if scores is None:
             return tuple(0.0 for _ in metrics)
         return tuple(scores.get(metric, 0.0) for metric in metrics)
+
+
+# Trials whose facts `plan_facts` reads at once: lists of this many values a field at most.
+FACTS_PART = 16_384
+
+
+def plan_facts(state: RunState, ids: Sequence[str], keys: Sequence[str]) -> Iterator[TrialFacts]:
+    """`trial_facts(state)` of each trial, by its id in `ids` and key in `keys`, in order.
+
+    `FACTS_PART` trials at a time: a part whose every trial holds a generation, a parse and a
+    score, of maps held as columns, in a state of no failure (a run's end, mostly), is read a
+    field at a time for all of them (`EventColumns.fields_at`), not three reads a trial
+    (~45 % of the report of 10k trials, ADR 0119); any other part trial by trial."""
+    facts_of = trial_facts(state)
+    maps = (state.generations, state.parses, state.scores)
+    columnar = not state.generation_failures and all(isinstance(m, EventColumns) for m in maps)
+    for start in range(0, len(ids), FACTS_PART):
+        part_ids, part_keys = ids[start : start + FACTS_PART], keys[start : start + FACTS_PART]
+        found = _part_facts(state, part_ids, part_keys) if columnar else None
+        yield from map(facts_of, part_keys, part_ids) if found is None else found
+
+
+def _part_facts(
+    state: RunState, ids: Sequence[str], keys: Sequence[str]
+) -> list[TrialFacts] | None:
+    """`plan_facts`' part of trials that all hold a generation, a parse and a score (and no
+    failure, which the caller checked), else `None`."""
+    generations = state.generations.fields_at(keys, *_GENERATION_FIELDS)  # type: ignore[attr-defined]
+    scores = state.scores.fields_at(ids, "scores")  # type: ignore[attr-defined]
+    answers = state.parses.fields_at(ids, "answer")  # type: ignore[attr-defined]
+    if generations is None or scores is None or answers is None:
+        return None
+    return [
+        TrialFacts(
+            served,
+            is_truncated(finish_reason),
+            bool(cache_hit),
+            bool(attempts > 1 or retries),
+            scored,
+            False,
+            answer is None,
+            answer,
+        )
+        for served, finish_reason, cache_hit, attempts, retries, scored, answer in zip(
+            *generations, scores[0], answers[0], strict=True
+        )
+    ]
 
 
 def trial_facts(state: RunState) -> Callable[[str, str], TrialFacts]:
