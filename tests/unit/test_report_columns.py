@@ -5,6 +5,8 @@ not cover."""
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +25,7 @@ from themis.core.events import (
 from themis.core.packed_cases import packed
 from themis.core.planner import CompiledRun, PlanRecord, compile_run, plan
 from themis.core.report import build_report
-from themis.core.report_columns import PlanIndex, PlanLayout, columnar_report
+from themis.core.report_columns import Floats, PlanIndex, PlanLayout, columnar_report
 from themis.core.spec import Case, DatasetSpec, MetricSpec, PromptSpec
 from themis.core.stages import Stage
 from themis.core.state import Projection, RunState
@@ -209,3 +211,24 @@ def test_a_group_s_estimate_from_its_columns_is_the_estimate_of_its_cases(
         )
         assert found.ci_low == pytest.approx(max(0.0, low), abs=1e-10, rel=0)
         assert found.ci_high == pytest.approx(min(1.0, high), abs=1e-10, rel=0)
+
+
+def test_floats_read_as_the_array_s_values_without_a_python_step_each() -> None:
+    """`Floats` iterates its array's values a part at a time, chained in C: a sum over it
+    (`math.fsum`, twice a metric of a report) resumes no Python frame a value (ADR 0119)."""
+    values = np.arange(1000, dtype=np.float64) / 7
+    floats = Floats(values)
+    resumed: list[str] = []
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            resumed.append(frame.f_code.co_name)
+
+    sys.setprofile(profile)
+    try:
+        total = math.fsum(floats)
+    finally:
+        sys.setprofile(None)
+    assert total == math.fsum(values.tolist())
+    assert list(floats) == values.tolist()
+    assert len(resumed) < 10  # a step a part of END_PART values, not one a value
