@@ -459,3 +459,19 @@ def test_a_field_held_once_or_as_doubles_is_encoded_without_reading_its_rows(
     assert read == ["trial_key"]  # its key; not `text` (held once), nor `at` (doubles)
     assert part["columns"][2] == {"all": "same"}
     assert part["columns"][0] == {"f64": base64.b64encode(struct.pack("<4d", 0, 1, 2, 3)).decode()}
+
+
+def test_a_column_of_distinct_texts_is_not_counted_value_by_value() -> None:
+    """A column of keys or texts is told from one repeated value by its last value first."""
+
+    class Counted(list[Any]):
+        counted = 0
+
+        def count(self, value: Any) -> int:
+            Counted.counted += 1
+            return super().count(value)
+
+    assert checkpoint_tables._compact(Counted(["k0", "k1", "k2"])) == ["k0", "k1", "k2"]
+    assert Counted.counted == 0
+    assert checkpoint_tables._compact(Counted(["k0", "k1", "k0"])) == ["k0", "k1", "k0"]
+    assert checkpoint_tables._compact(Counted(["k0", "k0", "k0"])) == {"all": "k0"}

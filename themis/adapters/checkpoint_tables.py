@@ -198,8 +198,10 @@ def _compact(column: list[Any]) -> Any:
     types_held = set(map(type, column))
     if len(types_held) != 1:
         return column
-    if type(column[0]) in _COMPACTABLE and column.count(column[0]) == len(column):
-        return {"all": column[0]}
+    first = column[0]
+    # (its last value first: a column of keys or texts is not compared value by value)
+    if type(first) in _COMPACTABLE and column[-1] == first and column.count(first) == len(column):
+        return {"all": first}
     if float in types_held:
         return _f64(array("d", column))
     return column
