@@ -21,7 +21,7 @@ the fixed parts (imports in a fresh process, the preparation) are printed first.
   `metric_scorer`s); the payloads written from the columns (`themis.adapters.derived_payloads`:
   the copies spliced from the source's texts, the parses and scores formatted; checked against
   the codec for every trial); the rows cut by
-  `duckdb_log._rows` and inserted by `INSERT_BATCHES`, one transaction a 1,000-trial chunk; the
+  `duckdb_log.text_rows` and inserted by `INSERT_BATCHES`, one transaction a 1,000-trial chunk; the
   fold's maps put a chunk's columns at a time (`EventColumns.put_new_columns`). One `at` a
   chunk. The derived log is checked against today's (every payload, `at` aside). Leaves out
   the fallback to today's path for a trial that is not plain, the progress counts and the
@@ -293,13 +293,16 @@ def python_rows(  # noqa: PLR0913
     scores: Sequence[str],
 ) -> list[Any]:
     """`INSERT_BATCHES`' parameters of a chunk's events, cut as the writer cuts them
-    (`duckdb_log._rows`), from the texts alone."""
-    from themis.adapters.stores.duckdb_log import _rows, _Texts
+    (`duckdb_log.text_rows`), from the texts alone."""
+    from themis.adapters.stores.duckdb_log import text_rows
+    from themis.core.trial_columns import EventTexts
 
     n = len(keys)
     payloads = [text for trio in zip(copies, parses, scores, strict=True) for text in trio]
     tripled = [key for key in keys for _ in range(3)]
-    return _rows(run_id, base, _Texts(_KINDS * n, _STAGES * n, [at] * (3 * n), tripled, payloads))
+    return text_rows(
+        run_id, base, EventTexts(_KINDS * n, _STAGES * n, [at] * (3 * n), tripled, payloads)
+    )
 
 
 class Columns:
@@ -444,7 +447,7 @@ def columnar(  # noqa: PLR0915
     label = "parse, score, payload texts" if child is None else "pipe: send + wait for the child"
     add(design, label, *pure)
     if not by_duckdb:
-        add(design, "the copies spliced, the rows cut (duckdb_log._rows)", *encoding)
+        add(design, "the copies spliced, the rows cut (duckdb_log.text_rows)", *encoding)
     label = "INSERT ... SELECT (copies, rows by DuckDB)" if by_duckdb else "INSERT_BATCHES"
     add(design, label + " + COMMIT", *insert)
     add(design, "fold: EventColumns.put_new_columns a chunk", *fold)

@@ -150,14 +150,19 @@ def _both_ways(
     shutil.copy(source, batch)
     shutil.copy(source, per_trial)
     settled: list[str] = []
-    trial_now = TrialRunner.trial_now
+    trial_now, append_texts = TrialRunner.trial_now, DuckDBStore.append_texts
 
     def counted(run: TrialRunner, item: PendingTrial, events: list[Any]) -> bool:
         settled.append(item.plan.trial_id)
         return trial_now(run, item, events)
 
+    def appended(store: DuckDBStore, run_id: str, first_seq: int, texts: Any) -> None:
+        settled.extend(texts.keys[::3])  # (a derived replay's trials as columns, ADR 0117)
+        append_texts(store, run_id, first_seq, texts)
+
     with monkeypatch.context() as patched:
         patched.setattr(TrialRunner, "trial_now", counted)
+        patched.setattr(DuckDBStore, "append_texts", appended)
         batched = replay(batch)
     assert settled or batched.trials_executed == 0  # the batch ran its trials
     with monkeypatch.context() as patched:

@@ -150,16 +150,22 @@ def test_a_derived_replay_locates_generations_once_and_logs_what_running_it_logs
     def counted(name: str) -> Callable[..., object]:
         original = getattr(DuckDBStore, name)
 
-        def call(self: DuckDBStore, keys: Sized, *args: object, **kwargs: object) -> object:
-            lookups.append((name, len(keys)))
-            return original(self, keys, *args, **kwargs)
+        def call(self: DuckDBStore, first: Any, *args: Any, **kwargs: object) -> object:
+            asked: Sized = args[0] if name == "read_generation_columns" else first  # (seqs)
+            lookups.append((name, len(asked)))
+            return original(self, first, *args, **kwargs)
 
         monkeypatch.setattr(DuckDBStore, name, call)
         return original
 
     originals = {
         name: counted(name)
-        for name in ("find_generations", "locate_generations", "read_generations")
+        for name in (
+            "find_generations",
+            "locate_generations",
+            "read_generations",
+            "read_generation_columns",
+        )
     }
     locate_places = DuckDBStore.locate_places
 
@@ -174,8 +180,8 @@ def test_a_derived_replay_locates_generations_once_and_logs_what_running_it_logs
     )
     # The check locates every generation with the source's places (no payload read, ADR
     # 0118); the execution reads them at their places, one chunk here, without searching the
-    # log again (ADR 0070).
-    assert lookups == [("locate_places", 288), ("read_generations", 288)]
+    # log again (ADR 0070), as columns (ADR 0117).
+    assert lookups == [("locate_places", 288), ("read_generation_columns", 288)]
     monkeypatch.setattr(DuckDBStore, "locate_places", locate_places)
     for name, original in originals.items():
         monkeypatch.setattr(DuckDBStore, name, original)

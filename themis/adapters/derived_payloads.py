@@ -13,6 +13,9 @@ from a chunk's columns they cost ~2 (`bench/replay_floor.py`):
   written from their fields' columns, strings and floats as the codec's payload writer writes
   them; a score map holding anything but finite floats is written by the codec's encoder.
 
+`derived_texts` makes a chunk's texts from them, in log order: a store's
+`EventLog.derived_texts`.
+
 `tests/contract/test_derived_payloads.py` checks each against `encode_event` (hypothesis).
 """
 
@@ -23,9 +26,11 @@ from json.encoder import encode_basestring_ascii
 from typing import Final
 
 from themis.adapters.codec import VERSION_KEY, encode_event
-from themis.core.events import ParseCompleted, ScoreCompleted
+from themis.core.events import GenerationCompleted, ParseCompleted, ScoreCompleted
+from themis.core.stages import Stage
+from themis.core.trial_columns import DerivedTrials, EventTexts
 
-__all__ = ["copy_payloads", "parse_payloads", "score_payloads"]
+__all__ = ["copy_payloads", "derived_texts", "parse_payloads", "score_payloads"]
 
 _KEY: Final = ',"trial_key":'
 _PAIR: Final = ',"cache_hit":'
@@ -106,3 +111,24 @@ def score_payloads(
             scored = dict(zip(metrics, values, strict=True))
             made.append(encode_event(ScoreCompleted(at, trial_id, key, scored, epoch)))
     return made
+
+
+_KINDS: Final = (GenerationCompleted.kind, ParseCompleted.kind, ScoreCompleted.kind)
+_STAGES: Final = (Stage.GENERATE.value, Stage.PARSE.value, Stage.SCORE.value)
+
+
+def derived_texts(trials: DerivedTrials) -> EventTexts:
+    """The texts of `trials`' events as the log stores them, in log order: each trial's copy
+    of its generation, its parse, its score (`encode_event_texts` of the events)."""
+    at, ids, keys = trials.at, trials.trial_ids, trials.trial_keys
+    copies = copy_payloads(at, trials.payloads, trials.source_run)
+    parses = parse_payloads(at, ids, keys, trials.answers, trials.errors, trials.epoch)
+    scores = score_payloads(at, ids, keys, trials.metrics, trials.scores, trials.epoch)
+    n = len(keys)
+    return EventTexts(
+        _KINDS * n,
+        _STAGES * n,
+        [float.__repr__(at)] * (3 * n),
+        [key for key in keys for _ in range(3)],
+        [text for three in zip(copies, parses, scores, strict=True) for text in three],
+    )

@@ -639,6 +639,35 @@ class EventColumns(Mapping[str, E], Generic[E]):
         self._extend_columns([column[first:] for column in columns])
         return True
 
+    def takes_new_columns(self, columns: Sequence[Sequence[Any]]) -> bool:
+        """Whether `put_new_columns(columns)` would hold them now, changing nothing this map
+        holds: their keys new to this map and distinct (in a borrowed index, there already at
+        this map's next rows). A fold that puts several maps' columns together asks each first
+        (`Projection.put_trial_columns`)."""
+        keys = list(columns[self._key_at])
+        count = len(keys)
+        if not count:
+            return True
+        if len(set(keys)) != count:
+            return False
+        if self._shared and not self._ownership:
+            self._unshare()  # (as `put_new_columns` would: the same rows, its own)
+        base, rows = self._count, self._rows
+        if type(rows) is KeyIndex:
+            if self._borrowed:
+                return bool(rows.keys(base, base + count) == keys)
+            return not any(rows.locate(key)[0] >= 0 for key in keys)
+        found = list(map(rows.get, keys))
+        if self._borrowed:
+            _row_number(base + count)  # (the rows' numbers made)
+            return found == _ROW_NUMBERS[base : base + count]
+        return found.count(None) == count
+
+    def follows(self, other: EventColumns[Any]) -> bool:
+        """Whether this map reads its keys through `other`'s index (`index_with`) and holds as
+        many rows: the keys `other` takes next are this map's next rows."""
+        return self._borrowed and self._rows is other._rows and self._count == other._count
+
     def _extend_columns(self, columns: list[Sequence[Any]]) -> None:
         """`_extend` of the events whose fields are `columns`."""
         rest = len(columns[0])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from attrs import frozen
 
@@ -14,6 +14,16 @@ TRUNCATED_REASONS = frozenset({"length", "max_tokens"})
 def is_truncated(finish_reason: str | None) -> bool:
     """Whether a generation ended because it reached `max_tokens`."""
     return finish_reason in TRUNCATED_REASONS
+
+
+class GenerationColumns(NamedTuple):
+    """Completed generations as columns, in the order they were asked for (a store's
+    `read_generation_columns`, ADR 0115): each one's stored payload text, and one list per
+    `GenerationCompleted` field before `retries`, in the class's order (the fields after them
+    are a plain payload's defaults: no retry, no logprobs)."""
+
+    payloads: list[str]
+    fields: list[list[Any]]
 
 
 class GenerationPlace(NamedTuple):

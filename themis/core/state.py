@@ -11,7 +11,8 @@ later execution (`--retry-failed`) supersedes an earlier one of the same key, wh
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from attrs import field, frozen
 
@@ -266,6 +267,36 @@ class Projection:
         if scores:
             self._scores.put_new_all(scores, "epoch")
             scores.clear()
+
+    def put_trial_columns(
+        self,
+        generations: Sequence[Sequence[Any]],
+        parses: Sequence[Sequence[Any]],
+        scores: Sequence[Sequence[Any]],
+    ) -> bool:
+        """Fold a chunk of trials given as columns (`TrialColumns`: one list per field of each
+        class, in order), each key new to its map: what `apply` of their events folds, without
+        the events built (ADR 0115, ADR 0117). All three maps or none: `False`, with nothing
+        folded, when any map would refuse its columns (a key held, or repeated; the scores'
+        keys not the parses'); the caller then applies the events."""
+        held_parses, held_scores = self._parses, self._scores
+        takes_scores = (
+            held_scores.follows(held_parses) and list(scores[1]) == list(parses[1])
+        ) or held_scores.takes_new_columns(scores)
+        if not (
+            takes_scores
+            and self._generations.takes_new_columns(generations)
+            and held_parses.takes_new_columns(parses)
+        ):
+            return False
+        for held, columns in (
+            (self._generations, generations),
+            (held_parses, parses),
+            (held_scores, scores),
+        ):
+            if not held.put_new_columns(columns):  # (asked above: never)
+                raise ValueError("a map refused the columns it said it would take")
+        return True
 
     def outcome(
         self, trial_key: str, execution: int

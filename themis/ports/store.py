@@ -32,7 +32,14 @@ Contract (one suite in `tests/contract` runs it against every adapter):
   `read_generations` reads the generations at such places later: a derived replay locates a
   whole run's at once, then reads them chunk by chunk without searching the log again. A
   place whose event is not a completed generation of its key (its run was deleted since) is
-  left out of the answer.
+  left out of the answer. `read_generation_columns` reads one run's generations at given
+  seqs as columns, in the order asked, with their payload texts (`GenerationColumns`), for a
+  derived replay's trials taken as columns (ADR 0115, ADR 0117); `None` when one is not
+  stored there, is not plain (a retry, logprobs, an older schema), or the store does not
+  read columns (the caller then reads events).
+- `EventLog.append_texts` is `append` of events given as the texts the log stores
+  (`EventTexts`: what `derived_texts` writes for a chunk of a derived replay's trials), with
+  the same all-or-none and the same `SequenceConflict`.
 - `FactCache.save_facts` keeps one `CompiledFacts` per key (a later save replaces it);
   `load_facts` returns it, or `None` when none was saved (or the store predates the cache).
   `delete_run` leaves config entries naming the run: they are checked against the run's own.
@@ -46,9 +53,10 @@ from typing import Protocol
 from themis.core.checkpoint import Checkpoint, CheckpointSummary
 from themis.core.compiled_facts import CompiledFacts
 from themis.core.events import Event, GenerationCompleted
-from themis.core.generation import GenerationPlace
+from themis.core.generation import GenerationColumns, GenerationPlace
 from themis.core.planner import TrialRef
 from themis.core.snapshot import RunSnapshot, RunSummary, SnapshotOutline
+from themis.core.trial_columns import DerivedTrials, EventTexts
 
 __all__ = [
     "CheckpointStore",
@@ -68,6 +76,13 @@ class EventLog(Protocol):
     def read(self, run_id: str, after_seq: int = 0) -> list[tuple[int, Event]]: ...
 
     def last_seq(self, run_id: str) -> int: ...
+
+    def append_texts(self, run_id: str, first_seq: int, texts: EventTexts) -> None: ...
+
+    def derived_texts(self, trials: DerivedTrials) -> EventTexts:
+        """The texts this log stores for `trials`' events (their copies, parses and scores, in
+        log order), made from their columns without an event built."""
+        ...
 
     def shed_memory(self) -> None:
         """A run's appends are done: let go of what the store holds only to write or read the
@@ -127,6 +142,13 @@ class GenerationIndex(Protocol):
         """`load_places(run_id)` and `locate_generations` of their keys, when the store can
         tell both at once (every key's generation found); `None` when it cannot: the caller
         then asks each (ADR 0118)."""
+        ...
+
+    def read_generation_columns(
+        self, run_id: str, seqs: Sequence[int], keys: Sequence[str]
+    ) -> GenerationColumns | None:
+        """Run `run_id`'s completed generations at `seqs`, whose trial keys are `keys`, as
+        columns in that order; `None` when they cannot all be read so (module docstring)."""
         ...
 
 

@@ -47,6 +47,7 @@ from themis.adapters.codec import (
     encode_snapshot,
     snapshot_pieces,
 )
+from themis.adapters.derived_payloads import derived_texts
 from themis.adapters.duckdb_quiet import quiet
 from themis.adapters.stores.duckdb_bound import (
     LONG_LOG_LIMIT,
@@ -56,7 +57,7 @@ from themis.adapters.stores.duckdb_bound import (
     shed,
     unbound,
 )
-from themis.adapters.stores.duckdb_generations import generations_at
+from themis.adapters.stores.duckdb_generations import generation_columns, generations_at
 from themis.adapters.stores.duckdb_located import located_places
 from themis.adapters.stores.duckdb_log import (
     FIRST_ROW_AFTER,
@@ -68,6 +69,7 @@ from themis.adapters.stores.duckdb_log import (
     first_of_kind,
     first_places_of_kind,
     split_row,
+    text_rows,
 )
 from themis.adapters.stores.duckdb_open import (
     LOCK_WAIT_S,
@@ -101,10 +103,11 @@ from themis.core.checkpoint import Checkpoint, CheckpointSummary
 from themis.core.compiled_facts import CompiledFacts, run_key
 from themis.core.errors import SequenceConflict, StoreError
 from themis.core.events import Event, GenerationCompleted, RunCompleted, RunPaused
-from themis.core.generation import GenerationPlace
+from themis.core.generation import GenerationColumns, GenerationPlace
 from themis.core.large_run import is_large_run
 from themis.core.planner import TrialRef
 from themis.core.snapshot import RunSnapshot, RunSummary, SnapshotOutline
+from themis.core.trial_columns import DerivedTrials, EventTexts
 from themis.threads import SignalSafeThread
 
 __all__ = ["SCHEMA_VERSION", "DuckDBStore"]
@@ -461,8 +464,27 @@ class DuckDBStore:
         (rows of a few events each: `themis.adapters.stores.duckdb_log`)."""
         if not events:
             return
-        rows = batch_rows(run_id, first_seq, events)
-        last_seq = first_seq + len(events) - 1
+        ends = isinstance(events[-1], RunCompleted | RunPaused)
+        self._insert(run_id, first_seq, len(events), batch_rows(run_id, first_seq, events), ends)
+
+    def append_texts(self, run_id: str, first_seq: int, texts: EventTexts) -> None:
+        """`append` of the events `texts` are the stored texts of (a derived replay's chunk,
+        `derived_texts`): their rows cut from the texts as they are, nothing encoded."""
+        if not texts.payloads:
+            return
+        rows = text_rows(run_id, first_seq, texts)
+        ends = texts.kinds[-1] in (RunCompleted.kind, RunPaused.kind)
+        self._insert(run_id, first_seq, len(texts.payloads), rows, ends)
+
+    def derived_texts(self, trials: DerivedTrials) -> EventTexts:
+        """The codec's texts of `trials`' events (`derived_payloads`)."""
+        return derived_texts(trials)
+
+    def _insert(self, run_id: str, first_seq: int, count: int, rows: list[Any], ends: bool) -> None:
+        """`count` events' `rows` (`INSERT_BATCHES`' parameters) at seqs from `first_seq`, in
+        one transaction; `SequenceConflict` when one is stored already. `ends`: the last one
+        ends an execution (the WAL is folded in then)."""
+        last_seq = first_seq + count - 1
         try:
             with self._transaction() as con:
                 head = self._head(con, run_id)
@@ -483,13 +505,13 @@ class DuckDBStore:
             elif self._limit is None and self._bounds and is_large_run(last_seq // TRIAL_EVENTS):
                 self._bound_long_log()
             self._heads[run_id] = max(head, last_seq)
-            if isinstance(events[-1], RunCompleted | RunPaused) and self._path != ":memory:":
+            if ends and self._path != ":memory:":
                 self._fold_wal_in_background()
         except StoreError as error:
             cause = error.__cause__
             if isinstance(cause, duckdb.ConstraintException) and "Duplicate key" in str(cause):
                 match = _DUPLICATE_SEQ.search(str(cause))
-                seq = match.group(1) if match else f"in {first_seq}..{first_seq + len(events) - 1}"
+                seq = match.group(1) if match else f"in {first_seq}..{last_seq}"
                 raise SequenceConflict(
                     f"{self._path}: run {run_id}: seq {seq} is already stored; "
                     "another writer got there first"
@@ -902,6 +924,17 @@ class DuckDBStore:
                 except StoreError as error:
                     raise StoreError(f"{self._path}: run {run_id}: {error}") from error
         return found
+
+    def read_generation_columns(
+        self, run_id: str, seqs: Sequence[int], keys: Sequence[str]
+    ) -> GenerationColumns | None:
+        """Run `run_id`'s completed generations at `seqs` as columns, parsed by DuckDB
+        (`duckdb_generations.generation_columns`, `keys` the plans' strings held for theirs);
+        `None` for a log of schema 1-3 (no batch rows to read them from)."""
+        if not self._batched:
+            return None
+        with self._connection() as con:
+            return generation_columns(con, run_id, seqs, keys)
 
     def _generations_at(
         self, con: Any, run_id: str, keys: Mapping[int, str]

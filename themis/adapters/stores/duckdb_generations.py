@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Container, Iterator, Mapping, Sequence
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 import duckdb
 
@@ -31,6 +31,7 @@ from themis.adapters.codec import decode_event
 from themis.adapters.stores.duckdb_log import LONGEST_ROW, events_at
 from themis.core.errors import StoreError
 from themis.core.events import GenerationCompleted
+from themis.core.generation import GenerationColumns
 
 __all__ = ["COLUMNS", "GenerationColumns", "generation_columns", "generations_at"]
 
@@ -97,15 +98,6 @@ _COLUMNS_AT: Final = (
     " SELECT plain, payload, unnest(CASE WHEN plain THEN json_transform_strict(payload,"
     "  $structure) END) FROM wanted ORDER BY i"
 )
-
-
-class GenerationColumns(NamedTuple):
-    """Generations as columns, in the order they were asked for: each one's stored payload
-    text, and one list per field of `COLUMNS` (the fields after them are a plain payload's
-    defaults: no retry, no logprobs)."""
-
-    payloads: list[str]
-    fields: list[list[Any]]
 
 
 def generation_columns(

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from themis.adapters.codec import decode_event, encode_event_texts
 from themis.core.errors import StoreError
 from themis.core.events import Event
+from themis.core.trial_columns import EventTexts
 
 __all__ = [
     "BATCHES_TABLE",
@@ -54,6 +55,7 @@ __all__ = [
     "logged_runs",
     "migrate_events",
     "split_row",
+    "text_rows",
 ]
 
 # At most this many events a row, and at most this many bytes of payloads (or of keys) a row
@@ -273,14 +275,14 @@ def _copy_rows_cut(con: Any, table: str) -> None:
             " WHERE run_id = $1 AND seq = $2",
             [run_id, seq],
         ).fetchone()
-        texts = _Texts(
+        texts = EventTexts(
             kinds.split(" "),
             stages.split(" "),
             ats.split(" "),
             json.loads(keys),
             payloads.split("\n"),
         )
-        con.execute(INSERT_BATCHES, _rows(run_id, seq, texts))
+        con.execute(INSERT_BATCHES, text_rows(run_id, seq, texts))
 
 
 def _cuts(payloads: Sequence[str], keys: Sequence[str | None]) -> Iterator[tuple[int, int]]:
@@ -306,22 +308,12 @@ def batch_rows(run_id: str, first_seq: int, events: Sequence[Event]) -> list[Any
     """`events` (seqs `first_seq, ...`) as `INSERT_BATCHES` parameters: each event's texts
     written in one call (`encode_event_texts`), then taken column by column."""
     if not events:
-        return _rows(run_id, first_seq, _Texts((), (), (), (), ()))
+        return text_rows(run_id, first_seq, EventTexts((), (), (), (), ()))
     kinds, stages, ats, keys, payloads = zip(*encode_event_texts(events), strict=True)
-    return _rows(run_id, first_seq, _Texts(kinds, stages, ats, keys, payloads))
+    return text_rows(run_id, first_seq, EventTexts(kinds, stages, ats, keys, payloads))
 
 
-class _Texts(NamedTuple):
-    """Consecutive events' values as a row joins them (`ats`: as `recorded_at` holds them)."""
-
-    kinds: Sequence[str]
-    stages: Sequence[str]
-    ats: Sequence[str]
-    keys: Sequence[str | None]
-    payloads: Sequence[str]
-
-
-def _rows(run_id: str, first_seq: int, texts: _Texts) -> list[Any]:
+def text_rows(run_id: str, first_seq: int, texts: EventTexts) -> list[Any]:
     """Events as `INSERT_BATCHES` parameters, cut into rows (`_cuts`)."""
     kinds, stages, ats, keys, payloads = texts
     seqs, counts, kind_rows, stage_rows, at_rows, key_rows, payload_rows = ([] for _ in range(7))

@@ -12,9 +12,10 @@ from themis.core.checkpoint import Checkpoint, CheckpointSummary
 from themis.core.compiled_facts import CompiledFacts, run_key
 from themis.core.errors import SequenceConflict
 from themis.core.events import Event, GenerationCompleted
-from themis.core.generation import GenerationPlace
+from themis.core.generation import GenerationColumns, GenerationPlace
 from themis.core.planner import TrialRef
 from themis.core.snapshot import RunSnapshot, RunSummary, SnapshotOutline, without_cases
+from themis.core.trial_columns import DerivedTrials, EventTexts
 
 __all__ = ["MemoryStore"]
 
@@ -186,6 +187,27 @@ class MemoryStore:
     def load_facts(self, key: str) -> CompiledFacts | None:
         with self._lock:
             return self._facts.get(key)
+
+    def append_texts(self, run_id: str, first_seq: int, texts: EventTexts) -> None:
+        """`append` of the events the texts encode (decoded by the codec)."""
+        from themis.adapters.codec import decode_event  # (the codec's imports: when used)
+
+        kinds, payloads = texts.kinds, texts.payloads
+        events = [decode_event(kind, text) for kind, text in zip(kinds, payloads, strict=True)]
+        self.append(run_id, first_seq, events)
+
+    def derived_texts(self, trials: DerivedTrials) -> EventTexts:
+        """The texts the codec writes for `trials`' events (`derived_payloads`)."""
+        from themis.adapters.derived_payloads import derived_texts
+
+        return derived_texts(trials)
+
+    def read_generation_columns(
+        self, run_id: str, seqs: Sequence[int], keys: Sequence[str]
+    ) -> GenerationColumns | None:
+        """`None`: this store holds events, not texts; a replay reads them
+        (`read_generations`)."""
+        return None
 
     def shed_memory(self) -> None:
         """Nothing held beside the events; present for the port."""

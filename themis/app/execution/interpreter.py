@@ -23,6 +23,12 @@ from itertools import islice
 import trio
 from attrs import frozen
 
+from themis.app.execution.derived_batch import (
+    columnar,
+    dispatch_read,
+    keep_up,
+    reads,
+)
 from themis.app.execution.groups import run_groups
 from themis.app.execution.judges import run_judges
 from themis.app.execution.limiters import deliver
@@ -35,7 +41,7 @@ from themis.app.execution.trials import (
     TrialRunner,
 )
 from themis.app.execution.work import Execution
-from themis.app.execution.writer import EventWriter, channel_size
+from themis.app.execution.writer import EventWriter, Sent, channel_size
 from themis.core.budget import COST_LIMIT
 from themis.core.events import Event, RunCompleted, RunPaused, RunStarted
 from themis.core.planner import PendingTrial
@@ -70,7 +76,7 @@ async def execute(
     compiled, state, runtime = execution.compiled, execution.state, execution.runtime
     clock, until_stage = ports.clock, execution.until_stage
     counts = ProgressCounts(total=execution.total)
-    send, receive = trio.open_memory_channel[list[Event]](channel_size(runtime))
+    send, receive = trio.open_memory_channel[Sent](channel_size(runtime))
     run = TrialRunner(execution, ports, send, counts, writer.fold)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(writer.run, receive)
@@ -153,23 +159,32 @@ async def _dispatch(run: TrialRunner, work: Iterable[PendingTrial], workers: int
     return paused
 
 
-CHUNKS_AHEAD = 2  # chunks of a batch execution sent and not yet taken by the writer
-WRITER_POLL_S = 0.002
-
-
 async def _dispatch_batch(run: TrialRunner, work: Iterable[PendingTrial], size: int) -> bool:
     """Run `work` (a replay's: no model call) in plan order, `size` trials at a time: each
     trial parsed and scored in a plain loop, each chunk's events sent to the writer at once
     (ADR 0041), so that what is held of them is bounded by `size`, not by the run. Other runs'
     generations are looked up `LOOKUP_TRIALS` trials ahead (one store query each: a query scans
     the log). The rare trial that needs more (a model call, which a replay refuses, or the
-    sandbox) runs as a trial of `_dispatch` does, in turn. Never paused: nothing is spent."""
+    sandbox) runs as a trial of `_dispatch` does, in turn. Never paused: nothing is spent.
+
+    A derived replay whose trials qualify takes them as columns instead, `READ_TRIALS` at a
+    time (`themis.app.execution.derived_batch`); a read that does not, trial by trial."""
+    if columnar(run):
+        for ahead in reads(work):
+            if not await dispatch_read(run, ahead, size):
+                await _trial_by_trial(run, ahead, size)
+        return False
     items = iter(work)
     while ahead := list(islice(items, max(size, LOOKUP_TRIALS))):
-        await run.prefetch(ahead)
-        for start in range(0, len(ahead), size):
-            await _batch(run, ahead[start : start + size])
+        await _trial_by_trial(run, ahead, size)
     return False
+
+
+async def _trial_by_trial(run: TrialRunner, ahead: Sequence[PendingTrial], size: int) -> None:
+    """`ahead`'s other runs' generations looked up at once, then its trials `size` a chunk."""
+    await run.prefetch(ahead)
+    for start in range(0, len(ahead), size):
+        await _batch(run, ahead[start : start + size])
 
 
 async def _batch(run: TrialRunner, chunk: Sequence[PendingTrial]) -> None:
@@ -189,11 +204,7 @@ async def _batch(run: TrialRunner, chunk: Sequence[PendingTrial]) -> None:
         raise
     if events:
         await deliver(run.send, events)
-    # The writer's channel counts sends, and a send here is a whole chunk: at most
-    # `CHUNKS_AHEAD` wait for the writer, so what a batch holds is bounded by its chunk size.
-    while run.send.statistics().current_buffer_used > CHUNKS_AHEAD:
-        await trio.sleep(WRITER_POLL_S)
-    await trio.lowlevel.checkpoint()  # a cancellation (an interrupt) is seen between chunks
+    await keep_up(run.send)  # at most `CHUNKS_AHEAD` chunks wait; an interrupt is seen here
 
 
 def _calls_model(run: TrialRunner, item: PendingTrial) -> bool:

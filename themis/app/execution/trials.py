@@ -21,6 +21,7 @@ from themis.app.execution.limiters import Limiters, deliver
 from themis.app.execution.outcomes import Outcomes
 from themis.app.execution.ports import Ports
 from themis.app.execution.work import Execution, Reusable
+from themis.app.execution.writer import Sent
 from themis.core.controls import model_controls
 from themis.core.event_columns import reader
 from themis.core.events import (
@@ -82,7 +83,7 @@ class TrialRunner:
         self,
         execution: Execution,
         ports: Ports,
-        send: trio.MemorySendChannel[list[Event]],
+        send: trio.MemorySendChannel[Sent],
         counts: ProgressCounts,
         fold: Projection,
     ) -> None:

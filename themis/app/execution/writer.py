@@ -18,6 +18,12 @@ appending that backlog batch after batch cost a commit each (ADR 0060). A kill l
 not appended yet (more of it than with a short channel; the backlog at the end whole or not at
 all); those trials run again on resume.
 
+A derived replay's columnar path (`themis.app.execution.derived_batch`) sends a chunk of
+trials as one item, `TrialColumns`: the writer ends a batch at it wherever it comes (it is a
+batch's worth of events already: gathering chunks for a flush interval held 8-18 of them,
+ADR 0116), and appends it alone (`append_texts`, one transaction), folding its columns
+(`Projection.put_trial_columns`) or, if the fold refuses them, its events.
+
 The writer also saves projection checkpoints, the state it has folded so far, so that reopening
 an interrupted run folds only the events after the last one. Saving one costs O(state), so the
 gap between two grows with the log: at least `checkpoint_interval` events (0: no periodic
@@ -42,6 +48,7 @@ from themis.core.errors import SequenceConflict, StoreError
 from themis.core.events import Event
 from themis.core.runtime import RuntimeConfig
 from themis.core.state import Projection, RunState
+from themis.core.trial_columns import TrialColumns
 from themis.ports.clock import ClockPort
 from themis.ports.store import StorePort
 
@@ -50,6 +57,13 @@ BUFFERED_BATCHES = 5
 BACKLOG_BATCHES = 3
 # Each periodic checkpoint covers at least this many times the events of the previous one.
 CHECKPOINT_GROWTH = 2
+
+
+# What the writer's channel carries: one trial's events (or a chunk's, or an execution's), or a
+# chunk of a derived replay's trials as columns.
+Sent = list[Event] | TrialColumns
+# A batch being gathered: events and chunks, in log order.
+Batch = list[Event | TrialColumns]
 
 
 def channel_size(runtime: RuntimeConfig) -> int:
@@ -115,14 +129,15 @@ class EventWriter:
         """The fold of what was written so far, to read (only this writer applies to it)."""
         return self._projection
 
-    async def run(self, receive: trio.MemoryReceiveChannel[list[Event]]) -> None:
-        """Write what `receive` delivers (each item: one trial's events) until it closes."""
-        batch: list[Event] = []
+    async def run(self, receive: trio.MemoryReceiveChannel[Sent]) -> None:
+        """Write what `receive` delivers (each item: one trial's events, or a chunk of trials)
+        until it closes."""
+        batch: Batch = []
         try:
             open_ = True
             while open_:
                 try:
-                    batch.extend(await receive.receive())
+                    _add(batch, await receive.receive())
                 except trio.EndOfChannel:
                     break
                 open_ = await self._fill(receive, batch)
@@ -144,16 +159,17 @@ class EventWriter:
             receive.close()
             self.closed.set()
 
-    async def _fill(
-        self, receive: trio.MemoryReceiveChannel[list[Event]], batch: list[Event]
-    ) -> bool:
+    async def _fill(self, receive: trio.MemoryReceiveChannel[Sent], batch: Batch) -> bool:
         """Add to `batch` until it is full or the interval since its first event is over,
         then what already waits, up to `BACKLOG_BATCHES` batches' events; `False` once the
-        channel is closed and empty."""
+        channel is closed and empty. A chunk of trials ends the batch wherever it comes."""
+        if batch and isinstance(batch[-1], TrialColumns):
+            return True
         deadline = self._clock.monotonic() + self._interval
         while len(batch) < self._batch_size:
             try:
-                batch.extend(receive.receive_nowait())
+                if _add(batch, receive.receive_nowait()):
+                    return True
                 continue
             except trio.WouldBlock:
                 pass
@@ -164,26 +180,41 @@ class EventWriter:
                 return True
             with trio.move_on_after(wait):
                 try:
-                    batch.extend(await receive.receive())
+                    if _add(batch, await receive.receive()):
+                        return True
                 except trio.EndOfChannel:
                     return False
         while len(batch) < BACKLOG_BATCHES * self._batch_size:
             try:
-                batch.extend(receive.receive_nowait())
+                if _add(batch, receive.receive_nowait()):
+                    return True
             except trio.WouldBlock:
                 break
             except trio.EndOfChannel:
                 return False
         return True
 
-    async def _flush(self, batch: Sequence[Event]) -> None:
-        if not batch:
+    async def _flush(self, batch: Batch) -> None:
+        """Append and fold `batch`: its events together, each chunk of trials alone."""
+        events: list[Event] = []
+        for item in batch:
+            if isinstance(item, TrialColumns):
+                await self._flush_part(events)
+                events = []
+                await self._flush_part(item)
+            else:
+                events.append(item)
+        await self._flush_part(events)
+
+    async def _flush_part(self, part: Sequence[Event] | TrialColumns) -> None:
+        """Append `part` (retried as the runtime says), then fold it."""
+        if not isinstance(part, TrialColumns) and not part:
             return
         attempt = 0
         while True:
             attempt += 1
             try:
-                await trio.to_thread.run_sync(self._append, batch)
+                await trio.to_thread.run_sync(self._append, part)
                 break
             except SequenceConflict:
                 raise
@@ -192,19 +223,30 @@ class EventWriter:
                     raise
                 await self._clock.sleep(self._retry_delay)
         with self._folding:
-            self._next_seq += len(batch)
-            self.written += len(batch)
-            self._projection.apply(batch)
-            self._last = batch[-1]
+            last: Event
+            if isinstance(part, TrialColumns):
+                count, last = 3 * part.count, part.last
+                columns = part.generations, part.parses, part.scores
+                if not self._projection.put_trial_columns(*columns):
+                    self._projection.apply(part.events())
+            else:
+                count, last = len(part), part[-1]
+                self._projection.apply(part)
+            self._next_seq += count
+            self.written += count
+            self._last = last
         if self.on_written is not None:
-            self.on_written(batch)
+            self.on_written(part.events() if isinstance(part, TrialColumns) else part)
 
-    def _append(self, batch: Sequence[Event]) -> None:
-        """In a worker thread: `before_first` once, then the append of `batch`."""
+    def _append(self, part: Sequence[Event] | TrialColumns) -> None:
+        """In a worker thread: `before_first` once, then the append of `part`."""
         if self.before_first is not None:
             self.before_first()
             self.before_first = None
-        self._store.append(self._run_id, self._next_seq, batch)
+        if isinstance(part, TrialColumns):
+            self._store.append_texts(self._run_id, self._next_seq, part.texts)
+        else:
+            self._store.append(self._run_id, self._next_seq, part)
 
     async def _maybe_checkpoint(self) -> None:
         """Save a checkpoint if the gap since the last one is long enough (module docstring)."""
@@ -220,9 +262,18 @@ class EventWriter:
             return  # a cache: the next interval tries again, and the log is intact
 
 
-def _drain(receive: trio.MemoryReceiveChannel[list[Event]], batch: list[Event]) -> None:
+def _add(batch: Batch, sent: Sent) -> bool:
+    """Add what was sent to `batch`; whether it was a chunk of trials (which ends a batch)."""
+    if isinstance(sent, TrialColumns):
+        batch.append(sent)
+        return True
+    batch.extend(sent)
+    return False
+
+
+def _drain(receive: trio.MemoryReceiveChannel[Sent], batch: Batch) -> None:
     while True:
         try:
-            batch.extend(receive.receive_nowait())
+            _add(batch, receive.receive_nowait())
         except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
             return

@@ -1,0 +1,100 @@
+"""A chunk of a derived replay's trials as columns, with no event built (ADR 0115, ADR 0117).
+
+A derived replay logs, for each trial, a copy of another run's generation (a cache hit), a
+parse and a score. Down its columnar path (`themis.app.execution.derived_batch`) a chunk of
+trials travels to the writer as one `TrialColumns`: the rows' texts, which the store appends
+as they are (`EventLog.append_texts`), and the three maps' columns, which the fold holds as
+they are (`Projection.put_trial_columns`). Its events are built only when something asks for
+them (`events`: telemetry's observers, a fold that refuses the columns); its last one is built
+with it, for a viewer that follows the writer (`EventWriter.folded`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from attrs import frozen
+
+from themis.core.events import Event, GenerationCompleted, ParseCompleted, ScoreCompleted
+
+__all__ = ["DerivedTrials", "EventTexts", "TrialColumns", "trial_columns"]
+
+
+class EventTexts(NamedTuple):
+    """Consecutive events as the log stores them: each one's kind, stage, time (as
+    `recorded_at` holds it), trial key and payload text."""
+
+    kinds: Sequence[str]
+    stages: Sequence[str]
+    ats: Sequence[str]
+    keys: Sequence[str | None]
+    payloads: Sequence[str]
+
+
+class DerivedTrials(NamedTuple):
+    """A chunk of a derived replay's trials, from which a store writes their events' texts
+    (`EventLog.derived_texts`): each trial's copy of the generation stored at `payloads`
+    (plain, `source_run`'s) at `at`, then its parse, then its score by `metrics`."""
+
+    at: float
+    source_run: str
+    payloads: Sequence[str]
+    trial_ids: Sequence[str]
+    trial_keys: Sequence[str]
+    answers: Sequence[str | None]
+    errors: Sequence[str | None]
+    metrics: Sequence[str]
+    scores: Sequence[Sequence[float]]
+    epoch: int
+
+
+@frozen
+class TrialColumns:
+    """A chunk of `count` trials' events (a copied generation, a parse and a score each, in
+    that order): `texts` to append, and each map's columns (one list per field of its class,
+    in order) to fold; `last`, the chunk's last event."""
+
+    count: int
+    texts: EventTexts
+    generations: list[list[Any]]
+    parses: list[list[Any]]
+    scores: list[list[Any]]
+    last: ScoreCompleted
+
+    def events(self) -> list[Event]:
+        """The chunk's events, built from its columns, in log order."""
+        built: list[Event] = []
+        for generation, parse, score in zip(
+            zip(*self.generations, strict=True),
+            zip(*self.parses, strict=True),
+            zip(*self.scores, strict=True),
+            strict=True,
+        ):
+            built += [GenerationCompleted(*generation), ParseCompleted(*parse)]
+            built.append(ScoreCompleted(*score))
+        return built
+
+
+def trial_columns(
+    trials: DerivedTrials, texts: EventTexts, generations: Sequence[Sequence[Any]]
+) -> TrialColumns:
+    """The chunk of `trials` as the writer takes it: `generations` the source's fields of
+    their generations (`GenerationColumns.fields`), the copies' made from them as
+    `GenerationCompleted.reused` makes them (at `trials.at`, a cache hit of `source_run`, no
+    retry history)."""
+    n, at, ids, keys = len(trials.trial_keys), trials.at, trials.trial_ids, trials.trial_keys
+    names, epochs, ats = trials.metrics, [trials.epoch] * n, [at] * n
+    copies: list[list[Any]] = [ats, list(keys), *map(list, generations[2:9])]
+    copies += [[True] * n, [trials.source_run] * n, *map(list, generations[11:13])]
+    copies += [[()] * n, [None] * n]
+    scores = [dict(zip(names, values, strict=True)) for values in trials.scores]
+    last = ScoreCompleted(at, ids[-1], keys[-1], scores[-1], trials.epoch)
+    return TrialColumns(
+        count=n,
+        texts=texts,
+        generations=copies,
+        parses=[ats, list(ids), list(keys), list(trials.answers), list(trials.errors), epochs],
+        scores=[ats, list(ids), list(keys), scores, epochs],
+        last=last,
+    )
