@@ -13,6 +13,7 @@ from tests.contract.stores import (
     OnMemoryStore,
     StoreFixture,
 )
+from themis.adapters.codec import decode_event, encode_event
 from themis.core.errors import SequenceConflict
 from themis.core.events import (
     EVENT_TYPES,
@@ -51,6 +52,7 @@ from themis.core.spec import (
     PromptSpec,
 )
 from themis.core.stages import Stage
+from themis.core.trial_columns import DerivedTrials
 from themis.ports.store import StorePort
 
 # One of each event type, every field away from its default (checked below).
@@ -423,9 +425,87 @@ class StoreContract(StoreFixture):
         store.append("run-a", 1, answers(1))  # a rerun starts again from seq 1
         assert len(store.read("run-a")) == 1
 
+    # A derived replay's trials as columns (ADR 0117): the texts a store writes from them,
+    # appended as they are, and the source's generations read as columns.
+    reads_columns = True
+
+    def test_texts_derived_from_columns_append_as_their_events(self, store: StorePort) -> None:
+        source = answers(3)
+        trials = derived_trials(source)
+        store.append("run-b", 1, [source[0]])
+        store.append_texts("run-b", 2, store.derived_texts(trials))
+        assert store.read("run-b") == list(enumerate([source[0], *derived_events(trials)], 1))
+
+    def test_appending_texts_at_a_stored_seq_conflicts_and_writes_nothing(
+        self, store: StorePort
+    ) -> None:
+        first, texts = answers(3), store.derived_texts(derived_trials(answers(2, start=10)))
+        store.append("run-a", 1, first)
+        with pytest.raises(SequenceConflict, match="run-a"):
+            store.append_texts("run-a", 3, texts)  # seq 3 is taken; seqs 4 to 8 are not
+        assert store.read("run-a") == list(enumerate(first, start=1))
+        store.append_texts("run-a", 4, texts)  # the failed append left the store usable
+        assert [seq for seq, _ in store.read("run-a")] == list(range(1, 10))
+
+    def test_generations_read_as_columns_are_the_stored_ones_or_none(
+        self, store: StorePort
+    ) -> None:
+        stored = answers(4)
+        retried = attrs.evolve(stored[3], retries=(RetryRecord(1, "timeout"),))
+        store.append("run-a", 1, [*stored[:3], retried, answers(1, start=9)[0]])
+        seqs, keys = [3, 1, 2], ["trial-2", "trial-0", "trial-1"]
+        read = store.read_generation_columns("run-a", seqs, keys)
+        if not self.reads_columns:
+            assert read is None
+            return
+        assert read is not None
+        wanted = [stored[2], stored[0], stored[1]]
+        assert read.payloads == [encode_event(event) for event in wanted]
+        assert [list(fields) for fields in zip(*read.fields, strict=True)] == [
+            list(attrs.astuple(event, recurse=False))[:13] for event in wanted
+        ]
+        # Not plain (a retry), not stored, not a generation: read as events instead.
+        assert store.read_generation_columns("run-a", [1, 4], ["trial-0", "trial-3"]) is None
+        assert store.read_generation_columns("run-a", [1, 7], ["trial-0", "trial-7"]) is None
+        assert store.read_generation_columns("run-b", [1], ["trial-0"]) is None
+
+
+def derived_trials(source: list[Event]) -> DerivedTrials:
+    """A derived replay's chunk of `source`'s generations (as `run-src` logged them)."""
+    generations = [event for event in source if isinstance(event, GenerationCompleted)]
+    keys = [event.trial_key for event in generations]
+    return DerivedTrials(
+        at=1_700_000_100.5,
+        source_run="run-src",
+        payloads=[encode_event(event) for event in generations],
+        trial_ids=[f"id-{key}" for key in keys],
+        trial_keys=keys,
+        answers=["7", None, '\u00e9"x'][: len(keys)],
+        errors=[None, "no number", None][: len(keys)],
+        metrics=["exact_match", "odd %s name"],
+        scores=[(1.0, float("inf")), (0.0, -0.0), (1, True)][: len(keys)],
+        epoch=2,
+    )
+
+
+def derived_events(trials: DerivedTrials) -> list[Event]:
+    """The events `trials`' texts encode: each trial's copy, parse and score."""
+    built: list[Event] = []
+    for index, key in enumerate(trials.trial_keys):
+        source = decode_event(GenerationCompleted.kind, trials.payloads[index])
+        assert isinstance(source, GenerationCompleted)
+        trial_id, at, epoch = trials.trial_ids[index], trials.at, trials.epoch
+        scores = dict(zip(trials.metrics, trials.scores[index], strict=True))
+        built += [
+            source.reused(at, trials.source_run),
+            ParseCompleted(at, trial_id, key, trials.answers[index], trials.errors[index], epoch),
+            ScoreCompleted(at, trial_id, key, scores, epoch),
+        ]
+    return built
+
 
 class TestMemoryStore(OnMemoryStore, StoreContract):
-    pass
+    reads_columns = False
 
 
 class TestDuckDBStoreInMemory(OnDuckDBInMemory, StoreContract):

@@ -20,7 +20,7 @@ import pytest
 
 from tests.cli_process import themis_json, themis_path
 from themis.adapters.stores.duckdb import DuckDBStore
-from themis.core.events import ScoreCompleted, StageReset
+from themis.core.events import GenerationCompleted, ScoreCompleted, StageReset
 
 pytestmark = [
     pytest.mark.slow,
@@ -113,6 +113,15 @@ def _scores(store: Path, run_id: str) -> tuple[int, int]:
     return count, sum(isinstance(event, ScoreCompleted) for event in since)
 
 
+def _generation_times(store: Path, run_id: str) -> set[float]:
+    opened = DuckDBStore(store, read_only=True)
+    try:
+        events = [event for _, event in opened.read(run_id)]
+    finally:
+        opened.close()
+    return {event.at for event in events if isinstance(event, GenerationCompleted)}
+
+
 def _comparable(report: dict[str, Any]) -> dict[str, Any]:
     return {key: report[key] for key in ("run_id", "status", "trials", "results")}
 
@@ -126,6 +135,8 @@ def test_a_killed_derived_replay_replayed_again_gives_the_uninterrupted_report(
     replay = ["replay", run_id[:12], "--stage", "score", "--config", "changed.toml"]
     whole = themis_json(folder, *replay, "--store", "whole.duckdb", "--json")
     assert whole["run_id"] != run_id
+    # Its trials went as columns (ADR 0117): one time a 20-trial chunk, read once.
+    assert len(_generation_times(folder / "whole.duckdb", whole["run_id"])) == CASES // 20
 
     _kill_midway(folder, "killed.duckdb", *replay)
     logged, _ = _scores(folder / "killed.duckdb", whole["run_id"])

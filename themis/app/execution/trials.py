@@ -346,7 +346,9 @@ class TrialRunner:
             return known
         in_flight[key] = None
         try:
-            reused = self.reusable.get(key)
+            # (a batch execution's lookup, `prefetch`: a derived replay's trial scored in the
+            # sandbox is run by `trial`, which reads its generation here)
+            reused = self.reusable.get(key) or self.fetched.get(key)
             outcome: GenerationCompleted | GenerationFailed
             if reused is not None:
                 self.budget.release(held)
