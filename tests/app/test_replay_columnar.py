@@ -179,17 +179,8 @@ def test_columns_log_fold_and_report_what_the_trials_do(
     kinds = [event[1] for event in columns["events"]]
     assert kinds.count("generation_completed") == kinds.count("score_completed") == planned
     # One time a chunk (the clock read once), where the trials read it for each event.
-    generations = list(_events_of(tmp_path / "columns.duckdb", columns))
+    generations = _events_of_run(tmp_path / "columns.duckdb", columns["report"]["run_id"])
     assert len({event.at for event in generations}) == len(columns["chunks"])
-
-
-def _events_of(store: Path, way: dict[str, Any]) -> list[GenerationCompleted]:
-    opened = DuckDBStore(store, read_only=True)
-    try:
-        events = [event for _, event in opened.read(way["report"]["run_id"])]
-    finally:
-        opened.close()
-    return [event for event in events if isinstance(event, GenerationCompleted)]
 
 
 def _with_a_retry(store: Path, run_id: str, index: int) -> None:

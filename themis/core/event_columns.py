@@ -610,33 +610,9 @@ class EventColumns(Mapping[str, E], Generic[E]):
         distinct (and, in a borrowed index, at this map's next rows): what `put_new_all` of
         those events holds, without the events built (a derived replay's trials as columns,
         ADR 0115). `False`, holding nothing, otherwise: the caller puts the events."""
-        keys = list(columns[self._key_at])
-        count = len(keys)
-        if not count:
-            return True
-        if len(set(keys)) != count:
+        if not self.takes_new_columns(columns):
             return False
-        if self._shared and not self._ownership:
-            self._unshare()  # (the copy it came from took over appending in place)
-        base, rows = self._count, self._rows
-        if type(rows) is KeyIndex:
-            if self._borrowed:
-                if rows.keys(base, base + count) != keys:
-                    return False
-            elif any(rows.locate(key)[0] >= 0 for key in keys):
-                return False
-            else:  # (`add_new` stops at a key not held as bytes: the rest one at a time)
-                added = rows.add_new(keys)
-                for row, key in enumerate(keys[added:], base + added):
-                    if rows.add(key) != row:
-                        raise ValueError(f"EventColumns: {key!r} is not row {row}")
-        elif not self._in_dict_index(keys):
-            return False
-        first = 0
-        if not base:  # the first event: its columns made
-            self._write(tuple(column[0] for column in columns), 0)
-            self._count, first = 1, 1
-        self._extend_columns([column[first:] for column in columns])
+        self.put_taken_columns(columns)
         return True
 
     def takes_new_columns(self, columns: Sequence[Sequence[Any]]) -> bool:
@@ -663,10 +639,40 @@ class EventColumns(Mapping[str, E], Generic[E]):
             return found == _ROW_NUMBERS[base : base + count]
         return found.count(None) == count
 
+    def put_taken_columns(self, columns: Sequence[Sequence[Any]]) -> None:
+        """`put_new_columns` of columns `takes_new_columns` has just taken (nothing put to this
+        map since): held without their keys checked again."""
+        keys = list(columns[self._key_at])
+        count = len(keys)
+        if not count:
+            return
+        base, rows = self._count, self._rows
+        if not self._borrowed:
+            if type(rows) is KeyIndex:  # (`add_new` stops at a key not held as bytes)
+                added = rows.add_new(keys)
+                for row, key in enumerate(keys[added:], base + added):
+                    if rows.add(key) != row:
+                        raise ValueError(f"EventColumns: {key!r} is not row {row}")
+            else:
+                _row_number(base + count)  # (the rows' numbers made)
+                numbers = _ROW_NUMBERS[base : base + count]
+                cast("dict[str, int]", rows).update(zip(keys, numbers, strict=True))
+        first = 0
+        if not base:  # the first event: its columns made
+            self._write(tuple(column[0] for column in columns), 0)
+            self._count, first = 1, 1
+        self._extend_columns([column[first:] for column in columns])
+
     def follows(self, other: EventColumns[Any]) -> bool:
         """Whether this map reads its keys through `other`'s index (`index_with`) and holds as
-        many rows: the keys `other` takes next are this map's next rows."""
-        return self._borrowed and self._rows is other._rows and self._count == other._count
+        many rows: the keys `other` takes next are this map's next rows (and it may append to
+        its columns in place)."""
+        return (
+            self._borrowed
+            and self._rows is other._rows
+            and self._count == other._count
+            and (not self._shared or bool(self._ownership))
+        )
 
     def _extend_columns(self, columns: list[Sequence[Any]]) -> None:
         """`_extend` of the events whose fields are `columns`."""

@@ -289,13 +289,9 @@ class Projection:
             and held_parses.takes_new_columns(parses)
         ):
             return False
-        for held, columns in (
-            (self._generations, generations),
-            (held_parses, parses),
-            (held_scores, scores),
-        ):
-            if not held.put_new_columns(columns):  # (asked above: never)
-                raise ValueError("a map refused the columns it said it would take")
+        self._generations.put_taken_columns(generations)
+        held_parses.put_taken_columns(parses)
+        held_scores.put_taken_columns(scores)  # (the parses' keys, at its next rows: taken)
         return True
 
     def outcome(
