@@ -100,6 +100,7 @@ class EventWriter:
         self._folding = threading.Lock()
         self._last: Event | None = None
         self.closed = trio.Event()
+        self._chunks = 0  # chunks of trials in the batch being gathered
         self.written = 0
         # Told each batch once it is appended (telemetry: `themis.app.execution.telemetry`).
         self.on_written: Callable[[Sequence[Event]], None] | None = None
@@ -137,14 +138,14 @@ class EventWriter:
             open_ = True
             while open_:
                 try:
-                    _add(batch, await receive.receive())
+                    self._add(batch, await receive.receive())
                 except trio.EndOfChannel:
                     break
                 open_ = await self._fill(receive, batch)
                 if open_ and receive.statistics().open_send_channels == 0:
                     # The trials are done: what the channel still holds ends the execution,
                     # and goes out with this batch as one append, not batch after batch.
-                    _drain(receive, batch)
+                    self._drain(receive, batch)
                     open_ = False
                 await self._flush(batch)
                 batch = []
@@ -152,7 +153,7 @@ class EventWriter:
                     await self._maybe_checkpoint()
         except trio.Cancelled:
             with trio.CancelScope(shield=True):
-                _drain(receive, batch)  # before `receive` is closed, or what it holds is lost
+                self._drain(receive, batch)  # before `receive` is closed, or what it holds is lost
                 await self._flush(batch)
             raise
         finally:
@@ -168,7 +169,7 @@ class EventWriter:
         deadline = self._clock.monotonic() + self._interval
         while len(batch) < self._batch_size:
             try:
-                if _add(batch, receive.receive_nowait()):
+                if self._add(batch, receive.receive_nowait()):
                     return True
                 continue
             except trio.WouldBlock:
@@ -180,13 +181,13 @@ class EventWriter:
                 return True
             with trio.move_on_after(wait):
                 try:
-                    if _add(batch, await receive.receive()):
+                    if self._add(batch, await receive.receive()):
                         return True
                 except trio.EndOfChannel:
                     return False
         while len(batch) < BACKLOG_BATCHES * self._batch_size:
             try:
-                if _add(batch, receive.receive_nowait()):
+                if self._add(batch, receive.receive_nowait()):
                     return True
             except trio.WouldBlock:
                 break
@@ -194,8 +195,29 @@ class EventWriter:
                 return False
         return True
 
+    def _add(self, batch: Batch, sent: Sent) -> bool:
+        """Add what was sent to `batch`; whether it was a chunk of trials (which ends a
+        batch)."""
+        if isinstance(sent, TrialColumns):
+            batch.append(sent)
+            self._chunks += 1
+            return True
+        batch.extend(sent)
+        return False
+
+    def _drain(self, receive: trio.MemoryReceiveChannel[Sent], batch: Batch) -> None:
+        while True:
+            try:
+                self._add(batch, receive.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                return
+
     async def _flush(self, batch: Batch) -> None:
         """Append and fold `batch`: its events together, each chunk of trials alone."""
+        if not self._chunks:  # (a run's: events alone, not looked at one by one)
+            await self._flush_part(batch)  # type: ignore[arg-type]  # (no chunk in it)
+            return
+        self._chunks = 0
         events: list[Event] = []
         for item in batch:
             if isinstance(item, TrialColumns):
@@ -260,20 +282,3 @@ class EventWriter:
             await trio.to_thread.run_sync(self._store.save_checkpoint, self._run_id, checkpoint)
         except StoreError:
             return  # a cache: the next interval tries again, and the log is intact
-
-
-def _add(batch: Batch, sent: Sent) -> bool:
-    """Add what was sent to `batch`; whether it was a chunk of trials (which ends a batch)."""
-    if isinstance(sent, TrialColumns):
-        batch.append(sent)
-        return True
-    batch.extend(sent)
-    return False
-
-
-def _drain(receive: trio.MemoryReceiveChannel[Sent], batch: Batch) -> None:
-    while True:
-        try:
-            _add(batch, receive.receive_nowait())
-        except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-            return
