@@ -57,9 +57,9 @@ class TrialColumns:
 
     count: int
     texts: EventTexts
-    generations: list[list[Any]]
-    parses: list[list[Any]]
-    scores: list[list[Any]]
+    generations: Sequence[Sequence[Any]]
+    parses: Sequence[Sequence[Any]]
+    scores: Sequence[Sequence[Any]]
     last: ScoreCompleted
 
     def events(self) -> list[Event]:
@@ -85,16 +85,16 @@ def trial_columns(
     retry history)."""
     n, at, ids, keys = len(trials.trial_keys), trials.at, trials.trial_ids, trials.trial_keys
     names, epochs, ats = trials.metrics, [trials.epoch] * n, [at] * n
-    copies: list[list[Any]] = [ats, list(keys), *map(list, generations[2:9])]
-    copies += [[True] * n, [trials.source_run] * n, *map(list, generations[11:13])]
-    copies += [[()] * n, [None] * n]
+    # (the maps copy what they hold of each column: the given ones are not copied here)
+    copies: list[Sequence[Any]] = [ats, keys, *generations[2:9], [True] * n]
+    copies += [[trials.source_run] * n, *generations[11:13], [()] * n, [None] * n]
     scores = [dict(zip(names, values, strict=True)) for values in trials.scores]
     last = ScoreCompleted(at, ids[-1], keys[-1], scores[-1], trials.epoch)
     return TrialColumns(
         count=n,
         texts=texts,
         generations=copies,
-        parses=[ats, list(ids), list(keys), list(trials.answers), list(trials.errors), epochs],
-        scores=[ats, list(ids), list(keys), scores, epochs],
+        parses=[ats, ids, keys, trials.answers, trials.errors, epochs],
+        scores=[ats, ids, keys, scores, epochs],
         last=last,
     )
