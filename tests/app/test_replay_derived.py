@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 import themis
 from tests.key_forms import key_forms  # noqa: F401  # each test for both forms of keys
+from themis.adapters.stores import duckdb_outline
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.app.cli import app
 from themis.core import planner
@@ -209,6 +210,14 @@ def test_a_derived_replay_checks_its_source_without_decoding_the_source_s_cases(
     store: Path, source: themis.RunResult, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     read = _snapshots_read(monkeypatch)
+    hashed: list[str] = []
+    digest = duckdb_outline.stored_digest
+
+    def counted(con: object, run_id: str) -> str | None:
+        hashed.append(run_id)
+        return digest(con, run_id)
+
+    monkeypatch.setattr(duckdb_outline, "stored_digest", counted)
     result = themis.replay(
         source.run_id,
         "score",
@@ -218,8 +227,10 @@ def test_a_derived_replay_checks_its_source_without_decoding_the_source_s_cases(
     )
     assert result.run_id != source.run_id
     # The source's outline and the config's own cases told that only the metrics changed (ADR
-    # 0083): the source's snapshot, 100k cases at issue 12's size, was not decoded.
+    # 0083): the source's snapshot, 100k cases at issue 12's size, was not decoded; nor its
+    # text hashed to check the outline kept of it, which the compile checks (ADR 0118).
     assert source.run_id not in read
+    assert source.run_id not in hashed
 
 
 def test_a_source_without_an_outline_is_checked_by_its_decoded_snapshot(
@@ -229,7 +240,7 @@ def test_a_source_without_an_outline_is_checked_by_its_decoded_snapshot(
     stores = tmp_path / "outlined.duckdb", tmp_path / "bare.duckdb"
     sources = [themis.Experiment.from_file(DEMO).run(path) for path in stores]
     outlined = themis.replay(sources[0].run_id, "score", stores[0], config=DEMO, overrides=changed)
-    monkeypatch.setattr(DuckDBStore, "load_outline", lambda self, run_id: None)
+    monkeypatch.setattr(DuckDBStore, "load_outline", lambda self, run_id, **vouched: None)
     read = _snapshots_read(monkeypatch)
     bare = themis.replay(sources[1].run_id, "score", stores[1], config=DEMO, overrides=changed)
     assert sources[1].run_id in read

@@ -9,9 +9,10 @@ import hashlib
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from tests.contract.test_store_contract import make_snapshot
-from themis.adapters.stores import DuckDBStore
+from themis.adapters.stores import DuckDBStore, duckdb_outline
 from themis.core.snapshot import SnapshotOutline
 
 
@@ -95,3 +96,46 @@ def test_deleting_a_run_deletes_its_outline(tmp_path: Path) -> None:
         store.close()
     with duckdb.connect(str(path), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM run_outlines").fetchone() == (0,)
+
+
+def test_a_vouched_outline_is_the_one_kept_its_text_not_hashed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ADR 0118: a caller that checks the outline against the run's id itself (a derived
+    replay) takes the one kept as it is; a store edited since still gives it, while an
+    unvouched read gives the outline of the text; without a kept one, the text is cut."""
+    path = _stored(tmp_path)
+    kept = _outline(path)
+    hashed: list[str] = []
+    digest = duckdb_outline.stored_digest
+
+    def counted(con: object, run_id: str) -> str | None:
+        hashed.append(run_id)
+        return digest(con, run_id)
+
+    monkeypatch.setattr(duckdb_outline, "stored_digest", counted)
+    reader = DuckDBStore(path, read_only=True)
+    try:
+        assert reader.load_outline("run-a", vouched=True) == kept
+        assert hashed == []
+        assert reader.load_outline("run-a") == kept
+        assert hashed == ["run-a"]
+    finally:
+        reader.close()
+    with duckdb.connect(str(path)) as con:  # another seed behind its back
+        con.execute("UPDATE runs SET snapshot = replace(snapshot, '\"seed\":1234', '\"seed\":5')")
+    reader = DuckDBStore(path, read_only=True)
+    try:
+        assert reader.load_outline("run-a", vouched=True) == kept
+        edited = reader.load_outline("run-a")
+        assert edited is not None
+        assert edited.snapshot.spec.seed == 5
+    finally:
+        reader.close()
+    with duckdb.connect(str(path)) as con:
+        con.execute("DROP TABLE run_outlines")
+    reader = DuckDBStore(path, read_only=True)
+    try:
+        assert reader.load_outline("run-a", vouched=True) == edited
+    finally:
+        reader.close()

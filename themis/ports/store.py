@@ -18,6 +18,9 @@ Contract (one suite in `tests/contract` runs it against every adapter):
   `places`.
   `load_outline` returns the run's snapshot without its datasets' cases and the name of the
   snapshot as stored (`SnapshotOutline`): saving a snapshot of other content changes the name.
+  With `vouched`, the caller checks the outline against the run's id itself (its identity
+  fields compile to it): a store may give the outline it kept without checking it against the
+  snapshot's stored text (ADR 0118).
   `snapshot_saved_as` is that name as the last save gave it, without reading the snapshot
   (what an execution that saved it vouches for).
 - `CheckpointStore.save_checkpoint` keeps one `Checkpoint` per run (a later save replaces it);
@@ -102,7 +105,7 @@ class RunCatalog(Protocol):
 
     def load_snapshot(self, run_id: str) -> RunSnapshot | None: ...
 
-    def load_outline(self, run_id: str) -> SnapshotOutline | None: ...
+    def load_outline(self, run_id: str, *, vouched: bool = False) -> SnapshotOutline | None: ...
 
     def snapshot_saved_as(self, run_id: str) -> str | None: ...
 

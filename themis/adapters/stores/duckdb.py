@@ -700,12 +700,13 @@ class DuckDBStore:
         except StoreError as error:
             raise StoreError(f"{self._path}: run {run_id}: {error}") from error
 
-    def load_outline(self, run_id: str) -> SnapshotOutline | None:
+    def load_outline(self, run_id: str, *, vouched: bool = False) -> SnapshotOutline | None:
         """The run's snapshot without its datasets' cases, its cases' field names and the
-        sha256 of its text (`duckdb_outline.stored_outline`); `None` if none was saved."""
+        sha256 of its text (`duckdb_outline.stored_outline`; with `vouched`, the outline kept
+        as it is, its text not hashed); `None` if none was saved."""
         try:
             with self._connection(large=True) as con:
-                return stored_outline(con, run_id)
+                return stored_outline(con, run_id, vouched=vouched)
         except StoreError as error:
             raise StoreError(f"{self._path}: run {run_id}: {error}") from error
 

@@ -86,9 +86,10 @@ class MemoryStore:
         with self._lock:
             return self._snapshots.get(run_id)
 
-    def load_outline(self, run_id: str) -> SnapshotOutline | None:
+    def load_outline(self, run_id: str, *, vouched: bool = False) -> SnapshotOutline | None:
         """The run's snapshot with its datasets' cases left out, named by the save that stored
-        it (the objects kept never change but by another save); `None` if none was saved."""
+        it (the objects kept never change but by another save: `vouched` changes nothing);
+        `None` if none was saved."""
         with self._lock:
             snapshot = self._snapshots.get(run_id)
             if snapshot is None:

@@ -352,7 +352,8 @@ def _compiled_beside(
     `None` when it does not, or cannot tell (no outline, a plugin not loaded, a spec those
     values make invalid): the caller then diffs the decoded snapshot, which also names what
     changed."""
-    outline = store.load_outline(source_id)
+    # Vouched: its fields are used only when they compile, with the config's, to the run's id.
+    outline = store.load_outline(source_id, vouched=True)
     candidate = None
     if outline is not None:
         stored = outline.snapshot.spec
