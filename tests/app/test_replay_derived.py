@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 import themis
+from tests.contract.test_duckdb_outlines import texts_hashed
 from tests.key_forms import key_forms  # noqa: F401  # each test for both forms of keys
-from themis.adapters.stores import duckdb_outline
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.app.cli import app
 from themis.core import planner
@@ -210,14 +210,7 @@ def test_a_derived_replay_checks_its_source_without_decoding_the_source_s_cases(
     store: Path, source: themis.RunResult, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     read = _snapshots_read(monkeypatch)
-    hashed: list[str] = []
-    digest = duckdb_outline.stored_digest
-
-    def counted(con: object, run_id: str) -> str | None:
-        hashed.append(run_id)
-        return digest(con, run_id)
-
-    monkeypatch.setattr(duckdb_outline, "stored_digest", counted)
+    hashed = texts_hashed(monkeypatch)
     result = themis.replay(
         source.run_id,
         "score",

@@ -42,6 +42,19 @@ def _stored(tmp_path: Path) -> Path:
     return path
 
 
+def texts_hashed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The run ids whose snapshot text `duckdb_outline.stored_digest` hashes from now on."""
+    hashed: list[str] = []
+    digest = duckdb_outline.stored_digest
+
+    def counted(con: object, run_id: str) -> str | None:
+        hashed.append(run_id)
+        return digest(con, run_id)
+
+    monkeypatch.setattr(duckdb_outline, "stored_digest", counted)
+    return hashed
+
+
 def test_the_kept_outline_is_the_one_cut_from_the_text(tmp_path: Path) -> None:
     path = _stored(tmp_path)
     kept = _outline(path)
@@ -106,14 +119,7 @@ def test_a_vouched_outline_is_the_one_kept_its_text_not_hashed(
     unvouched read gives the outline of the text; without a kept one, the text is cut."""
     path = _stored(tmp_path)
     kept = _outline(path)
-    hashed: list[str] = []
-    digest = duckdb_outline.stored_digest
-
-    def counted(con: object, run_id: str) -> str | None:
-        hashed.append(run_id)
-        return digest(con, run_id)
-
-    monkeypatch.setattr(duckdb_outline, "stored_digest", counted)
+    hashed = texts_hashed(monkeypatch)
     reader = DuckDBStore(path, read_only=True)
     try:
         assert reader.load_outline("run-a", vouched=True) == kept
