@@ -156,8 +156,7 @@ class SubprocessSandbox:
             "-c",
             command,
         ]
-        # Killed with the thread that started it, even when Themis itself is killed -9.
-        dies_with_parent = ["setpriv", "--pdeathsig", "KILL"]
+        dies_with_parent = dies_with(os.getpid())
         if uid is None:
             return [*dies_with_parent, *limited]
         return [
@@ -216,6 +215,26 @@ class SubprocessSandbox:
                 stdout=_tail(out, keep),
                 stderr=_tail(err, keep),
             )
+
+
+# Runs the command it is given only while its parent is `$1`: `setpriv` sets the death signal
+# after the fork, so a Themis killed in between leaves the command orphaned, signal unset.
+_PARENT_ALIVE = '[ "$PPID" = "$1" ] || exit 137; shift; exec "$@"'
+
+
+def dies_with(parent: int) -> list[str]:
+    """The argv prefix that kills what follows with the thread that started it (even when
+    Themis is killed -9), and runs nothing when `parent` died before the signal was set."""
+    return [
+        "setpriv",
+        "--pdeathsig",
+        "KILL",
+        "sh",
+        "-c",
+        _PARENT_ALIVE,
+        "themis-guard",
+        str(parent),
+    ]
 
 
 def _write_files(workspace: Path, files: Mapping[str, str]) -> None:
