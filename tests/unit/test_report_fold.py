@@ -6,19 +6,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.end_parts import end_parts  # noqa: F401  # each test in parts of 2 rows too
 from tests.key_forms import key_forms  # noqa: F401  # each test for both forms of keys
-from tests.unit.builders import small_spec, trial_events
+from tests.unit.builders import cases, small_spec, trial_events
 from tests.unit.test_report_columns import _EVENT, COMPILED, RUNS, SHARED, grown_states
 from themis.core.breakdown import Breakdown
 from themis.core.event_columns import EventColumns
 from themis.core.planner import CompiledRun, PlanRecord, compile_run, plan
-from themis.core.report import build_report, plan_facts, trial_facts
+from themis.core.report import Tally, build_report, plan_facts, trial_facts
 from themis.core.report_fold import fold_report
+from themis.core.spec import DatasetSpec
 from themis.core.state import Projection, RunState
 
 
@@ -138,3 +140,21 @@ def test_a_finished_run_s_facts_are_read_a_field_at_a_time(
 
     monkeypatch.setattr("themis.core.report.trial_facts", one_at_a_time)
     assert build_report(COMPILED, state, record) == expected
+
+
+def test_a_finished_run_s_trials_of_one_row_group_are_counted_a_part_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every trial scored, a part's trials all of one row group (one model, one prompt, one
+    dataset): counted at once, the same report as trial by trial (ADR 0119)."""
+    spec = small_spec(samples=1, datasets=(DatasetSpec(name="d", cases=cases(12)),))
+    compiled = compile_run(attrs.evolve(spec, models=spec.models[:1], prompts=spec.prompts[:1]))
+    projection = Projection()
+    for index in range(compiled.trial_count):  # served drift, cut, reused, retried, unparsed
+        projection.apply(trial_events(compiled, index, 2, index))
+    state, record = projection.state(), _record(compiled)
+    expected = build_report(compiled, state)
+    assert expected.scored == compiled.trial_count
+    assert expected.rows[0].unparsed
+    monkeypatch.setattr(Tally, "count", lambda *_: pytest.fail("a trial counted on its own"))
+    assert build_report(compiled, state, record) == expected

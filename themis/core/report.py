@@ -15,6 +15,8 @@ from __future__ import annotations
 from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from itertools import chain, islice
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import attrs
@@ -23,7 +25,7 @@ from attrs import field, frozen
 from themis.core.breakdown import PLAN_DIMENSIONS, Breakdown, case_fields
 from themis.core.event_columns import EventColumns, reader
 from themis.core.generation import is_truncated
-from themis.core.planner import CompiledRun, PlanRecord, trial_refs
+from themis.core.planner import CompiledRun, PlanRecord, TrialRef, trial_refs
 from themis.core.report_sampling import SampleResult, Unit, is_sampled, sampled_rows
 from themis.core.spec import ExperimentSpec
 from themis.core.stages import Stage
@@ -149,19 +151,16 @@ def build_report(
     # A case is one cluster: within a row, its dataset is fixed unless datasets are pooled.
     by_dataset = "dataset" in by.plan
     facts_of = trial_facts(state)
-    planned = None  # each trial's facts in plan order, read a part at a time (ADR 0119)
-    if record is not None and record.complete and len(record.trial_ids) == compiled.trial_count:
-        planned = plan_facts(state, record.trial_ids, record.trial_keys)
     by_group, samples = tally.values, tally.samples
     # With one sample and a row per dataset, model and prompt, a case has one value per row and
     # metric, its case mean: kept in a float array per row and metric instead of a list per
     # case (1M trials: ~0.25 GiB of lists and their dicts at the end of a run, issue 12).
     one_each = OneValueEach(metrics) if _one_value_each(spec, by) else None
-    for index, trial in enumerate(trial_refs(compiled, record)):
-        dataset, case_id, prompt, model, trial_id, trial_key = trial
+
+    def count(index: int, trial: TrialRef, facts: TrialFacts) -> None:
+        dataset, case_id, prompt, model, _, _ = trial
         group = group_of(dataset, case_id, prompt, model)
         cluster = case_id if by_dataset else (dataset, case_id)
-        facts = next(planned) if planned is not None else facts_of(trial_key, trial_id)
         if facts.served:
             served[model][facts.served] += 1
         tally.count(group, facts)
@@ -177,6 +176,26 @@ def build_report(
                 samples[group][(dataset, model, prompt, case_id)].append(
                     (index % spec.samples, facts.answer, facts.scores or {})
                 )
+
+    refs = trial_refs(compiled, record)
+    if record is None or not record.complete or len(record.trial_ids) != compiled.trial_count:
+        for index, trial in enumerate(refs):
+            count(index, trial, facts_of(trial.trial_key, trial.trial_id))
+    else:  # each trial's facts in plan order, read a part at a time (ADR 0119)
+        index = 0
+        tallied = None if sampled or not by.is_default else one_each
+        for facts, scored in plan_fact_parts(state, record.trial_ids, record.trial_keys):
+            part = list(islice(refs, len(facts)))
+            if not (
+                scored
+                and tallied is not None
+                and _tally_scored(tally, tallied, served, part, facts)
+            ):
+                for trial, found in zip(part, facts, strict=True):
+                    count(index, trial, found)
+                    index += 1
+            else:
+                index += len(facts)
     estimated = None if one_each is None else one_each.estimate
     rows = tally.rows(spec, state, by, sampled=sampled, estimated=estimated)
     agreement: list[AgreementRow] = []
@@ -214,6 +233,16 @@ class OneValueEach:
             columns = self.values[group] = [array("d") for _ in self.metrics]
         for column, value in zip(columns, values, strict=True):
             column.append(value)
+
+    def extend(self, group: GroupKey, scores: list[Mapping[str, float]]) -> None:
+        """`add` of each of `scores`' values (`TrialFacts.values` of a scored trial each)."""
+        if not scores:
+            return
+        columns = self.values.get(group)
+        if columns is None:
+            columns = self.values[group] = [array("d") for _ in self.metrics]
+        for column, metric in zip(columns, self.metrics, strict=True):
+            column.extend([found.get(metric, 0.0) for found in scores])
 
     def estimate(self, group: GroupKey, metric: str) -> Estimate:
         """`estimate` of the group's values of `metric`, one case each: the same estimate."""
@@ -393,19 +422,68 @@ FACTS_PART = 16_384
 
 
 def plan_facts(state: RunState, ids: Sequence[str], keys: Sequence[str]) -> Iterator[TrialFacts]:
-    """`trial_facts(state)` of each trial, by its id in `ids` and key in `keys`, in order.
+    """`trial_facts(state)` of each trial, by its id in `ids` and key in `keys`, in order
+    (`plan_fact_parts`' parts, chained)."""
+    return chain.from_iterable(facts for facts, _ in plan_fact_parts(state, ids, keys))
 
-    `FACTS_PART` trials at a time: a part whose every trial holds a generation, a parse and a
-    score, of maps held as columns, in a state of no failure (a run's end, mostly), is read a
-    field at a time for all of them (`EventColumns.fields_at`), not three reads a trial
-    (~45 % of the report of 10k trials, ADR 0119); any other part trial by trial."""
+
+def plan_fact_parts(
+    state: RunState, ids: Sequence[str], keys: Sequence[str]
+) -> Iterator[tuple[list[TrialFacts], bool]]:
+    """`trial_facts(state)` of each trial, by its id in `ids` and key in `keys`, in order, in
+    parts of `FACTS_PART`, each with whether its every trial is scored (and none failed).
+
+    A part whose every trial holds a generation, a parse and a score, of maps held as
+    columns, in a state of no failure (a run's end, mostly), is read a field at a time for all
+    of them (`EventColumns.fields_at`), not three reads a trial (~45 % of the report of 10k
+    trials, ADR 0119); any other part trial by trial."""
     facts_of = trial_facts(state)
     maps = (state.generations, state.parses, state.scores)
     columnar = not state.generation_failures and all(isinstance(m, EventColumns) for m in maps)
     for start in range(0, len(ids), FACTS_PART):
         part_ids, part_keys = ids[start : start + FACTS_PART], keys[start : start + FACTS_PART]
         found = _part_facts(state, part_ids, part_keys) if columnar else None
-        yield from map(facts_of, part_keys, part_ids) if found is None else found
+        if found is None:
+            yield list(map(facts_of, part_keys, part_ids)), False
+        else:
+            yield found, True
+
+
+def _tally_scored(
+    tally: Tally,
+    one_each: OneValueEach,
+    served: Mapping[str, Counter[str]],
+    trials: list[TrialRef],
+    facts: list[TrialFacts],
+) -> bool:
+    """`build_report`'s count of `trials`, each scored (`facts`, none failed), at once when
+    they are all of one row group (the default breakdown's, one value a case and metric):
+    each count a sum over a field, each metric's values appended as one list; `False`, having
+    counted nothing, for trials of several groups (ADR 0119)."""
+    groups = list(map(_PLACE, trials))
+    group = groups[0]
+    if groups.count(group) != len(groups):
+        return False
+    count = len(facts)
+    tally.planned += count
+    tally.scored += count
+    for counter, at in (
+        (tally.unparsed, 6),
+        (tally.truncated, 1),
+        (tally.cache_hits, 2),
+        (tally.retried, 3),
+    ):
+        found = sum(map(itemgetter(at), facts))
+        if found:
+            counter[group] += found
+    served[group[1]].update(filter(None, map(itemgetter(0), facts)))
+    tally.values[group]  # the group's row, as `Tally.count`'s caller makes it
+    one_each.extend(group, list(map(itemgetter(4), facts)))
+    return True
+
+
+# A trial's row group under the default breakdown (`grouping`): (dataset, model, prompt).
+_PLACE = itemgetter(0, 3, 2)
 
 
 def _part_facts(
