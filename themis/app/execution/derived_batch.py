@@ -20,7 +20,7 @@ retry or logprobs, or an older log). A read that fails a check runs trial by tri
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from itertools import islice
 
 import trio
@@ -29,7 +29,7 @@ from themis.app.execution.limiters import deliver
 from themis.app.execution.trials import TrialRunner
 from themis.app.execution.writer import Sent
 from themis.core.answered import answered_columns
-from themis.core.generation import GenerationColumns, is_truncated
+from themis.core.generation import GenerationColumns, GenerationPlace, is_truncated
 from themis.core.planner import PendingTrial
 from themis.core.stages import EXECUTED_STAGES
 from themis.core.trial_columns import DerivedTrials, trial_columns
@@ -40,7 +40,7 @@ __all__ = [
     "READ_TRIALS",
     "WRITER_POLL_S",
     "columnar",
-    "dispatch_read",
+    "dispatch_columns",
     "keep_up",
     "reads",
 ]
@@ -73,17 +73,36 @@ def columnar(run: TrialRunner) -> bool:
     )
 
 
-async def dispatch_read(run: TrialRunner, ahead: Sequence[PendingTrial], size: int) -> bool:
-    """Take `ahead` (a read's trials) as columns, `size` trials a chunk; `False`, with nothing
-    done, when a check fails (the caller then runs them trial by trial)."""
-    found = await _read(run, ahead)
-    if found is None:
-        return False
-    source, columns = found
-    for start in range(0, len(ahead), size):
-        await _chunk(run, source, columns, ahead, start, min(start + size, len(ahead)))
-        await keep_up(run.send)
-    return True
+async def dispatch_columns(
+    run: TrialRunner,
+    work: Iterable[PendingTrial],
+    size: int,
+    trial_by_trial: Callable[[TrialRunner, Sequence[PendingTrial], int], Awaitable[None]],
+) -> None:
+    """Run `work` `READ_TRIALS` trials at a time: each read's trials as columns, `size` a
+    chunk, or `trial_by_trial` when a check fails. The next read is made (in a worker thread:
+    DuckDB's work, beside this thread's parsing and scoring) while a read's chunks are taken;
+    only after a read that failed is its fallback run first (it looks its generations up
+    from `run.located`, which a read ahead takes its places out of)."""
+    batches = reads(work)
+    current = next(batches, None)
+    async with trio.open_nursery() as nursery:
+        reading = _Read.start(nursery, run, current)
+        while current is not None:
+            found = await reading.result()
+            following = next(batches, None)
+            if found is None:
+                await trial_by_trial(run, current, size)
+                reading = _Read.start(nursery, run, following)
+            else:
+                reading = _Read.start(nursery, run, following)
+                source, columns = found
+                for start in range(0, len(current), size):
+                    stop = min(start + size, len(current))
+                    await _chunk(run, source, columns, current, start, stop)
+                    await keep_up(run.send)
+                del found, columns  # (let go of before the next read is awaited)
+            current = following
 
 
 async def keep_up(send: trio.MemorySendChannel[Sent]) -> None:
@@ -95,11 +114,56 @@ async def keep_up(send: trio.MemorySendChannel[Sent]) -> None:
     await trio.lowlevel.checkpoint()
 
 
-async def _read(
+class _Read:
+    """One read of generations as columns, made in the background: its checks made and its
+    places taken out of `run.located` when it starts (a later read, or a fallback, never
+    sees them), put back if the store cannot read them so."""
+
+    def __init__(self) -> None:
+        self._done = trio.Event()
+        self._found: tuple[str, GenerationColumns] | None = None
+
+    @classmethod
+    def start(
+        cls, nursery: trio.Nursery, run: TrialRunner, ahead: Sequence[PendingTrial] | None
+    ) -> _Read:
+        read = cls()
+        taken = None if ahead is None else _taken(run, ahead)
+        if taken is None:
+            read._done.set()
+        else:
+            nursery.start_soon(read._read, run, *taken)
+        return read
+
+    async def _read(
+        self, run: TrialRunner, source: str, keys: list[str], places: list[GenerationPlace]
+    ) -> None:
+        try:
+            seqs = [place.seq for place in places]
+            store = run.store
+            columns = await trio.to_thread.run_sync(
+                store.read_generation_columns, source, seqs, keys
+            )
+            if columns is None:  # the places back, for the trials' lookup
+                run.located.update(zip(keys, places, strict=True))
+            else:
+                self._found = source, columns
+        finally:
+            self._done.set()
+
+    async def result(self) -> tuple[str, GenerationColumns] | None:
+        """The read's source run and generations as columns; `None` when a check failed or
+        the store did not read them so (their places then back in `run.located`)."""
+        await self._done.wait()
+        found, self._found = self._found, None
+        return found
+
+
+def _taken(
     run: TrialRunner, ahead: Sequence[PendingTrial]
-) -> tuple[str, GenerationColumns] | None:
-    """The read's source run and generations as columns, their places taken out of
-    `run.located`; `None` (the places left) when a check fails."""
+) -> tuple[str, list[str], list[GenerationPlace]] | None:
+    """The read's source run, keys and places, taken out of `run.located`, when every trial
+    qualifies (the module docstring's per-read checks); `None`, taking nothing, otherwise."""
     located, reusable = run.located, run.reusable
     keys = [item.plan.trial_key for item in ahead]
     places = [located.get(key) for key in keys]
@@ -115,13 +179,9 @@ async def _read(
             or item.plan.trial_key in reusable
         ):
             return None
-    seqs = [place.seq for place in places]  # type: ignore[union-attr]  # (none is None)
-    columns = await trio.to_thread.run_sync(run.store.read_generation_columns, source, seqs, keys)
-    if columns is None:
-        return None
-    for key in keys:  # each place let go of once read, as `TrialRunner._looked_up` does
+    for key in keys:  # each place let go of once taken, as `TrialRunner._looked_up` does
         del located[key]
-    return source, columns
+    return source, keys, places  # type: ignore[return-value]  # (none is None)
 
 
 async def _chunk(
@@ -170,7 +230,7 @@ async def _chunk(
     await deliver(run.send, chunk)
 
 
-def reads(work: Iterable[PendingTrial]) -> Iterable[list[PendingTrial]]:
+def reads(work: Iterable[PendingTrial]) -> Iterator[list[PendingTrial]]:
     """`work` `READ_TRIALS` trials at a time."""
     items = iter(work)
     while ahead := list(islice(items, READ_TRIALS)):

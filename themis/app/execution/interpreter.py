@@ -25,9 +25,8 @@ from attrs import frozen
 
 from themis.app.execution.derived_batch import (
     columnar,
-    dispatch_read,
+    dispatch_columns,
     keep_up,
-    reads,
 )
 from themis.app.execution.groups import run_groups
 from themis.app.execution.judges import run_judges
@@ -170,9 +169,7 @@ async def _dispatch_batch(run: TrialRunner, work: Iterable[PendingTrial], size: 
     A derived replay whose trials qualify takes them as columns instead, `READ_TRIALS` at a
     time (`themis.app.execution.derived_batch`); a read that does not, trial by trial."""
     if columnar(run):
-        for ahead in reads(work):
-            if not await dispatch_read(run, ahead, size):
-                await _trial_by_trial(run, ahead, size)
+        await dispatch_columns(run, work, size, _trial_by_trial)
         return False
     items = iter(work)
     while ahead := list(islice(items, max(size, LOOKUP_TRIALS))):
