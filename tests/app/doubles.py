@@ -7,6 +7,7 @@ Everything runs in virtual time: models sleep with `trio.sleep`, which a
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 import trio
@@ -14,6 +15,7 @@ import trio.testing
 
 import themis
 from themis.adapters.clocks import FakeClock
+from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.memory import MemoryStore
 from themis.app import wiring
 from themis.app.execution.ports import Ports
@@ -189,6 +191,15 @@ def run_virtual(
 
 def events_of(store: StorePort, run_id: str) -> list[Event]:
     return [event for _, event in store.read(run_id)]
+
+
+def logged_events(path: Path, run_id: str) -> list[Event]:
+    """Run `run_id`'s events as the DuckDB store at `path` holds them (opened to read only)."""
+    opened = DuckDBStore(path, read_only=True)
+    try:
+        return events_of(opened, run_id)
+    finally:
+        opened.close()
 
 
 def of_type(events: Sequence[Event], kind: type[E]) -> list[E]:

@@ -22,6 +22,7 @@ import trio
 from typer.testing import CliRunner
 
 import themis
+from tests.app.doubles import logged_events, of_type
 from tests.app.test_replay_batch import DATA, JUDGED, OTHER_METRICS, _config
 from themis.adapters.clocks import FakeClock
 from themis.adapters.codec import encode_event
@@ -219,12 +220,7 @@ def test_a_read_holding_a_generation_with_a_retry_falls_back_and_still_matches(
 
 
 def _events_of_run(store: Path, run_id: str) -> list[GenerationCompleted]:
-    opened = DuckDBStore(store, read_only=True)
-    try:
-        events = [event for _, event in opened.read(run_id)]
-    finally:
-        opened.close()
-    return [event for event in events if isinstance(event, GenerationCompleted)]
+    return of_type(logged_events(store, run_id), GenerationCompleted)
 
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.toml"

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from tests.app.doubles import logged_events
 from tests.cli_process import themis_json, themis_path
-from themis.adapters.stores.duckdb import DuckDBStore
 from themis.core.events import GenerationCompleted, ScoreCompleted, StageReset
 
 pytestmark = [
@@ -102,11 +102,7 @@ def _kill_midway(folder: Path, store: str, *args: str) -> None:
 
 def _scores(store: Path, run_id: str) -> tuple[int, int]:
     """How many `ScoreCompleted` the run logged, and how many since its last `StageReset`."""
-    opened = DuckDBStore(store, read_only=True)
-    try:
-        events = [event for _, event in opened.read(run_id)]
-    finally:
-        opened.close()
+    events = logged_events(store, run_id)
     resets = [index for index, event in enumerate(events) if isinstance(event, StageReset)]
     since = events[resets[-1] :] if resets else events
     count = sum(isinstance(event, ScoreCompleted) for event in events)
@@ -114,11 +110,7 @@ def _scores(store: Path, run_id: str) -> tuple[int, int]:
 
 
 def _generation_times(store: Path, run_id: str) -> set[float]:
-    opened = DuckDBStore(store, read_only=True)
-    try:
-        events = [event for _, event in opened.read(run_id)]
-    finally:
-        opened.close()
+    events = logged_events(store, run_id)
     return {event.at for event in events if isinstance(event, GenerationCompleted)}
 
 
