@@ -19,7 +19,8 @@ from themis.core.spec import SandboxLimits
 
 FIRST = 61900  # inside no range the rest of the suite's sandboxes use at the same time
 
-# Another process: an isolated sandbox run that writes its uid to argv[1], then sleeps.
+# Another process: an isolated sandbox run that writes its uid to argv[1], then sleeps; its job
+# directory under argv[3] (it is killed -9, so it leaves it there, not in the machine's /tmp).
 HOLDER = """
 import sys
 from pathlib import Path
@@ -32,9 +33,9 @@ def flow(workspace):
     Path(sys.argv[1]).write_text(uid.stdout)
     yield SandboxCommand("sleep 60", 120)
 
-SubprocessSandbox(SandboxLimits(), isolate=True, first_uid=int(sys.argv[2]), uid_count=2).run(
-    {}, flow
-)
+SubprocessSandbox(
+    SandboxLimits(), isolate=True, base_dir=sys.argv[3], first_uid=int(sys.argv[2]), uid_count=2
+).run({}, flow)
 """
 
 
@@ -50,7 +51,7 @@ def _uid_of_a_run(sandbox: SubprocessSandbox) -> int:
 @pytest.mark.skipif(probe_isolation() is not None, reason=f"no isolation: {probe_isolation()}")
 def test_a_run_in_another_process_never_gets_a_held_uid(tmp_path: Path) -> None:
     said = tmp_path / "uid"
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(said), str(FIRST)])
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(said), str(FIRST), str(tmp_path)])
     try:
         deadline = time.monotonic() + 60
         while not said.exists() or not said.read_text():
@@ -67,6 +68,7 @@ def test_a_run_in_another_process_never_gets_a_held_uid(tmp_path: Path) -> None:
         holder.wait()
     # Its holder died (killed -9 mid-run): the uid is free again, and nothing of it is left.
     assert _uid_of_a_run(sandbox) == FIRST
+    assert len(list(tmp_path.glob("themis-sandbox-*"))) == 1  # the holder's, left where it was told
 
 
 def test_leases_of_one_range_exclude_each_other(tmp_path: Path) -> None:
