@@ -14,19 +14,16 @@ from __future__ import annotations
 from itertools import repeat
 from typing import Any, Final
 
-from themis.adapters.stores.duckdb_log import first_logged_run
+from themis.adapters.stores.duckdb_log import EVENTS_OF_KIND, first_logged_run
 from themis.adapters.stores.duckdb_views import holds_places_table
 from themis.core.generation import GenerationPlace
 
 __all__ = ["located_places"]
 
 # Each of run `$1`'s kept places in plan order, with the lowest seq of an event of kind `$2`
-# about its key in the run's log (NULL: none). `_PLACES_OF_KIND`'s split of a run's rows.
+# about its key in the run's log (NULL: none).
 _LOCATED: Final = (
-    "WITH found AS (SELECT key, min(seq + i) AS at FROM (SELECT seq, unnest(range(n)) AS i,"
-    " unnest(string_split(kinds, ' ')) AS kind,"
-    " unnest(from_json(trial_keys, '[\"VARCHAR\"]')) AS key"
-    " FROM event_batches WHERE run_id = $1) WHERE kind = $2 GROUP BY key)"
+    f"WITH found AS (SELECT key, min(seq + i) AS at FROM {EVENTS_OF_KIND} GROUP BY key)"
     " SELECT p.trial_id, p.trial_key, found.at FROM trial_places p"
     " LEFT JOIN found ON found.key = p.trial_key WHERE p.run_id = $1 ORDER BY p.position"
 )

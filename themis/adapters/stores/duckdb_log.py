@@ -35,6 +35,7 @@ from themis.core.trial_columns import EventTexts
 
 __all__ = [
     "BATCHES_TABLE",
+    "EVENTS_OF_KIND",
     "EVENTS_VIEW",
     "FIRST_ROW_AFTER",
     "INSERT_BATCHES",
@@ -352,14 +353,16 @@ _LOGGED_RUNS: Final = (
     "SELECT DISTINCT b.run_id, r.created_at FROM event_batches b"
     " LEFT JOIN runs r ON r.run_id = b.run_id WHERE b.run_id <> $1"
 )
-# Run `$1`'s events of kind `$2`: each one's row's first seq, place in the row and trial key,
-# split by DuckDB, the highest seq first.
-_PLACES_OF_KIND: Final = (
-    "SELECT seq, i, key FROM (SELECT seq, unnest(range(n)) AS i,"
+# Run `$1`'s events of kind `$2`, split by DuckDB: each one's row's first seq `seq`, place in
+# the row `i` and trial key `key` (a subquery, to select from).
+EVENTS_OF_KIND: Final = (
+    "(SELECT seq, i, key FROM (SELECT seq, unnest(range(n)) AS i,"
     " unnest(string_split(kinds, ' ')) AS kind,"
     " unnest(from_json(trial_keys, '[\"VARCHAR\"]')) AS key"
-    " FROM event_batches WHERE run_id = $1) WHERE kind = $2 ORDER BY seq + i DESC"
+    " FROM event_batches WHERE run_id = $1) WHERE kind = $2)"
 )
+# The same, the highest seq first.
+_PLACES_OF_KIND: Final = f"SELECT seq, i, key FROM {EVENTS_OF_KIND} ORDER BY seq + i DESC"
 _PLACES_FETCHED: Final = 16_384  # rows of `_PLACES_OF_KIND` a fetch
 
 
