@@ -467,19 +467,23 @@ def _tally_scored(
     count = len(facts)
     tally.planned += count
     tally.scored += count
-    for counter, at in (
-        (tally.unparsed, 6),
-        (tally.truncated, 1),
-        (tally.cache_hits, 2),
-        (tally.retried, 3),
+    for counter, name in (
+        (tally.unparsed, "unparsed"),
+        (tally.truncated, "truncated"),
+        (tally.cache_hits, "cache_hit"),
+        (tally.retried, "retried"),
     ):
-        found = sum(map(itemgetter(at), facts))
+        found = sum(map(_FACT[name], facts))
         if found:
             counter[group] += found
-    served[group[1]].update(filter(None, map(itemgetter(0), facts)))
+    served[group[1]].update(filter(None, map(_FACT["served"], facts)))
     tally.values[group]  # the group's row, as `Tally.count`'s caller makes it
-    one_each.extend(group, list(map(itemgetter(4), facts)))
+    one_each.extend(group, list(map(_FACT["scores"], facts)))
     return True
+
+
+# A getter of each `TrialFacts` field by name (a part's field read at once, `_tally_scored`).
+_FACT = {name: itemgetter(index) for index, name in enumerate(TrialFacts._fields)}
 
 
 # A trial's row group under the default breakdown (`grouping`): (dataset, model, prompt).
