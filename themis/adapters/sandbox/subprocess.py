@@ -1,6 +1,7 @@
 """`SubprocessSandbox`: each candidate's commands run as separate, limited processes.
 
-Per command: a fresh temporary workspace (shared by the commands of one `run`), a new session
+Per command: a fresh temporary workspace (shared by the commands of one `run`, in a job
+directory a killed Themis's next run sweeps: `themis.adapters.sandbox.jobs`), a new session
 and process group, a wall-clock timeout that kills the whole group, death with the thread that
 started it (`PR_SET_PDEATHSIG`: a killed Themis leaves no candidate running), `prlimit` limits
 (CPU seconds, address space, processes, file size, no core dumps), an environment holding only
@@ -23,12 +24,12 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import IO, TypeVar
 
+from themis.adapters.sandbox.jobs import job_directory
 from themis.adapters.sandbox.uids import UidLeases, reap_uid
 from themis.core.execution import CommandOutcome, SandboxCommand
 from themis.core.spec import SandboxLimits
@@ -114,33 +115,32 @@ class SubprocessSandbox:
         return os.cpu_count() or 2
 
     def run(self, files: Mapping[str, str], flow: Flow[T]) -> T:
-        job = Path(tempfile.mkdtemp(prefix="themis-sandbox-", dir=self._base_dir))
-        uid = self._uids.acquire() if self.isolated else None
-        killed = False
-        try:
-            workspace = job / "workspace"
-            workspace.mkdir(mode=0o755)
-            _write_files(workspace, files)
-            if uid is not None:
-                for path in (workspace, *workspace.rglob("*")):
-                    os.chown(path, uid, uid, follow_symlinks=False)
-            steps = flow(str(workspace))
+        with job_directory(self._base_dir) as job:
+            uid = self._uids.acquire() if self.isolated else None
+            killed = False
             try:
-                command = next(steps)
-                for number in range(1_000_000):
-                    outcome = self._command(command, workspace, job / f"out-{number}", uid)
-                    killed = killed or outcome.timed_out or outcome.signal is not None
-                    command = steps.send(outcome)
-            except StopIteration as stop:
-                result: T = stop.value
-                return result
-            raise RuntimeError("a sandbox flow yielded a million commands")
-        finally:
-            if uid is not None:
-                if killed:
-                    reap_uid(uid)
-                self._uids.release(uid)
-            shutil.rmtree(job, ignore_errors=True)
+                workspace = job / "workspace"
+                workspace.mkdir(mode=0o755)
+                _write_files(workspace, files)
+                if uid is not None:
+                    for path in (workspace, *workspace.rglob("*")):
+                        os.chown(path, uid, uid, follow_symlinks=False)
+                steps = flow(str(workspace))
+                try:
+                    command = next(steps)
+                    for number in range(1_000_000):
+                        outcome = self._command(command, workspace, job / f"out-{number}", uid)
+                        killed = killed or outcome.timed_out or outcome.signal is not None
+                        command = steps.send(outcome)
+                except StopIteration as stop:
+                    result: T = stop.value
+                    return result
+                raise RuntimeError("a sandbox flow yielded a million commands")
+            finally:
+                if uid is not None:
+                    if killed:
+                        reap_uid(uid)
+                    self._uids.release(uid)
 
     def _argv(self, command: str, workspace: Path, uid: int | None) -> list[str]:
         limits = self.limits
