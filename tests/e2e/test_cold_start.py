@@ -22,6 +22,7 @@ pytestmark = pytest.mark.slow
 # Top-level packages and themis subpackages a `--help` must not import.
 ENGINE = (
     "duckdb",
+    "_duckdb",
     "httpx",
     "trio",
     "jinja2",
@@ -109,6 +110,52 @@ def test_commands_without_a_model_call_load_no_http_adapter(tmp_path: Path) -> N
     # Nor the execution engine or the prompt renderer: a report renders no prompt (issue 12).
     engine = ("trio", "jinja2", "themis.app.execution")
     assert sorted(name for name in imported if name.startswith(engine)) == []
+
+
+def test_a_run_and_its_report_load_duckdb_s_engine_without_its_python_package(
+    tmp_path: Path,
+) -> None:
+    # `duckdb`'s relation layer and version lookup cost a process ~50 ms of CPU, for an API the
+    # store never uses (ADR 0123).
+    store = tmp_path / "engine.duckdb"
+    config = Path(__file__).resolve().parents[2] / "examples" / "demo.toml"
+    args = ("--store", store, "--json", "--quiet")
+    ran = run_themis(tmp_path, "run", config, *args, env=themis_env(PYTHONPROFILEIMPORTTIME="1"))
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    run_id = json.loads(ran.stdout)["run_id"]
+    reported = _imported_by("report", run_id[:12], "--store", str(store), cwd=tmp_path)
+
+    for imported in (_modules_in(ran.stderr), reported):
+        assert "_duckdb" in imported  # the import log was read, the engine loaded
+        assert sorted(name for name in imported if name.split(".")[0] == "duckdb") == []
+
+
+def test_what_a_user_gets_from_the_store_has_duckdb_s_whole_api(tmp_path: Path) -> None:
+    # In a process that never imported `duckdb` itself: `db_manager`'s connections and
+    # `read_log`'s tables are DuckDB's, relations included (`sql`, `df`-style methods).
+    config = Path(__file__).resolve().parents[2] / "examples" / "demo.toml"
+    store = tmp_path / "api.duckdb"
+    ran = run_themis(tmp_path, "run", config, "--store", store, "--json", "--quiet")
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    run_id = json.loads(ran.stdout)["run_id"]
+    fresh = "import sys, themis\nassert 'duckdb' not in sys.modules\n"
+    table = (
+        f"table = themis.log_table({run_id!r}, 'trials', {str(store)!r})\n"
+        "print(len(table) > 0, table.relation.columns[0])\n"
+    )
+    queried = (
+        f"storage = themis.StorageSpec(path={str(store)!r})\n"
+        "orchestrator = themis.Orchestrator(themis.ProjectSpec(storage=storage))\n"
+        "with orchestrator.db_manager.connect() as con:\n"
+        "    print(con.sql('SELECT 41 + 1 AS n').fetchall())\n"
+    )
+    shown = [
+        subprocess.run(
+            [sys.executable, "-c", fresh + script], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for script in (table, queried)
+    ]
+    assert shown == ["True run_id", "[(42,)]"]
 
 
 def test_a_quiet_json_run_and_the_json_run_list_load_no_rich(tmp_path: Path) -> None:

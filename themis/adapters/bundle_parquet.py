@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-import duckdb
-
+from themis.adapters.duckdb_engine import duckdb
 from themis.adapters.duckdb_quiet import quiet_connection
 from themis.core.bundles import BundleError
 

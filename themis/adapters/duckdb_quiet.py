@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import duckdb
+from themis.adapters.duckdb_engine import duckdb
 
 __all__ = ["quiet", "quiet_connection"]
 

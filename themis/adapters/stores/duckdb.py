@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import attrs
-import duckdb
 
 from themis.adapters.case_table_codec import decode_case_table, encode_case_table
 from themis.adapters.checkpoint_codec import (
@@ -48,6 +47,7 @@ from themis.adapters.codec import (
     snapshot_pieces,
 )
 from themis.adapters.derived_payloads import derived_texts
+from themis.adapters.duckdb_engine import duckdb
 from themis.adapters.duckdb_quiet import quiet
 from themis.adapters.stores.duckdb_bound import (
     LONG_LOG_LIMIT,

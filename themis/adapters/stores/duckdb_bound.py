@@ -29,7 +29,7 @@ from __future__ import annotations
 from contextlib import suppress
 from typing import Any, Final
 
-import duckdb
+from themis.adapters.duckdb_engine import duckdb
 
 __all__ = ["LONG_LOG_LIMIT", "MEMORY_LIMIT", "SAVE_LIMIT", "bound", "limit_to", "shed", "unbound"]
 

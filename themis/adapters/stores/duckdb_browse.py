@@ -22,9 +22,9 @@ from contextlib import contextmanager, suppress
 from typing import Any, Final
 
 import attrs
-import duckdb
 
 from themis.adapters.codec import decode_event
+from themis.adapters.duckdb_engine import duckdb
 from themis.adapters.duckdb_quiet import quiet_connection
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.duckdb_case import KEYED_EVENTS, CaseReading, read_case

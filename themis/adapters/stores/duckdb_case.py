@@ -18,9 +18,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import attrs
-import duckdb
 
 from themis.adapters.codec import decode_event, decode_snapshot
+from themis.adapters.duckdb_engine import duckdb
 from themis.adapters.json_text import compact_encoder
 from themis.adapters.stores.duckdb_log import batched, events_of_rows, keyed_rows
 from themis.adapters.stores.duckdb_outline import KEPT_OUTLINE, kept_outline

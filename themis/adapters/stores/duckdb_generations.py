@@ -25,9 +25,8 @@ import json
 from collections.abc import Collection, Container, Iterator, Mapping, Sequence
 from typing import Any, Final
 
-import duckdb
-
 from themis.adapters.codec import decode_event
+from themis.adapters.duckdb_engine import duckdb
 from themis.adapters.stores.duckdb_log import LONGEST_ROW, events_at
 from themis.core.errors import StoreError
 from themis.core.events import GenerationCompleted

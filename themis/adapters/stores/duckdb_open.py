@@ -17,8 +17,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import Any, Final, TypeVar
 
-import duckdb
-
+from themis.adapters.duckdb_engine import duckdb
 from themis.adapters.duckdb_quiet import quiet, quiet_connection
 from themis.adapters.stores.duckdb_log import BATCHES_TABLE, migrate_events
 from themis.adapters.stores.duckdb_outline import OUTLINES_TABLE

@@ -16,9 +16,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Final
 
-import duckdb
-
 from themis.adapters.codec import around_cases, decode_snapshot, encode_snapshot
+from themis.adapters.duckdb_engine import duckdb
 from themis.adapters.stores.duckdb_snapshot import snapshots, stored_digest
 from themis.core.breakdown import field_names
 from themis.core.errors import StoreError

@@ -16,8 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from typing import Any, Final
 
-import duckdb
-
+from themis.adapters.duckdb_engine import duckdb, with_relations
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.core.errors import StoreError
 
@@ -80,6 +79,7 @@ class DuckDBConnections:
         """A connection, closed on exit (see the module docstring). `read_only` defaults to
         whether a run is executing, or to true when the store is not held; asking to write
         then raises `StoreError`."""
+        with_relations()  # (the caller's connection, with DuckDB's whole API: `sql`, `df`, ...)
         store = self._held()
         if store is None:
             if read_only is False:

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
-
+from themis.adapters.duckdb_engine import duckdb, with_relations
 from themis.adapters.duckdb_quiet import quiet_connection
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.duckdb_log import events_of_rows
@@ -33,6 +32,9 @@ from themis.adapters.stores.duckdb_views import (
 )
 from themis.core.errors import StoreError
 
+if TYPE_CHECKING:
+    from duckdb import DuckDBPyRelation
+
 __all__ = ["EXPORT_FORMATS", "LogTable", "export_log", "read_log"]
 
 EXPORT_FORMATS = ("parquet", "csv", "jsonl")
@@ -43,7 +45,7 @@ class LogTable:
     `to_pandas()`, `to_polars()` and `to_arrow()` (pandas, polars and pyarrow are the `data`
     extra: `pip install 'themis[data]'`)."""
 
-    def __init__(self, name: str, relation: duckdb.DuckDBPyRelation, connection: Any) -> None:
+    def __init__(self, name: str, relation: DuckDBPyRelation, connection: Any) -> None:
         self.name = name
         self.relation = relation
         self._connection = connection  # the in-memory database holding the rows
@@ -103,6 +105,7 @@ def _per_run(name: str, source: str, metrics: Sequence[str]) -> str:
 
 def read_log(path: str, run_id: str, names: Sequence[str] = VIEW_NAMES) -> dict[str, LogTable]:
     """The run's rows of each view in `names`, copied into an in-memory DuckDB."""
+    with_relations()  # (the tables are relations: the user's, with their whole API)
     store = DuckDBStore(path, read_only=True, lock_wait=0.0)
     try:
         snapshot = store.load_snapshot(run_id)
