@@ -58,6 +58,7 @@ from themis.adapters.stores.duckdb_bound import (
     unbound,
 )
 from themis.adapters.stores.duckdb_generations import generation_columns, generations_at
+from themis.adapters.stores.duckdb_held import Held, release
 from themis.adapters.stores.duckdb_located import located_places
 from themis.adapters.stores.duckdb_log import (
     FIRST_ROW_AFTER,
@@ -295,8 +296,13 @@ def _replaced_checkpoint(
 class DuckDBStore:
     """A `StorePort` on one DuckDB connection, used by one caller at a time from any thread."""
 
-    # The name of the store's database in a host connection's instance (`attached`), else None.
+    # The name of the store's database in its connection's instance (a held file's, ADR 0120;
+    # one `attached` to a host's), else None.
     _database: str | None = None
+    # The held file (`duckdb_held`) whose instance the connection is a cursor of, which `close`
+    # releases; `_detaches`: `close` detaches `_database` (`attached` to a host's instance).
+    _held: Held | None = None
+    _detaches = False
 
     def __init__(
         self,
@@ -332,7 +338,12 @@ class DuckDBStore:
         # A store this open created defines the log's views in its first write (or `close`),
         # off the path to a run's first call: DuckDB binds each view (~14 ms for all, ADR 0074).
         self._views_pending = False
-        self._con: Any = connect(self._path, read_only=read_only, lock_wait=lock_wait)
+        self._con, self._held = connect(self._path, read_only=read_only, lock_wait=lock_wait)
+        if self._held is not None:
+            self._database = self._held.name
+            # A read-only open of a file this process writes: a cursor of the writer's
+            # instance, which DuckDB lets write, so the store refuses writes itself.
+            self._reader = read_only
         try:
             with self._connection() as con:
                 created = prepare_schema(con, self._path, read_only=read_only, migrate=migrate)
@@ -346,6 +357,8 @@ class DuckDBStore:
                 self._bound_again(con)
         except BaseException:
             self._con.close()
+            if self._held is not None:
+                release(self._held)
             raise
 
     def reader(self) -> DuckDBStore:
@@ -365,6 +378,7 @@ class DuckDBStore:
         reader = DuckDBStore._reading(self._path)
         reader._batched = self._batched
         reader._con = self.cursor()
+        reader._database = self._database
         return reader
 
     @classmethod
@@ -393,8 +407,9 @@ class DuckDBStore:
         `close` detaches it, releasing the file."""
         store = cls._reading(str(path))
         name = f"themis_store_{next(_ATTACHED)}"
-        store._con = attach(host, store._path, name, lock_wait=lock_wait)
-        store._database = name
+        store._con, store._held = attach(host, store._path, name, lock_wait=lock_wait)
+        store._database = name if store._held is None else store._held.name
+        store._detaches = store._held is None
         try:
             store._batched = batched(store._con)
         except BaseException:
@@ -1037,6 +1052,11 @@ class DuckDBStore:
                 try:
                     self._define_pending_views(con)  # a new store closed before any write
                 finally:
-                    if self._database is not None:
+                    if self._detaches and self._database is not None:
                         detach(con, self._database)
-                    con.close()
+                    held, self._held = self._held, None
+                    try:
+                        con.close()
+                    finally:
+                        if held is not None:  # once: a second `close` releases nothing
+                            release(held)
