@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from importlib import metadata
 from typing import Any
 
 import httpx
@@ -156,7 +157,7 @@ def test_chat_sends_every_parameter_exactly() -> None:
     }
     assert sent.headers["authorization"] == f"Bearer {CANARY}"
     assert sent.headers["content-type"] == "application/json"
-    assert sent.headers["user-agent"].startswith("themis/")
+    assert sent.headers["user-agent"] == f"themis/{metadata.version('themis')}"
 
 
 def test_unset_parameters_are_not_sent() -> None:

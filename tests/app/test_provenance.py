@@ -1,14 +1,23 @@
-"""Config provenance: path, content hash, and the git commit of the config's repository."""
+"""Provenance: the config's path, content hash and repository commit; the installed versions."""
 
 from __future__ import annotations
 
 import hashlib
 import shutil
 import subprocess
+import sys
+from importlib import metadata
 from pathlib import Path
 
+import pytest
+
 import themis
-from themis.app.usecases.provenance import config_provenance
+from themis.app.usecases.provenance import (
+    RECORDED_PACKAGES,
+    config_provenance,
+    environment_provenance,
+)
+from themis.versions import installed_version, installed_versions
 
 DEMO = Path(__file__).resolve().parents[2] / "examples"
 
@@ -54,3 +63,35 @@ def test_a_run_from_a_file_stores_its_config_provenance(tmp_path: Path) -> None:
     assert provenance["config"] == str(config.resolve())
     assert provenance["config_sha256"] == hashlib.sha256(config.read_bytes()).hexdigest()
     assert "git_commit" not in provenance
+
+
+def test_installed_versions_are_importlib_metadata_s() -> None:
+    packages = (*RECORDED_PACKAGES, "typer", "httpx", "pytest", "no-such-package-here")
+    expected = {}
+    for package in packages:
+        try:
+            expected[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    assert installed_versions(packages) == expected
+    assert "no-such-package-here" not in expected
+    recorded = environment_provenance()
+    assert {package: recorded[package] for package in RECORDED_PACKAGES} == {
+        package: metadata.version(package) for package in RECORDED_PACKAGES
+    }
+
+
+def test_the_first_distribution_on_the_path_names_the_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    for entry, version in ((first, "1.2.3"), (second, "9.9.9")):
+        info = entry / f"Some_Thing-{version}.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: some-thing\nVersion: {version}\n"
+        )
+    monkeypatch.setattr(sys, "path", [str(first), str(second), *sys.path])
+    assert installed_versions(("some-thing",)) == {"some-thing": "1.2.3"}
+    assert installed_version("Some.Thing") == "1.2.3"
+    assert metadata.version("some-thing") == "1.2.3"  # (as the reference answers)

@@ -28,7 +28,6 @@ hundred characters, with every resolved secret replaced by `***`.
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import json
 import os
 import re
@@ -49,6 +48,7 @@ from themis.core.planner import ModelRequest
 from themis.core.retry import FailureKind, classify_status, retry_after_from_headers
 from themis.ports.clock import ClockPort
 from themis.ports.model import BeforeSend
+from themis.versions import installed_version
 
 if TYPE_CHECKING:
     import httpx
@@ -58,14 +58,7 @@ if TYPE_CHECKING:
 __all__ = ["HttpModel", "MalformedResponse", "PoolLimits", "int_or_none", "str_or_none"]
 
 
-def _version() -> str:
-    try:
-        return importlib.metadata.version("themis")
-    except importlib.metadata.PackageNotFoundError:
-        return "dev"
-
-
-_USER_AGENT = f"themis/{_version()}"
+_USER_AGENT = f"themis/{installed_version('themis') or 'dev'}"
 _DETAIL_CHARS = 300
 # A request body as JSON (built once: `json.dumps` with options builds an encoder per call).
 _ENCODE_BODY = compact_encoder(ensure_ascii=False, allow_nan=False)

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import importlib.metadata
 import sys
 from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from themis.core.builtins import builtin_plugins
 from themis.core.errors import PluginError
@@ -31,6 +30,9 @@ from themis.core.plugins import (
     is_plugin_name,
     plugin_info,
 )
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 from themis.core.spec import ExperimentSpec
 from themis.core.validation import close_name, unknown_name
 
@@ -73,9 +75,16 @@ def load_reference(kind: PluginKind, reference: str) -> Plugin:
     return _plugin(kind, reference, reference, value, None)
 
 
+# `importlib.metadata` is imported where it is read: its import (~10 ms of CPU, `email` and
+# `zipfile` with it) would otherwise come before every run's first call, for entry points and
+# distributions only a config naming a plugin of neither kind asks about.
+
+
 @cache
-def _entry_points() -> Mapping[str, importlib.metadata.EntryPoint]:
-    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+def _entry_points() -> Mapping[str, EntryPoint]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
 def entry_point_names() -> tuple[str, ...]:
@@ -130,15 +139,19 @@ def _plugin(
 @cache
 def _distributions() -> Mapping[str, list[str]]:
     """Top-level module → the distributions that install it (read once per process: ~0.5 s)."""
-    return importlib.metadata.packages_distributions()
+    from importlib.metadata import packages_distributions
+
+    return packages_distributions()
 
 
 def _distribution_version(module: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
     top = module.partition(".")[0]
     for dist in _distributions().get(top, []):
         try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
+            return version(dist)
+        except PackageNotFoundError:
             continue
     return None
 

@@ -11,8 +11,9 @@ import hashlib
 import platform
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
+
+from themis.versions import installed_versions
 
 GIT_TIMEOUT_S = 5.0
 
@@ -50,12 +51,12 @@ def _git(directory: Path, *args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+# The packages whose installed versions a run records.
+RECORDED_PACKAGES = ("themis", "duckdb", "trio", "attrs", "cattrs", "jinja2")
+
+
 def environment_provenance() -> dict[str, str]:
     """Versions and platform recorded beside (never inside) the run's identity."""
     record = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for package in ("themis", "duckdb", "trio", "attrs", "cattrs", "jinja2"):
-        try:
-            record[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
+    record.update(installed_versions(RECORDED_PACKAGES))
     return record

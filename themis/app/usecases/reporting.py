@@ -4,7 +4,6 @@ trial's result, all read from the store's log alone."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from importlib import metadata
 from itertools import islice
 from typing import Protocol
 
@@ -24,6 +23,7 @@ from themis.core.report import Report, build_report
 from themis.core.snapshot import RunSnapshot
 from themis.core.state import RunState
 from themis.ports.store import StorePort
+from themis.versions import installed_version
 
 # The per-case table of an HTML report holds at most this many trials (a page stays openable).
 MAX_CASE_ROWS = 20_000
@@ -92,10 +92,8 @@ _READ_AGAIN = _ReadAgain()
 
 
 def themis_version() -> str:
-    try:
-        return metadata.version("themis")
-    except metadata.PackageNotFoundError:  # a source tree without an install
-        return "unknown"
+    """Themis's installed version (`unknown` in a source tree without an install)."""
+    return installed_version("themis") or "unknown"
 
 
 def report_document(
