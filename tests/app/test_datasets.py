@@ -265,6 +265,14 @@ NOT_PLAIN = [
     '{"id": "a"}\n{"x": 2}\n',  # an id missing
     '[1, 2]\n{"id": "a"}\n',  # not an object
     '{"id": "a", "x": {"y": NaN}}\n',
+    # ADR 0122: lines that begin with `{` and end with `}` but hold a part of a row each, which
+    # joined with commas between them would decode (the markers are then found inside a row).
+    '{"id": "a", "x": [{}\n{}], "y": 1}\n',
+    '{"id": "a", "x": [[{}\n{}]]},[{"id": "b"}\n',
+    '{"id": "a", "x": [{}\n{}]},{"id": "b"}\n',
+    '{"id": "a"},{"id": "b"}\n',  # two rows on a line, beside a comma
+    '{"id": 1}\n{"id": "1"}\n',  # one id twice once made a text
+    '{"id": null}\n',
 ]
 
 
@@ -314,6 +322,62 @@ def test_a_jsonl_row_the_reader_refuses_is_refused_as_before(tmp_path: Path, tex
     file = (tmp_path / "rows.jsonl").resolve()
     message = failure(spec(), tmp_path)
     assert message.startswith(("path: duplicate", "id_field: empty", f"path: {file} line 1"))
+
+
+@pytest.mark.parametrize("text", PLAIN)
+def test_a_plain_jsonl_text_is_decoded_whole_to_the_loop_s_cases(text: str) -> None:
+    """ADR 0122: a plain text's lines are shown plain and decoded in one call, not read line by
+    line: the same cases, the same values, their names shared."""
+    from themis.app.config import plain_jsonl
+
+    body = text.removeprefix("\ufeff")
+    decoder = datasets_module._DECODER
+    rows = plain_jsonl._rows(body, decoder, None)
+    assert rows is not None
+    whole = plain_jsonl._cases(rows, spec())
+    assert isinstance(whole, tuple)
+    looped = plain_jsonl._scanned(body, spec(), decoder.scan_once, None)  # type: ignore[attr-defined]
+    assert whole == looped
+    assert [list(case.fields.items()) for case in whole] == [
+        list(case.fields.items()) for case in cast(tuple[Case, ...], looped)
+    ]
+    names = {id(name) for case in whole for name in case.fields}
+    assert len(names) == len({name for case in whole for name in case.fields})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"id": "a", "x": [{}\n{}]},{"id": "b"}\n',
+        '{"id": "a"}\n{"id": "b", "x": 7305118240961187429}\n',
+        '{"id": "a"}\n{"id": "b"} \n',
+    ],
+)
+def test_a_jsonl_text_whose_lines_are_not_shown_plain_is_read_line_by_line(text: str) -> None:
+    """ADR 0122: a text whose markers are not all found between its rows (or which holds the
+    marker's number, or a line not ending with its row) is left to the loop."""
+    from themis.app.config import plain_jsonl
+
+    decoder = datasets_module._DECODER
+    assert plain_jsonl._rows(text, decoder, None) is None
+    looped = plain_jsonl._scanned(text, spec(), decoder.scan_once, None)  # type: ignore[attr-defined]
+    assert plain_jsonl.plain_jsonl_cases(text, spec(), decoder) == looped
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"id": "a", "x": 1e999}\n{"id": "b"}\n',  # a number too large: infinite, not JSON data
+        '{"id": "a", "x": [1e999]}\n{"id": "b"}\n',
+        '{"id": "a", "x": 1.5}\n{"id": "b", "x": {"y": -1e999}}\n',
+    ],
+)
+def test_a_jsonl_row_holding_an_infinite_number_is_not_read_plain(text: str) -> None:
+    """ADR 0122: the rows decoded whole are checked as `Case.of_row` checks each (the general
+    reader then refuses the row, as before)."""
+    from themis.app.config.plain_jsonl import plain_jsonl_cases
+
+    assert plain_jsonl_cases(text, spec(), datasets_module._DECODER) is None
 
 
 def test_a_plain_jsonl_file_of_pack_from_rows_or_more_is_packed_as_before(tmp_path: Path) -> None:

@@ -94,7 +94,7 @@ def load_cases(
         and (lines is None or pack_from is None or lines < pack_from)
     ):
         # Every line plainly one case: read in one loop (ADR 0118); else as below, from the start.
-        plain = plain_jsonl_cases(text, dataset, _SCAN, pack_from)
+        plain = plain_jsonl_cases(text, dataset, _DECODER, pack_from)
         if plain is not None:
             return _sliced(plain, dataset)
     cases = _cases(
@@ -362,7 +362,6 @@ def _reject_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 _DECODE = _DECODER.decode
 _RAW_DECODE = _DECODER.raw_decode
-_SCAN = _DECODER.scan_once  # type: ignore[attr-defined]  # (the C scanner: a value at an index)
 
 
 def _line_value(line: str) -> Any:
