@@ -364,6 +364,37 @@ def test_a_placed_replay_plan_is_the_replay_plan_with_its_places_ids_and_keys() 
         taken[0].request  # noqa: B018 - reading it is the call a replay must never reach
 
 
+@pytest.mark.parametrize("part", [1, 2, 4096])
+def test_a_placed_replay_plan_is_made_a_field_at_a_time_a_part_of_cases_at_once(
+    part: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ADR 0122: the trials' slots are set over columns, in C (no call a trial from Python: the
+    profiler sees none), a part of the cases at a time, the same trials at any part size."""
+    import sys
+
+    from themis.core import planner as planner_module
+
+    monkeypatch.setattr(planner_module, "_PLACED_PART", part)
+    compiled = compile_run(_replay_spec())
+    lean = list(replay_plan(compiled))
+    placed = [(trial.trial_id, trial.trial_key) for trial in lean]
+    calls: list[object] = []
+
+    def seen(frame: object, event: str, arg: object) -> None:
+        if event == "c_call" and getattr(arg, "__name__", "") == "__set__":
+            calls.append(arg)
+
+    sys.setprofile(seen)
+    try:
+        taken = placed_replay_plan(compiled, placed)
+    finally:
+        sys.setprofile(None)
+    assert taken is not None
+    assert [_identity(trial)[:-1] for trial in taken] == [_identity(trial)[:-1] for trial in lean]
+    assert {trial.problem for trial in taken} == {None}
+    assert calls == []  # no slot set trial by trial
+
+
 def test_a_plan_taken_whole_is_recorded_before_its_first_trial_and_let_go_of() -> None:
     compiled = compile_run(_replay_spec())
     plans = list(replay_plan(compiled))
