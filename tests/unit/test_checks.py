@@ -187,6 +187,43 @@ def test_a_bare_field_template_renders_only_the_cases_whose_value_may_be_blank(
     assert rendered == ["2", "3", "4", "5"]  # 7, None, a list: rendered; "" found blank
 
 
+@pytest.mark.parametrize("part", [1, 3, 4096])
+def test_a_dataset_whose_every_case_shows_is_told_a_field_at_a_time(
+    part: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ADR 0122: a bare field template over cases that each hold it as visible text is told
+    over the fields at once, no case looked at on its own; one case that may not show has the
+    loop tell them case by case, the same problem named, at any part size."""
+    monkeypatch.setattr(checks, "_CHECKED_PART", part)
+    rendered = _renders_counted(monkeypatch)
+    looked: list[object] = []
+    real = checks._shows_visibly
+
+    def counted(fields: Any, through: Any) -> bool:
+        looked.append(fields)
+        return bool(real(fields, through))
+
+    monkeypatch.setattr(checks, "_shows_visibly", counted)
+    cases = tuple(Case(id=str(i), fields={"q": f"question {i}", "a": i}) for i in range(7))
+    prompt = PromptSpec(name="p", template="{{ q }}", system="{{ a }} says")
+    spec = small_spec(datasets=(DatasetSpec(name="d", cases=cases),), prompts=(prompt,))
+    assert problems(spec) == []
+    assert (rendered, looked) == ([], [])
+    blank = (*cases[:5], Case(id="5", fields={"q": " ", "a": 5}), cases[6])
+    spec = small_spec(datasets=(DatasetSpec(name="d", cases=blank),), prompts=(prompt,))
+    (problem,) = problems(spec)
+    assert (
+        problem == "prompts[0]: prompt 'p': its template renders empty for case '5' of dataset 'd'"
+    )
+    assert rendered == ["5"] and len(looked) == 6
+    rendered.clear()
+    looked.clear()
+    missing = (*cases[:4], Case(id="4", fields={"a": 4}), *cases[5:])
+    spec = small_spec(datasets=(DatasetSpec(name="d", cases=missing),), prompts=(prompt,))
+    (problem,) = problems(spec)
+    assert problem.startswith("prompts[0]: prompt 'p': no field of case '4' of dataset 'd'")
+
+
 def test_only_the_first_failing_case_of_a_prompt_is_reported() -> None:
     dataset = DatasetSpec(
         name="d", cases=tuple(Case(id=str(i), fields={"n": i % 2}) for i in range(10))

@@ -11,8 +11,11 @@ every check.
 
 from __future__ import annotations
 
+import itertools
+import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from attrs import fields, frozen
 
@@ -29,6 +32,7 @@ from themis.core.prompting import (
 from themis.core.runtime import RuntimeConfig
 from themis.core.scoring import choice_count
 from themis.core.spec import (
+    Case,
     DatasetSpec,
     ExperimentSpec,
     JudgeSpec,
@@ -132,6 +136,8 @@ def _prompt_problem(prompt: PromptSpec, datasets: Iterable[DatasetSpec]) -> str 
     # of 10,000 cases compiled ~20 ms sooner, ADR 0074; a bare `{{ question }}`, ADR 0086).
     through = visible_through_fields(prompt)
     for dataset in datasets:
+        if through is not None and _all_show(dataset.cases, needed, through):
+            continue  # every case holds the fields, each showing visible text: none rendered
         for case in dataset.cases:
             fields = case.fields
             if (
@@ -157,6 +163,36 @@ def _prompt_problem(prompt: PromptSpec, datasets: Iterable[DatasetSpec]) -> str 
                         f"of dataset {dataset.name!r}"
                     )
     return None
+
+
+def _all_show(
+    cases: Iterable[Case], needed: frozenset[str], through: tuple[tuple[str, ...], ...]
+) -> bool:
+    """Whether every one of `cases` holds the `needed` fields and, for each of `through`'s name
+    lists of one name, a string with visible text under it (`_shows_visibly`, a list of one
+    name), told a field at a time over `_CHECKED_PART` cases at once (`map` in C): ~0.1 µs a
+    case where a step of the loop over them takes ~0.35 (ADR 0122). `False` also for a list of
+    several names: the loop then tells case by case, as before."""
+    if any(len(names) != 1 for names in through):
+        return False
+    found = iter(cases)
+    while part := [case.fields for case in itertools.islice(found, _CHECKED_PART)]:
+        # (`Case` makes its fields a `dict`: any other mapping is told case by case)
+        if not _DICT.issuperset(map(type, part)):
+            return False
+        held: list[dict[str, Any]] = part  # type: ignore[assignment]
+        if not all(map(operator.le, itertools.repeat(needed), map(dict.keys, held))):
+            return False
+        for (name,) in through:
+            values: list[Any] = list(map(dict.get, held, itertools.repeat(name)))
+            if not _STR.issuperset(map(type, values)) or not all(map(str.strip, values)):
+                return False
+    return True
+
+
+# Cases whose fields `_all_show` reads at once; `dict` alone, `str` alone.
+_CHECKED_PART = 4096
+_DICT, _STR = frozenset({dict}), frozenset({str})
 
 
 def _shows_visibly(fields: Mapping[str, object], through: tuple[tuple[str, ...], ...]) -> bool:
