@@ -215,7 +215,8 @@ def test_a_dataset_whose_every_case_shows_is_told_a_field_at_a_time(
     assert (
         problem == "prompts[0]: prompt 'p': its template renders empty for case '5' of dataset 'd'"
     )
-    assert rendered == ["5"] and len(looked) == 6
+    assert rendered == ["5"]
+    assert len(looked) == 6
     rendered.clear()
     looked.clear()
     missing = (*cases[:4], Case(id="4", fields={"a": 4}), *cases[5:])

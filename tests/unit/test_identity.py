@@ -585,6 +585,58 @@ def test_a_spec_compiled_beside_another_encodes_each_case_once(
     assert sorted(id for id in seen if id in ids) == sorted(ids)  # once, not once a spec
 
 
+def test_a_spec_compiled_beside_another_hashes_their_shared_text_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ADR 0122: a config and its source differing after their datasets (their metrics) have
+    their text up to the difference, every case included, hashed once for both: the bytes
+    hashed beside are those of one spec and the two tails."""
+    import hashlib
+
+    from themis.core import planner as planner_module
+
+    fed: list[int] = []
+
+    class Counted:
+        def __init__(self, hashed: Any) -> None:
+            self.hashed = hashed
+
+        def update(self, data: bytes) -> None:
+            fed.append(len(data))
+            self.hashed.update(data)
+
+        def copy(self) -> Counted:
+            return Counted(self.hashed.copy())
+
+        def hexdigest(self) -> str:
+            return str(self.hashed.hexdigest())
+
+    class Hashes:
+        @staticmethod
+        def sha256(data: bytes = b"") -> Counted:
+            return Counted(hashlib.sha256(data))
+
+    source = many_cases_spec()
+    stored = compile_run(source)
+    config = _with_metrics(source, "contains")
+    monkeypatch.setattr(planner_module, "hashlib", Hashes)
+    assert compile_run(config) == compile_run(config)
+    fed.clear()
+    alone = planner_module._experiments([config], RUNTIME_OPTIONS)
+    once = sum(fed)
+    fed.clear()
+    ours, theirs = compile_beside(config, source, stored.run_id)
+    assert (ours, theirs) == (compile_run(config), stored)
+    fed.clear()
+    both = planner_module._experiments([config, source], RUNTIME_OPTIONS)
+    beside = sum(fed)
+    assert once < beside < once * 1.2  # not twice the cases' text
+    assert [found.hexdigest() for found in both] == [
+        alone[0].hexdigest(),
+        planner_module._experiments([source], RUNTIME_OPTIONS)[0].hexdigest(),
+    ]
+
+
 def test_a_spec_beside_one_that_cannot_compile_is_compiled_alone() -> None:
     source = small_spec()
     other = attrs.evolve(source, metrics=(MetricSpec(name="mylab.metrics:missing"),))

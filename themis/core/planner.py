@@ -297,12 +297,22 @@ class _Identity:
 
 def _experiments(specs: list[ExperimentSpec], runtime_options: RuntimeOptions) -> list[Any]:
     """For each of `specs` (holding the same datasets' cases), `digest(identity)`'s hash fed
-    up to its experiment part: the cases encoded once for all (`specs_json`)."""
-    hashes = [hashlib.sha256(b'{"experiment":') for _ in specs]
+    up to its experiment part: the cases encoded once for all (`specs_json`), their text's
+    bytes made once, and hashed once for all while every piece so far is the same for every
+    spec (a derived replay's config and its source differ after their datasets: ADR 0122)."""
+    hashed = hashlib.sha256(b'{"experiment":')
+    hashes: list[Any] | None = None  # (`hashed` alone while every piece is every spec's)
     for pieces in specs_json(specs, runtime_options):
-        for hashed, piece in zip(hashes, pieces, strict=True):
-            hashed.update(piece.encode("utf-8"))
-    return hashes
+        first = pieces[0]
+        text = first.encode("utf-8")
+        if hashes is None and all(piece == first for piece in pieces):
+            hashed.update(text)
+            continue
+        if hashes is None:
+            hashes = [hashed.copy() for _ in specs]
+        for each, piece in zip(hashes, pieces, strict=True):
+            each.update(text if piece is first else piece.encode("utf-8"))
+    return [hashed.copy() for _ in specs] if hashes is None else hashes
 
 
 def compile_stored(
