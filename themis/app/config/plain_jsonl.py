@@ -25,7 +25,7 @@ import collections
 import itertools
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 from themis.core.spec import CASE_SETTERS, Case, DatasetSpec
@@ -105,17 +105,15 @@ def _cases(rows: list[dict[str, Any]], dataset: DatasetSpec) -> tuple[Case, ...]
         None if value is None else str(value)
         for value in map(dict.get, rows, itertools.repeat(dataset.expected_field))
     ]
-    values = list(itertools.chain.from_iterable(map(dict.values, rows)))
-    found = set(map(type, values))
+    found = set(map(type, _values(rows)))
     if not _PLAIN.issuperset(found):
         if not _PLAIN.union({float}).issuperset(found):  # a list or an object: checked whole
             try:
                 return tuple(map(Case.of_row, ids, rows, expected))
             except ValueError:  # a value that is not JSON data
                 return None
-        if not all(math.isfinite(value) for value in values if type(value) is float):
+        if not all(math.isfinite(value) for value in _values(rows) if type(value) is float):
             return None
-    del values
     # Each slot set by its own descriptor, a column at a time (`Case.of_row`'s checks made
     # above for all: ids non-blank texts, fields JSON data).
     cases = list(map(_NEW, itertools.repeat(Case, len(rows))))
@@ -123,6 +121,11 @@ def _cases(rows: list[dict[str, Any]], dataset: DatasetSpec) -> tuple[Case, ...]
     _each(_SET_FIELDS, cases, rows)
     _each(_SET_EXPECTED, cases, expected)
     return tuple(cases)
+
+
+def _values(rows: list[dict[str, Any]]) -> Iterator[Any]:
+    """Every value of every one of `rows`, in C."""
+    return itertools.chain.from_iterable(map(dict.values, rows))
 
 
 def _each(setter: Callable[[Any, Any], None], cases: list[Case], values: list[Any]) -> None:
