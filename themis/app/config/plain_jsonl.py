@@ -25,7 +25,8 @@ import collections
 import itertools
 import json
 import math
-from collections.abc import Callable, Iterator
+import operator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Final
 
 from themis.core.spec import CASE_SETTERS, Case, DatasetSpec
@@ -37,6 +38,7 @@ __all__ = ["plain_jsonl_cases"]
 _MARK: Final = 7_305_118_240_961_187_429
 _MARK_TEXT: Final = str(_MARK)
 _BETWEEN: Final = f",{_MARK_TEXT},"
+_LINE_END: Final = "\n"
 # Value types whose every value is JSON data (a float may be infinite: `1e999`).
 _PLAIN: Final = frozenset({str, int, bool, type(None)})
 _MANY: Final[list[Any]] = []  # (`_rows`: too many lines to read plain)
@@ -66,61 +68,67 @@ def _rows(text: str, decoder: json.JSONDecoder, below: int | None) -> list[Any] 
     """The rows of `text`, one a line, decoded whole (see the module docstring); `_MANY` for
     `below` lines or more (which the loop would give up at); `None` when its lines are not
     shown to be one object each."""
-    body = text[:-1] if text.endswith("\n") else text
-    lines = body.count("\n") + 1
+    end = len(text) - 1 if text.endswith("\n") else len(text)
+    lines = text.count("\n", 0, end) + 1
     if below is not None and lines >= below:
         return _MANY
     # Every line begins with `{` and ends with `}` (a raw line end is never inside a JSON
     # string: the decoder refuses control characters there), and no marker is in the text.
-    if body[:1] != "{" or body[-1:] != "}" or body.count("}\n{") != lines - 1:
+    if not text.startswith("{") or text[end - 1 : end] != "}":
         return None
-    if _MARK_TEXT in body:
+    if text.count("}\n{", 0, end) != lines - 1 or _MARK_TEXT in text:
         return None
-    try:
-        values = decoder.decode("[" + body.replace("\n", _BETWEEN) + "]")
+    try:  # (no copy of the text cut first, few lists after: what the heap keeps, ADR 0122)
+        values = decoder.decode(f"[{text.replace(_LINE_END, _BETWEEN, lines - 1)}]")
     except ValueError:  # (NaN and Infinity too)
         return None
     # Every marker back at an odd place: each line's text one value between two of them.
-    marks = values[1::2]
-    if len(values) != 2 * lines - 1 or marks.count(_MARK) != lines - 1:
+    if len(values) != 2 * lines - 1:
         return None
-    if not {int}.issuperset(map(type, marks)):  # (a float equal to the marker)
+    if operator.countOf(itertools.islice(values, 1, None, 2), _MARK) != lines - 1:
         return None
-    del marks
+    if not {int}.issuperset(map(type, itertools.islice(values, 1, None, 2))):
+        return None  # (a float equal to the marker)
     rows: list[Any] = values[0::2]
+    del values
     return rows if {dict}.issuperset(map(type, rows)) else None
 
 
 def _cases(rows: list[dict[str, Any]], dataset: DatasetSpec) -> tuple[Case, ...] | None:
     """The cases of `rows` (JSON objects, decoded whole: their names shared), a column at a
     time: `None` for an id missing, blank or repeated, or a value that is not JSON data."""
-    raw_ids = list(map(dict.get, rows, itertools.repeat(dataset.id_field)))
-    if None in raw_ids:
+    id_field, expected_field = (
+        itertools.repeat(dataset.id_field),
+        itertools.repeat(dataset.expected_field),
+    )
+    if None in map(dict.get, rows, id_field):
         return None
-    ids = list(map(str, raw_ids))
-    del raw_ids
+    ids = list(map(str, map(dict.get, rows, id_field)))
     if len(set(ids)) != len(ids) or not all(map(str.strip, ids)):
         return None
-    expected = [
-        None if value is None else str(value)
-        for value in map(dict.get, rows, itertools.repeat(dataset.expected_field))
-    ]
     found = set(map(type, _values(rows)))
     if not _PLAIN.issuperset(found):
         if not _PLAIN.union({float}).issuperset(found):  # a list or an object: checked whole
             try:
-                return tuple(map(Case.of_row, ids, rows, expected))
+                return tuple(
+                    map(Case.of_row, ids, rows, map(_text, map(dict.get, rows, expected_field)))
+                )
             except ValueError:  # a value that is not JSON data
                 return None
         if not all(math.isfinite(value) for value in _values(rows) if type(value) is float):
             return None
     # Each slot set by its own descriptor, a column at a time (`Case.of_row`'s checks made
     # above for all: ids non-blank texts, fields JSON data).
-    cases = list(map(_NEW, itertools.repeat(Case, len(rows))))
+    cases = tuple(map(_NEW, itertools.repeat(Case, len(rows))))
     _each(_SET_ID, cases, ids)
     _each(_SET_FIELDS, cases, rows)
-    _each(_SET_EXPECTED, cases, expected)
-    return tuple(cases)
+    _each(_SET_EXPECTED, cases, map(_text, map(dict.get, rows, expected_field)))
+    return cases
+
+
+def _text(value: Any) -> str | None:
+    """An expected answer as a case holds it: its text, or `None`."""
+    return None if value is None else str(value)
 
 
 def _values(rows: list[dict[str, Any]]) -> Iterator[Any]:
@@ -128,7 +136,7 @@ def _values(rows: list[dict[str, Any]]) -> Iterator[Any]:
     return itertools.chain.from_iterable(map(dict.values, rows))
 
 
-def _each(setter: Callable[[Any, Any], None], cases: list[Case], values: list[Any]) -> None:
+def _each(setter: Callable[[Any, Any], None], cases: Sequence[Case], values: Iterable[Any]) -> None:
     """`setter(case, value)` of each case and its value, in C."""
     collections.deque(map(setter, cases, values), maxlen=0)
 
