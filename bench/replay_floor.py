@@ -103,7 +103,7 @@ def add(design: str, part: str, cpu: float, wall: float) -> None:
 
 def pure_part(  # noqa: PLR0913
     parser: Any,
-    scorers: Sequence[Callable[[Any, Any], float]],
+    specs: Sequence[Any],
     metrics: Sequence[str],
     at: float,
     ids: Sequence[str],
@@ -118,7 +118,7 @@ def pure_part(  # noqa: PLR0913
     from themis.core.answered import answered_columns
 
     choices = [None] * len(texts)
-    answers, errors, scored = answered_columns(parser, texts, choices, expected, scorers)
+    answers, errors, scored = answered_columns(parser, texts, choices, expected, specs)
     parses = parse_payloads(at, ids, keys, answers, errors, 0)
     scores = score_payloads(at, ids, keys, metrics, scored, 0)
     return answers, errors, parses, scores, scored
@@ -346,7 +346,6 @@ def columnar(  # noqa: PLR0915
     from themis.adapters.derived_payloads import copy_payloads
     from themis.adapters.stores.duckdb_log import INSERT_BATCHES
 
-    scorers = scorers_of(replay)
     columns = Columns()
     read = pure = encoding = insert = fold = (0.0, 0.0)
 
@@ -417,7 +416,7 @@ def columnar(  # noqa: PLR0915
                 start = clocks()
                 result = pure_part(
                     replay.compiled.spec.parser,
-                    scorers,
+                    replay.compiled.spec.metrics,
                     replay.metrics,
                     at,
                     ids,
@@ -516,10 +515,7 @@ def read(stream: BinaryIO) -> Any:
 
 
 def child_main(setup: str) -> None:
-    from themis.core.scoring import metric_scorer
-
     parser, metrics = pickle.loads(bytes.fromhex(setup))
-    scorers = [metric_scorer(metric) for metric in metrics]
     names = [metric.name for metric in metrics]
     out, into = sys.stdout.buffer, sys.stdin.buffer
     out.write(b"R")
@@ -530,7 +526,7 @@ def child_main(setup: str) -> None:
             out,
             pure_part(
                 parser,
-                scorers,
+                metrics,
                 names,
                 at,
                 ids,
@@ -563,7 +559,14 @@ def check_payloads(replay: Replay) -> int:
         keys = [plan.trial_key for plan in chunk]
         expected = [plan.expected for plan in chunk]
         answers, errors, parses, scores, _ = pure_part(
-            replay.compiled.spec.parser, scorers, replay.metrics, at, ids, keys, texts, expected
+            replay.compiled.spec.parser,
+            replay.compiled.spec.metrics,
+            replay.metrics,
+            at,
+            ids,
+            keys,
+            texts,
+            expected,
         )
         for index, plan in enumerate(chunk):
             parsed = parse(texts[index])

@@ -253,3 +253,41 @@ def test_digits_read_without_a_decimal_are_canonical_as_the_grammar_gives_them(
 ) -> None:
     text = f"The answer is {answer}."
     assert parse_number(text) == _parse_by_the_grammar(text) == Success(canonical)
+
+
+# Ends `parse_numbers` answers by its one search (`_ANSWERED`), and near misses: a word before
+# the marker, a `####` or a box around it, the marker spelled in other cases, a long text.
+_ENDS = st.tuples(
+    st.sampled_from(["", "x", "The ", "So 3 + 4, ", "#", "\\boxed{2} ", "1 ", "an", "-"]),
+    st.sampled_from(["answer", "Answer", "ANSWER", "anſwer", "####", "answers"]),
+    st.sampled_from(["", " is", "\tis", " is ", " IS", ":", " : ", " is:", "is"]),
+    _BLANKS,
+    st.sampled_from(["", "0", "00", "-", "٣"]),
+    st.from_regex(r"[0-9]{0,31}", fullmatch=True),
+    st.sampled_from(["", ".", "..", ". ", "%", ",", " 5", "}"]),
+    _BLANKS,
+    st.sampled_from(["", " " * 70, "a" * 90]),
+).map(lambda parts: parts[-1] + "".join(parts[:-1]))
+
+
+@settings(max_examples=600)
+@given(texts=st.lists(st.one_of(_ENDS, _LONE, _TEXTS), max_size=5))
+def test_parse_numbers_parses_each_text_as_parse_number_does(texts: list[str]) -> None:
+    answers, errors = grammar.parse_numbers(texts)
+    for text, answer, error in zip(texts, answers, errors, strict=True):
+        parsed = parse_number(text)
+        assert (answer, error) == (
+            (parsed.unwrap(), None) if isinstance(parsed, Success) else (None, parsed.failure())
+        )
+    assert len(answers) == len(errors) == len(texts)
+
+
+def test_parse_numbers_answers_a_text_ending_in_an_answer_by_one_search(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refused(text: str) -> Result[str, str]:
+        raise AssertionError(f"parse_number({text!r})")
+
+    monkeypatch.setattr(grammar, "parse_number", refused)
+    texts = ["The answer is 42.", "Answer: 0", "so the answer is\t 1234 "]
+    assert grammar.parse_numbers(texts) == (["42", "0", "1234"], [None, None, None])

@@ -22,7 +22,9 @@ from a chunk's columns they cost ~2 (`bench/replay_floor.py`):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 from json.encoder import encode_basestring_ascii
+from math import isfinite
 from typing import Final
 
 from themis.adapters.codec import VERSION_KEY, encode_event
@@ -73,19 +75,23 @@ def parse_payloads(
     epoch: int,
 ) -> list[str]:
     """The payload of each `ParseCompleted(at, trial_id, trial_key, answer, error, epoch)`."""
-    time_text, text = _time_text(at), encode_basestring_ascii
-    return [
-        _PARSE
-        % (
-            time_text,
-            text(trial_id),
-            text(key),
-            "null" if answer is None else text(answer),
-            "null" if error is None else text(error),
-            epoch,
-        )
-        for trial_id, key, answer, error in zip(trial_ids, trial_keys, answers, errors, strict=True)
-    ]
+    return _parse_texts(
+        _time_text(at), _texts(trial_ids), _texts(trial_keys), answers, errors, epoch
+    )
+
+
+def _parse_texts(
+    time_text: str,
+    id_texts: list[str],
+    key_texts: list[str],
+    answers: Sequence[str | None],
+    errors: Sequence[str | None],
+    epoch: int,
+) -> list[str]:
+    """`parse_payloads`, its trials' ids and keys given as JSON texts."""
+    template = _PARSE % (time_text, "%s", "%s", "%s", "%s", epoch)
+    values = zip(id_texts, key_texts, _texts(answers), _texts(errors), strict=True)
+    return list(map(template.__mod__, values))
 
 
 def score_payloads(
@@ -98,19 +104,52 @@ def score_payloads(
 ) -> list[str]:
     """The payload of each `ScoreCompleted(at, trial_id, trial_key, dict(zip(metrics, values)),
     epoch)`, `values` the trial's scores in `metrics`' order."""
-    time_text, text, number = _time_text(at), encode_basestring_ascii, float.__repr__
-    named = (text(name).replace("%", "%%") for name in metrics)  # (a `%` in a name: itself)
-    template = _SCORE_HEAD + ",".join(f"{name}:%s" for name in named) + _SCORE_TAIL
+    id_texts, key_texts = _texts(trial_ids), _texts(trial_keys)
+    return _score_texts(at, id_texts, key_texts, trial_ids, trial_keys, metrics, scores, epoch)
+
+
+def _score_texts(  # noqa: PLR0913
+    at: float,
+    id_texts: list[str],
+    key_texts: list[str],
+    trial_ids: Sequence[str],
+    trial_keys: Sequence[str],
+    metrics: Sequence[str],
+    scores: Sequence[Sequence[float]],
+    epoch: int,
+) -> list[str]:
+    """`score_payloads`, its trials' ids and keys given as JSON texts too. When every score is
+    a finite float (one C-level pass over them all), each payload is one `%` of its ids' and
+    scores' texts; else each trial's as `score_payloads` writes it alone."""
+    time_text, number = _time_text(at), float.__repr__
+    named = (encode_basestring_ascii(name).replace("%", "%%") for name in metrics)
+    fields = ",".join(f"{name}:%s" for name in named)  # (a `%` in a name: itself)
+    template = _SCORE_HEAD % (time_text, "%s", "%s") + fields + _SCORE_TAIL % epoch
+    every = list(chain.from_iterable(scores))
+    if set(map(type, every)) <= _FLOAT and isfinite(sum(every, 0.0)):
+        numbers = [list(map(number, column)) for column in zip(*scores, strict=True)]
+        return list(map(template.__mod__, zip(id_texts, key_texts, *numbers, strict=True)))
     made = []
-    for trial_id, key, values in zip(trial_ids, trial_keys, scores, strict=True):
+    for trial_id, key, id_text, key_text, values in zip(
+        trial_ids, trial_keys, id_texts, key_texts, scores, strict=True
+    ):
         if all(type(value) is float and value - value == 0.0 for value in values):
-            made.append(
-                template % (time_text, text(trial_id), text(key), *map(number, values), epoch)
-            )
+            made.append(template % (id_text, key_text, *map(number, values)))
         else:  # an int, a bool, a NaN or an infinity: as the codec writes the event
             scored = dict(zip(metrics, values, strict=True))
             made.append(encode_event(ScoreCompleted(at, trial_id, key, scored, epoch)))
     return made
+
+
+def _texts(values: Sequence[str | None]) -> list[str]:
+    """Each of `values` as the codec writes it in a payload: a JSON string, or `null`."""
+    if None not in values:
+        return list(map(encode_basestring_ascii, values))  # type: ignore[arg-type]
+    text = encode_basestring_ascii
+    return ["null" if value is None else text(value) for value in values]
+
+
+_FLOAT: Final = frozenset({float})
 
 
 _KINDS: Final = (GenerationCompleted.kind, ParseCompleted.kind, ScoreCompleted.kind)
@@ -119,16 +158,18 @@ _STAGES: Final = (Stage.GENERATE.value, Stage.PARSE.value, Stage.SCORE.value)
 
 def derived_texts(trials: DerivedTrials) -> EventTexts:
     """The texts of `trials`' events as the log stores them, in log order: each trial's copy
-    of its generation, its parse, its score (`encode_event_texts` of the events)."""
+    of its generation, its parse, its score (`encode_event_texts` of the events). Each id and
+    key is written as JSON once, for its parse and its score (ADR 0121)."""
     at, ids, keys = trials.at, trials.trial_ids, trials.trial_keys
+    id_texts, key_texts, epoch = _texts(ids), _texts(keys), trials.epoch
     copies = copy_payloads(at, trials.payloads, trials.source_run)
-    parses = parse_payloads(at, ids, keys, trials.answers, trials.errors, trials.epoch)
-    scores = score_payloads(at, ids, keys, trials.metrics, trials.scores, trials.epoch)
+    parses = _parse_texts(_time_text(at), id_texts, key_texts, trials.answers, trials.errors, epoch)
+    scores = _score_texts(at, id_texts, key_texts, ids, keys, trials.metrics, trials.scores, epoch)
     n = len(keys)
     return EventTexts(
         _KINDS * n,
         _STAGES * n,
         [float.__repr__(at)] * (3 * n),
-        [key for key in keys for _ in range(3)],
-        [text for three in zip(copies, parses, scores, strict=True) for text in three],
+        list(chain.from_iterable(zip(keys, keys, keys, strict=True))),
+        list(chain.from_iterable(zip(copies, parses, scores, strict=True))),
     )

@@ -2,20 +2,18 @@
 
 A batch execution parses and scores each trial in turn (`TrialRunner._parsed`, then
 `CandidateScorer.score_answered`), building an event for each. A derived replay whose trials
-are taken as columns parses and scores a chunk's texts in one loop instead: the same
-`parse_answer` and the same `metric_scorer`s, each trial's answer, error and scores as those
-give them, with no event built.
+are taken as columns parses and scores a chunk's texts a column at a time instead (ADR 0121):
+each trial's answer, error and scores as `parse_answer` and the `metric_scorer`s give them,
+with no event built.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from returns.result import Success
-
-from themis.core.scoring import parse_answer
-from themis.core.spec import ParserSpec
+from themis.core.scoring import parse_answers, score_column
+from themis.core.spec import MetricSpec, ParserSpec
 
 if TYPE_CHECKING:
     from themis.core.plugins import PluginRegistry
@@ -32,22 +30,15 @@ def answered_columns(
     texts: Sequence[str],
     choices: Sequence[int | None],
     expected: Sequence[str | None],
-    scorers: Sequence[Callable[[str | None, str | None], float]],
+    metrics: Sequence[MetricSpec],
     plugins: PluginRegistry | None = None,
 ) -> Answered:
     """Each of `texts` parsed by `parser` (with its trial's `choices`) and its answer scored by
-    each of `scorers` (`metric_scorer`s) against its trial's `expected` answer."""
-    answers: list[str | None] = []
-    errors: list[str | None] = []
-    scores: list[tuple[float, ...]] = []
-    for text, options, wanted in zip(texts, choices, expected, strict=True):
-        parsed = parse_answer(parser, text, options, plugins)
-        # `isinstance`, not `match ... case Success(answer)`: the class pattern costs ~0.7 us
-        if isinstance(parsed, Success):
-            answer, error = parsed.unwrap(), None
-        else:  # a `Failure`: why the response holds no answer
-            answer, error = None, parsed.failure()
-        answers.append(answer)
-        errors.append(error)
-        scores.append(tuple([scored(answer, wanted) for scored in scorers]))
+    each of `metrics` against its trial's `expected` answer: a column at a time
+    (`parse_answers`, `score_column`), each trial's scores then put together."""
+    answers, errors = parse_answers(parser, texts, choices, plugins)
+    columns = [score_column(metric, answers, expected, plugins) for metric in metrics]
+    scores: list[tuple[float, ...]] = (
+        list(zip(*columns, strict=True)) if columns else [()] * len(answers)
+    )
     return answers, errors, scores

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import trio
 from attrs import frozen
@@ -85,12 +85,6 @@ class CandidateScorer:
             if executes
             else tuple((metric.name, metric_scorer(metric, plugins)) for metric in spec.metrics)
         )
-
-    @property
-    def comparing(self) -> tuple[tuple[str, Callable[[str | None, str | None], float]], ...]:
-        """Each metric's name and scorer, in the spec's order, when every metric only compares
-        (`score_answered`'s); empty with an `execution` metric."""
-        return self._scorers
 
     def score_now(self, candidate: Candidate) -> ScoreCompleted:
         """The score of its answer by metrics that only compare (no `execution` metric): what

@@ -5,7 +5,7 @@ parses and scores each one again. Trial by trial (`interpreter._dispatch_batch`)
 builds three events, which the writer encodes and folds one by one: ~5 s of Python for 100k
 trials. Here, `READ_TRIALS` trials at a time, their generations are read as columns
 (`GenerationIndex.read_generation_columns`, the last read let go of first), and each chunk of
-`store_batch_size` trials is parsed and scored in one loop (`answered_columns`), its events'
+`store_batch_size` trials is parsed and scored a column at a time (`answered_columns`), its events'
 texts written from the columns by the store (`EventLog.derived_texts`), and sent to the writer
 as one `TrialColumns`, which it appends as texts and folds as columns; no event is built.
 
@@ -196,13 +196,13 @@ async def _chunk(
     to the writer as one item."""
     plans = [item.plan for item in ahead[start:stop]]
     fields = [column[start:stop] for column in columns.fields]
-    scorers = run.scorer.comparing
+    metrics = run.scorer.metrics  # (all of them compare: `columnar`)
     answers, errors, scores = answered_columns(
         run.parser,
         fields[_TEXT],
         [plan.choices for plan in plans],
         [plan.expected for plan in plans],
-        [scored for _, scored in scorers],
+        metrics,
         run.compiled.plugins,
     )
     trials = DerivedTrials(
@@ -213,7 +213,7 @@ async def _chunk(
         trial_keys=[plan.trial_key for plan in plans],
         answers=answers,
         errors=errors,
-        metrics=[name for name, _ in scorers],
+        metrics=[metric.name for metric in metrics],
         scores=scores,
         epoch=run.epoch,
     )
