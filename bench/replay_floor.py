@@ -558,16 +558,9 @@ def check_payloads(replay: Replay) -> int:
         ids = [plan.trial_id for plan in chunk]
         keys = [plan.trial_key for plan in chunk]
         expected = [plan.expected for plan in chunk]
-        answers, errors, parses, scores, _ = pure_part(
-            replay.compiled.spec.parser,
-            replay.compiled.spec.metrics,
-            replay.metrics,
-            at,
-            ids,
-            keys,
-            texts,
-            expected,
-        )
+        spec = replay.compiled.spec
+        made = pure_part(spec.parser, spec.metrics, replay.metrics, at, ids, keys, texts, expected)
+        answers, errors, parses, scores, _ = made
         for index, plan in enumerate(chunk):
             parsed = parse(texts[index])
             answer = parsed.unwrap() if isinstance(parsed, Success) else None

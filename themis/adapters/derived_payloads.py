@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from itertools import chain
 from json.encoder import encode_basestring_ascii
 from math import isfinite
-from typing import Final
+from typing import Final, NamedTuple
 
 from themis.adapters.codec import VERSION_KEY, encode_event
 from themis.core.events import GenerationCompleted, ParseCompleted, ScoreCompleted
@@ -66,6 +66,22 @@ def copy_payloads(at: float, payloads: Sequence[str], source_run: str) -> list[s
     ]
 
 
+class _Trials(NamedTuple):
+    """What a chunk's parse and score payloads share: the time, the epoch, each trial's id and
+    key, and those as the codec writes them (JSON strings), written once for both."""
+
+    at: float
+    epoch: int
+    ids: Sequence[str]
+    keys: Sequence[str]
+    id_texts: list[str]
+    key_texts: list[str]
+
+
+def _trials(at: float, ids: Sequence[str], keys: Sequence[str], epoch: int) -> _Trials:
+    return _Trials(at, epoch, ids, keys, _texts(ids), _texts(keys))
+
+
 def parse_payloads(
     at: float,
     trial_ids: Sequence[str],
@@ -75,22 +91,15 @@ def parse_payloads(
     epoch: int,
 ) -> list[str]:
     """The payload of each `ParseCompleted(at, trial_id, trial_key, answer, error, epoch)`."""
-    return _parse_texts(
-        _time_text(at), _texts(trial_ids), _texts(trial_keys), answers, errors, epoch
-    )
+    return _parse_texts(_trials(at, trial_ids, trial_keys, epoch), answers, errors)
 
 
 def _parse_texts(
-    time_text: str,
-    id_texts: list[str],
-    key_texts: list[str],
-    answers: Sequence[str | None],
-    errors: Sequence[str | None],
-    epoch: int,
+    trials: _Trials, answers: Sequence[str | None], errors: Sequence[str | None]
 ) -> list[str]:
-    """`parse_payloads`, its trials' ids and keys given as JSON texts."""
-    template = _PARSE % (time_text, "%s", "%s", "%s", "%s", epoch)
-    values = zip(id_texts, key_texts, _texts(answers), _texts(errors), strict=True)
+    """`parse_payloads`: each one `%` of a template holding the chunk's time and epoch."""
+    template = _PARSE % (_time_text(trials.at), "%s", "%s", "%s", "%s", trials.epoch)
+    values = zip(trials.id_texts, trials.key_texts, _texts(answers), _texts(errors), strict=True)
     return list(map(template.__mod__, values))
 
 
@@ -104,34 +113,27 @@ def score_payloads(
 ) -> list[str]:
     """The payload of each `ScoreCompleted(at, trial_id, trial_key, dict(zip(metrics, values)),
     epoch)`, `values` the trial's scores in `metrics`' order."""
-    id_texts, key_texts = _texts(trial_ids), _texts(trial_keys)
-    return _score_texts(at, id_texts, key_texts, trial_ids, trial_keys, metrics, scores, epoch)
+    return _score_texts(_trials(at, trial_ids, trial_keys, epoch), metrics, scores)
 
 
-def _score_texts(  # noqa: PLR0913
-    at: float,
-    id_texts: list[str],
-    key_texts: list[str],
-    trial_ids: Sequence[str],
-    trial_keys: Sequence[str],
-    metrics: Sequence[str],
-    scores: Sequence[Sequence[float]],
-    epoch: int,
+def _score_texts(
+    trials: _Trials, metrics: Sequence[str], scores: Sequence[Sequence[float]]
 ) -> list[str]:
-    """`score_payloads`, its trials' ids and keys given as JSON texts too. When every score is
-    a finite float (one C-level pass over them all), each payload is one `%` of its ids' and
-    scores' texts; else each trial's as `score_payloads` writes it alone."""
-    time_text, number = _time_text(at), float.__repr__
+    """`score_payloads`. When every score is a finite float (one C-level pass over them all),
+    each payload is one `%` of a template holding the chunk's time, epoch and metrics; else
+    each trial's is written alone, by the codec's encoder when a score is not one."""
+    at, epoch, number = trials.at, trials.epoch, float.__repr__
     named = (encode_basestring_ascii(name).replace("%", "%%") for name in metrics)
     fields = ",".join(f"{name}:%s" for name in named)  # (a `%` in a name: itself)
-    template = _SCORE_HEAD % (time_text, "%s", "%s") + fields + _SCORE_TAIL % epoch
+    template = _SCORE_HEAD % (_time_text(at), "%s", "%s") + fields + _SCORE_TAIL % epoch
     every = list(chain.from_iterable(scores))
     if set(map(type, every)) <= _FLOAT and isfinite(sum(every, 0.0)):
         numbers = [list(map(number, column)) for column in zip(*scores, strict=True)]
-        return list(map(template.__mod__, zip(id_texts, key_texts, *numbers, strict=True)))
+        texts = zip(trials.id_texts, trials.key_texts, *numbers, strict=True)
+        return list(map(template.__mod__, texts))
     made = []
     for trial_id, key, id_text, key_text, values in zip(
-        trial_ids, trial_keys, id_texts, key_texts, scores, strict=True
+        trials.ids, trials.keys, trials.id_texts, trials.key_texts, scores, strict=True
     ):
         if all(type(value) is float and value - value == 0.0 for value in values):
             made.append(template % (id_text, key_text, *map(number, values)))
@@ -160,11 +162,11 @@ def derived_texts(trials: DerivedTrials) -> EventTexts:
     """The texts of `trials`' events as the log stores them, in log order: each trial's copy
     of its generation, its parse, its score (`encode_event_texts` of the events). Each id and
     key is written as JSON once, for its parse and its score (ADR 0121)."""
-    at, ids, keys = trials.at, trials.trial_ids, trials.trial_keys
-    id_texts, key_texts, epoch = _texts(ids), _texts(keys), trials.epoch
+    at, keys = trials.at, trials.trial_keys
+    shared = _trials(at, trials.trial_ids, keys, trials.epoch)
     copies = copy_payloads(at, trials.payloads, trials.source_run)
-    parses = _parse_texts(_time_text(at), id_texts, key_texts, trials.answers, trials.errors, epoch)
-    scores = _score_texts(at, id_texts, key_texts, ids, keys, trials.metrics, trials.scores, epoch)
+    parses = _parse_texts(shared, trials.answers, trials.errors)
+    scores = _score_texts(shared, trials.metrics, trials.scores)
     n = len(keys)
     return EventTexts(
         _KINDS * n,
