@@ -6,6 +6,8 @@ release they are handed to the viewer of the file."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -169,3 +171,36 @@ def test_an_open_stores_run_is_paged_by_its_own_rows(
         assert browser.failure_kinds(run), "the run has failures"
     finally:
         store.close()
+
+
+# Run in a process of its own: a test's process has imported DuckDB's Python package, which
+# gives every connection the relation API (`sql`, `to_arrow_table`) `hand_over` reads copies with;
+# a `themis run --view` process has only DuckDB's engine until it is asked for (ADR 0123).
+_HAND_OVER = """
+import sys
+from themis.adapters.stores.duckdb import DuckDBStore
+from themis.app.api import viewer_data as data
+from themis.app.api.viewer_cache import ViewerCache
+path, run = sys.argv[1], sys.argv[2]
+store = DuckDBStore(path)
+live = ViewerCache.of(store)
+data.run_data(store, run, data.TrialQuery(search="failed"), None, live)
+released = ViewerCache.of(path)
+live.hand_over(released)
+store.close()
+print("duckdb" in sys.modules, released.prepared(run))
+"""
+
+
+def test_a_run_s_process_hands_its_copies_over_without_duckdb_s_package(
+    viewer_store: ViewerStore, tmp_path: Path
+) -> None:
+    path = str(shutil.copy(viewer_store.path, tmp_path / "held.duckdb"))
+    handed = subprocess.run(
+        [sys.executable, "-c", _HAND_OVER, path, viewer_store.run_b],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert handed.returncode == 0, handed.stderr
+    assert handed.stdout.split() == ["True", "True"]  # the package loaded to hand over

@@ -24,7 +24,7 @@ from typing import Any, Final
 import attrs
 
 from themis.adapters.codec import decode_event
-from themis.adapters.duckdb_engine import duckdb
+from themis.adapters.duckdb_engine import duckdb, with_relations
 from themis.adapters.duckdb_quiet import quiet_connection
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.duckdb_case import KEYED_EVENTS, CaseReading, read_case
@@ -559,6 +559,8 @@ class LogBrowser:
         """Give `other` (a browser of this store's file, once the store is released) this
         browser's copies of trial rows, each brought up to date first: the pages of a run
         followed while it ran then answer at once from the file (ADR 0052)."""
+        if self._tables:
+            with_relations()  # `sql` and `to_arrow_table` below (ADR 0123)
         for run_id in list(self._tables):
             try:
                 self.kept(run_id)  # through the log's last seq now
