@@ -3,6 +3,7 @@ what applying its events holds, all three maps or none."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import attrs
@@ -21,7 +22,9 @@ def compact(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     return bool(request.param == "compact keys")
 
 
-def _chunk(first: int, count: int, *, ids: list[str] | None = None) -> TrialColumns:
+def _chunk(
+    first: int, count: int, *, ids: list[str] | None = None, second: float = -0.0
+) -> TrialColumns:
     keys = [f"{index:032x}" for index in range(first, first + count)]
     sources = [
         GenerationCompleted(10.0 + index, key, f"answer {index}", "stop", 3, 4, 0.5, "m", 1)
@@ -36,7 +39,7 @@ def _chunk(first: int, count: int, *, ids: list[str] | None = None) -> TrialColu
         answers=[str(index) if index % 3 else None for index in range(count)],
         errors=[None if index % 3 else "none" for index in range(count)],
         metrics=["exact", "close"],
-        scores=[(float(index % 2), -0.0) for index in range(count)],
+        scores=[(float(index % 2), second) for index in range(count)],
         epoch=1,
     )
     fields: list[list[Any]] = [
@@ -86,6 +89,26 @@ def test_columns_fold_as_their_events(compact: bool) -> None:
         events.apply(chunk.events())
     assert _maps(columns.state()) == _maps(events.state())
     assert len(columns.state().scores) == 2 + 7 + 14
+
+
+def test_trials_of_equal_scores_share_one_map_folded_as_their_events(compact: bool) -> None:
+    columns, events = _started(), _started()
+    for first in (0, 5, 12):
+        chunk = _chunk(first, 4, second=0.5)
+        maps = chunk.scores[3]
+        assert maps[0] is maps[2]
+        assert maps[1] is maps[3]
+        assert maps[0] is not maps[1]
+        assert _put(columns, chunk)
+        events.apply(chunk.events())
+    assert _maps(columns.state()) == _maps(events.state())
+    assert len(columns.state().scores) == 12
+
+
+def test_a_negative_zero_score_keeps_a_map_of_its_own() -> None:
+    maps = _chunk(0, 4).scores[3]  # (scores `(index % 2, -0.0)`: `-0.0 == 0.0`)
+    assert len({id(scores) for scores in maps}) == 4
+    assert [math.copysign(1.0, scores["close"]) for scores in maps] == [-1.0] * 4
 
 
 @pytest.mark.parametrize("held", ["generation", "parse", "score", "repeated"])

@@ -264,7 +264,7 @@ class _Extender:
             list(zip(*[columns[index] for index in self._same_at], strict=True))
         ):
             return False
-        return self._extend_by(count, lambda index, _: list(columns[index]))
+        return self._extend_by(count, lambda index, _: list(columns[index]), shared=True)
 
     def _all_same(self, sames: list[tuple[Any, ...]]) -> bool:
         """Whether each of `sames` (an event's values of the `_Same` scalar columns) holds the
@@ -273,21 +273,24 @@ class _Extender:
             map(type, chain.from_iterable(sames))
         ) == self._same_types * len(sames)
 
-    def _extend_by(self, count: int, values_of: Callable[[int, Any], list[Any]]) -> bool:
+    def _extend_by(
+        self, count: int, values_of: Callable[[int, Any], list[Any]], *, shared: bool = False
+    ) -> bool:
         """The rest of `extend`: each column's `count` values (`values_of(its index, its
-        field's getter)`) checked, then appended."""
+        field's getter)`) checked, then appended; `shared`: a mapping column's values may be
+        one dict many times (`_intern_all`)."""
         intern = self._intern
         for index, get, mapping, held in self._kept:
             values = values_of(index, get)
             if mapping:
-                values = intern(values)
+                values = intern(values, shared)
             if not all(map(is_, values, repeat(held))):
                 return False
         columns = []
         for index, get, mapping, column in self._moving:
             values = values_of(index, get)
             if mapping:
-                values = intern(values)
+                values = intern(values, shared)
             elif type(column) is array and list(map(type, values)).count(float) != count:
                 return False
             columns.append((column, values))
@@ -848,17 +851,25 @@ class EventColumns(Mapping[str, E], Generic[E]):
             self._interned[items] = items
         return items
 
-    def _intern_all(self, mappings: list[Any]) -> list[Any]:
+    def _intern_all(self, mappings: list[Any], shared: bool = False) -> list[Any]:
         """`_intern` of each of `mappings` (a dict; any other value as it is): dicts of floats
-        only found or added at once, by C-level passes (a fold's batch of score maps)."""
+        only found or added at once, by C-level passes (a fold's batch of score maps).
+        `shared`: `mappings` may hold one dict many times (a chunk's columns, whose trials of
+        the same scores share one: `trial_columns`), each interned once (ADR 0121)."""
         interned = self._interned
         if (
             list(map(type, mappings)).count(dict) == len(mappings)
             and len(interned) + len(mappings) <= _INTERNED_MAX
-            and set(map(type, chain.from_iterable(map(dict.values, mappings)))) <= _FLOAT_TYPE
         ):
-            items = list(map(tuple, map(dict.items, mappings)))
-            return list(map(interned.setdefault, items, items))
+            distinct = dict(zip(map(id, mappings), mappings, strict=True)) if shared else None
+            given = mappings if distinct is None else list(distinct.values())
+            if set(map(type, chain.from_iterable(map(dict.values, given)))) <= _FLOAT_TYPE:
+                items = list(map(tuple, map(dict.items, given)))
+                held = list(map(interned.setdefault, items, items))
+                if distinct is None:
+                    return held
+                each = dict(zip(distinct, held, strict=True))
+                return list(map(each.__getitem__, map(id, mappings)))
         return [self._intern(value) if type(value) is dict else value for value in mappings]
 
     def value(self, key: str, name: str) -> Any:

@@ -12,7 +12,9 @@ with it, for a viewer that follows the writer (`EventWriter.folded`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from itertools import chain, repeat
+from math import copysign
+from typing import Any, Final, NamedTuple
 
 from attrs import frozen
 
@@ -88,7 +90,7 @@ def trial_columns(
     # (the maps copy what they hold of each column: the given ones are not copied here)
     copies: list[Sequence[Any]] = [ats, keys, *generations[2:9], [True] * n]
     copies += [[trials.source_run] * n, *generations[11:13], [()] * n, [None] * n]
-    scores = [dict(zip(names, values, strict=True)) for values in trials.scores]
+    scores = _score_maps(names, trials.scores)
     last = ScoreCompleted(at, ids[-1], keys[-1], scores[-1], trials.epoch)
     return TrialColumns(
         count=n,
@@ -98,3 +100,17 @@ def trial_columns(
         scores=[ats, ids, keys, scores, epochs],
         last=last,
     )
+
+
+def _score_maps(names: Sequence[str], scores: Sequence[Sequence[float]]) -> list[dict[str, float]]:
+    """Each trial's scores as a map of `names`: trials of equal scores share one when every
+    score is a float and none is signed negative (`-0.0` equals `0.0`: each keeps its own),
+    which the fold then interns once (`EventColumns._intern_all`, ADR 0121)."""
+    every = list(chain.from_iterable(scores))
+    if set(map(type, every)) <= _FLOAT and min(map(copysign, repeat(1.0), every), default=1.0) > 0:
+        shared = {values: dict(zip(names, values, strict=True)) for values in set(scores)}
+        return list(map(shared.__getitem__, scores))
+    return [dict(zip(names, values, strict=True)) for values in scores]
+
+
+_FLOAT: Final = frozenset({float})
