@@ -40,8 +40,10 @@ def test_a_run_built_with_ints_in_float_fields_reopens_from_its_store(tmp_path: 
     spec = _with(GenerationParams(temperature=0), MetricSpec("numeric_match", tolerance=0))
     compiled = compile_run(spec)
     store = DuckDBStore(tmp_path / "themis.duckdb")
-    store.save_snapshot(RunSnapshot(compiled.run_id, 0.0, spec, RuntimeConfig()))
-
-    _, reopened = load_compiled(store, compiled.run_id)
+    try:
+        store.save_snapshot(RunSnapshot(compiled.run_id, 0.0, spec, RuntimeConfig()))
+        _, reopened = load_compiled(store, compiled.run_id)
+    finally:
+        store.close()
 
     assert reopened.run_id == compiled.run_id
