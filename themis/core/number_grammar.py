@@ -190,15 +190,18 @@ def parse_numbers(texts: Iterable[str]) -> tuple[list[str | None], list[str | No
             answer(digits)
             error(None)
             continue
-        parsed = parse_number(text)
-        # `isinstance`, not `match ... case Success(answer)`: the class pattern costs ~0.7 us
-        if isinstance(parsed, Success):
-            answer(parsed.unwrap())
-            error(None)
-        else:  # a `Failure`: why the response holds no answer
-            answer(None)
-            error(parsed.failure())
+        found_answer, why = answer_or_error(parse_number(text))
+        answer(found_answer)
+        error(why)
     return answers, errors
+
+
+def answer_or_error(parsed: Result[str, str]) -> tuple[str | None, str | None]:
+    """A parse's answer and why it has none: `(answer, None)` or `(None, why)`."""
+    # `isinstance`, not `match ... case Success(answer)`: the class pattern costs ~0.7 us
+    if isinstance(parsed, Success):
+        return parsed.unwrap(), None
+    return None, parsed.failure()  # a `Failure`: why the response holds no answer
 
 
 def _lone_digits(source: str) -> str | None:

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING
 from returns.result import Failure, Result, Success
 
 from themis.core.errors import PluginError
-from themis.core.number_grammar import canonical, parse_number, parse_numbers, read_number
+from themis.core.number_grammar import (
+    answer_or_error,
+    canonical,
+    parse_number,
+    parse_numbers,
+    read_number,
+)
 from themis.core.plugins import PluginKind, is_plugin_name
 from themis.core.spec import Case, MetricSpec, ParserSpec
 from themis.core.validation import MAX_CHOICES
@@ -135,14 +141,9 @@ def parse_answers(
     answers: list[str | None] = []
     errors: list[str | None] = []
     for text, options in zip(texts, choices, strict=True):
-        parsed = parse_answer(spec, text, options, plugins)
-        # `isinstance`, not `match ... case Success(answer)`: the class pattern costs ~0.7 us
-        if isinstance(parsed, Success):
-            answers.append(parsed.unwrap())
-            errors.append(None)
-        else:  # a `Failure`: why the response holds no answer
-            answers.append(None)
-            errors.append(parsed.failure())
+        answer, error = answer_or_error(parse_answer(spec, text, options, plugins))
+        answers.append(answer)
+        errors.append(error)
     return answers, errors
 
 
