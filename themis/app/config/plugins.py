@@ -75,7 +75,7 @@ def load_reference(kind: PluginKind, reference: str) -> Plugin:
     return _plugin(kind, reference, reference, value, None)
 
 
-# `importlib.metadata` is imported where it is read: its import (~10 ms of CPU, `email` and
+# `importlib.metadata` is imported where it is read: its import (~25 ms of CPU, `email` and
 # `zipfile` with it) would otherwise come before every run's first call, for entry points and
 # distributions only a config naming a plugin of neither kind asks about.
 
