@@ -24,6 +24,7 @@ from themis.app.usecases.run_places import PlacesKeeper
 from themis.core.errors import StoreError
 from themis.core.events import RunCompleted
 from themis.core.planner import trial_refs
+from themis.core.trial_columns import EventTexts
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 FAST = ["models.strong.options.latency_s=0", "models.weak.options.latency_s=0"]
@@ -40,7 +41,7 @@ def test_a_fresh_run_keeps_its_places_before_its_last_event_is_appended(
 ) -> None:
     placing = threading.Event()
     seen: dict[str, Any] = {}
-    save_places, append = DuckDBStore.save_places, DuckDBStore.append
+    save_places, append = DuckDBStore.save_places, DuckDBStore.append_texts
 
     def places_noted(store: DuckDBStore, *args: Any, **kwargs: Any) -> None:
         seen["places_thread"] = threading.get_ident()
@@ -48,15 +49,15 @@ def test_a_fresh_run_keeps_its_places_before_its_last_event_is_appended(
         save_places(store, *args, **kwargs)
 
     def append_waiting_for_the_places(
-        store: DuckDBStore, run_id: str, seq: int, events: Any
+        store: DuckDBStore, run_id: str, seq: int, texts: EventTexts
     ) -> None:
-        if isinstance(events[-1], RunCompleted):
+        if texts.kinds[-1] == RunCompleted.kind:  # the writer appends texts (ADR 0125)
             # Kept only after the run's end, the places would never start while this waits.
             seen["places_before_the_end"] = placing.wait(timeout=5)
-        append(store, run_id, seq, events)
+        append(store, run_id, seq, texts)
 
     monkeypatch.setattr(DuckDBStore, "save_places", places_noted)
-    monkeypatch.setattr(DuckDBStore, "append", append_waiting_for_the_places)
+    monkeypatch.setattr(DuckDBStore, "append_texts", append_waiting_for_the_places)
     store = tmp_path / "s.duckdb"
     result = _experiment(tmp_path).run(store=store, progress="off")
     assert seen["places_before_the_end"]
@@ -114,20 +115,20 @@ def test_a_run_failing_after_its_places_started_waits_for_them_to_be_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: dict[str, Any] = {}
-    save_places, append = DuckDBStore.save_places, DuckDBStore.append
+    save_places, append = DuckDBStore.save_places, DuckDBStore.append_texts
 
     def slow_places(store: DuckDBStore, *args: Any, **kwargs: Any) -> None:
         time.sleep(0.3)
         save_places(store, *args, **kwargs)
         seen["places_kept"] = True
 
-    def failing_at_the_end(store: DuckDBStore, run_id: str, seq: int, events: Any) -> None:
-        if isinstance(events[-1], RunCompleted):
+    def failing_at_the_end(store: DuckDBStore, run_id: str, seq: int, texts: EventTexts) -> None:
+        if texts.kinds[-1] == RunCompleted.kind:  # the writer appends texts (ADR 0125)
             raise StoreError("disk full at the run's end")
-        append(store, run_id, seq, events)
+        append(store, run_id, seq, texts)
 
     monkeypatch.setattr(DuckDBStore, "save_places", slow_places)
-    monkeypatch.setattr(DuckDBStore, "append", failing_at_the_end)
+    monkeypatch.setattr(DuckDBStore, "append_texts", failing_at_the_end)
     with pytest.raises(StoreError, match="disk full at the run's end"):
         _experiment(tmp_path).run(
             store=tmp_path / "s.duckdb", progress="off", store_retry_attempts=1

@@ -44,18 +44,17 @@ _AT = re.compile(r'^\{"at":[^,]+,')
 
 @pytest.fixture
 def appended(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The events of each chunk appended as texts, by any store, from now on."""
+    """The events of each chunk of trials appended as texts, by any store, from now on (a
+    run's other events are appended as texts too, by a DuckDB store: ADR 0125)."""
     counted: list[int] = []
-    for store in (DuckDBStore, MemoryStore):
-        original = store.append_texts
+    original = EventWriter._append
 
-        def append_texts(
-            self: Any, run_id: str, first_seq: int, texts: Any, original: Any = original
-        ) -> None:
-            counted.append(len(texts.payloads))
-            original(self, run_id, first_seq, texts)
+    def append(self: EventWriter, part: Any, encoded: Any) -> None:
+        if isinstance(part, TrialColumns):
+            counted.append(len(part.texts.payloads))
+        original(self, part, encoded)
 
-        monkeypatch.setattr(store, "append_texts", append_texts)
+    monkeypatch.setattr(EventWriter, "_append", append)
     return counted
 
 

@@ -41,7 +41,7 @@ class Hold:
         self.release = threading.Event()
         self.on_first = trio.Event()
 
-    def before_append(self, events: Sequence[Event]) -> None:
+    def before_append(self, events: Sequence[object]) -> None:
         if not self.sizes:
             trio.from_thread.run_sync(self.on_first.set)
             assert self.release.wait(timeout=10), "the test never released the first append"
@@ -112,18 +112,21 @@ import os, signal, sys
 import trio
 from tests.app.test_writer_end import Hold, logged_run, new_writer, write_behind
 from themis.adapters.stores.duckdb import DuckDBStore
-from themis.adapters.stores.duckdb_log import INSERT_BATCHES, batch_rows
+from themis.adapters.stores.duckdb_log import INSERT_BATCHES, text_rows
 
 class Killed(DuckDBStore):
     hold = Hold()
 
     def append(self, run_id, first_seq, events):
+        self.append_texts(run_id, first_seq, self.event_texts(events))
+
+    def append_texts(self, run_id, first_seq, texts):  # the writer's (ADR 0125)
         if self.hold.sizes:  # the backlog: inserted, then killed before the commit
             with self._transaction() as con:
-                con.execute(INSERT_BATCHES, batch_rows(run_id, first_seq, events))
+                con.execute(INSERT_BATCHES, text_rows(run_id, first_seq, texts))
                 os.kill(os.getpid(), signal.SIGKILL)
-        self.hold.before_append(events)
-        super().append(run_id, first_seq, events)
+        self.hold.before_append(texts.payloads)
+        super().append_texts(run_id, first_seq, texts)
 
 run_id, events, memory = logged_run()
 store = Killed(sys.argv[1])

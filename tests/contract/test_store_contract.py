@@ -52,7 +52,7 @@ from themis.core.spec import (
     PromptSpec,
 )
 from themis.core.stages import Stage
-from themis.core.trial_columns import DerivedTrials
+from themis.core.trial_columns import DerivedTrials, joined_texts
 from themis.ports.store import StorePort
 
 # One of each event type, every field away from its default (checked below).
@@ -436,6 +436,24 @@ class StoreContract(StoreFixture):
         store.append_texts("run-b", 2, store.derived_texts(trials))
         assert store.read("run-b") == list(enumerate([source[0], *derived_events(trials)], 1))
 
+    # A run's events encoded in the writer's thread, in pieces, appended as texts (ADR 0125).
+    encodes_events = True
+
+    def test_events_encoded_in_pieces_append_as_the_events(self, store: StorePort) -> None:
+        events = [*answers(3), *answers(2, start=10)]
+        first, rest = store.event_texts(events[:2]), store.event_texts(events[2:])
+        if not self.encodes_events:
+            assert first is None
+            assert rest is None
+            return
+        assert first is not None
+        assert rest is not None
+        assert len(first.payloads) == 2
+        assert len(rest.payloads) == 3
+        store.append_texts("run-a", 1, joined_texts([first, rest]))
+        store.append("run-b", 1, events)
+        assert store.read("run-a") == store.read("run-b") == list(enumerate(events, 1))
+
     def test_appending_texts_at_a_stored_seq_conflicts_and_writes_nothing(
         self, store: StorePort
     ) -> None:
@@ -506,6 +524,7 @@ def derived_events(trials: DerivedTrials) -> list[Event]:
 
 class TestMemoryStore(OnMemoryStore, StoreContract):
     reads_columns = False
+    encodes_events = False
 
 
 class TestDuckDBStoreInMemory(OnDuckDBInMemory, StoreContract):

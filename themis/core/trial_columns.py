@@ -20,7 +20,7 @@ from attrs import frozen
 
 from themis.core.events import Event, GenerationCompleted, ParseCompleted, ScoreCompleted
 
-__all__ = ["DerivedTrials", "EventTexts", "TrialColumns", "trial_columns"]
+__all__ = ["DerivedTrials", "EventTexts", "TrialColumns", "joined_texts", "trial_columns"]
 
 
 class EventTexts(NamedTuple):
@@ -32,6 +32,16 @@ class EventTexts(NamedTuple):
     ats: Sequence[str]
     keys: Sequence[str | None]
     payloads: Sequence[str]
+
+
+def joined_texts(pieces: Sequence[EventTexts]) -> EventTexts:
+    """Consecutive events' texts, given in pieces, as one `EventTexts`."""
+    if len(pieces) == 1:
+        return pieces[0]
+    kinds, stages, ats, keys, payloads = (
+        list(chain.from_iterable(column)) for column in zip(*pieces, strict=True)
+    )
+    return EventTexts(kinds, stages, ats, keys, payloads)
 
 
 class DerivedTrials(NamedTuple):

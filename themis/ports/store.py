@@ -42,7 +42,9 @@ Contract (one suite in `tests/contract` runs it against every adapter):
   read columns (the caller then reads events).
 - `EventLog.append_texts` is `append` of events given as the texts the log stores
   (`EventTexts`: what `derived_texts` writes for a chunk of a derived replay's trials), with
-  the same all-or-none and the same `SequenceConflict`.
+  the same all-or-none and the same `SequenceConflict`. `event_texts` makes those texts for
+  events in the caller's thread (a run's writer does while its loop has nothing else to run,
+  ADR 0125), or is `None` for a log that keeps events as they are (`append` them).
 - `FactCache.save_facts` keeps one `CompiledFacts` per key (a later save replaces it);
   `load_facts` returns it, or `None` when none was saved (or the store predates the cache).
   `delete_run` leaves config entries naming the run: they are checked against the run's own.
@@ -81,6 +83,8 @@ class EventLog(Protocol):
     def last_seq(self, run_id: str) -> int: ...
 
     def append_texts(self, run_id: str, first_seq: int, texts: EventTexts) -> None: ...
+
+    def event_texts(self, events: Sequence[Event]) -> EventTexts | None: ...
 
     def derived_texts(self, trials: DerivedTrials) -> EventTexts:
         """The texts this log stores for `trials`' events (their copies, parses and scores, in

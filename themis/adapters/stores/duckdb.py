@@ -67,6 +67,7 @@ from themis.adapters.stores.duckdb_log import (
     STORED_WITHIN,
     batch_rows,
     batched,
+    event_texts,
     first_of_kind,
     first_places_of_kind,
     split_row,
@@ -490,6 +491,11 @@ class DuckDBStore:
         rows = text_rows(run_id, first_seq, texts)
         ends = texts.kinds[-1] in (RunCompleted.kind, RunPaused.kind)
         self._insert(run_id, first_seq, len(texts.payloads), rows, ends)
+
+    def event_texts(self, events: Sequence[Event]) -> EventTexts:
+        """The texts `append` stores for `events`, made in the caller's thread (a writer's
+        while its loop is idle: ADR 0125), for `append_texts`."""
+        return event_texts(events)
 
     def derived_texts(self, trials: DerivedTrials) -> EventTexts:
         """The codec's texts of `trials`' events (`derived_payloads`)."""

@@ -46,6 +46,7 @@ __all__ = [
     "STORED_WITHIN",
     "batch_rows",
     "batched",
+    "event_texts",
     "events_at",
     "events_of_rows",
     "first_logged_run",
@@ -306,12 +307,17 @@ def _cuts(payloads: Sequence[str], keys: Sequence[str | None]) -> Iterator[tuple
 
 
 def batch_rows(run_id: str, first_seq: int, events: Sequence[Event]) -> list[Any]:
-    """`events` (seqs `first_seq, ...`) as `INSERT_BATCHES` parameters: each event's texts
-    written in one call (`encode_event_texts`), then taken column by column."""
+    """`events` (seqs `first_seq, ...`) as `INSERT_BATCHES` parameters (`event_texts`)."""
+    return text_rows(run_id, first_seq, event_texts(events))
+
+
+def event_texts(events: Sequence[Event]) -> EventTexts:
+    """`events`' texts as the log stores them: each event's written in one call
+    (`encode_event_texts`), then taken column by column."""
     if not events:
-        return text_rows(run_id, first_seq, EventTexts((), (), (), (), ()))
+        return EventTexts((), (), (), (), ())
     kinds, stages, ats, keys, payloads = zip(*encode_event_texts(events), strict=True)
-    return text_rows(run_id, first_seq, EventTexts(kinds, stages, ats, keys, payloads))
+    return EventTexts(kinds, stages, ats, keys, payloads)
 
 
 def text_rows(run_id: str, first_seq: int, texts: EventTexts) -> list[Any]:

@@ -197,6 +197,10 @@ class MemoryStore:
         events = [decode_event(kind, text) for kind, text in zip(kinds, payloads, strict=True)]
         self.append(run_id, first_seq, events)
 
+    def event_texts(self, events: Sequence[Event]) -> None:
+        """`None`: this store keeps events as they are (`append` them)."""
+        return None
+
     def derived_texts(self, trials: DerivedTrials) -> EventTexts:
         """The texts the codec writes for `trials`' events (`derived_payloads`)."""
         from themis.adapters.derived_payloads import derived_texts

@@ -18,6 +18,16 @@ appending that backlog batch after batch cost a commit each (ADR 0060). A kill l
 not appended yet (more of it than with a short channel; the backlog at the end whole or not at
 all); those trials run again on resume.
 
+A run's events are encoded for the store (`EventLog.event_texts`) in the trio thread, a piece
+of `IDLE_PIECE` events at a time, whenever its loop has nothing else to run, and appended as
+texts (`append_texts`) in the worker thread: encoded there, they held the GIL while the trials
+had work (an HTTP run's answers waited for them), where the trio thread's idle moments between
+waves of answers were free. A piece that finds no idle moment within `IDLE_WAIT` leaves the
+rest of its batch to be encoded in the worker thread as before, and the next batches do so too
+for a while (`_IdleEncoder`): a loop that is never idle (an in-process model's) waits little
+(ADR 0125). A store that keeps events as they are (`event_texts` is `None`) gets them as they
+are.
+
 A derived replay's columnar path (`themis.app.execution.derived_batch`) sends a chunk of
 trials as one item, `TrialColumns`: the writer ends a batch at it wherever it comes (it is a
 batch's worth of events already: gathering chunks for a flush interval held 8-18 of them,
@@ -43,12 +53,15 @@ from collections.abc import Callable, Sequence
 
 import trio
 
+# `trio.testing.wait_all_tasks_blocked` itself; `trio.testing` imports pytest when it is there.
+from trio._core._generated_run import wait_all_tasks_blocked
+
 from themis.core.checkpoint import Checkpoint
 from themis.core.errors import SequenceConflict, StoreError
 from themis.core.events import Event
 from themis.core.runtime import RuntimeConfig
 from themis.core.state import Projection, RunState
-from themis.core.trial_columns import TrialColumns
+from themis.core.trial_columns import EventTexts, TrialColumns, joined_texts
 from themis.ports.clock import ClockPort
 from themis.ports.store import StorePort
 
@@ -57,6 +70,14 @@ BUFFERED_BATCHES = 5
 BACKLOG_BATCHES = 3
 # Each periodic checkpoint covers at least this many times the events of the previous one.
 CHECKPOINT_GROWTH = 2
+# A batch's events are encoded this many at a time while the trio loop is idle (~0.2 ms of
+# its thread each), and a piece waits at most `IDLE_WAIT` seconds for such a moment: the
+# writer waits, not the trials (the channel holds `BUFFERED_BATCHES` batches of sends).
+IDLE_PIECE = 32
+IDLE_WAIT = 0.05
+# After a piece found no idle moment, this many batches at most are encoded in the worker
+# thread before the trio thread is tried again (the count doubles with each miss).
+IDLE_BACKOFF_LIMIT = 64
 
 
 # What the writer's channel carries: one trial's events (or a chunk's, or an execution's), or a
@@ -107,6 +128,7 @@ class EventWriter:
         # Called in the first append's thread before it, and retried with it: waits for a new
         # run's snapshot to be stored (ADR 0060).
         self.before_first: Callable[[], object] | None = None
+        self._idle = _IdleEncoder(store)
 
     @property
     def next_seq(self) -> int:
@@ -232,11 +254,12 @@ class EventWriter:
         """Append `part` (retried as the runtime says), then fold it."""
         if not isinstance(part, TrialColumns) and not part:
             return
+        encoded = None if isinstance(part, TrialColumns) else await self._idle.encode(part)
         attempt = 0
         while True:
             attempt += 1
             try:
-                await trio.to_thread.run_sync(self._append, part)
+                await trio.to_thread.run_sync(self._append, part, encoded)
                 break
             except SequenceConflict:
                 raise
@@ -260,15 +283,25 @@ class EventWriter:
         if self.on_written is not None:
             self.on_written(part.events() if isinstance(part, TrialColumns) else part)
 
-    def _append(self, part: Sequence[Event] | TrialColumns) -> None:
-        """In a worker thread: `before_first` once, then the append of `part`."""
+    def _append(
+        self, part: Sequence[Event] | TrialColumns, encoded: list[EventTexts] | None
+    ) -> None:
+        """In a worker thread: `before_first` once, then the append of `part`; of events, as
+        texts when the store makes them, `encoded` (its first events' texts) and the rest's."""
         if self.before_first is not None:
             self.before_first()
             self.before_first = None
         if isinstance(part, TrialColumns):
             self._store.append_texts(self._run_id, self._next_seq, part.texts)
-        else:
+            return
+        done = 0 if encoded is None else sum(len(texts.payloads) for texts in encoded)
+        if encoded is not None and done < len(part):
+            rest = self._store.event_texts(part[done:])
+            encoded = None if rest is None else [*encoded, rest]
+        if encoded is None:
             self._store.append(self._run_id, self._next_seq, part)
+        else:
+            self._store.append_texts(self._run_id, self._next_seq, joined_texts(encoded))
 
     async def _maybe_checkpoint(self) -> None:
         """Save a checkpoint if the gap since the last one is long enough (module docstring)."""
@@ -282,3 +315,40 @@ class EventWriter:
             await trio.to_thread.run_sync(self._store.save_checkpoint, self._run_id, checkpoint)
         except StoreError:
             return  # a cache: the next interval tries again, and the log is intact
+
+
+class _IdleEncoder:
+    """Encodes a batch's events for the store in the trio thread's idle moments (module
+    docstring, ADR 0125), backing off after a batch that found none."""
+
+    def __init__(self, store: StorePort) -> None:
+        self._store = store
+        self._encodes = True  # until the store says it keeps events as they are
+        self._skip = 0  # batches left to leave to the worker thread
+        self._backoff = 1
+
+    async def encode(self, events: Sequence[Event]) -> list[EventTexts] | None:
+        """The texts of `events`' pieces, each encoded once the loop had nothing else to run,
+        up to the first that found no such moment (the rest is the worker thread's); `None`
+        for a store that takes events as they are."""
+        if not self._encodes:
+            return None
+        if self._skip:
+            self._skip -= 1
+            return []
+        encoded: list[EventTexts] = []
+        for start in range(0, len(events), IDLE_PIECE):
+            with trio.move_on_after(IDLE_WAIT) as waiting:
+                await wait_all_tasks_blocked()
+            if waiting.cancelled_caught:
+                self._skip = self._backoff
+                self._backoff = min(2 * self._backoff, IDLE_BACKOFF_LIMIT)
+                return encoded
+            texts = self._store.event_texts(events[start : start + IDLE_PIECE])
+            if texts is None:
+                self._encodes = False
+                return None
+            encoded.append(texts)
+        self._backoff = 1
+        return encoded
+
