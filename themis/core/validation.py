@@ -3,7 +3,6 @@ every check of a name uses (`unknown_name`)."""
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -38,6 +37,8 @@ def check_non_negative(instance: Any, attribute: attrs.Attribute[Any], value: fl
 
 def close_name(value: str, known: Iterable[str]) -> str | None:
     """The known name `value` is most likely a misspelling of, if any is close."""
+    import difflib  # (an error's: not imported by a run of a valid spec)
+
     close = difflib.get_close_matches(value, list(known), n=1) if isinstance(value, str) else []
     return close[0] if close else None
 

@@ -7,7 +7,6 @@ Errors are `ConfigError`s whose message starts with the `DatasetSpec` field to f
 
 from __future__ import annotations
 
-import csv
 import gzip
 import importlib.util
 import io
@@ -430,6 +429,8 @@ def _json_rows(text: str, file: Path) -> Iterator[Row]:
 
 
 def _csv_rows(text: str, file: Path) -> Iterator[Row]:
+    import csv  # (a CSV dataset's: not imported by a run of a spec)
+
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader, None)

@@ -13,7 +13,6 @@ path and the value: what every caller (the CLI, the Python API, resume) wants.
 from __future__ import annotations
 
 import json
-import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -135,6 +134,8 @@ def read_table(file: Path, name: str) -> dict[str, Any]:
     except OSError as error:
         raise ConfigError(f"{name}: cannot read: {error.strerror}") from None
     if suffix == ".toml":
+        import tomllib  # (a config file's: not imported by a run of a spec)
+
         try:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:

@@ -6,8 +6,6 @@ fits it, is decided afterwards by the same validation that checks the file.
 
 from __future__ import annotations
 
-import datetime
-import tomllib
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -35,6 +33,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 def _literal(raw: str) -> Any:
     if "\n" in raw or "\r" in raw:
         return raw
+    import tomllib  # (an override's: not imported by a run of a spec)
+
     try:
         parsed = tomllib.loads(f"value = {raw}")
     except tomllib.TOMLDecodeError:
@@ -45,6 +45,8 @@ def _literal(raw: str) -> Any:
 
 
 def _has_datetime(value: Any) -> bool:
+    import datetime
+
     """TOML dates are not config values; `--set name=2024-01-01` means the string."""
     if isinstance(value, datetime.date | datetime.time):
         return True

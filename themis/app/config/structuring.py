@@ -8,7 +8,6 @@ problem as `<source>: <key path>: <message>`.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable, Mapping
 from functools import cache
@@ -202,6 +201,8 @@ def _flatten(error: BaseException, path: str, cls: Any) -> list[tuple[str, str]]
 
 
 def _unknown_key(key: str, known: list[str]) -> str:
+    import difflib  # (an error's: not imported by a run of a valid spec)
+
     close = difflib.get_close_matches(key, known, n=1)
     if close:
         return f"unknown key (did you mean {close[0]!r}?)"

@@ -351,4 +351,3 @@ class _IdleEncoder:
             encoded.append(texts)
         self._backoff = 1
         return encoded
-
