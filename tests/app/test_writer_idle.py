@@ -14,7 +14,7 @@ from tests.app.test_writer_end import logged_run, new_writer
 from themis.adapters.stores.duckdb import DuckDBStore
 from themis.adapters.stores.memory import MemoryStore
 from themis.app.execution import writer as writer_module
-from themis.app.execution.writer import IDLE_PIECE, _IdleEncoder
+from themis.app.execution.writer import IDLE_PIECE, _IdleWork
 from themis.core.events import Event, GenerationCompleted
 from themis.core.state import project
 from themis.core.trial_columns import EventTexts
@@ -47,7 +47,7 @@ async def spin(until: trio.Event) -> None:
 
 def test_an_idle_loop_encodes_the_events_in_pieces_in_its_own_thread() -> None:
     store = EncodingStore(":memory:")
-    encoder = _IdleEncoder(store)
+    encoder = _IdleWork(store)
     events = generations(2 * IDLE_PIECE + 5)
 
     pieces = trio.run(encoder.encode, events)
@@ -55,12 +55,13 @@ def test_an_idle_loop_encodes_the_events_in_pieces_in_its_own_thread() -> None:
     assert pieces is not None
     assert [len(piece.payloads) for piece in pieces] == [IDLE_PIECE, IDLE_PIECE, 5]
     assert {thread for thread, _ in store.encoded} == {threading.current_thread().name}
-    assert pieces == [store.event_texts(events[i : i + IDLE_PIECE]) for i in (0, 32, 64)]
+    starts = range(0, len(events), IDLE_PIECE)
+    assert pieces == [store.event_texts(events[i : i + IDLE_PIECE]) for i in starts]
 
 
 def test_a_busy_loop_leaves_the_batch_to_the_worker_thread_and_backs_off() -> None:
     store = EncodingStore(":memory:")
-    encoder = _IdleEncoder(store)
+    encoder = _IdleWork(store)
     events = generations(10)
 
     async def main() -> list[list[EventTexts] | None]:
@@ -83,6 +84,22 @@ def test_a_busy_loop_leaves_the_batch_to_the_worker_thread_and_backs_off() -> No
     assert encoder._backoff == 1
 
 
+def test_a_fold_waits_for_an_idle_moment_and_not_while_backing_off() -> None:
+    work = _IdleWork(MemoryStore())
+
+    async def busy_then_idle() -> tuple[bool, bool, bool]:
+        done = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(spin, done)
+            missed = await work.moment()  # never idle: waits `IDLE_WAIT` in vain
+            backing_off = await work.moment()  # does not wait at all
+            done.set()
+        work._skip = 0
+        return missed, backing_off, await work.moment()
+
+    assert trio.run(busy_then_idle) == (False, False, True)
+
+
 def test_a_store_that_keeps_events_is_given_them_and_not_asked_again() -> None:
     asked: list[int] = []
 
@@ -90,7 +107,7 @@ def test_a_store_that_keeps_events_is_given_them_and_not_asked_again() -> None:
         def event_texts(self, events: Sequence[Event]) -> None:
             asked.append(len(events))
 
-    encoder = _IdleEncoder(Keeping())
+    encoder = _IdleWork(Keeping())
 
     assert trio.run(encoder.encode, generations(3)) is None
     assert trio.run(encoder.encode, generations(3)) is None

@@ -22,11 +22,11 @@ A run's events are encoded for the store (`EventLog.event_texts`) in the trio th
 of `IDLE_PIECE` events at a time, whenever its loop has nothing else to run, and appended as
 texts (`append_texts`) in the worker thread: encoded there, they held the GIL while the trials
 had work (an HTTP run's answers waited for them), where the trio thread's idle moments between
-waves of answers were free. A piece that finds no idle moment within `IDLE_WAIT` leaves the
-rest of its batch to be encoded in the worker thread as before, and the next batches do so too
-for a while (`_IdleEncoder`): a loop that is never idle (an in-process model's) waits little
-(ADR 0125). A store that keeps events as they are (`event_texts` is `None`) gets them as they
-are.
+waves of answers were free. A batch's fold waits for such a moment too. A wait that finds none
+within `IDLE_WAIT` leaves the rest of its batch to be encoded in the worker thread as before,
+and the next batches do not wait for a while (`_IdleWork`): a loop that is never idle (an
+in-process model's) waits little (ADR 0125). A store that keeps events as they are
+(`event_texts` is `None`) gets them as they are.
 
 A derived replay's columnar path (`themis.app.execution.derived_batch`) sends a chunk of
 trials as one item, `TrialColumns`: the writer ends a batch at it wherever it comes (it is a
@@ -70,10 +70,11 @@ BUFFERED_BATCHES = 5
 BACKLOG_BATCHES = 3
 # Each periodic checkpoint covers at least this many times the events of the previous one.
 CHECKPOINT_GROWTH = 2
-# A batch's events are encoded this many at a time while the trio loop is idle (~0.2 ms of
-# its thread each), and a piece waits at most `IDLE_WAIT` seconds for such a moment: the
-# writer waits, not the trials (the channel holds `BUFFERED_BATCHES` batches of sends).
-IDLE_PIECE = 32
+# A batch's events are encoded this many at a time while the trio loop is idle (~0.6 ms of
+# its thread each; a wait for such a moment costs ~13 us), and a piece waits at most
+# `IDLE_WAIT` seconds for one: the writer waits, not the trials (the channel holds
+# `BUFFERED_BATCHES` batches of sends).
+IDLE_PIECE = 128
 IDLE_WAIT = 0.05
 # After a piece found no idle moment, this many batches at most are encoded in the worker
 # thread before the trio thread is tried again (the count doubles with each miss).
@@ -128,7 +129,7 @@ class EventWriter:
         # Called in the first append's thread before it, and retried with it: waits for a new
         # run's snapshot to be stored (ADR 0060).
         self.before_first: Callable[[], object] | None = None
-        self._idle = _IdleEncoder(store)
+        self._idle = _IdleWork(store)
 
     @property
     def next_seq(self) -> int:
@@ -267,6 +268,8 @@ class EventWriter:
                 if attempt >= self._attempts:
                     raise
                 await self._clock.sleep(self._retry_delay)
+        if not isinstance(part, TrialColumns):
+            await self._idle.moment()  # the fold too, where the loop has nothing else to do
         with self._folding:
             last: Event
             if isinstance(part, TrialColumns):
@@ -317,20 +320,34 @@ class EventWriter:
             return  # a cache: the next interval tries again, and the log is intact
 
 
-class _IdleEncoder:
-    """Encodes a batch's events for the store in the trio thread's idle moments (module
-    docstring, ADR 0125), backing off after a batch that found none."""
+class _IdleWork:
+    """The writer's own work in the trio thread, done in its loop's idle moments (module
+    docstring, ADR 0125): a batch's encoding for the store, then its fold. A wait that finds
+    no such moment within `IDLE_WAIT` has the next batches not wait at all for a while."""
 
     def __init__(self, store: StorePort) -> None:
         self._store = store
         self._encodes = True  # until the store says it keeps events as they are
-        self._skip = 0  # batches left to leave to the worker thread
+        self._skip = 0  # batches left that do not wait
         self._backoff = 1
 
+    async def moment(self) -> bool:
+        """Wait until the loop has nothing else to run; `False` if it had none within
+        `IDLE_WAIT` (the next `_backoff` batches then do not wait), or while that lasts."""
+        if self._skip:
+            return False
+        with trio.move_on_after(IDLE_WAIT) as waiting:
+            await wait_all_tasks_blocked()
+        if waiting.cancelled_caught:
+            self._skip = self._backoff
+            self._backoff = min(2 * self._backoff, IDLE_BACKOFF_LIMIT)
+            return False
+        return True
+
     async def encode(self, events: Sequence[Event]) -> list[EventTexts] | None:
-        """The texts of `events`' pieces, each encoded once the loop had nothing else to run,
-        up to the first that found no such moment (the rest is the worker thread's); `None`
-        for a store that takes events as they are."""
+        """The texts of `events`' pieces, each encoded in an idle moment, up to the first
+        that found none (the rest is the worker thread's); `None` for a store that takes
+        events as they are."""
         if not self._encodes:
             return None
         if self._skip:
@@ -338,11 +355,7 @@ class _IdleEncoder:
             return []
         encoded: list[EventTexts] = []
         for start in range(0, len(events), IDLE_PIECE):
-            with trio.move_on_after(IDLE_WAIT) as waiting:
-                await wait_all_tasks_blocked()
-            if waiting.cancelled_caught:
-                self._skip = self._backoff
-                self._backoff = min(2 * self._backoff, IDLE_BACKOFF_LIMIT)
+            if not await self.moment():
                 return encoded
             texts = self._store.event_texts(events[start : start + IDLE_PIECE])
             if texts is None:
