@@ -48,6 +48,7 @@ saved by the use case (`themis.app.usecases.runs`), which has the report.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Sequence
 
@@ -333,10 +334,12 @@ class _IdleWork:
 
     async def moment(self) -> bool:
         """Wait until the loop has nothing else to run; `False` if it had none within
-        `IDLE_WAIT` (the next `_backoff` batches then do not wait), or while that lasts."""
-        if self._skip:
+        `IDLE_WAIT` (the next `_backoff` batches then do not wait), or while that lasts, or
+        once the writer is cancelled. Never cancelled itself: a cancel between a batch's
+        append and its fold would have the writer's last flush append it again."""
+        if self._skip or trio.current_effective_deadline() == -math.inf:
             return False
-        with trio.move_on_after(IDLE_WAIT) as waiting:
+        with trio.CancelScope(shield=True), trio.move_on_after(IDLE_WAIT) as waiting:
             await wait_all_tasks_blocked()
         if waiting.cancelled_caught:
             self._skip = self._backoff
