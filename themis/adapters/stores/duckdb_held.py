@@ -57,6 +57,12 @@ class Held:
             raise
         return cursor
 
+    def used(self) -> Any:
+        """A new cursor (`cursor`) for one more store using the file (under `_HOLDING`)."""
+        cursor = self.cursor()
+        self.users += 1
+        return cursor
+
 
 # Held files by their resolved path; `_HOLDING` guards it and each one's `users`.
 _HELD: dict[str, Held] = {}
@@ -94,9 +100,7 @@ def hold(path: str) -> tuple[Held, Any]:
                 raise
             held = Held(key, host, name)
             _HELD[key] = held
-        cursor = held.cursor()
-        held.users += 1
-    return held, cursor
+        return held, held.used()
 
 
 def share(path: str) -> tuple[Held, Any] | None:
@@ -106,9 +110,7 @@ def share(path: str) -> tuple[Held, Any] | None:
         held = _HELD.get(_key(path))
         if held is None:
             return None
-        cursor = held.cursor()
-        held.users += 1
-    return held, cursor
+        return held, held.used()
 
 
 def release(held: Held) -> None:
