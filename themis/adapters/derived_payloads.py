@@ -30,7 +30,7 @@ from typing import Final, NamedTuple
 from themis.adapters.codec import VERSION_KEY, encode_event
 from themis.core.events import GenerationCompleted, ParseCompleted, ScoreCompleted
 from themis.core.stages import Stage
-from themis.core.trial_columns import DerivedTrials, EventTexts
+from themis.core.trial_columns import DerivedTrials, EventTexts, float_scores
 
 __all__ = ["copy_payloads", "derived_texts", "parse_payloads", "score_payloads"]
 
@@ -126,8 +126,8 @@ def _score_texts(
     named = (encode_basestring_ascii(name).replace("%", "%%") for name in metrics)
     fields = ",".join(f"{name}:%s" for name in named)  # (a `%` in a name: itself)
     template = _SCORE_HEAD % (_time_text(at), "%s", "%s") + fields + _SCORE_TAIL % epoch
-    every = list(chain.from_iterable(scores))
-    if set(map(type, every)) <= _FLOAT and isfinite(sum(every, 0.0)):
+    every = float_scores(scores)
+    if every is not None and isfinite(sum(every, 0.0)):
         numbers = [list(map(number, column)) for column in zip(*scores, strict=True)]
         texts = zip(trials.id_texts, trials.key_texts, *numbers, strict=True)
         return list(map(template.__mod__, texts))
@@ -149,9 +149,6 @@ def _texts(values: Sequence[str | None]) -> list[str]:
         return list(map(encode_basestring_ascii, values))  # type: ignore[arg-type]
     text = encode_basestring_ascii
     return ["null" if value is None else text(value) for value in values]
-
-
-_FLOAT: Final = frozenset({float})
 
 
 _KINDS: Final = (GenerationCompleted.kind, ParseCompleted.kind, ScoreCompleted.kind)

@@ -20,7 +20,14 @@ from attrs import frozen
 
 from themis.core.events import Event, GenerationCompleted, ParseCompleted, ScoreCompleted
 
-__all__ = ["DerivedTrials", "EventTexts", "TrialColumns", "joined_texts", "trial_columns"]
+__all__ = [
+    "DerivedTrials",
+    "EventTexts",
+    "TrialColumns",
+    "float_scores",
+    "joined_texts",
+    "trial_columns",
+]
 
 
 class EventTexts(NamedTuple):
@@ -116,11 +123,18 @@ def _score_maps(names: Sequence[str], scores: Sequence[Sequence[float]]) -> list
     """Each trial's scores as a map of `names`: trials of equal scores share one when every
     score is a float and none is signed negative (`-0.0` equals `0.0`: each keeps its own),
     which the fold then interns once (`EventColumns._intern_all`, ADR 0121)."""
-    every = list(chain.from_iterable(scores))
-    if set(map(type, every)) <= _FLOAT and min(map(copysign, repeat(1.0), every), default=1.0) > 0:
+    every = float_scores(scores)
+    if every is not None and min(map(copysign, repeat(1.0), every), default=1.0) > 0:
         shared = {values: dict(zip(names, values, strict=True)) for values in set(scores)}
         return list(map(shared.__getitem__, scores))
     return [dict(zip(names, values, strict=True)) for values in scores]
+
+
+def float_scores(scores: Sequence[Sequence[float]]) -> list[float] | None:
+    """Every score of `scores`, one trial's after another's, when each is a float (one
+    C-level pass over their types), else `None` (an int, a bool: each trial alone)."""
+    every = list(chain.from_iterable(scores))
+    return every if set(map(type, every)) <= _FLOAT else None
 
 
 _FLOAT: Final = frozenset({float})
