@@ -285,8 +285,8 @@ def tallied_report(
     )
 
 
-# What the report reads of a generation (`Tally.count`).
-_GENERATION_FIELDS = ("served_model", "finish_reason", "cache_hit", "attempts", "retries")
+# What the report reads of a generation (`Tally.count`; a run's end, `FactColumns`).
+GENERATION_FIELDS = ("served_model", "finish_reason", "cache_hit", "attempts", "retries")
 
 # A row group: (dataset, model, prompt) with `*` for pooled ones, then the case fields' values.
 GroupKey = tuple[str | None, ...]
@@ -495,7 +495,7 @@ def _part_facts(
 ) -> list[TrialFacts] | None:
     """`plan_facts`' part of trials that all hold a generation, a parse and a score (and no
     failure, which the caller checked), else `None`."""
-    generations = state.generations.fields_at(keys, *_GENERATION_FIELDS)  # type: ignore[attr-defined]
+    generations = state.generations.fields_at(keys, *GENERATION_FIELDS)  # type: ignore[attr-defined]
     scores = state.scores.fields_at(ids, "scores")  # type: ignore[attr-defined]
     answers = state.parses.fields_at(ids, "answer")  # type: ignore[attr-defined]
     if generations is None or scores is None or answers is None:
@@ -520,7 +520,7 @@ def _part_facts(
 def trial_facts(state: RunState) -> Callable[[str, str], TrialFacts]:
     """The `TrialFacts` of a trial (its key and id) in `state`, reading only what the report
     needs of each event."""
-    generation_of = reader(state.generations, *_GENERATION_FIELDS)
+    generation_of = reader(state.generations, *GENERATION_FIELDS)
     score_of, answer_of = reader(state.scores, "scores"), reader(state.parses, "answer")
     failures = state.generation_failures
 

@@ -28,14 +28,13 @@ import numpy as np
 from themis.core.breakdown import Breakdown
 from themis.core.generation import TRUNCATED_REASONS
 from themis.core.planner import CompiledRun, PlanRecord
-from themis.core.report import GroupKey, Report, Tally, tallied_report
+from themis.core.report import GENERATION_FIELDS, GroupKey, Report, Tally, tallied_report
 from themis.core.report_sampling import is_sampled
 from themis.core.state import RunState
 from themis.core.stats import Estimate, case_mean, estimate_of_means
 
 __all__ = [
     "END_PART",
-    "GENERATION_FIELDS",
     "FactColumns",
     "Floats",
     "PlanIndex",
@@ -212,9 +211,6 @@ def columnar_report(
 # Rows of a fold's map (or plan positions) a run's end reads at once (`fold_report`,
 # `case_table`): a part's lists and arrays are ~1 MiB, never a whole run's (ADR 0103).
 END_PART: Final = 65_536
-
-# The generations' fields the facts read (`FactColumns.place_generations`).
-GENERATION_FIELDS = ("served_model", "finish_reason", "cache_hit", "attempts", "retries")
 
 
 class FactColumns:

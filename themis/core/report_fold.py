@@ -24,10 +24,9 @@ import numpy as np
 from themis.core.breakdown import Breakdown
 from themis.core.event_columns import EventColumns
 from themis.core.planner import CompiledRun, PlanRecord
-from themis.core.report import Report
+from themis.core.report import GENERATION_FIELDS, Report
 from themis.core.report_columns import (
     END_PART,
-    GENERATION_FIELDS,
     FactColumns,
     PlanLayout,
     applies,
