@@ -299,6 +299,11 @@ class _Extender:
         return True
 
 
+def _as_dicts(values: list[Any]) -> list[Any]:
+    """A mapping column's values as readers get them: a fresh dict for each held as items."""
+    return [dict(value) if type(value) is tuple else value for value in values]
+
+
 def _compress(values: list[Any], is_float: bool) -> Any:
     """A column of `values` as `_Same`, a typed array or the list itself."""
     if not values:
@@ -909,7 +914,7 @@ class EventColumns(Mapping[str, E], Generic[E]):
             else list(column[start:end])
         )
         if self._layout.mappings[index] and not as_items:
-            return [dict(value) if type(value) is tuple else value for value in values]
+            return _as_dicts(values)
         return values
 
     def shared_value(self, name: str) -> tuple[Any] | None:
@@ -987,9 +992,7 @@ class EventColumns(Mapping[str, E], Generic[E]):
                 if type(column) is _IndexKeys
                 else list(map(column.__getitem__, at))
             )
-            if self._layout.mappings[index]:
-                values = [dict(value) if type(value) is tuple else value for value in values]
-            found.append(values)
+            found.append(_as_dicts(values) if self._layout.mappings[index] else values)
         return found
 
     def reader(self, *names: str) -> Callable[[str], tuple[Any, ...] | None]:
