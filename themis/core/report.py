@@ -390,6 +390,21 @@ class Tally:
         if facts.retried:
             self.retried[group] += sign
 
+    def count_scored(self, group: GroupKey, facts: Sequence[TrialFacts]) -> None:
+        """`count` of each of `facts`, all scored (none failed), at once: each count a sum
+        over a field, not a trial at a time (ADR 0119)."""
+        self.planned += len(facts)
+        self.scored += len(facts)
+        for counter, name in (
+            (self.unparsed, "unparsed"),
+            (self.truncated, "truncated"),
+            (self.cache_hits, "cache_hit"),
+            (self.retried, "retried"),
+        ):
+            found = sum(map(_FACT[name], facts))
+            if found:
+                counter[group] += found
+
 
 class TrialFacts(NamedTuple):
     """What one trial adds to its row group: the model id that served its generation (or
@@ -464,18 +479,7 @@ def _tally_scored(
     group = groups[0]
     if groups.count(group) != len(groups):
         return False
-    count = len(facts)
-    tally.planned += count
-    tally.scored += count
-    for counter, name in (
-        (tally.unparsed, "unparsed"),
-        (tally.truncated, "truncated"),
-        (tally.cache_hits, "cache_hit"),
-        (tally.retried, "retried"),
-    ):
-        found = sum(map(_FACT[name], facts))
-        if found:
-            counter[group] += found
+    tally.count_scored(group, facts)
     served[group[1]].update(filter(None, map(_FACT["served"], facts)))
     tally.values[group]  # the group's row, as `Tally.count`'s caller makes it
     one_each.extend(group, list(map(_FACT["scores"], facts)))
