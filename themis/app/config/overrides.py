@@ -45,9 +45,9 @@ def _literal(raw: str) -> Any:
 
 
 def _has_datetime(value: Any) -> bool:
-    import datetime
-
     """TOML dates are not config values; `--set name=2024-01-01` means the string."""
+    import datetime  # (tomllib has imported it: `_literal` parsed the value first)
+
     if isinstance(value, datetime.date | datetime.time):
         return True
     if isinstance(value, list):
